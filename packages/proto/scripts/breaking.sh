@@ -1,0 +1,13 @@
+#!/bin/sh
+# buf breaking against main: build the image of main's proto/ in a temporary worktree and compare.
+set -eu
+here=$(cd "$(dirname "$0")/.." && pwd)
+top=$(git -C "$here" rev-parse --show-toplevel)
+against=${BREAKING_AGAINST:-main}
+tmp=$(mktemp -d)
+trap 'git -C "$top" worktree remove --force "$tmp/main" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
+git -C "$top" worktree add --detach "$tmp/main" "$against" >/dev/null
+files=$(cd "$tmp/main/proto" && find . -name '*.proto' | sort)
+[ -n "$files" ] || { echo "no proto files on $against"; exit 0; }
+(cd "$tmp/main/proto" && protoc --descriptor_set_in="$here/validate.binpb" -I. --include_imports -o"$tmp/against.binpb" $files)
+cd "$here" && buf breaking image.binpb --against "$tmp/against.binpb" --config ../../proto/buf.yaml --path rdm
