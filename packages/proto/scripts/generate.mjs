@@ -31,7 +31,7 @@ const protoFiles = [];
     if (statSync(path).isDirectory()) walk(path);
     else if (name.endsWith(".proto")) protoFiles.push(relative(protoRoot, path));
   }
-})(join(protoRoot, "rdm"));
+})(protoRoot);
 protoFiles.sort();
 
 const outDir = join(pkg, "src/gen");
