@@ -1,0 +1,9 @@
+export { type MintDevTokenOptions, mintDevToken } from "./mint.js";
+export { hasAnyRole, isRole, type Principal, ROLES, type Role } from "./roles.js";
+export {
+  createTokenVerifier,
+  type TokenVerifier,
+  type TokenVerifierOptions,
+  Unauthenticated,
+  type UnauthenticatedReason,
+} from "./verifier.js";

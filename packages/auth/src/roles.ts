@@ -1,0 +1,34 @@
+/** Every role the platform knows (design §5). */
+export const ROLES = [
+  "release-manager",
+  "release-coordinator",
+  "approver",
+  "change-manager",
+  "config-manager",
+  "deployer",
+  "viewer",
+  "admin",
+] as const;
+
+export type Role = (typeof ROLES)[number];
+
+const known = new Set<string>(ROLES);
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === "string" && known.has(value);
+}
+
+/** Who made a call, as established by a verified token. */
+export interface Principal {
+  /** `sub` claim: the user or workload; recorded as the actor on every event. */
+  subject: string;
+  /** Known roles from the `roles` claim; unknown role names are dropped. */
+  roles: Role[];
+  /** `name` claim, when present. */
+  name?: string;
+}
+
+/** True when the principal holds one of `allowed`. `admin` is allowed everything. */
+export function hasAnyRole(principal: Principal, allowed: readonly Role[]): boolean {
+  return principal.roles.some((role) => role === "admin" || allowed.includes(role));
+}
