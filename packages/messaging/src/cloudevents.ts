@@ -35,7 +35,11 @@ export function toKafkaMessage(event: CloudEvent): Message {
   };
   if (event.traceparent) headers.traceparent = event.traceparent;
   for (const [name, value] of Object.entries(event.extensions ?? {})) headers[`ce_${name}`] = value;
-  return { key: event.subject, value: Buffer.from(event.data.buffer, event.data.byteOffset, event.data.byteLength), headers };
+  return {
+    key: event.subject,
+    value: Buffer.from(event.data.buffer, event.data.byteOffset, event.data.byteLength),
+    headers,
+  };
 }
 
 export class MalformedCloudEvent extends Error {
@@ -54,7 +58,8 @@ export function fromKafkaMessage(message: { headers?: IHeaders; value: Buffer | 
   const missing = REQUIRED.filter((name) => !header(message.headers, name));
   if (missing.length) throw new MalformedCloudEvent(`missing CloudEvents headers: ${missing.join(", ")}`);
   const contentType = header(message.headers, "content-type");
-  if (contentType !== CONTENT_TYPE_PROTOBUF) throw new MalformedCloudEvent(`unsupported content-type: ${contentType ?? "none"}`);
+  if (contentType !== CONTENT_TYPE_PROTOBUF)
+    throw new MalformedCloudEvent(`unsupported content-type: ${contentType ?? "none"}`);
   const time = new Date(header(message.headers, "ce_time") as string);
   if (Number.isNaN(time.getTime())) throw new MalformedCloudEvent("ce_time is not an RFC 3339 timestamp");
   const extensions: Record<string, string> = {};

@@ -1,1 +1,12 @@
 export * from "./cloudevents.js";
+export {
+  type ConsumerOptions,
+  type EventHandler,
+  type MessageInfo,
+  PermanentError,
+  type RunningConsumer,
+  startConsumer,
+} from "./consumer.js";
+export { type DeadLetterReason, DLQ_HEADERS, deadLetterMessage } from "./dead-letter.js";
+export { CONSUMER_TABLES_SQL, ensureConsumerTables, HANDLED_EVENTS_TABLE } from "./handled-events.js";
+export { createKafka, createProducer, type KafkaOptions, publishEvents } from "./kafka.js";

@@ -1,0 +1,63 @@
+import type { Pool, PoolClient } from "pg";
+
+/** One row per (consumer group, event id) whose effect has committed. */
+export const HANDLED_EVENTS_TABLE = "rdm_handled_events";
+
+export const CONSUMER_TABLES_SQL = `
+CREATE TABLE IF NOT EXISTS ${HANDLED_EVENTS_TABLE} (
+  consumer_group text NOT NULL,
+  event_id text NOT NULL,
+  topic text NOT NULL,
+  "partition" integer NOT NULL,
+  "offset" bigint NOT NULL,
+  handled_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (consumer_group, event_id)
+)`;
+
+/**
+ * Creates the handled-events table if it is missing. Two processes running
+ * `CREATE TABLE IF NOT EXISTS` at once can still collide on the catalog's unique index,
+ * so creation is serialized with a transaction-scoped advisory lock.
+ */
+export async function ensureConsumerTables(pool: Pool): Promise<void> {
+  const client = await pool.connect();
+  let broken: Error | undefined;
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock(hashtext($1))", [HANDLED_EVENTS_TABLE]);
+    await client.query(CONSUMER_TABLES_SQL);
+    await client.query("COMMIT");
+  } catch (error) {
+    broken = await rollback(client, error as Error);
+    throw error;
+  } finally {
+    client.release(broken);
+  }
+}
+
+/**
+ * Inserts the handled-marker inside the caller's transaction. Returns false when the event
+ * was already handled by this group. A concurrent transaction inserting the same marker
+ * makes this one wait for it: if it commits, this returns false; if it rolls back, true.
+ */
+export async function markHandled(
+  tx: PoolClient,
+  marker: { consumerGroup: string; eventId: string; topic: string; partition: number; offset: string },
+): Promise<boolean> {
+  const result = await tx.query(
+    `INSERT INTO ${HANDLED_EVENTS_TABLE} (consumer_group, event_id, topic, "partition", "offset")
+     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (consumer_group, event_id) DO NOTHING`,
+    [marker.consumerGroup, marker.eventId, marker.topic, marker.partition, marker.offset],
+  );
+  return result.rowCount === 1;
+}
+
+/** Rolls back; returns the error to release the connection with if it cannot be trusted any more. */
+export async function rollback(client: PoolClient, cause: Error): Promise<Error | undefined> {
+  try {
+    await client.query("ROLLBACK");
+    return undefined;
+  } catch {
+    return cause;
+  }
+}
