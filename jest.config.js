@@ -12,5 +12,8 @@ export default {
   testMatch: ["<rootDir>/{packages,services}/*/test/**/*.test.ts", "<rootDir>/test/**/*.test.ts"],
   testPathIgnorePatterns: ["/node_modules/", "/dist/"],
   testTimeout: 60_000,
+  // One PostgreSQL and one Kafka-protocol broker per run (see packages/testkit/README.md).
+  globalSetup: "<rootDir>/packages/testkit/dist/jest-global-setup.js",
+  globalTeardown: "<rootDir>/packages/testkit/dist/jest-global-teardown.js",
   maxWorkers: 2,
 };

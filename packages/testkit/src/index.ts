@@ -1,0 +1,12 @@
+export { createTestDatabase, type TestDatabase } from "./database.js";
+export { dockerAvailable } from "./docker.js";
+export { testKafkaBrokers } from "./kafka.js";
+export {
+  BACKEND_ENV,
+  type Backend,
+  DATABASE_URL_ENV,
+  KAFKA_BROKERS_ENV,
+  startTestServers,
+  type TestServers,
+} from "./servers.js";
+export { uniqueId, type WaitForOptions, waitFor } from "./wait.js";
