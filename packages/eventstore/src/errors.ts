@@ -1,0 +1,26 @@
+/** The stream's version was not what the command was decided against. The gRPC layer maps this name to ABORTED. */
+export class WrongExpectedVersion extends Error {
+  override readonly name = "WrongExpectedVersion";
+  constructor(
+    readonly streamId: string,
+    readonly expected: ExpectedVersion,
+    readonly actual: number,
+    reason?: string,
+  ) {
+    super(
+      reason ??
+        `stream ${streamId}: expected version ${String(expected)}, actual ${actual === 0 ? "no_stream" : actual}`,
+    );
+  }
+}
+
+/** A command with this request id was already executed; the caller returns the stored response. */
+export class DuplicateRequest extends Error {
+  override readonly name = "DuplicateRequest";
+  constructor(readonly requestId: string) {
+    super(`request ${requestId} was already executed`);
+  }
+}
+
+/** A number is the stream's current version (0 = no events); "no_stream" = must not exist; "any" = no check. */
+export type ExpectedVersion = number | "no_stream" | "any";

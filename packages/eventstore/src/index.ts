@@ -1,0 +1,14 @@
+export { DuplicateRequest, type ExpectedVersion, WrongExpectedVersion } from "./errors.js";
+export {
+  type AppendOptions,
+  type AppendResult,
+  type CommandResult,
+  type CommitOrderPosition,
+  type EventMetadata,
+  EventStore,
+  type NewEvent,
+  type RecordedEvent,
+} from "./event-store.js";
+export { type Migration, MigrationConflict, type MigrationSet, runMigrations } from "./migrations.js";
+export { EVENTS_CHANNEL, eventStoreMigrations } from "./schema.js";
+export { withTransaction } from "./transaction.js";
