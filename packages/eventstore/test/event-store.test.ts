@@ -216,6 +216,10 @@ describe("reading", () => {
       expect(visible.map((e) => e.streamId)).not.toContain(early); // blocked behind the open transaction
       await held.query("COMMIT");
       const all = await store.readAllCommitted({ after: checkpoint });
+      // Numeric xid8 order (a text sort would put "1000" before "999").
+      const order = all.map((e) => [BigInt(e.transactionId), e.globalPosition] as const);
+      const sorted = [...order].sort(([ta, pa], [tb, pb]) => (ta === tb ? pa - pb : ta < tb ? -1 : 1));
+      expect(order).toEqual(sorted);
       const ours = all.filter((e) => e.streamId === late || e.streamId === early).map((e) => e.streamId);
       expect(ours).toEqual([late, early]);
     } finally {
