@@ -46,7 +46,11 @@ export function startMockKafka(options: MockKafkaOptions = {}): Promise<StartedM
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
 
   const stop = async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+    if (child.exitCode === null && child.signalCode === null) {
+      // Keep this process alive until the launcher has really gone.
+      child.ref();
+      child.kill("SIGTERM");
+    }
     await exited;
   };
 

