@@ -1,7 +1,7 @@
 import type { IHeaders } from "kafkajs";
 import {
-  CONTENT_TYPE_PROTOBUF,
   type CloudEvent,
+  CONTENT_TYPE_PROTOBUF,
   fromKafkaMessage,
   MalformedCloudEvent,
   toKafkaMessage,
@@ -75,6 +75,8 @@ describe("CloudEvents Kafka binding (binary mode)", () => {
     expect(() => fromKafkaMessage({ headers: { ...headers, "content-type": "application/json" }, value })).toThrow(
       "unsupported content-type: application/json",
     );
-    expect(() => fromKafkaMessage({ headers: { ...headers, ce_time: "yesterday" }, value })).toThrow(MalformedCloudEvent);
+    expect(() => fromKafkaMessage({ headers: { ...headers, ce_time: "yesterday" }, value })).toThrow(
+      MalformedCloudEvent,
+    );
   });
 });
