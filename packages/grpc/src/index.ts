@@ -1,0 +1,27 @@
+export { status as GrpcStatus } from "@grpc/grpc-js";
+export { createGrpcClient, type GrpcClient, type GrpcClientOptions, type UnaryCallOptions } from "./client.js";
+export { type ErrorDetails, errorDetails } from "./error-details.js";
+export {
+  Aborted,
+  AlreadyExists,
+  ERROR_DOMAIN,
+  FailedPrecondition,
+  type FieldViolation,
+  InvalidArgument,
+  NotFound,
+  PermissionDenied,
+  type PreconditionViolation,
+  RpcError,
+  STATUS_DETAILS_KEY,
+  toStatus,
+} from "./errors.js";
+export {
+  type CallContext,
+  createGrpcServer,
+  type GrpcServer,
+  type GrpcServerOptions,
+  type ServiceHandlers,
+  type ServiceRegistration,
+  type UnaryHandler,
+} from "./server.js";
+export { methodPath } from "./service-definition.js";
