@@ -22,6 +22,8 @@ export interface RelayOptions {
   clusterCheckIntervalMs?: number;
   /** Cap of the retry backoff after Kafka or database errors (default 10000). */
   maxBackoffMs?: number;
+  /** How long stop() lets a batch in flight finish before it disconnects Kafka under it (default 10000). */
+  stopTimeoutMs?: number;
   logger: Logger;
 }
 
@@ -32,6 +34,8 @@ export interface Relay {
   readonly isLeader: boolean;
   /** Completed read cycles (observable progress for tests and health checks). */
   readonly cycles: number;
+  /** The error of the last failed cycle; cleared by the next successful one. */
+  readonly lastError: Error | undefined;
 }
 
 /** First key of the two-int advisory lock; the second is hashtext(relay name). */
@@ -79,6 +83,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const clusterCheckIntervalMs = options.clusterCheckIntervalMs ?? 30_000;
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
+  const stopTimeoutMs = options.stopTimeoutMs ?? 10_000;
   const log = logger.child({ relay: name, topic });
   const store = new EventStore(pool);
 
@@ -106,6 +111,8 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   let stopping = false;
   let leader = false;
   let cycles = 0;
+  let lastError: Error | undefined;
+  let abortKafka: (() => Promise<void>) | undefined;
   let woken = false;
   let wakeUp: (() => void) | undefined;
   let interruptible = false;
@@ -144,6 +151,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
       admin = undefined;
       clusterId = undefined;
     };
+    abortKafka = disconnectKafka;
     try {
       while (!stopping) {
         const broken = lost();
@@ -198,6 +206,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
             published.add(events.length, attributes);
           }
           backoff = 100;
+          lastError = undefined;
           const caughtUp = events.length < batchSize;
           if (caughtUp || Date.now() - lagMeasuredAt > 1000) {
             await measureLag(client);
@@ -205,6 +214,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
           }
           if (caughtUp) await pause(pollIntervalMs, true);
         } catch (error) {
+          lastError = error as Error;
           if (lost()) throw error;
           log.error({ err: error, retryInMs: backoff }, "relay cycle failed; retrying");
           await disconnectKafka(); // reconnect and re-check the cluster id: the broker may be a new one
@@ -213,6 +223,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         }
       }
     } finally {
+      abortKafka = undefined;
       await disconnectKafka();
     }
   }
@@ -278,6 +289,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
         await lead(client, () => broken);
         backoff = 100;
       } catch (error) {
+        lastError = error as Error;
         log.error({ err: error, retryInMs: backoff }, "relay lost its database connection; reconnecting");
         broken ??= error as Error;
         await pause(backoff, false);
@@ -295,7 +307,16 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     async stop() {
       stopping = true;
       wakeUp?.();
-      await running;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<"timeout">((resolve) => {
+        timer = setTimeout(() => resolve("timeout"), stopTimeoutMs);
+      });
+      if ((await Promise.race([running, timedOut])) === "timeout") {
+        log.warn({ stopTimeoutMs }, "batch in flight did not finish in time; disconnecting Kafka under it");
+        await abortKafka?.();
+        await running;
+      }
+      clearTimeout(timer);
       lagEvents.removeCallback(observeEvents);
       lagSeconds.removeCallback(observeSeconds);
       log.info("relay stopped");
@@ -305,6 +326,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     get cycles() {
       return cycles;
+    },
+    get lastError() {
+      return lastError;
     },
   };
 }

@@ -2,7 +2,7 @@ import { EventStore, eventStoreMigrations, type NewEvent, runMigrations, withTra
 import { type CloudEvent, createKafka, fromKafkaMessage } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
-import type { Consumer, Kafka } from "kafkajs";
+import { type Consumer, Kafka, logLevel } from "kafkajs";
 import pg from "pg";
 import { type Relay, readRelayCheckpoint, relayMigrations, resetRelay, startRelay } from "../src/index.js";
 
@@ -250,6 +250,34 @@ test("a different Kafka cluster id, or resetRelay, re-publishes everything from 
   // Consumers de-duplicate by id: the stream's order holds in every round.
   const versions = fx.received.map((r) => r.event.extensions?.streamversion);
   expect(versions).toEqual(["1", "2", "3", "4", "5", "6", "1", "2", "3", "4", "5", "6", "1", "2", "3", "4", "5", "6"]);
+});
+
+test("Kafka unreachable: the relay keeps retrying without crashing, stops cleanly, and loses nothing", async () => {
+  const fx = await fixture();
+  for (let i = 0; i < 3; i++) await fx.store.appendToStream(uniqueId("release"), "no_stream", [event(i)]);
+  // A closed loopback port: connection refused at once.
+  const nowhere = new Kafka({
+    clientId: uniqueId("relay-test"),
+    brokers: ["127.0.0.1:1"],
+    connectionTimeout: 500,
+    retry: { retries: 0 },
+    logLevel: logLevel.NOTHING,
+  });
+  const relay = await startRelay({
+    pool: fx.pool,
+    kafka: nowhere,
+    topic: fx.topic,
+    source: SOURCE,
+    logger: createLogger("relay-test", "silent"), // the failures are expected here
+    maxBackoffMs: 200,
+  });
+  await waitFor(() => relay.lastError, { ...WAIT, description: "a failed cycle" });
+  expect(relay.isLeader).toBe(true);
+  expect((await readRelayCheckpoint(fx.pool))?.globalPosition).toBe(0);
+  await relay.stop();
+  await fx.start();
+  await fx.consume();
+  await expectExactlyOnceInOrder(fx);
 });
 
 test("relay migrations are idempotent", async () => {
