@@ -13,6 +13,8 @@ export interface EmbeddedPostgresOptions {
   password?: string;
   /** Extra server settings (`-c name=value`), e.g. `{ fsync: "off" }` for throwaway test clusters. */
   settings?: Record<string, string>;
+  /** Extra initdb flags for a new cluster, e.g. `["--no-sync"]` for throwaway test clusters. */
+  initdbFlags?: string[];
   /** Receives the server's log lines; by default they are dropped (errors still surface as exceptions). */
   onLog?: (line: string) => void;
 }
@@ -62,6 +64,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     persistent: true,
     createPostgresUser: isRoot,
     postgresFlags,
+    initdbFlags: options.initdbFlags ?? [],
     onLog,
     onError: (e) => onLog(`[error] ${e instanceof Error ? e.message : String(e)}`),
   });

@@ -10,3 +10,11 @@ export async function testKafkaBrokers(): Promise<string[]> {
   if (fromEnv) return parseBrokers(fromEnv);
   return (await ensureTestServers()).kafkaBrokers;
 }
+
+/**
+ * Consumer group timings for tests. librdkafka's mock cluster (like a broker) holds a rejoining
+ * group for `sessionTimeout - 1 s` after a member leaves, so kafkajs's 30 s default makes a
+ * restarted consumer wait ~29 s; with these it waits ~5 s. A brand-new group always waits ~3 s
+ * (the initial rebalance delay). Spread into `kafka.consumer({ groupId, ...testConsumerTimings })`.
+ */
+export const testConsumerTimings = { sessionTimeout: 6000, heartbeatInterval: 500 } as const;

@@ -1,6 +1,6 @@
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "../src/index.js";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "../src/index.js";
 
 async function withClient<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
@@ -59,7 +59,7 @@ describe("testKafkaBrokers", () => {
     await producer.send({ topic, messages: [{ key: "k", value: "v1" }] });
     await producer.disconnect();
 
-    const consumer = kafka.consumer({ groupId: uniqueId("testkit-group") });
+    const consumer = kafka.consumer({ groupId: uniqueId("testkit-group"), ...testConsumerTimings });
     const seen: string[] = [];
     await consumer.connect();
     try {
@@ -69,6 +69,42 @@ describe("testKafkaBrokers", () => {
       expect(seen).toEqual(["v1"]);
     } finally {
       await consumer.disconnect();
+    }
+  });
+
+  it("lets a restarted member of a group resume after its committed offset, quickly with testConsumerTimings", async () => {
+    const kafka = new Kafka({
+      clientId: "testkit-test",
+      brokers: await testKafkaBrokers(),
+      logLevel: logLevel.NOTHING,
+    });
+    const topic = uniqueId("testkit-rejoin");
+    const groupId = uniqueId("testkit-group");
+    const producer = kafka.producer();
+    await producer.connect();
+    const consumeOnce = async (): Promise<string[]> => {
+      const seen: string[] = [];
+      const consumer = kafka.consumer({ groupId, ...testConsumerTimings });
+      await consumer.connect();
+      try {
+        await consumer.subscribe({ topic, fromBeginning: true });
+        await consumer.run({ eachMessage: async ({ message }) => void seen.push(String(message.value)) });
+        await waitFor(() => seen.length > 0, { timeoutMs: 15_000, description: `a message in group ${groupId}` });
+        return seen;
+      } finally {
+        await consumer.disconnect();
+      }
+    };
+    try {
+      await producer.send({ topic, messages: [{ key: "k", value: "first" }] });
+      expect(await consumeOnce()).toEqual(["first"]);
+      await producer.send({ topic, messages: [{ key: "k", value: "second" }] });
+      const started = Date.now();
+      expect(await consumeOnce()).toEqual(["second"]);
+      // sessionTimeout 6 s -> the mock holds the rejoin ~5 s (30 s defaults would hold it ~29 s)
+      expect(Date.now() - started).toBeLessThan(12_000);
+    } finally {
+      await producer.disconnect();
     }
   });
 });
