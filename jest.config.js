@@ -1,9 +1,6 @@
 // One jest run over the whole tree. TypeScript is compiled by SWC as native ESM
 // (node --experimental-vm-modules); workspace packages are imported from their built dist.
-const swc = [
-  "@swc/jest",
-  { jsc: { parser: { syntax: "typescript" }, target: "es2022" }, module: { type: "es6" } },
-];
+const swc = ["@swc/jest", { jsc: { parser: { syntax: "typescript" }, target: "es2022" }, module: { type: "es6" } }];
 export default {
   testEnvironment: "node",
   extensionsToTreatAsEsm: [".ts"],

@@ -48,13 +48,16 @@ export const sharedEnv = {
  * verify tokens must be configured, so authentication is never silently off.
  */
 export function componentEnv<E extends z.ZodRawShape>(own: E) {
-  return z.object({ ...sharedEnv, ...own }).refine((c) => {
-    const auth = c as { AUTH_JWT_SECRET?: string; AUTH_PUBLIC_KEY?: string; AUTH_JWKS_URL?: string };
-    return Boolean(auth.AUTH_JWT_SECRET || auth.AUTH_PUBLIC_KEY || auth.AUTH_JWKS_URL);
-  }, {
-    message: "one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL must be set",
-    path: ["AUTH_JWT_SECRET"],
-  });
+  return z.object({ ...sharedEnv, ...own }).refine(
+    (c) => {
+      const auth = c as { AUTH_JWT_SECRET?: string; AUTH_PUBLIC_KEY?: string; AUTH_JWKS_URL?: string };
+      return Boolean(auth.AUTH_JWT_SECRET || auth.AUTH_PUBLIC_KEY || auth.AUTH_JWKS_URL);
+    },
+    {
+      message: "one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL must be set",
+      path: ["AUTH_JWT_SECRET"],
+    },
+  );
 }
 
 /** Environment of a gRPC service: shared variables plus where to listen. */

@@ -29,5 +29,7 @@ test("lists every problem in one error", () => {
 
 test("refuses to start without a token verification key", () => {
   const { AUTH_JWT_SECRET: _, ...withoutKey } = valid;
-  expect(() => loadConfig(grpcServiceEnv(50051), withoutKey)).toThrow(/one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL/);
+  expect(() => loadConfig(grpcServiceEnv(50051), withoutKey)).toThrow(
+    /one of AUTH_JWT_SECRET, AUTH_PUBLIC_KEY or AUTH_JWKS_URL/,
+  );
 });

@@ -26,6 +26,12 @@ export interface Telemetry {
  */
 export function startTelemetry(options: TelemetryOptions): Telemetry {
   const processors = [...(options.spanProcessors ?? [])];
+  if (!options.otlpEndpoint) {
+    // Without an endpoint the SDK would still build OTLP log/metric exporters from its env defaults.
+    process.env.OTEL_LOGS_EXPORTER ??= "none";
+    process.env.OTEL_METRICS_EXPORTER ??= "none";
+    process.env.OTEL_TRACES_EXPORTER ??= "none";
+  }
   const sdk = new NodeSDK({
     resource: resourceFromAttributes({ [ATTR_SERVICE_NAME]: options.serviceName }),
     textMapPropagator: new W3CTraceContextPropagator(),
@@ -33,7 +39,9 @@ export function startTelemetry(options: TelemetryOptions): Telemetry {
       ? {
           traceExporter: new OTLPTraceExporter({ url: `${options.otlpEndpoint}/v1/traces` }),
           metricReaders: [
-            new PeriodicExportingMetricReader({ exporter: new OTLPMetricExporter({ url: `${options.otlpEndpoint}/v1/metrics` }) }),
+            new PeriodicExportingMetricReader({
+              exporter: new OTLPMetricExporter({ url: `${options.otlpEndpoint}/v1/metrics` }),
+            }),
           ],
         }
       : {}),

@@ -50,7 +50,11 @@ execFileSync(
   { stdio: "inherit" },
 );
 // The descriptor image (with imports) serves gRPC reflection and is the input of buf lint/breaking.
-execFileSync("protoc", [...common, "--include_imports", "--include_source_info", `-o${join(pkg, "image.binpb")}`, ...protoFiles], {
-  stdio: "inherit",
-});
+execFileSync(
+  "protoc",
+  [...common, "--include_imports", "--include_source_info", `-o${join(pkg, "image.binpb")}`, ...protoFiles],
+  {
+    stdio: "inherit",
+  },
+);
 console.log(`generated ${protoFiles.length} files`);
