@@ -1,0 +1,134 @@
+import { createTokenVerifier, type TokenVerifier } from "@rdm/auth";
+import { grpcServiceEnv, loadConfig } from "@rdm/config";
+import { EventStore, eventStoreMigrations, type Migration, runMigrations } from "@rdm/eventstore";
+import { createGrpcServer, type ServiceRegistration } from "@rdm/grpc";
+import { createKafka } from "@rdm/messaging";
+import { createLogger, type Logger, startTelemetry } from "@rdm/observability";
+import { descriptorImagePath } from "@rdm/proto";
+import { startRelay } from "@rdm/relay";
+import type { Kafka } from "kafkajs";
+import type pg from "pg";
+import { openDatabase } from "./database.js";
+
+export interface ServiceContext {
+  name: string;
+  pool: pg.Pool;
+  store: EventStore;
+  kafka: Kafka;
+  logger: Logger;
+}
+
+/** Something a service runs beside its gRPC server (consumers, jobs); stopped on shutdown. */
+export interface Worker {
+  stop(): Promise<void>;
+}
+
+export interface GrpcServiceDefinition {
+  /** Short name: release, change, configuration, deployment. Topic: rdm.<name>.events.v1. */
+  name: string;
+  defaultPort: number;
+  /** The service's own tables (read models, sequences), run after the event store's. */
+  migrations?: Migration[];
+  services(ctx: ServiceContext): ServiceRegistration[];
+  workers?(ctx: ServiceContext): Promise<Worker[]>;
+}
+
+export interface RunningService {
+  port: number;
+  context: ServiceContext;
+  stop(): Promise<void>;
+}
+
+export function verifierFromConfig(config: {
+  AUTH_ISSUER: string;
+  AUTH_AUDIENCE: string;
+  AUTH_JWT_SECRET?: string | undefined;
+  AUTH_PUBLIC_KEY?: string | undefined;
+  AUTH_JWKS_URL?: string | undefined;
+}): TokenVerifier {
+  return createTokenVerifier({
+    issuer: config.AUTH_ISSUER,
+    audience: config.AUTH_AUDIENCE,
+    ...(config.AUTH_JWT_SECRET ? { secret: config.AUTH_JWT_SECRET } : {}),
+    ...(config.AUTH_PUBLIC_KEY ? { publicKeyPem: config.AUTH_PUBLIC_KEY } : {}),
+    ...(config.AUTH_JWKS_URL ? { jwksUrl: config.AUTH_JWKS_URL } : {}),
+  });
+}
+
+/**
+ * Starts one event-sourced gRPC service: validated config, its database and migrations, the
+ * event store, the outbox relay to rdm.<name>.events.v1, workers, and the gRPC server with
+ * health and reflection. Returns once it serves; stop() shuts down in reverse order.
+ */
+export async function startGrpcService(
+  definition: GrpcServiceDefinition,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<RunningService> {
+  const config = loadConfig(grpcServiceEnv(definition.defaultPort), env);
+  const logger = createLogger(definition.name, config.LOG_LEVEL);
+  const pool = await openDatabase(config.DATABASE_URL);
+  await runMigrations(pool, eventStoreMigrations);
+  if (definition.migrations?.length)
+    await runMigrations(pool, { component: definition.name, migrations: definition.migrations });
+
+  const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `rdm-${definition.name}`, logger });
+  const context: ServiceContext = { name: definition.name, pool, store: new EventStore(pool), kafka, logger };
+  const relay = await startRelay({
+    pool,
+    kafka,
+    topic: `rdm.${definition.name}.events.v1`,
+    source: `rdm/${definition.name}`,
+    logger,
+  });
+  const workers = (await definition.workers?.(context)) ?? [];
+
+  const server = createGrpcServer({
+    logger,
+    verifier: verifierFromConfig(config),
+    services: definition.services(context),
+    reflection: { imagePath: descriptorImagePath },
+  });
+  const port = await server.listen(config.GRPC_HOST, config.GRPC_PORT);
+  logger.info({ host: config.GRPC_HOST, port }, `${definition.name} service listening`);
+
+  let stopped: Promise<void> | undefined;
+  const stop = () => {
+    stopped ??= (async () => {
+      logger.info("shutting down");
+      await server.shutdown();
+      for (const worker of workers.reverse()) await worker.stop();
+      await relay.stop();
+      await pool.end();
+    })();
+    return stopped;
+  };
+  return { port, context, stop };
+}
+
+/** Process entry point: telemetry, start, and a clean stop on SIGINT/SIGTERM. */
+export async function runMain(name: string, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
+  const telemetry = startTelemetry({
+    serviceName: `rdm-${name}`,
+    otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT,
+  });
+  const logger = createLogger(name);
+  let running: { stop(): Promise<void> };
+  try {
+    running = await start();
+  } catch (error) {
+    logger.fatal({ err: error }, `${name} failed to start: ${(error as Error).message}`);
+    await telemetry.shutdown();
+    process.exit(1);
+  }
+  const shutdown = async (signal: string) => {
+    logger.info({ signal }, "stopping");
+    try {
+      await running.stop();
+    } finally {
+      await telemetry.shutdown();
+      process.exit(0);
+    }
+  };
+  process.once("SIGINT", () => void shutdown("SIGINT"));
+  process.once("SIGTERM", () => void shutdown("SIGTERM"));
+}
