@@ -1,0 +1,1 @@
+export { changeService, startChangeService } from "./service.js";

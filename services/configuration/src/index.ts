@@ -1,0 +1,1 @@
+export { configurationService, startConfigurationService } from "./service.js";

@@ -1,0 +1,4 @@
+import { runMain } from "@rdm/runtime";
+import { startConfigurationService } from "./service.js";
+
+await runMain("configuration", () => startConfigurationService());

@@ -1,0 +1,1 @@
+export { deploymentService, startDeploymentService } from "./service.js";

@@ -1,0 +1,4 @@
+import { runMain } from "@rdm/runtime";
+import { startDeploymentService } from "./service.js";
+
+await runMain("deployment", () => startDeploymentService());

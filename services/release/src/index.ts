@@ -1,0 +1,1 @@
+export { releaseService, startReleaseService } from "./service.js";

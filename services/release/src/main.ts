@@ -1,0 +1,4 @@
+import { runMain } from "@rdm/runtime";
+import { startReleaseService } from "./service.js";
+
+await runMain("release", () => startReleaseService());
