@@ -1,0 +1,1 @@
+export { gatewayEnv, type RunningGateway, startGateway } from "./service.js";
