@@ -1,0 +1,264 @@
+// The walking skeleton end to end, through the public interfaces only: RegisterRelease over gRPC,
+// the event on Kafka (CloudEvents headers, decodable from the published .proto with protoc), the
+// gateway's HTTP read model, and a rebuild of that read model from the topic.
+import { execFileSync } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { status } from "@grpc/grpc-js";
+import { mintDevToken } from "@rdm/auth";
+import { startGateway } from "@rdm/gateway";
+import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { startReleaseService } from "@rdm/release";
+import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { Kafka, logLevel } from "kafkajs";
+import pg from "pg";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const secret = randomUUID() + randomUUID();
+const token = (roles: string[], subject = "alice") =>
+  mintDevToken({ subject, roles: roles as never, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+
+const stopAll: (() => Promise<void>)[] = [];
+let releaseAddress: string;
+let gatewayUrl: string;
+let releaseDbUrl: string;
+let gatewayDbUrl: string;
+let brokers: string[];
+
+async function startGatewayOn(databaseUrl: string, group: string) {
+  const gateway = await startGateway({
+    DATABASE_URL: databaseUrl,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    HTTP_PORT: "0",
+    GATEWAY_CONSUMER_GROUP: group,
+    LOG_LEVEL: "warn",
+  });
+  stopAll.push(() => gateway.stop());
+  return gateway;
+}
+
+beforeAll(async () => {
+  brokers = await testKafkaBrokers();
+  const releaseDb = await createTestDatabase("e2e_release");
+  const gatewayDb = await createTestDatabase("e2e_gateway");
+  releaseDbUrl = releaseDb.url;
+  gatewayDbUrl = gatewayDb.url;
+  const release = await startReleaseService({
+    DATABASE_URL: releaseDb.url,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+  });
+  stopAll.push(() => release.stop());
+  releaseAddress = `127.0.0.1:${release.port}`;
+  const gateway = await startGatewayOn(gatewayDb.url, uniqueId("gateway"));
+  gatewayUrl = gateway.url;
+});
+
+afterAll(async () => {
+  for (const stop of stopAll.reverse()) await stop();
+});
+
+const registerRequest = (overrides: Record<string, unknown> = {}) => ({
+  requestId: randomUUID(),
+  title: "Payments 4.2",
+  description: "Quarterly payments release",
+  type: ReleaseType.MAJOR,
+  category: "payments",
+  owner: "olivia",
+  coordinator: "carl",
+  stakeholders: ["sre-payments"],
+  risk: RiskLevel.MEDIUM,
+  ...overrides,
+});
+
+async function getJson(url: string, bearer: string) {
+  const response = await fetch(url, { headers: { authorization: `Bearer ${bearer}` } });
+  return { status: response.status, body: response.status === 200 ? await response.json() : undefined };
+}
+
+test("a registered release reaches Kafka as a CloudEvent and the gateway read model", async () => {
+  const client = createGrpcClient(ReleaseService, releaseAddress, { token: await token(["release-manager"]) });
+  const { release } = await client.registerRelease(registerRequest());
+  expect(release?.key).toMatch(/^REL-\d{4}-\d{4,}$/);
+  const releaseId = release?.releaseId as string;
+
+  const fetched = await client.getRelease({ releaseId });
+  expect(fetched.release).toEqual(release);
+
+  const viewer = await token(["viewer"], "vera");
+  const view = await waitFor(
+    async () => {
+      const { status: code, body } = await getJson(`${gatewayUrl}/v1/releases/${releaseId}`, viewer);
+      return code === 200 ? body : undefined;
+    },
+    { timeoutMs: 20_000, description: "release visible at the gateway" },
+  );
+  expect(view).toMatchObject({
+    releaseId,
+    key: release?.key,
+    title: "Payments 4.2",
+    type: "MAJOR",
+    risk: "MEDIUM",
+    phase: "REGISTRATION",
+    owner: "olivia",
+    stakeholders: ["sre-payments"],
+    registeredBy: "alice",
+    version: 1,
+  });
+
+  // Read the topic like an outside consumer would and decode with protoc and the .proto files.
+  const kafka = new Kafka({ brokers, clientId: uniqueId("e2e-reader"), logLevel: logLevel.NOTHING });
+  const consumer = kafka.consumer({ groupId: uniqueId("e2e-reader") });
+  await consumer.connect();
+  await consumer.subscribe({ topic: "rdm.release.events.v1", fromBeginning: true });
+  let found: { headers: Record<string, string>; value: Buffer; key: string } | undefined;
+  await consumer.run({
+    eachMessage: async ({ message }) => {
+      if (message.key?.toString() !== releaseId) return;
+      const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
+      found = { headers, value: message.value as Buffer, key: message.key.toString() };
+    },
+  });
+  await waitFor(async () => found, { timeoutMs: 20_000, description: "event on rdm.release.events.v1" });
+  await consumer.disconnect();
+  const message = found as NonNullable<typeof found>;
+  expect(message.headers).toMatchObject({
+    ce_specversion: "1.0",
+    ce_type: "rdm.release.v1.ReleaseRegistered",
+    ce_source: "rdm/release",
+    ce_subject: releaseId,
+    "content-type": "application/protobuf",
+  });
+  expect(message.headers.ce_id).toMatch(/^[0-9a-f-]{36}$/);
+  expect(Number.isNaN(Date.parse(message.headers.ce_time as string))).toBe(false);
+  const decoded = execFileSync(
+    "protoc",
+    [
+      `--descriptor_set_in=${path.join(root, "packages/proto/validate.binpb")}`,
+      `-I${path.join(root, "proto")}`,
+      `--decode=${message.headers.ce_type}`,
+      "rdm/release/v1/events.proto",
+    ],
+    { input: message.value },
+  ).toString();
+  expect(decoded).toContain(`release_id: "${releaseId}"`);
+  expect(decoded).toContain(`key: "${release?.key}"`);
+  expect(decoded).toContain("type: RELEASE_TYPE_MAJOR");
+  expect(decoded).toContain('actor: "alice"');
+});
+
+test("the same request id twice records one event and returns the same response", async () => {
+  const client = createGrpcClient(ReleaseService, releaseAddress, { token: await token(["release-manager"]) });
+  const request = registerRequest({ title: "Idempotent release" });
+  const [first, second] = await Promise.all([client.registerRelease(request), client.registerRelease(request)]);
+  const third = await client.registerRelease(request);
+  expect(second).toEqual(first);
+  expect(third).toEqual(first);
+  const db = new pg.Client({ connectionString: releaseDbUrl });
+  await db.connect();
+  const { rows } = await db.query(
+    "SELECT count(*)::int AS n FROM events WHERE type = 'rdm.release.v1.ReleaseRegistered' AND stream_id = $1",
+    [first.release?.releaseId],
+  );
+  await db.end();
+  expect(rows[0].n).toBe(1);
+
+  // The same id for a different request is refused, not silently answered with the old result.
+  await expect(client.registerRelease({ ...request, title: "Something else" })).rejects.toMatchObject({
+    code: status.FAILED_PRECONDITION,
+  });
+});
+
+test("invalid requests, missing tokens and wrong roles are refused with the right status", async () => {
+  const manager = createGrpcClient(ReleaseService, releaseAddress, { token: await token(["release-manager"]) });
+  const invalid = await manager
+    .registerRelease(registerRequest({ title: "", type: ReleaseType.UNSPECIFIED, requestId: "not-a-uuid" }))
+    .catch((e) => e);
+  expect(invalid.code).toBe(status.INVALID_ARGUMENT);
+  const fields = errorDetails(invalid)
+    .badRequest?.fieldViolations.map((v) => v.field)
+    .sort();
+  expect(fields).toEqual(["request_id", "title", "type"]);
+
+  const anonymous = createGrpcClient(ReleaseService, releaseAddress, {});
+  await expect(anonymous.registerRelease(registerRequest())).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+  const forged = createGrpcClient(ReleaseService, releaseAddress, {
+    token: await mintDevToken({
+      subject: "mallory",
+      roles: ["admin"],
+      secret: "x".repeat(40),
+      issuer: "rdm",
+      audience: "rdm",
+    }),
+  });
+  await expect(forged.registerRelease(registerRequest())).rejects.toMatchObject({ code: status.UNAUTHENTICATED });
+  const viewer = createGrpcClient(ReleaseService, releaseAddress, { token: await token(["viewer"]) });
+  await expect(viewer.registerRelease(registerRequest())).rejects.toMatchObject({ code: status.PERMISSION_DENIED });
+  await expect(viewer.getRelease({ releaseId: randomUUID() })).rejects.toMatchObject({ code: status.NOT_FOUND });
+
+  const response = await fetch(`${gatewayUrl}/v1/releases`);
+  expect(response.status).toBe(401);
+});
+
+test("the gateway pages through releases and a rebuild from the topic equals the live projection", async () => {
+  const client = createGrpcClient(ReleaseService, releaseAddress, { token: await token(["release-manager"]) });
+  const ids: string[] = [];
+  for (let i = 0; i < 7; i++)
+    ids.push(
+      (await client.registerRelease(registerRequest({ title: `Paged release ${i}` }))).release?.releaseId as string,
+    );
+  const viewer = await token(["viewer"]);
+  await waitFor(
+    async () =>
+      (await Promise.all(ids.map((id) => getJson(`${gatewayUrl}/v1/releases/${id}`, viewer)))).every(
+        (r) => r.status === 200,
+      ),
+    {
+      timeoutMs: 20_000,
+      description: "all releases projected",
+    },
+  );
+
+  const seen: string[] = [];
+  let pageToken: string | null = null;
+  do {
+    const query: string = `pageSize=3${pageToken ? `&pageToken=${pageToken}` : ""}`;
+    const { body } = await getJson(`${gatewayUrl}/v1/releases?${query}`, viewer);
+    expect(body.releases.length).toBeLessThanOrEqual(3);
+    seen.push(...body.releases.map((r: { releaseId: string }) => r.releaseId));
+    pageToken = body.nextPageToken;
+  } while (pageToken);
+  expect(new Set(seen).size).toBe(seen.length);
+  for (const id of ids) expect(seen).toContain(id);
+  expect(
+    (await fetch(`${gatewayUrl}/v1/releases?pageToken=garbage`, { headers: { authorization: `Bearer ${viewer}` } }))
+      .status,
+  ).toBe(400);
+
+  // A second gateway with an empty database and a new consumer group rebuilds from the topic.
+  const rebuiltDb = await createTestDatabase("e2e_rebuild");
+  await startGatewayOn(rebuiltDb.url, uniqueId("rebuild"));
+  const snapshot = async (url: string) => {
+    const db = new pg.Client({ connectionString: url });
+    await db.connect();
+    const { rows } = await db.query("SELECT * FROM release_view ORDER BY release_id");
+    await db.end();
+    return rows;
+  };
+  const live = await snapshot(gatewayDbUrl);
+  expect(live.length).toBeGreaterThanOrEqual(ids.length);
+  const rebuilt = await waitFor(
+    async () => {
+      const byId = new Map((await snapshot(rebuiltDb.url)).map((r) => [r.release_id, r]));
+      return live.every((row) => byId.has(row.release_id)) ? byId : undefined;
+    },
+    { timeoutMs: 30_000, description: "rebuilt projection caught up with the live one" },
+  );
+  for (const row of live) expect(rebuilt.get(row.release_id)).toEqual(row);
+});
