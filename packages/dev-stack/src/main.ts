@@ -1,0 +1,143 @@
+// Starts the whole system on embedded defaults: PostgreSQL (data under .data/postgres, kept across
+// restarts), librdkafka's mock Kafka cluster, the four gRPC services and the gateway, each as a
+// child process with prefixed, readable logs. Ctrl-C stops everything in reverse order.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { mintDevToken } from "@rdm/auth";
+import { ensureDatabase, startEmbeddedPostgres, startMockKafka } from "@rdm/embedded";
+
+const root = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
+const dataDir = path.resolve(process.env.RDM_DATA_DIR ?? path.join(root, ".data"));
+const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
+
+const components = [
+  { name: "release", kind: "grpc", port: env("RELEASE_GRPC_PORT", 50051) },
+  { name: "change", kind: "grpc", port: env("CHANGE_GRPC_PORT", 50052) },
+  { name: "configuration", kind: "grpc", port: env("CONFIGURATION_GRPC_PORT", 50053) },
+  { name: "deployment", kind: "grpc", port: env("DEPLOYMENT_GRPC_PORT", 50054) },
+  { name: "gateway", kind: "http", port: env("GATEWAY_HTTP_PORT", 8080) },
+] as const;
+
+const COLORS = [36, 35, 33, 32, 34, 31];
+const LEVELS: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO ", 40: "WARN ", 50: "ERROR", 60: "FATAL" };
+const width = Math.max(...components.map((c) => c.name.length), "postgres".length);
+const label = (name: string, i: number) => `\x1b[${COLORS[i % COLORS.length]}m${name.padEnd(width)}\x1b[0m |`;
+
+/** One readable line from a pino JSON line (anything else is printed as it came). */
+function pretty(line: string): string {
+  try {
+    const { level, time, msg, component: _c, pid: _p, hostname: _h, ...rest } = JSON.parse(line);
+    const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
+    return `${new Date(time).toISOString().slice(11, 23)} ${LEVELS[level] ?? level} ${msg ?? ""}${extra}`;
+  } catch {
+    return line;
+  }
+}
+
+function devSecret(): string {
+  const file = path.join(dataDir, "dev-jwt-secret");
+  if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
+  return readFileSync(file, "utf8").trim();
+}
+
+async function main() {
+  mkdirSync(dataDir, { recursive: true });
+  const say = (line: string) => console.log(`${label("rdm", 5)} ${line}`);
+
+  say(`starting PostgreSQL (data in ${path.join(dataDir, "postgres")})`);
+  const postgres = await startEmbeddedPostgres({
+    dataDir: path.join(dataDir, "postgres"),
+    port: env("RDM_POSTGRES_PORT", 54329),
+  });
+  say("starting the Kafka-protocol broker (librdkafka mock cluster, in memory)");
+  const kafka = await startMockKafka({
+    topics: ["release", "change", "configuration", "deployment"].map((s) => ({
+      name: `rdm.${s}.events.v1`,
+      partitions: 4,
+    })),
+  });
+
+  const secret = devSecret();
+  const children: { name: string; child: ChildProcess }[] = [];
+  let stopping = false;
+  const stop = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    say("stopping…");
+    await Promise.all(
+      children.reverse().map(
+        ({ child }) =>
+          new Promise<void>((resolve) => {
+            if (child.exitCode !== null) return resolve();
+            child.once("exit", () => resolve());
+            child.kill("SIGTERM");
+            setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
+          }),
+      ),
+    );
+    await kafka.stop();
+    await postgres.stop();
+    say("stopped");
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stop(0));
+  process.on("SIGTERM", () => void stop(0));
+
+  for (const [i, component] of components.entries()) {
+    const databaseUrl = await ensureDatabase(postgres.adminUrl, `rdm_${component.name}`);
+    const child = spawn(
+      process.execPath,
+      ["--enable-source-maps", path.join(root, "services", component.name, "dist/main.js")],
+      {
+        env: {
+          ...process.env,
+          DATABASE_URL: databaseUrl,
+          KAFKA_BROKERS: kafka.bootstrapServers.join(","),
+          AUTH_JWT_SECRET: secret,
+          ...(component.kind === "grpc"
+            ? { GRPC_PORT: String(component.port) }
+            : { HTTP_PORT: String(component.port) }),
+          RELEASE_GRPC_URL: `127.0.0.1:${components[0].port}`,
+        },
+        stdio: ["ignore", "pipe", "pipe"],
+      },
+    );
+    children.push({ name: component.name, child });
+    for (const stream of [child.stdout, child.stderr]) {
+      createInterface({ input: stream }).on("line", (line) =>
+        console.log(`${label(component.name, i)} ${pretty(line)}`),
+      );
+    }
+    child.once("exit", (code, signal) => {
+      if (stopping) return;
+      say(`${component.name} exited (${signal ?? code}); stopping the stack`);
+      void stop(1);
+    });
+  }
+
+  const token = await mintDevToken({
+    subject: "dev-admin",
+    roles: ["admin"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "12h",
+  });
+  say("up:");
+  say(`  PostgreSQL      ${postgres.adminUrl.replace(/:[^:@/]*@/, ":***@")}`);
+  say(`  Kafka           ${kafka.bootstrapServers.join(",")}`);
+  for (const c of components)
+    say(`  ${c.name.padEnd(15)} ${c.kind === "grpc" ? "grpc" : "http"}://127.0.0.1:${c.port}`);
+  say(`  OpenAPI         http://127.0.0.1:${components[4].port}/docs`);
+  say(`  dev token (admin, 12h, local use only): ${token}`);
+  say("Ctrl-C stops everything.");
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});
