@@ -1,0 +1,239 @@
+import { create } from "@bufbuild/protobuf";
+import {
+  type Artifact,
+  type ArtifactDependency,
+  ArtifactSchema,
+  ArtifactStatus,
+  IntegrityStatus,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import {
+  type ArtifactQuarantined,
+  ArtifactQuarantinedSchema,
+  type ArtifactRegistered,
+  ArtifactRegisteredSchema,
+  type ArtifactRetired,
+  ArtifactRetiredSchema,
+  type ArtifactVerified,
+  ArtifactVerifiedSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import semver from "semver";
+import { ConfigurationRuleViolation } from "./rule-violation.js";
+
+export type ArtifactEvent = ArtifactRegistered | ArtifactVerified | ArtifactQuarantined | ArtifactRetired;
+
+export interface ArtifactState {
+  artifact: Artifact | undefined;
+}
+
+export const initialArtifactState = (): ArtifactState => ({ artifact: undefined });
+
+/**
+ * Decided against the state of the artifact already registered under the same name and
+ * version (if any): the Definitive Media Library never holds two contents for one version.
+ */
+export interface RegisterArtifact {
+  kind: "registerArtifact";
+  artifactId: string;
+  name: string;
+  version: string;
+  sha256: string;
+  sizeBytes: bigint;
+  mediaUri: string;
+  dependencies: ArtifactDependency[];
+}
+
+export interface VerifyArtifact {
+  kind: "verifyArtifact";
+  actualSha256: string;
+  /** Only known when the service hashed streamed content itself. */
+  actualSizeBytes: bigint | undefined;
+  method: "bytes" | "digest";
+}
+
+export interface QuarantineArtifact {
+  kind: "quarantineArtifact";
+  reason: string;
+}
+
+export interface RetireArtifact {
+  kind: "retireArtifact";
+  reason: string;
+}
+
+export type ArtifactCommand = RegisterArtifact | VerifyArtifact | QuarantineArtifact | RetireArtifact;
+
+function existing(state: ArtifactState): Artifact {
+  if (!state.artifact) throw new ConfigurationRuleViolation("NOT_FOUND", "artifact.exists", "artifact not found");
+  return state.artifact;
+}
+
+function checkRegistration(command: RegisterArtifact): void {
+  if (semver.valid(command.version) !== command.version) {
+    throw new ConfigurationRuleViolation(
+      "INVALID_ARGUMENT",
+      "artifact.semver_version",
+      `version "${command.version}" is not a semantic version (e.g. 1.4.2)`,
+      "version",
+    );
+  }
+  const seen = new Set<string>();
+  for (const dependency of command.dependencies) {
+    if (!dependency.name || semver.validRange(dependency.versionRange) === null) {
+      throw new ConfigurationRuleViolation(
+        "INVALID_ARGUMENT",
+        "artifact.dependency_range",
+        `dependency "${dependency.name}" has no valid semver range ("${dependency.versionRange}")`,
+        "dependencies",
+      );
+    }
+    if (dependency.name === command.name) {
+      throw new ConfigurationRuleViolation(
+        "INVALID_ARGUMENT",
+        "artifact.no_self_dependency",
+        `artifact ${command.name} cannot depend on itself`,
+        "dependencies",
+      );
+    }
+    if (seen.has(dependency.name)) {
+      throw new ConfigurationRuleViolation(
+        "INVALID_ARGUMENT",
+        "artifact.unique_dependency",
+        `dependency "${dependency.name}" is declared twice`,
+        "dependencies",
+      );
+    }
+    seen.add(dependency.name);
+  }
+}
+
+export function decideArtifact(command: ArtifactCommand, state: ArtifactState): ArtifactEvent[] {
+  switch (command.kind) {
+    case "registerArtifact": {
+      checkRegistration(command);
+      const registered = state.artifact;
+      if (registered) {
+        // Same content again: idempotent. Other content under the same version: refused.
+        if (registered.sha256 === command.sha256) return [];
+        throw new ConfigurationRuleViolation(
+          "ALREADY_EXISTS",
+          "dml.immutable_version",
+          `${command.name}@${command.version} is already registered with sha256 ${registered.sha256}; a version's content never changes, register a new version`,
+          registered.artifactId,
+        );
+      }
+      const { kind: _, ...fields } = command;
+      return [create(ArtifactRegisteredSchema, fields)];
+    }
+    case "verifyArtifact": {
+      const artifact = existing(state);
+      const digestMatches = artifact.sha256 === command.actualSha256;
+      const sizeMatches = command.actualSizeBytes === undefined || command.actualSizeBytes === artifact.sizeBytes;
+      if (digestMatches && sizeMatches) {
+        return [
+          create(ArtifactVerifiedSchema, {
+            artifactId: artifact.artifactId,
+            sha256: command.actualSha256,
+            method: command.method,
+          }),
+        ];
+      }
+      const reason = digestMatches
+        ? `integrity check failed: size ${command.actualSizeBytes} differs from the recorded ${artifact.sizeBytes}`
+        : `integrity check failed: sha256 ${command.actualSha256} differs from the recorded ${artifact.sha256}`;
+      return [
+        create(ArtifactQuarantinedSchema, {
+          artifactId: artifact.artifactId,
+          reason,
+          expectedSha256: artifact.sha256,
+          actualSha256: command.actualSha256,
+        }),
+      ];
+    }
+    case "quarantineArtifact": {
+      const artifact = existing(state);
+      if (artifact.status === ArtifactStatus.QUARANTINED) return [];
+      if (artifact.status === ArtifactStatus.RETIRED) {
+        throw new ConfigurationRuleViolation(
+          "FAILED_PRECONDITION",
+          "artifact.retired_is_final",
+          `artifact ${artifact.name}@${artifact.version} is retired`,
+          artifact.artifactId,
+        );
+      }
+      return [
+        create(ArtifactQuarantinedSchema, {
+          artifactId: artifact.artifactId,
+          reason: command.reason,
+          expectedSha256: artifact.sha256,
+        }),
+      ];
+    }
+    case "retireArtifact": {
+      const artifact = existing(state);
+      if (artifact.status === ArtifactStatus.RETIRED) return [];
+      return [create(ArtifactRetiredSchema, { artifactId: artifact.artifactId, reason: command.reason })];
+    }
+  }
+}
+
+export function evolveArtifact(state: ArtifactState, event: ArtifactEvent): ArtifactState {
+  const version = event.metadata?.streamVersion;
+  switch (event.$typeName) {
+    case "rdm.configuration.v1.ArtifactRegistered": {
+      const { metadata, $typeName: _, ...fields } = event;
+      return {
+        artifact: create(ArtifactSchema, {
+          ...fields,
+          status: ArtifactStatus.ACTIVE,
+          integrity: IntegrityStatus.UNVERIFIED,
+          registeredBy: metadata?.actor ?? "",
+          ...(metadata?.occurredAt ? { registeredAt: metadata.occurredAt } : {}),
+          versionNumber: version ?? 1n,
+        }),
+      };
+    }
+    case "rdm.configuration.v1.ArtifactVerified": {
+      if (!state.artifact) return state;
+      return {
+        artifact: {
+          ...state.artifact,
+          integrity: IntegrityStatus.VERIFIED,
+          ...(event.metadata?.occurredAt ? { lastVerifiedAt: event.metadata.occurredAt } : {}),
+          versionNumber: version ?? state.artifact.versionNumber + 1n,
+        },
+      };
+    }
+    case "rdm.configuration.v1.ArtifactQuarantined": {
+      if (!state.artifact) return state;
+      const mismatch = event.actualSha256 !== "";
+      return {
+        artifact: {
+          ...state.artifact,
+          status:
+            state.artifact.status === ArtifactStatus.RETIRED ? ArtifactStatus.RETIRED : ArtifactStatus.QUARANTINED,
+          integrity: mismatch ? IntegrityStatus.MISMATCH : state.artifact.integrity,
+          ...(mismatch && event.metadata?.occurredAt ? { lastVerifiedAt: event.metadata.occurredAt } : {}),
+          statusReason: event.reason,
+          versionNumber: version ?? state.artifact.versionNumber + 1n,
+        },
+      };
+    }
+    case "rdm.configuration.v1.ArtifactRetired": {
+      if (!state.artifact) return state;
+      return {
+        artifact: {
+          ...state.artifact,
+          status: ArtifactStatus.RETIRED,
+          statusReason: event.reason,
+          versionNumber: version ?? state.artifact.versionNumber + 1n,
+        },
+      };
+    }
+  }
+}
+
+export const foldArtifact = (events: ArtifactEvent[], state = initialArtifactState()): ArtifactState =>
+  events.reduce(evolveArtifact, state);
+
+/** Deployable: not quarantined, not retired. */
+export const isDeployable = (artifact: Artifact) => artifact.status === ArtifactStatus.ACTIVE;
