@@ -1,0 +1,797 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import {
+  ApprovalDecision,
+  ChangeBoard,
+  ChangeImpact,
+  type ChangeRequest,
+  ChangeRequestSchema,
+  ChangeReviewOutcome,
+  ChangeRisk,
+  ChangeState,
+  ChangeTaskState,
+  ChangeType,
+  ChangeUrgency,
+  type FreezeWindow,
+  FreezeWindowSchema,
+  StandardChangeTemplateSchema,
+} from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { EventMetadataSchema, type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  type ChangeRequestCommand,
+  type ChangeRequestEvent,
+  decide,
+  fold,
+  type RaiseChange,
+  type ScheduleChange,
+} from "../src/domain/change-request.js";
+import { riskOf } from "../src/domain/risk.js";
+import { ChangeRuleViolation } from "../src/domain/rule-violation.js";
+
+const CHANGE_ID = "0b5e8c1e-6f0a-4d8e-9d54-6c1f2a3b4c5d";
+const TEMPLATE_ID = "5a0c3a2e-1111-4f6e-8a7b-9c0d1e2f3a4b";
+const RELEASE_ID = "9f8e7d6c-2222-4b3a-8c9d-0e1f2a3b4c5d";
+
+const at = (iso: string) => timestampFromDate(new Date(iso));
+const window = (start: string, end: string): TimeWindow => create(TimeWindowSchema, { start: at(start), end: at(end) });
+
+const raiseNormal: RaiseChange = {
+  kind: "raiseChange",
+  changeRequestId: CHANGE_ID,
+  key: "CHG-2026-0001",
+  requester: "rita",
+  type: ChangeType.NORMAL,
+  title: "Upgrade payments database",
+  description: "PostgreSQL 16 -> 18",
+  justification: "end of support",
+  affectedCiIds: ["ci-payments-db", "ci-payments-api"],
+  environments: ["production"],
+  implementationPlan: "pg_upgrade",
+  testPlan: "smoke tests",
+  backoutPlan: "restore the snapshot",
+  impact: ChangeImpact.UNSPECIFIED,
+  urgency: ChangeUrgency.UNSPECIFIED,
+  plannedWindow: undefined,
+  linkedReleaseId: RELEASE_ID,
+  templateId: "",
+};
+
+const template = create(StandardChangeTemplateSchema, {
+  templateId: TEMPLATE_ID,
+  name: "Rotate TLS certificate",
+  implementationPlan: "rotate with cert-manager",
+  testPlan: "curl -v",
+  backoutPlan: "restore previous secret",
+  risk: ChangeRisk.LOW,
+});
+
+const raiseStandard: RaiseChange = {
+  ...raiseNormal,
+  type: ChangeType.STANDARD,
+  justification: "",
+  implementationPlan: "",
+  testPlan: "",
+  backoutPlan: "",
+  templateId: TEMPLATE_ID,
+  template,
+};
+
+const raiseEmergency: RaiseChange = { ...raiseNormal, type: ChangeType.EMERGENCY };
+
+const submit: ChangeRequestCommand = { kind: "submitChange", actor: "rita" };
+const assess = (
+  impact = ChangeImpact.MEDIUM,
+  urgency = ChangeUrgency.LOW,
+  requiredApprovals = 0,
+): ChangeRequestCommand => ({
+  kind: "assessChange",
+  impact,
+  urgency,
+  requiredApprovals,
+  notes: "checked",
+});
+const approve = (approver: string): ChangeRequestCommand => ({ kind: "approveChange", approver, comment: "ok" });
+const reject = (approver: string): ChangeRequestCommand => ({ kind: "rejectChange", approver, reason: "too risky" });
+const june = window("2026-06-10T20:00:00Z", "2026-06-10T22:00:00Z");
+const schedule = (overrides: Partial<ScheduleChange> = {}): ScheduleChange => ({
+  kind: "scheduleChange",
+  window: june,
+  strict: false,
+  freezeOverrideJustification: "",
+  freezes: [],
+  otherChanges: [],
+  ...overrides,
+});
+
+/** Runs commands in order from nothing, stamping metadata as the API would, and returns the events. */
+function history(...commands: ChangeRequestCommand[]): ChangeRequestEvent[] {
+  const events: ChangeRequestEvent[] = [];
+  for (const command of commands) {
+    for (const event of decide(command, fold(events))) {
+      event.metadata = create(EventMetadataSchema, {
+        streamVersion: BigInt(events.length + 1),
+        occurredAt: at("2026-06-01T10:00:00Z"),
+        actor: "someone",
+      });
+      events.push(event);
+    }
+  }
+  return events;
+}
+
+const given = (...events: ChangeRequestEvent[]) => ({
+  when: (command: ChangeRequestCommand) => {
+    const run = () => decide(command, fold(events));
+    return {
+      thenEvents: (check: (events: ChangeRequestEvent[], after: ChangeRequest) => void) => {
+        const produced = run();
+        const after = fold(produced, fold(events)).change;
+        if (!after) throw new Error("no change after the events");
+        check(produced, after);
+      },
+      thenFails: (rule: string, code: ChangeRuleViolation["code"] = "FAILED_PRECONDITION") => {
+        let caught: unknown;
+        try {
+          run();
+        } catch (error) {
+          caught = error;
+        }
+        expect(caught).toBeInstanceOf(ChangeRuleViolation);
+        expect((caught as ChangeRuleViolation).rule).toBe(rule);
+        expect((caught as ChangeRuleViolation).code).toBe(code);
+        return caught as ChangeRuleViolation;
+      },
+    };
+  },
+});
+
+const types = (events: ChangeRequestEvent[]) => events.map((event) => event.$typeName.replace("rdm.change.v1.", ""));
+
+const freeze = (overrides: Partial<FreezeWindow> = {}): FreezeWindow =>
+  create(FreezeWindowSchema, {
+    freezeWindowId: "f-1",
+    name: "Summer sale",
+    window: window("2026-06-10T00:00:00Z", "2026-06-11T00:00:00Z"),
+    scope: { all: true },
+    ...overrides,
+  });
+
+const other = (overrides: Partial<ChangeRequest> = {}): ChangeRequest =>
+  create(ChangeRequestSchema, {
+    changeRequestId: "other-1",
+    key: "CHG-2026-0099",
+    state: ChangeState.SCHEDULED,
+    affectedCiIds: ["ci-payments-db", "ci-other"],
+    plannedWindow: window("2026-06-10T21:00:00Z", "2026-06-10T23:00:00Z"),
+    ...overrides,
+  });
+
+const submitted = () => history(raiseNormal, submit);
+const assessed = (required = 2) =>
+  history(raiseNormal, submit, assess(ChangeImpact.MEDIUM, ChangeUrgency.LOW, required));
+const authorized = () => history(raiseNormal, submit, assess(ChangeImpact.LOW, ChangeUrgency.LOW, 1), approve("anna"));
+const scheduled = () => authorized().concat(decideOn(authorized(), schedule()));
+function decideOn(events: ChangeRequestEvent[], command: ChangeRequestCommand) {
+  return decide(command, fold(events)).map((event, index) => {
+    event.metadata = create(EventMetadataSchema, { streamVersion: BigInt(events.length + index + 1) });
+    return event;
+  });
+}
+const implementing = () => {
+  const events = scheduled();
+  return events.concat(decideOn(events, { kind: "startImplementation" }));
+};
+const implemented = () => {
+  const events = implementing();
+  return events.concat(decideOn(events, { kind: "completeImplementation" }));
+};
+const reviewed = () => {
+  const events = implemented();
+  return events.concat(decideOn(events, { kind: "reviewChange", outcome: ChangeReviewOutcome.SUCCESSFUL, notes: "" }));
+};
+
+describe("risk from impact x urgency", () => {
+  test.each([
+    [ChangeImpact.LOW, ChangeUrgency.LOW, ChangeRisk.LOW],
+    [ChangeImpact.LOW, ChangeUrgency.MEDIUM, ChangeRisk.LOW],
+    [ChangeImpact.MEDIUM, ChangeUrgency.LOW, ChangeRisk.LOW],
+    [ChangeImpact.LOW, ChangeUrgency.HIGH, ChangeRisk.MEDIUM],
+    [ChangeImpact.MEDIUM, ChangeUrgency.MEDIUM, ChangeRisk.MEDIUM],
+    [ChangeImpact.HIGH, ChangeUrgency.LOW, ChangeRisk.MEDIUM],
+    [ChangeImpact.MEDIUM, ChangeUrgency.HIGH, ChangeRisk.HIGH],
+    [ChangeImpact.HIGH, ChangeUrgency.MEDIUM, ChangeRisk.HIGH],
+    [ChangeImpact.HIGH, ChangeUrgency.HIGH, ChangeRisk.CRITICAL],
+    [ChangeImpact.UNSPECIFIED, ChangeUrgency.HIGH, ChangeRisk.UNSPECIFIED],
+  ])("impact %s x urgency %s -> risk %s", (impact, urgency, risk) => {
+    expect(riskOf(impact, urgency)).toBe(risk);
+  });
+});
+
+describe("RaiseChange", () => {
+  test("a normal change starts as DRAFT with the requester, the linked release and the CAB", () => {
+    given()
+      .when({ ...raiseNormal, impact: ChangeImpact.HIGH, urgency: ChangeUrgency.HIGH })
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestRaised"]);
+        expect(events[0]).toMatchObject({
+          changeRequestId: CHANGE_ID,
+          linkedReleaseId: RELEASE_ID,
+          state: ChangeState.DRAFT,
+        });
+        expect(change).toMatchObject({
+          state: ChangeState.DRAFT,
+          requester: "rita",
+          risk: ChangeRisk.CRITICAL,
+          board: ChangeBoard.CAB,
+          key: "CHG-2026-0001",
+        });
+      });
+  });
+
+  test("an emergency change is for the ECAB", () => {
+    given()
+      .when(raiseEmergency)
+      .thenEvents((_, change) => expect(change.board).toBe(ChangeBoard.ECAB));
+  });
+
+  test("a standard change takes its plans and risk from the template", () => {
+    given()
+      .when(raiseStandard)
+      .thenEvents((_, change) => {
+        expect(change).toMatchObject({
+          type: ChangeType.STANDARD,
+          templateId: TEMPLATE_ID,
+          implementationPlan: "rotate with cert-manager",
+          backoutPlan: "restore previous secret",
+          risk: ChangeRisk.LOW,
+          board: ChangeBoard.PRE_AUTHORIZED,
+        });
+      });
+  });
+
+  test("a standard change keeps plans given explicitly", () => {
+    given()
+      .when({ ...raiseStandard, backoutPlan: "roll back by hand" })
+      .thenEvents((_, change) => expect(change.backoutPlan).toBe("roll back by hand"));
+  });
+
+  test("refuses a standard change whose template is not in the catalog", () => {
+    given()
+      .when({ ...raiseStandard, template: undefined })
+      .thenFails("standard_change.template_exists");
+  });
+
+  test("refuses a standard change from a retired template", () => {
+    given()
+      .when({ ...raiseStandard, template: create(StandardChangeTemplateSchema, { ...template, retired: true }) })
+      .thenFails("standard_change.template_active");
+  });
+
+  test("refuses to raise the same change twice", () => {
+    given(...history(raiseNormal))
+      .when(raiseNormal)
+      .thenFails("change.unique_id", "ALREADY_EXISTS");
+  });
+});
+
+describe("SubmitChange", () => {
+  test("a complete normal change goes to SUBMITTED", () => {
+    given(...history(raiseNormal))
+      .when(submit)
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestSubmitted"]);
+        expect(change.state).toBe(ChangeState.SUBMITTED);
+      });
+  });
+
+  test("a standard change skips the CAB: submitted, assessed and authorized by its template", () => {
+    given(...history(raiseStandard))
+      .when(submit)
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestSubmitted", "ChangeRequestAssessed", "ChangeRequestAuthorized"]);
+        expect(events.map((e) => e.state)).toEqual([
+          ChangeState.SUBMITTED,
+          ChangeState.ASSESSED,
+          ChangeState.AUTHORIZED,
+        ]);
+        expect(events[2]).toMatchObject({ board: ChangeBoard.PRE_AUTHORIZED, templateId: TEMPLATE_ID, approvers: [] });
+        expect(change).toMatchObject({ state: ChangeState.AUTHORIZED, requiredApprovals: 0, approvals: [] });
+      });
+  });
+
+  test("refuses an incomplete change, naming every missing field", () => {
+    const error = given(
+      ...history({ ...raiseNormal, justification: " ", affectedCiIds: [], implementationPlan: "", backoutPlan: "" }),
+    )
+      .when(submit)
+      .thenFails("change.submit.complete");
+    expect(error.details.map((d) => d.rule)).toEqual([
+      "change.submit.justification_required",
+      "change.submit.affected_ci_ids_required",
+      "change.submit.implementation_plan_required",
+      "change.submit.backout_plan_required",
+    ]);
+  });
+
+  test("refuses to submit twice", () => {
+    given(...submitted())
+      .when(submit)
+      .thenFails("change.submit.state");
+  });
+
+  test("refuses a command on a change that does not exist", () => {
+    given().when(submit).thenFails("change.exists", "NOT_FOUND");
+  });
+});
+
+describe("AssessChange", () => {
+  test("derives the risk and the default CAB quorum from impact x urgency", () => {
+    given(...submitted())
+      .when(assess(ChangeImpact.HIGH, ChangeUrgency.MEDIUM))
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestAssessed"]);
+        expect(change).toMatchObject({
+          state: ChangeState.ASSESSED,
+          risk: ChangeRisk.HIGH,
+          board: ChangeBoard.CAB,
+          requiredApprovals: 3,
+          assessmentNotes: "checked",
+        });
+      });
+  });
+
+  test.each([
+    [ChangeImpact.LOW, ChangeUrgency.LOW, 1],
+    [ChangeImpact.MEDIUM, ChangeUrgency.MEDIUM, 2],
+    [ChangeImpact.HIGH, ChangeUrgency.HIGH, 3],
+  ])("CAB default quorum for impact %s, urgency %s is %s", (impact, urgency, quorum) => {
+    given(...submitted())
+      .when(assess(impact, urgency))
+      .thenEvents((_, change) => expect(change.requiredApprovals).toBe(quorum));
+  });
+
+  test("an explicit quorum wins over the default", () => {
+    given(...submitted())
+      .when(assess(ChangeImpact.LOW, ChangeUrgency.LOW, 4))
+      .thenEvents((_, change) => expect(change.requiredApprovals).toBe(4));
+  });
+
+  test("an emergency change goes to the ECAB with a quorum of one", () => {
+    given(...history(raiseEmergency, submit))
+      .when(assess(ChangeImpact.HIGH, ChangeUrgency.HIGH))
+      .thenEvents((_, change) => expect(change).toMatchObject({ board: ChangeBoard.ECAB, requiredApprovals: 1 }));
+  });
+
+  test("refuses to assess a draft", () => {
+    given(...history(raiseNormal))
+      .when(assess())
+      .thenFails("change.assess.state");
+  });
+});
+
+describe("CAB approvals", () => {
+  test("one approval below quorum is recorded; the change stays ASSESSED", () => {
+    given(...assessed(2))
+      .when(approve("anna"))
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeApprovalRecorded"]);
+        expect(change.state).toBe(ChangeState.ASSESSED);
+        expect(change.approvals).toMatchObject([{ approver: "anna", decision: ApprovalDecision.APPROVED }]);
+      });
+  });
+
+  test("the approval reaching quorum authorizes the change, naming the approvers", () => {
+    given(...assessed(2), ...decideOn(assessed(2), approve("anna")))
+      .when(approve("ben"))
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeApprovalRecorded", "ChangeRequestAuthorized"]);
+        expect(events[1]).toMatchObject({
+          approvers: ["anna", "ben"],
+          board: ChangeBoard.CAB,
+          state: ChangeState.AUTHORIZED,
+        });
+        expect(change.state).toBe(ChangeState.AUTHORIZED);
+      });
+  });
+
+  test("separation of duties: the requester cannot approve", () => {
+    given(...assessed())
+      .when(approve("rita"))
+      .thenFails("change.approval.separation_of_duties");
+  });
+
+  test("separation of duties: the requester cannot reject either", () => {
+    given(...assessed())
+      .when(reject("rita"))
+      .thenFails("change.approval.separation_of_duties");
+  });
+
+  test("a board member votes once", () => {
+    given(...assessed(), ...decideOn(assessed(), approve("anna")))
+      .when(approve("anna"))
+      .thenFails("change.approval.one_vote_per_member");
+  });
+
+  test("a rejection records the vote and rejects the change with the reason", () => {
+    given(...assessed())
+      .when(reject("ben"))
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeApprovalRecorded", "ChangeRequestRejected"]);
+        expect(change).toMatchObject({ state: ChangeState.REJECTED, rejectionReason: "too risky" });
+        expect(change.approvals[0]?.decision).toBe(ApprovalDecision.REJECTED);
+      });
+  });
+
+  test("refuses approval before assessment", () => {
+    given(...submitted())
+      .when(approve("anna"))
+      .thenFails("change.approve.state");
+  });
+
+  test("refuses approval of a rejected change", () => {
+    const rejected = assessed().concat(decideOn(assessed(), reject("ben")));
+    given(...rejected)
+      .when(approve("anna"))
+      .thenFails("change.approve.state");
+  });
+
+  test("refuses rejection of an authorized change", () => {
+    given(...authorized())
+      .when(reject("ben"))
+      .thenFails("change.reject.state");
+  });
+});
+
+describe("ScheduleChange", () => {
+  test("books the window and reports no collisions when the calendar is clear", () => {
+    given(...authorized())
+      .when(schedule())
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestScheduled"]);
+        expect(change).toMatchObject({ state: ChangeState.SCHEDULED, collisions: [], overriddenFreezeIds: [] });
+        expect(change.plannedWindow).toEqual(june);
+      });
+  });
+
+  test("refuses to schedule a change that is not authorized", () => {
+    given(...assessed())
+      .when(schedule())
+      .thenFails("change.schedule.state");
+  });
+
+  test("refuses an empty window", () => {
+    given(...authorized())
+      .when(schedule({ window: window("2026-06-10T20:00:00Z", "2026-06-10T20:00:00Z") }))
+      .thenFails("change.schedule.window_not_empty");
+  });
+
+  test("a normal change is refused inside a freeze scoped to all", () => {
+    const error = given(...authorized())
+      .when(schedule({ freezes: [freeze()] }))
+      .thenFails("change.schedule.freeze");
+    expect(error.details).toEqual([
+      {
+        rule: "change.schedule.freeze",
+        subject: "f-1",
+        description: 'freeze window "Summer sale" applies to this change',
+      },
+    ]);
+  });
+
+  test("a normal change is refused inside a freeze scoped to one of its CIs", () => {
+    given(...authorized())
+      .when(schedule({ freezes: [freeze({ scope: { ciIds: ["ci-payments-api"] } })] }))
+      .thenFails("change.schedule.freeze");
+  });
+
+  test("a normal change is refused inside a freeze scoped to its environment", () => {
+    given(...authorized())
+      .when(schedule({ freezes: [freeze({ scope: { environments: ["production"] } })] }))
+      .thenFails("change.schedule.freeze");
+  });
+
+  test.each([
+    ["another CI", { scope: { ciIds: ["ci-unrelated"] } }],
+    ["another environment", { scope: { environments: ["staging"] } }],
+    ["another time", { window: window("2026-06-11T00:00:00Z", "2026-06-12T00:00:00Z") }],
+    ["a window ending when the change starts", { window: window("2026-06-10T10:00:00Z", "2026-06-10T20:00:00Z") }],
+    ["a lifted freeze", { lifted: true }],
+  ])("a freeze on %s does not apply", (_, overrides) => {
+    given(...authorized())
+      .when(schedule({ freezes: [freeze(overrides as Partial<FreezeWindow>)] }))
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.SCHEDULED));
+  });
+
+  test("a freeze override justification does not let a normal change into a freeze", () => {
+    given(...authorized())
+      .when(schedule({ freezes: [freeze()], freezeOverrideJustification: "please" }))
+      .thenFails("change.schedule.freeze");
+  });
+
+  test("an emergency change inside a freeze needs a justification", () => {
+    const emergency = history(raiseEmergency, submit, assess(), approve("anna"));
+    given(...emergency)
+      .when(schedule({ freezes: [freeze()], freezeOverrideJustification: "  " }))
+      .thenFails("change.schedule.freeze_override_justification");
+  });
+
+  test("an emergency change overrides a freeze, recording the freezes and the justification", () => {
+    const emergency = history(raiseEmergency, submit, assess(), approve("anna"));
+    given(...emergency)
+      .when(schedule({ freezes: [freeze()], freezeOverrideJustification: "payments outage P1" }))
+      .thenEvents((events, change) => {
+        expect(events[0]).toMatchObject({
+          overriddenFreezeIds: ["f-1"],
+          freezeOverrideJustification: "payments outage P1",
+        });
+        expect(change).toMatchObject({
+          state: ChangeState.SCHEDULED,
+          overriddenFreezeIds: ["f-1"],
+          freezeOverrideJustification: "payments outage P1",
+        });
+      });
+  });
+
+  test("an emergency change outside any freeze records no override", () => {
+    const emergency = history(raiseEmergency, submit, assess(), approve("anna"));
+    given(...emergency)
+      .when(schedule({ freezeOverrideJustification: "just in case" }))
+      .thenEvents((_, change) =>
+        expect(change).toMatchObject({ overriddenFreezeIds: [], freezeOverrideJustification: "" }),
+      );
+  });
+
+  test("reports booked changes touching the same CIs in overlapping windows", () => {
+    given(...authorized())
+      .when(
+        schedule({
+          otherChanges: [
+            other(),
+            other({ changeRequestId: "other-2", key: "CHG-2026-0100", affectedCiIds: ["ci-unrelated"] }),
+            other({ changeRequestId: "other-3", key: "CHG-2026-0101", state: ChangeState.AUTHORIZED }),
+            other({
+              changeRequestId: "other-4",
+              key: "CHG-2026-0102",
+              plannedWindow: window("2026-06-10T22:00:00Z", "2026-06-10T23:00:00Z"),
+            }),
+            other({ changeRequestId: CHANGE_ID, key: "CHG-2026-0001" }),
+          ],
+        }),
+      )
+      .thenEvents((events, change) => {
+        expect(change.state).toBe(ChangeState.SCHEDULED);
+        expect(change.collisions).toHaveLength(1);
+        expect(change.collisions[0]).toMatchObject({
+          changeRequestId: "other-1",
+          key: "CHG-2026-0099",
+          ciIds: ["ci-payments-db"],
+          state: ChangeState.SCHEDULED,
+        });
+        expect(events[0]).toMatchObject({ collisions: change.collisions });
+      });
+  });
+
+  test("strict mode refuses a colliding window, naming each collision", () => {
+    const error = given(...authorized())
+      .when(
+        schedule({
+          strict: true,
+          otherChanges: [
+            other(),
+            other({ changeRequestId: "other-5", key: "CHG-2026-0098", state: ChangeState.IMPLEMENTING }),
+          ],
+        }),
+      )
+      .thenFails("change.schedule.collision");
+    expect(error.details.map((d) => d.subject)).toEqual(["other-5", "other-1"]);
+  });
+
+  test("strict mode schedules when nothing collides", () => {
+    given(...authorized())
+      .when(schedule({ strict: true, otherChanges: [other({ affectedCiIds: ["ci-unrelated"] })] }))
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.SCHEDULED));
+  });
+
+  test("a scheduled change can be rescheduled", () => {
+    const later = window("2026-06-20T20:00:00Z", "2026-06-20T22:00:00Z");
+    given(...scheduled())
+      .when(schedule({ window: later }))
+      .thenEvents((_, change) => expect(change.plannedWindow).toEqual(later));
+  });
+});
+
+describe("implementation", () => {
+  test("a scheduled change starts implementing", () => {
+    given(...scheduled())
+      .when({ kind: "startImplementation", deploymentId: "d-1", environment: "production" })
+      .thenEvents((events, change) => {
+        expect(events[0]).toMatchObject({
+          deploymentId: "d-1",
+          environment: "production",
+          state: ChangeState.IMPLEMENTING,
+        });
+        expect(change.state).toBe(ChangeState.IMPLEMENTING);
+      });
+  });
+
+  test("refuses to start an unscheduled change", () => {
+    given(...authorized())
+      .when({ kind: "startImplementation" })
+      .thenFails("change.start_implementation.state");
+  });
+
+  test("completes an implementing change", () => {
+    given(...implementing())
+      .when({ kind: "completeImplementation" })
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.IMPLEMENTED));
+  });
+
+  test("refuses to complete while a task is open", () => {
+    const events = implementing();
+    const withTask = events.concat(
+      decideOn(events, { kind: "addTask", taskId: "t-1", title: "drain traffic", assignee: "ops" }),
+    );
+    const error = given(...withTask)
+      .when({ kind: "completeImplementation" })
+      .thenFails("change.complete_implementation.tasks_done");
+    expect(error.details[0]).toMatchObject({ subject: "t-1" });
+  });
+
+  test("refuses to complete a change that has not started", () => {
+    given(...scheduled())
+      .when({ kind: "completeImplementation" })
+      .thenFails("change.complete_implementation.state");
+  });
+
+  test("a failure records the reason and points to the back-out plan", () => {
+    given(...implementing())
+      .when({
+        kind: "failImplementation",
+        reason: "migration timed out",
+        deploymentId: "d-9",
+        environment: "production",
+      })
+      .thenEvents((events, change) => {
+        expect(events[0]).toMatchObject({
+          state: ChangeState.FAILED,
+          backoutPlan: "restore the snapshot",
+          reason: "migration timed out",
+          deploymentId: "d-9",
+          linkedReleaseId: RELEASE_ID,
+        });
+        expect(change).toMatchObject({ state: ChangeState.FAILED, failureReason: "migration timed out" });
+      });
+  });
+
+  test("a scheduled change can fail directly (the deployment failed before anyone started it)", () => {
+    given(...scheduled())
+      .when({ kind: "failImplementation", reason: "deployment failed" })
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.FAILED));
+  });
+
+  test("refuses to fail an implemented change", () => {
+    given(...implemented())
+      .when({ kind: "failImplementation", reason: "late" })
+      .thenFails("change.fail.state");
+  });
+});
+
+describe("review and close", () => {
+  test("an implemented change is reviewed with its outcome", () => {
+    given(...implemented())
+      .when({ kind: "reviewChange", outcome: ChangeReviewOutcome.SUCCESSFUL, notes: "smooth" })
+      .thenEvents((_, change) =>
+        expect(change).toMatchObject({
+          state: ChangeState.REVIEWED,
+          reviewOutcome: ChangeReviewOutcome.SUCCESSFUL,
+          reviewNotes: "smooth",
+        }),
+      );
+  });
+
+  test("a failed change is reviewed too", () => {
+    const events = implementing();
+    const failed = events.concat(decideOn(events, { kind: "failImplementation", reason: "x" }));
+    given(...failed)
+      .when({ kind: "reviewChange", outcome: ChangeReviewOutcome.BACKED_OUT, notes: "" })
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.REVIEWED));
+  });
+
+  test("refuses to review a change still implementing", () => {
+    given(...implementing())
+      .when({ kind: "reviewChange", outcome: ChangeReviewOutcome.SUCCESSFUL, notes: "" })
+      .thenFails("change.review.state");
+  });
+
+  test("a reviewed change closes", () => {
+    given(...reviewed())
+      .when({ kind: "closeChange" })
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestClosed"]);
+        expect(change.state).toBe(ChangeState.CLOSED);
+      });
+  });
+
+  test("a rejected change closes", () => {
+    const rejected = assessed().concat(decideOn(assessed(), reject("ben")));
+    given(...rejected)
+      .when({ kind: "closeChange" })
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.CLOSED));
+  });
+
+  test("refuses to close an implemented change before its review", () => {
+    given(...implemented())
+      .when({ kind: "closeChange" })
+      .thenFails("change.close.state");
+  });
+});
+
+describe("change tasks", () => {
+  const addTask: ChangeRequestCommand = { kind: "addTask", taskId: "t-1", title: "drain traffic", assignee: "ops" };
+
+  test("adds an open task without changing the state", () => {
+    given(...submitted())
+      .when(addTask)
+      .thenEvents((events, change) => {
+        expect(events[0]).toMatchObject({ state: ChangeState.SUBMITTED, taskId: "t-1" });
+        expect(change.tasks).toMatchObject([{ taskId: "t-1", state: ChangeTaskState.OPEN, assignee: "ops" }]);
+      });
+  });
+
+  test("completes a task, recording who", () => {
+    const events = submitted().concat(decideOn(submitted(), addTask));
+    given(...events)
+      .when({ kind: "completeTask", taskId: "t-1", by: "olga" })
+      .thenEvents((_, change) =>
+        expect(change.tasks[0]).toMatchObject({ state: ChangeTaskState.DONE, completedBy: "olga" }),
+      );
+  });
+
+  test("refuses to complete a task twice", () => {
+    const events = submitted().concat(decideOn(submitted(), addTask));
+    const done = events.concat(decideOn(events, { kind: "completeTask", taskId: "t-1", by: "olga" }));
+    given(...done)
+      .when({ kind: "completeTask", taskId: "t-1", by: "olga" })
+      .thenFails("change.complete_task.task_open");
+  });
+
+  test("refuses to complete an unknown task", () => {
+    given(...submitted())
+      .when({ kind: "completeTask", taskId: "nope", by: "olga" })
+      .thenFails("change.task.exists", "NOT_FOUND");
+  });
+
+  test("refuses a duplicate task id", () => {
+    const events = submitted().concat(decideOn(submitted(), addTask));
+    given(...events)
+      .when(addTask)
+      .thenFails("change.task.unique_id", "ALREADY_EXISTS");
+  });
+
+  test("refuses to add a task to a closed change", () => {
+    const closed = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
+    given(...closed)
+      .when(addTask)
+      .thenFails("change.add_task.state");
+  });
+});
+
+describe("events carry the lifecycle", () => {
+  test("every event of a full run names the change, the linked release and the state after it", () => {
+    const events = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
+    expect(events.map((e) => [e.$typeName.replace("rdm.change.v1.", ""), ChangeState[e.state]])).toEqual([
+      ["ChangeRequestRaised", "DRAFT"],
+      ["ChangeRequestSubmitted", "SUBMITTED"],
+      ["ChangeRequestAssessed", "ASSESSED"],
+      ["ChangeApprovalRecorded", "ASSESSED"],
+      ["ChangeRequestAuthorized", "AUTHORIZED"],
+      ["ChangeRequestScheduled", "SCHEDULED"],
+      ["ChangeImplementationStarted", "IMPLEMENTING"],
+      ["ChangeRequestImplemented", "IMPLEMENTED"],
+      ["ChangeRequestReviewed", "REVIEWED"],
+      ["ChangeRequestClosed", "CLOSED"],
+    ]);
+    for (const event of events)
+      expect(event).toMatchObject({ changeRequestId: CHANGE_ID, linkedReleaseId: RELEASE_ID });
+  });
+});
