@@ -4,11 +4,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { connect } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { mintDevToken } from "@rdm/auth";
-import { ensureDatabase, startEmbeddedPostgres, startMockKafka } from "@rdm/embedded";
+import { ensureDatabase, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
 
 const root = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const dataDir = path.resolve(process.env.RDM_DATA_DIR ?? path.join(root, ".data"));
@@ -38,6 +39,29 @@ function pretty(line: string): string {
   }
 }
 
+/** Resolves once a gRPC port accepts connections or the gateway reports ready; gives up after a minute. */
+async function waitUntilServing(kind: "grpc" | "http", port: number): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    const serving =
+      kind === "http"
+        ? await fetch(`http://127.0.0.1:${port}/readyz`).then(
+            (r) => r.ok,
+            () => false,
+          )
+        : await new Promise<boolean>((resolve) => {
+            const socket = connect(port, "127.0.0.1", () => {
+              socket.end();
+              resolve(true);
+            });
+            socket.once("error", () => resolve(false));
+          });
+    if (serving) return;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  throw new Error(`nothing serving on port ${port} after 60 s`);
+}
+
 function devSecret(): string {
   const file = path.join(dataDir, "dev-jwt-secret");
   if (!existsSync(file)) writeFileSync(file, randomBytes(32).toString("hex"), { mode: 0o600 });
@@ -49,7 +73,7 @@ async function main() {
   const say = (line: string) => console.log(`${label("rdm", 5)} ${line}`);
 
   say(`starting PostgreSQL (data in ${path.join(dataDir, "postgres")})`);
-  const postgres = await startEmbeddedPostgres({
+  const postgres = await startEmbeddedPostgresProcess({
     dataDir: path.join(dataDir, "postgres"),
     port: env("RDM_POSTGRES_PORT", 54329),
   });
@@ -119,6 +143,7 @@ async function main() {
     });
   }
 
+  await Promise.all(components.map((c) => waitUntilServing(c.kind, c.port)));
   const token = await mintDevToken({
     subject: "dev-admin",
     roles: ["admin"],

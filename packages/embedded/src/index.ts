@@ -6,4 +6,5 @@ export {
   ensureDatabase,
   type StartedPostgres,
   startEmbeddedPostgres,
+  startEmbeddedPostgresProcess,
 } from "./postgres.js";

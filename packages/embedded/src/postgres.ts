@@ -3,7 +3,9 @@ import { existsSync } from "node:fs";
 import { chmod, chown, mkdir, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import path from "node:path";
+import { fileURLToPath } from "node:url";
 import pg from "pg";
+import { launch } from "./launcher.js";
 
 export interface EmbeddedPostgresOptions {
   /** Folder of the cluster. Initialised on first start only; later starts reuse its data. */
@@ -167,4 +169,21 @@ export function databaseUrl(serverUrl: string, name: string): string {
   const url = new URL(serverUrl);
   url.pathname = `/${encodeURIComponent(name)}`;
   return url.toString();
+}
+
+/**
+ * Like startEmbeddedPostgres, but the server runs under a launcher child process in its own
+ * process group: a terminal Ctrl-C then reaches only the caller, which stops it last.
+ */
+export async function startEmbeddedPostgresProcess(
+  options: Omit<EmbeddedPostgresOptions, "onLog"> & { startTimeoutMs?: number },
+): Promise<StartedPostgres> {
+  const { startTimeoutMs = 60_000, ...serverOptions } = options;
+  const script = fileURLToPath(new URL("./postgres-process.js", import.meta.url));
+  const launched = await launch<{ adminUrl?: string; error?: string }>(script, [JSON.stringify(serverOptions)], {
+    name: "PostgreSQL",
+    startTimeoutMs,
+  });
+  if (!launched.info.adminUrl) throw new Error("PostgreSQL launcher reported no address");
+  return { adminUrl: launched.info.adminUrl, stop: launched.stop };
 }

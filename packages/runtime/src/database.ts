@@ -1,10 +1,11 @@
+import type { Logger } from "@rdm/observability";
 import pg from "pg";
 
 /**
  * Opens a pool on the component's own database, creating the database first when it does not
  * exist yet and the configured user may create it (design §2: one database per service).
  */
-export async function openDatabase(url: string, options: { max?: number } = {}): Promise<pg.Pool> {
+export async function openDatabase(url: string, options: { max?: number; logger?: Logger } = {}): Promise<pg.Pool> {
   try {
     const probe = new pg.Client({ connectionString: url });
     await probe.connect();
@@ -26,5 +27,9 @@ export async function openDatabase(url: string, options: { max?: number } = {}):
       await client.end();
     }
   }
-  return new pg.Pool({ connectionString: url, max: options.max ?? 20 });
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20 });
+  // An idle connection that breaks (server restart, network) must not crash the process:
+  // the pool drops it and the next query opens a new one.
+  pool.on("error", (error) => options.logger?.warn({ err: error }, "idle database connection lost"));
+  return pool;
 }

@@ -66,7 +66,7 @@ export async function startGrpcService(
 ): Promise<RunningService> {
   const config = loadConfig(grpcServiceEnv(definition.defaultPort), env);
   const logger = createLogger(definition.name, config.LOG_LEVEL);
-  const pool = await openDatabase(config.DATABASE_URL);
+  const pool = await openDatabase(config.DATABASE_URL, { logger });
   await runMigrations(pool, eventStoreMigrations);
   if (definition.migrations?.length)
     await runMigrations(pool, { component: definition.name, migrations: definition.migrations });

@@ -24,7 +24,7 @@ export interface RunningGateway {
 export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promise<RunningGateway> {
   const config = loadConfig(gatewayEnv, env);
   const logger = createLogger("gateway", config.LOG_LEVEL);
-  const pool = await openDatabase(config.DATABASE_URL);
+  const pool = await openDatabase(config.DATABASE_URL, { logger });
   await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
