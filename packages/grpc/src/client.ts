@@ -9,7 +9,14 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import { type CallOptions, type ChannelCredentials, Client, credentials, Metadata } from "@grpc/grpc-js";
+import {
+  type CallOptions,
+  type ChannelCredentials,
+  Client,
+  type ClientWritableStream,
+  credentials,
+  Metadata,
+} from "@grpc/grpc-js";
 import { currentTraceparent, inSpan, SpanKind } from "@rdm/observability";
 import { methodPath } from "./service-definition.js";
 
@@ -29,17 +36,28 @@ export interface UnaryCallOptions {
   token?: string;
 }
 
+/** The messages of a client-streaming call, sent in order; the call half-closes after the last. */
+export type ClientStreamRequests<I extends DescMessage> =
+  | Iterable<MessageInitShape<I>>
+  | AsyncIterable<MessageInitShape<I>>;
+
 export type GrpcClient<M extends GenServiceMethods> = {
   [K in keyof M]: M[K]["methodKind"] extends "unary"
     ? (request: MessageInitShape<M[K]["input"]>, options?: UnaryCallOptions) => Promise<MessageShape<M[K]["output"]>>
-    : never;
+    : M[K]["methodKind"] extends "client_streaming"
+      ? (
+          requests: ClientStreamRequests<M[K]["input"]>,
+          options?: UnaryCallOptions,
+        ) => Promise<MessageShape<M[K]["output"]>>
+      : never;
 } & {
   /** Closes the channel. */
   close(): void;
 };
 
 /**
- * A typed client with one promise-returning function per unary method (camelCase local name).
+ * A typed client with one promise-returning function per unary and client-streaming method
+ * (camelCase local name; a client-streaming one takes an iterable of requests).
  * Each call runs in a CLIENT span whose traceparent goes out in the metadata. Failed calls
  * reject with the grpc-js ServiceError; decode its details with errorDetails().
  */
@@ -51,12 +69,96 @@ export function createGrpcClient<M extends GenServiceMethods>(
   const client = new Client(address, options.credentials ?? credentials.createInsecure());
   const result: Record<string, unknown> = {};
   for (const method of service.methods) {
-    if (method.methodKind !== "unary") continue;
-    result[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: UnaryCallOptions = {}) =>
-      callUnary(client, method, request, options, callOptions);
+    if (method.methodKind === "unary") {
+      result[method.localName] = (request: MessageInitShape<DescMessage>, callOptions: UnaryCallOptions = {}) =>
+        callUnary(client, method, request, options, callOptions);
+    } else if (method.methodKind === "client_streaming") {
+      result[method.localName] = (requests: ClientStreamRequests<DescMessage>, callOptions: UnaryCallOptions = {}) =>
+        callClientStream(client, method, requests, options, callOptions);
+    }
   }
   Object.defineProperty(result, "close", { value: () => client.close(), enumerable: false });
   return result as GrpcClient<M>;
+}
+
+async function callMetadata(options: GrpcClientOptions, callOptions: UnaryCallOptions) {
+  const token = callOptions.token ?? (typeof options.token === "function" ? await options.token() : options.token);
+  const metadata = new Metadata();
+  for (const [key, value] of Object.entries(callOptions.metadata ?? {})) metadata.set(key, value);
+  if (token) metadata.set("authorization", `Bearer ${token}`);
+  const traceparent = currentTraceparent();
+  if (traceparent) metadata.set("traceparent", traceparent);
+  const grpcOptions: CallOptions = {};
+  if (callOptions.deadline !== undefined) {
+    grpcOptions.deadline =
+      typeof callOptions.deadline === "number" ? new Date(Date.now() + callOptions.deadline) : callOptions.deadline;
+  }
+  return { metadata, grpcOptions };
+}
+
+/**
+ * Streams the requests with backpressure (waits for "drain"), half-closes, and resolves with
+ * the single response. If the server answers early (e.g. with an error), sending stops and
+ * the call settles with that answer.
+ */
+function callClientStream(
+  client: Client,
+  method: DescMethod,
+  requests: ClientStreamRequests<DescMessage>,
+  options: GrpcClientOptions,
+  callOptions: UnaryCallOptions,
+): Promise<unknown> {
+  const path = methodPath(method);
+  return inSpan(
+    path.slice(1),
+    {
+      kind: SpanKind.CLIENT,
+      attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name },
+    },
+    async () => {
+      const { metadata, grpcOptions } = await callMetadata(options, callOptions);
+      let settled = false;
+      let call: ClientWritableStream<MessageShape<DescMessage>> | undefined;
+      const answered = new Promise<MessageShape<DescMessage>>((resolve, reject) => {
+        call = client.makeClientStreamRequest<MessageShape<DescMessage>, MessageShape<DescMessage>>(
+          path,
+          (value) => Buffer.from(toBinary(method.input, value)),
+          (bytes) => fromBinary(method.output, bytes),
+          metadata,
+          grpcOptions,
+          (error, response) => {
+            settled = true;
+            if (error) reject(error);
+            else resolve(response as MessageShape<DescMessage>);
+          },
+        );
+      });
+      const stream = call as NonNullable<typeof call>;
+      const send = async () => {
+        for await (const request of requests as AsyncIterable<MessageInitShape<DescMessage>>) {
+          if (settled) return;
+          const message = isMessage(request, method.input) ? request : create(method.input, request);
+          if (!stream.write(message)) {
+            await new Promise<void>((resolve) => {
+              stream.once("drain", resolve);
+              answered.then(
+                () => resolve(),
+                () => resolve(),
+              );
+            });
+          }
+        }
+        if (!settled) stream.end();
+      };
+      const sending = send().catch((error: unknown) => {
+        // The caller's iterable failed: cancel the call so it settles, and report that error.
+        stream.cancel();
+        throw error;
+      });
+      const [response] = await Promise.all([answered, sending]);
+      return response;
+    },
+  );
 }
 
 async function callUnary(

@@ -1,5 +1,11 @@
 export { status as GrpcStatus } from "@grpc/grpc-js";
-export { createGrpcClient, type GrpcClient, type GrpcClientOptions, type UnaryCallOptions } from "./client.js";
+export {
+  type ClientStreamRequests,
+  createGrpcClient,
+  type GrpcClient,
+  type GrpcClientOptions,
+  type UnaryCallOptions,
+} from "./client.js";
 export { type ErrorDetails, errorDetails } from "./error-details.js";
 export {
   Aborted,
@@ -17,6 +23,7 @@ export {
 } from "./errors.js";
 export {
   type CallContext,
+  type ClientStreamingHandler,
   createGrpcServer,
   type GrpcServer,
   type GrpcServerOptions,

@@ -19,6 +19,7 @@ import {
   Metadata,
   Server,
   ServerCredentials,
+  type ServerReadableStream,
   type ServerUnaryCall,
   type sendUnaryData,
   type UntypedServiceImplementation,
@@ -63,11 +64,25 @@ export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
 ) => Promise<MessageInitShape<O>>;
 
 /**
- * Handlers of one service, by local (camelCase) method name. Only unary methods are served so
- * far; streaming kinds get their own handler shapes here when a service needs them.
+ * A client-streaming handler: `requests` yields each message, decoded and validated, in order
+ * (an invalid one throws INVALID_ARGUMENT from the iterator); it ends when the client half-closes.
+ */
+export type ClientStreamingHandler<I extends DescMessage, O extends DescMessage> = (
+  requests: AsyncIterable<MessageShape<I>>,
+  ctx: CallContext,
+) => Promise<MessageInitShape<O>>;
+
+/**
+ * Handlers of one service, by local (camelCase) method name. Unary and client-streaming
+ * methods are served; the other streaming kinds get their own handler shapes here when a
+ * service needs them.
  */
 export type ServiceHandlers<M extends GenServiceMethods> = {
-  [K in keyof M]: M[K]["methodKind"] extends "unary" ? UnaryHandler<M[K]["input"], M[K]["output"]> : never;
+  [K in keyof M]: M[K]["methodKind"] extends "unary"
+    ? UnaryHandler<M[K]["input"], M[K]["output"]>
+    : M[K]["methodKind"] extends "client_streaming"
+      ? ClientStreamingHandler<M[K]["input"], M[K]["output"]>
+      : never;
 };
 
 export interface ServiceRegistration<M extends GenServiceMethods = GenServiceMethods> {
@@ -136,10 +151,9 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
   for (const { service, handlers, roles } of registrations) {
     const implementation: UntypedServiceImplementation = {};
     for (const method of service.methods) {
-      const handler = handlers[method.localName] as unknown as UnaryHandler<DescMessage, DescMessage>;
       const allowed = roles[method.localName] as readonly Role[];
-      implementation[method.localName] = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) => {
-        void serveUnary(method, handler, allowed, call)
+      const answer = (outcome: Promise<Outcome>, callback: sendUnaryData<Buffer>) => {
+        void outcome
           .catch((error: unknown): Outcome => {
             // Only reachable if logging or tracing itself failed: still answer, never crash.
             logger.error({ err: error, rpc: methodPath(method) }, "gRPC call pipeline failed");
@@ -150,15 +164,38 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
             else callback({ code: outcome.code, details: outcome.message, metadata: outcome.trailer });
           });
       };
+      if (method.methodKind === "client_streaming") {
+        const handler = handlers[method.localName] as unknown as ClientStreamingHandler<DescMessage, DescMessage>;
+        implementation[method.localName] = (
+          call: ServerReadableStream<Buffer, Buffer>,
+          callback: sendUnaryData<Buffer>,
+        ) =>
+          answer(
+            serveCall(method, allowed, call, (ctx) => handler(decodeStream(method.input, call), ctx)),
+            callback,
+          );
+        continue;
+      }
+      const handler = handlers[method.localName] as unknown as UnaryHandler<DescMessage, DescMessage>;
+      implementation[method.localName] = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
+        answer(
+          serveCall(method, allowed, call, (ctx) => {
+            const request = decode(method.input, call.request);
+            validate(method.input, request);
+            return handler(request, ctx);
+          }),
+          callback,
+        );
     }
     server.addService(rawServiceDefinition(service), implementation);
   }
 
-  async function serveUnary(
+  /** The pipeline every call goes through; `run` decodes the request(s) and calls the handler. */
+  async function serveCall(
     method: DescMethod,
-    handler: UnaryHandler<DescMessage, DescMessage>,
     allowed: readonly Role[],
-    call: ServerUnaryCall<Buffer, Buffer>,
+    call: ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>,
+    run: (ctx: CallContext) => Promise<MessageInitShape<DescMessage>>,
   ): Promise<Outcome> {
     const started = performance.now();
     const rpc = methodPath(method);
@@ -184,13 +221,11 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
                 { required_roles: allowed.join(",") },
               );
             }
-            const request = decode(method.input, call.request);
-            validate(method.input, request);
             const controller = new AbortController();
             call.on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
             const metadata = call.metadata.clone();
             metadata.remove("authorization");
-            const response = await handler(request, {
+            const response = await run({
               principal,
               logger: log,
               metadata,
@@ -258,6 +293,17 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
       return fromBinary(schema, bytes);
     } catch (error) {
       throw new InvalidArgument([], `request is not a valid ${schema.typeName}: ${(error as Error).message}`);
+    }
+  }
+
+  async function* decodeStream<Desc extends DescMessage>(
+    schema: Desc,
+    call: ServerReadableStream<Buffer, Buffer>,
+  ): AsyncGenerator<MessageShape<Desc>> {
+    for await (const bytes of call as AsyncIterable<Buffer>) {
+      const message = decode(schema, bytes);
+      validate(schema, message);
+      yield message;
     }
   }
 
@@ -336,7 +382,8 @@ function checkRegistration({ service, handlers, roles }: ServiceRegistration): v
   const problems: string[] = [];
   for (const method of service.methods) {
     const name = `${service.typeName}.${method.name} (${method.localName})`;
-    if (method.methodKind !== "unary") problems.push(`${name}: ${method.methodKind} methods are not supported yet`);
+    if (method.methodKind !== "unary" && method.methodKind !== "client_streaming")
+      problems.push(`${name}: ${method.methodKind} methods are not supported yet`);
     if (typeof handlers[method.localName] !== "function") problems.push(`${name}: no handler`);
     const allowed = roles[method.localName] as unknown;
     // No silent open RPC: every method states who may call it.

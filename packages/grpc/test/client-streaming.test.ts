@@ -1,0 +1,131 @@
+import { createHash, randomUUID } from "node:crypto";
+import { createTokenVerifier, mintDevToken, type Role } from "@rdm/auth";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  type CallContext,
+  createGrpcClient,
+  createGrpcServer,
+  errorDetails,
+  FailedPrecondition,
+  type GrpcServer,
+  GrpcStatus,
+  type ServiceRegistration,
+} from "../src/index.js";
+import { captureLogger } from "./support.js";
+
+// Client-streaming calls, exercised through ConfigurationService.VerifyArtifactContent (the
+// first client-streaming method); its other methods are stubs that these tests never call.
+
+const issuer = "rdm-grpc-stream-test";
+const audience = "rdm";
+const secret = "grpc-stream-test-secret-long-enough!";
+const token = (roles: Role[]) => mintDevToken({ subject: `user-${randomUUID()}`, roles, secret, issuer, audience });
+
+const seen: { artifactIds: string[]; chunks: number; subject: string }[] = [];
+let server: GrpcServer;
+let address: string;
+
+beforeAll(async () => {
+  const unused = async () => {
+    throw new Error("not used by this test");
+  };
+  const handlers = Object.fromEntries(ConfigurationService.methods.map((m) => [m.localName, unused]));
+  const roles = Object.fromEntries(ConfigurationService.methods.map((m) => [m.localName, ["config-manager"]]));
+  const registration = {
+    service: ConfigurationService,
+    roles,
+    handlers: {
+      ...handlers,
+      async verifyArtifactContent(
+        requests: AsyncIterable<{ artifactId: string; chunk: Uint8Array }>,
+        ctx: CallContext,
+      ) {
+        const hash = createHash("sha256");
+        const record = { artifactIds: [] as string[], chunks: 0, subject: ctx.principal.subject };
+        seen.push(record);
+        let size = 0;
+        for await (const request of requests) {
+          record.artifactIds.push(request.artifactId);
+          if (request.artifactId === "refuse-early") {
+            throw new FailedPrecondition("refused after the first message", [
+              { type: "test.refusal", subject: request.artifactId, description: "early" },
+            ]);
+          }
+          record.chunks += 1;
+          size += request.chunk.length;
+          hash.update(request.chunk);
+        }
+        return { result: { actualSha256: hash.digest("hex"), actualSizeBytes: BigInt(size) } };
+      },
+    },
+  } as unknown as ServiceRegistration;
+  server = createGrpcServer({
+    logger: captureLogger(),
+    verifier: createTokenVerifier({ issuer, audience, secret }),
+    services: [registration],
+  });
+  address = `127.0.0.1:${await server.listen("127.0.0.1", 0)}`;
+});
+
+afterAll(() => server.shutdown());
+
+test("streams every message in order (with backpressure) and returns the single response", async () => {
+  const client = createGrpcClient(ConfigurationService, address, { token: await token(["config-manager"]) });
+  try {
+    const chunks = Array.from({ length: 64 }, (_, i) => Buffer.alloc(256 * 1024, i));
+    async function* requests() {
+      for (const [i, chunk] of chunks.entries()) yield { artifactId: i === 0 ? "a-1" : "", chunk };
+    }
+    const response = await client.verifyArtifactContent(requests());
+    const expected = createHash("sha256");
+    for (const chunk of chunks) expected.update(chunk);
+    expect(response.result?.actualSha256).toBe(expected.digest("hex"));
+    expect(response.result?.actualSizeBytes).toBe(BigInt(64 * 256 * 1024));
+    const record = seen.find((r) => r.artifactIds[0] === "a-1");
+    expect(record?.chunks).toBe(64);
+
+    // A plain array works too, and an empty stream reaches the handler as an empty iterable.
+    const empty = await client.verifyArtifactContent([]);
+    expect(empty.result?.actualSizeBytes).toBe(0n);
+  } finally {
+    client.close();
+  }
+});
+
+test("a handler that answers early ends the call with its status; the client stops sending", async () => {
+  const client = createGrpcClient(ConfigurationService, address, { token: await token(["config-manager"]) });
+  let produced = 0;
+  async function* endless() {
+    yield { artifactId: "refuse-early", chunk: new Uint8Array(10) };
+    for (;;) {
+      produced += 1;
+      yield { chunk: new Uint8Array(64 * 1024) };
+      if (produced > 100_000) throw new Error("client kept sending after the answer");
+    }
+  }
+  try {
+    const failure = await client.verifyArtifactContent(endless()).then(
+      () => undefined,
+      (error: unknown) => errorDetails(error),
+    );
+    expect(failure?.code).toBe(GrpcStatus.FAILED_PRECONDITION);
+    expect(failure?.preconditionFailure?.violations[0]?.type).toBe("test.refusal");
+    expect(produced).toBeLessThan(100_000);
+  } finally {
+    client.close();
+  }
+});
+
+test("authorization happens before the handler reads the stream", async () => {
+  const client = createGrpcClient(ConfigurationService, address, { token: await token(["viewer"]) });
+  const before = seen.length;
+  try {
+    const failure = await client
+      .verifyArtifactContent([{ artifactId: "x", chunk: new Uint8Array(1) }])
+      .then(() => undefined, errorDetails);
+    expect(failure?.code).toBe(GrpcStatus.PERMISSION_DENIED);
+    expect(seen.length).toBe(before);
+  } finally {
+    client.close();
+  }
+});
