@@ -36,7 +36,6 @@ export async function buildGatewayApp({
 }: GatewayAppOptions): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
-    disableRequestLogging: false,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
   });
 
