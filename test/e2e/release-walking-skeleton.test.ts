@@ -120,7 +120,8 @@ test("a registered release reaches Kafka as a CloudEvent and the gateway read mo
   let found: { headers: Record<string, string>; value: Buffer; key: string } | undefined;
   await consumer.run({
     eachMessage: async ({ message }) => {
-      if (message.key?.toString() !== releaseId) return;
+      // The release's first event is its registration (later ones: tasks, notifications).
+      if (message.key?.toString() !== releaseId || found) return;
       const headers = Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)]));
       found = { headers, value: message.value as Buffer, key: message.key.toString() };
     },

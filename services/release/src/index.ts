@@ -1,1 +1,1 @@
-export { releaseService, startReleaseService } from "./service.js";
+export { createReleaseService, type ReleaseServiceOptions, releaseService, startReleaseService } from "./service.js";

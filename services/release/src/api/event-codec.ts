@@ -1,12 +1,17 @@
-import { createRegistry, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { createRegistry, fromBinary, type Message, toBinary } from "@bufbuild/protobuf";
 import type { NewEvent, RecordedEvent } from "@rdm/eventstore";
-import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { ReleaseEvent } from "../domain/release.js";
 
-/** Every event type the release stream may hold; the stored type is the full protobuf message name. */
-export const releaseEventRegistry = createRegistry(ReleaseRegisteredSchema);
+/** Every event type the service's streams may hold; the stored type is the full protobuf message name. */
+export const releaseEventRegistry = createRegistry(file_rdm_release_v1_events);
 
-export function encodeReleaseEvent(event: ReleaseEvent, traceparent?: string): NewEvent {
+export function encodeEvent(
+  event: Message & {
+    metadata?: { actor: string; eventId: string; correlationId: string; causationId: string; requestId: string };
+  },
+  traceparent?: string,
+): NewEvent {
   const metadata = event.metadata;
   const schema = releaseEventRegistry.getMessage(event.$typeName);
   if (!schema || !metadata) throw new Error(`cannot encode ${event.$typeName}`);
@@ -24,8 +29,12 @@ export function encodeReleaseEvent(event: ReleaseEvent, traceparent?: string): N
   };
 }
 
-export function decodeReleaseEvent(recorded: RecordedEvent): ReleaseEvent {
+export const encodeReleaseEvent = (event: ReleaseEvent, traceparent?: string) => encodeEvent(event, traceparent);
+
+export function decodeEvent(recorded: RecordedEvent): Message {
   const schema = releaseEventRegistry.getMessage(recorded.type);
   if (!schema) throw new Error(`unknown release event type ${recorded.type}`);
-  return fromBinary(schema, recorded.data) as ReleaseEvent;
+  return fromBinary(schema, recorded.data);
 }
+
+export const decodeReleaseEvent = (recorded: RecordedEvent) => decodeEvent(recorded) as ReleaseEvent;

@@ -1,0 +1,149 @@
+import { toBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Migration } from "@rdm/eventstore";
+import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type pg from "pg";
+import { durationMs } from "../domain/models.js";
+import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
+
+/**
+ * The service's own tables beside its event store. Each is written in the transaction that
+ * appends the events it derives from, so none can disagree with the streams.
+ */
+export const releaseMigrations: Migration[] = [
+  {
+    version: 1,
+    name: "release keys",
+    // Per-year counters for human-readable keys (REL-2026-0042); gaps are allowed.
+    sql: "CREATE TABLE release_keys (year int PRIMARY KEY, last int NOT NULL)",
+  },
+  {
+    version: 2,
+    name: "release index, deadlines, notification deliveries, change request states",
+    sql: `
+      -- Current state of each release for ListReleases (filters and keyset paging).
+      CREATE TABLE release_index (
+        release_id    uuid PRIMARY KEY,
+        key           text NOT NULL,
+        title         text NOT NULL,
+        type          int NOT NULL,
+        phase         int NOT NULL,
+        status        int NOT NULL,
+        owner         text NOT NULL,
+        registered_at timestamptz NOT NULL,
+        phase_due_at  timestamptz,
+        snapshot      bytea NOT NULL
+      );
+      CREATE INDEX release_index_page ON release_index (registered_at DESC, release_id DESC);
+
+      -- Durable schedule of phase deadlines: one row per phase entry and kind ('missed' at the
+      -- due time, 'escalation' after the grace period). A row is claimed with FOR UPDATE SKIP
+      -- LOCKED and marked fired in the transaction that appends its event.
+      CREATE TABLE release_deadlines (
+        release_id  uuid NOT NULL,
+        phase_entry int NOT NULL,
+        kind        text NOT NULL CHECK (kind IN ('missed', 'escalation')),
+        due_at      timestamptz NOT NULL,
+        fired_at    timestamptz,
+        outcome     text,
+        PRIMARY KEY (release_id, phase_entry, kind)
+      );
+      CREATE INDEX release_deadlines_due ON release_deadlines (due_at) WHERE fired_at IS NULL;
+
+      -- Webhook deliveries of NotificationRequested events.
+      CREATE TABLE notification_deliveries (
+        notification_id uuid PRIMARY KEY,
+        release_id      uuid NOT NULL,
+        trigger         text NOT NULL,
+        recipients      jsonb NOT NULL,
+        payload         jsonb NOT NULL,
+        status          text NOT NULL DEFAULT 'PENDING' CHECK (status IN ('PENDING', 'DELIVERED', 'FAILED')),
+        attempts        int NOT NULL DEFAULT 0,
+        next_attempt_at timestamptz NOT NULL,
+        last_error      text NOT NULL DEFAULT '',
+        delivered_at    timestamptz,
+        created_at      timestamptz NOT NULL DEFAULT now()
+      );
+      CREATE INDEX notification_deliveries_due ON notification_deliveries (next_attempt_at) WHERE status = 'PENDING';
+      CREATE INDEX notification_deliveries_release ON notification_deliveries (release_id);
+
+      -- Local read model of change requests, from rdm.change.events.v1.
+      CREATE TABLE change_request_states (
+        change_request_id text PRIMARY KEY,
+        state             text NOT NULL,
+        linked_release_id text NOT NULL DEFAULT '',
+        updated_at        timestamptz NOT NULL
+      );`,
+  },
+];
+
+/** Writes what the appended events imply for the service's tables, in the append's transaction. */
+export async function recordDerived(
+  tx: pg.PoolClient,
+  state: ReleaseState,
+  appended: ReleaseEvent[],
+  now: Date,
+): Promise<void> {
+  const { release, model } = state;
+  if (!release) return;
+  await tx.query(
+    `INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at, snapshot)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
+     ON CONFLICT (release_id) DO UPDATE SET title = $3, phase = $5, status = $6, phase_due_at = $9, snapshot = $10`,
+    [
+      release.releaseId,
+      release.key,
+      release.title,
+      release.type,
+      release.phase,
+      release.status,
+      release.owner,
+      release.registeredAt ? timestampDate(release.registeredAt) : now,
+      release.phaseDueAt && release.status === ReleaseStatus.ACTIVE ? timestampDate(release.phaseDueAt) : null,
+      Buffer.from(toBinary(ReleaseSchema, release)),
+    ],
+  );
+  if (release.status === ReleaseStatus.ACTIVE && release.phaseDueAt) {
+    await tx.query(
+      `INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at) VALUES ($1, $2, 'missed', $3)
+       ON CONFLICT DO NOTHING`,
+      [release.releaseId, release.phaseEntry, timestampDate(release.phaseDueAt)],
+    );
+  }
+  for (const event of appended) {
+    if (event.$typeName === "rdm.release.v1.ReleaseDeadlineMissed" && event.dueAt) {
+      const escalateAt = new Date(timestampDate(event.dueAt).getTime() + durationMs(model?.escalationGrace));
+      await tx.query(
+        `INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at) VALUES ($1, $2, 'escalation', $3)
+         ON CONFLICT DO NOTHING`,
+        [release.releaseId, event.phaseEntry, escalateAt],
+      );
+    }
+    if (event.$typeName === "rdm.release.v1.ReleaseNotificationRequested") {
+      await tx.query(
+        `INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at)
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+        [
+          event.notificationId,
+          release.releaseId,
+          event.trigger,
+          JSON.stringify(event.recipients),
+          JSON.stringify({
+            notificationId: event.notificationId,
+            releaseId: release.releaseId,
+            releaseKey: release.key,
+            trigger: event.trigger,
+            subject: event.subject,
+            recipients: event.recipients,
+            phase: event.phase,
+            occurredAt: event.metadata?.occurredAt
+              ? timestampDate(event.metadata.occurredAt).toISOString()
+              : now.toISOString(),
+            actor: event.metadata?.actor ?? "",
+          }),
+          now,
+        ],
+      );
+    }
+  }
+}

@@ -1,0 +1,124 @@
+// Given / when / then for the release decider: `given` takes earlier events (usually produced
+// by running commands), `when` a command with its actor, and `then` checks events or the rule.
+import { create } from "@bufbuild/protobuf";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { STANDARD_MODEL } from "../src/domain/models.js";
+import { notificationsFor } from "../src/domain/notifications.js";
+import {
+  type DecisionContext,
+  decide,
+  fold,
+  type RegisterRelease,
+  type ReleaseCommand,
+  type ReleaseEvent,
+  ReleaseRuleViolation,
+  type ReleaseState,
+} from "../src/domain/release.js";
+
+export const RELEASE_ID = "7d0e6f1c-3f55-4b0e-9a43-2d1c9f0b6a11";
+export const T0 = new Date("2026-03-02T09:00:00Z");
+
+export const register = (
+  overrides: Partial<RegisterRelease> = {},
+  model: ReleaseModel = STANDARD_MODEL,
+): RegisterRelease => ({
+  kind: "registerRelease",
+  releaseId: RELEASE_ID,
+  key: "REL-2026-0001",
+  title: "Payments 4.2",
+  description: "Quarterly payments release",
+  type: ReleaseType.MAJOR,
+  category: "payments",
+  owner: "olivia",
+  coordinator: "carl",
+  stakeholders: ["sre-payments"],
+  risk: RiskLevel.MEDIUM,
+  plannedWindow: undefined,
+  model,
+  ...overrides,
+});
+
+let ids = 0;
+export const context = (actor = "rita", now = T0): DecisionContext => ({
+  actor,
+  now,
+  newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
+});
+
+/** Runs commands in order, stamping each event with its actor and stream version like the API does. */
+export class Scenario {
+  events: ReleaseEvent[] = [];
+  constructor(public now = T0) {}
+
+  get state(): ReleaseState {
+    return fold(this.events);
+  }
+
+  run(command: ReleaseCommand, actor = "rita", now = this.now): ReleaseEvent[] {
+    const ctx = context(actor, now);
+    const decided = decide(command, this.state, ctx);
+    const before = this.state;
+    const all = [...decided, ...notificationsFor(decided, (prefix) => fold(prefix, before), ctx)];
+    const stamped = all.map((event, i) => ({
+      ...event,
+      metadata: create(EventMetadataSchema, { actor, streamVersion: BigInt(this.events.length + i + 1) }),
+    })) as ReleaseEvent[];
+    this.events.push(...stamped);
+    return stamped;
+  }
+
+  /** The error the command is refused with (fails the test when it is accepted). */
+  refusal(command: ReleaseCommand, actor = "rita", now = this.now): ReleaseRuleViolation {
+    try {
+      decide(command, this.state, context(actor, now));
+    } catch (error) {
+      if (error instanceof ReleaseRuleViolation) return error;
+      throw error;
+    }
+    throw new Error(`${command.kind} was accepted`);
+  }
+
+  get release() {
+    const release = this.state.release;
+    if (!release) throw new Error("not registered");
+    return release;
+  }
+
+  /** Completes every open required task of the current phase entry. */
+  completeRequiredTasks() {
+    const r = this.release;
+    for (const t of r.tasks.filter(
+      (t) => t.required && t.phase === r.phase && t.phaseEntry === r.phaseEntry && t.status !== 3,
+    ))
+      this.run({ kind: "completeTask", taskId: t.taskId });
+  }
+
+  /** Requests and grants every approval the current phase requires, by distinct approvers. */
+  grantApprovals() {
+    const model = this.state.model;
+    const phase = model?.phases.find((p) => p.phase === this.release.phase);
+    for (const requirement of phase?.approvals ?? []) {
+      const [requested] = this.run(
+        {
+          kind: "requestApproval",
+          approvalId: `appr-${requirement.approverGroup}-${this.events.length}`,
+          approverGroup: requirement.approverGroup,
+        },
+        "carl",
+      );
+      const approvalId = (requested as { approvalId: string }).approvalId;
+      for (let i = 0; i < requirement.quorum; i++)
+        this.run({ kind: "approveRelease", approvalId, comment: "ok" }, `approver-${i}`);
+    }
+  }
+
+  advance() {
+    this.completeRequiredTasks();
+    this.grantApprovals();
+    return this.run({ kind: "advancePhase", fromPhase: 0, changes: [] });
+  }
+}
+
+export const types = (events: ReleaseEvent[]) => events.map((e) => e.$typeName.replace("rdm.release.v1.", ""));
