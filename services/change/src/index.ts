@@ -1,1 +1,1 @@
-export { changeService, startChangeService } from "./service.js";
+export { changeConsumerEnv, changeService, changeServiceDefinition, startChangeService } from "./service.js";

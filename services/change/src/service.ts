@@ -1,13 +1,64 @@
+import { componentEnv, loadConfig, z } from "@rdm/config";
+import { startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
+import { changeServiceHandlers } from "./api/change-service.js";
+import {
+  DEPLOYMENT_EVENTS_TOPIC,
+  RELEASE_EVENTS_TOPIC,
+  reactToDeploymentEvent,
+  reactToReleaseEvent,
+} from "./consumers/lifecycle-reactions.js";
+import { readModelMigrations } from "./store/read-model.js";
+
+/** The change service's own settings (beside the shared gRPC service ones). */
+export const changeConsumerEnv = componentEnv({
+  /** Consumer group of the reactions to release and deployment events. */
+  CHANGE_CONSUMER_GROUP: z.string().min(1).default("rdm-change"),
+  CHANGE_DLQ_TOPIC: z.string().min(1).default("rdm.change.dlq.v1"),
+  /** Kafka group session timeout; tests against the mock broker use a short one. */
+  CHANGE_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+});
 
 /**
- * The change service: its own event store, relay to rdm.change.events.v1, health and reflection.
- * Its domain APIs arrive with their own issue; until then it serves no RPCs of its own.
+ * The change service: RFCs through CAB/ECAB to closure, the change calendar (freeze windows,
+ * collisions), query tables in its own database, and reactions to the linked releases'
+ * release and deployment events. Events go to rdm.change.events.v1.
  */
-export const changeService: GrpcServiceDefinition = {
-  name: "change",
-  defaultPort: 50052,
-  services: () => [],
-};
+export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): GrpcServiceDefinition {
+  return {
+    name: "change",
+    defaultPort: 50052,
+    migrations: readModelMigrations,
+    services: ({ store, pool }) => [changeServiceHandlers({ store, pool })],
+    async workers({ kafka, pool, store, logger }) {
+      const config = loadConfig(changeConsumerEnv, env);
+      const common = {
+        kafka,
+        pool,
+        deadLetterTopic: config.CHANGE_DLQ_TOPIC,
+        fromBeginning: true,
+        sessionTimeoutMs: config.CHANGE_CONSUMER_SESSION_TIMEOUT_MS,
+        logger,
+      };
+      // One group per topic, so a slow or failing topic never holds the other back.
+      const deployments = await startConsumer({
+        ...common,
+        groupId: `${config.CHANGE_CONSUMER_GROUP}.deployments`,
+        topics: [DEPLOYMENT_EVENTS_TOPIC],
+        handle: (event, tx) => reactToDeploymentEvent(event, tx, { store, logger }),
+      });
+      const releases = await startConsumer({
+        ...common,
+        groupId: `${config.CHANGE_CONSUMER_GROUP}.releases`,
+        topics: [RELEASE_EVENTS_TOPIC],
+        handle: (event, tx) => reactToReleaseEvent(event, tx, { store, logger }),
+      });
+      return [deployments, releases];
+    },
+  };
+}
 
-export const startChangeService = (env: NodeJS.ProcessEnv = process.env) => startGrpcService(changeService, env);
+export const changeService = changeServiceDefinition();
+
+export const startChangeService = (env: NodeJS.ProcessEnv = process.env) =>
+  startGrpcService(changeServiceDefinition(env), env);

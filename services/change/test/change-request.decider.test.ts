@@ -776,6 +776,41 @@ describe("change tasks", () => {
   });
 });
 
+describe("links from the release service", () => {
+  const OTHER_RELEASE = "11111111-2222-4333-8444-555555555555";
+
+  test("linking to another release records the previous one", () => {
+    given(...submitted())
+      .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
+      .thenEvents((events, change) => {
+        expect(events[0]).toMatchObject({
+          linkedReleaseId: OTHER_RELEASE,
+          previousReleaseId: RELEASE_ID,
+          state: ChangeState.SUBMITTED,
+        });
+        expect(change.linkedReleaseId).toBe(OTHER_RELEASE);
+      });
+  });
+
+  test("linking to the release it already has changes nothing", () => {
+    expect(decide({ kind: "linkRelease", releaseId: RELEASE_ID }, fold(submitted()))).toEqual([]);
+  });
+
+  test("unlinking clears the link; unlinking another release changes nothing", () => {
+    expect(decide({ kind: "unlinkRelease", releaseId: OTHER_RELEASE }, fold(submitted()))).toEqual([]);
+    given(...submitted())
+      .when({ kind: "unlinkRelease", releaseId: RELEASE_ID })
+      .thenEvents((_, change) => expect(change.linkedReleaseId).toBe(""));
+  });
+
+  test("refuses to link a closed change", () => {
+    const closed = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
+    given(...closed)
+      .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
+      .thenFails("change.link_release.state");
+  });
+});
+
 describe("events carry the lifecycle", () => {
   test("every event of a full run names the change, the linked release and the state after it", () => {
     const events = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));

@@ -34,6 +34,10 @@ import {
   ChangeRequestRaisedSchema,
   type ChangeRequestRejected,
   ChangeRequestRejectedSchema,
+  type ChangeRequestReleaseLinked,
+  ChangeRequestReleaseLinkedSchema,
+  type ChangeRequestReleaseUnlinked,
+  ChangeRequestReleaseUnlinkedSchema,
   type ChangeRequestReviewed,
   ChangeRequestReviewedSchema,
   type ChangeRequestScheduled,
@@ -65,7 +69,9 @@ export type ChangeRequestEvent =
   | ChangeRequestReviewed
   | ChangeRequestClosed
   | ChangeTaskAdded
-  | ChangeTaskCompleted;
+  | ChangeTaskCompleted
+  | ChangeRequestReleaseLinked
+  | ChangeRequestReleaseUnlinked;
 
 export interface ChangeRequestState {
   /** Undefined until the change is raised. */
@@ -177,6 +183,17 @@ export interface CompleteTask {
   by: string;
 }
 
+/** The release service linked the change to a release (or unlinked it). */
+export interface LinkRelease {
+  kind: "linkRelease";
+  releaseId: string;
+}
+
+export interface UnlinkRelease {
+  kind: "unlinkRelease";
+  releaseId: string;
+}
+
 export type ChangeRequestCommand =
   | RaiseChange
   | SubmitChange
@@ -190,7 +207,9 @@ export type ChangeRequestCommand =
   | ReviewChange
   | CloseChange
   | AddTask
-  | CompleteTask;
+  | CompleteTask
+  | LinkRelease
+  | UnlinkRelease;
 
 const stateName = (state: ChangeState) => ChangeState[state] ?? String(state);
 
@@ -372,6 +391,32 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
           taskId: command.taskId,
           title: command.title,
           assignee: command.assignee,
+        }),
+      ];
+    case "linkRelease":
+      // Re-delivered or already known links change nothing.
+      if (change.linkedReleaseId === command.releaseId) return [];
+      if (change.state === ChangeState.CLOSED) {
+        throw new ChangeRuleViolation(
+          "FAILED_PRECONDITION",
+          "change.link_release.state",
+          `cannot link closed change ${change.key} to release ${command.releaseId}`,
+        );
+      }
+      return [
+        create(ChangeRequestReleaseLinkedSchema, {
+          ...envelope(change, change.state),
+          linkedReleaseId: command.releaseId,
+          previousReleaseId: change.linkedReleaseId,
+        }),
+      ];
+    case "unlinkRelease":
+      if (change.linkedReleaseId !== command.releaseId) return [];
+      return [
+        create(ChangeRequestReleaseUnlinkedSchema, {
+          ...envelope(change, change.state),
+          linkedReleaseId: "",
+          releaseId: command.releaseId,
         }),
       ];
     case "completeTask": {
@@ -624,6 +669,10 @@ export function evolve(state: ChangeRequestState, event: ChangeRequestEvent): Ch
     case "rdm.change.v1.ChangeRequestReviewed":
       change.reviewOutcome = event.outcome;
       change.reviewNotes = event.notes;
+      break;
+    case "rdm.change.v1.ChangeRequestReleaseLinked":
+    case "rdm.change.v1.ChangeRequestReleaseUnlinked":
+      change.linkedReleaseId = event.linkedReleaseId;
       break;
     case "rdm.change.v1.ChangeTaskAdded":
       change.tasks = [

@@ -1,0 +1,560 @@
+import { createHash, randomUUID } from "node:crypto";
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type EventStore, withTransaction } from "@rdm/eventstore";
+import {
+  AlreadyExists,
+  type CallContext,
+  FailedPrecondition,
+  InvalidArgument,
+  NotFound,
+  type ServiceRegistration,
+} from "@rdm/grpc";
+import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  AddChangeTaskResponseSchema,
+  ApproveChangeResponseSchema,
+  AssessChangeResponseSchema,
+  ChangeService,
+  CloseChangeResponseSchema,
+  CompleteChangeImplementationResponseSchema,
+  CompleteChangeTaskResponseSchema,
+  DeclareFreezeWindowResponseSchema,
+  FailChangeImplementationResponseSchema,
+  GetChangeCalendarResponseSchema,
+  GetChangeResponseSchema,
+  LiftFreezeWindowResponseSchema,
+  ListChangesResponseSchema,
+  ListStandardChangeTemplatesResponseSchema,
+  RaiseChangeResponseSchema,
+  RegisterStandardChangeTemplateResponseSchema,
+  RejectChangeResponseSchema,
+  RetireStandardChangeTemplateResponseSchema,
+  ReviewChangeResponseSchema,
+  ScheduleChangeResponseSchema,
+  StartChangeImplementationResponseSchema,
+  SubmitChangeResponseSchema,
+} from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type pg from "pg";
+import { toInterval } from "../domain/calendar.js";
+import { type ChangeRequestCommand, type ChangeRequestState, changeKey, decide } from "../domain/change-request.js";
+import { decideFreezeWindow } from "../domain/freeze-window.js";
+import { ChangeRuleViolation } from "../domain/rule-violation.js";
+import { decideStandardChangeTemplate } from "../domain/standard-change-template.js";
+import {
+  bookedChangesOverlapping,
+  calendar,
+  freezesOverlapping,
+  listChanges,
+  listTemplates,
+  nextChangeKeySequence,
+  saveChange,
+  saveFreezeWindow,
+  saveTemplate,
+} from "../store/read-model.js";
+import { changeRequests, freezeWindows, standardChangeTemplates } from "./aggregates.js";
+import { type Aggregate, type Applied, applyCommand, type Cause, loadAggregate } from "./command-runner.js";
+import type { ServiceEvent } from "./event-codec.js";
+
+export interface ChangeApiDeps {
+  store: EventStore;
+  pool: pg.Pool;
+  clock?: () => Date;
+}
+
+const READERS = [
+  "viewer",
+  "release-manager",
+  "release-coordinator",
+  "approver",
+  "change-manager",
+  "deployer",
+  "config-manager",
+] as const;
+const REQUESTERS = ["change-manager", "release-manager", "release-coordinator"] as const;
+const IMPLEMENTERS = ["change-manager", "deployer"] as const;
+
+/** Serializes scheduling and freeze declarations, so two changes cannot book colliding windows unseen. */
+const CALENDAR_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rdm.change.calendar'))";
+
+const DEFAULT_PAGE_SIZE = 50;
+
+interface RaisePreparation {
+  key: string;
+  template: StandardChangeTemplate | undefined;
+}
+
+interface SchedulePreparation {
+  freezes: FreezeWindow[];
+  otherChanges: ChangeRequest[];
+}
+
+export function toApiError(error: unknown): unknown {
+  if (!(error instanceof ChangeRuleViolation)) return error;
+  switch (error.code) {
+    case "ALREADY_EXISTS":
+      return new AlreadyExists(error.message);
+    case "NOT_FOUND":
+      return new NotFound(error.subject, error.details[0]?.subject ?? "", error.message);
+    default:
+      return new FailedPrecondition(
+        error.message,
+        error.details.map((detail) => ({
+          type: detail.rule,
+          subject: detail.subject,
+          description: detail.description,
+        })),
+      );
+  }
+}
+
+const hashRequest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+
+const requireWindow = (window: TimeWindow | undefined, field: string) => {
+  const interval = toInterval(window);
+  if (!interval) throw new InvalidArgument([{ field, description: "start and end are required" }]);
+  return interval;
+};
+
+export function changeServiceHandlers({
+  store,
+  pool,
+  clock = () => new Date(),
+}: ChangeApiDeps): ServiceRegistration<(typeof ChangeService)["method"]> {
+  type Methods = (typeof ChangeService)["method"];
+
+  /**
+   * The shape of every command RPC: a retried request id returns the first response; otherwise,
+   * in one transaction, optional preparation (locks, calendar queries), read-decide-append on the
+   * stream, the query tables updated, and the response recorded with the events.
+   */
+  async function command<S, E extends ServiceEvent, O extends DescMessage, P = undefined>(
+    method: Methods[keyof Methods],
+    request: { requestId: string },
+    ctx: CallContext,
+    spec: {
+      aggregate: Aggregate<S, E>;
+      streamId: string;
+      output: O;
+      prepare?: (client: pg.PoolClient) => Promise<P>;
+      decide: (state: S, prepared: P) => E[];
+      project: (client: pg.PoolClient, state: S) => Promise<void>;
+      respond: (applied: Applied<S, E>, prepared: P) => MessageShape<O>;
+    },
+  ): Promise<MessageShape<O>> {
+    const requestHash = hashRequest(toBinary(method.input as DescMessage, request as never));
+    const replay = async () => {
+      const previous = await store.getCommandResult(request.requestId);
+      if (!previous?.response) return undefined;
+      if (previous.requestHash !== requestHash) {
+        throw new FailedPrecondition("request_id was already used for a different request", [
+          {
+            type: "request.idempotency",
+            subject: request.requestId,
+            description: "request_id reused with a different payload",
+          },
+        ]);
+      }
+      return fromBinary(spec.output, previous.response);
+    };
+    const replayed = await replay();
+    if (replayed) return replayed;
+    const cause: Cause = {
+      actor: ctx.principal.subject,
+      correlationId: request.requestId,
+      causationId: request.requestId,
+      requestId: request.requestId,
+      traceparent: ctx.traceparent,
+      now: clock(),
+    };
+    try {
+      return await withTransaction(pool, async (client) => {
+        const prepared = (spec.prepare ? await spec.prepare(client) : undefined) as P;
+        let response: MessageShape<O> | undefined;
+        const applied = await applyCommand(
+          client,
+          store,
+          spec.aggregate,
+          spec.streamId,
+          cause,
+          (state) => spec.decide(state, prepared),
+          {
+            requestId: request.requestId,
+            requestHash,
+            response: (result) => {
+              response = spec.respond(result, prepared);
+              return toBinary(spec.output, response);
+            },
+          },
+        );
+        await spec.project(client, applied.after);
+        return response ?? spec.respond(applied, prepared);
+      });
+    } catch (error) {
+      // Two identical requests raced: the loser returns the winner's stored response.
+      if ((error as Error).name === "DuplicateRequest") {
+        const winner = await replay();
+        if (winner) return winner;
+      }
+      throw toApiError(error);
+    }
+  }
+
+  /** A command on one change request whose response is the change after it. */
+  function changeCommand<O extends DescMessage, P = unknown>(
+    method: Methods[keyof Methods],
+    request: { requestId: string; changeRequestId?: string },
+    ctx: CallContext,
+    output: O,
+    toCommand: (prepared: NoInfer<P>) => ChangeRequestCommand,
+    options: {
+      /** Defaults to the request's change_request_id. */
+      streamId?: string;
+      prepare?: (client: pg.PoolClient) => Promise<P>;
+      respond?: (applied: Applied<ChangeRequestState, ServiceEvent>, prepared: P) => MessageShape<O>;
+    } = {},
+  ) {
+    return command(method, request, ctx, {
+      aggregate: changeRequests,
+      streamId: (options.streamId ?? request.changeRequestId ?? "").toLowerCase(),
+      output,
+      ...(options.prepare ? { prepare: options.prepare } : {}),
+      decide: (state, prepared: P) => decide(toCommand(prepared), state),
+      project: async (client, state) => {
+        if (state.change) await saveChange(client, state.change);
+      },
+      respond:
+        options.respond ?? ((applied) => create(output, { change: applied.after.change } as never) as MessageShape<O>),
+    });
+  }
+
+  const actor = (ctx: CallContext) => ctx.principal.subject;
+  const M = ChangeService.method;
+
+  return {
+    service: ChangeService,
+    roles: {
+      registerStandardChangeTemplate: ["change-manager"],
+      retireStandardChangeTemplate: ["change-manager"],
+      listStandardChangeTemplates: [...READERS],
+      raiseChange: [...REQUESTERS],
+      submitChange: [...REQUESTERS],
+      assessChange: ["change-manager"],
+      approveChange: ["approver"],
+      rejectChange: ["approver"],
+      scheduleChange: ["change-manager"],
+      startChangeImplementation: [...IMPLEMENTERS],
+      completeChangeImplementation: [...IMPLEMENTERS],
+      failChangeImplementation: [...IMPLEMENTERS],
+      reviewChange: ["change-manager"],
+      closeChange: ["change-manager"],
+      addChangeTask: ["change-manager", "release-coordinator"],
+      completeChangeTask: ["change-manager", "release-coordinator", "deployer"],
+      declareFreezeWindow: ["change-manager"],
+      liftFreezeWindow: ["change-manager"],
+      getChangeCalendar: [...READERS],
+      getChange: [...READERS],
+      listChanges: [...READERS],
+    },
+    handlers: {
+      async registerStandardChangeTemplate(request, ctx) {
+        const templateId = randomUUID();
+        return command(M.registerStandardChangeTemplate, request, ctx, {
+          aggregate: standardChangeTemplates,
+          streamId: templateId,
+          output: RegisterStandardChangeTemplateResponseSchema,
+          decide: (state) =>
+            decideStandardChangeTemplate(
+              {
+                kind: "registerTemplate",
+                templateId,
+                name: request.name,
+                description: request.description,
+                implementationPlan: request.implementationPlan,
+                testPlan: request.testPlan,
+                backoutPlan: request.backoutPlan,
+                risk: request.risk,
+              },
+              state,
+            ),
+          project: async (client, state) => {
+            if (state.template) await saveTemplate(client, state.template);
+          },
+          respond: ({ after }) =>
+            create(RegisterStandardChangeTemplateResponseSchema, after.template ? { template: after.template } : {}),
+        });
+      },
+
+      async retireStandardChangeTemplate(request, ctx) {
+        return command(M.retireStandardChangeTemplate, request, ctx, {
+          aggregate: standardChangeTemplates,
+          streamId: request.templateId,
+          output: RetireStandardChangeTemplateResponseSchema,
+          decide: (state) => decideStandardChangeTemplate({ kind: "retireTemplate", reason: request.reason }, state),
+          project: async (client, state) => {
+            if (state.template) await saveTemplate(client, state.template);
+          },
+          respond: ({ after }) =>
+            create(RetireStandardChangeTemplateResponseSchema, after.template ? { template: after.template } : {}),
+        });
+      },
+
+      async listStandardChangeTemplates(request) {
+        return create(ListStandardChangeTemplatesResponseSchema, {
+          templates: await listTemplates(pool, request.includeRetired),
+        });
+      },
+
+      async raiseChange(request, ctx) {
+        const changeRequestId = randomUUID();
+        return changeCommand<typeof RaiseChangeResponseSchema, RaisePreparation>(
+          M.raiseChange,
+          request,
+          ctx,
+          RaiseChangeResponseSchema,
+          ({ key, template }) => ({
+            kind: "raiseChange",
+            changeRequestId,
+            key,
+            requester: actor(ctx),
+            type: request.type,
+            title: request.title,
+            description: request.description,
+            justification: request.justification,
+            affectedCiIds: request.affectedCiIds,
+            environments: request.environments,
+            implementationPlan: request.implementationPlan,
+            testPlan: request.testPlan,
+            backoutPlan: request.backoutPlan,
+            impact: request.impact,
+            urgency: request.urgency,
+            plannedWindow: request.plannedWindow,
+            linkedReleaseId: request.linkedReleaseId.toLowerCase(),
+            templateId: request.templateId.toLowerCase(),
+            template,
+          }),
+          {
+            streamId: changeRequestId,
+            prepare: async (client) => {
+              const year = clock().getUTCFullYear();
+              const key = changeKey(year, await nextChangeKeySequence(client, year));
+              const template = request.templateId
+                ? (await loadAggregate(store, standardChangeTemplates, request.templateId.toLowerCase(), client)).state
+                    .template
+                : undefined;
+              return { key, template };
+            },
+          },
+        );
+      },
+
+      async submitChange(request, ctx) {
+        return changeCommand(M.submitChange, request, ctx, SubmitChangeResponseSchema, () => ({
+          kind: "submitChange",
+          actor: actor(ctx),
+        }));
+      },
+
+      async assessChange(request, ctx) {
+        return changeCommand(M.assessChange, request, ctx, AssessChangeResponseSchema, () => ({
+          kind: "assessChange",
+          impact: request.impact,
+          urgency: request.urgency,
+          requiredApprovals: request.requiredApprovals,
+          notes: request.notes,
+        }));
+      },
+
+      async approveChange(request, ctx) {
+        return changeCommand(M.approveChange, request, ctx, ApproveChangeResponseSchema, () => ({
+          kind: "approveChange",
+          approver: actor(ctx),
+          comment: request.comment,
+        }));
+      },
+
+      async rejectChange(request, ctx) {
+        return changeCommand(M.rejectChange, request, ctx, RejectChangeResponseSchema, () => ({
+          kind: "rejectChange",
+          approver: actor(ctx),
+          reason: request.reason,
+        }));
+      },
+
+      async scheduleChange(request, ctx) {
+        const window = requireWindow(request.window, "window");
+        return changeCommand<typeof ScheduleChangeResponseSchema, SchedulePreparation>(
+          M.scheduleChange,
+          request,
+          ctx,
+          ScheduleChangeResponseSchema,
+          ({ freezes, otherChanges }) => ({
+            kind: "scheduleChange",
+            window: request.window as TimeWindow,
+            strict: request.strict,
+            freezeOverrideJustification: request.freezeOverrideJustification,
+            freezes,
+            otherChanges,
+          }),
+          {
+            prepare: async (client) => {
+              await client.query(CALENDAR_LOCK);
+              return {
+                freezes: await freezesOverlapping(client, window, false),
+                otherChanges: await bookedChangesOverlapping(client, window),
+              };
+            },
+            respond: ({ after }, { freezes }) => {
+              const change = after.change;
+              return create(ScheduleChangeResponseSchema, {
+                ...(change ? { change } : {}),
+                collisions: change?.collisions ?? [],
+                overriddenFreezes: freezes.filter((f) => change?.overriddenFreezeIds.includes(f.freezeWindowId)),
+              });
+            },
+          },
+        );
+      },
+
+      async startChangeImplementation(request, ctx) {
+        return changeCommand(
+          M.startChangeImplementation,
+          request,
+          ctx,
+          StartChangeImplementationResponseSchema,
+          () => ({ kind: "startImplementation" }),
+        );
+      },
+
+      async completeChangeImplementation(request, ctx) {
+        return changeCommand(
+          M.completeChangeImplementation,
+          request,
+          ctx,
+          CompleteChangeImplementationResponseSchema,
+          () => ({ kind: "completeImplementation" }),
+        );
+      },
+
+      async failChangeImplementation(request, ctx) {
+        return changeCommand(M.failChangeImplementation, request, ctx, FailChangeImplementationResponseSchema, () => ({
+          kind: "failImplementation",
+          reason: request.reason,
+        }));
+      },
+
+      async reviewChange(request, ctx) {
+        return changeCommand(M.reviewChange, request, ctx, ReviewChangeResponseSchema, () => ({
+          kind: "reviewChange",
+          outcome: request.outcome,
+          notes: request.notes,
+        }));
+      },
+
+      async closeChange(request, ctx) {
+        return changeCommand(M.closeChange, request, ctx, CloseChangeResponseSchema, () => ({ kind: "closeChange" }));
+      },
+
+      async addChangeTask(request, ctx) {
+        const taskId = randomUUID();
+        return changeCommand(
+          M.addChangeTask,
+          request,
+          ctx,
+          AddChangeTaskResponseSchema,
+          () => ({ kind: "addTask", taskId, title: request.title, assignee: request.assignee }),
+          {
+            respond: ({ after }) =>
+              create(AddChangeTaskResponseSchema, { ...(after.change ? { change: after.change } : {}), taskId }),
+          },
+        );
+      },
+
+      async completeChangeTask(request, ctx) {
+        return changeCommand(M.completeChangeTask, request, ctx, CompleteChangeTaskResponseSchema, () => ({
+          kind: "completeTask",
+          taskId: request.taskId.toLowerCase(),
+          by: actor(ctx),
+        }));
+      },
+
+      async declareFreezeWindow(request, ctx) {
+        const freezeWindowId = randomUUID();
+        return command(M.declareFreezeWindow, request, ctx, {
+          aggregate: freezeWindows,
+          streamId: freezeWindowId,
+          output: DeclareFreezeWindowResponseSchema,
+          prepare: async (client) => {
+            await client.query(CALENDAR_LOCK);
+          },
+          decide: (state) =>
+            decideFreezeWindow(
+              {
+                kind: "declareFreeze",
+                freezeWindowId,
+                name: request.name,
+                reason: request.reason,
+                window: request.window as TimeWindow,
+                scope: request.scope as NonNullable<typeof request.scope>,
+              },
+              state,
+            ),
+          project: async (client, state) => {
+            if (state.freeze) await saveFreezeWindow(client, state.freeze);
+          },
+          respond: ({ after }) =>
+            create(DeclareFreezeWindowResponseSchema, after.freeze ? { freezeWindow: after.freeze } : {}),
+        });
+      },
+
+      async liftFreezeWindow(request, ctx) {
+        return command(M.liftFreezeWindow, request, ctx, {
+          aggregate: freezeWindows,
+          streamId: request.freezeWindowId,
+          output: LiftFreezeWindowResponseSchema,
+          decide: (state) => decideFreezeWindow({ kind: "liftFreeze", reason: request.reason }, state),
+          project: async (client, state) => {
+            if (state.freeze) await saveFreezeWindow(client, state.freeze);
+          },
+          respond: ({ after }) =>
+            create(LiftFreezeWindowResponseSchema, after.freeze ? { freezeWindow: after.freeze } : {}),
+        });
+      },
+
+      async getChangeCalendar(request) {
+        const { changes, freezes } = await calendar(pool, requireWindow(request.window, "window"));
+        return create(GetChangeCalendarResponseSchema, { changes, freezeWindows: freezes });
+      },
+
+      async getChange(request) {
+        const { state } = await loadAggregate(store, changeRequests, request.changeRequestId);
+        if (!state.change) throw new NotFound("change request", request.changeRequestId);
+        return create(GetChangeResponseSchema, { change: state.change });
+      },
+
+      async listChanges(request) {
+        const offset = request.pageToken ? Number.parseInt(request.pageToken, 10) : 0;
+        if (!Number.isSafeInteger(offset) || offset < 0) {
+          throw new InvalidArgument([{ field: "page_token", description: "not a page token from ListChanges" }]);
+        }
+        const limit = request.pageSize || DEFAULT_PAGE_SIZE;
+        const changes = await listChanges(
+          pool,
+          {
+            states: request.states,
+            types: request.types,
+            ciId: request.ciId,
+            window: toInterval(request.window),
+            linkedReleaseId: request.linkedReleaseId.toLowerCase(),
+            text: request.text,
+          },
+          { offset, limit: limit + 1 },
+        );
+        return create(ListChangesResponseSchema, {
+          changes: changes.slice(0, limit),
+          nextPageToken: changes.length > limit ? String(offset + limit) : "",
+        });
+      },
+    },
+  };
+}

@@ -1,0 +1,180 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import type { EventStore } from "@rdm/eventstore";
+import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import type { Logger } from "@rdm/observability";
+import type { ChangeRequest } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentStartedSchema,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  ReleaseChangeRequestLinkedSchema,
+  ReleaseChangeRequestUnlinkedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import type pg from "pg";
+import { changeRequests } from "../api/aggregates.js";
+import { applyCommand, type Cause } from "../api/command-runner.js";
+import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
+import { ChangeRuleViolation } from "../domain/rule-violation.js";
+import { changesLinkedTo, saveChange } from "../store/read-model.js";
+
+export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
+export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
+
+export interface ReactionDeps {
+  store: EventStore;
+  logger: Logger;
+  clock?: () => Date;
+}
+
+/** The cause recorded on events a reaction appends: the upstream event's actor and correlation. */
+function causeOf(event: CloudEvent, metadata: EventMetadata | undefined, now: Date): Cause {
+  return {
+    actor: metadata?.actor || event.source,
+    correlationId: metadata?.correlationId || event.id,
+    causationId: event.id,
+    requestId: "",
+    traceparent: event.traceparent,
+    now,
+  };
+}
+
+/**
+ * Applies a command to one change within the consumer's transaction. A refusal means the
+ * change has moved on (e.g. it was already failed by hand): logged and skipped, not retried.
+ */
+async function react(
+  tx: pg.PoolClient,
+  deps: ReactionDeps,
+  changeRequestId: string,
+  cause: Cause,
+  command: ChangeRequestCommand,
+): Promise<void> {
+  try {
+    const applied = await applyCommand(tx, deps.store, changeRequests, changeRequestId, cause, (state) =>
+      decide(command, state),
+    );
+    if (applied.events.length > 0 && applied.after.change) await saveChange(tx, applied.after.change);
+  } catch (error) {
+    if (!(error instanceof ChangeRuleViolation)) throw error;
+    deps.logger.info(
+      { changeRequestId, rule: error.rule, causationId: cause.causationId },
+      `change reaction skipped: ${error.message}`,
+    );
+  }
+}
+
+const inEnvironment = (change: ChangeRequest, environment: string) =>
+  change.environments.length === 0 || change.environments.includes(environment);
+
+/**
+ * Reactions to the deployments of a change's linked release (design §4): a deployment that
+ * starts implements the scheduled change, one that succeeds completes it, one that fails or is
+ * rolled back fails it (the ChangeRequestFailed event carries the back-out plan). Changes scoped
+ * to other environments are left alone.
+ */
+export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
+  const now = (deps.clock ?? (() => new Date()))();
+  const decode = <T>(parse: () => T) => {
+    try {
+      return parse();
+    } catch (error) {
+      throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
+    }
+  };
+  let outcome:
+    | { releaseId: string; environment: string; deploymentId: string; metadata?: EventMetadata | undefined }
+    | undefined;
+  let toCommand: ((change: ChangeRequest) => ChangeRequestCommand | undefined) | undefined;
+  switch (event.type) {
+    case DeploymentStartedSchema.typeName: {
+      const started = decode(() => fromBinary(DeploymentStartedSchema, event.data));
+      outcome = started;
+      toCommand = (change) =>
+        change.state === ChangeState.SCHEDULED
+          ? { kind: "startImplementation", deploymentId: started.deploymentId, environment: started.environment }
+          : undefined;
+      break;
+    }
+    case DeploymentSucceededSchema.typeName: {
+      const succeeded = decode(() => fromBinary(DeploymentSucceededSchema, event.data));
+      outcome = succeeded;
+      toCommand = (change) =>
+        change.state === ChangeState.IMPLEMENTING
+          ? { kind: "completeImplementation", deploymentId: succeeded.deploymentId, environment: succeeded.environment }
+          : undefined;
+      break;
+    }
+    case DeploymentFailedSchema.typeName: {
+      const failed = decode(() => fromBinary(DeploymentFailedSchema, event.data));
+      outcome = failed;
+      toCommand = (change) =>
+        change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING
+          ? {
+              kind: "failImplementation",
+              reason: `deployment ${failed.deploymentId} of the linked release to ${failed.environment} failed: ${failed.reason}`,
+              deploymentId: failed.deploymentId,
+              environment: failed.environment,
+            }
+          : undefined;
+      break;
+    }
+    case DeploymentRolledBackSchema.typeName: {
+      const rolledBack = decode(() => fromBinary(DeploymentRolledBackSchema, event.data));
+      outcome = rolledBack;
+      toCommand = (change) =>
+        change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING
+          ? {
+              kind: "failImplementation",
+              reason: `deployment ${rolledBack.deploymentId} of the linked release to ${rolledBack.environment} was rolled back: ${rolledBack.reason}`,
+              deploymentId: rolledBack.deploymentId,
+              environment: rolledBack.environment,
+            }
+          : undefined;
+      break;
+    }
+    default:
+      return; // Other deployment events do not move a change.
+  }
+  if (!outcome?.releaseId) return;
+  const cause = causeOf(event, outcome.metadata, now);
+  for (const change of await changesLinkedTo(tx, outcome.releaseId)) {
+    if (!inEnvironment(change, outcome.environment)) continue;
+    const command = toCommand(change);
+    if (command) await react(tx, deps, change.changeRequestId, cause, command);
+  }
+}
+
+/** Links made and removed on the release side are mirrored on the change. */
+export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
+  const now = (deps.clock ?? (() => new Date()))();
+  let link: {
+    releaseId: string;
+    changeRequestId: string;
+    metadata?: EventMetadata | undefined;
+    command: "linkRelease" | "unlinkRelease";
+  };
+  try {
+    if (event.type === ReleaseChangeRequestLinkedSchema.typeName) {
+      link = { ...fromBinary(ReleaseChangeRequestLinkedSchema, event.data), command: "linkRelease" };
+    } else if (event.type === ReleaseChangeRequestUnlinkedSchema.typeName) {
+      link = { ...fromBinary(ReleaseChangeRequestUnlinkedSchema, event.data), command: "unlinkRelease" };
+    } else {
+      return;
+    }
+  } catch (error) {
+    throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
+  }
+  const changeRequestId = link.changeRequestId.toLowerCase();
+  if (!/^[0-9a-f-]{36}$/.test(changeRequestId)) {
+    throw new PermanentError(`${event.type} names no change request id: "${link.changeRequestId}"`);
+  }
+  await react(tx, deps, changeRequestId, causeOf(event, link.metadata, now), {
+    kind: link.command,
+    releaseId: link.releaseId.toLowerCase(),
+  });
+}

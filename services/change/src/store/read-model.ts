@@ -1,0 +1,229 @@
+import { fromBinary, toBinary } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Migration } from "@rdm/eventstore";
+import {
+  type ChangeRequest,
+  ChangeRequestSchema,
+  ChangeState,
+  type ChangeType,
+  type FreezeWindow,
+  FreezeWindowSchema,
+  type StandardChangeTemplate,
+  StandardChangeTemplateSchema,
+} from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import type pg from "pg";
+import { BOOKED_STATES, type Interval } from "../domain/calendar.js";
+
+type Queryable = Pick<pg.PoolClient, "query">;
+
+/**
+ * The change service's own query tables. Each row is the folded aggregate (protobuf bytes) plus
+ * the columns queries filter on, written in the same transaction as the events it reflects, so
+ * a query never sees a state the event store does not hold. The streams stay the source of truth.
+ */
+export const readModelMigrations: Migration[] = [
+  {
+    version: 1,
+    name: "change keys",
+    // Per-year counters for human-readable keys (CHG-2026-0042); gaps are allowed.
+    sql: "CREATE TABLE change_keys (year int PRIMARY KEY, last int NOT NULL)",
+  },
+  {
+    version: 2,
+    name: "change calendar tables",
+    sql: `
+      CREATE TABLE change_requests (
+        change_request_id uuid PRIMARY KEY,
+        key text NOT NULL,
+        type int NOT NULL,
+        state int NOT NULL,
+        title text NOT NULL,
+        affected_ci_ids text[] NOT NULL,
+        environments text[] NOT NULL,
+        linked_release_id text NOT NULL,
+        window_start timestamptz,
+        window_end timestamptz,
+        raised_at timestamptz NOT NULL,
+        version bigint NOT NULL,
+        data bytea NOT NULL
+      );
+      CREATE INDEX change_requests_cis ON change_requests USING gin (affected_ci_ids);
+      CREATE INDEX change_requests_window ON change_requests (window_start, window_end);
+      CREATE INDEX change_requests_release ON change_requests (linked_release_id) WHERE linked_release_id <> '';
+      CREATE INDEX change_requests_raised ON change_requests (raised_at DESC, change_request_id);
+      CREATE TABLE freeze_windows (
+        freeze_window_id uuid PRIMARY KEY,
+        window_start timestamptz NOT NULL,
+        window_end timestamptz NOT NULL,
+        lifted boolean NOT NULL,
+        data bytea NOT NULL
+      );
+      CREATE INDEX freeze_windows_window ON freeze_windows (window_start, window_end);
+      CREATE TABLE standard_change_templates (
+        template_id uuid PRIMARY KEY,
+        name text NOT NULL,
+        retired boolean NOT NULL,
+        data bytea NOT NULL
+      );`,
+  },
+];
+
+const ts = (value: Timestamp | undefined) => (value ? timestampDate(value) : null);
+
+export async function saveChange(db: Queryable, change: ChangeRequest): Promise<void> {
+  await db.query(
+    `INSERT INTO change_requests (change_request_id, key, type, state, title, affected_ci_ids, environments,
+       linked_release_id, window_start, window_end, raised_at, version, data)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
+     ON CONFLICT (change_request_id) DO UPDATE SET key = $2, type = $3, state = $4, title = $5,
+       affected_ci_ids = $6, environments = $7, linked_release_id = $8, window_start = $9, window_end = $10,
+       version = $12, data = $13`,
+    [
+      change.changeRequestId,
+      change.key,
+      change.type,
+      change.state,
+      change.title,
+      change.affectedCiIds,
+      change.environments,
+      change.linkedReleaseId,
+      ts(change.plannedWindow?.start),
+      ts(change.plannedWindow?.end),
+      ts(change.raisedAt) ?? new Date(),
+      change.version.toString(),
+      Buffer.from(toBinary(ChangeRequestSchema, change)),
+    ],
+  );
+}
+
+export async function saveFreezeWindow(db: Queryable, freeze: FreezeWindow): Promise<void> {
+  await db.query(
+    `INSERT INTO freeze_windows (freeze_window_id, window_start, window_end, lifted, data) VALUES ($1, $2, $3, $4, $5)
+     ON CONFLICT (freeze_window_id) DO UPDATE SET window_start = $2, window_end = $3, lifted = $4, data = $5`,
+    [
+      freeze.freezeWindowId,
+      ts(freeze.window?.start),
+      ts(freeze.window?.end),
+      freeze.lifted,
+      Buffer.from(toBinary(FreezeWindowSchema, freeze)),
+    ],
+  );
+}
+
+export async function saveTemplate(db: Queryable, template: StandardChangeTemplate): Promise<void> {
+  await db.query(
+    `INSERT INTO standard_change_templates (template_id, name, retired, data) VALUES ($1, $2, $3, $4)
+     ON CONFLICT (template_id) DO UPDATE SET name = $2, retired = $3, data = $4`,
+    [
+      template.templateId,
+      template.name,
+      template.retired,
+      Buffer.from(toBinary(StandardChangeTemplateSchema, template)),
+    ],
+  );
+}
+
+const changesFrom = (rows: { data: Buffer }[]) => rows.map((row) => fromBinary(ChangeRequestSchema, row.data));
+const freezesFrom = (rows: { data: Buffer }[]) => rows.map((row) => fromBinary(FreezeWindowSchema, row.data));
+
+/** Freeze windows, lifted or not, overlapping [start, end). */
+export async function freezesOverlapping(
+  db: Queryable,
+  window: Interval,
+  includeLifted = true,
+): Promise<FreezeWindow[]> {
+  const { rows } = await db.query<{ data: Buffer }>(
+    `SELECT data FROM freeze_windows WHERE window_start < $2 AND window_end > $1 AND ($3 OR NOT lifted)
+     ORDER BY window_start, freeze_window_id`,
+    [new Date(window.start), new Date(window.end), includeLifted],
+  );
+  return freezesFrom(rows);
+}
+
+/** Changes booked on the calendar (scheduled or implementing) in windows overlapping [start, end). */
+export async function bookedChangesOverlapping(db: Queryable, window: Interval): Promise<ChangeRequest[]> {
+  const { rows } = await db.query<{ data: Buffer }>(
+    `SELECT data FROM change_requests WHERE state = ANY($1) AND window_start < $3 AND window_end > $2 ORDER BY key`,
+    [BOOKED_STATES, new Date(window.start), new Date(window.end)],
+  );
+  return changesFrom(rows);
+}
+
+export async function changesLinkedTo(db: Queryable, releaseId: string): Promise<ChangeRequest[]> {
+  const { rows } = await db.query<{ data: Buffer }>(
+    "SELECT data FROM change_requests WHERE linked_release_id = $1 ORDER BY key",
+    [releaseId],
+  );
+  return changesFrom(rows);
+}
+
+export interface ChangeFilter {
+  states: ChangeState[];
+  types: ChangeType[];
+  ciId: string;
+  window: Interval | undefined;
+  linkedReleaseId: string;
+  text: string;
+}
+
+/** Newest first; `offset` pages through the result. */
+export async function listChanges(
+  db: Queryable,
+  filter: ChangeFilter,
+  page: { offset: number; limit: number },
+): Promise<ChangeRequest[]> {
+  const where: string[] = [];
+  const params: unknown[] = [];
+  const param = (value: unknown) => {
+    params.push(value);
+    return `$${params.length}`;
+  };
+  if (filter.states.length) where.push(`state = ANY(${param(filter.states)})`);
+  if (filter.types.length) where.push(`type = ANY(${param(filter.types)})`);
+  if (filter.ciId) where.push(`${param(filter.ciId)} = ANY(affected_ci_ids)`);
+  if (filter.window) {
+    where.push(`window_start < ${param(new Date(filter.window.end))}`);
+    where.push(`window_end > ${param(new Date(filter.window.start))}`);
+  }
+  if (filter.linkedReleaseId) where.push(`linked_release_id = ${param(filter.linkedReleaseId)}`);
+  if (filter.text) {
+    const pattern = param(`%${filter.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
+  }
+  const { rows } = await db.query<{ data: Buffer }>(
+    `SELECT data FROM change_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+     ORDER BY raised_at DESC, change_request_id LIMIT ${param(page.limit)} OFFSET ${param(page.offset)}`,
+    params,
+  );
+  return changesFrom(rows);
+}
+
+/** The change calendar for [start, end): changes with a window in it (rejected ones excluded) and active freezes. */
+export async function calendar(
+  db: Queryable,
+  window: Interval,
+): Promise<{ changes: ChangeRequest[]; freezes: FreezeWindow[] }> {
+  const { rows } = await db.query<{ data: Buffer }>(
+    `SELECT data FROM change_requests WHERE window_start < $2 AND window_end > $1 AND state <> $3
+     ORDER BY window_start, key`,
+    [new Date(window.start), new Date(window.end), ChangeState.REJECTED],
+  );
+  return { changes: changesFrom(rows), freezes: await freezesOverlapping(db, window, false) };
+}
+
+export async function listTemplates(db: Queryable, includeRetired: boolean): Promise<StandardChangeTemplate[]> {
+  const { rows } = await db.query<{ data: Buffer }>(
+    "SELECT data FROM standard_change_templates WHERE $1 OR NOT retired ORDER BY name, template_id",
+    [includeRetired],
+  );
+  return rows.map((row) => fromBinary(StandardChangeTemplateSchema, row.data));
+}
+
+export async function nextChangeKeySequence(db: Queryable, year: number): Promise<number> {
+  const { rows } = await db.query<{ last: number }>(
+    `INSERT INTO change_keys (year, last) VALUES ($1, 1)
+     ON CONFLICT (year) DO UPDATE SET last = change_keys.last + 1 RETURNING last`,
+    [year],
+  );
+  return rows[0]?.last ?? 1;
+}

@@ -1,0 +1,487 @@
+// The change service through its public interfaces: gRPC on a random port against a fresh
+// PostgreSQL database, and the real Kafka protocol for the release and deployment events it reacts to.
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { mintDevToken, type Role } from "@rdm/auth";
+import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import {
+  ApprovalDecision,
+  ChangeBoard,
+  ChangeImpact,
+  ChangeReviewOutcome,
+  ChangeRisk,
+  ChangeState,
+  ChangeTaskState,
+  ChangeType,
+  ChangeUrgency,
+} from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import pg from "pg";
+import { startChangeService } from "../src/service.js";
+
+const secret = randomUUID() + randomUUID();
+let address: string;
+let databaseUrl: string;
+let producer: Producer;
+const stopAll: (() => Promise<void>)[] = [];
+
+const clientAs = async (subject: string, roles: Role[]) =>
+  createGrpcClient(ChangeService, address, {
+    token: await mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" }),
+  });
+
+beforeAll(async () => {
+  const brokers = await testKafkaBrokers();
+  const db = await createTestDatabase("change_it");
+  databaseUrl = db.url;
+  const service = await startChangeService({
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    CHANGE_CONSUMER_GROUP: uniqueId("change-it"),
+    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+  });
+  stopAll.push(() => service.stop());
+  address = `127.0.0.1:${service.port}`;
+  const kafka = createKafka({
+    brokers,
+    clientId: uniqueId("change-it-producer"),
+    logger: createLogger("test", "warn"),
+  });
+  producer = createProducer(kafka);
+  await producer.connect();
+  stopAll.push(() => producer.disconnect());
+});
+
+afterAll(async () => {
+  for (const stop of stopAll.reverse()) await stop();
+});
+
+// Every test books its own days and its own CIs (the database is this file's), so tests never collide.
+let dayOffset = 0;
+function slot(hours = 2) {
+  dayOffset += 3;
+  const start = new Date(Date.UTC(2031, 0, 1 + dayOffset, 20));
+  const at = (h: number) => new Date(start.getTime() + h * 3_600_000);
+  const window = (from: number, to: number) =>
+    create(TimeWindowSchema, { start: timestampFromDate(at(from)), end: timestampFromDate(at(to)) });
+  return { window: window(0, hours), shifted: window, day: window(-20, 28) };
+}
+
+const rfc = (overrides: Record<string, unknown> = {}) => ({
+  requestId: randomUUID(),
+  type: ChangeType.NORMAL,
+  title: "Upgrade payments database",
+  justification: "end of support",
+  affectedCiIds: [uniqueId("ci-db")],
+  environments: ["production"],
+  implementationPlan: "pg_upgrade --link",
+  testPlan: "smoke tests",
+  backoutPlan: "restore the pre-upgrade snapshot",
+  impact: ChangeImpact.MEDIUM,
+  urgency: ChangeUrgency.MEDIUM,
+  ...overrides,
+});
+
+const rid = () => ({ requestId: randomUUID() });
+
+async function precondition(call: Promise<unknown>) {
+  const error = await call.then(
+    () => {
+      throw new Error("expected FAILED_PRECONDITION");
+    },
+    (e: unknown) => e,
+  );
+  const details = errorDetails(error);
+  expect(details.code).toBe(status.FAILED_PRECONDITION);
+  return { message: details.message, violations: details.preconditionFailure?.violations ?? [] };
+}
+
+/** Raises, submits, assesses (quorum 1) and authorizes a change; returns its id. */
+async function authorizedChange(overrides: Record<string, unknown> = {}) {
+  const requester = await clientAs("rita", ["change-manager"]);
+  const approver = await clientAs("anna", ["approver"]);
+  const { change } = await requester.raiseChange(rfc(overrides));
+  const id = change?.changeRequestId as string;
+  await requester.submitChange({ ...rid(), changeRequestId: id });
+  await requester.assessChange({
+    ...rid(),
+    changeRequestId: id,
+    impact: ChangeImpact.LOW,
+    urgency: ChangeUrgency.LOW,
+    requiredApprovals: 1,
+  });
+  const approved = await approver.approveChange({ ...rid(), changeRequestId: id, comment: "ok" });
+  expect(approved.change?.state).toBe(ChangeState.AUTHORIZED);
+  return id;
+}
+
+test("a normal change goes through the CAB to CLOSED", async () => {
+  const requester = await clientAs("rita", ["change-manager"]);
+  const anna = await clientAs("anna", ["approver"]);
+  const ben = await clientAs("ben", ["approver"]);
+  const implementer = await clientAs("dora", ["deployer"]);
+  const { window } = slot();
+  const releaseId = randomUUID();
+
+  const raised = await requester.raiseChange(rfc({ linkedReleaseId: releaseId }));
+  const id = raised.change?.changeRequestId as string;
+  expect(raised.change).toMatchObject({
+    state: ChangeState.DRAFT,
+    requester: "rita",
+    risk: ChangeRisk.MEDIUM,
+    linkedReleaseId: releaseId,
+    board: ChangeBoard.CAB,
+  });
+  expect(raised.change?.key).toMatch(/^CHG-\d{4}-\d{4,}$/);
+
+  await requester.submitChange({ ...rid(), changeRequestId: id });
+  const assessed = await requester.assessChange({
+    ...rid(),
+    changeRequestId: id,
+    impact: ChangeImpact.HIGH,
+    urgency: ChangeUrgency.MEDIUM,
+    requiredApprovals: 2,
+    notes: "database outage risk",
+  });
+  expect(assessed.change).toMatchObject({ state: ChangeState.ASSESSED, risk: ChangeRisk.HIGH, requiredApprovals: 2 });
+
+  const first = await anna.approveChange({ ...rid(), changeRequestId: id, comment: "fine" });
+  expect(first.change?.state).toBe(ChangeState.ASSESSED);
+  const second = await ben.approveChange({ ...rid(), changeRequestId: id, comment: "go" });
+  expect(second.change?.state).toBe(ChangeState.AUTHORIZED);
+  expect(second.change?.approvals.map((a) => [a.approver, a.decision])).toEqual([
+    ["anna", ApprovalDecision.APPROVED],
+    ["ben", ApprovalDecision.APPROVED],
+  ]);
+
+  const scheduled = await requester.scheduleChange({ ...rid(), changeRequestId: id, window });
+  expect(scheduled.change?.state).toBe(ChangeState.SCHEDULED);
+  expect(scheduled.collisions).toEqual([]);
+
+  const { taskId } = await requester.addChangeTask({
+    ...rid(),
+    changeRequestId: id,
+    title: "drain traffic",
+    assignee: "dora",
+  });
+  await implementer.startChangeImplementation({ ...rid(), changeRequestId: id });
+  const early = await precondition(implementer.completeChangeImplementation({ ...rid(), changeRequestId: id }));
+  expect(early.violations.map((v) => [v.type, v.subject])).toEqual([
+    ["change.complete_implementation.tasks_done", taskId],
+  ]);
+  await implementer.completeChangeTask({ ...rid(), changeRequestId: id, taskId });
+  await implementer.completeChangeImplementation({ ...rid(), changeRequestId: id });
+  await requester.reviewChange({
+    ...rid(),
+    changeRequestId: id,
+    outcome: ChangeReviewOutcome.SUCCESSFUL,
+    notes: "smooth",
+  });
+  const closed = await requester.closeChange({ ...rid(), changeRequestId: id });
+  expect(closed.change).toMatchObject({
+    state: ChangeState.CLOSED,
+    reviewOutcome: ChangeReviewOutcome.SUCCESSFUL,
+    tasks: [{ taskId, state: ChangeTaskState.DONE, completedBy: "dora" }],
+  });
+
+  const viewer = await clientAs("vera", ["viewer"]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toEqual(closed.change);
+  const listed = await viewer.listChanges({ states: [ChangeState.CLOSED], linkedReleaseId: releaseId });
+  expect(listed.changes.map((c) => c.changeRequestId)).toEqual([id]);
+
+  // Every step is an event in the change's stream, in order, each with its actor.
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const { rows } = await db.query(
+    "SELECT type, metadata->>'actor' AS actor FROM events WHERE stream_id = $1 ORDER BY version",
+    [id],
+  );
+  await db.end();
+  expect(rows.map((r) => [r.type.replace("rdm.change.v1.", ""), r.actor])).toEqual([
+    ["ChangeRequestRaised", "rita"],
+    ["ChangeRequestSubmitted", "rita"],
+    ["ChangeRequestAssessed", "rita"],
+    ["ChangeApprovalRecorded", "anna"],
+    ["ChangeApprovalRecorded", "ben"],
+    ["ChangeRequestAuthorized", "ben"],
+    ["ChangeRequestScheduled", "rita"],
+    ["ChangeTaskAdded", "rita"],
+    ["ChangeImplementationStarted", "dora"],
+    ["ChangeTaskCompleted", "dora"],
+    ["ChangeRequestImplemented", "dora"],
+    ["ChangeRequestReviewed", "rita"],
+    ["ChangeRequestClosed", "rita"],
+  ]);
+});
+
+test("a standard change from a catalog template skips the CAB", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const { template } = await manager.registerStandardChangeTemplate({
+    ...rid(),
+    name: uniqueId("Rotate TLS certificate"),
+    implementationPlan: "cert-manager renew",
+    testPlan: "openssl s_client",
+    backoutPlan: "restore the previous secret",
+    risk: ChangeRisk.LOW,
+  });
+  const templateId = template?.templateId as string;
+  const listed = await manager.listStandardChangeTemplates({});
+  expect(listed.templates.map((t) => t.templateId)).toContain(templateId);
+
+  const { change } = await manager.raiseChange(
+    rfc({ type: ChangeType.STANDARD, templateId, justification: "", implementationPlan: "", backoutPlan: "" }),
+  );
+  expect(change).toMatchObject({ backoutPlan: "restore the previous secret", risk: ChangeRisk.LOW });
+  const submitted = await manager.submitChange({ ...rid(), changeRequestId: change?.changeRequestId as string });
+  expect(submitted.change).toMatchObject({
+    state: ChangeState.AUTHORIZED,
+    board: ChangeBoard.PRE_AUTHORIZED,
+    requiredApprovals: 0,
+    approvals: [],
+    templateId,
+  });
+  const scheduled = await manager.scheduleChange({
+    ...rid(),
+    changeRequestId: change?.changeRequestId as string,
+    window: slot().window,
+  });
+  expect(scheduled.change?.state).toBe(ChangeState.SCHEDULED);
+
+  // A retired template instantiates no more changes.
+  await manager.retireStandardChangeTemplate({ ...rid(), templateId, reason: "replaced" });
+  const refused = await precondition(manager.raiseChange(rfc({ type: ChangeType.STANDARD, templateId })));
+  expect(refused.violations[0]?.type).toBe("standard_change.template_active");
+});
+
+test("a normal change is refused inside a freeze; it schedules once the freeze is lifted", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const environment = uniqueId("prod-eu");
+  const { window, day } = slot();
+  const { freezeWindow } = await manager.declareFreezeWindow({
+    ...rid(),
+    name: "Black Friday",
+    reason: "peak trading",
+    window: day,
+    scope: { environments: [environment] },
+  });
+  const id = await authorizedChange({ environments: [environment] });
+  const refused = await precondition(manager.scheduleChange({ ...rid(), changeRequestId: id, window }));
+  expect(refused.violations).toEqual([
+    expect.objectContaining({ type: "change.schedule.freeze", subject: freezeWindow?.freezeWindowId }),
+  ]);
+  expect(refused.message).toContain("Black Friday");
+
+  const viewer = await clientAs("vera", ["viewer"]);
+  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.AUTHORIZED);
+  await manager.liftFreezeWindow({
+    ...rid(),
+    freezeWindowId: freezeWindow?.freezeWindowId as string,
+    reason: "sale over",
+  });
+  const scheduled = await manager.scheduleChange({ ...rid(), changeRequestId: id, window });
+  expect(scheduled.change?.state).toBe(ChangeState.SCHEDULED);
+});
+
+test("an emergency change overrides a freeze with a recorded justification (ECAB)", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const ci = uniqueId("ci-payments-api");
+  const { window, day } = slot();
+  const { freezeWindow } = await manager.declareFreezeWindow({
+    ...rid(),
+    name: "Year-end freeze",
+    window: day,
+    scope: { ciIds: [ci] },
+  });
+
+  const raised = await manager.raiseChange(rfc({ type: ChangeType.EMERGENCY, affectedCiIds: [ci] }));
+  const id = raised.change?.changeRequestId as string;
+  await manager.submitChange({ ...rid(), changeRequestId: id });
+  const assessed = await manager.assessChange({
+    ...rid(),
+    changeRequestId: id,
+    impact: ChangeImpact.HIGH,
+    urgency: ChangeUrgency.HIGH,
+  });
+  expect(assessed.change).toMatchObject({ board: ChangeBoard.ECAB, requiredApprovals: 1, risk: ChangeRisk.CRITICAL });
+  await (await clientAs("erin", ["approver"])).approveChange({ ...rid(), changeRequestId: id });
+
+  const unjustified = await precondition(manager.scheduleChange({ ...rid(), changeRequestId: id, window }));
+  expect(unjustified.violations[0]?.type).toBe("change.schedule.freeze");
+  expect(unjustified.message).toContain("freeze_override_justification");
+
+  const scheduled = await manager.scheduleChange({
+    ...rid(),
+    changeRequestId: id,
+    window,
+    freezeOverrideJustification: "P1 incident INC-4711: payments down",
+  });
+  expect(scheduled.change).toMatchObject({
+    state: ChangeState.SCHEDULED,
+    overriddenFreezeIds: [freezeWindow?.freezeWindowId],
+    freezeOverrideJustification: "P1 incident INC-4711: payments down",
+  });
+  expect(scheduled.overriddenFreezes.map((f) => f.name)).toEqual(["Year-end freeze"]);
+
+  // The calendar for the day shows the freeze and the change inside it.
+  const calendar = await (await clientAs("vera", ["viewer"])).getChangeCalendar({ window: day });
+  expect(calendar.freezeWindows.map((f) => f.freezeWindowId)).toContain(freezeWindow?.freezeWindowId);
+  expect(calendar.changes.map((c) => c.changeRequestId)).toContain(id);
+});
+
+test("collisions on the same CIs are reported; strict mode refuses them", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const shared = uniqueId("ci-shared");
+  const { window, shifted } = slot();
+  const first = await authorizedChange({ affectedCiIds: [shared, uniqueId("ci-a")] });
+  const firstScheduled = await manager.scheduleChange({ ...rid(), changeRequestId: first, window });
+  expect(firstScheduled.collisions).toEqual([]);
+
+  const second = await authorizedChange({ affectedCiIds: [shared, uniqueId("ci-b")] });
+  const strict = await precondition(
+    manager.scheduleChange({ ...rid(), changeRequestId: second, window: shifted(1, 3), strict: true }),
+  );
+  expect(strict.violations).toEqual([expect.objectContaining({ type: "change.schedule.collision", subject: first })]);
+
+  const lenient = await manager.scheduleChange({ ...rid(), changeRequestId: second, window: shifted(1, 3) });
+  expect(lenient.change?.state).toBe(ChangeState.SCHEDULED);
+  expect(lenient.collisions).toEqual([
+    expect.objectContaining({
+      changeRequestId: first,
+      key: firstScheduled.change?.key,
+      ciIds: [shared],
+      state: ChangeState.SCHEDULED,
+    }),
+  ]);
+  expect(lenient.change?.collisions).toEqual(lenient.collisions);
+
+  // Back to back is no collision.
+  const third = await authorizedChange({ affectedCiIds: [shared] });
+  const adjacent = await manager.scheduleChange({
+    ...rid(),
+    changeRequestId: third,
+    window: shifted(3, 4),
+    strict: true,
+  });
+  expect(adjacent.collisions).toEqual([]);
+
+  const viewer = await clientAs("vera", ["viewer"]);
+  const byCi = await viewer.listChanges({ ciId: shared, window: shifted(0, 1) });
+  expect(byCi.changes.map((c) => c.changeRequestId)).toEqual([first]);
+});
+
+test("separation of duties: the requester cannot approve their own change", async () => {
+  // Rita holds both roles; the rule, not the role check, refuses her.
+  const rita = await clientAs("rita", ["change-manager", "approver"]);
+  const { change } = await rita.raiseChange(rfc());
+  const id = change?.changeRequestId as string;
+  await rita.submitChange({ ...rid(), changeRequestId: id });
+  await rita.assessChange({ ...rid(), changeRequestId: id, impact: ChangeImpact.LOW, urgency: ChangeUrgency.LOW });
+  const refused = await precondition(rita.approveChange({ ...rid(), changeRequestId: id }));
+  expect(refused.violations.map((v) => v.type)).toEqual(["change.approval.separation_of_duties"]);
+
+  const viewer = await clientAs("vera", ["viewer"]);
+  await expect(viewer.approveChange({ ...rid(), changeRequestId: id })).rejects.toMatchObject({
+    code: status.PERMISSION_DENIED,
+  });
+  const anna = await clientAs("anna", ["approver"]);
+  const approved = await anna.approveChange({ ...rid(), changeRequestId: id });
+  expect(approved.change?.state).toBe(ChangeState.AUTHORIZED);
+});
+
+test("a retried request id returns the first result; invalid input is INVALID_ARGUMENT", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const request = rfc();
+  const [a, b] = await Promise.all([manager.raiseChange(request), manager.raiseChange(request)]);
+  expect(b).toEqual(a);
+  expect(await manager.raiseChange(request)).toEqual(a);
+
+  const invalid = await manager
+    .raiseChange({ ...rfc(), requestId: "nope", title: "", type: ChangeType.STANDARD })
+    .catch((e: unknown) => e);
+  const details = errorDetails(invalid);
+  expect(details.code).toBe(status.INVALID_ARGUMENT);
+  expect(details.badRequest?.fieldViolations.map((v) => v.field).sort()).toEqual(
+    expect.arrayContaining(["request_id", "title"]),
+  );
+  await expect(manager.getChange({ changeRequestId: randomUUID() })).rejects.toMatchObject({ code: status.NOT_FOUND });
+});
+
+test("a release link and then a failed deployment of the linked release mark the change FAILED with its back-out plan", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const id = await authorizedChange({ environments: ["production"] });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const releaseId = randomUUID();
+  const viewer = await clientAs("vera", ["viewer"]);
+
+  // The release service links the change (its event, published here as it would be).
+  const linked = create(ReleaseChangeRequestLinkedSchema, {
+    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "olivia", correlationId: randomUUID() }),
+    releaseId,
+    changeRequestId: id,
+  });
+  await publishEvents(producer, "rdm.release.events.v1", [
+    {
+      id: linked.metadata?.eventId as string,
+      type: linked.$typeName,
+      source: "rdm/release",
+      subject: releaseId,
+      time: new Date(),
+      data: toBinary(ReleaseChangeRequestLinkedSchema, linked),
+    },
+  ]);
+  await waitFor(async () => (await viewer.getChange({ changeRequestId: id })).change?.linkedReleaseId === releaseId, {
+    timeoutMs: 30_000,
+    description: "change linked to the release",
+  });
+
+  const deploymentId = randomUUID();
+  const failed = create(DeploymentFailedSchema, {
+    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "ci-agent-7", correlationId: randomUUID() }),
+    deploymentId,
+    releaseId,
+    environment: "production",
+    reason: "health check failed on 3 of 5 targets",
+  });
+  const event = {
+    id: failed.metadata?.eventId as string,
+    type: failed.$typeName,
+    source: "rdm/deployment",
+    subject: deploymentId,
+    time: new Date(),
+    data: toBinary(DeploymentFailedSchema, failed),
+  };
+  // Delivered twice (a redelivery): one effect.
+  await publishEvents(producer, "rdm.deployment.events.v1", [event, event]);
+  const change = await waitFor(
+    async () => {
+      const current = (await viewer.getChange({ changeRequestId: id })).change;
+      return current?.state === ChangeState.FAILED ? current : undefined;
+    },
+    { timeoutMs: 30_000, description: "change FAILED by the deployment event" },
+  );
+  expect(change.failureReason).toContain("health check failed on 3 of 5 targets");
+  expect(change.failureReason).toContain(deploymentId);
+
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const { rows } = await db.query(
+    "SELECT type, data, metadata FROM events WHERE stream_id = $1 AND type = 'rdm.change.v1.ChangeRequestFailed'",
+    [id],
+  );
+  await db.end();
+  expect(rows).toHaveLength(1);
+  expect(rows[0].metadata).toMatchObject({ actor: "ci-agent-7", causationId: event.id });
+  expect(Buffer.from(rows[0].data).toString()).toContain("restore the pre-upgrade snapshot");
+});
