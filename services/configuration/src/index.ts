@@ -1,1 +1,1 @@
-export { configurationService, startConfigurationService } from "./service.js";
+export { configurationService, configurationServiceDefinition, startConfigurationService } from "./service.js";

@@ -1,14 +1,48 @@
+import { loadConfig, z } from "@rdm/config";
+import { startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
+import { configurationServiceHandlers } from "./api/configuration-service.js";
+import { baselineProjector, DEPLOYMENT_EVENTS_TOPIC } from "./consumers/deployment-events.js";
+import { configurationMigrations } from "./store/migrations.js";
+
+/** Settings of the service's own consumer (the rest is the shared gRPC service config). */
+const consumerEnv = z.object({
+  /** Consumer group of the baseline projector (one per deployment of the service). */
+  CONFIGURATION_CONSUMER_GROUP: z.string().min(1).default("rdm-configuration.baselines"),
+  CONFIGURATION_DLQ_TOPIC: z.string().min(1).default("rdm.configuration.dlq.v1"),
+  /** Kafka group session timeout; tests on the mock broker lower it (see @rdm/messaging). */
+  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+});
 
 /**
- * The configuration service: its own event store, relay to rdm.configuration.events.v1, health and reflection.
- * Its domain APIs arrive with their own issue; until then it serves no RPCs of its own.
+ * The configuration service: CMDB (configuration items, relationships, impact analysis), the
+ * Definitive Media Library, and per-environment baselines kept from rdm.deployment.events.v1.
  */
-export const configurationService: GrpcServiceDefinition = {
-  name: "configuration",
-  defaultPort: 50053,
-  services: () => [],
-};
+export function configurationServiceDefinition(env: NodeJS.ProcessEnv = process.env): GrpcServiceDefinition {
+  const config = loadConfig(consumerEnv, env);
+  return {
+    name: "configuration",
+    defaultPort: 50053,
+    migrations: configurationMigrations,
+    services: ({ store, pool }) => [configurationServiceHandlers({ store, pool })],
+    async workers({ kafka, pool, store, logger }) {
+      const baselines = await startConsumer({
+        kafka,
+        pool,
+        groupId: config.CONFIGURATION_CONSUMER_GROUP,
+        topics: [DEPLOYMENT_EVENTS_TOPIC],
+        deadLetterTopic: config.CONFIGURATION_DLQ_TOPIC,
+        handle: baselineProjector(store),
+        fromBeginning: true,
+        logger: logger.child({ consumer: "baselines" }),
+        ...(config.KAFKA_SESSION_TIMEOUT_MS ? { sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS } : {}),
+      });
+      return [baselines];
+    },
+  };
+}
+
+export const configurationService: GrpcServiceDefinition = configurationServiceDefinition({});
 
 export const startConfigurationService = (env: NodeJS.ProcessEnv = process.env) =>
-  startGrpcService(configurationService, env);
+  startGrpcService(configurationServiceDefinition(env), env);

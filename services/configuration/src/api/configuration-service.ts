@@ -1,0 +1,510 @@
+import { createHash, randomUUID } from "node:crypto";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Role } from "@rdm/auth";
+import type { EventStore } from "@rdm/eventstore";
+import { type CallContext, InvalidArgument, NotFound, type ServiceRegistration } from "@rdm/grpc";
+import { CiType, ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import {
+  AddRelationshipResponseSchema,
+  AnalyzeImpactResponseSchema,
+  ChangeConfigurationItemStatusResponseSchema,
+  ConfigurationService,
+  GetArtifactResponseSchema,
+  GetBaselineResponseSchema,
+  GetConfigurationItemHistoryResponseSchema,
+  GetConfigurationItemResponseSchema,
+  ImpactedItemSchema,
+  ListArtifactsResponseSchema,
+  ListConfigurationItemsResponseSchema,
+  ListRelationshipsResponseSchema,
+  QuarantineArtifactResponseSchema,
+  RegisterArtifactResponseSchema,
+  RegisterConfigurationItemResponseSchema,
+  RemoveRelationshipResponseSchema,
+  RetireArtifactResponseSchema,
+  UpdateConfigurationItemResponseSchema,
+  type VerificationResult,
+  VerificationResultSchema,
+  VerifyArtifactContentResponseSchema,
+  VerifyArtifactResponseSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import type pg from "pg";
+import { type ArtifactCommand, type ArtifactEvent, decideArtifact, foldArtifact } from "../domain/artifact.js";
+import { type BaselineEvent, baselineStreamId, foldBaseline } from "../domain/baseline.js";
+import {
+  type ConfigurationItemCommand,
+  type ConfigurationItemEvent,
+  decideConfigurationItem,
+  describeChange,
+  foldConfigurationItem,
+} from "../domain/configuration-item.js";
+import { checkPackageConsistency } from "../domain/consistency.js";
+import { transitiveDependents } from "../domain/impact.js";
+import {
+  artifactIdByNameVersion,
+  findArtifacts,
+  findBaseline,
+  findConfigurationItem,
+  incomingEdges,
+  listArtifacts,
+  listConfigurationItems,
+  relationshipsOf,
+  saveArtifact,
+  saveConfigurationItem,
+  saveRelationship,
+  summaries,
+} from "../store/read-model.js";
+import { type Actor, type CommandDeps, executeCommand, hashRequest, readHistory } from "./command.js";
+
+export interface ConfigurationApiDeps {
+  store: EventStore;
+  pool: pg.Pool;
+  clock?: () => Date;
+}
+
+const READERS: Role[] = [
+  "viewer",
+  "release-manager",
+  "release-coordinator",
+  "approver",
+  "change-manager",
+  "deployer",
+  "config-manager",
+];
+const CONFIG_MANAGERS: Role[] = ["config-manager"];
+
+const nanos = (t: Timestamp) => t.seconds * 1_000_000_000n + BigInt(t.nanos);
+/** Events that had happened at `asOf` (all of them without one). */
+function upTo<E extends { metadata?: { occurredAt?: Timestamp } }>(events: E[], asOf: Timestamp | undefined): E[] {
+  if (!asOf) return events;
+  const limit = nanos(asOf);
+  return events.filter((event) => event.metadata?.occurredAt && nanos(event.metadata.occurredAt) <= limit);
+}
+
+const encodeCursor = (cursor: [string, string] | undefined) =>
+  cursor ? Buffer.from(JSON.stringify(cursor)).toString("base64url") : "";
+function decodeCursor(token: string): [string, string] | undefined {
+  if (!token) return undefined;
+  try {
+    const cursor = JSON.parse(Buffer.from(token, "base64url").toString()) as unknown;
+    if (Array.isArray(cursor) && cursor.length === 2 && cursor.every((part) => typeof part === "string"))
+      return cursor as [string, string];
+  } catch {
+    // reported below
+  }
+  throw new InvalidArgument([
+    { field: "page_token", description: "not a page token from this API", reason: "invalid" },
+  ]);
+}
+
+const ciStreamId = (ciId: string) => ciId;
+const newCiId = () => `ci-${randomUUID()}`;
+const newArtifactId = () => `artifact-${randomUUID()}`;
+
+export function configurationServiceHandlers({
+  store,
+  pool,
+  clock = () => new Date(),
+}: ConfigurationApiDeps): ServiceRegistration<(typeof ConfigurationService)["method"]> {
+  const deps: CommandDeps = { store, pool, clock };
+  const actorOf = (ctx: CallContext, requestId: string): Actor => ({
+    subject: ctx.principal.subject,
+    requestId,
+    traceparent: ctx.traceparent,
+  });
+
+  /** A command on one configuration item's stream; answers with the item afterwards. */
+  const onItem = async (
+    ctx: CallContext,
+    requestId: string,
+    requestHash: string,
+    ciId: string,
+    command: () => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
+  ) => {
+    const response = await executeCommand(deps, actorOf(ctx, requestId), {
+      streamId: async () => ciStreamId(ciId),
+      decide: async (history: ConfigurationItemEvent[]) =>
+        decideConfigurationItem(await command(), foldConfigurationItem(history)),
+      respond: (all) => create(GetConfigurationItemResponseSchema, { item: foldConfigurationItem(all).item }),
+      project: async (tx, recorded, all) => {
+        const item = foldConfigurationItem(all).item;
+        if (item) await saveConfigurationItem(tx, item);
+        for (const event of recorded) {
+          if (event.$typeName === "rdm.configuration.v1.RelationshipAdded" && event.relationship)
+            await saveRelationship(tx, event.relationship, true);
+          if (event.$typeName === "rdm.configuration.v1.RelationshipRemoved" && event.relationship)
+            await saveRelationship(tx, event.relationship, false);
+        }
+      },
+      responseSchema: GetConfigurationItemResponseSchema,
+      idempotency: { requestId, requestHash },
+    });
+    return response.item;
+  };
+
+  /** A command on one artifact's stream. */
+  const onArtifact = <R extends DescMessage>(
+    ctx: CallContext,
+    requestId: string,
+    requestHash: string,
+    artifactId: string,
+    responseSchema: R,
+    command: ArtifactCommand,
+    respond: (all: ArtifactEvent[], recorded: ArtifactEvent[]) => MessageShape<R>,
+  ) =>
+    executeCommand<ArtifactEvent, R>(deps, actorOf(ctx, requestId), {
+      streamId: async () => artifactId,
+      decide: (history) => {
+        if (history.length === 0) throw new NotFound("artifact", artifactId);
+        return decideArtifact(command, foldArtifact(history));
+      },
+      respond,
+      project: async (tx, _recorded, all) => {
+        const artifact = foldArtifact(all).artifact;
+        if (artifact) await saveArtifact(tx, artifact);
+      },
+      responseSchema,
+      idempotency: { requestId, requestHash },
+    });
+
+  const verificationResult = (all: ArtifactEvent[], recorded: ArtifactEvent[], size?: bigint): VerificationResult => {
+    const artifact = foldArtifact(all).artifact;
+    const outcome = recorded[0];
+    const actual =
+      outcome?.$typeName === "rdm.configuration.v1.ArtifactVerified"
+        ? outcome.sha256
+        : outcome?.$typeName === "rdm.configuration.v1.ArtifactQuarantined"
+          ? outcome.actualSha256
+          : "";
+    return create(VerificationResultSchema, {
+      matches: outcome?.$typeName === "rdm.configuration.v1.ArtifactVerified",
+      expectedSha256: artifact?.sha256 ?? "",
+      actualSha256: actual,
+      actualSizeBytes: size ?? 0n,
+      artifact,
+    });
+  };
+
+  async function verify(
+    ctx: CallContext,
+    requestId: string,
+    requestHash: string,
+    artifactId: string,
+    actualSha256: string,
+    actualSizeBytes: bigint | undefined,
+  ): Promise<VerificationResult> {
+    const method = actualSizeBytes === undefined ? "digest" : "bytes";
+    const response = await onArtifact(
+      ctx,
+      requestId,
+      requestHash,
+      artifactId,
+      VerifyArtifactResponseSchema,
+      { kind: "verifyArtifact", actualSha256, actualSizeBytes, method },
+      (all, recorded) =>
+        create(VerifyArtifactResponseSchema, { result: verificationResult(all, recorded, actualSizeBytes) }),
+    );
+    return response.result ?? create(VerificationResultSchema);
+  }
+
+  return {
+    service: ConfigurationService,
+    roles: {
+      registerConfigurationItem: CONFIG_MANAGERS,
+      updateConfigurationItem: CONFIG_MANAGERS,
+      changeConfigurationItemStatus: CONFIG_MANAGERS,
+      getConfigurationItem: READERS,
+      listConfigurationItems: READERS,
+      getConfigurationItemHistory: READERS,
+      addRelationship: CONFIG_MANAGERS,
+      removeRelationship: CONFIG_MANAGERS,
+      listRelationships: READERS,
+      analyzeImpact: READERS,
+      registerArtifact: ["config-manager", "release-manager", "deployer"],
+      getArtifact: READERS,
+      listArtifacts: READERS,
+      verifyArtifact: ["config-manager", "deployer"],
+      verifyArtifactContent: ["config-manager", "deployer"],
+      quarantineArtifact: CONFIG_MANAGERS,
+      retireArtifact: CONFIG_MANAGERS,
+      checkPackageConsistency: READERS,
+      getBaseline: READERS,
+    },
+    handlers: {
+      async registerConfigurationItem(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.registerConfigurationItem.input, request);
+        const ciId = newCiId();
+        const item = await onItem(ctx, request.requestId, hash, ciId, () => ({
+          kind: "registerConfigurationItem",
+          ciId,
+          name: request.name,
+          type: request.type,
+          owner: request.owner,
+          status: request.status,
+          attributes: request.attributes,
+        }));
+        return create(RegisterConfigurationItemResponseSchema, { item });
+      },
+
+      async updateConfigurationItem(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.updateConfigurationItem.input, request);
+        const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
+          kind: "updateConfigurationItem",
+          name: request.name,
+          owner: request.owner,
+          setAttributes: request.setAttributes,
+          removedAttributes: request.removedAttributes,
+        }));
+        return create(UpdateConfigurationItemResponseSchema, { item });
+      },
+
+      async changeConfigurationItemStatus(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.changeConfigurationItemStatus.input, request);
+        const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
+          kind: "changeConfigurationItemStatus",
+          status: request.status,
+        }));
+        return create(ChangeConfigurationItemStatusResponseSchema, { item });
+      },
+
+      async getConfigurationItem(request) {
+        const history = upTo(await readHistory<ConfigurationItemEvent>(store, ciStreamId(request.ciId)), request.asOf);
+        const { item } = foldConfigurationItem(history);
+        if (!item) {
+          throw new NotFound(
+            "configuration item",
+            request.ciId,
+            request.asOf
+              ? `configuration item ${request.ciId} did not exist at ${timestampDate(request.asOf).toISOString()}`
+              : undefined,
+          );
+        }
+        return create(GetConfigurationItemResponseSchema, { item });
+      },
+
+      async listConfigurationItems(request) {
+        const { items, next } = await listConfigurationItems(pool, {
+          type: request.type,
+          owner: request.owner,
+          status: request.status,
+          nameContains: request.nameContains,
+          pageSize: request.pageSize || 100,
+          after: decodeCursor(request.pageToken),
+        });
+        return create(ListConfigurationItemsResponseSchema, { items, nextPageToken: encodeCursor(next) });
+      },
+
+      async getConfigurationItemHistory(request) {
+        const history = await readHistory<ConfigurationItemEvent>(store, ciStreamId(request.ciId));
+        if (history.length === 0) throw new NotFound("configuration item", request.ciId);
+        return create(GetConfigurationItemHistoryResponseSchema, {
+          changes: history.map((event) =>
+            create(ConfigurationItemChangeSchema, {
+              version: event.metadata?.streamVersion ?? 0n,
+              ...(event.metadata?.occurredAt ? { occurredAt: event.metadata.occurredAt } : {}),
+              actor: event.metadata?.actor ?? "",
+              eventType: event.$typeName,
+              summary: describeChange(event),
+            }),
+          ),
+        });
+      },
+
+      async addRelationship(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.addRelationship.input, request);
+        const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, async () => ({
+          kind: "addRelationship",
+          type: request.type,
+          targetCiId: request.targetCiId,
+          target: await findConfigurationItem(pool, request.targetCiId),
+        }));
+        return create(AddRelationshipResponseSchema, { source });
+      },
+
+      async removeRelationship(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.removeRelationship.input, request);
+        const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, () => ({
+          kind: "removeRelationship",
+          type: request.type,
+          targetCiId: request.targetCiId,
+        }));
+        return create(RemoveRelationshipResponseSchema, { source });
+      },
+
+      async listRelationships(request) {
+        if (!(await findConfigurationItem(pool, request.ciId))) throw new NotFound("configuration item", request.ciId);
+        return create(ListRelationshipsResponseSchema, await relationshipsOf(pool, request.ciId));
+      },
+
+      async analyzeImpact(request) {
+        const root = await findConfigurationItem(pool, request.ciId);
+        if (!root) throw new NotFound("configuration item", request.ciId);
+        const reached = await transitiveDependents(
+          request.ciId,
+          (targets) => incomingEdges(pool, targets, request.relationshipTypes),
+          { maxDepth: request.maxDepth },
+        );
+        const known = await summaries(
+          pool,
+          reached.map((r) => r.ciId),
+        );
+        const impacted = reached
+          .map((r) => {
+            const ci = known.get(r.ciId);
+            return create(ImpactedItemSchema, {
+              ciId: r.ciId,
+              name: ci?.name ?? "",
+              type: ci?.type ?? CiType.UNSPECIFIED,
+              owner: ci?.owner ?? "",
+              depth: r.depth,
+              path: r.path,
+              pathRelationships: r.pathRelationships,
+            });
+          })
+          .sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name) || a.ciId.localeCompare(b.ciId));
+        return create(AnalyzeImpactResponseSchema, {
+          root,
+          impacted,
+          impactedBusinessServiceIds: impacted.filter((i) => i.type === CiType.BUSINESS_SERVICE).map((i) => i.ciId),
+        });
+      },
+
+      async registerArtifact(request, ctx) {
+        const requestHash = hashRequest(ConfigurationService.method.registerArtifact.input, request);
+        return executeCommand<ArtifactEvent, typeof RegisterArtifactResponseSchema>(
+          deps,
+          actorOf(ctx, request.requestId),
+          {
+            // Decided on the stream of whatever is registered under this name and version.
+            streamId: async (q) => (await artifactIdByNameVersion(q, request.name, request.version)) ?? newArtifactId(),
+            decide: (history, streamId) => {
+              const state = foldArtifact(history);
+              return decideArtifact(
+                {
+                  kind: "registerArtifact",
+                  artifactId: streamId,
+                  name: request.name,
+                  version: request.version,
+                  sha256: request.sha256,
+                  sizeBytes: request.sizeBytes,
+                  mediaUri: request.mediaUri,
+                  dependencies: request.dependencies,
+                },
+                state,
+              );
+            },
+            respond: (all, recorded) =>
+              create(RegisterArtifactResponseSchema, {
+                artifact: foldArtifact(all).artifact,
+                created: recorded.length > 0,
+              }),
+            project: async (tx, _recorded, all) => {
+              const artifact = foldArtifact(all).artifact;
+              if (artifact) await saveArtifact(tx, artifact);
+            },
+            responseSchema: RegisterArtifactResponseSchema,
+            idempotency: { requestId: request.requestId, requestHash },
+          },
+        );
+      },
+
+      async getArtifact(request) {
+        const [artifact] = await findArtifacts(pool, [request.artifactId]);
+        if (!artifact) throw new NotFound("artifact", request.artifactId);
+        return create(GetArtifactResponseSchema, { artifact });
+      },
+
+      async listArtifacts(request) {
+        const { artifacts, next } = await listArtifacts(pool, {
+          name: request.name,
+          status: request.status,
+          pageSize: request.pageSize || 100,
+          after: decodeCursor(request.pageToken),
+        });
+        return create(ListArtifactsResponseSchema, { artifacts, nextPageToken: encodeCursor(next) });
+      },
+
+      async verifyArtifact(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.verifyArtifact.input, request);
+        const result = await verify(ctx, request.requestId, hash, request.artifactId, request.sha256, undefined);
+        return create(VerifyArtifactResponseSchema, { result });
+      },
+
+      async verifyArtifactContent(requests, ctx) {
+        const digest = createHash("sha256");
+        let size = 0n;
+        let first: { requestId: string; artifactId: string } | undefined;
+        for await (const request of requests) {
+          first ??= { requestId: request.requestId, artifactId: request.artifactId };
+          digest.update(request.chunk);
+          size += BigInt(request.chunk.length);
+        }
+        const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+        if (!first?.artifactId || !uuid.test(first.requestId)) {
+          throw new InvalidArgument([
+            {
+              field: "artifact_id",
+              description: "the first message must carry artifact_id and a UUID request_id",
+              reason: "required",
+            },
+          ]);
+        }
+        const actual = digest.digest("hex");
+        // The hash of the content stands in for the request: a retry with the same bytes replays.
+        const requestHash = createHash("sha256")
+          .update(`${first.artifactId}\u0000${actual}\u0000${size}`)
+          .digest("hex");
+        const result = await verify(ctx, first.requestId, requestHash, first.artifactId, actual, size);
+        return create(VerifyArtifactContentResponseSchema, { result });
+      },
+
+      async quarantineArtifact(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.quarantineArtifact.input, request);
+        return onArtifact(
+          ctx,
+          request.requestId,
+          hash,
+          request.artifactId,
+          QuarantineArtifactResponseSchema,
+          { kind: "quarantineArtifact", reason: request.reason },
+          (all) => create(QuarantineArtifactResponseSchema, { artifact: foldArtifact(all).artifact }),
+        );
+      },
+
+      async retireArtifact(request, ctx) {
+        const hash = hashRequest(ConfigurationService.method.retireArtifact.input, request);
+        return onArtifact(
+          ctx,
+          request.requestId,
+          hash,
+          request.artifactId,
+          RetireArtifactResponseSchema,
+          { kind: "retireArtifact", reason: request.reason },
+          (all) => create(RetireArtifactResponseSchema, { artifact: foldArtifact(all).artifact }),
+        );
+      },
+
+      async checkPackageConsistency(request) {
+        const artifacts = await findArtifacts(pool, request.artifactIds);
+        const found = new Set(artifacts.map((a) => a.artifactId));
+        const missing = request.artifactIds.filter((id) => !found.has(id));
+        if (missing.length > 0) throw new NotFound("artifact", missing.join(", "));
+        const baseline = request.environment ? await findBaseline(pool, request.environment) : undefined;
+        // Keep the caller's order, so problems come out in a stable, meaningful order.
+        const ordered = request.artifactIds.map((id) => artifacts.find((a) => a.artifactId === id)).filter((a) => !!a);
+        return checkPackageConsistency(ordered, baseline?.entries ?? []);
+      },
+
+      async getBaseline(request) {
+        const history = upTo(
+          await readHistory<BaselineEvent>(store, baselineStreamId(request.environment)),
+          request.asOf,
+        );
+        const { baseline } = foldBaseline(history);
+        if (!baseline) throw new NotFound("baseline", request.environment);
+        return create(GetBaselineResponseSchema, { baseline });
+      },
+    },
+  };
+}

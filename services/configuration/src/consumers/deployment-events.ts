@@ -1,0 +1,115 @@
+import { create, createRegistry, fromBinary } from "@bufbuild/protobuf";
+import type { EventStore } from "@rdm/eventstore";
+import type { CloudEvent } from "@rdm/messaging";
+import { PermanentError } from "@rdm/messaging";
+import { BaselineEntrySchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import {
+  type DeployedArtifact,
+  type DeploymentFailed,
+  DeploymentFailedSchema,
+  type DeploymentRolledBack,
+  DeploymentRolledBackSchema,
+  DeploymentStartedSchema,
+  type DeploymentSucceeded,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type pg from "pg";
+import { readHistory, stamp } from "../api/command.js";
+import { encodeConfigurationEvent } from "../api/event-codec.js";
+import { type BaselineEvent, baselineStreamId, decideBaseline, foldBaseline } from "../domain/baseline.js";
+import { artifactIdByNameVersion, saveBaseline } from "../store/read-model.js";
+
+export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
+
+const deploymentEvents = createRegistry(
+  DeploymentStartedSchema,
+  DeploymentSucceededSchema,
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+);
+
+const OUTCOMES: Record<string, DeploymentOutcome> = {
+  [DeploymentSucceededSchema.typeName]: DeploymentOutcome.SUCCEEDED,
+  [DeploymentFailedSchema.typeName]: DeploymentOutcome.FAILED,
+  [DeploymentRolledBackSchema.typeName]: DeploymentOutcome.ROLLED_BACK,
+};
+
+async function entriesOf(tx: pg.PoolClient, artifacts: DeployedArtifact[]) {
+  const entries = [];
+  for (const artifact of artifacts) {
+    // Deployment events may name the artifact only; the DML knows its id.
+    const artifactId =
+      artifact.artifactId || (await artifactIdByNameVersion(tx, artifact.name, artifact.version)) || "";
+    for (const ciId of artifact.targetCiIds) {
+      entries.push(
+        create(BaselineEntrySchema, {
+          ciId,
+          artifactName: artifact.name,
+          artifactVersion: artifact.version,
+          artifactId,
+        }),
+      );
+    }
+  }
+  return entries;
+}
+
+/**
+ * Keeps each environment's baseline from rdm.deployment.events.v1: a succeeded deployment moves
+ * the baseline and its last known good, a failed one marks it degraded, a rollback records what
+ * runs after the back-out. Runs inside the consumer's exactly-once transaction.
+ */
+export function baselineProjector(store: EventStore, clock: () => Date = () => new Date()) {
+  return async (event: CloudEvent, tx: pg.PoolClient): Promise<void> => {
+    const outcome = OUTCOMES[event.type];
+    if (outcome === undefined) return; // DeploymentStarted and future event types: nothing to record.
+    const schema = deploymentEvents.getMessage(event.type);
+    if (!schema) return;
+    let deployment: DeploymentSucceeded | DeploymentFailed | DeploymentRolledBack;
+    try {
+      deployment = fromBinary(schema, event.data) as typeof deployment;
+    } catch (error) {
+      throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
+    }
+    if (!deployment.environment) throw new PermanentError(`${event.type} ${event.id} names no environment`);
+
+    const streamId = baselineStreamId(deployment.environment);
+    const history = await readHistory<BaselineEvent>(store, streamId, tx);
+    const decided = decideBaseline(
+      {
+        kind: "recordDeployment",
+        environment: deployment.environment,
+        deploymentId: deployment.deploymentId,
+        releaseId: deployment.releaseId,
+        outcome,
+        entries: await entriesOf(tx, deployment.artifacts),
+        reason: "reason" in deployment ? deployment.reason : "",
+        sourceEventId: event.id,
+      },
+      foldBaseline(history),
+    );
+    if (decided.length === 0) return;
+    const recorded = stamp(
+      decided,
+      streamId,
+      history.length,
+      {
+        subject: deployment.metadata?.actor || "rdm-configuration",
+        requestId: "",
+        causationId: event.id,
+        correlationId: deployment.metadata?.correlationId || event.id,
+        traceparent: event.traceparent,
+      },
+      clock(),
+    );
+    await store.appendToStream(
+      streamId,
+      history.length === 0 ? "no_stream" : history.length,
+      recorded.map((e) => encodeConfigurationEvent(e, event.traceparent)),
+      { client: tx },
+    );
+    const { baseline } = foldBaseline([...history, ...recorded]);
+    if (baseline) await saveBaseline(tx, baseline);
+  };
+}

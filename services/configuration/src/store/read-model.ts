@@ -1,0 +1,227 @@
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  type Artifact,
+  ArtifactSchema,
+  type ArtifactStatus,
+  type Baseline,
+  BaselineSchema,
+  type CiLifecycleStatus,
+  type CiType,
+  type ConfigurationItem,
+  ConfigurationItemSchema,
+  type Relationship,
+  RelationshipSchema,
+  type RelationshipType,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import type pg from "pg";
+import type { Edge } from "../domain/impact.js";
+
+/** A pool or a client inside an open transaction. */
+export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
+
+const at = (timestamp: { seconds: bigint; nanos: number } | undefined) =>
+  timestamp ? timestampDate(timestamp as never) : new Date();
+
+export async function saveConfigurationItem(q: Queryable, item: ConfigurationItem): Promise<void> {
+  await q.query(
+    `INSERT INTO configuration_items (ci_id, name, type, owner, status, item, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (ci_id) DO UPDATE SET name = $2, type = $3, owner = $4, status = $5, item = $6, updated_at = $7`,
+    [
+      item.ciId,
+      item.name,
+      item.type,
+      item.owner,
+      item.status,
+      Buffer.from(toBinary(ConfigurationItemSchema, item)),
+      at(item.updatedAt),
+    ],
+  );
+}
+
+export async function saveRelationship(q: Queryable, relationship: Relationship, present: boolean): Promise<void> {
+  const values = [relationship.sourceCiId, relationship.type, relationship.targetCiId];
+  if (present) {
+    await q.query(
+      `INSERT INTO ci_relationships (source_ci_id, type, target_ci_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
+      values,
+    );
+  } else {
+    await q.query(`DELETE FROM ci_relationships WHERE source_ci_id = $1 AND type = $2 AND target_ci_id = $3`, values);
+  }
+}
+
+export async function findConfigurationItem(q: Queryable, ciId: string): Promise<ConfigurationItem | undefined> {
+  const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = $1`, [ciId]);
+  return rows[0] ? fromBinary(ConfigurationItemSchema, rows[0].item) : undefined;
+}
+
+export interface ConfigurationItemFilter {
+  type: CiType;
+  owner: string;
+  status: CiLifecycleStatus;
+  nameContains: string;
+  pageSize: number;
+  /** Keyset cursor: the last (lower(name), ci_id) of the previous page. */
+  after: [string, string] | undefined;
+}
+
+export async function listConfigurationItems(
+  q: Queryable,
+  filter: ConfigurationItemFilter,
+): Promise<{ items: ConfigurationItem[]; next: [string, string] | undefined }> {
+  const conditions: string[] = [];
+  const values: unknown[] = [];
+  const add = (sql: string, value: unknown) => {
+    values.push(value);
+    conditions.push(sql.replace("?", `$${values.length}`));
+  };
+  if (filter.type) add("type = ?", filter.type);
+  if (filter.owner) add("owner = ?", filter.owner);
+  if (filter.status) add("status = ?", filter.status);
+  if (filter.nameContains) add("strpos(lower(name), ?) > 0", filter.nameContains.toLowerCase());
+  if (filter.after) {
+    values.push(filter.after[0], filter.after[1]);
+    conditions.push(`(lower(name), ci_id) > ($${values.length - 1}, $${values.length})`);
+  }
+  values.push(filter.pageSize + 1);
+  const { rows } = await q.query<{ item: Buffer }>(
+    `SELECT item FROM configuration_items ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
+     ORDER BY lower(name), ci_id LIMIT $${values.length}`,
+    values,
+  );
+  const items = rows.slice(0, filter.pageSize).map((row) => fromBinary(ConfigurationItemSchema, row.item));
+  const last = items.at(-1);
+  return { items, next: rows.length > filter.pageSize && last ? [last.name.toLowerCase(), last.ciId] : undefined };
+}
+
+export async function relationshipsOf(
+  q: Queryable,
+  ciId: string,
+): Promise<{ outgoing: Relationship[]; incoming: Relationship[] }> {
+  const { rows } = await q.query<{ source_ci_id: string; type: number; target_ci_id: string }>(
+    `SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE source_ci_id = $1
+     UNION ALL
+     SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE target_ci_id = $1
+     ORDER BY 1, 2, 3`,
+    [ciId],
+  );
+  const relationships = rows.map((r) =>
+    create(RelationshipSchema, { sourceCiId: r.source_ci_id, type: r.type, targetCiId: r.target_ci_id }),
+  );
+  return {
+    outgoing: relationships.filter((r) => r.sourceCiId === ciId),
+    incoming: relationships.filter((r) => r.targetCiId === ciId),
+  };
+}
+
+/** The relationships pointing at any of `targetIds` (one indexed query per BFS level). */
+export async function incomingEdges(q: Queryable, targetIds: string[], types: RelationshipType[]): Promise<Edge[]> {
+  const { rows } = await q.query<{ source_ci_id: string; type: number; target_ci_id: string }>(
+    types.length
+      ? `SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE target_ci_id = ANY($1) AND type = ANY($2)`
+      : `SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE target_ci_id = ANY($1)`,
+    types.length ? [targetIds, types] : [targetIds],
+  );
+  return rows.map((r) => ({ sourceCiId: r.source_ci_id, type: r.type, targetCiId: r.target_ci_id }));
+}
+
+export interface CiSummary {
+  ciId: string;
+  name: string;
+  type: CiType;
+  owner: string;
+}
+
+export async function summaries(q: Queryable, ciIds: string[]): Promise<Map<string, CiSummary>> {
+  const { rows } = await q.query<{ ci_id: string; name: string; type: number; owner: string }>(
+    `SELECT ci_id, name, type, owner FROM configuration_items WHERE ci_id = ANY($1)`,
+    [ciIds],
+  );
+  return new Map(rows.map((r) => [r.ci_id, { ciId: r.ci_id, name: r.name, type: r.type, owner: r.owner }]));
+}
+
+export async function saveArtifact(q: Queryable, artifact: Artifact): Promise<void> {
+  await q.query(
+    `INSERT INTO dml_artifacts (artifact_id, name, version, status, artifact, registered_at)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (artifact_id) DO UPDATE SET status = $4, artifact = $5`,
+    [
+      artifact.artifactId,
+      artifact.name,
+      artifact.version,
+      artifact.status,
+      Buffer.from(toBinary(ArtifactSchema, artifact)),
+      at(artifact.registeredAt),
+    ],
+  );
+}
+
+export async function artifactIdByNameVersion(
+  q: Queryable,
+  name: string,
+  version: string,
+): Promise<string | undefined> {
+  const { rows } = await q.query<{ artifact_id: string }>(
+    `SELECT artifact_id FROM dml_artifacts WHERE name = $1 AND version = $2`,
+    [name, version],
+  );
+  return rows[0]?.artifact_id;
+}
+
+export async function findArtifacts(q: Queryable, artifactIds: string[]): Promise<Artifact[]> {
+  const { rows } = await q.query<{ artifact: Buffer }>(
+    `SELECT artifact FROM dml_artifacts WHERE artifact_id = ANY($1)`,
+    [artifactIds],
+  );
+  return rows.map((row) => fromBinary(ArtifactSchema, row.artifact));
+}
+
+export async function listArtifacts(
+  q: Queryable,
+  filter: { name: string; status: ArtifactStatus; pageSize: number; after: [string, string] | undefined },
+): Promise<{ artifacts: Artifact[]; next: [string, string] | undefined }> {
+  const conditions: string[] = [];
+  const values: unknown[] = [];
+  if (filter.name) {
+    values.push(filter.name);
+    conditions.push(`name = $${values.length}`);
+  }
+  if (filter.status) {
+    values.push(filter.status);
+    conditions.push(`status = $${values.length}`);
+  }
+  if (filter.after) {
+    values.push(filter.after[0], filter.after[1]);
+    conditions.push(`(registered_at, artifact_id) < ($${values.length - 1}::timestamptz, $${values.length})`);
+  }
+  values.push(filter.pageSize + 1);
+  const { rows } = await q.query<{ artifact: Buffer; registered_at: Date; artifact_id: string }>(
+    `SELECT artifact, registered_at, artifact_id FROM dml_artifacts
+     ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
+     ORDER BY registered_at DESC, artifact_id DESC LIMIT $${values.length}`,
+    values,
+  );
+  const page = rows.slice(0, filter.pageSize);
+  const last = page.at(-1);
+  return {
+    artifacts: page.map((row) => fromBinary(ArtifactSchema, row.artifact)),
+    next: rows.length > filter.pageSize && last ? [last.registered_at.toISOString(), last.artifact_id] : undefined,
+  };
+}
+
+export async function saveBaseline(q: Queryable, baseline: Baseline): Promise<void> {
+  await q.query(
+    `INSERT INTO baselines (environment, baseline, updated_at) VALUES ($1, $2, $3)
+     ON CONFLICT (environment) DO UPDATE SET baseline = $2, updated_at = $3`,
+    [baseline.environment, Buffer.from(toBinary(BaselineSchema, baseline)), at(baseline.updatedAt)],
+  );
+}
+
+export async function findBaseline(q: Queryable, environment: string): Promise<Baseline | undefined> {
+  const { rows } = await q.query<{ baseline: Buffer }>(`SELECT baseline FROM baselines WHERE environment = $1`, [
+    environment,
+  ]);
+  return rows[0] ? fromBinary(BaselineSchema, rows[0].baseline) : undefined;
+}

@@ -1,0 +1,445 @@
+// The configuration service through its public interfaces: gRPC on a real PostgreSQL, and
+// deployment events published on the real Kafka protocol.
+import { createHash, randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { mintDevToken } from "@rdm/auth";
+import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
+import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  ArtifactStatus,
+  CiLifecycleStatus,
+  CiType,
+  EnvironmentHealth,
+  IntegrityStatus,
+  RelationshipType,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import {
+  ConfigurationService,
+  ConsistencyProblemKind,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type { RunningService } from "@rdm/runtime";
+import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import { startConfigurationService } from "../src/index.js";
+
+const secret = randomUUID() + randomUUID();
+let service: RunningService;
+let client: GrpcClient<(typeof ConfigurationService)["method"]>;
+let producer: Producer;
+let dropDb: () => Promise<void>;
+
+beforeAll(async () => {
+  const brokers = await testKafkaBrokers();
+  const db = await createTestDatabase("configuration");
+  dropDb = db.drop;
+  service = await startConfigurationService({
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  });
+  const token = await mintDevToken({
+    subject: "cmdb-admin",
+    roles: ["config-manager", "deployer"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "10m",
+  });
+  client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
+  producer = createProducer(
+    createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
+  );
+  await producer.connect();
+});
+
+afterAll(async () => {
+  client?.close();
+  await producer?.disconnect();
+  await service?.stop();
+  await dropDb?.();
+});
+
+async function failure(promise: Promise<unknown>) {
+  try {
+    await promise;
+  } catch (error) {
+    return errorDetails(error);
+  }
+  throw new Error("expected the call to fail");
+}
+
+const registerCi = async (name: string, type = CiType.SERVICE, attributes: Record<string, string> = {}) => {
+  const { item } = await client.registerConfigurationItem({
+    requestId: randomUUID(),
+    name,
+    type,
+    owner: "team-a",
+    attributes,
+  });
+  if (!item) throw new Error("no item");
+  return item;
+};
+const relate = (source: string, type: RelationshipType, target: string) =>
+  client.addRelationship({ requestId: randomUUID(), sourceCiId: source, type, targetCiId: target });
+
+test("GetConfigurationItem as of a past time folds the history up to that time", async () => {
+  const created = await registerCi(uniqueId("orders-api"), CiType.SERVICE, { tier: "gold" });
+  const t1 = created.updatedAt;
+  if (!t1) throw new Error("no timestamp");
+  // The next change must carry a later timestamp than t1 (clock resolution is 1 ms).
+  const t1ms = Number(t1.seconds) * 1000 + Math.floor(t1.nanos / 1e6);
+  await waitFor(async () => Date.now() > t1ms + 1, { timeoutMs: 1000, description: "the clock to move past t1" });
+
+  const updated = await client.updateConfigurationItem({
+    requestId: randomUUID(),
+    ciId: created.ciId,
+    owner: "team-b",
+    setAttributes: { tier: "platinum", region: "eu" },
+  });
+  expect(updated.item).toMatchObject({ owner: "team-b", version: 2n, attributes: { tier: "platinum", region: "eu" } });
+  await client.changeConfigurationItemStatus({
+    requestId: randomUUID(),
+    ciId: created.ciId,
+    status: CiLifecycleStatus.MAINTENANCE,
+  });
+
+  const past = await client.getConfigurationItem({ ciId: created.ciId, asOf: t1 });
+  expect(past.item).toMatchObject({
+    owner: "team-a",
+    version: 1n,
+    status: CiLifecycleStatus.LIVE,
+    attributes: { tier: "gold" },
+  });
+  const now = await client.getConfigurationItem({ ciId: created.ciId });
+  expect(now.item).toMatchObject({ owner: "team-b", version: 3n, status: CiLifecycleStatus.MAINTENANCE });
+
+  const before = await failure(
+    client.getConfigurationItem({ ciId: created.ciId, asOf: timestampFromDate(new Date(t1ms - 60_000)) }),
+  );
+  expect(before.code).toBe(status.NOT_FOUND);
+
+  const history = await client.getConfigurationItemHistory({ ciId: created.ciId });
+  expect(history.changes.map((c) => [c.version, c.eventType.split(".").pop(), c.actor])).toEqual([
+    [1n, "ConfigurationItemRegistered", "cmdb-admin"],
+    [2n, "ConfigurationItemUpdated", "cmdb-admin"],
+    [3n, "ConfigurationItemStatusChanged", "cmdb-admin"],
+  ]);
+  const listed = await client.listConfigurationItems({ nameContains: created.name, owner: "team-b" });
+  expect(listed.items.map((i) => i.ciId)).toEqual([created.ciId]);
+});
+
+test("impact analysis on a generated graph with cycles: correct set, shortest depth and a valid path", async () => {
+  // A seeded random graph: 60 CIs, 150 relationships, with cycles (and a deliberate 3-cycle).
+  let seed = 42;
+  const random = () => {
+    seed = (seed * 1103515245 + 12345) % 2 ** 31;
+    return seed / 2 ** 31;
+  };
+  const prefix = uniqueId("g");
+  const cis = [];
+  for (let i = 0; i < 60; i++)
+    cis.push(
+      await registerCi(`${prefix}-${String(i).padStart(2, "0")}`, i < 5 ? CiType.BUSINESS_SERVICE : CiType.COMPONENT),
+    );
+  const ids = cis.map((c) => c.ciId);
+  const edges = new Set<string>();
+  const add = (s: number, t: number, type: RelationshipType) => edges.add(`${s}|${type}|${t}`);
+  add(10, 11, RelationshipType.DEPENDS_ON);
+  add(11, 12, RelationshipType.DEPENDS_ON);
+  add(12, 10, RelationshipType.CONNECTS_TO);
+  while (edges.size < 150) {
+    const s = Math.floor(random() * 60);
+    const t = Math.floor(random() * 60);
+    if (s !== t) add(s, t, 1 + Math.floor(random() * 4));
+  }
+  const parsed = [...edges].map((e) => e.split("|").map(Number) as [number, number, number]);
+  await Promise.all(parsed.map(([s, type, t]) => relate(ids[s] as string, type, ids[t] as string)));
+
+  // Expected: BFS against the arrows, computed independently here.
+  const root = 12;
+  const depth = new Map<number, number>([[root, 0]]);
+  let frontier = [root];
+  while (frontier.length) {
+    const next: number[] = [];
+    for (const target of frontier)
+      for (const [s, , t] of parsed)
+        if (t === target && !depth.has(s)) {
+          depth.set(s, (depth.get(target) ?? 0) + 1);
+          next.push(s);
+        }
+    frontier = next;
+  }
+  depth.delete(root);
+
+  const result = await client.analyzeImpact({ ciId: ids[root] as string });
+  expect(new Set(result.impacted.map((i) => i.ciId))).toEqual(new Set([...depth.keys()].map((i) => ids[i])));
+  const edgeSet = new Set(parsed.map(([s, type, t]) => `${ids[s]}|${type}|${ids[t]}`));
+  for (const impacted of result.impacted) {
+    const index = ids.indexOf(impacted.ciId);
+    expect(impacted.depth).toBe(depth.get(index));
+    expect(impacted.path).toHaveLength(impacted.depth + 1);
+    expect(impacted.path[0]).toBe(ids[root]);
+    expect(impacted.path.at(-1)).toBe(impacted.ciId);
+    // Each hop is a real relationship, walked against its arrow.
+    impacted.path.slice(1).forEach((ci, hop) => {
+      expect(edgeSet.has(`${ci}|${impacted.pathRelationships[hop]}|${impacted.path[hop]}`)).toBe(true);
+    });
+  }
+  // The cycle 10 -> 11 -> 12 -> 10 is walked once: 11 is reached, and so is 10 (via 11).
+  expect(result.impacted.map((i) => i.ciId)).toEqual(expect.arrayContaining([ids[11], ids[10]]));
+  expect(result.impactedBusinessServiceIds.every((id) => ids.indexOf(id) < 5)).toBe(true);
+
+  const shallow = await client.analyzeImpact({ ciId: ids[root] as string, maxDepth: 1 });
+  expect(shallow.impacted.every((i) => i.depth === 1)).toBe(true);
+  expect(shallow.impacted.length).toBe([...depth.values()].filter((d) => d === 1).length);
+
+  // Relationships: listed both ways; self-reference refused; removal updates the walk.
+  const listed = await client.listRelationships({ ciId: ids[11] as string });
+  expect(listed.outgoing).toEqual(expect.arrayContaining([expect.objectContaining({ targetCiId: ids[12] })]));
+  expect(listed.incoming).toEqual(expect.arrayContaining([expect.objectContaining({ sourceCiId: ids[10] })]));
+  expect((await failure(relate(ids[1] as string, RelationshipType.DEPENDS_ON, ids[1] as string))).code).toBe(
+    status.FAILED_PRECONDITION,
+  );
+});
+
+test("a two-node cycle and a self-contained cycle terminate with each CI once", async () => {
+  const a = await registerCi(uniqueId("a"));
+  const b = await registerCi(uniqueId("b"));
+  const c = await registerCi(uniqueId("c"));
+  await relate(a.ciId, RelationshipType.DEPENDS_ON, b.ciId);
+  await relate(b.ciId, RelationshipType.CONNECTS_TO, a.ciId);
+  await relate(c.ciId, RelationshipType.RUNS_ON, b.ciId);
+  // Re-adding is idempotent: no second event.
+  const again = await relate(a.ciId, RelationshipType.DEPENDS_ON, b.ciId);
+  expect(again.source?.version).toBe(2n);
+  const impact = await client.analyzeImpact({ ciId: a.ciId });
+  expect(impact.impacted.map((i) => [i.ciId, i.depth, i.path])).toEqual([
+    [b.ciId, 1, [a.ciId, b.ciId]],
+    [c.ciId, 2, [a.ciId, b.ciId, c.ciId]],
+  ]);
+  const onlyDependsOn = await client.analyzeImpact({ ciId: b.ciId, relationshipTypes: [RelationshipType.DEPENDS_ON] });
+  expect(onlyDependsOn.impacted.map((i) => i.ciId)).toEqual([a.ciId]);
+  await client.removeRelationship({
+    requestId: randomUUID(),
+    sourceCiId: c.ciId,
+    type: RelationshipType.RUNS_ON,
+    targetCiId: b.ciId,
+  });
+  expect((await client.analyzeImpact({ ciId: a.ciId })).impacted.map((i) => i.ciId)).toEqual([b.ciId]);
+});
+
+const sha256 = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
+const registerArtifact = (name: string, version: string, content: Uint8Array, deps: Record<string, string> = {}) =>
+  client.registerArtifact({
+    requestId: randomUUID(),
+    name,
+    version,
+    sha256: sha256(content),
+    sizeBytes: BigInt(content.length),
+    mediaUri: `s3://dml/${name}-${version}.tgz`,
+    dependencies: Object.entries(deps).map(([n, versionRange]) => ({ name: n, versionRange })),
+  });
+
+test("DML immutability: the same checksum again is idempotent, another checksum is refused", async () => {
+  const name = uniqueId("orders-api");
+  const content = Buffer.from("release 1.0.0 bits");
+  const first = await registerArtifact(name, "1.0.0", content);
+  expect(first.created).toBe(true);
+  expect(first.artifact).toMatchObject({ status: ArtifactStatus.ACTIVE, integrity: IntegrityStatus.UNVERIFIED });
+
+  const again = await registerArtifact(name, "1.0.0", content);
+  expect(again.created).toBe(false);
+  expect(again.artifact?.artifactId).toBe(first.artifact?.artifactId);
+
+  const tampered = await failure(registerArtifact(name, "1.0.0", Buffer.from("other bits")));
+  expect(tampered.code).toBe(status.ALREADY_EXISTS);
+  expect(tampered.message).toContain("dml.immutable_version");
+
+  // Concurrent registrations of one new version: one stream, every caller gets it.
+  const racing = await Promise.all(Array.from({ length: 5 }, () => registerArtifact(name, "1.1.0", content)));
+  expect(new Set(racing.map((r) => r.artifact?.artifactId)).size).toBe(1);
+  expect(racing.filter((r) => r.created)).toHaveLength(1);
+
+  expect((await failure(registerArtifact(name, "1.2", content))).code).toBe(status.INVALID_ARGUMENT);
+  const listed = await client.listArtifacts({ name });
+  expect(listed.artifacts.map((a) => a.version).sort()).toEqual(["1.0.0", "1.1.0"]);
+});
+
+test("VerifyArtifactContent hashes streamed bytes; a mismatch quarantines the artifact", async () => {
+  const name = uniqueId("payments-ui");
+  const content = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
+  const { artifact } = await registerArtifact(name, "2.0.0", content);
+  const artifactId = artifact?.artifactId as string;
+  const chunks = function* (bytes: Buffer, requestId = randomUUID()) {
+    for (let offset = 0; offset < bytes.length; offset += 512 * 1024)
+      yield {
+        requestId: offset === 0 ? requestId : "",
+        artifactId: offset === 0 ? artifactId : "",
+        chunk: bytes.subarray(offset, offset + 512 * 1024),
+      };
+  };
+
+  const good = await client.verifyArtifactContent(chunks(content));
+  expect(good.result).toMatchObject({ matches: true, actualSizeBytes: BigInt(content.length) });
+  expect(good.result?.artifact?.integrity).toBe(IntegrityStatus.VERIFIED);
+
+  const corrupted = Buffer.from(content);
+  corrupted[1000] = 8;
+  const bad = await client.verifyArtifactContent(chunks(corrupted));
+  expect(bad.result).toMatchObject({
+    matches: false,
+    expectedSha256: sha256(content),
+    actualSha256: sha256(corrupted),
+  });
+  const quarantined = (await client.getArtifact({ artifactId })).artifact;
+  expect(quarantined).toMatchObject({ status: ArtifactStatus.QUARANTINED, integrity: IntegrityStatus.MISMATCH });
+  expect(quarantined?.statusReason).toContain(sha256(corrupted));
+
+  // A reported digest is checked the same way.
+  const other = (await registerArtifact(uniqueId("batch"), "1.0.0", Buffer.from("x"))).artifact?.artifactId as string;
+  const digestOk = await client.verifyArtifact({
+    requestId: randomUUID(),
+    artifactId: other,
+    sha256: sha256(Buffer.from("x")),
+  });
+  expect(digestOk.result?.matches).toBe(true);
+  const digestBad = await client.verifyArtifact({ requestId: randomUUID(), artifactId: other, sha256: "0".repeat(64) });
+  expect(digestBad.result?.artifact?.status).toBe(ArtifactStatus.QUARANTINED);
+
+  // Retire; a stream without a first message naming the artifact is refused.
+  const retired = await client.retireArtifact({ requestId: randomUUID(), artifactId: other, reason: "superseded" });
+  expect(retired.artifact?.status).toBe(ArtifactStatus.RETIRED);
+  expect((await failure(client.verifyArtifactContent([{ chunk: Buffer.from("x") }]))).code).toBe(
+    status.INVALID_ARGUMENT,
+  );
+});
+
+function deploymentEvent(
+  schema: typeof DeploymentSucceededSchema | typeof DeploymentFailedSchema | typeof DeploymentRolledBackSchema,
+  fields: {
+    deploymentId: string;
+    environment: string;
+    artifacts: { name: string; version: string; targetCiIds: string[] }[];
+    reason?: string;
+  },
+) {
+  const id = randomUUID();
+  const message = create(schema as typeof DeploymentFailedSchema, {
+    metadata: create(EventMetadataSchema, {
+      eventId: id,
+      actor: "deployer-bot",
+      occurredAt: timestampFromDate(new Date()),
+    }),
+    releaseId: randomUUID(),
+    ...fields,
+  });
+  return {
+    id,
+    type: schema.typeName,
+    source: "rdm/deployment",
+    subject: fields.deploymentId,
+    time: new Date(),
+    data: toBinary(schema as typeof DeploymentFailedSchema, message),
+  };
+}
+
+test("baselines follow deployment events (last known good survives a failure); consistency checks use them", async () => {
+  const environment = uniqueId("staging");
+  const host = await registerCi(uniqueId("host"), CiType.HOST);
+  const lib = uniqueId("lib");
+  const api = uniqueId("api");
+  const lib1 = (await registerArtifact(lib, "1.4.0", Buffer.from("lib 1.4.0"))).artifact?.artifactId as string;
+  await registerArtifact(lib, "2.0.0", Buffer.from("lib 2.0.0"));
+
+  const good = deploymentEvent(DeploymentSucceededSchema, {
+    deploymentId: uniqueId("dep"),
+    environment,
+    artifacts: [{ name: lib, version: "1.4.0", targetCiIds: [host.ciId] }],
+  });
+  await publishEvents(producer, "rdm.deployment.events.v1", [good]);
+  const baseline = await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
+    timeoutMs: 30_000,
+    description: "the baseline from DeploymentSucceeded",
+  });
+  expect(baseline.entries).toEqual([
+    expect.objectContaining({ ciId: host.ciId, artifactName: lib, artifactVersion: "1.4.0", artifactId: lib1 }),
+  ]);
+  expect(baseline.lastKnownGoodDeploymentId).toBe(good.subject);
+  expect(baseline.health).toBe(EnvironmentHealth.HEALTHY);
+
+  const bad = deploymentEvent(DeploymentFailedSchema, {
+    deploymentId: uniqueId("dep"),
+    environment,
+    artifacts: [{ name: lib, version: "2.0.0", targetCiIds: [host.ciId] }],
+    reason: "smoke tests failed",
+  });
+  await publishEvents(producer, "rdm.deployment.events.v1", [bad, bad]); // delivered twice: applied once
+  const degraded = await waitFor(
+    async () => {
+      const b = (await client.getBaseline({ environment })).baseline;
+      return b?.lastDeploymentId === bad.subject ? b : undefined;
+    },
+    { timeoutMs: 30_000, description: "the baseline after DeploymentFailed" },
+  );
+  expect(degraded).toMatchObject({
+    health: EnvironmentHealth.DEGRADED,
+    lastKnownGoodDeploymentId: good.subject,
+    version: 2n,
+  });
+  expect(degraded.entries[0]?.artifactVersion).toBe("2.0.0");
+  expect(degraded.lastKnownGood[0]?.artifactVersion).toBe("1.4.0");
+
+  const back = deploymentEvent(DeploymentRolledBackSchema, {
+    deploymentId: bad.subject,
+    environment,
+    artifacts: [{ name: lib, version: "1.4.0", targetCiIds: [host.ciId] }],
+    reason: "back-out to last known good",
+  });
+  await publishEvents(producer, "rdm.deployment.events.v1", [back]);
+  const restored = await waitFor(
+    async () => {
+      const b = (await client.getBaseline({ environment })).baseline;
+      return b?.version === 3n ? b : undefined;
+    },
+    { timeoutMs: 30_000, description: "the baseline after DeploymentRolledBack" },
+  );
+  expect(restored).toMatchObject({ health: EnvironmentHealth.HEALTHY, lastKnownGoodDeploymentId: good.subject });
+  expect(restored.entries[0]?.artifactVersion).toBe("1.4.0");
+  // The snapshot as of the failure is still there.
+  const asOfFailure = await client.getBaseline({ environment, asOf: degraded.updatedAt });
+  expect(asOfFailure.baseline?.version).toBe(2n);
+
+  // Package consistency against the set and the environment's baseline.
+  const satisfiedByBaseline = (await registerArtifact(api, "3.0.0", Buffer.from("api 3"), { [lib]: "^1.2.0" })).artifact
+    ?.artifactId as string;
+  const okCheck = await client.checkPackageConsistency({ artifactIds: [satisfiedByBaseline], environment });
+  expect(okCheck.consistent).toBe(true);
+  expect(okCheck.satisfied[0]).toMatchObject({ satisfiedBy: "baseline", satisfiedByVersion: "1.4.0" });
+
+  const outOfRange = (await registerArtifact(api, "3.1.0", Buffer.from("api 3.1"), { [lib]: "^2.1.0" })).artifact
+    ?.artifactId as string;
+  const missing = (await registerArtifact(api, "3.2.0", Buffer.from("api 3.2"), { [uniqueId("queue")]: "~1.0.0" }))
+    .artifact?.artifactId as string;
+  const rangeCheck = await client.checkPackageConsistency({ artifactIds: [outOfRange], environment });
+  expect(rangeCheck.problems).toEqual([
+    expect.objectContaining({ kind: ConsistencyProblemKind.VERSION_OUT_OF_RANGE, foundVersions: ["1.4.0"] }),
+  ]);
+  const missingCheck = await client.checkPackageConsistency({ artifactIds: [missing], environment });
+  expect(missingCheck.problems[0]?.kind).toBe(ConsistencyProblemKind.MISSING_DEPENDENCY);
+  // Without the environment, only the package counts: the lib dependency is now missing.
+  const alone = await client.checkPackageConsistency({ artifactIds: [satisfiedByBaseline] });
+  expect(alone.problems[0]?.kind).toBe(ConsistencyProblemKind.MISSING_DEPENDENCY);
+});
