@@ -1,0 +1,95 @@
+// A message the gateway cannot project goes to its dead-letter topic with the reason, and the
+// gateway keeps projecting what follows.
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { mintDevToken } from "@rdm/auth";
+import { startGateway } from "@rdm/gateway";
+import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { Kafka, logLevel } from "kafkajs";
+
+test("an undecodable release event is dead-lettered and projection goes on", async () => {
+  const brokers = await testKafkaBrokers();
+  const secret = randomUUID() + randomUUID();
+  const dlqTopic = uniqueId("rdm.gateway.dlq.test");
+  const gateway = await startGateway({
+    DATABASE_URL: (await createTestDatabase("dlq_gateway")).url,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    HTTP_PORT: "0",
+    GATEWAY_CONSUMER_GROUP: uniqueId("dlq"),
+    GATEWAY_DLQ_TOPIC: dlqTopic,
+    LOG_LEVEL: "fatal",
+  });
+  const producer = createProducer(
+    createKafka({ brokers, clientId: uniqueId("poison"), logger: createLogger("test", "fatal") }),
+  );
+  await producer.connect();
+  const reader = new Kafka({ brokers, clientId: uniqueId("dlq-reader"), logLevel: logLevel.NOTHING }).consumer({
+    groupId: uniqueId("dlq-reader"),
+    ...testConsumerTimings,
+  });
+  try {
+    // Same key, so the valid event is behind the poison one in the same partition.
+    const releaseId = randomUUID();
+    const poisonId = randomUUID();
+    const event = { source: "rdm/release", subject: releaseId, time: new Date(), extensions: {} };
+    await publishEvents(producer, "rdm.release.events.v1", [
+      { ...event, id: poisonId, type: "rdm.release.v1.ReleaseRegistered", data: new Uint8Array([0xff, 0xff, 0xff]) },
+      {
+        ...event,
+        id: randomUUID(),
+        type: ReleaseRegisteredSchema.typeName,
+        data: toBinary(
+          ReleaseRegisteredSchema,
+          create(ReleaseRegisteredSchema, {
+            releaseId,
+            key: "REL-2026-9999",
+            title: "After the poison",
+            type: ReleaseType.MINOR,
+            owner: "olivia",
+            phase: ReleasePhase.REGISTRATION,
+            metadata: { actor: "olivia", streamVersion: 1n },
+          }),
+        ),
+      },
+    ]);
+
+    const dead: Record<string, string>[] = [];
+    await reader.connect();
+    await reader.subscribe({ topic: dlqTopic, fromBeginning: true });
+    await reader.run({
+      eachMessage: async ({ message }) => {
+        dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
+      },
+    });
+    const letter = await waitFor(async () => dead.find((h) => h.ce_id === poisonId), {
+      timeoutMs: 30_000,
+      description: "poison message on the gateway's dead-letter topic",
+    });
+    expect(letter.rdm_dlq_reason).toBe("permanent");
+    expect(letter.rdm_dlq_error).toMatch(/cannot decode rdm\.release\.v1\.ReleaseRegistered/);
+    expect(letter.rdm_dlq_original_topic).toBe("rdm.release.events.v1");
+
+    const health = await fetch(`${gateway.url}/healthz`);
+    expect(health.status).toBe(200);
+    const token = await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" });
+    const view = await waitFor(
+      async () => {
+        const response = await fetch(`${gateway.url}/v1/releases/${releaseId}`, {
+          headers: { authorization: `Bearer ${token}` },
+        });
+        return response.status === 200 ? response.json() : undefined;
+      },
+      { timeoutMs: 20_000, description: "the event after the poison one projected" },
+    );
+    expect(view).toMatchObject({ releaseId, title: "After the poison", type: "MINOR" });
+  } finally {
+    await reader.disconnect();
+    await producer.disconnect();
+    await gateway.stop();
+  }
+});
