@@ -50,7 +50,13 @@ test("a RegisterRelease trace reaches the gateway's projection consumer", async 
   });
   stops.push(() => gateway.stop());
 
-  const token = await mintDevToken({ subject: "tess", roles: ["release-manager"], secret, issuer: "rdm", audience: "rdm" });
+  const token = await mintDevToken({
+    subject: "tess",
+    roles: ["release-manager"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+  });
   const client = createGrpcClient(ReleaseService, `127.0.0.1:${release.port}`, { token });
   const { traceId, releaseId } = await inSpan("test.register", { kind: SpanKind.CLIENT }, async (span) => {
     const { release: registered } = await client.registerRelease({
@@ -64,10 +70,13 @@ test("a RegisterRelease trace reaches the gateway's projection consumer", async 
   expect(releaseId).toBeDefined();
 
   const inTrace = () => ended.filter((s) => s.spanContext().traceId === traceId);
-  const consumerSpan = await waitFor(async () => inTrace().find((s) => s.kind === SpanKind.CONSUMER && s.name.includes("rdm.release.events.v1")), {
-    timeoutMs: 20_000,
-    description: "the gateway's consumer span in the command's trace",
-  });
+  const consumerSpan = await waitFor(
+    async () => inTrace().find((s) => s.kind === SpanKind.CONSUMER && s.name.includes("rdm.release.events.v1")),
+    {
+      timeoutMs: 20_000,
+      description: "the gateway's consumer span in the command's trace",
+    },
+  );
   const kinds = new Set(inTrace().map((s) => s.kind));
   expect(kinds).toContain(SpanKind.SERVER);
   expect(inTrace().some((s) => s.name.startsWith("eventstore."))).toBe(true);
