@@ -1,1 +1,2 @@
-export { createReleaseService, type ReleaseServiceOptions, releaseService, startReleaseService } from "./service.js";
+export { webhookSignature } from "./jobs/webhook-delivery.js";
+export { createReleaseService, type ReleaseServiceOptions, releaseEnv, startReleaseService } from "./service.js";

@@ -1,15 +1,45 @@
-import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
+import { loadConfig, z } from "@rdm/config";
+import { startConsumer } from "@rdm/messaging";
+import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
 import { releaseServiceHandlers } from "./api/release-service.js";
+import { applyChangeEvent, CHANGE_EVENTS_TOPIC } from "./consumers/change-requests.js";
+import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
+import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { ReleaseModelStore } from "./store/model-store.js";
 import { ReleaseRepository } from "./store/release-repository.js";
 import { releaseMigrations } from "./store/release-tables.js";
+
+/** The release service's own variables (beside the shared gRPC service ones). */
+export const releaseEnv = z
+  .object({
+    /** Consumer group of the change-request read model. */
+    RELEASE_CONSUMER_GROUP: z.string().min(1).default("rdm-release"),
+    RELEASE_DLQ_TOPIC: z.string().min(1).default("rdm.release.dlq.v1"),
+    RELEASE_DEADLINE_POLL_MS: z.coerce.number().int().min(10).default(5_000),
+    /** Where NotificationRequested events are POSTed; no webhook delivery when unset. */
+    RELEASE_WEBHOOK_URL: z.url().optional(),
+    RELEASE_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
+    RELEASE_WEBHOOK_POLL_MS: z.coerce.number().int().min(10).default(1_000),
+    RELEASE_WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(1).default(2_000),
+    RELEASE_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(8),
+    /** Kafka group session timeout of the consumer (tests use short ones). */
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+  })
+  .refine((c) => !c.RELEASE_WEBHOOK_URL || c.RELEASE_WEBHOOK_SECRET, {
+    message: "RELEASE_WEBHOOK_SECRET is required with RELEASE_WEBHOOK_URL (deliveries are signed)",
+    path: ["RELEASE_WEBHOOK_SECRET"],
+  });
 
 export interface ReleaseServiceOptions {
   /** The service's clock (deadlines, timestamps); tests inject one so they never sleep. */
   clock?: () => Date;
 }
 
-export function createReleaseService(options: ReleaseServiceOptions = {}): GrpcServiceDefinition {
+export function createReleaseService(
+  env: NodeJS.ProcessEnv = process.env,
+  options: ReleaseServiceOptions = {},
+): GrpcServiceDefinition {
+  const config = loadConfig(releaseEnv, env);
   const clock = options.clock ?? (() => new Date());
   return {
     name: "release",
@@ -24,10 +54,48 @@ export function createReleaseService(options: ReleaseServiceOptions = {}): GrpcS
         clock,
       }),
     ],
+    async workers({ store, pool, kafka, logger }): Promise<Worker[]> {
+      const workers: Worker[] = [];
+      workers.push(
+        startDeadlineScheduler({
+          pool,
+          repository: new ReleaseRepository(store, pool),
+          clock,
+          intervalMs: config.RELEASE_DEADLINE_POLL_MS,
+          logger,
+        }),
+      );
+      if (config.RELEASE_WEBHOOK_URL && config.RELEASE_WEBHOOK_SECRET) {
+        workers.push(
+          startWebhookDelivery({
+            pool,
+            url: config.RELEASE_WEBHOOK_URL,
+            secret: config.RELEASE_WEBHOOK_SECRET,
+            clock,
+            intervalMs: config.RELEASE_WEBHOOK_POLL_MS,
+            backoffMs: config.RELEASE_WEBHOOK_BACKOFF_MS,
+            maxAttempts: config.RELEASE_WEBHOOK_MAX_ATTEMPTS,
+            logger,
+          }),
+        );
+      }
+      workers.push(
+        await startConsumer({
+          kafka,
+          pool,
+          groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
+          topics: [CHANGE_EVENTS_TOPIC],
+          handle: applyChangeEvent,
+          deadLetterTopic: config.RELEASE_DLQ_TOPIC,
+          fromBeginning: true,
+          sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
+          logger,
+        }),
+      );
+      return workers;
+    },
   };
 }
 
-export const releaseService: GrpcServiceDefinition = createReleaseService();
-
 export const startReleaseService = (env: NodeJS.ProcessEnv = process.env, options: ReleaseServiceOptions = {}) =>
-  startGrpcService(createReleaseService(options), env);
+  startGrpcService(createReleaseService(env, options), env);

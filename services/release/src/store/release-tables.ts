@@ -75,6 +75,12 @@ export const releaseMigrations: Migration[] = [
         updated_at        timestamptz NOT NULL
       );`,
   },
+  {
+    version: 3,
+    name: "change request state version",
+    // The change stream version of the stored state, so a replayed older event never wins.
+    sql: "ALTER TABLE change_request_states ADD COLUMN version bigint NOT NULL DEFAULT 0",
+  },
 ];
 
 /** Writes what the appended events imply for the service's tables, in the append's transaction. */

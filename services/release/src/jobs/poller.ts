@@ -1,0 +1,37 @@
+import type { Logger } from "@rdm/observability";
+
+export interface Poller {
+  /** Runs one round now (also used by tests); resolves with the number of items handled. */
+  runOnce(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs `round` every `intervalMs` until stopped; a round that fails is logged and retried at
+ * the next tick. Rounds never overlap, and stop() waits for the one in flight.
+ */
+export function startPoller(name: string, intervalMs: number, round: () => Promise<number>, logger: Logger): Poller {
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+  let inFlight: Promise<number> = Promise.resolve(0);
+  const runOnce = () => {
+    inFlight = inFlight.then(round, round).catch((error: Error) => {
+      logger.error({ err: error, job: name }, `${name} round failed`);
+      return 0;
+    });
+    return inFlight;
+  };
+  const tick = async () => {
+    await runOnce();
+    if (!stopped) timer = setTimeout(tick, intervalMs);
+  };
+  timer = setTimeout(tick, 0);
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      clearTimeout(timer);
+      await inFlight;
+    },
+  };
+}

@@ -1,0 +1,442 @@
+// The release lifecycle through the real gRPC API on real PostgreSQL (and the Kafka protocol
+// for change request events): full standard and emergency paths, each gate refusal reason,
+// quorum and separation of duties, racing approvals, idempotent retries, model versions, lists.
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { errorDetails } from "@rdm/grpc";
+import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeRequestAuthorizedSchema, ChangeRequestSubmittedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  ApprovalStatus,
+  LogEntryKind,
+  type Release,
+  ReleasePhase,
+  ReleaseStatus,
+  ReleaseType,
+  ReviewOutcome,
+  TaskStatus,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import pg from "pg";
+import { type Harness, type ReleaseClient, registration, req, startHarness } from "./harness.js";
+
+let h: Harness;
+let manager: ReleaseClient; // rita, release-manager
+let coordinator: ReleaseClient; // carl, coordinator of the releases
+let ann: ReleaseClient;
+let ben: ReleaseClient;
+let cid: ReleaseClient;
+let producer: Producer;
+
+beforeAll(async () => {
+  h = await startHarness();
+  manager = await h.client("rita", ["release-manager"]);
+  coordinator = await h.client("carl", ["release-coordinator"]);
+  ann = await h.client("ann", ["approver"]);
+  ben = await h.client("ben", ["approver"]);
+  cid = await h.client("cid", ["approver"]);
+  const kafka = createKafka({
+    brokers: h.brokers,
+    clientId: uniqueId("it-change"),
+    logger: createLogger("test", "warn"),
+  });
+  producer = createProducer(kafka);
+  await producer.connect();
+});
+
+afterAll(async () => {
+  await producer?.disconnect();
+  await h?.stop();
+});
+
+const failure = async (call: Promise<unknown>) => {
+  const error = await call.then(
+    () => {
+      throw new Error("call succeeded");
+    },
+    (e: unknown) => e,
+  );
+  return errorDetails(error);
+};
+
+async function register(overrides: Record<string, unknown> = {}): Promise<Release> {
+  const { release } = await manager.registerRelease(registration(overrides));
+  if (!release) throw new Error("no release");
+  return release;
+}
+
+async function get(releaseId: string): Promise<Release> {
+  const { release } = await manager.getRelease({ releaseId });
+  if (!release) throw new Error("no release");
+  return release;
+}
+
+async function completeRequiredTasks(releaseId: string) {
+  const r = await get(releaseId);
+  for (const t of r.tasks) {
+    if (t.required && t.phase === r.phase && t.phaseEntry === r.phaseEntry && t.status !== TaskStatus.DONE)
+      await coordinator.completeReleaseTask({ ...req(), releaseId, taskId: t.taskId });
+  }
+}
+
+async function approve(releaseId: string, group: string, approvers: ReleaseClient[]) {
+  const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: group });
+  const approvalId = release?.approvals.at(-1)?.approvalId as string;
+  for (const approver of approvers) await approver.approveRelease({ ...req(), releaseId, approvalId, comment: "ok" });
+  return approvalId;
+}
+
+async function advance(releaseId: string, client: ReleaseClient = coordinator) {
+  const { release } = await client.advanceReleasePhase({ ...req(), releaseId });
+  return release as Release;
+}
+
+/** Publishes a change request event the way the change service's relay would. */
+async function publishChange(changeRequestId: string, state: ChangeState, version: number) {
+  const schema = state === ChangeState.AUTHORIZED ? ChangeRequestAuthorizedSchema : ChangeRequestSubmittedSchema;
+  const event = create(schema, {
+    metadata: create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      occurredAt: timestampFromDate(new Date()),
+      actor: "chris",
+      streamId: changeRequestId,
+      streamVersion: BigInt(version),
+    }),
+    changeRequestId,
+    state,
+  } as never);
+  await publishEvents(producer, "rdm.change.events.v1", [
+    {
+      id: randomUUID(),
+      type: schema.typeName,
+      source: "rdm/change",
+      subject: changeRequestId,
+      time: new Date(),
+      data: toBinary(schema, event as never),
+    },
+  ]);
+}
+
+test("a standard release from registration to close, every step recorded with its actor", async () => {
+  const registered = await register();
+  const releaseId = registered.releaseId;
+  expect(registered).toMatchObject({
+    phase: ReleasePhase.REGISTRATION,
+    status: ReleaseStatus.ACTIVE,
+    modelName: "standard",
+    modelVersion: 1,
+  });
+  expect(registered.key).toMatch(/^REL-\d{4}-\d{4}$/);
+
+  await coordinator.setBackOutPlan({ ...req(), releaseId, backOutPlan: "Redeploy payments 4.1 from the DML" });
+  await coordinator.recordReleaseLogEntry({ ...req(), releaseId, kind: LogEntryKind.RISK, text: "schema migration" });
+  const { release: withTask } = await coordinator.addReleaseTask({
+    ...req(),
+    releaseId,
+    name: "Notify the bank",
+    required: true,
+  });
+  const adHoc = withTask?.tasks.find((t) => t.name === "Notify the bank")?.taskId as string;
+  await coordinator.assignReleaseTask({ ...req(), releaseId, taskId: adHoc, assignee: "dana" });
+  const deployer = await h.client("dana", ["deployer"]);
+  await deployer.startReleaseTask({ ...req(), releaseId, taskId: adHoc });
+
+  for (const phase of [ReleasePhase.REGISTRATION, ReleasePhase.ASSESSMENT, ReleasePhase.PLANNING]) {
+    expect((await get(releaseId)).phase).toBe(phase);
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId);
+  }
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.APPROVAL);
+  await approve(releaseId, "cab", [ann, ben]);
+  await advance(releaseId);
+
+  await deployer.attachReleaseArtifact({
+    ...req(),
+    releaseId,
+    artifactId: "art-payments-api-4.2.0",
+    name: "payments-api",
+    version: "4.2.0",
+    sha256: "b".repeat(64),
+    configurationItemId: "ci-payments-api",
+  });
+  await completeRequiredTasks(releaseId);
+  const deploying = await advance(releaseId);
+  expect(deploying).toMatchObject({ phase: ReleasePhase.DEPLOYMENT, packageFrozen: true });
+  const frozen = await failure(
+    deployer.detachReleaseArtifact({ ...req(), releaseId, artifactId: "art-payments-api-4.2.0" }),
+  );
+  expect([frozen.code, frozen.preconditionFailure?.violations[0]?.type]).toEqual([
+    status.FAILED_PRECONDITION,
+    "package.frozen",
+  ]);
+
+  for (const _ of [ReleasePhase.DEPLOYMENT, ReleasePhase.VERIFICATION]) {
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId);
+  }
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.REVIEW);
+  const early = await failure(manager.closeRelease({ ...req(), releaseId }));
+  expect(early.preconditionFailure?.violations[0]?.type).toBe("close.review_required");
+  await coordinator.recordPostImplementationReview({
+    ...req(),
+    releaseId,
+    outcome: ReviewOutcome.SUCCESSFUL,
+    lessonsLearned: "Smooth",
+    followUpActions: ["Automate the smoke test"],
+  });
+  const { release: closed } = await manager.closeRelease({ ...req(), releaseId });
+  expect(closed).toMatchObject({ phase: ReleasePhase.CLOSED, status: ReleaseStatus.CLOSED });
+  expect(closed?.package.map((a) => a.configurationItemId)).toEqual(["ci-payments-api"]);
+  expect(closed?.backOutPlan).toContain("4.1");
+  expect(closed?.review?.followUpActions).toEqual(["Automate the smoke test"]);
+
+  const { entries } = await manager.getReleaseHistory({ releaseId });
+  const advanced = entries.filter((e) => e.eventType === "rdm.release.v1.ReleasePhaseAdvanced");
+  expect(advanced).toHaveLength(7);
+  expect(advanced.every((e) => e.actor === "carl")).toBe(true);
+  const grants = entries.filter((e) => e.eventType === "rdm.release.v1.ReleaseApprovalGranted").map((e) => e.actor);
+  expect(grants).toEqual(["ann", "ben"]);
+  expect(entries.at(-2)).toMatchObject({ eventType: "rdm.release.v1.ReleaseClosed", actor: "rita" });
+  expect(entries.map((e) => Number(e.version))).toEqual(entries.map((_, i) => i + 1));
+});
+
+test("the emergency path: short model, ECAB quorum of one", async () => {
+  const release = await register({ type: ReleaseType.EMERGENCY, title: "Hotfix CVE" });
+  const releaseId = release.releaseId;
+  expect(release.modelName).toBe("emergency");
+  await advance(releaseId);
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.APPROVAL);
+  await approve(releaseId, "ecab", [ann]);
+  await advance(releaseId);
+  await completeRequiredTasks(releaseId);
+  await advance(releaseId);
+  await completeRequiredTasks(releaseId);
+  const reviewing = await advance(releaseId);
+  expect(reviewing.phase).toBe(ReleasePhase.REVIEW);
+  await coordinator.recordPostImplementationReview({
+    ...req(),
+    releaseId,
+    outcome: ReviewOutcome.BACKED_OUT,
+    lessonsLearned: "",
+    followUpActions: [],
+  });
+  const { release: closed } = await manager.closeRelease({ ...req(), releaseId });
+  expect(closed?.status).toBe(ReleaseStatus.CLOSED);
+  const phases = (await manager.getReleaseHistory({ releaseId })).entries.filter(
+    (e) => e.eventType === "rdm.release.v1.ReleasePhaseAdvanced",
+  );
+  expect(phases).toHaveLength(4);
+});
+
+test("every gate refusal reason is listed as a PreconditionFailure violation", async () => {
+  const releaseId = (await register()).releaseId;
+  const tasksOpen = await failure(advance(releaseId));
+  expect(tasksOpen.code).toBe(status.FAILED_PRECONDITION);
+  expect(tasksOpen.preconditionFailure?.violations.map((v) => v.type)).toEqual(["gate.required_task_done"]);
+
+  for (let i = 0; i < 3; i++) {
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId);
+  }
+  const chgOk = uniqueId("chg");
+  const chgPending = uniqueId("chg");
+  const chgUnknown = uniqueId("chg");
+  for (const id of [chgOk, chgPending, chgUnknown])
+    await coordinator.linkChangeRequest({ ...req(), releaseId, changeRequestId: id });
+  await publishChange(chgOk, ChangeState.AUTHORIZED, 4);
+  await publishChange(chgPending, ChangeState.SUBMITTED, 2);
+  await waitFor(
+    async () => {
+      const gate = await manager.getReleaseGate({ releaseId });
+      return (
+        gate.conditions.filter((c) => c.rule === "gate.linked_change_state" && !c.description.includes("unknown"))
+          .length === 2
+      );
+    },
+    { timeoutMs: 30_000, description: "change events in the release service's read model" },
+  );
+
+  const refusal = await failure(advance(releaseId));
+  expect(refusal.preconditionFailure?.violations.map((v) => [v.type, v.subject])).toEqual([
+    ["gate.approval_requested", "cab"],
+    ["gate.linked_change_state", chgPending],
+    ["gate.linked_change_state", chgUnknown],
+  ]);
+
+  const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: "cab" });
+  const approvalId = release?.approvals[0]?.approvalId as string;
+  await ann.approveRelease({ ...req(), releaseId, approvalId, comment: "" });
+  expect((await failure(advance(releaseId))).preconditionFailure?.violations[0]).toMatchObject({
+    type: "gate.approval_granted",
+    subject: "cab",
+    description: "cab approvals 1 of 2",
+  });
+  await ben.rejectRelease({ ...req(), releaseId, approvalId, reason: "no load test" });
+  expect((await failure(advance(releaseId))).preconditionFailure?.violations[0]).toMatchObject({
+    type: "gate.approval_rejected",
+    subject: "cab",
+  });
+
+  await approve(releaseId, "cab", [ann, ben]);
+  await coordinator.unlinkChangeRequest({ ...req(), releaseId, changeRequestId: chgUnknown });
+  await publishChange(chgPending, ChangeState.AUTHORIZED, 5);
+  await waitFor(async () => (await manager.getReleaseGate({ releaseId })).open, {
+    timeoutMs: 30_000,
+    description: "gate open after the change was authorized",
+  });
+  expect((await advance(releaseId)).phase).toBe(ReleasePhase.BUILD_AND_TEST);
+});
+
+test("quorum and separation of duties", async () => {
+  const releaseId = (await register({ coordinator: "carl", owner: "olivia" })).releaseId;
+  for (let i = 0; i < 3; i++) {
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId);
+  }
+  const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: "cab" });
+  const approvalId = release?.approvals[0]?.approvalId as string;
+  for (const subject of ["olivia", "carl", "rita"]) {
+    const selfApproval = await h.client(subject, ["approver"]);
+    const denied = await failure(selfApproval.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
+    expect([denied.code, denied.errorInfo?.reason]).toEqual([
+      status.PERMISSION_DENIED,
+      "APPROVAL_SEPARATION_OF_DUTIES",
+    ]);
+  }
+  const notApprover = await failure(manager.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
+  expect(notApprover.code).toBe(status.PERMISSION_DENIED);
+
+  await ann.approveRelease({ ...req(), releaseId, approvalId, comment: "" });
+  expect((await get(releaseId)).approvals[0]?.status).toBe(ApprovalStatus.PENDING);
+  const twice = await failure(ann.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
+  expect(twice.preconditionFailure?.violations[0]?.type).toBe("approval.one_vote_per_approver");
+  await ben.approveRelease({ ...req(), releaseId, approvalId, comment: "" });
+  expect((await get(releaseId)).approvals[0]?.status).toBe(ApprovalStatus.APPROVED);
+});
+
+test("racing approvals: each is re-decided on fresh state, so the quorum closes exactly once", async () => {
+  const releaseId = (await register()).releaseId;
+  for (let i = 0; i < 3; i++) {
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId);
+  }
+  const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: "cab" });
+  const approvalId = release?.approvals[0]?.approvalId as string;
+  const results = await Promise.allSettled(
+    [ann, ben, cid, ann].map((c) => c.approveRelease({ ...req(), releaseId, approvalId, comment: "race" })),
+  );
+  const succeeded = results.filter((r) => r.status === "fulfilled");
+  const refused = results
+    .filter((r) => r.status === "rejected")
+    .map((r) => errorDetails((r as PromiseRejectedResult).reason));
+  // Quorum 2: two votes win; the rest see a decided approval or their own earlier vote.
+  expect(succeeded).toHaveLength(2);
+  expect(refused.map((e) => e.code)).toEqual([status.FAILED_PRECONDITION, status.FAILED_PRECONDITION]);
+  const after = await get(releaseId);
+  expect(after.approvals[0]?.votes).toHaveLength(2);
+  expect(after.approvals[0]?.status).toBe(ApprovalStatus.APPROVED);
+  const { entries } = await manager.getReleaseHistory({ releaseId });
+  const granted = entries.filter((e) => e.eventType === "rdm.release.v1.ReleaseApprovalGranted");
+  expect(granted).toHaveLength(2);
+  expect(new Set(granted.map((e) => e.actor)).size).toBe(2);
+
+  // Two advances racing: exactly one moves the release on.
+  const advances = await Promise.allSettled([advance(releaseId), advance(releaseId)]);
+  expect(advances.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.BUILD_AND_TEST);
+});
+
+test("a retried command (same request id) returns the first result and records nothing new", async () => {
+  const releaseId = (await register()).releaseId;
+  await completeRequiredTasks(releaseId);
+  const request = { ...req(), releaseId };
+  const [a, b] = await Promise.all([
+    coordinator.advanceReleasePhase(request),
+    coordinator.advanceReleasePhase(request),
+  ]);
+  const c = await coordinator.advanceReleasePhase(request);
+  expect(b).toEqual(a);
+  expect(c).toEqual(a);
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.ASSESSMENT);
+});
+
+test("a new model version never changes releases already running on the old one", async () => {
+  const before = await register({ title: "Runs on standard v1" });
+  const v1 = (await manager.getReleaseModel({ name: "standard" })).model;
+  const { model: created } = await manager.createReleaseModel({
+    requestId: randomUUID(),
+    model: {
+      ...v1,
+      description: "Slimmer standard",
+      phases: v1?.phases.filter((p) => p.phase !== ReleasePhase.ASSESSMENT && p.phase !== ReleasePhase.VERIFICATION),
+    },
+  });
+  expect(created?.version).toBeGreaterThanOrEqual(2);
+  const after = await register({ title: "Runs on the new standard" });
+  expect(after.modelVersion).toBe(created?.version);
+  expect(before.modelVersion).toBe(1);
+
+  await completeRequiredTasks(before.releaseId);
+  expect((await advance(before.releaseId)).phase).toBe(ReleasePhase.ASSESSMENT);
+  await completeRequiredTasks(after.releaseId);
+  expect((await advance(after.releaseId)).phase).toBe(ReleasePhase.PLANNING);
+  expect((await get(before.releaseId)).modelVersion).toBe(1);
+
+  const pinned = await register({ title: "Pinned to v1", modelName: "standard", modelVersion: 1 });
+  expect(pinned.modelVersion).toBe(1);
+  const invalid = await failure(
+    manager.createReleaseModel({
+      requestId: randomUUID(),
+      model: { name: "broken", phases: [{ phase: ReleasePhase.PLANNING }, { phase: ReleasePhase.CLOSED }] },
+    }),
+  );
+  expect([invalid.code, invalid.badRequest?.fieldViolations[0]?.reason]).toEqual([
+    status.INVALID_ARGUMENT,
+    "model.first_phase",
+  ]);
+  const models = (await manager.listReleaseModels({})).models.map((m) => m.name);
+  expect(models).toEqual(expect.arrayContaining(["standard", "emergency"]));
+});
+
+test("ListReleases filters by phase, type, owner, status and pages without duplicates", async () => {
+  const owner = uniqueId("owner");
+  const ids: string[] = [];
+  // Pinned to standard v1: another test creates newer versions.
+  for (let i = 0; i < 5; i++) ids.push((await register({ owner, title: `List ${i}`, modelVersion: 1 })).releaseId);
+  const emergency = (await register({ owner, type: ReleaseType.EMERGENCY, title: "List emergency" })).releaseId;
+  await completeRequiredTasks(ids[0] as string);
+  await advance(ids[0] as string);
+  await manager.abandonRelease({ ...req(), releaseId: ids[1] as string, reason: "duplicate of another" });
+
+  const seen: string[] = [];
+  let pageToken = "";
+  do {
+    const page = await manager.listReleases({ owner, pageSize: 2, pageToken });
+    expect(page.releases.length).toBeLessThanOrEqual(2);
+    seen.push(...page.releases.map((r) => r.releaseId));
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  expect(seen.sort()).toEqual([...ids, emergency].sort());
+
+  const ids_ = async (filter: Record<string, unknown>) =>
+    (await manager.listReleases({ owner, ...filter })).releases.map((r) => r.releaseId);
+  expect(await ids_({ phase: ReleasePhase.ASSESSMENT })).toEqual([ids[0]]);
+  expect(await ids_({ type: ReleaseType.EMERGENCY })).toEqual([emergency]);
+  expect(await ids_({ status: ReleaseStatus.ABANDONED })).toEqual([ids[1]]);
+  expect(await ids_({ text: "emergency" })).toEqual([emergency]);
+  expect(await ids_({ overdueOnly: true })).toEqual([]);
+  const bad = await failure(manager.listReleases({ pageToken: "garbage" }));
+  expect(bad.code).toBe(status.INVALID_ARGUMENT);
+
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  const { rows } = await db.query("SELECT count(*)::int AS n FROM release_index WHERE owner = $1", [owner]);
+  await db.end();
+  expect(rows[0].n).toBe(6);
+});
