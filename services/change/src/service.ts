@@ -40,20 +40,22 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
         sessionTimeoutMs: config.CHANGE_CONSUMER_SESSION_TIMEOUT_MS,
         logger,
       };
-      // One group per topic, so a slow or failing topic never holds the other back.
-      const deployments = await startConsumer({
-        ...common,
-        groupId: `${config.CHANGE_CONSUMER_GROUP}.deployments`,
-        topics: [DEPLOYMENT_EVENTS_TOPIC],
-        handle: (event, tx) => reactToDeploymentEvent(event, tx, { store, logger }),
-      });
-      const releases = await startConsumer({
-        ...common,
-        groupId: `${config.CHANGE_CONSUMER_GROUP}.releases`,
-        topics: [RELEASE_EVENTS_TOPIC],
-        handle: (event, tx) => reactToReleaseEvent(event, tx, { store, logger }),
-      });
-      return [deployments, releases];
+      // One group per topic, so a slow or failing topic never holds the other back; they join
+      // their groups concurrently.
+      return Promise.all([
+        startConsumer({
+          ...common,
+          groupId: `${config.CHANGE_CONSUMER_GROUP}.deployments`,
+          topics: [DEPLOYMENT_EVENTS_TOPIC],
+          handle: (event, tx) => reactToDeploymentEvent(event, tx, { store, logger }),
+        }),
+        startConsumer({
+          ...common,
+          groupId: `${config.CHANGE_CONSUMER_GROUP}.releases`,
+          topics: [RELEASE_EVENTS_TOPIC],
+          handle: (event, tx) => reactToReleaseEvent(event, tx, { store, logger }),
+        }),
+      ]);
     },
   };
 }

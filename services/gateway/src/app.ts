@@ -4,6 +4,7 @@ import { hasAnyRole, type TokenVerifier } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
+import { changeRoutes } from "./routes/changes.js";
 import { releaseRoutes } from "./routes/releases.js";
 
 export interface GatewayAppOptions {
@@ -96,5 +97,6 @@ export async function buildGatewayApp({
   });
 
   releaseRoutes(app, pool);
+  changeRoutes(app, pool);
   return app;
 }

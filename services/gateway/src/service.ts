@@ -4,6 +4,7 @@ import { createKafka, startConsumer } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
+import { CHANGE_EVENTS_TOPIC, changeProjectionMigrations, projectChangeEvent } from "./projections/changes.js";
 import { projectReleaseEvent, RELEASE_EVENTS_TOPIC, releaseProjectionMigrations } from "./projections/releases.js";
 
 export const gatewayEnv = componentEnv({
@@ -26,8 +27,20 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   const logger = createLogger("gateway", config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
   await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
+  // Started first and awaited after the others, so its group join overlaps theirs.
+  const changesStarting = startConsumer({
+    kafka,
+    pool,
+    groupId: `${config.GATEWAY_CONSUMER_GROUP}.changes`,
+    topics: [CHANGE_EVENTS_TOPIC],
+    handle: projectChangeEvent,
+    deadLetterTopic: config.GATEWAY_DLQ_TOPIC,
+    fromBeginning: true,
+    logger,
+  });
   const releases = await startConsumer({
     kafka,
     pool,
@@ -38,6 +51,11 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     fromBeginning: true,
     logger,
   });
+  const changes = await changesStarting;
+  let changesReady = false;
+  void changes.ready.then(() => {
+    changesReady = true;
+  });
   let consumersReady = false;
   void releases.ready.then(() => {
     consumersReady = true;
@@ -47,7 +65,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     pool,
     verifier: verifierFromConfig(config),
     logger,
-    isReady: () => consumersReady,
+    isReady: () => consumersReady && changesReady,
   });
   await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
   const address = app.server.address();
@@ -62,6 +80,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
       stopped ??= (async () => {
         await app.close();
         await releases.stop();
+        await changes.stop();
         await pool.end();
       })();
       return stopped;

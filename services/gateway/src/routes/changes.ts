@@ -1,0 +1,504 @@
+import type { FastifyInstance, FastifyReply } from "fastify";
+import type pg from "pg";
+
+const windowSchema = {
+  type: ["object", "null"],
+  properties: {
+    start: { type: ["string", "null"], format: "date-time" },
+    end: { type: ["string", "null"], format: "date-time" },
+  },
+} as const;
+
+const collisionSchema = {
+  type: "object",
+  properties: {
+    changeRequestId: { type: "string", format: "uuid" },
+    key: { type: "string" },
+    state: { type: "string" },
+    window: windowSchema,
+    ciIds: { type: "array", items: { type: "string" } },
+  },
+} as const;
+
+const stringArray = { type: "array", items: { type: "string" } } as const;
+
+const changeSchema = {
+  type: "object",
+  properties: {
+    changeRequestId: { type: "string", format: "uuid" },
+    key: { type: "string", examples: ["CHG-2026-0042"] },
+    type: { type: "string", enum: ["STANDARD", "NORMAL", "EMERGENCY"] },
+    state: {
+      type: "string",
+      enum: [
+        "DRAFT",
+        "SUBMITTED",
+        "ASSESSED",
+        "AUTHORIZED",
+        "REJECTED",
+        "SCHEDULED",
+        "IMPLEMENTING",
+        "IMPLEMENTED",
+        "FAILED",
+        "REVIEWED",
+        "CLOSED",
+      ],
+    },
+    title: { type: "string" },
+    description: { type: "string" },
+    justification: { type: "string" },
+    requester: { type: "string" },
+    affectedCiIds: stringArray,
+    environments: stringArray,
+    implementationPlan: { type: "string" },
+    testPlan: { type: "string" },
+    backoutPlan: { type: "string" },
+    impact: { type: "string" },
+    urgency: { type: "string" },
+    risk: { type: "string" },
+    board: { type: "string", enum: ["UNSPECIFIED", "CAB", "ECAB", "PRE_AUTHORIZED"] },
+    requiredApprovals: { type: "integer" },
+    approvals: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          approver: { type: "string" },
+          decision: { type: "string", enum: ["APPROVED", "REJECTED"] },
+          comment: { type: "string" },
+          decidedAt: { type: "string", format: "date-time" },
+        },
+      },
+    },
+    window: windowSchema,
+    linkedReleaseId: { type: "string" },
+    templateId: { type: "string" },
+    assessmentNotes: { type: "string" },
+    rejectionReason: { type: "string" },
+    overriddenFreezeIds: stringArray,
+    freezeOverrideJustification: { type: "string" },
+    /** Collisions the service reported when the change was scheduled. */
+    schedulingCollisions: { type: "array", items: collisionSchema },
+    tasks: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          taskId: { type: "string" },
+          title: { type: "string" },
+          assignee: { type: "string" },
+          state: { type: "string" },
+          completedBy: { type: "string" },
+        },
+      },
+    },
+    failureReason: { type: "string" },
+    reviewOutcome: { type: "string" },
+    reviewNotes: { type: "string" },
+    raisedAt: { type: "string", format: "date-time" },
+    updatedAt: { type: "string", format: "date-time" },
+    version: { type: "integer" },
+  },
+} as const;
+
+const changeDetailSchema = {
+  ...changeSchema,
+  properties: {
+    ...changeSchema.properties,
+    /** Booked changes (scheduled or implementing) touching the same CIs in an overlapping window, now. */
+    collisions: { type: "array", items: collisionSchema },
+  },
+} as const;
+
+const freezeWindowSchema = {
+  type: "object",
+  properties: {
+    freezeWindowId: { type: "string", format: "uuid" },
+    name: { type: "string" },
+    reason: { type: "string" },
+    window: windowSchema,
+    scope: {
+      type: "object",
+      properties: { all: { type: "boolean" }, ciIds: stringArray, environments: stringArray },
+    },
+    lifted: { type: "boolean" },
+    declaredBy: { type: "string" },
+  },
+} as const;
+
+const problemSchema = {
+  type: "object",
+  properties: {
+    type: { type: "string" },
+    title: { type: "string" },
+    status: { type: "integer" },
+    detail: { type: "string" },
+  },
+} as const;
+
+interface ChangeRow {
+  change_request_id: string;
+  key: string;
+  type: string;
+  state: string;
+  title: string;
+  description: string;
+  justification: string;
+  requester: string;
+  affected_ci_ids: string[];
+  environments: string[];
+  implementation_plan: string;
+  test_plan: string;
+  backout_plan: string;
+  impact: string;
+  urgency: string;
+  risk: string;
+  board: string;
+  required_approvals: number;
+  approvals: unknown[];
+  window_start: Date | null;
+  window_end: Date | null;
+  linked_release_id: string;
+  template_id: string;
+  assessment_notes: string;
+  rejection_reason: string;
+  overridden_freeze_ids: string[];
+  freeze_override_justification: string;
+  scheduling_collisions: unknown[];
+  tasks: unknown[];
+  failure_reason: string;
+  review_outcome: string;
+  review_notes: string;
+  raised_at: Date;
+  updated_at: Date;
+  version: string;
+}
+
+interface FreezeRow {
+  freeze_window_id: string;
+  name: string;
+  reason: string;
+  window_start: Date;
+  window_end: Date;
+  scope_all: boolean;
+  scope_ci_ids: string[];
+  scope_environments: string[];
+  lifted: boolean;
+  declared_by: string;
+}
+
+interface CollisionRow {
+  change_request_id: string;
+  key: string;
+  state: string;
+  window_start: Date;
+  window_end: Date;
+  ci_ids: string[];
+}
+
+const toChange = (r: ChangeRow) => ({
+  changeRequestId: r.change_request_id,
+  key: r.key,
+  type: r.type,
+  state: r.state,
+  title: r.title,
+  description: r.description,
+  justification: r.justification,
+  requester: r.requester,
+  affectedCiIds: r.affected_ci_ids,
+  environments: r.environments,
+  implementationPlan: r.implementation_plan,
+  testPlan: r.test_plan,
+  backoutPlan: r.backout_plan,
+  impact: r.impact,
+  urgency: r.urgency,
+  risk: r.risk,
+  board: r.board,
+  requiredApprovals: r.required_approvals,
+  approvals: r.approvals,
+  window: r.window_start || r.window_end ? { start: r.window_start, end: r.window_end } : null,
+  linkedReleaseId: r.linked_release_id,
+  templateId: r.template_id,
+  assessmentNotes: r.assessment_notes,
+  rejectionReason: r.rejection_reason,
+  overriddenFreezeIds: r.overridden_freeze_ids,
+  freezeOverrideJustification: r.freeze_override_justification,
+  schedulingCollisions: r.scheduling_collisions,
+  tasks: r.tasks,
+  failureReason: r.failure_reason,
+  reviewOutcome: r.review_outcome,
+  reviewNotes: r.review_notes,
+  raisedAt: r.raised_at,
+  updatedAt: r.updated_at,
+  version: Number(r.version),
+});
+
+const toFreezeWindow = (r: FreezeRow) => ({
+  freezeWindowId: r.freeze_window_id,
+  name: r.name,
+  reason: r.reason,
+  window: { start: r.window_start, end: r.window_end },
+  scope: { all: r.scope_all, ciIds: r.scope_ci_ids, environments: r.scope_environments },
+  lifted: r.lifted,
+  declaredBy: r.declared_by,
+});
+
+const toCollision = (r: CollisionRow) => ({
+  changeRequestId: r.change_request_id,
+  key: r.key,
+  state: r.state,
+  window: { start: r.window_start, end: r.window_end },
+  ciIds: r.ci_ids,
+});
+
+/** Changes whose window is booked on the calendar, the ones that can collide (as in the change service). */
+const BOOKED = ["SCHEDULED", "IMPLEMENTING"];
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+const badRequest = (reply: FastifyReply, detail: string) =>
+  reply.code(400).send({ type: "about:blank", title: "Bad Request", status: 400, detail });
+
+/** Opaque keyset cursor: the (raised_at, change_request_id) of the last row of the previous page. */
+const encodeCursor = (row: ChangeRow) =>
+  Buffer.from(JSON.stringify([row.raised_at.toISOString(), row.change_request_id])).toString("base64url");
+
+function decodeCursor(token: string): [string, string] | undefined {
+  try {
+    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === "string" &&
+      typeof value[1] === "string" &&
+      !Number.isNaN(Date.parse(value[0])) &&
+      UUID.test(value[1])
+    ) {
+      return value as [string, string];
+    }
+  } catch {}
+  return undefined;
+}
+
+function parseRange(from: string, to: string): { from: Date; to: Date } | string {
+  const start = new Date(from);
+  const end = new Date(to);
+  if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime())) return "from and to must be date-times";
+  if (end <= start) return "to must be after from";
+  return { from: start, to: end };
+}
+
+/**
+ * The change views: changes (list and detail, with approvals and collisions) and the change
+ * calendar (changes and freeze windows in a time range, and the collisions among them).
+ */
+export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
+  app.get<{ Params: { id: string } }>(
+    "/v1/changes/:id",
+    {
+      schema: {
+        tags: ["changes"],
+        summary: "One change request with its approvals, tasks and current collisions",
+        params: { type: "object", properties: { id: { type: "string", format: "uuid" } }, required: ["id"] },
+        response: { 200: changeDetailSchema, 404: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const { rows } = await pool.query<ChangeRow>("SELECT * FROM change_view WHERE change_request_id = $1", [
+        request.params.id,
+      ]);
+      const row = rows[0];
+      if (!row) {
+        return reply.code(404).send({
+          type: "about:blank",
+          title: "Not Found",
+          status: 404,
+          detail: `change request ${request.params.id} not found`,
+        });
+      }
+      const collisions = await pool.query<CollisionRow>(
+        `SELECT o.change_request_id, o.key, o.state, o.window_start, o.window_end,
+                ARRAY(SELECT unnest(o.affected_ci_ids) INTERSECT SELECT unnest(c.affected_ci_ids) ORDER BY 1) AS ci_ids
+         FROM change_view c JOIN change_view o ON o.change_request_id <> c.change_request_id
+         WHERE c.change_request_id = $1 AND o.state = ANY($2)
+           AND o.window_start < c.window_end AND o.window_end > c.window_start
+           AND o.affected_ci_ids && c.affected_ci_ids
+         ORDER BY o.key`,
+        [request.params.id, BOOKED],
+      );
+      return { ...toChange(row), collisions: collisions.rows.map(toCollision) };
+    },
+  );
+
+  app.get<{
+    Querystring: {
+      pageSize: number;
+      pageToken?: string;
+      state?: string;
+      type?: string;
+      ciId?: string;
+      linkedReleaseId?: string;
+      from?: string;
+      to?: string;
+      q?: string;
+    };
+  }>(
+    "/v1/changes",
+    {
+      schema: {
+        tags: ["changes"],
+        summary: "Change requests, newest first, paged; filter by state, type, CI, linked release, window, text",
+        querystring: {
+          type: "object",
+          properties: {
+            pageSize: { type: "integer", minimum: 1, maximum: 200, default: 50 },
+            pageToken: { type: "string", maxLength: 200 },
+            state: {
+              type: "string",
+              maxLength: 300,
+              description: "comma-separated states, e.g. SCHEDULED,IMPLEMENTING",
+            },
+            type: { type: "string", maxLength: 100, description: "comma-separated types, e.g. NORMAL,EMERGENCY" },
+            ciId: { type: "string", maxLength: 200 },
+            linkedReleaseId: { type: "string", maxLength: 36 },
+            from: { type: "string", format: "date-time" },
+            to: { type: "string", format: "date-time" },
+            q: { type: "string", maxLength: 200 },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: "object",
+            properties: {
+              changes: { type: "array", items: changeSchema },
+              nextPageToken: { type: ["string", "null"] },
+            },
+          },
+          400: problemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { pageSize, pageToken, state, type, ciId, linkedReleaseId, from, to, q } = request.query;
+      const where: string[] = [];
+      const args: unknown[] = [];
+      const arg = (value: unknown) => {
+        args.push(value);
+        return `$${args.length}`;
+      };
+      if (pageToken !== undefined) {
+        const cursor = decodeCursor(pageToken);
+        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        where.push(`(raised_at, change_request_id) < (${arg(cursor[0])}::timestamptz, ${arg(cursor[1])}::uuid)`);
+      }
+      const list = (value: string | undefined) => (value ? value.split(",").map((v) => v.trim().toUpperCase()) : []);
+      if (state) where.push(`state = ANY(${arg(list(state))})`);
+      if (type) where.push(`type = ANY(${arg(list(type))})`);
+      if (ciId) where.push(`${arg(ciId)} = ANY(affected_ci_ids)`);
+      if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
+      if (from) where.push(`window_end > ${arg(from)}::timestamptz`);
+      if (to) where.push(`window_start < ${arg(to)}::timestamptz`);
+      if (q) {
+        const pattern = arg(`%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+        where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
+      }
+      const { rows } = await pool.query<ChangeRow>(
+        `SELECT * FROM change_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY raised_at DESC, change_request_id DESC LIMIT ${arg(pageSize + 1)}`,
+        args,
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page[page.length - 1];
+      return {
+        changes: page.map(toChange),
+        nextPageToken: rows.length > pageSize && last ? encodeCursor(last) : null,
+      };
+    },
+  );
+
+  app.get<{ Querystring: { from: string; to: string } }>(
+    "/v1/calendar",
+    {
+      schema: {
+        tags: ["calendar"],
+        summary: "Change calendar for [from, to): changes with a window in it, active freeze windows, collisions",
+        querystring: {
+          type: "object",
+          properties: {
+            from: { type: "string", format: "date-time" },
+            to: { type: "string", format: "date-time" },
+          },
+          required: ["from", "to"],
+          additionalProperties: false,
+        },
+        response: {
+          200: {
+            type: "object",
+            properties: {
+              from: { type: "string", format: "date-time" },
+              to: { type: "string", format: "date-time" },
+              changes: { type: "array", items: changeSchema },
+              freezeWindows: { type: "array", items: freezeWindowSchema },
+              collisions: {
+                type: "array",
+                items: {
+                  type: "object",
+                  properties: {
+                    changes: { type: "array", items: collisionSchema },
+                    ciIds: stringArray,
+                  },
+                },
+              },
+            },
+          },
+          400: problemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const range = parseRange(request.query.from, request.query.to);
+      if (typeof range === "string") return badRequest(reply, range);
+      const changes = await pool.query<ChangeRow>(
+        `SELECT * FROM change_view WHERE window_start < $2 AND window_end > $1 AND state <> 'REJECTED'
+         ORDER BY window_start, key`,
+        [range.from, range.to],
+      );
+      const freezes = await pool.query<FreezeRow>(
+        `SELECT * FROM freeze_window_view WHERE window_start < $2 AND window_end > $1 AND NOT lifted
+         ORDER BY window_start, freeze_window_id`,
+        [range.from, range.to],
+      );
+      const pairs = await pool.query<{ a: CollisionRow; b: CollisionRow; ci_ids: string[] }>(
+        `SELECT to_jsonb(a_row) AS a, to_jsonb(b_row) AS b,
+                ARRAY(SELECT unnest(a.affected_ci_ids) INTERSECT SELECT unnest(b.affected_ci_ids) ORDER BY 1) AS ci_ids
+         FROM change_view a JOIN change_view b ON a.key < b.key
+           CROSS JOIN LATERAL (SELECT a.change_request_id, a.key, a.state, a.window_start, a.window_end) AS a_row
+           CROSS JOIN LATERAL (SELECT b.change_request_id, b.key, b.state, b.window_start, b.window_end) AS b_row
+         WHERE a.state = ANY($3) AND b.state = ANY($3)
+           AND a.window_start < $2 AND a.window_end > $1 AND b.window_start < $2 AND b.window_end > $1
+           AND a.window_start < b.window_end AND b.window_start < a.window_end
+           AND a.affected_ci_ids && b.affected_ci_ids
+         ORDER BY a.key, b.key`,
+        [range.from, range.to, BOOKED],
+      );
+      const collision = (r: CollisionRow, ciIds: string[]) =>
+        toCollision({
+          ...r,
+          window_start: new Date(r.window_start),
+          window_end: new Date(r.window_end),
+          ci_ids: ciIds,
+        });
+      return {
+        from: range.from,
+        to: range.to,
+        changes: changes.rows.map(toChange),
+        freezeWindows: freezes.rows.map(toFreezeWindow),
+        collisions: pairs.rows.map((p) => ({
+          changes: [collision(p.a, p.ci_ids), collision(p.b, p.ci_ids)],
+          ciIds: p.ci_ids,
+        })),
+      };
+    },
+  );
+}

@@ -1,0 +1,221 @@
+// The change service and the gateway together: changes driven over gRPC reach the gateway's change
+// views and calendar through rdm.change.events.v1, and the views say what the service says.
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { mintDevToken, type Role } from "@rdm/auth";
+import { startChangeService } from "@rdm/change";
+import { startGateway } from "@rdm/gateway";
+import { createGrpcClient } from "@rdm/grpc";
+import {
+  ApprovalDecision,
+  ChangeImpact,
+  type ChangeRequest,
+  ChangeState,
+  ChangeType,
+  ChangeUrgency,
+} from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+
+const secret = randomUUID() + randomUUID();
+const token = (subject: string, roles: Role[]) =>
+  mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+const stopAll: (() => Promise<void>)[] = [];
+let address: string;
+let gatewayUrl: string;
+
+beforeAll(async () => {
+  const brokers = (await testKafkaBrokers()).join(",");
+  const changeDb = await createTestDatabase("e2e_change");
+  const gatewayDb = await createTestDatabase("e2e_change_gateway");
+  const change = await startChangeService({
+    DATABASE_URL: changeDb.url,
+    KAFKA_BROKERS: brokers,
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    CHANGE_CONSUMER_GROUP: uniqueId("e2e-change"),
+    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+  });
+  stopAll.push(() => change.stop());
+  address = `127.0.0.1:${change.port}`;
+  const gateway = await startGateway({
+    DATABASE_URL: gatewayDb.url,
+    KAFKA_BROKERS: brokers,
+    AUTH_JWT_SECRET: secret,
+    HTTP_PORT: "0",
+    GATEWAY_CONSUMER_GROUP: uniqueId("e2e-change-gateway"),
+    LOG_LEVEL: "warn",
+  });
+  stopAll.push(() => gateway.stop());
+  gatewayUrl = gateway.url;
+});
+
+afterAll(async () => {
+  for (const stop of stopAll.reverse()) await stop();
+});
+
+const hours = (base: Date, h: number) => new Date(base.getTime() + h * 3_600_000);
+const window = (base: Date, from: number, to: number): TimeWindow =>
+  create(TimeWindowSchema, { start: timestampFromDate(hours(base, from)), end: timestampFromDate(hours(base, to)) });
+const iso = (w: TimeWindow | undefined) => ({
+  start: w?.start ? timestampDate(w.start).toISOString() : null,
+  end: w?.end ? timestampDate(w.end).toISOString() : null,
+});
+const rid = () => ({ requestId: randomUUID() });
+
+async function getJson(path: string) {
+  const response = await fetch(`${gatewayUrl}${path}`, {
+    headers: { authorization: `Bearer ${await token("vera", ["viewer"])}` },
+  });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> & { [k: string]: never } };
+}
+
+/** The gateway's view of one change, once it has caught up with `version`. */
+async function gatewayChange(change: ChangeRequest) {
+  return waitFor(
+    async () => {
+      const { status, body } = await getJson(`/v1/changes/${change.changeRequestId}`);
+      return status === 200 && BigInt(body.version as unknown as number) === change.version ? body : undefined;
+    },
+    { timeoutMs: 30_000, description: `gateway at version ${change.version} of ${change.key}` },
+  );
+}
+
+/** What the gateway should show for a change the service returned. */
+const expected = (c: ChangeRequest) => ({
+  changeRequestId: c.changeRequestId,
+  key: c.key,
+  type: ChangeType[c.type],
+  state: ChangeState[c.state],
+  title: c.title,
+  requester: c.requester,
+  affectedCiIds: c.affectedCiIds,
+  environments: c.environments,
+  backoutPlan: c.backoutPlan,
+  impact: ChangeImpact[c.impact],
+  urgency: ChangeUrgency[c.urgency],
+  requiredApprovals: c.requiredApprovals,
+  approvals: c.approvals.map((a) =>
+    expect.objectContaining({ approver: a.approver, decision: ApprovalDecision[a.decision] }),
+  ),
+  window: iso(c.plannedWindow),
+  linkedReleaseId: c.linkedReleaseId,
+  overriddenFreezeIds: c.overriddenFreezeIds,
+  freezeOverrideJustification: c.freezeOverrideJustification,
+  schedulingCollisions: c.collisions.map((x) => ({
+    changeRequestId: x.changeRequestId,
+    key: x.key,
+    state: ChangeState[x.state],
+    window: iso(x.window),
+    ciIds: x.ciIds,
+  })),
+  version: Number(c.version),
+});
+
+test("the gateway's change list, detail and calendar match the change service", async () => {
+  const manager = createGrpcClient(ChangeService, address, { token: await token("carl", ["change-manager"]) });
+  const anna = createGrpcClient(ChangeService, address, { token: await token("anna", ["approver"]) });
+  const ben = createGrpcClient(ChangeService, address, { token: await token("ben", ["approver"]) });
+  const base = new Date(Date.UTC(2032, 4, 1, 20));
+  const frozenCi = uniqueId("ci-ledger");
+  const sharedCi = uniqueId("ci-checkout");
+
+  const { freezeWindow } = await manager.declareFreezeWindow({
+    ...rid(),
+    name: "Quarter close",
+    window: window(base, -2, 10),
+    scope: { ciIds: [frozenCi] },
+  });
+
+  async function through(type: ChangeType, ciIds: string[], quorum: number) {
+    const { change } = await manager.raiseChange({
+      ...rid(),
+      type,
+      title: `${ChangeType[type]} change on ${ciIds.join(", ")}`,
+      justification: "needed",
+      affectedCiIds: ciIds,
+      environments: ["production"],
+      implementationPlan: "apply",
+      backoutPlan: "revert",
+      linkedReleaseId: randomUUID(),
+    });
+    const id = change?.changeRequestId as string;
+    await manager.submitChange({ ...rid(), changeRequestId: id });
+    await manager.assessChange({
+      ...rid(),
+      changeRequestId: id,
+      impact: ChangeImpact.MEDIUM,
+      urgency: ChangeUrgency.HIGH,
+      requiredApprovals: quorum,
+    });
+    await anna.approveChange({ ...rid(), changeRequestId: id, comment: "ok" });
+    if (quorum > 1) await ben.approveChange({ ...rid(), changeRequestId: id });
+    return id;
+  }
+
+  const a = await through(ChangeType.NORMAL, [sharedCi], 2);
+  const b = await through(ChangeType.NORMAL, [sharedCi, uniqueId("ci-cart")], 1);
+  const e = await through(ChangeType.EMERGENCY, [frozenCi], 1);
+  const scheduledA = await manager.scheduleChange({ ...rid(), changeRequestId: a, window: window(base, 0, 2) });
+  const scheduledB = await manager.scheduleChange({ ...rid(), changeRequestId: b, window: window(base, 1, 3) });
+  const scheduledE = await manager.scheduleChange({
+    ...rid(),
+    changeRequestId: e,
+    window: window(base, 4, 5),
+    freezeOverrideJustification: "ledger corruption hotfix",
+  });
+  expect(scheduledB.collisions.map((c) => c.changeRequestId)).toEqual([a]);
+
+  // Detail: the same change as the service's, plus the collisions that hold now (both ways).
+  const viewA = await gatewayChange(scheduledA.change as ChangeRequest);
+  const viewB = await gatewayChange(scheduledB.change as ChangeRequest);
+  const viewE = await gatewayChange(scheduledE.change as ChangeRequest);
+  expect(viewA).toMatchObject(expected(scheduledA.change as ChangeRequest));
+  expect(viewB).toMatchObject(expected(scheduledB.change as ChangeRequest));
+  expect(viewE).toMatchObject(expected(scheduledE.change as ChangeRequest));
+  expect(viewA.approvals).toHaveLength(2);
+  expect(viewE).toMatchObject({ board: "ECAB", overriddenFreezeIds: [freezeWindow?.freezeWindowId] });
+  expect((viewA.collisions as unknown as { changeRequestId: string }[]).map((c) => c.changeRequestId)).toEqual([b]);
+  expect(viewB.collisions as unknown as { changeRequestId: string; ciIds: string[] }[]).toEqual([
+    expect.objectContaining({ changeRequestId: a, ciIds: [sharedCi] }),
+  ]);
+
+  // List: filtered by CI, newest first, as the service lists them.
+  const listed = await getJson(`/v1/changes?ciId=${sharedCi}&state=SCHEDULED`);
+  const service = await manager.listChanges({ ciId: sharedCi, states: [ChangeState.SCHEDULED] });
+  expect((listed.body.changes as unknown as { changeRequestId: string }[]).map((c) => c.changeRequestId)).toEqual(
+    service.changes.map((c) => c.changeRequestId),
+  );
+  expect(service.changes.map((c) => c.changeRequestId)).toEqual([b, a]);
+
+  // Calendar: the same changes and freezes for the range, and the collision between A and B.
+  const range = window(base, -1, 12);
+  const from = iso(range).start as string;
+  const to = iso(range).end as string;
+  const calendar = await getJson(`/v1/calendar?from=${from}&to=${to}`);
+  const serviceCalendar = await manager.getChangeCalendar({ window: range });
+  expect(calendar.status).toBe(200);
+  const ids = (items: unknown, field: string) => (items as Record<string, string>[]).map((item) => item[field]).sort();
+  expect(ids(calendar.body.changes, "changeRequestId")).toEqual(
+    serviceCalendar.changes.map((c) => c.changeRequestId).sort(),
+  );
+  expect(ids(calendar.body.changes, "changeRequestId")).toEqual([a, b, e].sort());
+  expect(ids(calendar.body.freezeWindows, "freezeWindowId")).toEqual(
+    serviceCalendar.freezeWindows.map((f) => f.freezeWindowId).sort(),
+  );
+  expect(calendar.body.collisions).toEqual([
+    {
+      changes: expect.arrayContaining([
+        expect.objectContaining({ changeRequestId: a }),
+        expect.objectContaining({ changeRequestId: b }),
+      ]),
+      ciIds: [sharedCi],
+    },
+  ]);
+
+  // Bad ranges are a 400, not a crash.
+  expect((await getJson(`/v1/calendar?from=${to}&to=${from}`)).status).toBe(400);
+});
