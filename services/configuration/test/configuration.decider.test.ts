@@ -441,6 +441,26 @@ describe("impact analysis", () => {
     expect(byId.e).toMatchObject({ depth: 2, path: ["a", "d", "e"] });
   });
 
+  test("a failure spreads against DEPENDS_ON/RUNS_ON/CONNECTS_TO but along PART_OF (to the whole)", async () => {
+    const edges: Edge[] = [
+      { sourceCiId: "api", type: RelationshipType.RUNS_ON, targetCiId: "host" },
+      { sourceCiId: "api", type: RelationshipType.PART_OF, targetCiId: "checkout" },
+      { sourceCiId: "host", type: RelationshipType.PART_OF, targetCiId: "datacenter" },
+    ];
+    const lookup = async (causes: string[]) =>
+      edges.filter((e) =>
+        e.type === RelationshipType.PART_OF ? causes.includes(e.sourceCiId) : causes.includes(e.targetCiId),
+      );
+    const fromHost = await transitiveDependents("host", lookup, { maxDepth: 0 });
+    expect(fromHost.map((r) => [r.ciId, r.depth, r.path])).toEqual([
+      ["api", 1, ["host", "api"]],
+      ["datacenter", 1, ["host", "datacenter"]],
+      ["checkout", 2, ["host", "api", "checkout"]],
+    ]);
+    // The whole failing does not take its parts down.
+    expect(await transitiveDependents("checkout", lookup, { maxDepth: 0 })).toEqual([]);
+  });
+
   test("max depth bounds the walk", async () => {
     const reached = await transitiveDependents(
       "a",

@@ -168,17 +168,21 @@ test("impact analysis on a generated graph with cycles: correct set, shortest de
   const parsed = [...edges].map((e) => e.split("|").map(Number) as [number, number, number]);
   await Promise.all(parsed.map(([s, type, t]) => relate(ids[s] as string, type, ids[t] as string)));
 
-  // Expected: BFS against the arrows, computed independently here.
+  // Expected, computed independently here: a failure spreads from target to source, except
+  // for PART_OF, where it spreads from the part (source) to the whole (target).
+  const hops = parsed.map(([s, type, t]) =>
+    type === RelationshipType.PART_OF ? { cause: s, affected: t, type } : { cause: t, affected: s, type },
+  );
   const root = 12;
   const depth = new Map<number, number>([[root, 0]]);
   let frontier = [root];
   while (frontier.length) {
     const next: number[] = [];
-    for (const target of frontier)
-      for (const [s, , t] of parsed)
-        if (t === target && !depth.has(s)) {
-          depth.set(s, (depth.get(target) ?? 0) + 1);
-          next.push(s);
+    for (const cause of frontier)
+      for (const hop of hops)
+        if (hop.cause === cause && !depth.has(hop.affected)) {
+          depth.set(hop.affected, (depth.get(cause) ?? 0) + 1);
+          next.push(hop.affected);
         }
     frontier = next;
   }
@@ -186,16 +190,16 @@ test("impact analysis on a generated graph with cycles: correct set, shortest de
 
   const result = await client.analyzeImpact({ ciId: ids[root] as string });
   expect(new Set(result.impacted.map((i) => i.ciId))).toEqual(new Set([...depth.keys()].map((i) => ids[i])));
-  const edgeSet = new Set(parsed.map(([s, type, t]) => `${ids[s]}|${type}|${ids[t]}`));
+  const hopSet = new Set(hops.map((h) => `${ids[h.cause]}|${h.type}|${ids[h.affected]}`));
   for (const impacted of result.impacted) {
     const index = ids.indexOf(impacted.ciId);
     expect(impacted.depth).toBe(depth.get(index));
     expect(impacted.path).toHaveLength(impacted.depth + 1);
     expect(impacted.path[0]).toBe(ids[root]);
     expect(impacted.path.at(-1)).toBe(impacted.ciId);
-    // Each hop is a real relationship, walked against its arrow.
+    // Each hop is a real relationship, walked in the direction a failure spreads.
     impacted.path.slice(1).forEach((ci, hop) => {
-      expect(edgeSet.has(`${ci}|${impacted.pathRelationships[hop]}|${impacted.path[hop]}`)).toBe(true);
+      expect(hopSet.has(`${impacted.path[hop]}|${impacted.pathRelationships[hop]}|${ci}`)).toBe(true);
     });
   }
   // The cycle 10 -> 11 -> 12 -> 10 is walked once: 11 is reached, and so is 10 (via 11).

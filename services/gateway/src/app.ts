@@ -5,6 +5,7 @@ import type { Logger } from "@rdm/observability";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
 import { changeRoutes } from "./routes/changes.js";
+import { configurationRoutes } from "./routes/configuration.js";
 import { releaseRoutes } from "./routes/releases.js";
 
 export interface GatewayAppOptions {
@@ -97,6 +98,7 @@ export async function buildGatewayApp({
   });
 
   releaseRoutes(app, pool);
+  configurationRoutes(app, pool);
   changeRoutes(app, pool);
   return app;
 }

@@ -5,6 +5,11 @@ import { createLogger } from "@rdm/observability";
 import { openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
 import { CHANGE_EVENTS_TOPIC, changeProjectionMigrations, projectChangeEvent } from "./projections/changes.js";
+import {
+  CONFIGURATION_EVENTS_TOPIC,
+  configurationProjectionMigrations,
+  projectConfigurationEvent,
+} from "./projections/configuration.js";
 import { projectReleaseEvent, RELEASE_EVENTS_TOPIC, releaseProjectionMigrations } from "./projections/releases.js";
 
 export const gatewayEnv = componentEnv({
@@ -27,6 +32,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   const logger = createLogger("gateway", config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
   await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
@@ -51,13 +57,23 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     fromBeginning: true,
     logger,
   });
+  const configuration = await startConsumer({
+    kafka,
+    pool,
+    groupId: `${config.GATEWAY_CONSUMER_GROUP}.configuration`,
+    topics: [CONFIGURATION_EVENTS_TOPIC],
+    handle: projectConfigurationEvent,
+    deadLetterTopic: config.GATEWAY_DLQ_TOPIC,
+    fromBeginning: true,
+    logger,
+  });
   const changes = await changesStarting;
   let changesReady = false;
   void changes.ready.then(() => {
     changesReady = true;
   });
   let consumersReady = false;
-  void releases.ready.then(() => {
+  void Promise.all([releases.ready, configuration.ready]).then(() => {
     consumersReady = true;
   });
 
@@ -80,6 +96,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
       stopped ??= (async () => {
         await app.close();
         await releases.stop();
+        await configuration.stop();
         await changes.stop();
         await pool.end();
       })();

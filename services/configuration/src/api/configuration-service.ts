@@ -46,7 +46,7 @@ import {
   findArtifacts,
   findBaseline,
   findConfigurationItem,
-  incomingEdges,
+  impactEdges,
   listArtifacts,
   listConfigurationItems,
   relationshipsOf,
@@ -342,7 +342,7 @@ export function configurationServiceHandlers({
         if (!root) throw new NotFound("configuration item", request.ciId);
         const reached = await transitiveDependents(
           request.ciId,
-          (targets) => incomingEdges(pool, targets, request.relationshipTypes),
+          (causes) => impactEdges(pool, causes, request.relationshipTypes),
           { maxDepth: request.maxDepth },
         );
         const known = await summaries(

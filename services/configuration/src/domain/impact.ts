@@ -1,10 +1,21 @@
-import type { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 
-/** A relationship as stored: impact travels from target to source. */
+/** A relationship as stored (source -> target). */
 export interface Edge {
   sourceCiId: string;
   type: RelationshipType;
   targetCiId: string;
+}
+
+/**
+ * Which end of a relationship is affected when the other fails: the source of DEPENDS_ON,
+ * RUNS_ON and CONNECTS_TO (it relies on the target), the target of PART_OF (the whole suffers
+ * when a part fails).
+ */
+export function impactDirection(edge: Edge): { cause: string; affected: string } {
+  return edge.type === RelationshipType.PART_OF
+    ? { cause: edge.sourceCiId, affected: edge.targetCiId }
+    : { cause: edge.targetCiId, affected: edge.sourceCiId };
 }
 
 export interface Reached {
@@ -21,13 +32,14 @@ export interface ImpactOptions {
 }
 
 /**
- * Breadth-first search against the relationship arrows from `rootId`, one batched lookup per
- * level: every CI is reached once, at its shortest depth, so cycles end the walk instead of
- * looping and the cost is O(reached CIs + their incoming edges).
+ * Breadth-first search from `rootId` along the direction impact travels (see impactDirection),
+ * one batched lookup per level: every CI is reached once, at its shortest depth, so cycles end
+ * the walk instead of looping and the cost is O(reached CIs + their edges).
+ * `impactEdges(ids)` returns every relationship whose cause end is one of `ids`.
  */
 export async function transitiveDependents(
   rootId: string,
-  incomingEdges: (targetIds: string[]) => Promise<Edge[]>,
+  impactEdges: (causeIds: string[]) => Promise<Edge[]>,
   options: ImpactOptions,
 ): Promise<Reached[]> {
   const reached = new Map<string, Reached>([
@@ -38,20 +50,20 @@ export async function transitiveDependents(
   while (frontier.length > 0 && (options.maxDepth === 0 || depth < options.maxDepth)) {
     depth += 1;
     const next: string[] = [];
-    const edges = await incomingEdges(frontier);
+    const hops = (await impactEdges(frontier)).map((edge) => ({ ...impactDirection(edge), type: edge.type }));
     // Deterministic paths: parents and children in a stable order.
-    edges.sort((a, b) => a.targetCiId.localeCompare(b.targetCiId) || a.sourceCiId.localeCompare(b.sourceCiId));
-    for (const edge of edges) {
-      if (reached.has(edge.sourceCiId)) continue;
-      const parent = reached.get(edge.targetCiId);
+    hops.sort((a, b) => a.cause.localeCompare(b.cause) || a.affected.localeCompare(b.affected) || a.type - b.type);
+    for (const hop of hops) {
+      if (reached.has(hop.affected)) continue;
+      const parent = reached.get(hop.cause);
       if (!parent) continue;
-      reached.set(edge.sourceCiId, {
-        ciId: edge.sourceCiId,
+      reached.set(hop.affected, {
+        ciId: hop.affected,
         depth,
-        path: [...parent.path, edge.sourceCiId],
-        pathRelationships: [...parent.pathRelationships, edge.type],
+        path: [...parent.path, hop.affected],
+        pathRelationships: [...parent.pathRelationships, hop.type],
       });
-      next.push(edge.sourceCiId);
+      next.push(hop.affected);
     }
     frontier = next;
   }

@@ -12,7 +12,7 @@ import {
   ConfigurationItemSchema,
   type Relationship,
   RelationshipSchema,
-  type RelationshipType,
+  RelationshipType,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type pg from "pg";
 import type { Edge } from "../domain/impact.js";
@@ -116,13 +116,25 @@ export async function relationshipsOf(
   };
 }
 
-/** The relationships pointing at any of `targetIds` (one indexed query per BFS level). */
-export async function incomingEdges(q: Queryable, targetIds: string[], types: RelationshipType[]): Promise<Edge[]> {
+/**
+ * The relationships through which a failure of any of `causeIds` spreads (one query per BFS
+ * level, on the target index for most types and the primary key for PART_OF).
+ */
+export async function impactEdges(q: Queryable, causeIds: string[], types: RelationshipType[]): Promise<Edge[]> {
+  const all = [
+    RelationshipType.DEPENDS_ON,
+    RelationshipType.RUNS_ON,
+    RelationshipType.PART_OF,
+    RelationshipType.CONNECTS_TO,
+  ];
+  const allowed = types.length ? types : all;
   const { rows } = await q.query<{ source_ci_id: string; type: number; target_ci_id: string }>(
-    types.length
-      ? `SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE target_ci_id = ANY($1) AND type = ANY($2)`
-      : `SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE target_ci_id = ANY($1)`,
-    types.length ? [targetIds, types] : [targetIds],
+    `SELECT source_ci_id, type, target_ci_id FROM ci_relationships
+       WHERE target_ci_id = ANY($1) AND type <> $3 AND type = ANY($2)
+     UNION ALL
+     SELECT source_ci_id, type, target_ci_id FROM ci_relationships
+       WHERE source_ci_id = ANY($1) AND type = $3 AND $3 = ANY($2)`,
+    [causeIds, allowed, RelationshipType.PART_OF],
   );
   return rows.map((r) => ({ sourceCiId: r.source_ci_id, type: r.type, targetCiId: r.target_ci_id }));
 }

@@ -1,0 +1,284 @@
+// The gateway's CMDB, DML and baseline views, built from rdm.configuration.events.v1, match
+// what the configuration service answers over gRPC.
+import { createHash, randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { mintDevToken } from "@rdm/auth";
+import { type RunningGateway, startGateway } from "@rdm/gateway";
+import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  ArtifactStatusSchema,
+  CiLifecycleStatus,
+  CiType,
+  CiTypeSchema,
+  EnvironmentHealthSchema,
+  IntegrityStatusSchema,
+  RelationshipType,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type { RunningService } from "@rdm/runtime";
+import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { startConfigurationService } from "../src/index.js";
+
+const secret = randomUUID() + randomUUID();
+const stops: (() => Promise<void>)[] = [];
+let client: GrpcClient<(typeof ConfigurationService)["method"]>;
+let gateway: RunningGateway;
+let bearer: string;
+let brokers: string[];
+
+beforeAll(async () => {
+  brokers = await testKafkaBrokers();
+  const serviceDb = await createTestDatabase("configuration_gw");
+  const gatewayDb = await createTestDatabase("gateway_cfg");
+  stops.push(serviceDb.drop, gatewayDb.drop);
+  const service: RunningService = await startConfigurationService({
+    DATABASE_URL: serviceDb.url,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  });
+  stops.push(() => service.stop());
+  gateway = await startGateway({
+    DATABASE_URL: gatewayDb.url,
+    KAFKA_BROKERS: brokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    HTTP_PORT: "0",
+    GATEWAY_CONSUMER_GROUP: uniqueId("gateway"),
+    LOG_LEVEL: "warn",
+  });
+  stops.push(() => gateway.stop());
+  const token = (roles: string[]) =>
+    mintDevToken({ subject: "carol", roles: roles as never, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+  client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, {
+    token: await token(["config-manager", "deployer"]),
+  });
+  stops.push(async () => client.close());
+  bearer = await token(["viewer"]);
+});
+
+afterAll(async () => {
+  for (const stop of stops.reverse()) await stop();
+});
+
+async function get(path: string) {
+  const response = await fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> & { [k: string]: never } };
+}
+const enumName = (schema: { values: { number: number; localName: string }[] }, value: number) =>
+  schema.values.find((v) => v.number === value)?.localName;
+
+test("CMDB browse, CI detail, impact, DML integrity and baseline views match the service", async () => {
+  const prefix = uniqueId("shop");
+  const register = async (name: string, type: CiType) => {
+    const { item } = await client.registerConfigurationItem({
+      requestId: randomUUID(),
+      name: `${prefix}-${name}`,
+      type,
+      owner: "team-shop",
+    });
+    return item?.ciId as string;
+  };
+  const checkout = await register("checkout", CiType.BUSINESS_SERVICE);
+  const api = await register("api", CiType.SERVICE);
+  const db = await register("db", CiType.DATABASE);
+  const cache = await register("cache", CiType.COMPONENT);
+  const host = await register("host", CiType.HOST);
+  const relate = (s: string, type: RelationshipType, t: string) =>
+    client.addRelationship({ requestId: randomUUID(), sourceCiId: s, type, targetCiId: t });
+  await relate(api, RelationshipType.PART_OF, checkout);
+  await relate(api, RelationshipType.DEPENDS_ON, db);
+  await relate(api, RelationshipType.DEPENDS_ON, cache);
+  await relate(cache, RelationshipType.CONNECTS_TO, api); // cycle api <-> cache
+  await relate(db, RelationshipType.RUNS_ON, host);
+  await relate(cache, RelationshipType.RUNS_ON, host);
+  await client.updateConfigurationItem({ requestId: randomUUID(), ciId: db, setAttributes: { engine: "postgres" } });
+  await client.changeConfigurationItemStatus({
+    requestId: randomUUID(),
+    ciId: cache,
+    status: CiLifecycleStatus.MAINTENANCE,
+  });
+
+  const name = uniqueId("shop-api");
+  const content = Buffer.from("shop api 1.0.0");
+  const sha = createHash("sha256").update(content).digest("hex");
+  const register1 = await client.registerArtifact({
+    requestId: randomUUID(),
+    name,
+    version: "1.0.0",
+    sha256: sha,
+    sizeBytes: BigInt(content.length),
+    mediaUri: "s3://dml/a",
+    dependencies: [{ name: "libc", versionRange: ">=2" }],
+  });
+  const register2 = await client.registerArtifact({
+    requestId: randomUUID(),
+    name,
+    version: "1.0.1",
+    sha256: sha,
+    sizeBytes: BigInt(content.length),
+    mediaUri: "s3://dml/b",
+  });
+  const good = register1.artifact?.artifactId as string;
+  const bad = register2.artifact?.artifactId as string;
+  await client.verifyArtifactContent([{ requestId: randomUUID(), artifactId: good, chunk: content }]);
+  await client.verifyArtifactContent([{ requestId: randomUUID(), artifactId: bad, chunk: Buffer.from("tampered") }]);
+
+  const environment = uniqueId("prod");
+  const eventId = randomUUID();
+  const deploymentId = uniqueId("dep");
+  const succeeded = create(DeploymentSucceededSchema, {
+    metadata: create(EventMetadataSchema, { eventId }),
+    deploymentId,
+    releaseId: randomUUID(),
+    environment,
+    artifacts: [{ name, version: "1.0.0", targetCiIds: [host, api] }],
+  });
+  const producer = createProducer(
+    createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
+  );
+  await producer.connect();
+  await publishEvents(producer, "rdm.deployment.events.v1", [
+    {
+      id: eventId,
+      type: DeploymentSucceededSchema.typeName,
+      source: "rdm/deployment",
+      subject: deploymentId,
+      time: new Date(),
+      data: toBinary(DeploymentSucceededSchema, succeeded),
+    },
+  ]);
+  await producer.disconnect();
+  const baseline = await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
+    timeoutMs: 30_000,
+    description: "the service's baseline",
+  });
+
+  // Wait for the gateway to catch up on the last events of each stream.
+  await waitFor(async () => (await get(`/v1/baselines/${environment}`)).status === 200, {
+    timeoutMs: 30_000,
+    description: "the gateway's baseline view",
+  });
+  await waitFor(async () => (await get(`/v1/dml/artifacts/${bad}`)).body.status === "QUARANTINED", {
+    timeoutMs: 30_000,
+    description: "the gateway's DML view",
+  });
+  await waitFor(async () => (await get(`/v1/cmdb/items/${cache}`)).body.item?.status === "MAINTENANCE", {
+    timeoutMs: 30_000,
+    description: "the gateway's CMDB view",
+  });
+
+  // Browse: same items, same order, same fields.
+  const listed = await client.listConfigurationItems({ nameContains: prefix });
+  const browse = await get(`/v1/cmdb/items?q=${prefix}`);
+  expect(
+    (browse.body.items as { ciId: string; type: string; status: string; version: number }[]).map((i) => [
+      i.ciId,
+      i.type,
+      i.status,
+      i.version,
+    ]),
+  ).toEqual(
+    listed.items.map((i) => [i.ciId, enumName(CiTypeSchema, i.type), CiLifecycleStatus[i.status], Number(i.version)]),
+  );
+  const hosts = await get(`/v1/cmdb/items?q=${prefix}&type=HOST`);
+  expect((hosts.body.items as { ciId: string }[]).map((i) => i.ciId)).toEqual([host]);
+
+  // Detail: attributes, both relationship directions, history.
+  for (const ciId of [api, db, cache]) {
+    const [{ item }, relationships, history, view] = await Promise.all([
+      client.getConfigurationItem({ ciId }),
+      client.listRelationships({ ciId }),
+      client.getConfigurationItemHistory({ ciId }),
+      get(`/v1/cmdb/items/${ciId}`),
+    ]);
+    const body = view.body as unknown as {
+      item: { attributes: Record<string, string>; version: number; owner: string };
+      outgoing: { targetCiId: string; type: string }[];
+      incoming: { sourceCiId: string; type: string }[];
+      history: { version: number; summary: string; actor: string }[];
+    };
+    expect(body.item).toMatchObject({
+      attributes: item?.attributes,
+      version: Number(item?.version),
+      owner: item?.owner,
+    });
+    const pairs = (rs: { sourceCiId: string; type: number | string; targetCiId: string }[]) =>
+      rs
+        .map((r) => `${r.sourceCiId}|${typeof r.type === "number" ? RelationshipType[r.type] : r.type}|${r.targetCiId}`)
+        .sort();
+    expect(pairs(body.outgoing as never)).toEqual(pairs(relationships.outgoing));
+    expect(pairs(body.incoming as never)).toEqual(pairs(relationships.incoming));
+    expect(body.history.map((h) => [h.version, h.summary, h.actor])).toEqual(
+      history.changes.map((c) => [Number(c.version), c.summary, c.actor]),
+    );
+  }
+
+  // Impact: same set, depths and business services (paths may differ only among equally short ones).
+  const impact = await client.analyzeImpact({ ciId: host });
+  const view = (await get(`/v1/cmdb/items/${host}/impact`)).body as unknown as {
+    impacted: { ciId: string; depth: number; path: string[] }[];
+    impactedBusinessServices: string[];
+  };
+  expect(view.impacted.map((i) => [i.ciId, i.depth])).toEqual(impact.impacted.map((i) => [i.ciId, i.depth]));
+  expect(view.impactedBusinessServices).toEqual(impact.impactedBusinessServiceIds);
+  expect(impact.impactedBusinessServiceIds).toEqual([checkout]);
+
+  // DML: integrity status per artifact.
+  const artifacts = await client.listArtifacts({ name });
+  const dml = (await get(`/v1/dml/artifacts?name=${name}`)).body.artifacts as unknown as {
+    artifactId: string;
+    status: string;
+    integrity: string;
+  }[];
+  expect(dml.map((a) => [a.artifactId, a.status, a.integrity])).toEqual(
+    artifacts.artifacts.map((a) => [
+      a.artifactId,
+      enumName(ArtifactStatusSchema, a.status),
+      enumName(IntegrityStatusSchema, a.integrity),
+    ]),
+  );
+  expect(dml.find((a) => a.artifactId === bad)).toMatchObject({ status: "QUARANTINED", integrity: "MISMATCH" });
+  expect(dml.find((a) => a.artifactId === good)).toMatchObject({ status: "ACTIVE", integrity: "VERIFIED" });
+
+  // What runs where.
+  const where = (await get(`/v1/baselines/${environment}`)).body as unknown as {
+    health: string;
+    entries: {
+      ciId: string;
+      artifactName: string;
+      artifactVersion: string;
+      artifactId: string;
+      deploymentId: string;
+    }[];
+    lastKnownGood: { ciId: string; artifactVersion: string }[];
+    lastKnownGoodDeploymentId: string;
+  };
+  const strip = (e: {
+    ciId: string;
+    artifactName: string;
+    artifactVersion: string;
+    artifactId: string;
+    deploymentId: string;
+  }) => ({
+    ciId: e.ciId,
+    artifactName: e.artifactName,
+    artifactVersion: e.artifactVersion,
+    artifactId: e.artifactId,
+    deploymentId: e.deploymentId,
+  });
+  expect(where.entries.map(strip)).toEqual(baseline.entries.map(strip));
+  expect(where.lastKnownGood.map((e) => [e.ciId, e.artifactVersion])).toEqual(
+    baseline.lastKnownGood.map((e) => [e.ciId, e.artifactVersion]),
+  );
+  expect(where.health).toBe(enumName(EnvironmentHealthSchema, baseline.health));
+  expect(where.lastKnownGoodDeploymentId).toBe(deploymentId);
+  expect(baseline.updatedAt && timestampDate(baseline.updatedAt)).toBeInstanceOf(Date);
+});
