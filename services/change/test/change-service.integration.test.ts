@@ -21,7 +21,11 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentStartedSchema,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
@@ -484,4 +488,72 @@ test("a release link and then a failed deployment of the linked release mark the
   expect(rows).toHaveLength(1);
   expect(rows[0].metadata).toMatchObject({ actor: "ci-agent-7", causationId: event.id });
   expect(Buffer.from(rows[0].data).toString()).toContain("restore the pre-upgrade snapshot");
+});
+
+test("deployments of the linked release move the change: started -> IMPLEMENTING, succeeded -> IMPLEMENTED; other environments are ignored", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const releaseId = randomUUID();
+  const id = await authorizedChange({ environments: ["production"], linkedReleaseId: releaseId });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const viewer = await clientAs("vera", ["viewer"]);
+  const deploymentEvent = (
+    schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema,
+    deploymentId: string,
+    environment: string,
+  ) => {
+    const message = create(schema, {
+      metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "ci-agent-1" }),
+      deploymentId,
+      releaseId,
+      environment,
+    });
+    return {
+      id: message.metadata?.eventId as string,
+      type: message.$typeName,
+      source: "rdm/deployment",
+      // One key for all of them, so they are consumed in the order published.
+      subject: releaseId,
+      time: new Date(),
+      data: toBinary(schema as typeof DeploymentStartedSchema, message as never),
+    };
+  };
+  const staging = randomUUID();
+  const production = randomUUID();
+  // Staging first: had it counted, the change would be IMPLEMENTED by staging alone.
+  await publishEvents(producer, "rdm.deployment.events.v1", [
+    deploymentEvent(DeploymentStartedSchema, staging, "staging"),
+    deploymentEvent(DeploymentSucceededSchema, staging, "staging"),
+  ]);
+  await publishEvents(producer, "rdm.deployment.events.v1", [
+    deploymentEvent(DeploymentStartedSchema, production, "production"),
+  ]);
+  const implementing = await waitFor(
+    async () => {
+      const change = (await viewer.getChange({ changeRequestId: id })).change;
+      return change?.state === ChangeState.IMPLEMENTING ? change : undefined;
+    },
+    { timeoutMs: 30_000, description: "change IMPLEMENTING after the production deployment started" },
+  );
+  expect(implementing.state).toBe(ChangeState.IMPLEMENTING);
+  await publishEvents(producer, "rdm.deployment.events.v1", [
+    deploymentEvent(DeploymentSucceededSchema, production, "production"),
+  ]);
+  await waitFor(
+    async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTED,
+    { timeoutMs: 30_000, description: "change IMPLEMENTED after the production deployment succeeded" },
+  );
+  // The staging deployment touched nothing: only the production deployment's events are in the stream.
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const { rows } = await db.query(
+    "SELECT type, data FROM events WHERE stream_id = $1 AND version > 5 ORDER BY version",
+    [id],
+  );
+  await db.end();
+  expect(rows.map((r) => r.type.replace("rdm.change.v1.", ""))).toEqual([
+    "ChangeRequestScheduled",
+    "ChangeImplementationStarted",
+    "ChangeRequestImplemented",
+  ]);
+  for (const row of rows.slice(1)) expect(Buffer.from(row.data).toString()).toContain(production);
 });
