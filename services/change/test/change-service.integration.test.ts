@@ -5,6 +5,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
+import { EventStore } from "@rdm/eventstore";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -31,6 +32,7 @@ import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/te
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { startChangeService } from "../src/service.js";
+import { rebuildQueryTables } from "../src/store/rebuild.js";
 
 const secret = randomUUID() + randomUUID();
 let address: string;
@@ -556,4 +558,27 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     "ChangeRequestImplemented",
   ]);
   for (const row of rows.slice(1)) expect(Buffer.from(row.data).toString()).toContain(production);
+});
+
+// Runs last: it reads every row the tests above wrote.
+test("the query tables rebuilt from the event streams equal the live ones", async () => {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const snapshot = async () => ({
+      changes: (await pool.query("SELECT * FROM change_requests ORDER BY change_request_id")).rows,
+      freezes: (await pool.query("SELECT * FROM freeze_windows ORDER BY freeze_window_id")).rows,
+      templates: (await pool.query("SELECT * FROM standard_change_templates ORDER BY template_id")).rows,
+    });
+    const live = await snapshot();
+    expect(live.changes.length).toBeGreaterThan(10);
+    const counts = await rebuildQueryTables(pool, new EventStore(pool));
+    expect(counts).toEqual({
+      changes: live.changes.length,
+      freezeWindows: live.freezes.length,
+      templates: live.templates.length,
+    });
+    expect(await snapshot()).toEqual(live);
+  } finally {
+    await pool.end();
+  }
 });
