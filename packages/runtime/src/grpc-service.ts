@@ -80,7 +80,6 @@ export async function startGrpcService(
     source: `rdm/${definition.name}`,
     logger,
   });
-  const workers = (await definition.workers?.(context)) ?? [];
 
   const server = createGrpcServer({
     logger,
@@ -90,6 +89,9 @@ export async function startGrpcService(
   });
   const port = await server.listen(config.GRPC_HOST, config.GRPC_PORT);
   logger.info({ host: config.GRPC_HOST, port }, `${definition.name} service listening`);
+  // Workers start after the server: joining a consumer group can take a session timeout after
+  // a crash (the dead member must expire first), and commands need not wait for that.
+  const workers = (await definition.workers?.(context)) ?? [];
 
   let stopped: Promise<void> | undefined;
   const stop = () => {
