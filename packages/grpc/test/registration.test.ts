@@ -1,7 +1,7 @@
 import { createTokenVerifier } from "@rdm/auth";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { createGrpcServer } from "../src/index.js";
-import { captureLogger } from "./support.js";
+import { captureLogger, partialRegistration } from "./support.js";
 
 const verifier = createTokenVerifier({ issuer: "t", audience: "t", secret: "s".repeat(32) });
 const handlers = {
@@ -51,7 +51,7 @@ describe("service registration is checked at startup", () => {
       logger: captureLogger(),
       verifier,
       services: [
-        { service: ReleaseService, handlers, roles: { registerRelease: ["release-manager"], getRelease: ["viewer"] } },
+        partialRegistration(ReleaseService, handlers, { registerRelease: ["release-manager"], getRelease: ["viewer"] }),
       ],
     });
     await server.shutdown();

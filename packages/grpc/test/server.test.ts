@@ -24,7 +24,7 @@ import {
   NotFound,
   PermissionDenied,
 } from "../src/index.js";
-import { captureLogger } from "./support.js";
+import { captureLogger, partialRegistration } from "./support.js";
 
 const issuer = "rdm-grpc-test";
 const audience = "rdm";
@@ -131,9 +131,9 @@ beforeAll(async () => {
     reflection: { imagePath: descriptorImagePath },
     shutdownGraceMs: 2_000,
     services: [
-      {
-        service: ReleaseService,
-        handlers: {
+      partialRegistration(
+        ReleaseService,
+        {
           async registerRelease(request, ctx) {
             registerCalls.push({ title: request.title, ctx });
             return { release: { releaseId: randomUUID(), title: request.title, registeredBy: ctx.principal.subject } };
@@ -144,11 +144,11 @@ beforeAll(async () => {
             return { release: { releaseId: request.releaseId, title: "found" } };
           },
         },
-        roles: {
+        {
           registerRelease: ["release-manager"],
           getRelease: ["viewer", "release-manager", "release-coordinator"],
         },
-      },
+      ),
     ],
   });
   const port = await server.listen("127.0.0.1", 0);
@@ -567,9 +567,9 @@ describe("shutdown", () => {
       logger: logger2,
       verifier: createTokenVerifier({ issuer, audience, secret }),
       services: [
-        {
-          service: ReleaseService,
-          handlers: {
+        partialRegistration(
+          ReleaseService,
+          {
             registerRelease: async () => ({}),
             getRelease: async () => {
               entered();
@@ -577,8 +577,8 @@ describe("shutdown", () => {
               return { release: { title: "finished" } };
             },
           },
-          roles: { registerRelease: [], getRelease: ["viewer"] },
-        },
+          { registerRelease: [], getRelease: ["viewer"] },
+        ),
       ],
     });
     const ownAddress = `127.0.0.1:${await own.listen("127.0.0.1", 0)}`;

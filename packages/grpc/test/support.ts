@@ -1,4 +1,7 @@
+import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import type { Role } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
+import type { ServiceHandlers, ServiceRegistration } from "../src/index.js";
 
 export interface LogLine {
   level: "info" | "warn" | "error";
@@ -28,4 +31,28 @@ export function captureLogger(
     child: (more: Record<string, unknown>) => captureLogger(lines, { ...bindings, ...more }),
   };
   return logger as unknown as Logger & { lines: LogLine[] };
+}
+
+/**
+ * A registration that serves only the methods a test uses: every other method of the service
+ * gets a handler that throws and an admin-only roles entry (the server insists on both).
+ */
+export function partialRegistration<M extends GenServiceMethods>(
+  service: GenService<M>,
+  handlers: Partial<ServiceHandlers<M>>,
+  roles: Partial<{ [K in keyof M]: readonly Role[] }>,
+): ServiceRegistration<M> {
+  const allHandlers: Record<string, unknown> = { ...handlers };
+  const allRoles: Record<string, readonly Role[]> = { ...(roles as Record<string, readonly Role[]>) };
+  for (const method of service.methods) {
+    allHandlers[method.localName] ??= async () => {
+      throw new Error(`${method.name} is not served in this test`);
+    };
+    allRoles[method.localName] ??= [];
+  }
+  return {
+    service,
+    handlers: allHandlers as ServiceHandlers<M>,
+    roles: allRoles as ServiceRegistration<M>["roles"],
+  };
 }
