@@ -327,13 +327,19 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   };
 }
 
-/** By name too, so a PermanentError from another copy of this package (dist vs src) still counts. */
+/**
+ * No retry can help: the handler said so, the message is not a CloudEvent, or PostgreSQL
+ * refused the event's data itself (SQLSTATE class 22, e.g. an id that is not a uuid). By name
+ * too, so a PermanentError from another copy of this package (dist vs src) still counts.
+ */
 function isPermanent(error: Error): boolean {
+  const sqlState = (error as { code?: unknown }).code;
   return (
     error instanceof PermanentError ||
     error instanceof MalformedCloudEvent ||
     error.name === "PermanentError" ||
-    error.name === "MalformedCloudEvent"
+    error.name === "MalformedCloudEvent" ||
+    (error.name === "error" && typeof sqlState === "string" && /^22[0-9A-Z]{3}$/.test(sqlState))
   );
 }
 

@@ -99,4 +99,33 @@ describe("startConsumer: bad messages", () => {
     expect(calls.get(flaky.id)).toBe(2);
     expect((await f.effects()).map((e) => e.event_id)).toEqual([flaky.id]);
   });
+
+  it("dead-letters at once an event whose data PostgreSQL refuses (SQLSTATE class 22), then goes on", async () => {
+    const f = await fixture();
+    const calls = new Map<string, number>();
+    await f.start(async (event, tx) => {
+      calls.set(event.id, (calls.get(event.id) ?? 0) + 1);
+      // The projection's columns are typed: a subject that is not a uuid can never be stored.
+      if (event.type === "test.BadSubject") await tx.query("SELECT $1::uuid", [event.subject]);
+      await recordEffect(event, tx);
+    });
+    await f.watchDeadLetters();
+
+    const key = uniqueId("agg");
+    const bad = cloudEvent("test.BadSubject", key);
+    const good = cloudEvent("test.Valid", key, "after");
+    await publishEvents(f.producer, f.topic, [bad, good]);
+
+    await waitFor(async () => (await f.effects()).length === 1 && f.deadLetters.length === 1, {
+      ...WAIT,
+      description: "the valid event handled and the bad one dead-lettered",
+    });
+    const [dead] = f.deadLetters as [KafkaMessage];
+    expect(header(dead, "ce_id")).toBe(bad.id);
+    expect(header(dead, DLQ_HEADERS.reason)).toBe("permanent");
+    expect(header(dead, DLQ_HEADERS.error)).toContain("invalid input syntax for type uuid");
+    expect(header(dead, DLQ_HEADERS.attempts)).toBe("1");
+    expect(calls.get(bad.id)).toBe(1);
+    expect((await f.effects()).map((e) => e.event_id)).toEqual([good.id]);
+  });
 });
