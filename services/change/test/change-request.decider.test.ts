@@ -274,6 +274,82 @@ describe("RaiseChange", () => {
   });
 });
 
+describe("UpdateChange", () => {
+  const edit = (overrides: Partial<ChangeRequestCommand> = {}): ChangeRequestCommand =>
+    ({
+      kind: "updateChange",
+      title: "Upgrade payments database to 18",
+      description: "",
+      justification: "end of support in March",
+      affectedCiIds: ["ci-payments-db"],
+      environments: ["production", "staging"],
+      implementationPlan: "pg_upgrade --link",
+      testPlan: "",
+      backoutPlan: "restore the snapshot",
+      impact: ChangeImpact.HIGH,
+      urgency: ChangeUrgency.MEDIUM,
+      plannedWindow: june,
+      ...overrides,
+    }) as ChangeRequestCommand;
+
+  test("replaces the editable fields of a draft and recomputes the risk", () => {
+    given(...history(raiseNormal))
+      .when(edit())
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeRequestDetailsUpdated"]);
+        expect(change).toMatchObject({
+          state: ChangeState.DRAFT,
+          title: "Upgrade payments database to 18",
+          affectedCiIds: ["ci-payments-db"],
+          environments: ["production", "staging"],
+          implementationPlan: "pg_upgrade --link",
+          testPlan: "",
+          risk: ChangeRisk.HIGH,
+          requester: "rita",
+          key: "CHG-2026-0001",
+        });
+        expect(change.plannedWindow).toEqual(june);
+      });
+  });
+
+  test("clearing the planned window removes it", () => {
+    const withWindow = history(raiseNormal, edit());
+    given(...withWindow)
+      .when(edit({ plannedWindow: undefined } as Partial<ChangeRequestCommand>))
+      .thenEvents((_, change) => expect(change.plannedWindow).toBeUndefined());
+  });
+
+  test("refuses to edit a submitted change", () => {
+    given(...submitted())
+      .when(edit())
+      .thenFails("change.update.state");
+  });
+
+  test("a standard change keeps its template's plans and risk", () => {
+    given(...history(raiseStandard))
+      .when(
+        edit({
+          implementationPlan: "",
+          testPlan: "",
+          backoutPlan: "restore previous secret",
+        } as Partial<ChangeRequestCommand>),
+      )
+      .thenEvents((_, change) =>
+        expect(change).toMatchObject({
+          implementationPlan: "rotate with cert-manager",
+          backoutPlan: "restore previous secret",
+          risk: ChangeRisk.LOW,
+        }),
+      );
+  });
+
+  test("refuses other plans for a standard change", () => {
+    given(...history(raiseStandard))
+      .when(edit())
+      .thenFails("change.update.standard_plans_fixed");
+  });
+});
+
 describe("SubmitChange", () => {
   test("a complete normal change goes to SUBMITTED", () => {
     given(...history(raiseNormal))

@@ -133,6 +133,44 @@ async function authorizedChange(overrides: Record<string, unknown> = {}) {
   return id;
 }
 
+test("a draft is edited (risk recomputed, queries see the new CIs); a submitted change no longer is", async () => {
+  const requester = await clientAs("rita", ["change-manager"]);
+  const { window } = slot();
+  const { change } = await requester.raiseChange(rfc());
+  const id = change?.changeRequestId as string;
+  const ci = uniqueId("ci-edited");
+  const edit = {
+    changeRequestId: id,
+    title: "Upgrade payments database to 18",
+    description: "major version",
+    justification: "end of support in March",
+    affectedCiIds: [ci],
+    environments: ["production", "staging"],
+    implementationPlan: "pg_upgrade --link",
+    testPlan: "replay a day of traffic",
+    backoutPlan: "restore the snapshot",
+    impact: ChangeImpact.HIGH,
+    urgency: ChangeUrgency.MEDIUM,
+    plannedWindow: window,
+  };
+  const updated = await requester.updateChange({ ...rid(), ...edit });
+  expect(updated.change).toMatchObject({
+    state: ChangeState.DRAFT,
+    title: "Upgrade payments database to 18",
+    affectedCiIds: [ci],
+    environments: ["production", "staging"],
+    risk: ChangeRisk.HIGH,
+    plannedWindow: window,
+  });
+  const viewer = await clientAs("vera", ["viewer"]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toEqual(updated.change);
+  expect((await viewer.listChanges({ ciId: ci })).changes.map((c) => c.changeRequestId)).toEqual([id]);
+
+  await requester.submitChange({ ...rid(), changeRequestId: id });
+  const refused = await precondition(requester.updateChange({ ...rid(), ...edit, title: "too late" }));
+  expect(refused.violations.map((v) => v.type)).toEqual(["change.update.state"]);
+});
+
 test("a normal change goes through the CAB to CLOSED", async () => {
   const requester = await clientAs("rita", ["change-manager"]);
   const anna = await clientAs("anna", ["approver"]);

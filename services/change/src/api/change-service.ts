@@ -33,6 +33,7 @@ import {
   ScheduleChangeResponseSchema,
   StartChangeImplementationResponseSchema,
   SubmitChangeResponseSchema,
+  UpdateChangeResponseSchema,
 } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
@@ -238,6 +239,7 @@ export function changeServiceHandlers({
       retireStandardChangeTemplate: ["change-manager"],
       listStandardChangeTemplates: [...READERS],
       raiseChange: [...REQUESTERS],
+      updateChange: [...REQUESTERS],
       submitChange: [...REQUESTERS],
       assessChange: ["change-manager"],
       approveChange: ["approver"],
@@ -346,6 +348,23 @@ export function changeServiceHandlers({
             },
           },
         );
+      },
+
+      async updateChange(request, ctx) {
+        return changeCommand(M.updateChange, request, ctx, UpdateChangeResponseSchema, () => ({
+          kind: "updateChange",
+          title: request.title,
+          description: request.description,
+          justification: request.justification,
+          affectedCiIds: request.affectedCiIds,
+          environments: request.environments,
+          implementationPlan: request.implementationPlan,
+          testPlan: request.testPlan,
+          backoutPlan: request.backoutPlan,
+          impact: request.impact,
+          urgency: request.urgency,
+          plannedWindow: request.plannedWindow,
+        }));
       },
 
       async submitChange(request, ctx) {

@@ -26,6 +26,8 @@ import {
   ChangeRequestAuthorizedSchema,
   type ChangeRequestClosed,
   ChangeRequestClosedSchema,
+  type ChangeRequestDetailsUpdated,
+  ChangeRequestDetailsUpdatedSchema,
   type ChangeRequestFailed,
   ChangeRequestFailedSchema,
   type ChangeRequestImplemented,
@@ -57,6 +59,7 @@ import { ChangeRuleViolation, type RuleDetail } from "./rule-violation.js";
 /** Events of the change request aggregate, as protobuf messages ($typeName is the CloudEvents type). */
 export type ChangeRequestEvent =
   | ChangeRequestRaised
+  | ChangeRequestDetailsUpdated
   | ChangeRequestSubmitted
   | ChangeRequestAssessed
   | ChangeApprovalRecorded
@@ -101,6 +104,22 @@ export interface RaiseChange {
   /** The catalog entry of a STANDARD change, loaded by the caller (undefined if not found). */
   template?: StandardChangeTemplate | undefined;
   templateId: string;
+}
+
+/** Replaces every editable field of a DRAFT change. */
+export interface UpdateChange {
+  kind: "updateChange";
+  title: string;
+  description: string;
+  justification: string;
+  affectedCiIds: string[];
+  environments: string[];
+  implementationPlan: string;
+  testPlan: string;
+  backoutPlan: string;
+  impact: ChangeImpact;
+  urgency: ChangeUrgency;
+  plannedWindow: TimeWindow | undefined;
 }
 
 export interface SubmitChange {
@@ -196,6 +215,7 @@ export interface UnlinkRelease {
 
 export type ChangeRequestCommand =
   | RaiseChange
+  | UpdateChange
   | SubmitChange
   | AssessChange
   | ApproveChange
@@ -243,6 +263,8 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
   if (command.kind === "raiseChange") return raise(command, state);
   const change = requireChange(state);
   switch (command.kind) {
+    case "updateChange":
+      return update(change, command);
     case "submitChange":
       return submit(change);
     case "assessChange": {
@@ -500,6 +522,37 @@ function raise(command: RaiseChange, state: ChangeRequestState): ChangeRequestEv
   ];
 }
 
+function update(change: ChangeRequest, command: UpdateChange): ChangeRequestEvent[] {
+  requireState(change, "update", [ChangeState.DRAFT]);
+  const { kind: _kind, plannedWindow, ...fields } = command;
+  let risk = riskOf(command.impact, command.urgency);
+  if (change.type === ChangeType.STANDARD) {
+    // The template's plans and risk are what was pre-authorized: they cannot be edited.
+    const edited = (["implementationPlan", "testPlan", "backoutPlan"] as const).filter(
+      (plan) => command[plan] !== "" && command[plan] !== change[plan],
+    );
+    if (edited.length > 0) {
+      throw new ChangeRuleViolation(
+        "FAILED_PRECONDITION",
+        "change.update.standard_plans_fixed",
+        `the plans of standard change ${change.key} are its template's and cannot be edited (${edited.join(", ")})`,
+      );
+    }
+    fields.implementationPlan = change.implementationPlan;
+    fields.testPlan = change.testPlan;
+    fields.backoutPlan = change.backoutPlan;
+    risk = change.risk;
+  }
+  return [
+    create(ChangeRequestDetailsUpdatedSchema, {
+      ...envelope(change, ChangeState.DRAFT),
+      ...fields,
+      risk,
+      ...(plannedWindow ? { plannedWindow } : {}),
+    }),
+  ];
+}
+
 /** What a change needs before it can be submitted for assessment. */
 function submissionGaps(change: ChangeRequest): RuleDetail[] {
   const gaps: RuleDetail[] = [];
@@ -635,6 +688,21 @@ export function evolve(state: ChangeRequestState, event: ChangeRequestEvent): Ch
     version: metadata?.streamVersion ?? previous.version + 1n,
   });
   switch (event.$typeName) {
+    case "rdm.change.v1.ChangeRequestDetailsUpdated": {
+      const {
+        metadata: _m,
+        $typeName: _t,
+        changeRequestId: _c,
+        linkedReleaseId: _l,
+        state: _s,
+        plannedWindow,
+        ...fields
+      } = event;
+      Object.assign(change, fields);
+      if (plannedWindow) change.plannedWindow = plannedWindow;
+      else delete change.plannedWindow;
+      break;
+    }
     case "rdm.change.v1.ChangeRequestAssessed":
       change.impact = event.impact;
       change.urgency = event.urgency;

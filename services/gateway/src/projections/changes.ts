@@ -20,6 +20,7 @@ import {
   type ChangeRequestAssessed,
   type ChangeRequestAuthorized,
   type ChangeRequestClosed,
+  type ChangeRequestDetailsUpdated,
   type ChangeRequestFailed,
   type ChangeRequestImplemented,
   type ChangeRequestRaised,
@@ -107,6 +108,7 @@ export const changeProjectionMigrations = [
 /** Every message published on rdm.change.events.v1. */
 export type ChangeServiceEvent =
   | ChangeRequestRaised
+  | ChangeRequestDetailsUpdated
   | ChangeRequestSubmitted
   | ChangeRequestAssessed
   | ChangeApprovalRecorded
@@ -253,6 +255,21 @@ export async function projectChangeEvent(event: CloudEvent, tx: pg.PoolClient): 
   };
   const m = message;
   switch (m.$typeName) {
+    case "rdm.change.v1.ChangeRequestDetailsUpdated":
+      set("title", m.title);
+      set("description", m.description);
+      set("justification", m.justification);
+      set("affected_ci_ids", m.affectedCiIds);
+      set("environments", m.environments);
+      set("implementation_plan", m.implementationPlan);
+      set("test_plan", m.testPlan);
+      set("backout_plan", m.backoutPlan);
+      set("impact", name(ChangeImpactSchema, m.impact));
+      set("urgency", name(ChangeUrgencySchema, m.urgency));
+      set("risk", name(ChangeRiskSchema, m.risk));
+      set("window_start", windowStart(m.plannedWindow));
+      set("window_end", windowEnd(m.plannedWindow));
+      break;
     case "rdm.change.v1.ChangeRequestAssessed":
       set("impact", name(ChangeImpactSchema, m.impact));
       set("urgency", name(ChangeUrgencySchema, m.urgency));
