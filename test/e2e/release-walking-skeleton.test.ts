@@ -92,10 +92,11 @@ test("a registered release reaches Kafka as a CloudEvent and the gateway read mo
   expect(fetched.release).toEqual(release);
 
   const viewer = await token(["viewer"], "vera");
+  // Registration appends more than one event (template tasks, notifications): wait for them all.
   const view = await waitFor(
     async () => {
       const { status: code, body } = await getJson(`${gatewayUrl}/v1/releases/${releaseId}`, viewer);
-      return code === 200 ? body : undefined;
+      return code === 200 && body.version === Number(release?.version) ? body : undefined;
     },
     { timeoutMs: 20_000, description: "release visible at the gateway" },
   );
@@ -109,7 +110,7 @@ test("a registered release reaches Kafka as a CloudEvent and the gateway read mo
     owner: "olivia",
     stakeholders: ["sre-payments"],
     registeredBy: "alice",
-    version: 1,
+    version: Number(release?.version),
   });
 
   // Read the topic like an outside consumer would and decode with protoc and the .proto files.

@@ -1,12 +1,23 @@
-import { createRegistry, type DescEnum, fromBinary } from "@bufbuild/protobuf";
+import { createRegistry, type DescEnum, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
-import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { ReleasePhaseSchema, ReleaseTypeSchema, RiskLevelSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import {
+  ReleasePhaseSchema,
+  ReleaseSchema,
+  ReleaseStatus,
+  ReleaseStatusSchema,
+  ReleaseTypeSchema,
+  RiskLevelSchema,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { evolve, initialState, type ReleaseEvent, type ReleaseState } from "@rdm/release/domain";
 import type pg from "pg";
 
 export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
+/** NOTIFY channel raised (at commit) whenever release history rows are added; wakes SSE streams. */
+export const RELEASE_HISTORY_CHANNEL = "rdm_gateway_release_history";
 
 export const releaseProjectionMigrations = [
   {
@@ -34,58 +45,158 @@ export const releaseProjectionMigrations = [
       );
       CREATE INDEX release_view_page ON release_view (registered_at DESC, release_id DESC);`,
   },
+  {
+    version: 2,
+    name: "release lifecycle: state snapshot, pinned model, deadlines, history",
+    sql: `
+      -- The release state folded with the release service's own evolve (as protobuf JSON), and
+      -- the model version it pinned, so gates are evaluated exactly as the service does.
+      ALTER TABLE release_view
+        ADD COLUMN status       text NOT NULL DEFAULT 'ACTIVE',
+        ADD COLUMN phase_due_at timestamptz,
+        ADD COLUMN snapshot     jsonb,
+        ADD COLUMN model        jsonb;
+      CREATE INDEX release_view_overdue ON release_view (phase_due_at) WHERE status = 'ACTIVE';
+      -- Keys are unique in the release service; a read model must not refuse what its source
+      -- accepted (several release databases behind one topic in tests, a reset service in dev).
+      ALTER TABLE release_view DROP CONSTRAINT release_view_key_key;
+      CREATE INDEX release_view_key ON release_view (key);
+
+      -- Audit trail of every release event; seq orders the SSE stream (and resumes it).
+      CREATE TABLE release_history (
+        seq         bigserial UNIQUE,
+        release_id  uuid NOT NULL,
+        version     bigint NOT NULL,
+        event_type  text NOT NULL,
+        occurred_at timestamptz NOT NULL,
+        actor       text NOT NULL,
+        reason      text NOT NULL,
+        phase       text NOT NULL,
+        PRIMARY KEY (release_id, version)
+      );`,
+  },
 ];
 
-const registry = createRegistry(ReleaseRegisteredSchema);
+const registry = createRegistry(file_rdm_release_v1_events);
 
 /** Enum value -> its name without the type prefix (RELEASE_TYPE_MAJOR -> MAJOR). */
 export function enumName(schema: DescEnum, value: number): string {
   return schema.values.find((v) => v.number === value)?.localName ?? "UNSPECIFIED";
 }
 
+const toSnapshot = (state: ReleaseState) => (state.release ? toJson(ReleaseSchema, state.release) : null);
+
+async function loadState(tx: pg.PoolClient, releaseId: string): Promise<ReleaseState | undefined> {
+  const { rows } = await tx.query<{ snapshot: JsonValue | null; model: JsonValue | null }>(
+    "SELECT snapshot, model FROM release_view WHERE release_id = $1 FOR UPDATE",
+    [releaseId],
+  );
+  const row = rows[0];
+  if (!row?.snapshot || !row.model) return undefined;
+  return { release: fromJson(ReleaseSchema, row.snapshot), model: fromJson(ReleaseModelSchema, row.model) };
+}
+
 /**
- * Applies one release event to the view inside the consumer's transaction. Event types this
- * gateway does not know yet are skipped (forward compatible); bytes that do not decode are
- * a permanent failure and go to the dead-letter topic.
+ * Applies one release event to the views inside the consumer's transaction: the release's
+ * state is folded with the release domain's evolve, so the overview equals what the service
+ * answers. Event types this gateway does not know are skipped (forward compatible); bytes that
+ * do not decode are a permanent failure and go to the dead-letter topic.
  */
 export async function projectReleaseEvent(event: CloudEvent, tx: pg.PoolClient): Promise<void> {
   const schema = registry.getMessage(event.type);
   if (!schema) return;
-  let message: ReturnType<typeof fromBinary<typeof ReleaseRegisteredSchema>>;
+  let decoded: { $typeName: string };
   try {
-    message = fromBinary(schema, event.data) as typeof message;
+    decoded = fromBinary(schema, event.data);
   } catch (error) {
     throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
   }
-  switch (message.$typeName) {
-    case "rdm.release.v1.ReleaseRegistered": {
-      const m = message;
-      const window = m.plannedWindow;
-      await tx.query(
-        `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
-           stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at)
-         VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$15)
-         ON CONFLICT (release_id) DO NOTHING`,
-        [
-          m.releaseId,
-          m.key,
-          m.title,
-          m.description,
-          enumName(ReleaseTypeSchema, m.type),
-          m.category,
-          m.owner,
-          m.coordinator,
-          JSON.stringify(m.stakeholders),
-          enumName(RiskLevelSchema, m.risk),
-          window?.start ? timestampDate(window.start) : null,
-          window?.end ? timestampDate(window.end) : null,
-          enumName(ReleasePhaseSchema, m.phase),
-          m.metadata?.actor ?? "",
-          m.metadata?.occurredAt ? timestampDate(m.metadata.occurredAt) : event.time,
-          (m.metadata?.streamVersion ?? 1n).toString(),
-        ],
-      );
-      return;
-    }
+  // Model versions live on their own streams; they reach releases through registrations.
+  if (decoded.$typeName === "rdm.release.v1.ReleaseModelVersionCreated") return;
+  const m = decoded as ReleaseEvent;
+  const releaseId = m.releaseId;
+  const version = m.metadata?.streamVersion ?? 0n;
+  const occurredAt = m.metadata?.occurredAt ? timestampDate(m.metadata.occurredAt) : event.time;
+
+  let state: ReleaseState;
+  if (m.$typeName === "rdm.release.v1.ReleaseRegistered") {
+    state = evolve(initialState(), m);
+    const r = state.release;
+    if (!r || !state.model) return;
+    await tx.query(
+      `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
+         stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
+         status, phase_due_at, snapshot, model)
+       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$15,$17,$18,$19,$20)
+       ON CONFLICT (release_id) DO NOTHING`,
+      [
+        r.releaseId,
+        r.key,
+        r.title,
+        r.description,
+        enumName(ReleaseTypeSchema, r.type),
+        r.category,
+        r.owner,
+        r.coordinator,
+        JSON.stringify(r.stakeholders),
+        enumName(RiskLevelSchema, r.risk),
+        r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
+        r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+        enumName(ReleasePhaseSchema, r.phase),
+        r.registeredBy,
+        occurredAt,
+        version.toString(),
+        enumName(ReleaseStatusSchema, r.status),
+        r.phaseDueAt ? timestampDate(r.phaseDueAt) : null,
+        JSON.stringify(toSnapshot(state)),
+        JSON.stringify(toJson(ReleaseModelSchema, state.model)),
+      ],
+    );
+  } else {
+    const current = await loadState(tx, releaseId);
+    // A row projected before snapshots existed cannot be folded further; rebuild the view
+    // (new consumer group and database) to get it back.
+    if (!current?.release || current.release.version >= version) return;
+    state = evolve(current, m);
+    const r = state.release;
+    if (!r) return;
+    await tx.query(
+      `UPDATE release_view SET title = $2, description = $3, category = $4, coordinator = $5, stakeholders = $6,
+         risk = $7, planned_start = $8, planned_end = $9, phase = $10, version = $11, updated_at = $12,
+         status = $13, phase_due_at = $14, snapshot = $15
+       WHERE release_id = $1`,
+      [
+        releaseId,
+        r.title,
+        r.description,
+        r.category,
+        r.coordinator,
+        JSON.stringify(r.stakeholders),
+        enumName(RiskLevelSchema, r.risk),
+        r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
+        r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+        enumName(ReleasePhaseSchema, r.phase),
+        version.toString(),
+        occurredAt,
+        enumName(ReleaseStatusSchema, r.status),
+        r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
+        JSON.stringify(toSnapshot(state)),
+      ],
+    );
   }
+  const reason = (m as { reason?: unknown }).reason;
+  await tx.query(
+    `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase)
+     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (release_id, version) DO NOTHING`,
+    [
+      releaseId,
+      version.toString(),
+      m.$typeName,
+      occurredAt,
+      m.metadata?.actor ?? "",
+      typeof reason === "string" ? reason : "",
+      enumName(ReleasePhaseSchema, state.release?.phase ?? 0),
+    ],
+  );
+  await tx.query("SELECT pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
 }
