@@ -1,6 +1,6 @@
 import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
-import { createKafka, startConsumer } from "@rdm/messaging";
+import { createKafka, type EventHandler, PermanentError, startConsumer } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
@@ -18,6 +18,8 @@ export const gatewayEnv = componentEnv({
   /** Consumer group of the projections; a new group (with a new database) rebuilds them from the topics. */
   GATEWAY_CONSUMER_GROUP: z.string().min(1).default("rdm-gateway"),
   GATEWAY_DLQ_TOPIC: z.string().min(1).default("rdm.gateway.dlq.v1"),
+  /** How long the broker may hold a fetch that has nothing new (bounds the projection's lag when idle). */
+  GATEWAY_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(100),
 });
 
 export interface RunningGateway {
@@ -36,44 +38,30 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
-  // Started first and awaited after the others, so its group join overlaps theirs.
-  const changesStarting = startConsumer({
+  const projections: Record<string, EventHandler> = {
+    [RELEASE_EVENTS_TOPIC]: projectReleaseEvent,
+    [CHANGE_EVENTS_TOPIC]: projectChangeEvent,
+    [CONFIGURATION_EVENTS_TOPIC]: projectConfigurationEvent,
+  };
+  // One group over every topic: one join, and each partition's events applied in order.
+  const consumer = await startConsumer({
     kafka,
     pool,
-    groupId: `${config.GATEWAY_CONSUMER_GROUP}.changes`,
-    topics: [CHANGE_EVENTS_TOPIC],
-    handle: projectChangeEvent,
+    groupId: config.GATEWAY_CONSUMER_GROUP,
+    topics: Object.keys(projections),
+    handle: (event, tx, info) => {
+      const project = projections[info.topic];
+      if (!project) throw new PermanentError(`no projection for topic ${info.topic}`);
+      return project(event, tx, info);
+    },
     deadLetterTopic: config.GATEWAY_DLQ_TOPIC,
     fromBeginning: true,
+    // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
+    maxWaitTimeInMs: config.GATEWAY_FETCH_MAX_WAIT_MS,
     logger,
-  });
-  const releases = await startConsumer({
-    kafka,
-    pool,
-    groupId: `${config.GATEWAY_CONSUMER_GROUP}.releases`,
-    topics: [RELEASE_EVENTS_TOPIC],
-    handle: projectReleaseEvent,
-    deadLetterTopic: config.GATEWAY_DLQ_TOPIC,
-    fromBeginning: true,
-    logger,
-  });
-  const configuration = await startConsumer({
-    kafka,
-    pool,
-    groupId: `${config.GATEWAY_CONSUMER_GROUP}.configuration`,
-    topics: [CONFIGURATION_EVENTS_TOPIC],
-    handle: projectConfigurationEvent,
-    deadLetterTopic: config.GATEWAY_DLQ_TOPIC,
-    fromBeginning: true,
-    logger,
-  });
-  const changes = await changesStarting;
-  let changesReady = false;
-  void changes.ready.then(() => {
-    changesReady = true;
   });
   let consumersReady = false;
-  void Promise.all([releases.ready, configuration.ready]).then(() => {
+  void consumer.ready.then(() => {
     consumersReady = true;
   });
 
@@ -81,7 +69,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     pool,
     verifier: verifierFromConfig(config),
     logger,
-    isReady: () => consumersReady && changesReady,
+    isReady: () => consumersReady,
   });
   await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
   const address = app.server.address();
@@ -95,9 +83,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     stop() {
       stopped ??= (async () => {
         await app.close();
-        await releases.stop();
-        await configuration.stop();
-        await changes.stop();
+        await consumer.stop();
         await pool.end();
       })();
       return stopped;
