@@ -244,9 +244,9 @@ test("every gate refusal reason is listed as a PreconditionFailure violation", a
     await completeRequiredTasks(releaseId);
     await advance(releaseId);
   }
-  const chgOk = uniqueId("chg");
-  const chgPending = uniqueId("chg");
-  const chgUnknown = uniqueId("chg");
+  const chgOk = randomUUID();
+  const chgPending = randomUUID();
+  const chgUnknown = randomUUID();
   for (const id of [chgOk, chgPending, chgUnknown])
     await coordinator.linkChangeRequest({ ...req(), releaseId, changeRequestId: id });
   await publishChange(chgOk, ChangeState.AUTHORIZED, 4);
