@@ -1,0 +1,208 @@
+// Configuration service benchmark on embedded PostgreSQL and the librdkafka mock broker (or the
+// servers in RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). Prints figures; asserts nothing.
+//   pnpm build && node bench/dist/configuration.js [cis=10000] [relationships=50000]
+// 1. Seeds a CMDB of 10,000 CIs and 50,000 random relationships (all four types, full of
+//    cycles) through gRPC, then times AnalyzeImpact from random CIs (whole transitive closure,
+//    and depth-limited).
+// 2. Artifact registration throughput (new name+version each call) and idempotent re-registration.
+import { createHash, randomUUID } from "node:crypto";
+import { mintDevToken } from "@rdm/auth";
+import { startConfigurationService } from "@rdm/configuration";
+import { createGrpcClient } from "@rdm/grpc";
+import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { createTestDatabase, startTestServers } from "@rdm/testkit";
+
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+const ms = (n: number) => `${n.toFixed(1)} ms`;
+
+/** Runs `work(i)` for i in [0, n) with at most `concurrency` in flight. */
+async function pool(n: number, concurrency: number, work: (i: number) => Promise<void>) {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      for (let i = next++; i < n; i = next++) await work(i);
+    }),
+  );
+}
+
+// Deterministic pseudo-random numbers, so every run measures the same graph.
+let seed = 20261125;
+const random = () => {
+  seed = (seed * 1103515245 + 12345) % 2 ** 31;
+  return seed / 2 ** 31;
+};
+
+async function main() {
+  const ciCount = Number(process.argv[2] ?? 10_000);
+  const relationshipCount = Number(process.argv[3] ?? 50_000);
+  const servers = await startTestServers();
+  const secret = randomUUID() + randomUUID();
+  const token = await mintDevToken({
+    subject: "bench",
+    roles: ["admin"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "2h",
+  });
+  const db = await createTestDatabase("bench_configuration");
+  const service = await startConfigurationService({
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: servers.kafkaBrokers.join(","),
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "error",
+    CONFIGURATION_CONSUMER_GROUP: `bench-${randomUUID()}`,
+  });
+  const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
+
+  // 1. Seed the CMDB through the API.
+  const types = [
+    CiType.BUSINESS_SERVICE,
+    CiType.SERVICE,
+    CiType.APPLICATION,
+    CiType.COMPONENT,
+    CiType.HOST,
+    CiType.DATABASE,
+  ];
+  const ids: string[] = new Array(ciCount);
+  let t0 = performance.now();
+  await pool(ciCount, 16, async (i) => {
+    const { item } = await client.registerConfigurationItem({
+      requestId: randomUUID(),
+      name: `ci-${i}`,
+      type: types[i % types.length] as CiType,
+      owner: `team-${i % 50}`,
+      attributes: { index: String(i) },
+    });
+    ids[i] = item?.ciId as string;
+  });
+  const ciSeconds = (performance.now() - t0) / 1000;
+
+  const relationshipTypes = [
+    RelationshipType.DEPENDS_ON,
+    RelationshipType.DEPENDS_ON,
+    RelationshipType.RUNS_ON,
+    RelationshipType.PART_OF,
+    RelationshipType.CONNECTS_TO,
+  ];
+  const edges = new Set<string>();
+  while (edges.size < relationshipCount) {
+    const s = Math.floor(random() * ciCount);
+    const t = Math.floor(random() * ciCount);
+    if (s !== t) edges.add(`${s}|${relationshipTypes[Math.floor(random() * relationshipTypes.length)]}|${t}`);
+  }
+  // Relationships live on their source's stream: one writer per source avoids pointless conflicts.
+  const bySource = new Map<number, [number, number][]>();
+  for (const edge of edges) {
+    const [s, type, t] = edge.split("|").map(Number) as [number, number, number];
+    bySource.set(s, [...(bySource.get(s) ?? []), [type, t]]);
+  }
+  const sources = [...bySource.entries()];
+  t0 = performance.now();
+  await pool(sources.length, 16, async (i) => {
+    const [s, targets] = sources[i] as [number, [number, number][]];
+    for (const [type, t] of targets) {
+      await client.addRelationship({
+        requestId: randomUUID(),
+        sourceCiId: ids[s] as string,
+        type,
+        targetCiId: ids[t] as string,
+      });
+    }
+  });
+  const relationshipSeconds = (performance.now() - t0) / 1000;
+  console.log(
+    `seeded ${ciCount} CIs in ${ciSeconds.toFixed(1)} s (${(ciCount / ciSeconds).toFixed(0)}/s) and ${relationshipCount} relationships in ${relationshipSeconds.toFixed(1)} s (${(relationshipCount / relationshipSeconds).toFixed(0)}/s), concurrency 16`,
+  );
+
+  // 2. Impact analysis latency, sequential calls from random roots.
+  for (const [label, maxDepth, runs] of [
+    ["full transitive closure", 0, 200],
+    ["max depth 3", 3, 200],
+  ] as const) {
+    for (let i = 0; i < 10; i++) await client.analyzeImpact({ ciId: ids[i] as string, maxDepth }); // warm-up
+    const latencies: number[] = [];
+    const reached: number[] = [];
+    for (let i = 0; i < runs; i++) {
+      const root = ids[Math.floor(random() * ciCount)] as string;
+      const started = performance.now();
+      const result = await client.analyzeImpact({ ciId: root, maxDepth });
+      latencies.push(performance.now() - started);
+      reached.push(result.impacted.length);
+    }
+    latencies.sort((a, b) => a - b);
+    reached.sort((a, b) => a - b);
+    console.log(
+      `AnalyzeImpact (${label}) on ${ciCount} CIs / ${relationshipCount} relationships, ${runs} random roots: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}; impacted CIs per call p50 ${percentile(reached, 50)}, max ${reached.at(-1)}`,
+    );
+  }
+
+  // 3. Artifact registration throughput.
+  const concurrency = 8;
+  const seconds = 10;
+  const registered: { name: string; version: string; sha256: string }[] = [];
+  const latencies: number[] = [];
+  let deadline = performance.now() + seconds * 1000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async (_, worker) => {
+      for (let n = 0; performance.now() < deadline; n++) {
+        const name = `bench-artifact-${worker}-${n % 50}`;
+        const version = `1.${Math.floor(n / 50)}.0`;
+        const sha256 = createHash("sha256").update(`${name}@${version}`).digest("hex");
+        const started = performance.now();
+        await client.registerArtifact({
+          requestId: randomUUID(),
+          name,
+          version,
+          sha256,
+          sizeBytes: 1024n,
+          mediaUri: `s3://dml/${name}-${version}.tgz`,
+          dependencies: [{ name: `bench-lib-${n % 7}`, versionRange: "^1.0.0" }],
+        });
+        latencies.push(performance.now() - started);
+        registered.push({ name, version, sha256 });
+      }
+    }),
+  );
+  latencies.sort((a, b) => a - b);
+  console.log(
+    `RegisterArtifact (new versions), concurrency ${concurrency}, ${seconds} s: ${(registered.length / seconds).toFixed(0)} registrations/s, p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`,
+  );
+
+  let repeated = 0;
+  deadline = performance.now() + 5_000;
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < deadline) {
+        const artifact = registered[Math.floor(random() * registered.length)] as (typeof registered)[number];
+        await client.registerArtifact({
+          requestId: randomUUID(),
+          ...artifact,
+          sizeBytes: 1024n,
+          mediaUri: `s3://dml/${artifact.name}-${artifact.version}.tgz`,
+          dependencies: [],
+        });
+        repeated++;
+      }
+    }),
+  );
+  console.log(
+    `RegisterArtifact (idempotent re-registration of the same checksum), concurrency ${concurrency}: ${(repeated / 5).toFixed(0)} calls/s`,
+  );
+
+  client.close();
+  await service.stop();
+  await db.drop();
+  await servers.stop();
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);
