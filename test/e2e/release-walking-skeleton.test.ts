@@ -210,16 +210,18 @@ test("invalid requests, missing tokens and wrong roles are refused with the righ
 
 test("the gateway pages through releases and a rebuild from the topic equals the live projection", async () => {
   const client = createGrpcClient(ReleaseService, releaseAddress, { token: await token(["release-manager"]) });
-  const ids: string[] = [];
-  for (let i = 0; i < 7; i++)
-    ids.push(
-      (await client.registerRelease(registerRequest({ title: `Paged release ${i}` }))).release?.releaseId as string,
-    );
+  // Registration appends several events: the live view is complete once each is at its version.
+  const versions = new Map<string, number>();
+  for (let i = 0; i < 7; i++) {
+    const { release } = await client.registerRelease(registerRequest({ title: `Paged release ${i}` }));
+    versions.set(release?.releaseId as string, Number(release?.version));
+  }
+  const ids = [...versions.keys()];
   const viewer = await token(["viewer"]);
   await waitFor(
     async () =>
       (await Promise.all(ids.map((id) => getJson(`${gatewayUrl}/v1/releases/${id}`, viewer)))).every(
-        (r) => r.status === 200,
+        (r, i) => r.status === 200 && r.body.version === versions.get(ids[i] as string),
       ),
     {
       timeoutMs: 20_000,
