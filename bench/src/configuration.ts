@@ -27,11 +27,14 @@ async function pool(n: number, concurrency: number, work: (i: number) => Promise
   );
 }
 
-// Deterministic pseudo-random numbers, so every run measures the same graph.
+// Deterministic pseudo-random numbers (mulberry32, exact in 32-bit integer arithmetic), so
+// every run measures the same graph.
 let seed = 20261125;
 const random = () => {
-  seed = (seed * 1103515245 + 12345) % 2 ** 31;
-  return seed / 2 ** 31;
+  seed = (seed + 0x6d2b79f5) | 0;
+  let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
+  t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+  return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
 
 async function main() {
