@@ -176,18 +176,28 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
   });
 
   // Browse: same items, same order, same fields.
+  // Each CI is its own stream (its own partition): wait until the gateway has every one's last event.
   const listed = await client.listConfigurationItems({ nameContains: prefix });
-  const browse = await get(`/v1/cmdb/items?q=${prefix}`);
-  expect(
-    (browse.body.items as { ciId: string; type: string; status: string; version: number }[]).map((i) => [
-      i.ciId,
-      i.type,
-      i.status,
-      i.version,
-    ]),
-  ).toEqual(
-    listed.items.map((i) => [i.ciId, enumName(CiTypeSchema, i.type), CiLifecycleStatus[i.status], Number(i.version)]),
-  );
+  const expected = listed.items.map((i) => [
+    i.ciId,
+    enumName(CiTypeSchema, i.type),
+    CiLifecycleStatus[i.status],
+    Number(i.version),
+  ]);
+  const browsed = async () =>
+    (
+      (await get(`/v1/cmdb/items?q=${prefix}`)).body.items as {
+        ciId: string;
+        type: string;
+        status: string;
+        version: number;
+      }[]
+    ).map((i) => [i.ciId, i.type, i.status, i.version]);
+  await waitFor(async () => JSON.stringify(await browsed()) === JSON.stringify(expected), {
+    timeoutMs: 30_000,
+    description: "the gateway's CMDB browse at every CI's last version",
+  });
+  expect(await browsed()).toEqual(expected);
   const hosts = await get(`/v1/cmdb/items?q=${prefix}&type=HOST`);
   expect((hosts.body.items as { ciId: string }[]).map((i) => i.ciId)).toEqual([host]);
 
@@ -245,6 +255,25 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
       enumName(IntegrityStatusSchema, a.integrity),
     ]),
   );
+  // Paging one row at a time walks the same lists (the page tokens round-trip).
+  const pageAll = async (path: string, field: "items" | "artifacts") => {
+    const ids: string[] = [];
+    let token: string | null = null;
+    do {
+      const page: { body: Record<string, unknown> } = await get(
+        `${path}&pageSize=1${token ? `&pageToken=${token}` : ""}`,
+      );
+      ids.push(
+        ...(page.body[field] as { ciId?: string; artifactId?: string }[]).map((r) => r.ciId ?? r.artifactId ?? ""),
+      );
+      token = page.body.nextPageToken as string | null;
+    } while (token);
+    return ids;
+  };
+  expect(await pageAll(`/v1/cmdb/items?q=${prefix}`, "items")).toEqual(expected.map((e) => e[0]));
+  expect(await pageAll(`/v1/dml/artifacts?name=${name}`, "artifacts")).toEqual(dml.map((a) => a.artifactId));
+  expect(dml.length).toBeGreaterThan(1);
+  expect((await get(`/v1/dml/artifacts?pageToken=garbage`)).status).toBe(400);
   expect(dml.find((a) => a.artifactId === bad)).toMatchObject({ status: "QUARANTINED", integrity: "MISMATCH" });
   expect(dml.find((a) => a.artifactId === good)).toMatchObject({ status: "ACTIVE", integrity: "VERIFIED" });
 

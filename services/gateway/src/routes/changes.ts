@@ -1,5 +1,6 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type pg from "pg";
+import { badRequest, decodeCursor, encodeCursor, isTimestamp, isUuid, notFound, problemSchema } from "./http.js";
 
 const windowSchema = {
   type: ["object", "null"],
@@ -126,16 +127,6 @@ const freezeWindowSchema = {
   },
 } as const;
 
-const problemSchema = {
-  type: "object",
-  properties: {
-    type: { type: "string" },
-    title: { type: "string" },
-    status: { type: "integer" },
-    detail: { type: "string" },
-  },
-} as const;
-
 interface ChangeRow {
   change_request_id: string;
   key: string;
@@ -254,32 +245,6 @@ const toCollision = (r: CollisionRow) => ({
 /** Changes whose window is booked on the calendar, the ones that can collide (as in the change service). */
 const BOOKED = ["SCHEDULED", "IMPLEMENTING"];
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
-const badRequest = (reply: FastifyReply, detail: string) =>
-  reply.code(400).send({ type: "about:blank", title: "Bad Request", status: 400, detail });
-
-/** Opaque keyset cursor: the (raised_at, change_request_id) of the last row of the previous page. */
-const encodeCursor = (row: ChangeRow) =>
-  Buffer.from(JSON.stringify([row.raised_at.toISOString(), row.change_request_id])).toString("base64url");
-
-function decodeCursor(token: string): [string, string] | undefined {
-  try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      typeof value[0] === "string" &&
-      typeof value[1] === "string" &&
-      !Number.isNaN(Date.parse(value[0])) &&
-      UUID.test(value[1])
-    ) {
-      return value as [string, string];
-    }
-  } catch {}
-  return undefined;
-}
-
 function parseRange(from: string, to: string): { from: Date; to: Date } | string {
   const start = new Date(from);
   const end = new Date(to);
@@ -309,12 +274,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       ]);
       const row = rows[0];
       if (!row) {
-        return reply.code(404).send({
-          type: "about:blank",
-          title: "Not Found",
-          status: 404,
-          detail: `change request ${request.params.id} not found`,
-        });
+        return notFound(reply, `change request ${request.params.id} not found`);
       }
       const collisions = await pool.query<CollisionRow>(
         `SELECT o.change_request_id, o.key, o.state, o.window_start, o.window_end,
@@ -388,7 +348,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
         return `$${args.length}`;
       };
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken);
+        const cursor = decodeCursor(pageToken, isTimestamp, isUuid);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
         where.push(`(raised_at, change_request_id) < (${arg(cursor[0])}::timestamptz, ${arg(cursor[1])}::uuid)`);
       }
@@ -412,7 +372,8 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       const last = page[page.length - 1];
       return {
         changes: page.map(toChange),
-        nextPageToken: rows.length > pageSize && last ? encodeCursor(last) : null,
+        nextPageToken:
+          rows.length > pageSize && last ? encodeCursor(last.raised_at.toISOString(), last.change_request_id) : null,
       };
     },
   );

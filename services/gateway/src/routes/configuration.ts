@@ -1,15 +1,14 @@
-import type { FastifyInstance, FastifyReply } from "fastify";
+import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-
-const problemSchema = {
-  type: "object",
-  properties: {
-    type: { type: "string" },
-    title: { type: "string" },
-    status: { type: "integer" },
-    detail: { type: "string" },
-  },
-} as const;
+import {
+  badRequest,
+  decodeCursor,
+  encodeCursor,
+  equalityFilters,
+  isTimestamp,
+  notFound,
+  problemSchema,
+} from "./http.js";
 
 const CI_TYPES = [
   "BUSINESS_SERVICE",
@@ -140,21 +139,6 @@ const toArtifact = (r: ArtifactRow) => ({
   lastVerifiedAt: r.last_verified_at,
 });
 
-const notFound = (reply: FastifyReply, detail: string) =>
-  reply.code(404).send({ type: "about:blank", title: "Not Found", status: 404, detail });
-const badRequest = (reply: FastifyReply, detail: string) =>
-  reply.code(400).send({ type: "about:blank", title: "Bad Request", status: 400, detail });
-
-const encodeCursor = (parts: [string, string]) => Buffer.from(JSON.stringify(parts)).toString("base64url");
-function decodeCursor(token: string): [string, string] | undefined {
-  try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (Array.isArray(value) && value.length === 2 && value.every((v) => typeof v === "string"))
-      return value as [string, string];
-  } catch {}
-  return undefined;
-}
-
 /**
  * The transitive dependents of a CI, breadth-first with one query per level: each CI once, at
  * its shortest depth (cycle-safe), with one shortest path. A failure spreads against the arrow
@@ -225,23 +209,17 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
     },
     async (request, reply) => {
       const { type, owner, status, q, pageSize, pageToken } = request.query;
-      const where: string[] = [];
-      const args: unknown[] = [];
-      for (const [column, value] of [
-        ["type", type],
-        ["owner", owner],
-        ["status", status],
-      ] as const) {
-        if (value === undefined) continue;
-        args.push(value);
-        where.push(`${column} = $${args.length}`);
-      }
+      const { where, args } = equalityFilters({ type, owner, status });
       if (q) {
         args.push(q.toLowerCase());
         where.push(`strpos(lower(name), $${args.length}) > 0`);
       }
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken);
+        const cursor = decodeCursor(
+          pageToken,
+          () => true,
+          () => true,
+        );
         if (!cursor) return badRequest(reply, "pageToken is not valid");
         args.push(cursor[0], cursor[1]);
         where.push(`(lower(name), ci_id) > ($${args.length - 1}, $${args.length})`);
@@ -256,7 +234,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       const last = page.at(-1);
       return {
         items: page.map(toCi),
-        nextPageToken: rows.length > pageSize && last ? encodeCursor([last.name.toLowerCase(), last.ci_id]) : null,
+        nextPageToken: rows.length > pageSize && last ? encodeCursor(last.name.toLowerCase(), last.ci_id) : null,
       };
     },
   );
@@ -445,20 +423,10 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
     },
     async (request, reply) => {
       const { name, status, integrity, pageSize, pageToken } = request.query;
-      const where: string[] = [];
-      const args: unknown[] = [];
-      for (const [column, value] of [
-        ["name", name],
-        ["status", status],
-        ["integrity", integrity],
-      ] as const) {
-        if (value === undefined) continue;
-        args.push(value);
-        where.push(`${column} = $${args.length}`);
-      }
+      const { where, args } = equalityFilters({ name, status, integrity });
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken);
-        if (!cursor || Number.isNaN(Date.parse(cursor[0]))) return badRequest(reply, "pageToken is not valid");
+        const cursor = decodeCursor(pageToken, isTimestamp, () => true);
+        if (!cursor) return badRequest(reply, "pageToken is not valid");
         args.push(cursor[0], cursor[1]);
         where.push(`(registered_at, artifact_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
       }
@@ -473,7 +441,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       return {
         artifacts: page.map(toArtifact),
         nextPageToken:
-          rows.length > pageSize && last ? encodeCursor([last.registered_at.toISOString(), last.artifact_id]) : null,
+          rows.length > pageSize && last ? encodeCursor(last.registered_at.toISOString(), last.artifact_id) : null,
       };
     },
   );
