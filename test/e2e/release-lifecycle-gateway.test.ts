@@ -301,3 +301,33 @@ test("a missed deadline shows as overdue with its breach at the gateway", async 
   const overdue = (await getJson(`/v1/releases?owner=${owner}&overdue=true`)).body.releases;
   expect(overdue.map((r: { releaseId: string }) => r.releaseId)).toEqual([releaseId]);
 });
+
+test("more open event streams than database connections: they share one listener and the API still answers", async () => {
+  const manager = await client("rita", ["release-manager"]);
+  const coordinator = await client("carl", ["release-coordinator"]);
+  const { release } = await manager.registerRelease({
+    requestId: randomUUID(),
+    title: "Watched by many dashboards",
+    type: ReleaseType.MINOR,
+    owner: uniqueId("owner"),
+    coordinator: "carl",
+  });
+  const releaseId = release?.releaseId as string;
+  await expectGatewayMatches(manager, releaseId);
+
+  // The gateway's pool holds 20 connections; a connection per stream would starve everything else.
+  const streams = Array.from({ length: 30 }, () =>
+    readEvents(`/v1/releases/events?releaseId=${releaseId}&after=0`, (events) =>
+      events.some((e) => e.event === "rdm.release.v1.ReleaseBackOutPlanSet"),
+    ),
+  );
+  const { status } = await getJson(`/v1/releases/${releaseId}`);
+  expect(status).toBe(200);
+  await coordinator.setBackOutPlan({ ...req(), releaseId, backOutPlan: "Redeploy the previous build" });
+  const received = await Promise.all(streams);
+  for (const events of received) {
+    expect(events[0]?.event).toBe("rdm.release.v1.ReleaseRegistered");
+    expect(events.at(-1)?.event).toBe("rdm.release.v1.ReleaseBackOutPlanSet");
+  }
+  await expectGatewayMatches(manager, releaseId);
+});

@@ -4,6 +4,8 @@ import { hasAnyRole, type TokenVerifier } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
+import { createNotificationHub } from "./notification-hub.js";
+import { RELEASE_HISTORY_CHANNEL } from "./projections/releases.js";
 import { changeRoutes } from "./routes/changes.js";
 import { configurationRoutes } from "./routes/configuration.js";
 import { releaseRoutes } from "./routes/releases.js";
@@ -97,7 +99,9 @@ export async function buildGatewayApp({
     return { status: "ready" };
   });
 
-  releaseRoutes(app, pool);
+  const releaseNotifications = createNotificationHub(pool, RELEASE_HISTORY_CHANNEL, logger);
+  app.addHook("onClose", () => releaseNotifications.close());
+  releaseRoutes(app, pool, releaseNotifications);
   configurationRoutes(app, pool);
   changeRoutes(app, pool);
   return app;

@@ -1,3 +1,4 @@
+import type { ServerResponse } from "node:http";
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -11,9 +12,20 @@ import {
   TaskStatusSchema,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { gateConditions, type LinkedChangeState, nextPhase } from "@rdm/release/domain";
-import type { FastifyInstance } from "fastify";
+import type { FastifyInstance, FastifyReply } from "fastify";
 import type pg from "pg";
-import { enumName, RELEASE_HISTORY_CHANNEL } from "../projections/releases.js";
+import type { NotificationHub } from "../notification-hub.js";
+import { enumName } from "../projections/releases.js";
+import {
+  badRequest,
+  decodeCursor,
+  encodeCursor,
+  equalityFilters,
+  isTimestamp,
+  isUuid,
+  notFound,
+  problemSchema,
+} from "./http.js";
 
 const obj = (properties: Record<string, unknown>) => ({ type: "object", properties }) as const;
 const str = { type: "string" } as const;
@@ -118,16 +130,6 @@ const historySchema = obj({
   reason: str,
   phase: str,
 });
-
-const problemSchema = {
-  type: "object",
-  properties: {
-    type: { type: "string" },
-    title: { type: "string" },
-    status: { type: "integer" },
-    detail: { type: "string" },
-  },
-} as const;
 
 interface ReleaseRow {
   release_id: string;
@@ -292,37 +294,15 @@ async function changeStates(pool: pg.Pool, rows: ReleaseRow[]): Promise<Map<stri
   return new Map(states.map((s) => [s.id, s.state]));
 }
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const releaseNotFound = (reply: FastifyReply, id: string) => notFound(reply, `release ${id} not found`);
 
-/** Opaque keyset cursor: the (registered_at, release_id) of the last row of the previous page. */
-const encodeCursor = (row: ReleaseRow) =>
-  Buffer.from(JSON.stringify([row.registered_at.toISOString(), row.release_id])).toString("base64url");
+export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications: NotificationHub) {
+  // Event streams never end by themselves: end them when the server closes, or it would wait forever.
+  const openStreams = new Set<ServerResponse>();
+  app.addHook("preClose", async () => {
+    for (const res of openStreams) res.end();
+  });
 
-function decodeCursor(token: string): [string, string] | undefined {
-  try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      typeof value[0] === "string" &&
-      typeof value[1] === "string" &&
-      !Number.isNaN(Date.parse(value[0])) &&
-      UUID.test(value[1])
-    ) {
-      return value as [string, string];
-    }
-  } catch {}
-  return undefined;
-}
-
-const notFound = (id: string) => ({
-  type: "about:blank",
-  title: "Not Found",
-  status: 404,
-  detail: `release ${id} not found`,
-});
-
-export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
   app.get<{ Params: { id: string } }>(
     "/v1/releases/:id",
     {
@@ -338,7 +318,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
         request.params.id,
       ]);
       const row = rows[0];
-      if (!row) return reply.code(404).send(notFound(request.params.id));
+      if (!row) return releaseNotFound(reply, request.params.id);
       return toRelease(row, await changeStates(pool, rows));
     },
   );
@@ -358,7 +338,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
         "SELECT * FROM release_history WHERE release_id = $1 ORDER BY version",
         [request.params.id],
       );
-      if (!rows.length) return reply.code(404).send(notFound(request.params.id));
+      if (!rows.length) return releaseNotFound(reply, request.params.id);
       return { entries: rows.map(toHistory) };
     },
   );
@@ -397,11 +377,18 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
         "x-accel-buffering": "no",
       });
       res.write(": connected\n\n");
+      openStreams.add(res);
       let closed = false;
       let polling = false;
-      const poll = async () => {
-        if (closed || polling) return;
+      let again = false;
+      const poll = async (): Promise<void> => {
+        if (closed) return;
+        if (polling) {
+          again = true; // woken mid-poll: look once more when this one is done
+          return;
+        }
         polling = true;
+        again = false;
         try {
           const args: unknown[] = [after];
           let filter = "";
@@ -418,17 +405,16 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
             res.write(`id: ${entry.seq}\nevent: ${entry.eventType}\ndata: ${JSON.stringify(entry)}\n\n`);
             after = entry.seq;
           }
+          if (rows.length === 500) again = true;
         } catch (error) {
           request.log.error({ err: error }, "release event stream poll failed");
         } finally {
           polling = false;
         }
+        if (again) return poll();
       };
-      // Woken by the projection's NOTIFY; the interval covers notifications missed while polling.
-      const listener = await pool.connect();
-      const onNotify = () => void poll();
-      listener.on("notification", onNotify);
-      await listener.query(`LISTEN ${RELEASE_HISTORY_CHANNEL}`);
+      // Woken by the projection's NOTIFY; the interval covers notifications missed meanwhile.
+      const unsubscribe = notifications.subscribe(() => void poll());
       const timer = setInterval(() => {
         void poll();
         res.write(": keep-alive\n\n");
@@ -436,12 +422,9 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
       void poll();
       request.raw.on("close", () => {
         closed = true;
+        openStreams.delete(res);
         clearInterval(timer);
-        listener.off("notification", onNotify);
-        listener
-          .query(`UNLISTEN ${RELEASE_HISTORY_CHANNEL}`)
-          .catch(() => undefined)
-          .finally(() => listener.release());
+        unsubscribe();
       });
     },
   );
@@ -489,26 +472,12 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
     },
     async (request, reply) => {
       const { pageSize, pageToken, phase, type, owner, status, overdue } = request.query;
-      const where: string[] = [];
-      const args: unknown[] = [];
+      const { where, args } = equalityFilters({ phase, type, owner, status });
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken);
-        if (!cursor)
-          return reply
-            .code(400)
-            .send({ type: "about:blank", title: "Bad Request", status: 400, detail: "pageToken is not valid" });
+        const cursor = decodeCursor(pageToken, isTimestamp, isUuid);
+        if (!cursor) return badRequest(reply, "pageToken is not valid");
         args.push(cursor[0], cursor[1]);
         where.push(`(registered_at, release_id) < ($${args.length - 1}::timestamptz, $${args.length}::uuid)`);
-      }
-      for (const [column, value] of [
-        ["phase", phase],
-        ["type", type],
-        ["owner", owner],
-        ["status", status],
-      ] as const) {
-        if (value === undefined) continue;
-        args.push(value);
-        where.push(`${column} = $${args.length}`);
       }
       if (overdue !== undefined)
         where.push(overdue ? "phase_due_at < now()" : "(phase_due_at IS NULL OR phase_due_at >= now())");
@@ -523,7 +492,8 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool) {
       const changes = await changeStates(pool, page);
       return {
         releases: page.map((row) => toRelease(row, changes)),
-        nextPageToken: rows.length > pageSize && last ? encodeCursor(last) : null,
+        nextPageToken:
+          rows.length > pageSize && last ? encodeCursor(last.registered_at.toISOString(), last.release_id) : null,
       };
     },
   );
