@@ -62,7 +62,12 @@ async function main() {
   const releaseDb = await createTestDatabase("bench_release");
   const gatewayDb = await createTestDatabase("bench_gateway");
   const env = { KAFKA_BROKERS: kafkaBrokers, AUTH_JWT_SECRET: secret, LOG_LEVEL: "error" };
-  const release = await startReleaseService({ ...env, DATABASE_URL: releaseDb.url, GRPC_PORT: "0" });
+  const release = await startReleaseService({
+    ...env,
+    DATABASE_URL: releaseDb.url,
+    GRPC_PORT: "0",
+    RELEASE_CONSUMER_GROUP: `bench-release-${randomUUID()}`,
+  });
   const gateway = await startGateway({
     ...env,
     DATABASE_URL: gatewayDb.url,

@@ -10,7 +10,7 @@ import { freePort } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -45,12 +45,20 @@ test("no loss and no duplicate effects when the service and the gateway are kill
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const group = uniqueId("crash");
   const common = { KAFKA_BROKERS: brokers, AUTH_JWT_SECRET: secret };
-  const releaseEnv = { ...common, DATABASE_URL: releaseDb.url, GRPC_PORT: String(grpcPort) };
+  const releaseEnv = {
+    ...common,
+    DATABASE_URL: releaseDb.url,
+    GRPC_PORT: String(grpcPort),
+    RELEASE_CONSUMER_GROUP: uniqueId("crash-release"),
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
+  };
   const gatewayEnv = {
     ...common,
     DATABASE_URL: gatewayDb.url,
     HTTP_PORT: String(httpPort),
     GATEWAY_CONSUMER_GROUP: group,
+    // A killed member holds its partitions until its session expires: keep that short here.
+    GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
   };
 
   let release = run("release", releaseEnv);

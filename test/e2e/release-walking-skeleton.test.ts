@@ -12,7 +12,7 @@ import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
 
@@ -53,6 +53,8 @@ beforeAll(async () => {
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
+    RELEASE_CONSUMER_GROUP: uniqueId("e2e-release"),
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
   });
   stopAll.push(() => release.stop());
   releaseAddress = `127.0.0.1:${release.port}`;

@@ -8,7 +8,7 @@ import { inSpan, SpanKind, startTelemetry, type Telemetry, type TelemetryOptions
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 
 type SpanProcessor = NonNullable<TelemetryOptions["spanProcessors"]>[number];
 type EndedSpan = Parameters<SpanProcessor["onEnd"]>[0];
@@ -38,6 +38,8 @@ test("a RegisterRelease trace reaches the gateway's projection consumer", async 
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
+    RELEASE_CONSUMER_GROUP: uniqueId("trace-release"),
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
   });
   stops.push(() => release.stop());
   const gateway = await startGateway({

@@ -19,6 +19,8 @@ export const gatewayEnv = componentEnv({
   GATEWAY_CONSUMER_GROUP: z.string().min(1).default("rdm-gateway"),
   GATEWAY_DLQ_TOPIC: z.string().min(1).default("rdm.gateway.dlq.v1"),
   /** How long the broker may hold a fetch that has nothing new (bounds the projection's lag when idle). */
+  /** How long the broker waits for a silent gateway before giving its partitions to another member. */
+  GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
   GATEWAY_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(100),
 });
 
@@ -58,6 +60,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     fromBeginning: true,
     // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
     maxWaitTimeInMs: config.GATEWAY_FETCH_MAX_WAIT_MS,
+    sessionTimeoutMs: config.GATEWAY_CONSUMER_SESSION_TIMEOUT_MS,
     logger,
   });
   let consumersReady = false;
