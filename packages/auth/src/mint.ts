@@ -9,6 +9,8 @@ export interface MintDevTokenOptions {
   issuer: string;
   audience: string;
   name?: string;
+  /** Approval boards and teams (the `groups` claim), e.g. ["cab"]. */
+  groups?: string[];
   /** jose time span ("15m", "2h") or seconds; default "1h". */
   expiresIn?: string | number;
 }
@@ -20,6 +22,7 @@ export interface MintDevTokenOptions {
 export async function mintDevToken(options: MintDevTokenOptions): Promise<string> {
   const claims: Record<string, unknown> = { roles: options.roles };
   if (options.name) claims.name = options.name;
+  if (options.groups) claims.groups = options.groups;
   const expiresIn = options.expiresIn ?? "1h";
   return new SignJWT(claims)
     .setProtectedHeader({ alg: "HS256", typ: "JWT" })

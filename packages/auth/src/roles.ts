@@ -24,6 +24,11 @@ export interface Principal {
   subject: string;
   /** Known roles from the `roles` claim; unknown role names are dropped. */
   roles: Role[];
+  /**
+   * `groups` claim: the approval boards and teams the identity provider puts the subject in
+   * (e.g. "cab", "ecab"); empty when the token has none.
+   */
+  groups: string[];
   /** `name` claim, when present. */
   name?: string;
 }

@@ -116,7 +116,15 @@ function toPrincipal(payload: JWTPayload): Principal {
   if (roles !== undefined && !Array.isArray(roles)) {
     throw new Unauthenticated("invalid_claims", 'the "roles" claim must be an array of strings');
   }
-  const principal: Principal = { subject: payload.sub as string, roles: (roles ?? []).filter(isRole) };
+  const groups = payload.groups;
+  if (groups !== undefined && !(Array.isArray(groups) && groups.every((g) => typeof g === "string"))) {
+    throw new Unauthenticated("invalid_claims", 'the "groups" claim must be an array of strings');
+  }
+  const principal: Principal = {
+    subject: payload.sub as string,
+    roles: (roles ?? []).filter(isRole),
+    groups: groups ?? [],
+  };
   if (typeof payload.name === "string") principal.name = payload.name;
   return principal;
 }

@@ -48,6 +48,7 @@ describe("createTokenVerifier with an HS256 secret", () => {
       subject: "alice",
       name: "Alice",
       roles: ["release-manager", "approver", "not-a-role" as never],
+      groups: ["cab"],
       secret,
       issuer,
       audience,
@@ -56,7 +57,21 @@ describe("createTokenVerifier with an HS256 secret", () => {
       subject: "alice",
       name: "Alice",
       roles: ["release-manager", "approver"],
+      groups: ["cab"],
     });
+  });
+
+  test("no groups claim -> no groups; a groups claim that is not a string array -> invalid_claims", async () => {
+    const plain = await mintDevToken({ subject: "bob", roles: ["viewer"], secret, issuer, audience });
+    await expect(verifier.verify(plain)).resolves.toMatchObject({ subject: "bob", groups: [] });
+    const bad = await new SignJWT({ roles: [], groups: "cab" })
+      .setProtectedHeader({ alg: "HS256" })
+      .setSubject("bob")
+      .setIssuer(issuer)
+      .setAudience(audience)
+      .setExpirationTime("5m")
+      .sign(new TextEncoder().encode(secret));
+    expect(await reasonOf(verifier.verify(bad))).toBe("invalid_claims");
   });
 
   test("missing token", async () => {
@@ -151,7 +166,7 @@ describe("createTokenVerifier with public keys", () => {
       .setAudience(audience)
       .setExpirationTime("5m")
       .sign(privateKey);
-    await expect(verifier.verify(token)).resolves.toEqual({ subject: "bob", roles: ["deployer"] });
+    await expect(verifier.verify(token)).resolves.toEqual({ subject: "bob", roles: ["deployer"], groups: [] });
 
     // Algorithm confusion: the public key used as an HMAC secret must not verify.
     const confused = await mintDevToken({ subject: "eve", roles: ["admin"], secret: publicKeyPem, issuer, audience });
@@ -188,7 +203,11 @@ describe("createTokenVerifier with public keys", () => {
           .setAudience(audience)
           .setExpirationTime("5m")
           .sign(privateKey);
-      await expect(verifier.verify(await sign("k1"))).resolves.toEqual({ subject: "carol", roles: ["viewer"] });
+      await expect(verifier.verify(await sign("k1"))).resolves.toEqual({
+        subject: "carol",
+        roles: ["viewer"],
+        groups: [],
+      });
       expect(await reasonOf(verifier.verify(await sign("unknown")))).toBe("no_matching_key");
     });
 

@@ -186,7 +186,7 @@ describe("authenticated, authorized, validated calls", () => {
     expect(response.release?.title).toBe(request.title);
     expect(response.release?.registeredBy).toBe(subject);
     const call = registerCalls.find((c) => c.title === request.title);
-    expect(call?.ctx.principal).toEqual({ subject, roles: ["release-manager"] });
+    expect(call?.ctx.principal).toEqual({ subject, roles: ["release-manager"], groups: [] });
     expect(call?.ctx.requestId).toBe("req-42");
     expect(call?.ctx.metadata.get("authorization")).toEqual([]);
     expect(call?.ctx.method.name).toBe("RegisterRelease");
