@@ -147,6 +147,7 @@ async function main() {
   const token = await mintDevToken({
     subject: "dev-admin",
     roles: ["admin"],
+    groups: ["cab", "ecab"],
     secret,
     issuer: "rdm",
     audience: "rdm",
@@ -159,6 +160,7 @@ async function main() {
     say(`  ${c.name.padEnd(15)} ${c.kind === "grpc" ? "grpc" : "http"}://127.0.0.1:${c.port}`);
   say(`  OpenAPI         http://127.0.0.1:${components[4].port}/docs`);
   say(`  dev token (admin, 12h, local use only): ${token}`);
+  say("  more tokens: ./rdm token <subject> <role[,role]> [--groups cab,ecab]");
   say("Ctrl-C stops everything.");
 }
 
