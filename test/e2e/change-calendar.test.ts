@@ -20,8 +20,9 @@ import { type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/
 import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 
 const secret = randomUUID() + randomUUID();
-const token = (subject: string, roles: Role[]) =>
-  mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+/** `groups` is the token's groups claim: the approval boards (default "cab" and "ecab") the subject sits on. */
+const token = (subject: string, roles: Role[], groups: string[] = []) =>
+  mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
 const stopAll: (() => Promise<void>)[] = [];
 let address: string;
 let gatewayUrl: string;
@@ -118,8 +119,9 @@ const expected = (c: ChangeRequest) => ({
 
 test("the gateway's change list, detail and calendar match the change service", async () => {
   const manager = createGrpcClient(ChangeService, address, { token: await token("carl", ["change-manager"]) });
-  const anna = createGrpcClient(ChangeService, address, { token: await token("anna", ["approver"]) });
-  const ben = createGrpcClient(ChangeService, address, { token: await token("ben", ["approver"]) });
+  // Anna sits on both boards (she approves the emergency change too), Ben on the CAB.
+  const anna = createGrpcClient(ChangeService, address, { token: await token("anna", ["approver"], ["cab", "ecab"]) });
+  const ben = createGrpcClient(ChangeService, address, { token: await token("ben", ["approver"], ["cab"]) });
   const base = new Date(Date.UTC(2032, 4, 1, 20));
   const frozenCi = uniqueId("ci-ledger");
   const sharedCi = uniqueId("ci-checkout");

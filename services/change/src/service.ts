@@ -12,6 +12,9 @@ import { readModelMigrations } from "./store/read-model.js";
 
 /** The change service's own settings (beside the shared gRPC service ones). */
 export const changeConsumerEnv = componentEnv({
+  /** Token groups (`groups` claim) whose members vote on NORMAL (CAB) and EMERGENCY (ECAB) changes. */
+  CHANGE_CAB_GROUP: z.string().min(1).default("cab"),
+  CHANGE_ECAB_GROUP: z.string().min(1).default("ecab"),
   /** Consumer group of the reactions to release and deployment events. */
   CHANGE_CONSUMER_GROUP: z.string().min(1).default("rdm-change"),
   CHANGE_DLQ_TOPIC: z.string().min(1).default("rdm.change.dlq.v1"),
@@ -29,7 +32,12 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
     name: "change",
     defaultPort: 50052,
     migrations: readModelMigrations,
-    services: ({ store, pool }) => [changeServiceHandlers({ store, pool })],
+    services: ({ store, pool }) => {
+      // Read at start, not at import: changeService is built from process.env when imported.
+      const config = loadConfig(changeConsumerEnv, env);
+      const boardGroups = { cab: config.CHANGE_CAB_GROUP, ecab: config.CHANGE_ECAB_GROUP };
+      return [changeServiceHandlers({ store, pool, boardGroups })];
+    },
     async workers({ kafka, pool, store, logger }) {
       const config = loadConfig(changeConsumerEnv, env);
       const common = {

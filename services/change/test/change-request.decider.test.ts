@@ -20,6 +20,7 @@ import { EventMetadataSchema, type TimeWindow, TimeWindowSchema } from "@rdm/pro
 import {
   type ChangeRequestCommand,
   type ChangeRequestEvent,
+  DEFAULT_BOARD_GROUPS,
   decide,
   fold,
   type RaiseChange,
@@ -90,8 +91,22 @@ const assess = (
   requiredApprovals,
   notes: "checked",
 });
-const approve = (approver: string): ChangeRequestCommand => ({ kind: "approveChange", approver, comment: "ok" });
-const reject = (approver: string): ChangeRequestCommand => ({ kind: "rejectChange", approver, reason: "too risky" });
+/** A vote by `approver` whose token carries `groups` (by default the CAB's). */
+const vote = (approver: string, groups: string[]) => ({
+  approver,
+  approverGroups: groups,
+  boardGroups: DEFAULT_BOARD_GROUPS,
+});
+const approve = (approver: string, groups = ["cab"]): ChangeRequestCommand => ({
+  kind: "approveChange",
+  ...vote(approver, groups),
+  comment: "ok",
+});
+const reject = (approver: string, groups = ["cab"]): ChangeRequestCommand => ({
+  kind: "rejectChange",
+  ...vote(approver, groups),
+  reason: "too risky",
+});
 const june = window("2026-06-10T20:00:00Z", "2026-06-10T22:00:00Z");
 const schedule = (overrides: Partial<ScheduleChange> = {}): ScheduleChange => ({
   kind: "scheduleChange",
@@ -470,16 +485,16 @@ describe("CAB approvals", () => {
       });
   });
 
-  test("separation of duties: the requester cannot approve", () => {
+  test("separation of duties: the requester cannot approve, even on the board", () => {
     given(...assessed())
       .when(approve("rita"))
-      .thenFails("change.approval.separation_of_duties");
+      .thenFails("change.approval.separation_of_duties", "PERMISSION_DENIED");
   });
 
   test("separation of duties: the requester cannot reject either", () => {
     given(...assessed())
       .when(reject("rita"))
-      .thenFails("change.approval.separation_of_duties");
+      .thenFails("change.approval.separation_of_duties", "PERMISSION_DENIED");
   });
 
   test("a board member votes once", () => {
@@ -515,6 +530,60 @@ describe("CAB approvals", () => {
     given(...authorized())
       .when(reject("ben"))
       .thenFails("change.reject.state");
+  });
+});
+
+describe("board membership", () => {
+  const emergencyAssessed = () => history(raiseEmergency, submit, assess());
+
+  test.each([
+    ["approve", approve("anna", [])],
+    ["reject", reject("anna", ["release-board"])],
+  ])("an approver outside the CAB cannot %s, and the refusal names the group", (_, command) => {
+    const error = given(...assessed())
+      .when(command)
+      .thenFails("change.approval.board_member", "PERMISSION_DENIED");
+    expect(error.details).toEqual([expect.objectContaining({ rule: "change.approval.board_member", subject: "cab" })]);
+    expect(error.message).toContain('"cab"');
+  });
+
+  test("a CAB member's approval is counted", () => {
+    given(...assessed(1))
+      .when(approve("anna", ["developers", "cab"]))
+      .thenEvents((events, change) => {
+        expect(types(events)).toEqual(["ChangeApprovalRecorded", "ChangeRequestAuthorized"]);
+        expect(events[1]).toMatchObject({ approvers: ["anna"], board: ChangeBoard.CAB });
+        expect(change.state).toBe(ChangeState.AUTHORIZED);
+      });
+  });
+
+  test("an emergency change needs the ECAB: a CAB member is refused, an ECAB member authorizes", () => {
+    const error = given(...emergencyAssessed())
+      .when(approve("anna", ["cab"]))
+      .thenFails("change.approval.board_member", "PERMISSION_DENIED");
+    expect(error.details[0]?.subject).toBe("ecab");
+    given(...emergencyAssessed())
+      .when(approve("erin", ["ecab"]))
+      .thenEvents((events, change) => {
+        expect(events[1]).toMatchObject({ approvers: ["erin"], board: ChangeBoard.ECAB });
+        expect(change.state).toBe(ChangeState.AUTHORIZED);
+      });
+  });
+
+  test("the board groups are configured, not fixed", () => {
+    const boardGroups = { cab: "change-advisory-board", ecab: "ecab" };
+    given(...assessed(1))
+      .when({ kind: "approveChange", approver: "anna", approverGroups: ["cab"], boardGroups, comment: "" })
+      .thenFails("change.approval.board_member", "PERMISSION_DENIED");
+    given(...assessed(1))
+      .when({ kind: "approveChange", approver: "anna", approverGroups: [boardGroups.cab], boardGroups, comment: "" })
+      .thenEvents((_, change) => expect(change.state).toBe(ChangeState.AUTHORIZED));
+  });
+
+  test("a requester outside the board is refused as a non-member first", () => {
+    given(...assessed())
+      .when(approve("rita", []))
+      .thenFails("change.approval.board_member", "PERMISSION_DENIED");
   });
 });
 
@@ -585,14 +654,14 @@ describe("ScheduleChange", () => {
   });
 
   test("an emergency change inside a freeze needs a justification", () => {
-    const emergency = history(raiseEmergency, submit, assess(), approve("anna"));
+    const emergency = history(raiseEmergency, submit, assess(), approve("anna", ["ecab"]));
     given(...emergency)
       .when(schedule({ freezes: [freeze()], freezeOverrideJustification: "  " }))
       .thenFails("change.schedule.freeze_override_justification");
   });
 
   test("an emergency change overrides a freeze, recording the freezes and the justification", () => {
-    const emergency = history(raiseEmergency, submit, assess(), approve("anna"));
+    const emergency = history(raiseEmergency, submit, assess(), approve("anna", ["ecab"]));
     given(...emergency)
       .when(schedule({ freezes: [freeze()], freezeOverrideJustification: "payments outage P1" }))
       .thenEvents((events, change) => {
@@ -609,7 +678,7 @@ describe("ScheduleChange", () => {
   });
 
   test("an emergency change outside any freeze records no override", () => {
-    const emergency = history(raiseEmergency, submit, assess(), approve("anna"));
+    const emergency = history(raiseEmergency, submit, assess(), approve("anna", ["ecab"]));
     given(...emergency)
       .when(schedule({ freezeOverrideJustification: "just in case" }))
       .thenEvents((_, change) =>

@@ -13,6 +13,7 @@ import {
   ApprovalDecision,
   ChangeBoard,
   ChangeImpact,
+  type ChangeRequest,
   ChangeReviewOutcome,
   ChangeRisk,
   ChangeState,
@@ -40,10 +41,13 @@ let databaseUrl: string;
 let producer: Producer;
 const stopAll: (() => Promise<void>)[] = [];
 
-const clientAs = async (subject: string, roles: Role[]) =>
+/** `groups` is the token's groups claim: "cab" seats a caller on the CAB, ECAB_GROUP on the ECAB. */
+const clientAs = async (subject: string, roles: Role[], groups: string[] = []) =>
   createGrpcClient(ChangeService, address, {
-    token: await mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" }),
+    token: await mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" }),
   });
+// The CAB keeps its default group; the ECAB's is configured, so both paths are exercised.
+const ECAB_GROUP = "ecab-on-call";
 
 beforeAll(async () => {
   const brokers = await testKafkaBrokers();
@@ -57,6 +61,7 @@ beforeAll(async () => {
     LOG_LEVEL: "warn",
     CHANGE_CONSUMER_GROUP: uniqueId("change-it"),
     CHANGE_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+    CHANGE_ECAB_GROUP: ECAB_GROUP,
   });
   stopAll.push(() => service.stop());
   address = `127.0.0.1:${service.port}`;
@@ -114,10 +119,23 @@ async function precondition(call: Promise<unknown>) {
   return { message: details.message, violations: details.preconditionFailure?.violations ?? [] };
 }
 
+/** A PERMISSION_DENIED refusal: its message and ErrorInfo (reason, rule and subject). */
+async function denied(call: Promise<unknown>) {
+  const error = await call.then(
+    () => {
+      throw new Error("expected PERMISSION_DENIED");
+    },
+    (e: unknown) => e,
+  );
+  const details = errorDetails(error);
+  expect(details.code).toBe(status.PERMISSION_DENIED);
+  return { message: details.message, reason: details.errorInfo?.reason, metadata: details.errorInfo?.metadata ?? {} };
+}
+
 /** Raises, submits, assesses (quorum 1) and authorizes a change; returns its id. */
 async function authorizedChange(overrides: Record<string, unknown> = {}) {
   const requester = await clientAs("rita", ["change-manager"]);
-  const approver = await clientAs("anna", ["approver"]);
+  const approver = await clientAs("anna", ["approver"], ["cab"]);
   const { change } = await requester.raiseChange(rfc(overrides));
   const id = change?.changeRequestId as string;
   await requester.submitChange({ ...rid(), changeRequestId: id });
@@ -173,8 +191,8 @@ test("a draft is edited (risk recomputed, queries see the new CIs); a submitted 
 
 test("a normal change goes through the CAB to CLOSED", async () => {
   const requester = await clientAs("rita", ["change-manager"]);
-  const anna = await clientAs("anna", ["approver"]);
-  const ben = await clientAs("ben", ["approver"]);
+  const anna = await clientAs("anna", ["approver"], ["cab"]);
+  const ben = await clientAs("ben", ["approver"], ["cab"]);
   const implementer = await clientAs("dora", ["deployer"]);
   const { window } = slot();
   const releaseId = randomUUID();
@@ -359,7 +377,7 @@ test("an emergency change overrides a freeze with a recorded justification (ECAB
     urgency: ChangeUrgency.HIGH,
   });
   expect(assessed.change).toMatchObject({ board: ChangeBoard.ECAB, requiredApprovals: 1, risk: ChangeRisk.CRITICAL });
-  await (await clientAs("erin", ["approver"])).approveChange({ ...rid(), changeRequestId: id });
+  await (await clientAs("erin", ["approver"], [ECAB_GROUP])).approveChange({ ...rid(), changeRequestId: id });
 
   const unjustified = await precondition(manager.scheduleChange({ ...rid(), changeRequestId: id, window }));
   expect(unjustified.violations[0]?.type).toBe("change.schedule.freeze");
@@ -425,23 +443,112 @@ test("collisions on the same CIs are reported; strict mode refuses them", async 
   expect(byCi.changes.map((c) => c.changeRequestId)).toEqual([first]);
 });
 
-test("separation of duties: the requester cannot approve their own change", async () => {
-  // Rita holds both roles; the rule, not the role check, refuses her.
-  const rita = await clientAs("rita", ["change-manager", "approver"]);
+test("separation of duties: the requester cannot approve their own change (PERMISSION_DENIED)", async () => {
+  // Rita holds both roles and sits on the CAB; the rule, not the role or board check, refuses her.
+  const rita = await clientAs("rita", ["change-manager", "approver"], ["cab"]);
   const { change } = await rita.raiseChange(rfc());
   const id = change?.changeRequestId as string;
   await rita.submitChange({ ...rid(), changeRequestId: id });
   await rita.assessChange({ ...rid(), changeRequestId: id, impact: ChangeImpact.LOW, urgency: ChangeUrgency.LOW });
-  const refused = await precondition(rita.approveChange({ ...rid(), changeRequestId: id }));
-  expect(refused.violations.map((v) => v.type)).toEqual(["change.approval.separation_of_duties"]);
+  for (const vote of [
+    rita.approveChange({ ...rid(), changeRequestId: id }),
+    rita.rejectChange({ ...rid(), changeRequestId: id, reason: "mine" }),
+  ]) {
+    const refused = await denied(vote);
+    expect(refused.reason).toBe("CHANGE_APPROVAL_SEPARATION_OF_DUTIES");
+    expect(refused.metadata).toMatchObject({ rule: "change.approval.separation_of_duties" });
+  }
 
-  const viewer = await clientAs("vera", ["viewer"]);
-  await expect(viewer.approveChange({ ...rid(), changeRequestId: id })).rejects.toMatchObject({
-    code: status.PERMISSION_DENIED,
-  });
-  const anna = await clientAs("anna", ["approver"]);
+  const viewer = await clientAs("vera", ["viewer"], ["cab"]);
+  expect((await denied(viewer.approveChange({ ...rid(), changeRequestId: id }))).reason).toBe("MISSING_ROLE");
+  const anna = await clientAs("anna", ["approver"], ["cab"]);
   const approved = await anna.approveChange({ ...rid(), changeRequestId: id });
   expect(approved.change?.state).toBe(ChangeState.AUTHORIZED);
+});
+
+test("only members of the change's board vote: the CAB's group for normal changes, the ECAB's for emergencies", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const assessedChange = async (type: ChangeType) => {
+    const { change } = await manager.raiseChange(rfc({ type }));
+    const id = change?.changeRequestId as string;
+    await manager.submitChange({ ...rid(), changeRequestId: id });
+    await manager.assessChange({
+      ...rid(),
+      changeRequestId: id,
+      impact: ChangeImpact.LOW,
+      urgency: ChangeUrgency.LOW,
+      requiredApprovals: 1,
+    });
+    return id;
+  };
+  const normal = await assessedChange(ChangeType.NORMAL);
+  const emergency = await assessedChange(ChangeType.EMERGENCY);
+
+  // The approver role alone lets nobody vote.
+  const outsider = await clientAs("otto", ["approver"], ["developers"]);
+  for (const vote of [
+    outsider.approveChange({ ...rid(), changeRequestId: normal }),
+    outsider.rejectChange({ ...rid(), changeRequestId: normal, reason: "no" }),
+  ]) {
+    const refused = await denied(vote);
+    expect(refused.reason).toBe("CHANGE_APPROVAL_BOARD_MEMBER");
+    expect(refused.metadata).toEqual({ rule: "change.approval.board_member", subject: "cab" });
+    expect(refused.message).toContain('"cab"');
+  }
+  // A CAB member is not on the ECAB, nor is a member of the default "ecab" group once it is configured away.
+  const cabMember = await clientAs("anna", ["approver"], ["cab", "ecab"]);
+  const refused = await denied(cabMember.approveChange({ ...rid(), changeRequestId: emergency }));
+  expect(refused.metadata).toEqual({ rule: "change.approval.board_member", subject: ECAB_GROUP });
+
+  const viewer = await clientAs("vera", ["viewer"]);
+  for (const id of [normal, emergency]) {
+    const current = (await viewer.getChange({ changeRequestId: id })).change;
+    expect([current?.state, current?.approvals]).toEqual([ChangeState.ASSESSED, []]);
+  }
+  expect((await cabMember.approveChange({ ...rid(), changeRequestId: normal })).change?.state).toBe(
+    ChangeState.AUTHORIZED,
+  );
+  const erin = await clientAs("erin", ["approver"], [ECAB_GROUP]);
+  expect((await erin.approveChange({ ...rid(), changeRequestId: emergency })).change?.state).toBe(
+    ChangeState.AUTHORIZED,
+  );
+});
+
+test("ListChanges filters by type and by text in the title or the key, case-insensitively", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const ci = uniqueId("ci-filters");
+  const marker = uniqueId("Quokka");
+  const raise = async (overrides: Record<string, unknown>) =>
+    (await manager.raiseChange(rfc({ affectedCiIds: [ci], ...overrides }))).change as ChangeRequest;
+  const normal = await raise({ title: `Resize the ${marker} cluster` });
+  const emergency = await raise({ type: ChangeType.EMERGENCY, title: "Patch the 100% CPU bug" });
+  const ids = (changes: ChangeRequest[]) => changes.map((c) => c.changeRequestId);
+
+  // Types (scoped to this test's CI; newest first).
+  expect(ids((await viewer.listChanges({ ciId: ci, types: [ChangeType.EMERGENCY] })).changes)).toEqual([
+    emergency.changeRequestId,
+  ]);
+  expect(ids((await viewer.listChanges({ ciId: ci, types: [ChangeType.NORMAL] })).changes)).toEqual([
+    normal.changeRequestId,
+  ]);
+  expect(
+    ids((await viewer.listChanges({ ciId: ci, types: [ChangeType.NORMAL, ChangeType.EMERGENCY] })).changes),
+  ).toEqual([emergency.changeRequestId, normal.changeRequestId]);
+  expect((await viewer.listChanges({ ciId: ci, types: [ChangeType.STANDARD] })).changes).toEqual([]);
+
+  // Text: part of the title in another case, the key in lower case; LIKE wildcards are literal.
+  expect(ids((await viewer.listChanges({ text: marker.toUpperCase() })).changes)).toEqual([normal.changeRequestId]);
+  expect(ids((await viewer.listChanges({ text: `the ${marker.toLowerCase()} clu` })).changes)).toEqual([
+    normal.changeRequestId,
+  ]);
+  expect(ids((await viewer.listChanges({ text: emergency.key.toLowerCase() })).changes)).toEqual([
+    emergency.changeRequestId,
+  ]);
+  expect(ids((await viewer.listChanges({ text: "%" })).changes)).toEqual([emergency.changeRequestId]);
+  expect((await viewer.listChanges({ text: `${marker}-nothing` })).changes).toEqual([]);
+  // Combined with the type filter, both must hold.
+  expect((await viewer.listChanges({ text: marker, types: [ChangeType.EMERGENCY] })).changes).toEqual([]);
 });
 
 test("a retried request id returns the first result; invalid input is INVALID_ARGUMENT", async () => {

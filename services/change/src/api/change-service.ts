@@ -7,6 +7,7 @@ import {
   FailedPrecondition,
   InvalidArgument,
   NotFound,
+  PermissionDenied,
   type ServiceRegistration,
 } from "@rdm/grpc";
 import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -38,7 +39,14 @@ import {
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import { toInterval } from "../domain/calendar.js";
-import { type ChangeRequestCommand, type ChangeRequestState, changeKey, decide } from "../domain/change-request.js";
+import {
+  type BoardGroups,
+  type ChangeRequestCommand,
+  type ChangeRequestState,
+  changeKey,
+  DEFAULT_BOARD_GROUPS,
+  decide,
+} from "../domain/change-request.js";
 import { decideFreezeWindow } from "../domain/freeze-window.js";
 import { ChangeRuleViolation } from "../domain/rule-violation.js";
 import { decideStandardChangeTemplate } from "../domain/standard-change-template.js";
@@ -61,6 +69,8 @@ export interface ChangeApiDeps {
   store: EventStore;
   pool: pg.Pool;
   clock?: () => Date;
+  /** The token groups of the CAB and the ECAB (default "cab" and "ecab"). */
+  boardGroups?: BoardGroups;
 }
 
 const READERS = [
@@ -97,6 +107,13 @@ export function toApiError(error: unknown): unknown {
       return new AlreadyExists(error.message);
     case "NOT_FOUND":
       return new NotFound(error.subject, error.details[0]?.subject ?? "", error.message);
+    case "PERMISSION_DENIED":
+      // ErrorInfo, as the release service: the reason is the rule as a constant; the metadata
+      // keeps the rule's own name and its subject (e.g. the board's group).
+      return new PermissionDenied(error.message, error.rule.toUpperCase().replaceAll(".", "_"), {
+        rule: error.rule,
+        subject: error.details[0]?.subject ?? "",
+      });
     default:
       return new FailedPrecondition(
         error.message,
@@ -121,6 +138,7 @@ export function changeServiceHandlers({
   store,
   pool,
   clock = () => new Date(),
+  boardGroups = DEFAULT_BOARD_GROUPS,
 }: ChangeApiDeps): ServiceRegistration<(typeof ChangeService)["method"]> {
   type Methods = (typeof ChangeService)["method"];
 
@@ -388,6 +406,8 @@ export function changeServiceHandlers({
         return changeCommand(M.approveChange, request, ctx, ApproveChangeResponseSchema, () => ({
           kind: "approveChange",
           approver: actor(ctx),
+          approverGroups: ctx.principal.groups,
+          boardGroups,
           comment: request.comment,
         }));
       },
@@ -396,6 +416,8 @@ export function changeServiceHandlers({
         return changeCommand(M.rejectChange, request, ctx, RejectChangeResponseSchema, () => ({
           kind: "rejectChange",
           approver: actor(ctx),
+          approverGroups: ctx.principal.groups,
+          boardGroups,
           reason: request.reason,
         }));
       },

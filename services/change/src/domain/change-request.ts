@@ -136,15 +136,28 @@ export interface AssessChange {
   notes: string;
 }
 
-export interface ApproveChange {
-  kind: "approveChange";
+/** The token group whose members sit on each voting board (CHANGE_CAB_GROUP, CHANGE_ECAB_GROUP). */
+export interface BoardGroups {
+  cab: string;
+  ecab: string;
+}
+
+export const DEFAULT_BOARD_GROUPS: Readonly<BoardGroups> = { cab: "cab", ecab: "ecab" };
+
+/** A vote's caller: who votes, the groups of their token, and which group each board is. */
+interface Vote {
   approver: string;
+  approverGroups: readonly string[];
+  boardGroups: Readonly<BoardGroups>;
+}
+
+export interface ApproveChange extends Vote {
+  kind: "approveChange";
   comment: string;
 }
 
-export interface RejectChange {
+export interface RejectChange extends Vote {
   kind: "rejectChange";
-  approver: string;
   reason: string;
 }
 
@@ -248,6 +261,32 @@ function requireState(change: ChangeRequest, action: string, allowed: readonly C
   );
 }
 
+/**
+ * The `approver` role lets a caller vote at all; sitting on this change's board is the token's
+ * group (the identity provider's list of CAB/ECAB members), checked per change.
+ */
+function requireBoardMember(change: ChangeRequest, vote: Vote): void {
+  const group =
+    change.board === ChangeBoard.CAB
+      ? vote.boardGroups.cab
+      : change.board === ChangeBoard.ECAB
+        ? vote.boardGroups.ecab
+        : undefined;
+  if (group === undefined) {
+    // Standard changes are authorized by their template: no board votes on them.
+    throw new ChangeRuleViolation(
+      "FAILED_PRECONDITION",
+      "change.approval.board",
+      `change ${change.key} is ${ChangeBoard[change.board]}; no board votes on it`,
+    );
+  }
+  if (vote.approverGroups.includes(group)) return;
+  const description = `${vote.approver} is not in group "${group}" (${ChangeBoard[change.board]}) and cannot vote on change ${change.key}`;
+  throw new ChangeRuleViolation("PERMISSION_DENIED", "change.approval.board_member", description, [
+    { rule: "change.approval.board_member", subject: group, description },
+  ]);
+}
+
 /** Fields every change event carries: its id, the linked release and the state after it. */
 const envelope = (change: ChangeRequest, state: ChangeState) => ({
   changeRequestId: change.changeRequestId,
@@ -286,9 +325,11 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "approveChange":
     case "rejectChange": {
       requireState(change, command.kind === "approveChange" ? "approve" : "reject", [ChangeState.ASSESSED]);
+      requireBoardMember(change, command);
       if (command.approver === change.requester) {
+        // Who may act, not what state the change is in: PERMISSION_DENIED, as in the release service.
         throw new ChangeRuleViolation(
-          "FAILED_PRECONDITION",
+          "PERMISSION_DENIED",
           "change.approval.separation_of_duties",
           `${command.approver} requested change ${change.key} and cannot approve or reject it`,
         );

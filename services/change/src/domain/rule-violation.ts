@@ -13,7 +13,7 @@ export class ChangeRuleViolation extends Error {
   override readonly name = "ChangeRuleViolation";
   readonly details: RuleDetail[];
   constructor(
-    readonly code: "ALREADY_EXISTS" | "FAILED_PRECONDITION" | "NOT_FOUND",
+    readonly code: "ALREADY_EXISTS" | "FAILED_PRECONDITION" | "NOT_FOUND" | "PERMISSION_DENIED",
     readonly rule: string,
     message: string,
     details: RuleDetail[] = [],
