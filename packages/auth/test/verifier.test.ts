@@ -32,11 +32,11 @@ describe("roles", () => {
   });
 
   test("hasAnyRole: one of the allowed roles, or admin", () => {
-    expect(hasAnyRole({ subject: "a", roles: ["viewer"] }, ["viewer", "approver"])).toBe(true);
-    expect(hasAnyRole({ subject: "a", roles: ["deployer"] }, ["viewer", "approver"])).toBe(false);
-    expect(hasAnyRole({ subject: "a", roles: [] }, ["viewer"])).toBe(false);
-    expect(hasAnyRole({ subject: "a", roles: ["admin"] }, ["release-manager"])).toBe(true);
-    expect(hasAnyRole({ subject: "a", roles: ["admin"] }, [])).toBe(true);
+    expect(hasAnyRole({ subject: "a", roles: ["viewer"], groups: [] }, ["viewer", "approver"])).toBe(true);
+    expect(hasAnyRole({ subject: "a", roles: ["deployer"], groups: [] }, ["viewer", "approver"])).toBe(false);
+    expect(hasAnyRole({ subject: "a", roles: [], groups: [] }, ["viewer"])).toBe(false);
+    expect(hasAnyRole({ subject: "a", roles: ["admin"], groups: [] }, ["release-manager"])).toBe(true);
+    expect(hasAnyRole({ subject: "a", roles: ["admin"], groups: [] }, [])).toBe(true);
   });
 });
 

@@ -15,7 +15,13 @@ describe("service registration is checked at startup", () => {
       createGrpcServer({
         logger: captureLogger(),
         verifier,
-        services: [{ service: ReleaseService, handlers, roles: { registerRelease: ["release-manager"] } as never }],
+        services: [
+          {
+            service: ReleaseService,
+            handlers: handlers as never,
+            roles: { registerRelease: ["release-manager"] } as never,
+          },
+        ],
       }),
     ).toThrow(/rdm\.release\.v1\.ReleaseService\.GetRelease \(getRelease\): no roles entry/);
   });

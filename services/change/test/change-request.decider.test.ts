@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   ApprovalDecision,
@@ -162,16 +162,16 @@ const given = (...events: ChangeRequestEvent[]) => ({
 
 const types = (events: ChangeRequestEvent[]) => events.map((event) => event.$typeName.replace("rdm.change.v1.", ""));
 
-const freeze = (overrides: Partial<FreezeWindow> = {}): FreezeWindow =>
+const freeze = (overrides: MessageInitShape<typeof FreezeWindowSchema> = {}): FreezeWindow =>
   create(FreezeWindowSchema, {
     freezeWindowId: "f-1",
     name: "Summer sale",
     window: window("2026-06-10T00:00:00Z", "2026-06-11T00:00:00Z"),
     scope: { all: true },
     ...overrides,
-  });
+  } as MessageInitShape<typeof FreezeWindowSchema>);
 
-const other = (overrides: Partial<ChangeRequest> = {}): ChangeRequest =>
+const other = (overrides: MessageInitShape<typeof ChangeRequestSchema> = {}): ChangeRequest =>
   create(ChangeRequestSchema, {
     changeRequestId: "other-1",
     key: "CHG-2026-0099",
@@ -643,7 +643,7 @@ describe("ScheduleChange", () => {
     ["a lifted freeze", { lifted: true }],
   ])("a freeze on %s does not apply", (_, overrides) => {
     given(...authorized())
-      .when(schedule({ freezes: [freeze(overrides as Partial<FreezeWindow>)] }))
+      .when(schedule({ freezes: [freeze(overrides as MessageInitShape<typeof FreezeWindowSchema>)] }))
       .thenEvents((_, change) => expect(change.state).toBe(ChangeState.SCHEDULED));
   });
 
