@@ -53,10 +53,11 @@ afterAll(async () => {
   for (const stop of stops.reverse()) await stop();
 });
 
-const token = (subject: string, roles: Role[]) =>
-  mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
-const client = async (subject: string, roles: Role[]) =>
-  createGrpcClient(ReleaseService, releaseAddress, { token: await token(subject, roles) });
+/** `groups` is the token's groups claim: the approval boards (e.g. "cab") the subject sits on. */
+const token = (subject: string, roles: Role[], groups: string[] = []) =>
+  mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+const client = async (subject: string, roles: Role[], groups: string[] = []) =>
+  createGrpcClient(ReleaseService, releaseAddress, { token: await token(subject, roles, groups) });
 const req = () => ({ requestId: randomUUID() });
 
 async function getJson(path: string) {
@@ -150,7 +151,7 @@ async function readEvents(path: string, done: (events: { event: string; data: { 
             .filter((l) => !l.startsWith(":") && l.includes(": "))
             .map((l) => [l.slice(0, l.indexOf(": ")), l.slice(l.indexOf(": ") + 2)]),
         );
-        if (fields.data) events.push({ event: fields.event, data: JSON.parse(fields.data) });
+        if (fields.data) events.push({ event: fields.event ?? "message", data: JSON.parse(fields.data) });
         split = buffer.indexOf("\n\n");
       }
     }
@@ -164,8 +165,8 @@ async function readEvents(path: string, done: (events: { event: string; data: { 
 test("the gateway's release overview equals the service after every step", async () => {
   const manager = await client("rita", ["release-manager"]);
   const coordinator = await client("carl", ["release-coordinator"]);
-  const ann = await client("ann", ["approver"]);
-  const ben = await client("ben", ["approver"]);
+  const ann = await client("ann", ["approver"], ["cab"]);
+  const ben = await client("ben", ["approver"], ["cab"]);
   const owner = uniqueId("olivia");
 
   // Subscribe first (from now), so the stream must deliver what the steps below produce.

@@ -22,6 +22,13 @@ export class TestClock {
 
 export type ReleaseClient = GrpcClient<(typeof ReleaseService)["method"]>;
 
+export interface ClientOptions {
+  /** The token's groups claim, e.g. ["cab"] for an approver on the change advisory board. */
+  groups?: string[];
+  /** The instance to call; the first one by default. */
+  instance?: RunningService;
+}
+
 export interface Harness {
   databaseUrl: string;
   brokers: string[];
@@ -29,7 +36,7 @@ export interface Harness {
   instances: RunningService[];
   /** Starts another instance on the same database (a replica, or a restart). */
   startInstance(extraEnv?: Record<string, string>): Promise<RunningService>;
-  client(subject: string, roles: Role[], instance?: RunningService): Promise<ReleaseClient>;
+  client(subject: string, roles: Role[], options?: ClientOptions): Promise<ReleaseClient>;
   stop(): Promise<void>;
 }
 
@@ -65,8 +72,16 @@ export async function startHarness(extraEnv: Record<string, string> = {}): Promi
     clock,
     instances,
     startInstance,
-    async client(subject, roles, instance = instances[0]) {
-      const token = await mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+    async client(subject, roles, { groups, instance = instances[0] } = {}) {
+      const token = await mintDevToken({
+        subject,
+        roles,
+        ...(groups ? { groups } : {}),
+        secret,
+        issuer: "rdm",
+        audience: "rdm",
+        expiresIn: "10m",
+      });
       return createGrpcClient(ReleaseService, `127.0.0.1:${instance?.port}`, { token });
     },
     async stop() {

@@ -40,9 +40,15 @@ export const register = (
   ...overrides,
 });
 
+/** Who runs a command: a subject alone (no groups claim), or a subject with its token groups. */
+export type Caller = string | { actor: string; groups: readonly string[] };
+
+/** A caller whose token carries `groups`, e.g. `member("ann", "cab")`. */
+export const member = (actor: string, ...groups: string[]): Caller => ({ actor, groups });
+
 let ids = 0;
-export const context = (actor = "rita", now = T0): DecisionContext => ({
-  actor,
+export const context = (caller: Caller = "rita", now = T0): DecisionContext => ({
+  ...(typeof caller === "string" ? { actor: caller, groups: [] } : caller),
   now,
   newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
 });
@@ -56,8 +62,9 @@ export class Scenario {
     return fold(this.events);
   }
 
-  run(command: ReleaseCommand, actor = "rita", now = this.now): ReleaseEvent[] {
-    const ctx = context(actor, now);
+  run(command: ReleaseCommand, caller: Caller = "rita", now = this.now): ReleaseEvent[] {
+    const ctx = context(caller, now);
+    const actor = ctx.actor;
     const decided = decide(command, this.state, ctx);
     const before = this.state;
     const all = [...decided, ...notificationsFor(decided, (prefix) => fold(prefix, before), ctx)];
@@ -70,9 +77,9 @@ export class Scenario {
   }
 
   /** The error the command is refused with (fails the test when it is accepted). */
-  refusal(command: ReleaseCommand, actor = "rita", now = this.now): ReleaseRuleViolation {
+  refusal(command: ReleaseCommand, caller: Caller = "rita", now = this.now): ReleaseRuleViolation {
     try {
-      decide(command, this.state, context(actor, now));
+      decide(command, this.state, context(caller, now));
     } catch (error) {
       if (error instanceof ReleaseRuleViolation) return error;
       throw error;
@@ -95,7 +102,7 @@ export class Scenario {
       this.run({ kind: "completeTask", taskId: t.taskId });
   }
 
-  /** Requests and grants every approval the current phase requires, by distinct approvers. */
+  /** Requests and grants every approval the current phase requires, by distinct members of each group. */
   grantApprovals() {
     const model = this.state.model;
     const phase = model?.phases.find((p) => p.phase === this.release.phase);
@@ -110,7 +117,10 @@ export class Scenario {
       );
       const approvalId = (requested as { approvalId: string }).approvalId;
       for (let i = 0; i < requirement.quorum; i++)
-        this.run({ kind: "approveRelease", approvalId, comment: "ok" }, `approver-${i}`);
+        this.run(
+          { kind: "approveRelease", approvalId, comment: "ok" },
+          requirement.members[i] ?? member(`approver-${i}`, requirement.approverGroup),
+        );
     }
   }
 

@@ -51,7 +51,10 @@ async function advance(client: ReleaseClient, releaseId: string) {
 
 test("a missed deadline is reported once with two replicas, escalated once, and never again after a restart", async () => {
   const [a, b] = h.instances;
-  const clients = [await h.client("rita", ["release-manager"], a), await h.client("rita", ["release-manager"], b)];
+  const clients = [
+    await h.client("rita", ["release-manager"], { instance: a }),
+    await h.client("rita", ["release-manager"], { instance: b }),
+  ];
   const manager = clients[0] as ReleaseClient;
   const start = h.clock.current.getTime();
 
@@ -101,7 +104,7 @@ test("a missed deadline is reported once with two replicas, escalated once, and 
   await a?.stop();
   await b?.stop();
   const c = await h.startInstance();
-  const fresh = await h.client("rita", ["release-manager"], c);
+  const fresh = await h.client("rita", ["release-manager"], { instance: c });
   const { release: later } = await fresh.registerRelease(registration({ title: "After restart", modelVersion: 1 }));
   h.clock.advance(6 * DAY);
   await waitFor(async () => (await countEvents("ReleaseDeadlineMissed")).get(later?.releaseId as string) === 1, {

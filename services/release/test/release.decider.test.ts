@@ -11,7 +11,7 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { EMERGENCY_MODEL, STANDARD_MODEL, seconds, validateModel } from "../src/domain/models.js";
 import { gateConditions, type ReleaseCommand } from "../src/domain/release.js";
-import { RELEASE_ID, register, Scenario, T0, types } from "./release-spec.js";
+import { member, RELEASE_ID, register, Scenario, T0, types } from "./release-spec.js";
 
 const HOUR = 3600_000;
 const time = (t: Timestamp | undefined) => (t ? timestampDate(t).getTime() : Number.NaN);
@@ -140,11 +140,11 @@ describe("AdvancePhase", () => {
     const s = inPhase(ReleasePhase.APPROVAL);
     expect(s.refusal(advance).unmet.map((c) => [c.rule, c.subject])).toEqual([["gate.approval_requested", "cab"]]);
     s.run({ kind: "requestApproval", approvalId: "a1", approverGroup: "cab" }, "carl");
-    s.run({ kind: "approveRelease", approvalId: "a1", comment: "" }, "ann");
+    s.run({ kind: "approveRelease", approvalId: "a1", comment: "" }, member("ann", "cab"));
     expect(s.refusal(advance).unmet.map((c) => [c.rule, c.description])).toEqual([
       ["gate.approval_granted", "cab approvals 1 of 2"],
     ]);
-    s.run({ kind: "rejectRelease", approvalId: "a1", reason: "too risky" }, "bob");
+    s.run({ kind: "rejectRelease", approvalId: "a1", reason: "too risky" }, member("bob", "cab"));
     expect(s.refusal(advance).unmet.map((c) => [c.rule, c.description])).toEqual([
       ["gate.approval_rejected", "cab rejected (bob: too risky); request a new approval"],
     ]);
@@ -317,6 +317,10 @@ describe("Approvals", () => {
     return s;
   };
   const approve = (approvalId = "a1"): ReleaseCommand => ({ kind: "approveRelease", approvalId, comment: "lgtm" });
+  const reject = (approvalId = "a1"): ReleaseCommand => ({ kind: "rejectRelease", approvalId, reason: "too risky" });
+  // CAB members: the standard model's APPROVAL names no members, so the groups claim decides.
+  const ann = member("ann", "cab");
+  const ben = member("ben", "cab");
 
   test("only groups the phase requires can be asked", () => {
     expect(
@@ -335,51 +339,51 @@ describe("Approvals", () => {
 
   test("separation of duties: owner, coordinator, registrar and requester cannot approve", () => {
     const s = inApproval();
+    // Sitting on the board does not let them decide on their own release.
     for (const actor of ["olivia", "carl", "rita"]) {
-      const refusal = s.refusal(approve(), actor);
+      const refusal = s.refusal(approve(), member(actor, "cab"));
       expect([refusal.rule, refusal.code]).toEqual(["approval.separation_of_duties", "PERMISSION_DENIED"]);
     }
-    expect(s.refusal({ kind: "rejectRelease", approvalId: "a1", reason: "no" }, "olivia").code).toBe(
-      "PERMISSION_DENIED",
-    );
+    const rejection = s.refusal({ kind: "rejectRelease", approvalId: "a1", reason: "no" }, member("olivia", "cab"));
+    expect([rejection.rule, rejection.code]).toEqual(["approval.separation_of_duties", "PERMISSION_DENIED"]);
   });
 
   test("quorum: the second distinct approval grants it and says so", () => {
     const s = inApproval();
-    const [first] = s.run(approve(), "ann");
+    const [first] = s.run(approve(), ann);
     expect(first).toMatchObject({ quorumReached: false });
-    expect(s.refusal(approve(), "ann").rule).toBe("approval.one_vote_per_approver");
-    const events = s.run(approve(), "ben");
+    expect(s.refusal(approve(), ann).rule).toBe("approval.one_vote_per_approver");
+    const events = s.run(approve(), ben);
     expect(events[0]).toMatchObject({ quorumReached: true });
     expect(types(events)).toEqual(["ReleaseApprovalGranted", "ReleaseNotificationRequested"]);
     expect(events[1]).toMatchObject({ recipients: ["olivia", "carl"] });
     expect(s.release.approvals[0]?.status).toBe(ApprovalStatus.APPROVED);
-    expect(s.refusal(approve(), "cid").rule).toBe("approval.pending");
+    expect(s.refusal(approve(), member("cid", "cab")).rule).toBe("approval.pending");
   });
 
   test("a rejection needs a reason and blocks until a new request", () => {
     const s = inApproval();
-    expect(s.refusal({ kind: "rejectRelease", approvalId: "a1", reason: " " }, "ann").rule).toBe(
+    expect(s.refusal({ kind: "rejectRelease", approvalId: "a1", reason: " " }, ann).rule).toBe(
       "approval.reason_required",
     );
-    s.run({ kind: "rejectRelease", approvalId: "a1", reason: "no back-out plan" }, "ann");
+    s.run({ kind: "rejectRelease", approvalId: "a1", reason: "no back-out plan" }, ann);
     expect(s.release.approvals[0]?.status).toBe(ApprovalStatus.REJECTED);
-    expect(s.refusal(approve(), "ben").rule).toBe("approval.pending");
+    expect(s.refusal(approve(), ben).rule).toBe("approval.pending");
     s.run({ kind: "requestApproval", approvalId: "a2", approverGroup: "cab" }, "carl");
-    s.run(approve("a2"), "ann");
-    s.run(approve("a2"), "ben");
+    s.run(approve("a2"), ann);
+    s.run(approve("a2"), ben);
     s.run(advance);
     expect(s.release.phase).toBe(ReleasePhase.BUILD_AND_TEST);
   });
 
   test("unknown approvals and approvals of a left phase are refused", () => {
     const s = inApproval();
-    expect(s.refusal(approve("nope"), "ann")).toMatchObject({ rule: "approval.exists", code: "NOT_FOUND" });
+    expect(s.refusal(approve("nope"), ann)).toMatchObject({ rule: "approval.exists", code: "NOT_FOUND" });
     s.run({ kind: "reworkRelease", toPhase: ReleasePhase.PLANNING, reason: "replan" });
-    expect(s.refusal(approve(), "ann").rule).toBe("approval.current_phase");
+    expect(s.refusal(approve(), ann).rule).toBe("approval.current_phase");
   });
 
-  test("a group with named members accepts only their votes", () => {
+  test("a group with named members accepts only their votes, whatever the token's groups say", () => {
     const model = create(ReleaseModelSchema, {
       name: "named",
       version: 1,
@@ -391,9 +395,32 @@ describe("Approvals", () => {
     const s = new Scenario();
     s.run(register({}, model));
     s.run({ kind: "requestApproval", approvalId: "a1", approverGroup: "board" }, "carl");
-    expect(s.refusal(approve(), "ben")).toMatchObject({ rule: "approval.group_member", code: "PERMISSION_DENIED" });
+    for (const command of [approve(), reject()])
+      expect(s.refusal(command, member("ben", "board"))).toMatchObject({
+        rule: "approval.group_member",
+        code: "PERMISSION_DENIED",
+        subject: "board",
+      });
+    // ann's token carries no groups at all: the model's list decides alone.
     s.run(approve(), "ann");
     expect(s.release.approvals[0]?.status).toBe(ApprovalStatus.APPROVED);
+  });
+
+  test("without named members, only callers whose token carries the group may vote", () => {
+    const s = inApproval();
+    for (const caller of ["dora", member("dora", "ecab"), member("dora", "CAB", "cab-observers")])
+      for (const command of [approve(), reject()]) {
+        const refusal = s.refusal(command, caller);
+        expect(refusal).toMatchObject({ rule: "approval.group_member", code: "PERMISSION_DENIED", subject: "cab" });
+        expect(refusal.message).toContain("cab");
+      }
+    const [granted] = s.run(approve(), member("dora", "ecab", "cab"));
+    expect(granted).toMatchObject({ approver: "dora", quorumReached: false });
+    s.run(reject(), ben);
+    expect(s.release.approvals[0]?.votes.map((v) => [v.approver, v.approved])).toEqual([
+      ["dora", true],
+      ["ben", false],
+    ]);
   });
 
   test("an approval request notifies the group", () => {
@@ -583,7 +610,10 @@ describe("Default models", () => {
     expect(s.release.phase).toBe(ReleasePhase.APPROVAL);
     expect(s.refusal(advance).unmet.map((c) => c.subject)).toEqual(["ecab"]);
     s.run({ kind: "requestApproval", approvalId: "e1", approverGroup: "ecab" }, "carl");
-    s.run({ kind: "approveRelease", approvalId: "e1", comment: "go" }, "ann");
+    expect(s.refusal({ kind: "approveRelease", approvalId: "e1", comment: "go" }, member("ann", "cab")).rule).toBe(
+      "approval.group_member",
+    );
+    s.run({ kind: "approveRelease", approvalId: "e1", comment: "go" }, member("ann", "ecab"));
     s.run(advance);
     expect(s.release.phase).toBe(ReleasePhase.BUILD_AND_TEST);
     expect(time(s.release.phaseDueAt)).toBe(T0.getTime() + 8 * HOUR);

@@ -1,10 +1,12 @@
 // The release lifecycle through the real gRPC API on real PostgreSQL (and the Kafka protocol
 // for change request events): full standard and emergency paths, each gate refusal reason,
-// quorum and separation of duties, racing approvals, idempotent retries, model versions, lists.
+// quorum, board membership and separation of duties, racing approvals, idempotent retries,
+// model versions, lists, planning updates and the roles each RPC admits.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
+import { ROLES, type Role } from "@rdm/auth";
 import { errorDetails } from "@rdm/grpc";
 import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -19,17 +21,19 @@ import {
   ReleaseStatus,
   ReleaseType,
   ReviewOutcome,
+  RiskLevel,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
+import { releaseServiceRoles } from "../src/api/release-service.js";
 import { type Harness, type ReleaseClient, registration, req, startHarness } from "./harness.js";
 
 let h: Harness;
 let manager: ReleaseClient; // rita, release-manager
 let coordinator: ReleaseClient; // carl, coordinator of the releases
-let ann: ReleaseClient;
+let ann: ReleaseClient; // approvers on the CAB (ann also on the ECAB)
 let ben: ReleaseClient;
 let cid: ReleaseClient;
 let producer: Producer;
@@ -38,9 +42,9 @@ beforeAll(async () => {
   h = await startHarness();
   manager = await h.client("rita", ["release-manager"]);
   coordinator = await h.client("carl", ["release-coordinator"]);
-  ann = await h.client("ann", ["approver"]);
-  ben = await h.client("ben", ["approver"]);
-  cid = await h.client("cid", ["approver"]);
+  ann = await h.client("ann", ["approver"], { groups: ["cab", "ecab"] });
+  ben = await h.client("ben", ["approver"], { groups: ["cab"] });
+  cid = await h.client("cid", ["approver"], { groups: ["cab"] });
   const kafka = createKafka({
     brokers: h.brokers,
     clientId: uniqueId("it-change"),
@@ -302,7 +306,7 @@ test("quorum and separation of duties", async () => {
   const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: "cab" });
   const approvalId = release?.approvals[0]?.approvalId as string;
   for (const subject of ["olivia", "carl", "rita"]) {
-    const selfApproval = await h.client(subject, ["approver"]);
+    const selfApproval = await h.client(subject, ["approver"], { groups: ["cab"] });
     const denied = await failure(selfApproval.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
     expect([denied.code, denied.errorInfo?.reason]).toEqual([
       status.PERMISSION_DENIED,
@@ -318,6 +322,52 @@ test("quorum and separation of duties", async () => {
   expect(twice.preconditionFailure?.violations[0]?.type).toBe("approval.one_vote_per_approver");
   await ben.approveRelease({ ...req(), releaseId, approvalId, comment: "" });
   expect((await get(releaseId)).approvals[0]?.status).toBe(ApprovalStatus.APPROVED);
+});
+
+/** A standard release in APPROVAL with a pending CAB approval request. */
+async function pendingCabApproval() {
+  const releaseId = (await register()).releaseId;
+  for (let i = 0; i < 3; i++) {
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId);
+  }
+  const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: "cab" });
+  return { releaseId, approvalId: release?.approvals[0]?.approvalId as string };
+}
+
+test("the approver role is not enough: a vote needs the board in the token's groups, then counts toward quorum", async () => {
+  const { releaseId, approvalId } = await pendingCabApproval();
+  const outsiders = [
+    await h.client("dora", ["approver"]), // no groups claim at all
+    await h.client("dora", ["approver"], { groups: ["ecab", "cab-observers"] }),
+  ];
+  for (const outsider of outsiders) {
+    for (const vote of [
+      () => outsider.approveRelease({ ...req(), releaseId, approvalId, comment: "" }),
+      () => outsider.rejectRelease({ ...req(), releaseId, approvalId, reason: "not on the board" }),
+    ]) {
+      const denied = await failure(vote());
+      expect([denied.code, denied.errorInfo?.reason, denied.errorInfo?.metadata]).toEqual([
+        status.PERMISSION_DENIED,
+        "APPROVAL_GROUP_MEMBER",
+        { rule: "approval.group_member", subject: "cab" },
+      ]);
+      expect(denied.message).toContain("cab");
+    }
+  }
+  expect((await get(releaseId)).approvals[0]?.votes).toEqual([]);
+
+  const dora = await h.client("dora", ["approver"], { groups: ["ecab", "cab"] });
+  await dora.approveRelease({ ...req(), releaseId, approvalId, comment: "joined the board" });
+  expect((await get(releaseId)).approvals[0]).toMatchObject({
+    status: ApprovalStatus.PENDING,
+    votes: [{ approver: "dora" }],
+  });
+  await ben.approveRelease({ ...req(), releaseId, approvalId, comment: "" });
+  const approval = (await get(releaseId)).approvals[0];
+  expect(approval?.status).toBe(ApprovalStatus.APPROVED);
+  expect(approval?.votes.map((v) => v.approver)).toEqual(["dora", "ben"]);
+  expect((await manager.getReleaseGate({ releaseId })).open).toBe(true);
 });
 
 test("racing approvals: each is re-decided on fresh state, so the quorum closes exactly once", async () => {
@@ -369,12 +419,13 @@ test("a retried command (same request id) returns the first result and records n
 test("a new model version never changes releases already running on the old one", async () => {
   const before = await register({ title: "Runs on standard v1" });
   const v1 = (await manager.getReleaseModel({ name: "standard" })).model;
+  if (!v1) throw new Error("the standard model is missing");
   const { model: created } = await manager.createReleaseModel({
     requestId: randomUUID(),
     model: {
       ...v1,
       description: "Slimmer standard",
-      phases: v1?.phases.filter((p) => p.phase !== ReleasePhase.ASSESSMENT && p.phase !== ReleasePhase.VERIFICATION),
+      phases: v1.phases.filter((p) => p.phase !== ReleasePhase.ASSESSMENT && p.phase !== ReleasePhase.VERIFICATION),
     },
   });
   expect(created?.version).toBeGreaterThanOrEqual(2);
@@ -439,4 +490,96 @@ test("ListReleases filters by phase, type, owner, status and pages without dupli
   const { rows } = await db.query("SELECT count(*)::int AS n FROM release_index WHERE owner = $1", [owner]);
   await db.end();
   expect(rows[0].n).toBe(6);
+});
+
+test("UpdateReleasePlanning replaces the planning fields, GetRelease shows them and the history names the planner", async () => {
+  const registered = await register();
+  const releaseId = registered.releaseId;
+  const start = new Date("2026-06-05T20:00:00Z");
+  const end = new Date("2026-06-05T23:30:00Z");
+  const request = {
+    ...req(),
+    releaseId,
+    title: "Payments 4.3",
+    description: "Moved to June, with the ledger fix",
+    category: "payments-core",
+    coordinator: "cora",
+    stakeholders: ["sre-payments", "finance"],
+    risk: RiskLevel.HIGH,
+    plannedWindow: { start: timestampFromDate(start), end: timestampFromDate(end) },
+  };
+  const { release: answered } = await coordinator.updateReleasePlanning(request);
+  const fetched = await get(releaseId);
+  const planning = {
+    title: "Payments 4.3",
+    description: "Moved to June, with the ledger fix",
+    category: "payments-core",
+    coordinator: "cora",
+    stakeholders: ["sre-payments", "finance"],
+    risk: RiskLevel.HIGH,
+  };
+  expect(answered).toMatchObject(planning);
+  expect(fetched).toMatchObject(planning);
+  expect([fetched.plannedWindow?.start, fetched.plannedWindow?.end].map((t) => t && timestampDate(t))).toEqual([
+    start,
+    end,
+  ]);
+  // What planning does not cover stays as registered.
+  expect(fetched).toMatchObject({ key: registered.key, owner: registered.owner, phase: ReleasePhase.REGISTRATION });
+
+  const { entries } = await manager.getReleaseHistory({ releaseId });
+  expect(entries.at(-1)).toMatchObject({
+    eventType: "rdm.release.v1.ReleasePlanningUpdated",
+    actor: "carl",
+    requestId: request.requestId,
+    version: fetched.version,
+  });
+});
+
+/** RPCs with a request each; the role check happens before the request reaches the handler. */
+const roleCases: [keyof typeof releaseServiceRoles, (client: ReleaseClient, releaseId: string) => Promise<unknown>][] =
+  [
+    ["registerRelease", (c) => c.registerRelease(registration())],
+    ["updateReleasePlanning", (c, releaseId) => c.updateReleasePlanning({ ...req(), releaseId, title: "Renamed" })],
+    ["advanceReleasePhase", (c, releaseId) => c.advanceReleasePhase({ ...req(), releaseId })],
+    ["abandonRelease", (c, releaseId) => c.abandonRelease({ ...req(), releaseId, reason: "no longer needed" })],
+    [
+      "approveRelease",
+      (c, releaseId) => c.approveRelease({ ...req(), releaseId, approvalId: randomUUID(), comment: "" }),
+    ],
+    [
+      "rejectRelease",
+      (c, releaseId) => c.rejectRelease({ ...req(), releaseId, approvalId: randomUUID(), reason: "too risky" }),
+    ],
+    [
+      "attachReleaseArtifact",
+      (c, releaseId) =>
+        c.attachReleaseArtifact({
+          ...req(),
+          releaseId,
+          artifactId: randomUUID(),
+          name: "payments-api",
+          version: "4.3.0",
+          sha256: "d".repeat(64),
+        }),
+    ],
+    [
+      "createReleaseModel",
+      (c) =>
+        c.createReleaseModel({
+          requestId: randomUUID(),
+          model: { name: "minimal", phases: [{ phase: ReleasePhase.REGISTRATION }, { phase: ReleasePhase.CLOSED }] },
+        }),
+    ],
+  ];
+
+test.each(roleCases)("%s refuses every role its roles entry does not list", async (rpc, call) => {
+  const release = await register();
+  const refused = ROLES.filter((role: Role) => role !== "admin" && !releaseServiceRoles[rpc].includes(role));
+  expect(refused.length).toBeGreaterThan(0);
+  for (const role of refused) {
+    const denied = await failure(call(await h.client(`someone-${role}`, [role]), release.releaseId));
+    expect([role, denied.code, denied.errorInfo?.reason]).toEqual([role, status.PERMISSION_DENIED, "MISSING_ROLE"]);
+  }
+  expect((await get(release.releaseId)).version).toBe(release.version);
 });

@@ -50,6 +50,40 @@ const READERS: Role[] = [
 const MANAGER: Role[] = ["release-manager"];
 const PLANNERS: Role[] = ["release-manager", "release-coordinator"];
 const WORKERS: Role[] = ["release-manager", "release-coordinator", "deployer"];
+
+/** Who may call each RPC (admin always may); the gRPC server refuses anyone else before the handler. */
+export const releaseServiceRoles: { [K in keyof (typeof api.ReleaseService)["method"]]: readonly Role[] } = {
+  registerRelease: MANAGER,
+  getRelease: READERS,
+  listReleases: READERS,
+  getReleaseHistory: READERS,
+  getReleaseGate: READERS,
+  updateReleasePlanning: PLANNERS,
+  advanceReleasePhase: PLANNERS,
+  reworkRelease: MANAGER,
+  abandonRelease: MANAGER,
+  closeRelease: MANAGER,
+  requestReleaseApproval: PLANNERS,
+  approveRelease: ["approver"],
+  rejectRelease: ["approver"],
+  addReleaseTask: PLANNERS,
+  assignReleaseTask: PLANNERS,
+  startReleaseTask: WORKERS,
+  completeReleaseTask: WORKERS,
+  cancelReleaseTask: PLANNERS,
+  linkChangeRequest: [...PLANNERS, "change-manager"],
+  unlinkChangeRequest: [...PLANNERS, "change-manager"],
+  attachReleaseArtifact: [...WORKERS, "config-manager"],
+  detachReleaseArtifact: [...WORKERS, "config-manager"],
+  setBackOutPlan: PLANNERS,
+  recordReleaseLogEntry: [...WORKERS, "approver", "change-manager"],
+  recordPostImplementationReview: PLANNERS,
+  createReleaseModel: MANAGER,
+  getReleaseModel: READERS,
+  listReleaseModels: READERS,
+  listNotificationDeliveries: READERS,
+};
+
 /** Server-side re-decisions when another command appended to the same release meanwhile. */
 const MAX_ATTEMPTS = 5;
 
@@ -70,13 +104,16 @@ export function toApiError(error: unknown): unknown {
     case "NOT_FOUND":
       return new NotFound("release", error.message, error.message);
     case "PERMISSION_DENIED":
-      return new PermissionDenied(error.message, error.rule.toUpperCase().replaceAll(".", "_"));
+      return new PermissionDenied(error.message, error.rule.toUpperCase().replaceAll(".", "_"), {
+        rule: error.rule,
+        subject: error.subject,
+      });
     default:
       return new FailedPrecondition(
         error.message,
         error.unmet.length
           ? error.unmet.map((c) => ({ type: c.rule, subject: c.subject, description: c.description }))
-          : [{ type: error.rule, subject: "release", description: error.message }],
+          : [{ type: error.rule, subject: error.subject, description: error.message }],
       );
   }
 }
@@ -167,7 +204,13 @@ export function releaseServiceHandlers({
           releaseId,
           loaded,
           await toCommand(loaded.state),
-          { actor: ctx.principal.subject, now: clock(), requestId: request.requestId, traceparent: ctx.traceparent },
+          {
+            actor: ctx.principal.subject,
+            groups: ctx.principal.groups,
+            now: clock(),
+            requestId: request.requestId,
+            traceparent: ctx.traceparent,
+          },
           {
             idempotency: {
               requestHash,
@@ -200,37 +243,7 @@ export function releaseServiceHandlers({
 
   return {
     service: api.ReleaseService,
-    roles: {
-      registerRelease: MANAGER,
-      getRelease: READERS,
-      listReleases: READERS,
-      getReleaseHistory: READERS,
-      getReleaseGate: READERS,
-      updateReleasePlanning: PLANNERS,
-      advanceReleasePhase: PLANNERS,
-      reworkRelease: MANAGER,
-      abandonRelease: MANAGER,
-      closeRelease: MANAGER,
-      requestReleaseApproval: PLANNERS,
-      approveRelease: ["approver"],
-      rejectRelease: ["approver"],
-      addReleaseTask: PLANNERS,
-      assignReleaseTask: PLANNERS,
-      startReleaseTask: WORKERS,
-      completeReleaseTask: WORKERS,
-      cancelReleaseTask: PLANNERS,
-      linkChangeRequest: [...PLANNERS, "change-manager"],
-      unlinkChangeRequest: [...PLANNERS, "change-manager"],
-      attachReleaseArtifact: [...WORKERS, "config-manager"],
-      detachReleaseArtifact: [...WORKERS, "config-manager"],
-      setBackOutPlan: PLANNERS,
-      recordReleaseLogEntry: [...WORKERS, "approver", "change-manager"],
-      recordPostImplementationReview: PLANNERS,
-      createReleaseModel: MANAGER,
-      getReleaseModel: READERS,
-      listReleaseModels: READERS,
-      listNotificationDeliveries: READERS,
-    },
+    roles: releaseServiceRoles,
     handlers: {
       async registerRelease(request, ctx) {
         const requestHash = hashRequest("registerRelease", toBinary(method.registerRelease.input, request));

@@ -119,6 +119,8 @@ export type ReleaseCommand =
 /** Who decides and when: the decider reads the clock and ids only through this. */
 export interface DecisionContext {
   actor: string;
+  /** The groups claim of the actor's token (approval boards); empty for the service's own jobs. */
+  groups: readonly string[];
   now: Date;
   newId: () => string;
 }
@@ -134,13 +136,20 @@ export class ReleaseRuleViolation extends Error {
     message: string,
     /** For gate refusals: each unmet condition. */
     readonly unmet: GateCondition[] = [],
+    /** What the rule is about, e.g. the approver group; the release when not more specific. */
+    readonly subject = "release",
   ) {
     super(message);
   }
 }
 
-const refuse = (rule: string, message: string, code: ViolationCode = "FAILED_PRECONDITION"): never => {
-  throw new ReleaseRuleViolation(code, rule, message);
+const refuse = (
+  rule: string,
+  message: string,
+  code: ViolationCode = "FAILED_PRECONDITION",
+  subject?: string,
+): never => {
+  throw new ReleaseRuleViolation(code, rule, message, [], subject);
 };
 
 const phaseName = (p: ReleasePhase) => ReleasePhase[p] ?? String(p);
@@ -454,14 +463,19 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
         refuse("approval.current_phase", "the approval belongs to a phase the release has left");
       if (approval.status !== ApprovalStatus.PENDING)
         refuse("approval.pending", `the approval is already ${ApprovalStatus[approval.status]}`);
-      const requirement = phaseDefinition(model, approval.phase)?.approvals.find(
-        (a) => a.approverGroup === approval.approverGroup,
-      );
-      if (requirement?.members.length && !requirement.members.includes(ctx.actor))
+      const group = approval.approverGroup;
+      const members = phaseDefinition(model, approval.phase)?.approvals.find((a) => a.approverGroup === group)?.members;
+      // A model that names the members decides alone; otherwise the identity provider does, through
+      // the token's groups claim. The approver role only admits the caller to the RPC.
+      if (members?.length) {
+        if (!members.includes(ctx.actor))
+          refuse("approval.group_member", `${ctx.actor} is not a named member of ${group}`, "PERMISSION_DENIED", group);
+      } else if (!ctx.groups.includes(group))
         refuse(
           "approval.group_member",
-          `${ctx.actor} is not a member of ${approval.approverGroup}`,
+          `${ctx.actor} is not in group ${group} (token groups: ${ctx.groups.join(", ") || "none"})`,
           "PERMISSION_DENIED",
+          group,
         );
       const involved = new Set([release.owner, release.coordinator, release.registeredBy, approval.requestedBy]);
       if (involved.has(ctx.actor))

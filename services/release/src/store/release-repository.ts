@@ -24,6 +24,8 @@ export interface Loaded {
 
 export interface CommandOrigin {
   actor: string;
+  /** The groups claim of the caller's token; the service's own jobs have none. */
+  groups?: readonly string[];
   now: Date;
   /** Client request id: idempotency key and correlation id. */
   requestId: string;
@@ -61,7 +63,12 @@ export class ReleaseRepository {
     origin: CommandOrigin,
     options: { client?: pg.PoolClient; idempotency?: Idempotency } = {},
   ): Promise<{ state: ReleaseState; events: ReleaseEvent[] }> {
-    const ctx: DecisionContext = { actor: origin.actor, now: origin.now, newId: randomUUID };
+    const ctx: DecisionContext = {
+      actor: origin.actor,
+      groups: origin.groups ?? [],
+      now: origin.now,
+      newId: randomUUID,
+    };
     const decided = decide(command, loaded.state, ctx);
     const all = [...decided, ...notificationsFor(decided, (prefix) => fold(prefix, loaded.state), ctx)];
     const stamped = all.map((event, index) => ({
