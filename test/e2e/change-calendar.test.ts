@@ -195,6 +195,14 @@ test("the gateway's change list, detail and calendar match the change service", 
     service.changes.map((c) => c.changeRequestId),
   );
   expect(service.changes.map((c) => c.changeRequestId)).toEqual([b, a]);
+  // One per page: the page token leads from B to A, then ends.
+  const first = await getJson(`/v1/changes?ciId=${sharedCi}&state=SCHEDULED&pageSize=1`);
+  const nextPage = first.body.nextPageToken as unknown as string;
+  const second = await getJson(`/v1/changes?ciId=${sharedCi}&state=SCHEDULED&pageSize=1&pageToken=${nextPage}`);
+  const idsOf = (page: typeof first) =>
+    (page.body.changes as unknown as { changeRequestId: string }[]).map((c) => c.changeRequestId);
+  expect([...idsOf(first), ...idsOf(second)]).toEqual([b, a]);
+  expect(second.body.nextPageToken).toBeNull();
 
   // Calendar: the same changes and freezes for the range, and the collision between A and B.
   const range = window(base, -1, 12);

@@ -78,12 +78,12 @@ const enumName = (schema: { values: { number: number; localName: string }[] }, v
 
 test("CMDB browse, CI detail, impact, DML integrity and baseline views match the service", async () => {
   const prefix = uniqueId("shop");
-  const register = async (name: string, type: CiType) => {
+  const register = async (name: string, type: CiType, owner = "team-shop") => {
     const { item } = await client.registerConfigurationItem({
       requestId: randomUUID(),
       name: `${prefix}-${name}`,
       type,
-      owner: "team-shop",
+      owner,
     });
     return item?.ciId as string;
   };
@@ -91,7 +91,7 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
   const api = await register("api", CiType.SERVICE);
   const db = await register("db", CiType.DATABASE);
   const cache = await register("cache", CiType.COMPONENT);
-  const host = await register("host", CiType.HOST);
+  const host = await register("host", CiType.HOST, "team-infra");
   const relate = (s: string, type: RelationshipType, t: string) =>
     client.addRelationship({ requestId: randomUUID(), sourceCiId: s, type, targetCiId: t });
   await relate(api, RelationshipType.PART_OF, checkout);
@@ -199,8 +199,12 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
     description: "the gateway's CMDB browse at every CI's last version",
   });
   expect(await browsed()).toEqual(expected);
-  const hosts = await get(`/v1/cmdb/items?q=${prefix}&type=HOST`);
-  expect((hosts.body.items as { ciId: string }[]).map((i) => i.ciId)).toEqual([host]);
+  const ids = async (query: string) =>
+    ((await get(`/v1/cmdb/items?q=${prefix}&${query}`)).body.items as { ciId: string }[]).map((i) => i.ciId);
+  expect(await ids("type=HOST")).toEqual([host]);
+  expect(await ids("owner=team-infra")).toEqual([host]);
+  expect(await ids("status=MAINTENANCE")).toEqual([cache]);
+  expect(await ids("owner=team-shop&status=MAINTENANCE")).toEqual([cache]);
 
   // Detail: attributes, both relationship directions, history.
   for (const ciId of [api, db, cache]) {

@@ -1,6 +1,7 @@
 // Phase deadlines through the durable scheduler, with two replicas on one database and a
 // restart: each missed deadline yields exactly one ReleaseDeadlineMissed, then one escalation.
 // The service's clock is the test's, so nothing sleeps.
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { ReleasePhase, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { waitFor } from "@rdm/testkit";
 import pg from "pg";
@@ -124,7 +125,8 @@ test("a missed deadline is reported once with two replicas, escalated once, and 
     expect(escalated.get(id)).toBe(1);
   }
   const { entries } = await fresh.getReleaseHistory({ releaseId: late[0] as string });
-  expect(entries.find((e) => e.eventType === "rdm.release.v1.ReleaseDeadlineMissed")?.actor).toBe(
-    "system:deadline-scheduler",
-  );
+  const missedEntry = entries.find((e) => e.eventType === "rdm.release.v1.ReleaseDeadlineMissed");
+  expect(missedEntry?.actor).toBe("system:deadline-scheduler");
+  // History tells domain time (the service's clock, days ahead of the wall clock here).
+  expect(timestampDate(missedEntry?.occurredAt as Timestamp).getTime()).toBeGreaterThanOrEqual(start + 5 * DAY);
 });

@@ -402,6 +402,20 @@ test("racing approvals: each is re-decided on fresh state, so the quorum closes 
   expect((await get(releaseId)).phase).toBe(ReleasePhase.BUILD_AND_TEST);
 });
 
+test("concurrent registrations get distinct human-readable keys REL-<year>-<seq>", async () => {
+  const releases = await Promise.all(Array.from({ length: 12 }, (_, i) => register({ title: `Key race ${i}` })));
+  const keys = releases.map((r) => r.key);
+  const year = new Date().getUTCFullYear();
+  for (const key of keys) expect(key).toMatch(new RegExp(`^REL-${year}-\\d{4,}$`));
+  expect(new Set(keys).size).toBe(keys.length);
+  // Each key finds its release.
+  const viewer = await h.client("vera", ["viewer"]);
+  for (const r of releases.slice(0, 3)) {
+    const { releases: found } = await viewer.listReleases({ text: r.key });
+    expect(found.map((f) => f.releaseId)).toEqual([r.releaseId]);
+  }
+});
+
 test("a retried command (same request id) returns the first result and records nothing new", async () => {
   const releaseId = (await register()).releaseId;
   await completeRequiredTasks(releaseId);

@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import type { EventStore } from "@rdm/eventstore";
 import {
@@ -322,10 +322,11 @@ export function releaseServiceHandlers({
         if (!recorded.length) throw new NotFound("release", request.releaseId);
         return create(api.GetReleaseHistoryResponseSchema, {
           entries: recorded.map((r) => {
-            const event = decodeEvent(r) as { reason?: unknown; metadata?: { occurredAt?: unknown } };
+            const event = decodeEvent(r) as { reason?: unknown; metadata?: { occurredAt?: Timestamp } };
             return {
               eventType: r.type,
-              occurredAt: timestampFromDate(r.recordedAt),
+              // When it happened in the domain (the service clock), as the gateway's history shows it.
+              occurredAt: event.metadata?.occurredAt ?? timestampFromDate(r.recordedAt),
               actor: String(r.metadata.actor ?? ""),
               reason: typeof event.reason === "string" ? event.reason : "",
               version: BigInt(r.version),
