@@ -76,6 +76,9 @@ export function toCloudEvent(event: RecordedEvent, source: string): CloudEvent {
  * advances a checkpoint after each acknowledged batch (at-least-once; see README for the
  * ordering argument). Never throws after start: errors are logged and retried with backoff.
  */
+/** First re-read delay when committed events wait behind an open transaction (doubles while they do). */
+const HELD_BACK_FIRST_WAIT_MS = 10;
+
 export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { pool, kafka, topic, source, logger } = options;
   const name = options.name ?? "default";
@@ -114,6 +117,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   let lastError: Error | undefined;
   let abortKafka: (() => Promise<void>) | undefined;
   let woken = false;
+  let heldBackWaitMs = HELD_BACK_FIRST_WAIT_MS / 2;
   let wakeUp: (() => void) | undefined;
   let interruptible = false;
   const wake = () => {
@@ -212,7 +216,14 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
             await measureLag(client);
             lagMeasuredAt = Date.now();
           }
-          if (caughtUp) await pause(pollIntervalMs, true);
+          if (caughtUp) {
+            // Events beyond the checkpoint that could not be read yet are committed behind an
+            // older transaction still open (it holds the snapshot's xmin). Its end sends no
+            // NOTIFY if it appended nothing, so look again soon, backing off up to the poll interval.
+            heldBackWaitMs =
+              lag.events > 0 ? Math.min(heldBackWaitMs * 2, pollIntervalMs) : HELD_BACK_FIRST_WAIT_MS / 2;
+            await pause(lag.events > 0 ? heldBackWaitMs : pollIntervalMs, true);
+          }
         } catch (error) {
           lastError = error as Error;
           if (lost()) throw error;

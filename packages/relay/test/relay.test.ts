@@ -182,6 +182,25 @@ test("a transaction that commits late with a lower position is published, not sk
   await expectExactlyOnceInOrder(fx);
 });
 
+test("an event held back by an open transaction that appends nothing is published when that ends, without waiting for a poll", async () => {
+  const fx = await fixture();
+  // A poll interval far longer than the wait below: only the held-back re-read can deliver in time.
+  const relay = await fx.start({ pollIntervalMs: 600_000 });
+  await fx.consume();
+  const blocker = await fx.pool.connect();
+  cleanups.push(async () => blocker.release());
+  await blocker.query("BEGIN");
+  await blocker.query("SELECT pg_current_xact_id()"); // takes a transaction id: holds the snapshot xmin
+  const stream = uniqueId("held");
+  const cycles = relay.cycles;
+  await fx.store.appendToStream(stream, "no_stream", [event(1)]); // commits and NOTIFYs while held back
+  await waitFor(() => relay.cycles > cycles, { ...WAIT, description: "a relay cycle after the append" });
+  expect(fx.received).toHaveLength(0); // the open transaction keeps it back
+  await blocker.query("ROLLBACK"); // ends without a NOTIFY
+  await waitFor(() => fx.received.length === 1, { ...WAIT, description: "the held-back event" });
+  expect(fx.received[0]?.event.subject).toBe(stream);
+});
+
 test("stopping the relay mid-stream and starting another loses and duplicates nothing", async () => {
   const fx = await fixture();
   const streams = Array.from({ length: 10 }, () => uniqueId("release"));
