@@ -12,10 +12,7 @@ import { createGrpcClient } from "@rdm/grpc";
 import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { createTestDatabase, startTestServers } from "@rdm/testkit";
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-const ms = (n: number) => `${n.toFixed(1)} ms`;
+import { ms, percentile, runBenchmark } from "./support.js";
 
 /** Runs `work(i)` for i in [0, n) with at most `concurrency` in flight. */
 async function pool(n: number, concurrency: number, work: (i: number) => Promise<void>) {
@@ -202,10 +199,4 @@ async function main() {
   await servers.stop();
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBenchmark(main);

@@ -11,10 +11,7 @@ import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb
 import { startReleaseService } from "@rdm/release";
 import { createTestDatabase, startTestServers } from "@rdm/testkit";
 import pg from "pg";
-
-const percentile = (sorted: number[], p: number) =>
-  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
-const ms = (n: number) => `${n.toFixed(2)} ms`;
+import { ms, percentile, runBenchmark } from "./support.js";
 
 async function appendThroughput(store: EventStore, writers: number, seconds: number): Promise<number> {
   const deadline = performance.now() + seconds * 1000;
@@ -127,10 +124,4 @@ async function main() {
   await servers.stop();
 }
 
-main().then(
-  () => process.exit(0),
-  (error) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBenchmark(main);
