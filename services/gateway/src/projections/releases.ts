@@ -119,71 +119,51 @@ export async function projectReleaseEvent(event: CloudEvent, tx: pg.PoolClient):
   const occurredAt = m.metadata?.occurredAt ? timestampDate(m.metadata.occurredAt) : event.time;
 
   let state: ReleaseState;
-  if (m.$typeName === "rdm.release.v1.ReleaseRegistered") {
-    state = evolve(initialState(), m);
-    const r = state.release;
-    if (!r || !state.model) return;
-    await tx.query(
-      `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
-         stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
-         status, phase_due_at, snapshot, model)
-       VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$15,$17,$18,$19,$20)
-       ON CONFLICT (release_id) DO NOTHING`,
-      [
-        r.releaseId,
-        r.key,
-        r.title,
-        r.description,
-        enumName(ReleaseTypeSchema, r.type),
-        r.category,
-        r.owner,
-        r.coordinator,
-        JSON.stringify(r.stakeholders),
-        enumName(RiskLevelSchema, r.risk),
-        r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
-        r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
-        enumName(ReleasePhaseSchema, r.phase),
-        r.registeredBy,
-        occurredAt,
-        version.toString(),
-        enumName(ReleaseStatusSchema, r.status),
-        r.phaseDueAt ? timestampDate(r.phaseDueAt) : null,
-        JSON.stringify(toSnapshot(state)),
-        JSON.stringify(toJson(ReleaseModelSchema, state.model)),
-      ],
-    );
-  } else {
+  if (m.$typeName === "rdm.release.v1.ReleaseRegistered") state = evolve(initialState(), m);
+  else {
     const current = await loadState(tx, releaseId);
     // A row projected before snapshots existed cannot be folded further; rebuild the view
     // (new consumer group and database) to get it back.
     if (!current?.release || current.release.version >= version) return;
     state = evolve(current, m);
-    const r = state.release;
-    if (!r) return;
-    await tx.query(
-      `UPDATE release_view SET title = $2, description = $3, category = $4, coordinator = $5, stakeholders = $6,
-         risk = $7, planned_start = $8, planned_end = $9, phase = $10, version = $11, updated_at = $12,
-         status = $13, phase_due_at = $14, snapshot = $15
-       WHERE release_id = $1`,
-      [
-        releaseId,
-        r.title,
-        r.description,
-        r.category,
-        r.coordinator,
-        JSON.stringify(r.stakeholders),
-        enumName(RiskLevelSchema, r.risk),
-        r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
-        r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
-        enumName(ReleasePhaseSchema, r.phase),
-        version.toString(),
-        occurredAt,
-        enumName(ReleaseStatusSchema, r.status),
-        r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
-        JSON.stringify(toSnapshot(state)),
-      ],
-    );
   }
+  const r = state.release;
+  if (!r || !state.model) return;
+  // One upsert for every event; the version guard makes a replayed event change nothing.
+  await tx.query(
+    `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
+       stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
+       status, phase_due_at, snapshot, model)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$15,$17,$18,$19,$20)
+     ON CONFLICT (release_id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
+       category = EXCLUDED.category, coordinator = EXCLUDED.coordinator, stakeholders = EXCLUDED.stakeholders,
+       risk = EXCLUDED.risk, planned_start = EXCLUDED.planned_start, planned_end = EXCLUDED.planned_end,
+       phase = EXCLUDED.phase, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+       status = EXCLUDED.status, phase_due_at = EXCLUDED.phase_due_at, snapshot = EXCLUDED.snapshot
+     WHERE release_view.version < EXCLUDED.version`,
+    [
+      r.releaseId,
+      r.key,
+      r.title,
+      r.description,
+      enumName(ReleaseTypeSchema, r.type),
+      r.category,
+      r.owner,
+      r.coordinator,
+      JSON.stringify(r.stakeholders),
+      enumName(RiskLevelSchema, r.risk),
+      r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
+      r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+      enumName(ReleasePhaseSchema, r.phase),
+      r.registeredBy,
+      occurredAt,
+      version.toString(),
+      enumName(ReleaseStatusSchema, r.status),
+      r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
+      JSON.stringify(toSnapshot(state)),
+      JSON.stringify(toJson(ReleaseModelSchema, state.model)),
+    ],
+  );
   const reason = (m as { reason?: unknown }).reason;
   await tx.query(
     `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase)
