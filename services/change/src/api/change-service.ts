@@ -41,6 +41,7 @@ import type pg from "pg";
 import { toInterval } from "../domain/calendar.js";
 import {
   type BoardGroups,
+  type ChangeDetails,
   type ChangeRequestCommand,
   type ChangeRequestState,
   changeKey,
@@ -125,6 +126,23 @@ export function toApiError(error: unknown): unknown {
       );
   }
 }
+
+/** The requester's fields, as RaiseChange and UpdateChange both carry them. */
+const changeDetails = (
+  request: Omit<ChangeDetails, "plannedWindow"> & { plannedWindow?: TimeWindow },
+): ChangeDetails => ({
+  title: request.title,
+  description: request.description,
+  justification: request.justification,
+  affectedCiIds: request.affectedCiIds,
+  environments: request.environments,
+  implementationPlan: request.implementationPlan,
+  testPlan: request.testPlan,
+  backoutPlan: request.backoutPlan,
+  impact: request.impact,
+  urgency: request.urgency,
+  plannedWindow: request.plannedWindow,
+});
 
 const hashRequest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
 
@@ -338,17 +356,7 @@ export function changeServiceHandlers({
             key,
             requester: actor(ctx),
             type: request.type,
-            title: request.title,
-            description: request.description,
-            justification: request.justification,
-            affectedCiIds: request.affectedCiIds,
-            environments: request.environments,
-            implementationPlan: request.implementationPlan,
-            testPlan: request.testPlan,
-            backoutPlan: request.backoutPlan,
-            impact: request.impact,
-            urgency: request.urgency,
-            plannedWindow: request.plannedWindow,
+            ...changeDetails(request),
             linkedReleaseId: request.linkedReleaseId.toLowerCase(),
             templateId: request.templateId.toLowerCase(),
             template,
@@ -371,17 +379,7 @@ export function changeServiceHandlers({
       async updateChange(request, ctx) {
         return changeCommand(M.updateChange, request, ctx, UpdateChangeResponseSchema, () => ({
           kind: "updateChange",
-          title: request.title,
-          description: request.description,
-          justification: request.justification,
-          affectedCiIds: request.affectedCiIds,
-          environments: request.environments,
-          implementationPlan: request.implementationPlan,
-          testPlan: request.testPlan,
-          backoutPlan: request.backoutPlan,
-          impact: request.impact,
-          urgency: request.urgency,
-          plannedWindow: request.plannedWindow,
+          ...changeDetails(request),
         }));
       },
 

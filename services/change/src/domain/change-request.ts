@@ -83,12 +83,8 @@ export interface ChangeRequestState {
 
 export const initialState = (): ChangeRequestState => ({ change: undefined });
 
-export interface RaiseChange {
-  kind: "raiseChange";
-  changeRequestId: string;
-  key: string;
-  requester: string;
-  type: ChangeType;
+/** The fields a requester writes, and may edit while the change is a DRAFT. */
+export interface ChangeDetails {
   title: string;
   description: string;
   justification: string;
@@ -100,6 +96,14 @@ export interface RaiseChange {
   impact: ChangeImpact;
   urgency: ChangeUrgency;
   plannedWindow: TimeWindow | undefined;
+}
+
+export interface RaiseChange extends ChangeDetails {
+  kind: "raiseChange";
+  changeRequestId: string;
+  key: string;
+  requester: string;
+  type: ChangeType;
   linkedReleaseId: string;
   /** The catalog entry of a STANDARD change, loaded by the caller (undefined if not found). */
   template?: StandardChangeTemplate | undefined;
@@ -107,19 +111,8 @@ export interface RaiseChange {
 }
 
 /** Replaces every editable field of a DRAFT change. */
-export interface UpdateChange {
+export interface UpdateChange extends ChangeDetails {
   kind: "updateChange";
-  title: string;
-  description: string;
-  justification: string;
-  affectedCiIds: string[];
-  environments: string[];
-  implementationPlan: string;
-  testPlan: string;
-  backoutPlan: string;
-  impact: ChangeImpact;
-  urgency: ChangeUrgency;
-  plannedWindow: TimeWindow | undefined;
 }
 
 export interface SubmitChange {
