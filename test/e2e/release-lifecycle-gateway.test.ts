@@ -117,9 +117,18 @@ async function expectGatewayMatches(service: Client, releaseId: string) {
   expect(view.deadlineMisses).toHaveLength(release.deadlineMisses.length);
   const { entries } = await service.getReleaseHistory({ releaseId });
   const history = (await getJson(`/v1/releases/${releaseId}/history`)).body;
-  expect(
-    history.entries.map((e: { eventType: string; actor: string; reason: string }) => [e.eventType, e.actor, e.reason]),
-  ).toEqual(entries.map((e) => [e.eventType, e.actor, e.reason]));
+  // The audit trail: every event with its actor, reason, and the ids that tie it to its cause.
+  const trail = (e: {
+    eventType: string;
+    actor: string;
+    reason: string;
+    eventId: string;
+    correlationId: string;
+    causationId: string;
+    requestId: string;
+  }) => [e.eventType, e.actor, e.reason, e.eventId, e.correlationId, e.causationId, e.requestId];
+  expect(history.entries.map(trail)).toEqual(entries.map(trail));
+  expect(entries.every((e) => e.eventId !== "" && e.correlationId !== "")).toBe(true);
   return view;
 }
 

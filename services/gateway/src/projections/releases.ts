@@ -75,6 +75,17 @@ export const releaseProjectionMigrations = [
         PRIMARY KEY (release_id, version)
       );`,
   },
+  {
+    version: 3,
+    name: "release history: event, correlation, causation and request ids (the audit trail)",
+    sql: `
+      ALTER TABLE release_history
+        ADD COLUMN event_id       text NOT NULL DEFAULT '',
+        ADD COLUMN correlation_id text NOT NULL DEFAULT '',
+        ADD COLUMN causation_id   text NOT NULL DEFAULT '',
+        ADD COLUMN request_id     text NOT NULL DEFAULT '';
+      CREATE INDEX release_history_correlation ON release_history (correlation_id) WHERE correlation_id <> '';`,
+  },
 ];
 
 const registry = createRegistry(file_rdm_release_v1_events);
@@ -166,8 +177,9 @@ export async function projectReleaseEvent(event: CloudEvent, tx: pg.PoolClient):
   );
   const reason = (m as { reason?: unknown }).reason;
   await tx.query(
-    `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase)
-     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (release_id, version) DO NOTHING`,
+    `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
+       event_id, correlation_id, causation_id, request_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (release_id, version) DO NOTHING`,
     [
       releaseId,
       version.toString(),
@@ -176,6 +188,10 @@ export async function projectReleaseEvent(event: CloudEvent, tx: pg.PoolClient):
       m.metadata?.actor ?? "",
       typeof reason === "string" ? reason : "",
       enumName(ReleasePhaseSchema, state.release?.phase ?? 0),
+      m.metadata?.eventId || event.id,
+      m.metadata?.correlationId ?? "",
+      m.metadata?.causationId ?? "",
+      m.metadata?.requestId ?? "",
     ],
   );
   await tx.query("SELECT pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);

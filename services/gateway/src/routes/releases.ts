@@ -129,6 +129,10 @@ const historySchema = obj({
   actor: str,
   reason: str,
   phase: str,
+  eventId: str,
+  correlationId: { ...str, description: "shared by every event one user action caused" },
+  causationId: { ...str, description: "the command (request id) or event that caused this one" },
+  requestId: str,
 });
 
 interface ReleaseRow {
@@ -164,6 +168,10 @@ interface HistoryRow {
   actor: string;
   reason: string;
   phase: string;
+  event_id: string;
+  correlation_id: string;
+  causation_id: string;
+  request_id: string;
 }
 
 const date = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
@@ -281,6 +289,10 @@ const toHistory = (h: HistoryRow) => ({
   actor: h.actor,
   reason: h.reason,
   phase: h.phase,
+  eventId: h.event_id,
+  correlationId: h.correlation_id,
+  causationId: h.causation_id,
+  requestId: h.request_id,
 });
 
 /** States of the linked change requests, from the gateway's change view (empty when unknown). */

@@ -332,6 +332,9 @@ export function releaseServiceHandlers({
               version: BigInt(r.version),
               requestId: String(r.metadata.requestId ?? ""),
               summary: r.type.replace(/^rdm\.release\.v1\./, ""),
+              eventId: r.eventId,
+              correlationId: String(r.metadata.correlationId ?? ""),
+              causationId: String(r.metadata.causationId ?? ""),
             };
           }),
         });
