@@ -1,5 +1,6 @@
-// The change service and the gateway together: changes driven over gRPC reach the gateway's change
-// views and calendar through rdm.change.events.v1, and the views say what the service says.
+// The change and release services and the gateway together: changes driven over gRPC reach the
+// gateway's change views and calendar through rdm.change.events.v1, releases reach the calendar
+// through rdm.release.events.v1, and the views say what the services say.
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -17,7 +18,10 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { type Release, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { startReleaseService } from "@rdm/release";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 
 const secret = randomUUID() + randomUUID();
 /** `groups` is the token's groups claim: the approval boards (default "cab" and "ecab") the subject sits on. */
@@ -25,6 +29,7 @@ const token = (subject: string, roles: Role[], groups: string[] = []) =>
   mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
 const stopAll: (() => Promise<void>)[] = [];
 let address: string;
+let releaseAddress: string;
 let gatewayUrl: string;
 let brokers: string;
 
@@ -43,6 +48,17 @@ beforeAll(async () => {
   });
   stopAll.push(() => change.stop());
   address = `127.0.0.1:${change.port}`;
+  const release = await startReleaseService({
+    DATABASE_URL: (await createTestDatabase("e2e_change_release")).url,
+    KAFKA_BROKERS: brokers,
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    RELEASE_CONSUMER_GROUP: uniqueId("e2e-change-release"),
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
+  });
+  stopAll.push(() => release.stop());
+  releaseAddress = `127.0.0.1:${release.port}`;
   const gateway = await startGateway({
     DATABASE_URL: gatewayDb.url,
     KAFKA_BROKERS: brokers,
@@ -85,6 +101,28 @@ async function gatewayChange(change: ChangeRequest) {
     { timeoutMs: 30_000, description: `gateway at version ${change.version} of ${change.key}` },
   );
 }
+
+/** The gateway's view of one release, once it has caught up with `version`. */
+async function gatewayRelease(release: Release) {
+  return waitFor(
+    async () => {
+      const { status, body } = await getJson(`/v1/releases/${release.releaseId}`);
+      return status === 200 && BigInt(body.version as unknown as number) === release.version ? body : undefined;
+    },
+    { timeoutMs: 30_000, description: `gateway at version ${release.version} of ${release.key}` },
+  );
+}
+
+/** What the calendar should show for a release the service returned. */
+const expectedRelease = (r: Release) => ({
+  releaseId: r.releaseId,
+  key: r.key,
+  title: r.title,
+  type: ReleaseType[r.type],
+  phase: ReleasePhase[r.phase],
+  owner: r.owner,
+  window: iso(r.plannedWindow),
+});
 
 /** What the gateway should show for a change the service returned. */
 const expected = (c: ChangeRequest) => ({
@@ -208,6 +246,31 @@ test("the gateway's change list, detail and calendar match the change service", 
   const range = window(base, -1, 12);
   const from = iso(range).start as string;
   const to = iso(range).end as string;
+
+  // Releases: one planned in the range; two just outside it (ending at `from`, starting at `to`:
+  // the range is half-open); one in it but abandoned, which frees the calendar.
+  const releases = createGrpcClient(ReleaseService, releaseAddress, {
+    token: await token("rita", ["release-manager"]),
+  });
+  const register = async (title: string, planned: TimeWindow) =>
+    (
+      await releases.registerRelease({
+        ...rid(),
+        title,
+        type: ReleaseType.MINOR,
+        owner: uniqueId("olivia"),
+        plannedWindow: planned,
+      })
+    ).release as Release;
+  const planned = await register("Checkout 2.4", window(base, 2, 6));
+  const before = await register("Ledger 1.9", window(base, -3, -1));
+  const after = await register("Ledger 2.0", window(base, 12, 14));
+  const dropped = await register("Cart 3.1", window(base, 3, 5));
+  const abandoned = (
+    await releases.abandonRelease({ ...rid(), releaseId: dropped.releaseId, reason: "merged into Checkout 2.4" })
+  ).release as Release;
+  expect(abandoned.version).toBeGreaterThan(dropped.version);
+  for (const r of [planned, before, after, abandoned]) await gatewayRelease(r);
   // Freeze windows are their own streams (other partitions): wait for the freeze too.
   const calendar = await waitFor(
     async () => {
@@ -227,6 +290,7 @@ test("the gateway's change list, detail and calendar match the change service", 
   expect(ids(calendar.body.freezeWindows, "freezeWindowId")).toEqual(
     serviceCalendar.freezeWindows.map((f) => f.freezeWindowId).sort(),
   );
+  expect(calendar.body.releases).toEqual([expectedRelease(planned)]);
   expect(calendar.body.collisions).toEqual([
     {
       changes: expect.arrayContaining([

@@ -127,6 +127,20 @@ const freezeWindowSchema = {
   },
 } as const;
 
+/** A release as the calendar shows it: only what places it there, the rest is at /v1/releases/{id}. */
+const calendarReleaseSchema = {
+  type: "object",
+  properties: {
+    releaseId: { type: "string", format: "uuid" },
+    key: { type: "string", examples: ["REL-2026-0042"] },
+    title: { type: "string" },
+    type: { type: "string", enum: ["MAJOR", "MINOR", "EMERGENCY"] },
+    phase: { type: "string" },
+    owner: { type: "string" },
+    window: windowSchema,
+  },
+} as const;
+
 interface ChangeRow {
   change_request_id: string;
   key: string;
@@ -176,6 +190,17 @@ interface FreezeRow {
   scope_environments: string[];
   lifted: boolean;
   declared_by: string;
+}
+
+interface CalendarReleaseRow {
+  release_id: string;
+  key: string;
+  title: string;
+  type: string;
+  phase: string;
+  owner: string;
+  planned_start: Date;
+  planned_end: Date;
 }
 
 interface CollisionRow {
@@ -234,6 +259,16 @@ const toFreezeWindow = (r: FreezeRow) => ({
   declaredBy: r.declared_by,
 });
 
+const toCalendarRelease = (r: CalendarReleaseRow) => ({
+  releaseId: r.release_id,
+  key: r.key,
+  title: r.title,
+  type: r.type,
+  phase: r.phase,
+  owner: r.owner,
+  window: { start: r.planned_start, end: r.planned_end },
+});
+
 const toCollision = (r: CollisionRow) => ({
   changeRequestId: r.change_request_id,
   key: r.key,
@@ -255,7 +290,7 @@ function parseRange(from: string, to: string): { from: Date; to: Date } | string
 
 /**
  * The change views: changes (list and detail, with approvals and collisions) and the change
- * calendar (changes and freeze windows in a time range, and the collisions among them).
+ * calendar (changes, releases and freeze windows in a time range, and the collisions among changes).
  */
 export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
   app.get<{ Params: { id: string } }>(
@@ -383,7 +418,13 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
     {
       schema: {
         tags: ["calendar"],
-        summary: "Change calendar for [from, to): changes with a window in it, active freeze windows, collisions",
+        summary:
+          "Change calendar for [from, to): changes and releases with a window in it, active freeze windows, collisions",
+        description:
+          "Everything whose window overlaps the half-open range [from, to). Changes: every state but REJECTED. " +
+          "Releases: ACTIVE ones with a planned window (start and end); an abandoned or closed release does not " +
+          "occupy the calendar. Freeze windows: those not lifted. Collisions: pairs of booked (SCHEDULED or " +
+          "IMPLEMENTING) changes in the range whose windows overlap and that share CIs.",
         querystring: {
           type: "object",
           properties: {
@@ -400,6 +441,8 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
               from: { type: "string", format: "date-time" },
               to: { type: "string", format: "date-time" },
               changes: { type: "array", items: changeSchema },
+              /** Active releases planned in the range, by window start, then key. */
+              releases: { type: "array", items: calendarReleaseSchema },
               freezeWindows: { type: "array", items: freezeWindowSchema },
               collisions: {
                 type: "array",
@@ -423,6 +466,14 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       const changes = await pool.query<ChangeRow>(
         `SELECT * FROM change_view WHERE window_start < $2 AND window_end > $1 AND state <> 'REJECTED'
          ORDER BY window_start, key`,
+        [range.from, range.to],
+      );
+      // A release without a complete planned window has no place on the calendar (the comparisons
+      // with NULL are not true); release_id only makes the order total (keys are not unique in the view).
+      const releases = await pool.query<CalendarReleaseRow>(
+        `SELECT release_id, key, title, type, phase, owner, planned_start, planned_end FROM release_view
+         WHERE planned_start < $2 AND planned_end > $1 AND status = 'ACTIVE'
+         ORDER BY planned_start, key, release_id`,
         [range.from, range.to],
       );
       const freezes = await pool.query<FreezeRow>(
@@ -454,6 +505,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
         from: range.from,
         to: range.to,
         changes: changes.rows.map(toChange),
+        releases: releases.rows.map(toCalendarRelease),
         freezeWindows: freezes.rows.map(toFreezeWindow),
         collisions: pairs.rows.map((p) => ({
           changes: [collision(p.a, p.ci_ids), collision(p.b, p.ci_ids)],
