@@ -262,7 +262,8 @@ test("the gateway pages through releases and a rebuild from the topic equals the
   const rebuilt = await waitFor(
     async () => {
       const byId = new Map((await snapshot(rebuiltDb.url)).map((r) => [r.release_id, r]));
-      return live.every((row) => byId.has(row.release_id)) ? byId : undefined;
+      // Caught up once every release is at the live row's version (each release is several events).
+      return live.every((row) => byId.get(row.release_id)?.version === row.version) ? byId : undefined;
     },
     { timeoutMs: 30_000, description: "rebuilt projection caught up with the live one" },
   );
