@@ -176,6 +176,9 @@ export async function projectReleaseEvent(event: CloudEvent, tx: pg.PoolClient):
     ],
   );
   const reason = (m as { reason?: unknown }).reason;
+  // SSE readers resume after the last seq they saw, so seqs must commit in order even with
+  // several gateway replicas projecting into one database: take them one transaction at a time.
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [RELEASE_HISTORY_CHANNEL]);
   await tx.query(
     `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
        event_id, correlation_id, causation_id, request_id)
