@@ -40,7 +40,7 @@ import {
   foldConfigurationItem,
 } from "../domain/configuration-item.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
-import { transitiveDependents } from "../domain/impact.js";
+import { compareIds, transitiveDependents } from "../domain/impact.js";
 import {
   artifactIdByNameVersion,
   findArtifacts,
@@ -101,6 +101,9 @@ function decodeCursor(token: string): [string, string] | undefined {
 const ciStreamId = (ciId: string) => ciId;
 const newCiId = () => `ci-${randomUUID()}`;
 const newArtifactId = () => `artifact-${randomUUID()}`;
+
+/** Names sort as people read them (the default locale's collation). */
+const byName = new Intl.Collator();
 
 export function configurationServiceHandlers({
   store,
@@ -362,7 +365,7 @@ export function configurationServiceHandlers({
               pathRelationships: r.pathRelationships,
             });
           })
-          .sort((a, b) => a.depth - b.depth || a.name.localeCompare(b.name) || a.ciId.localeCompare(b.ciId));
+          .sort((a, b) => a.depth - b.depth || byName.compare(a.name, b.name) || compareIds(a.ciId, b.ciId));
         return create(AnalyzeImpactResponseSchema, {
           root,
           impacted,

@@ -18,6 +18,9 @@ export function impactDirection(edge: Edge): { cause: string; affected: string }
     : { cause: edge.targetCiId, affected: edge.sourceCiId };
 }
 
+/** Ordinal order of ids: deterministic, and several times faster than localeCompare on big walks. */
+export const compareIds = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+
 export interface Reached {
   ciId: string;
   depth: number;
@@ -52,7 +55,7 @@ export async function transitiveDependents(
     const next: string[] = [];
     const hops = (await impactEdges(frontier)).map((edge) => ({ ...impactDirection(edge), type: edge.type }));
     // Deterministic paths: parents and children in a stable order.
-    hops.sort((a, b) => a.cause.localeCompare(b.cause) || a.affected.localeCompare(b.affected) || a.type - b.type);
+    hops.sort((a, b) => compareIds(a.cause, b.cause) || compareIds(a.affected, b.affected) || a.type - b.type);
     for (const hop of hops) {
       if (reached.has(hop.affected)) continue;
       const parent = reached.get(hop.cause);
