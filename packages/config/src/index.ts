@@ -34,6 +34,14 @@ export const port = (fallback: number) => z.coerce.number().int().min(0).max(655
 export const sharedEnv = {
   DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: "must be a postgres:// URL" }),
   KAFKA_BROKERS: csv,
+  /**
+   * Put before every topic name this component reads or writes ("staging." → staging.rdm.release.events.v1):
+   * several installations (or test runs) can share one Kafka cluster without seeing each other.
+   */
+  KAFKA_TOPIC_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]*$/, "letters, digits, '.', '_' and '-' only")
+    .default(""),
   AUTH_ISSUER: z.string().min(1).default("rdm"),
   AUTH_AUDIENCE: z.string().min(1).default("rdm"),
   AUTH_JWT_SECRET: z.string().min(32, "must be at least 32 characters (HS256)").optional(),

@@ -11,6 +11,16 @@ test("parses and applies defaults", () => {
   expect(config.GRPC_PORT).toBe(50051);
   expect(config.KAFKA_BROKERS).toEqual(["127.0.0.1:9092", "127.0.0.1:9093"]);
   expect(config.AUTH_ISSUER).toBe("rdm");
+  expect(config.KAFKA_TOPIC_PREFIX).toBe("");
+});
+
+test("a topic prefix may only hold characters Kafka allows in topic names", () => {
+  expect(loadConfig(grpcServiceEnv(50051), { ...valid, KAFKA_TOPIC_PREFIX: "staging." }).KAFKA_TOPIC_PREFIX).toBe(
+    "staging.",
+  );
+  expect(() => loadConfig(grpcServiceEnv(50051), { ...valid, KAFKA_TOPIC_PREFIX: "staging/" })).toThrow(
+    /KAFKA_TOPIC_PREFIX: letters, digits/,
+  );
 });
 
 test("lists every problem in one error", () => {

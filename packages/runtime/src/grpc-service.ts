@@ -12,6 +12,8 @@ import { openDatabase } from "./database.js";
 
 export interface ServiceContext {
   name: string;
+  /** The topic name in this installation (KAFKA_TOPIC_PREFIX + name). */
+  topic(name: string): string;
   pool: pg.Pool;
   store: EventStore;
   kafka: Kafka;
@@ -72,11 +74,18 @@ export async function startGrpcService(
     await runMigrations(pool, { component: definition.name, migrations: definition.migrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: `rdm-${definition.name}`, logger });
-  const context: ServiceContext = { name: definition.name, pool, store: new EventStore(pool), kafka, logger };
+  const context: ServiceContext = {
+    name: definition.name,
+    topic: (name) => `${config.KAFKA_TOPIC_PREFIX}${name}`,
+    pool,
+    store: new EventStore(pool),
+    kafka,
+    logger,
+  };
   const relay = await startRelay({
     pool,
     kafka,
-    topic: `rdm.${definition.name}.events.v1`,
+    topic: context.topic(`rdm.${definition.name}.events.v1`),
     source: `rdm/${definition.name}`,
     logger,
   });

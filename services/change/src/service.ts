@@ -38,12 +38,12 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
       const boardGroups = { cab: config.CHANGE_CAB_GROUP, ecab: config.CHANGE_ECAB_GROUP };
       return [changeServiceHandlers({ store, pool, boardGroups })];
     },
-    async workers({ kafka, pool, store, logger }) {
+    async workers({ kafka, pool, store, logger, topic }) {
       const config = loadConfig(changeConsumerEnv, env);
       const common = {
         kafka,
         pool,
-        deadLetterTopic: config.CHANGE_DLQ_TOPIC,
+        deadLetterTopic: topic(config.CHANGE_DLQ_TOPIC),
         fromBeginning: true,
         sessionTimeoutMs: config.CHANGE_CONSUMER_SESSION_TIMEOUT_MS,
         logger,
@@ -54,13 +54,13 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
         startConsumer({
           ...common,
           groupId: `${config.CHANGE_CONSUMER_GROUP}.deployments`,
-          topics: [DEPLOYMENT_EVENTS_TOPIC],
+          topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
           handle: (event, tx) => reactToDeploymentEvent(event, tx, { store, logger }),
         }),
         startConsumer({
           ...common,
           groupId: `${config.CHANGE_CONSUMER_GROUP}.releases`,
-          topics: [RELEASE_EVENTS_TOPIC],
+          topics: [topic(RELEASE_EVENTS_TOPIC)],
           handle: (event, tx) => reactToReleaseEvent(event, tx, { store, logger }),
         }),
       ]);

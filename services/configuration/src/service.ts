@@ -25,13 +25,13 @@ export function configurationServiceDefinition(env: NodeJS.ProcessEnv = process.
     defaultPort: 50053,
     migrations: configurationMigrations,
     services: ({ store, pool }) => [configurationServiceHandlers({ store, pool })],
-    async workers({ kafka, pool, store, logger }) {
+    async workers({ kafka, pool, store, logger, topic }) {
       const baselines = await startConsumer({
         kafka,
         pool,
         groupId: config.CONFIGURATION_CONSUMER_GROUP,
-        topics: [DEPLOYMENT_EVENTS_TOPIC],
-        deadLetterTopic: config.CONFIGURATION_DLQ_TOPIC,
+        topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
+        deadLetterTopic: topic(config.CONFIGURATION_DLQ_TOPIC),
         handle: baselineProjector(store),
         fromBeginning: true,
         logger: logger.child({ consumer: "baselines" }),

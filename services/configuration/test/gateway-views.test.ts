@@ -31,6 +31,11 @@ let gateway: RunningGateway;
 let bearer: string;
 let brokers: string[];
 
+// Topics of their own: another test's configuration service on the shared broker would also
+// record a baseline for this test's deployment event (in its own database, without this DML),
+// and the gateway would see both services' baselines.
+const topicPrefix = `${uniqueId("cfg-views")}.`;
+
 beforeAll(async () => {
   brokers = await testKafkaBrokers();
   const serviceDb = await createTestDatabase("configuration_gw");
@@ -39,6 +44,7 @@ beforeAll(async () => {
   const service: RunningService = await startConfigurationService({
     DATABASE_URL: serviceDb.url,
     KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -49,6 +55,7 @@ beforeAll(async () => {
   gateway = await startGateway({
     DATABASE_URL: gatewayDb.url,
     KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     HTTP_PORT: "0",
     GATEWAY_CONSUMER_GROUP: uniqueId("gateway"),
@@ -146,7 +153,7 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
     createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
   );
   await producer.connect();
-  await publishEvents(producer, "rdm.deployment.events.v1", [
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
     {
       id: eventId,
       type: DeploymentSucceededSchema.typeName,

@@ -40,10 +40,11 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
+  const topic = (name: string) => `${config.KAFKA_TOPIC_PREFIX}${name}`;
   const projections: Record<string, EventHandler> = {
-    [RELEASE_EVENTS_TOPIC]: projectReleaseEvent,
-    [CHANGE_EVENTS_TOPIC]: projectChangeEvent,
-    [CONFIGURATION_EVENTS_TOPIC]: projectConfigurationEvent,
+    [topic(RELEASE_EVENTS_TOPIC)]: projectReleaseEvent,
+    [topic(CHANGE_EVENTS_TOPIC)]: projectChangeEvent,
+    [topic(CONFIGURATION_EVENTS_TOPIC)]: projectConfigurationEvent,
   };
   // One group over every topic: one join, and each partition's events applied in order.
   const consumer = await startConsumer({
@@ -56,7 +57,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
       if (!project) throw new PermanentError(`no projection for topic ${info.topic}`);
       return project(event, tx, info);
     },
-    deadLetterTopic: config.GATEWAY_DLQ_TOPIC,
+    deadLetterTopic: topic(config.GATEWAY_DLQ_TOPIC),
     fromBeginning: true,
     // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
     maxWaitTimeInMs: config.GATEWAY_FETCH_MAX_WAIT_MS,

@@ -54,7 +54,7 @@ export function createReleaseService(
         clock,
       }),
     ],
-    async workers({ store, pool, kafka, logger }): Promise<Worker[]> {
+    async workers({ store, pool, kafka, logger, topic }): Promise<Worker[]> {
       const workers: Worker[] = [];
       workers.push(
         startDeadlineScheduler({
@@ -84,9 +84,9 @@ export function createReleaseService(
           kafka,
           pool,
           groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
-          topics: [CHANGE_EVENTS_TOPIC],
+          topics: [topic(CHANGE_EVENTS_TOPIC)],
           handle: applyChangeEvent,
-          deadLetterTopic: config.RELEASE_DLQ_TOPIC,
+          deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
           fromBeginning: true,
           sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
           logger,
