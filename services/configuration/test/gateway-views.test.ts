@@ -243,13 +243,22 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
     );
   }
 
-  // Impact: same set, depths and business services (paths may differ only among equally short ones).
+  // Impact: same set, depths, paths and business services. api is two hops from host through
+  // db and through cache: both sides must pick the same of the equally short paths.
   const impact = await client.analyzeImpact({ ciId: host });
   const view = (await get(`/v1/cmdb/items/${host}/impact`)).body as unknown as {
-    impacted: { ciId: string; depth: number; path: string[] }[];
+    impacted: { ciId: string; depth: number; path: string[]; pathRelationships: string[] }[];
     impactedBusinessServices: string[];
   };
-  expect(view.impacted.map((i) => [i.ciId, i.depth])).toEqual(impact.impacted.map((i) => [i.ciId, i.depth]));
+  expect(view.impacted.map((i) => [i.ciId, i.depth, i.path, i.pathRelationships])).toEqual(
+    impact.impacted.map((i) => [
+      i.ciId,
+      i.depth,
+      i.path,
+      i.pathRelationships.map((t) => RelationshipType[t] as string),
+    ]),
+  );
+  expect(impact.impacted.find((i) => i.ciId === api)?.depth).toBe(2);
   expect(view.impactedBusinessServices).toEqual(impact.impactedBusinessServiceIds);
   expect(impact.impactedBusinessServiceIds).toEqual([checkout]);
 

@@ -1,3 +1,4 @@
+import { RelationshipTypeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import {
@@ -144,6 +145,12 @@ const toArtifact = (r: ArtifactRow) => ({
  * its shortest depth (cycle-safe), with one shortest path. A failure spreads against the arrow
  * of DEPENDS_ON, RUNS_ON and CONNECTS_TO, and along the arrow of PART_OF (to the whole).
  */
+const ordinal = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+/** Relationship names as the view stores them, ranked by their RelationshipType number. */
+const RELATIONSHIP_RANK: Record<string, number> = Object.fromEntries(
+  RelationshipTypeSchema.values.map((v) => [v.localName, v.number]),
+);
+
 async function impactOf(pool: pg.Pool, rootId: string, maxDepth: number) {
   const reached = new Map<string, { depth: number; path: string[]; pathRelationships: string[] }>([
     [rootId, { depth: 0, path: [rootId], pathRelationships: [] }],
@@ -155,9 +162,16 @@ async function impactOf(pool: pg.Pool, rootId: string, maxDepth: number) {
          WHERE target_ci_id = ANY($1) AND type <> 'PART_OF'
        UNION ALL
        SELECT source_ci_id, target_ci_id, type FROM cmdb_relationship_view
-         WHERE source_ci_id = ANY($1) AND type = 'PART_OF'
-       ORDER BY 1, 2, 3`,
+         WHERE source_ci_id = ANY($1) AND type = 'PART_OF'`,
       [frontier],
+    );
+    // The service's tie-break (ids in ordinal order, then the type's enum number), so that among
+    // equally short paths both pick the same one.
+    rows.sort(
+      (a, b) =>
+        ordinal(a.cause, b.cause) ||
+        ordinal(a.affected, b.affected) ||
+        (RELATIONSHIP_RANK[a.type] ?? 0) - (RELATIONSHIP_RANK[b.type] ?? 0),
     );
     const next: string[] = [];
     for (const hop of rows) {
