@@ -15,6 +15,7 @@
 #   KAFKA_COMMAND_CONFIG       client properties file (TLS/SASL), passed as --command-config
 #   TOPIC_REPLICATION_FACTOR   override every topic's replication factor (1 for a dev broker)
 #   TOPIC_MIN_INSYNC_REPLICAS  override min.insync.replicas (always capped at the replication factor)
+#   KAFKA_TOPIC_PREFIX         put before every topic name, as the services do (e.g. staging.)
 #   WAIT_TIMEOUT_SECONDS       how long to wait for the cluster to answer           default: 180
 #   DRY_RUN=1                  print the commands instead of running them
 set -eu
@@ -117,6 +118,7 @@ tab=$(printf '\t')
 created=0
 updated=0
 while IFS=$tab read -r name partitions replication config; do
+  name="${KAFKA_TOPIC_PREFIX:-}$name"
   replication=${TOPIC_REPLICATION_FACTOR:-$replication}
 
   # Rebuild the config list: apply the min.insync.replicas override and never let it exceed
