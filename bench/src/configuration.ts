@@ -6,13 +6,12 @@
 //    and depth-limited).
 // 2. Artifact registration throughput (new name+version each call) and idempotent re-registration.
 import { createHash, randomUUID } from "node:crypto";
-import { mintDevToken } from "@rdm/auth";
 import { startConfigurationService } from "@rdm/configuration";
 import { createGrpcClient } from "@rdm/grpc";
 import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { createTestDatabase, startTestServers } from "@rdm/testkit";
-import { ms, percentile, runBenchmark } from "./support.js";
+import { createTestDatabase } from "@rdm/testkit";
+import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 /** Runs `work(i)` for i in [0, n) with at most `concurrency` in flight. */
 async function pool(n: number, concurrency: number, work: (i: number) => Promise<void>) {
@@ -37,16 +36,7 @@ const random = () => {
 async function main() {
   const ciCount = Number(process.argv[2] ?? 10_000);
   const relationshipCount = Number(process.argv[3] ?? 50_000);
-  const servers = await startTestServers();
-  const secret = randomUUID() + randomUUID();
-  const token = await mintDevToken({
-    subject: "bench",
-    roles: ["admin"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-    expiresIn: "2h",
-  });
+  const { servers, secret, token } = await startBenchServers();
   const db = await createTestDatabase("bench_configuration");
   const service = await startConfigurationService({
     DATABASE_URL: db.url,

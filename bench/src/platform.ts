@@ -2,16 +2,15 @@
 // RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). Prints figures; asserts nothing.
 //   pnpm build && node bench/dist/platform.js
 import { randomUUID } from "node:crypto";
-import { mintDevToken } from "@rdm/auth";
 import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
 import { startGateway } from "@rdm/gateway";
 import { createGrpcClient } from "@rdm/grpc";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
-import { createTestDatabase, startTestServers } from "@rdm/testkit";
+import { createTestDatabase } from "@rdm/testkit";
 import pg from "pg";
-import { ms, percentile, runBenchmark } from "./support.js";
+import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 async function appendThroughput(store: EventStore, writers: number, seconds: number): Promise<number> {
   const deadline = performance.now() + seconds * 1000;
@@ -31,16 +30,7 @@ async function appendThroughput(store: EventStore, writers: number, seconds: num
 }
 
 async function main() {
-  const servers = await startTestServers();
-  const secret = randomUUID() + randomUUID();
-  const token = await mintDevToken({
-    subject: "bench",
-    roles: ["admin"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-    expiresIn: "1h",
-  });
+  const { servers, secret, token } = await startBenchServers();
   const kafkaBrokers = servers.kafkaBrokers.join(",");
 
   // 1. Event store appends (one event per transaction, each writer on its own stream).

@@ -1,4 +1,23 @@
-// What every benchmark script shares: percentiles, formatting, and running main to an exit code.
+// What every benchmark script shares: servers and an admin token, percentiles, formatting, and
+// running main to an exit code.
+import { randomUUID } from "node:crypto";
+import { mintDevToken } from "@rdm/auth";
+import { startTestServers } from "@rdm/testkit";
+
+/** Real PostgreSQL and a Kafka-protocol broker (as tests get them), a JWT secret and an admin token for it. */
+export async function startBenchServers() {
+  const servers = await startTestServers();
+  const secret = randomUUID() + randomUUID();
+  const token = await mintDevToken({
+    subject: "bench",
+    roles: ["admin"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "2h",
+  });
+  return { servers, secret, token };
+}
 
 /** The p-th percentile of an ascending array (nearest rank). */
 export const percentile = (sorted: number[], p: number) =>
