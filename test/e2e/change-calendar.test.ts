@@ -21,9 +21,18 @@ import { type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/
 import { type Release, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 
 const secret = randomUUID() + randomUUID();
+// Topics of this file's own: its gateways project only the changes and releases made here.
+const topicPrefix = testTopicPrefix("e2e-change-calendar");
 /** `groups` is the token's groups claim: the approval boards (default "cab" and "ecab") the subject sits on. */
 const token = (subject: string, roles: Role[], groups: string[] = []) =>
   mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
@@ -40,6 +49,7 @@ beforeAll(async () => {
   const change = await startChangeService({
     DATABASE_URL: changeDb.url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -51,6 +61,7 @@ beforeAll(async () => {
   const release = await startReleaseService({
     DATABASE_URL: (await createTestDatabase("e2e_change_release")).url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -62,6 +73,7 @@ beforeAll(async () => {
   const gateway = await startGateway({
     DATABASE_URL: gatewayDb.url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     HTTP_PORT: "0",
     GATEWAY_CONSUMER_GROUP: uniqueId("e2e-change-gateway"),
@@ -309,6 +321,7 @@ test("the gateway's change list, detail and calendar match the change service", 
   const rebuilt = await startGateway({
     DATABASE_URL: rebuiltDb.url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     HTTP_PORT: "0",
     GATEWAY_CONSUMER_GROUP: uniqueId("e2e-change-gateway-rebuild"),
@@ -331,4 +344,4 @@ test("the gateway's change list, detail and calendar match the change service", 
     async () => JSON.stringify((await getJson(`/v1/calendar?from=${from}&to=${to}`, rebuilt.url)).body) === same,
     { timeoutMs: 30_000, description: "rebuilt calendar equal to the live one" },
   );
-});
+}, 180_000);

@@ -8,20 +8,29 @@ import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 
 test("an undecodable release event is dead-lettered and projection goes on", async () => {
   const brokers = await testKafkaBrokers();
   const secret = randomUUID() + randomUUID();
-  const dlqTopic = uniqueId("rdm.gateway.dlq.test");
+  // Topics of this test's own; the prefix applies to the dead-letter topic too.
+  const topicPrefix = testTopicPrefix("e2e-dlq");
+  const dlqTopic = `${topicPrefix}rdm.gateway.dlq.v1`;
   const gateway = await startGateway({
     DATABASE_URL: (await createTestDatabase("dlq_gateway")).url,
     KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     HTTP_PORT: "0",
     GATEWAY_CONSUMER_GROUP: uniqueId("dlq"),
-    GATEWAY_DLQ_TOPIC: dlqTopic,
     LOG_LEVEL: "fatal",
   });
   const producer = createProducer(
@@ -37,7 +46,7 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
     const releaseId = randomUUID();
     const poisonId = randomUUID();
     const event = { source: "rdm/release", subject: releaseId, time: new Date(), extensions: {} };
-    await publishEvents(producer, "rdm.release.events.v1", [
+    await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
       { ...event, id: poisonId, type: "rdm.release.v1.ReleaseRegistered", data: new Uint8Array([0xff, 0xff, 0xff]) },
       {
         ...event,
@@ -72,7 +81,7 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
     });
     expect(letter.rdm_dlq_reason).toBe("permanent");
     expect(letter.rdm_dlq_error).toMatch(/cannot decode rdm\.release\.v1\.ReleaseRegistered/);
-    expect(letter.rdm_dlq_original_topic).toBe("rdm.release.events.v1");
+    expect(letter.rdm_dlq_original_topic).toBe(`${topicPrefix}rdm.release.events.v1`);
 
     const health = await fetch(`${gateway.url}/healthz`);
     expect(health.status).toBe(200);
@@ -84,7 +93,7 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
         });
         return response.status === 200 ? response.json() : undefined;
       },
-      { timeoutMs: 20_000, description: "the event after the poison one projected" },
+      { timeoutMs: 30_000, description: "the event after the poison one projected" },
     );
     expect(view).toMatchObject({ releaseId, title: "After the poison", type: "MINOR" });
   } finally {

@@ -16,9 +16,18 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 
 const secret = randomUUID() + randomUUID();
+// Topics of this file's own: its gateway projects only the releases made here.
+const topicPrefix = testTopicPrefix("e2e-release-lifecycle");
 const stops: (() => Promise<void>)[] = [];
 let releaseAddress: string;
 let gatewayUrl: string;
@@ -28,6 +37,7 @@ beforeAll(async () => {
   const release = await startReleaseService({
     DATABASE_URL: (await createTestDatabase("e2e_lifecycle_release")).url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -40,6 +50,7 @@ beforeAll(async () => {
   const gateway = await startGateway({
     DATABASE_URL: (await createTestDatabase("e2e_lifecycle_gateway")).url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     HTTP_PORT: "0",
     GATEWAY_CONSUMER_GROUP: uniqueId("e2e-lifecycle-gateway"),
@@ -78,7 +89,7 @@ async function expectGatewayMatches(service: Client, releaseId: string) {
       const { body } = await getJson(`/v1/releases/${releaseId}`);
       return body?.version === Number(release.version) ? body : undefined;
     },
-    { timeoutMs: 20_000, description: `gateway view at version ${release.version}` },
+    { timeoutMs: 30_000, description: `gateway view at version ${release.version}` },
   );
   const gate = await service.getReleaseGate({ releaseId });
   expect(view).toMatchObject({
@@ -144,7 +155,8 @@ async function readEvents(path: string, done: (events: { event: string; data: { 
   const reader = (response.body as ReadableStream<Uint8Array>).getReader();
   const decoder = new TextDecoder();
   let buffer = "";
-  const timeout = setTimeout(() => controller.abort(), 20_000);
+  // Long enough for every step before the awaited event, each of which may wait for the gateway.
+  const timeout = setTimeout(() => controller.abort(), 120_000);
   try {
     while (!done(events)) {
       const { value, done: ended } = await reader.read();
@@ -273,7 +285,7 @@ test("the gateway's release overview equals the service after every step", async
   const events = await streamed;
   expect(events.every((e) => e.data.releaseId === releaseId)).toBe(true);
   expect(events[0]?.event).toBe("rdm.release.v1.ReleaseRegistered");
-});
+}, 180_000);
 
 test("a missed deadline shows as overdue with its breach at the gateway", async () => {
   const manager = await client("rita", ["release-manager"]);
@@ -304,7 +316,7 @@ test("a missed deadline shows as overdue with its breach at the gateway", async 
       const { body } = await getJson(`/v1/releases/${releaseId}`);
       return body?.deadlineMisses?.length === 1 ? body : undefined;
     },
-    { timeoutMs: 20_000, description: "the missed deadline at the gateway" },
+    { timeoutMs: 30_000, description: "the missed deadline at the gateway" },
   );
   expect(view).toMatchObject({ overdue: true, deadlineMisses: [{ phase: "REGISTRATION", escalated: false }] });
   await expectGatewayMatches(manager, releaseId);

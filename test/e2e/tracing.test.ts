@@ -8,7 +8,14 @@ import { inSpan, SpanKind, startTelemetry, type Telemetry, type TelemetryOptions
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 
 type SpanProcessor = NonNullable<TelemetryOptions["spanProcessors"]>[number];
 type EndedSpan = Parameters<SpanProcessor["onEnd"]>[0];
@@ -23,6 +30,8 @@ const collect: SpanProcessor = {
 
 let telemetry: Telemetry;
 const stops: (() => Promise<void>)[] = [];
+// Topics of this file's own: its gateway projects only the release registered here.
+const topicPrefix = testTopicPrefix("e2e-tracing");
 afterAll(async () => {
   for (const stop of stops.reverse()) await stop();
   await telemetry?.shutdown();
@@ -35,6 +44,7 @@ test("a RegisterRelease trace reaches the gateway's projection consumer", async 
   const release = await startReleaseService({
     DATABASE_URL: (await createTestDatabase("trace_release")).url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -45,6 +55,7 @@ test("a RegisterRelease trace reaches the gateway's projection consumer", async 
   const gateway = await startGateway({
     DATABASE_URL: (await createTestDatabase("trace_gateway")).url,
     KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     HTTP_PORT: "0",
     GATEWAY_CONSUMER_GROUP: uniqueId("trace"),
@@ -73,7 +84,8 @@ test("a RegisterRelease trace reaches the gateway's projection consumer", async 
 
   const inTrace = () => ended.filter((s) => s.spanContext().traceId === traceId);
   const consumerSpan = await waitFor(
-    async () => inTrace().find((s) => s.kind === SpanKind.CONSUMER && s.name.includes("rdm.release.events.v1")),
+    async () =>
+      inTrace().find((s) => s.kind === SpanKind.CONSUMER && s.name.includes(`${topicPrefix}rdm.release.events.v1`)),
     {
       timeoutMs: 20_000,
       description: "the gateway's consumer span in the command's trace",

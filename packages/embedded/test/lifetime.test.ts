@@ -38,7 +38,7 @@ describe("server lifetime", () => {
         console.log(JSON.stringify({ pg: new URL(pg.adminUrl).host, kafka: kafka.bootstrapServers[0] }));
       `;
       const stdout = await new Promise<string>((resolve, reject) => {
-        execFile(process.execPath, ["--input-type=module", "-e", script], { timeout: 30_000 }, (err, out, errOut) =>
+        execFile(process.execPath, ["--input-type=module", "-e", script], { timeout: 60_000 }, (err, out, errOut) =>
           err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
         );
       });
@@ -48,5 +48,5 @@ describe("server lifetime", () => {
     } finally {
       await rm(root, { recursive: true, force: true });
     }
-  });
+  }, 120_000);
 });

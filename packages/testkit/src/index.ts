@@ -1,6 +1,6 @@
 export { createTestDatabase, type TestDatabase } from "./database.js";
 export { dockerAvailable } from "./docker.js";
-export { testConsumerTimings, testKafkaBrokers } from "./kafka.js";
+export { testConsumerTimings, testKafkaBrokers, testTopicPrefix } from "./kafka.js";
 export {
   BACKEND_ENV,
   type Backend,

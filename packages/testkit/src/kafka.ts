@@ -1,5 +1,6 @@
 import { ensureTestServers } from "./fallback.js";
 import { KAFKA_BROKERS_ENV, parseBrokers } from "./servers.js";
+import { uniqueId } from "./wait.js";
 
 /**
  * Bootstrap servers of the shared test Kafka-protocol broker. Topics auto-create with 4
@@ -18,3 +19,10 @@ export async function testKafkaBrokers(): Promise<string[]> {
  * (the initial rebalance delay). Spread into `kafka.consumer({ groupId, ...testConsumerTimings })`.
  */
 export const testConsumerTimings = { sessionTimeout: 6000, heartbeatInterval: 500 } as const;
+
+/**
+ * A `KAFKA_TOPIC_PREFIX` of one test file's own. Test files share the broker and run in
+ * parallel: with its own topics, a file's services and gateways read only its own events, so a
+ * new consumer does not replay (or race with) every other file's releases and changes.
+ */
+export const testTopicPrefix = (label: string): string => `${uniqueId(label)}.`;

@@ -101,8 +101,9 @@ describe("testKafkaBrokers", () => {
       await producer.send({ topic, messages: [{ key: "k", value: "second" }] });
       const started = Date.now();
       expect(await consumeOnce()).toEqual(["second"]);
-      // sessionTimeout 6 s -> the mock holds the rejoin ~5 s (30 s defaults would hold it ~29 s)
-      expect(Date.now() - started).toBeLessThan(12_000);
+      // sessionTimeout 6 s -> the mock holds the rejoin ~5 s (30 s defaults would hold it ~29 s; the
+      // bound leaves room for a loaded machine)
+      expect(Date.now() - started).toBeLessThan(20_000);
     } finally {
       await producer.disconnect();
     }

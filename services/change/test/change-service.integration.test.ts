@@ -29,7 +29,7 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { startChangeService } from "../src/service.js";
@@ -39,6 +39,8 @@ const secret = randomUUID() + randomUUID();
 let address: string;
 let databaseUrl: string;
 let producer: Producer;
+// Topics of this file's own: the service reads only the release and deployment events published here.
+const topicPrefix = testTopicPrefix("change-it");
 const stopAll: (() => Promise<void>)[] = [];
 
 /** `groups` is the token's groups claim: "cab" seats a caller on the CAB, ECAB_GROUP on the ECAB. */
@@ -56,6 +58,7 @@ beforeAll(async () => {
   const service = await startChangeService({
     DATABASE_URL: db.url,
     KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -582,7 +585,7 @@ test("a release link and then a failed deployment of the linked release mark the
     releaseId,
     changeRequestId: id,
   });
-  await publishEvents(producer, "rdm.release.events.v1", [
+  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
     {
       id: linked.metadata?.eventId as string,
       type: linked.$typeName,
@@ -614,7 +617,7 @@ test("a release link and then a failed deployment of the linked release mark the
     data: toBinary(DeploymentFailedSchema, failed),
   };
   // Delivered twice (a redelivery): one effect.
-  await publishEvents(producer, "rdm.deployment.events.v1", [event, event]);
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [event, event]);
   const change = await waitFor(
     async () => {
       const current = (await viewer.getChange({ changeRequestId: id })).change;
@@ -625,8 +628,30 @@ test("a release link and then a failed deployment of the linked release mark the
   expect(change.failureReason).toContain("health check failed on 3 of 5 targets");
   expect(change.failureReason).toContain(deploymentId);
 
+  // The second copy may still be in flight: count only once a later event on the same key (so the
+  // same partition, consumed after both copies) has been handled.
+  const sentinel = create(DeploymentStartedSchema, {
+    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "ci-agent-7" }),
+    deploymentId: randomUUID(),
+    releaseId,
+    environment: "staging",
+  });
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
+    {
+      ...event,
+      id: sentinel.metadata?.eventId as string,
+      type: sentinel.$typeName,
+      data: toBinary(DeploymentStartedSchema, sentinel),
+    },
+  ]);
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
+  await waitFor(
+    async () =>
+      (await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [sentinel.metadata?.eventId]))
+        .rowCount === 1,
+    { timeoutMs: 30_000, description: "the event after both copies handled" },
+  );
   const { rows } = await db.query(
     "SELECT type, data, metadata FROM events WHERE stream_id = $1 AND type = 'rdm.change.v1.ChangeRequestFailed'",
     [id],
@@ -667,11 +692,11 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
   const staging = randomUUID();
   const production = randomUUID();
   // Staging first: had it counted, the change would be IMPLEMENTED by staging alone.
-  await publishEvents(producer, "rdm.deployment.events.v1", [
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
     deploymentEvent(DeploymentStartedSchema, staging, "staging"),
     deploymentEvent(DeploymentSucceededSchema, staging, "staging"),
   ]);
-  await publishEvents(producer, "rdm.deployment.events.v1", [
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
     deploymentEvent(DeploymentStartedSchema, production, "production"),
   ]);
   const implementing = await waitFor(
@@ -682,7 +707,7 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     { timeoutMs: 30_000, description: "change IMPLEMENTING after the production deployment started" },
   );
   expect(implementing.state).toBe(ChangeState.IMPLEMENTING);
-  await publishEvents(producer, "rdm.deployment.events.v1", [
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
     deploymentEvent(DeploymentSucceededSchema, production, "production"),
   ]);
   await waitFor(

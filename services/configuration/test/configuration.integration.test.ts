@@ -27,7 +27,7 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import { startConfigurationService } from "../src/index.js";
 
@@ -36,6 +36,8 @@ let service: RunningService;
 let client: GrpcClient<(typeof ConfigurationService)["method"]>;
 let producer: Producer;
 let dropDb: () => Promise<void>;
+// Topics of this file's own: the service reads only the deployment events published here.
+const topicPrefix = testTopicPrefix("configuration-it");
 
 beforeAll(async () => {
   const brokers = await testKafkaBrokers();
@@ -44,6 +46,7 @@ beforeAll(async () => {
   service = await startConfigurationService({
     DATABASE_URL: db.url,
     KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
     AUTH_JWT_SECRET: secret,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
@@ -373,7 +376,7 @@ test("baselines follow deployment events (last known good survives a failure); c
     environment,
     artifacts: [{ name: lib, version: "1.4.0", targetCiIds: [host.ciId] }],
   });
-  await publishEvents(producer, "rdm.deployment.events.v1", [good]);
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [good]);
   const baseline = await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
     timeoutMs: 30_000,
     description: "the baseline from DeploymentSucceeded",
@@ -390,7 +393,7 @@ test("baselines follow deployment events (last known good survives a failure); c
     artifacts: [{ name: lib, version: "2.0.0", targetCiIds: [host.ciId] }],
     reason: "smoke tests failed",
   });
-  await publishEvents(producer, "rdm.deployment.events.v1", [bad, bad]); // delivered twice: applied once
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [bad, bad]); // delivered twice: applied once
   const degraded = await waitFor(
     async () => {
       const b = (await client.getBaseline({ environment })).baseline;
@@ -412,7 +415,7 @@ test("baselines follow deployment events (last known good survives a failure); c
     artifacts: [{ name: lib, version: "1.4.0", targetCiIds: [host.ciId] }],
     reason: "back-out to last known good",
   });
-  await publishEvents(producer, "rdm.deployment.events.v1", [back]);
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [back]);
   const restored = await waitFor(
     async () => {
       const b = (await client.getBaseline({ environment })).baseline;

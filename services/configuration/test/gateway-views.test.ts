@@ -21,7 +21,7 @@ import {
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import { startConfigurationService } from "../src/index.js";
 
 const secret = randomUUID() + randomUUID();
@@ -34,7 +34,7 @@ let brokers: string[];
 // Topics of their own: another test's configuration service on the shared broker would also
 // record a baseline for this test's deployment event (in its own database, without this DML),
 // and the gateway would see both services' baselines.
-const topicPrefix = `${uniqueId("cfg-views")}.`;
+const topicPrefix = testTopicPrefix("cfg-views");
 
 beforeAll(async () => {
   brokers = await testKafkaBrokers();
@@ -262,20 +262,28 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
   expect(view.impactedBusinessServices).toEqual(impact.impactedBusinessServiceIds);
   expect(impact.impactedBusinessServiceIds).toEqual([checkout]);
 
-  // DML: integrity status per artifact.
+  // DML: integrity status per artifact. Each artifact is its own stream (its own partition):
+  // wait until the gateway lists every one at its last state.
   const artifacts = await client.listArtifacts({ name });
-  const dml = (await get(`/v1/dml/artifacts?name=${name}`)).body.artifacts as unknown as {
-    artifactId: string;
-    status: string;
-    integrity: string;
-  }[];
-  expect(dml.map((a) => [a.artifactId, a.status, a.integrity])).toEqual(
-    artifacts.artifacts.map((a) => [
-      a.artifactId,
-      enumName(ArtifactStatusSchema, a.status),
-      enumName(IntegrityStatusSchema, a.integrity),
-    ]),
+  const expectedDml = artifacts.artifacts.map((a) => [
+    a.artifactId,
+    enumName(ArtifactStatusSchema, a.status),
+    enumName(IntegrityStatusSchema, a.integrity),
+  ]);
+  const listDml = async () =>
+    (await get(`/v1/dml/artifacts?name=${name}`)).body.artifacts as unknown as {
+      artifactId: string;
+      status: string;
+      integrity: string;
+    }[];
+  await waitFor(
+    async () =>
+      JSON.stringify((await listDml()).map((a) => [a.artifactId, a.status, a.integrity])) ===
+      JSON.stringify(expectedDml),
+    { timeoutMs: 30_000, description: "the gateway's DML list at every artifact's last state" },
   );
+  const dml = await listDml();
+  expect(dml.map((a) => [a.artifactId, a.status, a.integrity])).toEqual(expectedDml);
   // Paging one row at a time walks the same lists (the page tokens round-trip).
   const pageAll = async (path: string, field: "items" | "artifacts") => {
     const ids: string[] = [];
@@ -331,4 +339,4 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
   expect(where.health).toBe(enumName(EnvironmentHealthSchema, baseline.health));
   expect(where.lastKnownGoodDeploymentId).toBe(deploymentId);
   expect(baseline.updatedAt && timestampDate(baseline.updatedAt)).toBeInstanceOf(Date);
-});
+}, 180_000);

@@ -6,7 +6,7 @@ import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, uniqueId } from "@rdm/testkit";
+import { createTestDatabase, testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
 import { startReleaseService } from "../src/service.js";
 
 export const secret = randomUUID() + randomUUID();
@@ -32,6 +32,8 @@ export interface ClientOptions {
 export interface Harness {
   databaseUrl: string;
   brokers: string[];
+  /** The harness's own KAFKA_TOPIC_PREFIX: publish to `${topicPrefix}rdm.change.events.v1`. */
+  topicPrefix: string;
   clock: TestClock;
   instances: RunningService[];
   /** Starts another instance on the same database (a replica, or a restart). */
@@ -45,12 +47,14 @@ export async function startHarness(extraEnv: Record<string, string> = {}): Promi
   const db = await createTestDatabase("release_it");
   const clock = new TestClock();
   const group = uniqueId("release-it");
+  const topicPrefix = testTopicPrefix("release-it");
   const instances: RunningService[] = [];
   const startInstance = async (more: Record<string, string> = {}) => {
     const running = await startReleaseService(
       {
         DATABASE_URL: db.url,
         KAFKA_BROKERS: brokers.join(","),
+        KAFKA_TOPIC_PREFIX: topicPrefix,
         AUTH_JWT_SECRET: secret,
         GRPC_PORT: "0",
         LOG_LEVEL: "warn",
@@ -69,6 +73,7 @@ export async function startHarness(extraEnv: Record<string, string> = {}): Promi
   return {
     databaseUrl: db.url,
     brokers,
+    topicPrefix,
     clock,
     instances,
     startInstance,

@@ -115,7 +115,7 @@ async function publishChange(changeRequestId: string, state: ChangeState, versio
     changeRequestId,
     state,
   } as never);
-  await publishEvents(producer, "rdm.change.events.v1", [
+  await publishEvents(producer, `${h.topicPrefix}rdm.change.events.v1`, [
     {
       id: randomUUID(),
       type: schema.typeName,
