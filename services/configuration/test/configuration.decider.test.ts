@@ -461,6 +461,35 @@ describe("impact analysis", () => {
     expect(await transitiveDependents("checkout", lookup, { maxDepth: 0 })).toEqual([]);
   });
 
+  test("equally short paths: through the smallest parent id, then the smallest relationship type", async () => {
+    // x is two hops from root through both p and q, and q reaches it twice (two relationship types).
+    const edges: Edge[] = [
+      { sourceCiId: "q", type: RelationshipType.DEPENDS_ON, targetCiId: "root" },
+      { sourceCiId: "p", type: RelationshipType.DEPENDS_ON, targetCiId: "root" },
+      { sourceCiId: "x", type: RelationshipType.CONNECTS_TO, targetCiId: "q" },
+      { sourceCiId: "x", type: RelationshipType.RUNS_ON, targetCiId: "q" },
+      { sourceCiId: "y", type: RelationshipType.CONNECTS_TO, targetCiId: "q" },
+      { sourceCiId: "y", type: RelationshipType.RUNS_ON, targetCiId: "q" },
+      { sourceCiId: "x", type: RelationshipType.CONNECTS_TO, targetCiId: "p" },
+    ];
+    const lookup = (order: Edge[]) => async (causes: string[]) => order.filter((e) => causes.includes(e.targetCiId));
+    const walk = async (order: Edge[]) =>
+      (await transitiveDependents("root", lookup(order), { maxDepth: 0 })).map((r) => [
+        r.ciId,
+        r.path,
+        r.pathRelationships,
+      ]);
+    const expected = [
+      ["p", ["root", "p"], [RelationshipType.DEPENDS_ON]],
+      ["q", ["root", "q"], [RelationshipType.DEPENDS_ON]],
+      ["x", ["root", "p", "x"], [RelationshipType.DEPENDS_ON, RelationshipType.CONNECTS_TO]],
+      ["y", ["root", "q", "y"], [RelationshipType.DEPENDS_ON, RelationshipType.RUNS_ON]],
+    ];
+    // Whatever order the store returns the edges in.
+    expect(await walk(edges)).toEqual(expected);
+    expect(await walk([...edges].reverse())).toEqual(expected);
+  });
+
   test("max depth bounds the walk", async () => {
     const reached = await transitiveDependents(
       "a",

@@ -39,6 +39,8 @@ export interface ImpactOptions {
  * one batched lookup per level: every CI is reached once, at its shortest depth, so cycles end
  * the walk instead of looping and the cost is O(reached CIs + their edges).
  * `impactEdges(ids)` returns every relationship whose cause end is one of `ids`.
+ * Among equally short paths the one through the smallest parent id wins, then the smallest
+ * relationship type: paths are deterministic whatever order the edges come in.
  */
 export async function transitiveDependents(
   rootId: string,
@@ -52,23 +54,27 @@ export async function transitiveDependents(
   let depth = 0;
   while (frontier.length > 0 && (options.maxDepth === 0 || depth < options.maxDepth)) {
     depth += 1;
-    const next: string[] = [];
-    const hops = (await impactEdges(frontier)).map((edge) => ({ ...impactDirection(edge), type: edge.type }));
-    // Deterministic paths: parents and children in a stable order.
-    hops.sort((a, b) => compareIds(a.cause, b.cause) || compareIds(a.affected, b.affected) || a.type - b.type);
-    for (const hop of hops) {
-      if (reached.has(hop.affected)) continue;
-      const parent = reached.get(hop.cause);
-      if (!parent) continue;
-      reached.set(hop.affected, {
-        ciId: hop.affected,
-        depth,
-        path: [...parent.path, hop.affected],
-        pathRelationships: [...parent.pathRelationships, hop.type],
-      });
-      next.push(hop.affected);
+    // One pass keeps each newly reached CI's best parent; no sort of the level's edges.
+    const parents = new Map<string, { parent: Reached; type: RelationshipType }>();
+    for (const edge of await impactEdges(frontier)) {
+      const { cause, affected } = impactDirection(edge);
+      const parent = reached.get(cause);
+      if (!parent || reached.has(affected)) continue;
+      const best = parents.get(affected);
+      if (!best || compareIds(cause, best.parent.ciId) < 0 || (cause === best.parent.ciId && edge.type < best.type)) {
+        parents.set(affected, { parent, type: edge.type });
+      }
     }
-    frontier = next;
+    frontier = [...parents.keys()].sort(compareIds);
+    for (const ciId of frontier) {
+      const { parent, type } = parents.get(ciId) as { parent: Reached; type: RelationshipType };
+      reached.set(ciId, {
+        ciId,
+        depth,
+        path: [...parent.path, ciId],
+        pathRelationships: [...parent.pathRelationships, type],
+      });
+    }
   }
   reached.delete(rootId);
   return [...reached.values()];
