@@ -4,6 +4,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { mintDevToken } from "@rdm/auth";
+import { startConfigurationService } from "@rdm/configuration";
 import { type RunningGateway, startGateway } from "@rdm/gateway";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
@@ -22,7 +23,6 @@ import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/config
 import { DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { RunningService } from "@rdm/runtime";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
-import { startConfigurationService } from "../src/index.js";
 
 const secret = randomUUID() + randomUUID();
 const stops: (() => Promise<void>)[] = [];

@@ -1,4 +1,5 @@
-import { RelationshipTypeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { transitiveDependents } from "@rdm/configuration/impact";
+import { RelationshipType, RelationshipTypeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import {
@@ -140,54 +141,42 @@ const toArtifact = (r: ArtifactRow) => ({
   lastVerifiedAt: r.last_verified_at,
 });
 
-/**
- * The transitive dependents of a CI, breadth-first with one query per level: each CI once, at
- * its shortest depth (cycle-safe), with one shortest path. A failure spreads against the arrow
- * of DEPENDS_ON, RUNS_ON and CONNECTS_TO, and along the arrow of PART_OF (to the whole).
- */
-const ordinal = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
-/** Relationship names as the view stores them, ranked by their RelationshipType number. */
-const RELATIONSHIP_RANK: Record<string, number> = Object.fromEntries(
+/** Relationship names as the view stores them, and back. */
+const RELATIONSHIP_NUMBER: Record<string, RelationshipType> = Object.fromEntries(
   RelationshipTypeSchema.values.map((v) => [v.localName, v.number]),
 );
+const RELATIONSHIP_NAME = Object.fromEntries(Object.entries(RELATIONSHIP_NUMBER).map(([name, n]) => [n, name]));
 
+/**
+ * The transitive dependents of a CI: the configuration service's walk (same depths, same
+ * tie-break among equally short paths) over the gateway's relationship view.
+ */
 async function impactOf(pool: pg.Pool, rootId: string, maxDepth: number) {
-  const reached = new Map<string, { depth: number; path: string[]; pathRelationships: string[] }>([
-    [rootId, { depth: 0, path: [rootId], pathRelationships: [] }],
-  ]);
-  let frontier = [rootId];
-  for (let depth = 1; frontier.length > 0 && (maxDepth === 0 || depth <= maxDepth); depth++) {
-    const { rows } = await pool.query<{ cause: string; affected: string; type: string }>(
-      `SELECT target_ci_id AS cause, source_ci_id AS affected, type FROM cmdb_relationship_view
-         WHERE target_ci_id = ANY($1) AND type <> 'PART_OF'
-       UNION ALL
-       SELECT source_ci_id, target_ci_id, type FROM cmdb_relationship_view
-         WHERE source_ci_id = ANY($1) AND type = 'PART_OF'`,
-      [frontier],
-    );
-    // The service's tie-break (ids in ordinal order, then the type's enum number), so that among
-    // equally short paths both pick the same one.
-    rows.sort(
-      (a, b) =>
-        ordinal(a.cause, b.cause) ||
-        ordinal(a.affected, b.affected) ||
-        (RELATIONSHIP_RANK[a.type] ?? 0) - (RELATIONSHIP_RANK[b.type] ?? 0),
-    );
-    const next: string[] = [];
-    for (const hop of rows) {
-      const parent = reached.get(hop.cause);
-      if (reached.has(hop.affected) || !parent) continue;
-      reached.set(hop.affected, {
-        depth,
-        path: [...parent.path, hop.affected],
-        pathRelationships: [...parent.pathRelationships, hop.type],
-      });
-      next.push(hop.affected);
-    }
-    frontier = next;
-  }
-  reached.delete(rootId);
-  return reached;
+  const reached = await transitiveDependents(
+    rootId,
+    async (causeIds) => {
+      const { rows } = await pool.query<{ source_ci_id: string; type: string; target_ci_id: string }>(
+        `SELECT source_ci_id, type, target_ci_id FROM cmdb_relationship_view
+           WHERE target_ci_id = ANY($1) AND type <> 'PART_OF'
+         UNION ALL
+         SELECT source_ci_id, type, target_ci_id FROM cmdb_relationship_view
+           WHERE source_ci_id = ANY($1) AND type = 'PART_OF'`,
+        [causeIds],
+      );
+      return rows.map((r) => ({
+        sourceCiId: r.source_ci_id,
+        type: RELATIONSHIP_NUMBER[r.type] ?? RelationshipType.UNSPECIFIED,
+        targetCiId: r.target_ci_id,
+      }));
+    },
+    { maxDepth },
+  );
+  return reached.map((r) => ({
+    ciId: r.ciId,
+    depth: r.depth,
+    path: r.path,
+    pathRelationships: r.pathRelationships.map((t) => RELATIONSHIP_NAME[t] ?? "UNSPECIFIED"),
+  }));
 }
 
 /** CMDB browse, CI detail, impact view, the DML with integrity status, and "what runs where". */
@@ -382,16 +371,18 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       const reached = await impactOf(pool, id, request.query.maxDepth);
       const names = await pool.query<{ ci_id: string; name: string; type: string; owner: string }>(
         "SELECT ci_id, name, type, owner FROM cmdb_ci_view WHERE ci_id = ANY($1)",
-        [[...reached.keys()]],
+        [reached.map((r) => r.ciId)],
       );
       const byId = new Map(names.rows.map((r) => [r.ci_id, r]));
-      const impacted = [...reached.entries()]
-        .map(([ciId, r]) => ({
-          ciId,
-          name: byId.get(ciId)?.name ?? null,
-          type: byId.get(ciId)?.type ?? null,
-          owner: byId.get(ciId)?.owner ?? null,
-          ...r,
+      const impacted = reached
+        .map((r) => ({
+          ciId: r.ciId,
+          name: byId.get(r.ciId)?.name ?? null,
+          type: byId.get(r.ciId)?.type ?? null,
+          owner: byId.get(r.ciId)?.owner ?? null,
+          depth: r.depth,
+          path: r.path,
+          pathRelationships: r.pathRelationships,
         }))
         .sort(
           (a, b) => a.depth - b.depth || (a.name ?? "").localeCompare(b.name ?? "") || a.ciId.localeCompare(b.ciId),
