@@ -1,15 +1,46 @@
+import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
-/** A TCP port on 127.0.0.1 that was free a moment ago (the OS picks it). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+const LOWEST = 10_000;
+
+/** First port of the kernel's ephemeral range (Linux; 32768 where it cannot be read). */
+function ephemeralStart(): number {
+  try {
+    const [first] = readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/).map(Number);
+    if (first && first > LOWEST + 1_000) return first;
+  } catch {
+    // not Linux
+  }
+  return 32_768;
+}
+
+/** Binds `port` (0: the OS picks) on 127.0.0.1, closes it again, and says which port that was. */
+function probe(port: number): Promise<number | undefined> {
+  return new Promise((resolve) => {
     const server = createServer();
     server.unref();
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => {
+    server.once("error", () => resolve(undefined));
+    server.listen(port, "127.0.0.1", () => {
       const address = server.address();
-      const port = typeof address === "object" && address ? address.port : 0;
-      server.close(() => (port ? resolve(port) : reject(new Error("no port assigned"))));
+      const bound = typeof address === "object" && address ? address.port : undefined;
+      server.close(() => resolve(bound));
     });
   });
+}
+
+/**
+ * A TCP port on 127.0.0.1 that was free a moment ago, for a server that binds it a little later
+ * (PostgreSQL, a child process). It is chosen below the kernel's ephemeral range: other
+ * processes' port-0 listeners and outgoing connections take ports from that range, so they
+ * cannot take this one in the meantime.
+ */
+export async function freePort(): Promise<number> {
+  const end = ephemeralStart();
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = await probe(LOWEST + Math.floor(Math.random() * (end - LOWEST)));
+    if (port) return port;
+  }
+  const port = await probe(0);
+  if (!port) throw new Error("no free TCP port on 127.0.0.1");
+  return port;
 }
