@@ -21,6 +21,7 @@ export {
   STATUS_DETAILS_KEY,
   toStatus,
 } from "./errors.js";
+export { requestFingerprint } from "./request-fingerprint.js";
 export {
   type CallContext,
   type ClientStreamingHandler,

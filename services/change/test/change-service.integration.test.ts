@@ -572,6 +572,21 @@ test("a retried request id returns the first result; invalid input is INVALID_AR
   await expect(manager.getChange({ changeRequestId: randomUUID() })).rejects.toMatchObject({ code: status.NOT_FOUND });
 });
 
+test("a request id reused for another command is refused, even when the two requests encode alike", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const id = await authorizedChange();
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  // Start and Complete requests are both {request_id, change_request_id}: the same bytes.
+  const reused = rid();
+  const started = await manager.startChangeImplementation({ ...reused, changeRequestId: id });
+  expect(started.change?.state).toBe(ChangeState.IMPLEMENTING);
+  const refused = await precondition(manager.completeChangeImplementation({ ...reused, changeRequestId: id }));
+  expect(refused.violations.map((v) => v.type)).toEqual(["request.idempotency"]);
+  expect((await manager.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTING);
+  // The same command again is still a retry.
+  expect(await manager.startChangeImplementation({ ...reused, changeRequestId: id })).toEqual(started);
+});
+
 test("a release link and then a failed deployment of the linked release mark the change FAILED with its back-out plan", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const id = await authorizedChange({ environments: ["production"] });

@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { type EventStore, withTransaction } from "@rdm/eventstore";
 import {
@@ -8,6 +8,7 @@ import {
   InvalidArgument,
   NotFound,
   PermissionDenied,
+  requestFingerprint,
   type ServiceRegistration,
 } from "@rdm/grpc";
 import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -144,8 +145,6 @@ const changeDetails = (
   plannedWindow: request.plannedWindow,
 });
 
-const hashRequest = (bytes: Uint8Array) => createHash("sha256").update(bytes).digest("hex");
-
 const requireWindow = (window: TimeWindow | undefined, field: string) => {
   const interval = toInterval(window);
   if (!interval) throw new InvalidArgument([{ field, description: "start and end are required" }]);
@@ -179,7 +178,7 @@ export function changeServiceHandlers({
       respond: (applied: Applied<S, E>, prepared: P) => MessageShape<O>;
     },
   ): Promise<MessageShape<O>> {
-    const requestHash = hashRequest(toBinary(method.input as DescMessage, request as never));
+    const requestHash = requestFingerprint(method.input as DescMessage, request as never);
     const replay = async () => {
       const previous = await store.getCommandResult(request.requestId);
       if (!previous?.response) return undefined;

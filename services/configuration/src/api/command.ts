@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type EventStore, withTransaction } from "@rdm/eventstore";
@@ -7,9 +7,6 @@ import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import { ConfigurationRuleViolation } from "../domain/rule-violation.js";
 import { type ConfigurationEvent, decodeConfigurationEvent, encodeConfigurationEvent } from "./event-codec.js";
-
-export const hashRequest = (schema: DescMessage, request: MessageShape<DescMessage>) =>
-  createHash("sha256").update(toBinary(schema, request)).digest("hex");
 
 export function toApiError(error: unknown): unknown {
   if (!(error instanceof ConfigurationRuleViolation)) return error;

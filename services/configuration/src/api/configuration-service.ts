@@ -3,7 +3,7 @@ import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf"
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import type { EventStore } from "@rdm/eventstore";
-import { type CallContext, InvalidArgument, NotFound, type ServiceRegistration } from "@rdm/grpc";
+import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import { CiType, ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   AddRelationshipResponseSchema,
@@ -55,7 +55,7 @@ import {
   saveRelationship,
   summaries,
 } from "../store/read-model.js";
-import { type Actor, type CommandDeps, executeCommand, hashRequest, readHistory } from "./command.js";
+import { type Actor, type CommandDeps, executeCommand, readHistory } from "./command.js";
 
 export interface ConfigurationApiDeps {
   store: EventStore;
@@ -236,7 +236,7 @@ export function configurationServiceHandlers({
     },
     handlers: {
       async registerConfigurationItem(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.registerConfigurationItem.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.registerConfigurationItem.input, request);
         const ciId = newCiId();
         const item = await onItem(ctx, request.requestId, hash, ciId, () => ({
           kind: "registerConfigurationItem",
@@ -251,7 +251,7 @@ export function configurationServiceHandlers({
       },
 
       async updateConfigurationItem(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.updateConfigurationItem.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.updateConfigurationItem.input, request);
         const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
           kind: "updateConfigurationItem",
           name: request.name,
@@ -263,7 +263,7 @@ export function configurationServiceHandlers({
       },
 
       async changeConfigurationItemStatus(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.changeConfigurationItemStatus.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.changeConfigurationItemStatus.input, request);
         const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
           kind: "changeConfigurationItemStatus",
           status: request.status,
@@ -315,7 +315,7 @@ export function configurationServiceHandlers({
       },
 
       async addRelationship(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.addRelationship.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.addRelationship.input, request);
         const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, async () => ({
           kind: "addRelationship",
           type: request.type,
@@ -326,7 +326,7 @@ export function configurationServiceHandlers({
       },
 
       async removeRelationship(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.removeRelationship.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.removeRelationship.input, request);
         const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, () => ({
           kind: "removeRelationship",
           type: request.type,
@@ -374,7 +374,7 @@ export function configurationServiceHandlers({
       },
 
       async registerArtifact(request, ctx) {
-        const requestHash = hashRequest(ConfigurationService.method.registerArtifact.input, request);
+        const requestHash = requestFingerprint(ConfigurationService.method.registerArtifact.input, request);
         return executeCommand<ArtifactEvent, typeof RegisterArtifactResponseSchema>(
           deps,
           actorOf(ctx, request.requestId),
@@ -429,7 +429,7 @@ export function configurationServiceHandlers({
       },
 
       async verifyArtifact(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.verifyArtifact.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.verifyArtifact.input, request);
         const result = await verify(ctx, request.requestId, hash, request.artifactId, request.sha256, undefined);
         return create(VerifyArtifactResponseSchema, { result });
       },
@@ -463,7 +463,7 @@ export function configurationServiceHandlers({
       },
 
       async quarantineArtifact(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.quarantineArtifact.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.quarantineArtifact.input, request);
         return onArtifact(
           ctx,
           request.requestId,
@@ -476,7 +476,7 @@ export function configurationServiceHandlers({
       },
 
       async retireArtifact(request, ctx) {
-        const hash = hashRequest(ConfigurationService.method.retireArtifact.input, request);
+        const hash = requestFingerprint(ConfigurationService.method.retireArtifact.input, request);
         return onArtifact(
           ctx,
           request.requestId,

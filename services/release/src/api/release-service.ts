@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
@@ -10,6 +10,7 @@ import {
   InvalidArgument,
   NotFound,
   PermissionDenied,
+  requestFingerprint,
   type ServiceRegistration,
 } from "@rdm/grpc";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -160,9 +161,6 @@ export function releaseServiceHandlers({
   clock,
 }: ReleaseApiDeps): ServiceRegistration<(typeof api.ReleaseService)["method"]> {
   const method = api.ReleaseService.method;
-  const hashRequest = (name: string, bytes: Uint8Array) =>
-    createHash("sha256").update(name).update(bytes).digest("hex");
-
   /** A retried request id returns the first response; reusing it for another request is refused. */
   async function replay<O extends DescMessage>(
     requestId: string,
@@ -193,7 +191,7 @@ export function releaseServiceHandlers({
     toCommand: (state: ReleaseState) => ReleaseCommand | Promise<ReleaseCommand>,
     releaseId = request.releaseId,
   ): Promise<MessageShape<O>> {
-    const requestHash = hashRequest(name, toBinary(input, request));
+    const requestHash = requestFingerprint(input, request);
     for (let attempt = 1; ; attempt++) {
       const replayed = await replay(request.requestId, requestHash, output);
       if (replayed) return replayed;
@@ -246,7 +244,7 @@ export function releaseServiceHandlers({
     roles: releaseServiceRoles,
     handlers: {
       async registerRelease(request, ctx) {
-        const requestHash = hashRequest("registerRelease", toBinary(method.registerRelease.input, request));
+        const requestHash = requestFingerprint(method.registerRelease.input, request);
         const replayed = await replay(request.requestId, requestHash, method.registerRelease.output);
         if (replayed) return replayed;
         const modelName = request.modelName || defaultModelName(request.type);
@@ -465,7 +463,7 @@ export function releaseServiceHandlers({
       ),
 
       async createReleaseModel(request, ctx) {
-        const requestHash = hashRequest("createReleaseModel", toBinary(method.createReleaseModel.input, request));
+        const requestHash = requestFingerprint(method.createReleaseModel.input, request);
         const replayed = await replay(request.requestId, requestHash, method.createReleaseModel.output);
         if (replayed) return replayed;
         const model = await models
