@@ -216,8 +216,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
               return outcome;
             } catch (error) {
               const err = error as Error;
-              if (err instanceof DatabaseUnavailable) {
-                log.error({ err }, "database unavailable; retrying without using up an attempt");
+              const notTheMessage = err instanceof DatabaseUnavailable || isTransient(err);
+              if (notTheMessage) {
+                log.error({ err }, "database unavailable or busy; retrying without using up an attempt");
               } else if (isPermanent(err)) {
                 return deadLetter(message, info, "permanent", err, attempt, log, span);
               } else if (attempt >= maxAttempts) {
@@ -230,7 +231,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
               // Long retries must not cost us the assignment; a rebalance error here abandons
               // the message (not resolved, so it is redelivered).
               await heartbeat();
-              if (!(err instanceof DatabaseUnavailable)) attempt++;
+              if (!notTheMessage) attempt++;
             }
           }
         },
@@ -341,6 +342,31 @@ function isPermanent(error: Error): boolean {
     error.name === "MalformedCloudEvent" ||
     (error.name === "error" && typeof sqlState === "string" && /^22[0-9A-Z]{3}$/.test(sqlState))
   );
+}
+
+/** SQLSTATE classes that say the database, not the event, is the problem. */
+const TRANSIENT_SQLSTATE = [
+  /^08/, // connection exception
+  /^40/, // serialization failure, deadlock: the transaction lost a race
+  /^53/, // insufficient resources
+  /^57P/, // shutting down, cannot connect now
+  /^25006$/, // read-only transaction: a standby during a failover
+];
+const CONNECTION_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"]);
+
+/**
+ * Not the event's fault, so retried without using up an attempt (dead-lettering would lose a
+ * good event while the database fails over): PostgreSQL unreachable, shutting down, read-only,
+ * out of resources, a lost serialization race, a connection dropped mid-transaction, or another
+ * writer that appended to the same stream first (WrongExpectedVersion; the retry re-decides).
+ */
+function isTransient(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") {
+    if (error.name === "error" && TRANSIENT_SQLSTATE.some((pattern) => pattern.test(code))) return true;
+    if (CONNECTION_ERRNO.has(code)) return true;
+  }
+  return error.name === "WrongExpectedVersion" || /^Connection terminated/.test(error.message);
 }
 
 function firstHeader(headers: IHeaders | undefined, name: string): string | undefined {

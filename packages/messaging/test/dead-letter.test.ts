@@ -100,6 +100,34 @@ describe("startConsumer: bad messages", () => {
     expect((await f.effects()).map((e) => e.event_id)).toEqual([flaky.id]);
   });
 
+  it("keeps retrying, without using up attempts, while the database refuses writes (a standby in a failover)", async () => {
+    const f = await fixture();
+    const calls = new Map<string, number>();
+    await f.start(
+      async (event, tx) => {
+        const n = (calls.get(event.id) ?? 0) + 1;
+        calls.set(event.id, n);
+        // The first four tries meet a read-only database (SQLSTATE 25006), more than maxAttempts.
+        if (event.type === "test.DuringFailover" && n <= 4) await tx.query("SET TRANSACTION READ ONLY");
+        if (event.type === "test.Undecodable") throw new PermanentError("sentinel");
+        await recordEffect(event, tx);
+      },
+      { maxAttempts: 2 },
+    );
+    await f.watchDeadLetters();
+
+    const key = uniqueId("agg");
+    const during = cloudEvent("test.DuringFailover", key);
+    const sentinel = cloudEvent("test.Undecodable", key);
+    await publishEvents(f.producer, f.topic, [during, sentinel]);
+
+    // Same key: the sentinel is dead-lettered only after the first event was settled.
+    await waitFor(() => f.deadLetters.length >= 1, { ...WAIT, description: "the sentinel dead-lettered" });
+    expect(f.deadLetters.map((m) => header(m, "ce_id"))).toEqual([sentinel.id]);
+    expect(calls.get(during.id)).toBe(5);
+    expect((await f.effects()).map((e) => e.event_id)).toEqual([during.id]);
+  });
+
   it("dead-letters at once an event whose data PostgreSQL refuses (SQLSTATE class 22), then goes on", async () => {
     const f = await fixture();
     const calls = new Map<string, number>();
