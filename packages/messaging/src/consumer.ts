@@ -147,6 +147,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     attempts: number,
     log: Logger,
     span: Span,
+    heartbeat: () => Promise<void>,
   ): Promise<Outcome> {
     const copy = deadLetterMessage(message, {
       reason,
@@ -170,6 +171,8 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
           "could not publish to the dead-letter topic; retrying",
         );
         if (!(await pause(backoff(attempt)))) return "abandoned";
+        // As in the handler's retries: waiting must not cost the assignment silently.
+        await heartbeat();
       }
     }
   }
@@ -198,7 +201,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
             event = fromKafkaMessage(message);
           } catch (error) {
             if (!(error instanceof MalformedCloudEvent)) throw error;
-            return deadLetter(message, info, "malformed", error, 0, log, span);
+            return deadLetter(message, info, "malformed", error, 0, log, span, heartbeat);
           }
           span.setAttributes({
             "messaging.message.id": event.id,
@@ -220,9 +223,9 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
               if (notTheMessage) {
                 log.error({ err }, "database unavailable or busy; retrying without using up an attempt");
               } else if (isPermanent(err)) {
-                return deadLetter(message, info, "permanent", err, attempt, log, span);
+                return deadLetter(message, info, "permanent", err, attempt, log, span, heartbeat);
               } else if (attempt >= maxAttempts) {
-                return deadLetter(message, info, "attempts_exhausted", err, attempt, log, span);
+                return deadLetter(message, info, "attempts_exhausted", err, attempt, log, span, heartbeat);
               } else {
                 log.warn({ err, attempt, max_attempts: maxAttempts }, "handler failed; retrying");
                 span.addEvent("retry", { attempt, "exception.message": err.message });
@@ -259,6 +262,20 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     }
   }
 
+  /** Starts a new consumer after `delayMs`, and keeps trying (doubling, up to a minute) until one runs or we stop. */
+  function relaunch(delayMs: number) {
+    restartTimer = setTimeout(() => {
+      if (stopping) return;
+      launch().catch((error) => {
+        logger.error(
+          { err: error, retry_in_ms: Math.min(delayMs * 2, 60_000) },
+          "could not restart the kafka consumer",
+        );
+        if (!stopping) relaunch(Math.min(delayMs * 2, 60_000));
+      });
+    }, delayMs);
+  }
+
   async function launch(): Promise<void> {
     const current = kafka.consumer({
       groupId,
@@ -279,31 +296,32 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     current.on(current.events.CRASH, ({ payload }) => {
       logger.error({ err: payload.error, restart: payload.restart }, "kafka consumer crashed");
       // kafkajs restarts by itself after retriable errors only; the process must keep consuming.
-      if (!payload.restart && !stopping && consumer === current) {
-        restartTimer = setTimeout(() => {
-          launch().catch((error) => logger.error({ err: error }, "could not restart the kafka consumer"));
-        }, maxRetryBackoffMs);
-      }
+      if (!payload.restart && !stopping && consumer === current) relaunch(maxRetryBackoffMs);
     });
-    await current.connect();
-    await current.subscribe({ topics, fromBeginning: options.fromBeginning ?? false });
-    await current.run({
-      // Offsets are resolved here one message at a time, after its effect committed (or it
-      // was dead-lettered); kafkajs commits what is resolved after each batch, on stop and
-      // before a rebalance.
-      autoCommit: true,
-      autoCommitInterval: 1_000,
-      eachBatchAutoResolve: false,
-      partitionsConsumedConcurrently: 1,
-      eachBatch,
-    });
+    try {
+      await current.connect();
+      await current.subscribe({ topics, fromBeginning: options.fromBeginning ?? false });
+      await current.run({
+        // Offsets are resolved here one message at a time, after its effect committed (or it
+        // was dead-lettered); kafkajs commits what is resolved after each batch, on stop and
+        // before a rebalance.
+        autoCommit: true,
+        autoCommitInterval: 1_000,
+        eachBatchAutoResolve: false,
+        partitionsConsumedConcurrently: 1,
+        eachBatch,
+      });
+    } catch (error) {
+      // A half-started consumer keeps its connections (and, once joined, a group membership).
+      await current.disconnect().catch(() => undefined);
+      throw error;
+    }
   }
 
   try {
     await launch();
   } catch (error) {
     await producer.disconnect();
-    await consumer?.disconnect();
     instruments.close();
     throw error;
   }
