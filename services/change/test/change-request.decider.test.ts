@@ -635,6 +635,18 @@ describe("ScheduleChange", () => {
       .thenFails("change.schedule.freeze");
   });
 
+  test("a change that names no environment may reach any, so an environment-scoped freeze applies to it", () => {
+    const anywhere = history(
+      { ...raiseNormal, environments: [] },
+      submit,
+      assess(ChangeImpact.LOW, ChangeUrgency.LOW, 1),
+      approve("anna"),
+    );
+    given(...anywhere)
+      .when(schedule({ freezes: [freeze({ scope: { environments: ["production"] } })] }))
+      .thenFails("change.schedule.freeze");
+  });
+
   test.each([
     ["another CI", { scope: { ciIds: ["ci-unrelated"] } }],
     ["another environment", { scope: { environments: ["staging"] } }],

@@ -36,7 +36,9 @@ export interface ChangeFootprint {
 
 /**
  * Freeze windows that apply to a change in `window`: not lifted, overlapping, and scoped to
- * everything, to one of the change's CIs, or to one of its environments.
+ * everything, to one of the change's CIs, or to one of its environments. A change that names
+ * no environment may reach any (deployments anywhere move it), so every environment scope
+ * applies to it.
  */
 export function applicableFreezes(
   freezes: readonly FreezeWindow[],
@@ -51,6 +53,7 @@ export function applicableFreezes(
     return (
       scope.all ||
       intersect(footprint.ciIds, scope.ciIds).length > 0 ||
+      (scope.environments.length > 0 && footprint.environments.length === 0) ||
       intersect(footprint.environments, scope.environments).length > 0
     );
   });
