@@ -1,5 +1,4 @@
 import { createHmac } from "node:crypto";
-import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import type pg from "pg";
 import { type Poller, startPoller } from "./poller.js";
@@ -21,7 +20,6 @@ export interface WebhookOptions {
   url: string;
   secret: string;
   clock: () => Date;
-  intervalMs: number;
   /** First retry delay; doubles per attempt. */
   backoffMs: number;
   maxAttempts: number;
@@ -29,21 +27,40 @@ export interface WebhookOptions {
   logger: Logger;
 }
 
+/** Most deliveries one round posts, one after another. */
+const ROUND_SIZE = 10;
+/** How long a claim outlasts the POST's timeout: time to record the result, clock skew between replicas. */
+const LEASE_MARGIN_MS = 30_000;
+
 interface DeliveryRow {
   notification_id: string;
   payload: unknown;
   attempts: number;
 }
 
+interface Claim {
+  row: DeliveryRow;
+  /** The row's next_attempt_at while claimed; each claim of a row ends later than the one before. */
+  leaseEnd: Date;
+}
+
 /**
- * Delivers NotificationRequested events (rows of notification_deliveries, written with the
- * events) by HTTP POST. A 2xx answer marks the row DELIVERED; anything else schedules a retry
- * with exponential backoff until maxAttempts, then FAILED. Rows are claimed with FOR UPDATE SKIP
- * LOCKED, so replicas never post the same delivery at the same time. Delivery is at least once:
- * receivers de-duplicate on the x-rdm-notification-id header.
+ * One round of webhook delivery: claims due rows of notification_deliveries (written with the
+ * NotificationRequested events) one at a time and POSTs each. A 2xx answer marks the row
+ * DELIVERED; anything else schedules a retry with exponential backoff until maxAttempts, then
+ * FAILED. Resolves with the number of rows it claimed.
+ *
+ * No transaction stays open during a POST: one would hold back the outbox relay of every service
+ * on the cluster (it publishes only below the oldest running transaction). A claim instead moves
+ * the row's next_attempt_at to the end of a lease, so other replicas skip it until the lease
+ * lapses (a replica that died mid-POST); the result is recorded only while the row still
+ * carries that lease, so a holder whose lease lapsed and was taken over cannot overwrite the
+ * newer result. Delivery is at least once: receivers de-duplicate on the x-rdm-notification-id header.
  */
-export function startWebhookDelivery(options: WebhookOptions): Poller {
+export function webhookDeliveryRound(options: WebhookOptions): () => Promise<number> {
   const { pool, url, secret, clock, logger } = options;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+  const leaseMs = timeoutMs + LEASE_MARGIN_MS;
 
   async function post(row: DeliveryRow): Promise<string | undefined> {
     const body = JSON.stringify(row.payload);
@@ -58,7 +75,7 @@ export function startWebhookDelivery(options: WebhookOptions): Poller {
           [SIGNATURE_HEADER]: webhookSignature(secret, timestamp, body),
         },
         body,
-        signal: AbortSignal.timeout(options.timeoutMs ?? 5_000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       await response.arrayBuffer().catch(() => undefined);
       return response.ok ? undefined : `HTTP ${response.status}`;
@@ -67,40 +84,67 @@ export function startWebhookDelivery(options: WebhookOptions): Poller {
     }
   }
 
-  const round = () =>
-    withTransaction(pool, async (tx) => {
-      const { rows } = await tx.query<DeliveryRow>(
-        `SELECT notification_id, payload, attempts FROM notification_deliveries
+  /** Claims the longest-due row in one statement; SKIP LOCKED passes over a row another replica is claiming. */
+  async function claim(): Promise<Claim | undefined> {
+    const now = clock();
+    const leaseEnd = new Date(now.getTime() + leaseMs);
+    const { rows } = await pool.query<DeliveryRow>(
+      `UPDATE notification_deliveries SET next_attempt_at = $2
+       WHERE notification_id = (
+         SELECT notification_id FROM notification_deliveries
          WHERE status = 'PENDING' AND next_attempt_at <= $1
-         ORDER BY next_attempt_at LIMIT 10 FOR UPDATE SKIP LOCKED`,
-        [clock()],
-      );
-      for (const row of rows) {
-        const failure = await post(row);
-        const attempts = row.attempts + 1;
-        const now = clock();
-        if (!failure) {
-          await tx.query(
-            `UPDATE notification_deliveries SET status = 'DELIVERED', attempts = $2, delivered_at = $3, last_error = ''
-             WHERE notification_id = $1`,
-            [row.notification_id, attempts, now],
-          );
-          continue;
-        }
-        const gaveUp = attempts >= options.maxAttempts;
-        const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
-        await tx.query(
-          `UPDATE notification_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_error = $5
-           WHERE notification_id = $1`,
-          [row.notification_id, gaveUp ? "FAILED" : "PENDING", attempts, next, failure],
-        );
-        logger.warn(
-          { notification_id: row.notification_id, attempts, error: failure, gave_up: gaveUp },
-          "webhook delivery failed",
-        );
-      }
-      return rows.length;
-    });
+         ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+       RETURNING notification_id, payload, attempts`,
+      [now, leaseEnd],
+    );
+    const row = rows[0];
+    return row && { row, leaseEnd };
+  }
 
-  return startPoller("webhook-delivery", options.intervalMs, round, logger);
+  /** Records the attempt; false when the lease lapsed and another replica has claimed the row since. */
+  async function record({ row, leaseEnd }: Claim, failure: string | undefined): Promise<boolean> {
+    const attempts = row.attempts + 1;
+    const now = clock();
+    const stillClaimed = "notification_id = $1 AND status = 'PENDING' AND next_attempt_at = $2";
+    if (!failure) {
+      const { rowCount } = await pool.query(
+        `UPDATE notification_deliveries SET status = 'DELIVERED', attempts = $3, delivered_at = $4, last_error = ''
+         WHERE ${stillClaimed}`,
+        [row.notification_id, leaseEnd, attempts, now],
+      );
+      return rowCount === 1;
+    }
+    const gaveUp = attempts >= options.maxAttempts;
+    const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
+    const { rowCount } = await pool.query(
+      `UPDATE notification_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6
+       WHERE ${stillClaimed}`,
+      [row.notification_id, leaseEnd, gaveUp ? "FAILED" : "PENDING", attempts, next, failure],
+    );
+    logger.warn(
+      { notification_id: row.notification_id, attempts, error: failure, gave_up: gaveUp },
+      "webhook delivery failed",
+    );
+    return rowCount === 1;
+  }
+
+  return async () => {
+    let claimed = 0;
+    for (; claimed < ROUND_SIZE; claimed++) {
+      const next = await claim();
+      if (!next) break;
+      const failure = await post(next.row);
+      if (!(await record(next, failure)))
+        logger.warn(
+          { notification_id: next.row.notification_id },
+          "webhook delivery result dropped: the claim lapsed and another replica took the delivery over",
+        );
+    }
+    return claimed;
+  };
+}
+
+/** Runs webhookDeliveryRound every intervalMs. */
+export function startWebhookDelivery(options: WebhookOptions & { intervalMs: number }): Poller {
+  return startPoller("webhook-delivery", options.intervalMs, webhookDeliveryRound(options), options.logger);
 }
