@@ -27,10 +27,15 @@ export class ReleaseModelStore {
   ) {}
 
   async versions(name: string): Promise<ReleaseModel[]> {
+    return (await this.read(name)).versions;
+  }
+
+  /** The model's versions and the version of its stream, from one read so they agree. */
+  private async read(name: string): Promise<{ versions: ReleaseModel[]; streamVersion: number }> {
     const builtIn = DEFAULT_MODELS.filter((m) => m.name === name);
     const recorded = await this.store.readStream(streamOf(name));
     const created = recorded.map((r) => (decodeEvent(r) as ReleaseModelVersionCreated).model as ReleaseModel);
-    return [...builtIn, ...created];
+    return { versions: [...builtIn, ...created], streamVersion: recorded.at(-1)?.version ?? 0 };
   }
 
   /** The given version, or the latest when version is 0. */
@@ -72,8 +77,9 @@ export class ReleaseModelStore {
     }
     for (let attempt = 1; ; attempt++) {
       const stream = streamOf(model.name);
-      const versions = await this.versions(model.name);
-      const streamVersion = await this.store.streamVersion(stream);
+      // Both from one read: a stream version read later could already include a racing create
+      // of the same version number, and the append would not notice.
+      const { versions, streamVersion } = await this.read(model.name);
       const created = clone(ReleaseModelSchema, model);
       created.version = (versions[versions.length - 1]?.version ?? 0) + 1;
       const event = create(ReleaseModelVersionCreatedSchema, {

@@ -92,6 +92,9 @@ export class ReleaseRepository {
         stamped.map((event) => encodeReleaseEvent(event, origin.traceparent)),
         {
           client,
+          // The id is a bare UUID: the store's default type (the id up to its first "-") would be
+          // its first segment, in stream_type and in the ce_streamtype header the relay publishes.
+          streamType: "release",
           ...(options.idempotency
             ? {
                 requestId: origin.requestId,

@@ -81,6 +81,17 @@ export const releaseMigrations: Migration[] = [
     // The change stream version of the stored state, so a replayed older event never wins.
     sql: "ALTER TABLE change_request_states ADD COLUMN version bigint NOT NULL DEFAULT 0",
   },
+  {
+    version: 4,
+    name: "release stream type",
+    // Release streams (bare UUIDs) used to be appended without a type, so the store typed each by
+    // its id's first segment. Events already published keep that ce_streamtype on Kafka.
+    sql: `
+      UPDATE streams SET stream_type = 'release'
+      WHERE stream_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';
+      UPDATE events SET stream_type = 'release'
+      WHERE stream_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';`,
+  },
 ];
 
 /** Writes what the appended events imply for the service's tables, in the append's transaction. */

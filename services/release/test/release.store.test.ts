@@ -1,0 +1,123 @@
+// The release service's streams on real PostgreSQL: model versions under a racing create, and
+// the stream type of release and model streams (new appends, and the migration of old ones).
+import { randomUUID } from "node:crypto";
+import { clone, create } from "@bufbuild/protobuf";
+import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { ReleaseModelVersionCreatedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
+import pg from "pg";
+import { encodeEvent } from "../src/api/event-codec.js";
+import { EMERGENCY_MODEL } from "../src/domain/models.js";
+import { ReleaseModelStore } from "../src/store/model-store.js";
+import { ReleaseRepository } from "../src/store/release-repository.js";
+import { releaseMigrations } from "../src/store/release-tables.js";
+import { RELEASE_ID, register, T0 } from "./release-spec.js";
+
+const databases: TestDatabase[] = [];
+const pools: pg.Pool[] = [];
+
+/** A fresh database with the event store and the release migrations up to `releaseVersion`. */
+async function database(releaseVersion = Number.POSITIVE_INFINITY) {
+  const db = await createTestDatabase("release_store");
+  databases.push(db);
+  const pool = new pg.Pool({ connectionString: db.url });
+  pools.push(pool);
+  await runMigrations(pool, eventStoreMigrations);
+  await runMigrations(pool, {
+    component: "release",
+    migrations: releaseMigrations.filter((m) => m.version <= releaseVersion),
+  });
+  return { pool, store: new EventStore(pool) };
+}
+
+afterAll(async () => {
+  for (const pool of pools) await pool.end();
+  for (const db of databases) await db.drop();
+});
+
+const hotfix = (version = 0) => clone(ReleaseModelSchema, { ...EMERGENCY_MODEL, name: "hotfix", version });
+
+const origin = () => ({
+  actor: "rita",
+  now: T0,
+  requestId: randomUUID(),
+  requestHash: "",
+  traceparent: undefined,
+  response: () => new Uint8Array(),
+});
+
+test("a create that races another one gets the next version number, not the same", async () => {
+  const { pool, store } = await database();
+  const models = new ReleaseModelStore(store, pool);
+  // Holds every access to the streams table, so the create under test stops after reading the
+  // model's events while the rival create below commits.
+  const rival = await pool.connect();
+  try {
+    await rival.query("BEGIN");
+    await rival.query("LOCK TABLE streams IN ACCESS EXCLUSIVE MODE");
+    const racing = models.create(hotfix(), origin());
+    await waitFor(
+      async () =>
+        (
+          await pool.query(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+          )
+        ).rowCount,
+      { description: "the create waiting on the streams table" },
+    );
+    const version1 = create(ReleaseModelVersionCreatedSchema, {
+      model: hotfix(1),
+      metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "rival" }),
+    });
+    await store.appendToStream("releasemodel-hotfix", "no_stream", [encodeEvent(version1)], {
+      client: rival,
+      streamType: "releasemodel",
+    });
+    await rival.query("COMMIT");
+    expect((await racing).version).toBe(2);
+  } finally {
+    rival.release();
+  }
+  expect((await models.versions("hotfix")).map((m) => m.version)).toEqual([1, 2]);
+});
+
+test("release streams are of type release, model streams of type releasemodel", async () => {
+  const { pool, store } = await database();
+  const repository = new ReleaseRepository(store, pool);
+  await repository.decideAndAppend(RELEASE_ID, await repository.load(RELEASE_ID), register(), {
+    actor: "rita",
+    now: T0,
+    requestId: randomUUID(),
+  });
+  await new ReleaseModelStore(store, pool).create(hotfix(), origin());
+  const { rows } = await pool.query(
+    `SELECT DISTINCT stream_id, stream_type FROM events
+     UNION SELECT stream_id, stream_type FROM streams ORDER BY stream_type`,
+  );
+  expect(rows).toEqual([
+    { stream_id: RELEASE_ID, stream_type: "release" },
+    { stream_id: "releasemodel-hotfix", stream_type: "releasemodel" },
+  ]);
+});
+
+test("the migration types release streams appended without a type as release", async () => {
+  const { pool, store } = await database(3);
+  const event = { type: "rdm.release.v1.ReleaseAbandoned", data: new Uint8Array(), metadata: {} };
+  await store.appendToStream(RELEASE_ID, "no_stream", [event]);
+  await store.appendToStream("releasemodel-hotfix", "no_stream", [event], { streamType: "releasemodel" });
+  expect((await pool.query("SELECT stream_type FROM streams WHERE stream_id = $1", [RELEASE_ID])).rows).toEqual([
+    { stream_type: RELEASE_ID.split("-")[0] },
+  ]);
+
+  await runMigrations(pool, { component: "release", migrations: releaseMigrations });
+  const { rows } = await pool.query(
+    `SELECT DISTINCT stream_id, stream_type FROM events
+     UNION SELECT stream_id, stream_type FROM streams ORDER BY stream_type`,
+  );
+  expect(rows).toEqual([
+    { stream_id: RELEASE_ID, stream_type: "release" },
+    { stream_id: "releasemodel-hotfix", stream_type: "releasemodel" },
+  ]);
+});
