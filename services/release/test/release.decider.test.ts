@@ -298,6 +298,18 @@ describe("CloseRelease", () => {
     expect(s.refusal({ kind: "setBackOutPlan", backOutPlan: "x" }).rule).toBe("release.active");
   });
 
+  test("a rework discards the review: after the redeployment the release is reviewed again", () => {
+    const s = inPhase(ReleasePhase.REVIEW);
+    s.run({ kind: "recordReview", outcome: ReviewOutcome.SUCCESSFUL, lessonsLearned: "", followUpActions: [] });
+    s.run({ kind: "reworkRelease", toPhase: ReleasePhase.DEPLOYMENT, reason: "rollout broke checkout" });
+    expect(s.release.review).toBeUndefined();
+    while (s.release.phase !== ReleasePhase.REVIEW) s.advance();
+    expect(s.refusal({ kind: "closeRelease", changes: [] }).rule).toBe("close.review_required");
+    s.run({ kind: "recordReview", outcome: ReviewOutcome.BACKED_OUT, lessonsLearned: "", followUpActions: [] });
+    const [closed] = s.run({ kind: "closeRelease", changes: [] });
+    expect(closed).toMatchObject({ outcome: ReviewOutcome.BACKED_OUT });
+  });
+
   test("the review can only be recorded in the phase before CLOSED", () => {
     expect(
       inPhase(ReleasePhase.DEPLOYMENT).refusal({

@@ -714,17 +714,16 @@ export function evolve(state: ReleaseState, event: ReleaseEvent): ReleaseState {
       break;
     }
     case "rdm.release.v1.ReleasePhaseAdvanced":
-    case "rdm.release.v1.ReleasePhaseReworked": {
       enterPhase(release, event.toPhase, event.phaseEntry, event.phaseDueAt, at);
+      break;
+    case "rdm.release.v1.ReleasePhaseReworked":
+      enterPhase(release, event.toPhase, event.phaseEntry, event.phaseDueAt, at);
+      // A review is of the phase entry it was recorded in: after a rework the release is reviewed again.
+      release.review = undefined;
       // Going back to (or before) BUILD_AND_TEST reopens the package for the rebuild.
-      if (
-        event.$typeName === "rdm.release.v1.ReleasePhaseReworked" &&
-        state.model &&
-        phaseIndex(state.model, event.toPhase) <= phaseIndex(state.model, ReleasePhase.BUILD_AND_TEST)
-      )
+      if (state.model && phaseIndex(state.model, event.toPhase) <= phaseIndex(state.model, ReleasePhase.BUILD_AND_TEST))
         release.packageFrozen = false;
       break;
-    }
     case "rdm.release.v1.ReleaseAbandoned":
       release.status = ReleaseStatus.ABANDONED;
       release.abandonReason = event.reason;
