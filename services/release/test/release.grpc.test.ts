@@ -498,6 +498,11 @@ test("ListReleases filters by phase, type, owner, status and pages without dupli
   expect(await ids_({ overdueOnly: true })).toEqual([]);
   const bad = await failure(manager.listReleases({ pageToken: "garbage" }));
   expect(bad.code).toBe(status.INVALID_ARGUMENT);
+  // Well-formed but forged: values PostgreSQL would refuse are refused before the query.
+  const forged = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  for (const token of [forged(["2026-01-01T00:00:00.000Z", "not-a-uuid"]), forged(["1", randomUUID()])]) {
+    expect((await failure(manager.listReleases({ pageToken: token }))).code).toBe(status.INVALID_ARGUMENT);
+  }
 
   const db = new pg.Client({ connectionString: h.databaseUrl });
   await db.connect();

@@ -133,14 +133,19 @@ export async function loadChangeStates(pool: pg.Pool, release: Release | undefin
 /** Opaque keyset cursor over (registered_at, release_id). */
 const encodeCursor = (registeredAt: Date, id: string) =>
   Buffer.from(JSON.stringify([registeredAt.toISOString(), id])).toString("base64url");
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+/** Only what encodeCursor writes: a forged token is INVALID_ARGUMENT, never a query PostgreSQL refuses. */
 function decodeCursor(token: string): [string, string] {
   try {
     const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
     if (
       Array.isArray(value) &&
       value.length === 2 &&
+      typeof value[0] === "string" &&
+      typeof value[1] === "string" &&
       !Number.isNaN(Date.parse(value[0])) &&
-      typeof value[1] === "string"
+      new Date(value[0]).toISOString() === value[0] &&
+      UUID.test(value[1])
     )
       return value as [string, string];
   } catch {}
