@@ -360,6 +360,28 @@ describe("Approvals", () => {
     expect([rejection.rule, rejection.code]).toEqual(["approval.separation_of_duties", "PERMISSION_DENIED"]);
   });
 
+  test("separation of duties holds across coordinator changes while the approval is pending", () => {
+    const s = inApproval();
+    const planning = (coordinator: string): ReleaseCommand => ({
+      kind: "updatePlanning",
+      title: s.release.title,
+      description: s.release.description,
+      category: s.release.category,
+      coordinator,
+      stakeholders: s.release.stakeholders,
+      risk: s.release.risk,
+      plannedWindow: s.release.plannedWindow,
+    });
+    // Ann coordinates for a moment, hands back, then tries to vote: refused.
+    s.run(planning("ann"));
+    s.run(planning("carl"));
+    const refusal = s.refusal(approve(), ann);
+    expect([refusal.rule, refusal.code]).toEqual(["approval.separation_of_duties", "PERMISSION_DENIED"]);
+    expect(s.release.approvals[0]?.ineligibleApprovers).toEqual(["olivia", "carl", "rita", "ann"]);
+    // Ben never coordinated: his vote counts.
+    expect(s.run(approve(), ben)[0]).toMatchObject({ approver: "ben" });
+  });
+
   test("quorum: the second distinct approval grants it and says so", () => {
     const s = inApproval();
     const [first] = s.run(approve(), ann);

@@ -477,11 +477,17 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
           "PERMISSION_DENIED",
           group,
         );
-      const involved = new Set([release.owner, release.coordinator, release.registeredBy, approval.requestedBy]);
+      const involved = new Set([
+        release.owner,
+        release.coordinator,
+        release.registeredBy,
+        approval.requestedBy,
+        ...approval.ineligibleApprovers,
+      ]);
       if (involved.has(ctx.actor))
         refuse(
           "approval.separation_of_duties",
-          `${ctx.actor} is the owner, coordinator or requester of this release and cannot approve it`,
+          `${ctx.actor} is (or was, while this approval was pending) the owner, coordinator or requester of this release and cannot approve it`,
           "PERMISSION_DENIED",
         );
       if (approval.votes.some((v) => v.approver === ctx.actor))
@@ -711,6 +717,13 @@ export function evolve(state: ReleaseState, event: ReleaseEvent): ReleaseState {
     case "rdm.release.v1.ReleasePlanningUpdated": {
       const { metadata: _m, $typeName: _t, releaseId: _r, ...fields } = event;
       Object.assign(release, fields);
+      // A coordinator named while an approval is pending stays unable to vote on it, even if
+      // replaced again before voting.
+      for (const approval of release.approvals) {
+        const pending = approval.status === ApprovalStatus.PENDING;
+        if (pending && release.coordinator && !approval.ineligibleApprovers.includes(release.coordinator))
+          approval.ineligibleApprovers.push(release.coordinator);
+      }
       break;
     }
     case "rdm.release.v1.ReleasePhaseAdvanced":
@@ -743,6 +756,9 @@ export function evolve(state: ReleaseState, event: ReleaseEvent): ReleaseState {
           requestedBy: event.metadata?.actor ?? "",
           ...(at ? { requestedAt: at } : {}),
           status: ApprovalStatus.PENDING,
+          ineligibleApprovers: [
+            ...new Set([release.owner, release.coordinator, release.registeredBy, event.metadata?.actor ?? ""]),
+          ].filter(Boolean),
         }),
       );
       break;
