@@ -165,7 +165,15 @@ export class EventStore {
               this.appendIn(c, streamId, expectedVersion, prepared, options),
             );
           } catch (error) {
-            if (!(error instanceof StaleTransaction) || attempt >= MAX_STALE_RETRIES) throw error;
+            if (!(error instanceof StaleTransaction)) throw error;
+            // Still overtaken after fresh transactions: a conflict like any other (ABORTED), not a crash.
+            if (attempt >= MAX_STALE_RETRIES)
+              throw new WrongExpectedVersion(
+                streamId,
+                expectedVersion,
+                await this.streamVersion(streamId),
+                `stream ${streamId} kept being appended by newer transactions; retry`,
+              );
           }
         }
       },
