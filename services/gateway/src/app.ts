@@ -84,6 +84,13 @@ export async function buildGatewayApp({
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) return reply.code(400).send(problem(400, "Bad Request", error.message));
+    // PostgreSQL's class 22, data exception: a value the route schemas let through but the database
+    // cannot take (a NUL character, a date out of its range). The client's error, not the server's.
+    if (/^22[0-9A-Z]{3}$/.test(String(error.code))) {
+      request.log.info({ err: error }, "request value refused by the database");
+      const detail = "a parameter is malformed or out of range (e.g. it contains a NUL character)";
+      return reply.code(400).send(problem(400, "Bad Request", detail));
+    }
     request.log.error({ err: error }, "request failed");
     return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));
   });

@@ -18,9 +18,9 @@ export const gatewayEnv = componentEnv({
   /** Consumer group of the projections; a new group (with a new database) rebuilds them from the topics. */
   GATEWAY_CONSUMER_GROUP: z.string().min(1).default("rdm-gateway"),
   GATEWAY_DLQ_TOPIC: z.string().min(1).default("rdm.gateway.dlq.v1"),
-  /** How long the broker may hold a fetch that has nothing new (bounds the projection's lag when idle). */
   /** How long the broker waits for a silent gateway before giving its partitions to another member. */
   GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** How long the broker may hold a fetch that has nothing new (bounds the projection's lag when idle). */
   GATEWAY_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(100),
 });
 
@@ -65,9 +65,13 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     logger,
   });
   let consumersReady = false;
-  void consumer.ready.then(() => {
-    consumersReady = true;
-  });
+  // stop() before the group join rejects `ready`: the gateway was never ready, and that is no crash.
+  void consumer.ready.then(
+    () => {
+      consumersReady = true;
+    },
+    () => undefined,
+  );
 
   const app = await buildGatewayApp({
     pool,

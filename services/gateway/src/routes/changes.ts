@@ -1,6 +1,15 @@
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-import { badRequest, decodeCursor, encodeCursor, isTimestamp, isUuid, notFound, problemSchema } from "./http.js";
+import {
+  badRequest,
+  decodeCursor,
+  encodeCursor,
+  isTimestamp,
+  isUuid,
+  notFound,
+  problemSchema,
+  uuidSchema,
+} from "./http.js";
 
 const windowSchema = {
   type: ["object", "null"],
@@ -280,10 +289,19 @@ const toCollision = (r: CollisionRow) => ({
 /** Changes whose window is booked on the calendar, the ones that can collide (as in the change service). */
 const BOOKED = ["SCHEDULED", "IMPLEMENTING"];
 
+/**
+ * A date-time query parameter as the Date the query takes: PostgreSQL refuses some strings the
+ * schema's format admits (offsets beyond ±15:59, year 0000) but not the instants they name.
+ */
+function parseDate(value: string): Date | undefined {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
 function parseRange(from: string, to: string): { from: Date; to: Date } | string {
-  const start = new Date(from);
-  const end = new Date(to);
-  if (Number.isNaN(start.getTime()) || Number.isNaN(end.getTime())) return "from and to must be date-times";
+  const start = parseDate(from);
+  const end = parseDate(to);
+  if (!start || !end) return "from and to must be date-times";
   if (end <= start) return "to must be after from";
   return { from: start, to: end };
 }
@@ -299,7 +317,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       schema: {
         tags: ["changes"],
         summary: "One change request with its approvals, tasks and current collisions",
-        params: { type: "object", properties: { id: { type: "string", format: "uuid" } }, required: ["id"] },
+        params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
         response: { 200: changeDetailSchema, 404: problemSchema },
       },
     },
@@ -318,7 +336,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
          WHERE c.change_request_id = $1 AND o.state = ANY($2)
            AND o.window_start < c.window_end AND o.window_end > c.window_start
            AND o.affected_ci_ids && c.affected_ci_ids
-         ORDER BY o.key`,
+         ORDER BY o.key, o.change_request_id`,
         [request.params.id, BOOKED],
       );
       return { ...toChange(row), collisions: collisions.rows.map(toCollision) };
@@ -385,15 +403,25 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       if (pageToken !== undefined) {
         const cursor = decodeCursor(pageToken, isTimestamp, isUuid);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
-        where.push(`(raised_at, change_request_id) < (${arg(cursor[0])}::timestamptz, ${arg(cursor[1])}::uuid)`);
+        where.push(
+          `(raised_at, change_request_id) < (${arg(new Date(cursor[0]))}::timestamptz, ${arg(cursor[1])}::uuid)`,
+        );
       }
       const list = (value: string | undefined) => (value ? value.split(",").map((v) => v.trim().toUpperCase()) : []);
       if (state) where.push(`state = ANY(${arg(list(state))})`);
       if (type) where.push(`type = ANY(${arg(list(type))})`);
       if (ciId) where.push(`${arg(ciId)} = ANY(affected_ci_ids)`);
       if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
-      if (from) where.push(`window_end > ${arg(from)}::timestamptz`);
-      if (to) where.push(`window_start < ${arg(to)}::timestamptz`);
+      if (from !== undefined) {
+        const start = parseDate(from);
+        if (!start) return badRequest(reply, "from must be a date-time");
+        where.push(`window_end > ${arg(start)}::timestamptz`);
+      }
+      if (to !== undefined) {
+        const end = parseDate(to);
+        if (!end) return badRequest(reply, "to must be a date-time");
+        where.push(`window_start < ${arg(end)}::timestamptz`);
+      }
       if (q) {
         const pattern = arg(`%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
         where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
@@ -481,17 +509,19 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
          ORDER BY window_start, freeze_window_id`,
         [range.from, range.to],
       );
+      // Each pair once, ordered by (key, id): keys are not unique in the view, and two changes with
+      // the same key collide like any others.
       const pairs = await pool.query<{ a: CollisionRow; b: CollisionRow; ci_ids: string[] }>(
         `SELECT to_jsonb(a_row) AS a, to_jsonb(b_row) AS b,
                 ARRAY(SELECT unnest(a.affected_ci_ids) INTERSECT SELECT unnest(b.affected_ci_ids) ORDER BY 1) AS ci_ids
-         FROM change_view a JOIN change_view b ON a.key < b.key
+         FROM change_view a JOIN change_view b ON (a.key, a.change_request_id) < (b.key, b.change_request_id)
            CROSS JOIN LATERAL (SELECT a.change_request_id, a.key, a.state, a.window_start, a.window_end) AS a_row
            CROSS JOIN LATERAL (SELECT b.change_request_id, b.key, b.state, b.window_start, b.window_end) AS b_row
          WHERE a.state = ANY($3) AND b.state = ANY($3)
            AND a.window_start < $2 AND a.window_end > $1 AND b.window_start < $2 AND b.window_end > $1
            AND a.window_start < b.window_end AND b.window_start < a.window_end
            AND a.affected_ci_ids && b.affected_ci_ids
-         ORDER BY a.key, b.key`,
+         ORDER BY a.key, a.change_request_id, b.key, b.change_request_id`,
         [range.from, range.to, BOOKED],
       );
       const collision = (r: CollisionRow, ciIds: string[]) =>

@@ -213,9 +213,11 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
     async (request, reply) => {
       const { type, owner, status, q, pageSize, pageToken } = request.query;
       const { where, args } = equalityFilters({ type, owner, status });
+      // Case folding by PostgreSQL's lower() throughout, sort key and page token included: JavaScript's
+      // toLowerCase differs for some names (İ, a final Σ), which would skip or repeat rows.
       if (q) {
-        args.push(q.toLowerCase());
-        where.push(`strpos(lower(name), $${args.length}) > 0`);
+        args.push(q);
+        where.push(`strpos(lower(name), lower($${args.length})) > 0`);
       }
       if (pageToken !== undefined) {
         const cursor = decodeCursor(
@@ -228,8 +230,8 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
         where.push(`(lower(name), ci_id) > ($${args.length - 1}, $${args.length})`);
       }
       args.push(pageSize + 1);
-      const { rows } = await pool.query<CiRow>(
-        `SELECT * FROM cmdb_ci_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+      const { rows } = await pool.query<CiRow & { sort_name: string }>(
+        `SELECT *, lower(name) AS sort_name FROM cmdb_ci_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
          ORDER BY lower(name), ci_id LIMIT $${args.length}`,
         args,
       );
@@ -237,7 +239,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       const last = page.at(-1);
       return {
         items: page.map(toCi),
-        nextPageToken: rows.length > pageSize && last ? encodeCursor(last.name.toLowerCase(), last.ci_id) : null,
+        nextPageToken: rows.length > pageSize && last ? encodeCursor(last.sort_name, last.ci_id) : null,
       };
     },
   );
@@ -432,7 +434,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       if (pageToken !== undefined) {
         const cursor = decodeCursor(pageToken, isTimestamp, () => true);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
-        args.push(cursor[0], cursor[1]);
+        args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(registered_at, artifact_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
       }
       args.push(pageSize + 1);

@@ -18,13 +18,24 @@ export const notFound = (reply: FastifyReply, detail: string) =>
 export const badRequest = (reply: FastifyReply, detail: string) =>
   reply.code(400).send({ type: "about:blank", title: "Bad Request", status: 400, detail });
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+const UUID = new RegExp(UUID_PATTERN);
+
+/** An id PostgreSQL's uuid type takes: ajv's "uuid" format alone also admits a urn:uuid: prefix. */
+export const uuidSchema = { type: "string", format: "uuid", pattern: UUID_PATTERN } as const;
 
 /** A page token: the sort key and id of the last row of the previous page, base64url JSON. */
 export const encodeCursor = (sortKey: string, id: string) =>
   Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");
 
-export const isTimestamp = (value: string) => !Number.isNaN(Date.parse(value));
+/**
+ * A timestamp as encodeCursor writes it (Date#toISOString), not whatever Date.parse tolerates.
+ * Queries take it as a Date: pg writes BC years as PostgreSQL reads them, the ISO string it is not.
+ */
+export const isTimestamp = (value: string) => {
+  const date = new Date(value);
+  return !Number.isNaN(date.getTime()) && date.toISOString() === value;
+};
 export const isUuid = (value: string) => UUID.test(value);
 
 /**

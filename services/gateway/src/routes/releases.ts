@@ -25,6 +25,7 @@ import {
   isUuid,
   notFound,
   problemSchema,
+  uuidSchema,
 } from "./http.js";
 
 const obj = (properties: Record<string, unknown>) => ({ type: "object", properties }) as const;
@@ -321,7 +322,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
       schema: {
         tags: ["releases"],
         summary: "One release: phase, gate conditions, approvals, tasks, package, deadlines",
-        params: { type: "object", properties: { id: { type: "string", format: "uuid" } }, required: ["id"] },
+        params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
         response: { 200: releaseSchema, 404: problemSchema },
       },
     },
@@ -341,7 +342,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
       schema: {
         tags: ["releases"],
         summary: "Audit trail of one release: every event with actor, time and reason",
-        params: { type: "object", properties: { id: { type: "string", format: "uuid" } }, required: ["id"] },
+        params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
         response: { 200: obj({ entries: arr(historySchema) }), 404: problemSchema },
       },
     },
@@ -364,18 +365,28 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
         querystring: {
           type: "object",
           properties: {
-            releaseId: { type: "string", format: "uuid" },
-            after: { type: "integer", minimum: 0, description: "start after this seq (default: now)" },
+            releaseId: uuidSchema,
+            after: {
+              type: "integer",
+              minimum: 0,
+              maximum: Number.MAX_SAFE_INTEGER,
+              description: "start after this seq (default: now); a Last-Event-ID header takes precedence",
+            },
           },
           additionalProperties: false,
         },
       },
     },
     async (request, reply) => {
-      const lastEventId = Number(request.headers["last-event-id"]);
+      // A reconnecting EventSource sends the id of the last event it saw, and keeps its URL (and
+      // `after`): the header says where to resume. It sends none (or an empty one) before its first event.
+      const lastEventId = request.headers["last-event-id"];
       let after: number;
-      if (request.query.after !== undefined) after = request.query.after;
-      else if (Number.isSafeInteger(lastEventId)) after = lastEventId;
+      if (lastEventId) {
+        if (typeof lastEventId !== "string" || !/^\d+$/.test(lastEventId) || !Number.isSafeInteger(Number(lastEventId)))
+          return badRequest(reply, "Last-Event-ID must be the id of an event of this stream");
+        after = Number(lastEventId);
+      } else if (request.query.after !== undefined) after = request.query.after;
       else {
         const { rows } = await pool.query<{ max: string | null }>("SELECT max(seq) AS max FROM release_history");
         after = Number(rows[0]?.max ?? 0);
@@ -488,7 +499,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
       if (pageToken !== undefined) {
         const cursor = decodeCursor(pageToken, isTimestamp, isUuid);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
-        args.push(cursor[0], cursor[1]);
+        args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(registered_at, release_id) < ($${args.length - 1}::timestamptz, $${args.length}::uuid)`);
       }
       if (overdue !== undefined)

@@ -1,0 +1,267 @@
+// The gateway's HTTP read side over its own projection tables, rows written directly (no broker):
+// what the route schemas let through but PostgreSQL cannot take is a 400 problem, not a 500;
+// date-times are instants whatever their offset; page tokens walk every row once; changes that
+// share a key still collide; Last-Event-ID resumes an event stream where the client left it.
+import { randomUUID } from "node:crypto";
+import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { createTokenVerifier, mintDevToken } from "@rdm/auth";
+import { runMigrations } from "@rdm/eventstore";
+import { createLogger } from "@rdm/observability";
+import { openDatabase } from "@rdm/runtime";
+import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
+import type { FastifyInstance } from "fastify";
+import type pg from "pg";
+import { buildGatewayApp } from "../src/app.js";
+import { changeProjectionMigrations } from "../src/projections/changes.js";
+import { configurationProjectionMigrations } from "../src/projections/configuration.js";
+import { RELEASE_HISTORY_CHANNEL, releaseProjectionMigrations } from "../src/projections/releases.js";
+
+const secret = randomUUID() + randomUUID();
+let db: TestDatabase;
+let pool: pg.Pool;
+let app: FastifyInstance;
+let gatewayUrl: string;
+let bearer: string;
+
+beforeAll(async () => {
+  db = await createTestDatabase("gateway_http");
+  pool = await openDatabase(db.url);
+  await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
+  app = await buildGatewayApp({
+    pool,
+    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
+    logger: createLogger("gateway", "warn"),
+    isReady: () => true,
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  bearer = `Bearer ${await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" })}`;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await pool?.end();
+  await db?.drop();
+});
+
+/** A JSON answer; an event stream (a request that should have been refused) is not read, so it cannot hang. */
+async function get(path: string, headers: Record<string, string> = {}) {
+  const response = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: bearer, ...headers } });
+  const contentType = response.headers.get("content-type");
+  const json = contentType?.includes("application/json");
+  if (!json) await response.body?.cancel();
+  return { status: response.status, contentType, body: json ? await response.json() : undefined };
+}
+
+/** A page token as the gateway writes them, with whatever sort key and id a client may forge. */
+const pageToken = (sortKey: string, id: string) => Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");
+
+const badRequest = { type: "about:blank", title: "Bad Request", status: 400, detail: expect.any(String) };
+
+async function insertChange(change: { id?: string; key: string; ciIds: string[]; start: string; end: string }) {
+  const id = change.id ?? randomUUID();
+  await pool.query(
+    `INSERT INTO change_view (change_request_id, key, type, state, title, description, justification, requester,
+       affected_ci_ids, environments, implementation_plan, test_plan, backout_plan, impact, urgency, risk, board,
+       window_start, window_end, linked_release_id, template_id, raised_at, updated_at, version)
+     VALUES ($1, $2, 'NORMAL', 'SCHEDULED', 'a change', '', 'needed', 'carl', $3, '{production}', 'apply', '',
+       'revert', 'MEDIUM', 'HIGH', 'MEDIUM', 'CAB', $4, $5, '', '', now(), now(), 5)`,
+    [id, change.key, change.ciIds, change.start, change.end],
+  );
+  return id;
+}
+
+describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
+  const id = randomUUID();
+  test.each([
+    ["a urn:uuid: release id", `/v1/releases/urn:uuid:${id}`],
+    ["a urn:uuid: release id (history)", `/v1/releases/urn:uuid:${id}/history`],
+    ["a urn:uuid: change id", `/v1/changes/urn:uuid:${id}`],
+    ["a urn:uuid: release id for the event stream", `/v1/releases/events?releaseId=urn:uuid:${id}`],
+    ["an event stream start beyond what a seq can be", "/v1/releases/events?after=100000000000000000000"],
+    ["NUL in a path parameter", "/v1/cmdb/items/ci%00one"],
+    ["NUL in a change search", "/v1/changes?q=a%00b"],
+    ["NUL in a CMDB search", "/v1/cmdb/items?q=a%00b"],
+    ["NUL in a release owner", "/v1/releases?owner=a%00b"],
+    ["NUL in a page token", `/v1/cmdb/items?pageToken=${pageToken("a\u0000", "b")}`],
+    ["a page token time Date.parse takes and PostgreSQL does not", `/v1/releases?pageToken=${pageToken("1", id)}`],
+    [
+      "a page token time before PostgreSQL's range",
+      `/v1/changes?pageToken=${pageToken("-271821-04-20T00:00:00.000Z", id)}`,
+    ],
+  ])("%s", async (_, path) => {
+    const { status, contentType, body } = await get(path);
+    expect({ status, contentType, body }).toEqual({
+      status: 400,
+      contentType: expect.stringContaining("application/json"),
+      body: badRequest,
+    });
+  });
+
+  test("what the database refused is said without its internals", async () => {
+    const { body } = await get("/v1/changes?q=a%00b");
+    expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");
+  });
+
+  test.each(["-1", "abc", "1.5", "1e3", "100000000000000000000"])("Last-Event-ID %j", async (lastEventId) => {
+    const { status, contentType, body } = await get("/v1/releases/events", { "last-event-id": lastEventId });
+    expect({ status, contentType, body }).toEqual({
+      status: 400,
+      contentType: expect.stringContaining("application/json"),
+      body: { ...badRequest, detail: "Last-Event-ID must be the id of an event of this stream" },
+    });
+  });
+});
+
+test("from and to are instants: an offset beyond ±15:59 or the year 0000 filters like any other", async () => {
+  const ciId = uniqueId("ci-offsets");
+  const id = await insertChange({
+    key: "CHG-2032-0001",
+    ciIds: [ciId],
+    start: "2032-05-01T20:00:00Z",
+    end: "2032-05-01T22:00:00Z",
+  });
+  const listed = async (query: string) => {
+    const { status, body } = await get(`/v1/changes?ciId=${ciId}&${query}`);
+    expect(status).toBe(200);
+    return (body.changes as { changeRequestId: string }[]).map((c) => c.changeRequestId);
+  };
+  // 2032-05-02T19:30+23:00 is 2032-05-01T20:30Z, inside the window; 21:00+23:00 is its end.
+  expect(await listed(`from=${encodeURIComponent("2032-05-02T19:30:00+23:00")}`)).toEqual([id]);
+  expect(await listed(`from=${encodeURIComponent("2032-05-02T21:00:00+23:00")}`)).toEqual([]);
+  expect(await listed("from=0000-01-01T00:00:00Z")).toEqual([id]);
+  expect(await listed("to=0000-01-01T00:00:00Z")).toEqual([]);
+});
+
+test("two booked changes with the same key that collide are a pair on the calendar", async () => {
+  const ciId = uniqueId("ci-shared");
+  const key = "CHG-2041-0007"; // the same key from two change services behind one topic
+  const first = await insertChange({ key, ciIds: [ciId], start: "2041-03-01T10:00:00Z", end: "2041-03-01T12:00:00Z" });
+  const second = await insertChange({ key, ciIds: [ciId], start: "2041-03-01T11:00:00Z", end: "2041-03-01T13:00:00Z" });
+  const { status, body } = await get("/v1/calendar?from=2041-03-01T00:00:00Z&to=2041-03-02T00:00:00Z");
+  expect(status).toBe(200);
+  expect(body.collisions).toEqual([
+    {
+      changes: [first, second].sort().map((changeRequestId) => expect.objectContaining({ changeRequestId, key })),
+      ciIds: [ciId],
+    },
+  ]);
+});
+
+test("CMDB pages hold every item once, in one page's order, whatever case folding does to the names", async () => {
+  const owner = uniqueId("owner");
+  // Names PostgreSQL's lower() folds unlike JavaScript's toLowerCase: İ (dotted capital I), a final Σ.
+  const names = ["İa", "ib", "ic", "ΟΔΟΣ", "οδοσ", "Zeta"];
+  for (const [i, name] of names.entries())
+    await pool.query(
+      `INSERT INTO cmdb_ci_view (ci_id, name, type, owner, status, attributes, version, created_at, updated_at)
+       VALUES ($1, $2, 'SERVICE', $3, 'LIVE', '{}', 1, now(), now())`,
+      [`${owner}-${i}`, name, owner],
+    );
+  const ids = (body: { items: { ciId: string }[] }) => body.items.map((item) => item.ciId);
+  const all = ids((await get(`/v1/cmdb/items?owner=${owner}&pageSize=500`)).body);
+  expect(all).toHaveLength(names.length);
+
+  const walked: string[] = [];
+  let token: string | null = null;
+  do {
+    const { status, body } = await get(
+      `/v1/cmdb/items?owner=${owner}&pageSize=1${token === null ? "" : `&pageToken=${token}`}`,
+    );
+    expect(status).toBe(200);
+    walked.push(...ids(body));
+    token = body.nextPageToken;
+  } while (token !== null && walked.length <= names.length);
+  expect(walked).toEqual(all);
+
+  // The search folds its text as the names are folded, final Σ included.
+  const found = ids((await get(`/v1/cmdb/items?owner=${owner}&q=${encodeURIComponent("ΟΔΟΣ")}`)).body);
+  expect(found.sort()).toEqual([`${owner}-3`, `${owner}-4`]);
+});
+
+describe("the release event stream", () => {
+  const releaseId = randomUUID();
+  let seqs: number[];
+
+  async function addHistory(version: number) {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      const { rows } = await client.query<{ seq: string }>(
+        `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase)
+         VALUES ($1, $2, 'rdm.release.v1.ReleaseLogEntryRecorded', now(), 'carl', '', 'PLANNING') RETURNING seq`,
+        [releaseId, version],
+      );
+      await client.query("SELECT pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
+      await client.query("COMMIT");
+      return Number(rows[0]?.seq);
+    } finally {
+      client.release();
+    }
+  }
+
+  /**
+   * Opens the stream; `next()` gives the next block (an event, or a comment). node:http rather than
+   * fetch, whose sockets outlive an abort (and would hold up the server's close for seconds).
+   */
+  async function open(query: string, headers: Record<string, string>) {
+    const url = `${gatewayUrl}/v1/releases/events?releaseId=${releaseId}&${query}`;
+    const { request, response } = await new Promise<{ request: ClientRequest; response: IncomingMessage }>(
+      (resolve, reject) => {
+        const request = httpGet(url, { headers: { authorization: bearer, ...headers } }, (response) =>
+          resolve({ request, response }),
+        );
+        request.on("error", reject);
+      },
+    );
+    expect(response.headers["content-type"]).toContain("text/event-stream");
+    const chunks = response.setEncoding("utf8")[Symbol.asyncIterator]();
+    let buffer = "";
+    const next = async (): Promise<string> => {
+      while (!buffer.includes("\n\n")) {
+        const { value, done } = await chunks.next();
+        if (done) throw new Error("the stream ended");
+        buffer += value;
+      }
+      const block = buffer.slice(0, buffer.indexOf("\n\n"));
+      buffer = buffer.slice(block.length + 2);
+      return block;
+    };
+    /** The id of the next event, past comments (": connected", ": keep-alive"). */
+    const nextEventId = async () => {
+      for (let block = await next(); ; block = await next()) {
+        const id = block.split("\n").find((line) => line.startsWith("id: "));
+        if (id) return Number(id.slice("id: ".length));
+      }
+    };
+    return { next, nextEventId, close: () => request.destroy() };
+  }
+
+  beforeAll(async () => {
+    seqs = [await addHistory(1), await addHistory(2)];
+  });
+
+  test("a Last-Event-ID resumes after that event, whatever `after` the reconnecting URL still says", async () => {
+    const stream = await open("after=0", { "last-event-id": String(seqs[0]) });
+    try {
+      expect(await stream.nextEventId()).toBe(seqs[1]);
+    } finally {
+      stream.close();
+    }
+  });
+
+  test("an empty Last-Event-ID is none: the stream starts now, it does not replay the history", async () => {
+    const stream = await open("", { "last-event-id": "" });
+    try {
+      // Connected: the stream has taken its starting point; what is added now is the first event.
+      expect(await stream.next()).toBe(": connected");
+      const added = await addHistory(3);
+      expect(await stream.nextEventId()).toBe(added);
+    } finally {
+      stream.close();
+    }
+  });
+});
