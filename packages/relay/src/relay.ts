@@ -16,6 +16,12 @@ export interface RelayOptions {
   name?: string;
   /** Most events per Kafka request (default 500). */
   batchSize?: number;
+  /**
+   * Most event bytes per Kafka request (default 512 KiB; at least one event goes each time). A
+   * partition's share of a request is one record batch, which the broker refuses above the
+   * topic's max.message.bytes (1 MiB by default) again on every retry: the relay would stall.
+   */
+  maxBatchBytes?: number;
   /** Poll when no NOTIFY arrives; also how often a standby replica tries to take over (default 1000). */
   pollIntervalMs?: number;
   /** How often to re-check the Kafka cluster id while running (default 30000). */
@@ -48,6 +54,21 @@ const METADATA_EXTENSIONS: Record<string, string> = {
   causationId: "causationid",
   requestId: "requestid",
 };
+
+/** Headers and framing per record, on top of the event's data (CloudEvents headers, key, traceparent). */
+const RECORD_OVERHEAD_BYTES = 1024;
+
+/** The longest prefix of `events` within `maxBytes`, and never empty: the order is kept whatever the sizes. */
+export function takeBatch(events: RecordedEvent[], maxBytes: number): RecordedEvent[] {
+  let bytes = 0;
+  let count = 0;
+  for (const event of events) {
+    bytes += event.data.byteLength + RECORD_OVERHEAD_BYTES;
+    if (count > 0 && bytes > maxBytes) break;
+    count++;
+  }
+  return events.slice(0, count);
+}
 
 export function toCloudEvent(event: RecordedEvent, source: string): CloudEvent {
   const extensions: Record<string, string> = {
@@ -83,6 +104,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
   const { pool, kafka, topic, source, logger } = options;
   const name = options.name ?? "default";
   const batchSize = options.batchSize ?? 500;
+  const maxBatchBytes = options.maxBatchBytes ?? 512 * 1024;
   const pollIntervalMs = options.pollIntervalMs ?? 1000;
   const clusterCheckIntervalMs = options.clusterCheckIntervalMs ?? 30_000;
   const maxBackoffMs = options.maxBackoffMs ?? 10_000;
@@ -180,11 +202,12 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
             clusterId = undefined; // changed underneath us (another relay version, manual edit): adopt again
             continue;
           }
-          const events = await store.readAllCommitted({
+          const read = await store.readAllCommitted({
             after: { transactionId: checkpoint.transactionId, globalPosition: checkpoint.globalPosition },
             limit: batchSize,
             client,
           });
+          const events = takeBatch(read, maxBatchBytes);
           cycles++;
           if (events.length > 0) {
             await inSpan(
@@ -211,7 +234,7 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
           }
           backoff = 100;
           lastError = undefined;
-          const caughtUp = events.length < batchSize;
+          const caughtUp = read.length < batchSize && events.length === read.length;
           if (caughtUp || Date.now() - lagMeasuredAt > 1000) {
             await measureLag(client);
             lagMeasuredAt = Date.now();
