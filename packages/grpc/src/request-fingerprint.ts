@@ -1,11 +1,26 @@
 import { createHash } from "node:crypto";
-import { type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { type DescMessage, type JsonValue, type MessageShape, toJson } from "@bufbuild/protobuf";
+
+/** JSON with every object's keys sorted: map entries arrive in any order (Go clients shuffle them). */
+function canonical(value: JsonValue): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(",")}]`;
+  if (value !== null && typeof value === "object") {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonical(value[k] as JsonValue)}`).join(",")}}`;
+  }
+  return JSON.stringify(value);
+}
 
 /**
  * What a command's request-id idempotency record compares: the request message's type (one per
- * RPC) and its bytes. Two RPCs whose requests happen to encode alike (say `{request_id, id}`)
- * still differ, so a request id reused for another command is refused, not answered with the
- * first command's response.
+ * RPC) and its content in a canonical form. Two RPCs whose requests happen to look alike (say
+ * `{request_id, id}`) still differ, so a request id reused for another command is refused, not
+ * answered with the first command's response; a retry whose map entries come in another order
+ * is still the same request.
  */
 export const requestFingerprint = <S extends DescMessage>(schema: S, request: MessageShape<S>): string =>
-  createHash("sha256").update(schema.typeName).update("\0").update(toBinary(schema, request)).digest("hex");
+  createHash("sha256")
+    .update(schema.typeName)
+    .update("\0")
+    .update(canonical(toJson(schema, request)))
+    .digest("hex");
