@@ -112,6 +112,10 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 }
 
 function toPrincipal(payload: JWTPayload): Principal {
+  // The subject is the actor recorded on every event: it must name someone.
+  if (typeof payload.sub !== "string" || payload.sub.trim() === "") {
+    throw new Unauthenticated("invalid_claims", 'the "sub" claim must be a non-empty string');
+  }
   const roles = payload.roles;
   if (roles !== undefined && !Array.isArray(roles)) {
     throw new Unauthenticated("invalid_claims", 'the "roles" claim must be an array of strings');
@@ -121,7 +125,7 @@ function toPrincipal(payload: JWTPayload): Principal {
     throw new Unauthenticated("invalid_claims", 'the "groups" claim must be an array of strings');
   }
   const principal: Principal = {
-    subject: payload.sub as string,
+    subject: payload.sub,
     roles: (roles ?? []).filter(isRole),
     groups: groups ?? [],
   };

@@ -134,6 +134,16 @@ describe("createTokenVerifier with an HS256 secret", () => {
       .setAudience(audience)
       .sign(key);
     expect(await reasonOf(verifier.verify(noExp))).toBe("invalid_claims");
+    // Present but naming no one: events would record an empty actor.
+    for (const sub of [" ", 42]) {
+      const blank = await new SignJWT({ roles: [], sub } as never)
+        .setProtectedHeader({ alg: "HS256" })
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setExpirationTime("1h")
+        .sign(key);
+      expect(await reasonOf(verifier.verify(blank))).toBe("invalid_claims");
+    }
   });
 
   test("roles must be an array", async () => {
