@@ -341,16 +341,21 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     async stop() {
       stopping = true;
       wakeUp?.();
-      let timer: NodeJS.Timeout | undefined;
-      const timedOut = new Promise<"timeout">((resolve) => {
-        timer = setTimeout(() => resolve("timeout"), stopTimeoutMs);
-      });
-      if ((await Promise.race([running, timedOut])) === "timeout") {
+      const finished = async () => {
+        let timer: NodeJS.Timeout | undefined;
+        const timedOut = new Promise<false>((resolve) => {
+          timer = setTimeout(() => resolve(false), stopTimeoutMs);
+        });
+        const done = await Promise.race([running.then(() => true), timedOut]);
+        clearTimeout(timer);
+        return done;
+      };
+      if (!(await finished())) {
         log.warn({ stopTimeoutMs }, "batch in flight did not finish in time; disconnecting Kafka under it");
         await abortKafka?.();
-        await running;
+        // A database call hanging (pg has no timeout of its own) must not hang the shutdown too.
+        if (!(await finished())) log.error({ stopTimeoutMs }, "relay did not stop; shutting down without it");
       }
-      clearTimeout(timer);
       lagEvents.removeCallback(observeEvents);
       lagSeconds.removeCallback(observeSeconds);
       log.info("relay stopped");
