@@ -273,6 +273,23 @@ export class EventStore {
     return appended;
   }
 
+  /**
+   * Records a request id's answer for a command that appended nothing (a no-op): otherwise a
+   * retry would be decided again on whatever the state is by then, and reusing the id for another
+   * request would go unnoticed. False when the id is already taken (a racing retry, or another request).
+   */
+  async recordCommandResult(
+    requestId: string,
+    result: { requestHash: string; response: Uint8Array; streamId: string },
+  ): Promise<boolean> {
+    const { rowCount } = await this.pool.query(
+      `INSERT INTO command_results (request_id, request_hash, response, stream_id)
+       VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING`,
+      [requestId, result.requestHash, Buffer.from(result.response), result.streamId],
+    );
+    return rowCount === 1;
+  }
+
   async getCommandResult(requestId: string): Promise<CommandResult | null> {
     const { rows } = await this.pool.query<{
       request_hash: string | null;
