@@ -289,6 +289,21 @@ describe("Definitive Media Library", () => {
   });
 });
 
+describe("streams of another kind", () => {
+  // Ids are bare stream ids: an artifact's id may be passed where a CI's is expected, and back.
+  test("an artifact's events make no configuration item, a CI's events no artifact", () => {
+    const artifactHistory = artifactRegistered() as unknown as ConfigurationItemEvent[];
+    expect(foldConfigurationItem(artifactHistory).item).toBeUndefined();
+    thenFails(
+      ci(artifactHistory).when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.LIVE }),
+      "ci.exists",
+    );
+    const itemHistory = registered() as unknown as ArtifactEvent[];
+    expect(foldArtifact(itemHistory).artifact).toBeUndefined();
+    thenFails(artifact(itemHistory).when({ kind: "quarantineArtifact", reason: "x" }), "artifact.exists");
+  });
+});
+
 describe("package consistency", () => {
   const art = (
     id: string,
@@ -347,6 +362,26 @@ describe("package consistency", () => {
       [entry("lib", "1.9.9")],
     );
     expect(replaced.problems[0]).toMatchObject({ kind: ConsistencyProblemKind.VERSION_OUT_OF_RANGE });
+  });
+
+  test("baseline versions that are not semver (CalVer) are reported, not a crash", () => {
+    const baseline = [entry("lib", "2024.01.15"), { ...entry("lib", "1.4.0"), ciId: "ci-2" }];
+    const result = checkPackageConsistency(
+      [art("a", "api", "2.0.0", { lib: "^1.2.0" }), art("b", "web", "1.0.0", { lib: ">=2024.0.0" })],
+      baseline,
+    );
+    expect(result.satisfied).toEqual([
+      expect.objectContaining({ artifactId: "a", satisfiedBy: "baseline", satisfiedByVersion: "1.4.0" }),
+    ]);
+    expect(result.problems).toEqual([
+      expect.objectContaining({
+        kind: ConsistencyProblemKind.VERSION_OUT_OF_RANGE,
+        artifactId: "b",
+        // Semver first, in order; what is not semver after it.
+        foundVersions: ["1.4.0", "2024.01.15"],
+        description: expect.stringContaining("not a semantic version, so no range matches it: 2024.01.15"),
+      }),
+    ]);
   });
 
   test("quarantined artifacts and two versions of one name are problems", () => {

@@ -342,13 +342,15 @@ function deploymentEvent(
     artifacts: { name: string; version: string; targetCiIds: string[] }[];
     reason?: string;
   },
+  /** When the deployment happened (absent: the event does not say) and when it was published. */
+  at: { occurredAt?: Date; time: Date } = { occurredAt: new Date(), time: new Date() },
 ) {
   const id = randomUUID();
   const message = create(schema as typeof DeploymentFailedSchema, {
     metadata: create(EventMetadataSchema, {
       eventId: id,
       actor: "deployer-bot",
-      occurredAt: timestampFromDate(new Date()),
+      ...(at.occurredAt ? { occurredAt: timestampFromDate(at.occurredAt) } : {}),
     }),
     releaseId: randomUUID(),
     ...fields,
@@ -358,7 +360,7 @@ function deploymentEvent(
     type: schema.typeName,
     source: "rdm/deployment",
     subject: fields.deploymentId,
-    time: new Date(),
+    time: at.time,
     data: toBinary(schema as typeof DeploymentFailedSchema, message),
   };
 }
@@ -449,4 +451,185 @@ test("baselines follow deployment events (last known good survives a failure); c
   // Without the environment, only the package counts: the lib dependency is now missing.
   const alone = await client.checkPackageConsistency({ artifactIds: [satisfiedByBaseline] });
   expect(alone.problems[0]?.kind).toBe(ConsistencyProblemKind.MISSING_DEPENDENCY);
+});
+
+test("a baseline is stamped with when the deployment happened, not when it was processed", async () => {
+  const environment = uniqueId("preprod");
+  const host = await registerCi(uniqueId("host"), CiType.HOST);
+  const lib = uniqueId("lib");
+  const deployedAt = new Date("2024-01-15T10:00:00.123Z");
+  const good = deploymentEvent(
+    DeploymentSucceededSchema,
+    {
+      deploymentId: uniqueId("dep"),
+      environment,
+      artifacts: [{ name: lib, version: "1.0.0", targetCiIds: [host.ciId] }],
+    },
+    { occurredAt: deployedAt, time: new Date("2024-01-15T10:00:05Z") },
+  );
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [good]);
+  const baseline = await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
+    timeoutMs: 30_000,
+    description: "the baseline from DeploymentSucceeded",
+  });
+  const stamped = timestampFromDate(deployedAt);
+  expect(baseline.updatedAt).toEqual(stamped);
+  expect(baseline.lastKnownGoodAt).toEqual(stamped);
+  expect(baseline.entries[0]?.deployedAt).toEqual(stamped);
+  // As of a moment after the deployment (long before it was processed), the baseline existed.
+  const asOf = await client.getBaseline({ environment, asOf: timestampFromDate(new Date("2024-01-15T11:00:00Z")) });
+  expect(asOf.baseline?.version).toBe(1n);
+
+  // An event that does not say when it happened: the CloudEvent's time.
+  const published = new Date("2024-01-16T08:30:00Z");
+  const bad = deploymentEvent(
+    DeploymentFailedSchema,
+    {
+      deploymentId: uniqueId("dep"),
+      environment,
+      artifacts: [{ name: lib, version: "1.1.0", targetCiIds: [host.ciId] }],
+      reason: "smoke tests failed",
+    },
+    { time: published },
+  );
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [bad]);
+  const degraded = await waitFor(
+    async () => {
+      const b = (await client.getBaseline({ environment })).baseline;
+      return b?.version === 2n ? b : undefined;
+    },
+    { timeoutMs: 30_000, description: "the baseline after DeploymentFailed" },
+  );
+  expect(degraded.updatedAt).toEqual(timestampFromDate(published));
+  expect(degraded.lastKnownGoodAt).toEqual(stamped);
+});
+
+test("a baseline version that is not semver (CalVer) is reported by the consistency check, not an internal error", async () => {
+  const environment = uniqueId("calver");
+  const [hostA, hostB] = [await registerCi(uniqueId("host"), CiType.HOST), await registerCi(uniqueId("host"))];
+  const lib = uniqueId("lib");
+  const deployed = deploymentEvent(DeploymentSucceededSchema, {
+    deploymentId: uniqueId("dep"),
+    environment,
+    artifacts: [
+      { name: lib, version: "2024.01.15", targetCiIds: [hostA.ciId] },
+      { name: lib, version: "1.4.0", targetCiIds: [hostB.ciId] },
+    ],
+  });
+  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [deployed]);
+  await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
+    timeoutMs: 30_000,
+    description: "the baseline from DeploymentSucceeded",
+  });
+  const api = (await registerArtifact(uniqueId("api"), "1.0.0", Buffer.from("api"), { [lib]: "^2.0.0" })).artifact
+    ?.artifactId as string;
+  const check = await client.checkPackageConsistency({ artifactIds: [api], environment });
+  expect(check.problems).toEqual([
+    expect.objectContaining({
+      kind: ConsistencyProblemKind.VERSION_OUT_OF_RANGE,
+      foundVersions: ["1.4.0", "2024.01.15"],
+      description: expect.stringContaining("not a semantic version"),
+    }),
+  ]);
+});
+
+test("a no-op command records its request id: a retry answers as the first time, reuse for another request is refused", async () => {
+  const { ciId } = await registerCi(uniqueId("billing-api"));
+  const requestId = randomUUID();
+  // Already LIVE: nothing to record, but the answer is the request id's.
+  const first = await client.changeConfigurationItemStatus({ requestId, ciId, status: CiLifecycleStatus.LIVE });
+  expect(first.item).toMatchObject({ status: CiLifecycleStatus.LIVE, version: 1n });
+  await client.changeConfigurationItemStatus({ requestId: randomUUID(), ciId, status: CiLifecycleStatus.MAINTENANCE });
+
+  const retry = await client.changeConfigurationItemStatus({ requestId, ciId, status: CiLifecycleStatus.LIVE });
+  expect(retry).toEqual(first);
+  const reused = await failure(
+    client.changeConfigurationItemStatus({ requestId, ciId, status: CiLifecycleStatus.RETIRED }),
+  );
+  expect(reused.code).toBe(status.FAILED_PRECONDITION);
+  // Neither the retry nor the reuse changed the item.
+  expect((await client.getConfigurationItem({ ciId })).item).toMatchObject({
+    status: CiLifecycleStatus.MAINTENANCE,
+    version: 2n,
+  });
+});
+
+test("an id of another kind of stream is NOT_FOUND (a CI's id as an artifact's and back)", async () => {
+  const ci = await registerCi(uniqueId("search-api"));
+  const artifactId = (await registerArtifact(uniqueId("search-api"), "1.0.0", Buffer.from("search"))).artifact
+    ?.artifactId as string;
+  const command = { requestId: randomUUID() };
+  const calls: [string, () => Promise<unknown>][] = [
+    ["GetConfigurationItem", () => client.getConfigurationItem({ ciId: artifactId })],
+    [
+      "GetConfigurationItem as of now",
+      () => client.getConfigurationItem({ ciId: artifactId, asOf: timestampFromDate(new Date()) }),
+    ],
+    ["GetConfigurationItemHistory", () => client.getConfigurationItemHistory({ ciId: artifactId })],
+    ["UpdateConfigurationItem", () => client.updateConfigurationItem({ ...command, ciId: artifactId, name: "x" })],
+    [
+      "ChangeConfigurationItemStatus",
+      () =>
+        client.changeConfigurationItemStatus({ ...command, ciId: artifactId, status: CiLifecycleStatus.MAINTENANCE }),
+    ],
+    ["AddRelationship", () => relate(artifactId, RelationshipType.RUNS_ON, ci.ciId)],
+    [
+      "RemoveRelationship",
+      () =>
+        client.removeRelationship({
+          ...command,
+          sourceCiId: artifactId,
+          type: RelationshipType.RUNS_ON,
+          targetCiId: ci.ciId,
+        }),
+    ],
+    ["QuarantineArtifact", () => client.quarantineArtifact({ ...command, artifactId: ci.ciId, reason: "x" })],
+    ["RetireArtifact", () => client.retireArtifact({ ...command, artifactId: ci.ciId })],
+    ["VerifyArtifact", () => client.verifyArtifact({ ...command, artifactId: ci.ciId, sha256: "0".repeat(64) })],
+  ];
+  for (const [name, call] of calls) expect([name, (await failure(call())).code]).toEqual([name, status.NOT_FOUND]);
+  expect((await client.getConfigurationItem({ ciId: ci.ciId })).item?.version).toBe(1n);
+  expect((await client.getArtifact({ artifactId })).artifact?.versionNumber).toBe(1n);
+});
+
+test("CMDB search and paging fold case as PostgreSQL does (dotted capital I, final sigma)", async () => {
+  const prefix = uniqueId("fold");
+  // PostgreSQL lowers İ to i and Σ to σ; JavaScript to i + U+0307 and (word-final) ς.
+  const names = [`${prefix}-İb`, `${prefix}-ic`, `${prefix}-id`, `${prefix}-ΟΔΟΣ`];
+  const ids = new Map<string, string>();
+  for (const name of names) ids.set(name, (await registerCi(name)).ciId);
+
+  const paged: string[] = [];
+  let pageToken = "";
+  do {
+    const page = await client.listConfigurationItems({ nameContains: prefix, pageSize: 1, pageToken });
+    paged.push(...page.items.map((item) => item.name));
+    pageToken = page.nextPageToken;
+  } while (pageToken && paged.length <= names.length);
+  expect(paged).toEqual(names);
+
+  const found = async (nameContains: string) =>
+    (await client.listConfigurationItems({ nameContains })).items.map((item) => item.ciId);
+  expect(await found(`${prefix}-ΟΔΟΣ`)).toEqual([ids.get(`${prefix}-ΟΔΟΣ`)]);
+  expect(await found(`${prefix}-İB`)).toEqual([ids.get(`${prefix}-İb`)]);
+});
+
+test("forged page tokens are INVALID_ARGUMENT; the service's own still page", async () => {
+  const token = (cursor: unknown) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
+  const name = uniqueId("paged-lib");
+  await registerArtifact(name, "1.0.0", Buffer.from("one"));
+  await registerArtifact(name, "1.1.0", Buffer.from("two"));
+  const first = await client.listArtifacts({ name, pageSize: 1 });
+  const second = await client.listArtifacts({ name, pageSize: 1, pageToken: first.nextPageToken });
+  expect([...first.artifacts, ...second.artifacts].map((a) => a.version)).toEqual(["1.1.0", "1.0.0"]);
+
+  const id = "artifact-00000000-0000-0000-0000-000000000000";
+  for (const sortKey of ["not-a-date", "2024-01-15", "0000-01-01T00:00:00.000Z", "+010000-01-01T00:00:00.000Z"]) {
+    const forged = await failure(client.listArtifacts({ pageToken: token([sortKey, id]) }));
+    expect([sortKey, forged.code]).toEqual([sortKey, status.INVALID_ARGUMENT]);
+  }
+  const nul = token(["2024-01-15T10:00:00.000Z", "artifact-\u0000"]);
+  expect((await failure(client.listArtifacts({ pageToken: nul }))).code).toBe(status.INVALID_ARGUMENT);
+  const nulName = token(["a\u0000", "ci-1"]);
+  expect((await failure(client.listConfigurationItems({ pageToken: nulName }))).code).toBe(status.INVALID_ARGUMENT);
 });

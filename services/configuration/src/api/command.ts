@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type EventStore, withTransaction } from "@rdm/eventstore";
 import { AlreadyExists, FailedPrecondition, InvalidArgument, NotFound } from "@rdm/grpc";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -66,13 +66,13 @@ export function stamp<E extends ConfigurationEvent>(
   streamId: string,
   from: number,
   actor: Actor,
-  now: Date,
+  occurredAt: Timestamp,
 ): E[] {
   return events.map((event, index) => ({
     ...event,
     metadata: create(EventMetadataSchema, {
       eventId: randomUUID(),
-      occurredAt: timestampFromDate(now),
+      occurredAt,
       actor: actor.subject,
       correlationId: actor.correlationId ?? actor.requestId,
       causationId: actor.causationId ?? actor.requestId,
@@ -122,8 +122,18 @@ export async function executeCommand<E extends ConfigurationEvent, R extends Des
     } catch (error) {
       throw toApiError(error);
     }
-    if (decided.length === 0) return command.respond(history, []);
-    const recorded = stamp(decided, streamId, history.length, actor, deps.clock());
+    if (decided.length === 0) {
+      const response = command.respond(history, []);
+      if (!command.idempotency) return response;
+      const recorded = await deps.store.recordCommandResult(command.idempotency.requestId, {
+        requestHash: command.idempotency.requestHash,
+        response: toBinary(command.responseSchema, response),
+        streamId,
+      });
+      // Taken meanwhile by a racing retry (or another request): answer as the winner did.
+      return recorded ? response : ((await replay()) ?? response);
+    }
+    const recorded = stamp(decided, streamId, history.length, actor, timestampFromDate(deps.clock()));
     const all = [...history, ...recorded];
     const response = command.respond(all, recorded);
     try {

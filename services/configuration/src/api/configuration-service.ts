@@ -56,6 +56,7 @@ import {
   summaries,
 } from "../store/read-model.js";
 import { type Actor, type CommandDeps, executeCommand, readHistory } from "./command.js";
+import type { ConfigurationEvent } from "./event-codec.js";
 
 export interface ConfigurationApiDeps {
   store: EventStore;
@@ -84,11 +85,28 @@ function upTo<E extends { metadata?: { occurredAt?: Timestamp } }>(events: E[], 
 
 const encodeCursor = (cursor: [string, string] | undefined) =>
   cursor ? Buffer.from(JSON.stringify(cursor)).toString("base64url") : "";
-function decodeCursor(token: string): [string, string] | undefined {
+/**
+ * ListArtifacts' sort key as its cursor holds it: exactly what Date#toISOString writes, in years
+ * 0001-9999 (PostgreSQL refuses year 0 and toISOString's six-digit years).
+ */
+const isIsoTimestamp = (key: string) => {
+  const date = new Date(key);
+  return /^(?!0000)\d{4}-/.test(key) && !Number.isNaN(date.getTime()) && date.toISOString() === key;
+};
+/**
+ * Only what encodeCursor wrote gets through, so a forged token is INVALID_ARGUMENT rather than a
+ * query PostgreSQL fails on: `isSortKey` checks the sort key, and no part holds a NUL (text can't).
+ */
+function decodeCursor(token: string, isSortKey: (key: string) => boolean = () => true): [string, string] | undefined {
   if (!token) return undefined;
   try {
     const cursor = JSON.parse(Buffer.from(token, "base64url").toString()) as unknown;
-    if (Array.isArray(cursor) && cursor.length === 2 && cursor.every((part) => typeof part === "string"))
+    if (
+      Array.isArray(cursor) &&
+      cursor.length === 2 &&
+      cursor.every((part) => typeof part === "string" && !part.includes("\u0000")) &&
+      isSortKey(cursor[0])
+    )
       return cursor as [string, string];
   } catch {
     // reported below
@@ -99,6 +117,14 @@ function decodeCursor(token: string): [string, string] | undefined {
 }
 
 const ciStreamId = (ciId: string) => ciId;
+/**
+ * CI and artifact ids are bare stream ids, so an id may name a stream of another kind: a stream
+ * is a CI's (an artifact's) only if it opens with that registration.
+ */
+const isItemStream = (history: ConfigurationEvent[]) =>
+  history[0]?.$typeName === "rdm.configuration.v1.ConfigurationItemRegistered";
+const isArtifactStream = (history: ConfigurationEvent[]) =>
+  history[0]?.$typeName === "rdm.configuration.v1.ArtifactRegistered";
 const newCiId = () => `ci-${randomUUID()}`;
 const newArtifactId = () => `artifact-${randomUUID()}`;
 
@@ -127,8 +153,11 @@ export function configurationServiceHandlers({
   ) => {
     const response = await executeCommand(deps, actorOf(ctx, requestId), {
       streamId: async () => ciStreamId(ciId),
-      decide: async (history: ConfigurationItemEvent[]) =>
-        decideConfigurationItem(await command(), foldConfigurationItem(history)),
+      decide: async (history: ConfigurationItemEvent[]) => {
+        // Empty: a registration's new stream (any other command finds no item).
+        if (history.length > 0 && !isItemStream(history)) throw new NotFound("configuration item", ciId);
+        return decideConfigurationItem(await command(), foldConfigurationItem(history));
+      },
       respond: (all) => create(GetConfigurationItemResponseSchema, { item: foldConfigurationItem(all).item }),
       project: async (tx, recorded, all) => {
         const item = foldConfigurationItem(all).item;
@@ -159,7 +188,7 @@ export function configurationServiceHandlers({
     executeCommand<ArtifactEvent, R>(deps, actorOf(ctx, requestId), {
       streamId: async () => artifactId,
       decide: (history) => {
-        if (history.length === 0) throw new NotFound("artifact", artifactId);
+        if (!isArtifactStream(history)) throw new NotFound("artifact", artifactId);
         return decideArtifact(command, foldArtifact(history));
       },
       respond,
@@ -272,8 +301,8 @@ export function configurationServiceHandlers({
       },
 
       async getConfigurationItem(request) {
-        const history = upTo(await readHistory<ConfigurationItemEvent>(store, ciStreamId(request.ciId)), request.asOf);
-        const { item } = foldConfigurationItem(history);
+        const history = await readHistory<ConfigurationItemEvent>(store, ciStreamId(request.ciId));
+        const { item } = foldConfigurationItem(isItemStream(history) ? upTo(history, request.asOf) : []);
         if (!item) {
           throw new NotFound(
             "configuration item",
@@ -300,7 +329,7 @@ export function configurationServiceHandlers({
 
       async getConfigurationItemHistory(request) {
         const history = await readHistory<ConfigurationItemEvent>(store, ciStreamId(request.ciId));
-        if (history.length === 0) throw new NotFound("configuration item", request.ciId);
+        if (!isItemStream(history)) throw new NotFound("configuration item", request.ciId);
         return create(GetConfigurationItemHistoryResponseSchema, {
           changes: history.map((event) =>
             create(ConfigurationItemChangeSchema, {
@@ -423,7 +452,7 @@ export function configurationServiceHandlers({
           name: request.name,
           status: request.status,
           pageSize: request.pageSize || 100,
-          after: decodeCursor(request.pageToken),
+          after: decodeCursor(request.pageToken, isIsoTimestamp),
         });
         return create(ListArtifactsResponseSchema, { artifacts, nextPageToken: encodeCursor(next) });
       },

@@ -1,4 +1,5 @@
 import { create, createRegistry, fromBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { EventStore } from "@rdm/eventstore";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
@@ -60,7 +61,7 @@ async function entriesOf(tx: pg.PoolClient, artifacts: DeployedArtifact[]) {
  * the baseline and its last known good, a failed one marks it degraded, a rollback records what
  * runs after the back-out. Runs inside the consumer's exactly-once transaction.
  */
-export function baselineProjector(store: EventStore, clock: () => Date = () => new Date()) {
+export function baselineProjector(store: EventStore) {
   return async (event: CloudEvent, tx: pg.PoolClient): Promise<void> => {
     const outcome = OUTCOMES[event.type];
     if (outcome === undefined) return; // DeploymentStarted and future event types: nothing to record.
@@ -101,7 +102,9 @@ export function baselineProjector(store: EventStore, clock: () => Date = () => n
         correlationId: deployment.metadata?.correlationId || event.id,
         traceparent: event.traceparent,
       },
-      clock(),
+      // When the deployment happened, not when it is processed (a rebuild or a lagging consumer
+      // would stamp everything "now"): the event's occurred_at, else the CloudEvent's time.
+      deployment.metadata?.occurredAt ?? timestampFromDate(event.time),
     );
     await store.appendToStream(
       streamId,

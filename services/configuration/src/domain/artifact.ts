@@ -229,6 +229,9 @@ export function evolveArtifact(state: ArtifactState, event: ArtifactEvent): Arti
         },
       };
     }
+    default:
+      // Not an artifact's event (a stream of another kind): nothing to apply.
+      return state;
   }
 }
 

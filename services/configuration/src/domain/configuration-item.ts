@@ -260,6 +260,9 @@ export function evolveConfigurationItem(
         ),
       };
     }
+    default:
+      // Not a configuration item's event (a stream of another kind): nothing to apply.
+      return state;
   }
 }
 

@@ -16,6 +16,17 @@ import {
 import semver from "semver";
 
 /**
+ * Semantic versions in order, then what is not one (a baseline's versions come from deployment
+ * events, unchecked: CalVer such as 2024.01.15 is possible), which no range can satisfy.
+ */
+function byVersion(a: string, b: string): number {
+  const [validA, validB] = [semver.valid(a), semver.valid(b)];
+  if (validA && validB) return semver.compare(validA, validB);
+  if (validA || validB) return validA ? -1 : 1;
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/**
  * Every unsatisfied declared dependency of a package (a set of artifacts) deployed into an
  * environment. A dependency is satisfied by an artifact of the package with that name and a
  * version in range; failing that, by what the environment's baseline says runs there — unless
@@ -83,16 +94,21 @@ export function checkPackageConsistency(
           ? ConsistencyProblemKind.MISSING_DEPENDENCY
           : ConsistencyProblemKind.VERSION_OUT_OF_RANGE;
       const where = source === "package" ? "in the package" : "deployed in the environment";
+      const notSemver = candidates.filter((version) => !semver.valid(version));
+      // Says why a version that looks in range (2024.01.15 for >=2024.0.0) does not count.
+      const unrankable = notSemver.length
+        ? ` (not a semantic version, so no range matches it: ${notSemver.join(", ")})`
+        : "";
       problems.push(
         create(ConsistencyProblemSchema, {
           kind,
           ...subject,
           dependency,
-          foundVersions: candidates.sort(semver.compare),
+          foundVersions: candidates.sort(byVersion),
           description:
             kind === ConsistencyProblemKind.MISSING_DEPENDENCY
               ? `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, which is neither in the package nor deployed in the environment`
-              : `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, but ${where} there is only ${candidates.join(", ")}`,
+              : `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, but ${where} there is only ${candidates.join(", ")}${unrankable}`,
         }),
       );
     }

@@ -80,20 +80,26 @@ export async function listConfigurationItems(
   if (filter.type) add("type = ?", filter.type);
   if (filter.owner) add("owner = ?", filter.owner);
   if (filter.status) add("status = ?", filter.status);
-  if (filter.nameContains) add("strpos(lower(name), ?) > 0", filter.nameContains.toLowerCase());
+  // Case is folded by PostgreSQL's lower() only: JavaScript's toLowerCase differs (İ, final Σ).
+  if (filter.nameContains) add("strpos(lower(name), lower(?)) > 0", filter.nameContains);
   if (filter.after) {
     values.push(filter.after[0], filter.after[1]);
     conditions.push(`(lower(name), ci_id) > ($${values.length - 1}, $${values.length})`);
   }
   values.push(filter.pageSize + 1);
-  const { rows } = await q.query<{ item: Buffer }>(
-    `SELECT item FROM configuration_items ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
+  const { rows } = await q.query<{ item: Buffer; sort_name: string; ci_id: string }>(
+    `SELECT item, lower(name) AS sort_name, ci_id FROM configuration_items
+     ${conditions.length ? `WHERE ${conditions.join(" AND ")}` : ""}
      ORDER BY lower(name), ci_id LIMIT $${values.length}`,
     values,
   );
-  const items = rows.slice(0, filter.pageSize).map((row) => fromBinary(ConfigurationItemSchema, row.item));
-  const last = items.at(-1);
-  return { items, next: rows.length > filter.pageSize && last ? [last.name.toLowerCase(), last.ciId] : undefined };
+  const page = rows.slice(0, filter.pageSize);
+  const last = page.at(-1);
+  return {
+    items: page.map((row) => fromBinary(ConfigurationItemSchema, row.item)),
+    // The sort key as PostgreSQL computed it, so the next page starts exactly after this one.
+    next: rows.length > filter.pageSize && last ? [last.sort_name, last.ci_id] : undefined,
+  };
 }
 
 export async function relationshipsOf(
