@@ -155,6 +155,18 @@ export function toStatus(error: unknown): MappedStatus {
     const aborted = new Aborted(`concurrent modification, retry: ${error.message}`, "WRONG_EXPECTED_VERSION", metadata);
     return { code: aborted.code, message: aborted.message, details: aborted.details, internal: false };
   }
+  // PostgreSQL's class 22, data exception: a value validation let through but the database cannot
+  // store or compare (a NUL character, a date out of its range). The caller's input, not our fault.
+  const sqlState = (error as { code?: unknown } | undefined)?.code;
+  if (
+    error instanceof Error &&
+    error.name === "error" &&
+    typeof sqlState === "string" &&
+    /^22[0-9A-Z]{3}$/.test(sqlState)
+  ) {
+    const message = "a value in the request is malformed or out of range (e.g. it contains a NUL character)";
+    return { code: GrpcStatus.INVALID_ARGUMENT, message, details: [], internal: false };
+  }
   return { code: GrpcStatus.INTERNAL, message: "internal error", details: [], internal: true };
 }
 
