@@ -453,11 +453,12 @@ test("separation of duties: the requester cannot approve their own change (PERMI
   const id = change?.changeRequestId as string;
   await rita.submitChange({ ...rid(), changeRequestId: id });
   await rita.assessChange({ ...rid(), changeRequestId: id, impact: ChangeImpact.LOW, urgency: ChangeUrgency.LOW });
+  // Each call made when awaited: a refusal arriving before its handler is attached is an unhandled rejection.
   for (const vote of [
-    rita.approveChange({ ...rid(), changeRequestId: id }),
-    rita.rejectChange({ ...rid(), changeRequestId: id, reason: "mine" }),
+    () => rita.approveChange({ ...rid(), changeRequestId: id }),
+    () => rita.rejectChange({ ...rid(), changeRequestId: id, reason: "mine" }),
   ]) {
-    const refused = await denied(vote);
+    const refused = await denied(vote());
     expect(refused.reason).toBe("CHANGE_APPROVAL_SEPARATION_OF_DUTIES");
     expect(refused.metadata).toMatchObject({ rule: "change.approval.separation_of_duties" });
   }
@@ -490,10 +491,10 @@ test("only members of the change's board vote: the CAB's group for normal change
   // The approver role alone lets nobody vote.
   const outsider = await clientAs("otto", ["approver"], ["developers"]);
   for (const vote of [
-    outsider.approveChange({ ...rid(), changeRequestId: normal }),
-    outsider.rejectChange({ ...rid(), changeRequestId: normal, reason: "no" }),
+    () => outsider.approveChange({ ...rid(), changeRequestId: normal }),
+    () => outsider.rejectChange({ ...rid(), changeRequestId: normal, reason: "no" }),
   ]) {
-    const refused = await denied(vote);
+    const refused = await denied(vote());
     expect(refused.reason).toBe("CHANGE_APPROVAL_BOARD_MEMBER");
     expect(refused.metadata).toEqual({ rule: "change.approval.board_member", subject: "cab" });
     expect(refused.message).toContain('"cab"');
