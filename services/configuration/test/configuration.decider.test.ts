@@ -285,6 +285,11 @@ describe("Definitive Media Library", () => {
       artifact([...history, ...retired]).when({ kind: "quarantineArtifact", reason: "x" }),
       "artifact.retired_is_final",
     );
+    // Nor does a verification reopen it (a mismatch would quarantine it over its retirement).
+    thenFails(
+      artifact([...history, ...retired]).when({ kind: "verifyArtifact", actualSha256: sha("b"), method: "digest" }),
+      "artifact.retired_is_final",
+    );
     thenFails(artifact([]).when({ kind: "retireArtifact", reason: "" }), "artifact.exists");
   });
 });

@@ -126,6 +126,15 @@ export function decideArtifact(command: ArtifactCommand, state: ArtifactState): 
     }
     case "verifyArtifact": {
       const artifact = existing(state);
+      // A retired artifact is out of use for good: a mismatch must not turn it into a quarantined one.
+      if (artifact.status === ArtifactStatus.RETIRED) {
+        throw new ConfigurationRuleViolation(
+          "FAILED_PRECONDITION",
+          "artifact.retired_is_final",
+          `artifact ${artifact.name}@${artifact.version} is retired; it is not verified any more`,
+          artifact.artifactId,
+        );
+      }
       const digestMatches = artifact.sha256 === command.actualSha256;
       const sizeMatches = command.actualSizeBytes === undefined || command.actualSizeBytes === artifact.sizeBytes;
       if (digestMatches && sizeMatches) {
