@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
+import { createTestDatabase, type TestDatabase, uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
 import {
   DuplicateRequest,
@@ -215,7 +215,16 @@ describe("reading", () => {
       const visible = await store.readAllCommitted({ after: checkpoint });
       expect(visible.map((e) => e.streamId)).not.toContain(early); // blocked behind the open transaction
       await held.query("COMMIT");
-      const all = await store.readAllCommitted({ after: checkpoint });
+      // Visible once no older transaction is open anywhere on the server (other test files run
+      // meanwhile, and the horizon is the whole cluster's).
+      const all = await waitFor(
+        async () => {
+          const read = await store.readAllCommitted({ after: checkpoint });
+          const ids = read.map((e) => e.streamId);
+          return ids.includes(late) && ids.includes(early) ? read : undefined;
+        },
+        { timeoutMs: 30_000, description: "both events committed and visible" },
+      );
       // Numeric xid8 order (a text sort would put "1000" before "999").
       const order = all.map((e) => [BigInt(e.transactionId), e.globalPosition] as const);
       const sorted = [...order].sort(([ta, pa], [tb, pb]) => (ta === tb ? pa - pb : ta < tb ? -1 : 1));
