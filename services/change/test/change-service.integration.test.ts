@@ -561,6 +561,14 @@ test("a retried request id returns the first result; invalid input is INVALID_AR
   const [a, b] = await Promise.all([manager.raiseChange(request), manager.raiseChange(request)]);
   expect(b).toEqual(a);
   expect(await manager.raiseChange(request)).toEqual(a);
+  // Twins of a state change: the one that reads the state after the other committed must not be
+  // refused ("already submitted") but answer as the other did.
+  for (let i = 0; i < 5; i++) {
+    const { change } = await manager.raiseChange(rfc());
+    const twins = { ...rid(), changeRequestId: change?.changeRequestId as string };
+    const [first, second] = await Promise.all([manager.submitChange(twins), manager.submitChange(twins)]);
+    expect(second).toEqual(first);
+  }
 
   const invalid = await manager
     .raiseChange({ ...rfc(), requestId: "nope", title: "", type: ChangeType.STANDARD })

@@ -227,11 +227,11 @@ export function changeServiceHandlers({
         return response ?? spec.respond(applied, prepared);
       });
     } catch (error) {
-      // Two identical requests raced: the loser returns the winner's stored response.
-      if ((error as Error).name === "DuplicateRequest") {
-        const winner = await replay();
-        if (winner) return winner;
-      }
+      // A twin with the same request id committed first: while this one was appending
+      // (DuplicateRequest), or after the check above and before this one read the state, which
+      // then already held the twin's effect and refused. Either way the twin's answer is ours.
+      const winner = await replay();
+      if (winner) return winner;
       throw toApiError(error);
     }
   }

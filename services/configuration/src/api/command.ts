@@ -120,6 +120,10 @@ export async function executeCommand<E extends ConfigurationEvent, R extends Des
     try {
       decided = await command.decide(history, streamId);
     } catch (error) {
+      // A twin with the same request id may have committed after the check above, so that this
+      // decision refused a state already holding its effect: the twin's answer is ours.
+      const winner = await replay();
+      if (winner) return winner;
       throw toApiError(error);
     }
     if (decided.length === 0) {

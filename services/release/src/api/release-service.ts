@@ -198,9 +198,13 @@ export function releaseServiceHandlers({
   ): Promise<MessageShape<O>> {
     const requestHash = requestFingerprint(input, request);
     for (let attempt = 1; ; attempt++) {
+      // State first, then the request id: a retry racing the first attempt either sees its
+      // recorded answer here, or the first attempt had not committed when the state was read
+      // (the answer commits with the events). The other order decides the retry on a state that
+      // already holds the first attempt's effect, and refuses it.
+      const loaded = await repository.load(releaseId);
       const replayed = await replay(request.requestId, requestHash, output);
       if (replayed) return replayed;
-      const loaded = await repository.load(releaseId);
       if (!loaded.state.release && name !== "registerRelease") throw new NotFound("release", releaseId);
       try {
         const { state } = await repository.decideAndAppend(
