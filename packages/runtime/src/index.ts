@@ -8,3 +8,4 @@ export {
   verifierFromConfig,
   type Worker,
 } from "./grpc-service.js";
+export { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, UUID_PATTERN } from "./page-token.js";

@@ -29,6 +29,7 @@ import {
   VerifyArtifactContentResponseSchema,
   VerifyArtifactResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import { type ArtifactCommand, type ArtifactEvent, decideArtifact, foldArtifact } from "../domain/artifact.js";
 import { type BaselineEvent, baselineStreamId, foldBaseline } from "../domain/baseline.js";
@@ -83,34 +84,19 @@ function upTo<E extends { metadata?: { occurredAt?: Timestamp } }>(events: E[], 
   return events.filter((event) => event.metadata?.occurredAt && nanos(event.metadata.occurredAt) <= limit);
 }
 
-const encodeCursor = (cursor: [string, string] | undefined) =>
-  cursor ? Buffer.from(JSON.stringify(cursor)).toString("base64url") : "";
+const encodeCursor = (cursor: [string, string] | undefined) => (cursor ? encodePageToken(...cursor) : "");
+/** No part of a token holds a NUL: the query compares them as text, which cannot. */
+const noNul = (part: string) => !part.includes("\u0000");
 /**
- * ListArtifacts' sort key as its cursor holds it: exactly what Date#toISOString writes, in years
- * 0001-9999 (PostgreSQL refuses year 0 and toISOString's six-digit years).
+ * ListArtifacts' sort key as its cursor holds it, in years 0001-9999 (PostgreSQL refuses year 0
+ * and toISOString's six-digit years).
  */
-const isIsoTimestamp = (key: string) => {
-  const date = new Date(key);
-  return /^(?!0000)\d{4}-/.test(key) && !Number.isNaN(date.getTime()) && date.toISOString() === key;
-};
-/**
- * Only what encodeCursor wrote gets through, so a forged token is INVALID_ARGUMENT rather than a
- * query PostgreSQL fails on: `isSortKey` checks the sort key, and no part holds a NUL (text can't).
- */
-function decodeCursor(token: string, isSortKey: (key: string) => boolean = () => true): [string, string] | undefined {
+const isArtifactSortKey = (key: string) => /^(?!0000)\d{4}-/.test(key) && isIsoTimestamp(key);
+/** Only what encodeCursor wrote gets through, so a forged token is INVALID_ARGUMENT rather than a query PostgreSQL fails on. */
+function decodeCursor(token: string, isSortKey: (key: string) => boolean = noNul): [string, string] | undefined {
   if (!token) return undefined;
-  try {
-    const cursor = JSON.parse(Buffer.from(token, "base64url").toString()) as unknown;
-    if (
-      Array.isArray(cursor) &&
-      cursor.length === 2 &&
-      cursor.every((part) => typeof part === "string" && !part.includes("\u0000")) &&
-      isSortKey(cursor[0])
-    )
-      return cursor as [string, string];
-  } catch {
-    // reported below
-  }
+  const cursor = decodePageToken(token, isSortKey, noNul);
+  if (cursor) return cursor;
   throw new InvalidArgument([
     { field: "page_token", description: "not a page token from this API", reason: "invalid" },
   ]);
@@ -452,7 +438,7 @@ export function configurationServiceHandlers({
           name: request.name,
           status: request.status,
           pageSize: request.pageSize || 100,
-          after: decodeCursor(request.pageToken, isIsoTimestamp),
+          after: decodeCursor(request.pageToken, isArtifactSortKey),
         });
         return create(ListArtifactsResponseSchema, { artifacts, nextPageToken: encodeCursor(next) });
       },
@@ -472,8 +458,7 @@ export function configurationServiceHandlers({
           digest.update(request.chunk);
           size += BigInt(request.chunk.length);
         }
-        const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-        if (!first?.artifactId || !uuid.test(first.requestId)) {
+        if (!first?.artifactId || !isUuid(first.requestId)) {
           throw new InvalidArgument([
             {
               field: "artifact_id",

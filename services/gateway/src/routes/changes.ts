@@ -1,15 +1,7 @@
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-import {
-  badRequest,
-  decodeCursor,
-  encodeCursor,
-  isTimestamp,
-  isUuid,
-  notFound,
-  problemSchema,
-  uuidSchema,
-} from "./http.js";
+import { badRequest, notFound, problemSchema, uuidSchema } from "./http.js";
 
 const windowSchema = {
   type: ["object", "null"],
@@ -401,7 +393,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
         return `$${args.length}`;
       };
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken, isTimestamp, isUuid);
+        const cursor = decodePageToken(pageToken, isIsoTimestamp, isUuid);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
         where.push(
           `(raised_at, change_request_id) < (${arg(new Date(cursor[0]))}::timestamptz, ${arg(cursor[1])}::uuid)`,
@@ -436,7 +428,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       return {
         changes: page.map(toChange),
         nextPageToken:
-          rows.length > pageSize && last ? encodeCursor(last.raised_at.toISOString(), last.change_request_id) : null,
+          rows.length > pageSize && last ? encodePageToken(last.raised_at.toISOString(), last.change_request_id) : null,
       };
     },
   );

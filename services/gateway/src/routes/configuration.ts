@@ -1,16 +1,9 @@
 import { transitiveDependents } from "@rdm/configuration/impact";
 import { RelationshipType, RelationshipTypeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-import {
-  badRequest,
-  decodeCursor,
-  encodeCursor,
-  equalityFilters,
-  isTimestamp,
-  notFound,
-  problemSchema,
-} from "./http.js";
+import { badRequest, equalityFilters, notFound, problemSchema } from "./http.js";
 
 const CI_TYPES = [
   "BUSINESS_SERVICE",
@@ -220,7 +213,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
         where.push(`strpos(lower(name), lower($${args.length})) > 0`);
       }
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(
+        const cursor = decodePageToken(
           pageToken,
           () => true,
           () => true,
@@ -239,7 +232,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       const last = page.at(-1);
       return {
         items: page.map(toCi),
-        nextPageToken: rows.length > pageSize && last ? encodeCursor(last.sort_name, last.ci_id) : null,
+        nextPageToken: rows.length > pageSize && last ? encodePageToken(last.sort_name, last.ci_id) : null,
       };
     },
   );
@@ -432,7 +425,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       const { name, status, integrity, pageSize, pageToken } = request.query;
       const { where, args } = equalityFilters({ name, status, integrity });
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken, isTimestamp, () => true);
+        const cursor = decodePageToken(pageToken, isIsoTimestamp, () => true);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
         args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(registered_at, artifact_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
@@ -448,7 +441,7 @@ export function configurationRoutes(app: FastifyInstance, pool: pg.Pool) {
       return {
         artifacts: page.map(toArtifact),
         nextPageToken:
-          rows.length > pageSize && last ? encodeCursor(last.registered_at.toISOString(), last.artifact_id) : null,
+          rows.length > pageSize && last ? encodePageToken(last.registered_at.toISOString(), last.artifact_id) : null,
       };
     },
   );

@@ -12,21 +12,12 @@ import {
   TaskStatusSchema,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { gateConditions, type LinkedChangeState, nextPhase } from "@rdm/release/domain";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type { FastifyInstance, FastifyReply } from "fastify";
 import type pg from "pg";
 import type { NotificationHub } from "../notification-hub.js";
 import { enumName } from "../projections/releases.js";
-import {
-  badRequest,
-  decodeCursor,
-  encodeCursor,
-  equalityFilters,
-  isTimestamp,
-  isUuid,
-  notFound,
-  problemSchema,
-  uuidSchema,
-} from "./http.js";
+import { badRequest, equalityFilters, notFound, problemSchema, uuidSchema } from "./http.js";
 
 const obj = (properties: Record<string, unknown>) => ({ type: "object", properties }) as const;
 const str = { type: "string" } as const;
@@ -497,7 +488,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
       const { pageSize, pageToken, phase, type, owner, status, overdue } = request.query;
       const { where, args } = equalityFilters({ phase, type, owner, status });
       if (pageToken !== undefined) {
-        const cursor = decodeCursor(pageToken, isTimestamp, isUuid);
+        const cursor = decodePageToken(pageToken, isIsoTimestamp, isUuid);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
         args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(registered_at, release_id) < ($${args.length - 1}::timestamptz, $${args.length}::uuid)`);
@@ -516,7 +507,7 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
       return {
         releases: page.map((row) => toRelease(row, changes)),
         nextPageToken:
-          rows.length > pageSize && last ? encodeCursor(last.registered_at.toISOString(), last.release_id) : null,
+          rows.length > pageSize && last ? encodePageToken(last.registered_at.toISOString(), last.release_id) : null,
       };
     },
   );

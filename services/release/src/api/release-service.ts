@@ -16,6 +16,7 @@ import {
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { type Release, ReleasePhase, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import { defaultModelName } from "../domain/models.js";
 import {
@@ -130,25 +131,10 @@ export async function loadChangeStates(pool: pg.Pool, release: Release | undefin
   return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
 }
 
-/** Opaque keyset cursor over (registered_at, release_id). */
-const encodeCursor = (registeredAt: Date, id: string) =>
-  Buffer.from(JSON.stringify([registeredAt.toISOString(), id])).toString("base64url");
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-/** Only what encodeCursor writes: a forged token is INVALID_ARGUMENT, never a query PostgreSQL refuses. */
+/** ListReleases' page token over (registered_at, release_id); a forged one is INVALID_ARGUMENT. */
 function decodeCursor(token: string): [string, string] {
-  try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (
-      Array.isArray(value) &&
-      value.length === 2 &&
-      typeof value[0] === "string" &&
-      typeof value[1] === "string" &&
-      !Number.isNaN(Date.parse(value[0])) &&
-      new Date(value[0]).toISOString() === value[0] &&
-      UUID.test(value[1])
-    )
-      return value as [string, string];
-  } catch {}
+  const cursor = decodePageToken(token, isIsoTimestamp, isUuid);
+  if (cursor) return cursor;
   throw new InvalidArgument([{ field: "page_token", description: "page_token is not valid", reason: "page_token" }]);
 }
 
@@ -320,7 +306,8 @@ export function releaseServiceHandlers({
         const last = page[page.length - 1];
         return create(api.ListReleasesResponseSchema, {
           releases: page.map((r) => fromBinary(ReleaseSchema, new Uint8Array(r.snapshot))),
-          nextPageToken: rows.length > pageSize && last ? encodeCursor(last.registered_at, last.release_id) : "",
+          nextPageToken:
+            rows.length > pageSize && last ? encodePageToken(last.registered_at.toISOString(), last.release_id) : "",
         });
       },
 
