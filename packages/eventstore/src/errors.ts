@@ -24,3 +24,12 @@ export class DuplicateRequest extends Error {
 
 /** A number is the stream's current version (0 = no events); "no_stream" = must not exist; "any" = no check. */
 export type ExpectedVersion = number | "no_stream" | "any";
+
+/**
+ * PostgreSQL's SQLSTATE class 22, data exception: a value it cannot store or compare (a NUL
+ * character, a date out of its range, text that is not a uuid). The input's fault: no retry helps.
+ */
+export function isDataException(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof Error && error.name === "error" && typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code);
+}

@@ -1,4 +1,4 @@
-export { DuplicateRequest, type ExpectedVersion, WrongExpectedVersion } from "./errors.js";
+export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
 export {
   type AppendOptions,
   type AppendResult,

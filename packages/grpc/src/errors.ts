@@ -1,6 +1,7 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import { status as GrpcStatus, Metadata } from "@grpc/grpc-js";
+import { isDataException } from "@rdm/eventstore";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -155,15 +156,8 @@ export function toStatus(error: unknown): MappedStatus {
     const aborted = new Aborted(`concurrent modification, retry: ${error.message}`, "WRONG_EXPECTED_VERSION", metadata);
     return { code: aborted.code, message: aborted.message, details: aborted.details, internal: false };
   }
-  // PostgreSQL's class 22, data exception: a value validation let through but the database cannot
-  // store or compare (a NUL character, a date out of its range). The caller's input, not our fault.
-  const sqlState = (error as { code?: unknown } | undefined)?.code;
-  if (
-    error instanceof Error &&
-    error.name === "error" &&
-    typeof sqlState === "string" &&
-    /^22[0-9A-Z]{3}$/.test(sqlState)
-  ) {
+  // A value validation let through but the database cannot store or compare: the caller's input.
+  if (isDataException(error)) {
     const message = "a value in the request is malformed or out of range (e.g. it contains a NUL character)";
     return { code: GrpcStatus.INVALID_ARGUMENT, message, details: [], internal: false };
   }

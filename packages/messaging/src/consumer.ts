@@ -1,4 +1,5 @@
 import { type Attributes, type Span, SpanStatusCode } from "@opentelemetry/api";
+import { isDataException } from "@rdm/eventstore";
 import { inSpan, type Logger, meter, SpanKind, withTraceparent } from "@rdm/observability";
 import type { Consumer, EachBatchPayload, IHeaders, Kafka, KafkaMessage, Producer } from "kafkajs";
 import type { Pool, PoolClient } from "pg";
@@ -352,13 +353,12 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
  * too, so a PermanentError from another copy of this package (dist vs src) still counts.
  */
 function isPermanent(error: Error): boolean {
-  const sqlState = (error as { code?: unknown }).code;
   return (
     error instanceof PermanentError ||
     error instanceof MalformedCloudEvent ||
     error.name === "PermanentError" ||
     error.name === "MalformedCloudEvent" ||
-    (error.name === "error" && typeof sqlState === "string" && /^22[0-9A-Z]{3}$/.test(sqlState))
+    isDataException(error)
   );
 }
 

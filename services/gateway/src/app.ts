@@ -1,6 +1,7 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { hasAnyRole, type TokenVerifier } from "@rdm/auth";
+import { isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
@@ -84,9 +85,8 @@ export async function buildGatewayApp({
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) return reply.code(400).send(problem(400, "Bad Request", error.message));
-    // PostgreSQL's class 22, data exception: a value the route schemas let through but the database
-    // cannot take (a NUL character, a date out of its range). The client's error, not the server's.
-    if (/^22[0-9A-Z]{3}$/.test(String(error.code))) {
+    // A value the route schemas let through but the database cannot take: the client's error.
+    if (isDataException(error)) {
       request.log.info({ err: error }, "request value refused by the database");
       const detail = "a parameter is malformed or out of range (e.g. it contains a NUL character)";
       return reply.code(400).send(problem(400, "Bad Request", detail));
