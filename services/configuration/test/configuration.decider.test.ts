@@ -424,6 +424,7 @@ describe("baselines", () => {
     ],
     reason: "",
     sourceEventId: "e1",
+    environmentSequence: 0n,
     ...overrides,
   });
 

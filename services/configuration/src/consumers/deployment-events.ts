@@ -58,8 +58,11 @@ async function entriesOf(tx: pg.PoolClient, artifacts: DeployedArtifact[]) {
 
 /**
  * Keeps each environment's baseline from rdm.deployment.events.v1: a succeeded deployment moves
- * the baseline and its last known good, a failed one marks it degraded, a rollback records what
- * runs after the back-out. Runs inside the consumer's exactly-once transaction.
+ * the baseline and its last known good, a failed one marks it degraded, a rollback replaces it
+ * with the whole baseline it restored. Outcomes take effect in the environment's order
+ * (environment_sequence), not in the order they arrive (see foldBaseline). Event types this
+ * service does not know are skipped, not dead-lettered: the topic gains types as the
+ * deployment service grows. Runs inside the consumer's exactly-once transaction.
  */
 export function baselineProjector(store: EventStore) {
   return async (event: CloudEvent, tx: pg.PoolClient): Promise<void> => {
@@ -87,6 +90,7 @@ export function baselineProjector(store: EventStore) {
         entries: await entriesOf(tx, deployment.artifacts),
         reason: "reason" in deployment ? deployment.reason : "",
         sourceEventId: event.id,
+        environmentSequence: deployment.environmentSequence,
       },
       foldBaseline(history),
     );

@@ -15,11 +15,17 @@ export type BaselineEvent = BaselineDeploymentRecorded;
 
 export interface BaselineState {
   baseline: Baseline | undefined;
-  /** Deployment events already applied (ce ids), so a replayed deployment event changes nothing. */
+  /** Deployment events already recorded (ce ids), so a replayed deployment event changes nothing. */
   appliedSourceEvents: Set<string>;
+  /** Environment sequences already recorded: the same outcome published again under another ce id counts once. */
+  appliedSequences: Set<bigint>;
 }
 
-export const initialBaselineState = (): BaselineState => ({ baseline: undefined, appliedSourceEvents: new Set() });
+export const initialBaselineState = (): BaselineState => ({
+  baseline: undefined,
+  appliedSourceEvents: new Set(),
+  appliedSequences: new Set(),
+});
 
 /** A deployment event from rdm.deployment.events.v1, reduced to what the baseline needs. */
 export interface RecordDeployment {
@@ -28,44 +34,58 @@ export interface RecordDeployment {
   deploymentId: string;
   releaseId: string;
   outcome: DeploymentOutcome;
-  /** What now runs on which CI (one entry per CI and artifact name). */
+  /** What now runs on which CI (one entry per CI and artifact name); for a rollback, everything that runs. */
   entries: BaselineEntry[];
   reason: string;
   sourceEventId: string;
+  /** The outcome's position among the environment's deployment events; 0n when the event carried none. */
+  environmentSequence: bigint;
 }
 
 export type BaselineCommand = RecordDeployment;
 
 export const baselineStreamId = (environment: string) => `baseline-${environment}`;
 
+/**
+ * Every outcome not seen before is recorded, also one older than outcomes already recorded
+ * (it arrived late from another partition): the baseline is the fold in environment order
+ * (see foldBaseline), so where the late outcome lands is decided there, the same way live and
+ * on a rebuild.
+ */
 export function decideBaseline(command: BaselineCommand, state: BaselineState): BaselineEvent[] {
   if (state.appliedSourceEvents.has(command.sourceEventId)) return [];
+  const sequence = command.environmentSequence;
+  if (sequence > 0n && state.appliedSequences.has(sequence)) return [];
   const { kind: _, ...fields } = command;
   return [create(BaselineDeploymentRecordedSchema, fields)];
 }
 
 const entryKey = (entry: BaselineEntry) => `${entry.ciId}\u0000${entry.artifactName}`;
+const byCiAndName = (a: BaselineEntry, b: BaselineEntry) =>
+  a.ciId.localeCompare(b.ciId) || a.artifactName.localeCompare(b.artifactName);
 
 /** Entries replace what ran under the same CI and artifact name; everything else stays. */
-function applyEntries(current: BaselineEntry[], entries: BaselineEntry[]): BaselineEntry[] {
+function upsertEntries(current: BaselineEntry[], entries: BaselineEntry[]): BaselineEntry[] {
   const byKey = new Map(current.map((entry) => [entryKey(entry), entry]));
   for (const entry of entries) byKey.set(entryKey(entry), entry);
-  return [...byKey.values()].sort(
-    (a, b) => a.ciId.localeCompare(b.ciId) || a.artifactName.localeCompare(b.artifactName),
-  );
+  return [...byKey.values()].sort(byCiAndName);
 }
 
-export function evolveBaseline(state: BaselineState, event: BaselineEvent): BaselineState {
-  const previous = state.baseline ?? create(BaselineSchema, { environment: event.environment });
+/** One recorded outcome applied on top of the baseline before it (in environment order). */
+function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
   const at = event.metadata?.occurredAt;
   const stamped = event.entries.map((entry) => ({
     ...entry,
     deploymentId: entry.deploymentId || event.deploymentId,
     ...(entry.deployedAt || !at ? {} : { deployedAt: at }),
   }));
-  const entries = applyEntries(previous.entries, stamped);
+  // A rollback names the whole baseline it restored: what the failed deployment added goes away.
+  const entries =
+    event.outcome === DeploymentOutcome.ROLLED_BACK
+      ? [...stamped].sort(byCiAndName)
+      : upsertEntries(previous.entries, stamped);
   const succeeded = event.outcome === DeploymentOutcome.SUCCEEDED;
-  const baseline: Baseline = {
+  return {
     ...previous,
     entries,
     // Back-out target: the state right after the last successful deployment.
@@ -79,12 +99,46 @@ export function evolveBaseline(state: BaselineState, event: BaselineEvent): Base
     health: event.outcome === DeploymentOutcome.FAILED ? EnvironmentHealth.DEGRADED : EnvironmentHealth.HEALTHY,
     lastDeploymentId: event.deploymentId,
     ...(at ? { updatedAt: at } : {}),
-    version: event.metadata?.streamVersion ?? previous.version + 1n,
   };
-  const appliedSourceEvents = new Set(state.appliedSourceEvents);
-  if (event.sourceEventId) appliedSourceEvents.add(event.sourceEventId);
-  return { baseline, appliedSourceEvents };
 }
 
-export const foldBaseline = (events: BaselineEvent[], state = initialBaselineState()): BaselineState =>
-  events.reduce(evolveBaseline, state);
+/**
+ * The recorded outcomes in the environment's order: by environment_sequence, which the
+ * deployment service assigns when it appends the outcome. Outcomes without one (0: published
+ * before the field existed, so older than every sequenced outcome) come first, in the order
+ * they were recorded, which is how baselines were kept before; so do ties (never expected).
+ */
+export function inEnvironmentOrder(events: BaselineEvent[]): BaselineEvent[] {
+  return events
+    .map((event, recorded) => ({ event, recorded }))
+    .sort(
+      (a, b) =>
+        (a.event.environmentSequence < b.event.environmentSequence ? -1 : 0) ||
+        (a.event.environmentSequence > b.event.environmentSequence ? 1 : 0) ||
+        a.recorded - b.recorded,
+    )
+    .map(({ event }) => event);
+}
+
+/**
+ * The baseline from the environment's whole history: the recorded outcomes folded in
+ * environment order, whatever order they were recorded in. An outcome that arrives after a
+ * newer one (another partition, a lagging or rebuilding consumer) never overrides what the
+ * newer one set or removed; it only fills in what no newer outcome touched. So the live
+ * baseline and one rebuilt from the topic are equal. `version` is the stream version.
+ */
+export function foldBaseline(history: BaselineEvent[]): BaselineState {
+  const state = initialBaselineState();
+  for (const event of history) {
+    if (event.sourceEventId) state.appliedSourceEvents.add(event.sourceEventId);
+    if (event.environmentSequence > 0n) state.appliedSequences.add(event.environmentSequence);
+  }
+  const [first] = history;
+  if (!first) return state;
+  const folded = inEnvironmentOrder(history).reduce(
+    applyOutcome,
+    create(BaselineSchema, { environment: first.environment }),
+  );
+  const version = history.at(-1)?.metadata?.streamVersion ?? BigInt(history.length);
+  return { ...state, baseline: { ...folded, version } };
+}

@@ -1,0 +1,237 @@
+// Baselines from deployment outcomes delivered out of order across partitions, through the
+// real Kafka protocol and the configuration service's gRPC API: the live baseline equals one
+// rebuilt by a new service (empty database, new consumer group) and names the newest outcome;
+// a rollback removes what the failed deployment added.
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { mintDevToken } from "@rdm/auth";
+import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { createKafka, createProducer, toKafkaMessage } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type { RunningService } from "@rdm/runtime";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import { startConfigurationService } from "../src/index.js";
+
+const secret = randomUUID() + randomUUID();
+const topicPrefix = testTopicPrefix("baseline-order");
+const topic = `${topicPrefix}rdm.deployment.events.v1`;
+const cleanups: (() => Promise<unknown>)[] = [];
+let brokers: string[];
+let producer: Producer;
+
+type ConfigurationClient = GrpcClient<(typeof ConfigurationService)["method"]>;
+
+/** A configuration service on a database and consumer group of its own, and a client for it. */
+async function startService(name: string): Promise<ConfigurationClient> {
+  const db = await createTestDatabase(name);
+  cleanups.push(db.drop);
+  const service: RunningService = await startConfigurationService({
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  });
+  cleanups.push(() => service.stop());
+  const token = await mintDevToken({
+    subject: "viewer",
+    roles: ["viewer"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "10m",
+  });
+  const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
+  cleanups.push(async () => client.close());
+  return client;
+}
+
+beforeAll(async () => {
+  brokers = await testKafkaBrokers();
+  producer = createProducer(
+    createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
+  );
+  await producer.connect();
+  cleanups.push(() => producer.disconnect());
+});
+
+afterAll(async () => {
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+type OutcomeSchema =
+  | typeof DeploymentSucceededSchema
+  | typeof DeploymentFailedSchema
+  | typeof DeploymentRolledBackSchema;
+
+/** A deployment outcome as the deployment service publishes it, with its environment sequence. */
+function outcome(
+  schema: OutcomeSchema,
+  environment: string,
+  environmentSequence: number,
+  deploymentId: string,
+  artifacts: { name: string; version: string; targetCiIds: string[] }[],
+) {
+  const id = randomUUID();
+  const occurredAt = new Date(Date.UTC(2026, 10, 1, 12, environmentSequence));
+  const message = create(schema as typeof DeploymentFailedSchema, {
+    metadata: create(EventMetadataSchema, {
+      eventId: id,
+      actor: "deployer-bot",
+      occurredAt: timestampFromDate(occurredAt),
+    }),
+    deploymentId,
+    releaseId: randomUUID(),
+    environment,
+    artifacts,
+    environmentSequence: BigInt(environmentSequence),
+  });
+  return {
+    id,
+    type: schema.typeName,
+    source: "rdm/deployment",
+    subject: deploymentId,
+    time: new Date(),
+    data: toBinary(schema as typeof DeploymentFailedSchema, message),
+  };
+}
+
+/** Publishes each event to the partition given, so the order across partitions is the test's. */
+async function publishTo(placed: [ReturnType<typeof outcome>, number][]) {
+  await producer.send({
+    topic,
+    acks: -1,
+    messages: placed.map(([event, partition]) => ({ ...toKafkaMessage(event), partition })),
+  });
+}
+
+const baselineAt = (client: ConfigurationClient, environment: string, version: bigint) =>
+  waitFor(
+    async () => {
+      const { baseline } = await client.getBaseline({ environment });
+      return baseline && baseline.version >= version ? baseline : undefined;
+    },
+    { timeoutMs: 30_000, description: `the baseline of ${environment} at version ${version}` },
+  );
+
+const running = (baseline: { entries: { ciId: string; artifactName: string; artifactVersion: string }[] }) =>
+  baseline.entries.map((e) => `${e.ciId}/${e.artifactName}@${e.artifactVersion}`);
+
+test("two environments' outcomes interleaved and out of order across partitions: live equals rebuilt, both name the newest", async () => {
+  const live = await startService("configuration_order_live");
+  const [blue, green] = [uniqueId("blue"), uniqueId("green")];
+  const [api, worker, sidecar] = [uniqueId("api"), uniqueId("worker"), uniqueId("sidecar")];
+  const [blueHost1, blueHost2, greenHost] = [uniqueId("host"), uniqueId("host"), uniqueId("host")];
+  const blueDeployments = [uniqueId("dep"), uniqueId("dep"), uniqueId("dep")];
+  const greenFirst = uniqueId("dep");
+  const greenFailed = uniqueId("dep");
+
+  // blue: api 1.0 (1), worker 1.0 on another host (2), api 2.0 (3).
+  const blue1 = outcome(DeploymentSucceededSchema, blue, 1, blueDeployments[0] as string, [
+    { name: api, version: "1.0.0", targetCiIds: [blueHost1] },
+  ]);
+  const blue2 = outcome(DeploymentSucceededSchema, blue, 2, blueDeployments[1] as string, [
+    { name: worker, version: "1.0.0", targetCiIds: [blueHost2] },
+  ]);
+  const blue3 = outcome(DeploymentSucceededSchema, blue, 3, blueDeployments[2] as string, [
+    { name: api, version: "2.0.0", targetCiIds: [blueHost1] },
+  ]);
+  // green: api 1.0 (1), api 2.0 + a new sidecar fails (2), rolled back to api 1.0 (3).
+  const green1 = outcome(DeploymentSucceededSchema, green, 1, greenFirst, [
+    { name: api, version: "1.0.0", targetCiIds: [greenHost] },
+  ]);
+  const green2 = outcome(DeploymentFailedSchema, green, 2, greenFailed, [
+    { name: api, version: "2.0.0", targetCiIds: [greenHost] },
+    { name: sidecar, version: "0.1.0", targetCiIds: [greenHost] },
+  ]);
+  const green3 = outcome(DeploymentRolledBackSchema, green, 3, greenFailed, [
+    { name: api, version: "1.0.0", targetCiIds: [greenHost] },
+  ]);
+
+  // The newest of each environment first, and applied, before anything older arrives.
+  await publishTo([
+    [blue3, 0],
+    [green3, 1],
+  ]);
+  await baselineAt(live, blue, 1n);
+  await baselineAt(live, green, 1n);
+  // Then the older ones, interleaved over the four partitions.
+  await publishTo([
+    [green2, 2],
+    [blue1, 3],
+    [blue2, 1],
+    [green1, 0],
+  ]);
+  const liveBlue = await baselineAt(live, blue, 3n);
+  const liveGreen = await baselineAt(live, green, 3n);
+
+  expect(running(liveBlue)).toEqual([`${blueHost1}/${api}@2.0.0`, `${blueHost2}/${worker}@1.0.0`].sort());
+  expect(liveBlue).toMatchObject({
+    lastDeploymentId: blueDeployments[2],
+    lastKnownGoodDeploymentId: blueDeployments[2],
+    health: EnvironmentHealth.HEALTHY,
+  });
+  // The rollback is the newest: the failure arriving after it neither degrades nor adds the sidecar.
+  expect(running(liveGreen)).toEqual([`${greenHost}/${api}@1.0.0`]);
+  expect(liveGreen).toMatchObject({
+    lastDeploymentId: greenFailed,
+    lastKnownGoodDeploymentId: greenFirst,
+    health: EnvironmentHealth.HEALTHY,
+  });
+
+  // Replay: a new service reads the topic from the beginning, in whatever interleaving it gets.
+  const rebuilt = await startService("configuration_order_rebuilt");
+  expect(await baselineAt(rebuilt, blue, 3n)).toEqual(liveBlue);
+  expect(await baselineAt(rebuilt, green, 3n)).toEqual(liveGreen);
+}, 120_000);
+
+test("a rollback restores exactly: what the failed deployment added is removed", async () => {
+  const client = await startService("configuration_rollback");
+  const environment = uniqueId("staging");
+  const [api, cache] = [uniqueId("api"), uniqueId("cache")];
+  const [host1, host2] = [uniqueId("host"), uniqueId("host")];
+  const good = uniqueId("dep");
+  const bad = uniqueId("dep");
+  await publishTo([
+    [
+      outcome(DeploymentSucceededSchema, environment, 1, good, [{ name: api, version: "1.0.0", targetCiIds: [host1] }]),
+      0,
+    ],
+  ]);
+  await baselineAt(client, environment, 1n);
+  await publishTo([
+    [
+      outcome(DeploymentFailedSchema, environment, 2, bad, [
+        { name: api, version: "1.1.0", targetCiIds: [host1, host2] },
+        { name: cache, version: "5.0.0", targetCiIds: [host2] },
+      ]),
+      1,
+    ],
+  ]);
+  const degraded = await baselineAt(client, environment, 2n);
+  expect(degraded.health).toBe(EnvironmentHealth.DEGRADED);
+  expect(running(degraded)).toHaveLength(3);
+
+  await publishTo([
+    [
+      outcome(DeploymentRolledBackSchema, environment, 3, bad, [{ name: api, version: "1.0.0", targetCiIds: [host1] }]),
+      1,
+    ],
+  ]);
+  const restored = await baselineAt(client, environment, 3n);
+  expect(running(restored)).toEqual([`${host1}/${api}@1.0.0`]);
+  expect(restored).toMatchObject({ health: EnvironmentHealth.HEALTHY, lastKnownGoodDeploymentId: good });
+}, 90_000);

@@ -1,0 +1,136 @@
+// Baselines kept in the environment's order (environment_sequence), whatever order the
+// deployment outcomes arrive in, and rollbacks that restore the whole baseline.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { BaselineEntrySchema, EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import {
+  type BaselineEvent,
+  decideBaseline,
+  foldBaseline,
+  inEnvironmentOrder,
+  type RecordDeployment,
+} from "../src/domain/baseline.js";
+
+const entry = (ciId: string, artifactName: string, artifactVersion: string) =>
+  create(BaselineEntrySchema, { ciId, artifactName, artifactVersion });
+
+let eventIds = 0;
+const outcome = (
+  environmentSequence: bigint,
+  outcomeKind: DeploymentOutcome,
+  entries: ReturnType<typeof entry>[],
+  deploymentId = `dep-${environmentSequence}`,
+): RecordDeployment => ({
+  kind: "recordDeployment",
+  environment: "prod",
+  deploymentId,
+  releaseId: "rel-1",
+  outcome: outcomeKind,
+  entries,
+  reason: "",
+  sourceEventId: `e${++eventIds}`,
+  environmentSequence,
+});
+
+/** Records the outcomes in the order given, as the consumer does (decide on the history, append). */
+function record(arrivals: RecordDeployment[]): BaselineEvent[] {
+  const history: BaselineEvent[] = [];
+  for (const arrival of arrivals) {
+    for (const event of decideBaseline(arrival, foldBaseline(history))) {
+      const at = new Date(Date.UTC(2026, 0, 1, 0, Number(arrival.environmentSequence)));
+      history.push({
+        ...event,
+        metadata: create(EventMetadataSchema, {
+          streamVersion: BigInt(history.length + 1),
+          occurredAt: timestampFromDate(at),
+        }),
+      });
+    }
+  }
+  return history;
+}
+
+const versions = (history: BaselineEvent[]) =>
+  foldBaseline(history).baseline?.entries.map((e) => `${e.ciId}/${e.artifactName}@${e.artifactVersion}`);
+
+const apiOnHost1 = outcome(1n, DeploymentOutcome.SUCCEEDED, [entry("host-1", "api", "1.0.0")]);
+const workerOnHost2 = outcome(2n, DeploymentOutcome.SUCCEEDED, [entry("host-2", "worker", "3.0.0")]);
+const apiUpgrade = outcome(3n, DeploymentOutcome.SUCCEEDED, [entry("host-1", "api", "1.1.0")]);
+
+test("outcomes arriving in any order give the baseline of the environment's order", () => {
+  const inOrder = foldBaseline(record([apiOnHost1, workerOnHost2, apiUpgrade])).baseline;
+  for (const arrivals of [
+    [apiUpgrade, workerOnHost2, apiOnHost1],
+    [workerOnHost2, apiUpgrade, apiOnHost1],
+    [apiOnHost1, apiUpgrade, workerOnHost2],
+  ]) {
+    const baseline = foldBaseline(record(arrivals)).baseline;
+    expect(baseline).toEqual(inOrder);
+  }
+  expect(inOrder).toMatchObject({ lastDeploymentId: "dep-3", lastKnownGoodDeploymentId: "dep-3", version: 3n });
+  expect(inOrder?.entries.map((e) => `${e.ciId}/${e.artifactName}@${e.artifactVersion}`)).toEqual([
+    "host-1/api@1.1.0",
+    "host-2/worker@3.0.0",
+  ]);
+});
+
+test("a late older outcome never overrides what a newer one set, but fills in what it did not touch", () => {
+  // The upgrade to 1.1.0 (3) arrives first; then the older 1.0.0 (1) and another artifact (2).
+  const history = record([apiUpgrade, apiOnHost1, workerOnHost2]);
+  expect(versions(history)).toEqual(["host-1/api@1.1.0", "host-2/worker@3.0.0"]);
+  expect(foldBaseline(history).baseline).toMatchObject({
+    lastDeploymentId: "dep-3",
+    health: EnvironmentHealth.HEALTHY,
+  });
+  // A late failure older than the newest success does not degrade the environment.
+  const lateFailure = outcome(2n, DeploymentOutcome.FAILED, [entry("host-1", "api", "9.9.9")], "dep-failed");
+  const withLateFailure = record([apiOnHost1, apiUpgrade, lateFailure]);
+  expect(foldBaseline(withLateFailure).baseline).toMatchObject({ health: EnvironmentHealth.HEALTHY });
+  expect(versions(withLateFailure)).toEqual(["host-1/api@1.1.0"]);
+});
+
+test("a rollback restores exactly the baseline it names: what the failed deployment added is removed", () => {
+  const failed = outcome(
+    2n,
+    DeploymentOutcome.FAILED,
+    [entry("host-1", "api", "2.0.0"), entry("host-1", "sidecar", "0.1.0")],
+    "dep-2",
+  );
+  const rolledBack = outcome(3n, DeploymentOutcome.ROLLED_BACK, [entry("host-1", "api", "1.0.0")], "dep-2");
+  const history = record([apiOnHost1, failed, rolledBack]);
+  expect(versions(history)).toEqual(["host-1/api@1.0.0"]);
+  expect(foldBaseline(history).baseline).toMatchObject({
+    health: EnvironmentHealth.HEALTHY,
+    lastKnownGoodDeploymentId: "dep-1",
+    lastDeploymentId: "dep-2",
+  });
+  // The failure arriving after the rollback changes nothing: it is older.
+  expect(foldBaseline(record([apiOnHost1, rolledBack, failed])).baseline).toEqual(foldBaseline(history).baseline);
+  // A deployment after the rollback builds on the restored baseline.
+  const next = outcome(4n, DeploymentOutcome.SUCCEEDED, [entry("host-2", "worker", "1.0.0")]);
+  expect(versions(record([next, apiOnHost1, failed, rolledBack]))).toEqual(["host-1/api@1.0.0", "host-2/worker@1.0.0"]);
+});
+
+test("an outcome recorded once: the same ce id, or the same environment sequence under another ce id", () => {
+  const history = record([apiOnHost1]);
+  const state = foldBaseline(history);
+  expect(decideBaseline({ ...apiOnHost1 }, state)).toEqual([]);
+  expect(decideBaseline({ ...apiOnHost1, sourceEventId: "republished" }, state)).toEqual([]);
+  expect(decideBaseline({ ...apiUpgrade }, state)).toHaveLength(1);
+});
+
+test("outcomes without a sequence (0) keep their arrival order and come before every sequenced one", () => {
+  const legacyA = outcome(0n, DeploymentOutcome.SUCCEEDED, [entry("host-1", "api", "0.8.0")], "legacy-a");
+  const legacyB = outcome(0n, DeploymentOutcome.SUCCEEDED, [entry("host-1", "api", "0.9.0")], "legacy-b");
+  // Two unsequenced outcomes are both recorded (no sequence to tell them apart).
+  const legacyOnly = record([legacyA, legacyB]);
+  expect(legacyOnly).toHaveLength(2);
+  expect(versions(legacyOnly)).toEqual(["host-1/api@0.9.0"]);
+  expect(versions(record([legacyB, legacyA]))).toEqual(["host-1/api@0.8.0"]);
+  // A sequenced outcome is newer than any unsequenced one, whenever either arrives.
+  const history = record([apiOnHost1, legacyB]);
+  expect(inEnvironmentOrder(history).map((e) => e.deploymentId)).toEqual(["legacy-b", "dep-1"]);
+  expect(versions(history)).toEqual(["host-1/api@1.0.0"]);
+});
