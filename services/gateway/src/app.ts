@@ -9,6 +9,7 @@ import { createNotificationHub } from "./notification-hub.js";
 import { RELEASE_HISTORY_CHANNEL } from "./projections/releases.js";
 import { changeRoutes } from "./routes/changes.js";
 import { configurationRoutes } from "./routes/configuration.js";
+import { deploymentRoutes } from "./routes/deployments.js";
 import { releaseRoutes } from "./routes/releases.js";
 
 export interface GatewayAppOptions {
@@ -111,5 +112,6 @@ export async function buildGatewayApp({
   releaseRoutes(app, pool, releaseNotifications);
   configurationRoutes(app, pool);
   changeRoutes(app, pool);
+  deploymentRoutes(app, pool);
   return app;
 }

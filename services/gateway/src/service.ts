@@ -10,6 +10,11 @@ import {
   configurationProjectionMigrations,
   projectConfigurationEvent,
 } from "./projections/configuration.js";
+import {
+  DEPLOYMENT_EVENTS_TOPIC,
+  deploymentProjectionMigrations,
+  projectDeploymentEvent,
+} from "./projections/deployments.js";
 import { projectReleaseEvent, RELEASE_EVENTS_TOPIC, releaseProjectionMigrations } from "./projections/releases.js";
 
 export const gatewayEnv = componentEnv({
@@ -38,6 +43,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
   await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
   const topic = (name: string) => `${config.KAFKA_TOPIC_PREFIX}${name}`;
@@ -45,6 +51,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     [topic(RELEASE_EVENTS_TOPIC)]: projectReleaseEvent,
     [topic(CHANGE_EVENTS_TOPIC)]: projectChangeEvent,
     [topic(CONFIGURATION_EVENTS_TOPIC)]: projectConfigurationEvent,
+    [topic(DEPLOYMENT_EVENTS_TOPIC)]: projectDeploymentEvent,
   };
   // One group over every topic: one join, and each partition's events applied in order.
   const consumer = await startConsumer({

@@ -17,6 +17,7 @@ import type { FastifyInstance, FastifyReply } from "fastify";
 import type pg from "pg";
 import type { NotificationHub } from "../notification-hub.js";
 import { enumName } from "../projections/releases.js";
+import { deploymentSchema, deploymentsOfRelease } from "./deployments.js";
 import { badRequest, equalityFilters, notFound, problemSchema, uuidSchema } from "./http.js";
 
 const obj = (properties: Record<string, unknown>) => ({ type: "object", properties }) as const;
@@ -312,9 +313,12 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
     {
       schema: {
         tags: ["releases"],
-        summary: "One release: phase, gate conditions, approvals, tasks, package, deadlines",
+        summary: "One release: phase, gate conditions, approvals, tasks, package, deadlines, deployments",
         params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
-        response: { 200: releaseSchema, 404: problemSchema },
+        response: {
+          200: { ...releaseSchema, properties: { ...releaseSchema.properties, deployments: arr(deploymentSchema) } },
+          404: problemSchema,
+        },
       },
     },
     async (request, reply) => {
@@ -323,7 +327,8 @@ export function releaseRoutes(app: FastifyInstance, pool: pg.Pool, notifications
       ]);
       const row = rows[0];
       if (!row) return releaseNotFound(reply, request.params.id);
-      return toRelease(row, await changeStates(pool, rows));
+      const deployments = await deploymentsOfRelease(pool, row.release_id);
+      return { ...toRelease(row, await changeStates(pool, rows)), deployments };
     },
   );
 

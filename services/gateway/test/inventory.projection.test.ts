@@ -1,0 +1,77 @@
+// The environment inventory fold: outcomes in environment order whatever their arrival order,
+// rollbacks that restore exactly, and entries that keep "since" while their version stays.
+import { foldInventory, type InventoryOutcome } from "../src/projections/inventory.js";
+
+let arrivals = 0n;
+const outcome = (
+  environmentSequence: number,
+  kind: InventoryOutcome["kind"],
+  artifacts: [name: string, version: string, targets: string[]][],
+): InventoryOutcome => ({
+  kind,
+  environmentSequence: BigInt(environmentSequence),
+  arrival: ++arrivals,
+  deploymentId: `dep-${environmentSequence}`,
+  releaseId: `rel-${environmentSequence}`,
+  occurredAt: new Date(Date.UTC(2026, 11, 1, 9, environmentSequence)),
+  artifacts: artifacts.map(([name, version, targetCiIds]) => ({ artifactId: "", name, version, targetCiIds })),
+});
+
+const running = (outcomes: InventoryOutcome[]) =>
+  foldInventory(outcomes).entries.map(
+    (e) => `${e.targetCiId}/${e.artifactName}@${e.artifactVersion} by ${e.deploymentId}`,
+  );
+
+const api1 = outcome(1, "SUCCEEDED", [["api", "1.0.0", ["h1", "h2"]]]);
+const worker = outcome(2, "SUCCEEDED", [["worker", "3.0.0", ["h3"]]]);
+const api2 = outcome(3, "SUCCEEDED", [["api", "2.0.0", ["h1"]]]);
+
+test("any arrival order gives the inventory of the environment's order", () => {
+  const expected = ["h1/api@2.0.0 by dep-3", "h2/api@1.0.0 by dep-1", "h3/worker@3.0.0 by dep-2"];
+  expect(running([api1, worker, api2])).toEqual(expected);
+  expect(running([api2, api1, worker])).toEqual(expected);
+  expect(running([worker, api2, api1])).toEqual(expected);
+  expect(foldInventory([api2, api1, worker]).summary).toMatchObject({
+    health: "HEALTHY",
+    lastDeploymentId: "dep-3",
+    lastEnvironmentSequence: 3n,
+  });
+});
+
+test("a rollback restores exactly what it names; a failure before it no longer counts", () => {
+  const failed = outcome(4, "FAILED", [
+    ["api", "3.0.0", ["h1"]],
+    ["sidecar", "0.1.0", ["h1"]],
+  ]);
+  const rolledBack = outcome(5, "ROLLED_BACK", [
+    ["api", "2.0.0", ["h1"]],
+    ["api", "1.0.0", ["h2"]],
+  ]);
+  expect(foldInventory([api1, api2, failed]).summary?.health).toBe("DEGRADED");
+  expect(running([api1, api2, failed])).toContain("h1/sidecar@0.1.0 by dep-4");
+  const { entries, summary } = foldInventory([rolledBack, failed, api1, api2, worker]);
+  // The worker was not in the restored baseline, nor the failure's sidecar: removed. api on h1
+  // is restored by the rollback; on h2 the failure changed nothing, so it keeps its "since"
+  // and the deployment that put 1.0.0 there.
+  expect(entries.map((e) => [e.targetCiId, e.artifactName, e.artifactVersion, e.deploymentId, e.via])).toEqual([
+    ["h1", "api", "2.0.0", "dep-5", "ROLLED_BACK"],
+    ["h2", "api", "1.0.0", "dep-1", "SUCCEEDED"],
+  ]);
+  expect(summary).toMatchObject({ health: "HEALTHY", lastOutcome: "ROLLED_BACK", lastDeploymentId: "dep-5" });
+});
+
+test("a version that comes back after a failure is restored since the rollback", () => {
+  const failed = outcome(2, "FAILED", [["api", "2.0.0", ["h1"]]]);
+  const rolledBack = outcome(3, "ROLLED_BACK", [["api", "1.0.0", ["h1", "h2"]]]);
+  const [h1] = foldInventory([api1, failed, rolledBack]).entries;
+  expect(h1).toMatchObject({ artifactVersion: "1.0.0", via: "ROLLED_BACK", deploymentId: "dep-3" });
+  expect(h1?.since).toEqual(rolledBack.occurredAt);
+});
+
+test("outcomes without a sequence are older than every sequenced one, in arrival order among themselves", () => {
+  const legacyA = outcome(0, "SUCCEEDED", [["api", "0.8.0", ["h1"]]]);
+  const legacyB = outcome(0, "SUCCEEDED", [["api", "0.9.0", ["h1"]]]);
+  expect(running([legacyA, legacyB])).toEqual(["h1/api@0.9.0 by dep-0"]);
+  const late = { ...legacyB, arrival: ++arrivals };
+  expect(running([api1, late]).slice(0, 1)).toEqual(["h1/api@1.0.0 by dep-1"]);
+});
