@@ -1,7 +1,7 @@
 // Baselines from deployment outcomes delivered out of order across partitions, through the
 // real Kafka protocol and the configuration service's gRPC API: the live baseline equals one
 // rebuilt by a new service (empty database, new consumer group) and names the newest outcome;
-// a rollback removes what the failed deployment added.
+// a rollback removes what the failed deployment added; an unknown event type is skipped.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -20,6 +20,7 @@ import {
 import type { RunningService } from "@rdm/runtime";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
+import pg from "pg";
 import { startConfigurationService } from "../src/index.js";
 
 const secret = randomUUID() + randomUUID();
@@ -32,7 +33,7 @@ let producer: Producer;
 type ConfigurationClient = GrpcClient<(typeof ConfigurationService)["method"]>;
 
 /** A configuration service on a database and consumer group of its own, and a client for it. */
-async function startService(name: string): Promise<ConfigurationClient> {
+async function startService(name: string): Promise<{ client: ConfigurationClient; databaseUrl: string }> {
   const db = await createTestDatabase(name);
   cleanups.push(db.drop);
   const service: RunningService = await startConfigurationService({
@@ -56,7 +57,7 @@ async function startService(name: string): Promise<ConfigurationClient> {
   });
   const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
   cleanups.push(async () => client.close());
-  return client;
+  return { client, databaseUrl: db.url };
 }
 
 beforeAll(async () => {
@@ -131,7 +132,7 @@ const running = (baseline: { entries: { ciId: string; artifactName: string; arti
   baseline.entries.map((e) => `${e.ciId}/${e.artifactName}@${e.artifactVersion}`);
 
 test("two environments' outcomes interleaved and out of order across partitions: live equals rebuilt, both name the newest", async () => {
-  const live = await startService("configuration_order_live");
+  const { client: live, databaseUrl } = await startService("configuration_order_live");
   const [blue, green] = [uniqueId("blue"), uniqueId("green")];
   const [api, worker, sidecar] = [uniqueId("api"), uniqueId("worker"), uniqueId("sidecar")];
   const [blueHost1, blueHost2, greenHost] = [uniqueId("host"), uniqueId("host"), uniqueId("host")];
@@ -161,8 +162,16 @@ test("two environments' outcomes interleaved and out of order across partitions:
     { name: api, version: "1.0.0", targetCiIds: [greenHost] },
   ]);
 
+  // A type of this topic the service does not know yet (the deployment service adds types).
+  const unknown = {
+    ...blue3,
+    id: randomUUID(),
+    type: "rdm.deployment.v1.DeploymentPlanCreated",
+    data: new Uint8Array([1, 2, 3]),
+  };
   // The newest of each environment first, and applied, before anything older arrives.
   await publishTo([
+    [unknown, 0],
     [blue3, 0],
     [green3, 1],
   ]);
@@ -192,14 +201,21 @@ test("two environments' outcomes interleaved and out of order across partitions:
     health: EnvironmentHealth.HEALTHY,
   });
 
+  // The unknown type ahead of blue's newest outcome was handled (skipped), not dead-lettered.
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const handled = await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [unknown.id]);
+  await db.end();
+  expect(handled.rowCount).toBe(1);
+
   // Replay: a new service reads the topic from the beginning, in whatever interleaving it gets.
-  const rebuilt = await startService("configuration_order_rebuilt");
+  const { client: rebuilt } = await startService("configuration_order_rebuilt");
   expect(await baselineAt(rebuilt, blue, 3n)).toEqual(liveBlue);
   expect(await baselineAt(rebuilt, green, 3n)).toEqual(liveGreen);
 }, 120_000);
 
 test("a rollback restores exactly: what the failed deployment added is removed", async () => {
-  const client = await startService("configuration_rollback");
+  const { client } = await startService("configuration_rollback");
   const environment = uniqueId("staging");
   const [api, cache] = [uniqueId("api"), uniqueId("cache")];
   const [host1, host2] = [uniqueId("host"), uniqueId("host")];

@@ -3,7 +3,6 @@ import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
 import {
-  type BaselineEntry,
   CiLifecycleStatusSchema,
   CiTypeSchema,
   type Relationship,
@@ -18,11 +17,11 @@ import {
   ConfigurationItemRegisteredSchema,
   ConfigurationItemStatusChangedSchema,
   ConfigurationItemUpdatedSchema,
-  DeploymentOutcome,
   RelationshipAddedSchema,
   RelationshipRemovedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import type pg from "pg";
+import { baselineEventsMigration, projectBaselineRecorded } from "./baselines.js";
 import { enumName } from "./releases.js";
 
 export const CONFIGURATION_EVENTS_TOPIC = "rdm.configuration.events.v1";
@@ -98,6 +97,7 @@ export const configurationProjectionMigrations = [
         updated_at                    timestamptz NOT NULL
       );`,
   },
+  baselineEventsMigration,
 ];
 
 const registry = createRegistry(
@@ -153,15 +153,6 @@ function summary(m: ConfigurationEvent): string {
       return "";
   }
 }
-
-const entryJson = (e: BaselineEntry, at: Date) => ({
-  ciId: e.ciId,
-  artifactName: e.artifactName,
-  artifactVersion: e.artifactVersion,
-  artifactId: e.artifactId,
-  deploymentId: e.deploymentId,
-  deployedAt: e.deployedAt ? timestampDate(e.deployedAt) : at,
-});
 
 /**
  * Applies one configuration event to the CMDB, DML and baseline views inside the consumer's
@@ -288,54 +279,8 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
         [m.artifactId, version, m.reason],
       );
       return;
-    case "rdm.configuration.v1.BaselineDeploymentRecorded": {
-      const { rows } = await tx.query<{ version: string }>(
-        "SELECT version FROM baseline_view WHERE environment = $1 FOR UPDATE",
-        [m.environment],
-      );
-      if (rows[0] && BigInt(rows[0].version) >= BigInt(version)) return;
-      for (const entry of m.entries) {
-        const e = entryJson(entry, at);
-        await tx.query(
-          `INSERT INTO baseline_entry_view (environment, ci_id, artifact_name, artifact_version, artifact_id, deployment_id, deployed_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7)
-           ON CONFLICT (environment, ci_id, artifact_name) DO UPDATE
-             SET artifact_version = $4, artifact_id = $5, deployment_id = $6, deployed_at = $7`,
-          [
-            m.environment,
-            e.ciId,
-            e.artifactName,
-            e.artifactVersion,
-            e.artifactId,
-            e.deploymentId || m.deploymentId,
-            e.deployedAt,
-          ],
-        );
-      }
-      const succeeded = m.outcome === DeploymentOutcome.SUCCEEDED;
-      const health = m.outcome === DeploymentOutcome.FAILED ? "DEGRADED" : "HEALTHY";
-      // Last known good: the whole environment right after a successful deployment.
-      await tx.query(
-        `INSERT INTO baseline_view (environment, health, last_deployment_id, last_known_good, last_known_good_deployment_id,
-           last_known_good_at, version, updated_at)
-         VALUES ($1, $2, $3, CASE WHEN $4 THEN (
-             SELECT COALESCE(jsonb_agg(jsonb_build_object('ciId', ci_id, 'artifactName', artifact_name,
-               'artifactVersion', artifact_version, 'artifactId', artifact_id, 'deploymentId', deployment_id,
-               'deployedAt', deployed_at) ORDER BY ci_id, artifact_name), '[]'::jsonb)
-             FROM baseline_entry_view WHERE environment = $1) ELSE '[]'::jsonb END,
-           CASE WHEN $4 THEN $3 END, CASE WHEN $4 THEN $6::timestamptz END, $5, $6)
-         ON CONFLICT (environment) DO UPDATE SET
-           health = EXCLUDED.health,
-           last_deployment_id = EXCLUDED.last_deployment_id,
-           last_known_good = CASE WHEN $4 THEN EXCLUDED.last_known_good ELSE baseline_view.last_known_good END,
-           last_known_good_deployment_id = CASE WHEN $4 THEN EXCLUDED.last_known_good_deployment_id
-             ELSE baseline_view.last_known_good_deployment_id END,
-           last_known_good_at = CASE WHEN $4 THEN EXCLUDED.last_known_good_at ELSE baseline_view.last_known_good_at END,
-           version = EXCLUDED.version,
-           updated_at = EXCLUDED.updated_at`,
-        [m.environment, health, m.deploymentId, succeeded, version, at],
-      );
+    case "rdm.configuration.v1.BaselineDeploymentRecorded":
+      await projectBaselineRecorded(tx, m, version, at);
       return;
-    }
   }
 }
