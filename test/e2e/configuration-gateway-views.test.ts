@@ -20,7 +20,11 @@ import {
   RelationshipType,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { RunningService } from "@rdm/runtime";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 
@@ -340,3 +344,86 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
   expect(where.lastKnownGoodDeploymentId).toBe(deploymentId);
   expect(baseline.updatedAt && timestampDate(baseline.updatedAt)).toBeInstanceOf(Date);
 }, 180_000);
+
+test("the gateway's baseline follows environment order and exact rollbacks as the service does", async () => {
+  const environment = uniqueId("canary");
+  const [api, sidecar, host] = [uniqueId("api"), uniqueId("sidecar"), uniqueId("host")];
+  const good = uniqueId("dep");
+  const bad = uniqueId("dep");
+  const outcome = (
+    schema: typeof DeploymentSucceededSchema | typeof DeploymentFailedSchema | typeof DeploymentRolledBackSchema,
+    environmentSequence: number,
+    deploymentId: string,
+    artifacts: { name: string; version: string; targetCiIds: string[] }[],
+  ) => {
+    const id = randomUUID();
+    const message = create(schema as typeof DeploymentFailedSchema, {
+      metadata: create(EventMetadataSchema, { eventId: id }),
+      deploymentId,
+      releaseId: randomUUID(),
+      environment,
+      artifacts,
+      environmentSequence: BigInt(environmentSequence),
+    });
+    return {
+      id,
+      type: schema.typeName,
+      source: "rdm/deployment",
+      subject: deploymentId,
+      time: new Date(),
+      data: toBinary(schema as typeof DeploymentFailedSchema, message),
+    };
+  };
+  const producer = createProducer(
+    createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
+  );
+  await producer.connect();
+  // The rollback (3) first, then the failure (2) it backed out and the success (1) before it.
+  const v1 = [{ name: api, version: "1.0.0", targetCiIds: [host] }];
+  const arrivals = [
+    outcome(DeploymentRolledBackSchema, 3, bad, v1),
+    outcome(DeploymentFailedSchema, 2, bad, [
+      { name: api, version: "2.0.0", targetCiIds: [host] },
+      { name: sidecar, version: "0.1.0", targetCiIds: [host] },
+    ]),
+    outcome(DeploymentSucceededSchema, 1, good, v1),
+  ];
+  for (const [index, event] of arrivals.entries()) {
+    await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [event]);
+    // Recorded before the next is published: the service records them in this order.
+    await waitFor(async () => (await client.getBaseline({ environment })).baseline?.version === BigInt(index + 1), {
+      timeoutMs: 30_000,
+      description: `outcome ${index + 1} recorded`,
+    });
+  }
+  const baseline = await waitFor(
+    async () => {
+      const b = (await client.getBaseline({ environment })).baseline;
+      return b?.version === 3n ? b : undefined;
+    },
+    { timeoutMs: 30_000, description: "the service's baseline with all three outcomes" },
+  );
+  await producer.disconnect();
+  expect(baseline.entries.map((e) => [e.ciId, e.artifactName, e.artifactVersion])).toEqual([[host, api, "1.0.0"]]);
+
+  const view = await waitFor(
+    async () => {
+      const { status, body } = await get(`/v1/baselines/${environment}`);
+      return status === 200 && body.version === 3 ? body : undefined;
+    },
+    { timeoutMs: 30_000, description: "the gateway's baseline with all three outcomes" },
+  );
+  expect(
+    view.entries.map((e: { ciId: string; artifactName: string; artifactVersion: string; deploymentId: string }) => [
+      e.ciId,
+      e.artifactName,
+      e.artifactVersion,
+      e.deploymentId,
+    ]),
+  ).toEqual(baseline.entries.map((e) => [e.ciId, e.artifactName, e.artifactVersion, e.deploymentId]));
+  expect(view).toMatchObject({
+    health: enumName(EnvironmentHealthSchema, baseline.health),
+    lastDeploymentId: baseline.lastDeploymentId,
+    lastKnownGoodDeploymentId: baseline.lastKnownGoodDeploymentId,
+  });
+}, 120_000);

@@ -7,7 +7,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { mintDevToken } from "@rdm/auth";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
-import { createKafka, createProducer, toKafkaMessage } from "@rdm/messaging";
+import { type CloudEvent, createKafka, createProducer, toKafkaMessage } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -111,7 +111,7 @@ function outcome(
 }
 
 /** Publishes each event to the partition given, so the order across partitions is the test's. */
-async function publishTo(placed: [ReturnType<typeof outcome>, number][]) {
+async function publishTo(placed: [CloudEvent, number][]) {
   await producer.send({
     topic,
     acks: -1,
