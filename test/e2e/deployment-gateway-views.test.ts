@@ -7,7 +7,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { mintDevToken } from "@rdm/auth";
 import { type RunningGateway, startGateway } from "@rdm/gateway";
-import { type CloudEvent, createKafka, createProducer, toKafkaMessage } from "@rdm/messaging";
+import { type CloudEvent, createKafka, createProducer, publishEvents, toKafkaMessage } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -16,6 +16,8 @@ import {
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
@@ -242,6 +244,36 @@ test("deployments and inventories from outcomes out of order across partitions: 
       [green, "ROLLED_BACK"],
     ].sort(),
   );
+  // The release overview lists them too.
+  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+    {
+      id: randomUUID(),
+      type: ReleaseRegisteredSchema.typeName,
+      source: "rdm/release",
+      subject: release2,
+      time: new Date(),
+      data: toBinary(
+        ReleaseRegisteredSchema,
+        create(ReleaseRegisteredSchema, {
+          releaseId: release2,
+          key: "REL-2026-0777",
+          title: "Payments 2.0",
+          type: ReleaseType.MINOR,
+          owner: "olivia",
+          phase: ReleasePhase.REGISTRATION,
+          metadata: { actor: "olivia", streamVersion: 1n },
+        }),
+      ),
+    },
+  ]);
+  const overview = await waitFor(
+    async () => {
+      const { status, body } = await get(live, `/v1/releases/${release2}`);
+      return status === 200 ? body : undefined;
+    },
+    { timeoutMs: 30_000, description: "the release overview" },
+  );
+  expect(overview.deployments).toEqual(ofRelease2);
   expect((await get(live, "/v1/deployments?pageToken=garbage")).status).toBe(400);
   expect((await get(live, `/v1/environments/${uniqueId("nowhere")}/inventory`)).status).toBe(404);
 
