@@ -38,7 +38,7 @@ afterAll(async () => {
 });
 
 test("a RegisterRelease trace reaches the gateway's projection consumer", async () => {
-  telemetry = startTelemetry({ serviceName: "e2e-tracing", spanProcessors: [collect] });
+  telemetry = await startTelemetry({ serviceName: "e2e-tracing", spanProcessors: [collect] });
   const brokers = (await testKafkaBrokers()).join(",");
   const secret = randomUUID() + randomUUID();
   const release = await startReleaseService({
