@@ -15,7 +15,7 @@ import {
   GrpcStatus,
   type Interceptor,
 } from "../src/index.js";
-import { captureLogger, partialRegistration } from "./support.js";
+import { callWithoutTrace, captureLogger, partialRegistration } from "./support.js";
 
 const issuer = "rdm-interceptor-test";
 const audience = "rdm";
@@ -110,14 +110,12 @@ test("a service's own interceptor runs after authentication and validation and w
 });
 
 test("with no exporter configured, a call from a caller without a trace gets a recording server span", async () => {
-  const client = createGrpcClient(ReleaseService, address, { token: await token(["release-manager"]) });
   const title = `Untraced ${randomUUID()}`;
-  // Outside any span: the client sends no traceparent of its own.
-  await client.registerRelease(registration(title));
+  const callerToken = await token(["release-manager"]);
+  await callWithoutTrace(address, ReleaseService.method.registerRelease, registration(title), callerToken);
   const traceparent = handled.find((h) => h.title === title)?.ctx.traceparent;
   expect(traceparent).toMatch(/^00-[0-9a-f]{32}-[0-9a-f]{16}-01$/);
   expect(traceparent?.split("-")[1]).not.toBe("0".repeat(32));
-  client.close();
 });
 
 test("/metrics serves the call latency histogram by method and status code", async () => {
