@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
 import {
   create,
   type DescMessage,
@@ -20,13 +19,10 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
 import { isRole, type Role, type TokenVerifier } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
-import { protoPath as healthProtoPath } from "grpc-health-check";
 import { InvalidArgument, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
-import { HEALTH_SERVICE, HealthService } from "./health.js";
+import { HealthService } from "./health.js";
 import {
   type CallContext,
   type CallHandler,
@@ -39,6 +35,7 @@ import {
 import { authenticateCallers, authorizeRoles } from "./interceptors/auth.js";
 import { logCalls, measureCalls, traceCalls } from "./interceptors/observe.js";
 import { validateRequests } from "./interceptors/validate.js";
+import { addLazyReflection } from "./reflection.js";
 import { methodPath, rawServiceDefinition } from "./service-definition.js";
 
 export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
@@ -201,14 +198,11 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
   health.addToServer(server);
 
   if (options.reflection) {
-    const image = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(options.reflection.imagePath));
-    const healthDefinition = protoLoader.loadSync("health/v1/health.proto", {
-      includeDirs: [healthProtoPath.replace(/health\/v1\/health\.proto$/, "")],
+    addLazyReflection(server, {
+      imagePath: options.reflection.imagePath,
+      services: registrations.map((r) => r.service.typeName),
+      logger,
     });
-    new ReflectionService(
-      { ...image, ...healthDefinition },
-      { services: [...registrations.map((r) => r.service.typeName), HEALTH_SERVICE] },
-    ).addToServer(server);
   }
 
   let listening = false;
