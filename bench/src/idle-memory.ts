@@ -1,7 +1,7 @@
 // Idle memory of each process as `./rdm up` runs them: embedded PostgreSQL, the mock Kafka
 // cluster, the four gRPC services and the gateway, each its own Node process with the flags the
 // dev stack gives it. Waits until every one serves, lets them idle, prints each one's RSS.
-//   node bench/dist/idle-memory.js            (IDLE_SECONDS=30, NODE_FLAGS="--max-semi-space-size=4")
+//   node bench/dist/idle-memory.js   (IDLE_SECONDS=30; NODE_FLAGS as ./rdm up: "--enable-source-maps --max-semi-space-size=4")
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
@@ -13,7 +13,7 @@ import { ensureDatabase, freePort, startEmbeddedPostgresProcess, startMockKafka 
 
 const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const idleMs = Number(process.env.IDLE_SECONDS ?? 30) * 1000;
-const nodeFlags = (process.env.NODE_FLAGS ?? "--max-semi-space-size=4").split(" ").filter(Boolean);
+const nodeFlags = (process.env.NODE_FLAGS ?? "--enable-source-maps --max-semi-space-size=4").split(" ").filter(Boolean);
 const names = ["release", "change", "configuration", "deployment", "gateway"] as const;
 
 const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;

@@ -10,8 +10,8 @@ import {
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import {
-  type status as GrpcStatus,
-  type Metadata,
+  status as GrpcStatus,
+  Metadata,
   Server,
   ServerCredentials,
   type ServerReadableStream,
@@ -155,10 +155,17 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
         };
         return ctx;
       };
-      const answer = async (request: CallRequest, ctx: InterceptorContext, callback: sendUnaryData<Buffer>) => {
-        const outcome = await respond(serve, request, ctx);
-        if (outcome.ok) callback(null, outcome.response);
-        else callback({ code: outcome.code, details: outcome.message, metadata: outcome.trailer });
+      const answer = (request: CallRequest, ctx: InterceptorContext, callback: sendUnaryData<Buffer>) => {
+        void respond(serve, request, ctx)
+          .catch((error: unknown): Outcome => {
+            // Only reachable if mapping the error itself failed: still answer, never crash.
+            logger.error({ err: error, rpc: methodPath(method) }, "gRPC call pipeline failed");
+            return { ok: false, code: GrpcStatus.INTERNAL, message: "internal error", trailer: new Metadata() };
+          })
+          .then((outcome) => {
+            if (outcome.ok) callback(null, outcome.response);
+            else callback({ code: outcome.code, details: outcome.message, metadata: outcome.trailer });
+          });
       };
       if (method.methodKind === "client_streaming") {
         implementation[method.localName] = (
