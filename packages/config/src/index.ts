@@ -68,6 +68,17 @@ export function componentEnv<E extends z.ZodRawShape>(own: E) {
   );
 }
 
+/**
+ * Telemetry of a process, read before anything else starts: where to push OTLP (optional) and
+ * where to serve `GET /metrics` in Prometheus text format (each process has its own default port).
+ */
+export const telemetryEnv = (defaultMetricsPort: number) =>
+  z.object({
+    OTEL_EXPORTER_OTLP_ENDPOINT: sharedEnv.OTEL_EXPORTER_OTLP_ENDPOINT,
+    METRICS_HOST: z.string().min(1).default("127.0.0.1"),
+    METRICS_PORT: port(defaultMetricsPort),
+  });
+
 /** Environment of a gRPC service: shared variables plus where to listen. */
 export const grpcServiceEnv = (defaultPort: number) =>
   componentEnv({ GRPC_HOST: z.string().default("127.0.0.1"), GRPC_PORT: port(defaultPort) });

@@ -21,9 +21,15 @@ export {
   STATUS_DETAILS_KEY,
   toStatus,
 } from "./errors.js";
+export type {
+  CallContext,
+  CallHandler,
+  CallRequest,
+  Interceptor,
+  InterceptorContext,
+} from "./interceptor.js";
 export { requestFingerprint } from "./request-fingerprint.js";
 export {
-  type CallContext,
   type ClientStreamingHandler,
   createGrpcServer,
   type GrpcServer,

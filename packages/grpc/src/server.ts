@@ -1,10 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { performance } from "node:perf_hooks";
 import {
   create,
   type DescMessage,
-  type DescMethod,
   fromBinary,
   isMessage,
   type MessageInitShape,
@@ -12,8 +9,6 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
-import { pathToString } from "@bufbuild/protobuf/reflect";
-import { createValidator } from "@bufbuild/protovalidate";
 import {
   status as GrpcStatus,
   Metadata,
@@ -24,39 +19,24 @@ import {
   type sendUnaryData,
   type UntypedServiceImplementation,
 } from "@grpc/grpc-js";
-import * as protoLoader from "@grpc/proto-loader";
-import { ReflectionService } from "@grpc/reflection";
-import { type Histogram, SpanStatusCode } from "@opentelemetry/api";
+import { isRole, type Role, type TokenVerifier } from "@rdm/auth";
+import type { Logger } from "@rdm/observability";
+import { InvalidArgument, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
+import { HealthService } from "./health.js";
 import {
-  Unauthenticated as AuthUnauthenticated,
-  hasAnyRole,
-  isRole,
-  type Principal,
-  type Role,
-  type TokenVerifier,
-} from "@rdm/auth";
-import { currentTraceparent, inSpan, type Logger, meter, SpanKind, withTraceparent } from "@rdm/observability";
-import { protoPath as healthProtoPath } from "grpc-health-check";
-import { InvalidArgument, PermissionDenied, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
-import { HEALTH_SERVICE, HealthService } from "./health.js";
+  type CallContext,
+  type CallHandler,
+  type CallRequest,
+  composeInterceptors,
+  firstMetadataValue,
+  type Interceptor,
+  type InterceptorContext,
+} from "./interceptor.js";
+import { authenticateCallers, authorizeRoles } from "./interceptors/auth.js";
+import { logCalls, measureCalls, traceCalls } from "./interceptors/observe.js";
+import { validateRequests } from "./interceptors/validate.js";
+import { addLazyReflection } from "./reflection.js";
 import { methodPath, rawServiceDefinition } from "./service-definition.js";
-
-/** What a handler knows about the call it serves. */
-export interface CallContext {
-  /** The authenticated caller; record `principal.subject` as the actor of events. */
-  principal: Principal;
-  /** Child logger carrying `rpc` and `request_id` (and trace ids inside the server span). */
-  logger: Logger;
-  /** Incoming metadata, without the `authorization` entry. */
-  metadata: Metadata;
-  /** W3C traceparent of the server span: store it with events so consumers continue the trace. */
-  traceparent: string | undefined;
-  /** `x-request-id` from the caller, or a fresh UUID. Correlates log lines of one call. */
-  requestId: string;
-  /** Aborted when the client cancels or the deadline passes. */
-  signal: AbortSignal;
-  method: DescMethod;
-}
 
 export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
@@ -90,6 +70,11 @@ export interface ServiceRegistration<M extends GenServiceMethods = GenServiceMet
   handlers: ServiceHandlers<M>;
   /** Roles allowed to call each method (admin always is). Every method needs an entry. */
   roles: { [K in keyof M]: readonly Role[] };
+  /**
+   * The service's own interceptors, run after the standard ones (so they see an authenticated,
+   * authorized, valid request) and before the handler, in array order.
+   */
+  interceptors?: readonly Interceptor[];
 }
 
 export interface GrpcServerOptions<T extends GenServiceMethods[]> {
@@ -118,44 +103,62 @@ export interface GrpcServer {
   shutdown(): Promise<void>;
 }
 
-const SERVER_FAULTS = new Set([
-  GrpcStatus.UNKNOWN,
-  GrpcStatus.DEADLINE_EXCEEDED,
-  GrpcStatus.UNIMPLEMENTED,
-  GrpcStatus.INTERNAL,
-  GrpcStatus.UNAVAILABLE,
-  GrpcStatus.DATA_LOSS,
-]);
-
 type Outcome = { ok: true; response: Buffer } | { ok: false; code: GrpcStatus; message: string; trailer: Metadata };
 
 /**
- * A gRPC server for protobuf-es services. Every call is traced, authenticated, authorized by
- * role and validated with protovalidate before its handler runs; handler errors become gRPC
- * statuses with google.rpc details. Health and reflection are served without a token.
+ * A gRPC server for protobuf-es services. Every call passes the standard interceptors, in this
+ * order: trace, log, metrics, authenticate, authorize, validate; then the service's own, then its
+ * handler. What is thrown becomes a gRPC status with google.rpc details. Health and reflection
+ * are served without a token.
  */
 export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcServerOptions<T>): GrpcServer {
-  const { logger, verifier } = options;
+  const { logger } = options;
   const registrations = options.services as unknown as ServiceRegistration[];
   const server = new Server();
-  const validator = createValidator();
-  let latency: Histogram | undefined;
-  // Created on first use: the metrics SDK may be registered after the server is built.
-  const recordLatency = (ms: number, attributes: Record<string, string | number>) => {
-    latency ??= meter().createHistogram("rpc.server.duration", { unit: "ms", description: "Duration of gRPC calls" });
-    latency.record(ms, attributes);
-  };
+  const standard: Interceptor[] = [
+    traceCalls(),
+    logCalls(logger),
+    measureCalls(),
+    authenticateCallers(options.verifier),
+    authorizeRoles(),
+    validateRequests(),
+  ];
 
   for (const registration of registrations) checkRegistration(registration);
 
-  for (const { service, handlers, roles } of registrations) {
+  for (const { service, handlers, roles, interceptors } of registrations) {
     const implementation: UntypedServiceImplementation = {};
     for (const method of service.methods) {
+      const handler = handlers[method.localName] as unknown as HandlerOfAnyKind;
+      const serve = composeInterceptors([...standard, ...(interceptors ?? [])], (request, ctx) => {
+        // The authenticate interceptor sets the principal; without one no handler runs.
+        if (!ctx.principal) throw new Unauthenticated("unauthenticated: no caller was authenticated", "missing_token");
+        const callContext = ctx as CallContext;
+        return request.kind === "unary"
+          ? handler(request.message, callContext)
+          : handler(request.messages, callContext);
+      });
       const allowed = roles[method.localName] as readonly Role[];
-      const answer = (outcome: Promise<Outcome>, callback: sendUnaryData<Buffer>) => {
-        void outcome
+      const contextOf = (call: ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>) => {
+        const requestId = firstMetadataValue(call.metadata, "x-request-id") ?? randomUUID();
+        const controller = new AbortController();
+        call.on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
+        const ctx: InterceptorContext = {
+          principal: undefined,
+          roles: allowed,
+          logger: logger.child({ rpc: methodPath(method), request_id: requestId }),
+          metadata: call.metadata,
+          traceparent: undefined,
+          requestId,
+          signal: controller.signal,
+          method,
+        };
+        return ctx;
+      };
+      const answer = (request: CallRequest, ctx: InterceptorContext, callback: sendUnaryData<Buffer>) => {
+        void respond(serve, request, ctx)
           .catch((error: unknown): Outcome => {
-            // Only reachable if logging or tracing itself failed: still answer, never crash.
+            // Only reachable if mapping the error itself failed: still answer, never crash.
             logger.error({ err: error, rpc: methodPath(method) }, "gRPC call pipeline failed");
             return { ok: false, code: GrpcStatus.INTERNAL, message: "internal error", trailer: new Metadata() };
           })
@@ -165,155 +168,34 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
           });
       };
       if (method.methodKind === "client_streaming") {
-        const handler = handlers[method.localName] as unknown as ClientStreamingHandler<DescMessage, DescMessage>;
         implementation[method.localName] = (
           call: ServerReadableStream<Buffer, Buffer>,
           callback: sendUnaryData<Buffer>,
         ) =>
-          answer(
-            serveCall(method, allowed, call, (ctx) => handler(decodeStream(method.input, call), ctx)),
-            callback,
-          );
+          answer({ kind: "client_streaming", messages: decodeStream(method.input, call) }, contextOf(call), callback);
         continue;
       }
-      const handler = handlers[method.localName] as unknown as UnaryHandler<DescMessage, DescMessage>;
       implementation[method.localName] = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
-        answer(
-          serveCall(method, allowed, call, (ctx) => {
-            const request = decode(method.input, call.request);
-            validate(method.input, request);
-            return handler(request, ctx);
-          }),
-          callback,
-        );
+        answer(lazilyDecoded(method.input, call.request), contextOf(call), callback);
     }
     server.addService(rawServiceDefinition(service), implementation);
   }
 
-  /** The pipeline every call goes through; `run` decodes the request(s) and calls the handler. */
-  async function serveCall(
-    method: DescMethod,
-    allowed: readonly Role[],
-    call: ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>,
-    run: (ctx: CallContext) => Promise<MessageInitShape<DescMessage>>,
-  ): Promise<Outcome> {
-    const started = performance.now();
-    const rpc = methodPath(method);
-    const requestId = firstString(call.metadata, "x-request-id") ?? randomUUID();
-    let subject: string | undefined;
-    const outcome = await withTraceparent(firstString(call.metadata, "traceparent"), () =>
-      inSpan(
-        rpc.slice(1),
-        {
-          kind: SpanKind.SERVER,
-          attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name },
-        },
-        async (span): Promise<Outcome> => {
-          const log = logger.child({ rpc, request_id: requestId });
-          try {
-            const principal = await authenticate(call.metadata);
-            subject = principal.subject;
-            span.setAttribute("enduser.id", principal.subject);
-            if (!hasAnyRole(principal, allowed)) {
-              throw new PermissionDenied(
-                `${method.name} requires one of the roles: ${[...allowed, "admin"].join(", ")} (caller has: ${principal.roles.join(", ") || "none"})`,
-                "MISSING_ROLE",
-                { required_roles: allowed.join(",") },
-              );
-            }
-            const controller = new AbortController();
-            call.on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
-            const metadata = call.metadata.clone();
-            metadata.remove("authorization");
-            const response = await run({
-              principal,
-              logger: log,
-              metadata,
-              traceparent: currentTraceparent(),
-              requestId,
-              signal: controller.signal,
-              method,
-            });
-            const output = isMessage(response, method.output) ? response : create(method.output, response);
-            span.setAttribute("rpc.grpc.status_code", GrpcStatus.OK);
-            return { ok: true, response: Buffer.from(toBinary(method.output, output)) };
-          } catch (error) {
-            const mapped = toStatus(error);
-            // Logged once, here, with context; the caller only sees a generic message.
-            if (mapped.internal) log.error({ err: error, subject }, "gRPC handler failed");
-            span.setAttribute("rpc.grpc.status_code", mapped.code);
-            if (SERVER_FAULTS.has(mapped.code)) {
-              if (error instanceof Error) span.recordException(error);
-              span.setStatus({ code: SpanStatusCode.ERROR, message: mapped.message });
-            }
-            return { ok: false, code: mapped.code, message: mapped.message, trailer: statusTrailer(mapped) };
-          }
-        },
-      ),
-    );
-    const durationMs = performance.now() - started;
-    const code = outcome.ok ? GrpcStatus.OK : outcome.code;
-    recordLatency(durationMs, {
-      "rpc.service": method.parent.typeName,
-      "rpc.method": method.name,
-      "rpc.grpc.status_code": code,
-    });
-    logger.info(
-      {
-        rpc,
-        code: GrpcStatus[code],
-        duration_ms: Math.round(durationMs * 1000) / 1000,
-        subject,
-        request_id: requestId,
-      },
-      "gRPC call",
-    );
-    return outcome;
-  }
-
-  async function authenticate(metadata: Metadata): Promise<Principal> {
-    const header = firstString(metadata, "authorization");
-    if (!header)
-      throw new Unauthenticated("unauthenticated: no bearer token in the authorization metadata", "missing_token");
-    const match = /^Bearer\s+(\S+)\s*$/i.exec(header);
-    if (!match)
-      throw new Unauthenticated('unauthenticated: authorization metadata must be "Bearer <token>"', "malformed_token");
+  /** Runs the chain and turns its response or what it threw into what goes on the wire; never rejects. */
+  async function respond(serve: CallHandler, request: CallRequest, ctx: InterceptorContext): Promise<Outcome> {
+    let response: MessageInitShape<DescMessage>;
     try {
-      return await verifier.verify(match[1]);
+      response = await serve(request, ctx);
     } catch (error) {
-      if (error instanceof AuthUnauthenticated) {
-        throw new Unauthenticated(`unauthenticated: ${error.message}`, error.reason);
-      }
-      throw error;
+      return failure(error); // logged by the log interceptor when it is an internal error
     }
-  }
-
-  function decode<Desc extends DescMessage>(schema: Desc, bytes: Buffer): MessageShape<Desc> {
     try {
-      return fromBinary(schema, bytes);
+      const output = isMessage(response, ctx.method.output) ? response : create(ctx.method.output, response);
+      return { ok: true, response: Buffer.from(toBinary(ctx.method.output, output)) };
     } catch (error) {
-      throw new InvalidArgument([], `request is not a valid ${schema.typeName}: ${(error as Error).message}`);
+      ctx.logger.error({ err: error }, "gRPC response could not be encoded");
+      return failure(error);
     }
-  }
-
-  async function* decodeStream<Desc extends DescMessage>(
-    schema: Desc,
-    call: ServerReadableStream<Buffer, Buffer>,
-  ): AsyncGenerator<MessageShape<Desc>> {
-    for await (const bytes of call as AsyncIterable<Buffer>) {
-      const message = decode(schema, bytes);
-      validate(schema, message);
-      yield message;
-    }
-  }
-
-  function validate<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
-    const result = validator.validate(schema, message);
-    if (result.kind === "valid") return;
-    if (result.kind === "error") throw result.error;
-    throw new InvalidArgument(
-      result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId })),
-    );
   }
 
   // Health: every registered service and the server as a whole ("") start SERVING.
@@ -323,14 +205,11 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
   health.addToServer(server);
 
   if (options.reflection) {
-    const image = protoLoader.loadFileDescriptorSetFromBuffer(readFileSync(options.reflection.imagePath));
-    const healthDefinition = protoLoader.loadSync("health/v1/health.proto", {
-      includeDirs: [healthProtoPath.replace(/health\/v1\/health\.proto$/, "")],
+    addLazyReflection(server, {
+      imagePath: options.reflection.imagePath,
+      services: registrations.map((r) => r.service.typeName),
+      logger,
     });
-    new ReflectionService(
-      { ...image, ...healthDefinition },
-      { services: [...registrations.map((r) => r.service.typeName), HEALTH_SERVICE] },
-    ).addToServer(server);
   }
 
   let listening = false;
@@ -399,7 +278,40 @@ function checkRegistration({ service, handlers, roles }: ServiceRegistration): v
   if (problems.length > 0) throw new Error(`invalid gRPC service registration:\n- ${problems.join("\n- ")}`);
 }
 
-function firstString(metadata: Metadata, key: string): string | undefined {
-  const value = metadata.get(key)[0];
-  return typeof value === "string" && value.length > 0 ? value : undefined;
+/** Every handler kind, as the chain's last step calls it. */
+type HandlerOfAnyKind = (
+  request: MessageShape<DescMessage> | AsyncIterable<MessageShape<DescMessage>>,
+  ctx: CallContext,
+) => Promise<MessageInitShape<DescMessage>>;
+
+function failure(error: unknown): Outcome {
+  const mapped = toStatus(error);
+  return { ok: false, code: mapped.code, message: mapped.message, trailer: statusTrailer(mapped) };
+}
+
+function decode<Desc extends DescMessage>(schema: Desc, bytes: Buffer): MessageShape<Desc> {
+  try {
+    return fromBinary(schema, bytes);
+  } catch (error) {
+    throw new InvalidArgument([], `request is not a valid ${schema.typeName}: ${(error as Error).message}`);
+  }
+}
+
+/** A unary request decoded on first read of `message`, so a decoding error comes after authentication. */
+function lazilyDecoded(schema: DescMessage, bytes: Buffer): CallRequest {
+  let message: MessageShape<DescMessage> | undefined;
+  return {
+    kind: "unary",
+    get message() {
+      message ??= decode(schema, bytes);
+      return message;
+    },
+  };
+}
+
+async function* decodeStream<Desc extends DescMessage>(
+  schema: Desc,
+  call: ServerReadableStream<Buffer, Buffer>,
+): AsyncGenerator<MessageShape<Desc>> {
+  for await (const bytes of call as AsyncIterable<Buffer>) yield decode(schema, bytes);
 }

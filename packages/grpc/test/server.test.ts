@@ -112,19 +112,11 @@ const registerCalls: { title: string; ctx: CallContext }[] = [];
 /** Behaviour of GetRelease per release id: each test registers its own ids. */
 const getBehaviour = new Map<string, () => unknown>();
 let telemetry: Telemetry;
-const savedEnv = {
-  OTEL_LOGS_EXPORTER: process.env.OTEL_LOGS_EXPORTER,
-  OTEL_METRICS_EXPORTER: process.env.OTEL_METRICS_EXPORTER,
-};
 let server: GrpcServer;
 let address: string;
 
 beforeAll(async () => {
-  // Without these the NodeSDK sets up OTLP log/metric exporters from its env defaults and
-  // its shutdown waits seconds on an endpoint that is not there.
-  process.env.OTEL_LOGS_EXPORTER = "none";
-  process.env.OTEL_METRICS_EXPORTER = "none";
-  telemetry = startTelemetry({ serviceName: "grpc-test", spanProcessors: [spanProcessor as never] });
+  telemetry = await startTelemetry({ serviceName: "grpc-test", spanProcessors: [spanProcessor as never] });
   server = createGrpcServer({
     logger,
     verifier: createTokenVerifier({ issuer, audience, secret }),
@@ -158,10 +150,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server.shutdown();
   await telemetry.shutdown();
-  for (const [key, value] of Object.entries(savedEnv)) {
-    if (value === undefined) delete process.env[key];
-    else process.env[key] = value;
-  }
 });
 
 function validRegistration(title = `Release ${randomUUID()}`) {

@@ -1,4 +1,14 @@
+import {
+  create,
+  type DescMessage,
+  type DescMethodUnary,
+  fromBinary,
+  type MessageInitShape,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
+import * as grpc from "@grpc/grpc-js";
 import type { Role } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
 import type { ServiceHandlers, ServiceRegistration } from "../src/index.js";
@@ -55,4 +65,29 @@ export function partialRegistration<M extends GenServiceMethods>(
     handlers: allHandlers as ServiceHandlers<M>,
     roles: allRoles as ServiceRegistration<M>["roles"],
   };
+}
+
+/**
+ * Calls a unary method with a bare grpc-js client: unlike createGrpcClient, which runs each call
+ * in a CLIENT span, it sends no traceparent, as a caller without tracing does.
+ */
+export function callWithoutTrace<I extends DescMessage, O extends DescMessage>(
+  address: string,
+  method: DescMethodUnary<I, O>,
+  request: MessageInitShape<I>,
+  token: string,
+): Promise<MessageShape<O>> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  return new Promise<MessageShape<O>>((resolve, reject) => {
+    client.makeUnaryRequest(
+      `/${method.parent.typeName}/${method.name}`,
+      (message: MessageShape<I>) => Buffer.from(toBinary(method.input, message)),
+      (bytes: Buffer) => fromBinary(method.output, bytes),
+      create(method.input, request),
+      metadata,
+      (error, response) => (error || !response ? reject(error) : resolve(response)),
+    );
+  }).finally(() => client.close());
 }

@@ -24,8 +24,8 @@ const collect: SpanProcessor = {
 };
 
 let telemetry: Telemetry;
-beforeAll(() => {
-  telemetry = startTelemetry({ serviceName: "messaging-test", spanProcessors: [collect] });
+beforeAll(async () => {
+  telemetry = await startTelemetry({ serviceName: "messaging-test", spanProcessors: [collect] });
 });
 afterAll(() => telemetry.shutdown());
 

@@ -1,14 +1,15 @@
 import { createTokenVerifier, type TokenVerifier } from "@rdm/auth";
-import { grpcServiceEnv, loadConfig } from "@rdm/config";
+import { grpcServiceEnv, loadConfig, telemetryEnv } from "@rdm/config";
 import { EventStore, eventStoreMigrations, type Migration, runMigrations } from "@rdm/eventstore";
 import { createGrpcServer, type ServiceRegistration } from "@rdm/grpc";
 import { createKafka } from "@rdm/messaging";
-import { createLogger, type Logger, startTelemetry } from "@rdm/observability";
+import { createLogger, type Logger, startTelemetry, type Telemetry } from "@rdm/observability";
 import { descriptorImagePath } from "@rdm/proto";
 import { startRelay } from "@rdm/relay";
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { openDatabase } from "./database.js";
+import { observePoolUse } from "./pool-metrics.js";
 
 export interface ServiceContext {
   name: string;
@@ -69,6 +70,7 @@ export async function startGrpcService(
   const config = loadConfig(grpcServiceEnv(definition.defaultPort), env);
   const logger = createLogger(definition.name, config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
+  const stopObservingPool = observePoolUse(pool, definition.name);
   await runMigrations(pool, eventStoreMigrations);
   if (definition.migrations?.length)
     await runMigrations(pool, { component: definition.name, migrations: definition.migrations });
@@ -109,6 +111,7 @@ export async function startGrpcService(
       await server.shutdown();
       for (const worker of workers.reverse()) await worker.stop();
       await relay.stop();
+      stopObservingPool();
       await pool.end();
     })();
     return stopped;
@@ -116,13 +119,38 @@ export async function startGrpcService(
   return { port, context, stop };
 }
 
-/** Process entry point: telemetry, start, and a clean stop on SIGINT/SIGTERM. */
-export async function runMain(name: string, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
-  const telemetry = startTelemetry({
-    serviceName: `rdm-${name}`,
-    otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT,
-  });
+export interface MainOptions {
+  /** Where `GET /metrics` is served unless METRICS_PORT says otherwise. */
+  defaultMetricsPort: number;
+}
+
+/**
+ * Process entry point: telemetry (traces always recorded, `/metrics` on METRICS_HOST:METRICS_PORT,
+ * OTLP export when configured), start, and a clean stop on SIGINT/SIGTERM.
+ */
+export async function runMain(
+  name: string,
+  start: () => Promise<{ stop(): Promise<void> }>,
+  options: MainOptions,
+): Promise<void> {
   const logger = createLogger(name);
+  let telemetry: Telemetry;
+  try {
+    const config = loadConfig(telemetryEnv(options.defaultMetricsPort));
+    telemetry = await startTelemetry({
+      serviceName: `rdm-${name}`,
+      otlpEndpoint: config.OTEL_EXPORTER_OTLP_ENDPOINT,
+      metrics: { host: config.METRICS_HOST, port: config.METRICS_PORT },
+    }).catch((error: Error) => {
+      throw new Error(`${error.message} (METRICS_HOST / METRICS_PORT choose where /metrics is served)`, {
+        cause: error,
+      });
+    });
+  } catch (error) {
+    logger.fatal({ err: error }, `${name} failed to start: ${(error as Error).message}`);
+    process.exit(1);
+  }
+  logger.info({ port: telemetry.metricsPort }, "metrics served at /metrics");
   let running: { stop(): Promise<void> };
   try {
     running = await start();

@@ -1,6 +1,7 @@
 export { openDatabase } from "./database.js";
 export {
   type GrpcServiceDefinition,
+  type MainOptions,
   type RunningService,
   runMain,
   type ServiceContext,
@@ -9,3 +10,4 @@ export {
   type Worker,
 } from "./grpc-service.js";
 export { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, UUID_PATTERN } from "./page-token.js";
+export { observePoolUse } from "./pool-metrics.js";

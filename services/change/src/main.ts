@@ -1,4 +1,4 @@
 import { runMain } from "@rdm/runtime";
 import { startChangeService } from "./service.js";
 
-await runMain("change", () => startChangeService());
+await runMain("change", () => startChangeService(), { defaultMetricsPort: 9465 });

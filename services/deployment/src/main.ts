@@ -1,4 +1,4 @@
 import { runMain } from "@rdm/runtime";
 import { startDeploymentService } from "./service.js";
 
-await runMain("deployment", () => startDeploymentService());
+await runMain("deployment", () => startDeploymentService(), { defaultMetricsPort: 9467 });

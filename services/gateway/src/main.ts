@@ -1,4 +1,4 @@
 import { runMain } from "@rdm/runtime";
 import { startGateway } from "./service.js";
 
-await runMain("gateway", () => startGateway());
+await runMain("gateway", () => startGateway(), { defaultMetricsPort: 9468 });

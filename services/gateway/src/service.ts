@@ -2,7 +2,7 @@ import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
 import { createKafka, type EventHandler, PermanentError, startConsumer } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { openDatabase, verifierFromConfig } from "@rdm/runtime";
+import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
 import { CHANGE_EVENTS_TOPIC, changeProjectionMigrations, projectChangeEvent } from "./projections/changes.js";
 import {
@@ -40,6 +40,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   const config = loadConfig(gatewayEnv, env);
   const logger = createLogger("gateway", config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
+  const stopObservingPool = observePoolUse(pool, "gateway");
   await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
   await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
@@ -99,6 +100,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
       stopped ??= (async () => {
         await app.close();
         await consumer.stop();
+        stopObservingPool();
         await pool.end();
       })();
       return stopped;

@@ -1,4 +1,4 @@
 import { runMain } from "@rdm/runtime";
 import { startReleaseService } from "./service.js";
 
-await runMain("release", () => startReleaseService());
+await runMain("release", () => startReleaseService(), { defaultMetricsPort: 9464 });
