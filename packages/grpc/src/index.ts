@@ -22,6 +22,7 @@ export {
   toStatus,
 } from "./errors.js";
 export { requestFingerprint } from "./request-fingerprint.js";
+export { checkRequestInputRules, requestInputViolations } from "./request-input-rules.js";
 export {
   type CallContext,
   type ClientStreamingHandler,

@@ -39,6 +39,7 @@ import { currentTraceparent, inSpan, type Logger, meter, SpanKind, withTracepare
 import { protoPath as healthProtoPath } from "grpc-health-check";
 import { InvalidArgument, PermissionDenied, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
 import { HEALTH_SERVICE, HealthService } from "./health.js";
+import { checkRequestInputRules } from "./request-input-rules.js";
 import { methodPath, rawServiceDefinition } from "./service-definition.js";
 
 /** What a handler knows about the call it serves. */
@@ -308,6 +309,7 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
   }
 
   function validate<Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void {
+    checkRequestInputRules(schema, message);
     const result = validator.validate(schema, message);
     if (result.kind === "valid") return;
     if (result.kind === "error") throw result.error;
