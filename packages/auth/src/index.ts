@@ -7,3 +7,4 @@ export {
   Unauthenticated,
   type UnauthenticatedReason,
 } from "./verifier.js";
+export { sameSubject, subjectKey } from "./subjects.js";

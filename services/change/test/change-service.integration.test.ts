@@ -462,6 +462,11 @@ test("separation of duties: the requester cannot approve their own change (PERMI
     expect(refused.reason).toBe("CHANGE_APPROVAL_SEPARATION_OF_DUTIES");
     expect(refused.metadata).toMatchObject({ rule: "change.approval.separation_of_duties" });
   }
+  // Subjects are compared folded: "RITA" is the requester too.
+  const ritaUpper = await clientAs("RITA", ["approver"], ["cab"]);
+  expect((await denied(ritaUpper.approveChange({ ...rid(), changeRequestId: id }))).reason).toBe(
+    "CHANGE_APPROVAL_SEPARATION_OF_DUTIES",
+  );
 
   const viewer = await clientAs("vera", ["viewer"], ["cab"]);
   expect((await denied(viewer.approveChange({ ...rid(), changeRequestId: id }))).reason).toBe("MISSING_ROLE");

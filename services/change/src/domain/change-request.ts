@@ -51,6 +51,7 @@ import {
   type ChangeTaskCompleted,
   ChangeTaskCompletedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { sameSubject } from "@rdm/auth";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { applicableFreezes, collisionsWith, toInterval } from "./calendar.js";
 import { boardFor, defaultQuorum, riskOf } from "./risk.js";
@@ -319,7 +320,8 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "rejectChange": {
       requireState(change, command.kind === "approveChange" ? "approve" : "reject", [ChangeState.ASSESSED]);
       requireBoardMember(change, command);
-      if (command.approver === change.requester) {
+      // Compared as subjects (case, compatibility forms, white space folded): "Carl" is "carl".
+      if (sameSubject(command.approver, change.requester)) {
         // Who may act, not what state the change is in: PERMISSION_DENIED, as in the release service.
         throw new ChangeRuleViolation(
           "PERMISSION_DENIED",
@@ -327,7 +329,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
           `${command.approver} requested change ${change.key} and cannot approve or reject it`,
         );
       }
-      if (change.approvals.some((approval) => approval.approver === command.approver)) {
+      if (change.approvals.some((approval) => sameSubject(approval.approver, command.approver))) {
         throw new ChangeRuleViolation(
           "FAILED_PRECONDITION",
           "change.approval.one_vote_per_member",
