@@ -82,6 +82,15 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     ["a urn:uuid: change id", `/v1/changes/urn:uuid:${id}`],
     ["a urn:uuid: release id for the event stream", `/v1/releases/events?releaseId=urn:uuid:${id}`],
     ["an event stream start beyond what a seq can be", "/v1/releases/events?after=100000000000000000000"],
+    ["an event stream start that is infinite as a number", "/v1/releases/events?after=1e400"],
+    ["an event stream start in exponent notation", "/v1/releases/events?after=1e3"],
+    ["an event stream start with a fraction", "/v1/releases/events?after=1.5"],
+    ["a negative event stream start", "/v1/releases/events?after=-1"],
+    ["an event stream start that is not a number", "/v1/releases/events?after=abc"],
+    ["an empty event stream start", "/v1/releases/events?after="],
+    ["an infinite page size", "/v1/changes?pageSize=1e400"],
+    ["a page size with a fraction", "/v1/cmdb/items?pageSize=1.5"],
+    ["an infinite impact depth", `/v1/cmdb/items/ci-${id}/impact?maxDepth=1e400`],
     ["NUL in a path parameter", "/v1/cmdb/items/ci%00one"],
     ["NUL in a change search", "/v1/changes?q=a%00b"],
     ["NUL in a CMDB search", "/v1/cmdb/items?q=a%00b"],
@@ -114,6 +123,19 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
       body: { ...badRequest, detail: "Last-Event-ID must be the id of an event of this stream" },
     });
   });
+});
+
+test.each(["bearer", "BEARER", "Bearer", "bEaReR"])(
+  "the %s scheme is accepted: auth schemes are case-insensitive (RFC 7235)",
+  async (scheme) => {
+    const { status } = await get("/v1/releases", { authorization: bearer.replace(/^Bearer /, `${scheme} `) });
+    expect(status).toBe(200);
+  },
+);
+
+test.each(["Basic dmVyYTpwdw==", "Bearer", "Bearertoken", ""])("authorization %j is 401", async (authorization) => {
+  const { status } = await get("/v1/releases", { authorization });
+  expect(status).toBe(401);
 });
 
 test("from and to are instants: an offset beyond ±15:59 or the year 0000 filters like any other", async () => {
