@@ -5,9 +5,12 @@
 import { randomUUID } from "node:crypto";
 import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations } from "@rdm/eventstore";
 import { createLogger } from "@rdm/observability";
+import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
@@ -15,7 +18,11 @@ import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
 import { changeProjectionMigrations } from "../src/projections/changes.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration.js";
-import { RELEASE_HISTORY_CHANNEL, releaseProjectionMigrations } from "../src/projections/releases.js";
+import {
+  projectReleaseEvent,
+  RELEASE_HISTORY_CHANNEL,
+  releaseProjectionMigrations,
+} from "../src/projections/releases.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -136,6 +143,44 @@ test.each(["bearer", "BEARER", "Bearer", "bEaReR"])(
 test.each(["Basic dmVyYTpwdw==", "Bearer", "Bearertoken", ""])("authorization %j is 401", async (authorization) => {
   const { status } = await get("/v1/releases", { authorization });
   expect(status).toBe(401);
+});
+
+test("a NUL in an event's text (appended before the API refused it) is projected as U+FFFD, not dead-lettered", async () => {
+  const releaseId = randomUUID();
+  const registered = create(ReleaseRegisteredSchema, {
+    releaseId,
+    key: `REL-2026-${uniqueId("nul")}`,
+    title: "line1\u0000line2",
+    description: "\u0000",
+    stakeholders: ["ann\u0000"],
+    type: ReleaseType.MINOR,
+    owner: "olivia",
+    phase: ReleasePhase.REGISTRATION,
+    metadata: { eventId: randomUUID(), actor: "olivia", streamVersion: 1n },
+  });
+  const event = {
+    id: registered.metadata?.eventId as string,
+    type: ReleaseRegisteredSchema.typeName,
+    source: "rdm/release",
+    subject: releaseId,
+    time: new Date(),
+    data: toBinary(ReleaseRegisteredSchema, registered),
+  };
+  const tx = await pool.connect();
+  try {
+    await tx.query("BEGIN");
+    await projectReleaseEvent(event, tx);
+    await tx.query("COMMIT");
+  } finally {
+    tx.release();
+  }
+  const { status, body } = await get(`/v1/releases/${releaseId}`);
+  expect({ status, title: body.title, description: body.description, stakeholders: body.stakeholders }).toEqual({
+    status: 200,
+    title: "line1\uFFFDline2",
+    description: "\uFFFD",
+    stakeholders: ["ann\uFFFD"],
+  });
 });
 
 test("from and to are instants: an offset beyond ±15:59 or the year 0000 filters like any other", async () => {
