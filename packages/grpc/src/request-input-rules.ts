@@ -49,8 +49,14 @@ export function checkRequestInputRules<S extends DescMessage>(schema: S, message
 
 function walkMessage(message: ReflectMessage, path: Path, out: FieldViolation[]): void {
   const typeName = message.desc.typeName;
-  if (typeName === "google.protobuf.Timestamp") return checkTimestamp(message, path, out);
-  if (typeName === "google.protobuf.Duration") return checkDuration(message, path, out);
+  if (typeName === "google.protobuf.Timestamp") {
+    checkTimestamp(message, path, out);
+    return;
+  }
+  if (typeName === "google.protobuf.Duration") {
+    checkDuration(message, path, out);
+    return;
+  }
   for (const field of message.fields) {
     if (!message.isSet(field)) continue;
     walkField(message, field, [...path, field], out);
@@ -63,7 +69,8 @@ function walkField(message: ReflectMessage, field: DescField, path: Path, out: F
       if (field.scalar === ScalarType.STRING) checkText(message.get(field) as string, path, out);
       return;
     case "message":
-      return walkMessage(message.get(field), path, out);
+      walkMessage(message.get(field), path, out);
+      return;
     case "list": {
       let index = 0;
       for (const item of message.get(field)) {

@@ -11,8 +11,7 @@ const requestId = "8e4c9d1e-0d3c-4a36-9d0e-1f2a3b4c5d6e";
 
 const release = (init: MessageInitShape<typeof register> = {}) =>
   create(register, { requestId, title: "Payments", owner: "olivia", ...init });
-const task = (seconds: bigint, nanos = 0) =>
-  create(addTask, { requestId, name: "smoke", dueAt: { seconds, nanos } });
+const task = (seconds: bigint, nanos = 0) => create(addTask, { requestId, name: "smoke", dueAt: { seconds, nanos } });
 const reasons = (violations: { field: string; reason?: string }[]) => violations.map((v) => [v.field, v.reason]);
 
 describe("control characters in text", () => {
@@ -85,7 +84,9 @@ describe("timestamps", () => {
   });
 
   test("both ends of a window are checked", () => {
-    const request = release({ plannedWindow: { start: { seconds: -62_135_596_801n }, end: { seconds: 253_402_300_800n } } });
+    const request = release({
+      plannedWindow: { start: { seconds: -62_135_596_801n }, end: { seconds: 253_402_300_800n } },
+    });
     expect(reasons(requestInputViolations(register, request))).toEqual([
       ["planned_window.start", "timestamp.range"],
       ["planned_window.end", "timestamp.range"],

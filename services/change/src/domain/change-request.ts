@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { sameSubject } from "@rdm/auth";
 import {
   ApprovalDecision,
   ChangeApprovalSchema,
@@ -51,7 +52,6 @@ import {
   type ChangeTaskCompleted,
   ChangeTaskCompletedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import { sameSubject } from "@rdm/auth";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { applicableFreezes, collisionsWith, toInterval } from "./calendar.js";
 import { boardFor, defaultQuorum, riskOf } from "./risk.js";

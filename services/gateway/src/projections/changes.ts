@@ -1,4 +1,4 @@
-import { createRegistry, type DescEnum, fromBinary } from "@bufbuild/protobuf";
+import { createRegistry, type DescEnum } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";

@@ -1,6 +1,7 @@
 import { type DescField, type DescMessage, fromBinary, type MessageShape, ScalarType } from "@bufbuild/protobuf";
 import { type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
 
+// biome-ignore lint/suspicious/noControlCharactersInRegex: U+0000 is what is replaced
 const NUL = /\u0000/g;
 
 /**
@@ -30,7 +31,8 @@ function replaceInField(message: ReflectMessage, field: DescField): void {
       if (isText(field.scalar)) message.set(field, storable(message.get(field) as string));
       return;
     case "message":
-      return replaceNul(message.get(field));
+      replaceNul(message.get(field));
+      return;
     case "list": {
       const list = message.get(field);
       for (let i = 0; i < list.size; i++) {
