@@ -481,6 +481,23 @@ test("a new model version never changes releases already running on the old one"
     status.INVALID_ARGUMENT,
     "model.first_phase",
   ]);
+  // 200 years: the due time would be past year 9999, which no consumer can store.
+  const tooLong = await failure(
+    manager.createReleaseModel({
+      requestId: randomUUID(),
+      model: {
+        name: "centuries",
+        phases: [
+          { phase: ReleasePhase.REGISTRATION, deadline: { seconds: 6_311_520_000n } },
+          { phase: ReleasePhase.CLOSED },
+        ],
+      },
+    }),
+  );
+  expect([tooLong.code, tooLong.badRequest?.fieldViolations.map((v) => [v.field, v.reason])]).toEqual([
+    status.INVALID_ARGUMENT,
+    [["model.phases[0].deadline", "duration.gte_lte"]],
+  ]);
   const models = (await manager.listReleaseModels({})).models.map((m) => m.name);
   expect(models).toEqual(expect.arrayContaining(["standard", "emergency"]));
 });
