@@ -601,6 +601,36 @@ test("a request id reused for another command is refused, even when the two requ
   expect(await manager.startChangeImplementation({ ...reused, changeRequestId: id })).toEqual(started);
 });
 
+test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
+  const releaseId = randomUUID();
+  const linked = create(ReleaseChangeRequestLinkedSchema, {
+    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "olivia", correlationId: randomUUID() }),
+    releaseId,
+    changeRequestId: "CHG-2026-0001",
+  });
+  const eventId = linked.metadata?.eventId as string;
+  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+    {
+      id: eventId,
+      type: linked.$typeName,
+      source: "rdm/release",
+      subject: releaseId,
+      time: new Date(),
+      data: toBinary(ReleaseChangeRequestLinkedSchema, linked),
+    },
+  ]);
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await waitFor(
+      async () => (await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [eventId])).rowCount === 1,
+      { timeoutMs: 30_000, description: "the link to a change key handled" },
+    );
+  } finally {
+    await db.end();
+  }
+});
+
 test("a release link and then a failed deployment of the linked release mark the change FAILED with its back-out plan", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const id = await authorizedChange({ environments: ["production"] });
