@@ -1,5 +1,6 @@
 export { type MintDevTokenOptions, mintDevToken } from "./mint.js";
 export { hasAnyRole, isRole, type Principal, ROLES, type Role } from "./roles.js";
+export { sameSubject, subjectKey } from "./subjects.js";
 export {
   createTokenVerifier,
   type TokenVerifier,

@@ -29,6 +29,7 @@ export type {
   InterceptorContext,
 } from "./interceptor.js";
 export { requestFingerprint } from "./request-fingerprint.js";
+export { checkRequestInputRules, requestInputViolations } from "./request-input-rules.js";
 export {
   type ClientStreamingHandler,
   createGrpcServer,

@@ -334,6 +334,27 @@ describe("validation (protovalidate)", () => {
     client.close();
   });
 
+  test("a control character or an instant outside years 1..9999 -> INVALID_ARGUMENT naming the fields", async () => {
+    const client = createGrpcClient(ReleaseService, address, { token: await token(["release-manager"]) });
+    const title = `Payments ${randomUUID()}`;
+    const details = await failure(
+      client.registerRelease({
+        ...validRegistration(),
+        title,
+        description: "line1\u0000line2",
+        plannedWindow: { start: { seconds: -62_135_596_801n }, end: { seconds: 253_402_300_800n } },
+      }),
+    );
+    expect(details.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+    expect(details.badRequest?.fieldViolations.map((v) => [v.field, v.reason])).toEqual([
+      ["description", "string.no_control_characters"],
+      ["planned_window.start", "timestamp.range"],
+      ["planned_window.end", "timestamp.range"],
+    ]);
+    expect(registerCalls.some((c) => c.title === title)).toBe(false);
+    client.close();
+  });
+
   test("bytes that are not the request message -> INVALID_ARGUMENT, and the server keeps serving", async () => {
     const raw = new grpc.Client(address, grpc.credentials.createInsecure());
     const metadata = new grpc.Metadata();

@@ -462,6 +462,11 @@ test("separation of duties: the requester cannot approve their own change (PERMI
     expect(refused.reason).toBe("CHANGE_APPROVAL_SEPARATION_OF_DUTIES");
     expect(refused.metadata).toMatchObject({ rule: "change.approval.separation_of_duties" });
   }
+  // Subjects are compared folded: "RITA" is the requester too.
+  const ritaUpper = await clientAs("RITA", ["approver"], ["cab"]);
+  expect((await denied(ritaUpper.approveChange({ ...rid(), changeRequestId: id }))).reason).toBe(
+    "CHANGE_APPROVAL_SEPARATION_OF_DUTIES",
+  );
 
   const viewer = await clientAs("vera", ["viewer"], ["cab"]);
   expect((await denied(viewer.approveChange({ ...rid(), changeRequestId: id }))).reason).toBe("MISSING_ROLE");
@@ -594,6 +599,36 @@ test("a request id reused for another command is refused, even when the two requ
   expect((await manager.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTING);
   // The same command again is still a retry.
   expect(await manager.startChangeImplementation({ ...reused, changeRequestId: id })).toEqual(started);
+});
+
+test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
+  const releaseId = randomUUID();
+  const linked = create(ReleaseChangeRequestLinkedSchema, {
+    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "olivia", correlationId: randomUUID() }),
+    releaseId,
+    changeRequestId: "CHG-2026-0001",
+  });
+  const eventId = linked.metadata?.eventId as string;
+  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+    {
+      id: eventId,
+      type: linked.$typeName,
+      source: "rdm/release",
+      subject: releaseId,
+      time: new Date(),
+      data: toBinary(ReleaseChangeRequestLinkedSchema, linked),
+    },
+  ]);
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await waitFor(
+      async () => (await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [eventId])).rowCount === 1,
+      { timeoutMs: 30_000, description: "the link to a change key handled" },
+    );
+  } finally {
+    await db.end();
+  }
 });
 
 test("a release link and then a failed deployment of the linked release mark the change FAILED with its back-out plan", async () => {

@@ -10,6 +10,7 @@ import { RELEASE_HISTORY_CHANNEL } from "./projections/releases.js";
 import { changeRoutes } from "./routes/changes.js";
 import { configurationRoutes } from "./routes/configuration.js";
 import { deploymentRoutes } from "./routes/deployments.js";
+import { refuseNonDecimalIntegers } from "./routes/http.js";
 import { releaseRoutes } from "./routes/releases.js";
 
 export interface GatewayAppOptions {
@@ -64,14 +65,16 @@ export async function buildGatewayApp({
     )
       return;
     const header = request.headers.authorization;
-    if (!header?.startsWith("Bearer ")) {
+    // The scheme is case-insensitive (RFC 7235), as on the gRPC side.
+    const token = header && /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
+    if (!token) {
       return reply
         .code(401)
         .header("www-authenticate", "Bearer")
         .send(problem(401, "Unauthorized", "missing bearer token"));
     }
     try {
-      const principal = await verifier.verify(header.slice("Bearer ".length));
+      const principal = await verifier.verify(token);
       if (!hasAnyRole(principal, [...READ_ROLES])) {
         return reply.code(403).send(problem(403, "Forbidden", `requires one of the roles: ${READ_ROLES.join(", ")}`));
       }
@@ -83,6 +86,8 @@ export async function buildGatewayApp({
         .send(problem(401, "Unauthorized", (error as Error).message));
     }
   });
+
+  app.addHook("preValidation", refuseNonDecimalIntegers);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) return reply.code(400).send(problem(400, "Bad Request", error.message));

@@ -5,9 +5,12 @@
 import { randomUUID } from "node:crypto";
 import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations } from "@rdm/eventstore";
 import { createLogger } from "@rdm/observability";
+import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
@@ -15,7 +18,11 @@ import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
 import { changeProjectionMigrations } from "../src/projections/changes.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration.js";
-import { RELEASE_HISTORY_CHANNEL, releaseProjectionMigrations } from "../src/projections/releases.js";
+import {
+  projectReleaseEvent,
+  RELEASE_HISTORY_CHANNEL,
+  releaseProjectionMigrations,
+} from "../src/projections/releases.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -82,6 +89,15 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     ["a urn:uuid: change id", `/v1/changes/urn:uuid:${id}`],
     ["a urn:uuid: release id for the event stream", `/v1/releases/events?releaseId=urn:uuid:${id}`],
     ["an event stream start beyond what a seq can be", "/v1/releases/events?after=100000000000000000000"],
+    ["an event stream start that is infinite as a number", "/v1/releases/events?after=1e400"],
+    ["an event stream start in exponent notation", "/v1/releases/events?after=1e3"],
+    ["an event stream start with a fraction", "/v1/releases/events?after=1.5"],
+    ["a negative event stream start", "/v1/releases/events?after=-1"],
+    ["an event stream start that is not a number", "/v1/releases/events?after=abc"],
+    ["an empty event stream start", "/v1/releases/events?after="],
+    ["an infinite page size", "/v1/changes?pageSize=1e400"],
+    ["a page size with a fraction", "/v1/cmdb/items?pageSize=1.5"],
+    ["an infinite impact depth", `/v1/cmdb/items/ci-${id}/impact?maxDepth=1e400`],
     ["NUL in a path parameter", "/v1/cmdb/items/ci%00one"],
     ["NUL in a change search", "/v1/changes?q=a%00b"],
     ["NUL in a CMDB search", "/v1/cmdb/items?q=a%00b"],
@@ -113,6 +129,57 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
       contentType: expect.stringContaining("application/json"),
       body: { ...badRequest, detail: "Last-Event-ID must be the id of an event of this stream" },
     });
+  });
+});
+
+test.each(["bearer", "BEARER", "Bearer", "bEaReR"])(
+  "the %s scheme is accepted: auth schemes are case-insensitive (RFC 7235)",
+  async (scheme) => {
+    const { status } = await get("/v1/releases", { authorization: bearer.replace(/^Bearer /, `${scheme} `) });
+    expect(status).toBe(200);
+  },
+);
+
+test.each(["Basic dmVyYTpwdw==", "Bearer", "Bearertoken", ""])("authorization %j is 401", async (authorization) => {
+  const { status } = await get("/v1/releases", { authorization });
+  expect(status).toBe(401);
+});
+
+test("a NUL in an event's text (appended before the API refused it) is projected as U+FFFD, not dead-lettered", async () => {
+  const releaseId = randomUUID();
+  const registered = create(ReleaseRegisteredSchema, {
+    releaseId,
+    key: `REL-2026-${uniqueId("nul")}`,
+    title: "line1\u0000line2",
+    description: "\u0000",
+    stakeholders: ["ann\u0000"],
+    type: ReleaseType.MINOR,
+    owner: "olivia",
+    phase: ReleasePhase.REGISTRATION,
+    metadata: { eventId: randomUUID(), actor: "olivia", streamVersion: 1n },
+  });
+  const event = {
+    id: registered.metadata?.eventId as string,
+    type: ReleaseRegisteredSchema.typeName,
+    source: "rdm/release",
+    subject: releaseId,
+    time: new Date(),
+    data: toBinary(ReleaseRegisteredSchema, registered),
+  };
+  const tx = await pool.connect();
+  try {
+    await tx.query("BEGIN");
+    await projectReleaseEvent(event, tx);
+    await tx.query("COMMIT");
+  } finally {
+    tx.release();
+  }
+  const { status, body } = await get(`/v1/releases/${releaseId}`);
+  expect({ status, title: body.title, description: body.description, stakeholders: body.stakeholders }).toEqual({
+    status: 200,
+    title: "line1\uFFFDline2",
+    description: "\uFFFD",
+    stakeholders: ["ann\uFFFD"],
   });
 });
 

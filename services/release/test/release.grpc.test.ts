@@ -297,6 +297,18 @@ test("every gate refusal reason is listed as a PreconditionFailure violation", a
   expect((await advance(releaseId)).phase).toBe(ReleasePhase.BUILD_AND_TEST);
 });
 
+test("a change request is linked by its id, a UUID: a key such as CHG-2026-0001 is INVALID_ARGUMENT", async () => {
+  const releaseId = (await register()).releaseId;
+  const refused = await failure(
+    coordinator.linkChangeRequest({ ...req(), releaseId, changeRequestId: "CHG-2026-0001" }),
+  );
+  expect([refused.code, refused.badRequest?.fieldViolations.map((v) => [v.field, v.reason])]).toEqual([
+    status.INVALID_ARGUMENT,
+    [["change_request_id", "string.uuid"]],
+  ]);
+  expect((await get(releaseId)).linkedChangeRequestIds).toEqual([]);
+});
+
 test("quorum and separation of duties", async () => {
   const releaseId = (await register({ coordinator: "carl", owner: "olivia" })).releaseId;
   for (let i = 0; i < 3; i++) {
@@ -305,7 +317,8 @@ test("quorum and separation of duties", async () => {
   }
   const { release } = await coordinator.requestReleaseApproval({ ...req(), releaseId, approverGroup: "cab" });
   const approvalId = release?.approvals[0]?.approvalId as string;
-  for (const subject of ["olivia", "carl", "rita"]) {
+  // Subjects are compared folded: "Olivia" and a full-width "ＣＡＲＬ" are the owner and the coordinator.
+  for (const subject of ["olivia", "Olivia", " OLIVIA ", "carl", "ＣＡＲＬ", "rita"]) {
     const selfApproval = await h.client(subject, ["approver"], { groups: ["cab"] });
     const denied = await failure(selfApproval.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
     expect([denied.code, denied.errorInfo?.reason]).toEqual([
@@ -320,6 +333,9 @@ test("quorum and separation of duties", async () => {
   expect((await get(releaseId)).approvals[0]?.status).toBe(ApprovalStatus.PENDING);
   const twice = await failure(ann.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
   expect(twice.preconditionFailure?.violations[0]?.type).toBe("approval.one_vote_per_approver");
+  const annAgain = await h.client("Ann", ["approver"], { groups: ["cab"] });
+  const twiceFolded = await failure(annAgain.approveRelease({ ...req(), releaseId, approvalId, comment: "" }));
+  expect(twiceFolded.preconditionFailure?.violations[0]?.type).toBe("approval.one_vote_per_approver");
   await ben.approveRelease({ ...req(), releaseId, approvalId, comment: "" });
   expect((await get(releaseId)).approvals[0]?.status).toBe(ApprovalStatus.APPROVED);
 });
@@ -464,6 +480,23 @@ test("a new model version never changes releases already running on the old one"
   expect([invalid.code, invalid.badRequest?.fieldViolations[0]?.reason]).toEqual([
     status.INVALID_ARGUMENT,
     "model.first_phase",
+  ]);
+  // 200 years: the due time would be past year 9999, which no consumer can store.
+  const tooLong = await failure(
+    manager.createReleaseModel({
+      requestId: randomUUID(),
+      model: {
+        name: "centuries",
+        phases: [
+          { phase: ReleasePhase.REGISTRATION, deadline: { seconds: 6_311_520_000n } },
+          { phase: ReleasePhase.CLOSED },
+        ],
+      },
+    }),
+  );
+  expect([tooLong.code, tooLong.badRequest?.fieldViolations.map((v) => [v.field, v.reason])]).toEqual([
+    status.INVALID_ARGUMENT,
+    [["model.phases[0].deadline", "duration.gte_lte"]],
   ]);
   const models = (await manager.listReleaseModels({})).models.map((m) => m.name);
   expect(models).toEqual(expect.arrayContaining(["standard", "emergency"]));

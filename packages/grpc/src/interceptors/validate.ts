@@ -3,15 +3,17 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { createValidator } from "@bufbuild/protovalidate";
 import { InvalidArgument } from "../errors.js";
 import type { Interceptor } from "../interceptor.js";
+import { checkRequestInputRules } from "../request-input-rules.js";
 
 /**
- * Decodes and validates the request (each message of a stream as it arrives) with the
- * protovalidate rules of the .proto: a violation is INVALID_ARGUMENT with a google.rpc.BadRequest
+ * Decodes and validates the request (each message of a stream as it arrives) with the request
+ * input rules (request-input-rules.ts) and the protovalidate rules of the .proto: a violation is INVALID_ARGUMENT with a google.rpc.BadRequest
  * listing every field, so handlers only ever see valid requests.
  */
 export function validateRequests(): Interceptor {
   const validator = createValidator();
   const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
+    checkRequestInputRules(schema, message);
     const result = validator.validate(schema, message);
     if (result.kind === "valid") return;
     if (result.kind === "error") throw result.error;

@@ -171,7 +171,13 @@ export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, 
   }
   const changeRequestId = link.changeRequestId.toLowerCase();
   if (!/^[0-9a-f-]{36}$/.test(changeRequestId)) {
-    throw new PermanentError(`${event.type} names no change request id: "${link.changeRequestId}"`);
+    // Linked before the release service required a UUID: no change request can have this id,
+    // so there is nothing to mirror, as for a link to a change this service does not know.
+    deps.logger.info(
+      { changeRequestId: link.changeRequestId, eventId: event.id },
+      `${event.type} names no change request id: nothing to mirror`,
+    );
+    return;
   }
   await react(tx, deps, changeRequestId, causeOf(event, link.metadata, now), {
     kind: link.command,

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { sameSubject } from "@rdm/auth";
 import {
   ApprovalDecision,
   ChangeApprovalSchema,
@@ -319,7 +320,8 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "rejectChange": {
       requireState(change, command.kind === "approveChange" ? "approve" : "reject", [ChangeState.ASSESSED]);
       requireBoardMember(change, command);
-      if (command.approver === change.requester) {
+      // Compared as subjects (case, compatibility forms, white space folded): "Carl" is "carl".
+      if (sameSubject(command.approver, change.requester)) {
         // Who may act, not what state the change is in: PERMISSION_DENIED, as in the release service.
         throw new ChangeRuleViolation(
           "PERMISSION_DENIED",
@@ -327,7 +329,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
           `${command.approver} requested change ${change.key} and cannot approve or reject it`,
         );
       }
-      if (change.approvals.some((approval) => approval.approver === command.approver)) {
+      if (change.approvals.some((approval) => sameSubject(approval.approver, command.approver))) {
         throw new ChangeRuleViolation(
           "FAILED_PRECONDITION",
           "change.approval.one_vote_per_member",

@@ -1,4 +1,4 @@
-import { createRegistry, type DescEnum, fromBinary } from "@bufbuild/protobuf";
+import { createRegistry, type DescEnum } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
@@ -40,6 +40,7 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
+import { decodeStorable } from "./storable-text.js";
 
 export const CHANGE_EVENTS_TOPIC = "rdm.change.events.v1";
 
@@ -159,7 +160,7 @@ export async function projectChangeEvent(event: CloudEvent, tx: pg.PoolClient): 
   if (!schema) return;
   let message: ChangeServiceEvent;
   try {
-    message = fromBinary(schema, event.data) as typeof message;
+    message = decodeStorable(schema, event.data) as typeof message;
   } catch (error) {
     throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
   }

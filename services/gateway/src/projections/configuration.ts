@@ -1,4 +1,4 @@
-import { createRegistry, fromBinary } from "@bufbuild/protobuf";
+import { createRegistry, type fromBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
@@ -23,6 +23,7 @@ import {
 import type pg from "pg";
 import { baselineEventsMigration, projectBaselineRecorded } from "./baselines.js";
 import { enumName } from "./releases.js";
+import { decodeStorable } from "./storable-text.js";
 
 export const CONFIGURATION_EVENTS_TOPIC = "rdm.configuration.events.v1";
 
@@ -164,7 +165,7 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
   if (!schema) return;
   let m: ConfigurationEvent;
   try {
-    m = fromBinary(schema, event.data) as ConfigurationEvent;
+    m = decodeStorable(schema, event.data) as ConfigurationEvent;
   } catch (error) {
     throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
   }

@@ -1,4 +1,4 @@
-import { createRegistry, type DescEnum, fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { createRegistry, type DescEnum, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
@@ -14,6 +14,7 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { evolve, initialState, type ReleaseEvent, type ReleaseState } from "@rdm/release/domain";
 import type pg from "pg";
+import { decodeStorable } from "./storable-text.js";
 
 export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
 /** NOTIFY channel raised (at commit) whenever release history rows are added; wakes SSE streams. */
@@ -118,7 +119,7 @@ export async function projectReleaseEvent(event: CloudEvent, tx: pg.PoolClient):
   if (!schema) return;
   let decoded: { $typeName: string };
   try {
-    decoded = fromBinary(schema, event.data);
+    decoded = decodeStorable(schema, event.data);
   } catch (error) {
     throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
   }

@@ -1,5 +1,5 @@
 import { UUID_PATTERN } from "@rdm/runtime";
-import type { FastifyReply } from "fastify";
+import type { FastifyReply, FastifyRequest } from "fastify";
 
 // What every route module shares: RFC 9457 problem answers and opaque keyset page tokens.
 
@@ -32,4 +32,22 @@ export function equalityFilters(filters: Record<string, unknown>): { where: stri
     where.push(`${column} = $${args.length}`);
   }
   return { where, args };
+}
+
+type QuerySchema = { properties?: Record<string, { type?: unknown }> } | undefined;
+
+/**
+ * preValidation hook: an integer query parameter is written in decimal digits. ajv's type
+ * coercion reads "1e400" as Infinity and lets it through an integer schema whatever its
+ * maximum (PostgreSQL then refuses it on every poll of an event stream), and "1e3" as 1000.
+ */
+export async function refuseNonDecimalIntegers(request: FastifyRequest, reply: FastifyReply) {
+  const properties = (request.routeOptions.schema?.querystring as QuerySchema)?.properties ?? {};
+  const query = request.query as Record<string, unknown>;
+  for (const [name, property] of Object.entries(properties)) {
+    const value = query[name];
+    if (property.type !== "integer" || value === undefined) continue;
+    if (typeof value !== "string" || !/^-?\d{1,16}$/.test(value))
+      return badRequest(reply, `querystring/${name} must be an integer written in decimal digits`);
+  }
 }

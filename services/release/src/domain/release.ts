@@ -1,5 +1,6 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { sameSubject, subjectKey } from "@rdm/auth";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { PhaseDefinition, ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -468,7 +469,7 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
       // A model that names the members decides alone; otherwise the identity provider does, through
       // the token's groups claim. The approver role only admits the caller to the RPC.
       if (members?.length) {
-        if (!members.includes(ctx.actor))
+        if (!members.some((member) => sameSubject(member, ctx.actor)))
           refuse("approval.group_member", `${ctx.actor} is not a named member of ${group}`, "PERMISSION_DENIED", group);
       } else if (!ctx.groups.includes(group))
         refuse(
@@ -477,20 +478,23 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
           "PERMISSION_DENIED",
           group,
         );
-      const involved = new Set([
-        release.owner,
-        release.coordinator,
-        release.registeredBy,
-        approval.requestedBy,
-        ...approval.ineligibleApprovers,
-      ]);
-      if (involved.has(ctx.actor))
+      // Compared as subjects (case, compatibility forms, white space folded): "Olivia" is "olivia".
+      const involved = new Set(
+        [
+          release.owner,
+          release.coordinator,
+          release.registeredBy,
+          approval.requestedBy,
+          ...approval.ineligibleApprovers,
+        ].map(subjectKey),
+      );
+      if (involved.has(subjectKey(ctx.actor)))
         refuse(
           "approval.separation_of_duties",
           `${ctx.actor} is (or was, while this approval was pending) the owner, coordinator or requester of this release and cannot approve it`,
           "PERMISSION_DENIED",
         );
-      if (approval.votes.some((v) => v.approver === ctx.actor))
+      if (approval.votes.some((v) => sameSubject(v.approver, ctx.actor)))
         refuse("approval.one_vote_per_approver", `${ctx.actor} has already voted`);
       if (command.kind === "rejectRelease") {
         if (!command.reason.trim()) refuse("approval.reason_required", "a rejection needs a reason");
