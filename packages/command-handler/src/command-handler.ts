@@ -68,7 +68,7 @@ export interface Command<S, E extends DomainEvent> {
   /** Events a policy adds to the decided ones in the same append (e.g. notifications). */
   policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
   /** Derived tables written in the append's transaction (called only when events were appended). */
-  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>) => Promise<void>;
+  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>, ctx: DecisionContext) => Promise<void>;
 }
 
 /** A command from a client: its answer is recorded under the request id, and a retry gets it back. */
@@ -224,7 +224,7 @@ export class CommandHandler<E extends DomainEvent> {
           : {}),
       },
     );
-    await command.project?.(tx, outcome);
+    await command.project?.(tx, outcome, ctx);
     return outcome;
   }
 
@@ -264,7 +264,7 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /** The recorded answer of this request id; reusing the id for another request is refused. */
-  private async replay<R extends DescMessage>(
+  async replay<R extends DescMessage>(
     requestId: string,
     command: { response: R; requestHash: string },
   ): Promise<MessageShape<R> | undefined> {
