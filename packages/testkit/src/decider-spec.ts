@@ -36,6 +36,7 @@ export function deciderSpec<S, E, C>(decider: SpecifiedDecider<S, E, C>) {
         const events_ = () => decider.decide(command, events.reduce(decider.evolve, decider.initialState()));
         return {
           events: events_,
+          // biome-ignore lint/suspicious/noThenProperty: the given/when/then vocabulary of decider specs; never awaited
           then(expected) {
             const decided = events_();
             if (typeof expected === "function") expected(decided);
