@@ -30,6 +30,7 @@ export type {
 } from "./interceptor.js";
 export { requestFingerprint } from "./request-fingerprint.js";
 export { checkRequestInputRules, requestInputViolations } from "./request-input-rules.js";
+export { isRuleViolationLike, type RuleViolationLike, ruleViolationError } from "./rule-violation.js";
 export {
   type ClientStreamingHandler,
   createGrpcServer,

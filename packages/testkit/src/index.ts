@@ -1,4 +1,5 @@
 export { createTestDatabase, type TestDatabase } from "./database.js";
+export { type DeciderWhen, deciderSpec, type Refusal, type SpecifiedDecider } from "./decider-spec.js";
 export { dockerAvailable } from "./docker.js";
 export { testConsumerTimings, testKafkaBrokers, testTopicPrefix } from "./kafka.js";
 export {

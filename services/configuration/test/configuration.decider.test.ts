@@ -11,25 +11,31 @@ import {
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConsistencyProblemKind } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { deciderSpec } from "@rdm/testkit";
 import {
   type ArtifactCommand,
   type ArtifactEvent,
+  type ArtifactState,
   decideArtifact,
+  evolveArtifact,
   foldArtifact,
+  initialArtifactState,
   type RegisterArtifact,
 } from "../src/domain/artifact.js";
 import { decideBaseline, foldBaseline, type RecordDeployment } from "../src/domain/baseline.js";
 import {
   type ConfigurationItemCommand,
   type ConfigurationItemEvent,
+  type ConfigurationItemState,
   decideConfigurationItem,
   describeChange,
+  evolveConfigurationItem,
   foldConfigurationItem,
+  initialConfigurationItemState,
   type RegisterConfigurationItem,
 } from "../src/domain/configuration-item.js";
 import { checkPackageConsistency } from "../src/domain/consistency.js";
 import { type Edge, transitiveDependents } from "../src/domain/impact.js";
-import { ConfigurationRuleViolation } from "../src/domain/rule-violation.js";
 
 /** Stamps events as the API would, so evolve sees versions. */
 function stamp<E extends { metadata?: unknown }>(events: E[], from = 1): E[] {
@@ -39,18 +45,11 @@ function stamp<E extends { metadata?: unknown }>(events: E[], from = 1): E[] {
   }));
 }
 
-function thenFails(run: () => unknown, rule: string) {
-  expect(run).toThrow(ConfigurationRuleViolation);
-  try {
-    run();
-  } catch (error) {
-    expect((error as ConfigurationRuleViolation).rule).toBe(rule);
-  }
-}
-
-const ci = (history: ConfigurationItemEvent[]) => ({
-  when: (command: ConfigurationItemCommand) => () => decideConfigurationItem(command, foldConfigurationItem(history)),
-});
+const ci = deciderSpec<ConfigurationItemState, ConfigurationItemEvent, ConfigurationItemCommand>({
+  decide: decideConfigurationItem,
+  evolve: evolveConfigurationItem,
+  initialState: initialConfigurationItemState,
+}).given;
 
 const registerDb: RegisterConfigurationItem = {
   kind: "registerConfigurationItem",
@@ -73,34 +72,38 @@ describe("configuration items", () => {
       status: CiLifecycleStatus.LIVE,
       attributes: { engine: "postgres" },
     });
-    thenFails(ci(events).when(registerDb), "ci.unique_id");
+    ci(events).when(registerDb).thenFails("ci.unique_id");
   });
 
   test("update records only what changes; a no-op update records nothing", () => {
     const history = registered();
     expect(
-      ci(history).when({
-        kind: "updateConfigurationItem",
-        name: "",
-        owner: "dba",
-        setAttributes: { engine: "postgres" },
-        removedAttributes: ["absent"],
-      })(),
+      ci(history)
+        .when({
+          kind: "updateConfigurationItem",
+          name: "",
+          owner: "dba",
+          setAttributes: { engine: "postgres" },
+          removedAttributes: ["absent"],
+        })
+        .events(),
     ).toEqual([]);
-    const [event] = ci(history).when({
-      kind: "updateConfigurationItem",
-      name: "orders-db-2",
-      owner: "",
-      setAttributes: { engine: "postgres", size: "xl" },
-      removedAttributes: ["engine"],
-    })();
+    const [event] = ci(history)
+      .when({
+        kind: "updateConfigurationItem",
+        name: "orders-db-2",
+        owner: "",
+        setAttributes: { engine: "postgres", size: "xl" },
+        removedAttributes: ["engine"],
+      })
+      .events();
     expect(event).toMatchObject({ name: "orders-db-2", setAttributes: { size: "xl" }, removedAttributes: ["engine"] });
     const item = foldConfigurationItem([...history, ...stamp([event as ConfigurationItemEvent], 2)]).item;
     expect(item).toMatchObject({ name: "orders-db-2", attributes: { size: "xl" }, version: 2n, owner: "dba" });
   });
 
   test("commands on an unknown item are NOT_FOUND", () => {
-    thenFails(ci([]).when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.RETIRED }), "ci.exists");
+    ci([]).when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.RETIRED }).thenFails("ci.exists");
   });
 
   test("a retired item is final", () => {
@@ -115,29 +118,26 @@ describe("configuration items", () => {
       ),
     ];
     expect(foldConfigurationItem(history).item?.status).toBe(CiLifecycleStatus.RETIRED);
-    thenFails(
-      ci(history).when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.LIVE }),
-      "ci.retired_is_final",
-    );
-    thenFails(
-      ci(history).when({
+    ci(history)
+      .when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.LIVE })
+      .thenFails("ci.retired_is_final");
+    ci(history)
+      .when({
         kind: "updateConfigurationItem",
         name: "x",
         owner: "",
         setAttributes: {},
         removedAttributes: [],
-      }),
-      "ci.retired_is_read_only",
-    );
-    thenFails(
-      ci(history).when({
+      })
+      .thenFails("ci.retired_is_read_only");
+    ci(history)
+      .when({
         kind: "addRelationship",
         type: RelationshipType.RUNS_ON,
         target: target(),
         targetCiId: "ci-host",
-      }),
-      "relationship.no_retired_items",
-    );
+      })
+      .thenFails("relationship.no_retired_items");
   });
 
   test("relationships: added once, no self reference, target must exist, removal of an absent one refused", () => {
@@ -148,23 +148,28 @@ describe("configuration items", () => {
       target: target(),
       targetCiId: "ci-host",
     } as const;
-    const added = stamp(ci(history).when(add)(), 2);
+    const added = stamp(ci(history).when(add).events(), 2);
     expect(added[0]?.$typeName).toBe("rdm.configuration.v1.RelationshipAdded");
     const withRelationship = [...history, ...added];
     expect(foldConfigurationItem(withRelationship).item?.relationships).toHaveLength(1);
-    expect(ci(withRelationship).when(add)()).toEqual([]);
-    thenFails(ci(history).when({ ...add, targetCiId: "ci-db", target: target() }), "relationship.no_self_reference");
-    thenFails(ci(history).when({ ...add, target: undefined }), "relationship.target_exists");
-    thenFails(
-      ci(history).when({ kind: "removeRelationship", type: RelationshipType.RUNS_ON, targetCiId: "ci-host" }),
-      "relationship.exists",
-    );
+    expect(ci(withRelationship).when(add).events()).toEqual([]);
+    ci(history)
+      .when({ ...add, targetCiId: "ci-db", target: target() })
+      .thenFails("relationship.no_self_reference");
+    ci(history)
+      .when({ ...add, target: undefined })
+      .thenFails("relationship.target_exists");
+    ci(history)
+      .when({ kind: "removeRelationship", type: RelationshipType.RUNS_ON, targetCiId: "ci-host" })
+      .thenFails("relationship.exists");
     const removed = stamp(
-      ci(withRelationship).when({
-        kind: "removeRelationship",
-        type: RelationshipType.RUNS_ON,
-        targetCiId: "ci-host",
-      })(),
+      ci(withRelationship)
+        .when({
+          kind: "removeRelationship",
+          type: RelationshipType.RUNS_ON,
+          targetCiId: "ci-host",
+        })
+        .events(),
       3,
     );
     const after = foldConfigurationItem([...withRelationship, ...removed]).item;
@@ -187,9 +192,11 @@ const registerArtifact: RegisterArtifact = {
     { $typeName: "rdm.configuration.v1.ArtifactDependency", name: "orders-db-schema", versionRange: "^3.1.0" },
   ],
 };
-const artifact = (history: ArtifactEvent[]) => ({
-  when: (command: ArtifactCommand) => () => decideArtifact(command, foldArtifact(history)),
-});
+const artifact = deciderSpec<ArtifactState, ArtifactEvent, ArtifactCommand>({
+  decide: decideArtifact,
+  evolve: evolveArtifact,
+  initialState: initialArtifactState,
+}).given;
 const artifactRegistered = () => stamp(decideArtifact(registerArtifact, foldArtifact([])));
 
 describe("Definitive Media Library", () => {
@@ -203,52 +210,63 @@ describe("Definitive Media Library", () => {
 
   test("same name+version: same checksum is idempotent, another checksum is refused", () => {
     const history = artifactRegistered();
-    expect(artifact(history).when({ ...registerArtifact, artifactId: "art-2" })()).toEqual([]);
-    thenFails(artifact(history).when({ ...registerArtifact, sha256: sha("b") }), "dml.immutable_version");
+    expect(
+      artifact(history)
+        .when({ ...registerArtifact, artifactId: "art-2" })
+        .events(),
+    ).toEqual([]);
+    artifact(history)
+      .when({ ...registerArtifact, sha256: sha("b") })
+      .thenFails("dml.immutable_version");
   });
 
   test("refuses a non-semver version and an invalid, duplicated or self dependency", () => {
-    thenFails(artifact([]).when({ ...registerArtifact, version: "1.4" }), "artifact.semver_version");
-    thenFails(artifact([]).when({ ...registerArtifact, version: "v1.4.2" }), "artifact.semver_version");
+    artifact([])
+      .when({ ...registerArtifact, version: "1.4" })
+      .thenFails("artifact.semver_version");
+    artifact([])
+      .when({ ...registerArtifact, version: "v1.4.2" })
+      .thenFails("artifact.semver_version");
     const dep = (name: string, versionRange: string) => ({
       $typeName: "rdm.configuration.v1.ArtifactDependency" as const,
       name,
       versionRange,
     });
-    thenFails(
-      artifact([]).when({ ...registerArtifact, dependencies: [dep("x", "not a range")] }),
-      "artifact.dependency_range",
-    );
-    thenFails(
-      artifact([]).when({ ...registerArtifact, dependencies: [dep("x", "^1"), dep("x", "^2")] }),
-      "artifact.unique_dependency",
-    );
-    thenFails(
-      artifact([]).when({ ...registerArtifact, dependencies: [dep("orders-api", "^1")] }),
-      "artifact.no_self_dependency",
-    );
+    artifact([])
+      .when({ ...registerArtifact, dependencies: [dep("x", "not a range")] })
+      .thenFails("artifact.dependency_range");
+    artifact([])
+      .when({ ...registerArtifact, dependencies: [dep("x", "^1"), dep("x", "^2")] })
+      .thenFails("artifact.unique_dependency");
+    artifact([])
+      .when({ ...registerArtifact, dependencies: [dep("orders-api", "^1")] })
+      .thenFails("artifact.no_self_dependency");
   });
 
   test("verification: a match verifies, a digest or size mismatch quarantines", () => {
     const history = artifactRegistered();
     const ok = stamp(
-      artifact(history).when({
-        kind: "verifyArtifact",
-        actualSha256: sha("a"),
-        actualSizeBytes: 10n,
-        method: "bytes",
-      })(),
+      artifact(history)
+        .when({
+          kind: "verifyArtifact",
+          actualSha256: sha("a"),
+          actualSizeBytes: 10n,
+          method: "bytes",
+        })
+        .events(),
       2,
     );
     expect(foldArtifact([...history, ...ok]).artifact?.integrity).toBe(IntegrityStatus.VERIFIED);
 
     const bad = stamp(
-      artifact(history).when({
-        kind: "verifyArtifact",
-        actualSha256: sha("c"),
-        actualSizeBytes: undefined,
-        method: "digest",
-      })(),
+      artifact(history)
+        .when({
+          kind: "verifyArtifact",
+          actualSha256: sha("c"),
+          actualSizeBytes: undefined,
+          method: "digest",
+        })
+        .events(),
       2,
     );
     expect(bad[0]?.$typeName).toBe("rdm.configuration.v1.ArtifactQuarantined");
@@ -257,12 +275,14 @@ describe("Definitive Media Library", () => {
       integrity: IntegrityStatus.MISMATCH,
     });
 
-    const shortRead = artifact(history).when({
-      kind: "verifyArtifact",
-      actualSha256: sha("a"),
-      actualSizeBytes: 9n,
-      method: "bytes",
-    })();
+    const shortRead = artifact(history)
+      .when({
+        kind: "verifyArtifact",
+        actualSha256: sha("a"),
+        actualSizeBytes: 9n,
+        method: "bytes",
+      })
+      .events();
     expect(shortRead[0]).toMatchObject({
       $typeName: "rdm.configuration.v1.ArtifactQuarantined",
       reason: expect.stringContaining("size"),
@@ -271,31 +291,37 @@ describe("Definitive Media Library", () => {
 
   test("manual quarantine and retirement; retired is final", () => {
     const history = artifactRegistered();
-    const quarantined = stamp(artifact(history).when({ kind: "quarantineArtifact", reason: "CVE-2026-1" })(), 2);
+    const quarantined = stamp(artifact(history).when({ kind: "quarantineArtifact", reason: "CVE-2026-1" }).events(), 2);
     expect(foldArtifact([...history, ...quarantined]).artifact).toMatchObject({
       status: ArtifactStatus.QUARANTINED,
       integrity: IntegrityStatus.UNVERIFIED,
       statusReason: "CVE-2026-1",
     });
-    expect(artifact([...history, ...quarantined]).when({ kind: "quarantineArtifact", reason: "again" })()).toEqual([]);
-    const retired = stamp(artifact(history).when({ kind: "retireArtifact", reason: "superseded" })(), 2);
+    expect(
+      artifact([...history, ...quarantined])
+        .when({ kind: "quarantineArtifact", reason: "again" })
+        .events(),
+    ).toEqual([]);
+    const retired = stamp(artifact(history).when({ kind: "retireArtifact", reason: "superseded" }).events(), 2);
     expect(foldArtifact([...history, ...retired]).artifact?.status).toBe(ArtifactStatus.RETIRED);
-    expect(artifact([...history, ...retired]).when({ kind: "retireArtifact", reason: "" })()).toEqual([]);
-    thenFails(
-      artifact([...history, ...retired]).when({ kind: "quarantineArtifact", reason: "x" }),
-      "artifact.retired_is_final",
-    );
+    expect(
+      artifact([...history, ...retired])
+        .when({ kind: "retireArtifact", reason: "" })
+        .events(),
+    ).toEqual([]);
+    artifact([...history, ...retired])
+      .when({ kind: "quarantineArtifact", reason: "x" })
+      .thenFails("artifact.retired_is_final");
     // Nor does a verification reopen it (a mismatch would quarantine it over its retirement).
-    thenFails(
-      artifact([...history, ...retired]).when({
+    artifact([...history, ...retired])
+      .when({
         kind: "verifyArtifact",
         actualSha256: sha("b"),
         actualSizeBytes: undefined,
         method: "digest",
-      }),
-      "artifact.retired_is_final",
-    );
-    thenFails(artifact([]).when({ kind: "retireArtifact", reason: "" }), "artifact.exists");
+      })
+      .thenFails("artifact.retired_is_final");
+    artifact([]).when({ kind: "retireArtifact", reason: "" }).thenFails("artifact.exists");
   });
 });
 
@@ -304,13 +330,12 @@ describe("streams of another kind", () => {
   test("an artifact's events make no configuration item, a CI's events no artifact", () => {
     const artifactHistory = artifactRegistered() as unknown as ConfigurationItemEvent[];
     expect(foldConfigurationItem(artifactHistory).item).toBeUndefined();
-    thenFails(
-      ci(artifactHistory).when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.LIVE }),
-      "ci.exists",
-    );
+    ci(artifactHistory)
+      .when({ kind: "changeConfigurationItemStatus", status: CiLifecycleStatus.LIVE })
+      .thenFails("ci.exists");
     const itemHistory = registered() as unknown as ArtifactEvent[];
     expect(foldArtifact(itemHistory).artifact).toBeUndefined();
-    thenFails(artifact(itemHistory).when({ kind: "quarantineArtifact", reason: "x" }), "artifact.exists");
+    artifact(itemHistory).when({ kind: "quarantineArtifact", reason: "x" }).thenFails("artifact.exists");
   });
 });
 

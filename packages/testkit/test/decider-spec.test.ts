@@ -1,0 +1,66 @@
+import { deciderSpec } from "../src/index.js";
+
+/** Shaped as @rdm/command-handler's RuleViolation, which the spec matches by name. */
+class RuleViolation extends Error {
+  override readonly name = "RuleViolation";
+  readonly subject = "";
+  readonly conditions = [];
+  constructor(
+    readonly code: string,
+    readonly rule: string,
+  ) {
+    super(`refused by ${rule}`);
+  }
+}
+
+type Added = { added: number };
+const spec = deciderSpec<number, Added, { add: number }>({
+  initialState: () => 0,
+  evolve: (total, event) => total + event.added,
+  decide: ({ add }, total) => {
+    if (total + add > 10) throw new RuleViolation("FAILED_PRECONDITION", "total.at_most_ten");
+    return [{ added: add }];
+  },
+});
+
+describe("deciderSpec: given(events).when(command).then(events) / thenFails(rule)", () => {
+  test("then compares the decided events deeply, or hands them to a check", () => {
+    expect(
+      spec
+        .given([{ added: 4 }])
+        .when({ add: 3 })
+        .then([{ added: 3 }]),
+    ).toEqual([{ added: 3 }]);
+    expect(() =>
+      spec
+        .given([])
+        .when({ add: 3 })
+        .then([{ added: 4 }]),
+    ).toThrow("expected");
+    spec
+      .given([])
+      .when({ add: 2 })
+      .then((events) => expect(events).toHaveLength(1));
+  });
+
+  test("thenFails passes only on a refusal by that rule (and code), and returns it", () => {
+    const given = spec.given([{ added: 6 }, { added: 4 }]);
+    expect(given.when({ add: 1 }).thenFails("total.at_most_ten", "FAILED_PRECONDITION").code).toBe(
+      "FAILED_PRECONDITION",
+    );
+    expect(() => given.when({ add: 1 }).thenFails("other.rule")).toThrow("refused by total.at_most_ten");
+    expect(() => given.when({ add: 1 }).thenFails("total.at_most_ten", "NOT_FOUND")).toThrow("expected NOT_FOUND");
+    expect(() => spec.given([]).when({ add: 1 }).thenFails("total.at_most_ten")).toThrow("accepted");
+  });
+
+  test("an error that is not a refusal is thrown as it is", () => {
+    const broken = deciderSpec<number, Added, null>({
+      initialState: () => 0,
+      evolve: (total) => total,
+      decide: () => {
+        throw new TypeError("bug");
+      },
+    });
+    expect(() => broken.given([]).when(null).thenFails("any")).toThrow(TypeError);
+  });
+});
