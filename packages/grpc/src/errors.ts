@@ -9,6 +9,7 @@ import {
   ResourceInfoSchema,
 } from "@rdm/proto/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
+import { isRuleViolationLike, ruleViolationError } from "./rule-violation.js";
 
 /** Trailer carrying a serialized google.rpc.Status (the gRPC richer error model). */
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
@@ -139,11 +140,13 @@ export interface MappedStatus {
 }
 
 /**
- * Maps what a handler threw to a gRPC status. RpcErrors keep their code and details; the event
- * store's WrongExpectedVersion (matched by name, so this package need not depend on it) becomes
- * ABORTED; anything else becomes INTERNAL with a generic message.
+ * Maps what a handler threw to a gRPC status. RpcErrors keep their code and details; a domain
+ * RuleViolation maps as ruleViolationError says; the event store's WrongExpectedVersion (matched
+ * by name, so this package need not depend on it) becomes ABORTED; anything else becomes INTERNAL
+ * with a generic message.
  */
-export function toStatus(error: unknown): MappedStatus {
+export function toStatus(thrown: unknown): MappedStatus {
+  const error = isRuleViolationLike(thrown) ? ruleViolationError(thrown) : thrown;
   if (error instanceof RpcError) {
     return { code: error.code, message: error.message, details: error.details, internal: false };
   }

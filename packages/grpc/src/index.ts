@@ -22,6 +22,7 @@ export {
   toStatus,
 } from "./errors.js";
 export { requestFingerprint } from "./request-fingerprint.js";
+export { isRuleViolationLike, type RuleViolationLike, ruleViolationError } from "./rule-violation.js";
 export {
   type CallContext,
   type ClientStreamingHandler,

@@ -1,0 +1,306 @@
+import { randomUUID } from "node:crypto";
+import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type EventStore, withTransaction } from "@rdm/eventstore";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type pg from "pg";
+import type { DomainEvent, EventCodec } from "./event-codec.js";
+import { isRuleViolation, RuleViolation } from "./rule-violation.js";
+
+/** A stream's state as of a version: what a snapshot holds. */
+export interface Snapshot<S> {
+  state: S;
+  version: number;
+}
+
+/** Where an aggregate keeps snapshots; the handler reads one, then only the events after it. */
+export interface SnapshotReader<S> {
+  read(streamId: string, tx: pg.PoolClient): Promise<Snapshot<S> | undefined>;
+}
+
+/** How to rebuild one kind of aggregate from its stream. */
+export interface Aggregate<S, E extends DomainEvent> {
+  /** Stream category recorded with the events; default: the stream id up to its first "-". */
+  streamType?: string;
+  initialState(): S;
+  evolve(state: S, event: E): S;
+  snapshots?: SnapshotReader<S>;
+}
+
+/** What a decider may know besides the state: who asks, when, and a source of new ids. */
+export interface DecisionContext {
+  actor: string;
+  /** The groups claim of the caller's token; a service's own jobs have none. */
+  groups: readonly string[];
+  now: Date;
+  newId: () => string;
+}
+
+/** Who and why, stamped on every event of the command. */
+export interface CommandOrigin {
+  actor: string;
+  groups?: readonly string[] | undefined;
+  /** Client request id: idempotency key, and correlation and causation id unless given. Empty for reactions. */
+  requestId: string;
+  correlationId?: string | undefined;
+  causationId?: string | undefined;
+  traceparent?: string | undefined;
+}
+
+/** A decided and appended command: the state before and after, the stamped events, the stream's new version. */
+export interface Outcome<S, E> {
+  streamId: string;
+  before: S;
+  after: S;
+  events: E[];
+  version: number;
+}
+
+/** One command on one stream. Every hook runs in the command's transaction (`tx`). */
+export interface Command<S, E extends DomainEvent> {
+  aggregate: Aggregate<S, E>;
+  /** The stream to decide on; a function is resolved again on each attempt (e.g. a look-up by name). */
+  streamId: string | ((tx: pg.PoolClient) => Promise<string>);
+  /** Before loading: locks and look-ups the decision depends on (e.g. an advisory lock). */
+  prepare?: (tx: pg.PoolClient) => Promise<void>;
+  /** The events the command produces; throws a RuleViolation to refuse. */
+  decide: (state: S, ctx: DecisionContext, tx: pg.PoolClient) => E[] | Promise<E[]>;
+  /** Events a policy adds to the decided ones in the same append (e.g. notifications). */
+  policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
+  /** Derived tables written in the append's transaction (called only when events were appended). */
+  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>) => Promise<void>;
+}
+
+/** A command from a client: its answer is recorded under the request id, and a retry gets it back. */
+export interface ClientCommand<S, E extends DomainEvent, R extends DescMessage> extends Command<S, E> {
+  response: R;
+  respond: (outcome: Outcome<S, E>) => MessageShape<R>;
+  /** Hash of the request body (`requestFingerprint`): the same id with another body is refused. */
+  requestHash: string;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included (default 10). */
+  maxAttempts?: number;
+  /** The n-th re-decision waits a random time below n × this (default 5 ms). */
+  jitterMs?: number;
+  /** Errors to re-decide on besides WrongExpectedVersion (e.g. a unique read-model key taken meanwhile). */
+  retryOn?: (error: unknown) => boolean;
+}
+
+export interface CommandHandlerOptions<E extends DomainEvent> {
+  store: EventStore;
+  codec: EventCodec<E>;
+  clock?: () => Date;
+  newId?: () => string;
+  retry?: RetryPolicy;
+}
+
+/** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
+export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
+
+const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
+
+/**
+ * Load → check the request id → decide → stamp → append with the expected version → record the
+ * answer, for every command of a service. See the README for the conflict policy.
+ */
+export class CommandHandler<E extends DomainEvent> {
+  private readonly store: EventStore;
+  private readonly codec: EventCodec<E>;
+  private readonly clock: () => Date;
+  private readonly newId: () => string;
+  private readonly maxAttempts: number;
+  private readonly jitterMs: number;
+  private readonly retryOn: (error: unknown) => boolean;
+
+  constructor(options: CommandHandlerOptions<E>) {
+    this.store = options.store;
+    this.codec = options.codec;
+    this.clock = options.clock ?? (() => new Date());
+    this.newId = options.newId ?? randomUUID;
+    this.maxAttempts = options.retry?.maxAttempts ?? 10;
+    this.jitterMs = options.retry?.jitterMs ?? 5;
+    this.retryOn = options.retry?.retryOn ?? (() => false);
+  }
+
+  /**
+   * Runs a client's command in its own transaction and answers it. A retried request id gets
+   * the first answer back; a conflict re-decides on fresh state (see README), then throws
+   * WrongExpectedVersion (ABORTED).
+   */
+  async handle<S, ES extends E, R extends DescMessage>(
+    origin: CommandOrigin,
+    command: ClientCommand<S, ES, R>,
+  ): Promise<MessageShape<R>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await withTransaction(this.store.pool, async (tx) => {
+          const loaded = await this.load(tx, command);
+          // State first, then the request id: a twin request (same id, in flight together) either
+          // committed before the state was read, and its answer is found here, or its effect is not
+          // in the state and its id makes this append fail with DuplicateRequest (replayed below).
+          const replayed = await this.replay(origin.requestId, command);
+          if (replayed) return { replayed, outcome: undefined };
+          const outcome = await this.decideAndAppend(tx, origin, command, loaded, (o) =>
+            toBinary(command.response, command.respond(o)),
+          );
+          return { replayed: undefined, outcome };
+        });
+        if (result.replayed) return result.replayed;
+        const { outcome } = result as { outcome: Outcome<S, ES> };
+        const response = command.respond(outcome);
+        if (outcome.events.length > 0) return response;
+        return await this.recordNoOp(origin.requestId, command, outcome.streamId, response);
+      } catch (error) {
+        const winner = await this.replayAfter(error, origin.requestId, command);
+        if (winner) return winner;
+        if (!(isConflict(error) || this.retryOn(error)) || attempt >= this.maxAttempts) throw error;
+        await new Promise((resolve) => setTimeout(resolve, Math.random() * this.jitterMs * attempt));
+      }
+    }
+  }
+
+  /**
+   * Runs a command inside the caller's open transaction (a job or a consumer): no request id
+   * check and no re-decision; a conflict throws WrongExpectedVersion and the caller's
+   * transaction decides what happens (a consumer redelivers, a job retries next round).
+   */
+  async handleIn<S, ES extends E>(tx: pg.PoolClient, origin: CommandOrigin, command: Command<S, ES>) {
+    return this.decideAndAppend(tx, origin, command, await this.load(tx, command));
+  }
+
+  /** The stream's current state and version (from a snapshot when the aggregate keeps them). */
+  async load<S, ES extends E>(
+    tx: pg.PoolClient,
+    command: Pick<Command<S, ES>, "aggregate" | "streamId" | "prepare">,
+  ): Promise<Snapshot<S> & { streamId: string }> {
+    await command.prepare?.(tx);
+    const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(tx);
+    const { aggregate } = command;
+    const snapshot = (await aggregate.snapshots?.read(streamId, tx)) ?? {
+      state: aggregate.initialState(),
+      version: 0,
+    };
+    const recorded = await this.store.readStream(streamId, { client: tx, fromVersion: snapshot.version + 1 });
+    const state = recorded.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, snapshot.state);
+    return { streamId, state, version: recorded.at(-1)?.version ?? snapshot.version };
+  }
+
+  private async decideAndAppend<S, ES extends E>(
+    tx: pg.PoolClient,
+    origin: CommandOrigin,
+    command: Command<S, ES>,
+    loaded: Snapshot<S> & { streamId: string },
+    answer?: (outcome: Outcome<S, ES>) => Uint8Array,
+  ): Promise<Outcome<S, ES>> {
+    const now = this.clock();
+    const ctx: DecisionContext = { actor: origin.actor, groups: origin.groups ?? [], now, newId: this.newId };
+    const decided = await command.decide(loaded.state, ctx, tx);
+    const all =
+      decided.length > 0 && command.policy ? [...decided, ...command.policy(decided, loaded.state, ctx)] : decided;
+    const events = this.stamp(all, origin, loaded.streamId, loaded.version, now);
+    const outcome: Outcome<S, ES> = {
+      streamId: loaded.streamId,
+      before: loaded.state,
+      after: events.reduce(command.aggregate.evolve, loaded.state),
+      events,
+      version: loaded.version + events.length,
+    };
+    if (events.length === 0) return outcome;
+    await this.store.appendToStream(
+      loaded.streamId,
+      loaded.version === 0 ? "no_stream" : loaded.version,
+      events.map((event) => this.codec.encode(event, origin.traceparent)),
+      {
+        client: tx,
+        ...(command.aggregate.streamType ? { streamType: command.aggregate.streamType } : {}),
+        ...(answer && origin.requestId
+          ? {
+              requestId: origin.requestId,
+              requestHash: (command as ClientCommand<S, ES, DescMessage>).requestHash,
+              response: answer(outcome),
+            }
+          : {}),
+      },
+    );
+    await command.project?.(tx, outcome);
+    return outcome;
+  }
+
+  private stamp<ES extends E>(events: ES[], origin: CommandOrigin, streamId: string, from: number, now: Date): ES[] {
+    const occurredAt = timestampFromDate(now);
+    return events.map((event, index) => ({
+      ...event,
+      metadata: create(EventMetadataSchema, {
+        eventId: this.newId(),
+        occurredAt,
+        actor: origin.actor,
+        correlationId: origin.correlationId || origin.requestId,
+        causationId: origin.causationId || origin.requestId,
+        requestId: origin.requestId,
+        streamId,
+        streamVersion: BigInt(from + index + 1),
+      }),
+    }));
+  }
+
+  /**
+   * A command that appended nothing still records its answer: otherwise a retry would be decided
+   * again on whatever the state is by then. Taken meanwhile by a twin: the twin's answer is ours.
+   */
+  private async recordNoOp<R extends DescMessage>(
+    requestId: string,
+    command: { response: R; requestHash: string },
+    streamId: string,
+    response: MessageShape<R>,
+  ): Promise<MessageShape<R>> {
+    const recorded = await this.store.recordCommandResult(requestId, {
+      requestHash: command.requestHash,
+      response: toBinary(command.response, response),
+      streamId,
+    });
+    return recorded ? response : ((await this.replay(requestId, command)) ?? response);
+  }
+
+  /** The recorded answer of this request id; reusing the id for another request is refused. */
+  private async replay<R extends DescMessage>(
+    requestId: string,
+    command: { response: R; requestHash: string },
+  ): Promise<MessageShape<R> | undefined> {
+    const previous = await this.store.getCommandResult(requestId);
+    if (!previous?.response) return undefined;
+    if (previous.requestHash !== command.requestHash) {
+      throw new RuleViolation(
+        "FAILED_PRECONDITION",
+        "request.idempotency",
+        "request_id was already used for a different request",
+        {
+          subject: requestId,
+          conditions: [
+            {
+              rule: "request.idempotency",
+              subject: requestId,
+              description: "request_id reused with a different payload",
+            },
+          ],
+        },
+      );
+    }
+    return fromBinary(command.response, previous.response);
+  }
+
+  /**
+   * After a failed attempt: a twin with the same request id committed first, while this one was
+   * appending (DuplicateRequest) or deciding (a refusal of a state holding the twin's effect).
+   */
+  private async replayAfter<R extends DescMessage>(
+    error: unknown,
+    requestId: string,
+    command: { response: R; requestHash: string },
+  ): Promise<MessageShape<R> | undefined> {
+    const twinMayHaveWon = (error instanceof Error && error.name === "DuplicateRequest") || isRuleViolation(error);
+    if (!twinMayHaveWon || isRuleViolation(error, "request.idempotency")) return undefined;
+    return this.replay(requestId, command);
+  }
+}

@@ -1,0 +1,270 @@
+import { randomUUID } from "node:crypto";
+import { create, createRegistry } from "@bufbuild/protobuf";
+import { StringValueSchema } from "@bufbuild/protobuf/wkt";
+import {
+  EventStore,
+  eventStoreMigrations,
+  runMigrations,
+  WrongExpectedVersion,
+  withTransaction,
+} from "@rdm/eventstore";
+import {
+  file_rdm_release_v1_events,
+  type ReleaseAbandoned,
+  ReleaseAbandonedSchema,
+  type ReleaseClosed,
+  ReleaseClosedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
+import pg from "pg";
+import {
+  type Aggregate,
+  type ClientCommand,
+  CommandHandler,
+  type CommandOrigin,
+  eventCodec,
+  isRuleViolation,
+  RuleViolation,
+} from "../src/index.js";
+
+// A small aggregate on real event messages: a note per event, refused once three are taken.
+type NoteEvent = ReleaseAbandoned | ReleaseClosed;
+interface Notes {
+  notes: string[];
+  evolved: number;
+}
+const notes: Aggregate<Notes, NoteEvent> = {
+  streamType: "notes",
+  initialState: () => ({ notes: [], evolved: 0 }),
+  evolve: (state, event) => ({
+    notes: event.$typeName === "rdm.release.v1.ReleaseAbandoned" ? [...state.notes, event.reason] : state.notes,
+    evolved: state.evolved + 1,
+  }),
+};
+const codec = eventCodec<NoteEvent>(createRegistry(file_rdm_release_v1_events), "test");
+
+let db: TestDatabase;
+let pool: pg.Pool;
+let store: EventStore;
+let handler: CommandHandler<NoteEvent>;
+const NOW = new Date("2026-03-01T10:00:00Z");
+
+beforeAll(async () => {
+  db = await createTestDatabase("command_handler");
+  pool = new pg.Pool({ connectionString: db.url, max: 20 });
+  await runMigrations(pool, eventStoreMigrations);
+  await pool.query("CREATE TABLE noted (stream_id text, note text UNIQUE)");
+  store = new EventStore(pool);
+  handler = new CommandHandler({ store, codec, clock: () => NOW });
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const origin = (requestId = randomUUID()): CommandOrigin => ({ actor: "alice", groups: ["cab"], requestId });
+
+/** Adds `note` unless three are taken or it is there already (a no-op). */
+function addNote(
+  streamId: string,
+  note: string,
+  extra: Partial<ClientCommand<Notes, NoteEvent, typeof StringValueSchema>> = {},
+) {
+  return {
+    aggregate: notes,
+    streamId,
+    decide: (state: Notes) => {
+      if (state.notes.includes(note)) return [];
+      if (state.notes.length >= 3)
+        throw new RuleViolation("FAILED_PRECONDITION", "notes.full", "three notes at most", { subject: streamId });
+      return [create(ReleaseAbandonedSchema, { releaseId: streamId, reason: note })];
+    },
+    response: StringValueSchema,
+    respond: ({ after }: { after: Notes }) => create(StringValueSchema, { value: after.notes.join(",") }),
+    requestHash: `add:${note}`,
+    ...extra,
+  };
+}
+
+const typesOf = async (streamId: string) => (await store.readStream(streamId)).map((e) => e.type);
+
+describe("CommandHandler.handle", () => {
+  test("stamps every event's metadata, appends the policy's events and projects in the same transaction", async () => {
+    const streamId = uniqueId("notes");
+    const requestId = randomUUID();
+    const answer = await handler.handle(
+      { ...origin(requestId), traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01" },
+      addNote(streamId, "a", {
+        policy: (decided, before, ctx) => [
+          create(ReleaseClosedSchema, { releaseId: `${decided.length}:${before.notes.length}:${ctx.groups.join()}` }),
+        ],
+        project: async (tx, outcome) => {
+          await tx.query("INSERT INTO noted VALUES ($1, $2)", [outcome.streamId, outcome.after.notes.join()]);
+        },
+      }),
+    );
+    expect(answer.value).toBe("a");
+    const recorded = await store.readStream(streamId);
+    expect(recorded.map((e) => [e.type, e.version, e.streamType])).toEqual([
+      ["rdm.release.v1.ReleaseAbandoned", 1, "notes"],
+      ["rdm.release.v1.ReleaseClosed", 2, "notes"],
+    ]);
+    const events = recorded.map((r) => codec.decode(r));
+    expect((events[1] as ReleaseClosed).releaseId).toBe("1:0:cab");
+    events.forEach((event, index) => {
+      expect(event.metadata).toMatchObject({
+        eventId: recorded[index]?.eventId,
+        actor: "alice",
+        correlationId: requestId,
+        causationId: requestId,
+        requestId,
+        streamId,
+        streamVersion: BigInt(index + 1),
+        occurredAt: { seconds: BigInt(NOW.getTime() / 1000) },
+      });
+    });
+    expect(recorded[0]?.metadata.traceparent).toBe("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    expect((await pool.query("SELECT note FROM noted WHERE stream_id = $1", [streamId])).rows).toEqual([{ note: "a" }]);
+  });
+
+  test("a retried request id gets the first answer and appends nothing; another body under it is refused", async () => {
+    const streamId = uniqueId("notes");
+    const requestId = randomUUID();
+    await handler.handle(origin(requestId), addNote(streamId, "a"));
+    await handler.handle(origin(), addNote(streamId, "b"));
+    const retried = await handler.handle(origin(requestId), addNote(streamId, "a"));
+    expect(retried.value).toBe("a");
+    expect(await typesOf(streamId)).toHaveLength(2);
+    const reused = await handler.handle(origin(requestId), addNote(streamId, "c")).catch((e: unknown) => e);
+    expect(isRuleViolation(reused, "request.idempotency")).toBe(true);
+    expect(reused).toMatchObject({
+      code: "FAILED_PRECONDITION",
+      conditions: [
+        { rule: "request.idempotency", subject: requestId, description: "request_id reused with a different payload" },
+      ],
+    });
+  });
+
+  test("concurrent commands on one stream are re-decided on fresh state until each commits", async () => {
+    const streamId = uniqueId("notes");
+    const answers = await Promise.all(["a", "b", "c"].map((note) => handler.handle(origin(), addNote(streamId, note))));
+    expect(answers.map((a) => a.value.split(",").length).sort()).toEqual([1, 2, 3]);
+    const recorded = await store.readStream(streamId);
+    expect(recorded.map((e) => e.version)).toEqual([1, 2, 3]);
+    // The fourth is refused on the state the others left, not on the state it first read.
+    await expect(handler.handle(origin(), addNote(streamId, "d"))).rejects.toMatchObject({ rule: "notes.full" });
+  });
+
+  test("a conflict on every attempt ends in WrongExpectedVersion after the limit", async () => {
+    const streamId = uniqueId("notes");
+    const limited = new CommandHandler({ store, codec, retry: { maxAttempts: 3, jitterMs: 1 } });
+    let decisions = 0;
+    const error = await limited
+      .handle(
+        origin(),
+        addNote(streamId, "a", {
+          decide: async (state) => {
+            decisions++;
+            // Another writer appends to the stream between this decision's read and its append.
+            await store.appendToStream(streamId, "any", [codec.encode(stamped(`other-${decisions}`))], {
+              streamType: "notes",
+            });
+            return [create(ReleaseAbandonedSchema, { releaseId: streamId, reason: `mine-${state.notes.length}` })];
+          },
+        }),
+      )
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(WrongExpectedVersion);
+    expect(decisions).toBe(3);
+    expect(
+      (await store.readStream(streamId)).map((r) => codec.decode(r) as ReleaseAbandoned).map((e) => e.reason),
+    ).toEqual(["other-1", "other-2", "other-3"]);
+  });
+
+  test("twin requests (same request id in flight together) append once and answer alike", async () => {
+    const streamId = uniqueId("notes");
+    await handler.handle(origin(), addNote(streamId, "a"));
+    await handler.handle(origin(), addNote(streamId, "b"));
+    const requestId = randomUUID();
+    // The third note fills the stream: a twin deciding on the state after it would be refused.
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, () => handler.handle(origin(requestId), addNote(streamId, "c"))),
+    );
+    expect(new Set(answers.map((a) => a.value))).toEqual(new Set(["a,b,c"]));
+    expect(await typesOf(streamId)).toHaveLength(3);
+  });
+
+  test("a refusal appends nothing and records nothing, so the request id stays usable", async () => {
+    const streamId = uniqueId("notes");
+    for (const note of ["a", "b", "c"]) await handler.handle(origin(), addNote(streamId, note));
+    const requestId = randomUUID();
+    await expect(handler.handle(origin(requestId), addNote(streamId, "d"))).rejects.toBeInstanceOf(RuleViolation);
+    expect(await store.getCommandResult(requestId)).toBeNull();
+    expect(await typesOf(streamId)).toHaveLength(3);
+  });
+
+  test("a decision of no events records its answer, and a retry gets that answer", async () => {
+    const streamId = uniqueId("notes");
+    await handler.handle(origin(), addNote(streamId, "a"));
+    const requestId = randomUUID();
+    expect((await handler.handle(origin(requestId), addNote(streamId, "a"))).value).toBe("a");
+    await handler.handle(origin(), addNote(streamId, "b"));
+    expect((await handler.handle(origin(requestId), addNote(streamId, "a"))).value).toBe("a");
+    expect(await store.getCommandResult(requestId)).toMatchObject({ requestHash: "add:a", streamId });
+  });
+
+  test("with retryOn, a unique key taken meanwhile makes it decide again", async () => {
+    const streamId = uniqueId("notes");
+    const taken = uniqueId("note");
+    const retrying = new CommandHandler({
+      store,
+      codec,
+      retry: { retryOn: (e) => (e as { code?: string }).code === "23505" },
+    });
+    let attempts = 0;
+    const answer = await retrying.handle(
+      origin(),
+      addNote(streamId, "a", {
+        project: async (tx) => {
+          attempts++;
+          // The first attempt collides with a row another writer committed; the second avoids it.
+          if (attempts === 1) await pool.query("INSERT INTO noted VALUES ('other', $1)", [taken]);
+          await tx.query("INSERT INTO noted VALUES ($1, $2)", [streamId, attempts === 1 ? taken : `${taken}-2`]);
+        },
+      }),
+    );
+    expect(answer.value).toBe("a");
+    expect(attempts).toBe(2);
+    expect(await typesOf(streamId)).toHaveLength(1);
+  });
+});
+
+const stamped = (reason: string): NoteEvent =>
+  create(ReleaseAbandonedSchema, { reason, metadata: { eventId: randomUUID(), actor: "other" } });
+
+describe("CommandHandler.handleIn and load", () => {
+  test("runs in the caller's transaction: its rollback takes the events with it", async () => {
+    const streamId = uniqueId("notes");
+    await expect(
+      withTransaction(pool, async (tx) => {
+        const outcome = await handler.handleIn(tx, { actor: "system:job", requestId: "" }, addNote(streamId, "a"));
+        expect(outcome).toMatchObject({ version: 1, after: { notes: ["a"] } });
+        expect(outcome.events[0]?.metadata).toMatchObject({ actor: "system:job", requestId: "", streamVersion: 1n });
+        throw new Error("caller fails later");
+      }),
+    ).rejects.toThrow("caller fails later");
+    expect(await typesOf(streamId)).toEqual([]);
+  });
+
+  test("loads from a snapshot and folds only the events after it", async () => {
+    const streamId = uniqueId("notes");
+    for (const note of ["a", "b"]) await handler.handle(origin(), addNote(streamId, note));
+    const withSnapshots: Aggregate<Notes, NoteEvent> = {
+      ...notes,
+      snapshots: { read: async () => ({ state: { notes: ["from-snapshot"], evolved: 0 }, version: 1 }) },
+    };
+    const loaded = await withTransaction(pool, (tx) => handler.load(tx, { aggregate: withSnapshots, streamId }));
+    expect(loaded).toEqual({ streamId, version: 2, state: { notes: ["from-snapshot", "b"], evolved: 1 } });
+  });
+});
