@@ -15,10 +15,10 @@ import {
   type DeploymentAggregateState,
   type DeploymentCommand,
   type DeploymentEvent,
-  DeploymentRuleViolation,
   decide,
   evolve,
   initialState,
+  RuleViolation,
 } from "../src/domain/index.js";
 
 export const NOW = new Date("2031-03-01T10:00:00Z");
@@ -120,12 +120,12 @@ export class Deciding {
   }
 }
 
-export function refusal(run: () => unknown): DeploymentRuleViolation {
+export function refusal(run: () => unknown): RuleViolation {
   try {
     run();
   } catch (error) {
-    expect(error).toBeInstanceOf(DeploymentRuleViolation);
-    return error as DeploymentRuleViolation;
+    expect(error).toBeInstanceOf(RuleViolation);
+    return error as RuleViolation;
   }
   throw new Error("expected a refusal");
 }

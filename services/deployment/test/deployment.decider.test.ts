@@ -47,7 +47,7 @@ describe("strategy expansion", () => {
     byPercent.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchPercent: 50 }));
     expect(targetsOf(byPercent).map(([kind]) => kind)).toEqual(["DEPLOY", "DEPLOY", "VERIFY"]);
     expect(
-      refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.ROLLING }))).details[0]?.rule,
+      refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.ROLLING }))).conditions[0]?.rule,
     ).toBe("strategy.rolling_batch");
   });
 
@@ -82,7 +82,7 @@ describe("strategy expansion", () => {
         { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 50, pauseSeconds: 0, manualPromotion: false },
       ],
     });
-    expect(refusal(() => new Deciding().plan(decreasing)).details[0]?.rule).toBe("strategy.canary_stages");
+    expect(refusal(() => new Deciding().plan(decreasing)).conditions[0]?.rule).toBe("strategy.canary_stages");
   });
 
   test("BLUE_GREEN deploys to the idle colour, verifies it, then switches", () => {
@@ -101,7 +101,7 @@ describe("strategy expansion", () => {
       ["SWITCH", "green", ["g-1"]],
     ]);
     expect(
-      refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }))).details[0]?.rule,
+      refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }))).conditions[0]?.rule,
     ).toBe("strategy.blue_green_groups");
   });
 
@@ -116,7 +116,7 @@ describe("strategy expansion", () => {
   });
 
   test("an environment without targets cannot be planned", () => {
-    expect(refusal(() => new Deciding().plan(ALL_AT_ONCE, environment({ targetGroups: [] }))).details[0]?.rule).toBe(
+    expect(refusal(() => new Deciding().plan(ALL_AT_ONCE, environment({ targetGroups: [] }))).conditions[0]?.rule).toBe(
       "environment.targets",
     );
   });
@@ -143,7 +143,7 @@ describe("approval and start", () => {
     d.run(approve("bob"));
     expect(refusal(() => d.run(approve("bob"))).rule).toBe("deployment.approved_once");
     const started = refusal(() => d.start());
-    expect(started.details.map((detail) => detail.rule)).toEqual(["deployment.protection_approval"]);
+    expect(started.conditions.map((detail) => detail.rule)).toEqual(["deployment.protection_approval"]);
     d.run(approve("carol"));
     expect(d.deployment.state).toBe(DeploymentState.PLANNED);
     d.start();
@@ -160,7 +160,7 @@ describe("approval and start", () => {
     const error = refusal(() =>
       d.run({ kind: "startDeployment", gateViolations, baseline, freezeOverrideJustification: "", now: NOW }),
     );
-    expect(error.details.map((detail) => detail.rule)).toEqual([
+    expect(error.conditions.map((detail) => detail.rule)).toEqual([
       "gate.environment_frozen",
       "gate.artifact_quarantined",
       "deployment.protection_approval",

@@ -201,6 +201,7 @@ export function evolve(state: DeploymentAggregateState, event: DeploymentEvent):
       requiredApprovals: event.requiredApprovals,
       steps: event.steps,
       previousColour: event.previousColour,
+      approvalGroup: event.approvalGroup,
       ...(at ? { createdAt: at, updatedAt: at } : {}),
       version: event.metadata?.streamVersion ?? 0n,
     });

@@ -22,7 +22,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal, toDate } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
-import { DeploymentRuleViolation, type RuleDetail, refuse } from "./rule-violation.js";
+import { type RuleDetail, refuse, violation } from "./rule-violation.js";
 import { expandStrategy, rollbackSteps, strategyName } from "./strategy.js";
 
 export type DeploymentCommand =
@@ -55,7 +55,7 @@ export type DeploymentCommand =
 const existing = (state: DeploymentAggregateState): Deployment =>
   state.deployment ??
   (() => {
-    throw new DeploymentRuleViolation("NOT_FOUND", "deployment.unknown", "no such deployment");
+    throw violation("NOT_FOUND", "deployment.unknown", "no such deployment");
   })();
 
 const requireState = (deployment: Deployment, allowed: DeploymentState[], action: string) => {
@@ -72,16 +72,11 @@ const onTargets = (artifacts: DeployedArtifact[], environment: Environment) => {
 
 function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, state: DeploymentAggregateState) {
   if (state.deployment) {
-    throw new DeploymentRuleViolation("ALREADY_EXISTS", "deployment.exists", "the deployment already exists");
+    throw violation("ALREADY_EXISTS", "deployment.exists", "the deployment already exists");
   }
   const { steps, violations } = expandStrategy(command.strategy, command.environment);
   if (violations.length) {
-    throw new DeploymentRuleViolation(
-      "FAILED_PRECONDITION",
-      "deployment.plan",
-      "the plan cannot be expanded",
-      violations,
-    );
+    throw violation("FAILED_PRECONDITION", "deployment.plan", "the plan cannot be expanded", violations);
   }
   const protection = command.environment.protection;
   return [
@@ -103,14 +98,14 @@ function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, s
 
 function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment" }>, deployment: Deployment) {
   if (command.approver === deployment.createdBy) {
-    throw new DeploymentRuleViolation(
+    throw violation(
       "PERMISSION_DENIED",
       "deployment.creator_cannot_approve",
       "the deployment's creator may not approve it",
     );
   }
   if (!command.approverGroups.includes(command.approvalGroup)) {
-    throw new DeploymentRuleViolation(
+    throw violation(
       "PERMISSION_DENIED",
       "deployment.approval_group",
       `approvals come from members of ${command.approvalGroup}`,
@@ -142,7 +137,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
     });
   }
   if (violations.length) {
-    throw new DeploymentRuleViolation(
+    throw violation(
       "FAILED_PRECONDITION",
       "deployment.gates",
       `${violations.length} gate(s) not met: ${violations.map((v) => v.rule).join(", ")}`,

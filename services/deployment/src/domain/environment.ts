@@ -9,7 +9,7 @@ import {
   type ProtectionPolicy,
   type TargetGroup,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { DeploymentRuleViolation, type RuleDetail } from "./rule-violation.js";
+import { type RuleDetail, violation } from "./rule-violation.js";
 
 export type EnvironmentEvent = EnvironmentRegistered | EnvironmentChanged;
 
@@ -82,7 +82,7 @@ const snapshot = (definition: EnvironmentDefinition, previous?: Environment): En
 function checkedDefinition(definition: EnvironmentDefinition): EnvironmentDefinition {
   const violations = definitionViolations(definition);
   if (violations.length) {
-    throw new DeploymentRuleViolation(
+    throw violation(
       "FAILED_PRECONDITION",
       "environment.definition",
       "the environment definition is inconsistent",
@@ -96,7 +96,7 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
   const current = state.environment;
   if (command.kind === "registerEnvironment") {
     if (current) {
-      throw new DeploymentRuleViolation(
+      throw violation(
         "ALREADY_EXISTS",
         "environment.exists",
         `environment ${command.definition.name} is already registered`,
@@ -105,7 +105,7 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
     return [create(EnvironmentRegisteredSchema, { environment: snapshot(checkedDefinition(command.definition)) })];
   }
   if (!current) {
-    throw new DeploymentRuleViolation("NOT_FOUND", "environment.unknown", "no such environment", [], "environment");
+    throw violation("NOT_FOUND", "environment.unknown", "no such environment", [], "environment");
   }
   if (command.kind === "setFreeze") {
     const environment = Object.assign(clone(EnvironmentSchema, current), {
