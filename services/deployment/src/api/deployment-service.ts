@@ -49,6 +49,7 @@ const definition = (request: EnvironmentDefinition | undefined): DomainDefinitio
   return {
     name: request.name,
     promotionRank: request.promotionRank,
+    promotesFrom: request.promotesFrom,
     targetGroups: request.targetGroups,
     protection: request.protection,
     executorLabels: request.executorLabels,

@@ -26,6 +26,8 @@ export const environmentStreamId = (name: string) => `environment-${name}`;
 export interface EnvironmentDefinition {
   name: string;
   promotionRank: number;
+  /** The previous environment of the promotion order ("" for the first). */
+  promotesFrom: string;
   targetGroups: TargetGroup[];
   protection?: ProtectionPolicy | undefined;
   executorLabels: string[];
@@ -59,6 +61,13 @@ function definitionViolations(definition: EnvironmentDefinition): RuleDetail[] {
       seen.set(ci, group.name);
     }
   }
+  if (definition.promotesFrom === definition.name) {
+    violations.push({
+      rule: "environment.promotes_from",
+      subject: definition.name,
+      description: "an environment cannot follow itself in the promotion order",
+    });
+  }
   const protection = definition.protection;
   if (protection && protection.quorum > 0 && !protection.approvalGroup) {
     violations.push({
@@ -74,6 +83,7 @@ const snapshot = (definition: EnvironmentDefinition, previous?: Environment): En
   Object.assign(previous ? clone(EnvironmentSchema, previous) : create(EnvironmentSchema), {
     name: definition.name,
     promotionRank: definition.promotionRank,
+    promotesFrom: definition.promotesFrom,
     targetGroups: definition.targetGroups,
     executorLabels: definition.executorLabels,
     protection: definition.protection,

@@ -2,7 +2,7 @@ import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.
 import type { Environment } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { GateFacts } from "../domain/gates.js";
-import { packageKey, packageSucceededIn, previousEnvironment, type Queryable, runningDeployment } from "./tables.js";
+import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
 
 /** Gathers what the start gates check, from this service's tables and its upstream read models. */
 export async function loadGateFacts(
@@ -27,7 +27,7 @@ export async function loadGateFacts(
     "SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)",
     [artifactIds],
   );
-  const previous = await previousEnvironment(tx, environment.promotionRank);
+  const previous = environment.promotesFrom;
   const release = releases.rows[0];
   return {
     now: context.now,
@@ -45,7 +45,7 @@ export async function loadGateFacts(
     }),
     environment: { name: environment.name, frozen: environment.frozen, freezeReason: environment.freezeReason },
     previousEnvironment:
-      previous === undefined
+      previous === ""
         ? undefined
         : {
             name: previous,

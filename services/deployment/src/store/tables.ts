@@ -111,15 +111,6 @@ export async function findEnvironment(db: Queryable, name: string): Promise<Envi
   return rows[0] && withOutcome(rows[0]);
 }
 
-/** The environment just before `rank` in the promotion order, if any. */
-export async function previousEnvironment(db: Queryable, rank: number): Promise<string | undefined> {
-  const { rows } = await db.query<{ name: string }>(
-    "SELECT name FROM environments WHERE promotion_rank < $1 ORDER BY promotion_rank DESC LIMIT 1",
-    [rank],
-  );
-  return rows[0]?.name;
-}
-
 /** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
 export async function nextEnvironmentSequence(tx: Queryable, environment: string): Promise<bigint> {
   const { rows } = await tx.query<{ last_sequence: string }>(
