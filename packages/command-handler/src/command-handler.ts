@@ -13,9 +13,12 @@ export interface Snapshot<S> {
   version: number;
 }
 
+/** A connection or a pool: what reads need. */
+export type Queryable = Pick<pg.PoolClient, "query">;
+
 /** Where an aggregate keeps snapshots; the handler reads one, then only the events after it. */
 export interface SnapshotReader<S> {
-  read(streamId: string, tx: pg.PoolClient): Promise<Snapshot<S> | undefined>;
+  read(streamId: string, db: Queryable): Promise<Snapshot<S> | undefined>;
 }
 
 /** How to rebuild one kind of aggregate from its stream. */
@@ -60,15 +63,15 @@ export interface Outcome<S, E> {
 export interface Command<S, E extends DomainEvent> {
   aggregate: Aggregate<S, E>;
   /** The stream to decide on; a function is resolved again on each attempt (e.g. a look-up by name). */
-  streamId: string | ((tx: pg.PoolClient) => Promise<string>);
-  /** Before loading: locks and look-ups the decision depends on (e.g. an advisory lock). */
+  streamId: string | ((db: Queryable) => Promise<string>);
+  /** Before deciding (after the request id check): locks and look-ups the decision depends on (e.g. an advisory lock). */
   prepare?: (tx: pg.PoolClient) => Promise<void>;
   /** The events the command produces; throws a RuleViolation to refuse. */
   decide: (state: S, ctx: DecisionContext, tx: pg.PoolClient) => E[] | Promise<E[]>;
   /** Events a policy adds to the decided ones in the same append (e.g. notifications). */
   policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
   /** Derived tables written in the append's transaction (called only when events were appended). */
-  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>) => Promise<void>;
+  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>, ctx: DecisionContext) => Promise<void>;
 }
 
 /** A command from a client: its answer is recorded under the request id, and a retry gets it back. */
@@ -170,19 +173,21 @@ export class CommandHandler<E extends DomainEvent> {
     return this.decideAndAppend(tx, origin, command, await this.load(tx, command));
   }
 
-  /** The stream's current state and version (from a snapshot when the aggregate keeps them). */
+  /**
+   * The stream's current state and version (from a snapshot when the aggregate keeps them), on
+   * `db`: the command's transaction, or the pool for a query.
+   */
   async load<S, ES extends E>(
-    tx: pg.PoolClient,
-    command: Pick<Command<S, ES>, "aggregate" | "streamId" | "prepare">,
+    db: Queryable,
+    command: { aggregate: Aggregate<S, ES>; streamId: string | ((db: Queryable) => Promise<string>) },
   ): Promise<Snapshot<S> & { streamId: string }> {
-    await command.prepare?.(tx);
-    const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(tx);
+    const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(db);
     const { aggregate } = command;
-    const snapshot = (await aggregate.snapshots?.read(streamId, tx)) ?? {
+    const snapshot = (await aggregate.snapshots?.read(streamId, db)) ?? {
       state: aggregate.initialState(),
       version: 0,
     };
-    const recorded = await this.store.readStream(streamId, { client: tx, fromVersion: snapshot.version + 1 });
+    const recorded = await this.store.readStream(streamId, { client: db, fromVersion: snapshot.version + 1 });
     const state = recorded.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, snapshot.state);
     return { streamId, state, version: recorded.at(-1)?.version ?? snapshot.version };
   }
@@ -194,6 +199,7 @@ export class CommandHandler<E extends DomainEvent> {
     loaded: Snapshot<S> & { streamId: string },
     answer?: (outcome: Outcome<S, ES>) => Uint8Array,
   ): Promise<Outcome<S, ES>> {
+    await command.prepare?.(tx);
     const now = this.clock();
     const ctx: DecisionContext = { actor: origin.actor, groups: origin.groups ?? [], now, newId: this.newId };
     const decided = await command.decide(loaded.state, ctx, tx);
@@ -224,7 +230,7 @@ export class CommandHandler<E extends DomainEvent> {
           : {}),
       },
     );
-    await command.project?.(tx, outcome);
+    await command.project?.(tx, outcome, ctx);
     return outcome;
   }
 
@@ -264,7 +270,7 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /** The recorded answer of this request id; reusing the id for another request is refused. */
-  private async replay<R extends DescMessage>(
+  async replay<R extends DescMessage>(
     requestId: string,
     command: { response: R; requestHash: string },
   ): Promise<MessageShape<R> | undefined> {

@@ -1,4 +1,6 @@
+import { CommandHandler } from "@rdm/command-handler";
 import { componentEnv, loadConfig, z } from "@rdm/config";
+import type { EventStore } from "@rdm/eventstore";
 import { startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { changeServiceHandlers } from "./api/change-service.js";
@@ -8,7 +10,10 @@ import {
   reactToDeploymentEvent,
   reactToReleaseEvent,
 } from "./consumers/lifecycle-reactions.js";
+import { changeCodec } from "./store/event-codec.js";
 import { readModelMigrations } from "./store/read-model.js";
+
+const commandHandler = (store: EventStore) => new CommandHandler({ store, codec: changeCodec });
 
 /** The change service's own settings (beside the shared gRPC service ones). */
 export const changeConsumerEnv = componentEnv({
@@ -36,10 +41,11 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
       // Read at start, not at import: changeService is built from process.env when imported.
       const config = loadConfig(changeConsumerEnv, env);
       const boardGroups = { cab: config.CHANGE_CAB_GROUP, ecab: config.CHANGE_ECAB_GROUP };
-      return [changeServiceHandlers({ store, pool, boardGroups })];
+      return [changeServiceHandlers({ pool, handler: commandHandler(store), boardGroups })];
     },
     async workers({ kafka, pool, store, logger, topic }) {
       const config = loadConfig(changeConsumerEnv, env);
+      const reactions = { handler: commandHandler(store), logger };
       const common = {
         kafka,
         pool,
@@ -55,13 +61,13 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
           ...common,
           groupId: `${config.CHANGE_CONSUMER_GROUP}.deployments`,
           topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
-          handle: (event, tx) => reactToDeploymentEvent(event, tx, { store, logger }),
+          handle: (event, tx) => reactToDeploymentEvent(event, tx, reactions),
         }),
         startConsumer({
           ...common,
           groupId: `${config.CHANGE_CONSUMER_GROUP}.releases`,
           topics: [topic(RELEASE_EVENTS_TOPIC)],
-          handle: (event, tx) => reactToReleaseEvent(event, tx, { store, logger }),
+          handle: (event, tx) => reactToReleaseEvent(event, tx, reactions),
         }),
       ]);
     },

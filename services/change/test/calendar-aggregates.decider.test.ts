@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { RuleViolation } from "@rdm/command-handler";
 import { ChangeRisk, FreezeScopeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { decideFreezeWindow, type FreezeWindowCommand, foldFreezeWindow } from "../src/domain/freeze-window.js";
-import { ChangeRuleViolation } from "../src/domain/rule-violation.js";
 import {
   decideStandardChangeTemplate,
   foldStandardChangeTemplate,
@@ -24,8 +24,8 @@ function rule(run: () => unknown): string {
   try {
     run();
   } catch (error) {
-    expect(error).toBeInstanceOf(ChangeRuleViolation);
-    return (error as ChangeRuleViolation).rule;
+    expect(error).toBeInstanceOf(RuleViolation);
+    return (error as RuleViolation).rule;
   }
   throw new Error("expected a refusal");
 }

@@ -1,5 +1,6 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { RuleViolation } from "@rdm/command-handler";
 import {
   ApprovalDecision,
   ChangeBoard,
@@ -27,7 +28,6 @@ import {
   type ScheduleChange,
 } from "../src/domain/change-request.js";
 import { riskOf } from "../src/domain/risk.js";
-import { ChangeRuleViolation } from "../src/domain/rule-violation.js";
 
 const CHANGE_ID = "0b5e8c1e-6f0a-4d8e-9d54-6c1f2a3b4c5d";
 const TEMPLATE_ID = "5a0c3a2e-1111-4f6e-8a7b-9c0d1e2f3a4b";
@@ -144,17 +144,17 @@ const given = (...events: ChangeRequestEvent[]) => ({
         if (!after) throw new Error("no change after the events");
         check(produced, after);
       },
-      thenFails: (rule: string, code: ChangeRuleViolation["code"] = "FAILED_PRECONDITION") => {
+      thenFails: (rule: string, code: RuleViolation["code"] = "FAILED_PRECONDITION") => {
         let caught: unknown;
         try {
           run();
         } catch (error) {
           caught = error;
         }
-        expect(caught).toBeInstanceOf(ChangeRuleViolation);
-        expect((caught as ChangeRuleViolation).rule).toBe(rule);
-        expect((caught as ChangeRuleViolation).code).toBe(code);
-        return caught as ChangeRuleViolation;
+        expect(caught).toBeInstanceOf(RuleViolation);
+        expect((caught as RuleViolation).rule).toBe(rule);
+        expect((caught as RuleViolation).code).toBe(code);
+        return caught as RuleViolation;
       },
     };
   },
@@ -396,7 +396,7 @@ describe("SubmitChange", () => {
     )
       .when(submit)
       .thenFails("change.submit.complete");
-    expect(error.details.map((d) => d.rule)).toEqual([
+    expect(error.conditions.map((d) => d.rule)).toEqual([
       "change.submit.justification_required",
       "change.submit.affected_ci_ids_required",
       "change.submit.implementation_plan_required",
@@ -543,7 +543,9 @@ describe("board membership", () => {
     const error = given(...assessed())
       .when(command)
       .thenFails("change.approval.board_member", "PERMISSION_DENIED");
-    expect(error.details).toEqual([expect.objectContaining({ rule: "change.approval.board_member", subject: "cab" })]);
+    expect(error.conditions).toEqual([
+      expect.objectContaining({ rule: "change.approval.board_member", subject: "cab" }),
+    ]);
     expect(error.message).toContain('"cab"');
   });
 
@@ -561,7 +563,7 @@ describe("board membership", () => {
     const error = given(...emergencyAssessed())
       .when(approve("anna", ["cab"]))
       .thenFails("change.approval.board_member", "PERMISSION_DENIED");
-    expect(error.details[0]?.subject).toBe("ecab");
+    expect(error.conditions[0]?.subject).toBe("ecab");
     given(...emergencyAssessed())
       .when(approve("erin", ["ecab"]))
       .thenEvents((events, change) => {
@@ -614,7 +616,7 @@ describe("ScheduleChange", () => {
     const error = given(...authorized())
       .when(schedule({ freezes: [freeze()] }))
       .thenFails("change.schedule.freeze");
-    expect(error.details).toEqual([
+    expect(error.conditions).toEqual([
       {
         rule: "change.schedule.freeze",
         subject: "f-1",
@@ -740,7 +742,7 @@ describe("ScheduleChange", () => {
         }),
       )
       .thenFails("change.schedule.collision");
-    expect(error.details.map((d) => d.subject)).toEqual(["other-5", "other-1"]);
+    expect(error.conditions.map((d) => d.subject)).toEqual(["other-5", "other-1"]);
   });
 
   test("strict mode schedules when nothing collides", () => {
@@ -791,7 +793,7 @@ describe("implementation", () => {
     const error = given(...withTask)
       .when({ kind: "completeImplementation" })
       .thenFails("change.complete_implementation.tasks_done");
-    expect(error.details[0]).toMatchObject({ subject: "t-1" });
+    expect(error.conditions[0]).toMatchObject({ subject: "t-1" });
   });
 
   test("refuses to complete a change that has not started", () => {

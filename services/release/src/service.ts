@@ -1,12 +1,14 @@
+import { CommandHandler } from "@rdm/command-handler";
 import { loadConfig, z } from "@rdm/config";
+import type { EventStore } from "@rdm/eventstore";
 import { startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
 import { releaseServiceHandlers } from "./api/release-service.js";
 import { applyChangeEvent, CHANGE_EVENTS_TOPIC } from "./consumers/change-requests.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
+import { releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
-import { ReleaseRepository } from "./store/release-repository.js";
 import { releaseMigrations } from "./store/release-tables.js";
 
 /** The release service's own variables (beside the shared gRPC service ones). */
@@ -41,6 +43,7 @@ export function createReleaseService(
 ): GrpcServiceDefinition {
   const config = loadConfig(releaseEnv, env);
   const clock = options.clock ?? (() => new Date());
+  const commandHandler = (store: EventStore) => new CommandHandler({ store, codec: releaseCodec, clock });
   return {
     name: "release",
     defaultPort: 50051,
@@ -49,7 +52,7 @@ export function createReleaseService(
       releaseServiceHandlers({
         store,
         pool,
-        repository: new ReleaseRepository(store, pool),
+        handler: commandHandler(store),
         models: new ReleaseModelStore(store, pool),
         clock,
       }),
@@ -59,7 +62,7 @@ export function createReleaseService(
       workers.push(
         startDeadlineScheduler({
           pool,
-          repository: new ReleaseRepository(store, pool),
+          handler: commandHandler(store),
           clock,
           intervalMs: config.RELEASE_DEADLINE_POLL_MS,
           logger,

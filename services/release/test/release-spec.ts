@@ -1,6 +1,7 @@
 // Given / when / then for the release decider: `given` takes earlier events (usually produced
 // by running commands), `when` a command with its actor, and `then` checks events or the rule.
 import { create } from "@bufbuild/protobuf";
+import { isRuleViolation, type RuleViolation } from "@rdm/command-handler";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -13,7 +14,6 @@ import {
   type RegisterRelease,
   type ReleaseCommand,
   type ReleaseEvent,
-  ReleaseRuleViolation,
   type ReleaseState,
 } from "../src/domain/release.js";
 
@@ -77,11 +77,11 @@ export class Scenario {
   }
 
   /** The error the command is refused with (fails the test when it is accepted). */
-  refusal(command: ReleaseCommand, caller: Caller = "rita", now = this.now): ReleaseRuleViolation {
+  refusal(command: ReleaseCommand, caller: Caller = "rita", now = this.now): RuleViolation {
     try {
       decide(command, this.state, context(caller, now));
     } catch (error) {
-      if (error instanceof ReleaseRuleViolation) return error;
+      if (isRuleViolation(error)) return error;
       throw error;
     }
     throw new Error(`${command.kind} was accepted`);

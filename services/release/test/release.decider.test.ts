@@ -95,7 +95,7 @@ describe("AdvancePhase", () => {
     const s = inPhase(ReleasePhase.PLANNING);
     const refusal = s.refusal(advance);
     expect(refusal.rule).toBe("gate.not_met");
-    expect(refusal.unmet.map((c) => [c.rule, c.description])).toEqual([
+    expect(refusal.conditions.map((c) => [c.rule, c.description])).toEqual([
       ["gate.required_task_done", 'required task "Prepare the release plan" is OPEN'],
       ["gate.required_task_done", 'required task "Prepare the back-out plan" is OPEN'],
     ]);
@@ -133,19 +133,19 @@ describe("AdvancePhase", () => {
     const s = registered();
     s.completeRequiredTasks();
     s.run({ kind: "addTask", taskId: "t-adhoc", name: "Sign-off", required: true, assignee: "", dueAt: undefined });
-    expect(s.refusal(advance).unmet.map((c) => c.subject)).toEqual(["t-adhoc"]);
+    expect(s.refusal(advance).conditions.map((c) => c.subject)).toEqual(["t-adhoc"]);
   });
 
   test("in APPROVAL: no approval requested, then pending below quorum, then rejected", () => {
     const s = inPhase(ReleasePhase.APPROVAL);
-    expect(s.refusal(advance).unmet.map((c) => [c.rule, c.subject])).toEqual([["gate.approval_requested", "cab"]]);
+    expect(s.refusal(advance).conditions.map((c) => [c.rule, c.subject])).toEqual([["gate.approval_requested", "cab"]]);
     s.run({ kind: "requestApproval", approvalId: "a1", approverGroup: "cab" }, "carl");
     s.run({ kind: "approveRelease", approvalId: "a1", comment: "" }, member("ann", "cab"));
-    expect(s.refusal(advance).unmet.map((c) => [c.rule, c.description])).toEqual([
+    expect(s.refusal(advance).conditions.map((c) => [c.rule, c.description])).toEqual([
       ["gate.approval_granted", "cab approvals 1 of 2"],
     ]);
     s.run({ kind: "rejectRelease", approvalId: "a1", reason: "too risky" }, member("bob", "cab"));
-    expect(s.refusal(advance).unmet.map((c) => [c.rule, c.description])).toEqual([
+    expect(s.refusal(advance).conditions.map((c) => [c.rule, c.description])).toEqual([
       ["gate.approval_rejected", "cab rejected (bob: too risky); request a new approval"],
     ]);
   });
@@ -164,11 +164,11 @@ describe("AdvancePhase", () => {
         { changeRequestId: "chg-3", state: undefined },
       ],
     } as ReleaseCommand);
-    expect(refusal.unmet.map((c) => [c.rule, c.subject])).toEqual([
+    expect(refusal.conditions.map((c) => [c.rule, c.subject])).toEqual([
       ["gate.linked_change_state", "chg-2"],
       ["gate.linked_change_state", "chg-3"],
     ]);
-    expect(refusal.unmet[1]?.description).toContain("unknown");
+    expect(refusal.conditions[1]?.description).toContain("unknown");
     const ok = s.run({
       ...advance,
       changes: ["chg-1", "chg-2", "chg-3"].map((id) => ({ changeRequestId: id, state: "SCHEDULED" })),
@@ -186,7 +186,7 @@ describe("AdvancePhase", () => {
     s.run(register({}, model));
     expect(s.refusal({ kind: "closeRelease", changes: [] }).rule).toBe("close.review_required");
     s.run({ kind: "recordReview", outcome: ReviewOutcome.SUCCESSFUL, lessonsLearned: "", followUpActions: [] });
-    expect(s.refusal({ kind: "closeRelease", changes: [] }).unmet.map((c) => c.rule)).toEqual([
+    expect(s.refusal({ kind: "closeRelease", changes: [] }).conditions.map((c) => c.rule)).toEqual([
       "gate.linked_change_present",
     ]);
   });
@@ -249,7 +249,7 @@ describe("ReworkRelease", () => {
       reason: "scope changed",
     });
     expect(s.release.phase).toBe(ReleasePhase.APPROVAL);
-    expect(s.refusal(advance).unmet.map((c) => c.rule)).toEqual(["gate.approval_requested"]);
+    expect(s.refusal(advance).conditions.map((c) => c.rule)).toEqual(["gate.approval_requested"]);
   });
 
   test("going back to BUILD_AND_TEST reopens a frozen package", () => {
@@ -642,7 +642,7 @@ describe("Default models", () => {
     s.run(register({ type: 3 }, EMERGENCY_MODEL));
     s.run(advance);
     expect(s.release.phase).toBe(ReleasePhase.APPROVAL);
-    expect(s.refusal(advance).unmet.map((c) => c.subject)).toEqual(["ecab"]);
+    expect(s.refusal(advance).conditions.map((c) => c.subject)).toEqual(["ecab"]);
     s.run({ kind: "requestApproval", approvalId: "e1", approverGroup: "ecab" }, "carl");
     expect(s.refusal({ kind: "approveRelease", approvalId: "e1", comment: "go" }, member("ann", "cab")).rule).toBe(
       "approval.group_member",

@@ -2,17 +2,19 @@
 // the stream type of release and model streams (new appends, and the migration of old ones).
 import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
-import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
+import { CommandHandler } from "@rdm/command-handler";
+import { EventStore, eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ReleaseModelVersionCreatedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import { CreateReleaseModelResponseSchema } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
 import pg from "pg";
-import { encodeEvent } from "../src/api/event-codec.js";
 import { EMERGENCY_MODEL } from "../src/domain/models.js";
-import { ReleaseModelStore } from "../src/store/model-store.js";
-import { ReleaseRepository } from "../src/store/release-repository.js";
+import { type ReleaseServiceEvent, releaseCodec } from "../src/store/event-codec.js";
+import { createModelVersion, ReleaseModelStore } from "../src/store/model-store.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
+import { releaseCommand } from "../src/store/releases.js";
 import { RELEASE_ID, register, T0 } from "./release-spec.js";
 
 const databases: TestDatabase[] = [];
@@ -29,7 +31,8 @@ async function database(releaseVersion = Number.POSITIVE_INFINITY) {
     component: "release",
     migrations: releaseMigrations.filter((m) => m.version <= releaseVersion),
   });
-  return { pool, store: new EventStore(pool) };
+  const store = new EventStore(pool);
+  return { pool, store, handler: new CommandHandler({ store, codec: releaseCodec, clock: () => T0 }) };
 }
 
 afterAll(async () => {
@@ -39,17 +42,21 @@ afterAll(async () => {
 
 const hotfix = (version = 0) => clone(ReleaseModelSchema, { ...EMERGENCY_MODEL, name: "hotfix", version });
 
-const origin = () => ({
-  actor: "rita",
-  now: T0,
-  requestId: randomUUID(),
-  requestHash: "",
-  traceparent: undefined,
-  response: () => new Uint8Array(),
-});
+const origin = () => ({ actor: "rita", requestId: randomUUID() });
+
+/** CreateReleaseModel as the API runs it; answers the created model. */
+const createModel = async (handler: CommandHandler<ReleaseServiceEvent>, model: ReturnType<typeof hotfix>) =>
+  (
+    await handler.handle(origin(), {
+      ...createModelVersion(model),
+      response: CreateReleaseModelResponseSchema,
+      respond: ({ events }) => create(CreateReleaseModelResponseSchema, { model: events[0]?.model }),
+      requestHash: "",
+    })
+  ).model;
 
 test("a create that races another one gets the next version number, not the same", async () => {
-  const { pool, store } = await database();
+  const { pool, store, handler } = await database();
   const models = new ReleaseModelStore(store, pool);
   // Holds every access to the streams table, so the create under test stops after reading the
   // model's events while the rival create below commits.
@@ -57,7 +64,7 @@ test("a create that races another one gets the next version number, not the same
   try {
     await rival.query("BEGIN");
     await rival.query("LOCK TABLE streams IN ACCESS EXCLUSIVE MODE");
-    const racing = models.create(hotfix(), origin());
+    const racing = createModel(handler, hotfix());
     await waitFor(
       async () =>
         (
@@ -71,12 +78,12 @@ test("a create that races another one gets the next version number, not the same
       model: hotfix(1),
       metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "rival" }),
     });
-    await store.appendToStream("releasemodel-hotfix", "no_stream", [encodeEvent(version1)], {
+    await store.appendToStream("releasemodel-hotfix", "no_stream", [releaseCodec.encode(version1)], {
       client: rival,
       streamType: "releasemodel",
     });
     await rival.query("COMMIT");
-    expect((await racing).version).toBe(2);
+    expect((await racing)?.version).toBe(2);
   } finally {
     rival.release();
   }
@@ -84,14 +91,15 @@ test("a create that races another one gets the next version number, not the same
 });
 
 test("release streams are of type release, model streams of type releasemodel", async () => {
-  const { pool, store } = await database();
-  const repository = new ReleaseRepository(store, pool);
-  await repository.decideAndAppend(RELEASE_ID, await repository.load(RELEASE_ID), register(), {
-    actor: "rita",
-    now: T0,
-    requestId: randomUUID(),
-  });
-  await new ReleaseModelStore(store, pool).create(hotfix(), origin());
+  const { pool, handler } = await database();
+  await withTransaction(pool, (tx) =>
+    handler.handleIn(
+      tx,
+      origin(),
+      releaseCommand(RELEASE_ID, () => register()),
+    ),
+  );
+  await createModel(handler, hotfix());
   const { rows } = await pool.query(
     `SELECT DISTINCT stream_id, stream_type FROM events
      UNION SELECT stream_id, stream_type FROM streams ORDER BY stream_type`,

@@ -1,16 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { type EventStore, withTransaction } from "@rdm/eventstore";
-import {
-  AlreadyExists,
-  type CallContext,
-  FailedPrecondition,
-  InvalidArgument,
-  NotFound,
-  PermissionDenied,
-  requestFingerprint,
-  type ServiceRegistration,
-} from "@rdm/grpc";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { Aggregate, CommandHandler, Outcome } from "@rdm/command-handler";
+import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   AddChangeTaskResponseSchema,
@@ -50,8 +41,9 @@ import {
   decide,
 } from "../domain/change-request.js";
 import { decideFreezeWindow } from "../domain/freeze-window.js";
-import { ChangeRuleViolation } from "../domain/rule-violation.js";
 import { decideStandardChangeTemplate } from "../domain/standard-change-template.js";
+import { changeRequests, freezeWindows, standardChangeTemplates } from "../store/aggregates.js";
+import type { ServiceEvent } from "../store/event-codec.js";
 import {
   bookedChangesOverlapping,
   calendar,
@@ -63,13 +55,10 @@ import {
   saveFreezeWindow,
   saveTemplate,
 } from "../store/read-model.js";
-import { changeRequests, freezeWindows, standardChangeTemplates } from "./aggregates.js";
-import { type Aggregate, type Applied, applyCommand, type Cause, loadAggregate } from "./command-runner.js";
-import type { ServiceEvent } from "./event-codec.js";
 
 export interface ChangeApiDeps {
-  store: EventStore;
   pool: pg.Pool;
+  handler: CommandHandler<ServiceEvent>;
   clock?: () => Date;
   /** The token groups of the CAB and the ECAB (default "cab" and "ecab"). */
   boardGroups?: BoardGroups;
@@ -102,32 +91,6 @@ interface SchedulePreparation {
   otherChanges: ChangeRequest[];
 }
 
-export function toApiError(error: unknown): unknown {
-  if (!(error instanceof ChangeRuleViolation)) return error;
-  switch (error.code) {
-    case "ALREADY_EXISTS":
-      return new AlreadyExists(error.message);
-    case "NOT_FOUND":
-      return new NotFound(error.subject, error.details[0]?.subject ?? "", error.message);
-    case "PERMISSION_DENIED":
-      // ErrorInfo, as the release service: the reason is the rule as a constant; the metadata
-      // keeps the rule's own name and its subject (e.g. the board's group).
-      return new PermissionDenied(error.message, error.rule.toUpperCase().replaceAll(".", "_"), {
-        rule: error.rule,
-        subject: error.details[0]?.subject ?? "",
-      });
-    default:
-      return new FailedPrecondition(
-        error.message,
-        error.details.map((detail) => ({
-          type: detail.rule,
-          subject: detail.subject,
-          description: detail.description,
-        })),
-      );
-  }
-}
-
 /** The requester's fields, as RaiseChange and UpdateChange both carry them. */
 const changeDetails = (
   request: Omit<ChangeDetails, "plannedWindow"> & { plannedWindow?: TimeWindow },
@@ -152,17 +115,17 @@ const requireWindow = (window: TimeWindow | undefined, field: string) => {
 };
 
 export function changeServiceHandlers({
-  store,
   pool,
+  handler,
   clock = () => new Date(),
   boardGroups = DEFAULT_BOARD_GROUPS,
 }: ChangeApiDeps): ServiceRegistration<(typeof ChangeService)["method"]> {
   type Methods = (typeof ChangeService)["method"];
 
   /**
-   * The shape of every command RPC: a retried request id returns the first response; otherwise,
-   * in one transaction, optional preparation (locks, calendar queries), read-decide-append on the
-   * stream, the query tables updated, and the response recorded with the events.
+   * The shape of every command RPC, run by the command handler (request id, re-decision on a
+   * concurrent append): in one transaction, optional preparation (locks, calendar queries),
+   * decide on the stream, the query tables updated, and the response recorded with the events.
    */
   async function command<S, E extends ServiceEvent, O extends DescMessage, P = undefined>(
     method: Methods[keyof Methods],
@@ -175,65 +138,35 @@ export function changeServiceHandlers({
       prepare?: (client: pg.PoolClient) => Promise<P>;
       decide: (state: S, prepared: P) => E[];
       project: (client: pg.PoolClient, state: S) => Promise<void>;
-      respond: (applied: Applied<S, E>, prepared: P) => MessageShape<O>;
+      respond: (outcome: Outcome<S, E>, prepared: P) => MessageShape<O>;
     },
   ): Promise<MessageShape<O>> {
-    const requestHash = requestFingerprint(method.input as DescMessage, request as never);
-    const replay = async () => {
-      const previous = await store.getCommandResult(request.requestId);
-      if (!previous?.response) return undefined;
-      if (previous.requestHash !== requestHash) {
-        throw new FailedPrecondition("request_id was already used for a different request", [
-          {
-            type: "request.idempotency",
-            subject: request.requestId,
-            description: "request_id reused with a different payload",
-          },
-        ]);
-      }
-      return fromBinary(spec.output, previous.response);
-    };
-    const replayed = await replay();
-    if (replayed) return replayed;
-    const cause: Cause = {
-      actor: ctx.principal.subject,
-      correlationId: request.requestId,
-      causationId: request.requestId,
-      requestId: request.requestId,
-      traceparent: ctx.traceparent,
-      now: clock(),
-    };
-    try {
-      return await withTransaction(pool, async (client) => {
-        const prepared = (spec.prepare ? await spec.prepare(client) : undefined) as P;
-        let response: MessageShape<O> | undefined;
-        const applied = await applyCommand(
-          client,
-          store,
-          spec.aggregate,
-          spec.streamId,
-          cause,
-          (state) => spec.decide(state, prepared),
-          {
-            requestId: request.requestId,
-            requestHash,
-            response: (result) => {
-              response = spec.respond(result, prepared);
-              return toBinary(spec.output, response);
-            },
-          },
-        );
-        await spec.project(client, applied.after);
-        return response ?? spec.respond(applied, prepared);
-      });
-    } catch (error) {
-      // A twin with the same request id committed first: while this one was appending
-      // (DuplicateRequest), or after the check above and before this one read the state, which
-      // then already held the twin's effect and refused. Either way the twin's answer is ours.
-      const winner = await replay();
-      if (winner) return winner;
-      throw toApiError(error);
-    }
+    // What the last attempt prepared: its decision and its answer are made from it.
+    let prepared = undefined as P;
+    return handler.handle(
+      {
+        actor: ctx.principal.subject,
+        groups: ctx.principal.groups,
+        requestId: request.requestId,
+        traceparent: ctx.traceparent,
+      },
+      {
+        aggregate: spec.aggregate,
+        streamId: spec.streamId,
+        ...(spec.prepare
+          ? {
+              prepare: async (client: pg.PoolClient) => {
+                prepared = await (spec.prepare as (client: pg.PoolClient) => Promise<P>)(client);
+              },
+            }
+          : {}),
+        decide: (state) => spec.decide(state, prepared),
+        project: (client, outcome) => spec.project(client, outcome.after),
+        response: spec.output,
+        respond: (outcome) => spec.respond(outcome, prepared),
+        requestHash: requestFingerprint(method.input as DescMessage, request as never),
+      },
+    );
   }
 
   /** A command on one change request whose response is the change after it. */
@@ -247,7 +180,7 @@ export function changeServiceHandlers({
       /** Defaults to the request's change_request_id. */
       streamId?: string;
       prepare?: (client: pg.PoolClient) => Promise<P>;
-      respond?: (applied: Applied<ChangeRequestState, ServiceEvent>, prepared: P) => MessageShape<O>;
+      respond?: (outcome: Outcome<ChangeRequestState, ServiceEvent>, prepared: P) => MessageShape<O>;
     } = {},
   ) {
     return command(method, request, ctx, {
@@ -260,7 +193,7 @@ export function changeServiceHandlers({
         if (state.change) await saveChange(client, state.change);
       },
       respond:
-        options.respond ?? ((applied) => create(output, { change: applied.after.change } as never) as MessageShape<O>),
+        options.respond ?? ((outcome) => create(output, { change: outcome.after.change } as never) as MessageShape<O>),
     });
   }
 
@@ -366,8 +299,12 @@ export function changeServiceHandlers({
               const year = clock().getUTCFullYear();
               const key = changeKey(year, await nextChangeKeySequence(client, year));
               const template = request.templateId
-                ? (await loadAggregate(store, standardChangeTemplates, request.templateId.toLowerCase(), client)).state
-                    .template
+                ? (
+                    await handler.load(client, {
+                      aggregate: standardChangeTemplates,
+                      streamId: request.templateId.toLowerCase(),
+                    })
+                  ).state.template
                 : undefined;
               return { key, template };
             },
@@ -565,7 +502,7 @@ export function changeServiceHandlers({
       },
 
       async getChange(request) {
-        const { state } = await loadAggregate(store, changeRequests, request.changeRequestId);
+        const { state } = await handler.load(pool, { aggregate: changeRequests, streamId: request.changeRequestId });
         if (!state.change) throw new NotFound("change request", request.changeRequestId);
         return create(GetChangeResponseSchema, { change: state.change });
       },

@@ -1,5 +1,5 @@
 import { fromBinary } from "@bufbuild/protobuf";
-import type { EventStore } from "@rdm/eventstore";
+import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
 import { type CloudEvent, PermanentError } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import type { ChangeRequest } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -16,30 +16,27 @@ import {
   ReleaseChangeRequestUnlinkedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import { changeRequests } from "../api/aggregates.js";
-import { applyCommand, type Cause } from "../api/command-runner.js";
 import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
-import { ChangeRuleViolation } from "../domain/rule-violation.js";
+import { changeRequests } from "../store/aggregates.js";
+import type { ServiceEvent } from "../store/event-codec.js";
 import { changesLinkedTo, saveChange } from "../store/read-model.js";
 
 export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
 export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
 
 export interface ReactionDeps {
-  store: EventStore;
+  handler: CommandHandler<ServiceEvent>;
   logger: Logger;
-  clock?: () => Date;
 }
 
 /** The cause recorded on events a reaction appends: the upstream event's actor and correlation. */
-function causeOf(event: CloudEvent, metadata: EventMetadata | undefined, now: Date): Cause {
+function causeOf(event: CloudEvent, metadata: EventMetadata | undefined): CommandOrigin {
   return {
     actor: metadata?.actor || event.source,
     correlationId: metadata?.correlationId || event.id,
     causationId: event.id,
     requestId: "",
     traceparent: event.traceparent,
-    now,
   };
 }
 
@@ -51,16 +48,20 @@ async function react(
   tx: pg.PoolClient,
   deps: ReactionDeps,
   changeRequestId: string,
-  cause: Cause,
+  cause: CommandOrigin,
   command: ChangeRequestCommand,
 ): Promise<void> {
   try {
-    const applied = await applyCommand(tx, deps.store, changeRequests, changeRequestId, cause, (state) =>
-      decide(command, state),
-    );
-    if (applied.events.length > 0 && applied.after.change) await saveChange(tx, applied.after.change);
+    await deps.handler.handleIn(tx, cause, {
+      aggregate: changeRequests,
+      streamId: changeRequestId,
+      decide: (state) => decide(command, state),
+      project: async (client, { after }) => {
+        if (after.change) await saveChange(client, after.change);
+      },
+    });
   } catch (error) {
-    if (!(error instanceof ChangeRuleViolation)) throw error;
+    if (!isRuleViolation(error)) throw error;
     deps.logger.info(
       { changeRequestId, rule: error.rule, causationId: cause.causationId },
       `change reaction skipped: ${error.message}`,
@@ -78,7 +79,6 @@ const inEnvironment = (change: ChangeRequest, environment: string) =>
  * to other environments are left alone.
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  const now = (deps.clock ?? (() => new Date()))();
   const decode = <T>(parse: () => T) => {
     try {
       return parse();
@@ -141,7 +141,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
       return; // Other deployment events do not move a change.
   }
   if (!outcome?.releaseId) return;
-  const cause = causeOf(event, outcome.metadata, now);
+  const cause = causeOf(event, outcome.metadata);
   for (const change of await changesLinkedTo(tx, outcome.releaseId)) {
     if (!inEnvironment(change, outcome.environment)) continue;
     const command = toCommand(change);
@@ -151,7 +151,6 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
 
 /** Links made and removed on the release side are mirrored on the change. */
 export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  const now = (deps.clock ?? (() => new Date()))();
   let link: {
     releaseId: string;
     changeRequestId: string;
@@ -173,7 +172,7 @@ export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, 
   if (!/^[0-9a-f-]{36}$/.test(changeRequestId)) {
     throw new PermanentError(`${event.type} names no change request id: "${link.changeRequestId}"`);
   }
-  await react(tx, deps, changeRequestId, causeOf(event, link.metadata, now), {
+  await react(tx, deps, changeRequestId, causeOf(event, link.metadata), {
     kind: link.command,
     releaseId: link.releaseId.toLowerCase(),
   });

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import type { RuleCondition } from "@rdm/command-handler";
 import {
   ApprovalDecision,
   ChangeApprovalSchema,
@@ -54,7 +55,7 @@ import {
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { applicableFreezes, collisionsWith, toInterval } from "./calendar.js";
 import { boardFor, defaultQuorum, riskOf } from "./risk.js";
-import { ChangeRuleViolation, type RuleDetail } from "./rule-violation.js";
+import { changeRuleViolation } from "./rule-violation.js";
 
 /** Events of the change request aggregate, as protobuf messages ($typeName is the CloudEvents type). */
 export type ChangeRequestEvent =
@@ -240,14 +241,14 @@ export type ChangeRequestCommand =
 const stateName = (state: ChangeState) => ChangeState[state] ?? String(state);
 
 function requireChange(state: ChangeRequestState): ChangeRequest {
-  if (!state.change) throw new ChangeRuleViolation("NOT_FOUND", "change.exists", "change request not found");
+  if (!state.change) throw changeRuleViolation("NOT_FOUND", "change.exists", "change request not found");
   return state.change;
 }
 
 /** Refuses unless the change is in one of `allowed`; the rule says which transition was attempted. */
 function requireState(change: ChangeRequest, action: string, allowed: readonly ChangeState[]): void {
   if (allowed.includes(change.state)) return;
-  throw new ChangeRuleViolation(
+  throw changeRuleViolation(
     "FAILED_PRECONDITION",
     `change.${action}.state`,
     `cannot ${action.replaceAll("_", " ")} change ${change.key} in state ${stateName(change.state)}; allowed in ${allowed.map(stateName).join(", ")}`,
@@ -267,7 +268,7 @@ function requireBoardMember(change: ChangeRequest, vote: Vote): void {
         : undefined;
   if (group === undefined) {
     // Standard changes are authorized by their template: no board votes on them.
-    throw new ChangeRuleViolation(
+    throw changeRuleViolation(
       "FAILED_PRECONDITION",
       "change.approval.board",
       `change ${change.key} is ${ChangeBoard[change.board]}; no board votes on it`,
@@ -275,7 +276,7 @@ function requireBoardMember(change: ChangeRequest, vote: Vote): void {
   }
   if (vote.approverGroups.includes(group)) return;
   const description = `${vote.approver} is not in group "${group}" (${ChangeBoard[change.board]}) and cannot vote on change ${change.key}`;
-  throw new ChangeRuleViolation("PERMISSION_DENIED", "change.approval.board_member", description, [
+  throw changeRuleViolation("PERMISSION_DENIED", "change.approval.board_member", description, [
     { rule: "change.approval.board_member", subject: group, description },
   ]);
 }
@@ -321,14 +322,14 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
       requireBoardMember(change, command);
       if (command.approver === change.requester) {
         // Who may act, not what state the change is in: PERMISSION_DENIED, as in the release service.
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "PERMISSION_DENIED",
           "change.approval.separation_of_duties",
           `${command.approver} requested change ${change.key} and cannot approve or reject it`,
         );
       }
       if (change.approvals.some((approval) => approval.approver === command.approver)) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "change.approval.one_vote_per_member",
           `${command.approver} has already voted on change ${change.key}`,
@@ -387,7 +388,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
       requireState(change, "complete_implementation", [ChangeState.IMPLEMENTING]);
       const open = openTasks(change);
       if (open.length > 0) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "change.complete_implementation.tasks_done",
           `change ${change.key} has ${open.length} open task(s)`,
@@ -432,14 +433,14 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
       return [create(ChangeRequestClosedSchema, envelope(change, ChangeState.CLOSED))];
     case "addTask":
       if (TERMINAL.includes(change.state)) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "change.add_task.state",
           `cannot add a task to change ${change.key} in state ${stateName(change.state)}`,
         );
       }
       if (change.tasks.some((task) => task.taskId === command.taskId)) {
-        throw new ChangeRuleViolation("ALREADY_EXISTS", "change.task.unique_id", `task ${command.taskId} exists`);
+        throw changeRuleViolation("ALREADY_EXISTS", "change.task.unique_id", `task ${command.taskId} exists`);
       }
       return [
         create(ChangeTaskAddedSchema, {
@@ -453,7 +454,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
       // Re-delivered or already known links change nothing.
       if (change.linkedReleaseId === command.releaseId) return [];
       if (change.state === ChangeState.CLOSED) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "change.link_release.state",
           `cannot link closed change ${change.key} to release ${command.releaseId}`,
@@ -478,7 +479,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "completeTask": {
       const task = change.tasks.find((t) => t.taskId === command.taskId);
       if (!task) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "NOT_FOUND",
           "change.task.exists",
           `change ${change.key} has no task ${command.taskId}`,
@@ -487,14 +488,14 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
         );
       }
       if (TERMINAL.includes(change.state)) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "change.complete_task.state",
           `cannot complete a task of change ${change.key} in state ${stateName(change.state)}`,
         );
       }
       if (task.state !== ChangeTaskState.OPEN) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "change.complete_task.task_open",
           `task "${task.title}" is ${ChangeTaskState[task.state]}, not OPEN`,
@@ -513,7 +514,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
 
 function raise(command: RaiseChange, state: ChangeRequestState): ChangeRequestEvent[] {
   if (state.change) {
-    throw new ChangeRuleViolation(
+    throw changeRuleViolation(
       "ALREADY_EXISTS",
       "change.unique_id",
       `change request ${command.changeRequestId} already exists`,
@@ -524,14 +525,14 @@ function raise(command: RaiseChange, state: ChangeRequestState): ChangeRequestEv
   let risk = riskOf(command.impact, command.urgency);
   if (command.type === ChangeType.STANDARD) {
     if (!template) {
-      throw new ChangeRuleViolation(
+      throw changeRuleViolation(
         "FAILED_PRECONDITION",
         "standard_change.template_exists",
         `standard change template ${command.templateId} is not in the catalog`,
       );
     }
     if (template.retired) {
-      throw new ChangeRuleViolation(
+      throw changeRuleViolation(
         "FAILED_PRECONDITION",
         "standard_change.template_active",
         `standard change template "${template.name}" is retired`,
@@ -566,7 +567,7 @@ function update(change: ChangeRequest, command: UpdateChange): ChangeRequestEven
       (plan) => command[plan] !== "" && command[plan] !== change[plan],
     );
     if (edited.length > 0) {
-      throw new ChangeRuleViolation(
+      throw changeRuleViolation(
         "FAILED_PRECONDITION",
         "change.update.standard_plans_fixed",
         `the plans of standard change ${change.key} are its template's and cannot be edited (${edited.join(", ")})`,
@@ -588,8 +589,8 @@ function update(change: ChangeRequest, command: UpdateChange): ChangeRequestEven
 }
 
 /** What a change needs before it can be submitted for assessment. */
-function submissionGaps(change: ChangeRequest): RuleDetail[] {
-  const gaps: RuleDetail[] = [];
+function submissionGaps(change: ChangeRequest): RuleCondition[] {
+  const gaps: RuleCondition[] = [];
   const need = (ok: boolean, field: string, description: string) => {
     if (!ok) gaps.push({ rule: `change.submit.${field}_required`, subject: field, description });
   };
@@ -608,7 +609,7 @@ function submit(change: ChangeRequest): ChangeRequestEvent[] {
   requireState(change, "submit", [ChangeState.DRAFT]);
   const gaps = submissionGaps(change);
   if (gaps.length > 0) {
-    throw new ChangeRuleViolation(
+    throw changeRuleViolation(
       "FAILED_PRECONDITION",
       "change.submit.complete",
       `change ${change.key} is incomplete: ${gaps.map((gap) => gap.description).join("; ")}`,
@@ -642,7 +643,7 @@ function schedule(change: ChangeRequest, command: ScheduleChange): ChangeRequest
   requireState(change, "schedule", [ChangeState.AUTHORIZED, ChangeState.SCHEDULED]);
   const window = toInterval(command.window);
   if (!window || window.end <= window.start) {
-    throw new ChangeRuleViolation(
+    throw changeRuleViolation(
       "FAILED_PRECONDITION",
       "change.schedule.window_not_empty",
       "the window must have a start before its end",
@@ -658,7 +659,7 @@ function schedule(change: ChangeRequest, command: ScheduleChange): ChangeRequest
       description: `freeze window "${freeze.name}" applies to this change`,
     }));
     if (change.type !== ChangeType.EMERGENCY) {
-      throw new ChangeRuleViolation(
+      throw changeRuleViolation(
         "FAILED_PRECONDITION",
         "change.schedule.freeze",
         `change ${change.key} cannot be scheduled inside freeze window(s) ${freezes.map((f) => `"${f.name}"`).join(", ")}; only an EMERGENCY change may override a freeze`,
@@ -666,7 +667,7 @@ function schedule(change: ChangeRequest, command: ScheduleChange): ChangeRequest
       );
     }
     if (!justification) {
-      throw new ChangeRuleViolation(
+      throw changeRuleViolation(
         "FAILED_PRECONDITION",
         "change.schedule.freeze_override_justification",
         `emergency change ${change.key} falls inside freeze window(s) ${freezes.map((f) => `"${f.name}"`).join(", ")}; overriding needs freeze_override_justification`,
@@ -676,7 +677,7 @@ function schedule(change: ChangeRequest, command: ScheduleChange): ChangeRequest
   }
   const collisions = collisionsWith(command.otherChanges, change, window);
   if (command.strict && collisions.length > 0) {
-    throw new ChangeRuleViolation(
+    throw changeRuleViolation(
       "FAILED_PRECONDITION",
       "change.schedule.collision",
       `change ${change.key} collides with ${collisions.map((c) => c.key).join(", ")} (same CIs, overlapping windows)`,

@@ -8,7 +8,7 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { toInterval } from "./calendar.js";
-import { ChangeRuleViolation } from "./rule-violation.js";
+import { changeRuleViolation } from "./rule-violation.js";
 
 export type FreezeWindowEvent = FreezeWindowDeclared | FreezeWindowLifted;
 
@@ -31,7 +31,7 @@ export function decideFreezeWindow(command: FreezeWindowCommand, state: FreezeWi
   switch (command.kind) {
     case "declareFreeze": {
       if (state.freeze) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "ALREADY_EXISTS",
           "freeze.unique_id",
           `freeze window ${command.freezeWindowId} exists`,
@@ -39,7 +39,7 @@ export function decideFreezeWindow(command: FreezeWindowCommand, state: FreezeWi
       }
       const interval = toInterval(command.window);
       if (!interval || interval.end <= interval.start) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "freeze.window_not_empty",
           "a freeze window must have a start before its end",
@@ -53,9 +53,9 @@ export function decideFreezeWindow(command: FreezeWindowCommand, state: FreezeWi
     case "liftFreeze": {
       const freeze = state.freeze;
       if (!freeze)
-        throw new ChangeRuleViolation("NOT_FOUND", "freeze.exists", "freeze window not found", [], "freeze window");
+        throw changeRuleViolation("NOT_FOUND", "freeze.exists", "freeze window not found", [], "freeze window");
       if (freeze.lifted) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "freeze.lift.not_lifted",
           `freeze window "${freeze.name}" is already lifted`,

@@ -1,25 +1,20 @@
-/** One precondition that refused a command: `rule` names it, `subject` says what it is about. */
-export interface RuleDetail {
-  rule: string;
-  subject: string;
-  description: string;
-}
+import { type RuleCondition, RuleViolation, type RuleViolationCode } from "@rdm/command-handler";
 
 /**
- * A domain refusal. `rule` names the rule that refused, `code` says how the API reports it
- * (FAILED_PRECONDITION unless noted), `details` lists every unmet condition when there are several.
+ * A change-service refusal, as the one RuleViolation: `subject` is what the rule is about (the
+ * change unless noted, e.g. "freeze window"), which for NOT_FOUND is also the missing resource's
+ * type; `details` lists every unmet condition when there are several.
  */
-export class ChangeRuleViolation extends Error {
-  override readonly name = "ChangeRuleViolation";
-  readonly details: RuleDetail[];
-  constructor(
-    readonly code: "ALREADY_EXISTS" | "FAILED_PRECONDITION" | "NOT_FOUND" | "PERMISSION_DENIED",
-    readonly rule: string,
-    message: string,
-    details: RuleDetail[] = [],
-    readonly subject = "change",
-  ) {
-    super(message);
-    this.details = details.length ? details : [{ rule, subject, description: message }];
-  }
+export function changeRuleViolation(
+  code: RuleViolationCode,
+  rule: string,
+  message: string,
+  details: RuleCondition[] = [],
+  subject = "change",
+): RuleViolation {
+  return new RuleViolation(code, rule, message, {
+    subject: details[0]?.subject ?? subject,
+    conditions: details,
+    resourceType: subject,
+  });
 }

@@ -10,7 +10,7 @@ import {
   type StandardChangeTemplateRetired,
   StandardChangeTemplateRetiredSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import { ChangeRuleViolation } from "./rule-violation.js";
+import { changeRuleViolation } from "./rule-violation.js";
 
 export type StandardChangeTemplateEvent = StandardChangeTemplateRegistered | StandardChangeTemplateRetired;
 
@@ -38,7 +38,7 @@ export function decideStandardChangeTemplate(
   switch (command.kind) {
     case "registerTemplate": {
       if (state.template) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "ALREADY_EXISTS",
           "standard_change.template_unique_id",
           `template ${command.templateId} exists`,
@@ -50,7 +50,7 @@ export function decideStandardChangeTemplate(
     case "retireTemplate": {
       const template = state.template;
       if (!template) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "NOT_FOUND",
           "standard_change.template_exists",
           "standard change template not found",
@@ -59,7 +59,7 @@ export function decideStandardChangeTemplate(
         );
       }
       if (template.retired) {
-        throw new ChangeRuleViolation(
+        throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "standard_change.template_active",
           `standard change template "${template.name}" is already retired`,

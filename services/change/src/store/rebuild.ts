@@ -1,8 +1,8 @@
+import type { Aggregate } from "@rdm/command-handler";
 import { type EventStore, withTransaction } from "@rdm/eventstore";
 import type pg from "pg";
-import { changeRequests, freezeWindows, standardChangeTemplates } from "../api/aggregates.js";
-import type { Aggregate } from "../api/command-runner.js";
-import { decodeEvent, type ServiceEvent } from "../api/event-codec.js";
+import { changeRequests, freezeWindows, standardChangeTemplates } from "./aggregates.js";
+import { changeCodec, type ServiceEvent } from "./event-codec.js";
 import { saveChange, saveFreezeWindow, saveTemplate } from "./read-model.js";
 
 const PAGE = 1000;
@@ -35,7 +35,7 @@ export async function rebuildQueryTables(
         const current = states.get(recorded.streamId)?.state ?? aggregate.initialState();
         states.set(recorded.streamId, {
           type: recorded.streamType,
-          state: aggregate.evolve(current, decodeEvent(recorded)),
+          state: aggregate.evolve(current, changeCodec.decode(recorded)),
         });
       }
       const last = page.at(-1);

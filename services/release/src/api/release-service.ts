@@ -1,18 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
+import { type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
-import {
-  AlreadyExists,
-  type CallContext,
-  FailedPrecondition,
-  InvalidArgument,
-  NotFound,
-  PermissionDenied,
-  requestFingerprint,
-  type ServiceRegistration,
-} from "@rdm/grpc";
+import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { type Release, ReleasePhase, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
@@ -24,18 +16,17 @@ import {
   type LinkedChangeState,
   nextPhase,
   type ReleaseCommand,
-  ReleaseRuleViolation,
   type ReleaseState,
   releaseKey,
 } from "../domain/release.js";
-import type { ReleaseModelStore } from "../store/model-store.js";
-import type { ReleaseRepository } from "../store/release-repository.js";
-import { decodeEvent } from "./event-codec.js";
+import { decodeReleaseEvent, type ReleaseServiceEvent } from "../store/event-codec.js";
+import { createModelVersion, type ReleaseModelStore } from "../store/model-store.js";
+import { readRelease, releaseCommand } from "../store/releases.js";
 
 export interface ReleaseApiDeps {
   store: EventStore;
   pool: pg.Pool;
-  repository: ReleaseRepository;
+  handler: CommandHandler<ReleaseServiceEvent>;
   models: ReleaseModelStore;
   clock: () => Date;
 }
@@ -86,9 +77,6 @@ export const releaseServiceRoles: { [K in keyof (typeof api.ReleaseService)["met
   listNotificationDeliveries: READERS,
 };
 
-/** Server-side re-decisions when another command appended to the same release meanwhile. */
-const MAX_ATTEMPTS = 5;
-
 async function nextReleaseKey(pool: pg.Pool, year: number): Promise<string> {
   const { rows } = await pool.query<{ last: number }>(
     `INSERT INTO release_keys (year, last) VALUES ($1, 1)
@@ -98,32 +86,13 @@ async function nextReleaseKey(pool: pg.Pool, year: number): Promise<string> {
   return releaseKey(year, rows[0]?.last ?? 1);
 }
 
-export function toApiError(error: unknown): unknown {
-  if (!(error instanceof ReleaseRuleViolation)) return error;
-  switch (error.code) {
-    case "ALREADY_EXISTS":
-      return new AlreadyExists(error.message);
-    case "NOT_FOUND":
-      return new NotFound("release", error.message, error.message);
-    case "PERMISSION_DENIED":
-      return new PermissionDenied(error.message, error.rule.toUpperCase().replaceAll(".", "_"), {
-        rule: error.rule,
-        subject: error.subject,
-      });
-    default:
-      return new FailedPrecondition(
-        error.message,
-        error.unmet.length
-          ? error.unmet.map((c) => ({ type: c.rule, subject: c.subject, description: c.description }))
-          : [{ type: error.rule, subject: error.subject, description: error.message }],
-      );
-  }
-}
-
-export async function loadChangeStates(pool: pg.Pool, release: Release | undefined): Promise<LinkedChangeState[]> {
+export async function loadChangeStates(
+  db: Pick<pg.Pool, "query">,
+  release: Release | undefined,
+): Promise<LinkedChangeState[]> {
   const ids = release?.linkedChangeRequestIds ?? [];
   if (!ids.length) return [];
-  const { rows } = await pool.query<{ change_request_id: string; state: string }>(
+  const { rows } = await db.query<{ change_request_id: string; state: string }>(
     "SELECT change_request_id, state FROM change_request_states WHERE change_request_id = ANY($1)",
     [ids],
   );
@@ -147,100 +116,62 @@ interface CommandRequest {
 export function releaseServiceHandlers({
   store,
   pool,
-  repository,
+  handler,
   models,
   clock,
 }: ReleaseApiDeps): ServiceRegistration<(typeof api.ReleaseService)["method"]> {
   const method = api.ReleaseService.method;
-  /** A retried request id returns the first response; reusing it for another request is refused. */
-  async function replay<O extends DescMessage>(
-    requestId: string,
-    requestHash: string,
-    output: O,
-  ): Promise<MessageShape<O> | undefined> {
-    const previous = await store.getCommandResult(requestId);
-    if (!previous?.response) return undefined;
-    if (previous.requestHash !== requestHash) {
-      throw new FailedPrecondition("request_id was already used for a different request", [
-        { type: "request.idempotency", subject: requestId, description: "request_id reused with a different payload" },
-      ]);
-    }
-    return fromBinary(output, previous.response);
-  }
+  const originOf = (request: { requestId: string }, ctx: CallContext): CommandOrigin => ({
+    actor: ctx.principal.subject,
+    groups: ctx.principal.groups,
+    requestId: request.requestId,
+    traceparent: ctx.traceparent,
+  });
 
   /**
-   * Load, decide, append; on a concurrent append to the same release, decide again on the fresh
-   * state (the command may now be refused, e.g. a second vote after the quorum). Every response
-   * of a release command is `{ release }`, so the stored response decodes as any of them.
+   * A release command through the command handler (request id, re-decision on a concurrent
+   * append, see @rdm/command-handler). Every response of a release command is `{ release }`.
    */
-  async function execute<O extends DescMessage>(
-    name: string,
-    input: DescMessage,
+  function execute<K extends keyof typeof method>(
+    key: K,
     request: CommandRequest & MessageShape<DescMessage>,
-    output: O,
     ctx: CallContext,
-    toCommand: (state: ReleaseState) => ReleaseCommand | Promise<ReleaseCommand>,
-    releaseId = request.releaseId,
-  ): Promise<MessageShape<O>> {
-    const requestHash = requestFingerprint(input, request);
-    for (let attempt = 1; ; attempt++) {
-      // State first, then the request id: a retry racing the first attempt either sees its
-      // recorded answer here, or the first attempt had not committed when the state was read
-      // (the answer commits with the events). The other order decides the retry on a state that
-      // already holds the first attempt's effect, and refuses it.
-      const loaded = await repository.load(releaseId);
-      const replayed = await replay(request.requestId, requestHash, output);
-      if (replayed) return replayed;
-      if (!loaded.state.release && name !== "registerRelease") throw new NotFound("release", releaseId);
-      try {
-        const { state } = await repository.decideAndAppend(
-          releaseId,
-          loaded,
-          await toCommand(loaded.state),
-          {
-            actor: ctx.principal.subject,
-            groups: ctx.principal.groups,
-            now: clock(),
-            requestId: request.requestId,
-            traceparent: ctx.traceparent,
-          },
-          {
-            idempotency: {
-              requestHash,
-              response: (s) =>
-                toBinary(api.GetReleaseResponseSchema, create(api.GetReleaseResponseSchema, { release: s.release })),
-            },
-          },
-        );
-        return create(output, { release: state.release } as never);
-      } catch (error) {
-        const name = (error as Error).name;
-        if (name === "DuplicateRequest") {
-          const winner = await replay(request.requestId, requestHash, output);
-          if (winner) return winner;
-        }
-        if (name === "WrongExpectedVersion" && attempt < MAX_ATTEMPTS) continue;
-        throw toApiError(error);
-      }
-    }
+    toCommand: (state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
+  ): Promise<MessageShape<(typeof method)[K]["output"]>> {
+    const output = method[key].output as DescMessage;
+    return handler.handle(originOf(request, ctx), {
+      ...releaseCommand(request.releaseId, (state, tx) => {
+        if (!state.release && key !== "registerRelease")
+          throw new RuleViolation("NOT_FOUND", "release.exists", `release ${request.releaseId} not found`, {
+            subject: request.releaseId,
+          });
+        return toCommand(state, tx);
+      }),
+      response: output,
+      respond: ({ after }) => create(output, { release: after.release }),
+      requestHash: requestFingerprint(method[key].input as DescMessage, request),
+    }) as Promise<MessageShape<(typeof method)[K]["output"]>>;
   }
 
   /** A handler for a release command RPC; every such RPC answers `{ release }`. */
   const cmd = <K extends keyof typeof method>(
     key: K,
     // biome-ignore lint/suspicious/noExplicitAny: each call site types its own request
-    toCommand: (request: any, state: ReleaseState) => ReleaseCommand | Promise<ReleaseCommand>,
+    toCommand: (request: any, state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
   ): never =>
     ((request: CommandRequest & MessageShape<DescMessage>, ctx: CallContext) =>
-      execute(key, method[key].input, request, method[key].output, ctx, (state) => toCommand(request, state))) as never;
+      execute(key, request, ctx, (state, tx) => toCommand(request, state, tx))) as never;
 
   return {
     service: api.ReleaseService,
     roles: releaseServiceRoles,
     handlers: {
       async registerRelease(request, ctx) {
-        const requestHash = requestFingerprint(method.registerRelease.input, request);
-        const replayed = await replay(request.requestId, requestHash, method.registerRelease.output);
+        // A retry is answered before a model is looked up and a key taken.
+        const replayed = await handler.replay(request.requestId, {
+          response: method.registerRelease.output,
+          requestHash: requestFingerprint(method.registerRelease.input, request),
+        });
         if (replayed) return replayed;
         const modelName = request.modelName || defaultModelName(request.type);
         const model = await models.get(modelName, request.modelVersion);
@@ -248,32 +179,25 @@ export function releaseServiceHandlers({
           throw new NotFound("release model", `${modelName}${request.modelVersion ? ` v${request.modelVersion}` : ""}`);
         const key = await nextReleaseKey(pool, clock().getUTCFullYear());
         const releaseId = randomUUID();
-        return execute(
-          "registerRelease",
-          method.registerRelease.input,
-          { ...request, releaseId } as never,
-          method.registerRelease.output,
-          ctx,
-          () => ({
-            kind: "registerRelease",
-            releaseId,
-            key,
-            title: request.title,
-            description: request.description,
-            type: request.type,
-            category: request.category,
-            owner: request.owner,
-            coordinator: request.coordinator,
-            stakeholders: request.stakeholders,
-            risk: request.risk,
-            plannedWindow: request.plannedWindow,
-            model,
-          }),
-        );
+        return execute("registerRelease", { ...request, releaseId }, ctx, () => ({
+          kind: "registerRelease",
+          releaseId,
+          key,
+          title: request.title,
+          description: request.description,
+          type: request.type,
+          category: request.category,
+          owner: request.owner,
+          coordinator: request.coordinator,
+          stakeholders: request.stakeholders,
+          risk: request.risk,
+          plannedWindow: request.plannedWindow,
+          model,
+        }));
       },
 
       async getRelease(request) {
-        const { state } = await repository.load(request.releaseId);
+        const state = await readRelease(store, request.releaseId);
         if (!state.release) throw new NotFound("release", request.releaseId);
         return create(api.GetReleaseResponseSchema, { release: state.release });
       },
@@ -316,7 +240,7 @@ export function releaseServiceHandlers({
         if (!recorded.length) throw new NotFound("release", request.releaseId);
         return create(api.GetReleaseHistoryResponseSchema, {
           entries: recorded.map((r) => {
-            const event = decodeEvent(r) as { reason?: unknown; metadata?: { occurredAt?: Timestamp } };
+            const event = decodeReleaseEvent(r) as { reason?: unknown; metadata?: { occurredAt?: Timestamp } };
             return {
               eventType: r.type,
               // When it happened in the domain (the service clock), as the gateway's history shows it.
@@ -335,7 +259,7 @@ export function releaseServiceHandlers({
       },
 
       async getReleaseGate(request) {
-        const { state } = await repository.load(request.releaseId);
+        const state = await readRelease(store, request.releaseId);
         const { release, model } = state;
         if (!release || !model) throw new NotFound("release", request.releaseId);
         const conditions = gateConditions(state, await loadChangeStates(pool, release));
@@ -357,10 +281,10 @@ export function releaseServiceHandlers({
         risk: r.risk,
         plannedWindow: r.plannedWindow,
       })),
-      advanceReleasePhase: cmd("advanceReleasePhase", async (r: api.AdvanceReleasePhaseRequest, state) => ({
+      advanceReleasePhase: cmd("advanceReleasePhase", async (r: api.AdvanceReleasePhaseRequest, state, tx) => ({
         kind: "advancePhase",
         fromPhase: r.fromPhase,
-        changes: await loadChangeStates(pool, state.release),
+        changes: await loadChangeStates(tx, state.release),
       })),
       reworkRelease: cmd("reworkRelease", (r: api.ReworkReleaseRequest) => ({
         kind: "reworkRelease",
@@ -371,9 +295,9 @@ export function releaseServiceHandlers({
         kind: "abandonRelease",
         reason: r.reason,
       })),
-      closeRelease: cmd("closeRelease", async (_r: api.CloseReleaseRequest, state) => ({
+      closeRelease: cmd("closeRelease", async (_r: api.CloseReleaseRequest, state, tx) => ({
         kind: "closeRelease",
-        changes: await loadChangeStates(pool, state.release),
+        changes: await loadChangeStates(tx, state.release),
       })),
       requestReleaseApproval: cmd("requestReleaseApproval", (r: api.RequestReleaseApprovalRequest) => ({
         kind: "requestApproval",
@@ -459,30 +383,12 @@ export function releaseServiceHandlers({
       ),
 
       async createReleaseModel(request, ctx) {
-        const requestHash = requestFingerprint(method.createReleaseModel.input, request);
-        const replayed = await replay(request.requestId, requestHash, method.createReleaseModel.output);
-        if (replayed) return replayed;
-        const model = await models
-          .create(request.model as ReleaseModel, {
-            actor: ctx.principal.subject,
-            now: clock(),
-            requestId: request.requestId,
-            requestHash,
-            traceparent: ctx.traceparent,
-            response: (created) =>
-              toBinary(
-                api.CreateReleaseModelResponseSchema,
-                create(api.CreateReleaseModelResponseSchema, { model: created }),
-              ),
-          })
-          .catch(async (error: Error) => {
-            if (error.name === "DuplicateRequest") {
-              const winner = await replay(request.requestId, requestHash, method.createReleaseModel.output);
-              if (winner) return winner.model as ReleaseModel;
-            }
-            throw error;
-          });
-        return create(api.CreateReleaseModelResponseSchema, { model });
+        return handler.handle(originOf(request, ctx), {
+          ...createModelVersion(request.model as ReleaseModel),
+          response: api.CreateReleaseModelResponseSchema,
+          respond: ({ events }) => create(api.CreateReleaseModelResponseSchema, { model: events[0]?.model }),
+          requestHash: requestFingerprint(method.createReleaseModel.input, request),
+        });
       },
 
       async getReleaseModel(request) {

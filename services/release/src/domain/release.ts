@@ -1,5 +1,6 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type DecisionContext, RuleViolation, type RuleViolationCode } from "@rdm/command-handler";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { PhaseDefinition, ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -117,39 +118,16 @@ export type ReleaseCommand =
   | { kind: "escalateDeadline"; phaseEntry: number };
 
 /** Who decides and when: the decider reads the clock and ids only through this. */
-export interface DecisionContext {
-  actor: string;
-  /** The groups claim of the actor's token (approval boards); empty for the service's own jobs. */
-  groups: readonly string[];
-  now: Date;
-  newId: () => string;
-}
-
-export type ViolationCode = "ALREADY_EXISTS" | "FAILED_PRECONDITION" | "NOT_FOUND" | "PERMISSION_DENIED";
-
-/** A domain refusal: `rule` names the rule that refused, `code` says how the API reports it. */
-export class ReleaseRuleViolation extends Error {
-  override readonly name = "ReleaseRuleViolation";
-  constructor(
-    readonly code: ViolationCode,
-    readonly rule: string,
-    message: string,
-    /** For gate refusals: each unmet condition. */
-    readonly unmet: GateCondition[] = [],
-    /** What the rule is about, e.g. the approver group; the release when not more specific. */
-    readonly subject = "release",
-  ) {
-    super(message);
-  }
-}
+export type { DecisionContext };
 
 const refuse = (
   rule: string,
   message: string,
-  code: ViolationCode = "FAILED_PRECONDITION",
-  subject?: string,
+  code: RuleViolationCode = "FAILED_PRECONDITION",
+  /** What the rule is about, e.g. the approver group or a missing task's id; the release when not more specific. */
+  subject = "release",
 ): never => {
-  throw new ReleaseRuleViolation(code, rule, message, [], subject);
+  throw new RuleViolation(code, rule, message, { subject });
 };
 
 const phaseName = (p: ReleasePhase) => ReleasePhase[p] ?? String(p);
@@ -304,18 +282,21 @@ function requireActive(state: ReleaseState): { release: Release; model: ReleaseM
 function requireGate(state: ReleaseState, changes: LinkedChangeState[]): void {
   const unmet = gateConditions(state, changes).filter((c) => !c.met);
   if (unmet.length) {
-    throw new ReleaseRuleViolation(
+    throw new RuleViolation(
       "FAILED_PRECONDITION",
       "gate.not_met",
       `gate of ${phaseName(state.release?.phase ?? ReleasePhase.UNSPECIFIED)} not met: ${unmet.map((c) => c.description).join("; ")}`,
-      unmet,
+      {
+        subject: "release",
+        conditions: unmet.map(({ rule, subject, description }) => ({ rule, subject, description })),
+      },
     );
   }
 }
 
 function requireTask(release: Release, taskId: string) {
   const task = release.tasks.find((t) => t.taskId === taskId);
-  if (!task) return refuse("task.exists", `task ${taskId} not found`, "NOT_FOUND");
+  if (!task) return refuse("task.exists", `task ${taskId} not found`, "NOT_FOUND", taskId);
   return task;
 }
 
@@ -328,7 +309,7 @@ function requireOpenTask(release: Release, taskId: string) {
   return task;
 }
 
-/** Decides a command against the state; returns the events to append or throws a ReleaseRuleViolation. */
+/** Decides a command against the state; returns the events to append or throws a RuleViolation. */
 export function decide(command: ReleaseCommand, state: ReleaseState, ctx: DecisionContext): ReleaseEvent[] {
   if (command.kind === "registerRelease") {
     if (state.release) refuse("release.unique_id", `release ${command.releaseId} already exists`, "ALREADY_EXISTS");
@@ -458,7 +439,8 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
     case "rejectRelease": {
       const { release, model } = requireActive(state);
       const approval = release.approvals.find((a) => a.approvalId === command.approvalId);
-      if (!approval) return refuse("approval.exists", `approval ${command.approvalId} not found`, "NOT_FOUND");
+      if (!approval)
+        return refuse("approval.exists", `approval ${command.approvalId} not found`, "NOT_FOUND", command.approvalId);
       if (approval.phase !== release.phase || approval.phaseEntry !== release.phaseEntry)
         refuse("approval.current_phase", "the approval belongs to a phase the release has left");
       if (approval.status !== ApprovalStatus.PENDING)
@@ -573,7 +555,12 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
     case "unlinkChangeRequest": {
       const { release } = requireActive(state);
       if (!release.linkedChangeRequestIds.includes(command.changeRequestId))
-        refuse("change.linked", `change request ${command.changeRequestId} is not linked`, "NOT_FOUND");
+        refuse(
+          "change.linked",
+          `change request ${command.changeRequestId} is not linked`,
+          "NOT_FOUND",
+          command.changeRequestId,
+        );
       return [create(ev.ReleaseChangeRequestUnlinkedSchema, { releaseId, changeRequestId: command.changeRequestId })];
     }
 
@@ -597,7 +584,12 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
       if (release.packageFrozen)
         refuse("package.frozen", "the package is frozen since the release left BUILD_AND_TEST");
       if (!release.package.some((a) => a.artifactId === command.artifactId))
-        refuse("package.artifact_attached", `artifact ${command.artifactId} is not attached`, "NOT_FOUND");
+        refuse(
+          "package.artifact_attached",
+          `artifact ${command.artifactId} is not attached`,
+          "NOT_FOUND",
+          command.artifactId,
+        );
       return [create(ev.ReleaseArtifactDetachedSchema, { releaseId, artifactId: command.artifactId })];
     }
 

@@ -1,9 +1,11 @@
 import { randomUUID } from "node:crypto";
+import { type CommandHandler, isRuleViolation } from "@rdm/command-handler";
 import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import type pg from "pg";
-import { type ReleaseCommand, ReleaseRuleViolation } from "../domain/release.js";
-import type { ReleaseRepository } from "../store/release-repository.js";
+import type { ReleaseCommand } from "../domain/release.js";
+import type { ReleaseServiceEvent } from "../store/event-codec.js";
+import { releaseCommand } from "../store/releases.js";
 import { type Poller, startPoller } from "./poller.js";
 
 export const SCHEDULER_ACTOR = "system:deadline-scheduler";
@@ -24,12 +26,12 @@ interface DueRow {
  */
 export function startDeadlineScheduler(options: {
   pool: pg.Pool;
-  repository: ReleaseRepository;
+  handler: CommandHandler<ReleaseServiceEvent>;
   clock: () => Date;
   intervalMs: number;
   logger: Logger;
 }): Poller {
-  const { pool, repository, clock, logger } = options;
+  const { pool, handler, clock, logger } = options;
 
   /** Fires one due deadline; false when none is due (or all due ones are held by other replicas). */
   const fireOne = () =>
@@ -48,18 +50,15 @@ export function startDeadlineScheduler(options: {
           ? { kind: "markDeadlineMissed", phaseEntry: row.phase_entry }
           : { kind: "escalateDeadline", phaseEntry: row.phase_entry };
       let outcome = "fired";
-      const loaded = await repository.load(row.release_id, tx);
       try {
-        await repository.decideAndAppend(
-          row.release_id,
-          loaded,
-          command,
-          { actor: SCHEDULER_ACTOR, now, requestId: randomUUID() },
-          { client: tx },
+        await handler.handleIn(
+          tx,
+          { actor: SCHEDULER_ACTOR, requestId: randomUUID() },
+          releaseCommand(row.release_id, () => command),
         );
       } catch (error) {
         // The phase was left in time, the release ended, ...: nothing to report, ever.
-        if (!(error instanceof ReleaseRuleViolation)) throw error;
+        if (!isRuleViolation(error)) throw error;
         outcome = `skipped: ${error.rule}`;
       }
       await tx.query(

@@ -1,3 +1,4 @@
+import type { Aggregate } from "@rdm/command-handler";
 import {
   type ChangeRequestEvent,
   type ChangeRequestState,
@@ -10,7 +11,6 @@ import {
   type StandardChangeTemplateEvent,
   type StandardChangeTemplateState,
 } from "../domain/standard-change-template.js";
-import type { Aggregate } from "./command-runner.js";
 
 /** Streams are named by the aggregate's UUID (the Kafka key); the category tells them apart. */
 export const changeRequests: Aggregate<ChangeRequestState, ChangeRequestEvent> = {
