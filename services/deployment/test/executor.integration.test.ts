@@ -106,13 +106,13 @@ async function runStep(environment: string, verificationPassed = true) {
 
 const stateOf = async (deploymentId: string) => (await deployer.getDeployment({ deploymentId })).deployment;
 
-const outcomesOf = (deploymentId: string, count: number) =>
+const outcomesOf = (deploymentId: string, count: number, timeoutMs = 20_000) =>
   waitFor(
     () => {
       const outcomes = (harness.published.get(deploymentId) ?? []).filter((event) => "environmentSequence" in event);
       return outcomes.length >= count ? outcomes : undefined;
     },
-    { timeoutMs: 20_000, description: `${count} outcome events of ${deploymentId} on Kafka` },
+    { timeoutMs, description: `${count} outcome events of ${deploymentId} on Kafka` },
   );
 
 test("all at once: claimed, reported, verified; outcomes numbered per environment on Kafka; the baseline shows it", async () => {
@@ -270,7 +270,8 @@ test("the service stopped mid-deployment and started again: the deployment compl
   await runStep(environment);
   await runStep(environment);
   expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.SUCCEEDED);
-  const outcomes = await outcomesOf(deploymentId, 2);
+  // The restarted relay reconnects to the broker before it publishes: allow it more time.
+  const outcomes = await outcomesOf(deploymentId, 2, 60_000);
   expect(outcomes.map((event) => event.$typeName)).toEqual([
     "rdm.deployment.v1.DeploymentStarted",
     "rdm.deployment.v1.DeploymentSucceeded",
@@ -278,4 +279,4 @@ test("the service stopped mid-deployment and started again: the deployment compl
   const all = harness.published.get(deploymentId) ?? [];
   const ids = all.map((event) => (event.metadata as { eventId: string }).eventId);
   expect(new Set(ids).size).toBe(ids.length);
-});
+}, 120_000);

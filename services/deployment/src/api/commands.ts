@@ -18,7 +18,7 @@ import {
   type EnvironmentCommand,
   environmentStreamId,
 } from "../domain/index.js";
-import { saveEnvironment } from "../store/tables.js";
+import { type Queryable, saveEnvironment } from "../store/tables.js";
 import { deployments, environments } from "./aggregates.js";
 import { projectDeployment, withEnvironmentSequences } from "./projection.js";
 
@@ -39,7 +39,7 @@ export function runDeploymentCommand<R extends DescMessage>(
   request: MessageShape<DescMessage> & { requestId: string },
   spec: {
     output: R;
-    streamId: string | ((tx: pg.PoolClient) => Promise<string>);
+    streamId: string | ((db: Queryable) => Promise<string>);
     prepare?: (tx: pg.PoolClient) => Promise<void>;
     command: (
       state: DeploymentAggregateState,

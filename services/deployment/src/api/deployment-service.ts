@@ -87,14 +87,10 @@ function environmentAndQueryHandlers(api: ApiContext) {
       return create(ListEnvironmentsResponseSchema, { environments: await listEnvironments(api.pool) });
     },
     async getDeployment(request) {
-      const client = await api.pool.connect();
-      try {
-        const { state } = await handler.load(client, { aggregate: deployments, streamId: request.deploymentId });
-        if (!state.deployment) throw notFound("deployment", request.deploymentId);
-        return create(GetDeploymentResponseSchema, { deployment: state.deployment });
-      } finally {
-        client.release();
-      }
+      const streamId = request.deploymentId.toLowerCase();
+      const { state } = await handler.load(api.pool, { aggregate: deployments, streamId });
+      if (!state.deployment) throw notFound("deployment", request.deploymentId);
+      return create(GetDeploymentResponseSchema, { deployment: state.deployment });
     },
     async listDeployments(request) {
       const offset = request.pageToken ? Number.parseInt(request.pageToken, 10) : 0;
