@@ -130,6 +130,8 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
   const listed = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
   expect(listed?.baseline.map((a) => a.artifactId)).toEqual([artifactId]);
   expect(listed?.baselineDeploymentId).toBe(deploymentId);
+  const { deployments } = await deployer.listDeployments({ environment, states: [DeploymentState.SUCCEEDED] });
+  expect(deployments.map((deployment) => deployment.deploymentId)).toEqual([deploymentId]);
 });
 
 test("executors racing for one step: exactly one claims it", async () => {
