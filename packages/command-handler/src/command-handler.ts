@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type EventStore, withTransaction } from "@rdm/eventstore";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
@@ -48,6 +48,8 @@ export interface CommandOrigin {
   correlationId?: string | undefined;
   causationId?: string | undefined;
   traceparent?: string | undefined;
+  /** When it happened, stamped as the events' occurred_at, when that is not now (e.g. an upstream event's time). */
+  occurredAt?: Timestamp | undefined;
 }
 
 /** A decided and appended command: the state before and after, the stamped events, the stream's new version. */
@@ -143,7 +145,7 @@ export class CommandHandler<E extends DomainEvent> {
           // State first, then the request id: a twin request (same id, in flight together) either
           // committed before the state was read, and its answer is found here, or its effect is not
           // in the state and its id makes this append fail with DuplicateRequest (replayed below).
-          const replayed = await this.replay(origin.requestId, command);
+          const replayed = await this.replay(origin.requestId, command, tx);
           if (replayed) return { replayed, outcome: undefined };
           const outcome = await this.decideAndAppend(tx, origin, command, loaded, (o) =>
             toBinary(command.response, command.respond(o)),
@@ -235,7 +237,7 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   private stamp<ES extends E>(events: ES[], origin: CommandOrigin, streamId: string, from: number, now: Date): ES[] {
-    const occurredAt = timestampFromDate(now);
+    const occurredAt = origin.occurredAt ?? timestampFromDate(now);
     return events.map((event, index) => ({
       ...event,
       metadata: create(EventMetadataSchema, {
@@ -269,12 +271,16 @@ export class CommandHandler<E extends DomainEvent> {
     return recorded ? response : ((await this.replay(requestId, command)) ?? response);
   }
 
-  /** The recorded answer of this request id; reusing the id for another request is refused. */
+  /**
+   * The recorded answer of this request id (read on `db`: the command's transaction, or the
+   * pool); reusing the id for another request is refused.
+   */
   async replay<R extends DescMessage>(
     requestId: string,
     command: { response: R; requestHash: string },
+    db?: Queryable,
   ): Promise<MessageShape<R> | undefined> {
-    const previous = await this.store.getCommandResult(requestId);
+    const previous = await this.store.getCommandResult(requestId, db ? { client: db } : {});
     if (!previous?.response) return undefined;
     if (previous.requestHash !== command.requestHash) {
       throw new RuleViolation(

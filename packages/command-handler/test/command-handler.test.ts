@@ -214,6 +214,21 @@ describe("CommandHandler.handle", () => {
     expect(await store.getCommandResult(requestId)).toMatchObject({ requestHash: "add:a", streamId });
   });
 
+  test("more commands in flight than pooled connections: each attempt needs only its transaction's connection", async () => {
+    const small = new pg.Pool({ connectionString: db.url, max: 2 });
+    try {
+      const narrow = new CommandHandler({ store: new EventStore(small), codec });
+      const streams = Array.from({ length: 8 }, () => uniqueId("notes"));
+      const answers = await Promise.all(
+        streams.flatMap((streamId) => ["a", "b"].map((note) => narrow.handle(origin(), addNote(streamId, note)))),
+      );
+      expect(answers).toHaveLength(16);
+      for (const streamId of streams) expect(await typesOf(streamId)).toHaveLength(2);
+    } finally {
+      await small.end();
+    }
+  });
+
   test("with retryOn, a unique key taken meanwhile makes it decide again", async () => {
     const streamId = uniqueId("notes");
     const taken = uniqueId("note");

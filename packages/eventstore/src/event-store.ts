@@ -290,8 +290,9 @@ export class EventStore {
     return rowCount === 1;
   }
 
-  async getCommandResult(requestId: string): Promise<CommandResult | null> {
-    const { rows } = await this.pool.query<{
+  /** The recorded answer of a request id; `client` reads it in the caller's transaction. */
+  async getCommandResult(requestId: string, options: { client?: Queryable } = {}): Promise<CommandResult | null> {
+    const { rows } = await (options.client ?? this.pool).query<{
       request_hash: string | null;
       response: Buffer | null;
       stream_id: string | null;

@@ -67,7 +67,7 @@ describe("a domain RuleViolation maps to one gRPC status with google.rpc details
     });
   });
 
-  test("INVALID_ARGUMENT: a BadRequest field violation per condition; ALREADY_EXISTS keeps the message", () => {
+  test("INVALID_ARGUMENT: a BadRequest field violation per condition; ALREADY_EXISTS names the rule in the message", () => {
     const invalid = clientSees(
       new RuleViolation("INVALID_ARGUMENT", "ci.name", "name is required", { subject: "name" }),
     );
@@ -77,7 +77,7 @@ describe("a domain RuleViolation maps to one gRPC status with google.rpc details
     ]);
     expect(clientSees(new RuleViolation("ALREADY_EXISTS", "release.exists", "release exists"))).toMatchObject({
       code: GrpcStatus.ALREADY_EXISTS,
-      message: "release exists",
+      message: "release exists (rule release.exists)",
     });
   });
 

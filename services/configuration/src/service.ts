@@ -1,9 +1,16 @@
+import { CommandHandler, isUniqueViolation } from "@rdm/command-handler";
 import { loadConfig, z } from "@rdm/config";
+import type { EventStore } from "@rdm/eventstore";
 import { startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { configurationServiceHandlers } from "./api/configuration-service.js";
 import { baselineProjector, DEPLOYMENT_EVENTS_TOPIC } from "./consumers/deployment-events.js";
+import { configurationCodec } from "./store/event-codec.js";
 import { configurationMigrations } from "./store/migrations.js";
+
+/** A unique read-model key (an artifact's name and version) taken by a concurrent writer is a conflict like a version one. */
+const commandHandler = (store: EventStore) =>
+  new CommandHandler({ store, codec: configurationCodec, retry: { retryOn: isUniqueViolation } });
 
 /** Settings of the service's own consumer (the rest is the shared gRPC service config). */
 const consumerEnv = z.object({
@@ -24,7 +31,7 @@ export function configurationServiceDefinition(env: NodeJS.ProcessEnv = process.
     name: "configuration",
     defaultPort: 50053,
     migrations: configurationMigrations,
-    services: ({ store, pool }) => [configurationServiceHandlers({ store, pool })],
+    services: ({ store, pool }) => [configurationServiceHandlers({ store, pool, handler: commandHandler(store) })],
     async workers({ kafka, pool, store, logger, topic }) {
       const baselines = await startConsumer({
         kafka,
@@ -32,7 +39,7 @@ export function configurationServiceDefinition(env: NodeJS.ProcessEnv = process.
         groupId: config.CONFIGURATION_CONSUMER_GROUP,
         topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
         deadLetterTopic: topic(config.CONFIGURATION_DLQ_TOPIC),
-        handle: baselineProjector(store),
+        handle: baselineProjector(commandHandler(store)),
         fromBeginning: true,
         logger: logger.child({ consumer: "baselines" }),
         ...(config.KAFKA_SESSION_TIMEOUT_MS ? { sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS } : {}),

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { RuleViolation } from "@rdm/command-handler";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   ArtifactStatus,
@@ -29,7 +30,6 @@ import {
 } from "../src/domain/configuration-item.js";
 import { checkPackageConsistency } from "../src/domain/consistency.js";
 import { type Edge, transitiveDependents } from "../src/domain/impact.js";
-import { ConfigurationRuleViolation } from "../src/domain/rule-violation.js";
 
 /** Stamps events as the API would, so evolve sees versions. */
 function stamp<E extends { metadata?: unknown }>(events: E[], from = 1): E[] {
@@ -40,11 +40,11 @@ function stamp<E extends { metadata?: unknown }>(events: E[], from = 1): E[] {
 }
 
 function thenFails(run: () => unknown, rule: string) {
-  expect(run).toThrow(ConfigurationRuleViolation);
+  expect(run).toThrow(RuleViolation);
   try {
     run();
   } catch (error) {
-    expect((error as ConfigurationRuleViolation).rule).toBe(rule);
+    expect((error as RuleViolation).rule).toBe(rule);
   }
 }
 

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
+import { type ClientCommand, type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import { CiType, ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -42,6 +43,7 @@ import {
 } from "../domain/configuration-item.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
 import { compareIds, transitiveDependents } from "../domain/impact.js";
+import type { ConfigurationEvent } from "../store/event-codec.js";
 import {
   artifactIdByNameVersion,
   findArtifacts,
@@ -56,13 +58,12 @@ import {
   saveRelationship,
   summaries,
 } from "../store/read-model.js";
-import { type Actor, type CommandDeps, executeCommand, readHistory } from "./command.js";
-import type { ConfigurationEvent } from "./event-codec.js";
+import { historyOf, readHistory } from "../store/streams.js";
 
 export interface ConfigurationApiDeps {
   store: EventStore;
   pool: pg.Pool;
-  clock?: () => Date;
+  handler: CommandHandler<ConfigurationEvent>;
 }
 
 const READERS: Role[] = [
@@ -111,6 +112,9 @@ const isItemStream = (history: ConfigurationEvent[]) =>
   history[0]?.$typeName === "rdm.configuration.v1.ConfigurationItemRegistered";
 const isArtifactStream = (history: ConfigurationEvent[]) =>
   history[0]?.$typeName === "rdm.configuration.v1.ArtifactRegistered";
+/** A stream of another kind under the id: refused as if nothing were there. */
+const notFound = (resourceType: string, id: string) =>
+  new RuleViolation("NOT_FOUND", "stream.kind", `${resourceType} ${id} not found`, { subject: id, resourceType });
 const newCiId = () => `ci-${randomUUID()}`;
 const newArtifactId = () => `artifact-${randomUUID()}`;
 
@@ -120,14 +124,20 @@ const byName = new Intl.Collator();
 export function configurationServiceHandlers({
   store,
   pool,
-  clock = () => new Date(),
+  handler,
 }: ConfigurationApiDeps): ServiceRegistration<(typeof ConfigurationService)["method"]> {
-  const deps: CommandDeps = { store, pool, clock };
-  const actorOf = (ctx: CallContext, requestId: string): Actor => ({
-    subject: ctx.principal.subject,
+  const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
+    actor: ctx.principal.subject,
+    groups: ctx.principal.groups,
     requestId,
     traceparent: ctx.traceparent,
   });
+  /** A command decided on a stream's history, through the command handler. */
+  const execute = <E extends ConfigurationEvent, R extends DescMessage>(
+    ctx: CallContext,
+    requestId: string,
+    command: Omit<ClientCommand<E[], E, R>, "aggregate">,
+  ) => handler.handle(originOf(ctx, requestId), { aggregate: historyOf<E>(), ...command });
 
   /** A command on one configuration item's stream; answers with the item afterwards. */
   const onItem = async (
@@ -135,28 +145,29 @@ export function configurationServiceHandlers({
     requestId: string,
     requestHash: string,
     ciId: string,
-    command: () => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
+    /** Reads it needs go through `tx`, the command's transaction. */
+    command: (tx: pg.PoolClient) => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
   ) => {
-    const response = await executeCommand(deps, actorOf(ctx, requestId), {
-      streamId: async () => ciStreamId(ciId),
-      decide: async (history: ConfigurationItemEvent[]) => {
+    const response = await execute<ConfigurationItemEvent, typeof GetConfigurationItemResponseSchema>(ctx, requestId, {
+      streamId: ciStreamId(ciId),
+      decide: async (history, _ctx, tx) => {
         // Empty: a registration's new stream (any other command finds no item).
-        if (history.length > 0 && !isItemStream(history)) throw new NotFound("configuration item", ciId);
-        return decideConfigurationItem(await command(), foldConfigurationItem(history));
+        if (history.length > 0 && !isItemStream(history)) throw notFound("configuration item", ciId);
+        return decideConfigurationItem(await command(tx), foldConfigurationItem(history));
       },
-      respond: (all) => create(GetConfigurationItemResponseSchema, { item: foldConfigurationItem(all).item }),
-      project: async (tx, recorded, all) => {
-        const item = foldConfigurationItem(all).item;
+      respond: ({ after }) => create(GetConfigurationItemResponseSchema, { item: foldConfigurationItem(after).item }),
+      project: async (tx, { after, events }) => {
+        const item = foldConfigurationItem(after).item;
         if (item) await saveConfigurationItem(tx, item);
-        for (const event of recorded) {
+        for (const event of events) {
           if (event.$typeName === "rdm.configuration.v1.RelationshipAdded" && event.relationship)
             await saveRelationship(tx, event.relationship, true);
           if (event.$typeName === "rdm.configuration.v1.RelationshipRemoved" && event.relationship)
             await saveRelationship(tx, event.relationship, false);
         }
       },
-      responseSchema: GetConfigurationItemResponseSchema,
-      idempotency: { requestId, requestHash },
+      response: GetConfigurationItemResponseSchema,
+      requestHash,
     });
     return response.item;
   };
@@ -171,19 +182,19 @@ export function configurationServiceHandlers({
     command: ArtifactCommand,
     respond: (all: ArtifactEvent[], recorded: ArtifactEvent[]) => MessageShape<R>,
   ) =>
-    executeCommand<ArtifactEvent, R>(deps, actorOf(ctx, requestId), {
-      streamId: async () => artifactId,
+    execute<ArtifactEvent, R>(ctx, requestId, {
+      streamId: artifactId,
       decide: (history) => {
-        if (!isArtifactStream(history)) throw new NotFound("artifact", artifactId);
+        if (!isArtifactStream(history)) throw notFound("artifact", artifactId);
         return decideArtifact(command, foldArtifact(history));
       },
-      respond,
-      project: async (tx, _recorded, all) => {
-        const artifact = foldArtifact(all).artifact;
+      respond: ({ after, events }) => respond(after, events),
+      project: async (tx, { after }) => {
+        const artifact = foldArtifact(after).artifact;
         if (artifact) await saveArtifact(tx, artifact);
       },
-      responseSchema,
-      idempotency: { requestId, requestHash },
+      response: responseSchema,
+      requestHash,
     });
 
   const verificationResult = (all: ArtifactEvent[], recorded: ArtifactEvent[], size?: bigint): VerificationResult => {
@@ -331,11 +342,11 @@ export function configurationServiceHandlers({
 
       async addRelationship(request, ctx) {
         const hash = requestFingerprint(ConfigurationService.method.addRelationship.input, request);
-        const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, async () => ({
+        const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, async (tx) => ({
           kind: "addRelationship",
           type: request.type,
           targetCiId: request.targetCiId,
-          target: await findConfigurationItem(pool, request.targetCiId),
+          target: await findConfigurationItem(tx, request.targetCiId),
         }));
         return create(AddRelationshipResponseSchema, { source });
       },
@@ -390,41 +401,39 @@ export function configurationServiceHandlers({
 
       async registerArtifact(request, ctx) {
         const requestHash = requestFingerprint(ConfigurationService.method.registerArtifact.input, request);
-        return executeCommand<ArtifactEvent, typeof RegisterArtifactResponseSchema>(
-          deps,
-          actorOf(ctx, request.requestId),
-          {
-            // Decided on the stream of whatever is registered under this name and version.
-            streamId: async (q) => (await artifactIdByNameVersion(q, request.name, request.version)) ?? newArtifactId(),
-            decide: (history, streamId) => {
-              const state = foldArtifact(history);
-              return decideArtifact(
-                {
-                  kind: "registerArtifact",
-                  artifactId: streamId,
-                  name: request.name,
-                  version: request.version,
-                  sha256: request.sha256,
-                  sizeBytes: request.sizeBytes,
-                  mediaUri: request.mediaUri,
-                  dependencies: request.dependencies,
-                },
-                state,
-              );
-            },
-            respond: (all, recorded) =>
-              create(RegisterArtifactResponseSchema, {
-                artifact: foldArtifact(all).artifact,
-                created: recorded.length > 0,
-              }),
-            project: async (tx, _recorded, all) => {
-              const artifact = foldArtifact(all).artifact;
-              if (artifact) await saveArtifact(tx, artifact);
-            },
-            responseSchema: RegisterArtifactResponseSchema,
-            idempotency: { requestId: request.requestId, requestHash },
+        // Decided on the stream of whatever is registered under this name and version.
+        let artifactId = "";
+        return execute<ArtifactEvent, typeof RegisterArtifactResponseSchema>(ctx, request.requestId, {
+          streamId: async (db) => {
+            artifactId = (await artifactIdByNameVersion(db, request.name, request.version)) ?? newArtifactId();
+            return artifactId;
           },
-        );
+          decide: (history) =>
+            decideArtifact(
+              {
+                kind: "registerArtifact",
+                artifactId,
+                name: request.name,
+                version: request.version,
+                sha256: request.sha256,
+                sizeBytes: request.sizeBytes,
+                mediaUri: request.mediaUri,
+                dependencies: request.dependencies,
+              },
+              foldArtifact(history),
+            ),
+          respond: ({ after, events }) =>
+            create(RegisterArtifactResponseSchema, {
+              artifact: foldArtifact(after).artifact,
+              created: events.length > 0,
+            }),
+          project: async (tx, { after }) => {
+            const artifact = foldArtifact(after).artifact;
+            if (artifact) await saveArtifact(tx, artifact);
+          },
+          response: RegisterArtifactResponseSchema,
+          requestHash,
+        });
       },
 
       async getArtifact(request) {

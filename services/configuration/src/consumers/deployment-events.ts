@@ -1,6 +1,6 @@
 import { create, createRegistry, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { EventStore } from "@rdm/eventstore";
+import type { CommandHandler } from "@rdm/command-handler";
 import type { CloudEvent } from "@rdm/messaging";
 import { PermanentError } from "@rdm/messaging";
 import { BaselineEntrySchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -16,10 +16,10 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import { readHistory, stamp } from "../api/command.js";
-import { encodeConfigurationEvent } from "../api/event-codec.js";
 import { type BaselineEvent, baselineStreamId, decideBaseline, foldBaseline } from "../domain/baseline.js";
+import type { ConfigurationEvent } from "../store/event-codec.js";
 import { artifactIdByNameVersion, saveBaseline } from "../store/read-model.js";
+import { historyOf } from "../store/streams.js";
 
 export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
 
@@ -61,7 +61,7 @@ async function entriesOf(tx: pg.PoolClient, artifacts: DeployedArtifact[]) {
  * the baseline and its last known good, a failed one marks it degraded, a rollback records what
  * runs after the back-out. Runs inside the consumer's exactly-once transaction.
  */
-export function baselineProjector(store: EventStore) {
+export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
   return async (event: CloudEvent, tx: pg.PoolClient): Promise<void> => {
     const outcome = OUTCOMES[event.type];
     if (outcome === undefined) return; // DeploymentStarted and future event types: nothing to record.
@@ -75,44 +75,40 @@ export function baselineProjector(store: EventStore) {
     }
     if (!deployment.environment) throw new PermanentError(`${event.type} ${event.id} names no environment`);
 
-    const streamId = baselineStreamId(deployment.environment);
-    const history = await readHistory<BaselineEvent>(store, streamId, tx);
-    const decided = decideBaseline(
+    await handler.handleIn(
+      tx,
       {
-        kind: "recordDeployment",
-        environment: deployment.environment,
-        deploymentId: deployment.deploymentId,
-        releaseId: deployment.releaseId,
-        outcome,
-        entries: await entriesOf(tx, deployment.artifacts),
-        reason: "reason" in deployment ? deployment.reason : "",
-        sourceEventId: event.id,
-      },
-      foldBaseline(history),
-    );
-    if (decided.length === 0) return;
-    const recorded = stamp(
-      decided,
-      streamId,
-      history.length,
-      {
-        subject: deployment.metadata?.actor || "rdm-configuration",
+        actor: deployment.metadata?.actor || "rdm-configuration",
         requestId: "",
         causationId: event.id,
         correlationId: deployment.metadata?.correlationId || event.id,
         traceparent: event.traceparent,
+        // When the deployment happened, not when it is processed (a rebuild or a lagging consumer
+        // would stamp everything "now"): the event's occurred_at, else the CloudEvent's time.
+        occurredAt: deployment.metadata?.occurredAt ?? timestampFromDate(event.time),
       },
-      // When the deployment happened, not when it is processed (a rebuild or a lagging consumer
-      // would stamp everything "now"): the event's occurred_at, else the CloudEvent's time.
-      deployment.metadata?.occurredAt ?? timestampFromDate(event.time),
+      {
+        aggregate: historyOf<BaselineEvent>(),
+        streamId: baselineStreamId(deployment.environment),
+        decide: async (history) =>
+          decideBaseline(
+            {
+              kind: "recordDeployment",
+              environment: deployment.environment,
+              deploymentId: deployment.deploymentId,
+              releaseId: deployment.releaseId,
+              outcome,
+              entries: await entriesOf(tx, deployment.artifacts),
+              reason: "reason" in deployment ? deployment.reason : "",
+              sourceEventId: event.id,
+            },
+            foldBaseline(history),
+          ),
+        project: async (client, { after }) => {
+          const { baseline } = foldBaseline(after);
+          if (baseline) await saveBaseline(client, baseline);
+        },
+      },
     );
-    await store.appendToStream(
-      streamId,
-      history.length === 0 ? "no_stream" : history.length,
-      recorded.map((e) => encodeConfigurationEvent(e, event.traceparent)),
-      { client: tx },
-    );
-    const { baseline } = foldBaseline([...history, ...recorded]);
-    if (baseline) await saveBaseline(tx, baseline);
   };
 }

@@ -17,7 +17,7 @@ import {
   ArtifactVerifiedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import semver from "semver";
-import { ConfigurationRuleViolation } from "./rule-violation.js";
+import { configurationRuleViolation } from "./rule-violation.js";
 
 export type ArtifactEvent = ArtifactRegistered | ArtifactVerified | ArtifactQuarantined | ArtifactRetired;
 
@@ -63,13 +63,13 @@ export interface RetireArtifact {
 export type ArtifactCommand = RegisterArtifact | VerifyArtifact | QuarantineArtifact | RetireArtifact;
 
 function existing(state: ArtifactState): Artifact {
-  if (!state.artifact) throw new ConfigurationRuleViolation("NOT_FOUND", "artifact.exists", "artifact not found");
+  if (!state.artifact) throw configurationRuleViolation("NOT_FOUND", "artifact.exists", "artifact not found");
   return state.artifact;
 }
 
 function checkRegistration(command: RegisterArtifact): void {
   if (semver.valid(command.version) !== command.version) {
-    throw new ConfigurationRuleViolation(
+    throw configurationRuleViolation(
       "INVALID_ARGUMENT",
       "artifact.semver_version",
       `version "${command.version}" is not a semantic version (e.g. 1.4.2)`,
@@ -79,7 +79,7 @@ function checkRegistration(command: RegisterArtifact): void {
   const seen = new Set<string>();
   for (const dependency of command.dependencies) {
     if (!dependency.name || semver.validRange(dependency.versionRange) === null) {
-      throw new ConfigurationRuleViolation(
+      throw configurationRuleViolation(
         "INVALID_ARGUMENT",
         "artifact.dependency_range",
         `dependency "${dependency.name}" has no valid semver range ("${dependency.versionRange}")`,
@@ -87,7 +87,7 @@ function checkRegistration(command: RegisterArtifact): void {
       );
     }
     if (dependency.name === command.name) {
-      throw new ConfigurationRuleViolation(
+      throw configurationRuleViolation(
         "INVALID_ARGUMENT",
         "artifact.no_self_dependency",
         `artifact ${command.name} cannot depend on itself`,
@@ -95,7 +95,7 @@ function checkRegistration(command: RegisterArtifact): void {
       );
     }
     if (seen.has(dependency.name)) {
-      throw new ConfigurationRuleViolation(
+      throw configurationRuleViolation(
         "INVALID_ARGUMENT",
         "artifact.unique_dependency",
         `dependency "${dependency.name}" is declared twice`,
@@ -114,7 +114,7 @@ export function decideArtifact(command: ArtifactCommand, state: ArtifactState): 
       if (registered) {
         // Same content again: idempotent. Other content under the same version: refused.
         if (registered.sha256 === command.sha256) return [];
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "ALREADY_EXISTS",
           "dml.immutable_version",
           `${command.name}@${command.version} is already registered with sha256 ${registered.sha256}; a version's content never changes, register a new version`,
@@ -128,7 +128,7 @@ export function decideArtifact(command: ArtifactCommand, state: ArtifactState): 
       const artifact = existing(state);
       // A retired artifact is out of use for good: a mismatch must not turn it into a quarantined one.
       if (artifact.status === ArtifactStatus.RETIRED) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "FAILED_PRECONDITION",
           "artifact.retired_is_final",
           `artifact ${artifact.name}@${artifact.version} is retired; it is not verified any more`,
@@ -162,7 +162,7 @@ export function decideArtifact(command: ArtifactCommand, state: ArtifactState): 
       const artifact = existing(state);
       if (artifact.status === ArtifactStatus.QUARANTINED) return [];
       if (artifact.status === ArtifactStatus.RETIRED) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "FAILED_PRECONDITION",
           "artifact.retired_is_final",
           `artifact ${artifact.name}@${artifact.version} is retired`,

@@ -20,7 +20,7 @@ import {
   type RelationshipRemoved,
   RelationshipRemovedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
-import { ConfigurationRuleViolation } from "./rule-violation.js";
+import { configurationRuleViolation } from "./rule-violation.js";
 
 /** Events of a configuration item's stream (relationships live on their source's stream). */
 export type ConfigurationItemEvent =
@@ -84,7 +84,7 @@ const sameRelationship = (r: Relationship, type: RelationshipType, target: strin
   r.type === type && r.targetCiId === target;
 
 function existing(state: ConfigurationItemState): ConfigurationItem {
-  if (!state.item) throw new ConfigurationRuleViolation("NOT_FOUND", "ci.exists", "configuration item not found");
+  if (!state.item) throw configurationRuleViolation("NOT_FOUND", "ci.exists", "configuration item not found");
   return state.item;
 }
 
@@ -95,7 +95,7 @@ export function decideConfigurationItem(
   switch (command.kind) {
     case "registerConfigurationItem": {
       if (state.item) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "ALREADY_EXISTS",
           "ci.unique_id",
           `configuration item ${command.ciId} already exists`,
@@ -112,7 +112,7 @@ export function decideConfigurationItem(
     case "updateConfigurationItem": {
       const item = existing(state);
       if (item.status === CiLifecycleStatus.RETIRED) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "FAILED_PRECONDITION",
           "ci.retired_is_read_only",
           `configuration item ${item.ciId} is retired and cannot be changed`,
@@ -135,7 +135,7 @@ export function decideConfigurationItem(
       const item = existing(state);
       if (item.status === command.status) return [];
       if (item.status === CiLifecycleStatus.RETIRED) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "FAILED_PRECONDITION",
           "ci.retired_is_final",
           `configuration item ${item.ciId} is retired; its status cannot change`,
@@ -147,7 +147,7 @@ export function decideConfigurationItem(
     case "addRelationship": {
       const item = existing(state);
       if (command.targetCiId === item.ciId) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "FAILED_PRECONDITION",
           "relationship.no_self_reference",
           "a configuration item cannot be related to itself",
@@ -155,7 +155,7 @@ export function decideConfigurationItem(
         );
       }
       if (!command.target) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "NOT_FOUND",
           "relationship.target_exists",
           `target configuration item ${command.targetCiId} not found`,
@@ -164,7 +164,7 @@ export function decideConfigurationItem(
       }
       for (const ci of [item, command.target]) {
         if (ci.status === CiLifecycleStatus.RETIRED) {
-          throw new ConfigurationRuleViolation(
+          throw configurationRuleViolation(
             "FAILED_PRECONDITION",
             "relationship.no_retired_items",
             `configuration item ${ci.ciId} is retired and cannot gain relationships`,
@@ -183,7 +183,7 @@ export function decideConfigurationItem(
     case "removeRelationship": {
       const item = existing(state);
       if (!item.relationships.some((r) => sameRelationship(r, command.type, command.targetCiId))) {
-        throw new ConfigurationRuleViolation(
+        throw configurationRuleViolation(
           "NOT_FOUND",
           "relationship.exists",
           `${item.ciId} has no ${RelationshipType[command.type]} relationship to ${command.targetCiId}`,

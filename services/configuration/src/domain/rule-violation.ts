@@ -1,12 +1,9 @@
-/** A domain refusal: `rule` names the rule that refused, `code` says how the API reports it. */
-export class ConfigurationRuleViolation extends Error {
-  override readonly name = "ConfigurationRuleViolation";
-  constructor(
-    readonly code: "ALREADY_EXISTS" | "FAILED_PRECONDITION" | "NOT_FOUND" | "INVALID_ARGUMENT",
-    readonly rule: string,
-    message: string,
-    readonly subject = "",
-  ) {
-    super(message);
-  }
-}
+import { RuleViolation, type RuleViolationCode } from "@rdm/command-handler";
+
+/**
+ * A configuration-service refusal, as the one RuleViolation: `subject` is what the rule is about
+ * (the missing resource's id for NOT_FOUND, the field for INVALID_ARGUMENT); the resource type of
+ * a NOT_FOUND is the rule's first part ("ci", "artifact").
+ */
+export const configurationRuleViolation = (code: RuleViolationCode, rule: string, message: string, subject = "") =>
+  new RuleViolation(code, rule, message, { subject });

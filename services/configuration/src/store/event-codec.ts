@@ -1,5 +1,5 @@
-import { createRegistry, fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { NewEvent, RecordedEvent } from "@rdm/eventstore";
+import { createRegistry } from "@bufbuild/protobuf";
+import { eventCodec } from "@rdm/command-handler";
 import {
   ArtifactQuarantinedSchema,
   ArtifactRegisteredSchema,
@@ -32,28 +32,4 @@ export const configurationEventRegistry = createRegistry(
   BaselineDeploymentRecordedSchema,
 );
 
-export function encodeConfigurationEvent(event: ConfigurationEvent, traceparent?: string): NewEvent {
-  const metadata = event.metadata;
-  const schema = configurationEventRegistry.getMessage(event.$typeName);
-  if (!schema || !metadata) throw new Error(`cannot encode ${event.$typeName}`);
-  return {
-    eventId: metadata.eventId,
-    type: event.$typeName,
-    data: toBinary(schema, event),
-    metadata: {
-      actor: metadata.actor,
-      correlationId: metadata.correlationId,
-      causationId: metadata.causationId,
-      requestId: metadata.requestId,
-      ...(traceparent ? { traceparent } : {}),
-    },
-  };
-}
-
-export function decodeConfigurationEvent<E extends ConfigurationEvent = ConfigurationEvent>(
-  recorded: RecordedEvent,
-): E {
-  const schema = configurationEventRegistry.getMessage(recorded.type);
-  if (!schema) throw new Error(`unknown configuration event type ${recorded.type}`);
-  return fromBinary(schema, recorded.data) as E;
-}
+export const configurationCodec = eventCodec<ConfigurationEvent>(configurationEventRegistry, "configuration");

@@ -1,0 +1,25 @@
+import type { Aggregate } from "@rdm/command-handler";
+import type { EventStore } from "@rdm/eventstore";
+import type pg from "pg";
+import { type ConfigurationEvent, configurationCodec } from "./event-codec.js";
+
+/**
+ * The configuration service's streams are decided on their whole history: CI and artifact ids
+ * are bare stream ids, so a decision first checks which kind of stream the id names (the
+ * registration it opens with), then folds it. The stream type is the id up to its first "-"
+ * ("ci", "artifact", "baseline").
+ */
+export const historyOf = <E extends ConfigurationEvent>(): Aggregate<E[], E> => ({
+  initialState: () => [],
+  evolve: (history, event) => [...history, event],
+});
+
+/** A stream's events, decoded, for queries (or on a transaction's connection). */
+export async function readHistory<E extends ConfigurationEvent>(
+  store: EventStore,
+  streamId: string,
+  client?: pg.PoolClient,
+): Promise<E[]> {
+  const recorded = await store.readStream(streamId, client ? { client } : undefined);
+  return recorded.map((event) => configurationCodec.decode(event) as E);
+}
