@@ -8,6 +8,8 @@ export const ROLES = [
   "deployer",
   "viewer",
   "admin",
+  // CI/CD agents that claim and perform deployment steps (the deployment service's executor protocol).
+  "executor",
 ] as const;
 
 export type Role = (typeof ROLES)[number];

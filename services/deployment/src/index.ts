@@ -1,1 +1,2 @@
-export { deploymentService, startDeploymentService } from "./service.js";
+export { type ExecutorOptions, ReferenceExecutor, type TargetAction } from "./executor/reference-executor.js";
+export { deploymentService, deploymentServiceDefinition, startDeploymentService } from "./service.js";

@@ -1,14 +1,74 @@
+import { componentEnv, loadConfig, z } from "@rdm/config";
+import { startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
+import { deploymentServiceHandlers } from "./api/deployment-service.js";
+import {
+  applyChangeEvent,
+  applyConfigurationEvent,
+  applyReleaseEvent,
+  CHANGE_EVENTS_TOPIC,
+  CONFIGURATION_EVENTS_TOPIC,
+  RELEASE_EVENTS_TOPIC,
+  upstreamFactsMigrations,
+} from "./consumers/upstream-facts.js";
+import { deploymentMigrations } from "./store/tables.js";
+
+/** The deployment service's own settings (beside the shared gRPC service ones). */
+export const deploymentConsumerEnv = componentEnv({
+  /** Consumer group prefix of the gate read models (release, change, configuration topics). */
+  DEPLOYMENT_CONSUMER_GROUP: z.string().min(1).default("rdm-deployment"),
+  DEPLOYMENT_DLQ_TOPIC: z.string().min(1).default("rdm.deployment.dlq.v1"),
+  /** Kafka group session timeout; tests against the mock broker use a short one. */
+  DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+});
 
 /**
- * The deployment service: its own event store, relay to rdm.deployment.events.v1, health and reflection.
- * Its domain APIs arrive with their own issue; until then it serves no RPCs of its own.
+ * The deployment service: environments in a promotion order, deployment plans expanded by
+ * strategy into steps, the start gates (from its read models of the release, change and
+ * configuration topics) and the executor protocol. Events go to rdm.deployment.events.v1.
  */
-export const deploymentService: GrpcServiceDefinition = {
-  name: "deployment",
-  defaultPort: 50054,
-  services: () => [],
-};
+export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env): GrpcServiceDefinition {
+  return {
+    name: "deployment",
+    defaultPort: 50054,
+    migrations: [...deploymentMigrations, ...upstreamFactsMigrations],
+    services: ({ store, pool }) => [deploymentServiceHandlers({ store, pool })],
+    async workers({ kafka, pool, logger, topic }) {
+      const config = loadConfig(deploymentConsumerEnv, env);
+      const common = {
+        kafka,
+        pool,
+        deadLetterTopic: topic(config.DEPLOYMENT_DLQ_TOPIC),
+        fromBeginning: true,
+        sessionTimeoutMs: config.DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS,
+        logger,
+      };
+      // One group per topic, so a slow or failing topic never holds the others back.
+      return Promise.all([
+        startConsumer({
+          ...common,
+          groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.releases`,
+          topics: [topic(RELEASE_EVENTS_TOPIC)],
+          handle: (event, tx) => applyReleaseEvent(event, tx),
+        }),
+        startConsumer({
+          ...common,
+          groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.changes`,
+          topics: [topic(CHANGE_EVENTS_TOPIC)],
+          handle: (event, tx) => applyChangeEvent(event, tx),
+        }),
+        startConsumer({
+          ...common,
+          groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.configuration`,
+          topics: [topic(CONFIGURATION_EVENTS_TOPIC)],
+          handle: (event, tx) => applyConfigurationEvent(event, tx),
+        }),
+      ]);
+    },
+  };
+}
+
+export const deploymentService = deploymentServiceDefinition();
 
 export const startDeploymentService = (env: NodeJS.ProcessEnv = process.env) =>
-  startGrpcService(deploymentService, env);
+  startGrpcService(deploymentServiceDefinition(env), env);

@@ -1,0 +1,92 @@
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import {
+  type ClientCommand,
+  type CommandHandler,
+  type CommandOrigin,
+  type DecisionContext,
+  type DomainEvent,
+  RuleViolation,
+} from "@rdm/command-handler";
+import { type CallContext, requestFingerprint } from "@rdm/grpc";
+import type pg from "pg";
+import {
+  type DeploymentAggregateState,
+  type DeploymentCommand,
+  type DeploymentEvent,
+  decide,
+  decideEnvironment,
+  type EnvironmentCommand,
+  environmentStreamId,
+} from "../domain/index.js";
+import { type Queryable, saveEnvironment } from "../store/tables.js";
+import { deployments, environments } from "./aggregates.js";
+import { projectDeployment, withEnvironmentSequences } from "./projection.js";
+
+export const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
+  actor: ctx.principal.subject,
+  groups: ctx.principal.groups,
+  requestId,
+  traceparent: ctx.traceparent,
+});
+
+type Handler = CommandHandler<DomainEvent>;
+
+/** A command RPC on one deployment, answered with the deployment after it. */
+export function runDeploymentCommand<R extends DescMessage>(
+  handler: Handler,
+  ctx: CallContext,
+  method: { input: DescMessage },
+  request: MessageShape<DescMessage> & { requestId: string },
+  spec: {
+    output: R;
+    streamId: string | ((db: Queryable) => Promise<string>);
+    prepare?: (tx: pg.PoolClient) => Promise<void>;
+    command: (
+      state: DeploymentAggregateState,
+      ctx: DecisionContext,
+      tx: pg.PoolClient,
+    ) => DeploymentCommand | Promise<DeploymentCommand>;
+    respond?: (state: DeploymentAggregateState) => MessageShape<R>;
+  },
+): Promise<MessageShape<R>> {
+  const command: ClientCommand<DeploymentAggregateState, DeploymentEvent, R> = {
+    aggregate: deployments,
+    streamId: spec.streamId,
+    ...(spec.prepare ? { prepare: spec.prepare } : {}),
+    decide: async (state, decision, tx) =>
+      withEnvironmentSequences(tx, decide(await spec.command(state, decision, tx), state)),
+    project: projectDeployment,
+    response: spec.output,
+    respond: ({ after }) =>
+      spec.respond?.(after) ?? (create(spec.output, { deployment: after.deployment } as never) as MessageShape<R>),
+    requestHash: requestFingerprint(method.input, request as never),
+  };
+  return handler.handle(originOf(ctx, request.requestId), command);
+}
+
+/** A command RPC on one environment, answered with the environment after it. */
+export function runEnvironmentCommand<R extends DescMessage>(
+  handler: Handler,
+  ctx: CallContext,
+  method: { input: DescMessage },
+  request: MessageShape<DescMessage> & { requestId: string },
+  spec: { output: R; name: string; command: EnvironmentCommand },
+): Promise<MessageShape<R>> {
+  return handler.handle(originOf(ctx, request.requestId), {
+    aggregate: environments,
+    streamId: environmentStreamId(spec.name),
+    decide: (state) => decideEnvironment(spec.command, state),
+    project: async (tx, { after }) => {
+      if (after.environment) await saveEnvironment(tx, after.environment);
+    },
+    response: spec.output,
+    respond: ({ after }) => create(spec.output, { environment: after.environment } as never) as MessageShape<R>,
+    requestHash: requestFingerprint(method.input, request as never),
+  });
+}
+
+export const notFound = (resourceType: string, subject: string) =>
+  new RuleViolation("NOT_FOUND", `${resourceType}.unknown`, `no ${resourceType} ${subject}`, {
+    subject,
+    resourceType,
+  });

@@ -1,0 +1,117 @@
+import { randomUUID } from "node:crypto";
+import { type CallContext, InvalidArgument } from "@rdm/grpc";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import type pg from "pg";
+import { evaluateGates } from "../domain/index.js";
+import { loadGateFacts } from "../store/gate-facts.js";
+import { findEnvironment } from "../store/tables.js";
+import { notFound, runDeploymentCommand } from "./commands.js";
+import type { ApiContext, Handlers } from "./deployment-service.js";
+
+const M = DeploymentService.method;
+
+async function environmentOf(tx: pg.PoolClient, name: string) {
+  const environment = await findEnvironment(tx, name);
+  if (!environment) throw notFound("environment", name);
+  return environment;
+}
+
+/** Plan, approve, start (with the gates), pause, resume, promote, cancel and roll back. */
+export function deploymentCommandHandlers({ handler }: ApiContext) {
+  type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment";
+  const simple = <K extends Simple>(method: K) =>
+    (async (
+      request: { requestId: string; deploymentId: string; reason?: string; comment?: string },
+      ctx: CallContext,
+    ) =>
+      runDeploymentCommand(handler, ctx, M[method], request as never, {
+        output: M[method].output,
+        streamId: request.deploymentId.toLowerCase(),
+        command: () => {
+          switch (method) {
+            case "pauseDeployment":
+              return { kind: "pauseDeployment", reason: request.reason ?? "" };
+            case "resumeDeployment":
+              return { kind: "resumeDeployment" };
+            case "promoteDeployment":
+              return { kind: "promoteDeployment", comment: request.comment ?? "" };
+            default:
+              return { kind: "cancelDeployment", reason: request.reason ?? "" };
+          }
+        },
+      })) as unknown as Handlers[K];
+
+  return {
+    async planDeployment(request, ctx) {
+      const strategy = request.strategy;
+      if (!strategy) throw new InvalidArgument([{ field: "strategy", description: "required" }]);
+      const deploymentId = randomUUID();
+      return runDeploymentCommand(handler, ctx, M.planDeployment, request, {
+        output: M.planDeployment.output,
+        streamId: deploymentId,
+        command: async (_state, _decision, tx) => ({
+          kind: "planDeployment",
+          deploymentId,
+          releaseId: request.releaseId.toLowerCase(),
+          environment: await environmentOf(tx, request.environment),
+          artifacts: request.artifacts,
+          strategy,
+          window: request.window,
+          linkedChangeIds: request.linkedChangeIds.map((id) => id.toLowerCase()),
+        }),
+      });
+    },
+
+    async approveDeployment(request, ctx) {
+      return runDeploymentCommand(handler, ctx, M.approveDeployment, request, {
+        output: M.approveDeployment.output,
+        streamId: request.deploymentId.toLowerCase(),
+        command: (state, decision) => ({
+          kind: "approveDeployment",
+          approver: decision.actor,
+          approverGroups: [...decision.groups],
+          approvalGroup: state.deployment?.approvalGroup ?? "",
+          comment: request.comment,
+        }),
+      });
+    },
+
+    async startDeployment(request, ctx) {
+      const byChangeManager = ctx.principal.roles.includes("change-manager");
+      return runDeploymentCommand(handler, ctx, M.startDeployment, request, {
+        output: M.startDeployment.output,
+        streamId: request.deploymentId.toLowerCase(),
+        command: async (state, decision, tx) => {
+          const deployment = state.deployment;
+          if (!deployment) throw notFound("deployment", request.deploymentId);
+          const environment = await environmentOf(tx, deployment.environment);
+          const facts = await loadGateFacts(tx, deployment, environment, {
+            now: decision.now,
+            freezeOverrideJustification: request.freezeOverrideJustification,
+            byChangeManager,
+          });
+          return {
+            kind: "startDeployment",
+            gateViolations: evaluateGates(facts),
+            baseline: environment.baseline,
+            freezeOverrideJustification: environment.frozen ? request.freezeOverrideJustification : "",
+            now: decision.now,
+          };
+        },
+      });
+    },
+
+    pauseDeployment: simple("pauseDeployment"),
+    resumeDeployment: simple("resumeDeployment"),
+    promoteDeployment: simple("promoteDeployment"),
+    cancelDeployment: simple("cancelDeployment"),
+
+    async rollbackDeployment(request, ctx) {
+      return runDeploymentCommand(handler, ctx, M.rollbackDeployment, request, {
+        output: M.rollbackDeployment.output,
+        streamId: request.deploymentId.toLowerCase(),
+        command: () => ({ kind: "rollbackDeployment", reason: request.reason, fast: request.fast }),
+      });
+    },
+  } satisfies Partial<Handlers>;
+}

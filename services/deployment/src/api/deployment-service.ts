@@ -1,0 +1,156 @@
+import { create } from "@bufbuild/protobuf";
+import { CommandHandler, type DomainEvent } from "@rdm/command-handler";
+import type { EventStore } from "@rdm/eventstore";
+import { InvalidArgument, type ServiceHandlers, type ServiceRegistration } from "@rdm/grpc";
+import {
+  DeploymentService,
+  type EnvironmentDefinition,
+  GetDeploymentResponseSchema,
+  ListDeploymentsResponseSchema,
+  ListEnvironmentsResponseSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import type pg from "pg";
+import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
+import { listDeployments, listEnvironments } from "../store/tables.js";
+import { deploymentCodec, deployments } from "./aggregates.js";
+import { notFound, runEnvironmentCommand } from "./commands.js";
+import { deploymentCommandHandlers } from "./deployment-commands.js";
+import { executorHandlers } from "./executor-handlers.js";
+
+export type Methods = (typeof DeploymentService)["method"];
+export type Handlers = ServiceHandlers<Methods>;
+
+export interface DeploymentApiDeps {
+  store: EventStore;
+  pool: pg.Pool;
+  clock?: () => Date;
+}
+
+export interface ApiContext extends DeploymentApiDeps {
+  handler: CommandHandler<DomainEvent>;
+  clock: () => Date;
+}
+
+const READERS = [
+  "viewer",
+  "release-manager",
+  "release-coordinator",
+  "approver",
+  "change-manager",
+  "deployer",
+  "config-manager",
+] as const;
+const PLANNERS = ["deployer", "release-manager"] as const;
+const ENVIRONMENT_OWNERS = ["release-manager"] as const;
+const DEFAULT_PAGE_SIZE = 50;
+
+const definition = (request: EnvironmentDefinition | undefined): DomainDefinition => {
+  if (!request) throw new InvalidArgument([{ field: "environment", description: "required" }]);
+  return {
+    name: request.name,
+    promotionRank: request.promotionRank,
+    promotesFrom: request.promotesFrom,
+    targetGroups: request.targetGroups,
+    protection: request.protection,
+    executorLabels: request.executorLabels,
+  };
+};
+
+function environmentAndQueryHandlers(api: ApiContext) {
+  const M = DeploymentService.method;
+  const { handler } = api;
+  return {
+    async registerEnvironment(request, ctx) {
+      const def = definition(request.environment);
+      return runEnvironmentCommand(handler, ctx, M.registerEnvironment, request, {
+        output: M.registerEnvironment.output,
+        name: def.name,
+        command: { kind: "registerEnvironment", definition: def },
+      });
+    },
+    async changeEnvironment(request, ctx) {
+      const def = definition(request.environment);
+      return runEnvironmentCommand(handler, ctx, M.changeEnvironment, request, {
+        output: M.changeEnvironment.output,
+        name: def.name,
+        command: { kind: "changeEnvironment", definition: def, reason: request.reason },
+      });
+    },
+    async setEnvironmentFreeze(request, ctx) {
+      return runEnvironmentCommand(handler, ctx, M.setEnvironmentFreeze, request, {
+        output: M.setEnvironmentFreeze.output,
+        name: request.environment,
+        command: { kind: "setFreeze", frozen: request.frozen, reason: request.reason },
+      });
+    },
+    async listEnvironments() {
+      return create(ListEnvironmentsResponseSchema, { environments: await listEnvironments(api.pool) });
+    },
+    async getDeployment(request) {
+      const streamId = request.deploymentId.toLowerCase();
+      const { state } = await handler.load(api.pool, { aggregate: deployments, streamId });
+      if (!state.deployment) throw notFound("deployment", request.deploymentId);
+      return create(GetDeploymentResponseSchema, { deployment: state.deployment });
+    },
+    async listDeployments(request) {
+      const offset = request.pageToken ? Number.parseInt(request.pageToken, 10) : 0;
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new InvalidArgument([{ field: "page_token", description: "not a page token from ListDeployments" }]);
+      }
+      const limit = request.pageSize || DEFAULT_PAGE_SIZE;
+      const found = await listDeployments(
+        api.pool,
+        { releaseId: request.releaseId.toLowerCase(), environment: request.environment, states: request.states },
+        { offset, limit: limit + 1 },
+      );
+      return create(ListDeploymentsResponseSchema, {
+        deployments: found.slice(0, limit),
+        nextPageToken: found.length > limit ? String(offset + limit) : "",
+      });
+    },
+  } satisfies Partial<Handlers>;
+}
+
+/** DeploymentService: environments, deployments and the executor protocol. */
+export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegistration<Methods> {
+  const clock = deps.clock ?? (() => new Date());
+  const handler = new CommandHandler<DomainEvent>({
+    store: deps.store,
+    codec: deploymentCodec,
+    clock,
+    // Two commands on one deployment may wait on each other's queue row and stream append: the
+    // one PostgreSQL aborts is decided again, as on a version conflict.
+    retry: { retryOn: (error) => (error as { code?: unknown } | null)?.code === "40P01" },
+  });
+  const api: ApiContext = { ...deps, handler, clock };
+  return {
+    service: DeploymentService,
+    roles: {
+      registerEnvironment: [...ENVIRONMENT_OWNERS],
+      changeEnvironment: [...ENVIRONMENT_OWNERS],
+      setEnvironmentFreeze: ["release-manager", "change-manager"],
+      listEnvironments: [...READERS, "executor"],
+      planDeployment: [...PLANNERS],
+      // Membership of the environment's approval group is checked by the decider.
+      approveDeployment: [...READERS],
+      startDeployment: [...PLANNERS, "change-manager"],
+      pauseDeployment: [...PLANNERS],
+      resumeDeployment: [...PLANNERS],
+      promoteDeployment: [...PLANNERS],
+      cancelDeployment: [...PLANNERS],
+      rollbackDeployment: ["deployer", "release-manager"],
+      getDeployment: [...READERS, "executor"],
+      listDeployments: [...READERS],
+      claimStep: ["executor"],
+      heartbeatStep: ["executor"],
+      reportTargetProgress: ["executor"],
+      completeStep: ["executor"],
+      failStep: ["executor"],
+    },
+    handlers: {
+      ...environmentAndQueryHandlers(api),
+      ...deploymentCommandHandlers(api),
+      ...executorHandlers(api),
+    },
+  };
+}

@@ -1,0 +1,142 @@
+import { create, fromBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { RuleViolation } from "@rdm/command-handler";
+import { InvalidArgument } from "@rdm/grpc";
+import {
+  ClaimStepResponseSchema,
+  DeploymentService,
+  HeartbeatStepResponseSchema,
+  StepAssignmentSchema,
+  type StepLease,
+} from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { StepKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type pg from "pg";
+import { extendLease, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
+import { runDeploymentCommand } from "./commands.js";
+import type { ApiContext, Handlers } from "./deployment-service.js";
+
+const M = DeploymentService.method;
+
+/** Thrown out of a claim's transaction when no step waits: nothing is appended or recorded. */
+class NothingToClaim extends Error {
+  override readonly name = "NothingToClaim";
+}
+
+const leaseLost = (lease: { stepIndex: number; fencingToken: bigint }) =>
+  new RuleViolation(
+    "FAILED_PRECONDITION",
+    "step.lease_lost",
+    `the lease on step ${lease.stepIndex} with fencing token ${lease.fencingToken} expired or was taken over`,
+    { subject: "step" },
+  );
+
+const leaseOf = (lease: StepLease | undefined) => {
+  if (!lease) throw new InvalidArgument([{ field: "lease", description: "required" }]);
+  return {
+    deploymentId: lease.deploymentId.toLowerCase(),
+    stepIndex: lease.stepIndex,
+    fencingToken: lease.fencingToken,
+  };
+};
+
+/** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
+const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.PoolClient) => {
+  if (!(await leaseIsLive(tx, lease))) throw leaseLost(lease);
+};
+
+/** The executor protocol: claim with a lease, heartbeat, report per target, complete or fail. */
+export function executorHandlers({ handler, pool, store }: ApiContext) {
+  return {
+    async claimStep(request, ctx) {
+      let queued: QueuedStep | undefined;
+      try {
+        return await runDeploymentCommand(handler, ctx, M.claimStep, request, {
+          output: ClaimStepResponseSchema,
+          // The queue picks the stream: the next eligible step, locked past the append's commit.
+          streamId: async (tx) => {
+            queued = await lockNextStep(tx, { environments: request.environments, labels: request.labels });
+            if (!queued) throw new NothingToClaim();
+            return queued.deploymentId;
+          },
+          command: (_state, decision) => ({
+            kind: "claimStep",
+            stepIndex: queued?.stepIndex ?? -1,
+            executorId: request.executorId,
+            leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
+            leaseExpired: queued?.leaseExpired ?? false,
+            now: decision.now,
+          }),
+          respond: ({ deployment }) => {
+            const step = deployment?.steps[queued?.stepIndex ?? -1];
+            if (!deployment || !step) return create(ClaimStepResponseSchema);
+            const artifacts =
+              step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
+            return create(ClaimStepResponseSchema, {
+              assignment: create(StepAssignmentSchema, {
+                deploymentId: deployment.deploymentId,
+                releaseId: deployment.releaseId,
+                environment: deployment.environment,
+                step,
+                artifacts,
+                fencingToken: step.fencingToken,
+                ...(step.leaseExpiresAt ? { leaseExpiresAt: step.leaseExpiresAt } : {}),
+              }),
+            });
+          },
+        });
+      } catch (error) {
+        if (!(error instanceof NothingToClaim)) throw error;
+        // A retried claim whose first attempt got a step: that answer, not an empty one.
+        const previous = await store.getCommandResult(request.requestId);
+        return previous?.response
+          ? fromBinary(ClaimStepResponseSchema, previous.response)
+          : create(ClaimStepResponseSchema);
+      }
+    },
+
+    async heartbeatStep(request) {
+      const lease = leaseOf(request.lease);
+      const until = await extendLease(pool, lease, request.leaseSeconds);
+      if (!until) throw leaseLost(lease);
+      return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
+    },
+
+    async reportTargetProgress(request, ctx) {
+      const lease = leaseOf(request.lease);
+      return runDeploymentCommand(handler, ctx, M.reportTargetProgress, request, {
+        output: M.reportTargetProgress.output,
+        streamId: lease.deploymentId,
+        prepare: requireLiveLease(lease),
+        command: () => ({
+          kind: "reportTargetProgress",
+          ...lease,
+          ciId: request.ciId,
+          outcome: request.outcome,
+          message: request.message,
+          logLines: request.logLines,
+          verifications: request.verifications.map(({ check, passed, detail }) => ({ check, passed, detail })),
+        }),
+      });
+    },
+
+    async completeStep(request, ctx) {
+      const lease = leaseOf(request.lease);
+      return runDeploymentCommand(handler, ctx, M.completeStep, request, {
+        output: M.completeStep.output,
+        streamId: lease.deploymentId,
+        prepare: requireLiveLease(lease),
+        command: (_state, decision) => ({ kind: "completeStep", ...lease, now: decision.now }),
+      });
+    },
+
+    async failStep(request, ctx) {
+      const lease = leaseOf(request.lease);
+      return runDeploymentCommand(handler, ctx, M.failStep, request, {
+        output: M.failStep.output,
+        streamId: lease.deploymentId,
+        prepare: requireLiveLease(lease),
+        command: () => ({ kind: "failStep", ...lease, reason: request.reason }),
+      });
+    },
+  } satisfies Partial<Handlers>;
+}

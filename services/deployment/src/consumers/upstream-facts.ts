@@ -1,0 +1,145 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Migration } from "@rdm/eventstore";
+import type { CloudEvent } from "@rdm/messaging";
+import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  ChangeRequestAuthorizedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestRejectedSchema,
+  ChangeRequestScheduledSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ArtifactQuarantinedSchema,
+  ArtifactRegisteredSchema,
+  ArtifactRetiredSchema,
+  ArtifactVerifiedSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import {
+  ReleaseApprovalGrantedSchema,
+  ReleaseApprovalRejectedSchema,
+  ReleasePhaseAdvancedSchema,
+  ReleasePhaseReworkedSchema,
+  ReleaseRegisteredSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import type { Queryable } from "../store/tables.js";
+
+export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
+export const CHANGE_EVENTS_TOPIC = "rdm.change.events.v1";
+export const CONFIGURATION_EVENTS_TOPIC = "rdm.configuration.events.v1";
+
+/**
+ * What the start gates need of the release, change and configuration services, kept from their
+ * topics. Each handler writes absolute values from one event (no counters), so a redelivered
+ * message changes nothing and replaying a topic from the start rebuilds the same rows.
+ */
+export const upstreamFactsMigrations: Migration[] = [
+  {
+    version: 2,
+    name: "gate facts from the release, change and configuration topics",
+    sql: `
+      CREATE TABLE gate_releases (release_id text PRIMARY KEY, phase int NOT NULL DEFAULT 0, approved boolean NOT NULL DEFAULT false);
+      CREATE TABLE gate_changes (
+        change_id text PRIMARY KEY,
+        emergency boolean NOT NULL DEFAULT false,
+        authorized boolean NOT NULL DEFAULT false,
+        window_start timestamptz,
+        window_end timestamptz
+      );
+      CREATE TABLE gate_artifacts (
+        artifact_id text PRIMARY KEY,
+        verified boolean NOT NULL DEFAULT false,
+        quarantined boolean NOT NULL DEFAULT false
+      );
+    `,
+  },
+];
+
+const upsert = (table: string, key: string, column: string) =>
+  `INSERT INTO ${table} (${key}, ${column}) VALUES ($1, $2) ON CONFLICT (${key}) DO UPDATE SET ${column} = EXCLUDED.${column}`;
+
+export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promise<void> {
+  switch (event.type) {
+    case ReleaseRegisteredSchema.typeName: {
+      const { releaseId, phase } = fromBinary(ReleaseRegisteredSchema, event.data);
+      await tx.query(upsert("gate_releases", "release_id", "phase"), [releaseId, phase]);
+      return;
+    }
+    case ReleasePhaseAdvancedSchema.typeName:
+    case ReleasePhaseReworkedSchema.typeName: {
+      const schema =
+        event.type === ReleasePhaseAdvancedSchema.typeName ? ReleasePhaseAdvancedSchema : ReleasePhaseReworkedSchema;
+      const { releaseId, toPhase } = fromBinary(schema, event.data);
+      await tx.query(upsert("gate_releases", "release_id", "phase"), [releaseId, toPhase]);
+      return;
+    }
+    case ReleaseApprovalGrantedSchema.typeName: {
+      const { releaseId, quorumReached } = fromBinary(ReleaseApprovalGrantedSchema, event.data);
+      if (quorumReached) await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, true]);
+      return;
+    }
+    case ReleaseApprovalRejectedSchema.typeName: {
+      const { releaseId } = fromBinary(ReleaseApprovalRejectedSchema, event.data);
+      await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, false]);
+      return;
+    }
+  }
+}
+
+export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promise<void> {
+  switch (event.type) {
+    case ChangeRequestRaisedSchema.typeName: {
+      const raised = fromBinary(ChangeRequestRaisedSchema, event.data);
+      await tx.query(upsert("gate_changes", "change_id", "emergency"), [
+        raised.changeRequestId,
+        raised.type === ChangeType.EMERGENCY,
+      ]);
+      return;
+    }
+    case ChangeRequestAuthorizedSchema.typeName:
+    case ChangeRequestRejectedSchema.typeName: {
+      const authorized = event.type === ChangeRequestAuthorizedSchema.typeName;
+      const { changeRequestId } = fromBinary(
+        authorized ? ChangeRequestAuthorizedSchema : ChangeRequestRejectedSchema,
+        event.data,
+      );
+      await tx.query(upsert("gate_changes", "change_id", "authorized"), [changeRequestId, authorized]);
+      return;
+    }
+    case ChangeRequestScheduledSchema.typeName: {
+      const { changeRequestId, window } = fromBinary(ChangeRequestScheduledSchema, event.data);
+      await tx.query(
+        `INSERT INTO gate_changes (change_id, window_start, window_end) VALUES ($1, $2, $3)
+         ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end`,
+        [
+          changeRequestId,
+          window?.start ? timestampDate(window.start) : null,
+          window?.end ? timestampDate(window.end) : null,
+        ],
+      );
+      return;
+    }
+  }
+}
+
+export async function applyConfigurationEvent(event: CloudEvent, tx: Queryable): Promise<void> {
+  const artifactUpsert = (column: string, value: boolean, id: string) =>
+    tx.query(upsert("gate_artifacts", "artifact_id", column), [id, value]);
+  switch (event.type) {
+    case ArtifactRegisteredSchema.typeName:
+      await tx.query("INSERT INTO gate_artifacts (artifact_id) VALUES ($1) ON CONFLICT DO NOTHING", [
+        fromBinary(ArtifactRegisteredSchema, event.data).artifactId,
+      ]);
+      return;
+    case ArtifactVerifiedSchema.typeName:
+      await artifactUpsert("verified", true, fromBinary(ArtifactVerifiedSchema, event.data).artifactId);
+      return;
+    case ArtifactQuarantinedSchema.typeName:
+      await artifactUpsert("quarantined", true, fromBinary(ArtifactQuarantinedSchema, event.data).artifactId);
+      return;
+    case ArtifactRetiredSchema.typeName:
+      // A retired artifact is no longer deployable: it counts as unverified from then on.
+      await artifactUpsert("verified", false, fromBinary(ArtifactRetiredSchema, event.data).artifactId);
+      return;
+  }
+}

@@ -1,0 +1,223 @@
+import { create } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  type DeploymentApprovalGranted,
+  type DeploymentCancelled,
+  type DeploymentFailed,
+  type DeploymentPaused,
+  type DeploymentPlanned,
+  type DeploymentPromoted,
+  type DeploymentResumed,
+  type DeploymentRollbackStarted,
+  type DeploymentRolledBack,
+  type DeploymentScheduled,
+  type DeploymentStarted,
+  type DeploymentStep,
+  type DeploymentStepClaimed,
+  type DeploymentStepCompleted,
+  type DeploymentStepFailed,
+  type DeploymentStepLeaseExpired,
+  type DeploymentStepReleased,
+  type DeploymentSucceeded,
+  type DeploymentTargetProgressed,
+  type DeploymentVerificationRecorded,
+  StepKind,
+  StepState,
+  TargetStatusSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+
+/** Events of the deployment aggregate ($typeName is the CloudEvents type). */
+export type DeploymentEvent =
+  | DeploymentPlanned
+  | DeploymentApprovalGranted
+  | DeploymentScheduled
+  | DeploymentStarted
+  | DeploymentStepClaimed
+  | DeploymentStepReleased
+  | DeploymentStepLeaseExpired
+  | DeploymentTargetProgressed
+  | DeploymentVerificationRecorded
+  | DeploymentStepCompleted
+  | DeploymentStepFailed
+  | DeploymentPaused
+  | DeploymentResumed
+  | DeploymentPromoted
+  | DeploymentSucceeded
+  | DeploymentFailed
+  | DeploymentRollbackStarted
+  | DeploymentRolledBack
+  | DeploymentCancelled;
+
+export interface DeploymentAggregateState {
+  deployment: Deployment | undefined;
+}
+
+export const initialState = (): DeploymentAggregateState => ({ deployment: undefined });
+
+const TERMINAL = new Set([DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK, DeploymentState.CANCELLED]);
+
+/** The steps of the phase the deployment is in: the forward plan, or the rollback once it started. */
+export const currentPhaseSteps = (deployment: Deployment): DeploymentStep[] => {
+  const rollingBack = deployment.steps.some((step) => step.rollback);
+  return deployment.steps.filter((step) => step.rollback === rollingBack);
+};
+
+const readyNext = (deployment: Deployment, after: number, at: Timestamp | undefined) => {
+  const next = deployment.steps.find((step) => step.index > after && step.state === StepState.PENDING);
+  if (next && next.rollback === deployment.steps[after]?.rollback) {
+    next.state = StepState.READY;
+    if (at) next.availableAt = at;
+  }
+};
+
+const backToQueue = (step: DeploymentStep, at: Timestamp | undefined) => {
+  step.state = StepState.READY;
+  step.executorId = "";
+  step.leaseExpiresAt = undefined;
+  if (at) step.availableAt = at;
+};
+
+function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Timestamp | undefined) {
+  if (!("stepIndex" in event)) return;
+  const step = deployment.steps[event.stepIndex];
+  if (!step) return;
+  switch (event.$typeName) {
+    case "rdm.deployment.v1.DeploymentStepClaimed":
+      Object.assign(step, {
+        state: StepState.CLAIMED,
+        fencingToken: event.fencingToken,
+        executorId: event.executorId,
+        leaseExpiresAt: event.leaseExpiresAt,
+      });
+      if (step.kind === StepKind.VERIFY && !step.rollback) deployment.state = DeploymentState.VERIFYING;
+      break;
+    case "rdm.deployment.v1.DeploymentStepReleased":
+    case "rdm.deployment.v1.DeploymentStepLeaseExpired":
+      backToQueue(step, at);
+      break;
+    case "rdm.deployment.v1.DeploymentTargetProgressed": {
+      const status = create(TargetStatusSchema, { ciId: event.ciId, outcome: event.outcome, message: event.message });
+      const i = deployment.targets.findIndex((target) => target.ciId === event.ciId);
+      if (i >= 0) deployment.targets[i] = status;
+      else deployment.targets.push(status);
+      break;
+    }
+    case "rdm.deployment.v1.DeploymentStepCompleted":
+      step.state = StepState.COMPLETED;
+      step.leaseExpiresAt = undefined;
+      if (step.kind === StepKind.SWITCH) deployment.switched = !step.rollback;
+      if (step.promotionAfter && !step.rollback) deployment.awaitingPromotion = true;
+      else readyNext(deployment, step.index, event.nextAvailableAt ?? at);
+      break;
+    case "rdm.deployment.v1.DeploymentStepFailed":
+      // A failed rollback step goes back to the queue: the baseline must be restored.
+      if (step.rollback) backToQueue(step, at);
+      else step.state = StepState.FAILED;
+      break;
+  }
+}
+
+const skipUnfinished = (deployment: Deployment) => {
+  for (const step of deployment.steps) {
+    if (step.state !== StepState.COMPLETED && step.state !== StepState.FAILED) {
+      step.state = StepState.SKIPPED;
+      step.leaseExpiresAt = undefined;
+    }
+  }
+};
+
+function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at: Timestamp | undefined) {
+  switch (event.$typeName) {
+    case "rdm.deployment.v1.DeploymentApprovalGranted":
+      deployment.approvers.push(event.approver);
+      if (event.quorumReached) deployment.state = DeploymentState.PLANNED;
+      break;
+    case "rdm.deployment.v1.DeploymentScheduled": {
+      deployment.state = DeploymentState.SCHEDULED;
+      deployment.baseline = event.baseline;
+      const first = deployment.steps[0];
+      if (first) Object.assign(first, { state: StepState.READY, availableAt: event.availableAt });
+      break;
+    }
+    case "rdm.deployment.v1.DeploymentStarted":
+      deployment.state = DeploymentState.IN_PROGRESS;
+      break;
+    case "rdm.deployment.v1.DeploymentPaused":
+      deployment.paused = true;
+      deployment.reason = event.reason;
+      break;
+    case "rdm.deployment.v1.DeploymentResumed":
+      deployment.paused = false;
+      break;
+    case "rdm.deployment.v1.DeploymentPromoted": {
+      deployment.awaitingPromotion = false;
+      const done = deployment.steps.filter((step) => step.state === StepState.COMPLETED).at(-1);
+      readyNext(deployment, done?.index ?? -1, at);
+      break;
+    }
+    case "rdm.deployment.v1.DeploymentSucceeded":
+      deployment.state = DeploymentState.SUCCEEDED;
+      break;
+    case "rdm.deployment.v1.DeploymentFailed":
+      deployment.state = DeploymentState.FAILED;
+      deployment.reason = event.reason;
+      break;
+    case "rdm.deployment.v1.DeploymentRollbackStarted": {
+      skipUnfinished(deployment);
+      Object.assign(deployment, { state: DeploymentState.ROLLING_BACK, paused: false, awaitingPromotion: false });
+      deployment.reason = event.reason;
+      deployment.steps.push(...event.steps);
+      const first = event.steps[0] && deployment.steps[event.steps[0].index];
+      if (first) Object.assign(first, { state: StepState.READY, availableAt: at });
+      break;
+    }
+    case "rdm.deployment.v1.DeploymentRolledBack":
+      deployment.state = DeploymentState.ROLLED_BACK;
+      break;
+    case "rdm.deployment.v1.DeploymentCancelled":
+      skipUnfinished(deployment);
+      deployment.state = DeploymentState.CANCELLED;
+      deployment.reason = event.reason;
+      break;
+    default:
+      applyStepEvent(deployment, event, at);
+  }
+}
+
+export function evolve(state: DeploymentAggregateState, event: DeploymentEvent): DeploymentAggregateState {
+  const at = event.metadata?.occurredAt;
+  if (event.$typeName === "rdm.deployment.v1.DeploymentPlanned") {
+    const deployment = create(DeploymentSchema, {
+      deploymentId: event.deploymentId,
+      releaseId: event.releaseId,
+      environment: event.environment,
+      artifacts: event.artifacts,
+      ...(event.strategy ? { strategy: event.strategy } : {}),
+      ...(event.window ? { window: event.window } : {}),
+      linkedChangeIds: event.linkedChangeIds,
+      state: event.requiredApprovals > 0 ? DeploymentState.AWAITING_APPROVAL : DeploymentState.PLANNED,
+      createdBy: event.metadata?.actor ?? "",
+      requiredApprovals: event.requiredApprovals,
+      steps: event.steps,
+      previousColour: event.previousColour,
+      approvalGroup: event.approvalGroup,
+      ...(at ? { createdAt: at, updatedAt: at } : {}),
+      version: event.metadata?.streamVersion ?? 0n,
+    });
+    return { deployment };
+  }
+  if (!state.deployment) return state;
+  const deployment = create(DeploymentSchema, structuredClone(state.deployment));
+  applyLifecycleEvent(deployment, event, at);
+  if (at) deployment.updatedAt = at;
+  deployment.version = event.metadata?.streamVersion ?? deployment.version;
+  return { deployment };
+}
+
+export const isTerminal = (deployment: Deployment) => TERMINAL.has(deployment.state);
+
+export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
+  timestamp ? timestampDate(timestamp) : undefined;
+
+export { timestampFromDate };

@@ -1,0 +1,254 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  type DeployedArtifact,
+  DeployedArtifactSchema,
+  DeploymentApprovalGrantedSchema,
+  DeploymentCancelledSchema,
+  DeploymentFailedSchema,
+  DeploymentPausedSchema,
+  DeploymentPlannedSchema,
+  DeploymentPromotedSchema,
+  DeploymentResumedSchema,
+  DeploymentRollbackStartedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentScheduledSchema,
+  DeploymentStartedSchema,
+  type DeploymentStrategy,
+  DeploymentStrategyKind,
+  type Environment,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { type DeploymentAggregateState, type DeploymentEvent, isTerminal, toDate } from "./deployment-evolve.js";
+import { decideStepCommand, type StepCommand } from "./executor-steps.js";
+import { type RuleDetail, refuse, violation } from "./rule-violation.js";
+import { expandStrategy, rollbackSteps, strategyName } from "./strategy.js";
+
+export type DeploymentCommand =
+  | {
+      kind: "planDeployment";
+      deploymentId: string;
+      releaseId: string;
+      environment: Environment;
+      artifacts: DeployedArtifact[];
+      strategy: DeploymentStrategy;
+      window: TimeWindow | undefined;
+      linkedChangeIds: string[];
+    }
+  | { kind: "approveDeployment"; approver: string; approverGroups: string[]; approvalGroup: string; comment: string }
+  | {
+      kind: "startDeployment";
+      /** Unmet gates the API found from its read models (release, changes, DML, environment). */
+      gateViolations: RuleDetail[];
+      baseline: DeployedArtifact[];
+      freezeOverrideJustification: string;
+      now: Date;
+    }
+  | { kind: "pauseDeployment"; reason: string }
+  | { kind: "resumeDeployment" }
+  | { kind: "promoteDeployment"; comment: string }
+  | { kind: "cancelDeployment"; reason: string }
+  | { kind: "rollbackDeployment"; reason: string; fast: boolean }
+  | StepCommand;
+
+const existing = (state: DeploymentAggregateState): Deployment =>
+  state.deployment ??
+  (() => {
+    throw violation("NOT_FOUND", "deployment.unknown", "no such deployment");
+  })();
+
+const requireState = (deployment: Deployment, allowed: DeploymentState[], action: string) => {
+  if (!allowed.includes(deployment.state)) {
+    refuse("deployment.state", `cannot ${action} a deployment in state ${DeploymentState[deployment.state]}`);
+  }
+};
+
+/** The package placed on the environment's targets (every artifact on every target). */
+const onTargets = (artifacts: DeployedArtifact[], environment: Environment) => {
+  const targets = [...new Set(environment.targetGroups.flatMap((group) => group.ciIds))];
+  return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds: targets }));
+};
+
+function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, state: DeploymentAggregateState) {
+  if (state.deployment) {
+    throw violation("ALREADY_EXISTS", "deployment.exists", "the deployment already exists");
+  }
+  const { steps, violations } = expandStrategy(command.strategy, command.environment);
+  if (violations.length) {
+    throw violation("FAILED_PRECONDITION", "deployment.plan", "the plan cannot be expanded", violations);
+  }
+  const protection = command.environment.protection;
+  return [
+    create(DeploymentPlannedSchema, {
+      deploymentId: command.deploymentId,
+      releaseId: command.releaseId,
+      environment: command.environment.name,
+      artifacts: onTargets(command.artifacts, command.environment),
+      strategy: command.strategy,
+      ...(command.window ? { window: command.window } : {}),
+      linkedChangeIds: command.linkedChangeIds,
+      steps,
+      requiredApprovals: protection?.quorum ?? 0,
+      approvalGroup: protection?.approvalGroup ?? "",
+      previousColour: command.environment.liveColour,
+    }),
+  ];
+}
+
+function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment" }>, deployment: Deployment) {
+  if (command.approver === deployment.createdBy) {
+    throw violation(
+      "PERMISSION_DENIED",
+      "deployment.creator_cannot_approve",
+      "the deployment's creator may not approve it",
+    );
+  }
+  if (!command.approverGroups.includes(command.approvalGroup)) {
+    throw violation(
+      "PERMISSION_DENIED",
+      "deployment.approval_group",
+      `approvals come from members of ${command.approvalGroup}`,
+    );
+  }
+  requireState(deployment, [DeploymentState.AWAITING_APPROVAL], "approve");
+  if (deployment.approvers.includes(command.approver)) {
+    refuse("deployment.approved_once", `${command.approver} already approved this deployment`);
+  }
+  const quorumReached = deployment.approvers.length + 1 >= deployment.requiredApprovals;
+  return [
+    create(DeploymentApprovalGrantedSchema, {
+      deploymentId: deployment.deploymentId,
+      approver: command.approver,
+      comment: command.comment,
+      quorumReached,
+    }),
+  ];
+}
+
+function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>, deployment: Deployment) {
+  requireState(deployment, [DeploymentState.PLANNED, DeploymentState.AWAITING_APPROVAL], "start");
+  const violations = [...command.gateViolations];
+  if (deployment.state === DeploymentState.AWAITING_APPROVAL) {
+    violations.push({
+      rule: "deployment.protection_approval",
+      subject: deployment.environment,
+      description: `${deployment.approvers.length} of ${deployment.requiredApprovals} protection approvals granted`,
+    });
+  }
+  if (violations.length) {
+    throw violation(
+      "FAILED_PRECONDITION",
+      "deployment.gates",
+      `${violations.length} gate(s) not met: ${violations.map((v) => v.rule).join(", ")}`,
+      violations,
+    );
+  }
+  const windowStart = toDate(deployment.window?.start);
+  const availableAt = windowStart && windowStart > command.now ? windowStart : command.now;
+  return [
+    create(DeploymentScheduledSchema, {
+      deploymentId: deployment.deploymentId,
+      baseline: command.baseline,
+      availableAt: timestampFromDate(availableAt),
+      freezeOverrideJustification: command.freezeOverrideJustification,
+    }),
+  ];
+}
+
+/** Starts backing out to the baseline; with nothing to undo the deployment is rolled back at once. */
+export function startRollback(deployment: Deployment, reason: string, automatic: boolean, fast: boolean) {
+  const steps = rollbackSteps(
+    {
+      steps: deployment.steps,
+      previousColour: deployment.previousColour,
+      switched: deployment.switched,
+      blueGreen: deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN,
+    },
+    fast,
+  );
+  const started = create(DeploymentRollbackStartedSchema, {
+    deploymentId: deployment.deploymentId,
+    reason,
+    automatic,
+    fast,
+    artifacts: deployment.baseline,
+    steps,
+  });
+  return steps.length ? [started] : [started, rolledBack(deployment, reason)];
+}
+
+export const rolledBack = (deployment: Deployment, reason: string) =>
+  create(DeploymentRolledBackSchema, {
+    deploymentId: deployment.deploymentId,
+    releaseId: deployment.releaseId,
+    environment: deployment.environment,
+    artifacts: deployment.baseline,
+    reason,
+  });
+
+/** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */
+export function failAndRollBack(deployment: Deployment, reason: string, failedTargets: string[]) {
+  return [
+    create(DeploymentFailedSchema, {
+      deploymentId: deployment.deploymentId,
+      releaseId: deployment.releaseId,
+      environment: deployment.environment,
+      artifacts: deployment.artifacts,
+      reason,
+      failedTargetCiIds: failedTargets,
+    }),
+    ...startRollback(deployment, reason, true, false),
+  ];
+}
+
+export const started = (deployment: Deployment) =>
+  create(DeploymentStartedSchema, {
+    deploymentId: deployment.deploymentId,
+    releaseId: deployment.releaseId,
+    environment: deployment.environment,
+    artifacts: deployment.artifacts,
+    strategy: strategyName(deployment.strategy?.kind ?? DeploymentStrategyKind.UNSPECIFIED),
+  });
+
+const RUNNING = [DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING];
+
+function control(command: DeploymentCommand, deployment: Deployment): DeploymentEvent[] {
+  const deploymentId = deployment.deploymentId;
+  switch (command.kind) {
+    case "pauseDeployment":
+      requireState(deployment, RUNNING, "pause");
+      if (deployment.paused) refuse("deployment.paused", "the deployment is already paused");
+      return [create(DeploymentPausedSchema, { deploymentId, reason: command.reason })];
+    case "resumeDeployment":
+      if (!deployment.paused) refuse("deployment.not_paused", "the deployment is not paused");
+      return [create(DeploymentResumedSchema, { deploymentId })];
+    case "promoteDeployment":
+      requireState(deployment, RUNNING, "promote");
+      if (!deployment.awaitingPromotion) refuse("deployment.no_promotion", "no stage is waiting for a promotion");
+      return [create(DeploymentPromotedSchema, { deploymentId, comment: command.comment })];
+    case "cancelDeployment":
+      requireState(
+        deployment,
+        [DeploymentState.PLANNED, DeploymentState.AWAITING_APPROVAL, DeploymentState.SCHEDULED],
+        "cancel (roll back a started one instead)",
+      );
+      return [create(DeploymentCancelledSchema, { deploymentId, reason: command.reason })];
+    case "rollbackDeployment":
+      requireState(deployment, [...RUNNING, DeploymentState.SUCCEEDED, DeploymentState.FAILED], "roll back");
+      return startRollback(deployment, command.reason, false, command.fast);
+    default:
+      return decideStepCommand(command as StepCommand, deployment);
+  }
+}
+
+export function decide(command: DeploymentCommand, state: DeploymentAggregateState): DeploymentEvent[] {
+  if (command.kind === "planDeployment") return plan(command, state);
+  const deployment = existing(state);
+  if (command.kind === "approveDeployment") return approve(command, deployment);
+  if (command.kind === "startDeployment") return start(command, deployment);
+  if (isTerminal(deployment) && command.kind !== "rollbackDeployment") {
+    refuse("deployment.finished", `the deployment is ${DeploymentState[deployment.state]}`);
+  }
+  return control(command, deployment);
+}

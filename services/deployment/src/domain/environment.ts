@@ -1,0 +1,141 @@
+import { clone, create } from "@bufbuild/protobuf";
+import {
+  type Environment,
+  type EnvironmentChanged,
+  EnvironmentChangedSchema,
+  type EnvironmentRegistered,
+  EnvironmentRegisteredSchema,
+  EnvironmentSchema,
+  type ProtectionPolicy,
+  type TargetGroup,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { type RuleDetail, violation } from "./rule-violation.js";
+
+export type EnvironmentEvent = EnvironmentRegistered | EnvironmentChanged;
+
+export interface EnvironmentState {
+  environment: Environment | undefined;
+}
+
+/** The default promotion order `./rdm up` registers. */
+export const DEFAULT_PROMOTION_ORDER = ["dev", "test", "staging", "production"] as const;
+
+/** Environments are keyed by name; the stream id says which aggregate it is. */
+export const environmentStreamId = (name: string) => `environment-${name}`;
+
+export interface EnvironmentDefinition {
+  name: string;
+  promotionRank: number;
+  /** The previous environment of the promotion order ("" for the first). */
+  promotesFrom: string;
+  targetGroups: TargetGroup[];
+  protection?: ProtectionPolicy | undefined;
+  executorLabels: string[];
+}
+
+export type EnvironmentCommand =
+  | { kind: "registerEnvironment"; definition: EnvironmentDefinition }
+  | { kind: "changeEnvironment"; definition: EnvironmentDefinition; reason: string }
+  | { kind: "setFreeze"; frozen: boolean; reason: string };
+
+function definitionViolations(definition: EnvironmentDefinition): RuleDetail[] {
+  const violations: RuleDetail[] = [];
+  const seen = new Map<string, string>();
+  for (const group of definition.targetGroups) {
+    if (!group.name) {
+      violations.push({
+        rule: "environment.group_name",
+        subject: definition.name,
+        description: "a group needs a name",
+      });
+    }
+    for (const ci of group.ciIds) {
+      const other = seen.get(ci);
+      if (other !== undefined) {
+        violations.push({
+          rule: "environment.target_in_one_group",
+          subject: ci,
+          description: `target ${ci} is in groups ${other} and ${group.name}`,
+        });
+      }
+      seen.set(ci, group.name);
+    }
+  }
+  if (definition.promotesFrom === definition.name) {
+    violations.push({
+      rule: "environment.promotes_from",
+      subject: definition.name,
+      description: "an environment cannot follow itself in the promotion order",
+    });
+  }
+  const protection = definition.protection;
+  if (protection && protection.quorum > 0 && !protection.approvalGroup) {
+    violations.push({
+      rule: "environment.protection_group",
+      subject: definition.name,
+      description: "a protection quorum needs an approval group",
+    });
+  }
+  return violations;
+}
+
+const snapshot = (definition: EnvironmentDefinition, previous?: Environment): Environment =>
+  Object.assign(previous ? clone(EnvironmentSchema, previous) : create(EnvironmentSchema), {
+    name: definition.name,
+    promotionRank: definition.promotionRank,
+    promotesFrom: definition.promotesFrom,
+    targetGroups: definition.targetGroups,
+    executorLabels: definition.executorLabels,
+    protection: definition.protection,
+  });
+
+function checkedDefinition(definition: EnvironmentDefinition): EnvironmentDefinition {
+  const violations = definitionViolations(definition);
+  if (violations.length) {
+    throw violation(
+      "FAILED_PRECONDITION",
+      "environment.definition",
+      "the environment definition is inconsistent",
+      violations,
+    );
+  }
+  return definition;
+}
+
+export function decideEnvironment(command: EnvironmentCommand, state: EnvironmentState): EnvironmentEvent[] {
+  const current = state.environment;
+  if (command.kind === "registerEnvironment") {
+    if (current) {
+      throw violation(
+        "ALREADY_EXISTS",
+        "environment.exists",
+        `environment ${command.definition.name} is already registered`,
+      );
+    }
+    return [create(EnvironmentRegisteredSchema, { environment: snapshot(checkedDefinition(command.definition)) })];
+  }
+  if (!current) {
+    throw violation("NOT_FOUND", "environment.unknown", "no such environment", [], "environment");
+  }
+  if (command.kind === "setFreeze") {
+    const environment = Object.assign(clone(EnvironmentSchema, current), {
+      frozen: command.frozen,
+      freezeReason: command.frozen ? command.reason : "",
+    });
+    return [create(EnvironmentChangedSchema, { environment, reason: command.reason })];
+  }
+  const environment = snapshot(checkedDefinition(command.definition), current);
+  return [create(EnvironmentChangedSchema, { environment, reason: command.reason })];
+}
+
+export function evolveEnvironment(_state: EnvironmentState, event: EnvironmentEvent): EnvironmentState {
+  return { environment: event.environment };
+}
+
+/** Every target of the environment, in group order, each once. */
+export const allTargets = (environment: Environment): string[] => [
+  ...new Set(environment.targetGroups.flatMap((group) => group.ciIds)),
+];
+
+export const groupTargets = (environment: Environment, name: string): string[] =>
+  environment.targetGroups.find((group) => group.name === name)?.ciIds ?? [];

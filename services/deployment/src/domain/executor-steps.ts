@@ -1,0 +1,191 @@
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  type DeploymentStep,
+  DeploymentStepClaimedSchema,
+  DeploymentStepCompletedSchema,
+  DeploymentStepFailedSchema,
+  DeploymentStepLeaseExpiredSchema,
+  DeploymentSucceededSchema,
+  DeploymentTargetProgressedSchema,
+  DeploymentVerificationRecordedSchema,
+  StepState,
+  TargetOutcome,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { failAndRollBack, rolledBack, started } from "./deployment.js";
+import type { DeploymentEvent } from "./deployment-evolve.js";
+import { refuse } from "./rule-violation.js";
+
+export interface StepLease {
+  stepIndex: number;
+  fencingToken: bigint;
+}
+
+export type StepCommand =
+  | {
+      kind: "claimStep";
+      stepIndex: number;
+      executorId: string;
+      leaseExpiresAt: Date;
+      /** The step's current holder let its lease run out (the queue saw it): it is taken over. */
+      leaseExpired: boolean;
+      now: Date;
+    }
+  | ({ kind: "expireLease" } & StepLease)
+  | ({
+      kind: "reportTargetProgress";
+      ciId: string;
+      outcome: TargetOutcome;
+      message: string;
+      logLines: string[];
+      verifications: { check: string; passed: boolean; detail: string }[];
+    } & StepLease)
+  | ({ kind: "completeStep"; now: Date } & StepLease)
+  | ({ kind: "failStep"; reason: string } & StepLease);
+
+const stepOf = (deployment: Deployment, index: number): DeploymentStep =>
+  deployment.steps[index] ?? refuse("step.unknown", `the deployment has no step ${index}`, "step");
+
+/** Fencing: only the current holder of a claimed step may report on it. */
+const heldStep = (deployment: Deployment, lease: StepLease): DeploymentStep => {
+  const step = stepOf(deployment, lease.stepIndex);
+  if (step.state !== StepState.CLAIMED || step.fencingToken !== lease.fencingToken) {
+    refuse(
+      "step.lease_lost",
+      `step ${lease.stepIndex} is no longer held with fencing token ${lease.fencingToken}`,
+      "step",
+    );
+  }
+  return step;
+};
+
+function claim(command: Extract<StepCommand, { kind: "claimStep" }>, deployment: Deployment): DeploymentEvent[] {
+  const step = stepOf(deployment, command.stepIndex);
+  const reclaim = step.state === StepState.CLAIMED && command.leaseExpired;
+  if (step.state !== StepState.READY && !reclaim) refuse("step.not_ready", `step ${step.index} is not waiting`, "step");
+  if (deployment.paused || deployment.awaitingPromotion) refuse("deployment.held", "the deployment is on hold");
+  const deploymentId = deployment.deploymentId;
+  const events: DeploymentEvent[] = [];
+  if (reclaim) {
+    events.push(
+      create(DeploymentStepLeaseExpiredSchema, {
+        deploymentId,
+        stepIndex: step.index,
+        fencingToken: step.fencingToken,
+        executorId: step.executorId,
+      }),
+    );
+  }
+  if (deployment.state === DeploymentState.SCHEDULED) events.push(started(deployment));
+  events.push(
+    create(DeploymentStepClaimedSchema, {
+      deploymentId,
+      stepIndex: step.index,
+      executorId: command.executorId,
+      fencingToken: step.fencingToken + 1n,
+      leaseExpiresAt: timestampFromDate(command.leaseExpiresAt),
+    }),
+  );
+  return events;
+}
+
+const failedTargets = (deployment: Deployment, extra?: { ciId: string; outcome: TargetOutcome }) => {
+  const outcomes = new Map(deployment.targets.map((target) => [target.ciId, target.outcome]));
+  if (extra) outcomes.set(extra.ciId, extra.outcome);
+  return [...outcomes].filter(([, outcome]) => outcome === TargetOutcome.FAILED).map(([ci]) => ci);
+};
+
+function report(command: Extract<StepCommand, { kind: "reportTargetProgress" }>, deployment: Deployment) {
+  const step = heldStep(deployment, command);
+  if (!step.targetCiIds.includes(command.ciId)) {
+    refuse("step.target", `${command.ciId} is not a target of step ${step.index}`, "step");
+  }
+  const lease = { deploymentId: deployment.deploymentId, stepIndex: step.index, fencingToken: step.fencingToken };
+  const events: DeploymentEvent[] = [
+    create(DeploymentTargetProgressedSchema, {
+      ...lease,
+      ciId: command.ciId,
+      outcome: command.outcome,
+      message: command.message,
+      logLines: command.logLines,
+    }),
+    ...command.verifications.map((result) =>
+      create(DeploymentVerificationRecordedSchema, { ...lease, ciId: command.ciId, ...result }),
+    ),
+  ];
+  // A rollback keeps going whatever its targets report: the baseline must be restored.
+  if (step.rollback) return events;
+  const failedCheck = command.verifications.find((result) => !result.passed);
+  if (failedCheck) {
+    return [
+      ...events,
+      ...failAndRollBack(deployment, `verification ${failedCheck.check} failed on ${command.ciId}`, [command.ciId]),
+    ];
+  }
+  const failed = failedTargets(deployment, command);
+  const limit = deployment.strategy?.maxFailedTargets ?? 0;
+  if (command.outcome === TargetOutcome.FAILED && failed.length > limit) {
+    return [...events, ...failAndRollBack(deployment, `${failed.length} target(s) failed (limit ${limit})`, failed)];
+  }
+  return events;
+}
+
+function complete(command: Extract<StepCommand, { kind: "completeStep" }>, deployment: Deployment) {
+  const step = heldStep(deployment, command);
+  const nextAvailableAt = new Date(command.now.getTime() + step.pauseSecondsAfter * 1000);
+  const events: DeploymentEvent[] = [
+    create(DeploymentStepCompletedSchema, {
+      deploymentId: deployment.deploymentId,
+      stepIndex: step.index,
+      fencingToken: step.fencingToken,
+      nextAvailableAt: timestampFromDate(nextAvailableAt),
+    }),
+  ];
+  const last = !deployment.steps.some((other) => other.index > step.index && other.rollback === step.rollback);
+  if (!last) return events;
+  if (step.rollback) return [...events, rolledBack(deployment, deployment.reason)];
+  return [
+    ...events,
+    create(DeploymentSucceededSchema, {
+      deploymentId: deployment.deploymentId,
+      releaseId: deployment.releaseId,
+      environment: deployment.environment,
+      artifacts: deployment.artifacts,
+    }),
+  ];
+}
+
+export function decideStepCommand(command: StepCommand, deployment: Deployment): DeploymentEvent[] {
+  switch (command.kind) {
+    case "claimStep":
+      return claim(command, deployment);
+    case "expireLease": {
+      const step = heldStep(deployment, command);
+      return [
+        create(DeploymentStepLeaseExpiredSchema, {
+          deploymentId: deployment.deploymentId,
+          stepIndex: step.index,
+          fencingToken: step.fencingToken,
+          executorId: step.executorId,
+        }),
+      ];
+    }
+    case "reportTargetProgress":
+      return report(command, deployment);
+    case "completeStep":
+      return complete(command, deployment);
+    case "failStep": {
+      const step = heldStep(deployment, command);
+      const failedStep = create(DeploymentStepFailedSchema, {
+        deploymentId: deployment.deploymentId,
+        stepIndex: step.index,
+        fencingToken: step.fencingToken,
+        reason: command.reason,
+      });
+      if (step.rollback) return [failedStep];
+      const failed = failedTargets(deployment);
+      return [failedStep, ...failAndRollBack(deployment, `step ${step.index} failed: ${command.reason}`, failed)];
+    }
+  }
+}

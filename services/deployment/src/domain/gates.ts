@@ -1,0 +1,118 @@
+import type { RuleDetail } from "./rule-violation.js";
+
+/** What the service's read models know about a deployment's surroundings when it is started. */
+export interface GateFacts {
+  now: Date;
+  releaseId: string;
+  /** Unknown to the read model: the release's events have not arrived (or it does not exist). */
+  release?: { inDeploymentPhase: boolean; approved: boolean } | undefined;
+  changes: {
+    changeId: string;
+    known: boolean;
+    authorized: boolean;
+    window?: { start: Date; end: Date } | undefined;
+    emergency: boolean;
+  }[];
+  environment: { name: string; frozen: boolean; freezeReason: string };
+  /** The environment before this one in the promotion order, and whether the package succeeded there. */
+  previousEnvironment?: { name: string; packageSucceeded: boolean } | undefined;
+  artifacts: { artifactId: string; known: boolean; verified: boolean; quarantined: boolean }[];
+  freezeOverride: { justification: string; byChangeManager: boolean };
+  /** Another deployment already running in the environment. */
+  runningDeploymentId?: string | undefined;
+}
+
+const detail = (rule: string, subject: string, description: string): RuleDetail => ({ rule, subject, description });
+
+function releaseGate(facts: GateFacts): RuleDetail[] {
+  const release = facts.release;
+  if (!release)
+    return [detail("gate.release_known", facts.releaseId, "the release is unknown to the deployment service")];
+  return [
+    ...(release.approved ? [] : [detail("gate.release_approved", facts.releaseId, "the release is not approved")]),
+    ...(release.inDeploymentPhase
+      ? []
+      : [detail("gate.release_phase", facts.releaseId, "the release is not in its deployment phase")]),
+  ];
+}
+
+function changeGates(facts: GateFacts): RuleDetail[] {
+  return facts.changes.flatMap((change) => {
+    if (!change.known) return [detail("gate.change_known", change.changeId, "the linked change is unknown")];
+    const problems: RuleDetail[] = [];
+    if (!change.authorized)
+      problems.push(detail("gate.change_authorized", change.changeId, "the change is not authorized"));
+    if (!change.window) {
+      problems.push(detail("gate.change_scheduled", change.changeId, "the change is not scheduled"));
+    } else if (facts.now < change.window.start || facts.now > change.window.end) {
+      problems.push(
+        detail(
+          "gate.change_window",
+          change.changeId,
+          `now is outside the change window ${change.window.start.toISOString()}..${change.window.end.toISOString()}`,
+        ),
+      );
+    }
+    return problems;
+  });
+}
+
+/** A freeze holds unless a change-manager overrides it, with a justification, for an emergency change. */
+function freezeGate(facts: GateFacts): RuleDetail[] {
+  if (!facts.environment.frozen) return [];
+  const override = facts.freezeOverride;
+  const emergency = facts.changes.some((change) => change.emergency && change.authorized);
+  if (override.justification && override.byChangeManager && emergency) return [];
+  const why = !override.justification
+    ? ""
+    : !override.byChangeManager
+      ? " (an override needs the change-manager role)"
+      : " (an override needs an authorized emergency change)";
+  return [
+    detail(
+      "gate.environment_frozen",
+      facts.environment.name,
+      `${facts.environment.name} is frozen: ${facts.environment.freezeReason || "no reason given"}${why}`,
+    ),
+  ];
+}
+
+function artifactGates(facts: GateFacts): RuleDetail[] {
+  return facts.artifacts.flatMap((artifact) => {
+    if (!artifact.known) return [detail("gate.artifact_known", artifact.artifactId, "the artifact is not in the DML")];
+    if (artifact.quarantined)
+      return [detail("gate.artifact_quarantined", artifact.artifactId, "the artifact is quarantined")];
+    if (!artifact.verified)
+      return [detail("gate.artifact_verified", artifact.artifactId, "the artifact is not verified")];
+    return [];
+  });
+}
+
+/** Every unmet condition before a deployment may start (the protection approval is the decider's). */
+export function evaluateGates(facts: GateFacts): RuleDetail[] {
+  const previous = facts.previousEnvironment;
+  return [
+    ...releaseGate(facts),
+    ...changeGates(facts),
+    ...freezeGate(facts),
+    ...(previous && !previous.packageSucceeded
+      ? [
+          detail(
+            "gate.promotion_order",
+            previous.name,
+            `the package has not succeeded in ${previous.name}, the previous environment`,
+          ),
+        ]
+      : []),
+    ...artifactGates(facts),
+    ...(facts.runningDeploymentId
+      ? [
+          detail(
+            "gate.environment_busy",
+            facts.runningDeploymentId,
+            `deployment ${facts.runningDeploymentId} is still running in ${facts.environment.name}`,
+          ),
+        ]
+      : []),
+  ];
+}

@@ -1,0 +1,75 @@
+#!/usr/bin/env node
+import { parseArgs } from "node:util";
+import { ReferenceExecutor } from "./reference-executor.js";
+
+const usage = `rdm-executor: claims deployment steps and performs each target.
+
+  --address host:port     the deployment service (default 127.0.0.1:50054, or RDM_DEPLOYMENT_ADDRESS)
+  --token JWT             a token with the executor role (or RDM_EXECUTOR_TOKEN)
+  --id NAME               this executor's id (default executor-<pid>)
+  --environment NAME      serve this environment (repeatable; default: any)
+  --label LABEL           a label this executor carries (repeatable)
+  --command CMD           run per target with /bin/sh -c (RDM_TARGET, RDM_STEP_KIND, RDM_ARTIFACTS, ...)
+  --http-url URL          or POST the step and target as JSON per target (2xx: success)
+  --lease-seconds N       lease per claim (default 30)
+  --poll-ms N             pause when no step waits (default 1000)
+  --once                  perform at most one step, then exit`;
+
+const { values } = parseArgs({
+  options: {
+    address: { type: "string", default: process.env.RDM_DEPLOYMENT_ADDRESS ?? "127.0.0.1:50054" },
+    token: { type: "string", default: process.env.RDM_EXECUTOR_TOKEN ?? "" },
+    id: { type: "string", default: `executor-${process.pid}` },
+    environment: { type: "string", multiple: true, default: [] },
+    label: { type: "string", multiple: true, default: [] },
+    command: { type: "string" },
+    "http-url": { type: "string" },
+    "lease-seconds": { type: "string", default: "30" },
+    "poll-ms": { type: "string", default: "1000" },
+    once: { type: "boolean", default: false },
+    help: { type: "boolean", default: false },
+  },
+});
+
+const fail = (message: string): never => {
+  process.stderr.write(`${message}\n\n${usage}\n`);
+  process.exit(2);
+};
+
+if (values.help) {
+  process.stdout.write(`${usage}\n`);
+  process.exit(0);
+}
+const leaseSeconds = Number.parseInt(values["lease-seconds"], 10);
+const pollMs = Number.parseInt(values["poll-ms"], 10);
+if (!values.token) fail("a token is required (--token or RDM_EXECUTOR_TOKEN)");
+if (!(leaseSeconds >= 1 && pollMs >= 10)) fail("--lease-seconds must be >= 1 and --poll-ms >= 10");
+const action = values.command
+  ? { command: values.command }
+  : values["http-url"]
+    ? { httpUrl: values["http-url"] }
+    : fail("one of --command or --http-url is required");
+
+const executor = new ReferenceExecutor({
+  address: values.address,
+  token: values.token,
+  executorId: values.id,
+  environments: values.environment,
+  labels: values.label,
+  leaseSeconds,
+  action,
+  log: (line) =>
+    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), executor: values.id, msg: line })}\n`),
+});
+
+let stopping = false;
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => (stopping = true));
+while (!stopping) {
+  const worked = await executor.runOnce().catch((error: unknown) => {
+    process.stderr.write(`${JSON.stringify({ executor: values.id, error: String(error) })}\n`);
+    return false;
+  });
+  if (values.once) break;
+  if (!worked) await new Promise((resolve) => setTimeout(resolve, pollMs));
+}
+executor.close();

@@ -1,0 +1,66 @@
+import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import type { Environment } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type { GateFacts } from "../domain/gates.js";
+import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
+
+/** Gathers what the start gates check, from this service's tables and its upstream read models. */
+export async function loadGateFacts(
+  tx: Queryable,
+  deployment: Deployment,
+  environment: Environment,
+  context: { now: Date; freezeOverrideJustification: string; byChangeManager: boolean },
+): Promise<GateFacts> {
+  const releases = await tx.query<{ phase: number; approved: boolean }>(
+    "SELECT phase, approved FROM gate_releases WHERE release_id = $1",
+    [deployment.releaseId],
+  );
+  const changes = await tx.query<{
+    change_id: string;
+    emergency: boolean;
+    authorized: boolean;
+    window_start: Date | null;
+    window_end: Date | null;
+  }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [deployment.linkedChangeIds]);
+  const artifactIds = packageKey(deployment.artifacts);
+  const artifacts = await tx.query<{ artifact_id: string; verified: boolean; quarantined: boolean }>(
+    "SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)",
+    [artifactIds],
+  );
+  const previous = environment.promotesFrom;
+  const release = releases.rows[0];
+  return {
+    now: context.now,
+    releaseId: deployment.releaseId,
+    release: release && { inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT, approved: release.approved },
+    changes: deployment.linkedChangeIds.map((changeId) => {
+      const row = changes.rows.find((change) => change.change_id === changeId);
+      return {
+        changeId,
+        known: row !== undefined,
+        authorized: row?.authorized ?? false,
+        emergency: row?.emergency ?? false,
+        window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
+      };
+    }),
+    environment: { name: environment.name, frozen: environment.frozen, freezeReason: environment.freezeReason },
+    previousEnvironment:
+      previous === ""
+        ? undefined
+        : {
+            name: previous,
+            packageSucceeded: await packageSucceededIn(tx, deployment.releaseId, previous, artifactIds),
+          },
+    artifacts: artifactIds.map((artifactId) => {
+      const row = artifacts.rows.find((artifact) => artifact.artifact_id === artifactId);
+      return {
+        artifactId,
+        known: row !== undefined,
+        verified: row?.verified ?? false,
+        quarantined: row?.quarantined ?? false,
+      };
+    }),
+    freezeOverride: { justification: context.freezeOverrideJustification, byChangeManager: context.byChangeManager },
+    runningDeploymentId: await runningDeployment(tx, environment.name, deployment.deploymentId),
+  };
+}

@@ -1,0 +1,115 @@
+import { equals } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { DeploymentStepSchema, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type { Queryable } from "./tables.js";
+
+const STATUS: Partial<Record<StepState, string>> = {
+  [StepState.READY]: "READY",
+  [StepState.CLAIMED]: "CLAIMED",
+  [StepState.COMPLETED]: "COMPLETED",
+  [StepState.FAILED]: "FAILED",
+  [StepState.SKIPPED]: "SKIPPED",
+};
+
+/**
+ * Mirrors the deployment's reached steps into the queue, in the append's transaction. A claimed
+ * step keeps the later of its recorded lease and the one heartbeats extended it to.
+ */
+export async function syncStepQueue(
+  tx: Queryable,
+  deployment: Deployment,
+  before: Deployment | undefined,
+  requiredLabels: string[],
+) {
+  const isHeld = (d: Deployment | undefined) =>
+    d ? d.paused || d.awaitingPromotion || d.state === DeploymentState.CANCELLED : false;
+  const held = isHeld(deployment);
+  for (const step of deployment.steps) {
+    const status = STATUS[step.state];
+    // Only rows this command changed: fewer row locks shared with concurrent commands.
+    const previous = before?.steps[step.index];
+    const unchanged = previous && equals(DeploymentStepSchema, previous, step) && isHeld(before) === held;
+    if (!status || unchanged) continue;
+    await tx.query(
+      `INSERT INTO step_queue (deployment_id, step_index, environment, required_labels, status, held, available_at,
+         fencing_token, lease_expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       ON CONFLICT (deployment_id, step_index) DO UPDATE SET
+         status = EXCLUDED.status, held = EXCLUDED.held, available_at = EXCLUDED.available_at,
+         lease_expires_at = CASE WHEN step_queue.fencing_token = EXCLUDED.fencing_token
+           THEN GREATEST(step_queue.lease_expires_at, EXCLUDED.lease_expires_at) ELSE EXCLUDED.lease_expires_at END,
+         fencing_token = EXCLUDED.fencing_token`,
+      [
+        deployment.deploymentId,
+        step.index,
+        deployment.environment,
+        requiredLabels,
+        status,
+        held,
+        step.availableAt ? timestampDate(step.availableAt) : null,
+        step.fencingToken,
+        step.leaseExpiresAt ? timestampDate(step.leaseExpiresAt) : null,
+      ],
+    );
+  }
+}
+
+export interface QueuedStep {
+  deploymentId: string;
+  stepIndex: number;
+  /** The step was claimed, but its holder's lease ran out. */
+  leaseExpired: boolean;
+}
+
+/**
+ * Locks the next step this executor may claim, skipping those other claimers hold locked, so
+ * concurrent executors never get the same step: a waiting step from its available time, or a
+ * claimed one whose lease expired.
+ */
+export async function lockNextStep(
+  tx: Queryable,
+  executor: { environments: string[]; labels: string[] },
+): Promise<QueuedStep | undefined> {
+  const { rows } = await tx.query<{ deployment_id: string; step_index: number; status: string }>(
+    `SELECT deployment_id, step_index, status FROM step_queue
+     WHERE NOT held
+       AND ((status = 'READY' AND available_at <= now()) OR (status = 'CLAIMED' AND lease_expires_at < now()))
+       AND (cardinality($1::text[]) = 0 OR environment = ANY($1))
+       AND required_labels <@ $2::text[]
+     ORDER BY available_at, deployment_id, step_index
+     LIMIT 1 FOR UPDATE SKIP LOCKED`,
+    [executor.environments, executor.labels],
+  );
+  const row = rows[0];
+  return row && { deploymentId: row.deployment_id, stepIndex: row.step_index, leaseExpired: row.status === "CLAIMED" };
+}
+
+/** Whether the lease is still held (right token, not expired); locks the row until the command commits. */
+export async function leaseIsLive(
+  tx: Queryable,
+  lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
+) {
+  const { rows } = await tx.query<{ live: boolean }>(
+    `SELECT status = 'CLAIMED' AND fencing_token = $3 AND lease_expires_at > now() AS live
+     FROM step_queue WHERE deployment_id = $1 AND step_index = $2 FOR UPDATE`,
+    [lease.deploymentId, lease.stepIndex, lease.fencingToken],
+  );
+  return rows[0]?.live === true;
+}
+
+/** Extends a live lease; undefined when it was lost (expired or taken over). */
+export async function extendLease(
+  db: Queryable,
+  lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
+  seconds: number,
+): Promise<Date | undefined> {
+  const { rows } = await db.query<{ lease_expires_at: Date }>(
+    `UPDATE step_queue SET lease_expires_at = now() + make_interval(secs => $4)
+     WHERE deployment_id = $1 AND step_index = $2 AND fencing_token = $3 AND status = 'CLAIMED'
+       AND lease_expires_at > now()
+     RETURNING lease_expires_at`,
+    [lease.deploymentId, lease.stepIndex, lease.fencingToken, seconds],
+  );
+  return rows[0]?.lease_expires_at;
+}

@@ -1,0 +1,201 @@
+import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { Migration } from "@rdm/eventstore";
+import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  type DeployedArtifact,
+  DeployedArtifactSchema,
+  type Environment,
+  EnvironmentSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type pg from "pg";
+
+export type Queryable = Pick<pg.PoolClient, "query">;
+
+/**
+ * The deployment service's own tables, each written in the transaction that appends the events
+ * it reflects: query rows (folded aggregate as protobuf bytes plus filter columns), the step
+ * queue executors claim from, and per environment the outcome sequence and current baseline.
+ */
+export const deploymentMigrations: Migration[] = [
+  {
+    version: 1,
+    name: "environments, deployments, step queue, outcome sequence",
+    sql: `
+      CREATE TABLE environments (
+        name text PRIMARY KEY,
+        promotion_rank int NOT NULL,
+        environment bytea NOT NULL
+      );
+      -- Per environment: the last outcome sequence handed out (DeploymentStarted/Succeeded/Failed/
+      -- RolledBack), and what runs there. The row lock orders one environment's outcomes.
+      CREATE TABLE environment_outcomes (
+        name text PRIMARY KEY,
+        last_sequence bigint NOT NULL DEFAULT 0,
+        baseline jsonb NOT NULL DEFAULT '[]',
+        baseline_deployment_id text NOT NULL DEFAULT '',
+        baseline_since timestamptz,
+        live_colour text NOT NULL DEFAULT ''
+      );
+      CREATE TABLE deployments (
+        deployment_id uuid PRIMARY KEY,
+        release_id uuid NOT NULL,
+        environment text NOT NULL,
+        state int NOT NULL,
+        artifact_ids text[] NOT NULL,
+        created_at timestamptz NOT NULL,
+        deployment bytea NOT NULL
+      );
+      CREATE INDEX deployments_by_environment ON deployments (environment, state);
+      CREATE INDEX deployments_by_release ON deployments (release_id);
+      -- The steps executors claim: READY rows from available_at on (SELECT ... FOR UPDATE SKIP
+      -- LOCKED), CLAIMED rows again once their lease expired. held: paused or awaiting promotion.
+      CREATE TABLE step_queue (
+        deployment_id uuid NOT NULL,
+        step_index int NOT NULL,
+        environment text NOT NULL,
+        required_labels text[] NOT NULL,
+        status text NOT NULL,
+        held boolean NOT NULL,
+        available_at timestamptz,
+        fencing_token bigint NOT NULL,
+        lease_expires_at timestamptz,
+        PRIMARY KEY (deployment_id, step_index)
+      );
+      CREATE INDEX step_queue_claimable ON step_queue (available_at) WHERE status IN ('READY', 'CLAIMED') AND NOT held;
+    `,
+  },
+];
+
+export async function saveEnvironment(tx: Queryable, environment: Environment) {
+  await tx.query(
+    `INSERT INTO environments (name, promotion_rank, environment) VALUES ($1, $2, $3)
+     ON CONFLICT (name) DO UPDATE SET promotion_rank = EXCLUDED.promotion_rank, environment = EXCLUDED.environment`,
+    [environment.name, environment.promotionRank, toBinary(EnvironmentSchema, environment)],
+  );
+}
+
+const artifactsFromJson = (json: JsonValue[]) => json.map((item) => fromJson(DeployedArtifactSchema, item));
+export const artifactsToJson = (artifacts: DeployedArtifact[]) =>
+  JSON.stringify(artifacts.map((artifact) => toJson(DeployedArtifactSchema, artifact)));
+
+interface EnvironmentRow {
+  environment: Uint8Array;
+  baseline: JsonValue[] | null;
+  baseline_deployment_id: string | null;
+  baseline_since: Date | null;
+  live_colour: string | null;
+}
+
+const withOutcome = (row: EnvironmentRow): Environment => {
+  const environment = fromBinary(EnvironmentSchema, row.environment);
+  environment.baseline = artifactsFromJson(row.baseline ?? []);
+  environment.baselineDeploymentId = row.baseline_deployment_id ?? "";
+  if (row.baseline_since) environment.baselineSince = timestampFromDate(row.baseline_since);
+  environment.liveColour = row.live_colour ?? "";
+  return environment;
+};
+
+const ENVIRONMENT_SELECT = `
+  SELECT e.environment, o.baseline, o.baseline_deployment_id, o.baseline_since, o.live_colour
+  FROM environments e LEFT JOIN environment_outcomes o ON o.name = e.name`;
+
+/** Every environment in promotion order, with what runs there. */
+export async function listEnvironments(db: Queryable): Promise<Environment[]> {
+  const { rows } = await db.query<EnvironmentRow>(`${ENVIRONMENT_SELECT} ORDER BY e.promotion_rank, e.name`);
+  return rows.map(withOutcome);
+}
+
+export async function findEnvironment(db: Queryable, name: string): Promise<Environment | undefined> {
+  const { rows } = await db.query<EnvironmentRow>(`${ENVIRONMENT_SELECT} WHERE e.name = $1`, [name]);
+  return rows[0] && withOutcome(rows[0]);
+}
+
+/** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
+export async function nextEnvironmentSequence(tx: Queryable, environment: string): Promise<bigint> {
+  const { rows } = await tx.query<{ last_sequence: string }>(
+    `INSERT INTO environment_outcomes (name, last_sequence) VALUES ($1, 1)
+     ON CONFLICT (name) DO UPDATE SET last_sequence = environment_outcomes.last_sequence + 1
+     RETURNING last_sequence`,
+    [environment],
+  );
+  return BigInt(rows[0]?.last_sequence ?? "0");
+}
+
+/** What runs in the environment after a succeeded or rolled-back deployment. */
+export async function recordBaseline(
+  tx: Queryable,
+  environment: string,
+  baseline: { artifacts: DeployedArtifact[]; deploymentId: string; since: Date; liveColour?: string | undefined },
+) {
+  await tx.query(
+    `UPDATE environment_outcomes SET baseline = $2, baseline_deployment_id = $3, baseline_since = $4,
+       live_colour = COALESCE($5, live_colour) WHERE name = $1`,
+    [
+      environment,
+      artifactsToJson(baseline.artifacts),
+      baseline.deploymentId,
+      baseline.since,
+      baseline.liveColour ?? null,
+    ],
+  );
+}
+
+export async function saveDeployment(tx: Queryable, deployment: Deployment) {
+  await tx.query(
+    `INSERT INTO deployments (deployment_id, release_id, environment, state, artifact_ids, created_at, deployment)
+     VALUES ($1, $2, $3, $4, $5, now(), $6)
+     ON CONFLICT (deployment_id) DO UPDATE SET state = EXCLUDED.state, deployment = EXCLUDED.deployment`,
+    [
+      deployment.deploymentId,
+      deployment.releaseId,
+      deployment.environment,
+      deployment.state,
+      packageKey(deployment.artifacts),
+      toBinary(DeploymentSchema, deployment),
+    ],
+  );
+}
+
+/** A package is its set of DML artifact ids, whatever the order. */
+export const packageKey = (artifacts: DeployedArtifact[]) =>
+  [...new Set(artifacts.map((artifact) => artifact.artifactId))].sort();
+
+export async function packageSucceededIn(db: Queryable, releaseId: string, environment: string, artifactIds: string[]) {
+  const { rowCount } = await db.query(
+    "SELECT 1 FROM deployments WHERE release_id = $1 AND environment = $2 AND state = $3 AND artifact_ids = $4",
+    [releaseId, environment, DeploymentState.SUCCEEDED, artifactIds],
+  );
+  return (rowCount ?? 0) > 0;
+}
+
+const RUNNING_STATES = [
+  DeploymentState.SCHEDULED,
+  DeploymentState.IN_PROGRESS,
+  DeploymentState.VERIFYING,
+  DeploymentState.FAILED,
+  DeploymentState.ROLLING_BACK,
+];
+
+export async function runningDeployment(db: Queryable, environment: string, except: string) {
+  const { rows } = await db.query<{ deployment_id: string }>(
+    "SELECT deployment_id FROM deployments WHERE environment = $1 AND state = ANY($2) AND deployment_id <> $3 LIMIT 1",
+    [environment, RUNNING_STATES, except],
+  );
+  return rows[0]?.deployment_id;
+}
+
+export async function listDeployments(
+  db: Queryable,
+  filter: { releaseId: string; environment: string; states: DeploymentState[] },
+  page: { offset: number; limit: number },
+): Promise<Deployment[]> {
+  const { rows } = await db.query<{ deployment: Uint8Array }>(
+    `SELECT deployment FROM deployments
+     WHERE ($1 = '' OR release_id::text = $1) AND ($2 = '' OR environment = $2)
+       AND (cardinality($3::int[]) = 0 OR state = ANY($3))
+     ORDER BY created_at DESC, deployment_id OFFSET $4 LIMIT $5`,
+    [filter.releaseId, filter.environment, filter.states, page.offset, page.limit],
+  );
+  return rows.map((row) => fromBinary(DeploymentSchema, row.deployment));
+}

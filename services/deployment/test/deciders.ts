@@ -1,0 +1,131 @@
+// Helpers of the decider specs: an environment, a plan, and a fold that stamps metadata as the
+// command runner does (stream version, actor, time), so evolve sees what it sees in production.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  DeployedArtifactSchema,
+  type DeploymentStrategy,
+  DeploymentStrategySchema,
+  type Environment,
+  EnvironmentSchema,
+  TargetGroupSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  type DeploymentAggregateState,
+  type DeploymentCommand,
+  type DeploymentEvent,
+  decide,
+  evolve,
+  initialState,
+  RuleViolation,
+} from "../src/domain/index.js";
+
+export const NOW = new Date("2031-03-01T10:00:00Z");
+
+export const environment = (overrides: Partial<Environment> = {}): Environment =>
+  Object.assign(
+    create(EnvironmentSchema, {
+      name: "staging",
+      promotionRank: 3,
+      targetGroups: [
+        create(TargetGroupSchema, { name: "pilot", ciIds: ["ci-1"] }),
+        create(TargetGroupSchema, { name: "rest", ciIds: ["ci-2", "ci-3", "ci-4"] }),
+      ],
+    }),
+    overrides,
+  );
+
+export const strategy = (init: Partial<DeploymentStrategy>): DeploymentStrategy =>
+  Object.assign(create(DeploymentStrategySchema), init);
+
+export const baseline = [create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", version: "1.0.0" })];
+
+export class Deciding {
+  events: DeploymentEvent[] = [];
+  state: DeploymentAggregateState = initialState();
+  constructor(public actor = "deployer-1") {}
+
+  /** Decides, stamps and folds; returns the new events. */
+  run(command: DeploymentCommand, actor = this.actor): DeploymentEvent[] {
+    const decided = decide(command, this.state);
+    for (const event of decided) {
+      event.metadata = create(EventMetadataSchema, {
+        actor,
+        streamVersion: BigInt(this.events.length + 1),
+        occurredAt: timestampFromDate(NOW),
+      });
+      this.events.push(event);
+      this.state = evolve(this.state, event);
+    }
+    return decided;
+  }
+
+  get deployment() {
+    const deployment = this.state.deployment;
+    if (!deployment) throw new Error("no deployment");
+    return deployment;
+  }
+
+  types(events: DeploymentEvent[]) {
+    return events.map((event) => event.$typeName.replace("rdm.deployment.v1.", ""));
+  }
+
+  plan(deploymentStrategy: DeploymentStrategy, env = environment()) {
+    return this.run({
+      kind: "planDeployment",
+      deploymentId: "d-1",
+      releaseId: "r-1",
+      environment: env,
+      artifacts: [create(DeployedArtifactSchema, { artifactId: "a-new", name: "api", version: "2.0.0" })],
+      strategy: deploymentStrategy,
+      window: undefined,
+      linkedChangeIds: [],
+    });
+  }
+
+  start() {
+    return this.run({
+      kind: "startDeployment",
+      gateViolations: [],
+      baseline,
+      freezeOverrideJustification: "",
+      now: NOW,
+    });
+  }
+
+  /** Claims step `index` and returns its fencing token. */
+  claim(index: number, executorId = "exec-1", leaseExpired = false) {
+    this.run(
+      {
+        kind: "claimStep",
+        stepIndex: index,
+        executorId,
+        leaseExpiresAt: new Date(NOW.getTime() + 30_000),
+        leaseExpired,
+        now: NOW,
+      },
+      executorId,
+    );
+    return this.deployment.steps[index]?.fencingToken ?? 0n;
+  }
+
+  complete(index: number, fencingToken: bigint) {
+    return this.run({ kind: "completeStep", stepIndex: index, fencingToken, now: NOW });
+  }
+
+  /** Claims and completes the step. */
+  pass(index: number) {
+    return this.complete(index, this.claim(index));
+  }
+}
+
+export function refusal(run: () => unknown): RuleViolation {
+  try {
+    run();
+  } catch (error) {
+    expect(error).toBeInstanceOf(RuleViolation);
+    return error as RuleViolation;
+  }
+  throw new Error("expected a refusal");
+}

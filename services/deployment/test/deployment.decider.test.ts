@@ -1,0 +1,354 @@
+import { create } from "@bufbuild/protobuf";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  DeploymentStrategyKind,
+  ProtectionPolicySchema,
+  StepKind,
+  StepState,
+  TargetGroupSchema,
+  TargetOutcome,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { baseline, Deciding, environment, NOW, refusal, strategy } from "./deciders.js";
+
+const ALL_AT_ONCE = strategy({ kind: DeploymentStrategyKind.ALL_AT_ONCE });
+const report = (index: number, fencingToken: bigint, ciId: string, extra: object = {}) => ({
+  kind: "reportTargetProgress" as const,
+  stepIndex: index,
+  fencingToken,
+  ciId,
+  outcome: TargetOutcome.SUCCEEDED,
+  message: "",
+  logLines: [],
+  verifications: [],
+  ...extra,
+});
+
+describe("strategy expansion", () => {
+  const targetsOf = (d: Deciding) => d.deployment.steps.map((step) => [StepKind[step.kind], step.targetCiIds]);
+
+  test("ALL_AT_ONCE deploys every target, then verifies", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    expect(targetsOf(d)).toEqual([
+      ["DEPLOY", ["ci-1", "ci-2", "ci-3", "ci-4"]],
+      ["VERIFY", ["ci-1", "ci-2", "ci-3", "ci-4"]],
+    ]);
+    expect(d.deployment.artifacts[0]?.targetCiIds).toEqual(["ci-1", "ci-2", "ci-3", "ci-4"]);
+  });
+
+  test("ROLLING cuts batches by size or percentage", () => {
+    const bySize = new Deciding();
+    bySize.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchSize: 3 }));
+    expect(targetsOf(bySize).slice(0, 2)).toEqual([
+      ["DEPLOY", ["ci-1", "ci-2", "ci-3"]],
+      ["DEPLOY", ["ci-4"]],
+    ]);
+    const byPercent = new Deciding();
+    byPercent.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchPercent: 50 }));
+    expect(targetsOf(byPercent).map(([kind]) => kind)).toEqual(["DEPLOY", "DEPLOY", "VERIFY"]);
+    expect(
+      refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.ROLLING }))).conditions[0]?.rule,
+    ).toBe("strategy.rolling_batch");
+  });
+
+  test("CANARY weighs stages, each reaching at least one more target, with their pauses", () => {
+    const d = new Deciding();
+    d.plan(
+      strategy({
+        kind: DeploymentStrategyKind.CANARY,
+        canaryStages: [
+          { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 5, pauseSeconds: 60, manualPromotion: false },
+          { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 50, pauseSeconds: 0, manualPromotion: true },
+          { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 100, pauseSeconds: 0, manualPromotion: false },
+        ],
+      }),
+    );
+    const steps = d.deployment.steps;
+    expect(steps.map((step) => step.targetCiIds)).toEqual([
+      ["ci-1"],
+      ["ci-2"],
+      ["ci-3", "ci-4"],
+      ["ci-1", "ci-2", "ci-3", "ci-4"],
+    ]);
+    expect(steps.map((step) => [step.pauseSecondsAfter, step.promotionAfter])).toEqual([
+      [60, false],
+      [0, true],
+      [0, false],
+      [0, false],
+    ]);
+    const decreasing = strategy({
+      kind: DeploymentStrategyKind.CANARY,
+      canaryStages: [
+        { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 50, pauseSeconds: 0, manualPromotion: false },
+      ],
+    });
+    expect(refusal(() => new Deciding().plan(decreasing)).conditions[0]?.rule).toBe("strategy.canary_stages");
+  });
+
+  test("BLUE_GREEN deploys to the idle colour, verifies it, then switches", () => {
+    const env = environment({
+      liveColour: "blue",
+      targetGroups: [
+        create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
+        create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
+      ],
+    });
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
+    expect(d.deployment.steps.map((step) => [StepKind[step.kind], step.colour, step.targetCiIds])).toEqual([
+      ["DEPLOY", "green", ["g-1"]],
+      ["VERIFY", "green", ["g-1"]],
+      ["SWITCH", "green", ["g-1"]],
+    ]);
+    expect(
+      refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }))).conditions[0]?.rule,
+    ).toBe("strategy.blue_green_groups");
+  });
+
+  test("PILOT deploys the pilot group, waits for a sign-off, then the rest", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.PILOT }));
+    expect(d.deployment.steps.map((step) => [step.targetCiIds, step.promotionAfter])).toEqual([
+      [["ci-1"], true],
+      [["ci-2", "ci-3", "ci-4"], false],
+      [["ci-1", "ci-2", "ci-3", "ci-4"], false],
+    ]);
+  });
+
+  test("an environment without targets cannot be planned", () => {
+    expect(refusal(() => new Deciding().plan(ALL_AT_ONCE, environment({ targetGroups: [] }))).conditions[0]?.rule).toBe(
+      "environment.targets",
+    );
+  });
+});
+
+describe("approval and start", () => {
+  const protectedEnv = environment({
+    protection: create(ProtectionPolicySchema, { approvalGroup: "prod-approvers", quorum: 2 }),
+  });
+  const approve = (approver: string, groups = ["prod-approvers"]) => ({
+    kind: "approveDeployment" as const,
+    approver,
+    approverGroups: groups,
+    approvalGroup: "prod-approvers",
+    comment: "",
+  });
+
+  test("a protected environment waits for its quorum; the creator and outsiders never approve", () => {
+    const d = new Deciding("alice");
+    d.plan(ALL_AT_ONCE, protectedEnv);
+    expect(d.deployment.state).toBe(DeploymentState.AWAITING_APPROVAL);
+    expect(refusal(() => d.run(approve("alice"), "alice")).rule).toBe("deployment.creator_cannot_approve");
+    expect(refusal(() => d.run(approve("mallory", ["other"]))).rule).toBe("deployment.approval_group");
+    d.run(approve("bob"));
+    expect(refusal(() => d.run(approve("bob"))).rule).toBe("deployment.approved_once");
+    const started = refusal(() => d.start());
+    expect(started.conditions.map((detail) => detail.rule)).toEqual(["deployment.protection_approval"]);
+    d.run(approve("carol"));
+    expect(d.deployment.state).toBe(DeploymentState.PLANNED);
+    d.start();
+    expect(d.deployment.state).toBe(DeploymentState.SCHEDULED);
+  });
+
+  test("start lists every unmet gate with the missing approval", () => {
+    const d = new Deciding("alice");
+    d.plan(ALL_AT_ONCE, protectedEnv);
+    const gateViolations = [
+      { rule: "gate.environment_frozen", subject: "staging", description: "frozen" },
+      { rule: "gate.artifact_quarantined", subject: "a-new", description: "quarantined" },
+    ];
+    const error = refusal(() =>
+      d.run({ kind: "startDeployment", gateViolations, baseline, freezeOverrideJustification: "", now: NOW }),
+    );
+    expect(error.conditions.map((detail) => detail.rule)).toEqual([
+      "gate.environment_frozen",
+      "gate.artifact_quarantined",
+      "deployment.protection_approval",
+    ]);
+  });
+
+  test("the first claim starts the deployment; scheduling keeps the baseline to restore", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    expect(d.deployment.baseline).toEqual(baseline);
+    expect(d.deployment.steps[0]?.state).toBe(StepState.READY);
+    d.claim(0);
+    expect(d.types(d.events).slice(-2)).toEqual(["DeploymentStarted", "DeploymentStepClaimed"]);
+    expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);
+  });
+
+  test("cancel before the start; not after", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.run({ kind: "cancelDeployment", reason: "not today" });
+    expect(d.deployment.state).toBe(DeploymentState.CANCELLED);
+    const running = new Deciding();
+    running.plan(ALL_AT_ONCE);
+    running.start();
+    running.claim(0);
+    expect(refusal(() => running.run({ kind: "cancelDeployment", reason: "" })).rule).toBe("deployment.state");
+  });
+});
+
+describe("execution", () => {
+  test("ALL_AT_ONCE: deploy, verify, succeed", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    d.pass(0);
+    const token = d.claim(1);
+    expect(d.deployment.state).toBe(DeploymentState.VERIFYING);
+    d.run(report(1, token, "ci-2", { verifications: [{ check: "http 200", passed: true, detail: "" }] }));
+    expect(d.types(d.complete(1, token))).toEqual(["DeploymentStepCompleted", "DeploymentSucceeded"]);
+    expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
+  });
+
+  test("fencing: a reclaimed step refuses its old holder's reports", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    const old = d.claim(0, "exec-1");
+    expect(refusal(() => d.claim(0, "exec-2")).rule).toBe("step.not_ready");
+    const current = d.claim(0, "exec-2", true);
+    expect(current).toBe(old + 1n);
+    expect(d.types(d.events).slice(-2)).toEqual(["DeploymentStepLeaseExpired", "DeploymentStepClaimed"]);
+    expect(refusal(() => d.run(report(0, old, "ci-1"))).rule).toBe("step.lease_lost");
+    expect(refusal(() => d.complete(0, old)).rule).toBe("step.lease_lost");
+    d.complete(0, current);
+    expect(refusal(() => d.run(report(1, 1n, "ci-9"))).rule).toBe("step.lease_lost");
+  });
+
+  test("CANARY: a pause delays the next stage; a manual stage waits for the promotion", () => {
+    const d = new Deciding();
+    d.plan(
+      strategy({
+        kind: DeploymentStrategyKind.CANARY,
+        canaryStages: [
+          { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 25, pauseSeconds: 90, manualPromotion: false },
+          { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 50, pauseSeconds: 0, manualPromotion: true },
+          { $typeName: "rdm.deployment.v1.CanaryStage", weightPercent: 100, pauseSeconds: 0, manualPromotion: false },
+        ],
+      }),
+    );
+    d.start();
+    d.pass(0);
+    expect(d.deployment.steps[1]?.availableAt?.seconds).toBe(BigInt(NOW.getTime() / 1000 + 90));
+    d.pass(1);
+    expect(d.deployment.awaitingPromotion).toBe(true);
+    expect(d.deployment.steps[2]?.state).toBe(StepState.PENDING);
+    expect(refusal(() => d.claim(2)).rule).toBe("step.not_ready");
+    d.run({ kind: "promoteDeployment", comment: "error rate flat" });
+    expect(d.deployment.steps[2]?.state).toBe(StepState.READY);
+    expect(refusal(() => d.run({ kind: "promoteDeployment", comment: "" })).rule).toBe("deployment.no_promotion");
+  });
+
+  test("pause holds the queue until resumed", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    d.run({ kind: "pauseDeployment", reason: "incident elsewhere" });
+    expect(refusal(() => d.claim(0)).rule).toBe("deployment.held");
+    d.run({ kind: "resumeDeployment" });
+    expect(d.claim(0)).toBe(1n);
+  });
+
+  test("a failed verification fails the deployment and rolls back to the baseline", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchSize: 2 }));
+    d.start();
+    d.pass(0);
+    const token = d.claim(1);
+    const failedCheck = { verifications: [{ check: "smoke", passed: false, detail: "500" }] };
+    expect(d.types(d.run(report(1, token, "ci-3", failedCheck)))).toEqual([
+      "DeploymentTargetProgressed",
+      "DeploymentVerificationRecorded",
+      "DeploymentFailed",
+      "DeploymentRollbackStarted",
+    ]);
+    const rollback = d.deployment.steps.filter((step) => step.rollback);
+    // Batch 1 completed and batch 2 was claimed: both are restored, then verified.
+    expect(rollback.map((step) => [StepKind[step.kind], step.targetCiIds])).toEqual([
+      ["ROLLBACK", ["ci-1", "ci-2", "ci-3", "ci-4"]],
+      ["VERIFY", ["ci-1", "ci-2", "ci-3", "ci-4"]],
+    ]);
+    expect(d.deployment.steps[2]?.state).toBe(StepState.SKIPPED);
+    expect(refusal(() => d.complete(1, token)).rule).toBe("step.lease_lost");
+    d.pass(rollback[0]?.index ?? -1);
+    const last = d.pass(rollback[1]?.index ?? -1);
+    expect(d.types(last)).toEqual(["DeploymentStepCompleted", "DeploymentRolledBack"]);
+    expect(last[1]).toMatchObject({ artifacts: baseline });
+    expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
+  });
+
+  test("ROLLING stops past the failed-target limit", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchSize: 4, maxFailedTargets: 1 }));
+    d.start();
+    const token = d.claim(0);
+    const failed = { outcome: TargetOutcome.FAILED };
+    expect(d.types(d.run(report(0, token, "ci-1", failed)))).toEqual(["DeploymentTargetProgressed"]);
+    const events = d.run(report(0, token, "ci-2", failed));
+    expect(d.types(events).slice(1, 3)).toEqual(["DeploymentFailed", "DeploymentRollbackStarted"]);
+    expect(events[1]).toMatchObject({ failedTargetCiIds: ["ci-1", "ci-2"] });
+  });
+
+  test("a failed step fails the deployment; a fast manual rollback skips verification", () => {
+    const failing = new Deciding();
+    failing.plan(ALL_AT_ONCE);
+    failing.start();
+    const token = failing.claim(0);
+    const events = failing.run({ kind: "failStep", stepIndex: 0, fencingToken: token, reason: "disk full" });
+    expect(failing.types(events)).toEqual(["DeploymentStepFailed", "DeploymentFailed", "DeploymentRollbackStarted"]);
+
+    const manual = new Deciding();
+    manual.plan(ALL_AT_ONCE);
+    manual.start();
+    manual.pass(0);
+    manual.run({ kind: "rollbackDeployment", reason: "3 am page", fast: true });
+    expect(manual.deployment.steps.filter((step) => step.rollback).map((step) => StepKind[step.kind])).toEqual([
+      "ROLLBACK",
+    ]);
+  });
+
+  test("a rollback before any target was touched completes at once", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    expect(d.types(d.run({ kind: "rollbackDeployment", reason: "wrong package", fast: false }))).toEqual([
+      "DeploymentRollbackStarted",
+      "DeploymentRolledBack",
+    ]);
+  });
+
+  test("BLUE_GREEN: after the switch, a back-out is one switch to the previous colour", () => {
+    const env = environment({
+      liveColour: "blue",
+      targetGroups: [
+        create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
+        create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
+      ],
+    });
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
+    d.start();
+    d.pass(0);
+    d.pass(1);
+    d.pass(2);
+    expect(d.deployment.switched).toBe(true);
+    expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
+    d.run({ kind: "rollbackDeployment", reason: "latency", fast: false });
+    const back = d.deployment.steps.filter((step) => step.rollback);
+    expect(back.map((step) => [StepKind[step.kind], step.colour])).toEqual([["SWITCH", "blue"]]);
+    d.pass(back[0]?.index ?? -1);
+    expect(d.deployment.switched).toBe(false);
+    expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
+  });
+
+  test("finished deployments refuse further commands", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.run({ kind: "cancelDeployment", reason: "" });
+    expect(refusal(() => d.run({ kind: "pauseDeployment", reason: "" })).rule).toBe("deployment.finished");
+  });
+});

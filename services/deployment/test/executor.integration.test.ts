@@ -1,0 +1,284 @@
+// The executor protocol through gRPC against real PostgreSQL, and the outcome events on the real
+// Kafka protocol: claims, leases and fencing, canary holds, blue/green back-out, automatic rollback,
+// and a restart mid-deployment.
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { status } from "@grpc/grpc-js";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  CanaryStageSchema,
+  type DeploymentStrategy,
+  DeploymentStrategyKind,
+  StepKind,
+  TargetOutcome,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  artifact,
+  groups,
+  Harness,
+  preconditionRules,
+  refusedWith,
+  rid,
+  strategyOf,
+  uniqueId,
+  waitFor,
+} from "./harness.js";
+
+const harness = new Harness("deployment-exec");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+let executor: Client;
+
+beforeAll(async () => {
+  await harness.start("deployment_exec");
+  await harness.readOwnTopic();
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+  executor = await harness.client("agent-1", ["executor"]);
+});
+afterAll(() => harness.stop());
+
+/** A fresh environment (rank 1: no previous one) and a started deployment of a fresh release. */
+async function startedDeployment(
+  strategy: DeploymentStrategy,
+  targetGroups = groups({ rest: [uniqueId("ci"), uniqueId("ci")] }),
+  existing?: { environment: string },
+) {
+  const environment = existing?.environment ?? uniqueId("env");
+  if (!existing) {
+    await deployer.registerEnvironment({
+      ...rid(),
+      environment: { name: environment, promotionRank: 1, targetGroups, executorLabels: [] },
+    });
+  }
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId,
+    environment,
+    artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
+    strategy,
+  });
+  const deploymentId = deployment?.deploymentId as string;
+  // The gates read what the consumers have seen so far: retry until the facts have arrived.
+  await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+    timeoutMs: 30_000,
+    description: "gates met once the upstream facts are consumed",
+  });
+  return { deploymentId, environment, releaseId, artifactId };
+}
+
+/** Claims the next step of this environment (bounded poll: a canary pause may hold it). */
+const claim = (environment: string, client = executor, executorId = "agent-1", leaseSeconds = 30) =>
+  waitFor(
+    async () =>
+      (await client.claimStep({ ...rid(), executorId, environments: [environment], leaseSeconds })).assignment,
+    { timeoutMs: 15_000, description: `a step of ${environment} to claim` },
+  );
+
+/** Claims the next step, reports every target succeeded (and verified), completes it. */
+async function runStep(environment: string, verificationPassed = true) {
+  const assignment = await claim(environment);
+  const lease = {
+    deploymentId: assignment.deploymentId,
+    stepIndex: assignment.step?.index ?? 0,
+    fencingToken: assignment.fencingToken,
+  };
+  const verify = assignment.step?.kind === StepKind.VERIFY;
+  for (const ciId of assignment.step?.targetCiIds ?? []) {
+    const reported = await executor.reportTargetProgress({
+      ...rid(),
+      lease,
+      ciId,
+      outcome: TargetOutcome.SUCCEEDED,
+      logLines: [`deployed on ${ciId}`],
+      verifications: verify ? [{ check: "smoke", passed: verificationPassed, detail: "" }] : [],
+    });
+    // A forward step whose report started the automatic rollback is over (its lease is void).
+    const backingOut = reported.deployment?.state === DeploymentState.ROLLING_BACK;
+    if (backingOut && !assignment.step?.rollback) return { assignment, rolledBackOn: ciId };
+  }
+  await executor.completeStep({ ...rid(), lease });
+  return { assignment, rolledBackOn: undefined };
+}
+
+const stateOf = async (deploymentId: string) => (await deployer.getDeployment({ deploymentId })).deployment;
+
+const outcomesOf = (deploymentId: string, count: number, timeoutMs = 20_000) =>
+  waitFor(
+    () => {
+      const outcomes = (harness.published.get(deploymentId) ?? []).filter((event) => "environmentSequence" in event);
+      return outcomes.length >= count ? outcomes : undefined;
+    },
+    { timeoutMs, description: `${count} outcome events of ${deploymentId} on Kafka` },
+  );
+
+test("all at once: claimed, reported, verified; outcomes numbered per environment on Kafka; the baseline shows it", async () => {
+  const { deploymentId, environment, artifactId } = await startedDeployment(
+    strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+  );
+  await runStep(environment);
+  await runStep(environment);
+  expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.SUCCEEDED);
+  const outcomes = await outcomesOf(deploymentId, 2);
+  expect(outcomes.map((event) => [event.$typeName, event.environmentSequence])).toEqual([
+    ["rdm.deployment.v1.DeploymentStarted", 1n],
+    ["rdm.deployment.v1.DeploymentSucceeded", 2n],
+  ]);
+  const listed = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
+  expect(listed?.baseline.map((a) => a.artifactId)).toEqual([artifactId]);
+  expect(listed?.baselineDeploymentId).toBe(deploymentId);
+  const { deployments } = await deployer.listDeployments({ environment, states: [DeploymentState.SUCCEEDED] });
+  expect(deployments.map((deployment) => deployment.deploymentId)).toEqual([deploymentId]);
+});
+
+test("executors racing for one step: exactly one claims it", async () => {
+  const { environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  const agents = await Promise.all(Array.from({ length: 8 }, (_, i) => harness.client(`agent-${i}`, ["executor"])));
+  const claims = await Promise.all(
+    agents.map((agent, i) =>
+      agent.claimStep({ ...rid(), executorId: `agent-${i}`, environments: [environment], leaseSeconds: 30 }),
+    ),
+  );
+  const winners = claims.filter((response) => response.assignment);
+  expect(winners).toHaveLength(1);
+  expect(winners[0]?.assignment?.fencingToken).toBe(1n);
+});
+
+test("an expired lease returns the step to the queue; the old holder's reports are refused", async () => {
+  const { deploymentId, environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  const first = await claim(environment, executor, "agent-slow", 1);
+  const oldLease = { deploymentId, stepIndex: 0, fencingToken: first.fencingToken };
+  const other = await harness.client("agent-2", ["executor"]);
+  // Claimable again once the 1 s lease ran out.
+  const second = await claim(environment, other, "agent-2");
+  expect(second.fencingToken).toBe(first.fencingToken + 1n);
+  const ciId = first.step?.targetCiIds[0] as string;
+  expect(
+    await preconditionRules(
+      executor.reportTargetProgress({ ...rid(), lease: oldLease, ciId, outcome: TargetOutcome.SUCCEEDED }),
+    ),
+  ).toEqual(["step.lease_lost"]);
+  expect(await preconditionRules(executor.completeStep({ ...rid(), lease: oldLease }))).toEqual(["step.lease_lost"]);
+  await refusedWith(executor.heartbeatStep({ lease: oldLease, leaseSeconds: 30 }), status.FAILED_PRECONDITION);
+  const newLease = { ...oldLease, fencingToken: second.fencingToken };
+  expect((await other.heartbeatStep({ lease: newLease, leaseSeconds: 30 })).leaseExpiresAt).toBeDefined();
+  const types = (await stateOf(deploymentId))?.steps[0];
+  expect(types?.executorId).toBe("agent-2");
+});
+
+test("canary: paused holds the queue, a manual stage waits for the promotion", async () => {
+  const stages = [
+    create(CanaryStageSchema, { weightPercent: 50, manualPromotion: true }),
+    create(CanaryStageSchema, { weightPercent: 100 }),
+  ];
+  const targets = groups({ rest: [uniqueId("ci"), uniqueId("ci")] });
+  const { deploymentId, environment } = await startedDeployment(
+    strategyOf(DeploymentStrategyKind.CANARY, { canaryStages: stages }),
+    targets,
+  );
+  await deployer.pauseDeployment({ ...rid(), deploymentId, reason: "hold on" });
+  const nothing = await executor.claimStep({
+    ...rid(),
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds: 30,
+  });
+  expect(nothing.assignment).toBeUndefined();
+  await deployer.resumeDeployment({ ...rid(), deploymentId });
+  await runStep(environment);
+  expect((await stateOf(deploymentId))?.awaitingPromotion).toBe(true);
+  const held = await executor.claimStep({
+    ...rid(),
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds: 30,
+  });
+  expect(held.assignment).toBeUndefined();
+  await deployer.promoteDeployment({ ...rid(), deploymentId, comment: "metrics fine" });
+  const second = await runStep(environment);
+  expect(second.assignment.step?.targetCiIds).toEqual([targets[0]?.ciIds[1]]);
+  await runStep(environment);
+  expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.SUCCEEDED);
+});
+
+test("blue/green: deploy to the idle colour, switch; a back-out switches straight back", async () => {
+  const colours = groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] });
+  const { deploymentId, environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.BLUE_GREEN), colours);
+  const deployed = await runStep(environment);
+  expect(deployed.assignment.step?.colour).toBe("blue");
+  await runStep(environment);
+  const switched = await runStep(environment);
+  expect(switched.assignment.step?.kind).toBe(StepKind.SWITCH);
+  const live = async () => (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
+  expect((await live())?.liveColour).toBe("blue");
+
+  // The next release goes to green; backed out after the switch: one switch back to blue.
+  const next = await startedDeployment(strategyOf(DeploymentStrategyKind.BLUE_GREEN), colours, { environment });
+  expect((await runStep(environment)).assignment.step?.colour).toBe("green");
+  await runStep(environment);
+  await runStep(environment);
+  expect((await live())?.liveColour).toBe("green");
+  await deployer.rollbackDeployment({ ...rid(), deploymentId: next.deploymentId, reason: "latency up", fast: false });
+  const back = await runStep(environment);
+  expect([back.assignment.step?.kind, back.assignment.step?.colour]).toEqual([StepKind.SWITCH, "blue"]);
+  expect((await stateOf(next.deploymentId))?.state).toBe(DeploymentState.ROLLED_BACK);
+  expect((await live())?.liveColour).toBe("blue");
+  const rolledBack = (await outcomesOf(next.deploymentId, 3)).at(-1);
+  expect(rolledBack?.artifacts).toEqual((await stateOf(deploymentId))?.artifacts);
+});
+
+test("a failed verification rolls back automatically; DeploymentRolledBack carries the whole restored baseline", async () => {
+  const first = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  await runStep(first.environment);
+  await runStep(first.environment);
+  const good = (await stateOf(first.deploymentId))?.artifacts;
+
+  const second = await startedDeployment(
+    strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 1 }),
+    undefined,
+    first,
+  );
+  await runStep(first.environment);
+  await runStep(first.environment);
+  const verification = await runStep(first.environment, false);
+  expect(verification.rolledBackOn).toBeDefined();
+  expect((await stateOf(second.deploymentId))?.state).toBe(DeploymentState.ROLLING_BACK);
+  const restore = await runStep(first.environment);
+  expect(restore.assignment.step?.kind).toBe(StepKind.ROLLBACK);
+  expect(restore.assignment.artifacts).toEqual(good);
+  await runStep(first.environment);
+  expect((await stateOf(second.deploymentId))?.state).toBe(DeploymentState.ROLLED_BACK);
+  const outcomes = await outcomesOf(second.deploymentId, 3);
+  expect(outcomes.map((event) => [event.$typeName, event.environmentSequence])).toEqual([
+    ["rdm.deployment.v1.DeploymentStarted", 3n],
+    ["rdm.deployment.v1.DeploymentFailed", 4n],
+    ["rdm.deployment.v1.DeploymentRolledBack", 5n],
+  ]);
+  expect(outcomes[2]?.artifacts).toEqual(good);
+});
+
+test("the service stopped mid-deployment and started again: the deployment completes, nothing doubled", async () => {
+  const { deploymentId, environment } = await startedDeployment(
+    strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 1 }),
+  );
+  await runStep(environment);
+  await harness.service.stop();
+  await harness.restart();
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+  executor = await harness.client("agent-1", ["executor"]);
+  await runStep(environment);
+  await runStep(environment);
+  expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.SUCCEEDED);
+  // The restarted relay reconnects to the broker before it publishes: allow it more time.
+  const outcomes = await outcomesOf(deploymentId, 2, 60_000);
+  expect(outcomes.map((event) => event.$typeName)).toEqual([
+    "rdm.deployment.v1.DeploymentStarted",
+    "rdm.deployment.v1.DeploymentSucceeded",
+  ]);
+  const all = harness.published.get(deploymentId) ?? [];
+  const ids = all.map((event) => (event.metadata as { eventId: string }).eventId);
+  expect(new Set(ids).size).toBe(ids.length);
+}, 120_000);

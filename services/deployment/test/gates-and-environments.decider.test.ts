@@ -1,0 +1,144 @@
+import { create } from "@bufbuild/protobuf";
+import { ProtectionPolicySchema, TargetGroupSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  decideEnvironment,
+  type EnvironmentDefinition,
+  type EnvironmentState,
+  evaluateGates,
+  evolveEnvironment,
+  type GateFacts,
+} from "../src/domain/index.js";
+import { refusal } from "./deciders.js";
+
+const now = new Date("2031-03-01T10:00:00Z");
+const ready: GateFacts = {
+  now,
+  releaseId: "r-1",
+  release: { inDeploymentPhase: true, approved: true },
+  changes: [
+    {
+      changeId: "c-1",
+      known: true,
+      authorized: true,
+      emergency: false,
+      window: { start: new Date("2031-03-01T09:00:00Z"), end: new Date("2031-03-01T11:00:00Z") },
+    },
+  ],
+  environment: { name: "production", frozen: false, freezeReason: "" },
+  previousEnvironment: { name: "staging", packageSucceeded: true },
+  artifacts: [{ artifactId: "a-1", known: true, verified: true, quarantined: false }],
+  freezeOverride: { justification: "", byChangeManager: false },
+};
+const rules = (facts: Partial<GateFacts>) => evaluateGates({ ...ready, ...facts }).map((detail) => detail.rule);
+
+describe("start gates", () => {
+  test("all met: nothing listed", () => {
+    expect(evaluateGates(ready)).toEqual([]);
+  });
+
+  test("every unmet condition is listed together", () => {
+    expect(
+      rules({
+        release: { inDeploymentPhase: false, approved: false },
+        changes: [{ changeId: "c-1", known: true, authorized: false, emergency: false }],
+        environment: { name: "production", frozen: true, freezeReason: "peak" },
+        previousEnvironment: { name: "staging", packageSucceeded: false },
+        artifacts: [
+          { artifactId: "a-1", known: true, verified: false, quarantined: false },
+          { artifactId: "a-2", known: true, verified: true, quarantined: true },
+          { artifactId: "a-3", known: false, verified: false, quarantined: false },
+        ],
+        runningDeploymentId: "d-0",
+      }),
+    ).toEqual([
+      "gate.release_approved",
+      "gate.release_phase",
+      "gate.change_authorized",
+      "gate.change_scheduled",
+      "gate.environment_frozen",
+      "gate.promotion_order",
+      "gate.artifact_verified",
+      "gate.artifact_quarantined",
+      "gate.artifact_known",
+      "gate.environment_busy",
+    ]);
+  });
+
+  test("a change window that does not contain now", () => {
+    const window = { start: new Date("2031-03-02T09:00:00Z"), end: new Date("2031-03-02T11:00:00Z") };
+    const changes = [{ changeId: "c-1", known: true, authorized: true, emergency: false, window }];
+    expect(rules({ changes })).toEqual(["gate.change_window"]);
+  });
+
+  test("a freeze yields only to a change-manager's justified override for an authorized emergency change", () => {
+    const frozen = { name: "production", frozen: true, freezeReason: "peak" };
+    const emergency = [{ ...(ready.changes[0] as GateFacts["changes"][number]), emergency: true }];
+    const override = { justification: "INC-42", byChangeManager: true };
+    expect(rules({ environment: frozen, changes: emergency, freezeOverride: override })).toEqual([]);
+    expect(rules({ environment: frozen, freezeOverride: override })).toEqual(["gate.environment_frozen"]);
+    expect(
+      rules({ environment: frozen, changes: emergency, freezeOverride: { ...override, byChangeManager: false } }),
+    ).toEqual(["gate.environment_frozen"]);
+    expect(rules({ environment: frozen, changes: emergency })).toEqual(["gate.environment_frozen"]);
+  });
+
+  test("an unknown release, and the first environment of the order", () => {
+    expect(rules({ release: undefined, previousEnvironment: undefined })).toEqual(["gate.release_known"]);
+  });
+});
+
+describe("environments", () => {
+  const definition: EnvironmentDefinition = {
+    name: "production",
+    promotionRank: 4,
+    promotesFrom: "staging",
+    targetGroups: [create(TargetGroupSchema, { name: "rest", ciIds: ["ci-1"] })],
+    protection: create(ProtectionPolicySchema, { approvalGroup: "prod", quorum: 2 }),
+    executorLabels: ["prod"],
+  };
+  const fold = (events: ReturnType<typeof decideEnvironment>, state: EnvironmentState = { environment: undefined }) =>
+    events.reduce(evolveEnvironment, state);
+
+  test("registered once, changed, frozen and thawed", () => {
+    const registered = fold(decideEnvironment({ kind: "registerEnvironment", definition }, { environment: undefined }));
+    expect(registered.environment).toMatchObject({ name: "production", promotesFrom: "staging", frozen: false });
+    expect(refusal(() => decideEnvironment({ kind: "registerEnvironment", definition }, registered)).code).toBe(
+      "ALREADY_EXISTS",
+    );
+    const frozen = fold(decideEnvironment({ kind: "setFreeze", frozen: true, reason: "peak" }, registered), registered);
+    expect(frozen.environment).toMatchObject({ frozen: true, freezeReason: "peak" });
+    const changed = fold(
+      decideEnvironment(
+        { kind: "changeEnvironment", definition: { ...definition, executorLabels: [] }, reason: "" },
+        frozen,
+      ),
+      frozen,
+    );
+    // A definition change keeps the freeze: freezing is its own command.
+    expect(changed.environment).toMatchObject({ frozen: true, executorLabels: [] });
+  });
+
+  test("inconsistent definitions are refused with every problem", () => {
+    const bad: EnvironmentDefinition = {
+      ...definition,
+      promotesFrom: "production",
+      targetGroups: [
+        create(TargetGroupSchema, { name: "a", ciIds: ["ci-1"] }),
+        create(TargetGroupSchema, { name: "b", ciIds: ["ci-1"] }),
+      ],
+      protection: create(ProtectionPolicySchema, { quorum: 1 }),
+    };
+    const error = refusal(() =>
+      decideEnvironment({ kind: "registerEnvironment", definition: bad }, { environment: undefined }),
+    );
+    expect(error.conditions.map((condition) => condition.rule)).toEqual([
+      "environment.target_in_one_group",
+      "environment.promotes_from",
+      "environment.protection_group",
+    ]);
+    expect(
+      refusal(() => decideEnvironment({ kind: "setFreeze", frozen: true, reason: "" }, { environment: undefined }))
+        .code,
+    ).toBe("NOT_FOUND");
+  });
+});

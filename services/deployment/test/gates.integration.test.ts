@@ -1,0 +1,210 @@
+// The start gates through gRPC: every refusal lists every unmet condition, from the service's
+// read models of the release, change and configuration topics (published here as those
+// services would), its environments and its own deployments.
+import { randomUUID } from "node:crypto";
+import { status } from "@grpc/grpc-js";
+import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import {
+  artifact,
+  groups,
+  Harness,
+  preconditionRules,
+  refusedWith,
+  rid,
+  strategyOf,
+  uniqueId,
+  waitFor,
+} from "./harness.js";
+
+const harness = new Harness("deployment-gates");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+
+beforeAll(async () => {
+  await harness.start("deployment_gates");
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+});
+afterAll(() => harness.stop());
+
+const ALL_AT_ONCE = strategyOf(DeploymentStrategyKind.ALL_AT_ONCE);
+
+async function environment(
+  options: { promotesFrom?: string; protection?: { approvalGroup: string; quorum: number } } = {},
+) {
+  const name = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name, promotionRank: 1, targetGroups: groups({ rest: [uniqueId("ci")] }), ...options },
+  });
+  return name;
+}
+
+async function plan(env: string, options: { releaseId?: string; artifactId?: string; changes?: string[] } = {}) {
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId: options.releaseId ?? randomUUID(),
+    environment: env,
+    artifacts: [artifact(options.artifactId ?? randomUUID())],
+    strategy: ALL_AT_ONCE,
+    linkedChangeIds: options.changes ?? [],
+  });
+  return deployment?.deploymentId as string;
+}
+
+/** Polls until the refusal lists exactly `expected` (the consumers catch up meanwhile). */
+const refusesWith = (deploymentId: string, expected: string[], client = deployer, override = "") =>
+  waitFor(
+    async () => {
+      const rules = await preconditionRules(
+        client.startDeployment({ ...rid(), deploymentId, freezeOverrideJustification: override }),
+      );
+      return JSON.stringify(rules.sort()) === JSON.stringify([...expected].sort()) ? rules : undefined;
+    },
+    { timeoutMs: 30_000, description: `refusal ${expected.join(", ")}` },
+  );
+
+const startsOnceReady = (deploymentId: string, client = deployer, override = "") =>
+  waitFor(() => client.startDeployment({ ...rid(), deploymentId, freezeOverrideJustification: override }), {
+    timeoutMs: 30_000,
+    description: "the start once the facts arrived",
+  });
+
+test("nothing known yet: release, artifact and change gates all listed", async () => {
+  const env = await environment();
+  const changeId = randomUUID();
+  const deploymentId = await plan(env, { changes: [changeId] });
+  await refusesWith(deploymentId, ["gate.release_known", "gate.change_known", "gate.artifact_known"]);
+});
+
+test("release not approved, quarantined artifact, frozen environment: each listed, then met", async () => {
+  const env = await environment();
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.artifact(artifactId, "quarantined");
+  await harness.releaseReady(randomUUID());
+  await harness.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
+    releaseId,
+    toPhase: ReleasePhase.DEPLOYMENT,
+  });
+  const manager = await harness.client("rm", ["release-manager"]);
+  await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: true, reason: "quarter end" });
+  const deploymentId = await plan(env, { releaseId, artifactId });
+  await refusesWith(deploymentId, ["gate.release_approved", "gate.artifact_quarantined", "gate.environment_frozen"]);
+
+  await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: false, reason: "" });
+  await harness.releaseReady(releaseId);
+  await refusesWith(deploymentId, ["gate.artifact_quarantined"]);
+});
+
+test("a freeze is overridden only by a change-manager with a justification and an emergency change", async () => {
+  const env = await environment();
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  await harness.change(changeId, ChangeType.EMERGENCY);
+  const manager = await harness.client("cm", ["change-manager"]);
+  await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: true, reason: "peak" });
+  const deploymentId = await plan(env, { releaseId, artifactId, changes: [changeId] });
+  // The deployer's justification is not enough: only a change-manager overrides.
+  await refusesWith(deploymentId, ["gate.environment_frozen"], deployer, "payments down");
+  const { deployment } = await startsOnceReady(deploymentId, manager, "payments down, fix INC-42");
+  expect(deployment?.state).toBe(DeploymentState.SCHEDULED);
+});
+
+test("a package must have succeeded in the previous environment of the promotion order", async () => {
+  const test = await environment();
+  const staging = await environment({ promotesFrom: test });
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  const skipped = await plan(staging, { releaseId, artifactId });
+  await refusesWith(skipped, ["gate.promotion_order"]);
+
+  // Deployed to the previous environment by an executor: then staging may start.
+  const first = await plan(test, { releaseId, artifactId });
+  await startsOnceReady(first);
+  const executor = await harness.client("agent", ["executor"]);
+  for (;;) {
+    const { assignment } = await executor.claimStep({
+      ...rid(),
+      executorId: "agent",
+      environments: [test],
+      leaseSeconds: 30,
+    });
+    if (!assignment) break;
+    const lease = {
+      deploymentId: first,
+      stepIndex: assignment.step?.index ?? 0,
+      fencingToken: assignment.fencingToken,
+    };
+    const verify = assignment.step?.kind === StepKind.VERIFY;
+    for (const ciId of assignment.step?.targetCiIds ?? []) {
+      await executor.reportTargetProgress({
+        ...rid(),
+        lease,
+        ciId,
+        outcome: TargetOutcome.SUCCEEDED,
+        verifications: verify ? [{ check: "smoke", passed: true }] : [],
+      });
+    }
+    await executor.completeStep({ ...rid(), lease });
+  }
+  expect((await deployer.getDeployment({ deploymentId: first })).deployment?.state).toBe(DeploymentState.SUCCEEDED);
+  expect((await deployer.startDeployment({ ...rid(), deploymentId: skipped })).deployment?.state).toBe(
+    DeploymentState.SCHEDULED,
+  );
+});
+
+test("protection: the approval is missing until the quorum; the creator may never approve", async () => {
+  const env = await environment({ protection: { approvalGroup: "prod-approvers", quorum: 1 } });
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  const deploymentId = await plan(env, { releaseId, artifactId });
+  await refusesWith(deploymentId, ["deployment.protection_approval"]);
+
+  const creator = await harness.client("dana", ["deployer", "approver"], ["prod-approvers"]);
+  await refusedWith(creator.approveDeployment({ ...rid(), deploymentId }), status.PERMISSION_DENIED);
+  const outsider = await harness.client("otto", ["approver"], ["elsewhere"]);
+  await refusedWith(outsider.approveDeployment({ ...rid(), deploymentId }), status.PERMISSION_DENIED);
+  const approver = await harness.client("petra", ["approver"], ["prod-approvers"]);
+  const approved = await approver.approveDeployment({ ...rid(), deploymentId, comment: "go" });
+  expect(approved.deployment?.state).toBe(DeploymentState.PLANNED);
+  expect((await startsOnceReady(deploymentId)).deployment?.state).toBe(DeploymentState.SCHEDULED);
+});
+
+test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment", async () => {
+  const env = await environment();
+  await refusedWith(
+    deployer.planDeployment({ requestId: "nope", releaseId: randomUUID(), environment: env, artifacts: [] }),
+    status.INVALID_ARGUMENT,
+  );
+  const request = {
+    ...rid(),
+    releaseId: randomUUID(),
+    environment: env,
+    artifacts: [artifact(randomUUID())],
+    strategy: ALL_AT_ONCE,
+  };
+  const first = await deployer.planDeployment(request);
+  const again = await deployer.planDeployment(request);
+  expect(again.deployment?.deploymentId).toBe(first.deployment?.deploymentId);
+  await refusedWith(
+    deployer.planDeployment({
+      ...rid(),
+      releaseId: randomUUID(),
+      environment: uniqueId("missing"),
+      artifacts: [artifact(randomUUID())],
+      strategy: ALL_AT_ONCE,
+    }),
+    status.NOT_FOUND,
+  );
+});

@@ -1,0 +1,218 @@
+// The deployment service under test: started in-process on a fresh database and its own topics,
+// with a producer for the upstream facts (release, change and configuration events) it consumes.
+import { randomUUID } from "node:crypto";
+import {
+  create,
+  createRegistry,
+  type DescMessage,
+  fromBinary,
+  type Message,
+  type MessageShape,
+  toBinary,
+} from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { mintDevToken, type Role } from "@rdm/auth";
+import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  ChangeRequestAuthorizedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestScheduledSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  ArtifactQuarantinedSchema,
+  ArtifactRegisteredSchema,
+  ArtifactVerifiedSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import {
+  DeployedArtifactSchema,
+  type DeploymentStrategyKind,
+  DeploymentStrategySchema,
+  file_rdm_deployment_v1_events,
+  TargetGroupSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type { RunningService } from "@rdm/runtime";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import { type Consumer, Kafka, logLevel, type Producer } from "kafkajs";
+import { startDeploymentService } from "../src/service.js";
+
+const registry = createRegistry(file_rdm_deployment_v1_events);
+/** A decoded event of rdm.deployment.events.v1 (fields read by name in the tests). */
+export type DeploymentEventMessage = Message & Record<string, unknown>;
+
+export const secret = randomUUID() + randomUUID();
+export const rid = () => ({ requestId: randomUUID() });
+
+export class Harness {
+  service!: RunningService;
+  producer!: Producer;
+  brokers: string[] = [];
+  databaseUrl = "";
+  readonly topicPrefix: string;
+  constructor(label: string) {
+    this.topicPrefix = testTopicPrefix(label);
+  }
+
+  private env() {
+    return {
+      DATABASE_URL: this.databaseUrl,
+      KAFKA_BROKERS: this.brokers.join(","),
+      KAFKA_TOPIC_PREFIX: this.topicPrefix,
+      AUTH_JWT_SECRET: secret,
+      GRPC_PORT: "0",
+      LOG_LEVEL: "warn",
+      DEPLOYMENT_CONSUMER_GROUP: uniqueId("deployment-it"),
+      DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+    };
+  }
+
+  async start(label: string) {
+    this.brokers = await testKafkaBrokers();
+    this.databaseUrl = (await createTestDatabase(label)).url;
+    await this.restart();
+    const kafka = createKafka({
+      brokers: this.brokers,
+      clientId: uniqueId(label),
+      logger: createLogger("test", "warn"),
+    });
+    this.producer = createProducer(kafka);
+    await this.producer.connect();
+  }
+
+  /** Starts the service (again) on the same database and topics. */
+  async restart() {
+    this.service = await startDeploymentService(this.env());
+  }
+
+  /**
+   * Reads this service's topic from the start like an outside consumer; `events` gathers every
+   * decoded deployment event by deployment id (the Kafka key), in partition order.
+   */
+  async readOwnTopic() {
+    const kafka = new Kafka({ brokers: this.brokers, clientId: uniqueId("reader"), logLevel: logLevel.NOTHING });
+    this.reader = kafka.consumer({ groupId: uniqueId("reader") });
+    await this.reader.connect();
+    await this.reader.subscribe({ topic: `${this.topicPrefix}rdm.deployment.events.v1`, fromBeginning: true });
+    await this.reader.run({
+      eachMessage: async ({ message }) => {
+        const type = String(message.headers?.ce_type ?? "");
+        const schema = registry.getMessage(type);
+        if (!schema || !message.key || !message.value) return;
+        const key = message.key.toString();
+        const list = this.published.get(key) ?? [];
+        list.push(fromBinary(schema, message.value) as DeploymentEventMessage);
+        this.published.set(key, list);
+      },
+    });
+  }
+
+  reader: Consumer | undefined;
+  readonly published = new Map<string, DeploymentEventMessage[]>();
+
+  async stop() {
+    await this.reader?.disconnect();
+    await this.producer?.disconnect();
+    await this.service?.stop();
+  }
+
+  async client(subject: string, roles: Role[], groups: string[] = []) {
+    const token = await mintDevToken({
+      subject,
+      roles,
+      groups,
+      secret,
+      issuer: "rdm",
+      audience: "rdm",
+      expiresIn: "10m",
+    });
+    return createGrpcClient(DeploymentService, `127.0.0.1:${this.service.port}`, { token });
+  }
+
+  async publish<S extends DescMessage>(service: string, schema: S, subject: string, init: Partial<MessageShape<S>>) {
+    const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "upstream" });
+    const message = create(schema, { ...init, metadata } as never);
+    await publishEvents(this.producer, `${this.topicPrefix}rdm.${service}.events.v1`, [
+      {
+        id: metadata.eventId,
+        type: schema.typeName,
+        source: `rdm/${service}`,
+        subject,
+        time: new Date(),
+        data: toBinary(schema, message),
+      },
+    ]);
+  }
+
+  /** The release is approved and in its deployment phase, as the release service would say. */
+  async releaseReady(releaseId: string) {
+    await this.publish("release", ReleaseApprovalGrantedSchema, releaseId, { releaseId, quorumReached: true });
+    await this.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
+      releaseId,
+      fromPhase: ReleasePhase.BUILD_AND_TEST,
+      toPhase: ReleasePhase.DEPLOYMENT,
+    });
+  }
+
+  async artifact(artifactId: string, verdict: "verified" | "quarantined" | "registered" = "verified") {
+    await this.publish("configuration", ArtifactRegisteredSchema, artifactId, {
+      artifactId,
+      name: "api",
+      version: "1.0.0",
+    });
+    if (verdict === "verified") await this.publish("configuration", ArtifactVerifiedSchema, artifactId, { artifactId });
+    if (verdict === "quarantined")
+      await this.publish("configuration", ArtifactQuarantinedSchema, artifactId, { artifactId });
+  }
+
+  /** An authorized change scheduled around now. */
+  async change(changeId: string, type = ChangeType.NORMAL) {
+    const window = create(TimeWindowSchema, {
+      start: timestampFromDate(new Date(Date.now() - 3_600_000)),
+      end: timestampFromDate(new Date(Date.now() + 3_600_000)),
+    });
+    await this.publish("change", ChangeRequestRaisedSchema, changeId, { changeRequestId: changeId, type });
+    await this.publish("change", ChangeRequestAuthorizedSchema, changeId, { changeRequestId: changeId });
+    await this.publish("change", ChangeRequestScheduledSchema, changeId, { changeRequestId: changeId, window });
+  }
+}
+
+export const artifact = (artifactId: string, version = "1.0.0") =>
+  create(DeployedArtifactSchema, { artifactId, name: "api", version });
+
+export const groups = (spec: Record<string, string[]>) =>
+  Object.entries(spec).map(([name, ciIds]) => create(TargetGroupSchema, { name, ciIds }));
+
+export const strategyOf = (kind: DeploymentStrategyKind, init: object = {}) =>
+  create(DeploymentStrategySchema, { kind, ...init });
+
+/** A FAILED_PRECONDITION refusal: the rules of its precondition violations. */
+export async function preconditionRules(call: Promise<unknown>): Promise<string[]> {
+  const details = errorDetails(
+    await call.then(
+      () => new Error("expected FAILED_PRECONDITION"),
+      (e: unknown) => e,
+    ),
+  );
+  expect(details.code).toBe(status.FAILED_PRECONDITION);
+  return (details.preconditionFailure?.violations ?? []).map((violation) => violation.type);
+}
+
+export async function refusedWith(call: Promise<unknown>, code: status): Promise<string> {
+  const details = errorDetails(
+    await call.then(
+      () => new Error(`expected ${status[code]}`),
+      (e: unknown) => e,
+    ),
+  );
+  expect(details.code).toBe(code);
+  return details.message;
+}
+
+export { uniqueId, waitFor };

@@ -1,0 +1,108 @@
+// The reference executor (the rdm-executor bin's engine) against the service over gRPC: it
+// claims steps, runs the configured shell command per target, heartbeats and reports.
+import { randomUUID } from "node:crypto";
+import { mkdtemp, readFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mintDevToken } from "@rdm/auth";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { DeploymentStrategyKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReferenceExecutor } from "../src/executor/reference-executor.js";
+import { artifact, groups, Harness, rid, secret, strategyOf, uniqueId, waitFor } from "./harness.js";
+
+const harness = new Harness("deployment-ref-exec");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+
+beforeAll(async () => {
+  await harness.start("deployment_ref_exec");
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+});
+afterAll(() => harness.stop());
+
+async function started(environment: string, targets: string[]) {
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: targets }) },
+  });
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId,
+    environment,
+    artifacts: [artifact(artifactId)],
+    strategy: strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 1 }),
+  });
+  const deploymentId = deployment?.deploymentId as string;
+  await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), { timeoutMs: 30_000 });
+  return deploymentId;
+}
+
+async function executorFor(environment: string, command: string) {
+  const token = await mintDevToken({
+    subject: "ref-exec",
+    roles: ["executor"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "10m",
+  });
+  return new ReferenceExecutor({
+    address: `127.0.0.1:${harness.service.port}`,
+    token,
+    executorId: uniqueId("ref"),
+    environments: [environment],
+    labels: [],
+    leaseSeconds: 30,
+    action: { command },
+  });
+}
+
+/** Runs the executor until the deployment reaches `state` (bounded). */
+async function runUntil(executor: ReferenceExecutor, deploymentId: string, state: DeploymentState) {
+  await waitFor(
+    async () => {
+      await executor.runOnce();
+      return (await deployer.getDeployment({ deploymentId })).deployment?.state === state;
+    },
+    { timeoutMs: 30_000, description: `deployment ${DeploymentState[state]}` },
+  );
+}
+
+test("performs every target once by its shell command, verifies, succeeds", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
+  const environment = uniqueId("env");
+  const targets = [uniqueId("ci"), uniqueId("ci")];
+  const deploymentId = await started(environment, targets);
+  const executor = await executorFor(environment, `echo "$RDM_STEP_KIND $RDM_TARGET" >> ${join(dir, "log")}`);
+  await runUntil(executor, deploymentId, DeploymentState.SUCCEEDED);
+  executor.close();
+  const lines = (await readFile(join(dir, "log"), "utf8")).trim().split("\n");
+  expect(lines).toEqual([
+    `DEPLOY ${targets[0]}`,
+    `DEPLOY ${targets[1]}`,
+    `VERIFY ${targets[0]}`,
+    `VERIFY ${targets[1]}`,
+  ]);
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.targets.map((target) => target.ciId).sort()).toEqual([...targets].sort());
+});
+
+test("a failing verification command rolls the deployment back, the executor performing the restore", async () => {
+  const environment = uniqueId("env");
+  const deploymentId = await started(environment, [uniqueId("ci")]);
+  // Every verification fails: the forward one starts the rollback; the rollback's own is recorded
+  // but does not stop the restore (the baseline must come back whatever).
+  const executor = await executorFor(environment, '[ "$RDM_STEP_KIND" != VERIFY ]');
+  await runUntil(executor, deploymentId, DeploymentState.ROLLED_BACK);
+  executor.close();
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.reason).toContain("verification reference-executor failed");
+  expect(deployment?.steps.filter((step) => step.rollback).map((step) => step.state)).toEqual([
+    StepState.COMPLETED,
+    StepState.COMPLETED,
+  ]);
+});
