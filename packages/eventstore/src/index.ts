@@ -1,4 +1,5 @@
 export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
+export type { GroupCommitOptions } from "./append-batch.js";
 export {
   type AppendOptions,
   type AppendResult,
@@ -6,6 +7,7 @@ export {
   type CommitOrderPosition,
   type EventMetadata,
   EventStore,
+  type EventStoreOptions,
   type NewEvent,
   type RecordedEvent,
 } from "./event-store.js";
