@@ -28,7 +28,8 @@ function pgbenchPath(): string {
   const found = spawnSync("sh", ["-c", "command -v pgbench"], { encoding: "utf8" }).stdout.trim();
   if (found) return found;
   console.log("pgbench not found: installing Debian's postgresql-client");
-  const apt = (args: string[]) => execFileSync("apt-get", args, { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
+  const apt = (args: string[]) =>
+    execFileSync("apt-get", args, { stdio: "inherit", env: { ...process.env, DEBIAN_FRONTEND: "noninteractive" } });
   apt(["update", "-qq"]);
   apt(["install", "-y", "-qq", "postgresql-client"]);
   return "pgbench";

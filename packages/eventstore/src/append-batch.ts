@@ -41,17 +41,17 @@ export async function appendBatch(q: Queryable, appends: PreparedAppend[]): Prom
     name: "rdm_append_batch",
     text: APPEND_BATCH_SQL,
     values: [
-    appends.map((a) => a.streamId),
-    appends.map((a) => a.streamType),
-    appends.map((a) => expectedCode(a.expected)),
-    appends.map((a) => a.events.length),
-    appends.map((a) => a.requestId ?? null),
-    appends.map((a) => a.requestHash ?? null),
-    appends.map((a) => (a.response instanceof Uint8Array ? Buffer.from(a.response) : null)),
-    events.map((e) => e.eventId),
-    events.map((e) => e.type),
-    events.map((e) => Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)),
-    events.map((e) => e.metadata),
+      appends.map((a) => a.streamId),
+      appends.map((a) => a.streamType),
+      appends.map((a) => expectedCode(a.expected)),
+      appends.map((a) => a.events.length),
+      appends.map((a) => a.requestId ?? null),
+      appends.map((a) => a.requestHash ?? null),
+      appends.map((a) => (a.response instanceof Uint8Array ? Buffer.from(a.response) : null)),
+      events.map((e) => e.eventId),
+      events.map((e) => e.type),
+      events.map((e) => Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)),
+      events.map((e) => e.metadata),
     ],
   });
   return rows;
@@ -178,17 +178,19 @@ export class AppendBatcher {
       else await Promise.all(batch.map((w) => this.run([w])));
       return;
     }
-    batch.forEach((waiting, i) => this.settle(waiting, outcomes[i] as AppendOutcome));
+    for (const [i, waiting] of batch.entries()) this.settle(waiting, outcomes[i] as AppendOutcome);
   }
 
   private settle(waiting: Waiting, row: AppendOutcome): void {
-    if (row.outcome === "appended") return waiting.resolve(appendedResult(row));
-    if (row.outcome === "stale" && waiting.staleRetries < MAX_STALE_RETRIES - 1) {
+    if (row.outcome === "appended") {
+      waiting.resolve(appendedResult(row));
+    } else if (row.outcome === "stale" && waiting.staleRetries < MAX_STALE_RETRIES - 1) {
       waiting.staleRetries++;
       this.queue.push(waiting);
-      return this.drain();
+      this.drain();
+    } else {
+      const reason = `stream ${waiting.append.streamId} kept being appended by newer transactions; retry`;
+      waiting.reject(refusal(waiting.append, row, reason) as Error);
     }
-    const reason = `stream ${waiting.append.streamId} kept being appended by newer transactions; retry`;
-    waiting.reject(refusal(waiting.append, row, reason) as Error);
   }
 }

@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import { currentTraceparent, inSpan, SpanKind } from "@rdm/observability";
 import type { Pool, PoolClient } from "pg";
 import {
-  type AppendOutcome,
   AppendBatcher,
+  type AppendOutcome,
   appendBatch,
   appendedResult,
   type GroupCommitOptions,

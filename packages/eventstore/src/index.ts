@@ -1,5 +1,5 @@
-export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
 export type { GroupCommitOptions } from "./append-batch.js";
+export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
 export {
   type AppendOptions,
   type AppendResult,

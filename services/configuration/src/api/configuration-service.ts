@@ -4,17 +4,15 @@ import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import type { EventStore } from "@rdm/eventstore";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
-import { CiType, ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   AddRelationshipResponseSchema,
-  AnalyzeImpactResponseSchema,
   ChangeConfigurationItemStatusResponseSchema,
   ConfigurationService,
   GetArtifactResponseSchema,
   GetBaselineResponseSchema,
   GetConfigurationItemHistoryResponseSchema,
   GetConfigurationItemResponseSchema,
-  ImpactedItemSchema,
   ListArtifactsResponseSchema,
   ListConfigurationItemsResponseSchema,
   ListRelationshipsResponseSchema,
@@ -41,21 +39,19 @@ import {
   foldConfigurationItem,
 } from "../domain/configuration-item.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
-import { compareIds, transitiveDependents } from "../domain/impact.js";
 import {
   artifactIdByNameVersion,
   findArtifacts,
   findBaseline,
   findConfigurationItem,
-  impactEdges,
   listArtifacts,
   listConfigurationItems,
   relationshipsOf,
   saveArtifact,
   saveConfigurationItem,
   saveRelationship,
-  summaries,
 } from "../store/read-model.js";
+import { analyzeImpactHandler } from "./analyze-impact.js";
 import { type Actor, type CommandDeps, executeCommand, readHistory } from "./command.js";
 import type { ConfigurationEvent } from "./event-codec.js";
 
@@ -115,7 +111,7 @@ const newCiId = () => `ci-${randomUUID()}`;
 const newArtifactId = () => `artifact-${randomUUID()}`;
 
 /** Names sort as people read them (the default locale's collation). */
-const byName = new Intl.Collator();
+const _byName = new Intl.Collator();
 
 export function configurationServiceHandlers({
   store,
@@ -123,6 +119,7 @@ export function configurationServiceHandlers({
   clock = () => new Date(),
 }: ConfigurationApiDeps): ServiceRegistration<(typeof ConfigurationService)["method"]> {
   const deps: CommandDeps = { store, pool, clock };
+  const analyzeImpact = analyzeImpactHandler(pool);
   const actorOf = (ctx: CallContext, requestId: string): Actor => ({
     subject: ctx.principal.subject,
     requestId,
@@ -355,38 +352,7 @@ export function configurationServiceHandlers({
         return create(ListRelationshipsResponseSchema, await relationshipsOf(pool, request.ciId));
       },
 
-      async analyzeImpact(request) {
-        const root = await findConfigurationItem(pool, request.ciId);
-        if (!root) throw new NotFound("configuration item", request.ciId);
-        const reached = await transitiveDependents(
-          request.ciId,
-          (causes) => impactEdges(pool, causes, request.relationshipTypes),
-          { maxDepth: request.maxDepth },
-        );
-        const known = await summaries(
-          pool,
-          reached.map((r) => r.ciId),
-        );
-        const impacted = reached
-          .map((r) => {
-            const ci = known.get(r.ciId);
-            return create(ImpactedItemSchema, {
-              ciId: r.ciId,
-              name: ci?.name ?? "",
-              type: ci?.type ?? CiType.UNSPECIFIED,
-              owner: ci?.owner ?? "",
-              depth: r.depth,
-              path: r.path,
-              pathRelationships: r.pathRelationships,
-            });
-          })
-          .sort((a, b) => a.depth - b.depth || byName.compare(a.name, b.name) || compareIds(a.ciId, b.ciId));
-        return create(AnalyzeImpactResponseSchema, {
-          root,
-          impacted,
-          impactedBusinessServiceIds: impacted.filter((i) => i.type === CiType.BUSINESS_SERVICE).map((i) => i.ciId),
-        });
-      },
+      analyzeImpact,
 
       async registerArtifact(request, ctx) {
         const requestHash = requestFingerprint(ConfigurationService.method.registerArtifact.input, request);
