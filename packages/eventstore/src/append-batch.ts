@@ -163,6 +163,9 @@ export class AppendBatcher {
   }
 
   private async run(batch: Waiting[]): Promise<void> {
+    // Every batch locks stream rows in stream-id order, so two batches cannot deadlock on them
+    // (the sort is stable: appends to one stream keep their order).
+    batch.sort((a, b) => (a.append.streamId < b.append.streamId ? -1 : a.append.streamId > b.append.streamId ? 1 : 0));
     const appends = batch.map((w) => w.append);
     let outcomes: AppendOutcome[];
     try {
