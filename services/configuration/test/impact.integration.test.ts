@@ -60,10 +60,15 @@ afterAll(async () => {
 });
 
 const registerCi = async (name: string) =>
-  (await writer.registerConfigurationItem({ requestId: randomUUID(), name, type: CiType.SERVICE, owner: "team" }))
-    .item?.ciId as string;
+  (await writer.registerConfigurationItem({ requestId: randomUUID(), name, type: CiType.SERVICE, owner: "team" })).item
+    ?.ciId as string;
 const relate = (source: string, target: string) =>
-  writer.addRelationship({ requestId: randomUUID(), sourceCiId: source, type: RelationshipType.DEPENDS_ON, targetCiId: target });
+  writer.addRelationship({
+    requestId: randomUUID(),
+    sourceCiId: source,
+    type: RelationshipType.DEPENDS_ON,
+    targetCiId: target,
+  });
 const impactOn = async (ciId: string) =>
   (await reader.analyzeImpact({ ciId })).impacted.map((i) => [i.name, i.depth, i.path.length]);
 
