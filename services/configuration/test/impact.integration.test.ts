@@ -32,20 +32,22 @@ beforeAll(async () => {
     audience: "rdm",
     expiresIn: "10m",
   });
-  for (let i = 0; i < 2; i++) {
-    replicas.push(
-      await startConfigurationService({
-        DATABASE_URL: db.url,
-        KAFKA_BROKERS: brokers.join(","),
-        KAFKA_TOPIC_PREFIX: topicPrefix,
-        AUTH_JWT_SECRET: secret,
-        GRPC_PORT: "0",
-        LOG_LEVEL: "warn",
-        CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
-        KAFKA_SESSION_TIMEOUT_MS: "6000",
-      }),
-    );
-  }
+  replicas.push(
+    ...(await Promise.all(
+      [1, 2].map(() =>
+        startConfigurationService({
+          DATABASE_URL: db.url,
+          KAFKA_BROKERS: brokers.join(","),
+          KAFKA_TOPIC_PREFIX: topicPrefix,
+          AUTH_JWT_SECRET: secret,
+          GRPC_PORT: "0",
+          LOG_LEVEL: "warn",
+          CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
+          KAFKA_SESSION_TIMEOUT_MS: "6000",
+        }),
+      ),
+    )),
+  );
   [writer, reader] = replicas.map((r) => createGrpcClient(ConfigurationService, `127.0.0.1:${r.port}`, { token })) as [
     Client,
     Client,

@@ -12,9 +12,6 @@ import { compareIds, transitiveDependents } from "../domain/impact.js";
 import { ImpactGraph } from "../store/impact-graph.js";
 import { findConfigurationItem } from "../store/read-model.js";
 
-/** Names sort as people read them (the default locale's collation). */
-const byName = new Intl.Collator();
-
 /**
  * AnalyzeImpact over the in-memory graph (ImpactGraph), brought up to every commit visible at
  * the call, so the answer is the one the database would give, without a round trip per level.
@@ -42,7 +39,10 @@ export function analyzeImpactHandler(pool: pg.Pool): (request: AnalyzeImpactRequ
           pathRelationships: r.pathRelationships,
         });
       })
-      .sort((a, b) => a.depth - b.depth || byName.compare(a.name, b.name) || compareIds(a.ciId, b.ciId));
+      // By depth, then name as people read them, then id.
+      .sort(
+        (a, b) => a.depth - b.depth || graph.nameRank(a.name) - graph.nameRank(b.name) || compareIds(a.ciId, b.ciId),
+      );
     return create(AnalyzeImpactResponseSchema, {
       root,
       impacted,

@@ -22,6 +22,9 @@ const CI_STREAM_TYPE = "ci";
 /** Above this many changed items, loading everything again is cheaper than patching. */
 const FULL_RELOAD_THRESHOLD = 2_000;
 
+/** Names sort as people read them (the default locale's collation). */
+const byName = new Intl.Collator();
+
 const ALL_TYPES = [
   RelationshipType.DEPENDS_ON,
   RelationshipType.RUNS_ON,
@@ -61,6 +64,8 @@ export class ImpactGraph {
   /** Source CI -> its relationships, to replace them when the source changes. */
   private readonly bySource = new Map<string, Edge[]>();
   private readonly items = new Map<string, CiSummary>();
+  /** Each name's place in collation order (equal names share it); undefined after items change. */
+  private nameOrder: Map<string, number> | undefined;
   private checkpoint: CommitPosition | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -85,6 +90,24 @@ export class ImpactGraph {
 
   summary(ciId: string): CiSummary | undefined {
     return this.items.get(ciId);
+  }
+
+  /**
+   * The name's place in collation order, so sorting a whole-CMDB answer compares integers
+   * instead of collating each pair (computed once after items change). Unknown names count as "".
+   */
+  nameRank(name: string): number {
+    if (!this.nameOrder) {
+      const names = [...new Set(["", ...[...this.items.values()].map((i) => i.name)])].sort(byName.compare);
+      const order = new Map<string, number>();
+      let rank = 0;
+      names.forEach((n, i) => {
+        if (i > 0 && byName.compare(names[i - 1] as string, n) !== 0) rank++;
+        order.set(n, rank);
+      });
+      this.nameOrder = order;
+    }
+    return this.nameOrder.get(name) ?? 0;
   }
 
   private async catchUp(): Promise<void> {
@@ -141,6 +164,7 @@ export class ImpactGraph {
       this.byCause.clear();
       this.bySource.clear();
       this.items.clear();
+      this.nameOrder = undefined;
       this.addItems(items.rows);
       this.addRelationships(relationships.rows);
       this.checkpoint = { transactionId: horizon.rows[0]?.xmin as string, globalPosition: 0 };
@@ -153,6 +177,7 @@ export class ImpactGraph {
   }
 
   private addItems(rows: ItemRow[]): void {
+    if (rows.length > 0) this.nameOrder = undefined;
     for (const r of rows) this.items.set(r.ci_id, { ciId: r.ci_id, name: r.name, type: r.type, owner: r.owner });
   }
 
