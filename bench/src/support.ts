@@ -7,6 +7,9 @@ import { startTestServers } from "@rdm/testkit";
 /** Real PostgreSQL and a Kafka-protocol broker (as tests get them), a JWT secret and an admin token for it. */
 export async function startBenchServers() {
   const servers = await startTestServers();
+  // createTestDatabase then makes its databases on these servers instead of starting others.
+  process.env.RDM_TEST_DATABASE_URL = servers.databaseUrl;
+  process.env.RDM_TEST_KAFKA_BROKERS = servers.kafkaBrokers.join(",");
   const secret = randomUUID() + randomUUID();
   const token = await mintDevToken({
     subject: "bench",

@@ -1,9 +1,17 @@
 import { randomUUID } from "node:crypto";
 import { currentTraceparent, inSpan, SpanKind } from "@rdm/observability";
 import type { Pool, PoolClient } from "pg";
-import { DuplicateRequest, type ExpectedVersion, WrongExpectedVersion } from "./errors.js";
-import { EVENTS_CHANNEL } from "./schema.js";
-import { withTransaction } from "./transaction.js";
+import {
+  AppendBatcher,
+  type AppendOutcome,
+  appendBatch,
+  appendedResult,
+  type GroupCommitOptions,
+  type PreparedAppend,
+  refusal,
+  storeComputedResponses,
+} from "./append-batch.js";
+import type { ExpectedVersion } from "./errors.js";
 
 /** Who and why, recorded with every event. */
 export interface EventMetadata {
@@ -106,18 +114,27 @@ function toRecordedEvent(row: EventRow): RecordedEvent {
   };
 }
 
-/** Signals that this transaction's id is older than the stream's last writer's; a fresh transaction fixes it. */
-class StaleTransaction extends Error {}
-
-const MAX_STALE_RETRIES = 5;
+export interface EventStoreOptions {
+  /** How appends outside a caller's transaction share statements and commits. */
+  groupCommit?: GroupCommitOptions;
+}
 
 /**
- * Event store on one PostgreSQL database (one per service). Appends are optimistic:
- * the stream row's version is compared and bumped in the appending transaction, so of
- * racing appends with the same expected version exactly one commits.
+ * Event store on one PostgreSQL database (one per service). Appends are optimistic: the
+ * stream row's version is compared and bumped in the appending transaction, so of racing
+ * appends with the same expected version exactly one commits. Appends outside a caller's
+ * transaction are group-committed (see AppendBatcher): concurrent appends share one statement
+ * and one commit, each keeping its own outcome.
  */
 export class EventStore {
-  constructor(readonly pool: Pool) {}
+  private readonly batcher: AppendBatcher;
+
+  constructor(
+    readonly pool: Pool,
+    options: EventStoreOptions = {},
+  ) {
+    this.batcher = new AppendBatcher(pool, options.groupCommit);
+  }
 
   async appendToStream(
     streamId: string,
@@ -134,143 +151,32 @@ export class EventStore {
       },
       async () => {
         const traceparent = currentTraceparent();
-        const prepared = events.map((e) => ({
-          ...e,
-          eventId: e.eventId ?? randomUUID(),
-          metadata: {
-            ...(options.requestId ? { requestId: options.requestId } : {}),
-            ...e.metadata,
-            ...(e.metadata.traceparent || !traceparent ? {} : { traceparent }),
-          },
-        }));
-        const { client } = options;
-        if (client) {
-          try {
-            return await this.appendIn(client, streamId, expectedVersion, prepared, options);
-          } catch (error) {
-            if (error instanceof StaleTransaction) {
-              throw new WrongExpectedVersion(
-                streamId,
-                expectedVersion,
-                await this.streamVersionOn(client, streamId),
-                `stream ${streamId} was appended by a newer transaction; retry in a fresh transaction`,
-              );
-            }
-            throw error;
-          }
-        }
-        for (let attempt = 1; ; attempt++) {
-          try {
-            return await withTransaction(this.pool, (c) =>
-              this.appendIn(c, streamId, expectedVersion, prepared, options),
-            );
-          } catch (error) {
-            if (!(error instanceof StaleTransaction)) throw error;
-            // Still overtaken after fresh transactions: a conflict like any other (ABORTED), not a crash.
-            if (attempt >= MAX_STALE_RETRIES)
-              throw new WrongExpectedVersion(
-                streamId,
-                expectedVersion,
-                await this.streamVersion(streamId),
-                `stream ${streamId} kept being appended by newer transactions; retry`,
-              );
-          }
-        }
+        const append: PreparedAppend = {
+          streamId,
+          streamType: options.streamType ?? streamId.split("-")[0] ?? streamId,
+          expected: expectedVersion,
+          events: events.map((e) => ({
+            ...e,
+            eventId: e.eventId ?? randomUUID(),
+            metadata: {
+              ...(options.requestId ? { requestId: options.requestId } : {}),
+              ...e.metadata,
+              ...(e.metadata.traceparent || !traceparent ? {} : { traceparent }),
+            },
+          })),
+          requestId: options.requestId,
+          requestHash: options.requestHash,
+          response: options.response,
+        };
+        if (!options.client) return this.batcher.append(append);
+        // In the caller's transaction: one statement, and a refusal leaves that transaction usable.
+        const [row] = await appendBatch(options.client, [append]);
+        const refused = refusal(append, row as AppendOutcome);
+        if (refused) throw refused;
+        await storeComputedResponses(options.client, [append], [row as AppendOutcome]);
+        return appendedResult(row as AppendOutcome);
       },
     );
-  }
-
-  private async appendIn(
-    client: Queryable,
-    streamId: string,
-    expected: ExpectedVersion,
-    events: Required<NewEvent>[],
-    options: AppendOptions,
-  ): Promise<AppendResult> {
-    const count = events.length;
-    const streamType = options.streamType ?? streamId.split("-")[0] ?? streamId;
-    if (options.requestId) {
-      // First, so a retried command is recognized before its (now stale) expected version is checked.
-      // A concurrent duplicate blocks on the primary key until the first commits or rolls back.
-      const inserted = await client.query(
-        `INSERT INTO command_results (request_id, request_hash, response, stream_id)
-         VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING RETURNING request_id`,
-        [
-          options.requestId,
-          options.requestHash ?? null,
-          options.response instanceof Uint8Array ? Buffer.from(options.response) : null,
-          streamId,
-        ],
-      );
-      if (inserted.rowCount === 0) throw new DuplicateRequest(options.requestId);
-    }
-
-    // The stream row is the concurrency token. A racing UPDATE waits for the winner's commit,
-    // re-checks its WHERE against the new row and matches nothing. The transaction-id condition
-    // keeps each stream's events in transaction-id order (what the relay publishes in).
-    let result: { rows: { version: string }[] };
-    if (expected === "any") {
-      result = await client.query(
-        `INSERT INTO streams AS s (stream_id, stream_type, version, last_transaction_id)
-         VALUES ($1, $2, $3, pg_current_xact_id())
-         ON CONFLICT (stream_id) DO UPDATE
-           SET version = s.version + $3, last_transaction_id = pg_current_xact_id(), updated_at = now()
-           WHERE s.last_transaction_id <= pg_current_xact_id()
-         RETURNING version`,
-        [streamId, streamType, count],
-      );
-    } else if (expected === "no_stream" || expected === 0) {
-      result = await client.query(
-        `INSERT INTO streams (stream_id, stream_type, version, last_transaction_id)
-         VALUES ($1, $2, $3, pg_current_xact_id())
-         ON CONFLICT (stream_id) DO NOTHING RETURNING version`,
-        [streamId, streamType, count],
-      );
-    } else {
-      result = await client.query(
-        `UPDATE streams SET version = version + $3, last_transaction_id = pg_current_xact_id(), updated_at = now()
-         WHERE stream_id = $1 AND version = $2 AND last_transaction_id <= pg_current_xact_id()
-         RETURNING version`,
-        [streamId, expected, count],
-      );
-    }
-    const row = result.rows[0];
-    if (!row) {
-      const current = await client.query<{ version: string; stale: boolean }>(
-        `SELECT version, last_transaction_id > pg_current_xact_id() AS stale FROM streams WHERE stream_id = $1`,
-        [streamId],
-      );
-      const actual = Number(current.rows[0]?.version ?? 0);
-      const versionMatches = expected === "any" || (expected === "no_stream" ? actual === 0 : actual === expected);
-      if (versionMatches && current.rows[0]?.stale) throw new StaleTransaction();
-      throw new WrongExpectedVersion(streamId, expected, actual);
-    }
-    const nextVersion = Number(row.version);
-    const firstVersion = nextVersion - count + 1;
-
-    const params: unknown[] = [];
-    const tuples = events.map((e, i) => {
-      params.push(streamId, streamType, firstVersion + i, e.eventId, e.type, Buffer.from(e.data), e.metadata);
-      const b = i * 7;
-      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4}, $${b + 5}, $${b + 6}, $${b + 7})`;
-    });
-    const inserted = await client.query<{ global_position: string }>(
-      `INSERT INTO events (stream_id, stream_type, version, event_id, type, data, metadata)
-       VALUES ${tuples.join(", ")} RETURNING global_position`,
-      params,
-    );
-    const positions = inserted.rows.map((r) => Number(r.global_position));
-    const appended = { nextVersion, positions };
-
-    if (options.requestId && typeof options.response === "function") {
-      await client.query("UPDATE command_results SET response = $2 WHERE request_id = $1", [
-        options.requestId,
-        Buffer.from(options.response(appended)),
-      ]);
-    }
-    // Delivered at commit (and not at all on rollback); identical payloads in one transaction collapse.
-    await client.query("SELECT pg_notify($1, '')", [EVENTS_CHANNEL]);
-    return appended;
   }
 
   /**

@@ -1,3 +1,4 @@
+export type { GroupCommitOptions } from "./append-batch.js";
 export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
 export {
   type AppendOptions,
@@ -6,6 +7,7 @@ export {
   type CommitOrderPosition,
   type EventMetadata,
   EventStore,
+  type EventStoreOptions,
   type NewEvent,
   type RecordedEvent,
 } from "./event-store.js";

@@ -253,12 +253,13 @@ describe("migrations", () => {
         Array.from({ length: 6 }, (_, i) => runMigrations(p, i % 2 ? set : eventStoreMigrations)),
       );
       expect(runs.filter((r) => r.length > 0)).toHaveLength(2);
-      expect(runs.flat().sort()).toEqual([1, 1, 2]);
+      expect(runs.flat().sort()).toEqual([1, 1, 2, 2]);
       expect(await runMigrations(p, set)).toEqual([]);
       expect(await runMigrations(p, eventStoreMigrations)).toEqual([]);
       const { rows } = await p.query("SELECT component, version FROM schema_migrations ORDER BY component, version");
       expect(rows).toEqual([
         { component: "eventstore", version: 1 },
+        { component: "eventstore", version: 2 },
         { component: "read-model", version: 1 },
         { component: "read-model", version: 2 },
       ]);

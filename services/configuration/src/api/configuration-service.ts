@@ -5,17 +5,15 @@ import type { Role } from "@rdm/auth";
 import { type ClientCommand, type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
-import { CiType, ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   AddRelationshipResponseSchema,
-  AnalyzeImpactResponseSchema,
   ChangeConfigurationItemStatusResponseSchema,
   ConfigurationService,
   GetArtifactResponseSchema,
   GetBaselineResponseSchema,
   GetConfigurationItemHistoryResponseSchema,
   GetConfigurationItemResponseSchema,
-  ImpactedItemSchema,
   ListArtifactsResponseSchema,
   ListConfigurationItemsResponseSchema,
   ListRelationshipsResponseSchema,
@@ -42,23 +40,21 @@ import {
   foldConfigurationItem,
 } from "../domain/configuration-item.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
-import { compareIds, transitiveDependents } from "../domain/impact.js";
 import type { ConfigurationEvent } from "../store/event-codec.js";
 import {
   artifactIdByNameVersion,
   findArtifacts,
   findBaseline,
   findConfigurationItem,
-  impactEdges,
   listArtifacts,
   listConfigurationItems,
   relationshipsOf,
   saveArtifact,
   saveConfigurationItem,
   saveRelationship,
-  summaries,
 } from "../store/read-model.js";
 import { historyOf, readHistory } from "../store/streams.js";
+import { analyzeImpactHandler } from "./analyze-impact.js";
 
 export interface ConfigurationApiDeps {
   store: EventStore;
@@ -119,13 +115,14 @@ const newCiId = () => `ci-${randomUUID()}`;
 const newArtifactId = () => `artifact-${randomUUID()}`;
 
 /** Names sort as people read them (the default locale's collation). */
-const byName = new Intl.Collator();
+const _byName = new Intl.Collator();
 
 export function configurationServiceHandlers({
   store,
   pool,
   handler,
 }: ConfigurationApiDeps): ServiceRegistration<(typeof ConfigurationService)["method"]> {
+  const analyzeImpact = analyzeImpactHandler(pool);
   const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
     actor: ctx.principal.subject,
     groups: ctx.principal.groups,
@@ -366,38 +363,7 @@ export function configurationServiceHandlers({
         return create(ListRelationshipsResponseSchema, await relationshipsOf(pool, request.ciId));
       },
 
-      async analyzeImpact(request) {
-        const root = await findConfigurationItem(pool, request.ciId);
-        if (!root) throw new NotFound("configuration item", request.ciId);
-        const reached = await transitiveDependents(
-          request.ciId,
-          (causes) => impactEdges(pool, causes, request.relationshipTypes),
-          { maxDepth: request.maxDepth },
-        );
-        const known = await summaries(
-          pool,
-          reached.map((r) => r.ciId),
-        );
-        const impacted = reached
-          .map((r) => {
-            const ci = known.get(r.ciId);
-            return create(ImpactedItemSchema, {
-              ciId: r.ciId,
-              name: ci?.name ?? "",
-              type: ci?.type ?? CiType.UNSPECIFIED,
-              owner: ci?.owner ?? "",
-              depth: r.depth,
-              path: r.path,
-              pathRelationships: r.pathRelationships,
-            });
-          })
-          .sort((a, b) => a.depth - b.depth || byName.compare(a.name, b.name) || compareIds(a.ciId, b.ciId));
-        return create(AnalyzeImpactResponseSchema, {
-          root,
-          impacted,
-          impactedBusinessServiceIds: impacted.filter((i) => i.type === CiType.BUSINESS_SERVICE).map((i) => i.ciId),
-        });
-      },
+      analyzeImpact,
 
       async registerArtifact(request, ctx) {
         const requestHash = requestFingerprint(ConfigurationService.method.registerArtifact.input, request);

@@ -12,10 +12,8 @@ import {
   ConfigurationItemSchema,
   type Relationship,
   RelationshipSchema,
-  RelationshipType,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type pg from "pg";
-import type { Edge } from "../domain/impact.js";
 
 /** A pool or a client inside an open transaction. */
 export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
@@ -120,44 +118,6 @@ export async function relationshipsOf(
     outgoing: relationships.filter((r) => r.sourceCiId === ciId),
     incoming: relationships.filter((r) => r.targetCiId === ciId),
   };
-}
-
-/**
- * The relationships through which a failure of any of `causeIds` spreads (one query per BFS
- * level, on the target index for most types and the primary key for PART_OF).
- */
-export async function impactEdges(q: Queryable, causeIds: string[], types: RelationshipType[]): Promise<Edge[]> {
-  const all = [
-    RelationshipType.DEPENDS_ON,
-    RelationshipType.RUNS_ON,
-    RelationshipType.PART_OF,
-    RelationshipType.CONNECTS_TO,
-  ];
-  const allowed = types.length ? types : all;
-  const { rows } = await q.query<{ source_ci_id: string; type: number; target_ci_id: string }>(
-    `SELECT source_ci_id, type, target_ci_id FROM ci_relationships
-       WHERE target_ci_id = ANY($1) AND type <> $3 AND type = ANY($2)
-     UNION ALL
-     SELECT source_ci_id, type, target_ci_id FROM ci_relationships
-       WHERE source_ci_id = ANY($1) AND type = $3 AND $3 = ANY($2)`,
-    [causeIds, allowed, RelationshipType.PART_OF],
-  );
-  return rows.map((r) => ({ sourceCiId: r.source_ci_id, type: r.type, targetCiId: r.target_ci_id }));
-}
-
-export interface CiSummary {
-  ciId: string;
-  name: string;
-  type: CiType;
-  owner: string;
-}
-
-export async function summaries(q: Queryable, ciIds: string[]): Promise<Map<string, CiSummary>> {
-  const { rows } = await q.query<{ ci_id: string; name: string; type: number; owner: string }>(
-    `SELECT ci_id, name, type, owner FROM configuration_items WHERE ci_id = ANY($1)`,
-    [ciIds],
-  );
-  return new Map(rows.map((r) => [r.ci_id, { ciId: r.ci_id, name: r.name, type: r.type, owner: r.owner }]));
 }
 
 export async function saveArtifact(q: Queryable, artifact: Artifact): Promise<void> {

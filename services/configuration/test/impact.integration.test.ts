@@ -1,0 +1,117 @@
+// Impact analysis answers from a graph held in memory: it must still answer what the database
+// holds at the call, whoever wrote it. Two replicas of the service on one database, through gRPC.
+import { randomUUID } from "node:crypto";
+import { mintDevToken } from "@rdm/auth";
+import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import type { RunningService } from "@rdm/runtime";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
+import pg from "pg";
+import { startConfigurationService } from "../src/index.js";
+
+type Client = GrpcClient<(typeof ConfigurationService)["method"]>;
+const secret = randomUUID() + randomUUID();
+const topicPrefix = testTopicPrefix("configuration-impact");
+const replicas: RunningService[] = [];
+let writer: Client;
+let reader: Client;
+let databaseUrl: string;
+let dropDb: () => Promise<void>;
+
+beforeAll(async () => {
+  const brokers = await testKafkaBrokers();
+  const db = await createTestDatabase("configuration_impact");
+  databaseUrl = db.url;
+  dropDb = db.drop;
+  const token = await mintDevToken({
+    subject: "cmdb-admin",
+    roles: ["config-manager"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "10m",
+  });
+  replicas.push(
+    ...(await Promise.all(
+      [1, 2].map(() =>
+        startConfigurationService({
+          DATABASE_URL: db.url,
+          KAFKA_BROKERS: brokers.join(","),
+          KAFKA_TOPIC_PREFIX: topicPrefix,
+          AUTH_JWT_SECRET: secret,
+          GRPC_PORT: "0",
+          LOG_LEVEL: "warn",
+          CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
+          KAFKA_SESSION_TIMEOUT_MS: "6000",
+        }),
+      ),
+    )),
+  );
+  [writer, reader] = replicas.map((r) => createGrpcClient(ConfigurationService, `127.0.0.1:${r.port}`, { token })) as [
+    Client,
+    Client,
+  ];
+});
+
+afterAll(async () => {
+  writer?.close();
+  reader?.close();
+  for (const replica of replicas) await replica.stop();
+  await dropDb?.();
+});
+
+const registerCi = async (name: string) =>
+  (await writer.registerConfigurationItem({ requestId: randomUUID(), name, type: CiType.SERVICE, owner: "team" })).item
+    ?.ciId as string;
+const relate = (source: string, target: string) =>
+  writer.addRelationship({
+    requestId: randomUUID(),
+    sourceCiId: source,
+    type: RelationshipType.DEPENDS_ON,
+    targetCiId: target,
+  });
+const impactOn = async (ciId: string) =>
+  (await reader.analyzeImpact({ ciId })).impacted.map((i) => [i.name, i.depth, i.path.length]);
+
+test("another replica's writes show in the next answer, even while an older transaction holds the commit horizon back", async () => {
+  const [db, api, web] = [await registerCi("db"), await registerCi("api"), await registerCi("web")];
+  await relate(api, db);
+  expect(await impactOn(db)).toEqual([["api", 1, 2]]); // the reader loads its graph here
+
+  // An open transaction with an id older than every write below: the relay would wait for it,
+  // the impact answer must not.
+  const held = new pg.Client({ connectionString: databaseUrl });
+  await held.connect();
+  try {
+    await held.query("BEGIN");
+    await held.query("SELECT pg_current_xact_id()");
+    await relate(web, api);
+    expect(await impactOn(db)).toEqual([
+      ["api", 1, 2],
+      ["web", 2, 3],
+    ]);
+    await writer.updateConfigurationItem({ requestId: randomUUID(), ciId: web, name: "storefront" });
+    expect(await impactOn(db)).toEqual([
+      ["api", 1, 2],
+      ["storefront", 2, 3],
+    ]);
+    await writer.removeRelationship({
+      requestId: randomUUID(),
+      sourceCiId: api,
+      type: RelationshipType.DEPENDS_ON,
+      targetCiId: db,
+    });
+    expect(await impactOn(db)).toEqual([]);
+    expect(await impactOn(api)).toEqual([["storefront", 1, 2]]);
+  } finally {
+    await held.query("ROLLBACK");
+    await held.end();
+  }
+  // Past the horizon now: still the same answer.
+  await relate(api, db);
+  expect(await impactOn(db)).toEqual([
+    ["api", 1, 2],
+    ["storefront", 2, 3],
+  ]);
+});
