@@ -9,6 +9,7 @@ import { startRelay } from "@rdm/relay";
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { openDatabase } from "./database.js";
+import { watchDatabase } from "./database-health.js";
 
 export interface ServiceContext {
   name: string;
@@ -90,13 +91,22 @@ export async function startGrpcService(
     logger,
   });
 
+  const services = definition.services(context);
   const server = createGrpcServer({
     logger,
     verifier: verifierFromConfig(config),
-    services: definition.services(context),
+    services,
     reflection: { imagePath: descriptorImagePath },
   });
   const port = await server.listen(config.GRPC_HOST, config.GRPC_PORT);
+  // Without its database the service cannot answer: health says so until it is back.
+  const healthNames = [undefined, ...services.map((s) => s.service.typeName)];
+  const database = watchDatabase(pool, {
+    logger,
+    onChange: (available) => {
+      for (const name of healthNames) server.health.setServing(name, available);
+    },
+  });
   logger.info({ host: config.GRPC_HOST, port }, `${definition.name} service listening`);
   // Workers start after the server: joining a consumer group can take a session timeout after
   // a crash (the dead member must expire first), and commands need not wait for that.
@@ -106,6 +116,7 @@ export async function startGrpcService(
   const stop = () => {
     stopped ??= (async () => {
       logger.info("shutting down");
+      database.stop();
       await server.shutdown();
       for (const worker of workers.reverse()) await worker.stop();
       await relay.stop();
