@@ -10,6 +10,7 @@ import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { openDatabase } from "./database.js";
 import { watchDatabase } from "./database-health.js";
+import { endWithSupervisor } from "./lifeline.js";
 
 export interface ServiceContext {
   name: string;
@@ -127,6 +128,9 @@ export async function startGrpcService(
   return { port, context, stop };
 }
 
+/** Longest a process stop may take (server grace, relay batch, consumers) before it exits anyway. */
+const STOP_TIMEOUT_MS = 30_000;
+
 /** Process entry point: telemetry, start, and a clean stop on SIGINT/SIGTERM. */
 export async function runMain(name: string, start: () => Promise<{ stop(): Promise<void> }>): Promise<void> {
   const telemetry = startTelemetry({
@@ -134,6 +138,10 @@ export async function runMain(name: string, start: () => Promise<{ stop(): Promi
     otlpEndpoint: process.env.OTEL_EXPORTER_OTLP_ENDPOINT,
   });
   const logger = createLogger(name);
+  // Started by `./rdm up`'s supervisor: a service without its supervisor must not linger.
+  // Before it has started there is nothing to stop cleanly.
+  let stopOnSupervisorLoss: () => void = () => process.exit(1);
+  endWithSupervisor(() => stopOnSupervisorLoss(), STOP_TIMEOUT_MS + 5_000);
   let running: { stop(): Promise<void> };
   try {
     running = await start();
@@ -144,6 +152,12 @@ export async function runMain(name: string, start: () => Promise<{ stop(): Promi
   }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, "stopping");
+    // A stop that cannot finish (its database and broker went away with the supervisor) must
+    // not keep the process: what could be flushed has been by then.
+    setTimeout(() => {
+      logger.error({ signal, stopTimeoutMs: STOP_TIMEOUT_MS }, "stop did not finish in time; exiting");
+      process.exit(1);
+    }, STOP_TIMEOUT_MS).unref();
     try {
       await running.stop();
     } finally {
@@ -153,4 +167,5 @@ export async function runMain(name: string, start: () => Promise<{ stop(): Promi
   };
   process.once("SIGINT", () => void shutdown("SIGINT"));
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  stopOnSupervisorLoss = () => void shutdown("supervisor gone");
 }
