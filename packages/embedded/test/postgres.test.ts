@@ -1,8 +1,13 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { ensureDatabase, freePort, startEmbeddedPostgres } from "../src/index.js";
+import {
+  type EmbeddedPostgresOptions,
+  ensureDatabase,
+  freePort,
+  startEmbeddedPostgres as start,
+} from "../src/index.js";
 
 async function query(url: string, sql: string, params: unknown[] = []) {
   const client = new pg.Client({ connectionString: url });
@@ -16,11 +21,36 @@ async function query(url: string, sql: string, params: unknown[] = []) {
 
 describe("startEmbeddedPostgres", () => {
   let root: string;
+  // As root, a cluster the postgres user cannot reach lives elsewhere (StartedPostgres.dataDir).
+  const serverDataDirs = new Set<string>();
+  const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions) => {
+    // Throwaway clusters: durability buys nothing here, speed does (the machine may be busy).
+    const server = await start({ initdbFlags: ["--no-sync"], settings: { fsync: "off" }, ...options });
+    serverDataDirs.add(server.dataDir);
+    return server;
+  };
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), "rdm-embedded-pg-"));
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
+    for (const dir of serverDataDirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  it("runs from a folder only its owner can enter, and leaves that folder's permissions alone", async () => {
+    // mkdtemp makes a 0700 folder: as root, the postgres user cannot enter it.
+    const privateRoot = await mkdtemp(path.join(root, "private-"));
+    const modes = async () => Promise.all([root, privateRoot].map(async (dir) => (await stat(dir)).mode & 0o777));
+    const before = await modes();
+    expect(before[1]).toBe(0o700);
+    const server = await startEmbeddedPostgres({ dataDir: path.join(privateRoot, "cluster"), port: await freePort() });
+    try {
+      const rows = await query(server.adminUrl, "SELECT 1 AS one");
+      expect(rows.rows).toEqual([{ one: 1 }]);
+    } finally {
+      await server.stop();
+    }
+    expect(await modes()).toEqual(before);
   });
 
   it("serves SQL on 127.0.0.1 and keeps data across a restart", async () => {
