@@ -84,11 +84,11 @@ afterAll(() => {
 
 test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) and frees the ports", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
+  let output = "";
   try {
     const env = await stackEnv(dataDir);
     const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
     started.push(stack);
-    let output = "";
     stack.stdout.on("data", (chunk) => {
       output += chunk;
     });
@@ -116,6 +116,9 @@ test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) 
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => false));
   } finally {
     await rm(dataDir, { recursive: true, force: true });
+    // As root, PostgreSQL's data may live outside dataDir (see @rdm/embedded): the start names it.
+    const elsewhere = /PostgreSQL data in (\S+)/.exec(output)?.[1];
+    if (elsewhere && !elsewhere.startsWith(dataDir)) await rm(elsewhere, { recursive: true, force: true });
   }
 }, 300_000);
 
