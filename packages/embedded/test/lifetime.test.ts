@@ -30,23 +30,29 @@ async function eventually(check: () => Promise<boolean>, timeoutMs: number, what
 describe("server lifetime", () => {
   it("a process that starts both servers and never stops them still exits, and takes them down", async () => {
     const root = await mkdtemp(path.join(tmpdir(), "rdm-embedded-life-"));
+    const cleanUp = [root];
     try {
       const script = `
         const { startEmbeddedPostgres, startMockKafka, freePort } = await import(${JSON.stringify(distIndex)});
         const pg = await startEmbeddedPostgres({ dataDir: ${JSON.stringify(path.join(root, "pg"))}, port: await freePort() });
         const kafka = await startMockKafka();
-        console.log(JSON.stringify({ pg: new URL(pg.adminUrl).host, kafka: kafka.bootstrapServers[0] }));
+        console.log(JSON.stringify({ pg: new URL(pg.adminUrl).host, pgData: pg.dataDir, kafka: kafka.bootstrapServers[0] }));
       `;
       const stdout = await new Promise<string>((resolve, reject) => {
         execFile(process.execPath, ["--input-type=module", "-e", script], { timeout: 60_000 }, (err, out, errOut) =>
           err ? reject(new Error(`${err.message}\n${errOut}`)) : resolve(out),
         );
       });
-      const { pg, kafka } = JSON.parse(stdout.trim().split("\n").pop() as string) as { pg: string; kafka: string };
+      const { pg, pgData, kafka } = JSON.parse(stdout.trim().split("\n").pop() as string) as {
+        pg: string;
+        pgData: string;
+        kafka: string;
+      };
+      cleanUp.push(pgData);
       await eventually(async () => !(await portAccepts(pg)), 10_000, "PostgreSQL to stop");
       await eventually(async () => !(await portAccepts(kafka)), 10_000, "the mock Kafka cluster to stop");
     } finally {
-      await rm(root, { recursive: true, force: true });
+      for (const dir of cleanUp) await rm(dir, { recursive: true, force: true });
     }
   }, 120_000);
 });

@@ -1,8 +1,13 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import pg from "pg";
-import { ensureDatabase, freePort, startEmbeddedPostgres } from "../src/index.js";
+import {
+  type EmbeddedPostgresOptions,
+  ensureDatabase,
+  freePort,
+  startEmbeddedPostgres as start,
+} from "../src/index.js";
 
 async function query(url: string, sql: string, params: unknown[] = []) {
   const client = new pg.Client({ connectionString: url });
@@ -14,69 +19,116 @@ async function query(url: string, sql: string, params: unknown[] = []) {
   }
 }
 
+// Each test initialises and starts one or two clusters: on a busy 2-core machine that takes a while.
+const CLUSTER_TEST_TIMEOUT_MS = 150_000;
+
 describe("startEmbeddedPostgres", () => {
   let root: string;
+  // As root, a cluster the postgres user cannot reach lives elsewhere (StartedPostgres.dataDir).
+  const serverDataDirs = new Set<string>();
+  const startEmbeddedPostgres = async (options: EmbeddedPostgresOptions) => {
+    // Throwaway clusters: durability buys nothing here, speed does (the machine may be busy).
+    const server = await start({ initdbFlags: ["--no-sync"], settings: { fsync: "off" }, ...options });
+    serverDataDirs.add(server.dataDir);
+    return server;
+  };
   beforeAll(async () => {
     root = await mkdtemp(path.join(tmpdir(), "rdm-embedded-pg-"));
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
+    for (const dir of serverDataDirs) await rm(dir, { recursive: true, force: true });
   });
 
-  it("serves SQL on 127.0.0.1 and keeps data across a restart", async () => {
-    const dataDir = path.join(root, "nested", "cluster");
-    const port = await freePort();
-    const first = await startEmbeddedPostgres({ dataDir, port, password: "secret" });
-    try {
-      expect(first.adminUrl).toBe(`postgres://postgres:secret@127.0.0.1:${port}/postgres`);
-      const url = await ensureDatabase(first.adminUrl, "keepme");
-      await query(url, "CREATE TABLE t (v text)");
-      await query(url, "INSERT INTO t VALUES ($1)", ["survives"]);
-      const listen = await query(first.adminUrl, "SHOW listen_addresses");
-      expect(listen.rows[0].listen_addresses).toBe("127.0.0.1");
-    } finally {
-      await first.stop();
-    }
-    await expect(query(first.adminUrl, "SELECT 1")).rejects.toThrow();
+  it(
+    "runs from a folder only its owner can enter, and leaves that folder's permissions alone",
+    async () => {
+      // mkdtemp makes a 0700 folder: as root, the postgres user cannot enter it.
+      const privateRoot = await mkdtemp(path.join(root, "private-"));
+      const modes = async () => Promise.all([root, privateRoot].map(async (dir) => (await stat(dir)).mode & 0o777));
+      const before = await modes();
+      expect(before[1]).toBe(0o700);
+      const server = await startEmbeddedPostgres({
+        dataDir: path.join(privateRoot, "cluster"),
+        port: await freePort(),
+      });
+      try {
+        const rows = await query(server.adminUrl, "SELECT 1 AS one");
+        expect(rows.rows).toEqual([{ one: 1 }]);
+      } finally {
+        await server.stop();
+      }
+      expect(await modes()).toEqual(before);
+    },
+    CLUSTER_TEST_TIMEOUT_MS,
+  );
 
-    const second = await startEmbeddedPostgres({ dataDir, port, password: "secret" });
-    try {
-      const url = await ensureDatabase(second.adminUrl, "keepme");
-      const rows = await query(url, "SELECT v FROM t");
-      expect(rows.rows).toEqual([{ v: "survives" }]);
-    } finally {
-      await second.stop();
-    }
-  });
+  it(
+    "serves SQL on 127.0.0.1 and keeps data across a restart",
+    async () => {
+      const dataDir = path.join(root, "nested", "cluster");
+      const port = await freePort();
+      const first = await startEmbeddedPostgres({ dataDir, port, password: "secret" });
+      try {
+        expect(first.adminUrl).toBe(`postgres://postgres:secret@127.0.0.1:${port}/postgres`);
+        const url = await ensureDatabase(first.adminUrl, "keepme");
+        await query(url, "CREATE TABLE t (v text)");
+        await query(url, "INSERT INTO t VALUES ($1)", ["survives"]);
+        const listen = await query(first.adminUrl, "SHOW listen_addresses");
+        expect(listen.rows[0].listen_addresses).toBe("127.0.0.1");
+      } finally {
+        await first.stop();
+      }
+      await expect(query(first.adminUrl, "SELECT 1")).rejects.toThrow();
 
-  it("ensureDatabase is idempotent and safe under concurrent calls", async () => {
-    const port = await freePort();
-    const server = await startEmbeddedPostgres({ dataDir: path.join(root, "concurrent"), port });
-    try {
-      const urls = await Promise.all(Array.from({ length: 6 }, () => ensureDatabase(server.adminUrl, "same_db")));
-      expect(new Set(urls).size).toBe(1);
-      const rows = await query(urls[0] as string, "SELECT current_database() AS db");
-      expect(rows.rows[0].db).toBe("same_db");
-      const count = await query(
-        server.adminUrl,
-        "SELECT count(*)::int AS n FROM pg_database WHERE datname = 'same_db'",
-      );
-      expect(count.rows[0].n).toBe(1);
-    } finally {
-      await server.stop();
-    }
-  });
+      const second = await startEmbeddedPostgres({ dataDir, port, password: "secret" });
+      try {
+        const url = await ensureDatabase(second.adminUrl, "keepme");
+        const rows = await query(url, "SELECT v FROM t");
+        expect(rows.rows).toEqual([{ v: "survives" }]);
+      } finally {
+        await second.stop();
+      }
+    },
+    CLUSTER_TEST_TIMEOUT_MS,
+  );
 
-  it("reports why a start failed", async () => {
-    const port = await freePort();
-    const server = await startEmbeddedPostgres({ dataDir: path.join(root, "busy"), port });
-    try {
-      // A second server on the same folder must refuse (postmaster.pid lock) with a readable error.
-      await expect(startEmbeddedPostgres({ dataDir: path.join(root, "busy"), port: await freePort() })).rejects.toThrow(
-        /PostgreSQL did not start/,
-      );
-    } finally {
-      await server.stop();
-    }
-  });
+  it(
+    "ensureDatabase is idempotent and safe under concurrent calls",
+    async () => {
+      const port = await freePort();
+      const server = await startEmbeddedPostgres({ dataDir: path.join(root, "concurrent"), port });
+      try {
+        const urls = await Promise.all(Array.from({ length: 6 }, () => ensureDatabase(server.adminUrl, "same_db")));
+        expect(new Set(urls).size).toBe(1);
+        const rows = await query(urls[0] as string, "SELECT current_database() AS db");
+        expect(rows.rows[0].db).toBe("same_db");
+        const count = await query(
+          server.adminUrl,
+          "SELECT count(*)::int AS n FROM pg_database WHERE datname = 'same_db'",
+        );
+        expect(count.rows[0].n).toBe(1);
+      } finally {
+        await server.stop();
+      }
+    },
+    CLUSTER_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "reports why a start failed",
+    async () => {
+      const port = await freePort();
+      const server = await startEmbeddedPostgres({ dataDir: path.join(root, "busy"), port });
+      try {
+        // A second server on the same folder must refuse (postmaster.pid lock) with a readable error.
+        await expect(
+          startEmbeddedPostgres({ dataDir: path.join(root, "busy"), port: await freePort() }),
+        ).rejects.toThrow(/PostgreSQL did not start/);
+      } finally {
+        await server.stop();
+      }
+    },
+    CLUSTER_TEST_TIMEOUT_MS,
+  );
 });

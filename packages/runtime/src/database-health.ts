@@ -1,0 +1,71 @@
+import type { Logger } from "@rdm/observability";
+import type pg from "pg";
+
+export interface DatabaseWatch {
+  /** Whether the last probe reached the database. */
+  readonly available: boolean;
+  stop(): void;
+}
+
+export interface DatabaseWatchOptions {
+  /** How often to probe (default 1000 ms). */
+  intervalMs?: number;
+  /** A probe that takes longer counts as a failure (default 3000 ms). */
+  timeoutMs?: number;
+  logger: Logger;
+  /** Called on each change of availability (not for the first, available, state). */
+  onChange(available: boolean): void;
+}
+
+/**
+ * Probes the database with `SELECT 1` on a timer and reports when it goes away and comes back,
+ * so health checks can say NOT_SERVING meanwhile. The pool reconnects by itself; this only watches.
+ */
+export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): DatabaseWatch {
+  const intervalMs = options.intervalMs ?? 1000;
+  const timeoutMs = options.timeoutMs ?? 3000;
+  let available = true;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const probe = async (): Promise<Error | undefined> => {
+    let timeout: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<Error>((resolve) => {
+      timeout = setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    });
+    try {
+      return await Promise.race([
+        pool.query("SELECT 1").then(
+          () => undefined,
+          (error: Error) => error,
+        ),
+        timedOut,
+      ]);
+    } finally {
+      clearTimeout(timeout);
+    }
+  };
+
+  const tick = async () => {
+    const failure = await probe();
+    if (stopped) return;
+    if (available !== (failure === undefined)) {
+      available = failure === undefined;
+      if (failure) options.logger.error({ err: failure }, "database unavailable; reporting NOT_SERVING");
+      else options.logger.info("database available again; reporting SERVING");
+      options.onChange(available);
+    }
+    timer = setTimeout(() => void tick(), intervalMs);
+  };
+  timer = setTimeout(() => void tick(), intervalMs);
+
+  return {
+    get available() {
+      return available;
+    },
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
+    },
+  };
+}

@@ -1,0 +1,193 @@
+// Stop PostgreSQL under a running release service and gateway, then start it again: both processes
+// stay up, report not-ready and answer UNAVAILABLE / 503 meanwhile, and afterwards serve commands,
+// publish and project events again by themselves, each event once. The test runs a PostgreSQL of
+// its own, so the shared test server is not disturbed.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import * as grpc from "@grpc/grpc-js";
+import { mintDevToken } from "@rdm/auth";
+import { databaseUrl, freePort, type StartedPostgres, startEmbeddedPostgres } from "@rdm/embedded";
+import { createGrpcClient } from "@rdm/grpc";
+import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import { Kafka, logLevel } from "kafkajs";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const children = new Set<ChildProcess>();
+afterAll(() => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+function run(component: "release" | "gateway", env: Record<string, string>): ChildProcess {
+  const child = spawn(process.execPath, [path.join(root, "services", component, "dist/main.js")], {
+    env: { ...process.env, LOG_LEVEL: "fatal", ...env },
+    stdio: ["ignore", "ignore", "pipe"],
+  });
+  children.add(child);
+  child.stderr?.on("data", (chunk) => process.stderr.write(`[${component}] ${chunk}`));
+  child.once("exit", () => children.delete(child));
+  return child;
+}
+
+const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
+
+/** grpc.health.v1.Health/Check of the whole server, encoded by hand (HealthCheckResponse.status is field 1). */
+function healthStatus(address: string): Promise<"SERVING" | "NOT_SERVING" | string> {
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      "/grpc.health.v1.Health/Check",
+      (request: Buffer) => request,
+      (response: Buffer) => response,
+      Buffer.alloc(0), // service "" (the server as a whole): every field at its default
+      { deadline: Date.now() + 2_000 },
+      (error, response) => {
+        client.close();
+        if (error) return reject(error);
+        const status = response?.[0] === 0x08 ? response[1] : 0;
+        resolve(status === 1 ? "SERVING" : status === 2 ? "NOT_SERVING" : `status ${status}`);
+      },
+    );
+  });
+}
+
+test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and everything resumes", async () => {
+  const folder = await mkdtemp(path.join(tmpdir(), "rdm-outage-"));
+  const postgresOptions = {
+    dataDir: path.join(folder, "pg"),
+    port: await freePort(),
+    settings: { fsync: "off" },
+    initdbFlags: ["--no-sync"],
+  };
+  let postgres: StartedPostgres = await startEmbeddedPostgres(postgresOptions);
+  const brokers = (await testKafkaBrokers()).join(",");
+  const secret = randomUUID() + randomUUID();
+  const topicPrefix = testTopicPrefix("e2e-outage");
+  const [grpcPort, httpPort] = [await freePort(), await freePort()];
+  const common = { KAFKA_BROKERS: brokers, KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
+  const release = run("release", {
+    ...common,
+    DATABASE_URL: databaseUrl(postgres.adminUrl, "outage_release"),
+    GRPC_PORT: String(grpcPort),
+    RELEASE_CONSUMER_GROUP: uniqueId("outage-release"),
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
+  });
+  const gateway = run("gateway", {
+    ...common,
+    DATABASE_URL: databaseUrl(postgres.adminUrl, "outage_gateway"),
+    HTTP_PORT: String(httpPort),
+    GATEWAY_CONSUMER_GROUP: uniqueId("outage-gateway"),
+    GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
+  });
+  const token = await mintDevToken({
+    subject: "kim",
+    roles: ["release-manager"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+  });
+  const client = createGrpcClient(ReleaseService, `127.0.0.1:${grpcPort}`, { token });
+  const register = (requestId: string) =>
+    client.registerRelease(
+      { requestId, title: `Outage ${requestId.slice(0, 8)}`, type: ReleaseType.MINOR, owner: "kim" },
+      { deadline: 10_000 },
+    );
+  const gatewayGet = (url: string) =>
+    fetch(`http://127.0.0.1:${httpPort}${url}`, { headers: { authorization: `Bearer ${token}` } });
+  const projected = (releaseId: string) =>
+    waitFor(async () => (await gatewayGet(`/v1/releases/${releaseId}`)).status === 200, {
+      timeoutMs: 60_000,
+      description: `release ${releaseId} in the gateway`,
+    });
+
+  try {
+    const before = await waitFor(() => register(randomUUID()), { timeoutMs: 60_000, description: "release serving" });
+    const beforeId = before.release?.releaseId as string;
+    await projected(beforeId);
+    expect(await healthStatus(`127.0.0.1:${grpcPort}`)).toBe("SERVING");
+
+    // Four writers keep transactions open while the server goes down (checked-out connections).
+    const requestIds: string[] = [];
+    let writing = true;
+    const writers = Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (writing) {
+          const id = randomUUID();
+          requestIds.push(id);
+          // Outcome unknown when the database goes: retried with the same request id below.
+          await register(id).catch(() => undefined);
+        }
+      }),
+    );
+    await waitFor(() => requestIds.length >= 40, { timeoutMs: 30_000, description: "writers under way" });
+    await postgres.stop();
+    writing = false;
+    await writers;
+    await waitFor(async () => (await healthStatus(`127.0.0.1:${grpcPort}`)) === "NOT_SERVING", {
+      timeoutMs: 15_000,
+      description: "release health NOT_SERVING",
+    });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 503, {
+      timeoutMs: 15_000,
+      description: "gateway not ready",
+    });
+    const duringOutage = randomUUID();
+    requestIds.push(duringOutage);
+    await expect(register(duringOutage)).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
+    expect((await gatewayGet(`/v1/releases/${beforeId}`)).status).toBe(503);
+    expect([alive(release), alive(gateway)]).toEqual([true, true]);
+
+    postgres = await startEmbeddedPostgres(postgresOptions);
+    await waitFor(async () => (await healthStatus(`127.0.0.1:${grpcPort}`)) === "SERVING", {
+      timeoutMs: 15_000,
+      description: "release health SERVING again",
+    });
+    await waitFor(async () => (await fetch(`http://127.0.0.1:${httpPort}/readyz`)).status === 200, {
+      timeoutMs: 15_000,
+      description: "gateway ready again",
+    });
+    // Every command whose outcome was unknown or refused, retried with its request id, and a new one.
+    const releaseIds = new Set([beforeId]);
+    for (const id of [...requestIds, randomUUID()]) {
+      releaseIds.add((await register(id)).release?.releaseId as string);
+    }
+    expect(releaseIds.size).toBe(requestIds.length + 2);
+    for (const id of releaseIds) await projected(id);
+    expect([alive(release), alive(gateway)]).toEqual([true, true]);
+
+    // The relay published each registration once, in spite of the outage.
+    const kafka = new Kafka({ clientId: "outage-test", brokers: brokers.split(","), logLevel: logLevel.NOTHING });
+    const consumer = kafka.consumer({ groupId: uniqueId("outage-reader"), ...testConsumerTimings });
+    const registered: string[] = [];
+    await consumer.connect();
+    try {
+      await consumer.subscribe({ topic: `${topicPrefix}rdm.release.events.v1`, fromBeginning: true });
+      await consumer.run({
+        eachMessage: async ({ message }) => {
+          if (String(message.headers?.ce_type) === "rdm.release.v1.ReleaseRegistered") {
+            registered.push(String(message.headers?.ce_subject));
+          }
+        },
+      });
+      await waitFor(() => registered.length >= releaseIds.size, {
+        timeoutMs: 30_000,
+        description: "every registration on the topic",
+      });
+    } finally {
+      await consumer.disconnect();
+    }
+    expect(registered.sort()).toEqual([...releaseIds].sort());
+  } finally {
+    client.close();
+    for (const child of [release, gateway]) child.kill("SIGTERM");
+    await waitFor(() => !alive(release) && !alive(gateway), { timeoutMs: 20_000, description: "services stopped" });
+    await postgres.stop();
+    await rm(folder, { recursive: true, force: true });
+    await rm(postgres.dataDir, { recursive: true, force: true });
+  }
+}, 180_000);
