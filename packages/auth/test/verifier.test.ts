@@ -18,7 +18,7 @@ async function reasonOf(promise: Promise<unknown>): Promise<string> {
 }
 
 describe("roles", () => {
-  test("the eight platform roles", () => {
+  test("the platform roles: eight for people, executor for deployment agents", () => {
     expect(ROLES).toEqual([
       "release-manager",
       "release-coordinator",
@@ -28,6 +28,7 @@ describe("roles", () => {
       "deployer",
       "viewer",
       "admin",
+      "executor",
     ]);
   });
 

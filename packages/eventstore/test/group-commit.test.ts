@@ -61,6 +61,10 @@ describe("group commit", () => {
     const existing = uniqueId("group");
     const takenRequest = randomUUID();
     await store.appendToStream(existing, "no_stream", [event(1)], { requestId: takenRequest });
+    // A second stream for the append that succeeds on an existing stream: on the conflict's own
+    // stream it could commit first (when the batch is retried append by append) and move `actual`.
+    const existingToo = uniqueId("group");
+    await store.appendToStream(existingToo, "no_stream", [event(1)]);
     const [good1, good2, conflicting, nul] = Array.from({ length: 4 }, () => uniqueId("group"));
     const conflictRequest = randomUUID();
     const blocker = store.appendToStream(uniqueId("group"), "no_stream", [event(0)]);
@@ -69,7 +73,7 @@ describe("group commit", () => {
       store.appendToStream(existing, 5, [event(3)], { requestId: conflictRequest }),
       store.appendToStream(conflicting as string, "no_stream", [event(4)], { requestId: takenRequest }),
       store.appendToStream(nul as string, "no_stream", [event(5, "rdm.test.v1.Bad\u0000")]),
-      store.appendToStream(existing, 1, [event(6)]),
+      store.appendToStream(existingToo, 1, [event(6)]),
       store.appendToStream(good2 as string, "any", [event(7)]),
     ]);
     await blocker;
@@ -83,7 +87,8 @@ describe("group commit", () => {
     expect(last).toMatchObject({ status: "fulfilled", value: { nextVersion: 1 } });
 
     expect((await store.readStream(good1 as string)).map((e) => e.data[0])).toEqual([1, 2]);
-    expect((await store.readStream(existing)).map((e) => e.data[0])).toEqual([1, 6]);
+    expect((await store.readStream(existing)).map((e) => e.data[0])).toEqual([1]);
+    expect((await store.readStream(existingToo)).map((e) => e.data[0])).toEqual([1, 6]);
     expect(await store.readStream(conflicting as string)).toEqual([]);
     expect(await store.readStream(nul as string)).toEqual([]);
     // The refused append's request id stays free for its retry; the taken one keeps its stream.
