@@ -18,6 +18,7 @@ import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
 import { changeProjectionMigrations } from "../src/projections/changes.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration.js";
+import { deploymentProjectionMigrations } from "../src/projections/deployments.js";
 import {
   projectReleaseEvent,
   RELEASE_HISTORY_CHANNEL,
@@ -37,6 +38,7 @@ beforeAll(async () => {
   await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
   await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
   app = await buildGatewayApp({
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
