@@ -13,9 +13,10 @@ import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
-import { changeProjectionMigrations } from "../src/projections/changes.js";
-import { configurationProjectionMigrations } from "../src/projections/configuration.js";
-import { RELEASE_HISTORY_CHANNEL, releaseProjectionMigrations } from "../src/projections/releases.js";
+import { changeProjectionMigrations } from "../src/projections/changes/migrations.js";
+import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
+import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
+import { RELEASE_HISTORY_CHANNEL } from "../src/projections/releases/projection.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;

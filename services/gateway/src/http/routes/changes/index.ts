@@ -1,309 +1,34 @@
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
-import type { FastifyInstance } from "fastify";
-import type pg from "pg";
-import { badRequest, notFound, problemSchema, uuidSchema } from "./http.js";
-
-const windowSchema = {
-  type: ["object", "null"],
-  properties: {
-    start: { type: ["string", "null"], format: "date-time" },
-    end: { type: ["string", "null"], format: "date-time" },
-  },
-} as const;
-
-const collisionSchema = {
-  type: "object",
-  properties: {
-    changeRequestId: { type: "string", format: "uuid" },
-    key: { type: "string" },
-    state: { type: "string" },
-    window: windowSchema,
-    ciIds: { type: "array", items: { type: "string" } },
-  },
-} as const;
-
-const stringArray = { type: "array", items: { type: "string" } } as const;
-
-const changeSchema = {
-  type: "object",
-  properties: {
-    changeRequestId: { type: "string", format: "uuid" },
-    key: { type: "string", examples: ["CHG-2026-0042"] },
-    type: { type: "string", enum: ["STANDARD", "NORMAL", "EMERGENCY"] },
-    state: {
-      type: "string",
-      enum: [
-        "DRAFT",
-        "SUBMITTED",
-        "ASSESSED",
-        "AUTHORIZED",
-        "REJECTED",
-        "SCHEDULED",
-        "IMPLEMENTING",
-        "IMPLEMENTED",
-        "FAILED",
-        "REVIEWED",
-        "CLOSED",
-      ],
-    },
-    title: { type: "string" },
-    description: { type: "string" },
-    justification: { type: "string" },
-    requester: { type: "string" },
-    affectedCiIds: stringArray,
-    environments: stringArray,
-    implementationPlan: { type: "string" },
-    testPlan: { type: "string" },
-    backoutPlan: { type: "string" },
-    impact: { type: "string" },
-    urgency: { type: "string" },
-    risk: { type: "string" },
-    board: { type: "string", enum: ["UNSPECIFIED", "CAB", "ECAB", "PRE_AUTHORIZED"] },
-    requiredApprovals: { type: "integer" },
-    approvals: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          approver: { type: "string" },
-          decision: { type: "string", enum: ["APPROVED", "REJECTED"] },
-          comment: { type: "string" },
-          decidedAt: { type: "string", format: "date-time" },
-        },
-      },
-    },
-    window: windowSchema,
-    linkedReleaseId: { type: "string" },
-    templateId: { type: "string" },
-    assessmentNotes: { type: "string" },
-    rejectionReason: { type: "string" },
-    overriddenFreezeIds: stringArray,
-    freezeOverrideJustification: { type: "string" },
-    /** Collisions the service reported when the change was scheduled. */
-    schedulingCollisions: { type: "array", items: collisionSchema },
-    tasks: {
-      type: "array",
-      items: {
-        type: "object",
-        properties: {
-          taskId: { type: "string" },
-          title: { type: "string" },
-          assignee: { type: "string" },
-          state: { type: "string" },
-          completedBy: { type: "string" },
-        },
-      },
-    },
-    failureReason: { type: "string" },
-    reviewOutcome: { type: "string" },
-    reviewNotes: { type: "string" },
-    raisedAt: { type: "string", format: "date-time" },
-    updatedAt: { type: "string", format: "date-time" },
-    version: { type: "integer" },
-  },
-} as const;
-
-const changeDetailSchema = {
-  ...changeSchema,
-  properties: {
-    ...changeSchema.properties,
-    /** Booked changes (scheduled or implementing) touching the same CIs in an overlapping window, now. */
-    collisions: { type: "array", items: collisionSchema },
-  },
-} as const;
-
-const freezeWindowSchema = {
-  type: "object",
-  properties: {
-    freezeWindowId: { type: "string", format: "uuid" },
-    name: { type: "string" },
-    reason: { type: "string" },
-    window: windowSchema,
-    scope: {
-      type: "object",
-      properties: { all: { type: "boolean" }, ciIds: stringArray, environments: stringArray },
-    },
-    lifted: { type: "boolean" },
-    declaredBy: { type: "string" },
-  },
-} as const;
-
-/** A release as the calendar shows it: only what places it there, the rest is at /v1/releases/{id}. */
-const calendarReleaseSchema = {
-  type: "object",
-  properties: {
-    releaseId: { type: "string", format: "uuid" },
-    key: { type: "string", examples: ["REL-2026-0042"] },
-    title: { type: "string" },
-    type: { type: "string", enum: ["MAJOR", "MINOR", "EMERGENCY"] },
-    phase: { type: "string" },
-    owner: { type: "string" },
-    window: windowSchema,
-  },
-} as const;
-
-interface ChangeRow {
-  change_request_id: string;
-  key: string;
-  type: string;
-  state: string;
-  title: string;
-  description: string;
-  justification: string;
-  requester: string;
-  affected_ci_ids: string[];
-  environments: string[];
-  implementation_plan: string;
-  test_plan: string;
-  backout_plan: string;
-  impact: string;
-  urgency: string;
-  risk: string;
-  board: string;
-  required_approvals: number;
-  approvals: unknown[];
-  window_start: Date | null;
-  window_end: Date | null;
-  linked_release_id: string;
-  template_id: string;
-  assessment_notes: string;
-  rejection_reason: string;
-  overridden_freeze_ids: string[];
-  freeze_override_justification: string;
-  scheduling_collisions: unknown[];
-  tasks: unknown[];
-  failure_reason: string;
-  review_outcome: string;
-  review_notes: string;
-  raised_at: Date;
-  updated_at: Date;
-  version: string;
-}
-
-interface FreezeRow {
-  freeze_window_id: string;
-  name: string;
-  reason: string;
-  window_start: Date;
-  window_end: Date;
-  scope_all: boolean;
-  scope_ci_ids: string[];
-  scope_environments: string[];
-  lifted: boolean;
-  declared_by: string;
-}
-
-interface CalendarReleaseRow {
-  release_id: string;
-  key: string;
-  title: string;
-  type: string;
-  phase: string;
-  owner: string;
-  planned_start: Date;
-  planned_end: Date;
-}
-
-interface CollisionRow {
-  change_request_id: string;
-  key: string;
-  state: string;
-  window_start: Date;
-  window_end: Date;
-  ci_ids: string[];
-}
-
-const toChange = (r: ChangeRow) => ({
-  changeRequestId: r.change_request_id,
-  key: r.key,
-  type: r.type,
-  state: r.state,
-  title: r.title,
-  description: r.description,
-  justification: r.justification,
-  requester: r.requester,
-  affectedCiIds: r.affected_ci_ids,
-  environments: r.environments,
-  implementationPlan: r.implementation_plan,
-  testPlan: r.test_plan,
-  backoutPlan: r.backout_plan,
-  impact: r.impact,
-  urgency: r.urgency,
-  risk: r.risk,
-  board: r.board,
-  requiredApprovals: r.required_approvals,
-  approvals: r.approvals,
-  window: r.window_start || r.window_end ? { start: r.window_start, end: r.window_end } : null,
-  linkedReleaseId: r.linked_release_id,
-  templateId: r.template_id,
-  assessmentNotes: r.assessment_notes,
-  rejectionReason: r.rejection_reason,
-  overriddenFreezeIds: r.overridden_freeze_ids,
-  freezeOverrideJustification: r.freeze_override_justification,
-  schedulingCollisions: r.scheduling_collisions,
-  tasks: r.tasks,
-  failureReason: r.failure_reason,
-  reviewOutcome: r.review_outcome,
-  reviewNotes: r.review_notes,
-  raisedAt: r.raised_at,
-  updatedAt: r.updated_at,
-  version: Number(r.version),
-});
-
-const toFreezeWindow = (r: FreezeRow) => ({
-  freezeWindowId: r.freeze_window_id,
-  name: r.name,
-  reason: r.reason,
-  window: { start: r.window_start, end: r.window_end },
-  scope: { all: r.scope_all, ciIds: r.scope_ci_ids, environments: r.scope_environments },
-  lifted: r.lifted,
-  declaredBy: r.declared_by,
-});
-
-const toCalendarRelease = (r: CalendarReleaseRow) => ({
-  releaseId: r.release_id,
-  key: r.key,
-  title: r.title,
-  type: r.type,
-  phase: r.phase,
-  owner: r.owner,
-  window: { start: r.planned_start, end: r.planned_end },
-});
-
-const toCollision = (r: CollisionRow) => ({
-  changeRequestId: r.change_request_id,
-  key: r.key,
-  state: r.state,
-  window: { start: r.window_start, end: r.window_end },
-  ciIds: r.ci_ids,
-});
-
-/** Changes whose window is booked on the calendar, the ones that can collide (as in the change service). */
-const BOOKED = ["SCHEDULED", "IMPLEMENTING"];
-
-/**
- * A date-time query parameter as the Date the query takes: PostgreSQL refuses some strings the
- * schema's format admits (offsets beyond ±15:59, year 0000) but not the instants they name.
- */
-function parseDate(value: string): Date | undefined {
-  const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? undefined : date;
-}
-
-function parseRange(from: string, to: string): { from: Date; to: Date } | string {
-  const start = parseDate(from);
-  const end = parseDate(to);
-  if (!start || !end) return "from and to must be date-times";
-  if (end <= start) return "to must be after from";
-  return { from: start, to: end };
-}
+import { badRequest, notFound, problemSchema, uuidSchema } from "../../problems.js";
+import type { RoutePlugin } from "../../route-plugin.js";
+import {
+  BOOKED,
+  type CalendarReleaseRow,
+  type ChangeRow,
+  type CollisionRow,
+  type FreezeRow,
+  parseDate,
+  parseRange,
+  toCalendarRelease,
+  toChange,
+  toCollision,
+  toFreezeWindow,
+} from "./queries.js";
+import {
+  calendarReleaseSchema,
+  changeDetailSchema,
+  changeSchema,
+  collisionSchema,
+  freezeWindowSchema,
+  stringArray,
+} from "./schemas.js";
 
 /**
  * The change views: changes (list and detail, with approvals and collisions) and the change
  * calendar (changes, releases and freeze windows in a time range, and the collisions among changes).
  */
-export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
-  app.get<{ Params: { id: string } }>(
+export const changeRoutes: RoutePlugin = async (app, { pool }) => {
+  app.get(
     "/v1/changes/:id",
     {
       schema: {
@@ -335,19 +60,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
     },
   );
 
-  app.get<{
-    Querystring: {
-      pageSize: number;
-      pageToken?: string;
-      state?: string;
-      type?: string;
-      ciId?: string;
-      linkedReleaseId?: string;
-      from?: string;
-      to?: string;
-      q?: string;
-    };
-  }>(
+  app.get(
     "/v1/changes",
     {
       schema: {
@@ -433,7 +146,7 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
     },
   );
 
-  app.get<{ Querystring: { from: string; to: string } }>(
+  app.get(
     "/v1/calendar",
     {
       schema: {
@@ -536,4 +249,4 @@ export function changeRoutes(app: FastifyInstance, pool: pg.Pool) {
       };
     },
   );
-}
+};

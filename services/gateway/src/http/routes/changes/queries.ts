@@ -1,0 +1,155 @@
+export interface ChangeRow {
+  change_request_id: string;
+  key: string;
+  type: string;
+  state: string;
+  title: string;
+  description: string;
+  justification: string;
+  requester: string;
+  affected_ci_ids: string[];
+  environments: string[];
+  implementation_plan: string;
+  test_plan: string;
+  backout_plan: string;
+  impact: string;
+  urgency: string;
+  risk: string;
+  board: string;
+  required_approvals: number;
+  approvals: unknown[];
+  window_start: Date | null;
+  window_end: Date | null;
+  linked_release_id: string;
+  template_id: string;
+  assessment_notes: string;
+  rejection_reason: string;
+  overridden_freeze_ids: string[];
+  freeze_override_justification: string;
+  scheduling_collisions: unknown[];
+  tasks: unknown[];
+  failure_reason: string;
+  review_outcome: string;
+  review_notes: string;
+  raised_at: Date;
+  updated_at: Date;
+  version: string;
+}
+
+export interface FreezeRow {
+  freeze_window_id: string;
+  name: string;
+  reason: string;
+  window_start: Date;
+  window_end: Date;
+  scope_all: boolean;
+  scope_ci_ids: string[];
+  scope_environments: string[];
+  lifted: boolean;
+  declared_by: string;
+}
+
+export interface CalendarReleaseRow {
+  release_id: string;
+  key: string;
+  title: string;
+  type: string;
+  phase: string;
+  owner: string;
+  planned_start: Date;
+  planned_end: Date;
+}
+
+export interface CollisionRow {
+  change_request_id: string;
+  key: string;
+  state: string;
+  window_start: Date;
+  window_end: Date;
+  ci_ids: string[];
+}
+
+export const toChange = (r: ChangeRow) => ({
+  changeRequestId: r.change_request_id,
+  key: r.key,
+  type: r.type,
+  state: r.state,
+  title: r.title,
+  description: r.description,
+  justification: r.justification,
+  requester: r.requester,
+  affectedCiIds: r.affected_ci_ids,
+  environments: r.environments,
+  implementationPlan: r.implementation_plan,
+  testPlan: r.test_plan,
+  backoutPlan: r.backout_plan,
+  impact: r.impact,
+  urgency: r.urgency,
+  risk: r.risk,
+  board: r.board,
+  requiredApprovals: r.required_approvals,
+  approvals: r.approvals,
+  window: r.window_start || r.window_end ? { start: r.window_start, end: r.window_end } : null,
+  linkedReleaseId: r.linked_release_id,
+  templateId: r.template_id,
+  assessmentNotes: r.assessment_notes,
+  rejectionReason: r.rejection_reason,
+  overriddenFreezeIds: r.overridden_freeze_ids,
+  freezeOverrideJustification: r.freeze_override_justification,
+  schedulingCollisions: r.scheduling_collisions,
+  tasks: r.tasks,
+  failureReason: r.failure_reason,
+  reviewOutcome: r.review_outcome,
+  reviewNotes: r.review_notes,
+  raisedAt: r.raised_at,
+  updatedAt: r.updated_at,
+  version: Number(r.version),
+});
+
+export const toFreezeWindow = (r: FreezeRow) => ({
+  freezeWindowId: r.freeze_window_id,
+  name: r.name,
+  reason: r.reason,
+  window: { start: r.window_start, end: r.window_end },
+  scope: { all: r.scope_all, ciIds: r.scope_ci_ids, environments: r.scope_environments },
+  lifted: r.lifted,
+  declaredBy: r.declared_by,
+});
+
+export const toCalendarRelease = (r: CalendarReleaseRow) => ({
+  releaseId: r.release_id,
+  key: r.key,
+  title: r.title,
+  type: r.type,
+  phase: r.phase,
+  owner: r.owner,
+  window: { start: r.planned_start, end: r.planned_end },
+});
+
+export const toCollision = (r: CollisionRow) => ({
+  changeRequestId: r.change_request_id,
+  key: r.key,
+  state: r.state,
+  window: { start: r.window_start, end: r.window_end },
+  ciIds: r.ci_ids,
+});
+
+/** Changes whose window is booked on the calendar, the ones that can collide (as in the change service). */
+export const BOOKED = ["SCHEDULED", "IMPLEMENTING"];
+
+/**
+ * A date-time query parameter as the Date the query takes: PostgreSQL refuses some strings the
+ * schema's format admits (offsets beyond ±15:59, year 0000) but not the instants they name.
+ */
+export function parseDate(value: string): Date | undefined {
+  const date = new Date(value);
+  return Number.isNaN(date.getTime()) ? undefined : date;
+}
+
+export function parseRange(from: string, to: string): { from: Date; to: Date } | string {
+  const start = parseDate(from);
+  const end = parseDate(to);
+  if (!start || !end) return "from and to must be date-times";
+  if (end <= start) return "to must be after from";
+  return { from: start, to: end };
+}
