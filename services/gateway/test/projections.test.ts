@@ -171,26 +171,26 @@ describe("the deployment and inventory streams", () => {
   const deploymentId = randomUUID();
   const topic = "rdm.deployment.events.v1";
   const artifacts = [{ artifactId: "", name: "payments-api", version: "4.2.0", targetCiIds: ["host-1"] }];
+  const succeeded = (id: string, environmentSequence: bigint) =>
+    publish(
+      topic,
+      DeploymentSucceededSchema,
+      create(DeploymentSucceededSchema, {
+        ...{ deploymentId: id, releaseId, environment, artifacts, environmentSequence },
+        metadata: metadata(2n),
+      }),
+      id,
+    );
 
   beforeAll(async () => {
-    const common = { deploymentId, releaseId, environment, artifacts };
+    const started = { deploymentId, releaseId, environment, artifacts, strategy: "ROLLING", environmentSequence: 1n };
     await publish(
       topic,
       DeploymentStartedSchema,
-      create(DeploymentStartedSchema, {
-        ...common,
-        metadata: metadata(1n),
-        strategy: "ROLLING",
-        environmentSequence: 1n,
-      }),
+      create(DeploymentStartedSchema, { ...started, metadata: metadata(1n) }),
       deploymentId,
     );
-    await publish(
-      topic,
-      DeploymentSucceededSchema,
-      create(DeploymentSucceededSchema, { ...common, metadata: metadata(2n), environmentSequence: 2n }),
-      deploymentId,
-    );
+    await succeeded(deploymentId, 2n);
   });
 
   test("the deployment stream replays an environment's events in order and resumes after Last-Event-ID", async () => {
@@ -226,19 +226,7 @@ describe("the deployment and inventory streams", () => {
         data: { deploymentId },
       });
       const next = randomUUID();
-      await publish(
-        topic,
-        DeploymentSucceededSchema,
-        create(DeploymentSucceededSchema, {
-          deploymentId: next,
-          releaseId,
-          environment,
-          artifacts,
-          metadata: metadata(1n),
-          environmentSequence: 3n,
-        }),
-        next,
-      );
+      await succeeded(next, 3n);
       expect(await stream.nextEvent()).toMatchObject({ data: { deploymentId: next, environmentSequence: 3 } });
     } finally {
       stream.close();

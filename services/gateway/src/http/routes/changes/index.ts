@@ -3,10 +3,9 @@ import { badRequest, notFound, problemSchema, uuidSchema } from "../../problems.
 import type { RoutePlugin } from "../../route-plugin.js";
 import {
   BOOKED,
-  type CalendarReleaseRow,
   type ChangeRow,
   type CollisionRow,
-  type FreezeRow,
+  calendarOf,
   parseDate,
   parseRange,
   toCalendarRelease,
@@ -14,20 +13,9 @@ import {
   toCollision,
   toFreezeWindow,
 } from "./queries.js";
-import {
-  calendarReleaseSchema,
-  changeDetailSchema,
-  changeSchema,
-  collisionSchema,
-  freezeWindowSchema,
-  stringArray,
-} from "./schemas.js";
+import { calendarQuery, calendarSchema, changeDetailSchema, changeListQuery, changeSchema } from "./schemas.js";
 
-/**
- * The change views: changes (list and detail, with approvals and collisions) and the change
- * calendar (changes, releases and freeze windows in a time range, and the collisions among changes).
- */
-export const changeRoutes: RoutePlugin = async (app, { pool }) => {
+const changeDetail: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/changes/:id",
     {
@@ -59,32 +47,16 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
       return { ...toChange(row), collisions: collisions.rows.map(toCollision) };
     },
   );
+};
 
+const changeList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/changes",
     {
       schema: {
         tags: ["changes"],
         summary: "Change requests, newest first, paged; filter by state, type, CI, linked release, window, text",
-        querystring: {
-          type: "object",
-          properties: {
-            pageSize: { type: "integer", minimum: 1, maximum: 200, default: 50 },
-            pageToken: { type: "string", maxLength: 200 },
-            state: {
-              type: "string",
-              maxLength: 300,
-              description: "comma-separated states, e.g. SCHEDULED,IMPLEMENTING",
-            },
-            type: { type: "string", maxLength: 100, description: "comma-separated types, e.g. NORMAL,EMERGENCY" },
-            ciId: { type: "string", maxLength: 200 },
-            linkedReleaseId: { type: "string", maxLength: 36 },
-            from: { type: "string", format: "date-time" },
-            to: { type: "string", format: "date-time" },
-            q: { type: "string", maxLength: 200 },
-          },
-          additionalProperties: false,
-        },
+        querystring: changeListQuery,
         response: {
           200: {
             type: "object",
@@ -145,7 +117,9 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
       };
     },
   );
+};
 
+const changeCalendar: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/calendar",
     {
@@ -158,77 +132,14 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
           "Releases: ACTIVE ones with a planned window (start and end); an abandoned or closed release does not " +
           "occupy the calendar. Freeze windows: those not lifted. Collisions: pairs of booked (SCHEDULED or " +
           "IMPLEMENTING) changes in the range whose windows overlap and that share CIs.",
-        querystring: {
-          type: "object",
-          properties: {
-            from: { type: "string", format: "date-time" },
-            to: { type: "string", format: "date-time" },
-          },
-          required: ["from", "to"],
-          additionalProperties: false,
-        },
-        response: {
-          200: {
-            type: "object",
-            properties: {
-              from: { type: "string", format: "date-time" },
-              to: { type: "string", format: "date-time" },
-              changes: { type: "array", items: changeSchema },
-              /** Active releases planned in the range, by window start, then key. */
-              releases: { type: "array", items: calendarReleaseSchema },
-              freezeWindows: { type: "array", items: freezeWindowSchema },
-              collisions: {
-                type: "array",
-                items: {
-                  type: "object",
-                  properties: {
-                    changes: { type: "array", items: collisionSchema },
-                    ciIds: stringArray,
-                  },
-                },
-              },
-            },
-          },
-          400: problemSchema,
-        },
+        querystring: calendarQuery,
+        response: { 200: calendarSchema, 400: problemSchema },
       },
     },
     async (request, reply) => {
       const range = parseRange(request.query.from, request.query.to);
       if (typeof range === "string") return badRequest(reply, range);
-      const changes = await pool.query<ChangeRow>(
-        `SELECT * FROM change_view WHERE window_start < $2 AND window_end > $1 AND state <> 'REJECTED'
-         ORDER BY window_start, key`,
-        [range.from, range.to],
-      );
-      // A release without a complete planned window has no place on the calendar (the comparisons
-      // with NULL are not true); release_id only makes the order total (keys are not unique in the view).
-      const releases = await pool.query<CalendarReleaseRow>(
-        `SELECT release_id, key, title, type, phase, owner, planned_start, planned_end FROM release_view
-         WHERE planned_start < $2 AND planned_end > $1 AND status = 'ACTIVE'
-         ORDER BY planned_start, key, release_id`,
-        [range.from, range.to],
-      );
-      const freezes = await pool.query<FreezeRow>(
-        `SELECT * FROM freeze_window_view WHERE window_start < $2 AND window_end > $1 AND NOT lifted
-         ORDER BY window_start, freeze_window_id`,
-        [range.from, range.to],
-      );
-      // Each pair once, ordered by (key, id): keys are not unique in the view, and two changes with
-      // the same key collide like any others.
-      const pairs = await pool.query<{ a: CollisionRow; b: CollisionRow; ci_ids: string[] }>(
-        `SELECT to_jsonb(a_row) AS a, to_jsonb(b_row) AS b,
-                ARRAY(SELECT unnest(a.affected_ci_ids) INTERSECT SELECT unnest(b.affected_ci_ids) ORDER BY 1) AS ci_ids
-         FROM change_view a JOIN change_view b ON (a.key, a.change_request_id) < (b.key, b.change_request_id)
-           CROSS JOIN LATERAL (SELECT a.change_request_id, a.key, a.state, a.window_start, a.window_end) AS a_row
-           CROSS JOIN LATERAL (SELECT b.change_request_id, b.key, b.state, b.window_start, b.window_end) AS b_row
-         WHERE a.state = ANY($3) AND b.state = ANY($3)
-           AND a.window_start < $2 AND a.window_end > $1 AND b.window_start < $2 AND b.window_end > $1
-           AND a.window_start < b.window_end AND b.window_start < a.window_end
-           AND a.affected_ci_ids && b.affected_ci_ids
-         ORDER BY a.key, a.change_request_id, b.key, b.change_request_id`,
-        [range.from, range.to, BOOKED],
-      );
+      const { changes, releases, freezes, pairs } = await calendarOf(pool, range);
       const collision = (r: CollisionRow, ciIds: string[]) =>
         toCollision({
           ...r,
@@ -249,4 +160,12 @@ export const changeRoutes: RoutePlugin = async (app, { pool }) => {
       };
     },
   );
+};
+
+/**
+ * The change views: changes (list and detail, with approvals and collisions) and the change
+ * calendar (changes, releases and freeze windows in a time range, and the collisions among changes).
+ */
+export const changeRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [changeDetail, changeList, changeCalendar]) await app.register(routes, options);
 };

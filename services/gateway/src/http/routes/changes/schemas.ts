@@ -138,3 +138,55 @@ export const calendarReleaseSchema = {
     window: windowSchema,
   },
 } as const;
+
+export const changeListQuery = {
+  type: "object",
+  properties: {
+    pageSize: { type: "integer", minimum: 1, maximum: 200, default: 50 },
+    pageToken: { type: "string", maxLength: 200 },
+    state: {
+      type: "string",
+      maxLength: 300,
+      description: "comma-separated states, e.g. SCHEDULED,IMPLEMENTING",
+    },
+    type: { type: "string", maxLength: 100, description: "comma-separated types, e.g. NORMAL,EMERGENCY" },
+    ciId: { type: "string", maxLength: 200 },
+    linkedReleaseId: { type: "string", maxLength: 36 },
+    from: { type: "string", format: "date-time" },
+    to: { type: "string", format: "date-time" },
+    q: { type: "string", maxLength: 200 },
+  },
+  additionalProperties: false,
+} as const;
+
+export const calendarQuery = {
+  type: "object",
+  properties: {
+    from: { type: "string", format: "date-time" },
+    to: { type: "string", format: "date-time" },
+  },
+  required: ["from", "to"],
+  additionalProperties: false,
+} as const;
+
+export const calendarSchema = {
+  type: "object",
+  properties: {
+    from: { type: "string", format: "date-time" },
+    to: { type: "string", format: "date-time" },
+    changes: { type: "array", items: changeSchema },
+    /** Active releases planned in the range, by window start, then key. */
+    releases: { type: "array", items: calendarReleaseSchema },
+    freezeWindows: { type: "array", items: freezeWindowSchema },
+    collisions: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          changes: { type: "array", items: collisionSchema },
+          ciIds: stringArray,
+        },
+      },
+    },
+  },
+} as const;

@@ -2,10 +2,9 @@ import { decodePageToken, encodePageToken } from "@rdm/runtime";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { type CiRow, impactOf, toCi } from "./queries.js";
-import { CI_STATUSES, CI_TYPES, ciSchema, relationshipSchema } from "./schemas.js";
+import { CI_STATUSES, CI_TYPES, ciDetailSchema, ciSchema } from "./schemas.js";
 
-/** CMDB browse, CI detail (relationships both ways, history) and the impact view. */
-export const cmdbRoutes: RoutePlugin = async (app, { pool }) => {
+const ciList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/cmdb/items",
     {
@@ -66,7 +65,9 @@ export const cmdbRoutes: RoutePlugin = async (app, { pool }) => {
       };
     },
   );
+};
 
+const ciDetail: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/cmdb/items/:id",
     {
@@ -75,27 +76,7 @@ export const cmdbRoutes: RoutePlugin = async (app, { pool }) => {
         summary: "One configuration item with its relationships (both directions) and its history",
         params: { type: "object", properties: { id: { type: "string", maxLength: 200 } }, required: ["id"] },
         response: {
-          200: {
-            type: "object",
-            properties: {
-              item: ciSchema,
-              outgoing: { type: "array", items: relationshipSchema },
-              incoming: { type: "array", items: relationshipSchema },
-              history: {
-                type: "array",
-                items: {
-                  type: "object",
-                  properties: {
-                    version: { type: "integer" },
-                    occurredAt: { type: "string", format: "date-time" },
-                    actor: { type: "string" },
-                    eventType: { type: "string" },
-                    summary: { type: "string" },
-                  },
-                },
-              },
-            },
-          },
+          200: ciDetailSchema,
           404: problemSchema,
         },
       },
@@ -148,7 +129,9 @@ export const cmdbRoutes: RoutePlugin = async (app, { pool }) => {
       };
     },
   );
+};
 
+const ciImpact: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/cmdb/items/:id/impact",
     {
@@ -219,4 +202,9 @@ export const cmdbRoutes: RoutePlugin = async (app, { pool }) => {
       };
     },
   );
+};
+
+/** CMDB browse, CI detail (relationships both ways, history) and the impact view. */
+export const cmdbRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [ciList, ciDetail, ciImpact]) await app.register(routes, options);
 };

@@ -5,10 +5,7 @@ import { cmdbRoutes } from "./cmdb.js";
 import { type ArtifactRow, type BaselineRow, toArtifact } from "./queries.js";
 import { artifactSchema, baselineSchema } from "./schemas.js";
 
-/** CMDB browse, CI detail, impact view, the DML with integrity status, and "what runs where". */
-export const configurationRoutes: RoutePlugin = async (app, options) => {
-  const { pool } = options;
-  await app.register(cmdbRoutes, options);
+const artifactList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/dml/artifacts",
     {
@@ -62,7 +59,9 @@ export const configurationRoutes: RoutePlugin = async (app, options) => {
       };
     },
   );
+};
 
+const artifactDetail: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/dml/artifacts/:id",
     {
@@ -82,7 +81,9 @@ export const configurationRoutes: RoutePlugin = async (app, options) => {
       return toArtifact(row);
     },
   );
+};
 
+const baselineList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/baselines",
     {
@@ -129,7 +130,9 @@ export const configurationRoutes: RoutePlugin = async (app, options) => {
       };
     },
   );
+};
 
+const baselineDetail: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/baselines/:environment",
     {
@@ -185,4 +188,10 @@ export const configurationRoutes: RoutePlugin = async (app, options) => {
       };
     },
   );
+};
+
+/** CMDB browse, CI detail, impact view, the DML with integrity status, and "what runs where". */
+export const configurationRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [cmdbRoutes, artifactList, artifactDetail, baselineList, baselineDetail])
+    await app.register(routes, options);
 };

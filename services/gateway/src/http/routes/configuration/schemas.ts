@@ -89,3 +89,26 @@ export const baselineSchema = {
     updatedAt: { type: "string", format: "date-time" },
   },
 } as const;
+
+/** One CI with its relationships both ways and its history. */
+export const ciDetailSchema = {
+  type: "object",
+  properties: {
+    item: ciSchema,
+    outgoing: { type: "array", items: relationshipSchema },
+    incoming: { type: "array", items: relationshipSchema },
+    history: {
+      type: "array",
+      items: {
+        type: "object",
+        properties: {
+          version: { type: "integer" },
+          occurredAt: { type: "string", format: "date-time" },
+          actor: { type: "string" },
+          eventType: { type: "string" },
+          summary: { type: "string" },
+        },
+      },
+    },
+  },
+} as const;

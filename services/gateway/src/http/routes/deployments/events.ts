@@ -9,8 +9,7 @@ const streamDescription =
   "Each event is one projected deployment event (id = seq; data: seq, eventType, deploymentId, releaseId, " +
   "environment, environmentSequence, occurredAt). Resume with Last-Event-ID, or start after `after`.";
 
-/** The deployment and inventory views as Server-Sent Events, resumable like the release stream. */
-export const deploymentStreamRoutes: RoutePlugin = async (app, { pool, streams }) => {
+const deploymentEventStream: RoutePlugin = async (app, { pool, streams }) => {
   app.get(
     "/v1/deployments/events",
     {
@@ -35,7 +34,9 @@ export const deploymentStreamRoutes: RoutePlugin = async (app, { pool, streams }
       });
     },
   );
+};
 
+const inventoryEventStream: RoutePlugin = async (app, { pool, streams }) => {
   app.get(
     "/v1/environments/:environment/inventory/events",
     {
@@ -61,4 +62,9 @@ export const deploymentStreamRoutes: RoutePlugin = async (app, { pool, streams }
       });
     },
   );
+};
+
+/** The deployment and inventory views as Server-Sent Events, resumable like the release stream. */
+export const deploymentStreamRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [deploymentEventStream, inventoryEventStream]) await app.register(routes, options);
 };

@@ -20,10 +20,7 @@ import {
 
 const isDeploymentId = (id: string) => id.length > 0 && id.length <= 200;
 
-/** Deployments per release and environment, and each environment's inventory (from rdm.deployment.events.v1). */
-export const deploymentRoutes: RoutePlugin = async (app, options) => {
-  const { pool } = options;
-  await app.register(deploymentStreamRoutes, options);
+const deploymentList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/deployments",
     {
@@ -73,7 +70,9 @@ export const deploymentRoutes: RoutePlugin = async (app, options) => {
       };
     },
   );
+};
 
+const deploymentDetail: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/deployments/:id",
     {
@@ -93,7 +92,9 @@ export const deploymentRoutes: RoutePlugin = async (app, options) => {
       return toDeployment(row);
     },
   );
+};
 
+const releaseDeployments: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/releases/:id/deployments",
     {
@@ -106,7 +107,9 @@ export const deploymentRoutes: RoutePlugin = async (app, options) => {
     },
     async (request) => ({ deployments: await deploymentsOfRelease(pool, request.params.id) }),
   );
+};
 
+const environmentList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/environments",
     {
@@ -131,7 +134,9 @@ export const deploymentRoutes: RoutePlugin = async (app, options) => {
       return { environments: rows.map((r) => ({ ...toEnvironment(r), entries: Number(r.entries) })) };
     },
   );
+};
 
+const environmentInventory: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/environments/:environment/inventory",
     {
@@ -190,4 +195,17 @@ export const deploymentRoutes: RoutePlugin = async (app, options) => {
       };
     },
   );
+};
+
+/** Deployments per release and environment, and each environment's inventory (from rdm.deployment.events.v1). */
+export const deploymentRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [
+    deploymentStreamRoutes,
+    deploymentList,
+    deploymentDetail,
+    releaseDeployments,
+    environmentList,
+    environmentInventory,
+  ])
+    await app.register(routes, options);
 };

@@ -21,8 +21,7 @@ import { historySchema, releaseEventsQuery, releaseListQuery, releaseParams, rel
 
 const releaseNotFound = (reply: FastifyReply, id: string) => notFound(reply, `release ${id} not found`);
 
-/** Release overviews (phase, gate, approvals, tasks, package, deadlines), audit trails and their event stream. */
-export const releaseRoutes: RoutePlugin = async (app, { pool, streams }) => {
+const releaseOverview: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/releases/:id",
     {
@@ -43,7 +42,9 @@ export const releaseRoutes: RoutePlugin = async (app, { pool, streams }) => {
       return { ...toRelease(row, await changeStates(pool, [row])), deployments };
     },
   );
+};
 
+const releaseHistory: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/releases/:id/history",
     {
@@ -60,7 +61,9 @@ export const releaseRoutes: RoutePlugin = async (app, { pool, streams }) => {
       return { entries: rows.map(toHistory) };
     },
   );
+};
 
+const releaseEventStream: RoutePlugin = async (app, { pool, streams }) => {
   app.get(
     "/v1/releases/events",
     {
@@ -83,7 +86,9 @@ export const releaseRoutes: RoutePlugin = async (app, { pool, streams }) => {
       });
     },
   );
+};
 
+const releaseList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/releases",
     {
@@ -124,4 +129,10 @@ export const releaseRoutes: RoutePlugin = async (app, { pool, streams }) => {
       };
     },
   );
+};
+
+/** Release overviews (phase, gate, approvals, tasks, package, deadlines), audit trails and their event stream. */
+export const releaseRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [releaseOverview, releaseHistory, releaseEventStream, releaseList])
+    await app.register(routes, options);
 };
