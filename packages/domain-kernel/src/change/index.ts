@@ -1,2 +1,2 @@
 // The change rules that read sides share with the change service.
-export { boardFor } from "./board.js";
+export { BOOKED_STATES, boardFor } from "./board.js";

@@ -1,4 +1,7 @@
+import { BOOKED_STATES } from "@rdm/domain-kernel/change";
+import { ChangeStateSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import type pg from "pg";
+import { enumName } from "../../../projections/enums.js";
 
 export interface ChangeRow {
   change_request_id: string;
@@ -136,8 +139,8 @@ export const toCollision = (r: CollisionRow) => ({
   ciIds: r.ci_ids,
 });
 
-/** Changes whose window is booked on the calendar, the ones that can collide (as in the change service). */
-export const BOOKED = ["SCHEDULED", "IMPLEMENTING"];
+/** Changes whose window is booked on the calendar, the ones that can collide (the change service's rule). */
+export const BOOKED = BOOKED_STATES.map((state) => enumName(ChangeStateSchema, state));
 
 /**
  * A date-time query parameter as the Date the query takes: PostgreSQL refuses some strings the
