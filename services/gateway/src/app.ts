@@ -1,17 +1,18 @@
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
-import { hasAnyRole, type TokenVerifier } from "@rdm/auth";
+import type { TokenVerifier } from "@rdm/auth";
 import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
 import type pg from "pg";
-import { createNotificationHub } from "./notification-hub.js";
-import { RELEASE_HISTORY_CHANNEL } from "./projections/releases.js";
-import { changeRoutes } from "./routes/changes.js";
-import { configurationRoutes } from "./routes/configuration.js";
-import { deploymentRoutes } from "./routes/deployments.js";
-import { refuseNonDecimalIntegers } from "./routes/http.js";
-import { releaseRoutes } from "./routes/releases.js";
+import { authenticateReader } from "./http/authenticated.js";
+import { health } from "./http/health.js";
+import { problem, refuseNonDecimalIntegers } from "./http/problems.js";
+import { changeRoutes } from "./http/routes/changes/index.js";
+import { configurationRoutes } from "./http/routes/configuration/index.js";
+import { deploymentRoutes } from "./http/routes/deployments/index.js";
+import { releaseRoutes } from "./http/routes/releases/index.js";
+import { createEventStreams } from "./http/sse.js";
 
 export interface GatewayAppOptions {
   pool: pg.Pool;
@@ -21,20 +22,22 @@ export interface GatewayAppOptions {
   isReady: () => boolean;
 }
 
-const PUBLIC_PATHS = ["/healthz", "/readyz", "/docs"];
-const READ_ROLES = [
-  "viewer",
-  "release-manager",
-  "release-coordinator",
-  "approver",
-  "change-manager",
-  "config-manager",
-  "deployer",
-] as const;
+const openApi = {
+  openapi: {
+    info: {
+      title: "Release & Deployment Management gateway",
+      version: "1.0.0",
+      description: "Read models built from the platform's Kafka topics.",
+    },
+    components: { securitySchemes: { bearer: { type: "http" as const, scheme: "bearer", bearerFormat: "JWT" } } },
+    security: [{ bearer: [] }],
+  },
+};
 
-const problem = (status: number, title: string, detail: string) => ({ type: "about:blank", title, status, detail });
-
-/** The HTTP read side: every /v1 route needs a bearer token with a role that may read. */
+/**
+ * The HTTP read side. Public context: the probes and the API docs. Authenticated context:
+ * every /v1 route family, each a plugin with its schemas, queries and handlers.
+ */
 export async function buildGatewayApp({
   pool,
   verifier,
@@ -45,49 +48,8 @@ export async function buildGatewayApp({
     loggerInstance: logger as FastifyBaseLogger,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
   });
-
-  await app.register(swagger, {
-    openapi: {
-      info: {
-        title: "Release & Deployment Management gateway",
-        version: "1.0.0",
-        description: "Read models built from the platform's Kafka topics.",
-      },
-      components: { securitySchemes: { bearer: { type: "http", scheme: "bearer", bearerFormat: "JWT" } } },
-      security: [{ bearer: [] }],
-    },
-  });
+  await app.register(swagger, openApi);
   await app.register(swaggerUi, { routePrefix: "/docs" });
-
-  app.addHook("onRequest", async (request, reply) => {
-    if (
-      PUBLIC_PATHS.some((p) => request.url === p || request.url.startsWith(`${p}/`) || request.url.startsWith(`${p}?`))
-    )
-      return;
-    const header = request.headers.authorization;
-    // The scheme is case-insensitive (RFC 7235), as on the gRPC side.
-    const token = header && /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
-    if (!token) {
-      return reply
-        .code(401)
-        .header("www-authenticate", "Bearer")
-        .send(problem(401, "Unauthorized", "missing bearer token"));
-    }
-    try {
-      const principal = await verifier.verify(token);
-      if (!hasAnyRole(principal, [...READ_ROLES])) {
-        return reply.code(403).send(problem(403, "Forbidden", `requires one of the roles: ${READ_ROLES.join(", ")}`));
-      }
-      request.log = request.log.child({ subject: principal.subject });
-    } catch (error) {
-      return reply
-        .code(401)
-        .header("www-authenticate", "Bearer")
-        .send(problem(401, "Unauthorized", (error as Error).message));
-    }
-  });
-
-  app.addHook("preValidation", refuseNonDecimalIntegers);
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
     if (error.validation) return reply.code(400).send(problem(400, "Bad Request", error.message));
@@ -108,22 +70,16 @@ export async function buildGatewayApp({
     return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));
   });
 
-  app.get("/healthz", { schema: { hide: true } }, async () => ({ status: "ok" }));
-  app.get("/readyz", { schema: { hide: true } }, async (_request, reply) => {
-    try {
-      await pool.query("SELECT 1");
-    } catch {
-      return reply.code(503).send({ status: "database unavailable" });
-    }
-    if (!isReady()) return reply.code(503).send({ status: "consumers starting" });
-    return { status: "ready" };
+  await app.register(health, { pool, isReady });
+  const streams = createEventStreams(app, pool, logger);
+  await app.register(async (api) => {
+    api.addHook("onRequest", authenticateReader(verifier));
+    api.addHook("preValidation", refuseNonDecimalIntegers);
+    const options = { pool, streams };
+    await api.register(releaseRoutes, options);
+    await api.register(configurationRoutes, options);
+    await api.register(changeRoutes, options);
+    await api.register(deploymentRoutes, options);
   });
-
-  const releaseNotifications = createNotificationHub(pool, RELEASE_HISTORY_CHANNEL, logger);
-  app.addHook("onClose", () => releaseNotifications.close());
-  releaseRoutes(app, pool, releaseNotifications);
-  configurationRoutes(app, pool);
-  changeRoutes(app, pool);
-  deploymentRoutes(app, pool);
   return app;
 }

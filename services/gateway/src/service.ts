@@ -1,21 +1,11 @@
 import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
-import { createKafka, type EventHandler, PermanentError, startConsumer } from "@rdm/messaging";
+import { createKafka, startConsumer } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
-import { CHANGE_EVENTS_TOPIC, changeProjectionMigrations, projectChangeEvent } from "./projections/changes.js";
-import {
-  CONFIGURATION_EVENTS_TOPIC,
-  configurationProjectionMigrations,
-  projectConfigurationEvent,
-} from "./projections/configuration.js";
-import {
-  DEPLOYMENT_EVENTS_TOPIC,
-  deploymentProjectionMigrations,
-  projectDeploymentEvent,
-} from "./projections/deployments.js";
-import { projectReleaseEvent, RELEASE_EVENTS_TOPIC, releaseProjectionMigrations } from "./projections/releases.js";
+import { projections } from "./projections/index.js";
+import { ensureRulesVersion, projectionHandler, projectionRulesMigration } from "./projections/projection.js";
 
 export const gatewayEnv = componentEnv({
   HTTP_HOST: z.string().default("127.0.0.1"),
@@ -41,31 +31,21 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   const logger = createLogger("gateway", config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
   const stopObservingPool = observePoolUse(pool, "gateway");
-  await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.projections", migrations: [projectionRulesMigration] });
+  for (const projection of projections) {
+    await runMigrations(pool, { component: projection.name, migrations: projection.migrations });
+    if (await ensureRulesVersion(pool, projection)) logger.info({ projection: projection.name }, "projection rebuilt");
+  }
 
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
-  const topic = (name: string) => `${config.KAFKA_TOPIC_PREFIX}${name}`;
-  const projections: Record<string, EventHandler> = {
-    [topic(RELEASE_EVENTS_TOPIC)]: projectReleaseEvent,
-    [topic(CHANGE_EVENTS_TOPIC)]: projectChangeEvent,
-    [topic(CONFIGURATION_EVENTS_TOPIC)]: projectConfigurationEvent,
-    [topic(DEPLOYMENT_EVENTS_TOPIC)]: projectDeploymentEvent,
-  };
   // One group over every topic: one join, and each partition's events applied in order.
   const consumer = await startConsumer({
     kafka,
     pool,
     groupId: config.GATEWAY_CONSUMER_GROUP,
-    topics: Object.keys(projections),
-    handle: (event, tx, info) => {
-      const project = projections[info.topic];
-      if (!project) throw new PermanentError(`no projection for topic ${info.topic}`);
-      return project(event, tx, info);
-    },
-    deadLetterTopic: topic(config.GATEWAY_DLQ_TOPIC),
+    topics: projections.map((p) => `${config.KAFKA_TOPIC_PREFIX}${p.topic}`),
+    handle: projectionHandler(projections, config.KAFKA_TOPIC_PREFIX),
+    deadLetterTopic: `${config.KAFKA_TOPIC_PREFIX}${config.GATEWAY_DLQ_TOPIC}`,
     fromBeginning: true,
     // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
     maxWaitTimeInMs: config.GATEWAY_FETCH_MAX_WAIT_MS,

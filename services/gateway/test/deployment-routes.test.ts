@@ -11,8 +11,8 @@ import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
-import { configurationProjectionMigrations } from "../src/projections/configuration.js";
-import { deploymentProjectionMigrations } from "../src/projections/deployments.js";
+import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
+import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;

@@ -16,14 +16,16 @@ import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
-import { changeProjectionMigrations } from "../src/projections/changes.js";
-import { configurationProjectionMigrations } from "../src/projections/configuration.js";
-import { deploymentProjectionMigrations } from "../src/projections/deployments.js";
+import { changeProjectionMigrations } from "../src/projections/changes/migrations.js";
+import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
+import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
+import { projectionHandler } from "../src/projections/projection.js";
+import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
 import {
-  projectReleaseEvent,
+  RELEASE_EVENTS_TOPIC,
   RELEASE_HISTORY_CHANNEL,
-  releaseProjectionMigrations,
-} from "../src/projections/releases.js";
+  releaseProjection,
+} from "../src/projections/releases/projection.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -171,7 +173,7 @@ test("a NUL in an event's text (appended before the API refused it) is projected
   const tx = await pool.connect();
   try {
     await tx.query("BEGIN");
-    await projectReleaseEvent(event, tx);
+    await projectionHandler([releaseProjection], "")(event, tx, { topic: RELEASE_EVENTS_TOPIC });
     await tx.query("COMMIT");
   } finally {
     tx.release();

@@ -1,6 +1,6 @@
 // The environment inventory fold: outcomes in environment order whatever their arrival order,
 // rollbacks that restore exactly, and entries that keep "since" while their version stays.
-import { foldInventory, type InventoryOutcome } from "../src/projections/inventory.js";
+import { foldInventory, type InventoryOutcome } from "../src/projections/deployments/inventory.js";
 
 let arrivals = 0n;
 const outcome = (

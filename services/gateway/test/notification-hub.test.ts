@@ -3,7 +3,7 @@
 import { createLogger } from "@rdm/observability";
 import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
 import pg from "pg";
-import { createNotificationHub } from "../src/notification-hub.js";
+import { createNotificationHub } from "../src/http/notification-hub.js";
 
 let db: TestDatabase;
 let admin: pg.Client;

@@ -1,7 +1,7 @@
 import { UUID_PATTERN } from "@rdm/runtime";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
-// What every route module shares: RFC 9457 problem answers and opaque keyset page tokens.
+// What every route family shares: RFC 9457 problem answers, ids, and keyset filters.
 
 export const problemSchema = {
   type: "object",
@@ -12,6 +12,13 @@ export const problemSchema = {
     detail: { type: "string" },
   },
 } as const;
+
+export const problem = (status: number, title: string, detail: string) => ({
+  type: "about:blank",
+  title,
+  status,
+  detail,
+});
 
 export const notFound = (reply: FastifyReply, detail: string) =>
   reply.code(404).send({ type: "about:blank", title: "Not Found", status: 404, detail });

@@ -1,7 +1,5 @@
-import { createRegistry, fromBinary } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { CloudEvent } from "@rdm/messaging";
-import { PermanentError } from "@rdm/messaging";
+import type { fromBinary } from "@bufbuild/protobuf";
+import { type CloudEvent, PermanentError } from "@rdm/messaging";
 import {
   type DeployedArtifact,
   DeploymentFailedSchema,
@@ -10,6 +8,7 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
+import type { ProjectedEvent, Projection } from "../projection.js";
 import {
   applyOutcome,
   type EnvironmentSummary,
@@ -18,84 +17,18 @@ import {
   type InventoryOutcome,
   type OutcomeKind,
 } from "./inventory.js";
+import { deploymentProjectionMigrations } from "./migrations.js";
 
 export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
+/** NOTIFY channel raised (at commit) whenever deployment feed rows are added; wakes SSE streams. */
+export const DEPLOYMENT_FEED_CHANNEL = "rdm_gateway_deployment_feed";
 
-export const deploymentProjectionMigrations = [
-  {
-    version: 1,
-    name: "deployments per release and environment, environment inventory",
-    sql: `
-      CREATE TABLE deployment_view (
-        deployment_id        text PRIMARY KEY,
-        release_id           text NOT NULL,
-        environment          text NOT NULL,
-        state                text NOT NULL,
-        -- environment_sequence of the event that set state (0: none carried one)
-        state_sequence       bigint NOT NULL,
-        strategy             text NOT NULL,
-        artifacts            jsonb NOT NULL,
-        restored_artifacts   jsonb,
-        failure_reason       text NOT NULL DEFAULT '',
-        failed_target_ci_ids jsonb NOT NULL DEFAULT '[]',
-        rollback_reason      text NOT NULL DEFAULT '',
-        -- the earliest time any of its events says: orders lists the same way live and rebuilt
-        first_event_at       timestamptz NOT NULL,
-        started_at           timestamptz,
-        finished_at          timestamptz,
-        rolled_back_at       timestamptz,
-        updated_at           timestamptz NOT NULL
-      );
-      CREATE INDEX deployment_view_page ON deployment_view (first_event_at DESC, deployment_id DESC);
-      CREATE INDEX deployment_view_release ON deployment_view (release_id);
-      CREATE INDEX deployment_view_environment ON deployment_view (environment, first_event_at DESC);
-
-      -- Every outcome of every environment, to fold the inventory in environment order.
-      CREATE TABLE deployment_outcome_log (
-        arrival              bigserial PRIMARY KEY,
-        event_id             text NOT NULL UNIQUE,
-        environment          text NOT NULL,
-        environment_sequence bigint NOT NULL,
-        kind                 text NOT NULL,
-        deployment_id        text NOT NULL,
-        release_id           text NOT NULL,
-        occurred_at          timestamptz NOT NULL,
-        artifacts            jsonb NOT NULL
-      );
-      -- The same outcome published again under another ce id is one outcome.
-      CREATE UNIQUE INDEX deployment_outcome_log_sequence ON deployment_outcome_log (environment, environment_sequence)
-        WHERE environment_sequence > 0;
-
-      CREATE TABLE environment_view (
-        environment               text PRIMARY KEY,
-        health                    text NOT NULL,
-        last_deployment_id        text NOT NULL,
-        last_release_id           text NOT NULL,
-        last_outcome              text NOT NULL,
-        last_environment_sequence bigint NOT NULL,
-        updated_at                timestamptz NOT NULL
-      );
-      CREATE TABLE environment_inventory_view (
-        environment      text NOT NULL,
-        target_ci_id     text NOT NULL,
-        artifact_name    text NOT NULL,
-        artifact_version text NOT NULL,
-        artifact_id      text NOT NULL,
-        since            timestamptz NOT NULL,
-        deployment_id    text NOT NULL,
-        release_id       text NOT NULL,
-        via              text NOT NULL,
-        PRIMARY KEY (environment, target_ci_id, artifact_name)
-      );`,
-  },
-];
-
-const registry = createRegistry(
+const DEPLOYMENT_EVENT_TYPES = [
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
   DeploymentFailedSchema,
   DeploymentRolledBackSchema,
-);
+];
 
 type DeploymentEvent = ReturnType<
   typeof fromBinary<
@@ -243,7 +176,13 @@ async function saveInventory(
  * (another partition) has the environment folded again from all its outcomes, so it lands
  * where its sequence puts it.
  */
-async function projectOutcome(tx: pg.PoolClient, event: CloudEvent, m: DeploymentEvent, kind: OutcomeKind, at: Date) {
+async function projectOutcome(
+  tx: pg.PoolClient,
+  event: CloudEvent,
+  m: DeploymentEvent,
+  kind: OutcomeKind,
+  at: Date,
+): Promise<boolean> {
   // One environment's outcomes one transaction at a time, also across gateway replicas.
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm_gateway_inventory'), hashtext($1))", [m.environment]);
   const { rows: recorded } = await tx.query<OutcomeRow>(
@@ -262,7 +201,7 @@ async function projectOutcome(tx: pg.PoolClient, event: CloudEvent, m: Deploymen
     ],
   );
   const row = recorded[0];
-  if (!row) return; // the same outcome again
+  if (!row) return false; // the same outcome again
   const { rows: newer } = await tx.query(
     `SELECT 1 FROM deployment_outcome_log WHERE environment = $1 AND arrival <> $2
        AND (environment_sequence > $3 OR (environment_sequence = $3 AND arrival > $2)) LIMIT 1`,
@@ -273,34 +212,57 @@ async function projectOutcome(tx: pg.PoolClient, event: CloudEvent, m: Deploymen
     const entries = [...applyOutcome(await currentInventory(tx, m.environment), outcome).values()];
     const { summary } = foldInventory([outcome]);
     if (summary) await saveInventory(tx, m.environment, entries, summary);
-    return;
+    return true;
   }
   const { rows } = await tx.query<OutcomeRow>("SELECT * FROM deployment_outcome_log WHERE environment = $1", [
     m.environment,
   ]);
   const { entries, summary } = foldInventory(rows.map(toOutcome));
   if (summary) await saveInventory(tx, m.environment, entries, summary);
+  return true;
+}
+
+/** The feed row of the event (once per event id), and the NOTIFY that wakes the SSE streams. */
+async function recordFeed(tx: pg.PoolClient, event: ProjectedEvent<DeploymentEvent>, inventoryChanged: boolean) {
+  const m = event.message;
+  // SSE readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [DEPLOYMENT_FEED_CHANNEL]);
+  const { rowCount } = await tx.query(
+    `INSERT INTO deployment_feed (event_id, deployment_id, release_id, environment, event_type, environment_sequence,
+       occurred_at, inventory_changed)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
+    [
+      event.envelope.id,
+      m.deploymentId,
+      m.releaseId,
+      m.environment,
+      m.$typeName,
+      m.environmentSequence.toString(),
+      event.occurredAt,
+      inventoryChanged,
+    ],
+  );
+  if (rowCount) await tx.query("SELECT pg_notify($1, '')", [DEPLOYMENT_FEED_CHANNEL]);
 }
 
 /**
- * Applies one deployment event to the deployment and inventory views inside the consumer's
- * transaction. Event types this gateway does not know are skipped (the deployment service
- * adds types to the topic); bytes that do not decode are dead-lettered.
+ * The deployment and inventory views. Event types this gateway does not know are skipped (the
+ * deployment service adds types to the topic); an event naming no deployment or environment is
+ * dead-lettered.
  */
-export async function projectDeploymentEvent(event: CloudEvent, tx: pg.PoolClient): Promise<void> {
-  const schema = registry.getMessage(event.type);
-  if (!schema) return;
-  let m: DeploymentEvent;
-  try {
-    m = fromBinary(schema, event.data) as DeploymentEvent;
-  } catch (error) {
-    throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
-  }
-  if (!m.deploymentId || !m.environment) {
-    throw new PermanentError(`${event.type} ${event.id} names no deployment or no environment`);
-  }
-  const at = m.metadata?.occurredAt ? timestampDate(m.metadata.occurredAt) : event.time;
-  await projectDeployment(tx, m, at);
-  const kind = OUTCOME_KINDS[m.$typeName];
-  if (kind) await projectOutcome(tx, event, m, kind, at);
-}
+export const deploymentProjection: Projection<DeploymentEvent> = {
+  name: "gateway.deployments",
+  topic: DEPLOYMENT_EVENTS_TOPIC,
+  handles: DEPLOYMENT_EVENT_TYPES,
+  migrations: deploymentProjectionMigrations,
+  async apply(event, tx) {
+    const { message: m, envelope, occurredAt } = event;
+    if (!m.deploymentId || !m.environment) {
+      throw new PermanentError(`${envelope.type} ${envelope.id} names no deployment or no environment`);
+    }
+    await projectDeployment(tx, m, occurredAt);
+    const kind = OUTCOME_KINDS[m.$typeName];
+    const inventoryChanged = kind ? await projectOutcome(tx, envelope, m, kind, occurredAt) : false;
+    await recordFeed(tx, event, inventoryChanged);
+  },
+};

@@ -1,13 +1,13 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import { foldBaseline } from "@rdm/configuration/baseline";
+import { foldBaseline } from "@rdm/domain-kernel/configuration";
 import { type BaselineEntry, EnvironmentHealthSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   type BaselineDeploymentRecorded,
   BaselineDeploymentRecordedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import type pg from "pg";
-import { enumName } from "./releases.js";
+import { enumName } from "../enums.js";
 
 /** Added to the configuration projection's migrations: the recorded outcomes each baseline is folded from. */
 export const baselineEventsMigration = {
@@ -37,8 +37,8 @@ const when = (t: Timestamp | undefined, fallback: Date) => (t ? timestampDate(t)
 /**
  * Keeps the baseline views equal to the configuration service's baselines: every recorded
  * outcome is kept, and the environment's baseline is folded with the service's own
- * foldBaseline (environment order, rollbacks restoring exactly), so an outcome recorded late
- * lands where its environment sequence puts it, here as in the service.
+ * foldBaseline (from the domain kernel: environment order, rollbacks restoring exactly), so an
+ * outcome recorded late lands where its environment sequence puts it, here as in the service.
  */
 export async function projectBaselineRecorded(
   tx: pg.PoolClient,
@@ -51,21 +51,34 @@ export async function projectBaselineRecorded(
     [m.environment, version, Buffer.from(toBinary(BaselineDeploymentRecordedSchema, m))],
   );
   if (!rowCount) return; // replayed
+  await refoldBaseline(tx, m.environment, at);
+}
+
+/** Every environment's baseline folded again from its outcomes (the baseline fold changed). */
+export async function refoldBaselines(tx: pg.PoolClient): Promise<void> {
+  const { rows } = await tx.query<{ environment: string; updated_at: Date }>(
+    "SELECT environment, updated_at FROM baseline_view",
+  );
+  for (const row of rows) await refoldBaseline(tx, row.environment, row.updated_at);
+}
+
+/** The environment's baseline views from all its recorded outcomes; `at` when no outcome says when. */
+async function refoldBaseline(tx: pg.PoolClient, environment: string, at: Date): Promise<void> {
   const { rows } = await tx.query<{ event: Buffer }>(
     "SELECT event FROM baseline_event_view WHERE environment = $1 ORDER BY version",
-    [m.environment],
+    [environment],
   );
   const { baseline } = foldBaseline(rows.map((r) => fromBinary(BaselineDeploymentRecordedSchema, r.event)));
   if (!baseline) return;
   const updatedAt = when(baseline.updatedAt, at);
-  await tx.query("DELETE FROM baseline_entry_view WHERE environment = $1", [m.environment]);
+  await tx.query("DELETE FROM baseline_entry_view WHERE environment = $1", [environment]);
   await tx.query(
     `INSERT INTO baseline_entry_view (environment, ci_id, artifact_name, artifact_version, artifact_id, deployment_id,
        deployed_at)
      SELECT $1, e."ciId", e."artifactName", e."artifactVersion", e."artifactId", e."deploymentId", e."deployedAt"
      FROM jsonb_to_recordset($2::jsonb) AS e("ciId" text, "artifactName" text, "artifactVersion" text,
        "artifactId" text, "deploymentId" text, "deployedAt" timestamptz)`,
-    [m.environment, JSON.stringify(baseline.entries.map((e) => entryJson(e, updatedAt)))],
+    [environment, JSON.stringify(baseline.entries.map((e) => entryJson(e, updatedAt)))],
   );
   await tx.query(
     `INSERT INTO baseline_view (environment, health, last_deployment_id, last_known_good, last_known_good_deployment_id,
@@ -74,7 +87,7 @@ export async function projectBaselineRecorded(
      ON CONFLICT (environment) DO UPDATE SET health = $2, last_deployment_id = $3, last_known_good = $4,
        last_known_good_deployment_id = $5, last_known_good_at = $6, version = $7, updated_at = $8`,
     [
-      m.environment,
+      environment,
       enumName(EnvironmentHealthSchema, baseline.health),
       baseline.lastDeploymentId,
       JSON.stringify(baseline.lastKnownGood.map((e) => entryJson(e, updatedAt))),

@@ -1,7 +1,5 @@
-import { createRegistry, type fromBinary } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import type { CloudEvent } from "@rdm/messaging";
-import { PermanentError } from "@rdm/messaging";
+import type { fromBinary } from "@bufbuild/protobuf";
+import { BASELINE_RULES_VERSION } from "@rdm/domain-kernel/configuration";
 import {
   CiLifecycleStatusSchema,
   CiTypeSchema,
@@ -21,87 +19,14 @@ import {
   RelationshipRemovedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import type pg from "pg";
-import { baselineEventsMigration, projectBaselineRecorded } from "./baselines.js";
-import { enumName } from "./releases.js";
-import { decodeStorable } from "./storable-text.js";
+import { enumName } from "../enums.js";
+import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
+import { projectBaselineRecorded, refoldBaselines } from "./baselines.js";
+import { configurationProjectionMigrations } from "./migrations.js";
 
 export const CONFIGURATION_EVENTS_TOPIC = "rdm.configuration.events.v1";
 
-export const configurationProjectionMigrations = [
-  {
-    version: 1,
-    name: "CMDB, DML and baseline views",
-    sql: `
-      CREATE TABLE cmdb_ci_view (
-        ci_id      text PRIMARY KEY,
-        name       text NOT NULL,
-        type       text NOT NULL,
-        owner      text NOT NULL,
-        status     text NOT NULL,
-        attributes jsonb NOT NULL,
-        version    bigint NOT NULL,
-        created_at timestamptz NOT NULL,
-        updated_at timestamptz NOT NULL
-      );
-      CREATE INDEX cmdb_ci_view_page ON cmdb_ci_view (lower(name), ci_id);
-      CREATE TABLE cmdb_relationship_view (
-        source_ci_id text NOT NULL,
-        type         text NOT NULL,
-        target_ci_id text NOT NULL,
-        PRIMARY KEY (source_ci_id, type, target_ci_id)
-      );
-      CREATE INDEX cmdb_relationship_view_target ON cmdb_relationship_view (target_ci_id);
-      CREATE TABLE cmdb_ci_history_view (
-        ci_id       text NOT NULL,
-        version     bigint NOT NULL,
-        occurred_at timestamptz NOT NULL,
-        actor       text NOT NULL,
-        event_type  text NOT NULL,
-        summary     text NOT NULL,
-        PRIMARY KEY (ci_id, version)
-      );
-      CREATE TABLE dml_artifact_view (
-        artifact_id      text PRIMARY KEY,
-        name             text NOT NULL,
-        version          text NOT NULL,
-        sha256           text NOT NULL,
-        size_bytes       bigint NOT NULL,
-        media_uri        text NOT NULL,
-        dependencies     jsonb NOT NULL,
-        status           text NOT NULL,
-        integrity        text NOT NULL,
-        status_reason    text NOT NULL,
-        registered_by    text NOT NULL,
-        registered_at    timestamptz NOT NULL,
-        last_verified_at timestamptz,
-        stream_version   bigint NOT NULL
-      );
-      CREATE INDEX dml_artifact_view_page ON dml_artifact_view (registered_at DESC, artifact_id DESC);
-      CREATE TABLE baseline_entry_view (
-        environment      text NOT NULL,
-        ci_id            text NOT NULL,
-        artifact_name    text NOT NULL,
-        artifact_version text NOT NULL,
-        artifact_id      text NOT NULL,
-        deployment_id    text NOT NULL,
-        deployed_at      timestamptz NOT NULL,
-        PRIMARY KEY (environment, ci_id, artifact_name)
-      );
-      CREATE TABLE baseline_view (
-        environment                   text PRIMARY KEY,
-        health                        text NOT NULL,
-        last_deployment_id            text NOT NULL,
-        last_known_good               jsonb NOT NULL,
-        last_known_good_deployment_id text,
-        last_known_good_at            timestamptz,
-        version                       bigint NOT NULL,
-        updated_at                    timestamptz NOT NULL
-      );`,
-  },
-  baselineEventsMigration,
-];
-
-const registry = createRegistry(
+const CONFIGURATION_EVENT_TYPES = [
   ConfigurationItemRegisteredSchema,
   ConfigurationItemUpdatedSchema,
   ConfigurationItemStatusChangedSchema,
@@ -112,7 +37,7 @@ const registry = createRegistry(
   ArtifactQuarantinedSchema,
   ArtifactRetiredSchema,
   BaselineDeploymentRecordedSchema,
-);
+];
 
 type ConfigurationEvent = ReturnType<
   typeof fromBinary<
@@ -130,7 +55,6 @@ type ConfigurationEvent = ReturnType<
 >;
 
 const relationshipType = (r: Relationship | undefined) => enumName(RelationshipTypeSchema, r?.type ?? 0);
-const when = (t: Timestamp | undefined, fallback: Date) => (t ? timestampDate(t) : fallback);
 
 function summary(m: ConfigurationEvent): string {
   switch (m.$typeName) {
@@ -155,24 +79,10 @@ function summary(m: ConfigurationEvent): string {
   }
 }
 
-/**
- * Applies one configuration event to the CMDB, DML and baseline views inside the consumer's
- * transaction. Every update is guarded by the stream version, so a replayed event is a no-op;
- * unknown event types are skipped, undecodable bytes are dead-lettered.
- */
-export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolClient): Promise<void> {
-  const schema = registry.getMessage(event.type);
-  if (!schema) return;
-  let m: ConfigurationEvent;
-  try {
-    m = decodeStorable(schema, event.data) as ConfigurationEvent;
-  } catch (error) {
-    throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
-  }
-  const at = when(m.metadata?.occurredAt, event.time);
-  const version = (m.metadata?.streamVersion ?? 0n).toString();
-  const actor = m.metadata?.actor ?? "";
-
+/** CMDB events: the CI row (version-guarded), its relationships and its history. */
+async function applyCiEvent(event: ProjectedEvent<ConfigurationEvent>, tx: pg.PoolClient): Promise<void> {
+  const { message: m, occurredAt: at, actor } = event;
+  const version = event.version.toString();
   const history = async (ciId: string) => {
     await tx.query(
       `INSERT INTO cmdb_ci_history_view (ci_id, version, occurred_at, actor, event_type, summary)
@@ -183,12 +93,11 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
   /** Bumps the CI's version; false when this event was applied already. */
   const touchCi = async (ciId: string, set = "", args: unknown[] = []) => {
     const { rowCount } = await tx.query(
-      `UPDATE cmdb_ci_view SET version = $2, updated_at = $3${set} WHERE ci_id = $1 AND version < $2`,
+      `UPDATE cmdb_ci_view SET version = $2, updated_at = $3${set} WHERE ci_id = $1 AND ${versionGuard("version", 2)}`,
       [ciId, version, at, ...args],
     );
     return (rowCount ?? 0) > 0;
   };
-
   switch (m.$typeName) {
     case "rdm.configuration.v1.ConfigurationItemRegistered":
       await tx.query(
@@ -205,8 +114,7 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
           at,
         ],
       );
-      await history(m.ciId);
-      return;
+      return history(m.ciId);
     case "rdm.configuration.v1.ConfigurationItemUpdated":
       await touchCi(
         m.ciId,
@@ -214,12 +122,10 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
            attributes = (attributes || $6::jsonb) - $7::text[]`,
         [m.name, m.owner, JSON.stringify(m.setAttributes), m.removedAttributes],
       );
-      await history(m.ciId);
-      return;
+      return history(m.ciId);
     case "rdm.configuration.v1.ConfigurationItemStatusChanged":
       await touchCi(m.ciId, ", status = $4", [enumName(CiLifecycleStatusSchema, m.to)]);
-      await history(m.ciId);
-      return;
+      return history(m.ciId);
     case "rdm.configuration.v1.RelationshipAdded":
     case "rdm.configuration.v1.RelationshipRemoved": {
       const r = m.relationship;
@@ -232,9 +138,17 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
           [r.sourceCiId, relationshipType(r), r.targetCiId],
         );
       }
-      await history(r.sourceCiId);
-      return;
+      return history(r.sourceCiId);
     }
+  }
+}
+
+/** DML events: the artifact row with its status and integrity (version-guarded). */
+async function applyArtifactEvent(event: ProjectedEvent<ConfigurationEvent>, tx: pg.PoolClient): Promise<void> {
+  const { message: m, occurredAt: at, actor } = event;
+  const version = event.version.toString();
+  const guard = versionGuard("stream_version", 2);
+  switch (m.$typeName) {
     case "rdm.configuration.v1.ArtifactRegistered":
       await tx.query(
         `INSERT INTO dml_artifact_view (artifact_id, name, version, sha256, size_bytes, media_uri, dependencies, status,
@@ -257,7 +171,7 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
     case "rdm.configuration.v1.ArtifactVerified":
       await tx.query(
         `UPDATE dml_artifact_view SET integrity = 'VERIFIED', last_verified_at = $3, stream_version = $2
-         WHERE artifact_id = $1 AND stream_version < $2`,
+         WHERE artifact_id = $1 AND ${guard}`,
         [m.artifactId, version, at],
       );
       return;
@@ -268,7 +182,7 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
            status = CASE WHEN status = 'RETIRED' THEN status ELSE 'QUARANTINED' END,
            integrity = CASE WHEN $4 THEN 'MISMATCH' ELSE integrity END,
            last_verified_at = CASE WHEN $4 THEN $5 ELSE last_verified_at END
-         WHERE artifact_id = $1 AND stream_version < $2`,
+         WHERE artifact_id = $1 AND ${guard}`,
         [m.artifactId, version, m.reason, mismatch, at],
       );
       return;
@@ -276,12 +190,29 @@ export async function projectConfigurationEvent(event: CloudEvent, tx: pg.PoolCl
     case "rdm.configuration.v1.ArtifactRetired":
       await tx.query(
         `UPDATE dml_artifact_view SET status = 'RETIRED', status_reason = $3, stream_version = $2
-         WHERE artifact_id = $1 AND stream_version < $2`,
+         WHERE artifact_id = $1 AND ${guard}`,
         [m.artifactId, version, m.reason],
       );
       return;
-    case "rdm.configuration.v1.BaselineDeploymentRecorded":
-      await projectBaselineRecorded(tx, m, version, at);
-      return;
   }
 }
+
+/**
+ * The CMDB, DML and baseline views. Every update is guarded by the stream version, so a
+ * replayed event is a no-op; the baselines are folded with the kernel's baseline fold and
+ * refolded when its version changes.
+ */
+export const configurationProjection: Projection<ConfigurationEvent> = {
+  name: "gateway.configuration",
+  topic: CONFIGURATION_EVENTS_TOPIC,
+  handles: CONFIGURATION_EVENT_TYPES,
+  migrations: configurationProjectionMigrations,
+  rules: { version: BASELINE_RULES_VERSION, rebuild: refoldBaselines },
+  async apply(event, tx) {
+    const m = event.message;
+    if (m.$typeName === "rdm.configuration.v1.BaselineDeploymentRecorded")
+      return projectBaselineRecorded(tx, m, event.version.toString(), event.occurredAt);
+    if (m.$typeName.startsWith("rdm.configuration.v1.Artifact")) return applyArtifactEvent(event, tx);
+    return applyCiEvent(event, tx);
+  },
+};

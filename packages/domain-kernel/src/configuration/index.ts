@@ -1,0 +1,20 @@
+// The configuration rules that read sides share with the configuration service: the direction
+// impact travels along a relationship, the impact walk, and the baseline fold.
+export {
+  type BaselineEvent,
+  type BaselineState,
+  foldBaseline,
+  inEnvironmentOrder,
+  initialBaselineState,
+} from "./baseline.js";
+export {
+  compareIds,
+  type Edge,
+  type ImpactOptions,
+  impactDirection,
+  type Reached,
+  transitiveDependents,
+} from "./impact.js";
+
+/** Version of the baseline fold: a projection built with another version refolds its baselines. */
+export const BASELINE_RULES_VERSION = 1;

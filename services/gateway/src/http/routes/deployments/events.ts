@@ -1,0 +1,70 @@
+import { DEPLOYMENT_FEED_CHANNEL } from "../../../projections/deployments/projection.js";
+import { problemSchema } from "../../problems.js";
+import type { RoutePlugin } from "../../route-plugin.js";
+import { badLastEventId, resumePoint, serveEventStream } from "../../sse.js";
+import { feedAfter, newestFeedSeq } from "./queries.js";
+import { deploymentEventsQuery, environmentName, inventoryEventsQuery } from "./schemas.js";
+
+const streamDescription =
+  "Each event is one projected deployment event (id = seq; data: seq, eventType, deploymentId, releaseId, " +
+  "environment, environmentSequence, occurredAt). Resume with Last-Event-ID, or start after `after`.";
+
+const deploymentEventStream: RoutePlugin = async (app, { pool, streams }) => {
+  app.get(
+    "/v1/deployments/events",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary: "Server-Sent Events: deployment events as they are projected, by release or environment",
+        description: streamDescription,
+        querystring: deploymentEventsQuery,
+        response: { 400: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const { releaseId, environment } = request.query;
+      const after = await resumePoint(request, request.query.after, () => newestFeedSeq(pool));
+      if (after === undefined) return badLastEventId(reply);
+      serveEventStream(request, reply, {
+        streams,
+        channel: DEPLOYMENT_FEED_CHANNEL,
+        after,
+        name: "deployment event stream",
+        read: (from, limit) => feedAfter(pool, from, limit, { releaseId, environment }),
+      });
+    },
+  );
+};
+
+const inventoryEventStream: RoutePlugin = async (app, { pool, streams }) => {
+  app.get(
+    "/v1/environments/:environment/inventory/events",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary: "Server-Sent Events: the deployment outcomes that changed this environment's inventory",
+        description: `${streamDescription} Read /v1/environments/{environment}/inventory for the inventory after it.`,
+        params: { type: "object", properties: { environment: environmentName }, required: ["environment"] },
+        querystring: inventoryEventsQuery,
+        response: { 400: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const { environment } = request.params;
+      const after = await resumePoint(request, request.query.after, () => newestFeedSeq(pool));
+      if (after === undefined) return badLastEventId(reply);
+      serveEventStream(request, reply, {
+        streams,
+        channel: DEPLOYMENT_FEED_CHANNEL,
+        after,
+        name: "inventory event stream",
+        read: (from, limit) => feedAfter(pool, from, limit, { environment, inventoryChanged: true }),
+      });
+    },
+  );
+};
+
+/** The deployment and inventory views as Server-Sent Events, resumable like the release stream. */
+export const deploymentStreamRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [deploymentEventStream, inventoryEventStream]) await app.register(routes, options);
+};

@@ -1,0 +1,211 @@
+import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime";
+import { badRequest, equalityFilters, notFound, problemSchema, uuidSchema } from "../../problems.js";
+import type { RoutePlugin } from "../../route-plugin.js";
+import { arr, obj } from "../../schema-parts.js";
+import { deploymentStreamRoutes } from "./events.js";
+import {
+  type DeploymentRow,
+  deploymentsOfRelease,
+  type EnvironmentRow,
+  toDeployment,
+  toEnvironment,
+} from "./queries.js";
+import {
+  DEPLOYMENT_STATES,
+  deploymentSchema,
+  environmentName,
+  environmentSchema,
+  inventoryEntrySchema,
+} from "./schemas.js";
+
+const isDeploymentId = (id: string) => id.length > 0 && id.length <= 200;
+
+const deploymentList: RoutePlugin = async (app, { pool }) => {
+  app.get(
+    "/v1/deployments",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary: "Deployments, newest first, paged; filter by release, environment or state",
+        querystring: {
+          type: "object",
+          properties: {
+            pageSize: { type: "integer", minimum: 1, maximum: 200, default: 50 },
+            pageToken: { type: "string", maxLength: 400 },
+            releaseId: { type: "string", maxLength: 200 },
+            environment: environmentName,
+            state: { type: "string", enum: DEPLOYMENT_STATES },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: obj({ deployments: arr(deploymentSchema), nextPageToken: { type: ["string", "null"] } }),
+          400: problemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { pageSize, pageToken, releaseId, environment, state } = request.query;
+      const { where, args } = equalityFilters({ release_id: releaseId, environment, state });
+      if (pageToken !== undefined) {
+        const cursor = decodePageToken(pageToken, isIsoTimestamp, isDeploymentId);
+        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        args.push(new Date(cursor[0]), cursor[1]);
+        where.push(`(first_event_at, deployment_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
+      }
+      args.push(pageSize + 1);
+      const { rows } = await pool.query<DeploymentRow>(
+        `SELECT * FROM deployment_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY first_event_at DESC, deployment_id DESC LIMIT $${args.length}`,
+        args,
+      );
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
+      return {
+        deployments: page.map(toDeployment),
+        nextPageToken:
+          rows.length > pageSize && last
+            ? encodePageToken(last.first_event_at.toISOString(), last.deployment_id)
+            : null,
+      };
+    },
+  );
+};
+
+const deploymentDetail: RoutePlugin = async (app, { pool }) => {
+  app.get(
+    "/v1/deployments/:id",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary: "One deployment: state, strategy, artifacts, times, failure and rollback",
+        params: { type: "object", properties: { id: { type: "string", maxLength: 200 } }, required: ["id"] },
+        response: { 200: deploymentSchema, 404: problemSchema },
+      },
+    },
+    async (request, reply) => {
+      const { rows } = await pool.query<DeploymentRow>("SELECT * FROM deployment_view WHERE deployment_id = $1", [
+        request.params.id,
+      ]);
+      const row = rows[0];
+      if (!row) return notFound(reply, `deployment ${request.params.id} not found`);
+      return toDeployment(row);
+    },
+  );
+};
+
+const releaseDeployments: RoutePlugin = async (app, { pool }) => {
+  app.get(
+    "/v1/releases/:id/deployments",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary: "The deployments of one release, newest first (empty when it was never deployed)",
+        params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
+        response: { 200: obj({ deployments: arr(deploymentSchema) }), 400: problemSchema },
+      },
+    },
+    async (request) => ({ deployments: await deploymentsOfRelease(pool, request.params.id) }),
+  );
+};
+
+const environmentList: RoutePlugin = async (app, { pool }) => {
+  app.get(
+    "/v1/environments",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary: "Environments that had a deployment outcome: health, newest outcome, number of inventory entries",
+        response: {
+          200: obj({
+            environments: arr({
+              ...environmentSchema,
+              properties: { ...environmentSchema.properties, entries: { type: "integer" } },
+            }),
+          }),
+        },
+      },
+    },
+    async () => {
+      const { rows } = await pool.query<EnvironmentRow & { entries: string }>(
+        `SELECT v.*, (SELECT count(*) FROM environment_inventory_view i WHERE i.environment = v.environment) AS entries
+         FROM environment_view v ORDER BY environment`,
+      );
+      return { environments: rows.map((r) => ({ ...toEnvironment(r), entries: Number(r.entries) })) };
+    },
+  );
+};
+
+const environmentInventory: RoutePlugin = async (app, { pool }) => {
+  app.get(
+    "/v1/environments/:environment/inventory",
+    {
+      schema: {
+        tags: ["deployments"],
+        summary:
+          "What runs where in one environment: each artifact version per target, since when, by which deployment",
+        description:
+          "Built from the deployment outcomes in the environment's order (environment_sequence), whatever order they " +
+          "arrived in; a rollback replaces the inventory with the baseline it restored.",
+        params: { type: "object", properties: { environment: environmentName }, required: ["environment"] },
+        querystring: {
+          type: "object",
+          properties: {
+            targetCiId: { type: "string", maxLength: 200 },
+            artifactName: { type: "string", maxLength: 200 },
+          },
+          additionalProperties: false,
+        },
+        response: {
+          200: obj({ ...environmentSchema.properties, entries: arr(inventoryEntrySchema) }),
+          404: problemSchema,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { environment } = request.params;
+      const { rows } = await pool.query<EnvironmentRow>("SELECT * FROM environment_view WHERE environment = $1", [
+        environment,
+      ]);
+      if (!rows[0]) return notFound(reply, `no deployment outcome for environment ${environment}`);
+      const { where, args } = equalityFilters({
+        "i.environment": environment,
+        "i.target_ci_id": request.query.targetCiId,
+        "i.artifact_name": request.query.artifactName,
+      });
+      const entries = await pool.query(
+        `SELECT i.*, c.name AS target_name FROM environment_inventory_view i
+           LEFT JOIN cmdb_ci_view c ON c.ci_id = i.target_ci_id
+         WHERE ${where.join(" AND ")} ORDER BY i.target_ci_id, i.artifact_name`,
+        args,
+      );
+      return {
+        ...toEnvironment(rows[0]),
+        entries: entries.rows.map((e) => ({
+          targetCiId: e.target_ci_id,
+          targetName: e.target_name,
+          artifactName: e.artifact_name,
+          artifactVersion: e.artifact_version,
+          artifactId: e.artifact_id,
+          since: e.since,
+          deploymentId: e.deployment_id,
+          releaseId: e.release_id,
+          via: e.via,
+        })),
+      };
+    },
+  );
+};
+
+/** Deployments per release and environment, and each environment's inventory (from rdm.deployment.events.v1). */
+export const deploymentRoutes: RoutePlugin = async (app, options) => {
+  for (const routes of [
+    deploymentStreamRoutes,
+    deploymentList,
+    deploymentDetail,
+    releaseDeployments,
+    environmentList,
+    environmentInventory,
+  ])
+    await app.register(routes, options);
+};

@@ -1,0 +1,128 @@
+import { arr, date, nullableDate, str } from "../../schema-parts.js";
+import { afterSchema } from "../../sse.js";
+
+const obj = <const P extends Record<string, unknown>>(properties: P, example?: unknown) =>
+  ({ type: "object", properties, ...(example ? { examples: [example] } : {}) }) as const;
+
+export const DEPLOYMENT_STATES = ["IN_PROGRESS", "SUCCEEDED", "FAILED", "ROLLED_BACK"] as const;
+const OUTCOMES = ["SUCCEEDED", "FAILED", "ROLLED_BACK"] as const;
+export const environmentName = { type: "string", minLength: 1, maxLength: 100, examples: ["production"] } as const;
+
+const artifactSchema = obj({
+  artifactId: { ...str, description: "DML artifact id, when the deployment service knew it" },
+  name: str,
+  version: str,
+  targetCiIds: { ...arr(str), description: "configuration items it was deployed to" },
+});
+
+const deploymentExample = {
+  deploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
+  releaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+  environment: "production",
+  state: "ROLLED_BACK",
+  strategy: "CANARY",
+  artifacts: [{ artifactId: "", name: "payments-api", version: "4.2.0", targetCiIds: ["host-17", "host-18"] }],
+  restoredArtifacts: [{ artifactId: "", name: "payments-api", version: "4.1.3", targetCiIds: ["host-17", "host-18"] }],
+  failureReason: "error rate above 2% on the canary",
+  failedTargetCiIds: ["host-17"],
+  rollbackReason: "automatic back-out after failed verification",
+  startedAt: "2026-12-01T09:00:00.000Z",
+  finishedAt: "2026-12-01T09:12:30.000Z",
+  rolledBackAt: "2026-12-01T09:14:02.000Z",
+  updatedAt: "2026-12-01T09:14:02.000Z",
+};
+
+export const deploymentSchema = obj(
+  {
+    deploymentId: str,
+    releaseId: str,
+    environment: str,
+    state: { type: "string", enum: DEPLOYMENT_STATES, description: "from its newest event in environment order" },
+    strategy: { ...str, description: "ALL_AT_ONCE, ROLLING, CANARY, BLUE_GREEN or PILOT; empty when never started" },
+    artifacts: {
+      ...arr(artifactSchema),
+      description: "what the deployment deployed (or, before its outcome, planned)",
+    },
+    restoredArtifacts: {
+      type: ["array", "null"],
+      items: artifactSchema,
+      description: "after a rollback: the whole baseline the environment was restored to",
+    },
+    failureReason: str,
+    failedTargetCiIds: arr(str),
+    rollbackReason: str,
+    startedAt: nullableDate,
+    finishedAt: { ...nullableDate, description: "when it succeeded or failed" },
+    rolledBackAt: nullableDate,
+    updatedAt: date,
+  },
+  deploymentExample,
+);
+
+export const inventoryEntrySchema = obj(
+  {
+    targetCiId: str,
+    targetName: { type: ["string", "null"], description: "the CI's name in the gateway's CMDB view, when known" },
+    artifactName: str,
+    artifactVersion: str,
+    artifactId: str,
+    since: { ...date, description: "since when this version runs on the target" },
+    deploymentId: { ...str, description: "the deployment whose outcome put this version there" },
+    releaseId: str,
+    via: { type: "string", enum: OUTCOMES, description: "deployed, left by a failed deployment, or restored" },
+  },
+  {
+    targetCiId: "host-17",
+    targetName: "payments-host-17",
+    artifactName: "payments-api",
+    artifactVersion: "4.1.3",
+    artifactId: "",
+    since: "2026-12-01T09:14:02.000Z",
+    deploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
+    releaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+    via: "ROLLED_BACK",
+  },
+);
+
+export const environmentSchema = obj(
+  {
+    environment: str,
+    health: { type: "string", enum: ["HEALTHY", "DEGRADED"], description: "DEGRADED: the newest outcome is a failure" },
+    lastDeploymentId: str,
+    lastReleaseId: str,
+    lastOutcome: { type: "string", enum: OUTCOMES },
+    lastEnvironmentSequence: { type: "integer", description: "0 when the outcome carried no sequence" },
+    updatedAt: date,
+  },
+  {
+    environment: "production",
+    health: "HEALTHY",
+    lastDeploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
+    lastReleaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+    lastOutcome: "ROLLED_BACK",
+    lastEnvironmentSequence: 42,
+    updatedAt: "2026-12-01T09:14:02.000Z",
+  },
+);
+
+export const feedEntrySchema = obj({
+  seq: { type: "integer" },
+  eventType: str,
+  deploymentId: str,
+  releaseId: str,
+  environment: str,
+  environmentSequence: { type: "integer" },
+  occurredAt: date,
+});
+
+export const deploymentEventsQuery = {
+  type: "object",
+  properties: { releaseId: { type: "string", maxLength: 200 }, environment: environmentName, after: afterSchema },
+  additionalProperties: false,
+} as const;
+
+export const inventoryEventsQuery = {
+  type: "object",
+  properties: { after: afterSchema },
+  additionalProperties: false,
+} as const;

@@ -1,0 +1,115 @@
+import { createRegistry, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { withTransaction } from "@rdm/eventstore";
+import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type pg from "pg";
+import { decodeStorable } from "./storable-text.js";
+
+/** What every projected event carries, whatever its type. */
+type WithMetadata = Message & { metadata?: EventMetadata };
+
+/** One decoded event with its position in its stream. */
+export interface ProjectedEvent<M extends WithMetadata = WithMetadata> {
+  message: M;
+  envelope: CloudEvent;
+  /**
+   * The stream version the event produced: a view row keeps the version it reflects and an
+   * update applies only `WHERE version < $version` (see versionGuard), so a replay changes nothing.
+   */
+  version: bigint;
+  /** When it happened (metadata), else when it was published. */
+  occurredAt: Date;
+  actor: string;
+}
+
+/**
+ * A read model fed from one topic: the event types it handles, the tables it owns, and how one
+ * event changes them inside the consumer's transaction. A projection built from shared rules
+ * (the domain kernel) names their version; when it changes, `rebuild` refolds the stored views.
+ */
+export interface Projection<M extends WithMetadata = WithMetadata> {
+  name: string;
+  /** The topic, without the deployment's prefix. */
+  topic: string;
+  handles: readonly DescMessage[];
+  migrations: { version: number; name: string; sql: string }[];
+  rules?: { version: number; rebuild(tx: pg.PoolClient): Promise<void> };
+  apply(event: ProjectedEvent<M>, tx: pg.PoolClient): Promise<void>;
+}
+
+/** `WHERE <column> < $<param>`: the one version guard every view update uses. */
+export const versionGuard = (column: string, param: number) => `${column} < $${param}`;
+
+/**
+ * The decoder of a projection's events: undefined for a type it does not handle (producers add
+ * types to a topic; a read model skips what it does not know), PermanentError (dead letter) for
+ * bytes that do not decode. Text is made storable (decodeStorable: U+0000 → U+FFFD).
+ */
+export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudEvent) => ProjectedEvent | undefined {
+  const registry = createRegistry(...handles);
+  return (envelope) => {
+    const schema = registry.getMessage(envelope.type);
+    if (!schema) return undefined;
+    let message: WithMetadata;
+    try {
+      message = decodeStorable(schema, envelope.data) as WithMetadata;
+    } catch (error) {
+      throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
+    }
+    const metadata = message.metadata;
+    return {
+      message,
+      envelope,
+      version: metadata?.streamVersion ?? 0n,
+      occurredAt: metadata?.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
+      actor: metadata?.actor ?? "",
+    };
+  };
+}
+
+/** The consumer's handler: each topic's events decoded once and applied by its projection. */
+export function projectionHandler(projections: readonly Projection[], topicPrefix: string) {
+  const byTopic = new Map(
+    projections.map((p) => [`${topicPrefix}${p.topic}`, { projection: p, decode: eventDecoder(p.handles) }]),
+  );
+  return async (envelope: CloudEvent, tx: pg.PoolClient, info: { topic: string }): Promise<void> => {
+    const route = byTopic.get(info.topic);
+    if (!route) throw new PermanentError(`no projection for topic ${info.topic}`);
+    const event = route.decode(envelope);
+    if (event) await route.projection.apply(event, tx);
+  };
+}
+
+export const projectionRulesMigration = {
+  version: 1,
+  name: "the rules version each projection's views were built with",
+  sql: `CREATE TABLE gateway_projection_rules (projection text PRIMARY KEY, rules_version integer NOT NULL);`,
+};
+
+/**
+ * Rebuilds a projection's views when the shared rules they were folded with changed (or when
+ * no version was recorded: views from before the record). One replica at a time, before the
+ * consumers start.
+ */
+export async function ensureRulesVersion(pool: pg.Pool, projection: Projection): Promise<boolean> {
+  const rules = projection.rules;
+  if (!rules) return false;
+  return withTransaction(pool, async (tx) => {
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm_gateway_projection_rules'), hashtext($1))", [
+      projection.name,
+    ]);
+    const { rows } = await tx.query<{ rules_version: number }>(
+      "SELECT rules_version FROM gateway_projection_rules WHERE projection = $1",
+      [projection.name],
+    );
+    if (rows[0]?.rules_version === rules.version) return false;
+    await rules.rebuild(tx);
+    await tx.query(
+      `INSERT INTO gateway_projection_rules (projection, rules_version) VALUES ($1, $2)
+       ON CONFLICT (projection) DO UPDATE SET rules_version = EXCLUDED.rules_version`,
+      [projection.name, rules.version],
+    );
+    return true;
+  });
+}

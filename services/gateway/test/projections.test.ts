@@ -1,0 +1,242 @@
+// The projections against a real PostgreSQL, fed the encoded CloudEvents a topic carries: a
+// projection records the rules version its views were built with and refolds them when it
+// changes; the deployment feed serves the deployment and inventory SSE streams, resumable with
+// Last-Event-ID.
+import { randomUUID } from "node:crypto";
+import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:http";
+import type { AddressInfo } from "node:net";
+import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createTokenVerifier, mintDevToken } from "@rdm/auth";
+import { runMigrations, withTransaction } from "@rdm/eventstore";
+import type { CloudEvent } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { DeploymentStartedSchema, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleasePlanningUpdatedSchema, ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { openDatabase } from "@rdm/runtime";
+import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
+import type { FastifyInstance } from "fastify";
+import type pg from "pg";
+import { buildGatewayApp } from "../src/app.js";
+import { projections } from "../src/projections/index.js";
+import { ensureRulesVersion, projectionHandler, projectionRulesMigration } from "../src/projections/projection.js";
+import { releaseProjection } from "../src/projections/releases/projection.js";
+
+const secret = randomUUID() + randomUUID();
+let db: TestDatabase;
+let pool: pg.Pool;
+let app: FastifyInstance;
+let gatewayUrl: string;
+let bearer: string;
+const project = projectionHandler(projections, "");
+
+beforeAll(async () => {
+  db = await createTestDatabase("gateway_projections");
+  pool = await openDatabase(db.url);
+  await runMigrations(pool, { component: "gateway.projections", migrations: [projectionRulesMigration] });
+  for (const p of projections) await runMigrations(pool, { component: p.name, migrations: p.migrations });
+  app = await buildGatewayApp({
+    pool,
+    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
+    logger: createLogger("gateway", "warn"),
+    isReady: () => true,
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  bearer = `Bearer ${await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" })}`;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await pool?.end();
+  await db?.drop();
+});
+
+/** Projects one event as the consumer does: encoded, on its topic, in a transaction. */
+async function publish<D extends DescMessage>(topic: string, schema: D, message: MessageShape<D>, subject: string) {
+  const event: CloudEvent = {
+    id: randomUUID(),
+    type: schema.typeName,
+    source: "test",
+    subject,
+    time: new Date(),
+    data: toBinary(schema, message),
+  };
+  await withTransaction(pool, (tx) => project(event, tx, { topic }));
+}
+
+const metadata = (streamVersion: bigint) => ({
+  eventId: randomUUID(),
+  actor: "rita",
+  streamVersion,
+  occurredAt: timestampFromDate(new Date()),
+});
+
+describe("rules versions", () => {
+  const releaseId = randomUUID();
+
+  async function snapshotTitle(): Promise<string> {
+    const { rows } = await pool.query<{ title: string }>(
+      "SELECT snapshot->>'title' AS title FROM release_view WHERE release_id = $1",
+      [releaseId],
+    );
+    return rows[0]?.title ?? "";
+  }
+
+  beforeAll(async () => {
+    const topic = releaseProjection.topic;
+    await publish(
+      topic,
+      ReleaseRegisteredSchema,
+      create(ReleaseRegisteredSchema, {
+        metadata: metadata(1n),
+        releaseId,
+        key: uniqueId("REL"),
+        title: "first title",
+        type: ReleaseType.MINOR,
+        owner: "olga",
+        phase: ReleasePhase.PLANNING,
+      }),
+      releaseId,
+    );
+    await publish(
+      topic,
+      ReleasePlanningUpdatedSchema,
+      create(ReleasePlanningUpdatedSchema, { metadata: metadata(2n), releaseId, title: "second title" }),
+      releaseId,
+    );
+  });
+
+  test("a view without a recorded rules version is rebuilt once, then kept", async () => {
+    expect(await ensureRulesVersion(pool, releaseProjection)).toBe(true);
+    expect(await ensureRulesVersion(pool, releaseProjection)).toBe(false);
+    expect(await snapshotTitle()).toBe("second title");
+  });
+
+  test("another rules version refolds every release from its logged events", async () => {
+    // What a gateway folding with other rules would have stored.
+    await pool.query(
+      `UPDATE release_view SET title = 'stale', snapshot = jsonb_set(snapshot, '{title}', '"stale"')
+       WHERE release_id = $1`,
+      [releaseId],
+    );
+    await pool.query("UPDATE gateway_projection_rules SET rules_version = 0 WHERE projection = $1", [
+      releaseProjection.name,
+    ]);
+    expect(await ensureRulesVersion(pool, releaseProjection)).toBe(true);
+    expect(await snapshotTitle()).toBe("second title");
+    const { rows } = await pool.query("SELECT title, version FROM release_view WHERE release_id = $1", [releaseId]);
+    expect(rows).toEqual([{ title: "second title", version: "2" }]);
+  });
+});
+
+/** Opens an SSE stream; `nextEvent()` gives the next event's id and name, past comments. */
+async function openStream(path: string, headers: Record<string, string> = {}) {
+  const { request, response } = await new Promise<{ request: ClientRequest; response: IncomingMessage }>(
+    (resolve, reject) => {
+      const request = httpGet(`${gatewayUrl}${path}`, { headers: { authorization: bearer, ...headers } }, (response) =>
+        resolve({ request, response }),
+      );
+      request.on("error", reject);
+    },
+  );
+  expect(response.headers["content-type"]).toContain("text/event-stream");
+  const chunks = response.setEncoding("utf8")[Symbol.asyncIterator]();
+  let buffer = "";
+  const nextEvent = async (): Promise<{ id: number; event: string; data: Record<string, unknown> }> => {
+    for (;;) {
+      while (!buffer.includes("\n\n")) {
+        const { value, done } = await chunks.next();
+        if (done) throw new Error("the stream ended");
+        buffer += value;
+      }
+      const block = buffer.slice(0, buffer.indexOf("\n\n"));
+      buffer = buffer.slice(block.length + 2);
+      const field = (name: string) =>
+        block
+          .split("\n")
+          .find((line) => line.startsWith(`${name}: `))
+          ?.slice(name.length + 2);
+      const id = field("id");
+      if (id) return { id: Number(id), event: field("event") ?? "", data: JSON.parse(field("data") ?? "null") };
+    }
+  };
+  return { nextEvent, close: () => request.destroy() };
+}
+
+describe("the deployment and inventory streams", () => {
+  const environment = uniqueId("env");
+  const releaseId = randomUUID();
+  const deploymentId = randomUUID();
+  const topic = "rdm.deployment.events.v1";
+  const artifacts = [{ artifactId: "", name: "payments-api", version: "4.2.0", targetCiIds: ["host-1"] }];
+  const succeeded = (id: string, environmentSequence: bigint) =>
+    publish(
+      topic,
+      DeploymentSucceededSchema,
+      create(DeploymentSucceededSchema, {
+        ...{ deploymentId: id, releaseId, environment, artifacts, environmentSequence },
+        metadata: metadata(2n),
+      }),
+      id,
+    );
+
+  beforeAll(async () => {
+    const started = { deploymentId, releaseId, environment, artifacts, strategy: "ROLLING", environmentSequence: 1n };
+    await publish(
+      topic,
+      DeploymentStartedSchema,
+      create(DeploymentStartedSchema, { ...started, metadata: metadata(1n) }),
+      deploymentId,
+    );
+    await succeeded(deploymentId, 2n);
+  });
+
+  test("the deployment stream replays an environment's events in order and resumes after Last-Event-ID", async () => {
+    const stream = await openStream(`/v1/deployments/events?environment=${environment}&after=0`);
+    let first: { id: number; event: string };
+    try {
+      first = await stream.nextEvent();
+      const second = await stream.nextEvent();
+      expect([first.event, second.event]).toEqual([
+        "rdm.deployment.v1.DeploymentStarted",
+        "rdm.deployment.v1.DeploymentSucceeded",
+      ]);
+      expect(second.id).toBeGreaterThan(first.id);
+      expect(second.data).toMatchObject({ deploymentId, releaseId, environment, environmentSequence: 2 });
+    } finally {
+      stream.close();
+    }
+    const resumed = await openStream(`/v1/deployments/events?environment=${environment}&after=0`, {
+      "last-event-id": String(first.id),
+    });
+    try {
+      expect((await resumed.nextEvent()).event).toBe("rdm.deployment.v1.DeploymentSucceeded");
+    } finally {
+      resumed.close();
+    }
+  });
+
+  test("the inventory stream carries the outcomes that changed the inventory, live", async () => {
+    const stream = await openStream(`/v1/environments/${environment}/inventory/events?after=0`);
+    try {
+      expect(await stream.nextEvent()).toMatchObject({
+        event: "rdm.deployment.v1.DeploymentSucceeded",
+        data: { deploymentId },
+      });
+      const next = randomUUID();
+      await succeeded(next, 3n);
+      expect(await stream.nextEvent()).toMatchObject({ data: { deploymentId: next, environmentSequence: 3 } });
+    } finally {
+      stream.close();
+    }
+  });
+
+  test("a Last-Event-ID that is no id of the stream is a 400", async () => {
+    const response = await fetch(`${gatewayUrl}/v1/environments/${environment}/inventory/events`, {
+      headers: { authorization: bearer, "last-event-id": "1.5" },
+    });
+    expect(response.status).toBe(400);
+  });
+});
