@@ -16,11 +16,11 @@ export interface Refusal {
   message: string;
 }
 
-export interface DeciderWhen<E> {
+export interface DeciderWhen<E, S = unknown> {
   /** The decided events. Throws what the decider throws. */
   events(): E[];
-  /** The decided events equal `expected` (deeply), or pass `check`. */
-  then(expected: E[] | ((events: E[]) => void)): E[];
+  /** The decided events equal `expected` (deeply), or pass `check`, which also gets the state they lead to. */
+  then(expected: E[] | ((events: E[], after: S) => void)): E[];
   /** The command is refused by `rule` (with `code`, when given); returns the refusal for more checks. */
   thenFails(rule: string, code?: string): Refusal;
 }
@@ -32,14 +32,15 @@ export interface DeciderWhen<E> {
 export function deciderSpec<S, E, C>(decider: SpecifiedDecider<S, E, C>) {
   return {
     given: (events: E[]) => ({
-      when: (command: C): DeciderWhen<E> => {
-        const events_ = () => decider.decide(command, events.reduce(decider.evolve, decider.initialState()));
+      when: (command: C): DeciderWhen<E, S> => {
+        const before = () => events.reduce(decider.evolve, decider.initialState());
+        const events_ = () => decider.decide(command, before());
         return {
           events: events_,
           // biome-ignore lint/suspicious/noThenProperty: the given/when/then vocabulary of decider specs; never awaited
           then(expected) {
             const decided = events_();
-            if (typeof expected === "function") expected(decided);
+            if (typeof expected === "function") expected(decided, decided.reduce(decider.evolve, before()));
             else if (!isDeepStrictEqual(decided, expected))
               throw new Error(`decided ${describe(decided)}, expected ${describe(expected)}`);
             return decided;

@@ -40,7 +40,14 @@ describe("deciderSpec: given(events).when(command).then(events) / thenFails(rule
     spec
       .given([])
       .when({ add: 2 })
-      .then((events) => expect(events).toHaveLength(1));
+      .then((events, after) => {
+        expect(events).toHaveLength(1);
+        expect(after).toBe(2);
+      });
+    spec
+      .given([{ added: 5 }])
+      .when({ add: 2 })
+      .then((_, after) => expect(after).toBe(7));
   });
 
   test("thenFails passes only on a refusal by that rule (and code), and returns it", () => {
