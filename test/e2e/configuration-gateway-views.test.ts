@@ -7,7 +7,7 @@ import { mintDevToken } from "@rdm/auth";
 import { startConfigurationService } from "@rdm/configuration";
 import { type RunningGateway, startGateway } from "@rdm/gateway";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -157,7 +157,7 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
     createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
   );
   await producer.connect();
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     {
       id: eventId,
       type: DeploymentSucceededSchema.typeName,
@@ -389,7 +389,7 @@ test("the gateway's baseline follows environment order and exact rollbacks as th
     outcome(DeploymentSucceededSchema, 1, good, v1),
   ];
   for (const [index, event] of arrivals.entries()) {
-    await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [event]);
+    await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [event]);
     // Recorded before the next is published: the service records them in this order.
     await waitFor(async () => (await client.getBaseline({ environment })).baseline?.version === BigInt(index + 1), {
       timeoutMs: 30_000,

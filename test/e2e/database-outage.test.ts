@@ -2,6 +2,7 @@
 // stay up, report not-ready and answer UNAVAILABLE / 503 meanwhile, and afterwards serve commands,
 // publish and project events again by themselves, each event once. The test runs a PostgreSQL of
 // its own, so the shared test server is not disturbed.
+
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -12,6 +13,7 @@ import * as grpc from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
 import { databaseUrl, freePort, type StartedPostgres, startEmbeddedPostgres } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
+import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
@@ -166,7 +168,7 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     const registered: string[] = [];
     await consumer.connect();
     try {
-      await consumer.subscribe({ topic: `${topicPrefix}rdm.release.events.v1`, fromBeginning: true });
+      await consumer.subscribe({ topic: `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, fromBeginning: true });
       await consumer.run({
         eachMessage: async ({ message }) => {
           if (String(message.headers?.ce_type) === "rdm.release.v1.ReleaseRegistered") {

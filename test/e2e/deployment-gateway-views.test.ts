@@ -7,7 +7,15 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { mintDevToken } from "@rdm/auth";
 import { type RunningGateway, startGateway } from "@rdm/gateway";
-import { type CloudEvent, createKafka, createProducer, publishEvents, toKafkaMessage } from "@rdm/messaging";
+import {
+  type CloudEvent,
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  publishEvents,
+  RELEASE_EVENTS_TOPIC,
+  toKafkaMessage,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -24,7 +32,7 @@ import pg from "pg";
 
 const secret = randomUUID() + randomUUID();
 const topicPrefix = testTopicPrefix("deploy-views");
-const topic = `${topicPrefix}rdm.deployment.events.v1`;
+const topic = `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`;
 const cleanups: (() => Promise<unknown>)[] = [];
 let brokers: string[];
 let producer: Producer;
@@ -245,7 +253,7 @@ test("deployments and inventories from outcomes out of order across partitions: 
     ].sort(),
   );
   // The release overview lists them too.
-  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
     {
       id: randomUUID(),
       type: ReleaseRegisteredSchema.typeName,

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { mintDevToken } from "@rdm/auth";
 import { startGateway } from "@rdm/gateway";
-import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -46,7 +46,7 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
     const releaseId = randomUUID();
     const poisonId = randomUUID();
     const event = { source: "rdm/release", subject: releaseId, time: new Date(), extensions: {} };
-    await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+    await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
       { ...event, id: poisonId, type: "rdm.release.v1.ReleaseRegistered", data: new Uint8Array([0xff, 0xff, 0xff]) },
       {
         ...event,
@@ -81,7 +81,7 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
     });
     expect(letter.rdm_dlq_reason).toBe("permanent");
     expect(letter.rdm_dlq_error).toMatch(/cannot decode rdm\.release\.v1\.ReleaseRegistered/);
-    expect(letter.rdm_dlq_original_topic).toBe(`${topicPrefix}rdm.release.events.v1`);
+    expect(letter.rdm_dlq_original_topic).toBe(`${topicPrefix}${RELEASE_EVENTS_TOPIC}`);
 
     const health = await fetch(`${gateway.url}/healthz`);
     expect(health.status).toBe(200);

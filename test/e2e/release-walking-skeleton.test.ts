@@ -1,6 +1,7 @@
 // The walking skeleton end to end, through the public interfaces only: RegisterRelease over gRPC,
 // the event on Kafka (CloudEvents headers, decodable from the published .proto with protoc), the
 // gateway's HTTP read model, and a rebuild of that read model from the topic.
+
 import { execFileSync } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import path from "node:path";
@@ -9,6 +10,7 @@ import { status } from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
 import { startGateway } from "@rdm/gateway";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
@@ -130,7 +132,7 @@ test("a registered release reaches Kafka as a CloudEvent and the gateway read mo
   const kafka = new Kafka({ brokers, clientId: uniqueId("e2e-reader"), logLevel: logLevel.NOTHING });
   const consumer = kafka.consumer({ groupId: uniqueId("e2e-reader") });
   await consumer.connect();
-  await consumer.subscribe({ topic: `${topicPrefix}rdm.release.events.v1`, fromBeginning: true });
+  await consumer.subscribe({ topic: `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, fromBeginning: true });
   let found: { headers: Record<string, string>; value: Buffer; key: string } | undefined;
   await consumer.run({
     eachMessage: async ({ message }) => {

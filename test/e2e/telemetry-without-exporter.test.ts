@@ -6,7 +6,7 @@ import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
 import { startGateway } from "@rdm/gateway";
-import { createKafka, createProducer, publishEvents, startConsumer } from "@rdm/messaging";
+import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { createLogger, currentTraceparent, startTelemetry, type Telemetry } from "@rdm/observability";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
@@ -24,7 +24,7 @@ import { Kafka, logLevel } from "kafkajs";
 let telemetry: Telemetry;
 const stops: (() => Promise<void>)[] = [];
 const topicPrefix = testTopicPrefix("e2e-telemetry");
-const releaseTopic = `${topicPrefix}rdm.release.events.v1`;
+const releaseTopic = `${topicPrefix}${RELEASE_EVENTS_TOPIC}`;
 afterAll(async () => {
   for (const stop of stops.reverse()) await stop();
   await telemetry?.shutdown();

@@ -2,12 +2,14 @@
 // relay, over Kafka (the W3C traceparent header), into the gateway's projection consumer and the
 // change service's consumer of release events. The caller sends no trace of its own: the server
 // span starts it. Spans are collected in memory.
+
 import { randomUUID } from "node:crypto";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
 import { startChangeService } from "@rdm/change";
 import { startGateway } from "@rdm/gateway";
+import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { SpanKind, startTelemetry, type Telemetry, type TelemetryOptions } from "@rdm/observability";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
@@ -137,7 +139,7 @@ test("a command's server span starts the trace its event carries to Kafka and to
   const traceparent = event?.metadata.traceparent;
   expect(traceparent).toMatch(new RegExp(`^00-${traceId}-[0-9a-f]{16}-01$`));
 
-  const topic = `${topicPrefix}rdm.release.events.v1`;
+  const topic = `${topicPrefix}${RELEASE_EVENTS_TOPIC}`;
   expect(await firstTraceparentHeader(brokers, topic)).toBe(traceparent);
 
   const parentSpanId = traceparent?.split("-")[2];

@@ -39,3 +39,14 @@ export interface Principal {
 export function hasAnyRole(principal: Principal, allowed: readonly Role[]): boolean {
   return principal.roles.some((role) => role === "admin" || allowed.includes(role));
 }
+
+/** Every human role: each may read releases, changes, configuration and deployments (design §5). */
+export const READER_ROLES = [
+  "viewer",
+  "release-manager",
+  "release-coordinator",
+  "approver",
+  "change-manager",
+  "deployer",
+  "config-manager",
+] as const satisfies readonly Role[];

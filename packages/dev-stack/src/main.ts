@@ -10,6 +10,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { mintDevToken } from "@rdm/auth";
 import { ensureDatabase, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
+import { EVENT_SOURCES, eventsTopic } from "@rdm/messaging";
 
 const root = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const dataDir = path.resolve(process.env.RDM_DATA_DIR ?? path.join(root, ".data"));
@@ -145,8 +146,8 @@ async function main() {
   say(`PostgreSQL data in ${postgres.dataDir}`);
   say("starting the Kafka-protocol broker (librdkafka mock cluster, in memory)");
   const kafka = await startMockKafka({
-    topics: ["release", "change", "configuration", "deployment"].map((s) => ({
-      name: `rdm.${s}.events.v1`,
+    topics: EVENT_SOURCES.map((s) => ({
+      name: eventsTopic(s),
       partitions: 4,
     })),
   });

@@ -10,3 +10,12 @@ export {
 export { type DeadLetterReason, DLQ_HEADERS, deadLetterMessage } from "./dead-letter.js";
 export { CONSUMER_TABLES_SQL, ensureConsumerTables, HANDLED_EVENTS_TABLE } from "./handled-events.js";
 export { createKafka, createProducer, type KafkaOptions, publishEvents } from "./kafka.js";
+export {
+  CHANGE_EVENTS_TOPIC,
+  CONFIGURATION_EVENTS_TOPIC,
+  DEPLOYMENT_EVENTS_TOPIC,
+  EVENT_SOURCES,
+  type EventSource,
+  eventsTopic,
+  RELEASE_EVENTS_TOPIC,
+} from "./topics.js";

@@ -2,7 +2,7 @@ import { createTokenVerifier, type TokenVerifier } from "@rdm/auth";
 import { grpcServiceEnv, loadConfig, telemetryEnv } from "@rdm/config";
 import { EventStore, eventStoreMigrations, type Migration, runMigrations } from "@rdm/eventstore";
 import { createGrpcServer, type ServiceRegistration } from "@rdm/grpc";
-import { createKafka } from "@rdm/messaging";
+import { createKafka, type EventSource, eventsTopic } from "@rdm/messaging";
 import { createLogger, type Logger, startTelemetry, type Telemetry } from "@rdm/observability";
 import { descriptorImagePath } from "@rdm/proto";
 import { startRelay } from "@rdm/relay";
@@ -29,8 +29,8 @@ export interface Worker {
 }
 
 export interface GrpcServiceDefinition {
-  /** Short name: release, change, configuration, deployment. Topic: rdm.<name>.events.v1. */
-  name: string;
+  /** Short name: release, change, configuration, deployment. Its events go to `eventsTopic(name)`. */
+  name: EventSource;
   defaultPort: number;
   /** The service's own tables (read models, sequences), run after the event store's. */
   migrations?: Migration[];
@@ -89,7 +89,7 @@ export async function startGrpcService(
   const relay = await startRelay({
     pool,
     kafka,
-    topic: context.topic(`rdm.${definition.name}.events.v1`),
+    topic: context.topic(eventsTopic(definition.name)),
     source: `rdm/${definition.name}`,
     logger,
   });

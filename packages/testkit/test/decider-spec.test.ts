@@ -40,7 +40,14 @@ describe("deciderSpec: given(events).when(command).then(events) / thenFails(rule
     spec
       .given([])
       .when({ add: 2 })
-      .then((events) => expect(events).toHaveLength(1));
+      .then((events, after) => {
+        expect(events).toHaveLength(1);
+        expect(after).toBe(2);
+      });
+    spec
+      .given([{ added: 5 }])
+      .when({ add: 2 })
+      .then((_, after) => expect(after).toBe(7));
   });
 
   test("thenFails passes only on a refusal by that rule (and code), and returns it", () => {
@@ -62,5 +69,32 @@ describe("deciderSpec: given(events).when(command).then(events) / thenFails(rule
       },
     });
     expect(() => broken.given([]).when(null).thenFails("any")).toThrow(TypeError);
+  });
+
+  test("the decision context reaches decide and react; react's policy events follow the decided ones", () => {
+    type Said = { said: string; by: string };
+    const greeter = deciderSpec<number, Said, string, { actor: string }>({
+      initialState: () => 0,
+      evolve: (count) => count + 1,
+      decide: (word, _count, { actor }) => [{ said: word, by: actor }],
+      react: (decided, count, { actor }) => [{ said: `${decided.length} after ${count}`, by: actor }],
+    });
+    greeter
+      .given([{ said: "hi", by: "ann" }])
+      .when("hello", { actor: "bob" })
+      .then([
+        { said: "hello", by: "bob" },
+        { said: "1 after 1", by: "bob" },
+      ]);
+  });
+
+  test("refusal returns the refusal by any rule, and fails when the command is accepted", () => {
+    expect(
+      spec
+        .given([{ added: 10 }])
+        .when({ add: 1 })
+        .refusal().rule,
+    ).toBe("total.at_most_ten");
+    expect(() => spec.given([]).when({ add: 1 }).refusal()).toThrow("accepted");
   });
 });

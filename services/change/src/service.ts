@@ -1,15 +1,10 @@
 import { CommandHandler } from "@rdm/command-handler";
 import { componentEnv, loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
-import { startConsumer } from "@rdm/messaging";
+import { DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { changeServiceHandlers } from "./api/change-service.js";
-import {
-  DEPLOYMENT_EVENTS_TOPIC,
-  RELEASE_EVENTS_TOPIC,
-  reactToDeploymentEvent,
-  reactToReleaseEvent,
-} from "./consumers/lifecycle-reactions.js";
+import { reactToDeploymentEvent, reactToReleaseEvent } from "./consumers/lifecycle-reactions.js";
 import { changeCodec } from "./store/event-codec.js";
 import { readModelMigrations } from "./store/read-model.js";
 

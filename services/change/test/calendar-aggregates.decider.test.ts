@@ -1,11 +1,17 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { RuleViolation } from "@rdm/command-handler";
 import { ChangeRisk, FreezeScopeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { decideFreezeWindow, type FreezeWindowCommand, foldFreezeWindow } from "../src/domain/freeze-window.js";
+import { deciderSpec } from "@rdm/testkit";
+import {
+  decideFreezeWindow,
+  evolveFreezeWindow,
+  type FreezeWindowCommand,
+  foldFreezeWindow,
+} from "../src/domain/freeze-window.js";
 import {
   decideStandardChangeTemplate,
+  evolveStandardChangeTemplate,
   foldStandardChangeTemplate,
   type StandardChangeTemplateCommand,
 } from "../src/domain/standard-change-template.js";
@@ -20,15 +26,16 @@ const declare: FreezeWindowCommand = {
   scope: create(FreezeScopeSchema, { environments: ["production"] }),
 };
 
-function rule(run: () => unknown): string {
-  try {
-    run();
-  } catch (error) {
-    expect(error).toBeInstanceOf(RuleViolation);
-    return (error as RuleViolation).rule;
-  }
-  throw new Error("expected a refusal");
-}
+const freezes = deciderSpec({
+  decide: decideFreezeWindow,
+  evolve: evolveFreezeWindow,
+  initialState: () => ({ freeze: undefined }),
+});
+const templates = deciderSpec({
+  decide: decideStandardChangeTemplate,
+  evolve: evolveStandardChangeTemplate,
+  initialState: () => ({ template: undefined }),
+});
 
 const stamp = <T extends { metadata?: unknown }>(events: T[]) =>
   events.map((event, index) => ({
@@ -50,14 +57,17 @@ describe("freeze windows", () => {
 
   test("refuses an empty window", () => {
     const window = create(TimeWindowSchema, { start: at("2026-12-20T00:00:00Z"), end: at("2026-12-20T00:00:00Z") });
-    expect(rule(() => decideFreezeWindow({ ...declare, window }, { freeze: undefined }))).toBe(
-      "freeze.window_not_empty",
-    );
+    freezes
+      .given([])
+      .when({ ...declare, window })
+      .thenFails("freeze.window_not_empty");
   });
 
   test("refuses to declare the same freeze twice", () => {
-    const state = foldFreezeWindow(stamp(decideFreezeWindow(declare, { freeze: undefined })));
-    expect(rule(() => decideFreezeWindow(declare, state))).toBe("freeze.unique_id");
+    freezes
+      .given(stamp(decideFreezeWindow(declare, { freeze: undefined })))
+      .when(declare)
+      .thenFails("freeze.unique_id");
   });
 
   test("lifting marks it lifted; lifting twice is refused", () => {
@@ -66,15 +76,12 @@ describe("freeze windows", () => {
       ...declared,
       ...decideFreezeWindow({ kind: "liftFreeze", reason: "done" }, foldFreezeWindow(declared)),
     ];
-    const state = foldFreezeWindow(stamp(lifted));
-    expect(state.freeze?.lifted).toBe(true);
-    expect(rule(() => decideFreezeWindow({ kind: "liftFreeze", reason: "" }, state))).toBe("freeze.lift.not_lifted");
+    expect(foldFreezeWindow(stamp(lifted)).freeze?.lifted).toBe(true);
+    freezes.given(stamp(lifted)).when({ kind: "liftFreeze", reason: "" }).thenFails("freeze.lift.not_lifted");
   });
 
   test("lifting an unknown freeze is NOT_FOUND", () => {
-    expect(rule(() => decideFreezeWindow({ kind: "liftFreeze", reason: "" }, { freeze: undefined }))).toBe(
-      "freeze.exists",
-    );
+    freezes.given([]).when({ kind: "liftFreeze", reason: "" }).thenFails("freeze.exists", "NOT_FOUND");
   });
 });
 
@@ -94,19 +101,16 @@ describe("standard change templates", () => {
     const registered = stamp(decideStandardChangeTemplate(register, { template: undefined }));
     const state = foldStandardChangeTemplate(registered);
     expect(state.template).toMatchObject({ name: "Rotate TLS certificate", retired: false, registeredBy: "cm" });
-    expect(rule(() => decideStandardChangeTemplate(register, state))).toBe("standard_change.template_unique_id");
-    const retired = foldStandardChangeTemplate(
-      stamp([...registered, ...decideStandardChangeTemplate({ kind: "retireTemplate", reason: "obsolete" }, state)]),
-    );
-    expect(retired.template?.retired).toBe(true);
-    expect(rule(() => decideStandardChangeTemplate({ kind: "retireTemplate", reason: "" }, retired))).toBe(
-      "standard_change.template_active",
-    );
+    templates.given(registered).when(register).thenFails("standard_change.template_unique_id");
+    const retired = stamp([
+      ...registered,
+      ...decideStandardChangeTemplate({ kind: "retireTemplate", reason: "obsolete" }, state),
+    ]);
+    expect(foldStandardChangeTemplate(retired).template?.retired).toBe(true);
+    templates.given(retired).when({ kind: "retireTemplate", reason: "" }).thenFails("standard_change.template_active");
   });
 
   test("retiring an unknown template is refused", () => {
-    expect(
-      rule(() => decideStandardChangeTemplate({ kind: "retireTemplate", reason: "" }, { template: undefined })),
-    ).toBe("standard_change.template_exists");
+    templates.given([]).when({ kind: "retireTemplate", reason: "" }).thenFails("standard_change.template_exists");
   });
 });

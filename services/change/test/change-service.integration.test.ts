@@ -7,7 +7,13 @@ import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { EventStore } from "@rdm/eventstore";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import {
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  publishEvents,
+  RELEASE_EVENTS_TOPIC,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import {
   ApprovalDecision,
@@ -609,7 +615,7 @@ test("a release link to a change key (linked before the release service required
     changeRequestId: "CHG-2026-0001",
   });
   const eventId = linked.metadata?.eventId as string;
-  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
     {
       id: eventId,
       type: linked.$typeName,
@@ -644,7 +650,7 @@ test("a release link and then a failed deployment of the linked release mark the
     releaseId,
     changeRequestId: id,
   });
-  await publishEvents(producer, `${topicPrefix}rdm.release.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
     {
       id: linked.metadata?.eventId as string,
       type: linked.$typeName,
@@ -676,7 +682,7 @@ test("a release link and then a failed deployment of the linked release mark the
     data: toBinary(DeploymentFailedSchema, failed),
   };
   // Delivered twice (a redelivery): one effect.
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [event, event]);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [event, event]);
   const change = await waitFor(
     async () => {
       const current = (await viewer.getChange({ changeRequestId: id })).change;
@@ -695,7 +701,7 @@ test("a release link and then a failed deployment of the linked release mark the
     releaseId,
     environment: "staging",
   });
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     {
       ...event,
       id: sentinel.metadata?.eventId as string,
@@ -760,12 +766,12 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     data: new Uint8Array([0x0a, 0x01, 0x78]),
   };
   // Staging first: had it counted, the change would be IMPLEMENTED by staging alone.
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     unknown,
     deploymentEvent(DeploymentStartedSchema, staging, "staging", 1n),
     deploymentEvent(DeploymentSucceededSchema, staging, "staging", 2n),
   ]);
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     deploymentEvent(DeploymentStartedSchema, production, "production", 2n),
   ]);
   const implementing = await waitFor(
@@ -776,7 +782,7 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     { timeoutMs: 30_000, description: "change IMPLEMENTING after the production deployment started" },
   );
   expect(implementing.state).toBe(ChangeState.IMPLEMENTING);
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     deploymentEvent(DeploymentSucceededSchema, production, "production", 3n),
   ]);
   await waitFor(

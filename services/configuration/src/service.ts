@@ -1,10 +1,10 @@
 import { CommandHandler, isUniqueViolation } from "@rdm/command-handler";
 import { loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
-import { startConsumer } from "@rdm/messaging";
+import { DEPLOYMENT_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { configurationServiceHandlers } from "./api/configuration-service.js";
-import { baselineProjector, DEPLOYMENT_EVENTS_TOPIC } from "./consumers/deployment-events.js";
+import { baselineProjector } from "./consumers/deployment-events.js";
 import { configurationCodec } from "./store/event-codec.js";
 import { configurationMigrations } from "./store/migrations.js";
 

@@ -7,7 +7,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { mintDevToken } from "@rdm/auth";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
-import { type CloudEvent, createKafka, createProducer, toKafkaMessage } from "@rdm/messaging";
+import { type CloudEvent, createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, toKafkaMessage } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -25,7 +25,7 @@ import { startConfigurationService } from "../src/index.js";
 
 const secret = randomUUID() + randomUUID();
 const topicPrefix = testTopicPrefix("baseline-order");
-const topic = `${topicPrefix}rdm.deployment.events.v1`;
+const topic = `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`;
 const cleanups: (() => Promise<unknown>)[] = [];
 let brokers: string[];
 let producer: Producer;

@@ -6,7 +6,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
 import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -378,7 +378,7 @@ test("baselines follow deployment events (last known good survives a failure); c
     environment,
     artifacts: [{ name: lib, version: "1.4.0", targetCiIds: [host.ciId] }],
   });
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [good]);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [good]);
   const baseline = await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
     timeoutMs: 30_000,
     description: "the baseline from DeploymentSucceeded",
@@ -395,7 +395,7 @@ test("baselines follow deployment events (last known good survives a failure); c
     artifacts: [{ name: lib, version: "2.0.0", targetCiIds: [host.ciId] }],
     reason: "smoke tests failed",
   });
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [bad, bad]); // delivered twice: applied once
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [bad, bad]); // delivered twice: applied once
   const degraded = await waitFor(
     async () => {
       const b = (await client.getBaseline({ environment })).baseline;
@@ -417,7 +417,7 @@ test("baselines follow deployment events (last known good survives a failure); c
     artifacts: [{ name: lib, version: "1.4.0", targetCiIds: [host.ciId] }],
     reason: "back-out to last known good",
   });
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [back]);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [back]);
   const restored = await waitFor(
     async () => {
       const b = (await client.getBaseline({ environment })).baseline;
@@ -467,7 +467,7 @@ test("a baseline is stamped with when the deployment happened, not when it was p
     },
     { occurredAt: deployedAt, time: new Date("2024-01-15T10:00:05Z") },
   );
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [good]);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [good]);
   const baseline = await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
     timeoutMs: 30_000,
     description: "the baseline from DeploymentSucceeded",
@@ -492,7 +492,7 @@ test("a baseline is stamped with when the deployment happened, not when it was p
     },
     { time: published },
   );
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [bad]);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [bad]);
   const degraded = await waitFor(
     async () => {
       const b = (await client.getBaseline({ environment })).baseline;
@@ -516,7 +516,7 @@ test("a baseline version that is not semver (CalVer) is reported by the consiste
       { name: lib, version: "1.4.0", targetCiIds: [hostB.ciId] },
     ],
   });
-  await publishEvents(producer, `${topicPrefix}rdm.deployment.events.v1`, [deployed]);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [deployed]);
   await waitFor(async () => (await client.getBaseline({ environment })).baseline, {
     timeoutMs: 30_000,
     description: "the baseline from DeploymentSucceeded",

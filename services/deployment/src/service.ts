@@ -1,14 +1,11 @@
 import { componentEnv, loadConfig, z } from "@rdm/config";
-import { startConsumer } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, CONFIGURATION_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { deploymentServiceHandlers } from "./api/deployment-service.js";
 import {
   applyChangeEvent,
   applyConfigurationEvent,
   applyReleaseEvent,
-  CHANGE_EVENTS_TOPIC,
-  CONFIGURATION_EVENTS_TOPIC,
-  RELEASE_EVENTS_TOPIC,
   upstreamFactsMigrations,
 } from "./consumers/upstream-facts.js";
 import { deploymentMigrations } from "./store/tables.js";

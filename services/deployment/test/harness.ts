@@ -14,7 +14,14 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import {
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  type EventSource,
+  eventsTopic,
+  publishEvents,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
@@ -99,7 +106,7 @@ export class Harness {
     const kafka = new Kafka({ brokers: this.brokers, clientId: uniqueId("reader"), logLevel: logLevel.NOTHING });
     this.reader = kafka.consumer({ groupId: uniqueId("reader") });
     await this.reader.connect();
-    await this.reader.subscribe({ topic: `${this.topicPrefix}rdm.deployment.events.v1`, fromBeginning: true });
+    await this.reader.subscribe({ topic: `${this.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, fromBeginning: true });
     await this.reader.run({
       eachMessage: async ({ message }) => {
         const type = String(message.headers?.ce_type ?? "");
@@ -135,10 +142,15 @@ export class Harness {
     return createGrpcClient(DeploymentService, `127.0.0.1:${this.service.port}`, { token });
   }
 
-  async publish<S extends DescMessage>(service: string, schema: S, subject: string, init: Partial<MessageShape<S>>) {
+  async publish<S extends DescMessage>(
+    service: EventSource,
+    schema: S,
+    subject: string,
+    init: Partial<MessageShape<S>>,
+  ) {
     const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "upstream" });
     const message = create(schema, { ...init, metadata } as never);
-    await publishEvents(this.producer, `${this.topicPrefix}rdm.${service}.events.v1`, [
+    await publishEvents(this.producer, `${this.topicPrefix}${eventsTopic(service)}`, [
       {
         id: metadata.eventId,
         type: schema.typeName,

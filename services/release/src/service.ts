@@ -1,10 +1,10 @@
 import { CommandHandler } from "@rdm/command-handler";
 import { loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
-import { startConsumer } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
 import { releaseServiceHandlers } from "./api/release-service.js";
-import { applyChangeEvent, CHANGE_EVENTS_TOPIC } from "./consumers/change-requests.js";
+import { applyChangeEvent } from "./consumers/change-requests.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { releaseCodec } from "./store/event-codec.js";

@@ -1,16 +1,18 @@
-// Given / when / then for the release decider: `given` takes earlier events (usually produced
-// by running commands), `when` a command with its actor, and `then` checks events or the rule.
+// Builds release histories for decider tests by running commands through deciderSpec, with the
+// caller's decision context and the notifications the decisions trigger, as the API does.
 import { create } from "@bufbuild/protobuf";
-import { isRuleViolation, type RuleViolation } from "@rdm/command-handler";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { deciderSpec, type Refusal } from "@rdm/testkit";
 import { STANDARD_MODEL } from "../src/domain/models.js";
 import { notificationsFor } from "../src/domain/notifications.js";
 import {
   type DecisionContext,
   decide,
+  evolve,
   fold,
+  initialState,
   type RegisterRelease,
   type ReleaseCommand,
   type ReleaseEvent,
@@ -53,6 +55,15 @@ export const context = (caller: Caller = "rita", now = T0): DecisionContext => (
   newId: () => `00000000-0000-4000-8000-${String(++ids).padStart(12, "0")}`,
 });
 
+/** The release decider with its notification policy, as the API runs it. */
+export const releaseSpec = deciderSpec({
+  decide,
+  evolve,
+  initialState,
+  react: (decided: ReleaseEvent[], before: ReleaseState, ctx: DecisionContext) =>
+    notificationsFor(decided, (prefix) => fold(prefix, before), ctx),
+});
+
 /** Runs commands in order, stamping each event with its actor and stream version like the API does. */
 export class Scenario {
   events: ReleaseEvent[] = [];
@@ -65,26 +76,21 @@ export class Scenario {
   run(command: ReleaseCommand, caller: Caller = "rita", now = this.now): ReleaseEvent[] {
     const ctx = context(caller, now);
     const actor = ctx.actor;
-    const decided = decide(command, this.state, ctx);
-    const before = this.state;
-    const all = [...decided, ...notificationsFor(decided, (prefix) => fold(prefix, before), ctx)];
-    const stamped = all.map((event, i) => ({
-      ...event,
-      metadata: create(EventMetadataSchema, { actor, streamVersion: BigInt(this.events.length + i + 1) }),
-    })) as ReleaseEvent[];
+    const stamped = releaseSpec
+      .given(this.events)
+      .when(command, ctx)
+      .events()
+      .map((event, i) => ({
+        ...event,
+        metadata: create(EventMetadataSchema, { actor, streamVersion: BigInt(this.events.length + i + 1) }),
+      })) as ReleaseEvent[];
     this.events.push(...stamped);
     return stamped;
   }
 
   /** The error the command is refused with (fails the test when it is accepted). */
-  refusal(command: ReleaseCommand, caller: Caller = "rita", now = this.now): RuleViolation {
-    try {
-      decide(command, this.state, context(caller, now));
-    } catch (error) {
-      if (isRuleViolation(error)) return error;
-      throw error;
-    }
-    throw new Error(`${command.kind} was accepted`);
+  refusal(command: ReleaseCommand, caller: Caller = "rita", now = this.now): Refusal {
+    return releaseSpec.given(this.events).when(command, context(caller, now)).refusal();
   }
 
   get release() {

@@ -8,7 +8,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ROLES, type Role } from "@rdm/auth";
 import { errorDetails } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeRequestAuthorizedSchema, ChangeRequestSubmittedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -115,7 +115,7 @@ async function publishChange(changeRequestId: string, state: ChangeState, versio
     changeRequestId,
     state,
   } as never);
-  await publishEvents(producer, `${h.topicPrefix}rdm.change.events.v1`, [
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
     {
       id: randomUUID(),
       type: schema.typeName,

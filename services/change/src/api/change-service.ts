@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { READER_ROLES } from "@rdm/auth";
 import type { Aggregate, CommandHandler, Outcome } from "@rdm/command-handler";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -64,15 +65,6 @@ export interface ChangeApiDeps {
   boardGroups?: BoardGroups;
 }
 
-const READERS = [
-  "viewer",
-  "release-manager",
-  "release-coordinator",
-  "approver",
-  "change-manager",
-  "deployer",
-  "config-manager",
-] as const;
 const REQUESTERS = ["change-manager", "release-manager", "release-coordinator"] as const;
 const IMPLEMENTERS = ["change-manager", "deployer"] as const;
 
@@ -205,7 +197,7 @@ export function changeServiceHandlers({
     roles: {
       registerStandardChangeTemplate: ["change-manager"],
       retireStandardChangeTemplate: ["change-manager"],
-      listStandardChangeTemplates: [...READERS],
+      listStandardChangeTemplates: [...READER_ROLES],
       raiseChange: [...REQUESTERS],
       updateChange: [...REQUESTERS],
       submitChange: [...REQUESTERS],
@@ -222,9 +214,9 @@ export function changeServiceHandlers({
       completeChangeTask: ["change-manager", "release-coordinator", "deployer"],
       declareFreezeWindow: ["change-manager"],
       liftFreezeWindow: ["change-manager"],
-      getChangeCalendar: [...READERS],
-      getChange: [...READERS],
-      listChanges: [...READERS],
+      getChangeCalendar: [...READER_ROLES],
+      getChange: [...READER_ROLES],
+      listChanges: [...READER_ROLES],
     },
     handlers: {
       async registerStandardChangeTemplate(request, ctx) {

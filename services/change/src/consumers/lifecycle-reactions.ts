@@ -21,9 +21,6 @@ import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
 import { changesLinkedTo, saveChange } from "../store/read-model.js";
 
-export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
-export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
-
 export interface ReactionDeps {
   handler: CommandHandler<ServiceEvent>;
   logger: Logger;

@@ -1,7 +1,7 @@
 import { createHash, randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Role } from "@rdm/auth";
+import { READER_ROLES, type Role } from "@rdm/auth";
 import { type ClientCommand, type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
@@ -62,15 +62,6 @@ export interface ConfigurationApiDeps {
   handler: CommandHandler<ConfigurationEvent>;
 }
 
-const READERS: Role[] = [
-  "viewer",
-  "release-manager",
-  "release-coordinator",
-  "approver",
-  "change-manager",
-  "deployer",
-  "config-manager",
-];
 const CONFIG_MANAGERS: Role[] = ["config-manager"];
 
 const nanos = (t: Timestamp) => t.seconds * 1_000_000_000n + BigInt(t.nanos);
@@ -240,22 +231,22 @@ export function configurationServiceHandlers({
       registerConfigurationItem: CONFIG_MANAGERS,
       updateConfigurationItem: CONFIG_MANAGERS,
       changeConfigurationItemStatus: CONFIG_MANAGERS,
-      getConfigurationItem: READERS,
-      listConfigurationItems: READERS,
-      getConfigurationItemHistory: READERS,
+      getConfigurationItem: READER_ROLES,
+      listConfigurationItems: READER_ROLES,
+      getConfigurationItemHistory: READER_ROLES,
       addRelationship: CONFIG_MANAGERS,
       removeRelationship: CONFIG_MANAGERS,
-      listRelationships: READERS,
-      analyzeImpact: READERS,
+      listRelationships: READER_ROLES,
+      analyzeImpact: READER_ROLES,
       registerArtifact: ["config-manager", "release-manager", "deployer"],
-      getArtifact: READERS,
-      listArtifacts: READERS,
+      getArtifact: READER_ROLES,
+      listArtifacts: READER_ROLES,
       verifyArtifact: ["config-manager", "deployer"],
       verifyArtifactContent: ["config-manager", "deployer"],
       quarantineArtifact: CONFIG_MANAGERS,
       retireArtifact: CONFIG_MANAGERS,
-      checkPackageConsistency: READERS,
-      getBaseline: READERS,
+      checkPackageConsistency: READER_ROLES,
+      getBaseline: READER_ROLES,
     },
     handlers: {
       async registerConfigurationItem(request, ctx) {

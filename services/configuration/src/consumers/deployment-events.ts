@@ -21,8 +21,6 @@ import type { ConfigurationEvent } from "../store/event-codec.js";
 import { artifactIdByNameVersion, saveBaseline } from "../store/read-model.js";
 import { historyOf } from "../store/streams.js";
 
-export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
-
 const deploymentEvents = createRegistry(
   DeploymentStartedSchema,
   DeploymentSucceededSchema,

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { READER_ROLES } from "@rdm/auth";
 import { CommandHandler, type DomainEvent } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import { InvalidArgument, type ServiceHandlers, type ServiceRegistration } from "@rdm/grpc";
@@ -31,15 +32,6 @@ export interface ApiContext extends DeploymentApiDeps {
   clock: () => Date;
 }
 
-const READERS = [
-  "viewer",
-  "release-manager",
-  "release-coordinator",
-  "approver",
-  "change-manager",
-  "deployer",
-  "config-manager",
-] as const;
 const PLANNERS = ["deployer", "release-manager"] as const;
 const ENVIRONMENT_OWNERS = ["release-manager"] as const;
 const DEFAULT_PAGE_SIZE = 50;
@@ -129,18 +121,18 @@ export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegis
       registerEnvironment: [...ENVIRONMENT_OWNERS],
       changeEnvironment: [...ENVIRONMENT_OWNERS],
       setEnvironmentFreeze: ["release-manager", "change-manager"],
-      listEnvironments: [...READERS, "executor"],
+      listEnvironments: [...READER_ROLES, "executor"],
       planDeployment: [...PLANNERS],
       // Membership of the environment's approval group is checked by the decider.
-      approveDeployment: [...READERS],
+      approveDeployment: [...READER_ROLES],
       startDeployment: [...PLANNERS, "change-manager"],
       pauseDeployment: [...PLANNERS],
       resumeDeployment: [...PLANNERS],
       promoteDeployment: [...PLANNERS],
       cancelDeployment: [...PLANNERS],
       rollbackDeployment: ["deployer", "release-manager"],
-      getDeployment: [...READERS, "executor"],
-      listDeployments: [...READERS],
+      getDeployment: [...READER_ROLES, "executor"],
+      listDeployments: [...READER_ROLES],
       claimStep: ["executor"],
       heartbeatStep: ["executor"],
       reportTargetProgress: ["executor"],

@@ -24,10 +24,6 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { Queryable } from "../store/tables.js";
 
-export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
-export const CHANGE_EVENTS_TOPIC = "rdm.change.events.v1";
-export const CONFIGURATION_EVENTS_TOPIC = "rdm.configuration.events.v1";
-
 /**
  * What the start gates need of the release, change and configuration services, kept from their
  * topics. Each handler writes absolute values from one event (no counters), so a redelivered

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { Role } from "@rdm/auth";
+import { READER_ROLES, type Role } from "@rdm/auth";
 import { type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
@@ -31,15 +31,6 @@ export interface ReleaseApiDeps {
   clock: () => Date;
 }
 
-const READERS: Role[] = [
-  "viewer",
-  "release-manager",
-  "release-coordinator",
-  "approver",
-  "change-manager",
-  "deployer",
-  "config-manager",
-];
 const MANAGER: Role[] = ["release-manager"];
 const PLANNERS: Role[] = ["release-manager", "release-coordinator"];
 const WORKERS: Role[] = ["release-manager", "release-coordinator", "deployer"];
@@ -47,10 +38,10 @@ const WORKERS: Role[] = ["release-manager", "release-coordinator", "deployer"];
 /** Who may call each RPC (admin always may); the gRPC server refuses anyone else before the handler. */
 export const releaseServiceRoles: { [K in keyof (typeof api.ReleaseService)["method"]]: readonly Role[] } = {
   registerRelease: MANAGER,
-  getRelease: READERS,
-  listReleases: READERS,
-  getReleaseHistory: READERS,
-  getReleaseGate: READERS,
+  getRelease: READER_ROLES,
+  listReleases: READER_ROLES,
+  getReleaseHistory: READER_ROLES,
+  getReleaseGate: READER_ROLES,
   updateReleasePlanning: PLANNERS,
   advanceReleasePhase: PLANNERS,
   reworkRelease: MANAGER,
@@ -72,9 +63,9 @@ export const releaseServiceRoles: { [K in keyof (typeof api.ReleaseService)["met
   recordReleaseLogEntry: [...WORKERS, "approver", "change-manager"],
   recordPostImplementationReview: PLANNERS,
   createReleaseModel: MANAGER,
-  getReleaseModel: READERS,
-  listReleaseModels: READERS,
-  listNotificationDeliveries: READERS,
+  getReleaseModel: READER_ROLES,
+  listReleaseModels: READER_ROLES,
+  listNotificationDeliveries: READER_ROLES,
 };
 
 async function nextReleaseKey(pool: pg.Pool, year: number): Promise<string> {

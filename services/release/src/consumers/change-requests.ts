@@ -6,8 +6,6 @@ import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_p
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 
-export const CHANGE_EVENTS_TOPIC = "rdm.change.events.v1";
-
 const registry = createRegistry(file_rdm_change_v1_events);
 
 /** What every change request event carries (see proto/rdm/change/v1/events.proto). */
