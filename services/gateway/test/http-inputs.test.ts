@@ -8,6 +8,7 @@ import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations } from "@rdm/eventstore";
+import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -21,11 +22,7 @@ import { configurationProjectionMigrations } from "../src/projections/configurat
 import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
 import { projectionHandler } from "../src/projections/projection.js";
 import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
-import {
-  RELEASE_EVENTS_TOPIC,
-  RELEASE_HISTORY_CHANNEL,
-  releaseProjection,
-} from "../src/projections/releases/projection.js";
+import { RELEASE_HISTORY_CHANNEL, releaseProjection } from "../src/projections/releases/projection.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;

@@ -1,17 +1,6 @@
-import { hasAnyRole, type TokenVerifier } from "@rdm/auth";
+import { hasAnyRole, READER_ROLES, type TokenVerifier } from "@rdm/auth";
 import type { onRequestAsyncHookHandler } from "fastify";
 import { problem } from "./problems.js";
-
-/** Every role that may read the gateway's views. */
-export const READ_ROLES = [
-  "viewer",
-  "release-manager",
-  "release-coordinator",
-  "approver",
-  "change-manager",
-  "config-manager",
-  "deployer",
-] as const;
 
 /**
  * The hook of the authenticated context: every route registered in that context needs a bearer
@@ -30,8 +19,8 @@ export function authenticateReader(verifier: TokenVerifier): onRequestAsyncHookH
     }
     try {
       const principal = await verifier.verify(token);
-      if (!hasAnyRole(principal, [...READ_ROLES])) {
-        return reply.code(403).send(problem(403, "Forbidden", `requires one of the roles: ${READ_ROLES.join(", ")}`));
+      if (!hasAnyRole(principal, [...READER_ROLES])) {
+        return reply.code(403).send(problem(403, "Forbidden", `requires one of the roles: ${READER_ROLES.join(", ")}`));
       }
       request.log = request.log.child({ subject: principal.subject });
     } catch (error) {

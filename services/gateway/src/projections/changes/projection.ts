@@ -1,5 +1,6 @@
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { boardFor } from "@rdm/domain-kernel/change";
+import { CHANGE_EVENTS_TOPIC } from "@rdm/messaging";
 import {
   ApprovalDecisionSchema,
   ChangeBoardSchema,
@@ -40,8 +41,6 @@ import type pg from "pg";
 import { enumName as name } from "../enums.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { changeProjectionMigrations } from "./migrations.js";
-
-export const CHANGE_EVENTS_TOPIC = "rdm.change.events.v1";
 
 /** Every message published on rdm.change.events.v1. */
 export type ChangeServiceEvent =

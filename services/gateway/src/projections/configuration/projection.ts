@@ -1,5 +1,6 @@
 import type { fromBinary } from "@bufbuild/protobuf";
 import { BASELINE_RULES_VERSION } from "@rdm/domain-kernel/configuration";
+import { CONFIGURATION_EVENTS_TOPIC } from "@rdm/messaging";
 import {
   CiLifecycleStatusSchema,
   CiTypeSchema,
@@ -23,8 +24,6 @@ import { enumName } from "../enums.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { projectBaselineRecorded, refoldBaselines } from "./baselines.js";
 import { configurationProjectionMigrations } from "./migrations.js";
-
-export const CONFIGURATION_EVENTS_TOPIC = "rdm.configuration.events.v1";
 
 const CONFIGURATION_EVENT_TYPES = [
   ConfigurationItemRegisteredSchema,

@@ -1,5 +1,5 @@
 import type { fromBinary } from "@bufbuild/protobuf";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type CloudEvent, DEPLOYMENT_EVENTS_TOPIC, PermanentError } from "@rdm/messaging";
 import {
   type DeployedArtifact,
   DeploymentFailedSchema,
@@ -19,7 +19,6 @@ import {
 } from "./inventory.js";
 import { deploymentProjectionMigrations } from "./migrations.js";
 
-export const DEPLOYMENT_EVENTS_TOPIC = "rdm.deployment.events.v1";
 /** NOTIFY channel raised (at commit) whenever deployment feed rows are added; wakes SSE streams. */
 export const DEPLOYMENT_FEED_CHANNEL = "rdm_gateway_deployment_feed";
 

@@ -8,6 +8,7 @@ import {
   type ReleaseEvent,
   type ReleaseState,
 } from "@rdm/domain-kernel/release";
+import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
@@ -23,7 +24,6 @@ import { enumName } from "../enums.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { releaseProjectionMigrations } from "./migrations.js";
 
-export const RELEASE_EVENTS_TOPIC = "rdm.release.events.v1";
 /** NOTIFY channel raised (at commit) whenever release history rows are added; wakes SSE streams. */
 export const RELEASE_HISTORY_CHANNEL = "rdm_gateway_release_history";
 
