@@ -1,5 +1,6 @@
-// `./rdm up`'s supervisor (dist/main.js) run as a process: its children end when it is killed
-// with SIGKILL, and a port in use stops it before anything starts, with a clear message.
+// `./rdm up`'s supervisor (dist/main.js) run as a process: once up, the default environments are
+// registered and the reference executor runs; its children end when it is killed with SIGKILL,
+// and a port in use stops it before anything starts, with a clear message.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -7,7 +8,10 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { mintDevToken } from "@rdm/auth";
 import { freePort } from "@rdm/embedded";
+import { createGrpcClient } from "@rdm/grpc";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 
 const supervisor = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const PORT_VARIABLES = [
@@ -82,7 +86,25 @@ afterAll(() => {
   for (const child of started) child.kill("SIGKILL");
 });
 
-test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) and frees the ports", async () => {
+/** The deployment service's environments, asked as a viewer with the stack's own secret. */
+async function listEnvironments(dataDir: string, port: number) {
+  const token = await mintDevToken({
+    subject: "vera",
+    roles: ["viewer"],
+    secret: readFileSync(path.join(dataDir, "dev-jwt-secret"), "utf8").trim(),
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "5m",
+  });
+  const client = createGrpcClient(DeploymentService, `127.0.0.1:${port}`, { token });
+  try {
+    return (await client.listEnvironments({})).environments;
+  } finally {
+    client.close();
+  }
+}
+
+test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
   try {
@@ -102,8 +124,19 @@ test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) 
     );
     if (stack.exitCode !== null) throw new Error(`the stack exited (${stack.exitCode}):\n${output.slice(-3000)}`);
     const children = descendants(stack.pid as number);
-    // Four services, the gateway, the two launchers and PostgreSQL's own processes at least.
-    expect(children.length).toBeGreaterThanOrEqual(8);
+    // Four services, the gateway, the executor, the two launchers and PostgreSQL's own processes at least.
+    expect(children.length).toBeGreaterThanOrEqual(9);
+    const executor = children.filter((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("deployment/dist/executor/cli.js"),
+    );
+    expect(executor).toHaveLength(1);
+    const environments = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
+    expect(environments.map(({ name, promotesFrom }) => [name, promotesFrom])).toEqual([
+      ["dev", ""],
+      ["test", "dev"],
+      ["staging", "test"],
+      ["production", "staging"],
+    ]);
     const ports = PORT_VARIABLES.map((variable) => Number(env[variable]));
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => true));
 
