@@ -22,10 +22,14 @@ const PORT_VARIABLES = [
   "GATEWAY_HTTP_PORT",
   "RDM_POSTGRES_PORT",
 ];
+// Free ones too, so another stack on this machine (on the defaults) cannot fail the start.
+const METRICS_PORT_VARIABLES = ["RELEASE", "CHANGE", "CONFIGURATION", "DEPLOYMENT", "GATEWAY"].map(
+  (name) => `${name}_METRICS_PORT`,
+);
 
 async function stackEnv(dataDir: string): Promise<Record<string, string>> {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), RDM_DATA_DIR: dataDir };
-  for (const variable of PORT_VARIABLES) env[variable] = String(await freePort());
+  for (const variable of [...PORT_VARIABLES, ...METRICS_PORT_VARIABLES]) env[variable] = String(await freePort());
   return env;
 }
 
@@ -104,25 +108,30 @@ async function listEnvironments(dataDir: string, port: number) {
   }
 }
 
-test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports", async () => {
+test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports; a restart registers nothing twice", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
   try {
     const env = await stackEnv(dataDir);
-    const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
-    started.push(stack);
-    stack.stdout.on("data", (chunk) => {
-      output += chunk;
-    });
-    stack.stderr.on("data", (chunk) => {
-      output += chunk;
-    });
-    await eventually(
-      () => output.includes("Ctrl-C stops everything") || stack.exitCode !== null,
-      240_000,
-      "the stack to be up",
-    );
-    if (stack.exitCode !== null) throw new Error(`the stack exited (${stack.exitCode}):\n${output.slice(-3000)}`);
+    const up = async () => {
+      const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
+      started.push(stack);
+      let own = "";
+      for (const stream of [stack.stdout, stack.stderr]) {
+        stream.on("data", (chunk) => {
+          own += chunk;
+          output += chunk;
+        });
+      }
+      await eventually(
+        () => own.includes("Ctrl-C stops everything") || stack.exitCode !== null,
+        240_000,
+        "the stack to be up",
+      );
+      if (stack.exitCode !== null) throw new Error(`the stack exited (${stack.exitCode}):\n${own.slice(-3000)}`);
+      return stack;
+    };
+    const stack = await up();
     const children = descendants(stack.pid as number);
     // Four services, the gateway, the executor, the two launchers and PostgreSQL's own processes at least.
     expect(children.length).toBeGreaterThanOrEqual(9);
@@ -147,13 +156,21 @@ test("up: default environments and a running executor; kill -9 of the supervisor
       throw new Error(`${error.message}; still running: ${left.join("; ")}`);
     });
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => false));
+
+    // Started again on the same data: registering the defaults again records nothing new.
+    const again = await up();
+    const after = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
+    expect(after).toEqual(environments);
+    const second = descendants(again.pid as number);
+    again.kill("SIGKILL");
+    await eventually(() => second.every((pid) => !running(pid)), 60_000, "every child of the second start to end");
   } finally {
     await rm(dataDir, { recursive: true, force: true });
     // As root, PostgreSQL's data may live outside dataDir (see @rdm/embedded): the start names it.
     const elsewhere = /PostgreSQL data in (\S+)/.exec(output)?.[1];
     if (elsewhere && !elsewhere.startsWith(dataDir)) await rm(elsewhere, { recursive: true, force: true });
   }
-}, 300_000);
+}, 600_000);
 
 test("a port in use: the supervisor names it and its variable, starts nothing, prints no stack trace", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
