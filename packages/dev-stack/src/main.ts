@@ -1,6 +1,7 @@
 // Starts the whole system on embedded defaults: PostgreSQL (data under .data/postgres, kept across
 // restarts), librdkafka's mock Kafka cluster, the four gRPC services and the gateway, each as a
-// child process with prefixed, readable logs. Ctrl-C stops everything in reverse order.
+// child process with prefixed, readable logs; then registers the default environments and starts
+// one reference executor. Ctrl-C stops everything in reverse order.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -8,9 +9,10 @@ import { connect, createServer } from "node:net";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { mintDevToken } from "@rdm/auth";
+import { mintDevToken, type Role } from "@rdm/auth";
 import { ensureDatabase, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
 import { EVENT_SOURCES, eventsTopic } from "@rdm/messaging";
+import { executorArguments, registerDefaultEnvironments } from "./deployment-defaults.js";
 
 const root = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const dataDir = path.resolve(process.env.RDM_DATA_DIR ?? path.join(root, ".data"));
@@ -57,7 +59,7 @@ const postgresPort = { name: "postgres", variable: "RDM_POSTGRES_PORT", port: en
 
 const COLORS = [36, 35, 33, 32, 34, 31];
 const LEVELS: Record<number, string> = { 10: "TRACE", 20: "DEBUG", 30: "INFO ", 40: "WARN ", 50: "ERROR", 60: "FATAL" };
-const width = Math.max(...components.map((c) => c.name.length), "postgres".length);
+const width = Math.max(...components.map((c) => c.name.length), "executor".length, "postgres".length);
 const label = (name: string, i: number) => `\x1b[${COLORS[i % COLORS.length]}m${name.padEnd(width)}\x1b[0m |`;
 
 /** One readable line from a pino JSON line (anything else is printed as it came). */
@@ -65,7 +67,8 @@ function pretty(line: string): string {
   try {
     const { level, time, msg, component: _c, pid: _p, hostname: _h, ...rest } = JSON.parse(line);
     const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
-    return `${new Date(time).toISOString().slice(11, 23)} ${LEVELS[level] ?? level} ${msg ?? ""}${extra}`;
+    // The executor's lines carry no level.
+    return `${new Date(time).toISOString().slice(11, 23)} ${LEVELS[level] ?? level ?? "INFO "} ${msg ?? ""}${extra}`;
   } catch {
     return line;
   }
@@ -178,10 +181,31 @@ async function main() {
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
 
+  /** Starts a supervised child: logs prefixed, its exit (unless stopping) stops the stack. */
+  const supervise = (name: string, i: number, args: string[], childEnv: Record<string, string>) => {
+    const child = spawn(process.execPath, args, {
+      env: { ...process.env, ...childEnv },
+      // The IPC channel is the child's lifeline: it closes when this supervisor dies, however it
+      // dies (kill -9 included), and the child then shuts down (see runMain in @rdm/runtime).
+      stdio: ["ignore", "pipe", "pipe", "ipc"],
+    });
+    children.push({ name, child });
+    for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
+      createInterface({ input: stream }).on("line", (line) => console.log(`${label(name, i)} ${pretty(line)}`));
+    }
+    child.once("exit", (code, signal) => {
+      if (stopping) return;
+      say(`${name} exited (${signal ?? code}); stopping the stack`);
+      void stop(1);
+    });
+  };
+
   for (const [i, component] of components.entries()) {
     const databaseUrl = await ensureDatabase(postgres.adminUrl, `rdm_${component.name}`);
-    const child = spawn(
-      process.execPath,
+    supervise(
+      component.name,
+      i,
       [
         "--enable-source-maps",
         // Startup (migrations, group joins) grows V8's young generation to its 2 x 16 MB default
@@ -190,45 +214,26 @@ async function main() {
         path.join(root, "services", component.name, "dist/main.js"),
       ],
       {
-        env: {
-          ...process.env,
-          DATABASE_URL: databaseUrl,
-          KAFKA_BROKERS: kafka.bootstrapServers.join(","),
-          AUTH_JWT_SECRET: secret,
-          ...(component.kind === "grpc"
-            ? { GRPC_PORT: String(component.port) }
-            : { HTTP_PORT: String(component.port) }),
-          METRICS_PORT: String(component.metrics),
-          RELEASE_GRPC_URL: `127.0.0.1:${components[0].port}`,
-        },
-        // The IPC channel is the child's lifeline: it closes when this supervisor dies, however it
-        // dies (kill -9 included), and the child then shuts down (see runMain in @rdm/runtime).
-        stdio: ["ignore", "pipe", "pipe", "ipc"],
+        DATABASE_URL: databaseUrl,
+        KAFKA_BROKERS: kafka.bootstrapServers.join(","),
+        AUTH_JWT_SECRET: secret,
+        ...(component.kind === "grpc" ? { GRPC_PORT: String(component.port) } : { HTTP_PORT: String(component.port) }),
+        METRICS_PORT: String(component.metrics),
+        RELEASE_GRPC_URL: `127.0.0.1:${components[0].port}`,
       },
     );
-    children.push({ name: component.name, child });
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream }).on("line", (line) =>
-        console.log(`${label(component.name, i)} ${pretty(line)}`),
-      );
-    }
-    child.once("exit", (code, signal) => {
-      if (stopping) return;
-      say(`${component.name} exited (${signal ?? code}); stopping the stack`);
-      void stop(1);
-    });
   }
 
   await Promise.all(components.map(waitUntilServing));
-  const token = await mintDevToken({
-    subject: "dev-admin",
-    roles: ["admin"],
-    groups: ["cab", "ecab"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-    expiresIn: "12h",
+  const mint = (subject: string, roles: Role[], groups: string[] = []) =>
+    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "12h" });
+  const token = await mint("dev-admin", ["admin"], ["cab", "ecab"]);
+  const deploymentAddress = `127.0.0.1:${components[3].port}`;
+  await registerDefaultEnvironments(deploymentAddress, token);
+  say("environments dev → test → staging → production registered");
+  const executorToken = await mint("dev-executor", ["executor"]);
+  supervise("executor", components.length, ["--max-semi-space-size=4", ...executorArguments(root, deploymentAddress)], {
+    RDM_EXECUTOR_TOKEN: executorToken,
   });
   say("up:");
   say(`  PostgreSQL      ${postgres.adminUrl.replace(/:[^:@/]*@/, ":***@")}`);
@@ -237,6 +242,7 @@ async function main() {
     say(
       `  ${c.name.padEnd(15)} ${c.kind === "grpc" ? "grpc" : "http"}://127.0.0.1:${c.port}  metrics http://127.0.0.1:${c.metrics}/metrics`,
     );
+  say("  executor        dev-executor, every environment: echoes what it would deploy per target");
   say(`  OpenAPI         http://127.0.0.1:${components[4].port}/docs (document: /docs/json)`);
   say(`  dev token (admin, 12h, local use only): ${token}`);
   say("  more tokens: ./rdm token <subject> <role[,role]> [--groups cab,ecab]");

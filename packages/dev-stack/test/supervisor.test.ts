@@ -1,5 +1,6 @@
-// `./rdm up`'s supervisor (dist/main.js) run as a process: its children end when it is killed
-// with SIGKILL, and a port in use stops it before anything starts, with a clear message.
+// `./rdm up`'s supervisor (dist/main.js) run as a process: once up, the default environments are
+// registered and the reference executor runs; its children end when it is killed with SIGKILL,
+// and a port in use stops it before anything starts, with a clear message.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -7,7 +8,10 @@ import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { mintDevToken } from "@rdm/auth";
 import { freePort } from "@rdm/embedded";
+import { createGrpcClient } from "@rdm/grpc";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 
 const supervisor = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const PORT_VARIABLES = [
@@ -18,10 +22,14 @@ const PORT_VARIABLES = [
   "GATEWAY_HTTP_PORT",
   "RDM_POSTGRES_PORT",
 ];
+// Free ones too, so another stack on this machine (on the defaults) cannot fail the start.
+const METRICS_PORT_VARIABLES = ["RELEASE", "CHANGE", "CONFIGURATION", "DEPLOYMENT", "GATEWAY"].map(
+  (name) => `${name}_METRICS_PORT`,
+);
 
 async function stackEnv(dataDir: string): Promise<Record<string, string>> {
   const env: Record<string, string> = { ...(process.env as Record<string, string>), RDM_DATA_DIR: dataDir };
-  for (const variable of PORT_VARIABLES) env[variable] = String(await freePort());
+  for (const variable of [...PORT_VARIABLES, ...METRICS_PORT_VARIABLES]) env[variable] = String(await freePort());
   return env;
 }
 
@@ -82,28 +90,62 @@ afterAll(() => {
   for (const child of started) child.kill("SIGKILL");
 });
 
-test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) and frees the ports", async () => {
+/** The deployment service's environments, asked as a viewer with the stack's own secret. */
+async function listEnvironments(dataDir: string, port: number) {
+  const token = await mintDevToken({
+    subject: "vera",
+    roles: ["viewer"],
+    secret: readFileSync(path.join(dataDir, "dev-jwt-secret"), "utf8").trim(),
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "5m",
+  });
+  const client = createGrpcClient(DeploymentService, `127.0.0.1:${port}`, { token });
+  try {
+    return (await client.listEnvironments({})).environments;
+  } finally {
+    client.close();
+  }
+}
+
+test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports; a restart registers nothing twice", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
   try {
     const env = await stackEnv(dataDir);
-    const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
-    started.push(stack);
-    stack.stdout.on("data", (chunk) => {
-      output += chunk;
-    });
-    stack.stderr.on("data", (chunk) => {
-      output += chunk;
-    });
-    await eventually(
-      () => output.includes("Ctrl-C stops everything") || stack.exitCode !== null,
-      240_000,
-      "the stack to be up",
-    );
-    if (stack.exitCode !== null) throw new Error(`the stack exited (${stack.exitCode}):\n${output.slice(-3000)}`);
+    const up = async () => {
+      const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
+      started.push(stack);
+      let own = "";
+      for (const stream of [stack.stdout, stack.stderr]) {
+        stream.on("data", (chunk) => {
+          own += chunk;
+          output += chunk;
+        });
+      }
+      await eventually(
+        () => own.includes("Ctrl-C stops everything") || stack.exitCode !== null,
+        240_000,
+        "the stack to be up",
+      );
+      if (stack.exitCode !== null) throw new Error(`the stack exited (${stack.exitCode}):\n${own.slice(-3000)}`);
+      return stack;
+    };
+    const stack = await up();
     const children = descendants(stack.pid as number);
-    // Four services, the gateway, the two launchers and PostgreSQL's own processes at least.
-    expect(children.length).toBeGreaterThanOrEqual(8);
+    // Four services, the gateway, the executor, the two launchers and PostgreSQL's own processes at least.
+    expect(children.length).toBeGreaterThanOrEqual(9);
+    const executor = children.filter((pid) =>
+      readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("deployment/dist/executor/cli.js"),
+    );
+    expect(executor).toHaveLength(1);
+    const environments = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
+    expect(environments.map(({ name, promotesFrom }) => [name, promotesFrom])).toEqual([
+      ["dev", ""],
+      ["test", "dev"],
+      ["staging", "test"],
+      ["production", "staging"],
+    ]);
     const ports = PORT_VARIABLES.map((variable) => Number(env[variable]));
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => true));
 
@@ -114,13 +156,21 @@ test("kill -9 of the supervisor ends every child (services, broker, PostgreSQL) 
       throw new Error(`${error.message}; still running: ${left.join("; ")}`);
     });
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => false));
+
+    // Started again on the same data: registering the defaults again records nothing new.
+    const again = await up();
+    const after = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
+    expect(after).toEqual(environments);
+    const second = descendants(again.pid as number);
+    again.kill("SIGKILL");
+    await eventually(() => second.every((pid) => !running(pid)), 60_000, "every child of the second start to end");
   } finally {
     await rm(dataDir, { recursive: true, force: true });
     // As root, PostgreSQL's data may live outside dataDir (see @rdm/embedded): the start names it.
     const elsewhere = /PostgreSQL data in (\S+)/.exec(output)?.[1];
     if (elsewhere && !elsewhere.startsWith(dataDir)) await rm(elsewhere, { recursive: true, force: true });
   }
-}, 300_000);
+}, 600_000);
 
 test("a port in use: the supervisor names it and its variable, starts nothing, prints no stack trace", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));

@@ -64,6 +64,12 @@ const executor = new ReferenceExecutor({
 
 let stopping = false;
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => (stopping = true));
+// Started by a supervisor with an IPC channel (`./rdm up`): the channel closes when the supervisor
+// dies, however it dies, and the executor stops after its current step; it must not keep it alive.
+if (process.channel) {
+  process.once("disconnect", () => (stopping = true));
+  process.channel.unref();
+}
 while (!stopping) {
   const worked = await executor.runOnce().catch((error: unknown) => {
     process.stderr.write(`${JSON.stringify({ executor: values.id, error: String(error) })}\n`);

@@ -1,0 +1,71 @@
+// A small gRPC client for trying the local stack without grpcurl: the request is proto3 JSON,
+// the answer is printed as proto3 JSON. A request without `requestId` gets a fresh one.
+//   RDM_TOKEN=$(./rdm token olivia release-manager) \
+//     node packages/dev-stack/dist/call.js release RegisterRelease '{"title":"Payments 4.2",...}'
+import { randomUUID } from "node:crypto";
+import { parseArgs } from "node:util";
+import { type DescMessage, type DescService, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
+import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+
+const SERVICES: Record<string, { service: DescService; port: number }> = {
+  release: { service: ReleaseService, port: 50051 },
+  change: { service: ChangeService, port: 50052 },
+  configuration: { service: ConfigurationService, port: 50053 },
+  deployment: { service: DeploymentService, port: 50054 },
+};
+
+const usage = `usage: node packages/dev-stack/dist/call.js <release|change|configuration|deployment> <Method> ['<json>'] [--print field.path]
+  the token comes from RDM_TOKEN (e.g. RDM_TOKEN=$(./rdm token dana deployer)); the port from
+  <SERVICE>_GRPC_PORT as for ./rdm up; --print prints one field of the answer (e.g. release.releaseId)`;
+
+/** The value at a dotted path of the JSON answer (array items by index), as text. */
+function pick(json: JsonValue, fieldPath: string): string {
+  let value: JsonValue | undefined = json;
+  for (const key of fieldPath.split(".")) {
+    value = value && typeof value === "object" ? (value as Record<string, JsonValue>)[key] : undefined;
+  }
+  if (value === undefined) throw new Error(`the answer has no ${fieldPath}:\n${JSON.stringify(json, null, 2)}`);
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+async function main() {
+  const { positionals, values } = parseArgs({ allowPositionals: true, options: { print: { type: "string" } } });
+  const [serviceName = "", methodName = "", body = "{}"] = positionals;
+  const target = SERVICES[serviceName];
+  const method = target?.service.methods.find((m) => m.name === methodName || m.localName === methodName);
+  if (!target || !method || method.methodKind !== "unary") throw new Error(usage);
+  const token = process.env.RDM_TOKEN;
+  if (!token) throw new Error(`RDM_TOKEN is not set\n${usage}`);
+  const input = method.input as DescMessage;
+  const json = JSON.parse(body) as Record<string, JsonValue>;
+  if (input.fields.some((f) => f.localName === "requestId") && json.requestId === undefined) {
+    json.requestId = randomUUID();
+  }
+  const port = process.env[`${serviceName.toUpperCase()}_GRPC_PORT`] ?? String(target.port);
+  const client = createGrpcClient(target.service, `127.0.0.1:${port}`, { token }) as unknown as Record<
+    string,
+    (request: Message) => Promise<Message>
+  > & { close(): void };
+  const call = client[method.localName] as (request: Message) => Promise<Message>;
+  try {
+    const answer = toJson(method.output as DescMessage, await call(fromJson(input, json)));
+    console.log(values.print ? pick(answer, values.print) : JSON.stringify(answer, null, 2));
+  } catch (error) {
+    if (typeof (error as { code?: unknown }).code !== "number") throw error;
+    const details = errorDetails(error);
+    throw new Error(
+      JSON.stringify(details, (key, v) => (key === "$typeName" ? undefined : typeof v === "bigint" ? String(v) : v), 2),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+main().catch((error: Error) => {
+  console.error(error.message);
+  process.exit(1);
+});
