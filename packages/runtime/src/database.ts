@@ -27,9 +27,11 @@ export async function openDatabase(url: string, options: { max?: number; logger?
       await client.end();
     }
   }
-  // A bounded wait for a connection: while the server is unreachable, callers fail (UNAVAILABLE)
-  // instead of queueing until their deadline.
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, connectionTimeoutMillis: 5_000 });
+  // A bounded wait for a connection: while the server cannot be reached (a connect that hangs),
+  // callers fail (UNAVAILABLE) instead of queueing until their deadline. Long enough that a burst
+  // of commands queueing for a pooled connection on a busy machine waits rather than fails (a
+  // refused or dropped connection fails at once anyway).
+  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, connectionTimeoutMillis: 30_000 });
   // A connection that breaks (server restart, kill, network) must not crash the process. The pool
   // listens to idle clients only; a checked-out client emits 'error' too (pg fails its query as
   // well), and with no listener Node would throw it. So every client gets a listener for its life;
