@@ -30,14 +30,15 @@ import {
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
-import { type ArtifactCommand, type ArtifactEvent, decideArtifact, foldArtifact } from "../domain/artifact.js";
-import { type BaselineEvent, baselineStreamId, foldBaseline } from "../domain/baseline.js";
+import type { ArtifactCommand, ArtifactEvent } from "../domain/artifact.js";
+import * as artifactAggregate from "../domain/artifact.js";
+import * as baselineAggregate from "../domain/baseline.js";
+import { type BaselineEvent, baselineStreamId } from "../domain/baseline.js";
+import * as itemAggregate from "../domain/configuration-item.js";
 import {
   type ConfigurationItemCommand,
   type ConfigurationItemEvent,
-  decideConfigurationItem,
   describeChange,
-  foldConfigurationItem,
 } from "../domain/configuration-item.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
 import type { ConfigurationEvent } from "../store/event-codec.js";
@@ -150,11 +151,11 @@ export function configurationServiceHandlers({
       decide: async (history, _ctx, tx) => {
         // Empty: a registration's new stream (any other command finds no item).
         if (history.length > 0 && !isItemStream(history)) throw notFound("configuration item", ciId);
-        return decideConfigurationItem(await command(tx), foldConfigurationItem(history));
+        return itemAggregate.decide(await command(tx), itemAggregate.fold(history));
       },
-      respond: ({ after }) => create(GetConfigurationItemResponseSchema, { item: foldConfigurationItem(after).item }),
+      respond: ({ after }) => create(GetConfigurationItemResponseSchema, { item: itemAggregate.fold(after).item }),
       project: async (tx, { after, events }) => {
-        const item = foldConfigurationItem(after).item;
+        const item = itemAggregate.fold(after).item;
         if (item) await saveConfigurationItem(tx, item);
         for (const event of events) {
           if (event.$typeName === "rdm.configuration.v1.RelationshipAdded" && event.relationship)
@@ -183,11 +184,11 @@ export function configurationServiceHandlers({
       streamId: artifactId,
       decide: (history) => {
         if (!isArtifactStream(history)) throw notFound("artifact", artifactId);
-        return decideArtifact(command, foldArtifact(history));
+        return artifactAggregate.decide(command, artifactAggregate.fold(history));
       },
       respond: ({ after, events }) => respond(after, events),
       project: async (tx, { after }) => {
-        const artifact = foldArtifact(after).artifact;
+        const artifact = artifactAggregate.fold(after).artifact;
         if (artifact) await saveArtifact(tx, artifact);
       },
       response: responseSchema,
@@ -195,7 +196,7 @@ export function configurationServiceHandlers({
     });
 
   const verificationResult = (all: ArtifactEvent[], recorded: ArtifactEvent[], size?: bigint): VerificationResult => {
-    const artifact = foldArtifact(all).artifact;
+    const artifact = artifactAggregate.fold(all).artifact;
     const outcome = recorded[0];
     const actual =
       outcome?.$typeName === "rdm.configuration.v1.ArtifactVerified"
@@ -296,7 +297,7 @@ export function configurationServiceHandlers({
 
       async getConfigurationItem(request) {
         const history = await readHistory<ConfigurationItemEvent>(store, ciStreamId(request.ciId));
-        const { item } = foldConfigurationItem(isItemStream(history) ? upTo(history, request.asOf) : []);
+        const { item } = itemAggregate.fold(isItemStream(history) ? upTo(history, request.asOf) : []);
         if (!item) {
           throw new NotFound(
             "configuration item",
@@ -375,7 +376,7 @@ export function configurationServiceHandlers({
             return artifactId;
           },
           decide: (history) =>
-            decideArtifact(
+            artifactAggregate.decide(
               {
                 kind: "registerArtifact",
                 artifactId,
@@ -386,15 +387,15 @@ export function configurationServiceHandlers({
                 mediaUri: request.mediaUri,
                 dependencies: request.dependencies,
               },
-              foldArtifact(history),
+              artifactAggregate.fold(history),
             ),
           respond: ({ after, events }) =>
             create(RegisterArtifactResponseSchema, {
-              artifact: foldArtifact(after).artifact,
+              artifact: artifactAggregate.fold(after).artifact,
               created: events.length > 0,
             }),
           project: async (tx, { after }) => {
-            const artifact = foldArtifact(after).artifact;
+            const artifact = artifactAggregate.fold(after).artifact;
             if (artifact) await saveArtifact(tx, artifact);
           },
           response: RegisterArtifactResponseSchema,
@@ -460,7 +461,7 @@ export function configurationServiceHandlers({
           request.artifactId,
           QuarantineArtifactResponseSchema,
           { kind: "quarantineArtifact", reason: request.reason },
-          (all) => create(QuarantineArtifactResponseSchema, { artifact: foldArtifact(all).artifact }),
+          (all) => create(QuarantineArtifactResponseSchema, { artifact: artifactAggregate.fold(all).artifact }),
         );
       },
 
@@ -473,7 +474,7 @@ export function configurationServiceHandlers({
           request.artifactId,
           RetireArtifactResponseSchema,
           { kind: "retireArtifact", reason: request.reason },
-          (all) => create(RetireArtifactResponseSchema, { artifact: foldArtifact(all).artifact }),
+          (all) => create(RetireArtifactResponseSchema, { artifact: artifactAggregate.fold(all).artifact }),
         );
       },
 
@@ -493,7 +494,7 @@ export function configurationServiceHandlers({
           await readHistory<BaselineEvent>(store, baselineStreamId(request.environment)),
           request.asOf,
         );
-        const { baseline } = foldBaseline(history);
+        const { baseline } = baselineAggregate.fold(history);
         if (!baseline) throw new NotFound("baseline", request.environment);
         return create(GetBaselineResponseSchema, { baseline });
       },

@@ -34,7 +34,7 @@ export interface ConfigurationItemState {
   item: ConfigurationItem | undefined;
 }
 
-export const initialConfigurationItemState = (): ConfigurationItemState => ({ item: undefined });
+export const initialState = (): ConfigurationItemState => ({ item: undefined });
 
 export interface RegisterConfigurationItem {
   kind: "registerConfigurationItem";
@@ -88,10 +88,7 @@ function existing(state: ConfigurationItemState): ConfigurationItem {
   return state.item;
 }
 
-export function decideConfigurationItem(
-  command: ConfigurationItemCommand,
-  state: ConfigurationItemState,
-): ConfigurationItemEvent[] {
+export function decide(command: ConfigurationItemCommand, state: ConfigurationItemState): ConfigurationItemEvent[] {
   switch (command.kind) {
     case "registerConfigurationItem": {
       if (state.item) {
@@ -207,10 +204,7 @@ function touched(item: ConfigurationItem, event: ConfigurationItemEvent): Config
   };
 }
 
-export function evolveConfigurationItem(
-  state: ConfigurationItemState,
-  event: ConfigurationItemEvent,
-): ConfigurationItemState {
+export function evolve(state: ConfigurationItemState, event: ConfigurationItemEvent): ConfigurationItemState {
   switch (event.$typeName) {
     case "rdm.configuration.v1.ConfigurationItemRegistered": {
       const { metadata, $typeName: _, ...fields } = event;
@@ -266,10 +260,8 @@ export function evolveConfigurationItem(
   }
 }
 
-export const foldConfigurationItem = (
-  events: ConfigurationItemEvent[],
-  state = initialConfigurationItemState(),
-): ConfigurationItemState => events.reduce(evolveConfigurationItem, state);
+export const fold = (events: ConfigurationItemEvent[], state = initialState()): ConfigurationItemState =>
+  events.reduce(evolve, state);
 
 /** One line describing a change, for history views. */
 export function describeChange(event: ConfigurationItemEvent): string {
@@ -292,3 +284,11 @@ export function describeChange(event: ConfigurationItemEvent): string {
       return `${RelationshipType[event.relationship?.type ?? 0]} ${event.relationship?.targetCiId} removed`;
   }
 }
+
+// The names before every aggregate exported decide/evolve/fold/initialState, still used by the decider tests.
+export {
+  decide as decideConfigurationItem,
+  evolve as evolveConfigurationItem,
+  fold as foldConfigurationItem,
+  initialState as initialConfigurationItemState,
+};
