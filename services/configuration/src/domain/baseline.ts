@@ -144,5 +144,6 @@ export function fold(history: BaselineEvent[]): BaselineState {
   return { ...state, baseline: { ...folded, version } };
 }
 
-// The names before every aggregate exported decide/fold/initialState, still used by the decider tests.
+// The names before every aggregate exported decide/fold/initialState, still used by the decider tests
+// and by the gateway (`@rdm/configuration/baseline`).
 export { decide as decideBaseline, fold as foldBaseline };
