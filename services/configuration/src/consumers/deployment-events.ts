@@ -16,7 +16,8 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import { type BaselineEvent, baselineStreamId, decideBaseline, foldBaseline } from "../domain/baseline.js";
+import * as baselineAggregate from "../domain/baseline.js";
+import { type BaselineEvent, baselineStreamId } from "../domain/baseline.js";
 import type { ConfigurationEvent } from "../store/event-codec.js";
 import { artifactIdByNameVersion, saveBaseline } from "../store/read-model.js";
 import { historyOf } from "../store/streams.js";
@@ -58,7 +59,7 @@ async function entriesOf(tx: pg.PoolClient, artifacts: DeployedArtifact[]) {
  * Keeps each environment's baseline from rdm.deployment.events.v1: a succeeded deployment moves
  * the baseline and its last known good, a failed one marks it degraded, a rollback replaces it
  * with the whole baseline it restored. Outcomes take effect in the environment's order
- * (environment_sequence), not in the order they arrive (see foldBaseline). Event types this
+ * (environment_sequence), not in the order they arrive (see the baseline's fold). Event types this
  * service does not know are skipped, not dead-lettered: the topic gains types as the
  * deployment service grows. Runs inside the consumer's exactly-once transaction.
  */
@@ -92,7 +93,7 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
         aggregate: historyOf<BaselineEvent>(),
         streamId: baselineStreamId(deployment.environment),
         decide: async (history) =>
-          decideBaseline(
+          baselineAggregate.decide(
             {
               kind: "recordDeployment",
               environment: deployment.environment,
@@ -104,10 +105,10 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
               sourceEventId: event.id,
               environmentSequence: deployment.environmentSequence,
             },
-            foldBaseline(history),
+            baselineAggregate.fold(history),
           ),
         project: async (client, { after }) => {
-          const { baseline } = foldBaseline(after);
+          const { baseline } = baselineAggregate.fold(after);
           if (baseline) await saveBaseline(client, baseline);
         },
       },

@@ -21,7 +21,7 @@ export interface BaselineState {
   appliedSequences: Set<bigint>;
 }
 
-export const initialBaselineState = (): BaselineState => ({
+export const initialState = (): BaselineState => ({
   baseline: undefined,
   appliedSourceEvents: new Set(),
   appliedSequences: new Set(),
@@ -49,10 +49,10 @@ export const baselineStreamId = (environment: string) => `baseline-${environment
 /**
  * Every outcome not seen before is recorded, also one older than outcomes already recorded
  * (it arrived late from another partition): the baseline is the fold in environment order
- * (see foldBaseline), so where the late outcome lands is decided there, the same way live and
+ * (see `fold`), so where the late outcome lands is decided there, the same way live and
  * on a rebuild.
  */
-export function decideBaseline(command: BaselineCommand, state: BaselineState): BaselineEvent[] {
+export function decide(command: BaselineCommand, state: BaselineState): BaselineEvent[] {
   if (state.appliedSourceEvents.has(command.sourceEventId)) return [];
   const sequence = command.environmentSequence;
   if (sequence > 0n && state.appliedSequences.has(sequence)) return [];
@@ -127,8 +127,9 @@ export function inEnvironmentOrder(events: BaselineEvent[]): BaselineEvent[] {
  * newer one set or removed; it only fills in what no newer outcome touched. So the live
  * baseline and one rebuilt from the topic are equal. `version` is the stream version.
  */
-export function foldBaseline(history: BaselineEvent[]): BaselineState {
-  const state = initialBaselineState();
+export function fold(history: BaselineEvent[]): BaselineState {
+  // No per-event evolve: an outcome's place depends on the whole history (environment order).
+  const state = initialState();
   for (const event of history) {
     if (event.sourceEventId) state.appliedSourceEvents.add(event.sourceEventId);
     if (event.environmentSequence > 0n) state.appliedSequences.add(event.environmentSequence);
@@ -142,3 +143,7 @@ export function foldBaseline(history: BaselineEvent[]): BaselineState {
   const version = history.at(-1)?.metadata?.streamVersion ?? BigInt(history.length);
   return { ...state, baseline: { ...folded, version } };
 }
+
+// The names before every aggregate exported decide/fold/initialState, still used by the decider tests
+// and by the gateway (`@rdm/configuration/baseline`).
+export { decide as decideBaseline, fold as foldBaseline };

@@ -89,29 +89,37 @@ export function checkPackageConsistency(
         );
         continue;
       }
-      const kind =
-        candidates.length === 0
-          ? ConsistencyProblemKind.MISSING_DEPENDENCY
-          : ConsistencyProblemKind.VERSION_OUT_OF_RANGE;
-      const where = source === "package" ? "in the package" : "deployed in the environment";
-      const notSemver = candidates.filter((version) => !semver.valid(version));
-      // Says why a version that looks in range (2024.01.15 for >=2024.0.0) does not count.
-      const unrankable = notSemver.length
-        ? ` (not a semantic version, so no range matches it: ${notSemver.join(", ")})`
-        : "";
-      problems.push(
-        create(ConsistencyProblemSchema, {
-          kind,
-          ...subject,
-          dependency,
-          foundVersions: candidates.sort(byVersion),
-          description:
-            kind === ConsistencyProblemKind.MISSING_DEPENDENCY
-              ? `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, which is neither in the package nor deployed in the environment`
-              : `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, but ${where} there is only ${candidates.join(", ")}${unrankable}`,
-        }),
-      );
+      problems.push(unsatisfiedDependency(artifact, dependency, candidates, source));
     }
   }
   return create(CheckPackageConsistencyResponseSchema, { consistent: problems.length === 0, problems, satisfied });
+}
+
+/** The problem of a dependency no candidate version satisfies (none found, or none in range). */
+function unsatisfiedDependency(
+  artifact: Artifact,
+  dependency: Artifact["dependencies"][number],
+  candidates: string[],
+  source: "package" | "baseline",
+) {
+  const range = dependency.versionRange;
+  const subject = { artifactId: artifact.artifactId, artifactName: artifact.name, artifactVersion: artifact.version };
+  const kind =
+    candidates.length === 0 ? ConsistencyProblemKind.MISSING_DEPENDENCY : ConsistencyProblemKind.VERSION_OUT_OF_RANGE;
+  const where = source === "package" ? "in the package" : "deployed in the environment";
+  const notSemver = candidates.filter((version) => !semver.valid(version));
+  // Says why a version that looks in range (2024.01.15 for >=2024.0.0) does not count.
+  const unrankable = notSemver.length
+    ? ` (not a semantic version, so no range matches it: ${notSemver.join(", ")})`
+    : "";
+  return create(ConsistencyProblemSchema, {
+    kind,
+    ...subject,
+    dependency,
+    foundVersions: candidates.sort(byVersion),
+    description:
+      kind === ConsistencyProblemKind.MISSING_DEPENDENCY
+        ? `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, which is neither in the package nor deployed in the environment`
+        : `${artifact.name}@${artifact.version} needs ${dependency.name} ${range}, but ${where} there is only ${candidates.join(", ")}${unrankable}`,
+  });
 }

@@ -18,28 +18,7 @@ async function environmentOf(tx: pg.PoolClient, name: string) {
 
 /** Plan, approve, start (with the gates), pause, resume, promote, cancel and roll back. */
 export function deploymentCommandHandlers({ handler }: ApiContext) {
-  type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment";
-  const simple = <K extends Simple>(method: K) =>
-    (async (
-      request: { requestId: string; deploymentId: string; reason?: string; comment?: string },
-      ctx: CallContext,
-    ) =>
-      runDeploymentCommand(handler, ctx, M[method], request as never, {
-        output: M[method].output,
-        streamId: request.deploymentId.toLowerCase(),
-        command: () => {
-          switch (method) {
-            case "pauseDeployment":
-              return { kind: "pauseDeployment", reason: request.reason ?? "" };
-            case "resumeDeployment":
-              return { kind: "resumeDeployment" };
-            case "promoteDeployment":
-              return { kind: "promoteDeployment", comment: request.comment ?? "" };
-            default:
-              return { kind: "cancelDeployment", reason: request.reason ?? "" };
-          }
-        },
-      })) as unknown as Handlers[K];
+  const simple = <K extends Simple>(method: K) => simpleCommandHandler(handler, method);
 
   return {
     async planDeployment(request, ctx) {
@@ -114,4 +93,30 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
       });
     },
   } satisfies Partial<Handlers>;
+}
+
+type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment";
+
+/** A command that needs nothing but the request: pause, resume, promote, cancel. */
+function simpleCommandHandler<K extends Simple>(handler: ApiContext["handler"], method: K): Handlers[K] {
+  return (async (
+    request: { requestId: string; deploymentId: string; reason?: string; comment?: string },
+    ctx: CallContext,
+  ) =>
+    runDeploymentCommand(handler, ctx, M[method], request as never, {
+      output: M[method].output,
+      streamId: request.deploymentId.toLowerCase(),
+      command: () => {
+        switch (method) {
+          case "pauseDeployment":
+            return { kind: "pauseDeployment", reason: request.reason ?? "" };
+          case "resumeDeployment":
+            return { kind: "resumeDeployment" };
+          case "promoteDeployment":
+            return { kind: "promoteDeployment", comment: request.comment ?? "" };
+          default:
+            return { kind: "cancelDeployment", reason: request.reason ?? "" };
+        }
+      },
+    })) as unknown as Handlers[K];
 }

@@ -2,6 +2,7 @@ import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RuleViolation } from "@rdm/command-handler";
 import { InvalidArgument } from "@rdm/grpc";
+import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   ClaimStepResponseSchema,
   DeploymentService,
@@ -66,23 +67,7 @@ export function executorHandlers({ handler, pool, store }: ApiContext) {
             leaseExpired: queued?.leaseExpired ?? false,
             now: decision.now,
           }),
-          respond: ({ deployment }) => {
-            const step = deployment?.steps[queued?.stepIndex ?? -1];
-            if (!deployment || !step) return create(ClaimStepResponseSchema);
-            const artifacts =
-              step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
-            return create(ClaimStepResponseSchema, {
-              assignment: create(StepAssignmentSchema, {
-                deploymentId: deployment.deploymentId,
-                releaseId: deployment.releaseId,
-                environment: deployment.environment,
-                step,
-                artifacts,
-                fencingToken: step.fencingToken,
-                ...(step.leaseExpiresAt ? { leaseExpiresAt: step.leaseExpiresAt } : {}),
-              }),
-            });
-          },
+          respond: ({ deployment }) => claimResponse(deployment, queued?.stepIndex ?? -1),
         });
       } catch (error) {
         if (!(error instanceof NothingToClaim)) throw error;
@@ -139,4 +124,22 @@ export function executorHandlers({ handler, pool, store }: ApiContext) {
       });
     },
   } satisfies Partial<Handlers>;
+}
+
+/** A claim's answer: the step and what it deploys, or nothing to do. */
+function claimResponse(deployment: Deployment | undefined, stepIndex: number) {
+  const step = deployment?.steps[stepIndex];
+  if (!deployment || !step) return create(ClaimStepResponseSchema);
+  const artifacts = step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
+  return create(ClaimStepResponseSchema, {
+    assignment: create(StepAssignmentSchema, {
+      deploymentId: deployment.deploymentId,
+      releaseId: deployment.releaseId,
+      environment: deployment.environment,
+      step,
+      artifacts,
+      fencingToken: step.fencingToken,
+      ...(step.leaseExpiresAt ? { leaseExpiresAt: step.leaseExpiresAt } : {}),
+    }),
+  });
 }

@@ -44,6 +44,32 @@ interface Claim {
   leaseEnd: Date;
 }
 
+/** POSTs one notification, signed; the failure, or undefined when the receiver accepted it. */
+async function post(
+  row: DeliveryRow,
+  { url, secret, clock, timeoutMs }: Pick<WebhookOptions, "url" | "secret" | "clock"> & { timeoutMs: number },
+): Promise<string | undefined> {
+  const body = JSON.stringify(row.payload);
+  const timestamp = String(Math.floor(clock().getTime() / 1000));
+  try {
+    const response = await fetch(url, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        "x-rdm-notification-id": row.notification_id,
+        [TIMESTAMP_HEADER]: timestamp,
+        [SIGNATURE_HEADER]: webhookSignature(secret, timestamp, body),
+      },
+      body,
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    await response.arrayBuffer().catch(() => undefined);
+    return response.ok ? undefined : `HTTP ${response.status}`;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /**
  * One round of webhook delivery: claims due rows of notification_deliveries (written with the
  * NotificationRequested events) one at a time and POSTs each. A 2xx answer marks the row
@@ -61,28 +87,6 @@ export function webhookDeliveryRound(options: WebhookOptions): () => Promise<num
   const { pool, url, secret, clock, logger } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
   const leaseMs = timeoutMs + LEASE_MARGIN_MS;
-
-  async function post(row: DeliveryRow): Promise<string | undefined> {
-    const body = JSON.stringify(row.payload);
-    const timestamp = String(Math.floor(clock().getTime() / 1000));
-    try {
-      const response = await fetch(url, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-rdm-notification-id": row.notification_id,
-          [TIMESTAMP_HEADER]: timestamp,
-          [SIGNATURE_HEADER]: webhookSignature(secret, timestamp, body),
-        },
-        body,
-        signal: AbortSignal.timeout(timeoutMs),
-      });
-      await response.arrayBuffer().catch(() => undefined);
-      return response.ok ? undefined : `HTTP ${response.status}`;
-    } catch (error) {
-      return (error as Error).message;
-    }
-  }
 
   /** Claims the longest-due row in one statement; SKIP LOCKED passes over a row another replica is claiming. */
   async function claim(): Promise<Claim | undefined> {
@@ -133,7 +137,7 @@ export function webhookDeliveryRound(options: WebhookOptions): () => Promise<num
     for (; claimed < ROUND_SIZE; claimed++) {
       const next = await claim();
       if (!next) break;
-      const failure = await post(next.row);
+      const failure = await post(next.row, { url, secret, clock, timeoutMs });
       if (!(await record(next, failure)))
         logger.warn(
           { notification_id: next.row.notification_id },

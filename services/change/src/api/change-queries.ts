@@ -1,0 +1,44 @@
+import { create } from "@bufbuild/protobuf";
+import { InvalidArgument, NotFound } from "@rdm/grpc";
+import { GetChangeResponseSchema, ListChangesResponseSchema } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { toInterval } from "../domain/calendar.js";
+import { changeRequests } from "../store/aggregates.js";
+import { listChanges } from "../store/read-model.js";
+
+import { type ChangeHandlers, type ChangeRpcDeps, DEFAULT_PAGE_SIZE } from "./change-rpc.js";
+
+/** Reading and listing change requests. */
+export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "getChange" | "listChanges"> {
+  const { pool, handler } = deps;
+  return {
+    async getChange(request) {
+      const { state } = await handler.load(pool, { aggregate: changeRequests, streamId: request.changeRequestId });
+      if (!state.change) throw new NotFound("change request", request.changeRequestId);
+      return create(GetChangeResponseSchema, { change: state.change });
+    },
+
+    async listChanges(request) {
+      const offset = request.pageToken ? Number.parseInt(request.pageToken, 10) : 0;
+      if (!Number.isSafeInteger(offset) || offset < 0) {
+        throw new InvalidArgument([{ field: "page_token", description: "not a page token from ListChanges" }]);
+      }
+      const limit = request.pageSize || DEFAULT_PAGE_SIZE;
+      const changes = await listChanges(
+        pool,
+        {
+          states: request.states,
+          types: request.types,
+          ciId: request.ciId,
+          window: toInterval(request.window),
+          linkedReleaseId: request.linkedReleaseId.toLowerCase(),
+          text: request.text,
+        },
+        { offset, limit: limit + 1 },
+      );
+      return create(ListChangesResponseSchema, {
+        changes: changes.slice(0, limit),
+        nextPageToken: changes.length > limit ? String(offset + limit) : "",
+      });
+    },
+  };
+}

@@ -1,0 +1,163 @@
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { Aggregate, CommandHandler, Outcome } from "@rdm/command-handler";
+import type { ServiceHandlers } from "@rdm/grpc";
+import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type pg from "pg";
+import { toInterval } from "../domain/calendar.js";
+import {
+  type BoardGroups,
+  type ChangeDetails,
+  type ChangeRequestCommand,
+  type ChangeRequestState,
+  decide,
+} from "../domain/change-request.js";
+import { changeRequests } from "../store/aggregates.js";
+import type { ServiceEvent } from "../store/event-codec.js";
+import { saveChange } from "../store/read-model.js";
+
+export interface ChangeApiDeps {
+  pool: pg.Pool;
+  handler: CommandHandler<ServiceEvent>;
+  clock?: () => Date;
+  /** The token groups of the CAB and the ECAB (default "cab" and "ecab"). */
+  boardGroups?: BoardGroups;
+}
+
+/** The dependencies with their defaults applied. */
+export type ChangeRpcDeps = Required<ChangeApiDeps>;
+
+export type ChangeHandlers = ServiceHandlers<(typeof ChangeService)["method"]>;
+type Methods = (typeof ChangeService)["method"];
+
+/** Serializes scheduling and freeze declarations, so two changes cannot book colliding windows unseen. */
+export const CALENDAR_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rdm.change.calendar'))";
+
+export const DEFAULT_PAGE_SIZE = 50;
+
+export interface RaisePreparation {
+  key: string;
+  template: StandardChangeTemplate | undefined;
+}
+
+export interface SchedulePreparation {
+  freezes: FreezeWindow[];
+  otherChanges: ChangeRequest[];
+}
+
+/** The requester's fields, as RaiseChange and UpdateChange both carry them. */
+export const changeDetails = (
+  request: Omit<ChangeDetails, "plannedWindow"> & { plannedWindow?: TimeWindow },
+): ChangeDetails => ({
+  title: request.title,
+  description: request.description,
+  justification: request.justification,
+  affectedCiIds: request.affectedCiIds,
+  environments: request.environments,
+  implementationPlan: request.implementationPlan,
+  testPlan: request.testPlan,
+  backoutPlan: request.backoutPlan,
+  impact: request.impact,
+  urgency: request.urgency,
+  plannedWindow: request.plannedWindow,
+});
+
+export const requireWindow = (window: TimeWindow | undefined, field: string) => {
+  const interval = toInterval(window);
+  if (!interval) throw new InvalidArgument([{ field, description: "start and end are required" }]);
+  return interval;
+};
+
+/** How the change service's RPCs run commands through the command handler. */
+export function changeCommandRpc({ handler }: Pick<ChangeRpcDeps, "handler">) {
+  const command = commandRunner(handler);
+  return { command, changeCommand: changeCommandOf(command), actor, M: ChangeService.method };
+}
+
+function commandRunner(handler: ChangeRpcDeps["handler"]) {
+  /**
+   * The shape of every command RPC, run by the command handler (request id, re-decision on a
+   * concurrent append): in one transaction, optional preparation (locks, calendar queries),
+   * decide on the stream, the query tables updated, and the response recorded with the events.
+   */
+  async function command<S, E extends ServiceEvent, O extends DescMessage, P = undefined>(
+    method: Methods[keyof Methods],
+    request: { requestId: string },
+    ctx: CallContext,
+    spec: {
+      aggregate: Aggregate<S, E>;
+      streamId: string;
+      output: O;
+      prepare?: (client: pg.PoolClient) => Promise<P>;
+      decide: (state: S, prepared: P) => E[];
+      project: (client: pg.PoolClient, state: S) => Promise<void>;
+      respond: (outcome: Outcome<S, E>, prepared: P) => MessageShape<O>;
+    },
+  ): Promise<MessageShape<O>> {
+    // What the last attempt prepared: its decision and its answer are made from it.
+    let prepared = undefined as P;
+    return handler.handle(
+      {
+        actor: ctx.principal.subject,
+        groups: ctx.principal.groups,
+        requestId: request.requestId,
+        traceparent: ctx.traceparent,
+      },
+      {
+        aggregate: spec.aggregate,
+        streamId: spec.streamId,
+        ...(spec.prepare
+          ? {
+              prepare: async (client: pg.PoolClient) => {
+                prepared = await (spec.prepare as (client: pg.PoolClient) => Promise<P>)(client);
+              },
+            }
+          : {}),
+        decide: (state) => spec.decide(state, prepared),
+        project: (client, outcome) => spec.project(client, outcome.after),
+        response: spec.output,
+        respond: (outcome) => spec.respond(outcome, prepared),
+        requestHash: requestFingerprint(method.input as DescMessage, request as never),
+      },
+    );
+  }
+
+  return command;
+}
+
+const actor = (ctx: CallContext) => ctx.principal.subject;
+
+/** Commands on one change request whose response is the change after it. */
+function changeCommandOf(command: ReturnType<typeof commandRunner>) {
+  /** A command on one change request whose response is the change after it. */
+  function changeCommand<O extends DescMessage, P = unknown>(
+    method: Methods[keyof Methods],
+    request: { requestId: string; changeRequestId?: string },
+    ctx: CallContext,
+    output: O,
+    toCommand: (prepared: NoInfer<P>) => ChangeRequestCommand,
+    options: {
+      /** Defaults to the request's change_request_id. */
+      streamId?: string;
+      prepare?: (client: pg.PoolClient) => Promise<P>;
+      respond?: (outcome: Outcome<ChangeRequestState, ServiceEvent>, prepared: P) => MessageShape<O>;
+    } = {},
+  ) {
+    return command(method, request, ctx, {
+      aggregate: changeRequests,
+      streamId: (options.streamId ?? request.changeRequestId ?? "").toLowerCase(),
+      output,
+      ...(options.prepare ? { prepare: options.prepare } : {}),
+      decide: (state, prepared: P) => decide(toCommand(prepared), state),
+      project: async (client, state) => {
+        if (state.change) await saveChange(client, state.change);
+      },
+      respond:
+        options.respond ?? ((outcome) => create(output, { change: outcome.after.change } as never) as MessageShape<O>),
+    });
+  }
+
+  return changeCommand;
+}

@@ -1,0 +1,213 @@
+import { randomUUID } from "node:crypto";
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { type ClientCommand, type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
+import type { EventStore } from "@rdm/eventstore";
+import type { ServiceHandlers } from "@rdm/grpc";
+import { type CallContext, InvalidArgument } from "@rdm/grpc";
+import {
+  type ConfigurationService,
+  GetConfigurationItemResponseSchema,
+  type VerificationResult,
+  VerificationResultSchema,
+  VerifyArtifactResponseSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime";
+import type pg from "pg";
+import type { ArtifactCommand, ArtifactEvent } from "../domain/artifact.js";
+import * as artifactAggregate from "../domain/artifact.js";
+import type { ConfigurationItemCommand, ConfigurationItemEvent } from "../domain/configuration-item.js";
+import * as itemAggregate from "../domain/configuration-item.js";
+import type { ConfigurationEvent } from "../store/event-codec.js";
+import { saveArtifact, saveConfigurationItem, saveRelationship } from "../store/read-model.js";
+import { historyOf } from "../store/streams.js";
+
+export interface ConfigurationApiDeps {
+  store: EventStore;
+  pool: pg.Pool;
+  handler: CommandHandler<ConfigurationEvent>;
+}
+
+export type ConfigurationHandlers = ServiceHandlers<(typeof ConfigurationService)["method"]>;
+
+export const nanos = (t: Timestamp) => t.seconds * 1_000_000_000n + BigInt(t.nanos);
+/** Events that had happened at `asOf` (all of them without one). */
+export function upTo<E extends { metadata?: { occurredAt?: Timestamp } }>(
+  events: E[],
+  asOf: Timestamp | undefined,
+): E[] {
+  if (!asOf) return events;
+  const limit = nanos(asOf);
+  return events.filter((event) => event.metadata?.occurredAt && nanos(event.metadata.occurredAt) <= limit);
+}
+
+export const encodeCursor = (cursor: [string, string] | undefined) => (cursor ? encodePageToken(...cursor) : "");
+/** No part of a token holds a NUL: the query compares them as text, which cannot. */
+export const noNul = (part: string) => !part.includes("\u0000");
+/**
+ * ListArtifacts' sort key as its cursor holds it, in years 0001-9999 (PostgreSQL refuses year 0
+ * and toISOString's six-digit years).
+ */
+export const isArtifactSortKey = (key: string) => /^(?!0000)\d{4}-/.test(key) && isIsoTimestamp(key);
+/** Only what encodeCursor wrote gets through, so a forged token is INVALID_ARGUMENT rather than a query PostgreSQL fails on. */
+export function decodeCursor(token: string, isSortKey: (key: string) => boolean = noNul): [string, string] | undefined {
+  if (!token) return undefined;
+  const cursor = decodePageToken(token, isSortKey, noNul);
+  if (cursor) return cursor;
+  throw new InvalidArgument([
+    { field: "page_token", description: "not a page token from this API", reason: "invalid" },
+  ]);
+}
+
+export const ciStreamId = (ciId: string) => ciId;
+/**
+ * CI and artifact ids are bare stream ids, so an id may name a stream of another kind: a stream
+ * is a CI's (an artifact's) only if it opens with that registration.
+ */
+export const isItemStream = (history: ConfigurationEvent[]) =>
+  history[0]?.$typeName === "rdm.configuration.v1.ConfigurationItemRegistered";
+export const isArtifactStream = (history: ConfigurationEvent[]) =>
+  history[0]?.$typeName === "rdm.configuration.v1.ArtifactRegistered";
+/** A stream of another kind under the id: refused as if nothing were there. */
+export const notFound = (resourceType: string, id: string) =>
+  new RuleViolation("NOT_FOUND", "stream.kind", `${resourceType} ${id} not found`, { subject: id, resourceType });
+export const newCiId = () => `ci-${randomUUID()}`;
+export const newArtifactId = () => `artifact-${randomUUID()}`;
+
+const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
+  actor: ctx.principal.subject,
+  groups: ctx.principal.groups,
+  requestId,
+  traceparent: ctx.traceparent,
+});
+
+/** How the configuration service's RPCs run commands through the command handler. */
+export function configurationCommandRpc({ handler }: Pick<ConfigurationApiDeps, "handler">) {
+  const execute = commandExecutor(handler);
+  const onItem = itemCommandRunner(execute);
+  const onArtifact = artifactCommandRunner(execute);
+  return { execute, onItem, onArtifact, verify: verifier(onArtifact) };
+}
+
+function commandExecutor(handler: ConfigurationApiDeps["handler"]) {
+  /** A command decided on a stream's history, through the command handler. */
+  const execute = <E extends ConfigurationEvent, R extends DescMessage>(
+    ctx: CallContext,
+    requestId: string,
+    command: Omit<ClientCommand<E[], E, R>, "aggregate">,
+  ) => handler.handle(originOf(ctx, requestId), { aggregate: historyOf<E>(), ...command });
+  return execute;
+}
+
+type Execute = ReturnType<typeof commandExecutor>;
+
+function itemCommandRunner(execute: Execute) {
+  /** A command on one configuration item's stream; answers with the item afterwards. */
+  const onItem = async (
+    ctx: CallContext,
+    requestId: string,
+    requestHash: string,
+    ciId: string,
+    /** Reads it needs go through `tx`, the command's transaction. */
+    command: (tx: pg.PoolClient) => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
+  ) => {
+    const response = await execute<ConfigurationItemEvent, typeof GetConfigurationItemResponseSchema>(ctx, requestId, {
+      streamId: ciStreamId(ciId),
+      decide: async (history, _ctx, tx) => {
+        // Empty: a registration's new stream (any other command finds no item).
+        if (history.length > 0 && !isItemStream(history)) throw notFound("configuration item", ciId);
+        return itemAggregate.decide(await command(tx), itemAggregate.fold(history));
+      },
+      respond: ({ after }) => create(GetConfigurationItemResponseSchema, { item: itemAggregate.fold(after).item }),
+      project: async (tx, { after, events }) => {
+        const item = itemAggregate.fold(after).item;
+        if (item) await saveConfigurationItem(tx, item);
+        for (const event of events) {
+          if (event.$typeName === "rdm.configuration.v1.RelationshipAdded" && event.relationship)
+            await saveRelationship(tx, event.relationship, true);
+          if (event.$typeName === "rdm.configuration.v1.RelationshipRemoved" && event.relationship)
+            await saveRelationship(tx, event.relationship, false);
+        }
+      },
+      response: GetConfigurationItemResponseSchema,
+      requestHash,
+    });
+    return response.item;
+  };
+  return onItem;
+}
+
+function artifactCommandRunner(execute: Execute) {
+  /** A command on one artifact's stream. */
+  const onArtifact = <R extends DescMessage>(
+    ctx: CallContext,
+    requestId: string,
+    requestHash: string,
+    artifactId: string,
+    responseSchema: R,
+    command: ArtifactCommand,
+    respond: (all: ArtifactEvent[], recorded: ArtifactEvent[]) => MessageShape<R>,
+  ) =>
+    execute<ArtifactEvent, R>(ctx, requestId, {
+      streamId: artifactId,
+      decide: (history) => {
+        if (!isArtifactStream(history)) throw notFound("artifact", artifactId);
+        return artifactAggregate.decide(command, artifactAggregate.fold(history));
+      },
+      respond: ({ after, events }) => respond(after, events),
+      project: async (tx, { after }) => {
+        const artifact = artifactAggregate.fold(after).artifact;
+        if (artifact) await saveArtifact(tx, artifact);
+      },
+      response: responseSchema,
+      requestHash,
+    });
+  return onArtifact;
+}
+
+export const verificationResult = (
+  all: ArtifactEvent[],
+  recorded: ArtifactEvent[],
+  size?: bigint,
+): VerificationResult => {
+  const artifact = artifactAggregate.fold(all).artifact;
+  const outcome = recorded[0];
+  const actual =
+    outcome?.$typeName === "rdm.configuration.v1.ArtifactVerified"
+      ? outcome.sha256
+      : outcome?.$typeName === "rdm.configuration.v1.ArtifactQuarantined"
+        ? outcome.actualSha256
+        : "";
+  return create(VerificationResultSchema, {
+    matches: outcome?.$typeName === "rdm.configuration.v1.ArtifactVerified",
+    expectedSha256: artifact?.sha256 ?? "",
+    actualSha256: actual,
+    actualSizeBytes: size ?? 0n,
+    artifact,
+  });
+};
+
+function verifier(onArtifact: ReturnType<typeof artifactCommandRunner>) {
+  async function verify(
+    ctx: CallContext,
+    requestId: string,
+    requestHash: string,
+    artifactId: string,
+    actualSha256: string,
+    actualSizeBytes: bigint | undefined,
+  ): Promise<VerificationResult> {
+    const method = actualSizeBytes === undefined ? "digest" : "bytes";
+    const response = await onArtifact(
+      ctx,
+      requestId,
+      requestHash,
+      artifactId,
+      VerifyArtifactResponseSchema,
+      { kind: "verifyArtifact", actualSha256, actualSizeBytes, method },
+      (all, recorded) =>
+        create(VerifyArtifactResponseSchema, { result: verificationResult(all, recorded, actualSizeBytes) }),
+    );
+    return response.result ?? create(VerificationResultSchema);
+  }
+  return verify;
+}

@@ -1,0 +1,61 @@
+import { create } from "@bufbuild/protobuf";
+import { requestFingerprint } from "@rdm/grpc";
+import {
+  ChangeConfigurationItemStatusResponseSchema,
+  ConfigurationService,
+  RegisterConfigurationItemResponseSchema,
+  UpdateConfigurationItemResponseSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  type ConfigurationApiDeps,
+  type ConfigurationHandlers,
+  configurationCommandRpc,
+  newCiId,
+} from "./configuration-rpc.js";
+
+/** Registering and changing configuration items. */
+export function itemCommandHandlers(
+  deps: ConfigurationApiDeps,
+): Pick<
+  ConfigurationHandlers,
+  "registerConfigurationItem" | "updateConfigurationItem" | "changeConfigurationItemStatus"
+> {
+  const { onItem } = configurationCommandRpc(deps);
+  return {
+    async registerConfigurationItem(request, ctx) {
+      const hash = requestFingerprint(ConfigurationService.method.registerConfigurationItem.input, request);
+      const ciId = newCiId();
+      const item = await onItem(ctx, request.requestId, hash, ciId, () => ({
+        kind: "registerConfigurationItem",
+        ciId,
+        name: request.name,
+        type: request.type,
+        owner: request.owner,
+        status: request.status,
+        attributes: request.attributes,
+      }));
+      return create(RegisterConfigurationItemResponseSchema, { item });
+    },
+
+    async updateConfigurationItem(request, ctx) {
+      const hash = requestFingerprint(ConfigurationService.method.updateConfigurationItem.input, request);
+      const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
+        kind: "updateConfigurationItem",
+        name: request.name,
+        owner: request.owner,
+        setAttributes: request.setAttributes,
+        removedAttributes: request.removedAttributes,
+      }));
+      return create(UpdateConfigurationItemResponseSchema, { item });
+    },
+
+    async changeConfigurationItemStatus(request, ctx) {
+      const hash = requestFingerprint(ConfigurationService.method.changeConfigurationItemStatus.input, request);
+      const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
+        kind: "changeConfigurationItemStatus",
+        status: request.status,
+      }));
+      return create(ChangeConfigurationItemStatusResponseSchema, { item });
+    },
+  };
+}

@@ -1,0 +1,62 @@
+import { randomUUID } from "node:crypto";
+import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
+
+/** Linked changes, the package, the back-out plan, the log and the review. */
+export function releasePackageHandlers(
+  deps: ReleaseApiDeps,
+): Pick<
+  ReleaseHandlers,
+  | "linkChangeRequest"
+  | "unlinkChangeRequest"
+  | "attachReleaseArtifact"
+  | "detachReleaseArtifact"
+  | "setBackOutPlan"
+  | "recordReleaseLogEntry"
+  | "recordPostImplementationReview"
+> {
+  const { cmd } = releaseCommandRpc(deps);
+  return {
+    linkChangeRequest: cmd("linkChangeRequest", (r: api.LinkChangeRequestRequest) => ({
+      kind: "linkChangeRequest",
+      changeRequestId: r.changeRequestId,
+    })),
+    unlinkChangeRequest: cmd("unlinkChangeRequest", (r: api.UnlinkChangeRequestRequest) => ({
+      kind: "unlinkChangeRequest",
+      changeRequestId: r.changeRequestId,
+    })),
+    attachReleaseArtifact: cmd("attachReleaseArtifact", (r: api.AttachReleaseArtifactRequest) => ({
+      kind: "attachArtifact",
+      artifact: {
+        artifactId: r.artifactId,
+        name: r.name,
+        version: r.version,
+        sha256: r.sha256,
+        configurationItemId: r.configurationItemId,
+      },
+    })),
+    detachReleaseArtifact: cmd("detachReleaseArtifact", (r: api.DetachReleaseArtifactRequest) => ({
+      kind: "detachArtifact",
+      artifactId: r.artifactId,
+    })),
+    setBackOutPlan: cmd("setBackOutPlan", (r: api.SetBackOutPlanRequest) => ({
+      kind: "setBackOutPlan",
+      backOutPlan: r.backOutPlan,
+    })),
+    recordReleaseLogEntry: cmd("recordReleaseLogEntry", (r: api.RecordReleaseLogEntryRequest) => ({
+      kind: "recordLogEntry",
+      entryId: randomUUID(),
+      entryKind: r.kind,
+      text: r.text,
+    })),
+    recordPostImplementationReview: cmd(
+      "recordPostImplementationReview",
+      (r: api.RecordPostImplementationReviewRequest) => ({
+        kind: "recordReview",
+        outcome: r.outcome,
+        lessonsLearned: r.lessonsLearned,
+        followUpActions: r.followUpActions,
+      }),
+    ),
+  };
+}

@@ -1,0 +1,106 @@
+import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
+import type { EventStore } from "@rdm/eventstore";
+import type { ServiceHandlers } from "@rdm/grpc";
+import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { decodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
+import type pg from "pg";
+import { type LinkedChangeState, type ReleaseCommand, type ReleaseState, releaseKey } from "../domain/release.js";
+import type { ReleaseServiceEvent } from "../store/event-codec.js";
+import type { ReleaseModelStore } from "../store/model-store.js";
+import { releaseCommand } from "../store/releases.js";
+
+export interface ReleaseApiDeps {
+  store: EventStore;
+  pool: pg.Pool;
+  handler: CommandHandler<ReleaseServiceEvent>;
+  models: ReleaseModelStore;
+  clock: () => Date;
+}
+
+export type ReleaseHandlers = ServiceHandlers<(typeof api.ReleaseService)["method"]>;
+
+export async function nextReleaseKey(pool: pg.Pool, year: number): Promise<string> {
+  const { rows } = await pool.query<{ last: number }>(
+    `INSERT INTO release_keys (year, last) VALUES ($1, 1)
+     ON CONFLICT (year) DO UPDATE SET last = release_keys.last + 1 RETURNING last`,
+    [year],
+  );
+  return releaseKey(year, rows[0]?.last ?? 1);
+}
+
+export async function loadChangeStates(
+  db: Pick<pg.Pool, "query">,
+  release: Release | undefined,
+): Promise<LinkedChangeState[]> {
+  const ids = release?.linkedChangeRequestIds ?? [];
+  if (!ids.length) return [];
+  const { rows } = await db.query<{ change_request_id: string; state: string }>(
+    "SELECT change_request_id, state FROM change_request_states WHERE change_request_id = ANY($1)",
+    [ids],
+  );
+  const known = new Map(rows.map((r) => [r.change_request_id, r.state]));
+  return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
+}
+
+/** ListReleases' page token over (registered_at, release_id); a forged one is INVALID_ARGUMENT. */
+export function decodeCursor(token: string): [string, string] {
+  const cursor = decodePageToken(token, isIsoTimestamp, isUuid);
+  if (cursor) return cursor;
+  throw new InvalidArgument([{ field: "page_token", description: "page_token is not valid", reason: "page_token" }]);
+}
+
+/** One mutating request: its id, the release it addresses, and the command it becomes. */
+interface CommandRequest {
+  requestId: string;
+  releaseId: string;
+}
+
+/** How the release service's RPCs run commands: through the command handler, answering `{ release }`. */
+export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) {
+  const method = api.ReleaseService.method;
+  const originOf = (request: { requestId: string }, ctx: CallContext): CommandOrigin => ({
+    actor: ctx.principal.subject,
+    groups: ctx.principal.groups,
+    requestId: request.requestId,
+    traceparent: ctx.traceparent,
+  });
+
+  /**
+   * A release command through the command handler (request id, re-decision on a concurrent
+   * append, see @rdm/command-handler). Every response of a release command is `{ release }`.
+   */
+  function execute<K extends keyof typeof method>(
+    key: K,
+    request: CommandRequest & MessageShape<DescMessage>,
+    ctx: CallContext,
+    toCommand: (state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
+  ): Promise<MessageShape<(typeof method)[K]["output"]>> {
+    const output = method[key].output as DescMessage;
+    return handler.handle(originOf(request, ctx), {
+      ...releaseCommand(request.releaseId, (state, tx) => {
+        if (!state.release && key !== "registerRelease")
+          throw new RuleViolation("NOT_FOUND", "release.exists", `release ${request.releaseId} not found`, {
+            subject: request.releaseId,
+          });
+        return toCommand(state, tx);
+      }),
+      response: output,
+      respond: ({ after }) => create(output, { release: after.release }),
+      requestHash: requestFingerprint(method[key].input as DescMessage, request),
+    }) as Promise<MessageShape<(typeof method)[K]["output"]>>;
+  }
+
+  /** A handler for a release command RPC; every such RPC answers `{ release }`. */
+  const cmd = <K extends keyof typeof method>(
+    key: K,
+    // biome-ignore lint/suspicious/noExplicitAny: each call site types its own request
+    toCommand: (request: any, state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
+  ): never =>
+    ((request: CommandRequest & MessageShape<DescMessage>, ctx: CallContext) =>
+      execute(key, request, ctx, (state, tx) => toCommand(request, state, tx))) as never;
+
+  return { method, originOf, execute, cmd };
+}

@@ -1,0 +1,108 @@
+import { create } from "@bufbuild/protobuf";
+import { RuleViolation } from "@rdm/command-handler";
+import {
+  ApprovalStatus,
+  type GateCondition,
+  GateConditionSchema,
+  ReleasePhase,
+  TaskStatus,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { currentApprovals, phaseDefinition, phaseName } from "./rules.js";
+import type { LinkedChangeState, ReleaseState } from "./types.js";
+
+const condition = (rule: string, subject: string, description: string, met: boolean) =>
+  create(GateConditionSchema, { rule, subject, description, met });
+
+/**
+ * Every condition of the current phase's gate, met or not: required tasks done, required
+ * approvals granted (and not rejected), linked change requests in a state the model accepts.
+ */
+export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
+  const { release, model } = state;
+  if (!release || !model) return [];
+  const definition = phaseDefinition(model, release.phase);
+  if (!definition) return [];
+  const conditions: GateCondition[] = [];
+  for (const task of release.tasks) {
+    if (!task.required || task.phase !== release.phase || task.phaseEntry !== release.phaseEntry) continue;
+    if (task.status === TaskStatus.CANCELLED) continue;
+    conditions.push(
+      condition(
+        "gate.required_task_done",
+        task.taskId,
+        `required task "${task.name}" is ${TaskStatus[task.status]}`,
+        task.status === TaskStatus.DONE,
+      ),
+    );
+  }
+  const approvals = currentApprovals(release);
+  for (const requirement of definition.approvals) {
+    const group = requirement.approverGroup;
+    const approval = approvals.get(group);
+    if (!approval) {
+      conditions.push(condition("gate.approval_requested", group, `no approval requested from ${group}`, false));
+    } else if (approval.status === ApprovalStatus.REJECTED) {
+      const by = approval.votes.find((v) => !v.approved);
+      conditions.push(
+        condition(
+          "gate.approval_rejected",
+          group,
+          `${group} rejected${by ? ` (${by.approver}: ${by.comment})` : ""}; request a new approval`,
+          false,
+        ),
+      );
+    } else {
+      const granted = approval.votes.filter((v) => v.approved).length;
+      conditions.push(
+        condition(
+          "gate.approval_granted",
+          group,
+          `${group} approvals ${granted} of ${requirement.quorum}`,
+          approval.status === ApprovalStatus.APPROVED,
+        ),
+      );
+    }
+  }
+  if (definition.requiresLinkedChange) {
+    conditions.push(
+      condition(
+        "gate.linked_change_present",
+        "change_request",
+        "at least one change request must be linked",
+        release.linkedChangeRequestIds.length > 0,
+      ),
+    );
+  }
+  if (definition.linkedChangeStates.length) {
+    const known = new Map(changes.map((c) => [c.changeRequestId, c.state]));
+    for (const id of release.linkedChangeRequestIds) {
+      const changeState = known.get(id);
+      conditions.push(
+        condition(
+          "gate.linked_change_state",
+          id,
+          changeState
+            ? `change request ${id} is ${changeState}, needs one of ${definition.linkedChangeStates.join(", ")}`
+            : `state of change request ${id} is unknown (no change event received)`,
+          changeState !== undefined && definition.linkedChangeStates.includes(changeState),
+        ),
+      );
+    }
+  }
+  return conditions;
+}
+
+export function requireGate(state: ReleaseState, changes: LinkedChangeState[]): void {
+  const unmet = gateConditions(state, changes).filter((c) => !c.met);
+  if (unmet.length) {
+    throw new RuleViolation(
+      "FAILED_PRECONDITION",
+      "gate.not_met",
+      `gate of ${phaseName(state.release?.phase ?? ReleasePhase.UNSPECIFIED)} not met: ${unmet.map((c) => c.description).join("; ")}`,
+      {
+        subject: "release",
+        conditions: unmet.map(({ rule, subject, description }) => ({ rule, subject, description })),
+      },
+    );
+  }
+}

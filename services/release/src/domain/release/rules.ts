@@ -1,0 +1,106 @@
+import { create } from "@bufbuild/protobuf";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type DecisionContext, RuleViolation, type RuleViolationCode } from "@rdm/command-handler";
+import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import type { PhaseDefinition, ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import {
+  type Approval,
+  type Release,
+  ReleasePhase,
+  ReleaseStatus,
+  TaskStatus,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { durationMs } from "../models.js";
+import type { ReleaseState } from "./types.js";
+
+export const refuse = (
+  rule: string,
+  message: string,
+  code: RuleViolationCode = "FAILED_PRECONDITION",
+  /** What the rule is about, e.g. the approver group or a missing task's id; the release when not more specific. */
+  subject = "release",
+): never => {
+  throw new RuleViolation(code, rule, message, { subject });
+};
+
+export const phaseName = (p: ReleasePhase) => ReleasePhase[p] ?? String(p);
+export const ts = (d: Date) => timestampFromDate(d);
+
+export function phaseDefinition(model: ReleaseModel, phase: ReleasePhase): PhaseDefinition | undefined {
+  return model.phases.find((p) => p.phase === phase);
+}
+
+export function phaseIndex(model: ReleaseModel, phase: ReleasePhase): number {
+  return model.phases.findIndex((p) => p.phase === phase);
+}
+
+export function nextPhase(model: ReleaseModel, phase: ReleasePhase): ReleasePhase | undefined {
+  return model.phases[phaseIndex(model, phase) + 1]?.phase;
+}
+
+export function dueAt(definition: PhaseDefinition | undefined, now: Date): Timestamp | undefined {
+  const ms = durationMs(definition?.deadline);
+  return ms > 0 ? ts(new Date(now.getTime() + ms)) : undefined;
+}
+
+/** Tasks the model creates when `phase` starts its `entry`-th time. */
+export function templateTasks(
+  releaseId: string,
+  model: ReleaseModel,
+  phase: ReleasePhase,
+  entry: number,
+  ctx: DecisionContext,
+): ev.ReleaseTaskAdded[] {
+  return (phaseDefinition(model, phase)?.tasks ?? []).map((template) => {
+    const due = durationMs(template.dueAfter);
+    return create(ev.ReleaseTaskAddedSchema, {
+      releaseId,
+      task: {
+        taskId: ctx.newId(),
+        phase,
+        phaseEntry: entry,
+        name: template.name,
+        required: template.required,
+        fromModel: true,
+        status: TaskStatus.OPEN,
+        ...(due > 0 ? { dueAt: ts(new Date(ctx.now.getTime() + due)) } : {}),
+      },
+    });
+  });
+}
+
+/** The latest approval request of each group for the current entry of the current phase. */
+export function currentApprovals(release: Release): Map<string, Approval> {
+  const byGroup = new Map<string, Approval>();
+  for (const a of release.approvals) {
+    if (a.phase === release.phase && a.phaseEntry === release.phaseEntry) byGroup.set(a.approverGroup, a);
+  }
+  return byGroup;
+}
+
+export function requireRelease(state: ReleaseState): { release: Release; model: ReleaseModel } {
+  if (!state.release || !state.model) return refuse("release.exists", "release not found", "NOT_FOUND");
+  return { release: state.release, model: state.model };
+}
+
+export function requireActive(state: ReleaseState): { release: Release; model: ReleaseModel } {
+  const found = requireRelease(state);
+  if (found.release.status !== ReleaseStatus.ACTIVE)
+    refuse("release.active", `release is ${ReleaseStatus[found.release.status]}`);
+  return found;
+}
+
+export function requireTask(release: Release, taskId: string) {
+  const task = release.tasks.find((t) => t.taskId === taskId);
+  if (!task) return refuse("task.exists", `task ${taskId} not found`, "NOT_FOUND", taskId);
+  return task;
+}
+
+export function requireOpenTask(release: Release, taskId: string) {
+  const task = requireTask(release, taskId);
+  if (task.status === TaskStatus.DONE || task.status === TaskStatus.CANCELLED)
+    refuse("task.open", `task ${taskId} is already ${TaskStatus[task.status]}`);
+  if (task.phase !== release.phase || task.phaseEntry !== release.phaseEntry)
+    refuse("task.current_phase", `task ${taskId} belongs to a phase the release has left`);
+  return task;
+}
