@@ -5,7 +5,7 @@ import { createLogger } from "@rdm/observability";
 import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
 import { projections } from "./projections/index.js";
-import { ensureRulesVersion, projectionHandler, projectionRulesMigration } from "./projections/projection.js";
+import { ensureRulesVersion, projectedTopics, projectionHandler, projectionRulesMigration } from "./projections/projection.js";
 
 export const gatewayEnv = componentEnv({
   HTTP_HOST: z.string().default("127.0.0.1"),
@@ -43,7 +43,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     kafka,
     pool,
     groupId: config.GATEWAY_CONSUMER_GROUP,
-    topics: projections.map((p) => `${config.KAFKA_TOPIC_PREFIX}${p.topic}`),
+    topics: projectedTopics(projections, config.KAFKA_TOPIC_PREFIX),
     handle: projectionHandler(projections, config.KAFKA_TOPIC_PREFIX),
     deadLetterTopic: `${config.KAFKA_TOPIC_PREFIX}${config.GATEWAY_DLQ_TOPIC}`,
     fromBeginning: true,

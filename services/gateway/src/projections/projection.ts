@@ -68,18 +68,31 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
   };
 }
 
-/** The consumer's handler: each topic's events decoded once and applied by its projection. */
+/**
+ * The consumer's handler: each event applied by every projection of its topic, in the order they
+ * are listed (a combined view listed after a service's own view may read what that one wrote),
+ * all in the consumer's one transaction.
+ */
 export function projectionHandler(projections: readonly Projection[], topicPrefix: string) {
-  const byTopic = new Map(
-    projections.map((p) => [`${topicPrefix}${p.topic}`, { projection: p, decode: eventDecoder(p.handles) }]),
-  );
+  const byTopic = new Map<string, { projection: Projection; decode: ReturnType<typeof eventDecoder> }[]>();
+  for (const p of projections) {
+    const topic = `${topicPrefix}${p.topic}`;
+    byTopic.set(topic, [...(byTopic.get(topic) ?? []), { projection: p, decode: eventDecoder(p.handles) }]);
+  }
   return async (envelope: CloudEvent, tx: pg.PoolClient, info: { topic: string }): Promise<void> => {
-    const route = byTopic.get(info.topic);
-    if (!route) throw new PermanentError(`no projection for topic ${info.topic}`);
-    const event = route.decode(envelope);
-    if (event) await route.projection.apply(event, tx);
+    const routes = byTopic.get(info.topic);
+    if (!routes) throw new PermanentError(`no projection for topic ${info.topic}`);
+    for (const route of routes) {
+      const event = route.decode(envelope);
+      if (event) await route.projection.apply(event, tx);
+    }
   };
 }
+
+/** The topics the projections read, each once. */
+export const projectedTopics = (projections: readonly Projection[], topicPrefix: string) => [
+  ...new Set(projections.map((p) => `${topicPrefix}${p.topic}`)),
+];
 
 export const projectionRulesMigration = {
   version: 1,

@@ -1,0 +1,93 @@
+import type { DescMessage } from "@bufbuild/protobuf";
+import { CHANGE_EVENTS_TOPIC, CONFIGURATION_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import type pg from "pg";
+import type { ProjectedEvent, Projection } from "../projection.js";
+import { auditMigrations } from "./migrations.js";
+import { type EventSubjects, subjectsOf, viewsOf } from "./subjects.js";
+
+/** NOTIFY channel raised (at commit) whenever audit rows are added; wakes the audit and view streams. */
+export const AUDIT_CHANNEL = "rdm_gateway_audit";
+
+/**
+ * Subjects an event does not carry but its stream's earlier events did: a deployment's step events
+ * name only the deployment (its plan, projected before in the same transaction, names the release
+ * and environment); a change event names its environments only when raised or updated.
+ */
+async function completeSubjects(tx: pg.PoolClient, s: EventSubjects): Promise<EventSubjects> {
+  if (s.deploymentId && (!s.releaseId || !s.environments.length)) {
+    const { rows } = await tx.query<{ release_id: string; environment: string }>(
+      "SELECT release_id, environment FROM deployment_plan_view WHERE deployment_id = $1",
+      [s.deploymentId],
+    );
+    const plan = rows[0];
+    if (plan) {
+      s = {
+        ...s,
+        releaseId: s.releaseId || plan.release_id,
+        environments: s.environments.length ? s.environments : plan.environment ? [plan.environment] : [],
+      };
+    }
+  }
+  if (s.changeRequestId && !s.environments.length) {
+    const { rows } = await tx.query<{ environments: string[] }>(
+      "SELECT environments FROM change_view WHERE change_request_id::text = $1",
+      [s.changeRequestId],
+    );
+    s = { ...s, environments: rows[0]?.environments ?? [] };
+  }
+  return s;
+}
+
+async function recordAudit(source: string, event: ProjectedEvent, tx: pg.PoolClient): Promise<void> {
+  const m = event.message;
+  const subjects = await completeSubjects(tx, subjectsOf(m));
+  // Stream readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [AUDIT_CHANNEL]);
+  const { rowCount } = await tx.query(
+    `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
+       correlation_id, causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (event_id) DO NOTHING`,
+    [
+      m.metadata?.eventId || event.envelope.id,
+      source,
+      m.$typeName,
+      event.envelope.subject,
+      event.version.toString(),
+      event.occurredAt,
+      event.actor,
+      m.metadata?.correlationId ?? "",
+      m.metadata?.causationId ?? "",
+      m.metadata?.requestId ?? "",
+      subjects.releaseId,
+      subjects.changeRequestId,
+      subjects.deploymentId,
+      subjects.environments,
+      viewsOf(source, m.$typeName),
+    ],
+  );
+  if (rowCount) await tx.query("SELECT pg_notify($1, '')", [AUDIT_CHANNEL]);
+}
+
+const auditOf = (source: string, topic: string, handles: readonly DescMessage[]): Projection => ({
+  name: "gateway.audit",
+  topic,
+  handles,
+  migrations: auditMigrations,
+  apply: (event, tx) => recordAudit(source, event, tx),
+});
+
+/**
+ * The audit trail of every topic: every event type each service's events file declares (a type
+ * added there is recorded without code), once per event id. Listed after the services' own
+ * projections, whose rows it reads to complete an event's subjects.
+ */
+export const auditProjections: Projection[] = [
+  auditOf("release", RELEASE_EVENTS_TOPIC, file_rdm_release_v1_events.messages),
+  auditOf("change", CHANGE_EVENTS_TOPIC, file_rdm_change_v1_events.messages),
+  auditOf("configuration", CONFIGURATION_EVENTS_TOPIC, file_rdm_configuration_v1_events.messages),
+  auditOf("deployment", DEPLOYMENT_EVENTS_TOPIC, file_rdm_deployment_v1_events.messages),
+];

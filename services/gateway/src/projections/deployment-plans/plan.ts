@@ -1,0 +1,230 @@
+/**
+ * A deployment's plan and how far it got, as a pure fold of its events: the strategy expanded into
+ * steps, the schedule window, the protection approvals, and each step's and target's state. One
+ * handler per event type in a table: a new event type is one more entry.
+ */
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  type DeploymentApprovalGranted,
+  type DeploymentCancelled,
+  type DeploymentFailed,
+  type DeploymentPaused,
+  type DeploymentPlanned,
+  type DeploymentRollbackStarted,
+  type DeploymentRolledBack,
+  type DeploymentScheduled,
+  type DeploymentStarted,
+  type DeploymentStep,
+  DeploymentStrategyKindSchema,
+  type DeploymentSucceeded,
+  type DeploymentTargetProgressed,
+  StepKindSchema,
+  StepState,
+  StepStateSchema,
+  TargetOutcomeSchema,
+  file_rdm_deployment_v1_events,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { enumName } from "../enums.js";
+
+export type PlanStatus =
+  | "PLANNED"
+  | "AWAITING_APPROVAL"
+  | "SCHEDULED"
+  | "IN_PROGRESS"
+  | "PAUSED"
+  | "ROLLING_BACK"
+  | "SUCCEEDED"
+  | "FAILED"
+  | "ROLLED_BACK"
+  | "CANCELLED";
+
+export interface PlanStep {
+  index: number;
+  kind: string;
+  label: string;
+  targetCiIds: string[];
+  state: string;
+}
+
+export interface DeploymentPlan {
+  deploymentId: string;
+  releaseId: string;
+  environment: string;
+  status: PlanStatus;
+  strategy: string;
+  window: { start: string | null; end: string | null } | null;
+  linkedChangeIds: string[];
+  requiredApprovals: number;
+  approvalGroup: string;
+  approvals: { approver: string; comment: string; at: string }[];
+  steps: PlanStep[];
+  /** Per target: the newest outcome an executor reported (IN_PROGRESS, SUCCEEDED, FAILED). */
+  targets: Record<string, string>;
+  rollback: { reason: string; automatic: boolean; fast: boolean } | null;
+  reason: string;
+  plannedAt: string | null;
+}
+
+/** Every message of the deployment topic that names a deployment (environments do not). */
+export const DEPLOYMENT_PLAN_EVENT_TYPES = file_rdm_deployment_v1_events.messages.filter((m) =>
+  m.fields.some((f) => f.localName === "deploymentId"),
+);
+
+interface Context {
+  at: Date;
+}
+type Handler<M> = (plan: DeploymentPlan, message: M, context: Context) => DeploymentPlan;
+
+const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
+const windowOf = (w: TimeWindow | undefined) => (w ? { start: iso(w.start), end: iso(w.end) } : null);
+const stepOf = (s: DeploymentStep): PlanStep => ({
+  index: s.index,
+  kind: enumName(StepKindSchema, s.kind),
+  label: s.label,
+  targetCiIds: [...s.targetCiIds],
+  state: enumName(StepStateSchema, s.state || StepState.PENDING),
+});
+const withStep = (plan: DeploymentPlan, index: number, state: string): DeploymentPlan => ({
+  ...plan,
+  steps: plan.steps.map((s) => (s.index === index ? { ...s, state } : s)),
+});
+/** Steps that had not run are dropped by a rollback or a cancellation. */
+const skipOpenSteps = (steps: PlanStep[]) =>
+  steps.map((s) => (s.state === "PENDING" || s.state === "READY" ? { ...s, state: "SKIPPED" } : s));
+
+/** The first event of a deployment that has no plan yet (a deployment service that publishes only outcomes). */
+export function emptyPlan(message: { deploymentId: string; releaseId?: string; environment?: string }): DeploymentPlan {
+  return {
+    deploymentId: message.deploymentId,
+    releaseId: message.releaseId ?? "",
+    environment: message.environment ?? "",
+    status: "PLANNED",
+    strategy: "",
+    window: null,
+    linkedChangeIds: [],
+    requiredApprovals: 0,
+    approvalGroup: "",
+    approvals: [],
+    steps: [],
+    targets: {},
+    rollback: null,
+    reason: "",
+    plannedAt: null,
+  };
+}
+
+const HANDLERS: Record<string, Handler<never>> = {
+  "rdm.deployment.v1.DeploymentPlanned": ((plan, m: DeploymentPlanned, { at }) => ({
+    ...plan,
+    releaseId: m.releaseId,
+    environment: m.environment,
+    status: m.requiredApprovals > 0 ? "AWAITING_APPROVAL" : "PLANNED",
+    strategy: enumName(DeploymentStrategyKindSchema, m.strategy?.kind ?? 0),
+    window: windowOf(m.window),
+    linkedChangeIds: [...m.linkedChangeIds],
+    requiredApprovals: m.requiredApprovals,
+    approvalGroup: m.approvalGroup,
+    steps: m.steps.map(stepOf),
+    plannedAt: at.toISOString(),
+  })) satisfies Handler<DeploymentPlanned>,
+  "rdm.deployment.v1.DeploymentApprovalGranted": ((plan, m: DeploymentApprovalGranted, { at }) => ({
+    ...plan,
+    status: m.quorumReached && plan.status === "AWAITING_APPROVAL" ? "PLANNED" : plan.status,
+    approvals: [...plan.approvals, { approver: m.approver, comment: m.comment, at: at.toISOString() }],
+  })) satisfies Handler<DeploymentApprovalGranted>,
+  "rdm.deployment.v1.DeploymentScheduled": ((plan, _m: DeploymentScheduled) => ({
+    ...plan,
+    status: "SCHEDULED",
+    steps: plan.steps.map((s, i) => (i === 0 && s.state === "PENDING" ? { ...s, state: "READY" } : s)),
+  })) satisfies Handler<DeploymentScheduled>,
+  "rdm.deployment.v1.DeploymentStarted": ((plan, m: DeploymentStarted) => ({
+    ...plan,
+    releaseId: plan.releaseId || m.releaseId,
+    environment: plan.environment || m.environment,
+    strategy: plan.strategy || m.strategy,
+    status: plan.status === "ROLLING_BACK" ? plan.status : "IN_PROGRESS",
+  })) satisfies Handler<DeploymentStarted>,
+  "rdm.deployment.v1.DeploymentStepClaimed": ((plan, m: { stepIndex: number }) => ({
+    ...withStep(plan, m.stepIndex, "CLAIMED"),
+    status: plan.status === "SCHEDULED" ? "IN_PROGRESS" : plan.status,
+  })) satisfies Handler<{ stepIndex: number }>,
+  "rdm.deployment.v1.DeploymentStepReleased": ((plan, m: { stepIndex: number }) =>
+    withStep(plan, m.stepIndex, "READY")) satisfies Handler<{ stepIndex: number }>,
+  "rdm.deployment.v1.DeploymentStepLeaseExpired": ((plan, m: { stepIndex: number }) =>
+    withStep(plan, m.stepIndex, "READY")) satisfies Handler<{ stepIndex: number }>,
+  "rdm.deployment.v1.DeploymentStepCompleted": ((plan, m: { stepIndex: number }) => {
+    const done = withStep(plan, m.stepIndex, "COMPLETED");
+    // The next step is queued (after its pause, or a promotion; the plan shows it as READY).
+    const next = done.steps.find((s) => s.index > m.stepIndex && s.state === "PENDING");
+    return next ? withStep(done, next.index, "READY") : done;
+  }) satisfies Handler<{ stepIndex: number }>,
+  "rdm.deployment.v1.DeploymentStepFailed": ((plan, m: { stepIndex: number }) =>
+    withStep(plan, m.stepIndex, "FAILED")) satisfies Handler<{ stepIndex: number }>,
+  "rdm.deployment.v1.DeploymentTargetProgressed": ((plan, m: DeploymentTargetProgressed) => ({
+    ...plan,
+    targets: { ...plan.targets, [m.ciId]: enumName(TargetOutcomeSchema, m.outcome) },
+  })) satisfies Handler<DeploymentTargetProgressed>,
+  "rdm.deployment.v1.DeploymentPaused": ((plan, m: DeploymentPaused) => ({
+    ...plan,
+    status: "PAUSED",
+    reason: m.reason,
+  })) satisfies Handler<DeploymentPaused>,
+  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({ ...plan, status: "IN_PROGRESS" })) satisfies Handler<unknown>,
+  "rdm.deployment.v1.DeploymentRollbackStarted": ((plan, m: DeploymentRollbackStarted) => ({
+    ...plan,
+    status: "ROLLING_BACK",
+    reason: m.reason,
+    rollback: { reason: m.reason, automatic: m.automatic, fast: m.fast },
+    steps: [...skipOpenSteps(plan.steps), ...m.steps.map(stepOf)],
+  })) satisfies Handler<DeploymentRollbackStarted>,
+  "rdm.deployment.v1.DeploymentCancelled": ((plan, m: DeploymentCancelled) => ({
+    ...plan,
+    status: "CANCELLED",
+    reason: m.reason,
+    steps: skipOpenSteps(plan.steps),
+  })) satisfies Handler<DeploymentCancelled>,
+  "rdm.deployment.v1.DeploymentSucceeded": ((plan, _m: DeploymentSucceeded) => ({
+    ...plan,
+    status: "SUCCEEDED",
+  })) satisfies Handler<DeploymentSucceeded>,
+  "rdm.deployment.v1.DeploymentFailed": ((plan, m: DeploymentFailed) => ({
+    ...plan,
+    status: plan.status === "ROLLING_BACK" ? plan.status : "FAILED",
+    reason: m.reason,
+  })) satisfies Handler<DeploymentFailed>,
+  "rdm.deployment.v1.DeploymentRolledBack": ((plan, m: DeploymentRolledBack) => ({
+    ...plan,
+    status: "ROLLED_BACK",
+    reason: m.reason || plan.reason,
+    steps: skipOpenSteps(plan.steps),
+  })) satisfies Handler<DeploymentRolledBack>,
+};
+
+/** One event on top of the plan (undefined: none yet). Types without a handler change nothing. */
+export function evolvePlan(
+  plan: DeploymentPlan | undefined,
+  message: { $typeName: string; deploymentId: string; releaseId?: string; environment?: string },
+  at: Date,
+): DeploymentPlan {
+  const current = plan ?? emptyPlan(message);
+  const handler = HANDLERS[message.$typeName] as Handler<typeof message> | undefined;
+  return handler ? handler(current, message, { at }) : current;
+}
+
+/** How far the strategy got: deploy steps done of all, the step in flight, targets by outcome. */
+export function progressOf(plan: DeploymentPlan) {
+  const deploySteps = plan.steps.filter((s) => s.kind === "DEPLOY");
+  const outcomes = Object.values(plan.targets);
+  const current = plan.steps.find((s) => s.state === "CLAIMED" || s.state === "READY");
+  return {
+    stepsTotal: plan.steps.length,
+    stepsCompleted: plan.steps.filter((s) => s.state === "COMPLETED").length,
+    stepsFailed: plan.steps.filter((s) => s.state === "FAILED").length,
+    deployStepsTotal: deploySteps.length,
+    deployStepsCompleted: deploySteps.filter((s) => s.state === "COMPLETED").length,
+    currentStep: current ? { index: current.index, kind: current.kind, label: current.label } : null,
+    targetsSucceeded: outcomes.filter((o) => o === "SUCCEEDED").length,
+    targetsFailed: outcomes.filter((o) => o === "FAILED").length,
+  };
+}
