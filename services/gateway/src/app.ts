@@ -8,9 +8,14 @@ import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
 import { problem, refuseNonDecimalIntegers } from "./http/problems.js";
+import { auditRoutes } from "./http/routes/audit/index.js";
+import { calendarRoutes } from "./http/routes/calendar/index.js";
 import { changeRoutes } from "./http/routes/changes/index.js";
 import { configurationRoutes } from "./http/routes/configuration/index.js";
 import { deploymentRoutes } from "./http/routes/deployments/index.js";
+import { inventoryRoutes } from "./http/routes/inventory/index.js";
+import { kpiRoutes } from "./http/routes/kpis/index.js";
+import { overviewRoutes } from "./http/routes/overview/index.js";
 import { releaseRoutes } from "./http/routes/releases/index.js";
 import { createEventStreams } from "./http/sse.js";
 
@@ -80,6 +85,9 @@ export async function buildGatewayApp({
     await api.register(configurationRoutes, options);
     await api.register(changeRoutes, options);
     await api.register(deploymentRoutes, options);
+    // The combined views, each built from several services' events.
+    for (const routes of [overviewRoutes, calendarRoutes, inventoryRoutes, kpiRoutes, auditRoutes])
+      await api.register(routes, options);
   });
   return app;
 }

@@ -19,6 +19,7 @@ import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
 import { changeProjectionMigrations } from "../src/projections/changes/migrations.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
+import { deploymentPlanMigrations } from "../src/projections/deployment-plans/migrations.js";
 import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
 import { projectionHandler } from "../src/projections/projection.js";
 import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
@@ -38,6 +39,7 @@ beforeAll(async () => {
   await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
   await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.deployment-plans", migrations: deploymentPlanMigrations });
   app = await buildGatewayApp({
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),

@@ -39,15 +39,16 @@ export type PlanStatus =
   | "ROLLED_BACK"
   | "CANCELLED";
 
-export interface PlanStep {
+/** A type (not an interface): it fits the route schemas' open objects. */
+export type PlanStep = {
   index: number;
   kind: string;
   label: string;
   targetCiIds: string[];
   state: string;
-}
+};
 
-export interface DeploymentPlan {
+export type DeploymentPlan = {
   deploymentId: string;
   releaseId: string;
   environment: string;
@@ -64,7 +65,7 @@ export interface DeploymentPlan {
   rollback: { reason: string; automatic: boolean; fast: boolean } | null;
   reason: string;
   plannedAt: string | null;
-}
+};
 
 /** Every message of the deployment topic that names a deployment (environments do not). */
 export const DEPLOYMENT_PLAN_EVENT_TYPES = file_rdm_deployment_v1_events.messages.filter((m) =>

@@ -1,19 +1,8 @@
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import { badRequest, notFound, problemSchema, uuidSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
-import {
-  BOOKED,
-  type ChangeRow,
-  type CollisionRow,
-  calendarOf,
-  parseDate,
-  parseRange,
-  toCalendarRelease,
-  toChange,
-  toCollision,
-  toFreezeWindow,
-} from "./queries.js";
-import { calendarQuery, calendarSchema, changeDetailSchema, changeListQuery, changeSchema } from "./schemas.js";
+import { BOOKED, type ChangeRow, type CollisionRow, parseDate, toChange, toCollision } from "./queries.js";
+import { changeDetailSchema, changeListQuery, changeSchema } from "./schemas.js";
 
 const changeDetail: RoutePlugin = async (app, { pool }) => {
   app.get(
@@ -119,53 +108,7 @@ const changeList: RoutePlugin = async (app, { pool }) => {
   );
 };
 
-const changeCalendar: RoutePlugin = async (app, { pool }) => {
-  app.get(
-    "/v1/calendar",
-    {
-      schema: {
-        tags: ["calendar"],
-        summary:
-          "Change calendar for [from, to): changes and releases with a window in it, active freeze windows, collisions",
-        description:
-          "Everything whose window overlaps the half-open range [from, to). Changes: every state but REJECTED. " +
-          "Releases: ACTIVE ones with a planned window (start and end); an abandoned or closed release does not " +
-          "occupy the calendar. Freeze windows: those not lifted. Collisions: pairs of booked (SCHEDULED or " +
-          "IMPLEMENTING) changes in the range whose windows overlap and that share CIs.",
-        querystring: calendarQuery,
-        response: { 200: calendarSchema, 400: problemSchema },
-      },
-    },
-    async (request, reply) => {
-      const range = parseRange(request.query.from, request.query.to);
-      if (typeof range === "string") return badRequest(reply, range);
-      const { changes, releases, freezes, pairs } = await calendarOf(pool, range);
-      const collision = (r: CollisionRow, ciIds: string[]) =>
-        toCollision({
-          ...r,
-          window_start: new Date(r.window_start),
-          window_end: new Date(r.window_end),
-          ci_ids: ciIds,
-        });
-      return {
-        from: range.from,
-        to: range.to,
-        changes: changes.rows.map(toChange),
-        releases: releases.rows.map(toCalendarRelease),
-        freezeWindows: freezes.rows.map(toFreezeWindow),
-        collisions: pairs.rows.map((p) => ({
-          changes: [collision(p.a, p.ci_ids), collision(p.b, p.ci_ids)],
-          ciIds: p.ci_ids,
-        })),
-      };
-    },
-  );
-};
-
-/**
- * The change views: changes (list and detail, with approvals and collisions) and the change
- * calendar (changes, releases and freeze windows in a time range, and the collisions among changes).
- */
+/** The change views: changes (list and detail, with approvals and collisions); the calendar is in routes/calendar. */
 export const changeRoutes: RoutePlugin = async (app, options) => {
-  for (const routes of [changeDetail, changeList, changeCalendar]) await app.register(routes, options);
+  for (const routes of [changeDetail, changeList]) await app.register(routes, options);
 };

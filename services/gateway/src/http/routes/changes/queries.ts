@@ -1,6 +1,5 @@
 import { BOOKED_STATES } from "@rdm/domain-kernel/change";
 import { ChangeStateSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import type pg from "pg";
 import { enumName } from "../../../projections/enums.js";
 
 export interface ChangeRow {
@@ -157,42 +156,4 @@ export function parseRange(from: string, to: string): { from: Date; to: Date } |
   if (!start || !end) return "from and to must be date-times";
   if (end <= start) return "to must be after from";
   return { from: start, to: end };
-}
-
-/** Everything on the calendar in [from, to): changes, active releases, freeze windows, collisions. */
-export async function calendarOf(pool: pg.Pool, range: { from: Date; to: Date }) {
-  const changes = await pool.query<ChangeRow>(
-    `SELECT * FROM change_view WHERE window_start < $2 AND window_end > $1 AND state <> 'REJECTED'
-     ORDER BY window_start, key`,
-    [range.from, range.to],
-  );
-  // A release without a complete planned window has no place on the calendar (the comparisons
-  // with NULL are not true); release_id only makes the order total (keys are not unique in the view).
-  const releases = await pool.query<CalendarReleaseRow>(
-    `SELECT release_id, key, title, type, phase, owner, planned_start, planned_end FROM release_view
-     WHERE planned_start < $2 AND planned_end > $1 AND status = 'ACTIVE'
-     ORDER BY planned_start, key, release_id`,
-    [range.from, range.to],
-  );
-  const freezes = await pool.query<FreezeRow>(
-    `SELECT * FROM freeze_window_view WHERE window_start < $2 AND window_end > $1 AND NOT lifted
-     ORDER BY window_start, freeze_window_id`,
-    [range.from, range.to],
-  );
-  // Each pair once, ordered by (key, id): keys are not unique in the view, and two changes with
-  // the same key collide like any others.
-  const pairs = await pool.query<{ a: CollisionRow; b: CollisionRow; ci_ids: string[] }>(
-    `SELECT to_jsonb(a_row) AS a, to_jsonb(b_row) AS b,
-            ARRAY(SELECT unnest(a.affected_ci_ids) INTERSECT SELECT unnest(b.affected_ci_ids) ORDER BY 1) AS ci_ids
-     FROM change_view a JOIN change_view b ON (a.key, a.change_request_id) < (b.key, b.change_request_id)
-       CROSS JOIN LATERAL (SELECT a.change_request_id, a.key, a.state, a.window_start, a.window_end) AS a_row
-       CROSS JOIN LATERAL (SELECT b.change_request_id, b.key, b.state, b.window_start, b.window_end) AS b_row
-     WHERE a.state = ANY($3) AND b.state = ANY($3)
-       AND a.window_start < $2 AND a.window_end > $1 AND b.window_start < $2 AND b.window_end > $1
-       AND a.window_start < b.window_end AND b.window_start < a.window_end
-       AND a.affected_ci_ids && b.affected_ci_ids
-     ORDER BY a.key, a.change_request_id, b.key, b.change_request_id`,
-    [range.from, range.to, BOOKED],
-  );
-  return { changes, releases, freezes, pairs };
 }

@@ -159,16 +159,6 @@ export const changeListQuery = {
   additionalProperties: false,
 } as const;
 
-export const calendarQuery = {
-  type: "object",
-  properties: {
-    from: { type: "string", format: "date-time" },
-    to: { type: "string", format: "date-time" },
-  },
-  required: ["from", "to"],
-  additionalProperties: false,
-} as const;
-
 export const calendarSchema = {
   type: "object",
   properties: {

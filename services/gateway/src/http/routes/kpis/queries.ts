@@ -1,0 +1,96 @@
+import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import {
+  ApprovalStatus,
+  ReleasePhaseSchema,
+  ReleaseSchema,
+  ReviewOutcome,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type pg from "pg";
+import type { DeploymentFact, ReleaseFact } from "../../../kpis/compute.js";
+import { enumName } from "../../../projections/enums.js";
+
+const OUTCOME_TYPES = {
+  succeeded: "rdm.deployment.v1.DeploymentSucceeded",
+  failed: "rdm.deployment.v1.DeploymentFailed",
+  rolledBack: "rdm.deployment.v1.DeploymentRolledBack",
+};
+const NEEDED_FIX = new Set([ReviewOutcome.PARTIALLY_SUCCESSFUL, ReviewOutcome.FAILED, ReviewOutcome.BACKED_OUT]);
+
+interface OutcomeRow {
+  deployment_id: string;
+  release_id: string;
+  succeeded_at: Date | null;
+  failed_at: Date | null;
+  rolled_back_at: Date | null;
+  target_ci_ids: string[] | null;
+}
+
+/**
+ * Every deployment of the environment with its outcome times, from the deployment events in the
+ * audit trail (the first event of each outcome type counts), and the CIs its artifacts targeted.
+ */
+async function deploymentOutcomes(pool: pg.Pool, environment: string): Promise<OutcomeRow[]> {
+  const { rows } = await pool.query<OutcomeRow>(
+    `SELECT a.deployment_id, max(a.release_id) AS release_id,
+       min(a.occurred_at) FILTER (WHERE a.event_type = $2) AS succeeded_at,
+       min(a.occurred_at) FILTER (WHERE a.event_type = $3) AS failed_at,
+       min(a.occurred_at) FILTER (WHERE a.event_type = $4) AS rolled_back_at,
+       (SELECT array_agg(DISTINCT t) FROM deployment_view d, jsonb_array_elements(d.artifacts) x,
+          jsonb_array_elements_text(x->'targetCiIds') t WHERE d.deployment_id = a.deployment_id) AS target_ci_ids
+     FROM audit_event a
+     WHERE a.source = 'deployment' AND a.event_type = ANY(ARRAY[$2, $3, $4]) AND $1 = ANY(a.environments)
+     GROUP BY a.deployment_id`,
+    [environment, OUTCOME_TYPES.succeeded, OUTCOME_TYPES.failed, OUTCOME_TYPES.rolledBack],
+  );
+  return rows;
+}
+
+/** A release's facts from its folded state: package CIs, approvals with their decisions, deadline misses, review. */
+function releaseFact(releaseId: string, registeredAt: Date, snapshot: JsonValue): ReleaseFact {
+  const r = fromJson(ReleaseSchema, snapshot);
+  return {
+    releaseId,
+    registeredAt,
+    plannedEnd: r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+    services: [...new Set(r.package.map((a) => a.configurationItemId).filter(Boolean))],
+    neededFix: r.review !== undefined && NEEDED_FIX.has(r.review.outcome),
+    approvals: r.approvals.flatMap((a) => {
+      if (!a.requestedAt) return [];
+      const decided = a.status === ApprovalStatus.APPROVED || a.status === ApprovalStatus.REJECTED;
+      const votes = a.votes.flatMap((v) => (v.at ? [timestampDate(v.at)] : []));
+      const decidedAt = decided && votes.length ? new Date(Math.max(...votes.map((v) => v.getTime()))) : null;
+      return [{ requestedAt: timestampDate(a.requestedAt), decidedAt }];
+    }),
+    deadlineMisses: r.deadlineMisses.flatMap((m) =>
+      m.dueAt
+        ? [{ phase: enumName(ReleasePhaseSchema, m.phase), dueAt: timestampDate(m.dueAt), escalated: m.escalated }]
+        : [],
+    ),
+  };
+}
+
+/**
+ * The facts the KPIs of one environment and period are computed from: every deployment of the
+ * environment, and the releases that changed since the period began or that those deployments deployed.
+ */
+export async function kpiFacts(pool: pg.Pool, environment: string, from: Date) {
+  const outcomes = await deploymentOutcomes(pool, environment);
+  const { rows } = await pool.query<{ release_id: string; registered_at: Date; snapshot: JsonValue }>(
+    `SELECT release_id, registered_at, snapshot FROM release_view
+     WHERE snapshot IS NOT NULL AND (updated_at >= $1 OR release_id::text = ANY($2))`,
+    [from, outcomes.map((o) => o.release_id)],
+  );
+  const releases = rows.map((r) => releaseFact(r.release_id, r.registered_at, r.snapshot));
+  const packageCis = new Map(releases.map((r) => [r.releaseId, r.services]));
+  const deployments: DeploymentFact[] = outcomes.map((o) => ({
+    deploymentId: o.deployment_id,
+    releaseId: o.release_id,
+    environment,
+    services: [...new Set([...(o.target_ci_ids ?? []), ...(packageCis.get(o.release_id) ?? [])])],
+    succeededAt: o.succeeded_at,
+    failedAt: o.failed_at,
+    rolledBackAt: o.rolled_back_at,
+  }));
+  return { deployments, releases };
+}

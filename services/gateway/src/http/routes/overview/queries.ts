@@ -1,0 +1,117 @@
+import type pg from "pg";
+import { type DeploymentPlan, progressOf } from "../../../projections/deployment-plans/plan.js";
+import { type DeploymentRow, toDeployment } from "../deployments/queries.js";
+
+interface LinkedChangeRow {
+  change_request_id: string;
+  key: string;
+  title: string;
+  type: string;
+  state: string;
+  window_start: Date | null;
+  window_end: Date | null;
+  updated_at: Date;
+}
+
+/** The linked change requests as the change events left them (unknown ids: not projected yet). */
+export async function linkedChanges(pool: pg.Pool, ids: string[]) {
+  const { rows } = await pool.query<LinkedChangeRow>(
+    `SELECT change_request_id, key, title, type, state, window_start, window_end, updated_at FROM change_view
+     WHERE change_request_id::text = ANY($1)`,
+    [ids],
+  );
+  const byId = new Map(rows.map((r) => [r.change_request_id, r]));
+  return ids.map((id) => {
+    const r = byId.get(id);
+    return {
+      changeRequestId: id,
+      known: r !== undefined,
+      key: r?.key ?? null,
+      title: r?.title ?? null,
+      type: r?.type ?? null,
+      state: r?.state ?? null,
+      window: r && (r.window_start || r.window_end) ? { start: r.window_start, end: r.window_end } : null,
+      updatedAt: r?.updated_at ?? null,
+    };
+  });
+}
+
+interface ArtifactRow {
+  artifact_id: string;
+  status: string;
+  integrity: string;
+  status_reason: string;
+  last_verified_at: Date | null;
+}
+
+/** The package's artifacts with their DML state: integrity (UNVERIFIED, VERIFIED, MISMATCH) and status. */
+export async function packageVerification(
+  pool: pg.Pool,
+  artifacts: { artifactId: string; name: string; version: string; sha256: string; configurationItemId: string }[],
+) {
+  const { rows } = await pool.query<ArtifactRow>(
+    `SELECT artifact_id, status, integrity, status_reason, last_verified_at FROM dml_artifact_view
+     WHERE artifact_id = ANY($1)`,
+    [artifacts.map((a) => a.artifactId)],
+  );
+  const byId = new Map(rows.map((r) => [r.artifact_id, r]));
+  return artifacts.map((a) => {
+    const r = byId.get(a.artifactId);
+    return {
+      ...a,
+      dmlStatus: r?.status ?? "UNKNOWN",
+      integrity: r?.integrity ?? "UNKNOWN",
+      statusReason: r?.status_reason ?? "",
+      lastVerifiedAt: r?.last_verified_at ?? null,
+      deployable: r?.status === "ACTIVE" && r.integrity === "VERIFIED",
+    };
+  });
+}
+
+/**
+ * The release's deployments grouped by environment, newest first in each: the outcome the
+ * deployment events gave (deployment_view) with the plan and strategy progress (deployment_plan_view).
+ */
+export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string) {
+  const { rows } = await pool.query<{ outcome: DeploymentRow | null; plan: DeploymentPlan | null; at: Date }>(
+    `SELECT to_jsonb(d) AS outcome, p.plan, COALESCE(d.first_event_at, p.updated_at) AS at
+     FROM deployment_plan_view p FULL JOIN deployment_view d ON d.deployment_id = p.deployment_id
+     WHERE COALESCE(d.release_id, p.release_id) = $1
+     ORDER BY at DESC, COALESCE(d.deployment_id, p.deployment_id) DESC`,
+    [releaseId],
+  );
+  const environments = new Map<string, ReturnType<typeof toOverviewDeployment>[]>();
+  for (const row of rows) {
+    const deployment = toOverviewDeployment(row.outcome, row.plan);
+    environments.set(deployment.environment, [...(environments.get(deployment.environment) ?? []), deployment]);
+  }
+  return [...environments].map(([environment, deployments]) => ({
+    environment,
+    current: deployments[0] ?? null,
+    deployments,
+  }));
+}
+
+const dateOf = (value: unknown) => (value ? new Date(value as string) : null);
+
+function toOverviewDeployment(outcome: DeploymentRow | null, plan: DeploymentPlan | null) {
+  const d = outcome ? toDeployment(outcome) : undefined;
+  return {
+    deploymentId: d?.deploymentId ?? plan?.deploymentId ?? "",
+    environment: d?.environment || plan?.environment || "",
+    // The plan follows every event of the deployment; the outcome view only the outcomes.
+    state: plan?.status ?? d?.state ?? "PLANNED",
+    strategy: plan?.strategy || d?.strategy || "",
+    window: plan?.window ?? null,
+    linkedChangeIds: plan?.linkedChangeIds ?? [],
+    approvals: { required: plan?.requiredApprovals ?? 0, granted: plan?.approvals.length ?? 0 },
+    progress: plan ? progressOf(plan) : null,
+    steps: plan?.steps ?? [],
+    artifacts: d?.artifacts ?? [],
+    failureReason: d?.failureReason || plan?.reason || "",
+    rollback: plan?.rollback ?? null,
+    startedAt: dateOf(outcome?.started_at),
+    finishedAt: dateOf(outcome?.finished_at),
+    rolledBackAt: dateOf(outcome?.rolled_back_at),
+  };
+}

@@ -1,0 +1,151 @@
+import { arr, date, nullableDate, obj, str } from "../../schema-parts.js";
+import { releaseSchema } from "../releases/schemas.js";
+
+const int = { type: "integer" } as const;
+const windowSchema = {
+  type: ["object", "null"],
+  properties: { start: nullableDate, end: nullableDate },
+} as const;
+const r = releaseSchema.properties;
+
+const stepSchema = obj({ index: int, kind: str, label: str, targetCiIds: arr(str), state: str });
+
+export const overviewDeploymentSchema = obj({
+  deploymentId: str,
+  environment: str,
+  state: {
+    ...str,
+    description:
+      "PLANNED, AWAITING_APPROVAL, SCHEDULED, IN_PROGRESS, PAUSED, ROLLING_BACK, SUCCEEDED, FAILED, ROLLED_BACK or CANCELLED",
+  },
+  strategy: str,
+  window: windowSchema,
+  linkedChangeIds: arr(str),
+  approvals: obj({ required: int, granted: int }),
+  progress: {
+    type: ["object", "null"],
+    description: "how far the strategy got (null: the deployment service published no plan)",
+    properties: {
+      stepsTotal: int,
+      stepsCompleted: int,
+      stepsFailed: int,
+      deployStepsTotal: int,
+      deployStepsCompleted: int,
+      currentStep: { type: ["object", "null"], properties: { index: int, kind: str, label: str } },
+      targetsSucceeded: int,
+      targetsFailed: int,
+    },
+  },
+  steps: arr(stepSchema),
+  artifacts: arr(obj({ artifactId: str, name: str, version: str, targetCiIds: arr(str) })),
+  failureReason: str,
+  rollback: { type: ["object", "null"], properties: { reason: str, automatic: { type: "boolean" }, fast: { type: "boolean" } } },
+  startedAt: nullableDate,
+  finishedAt: nullableDate,
+  rolledBackAt: nullableDate,
+});
+
+const overviewExample = {
+  releaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+  key: "REL-2026-0042",
+  title: "Payments 4.2",
+  type: "MINOR",
+  status: "ACTIVE",
+  phase: "DEPLOYMENT",
+  owner: "olga",
+  plannedWindow: { start: "2026-12-01T08:00:00.000Z", end: "2026-12-01T18:00:00.000Z" },
+  gate: { phase: "DEPLOYMENT", nextPhase: "VERIFICATION", open: false, conditions: [] },
+  linkedChanges: [
+    {
+      changeRequestId: "7c1d2e3f-4a5b-4c6d-8e7f-9a0b1c2d3e4f",
+      known: true,
+      key: "CHG-2026-0107",
+      state: "IMPLEMENTING",
+    },
+  ],
+  package: [
+    {
+      artifactId: "art-payments-api-4.2.0",
+      name: "payments-api",
+      version: "4.2.0",
+      dmlStatus: "ACTIVE",
+      integrity: "VERIFIED",
+      deployable: true,
+    },
+  ],
+  environments: [
+    {
+      environment: "production",
+      current: {
+        deploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
+        state: "IN_PROGRESS",
+        strategy: "CANARY",
+        progress: { stepsTotal: 4, stepsCompleted: 1, deployStepsTotal: 3, deployStepsCompleted: 1 },
+      },
+    },
+  ],
+  deadlines: { phaseDueAt: "2026-12-01T18:00:00.000Z", overdue: false, misses: [], overdueTasks: [] },
+};
+
+export const overviewSchema = {
+  type: "object",
+  examples: [overviewExample],
+  properties: {
+    releaseId: r.releaseId,
+    key: r.key,
+    title: r.title,
+    type: r.type,
+    status: r.status,
+    phase: r.phase,
+    owner: r.owner,
+    coordinator: r.coordinator,
+    plannedWindow: r.plannedWindow,
+    registeredAt: date,
+    updatedAt: date,
+    version: int,
+    gate: r.gate,
+    approvals: r.approvals,
+    tasks: r.tasks,
+    linkedChanges: arr(
+      obj({
+        changeRequestId: str,
+        known: { type: "boolean", description: "false: no event of this change reached the gateway yet" },
+        key: { type: ["string", "null"] },
+        title: { type: ["string", "null"] },
+        type: { type: ["string", "null"] },
+        state: { type: ["string", "null"], description: "the change's live state from the change events" },
+        window: windowSchema,
+        updatedAt: nullableDate,
+      }),
+    ),
+    package: arr(
+      obj({
+        artifactId: str,
+        name: str,
+        version: str,
+        sha256: str,
+        configurationItemId: str,
+        dmlStatus: { ...str, description: "ACTIVE, QUARANTINED, RETIRED, or UNKNOWN (not in the DML view)" },
+        integrity: { ...str, description: "UNVERIFIED, VERIFIED, MISMATCH or UNKNOWN" },
+        statusReason: str,
+        lastVerifiedAt: nullableDate,
+        deployable: { type: "boolean", description: "ACTIVE and VERIFIED: the deployment gate's artifact condition" },
+      }),
+    ),
+    packageFrozen: r.packageFrozen,
+    environments: arr(
+      obj({
+        environment: str,
+        current: { ...overviewDeploymentSchema, type: ["object", "null"], description: "the newest deployment" },
+        deployments: arr(overviewDeploymentSchema),
+      }),
+    ),
+    deadlines: obj({
+      phaseDueAt: nullableDate,
+      overdue: { type: "boolean", description: "the current phase's deadline has passed" },
+      misses: { ...r.deadlineMisses, description: "every ReleaseDeadlineMissed: the SLA breaches" },
+      overdueTasks: arr(obj({ taskId: str, name: str, phase: str, assignee: str, dueAt: nullableDate })),
+    }),
+    review: r.review,
+  },
+} as const;
