@@ -1,1 +1,2 @@
+export { rebuildGateway } from "./rebuild-command.js";
 export { gatewayEnv, type RunningGateway, startGateway } from "./service.js";

@@ -1,11 +1,14 @@
 import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
 import { createKafka, startConsumer } from "@rdm/messaging";
-import { createLogger } from "@rdm/observability";
+import { createLogger, type Logger } from "@rdm/observability";
+import type { Kafka } from "kafkajs";
+import type pg from "pg";
 import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
 import { projections } from "./projections/index.js";
 import { ensureRulesVersion, projectedTopics, projectionHandler, projectionRulesMigration } from "./projections/projection.js";
+import { consumerGenerationMigration, currentConsumerGroup, holdProjectingLock } from "./rebuild.js";
 
 export const gatewayEnv = componentEnv({
   HTTP_HOST: z.string().default("127.0.0.1"),
@@ -19,6 +22,42 @@ export const gatewayEnv = componentEnv({
   GATEWAY_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(100),
 });
 
+export type GatewayConfig = ReturnType<typeof loadConfig<typeof gatewayEnv>>;
+
+/** The gateway's tables: the rules record, the consumer generation, every projection's views (refolded on a rules change). */
+export async function migrateGateway(pool: pg.Pool, logger: Logger): Promise<void> {
+  await runMigrations(pool, { component: "gateway.projections", migrations: [projectionRulesMigration] });
+  await runMigrations(pool, { component: "gateway.rebuild", migrations: [consumerGenerationMigration] });
+  for (const projection of projections) {
+    await runMigrations(pool, { component: projection.name, migrations: projection.migrations });
+    if (await ensureRulesVersion(pool, projection)) logger.info({ projection: projection.name }, "projection rebuilt");
+  }
+}
+
+/** One group over every topic: one join, and each partition's events applied in order. */
+export function startProjectionConsumer(
+  config: GatewayConfig,
+  kafka: Kafka,
+  pool: pg.Pool,
+  groupId: string,
+  logger: Logger,
+  fetchMaxWaitMs = config.GATEWAY_FETCH_MAX_WAIT_MS,
+) {
+  return startConsumer({
+    kafka,
+    pool,
+    groupId,
+    topics: projectedTopics(projections, config.KAFKA_TOPIC_PREFIX),
+    handle: projectionHandler(projections, config.KAFKA_TOPIC_PREFIX),
+    deadLetterTopic: `${config.KAFKA_TOPIC_PREFIX}${config.GATEWAY_DLQ_TOPIC}`,
+    fromBeginning: true,
+    // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
+    maxWaitTimeInMs: fetchMaxWaitMs,
+    sessionTimeoutMs: config.GATEWAY_CONSUMER_SESSION_TIMEOUT_MS,
+    logger,
+  });
+}
+
 export interface RunningGateway {
   port: number;
   url: string;
@@ -31,27 +70,17 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   const logger = createLogger("gateway", config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
   const stopObservingPool = observePoolUse(pool, "gateway");
-  await runMigrations(pool, { component: "gateway.projections", migrations: [projectionRulesMigration] });
-  for (const projection of projections) {
-    await runMigrations(pool, { component: projection.name, migrations: projection.migrations });
-    if (await ensureRulesVersion(pool, projection)) logger.info({ projection: projection.name }, "projection rebuilt");
-  }
-
+  await migrateGateway(pool, logger);
+  // Waits while a rebuild runs; then goes on with the consumer group the rebuild left.
+  const releaseProjectingLock = await holdProjectingLock(pool, "shared");
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
-  // One group over every topic: one join, and each partition's events applied in order.
-  const consumer = await startConsumer({
+  const consumer = await startProjectionConsumer(
+    config,
     kafka,
     pool,
-    groupId: config.GATEWAY_CONSUMER_GROUP,
-    topics: projectedTopics(projections, config.KAFKA_TOPIC_PREFIX),
-    handle: projectionHandler(projections, config.KAFKA_TOPIC_PREFIX),
-    deadLetterTopic: `${config.KAFKA_TOPIC_PREFIX}${config.GATEWAY_DLQ_TOPIC}`,
-    fromBeginning: true,
-    // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
-    maxWaitTimeInMs: config.GATEWAY_FETCH_MAX_WAIT_MS,
-    sessionTimeoutMs: config.GATEWAY_CONSUMER_SESSION_TIMEOUT_MS,
+    await currentConsumerGroup(pool, config.GATEWAY_CONSUMER_GROUP),
     logger,
-  });
+  );
   let consumersReady = false;
   // stop() before the group join rejects `ready`: the gateway was never ready, and that is no crash.
   void consumer.ready.then(
@@ -80,6 +109,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
       stopped ??= (async () => {
         await app.close();
         await consumer.stop();
+        releaseProjectingLock();
         stopObservingPool();
         await pool.end();
       })();

@@ -13,12 +13,13 @@ import { type EventSubjects, subjectsOf, viewsOf } from "./subjects.js";
 export const AUDIT_CHANNEL = "rdm_gateway_audit";
 
 /**
- * Subjects an event does not carry but its stream's earlier events did: a deployment's step events
- * name only the deployment (its plan, projected before in the same transaction, names the release
- * and environment); a change event names its environments only when raised or updated.
+ * Subjects an event does not carry but its own stream's earlier events did: a deployment's step
+ * events name only the deployment (its plan names the release and environment); a change event
+ * names its environments only when raised or updated. Only the event's own stream: it is on the
+ * same partition, so what it finds does not depend on how other partitions interleave.
  */
-async function completeSubjects(tx: pg.PoolClient, s: EventSubjects): Promise<EventSubjects> {
-  if (s.deploymentId && (!s.releaseId || !s.environments.length)) {
+async function completeSubjects(tx: pg.PoolClient, source: string, s: EventSubjects): Promise<EventSubjects> {
+  if (source === "deployment" && s.deploymentId && (!s.releaseId || !s.environments.length)) {
     const { rows } = await tx.query<{ release_id: string; environment: string }>(
       "SELECT release_id, environment FROM deployment_plan_view WHERE deployment_id = $1",
       [s.deploymentId],
@@ -32,7 +33,7 @@ async function completeSubjects(tx: pg.PoolClient, s: EventSubjects): Promise<Ev
       };
     }
   }
-  if (s.changeRequestId && !s.environments.length) {
+  if (source === "change" && s.changeRequestId && !s.environments.length) {
     const { rows } = await tx.query<{ environments: string[] }>(
       "SELECT environments FROM change_view WHERE change_request_id::text = $1",
       [s.changeRequestId],
@@ -44,7 +45,7 @@ async function completeSubjects(tx: pg.PoolClient, s: EventSubjects): Promise<Ev
 
 async function recordAudit(source: string, event: ProjectedEvent, tx: pg.PoolClient): Promise<void> {
   const m = event.message;
-  const subjects = await completeSubjects(tx, subjectsOf(m));
+  const subjects = await completeSubjects(tx, source, subjectsOf(m));
   // Stream readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
   await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [AUDIT_CHANNEL]);
   const { rowCount } = await tx.query(

@@ -1,0 +1,270 @@
+// The combined views through HTTP, fed over the real Kafka protocol into real PostgreSQL: one
+// release's events on the four topics, delivered interleaved across partitions (the failed
+// deployment's events before the earlier canary's). The overview, calendar, inventory, KPIs
+// (exact figures) and audit trail combine them; the view stream resumes with Last-Event-ID; the
+// rebuild command empties the views and replays the topics into views equal to the live ones.
+import { randomUUID } from "node:crypto";
+import { mintDevToken } from "@rdm/auth";
+import { type RunningGateway, rebuildGateway, startGateway } from "@rdm/gateway";
+import {
+  CHANGE_EVENTS_TOPIC,
+  type CloudEvent,
+  CONFIGURATION_EVENTS_TOPIC,
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  RELEASE_EVENTS_TOPIC,
+  toKafkaMessage,
+} from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import { at, story } from "./combined-views.fixtures.js";
+import { openStream } from "./sse-client.js";
+
+const secret = randomUUID() + randomUUID();
+const topicPrefix = testTopicPrefix("combined-views");
+const cleanups: (() => Promise<unknown>)[] = [];
+let producer: Producer;
+let bearer: string;
+let env: NodeJS.ProcessEnv;
+let gateway: RunningGateway;
+const s = story();
+
+async function publishTo(topic: string, partition: number, events: CloudEvent[]) {
+  await producer.send({
+    topic: `${topicPrefix}${topic}`,
+    acks: -1,
+    messages: events.map((e) => ({ ...toKafkaMessage(e), partition })),
+  });
+}
+
+async function get(path: string) {
+  const response = await fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
+  // biome-ignore lint/suspicious/noExplicitAny: the assertions below say what shape they expect
+  return { status: response.status, body: (await response.json()) as Record<string, any> };
+}
+
+const TOTAL_EVENTS = 22;
+
+beforeAll(async () => {
+  const brokers = await testKafkaBrokers();
+  producer = createProducer(createKafka({ brokers, clientId: uniqueId("views"), logger: createLogger("test", "warn") }));
+  await producer.connect();
+  cleanups.push(() => producer.disconnect());
+  bearer = await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" });
+  const db = await createTestDatabase("gateway_combined_views");
+  cleanups.push(db.drop);
+  env = {
+    DATABASE_URL: db.url,
+    KAFKA_BROKERS: brokers.join(","),
+    KAFKA_TOPIC_PREFIX: topicPrefix,
+    AUTH_JWT_SECRET: secret,
+    HTTP_PORT: "0",
+    GATEWAY_CONSUMER_GROUP: uniqueId("gateway"),
+    GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+    LOG_LEVEL: "warn",
+  };
+  gateway = await startGateway(env);
+  // The later deployment first, then the earlier one on another partition; the release, its
+  // change and its artifact after the deployments that name them.
+  await publishTo(DEPLOYMENT_EVENTS_TOPIC, 1, s.failing);
+  await publishTo(DEPLOYMENT_EVENTS_TOPIC, 0, s.canary);
+  await publishTo(CONFIGURATION_EVENTS_TOPIC, 2, s.configuration);
+  await publishTo(RELEASE_EVENTS_TOPIC, 3, s.release);
+  await publishTo(CHANGE_EVENTS_TOPIC, 0, s.change);
+  await waitFor(async () => (await get("/v1/audit?limit=500")).body.entries?.length === TOTAL_EVENTS, {
+    timeoutMs: 60_000,
+    description: "every event in the audit trail",
+  });
+}, 120_000);
+
+afterAll(async () => {
+  await gateway?.stop();
+  for (const cleanup of cleanups.reverse()) await cleanup();
+});
+
+test("the release overview combines the release, its changes, its artifacts and its deployments", async () => {
+  const { status, body } = await get(`/v1/releases/${s.ids.release}/overview`);
+  expect(status).toBe(200);
+  expect(body).toMatchObject({ key: s.ids.key, phase: "PLANNING", status: "ACTIVE" });
+  expect(body.approvals).toMatchObject([{ approvalId: "ap-1", status: "APPROVED", votes: [{ approver: "ann" }] }]);
+  expect(body.linkedChanges).toMatchObject([{ changeRequestId: s.ids.change, known: true, state: "SCHEDULED" }]);
+  expect(body.package).toMatchObject([
+    { artifactId: s.ids.artifact, dmlStatus: "ACTIVE", integrity: "VERIFIED", deployable: true },
+  ]);
+  expect(body.deadlines.misses).toEqual([
+    { phase: "PLANNING", phaseEntry: 0, dueAt: at("01T12:00:00").toISOString(), escalated: false },
+  ]);
+  const [production] = body.environments;
+  expect(body.environments).toHaveLength(1);
+  expect(production.deployments.map((d: { deploymentId: string }) => d.deploymentId)).toEqual([
+    s.ids.failing,
+    s.ids.canary,
+  ]);
+  expect(production.current).toMatchObject({ state: "ROLLED_BACK", rollback: { automatic: true } });
+  expect(production.deployments[1]).toMatchObject({
+    state: "SUCCEEDED",
+    strategy: "CANARY",
+    linkedChangeIds: [s.ids.change],
+    progress: {
+      stepsTotal: 3,
+      stepsCompleted: 1,
+      deployStepsTotal: 2,
+      deployStepsCompleted: 1,
+      currentStep: { index: 1, kind: "DEPLOY", label: "100%" },
+      targetsSucceeded: 1,
+      targetsFailed: 0,
+    },
+  });
+  expect((await get(`/v1/releases/${randomUUID()}/overview`)).status).toBe(404);
+});
+
+test("the calendar of an environment shows the windows and their conflicts", async () => {
+  const range = `from=${at("02T00:00:00").toISOString()}&to=${at("03T00:00:00").toISOString()}`;
+  const { status, body } = await get(`/v1/calendar?${range}&environment=${s.ids.environment}`);
+  expect(status).toBe(200);
+  expect(body.changes.map((c: { changeRequestId: string }) => c.changeRequestId)).toEqual([s.ids.change]);
+  expect(body.releases.map((r: { releaseId: string }) => r.releaseId)).toEqual([s.ids.release]);
+  // The failing deployment was planned without a window: not on the calendar.
+  expect(body.deployments).toMatchObject([{ deploymentId: s.ids.canary, releaseKey: s.ids.key, state: "SUCCEEDED" }]);
+  expect(body.freezeWindows.map((f: { freezeWindowId: string }) => f.freezeWindowId)).toEqual([s.ids.freeze]);
+  expect(body.conflicts.map((c: { kind: string; items: { id: string }[] }) => [c.kind, c.items.map((i) => i.id)])).toEqual(
+    [
+      ["CHANGE_FREEZE", [s.ids.change, s.ids.freeze]],
+      ["DEPLOYMENT_FREEZE", [s.ids.canary, s.ids.freeze]],
+    ],
+  );
+  const elsewhere = await get(`/v1/calendar?${range}&environment=${uniqueId("env")}`);
+  expect([elsewhere.body.changes, elsewhere.body.deployments, elsewhere.body.freezeWindows]).toEqual([[], [], []]);
+});
+
+test("the inventory names version, target, since, release and deployment, after the rollback", async () => {
+  const { body } = await get(`/v1/inventory?environment=${s.ids.environment}`);
+  expect(body.environments).toHaveLength(1);
+  expect(body.environments[0]).toMatchObject({ health: "HEALTHY", lastOutcome: "ROLLED_BACK" });
+  const rows = body.environments[0].entries.map((e: Record<string, string>) => [
+    e.targetCiId,
+    e.artifactVersion,
+    e.since,
+    e.deploymentId,
+    e.releaseKey,
+    e.via,
+  ]);
+  expect(rows).toEqual(
+    [
+      [s.ids.h1, "2.0.0", at("03T09:20:00").toISOString(), s.ids.failing, s.ids.key, "ROLLED_BACK"],
+      [s.ids.h2, "2.0.0", at("02T10:00:00").toISOString(), s.ids.canary, s.ids.key, "SUCCEEDED"],
+    ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
+  );
+});
+
+test("the KPIs of the week, with the counts they came from", async () => {
+  const query = `environment=${s.ids.environment}&period=week&at=${at("02T12:00:00").toISOString()}`;
+  const expected = {
+    period: "week",
+    from: "2026-11-30T00:00:00.000Z",
+    to: "2026-12-07T00:00:00.000Z",
+    environment: s.ids.environment,
+    deploymentFrequency: { deployments: 1, days: 7, perDay: 1 / 7 },
+    // Registered 12-01 08:00, succeeded 12-02 10:00.
+    leadTimeForChanges: { count: 1, totalSeconds: 93_600, meanSeconds: 93_600, medianSeconds: 93_600 },
+    changeFailureRate: { deployments: 2, failures: 1, failed: 1, rolledBack: 1, neededFix: 0, rate: 0.5 },
+    timeToRestore: { count: 1, totalSeconds: 1200, meanSeconds: 1200, medianSeconds: 1200, unrestored: 0 },
+    onTimeReleaseRate: { releases: 1, withPlannedWindow: 1, onTime: 1, late: 0, rate: 1 },
+    approvalLeadTime: { count: 1, totalSeconds: 1800, meanSeconds: 1800, medianSeconds: 1800 },
+    slaBreaches: { breaches: 1, escalated: 0 },
+  };
+  expect((await get(`/v1/kpis?${query}`)).body).toEqual({ ...expected, service: null });
+  expect((await get(`/v1/kpis?${query}&service=${s.ids.service}`)).body).toEqual({
+    ...expected,
+    service: s.ids.service,
+  });
+  const otherService = (await get(`/v1/kpis?${query}&service=${uniqueId("svc")}`)).body;
+  expect(otherService.deploymentFrequency.deployments).toBe(0);
+  expect((await get(`/v1/kpis?${query}&period=year`)).status).toBe(400);
+});
+
+test("the audit trail filters by release, actor, environment and correlation, and pages by keyset", async () => {
+  const count = async (filter: string) => (await get(`/v1/audit?limit=500&${filter}`)).body.entries.length;
+  // The release's 6 events, its change's raise, and both deployments' events (step events name
+  // only their deployment: the plan names the release).
+  expect(await count(`release=${s.ids.release}`)).toBe(19);
+  expect(await count("actor=ann")).toBe(1);
+  expect(await count(`environment=${s.ids.environment}`)).toBe(14);
+  expect(await count(`correlation=corr-${s.ids.canary}`)).toBe(7);
+  expect(await count(`change=${s.ids.change}`)).toBe(2);
+  const window = `from=${at("02T00:00:00").toISOString()}&to=${at("03T00:00:00").toISOString()}`;
+  expect(await count(window)).toBe(7);
+
+  const walked: string[] = [];
+  let after = 0;
+  for (let page = 0; page < 10; page++) {
+    const { body } = await get(`/v1/audit?release=${s.ids.release}&limit=5&after=${after}`);
+    walked.push(...body.entries.map((e: { eventId: string }) => e.eventId));
+    if (body.nextAfter === null) break;
+    after = body.nextAfter;
+  }
+  expect(new Set(walked).size).toBe(19);
+  expect(walked).toHaveLength(19);
+  const granted = (await get("/v1/audit?actor=ann")).body.entries[0];
+  expect(granted).toMatchObject({
+    source: "release",
+    eventType: "rdm.release.v1.ReleaseApprovalGranted",
+    releaseId: s.ids.release,
+    occurredAt: at("01T09:30:00").toISOString(),
+    causationId: expect.stringMatching(/.+/),
+  });
+});
+
+test("the view stream carries every view's changes and resumes after Last-Event-ID", async () => {
+  const path = `/v1/views/events?view=inventory&release=${s.ids.release}&after=0`;
+  const stream = await openStream(gateway.url, path, { authorization: `Bearer ${bearer}` });
+  let second: Awaited<ReturnType<typeof stream.nextEvent>>;
+  try {
+    const first = await stream.nextEvent();
+    second = await stream.nextEvent();
+    expect(first.event).toBe("inventory");
+    expect(second.id).toBeGreaterThan(first.id);
+    expect(second.data.views).toContain("inventory");
+  } finally {
+    stream.close();
+  }
+  const resumed = await openStream(gateway.url, path, {
+    authorization: `Bearer ${bearer}`,
+    "last-event-id": String(second.id),
+  });
+  try {
+    expect((await resumed.nextEvent()).id).toBeGreaterThan(second.id);
+  } finally {
+    resumed.close();
+  }
+});
+
+test("a rebuild is refused while a gateway projects; once stopped, the rebuilt views equal the live ones", async () => {
+  await expect(rebuildGateway(env)).rejects.toThrow("stop it before a rebuild");
+  const paths = [
+    `/v1/releases/${s.ids.release}/overview`,
+    `/v1/calendar?from=${at("01T00:00:00").toISOString()}&to=${at("05T00:00:00").toISOString()}`,
+    "/v1/inventory",
+    `/v1/kpis?environment=${s.ids.environment}&at=${at("02T12:00:00").toISOString()}`,
+  ];
+  const snapshot = async () => ({
+    views: await Promise.all(paths.map(async (p) => (await get(p)).body)),
+    // Rebuilt seqs follow the old ones (and the order across partitions may differ): by event id.
+    audit: (await get("/v1/audit?limit=500")).body.entries
+      .map(({ seq: _, ...entry }: { seq: number }) => entry)
+      .sort((a: { eventId: string }, b: { eventId: string }) => a.eventId.localeCompare(b.eventId)),
+    lastSeq: Math.max(...(await get("/v1/audit?limit=500")).body.entries.map((e: { seq: number }) => e.seq)),
+  });
+  const live = await snapshot();
+  await gateway.stop();
+  await rebuildGateway(env);
+  gateway = await startGateway(env);
+  const rebuilt = await snapshot();
+  expect(rebuilt.views).toEqual(live.views);
+  expect(rebuilt.audit).toEqual(live.audit);
+  expect(Math.min(...(await get("/v1/audit?limit=500")).body.entries.map((e: { seq: number }) => e.seq))).toBeGreaterThan(
+    live.lastSeq,
+  );
+}, 120_000);
