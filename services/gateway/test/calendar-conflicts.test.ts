@@ -1,0 +1,79 @@
+// The calendar's conflict rules as a pure function: which windows collide, and which do not.
+import {
+  type CalendarChange,
+  type CalendarDeployment,
+  type CalendarFreeze,
+  calendarConflicts,
+} from "../src/http/routes/calendar/conflicts.js";
+
+const w = (startHour: number, endHour: number) => ({
+  start: new Date(Date.UTC(2026, 11, 2, startHour)),
+  end: new Date(Date.UTC(2026, 11, 2, endHour)),
+});
+const change = (id: string, hours: [number, number], ciIds: string[], more: Partial<CalendarChange> = {}) => ({
+  id,
+  key: id.toUpperCase(),
+  booked: true,
+  window: w(...hours),
+  ciIds,
+  environments: ["prod"],
+  overriddenFreezeIds: [],
+  ...more,
+});
+const deployment = (id: string, hours: [number, number], more: Partial<CalendarDeployment> = {}) => ({
+  id,
+  releaseId: "r",
+  environment: "prod",
+  window: w(...hours),
+  ciIds: ["host-1"],
+  linkedChangeIds: [],
+  ...more,
+});
+const freeze = (id: string, hours: [number, number], more: Partial<CalendarFreeze> = {}): CalendarFreeze => ({
+  id,
+  name: id,
+  window: w(...hours),
+  all: false,
+  ciIds: [],
+  environments: ["prod"],
+  ...more,
+});
+const kinds = (c: ReturnType<typeof calendarConflicts>) => c.map((x) => `${x.kind} ${x.items.map((i) => i.id).join("+")}`);
+
+test("changes sharing CIs collide only while both are booked and their windows overlap (half-open)", () => {
+  const a = change("c-a", [8, 10], ["svc", "db"]);
+  const b = change("c-b", [9, 11], ["db"]);
+  const adjacent = change("c-c", [10, 12], ["svc"]);
+  const draft = change("c-d", [8, 12], ["svc"], { booked: false });
+  const conflicts = calendarConflicts([b, a, adjacent, draft], [], []);
+  expect(conflicts).toEqual([
+    { kind: "CHANGE_CHANGE", items: [expect.objectContaining({ id: "c-a" }), expect.objectContaining({ id: "c-b" })], ciIds: ["db"], environment: null },
+  ]);
+});
+
+test("a freeze catches the changes and deployments it covers, unless a change overrode it", () => {
+  const f = freeze("f-prod", [9, 10]);
+  const byCi = freeze("f-ci", [9, 10], { environments: [], ciIds: ["host-1"] });
+  const elsewhere = freeze("f-test", [9, 10], { environments: ["test"] });
+  const covered = change("c-a", [8, 12], ["svc"]);
+  const overriding = change("c-b", [8, 12], ["svc2"], { overriddenFreezeIds: ["f-prod"] });
+  const d = deployment("d-1", [9, 11]);
+  expect(kinds(calendarConflicts([covered, overriding], [d], [f, byCi, elsewhere]))).toEqual([
+    "CHANGE_FREEZE c-a+f-prod",
+    "DEPLOYMENT_FREEZE d-1+f-prod",
+    "DEPLOYMENT_FREEZE d-1+f-ci",
+  ]);
+});
+
+test("deployments to one environment at once, and a deployment on a change's CIs it is not linked to", () => {
+  const linked = change("c-a", [8, 12], ["host-1"]);
+  const unlinked = change("c-b", [8, 12], ["host-1"]);
+  const d1 = deployment("d-1", [9, 11], { linkedChangeIds: ["c-a"] });
+  const d2 = deployment("d-2", [10, 12], { linkedChangeIds: ["c-a", "c-b"] });
+  const otherEnvironment = deployment("d-3", [9, 11], { environment: "test", ciIds: ["host-9"] });
+  expect(kinds(calendarConflicts([linked, unlinked], [d1, d2, otherEnvironment], []))).toEqual([
+    "CHANGE_CHANGE c-a+c-b",
+    "DEPLOYMENT_DEPLOYMENT d-1+d-2",
+    "CHANGE_DEPLOYMENT c-b+d-1",
+  ]);
+});

@@ -1,0 +1,112 @@
+// The combined views' projections (deployment plans, audit trail) as projection specs: the
+// encoded events a topic carries applied by every projection of the topic, as the consumer does,
+// against real PostgreSQL.
+import { randomUUID } from "node:crypto";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
+import type { CloudEvent } from "@rdm/messaging";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  DeploymentCancelledSchema,
+  DeploymentPlannedSchema,
+  DeploymentScheduledSchema,
+  DeploymentStepClaimedSchema,
+  DeploymentStepCompletedSchema,
+  DeploymentStrategyKind,
+  StepKind,
+  StepState,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { projectionSpec } from "@rdm/testkit";
+import { projections } from "../src/projections/index.js";
+import { projectionHandler } from "../src/projections/projection.js";
+
+const handle = projectionHandler(projections, "");
+const spec = projectionSpec<{ topic: string; envelope: CloudEvent }>({
+  async setup(client) {
+    const applied = new Set<string>();
+    for (const p of projections)
+      for (const m of p.migrations) {
+        // The audit trail is one table behind four projections (one per topic).
+        if (applied.has(`${p.name}/${m.version}`)) continue;
+        applied.add(`${p.name}/${m.version}`);
+        await client.query(m.sql);
+      }
+  },
+  apply: ({ topic, envelope }, tx) => handle(envelope, tx, { topic }),
+});
+
+const deploymentId = randomUUID();
+const releaseId = randomUUID();
+let version = 0;
+function deploymentEvent<D extends DescMessage>(schema: D, fields: Omit<MessageInitShape<D>, "metadata">) {
+  const id = randomUUID();
+  const metadata = create(EventMetadataSchema, {
+    eventId: id,
+    actor: "executor-1",
+    streamVersion: BigInt(++version),
+    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
+    correlationId: "corr-1",
+  });
+  const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
+  const envelope = { id, type: schema.typeName, source: "test", subject: deploymentId, time: new Date() };
+  return { topic: DEPLOYMENT_EVENTS_TOPIC, envelope: { ...envelope, data: toBinary(schema, message) } };
+}
+
+const planned = deploymentEvent(DeploymentPlannedSchema, {
+  deploymentId,
+  releaseId,
+  environment: "production",
+  strategy: { kind: DeploymentStrategyKind.ROLLING },
+  window: {
+    start: timestampFromDate(new Date("2026-12-02T09:00:00Z")),
+    end: timestampFromDate(new Date("2026-12-02T10:00:00Z")),
+  },
+  steps: [0, 1].map((index) => ({ index, kind: StepKind.DEPLOY, label: `batch ${index + 1}`, state: StepState.PENDING })),
+  requiredApprovals: 1,
+});
+const scheduled = deploymentEvent(DeploymentScheduledSchema, { deploymentId });
+const claimed = deploymentEvent(DeploymentStepClaimedSchema, { deploymentId, stepIndex: 0, executorId: "e-1" });
+const completed = deploymentEvent(DeploymentStepCompletedSchema, { deploymentId, stepIndex: 0 });
+const cancelled = deploymentEvent(DeploymentCancelledSchema, { deploymentId, reason: "superseded" });
+
+const planQuery = `SELECT status, window_start, version::int AS version,
+  (SELECT jsonb_agg(s->>'state' ORDER BY (s->>'index')::int) FROM jsonb_array_elements(plan->'steps') s) AS steps
+  FROM deployment_plan_view`;
+
+test("a plan's steps follow the executors' claims and completions", async () => {
+  await spec
+    .given([planned, scheduled, claimed])
+    .when(completed)
+    .then(planQuery, [
+      { status: "IN_PROGRESS", window_start: new Date("2026-12-02T09:00:00Z"), version: 4, steps: ["COMPLETED", "READY"] },
+    ]);
+});
+
+test("a cancellation skips the steps that had not run; a replayed event changes nothing", async () => {
+  await spec
+    .given([planned, scheduled, claimed, completed, cancelled])
+    .when(claimed, scheduled)
+    .then(planQuery, [
+      { status: "CANCELLED", window_start: new Date("2026-12-02T09:00:00Z"), version: 5, steps: ["COMPLETED", "SKIPPED"] },
+    ]);
+});
+
+test("the audit trail records each event once, with the release and environment its plan names", async () => {
+  await spec
+    .given([planned, scheduled])
+    .when(claimed, claimed)
+    .then(
+      `SELECT event_type, actor, release_id, deployment_id, environments, correlation_id, views FROM audit_event
+       ORDER BY seq`,
+      [planned, scheduled, claimed].map((e) => ({
+        event_type: e.envelope.type,
+        actor: "executor-1",
+        release_id: releaseId,
+        deployment_id: deploymentId,
+        environments: ["production"],
+        correlation_id: "corr-1",
+        views: ["overview", "calendar", "inventory", "kpis", "audit"],
+      })),
+    );
+});
