@@ -42,7 +42,9 @@ export async function holdProjectingLock(pool: pg.Pool, mode: "shared" | "exclus
   try {
     if (mode === "shared") await client.query(`SELECT pg_advisory_lock_shared(${PROJECTING_LOCK})`);
     else {
-      const { rows } = await client.query<{ locked: boolean }>(`SELECT pg_try_advisory_lock(${PROJECTING_LOCK}) AS locked`);
+      const { rows } = await client.query<{ locked: boolean }>(
+        `SELECT pg_try_advisory_lock(${PROJECTING_LOCK}) AS locked`,
+      );
       if (!rows[0]?.locked) throw new Error("a gateway is projecting into this database: stop it before a rebuild");
     }
   } catch (error) {

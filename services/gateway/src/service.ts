@@ -2,12 +2,17 @@ import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
 import { createKafka, startConsumer } from "@rdm/messaging";
 import { createLogger, type Logger } from "@rdm/observability";
+import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
-import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
 import { buildGatewayApp } from "./app.js";
 import { projections } from "./projections/index.js";
-import { ensureRulesVersion, projectedTopics, projectionHandler, projectionRulesMigration } from "./projections/projection.js";
+import {
+  ensureRulesVersion,
+  projectedTopics,
+  projectionHandler,
+  projectionRulesMigration,
+} from "./projections/projection.js";
 import { consumerGenerationMigration, currentConsumerGroup, holdProjectingLock } from "./rebuild.js";
 
 export const gatewayEnv = componentEnv({

@@ -38,7 +38,8 @@ const freeze = (id: string, hours: [number, number], more: Partial<CalendarFreez
   environments: ["prod"],
   ...more,
 });
-const kinds = (c: ReturnType<typeof calendarConflicts>) => c.map((x) => `${x.kind} ${x.items.map((i) => i.id).join("+")}`);
+const kinds = (c: ReturnType<typeof calendarConflicts>) =>
+  c.map((x) => `${x.kind} ${x.items.map((i) => i.id).join("+")}`);
 
 test("changes sharing CIs collide only while both are booked and their windows overlap (half-open)", () => {
   const a = change("c-a", [8, 10], ["svc", "db"]);
@@ -47,7 +48,12 @@ test("changes sharing CIs collide only while both are booked and their windows o
   const draft = change("c-d", [8, 12], ["svc"], { booked: false });
   const conflicts = calendarConflicts([b, a, adjacent, draft], [], []);
   expect(conflicts).toEqual([
-    { kind: "CHANGE_CHANGE", items: [expect.objectContaining({ id: "c-a" }), expect.objectContaining({ id: "c-b" })], ciIds: ["db"], environment: null },
+    {
+      kind: "CHANGE_CHANGE",
+      items: [expect.objectContaining({ id: "c-a" }), expect.objectContaining({ id: "c-b" })],
+      ciIds: ["db"],
+      environment: null,
+    },
   ]);
 });
 

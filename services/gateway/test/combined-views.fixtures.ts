@@ -64,25 +64,34 @@ function event<D extends DescMessage>(
   return { id, type: schema.typeName, source: "test", subject, time: new Date(), data: toBinary(schema, message) };
 }
 
-export function story() {
-  const ids = {
-    release: randomUUID(),
-    key: uniqueId("REL"),
-    change: randomUUID(),
-    freeze: randomUUID(),
-    artifact: uniqueId("art"),
-    service: uniqueId("svc"),
-    environment: uniqueId("prod"),
-    canary: randomUUID(),
-    failing: randomUUID(),
-    h1: uniqueId("host"),
-    h2: uniqueId("host"),
-  };
-  const { release: releaseId, environment } = ids;
-  const api = (version: string, targetCiIds: string[]) => [
-    { artifactId: ids.artifact, name: "api", version, targetCiIds },
-  ];
-  const release = [
+const newIds = () => ({
+  release: randomUUID(),
+  key: uniqueId("REL"),
+  change: randomUUID(),
+  freeze: randomUUID(),
+  artifact: uniqueId("art"),
+  service: uniqueId("svc"),
+  environment: uniqueId("prod"),
+  canary: randomUUID(),
+  failing: randomUUID(),
+  h1: uniqueId("host"),
+  h2: uniqueId("host"),
+});
+type Ids = ReturnType<typeof newIds>;
+const api = (ids: Ids, version: string, targetCiIds: string[]) => [
+  { artifactId: ids.artifact, name: "api", version, targetCiIds },
+];
+const step = (index: number, kind: StepKind, label: string, targetCiIds: string[]) => ({
+  index,
+  kind,
+  label,
+  targetCiIds,
+  state: StepState.PENDING,
+});
+
+function releaseEvents(ids: Ids): CloudEvent[] {
+  const releaseId = ids.release;
+  return [
     event(ReleaseRegisteredSchema, releaseId, 1, "01T08:00:00", {
       releaseId,
       key: ids.key,
@@ -119,7 +128,11 @@ export function story() {
       dueAt: ts("01T12:00:00"),
     }),
   ];
-  const change = [
+}
+
+function changeEvents(ids: Ids): CloudEvent[] {
+  const { release: releaseId, environment } = ids;
+  return [
     event(ChangeRequestRaisedSchema, ids.change, 1, "01T07:00:00", {
       changeRequestId: ids.change,
       linkedReleaseId: releaseId,
@@ -137,7 +150,10 @@ export function story() {
       scope: { environments: [environment] },
     }),
   ];
-  const configuration = [
+}
+
+function configurationEvents(ids: Ids): CloudEvent[] {
+  return [
     event(ArtifactRegisteredSchema, ids.artifact, 1, "01T06:00:00", {
       artifactId: ids.artifact,
       name: "api",
@@ -146,16 +162,13 @@ export function story() {
     }),
     event(ArtifactVerifiedSchema, ids.artifact, 2, "01T06:05:00", { artifactId: ids.artifact, sha256: "a".repeat(64) }),
   ];
+}
+
+function canaryEvents(ids: Ids): CloudEvent[] {
+  const { release: releaseId, environment } = ids;
   const d1 = { deploymentId: ids.canary, releaseId, environment };
   const canaryOptions = { actor: "executor-1", correlationId: `corr-${ids.canary}` };
-  const step = (index: number, kind: StepKind, label: string, targetCiIds: string[]) => ({
-    index,
-    kind,
-    label,
-    targetCiIds,
-    state: StepState.PENDING,
-  });
-  const canary = [
+  return [
     event(
       DeploymentPlannedSchema,
       ids.canary,
@@ -163,7 +176,7 @@ export function story() {
       "02T07:00:00",
       {
         ...d1,
-        artifacts: api("2.0.0", [ids.h1, ids.h2]),
+        artifacts: api(ids, "2.0.0", [ids.h1, ids.h2]),
         strategy: { kind: DeploymentStrategyKind.CANARY },
         window: window("02T08:00:00", "02T11:00:00"),
         linkedChangeIds: [ids.change],
@@ -189,7 +202,7 @@ export function story() {
       ids.canary,
       4,
       "02T08:00:01",
-      { ...d1, artifacts: api("2.0.0", [ids.h1, ids.h2]), strategy: "CANARY", environmentSequence: 1n },
+      { ...d1, artifacts: api(ids, "2.0.0", [ids.h1, ids.h2]), strategy: "CANARY", environmentSequence: 1n },
       canaryOptions,
     ),
     event(
@@ -213,27 +226,31 @@ export function story() {
       ids.canary,
       7,
       "02T10:00:00",
-      { ...d1, artifacts: api("2.0.0", [ids.h1, ids.h2]), environmentSequence: 2n },
+      { ...d1, artifacts: api(ids, "2.0.0", [ids.h1, ids.h2]), environmentSequence: 2n },
       canaryOptions,
     ),
   ];
+}
+
+function failingEvents(ids: Ids): CloudEvent[] {
+  const { release: releaseId, environment } = ids;
   const d2 = { deploymentId: ids.failing, releaseId, environment };
-  const failing = [
+  return [
     event(DeploymentPlannedSchema, ids.failing, 1, "03T07:00:00", {
       ...d2,
-      artifacts: api("3.0.0", [ids.h1]),
+      artifacts: api(ids, "3.0.0", [ids.h1]),
       strategy: { kind: DeploymentStrategyKind.ALL_AT_ONCE },
       steps: [step(0, StepKind.DEPLOY, "all", [ids.h1])],
     }),
     event(DeploymentStartedSchema, ids.failing, 2, "03T08:00:00", {
       ...d2,
-      artifacts: api("3.0.0", [ids.h1]),
+      artifacts: api(ids, "3.0.0", [ids.h1]),
       strategy: "ALL_AT_ONCE",
       environmentSequence: 3n,
     }),
     event(DeploymentFailedSchema, ids.failing, 3, "03T09:00:00", {
       ...d2,
-      artifacts: api("3.0.0", [ids.h1]),
+      artifacts: api(ids, "3.0.0", [ids.h1]),
       reason: "health check failed",
       failedTargetCiIds: [ids.h1],
       environmentSequence: 4n,
@@ -242,14 +259,25 @@ export function story() {
       deploymentId: ids.failing,
       reason: "automatic back-out",
       automatic: true,
-      artifacts: api("2.0.0", [ids.h1, ids.h2]),
+      artifacts: api(ids, "2.0.0", [ids.h1, ids.h2]),
     }),
     event(DeploymentRolledBackSchema, ids.failing, 5, "03T09:20:00", {
       ...d2,
-      artifacts: api("2.0.0", [ids.h1, ids.h2]),
+      artifacts: api(ids, "2.0.0", [ids.h1, ids.h2]),
       reason: "automatic back-out",
       environmentSequence: 5n,
     }),
   ];
-  return { ids, release, change, configuration, canary, failing };
+}
+
+export function story() {
+  const ids = newIds();
+  return {
+    ids,
+    release: releaseEvents(ids),
+    change: changeEvents(ids),
+    configuration: configurationEvents(ids),
+    canary: canaryEvents(ids),
+    failing: failingEvents(ids),
+  };
 }

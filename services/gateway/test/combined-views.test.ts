@@ -49,7 +49,9 @@ const TOTAL_EVENTS = 22;
 
 beforeAll(async () => {
   const brokers = await testKafkaBrokers();
-  producer = createProducer(createKafka({ brokers, clientId: uniqueId("views"), logger: createLogger("test", "warn") }));
+  producer = createProducer(
+    createKafka({ brokers, clientId: uniqueId("views"), logger: createLogger("test", "warn") }),
+  );
   await producer.connect();
   cleanups.push(() => producer.disconnect());
   bearer = await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" });
@@ -129,12 +131,12 @@ test("the calendar of an environment shows the windows and their conflicts", asy
   // The failing deployment was planned without a window: not on the calendar.
   expect(body.deployments).toMatchObject([{ deploymentId: s.ids.canary, releaseKey: s.ids.key, state: "SUCCEEDED" }]);
   expect(body.freezeWindows.map((f: { freezeWindowId: string }) => f.freezeWindowId)).toEqual([s.ids.freeze]);
-  expect(body.conflicts.map((c: { kind: string; items: { id: string }[] }) => [c.kind, c.items.map((i) => i.id)])).toEqual(
-    [
-      ["CHANGE_FREEZE", [s.ids.change, s.ids.freeze]],
-      ["DEPLOYMENT_FREEZE", [s.ids.canary, s.ids.freeze]],
-    ],
-  );
+  expect(
+    body.conflicts.map((c: { kind: string; items: { id: string }[] }) => [c.kind, c.items.map((i) => i.id)]),
+  ).toEqual([
+    ["CHANGE_FREEZE", [s.ids.change, s.ids.freeze]],
+    ["DEPLOYMENT_FREEZE", [s.ids.canary, s.ids.freeze]],
+  ]);
   const elsewhere = await get(`/v1/calendar?${range}&environment=${uniqueId("env")}`);
   expect([elsewhere.body.changes, elsewhere.body.deployments, elsewhere.body.freezeWindows]).toEqual([[], [], []]);
 });
@@ -264,7 +266,7 @@ test("a rebuild is refused while a gateway projects; once stopped, the rebuilt v
   const rebuilt = await snapshot();
   expect(rebuilt.views).toEqual(live.views);
   expect(rebuilt.audit).toEqual(live.audit);
-  expect(Math.min(...(await get("/v1/audit?limit=500")).body.entries.map((e: { seq: number }) => e.seq))).toBeGreaterThan(
-    live.lastSeq,
-  );
+  expect(
+    Math.min(...(await get("/v1/audit?limit=500")).body.entries.map((e: { seq: number }) => e.seq)),
+  ).toBeGreaterThan(live.lastSeq);
 }, 120_000);

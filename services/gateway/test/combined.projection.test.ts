@@ -4,8 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import type { CloudEvent } from "@rdm/messaging";
+import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentCancelledSchema,
@@ -62,7 +62,12 @@ const planned = deploymentEvent(DeploymentPlannedSchema, {
     start: timestampFromDate(new Date("2026-12-02T09:00:00Z")),
     end: timestampFromDate(new Date("2026-12-02T10:00:00Z")),
   },
-  steps: [0, 1].map((index) => ({ index, kind: StepKind.DEPLOY, label: `batch ${index + 1}`, state: StepState.PENDING })),
+  steps: [0, 1].map((index) => ({
+    index,
+    kind: StepKind.DEPLOY,
+    label: `batch ${index + 1}`,
+    state: StepState.PENDING,
+  })),
   requiredApprovals: 1,
 });
 const scheduled = deploymentEvent(DeploymentScheduledSchema, { deploymentId });
@@ -79,7 +84,12 @@ test("a plan's steps follow the executors' claims and completions", async () => 
     .given([planned, scheduled, claimed])
     .when(completed)
     .then(planQuery, [
-      { status: "IN_PROGRESS", window_start: new Date("2026-12-02T09:00:00Z"), version: 4, steps: ["COMPLETED", "READY"] },
+      {
+        status: "IN_PROGRESS",
+        window_start: new Date("2026-12-02T09:00:00Z"),
+        version: 4,
+        steps: ["COMPLETED", "READY"],
+      },
     ]);
 });
 
@@ -88,7 +98,12 @@ test("a cancellation skips the steps that had not run; a replayed event changes 
     .given([planned, scheduled, claimed, completed, cancelled])
     .when(claimed, scheduled)
     .then(planQuery, [
-      { status: "CANCELLED", window_start: new Date("2026-12-02T09:00:00Z"), version: 5, steps: ["COMPLETED", "SKIPPED"] },
+      {
+        status: "CANCELLED",
+        window_start: new Date("2026-12-02T09:00:00Z"),
+        version: 5,
+        steps: ["COMPLETED", "SKIPPED"],
+      },
     ]);
 });
 

@@ -57,7 +57,8 @@ export function durationStats(seconds: number[]) {
   const sorted = [...seconds].sort((a, b) => a - b);
   const n = sorted.length;
   const mid = Math.floor(n / 2);
-  const median = n === 0 ? null : n % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+  const median =
+    n === 0 ? null : n % 2 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
   return {
     count: n,
     totalSeconds: sorted.reduce((a, b) => a + b, 0),
@@ -69,8 +70,49 @@ export function durationStats(seconds: number[]) {
 const ratio = (part: number, whole: number) => (whole === 0 ? null : part / whole);
 const seconds = (from: Date, to: Date) => (to.getTime() - from.getTime()) / 1000;
 
+type Within = (t: Date | null) => t is Date;
+
+/**
+ * Time to restore: from a failed deployment to its rollback completing or the environment's next
+ * successful deployment, whichever is first; failures with neither are unrestored.
+ */
+function timeToRestore(inEnvironment: DeploymentFact[], within: Within) {
+  const restores: number[] = [];
+  let unrestored = 0;
+  for (const d of inEnvironment) {
+    const brokeAt = d.failedAt;
+    if (!within(brokeAt)) continue;
+    const restoredAt = [d.rolledBackAt, ...inEnvironment.map((o) => o.succeededAt)]
+      .filter((t): t is Date => t !== null && t >= brokeAt)
+      .sort((a, b) => a.getTime() - b.getTime())[0];
+    if (restoredAt) restores.push(seconds(brokeAt, restoredAt));
+    else unrestored++;
+  }
+  return { ...durationStats(restores), unrestored };
+}
+
+/** Releases whose first success in the environment is in the period, against their planned window's end. */
+function onTimeReleases(inEnvironment: DeploymentFact[], releases: ReleaseFact[], within: Within) {
+  const firstSuccess = new Map<string, Date>();
+  for (const d of inEnvironment) {
+    if (!d.succeededAt) continue;
+    const seen = firstSuccess.get(d.releaseId);
+    if (!seen || d.succeededAt < seen) firstSuccess.set(d.releaseId, d.succeededAt);
+  }
+  const delivered = releases.filter((r) => within(firstSuccess.get(r.releaseId) ?? null));
+  const planned = delivered.filter((r) => r.plannedEnd !== null);
+  const onTime = planned.filter((r) => (firstSuccess.get(r.releaseId) as Date) <= (r.plannedEnd as Date));
+  return {
+    releases: delivered.length,
+    withPlannedWindow: planned.length,
+    onTime: onTime.length,
+    late: planned.length - onTime.length,
+    rate: ratio(onTime.length, planned.length),
+  };
+}
+
 export function computeKpis(scope: KpiScope, deployments: DeploymentFact[], releases: ReleaseFact[]) {
-  const within = (t: Date | null): t is Date => t !== null && t >= scope.from && t < scope.to;
+  const within: Within = (t): t is Date => t !== null && t >= scope.from && t < scope.to;
   const forService = <T extends { services: string[] }>(facts: T[]) =>
     scope.service ? facts.filter((f) => f.services.includes(scope.service as string)) : facts;
   const releaseById = new Map(releases.map((r) => [r.releaseId, r]));
@@ -98,32 +140,6 @@ export function computeKpis(scope: KpiScope, deployments: DeploymentFact[], rele
   );
   const failures = finished.filter((d) => d.failedAt !== null || d.rolledBackAt !== null || neededFix.includes(d));
 
-  // Time to restore: from a failed deployment to its rollback completing or the environment's
-  // next successful deployment, whichever is first.
-  const restores: number[] = [];
-  let unrestored = 0;
-  for (const d of inEnvironment) {
-    const brokeAt = d.failedAt;
-    if (!within(brokeAt)) continue;
-    const restoredAt = [d.rolledBackAt, ...inEnvironment.map((o) => o.succeededAt)]
-      .filter((t): t is Date => t !== null && t >= brokeAt)
-      .sort((a, b) => a.getTime() - b.getTime())[0];
-    if (restoredAt) restores.push(seconds(brokeAt, restoredAt));
-    else unrestored++;
-  }
-
-  // On-time releases: releases whose first success in the environment is in the period, against
-  // the end of their planned window.
-  const firstSuccess = new Map<string, Date>();
-  for (const d of inEnvironment) {
-    if (!d.succeededAt) continue;
-    const seen = firstSuccess.get(d.releaseId);
-    if (!seen || d.succeededAt < seen) firstSuccess.set(d.releaseId, d.succeededAt);
-  }
-  const delivered = scopedReleases.filter((r) => within(firstSuccess.get(r.releaseId) ?? null));
-  const planned = delivered.filter((r) => r.plannedEnd !== null);
-  const onTime = planned.filter((r) => (firstSuccess.get(r.releaseId) as Date) <= (r.plannedEnd as Date));
-
   const approvalTimes = scopedReleases.flatMap((r) =>
     r.approvals.flatMap((a) => (within(a.decidedAt) ? [seconds(a.requestedAt, a.decidedAt)] : [])),
   );
@@ -140,14 +156,8 @@ export function computeKpis(scope: KpiScope, deployments: DeploymentFact[], rele
       neededFix: neededFix.length,
       rate: ratio(failures.length, finished.length),
     },
-    timeToRestore: { ...durationStats(restores), unrestored },
-    onTimeReleaseRate: {
-      releases: delivered.length,
-      withPlannedWindow: planned.length,
-      onTime: onTime.length,
-      late: planned.length - onTime.length,
-      rate: ratio(onTime.length, planned.length),
-    },
+    timeToRestore: timeToRestore(inEnvironment, within),
+    onTimeReleaseRate: onTimeReleases(inEnvironment, scopedReleases, within),
     approvalLeadTime: durationStats(approvalTimes),
     slaBreaches: { breaches: breaches.length, escalated: breaches.filter((b) => b.escalated).length },
   };

@@ -1,5 +1,10 @@
 import type { DescMessage } from "@bufbuild/protobuf";
-import { CHANGE_EVENTS_TOPIC, CONFIGURATION_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import {
+  CHANGE_EVENTS_TOPIC,
+  CONFIGURATION_EVENTS_TOPIC,
+  DEPLOYMENT_EVENTS_TOPIC,
+  RELEASE_EVENTS_TOPIC,
+} from "@rdm/messaging";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";

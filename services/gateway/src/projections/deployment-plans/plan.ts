@@ -19,11 +19,11 @@ import {
   DeploymentStrategyKindSchema,
   type DeploymentSucceeded,
   type DeploymentTargetProgressed,
+  file_rdm_deployment_v1_events,
   StepKindSchema,
   StepState,
   StepStateSchema,
   TargetOutcomeSchema,
-  file_rdm_deployment_v1_events,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { enumName } from "../enums.js";
 

@@ -1,8 +1,8 @@
 import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import type pg from "pg";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
-import { DEPLOYMENT_PLAN_EVENT_TYPES, type DeploymentPlan, evolvePlan } from "./plan.js";
 import { deploymentPlanMigrations } from "./migrations.js";
+import { DEPLOYMENT_PLAN_EVENT_TYPES, type DeploymentPlan, evolvePlan } from "./plan.js";
 
 type DeploymentPlanEvent = ProjectedEvent["message"] & {
   deploymentId: string;

@@ -81,5 +81,7 @@ export async function newestAuditSeq(pool: pg.Pool): Promise<number> {
   return Number(rows[0]?.max ?? 0);
 }
 
-export const asStreamEntries = (entries: ReturnType<typeof toAuditEntry>[], event: (e: (typeof entries)[number]) => string): StreamEntry[] =>
-  entries.map((entry) => ({ seq: entry.seq, event: event(entry), data: entry }));
+export const asStreamEntries = (
+  entries: ReturnType<typeof toAuditEntry>[],
+  event: (e: (typeof entries)[number]) => string,
+): StreamEntry[] => entries.map((entry) => ({ seq: entry.seq, event: event(entry), data: entry }));

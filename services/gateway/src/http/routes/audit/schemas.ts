@@ -1,7 +1,7 @@
+import { VIEWS } from "../../../projections/audit/subjects.js";
 import { arr, date, obj, str } from "../../schema-parts.js";
 import { afterSchema } from "../../sse.js";
 import { environmentName } from "../deployments/schemas.js";
-import { VIEWS } from "../../../projections/audit/subjects.js";
 
 const filterText = { type: "string", minLength: 1, maxLength: 200 } as const;
 

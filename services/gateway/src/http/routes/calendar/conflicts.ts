@@ -34,7 +34,12 @@ export interface CalendarFreeze {
   environments: string[];
 }
 
-export type ConflictKind = "CHANGE_CHANGE" | "CHANGE_FREEZE" | "DEPLOYMENT_FREEZE" | "DEPLOYMENT_DEPLOYMENT" | "CHANGE_DEPLOYMENT";
+export type ConflictKind =
+  | "CHANGE_CHANGE"
+  | "CHANGE_FREEZE"
+  | "DEPLOYMENT_FREEZE"
+  | "DEPLOYMENT_DEPLOYMENT"
+  | "CHANGE_DEPLOYMENT";
 type Item = { type: "change" | "deployment" | "freeze"; id: string; label: string; window: Window };
 export type Conflict = { kind: ConflictKind; items: [Item, Item]; ciIds: string[]; environment: string | null };
 

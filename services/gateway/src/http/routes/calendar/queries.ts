@@ -1,6 +1,12 @@
 import type pg from "pg";
 import type { DeploymentPlan } from "../../../projections/deployment-plans/plan.js";
-import { BOOKED, type CalendarReleaseRow, type ChangeRow, type CollisionRow, type FreezeRow } from "../changes/queries.js";
+import {
+  BOOKED,
+  type CalendarReleaseRow,
+  type ChangeRow,
+  type CollisionRow,
+  type FreezeRow,
+} from "../changes/queries.js";
 import type { CalendarChange, CalendarDeployment, CalendarFreeze } from "./conflicts.js";
 
 export interface CalendarRange {

@@ -1,6 +1,6 @@
 import { equalityFilters, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
-import { arr, obj, str } from "../../schema-parts.js";
+import { arr, obj } from "../../schema-parts.js";
 import { type EnvironmentRow, toEnvironment } from "../deployments/queries.js";
 import { environmentName, environmentSchema, inventoryEntrySchema } from "../deployments/schemas.js";
 
@@ -20,7 +20,10 @@ interface EntryRow {
 
 const entrySchema = obj({
   ...inventoryEntrySchema.properties,
-  releaseKey: { type: ["string", "null"], description: "the release's key, when the release events reached the gateway" },
+  releaseKey: {
+    type: ["string", "null"],
+    description: "the release's key, when the release events reached the gateway",
+  },
 });
 
 /**

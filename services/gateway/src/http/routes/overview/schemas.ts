@@ -39,7 +39,10 @@ export const overviewDeploymentSchema = obj({
   steps: arr(stepSchema),
   artifacts: arr(obj({ artifactId: str, name: str, version: str, targetCiIds: arr(str) })),
   failureReason: str,
-  rollback: { type: ["object", "null"], properties: { reason: str, automatic: { type: "boolean" }, fast: { type: "boolean" } } },
+  rollback: {
+    type: ["object", "null"],
+    properties: { reason: str, automatic: { type: "boolean" }, fast: { type: "boolean" } },
+  },
   startedAt: nullableDate,
   finishedAt: nullableDate,
   rolledBackAt: nullableDate,
