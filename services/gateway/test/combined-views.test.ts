@@ -270,3 +270,24 @@ test("a rebuild is refused while a gateway projects; once stopped, the rebuilt v
     Math.min(...(await get("/v1/audit?limit=500")).body.entries.map((e: { seq: number }) => e.seq)),
   ).toBeGreaterThan(live.lastSeq);
 }, 120_000);
+
+test("the OpenAPI document describes every combined view with examples, and the KPIs with their definitions", async () => {
+  const doc = (await (await fetch(`${gateway.url}/docs/json`)).json()) as {
+    paths: Record<string, { get?: { summary?: string; description?: string; tags?: string[] } }>;
+  };
+  const described = {
+    "/v1/releases/{id}/overview": "overview",
+    "/v1/calendar": "calendar",
+    "/v1/inventory": "inventory",
+    "/v1/kpis": "kpis",
+    "/v1/audit": "audit",
+    "/v1/audit/events": "audit",
+    "/v1/views/events": "audit",
+  };
+  for (const [path, tag] of Object.entries(described))
+    expect(doc.paths[path]?.get).toMatchObject({ summary: expect.any(String), tags: [tag] });
+  for (const kpi of ["deploymentFrequency", "leadTimeForChanges", "changeFailureRate", "timeToRestore"])
+    expect(doc.paths["/v1/kpis"]?.get?.description).toContain(`**${kpi}**`);
+  for (const path of ["/v1/releases/{id}/overview", "/v1/calendar", "/v1/kpis", "/v1/audit"])
+    expect(JSON.stringify(doc.paths[path])).toMatch(/"examples?":\{/); // the response's example
+});
