@@ -33,9 +33,10 @@ import {
   ReleaseArtifactAttachedSchema,
   ReleaseChangeRequestLinkedSchema,
   ReleaseDeadlineMissedSchema,
+  ReleaseLogEntryRecordedSchema,
   ReleaseRegisteredSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { LogEntryKind, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { uniqueId } from "@rdm/testkit";
 
 export const at = (iso: string) => new Date(`2026-12-${iso}Z`);
@@ -269,6 +270,13 @@ function failingEvents(ids: Ids): CloudEvent[] {
     }),
   ];
 }
+
+/** A deviation the release records later (its 7th event): what a live dashboard sees arrive. */
+export const deviationRecorded = (ids: Ids) =>
+  event(ReleaseLogEntryRecordedSchema, ids.release, 7, "03T09:30:00", {
+    releaseId: ids.release,
+    entry: { entryId: "dev-1", kind: LogEntryKind.DEVIATION, text: "production rollback", recordedBy: "olga" },
+  });
 
 export function story() {
   const ids = newIds();

@@ -19,7 +19,7 @@ import {
 import { createLogger } from "@rdm/observability";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
-import { at, story } from "./combined-views.fixtures.js";
+import { at, deviationRecorded, story } from "./combined-views.fixtures.js";
 import { openStream } from "./sse-client.js";
 
 const secret = randomUUID() + randomUUID();
@@ -241,6 +241,23 @@ test("the view stream carries every view's changes and resumes after Last-Event-
   } finally {
     resumed.close();
   }
+});
+
+test("a dashboard's view stream receives a release's new event live", async () => {
+  const stream = await openStream(gateway.url, `/v1/views/events?view=overview&release=${s.ids.release}`, {
+    authorization: `Bearer ${bearer}`,
+  });
+  try {
+    await publishTo(RELEASE_EVENTS_TOPIC, 3, [deviationRecorded(s.ids)]);
+    expect(await stream.nextEvent()).toMatchObject({
+      event: "overview",
+      data: { eventType: "rdm.release.v1.ReleaseLogEntryRecorded", releaseId: s.ids.release },
+    });
+  } finally {
+    stream.close();
+  }
+  const { body } = await get(`/v1/releases/${s.ids.release}/overview`);
+  expect(body.log).toMatchObject([{ entryId: "dev-1", kind: "DEVIATION", text: "production rollback" }]);
 });
 
 test("a rebuild is refused while a gateway projects; once stopped, the rebuilt views equal the live ones", async () => {

@@ -106,6 +106,8 @@ export const overviewSchema = {
     registeredAt: date,
     updatedAt: date,
     version: int,
+    phaseEntry: r.phaseEntry,
+    phaseEnteredAt: r.phaseEnteredAt,
     gate: r.gate,
     approvals: r.approvals,
     tasks: r.tasks,
@@ -149,6 +151,8 @@ export const overviewSchema = {
       misses: { ...r.deadlineMisses, description: "every ReleaseDeadlineMissed: the SLA breaches" },
       overdueTasks: arr(obj({ taskId: str, name: str, phase: str, assignee: str, dueAt: nullableDate })),
     }),
+    log: { ...r.log, description: "the release's deviations, risks and issues" },
+    backOutPlan: r.backOutPlan,
     review: r.review,
   },
 } as const;
