@@ -73,7 +73,12 @@ export async function resetProjections(
 ): Promise<{ previousGroup: string; group: string }> {
   return withTransaction(pool, async (tx) => {
     const previousGroup = await currentConsumerGroup(tx, baseGroup);
-    await tx.query(`TRUNCATE ${projectionTables(projections).join(", ")}`);
+    // A table a later migration dropped is not there to empty.
+    const { rows: tables } = await tx.query<{ name: string }>(
+      "SELECT name FROM unnest($1::text[]) AS name WHERE to_regclass(name) IS NOT NULL",
+      [projectionTables(projections)],
+    );
+    await tx.query(`TRUNCATE ${tables.map((t) => t.name).join(", ")}`);
     const { rows } = await tx.query<{ generation: number }>(
       "UPDATE gateway_consumer_generation SET generation = generation + 1 RETURNING generation",
     );
