@@ -288,6 +288,22 @@ test("a rebuild is refused while a gateway projects; once stopped, the rebuilt v
   ).toBeGreaterThan(live.lastSeq);
 }, 120_000);
 
+test.each([
+  ["NUL in an audit filter", "/v1/audit?actor=a%00b"],
+  ["a page cursor that is no integer", "/v1/audit?after=1e3"],
+  ["a limit beyond 500", "/v1/audit?limit=501"],
+  ["an unknown audit filter", "/v1/audit?colour=blue"],
+  ["a KPI instant that is no date-time", "/v1/kpis?at=yesterday"],
+  ["a calendar range backwards", "/v1/calendar?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z"],
+  ["an unknown view", "/v1/views/events?view=weather"],
+  ["an overview of no uuid", "/v1/releases/not-a-uuid/overview"],
+])("%s is a 400 problem", async (_, path) => {
+  expect(await get(path)).toEqual({
+    status: 400,
+    body: expect.objectContaining({ status: 400, title: "Bad Request" }),
+  });
+});
+
 test("the OpenAPI document describes every combined view with examples, and the KPIs with their definitions", async () => {
   const doc = (await (await fetch(`${gateway.url}/docs/json`)).json()) as {
     paths: Record<string, { get?: { summary?: string; description?: string; tags?: string[] } }>;
