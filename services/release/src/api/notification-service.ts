@@ -41,10 +41,11 @@ export const notificationServiceRoles: { [K in keyof Methods]: readonly Role[] }
 
 const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 
-export function notificationServiceHandlers(deps: NotificationApiDeps): ServiceRegistration<Methods> {
-  const { pool, handler, clock } = deps;
-  const method = api.NotificationService.method;
+type Handlers = ServiceRegistration<Methods>["handlers"];
+const method = api.NotificationService.method;
 
+/** The RPCs that change a subscription, through the command handler. */
+function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
   /** A subscription command through the command handler; every command RPC answers `{ subscription }`. */
   const execute = <K extends keyof Methods>(
     key: K,
@@ -88,6 +89,42 @@ export function notificationServiceHandlers(deps: NotificationApiDeps): ServiceR
     secretFingerprint: request.target?.kind.case === "webhook" ? secretFingerprint(request.secret) : "",
   });
 
+  return {
+    createSubscription(request, ctx) {
+      // The id derives from the request id, so a retried create addresses the same stream.
+      const subscriptionId = request.requestId;
+      const owner = request.owner || ctx.principal.subject;
+      const command = {
+        kind: "createSubscription",
+        subscriptionId,
+        fromConfiguration: false,
+        ...settings(request, owner),
+      } as const;
+      return execute("createSubscription", request, ctx, subscriptionId, command, request.secret || undefined);
+    },
+    updateSubscription(request, ctx) {
+      const command = { kind: "updateSubscription", ...settings(request, request.owner) } as const;
+      const secret = request.target?.kind.case === "webhook" ? request.secret || undefined : undefined;
+      return execute("updateSubscription", request, ctx, request.subscriptionId, command, secret);
+    },
+    pauseSubscription: (request, ctx) =>
+      execute("pauseSubscription", request, ctx, request.subscriptionId, {
+        kind: "pauseSubscription",
+        reason: request.reason,
+      }),
+    resumeSubscription: (request, ctx) =>
+      execute("resumeSubscription", request, ctx, request.subscriptionId, {
+        kind: "resumeSubscription",
+        deliverMissed: request.deliverMissed,
+      }),
+    deleteSubscription: (request, ctx) =>
+      execute("deleteSubscription", request, ctx, request.subscriptionId, { kind: "deleteSubscription" }),
+  } satisfies Partial<Handlers>;
+}
+
+/** The RPCs that read subscriptions and their deliveries, and the test send. */
+function subscriptionQueryHandlers(deps: NotificationApiDeps) {
+  const { pool, clock } = deps;
   async function getOne(subscriptionId: string): Promise<Subscription> {
     const [found] = await listSubscriptions(pool, { subscriptionId });
     if (!found) throw new NotFound("subscription", subscriptionId);
@@ -95,90 +132,64 @@ export function notificationServiceHandlers(deps: NotificationApiDeps): ServiceR
   }
 
   return {
+    async getSubscription(request) {
+      return create(api.GetSubscriptionResponseSchema, { subscription: await getOne(request.subscriptionId) });
+    },
+    async listSubscriptions(request) {
+      const subscriptions = await listSubscriptions(pool, { owner: request.owner, status: request.status });
+      return create(api.ListSubscriptionsResponseSchema, { subscriptions });
+    },
+    async listSubscriptionDeliveries(request) {
+      await getOne(request.subscriptionId);
+      const { rows } = await pool.query(
+        `SELECT delivery_id, event_id, event_type, status, attempts, last_error, occurred_at, delivered_at
+           FROM subscription_deliveries WHERE subscription_id = $1 ORDER BY occurred_at DESC, delivery_id LIMIT $2`,
+        [request.subscriptionId, request.pageSize || 100],
+      );
+      return create(api.ListSubscriptionDeliveriesResponseSchema, {
+        deliveries: rows.map((r) => ({
+          deliveryId: r.delivery_id,
+          eventId: r.event_id,
+          eventType: r.event_type,
+          status: STATUS_NAMES.indexOf(r.status) + 1,
+          attempts: r.attempts,
+          lastError: r.last_error,
+          occurredAt: timestampFromDate(r.occurred_at),
+          ...(r.delivered_at ? { deliveredAt: timestampFromDate(r.delivered_at) } : {}),
+        })),
+      });
+    },
+    async testSubscription(request) {
+      const subscription = await getOne(request.subscriptionId);
+      const { rows } = await pool.query<{ secret: string }>(
+        "SELECT secret FROM notification_subscription_secrets WHERE subscription_id = $1",
+        [request.subscriptionId],
+      );
+      const payload = {
+        ...samplePayload(subscription.subscriptionId, request.requestId, clock(), deps.linkBaseUrl),
+        test: true,
+      };
+      const { status, failure } = await sendToTarget(
+        subscription,
+        rows[0]?.secret,
+        payload,
+        clock(),
+        deps.timeoutMs ?? 5_000,
+      );
+      return create(api.TestSubscriptionResponseSchema, {
+        delivered: !failure,
+        httpStatus: status,
+        error: failure ?? "",
+      });
+    },
+  } satisfies Partial<Handlers>;
+}
+
+export function notificationServiceHandlers(deps: NotificationApiDeps): ServiceRegistration<Methods> {
+  return {
     service: api.NotificationService,
     roles: notificationServiceRoles,
-    handlers: {
-      createSubscription(request, ctx) {
-        // The id derives from the request id, so a retried create addresses the same stream.
-        const subscriptionId = request.requestId;
-        const owner = request.owner || ctx.principal.subject;
-        const command = {
-          kind: "createSubscription",
-          subscriptionId,
-          fromConfiguration: false,
-          ...settings(request, owner),
-        } as const;
-        return execute("createSubscription", request, ctx, subscriptionId, command, request.secret || undefined);
-      },
-      updateSubscription(request, ctx) {
-        const command = { kind: "updateSubscription", ...settings(request, request.owner) } as const;
-        const secret = request.target?.kind.case === "webhook" ? request.secret || undefined : undefined;
-        return execute("updateSubscription", request, ctx, request.subscriptionId, command, secret);
-      },
-      pauseSubscription: (request, ctx) =>
-        execute("pauseSubscription", request, ctx, request.subscriptionId, {
-          kind: "pauseSubscription",
-          reason: request.reason,
-        }),
-      resumeSubscription: (request, ctx) =>
-        execute("resumeSubscription", request, ctx, request.subscriptionId, {
-          kind: "resumeSubscription",
-          deliverMissed: request.deliverMissed,
-        }),
-      deleteSubscription: (request, ctx) =>
-        execute("deleteSubscription", request, ctx, request.subscriptionId, { kind: "deleteSubscription" }),
-
-      async getSubscription(request) {
-        return create(api.GetSubscriptionResponseSchema, { subscription: await getOne(request.subscriptionId) });
-      },
-      async listSubscriptions(request) {
-        const subscriptions = await listSubscriptions(pool, { owner: request.owner, status: request.status });
-        return create(api.ListSubscriptionsResponseSchema, { subscriptions });
-      },
-      async listSubscriptionDeliveries(request) {
-        await getOne(request.subscriptionId);
-        const { rows } = await pool.query(
-          `SELECT delivery_id, event_id, event_type, status, attempts, last_error, occurred_at, delivered_at
-           FROM subscription_deliveries WHERE subscription_id = $1 ORDER BY occurred_at DESC, delivery_id LIMIT $2`,
-          [request.subscriptionId, request.pageSize || 100],
-        );
-        return create(api.ListSubscriptionDeliveriesResponseSchema, {
-          deliveries: rows.map((r) => ({
-            deliveryId: r.delivery_id,
-            eventId: r.event_id,
-            eventType: r.event_type,
-            status: STATUS_NAMES.indexOf(r.status) + 1,
-            attempts: r.attempts,
-            lastError: r.last_error,
-            occurredAt: timestampFromDate(r.occurred_at),
-            ...(r.delivered_at ? { deliveredAt: timestampFromDate(r.delivered_at) } : {}),
-          })),
-        });
-      },
-      async testSubscription(request) {
-        const subscription = await getOne(request.subscriptionId);
-        const { rows } = await pool.query<{ secret: string }>(
-          "SELECT secret FROM notification_subscription_secrets WHERE subscription_id = $1",
-          [request.subscriptionId],
-        );
-        const payload = {
-          ...samplePayload(subscription.subscriptionId, request.requestId, clock(), deps.linkBaseUrl),
-          test: true,
-        };
-        const { status, failure } = await sendToTarget(
-          subscription,
-          rows[0]?.secret,
-          payload,
-          clock(),
-          deps.timeoutMs ?? 5_000,
-        );
-        return create(api.TestSubscriptionResponseSchema, {
-          delivered: !failure,
-          httpStatus: status,
-          error: failure ?? "",
-        });
-      },
-    },
+    handlers: { ...subscriptionCommandHandlers(deps), ...subscriptionQueryHandlers(deps) },
   };
 }
 

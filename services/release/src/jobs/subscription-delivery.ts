@@ -53,6 +53,30 @@ export function sendToTarget(
   return postSigned({ url: target.value.url, secret, notificationId: payload.notificationId, body, now, timeoutMs });
 }
 
+/** Suspends the subscription of a delivery that gave up, in the transaction that records it. */
+async function suspend(
+  { handler, logger }: Pick<SubscriptionDeliveryOptions, "handler" | "logger">,
+  tx: pg.PoolClient,
+  claimed: Claimed,
+  reason: string,
+): Promise<void> {
+  try {
+    await handler.handleIn(
+      tx,
+      { actor: NOTIFIER_ACTOR, requestId: randomUUID() },
+      subscriptionCommand(claimed.subscription_id, {
+        kind: "suspendSubscription",
+        reason,
+        deliveryId: claimed.delivery_id,
+      }),
+    );
+    logger.warn({ subscription_id: claimed.subscription_id, reason }, "subscription suspended");
+  } catch (error) {
+    // Paused, suspended or deleted meanwhile: nothing more to stop.
+    if (!isRuleViolation(error)) throw error;
+  }
+}
+
 /**
  * One round of subscription deliveries, as webhook-delivery.ts does for the default target: a due
  * PENDING delivery of an ACTIVE subscription is claimed for a lease (no transaction open during
@@ -62,7 +86,7 @@ export function sendToTarget(
  * held), so a dead target stops costing rounds while the other subscriptions go on.
  */
 export function subscriptionDeliveryRound(options: SubscriptionDeliveryOptions): () => Promise<number> {
-  const { pool, clock, logger, handler } = options;
+  const { pool, clock, logger } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
 
   async function claim(): Promise<Claimed | undefined> {
@@ -100,27 +124,10 @@ export function subscriptionDeliveryRound(options: SubscriptionDeliveryOptions):
         [claimed.delivery_id, claimed.leaseEnd, status, attempts, next, failure ?? "", now],
       );
       if (rowCount !== 1) return false;
-      if (gaveUp) await suspend(tx, claimed, `delivery ${claimed.delivery_id} failed ${attempts} times: ${failure}`);
+      if (gaveUp)
+        await suspend(options, tx, claimed, `delivery ${claimed.delivery_id} failed ${attempts} times: ${failure}`);
       return true;
     });
-  }
-
-  async function suspend(tx: pg.PoolClient, claimed: Claimed, reason: string): Promise<void> {
-    try {
-      await handler.handleIn(
-        tx,
-        { actor: NOTIFIER_ACTOR, requestId: randomUUID() },
-        subscriptionCommand(claimed.subscription_id, {
-          kind: "suspendSubscription",
-          reason,
-          deliveryId: claimed.delivery_id,
-        }),
-      );
-      logger.warn({ subscription_id: claimed.subscription_id, reason }, "subscription suspended");
-    } catch (error) {
-      // Paused, suspended or deleted meanwhile: nothing more to stop.
-      if (!isRuleViolation(error)) throw error;
-    }
   }
 
   return async () => {
