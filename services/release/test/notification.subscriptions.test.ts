@@ -227,6 +227,39 @@ test("the test endpoint sends a signed sample in the shape of every delivery", a
   expect(sample.payload.event).toMatchObject({ toPhase: "RELEASE_PHASE_APPROVAL" });
 });
 
+test("a chat target gets its template rendered; an updated secret signs from then on", async () => {
+  const { subscription: chat } = await notifications.createSubscription({
+    ...req(),
+    name: "chat",
+    target: {
+      kind: { case: "chat", value: { url: `${receiver.url}/chat`, template: "[{{severity}}] {{title}} {{link}}" } },
+    },
+  });
+  expect(chat?.secretFingerprint).toBe("");
+  await notifications.testSubscription({ ...req(), subscriptionId: chat?.subscriptionId as string });
+  const [message] = receiver.at("/chat");
+  expect((message?.payload as unknown as { text: string }).text).toMatch(
+    /^\[INFO\] Release Phase Advanced: REL-0000-0000 http:\/\/gateway\.test\/v1\/releases\/[0-9a-f-]{36}$/,
+  );
+
+  const rotated = "rotated-secret-0123456789";
+  const [all] = (await notifications.listSubscriptions({})).subscriptions.filter((s) => s.name === "/all");
+  const { subscription } = await notifications.updateSubscription({
+    ...req(),
+    subscriptionId: all?.subscriptionId as string,
+    name: "/all",
+    owner: "sam",
+    target: all?.target,
+    secret: rotated,
+  });
+  expect(subscription?.owner).toBe("sam");
+  expect(subscription?.secretFingerprint).not.toBe(all?.secretFingerprint);
+  const before = receiver.at("/all").length;
+  await notifications.testSubscription({ ...req(), subscriptionId: all?.subscriptionId as string });
+  const sample = receiver.at("/all")[before] as Received;
+  expect([signedWith(sample, rotated), signedWith(sample, secrets.all)]).toEqual([true, false]);
+});
+
 test("roles, validation, unknown ids, the configured default subscription, and no secret in reads", async () => {
   const viewer = await notificationClient("vic", ["viewer"]);
   const listed = (await viewer.listSubscriptions({})).subscriptions;
