@@ -227,7 +227,7 @@ test("the test endpoint sends a signed sample in the shape of every delivery", a
   expect(sample.payload.event).toMatchObject({ toPhase: "RELEASE_PHASE_APPROVAL" });
 });
 
-test("a chat target gets its template rendered; an updated secret signs from then on", async () => {
+test("a chat target gets its template rendered, its URL kept secret; an updated secret signs from then on", async () => {
   const { subscription: chat } = await notifications.createSubscription({
     ...req(),
     name: "chat",
@@ -235,7 +235,8 @@ test("a chat target gets its template rendered; an updated secret signs from the
       kind: { case: "chat", value: { url: `${receiver.url}/chat`, template: "[{{severity}}] {{title}} {{link}}" } },
     },
   });
-  expect(chat?.secretFingerprint).toBe("");
+  // A chat webhook's URL is its credential: events and reads keep only its origin.
+  expect(chat?.target?.kind.value?.url).toBe(`${receiver.url}/…`);
   await notifications.testSubscription({ ...req(), subscriptionId: chat?.subscriptionId as string });
   const [message] = receiver.at("/chat");
   expect((message?.payload as unknown as { text: string }).text).toMatch(

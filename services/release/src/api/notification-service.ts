@@ -12,7 +12,7 @@ import type pg from "pg";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
 import { sendToTarget } from "../jobs/subscription-delivery.js";
 import { eventJson, notificationPayload } from "../notifier/payload.js";
-import { listSubscriptions, secretFingerprint, subscriptionCommand } from "../store/subscriptions.js";
+import { listSubscriptions, secretFingerprint, subscriptionCommand, withoutSecrets } from "../store/subscriptions.js";
 
 export interface NotificationApiDeps {
   pool: pg.Pool;
@@ -72,6 +72,7 @@ function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
     ) as never;
   };
 
+  /** The settings the events carry, and the secret they must not: the webhook's, or the chat URL. */
   const settings = (
     request: {
       name: string;
@@ -80,14 +81,19 @@ function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
       secret: string;
     },
     owner: string,
-  ) => ({
-    name: request.name,
-    owner,
-    target: request.target as Target,
-    filter: request.filter,
-    // Only a webhook signs; a chat target's secret would be kept for nothing.
-    secretFingerprint: request.target?.kind.case === "webhook" ? secretFingerprint(request.secret) : "",
-  });
+  ) => {
+    const { target, secret } = withoutSecrets(request.target as Target, request.secret);
+    return {
+      command: {
+        name: request.name,
+        owner,
+        target,
+        filter: request.filter,
+        secretFingerprint: secretFingerprint(secret),
+      },
+      secret: secret || undefined,
+    };
+  };
 
   return {
     createSubscription(request, ctx) {
@@ -98,14 +104,14 @@ function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
         kind: "createSubscription",
         subscriptionId,
         fromConfiguration: false,
-        ...settings(request, owner),
+        ...settings(request, owner).command,
       } as const;
-      return execute("createSubscription", request, ctx, subscriptionId, command, request.secret || undefined);
+      return execute("createSubscription", request, ctx, subscriptionId, command, settings(request, owner).secret);
     },
     updateSubscription(request, ctx) {
-      const command = { kind: "updateSubscription", ...settings(request, request.owner) } as const;
-      const secret = request.target?.kind.case === "webhook" ? request.secret || undefined : undefined;
-      return execute("updateSubscription", request, ctx, request.subscriptionId, command, secret);
+      const { command, secret } = settings(request, request.owner);
+      const update = { kind: "updateSubscription", ...command } as const;
+      return execute("updateSubscription", request, ctx, request.subscriptionId, update, secret);
     },
     pauseSubscription: (request, ctx) =>
       execute("pauseSubscription", request, ctx, request.subscriptionId, {

@@ -36,7 +36,10 @@ interface Claimed {
   leaseEnd: Date;
 }
 
-/** Sends a payload to a subscription's target: as is to a webhook, rendered into `{ text }` for a chat. */
+/**
+ * Sends a payload to a subscription's target: as is to a webhook, signed with `secret`; rendered
+ * into `{ text }` for a chat, to the URL kept as its secret (events carry only its origin).
+ */
 export function sendToTarget(
   subscription: Subscription,
   secret: string | undefined,
@@ -46,11 +49,12 @@ export function sendToTarget(
 ) {
   const target = subscription.target?.kind;
   if (!target?.case) return Promise.resolve({ status: 0, failure: "the subscription has no target" });
-  const body =
-    target.case === "chat"
-      ? JSON.stringify({ text: renderChatText(target.value.template, payload) })
-      : JSON.stringify(payload);
-  return postSigned({ url: target.value.url, secret, notificationId: payload.notificationId, body, now, timeoutMs });
+  const { notificationId } = payload;
+  if (target.case === "webhook")
+    return postSigned({ url: target.value.url, secret, notificationId, body: JSON.stringify(payload), now, timeoutMs });
+  if (!secret) return Promise.resolve({ status: 0, failure: "the chat target's URL is not kept" });
+  const body = JSON.stringify({ text: renderChatText(target.value.template, payload) });
+  return postSigned({ url: secret, secret: undefined, notificationId, body, now, timeoutMs });
 }
 
 /** Suspends the subscription of a delivery that gave up, in the transaction that records it. */

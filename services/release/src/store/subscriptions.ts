@@ -1,8 +1,13 @@
 import { createHash } from "node:crypto";
-import { createRegistry, fromBinary } from "@bufbuild/protobuf";
+import { create, createRegistry, fromBinary } from "@bufbuild/protobuf";
 import { type Aggregate, type Command, eventCodec } from "@rdm/command-handler";
 import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
-import { type Subscription, SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import {
+  type Subscription,
+  SubscriptionSchema,
+  type Target,
+  TargetSchema,
+} from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type pg from "pg";
 import { decide } from "../domain/subscription/decide.js";
 import { evolve, initialState } from "../domain/subscription/evolve.js";
@@ -26,6 +31,20 @@ export const subscriptionStreamId = (subscriptionId: string) => `subscription-${
 /** What the events keep of a secret: tells two apart, reveals neither. */
 export const secretFingerprint = (secret: string) =>
   secret ? createHash("sha256").update(secret).digest("hex").slice(0, 12) : "";
+
+/**
+ * A target as events may carry it (they are published), and its secret: a webhook's signing
+ * secret, or a chat webhook's URL, which is itself the credential (Slack, Teams, Mattermost), so
+ * events and reads show only its origin.
+ */
+export function withoutSecrets(target: Target, webhookSecret: string): { target: Target; secret: string } {
+  if (target.kind.case !== "chat") return { target, secret: webhookSecret };
+  const url = target.kind.value.url;
+  const redacted = create(TargetSchema, {
+    kind: { case: "chat", value: { url: `${new URL(url).origin}/…`, template: target.kind.value.template } },
+  });
+  return { target: redacted, secret: url };
+}
 
 /**
  * A subscription command as the command handler runs it; the read model (and the new secret,
