@@ -238,8 +238,8 @@ test("a chat target gets its template rendered, its URL kept secret; an updated 
   // A chat webhook's URL is its credential: events and reads keep only its origin.
   expect(chat?.target?.kind.value?.url).toBe(`${receiver.url}/…`);
   await notifications.testSubscription({ ...req(), subscriptionId: chat?.subscriptionId as string });
-  const [message] = receiver.at("/chat");
-  expect((message?.payload as unknown as { text: string }).text).toMatch(
+  const [message] = receiver.at("/chat") as [Received];
+  expect((message.payload as unknown as { text: string }).text).toMatch(
     /^\[INFO\] Release Phase Advanced: REL-0000-0000 http:\/\/gateway\.test\/v1\/releases\/[0-9a-f-]{36}$/,
   );
 
