@@ -25,8 +25,8 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
  * The notifier's consumer handler (all four topics): records one delivery per subscription whose
  * filter takes the event, in the consumer's transaction (so a redelivered event adds nothing).
  * A subscription never receives what happened before it was created; one that is paused or
- * suspended, or that resumed after the event happened, gets the delivery HELD (sent only if
- * resumed with deliver_missed). Types no published schema names are skipped.
+ * suspended gets the delivery HELD (sent only if resumed with deliver_missed); one that resumed
+ * from then on after the event happened gets it SKIPPED. Types no published schema names are skipped.
  */
 export function matchEvents(linkBaseUrl: string, clock: () => Date) {
   return async (envelope: CloudEvent, tx: pg.PoolClient): Promise<void> => {
@@ -54,8 +54,9 @@ export function matchEvents(linkBaseUrl: string, clock: () => Date) {
       const subscription = fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot));
       const since = (t: typeof subscription.createdAt) => (t ? timestampDate(t) : new Date(0));
       if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
-      const live =
-        subscription.status === SubscriptionStatus.ACTIVE && event.occurredAt >= since(subscription.activeSince);
+      // Active: sent, unless it happened while inactive and the subscription resumed from then on.
+      const active = subscription.status === SubscriptionStatus.ACTIVE;
+      const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";
       const notificationId = randomUUID();
       const payload = notificationPayload({
         notificationId,
@@ -79,7 +80,7 @@ export function matchEvents(linkBaseUrl: string, clock: () => Date) {
           envelope.id,
           envelope.type,
           JSON.stringify(payload),
-          live ? "PENDING" : "HELD",
+          status,
           event.occurredAt,
           clock(),
         ],

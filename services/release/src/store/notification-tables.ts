@@ -1,7 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
-import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { type Release, ReleaseStatus, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { SubscriptionEvent, SubscriptionState } from "../domain/subscription/types.js";
@@ -117,8 +117,15 @@ export async function recordSubscription(
         from,
         to,
       ]);
-    if (s.status !== SubscriptionStatus.ACTIVE && event.$typeName !== "rdm.notification.v1.SubscriptionUpdated")
-      await held("PENDING", s.status === SubscriptionStatus.DELETED ? "SKIPPED" : "HELD");
+    if (event.$typeName === "rdm.notification.v1.SubscriptionDeleted") {
+      await held("PENDING", "SKIPPED");
+      await held("HELD", "SKIPPED");
+    }
+    if (
+      event.$typeName === "rdm.notification.v1.SubscriptionPaused" ||
+      event.$typeName === "rdm.notification.v1.SubscriptionSuspended"
+    )
+      await held("PENDING", "HELD");
     if (event.$typeName === "rdm.notification.v1.SubscriptionResumed")
       await held("HELD", event.deliverMissed ? "PENDING" : "SKIPPED");
   }
