@@ -9,16 +9,19 @@ import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 
-const SERVICES: Record<string, { service: DescService; port: number }> = {
+const SERVICES: Record<string, { service: DescService; port: number; portVariable?: string }> = {
   release: { service: ReleaseService, port: 50051 },
   change: { service: ChangeService, port: 50052 },
   configuration: { service: ConfigurationService, port: 50053 },
   deployment: { service: DeploymentService, port: 50054 },
+  // Served by the release process (its notifier).
+  notification: { service: NotificationService, port: 50051, portVariable: "RELEASE_GRPC_PORT" },
 };
 
-const usage = `usage: node packages/dev-stack/dist/call.js <release|change|configuration|deployment> <Method> ['<json>'] [--print field.path]
+const usage = `usage: node packages/dev-stack/dist/call.js <release|change|configuration|deployment|notification> <Method> ['<json>'] [--print field.path]
   the token comes from RDM_TOKEN (e.g. RDM_TOKEN=$(./rdm token dana deployer)); the port from
   <SERVICE>_GRPC_PORT as for ./rdm up; --print prints one field of the answer (e.g. release.releaseId)`;
 
@@ -45,7 +48,7 @@ async function main() {
   if (input.fields.some((f) => f.localName === "requestId") && json.requestId === undefined) {
     json.requestId = randomUUID();
   }
-  const port = process.env[`${serviceName.toUpperCase()}_GRPC_PORT`] ?? String(target.port);
+  const port = process.env[target.portVariable ?? `${serviceName.toUpperCase()}_GRPC_PORT`] ?? String(target.port);
   const client = createGrpcClient(target.service, `127.0.0.1:${port}`, { token }) as unknown as Record<
     string,
     (request: Message) => Promise<Message>

@@ -3,13 +3,16 @@ import { loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
 import { CHANGE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
+import { notificationServiceHandlers } from "./api/notification-service.js";
 import { releaseServiceHandlers } from "./api/release-service.js";
 import { applyChangeEvent } from "./consumers/change-requests.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
+import { startNotifier } from "./notifier/notifier.js";
 import { releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
 import { releaseMigrations } from "./store/release-tables.js";
+import { subscriptionCodec } from "./store/subscriptions.js";
 
 /** The release service's own variables (beside the shared gRPC service ones). */
 export const releaseEnv = z
@@ -26,6 +29,8 @@ export const releaseEnv = z
     RELEASE_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(8),
     /** Kafka group session timeout of the consumer (tests use short ones). */
     RELEASE_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+    /** Base URL of the HTTP gateway, for the links in notification payloads. */
+    NOTIFICATION_LINK_BASE_URL: z.url().default("http://localhost:8080"),
   })
   .refine((c) => !c.RELEASE_WEBHOOK_URL || c.RELEASE_WEBHOOK_SECRET, {
     message: "RELEASE_WEBHOOK_SECRET is required with RELEASE_WEBHOOK_URL (deliveries are signed)",
@@ -44,6 +49,7 @@ export function createReleaseService(
   const config = loadConfig(releaseEnv, env);
   const clock = options.clock ?? (() => new Date());
   const commandHandler = (store: EventStore) => new CommandHandler({ store, codec: releaseCodec, clock });
+  const subscriptionHandler = (store: EventStore) => new CommandHandler({ store, codec: subscriptionCodec, clock });
   return {
     name: "release",
     defaultPort: 50051,
@@ -55,6 +61,12 @@ export function createReleaseService(
         handler: commandHandler(store),
         models: new ReleaseModelStore(store, pool),
         clock,
+      }),
+      notificationServiceHandlers({
+        pool,
+        handler: subscriptionHandler(store),
+        clock,
+        linkBaseUrl: config.NOTIFICATION_LINK_BASE_URL,
       }),
     ],
     async workers({ store, pool, kafka, logger, topic }): Promise<Worker[]> {
@@ -82,6 +94,18 @@ export function createReleaseService(
           }),
         );
       }
+      workers.push(
+        ...(await startNotifier({
+          pool,
+          kafka,
+          logger,
+          topic,
+          handler: subscriptionHandler(store),
+          releaseHandler: commandHandler(store),
+          clock,
+          config,
+        })),
+      );
       workers.push(
         await startConsumer({
           kafka,

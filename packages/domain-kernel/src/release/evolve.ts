@@ -154,6 +154,13 @@ function applyTasks(release: Release, event: ReleaseEvent): boolean {
       const t = task(event.taskId);
       const status = TASK_STATUS_AFTER[event.$typeName];
       if (t && status !== undefined) t.status = status;
+      // Done or no longer asked for: no longer overdue.
+      if (t && event.$typeName !== "rdm.release.v1.ReleaseTaskStarted") t.overdue = false;
+      return true;
+    }
+    case "rdm.release.v1.ReleaseTaskOverdue": {
+      const t = task(event.taskId);
+      if (t) t.overdue = true;
       return true;
     }
     default:

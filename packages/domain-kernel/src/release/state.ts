@@ -28,7 +28,8 @@ export type ReleaseEvent =
   | ev.ReleaseReviewRecorded
   | ev.ReleaseDeadlineMissed
   | ev.ReleaseDeadlineEscalated
-  | ev.ReleaseNotificationRequested;
+  | ev.ReleaseNotificationRequested
+  | ev.ReleaseTaskOverdue;
 
 export interface ReleaseState {
   /** Undefined until the release is registered. */

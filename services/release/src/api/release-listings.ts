@@ -1,5 +1,6 @@
 import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { NotFound } from "@rdm/grpc";
 import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { encodePageToken } from "@rdm/runtime";
@@ -28,6 +29,7 @@ export function releaseListingHandlers(
       if (request.owner) add("owner = $1", request.owner);
       if (request.status) add("status = $1", request.status);
       if (request.overdueOnly) add("phase_due_at < $1", clock());
+      if (request.overdueTasksOnly) add("overdue_tasks > 0");
       if (request.text) add("(key ILIKE $1 OR title ILIKE $1)", `%${request.text.replace(/[%_\\]/g, "\\$&")}%`);
       args.push(pageSize + 1);
       const { rows } = await pool.query<{ release_id: string; registered_at: Date; snapshot: Buffer }>(
@@ -45,6 +47,8 @@ export function releaseListingHandlers(
     },
 
     async listNotificationDeliveries(request) {
+      const known = await pool.query("SELECT 1 FROM release_index WHERE release_id = $1", [request.releaseId]);
+      if (!known.rowCount) throw new NotFound("release", request.releaseId);
       const { rows } = await pool.query<{
         notification_id: string;
         trigger: string;

@@ -4,7 +4,14 @@ import { type Release, ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/releas
 import type { DecisionContext, ReleaseEvent, ReleaseState } from "./release.js";
 
 /** Who is told, by role in the release; resolved to addresses against the release. */
-export type Audience = "owner" | "coordinator" | "stakeholders" | "approvers" | "requester" | "release-managers";
+export type Audience =
+  | "owner"
+  | "coordinator"
+  | "stakeholders"
+  | "approvers"
+  | "requester"
+  | "release-managers"
+  | "assignee";
 
 /**
  * The notification policy: which events are key points, and who hears of them. Recipients are
@@ -21,6 +28,7 @@ export const NOTIFICATION_POLICY: Partial<Record<ReleaseEvent["$typeName"], read
   "rdm.release.v1.ReleaseDeadlineEscalated": ["owner", "coordinator", "release-managers"],
   "rdm.release.v1.ReleaseAbandoned": ["owner", "coordinator", "stakeholders"],
   "rdm.release.v1.ReleaseClosed": ["owner", "coordinator", "stakeholders"],
+  "rdm.release.v1.ReleaseTaskOverdue": ["assignee", "coordinator"],
 };
 
 function audienceOf(event: ReleaseEvent): readonly Audience[] | undefined {
@@ -47,6 +55,8 @@ function resolve(audience: readonly Audience[], event: ReleaseEvent, release: Re
         return approval ? [approval.requestedBy] : [];
       case "release-managers":
         return ["role:release-manager"];
+      case "assignee":
+        return event.$typeName === "rdm.release.v1.ReleaseTaskOverdue" ? [event.assignee] : [];
       default:
         return [];
     }

@@ -1,19 +1,9 @@
-import { createHmac } from "node:crypto";
 import type { Logger } from "@rdm/observability";
 import type pg from "pg";
 import { type Poller, startPoller } from "./poller.js";
+import { postSigned } from "./signed-post.js";
 
-export const SIGNATURE_HEADER = "x-rdm-signature";
-export const TIMESTAMP_HEADER = "x-rdm-timestamp";
-
-/**
- * The signature a receiver recomputes: HMAC-SHA256 with the shared secret over
- * `<timestamp>.<body>`, hex, prefixed "sha256=". The timestamp (unix seconds, also sent in
- * x-rdm-timestamp) lets receivers refuse replays of old deliveries.
- */
-export function webhookSignature(secret: string, timestamp: string, body: string): string {
-  return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
-}
+export { SIGNATURE_HEADER, TIMESTAMP_HEADER, webhookSignature } from "./signed-post.js";
 
 export interface WebhookOptions {
   pool: pg.Pool;
@@ -28,9 +18,9 @@ export interface WebhookOptions {
 }
 
 /** Most deliveries one round posts, one after another. */
-const ROUND_SIZE = 10;
+export const ROUND_SIZE = 10;
 /** How long a claim outlasts the POST's timeout: time to record the result, clock skew between replicas. */
-const LEASE_MARGIN_MS = 30_000;
+export const LEASE_MARGIN_MS = 30_000;
 
 interface DeliveryRow {
   notification_id: string;
@@ -50,24 +40,8 @@ async function post(
   { url, secret, clock, timeoutMs }: Pick<WebhookOptions, "url" | "secret" | "clock"> & { timeoutMs: number },
 ): Promise<string | undefined> {
   const body = JSON.stringify(row.payload);
-  const timestamp = String(Math.floor(clock().getTime() / 1000));
-  try {
-    const response = await fetch(url, {
-      method: "POST",
-      headers: {
-        "content-type": "application/json",
-        "x-rdm-notification-id": row.notification_id,
-        [TIMESTAMP_HEADER]: timestamp,
-        [SIGNATURE_HEADER]: webhookSignature(secret, timestamp, body),
-      },
-      body,
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    await response.arrayBuffer().catch(() => undefined);
-    return response.ok ? undefined : `HTTP ${response.status}`;
-  } catch (error) {
-    return (error as Error).message;
-  }
+  const notificationId = row.notification_id;
+  return (await postSigned({ url, secret, notificationId, body, now: clock(), timeoutMs })).failure;
 }
 
 /**

@@ -5,6 +5,7 @@ import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/rele
 import type pg from "pg";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
+import { notificationMigrations, recordTaskDeadlines } from "./notification-tables.js";
 
 /**
  * The service's own tables beside its event store. Each is written in the transaction that
@@ -92,6 +93,7 @@ export const releaseMigrations: Migration[] = [
       UPDATE events SET stream_type = 'release'
       WHERE stream_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';`,
   },
+  ...notificationMigrations,
 ];
 
 /** Writes what the appended events imply for the service's tables, in the append's transaction. */
@@ -120,6 +122,7 @@ export async function recordDerived(
       Buffer.from(toBinary(ReleaseSchema, release)),
     ],
   );
+  await recordTaskDeadlines(tx, release);
   if (release.status === ReleaseStatus.ACTIVE && release.phaseDueAt) {
     await tx.query(
       `INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at) VALUES ($1, $2, 'missed', $3)

@@ -135,6 +135,11 @@ function applyToTasksOrPackage(release: Release, event: ReleaseEvent): boolean {
     case "rdm.release.v1.ReleaseTaskCancelled":
       setTaskStatus(task(event.taskId), TaskStatus.CANCELLED);
       return true;
+    case "rdm.release.v1.ReleaseTaskOverdue": {
+      const t = task(event.taskId);
+      if (t) t.overdue = true;
+      return true;
+    }
     case "rdm.release.v1.ReleaseChangeRequestLinked":
       release.linkedChangeRequestIds.push(event.changeRequestId);
       return true;
@@ -165,7 +170,10 @@ function applyToTasksOrPackage(release: Release, event: ReleaseEvent): boolean {
 }
 
 function setTaskStatus(task: ReleaseTask | undefined, status: TaskStatus): void {
-  if (task) task.status = status;
+  if (!task) return;
+  task.status = status;
+  // An overdue task that is done (or no longer asked for) is no longer overdue.
+  if (status === TaskStatus.DONE || status === TaskStatus.CANCELLED) task.overdue = false;
 }
 
 function planningUpdated(release: Release, event: EventOf<"rdm.release.v1.ReleasePlanningUpdated">): void {

@@ -38,7 +38,8 @@ export type ReleaseEvent =
   | ev.ReleaseReviewRecorded
   | ev.ReleaseDeadlineMissed
   | ev.ReleaseDeadlineEscalated
-  | ev.ReleaseNotificationRequested;
+  | ev.ReleaseNotificationRequested
+  | ev.ReleaseTaskOverdue;
 
 export interface ReleaseState {
   /** Undefined until the release is registered. */
@@ -96,7 +97,8 @@ export type ReleaseCommand =
   | { kind: "recordLogEntry"; entryId: string; entryKind: LogEntryKind; text: string }
   | { kind: "recordReview"; outcome: ReviewOutcome; lessonsLearned: string; followUpActions: string[] }
   | { kind: "markDeadlineMissed"; phaseEntry: number }
-  | { kind: "escalateDeadline"; phaseEntry: number };
+  | { kind: "escalateDeadline"; phaseEntry: number }
+  | { kind: "markTaskOverdue"; taskId: string };
 
 /** Who decides and when: the decider reads the clock and ids only through this. */
 export type { DecisionContext };

@@ -103,7 +103,7 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
       },
     },
     async (request, reply) => {
-      const { pageSize, pageToken, phase, type, owner, status, overdue } = request.query;
+      const { pageSize, pageToken, phase, type, owner, status, overdue, overdueTasks } = request.query;
       const { where, args } = equalityFilters({ phase, type, owner, status });
       if (pageToken !== undefined) {
         const cursor = decodePageToken(pageToken, isIsoTimestamp, isUuid);
@@ -113,6 +113,9 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
       }
       if (overdue !== undefined)
         where.push(overdue ? "phase_due_at < now()" : "(phase_due_at IS NULL OR phase_due_at >= now())");
+      // The folded snapshot (protobuf JSON) leaves out false flags: a task with "overdue": true is one.
+      if (overdueTasks !== undefined)
+        where.push(`${overdueTasks ? "" : "NOT "}(snapshot->'tasks' @> '[{"overdue": true}]')`);
       args.push(pageSize + 1);
       const { rows } = await pool.query<ReleaseRow>(
         `SELECT * FROM release_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}

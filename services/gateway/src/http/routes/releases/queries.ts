@@ -80,6 +80,7 @@ const tasksOf = (release: Release) =>
     assignee: t.assignee,
     status: enumName(TaskStatusSchema, t.status),
     dueAt: date(t.dueAt),
+    overdue: t.overdue,
   }));
 
 /** The lifecycle part of the overview, from the folded state and the change states the gateway knows. */

@@ -67,6 +67,7 @@ export const releaseSchema = {
         assignee: str,
         status: str,
         dueAt: nullableDate,
+        overdue: { type: "boolean", description: "reported overdue (past its due time, not done)" },
       }),
     ),
     package: arr(obj({ artifactId: str, name: str, version: str, sha256: str, configurationItemId: str })),
@@ -123,6 +124,7 @@ export const releaseListQuery = {
     owner: { type: "string" },
     status: { type: "string", enum: ["ACTIVE", "ABANDONED", "CLOSED"] },
     overdue: { type: "boolean", description: "only releases whose current phase deadline has passed" },
+    overdueTasks: { type: "boolean", description: "only releases with a task reported overdue and not done" },
   },
   additionalProperties: false,
 } as const;

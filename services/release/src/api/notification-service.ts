@@ -1,0 +1,222 @@
+import { randomUUID } from "node:crypto";
+import { create, type DescMessage } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { READER_ROLES, type Role } from "@rdm/auth";
+import type { CommandHandler } from "@rdm/command-handler";
+import { type CallContext, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
+import * as api from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
+import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type pg from "pg";
+import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
+import { sendToTarget } from "../jobs/subscription-delivery.js";
+import { eventJson, notificationPayload } from "../notifier/payload.js";
+import { listSubscriptions, secretFingerprint, subscriptionCommand, withoutSecrets } from "../store/subscriptions.js";
+
+export interface NotificationApiDeps {
+  pool: pg.Pool;
+  handler: CommandHandler<SubscriptionEvent>;
+  clock: () => Date;
+  /** Base of the gateway links in payloads. */
+  linkBaseUrl: string;
+  timeoutMs?: number;
+}
+
+type Methods = (typeof api.NotificationService)["method"];
+const MANAGERS: Role[] = ["release-manager"];
+
+/** Who may call each RPC (admin always may): release managers manage, readers list. */
+export const notificationServiceRoles: { [K in keyof Methods]: readonly Role[] } = {
+  createSubscription: MANAGERS,
+  updateSubscription: MANAGERS,
+  pauseSubscription: MANAGERS,
+  resumeSubscription: MANAGERS,
+  deleteSubscription: MANAGERS,
+  testSubscription: MANAGERS,
+  getSubscription: READER_ROLES,
+  listSubscriptions: READER_ROLES,
+  listSubscriptionDeliveries: READER_ROLES,
+};
+
+const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
+
+type Handlers = ServiceRegistration<Methods>["handlers"];
+const method = api.NotificationService.method;
+
+/** The RPCs that change a subscription, through the command handler. */
+function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
+  /** A subscription command through the command handler; every command RPC answers `{ subscription }`. */
+  const execute = <K extends keyof Methods>(
+    key: K,
+    request: { requestId: string } & Parameters<typeof requestFingerprint>[1],
+    ctx: CallContext,
+    subscriptionId: string,
+    command: SubscriptionCommand,
+    secret?: string,
+  ) => {
+    const output = method[key].output as DescMessage;
+    return handler.handle(
+      {
+        actor: ctx.principal.subject,
+        groups: ctx.principal.groups,
+        requestId: request.requestId,
+        traceparent: ctx.traceparent,
+      },
+      {
+        ...subscriptionCommand(subscriptionId, command, secret),
+        response: output,
+        respond: ({ after }) => create(output, { subscription: after.subscription }),
+        requestHash: requestFingerprint(method[key].input as DescMessage, request),
+      },
+    ) as never;
+  };
+
+  /** The settings the events carry, and the secret they must not: the webhook's, or the chat URL. */
+  const settings = (
+    request: {
+      name: string;
+      target?: Target | undefined;
+      filter?: api.CreateSubscriptionRequest["filter"];
+      secret: string;
+    },
+    owner: string,
+  ) => {
+    const { target, secret } = withoutSecrets(request.target as Target, request.secret);
+    return {
+      command: {
+        name: request.name,
+        owner,
+        target,
+        filter: request.filter,
+        secretFingerprint: secretFingerprint(secret),
+      },
+      secret: secret || undefined,
+    };
+  };
+
+  return {
+    createSubscription(request, ctx) {
+      // The id derives from the request id, so a retried create addresses the same stream.
+      const subscriptionId = request.requestId;
+      const owner = request.owner || ctx.principal.subject;
+      const command = {
+        kind: "createSubscription",
+        subscriptionId,
+        fromConfiguration: false,
+        ...settings(request, owner).command,
+      } as const;
+      return execute("createSubscription", request, ctx, subscriptionId, command, settings(request, owner).secret);
+    },
+    updateSubscription(request, ctx) {
+      const { command, secret } = settings(request, request.owner);
+      const update = { kind: "updateSubscription", ...command } as const;
+      return execute("updateSubscription", request, ctx, request.subscriptionId, update, secret);
+    },
+    pauseSubscription: (request, ctx) =>
+      execute("pauseSubscription", request, ctx, request.subscriptionId, {
+        kind: "pauseSubscription",
+        reason: request.reason,
+      }),
+    resumeSubscription: (request, ctx) =>
+      execute("resumeSubscription", request, ctx, request.subscriptionId, {
+        kind: "resumeSubscription",
+        deliverMissed: request.deliverMissed,
+      }),
+    deleteSubscription: (request, ctx) =>
+      execute("deleteSubscription", request, ctx, request.subscriptionId, { kind: "deleteSubscription" }),
+  } satisfies Partial<Handlers>;
+}
+
+/** The RPCs that read subscriptions and their deliveries, and the test send. */
+function subscriptionQueryHandlers(deps: NotificationApiDeps) {
+  const { pool, clock } = deps;
+  async function getOne(subscriptionId: string): Promise<Subscription> {
+    const [found] = await listSubscriptions(pool, { subscriptionId });
+    if (!found) throw new NotFound("subscription", subscriptionId);
+    return found;
+  }
+
+  return {
+    async getSubscription(request) {
+      return create(api.GetSubscriptionResponseSchema, { subscription: await getOne(request.subscriptionId) });
+    },
+    async listSubscriptions(request) {
+      const subscriptions = await listSubscriptions(pool, { owner: request.owner, status: request.status });
+      return create(api.ListSubscriptionsResponseSchema, { subscriptions });
+    },
+    async listSubscriptionDeliveries(request) {
+      await getOne(request.subscriptionId);
+      const { rows } = await pool.query(
+        `SELECT delivery_id, event_id, event_type, status, attempts, last_error, occurred_at, delivered_at
+           FROM subscription_deliveries WHERE subscription_id = $1 ORDER BY occurred_at DESC, delivery_id LIMIT $2`,
+        [request.subscriptionId, request.pageSize || 100],
+      );
+      return create(api.ListSubscriptionDeliveriesResponseSchema, {
+        deliveries: rows.map((r) => ({
+          deliveryId: r.delivery_id,
+          eventId: r.event_id,
+          eventType: r.event_type,
+          status: STATUS_NAMES.indexOf(r.status) + 1,
+          attempts: r.attempts,
+          lastError: r.last_error,
+          occurredAt: timestampFromDate(r.occurred_at),
+          ...(r.delivered_at ? { deliveredAt: timestampFromDate(r.delivered_at) } : {}),
+        })),
+      });
+    },
+    async testSubscription(request) {
+      const subscription = await getOne(request.subscriptionId);
+      const { rows } = await pool.query<{ secret: string }>(
+        "SELECT secret FROM notification_subscription_secrets WHERE subscription_id = $1",
+        [request.subscriptionId],
+      );
+      const payload = {
+        ...samplePayload(subscription.subscriptionId, request.requestId, clock(), deps.linkBaseUrl),
+        test: true,
+      };
+      const { status, failure } = await sendToTarget(
+        subscription,
+        rows[0]?.secret,
+        payload,
+        clock(),
+        deps.timeoutMs ?? 5_000,
+      );
+      return create(api.TestSubscriptionResponseSchema, {
+        delivered: !failure,
+        httpStatus: status,
+        error: failure ?? "",
+      });
+    },
+  } satisfies Partial<Handlers>;
+}
+
+export function notificationServiceHandlers(deps: NotificationApiDeps): ServiceRegistration<Methods> {
+  return {
+    service: api.NotificationService,
+    roles: notificationServiceRoles,
+    handlers: { ...subscriptionCommandHandlers(deps), ...subscriptionQueryHandlers(deps) },
+  };
+}
+
+/** A made-up phase change, in the shape of every delivery (its ids are new, not of a real release). */
+function samplePayload(subscriptionId: string, notificationId: string, now: Date, linkBaseUrl: string) {
+  const releaseId = randomUUID();
+  const event = create(ReleasePhaseAdvancedSchema, {
+    releaseId,
+    fromPhase: ReleasePhase.PLANNING,
+    toPhase: ReleasePhase.APPROVAL,
+  });
+  return notificationPayload({
+    notificationId,
+    subscriptionId,
+    eventId: randomUUID(),
+    eventType: event.$typeName,
+    source: "rdm/release",
+    subject: releaseId,
+    occurredAt: now,
+    json: eventJson(ReleasePhaseAdvancedSchema, event),
+    releaseKey: "REL-0000-0000",
+    linkBaseUrl,
+  });
+}

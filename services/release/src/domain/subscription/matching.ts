@@ -1,0 +1,82 @@
+import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
+import { Severity, type Subscription } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+
+/** Events that ask for more attention than a plain fact; any other event is INFO. */
+const SEVERITIES: Record<string, Severity> = {
+  "rdm.release.v1.ReleaseDeadlineEscalated": Severity.CRITICAL,
+  "rdm.deployment.v1.DeploymentFailed": Severity.CRITICAL,
+  "rdm.deployment.v1.DeploymentRolledBack": Severity.CRITICAL,
+  "rdm.deployment.v1.DeploymentRollbackStarted": Severity.CRITICAL,
+  "rdm.change.v1.ChangeRequestFailed": Severity.CRITICAL,
+  "rdm.release.v1.ReleaseDeadlineMissed": Severity.WARNING,
+  "rdm.release.v1.ReleaseTaskOverdue": Severity.WARNING,
+  "rdm.release.v1.ReleaseApprovalRejected": Severity.WARNING,
+  "rdm.release.v1.ReleaseAbandoned": Severity.WARNING,
+  "rdm.deployment.v1.DeploymentStepFailed": Severity.WARNING,
+  "rdm.deployment.v1.DeploymentCancelled": Severity.WARNING,
+  "rdm.change.v1.ChangeRequestRejected": Severity.WARNING,
+  "rdm.configuration.v1.ArtifactQuarantined": Severity.WARNING,
+};
+
+export const severityOf = (eventType: string): Severity => SEVERITIES[eventType] ?? Severity.INFO;
+
+/** The fields (JSON names) that say what an event is about, whatever the service. */
+const SUBJECT_FIELDS = {
+  releaseIds: ["releaseId", "linkedReleaseId"],
+  changeRequestIds: ["changeRequestId"],
+  environments: ["environment", "environmentId"],
+  serviceIds: ["ciId", "configurationItemId", "affectedCiIds", "targetCiIds", "failedTargetCiIds"],
+} as const;
+
+export type EventSubjects = { [K in keyof typeof SUBJECT_FIELDS]: Set<string> };
+
+/** Every id an event's JSON form names, at any depth (e.g. the target CIs of each deployed artifact). */
+export function subjectsOf(json: JsonObject): EventSubjects {
+  const subjects: EventSubjects = {
+    releaseIds: new Set(),
+    changeRequestIds: new Set(),
+    environments: new Set(),
+    serviceIds: new Set(),
+  };
+  const keys = Object.entries(SUBJECT_FIELDS) as [keyof EventSubjects, readonly string[]][];
+  const visit = (value: JsonValue | undefined): void => {
+    if (Array.isArray(value)) value.forEach(visit);
+    else if (value && typeof value === "object")
+      for (const [field, inner] of Object.entries(value)) {
+        for (const [subject, names] of keys)
+          if (names.includes(field))
+            for (const id of [inner].flat()) if (typeof id === "string" && id) subjects[subject].add(id);
+        visit(inner);
+      }
+  };
+  visit(json);
+  return subjects;
+}
+
+/** One event as the notifier sees it. */
+export interface NotifiedEvent {
+  type: string;
+  occurredAt: Date;
+  json: JsonObject;
+  /** The type of the release the event is about, when the release service knows it. */
+  releaseType: ReleaseType | undefined;
+}
+
+const anyOf = (wanted: readonly string[], present: Set<string>) => !wanted.length || wanted.some((w) => present.has(w));
+
+/** Whether the subscription's filter takes the event (every dimension it lists must match). */
+export function filterMatches(subscription: Subscription, event: NotifiedEvent): boolean {
+  const f = subscription.filter;
+  if (!f) return true;
+  const subjects = subjectsOf(event.json);
+  return (
+    (!f.eventTypes.length || f.eventTypes.includes(event.type)) &&
+    anyOf(f.releaseIds, subjects.releaseIds) &&
+    anyOf(f.changeRequestIds, subjects.changeRequestIds) &&
+    anyOf(f.environments, subjects.environments) &&
+    anyOf(f.serviceIds, subjects.serviceIds) &&
+    (!f.releaseTypes.length || (event.releaseType !== undefined && f.releaseTypes.includes(event.releaseType))) &&
+    severityOf(event.type) >= f.minSeverity
+  );
+}

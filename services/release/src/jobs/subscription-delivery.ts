@@ -1,0 +1,161 @@
+import { randomUUID } from "node:crypto";
+import { fromBinary } from "@bufbuild/protobuf";
+import { type CommandHandler, isRuleViolation } from "@rdm/command-handler";
+import { withTransaction } from "@rdm/eventstore";
+import type { Logger } from "@rdm/observability";
+import { type Subscription, SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import type pg from "pg";
+import type { SubscriptionEvent } from "../domain/subscription/types.js";
+import { type NotificationPayload, renderChatText } from "../notifier/payload.js";
+import { subscriptionCommand } from "../store/subscriptions.js";
+import { type Poller, startPoller } from "./poller.js";
+import { postSigned } from "./signed-post.js";
+import { LEASE_MARGIN_MS, ROUND_SIZE } from "./webhook-delivery.js";
+
+export const NOTIFIER_ACTOR = "system:notifier";
+
+export interface SubscriptionDeliveryOptions {
+  pool: pg.Pool;
+  handler: CommandHandler<SubscriptionEvent>;
+  clock: () => Date;
+  /** First retry delay; doubles per attempt. */
+  backoffMs: number;
+  /** Attempts of one delivery before it FAILED and its subscription is suspended. */
+  maxAttempts: number;
+  timeoutMs?: number;
+  logger: Logger;
+}
+
+interface Claimed {
+  delivery_id: string;
+  subscription_id: string;
+  payload: NotificationPayload;
+  attempts: number;
+  snapshot: Buffer;
+  secret: string | null;
+  leaseEnd: Date;
+}
+
+/**
+ * Sends a payload to a subscription's target: as is to a webhook, signed with `secret`; rendered
+ * into `{ text }` for a chat, to the URL kept as its secret (events carry only its origin).
+ */
+export function sendToTarget(
+  subscription: Subscription,
+  secret: string | undefined,
+  payload: NotificationPayload,
+  now: Date,
+  timeoutMs: number,
+) {
+  const target = subscription.target?.kind;
+  if (!target?.case) return Promise.resolve({ status: 0, failure: "the subscription has no target" });
+  const { notificationId } = payload;
+  if (target.case === "webhook")
+    return postSigned({ url: target.value.url, secret, notificationId, body: JSON.stringify(payload), now, timeoutMs });
+  if (!secret) return Promise.resolve({ status: 0, failure: "the chat target's URL is not kept" });
+  const body = JSON.stringify({ text: renderChatText(target.value.template, payload) });
+  return postSigned({ url: secret, secret: undefined, notificationId, body, now, timeoutMs });
+}
+
+/** Suspends the subscription of a delivery that gave up, in the transaction that records it. */
+async function suspend(
+  { handler, logger }: Pick<SubscriptionDeliveryOptions, "handler" | "logger">,
+  tx: pg.PoolClient,
+  claimed: Claimed,
+  reason: string,
+): Promise<void> {
+  try {
+    await handler.handleIn(
+      tx,
+      { actor: NOTIFIER_ACTOR, requestId: randomUUID() },
+      subscriptionCommand(claimed.subscription_id, {
+        kind: "suspendSubscription",
+        reason,
+        deliveryId: claimed.delivery_id,
+      }),
+    );
+    logger.warn({ subscription_id: claimed.subscription_id, reason }, "subscription suspended");
+  } catch (error) {
+    // Paused, suspended or deleted meanwhile: nothing more to stop.
+    if (!isRuleViolation(error)) throw error;
+  }
+}
+
+/**
+ * One round of subscription deliveries, as webhook-delivery.ts does for the default target: a due
+ * PENDING delivery of an ACTIVE subscription is claimed for a lease (no transaction open during
+ * the POST), sent signed with its subscription's secret, and its result recorded only while the
+ * claim holds. A failure is retried with doubling backoff; the last allowed attempt marks it
+ * FAILED and suspends its subscription in the same transaction (its other pending deliveries are
+ * held), so a dead target stops costing rounds while the other subscriptions go on.
+ */
+export function subscriptionDeliveryRound(options: SubscriptionDeliveryOptions): () => Promise<number> {
+  const { pool, clock, logger } = options;
+  const timeoutMs = options.timeoutMs ?? 5_000;
+
+  async function claim(): Promise<Claimed | undefined> {
+    const now = clock();
+    const leaseEnd = new Date(now.getTime() + timeoutMs + LEASE_MARGIN_MS);
+    const { rows } = await pool.query<Omit<Claimed, "leaseEnd">>(
+      `WITH claimed AS (
+         UPDATE subscription_deliveries SET next_attempt_at = $2
+         WHERE delivery_id = (
+           SELECT d.delivery_id FROM subscription_deliveries d
+           JOIN notification_subscriptions s USING (subscription_id)
+           WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
+           ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
+         RETURNING delivery_id, subscription_id, payload, attempts)
+       SELECT c.*, s.snapshot, k.secret FROM claimed c
+       JOIN notification_subscriptions s USING (subscription_id)
+       LEFT JOIN notification_subscription_secrets k USING (subscription_id)`,
+      [now, leaseEnd],
+    );
+    const row = rows[0];
+    return row && { ...row, leaseEnd };
+  }
+
+  async function record(claimed: Claimed, failure: string | undefined): Promise<boolean> {
+    const attempts = claimed.attempts + 1;
+    const now = clock();
+    const gaveUp = failure !== undefined && attempts >= options.maxAttempts;
+    const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
+    const status = failure === undefined ? "DELIVERED" : gaveUp ? "FAILED" : "PENDING";
+    return withTransaction(pool, async (tx) => {
+      const { rowCount } = await tx.query(
+        `UPDATE subscription_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
+           delivered_at = CASE WHEN $3 = 'DELIVERED' THEN $7::timestamptz END
+         WHERE delivery_id = $1 AND status = 'PENDING' AND next_attempt_at = $2`,
+        [claimed.delivery_id, claimed.leaseEnd, status, attempts, next, failure ?? "", now],
+      );
+      if (rowCount !== 1) return false;
+      if (gaveUp)
+        await suspend(options, tx, claimed, `delivery ${claimed.delivery_id} failed ${attempts} times: ${failure}`);
+      return true;
+    });
+  }
+
+  return async () => {
+    let claimed = 0;
+    for (; claimed < ROUND_SIZE; claimed++) {
+      const next = await claim();
+      if (!next) break;
+      const subscription = fromBinary(SubscriptionSchema, new Uint8Array(next.snapshot));
+      const { failure } = await sendToTarget(subscription, next.secret ?? undefined, next.payload, clock(), timeoutMs);
+      if (failure)
+        logger.warn(
+          { delivery_id: next.delivery_id, subscription_id: next.subscription_id, error: failure },
+          "delivery failed",
+        );
+      if (!(await record(next, failure)))
+        logger.warn(
+          { delivery_id: next.delivery_id },
+          "delivery result dropped: the claim lapsed and another replica took it over",
+        );
+    }
+    return claimed;
+  };
+}
+
+export function startSubscriptionDelivery(options: SubscriptionDeliveryOptions & { intervalMs: number }): Poller {
+  return startPoller("subscription-delivery", options.intervalMs, subscriptionDeliveryRound(options), options.logger);
+}

@@ -1,0 +1,90 @@
+import { randomUUID } from "node:crypto";
+import { fromBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type pg from "pg";
+import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
+import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** The release an event is about, as the release service's own index knows it (type and key). */
+async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
+  const ids = [...releaseIds].filter((id) => UUID.test(id));
+  if (!ids.length) return undefined;
+  const { rows } = await tx.query<{ type: number; key: string }>(
+    "SELECT type, key FROM release_index WHERE release_id = ANY($1::uuid[]) LIMIT 1",
+    [ids],
+  );
+  return rows[0];
+}
+
+/**
+ * The notifier's consumer handler (all four topics): records one delivery per subscription whose
+ * filter takes the event, in the consumer's transaction (so a redelivered event adds nothing).
+ * A subscription never receives what happened before it was created; one that is paused or
+ * suspended gets the delivery HELD (sent only if resumed with deliver_missed); one that resumed
+ * from then on after the event happened gets it SKIPPED. Types no published schema names are skipped.
+ */
+export function matchEvents(linkBaseUrl: string, clock: () => Date) {
+  return async (envelope: CloudEvent, tx: pg.PoolClient): Promise<void> => {
+    let decoded: ReturnType<typeof decodeNotifiable>;
+    try {
+      decoded = decodeNotifiable(envelope.type, envelope.data);
+    } catch (error) {
+      throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
+    }
+    if (!decoded) return;
+    const { rows } = await tx.query<{ snapshot: Buffer }>(
+      `SELECT snapshot FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration`,
+      [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED],
+    );
+    if (!rows.length) return;
+    const json = eventJson(decoded.schema, decoded.message);
+    const release = await releaseOf(tx, subjectsOf(json).releaseIds);
+    const event: NotifiedEvent = {
+      type: envelope.type,
+      occurredAt: occurredAtOf(decoded.message, envelope.time),
+      json,
+      releaseType: release?.type as ReleaseType | undefined,
+    };
+    for (const row of rows) {
+      const subscription = fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot));
+      const since = (t: typeof subscription.createdAt) => (t ? timestampDate(t) : new Date(0));
+      if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
+      // Active: sent, unless it happened while inactive and the subscription resumed from then on.
+      const active = subscription.status === SubscriptionStatus.ACTIVE;
+      const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";
+      const notificationId = randomUUID();
+      const payload = notificationPayload({
+        notificationId,
+        subscriptionId: subscription.subscriptionId,
+        eventId: envelope.id,
+        eventType: envelope.type,
+        source: envelope.source,
+        subject: envelope.subject,
+        occurredAt: event.occurredAt,
+        json,
+        releaseKey: release?.key,
+        linkBaseUrl,
+      });
+      await tx.query(
+        `INSERT INTO subscription_deliveries
+           (delivery_id, subscription_id, event_id, event_type, payload, status, next_attempt_at, occurred_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $8, $7) ON CONFLICT (subscription_id, event_id) DO NOTHING`,
+        [
+          notificationId,
+          subscription.subscriptionId,
+          envelope.id,
+          envelope.type,
+          JSON.stringify(payload),
+          status,
+          event.occurredAt,
+          clock(),
+        ],
+      );
+    }
+  };
+}

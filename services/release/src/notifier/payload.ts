@@ -1,0 +1,131 @@
+import {
+  createRegistry,
+  type DescMessage,
+  fromBinary,
+  type JsonObject,
+  type Message,
+  toJson,
+} from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
+import { Severity } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { type EventSubjects, severityOf, subjectsOf } from "../domain/subscription/matching.js";
+
+/** Every event type of the four services' topics (and the subscriptions' own), for decoding and JSON. */
+export const notifiableEvents = createRegistry(
+  file_rdm_release_v1_events,
+  file_rdm_change_v1_events,
+  file_rdm_configuration_v1_events,
+  file_rdm_deployment_v1_events,
+  file_rdm_notification_v1_events,
+);
+
+/** The version of notification-payload.schema.json the payload follows. */
+export const PAYLOAD_SCHEMA_VERSION = "1";
+
+/** The body a webhook receives: see services/release/notification-payload.schema.json. */
+export interface NotificationPayload {
+  schemaVersion: string;
+  notificationId: string;
+  subscriptionId: string;
+  eventId: string;
+  eventType: string;
+  source: string;
+  subject: string;
+  occurredAt: string;
+  severity: string;
+  title: string;
+  links: Record<string, string>;
+  /** The event in the protobuf JSON mapping (enum values by name, camelCase fields). */
+  event: JsonObject;
+  test?: boolean;
+}
+
+/** An event from a topic, decoded. Undefined for a type no published schema names. */
+export function decodeNotifiable(
+  type: string,
+  data: Uint8Array,
+): { schema: DescMessage; message: Message } | undefined {
+  const schema = notifiableEvents.getMessage(type);
+  return schema && { schema, message: fromBinary(schema, data) };
+}
+
+export const eventJson = (schema: DescMessage, message: Message): JsonObject =>
+  toJson(schema, message, { registry: notifiableEvents }) as JsonObject;
+
+export const occurredAtOf = (message: Message, fallback: Date): Date => {
+  const at = (message as { metadata?: { occurredAt?: Parameters<typeof timestampDate>[0] } }).metadata?.occurredAt;
+  return at ? timestampDate(at) : fallback;
+};
+
+/** Links to the gateway's views of what the event is about. */
+function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Record<string, string> {
+  const links: Record<string, string> = {};
+  const first = (set: Set<string>) => [...set][0];
+  const release = first(subjects.releaseIds);
+  if (release) links.release = `${base}/v1/releases/${encodeURIComponent(release)}`;
+  const change = first(subjects.changeRequestIds);
+  if (change) links.change = `${base}/v1/changes/${encodeURIComponent(change)}`;
+  if (typeof json.deploymentId === "string")
+    links.deployment = `${base}/v1/deployments/${encodeURIComponent(json.deploymentId)}`;
+  const environment = first(subjects.environments);
+  if (environment) links.environment = `${base}/v1/environments/${encodeURIComponent(environment)}/inventory`;
+  if (typeof json.artifactId === "string")
+    links.artifact = `${base}/v1/dml/artifacts/${encodeURIComponent(json.artifactId)}`;
+  const item = first(subjects.serviceIds);
+  if (item) links.configurationItem = `${base}/v1/cmdb/items/${encodeURIComponent(item)}`;
+  return links;
+}
+
+/** A short human line: the event's name in words and what it is about. */
+function titleOf(eventType: string, json: JsonObject, releaseKey: string | undefined): string {
+  const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
+  const about =
+    releaseKey ??
+    [json.deploymentId, json.changeRequestId, json.artifactId, json.ciId].find((v) => typeof v === "string");
+  return about ? `${name}: ${about}` : name;
+}
+
+export interface PayloadInput {
+  notificationId: string;
+  subscriptionId: string;
+  eventId: string;
+  eventType: string;
+  source: string;
+  subject: string;
+  occurredAt: Date;
+  json: JsonObject;
+  releaseKey?: string | undefined;
+  linkBaseUrl: string;
+}
+
+export function notificationPayload(input: PayloadInput): NotificationPayload {
+  const subjects = subjectsOf(input.json);
+  return {
+    schemaVersion: PAYLOAD_SCHEMA_VERSION,
+    notificationId: input.notificationId,
+    subscriptionId: input.subscriptionId,
+    eventId: input.eventId,
+    eventType: input.eventType,
+    source: input.source,
+    subject: input.subject,
+    occurredAt: input.occurredAt.toISOString(),
+    severity: Severity[severityOf(input.eventType)] ?? "INFO",
+    title: titleOf(input.eventType, input.json, input.releaseKey),
+    links: linksOf(input.linkBaseUrl.replace(/\/+$/, ""), subjects, input.json),
+    event: input.json,
+  };
+}
+
+/** The text of a chat target: its template with {{field}} replaced by the payload's top-level fields or a link. */
+export function renderChatText(template: string, payload: NotificationPayload): string {
+  const fields: Record<string, unknown> = { ...payload, link: Object.values(payload.links)[0] ?? "" };
+  return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
+    const value = fields[name];
+    return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? String(value) : "";
+  });
+}

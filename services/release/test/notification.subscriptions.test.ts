@@ -1,0 +1,298 @@
+// Notification subscriptions through gRPC, real PostgreSQL, the Kafka protocol and a webhook
+// receiver on loopback: filters across topics, per-subscription secrets, pause and resume, a
+// failing target suspended while others go on, the test endpoint, and the payload schema.
+import { randomUUID } from "node:crypto";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
+import { mintDevToken, type Role } from "@rdm/auth";
+import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
+import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeliveryStatus, NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
+import {
+  type SubscriptionFilterSchema,
+  SubscriptionStatus,
+} from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import { type Harness, type ReleaseClient, registration, req, secret, startHarness } from "./harness.js";
+import { type Received, type Receiver, schemaErrors, signedWith, startReceiver } from "./notification-receiver.js";
+
+type NotificationClient = GrpcClient<(typeof NotificationService)["method"]>;
+
+let h: Harness;
+let receiver: Receiver;
+let producer: Producer;
+let manager: ReleaseClient;
+let notifications: NotificationClient;
+const secrets = { a: "secret-of-a-0123456789", b: "secret-of-b-0123456789", all: "secret-of-all-0123456789" };
+
+async function notificationClient(subject: string, roles: Role[]): Promise<NotificationClient> {
+  const token = await mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+  return createGrpcClient(NotificationService, `127.0.0.1:${h.instances[0]?.port}`, { token });
+}
+
+const failure = (call: Promise<unknown>) =>
+  call.then(
+    () => {
+      throw new Error("call succeeded");
+    },
+    (e: unknown) => errorDetails(e),
+  );
+
+async function subscribe(path: string, filter: MessageInitShape<typeof SubscriptionFilterSchema> = {}) {
+  const { subscription } = await notifications.createSubscription({
+    ...req(),
+    name: path,
+    target: { kind: { case: "webhook", value: { url: `${receiver.url}${path}` } } },
+    secret: `secret-of-${path.slice(1)}-0123456789`,
+    filter,
+  });
+  return subscription?.subscriptionId as string;
+}
+
+/** Whether the catch-all subscription received an event of `type` about `subject`: the notifier has handled it. */
+const seenByAll = (type: string, matches: (r: Received) => boolean = () => true) =>
+  waitFor(() => receiver.at("/all").find((r) => r.payload.eventType === type && matches(r)), {
+    description: `/all received ${type}`,
+  });
+
+const deliveries = async (subscriptionId: string) =>
+  (await notifications.listSubscriptionDeliveries({ subscriptionId })).deliveries;
+
+async function publishDeploymentFailed(environment: string, releaseId: string) {
+  const deploymentId = randomUUID();
+  const event = create(DeploymentFailedSchema, {
+    metadata: create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      occurredAt: timestampFromDate(h.clock.now()),
+      actor: "ci",
+      streamId: deploymentId,
+      streamVersion: 5n,
+    }),
+    deploymentId,
+    releaseId,
+    environment,
+    reason: "smoke tests failed",
+  });
+  await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    {
+      id: event.metadata?.eventId as string,
+      type: DeploymentFailedSchema.typeName,
+      source: "rdm/deployment",
+      subject: deploymentId,
+      time: h.clock.now(),
+      data: toBinary(DeploymentFailedSchema, event),
+    },
+  ]);
+  return deploymentId;
+}
+
+beforeAll(async () => {
+  receiver = await startReceiver();
+  h = await startHarness({
+    RELEASE_WEBHOOK_URL: `${receiver.url}/default`,
+    RELEASE_WEBHOOK_SECRET: "default-secret-0123456789",
+    RELEASE_WEBHOOK_POLL_MS: "50",
+    RELEASE_WEBHOOK_BACKOFF_MS: "60000",
+    RELEASE_WEBHOOK_MAX_ATTEMPTS: "2",
+    NOTIFICATION_LINK_BASE_URL: "http://gateway.test",
+  });
+  manager = await h.client("rita", ["release-manager"]);
+  notifications = await notificationClient("rita", ["release-manager"]);
+  producer = createProducer(
+    createKafka({ brokers: h.brokers, clientId: uniqueId("it-notify"), logger: createLogger("test", "warn") }),
+  );
+  await producer.connect();
+  await subscribe("/all");
+});
+
+afterAll(async () => {
+  await producer?.disconnect();
+  await h?.stop();
+  await receiver?.close();
+});
+
+test("two subscriptions with different filters receive exactly their events, each signed with its own secret", async () => {
+  const a = await subscribe("/a", {
+    eventTypes: ["rdm.release.v1.ReleaseRegistered"],
+    releaseTypes: [ReleaseType.EMERGENCY],
+  });
+  const b = await subscribe("/b", { eventTypes: ["rdm.deployment.v1.DeploymentFailed"], environments: ["production"] });
+  const major = (await manager.registerRelease(registration())).release?.releaseId as string;
+  const emergency = (await manager.registerRelease(registration({ type: ReleaseType.EMERGENCY }))).release;
+  const inProduction = await publishDeploymentFailed("production", emergency?.releaseId as string);
+  const inStaging = await publishDeploymentFailed("staging", major);
+
+  for (const id of [major, emergency?.releaseId])
+    await seenByAll("rdm.release.v1.ReleaseRegistered", (r) => r.payload.subject === id);
+  for (const id of [inProduction, inStaging])
+    await seenByAll("rdm.deployment.v1.DeploymentFailed", (r) => r.payload.subject === id);
+  // Every matching delivery was recorded with the events above; wait until they are sent.
+  for (const id of [a, b])
+    await waitFor(async () => (await deliveries(id)).every((d) => d.status === DeliveryStatus.DELIVERED));
+
+  expect(receiver.at("/a").map((r) => r.payload.subject)).toEqual([emergency?.releaseId]);
+  expect(receiver.at("/b").map((r) => r.payload.subject)).toEqual([inProduction]);
+  const [toA] = receiver.at("/a") as [Received];
+  const [toB] = receiver.at("/b") as [Received];
+  expect([signedWith(toA, secrets.a), signedWith(toA, secrets.b)]).toEqual([true, false]);
+  expect([signedWith(toB, secrets.b), signedWith(toB, secrets.a)]).toEqual([true, false]);
+  expect(toA.notificationId).toBe(toA.payload.notificationId);
+
+  // Readable: enum values by name, the protobuf JSON mapping, links to the gateway's views.
+  expect(toA.payload).toMatchObject({
+    subscriptionId: a,
+    severity: "INFO",
+    title: `Release Registered: ${emergency?.key}`,
+    links: { release: `http://gateway.test/v1/releases/${emergency?.releaseId}` },
+    event: { releaseId: emergency?.releaseId, type: "RELEASE_TYPE_EMERGENCY", phase: "RELEASE_PHASE_REGISTRATION" },
+  });
+  expect(toB.payload).toMatchObject({
+    severity: "CRITICAL",
+    links: {
+      deployment: `http://gateway.test/v1/deployments/${inProduction}`,
+      environment: "http://gateway.test/v1/environments/production/inventory",
+    },
+    event: { environment: "production", reason: "smoke tests failed", metadata: { streamVersion: "5" } },
+  });
+  // The default target keeps its own payload (see the release README); every subscription's validates.
+  for (const r of receiver.received.filter((r) => r.path !== "/default")) expect(schemaErrors(r.payload)).toEqual([]);
+  for (const id of [a, b]) await notifications.deleteSubscription({ ...req(), subscriptionId: id });
+});
+
+test("a paused subscription receives nothing; resumed, it continues from then on, or with what it missed when asked", async () => {
+  const releaseId = (await manager.registerRelease(registration())).release?.releaseId as string;
+  h.clock.advance(1_000);
+  const p = await subscribe("/paused", { releaseIds: [releaseId] });
+  const addTask = async (name: string) => {
+    h.clock.advance(1_000);
+    await manager.addReleaseTask({ ...req(), releaseId, name, required: false, assignee: "tom" });
+    await seenByAll("rdm.release.v1.ReleaseTaskAdded", (r) => JSON.stringify(r.payload.event).includes(name));
+  };
+  const namesAtPaused = () => receiver.at("/paused").map((r) => (r.payload.event.task as { name: string }).name);
+
+  await notifications.pauseSubscription({ ...req(), subscriptionId: p, reason: "receiver maintenance" });
+  await addTask("while paused");
+  expect((await deliveries(p)).map((d) => d.status)).toEqual([DeliveryStatus.HELD]);
+
+  await notifications.resumeSubscription({ ...req(), subscriptionId: p });
+  await addTask("after resume");
+  await waitFor(() => namesAtPaused().length === 1, { description: "the event after the resume" });
+  // The receiver answers before the service records the result: wait for the record.
+  const statuses = async () => (await deliveries(p)).map((d) => d.status).join();
+  await waitFor(async () => (await statuses()) !== `${DeliveryStatus.PENDING},${DeliveryStatus.SKIPPED}`);
+  expect(await statuses()).toBe(`${DeliveryStatus.DELIVERED},${DeliveryStatus.SKIPPED}`);
+
+  await notifications.pauseSubscription({ ...req(), subscriptionId: p, reason: "again" });
+  await addTask("missed but wanted");
+  await notifications.resumeSubscription({ ...req(), subscriptionId: p, deliverMissed: true });
+  await waitFor(() => namesAtPaused().length === 2, { description: "the missed event" });
+  expect(namesAtPaused()).toEqual(["after resume", "missed but wanted"]);
+  // The release was registered before the subscription existed: no history was sent.
+  expect(receiver.at("/paused").map((r) => r.payload.eventType)).not.toContain("rdm.release.v1.ReleaseRegistered");
+});
+
+test("a target that keeps failing is retried, then its subscription is suspended; the others go on", async () => {
+  const d = await subscribe("/down", { eventTypes: ["rdm.release.v1.ReleaseRegistered"] });
+  const releaseId = (await manager.registerRelease(registration())).release?.releaseId as string;
+  await seenByAll("rdm.release.v1.ReleaseRegistered", (r) => r.payload.subject === releaseId);
+  // The first failure recorded (its retry due a backoff later, on the service's clock), then time passes.
+  await waitFor(async () => (await deliveries(d))[0]?.attempts === 1, { description: "first attempt recorded" });
+  expect(receiver.at("/down")).toHaveLength(1);
+  h.clock.advance(60_000);
+  const suspended = await waitFor(async () => {
+    const { subscription } = await notifications.getSubscription({ subscriptionId: d });
+    return subscription?.status === SubscriptionStatus.SUSPENDED && subscription;
+  });
+  expect(suspended.statusReason).toMatch(/failed 2 times: HTTP 503/);
+  const attempts = receiver.at("/down");
+  expect(attempts.map((r) => r.notificationId)).toEqual([attempts[0]?.notificationId, attempts[0]?.notificationId]);
+  expect(await deliveries(d)).toMatchObject([{ status: DeliveryStatus.FAILED, attempts: 2, lastError: "HTTP 503" }]);
+
+  // The catch-all subscription is unaffected, and keeps receiving.
+  const next = (await manager.registerRelease(registration())).release?.releaseId as string;
+  await seenByAll("rdm.release.v1.ReleaseRegistered", (r) => r.payload.subject === next);
+  const { subscription } = await notifications.resumeSubscription({ ...req(), subscriptionId: d });
+  expect(subscription?.status).toBe(SubscriptionStatus.ACTIVE);
+  await notifications.deleteSubscription({ ...req(), subscriptionId: d });
+});
+
+test("the test endpoint sends a signed sample in the shape of every delivery", async () => {
+  const [all] = (await notifications.listSubscriptions({})).subscriptions.filter((s) => s.name === "/all");
+  const answer = await notifications.testSubscription({ ...req(), subscriptionId: all?.subscriptionId as string });
+  expect(answer).toMatchObject({ delivered: true, httpStatus: 204, error: "" });
+  const sample = receiver.at("/all").find((r) => r.payload.test) as Received;
+  expect(signedWith(sample, secrets.all)).toBe(true);
+  expect(schemaErrors(sample.payload)).toEqual([]);
+  expect(sample.payload.event).toMatchObject({ toPhase: "RELEASE_PHASE_APPROVAL" });
+});
+
+test("a chat target gets its template rendered, its URL kept secret; an updated secret signs from then on", async () => {
+  const { subscription: chat } = await notifications.createSubscription({
+    ...req(),
+    name: "chat",
+    target: {
+      kind: { case: "chat", value: { url: `${receiver.url}/chat`, template: "[{{severity}}] {{title}} {{link}}" } },
+    },
+  });
+  // A chat webhook's URL is its credential: events and reads keep only its origin.
+  expect(chat?.target?.kind.value?.url).toBe(`${receiver.url}/…`);
+  await notifications.testSubscription({ ...req(), subscriptionId: chat?.subscriptionId as string });
+  const [message] = receiver.at("/chat") as [Received];
+  expect((message.payload as unknown as { text: string }).text).toMatch(
+    /^\[INFO\] Release Phase Advanced: REL-0000-0000 http:\/\/gateway\.test\/v1\/releases\/[0-9a-f-]{36}$/,
+  );
+
+  const rotated = "rotated-secret-0123456789";
+  const [all] = (await notifications.listSubscriptions({})).subscriptions.filter((s) => s.name === "/all");
+  const { subscription } = await notifications.updateSubscription({
+    ...req(),
+    subscriptionId: all?.subscriptionId as string,
+    name: "/all",
+    owner: "sam",
+    target: all?.target,
+    secret: rotated,
+  });
+  expect(subscription?.owner).toBe("sam");
+  expect(subscription?.secretFingerprint).not.toBe(all?.secretFingerprint);
+  const before = receiver.at("/all").length;
+  await notifications.testSubscription({ ...req(), subscriptionId: all?.subscriptionId as string });
+  const sample = receiver.at("/all")[before] as Received;
+  expect([signedWith(sample, rotated), signedWith(sample, secrets.all)]).toEqual([true, false]);
+});
+
+test("roles, validation, unknown ids, the configured default subscription, and no secret in reads", async () => {
+  const viewer = await notificationClient("vic", ["viewer"]);
+  const listed = (await viewer.listSubscriptions({})).subscriptions;
+  const configured = listed.find((s) => s.fromConfiguration);
+  expect(configured).toMatchObject({ status: SubscriptionStatus.ACTIVE, owner: "system:configuration" });
+  expect(JSON.stringify(listed, (_, v) => (typeof v === "bigint" ? String(v) : v))).not.toContain("0123456789");
+  expect((await failure(viewer.createSubscription({ ...req(), name: "x" }))).code).toBe(status.PERMISSION_DENIED);
+  const noSecret = await failure(
+    notifications.createSubscription({
+      ...req(),
+      name: "x",
+      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:9/x" } } },
+    }),
+  );
+  expect(noSecret.code).toBe(status.INVALID_ARGUMENT);
+  expect(
+    (
+      await failure(
+        notifications.deleteSubscription({ ...req(), subscriptionId: configured?.subscriptionId as string }),
+      )
+    ).code,
+  ).toBe(status.FAILED_PRECONDITION);
+  expect((await failure(notifications.getSubscription({ subscriptionId: randomUUID() }))).code).toBe(status.NOT_FOUND);
+  expect((await failure(notifications.listSubscriptionDeliveries({ subscriptionId: randomUUID() }))).code).toBe(
+    status.NOT_FOUND,
+  );
+  expect((await failure(manager.listNotificationDeliveries({ releaseId: randomUUID() }))).code).toBe(status.NOT_FOUND);
+  // The default target still gets the release's own notifications, as before subscriptions.
+  await waitFor(() => receiver.at("/default").length > 0, { description: "default subscription delivery" });
+});

@@ -1,0 +1,176 @@
+// Subscriptions as an event-sourced aggregate: given / when / then over the pure decider, and
+// the filter that decides which events each one receives.
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { DecisionContext } from "@rdm/command-handler";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import * as ev from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
+import {
+  Severity,
+  SubscriptionFilterSchema,
+  SubscriptionStatus,
+  TargetSchema,
+} from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { deciderSpec } from "@rdm/testkit";
+import { CONFIGURATION_ACTOR, decide } from "../src/domain/subscription/decide.js";
+import { evolve, fold, initialState } from "../src/domain/subscription/evolve.js";
+import { filterMatches, type NotifiedEvent, subjectsOf } from "../src/domain/subscription/matching.js";
+import type { SubscriptionCommand, SubscriptionEvent } from "../src/domain/subscription/types.js";
+
+const ID = "5b1d7c8e-1f0a-4c3e-9d2b-7a6e5f4c3b2a";
+const T0 = new Date("2026-03-02T09:00:00Z");
+const ctx = (actor = "rita", now = T0): DecisionContext => ({ actor, groups: [], now, newId: () => "id" });
+const spec = deciderSpec({ decide, evolve, initialState });
+
+const webhook = create(TargetSchema, { kind: { case: "webhook", value: { url: "https://hooks.example/a" } } });
+const chat = create(TargetSchema, {
+  kind: { case: "chat", value: { url: "https://chat.example/in", template: "{{title}} {{link}}" } },
+});
+const settings = { name: "sre", owner: "sam", target: webhook, filter: undefined, secretFingerprint: "abc123" };
+const createCommand = (over: Partial<Extract<SubscriptionCommand, { kind: "createSubscription" }>> = {}) =>
+  ({ kind: "createSubscription", subscriptionId: ID, fromConfiguration: false, ...settings, ...over }) as const;
+
+/** Decided events, stamped with the time they happened as the command handler does. */
+function history(...steps: [SubscriptionCommand, Date][]): SubscriptionEvent[] {
+  const events: SubscriptionEvent[] = [];
+  for (const [command, at] of steps)
+    for (const e of spec.given(events).when(command, ctx("rita", at)).events())
+      events.push({ ...e, metadata: create(EventMetadataSchema, { occurredAt: timestampFromDate(at) }) });
+  return events;
+}
+
+test("created active, with the secret's fingerprint only", () => {
+  spec
+    .given([])
+    .when(createCommand(), ctx())
+    .then((events, after) => {
+      expect(events).toEqual([
+        create(ev.SubscriptionCreatedSchema, { subscriptionId: ID, ...settings, fromConfiguration: false }),
+      ]);
+      expect(after.subscription?.status).toBe(SubscriptionStatus.ACTIVE);
+    });
+  spec
+    .given(history([createCommand(), T0]))
+    .when(createCommand(), ctx())
+    .thenFails("subscription.unique", "ALREADY_EXISTS");
+  spec
+    .given([])
+    .when(createCommand({ secretFingerprint: "" }), ctx())
+    .thenFails("subscription.webhook_secret");
+  spec
+    .given([])
+    .when(createCommand({ target: chat, secretFingerprint: "" }), ctx())
+    .then((events) => expect(events).toHaveLength(1));
+});
+
+test("an update keeps the secret unless given a new one; a webhook without any secret is refused", () => {
+  const created = history([createCommand(), T0]);
+  const after = fold(
+    history(
+      [createCommand(), T0],
+      [{ kind: "updateSubscription", ...settings, name: "new", secretFingerprint: "" }, T0],
+    ),
+  );
+  expect(after.subscription).toMatchObject({ name: "new", secretFingerprint: "abc123" });
+  const fromChat = history([createCommand({ target: chat, secretFingerprint: "" }), T0]);
+  spec
+    .given(fromChat)
+    .when({ kind: "updateSubscription", ...settings, secretFingerprint: "" }, ctx())
+    .thenFails("subscription.webhook_secret");
+  spec
+    .given(created)
+    .when({ kind: "deleteSubscription" }, ctx())
+    .then((events) => expect(events).toHaveLength(1));
+});
+
+test("paused and resumed from the resume time, or with what it missed when asked", () => {
+  const T1 = new Date(T0.getTime() + 60_000);
+  const paused = history([createCommand(), T0], [{ kind: "pauseSubscription", reason: "maintenance" }, T0]);
+  expect(fold(paused).subscription).toMatchObject({ status: SubscriptionStatus.PAUSED, statusReason: "maintenance" });
+  spec.given(paused).when({ kind: "pauseSubscription", reason: "again" }, ctx()).thenFails("subscription.active");
+  const resumed = fold([...paused, ...resumeAt(paused, false, T1)]);
+  expect(resumed.subscription?.status).toBe(SubscriptionStatus.ACTIVE);
+  expect(resumed.subscription?.activeSince).toEqual(timestampFromDate(T1));
+  const withMissed = fold([...paused, ...resumeAt(paused, true, T1)]);
+  expect(withMissed.subscription?.activeSince).toEqual(timestampFromDate(T0));
+  spec
+    .given(history([createCommand(), T0]))
+    .when({ kind: "resumeSubscription", deliverMissed: false }, ctx())
+    .thenFails("subscription.inactive");
+});
+
+function resumeAt(given: SubscriptionEvent[], deliverMissed: boolean, at: Date): SubscriptionEvent[] {
+  return spec
+    .given(given)
+    .when({ kind: "resumeSubscription", deliverMissed }, ctx("rita", at))
+    .events()
+    .map((e) => ({ ...e, metadata: create(EventMetadataSchema, { occurredAt: timestampFromDate(at) }) }));
+}
+
+test("suspended with a reason by a failing target; a deleted one refuses everything", () => {
+  const created = history([createCommand(), T0]);
+  spec
+    .given(created)
+    .when({ kind: "suspendSubscription", reason: "HTTP 503 x8", deliveryId: "d1" }, ctx("system:notifier"))
+    .then((_, after) =>
+      expect(after.subscription).toMatchObject({ status: SubscriptionStatus.SUSPENDED, statusReason: "HTTP 503 x8" }),
+    );
+  const deleted = history([createCommand(), T0], [{ kind: "deleteSubscription" }, T0]);
+  spec.given(deleted).when({ kind: "pauseSubscription", reason: "" }, ctx()).thenFails("subscription.not_deleted");
+  spec.given([]).when({ kind: "pauseSubscription", reason: "" }, ctx()).thenFails("subscription.exists", "NOT_FOUND");
+});
+
+test("the subscription from RELEASE_WEBHOOK_URL is changed by the configuration only", () => {
+  const configured = history([createCommand({ fromConfiguration: true }), T0]);
+  spec.given(configured).when({ kind: "deleteSubscription" }, ctx("rita")).thenFails("subscription.user_owned");
+  spec
+    .given(configured)
+    .when({ kind: "pauseSubscription", reason: "" }, ctx("rita"))
+    .thenFails("subscription.user_owned");
+  spec
+    .given(configured)
+    .when({ kind: "updateSubscription", ...settings }, ctx(CONFIGURATION_ACTOR))
+    .then((e) => expect(e).toHaveLength(1));
+});
+
+describe("filter", () => {
+  const event = (over: Partial<NotifiedEvent> = {}): NotifiedEvent => ({
+    type: "rdm.deployment.v1.DeploymentFailed",
+    occurredAt: T0,
+    json: {
+      deploymentId: "dep-1",
+      releaseId: ID,
+      environment: "production",
+      artifacts: [{ targetCiIds: ["svc-pay"] }],
+    },
+    releaseType: ReleaseType.EMERGENCY,
+    ...over,
+  });
+  const subscription = (filter: Parameters<typeof create<typeof SubscriptionFilterSchema>>[1]) =>
+    fold(history([createCommand({ filter: create(SubscriptionFilterSchema, filter) }), T0]))
+      .subscription as NonNullable<ReturnType<typeof fold>["subscription"]>;
+
+  test("every listed dimension must match; ids are found at any depth", () => {
+    expect(subjectsOf(event().json).serviceIds).toEqual(new Set(["svc-pay"]));
+    expect(filterMatches(subscription({}), event())).toBe(true);
+    expect(filterMatches(subscription({ environments: ["production"], serviceIds: ["svc-pay"] }), event())).toBe(true);
+    expect(filterMatches(subscription({ environments: ["staging"] }), event())).toBe(false);
+    expect(filterMatches(subscription({ eventTypes: ["rdm.release.v1.ReleaseRegistered"] }), event())).toBe(false);
+    expect(filterMatches(subscription({ releaseTypes: [ReleaseType.MAJOR] }), event())).toBe(false);
+    expect(filterMatches(subscription({ releaseTypes: [ReleaseType.EMERGENCY] }), event())).toBe(true);
+    expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
+  });
+
+  test("a minimum severity keeps the failures and drops the plain facts", () => {
+    const critical = subscription({ minSeverity: Severity.CRITICAL });
+    expect(filterMatches(critical, event())).toBe(true);
+    expect(filterMatches(critical, event({ type: "rdm.deployment.v1.DeploymentSucceeded" }))).toBe(false);
+    expect(
+      filterMatches(
+        subscription({ minSeverity: Severity.WARNING }),
+        event({ type: "rdm.release.v1.ReleaseTaskOverdue" }),
+      ),
+    ).toBe(true);
+  });
+});

@@ -1,0 +1,50 @@
+// A task reported overdue folds alike in the domain kernel (the gateway's release overview) and
+// the release service: flagged by ReleaseTaskOverdue, cleared when the task is done.
+import { randomUUID } from "node:crypto";
+import { create, toJson } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import * as kernelRelease from "@rdm/domain-kernel/release";
+import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseSchema, ReleaseType, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import * as releaseService from "@rdm/release/domain";
+
+const metadata = (streamVersion: bigint) => ({
+  streamVersion,
+  actor: "olga",
+  occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 1, 9, Number(streamVersion)))),
+});
+
+test("an overdue task is flagged, then cleared when completed, in both folds", () => {
+  const releaseId = randomUUID();
+  const dueAt = timestampFromDate(new Date(Date.UTC(2026, 11, 1, 10)));
+  const events: kernelRelease.ReleaseEvent[] = [
+    create(ev.ReleaseRegisteredSchema, {
+      metadata: metadata(1n),
+      releaseId,
+      key: "REL-2026-0001",
+      title: "Payments",
+      type: ReleaseType.MAJOR,
+      owner: "olga",
+      phase: ReleasePhase.REGISTRATION,
+      model: kernelRelease.STANDARD_MODEL,
+    }),
+    create(ev.ReleaseTaskAddedSchema, {
+      metadata: metadata(2n),
+      releaseId,
+      task: { taskId: "t1", phase: ReleasePhase.REGISTRATION, phaseEntry: 1, name: "smoke", assignee: "tom", dueAt },
+    }),
+    create(ev.ReleaseTaskOverdueSchema, { metadata: metadata(3n), releaseId, taskId: "t1", assignee: "tom", dueAt }),
+    create(ev.ReleaseTaskCompletedSchema, { metadata: metadata(4n), releaseId, taskId: "t1" }),
+  ];
+  const flags: boolean[] = [];
+  for (let n = 2; n <= events.length; n++) {
+    const kernel = kernelRelease.fold(events.slice(0, n));
+    const service = releaseService.fold(events.slice(0, n) as releaseService.ReleaseEvent[]);
+    expect(kernel.release && toJson(ReleaseSchema, kernel.release)).toEqual(
+      service.release && toJson(ReleaseSchema, service.release),
+    );
+    flags.push(kernel.release?.tasks[0]?.overdue ?? false);
+  }
+  expect(flags).toEqual([false, true, false]);
+  expect(kernelRelease.fold(events).release?.tasks[0]?.status).toBe(TaskStatus.DONE);
+});
