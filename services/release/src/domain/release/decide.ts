@@ -12,6 +12,7 @@ import { detachArtifact } from "./detach-artifact.js";
 import { escalateDeadline } from "./escalate-deadline.js";
 import { linkChangeRequest } from "./link-change-request.js";
 import { markDeadlineMissed } from "./mark-deadline-missed.js";
+import { recordDeploymentOutcome } from "./record-deployment-outcome.js";
 import { recordLogEntry } from "./record-log-entry.js";
 import { recordReview } from "./record-review.js";
 import { registerRelease } from "./register-release.js";
@@ -73,6 +74,8 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
       return markDeadlineMissed(command, state, ctx);
     case "escalateDeadline":
       return escalateDeadline(command, state, ctx);
+    case "recordDeploymentOutcome":
+      return recordDeploymentOutcome(command, state, ctx);
     default:
       return unknownCommand(command);
   }
