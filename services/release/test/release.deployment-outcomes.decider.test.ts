@@ -1,6 +1,7 @@
 // The release's reactions to deployment outcomes, decided on the release's own state.
-import { describe, expect, it } from "@jest/globals";
+
 import { create } from "@bufbuild/protobuf";
+import { describe, expect, it } from "@jest/globals";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
@@ -129,7 +130,10 @@ describe("a deployment succeeded", () => {
   });
 
   it("a second time (a redelivered or replayed event): nothing", () => {
-    const first = spec.given([registeredIn(ReleasePhase.DEPLOYMENT)]).when(outcome(), ctx()).events();
+    const first = spec
+      .given([registeredIn(ReleasePhase.DEPLOYMENT)])
+      .when(outcome(), ctx())
+      .events();
     spec
       .given([registeredIn(ReleasePhase.DEPLOYMENT), ...first])
       .when(outcome(), ctx())
@@ -167,7 +171,10 @@ describe("a deployment failed or was rolled back", () => {
   });
 
   it("the failure and then the rollback of one deployment: two deviations, each once", () => {
-    const first = spec.given([registeredIn(ReleasePhase.DEPLOYMENT)]).when(failed, ctx()).events();
+    const first = spec
+      .given([registeredIn(ReleasePhase.DEPLOYMENT)])
+      .when(failed, ctx())
+      .events();
     const given = [registeredIn(ReleasePhase.DEPLOYMENT), ...first];
     const second = spec.given(given).when(rolledBack, ctx()).events();
     const state = fold([...given, ...second]);
