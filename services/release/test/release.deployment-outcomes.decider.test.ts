@@ -1,7 +1,6 @@
 // The release's reactions to deployment outcomes, decided on the release's own state.
 
 import { create } from "@bufbuild/protobuf";
-import { describe, expect, it } from "@jest/globals";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
@@ -199,5 +198,38 @@ describe("a deployment failed or was rolled back", () => {
     );
     expect(state.release?.phase).toBe(ReleasePhase.DEPLOYMENT);
     expect(state.release?.log[0]?.text).toBe("deployment d-prod-1 to test failed: smoke test");
+  });
+});
+
+describe("a linked change rejected after the release's approval", () => {
+  const CHANGE = "5f1d2c3b-8a7e-4d6c-9b0a-1e2f3a4b5c6d";
+  const linked = create(ev.ReleaseChangeRequestLinkedSchema, { releaseId: RELEASE_ID, changeRequestId: CHANGE });
+  const advance = (state: string): ReleaseCommand => ({
+    kind: "advancePhase",
+    fromPhase: ReleasePhase.UNSPECIFIED,
+    changes: [{ changeRequestId: CHANGE, state }],
+  });
+
+  it("closes the gates of the later phases again", () => {
+    const refusal = spec
+      .given([registeredIn(ReleasePhase.VERIFICATION), linked])
+      .when(advance("REJECTED"), ctx())
+      .thenFails("gate.not_met", "FAILED_PRECONDITION");
+    expect(refusal.conditions).toEqual([
+      expect.objectContaining({ rule: "gate.linked_change_rejected", subject: CHANGE }),
+    ]);
+  });
+
+  it("a change that failed with its deployment does not keep the release from its review", () => {
+    const state = after([registeredIn(ReleasePhase.VERIFICATION), linked], advance("FAILED"));
+    expect(state.release?.phase).toBe(ReleasePhase.REVIEW);
+  });
+
+  it("in the approval phase the model's own change states rule alone (listed once)", () => {
+    const refusal = spec
+      .given([registeredIn(ReleasePhase.APPROVAL), linked])
+      .when(advance("REJECTED"), ctx())
+      .refusal();
+    expect(refusal.conditions.map((c) => c.rule)).toEqual(["gate.approval_requested", "gate.linked_change_state"]);
   });
 });

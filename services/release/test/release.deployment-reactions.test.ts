@@ -89,7 +89,7 @@ async function publish<D extends DescMessage>(
     streamId: subject,
     streamVersion: 1n,
   });
-  const message = create(schema, { ...init, metadata } as MessageInitShape<D>);
+  const message = create(schema, { ...init, metadata } as unknown as MessageInitShape<D>);
   await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     {
       id: eventId,
