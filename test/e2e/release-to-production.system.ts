@@ -7,7 +7,7 @@ import { startChangeService } from "@rdm/change";
 import { startConfigurationService } from "@rdm/configuration";
 import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
 import { createGrpcClient } from "@rdm/grpc";
-import { EVENT_SOURCES, type EventSource, eventsTopic, fromKafkaMessage } from "@rdm/messaging";
+import { EVENT_SOURCES, type EventSource, eventsTopic, fromKafkaMessage, HANDLED_EVENTS_TABLE } from "@rdm/messaging";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -19,9 +19,18 @@ import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
 import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
+import pg from "pg";
 
+type ServiceName = keyof typeof SERVICES;
 const SERVICES = {
   release: ReleaseService,
   change: ChangeService,
@@ -55,6 +64,13 @@ export interface RunningSystem {
   executor: ReferenceExecutor;
   /** What the topic reader has read so far, in partition order per subject. */
   published(): Published[];
+  /** Every stream's version in every service's store. */
+  streamVersions(): Promise<Record<string, string>>;
+  /**
+   * Starts a second instance of every service on its database with new consumer groups, which
+   * read every topic from the start again; resolves once they handled what the first ones did.
+   */
+  replay(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -69,34 +85,60 @@ export async function startSystem(label: string): Promise<RunningSystem> {
   const topicPrefix = testTopicPrefix(label);
   const session = String(testConsumerTimings.sessionTimeout);
   const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
-  const env = async (service: string, more: Record<string, string>) => ({
+  // Each service's consumer group variable: the prefix of its consumer groups.
+  const GROUP_VARIABLE = {
+    release: "RELEASE_CONSUMER_GROUP",
+    change: "CHANGE_CONSUMER_GROUP",
+    configuration: "CONFIGURATION_CONSUMER_GROUP",
+    deployment: "DEPLOYMENT_CONSUMER_GROUP",
+  } as const;
+  const START = {
+    release: startReleaseService,
+    change: startChangeService,
+    configuration: startConfigurationService,
+    deployment: startDeploymentService,
+  };
+  const names = Object.keys(SERVICES) as ServiceName[];
+  const databases = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, (await createTestDatabase(`${label}_${n}`)).url])),
+  ) as Record<ServiceName, string>;
+  const envOf = (name: ServiceName, group: string) => ({
     ...common,
-    DATABASE_URL: (await createTestDatabase(`${label}_${service}`)).url,
+    DATABASE_URL: databases[name],
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
-    ...more,
+    // Groups of different services must differ: two in one group would share the partitions.
+    [GROUP_VARIABLE[name]]: `${group}-${name}`,
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: session,
+    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: session,
+    KAFKA_SESSION_TIMEOUT_MS: session,
+    DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: session,
   });
+  const firstGroup = uniqueId(`${label}-group`);
+  const instances: RunningService[] = [];
   // Started together: each waits for its consumer groups to form.
-  const running: Record<keyof typeof SERVICES, RunningService> = Object.fromEntries(
-    await Promise.all([
-      env("release", {
-        RELEASE_CONSUMER_GROUP: uniqueId(`${label}-release`),
-        RELEASE_CONSUMER_SESSION_TIMEOUT_MS: session,
-      }).then(async (e) => ["release", await startReleaseService(e)]),
-      env("change", {
-        CHANGE_CONSUMER_GROUP: uniqueId(`${label}-change`),
-        CHANGE_CONSUMER_SESSION_TIMEOUT_MS: session,
-      }).then(async (e) => ["change", await startChangeService(e)]),
-      env("configuration", {
-        CONFIGURATION_CONSUMER_GROUP: uniqueId(`${label}-configuration`),
-        KAFKA_SESSION_TIMEOUT_MS: session,
-      }).then(async (e) => ["configuration", await startConfigurationService(e)]),
-      env("deployment", {
-        DEPLOYMENT_CONSUMER_GROUP: uniqueId(`${label}-deployment`),
-        DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: session,
-      }).then(async (e) => ["deployment", await startDeploymentService(e)]),
-    ]),
-  );
+  const startAll = async (group: string) => {
+    const started = await Promise.all(names.map((n) => START[n](envOf(n, group))));
+    instances.push(...started);
+    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, RunningService>;
+  };
+  const running = await startAll(firstGroup);
+  const pools = Object.fromEntries(
+    names.map((n) => [n, new pg.Pool({ connectionString: databases[n], max: 2 })]),
+  ) as Record<ServiceName, pg.Pool>;
+  /** Events handled per consumer group (without the group prefix) and topic, in every service. */
+  const handled = async (group: string) => {
+    const counts: Record<string, string> = {};
+    for (const n of names) {
+      const { rows } = await pools[n].query<{ consumer_group: string; topic: string; n: string }>(
+        `SELECT consumer_group, topic, count(*)::text AS n FROM ${HANDLED_EVENTS_TABLE}
+         WHERE starts_with(consumer_group, $1) GROUP BY 1, 2`,
+        [`${group}-${n}`],
+      );
+      for (const row of rows) counts[`${row.consumer_group.slice(group.length)} ${row.topic}`] = row.n;
+    }
+    return counts;
+  };
   const token = (subject: string, roles: Role[], groups: string[] = []) =>
     mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "30m" });
 
@@ -147,10 +189,32 @@ export async function startSystem(label: string): Promise<RunningSystem> {
     },
     executor,
     published: () => [...published],
+    async streamVersions() {
+      const versions: Record<string, string> = {};
+      for (const n of names) {
+        const { rows } = await pools[n].query<{ stream_id: string; version: string }>(
+          "SELECT stream_id, max(version)::text AS version FROM events GROUP BY stream_id",
+        );
+        for (const row of rows) versions[`${n} ${row.stream_id}`] = row.version;
+      }
+      return versions;
+    },
+    async replay() {
+      const group = uniqueId(`${label}-replay`);
+      await startAll(group);
+      await waitFor(
+        async () => {
+          const [first, again] = [await handled(firstGroup), await handled(group)];
+          return Object.keys(first).length > 0 && JSON.stringify(first) === JSON.stringify(again);
+        },
+        { timeoutMs: 120_000, description: "new consumer groups through every topic" },
+      );
+    },
     async stop() {
       executor.close();
       await reader.disconnect();
-      for (const service of Object.values(running)) await service.stop();
+      for (const pool of Object.values(pools)) await pool.end();
+      for (const service of instances.reverse()) await service.stop();
     },
   };
 }
