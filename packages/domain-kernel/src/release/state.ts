@@ -28,7 +28,9 @@ export type ReleaseEvent =
   | ev.ReleaseReviewRecorded
   | ev.ReleaseDeadlineMissed
   | ev.ReleaseDeadlineEscalated
-  | ev.ReleaseNotificationRequested;
+  | ev.ReleaseNotificationRequested
+  | ev.ReleaseDeploymentRecorded
+  | ev.ReleaseDeviationRecorded;
 
 export interface ReleaseState {
   /** Undefined until the release is registered. */
