@@ -64,6 +64,8 @@ export interface RunningSystem {
   executor: ReferenceExecutor;
   /** What the topic reader has read so far, in partition order per subject. */
   published(): Published[];
+  /** Stops one service; `restart` starts it again on its database, port and consumer groups. */
+  stopService(name: ServiceName): Promise<{ restart(): Promise<void> }>;
   /** Every stream's version in every service's store. */
   streamVersions(): Promise<Record<string, string>>;
   /**
@@ -209,6 +211,18 @@ export async function startSystem(label: string): Promise<RunningSystem> {
         },
         { timeoutMs: 120_000, description: "new consumer groups through every topic" },
       );
+    },
+    async stopService(name) {
+      const instance = running[name];
+      instances.splice(instances.indexOf(instance), 1);
+      await instance.stop();
+      return {
+        restart: async () => {
+          // Same port, so the clients made before reconnect to it.
+          running[name] = await START[name]({ ...envOf(name, firstGroup), GRPC_PORT: String(instance.port) });
+          instances.push(running[name]);
+        },
+      };
     },
     async stop() {
       executor.close();
