@@ -81,32 +81,25 @@ const EXECUTOR_COMMAND = `if [ "$RDM_STEP_KIND" = VERIFY ] && [ "$RDM_ENVIRONMEN
   case "$RDM_ARTIFACTS" in *'"1.1.0"'*) echo "error rate 7% above 2%"; exit 1;; esac
 fi`;
 
-export async function startSystem(label: string): Promise<RunningSystem> {
-  const secret = `${crypto.randomUUID()}${crypto.randomUUID()}`;
-  const brokers = await testKafkaBrokers();
-  const topicPrefix = testTopicPrefix(label);
+// Each service's consumer group variable: the prefix of its consumer groups.
+const GROUP_VARIABLE = {
+  release: "RELEASE_CONSUMER_GROUP",
+  change: "CHANGE_CONSUMER_GROUP",
+  configuration: "CONFIGURATION_CONSUMER_GROUP",
+  deployment: "DEPLOYMENT_CONSUMER_GROUP",
+} as const;
+const START = {
+  release: startReleaseService,
+  change: startChangeService,
+  configuration: startConfigurationService,
+  deployment: startDeploymentService,
+};
+
+/** A service's own variables on its database, its consumer groups prefixed by `group`. */
+function serviceEnv(name: ServiceName, databaseUrl: string, group: string) {
   const session = String(testConsumerTimings.sessionTimeout);
-  const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
-  // Each service's consumer group variable: the prefix of its consumer groups.
-  const GROUP_VARIABLE = {
-    release: "RELEASE_CONSUMER_GROUP",
-    change: "CHANGE_CONSUMER_GROUP",
-    configuration: "CONFIGURATION_CONSUMER_GROUP",
-    deployment: "DEPLOYMENT_CONSUMER_GROUP",
-  } as const;
-  const START = {
-    release: startReleaseService,
-    change: startChangeService,
-    configuration: startConfigurationService,
-    deployment: startDeploymentService,
-  };
-  const names = Object.keys(SERVICES) as ServiceName[];
-  const databases = Object.fromEntries(
-    await Promise.all(names.map(async (n) => [n, (await createTestDatabase(`${label}_${n}`)).url])),
-  ) as Record<ServiceName, string>;
-  const envOf = (name: ServiceName, group: string) => ({
-    ...common,
-    DATABASE_URL: databases[name],
+  return {
+    DATABASE_URL: databaseUrl,
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
     // Groups of different services must differ: two in one group would share the partitions.
@@ -115,35 +108,36 @@ export async function startSystem(label: string): Promise<RunningSystem> {
     CHANGE_CONSUMER_SESSION_TIMEOUT_MS: session,
     KAFKA_SESSION_TIMEOUT_MS: session,
     DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: session,
-  });
-  const firstGroup = uniqueId(`${label}-group`);
-  const instances: RunningService[] = [];
-  // Started together: each waits for its consumer groups to form.
-  const startAll = async (group: string) => {
-    const started = await Promise.all(names.map((n) => START[n](envOf(n, group))));
-    instances.push(...started);
-    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, RunningService>;
   };
-  const running = await startAll(firstGroup);
-  const pools = Object.fromEntries(
-    names.map((n) => [n, new pg.Pool({ connectionString: databases[n], max: 2 })]),
-  ) as Record<ServiceName, pg.Pool>;
-  /** Events handled per consumer group (without the group prefix) and topic, in every service. */
-  const handled = async (group: string) => {
-    const counts: Record<string, string> = {};
-    for (const n of names) {
-      const { rows } = await pools[n].query<{ consumer_group: string; topic: string; n: string }>(
-        `SELECT consumer_group, topic, count(*)::text AS n FROM ${HANDLED_EVENTS_TABLE}
-         WHERE starts_with(consumer_group, $1) GROUP BY 1, 2`,
-        [`${group}-${n}`],
-      );
-      for (const row of rows) counts[`${row.consumer_group.slice(group.length)} ${row.topic}`] = row.n;
-    }
-    return counts;
-  };
-  const token = (subject: string, roles: Role[], groups: string[] = []) =>
-    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "30m" });
+}
 
+async function streamVersionsOf(pools: Record<ServiceName, pg.Pool>) {
+  const versions: Record<string, string> = {};
+  for (const [n, pool] of Object.entries(pools)) {
+    const { rows } = await pool.query<{ stream_id: string; version: string }>(
+      "SELECT stream_id, max(version)::text AS version FROM events GROUP BY stream_id",
+    );
+    for (const row of rows) versions[`${n} ${row.stream_id}`] = row.version;
+  }
+  return versions;
+}
+
+/** Events handled per consumer group (without the group prefix) and topic, in every service. */
+async function handledBy(pools: Record<ServiceName, pg.Pool>, group: string) {
+  const counts: Record<string, string> = {};
+  for (const [n, pool] of Object.entries(pools)) {
+    const { rows } = await pool.query<{ consumer_group: string; topic: string; n: string }>(
+      `SELECT consumer_group, topic, count(*)::text AS n FROM ${HANDLED_EVENTS_TABLE}
+       WHERE starts_with(consumer_group, $1) GROUP BY 1, 2`,
+      [`${group}-${n}`],
+    );
+    for (const row of rows) counts[`${row.consumer_group.slice(group.length)} ${row.topic}`] = row.n;
+  }
+  return counts;
+}
+
+/** Every event of the four topics from their start, as an outside consumer reads them. */
+async function readTopics(brokers: string[], topicPrefix: string, label: string) {
   const reader = new Kafka({ brokers, clientId: uniqueId("reader"), logLevel: logLevel.NOTHING }).consumer({
     groupId: uniqueId(`${label}-reader`),
   });
@@ -167,7 +161,35 @@ export async function startSystem(label: string): Promise<RunningSystem> {
       });
     },
   });
+  return { published, disconnect: () => reader.disconnect() };
+}
 
+export async function startSystem(label: string): Promise<RunningSystem> {
+  const secret = `${crypto.randomUUID()}${crypto.randomUUID()}`;
+  const brokers = await testKafkaBrokers();
+  const topicPrefix = testTopicPrefix(label);
+  const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
+  const names = Object.keys(SERVICES) as ServiceName[];
+  const databases = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, (await createTestDatabase(`${label}_${n}`)).url])),
+  ) as Record<ServiceName, string>;
+  const envOf = (name: ServiceName, group: string) => ({ ...common, ...serviceEnv(name, databases[name], group) });
+  const firstGroup = uniqueId(`${label}-group`);
+  const instances: RunningService[] = [];
+  // Started together: each waits for its consumer groups to form.
+  const startAll = async (group: string) => {
+    const started = await Promise.all(names.map((n) => START[n](envOf(n, group))));
+    instances.push(...started);
+    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, RunningService>;
+  };
+  const running = await startAll(firstGroup);
+  const pools = Object.fromEntries(
+    names.map((n) => [n, new pg.Pool({ connectionString: databases[n], max: 2 })]),
+  ) as Record<ServiceName, pg.Pool>;
+  const token = (subject: string, roles: Role[], groups: string[] = []) =>
+    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "30m" });
+
+  const reader = await readTopics(brokers, topicPrefix, label);
   const executor = new ReferenceExecutor({
     address: `127.0.0.1:${running.deployment.port}`,
     token: await token("ref-executor", ["executor"]),
@@ -190,23 +212,14 @@ export async function startSystem(label: string): Promise<RunningSystem> {
       };
     },
     executor,
-    published: () => [...published],
-    async streamVersions() {
-      const versions: Record<string, string> = {};
-      for (const n of names) {
-        const { rows } = await pools[n].query<{ stream_id: string; version: string }>(
-          "SELECT stream_id, max(version)::text AS version FROM events GROUP BY stream_id",
-        );
-        for (const row of rows) versions[`${n} ${row.stream_id}`] = row.version;
-      }
-      return versions;
-    },
+    published: () => [...reader.published],
+    streamVersions: () => streamVersionsOf(pools),
     async replay() {
       const group = uniqueId(`${label}-replay`);
       await startAll(group);
       await waitFor(
         async () => {
-          const [first, again] = [await handled(firstGroup), await handled(group)];
+          const [first, again] = [await handledBy(pools, firstGroup), await handledBy(pools, group)];
           return Object.keys(first).length > 0 && JSON.stringify(first) === JSON.stringify(again);
         },
         { timeoutMs: 120_000, description: "new consumer groups through every topic" },

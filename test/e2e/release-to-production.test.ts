@@ -200,7 +200,8 @@ async function deploy(
 const baselineOf = async (environment: string) =>
   (await cora.configuration.getBaseline({ environment })).baseline?.entries.map((e) => [e.ciId, e.artifactVersion]);
 
-test("a release from the DML to production and closed; the next one fails verification and is backed out", async () => {
+/** The CMDB items of the checkout service and its hosts, and the environments test and production. */
+async function cmdbAndEnvironments() {
   const service = await ci("checkout", CiType.SERVICE);
   const testHost = await ci("checkout-test-1", CiType.HOST);
   const [prodA, prodB] = [await ci("checkout-prod-a", CiType.HOST), await ci("checkout-prod-b", CiType.HOST)];
@@ -217,8 +218,11 @@ test("a release from the DML to production and closed; the next one fails verifi
       targetGroups: [{ name: "rest", ciIds: [prodA, prodB] }],
     },
   });
+  return { service, prodA, prodB };
+}
 
-  // Release 1: to production with a canary, verified, reviewed, closed.
+/** Release 1: to test, then to production with a canary, verified, reviewed, closed. */
+async function firstReleaseClosed({ service, prodA, prodB }: Awaited<ReturnType<typeof cmdbAndEnvironments>>) {
   const v1 = await artifactInDml("1.0.0");
   const first = await releaseInDeployment(service, v1);
   const inTest = await deploy(first.releaseId, first.changeId, "test", v1, {
@@ -259,8 +263,11 @@ test("a release from the DML to production and closed; the next one fails verifi
     ["production", DeploymentOutcome.SUCCEEDED, true],
   ]);
   expect(closed?.log).toEqual([]);
+  return first;
+}
 
-  // Release 2: its production verification fails; the deployment rolls back to release 1's baseline.
+/** Release 2: its production verification fails; the deployment rolls back to release 1's baseline. */
+async function secondReleaseBackedOut({ service, prodA, prodB }: Awaited<ReturnType<typeof cmdbAndEnvironments>>) {
   const v2 = await artifactInDml("1.1.0");
   const second = await releaseInDeployment(service, v2);
   const secondInTest = await deploy(second.releaseId, second.changeId, "test", v2, {
@@ -310,6 +317,13 @@ test("a release from the DML to production and closed; the next one fails verifi
       [prodB, "1.0.0"],
     ].sort(),
   );
+  return { second, failed };
+}
+
+test("a release from the DML to production and closed; the next one fails verification and is backed out", async () => {
+  const landscape = await cmdbAndEnvironments();
+  const first = await firstReleaseClosed(landscape);
+  const { second, failed } = await secondReleaseBackedOut(landscape);
 
   // The hops on the topics: each reaction caused by the upstream event it answers. The relays
   // publish after the commits the gRPC reads saw, so the reader is polled until it has them all.
