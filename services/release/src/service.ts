@@ -1,11 +1,12 @@
 import { CommandHandler } from "@rdm/command-handler";
 import { loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
-import { CHANGE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
 import { notificationServiceHandlers } from "./api/notification-service.js";
 import { releaseServiceHandlers } from "./api/release-service.js";
 import { applyChangeEvent } from "./consumers/change-requests.js";
+import { deploymentEnvironmentMigrations, reactToDeploymentEvent } from "./consumers/deployment-outcomes.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { startNotifier } from "./notifier/notifier.js";
@@ -17,7 +18,7 @@ import { subscriptionCodec } from "./store/subscriptions.js";
 /** The release service's own variables (beside the shared gRPC service ones). */
 export const releaseEnv = z
   .object({
-    /** Consumer group of the change-request read model. */
+    /** Consumer group prefix: `.change-requests` (read model), `.deployments` (reactions). */
     RELEASE_CONSUMER_GROUP: z.string().min(1).default("rdm-release"),
     RELEASE_DLQ_TOPIC: z.string().min(1).default("rdm.release.dlq.v1"),
     RELEASE_DEADLINE_POLL_MS: z.coerce.number().int().min(10).default(5_000),
@@ -53,7 +54,7 @@ export function createReleaseService(
   return {
     name: "release",
     defaultPort: 50051,
-    migrations: releaseMigrations,
+    migrations: [...releaseMigrations, ...deploymentEnvironmentMigrations],
     services: ({ store, pool }) => [
       releaseServiceHandlers({
         store,
@@ -113,6 +114,20 @@ export function createReleaseService(
           groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
           topics: [topic(CHANGE_EVENTS_TOPIC)],
           handle: applyChangeEvent,
+          deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
+          fromBeginning: true,
+          sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
+          logger,
+        }),
+      );
+      const reactions = { handler: commandHandler(store), logger };
+      workers.push(
+        await startConsumer({
+          kafka,
+          pool,
+          groupId: `${config.RELEASE_CONSUMER_GROUP}.deployments`,
+          topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
+          handle: (event, tx) => reactToDeploymentEvent(event, tx, reactions),
           deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
           fromBeginning: true,
           sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,

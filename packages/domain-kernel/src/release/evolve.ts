@@ -10,6 +10,7 @@ import {
   PackageArtifactSchema,
   PostImplementationReviewSchema,
   type Release,
+  ReleaseDeploymentSchema,
   ReleasePhase,
   ReleaseSchema,
   ReleaseStatus,
@@ -194,6 +195,13 @@ function applyRecords(release: Release, event: ReleaseEvent): void {
       break;
     case "rdm.release.v1.ReleaseReviewRecorded":
       if (event.review) release.review = create(PostImplementationReviewSchema, event.review);
+      break;
+    case "rdm.release.v1.ReleaseDeploymentRecorded":
+      if (event.deployment) release.deployments.push(create(ReleaseDeploymentSchema, event.deployment));
+      break;
+    case "rdm.release.v1.ReleaseDeviationRecorded":
+      if (event.deployment) release.deployments.push(create(ReleaseDeploymentSchema, event.deployment));
+      if (event.entry) release.log.push(create(LogEntrySchema, event.entry));
       break;
     case "rdm.release.v1.ReleaseDeadlineMissed":
       release.deadlineMisses.push(

@@ -7,7 +7,7 @@ import {
   type Release,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { type LinkedChangeState, phaseDefinition, type ReleaseState } from "./state.js";
+import { type LinkedChangeState, phaseDefinition, phaseIndex, type ReleaseState } from "./state.js";
 
 /** The latest approval request of each group for the current entry of the current phase. */
 function currentApprovals(release: Release): Map<string, Approval> {
@@ -97,5 +97,30 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
       );
     }
   }
+  conditions.push(...rejectedAfterApproval(state, changes));
   return conditions;
+}
+
+/**
+ * Once the phase that required the linked changes' states is behind the release, a linked change
+ * rejected since (or linked and then rejected) closes every later gate until it is unlinked.
+ * Only a rejection: a change that failed with its deployment must not keep the release from its
+ * review.
+ */
+function rejectedAfterApproval(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
+  const { release, model } = state;
+  if (!release || !model) return [];
+  const required = model.phases.findIndex((p) => p.linkedChangeStates.length > 0);
+  if (required < 0 || phaseIndex(model, release.phase) <= required) return [];
+  const known = new Map(changes.map((c) => [c.changeRequestId, c.state]));
+  return release.linkedChangeRequestIds
+    .filter((id) => known.get(id) === "REJECTED")
+    .map((id) =>
+      condition(
+        "gate.linked_change_rejected",
+        id,
+        `change request ${id} was rejected after the release's approval; unlink it or raise a new one`,
+        false,
+      ),
+    );
 }

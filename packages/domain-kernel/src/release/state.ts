@@ -29,7 +29,9 @@ export type ReleaseEvent =
   | ev.ReleaseDeadlineMissed
   | ev.ReleaseDeadlineEscalated
   | ev.ReleaseNotificationRequested
-  | ev.ReleaseTaskOverdue;
+  | ev.ReleaseTaskOverdue
+  | ev.ReleaseDeploymentRecorded
+  | ev.ReleaseDeviationRecorded;
 
 export interface ReleaseState {
   /** Undefined until the release is registered. */

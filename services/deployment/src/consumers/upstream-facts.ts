@@ -18,6 +18,8 @@ import {
 import {
   ReleaseApprovalGrantedSchema,
   ReleaseApprovalRejectedSchema,
+  ReleaseChangeRequestLinkedSchema,
+  ReleaseChangeRequestUnlinkedSchema,
   ReleasePhaseAdvancedSchema,
   ReleasePhaseReworkedSchema,
   ReleaseRegisteredSchema,
@@ -49,6 +51,17 @@ export const upstreamFactsMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 3,
+    name: "change requests linked to each release",
+    // A change linked to the release after it was approved gates its deployments too, whether or
+    // not the deployment plan names it.
+    sql: `CREATE TABLE gate_release_changes (
+        release_id text NOT NULL,
+        change_id  text NOT NULL,
+        PRIMARY KEY (release_id, change_id)
+      );`,
+  },
 ];
 
 const upsert = (table: string, key: string, column: string) =>
@@ -77,6 +90,22 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
     case ReleaseApprovalRejectedSchema.typeName: {
       const { releaseId } = fromBinary(ReleaseApprovalRejectedSchema, event.data);
       await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, false]);
+      return;
+    }
+    case ReleaseChangeRequestLinkedSchema.typeName: {
+      const { releaseId, changeRequestId } = fromBinary(ReleaseChangeRequestLinkedSchema, event.data);
+      await tx.query("INSERT INTO gate_release_changes VALUES ($1, $2) ON CONFLICT DO NOTHING", [
+        releaseId,
+        changeRequestId.toLowerCase(),
+      ]);
+      return;
+    }
+    case ReleaseChangeRequestUnlinkedSchema.typeName: {
+      const { releaseId, changeRequestId } = fromBinary(ReleaseChangeRequestUnlinkedSchema, event.data);
+      await tx.query("DELETE FROM gate_release_changes WHERE release_id = $1 AND change_id = $2", [
+        releaseId,
+        changeRequestId.toLowerCase(),
+      ]);
       return;
     }
   }

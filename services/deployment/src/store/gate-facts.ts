@@ -15,13 +15,21 @@ export async function loadGateFacts(
     "SELECT phase, approved FROM gate_releases WHERE release_id = $1",
     [deployment.releaseId],
   );
+  // The plan's changes and every change linked to the release (as the release topic tells).
+  const linked = await tx.query<{ change_id: string }>(
+    "SELECT change_id FROM gate_release_changes WHERE release_id = $1",
+    [deployment.releaseId],
+  );
+  const changeIds = [
+    ...new Set([...deployment.linkedChangeIds.map((id) => id.toLowerCase()), ...linked.rows.map((r) => r.change_id)]),
+  ];
   const changes = await tx.query<{
     change_id: string;
     emergency: boolean;
     authorized: boolean;
     window_start: Date | null;
     window_end: Date | null;
-  }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [deployment.linkedChangeIds]);
+  }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [changeIds]);
   const artifactIds = packageKey(deployment.artifacts);
   const artifacts = await tx.query<{ artifact_id: string; verified: boolean; quarantined: boolean }>(
     "SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)",
@@ -33,7 +41,7 @@ export async function loadGateFacts(
     now: context.now,
     releaseId: deployment.releaseId,
     release: release && { inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT, approved: release.approved },
-    changes: deployment.linkedChangeIds.map((changeId) => {
+    changes: changeIds.map((changeId) => {
       const row = changes.rows.find((change) => change.change_id === changeId);
       return {
         changeId,

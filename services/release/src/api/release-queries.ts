@@ -25,13 +25,18 @@ export function releaseQueryHandlers(
       if (!recorded.length) throw new NotFound("release", request.releaseId);
       return create(api.GetReleaseHistoryResponseSchema, {
         entries: recorded.map((r) => {
-          const event = decodeReleaseEvent(r) as { reason?: unknown; metadata?: { occurredAt?: Timestamp } };
+          const event = decodeReleaseEvent(r) as {
+            reason?: unknown;
+            deployment?: { reason: string };
+            metadata?: { occurredAt?: Timestamp };
+          };
           return {
             eventType: r.type,
             // When it happened in the domain (the service clock), as the gateway's history shows it.
             occurredAt: event.metadata?.occurredAt ?? timestampFromDate(r.recordedAt),
             actor: String(r.metadata.actor ?? ""),
-            reason: typeof event.reason === "string" ? event.reason : "",
+            // A deviation's reason is its deployment's (why it failed or was rolled back).
+            reason: typeof event.reason === "string" ? event.reason : (event.deployment?.reason ?? ""),
             version: BigInt(r.version),
             requestId: String(r.metadata.requestId ?? ""),
             summary: r.type.replace(/^rdm\.release\.v1\./, ""),

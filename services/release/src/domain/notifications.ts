@@ -29,12 +29,17 @@ export const NOTIFICATION_POLICY: Partial<Record<ReleaseEvent["$typeName"], read
   "rdm.release.v1.ReleaseAbandoned": ["owner", "coordinator", "stakeholders"],
   "rdm.release.v1.ReleaseClosed": ["owner", "coordinator", "stakeholders"],
   "rdm.release.v1.ReleaseTaskOverdue": ["assignee", "coordinator"],
+  // A deployment that failed or was rolled back (design §4: "rolled back" is a key point).
+  "rdm.release.v1.ReleaseDeviationRecorded": ["owner", "coordinator"],
 };
 
 function audienceOf(event: ReleaseEvent): readonly Audience[] | undefined {
   // An approval is a key point when it completes the quorum, not at every vote.
   if (event.$typeName === "rdm.release.v1.ReleaseApprovalGranted")
     return event.quorumReached ? ["owner", "coordinator", "requester"] : undefined;
+  // "Deployed" is a key point when the release reaches production, not at every environment.
+  if (event.$typeName === "rdm.release.v1.ReleaseDeploymentRecorded")
+    return event.deployment?.production ? ["owner", "coordinator", "stakeholders"] : undefined;
   return NOTIFICATION_POLICY[event.$typeName];
 }
 

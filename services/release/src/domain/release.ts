@@ -5,6 +5,7 @@ export { gateConditions } from "./release/gate.js";
 export { nextPhase } from "./release/rules.js";
 export type {
   DecisionContext,
+  DeploymentOutcomeReport,
   LinkedChangeState,
   RegisterRelease,
   ReleaseCommand,

@@ -10,6 +10,7 @@ import {
   PackageArtifactSchema,
   PostImplementationReviewSchema,
   type Release,
+  ReleaseDeploymentSchema,
   ReleasePhase,
   ReleaseSchema,
   ReleaseStatus,
@@ -163,6 +164,13 @@ function applyToTasksOrPackage(release: Release, event: ReleaseEvent): boolean {
       return true;
     case "rdm.release.v1.ReleaseReviewRecorded":
       if (event.review) release.review = create(PostImplementationReviewSchema, event.review);
+      return true;
+    case "rdm.release.v1.ReleaseDeploymentRecorded":
+      if (event.deployment) release.deployments.push(create(ReleaseDeploymentSchema, event.deployment));
+      return true;
+    case "rdm.release.v1.ReleaseDeviationRecorded":
+      if (event.deployment) release.deployments.push(create(ReleaseDeploymentSchema, event.deployment));
+      if (event.entry) release.log.push(create(LogEntrySchema, event.entry));
       return true;
     default:
       return false;

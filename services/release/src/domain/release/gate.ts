@@ -7,7 +7,7 @@ import {
   ReleasePhase,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { currentApprovals, phaseDefinition, phaseName } from "./rules.js";
+import { currentApprovals, phaseDefinition, phaseIndex, phaseName } from "./rules.js";
 import type { LinkedChangeState, ReleaseState } from "./types.js";
 
 const condition = (rule: string, subject: string, description: string, met: boolean) =>
@@ -89,7 +89,32 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
       );
     }
   }
+  conditions.push(...rejectedAfterApproval(state, changes));
   return conditions;
+}
+
+/**
+ * Once the phase that required the linked changes' states is behind the release, a linked change
+ * rejected since (or linked and then rejected) closes every later gate until it is unlinked.
+ * Only a rejection: a change that failed with its deployment must not keep the release from its
+ * review.
+ */
+function rejectedAfterApproval(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
+  const { release, model } = state;
+  if (!release || !model) return [];
+  const required = model.phases.findIndex((p) => p.linkedChangeStates.length > 0);
+  if (required < 0 || phaseIndex(model, release.phase) <= required) return [];
+  const known = new Map(changes.map((c) => [c.changeRequestId, c.state]));
+  return release.linkedChangeRequestIds
+    .filter((id) => known.get(id) === "REJECTED")
+    .map((id) =>
+      condition(
+        "gate.linked_change_rejected",
+        id,
+        `change request ${id} was rejected after the release's approval; unlink it or raise a new one`,
+        false,
+      ),
+    );
 }
 
 export function requireGate(state: ReleaseState, changes: LinkedChangeState[]): void {

@@ -3,6 +3,7 @@ import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import type {
+  DeploymentOutcome,
   LogEntryKind,
   PackageArtifact,
   Release,
@@ -39,7 +40,9 @@ export type ReleaseEvent =
   | ev.ReleaseDeadlineMissed
   | ev.ReleaseDeadlineEscalated
   | ev.ReleaseNotificationRequested
-  | ev.ReleaseTaskOverdue;
+  | ev.ReleaseTaskOverdue
+  | ev.ReleaseDeploymentRecorded
+  | ev.ReleaseDeviationRecorded;
 
 export interface ReleaseState {
   /** Undefined until the release is registered. */
@@ -74,6 +77,18 @@ export interface LinkedChangeState {
   state: string | undefined;
 }
 
+/** A deployment outcome as the deployment service reported it (rdm.deployment.events.v1). */
+export interface DeploymentOutcomeReport {
+  deploymentId: string;
+  environment: string;
+  outcome: DeploymentOutcome;
+  /** The environment is the last of the promotion order. */
+  production: boolean;
+  reason: string;
+  /** When the deployment service recorded it; the decision time when unknown. */
+  occurredAt?: Date | undefined;
+}
+
 export type ReleaseCommand =
   | RegisterRelease
   | ({ kind: "updatePlanning" } & PlanningFields)
@@ -98,7 +113,8 @@ export type ReleaseCommand =
   | { kind: "recordReview"; outcome: ReviewOutcome; lessonsLearned: string; followUpActions: string[] }
   | { kind: "markDeadlineMissed"; phaseEntry: number }
   | { kind: "escalateDeadline"; phaseEntry: number }
-  | { kind: "markTaskOverdue"; taskId: string };
+  | { kind: "markTaskOverdue"; taskId: string }
+  | { kind: "recordDeploymentOutcome"; deployment: DeploymentOutcomeReport };
 
 /** Who decides and when: the decider reads the clock and ids only through this. */
 export type { DecisionContext };

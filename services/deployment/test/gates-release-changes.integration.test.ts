@@ -1,0 +1,87 @@
+// The change gate covers every change linked to the release (from the release topic), not only
+// the ones the deployment plan names: a change rejected after its release was approved stops
+// the release's new deployments until it is authorized again or unlinked.
+import { randomUUID } from "node:crypto";
+import { ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  ReleaseChangeRequestLinkedSchema,
+  ReleaseChangeRequestUnlinkedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+
+const harness = new Harness("deployment-release-changes");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+
+beforeAll(async () => {
+  await harness.start("deployment_release_changes");
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+});
+afterAll(() => harness.stop());
+
+async function plannedDeployment(releaseId: string, frozen = false) {
+  const name = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name, promotionRank: 1, targetGroups: groups({ rest: [uniqueId("ci")] }) },
+  });
+  if (frozen) await deployer.setEnvironmentFreeze({ ...rid(), environment: name, frozen, reason: "hold" });
+  const artifactId = randomUUID();
+  await harness.artifact(artifactId);
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId,
+    environment: name,
+    artifacts: [artifact(artifactId)],
+    strategy: strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+  });
+  return { deploymentId: deployment?.deploymentId as string, environment: name };
+}
+
+const refusal = (deploymentId: string, expected: string[]) =>
+  waitFor(
+    async () => {
+      const rules = await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId }));
+      return JSON.stringify(rules.sort()) === JSON.stringify(expected);
+    },
+    { timeoutMs: 30_000, description: `refusal ${expected.join(", ")}` },
+  );
+
+test("a change linked on the release side and rejected after its approval refuses the start; unlinked, it starts", async () => {
+  const releaseId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.change(changeId);
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId,
+  });
+  // Frozen, so that nothing starts while the facts arrive: the freeze alone refuses once they are in.
+  const { deploymentId, environment } = await plannedDeployment(releaseId, true);
+  await refusal(deploymentId, ["gate.environment_frozen"]);
+  await harness.publish("change", ChangeRequestRejectedSchema, changeId, { changeRequestId: changeId });
+  await refusal(deploymentId, ["gate.change_authorized", "gate.environment_frozen"]);
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.linkedChangeIds).toEqual([]);
+
+  await harness.publish("release", ReleaseChangeRequestUnlinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId,
+  });
+  await refusal(deploymentId, ["gate.environment_frozen"]);
+  await deployer.setEnvironmentFreeze({ ...rid(), environment, frozen: false, reason: "" });
+  await deployer.startDeployment({ ...rid(), deploymentId });
+});
+
+test("a linked change the deployment service never heard of is listed as unknown", async () => {
+  const releaseId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId.toUpperCase(),
+  });
+  const { deploymentId } = await plannedDeployment(releaseId, true);
+  await refusal(deploymentId, ["gate.change_known", "gate.environment_frozen"]);
+});

@@ -1,0 +1,143 @@
+import { fromBinary } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
+import type { Migration } from "@rdm/eventstore";
+import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import type { Logger } from "@rdm/observability";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentSucceededSchema,
+  EnvironmentChangedSchema,
+  EnvironmentRegisteredSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeploymentOutcome } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type pg from "pg";
+import type { DeploymentOutcomeReport } from "../domain/release.js";
+import type { ReleaseServiceEvent } from "../store/event-codec.js";
+import { releaseCommand } from "../store/releases.js";
+
+/** The promotion order as the deployment topic tells it: which environment is production. */
+export const deploymentEnvironmentMigrations: Migration[] = [
+  {
+    version: 7,
+    name: "deployment environments (promotion order)",
+    sql: `CREATE TABLE deployment_environments (
+        name          text PRIMARY KEY,
+        promotes_from text NOT NULL DEFAULT ''
+      );`,
+  },
+];
+
+export interface DeploymentReactionDeps {
+  handler: CommandHandler<ReleaseServiceEvent>;
+  logger: Logger;
+}
+
+const decode = <T>(event: CloudEvent, parse: () => T): T => {
+  try {
+    return parse();
+  } catch (error) {
+    throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
+  }
+};
+
+interface Outcome {
+  metadata?: EventMetadata | undefined;
+  deploymentId: string;
+  releaseId: string;
+  environment: string;
+  reason?: string;
+}
+
+function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutcome } | undefined {
+  switch (event.type) {
+    case DeploymentSucceededSchema.typeName:
+      return {
+        outcome: decode(event, () => fromBinary(DeploymentSucceededSchema, event.data)),
+        kind: DeploymentOutcome.SUCCEEDED,
+      };
+    case DeploymentFailedSchema.typeName:
+      return {
+        outcome: decode(event, () => fromBinary(DeploymentFailedSchema, event.data)),
+        kind: DeploymentOutcome.FAILED,
+      };
+    case DeploymentRolledBackSchema.typeName:
+      return {
+        outcome: decode(event, () => fromBinary(DeploymentRolledBackSchema, event.data)),
+        kind: DeploymentOutcome.ROLLED_BACK,
+      };
+    default:
+      return undefined;
+  }
+}
+
+/** Production is the end of the promotion order: a known environment no other one promotes from. */
+async function isProduction(tx: pg.PoolClient, environment: string): Promise<boolean> {
+  const { rows } = await tx.query<{ production: boolean }>(
+    `SELECT NOT EXISTS (SELECT 1 FROM deployment_environments WHERE promotes_from = $1) AS production
+     FROM deployment_environments WHERE name = $1`,
+    [environment],
+  );
+  return rows[0]?.production ?? false;
+}
+
+/**
+ * The release's reactions to its deployments (design §4, issue "One system"): each outcome on
+ * rdm.deployment.events.v1 becomes a RecordDeploymentOutcome command on the release's own
+ * decider, in the consumer's transaction, caused by the upstream event and in its trace. The
+ * decider records each outcome of a deployment once, so a redelivered or replayed message
+ * appends nothing. A refusal (e.g. a release this service does not know) is logged and skipped.
+ * Environment events keep the promotion order that says which environment is production.
+ */
+export async function reactToDeploymentEvent(
+  event: CloudEvent,
+  tx: pg.PoolClient,
+  deps: DeploymentReactionDeps,
+): Promise<void> {
+  if (event.type === EnvironmentRegisteredSchema.typeName || event.type === EnvironmentChangedSchema.typeName) {
+    const schema =
+      event.type === EnvironmentRegisteredSchema.typeName ? EnvironmentRegisteredSchema : EnvironmentChangedSchema;
+    const { environment } = decode(event, () => fromBinary(schema, event.data));
+    if (!environment?.name) return;
+    await tx.query(
+      `INSERT INTO deployment_environments (name, promotes_from) VALUES ($1, $2)
+       ON CONFLICT (name) DO UPDATE SET promotes_from = EXCLUDED.promotes_from`,
+      [environment.name, environment.promotesFrom],
+    );
+    return;
+  }
+  const found = outcomeOf(event);
+  if (!found?.outcome.releaseId) return;
+  const { outcome, kind } = found;
+  const occurredAt = outcome.metadata?.occurredAt;
+  const report: DeploymentOutcomeReport = {
+    deploymentId: outcome.deploymentId,
+    environment: outcome.environment,
+    outcome: kind,
+    production: await isProduction(tx, outcome.environment),
+    reason: outcome.reason ?? "",
+    occurredAt: occurredAt ? timestampDate(occurredAt) : event.time,
+  };
+  const cause: CommandOrigin = {
+    actor: outcome.metadata?.actor || event.source,
+    correlationId: outcome.metadata?.correlationId || event.id,
+    causationId: event.id,
+    requestId: "",
+    traceparent: event.traceparent,
+  };
+  try {
+    await deps.handler.handleIn(
+      tx,
+      cause,
+      releaseCommand(outcome.releaseId, () => ({ kind: "recordDeploymentOutcome", deployment: report })),
+    );
+  } catch (error) {
+    if (!isRuleViolation(error)) throw error;
+    deps.logger.info(
+      { releaseId: outcome.releaseId, deploymentId: outcome.deploymentId, rule: error.rule, causationId: event.id },
+      `release reaction skipped: ${error.message}`,
+    );
+  }
+}

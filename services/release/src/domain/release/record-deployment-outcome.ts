@@ -1,0 +1,81 @@
+import { create } from "@bufbuild/protobuf";
+import type { DecisionContext } from "@rdm/command-handler";
+import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import {
+  DeploymentOutcome,
+  LogEntryKind,
+  ReleaseDeploymentSchema,
+  ReleasePhase,
+  ReleaseStatus,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { dueAt, nextPhase, phaseDefinition, requireRelease, templateTasks, ts } from "./rules.js";
+import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
+
+const outcomeText: Record<DeploymentOutcome, string> = {
+  [DeploymentOutcome.UNSPECIFIED]: "ended",
+  [DeploymentOutcome.SUCCEEDED]: "succeeded",
+  [DeploymentOutcome.FAILED]: "failed",
+  [DeploymentOutcome.ROLLED_BACK]: "was rolled back",
+};
+
+/**
+ * A deployment outcome the deployment service reported. Each outcome of a deployment is
+ * recorded once, so a redelivered or replayed event decides nothing. A success in production
+ * ends the deployment phase: the release moves on to the phase its model names next
+ * (VERIFICATION in the standard model); the production deployment is that phase's evidence,
+ * so its gate is not asked again. A failure or a rollback is a deviation from the plan, kept in
+ * the release's log for the post-implementation review; the release stays where it is.
+ */
+export function recordDeploymentOutcome(
+  command: ReleaseCommandOf<"recordDeploymentOutcome">,
+  state: ReleaseState,
+  ctx: DecisionContext,
+): ReleaseEvent[] {
+  const { release, model } = requireRelease(state);
+  const { deploymentId, outcome } = command.deployment;
+  if (release.deployments.some((d) => d.deploymentId === deploymentId && d.outcome === outcome)) return [];
+  const releaseId = release.releaseId;
+  const deployment = create(ReleaseDeploymentSchema, {
+    ...command.deployment,
+    occurredAt: ts(command.deployment.occurredAt ?? ctx.now),
+  });
+  if (outcome !== DeploymentOutcome.SUCCEEDED) {
+    const where = deployment.production ? `${deployment.environment} (production)` : deployment.environment;
+    return [
+      create(ev.ReleaseDeviationRecordedSchema, {
+        releaseId,
+        deployment,
+        entry: {
+          entryId: ctx.newId(),
+          kind: LogEntryKind.DEVIATION,
+          text: `deployment ${deploymentId} to ${where} ${outcomeText[outcome]}${deployment.reason ? `: ${deployment.reason}` : ""}`,
+          recordedBy: ctx.actor,
+          recordedAt: ts(ctx.now),
+        },
+      }),
+    ];
+  }
+  const events: ReleaseEvent[] = [create(ev.ReleaseDeploymentRecordedSchema, { releaseId, deployment })];
+  const to = nextPhase(model, ReleasePhase.DEPLOYMENT);
+  const moves =
+    deployment.production &&
+    release.status === ReleaseStatus.ACTIVE &&
+    release.phase === ReleasePhase.DEPLOYMENT &&
+    to !== undefined &&
+    to !== ReleasePhase.CLOSED;
+  if (moves) {
+    const entry = release.phaseEntry + 1;
+    const due = dueAt(phaseDefinition(model, to), ctx.now);
+    events.push(
+      create(ev.ReleasePhaseAdvancedSchema, {
+        releaseId,
+        fromPhase: release.phase,
+        toPhase: to,
+        phaseEntry: entry,
+        ...(due ? { phaseDueAt: due } : {}),
+      }),
+      ...templateTasks(releaseId, model, to, entry, ctx),
+    );
+  }
+  return events;
+}

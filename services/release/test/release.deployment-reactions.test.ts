@@ -1,0 +1,235 @@
+// The release service's reactions to rdm.deployment.events.v1 through its public interfaces:
+// deployment events published on the Kafka protocol as the deployment service's relay would,
+// the release read back over gRPC. Includes a replay of the whole topic by a new consumer group.
+import { randomBytes, randomUUID } from "node:crypto";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentSucceededSchema,
+  EnvironmentRegisteredSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentOutcome,
+  LogEntryKind,
+  type Release,
+  ReleasePhase,
+} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+import pg from "pg";
+import { STANDARD_MODEL } from "../src/domain/models.js";
+import { type Harness, type ReleaseClient, registration, req, startHarness } from "./harness.js";
+
+let h: Harness;
+let manager: ReleaseClient;
+let producer: Producer;
+let db: pg.Pool;
+const modelName = `deploy-${randomUUID().slice(0, 8)}`;
+
+beforeAll(async () => {
+  h = await startHarness();
+  manager = await h.client("rita", ["release-manager"]);
+  const kafka = createKafka({
+    brokers: h.brokers,
+    clientId: uniqueId("it-deploy"),
+    logger: createLogger("test", "warn"),
+  });
+  producer = createProducer(kafka);
+  await producer.connect();
+  db = new pg.Pool({ connectionString: h.databaseUrl, max: 2 });
+  // The standard model from DEPLOYMENT on, without tasks: the test is about what deployments do.
+  const phases = [ReleasePhase.REGISTRATION, ReleasePhase.DEPLOYMENT, ReleasePhase.VERIFICATION, ReleasePhase.REVIEW];
+  await manager.createReleaseModel({
+    ...req(),
+    model: {
+      name: modelName,
+      phases: [
+        ...phases.map((phase) => ({ phase })),
+        STANDARD_MODEL.phases.find((p) => p.phase === ReleasePhase.CLOSED),
+      ],
+    },
+  } as never);
+  await publish(EnvironmentRegisteredSchema, "test", { environment: { name: "test", promotionRank: 2 } });
+  await publish(EnvironmentRegisteredSchema, "production", {
+    environment: { name: "production", promotionRank: 4, promotesFrom: "test" },
+  });
+  await waitFor(async () => (await db.query("SELECT 1 FROM deployment_environments")).rowCount === 2, {
+    timeoutMs: 30_000,
+    description: "the promotion order in the release service",
+  });
+});
+
+afterAll(async () => {
+  await producer?.disconnect();
+  await db?.end();
+  await h?.stop();
+});
+
+const TRACE_ID = randomBytes(16).toString("hex");
+
+/** Publishes one deployment event as the deployment service's relay does (CloudEvents binary mode). */
+async function publish<D extends DescMessage>(
+  schema: D,
+  subject: string,
+  init: Omit<MessageInitShape<D>, "metadata">,
+  correlationId = randomUUID(),
+): Promise<string> {
+  const eventId = randomUUID();
+  const metadata = create(EventMetadataSchema, {
+    eventId,
+    occurredAt: timestampFromDate(new Date()),
+    actor: "executor-1",
+    correlationId,
+    causationId: randomUUID(),
+    streamId: subject,
+    streamVersion: 1n,
+  });
+  const message = create(schema, { ...init, metadata } as unknown as MessageInitShape<D>);
+  await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    {
+      id: eventId,
+      type: schema.typeName,
+      source: "rdm/deployment",
+      subject,
+      time: new Date(),
+      data: toBinary(schema, message),
+      traceparent: `00-${TRACE_ID}-${randomBytes(8).toString("hex")}-01`,
+    },
+  ]);
+  return eventId;
+}
+
+async function get(releaseId: string): Promise<Release> {
+  const { release } = await manager.getRelease({ releaseId });
+  if (!release) throw new Error("no release");
+  return release;
+}
+
+async function releaseInDeployment(): Promise<string> {
+  const { release } = await manager.registerRelease(registration({ modelName }));
+  const releaseId = release?.releaseId as string;
+  const advanced = await manager.advanceReleasePhase({ ...req(), releaseId });
+  expect(advanced.release?.phase).toBe(ReleasePhase.DEPLOYMENT);
+  return releaseId;
+}
+
+const until = (releaseId: string, done: (r: Release) => boolean, description: string) =>
+  waitFor(async () => done(await get(releaseId)), { timeoutMs: 30_000, description });
+
+test("a success in test is recorded; a success in production moves the release to VERIFICATION, caused by it", async () => {
+  const releaseId = await releaseInDeployment();
+  const artifacts = [{ artifactId: randomUUID(), name: "checkout", version: "7.1.0" }];
+  await publish(DeploymentSucceededSchema, "d-test", {
+    deploymentId: "d-test",
+    releaseId,
+    environment: "test",
+    artifacts,
+  });
+  await until(releaseId, (r) => r.deployments.length === 1, "the test deployment recorded");
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.DEPLOYMENT);
+
+  const correlationId = randomUUID();
+  const upstream = await publish(
+    DeploymentSucceededSchema,
+    "d-prod",
+    { deploymentId: "d-prod", releaseId, environment: "production", artifacts },
+    correlationId,
+  );
+  await until(releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
+  const release = await get(releaseId);
+  expect(release.deployments.map((d) => [d.deploymentId, d.environment, d.outcome, d.production])).toEqual([
+    ["d-test", "test", DeploymentOutcome.SUCCEEDED, false],
+    ["d-prod", "production", DeploymentOutcome.SUCCEEDED, true],
+  ]);
+
+  const { entries } = await manager.getReleaseHistory({ releaseId });
+  const reactions = entries.filter((e) => e.causationId === upstream);
+  expect(reactions.map((e) => e.summary)).toEqual([
+    "ReleaseDeploymentRecorded",
+    "ReleasePhaseAdvanced",
+    "ReleaseNotificationRequested",
+    "ReleaseNotificationRequested",
+  ]);
+  expect(reactions.every((e) => e.correlationId === correlationId && e.actor === "executor-1")).toBe(true);
+  const traced = await db.query<{ traceparent: string }>(
+    "SELECT metadata->>'traceparent' AS traceparent FROM events WHERE stream_id = $1 AND type = $2",
+    [releaseId, "rdm.release.v1.ReleasePhaseAdvanced"],
+  );
+  expect(traced.rows.at(-1)?.traceparent.split("-")[1]).toBe(TRACE_ID);
+});
+
+test("a failure and its rollback are deviations in the log and history, told to the owner and the coordinator", async () => {
+  const releaseId = await releaseInDeployment();
+  const reason = "verification failed: error rate 7% above 2%";
+  const base = { deploymentId: "d-bad", releaseId, environment: "production", reason };
+  const failed = await publish(DeploymentFailedSchema, "d-bad", base);
+  const rolledBack = await publish(DeploymentRolledBackSchema, "d-bad", base);
+  await until(releaseId, (r) => r.log.length === 2, "two deviations");
+
+  const release = await get(releaseId);
+  expect(release.phase).toBe(ReleasePhase.DEPLOYMENT);
+  expect(release.log.map((l) => [l.kind, l.text])).toEqual([
+    [LogEntryKind.DEVIATION, `deployment d-bad to production (production) failed: ${reason}`],
+    [LogEntryKind.DEVIATION, `deployment d-bad to production (production) was rolled back: ${reason}`],
+  ]);
+  const { entries } = await manager.getReleaseHistory({ releaseId });
+  const deviations = entries.filter((e) => e.summary === "ReleaseDeviationRecorded");
+  expect(deviations.map((e) => [e.causationId, e.reason])).toEqual([
+    [failed, reason],
+    [rolledBack, reason],
+  ]);
+  const { deliveries } = await manager.listNotificationDeliveries({ releaseId });
+  expect(
+    deliveries.filter((d) => d.trigger === "rdm.release.v1.ReleaseDeviationRecorded").map((d) => d.recipients),
+  ).toEqual([
+    ["olivia", "carl"],
+    ["olivia", "carl"],
+  ]);
+});
+
+test("an outcome for a release this service does not know is skipped; the consumer goes on", async () => {
+  await publish(DeploymentSucceededSchema, "d-orphan", {
+    deploymentId: "d-orphan",
+    releaseId: randomUUID(),
+    environment: "production",
+  });
+  const releaseId = await releaseInDeployment();
+  await publish(DeploymentSucceededSchema, "d-orphan", { deploymentId: "d-next", releaseId, environment: "test" });
+  await until(releaseId, (r) => r.deployments.length === 1, "the next event on the same partition handled");
+});
+
+test("a replay of the whole deployment topic by a new consumer group changes no release", async () => {
+  const releaseId = await releaseInDeployment();
+  await publish(DeploymentSucceededSchema, "d-replay", {
+    deploymentId: "d-replay",
+    releaseId,
+    environment: "production",
+  });
+  await until(releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
+  const handled = async () =>
+    (
+      await db.query<{ consumer_group: string; n: string }>(
+        `SELECT consumer_group, count(*) AS n FROM rdm_handled_events WHERE topic LIKE $1 GROUP BY consumer_group`,
+        [`%${DEPLOYMENT_EVENTS_TOPIC}`],
+      )
+    ).rows;
+  const before = await db.query<{ stream_id: string; version: string }>(
+    "SELECT stream_id, max(version)::text AS version FROM events GROUP BY stream_id ORDER BY stream_id",
+  );
+  const [live] = await handled();
+  const replayGroup = uniqueId("release-replay");
+  await h.startInstance({ RELEASE_CONSUMER_GROUP: replayGroup });
+  await waitFor(
+    async () => (await handled()).find((g) => g.consumer_group === `${replayGroup}.deployments`)?.n === live?.n,
+    { timeoutMs: 60_000, description: "the new consumer group through the whole topic" },
+  );
+  const after = await db.query(
+    "SELECT stream_id, max(version)::text AS version FROM events GROUP BY stream_id ORDER BY stream_id",
+  );
+  expect(after.rows).toEqual(before.rows);
+});

@@ -1,0 +1,247 @@
+// The four services of release-to-production.test.ts on their own databases and topics, gRPC
+// clients for any subject, the reference executor, and a reader of every topic from outside.
+// Kept apart from the test so a shared end-to-end harness can replace it.
+import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
+import { mintDevToken, type Role } from "@rdm/auth";
+import { startChangeService } from "@rdm/change";
+import { startConfigurationService } from "@rdm/configuration";
+import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
+import { createGrpcClient } from "@rdm/grpc";
+import { EVENT_SOURCES, type EventSource, eventsTopic, fromKafkaMessage, HANDLED_EVENTS_TABLE } from "@rdm/messaging";
+import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { startReleaseService } from "@rdm/release";
+import type { RunningService } from "@rdm/runtime";
+import {
+  createTestDatabase,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
+import { Kafka, logLevel } from "kafkajs";
+import pg from "pg";
+
+type ServiceName = keyof typeof SERVICES;
+const SERVICES = {
+  release: ReleaseService,
+  change: ChangeService,
+  configuration: ConfigurationService,
+  deployment: DeploymentService,
+};
+const registry = createRegistry(
+  file_rdm_release_v1_events,
+  file_rdm_change_v1_events,
+  file_rdm_configuration_v1_events,
+  file_rdm_deployment_v1_events,
+);
+
+export type Clients = {
+  [K in keyof typeof SERVICES]: ReturnType<typeof createGrpcClient<(typeof SERVICES)[K]["method"]>>;
+};
+
+/** One event as an outside consumer of the topics sees it. */
+export interface Published {
+  source: EventSource;
+  subject: string;
+  type: string;
+  id: string;
+  correlationId: string;
+  causationId: string;
+}
+
+export interface RunningSystem {
+  clients(subject: string, roles: Role[], groups?: string[]): Promise<Clients>;
+  /** A reference executor for every environment: verification fails for checkout 1.1.0 in production. */
+  executor: ReferenceExecutor;
+  /** What the topic reader has read so far, in partition order per subject. */
+  published(): Published[];
+  /** Stops one service; `restart` starts it again on its database, port and consumer groups. */
+  stopService(name: ServiceName): Promise<{ restart(): Promise<void> }>;
+  /** Every stream's version in every service's store. */
+  streamVersions(): Promise<Record<string, string>>;
+  /**
+   * Starts a second instance of every service on its database with new consumer groups, which
+   * read every topic from the start again; resolves once they handled what the first ones did.
+   */
+  replay(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Fails verification in production of any package holding checkout 1.1.0 (its error rate is too high). */
+const EXECUTOR_COMMAND = `if [ "$RDM_STEP_KIND" = VERIFY ] && [ "$RDM_ENVIRONMENT" = production ]; then
+  case "$RDM_ARTIFACTS" in *'"1.1.0"'*) echo "error rate 7% above 2%"; exit 1;; esac
+fi`;
+
+// Each service's consumer group variable: the prefix of its consumer groups.
+const GROUP_VARIABLE = {
+  release: "RELEASE_CONSUMER_GROUP",
+  change: "CHANGE_CONSUMER_GROUP",
+  configuration: "CONFIGURATION_CONSUMER_GROUP",
+  deployment: "DEPLOYMENT_CONSUMER_GROUP",
+} as const;
+const START = {
+  release: startReleaseService,
+  change: startChangeService,
+  configuration: startConfigurationService,
+  deployment: startDeploymentService,
+};
+
+/** A service's own variables on its database, its consumer groups prefixed by `group`. */
+function serviceEnv(name: ServiceName, databaseUrl: string, group: string) {
+  const session = String(testConsumerTimings.sessionTimeout);
+  return {
+    DATABASE_URL: databaseUrl,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+    // Groups of different services must differ: two in one group would share the partitions.
+    [GROUP_VARIABLE[name]]: `${group}-${name}`,
+    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: session,
+    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: session,
+    KAFKA_SESSION_TIMEOUT_MS: session,
+    DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: session,
+  };
+}
+
+async function streamVersionsOf(pools: Record<ServiceName, pg.Pool>) {
+  const versions: Record<string, string> = {};
+  for (const [n, pool] of Object.entries(pools)) {
+    const { rows } = await pool.query<{ stream_id: string; version: string }>(
+      "SELECT stream_id, max(version)::text AS version FROM events GROUP BY stream_id",
+    );
+    for (const row of rows) versions[`${n} ${row.stream_id}`] = row.version;
+  }
+  return versions;
+}
+
+/** Events handled per consumer group (without the group prefix) and topic, in every service. */
+async function handledBy(pools: Record<ServiceName, pg.Pool>, group: string) {
+  const counts: Record<string, string> = {};
+  for (const [n, pool] of Object.entries(pools)) {
+    const { rows } = await pool.query<{ consumer_group: string; topic: string; n: string }>(
+      `SELECT consumer_group, topic, count(*)::text AS n FROM ${HANDLED_EVENTS_TABLE}
+       WHERE starts_with(consumer_group, $1) GROUP BY 1, 2`,
+      [`${group}-${n}`],
+    );
+    for (const row of rows) counts[`${row.consumer_group.slice(group.length)} ${row.topic}`] = row.n;
+  }
+  return counts;
+}
+
+/** Every event of the four topics from their start, as an outside consumer reads them. */
+async function readTopics(brokers: string[], topicPrefix: string, label: string) {
+  const reader = new Kafka({ brokers, clientId: uniqueId("reader"), logLevel: logLevel.NOTHING }).consumer({
+    groupId: uniqueId(`${label}-reader`),
+  });
+  const published: Published[] = [];
+  await reader.connect();
+  await reader.subscribe({ topics: EVENT_SOURCES.map((s) => `${topicPrefix}${eventsTopic(s)}`), fromBeginning: true });
+  await reader.run({
+    eachMessage: async ({ topic, message }) => {
+      const event = fromKafkaMessage({ headers: message.headers ?? {}, value: message.value });
+      const schema = registry.getMessage(event.type);
+      const metadata = schema
+        ? (fromBinary(schema, event.data) as Message & { metadata?: EventMetadata }).metadata
+        : undefined;
+      published.push({
+        source: EVENT_SOURCES.find((s) => topic.endsWith(eventsTopic(s))) as EventSource,
+        subject: event.subject,
+        type: event.type,
+        id: event.id,
+        correlationId: metadata?.correlationId ?? "",
+        causationId: metadata?.causationId ?? "",
+      });
+    },
+  });
+  return { published, disconnect: () => reader.disconnect() };
+}
+
+export async function startSystem(label: string): Promise<RunningSystem> {
+  const secret = `${crypto.randomUUID()}${crypto.randomUUID()}`;
+  const brokers = await testKafkaBrokers();
+  const topicPrefix = testTopicPrefix(label);
+  const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
+  const names = Object.keys(SERVICES) as ServiceName[];
+  const databases = Object.fromEntries(
+    await Promise.all(names.map(async (n) => [n, (await createTestDatabase(`${label}_${n}`)).url])),
+  ) as Record<ServiceName, string>;
+  const envOf = (name: ServiceName, group: string) => ({ ...common, ...serviceEnv(name, databases[name], group) });
+  const firstGroup = uniqueId(`${label}-group`);
+  const instances: RunningService[] = [];
+  // Started together: each waits for its consumer groups to form.
+  const startAll = async (group: string) => {
+    const started = await Promise.all(names.map((n) => START[n](envOf(n, group))));
+    instances.push(...started);
+    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, RunningService>;
+  };
+  const running = await startAll(firstGroup);
+  const pools = Object.fromEntries(
+    names.map((n) => [n, new pg.Pool({ connectionString: databases[n], max: 2 })]),
+  ) as Record<ServiceName, pg.Pool>;
+  const token = (subject: string, roles: Role[], groups: string[] = []) =>
+    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "30m" });
+
+  const reader = await readTopics(brokers, topicPrefix, label);
+  const executor = new ReferenceExecutor({
+    address: `127.0.0.1:${running.deployment.port}`,
+    token: await token("ref-executor", ["executor"]),
+    executorId: uniqueId("ref-executor"),
+    environments: ["test", "production"],
+    labels: [],
+    leaseSeconds: 30,
+    action: { command: EXECUTOR_COMMAND },
+  });
+
+  return {
+    async clients(subject, roles, groups = []) {
+      const options = { token: await token(subject, roles, groups) };
+      const at = (name: keyof typeof SERVICES) => `127.0.0.1:${running[name].port}`;
+      return {
+        release: createGrpcClient(ReleaseService, at("release"), options),
+        change: createGrpcClient(ChangeService, at("change"), options),
+        configuration: createGrpcClient(ConfigurationService, at("configuration"), options),
+        deployment: createGrpcClient(DeploymentService, at("deployment"), options),
+      };
+    },
+    executor,
+    published: () => [...reader.published],
+    streamVersions: () => streamVersionsOf(pools),
+    async replay() {
+      const group = uniqueId(`${label}-replay`);
+      await startAll(group);
+      await waitFor(
+        async () => {
+          const [first, again] = [await handledBy(pools, firstGroup), await handledBy(pools, group)];
+          return Object.keys(first).length > 0 && JSON.stringify(first) === JSON.stringify(again);
+        },
+        { timeoutMs: 120_000, description: "new consumer groups through every topic" },
+      );
+    },
+    async stopService(name) {
+      const instance = running[name];
+      instances.splice(instances.indexOf(instance), 1);
+      await instance.stop();
+      return {
+        restart: async () => {
+          // Same port, so the clients made before reconnect to it.
+          running[name] = await START[name]({ ...envOf(name, firstGroup), GRPC_PORT: String(instance.port) });
+          instances.push(running[name]);
+        },
+      };
+    },
+    async stop() {
+      executor.close();
+      await reader.disconnect();
+      for (const pool of Object.values(pools)) await pool.end();
+      for (const service of instances.reverse()) await service.stop();
+    },
+  };
+}
