@@ -12,3 +12,4 @@ export {
 } from "./grpc-service.js";
 export { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, UUID_PATTERN } from "./page-token.js";
 export { observePoolUse } from "./pool-metrics.js";
+export { type Poller, startPoller } from "./poller.js";

@@ -13,7 +13,7 @@ import {
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
-import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
 import {
   createKafka,
   createProducer,
@@ -38,6 +38,7 @@ import {
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import {
   DeployedArtifactSchema,
+  type DeploymentStrategy,
   type DeploymentStrategyKind,
   DeploymentStrategySchema,
   file_rdm_deployment_v1_events,
@@ -77,6 +78,7 @@ export class Harness {
       LOG_LEVEL: "warn",
       DEPLOYMENT_CONSUMER_GROUP: uniqueId("deployment-it"),
       DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+      DEPLOYMENT_LEASE_SWEEP_MS: "200",
     };
   }
 
@@ -181,6 +183,40 @@ export class Harness {
     if (verdict === "verified") await this.publish("configuration", ArtifactVerifiedSchema, artifactId, { artifactId });
     if (verdict === "quarantined")
       await this.publish("configuration", ArtifactQuarantinedSchema, artifactId, { artifactId });
+  }
+
+  /** A fresh environment (rank 1: no previous one) unless given, and a started deployment of a fresh release. */
+  async startedDeployment(
+    deployer: GrpcClient<(typeof DeploymentService)["method"]>,
+    strategy: DeploymentStrategy,
+    targetGroups = groups({ rest: [uniqueId("ci"), uniqueId("ci")] }),
+    existing?: { environment: string },
+  ) {
+    const environment = existing?.environment ?? uniqueId("env");
+    if (!existing) {
+      await deployer.registerEnvironment({
+        ...rid(),
+        environment: { name: environment, promotionRank: 1, targetGroups, executorLabels: [] },
+      });
+    }
+    const releaseId = randomUUID();
+    const artifactId = randomUUID();
+    await this.releaseReady(releaseId);
+    await this.artifact(artifactId);
+    const { deployment } = await deployer.planDeployment({
+      ...rid(),
+      releaseId,
+      environment,
+      artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
+      strategy,
+    });
+    const deploymentId = deployment?.deploymentId as string;
+    // The gates read what the consumers have seen so far: retry until the facts have arrived.
+    await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+      timeoutMs: 30_000,
+      description: "gates met once the upstream facts are consumed",
+    });
+    return { deploymentId, environment, releaseId, artifactId };
   }
 
   /** An authorized change scheduled around now. */

@@ -6,7 +6,7 @@ import type pg from "pg";
 import type { ReleaseCommand } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { releaseCommand } from "../store/releases.js";
-import { type Poller, startPoller } from "./poller.js";
+import { type Poller, startPoller } from "@rdm/runtime";
 
 export const SCHEDULER_ACTOR = "system:deadline-scheduler";
 
