@@ -23,11 +23,13 @@ import {
   publishEvents,
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeType, FreezeScopeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestScheduledSchema,
+  FreezeWindowDeclaredSchema,
+  FreezeWindowLiftedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -219,6 +221,32 @@ export class Harness {
     return { deploymentId, environment, releaseId, artifactId };
   }
 
+  /**
+   * A freeze window of the change calendar for two hours from `hours` from now (default: around
+   * now); its id. `key`: the Kafka key, to put it behind other events on their partition.
+   */
+  async freezeWindow(
+    scope: { all?: boolean; ciIds?: string[]; environments?: string[] },
+    { hours = -1, id = randomUUID(), key = id } = {},
+  ) {
+    const window = create(TimeWindowSchema, {
+      start: timestampFromDate(new Date(Date.now() + hours * 3_600_000)),
+      end: timestampFromDate(new Date(Date.now() + (hours + 2) * 3_600_000)),
+    });
+    await this.publish("change", FreezeWindowDeclaredSchema, key, {
+      freezeWindowId: id,
+      name: "blackout",
+      reason: "quarter end",
+      window,
+      scope: create(FreezeScopeSchema, scope),
+    });
+    return id;
+  }
+
+  async liftFreezeWindow(freezeWindowId: string) {
+    await this.publish("change", FreezeWindowLiftedSchema, freezeWindowId, { freezeWindowId, reason: "over" });
+  }
+
   /** An authorized change scheduled around now. */
   async change(changeId: string, type = ChangeType.NORMAL) {
     const window = create(TimeWindowSchema, {
@@ -250,6 +278,19 @@ export async function preconditionRules(call: Promise<unknown>): Promise<string[
   );
   expect(details.code).toBe(status.FAILED_PRECONDITION);
   return (details.preconditionFailure?.violations ?? []).map((violation) => violation.type);
+}
+
+/** A FAILED_PRECONDITION refusal: the subjects of its violations of `rule`. */
+export async function preconditionSubjects(call: Promise<unknown>, rule: string): Promise<string[]> {
+  const details = errorDetails(
+    await call.then(
+      () => new Error("expected FAILED_PRECONDITION"),
+      (e: unknown) => e,
+    ),
+  );
+  expect(details.code).toBe(status.FAILED_PRECONDITION);
+  const violations = details.preconditionFailure?.violations ?? [];
+  return violations.filter((violation) => violation.type === rule).map((violation) => violation.subject);
 }
 
 export async function refusedWith(call: Promise<unknown>, code: status): Promise<string> {
