@@ -79,6 +79,8 @@ export function executorHandlers({ handler, pool, store }: ApiContext) {
         });
       } catch (error) {
         if (!(error instanceof NothingToClaim)) throw error;
+        // An idle executor polls: its empty claims are logged at debug, not one info line a poll.
+        ctx.callLogLevel = "debug";
         // "Nothing waiting" is an answer too, recorded like any no-op (a retry gets it, not a
         // step that arrived since); a twin that recorded first has its answer returned.
         const nothing = create(ClaimStepResponseSchema);
