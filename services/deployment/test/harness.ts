@@ -227,8 +227,10 @@ export class Harness {
    */
   async freezeWindow(
     scope: { all?: boolean; ciIds?: string[]; environments?: string[] },
-    { hours = -1, id = randomUUID(), key = id } = {},
+    options: { hours?: number; id?: string; key?: string } = {},
   ) {
+    const { hours = -1, id = randomUUID() } = options;
+    const key = options.key ?? id;
     const window = create(TimeWindowSchema, {
       start: timestampFromDate(new Date(Date.now() + hours * 3_600_000)),
       end: timestampFromDate(new Date(Date.now() + (hours + 2) * 3_600_000)),

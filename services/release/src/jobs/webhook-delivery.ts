@@ -1,7 +1,7 @@
 import { createHmac } from "node:crypto";
 import type { Logger } from "@rdm/observability";
-import type pg from "pg";
 import { type Poller, startPoller } from "@rdm/runtime";
+import type pg from "pg";
 
 export const SIGNATURE_HEADER = "x-rdm-signature";
 export const TIMESTAMP_HEADER = "x-rdm-timestamp";
