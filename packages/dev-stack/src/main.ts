@@ -67,7 +67,6 @@ function pretty(line: string): string {
   try {
     const { level, time, msg, component: _c, pid: _p, hostname: _h, ...rest } = JSON.parse(line);
     const extra = Object.keys(rest).length ? ` ${JSON.stringify(rest)}` : "";
-    // The executor's lines carry no level.
     return `${new Date(time).toISOString().slice(11, 23)} ${LEVELS[level] ?? level ?? "INFO "} ${msg ?? ""}${extra}`;
   } catch {
     return line;

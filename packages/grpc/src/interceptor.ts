@@ -18,6 +18,11 @@ export interface CallContext {
   /** Aborted when the client cancels or the deadline passes. */
   signal: AbortSignal;
   method: DescMethod;
+  /**
+   * The level of the call's log line when it succeeds (default info): a handler lowers it to
+   * debug for a routine call that did nothing, such as an idle executor's poll.
+   */
+  callLogLevel?: "info" | "debug";
 }
 
 /**

@@ -110,7 +110,7 @@ const loaderOptions = { keepCase: true, enums: String, longs: String, defaults: 
 const logger = captureLogger();
 const registerCalls: { title: string; ctx: CallContext }[] = [];
 /** Behaviour of GetRelease per release id: each test registers its own ids. */
-const getBehaviour = new Map<string, () => unknown>();
+const getBehaviour = new Map<string, (ctx: CallContext) => unknown>();
 let telemetry: Telemetry;
 let server: GrpcServer;
 let address: string;
@@ -130,9 +130,9 @@ beforeAll(async () => {
             registerCalls.push({ title: request.title, ctx });
             return { release: { releaseId: randomUUID(), title: request.title, registeredBy: ctx.principal.subject } };
           },
-          async getRelease(request) {
+          async getRelease(request, ctx) {
             const behaviour = getBehaviour.get(request.releaseId);
-            if (behaviour) behaviour();
+            if (behaviour) behaviour(ctx);
             return { release: { releaseId: request.releaseId, title: "found" } };
           },
         },
@@ -192,6 +192,20 @@ describe("authenticated, authorized, validated calls", () => {
       ["/rdm.release.v1.ReleaseService/RegisterRelease", "PERMISSION_DENIED"],
     ]);
     for (const line of lines) expect(typeof line.fields.duration_ms).toBe("number");
+    client.close();
+  });
+
+  test("a handler may lower its call's log line to debug (a routine call that did nothing)", async () => {
+    const subject = `viewer-${randomUUID()}`;
+    const client = createGrpcClient(ReleaseService, address, { token: () => token(["viewer"], subject) });
+    const quiet = randomUUID();
+    getBehaviour.set(quiet, (ctx) => {
+      ctx.callLogLevel = "debug";
+    });
+    await client.getRelease({ releaseId: quiet });
+    await client.getRelease({ releaseId: randomUUID() });
+    const lines = logger.lines.filter((l) => l.message === "gRPC call" && l.fields.subject === subject);
+    expect(lines.map((l) => l.level)).toEqual(["debug", "info"]);
     client.close();
   });
 

@@ -14,7 +14,7 @@ import type { Logger } from "@rdm/observability";
 import type { ServiceHandlers, ServiceRegistration } from "../src/index.js";
 
 export interface LogLine {
-  level: "info" | "warn" | "error";
+  level: "debug" | "info" | "warn" | "error";
   fields: Record<string, unknown>;
   message: string;
 }
@@ -36,7 +36,7 @@ export function captureLogger(
     info: write("info"),
     warn: write("warn"),
     error: write("error"),
-    debug: () => undefined,
+    debug: write("debug"),
     trace: () => undefined,
     child: (more: Record<string, unknown>) => captureLogger(lines, { ...bindings, ...more }),
   };

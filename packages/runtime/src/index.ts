@@ -11,4 +11,5 @@ export {
   type Worker,
 } from "./grpc-service.js";
 export { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, UUID_PATTERN } from "./page-token.js";
+export { type Poller, startPoller } from "./poller.js";
 export { observePoolUse } from "./pool-metrics.js";

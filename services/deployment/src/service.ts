@@ -1,6 +1,7 @@
 import { componentEnv, loadConfig, z } from "@rdm/config";
 import { CHANGE_EVENTS_TOPIC, CONFIGURATION_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
+import { deploymentCommandHandler } from "./api/commands.js";
 import { deploymentServiceHandlers } from "./api/deployment-service.js";
 import {
   applyChangeEvent,
@@ -8,6 +9,7 @@ import {
   applyReleaseEvent,
   upstreamFactsMigrations,
 } from "./consumers/upstream-facts.js";
+import { startLeaseSweep } from "./jobs/lease-sweep.js";
 import { deploymentMigrations } from "./store/tables.js";
 
 /** The deployment service's own settings (beside the shared gRPC service ones). */
@@ -17,12 +19,15 @@ export const deploymentConsumerEnv = componentEnv({
   DEPLOYMENT_DLQ_TOPIC: z.string().min(1).default("rdm.deployment.dlq.v1"),
   /** Kafka group session timeout; tests against the mock broker use a short one. */
   DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
+  /** How often lapsed leases nobody took over are returned to the queue. */
+  DEPLOYMENT_LEASE_SWEEP_MS: z.coerce.number().int().min(10).default(5_000),
 });
 
 /**
  * The deployment service: environments in a promotion order, deployment plans expanded by
  * strategy into steps, the start gates (from its read models of the release, change and
- * configuration topics) and the executor protocol. Events go to rdm.deployment.events.v1.
+ * configuration topics), the executor protocol and the sweep of lapsed leases. Events go to
+ * rdm.deployment.events.v1.
  */
 export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env): GrpcServiceDefinition {
   return {
@@ -30,7 +35,7 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
     defaultPort: 50054,
     migrations: [...deploymentMigrations, ...upstreamFactsMigrations],
     services: ({ store, pool }) => [deploymentServiceHandlers({ store, pool })],
-    async workers({ kafka, pool, logger, topic }) {
+    async workers({ kafka, pool, store, logger, topic }) {
       const config = loadConfig(deploymentConsumerEnv, env);
       const common = {
         kafka,
@@ -40,8 +45,14 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
         sessionTimeoutMs: config.DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS,
         logger,
       };
+      const sweep = startLeaseSweep({
+        pool,
+        handler: deploymentCommandHandler(store, () => new Date()),
+        intervalMs: config.DEPLOYMENT_LEASE_SWEEP_MS,
+        logger,
+      });
       // One group per topic, so a slow or failing topic never holds the others back.
-      return Promise.all([
+      const consumers = await Promise.all([
         startConsumer({
           ...common,
           groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.releases`,
@@ -61,6 +72,7 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
           handle: (event, tx) => applyConfigurationEvent(event, tx),
         }),
       ]);
+      return [sweep, ...consumers];
     },
   };
 }

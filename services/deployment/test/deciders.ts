@@ -90,6 +90,7 @@ export class Deciding {
       gateViolations: [],
       baseline,
       freezeOverrideJustification: "",
+      overriddenFreezeWindowIds: [],
       now: NOW,
     });
   }

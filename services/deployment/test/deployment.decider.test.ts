@@ -158,7 +158,14 @@ describe("approval and start", () => {
       { rule: "gate.artifact_quarantined", subject: "a-new", description: "quarantined" },
     ];
     const error = refusal(() =>
-      d.run({ kind: "startDeployment", gateViolations, baseline, freezeOverrideJustification: "", now: NOW }),
+      d.run({
+        kind: "startDeployment",
+        gateViolations,
+        baseline,
+        freezeOverrideJustification: "",
+        overriddenFreezeWindowIds: [],
+        now: NOW,
+      }),
     );
     expect(error.conditions.map((detail) => detail.rule)).toEqual([
       "gate.environment_frozen",
@@ -176,6 +183,24 @@ describe("approval and start", () => {
     d.claim(0);
     expect(d.types(d.events).slice(-2)).toEqual(["DeploymentStarted", "DeploymentStepClaimed"]);
     expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);
+  });
+
+  test("an overridden freeze is recorded on DeploymentScheduled: the justification and the calendar windows", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    const [scheduled] = d.run({
+      kind: "startDeployment",
+      gateViolations: [],
+      baseline,
+      freezeOverrideJustification: "INC-42: payments down",
+      overriddenFreezeWindowIds: ["fw-1", "fw-2"],
+      now: NOW,
+    });
+    expect(scheduled).toMatchObject({
+      $typeName: "rdm.deployment.v1.DeploymentScheduled",
+      freezeOverrideJustification: "INC-42: payments down",
+      overriddenFreezeWindowIds: ["fw-1", "fw-2"],
+    });
   });
 
   test("cancel before the start; not after", () => {

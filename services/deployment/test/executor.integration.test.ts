@@ -1,7 +1,3 @@
-// The executor protocol through gRPC against real PostgreSQL, and the outcome events on the real
-// Kafka protocol: claims, leases and fencing, canary holds, blue/green back-out, automatic rollback,
-// and a restart mid-deployment.
-import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
@@ -12,17 +8,7 @@ import {
   StepKind,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import {
-  artifact,
-  groups,
-  Harness,
-  preconditionRules,
-  refusedWith,
-  rid,
-  strategyOf,
-  uniqueId,
-  waitFor,
-} from "./harness.js";
+import { groups, Harness, preconditionRules, refusedWith, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
 
 const harness = new Harness("deployment-exec");
 type Client = Awaited<ReturnType<Harness["client"]>>;
@@ -37,38 +23,11 @@ beforeAll(async () => {
 });
 afterAll(() => harness.stop());
 
-/** A fresh environment (rank 1: no previous one) and a started deployment of a fresh release. */
-async function startedDeployment(
+const startedDeployment = (
   strategy: DeploymentStrategy,
-  targetGroups = groups({ rest: [uniqueId("ci"), uniqueId("ci")] }),
+  targetGroups?: ReturnType<typeof groups>,
   existing?: { environment: string },
-) {
-  const environment = existing?.environment ?? uniqueId("env");
-  if (!existing) {
-    await deployer.registerEnvironment({
-      ...rid(),
-      environment: { name: environment, promotionRank: 1, targetGroups, executorLabels: [] },
-    });
-  }
-  const releaseId = randomUUID();
-  const artifactId = randomUUID();
-  await harness.releaseReady(releaseId);
-  await harness.artifact(artifactId);
-  const { deployment } = await deployer.planDeployment({
-    ...rid(),
-    releaseId,
-    environment,
-    artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
-    strategy,
-  });
-  const deploymentId = deployment?.deploymentId as string;
-  // The gates read what the consumers have seen so far: retry until the facts have arrived.
-  await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
-    timeoutMs: 30_000,
-    description: "gates met once the upstream facts are consumed",
-  });
-  return { deploymentId, environment, releaseId, artifactId };
-}
+) => harness.startedDeployment(deployer, strategy, targetGroups, existing);
 
 /** Claims the next step of this environment (bounded poll: a canary pause may hold it). */
 const claim = (environment: string, client = executor, executorId = "agent-1", leaseSeconds = 30) =>

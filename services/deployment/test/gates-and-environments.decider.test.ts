@@ -6,6 +6,9 @@ import {
   type EnvironmentState,
   evaluateGates,
   evolveEnvironment,
+  type FreezeWindowFact,
+  freezeInForce,
+  freezeWindowsInForce,
   type GateFacts,
 } from "../src/domain/index.js";
 import { refusal } from "./deciders.js";
@@ -24,7 +27,8 @@ const ready: GateFacts = {
       window: { start: new Date("2031-03-01T09:00:00Z"), end: new Date("2031-03-01T11:00:00Z") },
     },
   ],
-  environment: { name: "production", frozen: false, freezeReason: "" },
+  environment: { name: "production", frozen: false, freezeReason: "", targetCiIds: ["ci-web", "ci-db"] },
+  freezeWindows: [],
   previousEnvironment: { name: "staging", packageSucceeded: true },
   artifacts: [{ artifactId: "a-1", known: true, verified: true, quarantined: false }],
   freezeOverride: { justification: "", byChangeManager: false },
@@ -41,7 +45,7 @@ describe("start gates", () => {
       rules({
         release: { inDeploymentPhase: false, approved: false },
         changes: [{ changeId: "c-1", known: true, authorized: false, emergency: false }],
-        environment: { name: "production", frozen: true, freezeReason: "peak" },
+        environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [] },
         previousEnvironment: { name: "staging", packageSucceeded: false },
         artifacts: [
           { artifactId: "a-1", known: true, verified: false, quarantined: false },
@@ -71,7 +75,7 @@ describe("start gates", () => {
   });
 
   test("a freeze yields only to a change-manager's justified override for an authorized emergency change", () => {
-    const frozen = { name: "production", frozen: true, freezeReason: "peak" };
+    const frozen = { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [] };
     const emergency = [{ ...(ready.changes[0] as GateFacts["changes"][number]), emergency: true }];
     const override = { justification: "INC-42", byChangeManager: true };
     expect(rules({ environment: frozen, changes: emergency, freezeOverride: override })).toEqual([]);
@@ -80,6 +84,75 @@ describe("start gates", () => {
       rules({ environment: frozen, changes: emergency, freezeOverride: { ...override, byChangeManager: false } }),
     ).toEqual(["gate.environment_frozen"]);
     expect(rules({ environment: frozen, changes: emergency })).toEqual(["gate.environment_frozen"]);
+  });
+
+  describe("change-calendar freeze windows", () => {
+    const window = (scope: Partial<FreezeWindowFact["scope"]>, overrides: Partial<FreezeWindowFact> = {}) => ({
+      freezeWindowId: `fw-${JSON.stringify(scope)}`,
+      name: "quarter end",
+      reason: "books close",
+      start: new Date("2031-03-01T08:00:00Z"),
+      end: new Date("2031-03-01T12:00:00Z"),
+      scope: { all: false, ciIds: [], environments: [], ...scope },
+      ...overrides,
+    });
+    const subjects = (facts: Partial<GateFacts>) =>
+      evaluateGates({ ...ready, ...facts }).map((detail) => [detail.rule, detail.subject]);
+
+    test("a window in force applies by scope: all, the environment, or one of the deployment's targets", () => {
+      const all = window({ all: true });
+      const environment = window({ environments: ["staging", "production"] });
+      const target = window({ ciIds: ["ci-db"] });
+      expect(subjects({ freezeWindows: [all, environment, target] })).toEqual([
+        ["gate.freeze_window", all.freezeWindowId],
+        ["gate.freeze_window", environment.freezeWindowId],
+        ["gate.freeze_window", target.freezeWindowId],
+      ]);
+    });
+
+    test("a window for other environments or CIs, or not containing now, does not apply", () => {
+      const windows = [
+        window({ environments: ["staging"] }),
+        window({ ciIds: ["ci-elsewhere"] }),
+        window({ all: true }, { freezeWindowId: "over", end: now }),
+        window({ all: true }, { freezeWindowId: "later", start: new Date("2031-03-01T10:00:01Z") }),
+      ];
+      expect(rules({ freezeWindows: windows })).toEqual([]);
+      expect(freezeInForce({ ...ready, freezeWindows: windows })).toBe(false);
+    });
+
+    test("the environment's flag and the windows are listed together, and one override covers them all", () => {
+      const frozen = { ...ready.environment, frozen: true, freezeReason: "peak" };
+      const freezeWindows = [window({ all: true }), window({ ciIds: ["ci-web"] })];
+      expect(rules({ environment: frozen, freezeWindows })).toEqual([
+        "gate.environment_frozen",
+        "gate.freeze_window",
+        "gate.freeze_window",
+      ]);
+      const emergency = [{ ...(ready.changes[0] as GateFacts["changes"][number]), emergency: true }];
+      const override = { justification: "INC-42", byChangeManager: true };
+      expect(rules({ environment: frozen, freezeWindows, changes: emergency, freezeOverride: override })).toEqual([]);
+      expect(rules({ freezeWindows, changes: emergency, freezeOverride: override })).toEqual([]);
+      expect(freezeWindowsInForce({ ...ready, freezeWindows }).map((w) => w.freezeWindowId)).toEqual(
+        freezeWindows.map((w) => w.freezeWindowId),
+      );
+    });
+
+    test("a window yields only to a change-manager's justified override for an authorized emergency change", () => {
+      const freezeWindows = [window({ environments: ["production"] })];
+      const emergency = [{ ...(ready.changes[0] as GateFacts["changes"][number]), emergency: true }];
+      const override = { justification: "INC-42", byChangeManager: true };
+      expect(rules({ freezeWindows, freezeOverride: override })).toEqual(["gate.freeze_window"]);
+      expect(
+        rules({ freezeWindows, changes: emergency, freezeOverride: { ...override, byChangeManager: false } }),
+      ).toEqual(["gate.freeze_window"]);
+      expect(rules({ freezeWindows, changes: emergency })).toEqual(["gate.freeze_window"]);
+      const unauthorized = [{ ...(emergency[0] as GateFacts["changes"][number]), authorized: false }];
+      expect(rules({ freezeWindows, changes: unauthorized, freezeOverride: override })).toEqual([
+        "gate.change_authorized",
+        "gate.freeze_window",
+      ]);
+    });
   });
 
   test("an unknown release, and the first environment of the order", () => {

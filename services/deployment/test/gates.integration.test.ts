@@ -2,10 +2,16 @@
 // read models of the release, change and configuration topics (published here as those
 // services would), its environments and its own deployments.
 import { randomUUID } from "node:crypto";
+import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentScheduledSchema,
+  DeploymentStrategyKind,
+  StepKind,
+  TargetOutcome,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import {
@@ -13,6 +19,7 @@ import {
   groups,
   Harness,
   preconditionRules,
+  preconditionSubjects,
   refusedWith,
   rid,
   strategyOf,
@@ -115,6 +122,56 @@ test("a freeze is overridden only by a change-manager with a justification and a
   await refusesWith(deploymentId, ["gate.environment_frozen"], deployer, "payments down");
   const { deployment } = await startsOnceReady(deploymentId, manager, "payments down, fix INC-42");
   expect(deployment?.state).toBe(DeploymentState.SCHEDULED);
+});
+
+test("change-calendar freeze windows: by environment or target CI; lifted, they stop; an emergency override records them", async () => {
+  const ciId = uniqueId("ci");
+  const env = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: env, promotionRank: 1, targetGroups: groups({ rest: [ciId] }) },
+  });
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  await harness.change(changeId, ChangeType.EMERGENCY);
+  const byEnvironment = await harness.freezeWindow({ environments: [env] });
+  const byTarget = await harness.freezeWindow({ ciIds: [ciId] });
+  // Neither applies here: another environment's, and one over already.
+  await harness.freezeWindow({ environments: [uniqueId("env")] });
+  await harness.freezeWindow({ all: true }, { hours: -3 });
+  const deploymentId = await plan(env, { releaseId, artifactId, changes: [changeId] });
+  const windowsInForce = (expected: string[]) =>
+    waitFor(
+      async () => {
+        const start = deployer.startDeployment({ ...rid(), deploymentId });
+        const subjects = (await preconditionSubjects(start, "gate.freeze_window")).sort();
+        return JSON.stringify(subjects) === JSON.stringify([...expected].sort()) ? subjects : undefined;
+      },
+      { timeoutMs: 30_000, description: `freeze windows in force: ${expected.join(", ")}` },
+    );
+  await windowsInForce([byEnvironment, byTarget]);
+
+  // Lifted, then its declaration delivered again (a replay): it stays lifted. A third window on
+  // the same partition, behind them, says when both were consumed.
+  await harness.liftFreezeWindow(byEnvironment);
+  await harness.freezeWindow({ environments: [env] }, { id: byEnvironment });
+  const behind = await harness.freezeWindow({ ciIds: [ciId] }, { key: byEnvironment });
+  await windowsInForce([byTarget, behind]);
+
+  // Only a change-manager's justification, with the authorized emergency change, overrides them.
+  await refusesWith(deploymentId, ["gate.freeze_window", "gate.freeze_window"], deployer, "INC-7 outage");
+  const manager = await harness.client("cm", ["change-manager"]);
+  const { deployment } = await startsOnceReady(deploymentId, manager, "INC-7 outage");
+  expect(deployment?.state).toBe(DeploymentState.SCHEDULED);
+  const scheduled = (await harness.service.context.store.readStream(deploymentId)).find(
+    (event) => event.type === DeploymentScheduledSchema.typeName,
+  );
+  const recorded = fromBinary(DeploymentScheduledSchema, scheduled?.data as Uint8Array);
+  expect(recorded.freezeOverrideJustification).toBe("INC-7 outage");
+  expect(recorded.overriddenFreezeWindowIds.sort()).toEqual([byTarget, behind].sort());
 });
 
 test("a package must have succeeded in the previous environment of the promotion order", async () => {

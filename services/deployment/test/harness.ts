@@ -13,7 +13,7 @@ import {
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
-import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
 import {
   createKafka,
   createProducer,
@@ -23,11 +23,13 @@ import {
   publishEvents,
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeType, FreezeScopeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestScheduledSchema,
+  FreezeWindowDeclaredSchema,
+  FreezeWindowLiftedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -38,6 +40,7 @@ import {
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import {
   DeployedArtifactSchema,
+  type DeploymentStrategy,
   type DeploymentStrategyKind,
   DeploymentStrategySchema,
   file_rdm_deployment_v1_events,
@@ -77,6 +80,7 @@ export class Harness {
       LOG_LEVEL: "warn",
       DEPLOYMENT_CONSUMER_GROUP: uniqueId("deployment-it"),
       DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+      DEPLOYMENT_LEASE_SWEEP_MS: "200",
     };
   }
 
@@ -183,6 +187,68 @@ export class Harness {
       await this.publish("configuration", ArtifactQuarantinedSchema, artifactId, { artifactId });
   }
 
+  /** A fresh environment (rank 1: no previous one) unless given, and a started deployment of a fresh release. */
+  async startedDeployment(
+    deployer: GrpcClient<(typeof DeploymentService)["method"]>,
+    strategy: DeploymentStrategy,
+    targetGroups = groups({ rest: [uniqueId("ci"), uniqueId("ci")] }),
+    existing?: { environment: string },
+  ) {
+    const environment = existing?.environment ?? uniqueId("env");
+    if (!existing) {
+      await deployer.registerEnvironment({
+        ...rid(),
+        environment: { name: environment, promotionRank: 1, targetGroups, executorLabels: [] },
+      });
+    }
+    const releaseId = randomUUID();
+    const artifactId = randomUUID();
+    await this.releaseReady(releaseId);
+    await this.artifact(artifactId);
+    const { deployment } = await deployer.planDeployment({
+      ...rid(),
+      releaseId,
+      environment,
+      artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
+      strategy,
+    });
+    const deploymentId = deployment?.deploymentId as string;
+    // The gates read what the consumers have seen so far: retry until the facts have arrived.
+    await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+      timeoutMs: 30_000,
+      description: "gates met once the upstream facts are consumed",
+    });
+    return { deploymentId, environment, releaseId, artifactId };
+  }
+
+  /**
+   * A freeze window of the change calendar for two hours from `hours` from now (default: around
+   * now); its id. `key`: the Kafka key, to put it behind other events on their partition.
+   */
+  async freezeWindow(
+    scope: { all?: boolean; ciIds?: string[]; environments?: string[] },
+    options: { hours?: number; id?: string; key?: string } = {},
+  ) {
+    const { hours = -1, id = randomUUID() } = options;
+    const key = options.key ?? id;
+    const window = create(TimeWindowSchema, {
+      start: timestampFromDate(new Date(Date.now() + hours * 3_600_000)),
+      end: timestampFromDate(new Date(Date.now() + (hours + 2) * 3_600_000)),
+    });
+    await this.publish("change", FreezeWindowDeclaredSchema, key, {
+      freezeWindowId: id,
+      name: "blackout",
+      reason: "quarter end",
+      window,
+      scope: create(FreezeScopeSchema, scope),
+    });
+    return id;
+  }
+
+  async liftFreezeWindow(freezeWindowId: string) {
+    await this.publish("change", FreezeWindowLiftedSchema, freezeWindowId, { freezeWindowId, reason: "over" });
+  }
+
   /** An authorized change scheduled around now. */
   async change(changeId: string, type = ChangeType.NORMAL) {
     const window = create(TimeWindowSchema, {
@@ -214,6 +280,19 @@ export async function preconditionRules(call: Promise<unknown>): Promise<string[
   );
   expect(details.code).toBe(status.FAILED_PRECONDITION);
   return (details.preconditionFailure?.violations ?? []).map((violation) => violation.type);
+}
+
+/** A FAILED_PRECONDITION refusal: the subjects of its violations of `rule`. */
+export async function preconditionSubjects(call: Promise<unknown>, rule: string): Promise<string[]> {
+  const details = errorDetails(
+    await call.then(
+      () => new Error("expected FAILED_PRECONDITION"),
+      (e: unknown) => e,
+    ),
+  );
+  expect(details.code).toBe(status.FAILED_PRECONDITION);
+  const violations = details.preconditionFailure?.violations ?? [];
+  return violations.filter((violation) => violation.type === rule).map((violation) => violation.subject);
 }
 
 export async function refusedWith(call: Promise<unknown>, code: status): Promise<string> {

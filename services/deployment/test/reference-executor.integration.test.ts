@@ -1,13 +1,13 @@
 // The reference executor (the rdm-executor bin's engine) against the service over gRPC: it
 // claims steps, runs the configured shell command per target, heartbeats and reports.
 import { randomUUID } from "node:crypto";
-import { mkdtemp, readFile } from "node:fs/promises";
+import { access, mkdtemp, readFile, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mintDevToken } from "@rdm/auth";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReferenceExecutor } from "../src/executor/reference-executor.js";
+import { type ExecutorLog, nextPollDelay, ReferenceExecutor } from "../src/executor/reference-executor.js";
 import { artifact, groups, Harness, rid, secret, strategyOf, uniqueId, waitFor } from "./harness.js";
 
 const harness = new Harness("deployment-ref-exec");
@@ -20,7 +20,11 @@ beforeAll(async () => {
 });
 afterAll(() => harness.stop());
 
-async function started(environment: string, targets: string[]) {
+async function started(
+  environment: string,
+  targets: string[],
+  strategy = strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 1 }),
+) {
   await deployer.registerEnvironment({
     ...rid(),
     environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: targets }) },
@@ -34,14 +38,14 @@ async function started(environment: string, targets: string[]) {
     releaseId,
     environment,
     artifacts: [artifact(artifactId)],
-    strategy: strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 1 }),
+    strategy,
   });
   const deploymentId = deployment?.deploymentId as string;
   await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), { timeoutMs: 30_000 });
   return deploymentId;
 }
 
-async function executorFor(environment: string, command: string) {
+async function executorFor(environment: string, command: string, logger?: ExecutorLog) {
   const token = await mintDevToken({
     subject: "ref-exec",
     roles: ["executor"],
@@ -58,7 +62,15 @@ async function executorFor(environment: string, command: string) {
     labels: [],
     leaseSeconds: 30,
     action: { command },
+    ...(logger ? { logger } : {}),
   });
+}
+
+/** Log lines by level, as pino's (fields, message) calls give them. */
+function captureLog() {
+  const lines: [string, string][] = [];
+  const at = (level: string) => (_fields: object, message: string) => lines.push([level, message]);
+  return { lines, logger: { debug: at("debug"), info: at("info"), warn: at("warn") } as unknown as ExecutorLog };
 }
 
 /** Runs the executor until the deployment reaches `state` (bounded). */
@@ -105,4 +117,59 @@ test("a failing verification command rolls the deployment back, the executor per
     StepState.COMPLETED,
     StepState.COMPLETED,
   ]);
+});
+
+test("stopped in the middle of a step, it gives the step back; claims and outcomes at info", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
+  const environment = uniqueId("env");
+  const deploymentId = await started(
+    environment,
+    [uniqueId("ci"), uniqueId("ci")],
+    strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+  );
+  // The first target waits for the test's go, so the stop lands while the step is held.
+  const begun = join(dir, "started");
+  const go = join(dir, "go");
+  const { lines, logger } = captureLog();
+  const executor = await executorFor(environment, `touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done`, logger);
+  const running = executor.run({ pollMs: 50, maxPollMs: 50 });
+  await waitFor(
+    () =>
+      access(begun).then(
+        () => true,
+        () => undefined,
+      ),
+    { timeoutMs: 30_000 },
+  );
+  executor.stop();
+  await writeFile(go, "");
+  await running;
+  executor.close();
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.steps[0]?.state).toBe(StepState.READY);
+  expect(deployment?.targets).toHaveLength(1);
+  const types = (await harness.service.context.store.readStream(deploymentId)).map((event) => event.type);
+  expect(types.at(-1)).toBe("rdm.deployment.v1.DeploymentStepReleased");
+  expect(lines).toEqual([
+    ["info", "step claimed"],
+    ["info", "step over"],
+  ]);
+});
+
+test("idle, it polls at debug, backing off from pollMs to maxPollMs; work resets the pause", async () => {
+  const backoff = { pollMs: 1000, maxPollMs: 10_000 };
+  const delays = [0];
+  for (let i = 0; i < 6; i++) delays.push(nextPollDelay(delays.at(-1) as number, backoff));
+  expect(delays).toEqual([0, 1000, 2000, 4000, 8000, 10_000, 10_000]);
+  expect(nextPollDelay(0, backoff)).toBe(1000);
+
+  const { lines, logger } = captureLog();
+  const executor = await executorFor(uniqueId("idle"), "true", logger);
+  await executor.run({ pollMs: 10, maxPollMs: 20, once: true });
+  const running = executor.run({ pollMs: 10, maxPollMs: 20 });
+  await waitFor(() => (lines.length >= 3 ? true : undefined), { timeoutMs: 10_000 });
+  executor.stop();
+  await running;
+  executor.close();
+  expect(new Set(lines.map(([level, message]) => `${level} ${message}`))).toEqual(new Set(["debug no step waiting"]));
 });

@@ -58,8 +58,9 @@ export function traceCalls(): Interceptor {
 }
 
 /**
- * One log line per call (`rpc`, `code`, `duration_ms`, `subject`, `request_id`); an error that
- * becomes INTERNAL is logged here, once, with its real message (the caller sees a generic one).
+ * One log line per call (`rpc`, `code`, `duration_ms`, `subject`, `request_id`), at info unless
+ * the handler lowered `ctx.callLogLevel`; an error that becomes INTERNAL is logged here, once, with
+ * its real message (the caller sees a generic one).
  */
 export function logCalls(logger: Logger): Interceptor {
   return (next) => async (request, ctx) => {
@@ -74,7 +75,7 @@ export function logCalls(logger: Logger): Interceptor {
     });
     try {
       const response = await next(request, ctx);
-      logger.info(line(GrpcStatus.OK), "gRPC call");
+      logger[ctx.callLogLevel ?? "info"](line(GrpcStatus.OK), "gRPC call");
       return response;
     } catch (error) {
       const mapped = toStatus(error);

@@ -1,12 +1,13 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import {
   type ClientCommand,
-  type CommandHandler,
+  CommandHandler,
   type CommandOrigin,
   type DecisionContext,
   type DomainEvent,
   RuleViolation,
 } from "@rdm/command-handler";
+import type { EventStore } from "@rdm/eventstore";
 import { type CallContext, requestFingerprint } from "@rdm/grpc";
 import type pg from "pg";
 import {
@@ -19,8 +20,19 @@ import {
   environmentStreamId,
 } from "../domain/index.js";
 import { type Queryable, saveEnvironment } from "../store/tables.js";
-import { deployments, environments } from "./aggregates.js";
+import { deploymentCodec, deployments, environments } from "./aggregates.js";
 import { projectDeployment, withEnvironmentSequences } from "./projection.js";
+
+/** The one command handler of the service's API and jobs. */
+export const deploymentCommandHandler = (store: EventStore, clock: () => Date) =>
+  new CommandHandler<DomainEvent>({
+    store,
+    codec: deploymentCodec,
+    clock,
+    // Two commands on one deployment may wait on each other's queue row and stream append: the
+    // one PostgreSQL aborts is decided again, as on a version conflict.
+    retry: { retryOn: (error) => (error as { code?: unknown } | null)?.code === "40P01" },
+  });
 
 export const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
   actor: ctx.principal.subject,

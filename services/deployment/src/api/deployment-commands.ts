@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import type pg from "pg";
-import { evaluateGates } from "../domain/index.js";
+import { evaluateGates, freezeInForce, freezeWindowsInForce } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
 import { findEnvironment } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
@@ -69,11 +69,13 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
             freezeOverrideJustification: request.freezeOverrideJustification,
             byChangeManager,
           });
+          const overridden = freezeInForce(facts);
           return {
             kind: "startDeployment",
             gateViolations: evaluateGates(facts),
             baseline: environment.baseline,
-            freezeOverrideJustification: environment.frozen ? request.freezeOverrideJustification : "",
+            freezeOverrideJustification: overridden ? request.freezeOverrideJustification : "",
+            overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
             now: decision.now,
           };
         },

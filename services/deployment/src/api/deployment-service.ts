@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { READER_ROLES } from "@rdm/auth";
-import { CommandHandler, type DomainEvent } from "@rdm/command-handler";
+import type { CommandHandler, DomainEvent } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import { InvalidArgument, type ServiceHandlers, type ServiceRegistration } from "@rdm/grpc";
 import {
@@ -13,8 +13,8 @@ import {
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
 import { listDeployments, listEnvironments } from "../store/tables.js";
-import { deploymentCodec, deployments } from "./aggregates.js";
-import { notFound, runEnvironmentCommand } from "./commands.js";
+import { deployments } from "./aggregates.js";
+import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
 import { deploymentCommandHandlers } from "./deployment-commands.js";
 import { executorHandlers } from "./executor-handlers.js";
 
@@ -106,14 +106,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
 /** DeploymentService: environments, deployments and the executor protocol. */
 export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegistration<Methods> {
   const clock = deps.clock ?? (() => new Date());
-  const handler = new CommandHandler<DomainEvent>({
-    store: deps.store,
-    codec: deploymentCodec,
-    clock,
-    // Two commands on one deployment may wait on each other's queue row and stream append: the
-    // one PostgreSQL aborts is decided again, as on a version conflict.
-    retry: { retryOn: (error) => (error as { code?: unknown } | null)?.code === "40P01" },
-  });
+  const handler = deploymentCommandHandler(deps.store, clock);
   const api: ApiContext = { ...deps, handler, clock };
   return {
     service: DeploymentService,
@@ -138,6 +131,7 @@ export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegis
       reportTargetProgress: ["executor"],
       completeStep: ["executor"],
       failStep: ["executor"],
+      releaseStep: ["executor"],
     },
     handlers: {
       ...environmentAndQueryHandlers(api),

@@ -1,7 +1,7 @@
-import { create, fromBinary } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RuleViolation } from "@rdm/command-handler";
-import { InvalidArgument } from "@rdm/grpc";
+import { InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   ClaimStepResponseSchema,
@@ -45,10 +45,18 @@ const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.Po
   if (!(await leaseIsLive(tx, lease))) throw leaseLost(lease);
 };
 
-/** The executor protocol: claim with a lease, heartbeat, report per target, complete or fail. */
+/** The executor protocol: claim with a lease, heartbeat, report per target, complete, fail or give back. */
 export function executorHandlers({ handler, pool, store }: ApiContext) {
   return {
     async claimStep(request, ctx) {
+      const recorded = {
+        response: ClaimStepResponseSchema,
+        requestHash: requestFingerprint(M.claimStep.input, request),
+      };
+      // A retry gets the first answer before the queue is looked at: it must not take (or lock)
+      // another waiting step for a request that already has its step.
+      const first = await handler.replay(request.requestId, recorded, pool);
+      if (first) return first;
       let queued: QueuedStep | undefined;
       try {
         return await runDeploymentCommand(handler, ctx, M.claimStep, request, {
@@ -71,11 +79,14 @@ export function executorHandlers({ handler, pool, store }: ApiContext) {
         });
       } catch (error) {
         if (!(error instanceof NothingToClaim)) throw error;
-        // A retried claim whose first attempt got a step: that answer, not an empty one.
-        const previous = await store.getCommandResult(request.requestId);
-        return previous?.response
-          ? fromBinary(ClaimStepResponseSchema, previous.response)
-          : create(ClaimStepResponseSchema);
+        // An idle executor polls: its empty claims are logged at debug, not one info line a poll.
+        ctx.callLogLevel = "debug";
+        // "Nothing waiting" is an answer too, recorded like any no-op (a retry gets it, not a
+        // step that arrived since); a twin that recorded first has its answer returned.
+        const nothing = create(ClaimStepResponseSchema);
+        const response = toBinary(ClaimStepResponseSchema, nothing);
+        const taken = !(await store.recordCommandResult(request.requestId, { ...recorded, response, streamId: "" }));
+        return (taken && (await handler.replay(request.requestId, recorded, pool))) || nothing;
       }
     },
 
@@ -121,6 +132,16 @@ export function executorHandlers({ handler, pool, store }: ApiContext) {
         streamId: lease.deploymentId,
         prepare: requireLiveLease(lease),
         command: () => ({ kind: "failStep", ...lease, reason: request.reason }),
+      });
+    },
+
+    async releaseStep(request, ctx) {
+      const lease = leaseOf(request.lease);
+      return runDeploymentCommand(handler, ctx, M.releaseStep, request, {
+        output: M.releaseStep.output,
+        streamId: lease.deploymentId,
+        prepare: requireLiveLease(lease),
+        command: () => ({ kind: "releaseStep", ...lease, reason: request.reason }),
       });
     },
   } satisfies Partial<Handlers>;

@@ -8,6 +8,8 @@ import {
   ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
   ChangeRequestScheduledSchema,
+  FreezeWindowDeclaredSchema,
+  FreezeWindowLiftedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   ArtifactQuarantinedSchema,
@@ -27,8 +29,8 @@ import {
 import type { Queryable } from "../store/tables.js";
 
 /**
- * What the start gates need of the release, change and configuration services, kept from their
- * topics. Each handler writes absolute values from one event (no counters), so a redelivered
+ * What the start gates need of the release, change and configuration services (releases, changes,
+ * the change calendar's freeze windows, DML artifacts), kept from their topics. Each handler writes absolute values from one event (no counters), so a redelivered
  * message changes nothing and replaying a topic from the start rebuilds the same rows.
  */
 export const upstreamFactsMigrations: Migration[] = [
@@ -53,6 +55,24 @@ export const upstreamFactsMigrations: Migration[] = [
   },
   {
     version: 3,
+    name: "freeze windows of the change calendar",
+    sql: `
+      -- lifted is set by FreezeWindowLifted only: a redelivered declaration never thaws a window.
+      CREATE TABLE gate_freeze_windows (
+        freeze_window_id text PRIMARY KEY,
+        name text NOT NULL DEFAULT '',
+        reason text NOT NULL DEFAULT '',
+        window_start timestamptz,
+        window_end timestamptz,
+        scope_all boolean NOT NULL DEFAULT false,
+        ci_ids text[] NOT NULL DEFAULT '{}',
+        environments text[] NOT NULL DEFAULT '{}',
+        lifted boolean NOT NULL DEFAULT false
+      );
+    `,
+  },
+  {
+    version: 5,
     name: "change requests linked to each release",
     // A change linked to the release after it was approved gates its deployments too, whether or
     // not the deployment plan names it.
@@ -129,6 +149,32 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
         event.data,
       );
       await tx.query(upsert("gate_changes", "change_id", "authorized"), [changeRequestId, authorized]);
+      return;
+    }
+    case FreezeWindowDeclaredSchema.typeName: {
+      const { freezeWindowId, name, reason, window, scope } = fromBinary(FreezeWindowDeclaredSchema, event.data);
+      await tx.query(
+        `INSERT INTO gate_freeze_windows (freeze_window_id, name, reason, window_start, window_end, scope_all, ci_ids, environments)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+         ON CONFLICT (freeze_window_id) DO UPDATE SET name = EXCLUDED.name, reason = EXCLUDED.reason,
+           window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end, scope_all = EXCLUDED.scope_all,
+           ci_ids = EXCLUDED.ci_ids, environments = EXCLUDED.environments`,
+        [
+          freezeWindowId,
+          name,
+          reason,
+          window?.start ? timestampDate(window.start) : null,
+          window?.end ? timestampDate(window.end) : null,
+          scope?.all ?? false,
+          scope?.ciIds ?? [],
+          scope?.environments ?? [],
+        ],
+      );
+      return;
+    }
+    case FreezeWindowLiftedSchema.typeName: {
+      const { freezeWindowId } = fromBinary(FreezeWindowLiftedSchema, event.data);
+      await tx.query(upsert("gate_freeze_windows", "freeze_window_id", "lifted"), [freezeWindowId, true]);
       return;
     }
     case ChangeRequestScheduledSchema.typeName: {

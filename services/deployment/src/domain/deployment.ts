@@ -42,7 +42,9 @@ export type DeploymentCommand =
       /** Unmet gates the API found from its read models (release, changes, DML, environment). */
       gateViolations: RuleDetail[];
       baseline: DeployedArtifact[];
+      /** Recorded when a freeze was overridden, with the calendar's freeze windows it set aside. */
       freezeOverrideJustification: string;
+      overriddenFreezeWindowIds: string[];
       now: Date;
     }
   | { kind: "pauseDeployment"; reason: string }
@@ -152,6 +154,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       baseline: command.baseline,
       availableAt: timestampFromDate(availableAt),
       freezeOverrideJustification: command.freezeOverrideJustification,
+      overriddenFreezeWindowIds: command.overriddenFreezeWindowIds,
     }),
   ];
 }

@@ -7,6 +7,7 @@ import {
   DeploymentStepCompletedSchema,
   DeploymentStepFailedSchema,
   DeploymentStepLeaseExpiredSchema,
+  DeploymentStepReleasedSchema,
   DeploymentSucceededSchema,
   DeploymentTargetProgressedSchema,
   DeploymentVerificationRecordedSchema,
@@ -42,7 +43,8 @@ export type StepCommand =
       verifications: { check: string; passed: boolean; detail: string }[];
     } & StepLease)
   | ({ kind: "completeStep"; now: Date } & StepLease)
-  | ({ kind: "failStep"; reason: string } & StepLease);
+  | ({ kind: "failStep"; reason: string } & StepLease)
+  | ({ kind: "releaseStep"; reason: string } & StepLease);
 
 const stepOf = (deployment: Deployment, index: number): DeploymentStep =>
   deployment.steps[index] ?? refuse("step.unknown", `the deployment has no step ${index}`, "step");
@@ -168,6 +170,18 @@ export function decideStepCommand(command: StepCommand, deployment: Deployment):
           stepIndex: step.index,
           fencingToken: step.fencingToken,
           executorId: step.executorId,
+        }),
+      ];
+    }
+    case "releaseStep": {
+      // Given back unfinished: the step returns to the queue; the holder's lease is void from now on.
+      const step = heldStep(deployment, command);
+      return [
+        create(DeploymentStepReleasedSchema, {
+          deploymentId: deployment.deploymentId,
+          stepIndex: step.index,
+          fencingToken: step.fencingToken,
+          reason: command.reason,
         }),
       ];
     }

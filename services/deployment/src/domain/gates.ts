@@ -13,7 +13,10 @@ export interface GateFacts {
     window?: { start: Date; end: Date } | undefined;
     emergency: boolean;
   }[];
-  environment: { name: string; frozen: boolean; freezeReason: string };
+  /** The environment, its freeze flag and the CIs the deployment targets there. */
+  environment: { name: string; frozen: boolean; freezeReason: string; targetCiIds: string[] };
+  /** The change calendar's freeze windows not lifted (from rdm.change.events.v1); those in force now apply. */
+  freezeWindows: FreezeWindowFact[];
   /** The environment before this one in the promotion order, and whether the package succeeded there. */
   previousEnvironment?: { name: string; packageSucceeded: boolean } | undefined;
   artifacts: { artifactId: string; known: boolean; verified: boolean; quarantined: boolean }[];
@@ -21,6 +24,33 @@ export interface GateFacts {
   /** Another deployment already running in the environment. */
   runningDeploymentId?: string | undefined;
 }
+
+/** A freeze (blackout) window of the change calendar, as the read model keeps it. */
+export interface FreezeWindowFact {
+  freezeWindowId: string;
+  name: string;
+  reason: string;
+  start: Date;
+  end: Date;
+  scope: { all: boolean; ciIds: string[]; environments: string[] };
+}
+
+/**
+ * The calendar's freeze windows that hold the deployment back now: the window contains now and
+ * its scope is everything, the environment, or one of the CIs the deployment targets.
+ */
+export function freezeWindowsInForce(facts: GateFacts): FreezeWindowFact[] {
+  const targets = new Set(facts.environment.targetCiIds);
+  return facts.freezeWindows.filter(
+    ({ start, end, scope }) =>
+      start <= facts.now &&
+      facts.now < end &&
+      (scope.all || scope.environments.includes(facts.environment.name) || scope.ciIds.some((ci) => targets.has(ci))),
+  );
+}
+
+/** Whether any freeze (the environment's flag or a calendar window) holds the deployment back now. */
+export const freezeInForce = (facts: GateFacts) => facts.environment.frozen || freezeWindowsInForce(facts).length > 0;
 
 const detail = (rule: string, subject: string, description: string): RuleDetail => ({ rule, subject, description });
 
@@ -57,9 +87,14 @@ function changeGates(facts: GateFacts): RuleDetail[] {
   });
 }
 
-/** A freeze holds unless a change-manager overrides it, with a justification, for an emergency change. */
+/**
+ * A freeze (the environment's flag or a calendar window in force) holds unless a change-manager
+ * overrides it, with a justification, for an authorized emergency change; the override covers
+ * every freeze in force, and each one it would have to cover is listed when it does not hold.
+ */
 function freezeGate(facts: GateFacts): RuleDetail[] {
-  if (!facts.environment.frozen) return [];
+  const windows = freezeWindowsInForce(facts);
+  if (!facts.environment.frozen && windows.length === 0) return [];
   const override = facts.freezeOverride;
   const emergency = facts.changes.some((change) => change.emergency && change.authorized);
   if (override.justification && override.byChangeManager && emergency) return [];
@@ -68,11 +103,18 @@ function freezeGate(facts: GateFacts): RuleDetail[] {
     : !override.byChangeManager
       ? " (an override needs the change-manager role)"
       : " (an override needs an authorized emergency change)";
+  const { name, frozen, freezeReason } = facts.environment;
   return [
-    detail(
-      "gate.environment_frozen",
-      facts.environment.name,
-      `${facts.environment.name} is frozen: ${facts.environment.freezeReason || "no reason given"}${why}`,
+    ...(frozen
+      ? [detail("gate.environment_frozen", name, `${name} is frozen: ${freezeReason || "no reason given"}${why}`)]
+      : []),
+    ...windows.map((window) =>
+      detail(
+        "gate.freeze_window",
+        window.freezeWindowId,
+        `freeze window "${window.name}" (${window.start.toISOString()}..${window.end.toISOString()}) applies to ` +
+          `${name}: ${window.reason || "no reason given"}${why}`,
+      ),
     ),
   ];
 }

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
+import { createLogger } from "@rdm/observability";
 import { ReferenceExecutor } from "./reference-executor.js";
 
 const usage = `rdm-executor: claims deployment steps and performs each target.
@@ -12,8 +13,11 @@ const usage = `rdm-executor: claims deployment steps and performs each target.
   --command CMD           run per target with /bin/sh -c (RDM_TARGET, RDM_STEP_KIND, RDM_ARTIFACTS, ...)
   --http-url URL          or POST the step and target as JSON per target (2xx: success)
   --lease-seconds N       lease per claim (default 30)
-  --poll-ms N             pause when no step waits (default 1000)
-  --once                  perform at most one step, then exit`;
+  --poll-ms N             first pause when no step waits (default 1000); doubled per idle poll
+  --max-poll-ms N         up to this (default 10000); work resets it
+  --once                  perform at most one step, then exit
+
+Claims and outcomes are logged at info; LOG_LEVEL=debug logs every idle poll too.`;
 
 const { values } = parseArgs({
   options: {
@@ -26,6 +30,7 @@ const { values } = parseArgs({
     "http-url": { type: "string" },
     "lease-seconds": { type: "string", default: "30" },
     "poll-ms": { type: "string", default: "1000" },
+    "max-poll-ms": { type: "string", default: "10000" },
     once: { type: "boolean", default: false },
     help: { type: "boolean", default: false },
   },
@@ -42,8 +47,11 @@ if (values.help) {
 }
 const leaseSeconds = Number.parseInt(values["lease-seconds"], 10);
 const pollMs = Number.parseInt(values["poll-ms"], 10);
+const maxPollMs = Number.parseInt(values["max-poll-ms"], 10);
 if (!values.token) fail("a token is required (--token or RDM_EXECUTOR_TOKEN)");
-if (!(leaseSeconds >= 1 && pollMs >= 10)) fail("--lease-seconds must be >= 1 and --poll-ms >= 10");
+if (!(leaseSeconds >= 1 && pollMs >= 10 && maxPollMs >= pollMs)) {
+  fail("--lease-seconds must be >= 1, --poll-ms >= 10 and --max-poll-ms >= --poll-ms");
+}
 const action = values.command
   ? { command: values.command }
   : values["http-url"]
@@ -58,24 +66,15 @@ const executor = new ReferenceExecutor({
   labels: values.label,
   leaseSeconds,
   action,
-  log: (line) =>
-    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), executor: values.id, msg: line })}\n`),
+  logger: createLogger("executor").child({ executor: values.id }),
 });
 
-let stopping = false;
-for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => (stopping = true));
+for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => executor.stop());
 // Started by a supervisor with an IPC channel (`./rdm up`): the channel closes when the supervisor
-// dies, however it dies, and the executor stops after its current step; it must not keep it alive.
+// dies, however it dies, and the executor stops after its current target; it must not keep it alive.
 if (process.channel) {
-  process.once("disconnect", () => (stopping = true));
+  process.once("disconnect", () => executor.stop());
   process.channel.unref();
 }
-while (!stopping) {
-  const worked = await executor.runOnce().catch((error: unknown) => {
-    process.stderr.write(`${JSON.stringify({ executor: values.id, error: String(error) })}\n`);
-    return false;
-  });
-  if (values.once) break;
-  if (!worked) await new Promise((resolve) => setTimeout(resolve, pollMs));
-}
+await executor.run({ pollMs, maxPollMs, once: values.once });
 executor.close();

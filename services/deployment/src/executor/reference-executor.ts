@@ -1,7 +1,10 @@
 import { execFile } from "node:child_process";
+import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import type { Logger } from "@rdm/observability";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService, type StepAssignment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeployedArtifactSchema, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 
@@ -20,8 +23,21 @@ export interface ExecutorOptions {
   action: TargetAction;
   /** Per target; a command or request running longer fails the target. */
   timeoutMs?: number;
-  log?: (line: string) => void;
+  /** Claims and outcomes at info, idle polls at debug, trouble at warn (pino's shape). */
+  logger?: ExecutorLog;
 }
+
+export type ExecutorLog = Pick<Logger, "debug" | "info" | "warn">;
+
+/** How long an executor waits before polling again: from pollMs, doubled per idle poll up to maxPollMs. */
+export interface PollBackoff {
+  pollMs: number;
+  maxPollMs: number;
+}
+
+/** The pause after an idle poll (or a failed one), given the one before it (0 after work). */
+export const nextPollDelay = (previous: number, { pollMs, maxPollMs }: PollBackoff) =>
+  Math.min(maxPollMs, previous === 0 ? pollMs : previous * 2);
 
 interface TargetResult {
   ok: boolean;
@@ -71,13 +87,18 @@ export async function performTarget(action: TargetAction, assignment: StepAssign
   }
 }
 
-/** The reference executor: claims steps, performs each target, heartbeats meanwhile, reports. */
+/**
+ * The reference executor: claims steps, performs each target, heartbeats meanwhile, reports.
+ * Asked to stop in the middle of a step, it gives the step back (ReleaseStep) before the next
+ * target, so another executor carries on at once instead of waiting for the lease to lapse.
+ */
 export class ReferenceExecutor {
   private readonly client: GrpcClient<(typeof DeploymentService)["method"]>;
-  private readonly log: (line: string) => void;
+  private readonly logger: ExecutorLog;
+  private readonly stopping = new AbortController();
   constructor(private readonly options: ExecutorOptions) {
     this.client = createGrpcClient(DeploymentService, options.address, { token: options.token });
-    this.log = options.log ?? (() => undefined);
+    this.logger = options.logger ?? { debug: () => undefined, info: () => undefined, warn: () => undefined };
   }
 
   /** Claims and performs one step; false when none was waiting. */
@@ -95,34 +116,71 @@ export class ReferenceExecutor {
       stepIndex: assignment.step.index,
       fencingToken: assignment.fencingToken,
     };
-    this.log(`claimed step ${lease.stepIndex} (${StepKind[assignment.step.kind]}) of ${lease.deploymentId}`);
+    const about = {
+      deployment_id: lease.deploymentId,
+      step_index: lease.stepIndex,
+      environment: assignment.environment,
+    };
+    this.logger.info(
+      { ...about, kind: StepKind[assignment.step.kind], targets: assignment.step.targetCiIds },
+      "step claimed",
+    );
     // Heartbeats at a third of the lease; a lost lease ends the step without further reports.
     let lost = false;
     const heartbeat = setInterval(
       () => {
         this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }).catch((error: unknown) => {
           lost = true;
-          this.log(`lease lost on step ${lease.stepIndex}: ${String(error)}`);
+          this.logger.warn({ ...about, err: String(error) }, "lease lost: the step is abandoned");
         });
       },
       (this.options.leaseSeconds * 1000) / 3,
     );
     try {
-      await this.performStep(assignment, lease, () => lost);
+      this.logger.info({ ...about, outcome: await this.performStep(assignment, lease, () => lost) }, "step over");
     } finally {
       clearInterval(heartbeat);
     }
     return true;
   }
 
+  /**
+   * Runs steps until stop(): after work it polls again at once; idle (or failing to reach the
+   * service) it waits, doubling the pause from pollMs up to maxPollMs. Idle polls log at debug.
+   */
+  async run(backoff: PollBackoff & { once?: boolean }) {
+    let delay = 0;
+    while (!this.stopping.signal.aborted) {
+      const worked = await this.runOnce().catch((error: unknown) => {
+        this.logger.warn({ err: String(error), retry_in_ms: nextPollDelay(delay, backoff) }, "claim failed");
+        return false;
+      });
+      if (backoff.once) return;
+      delay = worked ? 0 : nextPollDelay(delay, backoff);
+      if (worked) continue;
+      this.logger.debug({ next_poll_ms: delay }, "no step waiting");
+      await sleep(delay, undefined, { signal: this.stopping.signal }).catch(() => undefined);
+    }
+  }
+
+  /** Ends run() after the current target: a step in progress is given back. */
+  stop() {
+    this.stopping.abort();
+  }
+
+  /** Performs the step's targets and reports them; says how it ended. */
   private async performStep(
     assignment: StepAssignment,
     lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
     isLost: () => boolean,
-  ) {
+  ): Promise<string> {
     const verify = assignment.step?.kind === StepKind.VERIFY;
     for (const ciId of assignment.step?.targetCiIds ?? []) {
-      if (isLost()) return;
+      if (isLost()) return "lease lost";
+      if (this.stopping.signal.aborted) {
+        await this.client.releaseStep({ requestId: crypto.randomUUID(), lease, reason: "executor stopping" });
+        return "given back: executor stopping";
+      }
       const result = await performTarget(this.options.action, assignment, ciId, this.options.timeoutMs ?? 300_000);
       const { deployment } = await this.client.reportTargetProgress({
         requestId: crypto.randomUUID(),
@@ -136,11 +194,13 @@ export class ReferenceExecutor {
           : [],
       });
       // The report may have ended the step (failed verification, failed-target limit): stop here.
-      if (deployment?.steps[lease.stepIndex]?.fencingToken !== lease.fencingToken) return;
-      if (deployment.steps[lease.stepIndex]?.state !== assignment.step?.state) return;
+      const step = deployment?.steps[lease.stepIndex];
+      if (step?.fencingToken !== lease.fencingToken || step.state !== assignment.step?.state) {
+        return `ended by the report on ${ciId} (deployment ${DeploymentState[deployment?.state ?? 0]})`;
+      }
     }
-    await this.client.completeStep({ requestId: crypto.randomUUID(), lease });
-    this.log(`completed step ${lease.stepIndex} of ${lease.deploymentId}`);
+    const { deployment } = await this.client.completeStep({ requestId: crypto.randomUUID(), lease });
+    return `completed (deployment ${DeploymentState[deployment?.state ?? 0]})`;
   }
 
   close() {

@@ -35,6 +35,20 @@ export async function loadGateFacts(
     "SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)",
     [artifactIds],
   );
+  const freezeWindows = await tx.query<{
+    freeze_window_id: string;
+    name: string;
+    reason: string;
+    window_start: Date;
+    window_end: Date;
+    scope_all: boolean;
+    ci_ids: string[];
+    environments: string[];
+  }>(
+    `SELECT * FROM gate_freeze_windows
+     WHERE NOT lifted AND window_start IS NOT NULL AND window_end IS NOT NULL AND window_end > $1`,
+    [context.now],
+  );
   const previous = environment.promotesFrom;
   const release = releases.rows[0];
   return {
@@ -51,7 +65,26 @@ export async function loadGateFacts(
         window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
       };
     }),
-    environment: { name: environment.name, frozen: environment.frozen, freezeReason: environment.freezeReason },
+    environment: {
+      name: environment.name,
+      frozen: environment.frozen,
+      freezeReason: environment.freezeReason,
+      // Every CI the package goes to, and those the steps touch (a blue/green switch moves both colours).
+      targetCiIds: [
+        ...new Set([
+          ...deployment.artifacts.flatMap((artifact) => artifact.targetCiIds),
+          ...deployment.steps.flatMap((step) => step.targetCiIds),
+        ]),
+      ],
+    },
+    freezeWindows: freezeWindows.rows.map((row) => ({
+      freezeWindowId: row.freeze_window_id,
+      name: row.name,
+      reason: row.reason,
+      start: row.window_start,
+      end: row.window_end,
+      scope: { all: row.scope_all, ciIds: row.ci_ids, environments: row.environments },
+    })),
     previousEnvironment:
       previous === ""
         ? undefined

@@ -85,6 +85,22 @@ export async function lockNextStep(
   return row && { deploymentId: row.deployment_id, stepIndex: row.step_index, leaseExpired: row.status === "CLAIMED" };
 }
 
+/**
+ * Locks one claimed step whose lease ran out, skipping those a claimer or another sweeper holds:
+ * the claim that takes it over, or the sweep that returns it to the queue, commits first.
+ */
+export async function lockLapsedLease(
+  tx: Queryable,
+): Promise<{ deploymentId: string; stepIndex: number; fencingToken: bigint } | undefined> {
+  const { rows } = await tx.query<{ deployment_id: string; step_index: number; fencing_token: string }>(
+    `SELECT deployment_id, step_index, fencing_token FROM step_queue
+     WHERE status = 'CLAIMED' AND lease_expires_at < now()
+     ORDER BY lease_expires_at LIMIT 1 FOR UPDATE SKIP LOCKED`,
+  );
+  const row = rows[0];
+  return row && { deploymentId: row.deployment_id, stepIndex: row.step_index, fencingToken: BigInt(row.fencing_token) };
+}
+
 /** Whether the lease is still held (right token, not expired); locks the row until the command commits. */
 export async function leaseIsLive(
   tx: Queryable,

@@ -65,6 +65,11 @@ export const deploymentMigrations: Migration[] = [
       CREATE INDEX step_queue_claimable ON step_queue (available_at) WHERE status IN ('READY', 'CLAIMED') AND NOT held;
     `,
   },
+  {
+    version: 4,
+    name: "lapsed leases for the sweep",
+    sql: "CREATE INDEX step_queue_leases ON step_queue (lease_expires_at) WHERE status = 'CLAIMED';",
+  },
 ];
 
 export async function saveEnvironment(tx: Queryable, environment: Environment) {

@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import { type CommandHandler, isRuleViolation } from "@rdm/command-handler";
 import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
+import { type Poller, startPoller } from "@rdm/runtime";
 import type pg from "pg";
 import type { ReleaseCommand } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { releaseCommand } from "../store/releases.js";
-import { type Poller, startPoller } from "./poller.js";
 
 export const SCHEDULER_ACTOR = "system:deadline-scheduler";
 

@@ -4,11 +4,11 @@ import { type CommandHandler, isRuleViolation } from "@rdm/command-handler";
 import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import { type Subscription, SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { type Poller, startPoller } from "@rdm/runtime";
 import type pg from "pg";
 import type { SubscriptionEvent } from "../domain/subscription/types.js";
 import { type NotificationPayload, renderChatText } from "../notifier/payload.js";
 import { subscriptionCommand } from "../store/subscriptions.js";
-import { type Poller, startPoller } from "./poller.js";
 import { postSigned } from "./signed-post.js";
 import { LEASE_MARGIN_MS, ROUND_SIZE } from "./webhook-delivery.js";
 

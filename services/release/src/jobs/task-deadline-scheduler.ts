@@ -2,11 +2,11 @@ import { randomUUID } from "node:crypto";
 import { type CommandHandler, isRuleViolation } from "@rdm/command-handler";
 import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
+import { type Poller, startPoller } from "@rdm/runtime";
 import type pg from "pg";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { releaseCommand } from "../store/releases.js";
 import { SCHEDULER_ACTOR } from "./deadline-scheduler.js";
-import { type Poller, startPoller } from "./poller.js";
 
 /**
  * Reports tasks still open at their due time, from the durable table release_task_deadlines,

@@ -1,6 +1,6 @@
 import type { Logger } from "@rdm/observability";
+import { type Poller, startPoller } from "@rdm/runtime";
 import type pg from "pg";
-import { type Poller, startPoller } from "./poller.js";
 import { postSigned } from "./signed-post.js";
 
 export { SIGNATURE_HEADER, TIMESTAMP_HEADER, webhookSignature } from "./signed-post.js";

@@ -1,0 +1,72 @@
+import { type CommandHandler, type DomainEvent, isRuleViolation } from "@rdm/command-handler";
+import { withTransaction } from "@rdm/eventstore";
+import type { Logger } from "@rdm/observability";
+import { type Poller, startPoller } from "@rdm/runtime";
+import type pg from "pg";
+import { deployments } from "../api/aggregates.js";
+import { projectDeployment, withEnvironmentSequences } from "../api/projection.js";
+import { decide } from "../domain/index.js";
+import { lockLapsedLease, syncStepQueue } from "../store/step-queue.js";
+import { findEnvironment } from "../store/tables.js";
+
+export const SWEEPER_ACTOR = "system:lease-sweep";
+
+/** Lapsed leases handled in one round at most, so a round ends and a stop is never held up long. */
+const ROUND_LIMIT = 100;
+
+/**
+ * Returns steps whose lease ran out to the queue when no executor took them over: records
+ * DeploymentStepLeaseExpired (the old holder's reports are refused from then on) and makes the
+ * step claimable as READY. The queue row is locked with FOR UPDATE SKIP LOCKED and changed in the
+ * transaction that appends the event, so with any number of replicas, and claimers taking a step
+ * over at the same moment, a lapse is recorded once; a crash before the commit leaves the row for
+ * the next round. State lives in step_queue only: a restart loses nothing.
+ */
+export function startLeaseSweep(options: {
+  pool: pg.Pool;
+  handler: CommandHandler<DomainEvent>;
+  intervalMs: number;
+  logger: Logger;
+}): Poller {
+  const { pool, handler, logger } = options;
+
+  const expireOne = () =>
+    withTransaction(pool, async (tx) => {
+      const lapsed = await lockLapsedLease(tx);
+      if (!lapsed) return false;
+      const command = {
+        aggregate: deployments,
+        streamId: lapsed.deploymentId,
+        decide: async (state: Parameters<typeof decide>[1], _ctx: unknown, client: pg.PoolClient) =>
+          withEnvironmentSequences(client, decide({ kind: "expireLease", ...lapsed }, state)),
+        project: projectDeployment,
+      };
+      try {
+        await handler.handleIn(tx, { actor: SWEEPER_ACTOR, requestId: "" }, command);
+        logger.info(
+          { deployment_id: lapsed.deploymentId, step_index: lapsed.stepIndex },
+          "lease lapsed: step requeued",
+        );
+      } catch (error) {
+        if (!isRuleViolation(error)) throw error;
+        // The stream says otherwise (it is the truth): the queue rows are rewritten from it.
+        const { state } = await handler.load(tx, command);
+        if (!state.deployment) throw error;
+        const environment = await findEnvironment(tx, state.deployment.environment);
+        await syncStepQueue(tx, state.deployment, undefined, environment?.executorLabels ?? []);
+        logger.warn({ deployment_id: lapsed.deploymentId, rule: error.rule }, "lease sweep: queue resynced");
+      }
+      return true;
+    });
+
+  return startPoller(
+    "lease-sweep",
+    options.intervalMs,
+    async () => {
+      let handled = 0;
+      while (handled < ROUND_LIMIT && (await expireOne())) handled++;
+      return handled;
+    },
+    logger,
+  );
+}

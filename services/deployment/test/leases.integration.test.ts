@@ -1,0 +1,158 @@
+// Leases through gRPC against real PostgreSQL: a lapsed lease nobody takes over is returned to the
+// queue by the sweep (once, with replicas racing and across a restart), an executor gives a step
+// back with ReleaseStep (a stale token refused), and a retried ClaimStep replays its first answer.
+import { status } from "@grpc/grpc-js";
+import { createLogger } from "@rdm/observability";
+import { DeploymentStrategyKind, StepState, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { deploymentCommandHandler } from "../src/api/commands.js";
+import { startLeaseSweep } from "../src/jobs/lease-sweep.js";
+import { groups, Harness, preconditionRules, refusedWith, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+
+const harness = new Harness("deployment-leases");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+let executor: Client;
+
+beforeAll(async () => {
+  await harness.start("deployment_leases");
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+  executor = await harness.client("agent-1", ["executor"]);
+});
+afterAll(() => harness.stop());
+
+const ALL_AT_ONCE = strategyOf(DeploymentStrategyKind.ALL_AT_ONCE);
+const started = () => harness.startedDeployment(deployer, ALL_AT_ONCE);
+
+const claimIn = async (environment: string, leaseSeconds = 30, requestId = rid().requestId) => {
+  const { assignment } = await executor.claimStep({
+    requestId,
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds,
+  });
+  if (!assignment) throw new Error(`no step of ${environment} to claim`);
+  return assignment;
+};
+
+const firstStep = async (deploymentId: string) => (await deployer.getDeployment({ deploymentId })).deployment?.steps[0];
+
+/** The types of the deployment's stored events, in stream order. */
+const storedTypes = async (deploymentId: string) =>
+  (await harness.service.context.store.readStream(deploymentId)).map((event) =>
+    event.type.replace("rdm.deployment.v1.", ""),
+  );
+
+const untilRequeued = (deploymentId: string) =>
+  waitFor(async () => ((await firstStep(deploymentId))?.state === StepState.READY ? true : undefined), {
+    timeoutMs: 20_000,
+    description: `step 0 of ${deploymentId} back in the queue`,
+  });
+
+test("a lapsed lease nobody takes over is requeued by the sweep, across a restart; the old holder is refused", async () => {
+  const { deploymentId, environment } = await started();
+  const held = await claimIn(environment, 1);
+  const lease = { deploymentId, stepIndex: 0, fencingToken: held.fencingToken };
+  // Stopped while the lease is live: the restarted service's sweep finds it in the queue.
+  await harness.service.stop();
+  await harness.restart();
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+  executor = await harness.client("agent-1", ["executor"]);
+  await untilRequeued(deploymentId);
+  expect((await firstStep(deploymentId))?.executorId).toBe("");
+  expect(await storedTypes(deploymentId)).toEqual([
+    "DeploymentPlanned",
+    "DeploymentScheduled",
+    "DeploymentStarted",
+    "DeploymentStepClaimed",
+    "DeploymentStepLeaseExpired",
+  ]);
+  const ciId = held.step?.targetCiIds[0] as string;
+  expect(
+    await preconditionRules(executor.reportTargetProgress({ ...rid(), lease, ciId, outcome: TargetOutcome.SUCCEEDED })),
+  ).toEqual(["step.lease_lost"]);
+  await refusedWith(executor.heartbeatStep({ lease, leaseSeconds: 30 }), status.FAILED_PRECONDITION);
+  // Claimed again as a waiting step: no second lapse is recorded for it.
+  const again = await claimIn(environment);
+  expect(again.fencingToken).toBe(held.fencingToken + 1n);
+  expect((await storedTypes(deploymentId)).filter((type) => type === "DeploymentStepLeaseExpired")).toHaveLength(1);
+}, 120_000);
+
+test("sweeps racing (replicas and the service's own): each lapse recorded once", async () => {
+  const { pool, store } = harness.service.context;
+  const logger = createLogger("test", "warn");
+  const sweeps = Array.from({ length: 3 }, () =>
+    startLeaseSweep({
+      pool,
+      handler: deploymentCommandHandler(store, () => new Date()),
+      intervalMs: 3_600_000,
+      logger,
+    }),
+  );
+  try {
+    const deployments = await Promise.all(Array.from({ length: 6 }, () => started()));
+    for (const { environment } of deployments) await claimIn(environment, 1);
+    await waitFor(
+      async () => {
+        await Promise.all(sweeps.map((sweep) => sweep.runOnce()));
+        const steps = await Promise.all(deployments.map(({ deploymentId }) => firstStep(deploymentId)));
+        return steps.every((step) => step?.state === StepState.READY) ? true : undefined;
+      },
+      { timeoutMs: 30_000, description: "every lapsed step requeued" },
+    );
+    for (const { deploymentId } of deployments) {
+      const lapses = (await storedTypes(deploymentId)).filter((type) => type === "DeploymentStepLeaseExpired");
+      expect([deploymentId, lapses.length]).toEqual([deploymentId, 1]);
+    }
+  } finally {
+    await Promise.all(sweeps.map((sweep) => sweep.stop()));
+  }
+}, 120_000);
+
+test("ReleaseStep gives the step back to the queue; a stale token and another role are refused", async () => {
+  const { deploymentId, environment } = await started();
+  const held = await claimIn(environment);
+  const lease = { deploymentId, stepIndex: 0, fencingToken: held.fencingToken };
+  await refusedWith(deployer.releaseStep({ ...rid(), lease, reason: "not an executor" }), status.PERMISSION_DENIED);
+  await refusedWith(executor.releaseStep({ ...rid(), lease, reason: "" }), status.INVALID_ARGUMENT);
+  const released = await executor.releaseStep({ ...rid(), lease, reason: "agent shutting down" });
+  expect(released.deployment?.steps[0]?.state).toBe(StepState.READY);
+  // The lease is void: a second release, a report and a heartbeat with that token are refused.
+  expect(await preconditionRules(executor.releaseStep({ ...rid(), lease, reason: "again" }))).toEqual([
+    "step.lease_lost",
+  ]);
+  await refusedWith(executor.heartbeatStep({ lease, leaseSeconds: 30 }), status.FAILED_PRECONDITION);
+  const next = await claimIn(environment);
+  expect([next.deploymentId, next.fencingToken]).toEqual([deploymentId, held.fencingToken + 1n]);
+  // The first holder's token is stale now: giving back the new holder's step is refused.
+  expect(await preconditionRules(executor.releaseStep({ ...rid(), lease, reason: "stale" }))).toEqual([
+    "step.lease_lost",
+  ]);
+  expect(await storedTypes(deploymentId)).toContain("DeploymentStepReleased");
+  expect((await firstStep(deploymentId))?.fencingToken).toBe(next.fencingToken);
+});
+
+test("a retried ClaimStep replays its first answer, with other steps waiting or none", async () => {
+  const first = await started();
+  const second = await started();
+  const both = [first.environment, second.environment];
+  const request = { ...rid(), executorId: "agent-1", environments: both, leaseSeconds: 30 };
+  const claimed = (await executor.claimStep(request)).assignment;
+  const retried = (await executor.claimStep(request)).assignment;
+  expect(retried).toEqual(claimed);
+  // The other deployment's step was left waiting for the next claim.
+  const other = (await executor.claimStep({ ...request, ...rid() })).assignment;
+  expect(other?.deploymentId).not.toBe(claimed?.deploymentId);
+  expect(other?.fencingToken).toBe(1n);
+
+  // "Nothing waiting" is replayed too, even once a step arrived meanwhile.
+  const quiet = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: quiet, promotionRank: 1, targetGroups: groups({ rest: [uniqueId("ci")] }) },
+  });
+  const empty = { ...rid(), executorId: "agent-1", environments: [quiet], leaseSeconds: 30 };
+  expect((await executor.claimStep(empty)).assignment).toBeUndefined();
+  await harness.startedDeployment(deployer, ALL_AT_ONCE, undefined, { environment: quiet });
+  expect((await executor.claimStep(empty)).assignment).toBeUndefined();
+  expect((await executor.claimStep({ ...empty, ...rid() })).assignment?.environment).toBe(quiet);
+});

@@ -1,0 +1,206 @@
+// The deployment and configuration services together, on real PostgreSQL and the Kafka protocol:
+// artifacts registered and verified in the DML reach the deployment gates; the reference executor
+// deploys a first release; a second one adding an artifact fails its verification, rolls back by
+// itself, and the configuration service's baseline of the environment is the first one again,
+// exactly: what the failed deployment added is gone. Checked through GetBaseline.
+import { createHash, randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { mintDevToken, type Role } from "@rdm/auth";
+import { startConfigurationService } from "@rdm/configuration";
+import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
+import { createGrpcClient } from "@rdm/grpc";
+import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import type { Producer } from "kafkajs";
+
+const secret = randomUUID() + randomUUID();
+const topicPrefix = testTopicPrefix("e2e-rollback-baseline");
+const token = (subject: string, roles: Role[]) =>
+  mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+const stopAll: (() => Promise<unknown>)[] = [];
+let producer: Producer;
+let configurationAddress: string;
+let deploymentAddress: string;
+
+beforeAll(async () => {
+  const brokers = (await testKafkaBrokers()).join(",");
+  const common = {
+    KAFKA_BROKERS: brokers,
+    KAFKA_TOPIC_PREFIX: topicPrefix,
+    AUTH_JWT_SECRET: secret,
+    GRPC_PORT: "0",
+    LOG_LEVEL: "warn",
+  };
+  const configuration = await startConfigurationService({
+    ...common,
+    DATABASE_URL: (await createTestDatabase("e2e_rollback_configuration")).url,
+    CONFIGURATION_CONSUMER_GROUP: uniqueId("e2e-rollback-configuration"),
+    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  });
+  stopAll.push(() => configuration.stop());
+  configurationAddress = `127.0.0.1:${configuration.port}`;
+  const deployment = await startDeploymentService({
+    ...common,
+    DATABASE_URL: (await createTestDatabase("e2e_rollback_deployment")).url,
+    DEPLOYMENT_CONSUMER_GROUP: uniqueId("e2e-rollback-deployment"),
+    DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: "6000",
+  });
+  stopAll.push(() => deployment.stop());
+  deploymentAddress = `127.0.0.1:${deployment.port}`;
+  producer = createProducer(
+    createKafka({ brokers: brokers.split(","), clientId: uniqueId("release"), logger: createLogger("test", "warn") }),
+  );
+  await producer.connect();
+  stopAll.push(() => producer.disconnect());
+});
+
+afterAll(async () => {
+  for (const stop of stopAll.reverse()) await stop();
+});
+
+/** An approved release in its deployment phase, as the release service publishes it (its own lifecycle is tested elsewhere). */
+async function releaseReady(releaseId: string) {
+  const events = [
+    create(ReleaseApprovalGrantedSchema, { releaseId, quorumReached: true }),
+    create(ReleasePhaseAdvancedSchema, {
+      releaseId,
+      fromPhase: ReleasePhase.APPROVAL,
+      toPhase: ReleasePhase.DEPLOYMENT,
+    }),
+  ];
+  await publishEvents(
+    producer,
+    `${topicPrefix}${RELEASE_EVENTS_TOPIC}`,
+    events.map((event) => {
+      const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "rita" });
+      const schema =
+        event.$typeName === ReleasePhaseAdvancedSchema.typeName
+          ? ReleasePhaseAdvancedSchema
+          : ReleaseApprovalGrantedSchema;
+      return {
+        id: metadata.eventId,
+        type: schema.typeName,
+        source: "rdm/release",
+        subject: releaseId,
+        time: new Date(),
+        data: toBinary(schema as typeof ReleasePhaseAdvancedSchema, { ...event, metadata } as never),
+      };
+    }),
+  );
+}
+
+test("a failed verification rolls back by itself and the configuration baseline is restored exactly", async () => {
+  const dml = createGrpcClient(ConfigurationService, configurationAddress, {
+    token: await token("carla", ["config-manager"]),
+  });
+  const deployer = createGrpcClient(DeploymentService, deploymentAddress, {
+    token: await token("dana", ["deployer", "release-manager"]),
+  });
+
+  // The DML: each artifact registered and verified against its checksum.
+  const register = async (name: string, version: string) => {
+    const sha256 = createHash("sha256").update(`${name}@${version}`).digest("hex");
+    const { artifact } = await dml.registerArtifact({
+      requestId: randomUUID(),
+      name,
+      version,
+      sha256,
+      sizeBytes: 1n,
+      mediaUri: `s3://media/${name}-${version}.tgz`,
+    });
+    const artifactId = artifact?.artifactId as string;
+    await dml.verifyArtifact({ requestId: randomUUID(), artifactId, sha256 });
+    return { artifactId, name, version };
+  };
+  const [api, sidecar] = [uniqueId("api"), uniqueId("sidecar")];
+  const apiOne = await register(api, "1.0.0");
+  const apiTwo = await register(api, "2.0.0");
+  const sidecarOne = await register(sidecar, "1.0.0");
+
+  const environment = uniqueId("staging");
+  const hosts = [uniqueId("host"), uniqueId("host")];
+  await deployer.registerEnvironment({
+    requestId: randomUUID(),
+    environment: { name: environment, promotionRank: 1, targetGroups: [{ name: "rest", ciIds: hosts }] },
+  });
+
+  // Every verification passes unless the package carries the sidecar (the rollback's does not).
+  const executor = new ReferenceExecutor({
+    address: deploymentAddress,
+    token: await token("agent", ["executor"]),
+    executorId: uniqueId("agent"),
+    environments: [environment],
+    labels: [],
+    leaseSeconds: 30,
+    action: { command: `[ "$RDM_STEP_KIND" != VERIFY ] || ! echo "$RDM_ARTIFACTS" | grep -q ${sidecar}` },
+  });
+  const running = executor.run({ pollMs: 50, maxPollMs: 200 });
+  stopAll.push(async () => {
+    executor.stop();
+    await running;
+    executor.close();
+  });
+
+  const deploy = async (artifacts: { artifactId: string; name: string; version: string }[], state: DeploymentState) => {
+    const releaseId = randomUUID();
+    await releaseReady(releaseId);
+    const { deployment } = await deployer.planDeployment({
+      requestId: randomUUID(),
+      releaseId,
+      environment,
+      artifacts,
+      strategy: { kind: DeploymentStrategyKind.ROLLING, batchSize: 1 },
+    });
+    const deploymentId = deployment?.deploymentId as string;
+    // The gates read the DML and release facts the deployment service has consumed so far.
+    await waitFor(() => deployer.startDeployment({ requestId: randomUUID(), deploymentId }), {
+      timeoutMs: 30_000,
+      description: "the gates met once the DML and release facts are consumed",
+    });
+    await waitFor(
+      async () => ((await deployer.getDeployment({ deploymentId })).deployment?.state === state ? true : undefined),
+      { timeoutMs: 60_000, description: `deployment ${DeploymentState[state]}` },
+    );
+    return deploymentId;
+  };
+  const baseline = async () => (await dml.getBaseline({ environment })).baseline;
+  const entries = (found: Awaited<ReturnType<typeof baseline>>) =>
+    (found?.entries ?? [])
+      .map((entry) => `${entry.ciId} ${entry.artifactName}@${entry.artifactVersion} ${entry.artifactId}`)
+      .sort();
+
+  const first = await deploy([apiOne], DeploymentState.SUCCEEDED);
+  const good = hosts.map((host) => `${host} ${api}@1.0.0 ${apiOne.artifactId}`).sort();
+  await waitFor(async () => ((await baseline())?.lastDeploymentId === first ? true : undefined), {
+    timeoutMs: 30_000,
+    description: "the first deployment in the configuration baseline",
+  });
+  expect(entries(await baseline())).toEqual(good);
+
+  // Its DeploymentFailed puts api 2.0.0 and the sidecar into the entries (degraded); the
+  // DeploymentRolledBack that follows must take them out again, not only put api 1.0.0 back.
+  const second = await deploy([apiTwo, sidecarOne], DeploymentState.ROLLED_BACK);
+  const restored = await waitFor(
+    async () => {
+      const found = await baseline();
+      return found?.lastDeploymentId === second && found.health === EnvironmentHealth.HEALTHY ? found : undefined;
+    },
+    { timeoutMs: 30_000, description: "the rollback in the configuration baseline" },
+  );
+  expect(entries(restored)).toEqual(good);
+  expect(restored.entries.some((entry) => entry.artifactName === sidecar)).toBe(false);
+  expect(restored.lastKnownGoodDeploymentId).toBe(first);
+  const { deployment } = await deployer.getDeployment({ deploymentId: second });
+  expect(deployment?.reason).toContain("verification reference-executor failed");
+  dml.close();
+  deployer.close();
+}, 180_000);
