@@ -21,19 +21,25 @@
  * - `env(component, { databaseUrl, port })` is the same environment for a component run as a
  *   process of its own: `spawnService(component, env)` starts its built `dist/main.js`, and
  *   `stop()` kills what is still running.
- * - `token(subject, roles, groups?)` mints a token the started components accept.
+ * - `token(subject, roles, groups?)` mints a token the started components accept;
+ *   `registerWithoutTrace(address, token, title)` registers a release sending no traceparent.
  * - `onStop(fn)` adds a cleanup (clients, producers) run by `stop()`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import * as grpc from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { startChangeService } from "@rdm/change";
 import { startConfigurationService } from "@rdm/configuration";
 import { startDeploymentService } from "@rdm/deployment";
 import { startGateway } from "@rdm/gateway";
+import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
+import type { RunningService } from "@rdm/runtime";
 import { createTestDatabase, testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
 
 export type Component = "release" | "change" | "configuration" | "deployment" | "gateway";
@@ -52,6 +58,8 @@ export interface StartedService {
   address: string;
   port: number;
   databaseUrl: string;
+  /** The running service's pool, store and logger, for tests that look inside. */
+  context: RunningService["context"];
   stop(): Promise<void>;
 }
 
@@ -126,6 +134,7 @@ export function e2eStack(name: string) {
       address: `127.0.0.1:${running.port}`,
       port: running.port,
       databaseUrl,
+      context: running.context,
       stop: () => running.stop(),
     };
     return started;
@@ -186,3 +195,25 @@ export const kill = (child: ChildProcess) =>
     child.once("exit", () => resolve());
     child.kill("SIGKILL");
   });
+
+/**
+ * RegisterRelease with a bare grpc-js client, which (unlike @rdm/grpc's client) sends no
+ * traceparent: the server span starts the trace. Resolves with the new release's id.
+ */
+export function registerWithoutTrace(address: string, token: string, title: string): Promise<string> {
+  const method = ReleaseService.method.registerRelease;
+  const client = new grpc.Client(address, grpc.credentials.createInsecure());
+  const metadata = new grpc.Metadata();
+  metadata.set("authorization", `Bearer ${token}`);
+  const request = create(method.input, { requestId: randomUUID(), title, type: ReleaseType.MINOR, owner: "tess" });
+  return new Promise<string>((resolve, reject) => {
+    client.makeUnaryRequest(
+      `/${method.parent.typeName}/${method.name}`,
+      (message: typeof request) => Buffer.from(toBinary(method.input, message)),
+      (bytes: Buffer) => fromBinary(method.output, bytes),
+      request,
+      metadata,
+      (error, response) => (error || !response?.release ? reject(error) : resolve(response.release.releaseId)),
+    );
+  }).finally(() => client.close());
+}
