@@ -8,10 +8,7 @@
 import { randomUUID } from "node:crypto";
 import { type MessageInitShape, protoInt64 } from "@bufbuild/protobuf";
 import type { TimestampSchema } from "@bufbuild/protobuf/wkt";
-import { mintDevToken, type Role } from "@rdm/auth";
-import { startChangeService } from "@rdm/change";
-import { startConfigurationService } from "@rdm/configuration";
-import { startGateway } from "@rdm/gateway";
+import type { Role } from "@rdm/auth";
 import { createGrpcClient, errorDetails, GrpcStatus } from "@rdm/grpc";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
@@ -19,21 +16,12 @@ import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js"
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { LogEntryKind, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { waitFor } from "@rdm/testkit";
 import fc from "fast-check";
 import pg from "pg";
+import { e2eStack } from "./harness.js";
 
-const secret = randomUUID() + randomUUID();
-const topicPrefix = testTopicPrefix("e2e-accepted-input");
-const stops: (() => Promise<void>)[] = [];
+const stack = e2eStack("e2e-accepted-input");
 const databases: Record<"release" | "change" | "configuration" | "gateway", string> = {
   release: "",
   change: "",
@@ -43,65 +31,23 @@ const databases: Record<"release" | "change" | "configuration" | "gateway", stri
 let addresses: { release: string; change: string; configuration: string };
 
 beforeAll(async () => {
-  const brokers = (await testKafkaBrokers()).join(",");
-  for (const name of Object.keys(databases) as (keyof typeof databases)[])
-    databases[name] = (await createTestDatabase(`e2e_accepted_${name}`)).url;
-  const common = {
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    LOG_LEVEL: "warn",
-  };
-  const session = String(testConsumerTimings.sessionTimeout);
   // Started together: each waits for its consumer group to form.
   const [release, change, configuration, gateway] = await Promise.all([
-    startReleaseService({
-      ...common,
-      DATABASE_URL: databases.release,
-      GRPC_PORT: "0",
-      RELEASE_CONSUMER_GROUP: uniqueId("e2e-accepted-release"),
-      RELEASE_CONSUMER_SESSION_TIMEOUT_MS: session,
-    }),
-    startChangeService({
-      ...common,
-      DATABASE_URL: databases.change,
-      GRPC_PORT: "0",
-      CHANGE_CONSUMER_GROUP: uniqueId("e2e-accepted-change"),
-      CHANGE_CONSUMER_SESSION_TIMEOUT_MS: session,
-    }),
-    startConfigurationService({
-      ...common,
-      DATABASE_URL: databases.configuration,
-      GRPC_PORT: "0",
-      CONFIGURATION_CONSUMER_GROUP: uniqueId("e2e-accepted-configuration"),
-      KAFKA_SESSION_TIMEOUT_MS: session,
-    }),
-    startGateway({
-      ...common,
-      DATABASE_URL: databases.gateway,
-      HTTP_PORT: "0",
-      GATEWAY_CONSUMER_GROUP: uniqueId("e2e-accepted-gateway"),
-    }),
+    stack.release(),
+    stack.change(),
+    stack.configuration(),
+    stack.gateway(),
   ]);
-  stops.push(
-    () => release.stop(),
-    () => change.stop(),
-    () => configuration.stop(),
-    () => gateway.stop(),
-  );
-  addresses = {
-    release: `127.0.0.1:${release.port}`,
-    change: `127.0.0.1:${change.port}`,
-    configuration: `127.0.0.1:${configuration.port}`,
-  };
+  databases.release = release.databaseUrl;
+  databases.change = change.databaseUrl;
+  databases.configuration = configuration.databaseUrl;
+  databases.gateway = gateway.databaseUrl;
+  addresses = { release: release.address, change: change.address, configuration: configuration.address };
 }, 120_000);
 
-afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
-});
+afterAll(() => stack.stop());
 
-const token = (subject: string, roles: Role[]) =>
-  mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+const token = (subject: string, roles: Role[]) => stack.token(subject, roles);
 
 /** Characters the API takes: any grapheme, and the awkward ones storage and JSON must still keep. */
 const acceptedCharacter = fc.oneof(

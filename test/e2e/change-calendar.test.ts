@@ -4,9 +4,6 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { mintDevToken, type Role } from "@rdm/auth";
-import { startChangeService } from "@rdm/change";
-import { startGateway } from "@rdm/gateway";
 import { createGrpcClient } from "@rdm/grpc";
 import {
   ApprovalDecision,
@@ -20,72 +17,24 @@ import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js
 import { type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type Release, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { uniqueId, waitFor } from "@rdm/testkit";
+import { e2eStack } from "./harness.js";
 
-const secret = randomUUID() + randomUUID();
 // Topics of this file's own: its gateways project only the changes and releases made here.
-const topicPrefix = testTopicPrefix("e2e-change-calendar");
+const stack = e2eStack("e2e-change-calendar");
 /** `groups` is the token's groups claim: the approval boards (default "cab" and "ecab") the subject sits on. */
-const token = (subject: string, roles: Role[], groups: string[] = []) =>
-  mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
-const stopAll: (() => Promise<void>)[] = [];
+const token = stack.token;
 let address: string;
 let releaseAddress: string;
 let gatewayUrl: string;
-let brokers: string;
 
 beforeAll(async () => {
-  brokers = (await testKafkaBrokers()).join(",");
-  const changeDb = await createTestDatabase("e2e_change");
-  const gatewayDb = await createTestDatabase("e2e_change_gateway");
-  const change = await startChangeService({
-    DATABASE_URL: changeDb.url,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    CHANGE_CONSUMER_GROUP: uniqueId("e2e-change"),
-    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: "6000",
-  });
-  stopAll.push(() => change.stop());
-  address = `127.0.0.1:${change.port}`;
-  const release = await startReleaseService({
-    DATABASE_URL: (await createTestDatabase("e2e_change_release")).url,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    RELEASE_CONSUMER_GROUP: uniqueId("e2e-change-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  stopAll.push(() => release.stop());
-  releaseAddress = `127.0.0.1:${release.port}`;
-  const gateway = await startGateway({
-    DATABASE_URL: gatewayDb.url,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: uniqueId("e2e-change-gateway"),
-    LOG_LEVEL: "warn",
-  });
-  stopAll.push(() => gateway.stop());
-  gatewayUrl = gateway.url;
+  address = (await stack.change()).address;
+  releaseAddress = (await stack.release()).address;
+  gatewayUrl = (await stack.gateway()).url;
 });
 
-afterAll(async () => {
-  for (const stop of stopAll.reverse()) await stop();
-});
+afterAll(() => stack.stop());
 
 const hours = (base: Date, h: number) => new Date(base.getTime() + h * 3_600_000);
 const window = (base: Date, from: number, to: number): TimeWindow =>
@@ -317,17 +266,7 @@ test("the gateway's change list, detail and calendar match the change service", 
   expect((await getJson(`/v1/calendar?from=${to}&to=${from}`)).status).toBe(400);
 
   // Replay: a new gateway (fresh database and consumer group) rebuilds the same views from the topic.
-  const rebuiltDb = await createTestDatabase("e2e_change_gateway_rebuild");
-  const rebuilt = await startGateway({
-    DATABASE_URL: rebuiltDb.url,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: uniqueId("e2e-change-gateway-rebuild"),
-    LOG_LEVEL: "warn",
-  });
-  stopAll.push(() => rebuilt.stop());
+  const rebuilt = await stack.gateway();
   // A's and B's live collisions come from each other's events, on other partitions: compare the
   // views only once all three have caught up.
   const views = [viewA, viewB, viewE];

@@ -3,9 +3,6 @@
 import { createHash, randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { mintDevToken } from "@rdm/auth";
-import { startConfigurationService } from "@rdm/configuration";
-import { type RunningGateway, startGateway } from "@rdm/gateway";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -25,59 +22,31 @@ import {
   DeploymentRolledBackSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
-
-const secret = randomUUID() + randomUUID();
-const stops: (() => Promise<void>)[] = [];
-let client: GrpcClient<(typeof ConfigurationService)["method"]>;
-let gateway: RunningGateway;
-let bearer: string;
-let brokers: string[];
+import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { e2eStack, type StartedGateway } from "./harness.js";
 
 // Topics of their own: another test's configuration service on the shared broker would also
 // record a baseline for this test's deployment event (in its own database, without this DML),
 // and the gateway would see both services' baselines.
-const topicPrefix = testTopicPrefix("cfg-views");
+const stack = e2eStack("cfg-views");
+const topicPrefix = stack.topicPrefix;
+let client: GrpcClient<(typeof ConfigurationService)["method"]>;
+let gateway: StartedGateway;
+let bearer: string;
+let brokers: string[];
 
 beforeAll(async () => {
   brokers = await testKafkaBrokers();
-  const serviceDb = await createTestDatabase("configuration_gw");
-  const gatewayDb = await createTestDatabase("gateway_cfg");
-  stops.push(serviceDb.drop, gatewayDb.drop);
-  const service: RunningService = await startConfigurationService({
-    DATABASE_URL: serviceDb.url,
-    KAFKA_BROKERS: brokers.join(","),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
+  const service = await stack.configuration();
+  gateway = await stack.gateway();
+  client = createGrpcClient(ConfigurationService, service.address, {
+    token: await stack.token("carol", ["config-manager", "deployer"]),
   });
-  stops.push(() => service.stop());
-  gateway = await startGateway({
-    DATABASE_URL: gatewayDb.url,
-    KAFKA_BROKERS: brokers.join(","),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: uniqueId("gateway"),
-    LOG_LEVEL: "warn",
-  });
-  stops.push(() => gateway.stop());
-  const token = (roles: string[]) =>
-    mintDevToken({ subject: "carol", roles: roles as never, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
-  client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, {
-    token: await token(["config-manager", "deployer"]),
-  });
-  stops.push(async () => client.close());
-  bearer = await token(["viewer"]);
+  stack.onStop(() => client.close());
+  bearer = await stack.token("carol", ["viewer"]);
 });
 
-afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
-});
+afterAll(() => stack.stop());
 
 async function get(path: string) {
   const response = await fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });

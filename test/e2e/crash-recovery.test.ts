@@ -1,82 +1,32 @@
 // Kill -9 the release service and the gateway while commands and events are in flight, start
 // them again, and retry the commands whose outcome was unknown with the same request ids:
 // every release exists exactly once, every event reaches the gateway, each handled once.
-import { type ChildProcess, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { mintDevToken } from "@rdm/auth";
 import { freePort } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
+import { e2eStack, kill } from "./harness.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const children = new Set<ChildProcess>();
-afterAll(() => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-function run(component: "release" | "gateway", env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [path.join(root, "services", component, "dist/main.js")], {
-    env: { ...process.env, LOG_LEVEL: "error", ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.add(child);
-  child.stderr?.on("data", (chunk) => process.stderr.write(`[${component}] ${chunk}`));
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
-const kill = (child: ChildProcess) =>
-  new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once("exit", () => resolve());
-    child.kill("SIGKILL");
-  });
+const stack = e2eStack("e2e-crash");
+afterAll(() => stack.stop());
+const run = stack.spawnService;
 
 test("no loss and no duplicate effects when the service and the gateway are killed mid-stream", async () => {
-  const brokers = (await testKafkaBrokers()).join(",");
-  const secret = randomUUID() + randomUUID();
-  const releaseDb = await createTestDatabase("crash_release");
-  const gatewayDb = await createTestDatabase("crash_gateway");
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
   const group = uniqueId("crash");
-  const common = { KAFKA_BROKERS: brokers, KAFKA_TOPIC_PREFIX: testTopicPrefix("e2e-crash"), AUTH_JWT_SECRET: secret };
-  const releaseEnv = {
-    ...common,
-    DATABASE_URL: releaseDb.url,
-    GRPC_PORT: String(grpcPort),
-    RELEASE_CONSUMER_GROUP: uniqueId("crash-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  };
-  const gatewayEnv = {
-    ...common,
-    DATABASE_URL: gatewayDb.url,
-    HTTP_PORT: String(httpPort),
-    GATEWAY_CONSUMER_GROUP: group,
-    // A killed member holds its partitions until its session expires: keep that short here.
-    GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  };
+  const releaseDb = { url: await stack.database("release") };
+  const gatewayDb = { url: await stack.database("gateway") };
+  const quiet = { LOG_LEVEL: "error" };
+  const releaseEnv = await stack.env("release", { databaseUrl: releaseDb.url, port: grpcPort, env: quiet });
+  // A killed member holds its partitions until its session expires: the stack keeps that short.
+  const gatewayEnv = await stack.env("gateway", { databaseUrl: gatewayDb.url, port: httpPort, group, env: quiet });
 
   let release = run("release", releaseEnv);
   let gateway = run("gateway", gatewayEnv);
-  const token = await mintDevToken({
-    subject: "kim",
-    roles: ["release-manager", "viewer"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-  });
+  const token = await stack.token("kim", ["release-manager", "viewer"]);
   const client = createGrpcClient(ReleaseService, `127.0.0.1:${grpcPort}`, { token });
   const register = (requestId: string) =>
     client.registerRelease(

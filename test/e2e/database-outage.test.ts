@@ -3,39 +3,24 @@
 // publish and project events again by themselves, each event once. The test runs a PostgreSQL of
 // its own, so the shared test server is not disturbed.
 
-import { type ChildProcess, spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 import * as grpc from "@grpc/grpc-js";
-import { mintDevToken } from "@rdm/auth";
 import { databaseUrl, freePort, type StartedPostgres, startEmbeddedPostgres } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import { testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
+import { e2eStack } from "./harness.js";
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const children = new Set<ChildProcess>();
-afterAll(() => {
-  for (const child of children) child.kill("SIGKILL");
-});
-
-function run(component: "release" | "gateway", env: Record<string, string>): ChildProcess {
-  const child = spawn(process.execPath, [path.join(root, "services", component, "dist/main.js")], {
-    env: { ...process.env, LOG_LEVEL: "fatal", ...env },
-    stdio: ["ignore", "ignore", "pipe"],
-  });
-  children.add(child);
-  child.stderr?.on("data", (chunk) => process.stderr.write(`[${component}] ${chunk}`));
-  child.once("exit", () => children.delete(child));
-  return child;
-}
-
+const stack = e2eStack("e2e-outage");
+afterAll(() => stack.stop());
+const run = stack.spawnService;
 const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
 /** grpc.health.v1.Health/Check of the whole server, encoded by hand (HealthCheckResponse.status is field 1). */
@@ -68,31 +53,27 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
   };
   let postgres: StartedPostgres = await startEmbeddedPostgres(postgresOptions);
   const brokers = (await testKafkaBrokers()).join(",");
-  const secret = randomUUID() + randomUUID();
-  const topicPrefix = testTopicPrefix("e2e-outage");
+  const topicPrefix = stack.topicPrefix;
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
-  const common = { KAFKA_BROKERS: brokers, KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
-  const release = run("release", {
-    ...common,
-    DATABASE_URL: databaseUrl(postgres.adminUrl, "outage_release"),
-    GRPC_PORT: String(grpcPort),
-    RELEASE_CONSUMER_GROUP: uniqueId("outage-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  const gateway = run("gateway", {
-    ...common,
-    DATABASE_URL: databaseUrl(postgres.adminUrl, "outage_gateway"),
-    HTTP_PORT: String(httpPort),
-    GATEWAY_CONSUMER_GROUP: uniqueId("outage-gateway"),
-    GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  const token = await mintDevToken({
-    subject: "kim",
-    roles: ["release-manager"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-  });
+  // On a PostgreSQL of this test's own, which it stops and starts again.
+  const quiet = { LOG_LEVEL: "fatal" };
+  const release = run(
+    "release",
+    await stack.env("release", {
+      databaseUrl: databaseUrl(postgres.adminUrl, "outage_release"),
+      port: grpcPort,
+      env: quiet,
+    }),
+  );
+  const gateway = run(
+    "gateway",
+    await stack.env("gateway", {
+      databaseUrl: databaseUrl(postgres.adminUrl, "outage_gateway"),
+      port: httpPort,
+      env: quiet,
+    }),
+  );
+  const token = await stack.token("kim", ["release-manager"]);
   const client = createGrpcClient(ReleaseService, `127.0.0.1:${grpcPort}`, { token });
   const register = (requestId: string) =>
     client.registerRelease(

@@ -5,8 +5,6 @@
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { mintDevToken } from "@rdm/auth";
-import { type RunningGateway, startGateway } from "@rdm/gateway";
 import {
   type CloudEvent,
   createKafka,
@@ -26,33 +24,22 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
+import { e2eStack, type StartedGateway } from "./harness.js";
 
-const secret = randomUUID() + randomUUID();
-const topicPrefix = testTopicPrefix("deploy-views");
+const stack = e2eStack("deploy-views");
+const topicPrefix = stack.topicPrefix;
 const topic = `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`;
-const cleanups: (() => Promise<unknown>)[] = [];
 let brokers: string[];
 let producer: Producer;
 let bearer: string;
 
-async function gatewayOn(name: string): Promise<{ gateway: RunningGateway; databaseUrl: string }> {
-  const db = await createTestDatabase(name);
-  cleanups.push(db.drop);
-  const gateway = await startGateway({
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: brokers.join(","),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: uniqueId("gateway"),
-    GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: "6000",
-    LOG_LEVEL: "warn",
-  });
-  cleanups.push(() => gateway.stop());
-  return { gateway, databaseUrl: db.url };
+/** A gateway on a database of its own; `databaseUrl` is where its views are. */
+async function gatewayOn(): Promise<{ gateway: StartedGateway; databaseUrl: string }> {
+  const gateway = await stack.gateway();
+  return { gateway, databaseUrl: gateway.databaseUrl };
 }
 
 beforeAll(async () => {
@@ -61,22 +48,13 @@ beforeAll(async () => {
     createKafka({ brokers, clientId: uniqueId("deployer"), logger: createLogger("test", "warn") }),
   );
   await producer.connect();
-  cleanups.push(() => producer.disconnect());
-  bearer = await mintDevToken({
-    subject: "vera",
-    roles: ["viewer"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-    expiresIn: "10m",
-  });
+  stack.onStop(() => producer.disconnect());
+  bearer = await stack.token("vera", ["viewer"]);
 });
 
-afterAll(async () => {
-  for (const cleanup of cleanups.reverse()) await cleanup();
-});
+afterAll(() => stack.stop());
 
-async function get(gateway: RunningGateway, path: string) {
+async function get(gateway: StartedGateway, path: string) {
   const response = await fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${bearer}` } });
   // biome-ignore lint/suspicious/noExplicitAny: the assertions below say what shape they expect
   return { status: response.status, body: (await response.json()) as Record<string, any> };
@@ -128,7 +106,7 @@ async function publishTo(partition: number, events: CloudEvent[]) {
 }
 
 test("deployments and inventories from outcomes out of order across partitions: live names the newest, rebuilt equals live", async () => {
-  const { gateway: live, databaseUrl } = await gatewayOn("gateway_deploy_live");
+  const { gateway: live, databaseUrl } = await gatewayOn();
   const [blue, green] = [uniqueId("blue"), uniqueId("green")];
   const [api, sidecar] = [uniqueId("api"), uniqueId("sidecar")];
   const [h1, h2, h3] = [uniqueId("host"), uniqueId("host"), uniqueId("host")];
@@ -207,7 +185,7 @@ test("deployments and inventories from outcomes out of order across partitions: 
     }),
   ]);
   // Caught up once both of release 1's deployments have their outcome.
-  const settled = async (gateway: RunningGateway) => {
+  const settled = async (gateway: StartedGateway) => {
     const older = (await get(gateway, `/v1/releases/${release1}/deployments`)).body.deployments as { state: string }[];
     return older.length === 2 && older.every((d) => d.state === "SUCCEEDED");
   };
@@ -293,7 +271,7 @@ test("deployments and inventories from outcomes out of order across partitions: 
   expect(handled.rowCount).toBe(1);
 
   // Replay: a new gateway reads the topic from the beginning in whatever interleaving it gets.
-  const { gateway: rebuilt } = await gatewayOn("gateway_deploy_rebuilt");
+  const { gateway: rebuilt } = await gatewayOn();
   const views = [
     `/v1/environments/${blue}/inventory`,
     `/v1/environments/${green}/inventory`,
@@ -302,7 +280,7 @@ test("deployments and inventories from outcomes out of order across partitions: 
     `/v1/releases/${release1}/deployments`,
     `/v1/releases/${release2}/deployments`,
   ];
-  const snapshot = async (gateway: RunningGateway) =>
+  const snapshot = async (gateway: StartedGateway) =>
     JSON.stringify(await Promise.all(views.map(async (path) => (await get(gateway, path)).body)));
   await waitFor(
     async () => {

@@ -2,37 +2,23 @@
 // gateway keeps projecting what follows.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { mintDevToken } from "@rdm/auth";
-import { startGateway } from "@rdm/gateway";
 import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
+import { e2eStack } from "./harness.js";
+
+// Topics of this test's own; the prefix applies to the dead-letter topic too.
+const stack = e2eStack("e2e-dlq");
+afterAll(() => stack.stop());
 
 test("an undecodable release event is dead-lettered and projection goes on", async () => {
   const brokers = await testKafkaBrokers();
-  const secret = randomUUID() + randomUUID();
-  // Topics of this test's own; the prefix applies to the dead-letter topic too.
-  const topicPrefix = testTopicPrefix("e2e-dlq");
+  const topicPrefix = stack.topicPrefix;
   const dlqTopic = `${topicPrefix}rdm.gateway.dlq.v1`;
-  const gateway = await startGateway({
-    DATABASE_URL: (await createTestDatabase("dlq_gateway")).url,
-    KAFKA_BROKERS: brokers.join(","),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: uniqueId("dlq"),
-    LOG_LEVEL: "fatal",
-  });
+  const gateway = await stack.gateway({ env: { LOG_LEVEL: "fatal" } });
   const producer = createProducer(
     createKafka({ brokers, clientId: uniqueId("poison"), logger: createLogger("test", "fatal") }),
   );
@@ -85,7 +71,7 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
 
     const health = await fetch(`${gateway.url}/healthz`);
     expect(health.status).toBe(200);
-    const token = await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" });
+    const token = await stack.token("vera", ["viewer"]);
     const view = await waitFor(
       async () => {
         const response = await fetch(`${gateway.url}/v1/releases/${releaseId}`, {
@@ -99,6 +85,5 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
   } finally {
     await reader.disconnect();
     await producer.disconnect();
-    await gateway.stop();
   }
 });

@@ -2,8 +2,7 @@
 // the view (phase, gate conditions, approvals, tasks, package, deadlines, history) equals what
 // the service answers over gRPC; filters and the Server-Sent Events stream show the same events.
 import { randomUUID } from "node:crypto";
-import { mintDevToken, type Role } from "@rdm/auth";
-import { startGateway } from "@rdm/gateway";
+import type { Role } from "@rdm/auth";
 import { createGrpcClient } from "@rdm/grpc";
 import {
   ApprovalStatus,
@@ -15,58 +14,23 @@ import {
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { uniqueId, waitFor } from "@rdm/testkit";
+import { e2eStack } from "./harness.js";
 
-const secret = randomUUID() + randomUUID();
 // Topics of this file's own: its gateway projects only the releases made here.
-const topicPrefix = testTopicPrefix("e2e-release-lifecycle");
-const stops: (() => Promise<void>)[] = [];
+const stack = e2eStack("e2e-release-lifecycle");
 let releaseAddress: string;
 let gatewayUrl: string;
 
 beforeAll(async () => {
-  const brokers = (await testKafkaBrokers()).join(",");
-  const release = await startReleaseService({
-    DATABASE_URL: (await createTestDatabase("e2e_lifecycle_release")).url,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    RELEASE_CONSUMER_GROUP: uniqueId("e2e-lifecycle-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-    RELEASE_DEADLINE_POLL_MS: "100",
-  });
-  stops.push(() => release.stop());
-  releaseAddress = `127.0.0.1:${release.port}`;
-  const gateway = await startGateway({
-    DATABASE_URL: (await createTestDatabase("e2e_lifecycle_gateway")).url,
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: uniqueId("e2e-lifecycle-gateway"),
-    LOG_LEVEL: "warn",
-  });
-  stops.push(() => gateway.stop());
-  gatewayUrl = gateway.url;
+  releaseAddress = (await stack.release({ env: { RELEASE_DEADLINE_POLL_MS: "100" } })).address;
+  gatewayUrl = (await stack.gateway()).url;
 });
 
-afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
-});
+afterAll(() => stack.stop());
 
 /** `groups` is the token's groups claim: the approval boards (e.g. "cab") the subject sits on. */
-const token = (subject: string, roles: Role[], groups: string[] = []) =>
-  mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+const token = stack.token;
 const client = async (subject: string, roles: Role[], groups: string[] = []) =>
   createGrpcClient(ReleaseService, releaseAddress, { token: await token(subject, roles, groups) });
 const req = () => ({ requestId: randomUUID() });

@@ -7,77 +7,39 @@ import { randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { status } from "@grpc/grpc-js";
-import { mintDevToken } from "@rdm/auth";
-import { startGateway } from "@rdm/gateway";
+import { mintDevToken, type Role } from "@rdm/auth";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
+import { e2eStack } from "./harness.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-const secret = randomUUID() + randomUUID();
-const token = (roles: string[], subject = "alice") =>
-  mintDevToken({ subject, roles: roles as never, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
+// Topics of this file's own: its gateways project only the releases registered here.
+const stack = e2eStack("e2e-skeleton");
+const topicPrefix = stack.topicPrefix;
+const token = (roles: Role[], subject = "alice") => stack.token(subject, roles);
 
-const stopAll: (() => Promise<void>)[] = [];
 let releaseAddress: string;
 let gatewayUrl: string;
 let releaseDbUrl: string;
 let gatewayDbUrl: string;
 let brokers: string[];
-// Topics of this file's own: its gateways project only the releases registered here.
-const topicPrefix = testTopicPrefix("e2e-skeleton");
-
-async function startGatewayOn(databaseUrl: string, group: string) {
-  const gateway = await startGateway({
-    DATABASE_URL: databaseUrl,
-    KAFKA_BROKERS: brokers.join(","),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: group,
-    LOG_LEVEL: "warn",
-  });
-  stopAll.push(() => gateway.stop());
-  return gateway;
-}
 
 beforeAll(async () => {
   brokers = await testKafkaBrokers();
-  const releaseDb = await createTestDatabase("e2e_release");
-  const gatewayDb = await createTestDatabase("e2e_gateway");
-  releaseDbUrl = releaseDb.url;
-  gatewayDbUrl = gatewayDb.url;
-  const release = await startReleaseService({
-    DATABASE_URL: releaseDb.url,
-    KAFKA_BROKERS: brokers.join(","),
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    RELEASE_CONSUMER_GROUP: uniqueId("e2e-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  stopAll.push(() => release.stop());
-  releaseAddress = `127.0.0.1:${release.port}`;
-  const gateway = await startGatewayOn(gatewayDb.url, uniqueId("gateway"));
+  const release = await stack.release();
+  releaseDbUrl = release.databaseUrl;
+  releaseAddress = release.address;
+  const gateway = await stack.gateway();
+  gatewayDbUrl = gateway.databaseUrl;
   gatewayUrl = gateway.url;
 });
 
-afterAll(async () => {
-  for (const stop of stopAll.reverse()) await stop();
-});
+afterAll(() => stack.stop());
 
 const registerRequest = (overrides: Record<string, unknown> = {}) => ({
   requestId: randomUUID(),
@@ -261,8 +223,7 @@ test("the gateway pages through releases and a rebuild from the topic equals the
   ).toBe(400);
 
   // A second gateway with an empty database and a new consumer group rebuilds from the topic.
-  const rebuiltDb = await createTestDatabase("e2e_rebuild");
-  await startGatewayOn(rebuiltDb.url, uniqueId("rebuild"));
+  const rebuiltDb = { url: (await stack.gateway()).databaseUrl };
   const snapshot = async (url: string) => {
     const db = new pg.Client({ connectionString: url });
     await db.connect();

@@ -2,52 +2,20 @@
 // server span's trace to Kafka and into a consumer's work, and /metrics (Prometheus text format)
 // reports call latency, relay lag, consumer lag per group and partition, dead letters and pool use.
 import { randomUUID } from "node:crypto";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { mintDevToken } from "@rdm/auth";
-import { startGateway } from "@rdm/gateway";
 import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { createLogger, currentTraceparent, startTelemetry, type Telemetry } from "@rdm/observability";
-import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
+import { e2eStack, registerWithoutTrace } from "./harness.js";
 
 let telemetry: Telemetry;
-const stops: (() => Promise<void>)[] = [];
-const topicPrefix = testTopicPrefix("e2e-telemetry");
+const stack = e2eStack("e2e-telemetry");
+const topicPrefix = stack.topicPrefix;
 const releaseTopic = `${topicPrefix}${RELEASE_EVENTS_TOPIC}`;
 afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
+  await stack.stop();
   await telemetry?.shutdown();
 });
-
-/** RegisterRelease with a bare grpc-js client, which (unlike @rdm/grpc's client) sends no traceparent. */
-function registerWithoutTrace(address: string, token: string, title: string): Promise<string> {
-  const method = ReleaseService.method.registerRelease;
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${token}`);
-  const request = create(method.input, { requestId: randomUUID(), title, type: ReleaseType.MINOR, owner: "tess" });
-  return new Promise<string>((resolve, reject) => {
-    client.makeUnaryRequest(
-      `/${method.parent.typeName}/${method.name}`,
-      (message: typeof request) => Buffer.from(toBinary(method.input, message)),
-      (bytes: Buffer) => fromBinary(method.output, bytes),
-      request,
-      metadata,
-      (error, response) => (error || !response?.release ? reject(error) : resolve(response.release.releaseId)),
-    );
-  }).finally(() => client.close());
-}
 
 /** The value of the first sample of `name` whose labels include every one given. */
 function sample(metrics: string, name: string, labels: Record<string, string>): number | undefined {
@@ -63,26 +31,9 @@ function sample(metrics: string, name: string, labels: Record<string, string>): 
 test("without an exporter, events carry the server span's trace to consumers, and /metrics reports the system", async () => {
   telemetry = await startTelemetry({ serviceName: "e2e-telemetry", metrics: { host: "127.0.0.1", port: 0 } });
   const brokers = await testKafkaBrokers();
-  const secret = randomUUID() + randomUUID();
-  const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
-  const release = await startReleaseService({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("telemetry_release")).url,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    RELEASE_CONSUMER_GROUP: uniqueId("telemetry-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  stops.push(() => release.stop());
+  const release = await stack.release();
   const gatewayGroup = uniqueId("telemetry-gateway");
-  const gateway = await startGateway({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("telemetry_gateway")).url,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: gatewayGroup,
-    LOG_LEVEL: "fatal",
-  });
-  stops.push(() => gateway.stop());
+  await stack.gateway({ group: gatewayGroup, env: { LOG_LEVEL: "fatal" } });
 
   // A consumer of the test's own, run by @rdm/messaging's runner: what its handler sees as the
   // active trace is the trace its work continues.
@@ -99,16 +50,10 @@ test("without an exporter, events carry the server span's trace to consumers, an
     sessionTimeoutMs: testConsumerTimings.sessionTimeout,
     logger: createLogger("test", "fatal"),
   });
-  stops.push(() => consumer.stop());
+  stack.onStop(() => consumer.stop());
 
-  const token = await mintDevToken({
-    subject: "tess",
-    roles: ["release-manager"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-  });
-  const releaseId = await registerWithoutTrace(`127.0.0.1:${release.port}`, token, "Traced without an exporter");
+  const token = await stack.token("tess", ["release-manager"]);
+  const releaseId = await registerWithoutTrace(release.address, token, "Traced without an exporter");
 
   const [event] = await release.context.store.readStream(releaseId);
   const traceparent = event?.metadata.traceparent as string;
@@ -117,7 +62,7 @@ test("without an exporter, events carry the server span's trace to consumers, an
   expect(traceId).not.toBe("0".repeat(32));
 
   const reader = new Kafka({ brokers, logLevel: logLevel.NOTHING }).consumer({ groupId: uniqueId("header-reader") });
-  stops.push(() => reader.disconnect());
+  stack.onStop(() => reader.disconnect());
   const headers = new Map<string, string | undefined>();
   await reader.connect();
   await reader.subscribe({ topic: releaseTopic, fromBeginning: true });
@@ -141,7 +86,7 @@ test("without an exporter, events carry the server span's trace to consumers, an
   // A message the gateway cannot project: a dead letter.
   const producer = createProducer(kafka);
   await producer.connect();
-  stops.push(() => producer.disconnect());
+  stack.onStop(() => producer.disconnect());
   await publishEvents(producer, releaseTopic, [
     {
       id: randomUUID(),

@@ -3,26 +3,11 @@
 // change service's consumer of release events. The caller sends no trace of its own: the server
 // span starts it. Spans are collected in memory.
 
-import { randomUUID } from "node:crypto";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import * as grpc from "@grpc/grpc-js";
-import { mintDevToken } from "@rdm/auth";
-import { startChangeService } from "@rdm/change";
-import { startGateway } from "@rdm/gateway";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { SpanKind, startTelemetry, type Telemetry, type TelemetryOptions } from "@rdm/observability";
-import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
+import { e2eStack, registerWithoutTrace } from "./harness.js";
 
 type SpanProcessor = NonNullable<TelemetryOptions["spanProcessors"]>[number];
 type EndedSpan = Parameters<SpanProcessor["onEnd"]>[0];
@@ -36,11 +21,11 @@ const collect: SpanProcessor = {
 };
 
 let telemetry: Telemetry;
-const stops: (() => Promise<void>)[] = [];
 // Topics of this file's own: its consumers see only the release registered here.
-const topicPrefix = testTopicPrefix("e2e-tracing");
+const stack = e2eStack("e2e-tracing");
+const topicPrefix = stack.topicPrefix;
 afterAll(async () => {
-  for (const stop of stops.reverse()) await stop();
+  await stack.stop();
   await telemetry?.shutdown();
 });
 
@@ -50,7 +35,7 @@ async function firstTraceparentHeader(brokers: string[], topic: string): Promise
     groupId: uniqueId("trace-reader"),
     maxWaitTimeInMs: 100,
   });
-  stops.push(() => consumer.disconnect());
+  stack.onStop(() => consumer.disconnect());
   const headers: (string | undefined)[] = [];
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
@@ -61,67 +46,17 @@ async function firstTraceparentHeader(brokers: string[], topic: string): Promise
   return headers[0];
 }
 
-/** RegisterRelease with a bare grpc-js client, which (unlike @rdm/grpc's client) sends no traceparent. */
-function registerWithoutTrace(address: string, token: string, title: string): Promise<string> {
-  const method = ReleaseService.method.registerRelease;
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  const metadata = new grpc.Metadata();
-  metadata.set("authorization", `Bearer ${token}`);
-  const request = create(method.input, { requestId: randomUUID(), title, type: ReleaseType.MINOR, owner: "tess" });
-  return new Promise<string>((resolve, reject) => {
-    client.makeUnaryRequest(
-      `/${method.parent.typeName}/${method.name}`,
-      (message: typeof request) => Buffer.from(toBinary(method.input, message)),
-      (bytes: Buffer) => fromBinary(method.output, bytes),
-      request,
-      metadata,
-      (error, response) => (error || !response?.release ? reject(error) : resolve(response.release.releaseId)),
-    );
-  }).finally(() => client.close());
-}
-
 test("a command's server span starts the trace its event carries to Kafka and to every consumer", async () => {
   telemetry = await startTelemetry({ serviceName: "e2e-tracing", spanProcessors: [collect] });
   const brokers = await testKafkaBrokers();
-  const secret = randomUUID() + randomUUID();
-  const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
-  const release = await startReleaseService({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("trace_release")).url,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    RELEASE_CONSUMER_GROUP: uniqueId("trace-release"),
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  stops.push(() => release.stop());
+  const release = await stack.release();
   const changeGroup = uniqueId("trace-change");
   const gatewayGroup = uniqueId("trace-gateway");
-  const change = await startChangeService({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("trace_change")).url,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    CHANGE_CONSUMER_GROUP: changeGroup,
-    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: String(testConsumerTimings.sessionTimeout),
-  });
-  stops.push(() => change.stop());
-  const gateway = await startGateway({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("trace_gateway")).url,
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: gatewayGroup,
-    LOG_LEVEL: "warn",
-  });
-  stops.push(() => gateway.stop());
+  await stack.change({ group: changeGroup });
+  await stack.gateway({ group: gatewayGroup });
 
-  const token = await mintDevToken({
-    subject: "tess",
-    roles: ["release-manager"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-  });
-  const releaseId = await registerWithoutTrace(`127.0.0.1:${release.port}`, token, "Traced release");
+  const token = await stack.token("tess", ["release-manager"]);
+  const releaseId = await registerWithoutTrace(release.address, token, "Traced release");
 
   const serverSpan = await waitFor(
     async () =>

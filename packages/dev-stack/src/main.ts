@@ -121,24 +121,25 @@ function devSecret(): string {
   return readFileSync(file, "utf8").trim();
 }
 
-async function main() {
-  // Before anything starts: a port taken by another process stops the start with a clear word.
+/** Before anything starts: a port taken by another process stops the start with a clear word. */
+async function refuseTakenPorts(): Promise<void> {
   const metricsPorts = components.map((c) => ({
     name: `${c.name} metrics`,
     variable: `${c.name.toUpperCase()}_METRICS_PORT`,
     port: c.metrics,
   }));
   const taken = await portsInUse([postgresPort, ...components, ...metricsPorts]);
-  if (taken.length) {
-    for (const { name, port, variable } of taken) {
-      console.error(`rdm: port ${port} (${name}) is already in use on 127.0.0.1; set ${variable} to use another port`);
-    }
-    console.error("rdm: nothing was started");
-    process.exit(1);
+  if (!taken.length) return;
+  for (const { name, port, variable } of taken) {
+    console.error(`rdm: port ${port} (${name}) is already in use on 127.0.0.1; set ${variable} to use another port`);
   }
-  mkdirSync(dataDir, { recursive: true });
-  const say = (line: string) => console.log(`${label("rdm", 5)} ${line}`);
+  console.error("rdm: nothing was started");
+  process.exit(1);
+}
 
+const say = (line: string) => console.log(`${label("rdm", 5)} ${line}`);
+
+async function startInfrastructure() {
   say("starting PostgreSQL");
   const postgres = await startEmbeddedPostgresProcess({
     dataDir: path.join(dataDir, "postgres"),
@@ -153,8 +154,16 @@ async function main() {
       partitions: 4,
     })),
   });
+  return { postgres, kafka };
+}
 
-  const secret = devSecret();
+type Infrastructure = Awaited<ReturnType<typeof startInfrastructure>>;
+
+/**
+ * The children of the stack: each one's logs prefixed, and its exit (unless stopping) stops the
+ * whole stack, children in reverse order, then the broker and PostgreSQL.
+ */
+function supervisor({ postgres, kafka }: Infrastructure) {
   const children: { name: string; child: ChildProcess }[] = [];
   let stopping = false;
   const stop = async (code: number) => {
@@ -180,7 +189,6 @@ async function main() {
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
 
-  /** Starts a supervised child: logs prefixed, its exit (unless stopping) stops the stack. */
   const supervise = (name: string, i: number, args: string[], childEnv: Record<string, string>) => {
     const child = spawn(process.execPath, args, {
       env: { ...process.env, ...childEnv },
@@ -199,7 +207,13 @@ async function main() {
       void stop(1);
     });
   };
+  return supervise;
+}
 
+type Supervise = ReturnType<typeof supervisor>;
+
+/** Each service in its own database, all on the one broker, signing tokens with the dev secret. */
+async function startServices({ postgres, kafka }: Infrastructure, supervise: Supervise, secret: string) {
   for (const [i, component] of components.entries()) {
     const databaseUrl = await ensureDatabase(postgres.adminUrl, `rdm_${component.name}`);
     supervise(
@@ -224,18 +238,10 @@ async function main() {
       },
     );
   }
-
   await Promise.all(components.map(waitUntilServing));
-  const mint = (subject: string, roles: Role[], groups: string[] = []) =>
-    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "12h" });
-  const token = await mint("dev-admin", ["admin"], ["cab", "ecab"]);
-  const deploymentAddress = `127.0.0.1:${components[3].port}`;
-  await registerDefaultEnvironments(deploymentAddress, token);
-  say("environments dev → test → staging → production registered");
-  const executorToken = await mint("dev-executor", ["executor"]);
-  supervise("executor", components.length, ["--max-semi-space-size=4", ...executorArguments(root, deploymentAddress)], {
-    RDM_EXECUTOR_TOKEN: executorToken,
-  });
+}
+
+function printSummary({ postgres, kafka }: Infrastructure, token: string) {
   say("up:");
   say(`  PostgreSQL      ${postgres.adminUrl.replace(/:[^:@/]*@/, ":***@")}`);
   say(`  Kafka           ${kafka.bootstrapServers.join(",")}`);
@@ -248,6 +254,27 @@ async function main() {
   say(`  dev token (admin, 12h, local use only): ${token}`);
   say("  more tokens: ./rdm token <subject> <role[,role]> [--groups cab,ecab]");
   say("Ctrl-C stops everything.");
+}
+
+async function main() {
+  await refuseTakenPorts();
+  mkdirSync(dataDir, { recursive: true });
+  const infrastructure = await startInfrastructure();
+  const secret = devSecret();
+  const supervise = supervisor(infrastructure);
+  await startServices(infrastructure, supervise, secret);
+
+  const mint = (subject: string, roles: Role[], groups: string[] = []) =>
+    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "12h" });
+  const token = await mint("dev-admin", ["admin"], ["cab", "ecab"]);
+  const deploymentAddress = `127.0.0.1:${components[3].port}`;
+  await registerDefaultEnvironments(deploymentAddress, token);
+  say("environments dev → test → staging → production registered");
+  const executorToken = await mint("dev-executor", ["executor"]);
+  supervise("executor", components.length, ["--max-semi-space-size=4", ...executorArguments(root, deploymentAddress)], {
+    RDM_EXECUTOR_TOKEN: executorToken,
+  });
+  printSummary(infrastructure, token);
 }
 
 main().catch((error: Error) => {

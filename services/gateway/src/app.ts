@@ -41,7 +41,8 @@ const openApi = {
 
 /**
  * The HTTP read side. Public context: the probes and the API docs. Authenticated context:
- * every /v1 route family, each a plugin with its schemas, queries and handlers.
+ * every /v1 route family, each a plugin with its schemas, queries and handlers. Any other path
+ * is authenticated first, then 404.
  */
 export async function buildGatewayApp({
   pool,
@@ -73,6 +74,15 @@ export async function buildGatewayApp({
     }
     request.log.error({ err: error }, "request failed");
     return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));
+  });
+
+  // An unknown path is answered as the authenticated API would be: an anonymous caller (or one
+  // whose role may not read) learns nothing about which routes exist (401/403); a reader gets 404.
+  const authenticate = authenticateReader(verifier);
+  app.setNotFoundHandler(async (request, reply) => {
+    await authenticate.call(app, request, reply);
+    if (reply.sent) return reply;
+    return reply.code(404).send(problem(404, "Not Found", `no route ${request.method} ${request.url}`));
   });
 
   await app.register(health, { pool, isReady });

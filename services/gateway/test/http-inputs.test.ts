@@ -148,6 +148,25 @@ test.each(["Basic dmVyYTpwdw==", "Bearer", "Bearertoken", ""])("authorization %j
   expect(status).toBe(401);
 });
 
+describe("an unknown path authenticates first, so routes are not revealed to anonymous callers", () => {
+  test.each(["/v1/nothing-here", "/nothing-here", "/v1/releases/x/unknown"])("%s", async (path) => {
+    const anonymous = await fetch(`${gatewayUrl}${path}`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get("www-authenticate")).toBe("Bearer");
+    const forged = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: "Bearer not-a-token" } });
+    expect(forged.status).toBe(401);
+    const writer = await mintDevToken({ subject: "exe", roles: ["executor"], secret, issuer: "rdm", audience: "rdm" });
+    expect((await fetch(`${gatewayUrl}${path}`, { headers: { authorization: `Bearer ${writer}` } })).status).toBe(403);
+    const reader = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: bearer } });
+    expect(reader.status).toBe(404);
+    expect(await reader.json()).toMatchObject({ status: 404, title: "Not Found" });
+  });
+
+  test("the public probes still answer without a token", async () => {
+    expect((await fetch(`${gatewayUrl}/healthz`)).status).toBe(200);
+  });
+});
+
 test("a NUL in an event's text (appended before the API refused it) is projected as U+FFFD, not dead-lettered", async () => {
   const releaseId = randomUUID();
   const registered = create(ReleaseRegisteredSchema, {

@@ -1,10 +1,11 @@
-// Builds release histories for decider tests by running commands through deciderSpec, with the
-// caller's decision context and the notifications the decisions trigger, as the API does.
+// The release decider on the shared deciderSpec (@rdm/testkit), with the caller's decision
+// context and the notifications the decisions trigger, as the API runs it; and builders of
+// release histories for `given`.
 import { create } from "@bufbuild/protobuf";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { deciderSpec, type Refusal } from "@rdm/testkit";
+import { deciderSpec } from "@rdm/testkit";
 import { STANDARD_MODEL } from "../src/domain/models.js";
 import { notificationsFor } from "../src/domain/notifications.js";
 import {
@@ -64,77 +65,77 @@ export const releaseSpec = deciderSpec({
     notificationsFor(decided, (prefix) => fold(prefix, before), ctx),
 });
 
-/** Runs commands in order, stamping each event with its actor and stream version like the API does. */
-export class Scenario {
-  events: ReleaseEvent[] = [];
-  constructor(public now = T0) {}
+/**
+ * The shared decider spec with the caller's context filled in:
+ * `given(history).when(command, caller?, now?)` then `.then(...)` / `.thenFails(rule)`.
+ */
+export const given = (history: readonly ReleaseEvent[]) => ({
+  when: (command: ReleaseCommand, caller: Caller = "rita", now = T0) =>
+    releaseSpec.given([...history]).when(command, context(caller, now)),
+});
 
-  get state(): ReleaseState {
-    return fold(this.events);
-  }
+/**
+ * Builds a history for `given`: decides `command` on `history`, appends the decided events
+ * stamped with actor and stream version like the API does, and returns them.
+ */
+export function record(history: ReleaseEvent[], command: ReleaseCommand, caller: Caller = "rita", now = T0) {
+  const actor = context(caller, now).actor;
+  const stamped = given(history)
+    .when(command, caller, now)
+    .events()
+    .map((event, i) => ({
+      ...event,
+      metadata: create(EventMetadataSchema, { actor, streamVersion: BigInt(history.length + i + 1) }),
+    })) as ReleaseEvent[];
+  history.push(...stamped);
+  return stamped;
+}
 
-  run(command: ReleaseCommand, caller: Caller = "rita", now = this.now): ReleaseEvent[] {
-    const ctx = context(caller, now);
-    const actor = ctx.actor;
-    const stamped = releaseSpec
-      .given(this.events)
-      .when(command, ctx)
-      .events()
-      .map((event, i) => ({
-        ...event,
-        metadata: create(EventMetadataSchema, { actor, streamVersion: BigInt(this.events.length + i + 1) }),
-      })) as ReleaseEvent[];
-    this.events.push(...stamped);
-    return stamped;
-  }
+/** The registered release the history folds to. */
+export function releaseOf(history: readonly ReleaseEvent[]) {
+  const release = fold([...history]).release;
+  if (!release) throw new Error("not registered");
+  return release;
+}
 
-  /** The error the command is refused with (fails the test when it is accepted). */
-  refusal(command: ReleaseCommand, caller: Caller = "rita", now = this.now): Refusal {
-    return releaseSpec.given(this.events).when(command, context(caller, now)).refusal();
-  }
+/** Completes every open required task of the current phase entry. */
+export function completeRequiredTasks(history: ReleaseEvent[]) {
+  const r = releaseOf(history);
+  for (const t of r.tasks.filter(
+    (t) => t.required && t.phase === r.phase && t.phaseEntry === r.phaseEntry && t.status !== 3,
+  ))
+    record(history, { kind: "completeTask", taskId: t.taskId });
+}
 
-  get release() {
-    const release = this.state.release;
-    if (!release) throw new Error("not registered");
-    return release;
-  }
-
-  /** Completes every open required task of the current phase entry. */
-  completeRequiredTasks() {
-    const r = this.release;
-    for (const t of r.tasks.filter(
-      (t) => t.required && t.phase === r.phase && t.phaseEntry === r.phaseEntry && t.status !== 3,
-    ))
-      this.run({ kind: "completeTask", taskId: t.taskId });
-  }
-
-  /** Requests and grants every approval the current phase requires, by distinct members of each group. */
-  grantApprovals() {
-    const model = this.state.model;
-    const phase = model?.phases.find((p) => p.phase === this.release.phase);
-    for (const requirement of phase?.approvals ?? []) {
-      const [requested] = this.run(
-        {
-          kind: "requestApproval",
-          approvalId: `appr-${requirement.approverGroup}-${this.events.length}`,
-          approverGroup: requirement.approverGroup,
-        },
-        "carl",
+/** Requests and grants every approval the current phase requires, by distinct members of each group. */
+export function grantApprovals(history: ReleaseEvent[]) {
+  const { model } = fold(history);
+  const phase = model?.phases.find((p) => p.phase === releaseOf(history).phase);
+  for (const requirement of phase?.approvals ?? []) {
+    const [requested] = record(
+      history,
+      {
+        kind: "requestApproval",
+        approvalId: `appr-${requirement.approverGroup}-${history.length}`,
+        approverGroup: requirement.approverGroup,
+      },
+      "carl",
+    );
+    const approvalId = (requested as { approvalId: string }).approvalId;
+    for (let i = 0; i < requirement.quorum; i++)
+      record(
+        history,
+        { kind: "approveRelease", approvalId, comment: "ok" },
+        requirement.members[i] ?? member(`approver-${i}`, requirement.approverGroup),
       );
-      const approvalId = (requested as { approvalId: string }).approvalId;
-      for (let i = 0; i < requirement.quorum; i++)
-        this.run(
-          { kind: "approveRelease", approvalId, comment: "ok" },
-          requirement.members[i] ?? member(`approver-${i}`, requirement.approverGroup),
-        );
-    }
   }
+}
 
-  advance() {
-    this.completeRequiredTasks();
-    this.grantApprovals();
-    return this.run({ kind: "advancePhase", fromPhase: 0, changes: [] });
-  }
+/** Meets the current gate (tasks, approvals) and advances to the next phase. */
+export function advanceThroughGate(history: ReleaseEvent[]) {
+  completeRequiredTasks(history);
+  grantApprovals(history);
+  return record(history, { kind: "advancePhase", fromPhase: 0, changes: [] });
 }
 
 export const types = (events: ReleaseEvent[]) => events.map((e) => e.$typeName.replace("rdm.release.v1.", ""));

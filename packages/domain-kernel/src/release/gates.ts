@@ -10,7 +10,7 @@ import {
 import { type LinkedChangeState, phaseDefinition, phaseIndex, type ReleaseState } from "./state.js";
 
 /** The latest approval request of each group for the current entry of the current phase. */
-function currentApprovals(release: Release): Map<string, Approval> {
+export function currentApprovals(release: Release): Map<string, Approval> {
   const byGroup = new Map<string, Approval>();
   for (const a of release.approvals) {
     if (a.phase === release.phase && a.phaseEntry === release.phaseEntry) byGroup.set(a.approverGroup, a);

@@ -1,7 +1,7 @@
 // The release rules that read sides share with the release service: the state fold (evolve)
 // and the gate conditions, so a read model evaluates a release exactly as the service does.
 export { evolve, fold } from "./evolve.js";
-export { gateConditions } from "./gates.js";
+export { currentApprovals, gateConditions } from "./gates.js";
 export {
   AUTHORIZED_CHANGE_STATES,
   DEFAULT_MODELS,

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { BOOKED_STATES } from "@rdm/domain-kernel/change";
 import {
   type ChangeCollision,
   ChangeCollisionSchema,
   type ChangeRequest,
-  ChangeState,
   type FreezeWindow,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -59,8 +59,8 @@ export function applicableFreezes(
   });
 }
 
-/** Change states whose window is booked on the calendar and can collide. */
-export const BOOKED_STATES: readonly ChangeState[] = [ChangeState.SCHEDULED, ChangeState.IMPLEMENTING];
+// Which states book the calendar is a kernel rule: the gateway's calendar view shows the same.
+export { BOOKED_STATES };
 
 /**
  * Other changes booked in a window overlapping `window` that touch some of the same CIs.

@@ -1,10 +1,4 @@
-import {
-  ChangeBoard,
-  ChangeImpact,
-  ChangeRisk,
-  ChangeType,
-  ChangeUrgency,
-} from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeBoard, ChangeImpact, ChangeRisk, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 
 /**
  * Risk from impact x urgency (each LOW=1 .. HIGH=3), by their sum:
@@ -23,12 +17,8 @@ export function riskOf(impact: ChangeImpact, urgency: ChangeUrgency): ChangeRisk
   return ChangeRisk.CRITICAL;
 }
 
-export const boardFor = (type: ChangeType) =>
-  type === ChangeType.EMERGENCY
-    ? ChangeBoard.ECAB
-    : type === ChangeType.STANDARD
-      ? ChangeBoard.PRE_AUTHORIZED
-      : ChangeBoard.CAB;
+// The board a change type goes to is a kernel rule: the gateway's CAB board derives it too.
+export { boardFor } from "@rdm/domain-kernel/change";
 
 /**
  * Default quorum when the assessor does not set one: the ECAB decides fast with one approval;

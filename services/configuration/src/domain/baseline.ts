@@ -1,31 +1,19 @@
 import { create } from "@bufbuild/protobuf";
 import {
-  type Baseline,
-  type BaselineEntry,
-  BaselineSchema,
-  EnvironmentHealth,
-} from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+  type BaselineEvent,
+  type BaselineState,
+  foldBaseline,
+  inEnvironmentOrder,
+  initialBaselineState,
+} from "@rdm/domain-kernel/configuration";
+import type { BaselineEntry } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
-  type BaselineDeploymentRecorded,
   BaselineDeploymentRecordedSchema,
-  DeploymentOutcome,
+  type DeploymentOutcome,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 
-export type BaselineEvent = BaselineDeploymentRecorded;
-
-export interface BaselineState {
-  baseline: Baseline | undefined;
-  /** Deployment events already recorded (ce ids), so a replayed deployment event changes nothing. */
-  appliedSourceEvents: Set<string>;
-  /** Environment sequences already recorded: the same outcome published again under another ce id counts once. */
-  appliedSequences: Set<bigint>;
-}
-
-export const initialState = (): BaselineState => ({
-  baseline: undefined,
-  appliedSourceEvents: new Set(),
-  appliedSequences: new Set(),
-});
+export type { BaselineEvent, BaselineState } from "@rdm/domain-kernel/configuration";
+export const initialState = initialBaselineState;
 
 /** A deployment event from rdm.deployment.events.v1, reduced to what the baseline needs. */
 export interface RecordDeployment {
@@ -60,90 +48,9 @@ export function decide(command: BaselineCommand, state: BaselineState): Baseline
   return [create(BaselineDeploymentRecordedSchema, fields)];
 }
 
-const entryKey = (entry: BaselineEntry) => `${entry.ciId}\u0000${entry.artifactName}`;
-const byCiAndName = (a: BaselineEntry, b: BaselineEntry) =>
-  a.ciId.localeCompare(b.ciId) || a.artifactName.localeCompare(b.artifactName);
+// The fold in environment order is a kernel rule: the gateway's baselines fold the same events
+// with the same function, so it lives once in @rdm/domain-kernel.
+export const fold = foldBaseline;
 
-/** Entries replace what ran under the same CI and artifact name; everything else stays. */
-function upsertEntries(current: BaselineEntry[], entries: BaselineEntry[]): BaselineEntry[] {
-  const byKey = new Map(current.map((entry) => [entryKey(entry), entry]));
-  for (const entry of entries) byKey.set(entryKey(entry), entry);
-  return [...byKey.values()].sort(byCiAndName);
-}
-
-/** One recorded outcome applied on top of the baseline before it (in environment order). */
-function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
-  const at = event.metadata?.occurredAt;
-  const stamped = event.entries.map((entry) => ({
-    ...entry,
-    deploymentId: entry.deploymentId || event.deploymentId,
-    ...(entry.deployedAt || !at ? {} : { deployedAt: at }),
-  }));
-  // A rollback names the whole baseline it restored: what the failed deployment added goes away.
-  const entries =
-    event.outcome === DeploymentOutcome.ROLLED_BACK
-      ? [...stamped].sort(byCiAndName)
-      : upsertEntries(previous.entries, stamped);
-  const succeeded = event.outcome === DeploymentOutcome.SUCCEEDED;
-  return {
-    ...previous,
-    entries,
-    // Back-out target: the state right after the last successful deployment.
-    ...(succeeded
-      ? {
-          lastKnownGood: entries,
-          lastKnownGoodDeploymentId: event.deploymentId,
-          ...(at ? { lastKnownGoodAt: at } : {}),
-        }
-      : {}),
-    health: event.outcome === DeploymentOutcome.FAILED ? EnvironmentHealth.DEGRADED : EnvironmentHealth.HEALTHY,
-    lastDeploymentId: event.deploymentId,
-    ...(at ? { updatedAt: at } : {}),
-  };
-}
-
-/**
- * The recorded outcomes in the environment's order: by environment_sequence, which the
- * deployment service assigns when it appends the outcome. Outcomes without one (0: published
- * before the field existed, so older than every sequenced outcome) come first, in the order
- * they were recorded, which is how baselines were kept before; so do ties (never expected).
- */
-export function inEnvironmentOrder(events: BaselineEvent[]): BaselineEvent[] {
-  return events
-    .map((event, recorded) => ({ event, recorded }))
-    .sort(
-      (a, b) =>
-        (a.event.environmentSequence < b.event.environmentSequence ? -1 : 0) ||
-        (a.event.environmentSequence > b.event.environmentSequence ? 1 : 0) ||
-        a.recorded - b.recorded,
-    )
-    .map(({ event }) => event);
-}
-
-/**
- * The baseline from the environment's whole history: the recorded outcomes folded in
- * environment order, whatever order they were recorded in. An outcome that arrives after a
- * newer one (another partition, a lagging or rebuilding consumer) never overrides what the
- * newer one set or removed; it only fills in what no newer outcome touched. So the live
- * baseline and one rebuilt from the topic are equal. `version` is the stream version.
- */
-export function fold(history: BaselineEvent[]): BaselineState {
-  // No per-event evolve: an outcome's place depends on the whole history (environment order).
-  const state = initialState();
-  for (const event of history) {
-    if (event.sourceEventId) state.appliedSourceEvents.add(event.sourceEventId);
-    if (event.environmentSequence > 0n) state.appliedSequences.add(event.environmentSequence);
-  }
-  const [first] = history;
-  if (!first) return state;
-  const folded = inEnvironmentOrder(history).reduce(
-    applyOutcome,
-    create(BaselineSchema, { environment: first.environment }),
-  );
-  const version = history.at(-1)?.metadata?.streamVersion ?? BigInt(history.length);
-  return { ...state, baseline: { ...folded, version } };
-}
-
-// The names before every aggregate exported decide/fold/initialState, still used by the decider tests
-// and by the gateway (`@rdm/configuration/baseline`).
-export { decide as decideBaseline, fold as foldBaseline };
+// The names before every aggregate exported decide/fold/initialState, still used by the decider tests.
+export { decide as decideBaseline, foldBaseline, inEnvironmentOrder };

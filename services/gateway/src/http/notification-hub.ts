@@ -14,6 +14,51 @@ interface Listener {
   hangUp(error?: Error): void;
 }
 
+/** Takes a pooled connection and LISTENs on it; calls `lost` when the connection is gone. */
+async function listen(
+  pool: pg.Pool,
+  channel: string,
+  logger: Logger,
+  notify: () => void,
+  lost: () => void,
+): Promise<Listener | undefined> {
+  let client: pg.PoolClient;
+  try {
+    client = await pool.connect();
+  } catch (error) {
+    logger.warn({ err: error, channel }, "cannot listen for notifications; subscribers poll");
+    lost();
+    return undefined;
+  }
+  const taken = client;
+  let released = false;
+  const hangUp = (error?: Error) => {
+    if (released) return;
+    released = true;
+    // Pooled clients are reused: a listener left behind would act on someone else's checkout.
+    taken.off("notification", notify);
+    taken.off("error", onConnectionLost);
+    taken.release(error);
+  };
+  // While we hold the client its errors are ours (the pool listens only to idle clients).
+  const onConnectionLost = (error: Error) => {
+    logger.warn({ err: error, channel }, "notification connection lost");
+    hangUp(error);
+    lost();
+  };
+  taken.on("notification", notify);
+  taken.on("error", onConnectionLost);
+  try {
+    await taken.query(`LISTEN ${channel}`);
+    return { client: taken, hangUp };
+  } catch (error) {
+    logger.warn({ err: error, channel }, "cannot listen for notifications; subscribers poll");
+    hangUp(error as Error);
+    lost();
+    return undefined;
+  }
+}
+
 /**
  * One LISTEN connection per channel, shared by every subscriber (an SSE client each), held
  * only while someone subscribes: a hundred dashboards cost one pooled connection, not a hundred.
@@ -27,47 +72,8 @@ export function createNotificationHub(pool: pg.Pool, channel: string, logger: Lo
     for (const subscriber of subscribers) subscriber();
   };
 
-  /** Takes a pooled connection and LISTENs on it; calls `lost` when the connection is gone. */
-  const listen = async (lost: () => void): Promise<Listener | undefined> => {
-    let client: pg.PoolClient;
-    try {
-      client = await pool.connect();
-    } catch (error) {
-      logger.warn({ err: error, channel }, "cannot listen for notifications; subscribers poll");
-      lost();
-      return undefined;
-    }
-    const taken = client;
-    let released = false;
-    const hangUp = (error?: Error) => {
-      if (released) return;
-      released = true;
-      // Pooled clients are reused: a listener left behind would act on someone else's checkout.
-      taken.off("notification", notify);
-      taken.off("error", onConnectionLost);
-      taken.release(error);
-    };
-    // While we hold the client its errors are ours (the pool listens only to idle clients).
-    const onConnectionLost = (error: Error) => {
-      logger.warn({ err: error, channel }, "notification connection lost");
-      hangUp(error);
-      lost();
-    };
-    taken.on("notification", notify);
-    taken.on("error", onConnectionLost);
-    try {
-      await taken.query(`LISTEN ${channel}`);
-      return { client: taken, hangUp };
-    } catch (error) {
-      logger.warn({ err: error, channel }, "cannot listen for notifications; subscribers poll");
-      hangUp(error as Error);
-      lost();
-      return undefined;
-    }
-  };
-
   const startListening = () => {
-    const listening: Promise<Listener | undefined> = listen(() => {
+    const listening: Promise<Listener | undefined> = listen(pool, channel, logger, notify, () => {
       // The next subscription listens anew; but a newer connection may have replaced this one already.
       if (connection === listening) connection = undefined;
     });

@@ -1,17 +1,23 @@
 // The release aggregate: one decider function per command in ./release/, composed here.
+
+// The fold and the gate rules are the shared kernel's (the gateway applies the same ones).
+export {
+  evolve,
+  fold,
+  gateConditions,
+  initialState,
+  type LinkedChangeState,
+  nextPhase,
+  type ReleaseEvent,
+  type ReleaseState,
+} from "@rdm/domain-kernel/release";
 export { decide } from "./release/decide.js";
-export { evolve, fold, initialState } from "./release/evolve.js";
-export { gateConditions } from "./release/gate.js";
-export { nextPhase } from "./release/rules.js";
 export type {
   DecisionContext,
   DeploymentOutcomeReport,
-  LinkedChangeState,
   RegisterRelease,
   ReleaseCommand,
   ReleaseCommandOf,
-  ReleaseEvent,
-  ReleaseState,
 } from "./release/types.js";
 
 /** Human-readable release key, e.g. REL-2026-0042 (sequence numbers per year; gaps allowed). */

@@ -1,17 +1,13 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type DecisionContext, RuleViolation, type RuleViolationCode } from "@rdm/command-handler";
+import { durationMs, phaseDefinition, type ReleaseState } from "@rdm/domain-kernel/release";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { PhaseDefinition, ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
-import {
-  type Approval,
-  type Release,
-  ReleasePhase,
-  ReleaseStatus,
-  TaskStatus,
-} from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { durationMs } from "../models.js";
-import type { ReleaseState } from "./types.js";
+import { type Release, ReleasePhase, ReleaseStatus, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+
+// The model lookups and the current approvals are kernel rules (the gateway's gates use them too).
+export { currentApprovals, nextPhase, phaseDefinition, phaseIndex } from "@rdm/domain-kernel/release";
 
 export const refuse = (
   rule: string,
@@ -25,18 +21,6 @@ export const refuse = (
 
 export const phaseName = (p: ReleasePhase) => ReleasePhase[p] ?? String(p);
 export const ts = (d: Date) => timestampFromDate(d);
-
-export function phaseDefinition(model: ReleaseModel, phase: ReleasePhase): PhaseDefinition | undefined {
-  return model.phases.find((p) => p.phase === phase);
-}
-
-export function phaseIndex(model: ReleaseModel, phase: ReleasePhase): number {
-  return model.phases.findIndex((p) => p.phase === phase);
-}
-
-export function nextPhase(model: ReleaseModel, phase: ReleasePhase): ReleasePhase | undefined {
-  return model.phases[phaseIndex(model, phase) + 1]?.phase;
-}
 
 export function dueAt(definition: PhaseDefinition | undefined, now: Date): Timestamp | undefined {
   const ms = durationMs(definition?.deadline);
@@ -67,15 +51,6 @@ export function templateTasks(
       },
     });
   });
-}
-
-/** The latest approval request of each group for the current entry of the current phase. */
-export function currentApprovals(release: Release): Map<string, Approval> {
-  const byGroup = new Map<string, Approval>();
-  for (const a of release.approvals) {
-    if (a.phase === release.phase && a.phaseEntry === release.phaseEntry) byGroup.set(a.approverGroup, a);
-  }
-  return byGroup;
 }
 
 export function requireRelease(state: ReleaseState): { release: Release; model: ReleaseModel } {

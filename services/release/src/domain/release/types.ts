@@ -1,55 +1,20 @@
 import type { DecisionContext } from "@rdm/command-handler";
+// The events, the state and the linked-change view are the shared kernel's: the fold over them
+// is a kernel rule the gateway applies too.
+import type { LinkedChangeState, ReleaseEvent, ReleaseState } from "@rdm/domain-kernel/release";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import type * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import type {
   DeploymentOutcome,
   LogEntryKind,
   PackageArtifact,
-  Release,
   ReleasePhase,
   ReleaseType,
   ReviewOutcome,
   RiskLevel,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 
-/** Events of the release aggregate, as protobuf messages (their $typeName is the CloudEvents type). */
-export type ReleaseEvent =
-  | ev.ReleaseRegistered
-  | ev.ReleasePlanningUpdated
-  | ev.ReleasePhaseAdvanced
-  | ev.ReleasePhaseReworked
-  | ev.ReleaseAbandoned
-  | ev.ReleaseClosed
-  | ev.ReleaseApprovalRequested
-  | ev.ReleaseApprovalGranted
-  | ev.ReleaseApprovalRejected
-  | ev.ReleaseTaskAdded
-  | ev.ReleaseTaskAssigned
-  | ev.ReleaseTaskStarted
-  | ev.ReleaseTaskCompleted
-  | ev.ReleaseTaskCancelled
-  | ev.ReleaseChangeRequestLinked
-  | ev.ReleaseChangeRequestUnlinked
-  | ev.ReleaseArtifactAttached
-  | ev.ReleaseArtifactDetached
-  | ev.ReleasePackageFrozen
-  | ev.ReleaseBackOutPlanSet
-  | ev.ReleaseLogEntryRecorded
-  | ev.ReleaseReviewRecorded
-  | ev.ReleaseDeadlineMissed
-  | ev.ReleaseDeadlineEscalated
-  | ev.ReleaseNotificationRequested
-  | ev.ReleaseTaskOverdue
-  | ev.ReleaseDeploymentRecorded
-  | ev.ReleaseDeviationRecorded;
-
-export interface ReleaseState {
-  /** Undefined until the release is registered. */
-  release: Release | undefined;
-  /** The model version pinned at registration. */
-  model: ReleaseModel | undefined;
-}
+export type { LinkedChangeState, ReleaseEvent, ReleaseState };
 
 interface PlanningFields {
   title: string;
@@ -68,13 +33,6 @@ export interface RegisterRelease extends PlanningFields {
   type: ReleaseType;
   owner: string;
   model: ReleaseModel;
-}
-
-/** The state of a change request as the release service last heard of it (local read model). */
-export interface LinkedChangeState {
-  changeRequestId: string;
-  /** Change state name without prefix, e.g. "AUTHORIZED"; undefined when no event was seen. */
-  state: string | undefined;
 }
 
 /** A deployment outcome as the deployment service reported it (rdm.deployment.events.v1). */

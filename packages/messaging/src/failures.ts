@@ -1,0 +1,56 @@
+import { isDataException } from "@rdm/eventstore";
+import { MalformedCloudEvent } from "./cloudevents.js";
+
+// How the consumer tells a failure that a retry can cure from one that no retry can: the
+// first kind waits (without using up attempts when the database is to blame), the second goes
+// to the dead-letter topic at once.
+
+/** Thrown by a handler when no retry can help (e.g. an undecodable protobuf): dead-letter at once. */
+export class PermanentError extends Error {
+  override readonly name = "PermanentError";
+}
+
+/** The database could not be reached: not the message's fault, so it does not use up attempts. */
+export class DatabaseUnavailable extends Error {
+  override readonly name = "DatabaseUnavailable";
+}
+
+/**
+ * No retry can help: the handler said so, the message is not a CloudEvent, or PostgreSQL
+ * refused the event's data itself (SQLSTATE class 22, e.g. an id that is not a uuid). By name
+ * too, so a PermanentError from another copy of this package (dist vs src) still counts.
+ */
+export function isPermanent(error: Error): boolean {
+  return (
+    error instanceof PermanentError ||
+    error instanceof MalformedCloudEvent ||
+    error.name === "PermanentError" ||
+    error.name === "MalformedCloudEvent" ||
+    isDataException(error)
+  );
+}
+
+/** SQLSTATE classes that say the database, not the event, is the problem. */
+const TRANSIENT_SQLSTATE = [
+  /^08/, // connection exception
+  /^40/, // serialization failure, deadlock: the transaction lost a race
+  /^53/, // insufficient resources
+  /^57P/, // shutting down, cannot connect now
+  /^25006$/, // read-only transaction: a standby during a failover
+];
+const CONNECTION_ERRNO = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "ENOTFOUND", "EHOSTUNREACH"]);
+
+/**
+ * Not the event's fault, so retried without using up an attempt (dead-lettering would lose a
+ * good event while the database fails over): PostgreSQL unreachable, shutting down, read-only,
+ * out of resources, a lost serialization race, a connection dropped mid-transaction, or another
+ * writer that appended to the same stream first (WrongExpectedVersion; the retry re-decides).
+ */
+export function isTransient(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === "string") {
+    if (error.name === "error" && TRANSIENT_SQLSTATE.some((pattern) => pattern.test(code))) return true;
+    if (CONNECTION_ERRNO.has(code)) return true;
+  }
+  return error.name === "WrongExpectedVersion" || /^Connection terminated/.test(error.message);
+}
