@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type EventStore, withTransaction } from "@rdm/eventstore";
+import { type CommandResult, type EventStore, type Projection, withTransaction } from "@rdm/eventstore";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
@@ -74,6 +74,17 @@ export interface Command<S, E extends DomainEvent> {
   policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
   /** Derived tables written in the append's transaction (called only when events were appended). */
   project?: (tx: pg.PoolClient, outcome: Outcome<S, E>, ctx: DecisionContext) => Promise<void>;
+  /**
+   * The same as a projection of many outcomes at once: a group-committed batch of commands
+   * sharing it is projected in one call (e.g. one statement per table), not one per command.
+   */
+  projection?: Projection<Projected<S, E>>;
+}
+
+/** What a batched projection gets of each appended command. */
+export interface Projected<S, E> {
+  outcome: Outcome<S, E>;
+  ctx: DecisionContext;
 }
 
 /** A command from a client: its answer is recorded under the request id, and a retry gets it back. */
@@ -104,6 +115,18 @@ export interface CommandHandlerOptions<E extends DomainEvent> {
 /** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
 
+/** A decided command before its append: the outcome it will have, and the version it expects. */
+interface Decision<S, E> {
+  outcome: Outcome<S, E>;
+  ctx: DecisionContext;
+  expected: number;
+}
+
+/** One attempt at a client's command: the recorded answer of a retry, or the decided outcome. */
+type Attempt<S, E, R extends DescMessage> =
+  | { replayed: MessageShape<R>; outcome: undefined }
+  | { replayed: undefined; outcome: Outcome<S, E> };
+
 const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
 
 /**
@@ -130,9 +153,11 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /**
-   * Runs a client's command in its own transaction and answers it. A retried request id gets
-   * the first answer back; a conflict re-decides on fresh state (see README), then throws
-   * WrongExpectedVersion (ABORTED).
+   * Runs a client's command and answers it. A retried request id gets the first answer back; a
+   * conflict re-decides on fresh state (see README), then throws WrongExpectedVersion (ABORTED).
+   * A command without `prepare` is decided on one read and its append (with its answer and its
+   * projection) is group-committed with concurrent ones; a command with `prepare` (locks) runs in
+   * its own transaction.
    */
   async handle<S, ES extends E, R extends DescMessage>(
     origin: CommandOrigin,
@@ -140,18 +165,9 @@ export class CommandHandler<E extends DomainEvent> {
   ): Promise<MessageShape<R>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await withTransaction(this.store.pool, async (tx) => {
-          const loaded = await this.load(tx, command);
-          // State first, then the request id: a twin request (same id, in flight together) either
-          // committed before the state was read, and its answer is found here, or its effect is not
-          // in the state and its id makes this append fail with DuplicateRequest (replayed below).
-          const replayed = await this.replay(origin.requestId, command, tx);
-          if (replayed) return { replayed, outcome: undefined };
-          const outcome = await this.decideAndAppend(tx, origin, command, loaded, (o) =>
-            toBinary(command.response, command.respond(o)),
-          );
-          return { replayed: undefined, outcome };
-        });
+        const result = command.prepare
+          ? await this.attemptInTransaction(origin, command)
+          : await this.attemptGrouped(origin, command);
         if (result.replayed) return result.replayed;
         const { outcome } = result as { outcome: Outcome<S, ES> };
         const response = command.respond(outcome);
@@ -166,13 +182,63 @@ export class CommandHandler<E extends DomainEvent> {
     }
   }
 
+  private attemptInTransaction<S, ES extends E, R extends DescMessage>(
+    origin: CommandOrigin,
+    command: ClientCommand<S, ES, R>,
+  ): Promise<Attempt<S, ES, R>> {
+    return withTransaction(this.store.pool, async (tx) => {
+      const loaded = await this.load(tx, command);
+      // State first, then the request id: a twin request (same id, in flight together) either
+      // committed before the state was read, and its answer is found here, or its effect is not
+      // in the state and its id makes this append fail with DuplicateRequest (replayed below).
+      const replayed = await this.replay(origin.requestId, command, tx);
+      if (replayed) return { replayed, outcome: undefined };
+      const decision = await this.decide(tx, origin, command, loaded);
+      return { replayed: undefined, outcome: await this.append(origin, command, decision, tx) };
+    });
+  }
+
+  /**
+   * The stream and the request id's answer in one statement (one snapshot, so the twin argument
+   * above holds), decided on a connection outside any transaction (the hooks only read), then
+   * appended through the store's group commit with the answer and the projection.
+   */
+  private async attemptGrouped<S, ES extends E, R extends DescMessage>(
+    origin: CommandOrigin,
+    command: ClientCommand<S, ES, R>,
+  ): Promise<Attempt<S, ES, R>> {
+    const client = await this.store.pool.connect();
+    let decision: Decision<S, ES>;
+    try {
+      const { aggregate } = command;
+      const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(client);
+      const snapshot = (await aggregate.snapshots?.read(streamId, client)) ?? {
+        state: aggregate.initialState(),
+        version: 0,
+      };
+      const read = await this.store.readStreamWithCommandResult(streamId, origin.requestId, {
+        client,
+        fromVersion: snapshot.version + 1,
+      });
+      const replayed = this.answerOf(read.commandResult, origin.requestId, command);
+      if (replayed) return { replayed, outcome: undefined };
+      const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, snapshot.state);
+      const loaded = { streamId, state, version: read.events.at(-1)?.version ?? snapshot.version };
+      decision = await this.decide(client, origin, command, loaded);
+    } finally {
+      client.release();
+    }
+    return { replayed: undefined, outcome: await this.append(origin, command, decision, undefined) };
+  }
+
   /**
    * Runs a command inside the caller's open transaction (a job or a consumer): no request id
    * check and no re-decision; a conflict throws WrongExpectedVersion and the caller's
    * transaction decides what happens (a consumer redelivers, a job retries next round).
    */
   async handleIn<S, ES extends E>(tx: pg.PoolClient, origin: CommandOrigin, command: Command<S, ES>) {
-    return this.decideAndAppend(tx, origin, command, await this.load(tx, command));
+    const decision = await this.decide(tx, origin, command, await this.load(tx, command));
+    return this.append(origin, command, decision, tx, false);
   }
 
   /**
@@ -194,13 +260,12 @@ export class CommandHandler<E extends DomainEvent> {
     return { streamId, state, version: recorded.at(-1)?.version ?? snapshot.version };
   }
 
-  private async decideAndAppend<S, ES extends E>(
+  private async decide<S, ES extends E>(
     tx: pg.PoolClient,
     origin: CommandOrigin,
     command: Command<S, ES>,
     loaded: Snapshot<S> & { streamId: string },
-    answer?: (outcome: Outcome<S, ES>) => Uint8Array,
-  ): Promise<Outcome<S, ES>> {
+  ): Promise<Decision<S, ES>> {
     await command.prepare?.(tx);
     const now = this.clock();
     const ctx: DecisionContext = { actor: origin.actor, groups: origin.groups ?? [], now, newId: this.newId };
@@ -215,24 +280,44 @@ export class CommandHandler<E extends DomainEvent> {
       events,
       version: loaded.version + events.length,
     };
-    if (events.length === 0) return outcome;
+    return { outcome, ctx, expected: loaded.version };
+  }
+
+  /**
+   * Appends the decided events with the expected version, the answer of a client's command and
+   * the projection: in `tx` when given, else group-committed by the store.
+   */
+  private async append<S, ES extends E>(
+    origin: CommandOrigin,
+    command: Command<S, ES>,
+    { outcome, ctx, expected }: Decision<S, ES>,
+    tx: pg.PoolClient | undefined,
+    answered = true,
+  ): Promise<Outcome<S, ES>> {
+    if (outcome.events.length === 0) return outcome;
+    const client = answered && origin.requestId ? (command as ClientCommand<S, ES, DescMessage>) : undefined;
+    const { project, projection } = command;
     await this.store.appendToStream(
-      loaded.streamId,
-      loaded.version === 0 ? "no_stream" : loaded.version,
-      events.map((event) => this.codec.encode(event, origin.traceparent)),
+      outcome.streamId,
+      expected === 0 ? "no_stream" : expected,
+      outcome.events.map((event) => this.codec.encode(event, origin.traceparent)),
       {
-        client: tx,
+        ...(tx ? { client: tx } : {}),
         ...(command.aggregate.streamType ? { streamType: command.aggregate.streamType } : {}),
-        ...(answer && origin.requestId
+        ...(client
           ? {
               requestId: origin.requestId,
-              requestHash: (command as ClientCommand<S, ES, DescMessage>).requestHash,
-              response: answer(outcome),
+              requestHash: client.requestHash,
+              response: toBinary(client.response, client.respond(outcome)),
             }
           : {}),
+        ...(projection
+          ? { projection: { projection, item: { outcome, ctx } } }
+          : project
+            ? { projection: { projection: { apply: (db) => project(db, outcome, ctx) }, item: undefined } }
+            : {}),
       },
     );
-    await command.project?.(tx, outcome, ctx);
     return outcome;
   }
 
@@ -280,7 +365,15 @@ export class CommandHandler<E extends DomainEvent> {
     command: { response: R; requestHash: string },
     db?: Queryable,
   ): Promise<MessageShape<R> | undefined> {
-    const previous = await this.store.getCommandResult(requestId, db ? { client: db } : {});
+    return this.answerOf(await this.store.getCommandResult(requestId, db ? { client: db } : {}), requestId, command);
+  }
+
+  /** A recorded answer as the response; reusing the id for another request is refused. */
+  private answerOf<R extends DescMessage>(
+    previous: CommandResult | null,
+    requestId: string,
+    command: { response: R; requestHash: string },
+  ): MessageShape<R> | undefined {
     if (!previous?.response) return undefined;
     if (previous.requestHash !== command.requestHash) {
       throw new RuleViolation(

@@ -8,6 +8,7 @@ export {
   type DecisionContext,
   isUniqueViolation,
   type Outcome,
+  type Projected,
   type Queryable,
   type RetryPolicy,
   type Snapshot,
