@@ -3,12 +3,14 @@ import { loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
 import { CHANGE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
+import type pg from "pg";
 import { releaseServiceHandlers } from "./api/release-service.js";
 import { applyChangeEvent } from "./consumers/change-requests.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
+import { ReleaseKeys } from "./store/release-keys.js";
 import { releaseMigrations } from "./store/release-tables.js";
 
 /** The release service's own variables (beside the shared gRPC service ones). */
@@ -44,6 +46,12 @@ export function createReleaseService(
   const config = loadConfig(releaseEnv, env);
   const clock = options.clock ?? (() => new Date());
   const commandHandler = (store: EventStore) => new CommandHandler({ store, codec: releaseCodec, clock });
+  // One per service: the API reads models through it, a worker keeps its cache current.
+  let models: ReleaseModelStore | undefined;
+  const modelsOf = (store: EventStore, pool: pg.Pool) => {
+    models ??= new ReleaseModelStore(store, pool);
+    return models;
+  };
   return {
     name: "release",
     defaultPort: 50051,
@@ -53,12 +61,13 @@ export function createReleaseService(
         store,
         pool,
         handler: commandHandler(store),
-        models: new ReleaseModelStore(store, pool),
+        models: modelsOf(store, pool),
+        keys: new ReleaseKeys(pool),
         clock,
       }),
     ],
     async workers({ store, pool, kafka, logger, topic }): Promise<Worker[]> {
-      const workers: Worker[] = [];
+      const workers: Worker[] = [await modelsOf(store, pool).listen(logger)];
       workers.push(
         startDeadlineScheduler({
           pool,
