@@ -82,17 +82,25 @@ async function releaseCommands(
     await underLoad(CONCURRENCY, TOTAL, () => client.registerRelease(request())),
     bareAppends,
   );
-  // Each worker on its own release: a command on an existing stream, never racing another.
+  // Each worker on its own ten releases, in turn: a command on an existing stream, never racing
+  // another, on releases of a realistic length (the answer carries every log entry).
   const releaseIds = await Promise.all(
-    Array.from({ length: CONCURRENCY }, async () => (await client.registerRelease(request())).release?.releaseId ?? ""),
+    Array.from(
+      { length: CONCURRENCY * 10 },
+      async () => (await client.registerRelease(request())).release?.releaseId ?? "",
+    ),
   );
-  const logEntry = (worker: number) =>
-    client.recordReleaseLogEntry({
+  const turns = Array.from({ length: CONCURRENCY }, () => 0);
+  const logEntry = (worker: number) => {
+    const turn = (turns[worker] ?? 0) + 1;
+    turns[worker] = turn;
+    return client.recordReleaseLogEntry({
       requestId: randomUUID(),
-      releaseId: releaseIds[worker] as string,
+      releaseId: releaseIds[worker * 10 + (turn % 10)] as string,
       kind: LogEntryKind.RISK,
       text: "benchmark log entry",
     });
+  };
   printLoad("RecordReleaseLogEntry", CONCURRENCY, await underLoad(CONCURRENCY, TOTAL, logEntry), bareAppends);
 }
 
