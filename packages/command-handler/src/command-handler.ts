@@ -1,108 +1,37 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
-import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type EventStore, withTransaction } from "@rdm/eventstore";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type CommandResult, type EventStore, withTransaction } from "@rdm/eventstore";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
+import type {
+  Aggregate,
+  ClientCommand,
+  Command,
+  CommandHandlerOptions,
+  CommandOrigin,
+  DecisionContext,
+  Outcome,
+  Queryable,
+  Snapshot,
+} from "./command.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { isRuleViolation, RuleViolation } from "./rule-violation.js";
 
-/** A stream's state as of a version: what a snapshot holds. */
-export interface Snapshot<S> {
-  state: S;
-  version: number;
-}
-
-/** A connection or a pool: what reads need. */
-export type Queryable = Pick<pg.PoolClient, "query">;
-
-/** Where an aggregate keeps snapshots; the handler reads one, then only the events after it. */
-export interface SnapshotReader<S> {
-  read(streamId: string, db: Queryable): Promise<Snapshot<S> | undefined>;
-}
-
-/** How to rebuild one kind of aggregate from its stream. */
-export interface Aggregate<S, E extends DomainEvent> {
-  /** Stream category recorded with the events; default: the stream id up to its first "-". */
-  streamType?: string;
-  initialState(): S;
-  evolve(state: S, event: E): S;
-  snapshots?: SnapshotReader<S>;
-}
-
-/** What a decider may know besides the state: who asks, when, and a source of new ids. */
-export interface DecisionContext {
-  actor: string;
-  /** The groups claim of the caller's token; a service's own jobs have none. */
-  groups: readonly string[];
-  now: Date;
-  newId: () => string;
-}
-
-/** Who and why, stamped on every event of the command. */
-export interface CommandOrigin {
-  actor: string;
-  groups?: readonly string[] | undefined;
-  /** Client request id: idempotency key, and correlation and causation id unless given. Empty for reactions. */
-  requestId: string;
-  correlationId?: string | undefined;
-  causationId?: string | undefined;
-  traceparent?: string | undefined;
-  /** When it happened, stamped as the events' occurred_at, when that is not now (e.g. an upstream event's time). */
-  occurredAt?: Timestamp | undefined;
-}
-
-/** A decided and appended command: the state before and after, the stamped events, the stream's new version. */
-export interface Outcome<S, E> {
-  streamId: string;
-  before: S;
-  after: S;
-  events: E[];
-  version: number;
-}
-
-/** One command on one stream. Every hook runs in the command's transaction (`tx`). */
-export interface Command<S, E extends DomainEvent> {
-  aggregate: Aggregate<S, E>;
-  /** The stream to decide on; a function is resolved again on each attempt (e.g. a look-up by name). */
-  streamId: string | ((db: Queryable) => Promise<string>);
-  /** Before deciding (after the request id check): locks and look-ups the decision depends on (e.g. an advisory lock). */
-  prepare?: (tx: pg.PoolClient) => Promise<void>;
-  /** The events the command produces; throws a RuleViolation to refuse. */
-  decide: (state: S, ctx: DecisionContext, tx: pg.PoolClient) => E[] | Promise<E[]>;
-  /** Events a policy adds to the decided ones in the same append (e.g. notifications). */
-  policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
-  /** Derived tables written in the append's transaction (called only when events were appended). */
-  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>, ctx: DecisionContext) => Promise<void>;
-}
-
-/** A command from a client: its answer is recorded under the request id, and a retry gets it back. */
-export interface ClientCommand<S, E extends DomainEvent, R extends DescMessage> extends Command<S, E> {
-  response: R;
-  respond: (outcome: Outcome<S, E>) => MessageShape<R>;
-  /** Hash of the request body (`requestFingerprint`): the same id with another body is refused. */
-  requestHash: string;
-}
-
-export interface RetryPolicy {
-  /** Attempts in all, the first included (default 10). */
-  maxAttempts?: number;
-  /** The n-th re-decision waits a random time below n × this (default 5 ms). */
-  jitterMs?: number;
-  /** Errors to re-decide on besides WrongExpectedVersion (e.g. a unique read-model key taken meanwhile). */
-  retryOn?: (error: unknown) => boolean;
-}
-
-export interface CommandHandlerOptions<E extends DomainEvent> {
-  store: EventStore;
-  codec: EventCodec<E>;
-  clock?: () => Date;
-  newId?: () => string;
-  retry?: RetryPolicy;
-}
-
 /** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
+
+/** A decided command before its append: the outcome it will have, and the version it expects. */
+interface Decision<S, E> {
+  outcome: Outcome<S, E>;
+  ctx: DecisionContext;
+  expected: number;
+}
+
+/** One attempt at a client's command: the recorded answer of a retry, or the decided outcome. */
+type Attempt<S, E, R extends DescMessage> =
+  | { replayed: MessageShape<R>; outcome: undefined }
+  | { replayed: undefined; outcome: Outcome<S, E> };
 
 const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
 
@@ -130,9 +59,11 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /**
-   * Runs a client's command in its own transaction and answers it. A retried request id gets
-   * the first answer back; a conflict re-decides on fresh state (see README), then throws
-   * WrongExpectedVersion (ABORTED).
+   * Runs a client's command and answers it. A retried request id gets the first answer back; a
+   * conflict re-decides on fresh state (see README), then throws WrongExpectedVersion (ABORTED).
+   * A command without `prepare` is decided on one read and its append (with its answer and its
+   * projection) is group-committed with concurrent ones; a command with `prepare` (locks) runs in
+   * its own transaction.
    */
   async handle<S, ES extends E, R extends DescMessage>(
     origin: CommandOrigin,
@@ -140,18 +71,9 @@ export class CommandHandler<E extends DomainEvent> {
   ): Promise<MessageShape<R>> {
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await withTransaction(this.store.pool, async (tx) => {
-          const loaded = await this.load(tx, command);
-          // State first, then the request id: a twin request (same id, in flight together) either
-          // committed before the state was read, and its answer is found here, or its effect is not
-          // in the state and its id makes this append fail with DuplicateRequest (replayed below).
-          const replayed = await this.replay(origin.requestId, command, tx);
-          if (replayed) return { replayed, outcome: undefined };
-          const outcome = await this.decideAndAppend(tx, origin, command, loaded, (o) =>
-            toBinary(command.response, command.respond(o)),
-          );
-          return { replayed: undefined, outcome };
-        });
+        const result = command.prepare
+          ? await this.attemptInTransaction(origin, command)
+          : await this.attemptGrouped(origin, command);
         if (result.replayed) return result.replayed;
         const { outcome } = result as { outcome: Outcome<S, ES> };
         const response = command.respond(outcome);
@@ -166,13 +88,63 @@ export class CommandHandler<E extends DomainEvent> {
     }
   }
 
+  private attemptInTransaction<S, ES extends E, R extends DescMessage>(
+    origin: CommandOrigin,
+    command: ClientCommand<S, ES, R>,
+  ): Promise<Attempt<S, ES, R>> {
+    return withTransaction(this.store.pool, async (tx) => {
+      const loaded = await this.load(tx, command);
+      // State first, then the request id: a twin request (same id, in flight together) either
+      // committed before the state was read, and its answer is found here, or its effect is not
+      // in the state and its id makes this append fail with DuplicateRequest (replayed below).
+      const replayed = await this.replay(origin.requestId, command, tx);
+      if (replayed) return { replayed, outcome: undefined };
+      const decision = await this.decide(tx, origin, command, loaded);
+      return { replayed: undefined, outcome: await this.append(origin, command, decision, tx) };
+    });
+  }
+
+  /**
+   * The stream and the request id's answer in one statement (one snapshot, so the twin argument
+   * above holds), decided on a connection outside any transaction (the hooks only read), then
+   * appended through the store's group commit with the answer and the projection.
+   */
+  private async attemptGrouped<S, ES extends E, R extends DescMessage>(
+    origin: CommandOrigin,
+    command: ClientCommand<S, ES, R>,
+  ): Promise<Attempt<S, ES, R>> {
+    const client = await this.store.pool.connect();
+    let decision: Decision<S, ES>;
+    try {
+      const { aggregate } = command;
+      const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(client);
+      const snapshot = (await aggregate.snapshots?.read(streamId, client)) ?? {
+        state: aggregate.initialState(),
+        version: 0,
+      };
+      const read = await this.store.readStreamWithCommandResult(streamId, origin.requestId, {
+        client,
+        fromVersion: snapshot.version + 1,
+      });
+      const replayed = this.answerOf(read.commandResult, origin.requestId, command);
+      if (replayed) return { replayed, outcome: undefined };
+      const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, snapshot.state);
+      const loaded = { streamId, state, version: read.events.at(-1)?.version ?? snapshot.version };
+      decision = await this.decide(client, origin, command, loaded);
+    } finally {
+      client.release();
+    }
+    return { replayed: undefined, outcome: await this.append(origin, command, decision, undefined) };
+  }
+
   /**
    * Runs a command inside the caller's open transaction (a job or a consumer): no request id
    * check and no re-decision; a conflict throws WrongExpectedVersion and the caller's
    * transaction decides what happens (a consumer redelivers, a job retries next round).
    */
   async handleIn<S, ES extends E>(tx: pg.PoolClient, origin: CommandOrigin, command: Command<S, ES>) {
-    return this.decideAndAppend(tx, origin, command, await this.load(tx, command));
+    const decision = await this.decide(tx, origin, command, await this.load(tx, command));
+    return this.append(origin, command, decision, tx, false);
   }
 
   /**
@@ -194,13 +166,12 @@ export class CommandHandler<E extends DomainEvent> {
     return { streamId, state, version: recorded.at(-1)?.version ?? snapshot.version };
   }
 
-  private async decideAndAppend<S, ES extends E>(
+  private async decide<S, ES extends E>(
     tx: pg.PoolClient,
     origin: CommandOrigin,
     command: Command<S, ES>,
     loaded: Snapshot<S> & { streamId: string },
-    answer?: (outcome: Outcome<S, ES>) => Uint8Array,
-  ): Promise<Outcome<S, ES>> {
+  ): Promise<Decision<S, ES>> {
     await command.prepare?.(tx);
     const now = this.clock();
     const ctx: DecisionContext = { actor: origin.actor, groups: origin.groups ?? [], now, newId: this.newId };
@@ -215,24 +186,44 @@ export class CommandHandler<E extends DomainEvent> {
       events,
       version: loaded.version + events.length,
     };
-    if (events.length === 0) return outcome;
+    return { outcome, ctx, expected: loaded.version };
+  }
+
+  /**
+   * Appends the decided events with the expected version, the answer of a client's command and
+   * the projection: in `tx` when given, else group-committed by the store.
+   */
+  private async append<S, ES extends E>(
+    origin: CommandOrigin,
+    command: Command<S, ES>,
+    { outcome, ctx, expected }: Decision<S, ES>,
+    tx: pg.PoolClient | undefined,
+    answered = true,
+  ): Promise<Outcome<S, ES>> {
+    if (outcome.events.length === 0) return outcome;
+    const client = answered && origin.requestId ? (command as ClientCommand<S, ES, DescMessage>) : undefined;
+    const { project, projection } = command;
     await this.store.appendToStream(
-      loaded.streamId,
-      loaded.version === 0 ? "no_stream" : loaded.version,
-      events.map((event) => this.codec.encode(event, origin.traceparent)),
+      outcome.streamId,
+      expected === 0 ? "no_stream" : expected,
+      outcome.events.map((event) => this.codec.encode(event, origin.traceparent)),
       {
-        client: tx,
+        ...(tx ? { client: tx } : {}),
         ...(command.aggregate.streamType ? { streamType: command.aggregate.streamType } : {}),
-        ...(answer && origin.requestId
+        ...(client
           ? {
               requestId: origin.requestId,
-              requestHash: (command as ClientCommand<S, ES, DescMessage>).requestHash,
-              response: answer(outcome),
+              requestHash: client.requestHash,
+              response: toBinary(client.response, client.respond(outcome)),
             }
           : {}),
+        ...(projection
+          ? { projection: { projection, item: { outcome, ctx } } }
+          : project
+            ? { projection: { projection: { apply: (db) => project(db, outcome, ctx) }, item: undefined } }
+            : {}),
       },
     );
-    await command.project?.(tx, outcome, ctx);
     return outcome;
   }
 
@@ -280,7 +271,15 @@ export class CommandHandler<E extends DomainEvent> {
     command: { response: R; requestHash: string },
     db?: Queryable,
   ): Promise<MessageShape<R> | undefined> {
-    const previous = await this.store.getCommandResult(requestId, db ? { client: db } : {});
+    return this.answerOf(await this.store.getCommandResult(requestId, db ? { client: db } : {}), requestId, command);
+  }
+
+  /** A recorded answer as the response; reusing the id for another request is refused. */
+  private answerOf<R extends DescMessage>(
+    previous: CommandResult | null,
+    requestId: string,
+    command: { response: R; requestHash: string },
+  ): MessageShape<R> | undefined {
     if (!previous?.response) return undefined;
     if (previous.requestHash !== command.requestHash) {
       throw new RuleViolation(

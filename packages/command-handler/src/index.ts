@@ -1,18 +1,18 @@
-export {
-  type Aggregate,
-  type ClientCommand,
-  type Command,
-  CommandHandler,
-  type CommandHandlerOptions,
-  type CommandOrigin,
-  type DecisionContext,
-  isUniqueViolation,
-  type Outcome,
-  type Queryable,
-  type RetryPolicy,
-  type Snapshot,
-  type SnapshotReader,
-} from "./command-handler.js";
+export type {
+  Aggregate,
+  ClientCommand,
+  Command,
+  CommandHandlerOptions,
+  CommandOrigin,
+  DecisionContext,
+  Outcome,
+  Projected,
+  Queryable,
+  RetryPolicy,
+  Snapshot,
+  SnapshotReader,
+} from "./command.js";
+export { CommandHandler, isUniqueViolation } from "./command-handler.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";
 export {
   isRuleViolation,

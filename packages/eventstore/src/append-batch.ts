@@ -13,6 +13,23 @@ export interface PreparedAppend {
   requestId?: string | undefined;
   requestHash?: string | undefined;
   response?: Uint8Array | ((result: AppendOutcomeResult) => Uint8Array) | undefined;
+  /** Derived writes in the append's transaction, made only when it is appended. */
+  projection?: ProjectionItem | undefined;
+}
+
+/**
+ * Writes derived from appends (a command's read model), made in their transaction: once per
+ * batch, with the items of all its appended appends that carry this projection, in append order,
+ * so a batch of commands costs one round trip per projection, not one per command.
+ */
+export interface Projection<T> {
+  apply(client: PoolClient, items: T[]): Promise<void>;
+}
+
+/** An append's item for a projection. */
+export interface ProjectionItem<T = unknown> {
+  projection: Projection<T>;
+  item: T;
 }
 
 export interface AppendOutcomeResult {
@@ -85,6 +102,22 @@ export async function storeComputedResponses(
   );
 }
 
+/** Applies each projection once, to the items of the appended appends, in the appends' transaction. */
+export async function runProjections(
+  client: PoolClient,
+  appends: PreparedAppend[],
+  outcomes: AppendOutcome[],
+): Promise<void> {
+  const items = new Map<Projection<unknown>, unknown[]>();
+  for (const [i, a] of appends.entries()) {
+    if (!a.projection || outcomes[i]?.outcome !== "appended") continue;
+    const list = items.get(a.projection.projection) ?? [];
+    list.push(a.projection.item);
+    items.set(a.projection.projection, list);
+  }
+  for (const [projection, list] of items) await projection.apply(client, list);
+}
+
 /** The error a refused append surfaces as; undefined when it was appended. */
 export function refusal(append: PreparedAppend, row: AppendOutcome, reason?: string): Error | undefined {
   switch (row.outcome) {
@@ -129,6 +162,7 @@ const MAX_STALE_RETRIES = 5;
  * request or a stale transaction refuses that append only. When the statement itself fails
  * (a value PostgreSQL refuses, a deadlock between batches, a response function that throws),
  * each append of the batch runs again alone, so the error reaches only the append that caused it.
+ * So does a projection that throws: the batch's transaction is rolled back as a whole.
  */
 export class AppendBatcher {
   private readonly queue: Waiting[] = [];
@@ -169,10 +203,11 @@ export class AppendBatcher {
     const appends = batch.map((w) => w.append);
     let outcomes: AppendOutcome[];
     try {
-      outcomes = appends.some((a) => typeof a.response === "function")
+      outcomes = appends.some((a) => typeof a.response === "function" || a.projection)
         ? await withTransaction(this.pool, async (client) => {
             const rows = await appendBatch(client, appends);
             await storeComputedResponses(client, appends, rows);
+            await runProjections(client, appends, rows);
             return rows;
           })
         : await appendBatch(this.pool, appends);

@@ -8,7 +8,9 @@ import {
   appendedResult,
   type GroupCommitOptions,
   type PreparedAppend,
+  type ProjectionItem,
   refusal,
+  runProjections,
   storeComputedResponses,
 } from "./append-batch.js";
 import type { ExpectedVersion } from "./errors.js";
@@ -67,6 +69,12 @@ export interface AppendOptions {
   client?: PoolClient;
   /** Stream category; defaults to the stream id up to its first "-" (EventStoreDB convention). */
   streamType?: string;
+  /**
+   * Derived writes in the append's transaction, made only when it is appended (a command's read
+   * model): a group-committed append and its projection commit together, the batch's items of one
+   * projection in one call, and a projection that throws refuses its append.
+   */
+  projection?: ProjectionItem;
 }
 
 export interface CommandResult {
@@ -167,6 +175,7 @@ export class EventStore {
           requestId: options.requestId,
           requestHash: options.requestHash,
           response: options.response,
+          projection: options.projection,
         };
         if (!options.client) return this.batcher.append(append);
         // In the caller's transaction: one statement, and a refusal leaves that transaction usable.
@@ -174,6 +183,7 @@ export class EventStore {
         const refused = refusal(append, row as AppendOutcome);
         if (refused) throw refused;
         await storeComputedResponses(options.client, [append], [row as AppendOutcome]);
+        await runProjections(options.client, [append], [row as AppendOutcome]);
         return appendedResult(row as AppendOutcome);
       },
     );
@@ -210,6 +220,46 @@ export class EventStore {
       response: row.response ? new Uint8Array(row.response) : null,
       streamId: row.stream_id,
     };
+  }
+
+  /**
+   * The stream's events from `fromVersion` and the request id's recorded answer, in one statement
+   * (one round trip, one snapshot): a command's load and its idempotency check.
+   */
+  async readStreamWithCommandResult(
+    streamId: string,
+    requestId: string,
+    options: { fromVersion?: number; client?: Queryable } = {},
+  ): Promise<{ events: RecordedEvent[]; commandResult: CommandResult | null }> {
+    return inSpan("eventstore.read_stream", { attributes: { "rdm.stream_id": streamId } }, async () => {
+      const { rows } = await (options.client ?? this.pool).query<
+        Partial<EventRow> & {
+          recorded: boolean;
+          request_hash: string | null;
+          response: Buffer | null;
+          result_stream_id: string | null;
+        }
+      >({
+        name: "rdm_read_stream_with_command_result",
+        // The one row of `one` carries the answer (NULLs when there is none) beside each event, or alone.
+        text: `SELECT c.request_id IS NOT NULL AS recorded, c.request_hash, c.response, c.stream_id AS result_stream_id, e.*
+          FROM (VALUES (1)) AS one (x)
+          LEFT JOIN command_results c ON c.request_id = $3
+          LEFT JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2) e ON true
+          ORDER BY e.version`,
+        values: [streamId, options.fromVersion ?? 1, requestId || null],
+      });
+      const first = rows[0];
+      const commandResult: CommandResult | null = first?.recorded
+        ? {
+            requestHash: first.request_hash,
+            response: first.response ? new Uint8Array(first.response) : null,
+            streamId: first.result_stream_id,
+          }
+        : null;
+      const events = rows.filter((r) => r.event_id != null).map((r) => toRecordedEvent(r as EventRow));
+      return { events, commandResult };
+    });
   }
 
   /** The stream's events in version order, from `fromVersion` (inclusive, default 1). */

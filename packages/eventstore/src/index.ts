@@ -1,4 +1,4 @@
-export type { GroupCommitOptions } from "./append-batch.js";
+export type { GroupCommitOptions, Projection, ProjectionItem } from "./append-batch.js";
 export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
 export {
   type AppendOptions,

@@ -7,6 +7,7 @@ import {
   eventStoreMigrations,
   isDataException,
   type NewEvent,
+  type Projection,
   runMigrations,
   WrongExpectedVersion,
   withTransaction,
@@ -124,6 +125,54 @@ describe("group commit", () => {
     }
     expect(await store.getCommandResult(requests[2] as string)).toBeNull();
     expect(await store.readStream(streams[2] as string)).toEqual([]);
+  });
+
+  test("a projection gets the items of a batch's appended appends in one call, in the appends' transaction", async () => {
+    await pool.query("CREATE TABLE IF NOT EXISTS projected (stream_id text PRIMARY KEY, tx xid8 NOT NULL)");
+    const calls: string[][] = [];
+    const projection: Projection<string> = {
+      async apply(client, items) {
+        calls.push(items);
+        await client.query(
+          "INSERT INTO projected (stream_id, tx) SELECT s, pg_current_xact_id() FROM unnest($1::text[]) AS s",
+          [items],
+        );
+      },
+    };
+    const taken = uniqueId("taken");
+    await store.appendToStream(taken, "no_stream", [event(0)]);
+    const streams = Array.from({ length: 8 }, () => uniqueId("projected"));
+    const appends = [...streams, taken].map((s) =>
+      store.appendToStream(s, "no_stream", [event(1)], { projection: { projection, item: s } }),
+    );
+    const results = await Promise.allSettled(appends);
+    // The conflicting append is refused and not projected; every other one is, with its events.
+    expect(results.at(-1)).toMatchObject({ status: "rejected", reason: expect.any(WrongExpectedVersion) });
+    expect(calls.flat().sort()).toEqual([...streams].sort());
+    expect(calls.length).toBeLessThan(streams.length);
+    const { rows } = await pool.query<{ stream_id: string; same: boolean }>(
+      `SELECT p.stream_id, p.tx = e.transaction_id AS same FROM projected p JOIN events e USING (stream_id)
+       WHERE p.stream_id = ANY($1)`,
+      [[...streams, taken]],
+    );
+    expect(rows.map((r) => r.stream_id).sort()).toEqual([...streams].sort());
+    expect(rows.every((r) => r.same)).toBe(true);
+  });
+
+  test("a projection that throws refuses only its own append", async () => {
+    const failing = uniqueId("failing");
+    const projection: Projection<string> = {
+      async apply(_client, items) {
+        if (items.includes(failing)) throw new Error("projection refused");
+      },
+    };
+    const streams = [uniqueId("kept"), failing, uniqueId("kept")];
+    const results = await Promise.allSettled(
+      streams.map((s) => store.appendToStream(s, "no_stream", [event(2)], { projection: { projection, item: s } })),
+    );
+    expect(results.map((r) => r.status)).toEqual(["fulfilled", "rejected", "fulfilled"]);
+    expect(await store.streamVersion(failing)).toBe(0);
+    expect(await store.streamVersion(streams[0] as string)).toBe(1);
   });
 
   test("twin requests split over batches: one append, the twin gets DuplicateRequest", async () => {

@@ -4,6 +4,7 @@ import type { EventStore } from "@rdm/eventstore";
 import { CHANGE_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
 import { notificationServiceHandlers } from "./api/notification-service.js";
+import type pg from "pg";
 import { releaseServiceHandlers } from "./api/release-service.js";
 import { applyChangeEvent } from "./consumers/change-requests.js";
 import { deploymentEnvironmentMigrations, reactToDeploymentEvent } from "./consumers/deployment-outcomes.js";
@@ -12,6 +13,7 @@ import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { startNotifier } from "./notifier/notifier.js";
 import { releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
+import { ReleaseKeys } from "./store/release-keys.js";
 import { releaseMigrations } from "./store/release-tables.js";
 import { subscriptionCodec } from "./store/subscriptions.js";
 
@@ -51,6 +53,12 @@ export function createReleaseService(
   const clock = options.clock ?? (() => new Date());
   const commandHandler = (store: EventStore) => new CommandHandler({ store, codec: releaseCodec, clock });
   const subscriptionHandler = (store: EventStore) => new CommandHandler({ store, codec: subscriptionCodec, clock });
+  // One per service: the API reads models through it, a worker keeps its cache current.
+  let models: ReleaseModelStore | undefined;
+  const modelsOf = (store: EventStore, pool: pg.Pool) => {
+    models ??= new ReleaseModelStore(store, pool);
+    return models;
+  };
   return {
     name: "release",
     defaultPort: 50051,
@@ -60,7 +68,8 @@ export function createReleaseService(
         store,
         pool,
         handler: commandHandler(store),
-        models: new ReleaseModelStore(store, pool),
+        models: modelsOf(store, pool),
+        keys: new ReleaseKeys(pool),
         clock,
       }),
       notificationServiceHandlers({
@@ -71,7 +80,7 @@ export function createReleaseService(
       }),
     ],
     async workers({ store, pool, kafka, logger, topic }): Promise<Worker[]> {
-      const workers: Worker[] = [];
+      const workers: Worker[] = [await modelsOf(store, pool).listen(logger)];
       workers.push(
         startDeadlineScheduler({
           pool,

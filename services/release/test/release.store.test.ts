@@ -1,9 +1,11 @@
 // The release service's streams on real PostgreSQL: model versions under a racing create, and
-// the stream type of release and model streams (new appends, and the migration of old ones).
+// the stream type of release and model streams (new appends, and the migration of old ones),
+// the model cache's invalidation, and release keys from sequences.
 import { randomUUID } from "node:crypto";
 import { clone, create } from "@bufbuild/protobuf";
 import { CommandHandler } from "@rdm/command-handler";
 import { EventStore, eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
+import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ReleaseModelVersionCreatedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -13,6 +15,7 @@ import pg from "pg";
 import { EMERGENCY_MODEL } from "../src/domain/models.js";
 import { type ReleaseServiceEvent, releaseCodec } from "../src/store/event-codec.js";
 import { createModelVersion, ReleaseModelStore } from "../src/store/model-store.js";
+import { ReleaseKeys } from "../src/store/release-keys.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
 import { releaseCommand } from "../src/store/releases.js";
 import { RELEASE_ID, register, T0 } from "./release-spec.js";
@@ -128,4 +131,36 @@ test("the migration types release streams appended without a type as release", a
     { stream_id: RELEASE_ID, stream_type: "release" },
     { stream_id: "releasemodel-hotfix", stream_type: "releasemodel" },
   ]);
+});
+
+test("a model version created by another instance reaches a listening cache at commit", async () => {
+  const { pool, store, handler } = await database();
+  const models = new ReleaseModelStore(store, pool);
+  const listener = await models.listen(createLogger("release-test", "error"));
+  try {
+    expect(await models.get("hotfix")).toBeUndefined();
+    expect(await models.get("hotfix")).toBeUndefined(); // kept: the absence is cached too
+    // Another instance: its own store object, no call to this cache's invalidate.
+    await createModel(handler, hotfix());
+    await waitFor(async () => (await models.get("hotfix"))?.version === 1, {
+      description: "the cache dropping hotfix on the notification",
+    });
+    await createModel(handler, hotfix());
+    await waitFor(async () => (await models.get("hotfix"))?.version === 2, { description: "version 2 seen" });
+    expect((await models.get("hotfix", 1))?.version).toBe(1);
+  } finally {
+    await listener.stop();
+  }
+});
+
+test("release keys continue each year's counter in its sequence, distinct across instances", async () => {
+  const { pool } = await database(4);
+  await pool.query("INSERT INTO release_keys (year, last) VALUES (2026, 41), (2025, 7)");
+  await runMigrations(pool, { component: "release", migrations: releaseMigrations });
+  const [first, second] = [new ReleaseKeys(pool, 5), new ReleaseKeys(pool, 5)];
+  expect(await first.next(2026)).toBe("REL-2026-0042");
+  expect(await second.next(2025)).toBe("REL-2025-0008");
+  const keys = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? first : second).next(2027)));
+  expect(new Set(keys).size).toBe(24);
+  expect(keys.every((k) => /^REL-2027-\d{4}$/.test(k))).toBe(true);
 });

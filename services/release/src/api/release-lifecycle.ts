@@ -1,14 +1,8 @@
 import { randomUUID } from "node:crypto";
-import { NotFound, requestFingerprint } from "@rdm/grpc";
+import { NotFound } from "@rdm/grpc";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { defaultModelName } from "../domain/models.js";
-import {
-  loadChangeStates,
-  nextReleaseKey,
-  type ReleaseApiDeps,
-  type ReleaseHandlers,
-  releaseCommandRpc,
-} from "./release-rpc.js";
+import { loadChangeStates, type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
 /** Registering a release and moving it through its phases. */
 export function releaseLifecycleHandlers(
@@ -22,21 +16,16 @@ export function releaseLifecycleHandlers(
   | "abandonRelease"
   | "closeRelease"
 > {
-  const { pool, handler, models, clock } = deps;
-  const { method, execute, cmd } = releaseCommandRpc(deps);
+  const { models, keys, clock } = deps;
+  const { execute, cmd } = releaseCommandRpc(deps);
   return {
     async registerRelease(request, ctx) {
-      // A retry is answered before a model is looked up and a key taken.
-      const replayed = await handler.replay(request.requestId, {
-        response: method.registerRelease.output,
-        requestHash: requestFingerprint(method.registerRelease.input, request),
-      });
-      if (replayed) return replayed;
+      // A retry takes a key it does not use (keys may have gaps) and is answered by the handler.
       const modelName = request.modelName || defaultModelName(request.type);
       const model = await models.get(modelName, request.modelVersion);
       if (!model)
         throw new NotFound("release model", `${modelName}${request.modelVersion ? ` v${request.modelVersion}` : ""}`);
-      const key = await nextReleaseKey(pool, clock().getUTCFullYear());
+      const key = await keys.next(clock().getUTCFullYear());
       const releaseId = randomUUID();
       return execute("registerRelease", { ...request, releaseId }, ctx, () => ({
         kind: "registerRelease",

@@ -13,12 +13,15 @@ export function releaseModelHandlers(
   const { method, originOf } = releaseCommandRpc(deps);
   return {
     async createReleaseModel(request, ctx) {
-      return handler.handle(originOf(request, ctx), {
+      const created = await handler.handle(originOf(request, ctx), {
         ...createModelVersion(request.model as ReleaseModel),
         response: api.CreateReleaseModelResponseSchema,
         respond: ({ events }) => create(api.CreateReleaseModelResponseSchema, { model: events[0]?.model }),
         requestHash: requestFingerprint(method.createReleaseModel.input, request),
       });
+      // Before the answer: a registration on this instance right after it sees the new version.
+      models.invalidate(request.model?.name);
+      return created;
     },
 
     async getReleaseModel(request) {

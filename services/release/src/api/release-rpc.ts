@@ -7,9 +7,10 @@ import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { decodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
-import { type LinkedChangeState, type ReleaseCommand, type ReleaseState, releaseKey } from "../domain/release.js";
+import type { LinkedChangeState, ReleaseCommand, ReleaseState } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import type { ReleaseModelStore } from "../store/model-store.js";
+import type { ReleaseKeys } from "../store/release-keys.js";
 import { releaseCommand } from "../store/releases.js";
 
 export interface ReleaseApiDeps {
@@ -17,19 +18,11 @@ export interface ReleaseApiDeps {
   pool: pg.Pool;
   handler: CommandHandler<ReleaseServiceEvent>;
   models: ReleaseModelStore;
+  keys: ReleaseKeys;
   clock: () => Date;
 }
 
 export type ReleaseHandlers = ServiceHandlers<(typeof api.ReleaseService)["method"]>;
-
-export async function nextReleaseKey(pool: pg.Pool, year: number): Promise<string> {
-  const { rows } = await pool.query<{ last: number }>(
-    `INSERT INTO release_keys (year, last) VALUES ($1, 1)
-     ON CONFLICT (year) DO UPDATE SET last = release_keys.last + 1 RETURNING last`,
-    [year],
-  );
-  return releaseKey(year, rows[0]?.last ?? 1);
-}
 
 export async function loadChangeStates(
   db: Pick<pg.Pool, "query">,

@@ -1,16 +1,21 @@
 import { clone, create } from "@bufbuild/protobuf";
 import { type Aggregate, type Command, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
+import type { Logger } from "@rdm/observability";
 import {
   type ReleaseModelVersionCreated,
   ReleaseModelVersionCreatedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import type { Worker } from "@rdm/runtime";
 import type pg from "pg";
 import { DEFAULT_MODELS, InvalidModel, validateModel } from "../domain/models.js";
 import { releaseCodec } from "./event-codec.js";
 
 const streamOf = (name: string) => `releasemodel-${name}`;
+
+/** NOTIFYed with a model's name when a version of it is created (at commit), so caches drop it. */
+export const MODEL_VERSIONS_CHANNEL = "rdm_release_model_versions";
 
 /** A model's versions, oldest first: the shipped default (version 1) when there is one, then the created ones. */
 export interface ModelVersions {
@@ -44,20 +49,69 @@ export function createModelVersion(model: ReleaseModel): Command<ModelVersions, 
       created.version = (state.versions.at(-1)?.version ?? 0) + 1;
       return [create(ReleaseModelVersionCreatedSchema, { model: created })];
     },
+    project: async (tx) => {
+      await tx.query("SELECT pg_notify($1, $2)", [MODEL_VERSIONS_CHANNEL, model.name]);
+    },
   };
 }
 
 /**
  * Release models as event streams. The shipped defaults are version 1 of "standard" and
  * "emergency"; created versions of those names continue at 2.
+ *
+ * Every registration looks a model up, so a model's versions are kept in memory while a
+ * connection LISTENs on MODEL_VERSIONS_CHANNEL (`listen`): a version created by any instance
+ * drops its name at commit, and one created here before its RPC answers (`invalidate`).
+ * Without the listener nothing is kept.
  */
 export class ReleaseModelStore {
+  private readonly cache = new Map<string, ReleaseModel[]>();
+  /** Bumped by every invalidation: a read that overlapped one is not kept. */
+  private generation = 0;
+  private listening = false;
+
   constructor(
     readonly store: EventStore,
     readonly pool: pg.Pool,
   ) {}
 
   async versions(name: string): Promise<ReleaseModel[]> {
+    const cached = this.listening ? this.cache.get(name) : undefined;
+    if (cached) return cached;
+    const generation = this.generation;
+    const versions = await this.readVersions(name);
+    if (this.listening && generation === this.generation) this.cache.set(name, versions);
+    return versions;
+  }
+
+  invalidate(name?: string): void {
+    this.generation++;
+    if (name === undefined) this.cache.clear();
+    else this.cache.delete(name);
+  }
+
+  /** Keeps versions in memory while one of the pool's connections LISTENs; stopped on shutdown. */
+  async listen(logger: Logger): Promise<Worker> {
+    const client = await this.pool.connect();
+    client.on("notification", (message) => this.invalidate(message.payload));
+    client.on("error", (error) => {
+      // Without notifications the cache could go stale: read every time from now on.
+      this.listening = false;
+      this.invalidate();
+      logger.error({ err: error }, "release model cache: notifications lost, models are read every time");
+    });
+    await client.query(`LISTEN ${MODEL_VERSIONS_CHANNEL}`);
+    this.listening = true;
+    return {
+      stop: async () => {
+        this.listening = false;
+        this.invalidate();
+        client.release(true);
+      },
+    };
+  }
+
+  private async readVersions(name: string): Promise<ReleaseModel[]> {
     const recorded = await this.store.readStream(streamOf(name));
     const aggregate = modelStream(name);
     return recorded

@@ -1,11 +1,5 @@
-import { toBinary } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
-import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import type pg from "pg";
-import { durationMs } from "../domain/models.js";
-import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
-import { notificationMigrations, recordTaskDeadlines } from "./notification-tables.js";
+import { notificationMigrations } from "./notification-tables.js";
 
 /**
  * The service's own tables beside its event store. Each is written in the transaction that
@@ -15,7 +9,8 @@ export const releaseMigrations: Migration[] = [
   {
     version: 1,
     name: "release keys",
-    // Per-year counters for human-readable keys (REL-2026-0042); gaps are allowed.
+    // Per-year counters for human-readable keys (REL-2026-0042); gaps are allowed. Replaced by
+    // sequences (version 5).
     sql: "CREATE TABLE release_keys (year int PRIMARY KEY, last int NOT NULL)",
   },
   {
@@ -94,76 +89,34 @@ export const releaseMigrations: Migration[] = [
       WHERE stream_id ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$';`,
   },
   ...notificationMigrations,
+  {
+    version: 8,
+    name: "release keys from a sequence per year",
+    // The per-year counter row serialised every registration on its lock until commit; a
+    // sequence hands out numbers without a lock (gaps remain allowed). Each year's sequence
+    // continues after the counter's last number.
+    sql: `
+      CREATE FUNCTION rdm_next_release_number(key_year int) RETURNS bigint LANGUAGE plpgsql AS $$
+      DECLARE
+        seq text := format('release_key_%s', key_year);
+      BEGIN
+        IF to_regclass(seq) IS NULL THEN
+          BEGIN
+            EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I', seq);
+          EXCEPTION WHEN duplicate_table OR unique_violation THEN
+            NULL; -- the year's first keys, taken concurrently: the other one created it
+          END;
+        END IF;
+        RETURN nextval(seq::regclass);
+      END $$;
+      DO $$
+      DECLARE
+        counter record;
+      BEGIN
+        FOR counter IN SELECT year, last FROM release_keys LOOP
+          EXECUTE format('CREATE SEQUENCE %I START %s', format('release_key_%s', counter.year), counter.last + 1);
+        END LOOP;
+      END $$;
+      DROP TABLE release_keys;`,
+  },
 ];
-
-/** Writes what the appended events imply for the service's tables, in the append's transaction. */
-export async function recordDerived(
-  tx: pg.PoolClient,
-  state: ReleaseState,
-  appended: ReleaseEvent[],
-  now: Date,
-): Promise<void> {
-  const { release, model } = state;
-  if (!release) return;
-  await tx.query(
-    `INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at, snapshot)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)
-     ON CONFLICT (release_id) DO UPDATE SET title = $3, phase = $5, status = $6, phase_due_at = $9, snapshot = $10`,
-    [
-      release.releaseId,
-      release.key,
-      release.title,
-      release.type,
-      release.phase,
-      release.status,
-      release.owner,
-      release.registeredAt ? timestampDate(release.registeredAt) : now,
-      release.phaseDueAt && release.status === ReleaseStatus.ACTIVE ? timestampDate(release.phaseDueAt) : null,
-      Buffer.from(toBinary(ReleaseSchema, release)),
-    ],
-  );
-  await recordTaskDeadlines(tx, release);
-  if (release.status === ReleaseStatus.ACTIVE && release.phaseDueAt) {
-    await tx.query(
-      `INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at) VALUES ($1, $2, 'missed', $3)
-       ON CONFLICT DO NOTHING`,
-      [release.releaseId, release.phaseEntry, timestampDate(release.phaseDueAt)],
-    );
-  }
-  for (const event of appended) {
-    if (event.$typeName === "rdm.release.v1.ReleaseDeadlineMissed" && event.dueAt) {
-      const escalateAt = new Date(timestampDate(event.dueAt).getTime() + durationMs(model?.escalationGrace));
-      await tx.query(
-        `INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at) VALUES ($1, $2, 'escalation', $3)
-         ON CONFLICT DO NOTHING`,
-        [release.releaseId, event.phaseEntry, escalateAt],
-      );
-    }
-    if (event.$typeName === "rdm.release.v1.ReleaseNotificationRequested") {
-      await tx.query(
-        `INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at)
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
-        [
-          event.notificationId,
-          release.releaseId,
-          event.trigger,
-          JSON.stringify(event.recipients),
-          JSON.stringify({
-            notificationId: event.notificationId,
-            releaseId: release.releaseId,
-            releaseKey: release.key,
-            trigger: event.trigger,
-            subject: event.subject,
-            recipients: event.recipients,
-            phase: event.phase,
-            occurredAt: event.metadata?.occurredAt
-              ? timestampDate(event.metadata.occurredAt).toISOString()
-              : now.toISOString(),
-            actor: event.metadata?.actor ?? "",
-          }),
-          now,
-        ],
-      );
-    }
-  }
-}

@@ -12,7 +12,7 @@ import {
   type ReleaseState,
 } from "../domain/release.js";
 import { decodeReleaseEvent } from "./event-codec.js";
-import { recordDerived } from "./release-tables.js";
+import { releaseProjection } from "./release-projection.js";
 
 /**
  * Release streams: named by the release's UUID, of type "release" (the store's default type, the
@@ -34,7 +34,7 @@ export function releaseCommand(
     streamId: releaseId,
     decide: async (state, ctx, tx) => decide(await toCommand(state, tx), state, ctx),
     policy: (decided, before, ctx: DecisionContext) => notificationsFor(decided, (prefix) => fold(prefix, before), ctx),
-    project: (tx, outcome, ctx) => recordDerived(tx, outcome.after, outcome.events, ctx.now),
+    projection: releaseProjection,
   };
 }
 

@@ -1,0 +1,110 @@
+import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { EventStore, Projection } from "@rdm/eventstore";
+import type pg from "pg";
+import type { DomainEvent, EventCodec } from "./event-codec.js";
+
+/** A stream's state as of a version: what a snapshot holds. */
+export interface Snapshot<S> {
+  state: S;
+  version: number;
+}
+
+/** A connection or a pool: what reads need. */
+export type Queryable = Pick<pg.PoolClient, "query">;
+
+/** Where an aggregate keeps snapshots; the handler reads one, then only the events after it. */
+export interface SnapshotReader<S> {
+  read(streamId: string, db: Queryable): Promise<Snapshot<S> | undefined>;
+}
+
+/** How to rebuild one kind of aggregate from its stream. */
+export interface Aggregate<S, E extends DomainEvent> {
+  /** Stream category recorded with the events; default: the stream id up to its first "-". */
+  streamType?: string;
+  initialState(): S;
+  evolve(state: S, event: E): S;
+  snapshots?: SnapshotReader<S>;
+}
+
+/** What a decider may know besides the state: who asks, when, and a source of new ids. */
+export interface DecisionContext {
+  actor: string;
+  /** The groups claim of the caller's token; a service's own jobs have none. */
+  groups: readonly string[];
+  now: Date;
+  newId: () => string;
+}
+
+/** Who and why, stamped on every event of the command. */
+export interface CommandOrigin {
+  actor: string;
+  groups?: readonly string[] | undefined;
+  /** Client request id: idempotency key, and correlation and causation id unless given. Empty for reactions. */
+  requestId: string;
+  correlationId?: string | undefined;
+  causationId?: string | undefined;
+  traceparent?: string | undefined;
+  /** When it happened, stamped as the events' occurred_at, when that is not now (e.g. an upstream event's time). */
+  occurredAt?: Timestamp | undefined;
+}
+
+/** A decided and appended command: the state before and after, the stamped events, the stream's new version. */
+export interface Outcome<S, E> {
+  streamId: string;
+  before: S;
+  after: S;
+  events: E[];
+  version: number;
+}
+
+/** One command on one stream. Every hook runs in the command's transaction (`tx`). */
+export interface Command<S, E extends DomainEvent> {
+  aggregate: Aggregate<S, E>;
+  /** The stream to decide on; a function is resolved again on each attempt (e.g. a look-up by name). */
+  streamId: string | ((db: Queryable) => Promise<string>);
+  /** Before deciding (after the request id check): locks and look-ups the decision depends on (e.g. an advisory lock). */
+  prepare?: (tx: pg.PoolClient) => Promise<void>;
+  /** The events the command produces; throws a RuleViolation to refuse. */
+  decide: (state: S, ctx: DecisionContext, tx: pg.PoolClient) => E[] | Promise<E[]>;
+  /** Events a policy adds to the decided ones in the same append (e.g. notifications). */
+  policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
+  /** Derived tables written in the append's transaction (called only when events were appended). */
+  project?: (tx: pg.PoolClient, outcome: Outcome<S, E>, ctx: DecisionContext) => Promise<void>;
+  /**
+   * The same as a projection of many outcomes at once: a group-committed batch of commands
+   * sharing it is projected in one call (e.g. one statement per table), not one per command.
+   */
+  projection?: Projection<Projected<S, E>>;
+}
+
+/** What a batched projection gets of each appended command. */
+export interface Projected<S, E> {
+  outcome: Outcome<S, E>;
+  ctx: DecisionContext;
+}
+
+/** A command from a client: its answer is recorded under the request id, and a retry gets it back. */
+export interface ClientCommand<S, E extends DomainEvent, R extends DescMessage> extends Command<S, E> {
+  response: R;
+  respond: (outcome: Outcome<S, E>) => MessageShape<R>;
+  /** Hash of the request body (`requestFingerprint`): the same id with another body is refused. */
+  requestHash: string;
+}
+
+export interface RetryPolicy {
+  /** Attempts in all, the first included (default 10). */
+  maxAttempts?: number;
+  /** The n-th re-decision waits a random time below n × this (default 5 ms). */
+  jitterMs?: number;
+  /** Errors to re-decide on besides WrongExpectedVersion (e.g. a unique read-model key taken meanwhile). */
+  retryOn?: (error: unknown) => boolean;
+}
+
+export interface CommandHandlerOptions<E extends DomainEvent> {
+  store: EventStore;
+  codec: EventCodec<E>;
+  clock?: () => Date;
+  newId?: () => string;
+  retry?: RetryPolicy;
+}
