@@ -5,12 +5,8 @@
 // exactly: what the failed deployment added is gone. Checked through GetBaseline.
 import { createHash, randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { mintDevToken, type Role } from "@rdm/auth";
-import { startConfigurationService } from "@rdm/configuration";
-import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
 import { createGrpcClient } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
-import { createLogger } from "@rdm/observability";
+import { publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
@@ -19,53 +15,23 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
-import type { Producer } from "kafkajs";
+import { uniqueId, waitFor } from "@rdm/testkit";
+import { e2eStack, type StartedService } from "./harness.js";
 
-const secret = randomUUID() + randomUUID();
-const topicPrefix = testTopicPrefix("e2e-rollback-baseline");
-const token = (subject: string, roles: Role[]) =>
-  mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
-const stopAll: (() => Promise<unknown>)[] = [];
-let producer: Producer;
-let configurationAddress: string;
-let deploymentAddress: string;
+const stack = e2eStack("e2e-rollback-baseline");
+let producer: Awaited<ReturnType<typeof stack.producer>>;
+let configurationService: StartedService;
+let deploymentService: StartedService;
 
 beforeAll(async () => {
-  const brokers = (await testKafkaBrokers()).join(",");
-  const common = {
-    KAFKA_BROKERS: brokers,
-    KAFKA_TOPIC_PREFIX: topicPrefix,
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-  };
-  const configuration = await startConfigurationService({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("e2e_rollback_configuration")).url,
-    CONFIGURATION_CONSUMER_GROUP: uniqueId("e2e-rollback-configuration"),
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
-  });
-  stopAll.push(() => configuration.stop());
-  configurationAddress = `127.0.0.1:${configuration.port}`;
-  const deployment = await startDeploymentService({
-    ...common,
-    DATABASE_URL: (await createTestDatabase("e2e_rollback_deployment")).url,
-    DEPLOYMENT_CONSUMER_GROUP: uniqueId("e2e-rollback-deployment"),
-    DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: "6000",
-  });
-  stopAll.push(() => deployment.stop());
-  deploymentAddress = `127.0.0.1:${deployment.port}`;
-  producer = createProducer(
-    createKafka({ brokers: brokers.split(","), clientId: uniqueId("release"), logger: createLogger("test", "warn") }),
-  );
-  await producer.connect();
-  stopAll.push(() => producer.disconnect());
+  [configurationService, deploymentService, producer] = await Promise.all([
+    stack.configuration(),
+    stack.deployment(),
+    stack.producer(),
+  ]);
 });
 
-afterAll(async () => {
-  for (const stop of stopAll.reverse()) await stop();
-});
+afterAll(() => stack.stop());
 
 /** An approved release in its deployment phase, as the release service publishes it (its own lifecycle is tested elsewhere). */
 async function releaseReady(releaseId: string) {
@@ -79,7 +45,7 @@ async function releaseReady(releaseId: string) {
   ];
   await publishEvents(
     producer,
-    `${topicPrefix}${RELEASE_EVENTS_TOPIC}`,
+    `${stack.topicPrefix}${RELEASE_EVENTS_TOPIC}`,
     events.map((event) => {
       const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "rita" });
       const schema =
@@ -99,11 +65,11 @@ async function releaseReady(releaseId: string) {
 }
 
 test("a failed verification rolls back by itself and the configuration baseline is restored exactly", async () => {
-  const dml = createGrpcClient(ConfigurationService, configurationAddress, {
-    token: await token("carla", ["config-manager"]),
+  const dml = createGrpcClient(ConfigurationService, configurationService.address, {
+    token: await stack.token("carla", ["config-manager"]),
   });
-  const deployer = createGrpcClient(DeploymentService, deploymentAddress, {
-    token: await token("dana", ["deployer", "release-manager"]),
+  const deployer = createGrpcClient(DeploymentService, deploymentService.address, {
+    token: await stack.token("dana", ["deployer", "release-manager"]),
   });
 
   // The DML: each artifact registered and verified against its checksum.
@@ -134,20 +100,10 @@ test("a failed verification rolls back by itself and the configuration baseline 
   });
 
   // Every verification passes unless the package carries the sidecar (the rollback's does not).
-  const executor = new ReferenceExecutor({
-    address: deploymentAddress,
-    token: await token("agent", ["executor"]),
-    executorId: uniqueId("agent"),
+  await stack.executor(deploymentService, {
     environments: [environment],
-    labels: [],
-    leaseSeconds: 30,
-    action: { command: `[ "$RDM_STEP_KIND" != VERIFY ] || ! echo "$RDM_ARTIFACTS" | grep -q ${sidecar}` },
-  });
-  const running = executor.run({ pollMs: 50, maxPollMs: 200 });
-  stopAll.push(async () => {
-    executor.stop();
-    await running;
-    executor.close();
+    command: `[ "$RDM_STEP_KIND" != VERIFY ] || ! echo "$RDM_ARTIFACTS" | grep -q ${sidecar}`,
+    poll: true,
   });
 
   const deploy = async (artifacts: { artifactId: string; name: string; version: string }[], state: DeploymentState) => {

@@ -15,7 +15,7 @@
  *
  * - `release()`, `change()`, `configuration()`, `deployment()`, `gateway()` start one component
  *   in this process, each on a database of its own (`{ databaseUrl }` reuses one; `database()`
- *   creates one for a component started otherwise), on port 0, with
+ *   creates one for a component started otherwise), on port 0 (`{ port }` for a restart), with
  *   a unique consumer group (`{ group }` names one) and short test session timeouts; `{ env }`
  *   adds or overrides variables.
  * - `env(component, { databaseUrl, port })` is the same environment for a component run as a
@@ -23,6 +23,9 @@
  *   `stop()` kills what is still running.
  * - `token(subject, roles, groups?)` mints a token the started components accept;
  *   `registerWithoutTrace(address, token, title)` registers a release sending no traceparent.
+ * - `executor(deployment, { environments, command, poll? })` is a reference executor running
+ *   `command` for each step; `poll: true` starts its claim loop, else the test calls `runOnce()`.
+ * - `producer()` is a connected Kafka producer, for events a component not started would publish.
  * - `onStop(fn)` adds a cleanup (clients, producers) run by `stop()`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -34,8 +37,10 @@ import * as grpc from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { startChangeService } from "@rdm/change";
 import { startConfigurationService } from "@rdm/configuration";
-import { startDeploymentService } from "@rdm/deployment";
+import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
 import { startGateway } from "@rdm/gateway";
+import { createKafka, createProducer } from "@rdm/messaging";
+import { createLogger } from "@rdm/observability";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
@@ -49,6 +54,8 @@ export interface StartOptions {
   databaseUrl?: string;
   /** The consumer group; a unique one by default. */
   group?: string;
+  /** The port to serve on (a restart keeps the one its clients know); any free one by default. */
+  port?: number;
   /** Extra or overriding environment variables. */
   env?: Record<string, string>;
 }
@@ -128,7 +135,7 @@ export function e2eStack(name: string) {
 
   async function service(component: Exclude<Component, "gateway">, options: StartOptions = {}) {
     const databaseUrl = await databaseFor(component, options);
-    const running = await START[component](await env(component, { ...options, databaseUrl, port: 0 }));
+    const running = await START[component](await env(component, { port: 0, ...options, databaseUrl }));
     stops.push(() => running.stop());
     const started: StartedService = {
       address: `127.0.0.1:${running.port}`,
@@ -139,6 +146,10 @@ export function e2eStack(name: string) {
     };
     return started;
   }
+
+  /** A token the started components accept; valid long enough for the slowest e2e file. */
+  const mintToken = (subject: string, roles: Role[], groups: string[] = []) =>
+    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "30m" });
 
   return {
     topicPrefix,
@@ -152,12 +163,46 @@ export function e2eStack(name: string) {
     deployment: (options?: StartOptions) => service("deployment", options),
     async gateway(options: StartOptions = {}): Promise<StartedGateway> {
       const databaseUrl = await databaseFor("gateway", options);
-      const running = await startGateway(await env("gateway", { ...options, databaseUrl, port: 0 }));
+      const running = await startGateway(await env("gateway", { port: 0, ...options, databaseUrl }));
       stops.push(() => running.stop());
       return { url: running.url, port: running.port, databaseUrl, stop: () => running.stop() };
     },
-    token: (subject: string, roles: Role[], groups: string[] = []) =>
-      mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" }),
+    token: mintToken,
+    /** A reference executor for `environments` of `deployment`, closed (and its loop stopped) by stop(). */
+    async executor(
+      deployment: StartedService,
+      options: { environments: string[]; command: string; poll?: boolean },
+    ): Promise<ReferenceExecutor> {
+      const executor = new ReferenceExecutor({
+        address: deployment.address,
+        token: await mintToken("executor", ["executor"]),
+        executorId: uniqueId(`${name}-executor`),
+        environments: options.environments,
+        labels: [],
+        leaseSeconds: 30,
+        action: { command: options.command },
+      });
+      // Polled briefly: a test waits on the effect of each step, not on a timer.
+      const running = options.poll ? executor.run({ pollMs: 50, maxPollMs: 200 }) : undefined;
+      stops.push(async () => {
+        executor.stop();
+        await running;
+        executor.close();
+      });
+      return executor;
+    },
+    /** A connected producer on the shared broker, disconnected by stop(). */
+    async producer(): Promise<ReturnType<typeof createProducer>> {
+      const kafka = createKafka({
+        brokers: await testKafkaBrokers(),
+        clientId: uniqueId(name),
+        logger: createLogger("e2e", "warn"),
+      });
+      const producer = createProducer(kafka);
+      await producer.connect();
+      stops.push(() => producer.disconnect());
+      return producer;
+    },
     /** GET `path` on the gateway with `bearer`; the body when the answer is 200. */
     async getJson(gatewayUrl: string, path: string, bearer: string) {
       const response = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: `Bearer ${bearer}` } });

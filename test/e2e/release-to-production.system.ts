@@ -1,11 +1,9 @@
-// The four services of release-to-production.test.ts on their own databases and topics, gRPC
-// clients for any subject, the reference executor, and a reader of every topic from outside.
-// Kept apart from the test so a shared end-to-end harness can replace it.
+// The four services of release-to-production.test.ts on the e2e harness, gRPC clients for any
+// subject, the reference executor, and what this file checks beyond the harness: a reader of
+// every topic from outside, the stores' stream versions, and a replay through new consumer groups.
 import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
-import { mintDevToken, type Role } from "@rdm/auth";
-import { startChangeService } from "@rdm/change";
-import { startConfigurationService } from "@rdm/configuration";
-import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
+import type { Role } from "@rdm/auth";
+import type { ReferenceExecutor } from "@rdm/deployment";
 import { createGrpcClient } from "@rdm/grpc";
 import { EVENT_SOURCES, type EventSource, eventsTopic, fromKafkaMessage, HANDLED_EVENTS_TABLE } from "@rdm/messaging";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
@@ -17,18 +15,10 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
-import type { RunningService } from "@rdm/runtime";
-import {
-  createTestDatabase,
-  testConsumerTimings,
-  testKafkaBrokers,
-  testTopicPrefix,
-  uniqueId,
-  waitFor,
-} from "@rdm/testkit";
+import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
+import { e2eStack, type StartedService } from "./harness.js";
 
 type ServiceName = keyof typeof SERVICES;
 const SERVICES = {
@@ -80,36 +70,6 @@ export interface RunningSystem {
 const EXECUTOR_COMMAND = `if [ "$RDM_STEP_KIND" = VERIFY ] && [ "$RDM_ENVIRONMENT" = production ]; then
   case "$RDM_ARTIFACTS" in *'"1.1.0"'*) echo "error rate 7% above 2%"; exit 1;; esac
 fi`;
-
-// Each service's consumer group variable: the prefix of its consumer groups.
-const GROUP_VARIABLE = {
-  release: "RELEASE_CONSUMER_GROUP",
-  change: "CHANGE_CONSUMER_GROUP",
-  configuration: "CONFIGURATION_CONSUMER_GROUP",
-  deployment: "DEPLOYMENT_CONSUMER_GROUP",
-} as const;
-const START = {
-  release: startReleaseService,
-  change: startChangeService,
-  configuration: startConfigurationService,
-  deployment: startDeploymentService,
-};
-
-/** A service's own variables on its database, its consumer groups prefixed by `group`. */
-function serviceEnv(name: ServiceName, databaseUrl: string, group: string) {
-  const session = String(testConsumerTimings.sessionTimeout);
-  return {
-    DATABASE_URL: databaseUrl,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "warn",
-    // Groups of different services must differ: two in one group would share the partitions.
-    [GROUP_VARIABLE[name]]: `${group}-${name}`,
-    RELEASE_CONSUMER_SESSION_TIMEOUT_MS: session,
-    CHANGE_CONSUMER_SESSION_TIMEOUT_MS: session,
-    KAFKA_SESSION_TIMEOUT_MS: session,
-    DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS: session,
-  };
-}
 
 async function streamVersionsOf(pools: Record<ServiceName, pg.Pool>) {
   const versions: Record<string, string> = {};
@@ -165,50 +125,44 @@ async function readTopics(brokers: string[], topicPrefix: string, label: string)
 }
 
 export async function startSystem(label: string): Promise<RunningSystem> {
-  const secret = `${crypto.randomUUID()}${crypto.randomUUID()}`;
-  const brokers = await testKafkaBrokers();
-  const topicPrefix = testTopicPrefix(label);
-  const common = { KAFKA_BROKERS: brokers.join(","), KAFKA_TOPIC_PREFIX: topicPrefix, AUTH_JWT_SECRET: secret };
+  const stack = e2eStack(label);
   const names = Object.keys(SERVICES) as ServiceName[];
   const databases = Object.fromEntries(
-    await Promise.all(names.map(async (n) => [n, (await createTestDatabase(`${label}_${n}`)).url])),
+    await Promise.all(names.map(async (n) => [n, await stack.database(n)])),
   ) as Record<ServiceName, string>;
-  const envOf = (name: ServiceName, group: string) => ({ ...common, ...serviceEnv(name, databases[name], group) });
+  // Groups of different services must differ: two in one group would share the partitions.
+  const options = (name: ServiceName, group: string, port?: number) => ({
+    databaseUrl: databases[name],
+    group: `${group}-${name}`,
+    ...(port === undefined ? {} : { port }),
+  });
   const firstGroup = uniqueId(`${label}-group`);
-  const instances: RunningService[] = [];
   // Started together: each waits for its consumer groups to form.
   const startAll = async (group: string) => {
-    const started = await Promise.all(names.map((n) => START[n](envOf(n, group))));
-    instances.push(...started);
-    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, RunningService>;
+    const started = await Promise.all(names.map((n) => stack[n](options(n, group))));
+    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, StartedService>;
   };
   const running = await startAll(firstGroup);
   const pools = Object.fromEntries(
     names.map((n) => [n, new pg.Pool({ connectionString: databases[n], max: 2 })]),
   ) as Record<ServiceName, pg.Pool>;
-  const token = (subject: string, roles: Role[], groups: string[] = []) =>
-    mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "30m" });
+  stack.onStop(() => Promise.all(Object.values(pools).map((pool) => pool.end())));
 
-  const reader = await readTopics(brokers, topicPrefix, label);
-  const executor = new ReferenceExecutor({
-    address: `127.0.0.1:${running.deployment.port}`,
-    token: await token("ref-executor", ["executor"]),
-    executorId: uniqueId("ref-executor"),
+  const reader = await readTopics(await testKafkaBrokers(), stack.topicPrefix, label);
+  stack.onStop(() => reader.disconnect());
+  const executor = await stack.executor(running.deployment, {
     environments: ["test", "production"],
-    labels: [],
-    leaseSeconds: 30,
-    action: { command: EXECUTOR_COMMAND },
+    command: EXECUTOR_COMMAND,
   });
 
   return {
     async clients(subject, roles, groups = []) {
-      const options = { token: await token(subject, roles, groups) };
-      const at = (name: keyof typeof SERVICES) => `127.0.0.1:${running[name].port}`;
+      const options = { token: await stack.token(subject, roles, groups) };
       return {
-        release: createGrpcClient(ReleaseService, at("release"), options),
-        change: createGrpcClient(ChangeService, at("change"), options),
-        configuration: createGrpcClient(ConfigurationService, at("configuration"), options),
-        deployment: createGrpcClient(DeploymentService, at("deployment"), options),
+        release: createGrpcClient(ReleaseService, running.release.address, options),
+        change: createGrpcClient(ChangeService, running.change.address, options),
+        configuration: createGrpcClient(ConfigurationService, running.configuration.address, options),
+        deployment: createGrpcClient(DeploymentService, running.deployment.address, options),
       };
     },
     executor,
@@ -227,21 +181,14 @@ export async function startSystem(label: string): Promise<RunningSystem> {
     },
     async stopService(name) {
       const instance = running[name];
-      instances.splice(instances.indexOf(instance), 1);
       await instance.stop();
       return {
         restart: async () => {
           // Same port, so the clients made before reconnect to it.
-          running[name] = await START[name]({ ...envOf(name, firstGroup), GRPC_PORT: String(instance.port) });
-          instances.push(running[name]);
+          running[name] = await stack[name](options(name, firstGroup, instance.port));
         },
       };
     },
-    async stop() {
-      executor.close();
-      await reader.disconnect();
-      for (const pool of Object.values(pools)) await pool.end();
-      for (const service of instances.reverse()) await service.stop();
-    },
+    stop: () => stack.stop(),
   };
 }

@@ -45,50 +45,59 @@ const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.Po
   if (!(await leaseIsLive(tx, lease))) throw leaseLost(lease);
 };
 
+/**
+ * A claim: the next eligible step under a lease, or a recorded "nothing waiting". Its own function
+ * because the queue, not the request, picks the stream, unlike every other executor RPC.
+ */
+function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claimStep"] {
+  return async (request, ctx) => {
+    const recorded = {
+      response: ClaimStepResponseSchema,
+      requestHash: requestFingerprint(M.claimStep.input, request),
+    };
+    // A retry gets the first answer before the queue is looked at: it must not take (or lock)
+    // another waiting step for a request that already has its step.
+    const first = await handler.replay(request.requestId, recorded, pool);
+    if (first) return first;
+    let queued: QueuedStep | undefined;
+    try {
+      return await runDeploymentCommand(handler, ctx, M.claimStep, request, {
+        output: ClaimStepResponseSchema,
+        // The queue picks the stream: the next eligible step, locked past the append's commit.
+        streamId: async (tx) => {
+          queued = await lockNextStep(tx, { environments: request.environments, labels: request.labels });
+          if (!queued) throw new NothingToClaim();
+          return queued.deploymentId;
+        },
+        command: (_state, decision) => ({
+          kind: "claimStep",
+          stepIndex: queued?.stepIndex ?? -1,
+          executorId: request.executorId,
+          leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
+          leaseExpired: queued?.leaseExpired ?? false,
+          now: decision.now,
+        }),
+        respond: ({ deployment }) => claimResponse(deployment, queued?.stepIndex ?? -1),
+      });
+    } catch (error) {
+      if (!(error instanceof NothingToClaim)) throw error;
+      // An idle executor polls: its empty claims are logged at debug, not one info line a poll.
+      ctx.callLogLevel = "debug";
+      // "Nothing waiting" is an answer too, recorded like any no-op (a retry gets it, not a
+      // step that arrived since); a twin that recorded first has its answer returned.
+      const nothing = create(ClaimStepResponseSchema);
+      const response = toBinary(ClaimStepResponseSchema, nothing);
+      const taken = !(await store.recordCommandResult(request.requestId, { ...recorded, response, streamId: "" }));
+      return (taken && (await handler.replay(request.requestId, recorded, pool))) || nothing;
+    }
+  };
+}
+
 /** The executor protocol: claim with a lease, heartbeat, report per target, complete, fail or give back. */
-export function executorHandlers({ handler, pool, store }: ApiContext) {
+export function executorHandlers(api: ApiContext) {
+  const { handler, pool } = api;
   return {
-    async claimStep(request, ctx) {
-      const recorded = {
-        response: ClaimStepResponseSchema,
-        requestHash: requestFingerprint(M.claimStep.input, request),
-      };
-      // A retry gets the first answer before the queue is looked at: it must not take (or lock)
-      // another waiting step for a request that already has its step.
-      const first = await handler.replay(request.requestId, recorded, pool);
-      if (first) return first;
-      let queued: QueuedStep | undefined;
-      try {
-        return await runDeploymentCommand(handler, ctx, M.claimStep, request, {
-          output: ClaimStepResponseSchema,
-          // The queue picks the stream: the next eligible step, locked past the append's commit.
-          streamId: async (tx) => {
-            queued = await lockNextStep(tx, { environments: request.environments, labels: request.labels });
-            if (!queued) throw new NothingToClaim();
-            return queued.deploymentId;
-          },
-          command: (_state, decision) => ({
-            kind: "claimStep",
-            stepIndex: queued?.stepIndex ?? -1,
-            executorId: request.executorId,
-            leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
-            leaseExpired: queued?.leaseExpired ?? false,
-            now: decision.now,
-          }),
-          respond: ({ deployment }) => claimResponse(deployment, queued?.stepIndex ?? -1),
-        });
-      } catch (error) {
-        if (!(error instanceof NothingToClaim)) throw error;
-        // An idle executor polls: its empty claims are logged at debug, not one info line a poll.
-        ctx.callLogLevel = "debug";
-        // "Nothing waiting" is an answer too, recorded like any no-op (a retry gets it, not a
-        // step that arrived since); a twin that recorded first has its answer returned.
-        const nothing = create(ClaimStepResponseSchema);
-        const response = toBinary(ClaimStepResponseSchema, nothing);
-        const taken = !(await store.recordCommandResult(request.requestId, { ...recorded, response, streamId: "" }));
-        return (taken && (await handler.replay(request.requestId, recorded, pool))) || nothing;
-      }
-    },
+    claimStep: claimStepHandler(api),
 
     async heartbeatStep(request) {
       const lease = leaseOf(request.lease);

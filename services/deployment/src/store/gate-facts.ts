@@ -11,10 +11,55 @@ export async function loadGateFacts(
   environment: Environment,
   context: { now: Date; freezeOverrideJustification: string; byChangeManager: boolean },
 ): Promise<GateFacts> {
-  const releases = await tx.query<{ phase: number; approved: boolean }>(
+  const release = await releaseFacts(tx, deployment.releaseId);
+  const changes = await changeFacts(tx, deployment);
+  const artifactIds = packageKey(deployment.artifacts);
+  const artifacts = await artifactFacts(tx, artifactIds);
+  const freezeWindows = await freezeWindowFacts(tx, context.now);
+  const previous = environment.promotesFrom;
+  return {
+    now: context.now,
+    releaseId: deployment.releaseId,
+    release,
+    changes,
+    environment: {
+      name: environment.name,
+      frozen: environment.frozen,
+      freezeReason: environment.freezeReason,
+      // Every CI the package goes to, and those the steps touch (a blue/green switch moves both colours).
+      targetCiIds: [
+        ...new Set([
+          ...deployment.artifacts.flatMap((artifact) => artifact.targetCiIds),
+          ...deployment.steps.flatMap((step) => step.targetCiIds),
+        ]),
+      ],
+    },
+    freezeWindows,
+    previousEnvironment:
+      previous === ""
+        ? undefined
+        : {
+            name: previous,
+            packageSucceeded: await packageSucceededIn(tx, deployment.releaseId, previous, artifactIds),
+          },
+    artifacts,
+    freezeOverride: { justification: context.freezeOverrideJustification, byChangeManager: context.byChangeManager },
+    runningDeploymentId: await runningDeployment(tx, environment.name, deployment.deploymentId),
+  };
+}
+
+/** The release's phase and approval, as the release topic told; undefined if not heard of yet. */
+async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts["release"]> {
+  const { rows } = await tx.query<{ phase: number; approved: boolean }>(
     "SELECT phase, approved FROM gate_releases WHERE release_id = $1",
-    [deployment.releaseId],
+    [releaseId],
   );
+  const release = rows[0];
+  return release && { inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT, approved: release.approved };
+}
+
+/** One entry per change to check, known or not, so an unheard-of change blocks the start. */
+async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateFacts["changes"]> {
   // The plan's changes and every change linked to the release (as the release topic tells).
   const linked = await tx.query<{ change_id: string }>(
     "SELECT change_id FROM gate_release_changes WHERE release_id = $1",
@@ -30,12 +75,38 @@ export async function loadGateFacts(
     window_start: Date | null;
     window_end: Date | null;
   }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [changeIds]);
-  const artifactIds = packageKey(deployment.artifacts);
+  return changeIds.map((changeId) => {
+    const row = changes.rows.find((change) => change.change_id === changeId);
+    return {
+      changeId,
+      known: row !== undefined,
+      authorized: row?.authorized ?? false,
+      emergency: row?.emergency ?? false,
+      window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
+    };
+  });
+}
+
+/** One entry per artifact of the package, known or not, so an unheard-of artifact blocks the start. */
+async function artifactFacts(tx: Queryable, artifactIds: string[]): Promise<GateFacts["artifacts"]> {
   const artifacts = await tx.query<{ artifact_id: string; verified: boolean; quarantined: boolean }>(
     "SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)",
     [artifactIds],
   );
-  const freezeWindows = await tx.query<{
+  return artifactIds.map((artifactId) => {
+    const row = artifacts.rows.find((artifact) => artifact.artifact_id === artifactId);
+    return {
+      artifactId,
+      known: row !== undefined,
+      verified: row?.verified ?? false,
+      quarantined: row?.quarantined ?? false,
+    };
+  });
+}
+
+/** Freeze windows still in force or ahead: the gate decides which of them cover this start. */
+async function freezeWindowFacts(tx: Queryable, now: Date): Promise<GateFacts["freezeWindows"]> {
+  const { rows } = await tx.query<{
     freeze_window_id: string;
     name: string;
     reason: string;
@@ -47,61 +118,14 @@ export async function loadGateFacts(
   }>(
     `SELECT * FROM gate_freeze_windows
      WHERE NOT lifted AND window_start IS NOT NULL AND window_end IS NOT NULL AND window_end > $1`,
-    [context.now],
+    [now],
   );
-  const previous = environment.promotesFrom;
-  const release = releases.rows[0];
-  return {
-    now: context.now,
-    releaseId: deployment.releaseId,
-    release: release && { inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT, approved: release.approved },
-    changes: changeIds.map((changeId) => {
-      const row = changes.rows.find((change) => change.change_id === changeId);
-      return {
-        changeId,
-        known: row !== undefined,
-        authorized: row?.authorized ?? false,
-        emergency: row?.emergency ?? false,
-        window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
-      };
-    }),
-    environment: {
-      name: environment.name,
-      frozen: environment.frozen,
-      freezeReason: environment.freezeReason,
-      // Every CI the package goes to, and those the steps touch (a blue/green switch moves both colours).
-      targetCiIds: [
-        ...new Set([
-          ...deployment.artifacts.flatMap((artifact) => artifact.targetCiIds),
-          ...deployment.steps.flatMap((step) => step.targetCiIds),
-        ]),
-      ],
-    },
-    freezeWindows: freezeWindows.rows.map((row) => ({
-      freezeWindowId: row.freeze_window_id,
-      name: row.name,
-      reason: row.reason,
-      start: row.window_start,
-      end: row.window_end,
-      scope: { all: row.scope_all, ciIds: row.ci_ids, environments: row.environments },
-    })),
-    previousEnvironment:
-      previous === ""
-        ? undefined
-        : {
-            name: previous,
-            packageSucceeded: await packageSucceededIn(tx, deployment.releaseId, previous, artifactIds),
-          },
-    artifacts: artifactIds.map((artifactId) => {
-      const row = artifacts.rows.find((artifact) => artifact.artifact_id === artifactId);
-      return {
-        artifactId,
-        known: row !== undefined,
-        verified: row?.verified ?? false,
-        quarantined: row?.quarantined ?? false,
-      };
-    }),
-    freezeOverride: { justification: context.freezeOverrideJustification, byChangeManager: context.byChangeManager },
-    runningDeploymentId: await runningDeployment(tx, environment.name, deployment.deploymentId),
-  };
+  return rows.map((row) => ({
+    freezeWindowId: row.freeze_window_id,
+    name: row.name,
+    reason: row.reason,
+    start: row.window_start,
+    end: row.window_end,
+    scope: { all: row.scope_all, ciIds: row.ci_ids, environments: row.environments },
+  }));
 }

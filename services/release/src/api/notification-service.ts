@@ -44,6 +44,32 @@ const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
+/**
+ * The settings the events carry, and the secret they must not: the webhook's, or the chat URL.
+ * Shared by create and update, which take the same settings.
+ */
+function subscriptionSettings(
+  request: {
+    name: string;
+    target?: Target | undefined;
+    filter?: api.CreateSubscriptionRequest["filter"];
+    secret: string;
+  },
+  owner: string,
+) {
+  const { target, secret } = withoutSecrets(request.target as Target, request.secret);
+  return {
+    command: {
+      name: request.name,
+      owner,
+      target,
+      filter: request.filter,
+      secretFingerprint: secretFingerprint(secret),
+    },
+    secret: secret || undefined,
+  };
+}
+
 /** The RPCs that change a subscription, through the command handler. */
 function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
   /** A subscription command through the command handler; every command RPC answers `{ subscription }`. */
@@ -72,44 +98,17 @@ function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
     ) as never;
   };
 
-  /** The settings the events carry, and the secret they must not: the webhook's, or the chat URL. */
-  const settings = (
-    request: {
-      name: string;
-      target?: Target | undefined;
-      filter?: api.CreateSubscriptionRequest["filter"];
-      secret: string;
-    },
-    owner: string,
-  ) => {
-    const { target, secret } = withoutSecrets(request.target as Target, request.secret);
-    return {
-      command: {
-        name: request.name,
-        owner,
-        target,
-        filter: request.filter,
-        secretFingerprint: secretFingerprint(secret),
-      },
-      secret: secret || undefined,
-    };
-  };
-
   return {
     createSubscription(request, ctx) {
       // The id derives from the request id, so a retried create addresses the same stream.
       const subscriptionId = request.requestId;
       const owner = request.owner || ctx.principal.subject;
-      const command = {
-        kind: "createSubscription",
-        subscriptionId,
-        fromConfiguration: false,
-        ...settings(request, owner).command,
-      } as const;
-      return execute("createSubscription", request, ctx, subscriptionId, command, settings(request, owner).secret);
+      const { command: fields, secret } = subscriptionSettings(request, owner);
+      const command = { kind: "createSubscription", subscriptionId, fromConfiguration: false, ...fields } as const;
+      return execute("createSubscription", request, ctx, subscriptionId, command, secret);
     },
     updateSubscription(request, ctx) {
-      const { command, secret } = settings(request, request.owner);
+      const { command, secret } = subscriptionSettings(request, request.owner);
       const update = { kind: "updateSubscription", ...command } as const;
       return execute("updateSubscription", request, ctx, request.subscriptionId, update, secret);
     },
