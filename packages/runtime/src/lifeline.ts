@@ -28,9 +28,24 @@ const timer = setInterval(() => {
  */
 export function endWithSupervisor(stop: () => void, graceMs: number): void {
   if (!process.channel) return;
-  process.once("disconnect", stop);
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    stop();
+    setTimeout(() => process.exit(1), graceMs).unref();
+  };
+  process.once("disconnect", end);
   // The channel only tells us when the supervisor goes; it must not keep this process alive.
   process.channel.unref();
+  // The channel's close has been seen to go unnoticed by a process with calls open to services
+  // that ended with the supervisor: the main thread also watches its parent.
+  const supervisor = process.ppid;
+  const watch = setInterval(() => {
+    if (process.ppid === supervisor) return;
+    clearInterval(watch);
+    end();
+  }, 500).unref();
   if (existsSync("/proc/self/stat")) {
     new Worker(WATCHDOG, { eval: true, workerData: { pid: process.pid, graceMs } }).unref();
   }

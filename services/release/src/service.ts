@@ -3,15 +3,15 @@ import { loadConfig, z } from "@rdm/config";
 import type { EventStore } from "@rdm/eventstore";
 import { CHANGE_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/runtime";
-import { notificationServiceHandlers } from "./api/notification-service.js";
 import type pg from "pg";
+import { notificationServiceHandlers } from "./api/notification-service.js";
 import { releaseServiceHandlers } from "./api/release-service.js";
 import { applyChangeEvent } from "./consumers/change-requests.js";
 import { deploymentEnvironmentMigrations, reactToDeploymentEvent } from "./consumers/deployment-outcomes.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { startNotifier } from "./notifier/notifier.js";
-import { releaseCodec } from "./store/event-codec.js";
+import { type ReleaseServiceEvent, releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
 import { ReleaseKeys } from "./store/release-keys.js";
 import { releaseMigrations } from "./store/release-tables.js";
@@ -79,7 +79,8 @@ export function createReleaseService(
         linkBaseUrl: config.NOTIFICATION_LINK_BASE_URL,
       }),
     ],
-    async workers({ store, pool, kafka, logger, topic }): Promise<Worker[]> {
+    async workers(context): Promise<Worker[]> {
+      const { store, pool, kafka, logger, topic } = context;
       const workers: Worker[] = [await modelsOf(store, pool).listen(logger)];
       workers.push(
         startDeadlineScheduler({
@@ -116,36 +117,49 @@ export function createReleaseService(
           config,
         })),
       );
-      workers.push(
-        await startConsumer({
-          kafka,
-          pool,
-          groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
-          topics: [topic(CHANGE_EVENTS_TOPIC)],
-          handle: applyChangeEvent,
-          deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
-          fromBeginning: true,
-          sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
-          logger,
-        }),
-      );
-      const reactions = { handler: commandHandler(store), logger };
-      workers.push(
-        await startConsumer({
-          kafka,
-          pool,
-          groupId: `${config.RELEASE_CONSUMER_GROUP}.deployments`,
-          topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
-          handle: (event, tx) => reactToDeploymentEvent(event, tx, reactions),
-          deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
-          fromBeginning: true,
-          sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
-          logger,
-        }),
-      );
+      workers.push(...(await startReleaseConsumers(context, config, commandHandler(store))));
       return workers;
     },
   };
+}
+
+type WorkerContext = Parameters<NonNullable<GrpcServiceDefinition["workers"]>>[0];
+
+/** The release's own consumers: change states for the gates, and the deployment outcomes' reactions. */
+async function startReleaseConsumers(
+  { pool, kafka, logger, topic }: WorkerContext,
+  config: ReturnType<typeof loadConfig<typeof releaseEnv>>,
+  handler: CommandHandler<ReleaseServiceEvent>,
+): Promise<Worker[]> {
+  const workers: Worker[] = [];
+  workers.push(
+    await startConsumer({
+      kafka,
+      pool,
+      groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
+      topics: [topic(CHANGE_EVENTS_TOPIC)],
+      handle: applyChangeEvent,
+      deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
+      fromBeginning: true,
+      sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
+      logger,
+    }),
+  );
+  const reactions = { handler, logger };
+  workers.push(
+    await startConsumer({
+      kafka,
+      pool,
+      groupId: `${config.RELEASE_CONSUMER_GROUP}.deployments`,
+      topics: [topic(DEPLOYMENT_EVENTS_TOPIC)],
+      handle: (event, tx) => reactToDeploymentEvent(event, tx, reactions),
+      deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
+      fromBeginning: true,
+      sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
+      logger,
+    }),
+  );
+  return workers;
 }
 
 export const startReleaseService = (env: NodeJS.ProcessEnv = process.env, options: ReleaseServiceOptions = {}) =>

@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 import { parseArgs } from "node:util";
-import { createLogger } from "@rdm/observability";
-import { ReferenceExecutor } from "./reference-executor.js";
+import { type ExecutorLog, ReferenceExecutor } from "./reference-executor.js";
 
 const usage = `rdm-executor: claims deployment steps and performs each target.
 
@@ -58,6 +57,14 @@ const action = values.command
     ? { httpUrl: values["http-url"] }
     : fail("one of --command or --http-url is required");
 
+/** One JSON line per entry on stdout (what `./rdm up` shows); idle polls only with LOG_LEVEL=debug. */
+function jsonLines(executor: string, debug: boolean): ExecutorLog {
+  const write = (level: string) => (fields: object, msg?: string) => {
+    process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), level, executor, ...fields, msg })}\n`);
+  };
+  return { debug: debug ? write("debug") : () => undefined, info: write("info"), warn: write("warn") } as ExecutorLog;
+}
+
 const executor = new ReferenceExecutor({
   address: values.address,
   token: values.token,
@@ -66,14 +73,18 @@ const executor = new ReferenceExecutor({
   labels: values.label,
   leaseSeconds,
   action,
-  logger: createLogger("executor").child({ executor: values.id }),
+  logger: jsonLines(values.id, process.env.LOG_LEVEL === "debug"),
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => executor.stop());
 // Started by a supervisor with an IPC channel (`./rdm up`): the channel closes when the supervisor
-// dies, however it dies, and the executor stops after its current target; it must not keep it alive.
+// dies, however it dies; the executor stops after its current target and must not outlive it by
+// more than 10 s (a call still open to a service that ended with the supervisor).
 if (process.channel) {
-  process.once("disconnect", () => executor.stop());
+  process.once("disconnect", () => {
+    executor.stop();
+    setTimeout(() => process.exit(1), 10_000).unref();
+  });
   process.channel.unref();
 }
 await executor.run({ pollMs, maxPollMs, once: values.once });
