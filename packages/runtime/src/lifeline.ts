@@ -27,7 +27,8 @@ const timer = setInterval(() => {
  * still there `graceMs` later, it is killed. Without an IPC channel this does nothing.
  */
 export function endWithSupervisor(stop: () => void, graceMs: number): void {
-  if (!process.channel) return;
+  // process.send exists only in a process started with an IPC channel, closed or not.
+  if (typeof process.send !== "function") return;
   let ended = false;
   const end = () => {
     if (ended) return;
@@ -35,17 +36,12 @@ export function endWithSupervisor(stop: () => void, graceMs: number): void {
     stop();
     setTimeout(() => process.exit(1), graceMs).unref();
   };
+  // A supervisor killed while this process was starting closed the channel before anyone
+  // listened: "disconnect" was already emitted.
+  if (!process.connected) return end();
   process.once("disconnect", end);
   // The channel only tells us when the supervisor goes; it must not keep this process alive.
-  process.channel.unref();
-  // The channel's close has been seen to go unnoticed by a process with calls open to services
-  // that ended with the supervisor: the main thread also watches its parent.
-  const supervisor = process.ppid;
-  const watch = setInterval(() => {
-    if (process.ppid === supervisor) return;
-    clearInterval(watch);
-    end();
-  }, 500).unref();
+  process.channel?.unref();
   if (existsSync("/proc/self/stat")) {
     new Worker(WATCHDOG, { eval: true, workerData: { pid: process.pid, graceMs } }).unref();
   }

@@ -77,15 +77,21 @@ const executor = new ReferenceExecutor({
 });
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => executor.stop());
-// Started by a supervisor with an IPC channel (`./rdm up`): the channel closes when the supervisor
-// dies, however it dies; the executor stops after its current target and must not outlive it by
-// more than 10 s (a call still open to a service that ended with the supervisor).
-if (process.channel) {
-  process.once("disconnect", () => {
+// Started by a supervisor with an IPC channel (`./rdm up`; process.send exists only then): the
+// channel closes when the supervisor dies, however it dies; the executor stops after its current
+// target and does not outlive it by more than 10 s (a call still open to a service that ended
+// with the supervisor). A supervisor killed while the executor was starting closed the channel
+// before this line: "disconnect" was already emitted, so it is checked here too.
+if (typeof process.send === "function") {
+  const end = () => {
     executor.stop();
     setTimeout(() => process.exit(1), 10_000).unref();
-  });
-  process.channel.unref();
+  };
+  if (!process.connected) end();
+  else {
+    process.once("disconnect", end);
+    process.channel?.unref();
+  }
 }
 await executor.run({ pollMs, maxPollMs, once: values.once });
 executor.close();
