@@ -38,7 +38,10 @@ export function endWithSupervisor(stop: () => void, graceMs: number): void {
   };
   // A supervisor killed while this process was starting closed the channel before anyone
   // listened: "disconnect" was already emitted.
-  if (!process.connected) return end();
+  if (!process.connected) {
+    end();
+    return;
+  }
   process.once("disconnect", end);
   // The channel only tells us when the supervisor goes; it must not keep this process alive.
   process.channel?.unref();
