@@ -3,7 +3,6 @@
 // changes; the deployment feed serves the deployment and inventory SSE streams, resumable with
 // Last-Event-ID.
 import { randomUUID } from "node:crypto";
-import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:http";
 import type { AddressInfo } from "node:net";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -22,6 +21,7 @@ import { buildGatewayApp } from "../src/app.js";
 import { projections } from "../src/projections/index.js";
 import { ensureRulesVersion, projectionHandler, projectionRulesMigration } from "../src/projections/projection.js";
 import { releaseProjection } from "../src/projections/releases/projection.js";
+import { openStream as openSseStream } from "./sse-client.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -132,38 +132,8 @@ describe("rules versions", () => {
 });
 
 /** Opens an SSE stream; `nextEvent()` gives the next event's id and name, past comments. */
-async function openStream(path: string, headers: Record<string, string> = {}) {
-  const { request, response } = await new Promise<{ request: ClientRequest; response: IncomingMessage }>(
-    (resolve, reject) => {
-      const request = httpGet(`${gatewayUrl}${path}`, { headers: { authorization: bearer, ...headers } }, (response) =>
-        resolve({ request, response }),
-      );
-      request.on("error", reject);
-    },
-  );
-  expect(response.headers["content-type"]).toContain("text/event-stream");
-  const chunks = response.setEncoding("utf8")[Symbol.asyncIterator]();
-  let buffer = "";
-  const nextEvent = async (): Promise<{ id: number; event: string; data: Record<string, unknown> }> => {
-    for (;;) {
-      while (!buffer.includes("\n\n")) {
-        const { value, done } = await chunks.next();
-        if (done) throw new Error("the stream ended");
-        buffer += value;
-      }
-      const block = buffer.slice(0, buffer.indexOf("\n\n"));
-      buffer = buffer.slice(block.length + 2);
-      const field = (name: string) =>
-        block
-          .split("\n")
-          .find((line) => line.startsWith(`${name}: `))
-          ?.slice(name.length + 2);
-      const id = field("id");
-      if (id) return { id: Number(id), event: field("event") ?? "", data: JSON.parse(field("data") ?? "null") };
-    }
-  };
-  return { nextEvent, close: () => request.destroy() };
-}
+const openStream = (path: string, headers: Record<string, string> = {}) =>
+  openSseStream(gatewayUrl, path, { authorization: bearer, ...headers });
 
 describe("the deployment and inventory streams", () => {
   const environment = uniqueId("env");
