@@ -33,6 +33,7 @@ type Attempt<S, E, R extends DescMessage> =
   | { replayed: MessageShape<R>; outcome: undefined }
   | { replayed: undefined; outcome: Outcome<S, E> };
 
+const noop = () => {};
 const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
 
 /**
@@ -47,6 +48,8 @@ export class CommandHandler<E extends DomainEvent> {
   private readonly maxAttempts: number;
   private readonly jitterMs: number;
   private readonly retryOn: (error: unknown) => boolean;
+  /** Per stream, the end of the last command queued on it in this process (see inTurn). */
+  private readonly turns = new Map<string, Promise<void>>();
 
   constructor(options: CommandHandlerOptions<E>) {
     this.store = options.store;
@@ -65,7 +68,30 @@ export class CommandHandler<E extends DomainEvent> {
    * projection) is group-committed with concurrent ones; a command with `prepare` (locks) runs in
    * its own transaction.
    */
-  async handle<S, ES extends E, R extends DescMessage>(
+  handle<S, ES extends E, R extends DescMessage>(
+    origin: CommandOrigin,
+    command: ClientCommand<S, ES, R>,
+  ): Promise<MessageShape<R>> {
+    const run = () => this.attempts(origin, command);
+    return typeof command.streamId === "string" ? this.inTurn(command.streamId, run) : run();
+  }
+
+  /**
+   * Commands on one stream in this process run one after the other: run together, all but one
+   * would lose the append and be decided again (and a burst could exhaust the attempts). Only
+   * writers in other processes are left to conflict.
+   */
+  private inTurn<T>(streamId: string, run: () => Promise<T>): Promise<T> {
+    const turn = (this.turns.get(streamId) ?? Promise.resolve()).then(run, run);
+    const settled = turn.then(noop, noop);
+    this.turns.set(streamId, settled);
+    void settled.then(() => {
+      if (this.turns.get(streamId) === settled) this.turns.delete(streamId);
+    });
+    return turn;
+  }
+
+  private async attempts<S, ES extends E, R extends DescMessage>(
     origin: CommandOrigin,
     command: ClientCommand<S, ES, R>,
   ): Promise<MessageShape<R>> {

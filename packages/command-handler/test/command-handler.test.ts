@@ -156,6 +156,23 @@ describe("CommandHandler.handle", () => {
     await expect(handler.handle(origin(), addNote(streamId, "d"))).rejects.toMatchObject({ rule: "notes.full" });
   });
 
+  test("in one process, commands on one stream take turns: none is decided twice", async () => {
+    const streamId = uniqueId("notes");
+    const once = new CommandHandler({ store, codec, retry: { maxAttempts: 1 } });
+    let decisions = 0;
+    const counted = (note: string) => {
+      const command = addNote(streamId, note);
+      const decide = (state: Notes) => {
+        decisions++;
+        return command.decide(state);
+      };
+      return { ...command, decide };
+    };
+    const answers = await Promise.all(["a", "b", "c"].map((note) => once.handle(origin(), counted(note))));
+    expect(answers.map((a) => a.value)).toEqual(["a", "a,b", "a,b,c"]);
+    expect(decisions).toBe(3);
+  });
+
   test("a conflict on every attempt ends in WrongExpectedVersion after the limit", async () => {
     const streamId = uniqueId("notes");
     const limited = new CommandHandler({ store, codec, retry: { maxAttempts: 3, jitterMs: 1 } });
