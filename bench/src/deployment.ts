@@ -152,7 +152,7 @@ async function main() {
     DEPLOYMENT_CONSUMER_GROUP: `bench-${randomUUID()}`,
   });
   const address = `127.0.0.1:${service.port}`;
-  const admin = createGrpcClient(DeploymentService, address, { token });
+  const admin = createGrpcClient(DeploymentService, address, { token, retry: { maxAttempts: 5 } });
   const producer = createProducer(
     createKafka({ brokers: servers.kafkaBrokers, clientId: "bench", logger: createLogger("bench", "error") }),
   );
@@ -184,7 +184,7 @@ async function main() {
     expiresIn: "1h",
   });
   const clients = Array.from({ length: EXECUTORS }, () =>
-    createGrpcClient(DeploymentService, address, { token: executorToken }),
+    createGrpcClient(DeploymentService, address, { token: executorToken, retry: { maxAttempts: 5 } }),
   );
   const tally: Tally = { claimMs: [], emptyClaims: 0, reports: 0, lastReportAt: new Map(), succeeded: new Set() };
   const t0 = performance.now();

@@ -25,7 +25,32 @@ export interface GrpcClientOptions {
   token?: string | (() => string | Promise<string>);
   /** Default: insecure. */
   credentials?: ChannelCredentials;
+  /**
+   * Calls answered ABORTED (a concurrency conflict the service gave up re-deciding) or
+   * UNAVAILABLE (the service or its database away for a moment) are sent again by grpc-js, with
+   * exponential backoff, up to `maxAttempts` in all. Safe for every RPC of this platform: a
+   * command carries its request id, so a retry that reaches a service which already committed it
+   * gets the first answer. Off by default, so callers see the first status.
+   */
+  retry?: { maxAttempts: number };
 }
+
+/** grpc-js's service config: one retry policy for every method of the channel. */
+const retryServiceConfig = (maxAttempts: number) =>
+  JSON.stringify({
+    methodConfig: [
+      {
+        name: [{}],
+        retryPolicy: {
+          maxAttempts,
+          initialBackoff: "0.05s",
+          maxBackoff: "2s",
+          backoffMultiplier: 2,
+          retryableStatusCodes: ["ABORTED", "UNAVAILABLE"],
+        },
+      },
+    ],
+  });
 
 export interface UnaryCallOptions {
   /** Extra metadata, e.g. `x-request-id`. */
@@ -66,7 +91,8 @@ export function createGrpcClient<M extends GenServiceMethods>(
   address: string,
   options: GrpcClientOptions = {},
 ): GrpcClient<M> {
-  const client = new Client(address, options.credentials ?? credentials.createInsecure());
+  const channelOptions = options.retry ? { "grpc.service_config": retryServiceConfig(options.retry.maxAttempts) } : {};
+  const client = new Client(address, options.credentials ?? credentials.createInsecure(), channelOptions);
   const result: Record<string, unknown> = {};
   for (const method of service.methods) {
     if (method.methodKind === "unary") {

@@ -97,7 +97,12 @@ export class ReferenceExecutor {
   private readonly logger: ExecutorLog;
   private readonly stopping = new AbortController();
   constructor(private readonly options: ExecutorOptions) {
-    this.client = createGrpcClient(DeploymentService, options.address, { token: options.token });
+    // A report refused for a moment (ABORTED, UNAVAILABLE) is sent again with its request id,
+    // rather than abandoning the step until its lease lapses.
+    this.client = createGrpcClient(DeploymentService, options.address, {
+      token: options.token,
+      retry: { maxAttempts: 5 },
+    });
     this.logger = options.logger ?? { debug: () => undefined, info: () => undefined, warn: () => undefined };
   }
 

@@ -1,0 +1,63 @@
+import { randomUUID } from "node:crypto";
+import { createTokenVerifier, mintDevToken } from "@rdm/auth";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { Aborted, createGrpcClient, createGrpcServer, type GrpcServer, GrpcStatus } from "../src/index.js";
+import { captureLogger, partialRegistration } from "./support.js";
+
+// The client's retry option: grpc-js sends a call answered ABORTED again, up to the limit.
+
+const issuer = "rdm-grpc-retry-test";
+const audience = "rdm";
+const secret = "grpc-retry-test-secret-long-enough!";
+/** Per release id, how many calls are still to be refused with ABORTED, and how many came. */
+const plan = new Map<string, { abort: number; calls: number }>();
+let server: GrpcServer;
+let address: string;
+
+beforeAll(async () => {
+  server = createGrpcServer({
+    logger: captureLogger(),
+    verifier: createTokenVerifier({ issuer, audience, secret }),
+    services: [
+      partialRegistration(
+        ReleaseService,
+        {
+          async getRelease(request) {
+            const entry = plan.get(request.releaseId) ?? { abort: 0, calls: 0 };
+            entry.calls++;
+            if (entry.abort-- > 0) throw new Aborted("concurrent modification, retry");
+            return { release: { releaseId: request.releaseId, title: `after ${entry.calls} calls` } };
+          },
+        },
+        { getRelease: ["viewer"] },
+      ),
+    ],
+  });
+  address = `127.0.0.1:${await server.listen("127.0.0.1", 0)}`;
+});
+
+afterAll(() => server.shutdown());
+
+const token = () => mintDevToken({ subject: "reader", roles: ["viewer"], secret, issuer, audience });
+
+test("with retry, a call refused with ABORTED twice is sent again and answered", async () => {
+  const client = createGrpcClient(ReleaseService, address, { token: await token(), retry: { maxAttempts: 4 } });
+  const releaseId = randomUUID();
+  plan.set(releaseId, { abort: 2, calls: 0 });
+  const { release } = await client.getRelease({ releaseId });
+  expect(release?.title).toBe("after 3 calls");
+  client.close();
+});
+
+test("retries stop at the limit, and without the option the first ABORTED is the answer", async () => {
+  const limited = createGrpcClient(ReleaseService, address, { token: await token(), retry: { maxAttempts: 2 } });
+  const plain = createGrpcClient(ReleaseService, address, { token: await token() });
+  const [a, b] = [randomUUID(), randomUUID()];
+  plan.set(a, { abort: 5, calls: 0 });
+  plan.set(b, { abort: 5, calls: 0 });
+  await expect(limited.getRelease({ releaseId: a })).rejects.toMatchObject({ code: GrpcStatus.ABORTED });
+  await expect(plain.getRelease({ releaseId: b })).rejects.toMatchObject({ code: GrpcStatus.ABORTED });
+  expect([plan.get(a)?.calls, plan.get(b)?.calls]).toEqual([2, 1]);
+  limited.close();
+  plain.close();
+});
