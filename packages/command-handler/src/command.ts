@@ -61,7 +61,11 @@ export interface Outcome<S, E> {
 /** One command on one stream. Every hook runs in the command's transaction (`tx`). */
 export interface Command<S, E extends DomainEvent> {
   aggregate: Aggregate<S, E>;
-  /** The stream to decide on; a function is resolved again on each attempt (e.g. a look-up by name). */
+  /**
+   * The stream to decide on; a function is resolved again on each attempt (e.g. a look-up by
+   * name). It runs in the command's transaction only when the command has `prepare`: a look-up
+   * that locks rows (a queue's next item) needs one.
+   */
   streamId: string | ((db: Queryable) => Promise<string>);
   /** Before deciding (after the request id check): locks and look-ups the decision depends on (e.g. an advisory lock). */
   prepare?: (tx: pg.PoolClient) => Promise<void>;
