@@ -4,7 +4,7 @@ import type { Pool } from "pg";
 import { consumerInstruments } from "./consumer-metrics.js";
 import { ensureConsumerTables } from "./handled-events.js";
 import { createProducer } from "./kafka.js";
-import { type EventHandler, type Processing, processMessage } from "./message-processing.js";
+import { decodableRun, type EventHandler, handleChunk, type Processing, processMessage } from "./message-processing.js";
 
 export { PermanentError } from "./failures.js";
 export type { EventHandler, MessageInfo } from "./message-processing.js";
@@ -70,17 +70,42 @@ const pauseUnless = (signal: AbortSignal) => (ms: number) =>
     signal.addEventListener("abort", onAbort, { once: true });
   });
 
-/** A batch handled one message at a time, each offset resolved only after its outcome is final. */
+/** Most messages committed in one transaction (see handleChunk). */
+const CHUNK_MAX = 200;
+
+/**
+ * A batch handled in order, in chunks of one transaction each, a message that failed in its
+ * chunk then on its own with retries; each offset resolved only after its outcome is final.
+ */
 const batchHandler =
   (p: Processing, stopping: () => boolean) =>
   async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }: EachBatchPayload) => {
-    for (const message of batch.messages) {
+    const at = { topic: batch.topic, partition: batch.partition };
+    const done = (offset: string) => {
+      resolveOffset(offset);
+      p.instruments.recordLag(batch.topic, batch.partition, batch.highWatermark, offset);
+    };
+    const { messages } = batch;
+    // The message a chunk failed on: it goes alone, its failed attempt counted.
+    let failure: { index: number; error?: Error } | undefined;
+    for (let i = 0; i < messages.length; ) {
       if (stopping() || !isRunning() || isStale()) break;
-      const info = { topic: batch.topic, partition: batch.partition, offset: message.offset };
-      const outcome = await processMessage(p, message, info, heartbeat);
-      if (outcome === "abandoned") break;
-      resolveOffset(message.offset);
-      p.instruments.recordLag(batch.topic, batch.partition, batch.highWatermark, message.offset);
+      const room = failure ? failure.index - i : CHUNK_MAX;
+      const chunk = decodableRun(messages.slice(i), at, room);
+      if (chunk.length > 1) {
+        const result = await handleChunk(p, chunk, stopping);
+        for (const { info } of chunk.slice(0, result.committed)) done(info.offset);
+        i += result.committed;
+        if ("failedAt" in result) failure = { index: i + result.failedAt, error: result.error };
+      } else {
+        const message = messages[i] as (typeof messages)[number];
+        const failed = failure?.index === i ? failure.error : undefined;
+        if (failure?.index === i) failure = undefined;
+        const outcome = await processMessage(p, message, { ...at, offset: message.offset }, heartbeat, failed);
+        if (outcome === "abandoned") break;
+        done(message.offset);
+        i += 1;
+      }
       await commitOffsetsIfNecessary();
       await heartbeat();
     }
@@ -108,7 +133,7 @@ async function runGroupConsumer(
     await consumer.connect();
     await consumer.subscribe({ topics: options.topics, fromBeginning: options.fromBeginning ?? false });
     await consumer.run({
-      // Offsets are resolved here one message at a time, after its effect committed (or it
+      // Offsets are resolved here message by message, after its effect committed (or it
       // was dead-lettered); kafkajs commits what is resolved after each batch, on stop and
       // before a rebalance.
       autoCommit: true,
@@ -182,7 +207,7 @@ function groupMembership(
  * Consumes `topics` as `groupId` and applies each CloudEvent exactly once to the service's
  * database: the handled-marker and the handler's effect commit in one transaction, and the
  * offset is committed only after that (or after the message was dead-lettered). Messages
- * of a partition are handled one at a time, in order. A bad message never stops the
+ * of a partition are handled in order, consecutive ones sharing a transaction. A bad message never stops the
  * consumer: it goes to `deadLetterTopic` with the reason, and the consumer goes on.
  */
 export async function startConsumer(options: ConsumerOptions): Promise<RunningConsumer> {

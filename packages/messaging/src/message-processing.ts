@@ -111,10 +111,19 @@ async function deadLetter(
   }
 }
 
-/** Handles the event, retrying while a retry can help; dead-letters it when none can. */
-async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent): Promise<Outcome> {
+/**
+ * Handles the event, retrying while a retry can help; dead-letters it when none can.
+ * `failed`: the first attempt was made already (in a chunk) and failed so.
+ */
+async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, failed?: Error): Promise<Outcome> {
+  let earlier = failed;
   for (let attempt = 1; ; ) {
     try {
+      if (earlier) {
+        const error = earlier;
+        earlier = undefined;
+        throw error;
+      }
       const outcome = await handleInTransaction(p, event, d.info);
       if (outcome === "duplicate") d.log.info("event already handled by this group; skipped");
       else d.log.debug({ attempt }, "event handled");
@@ -142,13 +151,8 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent):
   }
 }
 
-/** One message, in its own consumer span continuing the producer's trace. */
-export function processMessage(
-  p: Processing,
-  message: KafkaMessage,
-  info: MessageInfo,
-  heartbeat: () => Promise<void>,
-): Promise<Outcome> {
+/** Runs `work` in the message's own consumer span, continuing the producer's trace. */
+function inMessageSpan<T>(p: Processing, message: KafkaMessage, info: MessageInfo, work: (span: Span) => Promise<T>) {
   const attributes: Attributes = {
     "messaging.system": "kafka",
     "messaging.operation.type": "process",
@@ -161,25 +165,111 @@ export function processMessage(
     inSpan(
       `process ${info.topic}`,
       { kind: SpanKind.CONSUMER, attributes: attributes as Record<string, string | number> },
-      async (span) => {
-        const log = p.logger.child({ topic: info.topic, partition: info.partition, offset: info.offset });
-        let event: CloudEvent;
-        try {
-          event = fromKafkaMessage(message);
-        } catch (error) {
-          if (!(error instanceof MalformedCloudEvent)) throw error;
-          return deadLetter(p, { message, info, log, span, heartbeat }, "malformed", error, 0);
-        }
-        span.setAttributes({
-          "messaging.message.id": event.id,
-          "cloudevents.event_type": event.type,
-          "cloudevents.event_subject": event.subject,
-        });
-        const eventLog = log.child({ event_id: event.id, event_type: event.type, event_subject: event.subject });
-        return handleWithRetries(p, { message, info, log: eventLog, span, heartbeat }, event);
-      },
+      work,
     ),
   );
+}
+
+const eventAttributes = (event: CloudEvent) => ({
+  "messaging.message.id": event.id,
+  "cloudevents.event_type": event.type,
+  "cloudevents.event_subject": event.subject,
+});
+
+/** One message, in its own consumer span: retried while a retry can help, else dead-lettered. */
+export function processMessage(
+  p: Processing,
+  message: KafkaMessage,
+  info: MessageInfo,
+  heartbeat: () => Promise<void>,
+  failed?: Error,
+): Promise<Outcome> {
+  return inMessageSpan(p, message, info, async (span) => {
+    const log = p.logger.child({ topic: info.topic, partition: info.partition, offset: info.offset });
+    let event: CloudEvent;
+    try {
+      event = fromKafkaMessage(message);
+    } catch (error) {
+      if (!(error instanceof MalformedCloudEvent)) throw error;
+      return deadLetter(p, { message, info, log, span, heartbeat }, "malformed", error, 0);
+    }
+    span.setAttributes(eventAttributes(event));
+    const eventLog = log.child({ event_id: event.id, event_type: event.type, event_subject: event.subject });
+    return handleWithRetries(p, { message, info, log: eventLog, span, heartbeat }, event, failed);
+  });
+}
+
+/** A message of a chunk, decoded. */
+export interface Decoded {
+  message: KafkaMessage;
+  info: MessageInfo;
+  event: CloudEvent;
+}
+
+/**
+ * The messages from the start of `messages` that decode, up to `max`: a chunk stops before a
+ * malformed one, which goes its own way (dead-lettered by processMessage).
+ */
+export function decodableRun(messages: KafkaMessage[], at: Omit<MessageInfo, "offset">, max: number): Decoded[] {
+  const run: Decoded[] = [];
+  for (const message of messages.slice(0, max)) {
+    try {
+      run.push({ message, info: { ...at, offset: message.offset }, event: fromKafkaMessage(message) });
+    } catch {
+      break;
+    }
+  }
+  return run;
+}
+
+/** How a chunk went: how many committed, or the message it failed on (nothing committed). */
+export type ChunkResult = { committed: number } | { committed: 0; failedAt: number; error?: Error };
+
+/**
+ * Several messages of one partition in one transaction, one commit for all: each message's
+ * marker and effect in order, each in its own span. Under a steady stream this spares a
+ * connection, BEGIN and COMMIT per event, which left the gateway and the notifier behind their
+ * topics. It ends early, committing what is done, once `stopping()`. A handler's failure rolls
+ * the whole chunk back and says which message failed, with the error: that first attempt
+ * counts (a PermanentError is not called again), and the messages before it are redone.
+ */
+export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () => boolean): Promise<ChunkResult> {
+  let tx: PoolClient;
+  try {
+    tx = await p.pool.connect();
+  } catch (error) {
+    return { committed: 0, failedAt: 0, error: new DatabaseUnavailable((error as Error).message, { cause: error }) };
+  }
+  let broken: Error | undefined;
+  const outcomes: Outcome[] = [];
+  try {
+    await tx.query("BEGIN");
+    for (const { message, info, event } of chunk) {
+      if (outcomes.length > 0 && stopping()) break;
+      const outcome = await inMessageSpan(p, message, info, async (span) => {
+        span.setAttributes(eventAttributes(event));
+        const first = await markHandled(tx, { consumerGroup: p.groupId, eventId: event.id, ...info });
+        if (first) await p.handle(event, tx, info);
+        return first ? ("handled" as const) : ("duplicate" as const);
+      }).catch(async (error: Error) => {
+        broken = await rollback(tx, error);
+        return error;
+      });
+      if (outcome instanceof Error) return { committed: 0, failedAt: outcomes.length, error: outcome };
+      outcomes.push(outcome);
+    }
+    await tx.query("COMMIT");
+  } catch (error) {
+    // BEGIN or COMMIT: not a message's fault; they go again, one at a time.
+    broken = await rollback(tx, error as Error);
+    return { committed: 0, failedAt: 0 };
+  } finally {
+    tx.release(broken);
+  }
+  chunk.slice(0, outcomes.length).forEach(({ info }, i) => {
+    p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome: outcomes[i] as Outcome });
+  });
+  return { committed: outcomes.length };
 }
 
 function firstHeader(headers: IHeaders | undefined, name: string): string | undefined {

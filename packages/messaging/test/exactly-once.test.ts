@@ -72,6 +72,22 @@ describe("startConsumer: exactly-once effects", () => {
     }
   });
 
+  it("applies the events a fetch brought in shared transactions, in order, each once", async () => {
+    const f = await fixture();
+    const key = uniqueId("agg");
+    const events = Array.from({ length: 30 }, (_, i) => cloudEvent("test.Valid", key, `n${i}`));
+    await publishEvents(f.producer, f.topic, events);
+    const transactions: string[] = [];
+    await f.start(async (event, tx) => {
+      transactions.push((await tx.query("SELECT txid_current()::text AS id")).rows[0].id);
+      await recordEffect(event, tx);
+    });
+    await waitFor(async () => (await f.effects()).length === 30, { ...WAIT, description: "30 effects" });
+    expect((await f.effects()).map((e) => e.event_id)).toEqual(events.map((e) => e.id));
+    // One partition, fetched in a batch or a few: far fewer commits than events.
+    expect(new Set(transactions).size).toBeLessThan(10);
+  });
+
   it("resolves ready once it has joined its group", async () => {
     const f = await fixture();
     const consumer = await f.start(recordEffect);
