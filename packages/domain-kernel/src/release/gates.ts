@@ -97,7 +97,7 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
       );
     }
   }
-  conditions.push(...rejectedAfterApproval(state, changes));
+  conditions.push(...droppedOutAfterApproval(state, changes));
   return conditions;
 }
 
@@ -120,7 +120,7 @@ const DROPPED_OUT: Readonly<Record<string, { rule: string; description: (id: str
  * until it is unlinked. Not a failure: a change that failed with its deployment must not keep the
  * release from its review.
  */
-function rejectedAfterApproval(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
+function droppedOutAfterApproval(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
   const { release, model } = state;
   if (!release || !model) return [];
   const required = model.phases.findIndex((p) => p.linkedChangeStates.length > 0);
