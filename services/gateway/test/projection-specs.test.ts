@@ -88,7 +88,7 @@ describe("releases", () => {
 describe("changes", () => {
   const spec = gatewayProjectionSpec(changeProjection);
   const changeRequestId = randomUUID();
-  const raised = (version: bigint, type: ChangeType) =>
+  const raised = (version: bigint, type: ChangeType, firstCommitTime?: Date) =>
     published(ChangeRequestRaisedSchema, {
       metadata: metadata(version),
       changeRequestId,
@@ -97,6 +97,7 @@ describe("changes", () => {
       type,
       title: "Rotate keys",
       requester: "rita",
+      ...(firstCommitTime ? { firstCommitTime: timestampFromDate(firstCommitTime) } : {}),
     });
   const submitted = published(ChangeRequestSubmittedSchema, {
     metadata: metadata(2n),
@@ -126,10 +127,7 @@ describe("changes", () => {
   test("the first commit time is kept from the raise and replaced by an edit", async () => {
     const commits = "SELECT first_commit_time, version FROM change_view";
     const firstCommit = new Date("2026-02-20T08:00:00Z");
-    const raisedWithCommit = published(ChangeRequestRaisedSchema, {
-      ...raised(1n, ChangeType.NORMAL).message,
-      firstCommitTime: timestampFromDate(firstCommit),
-    });
+    const raisedWithCommit = raised(1n, ChangeType.NORMAL, firstCommit);
     await spec
       .given([])
       .when(raisedWithCommit)
