@@ -67,7 +67,6 @@ export const changeProjectionMigrations = [
       ALTER TABLE change_view
         ADD COLUMN cancellation_reason text NOT NULL DEFAULT '',
         ADD COLUMN cancelled_by        text NOT NULL DEFAULT '',
-        ADD COLUMN first_commit_time   timestamptz;
-      CREATE INDEX change_view_linked_release ON change_view (linked_release_id);`,
+        ADD COLUMN first_commit_time   timestamptz;`,
   },
 ];
