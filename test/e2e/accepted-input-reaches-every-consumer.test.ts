@@ -111,7 +111,10 @@ const commands = fc.record({
     affectedCiIds: fc.uniqueArray(text(1, 20), { maxLength: 3 }),
     environments: fc.uniqueArray(text(1, 12), { maxLength: 2 }),
     plannedWindow: window,
+    firstCommitTime: fc.option(instant, { nil: undefined }),
   }),
+  // Why the change is cancelled, or undefined to keep it.
+  cancellation: fc.option(text(1, 80), { nil: undefined }),
   item: fc.record({
     name: text(1, 40),
     owner: text(0, 20),
@@ -184,6 +187,10 @@ test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARG
         const changeRequestId = raised?.change?.changeRequestId;
         if (releaseId && changeRequestId)
           await release.linkChangeRequest({ requestId: randomUUID(), releaseId, changeRequestId });
+        if (changeRequestId && c.cancellation !== undefined)
+          await acceptedOrInvalid(
+            change.cancelChange({ requestId: randomUUID(), changeRequestId, reason: c.cancellation }),
+          );
         await acceptedOrInvalid(
           configuration.registerConfigurationItem({ requestId: randomUUID(), type: CiType.SERVICE, ...c.item }),
         );

@@ -1,5 +1,5 @@
 // The kernel's release fold and gates (what read sides apply) on the deployment outcomes the
-// release records and on a linked change rejected after the release's approval.
+// release records and on a linked change rejected or cancelled after the release's approval.
 import { create } from "@bufbuild/protobuf";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { DeploymentOutcome, LogEntryKind, ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -39,6 +39,7 @@ test("a linked change rejected after the approval phase closes the later gates",
       .filter((c) => !c.met)
       .map((c) => c.rule);
   expect(unmet(ReleasePhase.DEPLOYMENT, "REJECTED")).toEqual(["gate.linked_change_rejected"]);
+  expect(unmet(ReleasePhase.DEPLOYMENT, "CANCELLED")).toEqual(["gate.linked_change_cancelled"]);
   expect(unmet(ReleasePhase.DEPLOYMENT, "FAILED")).toEqual([]);
   expect(unmet(ReleasePhase.APPROVAL, "REJECTED")).toEqual(["gate.approval_requested", "gate.linked_change_state"]);
 });

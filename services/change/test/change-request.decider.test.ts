@@ -55,6 +55,7 @@ const raiseNormal: RaiseChange = {
   impact: ChangeImpact.UNSPECIFIED,
   urgency: ChangeUrgency.UNSPECIFIED,
   plannedWindow: undefined,
+  firstCommitTime: undefined,
   linkedReleaseId: RELEASE_ID,
   templateId: "",
 };
@@ -264,6 +265,15 @@ describe("RaiseChange", () => {
       .thenFails("standard_change.template_active", "FAILED_PRECONDITION");
   });
 
+  test("records the first commit time given", () => {
+    given()
+      .when({ ...raiseNormal, firstCommitTime: at("2026-05-30T08:00:00Z") })
+      .then((events, { change = noChange() }) => {
+        expect(events[0]).toMatchObject({ firstCommitTime: at("2026-05-30T08:00:00Z") });
+        expect(change.firstCommitTime).toEqual(at("2026-05-30T08:00:00Z"));
+      });
+  });
+
   test("refuses to raise the same change twice", () => {
     given(...history(raiseNormal))
       .when(raiseNormal)
@@ -286,6 +296,7 @@ describe("UpdateChange", () => {
       impact: ChangeImpact.HIGH,
       urgency: ChangeUrgency.MEDIUM,
       plannedWindow: june,
+      firstCommitTime: at("2026-05-28T09:00:00Z"),
       ...overrides,
     }) as ChangeRequestCommand;
 
@@ -306,6 +317,19 @@ describe("UpdateChange", () => {
           key: "CHG-2026-0001",
         });
         expect(change.plannedWindow).toEqual(june);
+      });
+  });
+
+  test("keeps the first commit time, and an edit without one clears it", () => {
+    const withCommit = history(raiseNormal, edit());
+    expect(fold(withCommit).change?.firstCommitTime).toEqual(at("2026-05-28T09:00:00Z"));
+    given(...withCommit)
+      .when(edit({ firstCommitTime: undefined } as Partial<ChangeRequestCommand>))
+      .then((events, { change = noChange() }) => {
+        expect(events[0]?.$typeName === "rdm.change.v1.ChangeRequestDetailsUpdated" && events[0].firstCommitTime).toBe(
+          undefined,
+        );
+        expect(change.firstCommitTime).toBeUndefined();
       });
   });
 
@@ -951,6 +975,86 @@ describe("links from the release service", () => {
     given(...closed)
       .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
       .thenFails("change.link_release.state", "FAILED_PRECONDITION");
+  });
+});
+
+describe("CancelChange", () => {
+  const cancel = (actor = "rita", byChangeManager = false): ChangeRequestCommand => ({
+    kind: "cancelChange",
+    reason: "superseded by CHG-2026-0002",
+    actor,
+    byChangeManager,
+  });
+  const rejected = () => assessed(1).concat(decideOn(assessed(1), reject("anna")));
+
+  test.each([
+    ["DRAFT", () => history(raiseNormal)],
+    ["SUBMITTED", submitted],
+    ["ASSESSED", () => assessed()],
+    ["AUTHORIZED", authorized],
+    ["SCHEDULED", scheduled],
+  ])("the requester cancels a %s change, recording why, who and the state it was in", (from, events) => {
+    given(...events())
+      .when(cancel())
+      .then((emitted, { change = noChange() }) => {
+        expect(types(emitted)).toEqual(["ChangeRequestCancelled"]);
+        expect(emitted[0]).toMatchObject({
+          changeRequestId: CHANGE_ID,
+          linkedReleaseId: RELEASE_ID,
+          state: ChangeState.CANCELLED,
+          previousState: ChangeState[from as keyof typeof ChangeState],
+          cancelledBy: "rita",
+        });
+        expect(change).toMatchObject({
+          state: ChangeState.CANCELLED,
+          cancellationReason: "superseded by CHG-2026-0002",
+          cancelledBy: "rita",
+        });
+      });
+  });
+
+  test("a change manager cancels another's change; the requester is compared folded", () => {
+    given(...authorized())
+      .when(cancel("carl", true))
+      .then((_, { change = noChange() }) => expect(change.cancelledBy).toBe("carl"));
+    given(...authorized())
+      .when(cancel(" Rita "))
+      .then((_, { change = noChange() }) => expect(change.state).toBe(ChangeState.CANCELLED));
+  });
+
+  test("refuses anyone else", () => {
+    given(...authorized())
+      .when(cancel("mallory"))
+      .thenFails("change.cancel.requester_or_change_manager", "PERMISSION_DENIED");
+  });
+
+  test.each([
+    ["IMPLEMENTING", implementing],
+    ["IMPLEMENTED", implemented],
+    ["REVIEWED", reviewed],
+  ])("refuses once implementation started (%s)", (_, events) => {
+    given(...events())
+      .when(cancel("carl", true))
+      .thenFails("change.cancel.implementation_started", "FAILED_PRECONDITION");
+  });
+
+  test("refuses a rejected, a closed or an already cancelled change", () => {
+    const closed = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
+    const cancelled = submitted().concat(decideOn(submitted(), cancel()));
+    for (const events of [rejected(), closed, cancelled])
+      given(...events)
+        .when(cancel("carl", true))
+        .thenFails("change.cancel.state", "FAILED_PRECONDITION");
+  });
+
+  test("a cancelled change can neither be scheduled nor take tasks", () => {
+    const cancelled = authorized().concat(decideOn(authorized(), cancel()));
+    given(...cancelled)
+      .when(schedule())
+      .thenFails("change.schedule.state", "FAILED_PRECONDITION");
+    given(...cancelled)
+      .when({ kind: "addTask", taskId: "t-9", title: "x", assignee: "" })
+      .thenFails("change.add_task.state", "FAILED_PRECONDITION");
   });
 });
 

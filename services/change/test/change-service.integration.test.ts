@@ -830,3 +830,69 @@ test("the query tables rebuilt from the event streams equal the live ones", asyn
     await pool.end();
   }
 });
+
+test("a change is cancelled by its requester or a change manager until its implementation starts", async () => {
+  const requester = await clientAs("rita", ["release-coordinator"]);
+  const manager = await clientAs("carl", ["change-manager"]);
+  const other = await clientAs("otto", ["release-coordinator"]);
+  const { window } = slot();
+  const ci = uniqueId("ci-cancel");
+  const id = await authorizedChange({ affectedCiIds: [ci] });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window });
+
+  const refused = await denied(other.cancelChange({ ...rid(), changeRequestId: id, reason: "not mine" }));
+  expect(refused.metadata.rule).toBe("change.cancel.requester_or_change_manager");
+  const cancelled = await manager.cancelChange({ ...rid(), changeRequestId: id, reason: "superseded" });
+  expect(cancelled.change).toMatchObject({
+    state: ChangeState.CANCELLED,
+    cancellationReason: "superseded",
+    cancelledBy: "carl",
+  });
+  const again = await precondition(manager.cancelChange({ ...rid(), changeRequestId: id, reason: "twice" }));
+  expect(again.violations.map((v) => v.type)).toEqual(["change.cancel.state"]);
+
+  // Its window is free again: off the calendar, and no collision for a change on the same CI.
+  const viewer = await clientAs("vera", ["viewer"]);
+  const calendar = await viewer.getChangeCalendar({ window });
+  expect(calendar.changes.map((c) => c.changeRequestId)).not.toContain(id);
+  const next = await authorizedChange({ affectedCiIds: [ci] });
+  const booked = await manager.scheduleChange({ ...rid(), changeRequestId: next, window, strict: true });
+  expect(booked.collisions).toEqual([]);
+  expect((await viewer.listChanges({ states: [ChangeState.CANCELLED], ciId: ci })).changes).toHaveLength(1);
+
+  // The requester (without the change-manager role) cancels a draft; nobody cancels once it is implementing.
+  const { change: draft } = await requester.raiseChange(rfc());
+  const own = await requester.cancelChange({
+    ...rid(),
+    changeRequestId: draft?.changeRequestId as string,
+    reason: "x",
+  });
+  expect(own.change?.state).toBe(ChangeState.CANCELLED);
+  await manager.startChangeImplementation({ ...rid(), changeRequestId: next });
+  const late = await precondition(manager.cancelChange({ ...rid(), changeRequestId: next, reason: "too late" }));
+  expect(late.violations.map((v) => v.type)).toEqual(["change.cancel.implementation_started"]);
+});
+
+test("the first commit time is kept; one in the future beyond the clock skew is INVALID_ARGUMENT", async () => {
+  const requester = await clientAs("rita", ["change-manager"]);
+  const committed = timestampFromDate(new Date(Date.now() - 3 * 86_400_000));
+  const { change } = await requester.raiseChange(rfc({ firstCommitTime: committed }));
+  expect(change?.firstCommitTime).toEqual(committed);
+  const id = change?.changeRequestId as string;
+
+  const future = timestampFromDate(new Date(Date.now() + 60 * 60_000));
+  for (const call of [
+    requester.raiseChange(rfc({ firstCommitTime: future })),
+    requester.updateChange({ ...rfc(), changeRequestId: id, firstCommitTime: future }),
+  ]) {
+    const details = errorDetails(await call.catch((e: unknown) => e));
+    expect(details.code).toBe(status.INVALID_ARGUMENT);
+    expect(details.badRequest?.fieldViolations.map((v) => v.field)).toEqual(["first_commit_time"]);
+  }
+  // Within the skew a commit time is accepted; an edit without one clears it.
+  const skewed = timestampFromDate(new Date(Date.now() + 60_000));
+  const edited = await requester.updateChange({ ...rfc(), changeRequestId: id, firstCommitTime: skewed });
+  expect(edited.change?.firstCommitTime).toEqual(skewed);
+  const cleared = await requester.updateChange({ ...rfc(), changeRequestId: id });
+  expect(cleared.change?.firstCommitTime).toBeUndefined();
+});

@@ -68,6 +68,13 @@ describe("start gates", () => {
     ]);
   });
 
+  test("a cancelled change refuses the start on its own account, whatever else it was", () => {
+    const [change] = ready.changes;
+    expect(rules({ changes: [{ ...(change as GateFacts["changes"][0]), cancelled: true }] })).toEqual([
+      "gate.change_cancelled",
+    ]);
+  });
+
   test("a change window that does not contain now", () => {
     const window = { start: new Date("2031-03-02T09:00:00Z"), end: new Date("2031-03-02T11:00:00Z") };
     const changes = [{ changeId: "c-1", known: true, authorized: true, emergency: false, window }];

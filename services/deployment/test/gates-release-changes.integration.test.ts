@@ -2,7 +2,7 @@
 // the ones the deployment plan names: a change rejected after its release was approved stops
 // the release's new deployments until it is authorized again or unlinked.
 import { randomUUID } from "node:crypto";
-import { ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { ChangeRequestCancelledSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   ReleaseChangeRequestLinkedSchema,
@@ -72,6 +72,24 @@ test("a change linked on the release side and rejected after its approval refuse
   await refusal(deploymentId, ["gate.environment_frozen"]);
   await deployer.setEnvironmentFreeze({ ...rid(), environment, frozen: false, reason: "" });
   await deployer.startDeployment({ ...rid(), deploymentId });
+});
+
+test("a change linked on the release side and cancelled refuses the start as cancelled", async () => {
+  const releaseId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.change(changeId);
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId,
+  });
+  const { deploymentId } = await plannedDeployment(releaseId, true);
+  await refusal(deploymentId, ["gate.environment_frozen"]);
+  await harness.publish("change", ChangeRequestCancelledSchema, changeId, {
+    changeRequestId: changeId,
+    reason: "superseded",
+  });
+  await refusal(deploymentId, ["gate.change_cancelled", "gate.environment_frozen"]);
 });
 
 test("a linked change the deployment service never heard of is listed as unknown", async () => {

@@ -8,6 +8,7 @@ const releases: ReleaseFact[] = [
   {
     releaseId: "R1",
     registeredAt: t("2026-11-28T10:00:00"),
+    firstCommitAt: null,
     plannedEnd: t("2026-12-01T12:00:00"),
     services: ["svc-a"],
     neededFix: false,
@@ -17,6 +18,7 @@ const releases: ReleaseFact[] = [
   {
     releaseId: "R2",
     registeredAt: t("2026-11-30T00:00:00"),
+    firstCommitAt: null,
     plannedEnd: t("2026-12-02T00:00:00"),
     services: ["svc-b"],
     neededFix: true,
@@ -29,6 +31,7 @@ const releases: ReleaseFact[] = [
   {
     releaseId: "R3",
     registeredAt: t("2026-12-01T00:00:00"),
+    firstCommitAt: null,
     plannedEnd: null,
     services: ["svc-a"],
     neededFix: false,
@@ -105,6 +108,20 @@ test("per service and per environment", () => {
     totalSeconds: 252_000,
     meanSeconds: 252_000,
     medianSeconds: 252_000,
+  });
+});
+
+test("lead time starts at the first commit of the release's changes when one was given, else at its registration", () => {
+  // R2's changes were first committed two days before it was registered; R1 and R3 gave no commit time.
+  const withCommit = releases.map((r) =>
+    r.releaseId === "R2" ? { ...r, firstCommitAt: t("2026-11-28T00:00:00") } : r,
+  );
+  expect(computeKpis(week, deployments, withCommit).leadTimeForChanges).toEqual({
+    count: 3,
+    // D1: 3 days (registration); D3: 5 days (first commit); D5: 3 days 6 hours (registration).
+    totalSeconds: 799_200 + 2 * 86_400,
+    meanSeconds: (799_200 + 2 * 86_400) / 3,
+    medianSeconds: 280_800,
   });
 });
 

@@ -1,9 +1,15 @@
 // One projectionSpec per gateway projection (releases, changes, configuration, deployments):
 // given the events already projected, when one more arrives, then the view's rows are these.
 import { randomUUID } from "node:crypto";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { STANDARD_MODEL } from "@rdm/domain-kernel/release";
 import { ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestRaisedSchema, ChangeRequestSubmittedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ChangeRequestCancelledSchema,
+  ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestSubmittedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { CiLifecycleStatus, CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   ConfigurationItemRegisteredSchema,
@@ -82,7 +88,7 @@ describe("releases", () => {
 describe("changes", () => {
   const spec = gatewayProjectionSpec(changeProjection);
   const changeRequestId = randomUUID();
-  const raised = (version: bigint, type: ChangeType) =>
+  const raised = (version: bigint, type: ChangeType, firstCommitTime?: Date) =>
     published(ChangeRequestRaisedSchema, {
       metadata: metadata(version),
       changeRequestId,
@@ -91,6 +97,7 @@ describe("changes", () => {
       type,
       title: "Rotate keys",
       requester: "rita",
+      ...(firstCommitTime ? { firstCommitTime: timestampFromDate(firstCommitTime) } : {}),
     });
   const submitted = published(ChangeRequestSubmittedSchema, {
     metadata: metadata(2n),
@@ -115,6 +122,50 @@ describe("changes", () => {
       .given([raised(1n, ChangeType.NORMAL), submitted])
       .when(raised(1n, ChangeType.NORMAL))
       .then(row, [{ key: "CHG-2026-0001", type: "NORMAL", state: "SUBMITTED", board: "CAB", version: "2" }]);
+  });
+
+  test("the first commit time is kept from the raise and replaced by an edit", async () => {
+    const commits = "SELECT first_commit_time, version FROM change_view";
+    const firstCommit = new Date("2026-02-20T08:00:00Z");
+    const raisedWithCommit = raised(1n, ChangeType.NORMAL, firstCommit);
+    await spec
+      .given([])
+      .when(raisedWithCommit)
+      .then(commits, [{ first_commit_time: firstCommit, version: "1" }]);
+    const edited = new Date("2026-02-18T08:00:00Z");
+    await spec
+      .given([raisedWithCommit])
+      .when(
+        published(ChangeRequestDetailsUpdatedSchema, {
+          metadata: metadata(2n),
+          changeRequestId,
+          state: ChangeState.DRAFT,
+          title: "Rotate keys",
+          firstCommitTime: timestampFromDate(edited),
+        }),
+      )
+      .then(commits, [{ first_commit_time: edited, version: "2" }]);
+  });
+
+  test("a cancellation keeps why and by whom, and a replay of it changes nothing", async () => {
+    const cancelled = published(ChangeRequestCancelledSchema, {
+      metadata: metadata(3n, "carl"),
+      changeRequestId,
+      state: ChangeState.CANCELLED,
+      reason: "superseded",
+      cancelledBy: "carl",
+      previousState: ChangeState.SUBMITTED,
+    });
+    const cancellation = "SELECT state, cancellation_reason, cancelled_by, version FROM change_view";
+    const expected = [{ state: "CANCELLED", cancellation_reason: "superseded", cancelled_by: "carl", version: "3" }];
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted])
+      .when(cancelled)
+      .then(cancellation, expected);
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted, cancelled])
+      .when(submitted)
+      .then(cancellation, expected);
   });
 });
 

@@ -172,5 +172,9 @@ describe("filter", () => {
         event({ type: "rdm.release.v1.ReleaseTaskOverdue" }),
       ),
     ).toBe(true);
+    // A change withdrawn weighs like a rejected one: a warning.
+    const warning = subscription({ minSeverity: Severity.WARNING });
+    expect(filterMatches(warning, event({ type: "rdm.change.v1.ChangeRequestCancelled" }))).toBe(true);
+    expect(filterMatches(critical, event({ type: "rdm.change.v1.ChangeRequestCancelled" }))).toBe(false);
   });
 });

@@ -1,2 +1,8 @@
-// The change rules that read sides share with the change service.
+// The change rules and event types that read sides share with the change service.
 export { BOOKED_STATES, boardFor } from "./board.js";
+export type {
+  ChangeRequestEvent,
+  ChangeServiceEvent,
+  FreezeWindowEvent,
+  StandardChangeTemplateEvent,
+} from "./events.js";

@@ -97,30 +97,37 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
       );
     }
   }
-  conditions.push(...rejectedAfterApproval(state, changes));
+  conditions.push(...droppedOutAfterApproval(state, changes));
   return conditions;
 }
 
+/** What a linked change that dropped out after the approval says, by its state. */
+const DROPPED_OUT: Readonly<Record<string, { rule: string; description: (id: string) => string }>> = {
+  REJECTED: {
+    rule: "gate.linked_change_rejected",
+    description: (id) => `change request ${id} was rejected after the release's approval; unlink it or raise a new one`,
+  },
+  CANCELLED: {
+    rule: "gate.linked_change_cancelled",
+    description: (id) =>
+      `change request ${id} was cancelled after the release's approval; unlink it or raise a new one`,
+  },
+};
+
 /**
  * Once the phase that required the linked changes' states is behind the release, a linked change
- * rejected since (or linked and then rejected) closes every later gate until it is unlinked.
- * Only a rejection: a change that failed with its deployment must not keep the release from its
- * review.
+ * rejected or cancelled since (or linked and then rejected or cancelled) closes every later gate
+ * until it is unlinked. Not a failure: a change that failed with its deployment must not keep the
+ * release from its review.
  */
-function rejectedAfterApproval(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
+function droppedOutAfterApproval(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
   const { release, model } = state;
   if (!release || !model) return [];
   const required = model.phases.findIndex((p) => p.linkedChangeStates.length > 0);
   if (required < 0 || phaseIndex(model, release.phase) <= required) return [];
   const known = new Map(changes.map((c) => [c.changeRequestId, c.state]));
-  return release.linkedChangeRequestIds
-    .filter((id) => known.get(id) === "REJECTED")
-    .map((id) =>
-      condition(
-        "gate.linked_change_rejected",
-        id,
-        `change request ${id} was rejected after the release's approval; unlink it or raise a new one`,
-        false,
-      ),
-    );
+  return release.linkedChangeRequestIds.flatMap((id) => {
+    const droppedOut = DROPPED_OUT[known.get(id) ?? ""];
+    return droppedOut ? [condition(droppedOut.rule, id, droppedOut.description(id), false)] : [];
+  });
 }

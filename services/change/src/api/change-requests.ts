@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
 import {
   AssessChangeResponseSchema,
+  CancelChangeResponseSchema,
   RaiseChangeResponseSchema,
   SubmitChangeResponseSchema,
   UpdateChangeResponseSchema,
@@ -17,15 +18,16 @@ import {
   type RaisePreparation,
 } from "./change-rpc.js";
 
-/** Raising, editing, submitting and assessing a change request. */
+/** Raising, editing, submitting, assessing and cancelling a change request. */
 export function changeRequestHandlers(
   deps: ChangeRpcDeps,
-): Pick<ChangeHandlers, "raiseChange" | "updateChange" | "submitChange" | "assessChange"> {
+): Pick<ChangeHandlers, "raiseChange" | "updateChange" | "submitChange" | "assessChange" | "cancelChange"> {
   const { handler, clock } = deps;
   const { changeCommand, actor, M } = changeCommandRpc(deps);
   return {
     async raiseChange(request, ctx) {
       const changeRequestId = randomUUID();
+      const details = changeDetails(request, clock());
       return changeCommand<typeof RaiseChangeResponseSchema, RaisePreparation>(
         M.raiseChange,
         request,
@@ -37,7 +39,7 @@ export function changeRequestHandlers(
           key,
           requester: actor(ctx),
           type: request.type,
-          ...changeDetails(request),
+          ...details,
           linkedReleaseId: request.linkedReleaseId.toLowerCase(),
           templateId: request.templateId.toLowerCase(),
           template,
@@ -62,9 +64,10 @@ export function changeRequestHandlers(
     },
 
     async updateChange(request, ctx) {
+      const details = changeDetails(request, clock());
       return changeCommand(M.updateChange, request, ctx, UpdateChangeResponseSchema, () => ({
         kind: "updateChange",
-        ...changeDetails(request),
+        ...details,
       }));
     },
 
@@ -82,6 +85,15 @@ export function changeRequestHandlers(
         urgency: request.urgency,
         requiredApprovals: request.requiredApprovals,
         notes: request.notes,
+      }));
+    },
+
+    async cancelChange(request, ctx) {
+      return changeCommand(M.cancelChange, request, ctx, CancelChangeResponseSchema, () => ({
+        kind: "cancelChange",
+        reason: request.reason,
+        actor: actor(ctx),
+        byChangeManager: ctx.principal.roles.includes("change-manager"),
       }));
     },
   };

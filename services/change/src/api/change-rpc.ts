@@ -1,4 +1,5 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Aggregate, CommandHandler, Outcome } from "@rdm/command-handler";
 import type { ServiceHandlers } from "@rdm/grpc";
 import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
@@ -47,9 +48,26 @@ export interface SchedulePreparation {
   otherChanges: ChangeRequest[];
 }
 
-/** The requester's fields, as RaiseChange and UpdateChange both carry them. */
+/** How far in the future a first commit time may be: the clocks of the caller and this service differ. */
+export const FIRST_COMMIT_CLOCK_SKEW_MS = 5 * 60_000;
+
+/** A commit cannot have happened after now (allowing for clock skew): refused as invalid input. */
+function firstCommitTime(value: Timestamp | undefined, now: Date): Timestamp | undefined {
+  if (value && timestampDate(value).getTime() > now.getTime() + FIRST_COMMIT_CLOCK_SKEW_MS) {
+    throw new InvalidArgument([
+      { field: "first_commit_time", description: "must not be in the future (5 minutes of clock skew allowed)" },
+    ]);
+  }
+  return value;
+}
+
+/** The requester's fields, as RaiseChange and UpdateChange both carry them; `now` checks the commit time. */
 export const changeDetails = (
-  request: Omit<ChangeDetails, "plannedWindow"> & { plannedWindow?: TimeWindow },
+  request: Omit<ChangeDetails, "plannedWindow" | "firstCommitTime"> & {
+    plannedWindow?: TimeWindow;
+    firstCommitTime?: Timestamp;
+  },
+  now: Date,
 ): ChangeDetails => ({
   title: request.title,
   description: request.description,
@@ -62,6 +80,7 @@ export const changeDetails = (
   impact: request.impact,
   urgency: request.urgency,
   plannedWindow: request.plannedWindow,
+  firstCommitTime: firstCommitTime(request.firstCommitTime, now),
 });
 
 export const requireWindow = (window: TimeWindow | undefined, field: string) => {

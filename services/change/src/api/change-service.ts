@@ -41,6 +41,8 @@ export function changeServiceHandlers(options: ChangeApiDeps): ServiceRegistrati
       failChangeImplementation: [...IMPLEMENTERS],
       reviewChange: ["change-manager"],
       closeChange: ["change-manager"],
+      // The requester or a change manager: the decider checks which.
+      cancelChange: [...REQUESTERS],
       addChangeTask: ["change-manager", "release-coordinator"],
       completeChangeTask: ["change-manager", "release-coordinator", "deployer"],
       declareFreezeWindow: ["change-manager"],

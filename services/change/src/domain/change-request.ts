@@ -6,6 +6,7 @@ export type {
   ApproveChange,
   AssessChange,
   BoardGroups,
+  CancelChange,
   ChangeDetails,
   ChangeRequestCommand,
   ChangeRequestEvent,

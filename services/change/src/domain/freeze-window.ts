@@ -1,16 +1,12 @@
 import { create } from "@bufbuild/protobuf";
+import type { FreezeWindowEvent } from "@rdm/domain-kernel/change";
 import { type FreezeScope, type FreezeWindow, FreezeWindowSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import {
-  type FreezeWindowDeclared,
-  FreezeWindowDeclaredSchema,
-  type FreezeWindowLifted,
-  FreezeWindowLiftedSchema,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { FreezeWindowDeclaredSchema, FreezeWindowLiftedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { toInterval } from "./calendar.js";
 import { changeRuleViolation } from "./rule-violation.js";
 
-export type FreezeWindowEvent = FreezeWindowDeclared | FreezeWindowLifted;
+export type { FreezeWindowEvent };
 
 export interface FreezeWindowState {
   freeze: FreezeWindow | undefined;

@@ -1,18 +1,17 @@
 import { create } from "@bufbuild/protobuf";
+import type { StandardChangeTemplateEvent } from "@rdm/domain-kernel/change";
 import {
   type ChangeRisk,
   type StandardChangeTemplate,
   StandardChangeTemplateSchema,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
-  type StandardChangeTemplateRegistered,
   StandardChangeTemplateRegisteredSchema,
-  type StandardChangeTemplateRetired,
   StandardChangeTemplateRetiredSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { changeRuleViolation } from "./rule-violation.js";
 
-export type StandardChangeTemplateEvent = StandardChangeTemplateRegistered | StandardChangeTemplateRetired;
+export type { StandardChangeTemplateEvent };
 
 export interface StandardChangeTemplateState {
   template: StandardChangeTemplate | undefined;

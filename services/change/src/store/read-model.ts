@@ -198,15 +198,15 @@ export async function listChanges(
   return changesFrom(rows);
 }
 
-/** The change calendar for [start, end): changes with a window in it (rejected ones excluded) and active freezes. */
+/** The change calendar for [start, end): changes with a window in it (rejected and cancelled ones excluded) and active freezes. */
 export async function calendar(
   db: Queryable,
   window: Interval,
 ): Promise<{ changes: ChangeRequest[]; freezes: FreezeWindow[] }> {
   const { rows } = await db.query<{ data: Buffer }>(
-    `SELECT data FROM change_requests WHERE window_start < $2 AND window_end > $1 AND state <> $3
+    `SELECT data FROM change_requests WHERE window_start < $2 AND window_end > $1 AND state <> ALL($3)
      ORDER BY window_start, key`,
-    [new Date(window.start), new Date(window.end), ChangeState.REJECTED],
+    [new Date(window.start), new Date(window.end), [ChangeState.REJECTED, ChangeState.CANCELLED]],
   );
   return { changes: changesFrom(rows), freezes: await freezesOverlapping(db, window, false) };
 }

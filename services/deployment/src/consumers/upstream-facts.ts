@@ -5,6 +5,7 @@ import type { CloudEvent } from "@rdm/messaging";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
+  ChangeRequestCancelledSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
   ChangeRequestScheduledSchema,
@@ -82,6 +83,12 @@ export const upstreamFactsMigrations: Migration[] = [
         PRIMARY KEY (release_id, change_id)
       );`,
   },
+  {
+    version: 6,
+    name: "cancelled change requests",
+    // A cancelled change is final: no later change event sets it back.
+    sql: "ALTER TABLE gate_changes ADD COLUMN cancelled boolean NOT NULL DEFAULT false;",
+  },
 ];
 
 const upsert = (table: string, key: string, column: string) =>
@@ -149,6 +156,11 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
         event.data,
       );
       await tx.query(upsert("gate_changes", "change_id", "authorized"), [changeRequestId, authorized]);
+      return;
+    }
+    case ChangeRequestCancelledSchema.typeName: {
+      const { changeRequestId } = fromBinary(ChangeRequestCancelledSchema, event.data);
+      await tx.query(upsert("gate_changes", "change_id", "cancelled"), [changeRequestId, true]);
       return;
     }
     case FreezeWindowDeclaredSchema.typeName: {

@@ -10,6 +10,8 @@ export interface GateFacts {
     changeId: string;
     known: boolean;
     authorized: boolean;
+    /** Withdrawn before its implementation: it can no longer cover a deployment. */
+    cancelled?: boolean | undefined;
     window?: { start: Date; end: Date } | undefined;
     emergency: boolean;
   }[];
@@ -69,6 +71,14 @@ function releaseGate(facts: GateFacts): RuleDetail[] {
 function changeGates(facts: GateFacts): RuleDetail[] {
   return facts.changes.flatMap((change) => {
     if (!change.known) return [detail("gate.change_known", change.changeId, "the linked change is unknown")];
+    if (change.cancelled)
+      return [
+        detail(
+          "gate.change_cancelled",
+          change.changeId,
+          "the change was cancelled; unlink it from the release or plan the deployment with another change",
+        ),
+      ];
     const problems: RuleDetail[] = [];
     if (!change.authorized)
       problems.push(detail("gate.change_authorized", change.changeId, "the change is not authorized"));

@@ -72,6 +72,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
     change_id: string;
     emergency: boolean;
     authorized: boolean;
+    cancelled: boolean;
     window_start: Date | null;
     window_end: Date | null;
   }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [changeIds]);
@@ -81,6 +82,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
       changeId,
       known: row !== undefined,
       authorized: row?.authorized ?? false,
+      cancelled: row?.cancelled ?? false,
       emergency: row?.emergency ?? false,
       window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
     };

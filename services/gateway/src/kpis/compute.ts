@@ -22,6 +22,8 @@ export interface DeploymentFact {
 export interface ReleaseFact {
   releaseId: string;
   registeredAt: Date;
+  /** The earliest first commit time of the changes linked to it (cancelled ones aside); null when none gave one. */
+  firstCommitAt: Date | null;
   plannedEnd: Date | null;
   services: string[];
   /** The post-implementation review said the release needed a fix (not SUCCESSFUL). */
@@ -123,10 +125,11 @@ export function computeKpis(scope: KpiScope, deployments: DeploymentFact[], rele
   const succeeded = inEnvironment.filter((d) => within(d.succeededAt));
   const days = (scope.to.getTime() - scope.from.getTime()) / DAY_MS;
 
-  // Lead time for changes: the release's registration to the deployment's success.
+  // Lead time for changes: the first commit of the release's changes (else its registration) to
+  // the deployment's success.
   const leadTimes = succeeded.flatMap((d) => {
     const release = releaseById.get(d.releaseId);
-    return release && d.succeededAt ? [seconds(release.registeredAt, d.succeededAt)] : [];
+    return release && d.succeededAt ? [seconds(release.firstCommitAt ?? release.registeredAt, d.succeededAt)] : [];
   });
 
   // Change failure rate: deployments whose outcome falls in the period; failed, rolled back, or

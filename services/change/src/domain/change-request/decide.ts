@@ -1,6 +1,7 @@
 import { addTask } from "./add-task.js";
 import { approveChange } from "./approve-change.js";
 import { assessChange } from "./assess-change.js";
+import { cancelChange } from "./cancel-change.js";
 import { closeChange } from "./close-change.js";
 import { completeImplementation } from "./complete-implementation.js";
 import { completeTask } from "./complete-task.js";
@@ -44,6 +45,8 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
       return reviewChange(command, change);
     case "closeChange":
       return closeChange(change);
+    case "cancelChange":
+      return cancelChange(command, change);
     case "addTask":
       return addTask(command, change);
     case "completeTask":

@@ -79,6 +79,10 @@ function apply(change: ChangeRequest, previous: ChangeRequest, event: ChangeRequ
     case "rdm.change.v1.ChangeRequestFailed":
       change.failureReason = event.reason;
       break;
+    case "rdm.change.v1.ChangeRequestCancelled":
+      change.cancellationReason = event.reason;
+      change.cancelledBy = event.cancelledBy;
+      break;
     case "rdm.change.v1.ChangeRequestReviewed":
       change.reviewOutcome = event.outcome;
       change.reviewNotes = event.notes;
@@ -104,11 +108,14 @@ function detailsUpdated(change: ChangeRequest, event: EventOf<"rdm.change.v1.Cha
     linkedReleaseId: _l,
     state: _s,
     plannedWindow,
+    firstCommitTime,
     ...fields
   } = event;
   Object.assign(change, fields);
   if (plannedWindow) change.plannedWindow = plannedWindow;
   else delete change.plannedWindow;
+  if (firstCommitTime) change.firstCommitTime = firstCommitTime;
+  else delete change.firstCommitTime;
 }
 
 function tasksAfter(

@@ -14,7 +14,7 @@ export function raiseChange(command: C.RaiseChange, state: ChangeRequestState): 
       `change request ${command.changeRequestId} already exists`,
     );
   }
-  const { kind: _kind, template, plannedWindow, ...fields } = command;
+  const { kind: _kind, template, plannedWindow, firstCommitTime, ...fields } = command;
   let { implementationPlan, testPlan, backoutPlan } = command;
   let risk = riskOf(command.impact, command.urgency);
   if (command.type === ChangeType.STANDARD) {
@@ -47,6 +47,7 @@ export function raiseChange(command: C.RaiseChange, state: ChangeRequestState): 
       backoutPlan,
       risk,
       ...(plannedWindow ? { plannedWindow } : {}),
+      ...(firstCommitTime ? { firstCommitTime } : {}),
     }),
   ];
 }

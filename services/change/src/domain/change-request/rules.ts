@@ -59,4 +59,4 @@ export const envelope = (change: ChangeRequest, state: ChangeState) => ({
 
 export const openTasks = (change: ChangeRequest) => change.tasks.filter((task) => task.state === ChangeTaskState.OPEN);
 
-export const TERMINAL: readonly ChangeState[] = [ChangeState.CLOSED, ChangeState.REJECTED];
+export const TERMINAL: readonly ChangeState[] = [ChangeState.CLOSED, ChangeState.REJECTED, ChangeState.CANCELLED];

@@ -1,3 +1,5 @@
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { ChangeRequestEvent } from "@rdm/domain-kernel/change";
 import type {
   ChangeImpact,
   ChangeRequest,
@@ -7,45 +9,9 @@ import type {
   FreezeWindow,
   StandardChangeTemplate,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import type {
-  ChangeApprovalRecorded,
-  ChangeImplementationStarted,
-  ChangeRequestAssessed,
-  ChangeRequestAuthorized,
-  ChangeRequestClosed,
-  ChangeRequestDetailsUpdated,
-  ChangeRequestFailed,
-  ChangeRequestImplemented,
-  ChangeRequestRaised,
-  ChangeRequestRejected,
-  ChangeRequestReleaseLinked,
-  ChangeRequestReleaseUnlinked,
-  ChangeRequestReviewed,
-  ChangeRequestScheduled,
-  ChangeRequestSubmitted,
-  ChangeTaskAdded,
-  ChangeTaskCompleted,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 
-export type ChangeRequestEvent =
-  | ChangeRequestRaised
-  | ChangeRequestDetailsUpdated
-  | ChangeRequestSubmitted
-  | ChangeRequestAssessed
-  | ChangeApprovalRecorded
-  | ChangeRequestAuthorized
-  | ChangeRequestRejected
-  | ChangeRequestScheduled
-  | ChangeImplementationStarted
-  | ChangeRequestImplemented
-  | ChangeRequestFailed
-  | ChangeRequestReviewed
-  | ChangeRequestClosed
-  | ChangeTaskAdded
-  | ChangeTaskCompleted
-  | ChangeRequestReleaseLinked
-  | ChangeRequestReleaseUnlinked;
+export type { ChangeRequestEvent };
 
 export interface ChangeRequestState {
   /** Undefined until the change is raised. */
@@ -65,6 +31,8 @@ export interface ChangeDetails {
   impact: ChangeImpact;
   urgency: ChangeUrgency;
   plannedWindow: TimeWindow | undefined;
+  /** The earliest commit of the work the change ships (checked against the clock by the caller). */
+  firstCommitTime: Timestamp | undefined;
 }
 
 export interface RaiseChange extends ChangeDetails {
@@ -164,6 +132,15 @@ export interface CloseChange {
   kind: "closeChange";
 }
 
+/** Withdraws a change before implementation: its requester, or a change manager. */
+export interface CancelChange {
+  kind: "cancelChange";
+  reason: string;
+  actor: string;
+  /** The caller holds the change-manager role. */
+  byChangeManager: boolean;
+}
+
 export interface AddTask {
   kind: "addTask";
   taskId: string;
@@ -201,6 +178,7 @@ export type ChangeRequestCommand =
   | FailImplementation
   | ReviewChange
   | CloseChange
+  | CancelChange
   | AddTask
   | CompleteTask
   | LinkRelease

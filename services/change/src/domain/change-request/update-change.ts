@@ -9,7 +9,7 @@ import type { ChangeRequestEvent } from "./types.js";
 
 export function updateChange(command: C.UpdateChange, change: ChangeRequest): ChangeRequestEvent[] {
   requireState(change, "update", [ChangeState.DRAFT]);
-  const { kind: _kind, plannedWindow, ...fields } = command;
+  const { kind: _kind, plannedWindow, firstCommitTime, ...fields } = command;
   let risk = riskOf(command.impact, command.urgency);
   if (change.type === ChangeType.STANDARD) {
     // The template's plans and risk are what was pre-authorized: they cannot be edited.
@@ -34,6 +34,7 @@ export function updateChange(command: C.UpdateChange, change: ChangeRequest): Ch
       ...fields,
       risk,
       ...(plannedWindow ? { plannedWindow } : {}),
+      ...(firstCommitTime ? { firstCommitTime } : {}),
     }),
   ];
 }

@@ -59,4 +59,14 @@ export const changeProjectionMigrations = [
       );
       CREATE INDEX freeze_window_view_window ON freeze_window_view (window_start, window_end);`,
   },
+  {
+    version: 2,
+    name: "change cancellation and first commit time",
+    // Rows projected before keep the defaults: no such events existed then.
+    sql: `
+      ALTER TABLE change_view
+        ADD COLUMN cancellation_reason text NOT NULL DEFAULT '',
+        ADD COLUMN cancelled_by        text NOT NULL DEFAULT '',
+        ADD COLUMN first_commit_time   timestamptz;`,
+  },
 ];

@@ -1,5 +1,5 @@
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import { boardFor } from "@rdm/domain-kernel/change";
+import { boardFor, type ChangeRequestEvent, type ChangeServiceEvent } from "@rdm/domain-kernel/change";
 import { CHANGE_EVENTS_TOPIC } from "@rdm/messaging";
 import {
   ApprovalDecisionSchema,
@@ -13,58 +13,15 @@ import {
   ChangeUrgencySchema,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
-  type ChangeApprovalRecorded,
-  type ChangeImplementationStarted,
-  type ChangeRequestAssessed,
-  type ChangeRequestAuthorized,
-  type ChangeRequestClosed,
-  type ChangeRequestDetailsUpdated,
-  type ChangeRequestFailed,
-  type ChangeRequestImplemented,
   type ChangeRequestRaised,
-  type ChangeRequestRejected,
-  type ChangeRequestReleaseLinked,
-  type ChangeRequestReleaseUnlinked,
-  type ChangeRequestReviewed,
-  type ChangeRequestScheduled,
-  type ChangeRequestSubmitted,
-  type ChangeTaskAdded,
-  type ChangeTaskCompleted,
   type FreezeWindowDeclared,
-  type FreezeWindowLifted,
   file_rdm_change_v1_events,
-  type StandardChangeTemplateRegistered,
-  type StandardChangeTemplateRetired,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import { enumName as name } from "../enums.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { changeProjectionMigrations } from "./migrations.js";
-
-/** Every message published on rdm.change.events.v1. */
-export type ChangeServiceEvent =
-  | ChangeRequestRaised
-  | ChangeRequestDetailsUpdated
-  | ChangeRequestSubmitted
-  | ChangeRequestAssessed
-  | ChangeApprovalRecorded
-  | ChangeRequestAuthorized
-  | ChangeRequestRejected
-  | ChangeRequestScheduled
-  | ChangeImplementationStarted
-  | ChangeRequestImplemented
-  | ChangeRequestFailed
-  | ChangeRequestReviewed
-  | ChangeRequestClosed
-  | ChangeTaskAdded
-  | ChangeTaskCompleted
-  | ChangeRequestReleaseLinked
-  | ChangeRequestReleaseUnlinked
-  | FreezeWindowDeclared
-  | FreezeWindowLifted
-  | StandardChangeTemplateRegistered
-  | StandardChangeTemplateRetired;
 
 const date = (value: Timestamp | undefined) => (value ? timestampDate(value) : null);
 const windowStart = (w: TimeWindow | undefined) => date(w?.start);
@@ -85,8 +42,8 @@ async function insertRaised(event: ProjectedEvent<ChangeRequestRaised>, tx: pg.P
   await tx.query(
     `INSERT INTO change_view (change_request_id, key, type, state, title, description, justification, requester,
        affected_ci_ids, environments, implementation_plan, test_plan, backout_plan, impact, urgency, risk, board,
-       window_start, window_end, linked_release_id, template_id, raised_at, updated_at, version)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$22,$23)
+       window_start, window_end, linked_release_id, template_id, raised_at, updated_at, version, first_commit_time)
+     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$17,$18,$19,$20,$21,$22,$22,$23,$24)
      ON CONFLICT (change_request_id) DO NOTHING`,
     [
       m.changeRequestId,
@@ -112,6 +69,7 @@ async function insertRaised(event: ProjectedEvent<ChangeRequestRaised>, tx: pg.P
       m.templateId,
       event.occurredAt,
       event.version.toString(),
+      date(m.firstCommitTime),
     ],
   );
 }
@@ -137,7 +95,6 @@ async function insertFreezeWindow(event: ProjectedEvent<FreezeWindowDeclared>, t
   );
 }
 
-type ChangeRequestEvent = Extract<ChangeServiceEvent, { changeRequestId: string }>;
 type SetColumn = (column: string, value: unknown, cast?: string) => void;
 type SetColumnSql = (column: string, sql: (param: (value: unknown) => string) => string) => void;
 
@@ -158,6 +115,7 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
       set("risk", name(ChangeRiskSchema, m.risk));
       set("window_start", windowStart(m.plannedWindow));
       set("window_end", windowEnd(m.plannedWindow));
+      set("first_commit_time", date(m.firstCommitTime));
       break;
     case "rdm.change.v1.ChangeRequestAssessed":
       set("impact", name(ChangeImpactSchema, m.impact));
@@ -188,6 +146,11 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
       break;
     case "rdm.change.v1.ChangeRequestFailed":
       set("failure_reason", m.reason);
+      break;
+    case "rdm.change.v1.ChangeRequestCancelled":
+      // The state (CANCELLED) takes it off the calendar and out of every collision.
+      set("cancellation_reason", m.reason);
+      set("cancelled_by", m.cancelledBy);
       break;
     case "rdm.change.v1.ChangeRequestReviewed":
       set("review_outcome", name(ChangeReviewOutcomeSchema, m.outcome));

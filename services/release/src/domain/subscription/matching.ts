@@ -16,6 +16,7 @@ const SEVERITIES: Record<string, Severity> = {
   "rdm.deployment.v1.DeploymentStepFailed": Severity.WARNING,
   "rdm.deployment.v1.DeploymentCancelled": Severity.WARNING,
   "rdm.change.v1.ChangeRequestRejected": Severity.WARNING,
+  "rdm.change.v1.ChangeRequestCancelled": Severity.WARNING,
   "rdm.configuration.v1.ArtifactQuarantined": Severity.WARNING,
 };
 

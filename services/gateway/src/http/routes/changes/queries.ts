@@ -35,6 +35,9 @@ export interface ChangeRow {
   failure_reason: string;
   review_outcome: string;
   review_notes: string;
+  cancellation_reason: string;
+  cancelled_by: string;
+  first_commit_time: Date | null;
   raised_at: Date;
   updated_at: Date;
   version: string;
@@ -105,6 +108,9 @@ export const toChange = (r: ChangeRow) => ({
   failureReason: r.failure_reason,
   reviewOutcome: r.review_outcome,
   reviewNotes: r.review_notes,
+  cancellationReason: r.cancellation_reason,
+  cancelledBy: r.cancelled_by,
+  firstCommitTime: r.first_commit_time,
   raisedAt: r.raised_at,
   updatedAt: r.updated_at,
   version: Number(r.version),

@@ -41,6 +41,7 @@ export const changeSchema = {
         "FAILED",
         "REVIEWED",
         "CLOSED",
+        "CANCELLED",
       ],
     },
     title: { type: "string" },
@@ -94,6 +95,10 @@ export const changeSchema = {
     failureReason: { type: "string" },
     reviewOutcome: { type: "string" },
     reviewNotes: { type: "string" },
+    cancellationReason: { type: "string" },
+    cancelledBy: { type: "string" },
+    /** The earliest commit of the work the change ships, when its requester gave one (lead time starts there). */
+    firstCommitTime: { type: ["string", "null"], format: "date-time" },
     raisedAt: { type: "string", format: "date-time" },
     updatedAt: { type: "string", format: "date-time" },
     version: { type: "integer" },

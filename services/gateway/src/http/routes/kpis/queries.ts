@@ -2,6 +2,7 @@ import { fromJson, type JsonValue } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   ApprovalStatus,
+  type Release,
   ReleasePhaseSchema,
   ReleaseSchema,
   ReviewOutcome,
@@ -46,12 +47,31 @@ async function deploymentOutcomes(pool: pg.Pool, environment: string): Promise<O
   return rows;
 }
 
+/**
+ * The earliest first commit time of each release's linked changes, from the changes projection
+ * (the release's own list of links); a cancelled change ships nothing, so it does not count.
+ */
+async function firstCommits(pool: pg.Pool, linked: Map<string, string[]>): Promise<Map<string, Date>> {
+  const { rows } = await pool.query<{ release_id: string; first_commit_at: Date }>(
+    `SELECT l.release_id, min(c.first_commit_time) AS first_commit_at
+     FROM unnest($1::text[], $2::text[]) AS l(release_id, change_request_id)
+     JOIN change_view c ON c.change_request_id::text = lower(l.change_request_id)
+     WHERE c.first_commit_time IS NOT NULL AND c.state <> 'CANCELLED'
+     GROUP BY l.release_id`,
+    [
+      [...linked].flatMap(([releaseId, changes]) => changes.map(() => releaseId)),
+      [...linked].flatMap(([, changes]) => changes),
+    ],
+  );
+  return new Map(rows.map((r) => [r.release_id, r.first_commit_at]));
+}
+
 /** A release's facts from its folded state: package CIs, approvals with their decisions, deadline misses, review. */
-function releaseFact(releaseId: string, registeredAt: Date, snapshot: JsonValue): ReleaseFact {
-  const r = fromJson(ReleaseSchema, snapshot);
+function releaseFact(releaseId: string, registeredAt: Date, r: Release, firstCommitAt: Date | null): ReleaseFact {
   return {
     releaseId,
     registeredAt,
+    firstCommitAt,
     plannedEnd: r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
     services: [...new Set(r.package.map((a) => a.configurationItemId).filter(Boolean))],
     neededFix: r.review !== undefined && NEEDED_FIX.has(r.review.outcome),
@@ -81,7 +101,14 @@ export async function kpiFacts(pool: pg.Pool, environment: string, from: Date) {
      WHERE snapshot IS NOT NULL AND (updated_at >= $1 OR release_id::text = ANY($2))`,
     [from, outcomes.map((o) => o.release_id)],
   );
-  const releases = rows.map((r) => releaseFact(r.release_id, r.registered_at, r.snapshot));
+  const folded = rows.map((r) => ({ row: r, release: fromJson(ReleaseSchema, r.snapshot) }));
+  const commits = await firstCommits(
+    pool,
+    new Map(folded.map(({ row, release }) => [row.release_id, release.linkedChangeRequestIds])),
+  );
+  const releases = folded.map(({ row, release }) =>
+    releaseFact(row.release_id, row.registered_at, release, commits.get(row.release_id) ?? null),
+  );
   const packageCis = new Map(releases.map((r) => [r.releaseId, r.services]));
   const deployments: DeploymentFact[] = outcomes.map((o) => ({
     deploymentId: o.deployment_id,

@@ -18,9 +18,9 @@ target it or whose release package maps an artifact to it, and the releases whos
 
 - **deploymentFrequency**: deployments that succeeded in the environment in the period; perDay =
   deployments / days of the period.
-- **leadTimeForChanges**: for each of those deployments, its success minus its release's
-  registration (the change events carry no commit time yet; the release's registration stands in
-  for the first commit).
+- **leadTimeForChanges**: for each of those deployments, its success minus the earliest
+  \`first_commit_time\` of the change requests linked to its release (RaiseChange/UpdateChange;
+  cancelled changes aside), or, when none of them gave one, minus the release's registration.
 - **changeFailureRate**: of the deployments whose outcome (failure, else success, else rollback)
   is in the period, those that failed, were rolled back, or succeeded in a release whose
   post-implementation review was not SUCCESSFUL (PARTIALLY_SUCCESSFUL, FAILED, BACKED_OUT: it
@@ -60,7 +60,9 @@ export const kpiSchema = {
     environment: str,
     service: { type: ["string", "null"] },
     deploymentFrequency: obj({ deployments: int, days: num, perDay: num }),
-    leadTimeForChanges: durations("release registration to production success, per successful deployment"),
+    leadTimeForChanges: durations(
+      "first commit of the release's changes (else the release's registration) to success, per successful deployment",
+    ),
     changeFailureRate: obj({
       deployments: int,
       failures: int,
