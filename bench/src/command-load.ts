@@ -1,4 +1,6 @@
-// Commands over gRPC at a fixed number in flight, printed beside the same run's bare appends.
+// Commands over gRPC at a fixed number in flight, printed beside the same run's bare appends, with
+// the CPU each process spent on them.
+import { type CpuSample, printCpu, type ServiceProcess, sampleCpu } from "./processes.js";
 import { ms, percentile } from "./support.js";
 
 export interface LoadFigures {
@@ -37,4 +39,19 @@ export function printLoad(name: string, concurrency: number, figures: LoadFigure
     `${name.padEnd(32)} ${concurrency} in flight: ${figures.callsPerSecond.toFixed(0).padStart(5)} calls/s ` +
       `(${ratio.toFixed(2)}× bare appends), p50 ${ms(figures.p50)}, p99 ${ms(figures.p99)}`,
   );
+}
+
+/** underLoad, then its line and the CPU seconds per 1,000 calls of each process of the run. */
+export async function measureLoad(
+  name: string,
+  concurrency: number,
+  total: number,
+  call: (worker: number) => Promise<unknown>,
+  context: { bareAppends: number; services: readonly ServiceProcess[] },
+): Promise<LoadFigures> {
+  const before: CpuSample = sampleCpu(context.services);
+  const figures = await underLoad(concurrency, total, call);
+  printLoad(name, concurrency, figures, context.bareAppends);
+  printCpu(before, sampleCpu(context.services), total);
+  return figures;
 }

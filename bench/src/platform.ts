@@ -1,12 +1,12 @@
 // Platform benchmark on embedded PostgreSQL and the librdkafka mock broker (or the servers in
-// RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). Prints figures; asserts nothing.
+// RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). The services and the gateway run as their own
+// processes (as `./rdm up` runs them); this process only generates load. Prints figures and each
+// process's CPU seconds per 1,000 calls; asserts nothing.
 //   pnpm build && node bench/dist/platform.js
+// BENCH_CPU_PROF=<dir> runs the release service with --cpu-prof, its profile written there.
 import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
-import { startChangeService } from "@rdm/change";
-import { startConfigurationService } from "@rdm/configuration";
 import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
-import { startGateway } from "@rdm/gateway";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { ChangeImpact, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
@@ -14,10 +14,10 @@ import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js"
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { LogEntryKind, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { startReleaseService } from "@rdm/release";
 import { createTestDatabase } from "@rdm/testkit";
 import pg from "pg";
-import { printLoad, underLoad } from "./command-load.js";
+import { measureLoad, underLoad } from "./command-load.js";
+import { printCpu, type ServiceProcess, sampleCpu, startServiceProcess } from "./processes.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 async function appendThroughput(store: EventStore, writers: number, seconds: number): Promise<number> {
@@ -37,15 +37,27 @@ async function appendThroughput(store: EventStore, writers: number, seconds: num
   return appended / seconds;
 }
 
-/** Lag from the append (the RPC's response) to visibility at the gateway, one release at a time. */
+type ReleaseClient = GrpcClient<(typeof ReleaseService)["method"]>;
+type ReleaseRequest = () => { requestId: string; title: string; type: ReleaseType; owner: string };
+
+/**
+ * Lag from the append (the RPC's response) to visibility at the gateway, one release at a time:
+ * `count` releases, or fewer when `until()` says stop first.
+ */
 async function gatewayVisibility(
-  client: GrpcClient<(typeof ReleaseService)["method"]>,
-  gatewayUrl: string,
-  token: string,
-  request: () => { requestId: string; title: string; type: ReleaseType; owner: string },
+  label: string,
+  {
+    client,
+    gatewayUrl,
+    token,
+    request,
+  }: { client: ReleaseClient; gatewayUrl: string; token: string; request: ReleaseRequest },
+  count: number,
+  until: () => boolean = () => false,
+  timeoutMs = 30_000,
 ) {
   const lags: number[] = [];
-  for (let i = 0; i < 200; i++) {
+  while (lags.length < count && !until()) {
     const { release: registered } = await client.registerRelease(request());
     const t0 = performance.now();
     for (;;) {
@@ -54,41 +66,64 @@ async function gatewayVisibility(
       });
       await response.arrayBuffer();
       if (response.status === 200) break;
-      if (performance.now() - t0 > 30_000) throw new Error("release never became visible at the gateway");
+      if (performance.now() - t0 > timeoutMs) throw new Error("release never became visible at the gateway");
     }
     lags.push(performance.now() - t0);
   }
   lags.sort((a, b) => a - b);
   console.log(
-    `append -> gateway visibility, 200 releases: p50 ${ms(percentile(lags, 50))}, p99 ${ms(percentile(lags, 99))}`,
+    `append -> gateway visibility, ${label}, ${lags.length} releases: ` +
+      `p50 ${ms(percentile(lags, 50))}, p99 ${ms(percentile(lags, 99))}, max ${ms(lags.at(-1) ?? Number.NaN)}`,
   );
 }
 
-type Servers = Awaited<ReturnType<typeof startBenchServers>>;
+type Bench = Awaited<ReturnType<typeof startBenchServers>>;
+interface Run {
+  bench: Bench;
+  bareAppends: number;
+  services: ServiceProcess[];
+}
 
 const CONCURRENCY = 32;
 const TOTAL = 3000;
 
-async function releaseCommands(
-  client: GrpcClient<(typeof ReleaseService)["method"]>,
-  bareAppends: number,
-  request: () => { requestId: string; title: string; type: ReleaseType; owner: string },
+const serviceEnv = ({ servers, secret }: Bench, url: string) => ({
+  DATABASE_URL: url,
+  KAFKA_BROKERS: servers.kafkaBrokers.join(","),
+  AUTH_JWT_SECRET: secret,
+});
+
+/** A service in its own process with its own database; counted in the CPU lines while it runs. */
+async function startService(
+  run: Run,
+  name: "release" | "change" | "configuration" | "gateway",
+  nodeArgs: string[] = [],
 ) {
-  for (let i = 0; i < 50; i++) await client.registerRelease(request()); // warm-up
-  printLoad("RegisterRelease", 8, await underLoad(8, 2000, () => client.registerRelease(request())), bareAppends);
-  printLoad(
-    "RegisterRelease",
-    CONCURRENCY,
-    await underLoad(CONCURRENCY, TOTAL, () => client.registerRelease(request())),
-    bareAppends,
+  const db = await createTestDatabase(`bench_${name}`);
+  const group = `${name.toUpperCase()}_CONSUMER_GROUP`;
+  const service = await startServiceProcess(
+    name,
+    { ...serviceEnv(run.bench, db.url), [group]: `bench-${name}-${randomUUID()}` },
+    nodeArgs,
   );
+  run.services.push(service);
+  return service;
+}
+
+async function stopService(run: Run, service: ServiceProcess) {
+  run.services.splice(run.services.indexOf(service), 1);
+  await service.stop();
+}
+
+async function releaseCommands(run: Run, client: ReleaseClient, request: ReleaseRequest) {
+  const register = () => client.registerRelease(request());
+  await underLoad(8, 500, register); // warm-up
+  await measureLoad("RegisterRelease", 8, 2000, register, run);
+  await measureLoad("RegisterRelease", CONCURRENCY, TOTAL, register, run);
   // Each worker on its own ten releases, in turn: a command on an existing stream, never racing
   // another, on releases of a realistic length (the answer carries every log entry).
   const releaseIds = await Promise.all(
-    Array.from(
-      { length: CONCURRENCY * 10 },
-      async () => (await client.registerRelease(request())).release?.releaseId ?? "",
-    ),
+    Array.from({ length: CONCURRENCY * 10 }, async () => (await register()).release?.releaseId ?? ""),
   );
   const turns = Array.from({ length: CONCURRENCY }, () => 0);
   const logEntry = (worker: number) => {
@@ -101,16 +136,12 @@ async function releaseCommands(
       text: "benchmark log entry",
     });
   };
-  printLoad("RecordReleaseLogEntry", CONCURRENCY, await underLoad(CONCURRENCY, TOTAL, logEntry), bareAppends);
+  await measureLoad("RecordReleaseLogEntry", CONCURRENCY, TOTAL, logEntry, run);
 }
 
-async function changeCommands({ servers, secret, token }: Servers, bareAppends: number) {
-  const db = await createTestDatabase("bench_change");
-  const service = await startChangeService({
-    ...serviceEnv(servers, secret, db.url),
-    CHANGE_CONSUMER_GROUP: `bench-change-${randomUUID()}`,
-  });
-  const client = createGrpcClient(ChangeService, `127.0.0.1:${service.port}`, { token });
+async function changeCommands(run: Run) {
+  const service = await startService(run, "change");
+  const client = createGrpcClient(ChangeService, `127.0.0.1:${service.port}`, { token: run.bench.token });
   const details = {
     title: "Upgrade payments database",
     justification: "end of support",
@@ -132,88 +163,86 @@ async function changeCommands({ servers, secret, token }: Servers, bareAppends: 
   );
   const update = (worker: number) =>
     client.updateChange({ requestId: randomUUID(), changeRequestId: changeIds[worker] as string, ...details });
-  for (let i = 0; i < 50; i++) await update(0); // warm-up
-  printLoad("UpdateChange", CONCURRENCY, await underLoad(CONCURRENCY, TOTAL, update), bareAppends);
-  await service.stop();
+  await underLoad(CONCURRENCY, 300, update); // warm-up
+  await measureLoad("UpdateChange", CONCURRENCY, TOTAL, update, run);
+  await stopService(run, service);
 }
 
-async function configurationCommands({ servers, secret, token }: Servers, bareAppends: number) {
-  const db = await createTestDatabase("bench_configuration_commands");
-  const service = await startConfigurationService({
-    ...serviceEnv(servers, secret, db.url),
-    CONFIGURATION_CONSUMER_GROUP: `bench-configuration-${randomUUID()}`,
-  });
-  const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
+async function configurationCommands(run: Run) {
+  const service = await startService(run, "configuration");
+  const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token: run.bench.token });
   let n = 0;
   const register = () =>
     client.registerConfigurationItem({ requestId: randomUUID(), name: `ci-${n++}`, type: CiType.HOST, owner: "bench" });
-  for (let i = 0; i < 50; i++) await register(); // warm-up
-  printLoad("RegisterConfigurationItem", CONCURRENCY, await underLoad(CONCURRENCY, TOTAL, register), bareAppends);
-  await service.stop();
+  await underLoad(CONCURRENCY, 300, register); // warm-up
+  await measureLoad("RegisterConfigurationItem", CONCURRENCY, TOTAL, register, run);
+  await stopService(run, service);
 }
 
-const serviceEnv = (servers: Servers["servers"], secret: string, url: string) => ({
-  DATABASE_URL: url,
-  KAFKA_BROKERS: servers.kafkaBrokers.join(","),
-  AUTH_JWT_SECRET: secret,
-  GRPC_PORT: "0",
-  LOG_LEVEL: "error",
-});
-
-async function main() {
-  const bench = await startBenchServers();
-  const { servers, secret, token } = bench;
-  console.log(
-    `load average at start: ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" ")}`,
-  );
-
-  // 1. Event store appends (one event per transaction, each writer on its own stream).
+/** Event store appends, one event per transaction, each writer on its own stream, in this process. */
+async function bareAppendsOf(): Promise<number> {
   const storeDb = await createTestDatabase("bench_store");
   const pool = new pg.Pool({ connectionString: storeDb.url, max: 20 });
   await runMigrations(pool, eventStoreMigrations);
   const store = new EventStore(pool);
   let bareAppends = 0;
   for (const writers of [1, 16]) {
+    const before = sampleCpu([]);
     bareAppends = await appendThroughput(store, writers, 5);
     console.log(`event store appends, ${String(writers).padStart(2)} writer(s): ${bareAppends.toFixed(0)} appends/s`);
+    printCpu(before, sampleCpu([]), bareAppends * 5);
   }
   await pool.end();
+  return bareAppends;
+}
 
-  // 2. Visibility at the gateway, then commands over gRPC beside the bare appends at 16 writers.
-  const releaseDb = await createTestDatabase("bench_release");
-  const gatewayDb = await createTestDatabase("bench_gateway");
-  const release = await startReleaseService({
-    ...serviceEnv(servers, secret, releaseDb.url),
-    RELEASE_CONSUMER_GROUP: `bench-release-${randomUUID()}`,
-  });
-  const gateway = await startGateway({
-    ...serviceEnv(servers, secret, gatewayDb.url),
-    HTTP_PORT: "0",
-    GATEWAY_CONSUMER_GROUP: `bench-${randomUUID()}`,
-  });
-  const client = createGrpcClient(ReleaseService, `127.0.0.1:${release.port}`, { token });
+const printLoadAverage = (when: string) =>
+  console.log(
+    `load average ${when}: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")}`,
+  );
+
+async function main() {
+  const bench = await startBenchServers();
+  printLoadAverage("at start");
+  const run: Run = { bench, bareAppends: await bareAppendsOf(), services: [] };
+
+  const profile = process.env.BENCH_CPU_PROF;
+  const release = await startService(run, "release", profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []);
+  const gateway = await startService(run, "gateway");
+  const client = createGrpcClient(ReleaseService, `127.0.0.1:${release.port}`, { token: bench.token });
   const request = () => ({
     requestId: randomUUID(),
     title: "Benchmark release",
     type: ReleaseType.MINOR,
     owner: "bench",
   });
+  const probe = { client, gatewayUrl: `http://127.0.0.1:${gateway.port}`, token: bench.token, request };
   // Before the loads: with their backlog still on the topic, the gateway would be measured catching up.
-  await gatewayVisibility(client, gateway.url, token, request);
-  await releaseCommands(client, bareAppends, request);
-  await changeCommands(bench, bareAppends);
-  await configurationCommands(bench, bareAppends);
-  console.log(
-    `load average after the commands: ${loadavg()
-      .map((l) => l.toFixed(2))
-      .join(" ")}`,
-  );
+  await gatewayVisibility("one at a time", probe, 200);
+  // Then while 32 RegisterRelease calls are in flight, probing until the load ends: a gateway
+  // that falls behind the load shows here as a growing lag.
+  let loaded = true;
+  const load = measureLoad(
+    "RegisterRelease (beside probes)",
+    CONCURRENCY,
+    TOTAL,
+    () => client.registerRelease(request()),
+    run,
+  ).finally(() => {
+    loaded = false;
+  });
+  await gatewayVisibility(`under ${CONCURRENCY} in flight`, probe, 1000, () => !loaded, 300_000);
+  await load;
+  await releaseCommands(run, client, request);
+  await changeCommands(run);
+  await configurationCommands(run);
+  printLoadAverage("after the commands");
 
-  await gateway.stop();
-  await release.stop();
-  await servers.stop();
+  await stopService(run, gateway);
+  await stopService(run, release);
+  await bench.servers.stop();
 }
 
 runBenchmark(main);

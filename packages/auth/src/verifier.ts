@@ -1,4 +1,5 @@
 import { createRemoteJWKSet, errors, importSPKI, type JWTPayload, type JWTVerifyGetKey, jwtVerify } from "jose";
+import { LRUCache } from "lru-cache";
 import { isRole, type Principal } from "./roles.js";
 
 export type UnauthenticatedReason =
@@ -40,6 +41,10 @@ export interface TokenVerifierOptions {
   jwksUrl?: string;
   /** Allowed clock skew in seconds (default 30). */
   clockToleranceSeconds?: number;
+  /** How many verified tokens to remember until they expire (default 10,000; 0: none). */
+  cacheSize?: number;
+  /** The current time (default: the system clock). */
+  now?: () => Date;
 }
 
 export interface TokenVerifier {
@@ -85,28 +90,44 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
     clockTolerance: options.clockToleranceSeconds ?? 30,
     requiredClaims: ["sub", "exp"],
   };
+  const now = options.now ?? (() => new Date());
 
+  const check = async (token: string): Promise<{ principal: Principal; payload: JWTPayload }> => {
+    let lastError: Unauthenticated | undefined;
+    for (const source of sources) {
+      const { key, algorithms } = await source;
+      try {
+        // Two calls because jwtVerify's overloads separate static keys from key resolvers.
+        const { payload } =
+          typeof key === "function"
+            ? await jwtVerify(token, key, { ...verifyOptions, algorithms, currentDate: now() })
+            : await jwtVerify(token, key, { ...verifyOptions, algorithms, currentDate: now() });
+        return { principal: toPrincipal(payload), payload };
+      } catch (error) {
+        const mapped = toUnauthenticated(error);
+        // Claim errors (expiry, issuer...) are final: the signature was good.
+        if (mapped.reason !== "bad_signature" && mapped.reason !== "no_matching_key") throw mapped;
+        lastError = mapped;
+      }
+    }
+    throw lastError ?? new Unauthenticated("bad_signature", "token signature could not be verified");
+  };
+
+  // A caller sends the same token with every call: its signature and claims are checked once, and
+  // the principal is remembered until the token expires (then it is checked again, and refused).
+  const cacheSize = options.cacheSize ?? 10_000;
+  const verified =
+    cacheSize > 0 ? new LRUCache<string, { principal: Principal; expiresAtMs: number }>({ max: cacheSize }) : undefined;
   return {
     async verify(token) {
       if (!token) throw new Unauthenticated("missing_token", "no bearer token");
-      let lastError: Unauthenticated | undefined;
-      for (const source of sources) {
-        const { key, algorithms } = await source;
-        try {
-          // Two calls because jwtVerify's overloads separate static keys from key resolvers.
-          const { payload } =
-            typeof key === "function"
-              ? await jwtVerify(token, key, { ...verifyOptions, algorithms })
-              : await jwtVerify(token, key, { ...verifyOptions, algorithms });
-          return toPrincipal(payload);
-        } catch (error) {
-          const mapped = toUnauthenticated(error);
-          // Claim errors (expiry, issuer...) are final: the signature was good.
-          if (mapped.reason !== "bad_signature" && mapped.reason !== "no_matching_key") throw mapped;
-          lastError = mapped;
-        }
-      }
-      throw lastError ?? new Unauthenticated("bad_signature", "token signature could not be verified");
+      const known = verified?.get(token);
+      if (known && now().getTime() < known.expiresAtMs) return structuredClone(known.principal);
+      const { principal, payload } = await check(token);
+      // exp is required: jwtVerify has checked it is there and a number.
+      const expiresAtMs = ((payload.exp as number) + verifyOptions.clockTolerance) * 1000;
+      verified?.set(token, { principal: structuredClone(principal), expiresAtMs });
+      return principal;
     },
   };
 }

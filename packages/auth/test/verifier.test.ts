@@ -90,6 +90,17 @@ describe("createTokenVerifier with an HS256 secret", () => {
     expect(await reasonOf(verifier.verify(token))).toBe("expired");
   });
 
+  test("a verified token is remembered until it expires: a copy of its principal each time, then expired", async () => {
+    const token = await mintDevToken({ subject: "bob", roles: ["viewer"], secret, issuer, audience, expiresIn: 60 });
+    let now = Date.now();
+    const clocked = createTokenVerifier({ issuer, audience, secret, now: () => new Date(now) });
+    const first = await clocked.verify(token);
+    first.roles.push("admin");
+    await expect(clocked.verify(token)).resolves.toEqual({ subject: "bob", roles: ["viewer"], groups: [] });
+    now += 120_000; // past exp and the 30 s tolerance
+    expect(await reasonOf(clocked.verify(token))).toBe("expired");
+  });
+
   test("bad signature (other secret)", async () => {
     const token = await mintDevToken({ subject: "a", roles: [], secret: `${secret}-other`, issuer, audience });
     expect(await reasonOf(verifier.verify(token))).toBe("bad_signature");

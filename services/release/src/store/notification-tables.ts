@@ -63,20 +63,32 @@ export const notificationMigrations: Migration[] = [
   },
 ];
 
-/** Schedules the due times of the release's open tasks and counts its overdue ones (release transaction). */
-export async function recordTaskDeadlines(tx: pg.PoolClient, release: Release): Promise<void> {
-  const active = release.status === ReleaseStatus.ACTIVE;
-  for (const task of release.tasks) {
-    const open = task.status !== TaskStatus.DONE && task.status !== TaskStatus.CANCELLED;
-    if (!active || !open || !task.dueAt) continue;
-    await tx.query(
-      "INSERT INTO release_task_deadlines (release_id, task_id, due_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-      [release.releaseId, task.taskId, timestampDate(task.dueAt)],
-    );
-  }
-  const overdue = active ? release.tasks.filter((t) => t.overdue).length : 0;
-  await tx.query("UPDATE release_index SET overdue_tasks = $2 WHERE release_id = $1", [release.releaseId, overdue]);
+/**
+ * Schedules the due times of the releases' open tasks (release transaction): one statement for a
+ * batch. The count of overdue tasks is written with the release's index row (taskOverdueCount).
+ */
+export async function recordTaskDeadlines(tx: pg.PoolClient, releases: Release[]): Promise<void> {
+  const rows = releases.flatMap((release) =>
+    release.status === ReleaseStatus.ACTIVE
+      ? release.tasks.flatMap((task) =>
+          task.status !== TaskStatus.DONE && task.status !== TaskStatus.CANCELLED && task.dueAt
+            ? [[release.releaseId, task.taskId, timestampDate(task.dueAt).toISOString()] as const]
+            : [],
+        )
+      : [],
+  );
+  if (rows.length === 0) return;
+  await tx.query({
+    name: "release_task_deadlines_insert",
+    text: `INSERT INTO release_task_deadlines (release_id, task_id, due_at)
+      SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) ON CONFLICT DO NOTHING`,
+    values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])],
+  });
 }
+
+/** Tasks reported overdue and not done since, of an active release (ListReleases overdue_tasks_only). */
+export const taskOverdueCount = (release: Release): number =>
+  release.status === ReleaseStatus.ACTIVE ? release.tasks.filter((t) => t.overdue).length : 0;
 
 /**
  * Writes a subscription's read model in the append's transaction, and what its status change

@@ -6,7 +6,7 @@ import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/rele
 import type pg from "pg";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
-import { recordTaskDeadlines } from "./notification-tables.js";
+import { recordTaskDeadlines, taskOverdueCount } from "./notification-tables.js";
 
 type Item = Projected<ReleaseState, ReleaseEvent>;
 
@@ -23,8 +23,10 @@ export const releaseProjection: Projection<Item> = {
     await saveIndex(tx, [...latest.values()]);
     await saveDeadlines(tx, deadlinesOf(items));
     await saveDeliveries(tx, deliveriesOf(items));
-    for (const { outcome } of latest.values())
-      await recordTaskDeadlines(tx, outcome.after.release as NonNullable<ReleaseState["release"]>);
+    await recordTaskDeadlines(
+      tx,
+      [...latest.values()].map((i) => i.outcome.after.release as NonNullable<ReleaseState["release"]>),
+    );
   },
 };
 
@@ -44,17 +46,19 @@ async function saveIndex(tx: pg.PoolClient, items: Item[]): Promise<void> {
         ? timestampDate(release.phaseDueAt).toISOString()
         : null,
       Buffer.from(toBinary(ReleaseSchema, release)),
+      taskOverdueCount(release),
     ] as const;
   });
   const column = (i: number) => rows.map((r) => r[i]);
   await tx.query({
     name: "release_index_upsert",
-    text: `INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at, snapshot)
+    text: `INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at, snapshot,
+                               overdue_tasks)
       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
-                           $8::timestamptz[], $9::timestamptz[], $10::bytea[])
+                           $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::int[])
       ON CONFLICT (release_id) DO UPDATE SET title = excluded.title, phase = excluded.phase, status = excluded.status,
-        phase_due_at = excluded.phase_due_at, snapshot = excluded.snapshot`,
-    values: Array.from({ length: 10 }, (_, i) => column(i)),
+        phase_due_at = excluded.phase_due_at, snapshot = excluded.snapshot, overdue_tasks = excluded.overdue_tasks`,
+    values: Array.from({ length: 11 }, (_, i) => column(i)),
   });
 }
 

@@ -1,0 +1,136 @@
+// The services under test as their own processes (as `./rdm up` runs them), and the CPU time of
+// every process of the run, so the load generator's CPU is not charged to the service.
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { connect } from "node:net";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { freePort } from "@rdm/embedded";
+
+const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
+
+export interface ServiceProcess {
+  name: string;
+  pid: number;
+  /** The gRPC port, or the gateway's HTTP port. */
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Resolves once `port` accepts connections; rejects when the child exits first. */
+async function waitForPort(child: ChildProcess, name: string, port: number): Promise<void> {
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${name} exited (${child.exitCode}) before serving`);
+    const open = await new Promise<boolean>((resolve) => {
+      const socket = connect(port, "127.0.0.1", () => {
+        socket.end();
+        resolve(true);
+      });
+      socket.once("error", () => resolve(false));
+    });
+    if (open) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+/**
+ * `services/<name>/dist/main.js` in a child process with `env` (ports chosen here), its output
+ * passed through (logs at LOG_LEVEL=warn). `nodeArgs` e.g. `--cpu-prof`: stop() ends it with
+ * SIGTERM, so a profile is written.
+ */
+export async function startServiceProcess(
+  name: "release" | "change" | "configuration" | "gateway",
+  env: Record<string, string>,
+  nodeArgs: string[] = [],
+): Promise<ServiceProcess> {
+  const port = await freePort();
+  const child = spawn(process.execPath, [...nodeArgs, path.join(root, "services", name, "dist/main.js")], {
+    env: {
+      ...process.env,
+      LOG_LEVEL: "warn",
+      ...env,
+      [name === "gateway" ? "HTTP_PORT" : "GRPC_PORT"]: String(port),
+      METRICS_PORT: String(await freePort()),
+    },
+    // The IPC channel ends the child if this process dies (see runMain in @rdm/runtime).
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  await waitForPort(child, name, port);
+  return {
+    name,
+    pid: child.pid as number,
+    port,
+    async stop() {
+      if (child.exitCode === null) child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+interface Stat {
+  comm: string;
+  ppid: number;
+  /** utime + stime + cutime + cstime, in clock ticks: its own CPU and its reaped children's. */
+  ticks: number;
+}
+
+function readStat(pid: number): Stat | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const close = text.lastIndexOf(")");
+    const fields = text.slice(close + 2).split(" ");
+    const tick = (i: number) => Number(fields[i]);
+    return {
+      comm: text.slice(text.indexOf("(") + 1, close),
+      ppid: tick(1),
+      ticks: tick(11) + tick(12) + tick(13) + tick(14),
+    };
+  } catch {
+    return undefined; // gone meanwhile
+  }
+}
+
+const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+
+/** CPU seconds of each named process tree (a live process and its live descendants). */
+export type CpuSample = Map<string, number>;
+
+/**
+ * Samples the CPU seconds of the services (by name), of this process (the load generator and
+ * the bare appends) and of its other children (PostgreSQL, the broker launcher), by command name.
+ */
+export function sampleCpu(services: readonly ServiceProcess[]): CpuSample {
+  const stats = new Map<number, Stat>();
+  for (const entry of readdirSync("/proc")) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    const stat = readStat(pid);
+    if (stat) stats.set(pid, stat);
+  }
+  const children = new Map<number, number[]>();
+  for (const [pid, { ppid }] of stats) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  const tree = (pid: number): number =>
+    (stats.get(pid)?.ticks ?? 0) + (children.get(pid) ?? []).reduce((sum, child) => sum + tree(child), 0);
+  const sample: CpuSample = new Map();
+  const add = (label: string, ticks: number) => sample.set(label, (sample.get(label) ?? 0) + ticks / ticksPerSecond);
+  const servicePids = new Set(services.map((s) => s.pid));
+  for (const service of services) add(`${service.name} service`, tree(service.pid));
+  const own = process.cpuUsage();
+  sample.set("bench (load generator)", (own.user + own.system) / 1e6);
+  for (const pid of children.get(process.pid) ?? []) {
+    if (servicePids.has(pid)) continue;
+    const stat = stats.get(pid) as Stat;
+    add(stat.comm === "node" ? "broker / launchers (node)" : stat.comm, tree(pid));
+  }
+  return sample;
+}
+
+/** One line: CPU seconds per 1,000 calls of each process between two samples. */
+export function printCpu(before: CpuSample, after: CpuSample, calls: number): void {
+  const parts = [...after]
+    .map(([label, seconds]) => [label, ((seconds - (before.get(label) ?? 0)) / calls) * 1000] as const)
+    .filter(([, perThousand]) => perThousand >= 0.005)
+    .map(([label, perThousand]) => `${label} ${perThousand.toFixed(2)}`);
+  console.log(`  CPU s per 1,000 calls: ${parts.join(", ")}`);
+}
