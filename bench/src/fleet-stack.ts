@@ -109,7 +109,7 @@ function labelOf({ cmdline }: ProcStat): string {
   const executor = /executor\/cli\.js .*--id (\S+)/.exec(cmdline)?.[1];
   if (executor) return executor;
   if (/kafka/i.test(cmdline)) return "kafka (mock)";
-  if (/postgres/i.test(cmdline)) return "postgres launcher";
+  if (/postgres/i.test(cmdline)) return "postgres";
   return cmdline.slice(0, 40);
 }
 
