@@ -1,7 +1,7 @@
 // The fleet benchmark's system: `./rdm up`'s supervisor (packages/dev-stack) as a child process,
 // on a data folder and ports of its own, and what each of its processes used, read from /proc.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
@@ -18,7 +18,7 @@ export interface DevStack {
   /** The JWT secret the supervisor generated (tokens for other subjects are minted with it). */
   secret: string;
   pid: number;
-  /** The supervisor's output, for a failed run. */
+  /** The supervisor's output (removed with the data folder by stop()). */
   log: string;
   stop(): Promise<void>;
 }
@@ -57,7 +57,8 @@ export async function startDevStack(executors: number): Promise<DevStack> {
     secret: readFileSync(path.join(dataDir, "dev-jwt-secret"), "utf8").trim(),
     pid: child.pid as number,
     log,
-    stop: () => stopChild(child),
+    // The data folder (PostgreSQL's files) goes with a clean stop; a failed start keeps it, log included.
+    stop: () => stopChild(child).then(() => rmSync(dataDir, { recursive: true, force: true })),
   };
 }
 
