@@ -46,19 +46,28 @@ export async function registerDefaultEnvironments(address: string, token: string
   }
 }
 
+/**
+ * What the executor runs per target. Harmless on a laptop: it says what it would do; exit 0 is
+ * success (and a passed verification). One switch, to try a failed verification and its automatic
+ * rollback: a VERIFY step fails when an artifact's version ends in `-fails-verification`.
+ */
+export const EXECUTOR_COMMAND = `case "$RDM_STEP_KIND $RDM_ARTIFACTS" in
+  VERIFY*'-fails-verification"'*) echo "verification failed on $RDM_TARGET: error rate above threshold"; exit 1;;
+esac
+echo "$RDM_STEP_KIND $RDM_ARTIFACTS to $RDM_TARGET in $RDM_ENVIRONMENT"`;
+
 /** The reference executor (bin `rdm-executor` of @rdm/deployment) serving every environment. */
-export function executorArguments(root: string, address: string): string[] {
+export function executorArguments(root: string, address: string, id = "dev-executor"): string[] {
   return [
     path.join(root, "services/deployment/dist/executor/cli.js"),
     "--address",
     address,
     "--id",
-    "dev-executor",
+    id,
     // Idle it backs off from 1 s to 2 s only, so a deployment on a laptop starts within seconds.
     "--max-poll-ms",
     "2000",
     "--command",
-    // Harmless on a laptop: it says what it would do; exit 0 is success (and a passed verification).
-    'echo "$RDM_STEP_KIND $RDM_ARTIFACTS to $RDM_TARGET in $RDM_ENVIRONMENT"',
+    EXECUTOR_COMMAND,
   ];
 }

@@ -249,11 +249,18 @@ function printSummary({ postgres, kafka }: Infrastructure, token: string) {
     say(
       `  ${c.name.padEnd(15)} ${c.kind === "grpc" ? "grpc" : "http"}://127.0.0.1:${c.port}  metrics http://127.0.0.1:${c.metrics}/metrics`,
     );
-  say("  executor        dev-executor, every environment: echoes what it would deploy per target");
+  say(`  executor        ${executorIds().join(", ")}, every environment: echoes what it would deploy per target`);
   say(`  OpenAPI         http://127.0.0.1:${components[4].port}/docs (document: /docs/json)`);
   say(`  dev token (admin, 12h, local use only): ${token}`);
   say("  more tokens: ./rdm token <subject> <role[,role]> [--groups cab,ecab]");
   say("Ctrl-C stops everything.");
+}
+
+/** `dev-executor`, then `dev-executor-2`… : RDM_EXECUTORS of them (default 1). */
+function executorIds(): string[] {
+  const count = Number(process.env.RDM_EXECUTORS ?? 1);
+  if (!(Number.isInteger(count) && count >= 1)) throw new Error("RDM_EXECUTORS must be a whole number >= 1");
+  return Array.from({ length: count }, (_, i) => (i ? `dev-executor-${i + 1}` : "dev-executor"));
 }
 
 async function main() {
@@ -271,9 +278,14 @@ async function main() {
   await registerDefaultEnvironments(deploymentAddress, token);
   say("environments dev → test → staging → production registered");
   const executorToken = await mint("dev-executor", ["executor"]);
-  supervise("executor", components.length, ["--max-semi-space-size=4", ...executorArguments(root, deploymentAddress)], {
-    RDM_EXECUTOR_TOKEN: executorToken,
-  });
+  for (const [i, id] of executorIds().entries()) {
+    supervise(
+      i ? `executor-${i + 1}` : "executor",
+      components.length,
+      ["--max-semi-space-size=4", ...executorArguments(root, deploymentAddress, id)],
+      { RDM_EXECUTOR_TOKEN: executorToken },
+    );
+  }
   printSummary(infrastructure, token);
 }
 

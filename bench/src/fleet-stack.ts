@@ -1,0 +1,152 @@
+// The fleet benchmark's system: `./rdm up`'s supervisor (packages/dev-stack) as a child process,
+// on a data folder and ports of its own, and what each of its processes used, read from /proc.
+import { type ChildProcess, spawn } from "node:child_process";
+import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { createInterface } from "node:readline";
+import { fileURLToPath } from "node:url";
+import { freePort } from "@rdm/embedded";
+
+const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const SERVICES = ["release", "change", "configuration", "deployment"] as const;
+
+export interface DevStack {
+  /** `127.0.0.1:<port>` of each gRPC service. */
+  addresses: Record<(typeof SERVICES)[number], string>;
+  gatewayUrl: string;
+  /** The JWT secret the supervisor generated (tokens for other subjects are minted with it). */
+  secret: string;
+  pid: number;
+  /** The supervisor's output (removed with the data folder by stop()). */
+  log: string;
+  stop(): Promise<void>;
+}
+
+/** Starts `./rdm up`'s supervisor with `executors` reference executors; resolves once it says it is up. */
+export async function startDevStack(executors: number): Promise<DevStack> {
+  const dataDir = mkdtempSync(path.join(tmpdir(), "rdm-fleet-"));
+  const ports: Record<string, number> = {};
+  for (const name of [...SERVICES, "gateway"]) ports[name] = await freePort();
+  const env: Record<string, string> = {
+    RDM_DATA_DIR: dataDir,
+    RDM_EXECUTORS: String(executors),
+    RDM_POSTGRES_PORT: String(await freePort()),
+    GATEWAY_HTTP_PORT: String(ports.gateway),
+  };
+  for (const name of SERVICES) env[`${name.toUpperCase()}_GRPC_PORT`] = String(ports[name]);
+  for (const name of [...SERVICES, "gateway"]) env[`${name.toUpperCase()}_METRICS_PORT`] = String(await freePort());
+  const child = spawn(process.execPath, [path.join(root, "packages/dev-stack/dist/main.js")], {
+    env: { ...process.env, ...env, LOG_LEVEL: "warn" },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  const log = path.join(dataDir, "supervisor.log");
+  const out = createWriteStream(log);
+  child.stderr?.pipe(out);
+  await new Promise<void>((resolve, reject) => {
+    child.once("exit", (code) => reject(new Error(`the supervisor exited (${code}); see ${log}`)));
+    createInterface({ input: child.stdout as NodeJS.ReadableStream }).on("line", (line) => {
+      out.write(`${line}\n`);
+      if (line.includes("Ctrl-C stops everything.")) resolve();
+    });
+  });
+  child.removeAllListeners("exit");
+  return {
+    addresses: Object.fromEntries(SERVICES.map((s) => [s, `127.0.0.1:${ports[s]}`])) as DevStack["addresses"],
+    gatewayUrl: `http://127.0.0.1:${ports.gateway}`,
+    secret: readFileSync(path.join(dataDir, "dev-jwt-secret"), "utf8").trim(),
+    pid: child.pid as number,
+    log,
+    // The data folder (PostgreSQL's files) goes with a clean stop; a failed start keeps it, log included.
+    stop: () => stopChild(child).then(() => rmSync(dataDir, { recursive: true, force: true })),
+  };
+}
+
+/** SIGINT, as Ctrl-C: the supervisor stops its children, the broker and PostgreSQL, then exits. */
+function stopChild(child: ChildProcess): Promise<void> {
+  return new Promise((resolve) => {
+    if (child.exitCode !== null) return resolve();
+    child.once("exit", () => resolve());
+    child.kill("SIGINT");
+  });
+}
+
+/** One process as /proc shows it: CPU in clock ticks (own, and of its reaped children) and peak RSS. */
+interface ProcStat {
+  pid: number;
+  ppid: number;
+  ticks: number;
+  childTicks: number;
+  hwmKb: number;
+  cmdline: string;
+}
+
+/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times (100 on every common architecture). */
+const TICKS_PER_SECOND = 100;
+
+function readProc(pid: number): ProcStat | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    // The fields after the command name (which may hold spaces): state is field 3.
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return {
+      pid,
+      ppid: Number(f[1]),
+      ticks: Number(f[11]) + Number(f[12]),
+      childTicks: Number(f[13]) + Number(f[14]),
+      hwmKb: Number(hwm ?? 0),
+      cmdline: readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " "),
+    };
+  } catch {
+    return undefined; // ended meanwhile
+  }
+}
+
+/** What a process of the stack is, from its command line. */
+function labelOf({ cmdline }: ProcStat): string {
+  const service = /services\/(\w+)\/dist\/main\.js/.exec(cmdline)?.[1];
+  if (service) return service;
+  const executor = /executor\/cli\.js .*--id (\S+)/.exec(cmdline)?.[1];
+  if (executor) return executor;
+  if (/kafka/i.test(cmdline)) return "kafka (mock)";
+  if (/postgres/i.test(cmdline)) return "postgres";
+  return cmdline.slice(0, 40);
+}
+
+export interface ProcessUsage {
+  label: string;
+  /** CPU seconds of the process and everything below it (ended children included). */
+  cpuSeconds: number;
+  /** Peak RSS (VmHWM) of the process itself; of the largest one below it for `processes` > 1. */
+  peakRssMb: number;
+  processes: number;
+}
+
+/**
+ * Each child of `supervisorPid` with its whole subtree (PostgreSQL's server and backends under
+ * its launcher), and the supervisor itself.
+ */
+export function processUsage(supervisorPid: number): ProcessUsage[] {
+  const all = readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map((entry) => readProc(Number(entry)))
+    .filter((p): p is ProcStat => p !== undefined);
+  const below = (pid: number): ProcStat[] =>
+    all.filter((p) => p.ppid === pid).flatMap((child) => [child, ...below(child.pid)]);
+  const usage = (label: string, top: ProcStat, rest: ProcStat[]): ProcessUsage => ({
+    label,
+    cpuSeconds: [top, ...rest].reduce((sum, p) => sum + p.ticks + p.childTicks, 0) / TICKS_PER_SECOND,
+    peakRssMb: Math.max(top.hwmKb, ...rest.map((p) => p.hwmKb)) / 1024,
+    processes: 1 + rest.length,
+  });
+  const supervisor = all.find((p) => p.pid === supervisorPid);
+  const rows = all
+    .filter((p) => p.ppid === supervisorPid)
+    .map((child) => usage(labelOf(child), child, below(child.pid)));
+  return supervisor
+    ? [...rows, { ...usage("supervisor", supervisor, []), cpuSeconds: supervisor.ticks / TICKS_PER_SECOND }]
+    : rows;
+}
+
+export const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
