@@ -1,4 +1,5 @@
 // A handler may answer with bytes it encoded itself (EncodedResponse): they go out as they are.
+import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import {
@@ -17,6 +18,7 @@ import {
 import { captureLogger, partialRegistration } from "./support.js";
 
 const [issuer, audience, secret] = ["rdm-grpc-test", "rdm", "grpc-test-secret-long-enough-for-hs256!"];
+const WRONG_TYPE = randomUUID();
 let server: GrpcServer;
 let address: string;
 
@@ -29,7 +31,7 @@ beforeAll(async () => {
         ReleaseService,
         {
           async getRelease(request) {
-            if (request.releaseId === "wrong-type")
+            if (request.releaseId === WRONG_TYPE)
               // Bytes of another message: a server fault, not a garbled answer.
               return new EncodedResponse(RegisterReleaseResponseSchema, new Uint8Array()) as never;
             const response = create(GetReleaseResponseSchema, {
@@ -51,8 +53,9 @@ test("encoded bytes reach the client as the method's output message", async () =
   const token = await mintDevToken({ subject: "v", roles: ["viewer"], secret, issuer, audience });
   const client = createGrpcClient(ReleaseService, address, { token });
   try {
-    expect((await client.getRelease({ releaseId: "r-1" })).release).toMatchObject({ releaseId: "r-1", title: "t" });
-    const failure = await client.getRelease({ releaseId: "wrong-type" }).then(() => undefined, errorDetails);
+    const releaseId = randomUUID();
+    expect((await client.getRelease({ releaseId })).release).toMatchObject({ releaseId, title: "t" });
+    const failure = await client.getRelease({ releaseId: WRONG_TYPE }).then(() => undefined, errorDetails);
     expect(failure?.code).toBe(GrpcStatus.INTERNAL);
   } finally {
     client.close();
