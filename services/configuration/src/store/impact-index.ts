@@ -110,10 +110,6 @@ export class ImpactIndex {
     this.ranked = false;
   }
 
-  summary(ciId: string): CiSummary | undefined {
-    return this.nodes.get(ciId)?.summary;
-  }
-
   addItems(rows: ItemRow[]): void {
     if (rows.length > 0) this.ranked = false;
     for (const r of rows) {
