@@ -1,15 +1,20 @@
 // Configuration service benchmark on embedded PostgreSQL and the librdkafka mock broker (or the
 // servers in RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). Prints figures; asserts nothing.
-//   pnpm build && node bench/dist/configuration.js [cis=10000] [relationships=50000]
+//   pnpm build && [IMPACT_ONLY=1] node bench/dist/configuration.js [cis=10000] [relationships=50000]
 // 1. Seeds a CMDB of 10,000 CIs and 50,000 random relationships (all four types, full of
-//    cycles) through gRPC, then times AnalyzeImpact from random CIs (whole transitive closure,
-//    and depth-limited).
-// 2. Artifact registration throughput (new name+version each call) and idempotent re-registration.
+//    cycles) through gRPC, then times AnalyzeImpact from random CIs (whole transitive closure
+//    with whole paths and with parent pointers, and depth-limited).
+// 2. Artifact registration throughput (new name+version each call) and idempotent re-registration
+//    (skipped with IMPACT_ONLY=1).
 import { createHash, randomUUID } from "node:crypto";
+import { loadavg } from "node:os";
 import { startConfigurationService } from "@rdm/configuration";
 import { createGrpcClient } from "@rdm/grpc";
 import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
-import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  ConfigurationService,
+  ImpactPathDetail,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { createTestDatabase } from "@rdm/testkit";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
@@ -109,11 +114,17 @@ async function main() {
   );
 
   // 2. Impact analysis latency, sequential calls from random roots.
-  for (const [label, maxDepth, runs] of [
-    ["full transitive closure", 0, 100],
-    ["max depth 3", 3, 200],
+  console.log(
+    `load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+  for (const [label, maxDepth, pathDetail, runs] of [
+    ["full transitive closure", 0, ImpactPathDetail.UNSPECIFIED, 100],
+    ["full transitive closure, parent pointers", 0, ImpactPathDetail.PARENT, 100],
+    ["max depth 3", 3, ImpactPathDetail.UNSPECIFIED, 200],
   ] as const) {
-    for (let i = 0; i < 10; i++) await client.analyzeImpact({ ciId: ids[i] as string, maxDepth }); // warm-up
+    for (let i = 0; i < 10; i++) await client.analyzeImpact({ ciId: ids[i] as string, maxDepth, pathDetail }); // warm-up
     const latencies: number[] = [];
     const cpu: number[] = [];
     const reached: number[] = [];
@@ -121,7 +132,7 @@ async function main() {
       const root = ids[Math.floor(random() * ciCount)] as string;
       const started = performance.now();
       const cpuBefore = process.cpuUsage();
-      const result = await client.analyzeImpact({ ciId: root, maxDepth });
+      const result = await client.analyzeImpact({ ciId: root, maxDepth, pathDetail });
       const used = process.cpuUsage(cpuBefore);
       latencies.push(performance.now() - started);
       // The service runs in this process: client and server CPU of the call, which a busy
@@ -133,6 +144,18 @@ async function main() {
     console.log(
       `AnalyzeImpact (${label}) on ${ciCount} CIs / ${relationshipCount} relationships, ${runs} random roots: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))} (CPU in this process p50 ${ms(percentile(cpu, 50))}, p99 ${ms(percentile(cpu, 99))}); impacted CIs per call p50 ${percentile(reached, 50)}, max ${reached.at(-1)}`,
     );
+  }
+  console.log(
+    `load average ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+  if (process.env.IMPACT_ONLY) {
+    client.close();
+    await service.stop();
+    await db.drop();
+    await servers.stop();
+    return;
   }
 
   // 3. Artifact registration throughput.

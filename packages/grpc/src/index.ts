@@ -21,12 +21,14 @@ export {
   STATUS_DETAILS_KEY,
   toStatus,
 } from "./errors.js";
-export type {
-  CallContext,
-  CallHandler,
-  CallRequest,
-  Interceptor,
-  InterceptorContext,
+export {
+  type CallContext,
+  type CallHandler,
+  type CallRequest,
+  type CallResponse,
+  EncodedResponse,
+  type Interceptor,
+  type InterceptorContext,
 } from "./interceptor.js";
 export { requestFingerprint } from "./request-fingerprint.js";
 export { checkRequestInputRules, requestInputViolations } from "./request-input-rules.js";

@@ -48,8 +48,23 @@ export type CallRequest =
   | { readonly kind: "unary"; readonly message: Message }
   | { readonly kind: "client_streaming"; readonly messages: AsyncIterable<Message> };
 
+/**
+ * A response its handler has already encoded as the method's output message, sent as is: for a
+ * large answer written straight to bytes (e.g. from cached fragments) instead of being built as
+ * a message and encoded.
+ */
+export class EncodedResponse<Desc extends DescMessage = DescMessage> {
+  constructor(
+    readonly schema: Desc,
+    readonly bytes: Uint8Array,
+  ) {}
+}
+
+/** What a handler answers: the output message (or its init shape), or its encoding. */
+export type CallResponse = MessageInitShape<DescMessage> | EncodedResponse;
+
 /** The rest of the chain: the next interceptor, and finally the service's handler. */
-export type CallHandler = (request: CallRequest, ctx: InterceptorContext) => Promise<MessageInitShape<DescMessage>>;
+export type CallHandler = (request: CallRequest, ctx: InterceptorContext) => Promise<CallResponse>;
 
 /**
  * A cross-cutting concern around every call (connect-es style): it gets the rest of the chain

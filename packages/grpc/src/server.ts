@@ -28,7 +28,9 @@ import {
   type CallContext,
   type CallHandler,
   type CallRequest,
+  type CallResponse,
   composeInterceptors,
+  EncodedResponse,
   firstMetadataValue,
   type Interceptor,
   type InterceptorContext,
@@ -42,7 +44,7 @@ import { methodPath, rawServiceDefinition } from "./service-definition.js";
 export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
   request: MessageShape<I>,
   ctx: CallContext,
-) => Promise<MessageInitShape<O>>;
+) => Promise<MessageInitShape<O> | EncodedResponse<O>>;
 
 /**
  * A client-streaming handler: `requests` yields each message, decoded and validated, in order
@@ -51,7 +53,7 @@ export type UnaryHandler<I extends DescMessage, O extends DescMessage> = (
 export type ClientStreamingHandler<I extends DescMessage, O extends DescMessage> = (
   requests: AsyncIterable<MessageShape<I>>,
   ctx: CallContext,
-) => Promise<MessageInitShape<O>>;
+) => Promise<MessageInitShape<O> | EncodedResponse<O>>;
 
 /**
  * Handlers of one service, by local (camelCase) method name. Unary and client-streaming
@@ -127,13 +129,19 @@ function contextOf(call: AnyCall, method: DescMethod, allowed: readonly Role[], 
 
 /** Runs the chain and turns its response or what it threw into what goes on the wire; never rejects. */
 async function respond(serve: CallHandler, request: CallRequest, ctx: InterceptorContext): Promise<Outcome> {
-  let response: MessageInitShape<DescMessage>;
+  let response: CallResponse;
   try {
     response = await serve(request, ctx);
   } catch (error) {
     return failure(error); // logged by the log interceptor when it is an internal error
   }
   try {
+    if (response instanceof EncodedResponse) {
+      if (response.schema.typeName !== ctx.method.output.typeName)
+        throw new Error(`encoded ${response.schema.typeName} is not a ${ctx.method.output.typeName}`);
+      const { bytes } = response;
+      return { ok: true, response: Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength) };
+    }
     const output = isMessage(response, ctx.method.output) ? response : create(ctx.method.output, response);
     return { ok: true, response: Buffer.from(toBinary(ctx.method.output, output)) };
   } catch (error) {
@@ -315,7 +323,7 @@ function checkRegistration({ service, handlers, roles }: ServiceRegistration): v
 type HandlerOfAnyKind = (
   request: MessageShape<DescMessage> | AsyncIterable<MessageShape<DescMessage>>,
   ctx: CallContext,
-) => Promise<MessageInitShape<DescMessage>>;
+) => Promise<CallResponse>;
 
 function failure(error: unknown): Outcome {
   const mapped = toStatus(error);

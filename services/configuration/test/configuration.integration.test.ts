@@ -20,6 +20,7 @@ import {
 import {
   ConfigurationService,
   ConsistencyProblemKind,
+  ImpactPathDetail,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import {
   DeploymentFailedSchema,
@@ -236,6 +237,12 @@ test("a two-node cycle and a self-contained cycle terminate with each CI once", 
   expect(impact.impacted.map((i) => [i.ciId, i.depth, i.path])).toEqual([
     [b.ciId, 1, [a.ciId, b.ciId]],
     [c.ciId, 2, [a.ciId, b.ciId, c.ciId]],
+  ]);
+  // Parent pointers instead of whole paths, when asked for.
+  const parents = await client.analyzeImpact({ ciId: a.ciId, pathDetail: ImpactPathDetail.PARENT });
+  expect(parents.impacted.map((i) => [i.ciId, i.depth, i.parentCiId, i.parentRelationship, i.path])).toEqual([
+    [b.ciId, 1, a.ciId, RelationshipType.CONNECTS_TO, []],
+    [c.ciId, 2, b.ciId, RelationshipType.RUNS_ON, []],
   ]);
   const onlyDependsOn = await client.analyzeImpact({ ciId: b.ciId, relationshipTypes: [RelationshipType.DEPENDS_ON] });
   expect(onlyDependsOn.impacted.map((i) => i.ciId)).toEqual([a.ciId]);

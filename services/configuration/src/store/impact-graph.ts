@@ -1,14 +1,6 @@
-import { type CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import type { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type pg from "pg";
-import { type Edge, impactDirection } from "../domain/impact.js";
-
-/** What an impact answer shows of each reached item. */
-export interface CiSummary {
-  ciId: string;
-  name: string;
-  type: CiType;
-  owner: string;
-}
+import { ImpactIndex, type ItemRow, type RelationshipRow, type Visit } from "./impact-index.js";
 
 /** Position in the event store's commit order (see @rdm/relay README). */
 interface CommitPosition {
@@ -21,30 +13,6 @@ const CI_STREAM_TYPE = "ci";
 
 /** Above this many changed items, loading everything again is cheaper than patching. */
 const FULL_RELOAD_THRESHOLD = 2_000;
-
-/** Names sort as people read them (the default locale's collation). */
-const byName = new Intl.Collator();
-
-const ALL_TYPES = [
-  RelationshipType.DEPENDS_ON,
-  RelationshipType.RUNS_ON,
-  RelationshipType.PART_OF,
-  RelationshipType.CONNECTS_TO,
-];
-
-const edgeKey = (e: Edge) => `${e.sourceCiId}\u0000${e.type}\u0000${e.targetCiId}`;
-
-interface RelationshipRow {
-  source_ci_id: string;
-  type: number;
-  target_ci_id: string;
-}
-interface ItemRow {
-  ci_id: string;
-  name: string;
-  type: number;
-  owner: string;
-}
 
 /**
  * The relationship graph and each item's summary, held in memory for impact analysis, so a walk
@@ -59,13 +27,7 @@ interface ItemRow {
  * reloading current rows is idempotent.
  */
 export class ImpactGraph {
-  /** Cause CI -> the relationships through which its failure spreads, keyed by edgeKey. */
-  private readonly byCause = new Map<string, Map<string, Edge>>();
-  /** Source CI -> its relationships, to replace them when the source changes. */
-  private readonly bySource = new Map<string, Edge[]>();
-  private readonly items = new Map<string, CiSummary>();
-  /** Each name's place in collation order (equal names share it); undefined after items change. */
-  private nameOrder: Map<string, number> | undefined;
+  private readonly index = new ImpactIndex();
   private checkpoint: CommitPosition | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -78,36 +40,9 @@ export class ImpactGraph {
     return run;
   }
 
-  /** The relationships through which a failure of any of `causeIds` spreads, of the given types (all when empty). */
-  impactEdges(causeIds: string[], types: RelationshipType[]): Edge[] {
-    const allowed = new Set(types.length ? types : ALL_TYPES);
-    const edges: Edge[] = [];
-    for (const cause of causeIds) {
-      for (const edge of this.byCause.get(cause)?.values() ?? []) if (allowed.has(edge.type)) edges.push(edge);
-    }
-    return edges;
-  }
-
-  summary(ciId: string): CiSummary | undefined {
-    return this.items.get(ciId);
-  }
-
-  /**
-   * The name's place in collation order, so sorting a whole-CMDB answer compares integers
-   * instead of collating each pair (computed once after items change). Unknown names count as "".
-   */
-  nameRank(name: string): number {
-    if (!this.nameOrder) {
-      const names = [...new Set(["", ...[...this.items.values()].map((i) => i.name)])].sort(byName.compare);
-      const order = new Map<string, number>();
-      let rank = 0;
-      names.forEach((n, i) => {
-        if (i > 0 && byName.compare(names[i - 1] as string, n) !== 0) rank++;
-        order.set(n, rank);
-      });
-      this.nameOrder = order;
-    }
-    return this.nameOrder.get(name) ?? 0;
+  /** See ImpactIndex.walk: call it after refresh(), and use its visits before the next refresh. */
+  walk(rootId: string, types: RelationshipType[], maxDepth: number): Visit[][] {
+    return this.index.walk(rootId, types, maxDepth);
   }
 
   private async catchUp(): Promise<void> {
@@ -139,9 +74,8 @@ export class ImpactGraph {
         [changed],
       ),
     ]);
-    for (const source of changed) this.replaceOutgoing(source, []);
-    this.addItems(items.rows);
-    this.addRelationships(relationships.rows);
+    this.index.addItems(items.rows);
+    this.index.replaceOutgoing(changed, relationships.rows);
     const lastFinal = rows.filter((r) => r.final).at(-1);
     if (lastFinal) {
       this.checkpoint = { transactionId: lastFinal.transaction_id, globalPosition: Number(lastFinal.global_position) };
@@ -161,47 +95,15 @@ export class ImpactGraph {
         "SELECT source_ci_id, type, target_ci_id FROM ci_relationships",
       );
       await client.query("COMMIT");
-      this.byCause.clear();
-      this.bySource.clear();
-      this.items.clear();
-      this.nameOrder = undefined;
-      this.addItems(items.rows);
-      this.addRelationships(relationships.rows);
+      this.index.clear();
+      this.index.addItems(items.rows);
+      this.index.replaceOutgoing([], relationships.rows);
       this.checkpoint = { transactionId: horizon.rows[0]?.xmin as string, globalPosition: 0 };
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw error;
     } finally {
       client.release();
-    }
-  }
-
-  private addItems(rows: ItemRow[]): void {
-    if (rows.length > 0) this.nameOrder = undefined;
-    for (const r of rows) this.items.set(r.ci_id, { ciId: r.ci_id, name: r.name, type: r.type, owner: r.owner });
-  }
-
-  private addRelationships(rows: RelationshipRow[]): void {
-    const bySource = new Map<string, Edge[]>();
-    for (const r of rows) {
-      const edge = { sourceCiId: r.source_ci_id, type: r.type, targetCiId: r.target_ci_id };
-      const edges = bySource.get(edge.sourceCiId);
-      if (edges) edges.push(edge);
-      else bySource.set(edge.sourceCiId, [edge]);
-    }
-    for (const [source, edges] of bySource) this.replaceOutgoing(source, edges);
-  }
-
-  private replaceOutgoing(source: string, edges: Edge[]): void {
-    for (const old of this.bySource.get(source) ?? [])
-      this.byCause.get(impactDirection(old).cause)?.delete(edgeKey(old));
-    if (edges.length === 0) this.bySource.delete(source);
-    else this.bySource.set(source, edges);
-    for (const edge of edges) {
-      const cause = impactDirection(edge).cause;
-      const spread = this.byCause.get(cause) ?? new Map<string, Edge>();
-      spread.set(edgeKey(edge), edge);
-      this.byCause.set(cause, spread);
     }
   }
 }
