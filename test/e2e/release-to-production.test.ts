@@ -25,6 +25,7 @@ import {
   type Made,
   range,
 } from "./release-to-production.milestones.js";
+import { expectEachEffectOnce } from "./release-to-production.once.js";
 import {
   type Actors,
   actorsOf,
@@ -245,7 +246,7 @@ test("a release from the DML to production and closed; the next one fails verifi
   await viewsAfterFirst(landscape, first);
   const second = await secondReleaseBackedOut(landscape);
   await viewsAfterSecond(landscape, first, second);
-  await expectEachReactionOnce(second);
+  await expectEachEffectOnce(system, actors, first, second);
 
   // The hops on the topics: each reaction caused by the upstream event it answers. The relays
   // publish after the commits the gRPC reads saw, so the reader is polled until it has them all.
@@ -269,56 +270,6 @@ test("a release from the DML to production and closed; the next one fails verifi
   await system.replay();
   expect(await system.streamVersions()).toEqual(versions);
 }, 300_000);
-
-/**
- * After the kill: each reaction to a deployment outcome happened once, in the stores and on the
- * topics (a redelivery of one event, same id, is one event).
- */
-async function expectEachReactionOnce(second: Made) {
-  const count = async (service: "release" | "change" | "configuration", stream: string) =>
-    Object.fromEntries(
-      (
-        await system.query<{ type: string; n: number }>(
-          service,
-          "SELECT type, count(*)::int AS n FROM events WHERE stream_id = $1 GROUP BY type",
-          [stream],
-        )
-      ).map((r) => [r.type.replace(/^rdm\.\w+\.v1\./, ""), r.n]),
-    );
-  expect(await count("release", second.releaseId)).toMatchObject({ ReleaseDeviationRecorded: 2 });
-  expect(await count("change", second.changeId)).toMatchObject({
-    ChangeImplementationStarted: 1,
-    ChangeRequestFailed: 1,
-  });
-  const { deliveries } = await actors.rita.release.listNotificationDeliveries({ releaseId: second.releaseId });
-  expect(deliveries.filter((d) => d.trigger === "rdm.release.v1.ReleaseDeviationRecorded")).toHaveLength(2);
-  await waitFor(
-    () => {
-      // No reaction twice: one event per type and upstream cause.
-      const reactions = new Map<string, Set<string>>();
-      for (const e of system.published().filter((p) => REACTIONS.some((r) => p.type.endsWith(r)))) {
-        const key = `${e.type} ${e.causationId}`;
-        reactions.set(key, (reactions.get(key) ?? new Set()).add(e.id));
-      }
-      expect([...reactions].filter(([, ids]) => ids.size > 1)).toEqual([]);
-      const deviations = system
-        .published()
-        .filter((p) => p.subject === second.releaseId && p.type.endsWith("DeviationRecorded"));
-      expect(new Set(deviations.map((p) => p.id)).size).toBe(2);
-      return true;
-    },
-    { ...WAIT, description: "each reaction once on the topics" },
-  );
-}
-
-const REACTIONS = [
-  "ReleaseDeviationRecorded",
-  "ReleaseDeploymentRecorded",
-  "ChangeImplementationStarted",
-  "ChangeRequestFailed",
-  "ChangeRequestImplemented",
-  "BaselineDeploymentRecorded",
-];
 
 function expectHopsOnTopics(
   published: Published[],
