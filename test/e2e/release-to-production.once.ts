@@ -43,7 +43,8 @@ export async function expectEachEffectOnce(system: RunningSystem, actors: Actors
     ["configuration", "baseline-production"],
     ["deployment", second.production],
   ];
-  const [release, change, baseline] = await Promise.all(streams.map(([store, id]) => stored(system, store, id)));
+  const all = await Promise.all(streams.map(([store, id]) => stored(system, store, id)));
+  const [release, change, baseline] = all;
   expect(release?.perType).toMatchObject({ ReleaseDeviationRecorded: 2 });
   expect(change?.perType).toMatchObject({ ChangeImplementationStarted: 1, ChangeRequestFailed: 1 });
   // Release 1's success, then release 2's failure and rollback: one record per outcome.
@@ -53,8 +54,7 @@ export async function expectEachEffectOnce(system: RunningSystem, actors: Actors
       .map((id) => `BaselineDeploymentRecorded ${id}`)
       .sort(),
   );
-  for (const { perCause } of [release, change, baseline])
-    expect(Object.entries(perCause ?? {}).filter(([, n]) => n > 1)).toEqual([]);
+  for (const { perCause } of all) expect(Object.entries(perCause).filter(([, n]) => n > 1)).toEqual([]);
   const { deliveries } = await actors.rita.release.listNotificationDeliveries({ releaseId: second.releaseId });
   expect(deliveries.filter((d) => d.trigger === "rdm.release.v1.ReleaseDeviationRecorded")).toHaveLength(2);
 
