@@ -3,7 +3,11 @@
 // through its approvals and deployed to test, then to production with a canary, verified,
 // reviewed and closed. Then a second release whose production verification fails: the deployment
 // rolls back automatically to the previous baseline, the release records the deviation and tells
-// its owner and coordinator, the change fails. Every hop is checked on the topics too.
+// its owner and coordinator, the change fails. Every hop is checked on the topics too. After
+// every command the gateway's release overview equals what the services answer; at each
+// milestone its calendar, inventory, KPIs (exact figures) and audit trail are checked. The
+// release service's process is killed (SIGKILL) as it consumes the failure: every effect once.
+// At the end the views rebuilt from the topics equal the live ones, and a replay changes nothing.
 import { randomUUID } from "node:crypto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
