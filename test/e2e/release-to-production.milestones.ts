@@ -1,6 +1,7 @@
 // The gateway's calendar, inventory, KPIs and audit filters of release-to-production.test.ts at
 // its milestones, with exact figures: the instants the KPIs are computed from are the events'
 // own (their metadata's occurredAt, as the topic reader read them).
+import { waitFor } from "@rdm/testkit";
 import { WINDOW } from "./release-to-production.steps.js";
 import type { Published, RunningSystem } from "./release-to-production.system.js";
 import { auditPages, eventually, viewOf } from "./release-to-production.views.js";
@@ -14,22 +15,34 @@ export interface Made {
   artifactId: string;
 }
 
-/** The one event of `type` about `subject` on the topics (by id: a redelivery is one event). */
-export function eventOf(system: RunningSystem, subject: string, type: string): Published {
-  const found = new Map(
-    system
-      .published()
-      .filter((e) => e.subject === subject && e.type === `rdm.${type}`)
-      .map((e) => [e.id, e]),
+/**
+ * The `count` events of `type` about `subject` on the topics, once the reader has them all (by
+ * id: a redelivery is one event); more is a failure.
+ */
+export function eventsOf(system: RunningSystem, subject: string, type: string, count: number) {
+  return waitFor(
+    () => {
+      const found = new Map(
+        system
+          .published()
+          .filter((e) => e.subject === subject && e.type === `rdm.${type}`)
+          .map((e) => [e.id, e]),
+      );
+      if (found.size > count) throw new Error(`${found.size} events ${type} of ${subject}, not ${count}`);
+      return found.size === count && [...found.values()];
+    },
+    { timeoutMs: 60_000, description: `${count} events ${type} of ${subject} on the topics` },
   );
-  if (found.size !== 1) throw new Error(`${found.size} events ${type} of ${subject}`);
-  return [...found.values()][0] as Published;
 }
+
+/** The one event of `type` about `subject` on the topics. */
+export const eventOf = async (system: RunningSystem, subject: string, type: string) =>
+  (await eventsOf(system, subject, type, 1))[0] as Published;
 
 const seconds = (from: Published, to: Published) => (to.occurredAt.getTime() - from.occurredAt.getTime()) / 1000;
 
 /** What runs on `targets` after `deploymentId`'s outcome `outcome` (the event that put it there). */
-export function entries(
+export async function entries(
   system: RunningSystem,
   environment: "test" | "production",
   version: string,
@@ -37,7 +50,7 @@ export function entries(
   targets: string[],
 ) {
   const deploymentId = via.by[environment];
-  const event = eventOf(
+  const event = await eventOf(
     system,
     deploymentId,
     `deployment.v1.Deployment${via.outcome === "SUCCEEDED" ? "Succeeded" : "RolledBack"}`,
@@ -123,16 +136,18 @@ export async function expectCalendar(
 export async function expectKpis(system: RunningSystem, released: Made[], failed: Made | undefined) {
   const e = (subject: string, type: string) => eventOf(system, subject, type);
   const first = released[0] as Made;
-  const succeeded = e(first.production, "deployment.v1.DeploymentSucceeded");
-  const leadTime = seconds(e(first.releaseId, "release.v1.ReleaseRegistered"), succeeded);
-  const approvals = [...released, ...(failed ? [failed] : [])].map((made) => {
-    const votes = system.published().filter((p) => p.subject === made.releaseId && p.type.endsWith("ApprovalGranted"));
-    return seconds(e(made.releaseId, "release.v1.ReleaseApprovalRequested"), votes.at(-1) as Published);
-  });
+  const succeeded = await e(first.production, "deployment.v1.DeploymentSucceeded");
+  const leadTime = seconds(await e(first.releaseId, "release.v1.ReleaseRegistered"), succeeded);
+  const approvals: number[] = [];
+  for (const made of [...released, ...(failed ? [failed] : [])]) {
+    // Two votes of the CAB: the second decides.
+    const votes = await eventsOf(system, made.releaseId, "release.v1.ReleaseApprovalGranted", 2);
+    approvals.push(seconds(await e(made.releaseId, "release.v1.ReleaseApprovalRequested"), votes[1] as Published));
+  }
   const restore = failed
     ? seconds(
-        e(failed.production, "deployment.v1.DeploymentFailed"),
-        e(failed.production, "deployment.v1.DeploymentRolledBack"),
+        await e(failed.production, "deployment.v1.DeploymentFailed"),
+        await e(failed.production, "deployment.v1.DeploymentRolledBack"),
       )
     : undefined;
   const durations = (values: number[]) => {

@@ -48,12 +48,11 @@ export async function expectEachEffectOnce(system: RunningSystem, actors: Actors
   expect(release?.perType).toMatchObject({ ReleaseDeviationRecorded: 2 });
   expect(change?.perType).toMatchObject({ ChangeImplementationStarted: 1, ChangeRequestFailed: 1 });
   // Release 1's success, then release 2's failure and rollback: one record per outcome.
-  const outcome = (made: Made, type: string) => eventOf(system, made.production, `deployment.v1.Deployment${type}`).id;
-  expect(Object.keys(baseline?.perCause ?? {}).sort()).toEqual(
-    [outcome(first, "Succeeded"), outcome(second, "Failed"), outcome(second, "RolledBack")]
-      .map((id) => `BaselineDeploymentRecorded ${id}`)
-      .sort(),
-  );
+  const outcome = async (made: Made, type: string) =>
+    `BaselineDeploymentRecorded ${(await eventOf(system, made.production, `deployment.v1.Deployment${type}`)).id}`;
+  const outcomes = [await outcome(first, "Succeeded"), await outcome(second, "Failed")];
+  outcomes.push(await outcome(second, "RolledBack"));
+  expect(Object.keys(baseline?.perCause ?? {}).sort()).toEqual(outcomes.sort());
   for (const { perCause } of all) expect(Object.entries(perCause).filter(([, n]) => n > 1)).toEqual([]);
   const { deliveries } = await actors.rita.release.listNotificationDeliveries({ releaseId: second.releaseId });
   expect(deliveries.filter((d) => d.trigger === "rdm.release.v1.ReleaseDeviationRecorded")).toHaveLength(2);

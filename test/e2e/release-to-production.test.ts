@@ -180,13 +180,13 @@ async function viewsAfterFirst({ testHost, prodA, prodB }: Landscape, first: Mad
       environment: "production",
       lastOutcome: "SUCCEEDED",
       lastDeploymentId: first.production,
-      entries: entries(system, "production", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [prodA, prodB].sort()),
+      entries: await entries(system, "production", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [prodA, prodB].sort()),
     },
     {
       environment: "test",
       lastOutcome: "SUCCEEDED",
       lastDeploymentId: first.test,
-      entries: entries(system, "test", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [testHost]),
+      entries: await entries(system, "test", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [testHost]),
     },
   ]);
   // A closed release no longer occupies the calendar; its change and deployment do.
@@ -210,7 +210,7 @@ async function viewsAfterSecond({ testHost, prodA, prodB }: Landscape, first: Ma
       environment: "production",
       lastOutcome: "ROLLED_BACK",
       lastDeploymentId: second.production,
-      entries: entries(
+      entries: await entries(
         system,
         "production",
         "1.0.0",
@@ -222,9 +222,13 @@ async function viewsAfterSecond({ testHost, prodA, prodB }: Landscape, first: Ma
       environment: "test",
       lastOutcome: "SUCCEEDED",
       lastDeploymentId: second.test,
-      entries: entries(system, "test", "1.1.0", { by: second, artifactId: second.artifactId, outcome: "SUCCEEDED" }, [
-        testHost,
-      ]),
+      entries: await entries(
+        system,
+        "test",
+        "1.1.0",
+        { by: second, artifactId: second.artifactId, outcome: "SUCCEEDED" },
+        [testHost],
+      ),
     },
   ]);
   // Both production deployments were planned in the same window: two deployments at once.
