@@ -1,9 +1,14 @@
-// The four services of release-to-production.test.ts on the e2e harness, gRPC clients for any
+// The four services of release-to-production.test.ts and the gateway on the e2e harness (the
+// release service a process of its own, which the test kills with SIGKILL), gRPC clients for any
 // subject, the reference executor, and what this file checks beyond the harness: a reader of
 // every topic from outside, the stores' stream versions, and a replay through new consumer groups.
+import { randomUUID } from "node:crypto";
 import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import type { ReferenceExecutor } from "@rdm/deployment";
+import { freePort } from "@rdm/embedded";
+import { rebuildGateway } from "@rdm/gateway";
 import { createGrpcClient } from "@rdm/grpc";
 import { EVENT_SOURCES, type EventSource, eventsTopic, fromKafkaMessage, HANDLED_EVENTS_TABLE } from "@rdm/messaging";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
@@ -18,7 +23,7 @@ import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb
 import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import pg from "pg";
-import { e2eStack, type StartedService } from "./harness.js";
+import { e2eStack, kill, type StartedGateway, type StartedService } from "./harness.js";
 
 type ServiceName = keyof typeof SERVICES;
 const SERVICES = {
@@ -46,6 +51,8 @@ export interface Published {
   id: string;
   correlationId: string;
   causationId: string;
+  actor: string;
+  occurredAt: Date;
 }
 
 export interface RunningSystem {
@@ -54,10 +61,22 @@ export interface RunningSystem {
   executor: ReferenceExecutor;
   /** What the topic reader has read so far, in partition order per subject. */
   published(): Published[];
-  /** Stops one service; `restart` starts it again on its database, port and consumer groups. */
-  stopService(name: ServiceName): Promise<{ restart(): Promise<void> }>;
+  /**
+   * Kills the release service's process with SIGKILL as soon as the topic reader sees an event
+   * `when` names (its consumers read the same event then); resolves once it is dead.
+   */
+  killReleaseWhen(when: (event: Published) => boolean): Promise<void>;
+  /** Starts the killed release service again on its database, port and consumer groups. */
+  restartRelease(): Promise<void>;
+  /** GET `path` on the gateway as a viewer: status and the body of a 200. */
+  // biome-ignore lint/suspicious/noExplicitAny: the view assertions say what shape they expect
+  view(path: string): Promise<{ status: number; body: any }>;
+  /** Stops the gateway, rebuilds its views from the topics with the rebuild command, starts it again. */
+  rebuildViews(): Promise<void>;
   /** Every stream's version in every service's store. */
   streamVersions(): Promise<Record<string, string>>;
+  /** The rows of `sql` in `service`'s database. */
+  query<T extends pg.QueryResultRow>(service: ServiceName, sql: string, args?: unknown[]): Promise<T[]>;
   /**
    * Starts a second instance of every service on its database with new consumer groups, which
    * read every topic from the start again; resolves once they handled what the first ones did.
@@ -102,6 +121,7 @@ async function readTopics(brokers: string[], topicPrefix: string, label: string)
     groupId: uniqueId(`${label}-reader`),
   });
   const published: Published[] = [];
+  const listeners = new Set<(published: Published[]) => void>();
   await reader.connect();
   await reader.subscribe({ topics: EVENT_SOURCES.map((s) => `${topicPrefix}${eventsTopic(s)}`), fromBeginning: true });
   await reader.run({
@@ -118,10 +138,61 @@ async function readTopics(brokers: string[], topicPrefix: string, label: string)
         id: event.id,
         correlationId: metadata?.correlationId ?? "",
         causationId: metadata?.causationId ?? "",
+        actor: metadata?.actor ?? "",
+        occurredAt: metadata?.occurredAt ? timestampDate(metadata.occurredAt) : new Date(0),
       });
+      for (const listener of listeners) listener(published);
     },
   });
-  return { published, disconnect: () => reader.disconnect() };
+  return { published, listeners, disconnect: () => reader.disconnect() };
+}
+
+type Stack = ReturnType<typeof e2eStack>;
+
+/** The release service as a process on a port of its own, which kill() ends with SIGKILL. */
+async function releaseProcess(stack: Stack, databaseUrl: string, group: string) {
+  const port = await freePort();
+  const env = await stack.env("release", { databaseUrl, port, group, env: { METRICS_PORT: "0" } });
+  const address = `127.0.0.1:${port}`;
+  const probe = createGrpcClient(ReleaseService, address, { token: await stack.token("probe", ["viewer"]) });
+  stack.onStop(() => probe.close());
+  let child = stack.spawnService("release", env);
+  // Serving once a read of an unknown release answers (NOT_FOUND) instead of UNAVAILABLE.
+  const serving = () =>
+    waitFor(
+      () =>
+        probe.getRelease({ releaseId: randomUUID() }).then(
+          () => true,
+          (error: { code?: number }) => error.code !== 14,
+        ),
+      { timeoutMs: 60_000, description: "the release service's process serving" },
+    );
+  await serving();
+  return {
+    address,
+    kill: () => kill(child),
+    /** Synchronous: the signal leaves before the reader's next message. */
+    killNow: () => child.kill("SIGKILL"),
+    async restart() {
+      child = stack.spawnService("release", env);
+      await serving();
+    },
+  };
+}
+
+/** The gateway on a database, port and consumer group it keeps across a rebuild. */
+async function gatewayOf(stack: Stack, label: string) {
+  const [databaseUrl, port, group] = [await stack.database("gateway"), await freePort(), uniqueId(`${label}-gw`)];
+  let gateway: StartedGateway = await stack.gateway({ databaseUrl, port, group });
+  const bearer = await stack.token("vera", ["viewer"]);
+  return {
+    view: (path: string) => stack.getJson(gateway.url, path, bearer),
+    async rebuild() {
+      await gateway.stop();
+      await rebuildGateway(await stack.env("gateway", { databaseUrl, port, group }), { timeoutMs: 120_000 });
+      gateway = await stack.gateway({ databaseUrl, port, group });
+    },
+  };
 }
 
 export async function startSystem(label: string): Promise<RunningSystem> {
@@ -131,18 +202,22 @@ export async function startSystem(label: string): Promise<RunningSystem> {
     await Promise.all(names.map(async (n) => [n, await stack.database(n)])),
   ) as Record<ServiceName, string>;
   // Groups of different services must differ: two in one group would share the partitions.
-  const options = (name: ServiceName, group: string, port?: number) => ({
-    databaseUrl: databases[name],
-    group: `${group}-${name}`,
-    ...(port === undefined ? {} : { port }),
-  });
+  const options = (name: ServiceName, group: string) => ({ databaseUrl: databases[name], group: `${group}-${name}` });
   const firstGroup = uniqueId(`${label}-group`);
   // Started together: each waits for its consumer groups to form.
-  const startAll = async (group: string) => {
-    const started = await Promise.all(names.map((n) => stack[n](options(n, group))));
-    return Object.fromEntries(names.map((n, i) => [n, started[i]])) as Record<ServiceName, StartedService>;
+  const startAll = async (group: string, only: ServiceName[]) => {
+    const started = await Promise.all(only.map((n) => stack[n](options(n, group))));
+    return Object.fromEntries(only.map((n, i) => [n, started[i]])) as Record<ServiceName, StartedService>;
   };
-  const running = await startAll(firstGroup);
+  const [running, release, gateway] = await Promise.all([
+    startAll(firstGroup, ["change", "configuration", "deployment"]),
+    releaseProcess(stack, databases.release, options("release", firstGroup).group),
+    gatewayOf(stack, label),
+  ]);
+  const addresses: Record<ServiceName, string> = {
+    ...(Object.fromEntries(names.map((n) => [n, running[n]?.address])) as Record<ServiceName, string>),
+    release: release.address,
+  };
   const pools = Object.fromEntries(
     names.map((n) => [n, new pg.Pool({ connectionString: databases[n], max: 2 })]),
   ) as Record<ServiceName, pg.Pool>;
@@ -158,36 +233,44 @@ export async function startSystem(label: string): Promise<RunningSystem> {
   return {
     async clients(subject, roles, groups = []) {
       const options = { token: await stack.token(subject, roles, groups) };
-      return {
-        release: createGrpcClient(ReleaseService, running.release.address, options),
-        change: createGrpcClient(ChangeService, running.change.address, options),
-        configuration: createGrpcClient(ConfigurationService, running.configuration.address, options),
-        deployment: createGrpcClient(DeploymentService, running.deployment.address, options),
-      };
+      const clients = Object.fromEntries(
+        names.map((n) => [n, createGrpcClient(SERVICES[n] as typeof ReleaseService, addresses[n], options)]),
+      ) as unknown as Clients;
+      stack.onStop(() => {
+        for (const client of Object.values(clients)) client.close();
+      });
+      return clients;
     },
     executor,
     published: () => [...reader.published],
+    killReleaseWhen: (when) =>
+      new Promise<void>((resolve) => {
+        const listener = (published: Published[]) => {
+          if (!published.some(when)) return;
+          reader.listeners.delete(listener);
+          release.killNow();
+          resolve(release.kill());
+        };
+        reader.listeners.add(listener);
+        listener(reader.published);
+      }),
+    restartRelease: () => release.restart(),
+    view: gateway.view,
+    rebuildViews: gateway.rebuild,
     streamVersions: () => streamVersionsOf(pools),
+    query: async (service, sql, args) => (await pools[service].query(sql, args)).rows,
     async replay() {
       const group = uniqueId(`${label}-replay`);
-      await startAll(group);
+      await startAll(group, names);
       await waitFor(
         async () => {
           const [first, again] = [await handledBy(pools, firstGroup), await handledBy(pools, group)];
-          return Object.keys(first).length > 0 && JSON.stringify(first) === JSON.stringify(again);
+          // The difference, as the last error of a timeout.
+          expect(again).toEqual(first);
+          return Object.keys(first).length > 0;
         },
         { timeoutMs: 120_000, description: "new consumer groups through every topic" },
       );
-    },
-    async stopService(name) {
-      const instance = running[name];
-      await instance.stop();
-      return {
-        restart: async () => {
-          // Same port, so the clients made before reconnect to it.
-          running[name] = await stack[name](options(name, firstGroup, instance.port));
-        },
-      };
     },
     stop: () => stack.stop(),
   };

@@ -10,6 +10,7 @@ import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentCancelledSchema,
   DeploymentPlannedSchema,
+  DeploymentRollbackStartedSchema,
   DeploymentScheduledSchema,
   DeploymentStepClaimedSchema,
   DeploymentStepCompletedSchema,
@@ -74,6 +75,13 @@ const scheduled = deploymentEvent(DeploymentScheduledSchema, { deploymentId });
 const claimed = deploymentEvent(DeploymentStepClaimedSchema, { deploymentId, stepIndex: 0, executorId: "e-1" });
 const completed = deploymentEvent(DeploymentStepCompletedSchema, { deploymentId, stepIndex: 0 });
 const cancelled = deploymentEvent(DeploymentCancelledSchema, { deploymentId, reason: "superseded" });
+const claimedSecond = deploymentEvent(DeploymentStepClaimedSchema, { deploymentId, stepIndex: 1, executorId: "e-1" });
+const rollingBack = deploymentEvent(DeploymentRollbackStartedSchema, {
+  deploymentId,
+  reason: "verification failed",
+  automatic: true,
+  steps: [{ index: 2, kind: StepKind.ROLLBACK, label: "roll back", state: StepState.PENDING }],
+});
 
 const planQuery = `SELECT status, window_start, version::int AS version,
   (SELECT jsonb_agg(s->>'state' ORDER BY (s->>'index')::int) FROM jsonb_array_elements(plan->'steps') s) AS steps
@@ -103,6 +111,20 @@ test("a cancellation skips the steps that had not run; a replayed event changes 
         window_start: new Date("2026-12-02T09:00:00Z"),
         version: 5,
         steps: ["COMPLETED", "SKIPPED"],
+      },
+    ]);
+});
+
+test("a rollback skips the claimed step too and queues its first step, as the deployment service does", async () => {
+  await spec
+    .given([planned, scheduled, claimed, completed, claimedSecond])
+    .when(rollingBack)
+    .then(planQuery, [
+      {
+        status: "ROLLING_BACK",
+        window_start: new Date("2026-12-02T09:00:00Z"),
+        version: 7,
+        steps: ["COMPLETED", "SKIPPED", "READY"],
       },
     ]);
 });

@@ -90,9 +90,12 @@ const withStep = (plan: DeploymentPlan, index: number, state: string): Deploymen
   ...plan,
   steps: plan.steps.map((s) => (s.index === index ? { ...s, state } : s)),
 });
-/** Steps that had not run are dropped by a rollback or a cancellation. */
+/**
+ * Steps that had not finished are dropped by a rollback or a cancellation, a claimed one too (its
+ * executor's report is refused from then on), as the deployment service's own state has it.
+ */
 const skipOpenSteps = (steps: PlanStep[]) =>
-  steps.map((s) => (s.state === "PENDING" || s.state === "READY" ? { ...s, state: "SKIPPED" } : s));
+  steps.map((s) => (s.state === "COMPLETED" || s.state === "FAILED" ? s : { ...s, state: "SKIPPED" }));
 
 /** The first event of a deployment that has no plan yet (a deployment service that publishes only outcomes). */
 export function emptyPlan(message: { deploymentId: string; releaseId?: string; environment?: string }): DeploymentPlan {
@@ -177,7 +180,11 @@ const HANDLERS: Record<string, Handler<never>> = {
     status: "ROLLING_BACK",
     reason: m.reason,
     rollback: { reason: m.reason, automatic: m.automatic, fast: m.fast },
-    steps: [...skipOpenSteps(plan.steps), ...m.steps.map(stepOf)],
+    // Its first step is queued at once.
+    steps: [
+      ...skipOpenSteps(plan.steps),
+      ...m.steps.map((s, i) => ({ ...stepOf(s), ...(i === 0 && { state: "READY" }) })),
+    ],
   })) satisfies Handler<DeploymentRollbackStarted>,
   "rdm.deployment.v1.DeploymentCancelled": ((plan, m: DeploymentCancelled) => ({
     ...plan,
