@@ -162,9 +162,9 @@ describe("CommandHandler.handle", () => {
     let decisions = 0;
     const counted = (note: string) => {
       const command = addNote(streamId, note);
-      const decide = (state: Notes) => {
+      const decide = (...args: Parameters<typeof command.decide>) => {
         decisions++;
-        return command.decide(state);
+        return command.decide(...args);
       };
       return { ...command, decide };
     };
