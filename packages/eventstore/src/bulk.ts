@@ -9,47 +9,9 @@ import {
   storeComputedResponses,
 } from "./append-batch.js";
 import type { ExpectedVersion } from "./errors.js";
-import type {
-  AppendOptions,
-  AppendResult,
-  CommandResult,
-  EventMetadata,
-  NewEvent,
-  RecordedEvent,
-} from "./event-store.js";
+import type { AppendOptions, AppendResult, CommandResult, NewEvent } from "./event-store.js";
 
 type Queryable = Pick<PoolClient, "query">;
-
-export interface EventRow {
-  event_id: string;
-  type: string;
-  data: Buffer;
-  metadata: EventMetadata;
-  stream_id: string;
-  stream_type: string;
-  version: string;
-  global_position: string;
-  transaction_id: string;
-  recorded_at: Date;
-}
-
-export const EVENT_COLUMNS =
-  "event_id, type, data, metadata, stream_id, stream_type, version, global_position, transaction_id::text AS transaction_id, recorded_at";
-
-export function toRecordedEvent(row: EventRow): RecordedEvent {
-  return {
-    eventId: row.event_id,
-    type: row.type,
-    data: new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength),
-    metadata: row.metadata,
-    streamId: row.stream_id,
-    streamType: row.stream_type,
-    version: Number(row.version),
-    globalPosition: Number(row.global_position),
-    transactionId: row.transaction_id,
-    recordedAt: row.recorded_at,
-  };
-}
 
 /** An append as the batch statement takes it: ids given, request id and traceparent in the metadata. */
 export function prepareAppend(
@@ -98,21 +60,6 @@ export async function appendMany(client: PoolClient, appends: PreparedAppend[]):
     results[original] = refusal(sorted[i] as PreparedAppend, row) ?? appendedResult(row);
   });
   return results;
-}
-
-/** Several streams' events in one statement, by stream id, each in version order (no entry: no events). */
-export async function readStreams(q: Queryable, streamIds: string[]): Promise<Map<string, RecordedEvent[]>> {
-  const { rows } = await q.query<EventRow>(
-    `SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = ANY($1::text[]) ORDER BY stream_id, version`,
-    [streamIds],
-  );
-  const streams = new Map<string, RecordedEvent[]>();
-  for (const row of rows) {
-    const events = streams.get(row.stream_id);
-    if (events) events.push(toRecordedEvent(row));
-    else streams.set(row.stream_id, [toRecordedEvent(row)]);
-  }
-  return streams;
 }
 
 /** The recorded answers of several request ids in one statement (no entry: none recorded). */

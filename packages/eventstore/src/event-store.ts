@@ -11,16 +11,7 @@ import {
   runProjections,
   storeComputedResponses,
 } from "./append-batch.js";
-import {
-  appendMany,
-  EVENT_COLUMNS,
-  type EventRow,
-  getCommandResults,
-  prepareAppend,
-  readStreams,
-  recordCommandResults,
-  toRecordedEvent,
-} from "./bulk.js";
+import { appendMany, getCommandResults, prepareAppend, recordCommandResults } from "./bulk.js";
 import type { ExpectedVersion } from "./errors.js";
 
 /** Who and why, recorded with every event. */
@@ -101,6 +92,37 @@ export interface CommitOrderPosition {
 }
 
 type Queryable = Pick<PoolClient, "query">;
+
+interface EventRow {
+  event_id: string;
+  type: string;
+  data: Buffer;
+  metadata: EventMetadata;
+  stream_id: string;
+  stream_type: string;
+  version: string;
+  global_position: string;
+  transaction_id: string;
+  recorded_at: Date;
+}
+
+const EVENT_COLUMNS =
+  "event_id, type, data, metadata, stream_id, stream_type, version, global_position, transaction_id::text AS transaction_id, recorded_at";
+
+function toRecordedEvent(row: EventRow): RecordedEvent {
+  return {
+    eventId: row.event_id,
+    type: row.type,
+    data: new Uint8Array(row.data.buffer, row.data.byteOffset, row.data.byteLength),
+    metadata: row.metadata,
+    streamId: row.stream_id,
+    streamType: row.stream_type,
+    version: Number(row.version),
+    globalPosition: Number(row.global_position),
+    transactionId: row.transaction_id,
+    recordedAt: row.recorded_at,
+  };
+}
 
 export interface EventStoreOptions {
   /** How appends outside a caller's transaction share statements and commits. */
@@ -184,13 +206,6 @@ export class EventStore {
         appends.map((a) => prepareAppend(a.streamId, a.expectedVersion, a.events, a.options ?? {}, traceparent)),
       );
     });
-  }
-
-  /** Several streams' events in one statement, by stream id (`client`: in the caller's transaction). */
-  readStreams(streamIds: string[], options: { client?: Queryable } = {}): Promise<Map<string, RecordedEvent[]>> {
-    return inSpan("eventstore.read_streams", { attributes: { "rdm.stream_count": streamIds.length } }, () =>
-      readStreams(options.client ?? this.pool, streamIds),
-    );
   }
 
   /** The recorded answers of several request ids in one statement, by request id. */

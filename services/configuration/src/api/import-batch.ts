@@ -13,7 +13,7 @@ import type { ConfigurationItemCommand, ConfigurationItemEvent } from "../domain
 import * as itemAggregate from "../domain/configuration-item.js";
 import { configurationRuleViolation } from "../domain/rule-violation.js";
 import { configurationCodec } from "../store/event-codec.js";
-import { type ConfigurationApiDeps, isItemStream, newCiId, notFound } from "./configuration-rpc.js";
+import { type ConfigurationApiDeps, newCiId } from "./configuration-rpc.js";
 
 /** An item of an import that passed validation. */
 export interface ImportEntry {
@@ -22,18 +22,21 @@ export interface ImportEntry {
   item: ImportItem;
 }
 
-/** What a batch reads before deciding: recorded answers, the sources' streams, the targets. */
+/**
+ * What a batch reads before deciding: the recorded answers, and the CIs its relationships name
+ * as the read model holds them. A CI's row is written in the transaction of its stream's
+ * every append, so it is the stream folded up to the row's version: a snapshot to decide on
+ * (and to expect that version), instead of each source's whole history.
+ */
 export interface BatchReads {
   answers: Map<string, CommandResult>;
-  streams: Map<string, ConfigurationItemEvent[]>;
-  targets: Map<string, ConfigurationItem>;
+  items: Map<string, ConfigurationItem>;
 }
 
-/** A stream as the batch has decided it so far. */
+/** A CI's stream as the batch has decided it so far. */
 interface StreamState {
   state: itemAggregate.ConfigurationItemState;
   version: number;
-  isItem: boolean;
 }
 
 export interface PlannedAppend {
@@ -101,11 +104,7 @@ export class BatchDecider {
     private readonly ctx: CallContext,
     private readonly reads: BatchReads,
   ) {
-    for (const [streamId, history] of reads.streams) {
-      const isItem = isItemStream(history);
-      const state = isItem ? itemAggregate.fold(history) : itemAggregate.initialState();
-      this.states.set(streamId, { state, version: history.length, isItem });
-    }
+    for (const [ciId, item] of reads.items) this.states.set(ciId, { state: { item }, version: Number(item.version) });
   }
 
   /** Decides every entry; the plan then holds what to commit. */
@@ -151,7 +150,7 @@ export class BatchDecider {
       { case: "registerConfigurationItem" }
     >["value"];
     const ciId = newCiId();
-    const stream: StreamState = { state: itemAggregate.initialState(), version: 0, isItem: true };
+    const stream: StreamState = { state: itemAggregate.initialState(), version: 0 };
     this.states.set(ciId, stream);
     const result = create(ImportItemResultSchema, { requestId: entry.requestId, ciId, created: true });
     this.apply(entry, ciId, stream, result, {
@@ -171,10 +170,9 @@ export class BatchDecider {
     const request = entry.item.item.value as Extract<ImportItem["item"], { case: "addRelationship" }>["value"];
     const sourceCiId = this.resolve(request.source);
     const targetCiId = this.resolve(request.target);
-    const stream = this.states.get(sourceCiId) ?? { state: itemAggregate.initialState(), version: 0, isItem: true };
-    // A stream of another kind under the id (an artifact's): refused as if nothing were there.
-    if (stream.version > 0 && !stream.isItem) throw notFound("configuration item", sourceCiId);
-    const target = this.states.get(targetCiId)?.state.item ?? this.reads.targets.get(targetCiId);
+    // No CI under the id (none, or a stream of another kind): refused as AddRelationship refuses it.
+    const stream = this.states.get(sourceCiId) ?? { state: itemAggregate.initialState(), version: 0 };
+    const target = this.states.get(targetCiId)?.state.item;
     const base = { requestId: entry.requestId, ciId: sourceCiId, targetCiId };
     const added = create(ImportItemResultSchema, { ...base, created: true });
     const command = { kind: "addRelationship" as const, type: request.type, targetCiId, target };

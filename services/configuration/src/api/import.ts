@@ -18,8 +18,6 @@ import {
   ImportItemResultSchema,
   ImportItemSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import type { ConfigurationItemEvent } from "../domain/configuration-item.js";
-import { configurationCodec } from "../store/event-codec.js";
 import { findConfigurationItems, saveConfigurationItems, saveRelationships } from "../store/read-model.js";
 import type { ConfigurationApiDeps, ConfigurationHandlers } from "./configuration-rpc.js";
 import {
@@ -128,19 +126,10 @@ async function runBatch(
   }
 }
 
-/** What the batch decides on, in three statements: the recorded answers, then sources' streams and targets. */
+/** What the batch decides on, in two statements: the recorded answers, then the CIs its relationships name. */
 async function readBatch({ store, pool }: ConfigurationApiDeps, entries: ImportEntry[]): Promise<BatchReads> {
   const answers = await store.getCommandResults(answeredIds(entries));
-  const ciIds = relatedCiIds(entries, answers);
-  const [recorded, targets] = await Promise.all([store.readStreams(ciIds), findConfigurationItems(pool, ciIds)]);
-  const streams = new Map<string, ConfigurationItemEvent[]>();
-  for (const [streamId, events] of recorded) {
-    streams.set(
-      streamId,
-      events.map((event) => configurationCodec.decode(event) as ConfigurationItemEvent),
-    );
-  }
-  return { answers, streams, targets };
+  return { answers, items: await findConfigurationItems(pool, relatedCiIds(entries, answers)) };
 }
 
 /**
