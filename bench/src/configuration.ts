@@ -13,7 +13,7 @@ import { createGrpcClient } from "@rdm/grpc";
 import { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { createTestDatabase } from "@rdm/testkit";
-import { type Edge, seedByImport, seedPerItem } from "./configuration-seed.js";
+import { type Edge, seedByImport, seedingReport, seedPerItem } from "./configuration-seed.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 // Deterministic pseudo-random numbers (mulberry32, exact in 32-bit integer arithmetic), so
@@ -60,11 +60,9 @@ async function main() {
   const edgeList = [...edges].map((edge) => edge.split("|").map(Number) as Edge);
   const loadBefore = loadavg();
   const seedCmdb = perItem ? seedPerItem : seedByImport;
-  const { ids, ciSeconds, relationshipSeconds } = await seedCmdb(client, ciCount, edgeList);
-  const load = (l: number[]) => l.map((n) => n.toFixed(1)).join(" ");
-  console.log(
-    `seeded ${ciCount} CIs in ${ciSeconds.toFixed(1)} s (${(ciCount / ciSeconds).toFixed(0)}/s) and ${relationshipCount} relationships in ${relationshipSeconds.toFixed(1)} s (${(relationshipCount / relationshipSeconds).toFixed(0)}/s), ${perItem ? "one call per item, 16 in flight" : "ImportConfiguration, 2 calls in flight"}; load average ${load(loadBefore)} before, ${load(loadavg())} after`,
-  );
+  const seeded = await seedCmdb(client, ciCount, edgeList);
+  console.log(seedingReport(seeded, ciCount, relationshipCount, perItem, loadBefore));
+  const { ids } = seeded;
 
   // 2. Impact analysis latency, sequential calls from random roots.
   for (const [label, maxDepth, runs] of [
