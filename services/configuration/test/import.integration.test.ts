@@ -280,6 +280,37 @@ test("imported CIs and relationships are published exactly as the single-item RP
   });
 });
 
+test("concurrent imports on one source: every relationship recorded once, each stream's versions in order", async () => {
+  const source = randomUUID();
+  const targets = Array.from({ length: 60 }, () => randomUUID());
+  await client.importConfiguration([
+    { items: [register(source, uniqueId("shared")), ...targets.map((t) => register(t, uniqueId("t")))] },
+  ]);
+  const relationships = (from: number) =>
+    targets.slice(from, from + 30).map((t) => relate(randomUUID(), byRequest(source), byRequest(t)));
+  // Two calls write the same stream at once; a batch that meets the other's commit is decided
+  // again on fresh state (whether they overlap is up to the scheduler: the outcome is the same).
+  const [first, second] = await Promise.all([
+    client.importConfiguration([{ items: relationships(0) }]),
+    client.importConfiguration([{ items: relationships(30) }]),
+  ]);
+  expect([...first.results, ...second.results].every((r) => r.created && !r.error)).toBe(true);
+  const sourceId = first.results[0]?.ciId as string;
+  const { item } = await client.getConfigurationItem({ ciId: sourceId });
+  expect(item?.version).toBe(61n);
+  expect(item?.relationships).toHaveLength(60);
+  const { changes } = await client.getConfigurationItemHistory({ ciId: sourceId });
+  expect(changes.map((c) => c.version)).toEqual(Array.from({ length: 61 }, (_, i) => BigInt(i + 1)));
+});
+
+test("the same request id twice in one message answers the first result twice", async () => {
+  const id = randomUUID();
+  const item = register(id, uniqueId("twice"));
+  const { results } = await client.importConfiguration([{ items: [item, item, register(id, "other")] }]);
+  expect(results[1]).toEqual(results[0]);
+  expect(refusal(results[2])).toMatchObject({ code: status.FAILED_PRECONDITION, rule: "request.idempotency" });
+});
+
 test("limits and roles: too many items in a message fail the call, a reader may not import", async () => {
   const tooMany = Array.from({ length: 1001 }, () => register(randomUUID(), "x"));
   const rejected = await client.importConfiguration([{ items: tooMany }]).catch((error: unknown) => error);
