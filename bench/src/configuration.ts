@@ -1,32 +1,24 @@
 // Configuration service benchmark on embedded PostgreSQL and the librdkafka mock broker (or the
 // servers in RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). Prints figures; asserts nothing.
-//   pnpm build && [IMPACT_ONLY=1] node bench/dist/configuration.js [cis=10000] [relationships=50000]
+//   pnpm build && [IMPACT_ONLY=1] node bench/dist/configuration.js [cis=10000] [relationships=50000] [--per-item]
 // 1. Seeds a CMDB of 10,000 CIs and 50,000 random relationships (all four types, full of
-//    cycles) through gRPC, then times AnalyzeImpact from random CIs (whole transitive closure
-//    with whole paths and with parent pointers, and depth-limited).
+//    cycles) through ImportConfiguration (with --per-item: one RegisterConfigurationItem /
+//    AddRelationship call each, as before), then times AnalyzeImpact from random CIs (whole
+//    transitive closure with whole paths and with parent pointers, and depth-limited).
 // 2. Artifact registration throughput (new name+version each call) and idempotent re-registration
 //    (skipped with IMPACT_ONLY=1).
 import { createHash, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import { startConfigurationService } from "@rdm/configuration";
 import { createGrpcClient } from "@rdm/grpc";
-import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   ConfigurationService,
   ImpactPathDetail,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { createTestDatabase } from "@rdm/testkit";
+import { type Edge, seedByImport, seedingReport, seedPerItem } from "./configuration-seed.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
-
-/** Runs `work(i)` for i in [0, n) with at most `concurrency` in flight. */
-async function pool(n: number, concurrency: number, work: (i: number) => Promise<void>) {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: concurrency }, async () => {
-      for (let i = next++; i < n; i = next++) await work(i);
-    }),
-  );
-}
 
 // Deterministic pseudo-random numbers (mulberry32, exact in 32-bit integer arithmetic), so
 // every run measures the same graph.
@@ -39,8 +31,10 @@ const random = () => {
 };
 
 async function main() {
-  const ciCount = Number(process.argv[2] ?? 10_000);
-  const relationshipCount = Number(process.argv[3] ?? 50_000);
+  const perItem = process.argv.includes("--per-item");
+  const [cis, relationships] = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
+  const ciCount = Number(cis ?? 10_000);
+  const relationshipCount = Number(relationships ?? 50_000);
   const { servers, secret, token } = await startBenchServers();
   const db = await createTestDatabase("bench_configuration");
   const service = await startConfigurationService({
@@ -54,28 +48,6 @@ async function main() {
   const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
 
   // 1. Seed the CMDB through the API.
-  const types = [
-    CiType.BUSINESS_SERVICE,
-    CiType.SERVICE,
-    CiType.APPLICATION,
-    CiType.COMPONENT,
-    CiType.HOST,
-    CiType.DATABASE,
-  ];
-  const ids: string[] = new Array(ciCount);
-  let t0 = performance.now();
-  await pool(ciCount, 16, async (i) => {
-    const { item } = await client.registerConfigurationItem({
-      requestId: randomUUID(),
-      name: `ci-${i}`,
-      type: types[i % types.length] as CiType,
-      owner: `team-${i % 50}`,
-      attributes: { index: String(i) },
-    });
-    ids[i] = item?.ciId as string;
-  });
-  const ciSeconds = (performance.now() - t0) / 1000;
-
   const relationshipTypes = [
     RelationshipType.DEPENDS_ON,
     RelationshipType.DEPENDS_ON,
@@ -89,29 +61,12 @@ async function main() {
     const t = Math.floor(random() * ciCount);
     if (s !== t) edges.add(`${s}|${relationshipTypes[Math.floor(random() * relationshipTypes.length)]}|${t}`);
   }
-  // Relationships live on their source's stream: one writer per source avoids pointless conflicts.
-  const bySource = new Map<number, [number, number][]>();
-  for (const edge of edges) {
-    const [s, type, t] = edge.split("|").map(Number) as [number, number, number];
-    bySource.set(s, [...(bySource.get(s) ?? []), [type, t]]);
-  }
-  const sources = [...bySource.entries()];
-  t0 = performance.now();
-  await pool(sources.length, 16, async (i) => {
-    const [s, targets] = sources[i] as [number, [number, number][]];
-    for (const [type, t] of targets) {
-      await client.addRelationship({
-        requestId: randomUUID(),
-        sourceCiId: ids[s] as string,
-        type,
-        targetCiId: ids[t] as string,
-      });
-    }
-  });
-  const relationshipSeconds = (performance.now() - t0) / 1000;
-  console.log(
-    `seeded ${ciCount} CIs in ${ciSeconds.toFixed(1)} s (${(ciCount / ciSeconds).toFixed(0)}/s) and ${relationshipCount} relationships in ${relationshipSeconds.toFixed(1)} s (${(relationshipCount / relationshipSeconds).toFixed(0)}/s), concurrency 16`,
-  );
+  const edgeList = [...edges].map((edge) => edge.split("|").map(Number) as Edge);
+  const loadBefore = loadavg();
+  const seedCmdb = perItem ? seedPerItem : seedByImport;
+  const seeded = await seedCmdb(client, ciCount, edgeList);
+  console.log(seedingReport(seeded, ciCount, relationshipCount, perItem, loadBefore));
+  const { ids } = seeded;
 
   // 2. Impact analysis latency, sequential calls from random roots.
   console.log(

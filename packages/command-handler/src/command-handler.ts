@@ -253,7 +253,12 @@ export class CommandHandler<E extends DomainEvent> {
     return outcome;
   }
 
-  private stamp<ES extends E>(events: ES[], origin: CommandOrigin, streamId: string, from: number, now: Date): ES[] {
+  /**
+   * The events with the metadata every command's events get (event id, occurred at, actor,
+   * correlation, causation and request id, stream id and version from `from + 1`): for services
+   * that decide many commands at once and append them with EventStore.appendMany.
+   */
+  stamp<ES extends E>(events: ES[], origin: CommandOrigin, streamId: string, from: number, now = this.clock()): ES[] {
     const occurredAt = origin.occurredAt ?? timestampFromDate(now);
     return events.map((event, index) => ({
       ...event,
@@ -301,7 +306,7 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /** A recorded answer as the response; reusing the id for another request is refused. */
-  private answerOf<R extends DescMessage>(
+  answerOf<R extends DescMessage>(
     previous: CommandResult | null,
     requestId: string,
     command: { response: R; requestHash: string },

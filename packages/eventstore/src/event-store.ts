@@ -1,4 +1,3 @@
-import { randomUUID } from "node:crypto";
 import { currentTraceparent, inSpan, SpanKind } from "@rdm/observability";
 import type { Pool, PoolClient } from "pg";
 import {
@@ -7,12 +6,12 @@ import {
   appendBatch,
   appendedResult,
   type GroupCommitOptions,
-  type PreparedAppend,
   type ProjectionItem,
   refusal,
   runProjections,
   storeComputedResponses,
 } from "./append-batch.js";
+import { appendMany, getCommandResults, prepareAppend, recordCommandResults } from "./bulk.js";
 import type { ExpectedVersion } from "./errors.js";
 
 /** Who and why, recorded with every event. */
@@ -76,6 +75,9 @@ export interface AppendOptions {
    */
   projection?: ProjectionItem;
 }
+
+/** What an append of appendMany may carry (it is always in the caller's transaction, without projection). */
+export type BulkAppendOptions = Pick<AppendOptions, "requestId" | "requestHash" | "response" | "streamType">;
 
 export interface CommandResult {
   requestHash: string | null;
@@ -158,25 +160,7 @@ export class EventStore {
         attributes: { "rdm.stream_id": streamId, "rdm.event_count": events.length },
       },
       async () => {
-        const traceparent = currentTraceparent();
-        const append: PreparedAppend = {
-          streamId,
-          streamType: options.streamType ?? streamId.split("-")[0] ?? streamId,
-          expected: expectedVersion,
-          events: events.map((e) => ({
-            ...e,
-            eventId: e.eventId ?? randomUUID(),
-            metadata: {
-              ...(options.requestId ? { requestId: options.requestId } : {}),
-              ...e.metadata,
-              ...(e.metadata.traceparent || !traceparent ? {} : { traceparent }),
-            },
-          })),
-          requestId: options.requestId,
-          requestHash: options.requestHash,
-          response: options.response,
-          projection: options.projection,
-        };
+        const append = prepareAppend(streamId, expectedVersion, events, options, currentTraceparent());
         if (!options.client) return this.batcher.append(append);
         // In the caller's transaction: one statement, and a refusal leaves that transaction usable.
         const [row] = await appendBatch(options.client, [append]);
@@ -204,6 +188,37 @@ export class EventStore {
       [requestId, result.requestHash, Buffer.from(result.response), result.streamId],
     );
     return rowCount === 1;
+  }
+
+  /**
+   * Appends to many streams in one statement, in the caller's open transaction (bulk commands):
+   * each append gets its own result or refusal (WrongExpectedVersion, DuplicateRequest) and a
+   * refusal leaves the transaction usable. Projections are the caller's, in that transaction.
+   */
+  async appendMany(
+    client: PoolClient,
+    appends: { streamId: string; expectedVersion: ExpectedVersion; events: NewEvent[]; options?: BulkAppendOptions }[],
+  ): Promise<(AppendResult | Error)[]> {
+    return inSpan("eventstore.append_many", { attributes: { "rdm.append_count": appends.length } }, () => {
+      const traceparent = currentTraceparent();
+      return appendMany(
+        client,
+        appends.map((a) => prepareAppend(a.streamId, a.expectedVersion, a.events, a.options ?? {}, traceparent)),
+      );
+    });
+  }
+
+  /** The recorded answers of several request ids in one statement, by request id. */
+  getCommandResults(requestIds: string[], options: { client?: Queryable } = {}): Promise<Map<string, CommandResult>> {
+    return getCommandResults(options.client ?? this.pool, requestIds);
+  }
+
+  /** recordCommandResult for many no-ops at once (`client`: in the caller's transaction); how many were recorded. */
+  recordCommandResults(
+    results: { requestId: string; requestHash: string; response: Uint8Array; streamId: string }[],
+    options: { client?: Queryable } = {},
+  ): Promise<number> {
+    return recordCommandResults(options.client ?? this.pool, results);
   }
 
   /** The recorded answer of a request id; `client` reads it in the caller's transaction. */

@@ -3,6 +3,7 @@ export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedV
 export {
   type AppendOptions,
   type AppendResult,
+  type BulkAppendOptions,
   type CommandResult,
   type CommitOrderPosition,
   type EventMetadata,

@@ -1,5 +1,6 @@
-import { type DescField, type DescMessage, type MessageShape, ScalarType } from "@bufbuild/protobuf";
+import { type DescField, type DescMessage, getOption, type MessageShape, ScalarType } from "@bufbuild/protobuf";
 import { type Path, pathToString, type ReflectMessage, reflect } from "@bufbuild/protobuf/reflect";
+import { field as fieldRules, Ignore } from "@bufbuild/protovalidate/gen/buf/validate/validate_pb.js";
 import { type FieldViolation, InvalidArgument } from "./errors.js";
 
 /*
@@ -72,6 +73,8 @@ function walkField(message: ReflectMessage, field: DescField, path: Path, out: F
       walkMessage(message.get(field), path, out);
       return;
     case "list": {
+      // Items the handler validates one by one (a bulk request, where a bad item refuses itself only).
+      if (itemsValidatedByHandler(field)) return;
       let index = 0;
       for (const item of message.get(field)) {
         const itemPath: Path = [...path, { kind: "list_sub", index: index++ }];
@@ -93,6 +96,15 @@ function walkField(message: ReflectMessage, field: DescField, path: Path, out: F
     case "enum":
       return;
   }
+}
+
+/**
+ * A repeated field whose items' protovalidate rules say IGNORE_ALWAYS: the service checks each
+ * item itself (with createRequestValidator), so neither rule set refuses the whole request for one.
+ */
+function itemsValidatedByHandler(field: DescField): boolean {
+  const rules = getOption(field, fieldRules);
+  return rules.type.case === "repeated" && rules.type.value.items?.ignore === Ignore.ALWAYS;
 }
 
 function checkText(text: string, path: Path, out: FieldViolation[]): void {

@@ -1,9 +1,29 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { createValidator } from "@bufbuild/protovalidate";
-import { InvalidArgument } from "../errors.js";
+import { type FieldViolation, InvalidArgument } from "../errors.js";
 import type { Interceptor } from "../interceptor.js";
-import { checkRequestInputRules } from "../request-input-rules.js";
+import { requestInputViolations } from "../request-input-rules.js";
+
+/**
+ * Every violation of a message's request input rules (request-input-rules.ts), then, when there
+ * is none, of its protovalidate rules; none: valid. What validateRequests checks of each request,
+ * for handlers that validate the items of a bulk request one by one.
+ */
+export function createRequestValidator(): <Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+) => FieldViolation[] {
+  const validator = createValidator();
+  return (schema, message) => {
+    const inputViolations = requestInputViolations(schema, message);
+    if (inputViolations.length > 0) return inputViolations;
+    const result = validator.validate(schema, message);
+    if (result.kind === "valid") return [];
+    if (result.kind === "error") throw result.error;
+    return result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId }));
+  };
+}
 
 /**
  * Decodes and validates the request (each message of a stream as it arrives) with the request
@@ -11,15 +31,10 @@ import { checkRequestInputRules } from "../request-input-rules.js";
  * listing every field, so handlers only ever see valid requests.
  */
 export function validateRequests(): Interceptor {
-  const validator = createValidator();
+  const violations = createRequestValidator();
   const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
-    checkRequestInputRules(schema, message);
-    const result = validator.validate(schema, message);
-    if (result.kind === "valid") return;
-    if (result.kind === "error") throw result.error;
-    throw new InvalidArgument(
-      result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId })),
-    );
+    const found = violations(schema, message);
+    if (found.length > 0) throw new InvalidArgument(found);
   };
   return (next) => async (request, ctx) => {
     const schema = ctx.method.input;

@@ -5,6 +5,7 @@ import { artifactVerificationHandlers } from "./artifact-verification.js";
 import { artifactHandlers } from "./artifacts.js";
 import { baselineHandlers } from "./baselines.js";
 import type { ConfigurationApiDeps } from "./configuration-rpc.js";
+import { importHandlers } from "./import.js";
 import { itemCommandHandlers } from "./item-commands.js";
 import { itemQueryHandlers } from "./item-queries.js";
 import { relationshipHandlers } from "./relationships.js";
@@ -28,6 +29,7 @@ export function configurationServiceHandlers(
       removeRelationship: CONFIG_MANAGERS,
       listRelationships: READER_ROLES,
       analyzeImpact: READER_ROLES,
+      importConfiguration: CONFIG_MANAGERS,
       registerArtifact: ["config-manager", "release-manager", "deployer"],
       getArtifact: READER_ROLES,
       listArtifacts: READER_ROLES,
@@ -42,6 +44,7 @@ export function configurationServiceHandlers(
       ...itemCommandHandlers(deps),
       ...itemQueryHandlers(deps),
       ...relationshipHandlers(deps),
+      ...importHandlers(deps),
       ...artifactHandlers(deps),
       ...artifactVerificationHandlers(deps),
       ...baselineHandlers(deps),

@@ -50,6 +50,50 @@ export async function saveRelationship(q: Queryable, relationship: Relationship,
   }
 }
 
+/** Many items in one statement (bulk import); an id given twice keeps its last item. */
+export async function saveConfigurationItems(q: Queryable, items: ConfigurationItem[]): Promise<void> {
+  const last = [...new Map(items.map((item) => [item.ciId, item])).values()];
+  if (last.length === 0) return;
+  await q.query(
+    `INSERT INTO configuration_items (ci_id, name, type, owner, status, item, updated_at)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bytea[], $7::timestamptz[])
+     ON CONFLICT (ci_id) DO UPDATE SET name = excluded.name, type = excluded.type, owner = excluded.owner,
+       status = excluded.status, item = excluded.item, updated_at = excluded.updated_at`,
+    [
+      last.map((i) => i.ciId),
+      last.map((i) => i.name),
+      last.map((i) => i.type),
+      last.map((i) => i.owner),
+      last.map((i) => i.status),
+      last.map((i) => Buffer.from(toBinary(ConfigurationItemSchema, i))),
+      last.map((i) => at(i.updatedAt)),
+    ],
+  );
+}
+
+/** Many added relationships in one statement (bulk import). */
+export async function saveRelationships(q: Queryable, relationships: Relationship[]): Promise<void> {
+  if (relationships.length === 0) return;
+  await q.query(
+    `INSERT INTO ci_relationships (source_ci_id, type, target_ci_id)
+     SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) ON CONFLICT DO NOTHING`,
+    [relationships.map((r) => r.sourceCiId), relationships.map((r) => r.type), relationships.map((r) => r.targetCiId)],
+  );
+}
+
+/** Many items by id in one statement, by id (absent: not there). */
+export async function findConfigurationItems(q: Queryable, ciIds: string[]): Promise<Map<string, ConfigurationItem>> {
+  const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = ANY($1)`, [
+    ciIds,
+  ]);
+  return new Map(
+    rows.map((row) => {
+      const item = fromBinary(ConfigurationItemSchema, row.item);
+      return [item.ciId, item];
+    }),
+  );
+}
+
 export async function findConfigurationItem(q: Queryable, ciId: string): Promise<ConfigurationItem | undefined> {
   const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = $1`, [ciId]);
   return rows[0] ? fromBinary(ConfigurationItemSchema, rows[0].item) : undefined;

@@ -1,0 +1,150 @@
+import { create } from "@bufbuild/protobuf";
+import { withTransaction } from "@rdm/eventstore";
+import {
+  Aborted,
+  type CallContext,
+  createRequestValidator,
+  GrpcStatus,
+  InvalidArgument,
+  RpcError,
+  requestFingerprint,
+  toStatus,
+} from "@rdm/grpc";
+import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
+import {
+  ImportConfigurationResponseSchema,
+  type ImportItem,
+  type ImportItemResult,
+  ImportItemResultSchema,
+  ImportItemSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { findConfigurationItems, saveConfigurationItems, saveRelationships } from "../store/read-model.js";
+import type { ConfigurationApiDeps, ConfigurationHandlers } from "./configuration-rpc.js";
+import {
+  answeredIds,
+  BatchDecider,
+  type BatchPlan,
+  type BatchReads,
+  type ImportEntry,
+  relatedCiIds,
+} from "./import-batch.js";
+
+/** Items of one call in all (documented in the proto): the response holds a result for each. */
+export const MAX_ITEMS_PER_CALL = 10_000;
+/** Attempts at a batch whose appends meet concurrent writers (each re-reads and re-decides). */
+const MAX_ATTEMPTS = 5;
+const JITTER_MS = 5;
+
+/** A batch that met a concurrent writer: rolled back, to be decided again on fresh state. */
+class BatchConflict extends Error {
+  constructor(override readonly cause: Error) {
+    super(`import batch met a concurrent modification: ${cause.message}`);
+  }
+}
+
+/** ImportConfiguration: messages of CI registrations and relationships, each message one batch. */
+export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHandlers, "importConfiguration"> {
+  const violations = createRequestValidator();
+  return {
+    async importConfiguration(requests, ctx) {
+      const results: ImportItemResult[] = [];
+      for await (const request of requests) {
+        if (results.length + request.items.length > MAX_ITEMS_PER_CALL) {
+          throw new RpcError(
+            GrpcStatus.RESOURCE_EXHAUSTED,
+            `an import holds at most ${MAX_ITEMS_PER_CALL} items; the ${results.length} before this message are committed, send the rest in another call`,
+          );
+        }
+        results.push(...(await importMessage(deps, ctx, request.items, violations)));
+      }
+      return create(ImportConfigurationResponseSchema, { results });
+    },
+  };
+}
+
+const requestIdOf = (item: ImportItem) => item.item.value?.requestId ?? "";
+
+/** Validates each item on its own, decides and commits the valid ones as one batch; a result per item. */
+async function importMessage(
+  deps: ConfigurationApiDeps,
+  ctx: CallContext,
+  items: ImportItem[],
+  violations: ReturnType<typeof createRequestValidator>,
+): Promise<ImportItemResult[]> {
+  const results: (ImportItemResult | Error)[] = new Array(items.length);
+  const entries: ImportEntry[] = [];
+  const places: number[] = [];
+  items.forEach((item, i) => {
+    const found = violations(ImportItemSchema, item);
+    if (found.length > 0) {
+      results[i] = new InvalidArgument(found);
+      return;
+    }
+    entries.push({ requestId: requestIdOf(item), requestHash: requestFingerprint(ImportItemSchema, item), item });
+    places.push(i);
+  });
+  const decided = entries.length > 0 ? await runBatch(deps, ctx, entries) : [];
+  decided.forEach((outcome, k) => {
+    results[places[k] as number] = outcome;
+  });
+  return results.map((outcome, i) =>
+    outcome instanceof Error ? refused(requestIdOf(items[i] as ImportItem), outcome) : outcome,
+  );
+}
+
+/** A refusal as the single-item RPC's status would carry it. */
+function refused(requestId: string, error: Error): ImportItemResult {
+  const status = toStatus(error);
+  if (status.internal) throw error;
+  return create(ImportItemResultSchema, {
+    requestId,
+    error: create(StatusSchema, { code: status.code, message: status.message, details: status.details }),
+  });
+}
+
+/** Reads, decides and commits a batch, again on fresh state while it meets concurrent writers. */
+async function runBatch(
+  deps: ConfigurationApiDeps,
+  ctx: CallContext,
+  entries: ImportEntry[],
+): Promise<(ImportItemResult | Error)[]> {
+  for (let attempt = 1; ; attempt++) {
+    const plan = new BatchDecider(deps, ctx, await readBatch(deps, entries)).decideAll(entries);
+    try {
+      await commit(deps, plan);
+      return plan.outcomes;
+    } catch (error) {
+      if (!(error instanceof BatchConflict)) throw error;
+      if (attempt >= MAX_ATTEMPTS) {
+        throw new Aborted(
+          `import: concurrent modification, retry the import: ${error.cause.message}`,
+          "CONCURRENT_IMPORT",
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, Math.random() * JITTER_MS * attempt));
+    }
+  }
+}
+
+/** What the batch decides on, in two statements: the recorded answers, then the CIs its relationships name. */
+async function readBatch({ store, pool }: ConfigurationApiDeps, entries: ImportEntry[]): Promise<BatchReads> {
+  const answers = await store.getCommandResults(answeredIds(entries));
+  return { answers, items: await findConfigurationItems(pool, relatedCiIds(entries, answers)) };
+}
+
+/**
+ * One transaction: every append in one statement, the read model in one statement per table,
+ * the answers of no-ops. A refused append (another writer got to a stream first, a twin request
+ * committed) rolls it all back: the batch is decided again.
+ */
+async function commit({ store, pool }: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    const appended = await store.appendMany(tx, plan.appends);
+    const refusal = appended.find((outcome): outcome is Error => outcome instanceof Error);
+    if (refusal) throw new BatchConflict(refusal);
+    await saveConfigurationItems(tx, plan.items);
+    await saveRelationships(tx, plan.relationships);
+    const recorded = await store.recordCommandResults(plan.noOps, { client: tx });
+    if (recorded < plan.noOps.length) throw new BatchConflict(new Error("a request id was answered meanwhile"));
+  });
+}
