@@ -170,7 +170,7 @@ export function e2eStack(name: string) {
     token: mintToken,
     /** A reference executor for `environments` of `deployment`, closed (and its loop stopped) by stop(). */
     async executor(
-      deployment: StartedService,
+      deployment: Pick<StartedService, "address">,
       options: { environments: string[]; command: string; poll?: boolean },
     ): Promise<ReferenceExecutor> {
       const executor = new ReferenceExecutor({
