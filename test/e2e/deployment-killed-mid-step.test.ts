@@ -6,21 +6,17 @@ import { createHash, randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { freePort } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
-import { createKafka, DEPLOYMENT_EVENTS_TOPIC, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import { createKafka, DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
-import { e2eStack, kill } from "./harness.js";
+import { e2eStack, kill, publishReleaseInDeployment } from "./harness.js";
 
 const stack = e2eStack("e2e-deployment-killed");
 const WAIT = { timeoutMs: 60_000 };
@@ -30,37 +26,6 @@ afterAll(async () => {
   await stack.stop();
   rmSync(dir, { recursive: true, force: true });
 });
-
-/** An approved release in its deployment phase, as the release service publishes it. */
-async function releaseReady(releaseId: string) {
-  const producer = await stack.producer();
-  const events = [
-    [ReleaseApprovalGrantedSchema, create(ReleaseApprovalGrantedSchema, { releaseId, quorumReached: true })],
-    [
-      ReleasePhaseAdvancedSchema,
-      create(ReleasePhaseAdvancedSchema, {
-        releaseId,
-        fromPhase: ReleasePhase.APPROVAL,
-        toPhase: ReleasePhase.DEPLOYMENT,
-      }),
-    ],
-  ] as const;
-  await publishEvents(
-    producer,
-    `${stack.topicPrefix}${RELEASE_EVENTS_TOPIC}`,
-    events.map(([schema, event]) => {
-      const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "rita" });
-      return {
-        id: metadata.eventId,
-        type: schema.typeName,
-        source: "rdm/release",
-        subject: releaseId,
-        time: new Date(),
-        data: toBinary(schema as typeof ReleasePhaseAdvancedSchema, { ...event, metadata } as never),
-      };
-    }),
-  );
-}
 
 /** Every event id on the deployment topic, read from the start. */
 async function idsOnTopic(): Promise<string[]> {
@@ -133,7 +98,7 @@ test("SIGKILL of the deployment service while a step is leased: restarted, it co
   const topic = await idsOnTopic();
 
   const releaseId = randomUUID();
-  await releaseReady(releaseId);
+  await publishReleaseInDeployment(await stack.producer(), stack.topicPrefix, releaseId);
   const { deployment } = await deployer.planDeployment({
     requestId: randomUUID(),
     releaseId,

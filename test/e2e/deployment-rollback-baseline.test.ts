@@ -4,19 +4,14 @@
 // itself, and the configuration service's baseline of the environment is the first one again,
 // exactly: what the failed deployment added is gone. Checked through GetBaseline.
 import { createHash, randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { createGrpcClient } from "@rdm/grpc";
-import { publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
-import { e2eStack, type StartedService } from "./harness.js";
+import { e2eStack, publishReleaseInDeployment, type StartedService } from "./harness.js";
 
 const stack = e2eStack("e2e-rollback-baseline");
 let producer: Awaited<ReturnType<typeof stack.producer>>;
@@ -32,37 +27,6 @@ beforeAll(async () => {
 });
 
 afterAll(() => stack.stop());
-
-/** An approved release in its deployment phase, as the release service publishes it (its own lifecycle is tested elsewhere). */
-async function releaseReady(releaseId: string) {
-  const events = [
-    create(ReleaseApprovalGrantedSchema, { releaseId, quorumReached: true }),
-    create(ReleasePhaseAdvancedSchema, {
-      releaseId,
-      fromPhase: ReleasePhase.APPROVAL,
-      toPhase: ReleasePhase.DEPLOYMENT,
-    }),
-  ];
-  await publishEvents(
-    producer,
-    `${stack.topicPrefix}${RELEASE_EVENTS_TOPIC}`,
-    events.map((event) => {
-      const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "rita" });
-      const schema =
-        event.$typeName === ReleasePhaseAdvancedSchema.typeName
-          ? ReleasePhaseAdvancedSchema
-          : ReleaseApprovalGrantedSchema;
-      return {
-        id: metadata.eventId,
-        type: schema.typeName,
-        source: "rdm/release",
-        subject: releaseId,
-        time: new Date(),
-        data: toBinary(schema as typeof ReleasePhaseAdvancedSchema, { ...event, metadata } as never),
-      };
-    }),
-  );
-}
 
 test("a failed verification rolls back by itself and the configuration baseline is restored exactly", async () => {
   const dml = createGrpcClient(ConfigurationService, configurationService.address, {
@@ -108,7 +72,7 @@ test("a failed verification rolls back by itself and the configuration baseline 
 
   const deploy = async (artifacts: { artifactId: string; name: string; version: string }[], state: DeploymentState) => {
     const releaseId = randomUUID();
-    await releaseReady(releaseId);
+    await publishReleaseInDeployment(producer, stack.topicPrefix, releaseId);
     const { deployment } = await deployer.planDeployment({
       requestId: randomUUID(),
       releaseId,

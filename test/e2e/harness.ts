@@ -39,9 +39,11 @@ import { startChangeService } from "@rdm/change";
 import { startConfigurationService } from "@rdm/configuration";
 import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
 import { startGateway } from "@rdm/gateway";
-import { createKafka, createProducer } from "@rdm/messaging";
+import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
 import type { RunningService } from "@rdm/runtime";
@@ -261,4 +263,41 @@ export function registerWithoutTrace(address: string, token: string, title: stri
       (error, response) => (error || !response?.release ? reject(error) : resolve(response.release.releaseId)),
     );
   }).finally(() => client.close());
+}
+
+/**
+ * Publishes, as the release service would, that `releaseId` is approved and in its deployment
+ * phase: the release facts the deployment gates read (its own lifecycle is tested elsewhere).
+ */
+export async function publishReleaseInDeployment(
+  producer: ReturnType<typeof createProducer>,
+  topicPrefix: string,
+  releaseId: string,
+): Promise<void> {
+  const events = [
+    [ReleaseApprovalGrantedSchema, create(ReleaseApprovalGrantedSchema, { releaseId, quorumReached: true })],
+    [
+      ReleasePhaseAdvancedSchema,
+      create(ReleasePhaseAdvancedSchema, {
+        releaseId,
+        fromPhase: ReleasePhase.APPROVAL,
+        toPhase: ReleasePhase.DEPLOYMENT,
+      }),
+    ],
+  ] as const;
+  await publishEvents(
+    producer,
+    `${topicPrefix}${RELEASE_EVENTS_TOPIC}`,
+    events.map(([schema, event]) => {
+      const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "rita" });
+      return {
+        id: metadata.eventId,
+        type: schema.typeName,
+        source: "rdm/release",
+        subject: releaseId,
+        time: new Date(),
+        data: toBinary(schema as typeof ReleasePhaseAdvancedSchema, { ...event, metadata } as never),
+      };
+    }),
+  );
 }
