@@ -323,3 +323,22 @@ test("limits and roles: too many items in a message fail the call, a reader may 
   viewer.close();
   expect(errorDetails(denied).code).toBe(status.PERMISSION_DENIED);
 });
+
+test("a large import leaves the planner fresh statistics of the tables it filled; small ones do not", async () => {
+  const lastAnalyze = async () =>
+    (
+      await pool.query<{ relname: string; last_analyze: Date | null }>(
+        `SELECT relname, last_analyze FROM pg_stat_user_tables
+         WHERE relname IN ('events', 'configuration_items', 'ci_relationships') ORDER BY relname`,
+      )
+    ).rows;
+  // Every import before this one appended fewer than 1,000 events in a call.
+  expect((await lastAnalyze()).map((t) => t.last_analyze)).toEqual([null, null, null]);
+  const { results } = await client.importConfiguration([
+    { items: Array.from({ length: 600 }, () => register(randomUUID(), uniqueId("bulk"))) },
+    { items: Array.from({ length: 400 }, () => register(randomUUID(), uniqueId("bulk"))) },
+  ]);
+  expect(results.filter((r) => r.created)).toHaveLength(1000);
+  // The statistics views show another backend's ANALYZE once it reports it.
+  await waitFor(async () => (await lastAnalyze()).every((t) => t.last_analyze !== null));
+});

@@ -34,6 +34,13 @@ export const MAX_ITEMS_PER_CALL = 10_000;
 /** Attempts at a batch whose appends meet concurrent writers (each re-reads and re-decides). */
 const MAX_ATTEMPTS = 5;
 const JITTER_MS = 5;
+/**
+ * After a call that appended this many events, the tables it filled get fresh planner statistics
+ * before it answers (PostgreSQL's advice after a bulk load). Until autovacuum's next round (up to
+ * a minute) the planner would otherwise judge the tables by their size before the import: it then
+ * read AnalyzeImpact's catch-up by stream type, ~6 ms, instead of ~0.3 ms in commit order.
+ */
+const ANALYZE_AFTER_APPENDS = 1_000;
 
 /** A batch that met a concurrent writer: rolled back, to be decided again on fresh state. */
 class BatchConflict extends Error {
@@ -48,6 +55,7 @@ export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHa
   return {
     async importConfiguration(requests, ctx) {
       const results: ImportItemResult[] = [];
+      let appended = 0;
       for await (const request of requests) {
         if (results.length + request.items.length > MAX_ITEMS_PER_CALL) {
           throw new RpcError(
@@ -55,7 +63,12 @@ export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHa
             `an import holds at most ${MAX_ITEMS_PER_CALL} items; the ${results.length} before this message are committed, send the rest in another call`,
           );
         }
-        results.push(...(await importMessage(deps, ctx, request.items, violations)));
+        const imported = await importMessage(deps, ctx, request.items, violations);
+        appended += imported.appended;
+        results.push(...imported.results);
+      }
+      if (appended >= ANALYZE_AFTER_APPENDS) {
+        await deps.pool.query("ANALYZE events, configuration_items, ci_relationships");
       }
       return create(ImportConfigurationResponseSchema, { results });
     },
@@ -64,13 +77,16 @@ export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHa
 
 const requestIdOf = (item: ImportItem) => item.item.value?.requestId ?? "";
 
-/** Validates each item on its own, decides and commits the valid ones as one batch; a result per item. */
+/**
+ * Validates each item on its own, decides and commits the valid ones as one batch; a result per
+ * item, and how many events the batch appended.
+ */
 async function importMessage(
   deps: ConfigurationApiDeps,
   ctx: CallContext,
   items: ImportItem[],
   violations: ReturnType<typeof createRequestValidator>,
-): Promise<ImportItemResult[]> {
+): Promise<{ results: ImportItemResult[]; appended: number }> {
   const results: (ImportItemResult | Error)[] = new Array(items.length);
   const entries: ImportEntry[] = [];
   const places: number[] = [];
@@ -83,13 +99,17 @@ async function importMessage(
     entries.push({ requestId: requestIdOf(item), requestHash: requestFingerprint(ImportItemSchema, item), item });
     places.push(i);
   });
-  const decided = entries.length > 0 ? await runBatch(deps, ctx, entries) : [];
-  decided.forEach((outcome, k) => {
+  const { outcomes, appended } =
+    entries.length > 0 ? await runBatch(deps, ctx, entries) : { outcomes: [], appended: 0 };
+  outcomes.forEach((outcome, k) => {
     results[places[k] as number] = outcome;
   });
-  return results.map((outcome, i) =>
-    outcome instanceof Error ? refused(requestIdOf(items[i] as ImportItem), outcome) : outcome,
-  );
+  return {
+    results: results.map((outcome, i) =>
+      outcome instanceof Error ? refused(requestIdOf(items[i] as ImportItem), outcome) : outcome,
+    ),
+    appended,
+  };
 }
 
 /** A refusal as the single-item RPC's status would carry it. */
@@ -107,12 +127,12 @@ async function runBatch(
   deps: ConfigurationApiDeps,
   ctx: CallContext,
   entries: ImportEntry[],
-): Promise<(ImportItemResult | Error)[]> {
+): Promise<{ outcomes: (ImportItemResult | Error)[]; appended: number }> {
   for (let attempt = 1; ; attempt++) {
     const plan = new BatchDecider(deps, ctx, await readBatch(deps, entries)).decideAll(entries);
     try {
       await commit(deps, plan);
-      return plan.outcomes;
+      return { outcomes: plan.outcomes, appended: plan.appends.length };
     } catch (error) {
       if (!(error instanceof BatchConflict)) throw error;
       if (attempt >= MAX_ATTEMPTS) {
