@@ -47,15 +47,15 @@ export async function inParallel(n: number, concurrency: number, work: (i: numbe
 }
 
 /**
- * CPU seconds used so far by this process (client and service) and by its descendants (the
- * embedded PostgreSQL's processes), from /proc (Linux; 0 elsewhere): on a busy machine the CPU an
- * item costs says more than the wall-clock rate.
+ * CPU seconds used so far by the Node processes of the run (this client, the service, the broker
+ * launcher: this process and its node descendants) and by PostgreSQL's processes, from /proc
+ * (Linux; 0 elsewhere): on a busy machine the CPU an item costs says more than the wall-clock rate.
  */
 export function cpuSeconds(): { node: number; database: number } {
   const own = process.cpuUsage();
-  const node = (own.user + own.system) / 1e6;
+  let node = (own.user + own.system) / 1e6;
   const children = new Map<number, number[]>();
-  const used = new Map<number, number>();
+  const used = new Map<number, { comm: string; seconds: number }>();
   let pids: string[] = [];
   try {
     pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
@@ -66,10 +66,12 @@ export function cpuSeconds(): { node: number; database: number } {
     try {
       // The command name (2nd field) may hold spaces: split after its closing parenthesis.
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      const close = stat.lastIndexOf(")");
+      const fields = stat.slice(close + 2).split(" ");
       const ppid = Number(fields[1]);
       children.set(ppid, [...(children.get(ppid) ?? []), Number(pid)]);
-      used.set(Number(pid), (Number(fields[11]) + Number(fields[12])) / 100);
+      const comm = stat.slice(stat.indexOf("(") + 1, close);
+      used.set(Number(pid), { comm, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
     } catch {
       // exited meanwhile
     }
@@ -77,7 +79,9 @@ export function cpuSeconds(): { node: number; database: number } {
   let database = 0;
   const queue = [...(children.get(process.pid) ?? [])];
   for (let pid = queue.pop(); pid !== undefined; pid = queue.pop()) {
-    database += used.get(pid) ?? 0;
+    const entry = used.get(pid);
+    if (entry?.comm === "postgres") database += entry.seconds;
+    else node += entry?.seconds ?? 0;
     queue.push(...(children.get(pid) ?? []));
   }
   return { node, database };
@@ -87,7 +91,7 @@ export interface Seeded {
   ids: string[];
   ciSeconds: number;
   relationshipSeconds: number;
-  /** CPU seconds (this process, PostgreSQL) the CIs and the relationships took. */
+  /** CPU seconds (Node processes, PostgreSQL) the CIs and the relationships took. */
   ciCpu: { node: number; database: number };
   relationshipCpu: { node: number; database: number };
 }
@@ -209,7 +213,7 @@ export function seedingReport(
   return [
     `seeded ${ciCount} CIs in ${seeded.ciSeconds.toFixed(1)} s (${(ciCount / seeded.ciSeconds).toFixed(0)}/s)`,
     ` and ${relationshipCount} relationships in ${seeded.relationshipSeconds.toFixed(1)} s (${(relationshipCount / seeded.relationshipSeconds).toFixed(0)}/s), ${how};`,
-    ` CPU per 1,000 (this process + PostgreSQL): CIs ${perThousand(seeded.ciCpu, ciCount)}, relationships ${perThousand(seeded.relationshipCpu, relationshipCount)};`,
+    ` CPU per 1,000 (client, service and broker + PostgreSQL): CIs ${perThousand(seeded.ciCpu, ciCount)}, relationships ${perThousand(seeded.relationshipCpu, relationshipCount)};`,
     ` load average ${load(loadBefore)} before, ${load(loadavg())} after`,
   ].join("");
 }

@@ -1,6 +1,7 @@
 // Configuration service benchmark on embedded PostgreSQL and the librdkafka mock broker (or the
 // servers in RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). Prints figures; asserts nothing.
 //   pnpm build && [IMPACT_ONLY=1] node bench/dist/configuration.js [cis=10000] [relationships=50000] [--per-item]
+// BENCH_CPU_PROF=<dir> runs the service with --cpu-prof, its profile written there.
 // 1. Seeds a CMDB of 10,000 CIs and 50,000 random relationships (all four types, full of
 //    cycles) through ImportConfiguration (with --per-item: one RegisterConfigurationItem /
 //    AddRelationship call each, as before), then times AnalyzeImpact from random CIs (whole
@@ -9,7 +10,6 @@
 //    (skipped with IMPACT_ONLY=1).
 import { createHash, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
-import { startConfigurationService } from "@rdm/configuration";
 import { createGrpcClient } from "@rdm/grpc";
 import { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
@@ -17,7 +17,9 @@ import {
   ImpactPathDetail,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { createTestDatabase } from "@rdm/testkit";
+import pg from "pg";
 import { type Edge, seedByImport, seedingReport, seedPerItem } from "./configuration-seed.js";
+import { sampleCpu, startServiceProcess } from "./processes.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 // Deterministic pseudo-random numbers (mulberry32, exact in 32-bit integer arithmetic), so
@@ -30,6 +32,31 @@ const random = () => {
   return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
 };
 
+/**
+ * Waits until the service's relay has published every event of the seeding to Kafka, so the
+ * figures below are not shared with that backlog's work.
+ */
+async function relayDrained(databaseUrl: string): Promise<void> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const started = performance.now();
+  try {
+    for (;;) {
+      const { rows } = await db.query<{ behind: string }>(
+        `SELECT count(*) AS behind FROM events e WHERE NOT EXISTS (SELECT 1 FROM relay_checkpoints c
+           WHERE (e.transaction_id, e.global_position) <= (c.transaction_id, c.global_position))`,
+      );
+      if (Number(rows[0]?.behind) === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
+  } finally {
+    await db.end();
+  }
+  console.log(
+    `relay published the seeding's events to Kafka ${((performance.now() - started) / 1000).toFixed(1)} s after it ended`,
+  );
+}
+
 async function main() {
   const perItem = process.argv.includes("--per-item");
   const [cis, relationships] = process.argv.slice(2).filter((arg) => !arg.startsWith("--"));
@@ -37,14 +64,19 @@ async function main() {
   const relationshipCount = Number(relationships ?? 50_000);
   const { servers, secret, token } = await startBenchServers();
   const db = await createTestDatabase("bench_configuration");
-  const service = await startConfigurationService({
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: servers.kafkaBrokers.join(","),
-    AUTH_JWT_SECRET: secret,
-    GRPC_PORT: "0",
-    LOG_LEVEL: "error",
-    CONFIGURATION_CONSUMER_GROUP: `bench-${randomUUID()}`,
-  });
+  // Its own process, as `./rdm up` runs it: the client's decoding and garbage are not the service's.
+  const profile = process.env.BENCH_CPU_PROF;
+  const service = await startServiceProcess(
+    "configuration",
+    {
+      DATABASE_URL: db.url,
+      KAFKA_BROKERS: servers.kafkaBrokers.join(","),
+      AUTH_JWT_SECRET: secret,
+      LOG_LEVEL: "error",
+      CONFIGURATION_CONSUMER_GROUP: `bench-${randomUUID()}`,
+    },
+    profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : [],
+  );
   const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
 
   // 1. Seed the CMDB through the API.
@@ -67,6 +99,7 @@ async function main() {
   const seeded = await seedCmdb(client, ciCount, edgeList);
   console.log(seedingReport(seeded, ciCount, relationshipCount, perItem, loadBefore));
   const { ids } = seeded;
+  await relayDrained(db.url);
 
   // 2. Impact analysis latency, sequential calls from random roots.
   console.log(
@@ -83,6 +116,7 @@ async function main() {
     const latencies: number[] = [];
     const cpu: number[] = [];
     const reached: number[] = [];
+    const serviceCpuBefore = sampleCpu([service]).get("configuration service") as number;
     for (let i = 0; i < runs; i++) {
       const root = ids[Math.floor(random() * ciCount)] as string;
       const started = performance.now();
@@ -90,14 +124,15 @@ async function main() {
       const result = await client.analyzeImpact({ ciId: root, maxDepth, pathDetail });
       const used = process.cpuUsage(cpuBefore);
       latencies.push(performance.now() - started);
-      // The service runs in this process: client and server CPU of the call, which a busy
+      // This process's CPU for the call (sending, receiving, decoding the answer), which a busy
       // machine stretches far less than the wall-clock latency.
       cpu.push((used.user + used.system) / 1000);
       reached.push(result.impacted.length);
     }
+    const serviceCpu = ((sampleCpu([service]).get("configuration service") as number) - serviceCpuBefore) / runs;
     for (const values of [latencies, cpu, reached]) values.sort((a, b) => a - b);
     console.log(
-      `AnalyzeImpact (${label}) on ${ciCount} CIs / ${relationshipCount} relationships, ${runs} random roots: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))} (CPU in this process p50 ${ms(percentile(cpu, 50))}, p99 ${ms(percentile(cpu, 99))}); impacted CIs per call p50 ${percentile(reached, 50)}, max ${reached.at(-1)}`,
+      `AnalyzeImpact (${label}) on ${ciCount} CIs / ${relationshipCount} relationships, ${runs} random roots: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))} (client CPU p50 ${ms(percentile(cpu, 50))}, p99 ${ms(percentile(cpu, 99))}; service CPU ${ms(serviceCpu * 1000)} a call on average); impacted CIs per call p50 ${percentile(reached, 50)}, max ${reached.at(-1)}`,
     );
   }
   console.log(
