@@ -2,7 +2,7 @@ import type { Logger } from "@rdm/observability";
 import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Pool } from "pg";
 import { consumerInstruments } from "./consumer-metrics.js";
-import { isTransient } from "./failures.js";
+import { untilDatabaseAnswers } from "./failures.js";
 import { ensureConsumerTables } from "./handled-events.js";
 import { createProducer } from "./kafka.js";
 import { decodableRun, type EventHandler, handleChunk, type Processing, processMessage } from "./message-processing.js";
@@ -73,23 +73,6 @@ const pauseUnless = (signal: AbortSignal) => (ms: number) =>
 
 /** Most messages committed in one transaction (see handleChunk). */
 const CHUNK_MAX = 200;
-
-/**
- * Runs `step`, again after a pause while the database cannot be reached: a service that lost
- * PostgreSQL while still starting its consumers (it serves meanwhile, NOT_SERVING) waits for it
- * instead of failing its start and exiting. Other errors are thrown.
- */
-async function untilDatabaseAnswers(step: () => Promise<void>, logger: Logger, maxDelayMs: number) {
-  for (let delay = 200; ; delay = Math.min(delay * 2, maxDelayMs)) {
-    try {
-      return await step();
-    } catch (error) {
-      if (!isTransient(error as Error)) throw error;
-      logger.error({ err: error, retry_in_ms: delay }, "database unavailable while starting the consumer; retrying");
-      await new Promise((resolve) => setTimeout(resolve, delay));
-    }
-  }
-}
 
 /**
  * A batch handled in order, in chunks of one transaction each, a message that failed in its
@@ -234,7 +217,11 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
   const maxRetryBackoffMs = options.maxRetryBackoffMs ?? 10_000;
   const logger = options.logger.child({ consumer_group: groupId });
 
-  await untilDatabaseAnswers(() => ensureConsumerTables(pool), logger, maxRetryBackoffMs);
+  await untilDatabaseAnswers(() => ensureConsumerTables(pool), {
+    logger,
+    what: "starting the consumer",
+    maxDelayMs: maxRetryBackoffMs,
+  });
   const instruments = consumerInstruments(groupId);
   const producer = createProducer(options.kafka);
   await producer.connect();

@@ -1,4 +1,5 @@
 import { isDataException } from "@rdm/eventstore";
+import type { Logger } from "@rdm/observability";
 import { MalformedCloudEvent } from "./cloudevents.js";
 
 // How the consumer tells a failure that a retry can cure from one that no retry can: the
@@ -53,4 +54,24 @@ export function isTransient(error: Error): boolean {
     if (CONNECTION_ERRNO.has(code)) return true;
   }
   return error.name === "WrongExpectedVersion" || /^Connection terminated/.test(error.message);
+}
+
+/**
+ * Runs `step`, again after a pause (200 ms, doubling up to `maxDelayMs`) while the database
+ * cannot be reached: a service that lost PostgreSQL while still starting (it serves meanwhile,
+ * NOT_SERVING) waits for it instead of failing its start and exiting. Other errors are thrown.
+ */
+export async function untilDatabaseAnswers<T>(
+  step: () => Promise<T>,
+  { logger, what, maxDelayMs = 5_000 }: { logger: Logger; what: string; maxDelayMs?: number },
+): Promise<T> {
+  for (let delay = 200; ; delay = Math.min(delay * 2, maxDelayMs)) {
+    try {
+      return await step();
+    } catch (error) {
+      if (!isTransient(error as Error)) throw error;
+      logger.error({ err: error, retry_in_ms: delay }, `database unavailable while ${what}; retrying`);
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
 }

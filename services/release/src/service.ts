@@ -81,7 +81,7 @@ export function createReleaseService(
     ],
     async workers(context): Promise<Worker[]> {
       const { store, pool, kafka, logger, topic } = context;
-      const workers: Worker[] = [await modelsOf(store, pool).listen(logger)];
+      const workers: Worker[] = [modelsOf(store, pool).listen(logger)];
       workers.push(
         startDeadlineScheduler({
           pool,

@@ -14,7 +14,7 @@ import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
 import pg from "pg";
 import { EMERGENCY_MODEL } from "../src/domain/models.js";
 import { type ReleaseServiceEvent, releaseCodec } from "../src/store/event-codec.js";
-import { createModelVersion, ReleaseModelStore } from "../src/store/model-store.js";
+import { createModelVersion, MODEL_VERSIONS_CHANNEL, ReleaseModelStore } from "../src/store/model-store.js";
 import { ReleaseKeys } from "../src/store/release-keys.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
 import { releaseCommand } from "../src/store/releases.js";
@@ -136,8 +136,9 @@ test("the migration types release streams appended without a type as release", a
 test("a model version created by another instance reaches a listening cache at commit", async () => {
   const { pool, store, handler } = await database();
   const models = new ReleaseModelStore(store, pool);
-  const listener = await models.listen(createLogger("release-test", "error"));
+  const listener = models.listen(createLogger("release-test", "error"));
   try {
+    await waitFor(() => models.caching, { description: "the cache listening" });
     expect(await models.get("hotfix")).toBeUndefined();
     expect(await models.get("hotfix")).toBeUndefined(); // kept: the absence is cached too
     // Another instance: its own store object, no call to this cache's invalidate.
@@ -148,6 +149,34 @@ test("a model version created by another instance reaches a listening cache at c
     await createModel(handler, hotfix());
     await waitFor(async () => (await models.get("hotfix"))?.version === 2, { description: "version 2 seen" });
     expect((await models.get("hotfix", 1))?.version).toBe(1);
+  } finally {
+    await listener.stop();
+  }
+});
+
+test("a cache whose listening connection is cut listens again on another and sees later versions", async () => {
+  const { pool, store, handler } = await database();
+  const models = new ReleaseModelStore(store, pool);
+  const listener = models.listen(createLogger("release-test", "fatal"));
+  const listening = async () =>
+    (
+      await pool.query<{ pid: number }>(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND query = $1",
+        [`LISTEN ${MODEL_VERSIONS_CHANNEL}`],
+      )
+    ).rows.map((r) => r.pid);
+  try {
+    await waitFor(() => models.caching, { description: "the cache listening" });
+    const [first] = await listening();
+    await pool.query("SELECT pg_terminate_backend($1)", [first]);
+    await waitFor(async () => models.caching && (await listening()).some((pid) => pid !== first), {
+      description: "the cache listening again on another connection",
+    });
+    expect(await models.get("hotfix")).toBeUndefined();
+    await createModel(handler, hotfix());
+    await waitFor(async () => (await models.get("hotfix"))?.version === 1, {
+      description: "the new listener's notification dropping hotfix",
+    });
   } finally {
     await listener.stop();
   }

@@ -1,5 +1,5 @@
 import type { CommandHandler } from "@rdm/command-handler";
-import { EVENT_SOURCES, eventsTopic, startConsumer } from "@rdm/messaging";
+import { EVENT_SOURCES, eventsTopic, startConsumer, untilDatabaseAnswers } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import type { Worker } from "@rdm/runtime";
 import type { Kafka } from "kafkajs";
@@ -41,11 +41,15 @@ export interface NotifierOptions {
  */
 export async function startNotifier(options: NotifierOptions): Promise<Worker[]> {
   const { pool, kafka, logger, topic, handler, clock, config } = options;
-  await ensureDefaultSubscription(
-    handler,
-    pool,
-    { url: config.RELEASE_WEBHOOK_URL, secret: config.RELEASE_WEBHOOK_SECRET },
-    logger,
+  await untilDatabaseAnswers(
+    () =>
+      ensureDefaultSubscription(
+        handler,
+        pool,
+        { url: config.RELEASE_WEBHOOK_URL, secret: config.RELEASE_WEBHOOK_SECRET },
+        logger,
+      ),
+    { logger, what: "configuring the default subscription" },
   );
   const workers: Worker[] = [
     startTaskDeadlineScheduler({

@@ -84,29 +84,68 @@ export class ReleaseModelStore {
     return versions;
   }
 
+  /** Whether versions are kept in memory now (a connection LISTENs). */
+  get caching(): boolean {
+    return this.listening;
+  }
+
   invalidate(name?: string): void {
     this.generation++;
     if (name === undefined) this.cache.clear();
     else this.cache.delete(name);
   }
 
-  /** Keeps versions in memory while one of the pool's connections LISTENs; stopped on shutdown. */
-  async listen(logger: Logger): Promise<Worker> {
-    const client = await this.pool.connect();
-    client.on("notification", (message) => this.invalidate(message.payload));
-    client.on("error", (error) => {
-      // Without notifications the cache could go stale: read every time from now on.
+  /**
+   * Keeps versions in memory while one of the pool's connections LISTENs; stopped on shutdown.
+   * Listening starts in the background: while the database cannot be reached (at start, or after
+   * the connection broke) models are read every time and the listener tries again, 200 ms after
+   * the first failure, doubling up to 5 s.
+   */
+  listen(logger: Logger): Worker {
+    let stopped = false;
+    let client: pg.PoolClient | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    const lost = (from: pg.PoolClient | undefined, error: Error, delay: number) => {
+      if (from !== client) return; // a connection already given up
+      // Without notifications the cache could go stale: read every time until listening again.
       this.listening = false;
       this.invalidate();
-      logger.error({ err: error }, "release model cache: notifications lost, models are read every time");
-    });
-    await client.query(`LISTEN ${MODEL_VERSIONS_CHANNEL}`);
-    this.listening = true;
+      client?.release(true);
+      client = undefined;
+      if (stopped) return;
+      logger.error(
+        { err: error, retry_in_ms: delay },
+        "release model cache: not listening, models are read every time",
+      );
+      retry = setTimeout(() => void connect(Math.min(delay * 2, 5_000)), delay);
+    };
+    const connect = async (delay: number) => {
+      let connected: pg.PoolClient | undefined;
+      try {
+        connected = await this.pool.connect();
+        if (stopped) return connected.release(true);
+        client = connected;
+        connected.on("notification", (message) => this.invalidate(message.payload));
+        const listener = connected;
+        listener.on("error", (error) => lost(listener, error, 200));
+        await connected.query(`LISTEN ${MODEL_VERSIONS_CHANNEL}`);
+        // Whatever was cached before this connection listened may have missed a notification.
+        this.invalidate();
+        this.listening = !stopped;
+      } catch (error) {
+        // Unless its "error" event already gave this connection up.
+        if (connected === client) lost(client, error as Error, delay);
+      }
+    };
+    void connect(200);
     return {
       stop: async () => {
+        stopped = true;
+        clearTimeout(retry);
         this.listening = false;
         this.invalidate();
-        client.release(true);
+        client?.release(true);
+        client = undefined;
       },
     };
   }
