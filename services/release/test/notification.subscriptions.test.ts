@@ -29,6 +29,8 @@ let receiver: Receiver;
 let producer: Producer;
 let manager: ReleaseClient;
 let notifications: NotificationClient;
+/** The catch-all subscription, created first. */
+let allId: string;
 const secrets = { a: "secret-of-a-0123456789", b: "secret-of-b-0123456789", all: "secret-of-all-0123456789" };
 
 async function notificationClient(subject: string, roles: Role[]): Promise<NotificationClient> {
@@ -108,7 +110,7 @@ beforeAll(async () => {
     createKafka({ brokers: h.brokers, clientId: uniqueId("it-notify"), logger: createLogger("test", "warn") }),
   );
   await producer.connect();
-  await subscribe("/all");
+  allId = await subscribe("/all");
 });
 
 afterAll(async () => {
@@ -295,4 +297,34 @@ test("roles, validation, unknown ids, the configured default subscription, and n
   expect((await failure(manager.listNotificationDeliveries({ releaseId: randomUUID() }))).code).toBe(status.NOT_FOUND);
   // The default target still gets the release's own notifications, as before subscriptions.
   await waitFor(() => receiver.at("/default").length > 0, { description: "default subscription delivery" });
+});
+
+test("deliveries page newest first by token: none twice, none left out; a forged token is refused", async () => {
+  const before = (await notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageSize: 500 })).deliveries;
+  expect(before.length).toBeGreaterThan(4);
+  const paged: typeof before = [];
+  let pageToken = "";
+  do {
+    const page = await notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageSize: 2, pageToken });
+    expect(page.deliveries.length).toBeLessThanOrEqual(2);
+    paged.push(...page.deliveries);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  const ids = paged.map((d) => d.deliveryId);
+  expect(new Set(ids).size).toBe(ids.length);
+  // Deliveries recorded meanwhile may add to the first pages; every earlier one is there.
+  expect(ids).toEqual(expect.arrayContaining(before.map((d) => d.deliveryId)));
+  const key = (d: (typeof paged)[number]) =>
+    [Number(d.occurredAt?.seconds) * 1e3 + (d.occurredAt?.nanos ?? 0) / 1e6, d.deliveryId] as const;
+  for (let i = 1; i < paged.length; i++) {
+    const [[t1, id1], [t2, id2]] = [
+      key(paged[i - 1] as (typeof paged)[number]),
+      key(paged[i] as (typeof paged)[number]),
+    ];
+    expect(t1 > t2 || (t1 === t2 && id1 > id2)).toBe(true);
+  }
+  const forged = Buffer.from(JSON.stringify(["yesterday", "x"])).toString("base64url");
+  expect(
+    (await failure(notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageToken: forged }))).code,
+  ).toBe(status.INVALID_ARGUMENT);
 });

@@ -8,11 +8,13 @@ import * as api from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb
 import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { encodePageToken } from "@rdm/runtime";
 import type pg from "pg";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
 import { sendToTarget } from "../jobs/subscription-delivery.js";
 import { eventJson, notificationPayload } from "../notifier/payload.js";
 import { listSubscriptions, secretFingerprint, subscriptionCommand, withoutSecrets } from "../store/subscriptions.js";
+import { decodeCursor } from "./release-rpc.js";
 
 export interface NotificationApiDeps {
   pool: pg.Pool;
@@ -145,14 +147,22 @@ function subscriptionQueryHandlers(deps: NotificationApiDeps) {
       return create(api.ListSubscriptionsResponseSchema, { subscriptions });
     },
     async listSubscriptionDeliveries(request) {
+      const after = request.pageToken ? decodeCursor(request.pageToken) : undefined;
       await getOne(request.subscriptionId);
+      const pageSize = request.pageSize || 100;
       const { rows } = await pool.query(
         `SELECT delivery_id, event_id, event_type, status, attempts, last_error, occurred_at, delivered_at
-           FROM subscription_deliveries WHERE subscription_id = $1 ORDER BY occurred_at DESC, delivery_id LIMIT $2`,
-        [request.subscriptionId, request.pageSize || 100],
+           FROM subscription_deliveries
+          WHERE subscription_id = $1 AND ($3::timestamptz IS NULL OR (occurred_at, delivery_id) < ($3, $4::uuid))
+          ORDER BY occurred_at DESC, delivery_id DESC LIMIT $2`,
+        [request.subscriptionId, pageSize + 1, after?.[0] ?? null, after?.[1] ?? null],
       );
+      const page = rows.slice(0, pageSize);
+      const last = page.at(-1);
       return create(api.ListSubscriptionDeliveriesResponseSchema, {
-        deliveries: rows.map((r) => ({
+        nextPageToken:
+          rows.length > pageSize && last ? encodePageToken(last.occurred_at.toISOString(), last.delivery_id) : "",
+        deliveries: page.map((r) => ({
           deliveryId: r.delivery_id,
           eventId: r.event_id,
           eventType: r.event_type,

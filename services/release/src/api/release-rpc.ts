@@ -38,7 +38,7 @@ export async function loadChangeStates(
   return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
 }
 
-/** ListReleases' page token over (registered_at, release_id); a forged one is INVALID_ARGUMENT. */
+/** A page token over (a timestamp, a uuid), e.g. ListReleases' (registered_at, release_id); a forged one is INVALID_ARGUMENT. */
 export function decodeCursor(token: string): [string, string] {
   const cursor = decodePageToken(token, isIsoTimestamp, isUuid);
   if (cursor) return cursor;
