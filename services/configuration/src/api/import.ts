@@ -6,6 +6,7 @@ import {
   createRequestValidator,
   GrpcStatus,
   InvalidArgument,
+  type RequestValidator,
   RpcError,
   requestFingerprint,
   toStatus,
@@ -44,9 +45,10 @@ class BatchConflict extends Error {
 
 /** ImportConfiguration: messages of CI registrations and relationships, each message one batch. */
 export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHandlers, "importConfiguration"> {
-  const violations = createRequestValidator();
+  let validator: Promise<RequestValidator> | undefined;
   return {
     async importConfiguration(requests, ctx) {
+      const violations = await (validator ??= createRequestValidator());
       const results: ImportItemResult[] = [];
       for await (const request of requests) {
         if (results.length + request.items.length > MAX_ITEMS_PER_CALL) {
@@ -69,7 +71,7 @@ async function importMessage(
   deps: ConfigurationApiDeps,
   ctx: CallContext,
   items: ImportItem[],
-  violations: ReturnType<typeof createRequestValidator>,
+  violations: RequestValidator,
 ): Promise<ImportItemResult[]> {
   const results: (ImportItemResult | Error)[] = new Array(items.length);
   const entries: ImportEntry[] = [];
