@@ -5,7 +5,10 @@ import type { Interceptor } from "../interceptor.js";
 import { requestInputViolations } from "../request-input-rules.js";
 
 /** What a request validator says of one message: every violation; none: valid. */
-export type RequestValidator = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>) => FieldViolation[];
+export type RequestValidator = <Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+) => FieldViolation[];
 
 /**
  * Every violation of a message's request input rules (request-input-rules.ts), then, when there
@@ -36,7 +39,8 @@ export async function createRequestValidator(): Promise<RequestValidator> {
 export function validateRequests(): Interceptor {
   let violations: Promise<RequestValidator> | undefined;
   return (next) => async (request, ctx) => {
-    const check = await (violations ??= createRequestValidator());
+    violations ??= createRequestValidator();
+    const check = await violations;
     const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
       const found = check(schema, message);
       if (found.length > 0) throw new InvalidArgument(found);

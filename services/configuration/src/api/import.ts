@@ -48,7 +48,8 @@ export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHa
   let validator: Promise<RequestValidator> | undefined;
   return {
     async importConfiguration(requests, ctx) {
-      const violations = await (validator ??= createRequestValidator());
+      validator ??= createRequestValidator();
+      const violations = await validator;
       const results: ImportItemResult[] = [];
       for await (const request of requests) {
         if (results.length + request.items.length > MAX_ITEMS_PER_CALL) {
