@@ -8,7 +8,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@rdm/embedded";
 
-const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
+const ownCheckout = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const SERVICES = ["release", "change", "configuration", "deployment"] as const;
 
 export interface DevStack {
@@ -23,8 +23,11 @@ export interface DevStack {
   stop(): Promise<void>;
 }
 
-/** Starts `./rdm up`'s supervisor with `executors` reference executors; resolves once it says it is up. */
-export async function startDevStack(executors: number): Promise<DevStack> {
+/**
+ * Starts `./rdm up`'s supervisor with `executors` reference executors; resolves once it says it is
+ * up. `checkout`: the built tree whose supervisor runs (this one by default).
+ */
+export async function startDevStack(executors: number, checkout = ownCheckout): Promise<DevStack> {
   const dataDir = mkdtempSync(path.join(tmpdir(), "rdm-fleet-"));
   const ports: Record<string, number> = {};
   for (const name of [...SERVICES, "gateway"]) ports[name] = await freePort();
@@ -36,7 +39,7 @@ export async function startDevStack(executors: number): Promise<DevStack> {
   };
   for (const name of SERVICES) env[`${name.toUpperCase()}_GRPC_PORT`] = String(ports[name]);
   for (const name of [...SERVICES, "gateway"]) env[`${name.toUpperCase()}_METRICS_PORT`] = String(await freePort());
-  const child = spawn(process.execPath, [path.join(root, "packages/dev-stack/dist/main.js")], {
+  const child = spawn(process.execPath, [path.join(checkout, "packages/dev-stack/dist/main.js")], {
     env: { ...process.env, ...env, LOG_LEVEL: "warn" },
     stdio: ["ignore", "pipe", "pipe"],
   });

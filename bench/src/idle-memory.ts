@@ -1,107 +1,106 @@
-// Idle memory of each process as `./rdm up` runs them: embedded PostgreSQL, the mock Kafka
-// cluster, the four gRPC services and the gateway, each its own Node process with the flags the
-// dev stack gives it. Waits until every one serves, lets them idle, prints each one's RSS.
-//   node bench/dist/idle-memory.js   (IDLE_SECONDS=30; NODE_FLAGS as ./rdm up: "--enable-source-maps --max-semi-space-size=4")
-import { type ChildProcess, spawn } from "node:child_process";
-import { randomBytes } from "node:crypto";
-import { mkdtempSync, readFileSync } from "node:fs";
-import { connect } from "node:net";
-import { tmpdir } from "node:os";
+// Idle memory of `./rdm up` as it runs: its supervisor (packages/dev-stack) on a data folder and
+// ports of its own, which starts embedded PostgreSQL and the mock Kafka cluster (each behind a
+// Node launcher), the four gRPC services, the gateway and the reference executor, each with the
+// IPC channel and node flags it gives them. Once it is up and has idled, prints the RSS of every
+// process below it, read from /proc.
+//   node bench/dist/idle-memory.js [checkout]   (IDLE_SECONDS=30; checkout: another built tree to measure)
+import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { ensureDatabase, freePort, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
+import { loadAverage, startDevStack } from "./fleet-stack.js";
 
-const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const idleMs = Number(process.env.IDLE_SECONDS ?? 30) * 1000;
-const nodeFlags = (process.env.NODE_FLAGS ?? "--enable-source-maps --max-semi-space-size=4").split(" ").filter(Boolean);
-const names = ["release", "change", "configuration", "deployment", "gateway"] as const;
 
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1]) / 1024;
-
-function serving(name: string, port: number): Promise<boolean> {
-  if (name === "gateway")
-    return fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (r) => r.ok,
-      () => false,
-    );
-  return new Promise((resolve) => {
-    const socket = connect(port, "127.0.0.1", () => {
-      socket.end();
-      resolve(true);
-    });
-    socket.once("error", () => resolve(false));
-  });
+interface Proc {
+  pid: number;
+  ppid: number;
+  rssKb: number;
+  /** The program's name (a process may rewrite its argv, as PostgreSQL's do). */
+  comm: string;
+  argv: string[];
 }
 
-async function main() {
-  const postgres = await startEmbeddedPostgresProcess({
-    dataDir: path.join(mkdtempSync(path.join(tmpdir(), "rdm-idle-")), "postgres"),
-    port: await freePort(),
-  });
-  const kafka = await startMockKafka({
-    topics: ["release", "change", "configuration", "deployment"].map((s) => ({
-      name: `rdm.${s}.events.v1`,
-      partitions: 4,
-    })),
-  });
-  const children: { name: string; port: number; child: ChildProcess }[] = [];
+function readProc(pid: number): Proc | undefined {
   try {
-    const secret = randomBytes(32).toString("hex");
-    const ports = new Map<string, number>();
-    for (const name of names) ports.set(name, await freePort());
-    for (const name of names) {
-      const port = ports.get(name) as number;
-      const child = spawn(process.execPath, [...nodeFlags, path.join(root, "services", name, "dist/main.js")], {
-        env: {
-          ...process.env,
-          DATABASE_URL: await ensureDatabase(postgres.adminUrl, `rdm_${name}`),
-          KAFKA_BROKERS: kafka.bootstrapServers.join(","),
-          AUTH_JWT_SECRET: secret,
-          ...(name === "gateway" ? { HTTP_PORT: String(port) } : { GRPC_PORT: String(port) }),
-          METRICS_PORT: String(await freePort()),
-          RELEASE_GRPC_URL: `127.0.0.1:${ports.get("release")}`,
-          LOG_LEVEL: "warn",
-        },
-        stdio: ["ignore", "ignore", "inherit"],
-      });
-      children.push({ name, port, child });
-    }
-    const started = Date.now();
-    for (const { name, port, child } of children) {
-      while (!(await serving(name, port))) {
-        if (child.exitCode !== null) throw new Error(`${name} exited with ${child.exitCode}`);
-        if (Date.now() - started > 600_000) throw new Error(`${name} not serving after 10 minutes`);
-        await new Promise((resolve) => setTimeout(resolve, 500));
-      }
-    }
-    console.log(`all serving after ${Math.round((Date.now() - started) / 1000)} s; idle for ${idleMs / 1000} s`);
-    console.log(`node flags: ${nodeFlags.join(" ") || "(none)"}`);
-    await new Promise((resolve) => setTimeout(resolve, idleMs));
-    let total = 0;
-    for (const { name, child } of children) {
-      const rss = rssMb(child.pid as number);
-      total += rss;
-      console.log(`${name.padEnd(14)} ${rss.toFixed(0)} MB`);
-    }
-    console.log(`${"total".padEnd(14)} ${total.toFixed(0)} MB`);
-  } finally {
-    await Promise.all(
-      children.map(
-        ({ child }) =>
-          new Promise<void>((resolve) => {
-            if (child.exitCode !== null) return resolve();
-            child.once("exit", () => resolve());
-            child.kill("SIGTERM");
-            setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
-          }),
-      ),
-    );
-    await kafka.stop();
-    await postgres.stop();
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
+    return {
+      pid,
+      // Field 4, after the command name (which may hold spaces).
+      ppid: Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]),
+      rssKb: Number(rss ?? 0),
+      comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
+      argv: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean),
+    };
+  } catch {
+    return undefined; // ended meanwhile
   }
 }
 
-main().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});
+/** The supervisor and every process below it. */
+function stackProcesses(supervisorPid: number): Proc[] {
+  const all = readdirSync("/proc")
+    .filter((entry) => /^\d+$/.test(entry))
+    .map((entry) => readProc(Number(entry)))
+    .filter((p): p is Proc => p !== undefined);
+  const below = (pid: number): Proc[] =>
+    all.filter((p) => p.ppid === pid).flatMap((child) => [child, ...below(child.pid)]);
+  const supervisor = all.find((p) => p.pid === supervisorPid);
+  return supervisor ? [supervisor, ...below(supervisorPid)] : [];
+}
+
+/** What a Node process of the stack runs, from its script's path. */
+function labelOf(script: string, { argv }: Proc): string {
+  const service = /services\/(\w+)\/dist\/main\.js$/.exec(script)?.[1];
+  if (service) return service;
+  if (script.endsWith("executor/cli.js")) return argv[argv.indexOf("--id") + 1] ?? "executor";
+  if (script.endsWith("dev-stack/dist/main.js")) return "supervisor";
+  if (script.endsWith("postgres-process.js")) return "postgres launcher";
+  if (script.endsWith("kafka-mock-process.js")) return "kafka launcher (mock cluster)";
+  return path.basename(script);
+}
+
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`.padStart(7);
+
+function report(processes: Proc[]): void {
+  const others = new Map<string, Proc[]>();
+  let nodeTotal = 0;
+  for (const proc of processes) {
+    if (proc.argv[0] !== process.execPath) {
+      others.set(proc.comm, [...(others.get(proc.comm) ?? []), proc]);
+      continue;
+    }
+    const scriptAt = proc.argv.findIndex((arg, i) => i > 0 && !arg.startsWith("-"));
+    const flags = proc.argv.slice(1, scriptAt).join(" ") || "(no flags)";
+    nodeTotal += proc.rssKb;
+    console.log(`${labelOf(proc.argv[scriptAt] ?? "", proc).padEnd(30)} ${mb(proc.rssKb)}  ${flags}`);
+  }
+  console.log(`${"Node processes, total".padEnd(30)} ${mb(nodeTotal)}`);
+  // PostgreSQL's server and backends, and any helper process the services start.
+  for (const [program, procs] of others) {
+    const sum = procs.reduce((total, p) => total + p.rssKb, 0);
+    console.log(`${`${program} × ${procs.length}`.padEnd(30)} ${mb(sum)}  (not Node; summed, shared pages in each)`);
+  }
+}
+
+async function main() {
+  const checkout = path.resolve(process.argv[2] ?? path.join(import.meta.dirname, "../.."));
+  console.log(`checkout ${checkout}; load average before start ${loadAverage()}`);
+  const started = Date.now();
+  const stack = await startDevStack(1, checkout);
+  try {
+    console.log(`up after ${Math.round((Date.now() - started) / 1000)} s; idle for ${idleMs / 1000} s`);
+    await new Promise((resolve) => setTimeout(resolve, idleMs));
+    report(stackProcesses(stack.pid));
+    console.log(`load average ${loadAverage()}`);
+  } finally {
+    await stack.stop();
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

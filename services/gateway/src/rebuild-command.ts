@@ -2,7 +2,7 @@ import { setTimeout as delay } from "node:timers/promises";
 import { loadConfig } from "@rdm/config";
 import { createKafka, ensureConsumerTables } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { openDatabase } from "@rdm/runtime";
+import { openDatabase } from "@rdm/runtime/process";
 import type { Admin } from "kafkajs";
 import { projections } from "./projections/index.js";
 import { projectedTopics } from "./projections/projection.js";

@@ -2,7 +2,7 @@ import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
 import { createKafka, startConsumer } from "@rdm/messaging";
 import { createLogger, type Logger } from "@rdm/observability";
-import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime";
+import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime/process";
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { buildGatewayApp } from "./app.js";

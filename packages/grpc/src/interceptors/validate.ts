@@ -1,19 +1,25 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
-import { createValidator } from "@bufbuild/protovalidate";
 import { type FieldViolation, InvalidArgument } from "../errors.js";
 import type { Interceptor } from "../interceptor.js";
 import { requestInputViolations } from "../request-input-rules.js";
+
+/** What a request validator says of one message: every violation; none: valid. */
+export type RequestValidator = <Desc extends DescMessage>(
+  schema: Desc,
+  message: MessageShape<Desc>,
+) => FieldViolation[];
 
 /**
  * Every violation of a message's request input rules (request-input-rules.ts), then, when there
  * is none, of its protovalidate rules; none: valid. What validateRequests checks of each request,
  * for handlers that validate the items of a bulk request one by one.
+ *
+ * protovalidate (with its CEL runtime and RE2 engine) is loaded here, on first use, not at
+ * start: a process that only calls services (the gateway, the executor) never needs it.
  */
-export function createRequestValidator(): <Desc extends DescMessage>(
-  schema: Desc,
-  message: MessageShape<Desc>,
-) => FieldViolation[] {
+export async function createRequestValidator(): Promise<RequestValidator> {
+  const { createValidator } = await import("@bufbuild/protovalidate");
   const validator = createValidator();
   return (schema, message) => {
     const inputViolations = requestInputViolations(schema, message);
@@ -31,12 +37,14 @@ export function createRequestValidator(): <Desc extends DescMessage>(
  * listing every field, so handlers only ever see valid requests.
  */
 export function validateRequests(): Interceptor {
-  const violations = createRequestValidator();
-  const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
-    const found = violations(schema, message);
-    if (found.length > 0) throw new InvalidArgument(found);
-  };
+  let violations: Promise<RequestValidator> | undefined;
   return (next) => async (request, ctx) => {
+    violations ??= createRequestValidator();
+    const check = await violations;
+    const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
+      const found = check(schema, message);
+      if (found.length > 0) throw new InvalidArgument(found);
+    };
     const schema = ctx.method.input;
     if (request.kind === "unary") {
       validate(schema, request.message);

@@ -6,6 +6,7 @@ import {
   createRequestValidator,
   GrpcStatus,
   InvalidArgument,
+  type RequestValidator,
   RpcError,
   requestFingerprint,
   toStatus,
@@ -51,9 +52,11 @@ class BatchConflict extends Error {
 
 /** ImportConfiguration: messages of CI registrations and relationships, each message one batch. */
 export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHandlers, "importConfiguration"> {
-  const violations = createRequestValidator();
+  let validator: Promise<RequestValidator> | undefined;
   return {
     async importConfiguration(requests, ctx) {
+      validator ??= createRequestValidator();
+      const violations = await validator;
       const results: ImportItemResult[] = [];
       let appended = 0;
       for await (const request of requests) {
@@ -85,7 +88,7 @@ async function importMessage(
   deps: ConfigurationApiDeps,
   ctx: CallContext,
   items: ImportItem[],
-  violations: ReturnType<typeof createRequestValidator>,
+  violations: RequestValidator,
 ): Promise<{ results: ImportItemResult[]; appended: number }> {
   const results: (ImportItemResult | Error)[] = new Array(items.length);
   const entries: ImportEntry[] = [];

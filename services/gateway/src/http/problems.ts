@@ -1,4 +1,4 @@
-import { UUID_PATTERN } from "@rdm/runtime";
+import { UUID_PATTERN } from "@rdm/runtime/process";
 import type { FastifyReply, FastifyRequest } from "fastify";
 
 // What every route family shares: RFC 9457 problem answers, ids, and keyset filters.

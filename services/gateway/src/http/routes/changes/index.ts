@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime/process";
 import { badRequest, notFound, problemSchema, uuidSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { BOOKED, type ChangeRow, type CollisionRow, parseDate, toChange, toCollision } from "./queries.js";

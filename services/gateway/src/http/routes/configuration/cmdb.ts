@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken } from "@rdm/runtime";
+import { decodePageToken, encodePageToken } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { type CiRow, impactOf, toCi } from "./queries.js";

@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { cmdbRoutes } from "./cmdb.js";

@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema, uuidSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { arr, obj } from "../../schema-parts.js";

@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime/process";
 import type { FastifyReply } from "fastify";
 import { RELEASE_HISTORY_CHANNEL } from "../../../projections/releases/projection.js";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
