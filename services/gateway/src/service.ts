@@ -10,6 +10,7 @@ import { projections } from "./projections/index.js";
 import {
   ensureRulesVersion,
   projectedTopics,
+  projectionChunkHandler,
   projectionHandler,
   projectionRulesMigration,
 } from "./projections/projection.js";
@@ -54,6 +55,7 @@ export function startProjectionConsumer(
     groupId,
     topics: projectedTopics(projections, config.KAFKA_TOPIC_PREFIX),
     handle: projectionHandler(projections, config.KAFKA_TOPIC_PREFIX),
+    handleChunk: projectionChunkHandler(projections, config.KAFKA_TOPIC_PREFIX),
     deadLetterTopic: `${config.KAFKA_TOPIC_PREFIX}${config.GATEWAY_DLQ_TOPIC}`,
     fromBeginning: true,
     // Short fetch waits: the broker holds an empty fetch this long, and that is visibility lag.
