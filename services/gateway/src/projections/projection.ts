@@ -1,4 +1,4 @@
-import { createRegistry, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { createRegistry, type DescMessage, type Message, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
 import { type ChunkHandler, type CloudEvent, PermanentError } from "@rdm/messaging";
@@ -18,6 +18,8 @@ export interface ProjectedEvent<M extends WithMetadata = WithMetadata> {
    * update applies only `WHERE version < $version` (see versionGuard), so a replay changes nothing.
    */
   version: bigint;
+  /** The event's encoding, with its text made storable (its bytes as published unless that changed them). */
+  data: Uint8Array;
   /** When it happened (metadata), else when it was published. */
   occurredAt: Date;
   actor: string;
@@ -69,6 +71,8 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
     return {
       message,
       envelope,
+      // Text is changed only where a 0x00 byte was (see decodeStorable).
+      data: envelope.data.includes(0) ? toBinary(schema, message) : envelope.data,
       version: metadata?.streamVersion ?? 0n,
       occurredAt: metadata?.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
       actor: metadata?.actor ?? "",

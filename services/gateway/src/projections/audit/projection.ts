@@ -57,8 +57,10 @@ async function insertAudit(
   const column = <T>(value: (e: (typeof events)[number]) => T) => events.map(value);
   const meta = ({ event }: (typeof events)[number]) => event.message.metadata;
   // Stream readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [AUDIT_CHANNEL]);
-  const { rowCount } = await tx.query(
+  // The NOTIFY goes with it: it is delivered at commit, after the rows (for nothing new, a
+  // listener reads nothing).
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [AUDIT_CHANNEL]);
+  await tx.query(
     `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
        correlation_id, causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
      SELECT a.event_id, $1, a.event_type, a.subject, a.stream_version, a.occurred_at, a.actor, a.correlation_id,
@@ -87,7 +89,6 @@ async function insertAudit(
       column(({ event }) => JSON.stringify(viewsOf(source, event.message.$typeName))),
     ],
   );
-  if (rowCount) await tx.query("SELECT pg_notify($1, '')", [AUDIT_CHANNEL]);
 }
 
 /** Sources whose events name every subject themselves (completeSubjects reads nothing for them). */

@@ -1,4 +1,4 @@
-import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   evolve,
@@ -118,7 +118,8 @@ type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 async function recordHistory(tx: pg.PoolClient, applied: Applied) {
   // SSE readers resume after the last seq they saw, so seqs must commit in order even with
   // several gateway replicas projecting into one database: take them one transaction at a time.
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [RELEASE_HISTORY_CHANNEL]);
+  // The NOTIFY goes with it: it is delivered at commit, after the rows.
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
   const column = <T>(value: (a: Applied[number]) => T) => applied.map(value);
   await tx.query(
     `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
@@ -146,7 +147,20 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
       column(({ event }) => event.message.metadata?.requestId ?? ""),
     ],
   );
-  await tx.query("SELECT pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
+}
+
+/**
+ * The releases whose stored state the events need: those with an event before which the chunk
+ * does not register them (a release's stream starts with its one registration).
+ */
+function storedStatesNeeded(events: ProjectedEvent<ReleaseEvent>[]): string[] {
+  const registered = new Set<string>();
+  const needed = new Set<string>();
+  for (const { message: m } of events) {
+    if (m.$typeName === REGISTERED) registered.add(m.releaseId);
+    else if (!registered.has(m.releaseId)) needed.add(m.releaseId);
+  }
+  return [...needed];
 }
 
 /**
@@ -156,9 +170,7 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
  * each event is kept as its guarded upsert would leave it, so one upsert per release suffices.
  */
 async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient) {
-  const stored = await loadStates(tx, [
-    ...new Set(events.filter((e) => e.message.$typeName !== REGISTERED).map((e) => e.message.releaseId)),
-  ]);
+  const stored = await loadStates(tx, storedStatesNeeded(events));
   const views = new Map<string, ViewRow>();
   const applied: Applied = [];
   for (const event of events) {
@@ -199,7 +211,7 @@ async function applyReleaseEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg
       applied.map(({ event }) => event.message.releaseId),
       applied.map(({ event }) => event.version.toString()),
       applied.map(({ event }) => event.message.$typeName),
-      applied.map(({ event }) => Buffer.from(toBinary(schemaOf(event.message.$typeName), event.message))),
+      applied.map(({ event }) => Buffer.from(event.data)),
     ],
   );
   await saveReleases(tx, views);
