@@ -9,7 +9,7 @@
 import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
-import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { createGrpcClient } from "@rdm/grpc";
 import { ChangeImpact, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -20,7 +20,8 @@ import { createTestDatabase } from "@rdm/testkit";
 import pg from "pg";
 import { measureLoad, underLoad } from "./command-load.js";
 import { printCpu, type ServiceProcess, sampleCpu, startServiceProcess } from "./processes.js";
-import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
+import { ms, runBenchmark, startBenchServers } from "./support.js";
+import { gatewayVisibility, idleCpu, type Probe, type ReleaseRequest, watchReleaseTopic } from "./visibility.js";
 
 async function appendThroughput(store: EventStore, writers: number, seconds: number): Promise<number> {
   const deadline = performance.now() + seconds * 1000;
@@ -37,50 +38,6 @@ async function appendThroughput(store: EventStore, writers: number, seconds: num
     }),
   );
   return appended / seconds;
-}
-
-type ReleaseClient = GrpcClient<(typeof ReleaseService)["method"]>;
-type ReleaseRequest = () => { requestId: string; title: string; type: ReleaseType; owner: string };
-
-/**
- * Lag from the append (the RPC's response) to visibility at the gateway, one release at a time:
- * `count` releases, or fewer when `until()` says stop first.
- */
-async function gatewayVisibility(
-  label: string,
-  {
-    client,
-    gatewayUrl,
-    token,
-    request,
-  }: { client: ReleaseClient; gatewayUrl: string; token: string; request: ReleaseRequest },
-  count: number,
-  until: () => boolean = () => false,
-  timeoutMs = 30_000,
-) {
-  const lags: number[] = [];
-  while (lags.length < count && !until()) {
-    const { release: registered } = await client.registerRelease(request());
-    const t0 = performance.now();
-    for (;;) {
-      const response = await fetch(`${gatewayUrl}/v1/releases/${registered?.releaseId}`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      await response.arrayBuffer();
-      if (response.status === 200) break;
-      const elapsed = performance.now() - t0;
-      if (elapsed > timeoutMs) throw new Error("release never became visible at the gateway");
-      // Polled at a twentieth of the lag so far (overstating it by at most 5%): polling without
-      // pause costs the gateway, whose CPU is measured, as much as it projects under load.
-      await new Promise((resolve) => setTimeout(resolve, Math.min(elapsed / 20, 50)));
-    }
-    lags.push(performance.now() - t0);
-  }
-  lags.sort((a, b) => a - b);
-  console.log(
-    `append -> gateway visibility, ${label}, ${lags.length} releases: ` +
-      `p50 ${ms(percentile(lags, 50))}, p99 ${ms(percentile(lags, 99))}, max ${ms(lags.at(-1) ?? Number.NaN)}`,
-  );
 }
 
 type Bench = Awaited<ReturnType<typeof startBenchServers>>;
@@ -121,7 +78,7 @@ async function stopService(run: Run, service: ServiceProcess) {
   await service.stop();
 }
 
-async function releaseCommands(run: Run, client: ReleaseClient, request: ReleaseRequest) {
+async function releaseCommands(run: Run, client: Probe["client"], request: ReleaseRequest) {
   const register = () => client.registerRelease(request());
   await underLoad(8, 500, register); // warm-up
   await measureLoad("RegisterRelease", 8, 2000, register, run);
@@ -214,17 +171,6 @@ const profiled = (name: string) => {
   return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}/${name}`] : [];
 };
 
-/** The gateway's CPU while nothing is appended: what its fetch wait costs when idle. */
-async function idleCpu(gateway: ServiceProcess, seconds: number) {
-  const before = sampleCpu([gateway]).get("gateway service") ?? 0;
-  await new Promise((resolve) => setTimeout(resolve, seconds * 1000));
-  const spent = (sampleCpu([gateway]).get("gateway service") ?? 0) - before;
-  const wait = process.env.GATEWAY_FETCH_MAX_WAIT_MS ?? "unset";
-  console.log(
-    `gateway idle (GATEWAY_FETCH_MAX_WAIT_MS=${wait}): ${((spent / seconds) * 1000).toFixed(1)} ms CPU per second`,
-  );
-}
-
 async function main() {
   const visibilityOnly = process.argv[2] === "visibility";
   const bench = await startBenchServers();
@@ -240,7 +186,9 @@ async function main() {
     type: ReleaseType.MINOR,
     owner: "bench",
   });
-  const probe = { client, gatewayUrl: `http://127.0.0.1:${gateway.port}`, token: bench.token, request };
+  const topic = await watchReleaseTopic(bench.servers.kafkaBrokers);
+  const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
+  const probe = { client, gatewayUrl, token: bench.token, request, onTopic: topic.onTopic };
   // Before the loads: with their backlog still on the topic, the gateway would be measured catching up.
   await gatewayVisibility("one at a time", probe, 200);
   await idleCpu(gateway, 10);
@@ -272,6 +220,7 @@ async function main() {
   }
   printLoadAverage("at end");
 
+  await topic.stop();
   await stopService(run, gateway);
   await stopService(run, release);
   await bench.servers.stop();
