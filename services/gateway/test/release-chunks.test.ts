@@ -101,7 +101,7 @@ const events = [
   planned(randomUUID(), 4, "orphan"),
   releaseEvent(ReleaseLogEntryRecordedSchema, 4, {
     releaseId: a,
-    entry: { kind: LogEntryKind.RISK, text: "a risk", author: "rita" },
+    entry: { kind: LogEntryKind.RISK, text: "a risk", recordedBy: "rita" },
   }),
   planned(b, 3, "b's last title"),
 ];
