@@ -2,12 +2,14 @@
 // RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). The services and the gateway run as their own
 // processes (as `./rdm up` runs them); this process only generates load. Prints figures and each
 // process's CPU seconds per 1,000 calls; asserts nothing.
-//   pnpm build && node bench/dist/platform.js
-// BENCH_CPU_PROF=<dir> runs the release service with --cpu-prof, its profile written there.
+//   pnpm build && node bench/dist/platform.js [visibility]
+// `visibility` runs only the bare appends and the append -> gateway visibility (1-2 minutes).
+// BENCH_CPU_PROF=<dir> runs the release service and the gateway with --cpu-prof, their profiles
+// written under it (release/, gateway/: one profile per thread).
 import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
-import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { createGrpcClient } from "@rdm/grpc";
 import { ChangeImpact, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -18,7 +20,8 @@ import { createTestDatabase } from "@rdm/testkit";
 import pg from "pg";
 import { measureLoad, underLoad } from "./command-load.js";
 import { printCpu, type ServiceProcess, sampleCpu, startServiceProcess } from "./processes.js";
-import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
+import { ms, runBenchmark, startBenchServers } from "./support.js";
+import { gatewayVisibility, idleCpu, type Probe, type ReleaseRequest, watchReleaseTopic } from "./visibility.js";
 
 async function appendThroughput(store: EventStore, writers: number, seconds: number): Promise<number> {
   const deadline = performance.now() + seconds * 1000;
@@ -35,46 +38,6 @@ async function appendThroughput(store: EventStore, writers: number, seconds: num
     }),
   );
   return appended / seconds;
-}
-
-type ReleaseClient = GrpcClient<(typeof ReleaseService)["method"]>;
-type ReleaseRequest = () => { requestId: string; title: string; type: ReleaseType; owner: string };
-
-/**
- * Lag from the append (the RPC's response) to visibility at the gateway, one release at a time:
- * `count` releases, or fewer when `until()` says stop first.
- */
-async function gatewayVisibility(
-  label: string,
-  {
-    client,
-    gatewayUrl,
-    token,
-    request,
-  }: { client: ReleaseClient; gatewayUrl: string; token: string; request: ReleaseRequest },
-  count: number,
-  until: () => boolean = () => false,
-  timeoutMs = 30_000,
-) {
-  const lags: number[] = [];
-  while (lags.length < count && !until()) {
-    const { release: registered } = await client.registerRelease(request());
-    const t0 = performance.now();
-    for (;;) {
-      const response = await fetch(`${gatewayUrl}/v1/releases/${registered?.releaseId}`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
-      await response.arrayBuffer();
-      if (response.status === 200) break;
-      if (performance.now() - t0 > timeoutMs) throw new Error("release never became visible at the gateway");
-    }
-    lags.push(performance.now() - t0);
-  }
-  lags.sort((a, b) => a - b);
-  console.log(
-    `append -> gateway visibility, ${label}, ${lags.length} releases: ` +
-      `p50 ${ms(percentile(lags, 50))}, p99 ${ms(percentile(lags, 99))}, max ${ms(lags.at(-1) ?? Number.NaN)}`,
-  );
 }
 
 type Bench = Awaited<ReturnType<typeof startBenchServers>>;
@@ -115,7 +78,7 @@ async function stopService(run: Run, service: ServiceProcess) {
   await service.stop();
 }
 
-async function releaseCommands(run: Run, client: ReleaseClient, request: ReleaseRequest) {
+async function releaseCommands(run: Run, client: Probe["client"], request: ReleaseRequest) {
   const register = () => client.registerRelease(request());
   await underLoad(8, 500, register); // warm-up
   await measureLoad("RegisterRelease", 8, 2000, register, run);
@@ -203,14 +166,19 @@ const printLoadAverage = (when: string) =>
       .join(" ")}`,
   );
 
+const profiled = (name: string) => {
+  const dir = process.env.BENCH_CPU_PROF;
+  return dir ? ["--cpu-prof", `--cpu-prof-dir=${dir}/${name}`] : [];
+};
+
 async function main() {
+  const visibilityOnly = process.argv[2] === "visibility";
   const bench = await startBenchServers();
   printLoadAverage("at start");
   const run: Run = { bench, bareAppends: await bareAppendsOf(), services: [] };
 
-  const profile = process.env.BENCH_CPU_PROF;
-  const release = await startService(run, "release", profile ? ["--cpu-prof", `--cpu-prof-dir=${profile}`] : []);
-  const gateway = await startService(run, "gateway");
+  const release = await startService(run, "release", profiled("release"));
+  const gateway = await startService(run, "gateway", profiled("gateway"));
   const client = createGrpcClient(ReleaseService, `127.0.0.1:${release.port}`, { token: bench.token });
   const request = () => ({
     requestId: randomUUID(),
@@ -218,12 +186,16 @@ async function main() {
     type: ReleaseType.MINOR,
     owner: "bench",
   });
-  const probe = { client, gatewayUrl: `http://127.0.0.1:${gateway.port}`, token: bench.token, request };
+  const topic = await watchReleaseTopic(bench.servers.kafkaBrokers);
+  const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
+  const probe = { client, gatewayUrl, token: bench.token, request, onTopic: topic.onTopic };
   // Before the loads: with their backlog still on the topic, the gateway would be measured catching up.
   await gatewayVisibility("one at a time", probe, 200);
+  await idleCpu(gateway, 10);
   // Then while 32 RegisterRelease calls are in flight, probing until the load ends: a gateway
   // that falls behind the load shows here as a growing lag.
   let loaded = true;
+  const beforeLoad = sampleCpu(run.services);
   const load = measureLoad(
     "RegisterRelease (beside probes)",
     CONCURRENCY,
@@ -235,11 +207,20 @@ async function main() {
   });
   await gatewayVisibility(`under ${CONCURRENCY} in flight`, probe, 1000, () => !loaded, 300_000);
   await load;
-  await releaseCommands(run, client, request);
-  await changeCommands(run);
-  await configurationCommands(run);
-  printLoadAverage("after the commands");
+  // A gateway behind the load spends part of its work for the load after it: the CPU until one
+  // release registered after the load is visible is what projecting the load cost.
+  const ended = performance.now();
+  await gatewayVisibility("after the load", probe, 1, () => false, 300_000);
+  console.log(`  gateway caught up ${ms(performance.now() - ended)} after the load; until then:`);
+  printCpu(beforeLoad, sampleCpu(run.services), TOTAL);
+  if (!visibilityOnly) {
+    await releaseCommands(run, client, request);
+    await changeCommands(run);
+    await configurationCommands(run);
+  }
+  printLoadAverage("at end");
 
+  await topic.stop();
   await stopService(run, gateway);
   await stopService(run, release);
   await bench.servers.stop();

@@ -5,10 +5,17 @@ import { consumerInstruments } from "./consumer-metrics.js";
 import { untilDatabaseAnswers } from "./failures.js";
 import { ensureConsumerTables } from "./handled-events.js";
 import { createProducer } from "./kafka.js";
-import { decodableRun, type EventHandler, handleChunk, type Processing, processMessage } from "./message-processing.js";
+import {
+  type ChunkHandler,
+  decodableRun,
+  type EventHandler,
+  handleChunk,
+  type Processing,
+  processMessage,
+} from "./message-processing.js";
 
 export { PermanentError } from "./failures.js";
-export type { EventHandler, MessageInfo } from "./message-processing.js";
+export type { ChunkHandler, EventHandler, MessageInfo } from "./message-processing.js";
 
 export interface ConsumerOptions {
   kafka: Kafka;
@@ -17,6 +24,13 @@ export interface ConsumerOptions {
   groupId: string;
   topics: string[];
   handle: EventHandler;
+  /**
+   * Applies the several events of one partition a fetch brought at once (one statement per
+   * table instead of per event); `handle` still takes a lone message, and each message of a
+   * chunk whose handler failed, to learn which one failed. Its effect must equal `handle`'s
+   * applied to each event in order. Without it, a chunk calls `handle` per event.
+   */
+  handleChunk?: ChunkHandler;
   deadLetterTopic: string;
   /** Attempts before a transiently failing message is dead-lettered. Default 5. */
   maxAttempts?: number;
@@ -232,6 +246,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     pool,
     groupId,
     handle: options.handle,
+    handleChunk: options.handleChunk,
     deadLetterTopic,
     maxAttempts: options.maxAttempts ?? 5,
     producer,

@@ -52,6 +52,34 @@ export async function markHandled(
   return result.rowCount === 1;
 }
 
+/**
+ * markHandled for several events in one statement, in their order: for each, whether it is the
+ * first (false for an id already marked by this group, and for a repeat of an id earlier in the list).
+ */
+export async function markAllHandled(
+  tx: PoolClient,
+  consumerGroup: string,
+  markers: readonly { eventId: string; topic: string; partition: number; offset: string }[],
+): Promise<boolean[]> {
+  const { rows } = await tx.query<{ event_id: string }>(
+    `INSERT INTO ${HANDLED_EVENTS_TABLE} (consumer_group, event_id, topic, "partition", "offset")
+     SELECT $1, m.event_id, m.topic, m.part, m.off
+       FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) WITH ORDINALITY AS m(event_id, topic, part, off, n)
+      ORDER BY m.n
+     ON CONFLICT (consumer_group, event_id) DO NOTHING RETURNING event_id`,
+    [
+      consumerGroup,
+      markers.map((m) => m.eventId),
+      markers.map((m) => m.topic),
+      markers.map((m) => m.partition),
+      markers.map((m) => m.offset),
+    ],
+  );
+  const inserted = new Set(rows.map((r) => r.event_id));
+  // A repeated id was inserted once, for its first occurrence: delete answers true only then.
+  return markers.map((m) => inserted.delete(m.eventId));
+}
+
 /** Rolls back; returns the error to release the connection with if it cannot be trusted any more. */
 export async function rollback(client: PoolClient, cause: Error): Promise<Error | undefined> {
   try {

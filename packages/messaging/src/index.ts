@@ -1,5 +1,6 @@
 export * from "./cloudevents.js";
 export {
+  type ChunkHandler,
   type ConsumerOptions,
   type EventHandler,
   type MessageInfo,

@@ -1,12 +1,12 @@
-import { type Attributes, type Span, SpanStatusCode } from "@opentelemetry/api";
-import { inSpan, type Logger, SpanKind, withTraceparent } from "@rdm/observability";
+import { type Attributes, context, propagation, type Span, SpanStatusCode } from "@opentelemetry/api";
+import { inSpan, type Logger, SpanKind, tracer, withTraceparent } from "@rdm/observability";
 import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
 import type { Pool, PoolClient } from "pg";
 import { type CloudEvent, fromKafkaMessage, MalformedCloudEvent } from "./cloudevents.js";
 import type { ConsumerInstruments } from "./consumer-metrics.js";
 import { type DeadLetterReason, deadLetterMessage } from "./dead-letter.js";
 import { DatabaseUnavailable, isPermanent, isTransient } from "./failures.js";
-import { markHandled, rollback } from "./handled-events.js";
+import { markAllHandled, markHandled, rollback } from "./handled-events.js";
 
 // One message from the partition to its outcome: decoded, handled exactly once in a
 // transaction with its handled-marker, retried while a retry can help, else dead-lettered.
@@ -21,6 +21,12 @@ export interface MessageInfo {
 /** Applies one event's effect using `tx`, the transaction that also records it as handled. */
 export type EventHandler = (event: CloudEvent, tx: PoolClient, info: MessageInfo) => Promise<void>;
 
+/**
+ * Applies several events of one partition, in their order, using `tx`, the transaction that also
+ * records them as handled: the events of a chunk not handled before (see handleChunk).
+ */
+export type ChunkHandler = (events: { event: CloudEvent; info: MessageInfo }[], tx: PoolClient) => Promise<void>;
+
 export type Outcome = "handled" | "duplicate" | "dead_lettered" | "abandoned";
 
 /** What processing needs from the running consumer. */
@@ -28,6 +34,7 @@ export interface Processing {
   pool: Pool;
   groupId: string;
   handle: EventHandler;
+  handleChunk?: ChunkHandler | undefined;
   deadLetterTopic: string;
   maxAttempts: number;
   producer: Producer;
@@ -151,23 +158,29 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, 
   }
 }
 
+const spanAttributes = (p: Processing, info: MessageInfo): Attributes => ({
+  "messaging.system": "kafka",
+  "messaging.operation.type": "process",
+  "messaging.destination.name": info.topic,
+  "messaging.destination.partition.id": String(info.partition),
+  "messaging.kafka.offset": Number(info.offset),
+  "messaging.consumer.group.name": p.groupId,
+});
+
 /** Runs `work` in the message's own consumer span, continuing the producer's trace. */
 function inMessageSpan<T>(p: Processing, message: KafkaMessage, info: MessageInfo, work: (span: Span) => Promise<T>) {
-  const attributes: Attributes = {
-    "messaging.system": "kafka",
-    "messaging.operation.type": "process",
-    "messaging.destination.name": info.topic,
-    "messaging.destination.partition.id": String(info.partition),
-    "messaging.kafka.offset": Number(info.offset),
-    "messaging.consumer.group.name": p.groupId,
-  };
+  const attributes = spanAttributes(p, info) as Record<string, string | number>;
   return withTraceparent(firstHeader(message.headers, "traceparent"), () =>
-    inSpan(
-      `process ${info.topic}`,
-      { kind: SpanKind.CONSUMER, attributes: attributes as Record<string, string | number> },
-      work,
-    ),
+    inSpan(`process ${info.topic}`, { kind: SpanKind.CONSUMER, attributes }, work),
   );
+}
+
+/** The message's consumer span, continuing the producer's trace, started but not made active. */
+function startMessageSpan(p: Processing, { message, info, event }: Decoded): Span {
+  const traceparent = firstHeader(message.headers, "traceparent");
+  const parent = traceparent ? propagation.extract(context.active(), { traceparent }) : context.active();
+  const attributes = { ...spanAttributes(p, info), ...eventAttributes(event) };
+  return tracer().startSpan(`process ${info.topic}`, { kind: SpanKind.CONSUMER, attributes }, parent);
 }
 
 const eventAttributes = (event: CloudEvent) => ({
@@ -226,7 +239,51 @@ export function decodableRun(messages: KafkaMessage[], at: Omit<MessageInfo, "of
 export type ChunkResult = { committed: number } | { committed: 0; failedAt: number; error?: Error };
 
 /**
- * Several messages of one partition in one transaction, one commit for all: each message's
+ * The chunk at once: its markers in one statement, then the chunk handler with the events not
+ * handled before, each message in its own span for the duration. False (nothing committed) when
+ * anything failed: the caller goes through the chunk message by message to learn which one.
+ */
+async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: Decoded[]): Promise<boolean> {
+  let tx: PoolClient;
+  try {
+    tx = await p.pool.connect();
+  } catch {
+    return false;
+  }
+  const spans = chunk.map((decoded) => startMessageSpan(p, decoded));
+  let broken: Error | undefined;
+  let outcomes: Outcome[];
+  try {
+    await tx.query("BEGIN");
+    const first = await markAllHandled(
+      tx,
+      p.groupId,
+      chunk.map(({ info, event }) => ({ eventId: event.id, ...info })),
+    );
+    await handleAll(
+      chunk.filter((_, i) => first[i]),
+      tx,
+    );
+    await tx.query("COMMIT");
+    outcomes = first.map((isFirst) => (isFirst ? "handled" : "duplicate"));
+  } catch (error) {
+    broken = await rollback(tx, error as Error);
+    p.logger.warn({ err: error, messages: chunk.length }, "chunk failed; handling its messages one by one");
+    for (const span of spans) span.end();
+    return false;
+  } finally {
+    tx.release(broken);
+  }
+  for (const span of spans) span.end();
+  chunk.forEach(({ info }, i) => {
+    p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome: outcomes[i] as Outcome });
+  });
+  return true;
+}
+
+/**
+ * Several messages of one partition in one transaction, one commit for all. With a chunk
+ * handler, all at once (handleChunkAtOnce); else, or when that failed, each message's
  * marker and effect in order, each in its own span. Under a steady stream this spares a
  * connection, BEGIN and COMMIT per event, which left the gateway and the notifier behind their
  * topics. It ends early, committing what is done, once `stopping()`. A handler's failure rolls
@@ -234,6 +291,7 @@ export type ChunkResult = { committed: number } | { committed: 0; failedAt: numb
  * counts (a PermanentError is not called again), and the messages before it are redone.
  */
 export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () => boolean): Promise<ChunkResult> {
+  if (p.handleChunk && (await handleChunkAtOnce(p, p.handleChunk, chunk))) return { committed: chunk.length };
   let tx: PoolClient;
   try {
     tx = await p.pool.connect();

@@ -1,7 +1,7 @@
-import { createRegistry, type DescMessage, type Message } from "@bufbuild/protobuf";
+import { createRegistry, type DescMessage, type Message, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type ChunkHandler, type CloudEvent, PermanentError } from "@rdm/messaging";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import { decodeStorable } from "./storable-text.js";
@@ -18,6 +18,8 @@ export interface ProjectedEvent<M extends WithMetadata = WithMetadata> {
    * update applies only `WHERE version < $version` (see versionGuard), so a replay changes nothing.
    */
   version: bigint;
+  /** The event's encoding, with its text made storable (its bytes as published unless that changed them). */
+  data: Uint8Array;
   /** When it happened (metadata), else when it was published. */
   occurredAt: Date;
   actor: string;
@@ -36,10 +38,18 @@ export interface Projection<M extends WithMetadata = WithMetadata> {
   migrations: { version: number; name: string; sql: string }[];
   rules?: { version: number; rebuild(tx: pg.PoolClient): Promise<void> };
   apply(event: ProjectedEvent<M>, tx: pg.PoolClient): Promise<void>;
+  /**
+   * The events of a chunk, in order, with the effect of `apply` on each in turn but fewer
+   * statements. A topic's chunks go projection by projection only when each of its projections
+   * has one (one that reads another's views, as the audit's subject completion does, needs them
+   * event by event); else event by event.
+   */
+  applyAll?(events: ProjectedEvent<M>[], tx: pg.PoolClient): Promise<void>;
 }
 
-/** `WHERE <column> < $<param>`: the one version guard every view update uses. */
-export const versionGuard = (column: string, param: number) => `${column} < $${param}`;
+/** `WHERE <column> < $<param>` (or `< <expression>`): the one version guard every view update uses. */
+export const versionGuard = (column: string, param: number | string) =>
+  `${column} < ${typeof param === "number" ? `$${param}` : param}`;
 
 /**
  * The decoder of a projection's events: undefined for a type it does not handle (producers add
@@ -61,10 +71,44 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
     return {
       message,
       envelope,
+      // Text is changed only where a 0x00 byte was (see decodeStorable).
+      data: envelope.data.includes(0) ? toBinary(schema, message) : envelope.data,
       version: metadata?.streamVersion ?? 0n,
       occurredAt: metadata?.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
       actor: metadata?.actor ?? "",
     };
+  };
+}
+
+interface TopicRoute {
+  /** Decodes an event once for every projection of the topic. */
+  decode: ReturnType<typeof eventDecoder>;
+  projections: { projection: Projection; handles: ReadonlySet<string> }[];
+  /** Every projection of the topic applies a chunk at once. */
+  byChunk: boolean;
+}
+
+function topicRoutes(projections: readonly Projection[], topicPrefix: string) {
+  const grouped = new Map<string, Projection[]>();
+  for (const p of projections) {
+    const topic = `${topicPrefix}${p.topic}`;
+    grouped.set(topic, [...(grouped.get(topic) ?? []), p]);
+  }
+  const routes = new Map<string, TopicRoute>();
+  for (const [topic, ps] of grouped) {
+    routes.set(topic, {
+      decode: eventDecoder([...new Set(ps.flatMap((p) => p.handles))]),
+      projections: ps.map((projection) => ({
+        projection,
+        handles: new Set(projection.handles.map((h) => h.typeName)),
+      })),
+      byChunk: ps.every((p) => p.applyAll),
+    });
+  }
+  return (topic: string) => {
+    const route = routes.get(topic);
+    if (!route) throw new PermanentError(`no projection for topic ${topic}`);
+    return route;
   };
 }
 
@@ -74,17 +118,36 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
  * all in the consumer's one transaction.
  */
 export function projectionHandler(projections: readonly Projection[], topicPrefix: string) {
-  const byTopic = new Map<string, { projection: Projection; decode: ReturnType<typeof eventDecoder> }[]>();
-  for (const p of projections) {
-    const topic = `${topicPrefix}${p.topic}`;
-    byTopic.set(topic, [...(byTopic.get(topic) ?? []), { projection: p, decode: eventDecoder(p.handles) }]);
-  }
+  const routeOf = topicRoutes(projections, topicPrefix);
   return async (envelope: CloudEvent, tx: pg.PoolClient, info: { topic: string }): Promise<void> => {
-    const routes = byTopic.get(info.topic);
-    if (!routes) throw new PermanentError(`no projection for topic ${info.topic}`);
-    for (const route of routes) {
-      const event = route.decode(envelope);
-      if (event) await route.projection.apply(event, tx);
+    const route = routeOf(info.topic);
+    const event = route.decode(envelope);
+    if (!event) return;
+    for (const { projection, handles } of route.projections) {
+      if (handles.has(event.message.$typeName)) await projection.apply(event, tx);
+    }
+  };
+}
+
+/**
+ * The consumer's chunk handler: the events of one partition, with projectionHandler's effect.
+ * Where every projection of the topic applies a chunk at once, each does in turn; else event by event.
+ */
+export function projectionChunkHandler(projections: readonly Projection[], topicPrefix: string): ChunkHandler {
+  const routeOf = topicRoutes(projections, topicPrefix);
+  const handle = projectionHandler(projections, topicPrefix);
+  return async (events, tx) => {
+    const topic = events[0]?.info.topic;
+    if (topic === undefined) return;
+    const route = routeOf(topic);
+    if (!route.byChunk) {
+      for (const { event, info } of events) await handle(event, tx, info);
+      return;
+    }
+    const decoded = events.flatMap(({ event }) => route.decode(event) ?? []);
+    for (const { projection, handles } of route.projections) {
+      const own = decoded.filter((e) => handles.has(e.message.$typeName));
+      if (own.length) await projection.applyAll?.(own, tx);
     }
   };
 }

@@ -12,7 +12,8 @@ const NUL = /\u0000/g;
  */
 export function decodeStorable<S extends DescMessage>(schema: S, bytes: Uint8Array): MessageShape<S> {
   const message = fromBinary(schema, bytes);
-  replaceNul(reflect(schema, message));
+  // U+0000 in a string is a 0x00 byte of the encoding: without one, there is nothing to replace.
+  if (bytes.includes(0)) replaceNul(reflect(schema, message));
   return message;
 }
 

@@ -48,42 +48,70 @@ async function completeSubjects(tx: pg.PoolClient, source: string, s: EventSubje
   return s;
 }
 
-async function recordAudit(source: string, event: ProjectedEvent, tx: pg.PoolClient): Promise<void> {
-  const m = event.message;
-  const subjects = await completeSubjects(tx, source, subjectsOf(m));
+/** The audit rows of `events` (each with its subjects), in order, once per event id. */
+async function insertAudit(
+  source: string,
+  events: { event: ProjectedEvent; subjects: EventSubjects }[],
+  tx: pg.PoolClient,
+) {
+  const column = <T>(value: (e: (typeof events)[number]) => T) => events.map(value);
+  const meta = ({ event }: (typeof events)[number]) => event.message.metadata;
   // Stream readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [AUDIT_CHANNEL]);
-  const { rowCount } = await tx.query(
+  // The NOTIFY goes with it: it is delivered at commit, after the rows (for nothing new, a
+  // listener reads nothing).
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [AUDIT_CHANNEL]);
+  await tx.query(
     `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
        correlation_id, causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) ON CONFLICT (event_id) DO NOTHING`,
+     SELECT a.event_id, $1, a.event_type, a.subject, a.stream_version, a.occurred_at, a.actor, a.correlation_id,
+       a.causation_id, a.request_id, a.release_id, a.change_request_id, a.deployment_id,
+       ARRAY(SELECT jsonb_array_elements_text(a.environments)), ARRAY(SELECT jsonb_array_elements_text(a.views))
+     FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[], $8::text[],
+       $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::jsonb[]) WITH ORDINALITY
+       AS a(event_id, event_type, subject, stream_version, occurred_at, actor, correlation_id, causation_id,
+         request_id, release_id, change_request_id, deployment_id, environments, views, n)
+     ORDER BY a.n ON CONFLICT (event_id) DO NOTHING`,
     [
-      m.metadata?.eventId || event.envelope.id,
       source,
-      m.$typeName,
-      event.envelope.subject,
-      event.version.toString(),
-      event.occurredAt,
-      event.actor,
-      m.metadata?.correlationId ?? "",
-      m.metadata?.causationId ?? "",
-      m.metadata?.requestId ?? "",
-      subjects.releaseId,
-      subjects.changeRequestId,
-      subjects.deploymentId,
-      subjects.environments,
-      viewsOf(source, m.$typeName),
+      column((e) => meta(e)?.eventId || e.event.envelope.id),
+      column(({ event }) => event.message.$typeName),
+      column(({ event }) => event.envelope.subject),
+      column(({ event }) => event.version.toString()),
+      column(({ event }) => event.occurredAt),
+      column(({ event }) => event.actor),
+      column((e) => meta(e)?.correlationId ?? ""),
+      column((e) => meta(e)?.causationId ?? ""),
+      column((e) => meta(e)?.requestId ?? ""),
+      column(({ subjects }) => subjects.releaseId),
+      column(({ subjects }) => subjects.changeRequestId),
+      column(({ subjects }) => subjects.deploymentId),
+      column(({ subjects }) => JSON.stringify(subjects.environments)),
+      column(({ event }) => JSON.stringify(viewsOf(source, event.message.$typeName))),
     ],
   );
-  if (rowCount) await tx.query("SELECT pg_notify($1, '')", [AUDIT_CHANNEL]);
 }
+
+/** Sources whose events name every subject themselves (completeSubjects reads nothing for them). */
+const SELF_DESCRIBING = new Set(["release", "configuration"]);
 
 const auditOf = (source: string, topic: string, handles: readonly DescMessage[]): Projection => ({
   name: "gateway.audit",
   topic,
   handles,
   migrations: auditMigrations,
-  apply: (event, tx) => recordAudit(source, event, tx),
+  apply: async (event, tx) =>
+    insertAudit(source, [{ event, subjects: await completeSubjects(tx, source, subjectsOf(event.message)) }], tx),
+  // Subjects completed from other views must be read event by event, between their updates.
+  ...(SELF_DESCRIBING.has(source)
+    ? {
+        applyAll: (events, tx) =>
+          insertAudit(
+            source,
+            events.map((event) => ({ event, subjects: subjectsOf(event.message) })),
+            tx,
+          ),
+      }
+    : {}),
 });
 
 /**

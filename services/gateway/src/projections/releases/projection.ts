@@ -1,4 +1,4 @@
-import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   evolve,
@@ -27,114 +27,195 @@ import { releaseProjectionMigrations } from "./migrations.js";
 /** NOTIFY channel raised (at commit) whenever release history rows are added; wakes SSE streams. */
 export const RELEASE_HISTORY_CHANNEL = "rdm_gateway_release_history";
 
+const REGISTERED = "rdm.release.v1.ReleaseRegistered";
+
 const toSnapshot = (state: ReleaseState) => (state.release ? toJson(ReleaseSchema, state.release) : null);
 
-async function loadState(tx: pg.PoolClient, releaseId: string): Promise<ReleaseState | undefined> {
-  const { rows } = await tx.query<{ snapshot: JsonValue | null; model: JsonValue | null }>(
-    "SELECT snapshot, model FROM release_view WHERE release_id = $1 FOR UPDATE",
-    [releaseId],
+/** The stored states of `releaseIds` (rows without a snapshot cannot be folded further: left out). */
+async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<string, ReleaseState>> {
+  const states = new Map<string, ReleaseState>();
+  if (!releaseIds.length) return states;
+  const { rows } = await tx.query<{ release_id: string; snapshot: JsonValue | null; model: JsonValue | null }>(
+    "SELECT release_id, snapshot, model FROM release_view WHERE release_id = ANY($1::uuid[]) ORDER BY release_id FOR UPDATE",
+    [releaseIds],
   );
-  const row = rows[0];
-  if (!row?.snapshot || !row.model) return undefined;
-  return { release: fromJson(ReleaseSchema, row.snapshot), model: fromJson(ReleaseModelSchema, row.model) };
+  for (const row of rows) {
+    if (!row.snapshot || !row.model) continue;
+    states.set(row.release_id, {
+      release: fromJson(ReleaseSchema, row.snapshot),
+      model: fromJson(ReleaseModelSchema, row.model),
+    });
+  }
+  return states;
 }
 
+/** An overview row to write: the release's state, when it was registered and last changed. */
+interface ViewRow {
+  state: ReleaseState;
+  registeredAt: Date;
+  updatedAt: Date;
+}
+
+const VIEW_COLUMNS = 20;
+
 /**
- * One upsert of the overview row for every event. The version guard makes a replayed event
+ * One upsert of the overview rows (one per release). The version guard makes a replayed event
  * change nothing; a rebuild (`refold`) writes the refolded state at the same version.
  */
-async function saveRelease(tx: pg.PoolClient, state: ReleaseState, occurredAt: Date, refold = false) {
-  const r = state.release;
-  if (!r || !state.model) return;
+async function saveReleases(tx: pg.PoolClient, views: ViewRow[], refold = false) {
+  const values = views.flatMap(({ state, registeredAt, updatedAt }) => {
+    const r = state.release;
+    if (!r || !state.model) return [];
+    return [
+      [
+        r.releaseId,
+        r.key,
+        r.title,
+        r.description,
+        enumName(ReleaseTypeSchema, r.type),
+        r.category,
+        r.owner,
+        r.coordinator,
+        JSON.stringify(r.stakeholders),
+        enumName(RiskLevelSchema, r.risk),
+        r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
+        r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+        enumName(ReleasePhaseSchema, r.phase),
+        r.registeredBy,
+        registeredAt,
+        r.version.toString(),
+        updatedAt,
+        enumName(ReleaseStatusSchema, r.status),
+        r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
+        JSON.stringify(toSnapshot(state)),
+        JSON.stringify(toJson(ReleaseModelSchema, state.model)),
+      ],
+    ];
+  });
+  if (!values.length) return;
+  const placeholders = values.map(
+    (_, row) => `(${Array.from({ length: VIEW_COLUMNS + 1 }, (_, i) => `$${row * (VIEW_COLUMNS + 1) + i + 2}`)})`,
+  );
   await tx.query(
     `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
        stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
        status, phase_due_at, snapshot, model)
-     VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16,$15,$17,$18,$19,$20)
+     VALUES ${placeholders.join(", ")}
      ON CONFLICT (release_id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
        category = EXCLUDED.category, coordinator = EXCLUDED.coordinator, stakeholders = EXCLUDED.stakeholders,
        risk = EXCLUDED.risk, planned_start = EXCLUDED.planned_start, planned_end = EXCLUDED.planned_end,
        phase = EXCLUDED.phase, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
        status = EXCLUDED.status, phase_due_at = EXCLUDED.phase_due_at, snapshot = EXCLUDED.snapshot
-     WHERE $21 OR ${versionGuard("release_view.version", 16)}`,
-    [
-      r.releaseId,
-      r.key,
-      r.title,
-      r.description,
-      enumName(ReleaseTypeSchema, r.type),
-      r.category,
-      r.owner,
-      r.coordinator,
-      JSON.stringify(r.stakeholders),
-      enumName(RiskLevelSchema, r.risk),
-      r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
-      r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
-      enumName(ReleasePhaseSchema, r.phase),
-      r.registeredBy,
-      occurredAt,
-      r.version.toString(),
-      enumName(ReleaseStatusSchema, r.status),
-      r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
-      JSON.stringify(toSnapshot(state)),
-      JSON.stringify(toJson(ReleaseModelSchema, state.model)),
-      refold,
-    ],
+     WHERE $1 OR ${versionGuard("release_view.version", "EXCLUDED.version")}`,
+    [refold, ...values.flat()],
   );
 }
 
-/** The audit trail row of the event, and the NOTIFY that wakes the SSE streams. */
-async function recordHistory(tx: pg.PoolClient, event: ProjectedEvent<ReleaseEvent>, state: ReleaseState) {
-  const m = event.message;
-  const reason = (m as { reason?: unknown }).reason;
+/** The events applied, each with the state it produced. */
+type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
+
+/** The audit trail rows of the events, and the NOTIFY that wakes the SSE streams. */
+async function recordHistory(tx: pg.PoolClient, applied: Applied) {
   // SSE readers resume after the last seq they saw, so seqs must commit in order even with
   // several gateway replicas projecting into one database: take them one transaction at a time.
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [RELEASE_HISTORY_CHANNEL]);
+  // The NOTIFY goes with it: it is delivered at commit, after the rows.
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
+  const column = <T>(value: (a: Applied[number]) => T) => applied.map(value);
   await tx.query(
     `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
        event_id, correlation_id, causation_id, request_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT (release_id, version) DO NOTHING`,
+     SELECT h.release_id, h.version, h.event_type, h.occurred_at, h.actor, h.reason, h.phase, h.event_id,
+       h.correlation_id, h.causation_id, h.request_id
+     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
+       $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS h(release_id, version, event_type,
+       occurred_at, actor, reason, phase, event_id, correlation_id, causation_id, request_id, n)
+     ORDER BY h.n ON CONFLICT (release_id, version) DO NOTHING`,
     [
-      m.releaseId,
-      event.version.toString(),
-      m.$typeName,
-      event.occurredAt,
-      event.actor,
-      typeof reason === "string" ? reason : "",
-      enumName(ReleasePhaseSchema, state.release?.phase ?? 0),
-      m.metadata?.eventId || event.envelope.id,
-      m.metadata?.correlationId ?? "",
-      m.metadata?.causationId ?? "",
-      m.metadata?.requestId ?? "",
+      column(({ event }) => event.message.releaseId),
+      column(({ event }) => event.version.toString()),
+      column(({ event }) => event.message.$typeName),
+      column(({ event }) => event.occurredAt),
+      column(({ event }) => event.actor),
+      column(({ event }) => {
+        const reason = (event.message as { reason?: unknown }).reason;
+        return typeof reason === "string" ? reason : "";
+      }),
+      column(({ state }) => enumName(ReleasePhaseSchema, state.release?.phase ?? 0)),
+      column(({ event }) => event.message.metadata?.eventId || event.envelope.id),
+      column(({ event }) => event.message.metadata?.correlationId ?? ""),
+      column(({ event }) => event.message.metadata?.causationId ?? ""),
+      column(({ event }) => event.message.metadata?.requestId ?? ""),
     ],
   );
-  await tx.query("SELECT pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
 }
 
 /**
- * Applies one release event: the release's state is folded with the kernel's evolve (the
- * release service's own rules), so the overview equals what the service answers; the event is
- * kept in the release's log, to refold from when evolve changes.
+ * The releases whose stored state the events need: those with an event before which the chunk
+ * does not register them (a release's stream starts with its one registration).
  */
-async function applyReleaseEvent(event: ProjectedEvent<ReleaseEvent>, tx: pg.PoolClient): Promise<void> {
-  const m = event.message;
-  let state: ReleaseState;
-  if (m.$typeName === "rdm.release.v1.ReleaseRegistered") state = evolve(initialState(), m);
-  else {
-    const current = await loadState(tx, m.releaseId);
-    // A row projected before snapshots existed cannot be folded further; rebuild the view
-    // (new consumer group and database) to get it back.
-    if (!current?.release || current.release.version >= event.version) return;
-    state = evolve(current, m);
+function storedStatesNeeded(events: ProjectedEvent<ReleaseEvent>[]): string[] {
+  const registered = new Set<string>();
+  const needed = new Set<string>();
+  for (const { message: m } of events) {
+    if (m.$typeName === REGISTERED) registered.add(m.releaseId);
+    else if (!registered.has(m.releaseId)) needed.add(m.releaseId);
   }
-  if (!state.release || !state.model) return;
+  return [...needed];
+}
+
+/**
+ * Folds the events in order, each onto its release's state: the stored one (read once), then
+ * the one the events before it in the chunk produced. A registration starts from nothing; an
+ * event its release's state already includes changes nothing. What the overview row holds after
+ * each event is kept as its guarded upsert would leave it, so one upsert per release suffices.
+ */
+async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient) {
+  const stored = await loadStates(tx, storedStatesNeeded(events));
+  const views = new Map<string, ViewRow>();
+  const applied: Applied = [];
+  for (const event of events) {
+    const m = event.message;
+    const row = views.get(m.releaseId)?.state ?? stored.get(m.releaseId);
+    let state: ReleaseState;
+    if (m.$typeName === REGISTERED) state = evolve(initialState(), m);
+    else {
+      // A row projected before snapshots existed cannot be folded further; rebuild the view
+      // (new consumer group and database) to get it back.
+      if (!row?.release || row.release.version >= event.version) continue;
+      state = evolve(row, m);
+    }
+    if (!state.release || !state.model) continue;
+    applied.push({ event, state });
+    if (row?.release && row.release.version >= state.release.version) continue; // the guard keeps the row
+    const registeredAt = views.get(m.releaseId)?.registeredAt ?? event.occurredAt;
+    views.set(m.releaseId, { state, registeredAt, updatedAt: event.occurredAt });
+  }
+  return { applied, views: [...views.values()] };
+}
+
+/**
+ * Applies release events: each release's state is folded with the kernel's evolve (the release
+ * service's own rules), so the overview equals what the service answers; each event is kept in
+ * its release's log, to refold from when evolve changes. A chunk's events go in one statement
+ * per table.
+ */
+async function applyReleaseEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient): Promise<void> {
+  const { applied, views } = await foldEvents(events, tx);
+  if (!applied.length) return;
   await tx.query(
-    `INSERT INTO release_event_log (release_id, version, event_type, event) VALUES ($1, $2, $3, $4)
-     ON CONFLICT DO NOTHING`,
-    [m.releaseId, event.version.toString(), m.$typeName, Buffer.from(toBinary(schemaOf(m.$typeName), m))],
+    `INSERT INTO release_event_log (release_id, version, event_type, event)
+     SELECT l.release_id, l.version, l.event_type, l.event
+     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[]) WITH ORDINALITY AS l(release_id, version, event_type, event, n)
+     ORDER BY l.n ON CONFLICT DO NOTHING`,
+    [
+      applied.map(({ event }) => event.message.releaseId),
+      applied.map(({ event }) => event.version.toString()),
+      applied.map(({ event }) => event.message.$typeName),
+      applied.map(({ event }) => Buffer.from(event.data)),
+    ],
   );
-  await saveRelease(tx, state, event.occurredAt);
-  await recordHistory(tx, event, state);
+  await saveReleases(tx, views);
+  await recordHistory(tx, applied);
 }
 
 /** Every release with a complete log (from its registration) folded again with the current evolve. */
@@ -149,7 +230,7 @@ async function refoldReleases(tx: pg.PoolClient): Promise<void> {
       [row.release_id],
     );
     const events = logged.map((l) => fromBinary(schemaOf(l.event_type), l.event) as ReleaseEvent);
-    await saveRelease(tx, fold(events), row.updated_at, true);
+    await saveReleases(tx, [{ state: fold(events), registeredAt: row.updated_at, updatedAt: row.updated_at }], true);
   }
 }
 
@@ -169,5 +250,6 @@ export const releaseProjection: Projection<ReleaseEvent> = {
   handles: RELEASE_EVENT_TYPES,
   migrations: releaseProjectionMigrations,
   rules: { version: RELEASE_RULES_VERSION, rebuild: refoldReleases },
-  apply: applyReleaseEvent,
+  apply: (event, tx) => applyReleaseEvents([event], tx),
+  applyAll: applyReleaseEvents,
 };

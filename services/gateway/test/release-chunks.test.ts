@@ -1,0 +1,152 @@
+// A fetch's release events applied at once (projectionChunkHandler: one statement per table)
+// leave the same views as the same events applied one by one, each in its own transaction, as a
+// lone message is: against real PostgreSQL, on two databases fed the same encoded events.
+import { randomUUID } from "node:crypto";
+import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { runMigrations, withTransaction } from "@rdm/eventstore";
+import { type CloudEvent, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import {
+  ReleaseLogEntryRecordedSchema,
+  ReleaseModelVersionCreatedSchema,
+  ReleaseNotificationRequestedSchema,
+  ReleasePlanningUpdatedSchema,
+  ReleaseRegisteredSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { LogEntryKind, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { openDatabase } from "@rdm/runtime";
+import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
+import type pg from "pg";
+import { projections } from "../src/projections/index.js";
+import { projectionChunkHandler, projectionHandler } from "../src/projections/projection.js";
+
+const topic = RELEASE_EVENTS_TOPIC;
+const databases: { db: TestDatabase; pool: pg.Pool }[] = [];
+
+async function projectionDatabase(): Promise<pg.Pool> {
+  const db = await createTestDatabase("gateway_chunks");
+  const pool = await openDatabase(db.url);
+  databases.push({ db, pool });
+  for (const p of projections) await runMigrations(pool, { component: p.name, migrations: p.migrations });
+  return pool;
+}
+
+afterAll(async () => {
+  for (const { db, pool } of databases) {
+    await pool.end();
+    await db.drop();
+  }
+});
+
+/** An event as its topic carries it, at `version` of its stream, `version` minutes into the day. */
+function releaseEvent<D extends DescMessage>(
+  schema: D,
+  version: number,
+  fields: Omit<MessageInitShape<D>, "metadata">,
+): { envelope: CloudEvent; info: { topic: string; partition: number; offset: string } } {
+  const id = randomUUID();
+  const metadata = {
+    eventId: id,
+    actor: "rita",
+    streamVersion: BigInt(version),
+    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
+    correlationId: `corr-${version}`,
+  };
+  const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
+  return {
+    envelope: {
+      id,
+      type: schema.typeName,
+      source: "test",
+      subject: "s",
+      time: new Date(),
+      data: toBinary(schema, message),
+    },
+    info: { topic, partition: 0, offset: "0" },
+  };
+}
+
+const a = randomUUID();
+const b = randomUUID();
+const registered = (releaseId: string, version: number) =>
+  releaseEvent(ReleaseRegisteredSchema, version, {
+    releaseId,
+    key: `REL-${releaseId.slice(0, 4)}`,
+    title: "first title",
+    type: ReleaseType.MINOR,
+    owner: "olga",
+    phase: ReleasePhase.PLANNING,
+  });
+const planned = (releaseId: string, version: number, title: string) =>
+  releaseEvent(ReleasePlanningUpdatedSchema, version, { releaseId, title, stakeholders: ["sam", "sue"] });
+const notified = (releaseId: string, version: number) =>
+  releaseEvent(ReleaseNotificationRequestedSchema, version, {
+    releaseId,
+    notificationId: randomUUID(),
+    recipients: ["olga"],
+    phase: ReleasePhase.PLANNING,
+  });
+
+const events = [
+  registered(a, 1),
+  notified(a, 2),
+  registered(b, 1),
+  planned(a, 3, "second title"),
+  // Not a release's event: the audit trail only.
+  releaseEvent(ReleaseModelVersionCreatedSchema, 1, {}),
+  // A later version again under another event id: the release already includes it.
+  planned(a, 3, "replayed title"),
+  planned(b, 2, "b's title"),
+  // A release the gateway never saw registered: nothing to fold onto.
+  planned(randomUUID(), 4, "orphan"),
+  releaseEvent(ReleaseLogEntryRecordedSchema, 4, {
+    releaseId: a,
+    entry: { kind: LogEntryKind.RISK, text: "a risk", recordedBy: "rita" },
+  }),
+  planned(b, 3, "b's last title"),
+];
+
+/** Every view the release topic feeds, rows in their order, without the sequence numbers. */
+async function views(pool: pg.Pool) {
+  const query = async (sql: string) => (await pool.query(sql)).rows;
+  return {
+    releases: await query("SELECT * FROM release_view ORDER BY release_id"),
+    log: await query("SELECT * FROM release_event_log ORDER BY release_id, version"),
+    history: await query("SELECT * FROM release_history ORDER BY seq"),
+    audit: await query("SELECT * FROM audit_event ORDER BY seq"),
+  };
+}
+
+const withoutSeq = (rows: Record<string, unknown>[]) => rows.map(({ seq: _, ...row }) => row);
+
+test("a chunk applied at once leaves the views the events leave applied one by one", async () => {
+  const oneByOne = await projectionDatabase();
+  const handle = projectionHandler(projections, "");
+  for (const { envelope, info } of events) await withTransaction(oneByOne, (tx) => handle(envelope, tx, info));
+
+  const byChunks = await projectionDatabase();
+  const handleChunk = projectionChunkHandler(projections, "");
+  const chunk = (from: number, to: number) =>
+    events.slice(from, to).map(({ envelope, info }) => ({ event: envelope, info }));
+  // A release registered and changed in one chunk, then changed again in the next.
+  await withTransaction(byChunks, (tx) => handleChunk(chunk(0, 4), tx));
+  await withTransaction(byChunks, (tx) => handleChunk(chunk(4, events.length), tx));
+
+  const expected = await views(oneByOne);
+  const actual = await views(byChunks);
+  expect(actual.releases).toEqual(expected.releases);
+  expect(actual.log).toEqual(expected.log);
+  expect(withoutSeq(actual.history)).toEqual(withoutSeq(expected.history));
+  expect(withoutSeq(actual.audit)).toEqual(withoutSeq(expected.audit));
+  // What was applied, so the comparison compares something.
+  expect(expected.releases.map((r) => [r.title, r.version])).toEqual(
+    [
+      [a, "second title", "4"],
+      [b, "b's last title", "3"],
+    ]
+      .sort(([x], [y]) => (x as string).localeCompare(y as string))
+      .map(([, title, version]) => [title, version]),
+  );
+  expect(expected.history).toHaveLength(7);
+  expect(expected.audit).toHaveLength(events.length);
+});
