@@ -36,13 +36,6 @@ export interface GrpcClientOptions {
 }
 
 /** grpc-js's service config: one retry policy for every method of the channel. */
-/**
- * The client's HTTP/2 receive window: an answer of megabytes (a whole impact closure) arrives
- * without waiting for a window update every 64 KiB, HTTP/2's default, which costs a round trip each.
- * It equals grpc-js's largest answer by default (4 MiB).
- */
-const FLOW_CONTROL_WINDOW = 4 * 1024 * 1024;
-
 const retryServiceConfig = (maxAttempts: number) =>
   JSON.stringify({
     methodConfig: [
@@ -98,10 +91,7 @@ export function createGrpcClient<M extends GenServiceMethods>(
   address: string,
   options: GrpcClientOptions = {},
 ): GrpcClient<M> {
-  const channelOptions = {
-    "grpc-node.flow_control_window": FLOW_CONTROL_WINDOW,
-    ...(options.retry ? { "grpc.service_config": retryServiceConfig(options.retry.maxAttempts) } : {}),
-  };
+  const channelOptions = options.retry ? { "grpc.service_config": retryServiceConfig(options.retry.maxAttempts) } : {};
   const client = new Client(address, options.credentials ?? credentials.createInsecure(), channelOptions);
   const result: Record<string, unknown> = {};
   for (const method of service.methods) {
