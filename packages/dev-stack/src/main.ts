@@ -223,8 +223,9 @@ async function startServices({ postgres, kafka }: Infrastructure, supervise: Sup
         // No --enable-source-maps: it reads and keeps every loaded module's source map (about
         // 3 MB per process); `NODE_OPTIONS=--enable-source-maps ./rdm up` gives TypeScript lines.
         // Startup (migrations, group joins) grows V8's young generation to its 2 x 16 MB default
-        // and an idle process keeps it for minutes; 2 x 4 MB keeps an idle service under 100 MB.
-        "--max-semi-space-size=4",
+        // and an idle process keeps it for minutes. 2 x 2 MB: an idle service ~4 MB smaller than
+        // at 2 x 4 MB, at no measured cost (platform bench at 32 in flight, CPU per call equal).
+        "--max-semi-space-size=2",
         path.join(root, "services", component.name, "dist/main.js"),
       ],
       {
@@ -283,7 +284,7 @@ async function main() {
     supervise(
       i ? `executor-${i + 1}` : "executor",
       components.length,
-      ["--max-semi-space-size=4", ...executorArguments(root, deploymentAddress, id)],
+      ["--max-semi-space-size=2", ...executorArguments(root, deploymentAddress, id)],
       { RDM_EXECUTOR_TOKEN: executorToken },
     );
   }
