@@ -34,6 +34,15 @@ async function stackEnv(dataDir: string): Promise<Record<string, string>> {
 }
 
 /** Every process below `pid` (by parent pid, from /proc). */
+/** A process's command line; empty once it ended (the watchdogs' `sleep`s come and go). */
+function commandLine(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, "utf8");
+  } catch {
+    return "";
+  }
+}
+
 function descendants(pid: number): number[] {
   const parents = new Map<number, number>();
   for (const entry of readdirSync("/proc")) {
@@ -135,9 +144,7 @@ test("up: default environments and a running executor; kill -9 of the supervisor
     const children = descendants(stack.pid as number);
     // Four services, the gateway, the executor, the two launchers and PostgreSQL's own processes at least.
     expect(children.length).toBeGreaterThanOrEqual(9);
-    const executor = children.filter((pid) =>
-      readFileSync(`/proc/${pid}/cmdline`, "utf8").includes("deployment/dist/executor/cli.js"),
-    );
+    const executor = children.filter((pid) => commandLine(pid).includes("deployment/dist/executor/cli.js"));
     expect(executor).toHaveLength(1);
     const environments = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
     expect(environments.map(({ name, promotesFrom }) => [name, promotesFrom])).toEqual([
@@ -152,7 +159,7 @@ test("up: default environments and a running executor; kill -9 of the supervisor
     stack.kill("SIGKILL");
     // A service's stop is bounded (30 s in runMain) even when its database and broker go at once.
     await eventually(() => children.every((pid) => !running(pid)), 60_000, "every child to end").catch((error) => {
-      const left = children.filter(running).map((pid) => readFileSync(`/proc/${pid}/cmdline`, "utf8"));
+      const left = children.filter(running).map(commandLine);
       throw new Error(`${error.message}; still running: ${left.join("; ")}`);
     });
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => false));
