@@ -1,7 +1,8 @@
 // A webhook receiver on loopback for notification tests: records every POST with its path,
-// headers and payload; /down answers 503, any other path 204. Also the payload schema's validator.
+// headers and payload; /down answers 503, a held path nothing until released, any other path
+// 204. Also the payload schema's validator.
 import { readFileSync } from "node:fs";
-import { createServer, type Server } from "node:http";
+import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormats from "ajv-formats";
@@ -22,11 +23,17 @@ export interface Receiver {
   received: Received[];
   /** What one path received. */
   at(path: string): Received[];
+  /**
+   * Leaves the POSTs to `path` unanswered until release(); waiting() tells whether every one
+   * of them is still open (its sender has not given up on it).
+   */
+  hold(path: string): { waiting(): boolean; release(): void };
   close(): Promise<void>;
 }
 
 export async function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
+  const held = new Map<string, { responses: ServerResponse[]; closed: number }>();
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (c: Buffer) => chunks.push(c));
@@ -41,7 +48,12 @@ export async function startReceiver(): Promise<Receiver> {
         payload: JSON.parse(body),
       });
       response.statusCode = request.url === "/down" ? 503 : 204;
-      response.end();
+      const holding = held.get(String(request.url));
+      if (!holding) return response.end();
+      holding.responses.push(response);
+      response.on("close", () => {
+        if (!response.writableEnded) holding.closed++;
+      });
     });
   });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
@@ -49,6 +61,17 @@ export async function startReceiver(): Promise<Receiver> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     received,
     at: (path) => received.filter((r) => r.path === path),
+    hold(path) {
+      const holding = { responses: [] as ServerResponse[], closed: 0 };
+      held.set(path, holding);
+      return {
+        waiting: () => holding.responses.length > 0 && holding.closed === 0,
+        release() {
+          held.delete(path);
+          for (const response of holding.responses) if (!response.destroyed) response.end();
+        },
+      };
+    },
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

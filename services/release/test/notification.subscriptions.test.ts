@@ -224,6 +224,27 @@ test("a target that keeps failing is retried, then its subscription is suspended
   await notifications.deleteSubscription({ ...req(), subscriptionId: d });
 });
 
+test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {
+  const slow = receiver.hold("/slow");
+  try {
+    const slowId = await subscribe("/slow", { environments: ["slow-env"] });
+    const fastId = await subscribe("/fast", { environments: ["fast-env"] });
+    await publishDeploymentFailed("slow-env", randomUUID());
+    await waitFor(() => slow.waiting(), { description: "/slow holding its delivery" });
+    await publishDeploymentFailed("fast-env", randomUUID());
+    await waitFor(() => receiver.at("/fast").length === 1, { description: "/fast receiving its delivery" });
+    // Delivered while the POST to /slow was still open: not after the sender gave up on it.
+    expect(slow.waiting()).toBe(true);
+    slow.release();
+    await waitFor(async () => (await deliveries(slowId))[0]?.status === DeliveryStatus.DELIVERED, {
+      description: "/slow's delivery recorded once answered",
+    });
+    for (const id of [slowId, fastId]) await notifications.deleteSubscription({ ...req(), subscriptionId: id });
+  } finally {
+    slow.release();
+  }
+});
+
 test("the test endpoint sends a signed sample in the shape of every delivery", async () => {
   const [all] = (await notifications.listSubscriptions({})).subscriptions.filter((s) => s.name === "/all");
   const answer = await notifications.testSubscription({ ...req(), subscriptionId: all?.subscriptionId as string });

@@ -81,17 +81,56 @@ async function suspend(
   }
 }
 
+/** Records a send's outcome while its claim holds; false when the claim had lapsed. */
+async function record(
+  options: SubscriptionDeliveryOptions,
+  claimed: Claimed,
+  failure: string | undefined,
+): Promise<boolean> {
+  const { pool, clock } = options;
+  const attempts = claimed.attempts + 1;
+  const now = clock();
+  const gaveUp = failure !== undefined && attempts >= options.maxAttempts;
+  const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
+  const status = failure === undefined ? "DELIVERED" : gaveUp ? "FAILED" : "PENDING";
+  return withTransaction(pool, async (tx) => {
+    const { rowCount } = await tx.query(
+      `UPDATE subscription_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
+         delivered_at = CASE WHEN $3 = 'DELIVERED' THEN $7::timestamptz END
+       WHERE delivery_id = $1 AND status = 'PENDING' AND next_attempt_at = $2`,
+      [claimed.delivery_id, claimed.leaseEnd, status, attempts, next, failure ?? "", now],
+    );
+    if (rowCount !== 1) return false;
+    if (gaveUp)
+      await suspend(options, tx, claimed, `delivery ${claimed.delivery_id} failed ${attempts} times: ${failure}`);
+    return true;
+  });
+}
+
+/** Deliveries being sent at once by one process, each to a different subscription. */
+const MAX_SENDING = 8;
+
 /**
- * One round of subscription deliveries, as webhook-delivery.ts does for the default target: a due
+ * Rounds of subscription deliveries, as webhook-delivery.ts does for the default target: a due
  * PENDING delivery of an ACTIVE subscription is claimed for a lease (no transaction open during
  * the POST), sent signed with its subscription's secret, and its result recorded only while the
  * claim holds. A failure is retried with doubling backoff; the last allowed attempt marks it
  * FAILED and suspends its subscription in the same transaction (its other pending deliveries are
  * held), so a dead target stops costing rounds while the other subscriptions go on.
+ *
+ * Sends run beside the rounds, up to MAX_SENDING at once and one per subscription (so each
+ * target gets its deliveries in order): a slow target holds its own deliveries only, not the
+ * other subscriptions'. `settled()` waits for the sends started so far.
  */
-export function subscriptionDeliveryRound(options: SubscriptionDeliveryOptions): () => Promise<number> {
+export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions): {
+  round: () => Promise<number>;
+  settled: () => Promise<void>;
+} {
   const { pool, clock, logger } = options;
   const timeoutMs = options.timeoutMs ?? 5_000;
+
+  /** Subscription id -> its delivery being sent by this process. */
+  const sending = new Map<string, Promise<void>>();
 
   async function claim(): Promise<Claimed | undefined> {
     const now = clock();
@@ -103,59 +142,61 @@ export function subscriptionDeliveryRound(options: SubscriptionDeliveryOptions):
            SELECT d.delivery_id FROM subscription_deliveries d
            JOIN notification_subscriptions s USING (subscription_id)
            WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
+             AND NOT (d.subscription_id = ANY($3::uuid[]))
            ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
          RETURNING delivery_id, subscription_id, payload, attempts)
        SELECT c.*, s.snapshot, k.secret FROM claimed c
        JOIN notification_subscriptions s USING (subscription_id)
        LEFT JOIN notification_subscription_secrets k USING (subscription_id)`,
-      [now, leaseEnd],
+      [now, leaseEnd, [...sending.keys()]],
     );
     const row = rows[0];
     return row && { ...row, leaseEnd };
   }
 
-  async function record(claimed: Claimed, failure: string | undefined): Promise<boolean> {
-    const attempts = claimed.attempts + 1;
-    const now = clock();
-    const gaveUp = failure !== undefined && attempts >= options.maxAttempts;
-    const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
-    const status = failure === undefined ? "DELIVERED" : gaveUp ? "FAILED" : "PENDING";
-    return withTransaction(pool, async (tx) => {
-      const { rowCount } = await tx.query(
-        `UPDATE subscription_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6,
-           delivered_at = CASE WHEN $3 = 'DELIVERED' THEN $7::timestamptz END
-         WHERE delivery_id = $1 AND status = 'PENDING' AND next_attempt_at = $2`,
-        [claimed.delivery_id, claimed.leaseEnd, status, attempts, next, failure ?? "", now],
+  async function deliver(next: Claimed): Promise<void> {
+    const subscription = fromBinary(SubscriptionSchema, new Uint8Array(next.snapshot));
+    const { failure } = await sendToTarget(subscription, next.secret ?? undefined, next.payload, clock(), timeoutMs);
+    if (failure)
+      logger.warn(
+        { delivery_id: next.delivery_id, subscription_id: next.subscription_id, error: failure },
+        "delivery failed",
       );
-      if (rowCount !== 1) return false;
-      if (gaveUp)
-        await suspend(options, tx, claimed, `delivery ${claimed.delivery_id} failed ${attempts} times: ${failure}`);
-      return true;
-    });
+    if (!(await record(options, next, failure)))
+      logger.warn(
+        { delivery_id: next.delivery_id },
+        "delivery result dropped: the claim lapsed and another replica took it over",
+      );
   }
 
-  return async () => {
-    let claimed = 0;
-    for (; claimed < ROUND_SIZE; claimed++) {
-      const next = await claim();
-      if (!next) break;
-      const subscription = fromBinary(SubscriptionSchema, new Uint8Array(next.snapshot));
-      const { failure } = await sendToTarget(subscription, next.secret ?? undefined, next.payload, clock(), timeoutMs);
-      if (failure)
-        logger.warn(
-          { delivery_id: next.delivery_id, subscription_id: next.subscription_id, error: failure },
-          "delivery failed",
-        );
-      if (!(await record(next, failure)))
-        logger.warn(
-          { delivery_id: next.delivery_id },
-          "delivery result dropped: the claim lapsed and another replica took it over",
-        );
-    }
-    return claimed;
+  return {
+    // Claims one at a time, so a subscription being sent to is left out of the next claim.
+    async round() {
+      let claimed = 0;
+      for (; claimed < ROUND_SIZE && sending.size < MAX_SENDING; claimed++) {
+        const next = await claim();
+        if (!next) break;
+        const sent = deliver(next)
+          .catch((error: Error) => logger.error({ err: error, delivery_id: next.delivery_id }, "delivery failed"))
+          .finally(() => sending.delete(next.subscription_id));
+        sending.set(next.subscription_id, sent);
+      }
+      return claimed;
+    },
+    async settled() {
+      await Promise.all(sending.values());
+    },
   };
 }
 
 export function startSubscriptionDelivery(options: SubscriptionDeliveryOptions & { intervalMs: number }): Poller {
-  return startPoller("subscription-delivery", options.intervalMs, subscriptionDeliveryRound(options), options.logger);
+  const { round, settled } = subscriptionDeliveryRounds(options);
+  const poller = startPoller("subscription-delivery", options.intervalMs, round, options.logger);
+  return {
+    runOnce: poller.runOnce,
+    async stop() {
+      await poller.stop();
+      await settled();
+    },
+  };
 }
