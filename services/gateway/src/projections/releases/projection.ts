@@ -56,8 +56,6 @@ interface ViewRow {
   updatedAt: Date;
 }
 
-const VIEW_COLUMNS = 20;
-
 /**
  * One upsert of the overview rows (one per release). The version guard makes a replayed event
  * change nothing; a rebuild (`refold`) writes the refolded state at the same version.
@@ -93,8 +91,10 @@ async function saveReleases(tx: pg.PoolClient, views: ViewRow[], refold = false)
     ];
   });
   if (!values.length) return;
+  // $1 is `refold`; each row's values follow, row after row.
+  const width = (values[0] as unknown[]).length;
   const placeholders = values.map(
-    (_, row) => `(${Array.from({ length: VIEW_COLUMNS + 1 }, (_, i) => `$${row * (VIEW_COLUMNS + 1) + i + 2}`)})`,
+    (_, row) => `(${Array.from({ length: width }, (_, i) => `$${row * width + i + 2}`)})`,
   );
   await tx.query(
     `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
