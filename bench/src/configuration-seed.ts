@@ -1,7 +1,6 @@
 // Seeding the configuration benchmark's CMDB: through ImportConfiguration (the bulk path), or
 // one RegisterConfigurationItem / AddRelationship call per item (the figure before it).
 import { randomUUID } from "node:crypto";
-import { readdirSync, readFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { GrpcClient } from "@rdm/grpc";
@@ -10,6 +9,7 @@ import type {
   ConfigurationService,
   ImportItemSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { sampleCpu } from "./processes.js";
 
 type Client = GrpcClient<(typeof ConfigurationService)["method"]>;
 type Item = MessageInitShape<typeof ImportItemSchema>;
@@ -48,42 +48,13 @@ export async function inParallel(n: number, concurrency: number, work: (i: numbe
 
 /**
  * CPU seconds used so far by the Node processes of the run (this client, the service, the broker
- * launcher: this process and its node descendants) and by PostgreSQL's processes, from /proc
- * (Linux; 0 elsewhere): on a busy machine the CPU an item costs says more than the wall-clock rate.
+ * launcher) and by PostgreSQL's processes (see sampleCpu): on a busy machine the CPU an item
+ * costs says more than the wall-clock rate.
  */
 export function cpuSeconds(): { node: number; database: number } {
-  const own = process.cpuUsage();
-  let node = (own.user + own.system) / 1e6;
-  const children = new Map<number, number[]>();
-  const used = new Map<number, { comm: string; seconds: number }>();
-  let pids: string[] = [];
-  try {
-    pids = readdirSync("/proc").filter((name) => /^\d+$/.test(name));
-  } catch {
-    return { node, database: 0 };
-  }
-  for (const pid of pids) {
-    try {
-      // The command name (2nd field) may hold spaces: split after its closing parenthesis.
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-      const close = stat.lastIndexOf(")");
-      const fields = stat.slice(close + 2).split(" ");
-      const ppid = Number(fields[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(pid)]);
-      const comm = stat.slice(stat.indexOf("(") + 1, close);
-      used.set(Number(pid), { comm, seconds: (Number(fields[11]) + Number(fields[12])) / 100 });
-    } catch {
-      // exited meanwhile
-    }
-  }
-  let database = 0;
-  const queue = [...(children.get(process.pid) ?? [])];
-  for (let pid = queue.pop(); pid !== undefined; pid = queue.pop()) {
-    const entry = used.get(pid);
-    if (entry?.comm === "postgres") database += entry.seconds;
-    else node += entry?.seconds ?? 0;
-    queue.push(...(children.get(pid) ?? []));
-  }
+  const sample = sampleCpu([]);
+  const database = sample.get("postgres") ?? 0;
+  const node = [...sample.values()].reduce((sum, seconds) => sum + seconds, 0) - database;
   return { node, database };
 }
 
