@@ -17,6 +17,7 @@ import type {
 } from "./command.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { isRuleViolation, RuleViolation } from "./rule-violation.js";
+import { StateCache } from "./state-cache.js";
 
 /** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
@@ -35,6 +36,11 @@ type Attempt<S, E, R extends DescMessage> =
 
 const noop = () => {};
 const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
+/** A refusal that found the stream shorter than the version we decided on: it was rewritten. */
+const isBehindExpected = (error: unknown) => {
+  const { expected, actual } = error as { expected?: unknown; actual?: unknown };
+  return isConflict(error) && typeof expected === "number" && typeof actual === "number" && actual < expected;
+};
 
 /**
  * Load → check the request id → decide → stamp → append with the expected version → record the
@@ -50,6 +56,7 @@ export class CommandHandler<E extends DomainEvent> {
   private readonly retryOn: (error: unknown) => boolean;
   /** Per stream, the end of the last command queued on it in this process (see inTurn). */
   private readonly turns = new Map<string, Promise<void>>();
+  private readonly states: StateCache;
 
   constructor(options: CommandHandlerOptions<E>) {
     this.store = options.store;
@@ -59,6 +66,7 @@ export class CommandHandler<E extends DomainEvent> {
     this.maxAttempts = options.retry?.maxAttempts ?? 10;
     this.jitterMs = options.retry?.jitterMs ?? 5;
     this.retryOn = options.retry?.retryOn ?? (() => false);
+    this.states = new StateCache(options.cachedStreams ?? 1000);
   }
 
   /**
@@ -144,18 +152,17 @@ export class CommandHandler<E extends DomainEvent> {
     try {
       const { aggregate } = command;
       const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(client);
-      const snapshot = (await aggregate.snapshots?.read(streamId, client)) ?? {
-        state: aggregate.initialState(),
-        version: 0,
-      };
+      const start = await this.startOf(aggregate, streamId, client);
       const read = await this.store.readStreamWithCommandResult(streamId, origin.requestId, {
         client,
-        fromVersion: snapshot.version + 1,
+        fromVersion: start.version + 1,
       });
       const replayed = this.answerOf(read.commandResult, origin.requestId, command);
       if (replayed) return { replayed, outcome: undefined };
-      const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, snapshot.state);
-      const loaded = { streamId, state, version: read.events.at(-1)?.version ?? snapshot.version };
+      const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
+      const loaded = { streamId, state, version: read.events.at(-1)?.version ?? start.version };
+      // Read outside a transaction: committed events only.
+      if (read.events.length > 0) this.states.put(aggregate, streamId, loaded);
       decision = await this.decide(client, origin, command, loaded);
     } finally {
       client.release();
@@ -183,13 +190,18 @@ export class CommandHandler<E extends DomainEvent> {
   ): Promise<Snapshot<S> & { streamId: string }> {
     const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(db);
     const { aggregate } = command;
-    const snapshot = (await aggregate.snapshots?.read(streamId, db)) ?? {
-      state: aggregate.initialState(),
-      version: 0,
-    };
-    const recorded = await this.store.readStream(streamId, { client: db, fromVersion: snapshot.version + 1 });
-    const state = recorded.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, snapshot.state);
-    return { streamId, state, version: recorded.at(-1)?.version ?? snapshot.version };
+    const start = await this.startOf(aggregate, streamId, db);
+    const recorded = await this.store.readStream(streamId, { client: db, fromVersion: start.version + 1 });
+    const state = recorded.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
+    return { streamId, state, version: recorded.at(-1)?.version ?? start.version };
+  }
+
+  /** Where a stream's fold starts: its cached state, its snapshot, or the aggregate's initial state. */
+  private async startOf<S, ES extends E>(aggregate: Aggregate<S, ES>, streamId: string, db: Queryable) {
+    return (
+      this.states.get(aggregate, streamId) ??
+      (await aggregate.snapshots?.read(streamId, db)) ?? { state: aggregate.initialState(), version: 0 }
+    );
   }
 
   private async decide<S, ES extends E>(
@@ -228,12 +240,10 @@ export class CommandHandler<E extends DomainEvent> {
   ): Promise<Outcome<S, ES>> {
     if (outcome.events.length === 0) return outcome;
     const client = answered && origin.requestId ? (command as ClientCommand<S, ES, DescMessage>) : undefined;
-    const { project, projection } = command;
-    await this.store.appendToStream(
-      outcome.streamId,
-      expected === 0 ? "no_stream" : expected,
-      outcome.events.map((event) => this.codec.encode(event, origin.traceparent)),
-      {
+    const { project, projection, aggregate } = command;
+    const encoded = outcome.events.map((event) => this.codec.encode(event, origin.traceparent));
+    await this.store
+      .appendToStream(outcome.streamId, expected === 0 ? "no_stream" : expected, encoded, {
         ...(tx ? { client: tx } : {}),
         ...(command.aggregate.streamType ? { streamType: command.aggregate.streamType } : {}),
         ...(client
@@ -248,8 +258,17 @@ export class CommandHandler<E extends DomainEvent> {
           : project
             ? { projection: { projection: { apply: (db) => project(db, outcome, ctx) }, item: undefined } }
             : {}),
-      },
-    );
+      })
+      .catch((error: unknown) => {
+        if (isBehindExpected(error)) this.states.forget(outcome.streamId);
+        throw error;
+      });
+    // Group-committed: the events are committed now. The state is folded from the events as they
+    // will be read back, so it is what the next command would read from the store.
+    if (!tx) {
+      const state = encoded.map((e) => this.codec.decode(e) as ES).reduce(aggregate.evolve, outcome.before);
+      this.states.put(aggregate, outcome.streamId, { state, version: outcome.version });
+    }
     return outcome;
   }
 

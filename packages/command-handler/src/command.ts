@@ -111,4 +111,6 @@ export interface CommandHandlerOptions<E extends DomainEvent> {
   clock?: () => Date;
   newId?: () => string;
   retry?: RetryPolicy;
+  /** Streams whose state is kept between commands (most recently commanded first); default 1,000. */
+  cachedStreams?: number;
 }

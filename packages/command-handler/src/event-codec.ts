@@ -8,7 +8,7 @@ export type DomainEvent = Message & { metadata?: EventMetadata | undefined };
 /** Protobuf binary encoding of a service's events; the stored type is the full message name. */
 export interface EventCodec<E extends DomainEvent = DomainEvent> {
   encode(event: E, traceparent?: string): NewEvent;
-  decode(recorded: RecordedEvent): E;
+  decode(recorded: Pick<RecordedEvent, "type" | "data">): E;
 }
 
 /** A codec for every message of `registry` (e.g. `createRegistry(file_rdm_release_v1_events)`). */

@@ -1,47 +1,16 @@
 import { randomUUID } from "node:crypto";
-import { create, createRegistry } from "@bufbuild/protobuf";
-import { StringValueSchema } from "@bufbuild/protobuf/wkt";
+import { create } from "@bufbuild/protobuf";
+import { EventStore, WrongExpectedVersion, withTransaction } from "@rdm/eventstore";
 import {
-  EventStore,
-  eventStoreMigrations,
-  runMigrations,
-  WrongExpectedVersion,
-  withTransaction,
-} from "@rdm/eventstore";
-import {
-  file_rdm_release_v1_events,
   type ReleaseAbandoned,
   ReleaseAbandonedSchema,
   type ReleaseClosed,
   ReleaseClosedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
+import { type TestDatabase, uniqueId } from "@rdm/testkit";
 import pg from "pg";
-import {
-  type Aggregate,
-  type ClientCommand,
-  CommandHandler,
-  type CommandOrigin,
-  eventCodec,
-  isRuleViolation,
-  RuleViolation,
-} from "../src/index.js";
-
-// A small aggregate on real event messages: a note per event, refused once three are taken.
-type NoteEvent = ReleaseAbandoned | ReleaseClosed;
-interface Notes {
-  notes: string[];
-  evolved: number;
-}
-const notes: Aggregate<Notes, NoteEvent> = {
-  streamType: "notes",
-  initialState: () => ({ notes: [], evolved: 0 }),
-  evolve: (state, event) => ({
-    notes: event.$typeName === "rdm.release.v1.ReleaseAbandoned" ? [...state.notes, event.reason] : state.notes,
-    evolved: state.evolved + 1,
-  }),
-};
-const codec = eventCodec<NoteEvent>(createRegistry(file_rdm_release_v1_events), "test");
+import { type Aggregate, CommandHandler, isRuleViolation, RuleViolation } from "../src/index.js";
+import { addNote, codec, type NoteEvent, type Notes, notes, notesStore, origin, stamped } from "./notes.js";
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -50,11 +19,7 @@ let handler: CommandHandler<NoteEvent>;
 const NOW = new Date("2026-03-01T10:00:00Z");
 
 beforeAll(async () => {
-  db = await createTestDatabase("command_handler");
-  pool = new pg.Pool({ connectionString: db.url, max: 20 });
-  await runMigrations(pool, eventStoreMigrations);
-  await pool.query("CREATE TABLE noted (stream_id text, note text UNIQUE)");
-  store = new EventStore(pool);
+  ({ db, pool, store } = await notesStore("command_handler"));
   handler = new CommandHandler({ store, codec, clock: () => NOW });
 });
 
@@ -62,30 +27,6 @@ afterAll(async () => {
   await pool?.end();
   await db?.drop();
 });
-
-const origin = (requestId = randomUUID()): CommandOrigin => ({ actor: "alice", groups: ["cab"], requestId });
-
-/** Adds `note` unless three are taken or it is there already (a no-op). */
-function addNote(
-  streamId: string,
-  note: string,
-  extra: Partial<ClientCommand<Notes, NoteEvent, typeof StringValueSchema>> = {},
-) {
-  return {
-    aggregate: notes,
-    streamId,
-    decide: (state: Notes) => {
-      if (state.notes.includes(note)) return [];
-      if (state.notes.length >= 3)
-        throw new RuleViolation("FAILED_PRECONDITION", "notes.full", "three notes at most", { subject: streamId });
-      return [create(ReleaseAbandonedSchema, { releaseId: streamId, reason: note })];
-    },
-    response: StringValueSchema,
-    respond: ({ after }: { after: Notes }) => create(StringValueSchema, { value: after.notes.join(",") }),
-    requestHash: `add:${note}`,
-    ...extra,
-  };
-}
 
 const typesOf = async (streamId: string) => (await store.readStream(streamId)).map((e) => e.type);
 
@@ -271,9 +212,6 @@ describe("CommandHandler.handle", () => {
     expect(await typesOf(streamId)).toHaveLength(1);
   });
 });
-
-const stamped = (reason: string): NoteEvent =>
-  create(ReleaseAbandonedSchema, { reason, metadata: { eventId: randomUUID(), actor: "other" } });
 
 describe("CommandHandler.handleIn and load", () => {
   test("runs in the caller's transaction: its rollback takes the events with it", async () => {
