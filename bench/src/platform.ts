@@ -2,10 +2,11 @@
 // RDM_TEST_DATABASE_URL / RDM_TEST_KAFKA_BROKERS). The services and the gateway run as their own
 // processes (as `./rdm up` runs them); this process only generates load. Prints figures and each
 // process's CPU seconds per 1,000 calls; asserts nothing.
-//   pnpm build && node bench/dist/platform.js [visibility]
-// `visibility` runs only the bare appends and the append -> gateway visibility (1-2 minutes).
-// BENCH_CPU_PROF=<dir> runs the release service and the gateway with --cpu-prof, their profiles
-// written under it (release/, gateway/: one profile per thread).
+//   pnpm build && node bench/dist/platform.js [visibility|commands]
+// `visibility` runs only the bare appends and the append -> gateway visibility (1-2 minutes);
+// `commands` only the bare appends and the command loads.
+// BENCH_CPU_PROF=<dir> runs the services and the gateway with --cpu-prof, their profiles
+// written under it (release/, gateway/, change/, configuration/: one profile per thread).
 import { randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
 import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
@@ -103,7 +104,7 @@ async function releaseCommands(run: Run, client: Probe["client"], request: Relea
 }
 
 async function changeCommands(run: Run) {
-  const service = await startService(run, "change");
+  const service = await startService(run, "change", profiled("change"));
   const client = createGrpcClient(ChangeService, `127.0.0.1:${service.port}`, { token: run.bench.token });
   const details = {
     title: "Upgrade payments database",
@@ -132,7 +133,7 @@ async function changeCommands(run: Run) {
 }
 
 async function configurationCommands(run: Run) {
-  const service = await startService(run, "configuration");
+  const service = await startService(run, "configuration", profiled("configuration"));
   const client = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token: run.bench.token });
   let n = 0;
   const register = () =>
@@ -140,6 +141,34 @@ async function configurationCommands(run: Run) {
   await underLoad(CONCURRENCY, 300, register); // warm-up
   await measureLoad("RegisterConfigurationItem", CONCURRENCY, TOTAL, register, run);
   await stopService(run, service);
+}
+
+/** Append -> gateway visibility one at a time, then beside 32 RegisterRelease calls in flight. */
+async function visibility(run: Run, gateway: ServiceProcess, probe: Probe) {
+  // Before the loads: with their backlog still on the topic, the gateway would be measured catching up.
+  await gatewayVisibility("one at a time", probe, 200);
+  await idleCpu(gateway, 10);
+  // Then while 32 RegisterRelease calls are in flight, probing until the load ends: a gateway
+  // that falls behind the load shows here as a growing lag.
+  let loaded = true;
+  const beforeLoad = sampleCpu(run.services);
+  const load = measureLoad(
+    "RegisterRelease (beside probes)",
+    CONCURRENCY,
+    TOTAL,
+    () => probe.client.registerRelease(probe.request()),
+    run,
+  ).finally(() => {
+    loaded = false;
+  });
+  await gatewayVisibility(`under ${CONCURRENCY} in flight`, probe, 1000, () => !loaded, 300_000);
+  await load;
+  // A gateway behind the load spends part of its work for the load after it: the CPU until one
+  // release registered after the load is visible is what projecting the load cost.
+  const ended = performance.now();
+  await gatewayVisibility("after the load", probe, 1, () => false, 300_000);
+  console.log(`  gateway caught up ${ms(performance.now() - ended)} after the load; until then:`);
+  printCpu(beforeLoad, sampleCpu(run.services), TOTAL);
 }
 
 /** Event store appends, one event per transaction, each writer on its own stream, in this process. */
@@ -172,7 +201,7 @@ const profiled = (name: string) => {
 };
 
 async function main() {
-  const visibilityOnly = process.argv[2] === "visibility";
+  const mode = process.argv[2];
   const bench = await startBenchServers();
   printLoadAverage("at start");
   const run: Run = { bench, bareAppends: await bareAppendsOf(), services: [] };
@@ -189,31 +218,8 @@ async function main() {
   const topic = await watchReleaseTopic(bench.servers.kafkaBrokers);
   const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
   const probe = { client, gatewayUrl, token: bench.token, request, onTopic: topic.onTopic };
-  // Before the loads: with their backlog still on the topic, the gateway would be measured catching up.
-  await gatewayVisibility("one at a time", probe, 200);
-  await idleCpu(gateway, 10);
-  // Then while 32 RegisterRelease calls are in flight, probing until the load ends: a gateway
-  // that falls behind the load shows here as a growing lag.
-  let loaded = true;
-  const beforeLoad = sampleCpu(run.services);
-  const load = measureLoad(
-    "RegisterRelease (beside probes)",
-    CONCURRENCY,
-    TOTAL,
-    () => client.registerRelease(request()),
-    run,
-  ).finally(() => {
-    loaded = false;
-  });
-  await gatewayVisibility(`under ${CONCURRENCY} in flight`, probe, 1000, () => !loaded, 300_000);
-  await load;
-  // A gateway behind the load spends part of its work for the load after it: the CPU until one
-  // release registered after the load is visible is what projecting the load cost.
-  const ended = performance.now();
-  await gatewayVisibility("after the load", probe, 1, () => false, 300_000);
-  console.log(`  gateway caught up ${ms(performance.now() - ended)} after the load; until then:`);
-  printCpu(beforeLoad, sampleCpu(run.services), TOTAL);
-  if (!visibilityOnly) {
+  if (mode !== "commands") await visibility(run, gateway, probe);
+  if (mode !== "visibility") {
     await releaseCommands(run, client, request);
     await changeCommands(run);
     await configurationCommands(run);

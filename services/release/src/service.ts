@@ -6,7 +6,7 @@ import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/
 import type pg from "pg";
 import { notificationServiceHandlers } from "./api/notification-service.js";
 import { releaseServiceHandlers } from "./api/release-service.js";
-import { applyChangeEvent } from "./consumers/change-requests.js";
+import { applyChangeEvent, applyChangeEvents } from "./consumers/change-requests.js";
 import { deploymentEnvironmentMigrations, reactToDeploymentEvent } from "./consumers/deployment-outcomes.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
@@ -139,6 +139,7 @@ async function startReleaseConsumers(
       groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
       topics: [topic(CHANGE_EVENTS_TOPIC)],
       handle: applyChangeEvent,
+      handleChunk: applyChangeEvents,
       deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
       fromBeginning: true,
       sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,

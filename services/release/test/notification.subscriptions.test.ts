@@ -66,7 +66,7 @@ const seenByAll = (type: string, matches: (r: Received) => boolean = () => true)
 const deliveries = async (subscriptionId: string) =>
   (await notifications.listSubscriptionDeliveries({ subscriptionId })).deliveries;
 
-async function publishDeploymentFailed(environment: string, releaseId: string) {
+function deploymentFailed(environment: string, releaseId: string) {
   const deploymentId = randomUUID();
   const event = create(DeploymentFailedSchema, {
     metadata: create(EventMetadataSchema, {
@@ -81,18 +81,25 @@ async function publishDeploymentFailed(environment: string, releaseId: string) {
     environment,
     reason: "smoke tests failed",
   });
-  await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
-    {
-      id: event.metadata?.eventId as string,
-      type: DeploymentFailedSchema.typeName,
-      source: "rdm/deployment",
-      subject: deploymentId,
-      time: h.clock.now(),
-      data: toBinary(DeploymentFailedSchema, event),
-    },
-  ]);
-  return deploymentId;
+  return {
+    id: event.metadata?.eventId as string,
+    type: DeploymentFailedSchema.typeName,
+    source: "rdm/deployment",
+    subject: deploymentId,
+    time: h.clock.now(),
+    data: toBinary(DeploymentFailedSchema, event),
+  };
 }
+
+/** DeploymentFailed events in one produce request (so they reach the notifier in one fetch); their deployment ids. */
+async function publishDeploymentsFailed(releaseId: string, ...environments: string[]) {
+  const events = environments.map((environment) => deploymentFailed(environment, releaseId));
+  await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, events);
+  return events.map((e) => e.subject);
+}
+
+const publishDeploymentFailed = async (environment: string, releaseId: string) =>
+  (await publishDeploymentsFailed(releaseId, environment))[0] as string;
 
 beforeAll(async () => {
   receiver = await startReceiver();
@@ -165,6 +172,18 @@ test("two subscriptions with different filters receive exactly their events, eac
   // The default target keeps its own payload (see the release README); every subscription's validates.
   for (const r of receiver.received.filter((r) => r.path !== "/default")) expect(schemaErrors(r.payload)).toEqual([]);
   for (const id of [a, b]) await notifications.deleteSubscription({ ...req(), subscriptionId: id });
+});
+
+test("events that arrive together are each matched in the one transaction of their chunk", async () => {
+  const environments = Array.from({ length: 6 }, (_, i) => `burst-${i}`);
+  const burst = await subscribe("/burst", { environments });
+  const deploymentIds = await publishDeploymentsFailed(randomUUID(), ...environments, "elsewhere");
+  await waitFor(async () => (await deliveries(burst)).length === environments.length, {
+    description: "a delivery for each burst event",
+  });
+  await waitFor(() => receiver.at("/burst").length === environments.length, { description: "/burst received them" });
+  expect(new Set(receiver.at("/burst").map((r) => r.payload.subject))).toEqual(new Set(deploymentIds.slice(0, -1)));
+  await notifications.deleteSubscription({ ...req(), subscriptionId: burst });
 });
 
 test("a paused subscription receives nothing; resumed, it continues from then on, or with what it missed when asked", async () => {

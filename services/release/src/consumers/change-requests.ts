@@ -1,6 +1,6 @@
 import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type ChunkHandler, type CloudEvent, PermanentError } from "@rdm/messaging";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -20,6 +20,49 @@ const isChangeRequestEvent = (m: Message): m is ChangeRequestEvent =>
   typeof (m as Partial<ChangeRequestEvent>).changeRequestId === "string" &&
   typeof (m as Partial<ChangeRequestEvent>).state === "number";
 
+/** The state an event sets, or undefined for events without a change request state. */
+function stateOf(event: CloudEvent) {
+  const schema = registry.getMessage(event.type);
+  if (!schema) return undefined;
+  let message: Message;
+  try {
+    message = fromBinary(schema, event.data);
+  } catch (error) {
+    throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
+  }
+  if (!isChangeRequestEvent(message) || !message.changeRequestId) return undefined;
+  if (message.state === ChangeState.UNSPECIFIED) return undefined;
+  return {
+    changeRequestId: message.changeRequestId,
+    state: ChangeState[message.state] ?? "UNSPECIFIED",
+    linkedReleaseId: message.linkedReleaseId,
+    at: message.metadata?.occurredAt ? timestampDate(message.metadata.occurredAt) : event.time,
+    version: message.metadata?.streamVersion ?? 0n,
+  };
+}
+
+type ChangeRequestState = NonNullable<ReturnType<typeof stateOf>>;
+
+/** One statement for the states of several change requests (one each). */
+async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Promise<void> {
+  if (!states.length) return;
+  await tx.query(
+    `INSERT INTO change_request_states AS c (change_request_id, state, linked_release_id, updated_at, version)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
+     ON CONFLICT (change_request_id) DO UPDATE
+       SET state = excluded.state, linked_release_id = excluded.linked_release_id,
+           updated_at = excluded.updated_at, version = excluded.version
+       WHERE c.version <= excluded.version`,
+    [
+      states.map((s) => s.changeRequestId),
+      states.map((s) => s.state),
+      states.map((s) => s.linkedReleaseId),
+      states.map((s) => s.at),
+      states.map((s) => s.version.toString()),
+    ],
+  );
+}
+
 /**
  * Keeps the local read model of change request states (table change_request_states) that the
  * release gates read. Runs in the consumer's transaction, so each event applies exactly once; a
@@ -27,24 +70,17 @@ const isChangeRequestEvent = (m: Message): m is ChangeRequestEvent =>
  * without a change request state (freeze windows, templates) and unknown types are skipped.
  */
 export async function applyChangeEvent(event: CloudEvent, tx: pg.PoolClient): Promise<void> {
-  const schema = registry.getMessage(event.type);
-  if (!schema) return;
-  let message: Message;
-  try {
-    message = fromBinary(schema, event.data);
-  } catch (error) {
-    throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
-  }
-  if (!isChangeRequestEvent(message) || !message.changeRequestId) return;
-  const state = ChangeState[message.state] ?? "UNSPECIFIED";
-  if (message.state === ChangeState.UNSPECIFIED) return;
-  const version = message.metadata?.streamVersion ?? 0n;
-  const at = message.metadata?.occurredAt ? timestampDate(message.metadata.occurredAt) : event.time;
-  await tx.query(
-    `INSERT INTO change_request_states AS c (change_request_id, state, linked_release_id, updated_at, version)
-     VALUES ($1, $2, $3, $4, $5)
-     ON CONFLICT (change_request_id) DO UPDATE SET state = $2, linked_release_id = $3, updated_at = $4, version = $5
-       WHERE c.version <= $5`,
-    [message.changeRequestId, state, message.linkedReleaseId, at, version.toString()],
-  );
+  const state = stateOf(event);
+  if (state) await upsertStates(tx, [state]);
 }
+
+/** applyChangeEvent for a chunk of events: one statement, with each change's newest state in it. */
+export const applyChangeEvents: ChunkHandler = async (events, tx) => {
+  const newest = new Map<string, ChangeRequestState>();
+  for (const { event } of events) {
+    const state = stateOf(event);
+    const known = state && newest.get(state.changeRequestId);
+    if (state && !(known && known.version > state.version)) newest.set(state.changeRequestId, state);
+  }
+  await upsertStates(tx, [...newest.values()]);
+};

@@ -1,8 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
-import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { type ChunkHandler, type CloudEvent, type EventHandler, PermanentError } from "@rdm/messaging";
+import {
+  type Subscription,
+  SubscriptionSchema,
+  SubscriptionStatus,
+} from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
@@ -21,15 +25,28 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
   return rows[0];
 }
 
+/** The subscriptions an event may be delivered to: every one not ended and not from configuration. */
+async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> {
+  const { rows } = await tx.query<{ snapshot: Buffer }>(
+    `SELECT snapshot FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration`,
+    [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED],
+  );
+  return rows.map((row) => fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot)));
+}
+
 /**
- * The notifier's consumer handler (all four topics): records one delivery per subscription whose
- * filter takes the event, in the consumer's transaction (so a redelivered event adds nothing).
- * A subscription never receives what happened before it was created; one that is paused or
- * suspended gets the delivery HELD (sent only if resumed with deliver_missed); one that resumed
- * from then on after the event happened gets it SKIPPED. Types no published schema names are skipped.
+ * The notifier's consumer handlers (all four topics): each records one delivery per subscription
+ * whose filter takes the event, in the consumer's transaction (so a redelivered event adds
+ * nothing); a chunk of events reads the subscriptions once. A subscription never receives what
+ * happened before it was created; one that is paused or suspended gets the delivery HELD (sent
+ * only if resumed with deliver_missed); one that resumed from then on after the event happened
+ * gets it SKIPPED. Types no published schema names are skipped.
  */
-export function matchEvents(linkBaseUrl: string, clock: () => Date) {
-  return async (envelope: CloudEvent, tx: pg.PoolClient): Promise<void> => {
+export function matchEvents(
+  linkBaseUrl: string,
+  clock: () => Date,
+): { handle: EventHandler; handleChunk: ChunkHandler } {
+  const match = async (envelope: CloudEvent, tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
     let decoded: ReturnType<typeof decodeNotifiable>;
     try {
       decoded = decodeNotifiable(envelope.type, envelope.data);
@@ -37,11 +54,8 @@ export function matchEvents(linkBaseUrl: string, clock: () => Date) {
       throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
     }
     if (!decoded) return;
-    const { rows } = await tx.query<{ snapshot: Buffer }>(
-      `SELECT snapshot FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration`,
-      [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED],
-    );
-    if (!rows.length) return;
+    const candidates = await subscriptions();
+    if (!candidates.length) return;
     const json = eventJson(decoded.schema, decoded.message);
     const release = await releaseOf(tx, subjectsOf(json).releaseIds);
     const event: NotifiedEvent = {
@@ -50,8 +64,7 @@ export function matchEvents(linkBaseUrl: string, clock: () => Date) {
       json,
       releaseType: release?.type as ReleaseType | undefined,
     };
-    for (const row of rows) {
-      const subscription = fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot));
+    for (const subscription of candidates) {
       const since = (t: typeof subscription.createdAt) => (t ? timestampDate(t) : new Date(0));
       if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
       // Active: sent, unless it happened while inactive and the subscription resumed from then on.
@@ -86,5 +99,16 @@ export function matchEvents(linkBaseUrl: string, clock: () => Date) {
         ],
       );
     }
+  };
+  return {
+    handle: (envelope, tx) => match(envelope, tx, () => subscriptionsToMatch(tx)),
+    handleChunk: async (events, tx) => {
+      let read: Promise<Subscription[]> | undefined;
+      const once = () => {
+        read ??= subscriptionsToMatch(tx);
+        return read;
+      };
+      for (const { event } of events) await match(event, tx, once);
+    },
   };
 }

@@ -1,0 +1,126 @@
+// The release's read model of change request states (the gates read it): a chunk of change events
+// applied at once leaves the same rows as the same events applied one by one, whatever their
+// order, repeats and mix of changes; against real PostgreSQL.
+import { randomUUID } from "node:crypto";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
+import type { CloudEvent } from "@rdm/messaging";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  ChangeRequestAuthorizedSchema,
+  ChangeRequestSubmittedSchema,
+  FreezeWindowDeclaredSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { openDatabase } from "@rdm/runtime";
+import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
+import fc from "fast-check";
+import type pg from "pg";
+import { applyChangeEvent, applyChangeEvents } from "../src/consumers/change-requests.js";
+import { releaseMigrations } from "../src/store/release-tables.js";
+
+let db: TestDatabase;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  db = await createTestDatabase("release_change_states");
+  pool = await openDatabase(db.url);
+  await runMigrations(pool, eventStoreMigrations);
+  await runMigrations(pool, { component: "release", migrations: releaseMigrations });
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+const at = new Date("2026-11-02T10:00:00Z");
+
+/** A change event as the change service publishes it: a state at a stream version, or a freeze (no state). */
+function changeEvent(
+  changeRequestId: string,
+  version: number,
+  kind: "submitted" | "authorized" | "freeze",
+): CloudEvent {
+  const metadata = {
+    eventId: randomUUID(),
+    occurredAt: timestampFromDate(new Date(at.getTime() + version * 1000)),
+    streamVersion: BigInt(version),
+  };
+  const [schema, message] =
+    kind === "freeze"
+      ? [FreezeWindowDeclaredSchema, create(FreezeWindowDeclaredSchema, { metadata })]
+      : kind === "authorized"
+        ? [
+            ChangeRequestAuthorizedSchema,
+            create(ChangeRequestAuthorizedSchema, {
+              metadata,
+              changeRequestId,
+              state: ChangeState.AUTHORIZED,
+              linkedReleaseId: `rel-${version}`,
+            }),
+          ]
+        : [
+            ChangeRequestSubmittedSchema,
+            create(ChangeRequestSubmittedSchema, { metadata, changeRequestId, state: ChangeState.SUBMITTED }),
+          ];
+  return {
+    id: metadata.eventId,
+    type: schema.typeName,
+    source: "rdm/change",
+    subject: changeRequestId,
+    time: at,
+    data: toBinary(schema as never, message as never),
+    datacontenttype: "application/protobuf",
+  } as CloudEvent;
+}
+
+const rows = async (ids: string[]) =>
+  (
+    await pool.query(
+      "SELECT change_request_id, state, linked_release_id, updated_at, version FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1",
+      [ids],
+    )
+  ).rows;
+
+const info = { topic: "change-events", partition: 0, offset: "0" };
+
+test("a chunk at once leaves the same states as its events one by one", async () => {
+  const event = fc.record({
+    change: fc.integer({ min: 0, max: 3 }),
+    version: fc.integer({ min: 1, max: 6 }),
+    kind: fc.constantFrom("submitted" as const, "authorized" as const, "freeze" as const),
+  });
+  await fc.assert(
+    fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 12 }), async (drawn) => {
+      const run = randomUUID();
+      const [oneByOne, atOnce] = [`${run}-a`, `${run}-b`];
+      const events = (prefix: string) => drawn.map((e) => changeEvent(`${prefix}-${e.change}`, e.version, e.kind));
+      await withTransaction(pool, async (tx) => {
+        for (const e of events(oneByOne)) await applyChangeEvent(e, tx);
+      });
+      await withTransaction(pool, (tx) =>
+        applyChangeEvents(
+          events(atOnce).map((e) => ({ event: e, info })),
+          tx,
+        ),
+      );
+      const ids = (prefix: string) => [0, 1, 2, 3].map((c) => `${prefix}-${c}`);
+      const strip = (r: { change_request_id: string }) => ({ ...r, change_request_id: r.change_request_id.slice(-1) });
+      expect((await rows(ids(atOnce))).map(strip)).toEqual((await rows(ids(oneByOne))).map(strip));
+    }),
+    { numRuns: 60 },
+  );
+});
+
+test("an older version in a later chunk never moves a state back", async () => {
+  const id = `chg-${randomUUID()}`;
+  await withTransaction(pool, (tx) => applyChangeEvents([{ event: changeEvent(id, 3, "authorized"), info }], tx));
+  await withTransaction(pool, (tx) =>
+    applyChangeEvents(
+      [changeEvent(id, 2, "submitted"), changeEvent(id, 1, "submitted")].map((event) => ({ event, info })),
+      tx,
+    ),
+  );
+  expect(await rows([id])).toMatchObject([{ state: "AUTHORIZED", version: "3", linked_release_id: "rel-3" }]);
+});
