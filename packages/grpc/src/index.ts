@@ -30,7 +30,7 @@ export {
   type Interceptor,
   type InterceptorContext,
 } from "./interceptor.js";
-export { createRequestValidator, type RequestValidator } from "./interceptors/validate.js";
+export { type RequestValidator, requestValidator } from "./interceptors/validate.js";
 export { requestFingerprint } from "./request-fingerprint.js";
 export { checkRequestInputRules, requestInputViolations } from "./request-input-rules.js";
 export { isRuleViolationLike, type RuleViolationLike, ruleViolationError } from "./rule-violation.js";

@@ -100,7 +100,7 @@ function walkField(message: ReflectMessage, field: DescField, path: Path, out: F
 
 /**
  * A repeated field whose items' protovalidate rules say IGNORE_ALWAYS: the service checks each
- * item itself (with createRequestValidator), so neither rule set refuses the whole request for one.
+ * item itself (with requestValidator), so neither rule set refuses the whole request for one.
  */
 function itemsValidatedByHandler(field: DescField): boolean {
   const rules = getOption(field, fieldRules);

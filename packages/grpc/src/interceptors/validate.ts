@@ -10,15 +10,23 @@ export type RequestValidator = <Desc extends DescMessage>(
   message: MessageShape<Desc>,
 ) => FieldViolation[];
 
+let shared: Promise<RequestValidator> | undefined;
+
 /**
- * Every violation of a message's request input rules (request-input-rules.ts), then, when there
- * is none, of its protovalidate rules; none: valid. What validateRequests checks of each request,
- * for handlers that validate the items of a bulk request one by one.
+ * The process's request validator: every violation of a message's request input rules
+ * (request-input-rules.ts), then, when there is none, of its protovalidate rules; none: valid.
+ * What validateRequests checks of each request, for handlers that validate the items of a bulk
+ * request one by one.
  *
- * protovalidate (with its CEL runtime and RE2 engine) is loaded here, on first use, not at
- * start: a process that only calls services (the gateway, the executor) never needs it.
+ * protovalidate (with its CEL runtime and RE2 engine) is loaded on the first call, not at start:
+ * a process that only calls services (the gateway, the executor) never needs it.
  */
-export async function createRequestValidator(): Promise<RequestValidator> {
+export function requestValidator(): Promise<RequestValidator> {
+  shared ??= loadRequestValidator();
+  return shared;
+}
+
+async function loadRequestValidator(): Promise<RequestValidator> {
   const { createValidator } = await import("@bufbuild/protovalidate");
   const validator = createValidator();
   return (schema, message) => {
@@ -37,10 +45,8 @@ export async function createRequestValidator(): Promise<RequestValidator> {
  * listing every field, so handlers only ever see valid requests.
  */
 export function validateRequests(): Interceptor {
-  let violations: Promise<RequestValidator> | undefined;
   return (next) => async (request, ctx) => {
-    violations ??= createRequestValidator();
-    const check = await violations;
+    const check = await requestValidator();
     const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
       const found = check(schema, message);
       if (found.length > 0) throw new InvalidArgument(found);

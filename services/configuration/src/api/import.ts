@@ -3,12 +3,12 @@ import { withTransaction } from "@rdm/eventstore";
 import {
   Aborted,
   type CallContext,
-  createRequestValidator,
   GrpcStatus,
   InvalidArgument,
   type RequestValidator,
   RpcError,
   requestFingerprint,
+  requestValidator,
   toStatus,
 } from "@rdm/grpc";
 import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
@@ -52,11 +52,9 @@ class BatchConflict extends Error {
 
 /** ImportConfiguration: messages of CI registrations and relationships, each message one batch. */
 export function importHandlers(deps: ConfigurationApiDeps): Pick<ConfigurationHandlers, "importConfiguration"> {
-  let validator: Promise<RequestValidator> | undefined;
   return {
     async importConfiguration(requests, ctx) {
-      validator ??= createRequestValidator();
-      const violations = await validator;
+      const violations = await requestValidator();
       const results: ImportItemResult[] = [];
       let appended = 0;
       for await (const request of requests) {
