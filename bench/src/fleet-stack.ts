@@ -1,12 +1,13 @@
 // The fleet benchmark's system: `./rdm up`'s supervisor (packages/dev-stack) as a child process,
 // on a data folder and ports of its own, and what each of its processes used, read from /proc.
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@rdm/embedded";
+import { allProcesses, below, type Proc, TICKS_PER_SECOND } from "./procfs.js";
 
 const ownCheckout = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 const SERVICES = ["release", "change", "configuration", "deployment"] as const;
@@ -74,40 +75,9 @@ function stopChild(child: ChildProcess): Promise<void> {
   });
 }
 
-/** One process as /proc shows it: CPU in clock ticks (own, and of its reaped children) and peak RSS. */
-interface ProcStat {
-  pid: number;
-  ppid: number;
-  ticks: number;
-  childTicks: number;
-  hwmKb: number;
-  cmdline: string;
-}
-
-/** Linux's USER_HZ, the unit of /proc/<pid>/stat's times (100 on every common architecture). */
-const TICKS_PER_SECOND = 100;
-
-function readProc(pid: number): ProcStat | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    // The fields after the command name (which may hold spaces): state is field 3.
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const hwm = /VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-    return {
-      pid,
-      ppid: Number(f[1]),
-      ticks: Number(f[11]) + Number(f[12]),
-      childTicks: Number(f[13]) + Number(f[14]),
-      hwmKb: Number(hwm ?? 0),
-      cmdline: readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " "),
-    };
-  } catch {
-    return undefined; // ended meanwhile
-  }
-}
-
 /** What a process of the stack is, from its command line. */
-function labelOf({ cmdline }: ProcStat): string {
+function labelOf({ argv }: Proc): string {
+  const cmdline = argv.join(" ");
   const service = /services\/(\w+)\/dist\/main\.js/.exec(cmdline)?.[1];
   if (service) return service;
   const executor = /executor\/cli\.js .*--id (\S+)/.exec(cmdline)?.[1];
@@ -131,13 +101,8 @@ export interface ProcessUsage {
  * its launcher), and the supervisor itself.
  */
 export function processUsage(supervisorPid: number): ProcessUsage[] {
-  const all = readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .map((entry) => readProc(Number(entry)))
-    .filter((p): p is ProcStat => p !== undefined);
-  const below = (pid: number): ProcStat[] =>
-    all.filter((p) => p.ppid === pid).flatMap((child) => [child, ...below(child.pid)]);
-  const usage = (label: string, top: ProcStat, rest: ProcStat[]): ProcessUsage => ({
+  const all = allProcesses();
+  const usage = (label: string, top: Proc, rest: Proc[]): ProcessUsage => ({
     label,
     cpuSeconds: [top, ...rest].reduce((sum, p) => sum + p.ticks + p.childTicks, 0) / TICKS_PER_SECOND,
     peakRssMb: Math.max(top.hwmKb, ...rest.map((p) => p.hwmKb)) / 1024,
@@ -146,10 +111,8 @@ export function processUsage(supervisorPid: number): ProcessUsage[] {
   const supervisor = all.find((p) => p.pid === supervisorPid);
   const rows = all
     .filter((p) => p.ppid === supervisorPid)
-    .map((child) => usage(labelOf(child), child, below(child.pid)));
+    .map((child) => usage(labelOf(child), child, below(all, child.pid)));
   return supervisor
     ? [...rows, { ...usage("supervisor", supervisor, []), cpuSeconds: supervisor.ticks / TICKS_PER_SECOND }]
     : rows;
 }
-
-export const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");

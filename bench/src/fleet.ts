@@ -9,8 +9,9 @@
 import { randomUUID } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { type Cast, clientsFor, registerEnvironments, releaseThroughFleet } from "./fleet-flow.js";
-import { type DevStack, loadAverage, type ProcessUsage, processUsage, startDevStack } from "./fleet-stack.js";
+import { type DevStack, type ProcessUsage, processUsage, startDevStack } from "./fleet-stack.js";
 import { VIEWS, type ViewWatch, watchViews } from "./fleet-views.js";
+import { loadAverage } from "./procfs.js";
 import { ms, percentile, runBenchmark } from "./support.js";
 
 const argument = (at: number, fallback: number) => Number(process.argv[at] ?? fallback);

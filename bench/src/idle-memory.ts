@@ -4,48 +4,17 @@
 // IPC channel and node flags it gives them. Once it is up and has idled, prints the RSS of every
 // process below it, read from /proc.
 //   node bench/dist/idle-memory.js [checkout]   (IDLE_SECONDS=30; checkout: another built tree to measure)
-import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
-import { loadAverage, startDevStack } from "./fleet-stack.js";
+import { startDevStack } from "./fleet-stack.js";
+import { allProcesses, below, loadAverage, type Proc } from "./procfs.js";
 
 const idleMs = Number(process.env.IDLE_SECONDS ?? 30) * 1000;
 
-interface Proc {
-  pid: number;
-  ppid: number;
-  rssKb: number;
-  /** The program's name (a process may rewrite its argv, as PostgreSQL's do). */
-  comm: string;
-  argv: string[];
-}
-
-function readProc(pid: number): Proc | undefined {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const rss = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, "utf8"))?.[1];
-    return {
-      pid,
-      // Field 4, after the command name (which may hold spaces).
-      ppid: Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]),
-      rssKb: Number(rss ?? 0),
-      comm: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")),
-      argv: readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").filter(Boolean),
-    };
-  } catch {
-    return undefined; // ended meanwhile
-  }
-}
-
 /** The supervisor and every process below it. */
 function stackProcesses(supervisorPid: number): Proc[] {
-  const all = readdirSync("/proc")
-    .filter((entry) => /^\d+$/.test(entry))
-    .map((entry) => readProc(Number(entry)))
-    .filter((p): p is Proc => p !== undefined);
-  const below = (pid: number): Proc[] =>
-    all.filter((p) => p.ppid === pid).flatMap((child) => [child, ...below(child.pid)]);
+  const all = allProcesses();
   const supervisor = all.find((p) => p.pid === supervisorPid);
-  return supervisor ? [supervisor, ...below(supervisorPid)] : [];
+  return supervisor ? [supervisor, ...below(all, supervisorPid)] : [];
 }
 
 /** What a Node process of the stack runs, from its script's path. */

@@ -1,11 +1,11 @@
 // The services under test as their own processes (as `./rdm up` runs them), and the CPU time of
 // every process of the run, so the load generator's CPU is not charged to the service.
-import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { readdirSync, readFileSync } from "node:fs";
+import { type ChildProcess, spawn } from "node:child_process";
 import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@rdm/embedded";
+import { allProcesses, type Proc, TICKS_PER_SECOND } from "./procfs.js";
 
 const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
@@ -68,31 +68,6 @@ export async function startServiceProcess(
   };
 }
 
-interface Stat {
-  comm: string;
-  ppid: number;
-  /** utime + stime + cutime + cstime, in clock ticks: its own CPU and its reaped children's. */
-  ticks: number;
-}
-
-function readStat(pid: number): Stat | undefined {
-  try {
-    const text = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const close = text.lastIndexOf(")");
-    const fields = text.slice(close + 2).split(" ");
-    const tick = (i: number) => Number(fields[i]);
-    return {
-      comm: text.slice(text.indexOf("(") + 1, close),
-      ppid: tick(1),
-      ticks: tick(11) + tick(12) + tick(13) + tick(14),
-    };
-  } catch {
-    return undefined; // gone meanwhile
-  }
-}
-
-const ticksPerSecond = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
-
 /** CPU seconds of each named process tree (a live process and its live descendants). */
 export type CpuSample = Map<string, number>;
 
@@ -101,26 +76,23 @@ export type CpuSample = Map<string, number>;
  * the bare appends) and of its other children (PostgreSQL, the broker launcher), by command name.
  */
 export function sampleCpu(services: readonly ServiceProcess[]): CpuSample {
-  const stats = new Map<number, Stat>();
-  for (const entry of readdirSync("/proc")) {
-    const pid = Number(entry);
-    if (!Number.isInteger(pid)) continue;
-    const stat = readStat(pid);
-    if (stat) stats.set(pid, stat);
-  }
+  const stats = new Map(allProcesses().map((p) => [p.pid, p]));
   const children = new Map<number, number[]>();
   for (const [pid, { ppid }] of stats) children.set(ppid, [...(children.get(ppid) ?? []), pid]);
+  // Its own CPU and its reaped children's, and the same of each live descendant.
   const tree = (pid: number): number =>
-    (stats.get(pid)?.ticks ?? 0) + (children.get(pid) ?? []).reduce((sum, child) => sum + tree(child), 0);
+    (stats.get(pid)?.ticks ?? 0) +
+    (stats.get(pid)?.childTicks ?? 0) +
+    (children.get(pid) ?? []).reduce((sum, child) => sum + tree(child), 0);
   const sample: CpuSample = new Map();
-  const add = (label: string, ticks: number) => sample.set(label, (sample.get(label) ?? 0) + ticks / ticksPerSecond);
+  const add = (label: string, ticks: number) => sample.set(label, (sample.get(label) ?? 0) + ticks / TICKS_PER_SECOND);
   const servicePids = new Set(services.map((s) => s.pid));
   for (const service of services) add(`${service.name} service`, tree(service.pid));
   const own = process.cpuUsage();
   sample.set("bench (load generator)", (own.user + own.system) / 1e6);
   for (const pid of children.get(process.pid) ?? []) {
     if (servicePids.has(pid)) continue;
-    const stat = stats.get(pid) as Stat;
+    const stat = stats.get(pid) as Proc;
     add(stat.comm === "node" ? "broker / launchers (node)" : stat.comm, tree(pid));
   }
   return sample;
