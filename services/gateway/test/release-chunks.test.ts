@@ -2,10 +2,8 @@
 // leave the same views as the same events applied one by one, each in its own transaction, as a
 // lone message is: against real PostgreSQL, on two databases fed the same encoded events.
 import { randomUUID } from "node:crypto";
-import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { runMigrations, withTransaction } from "@rdm/eventstore";
-import { type CloudEvent, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import {
   ReleaseLogEntryRecordedSchema,
   ReleaseModelVersionCreatedSchema,
@@ -14,57 +12,14 @@ import {
   ReleaseRegisteredSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { LogEntryKind, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { openDatabase } from "@rdm/runtime";
-import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
 import type pg from "pg";
-import { projections } from "../src/projections/index.js";
-import { projectionChunkHandler, projectionHandler } from "../src/projections/projection.js";
+import { applyInChunks, applyOneByOne, projectionDatabase, topicEvent, withoutSeq } from "./chunk-fixture.js";
 
-const topic = RELEASE_EVENTS_TOPIC;
-const databases: { db: TestDatabase; pool: pg.Pool }[] = [];
-
-async function projectionDatabase(): Promise<pg.Pool> {
-  const db = await createTestDatabase("gateway_chunks");
-  const pool = await openDatabase(db.url);
-  databases.push({ db, pool });
-  for (const p of projections) await runMigrations(pool, { component: p.name, migrations: p.migrations });
-  return pool;
-}
-
-afterAll(async () => {
-  for (const { db, pool } of databases) {
-    await pool.end();
-    await db.drop();
-  }
-});
-
-/** An event as its topic carries it, at `version` of its stream, `version` minutes into the day. */
-function releaseEvent<D extends DescMessage>(
+const releaseEvent = <D extends DescMessage>(
   schema: D,
   version: number,
   fields: Omit<MessageInitShape<D>, "metadata">,
-): { envelope: CloudEvent; info: { topic: string; partition: number; offset: string } } {
-  const id = randomUUID();
-  const metadata = {
-    eventId: id,
-    actor: "rita",
-    streamVersion: BigInt(version),
-    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
-    correlationId: `corr-${version}`,
-  };
-  const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
-  return {
-    envelope: {
-      id,
-      type: schema.typeName,
-      source: "test",
-      subject: "s",
-      time: new Date(),
-      data: toBinary(schema, message),
-    },
-    info: { topic, partition: 0, offset: "0" },
-  };
-}
+) => topicEvent(RELEASE_EVENTS_TOPIC, schema, version, fields);
 
 const a = randomUUID();
 const b = randomUUID();
@@ -117,20 +72,12 @@ async function views(pool: pg.Pool) {
   };
 }
 
-const withoutSeq = (rows: Record<string, unknown>[]) => rows.map(({ seq: _, ...row }) => row);
-
 test("a chunk applied at once leaves the views the events leave applied one by one", async () => {
   const oneByOne = await projectionDatabase();
-  const handle = projectionHandler(projections, "");
-  for (const { envelope, info } of events) await withTransaction(oneByOne, (tx) => handle(envelope, tx, info));
-
-  const byChunks = await projectionDatabase();
-  const handleChunk = projectionChunkHandler(projections, "");
-  const chunk = (from: number, to: number) =>
-    events.slice(from, to).map(({ envelope, info }) => ({ event: envelope, info }));
+  await applyOneByOne(oneByOne, events);
   // A release registered and changed in one chunk, then changed again in the next.
-  await withTransaction(byChunks, (tx) => handleChunk(chunk(0, 4), tx));
-  await withTransaction(byChunks, (tx) => handleChunk(chunk(4, events.length), tx));
+  const byChunks = await projectionDatabase();
+  await applyInChunks(byChunks, events, [4]);
 
   const expected = await views(oneByOne);
   const actual = await views(byChunks);

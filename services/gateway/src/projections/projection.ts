@@ -45,7 +45,24 @@ export interface Projection<M extends WithMetadata = WithMetadata> {
    * event by event); else event by event.
    */
   applyAll?(events: ProjectedEvent<M>[], tx: pg.PoolClient): Promise<void>;
+  /**
+   * Where a topic's chunks go event by event: what this projection needs of each event, read in
+   * turn between the other projections' updates, then written for the chunk at once. Only for a
+   * projection that no other one reads (its rows are written after the chunk's other updates).
+   */
+  collected?: Collected;
 }
+
+/** A projection's per-event reads and its one write per chunk (see Projection.collected). */
+export interface Collected {
+  collect(event: ProjectedEvent, tx: pg.PoolClient): Promise<unknown>;
+  write(items: unknown[], tx: pg.PoolClient): Promise<void>;
+}
+
+export const collected = <T>(
+  collect: (event: ProjectedEvent, tx: pg.PoolClient) => Promise<T>,
+  write: (items: T[], tx: pg.PoolClient) => Promise<void>,
+): Collected => ({ collect, write: (items, tx) => write(items as T[], tx) });
 
 /** `WHERE <column> < $<param>` (or `< <expression>`): the one version guard every view update uses. */
 export const versionGuard = (column: string, param: number | string) =>
@@ -131,17 +148,28 @@ export function projectionHandler(projections: readonly Projection[], topicPrefi
 
 /**
  * The consumer's chunk handler: the events of one partition, with projectionHandler's effect.
- * Where every projection of the topic applies a chunk at once, each does in turn; else event by event.
+ * Where every projection of the topic applies a chunk at once, each does in turn; else event by
+ * event, but a projection with `collected` writes once for the chunk.
  */
 export function projectionChunkHandler(projections: readonly Projection[], topicPrefix: string): ChunkHandler {
   const routeOf = topicRoutes(projections, topicPrefix);
-  const handle = projectionHandler(projections, topicPrefix);
   return async (events, tx) => {
     const topic = events[0]?.info.topic;
     if (topic === undefined) return;
     const route = routeOf(topic);
     if (!route.byChunk) {
-      for (const { event, info } of events) await handle(event, tx, info);
+      const pending = new Map<Collected, unknown[]>();
+      for (const { event: envelope } of events) {
+        const event = route.decode(envelope);
+        if (!event) continue;
+        for (const { projection, handles } of route.projections) {
+          if (!handles.has(event.message.$typeName)) continue;
+          const c = projection.collected;
+          if (c) pending.set(c, [...(pending.get(c) ?? []), await c.collect(event, tx)]);
+          else await projection.apply(event, tx);
+        }
+      }
+      for (const [c, items] of pending) await c.write(items, tx);
       return;
     }
     const decoded = events.flatMap(({ event }) => route.decode(event) ?? []);

@@ -10,7 +10,7 @@ import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configurati
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import type { ProjectedEvent, Projection } from "../projection.js";
+import { collected, type ProjectedEvent, type Projection } from "../projection.js";
 import { auditMigrations } from "./migrations.js";
 import { type EventSubjects, subjectsOf, viewsOf } from "./subjects.js";
 
@@ -101,7 +101,8 @@ const auditOf = (source: string, topic: string, handles: readonly DescMessage[])
   migrations: auditMigrations,
   apply: async (event, tx) =>
     insertAudit(source, [{ event, subjects: await completeSubjects(tx, source, subjectsOf(event.message)) }], tx),
-  // Subjects completed from other views must be read event by event, between their updates.
+  // Subjects completed from other views must be read event by event, between their updates; the
+  // rows are still one statement per chunk.
   ...(SELF_DESCRIBING.has(source)
     ? {
         applyAll: (events, tx) =>
@@ -111,7 +112,12 @@ const auditOf = (source: string, topic: string, handles: readonly DescMessage[])
             tx,
           ),
       }
-    : {}),
+    : {
+        collected: collected(
+          async (event, tx) => ({ event, subjects: await completeSubjects(tx, source, subjectsOf(event.message)) }),
+          (items, tx) => insertAudit(source, items, tx),
+        ),
+      }),
 });
 
 /**
