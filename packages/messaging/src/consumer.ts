@@ -1,6 +1,7 @@
 import type { Logger } from "@rdm/observability";
 import type { Consumer, EachBatchPayload, Kafka } from "kafkajs";
 import type { Pool } from "pg";
+import type { CloudEvent } from "./cloudevents.js";
 import { consumerInstruments } from "./consumer-metrics.js";
 import { untilDatabaseAnswers } from "./failures.js";
 import { ensureConsumerTables } from "./handled-events.js";
@@ -31,6 +32,11 @@ export interface ConsumerOptions {
    * applied to each event in order. Without it, a chunk calls `handle` per event.
    */
   handleChunk?: ChunkHandler;
+  /**
+   * The events the handlers have something to do for (e.g. two types of a topic): the others are
+   * passed by without a transaction or a handled-marker. Default: every event.
+   */
+  accepts?: (event: CloudEvent) => boolean;
   deadLetterTopic: string;
   /** Attempts before a transiently failing message is dead-lettered. Default 5. */
   maxAttempts?: number;
@@ -247,6 +253,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     groupId,
     handle: options.handle,
     handleChunk: options.handleChunk,
+    accepts: options.accepts ?? (() => true),
     deadLetterTopic,
     maxAttempts: options.maxAttempts ?? 5,
     producer,

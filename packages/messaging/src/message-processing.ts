@@ -27,7 +27,8 @@ export type EventHandler = (event: CloudEvent, tx: PoolClient, info: MessageInfo
  */
 export type ChunkHandler = (events: { event: CloudEvent; info: MessageInfo }[], tx: PoolClient) => Promise<void>;
 
-export type Outcome = "handled" | "duplicate" | "dead_lettered" | "abandoned";
+/** skipped: an event the consumer does not accept, passed by without a transaction. */
+export type Outcome = "handled" | "duplicate" | "skipped" | "dead_lettered" | "abandoned";
 
 /** What processing needs from the running consumer. */
 export interface Processing {
@@ -35,6 +36,7 @@ export interface Processing {
   groupId: string;
   handle: EventHandler;
   handleChunk?: ChunkHandler | undefined;
+  accepts: (event: CloudEvent) => boolean;
   deadLetterTopic: string;
   maxAttempts: number;
   producer: Producer;
@@ -131,7 +133,7 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, 
         earlier = undefined;
         throw error;
       }
-      const outcome = await handleInTransaction(p, event, d.info);
+      const outcome = p.accepts(event) ? await handleInTransaction(p, event, d.info) : "skipped";
       if (outcome === "duplicate") d.log.info("event already handled by this group; skipped");
       else d.log.debug({ attempt }, "event handled");
       p.instruments.handled.add(1, { "messaging.destination.name": d.info.topic, outcome });
@@ -255,17 +257,22 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
   let outcomes: Outcome[];
   try {
     await tx.query("BEGIN");
+    const accepted = chunk.filter(({ event }) => p.accepts(event));
     const first = await markAllHandled(
       tx,
       p.groupId,
-      chunk.map(({ info, event }) => ({ eventId: event.id, ...info })),
+      accepted.map(({ info, event }) => ({ eventId: event.id, ...info })),
     );
     await handleAll(
-      chunk.filter((_, i) => first[i]),
+      accepted.filter((_, i) => first[i]),
       tx,
     );
     await tx.query("COMMIT");
-    outcomes = first.map((isFirst) => (isFirst ? "handled" : "duplicate"));
+    const isFirst = new Map(accepted.map((decoded, i) => [decoded, first[i]]));
+    outcomes = chunk.map((decoded) => {
+      const marked = isFirst.get(decoded);
+      return marked === undefined ? "skipped" : marked ? "handled" : "duplicate";
+    });
   } catch (error) {
     broken = await rollback(tx, error as Error);
     p.logger.warn({ err: error, messages: chunk.length }, "chunk failed; handling its messages one by one");
@@ -291,6 +298,12 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
  * counts (a PermanentError is not called again), and the messages before it are redone.
  */
 export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () => boolean): Promise<ChunkResult> {
+  if (!chunk.some(({ event }) => p.accepts(event))) {
+    for (const { info } of chunk) {
+      p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome: "skipped" });
+    }
+    return { committed: chunk.length };
+  }
   if (p.handleChunk && (await handleChunkAtOnce(p, p.handleChunk, chunk))) return { committed: chunk.length };
   let tx: PoolClient;
   try {
@@ -304,6 +317,10 @@ export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () 
     await tx.query("BEGIN");
     for (const { message, info, event } of chunk) {
       if (outcomes.length > 0 && stopping()) break;
+      if (!p.accepts(event)) {
+        outcomes.push("skipped");
+        continue;
+      }
       const outcome = await inMessageSpan(p, message, info, async (span) => {
         span.setAttributes(eventAttributes(event));
         const first = await markHandled(tx, { consumerGroup: p.groupId, eventId: event.id, ...info });

@@ -146,6 +146,12 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   }
 }
 
+/** The release events reactToReleaseEvent reacts to; its consumer passes the others by. */
+export const RELEASE_LINK_EVENTS: ReadonlySet<string> = new Set([
+  ReleaseChangeRequestLinkedSchema.typeName,
+  ReleaseChangeRequestUnlinkedSchema.typeName,
+]);
+
 /** Links made and removed on the release side are mirrored on the change. */
 export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
   let link: {

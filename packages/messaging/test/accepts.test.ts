@@ -1,0 +1,56 @@
+import { uniqueId, waitFor } from "@rdm/testkit";
+import type pg from "pg";
+import { type ChunkHandler, type CloudEvent, HANDLED_EVENTS_TABLE, publishEvents } from "../src/index.js";
+import { cloudEvent, fixture, recordEffect, WAIT } from "./fixture.js";
+
+/** Events a handler was given that its consumer does not accept: there must be none. */
+const misdelivered: string[] = [];
+const onlyWanted = async (event: CloudEvent, tx: pg.PoolClient) => {
+  if (event.type !== "test.Wanted") {
+    misdelivered.push(event.id);
+    throw new Error(`handler given ${event.type}`);
+  }
+  await recordEffect(event, tx);
+};
+const onlyWantedChunk: ChunkHandler = async (events, tx) => {
+  for (const { event } of events) await onlyWanted(event, tx);
+};
+
+describe("startConsumer with accepts", () => {
+  it.each([
+    ["event by event", {}],
+    ["with a chunk handler", { handleChunk: onlyWantedChunk }],
+  ])(
+    "passes by the events it does not accept, without a handled-marker; applies the others once (%s)",
+    async (_, extra) => {
+      const f = await fixture();
+      const key = uniqueId("agg");
+      // Runs of both kinds: a fetch of only passed-by events, and mixed ones.
+      const kinds = [..."OOOOWOWWOOOWOOOOOOOW"];
+      const events = kinds.map((k) => cloudEvent(k === "W" ? "test.Wanted" : "test.Other", key));
+      const wanted = events.filter((e) => e.type === "test.Wanted");
+      await publishEvents(f.producer, f.topic, events);
+      await f.start(onlyWanted, { ...extra, accepts: (event) => event.type === "test.Wanted" });
+
+      const admin = f.kafka.admin();
+      await admin.connect();
+      try {
+        // Every offset committed: the passed-by events after the last wanted one too.
+        const committed = async () =>
+          (await admin.fetchOffsets({ groupId: f.groupId, topics: [f.topic] }))
+            .flatMap((t) => t.partitions)
+            .reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+        await waitFor(async () => (await committed()) === events.length, {
+          ...WAIT,
+          description: "every offset committed",
+        });
+      } finally {
+        await admin.disconnect();
+      }
+      expect(misdelivered).toEqual([]);
+      expect((await f.effects()).map((e) => e.event_id)).toEqual(wanted.map((e) => e.id));
+      const { rows } = await f.pool.query(`SELECT event_id FROM ${HANDLED_EVENTS_TABLE} ORDER BY "offset"`);
+      expect(rows.map((r) => r.event_id)).toEqual(wanted.map((e) => e.id));
+    },
+  );
+});
