@@ -185,6 +185,16 @@ function startMessageSpan(p: Processing, { message, info, event }: Decoded): Spa
   return tracer().startSpan(`process ${info.topic}`, { kind: SpanKind.CONSUMER, attributes }, parent);
 }
 
+/**
+ * A message the consumer does not accept still gets its consumer span, ended at once: the trace
+ * of a command reaches every consumer of its events, including those with nothing to do.
+ */
+function passBy(p: Processing, decoded: Decoded): void {
+  const span = startMessageSpan(p, decoded);
+  span.setAttribute("rdm.messaging.outcome", "skipped");
+  span.end();
+}
+
 const eventAttributes = (event: CloudEvent) => ({
   "messaging.message.id": event.id,
   "cloudevents.event_type": event.type,
@@ -299,8 +309,9 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
  */
 export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () => boolean): Promise<ChunkResult> {
   if (!chunk.some(({ event }) => p.accepts(event))) {
-    for (const { info } of chunk) {
-      p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome: "skipped" });
+    for (const decoded of chunk) {
+      passBy(p, decoded);
+      p.instruments.handled.add(1, { "messaging.destination.name": decoded.info.topic, outcome: "skipped" });
     }
     return { committed: chunk.length };
   }
@@ -315,9 +326,11 @@ export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () 
   const outcomes: Outcome[] = [];
   try {
     await tx.query("BEGIN");
-    for (const { message, info, event } of chunk) {
+    for (const decoded of chunk) {
+      const { message, info, event } = decoded;
       if (outcomes.length > 0 && stopping()) break;
       if (!p.accepts(event)) {
+        passBy(p, decoded);
         outcomes.push("skipped");
         continue;
       }

@@ -7,6 +7,7 @@ import {
   applyChangeEvent,
   applyConfigurationEvent,
   applyReleaseEvent,
+  UPSTREAM_FACT_EVENTS,
   upstreamFactsMigrations,
 } from "./consumers/upstream-facts.js";
 import { startLeaseSweep } from "./jobs/lease-sweep.js";
@@ -58,18 +59,21 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
           groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.releases`,
           topics: [topic(RELEASE_EVENTS_TOPIC)],
           handle: (event, tx) => applyReleaseEvent(event, tx),
+          accepts: (event) => UPSTREAM_FACT_EVENTS.release.has(event.type),
         }),
         startConsumer({
           ...common,
           groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.changes`,
           topics: [topic(CHANGE_EVENTS_TOPIC)],
           handle: (event, tx) => applyChangeEvent(event, tx),
+          accepts: (event) => UPSTREAM_FACT_EVENTS.change.has(event.type),
         }),
         startConsumer({
           ...common,
           groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.configuration`,
           topics: [topic(CONFIGURATION_EVENTS_TOPIC)],
           handle: (event, tx) => applyConfigurationEvent(event, tx),
+          accepts: (event) => UPSTREAM_FACT_EVENTS.configuration.has(event.type),
         }),
       ]);
       return [sweep, ...consumers];

@@ -34,6 +34,38 @@ import type { Queryable } from "../store/tables.js";
  * the change calendar's freeze windows, DML artifacts), kept from their topics. Each handler writes absolute values from one event (no counters), so a redelivered
  * message changes nothing and replaying a topic from the start rebuilds the same rows.
  */
+/** The event types each apply function below reads, by topic; their consumers pass the others by. */
+export const UPSTREAM_FACT_EVENTS = {
+  release: typeNames(
+    ReleaseRegisteredSchema,
+    ReleasePhaseAdvancedSchema,
+    ReleasePhaseReworkedSchema,
+    ReleaseApprovalGrantedSchema,
+    ReleaseApprovalRejectedSchema,
+    ReleaseChangeRequestLinkedSchema,
+    ReleaseChangeRequestUnlinkedSchema,
+  ),
+  change: typeNames(
+    ChangeRequestRaisedSchema,
+    ChangeRequestAuthorizedSchema,
+    ChangeRequestRejectedSchema,
+    ChangeRequestCancelledSchema,
+    FreezeWindowDeclaredSchema,
+    FreezeWindowLiftedSchema,
+    ChangeRequestScheduledSchema,
+  ),
+  configuration: typeNames(
+    ArtifactRegisteredSchema,
+    ArtifactVerifiedSchema,
+    ArtifactQuarantinedSchema,
+    ArtifactRetiredSchema,
+  ),
+};
+
+function typeNames(...schemas: { typeName: string }[]): ReadonlySet<string> {
+  return new Set(schemas.map((s) => s.typeName));
+}
+
 export const upstreamFactsMigrations: Migration[] = [
   {
     version: 2,

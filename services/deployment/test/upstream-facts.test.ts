@@ -1,0 +1,71 @@
+// The deployment service's consumers of the release, change and configuration topics pass by the
+// events their handlers do not read (UPSTREAM_FACT_EVENTS): for every type each events file
+// declares, the handler writes something exactly when the type is accepted, so passing the
+// others by drops nothing.
+import type { DescMessage } from "@bufbuild/protobuf";
+import { create, ScalarType, toBinary } from "@bufbuild/protobuf";
+import type { CloudEvent } from "@rdm/messaging";
+import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import {
+  applyChangeEvent,
+  applyConfigurationEvent,
+  applyReleaseEvent,
+  UPSTREAM_FACT_EVENTS,
+} from "../src/consumers/upstream-facts.js";
+import type { Queryable } from "../src/store/tables.js";
+
+/** Counts the statements a handler sends; answers each with no rows. */
+function recording() {
+  const statements: string[] = [];
+  const db = {
+    query: async (sql: string) => {
+      statements.push(sql);
+      return { rows: [], rowCount: 0 };
+    },
+  } as unknown as Queryable;
+  return { db, statements };
+}
+
+const eventOf = (schema: DescMessage): CloudEvent => ({
+  id: "e1",
+  type: schema.typeName,
+  source: "rdm/test",
+  subject: "s",
+  time: new Date(),
+  // Ids set and flags on, so a handler that needs one (an id, a quorum reached) is not stopped by an empty message.
+  data: toBinary(schema, create(schema, filled(schema) as never)),
+});
+
+function filled(schema: DescMessage): Record<string, unknown> {
+  const fields: Record<string, unknown> = {};
+  for (const f of schema.fields) {
+    if (f.fieldKind !== "scalar") continue;
+    if (f.scalar === ScalarType.BOOL) fields[f.localName] = true;
+    else if (f.localName.endsWith("Id")) fields[f.localName] = "11111111-1111-4111-8111-111111111111";
+  }
+  return fields;
+}
+
+test.each([
+  ["release", file_rdm_release_v1_events.messages, applyReleaseEvent, UPSTREAM_FACT_EVENTS.release],
+  ["change", file_rdm_change_v1_events.messages, applyChangeEvent, UPSTREAM_FACT_EVENTS.change],
+  [
+    "configuration",
+    file_rdm_configuration_v1_events.messages,
+    applyConfigurationEvent,
+    UPSTREAM_FACT_EVENTS.configuration,
+  ],
+] as const)(
+  "the %s topic: a handler writes for exactly the types its consumer accepts",
+  async (_, messages, apply, accepted) => {
+    const writes: string[] = [];
+    for (const schema of messages) {
+      const { db, statements } = recording();
+      await apply(eventOf(schema), db);
+      if (statements.length > 0) writes.push(schema.typeName);
+    }
+    expect(new Set(writes)).toEqual(accepted);
+  },
+);
