@@ -135,8 +135,9 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, 
       }
       const outcome = p.accepts(event) ? await handleInTransaction(p, event, d.info) : "skipped";
       if (outcome === "duplicate") d.log.info("event already handled by this group; skipped");
+      else if (outcome === "skipped") d.span.setAttribute("rdm.messaging.outcome", "skipped");
       else d.log.debug({ attempt }, "event handled");
-      p.instruments.handled.add(1, { "messaging.destination.name": d.info.topic, outcome });
+      countOutcomes(p, [d], [outcome]);
       return outcome;
     } catch (error) {
       const err = error as Error;
@@ -158,6 +159,14 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, 
       if (!notTheMessage) attempt++;
     }
   }
+}
+
+/** The handled counter, by topic and outcome: each message's final outcome, the messages without one left out. */
+function countOutcomes(p: Processing, messages: readonly { info: MessageInfo }[], outcomes: readonly Outcome[]) {
+  messages.forEach(({ info }, i) => {
+    const outcome = outcomes[i];
+    if (outcome) p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome });
+  });
 }
 
 const spanAttributes = (p: Processing, info: MessageInfo): Attributes => ({
@@ -292,9 +301,7 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
     tx.release(broken);
   }
   for (const span of spans) span.end();
-  chunk.forEach(({ info }, i) => {
-    p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome: outcomes[i] as Outcome });
-  });
+  countOutcomes(p, chunk, outcomes);
   return true;
 }
 
@@ -309,10 +316,12 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
  */
 export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () => boolean): Promise<ChunkResult> {
   if (!chunk.some(({ event }) => p.accepts(event))) {
-    for (const decoded of chunk) {
-      passBy(p, decoded);
-      p.instruments.handled.add(1, { "messaging.destination.name": decoded.info.topic, outcome: "skipped" });
-    }
+    for (const decoded of chunk) passBy(p, decoded);
+    countOutcomes(
+      p,
+      chunk,
+      chunk.map((): Outcome => "skipped"),
+    );
     return { committed: chunk.length };
   }
   if (p.handleChunk && (await handleChunkAtOnce(p, p.handleChunk, chunk))) return { committed: chunk.length };
@@ -354,9 +363,7 @@ export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () 
   } finally {
     tx.release(broken);
   }
-  chunk.slice(0, outcomes.length).forEach(({ info }, i) => {
-    p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome: outcomes[i] as Outcome });
-  });
+  countOutcomes(p, chunk, outcomes);
   return { committed: outcomes.length };
 }
 
