@@ -165,8 +165,13 @@ export function projectionChunkHandler(projections: readonly Projection[], topic
         for (const { projection, handles } of route.projections) {
           if (!handles.has(event.message.$typeName)) continue;
           const c = projection.collected;
-          if (c) pending.set(c, [...(pending.get(c) ?? []), await c.collect(event, tx)]);
-          else await projection.apply(event, tx);
+          if (!c) {
+            await projection.apply(event, tx);
+            continue;
+          }
+          const items = pending.get(c) ?? [];
+          pending.set(c, items);
+          items.push(await c.collect(event, tx));
         }
       }
       for (const [c, items] of pending) await c.write(items, tx);

@@ -94,13 +94,18 @@ async function insertAudit(
 /** Sources whose events name every subject themselves (completeSubjects reads nothing for them). */
 const SELF_DESCRIBING = new Set(["release", "configuration"]);
 
+/** An event with its subjects, completed from the views as they are now. */
+const withSubjects = async (source: string, event: ProjectedEvent, tx: pg.PoolClient) => ({
+  event,
+  subjects: await completeSubjects(tx, source, subjectsOf(event.message)),
+});
+
 const auditOf = (source: string, topic: string, handles: readonly DescMessage[]): Projection => ({
   name: "gateway.audit",
   topic,
   handles,
   migrations: auditMigrations,
-  apply: async (event, tx) =>
-    insertAudit(source, [{ event, subjects: await completeSubjects(tx, source, subjectsOf(event.message)) }], tx),
+  apply: async (event, tx) => insertAudit(source, [await withSubjects(source, event, tx)], tx),
   // Subjects completed from other views must be read event by event, between their updates; the
   // rows are still one statement per chunk.
   ...(SELF_DESCRIBING.has(source)
@@ -114,7 +119,7 @@ const auditOf = (source: string, topic: string, handles: readonly DescMessage[])
       }
     : {
         collected: collected(
-          async (event, tx) => ({ event, subjects: await completeSubjects(tx, source, subjectsOf(event.message)) }),
+          (event, tx) => withSubjects(source, event, tx),
           (items, tx) => insertAudit(source, items, tx),
         ),
       }),
