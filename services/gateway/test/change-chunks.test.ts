@@ -3,7 +3,6 @@
 // chunk the same views as one by one, the audit rows written once per chunk: against real
 // PostgreSQL, on two databases fed the same encoded events.
 import { randomUUID } from "node:crypto";
-import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { CHANGE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
@@ -11,14 +10,9 @@ import {
   ChangeRequestRaisedSchema,
   ChangeRequestSubmittedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import type pg from "pg";
-import { applyInChunks, applyOneByOne, projectionDatabase, topicEvent, withoutSeq } from "./chunk-fixture.js";
+import { eventsOn, viewsBothWays, withoutSeq } from "./chunk-fixture.js";
 
-const changeEvent = <D extends DescMessage>(
-  schema: D,
-  version: number,
-  fields: Omit<MessageInitShape<D>, "metadata">,
-) => topicEvent(CHANGE_EVENTS_TOPIC, schema, version, fields);
+const changeEvent = eventsOn(CHANGE_EVENTS_TOPIC);
 
 const a = randomUUID();
 const b = randomUUID();
@@ -54,23 +48,12 @@ const events = [
   submitted(a, 4),
 ];
 
-async function views(pool: pg.Pool) {
-  const query = async (sql: string) => (await pool.query(sql)).rows;
-  return {
-    changes: await query("SELECT * FROM change_view ORDER BY change_request_id"),
-    audit: await query("SELECT * FROM audit_event ORDER BY seq"),
-  };
-}
-
 test("a chunk of change events leaves the views and audit rows the events leave one by one", async () => {
-  const oneByOne = await projectionDatabase();
-  await applyOneByOne(oneByOne, events);
   // A change raised, submitted and moved in one chunk; the rest in the next.
-  const byChunks = await projectionDatabase();
-  await applyInChunks(byChunks, events, [5]);
-
-  const expected = await views(oneByOne);
-  const actual = await views(byChunks);
+  const { expected, actual } = await viewsBothWays(events, [5], {
+    changes: "SELECT * FROM change_view ORDER BY change_request_id",
+    audit: "SELECT * FROM audit_event ORDER BY seq",
+  });
   expect(actual.changes).toEqual(expected.changes);
   expect(withoutSeq(actual.audit)).toEqual(withoutSeq(expected.audit));
   // What was applied, so the comparison compares something.

@@ -2,7 +2,6 @@
 // leave the same views as the same events applied one by one, each in its own transaction, as a
 // lone message is: against real PostgreSQL, on two databases fed the same encoded events.
 import { randomUUID } from "node:crypto";
-import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import {
   ReleaseLogEntryRecordedSchema,
@@ -12,14 +11,9 @@ import {
   ReleaseRegisteredSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { LogEntryKind, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import type pg from "pg";
-import { applyInChunks, applyOneByOne, projectionDatabase, topicEvent, withoutSeq } from "./chunk-fixture.js";
+import { eventsOn, viewsBothWays, withoutSeq } from "./chunk-fixture.js";
 
-const releaseEvent = <D extends DescMessage>(
-  schema: D,
-  version: number,
-  fields: Omit<MessageInitShape<D>, "metadata">,
-) => topicEvent(RELEASE_EVENTS_TOPIC, schema, version, fields);
+const releaseEvent = eventsOn(RELEASE_EVENTS_TOPIC);
 
 const a = randomUUID();
 const b = randomUUID();
@@ -61,26 +55,15 @@ const events = [
   planned(b, 3, "b's last title"),
 ];
 
-/** Every view the release topic feeds, rows in their order, without the sequence numbers. */
-async function views(pool: pg.Pool) {
-  const query = async (sql: string) => (await pool.query(sql)).rows;
-  return {
-    releases: await query("SELECT * FROM release_view ORDER BY release_id"),
-    log: await query("SELECT * FROM release_event_log ORDER BY release_id, version"),
-    history: await query("SELECT * FROM release_history ORDER BY seq"),
-    audit: await query("SELECT * FROM audit_event ORDER BY seq"),
-  };
-}
-
 test("a chunk applied at once leaves the views the events leave applied one by one", async () => {
-  const oneByOne = await projectionDatabase();
-  await applyOneByOne(oneByOne, events);
-  // A release registered and changed in one chunk, then changed again in the next.
-  const byChunks = await projectionDatabase();
-  await applyInChunks(byChunks, events, [4]);
-
-  const expected = await views(oneByOne);
-  const actual = await views(byChunks);
+  // A release registered and changed in one chunk, then changed again in the next: every view
+  // the release topic feeds, rows in their order.
+  const { expected, actual } = await viewsBothWays(events, [4], {
+    releases: "SELECT * FROM release_view ORDER BY release_id",
+    log: "SELECT * FROM release_event_log ORDER BY release_id, version",
+    history: "SELECT * FROM release_history ORDER BY seq",
+    audit: "SELECT * FROM audit_event ORDER BY seq",
+  });
   expect(actual.releases).toEqual(expected.releases);
   expect(actual.log).toEqual(expected.log);
   expect(withoutSeq(actual.history)).toEqual(withoutSeq(expected.history));
