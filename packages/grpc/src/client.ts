@@ -107,6 +107,13 @@ export function createGrpcClient<M extends GenServiceMethods>(
   return result as GrpcClient<M>;
 }
 
+/** The client span of a call: its kind and the rpc.* attributes. */
+const clientSpan = (method: DescMethod) => ({
+  kind: SpanKind.CLIENT,
+  attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name },
+});
+
+/** A call's metadata (its metadata, bearer token and traceparent) and grpc-js options (deadline). */
 async function callMetadata(options: GrpcClientOptions, callOptions: UnaryCallOptions) {
   const token = callOptions.token ?? (typeof options.token === "function" ? await options.token() : options.token);
   const metadata = new Metadata();
@@ -135,59 +142,52 @@ function callClientStream(
   callOptions: UnaryCallOptions,
 ): Promise<unknown> {
   const path = methodPath(method);
-  return inSpan(
-    path.slice(1),
-    {
-      kind: SpanKind.CLIENT,
-      attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name },
-    },
-    async () => {
-      const { metadata, grpcOptions } = await callMetadata(options, callOptions);
-      let settled = false;
-      let call: ClientWritableStream<MessageShape<DescMessage>> | undefined;
-      const answered = new Promise<MessageShape<DescMessage>>((resolve, reject) => {
-        call = client.makeClientStreamRequest<MessageShape<DescMessage>, MessageShape<DescMessage>>(
-          path,
-          (value) => Buffer.from(toBinary(method.input, value)),
-          (bytes) => fromBinary(method.output, bytes),
-          metadata,
-          grpcOptions,
-          (error, response) => {
-            settled = true;
-            if (error) reject(error);
-            else resolve(response as MessageShape<DescMessage>);
-          },
-        );
-      });
-      const stream = call as NonNullable<typeof call>;
-      const send = async () => {
-        for await (const request of requests as AsyncIterable<MessageInitShape<DescMessage>>) {
-          if (settled) return;
-          const message = isMessage(request, method.input) ? request : create(method.input, request);
-          if (!stream.write(message)) {
-            await new Promise<void>((resolve) => {
-              stream.once("drain", resolve);
-              answered.then(
-                () => resolve(),
-                () => resolve(),
-              );
-            });
-          }
+  return inSpan(path.slice(1), clientSpan(method), async () => {
+    const { metadata, grpcOptions } = await callMetadata(options, callOptions);
+    let settled = false;
+    let call: ClientWritableStream<MessageShape<DescMessage>> | undefined;
+    const answered = new Promise<MessageShape<DescMessage>>((resolve, reject) => {
+      call = client.makeClientStreamRequest<MessageShape<DescMessage>, MessageShape<DescMessage>>(
+        path,
+        (value) => Buffer.from(toBinary(method.input, value)),
+        (bytes) => fromBinary(method.output, bytes),
+        metadata,
+        grpcOptions,
+        (error, response) => {
+          settled = true;
+          if (error) reject(error);
+          else resolve(response as MessageShape<DescMessage>);
+        },
+      );
+    });
+    const stream = call as NonNullable<typeof call>;
+    const send = async () => {
+      for await (const request of requests as AsyncIterable<MessageInitShape<DescMessage>>) {
+        if (settled) return;
+        const message = isMessage(request, method.input) ? request : create(method.input, request);
+        if (!stream.write(message)) {
+          await new Promise<void>((resolve) => {
+            stream.once("drain", resolve);
+            answered.then(
+              () => resolve(),
+              () => resolve(),
+            );
+          });
         }
-        if (!settled) stream.end();
-      };
-      const sending = send().catch((error: unknown) => {
-        // The caller's iterable failed: cancel the call so it settles, and report that error.
-        stream.cancel();
-        throw error;
-      });
-      const [response] = await Promise.all([answered, sending]);
-      return response;
-    },
-  );
+      }
+      if (!settled) stream.end();
+    };
+    const sending = send().catch((error: unknown) => {
+      // The caller's iterable failed: cancel the call so it settles, and report that error.
+      stream.cancel();
+      throw error;
+    });
+    const [response] = await Promise.all([answered, sending]);
+    return response;
+  });
 }
 
-async function callUnary(
+function callUnary(
   client: Client,
   method: DescMethod,
   request: MessageInitShape<DescMessage>,
@@ -196,35 +196,18 @@ async function callUnary(
 ): Promise<unknown> {
   const path = methodPath(method);
   const message = isMessage(request, method.input) ? request : create(method.input, request);
-  const token = callOptions.token ?? (typeof options.token === "function" ? await options.token() : options.token);
-  return inSpan(
-    path.slice(1),
-    {
-      kind: SpanKind.CLIENT,
-      attributes: { "rpc.system": "grpc", "rpc.service": method.parent.typeName, "rpc.method": method.name },
-    },
-    () => {
-      const metadata = new Metadata();
-      for (const [key, value] of Object.entries(callOptions.metadata ?? {})) metadata.set(key, value);
-      if (token) metadata.set("authorization", `Bearer ${token}`);
-      const traceparent = currentTraceparent();
-      if (traceparent) metadata.set("traceparent", traceparent);
-      const grpcOptions: CallOptions = {};
-      if (callOptions.deadline !== undefined) {
-        grpcOptions.deadline =
-          typeof callOptions.deadline === "number" ? new Date(Date.now() + callOptions.deadline) : callOptions.deadline;
-      }
-      return new Promise<MessageShape<DescMessage>>((resolve, reject) => {
-        client.makeUnaryRequest<MessageShape<DescMessage>, MessageShape<DescMessage>>(
-          path,
-          (value) => Buffer.from(toBinary(method.input, value)),
-          (bytes) => fromBinary(method.output, bytes),
-          message,
-          metadata,
-          grpcOptions,
-          (error, response) => (error ? reject(error) : resolve(response as MessageShape<DescMessage>)),
-        );
-      });
-    },
-  );
+  return inSpan(path.slice(1), clientSpan(method), async () => {
+    const { metadata, grpcOptions } = await callMetadata(options, callOptions);
+    return new Promise<MessageShape<DescMessage>>((resolve, reject) => {
+      client.makeUnaryRequest<MessageShape<DescMessage>, MessageShape<DescMessage>>(
+        path,
+        (value) => Buffer.from(toBinary(method.input, value)),
+        (bytes) => fromBinary(method.output, bytes),
+        message,
+        metadata,
+        grpcOptions,
+        (error, response) => (error ? reject(error) : resolve(response as MessageShape<DescMessage>)),
+      );
+    });
+  });
 }
