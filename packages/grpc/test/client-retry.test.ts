@@ -1,44 +1,28 @@
 import { randomUUID } from "node:crypto";
-import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { Aborted, createGrpcClient, createGrpcServer, type GrpcServer, GrpcStatus } from "../src/index.js";
-import { captureLogger, partialRegistration } from "./support.js";
+import { Aborted, createGrpcClient, GrpcStatus } from "../src/index.js";
+import { serveGetRelease } from "./support.js";
 
 // The client's retry option: grpc-js sends a call answered ABORTED again, up to the limit.
 
-const issuer = "rdm-grpc-retry-test";
-const audience = "rdm";
-const secret = "grpc-retry-test-secret-long-enough!";
 /** Per release id, how many calls are still to be refused with ABORTED, and how many came. */
 const plan = new Map<string, { abort: number; calls: number }>();
-let server: GrpcServer;
+let served: Awaited<ReturnType<typeof serveGetRelease>>;
 let address: string;
 
 beforeAll(async () => {
-  server = createGrpcServer({
-    logger: captureLogger(),
-    verifier: createTokenVerifier({ issuer, audience, secret }),
-    services: [
-      partialRegistration(
-        ReleaseService,
-        {
-          async getRelease(request) {
-            const entry = plan.get(request.releaseId) ?? { abort: 0, calls: 0 };
-            entry.calls++;
-            if (entry.abort-- > 0) throw new Aborted("concurrent modification, retry");
-            return { release: { releaseId: request.releaseId, title: `after ${entry.calls} calls` } };
-          },
-        },
-        { getRelease: ["viewer"] },
-      ),
-    ],
+  served = await serveGetRelease(async (request) => {
+    const entry = plan.get(request.releaseId) ?? { abort: 0, calls: 0 };
+    entry.calls++;
+    if (entry.abort-- > 0) throw new Aborted("concurrent modification, retry");
+    return { release: { releaseId: request.releaseId, title: `after ${entry.calls} calls` } };
   });
-  address = `127.0.0.1:${await server.listen("127.0.0.1", 0)}`;
+  address = served.address;
 });
 
-afterAll(() => server.shutdown());
+afterAll(() => served.shutdown());
 
-const token = () => mintDevToken({ subject: "reader", roles: ["viewer"], secret, issuer, audience });
+const token = () => served.token();
 
 test("with retry, a call refused with ABORTED twice is sent again and answered", async () => {
   const client = createGrpcClient(ReleaseService, address, { token: await token(), retry: { maxAttempts: 4 } });

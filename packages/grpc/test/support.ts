@@ -9,9 +9,10 @@ import {
 } from "@bufbuild/protobuf";
 import type { GenService, GenServiceMethods } from "@bufbuild/protobuf/codegenv2";
 import * as grpc from "@grpc/grpc-js";
-import type { Role } from "@rdm/auth";
+import { createTokenVerifier, mintDevToken, type Role } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
-import type { ServiceHandlers, ServiceRegistration } from "../src/index.js";
+import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { createGrpcServer, type ServiceHandlers, type ServiceRegistration } from "../src/index.js";
 
 export interface LogLine {
   level: "debug" | "info" | "warn" | "error";
@@ -90,4 +91,22 @@ export function callWithoutTrace<I extends DescMessage, O extends DescMessage>(
       (error, response) => (error || !response ? reject(error) : resolve(response)),
     );
   }).finally(() => client.close());
+}
+
+/**
+ * A server on loopback that serves only ReleaseService.GetRelease (to viewers) with `getRelease`,
+ * and a viewer's token for it.
+ */
+export async function serveGetRelease(getRelease: ServiceHandlers<(typeof ReleaseService)["method"]>["getRelease"]) {
+  const [issuer, audience, secret] = ["rdm-grpc-test", "rdm", "grpc-test-secret-long-enough-for-hs256!"];
+  const server = createGrpcServer({
+    logger: captureLogger(),
+    verifier: createTokenVerifier({ issuer, audience, secret }),
+    services: [partialRegistration(ReleaseService, { getRelease }, { getRelease: ["viewer"] })],
+  });
+  return {
+    address: `127.0.0.1:${await server.listen("127.0.0.1", 0)}`,
+    token: () => mintDevToken({ subject: "reader", roles: ["viewer"], secret, issuer, audience }),
+    shutdown: () => server.shutdown(),
+  };
 }
