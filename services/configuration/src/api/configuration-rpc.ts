@@ -8,6 +8,7 @@ import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import {
   type ConfigurationService,
   GetConfigurationItemResponseSchema,
+  type RegisterConfigurationItemRequest,
   type VerificationResult,
   VerificationResultSchema,
   VerifyArtifactResponseSchema,
@@ -72,6 +73,20 @@ export const isArtifactStream = (history: ConfigurationEvent[]) =>
 export const notFound = (resourceType: string, id: string) =>
   new RuleViolation("NOT_FOUND", "stream.kind", `${resourceType} ${id} not found`, { subject: id, resourceType });
 export const newCiId = () => `ci-${randomUUID()}`;
+
+/** The command that registers `request` as the new CI `ciId` (from RegisterConfigurationItem or an import). */
+export const registrationCommand = (
+  ciId: string,
+  request: RegisterConfigurationItemRequest,
+): Extract<ConfigurationItemCommand, { kind: "registerConfigurationItem" }> => ({
+  kind: "registerConfigurationItem",
+  ciId,
+  name: request.name,
+  type: request.type,
+  owner: request.owner,
+  status: request.status,
+  attributes: request.attributes,
+});
 export const newArtifactId = () => `artifact-${randomUUID()}`;
 
 const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({

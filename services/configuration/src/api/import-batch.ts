@@ -13,7 +13,7 @@ import type { ConfigurationItemCommand, ConfigurationItemEvent } from "../domain
 import * as itemAggregate from "../domain/configuration-item.js";
 import { configurationRuleViolation } from "../domain/rule-violation.js";
 import { configurationCodec } from "../store/event-codec.js";
-import { type ConfigurationApiDeps, newCiId } from "./configuration-rpc.js";
+import { type ConfigurationApiDeps, newCiId, registrationCommand } from "./configuration-rpc.js";
 
 /** An item of an import that passed validation. */
 export interface ImportEntry {
@@ -153,15 +153,7 @@ export class BatchDecider {
     const stream: StreamState = { state: itemAggregate.initialState(), version: 0 };
     this.states.set(ciId, stream);
     const result = create(ImportItemResultSchema, { requestId: entry.requestId, ciId, created: true });
-    this.apply(entry, ciId, stream, result, {
-      kind: "registerConfigurationItem",
-      ciId,
-      name: request.name,
-      type: request.type,
-      owner: request.owner,
-      status: request.status,
-      attributes: request.attributes,
-    });
+    this.apply(entry, ciId, stream, result, registrationCommand(ciId, request));
     this.registered.set(entry.requestId, ciId);
     return result;
   }

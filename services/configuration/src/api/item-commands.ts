@@ -11,6 +11,7 @@ import {
   type ConfigurationHandlers,
   configurationCommandRpc,
   newCiId,
+  registrationCommand,
 } from "./configuration-rpc.js";
 
 /** Registering and changing configuration items. */
@@ -25,15 +26,7 @@ export function itemCommandHandlers(
     async registerConfigurationItem(request, ctx) {
       const hash = requestFingerprint(ConfigurationService.method.registerConfigurationItem.input, request);
       const ciId = newCiId();
-      const item = await onItem(ctx, request.requestId, hash, ciId, () => ({
-        kind: "registerConfigurationItem",
-        ciId,
-        name: request.name,
-        type: request.type,
-        owner: request.owner,
-        status: request.status,
-        attributes: request.attributes,
-      }));
+      const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request));
       return create(RegisterConfigurationItemResponseSchema, { item });
     },
 
