@@ -5,7 +5,7 @@ import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@rdm/embedded";
-import { allProcesses, type Proc, TICKS_PER_SECOND } from "./procfs.js";
+import { allProcesses, memoryLine, type Proc, processOf, TICKS_PER_SECOND } from "./procfs.js";
 
 const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
 
@@ -61,7 +61,10 @@ export async function startServiceProcess(
     name,
     pid: child.pid as number,
     port,
+    // Prints the service's memory as its run ends, so every bench shows each process's.
     async stop() {
+      const proc = processOf(child.pid as number);
+      if (proc) console.log(`  ${memoryLine(`${name} service`, proc.rssKb, proc.hwmKb)}`);
       if (child.exitCode === null) child.kill("SIGTERM");
       await exited;
     },

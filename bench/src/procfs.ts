@@ -23,7 +23,8 @@ export const TICKS_PER_SECOND = Number(execFileSync("getconf", ["CLK_TCK"], { en
 
 const kb = (status: string, field: string) => Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
 
-function readProc(pid: number): Proc | undefined {
+/** Process `pid` as /proc shows it now; undefined once it has ended. */
+export function processOf(pid: number): Proc | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     const close = stat.lastIndexOf(")");
@@ -49,7 +50,7 @@ function readProc(pid: number): Proc | undefined {
 export const allProcesses = (): Proc[] =>
   readdirSync("/proc")
     .filter((entry) => /^\d+$/.test(entry))
-    .map((entry) => readProc(Number(entry)))
+    .map((entry) => processOf(Number(entry)))
     .filter((p): p is Proc => p !== undefined);
 
 /** The processes below `pid` in `all`, each before its own children. */
@@ -58,3 +59,9 @@ export function below(all: readonly Proc[], pid: number): Proc[] {
 }
 
 export const loadAverage = () => readFileSync("/proc/loadavg", "utf8").split(" ").slice(0, 3).join(" ");
+
+const mb = (kb: number) => `${(kb / 1024).toFixed(0)} MB`;
+
+/** `label: RSS … now, peak …` of a process, for the line each bench prints at its end. */
+export const memoryLine = (label: string, rssKb: number, peakKb: number) =>
+  `${label}: RSS ${mb(rssKb)} at the end, peak ${mb(peakKb)}`;

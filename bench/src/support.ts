@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { mintDevToken } from "@rdm/auth";
 import { startTestServers } from "@rdm/testkit";
+import { memoryLine } from "./procfs.js";
 
 /** Real PostgreSQL and a Kafka-protocol broker (as tests get them), a JWT secret and an admin token for it. */
 export async function startBenchServers() {
@@ -31,7 +32,12 @@ export const ms = (n: number) => `${n.toFixed(1)} ms`;
 /** Runs a benchmark and exits (servers and clients may hold the event loop open). */
 export function runBenchmark(main: () => Promise<void>): void {
   main().then(
-    () => process.exit(0),
+    () => {
+      console.log(
+        memoryLine("bench process (load generator)", process.memoryUsage().rss / 1024, process.resourceUsage().maxRSS),
+      );
+      process.exit(0);
+    },
     (error) => {
       console.error(error);
       process.exit(1);
