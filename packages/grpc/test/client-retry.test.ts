@@ -8,7 +8,6 @@ import { serveGetRelease } from "./support.js";
 /** Per release id, how many calls are still to be refused with ABORTED, and how many came. */
 const plan = new Map<string, { abort: number; calls: number }>();
 let served: Awaited<ReturnType<typeof serveGetRelease>>;
-let address: string;
 
 beforeAll(async () => {
   served = await serveGetRelease(async (request) => {
@@ -17,7 +16,6 @@ beforeAll(async () => {
     if (entry.abort-- > 0) throw new Aborted("concurrent modification, retry");
     return { release: { releaseId: request.releaseId, title: `after ${entry.calls} calls` } };
   });
-  address = served.address;
 });
 
 afterAll(() => served.shutdown());
@@ -25,7 +23,7 @@ afterAll(() => served.shutdown());
 const token = () => served.token();
 
 test("with retry, a call refused with ABORTED twice is sent again and answered", async () => {
-  const client = createGrpcClient(ReleaseService, address, { token: await token(), retry: { maxAttempts: 4 } });
+  const client = createGrpcClient(ReleaseService, served.address, { token: await token(), retry: { maxAttempts: 4 } });
   const releaseId = randomUUID();
   plan.set(releaseId, { abort: 2, calls: 0 });
   const { release } = await client.getRelease({ releaseId });
@@ -34,8 +32,8 @@ test("with retry, a call refused with ABORTED twice is sent again and answered",
 });
 
 test("retries stop at the limit, and without the option the first ABORTED is the answer", async () => {
-  const limited = createGrpcClient(ReleaseService, address, { token: await token(), retry: { maxAttempts: 2 } });
-  const plain = createGrpcClient(ReleaseService, address, { token: await token() });
+  const limited = createGrpcClient(ReleaseService, served.address, { token: await token(), retry: { maxAttempts: 2 } });
+  const plain = createGrpcClient(ReleaseService, served.address, { token: await token() });
   const [a, b] = [randomUUID(), randomUUID()];
   plan.set(a, { abort: 5, calls: 0 });
   plan.set(b, { abort: 5, calls: 0 });

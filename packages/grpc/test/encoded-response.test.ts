@@ -11,7 +11,6 @@ import { serveGetRelease } from "./support.js";
 
 const WRONG_TYPE = randomUUID();
 let served: Awaited<ReturnType<typeof serveGetRelease>>;
-let address: string;
 
 beforeAll(async () => {
   served = await serveGetRelease(async (request) => {
@@ -21,14 +20,13 @@ beforeAll(async () => {
     const response = create(GetReleaseResponseSchema, { release: { releaseId: request.releaseId, title: "t" } });
     return new EncodedResponse(GetReleaseResponseSchema, toBinary(GetReleaseResponseSchema, response));
   });
-  address = served.address;
 });
 
 afterAll(() => served.shutdown());
 
 test("encoded bytes reach the client as the method's output message", async () => {
   const token = await served.token();
-  const client = createGrpcClient(ReleaseService, address, { token });
+  const client = createGrpcClient(ReleaseService, served.address, { token });
   try {
     const releaseId = randomUUID();
     expect((await client.getRelease({ releaseId })).release).toMatchObject({ releaseId, title: "t" });
