@@ -139,12 +139,12 @@ async function refuseTakenPorts(): Promise<void> {
 
 const say = (line: string) => console.log(`${label("rdm", 5)} ${line}`);
 
+const startPostgres = () =>
+  startEmbeddedPostgresProcess({ dataDir: path.join(dataDir, "postgres"), port: postgresPort.port });
+
 async function startInfrastructure() {
   say("starting PostgreSQL");
-  const postgres = await startEmbeddedPostgresProcess({
-    dataDir: path.join(dataDir, "postgres"),
-    port: postgresPort.port,
-  });
+  const postgres = await startPostgres();
   // As root, in a folder the postgres user cannot enter, the data lives elsewhere (see @rdm/embedded).
   say(`PostgreSQL data in ${postgres.dataDir}`);
   say("starting the Kafka-protocol broker (librdkafka mock cluster, in memory)");
@@ -162,10 +162,16 @@ type Infrastructure = Awaited<ReturnType<typeof startInfrastructure>>;
 /**
  * The children of the stack: each one's logs prefixed, and its exit (unless stopping) stops the
  * whole stack, children in reverse order, then the broker and PostgreSQL.
+ *
+ * PostgreSQL that ends by itself (killed, out of memory) is started again on the same data and
+ * port, as a process supervisor would; the services answer UNAVAILABLE meanwhile and reconnect.
+ * The broker keeps its topics in memory only: if it ends, the stack stops rather than carry on
+ * with events lost.
  */
-function supervisor({ postgres, kafka }: Infrastructure) {
+function supervisor(infrastructure: Infrastructure) {
   const children: { name: string; child: ChildProcess }[] = [];
   let stopping = false;
+  let restarting: Promise<unknown> = Promise.resolve();
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
@@ -181,13 +187,40 @@ function supervisor({ postgres, kafka }: Infrastructure) {
           }),
       ),
     );
-    await kafka.stop();
-    await postgres.stop();
+    await infrastructure.kafka.stop();
+    await restarting;
+    await infrastructure.postgres.stop();
     say("stopped");
     process.exit(code);
   };
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
+
+  const restartPostgres = async (how: string) => {
+    say(`PostgreSQL ended by itself (${how}); starting it again on the same data`);
+    for (let attempt = 1; !stopping; attempt++) {
+      try {
+        infrastructure.postgres = await startPostgres();
+        say("PostgreSQL is back");
+        return keepPostgres();
+      } catch (error) {
+        // Its old processes may hold the data folder for a moment after the postmaster died.
+        say(`PostgreSQL did not start (attempt ${attempt} of 5): ${(error as Error).message.split("\n")[0]}`);
+        if (attempt === 5) return void stop(1);
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
+  };
+  const keepPostgres = () =>
+    void infrastructure.postgres.exited.then((how) => {
+      if (!stopping) restarting = restartPostgres(how);
+    });
+  keepPostgres();
+  void infrastructure.kafka.exited.then((how) => {
+    if (stopping) return;
+    say(`the Kafka-protocol broker ended by itself (${how}); its topics were in memory, so the stack stops`);
+    void stop(1);
+  });
 
   const supervise = (name: string, i: number, args: string[], childEnv: Record<string, string>) => {
     const child = spawn(process.execPath, args, {

