@@ -74,10 +74,19 @@ const relate = (source: string, target: string) =>
 const impactOn = async (ciId: string) =>
   (await reader.analyzeImpact({ ciId })).impacted.map((i) => [i.name, i.depth, i.path.length]);
 
-test("another replica's writes show in the next answer, even while an older transaction holds the commit horizon back", async () => {
+test("another replica's writes show in the next answer (root included), even while an older transaction holds the commit horizon back", async () => {
   const [db, api, web] = [await registerCi("db"), await registerCi("api"), await registerCi("web")];
   await relate(api, db);
   expect(await impactOn(db)).toEqual([["api", 1, 2]]); // the reader loads its graph here
+  // The answer's root is the item as it is now, also one registered or changed since.
+  const cache = await registerCi("cache");
+  expect((await reader.analyzeImpact({ ciId: cache })).root?.name).toBe("cache");
+  await writer.updateConfigurationItem({ requestId: randomUUID(), ciId: db, owner: "team-data" });
+  expect((await reader.analyzeImpact({ ciId: db })).root).toMatchObject({
+    name: "db",
+    owner: "team-data",
+    version: 2n,
+  });
 
   // An open transaction with an id older than every write below: the relay would wait for it,
   // the impact answer must not.

@@ -5,7 +5,6 @@ import {
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import type pg from "pg";
 import { ImpactGraph } from "../store/impact-graph.js";
-import { findConfigurationItemEncoded } from "../store/read-model.js";
 import { encodeImpactResponse } from "./impact-response.js";
 
 /**
@@ -18,7 +17,9 @@ export function analyzeImpactHandler(
 ): (request: AnalyzeImpactRequest) => Promise<EncodedResponse<typeof AnalyzeImpactResponseSchema>> {
   const graph = new ImpactGraph(pool);
   return async (request) => {
-    const [root] = await Promise.all([findConfigurationItemEncoded(pool, request.ciId), graph.refresh()]);
+    // One round trip a call: the refresh reads what changed, the root comes from the graph.
+    await graph.refresh();
+    const root = graph.item(request.ciId);
     if (!root) throw new NotFound("configuration item", request.ciId);
     const levels = graph.walk(request.ciId, request.relationshipTypes, request.maxDepth);
     return new EncodedResponse(AnalyzeImpactResponseSchema, encodeImpactResponse(root, levels, request.pathDetail));

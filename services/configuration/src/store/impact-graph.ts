@@ -11,12 +11,15 @@ interface CommitPosition {
 /** Stream type of configuration items (their ids are `ci-<uuid>`). */
 const CI_STREAM_TYPE = "ci";
 
+const ITEMS = "SELECT ci_id, name, type, owner, item FROM configuration_items";
+
 /** Above this many changed items, loading everything again is cheaper than patching. */
 const FULL_RELOAD_THRESHOLD = 2_000;
 
 /**
- * The relationship graph and each item's summary, held in memory for impact analysis, so a walk
- * over the whole CMDB is a walk over maps instead of a database round trip per level.
+ * The relationship graph and each item's summary and encoded row, held in memory for impact
+ * analysis, so a walk over the whole CMDB, root included, is a walk over maps instead of a
+ * database round trip per level.
  *
  * It follows the event store: `refresh()` reads which CI streams got events after its checkpoint
  * (commit order) and reloads those items' rows and outgoing relationships from the read model
@@ -38,6 +41,11 @@ export class ImpactGraph {
     const run = this.queue.then(() => this.catchUp());
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /** The encoded ConfigurationItem of `ciId` as of the last refresh(); undefined if it has no row. */
+  item(ciId: string): Uint8Array | undefined {
+    return this.index.item(ciId);
   }
 
   /** See ImpactIndex.walk: call it after refresh(), and use its visits before the next refresh. */
@@ -66,9 +74,7 @@ export class ImpactGraph {
     // A newer snapshot than the rows above: it holds all of them.
     if (changed.length > FULL_RELOAD_THRESHOLD) return this.loadAll();
     const [items, relationships] = await Promise.all([
-      this.pool.query<ItemRow>("SELECT ci_id, name, type, owner FROM configuration_items WHERE ci_id = ANY($1)", [
-        changed,
-      ]),
+      this.pool.query<ItemRow>(`${ITEMS} WHERE ci_id = ANY($1)`, [changed]),
       this.pool.query<RelationshipRow>(
         "SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE source_ci_id = ANY($1)",
         [changed],
@@ -90,7 +96,7 @@ export class ImpactGraph {
       const horizon = await client.query<{ xmin: string }>(
         "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin",
       );
-      const items = await client.query<ItemRow>("SELECT ci_id, name, type, owner FROM configuration_items");
+      const items = await client.query<ItemRow>(ITEMS);
       const relationships = await client.query<RelationshipRow>(
         "SELECT source_ci_id, type, target_ci_id FROM ci_relationships",
       );

@@ -19,6 +19,8 @@ export interface CiNode {
   summary: CiSummary;
   /** ImpactedItem fields 1–4 (ci_id, name, type, owner), encoded. */
   head: Uint8Array;
+  /** The whole ConfigurationItem as the read model keeps it encoded (an answer's root); none before its row. */
+  item: Uint8Array | undefined;
   /** The id as a string field's value (length, then UTF-8), to follow any field's tag. */
   readonly id: Uint8Array;
   /** Its place in the index's node list and in the walk's per-node arrays. */
@@ -56,6 +58,8 @@ export interface ItemRow {
   name: string;
   type: number;
   owner: string;
+  /** The encoded ConfigurationItem (configuration_items.item). */
+  item?: Uint8Array;
 }
 
 export interface RelationshipRow {
@@ -133,7 +137,13 @@ export class ImpactIndex {
       const node = this.node(r.ci_id);
       node.summary = { ciId: r.ci_id, name: r.name, type: r.type, owner: r.owner };
       node.head = encodeHead(node.summary);
+      node.item = r.item;
     }
+  }
+
+  /** The encoded ConfigurationItem of a CI that has a row, for an answer's root. */
+  item(ciId: string): Uint8Array | undefined {
+    return this.nodes.get(ciId)?.item;
   }
 
   /** Sets the outgoing relationships of every source in `sources` to those among `rows`. */
@@ -220,6 +230,7 @@ export class ImpactIndex {
         ciId,
         summary,
         head: encodeHead(summary),
+        item: undefined,
         id,
         index: this.list.length,
         spreads: new Map(),

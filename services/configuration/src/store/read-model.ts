@@ -99,12 +99,6 @@ export async function findConfigurationItem(q: Queryable, ciId: string): Promise
   return rows[0] ? fromBinary(ConfigurationItemSchema, rows[0].item) : undefined;
 }
 
-/** The item's stored ConfigurationItem encoding, for answers written straight to bytes. */
-export async function findConfigurationItemEncoded(q: Queryable, ciId: string): Promise<Uint8Array | undefined> {
-  const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = $1`, [ciId]);
-  return rows[0]?.item;
-}
-
 export interface ConfigurationItemFilter {
   type: CiType;
   owner: string;
