@@ -5,23 +5,20 @@
 // 1. Seeds a CMDB of 10,000 CIs and 50,000 random relationships (all four types, full of
 //    cycles) through ImportConfiguration (with --per-item: one RegisterConfigurationItem /
 //    AddRelationship call each, as before), then times AnalyzeImpact from random CIs (whole
-//    transitive closure with whole paths and with parent pointers, and depth-limited).
+//    transitive closure with whole paths and with parent pointers, and depth-limited), to the
+//    answer's last byte and decoded (impact-latency.ts).
 // 2. Artifact registration throughput (new name+version each call) and idempotent re-registration
 //    (skipped with IMPACT_ONLY=1).
 import { createHash, randomUUID } from "node:crypto";
 import { loadavg } from "node:os";
-import { setFlagsFromString } from "node:v8";
-import { runInNewContext } from "node:vm";
 import { createGrpcClient } from "@rdm/grpc";
 import { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
-import {
-  ConfigurationService,
-  ImpactPathDetail,
-} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { createTestDatabase } from "@rdm/testkit";
 import pg from "pg";
 import { type Edge, seedByImport, seedingReport, seedPerItem } from "./configuration-seed.js";
-import { sampleCpu, startServiceProcess } from "./processes.js";
+import { impactLatency } from "./impact-latency.js";
+import { startServiceProcess } from "./processes.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 // Deterministic pseudo-random numbers (mulberry32, exact in 32-bit integer arithmetic), so
@@ -58,11 +55,6 @@ async function relayDrained(databaseUrl: string): Promise<void> {
     `relay published the seeding's events to Kafka ${((performance.now() - started) / 1000).toFixed(1)} s after it ended`,
   );
 }
-
-// A full collection of this process's heap before each series, so the garbage of the one before
-// (10,000 decoded items a call) is not collected, as a pause of the load generator, in the next.
-setFlagsFromString("--expose-gc");
-const collectGarbage = runInNewContext("gc") as () => void;
 
 async function main() {
   const perItem = process.argv.includes("--per-item");
@@ -114,35 +106,12 @@ async function main() {
       .map((l) => l.toFixed(1))
       .join(" ")}`,
   );
-  for (const [label, maxDepth, pathDetail, runs] of [
-    ["full transitive closure", 0, ImpactPathDetail.UNSPECIFIED, 100],
-    ["full transitive closure, parent pointers", 0, ImpactPathDetail.PARENT, 100],
-    ["max depth 3", 3, ImpactPathDetail.UNSPECIFIED, 200],
-  ] as const) {
-    for (let i = 0; i < 10; i++) await client.analyzeImpact({ ciId: ids[i] as string, maxDepth, pathDetail }); // warm-up
-    const latencies: number[] = [];
-    const cpu: number[] = [];
-    const reached: number[] = [];
-    collectGarbage();
-    const serviceCpuBefore = sampleCpu([service]).get("configuration service") as number;
-    for (let i = 0; i < runs; i++) {
-      const root = ids[Math.floor(random() * ciCount)] as string;
-      const started = performance.now();
-      const cpuBefore = process.cpuUsage();
-      const result = await client.analyzeImpact({ ciId: root, maxDepth, pathDetail });
-      const used = process.cpuUsage(cpuBefore);
-      latencies.push(performance.now() - started);
-      // This process's CPU for the call (sending, receiving, decoding the answer), which a busy
-      // machine stretches far less than the wall-clock latency.
-      cpu.push((used.user + used.system) / 1000);
-      reached.push(result.impacted.length);
-    }
-    const serviceCpu = ((sampleCpu([service]).get("configuration service") as number) - serviceCpuBefore) / runs;
-    for (const values of [latencies, cpu, reached]) values.sort((a, b) => a - b);
-    console.log(
-      `AnalyzeImpact (${label}) on ${ciCount} CIs / ${relationshipCount} relationships, ${runs} random roots: p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))} (client CPU p50 ${ms(percentile(cpu, 50))}, p99 ${ms(percentile(cpu, 99))}; service CPU ${ms(serviceCpu * 1000)} a call on average); impacted CIs per call p50 ${percentile(reached, 50)}, max ${reached.at(-1)}`,
-    );
-  }
+  await impactLatency(
+    client,
+    { address: `127.0.0.1:${service.port}`, token, service },
+    () => ids[Math.floor(random() * ciCount)] as string,
+    `${ciCount} CIs / ${relationshipCount} relationships`,
+  );
   console.log(
     `load average ${loadavg()
       .map((l) => l.toFixed(1))
