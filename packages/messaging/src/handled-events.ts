@@ -44,11 +44,13 @@ export async function markHandled(
   tx: PoolClient,
   marker: { consumerGroup: string; eventId: string; topic: string; partition: number; offset: string },
 ): Promise<boolean> {
-  const result = await tx.query(
-    `INSERT INTO ${HANDLED_EVENTS_TABLE} (consumer_group, event_id, topic, "partition", "offset")
+  const result = await tx.query({
+    // Named, as the other per-event statements: parsed and planned once per connection.
+    name: "rdm_mark_handled",
+    text: `INSERT INTO ${HANDLED_EVENTS_TABLE} (consumer_group, event_id, topic, "partition", "offset")
      VALUES ($1, $2, $3, $4, $5) ON CONFLICT (consumer_group, event_id) DO NOTHING`,
-    [marker.consumerGroup, marker.eventId, marker.topic, marker.partition, marker.offset],
-  );
+    values: [marker.consumerGroup, marker.eventId, marker.topic, marker.partition, marker.offset],
+  });
   return result.rowCount === 1;
 }
 
@@ -61,20 +63,21 @@ export async function markAllHandled(
   consumerGroup: string,
   markers: readonly { eventId: string; topic: string; partition: number; offset: string }[],
 ): Promise<boolean[]> {
-  const { rows } = await tx.query<{ event_id: string }>(
-    `INSERT INTO ${HANDLED_EVENTS_TABLE} (consumer_group, event_id, topic, "partition", "offset")
+  const { rows } = await tx.query<{ event_id: string }>({
+    name: "rdm_mark_all_handled",
+    text: `INSERT INTO ${HANDLED_EVENTS_TABLE} (consumer_group, event_id, topic, "partition", "offset")
      SELECT $1, m.event_id, m.topic, m.part, m.off
        FROM unnest($2::text[], $3::text[], $4::integer[], $5::bigint[]) WITH ORDINALITY AS m(event_id, topic, part, off, n)
       ORDER BY m.n
      ON CONFLICT (consumer_group, event_id) DO NOTHING RETURNING event_id`,
-    [
+    values: [
       consumerGroup,
       markers.map((m) => m.eventId),
       markers.map((m) => m.topic),
       markers.map((m) => m.partition),
       markers.map((m) => m.offset),
     ],
-  );
+  });
   const inserted = new Set(rows.map((r) => r.event_id));
   // A repeated id was inserted once, for its first occurrence: delete answers true only then.
   return markers.map((m) => inserted.delete(m.eventId));

@@ -27,10 +27,12 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
 
 /** The subscriptions an event may be delivered to: every one not ended and not from configuration. */
 async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> {
-  const { rows } = await tx.query<{ snapshot: Buffer }>(
-    `SELECT snapshot FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration`,
-    [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED],
-  );
+  const { rows } = await tx.query<{ snapshot: Buffer }>({
+    // Named: parsed and planned once per connection, as every fetch of the notifier reads it.
+    name: "rdm_subscriptions_to_match",
+    text: "SELECT snapshot FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration",
+    values: [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED],
+  });
   return rows.map((row) => fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot)));
 }
 

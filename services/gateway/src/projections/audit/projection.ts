@@ -59,9 +59,15 @@ async function insertAudit(
   // Stream readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
   // The NOTIFY goes with it: it is delivered at commit, after the rows (for nothing new, a
   // listener reads nothing).
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [AUDIT_CHANNEL]);
-  await tx.query(
-    `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
+  await tx.query({
+    name: "rdm_audit_lock_notify",
+    text: "SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')",
+    values: [AUDIT_CHANNEL],
+  });
+  // Named: parsed and planned once per connection, as every fetch writes its audit rows with it.
+  await tx.query({
+    name: "rdm_audit_insert",
+    text: `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
        correlation_id, causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
      SELECT a.event_id, $1, a.event_type, a.subject, a.stream_version, a.occurred_at, a.actor, a.correlation_id,
        a.causation_id, a.request_id, a.release_id, a.change_request_id, a.deployment_id,
@@ -71,7 +77,7 @@ async function insertAudit(
        AS a(event_id, event_type, subject, stream_version, occurred_at, actor, correlation_id, causation_id,
          request_id, release_id, change_request_id, deployment_id, environments, views, n)
      ORDER BY a.n ON CONFLICT (event_id) DO NOTHING`,
-    [
+    values: [
       source,
       column((e) => meta(e)?.eventId || e.event.envelope.id),
       column(({ event }) => event.message.$typeName),
@@ -88,7 +94,7 @@ async function insertAudit(
       column(({ subjects }) => JSON.stringify(subjects.environments)),
       column(({ event }) => JSON.stringify(viewsOf(source, event.message.$typeName))),
     ],
-  );
+  });
 }
 
 /** Sources whose events name every subject themselves (completeSubjects reads nothing for them). */
