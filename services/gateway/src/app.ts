@@ -7,6 +7,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstanc
 import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
+import { lazySchemaCompilers } from "./http/lazy-schemas.js";
 import { problem, refuseNonDecimalIntegers } from "./http/problems.js";
 import { auditRoutes } from "./http/routes/audit/index.js";
 import { calendarRoutes } from "./http/routes/calendar/index.js";
@@ -25,6 +26,8 @@ export interface GatewayAppOptions {
   logger: Logger;
   /** Readiness beyond the database: e.g. the projection consumers have joined their groups. */
   isReady: () => boolean;
+  /** Compile every route's schemas when the server starts, not on first use (tests: a bad schema fails at once). */
+  compileSchemasAtStart?: boolean;
 }
 
 const openApi = {
@@ -49,11 +52,16 @@ export async function buildGatewayApp({
   verifier,
   logger,
   isReady,
+  compileSchemasAtStart = false,
 }: GatewayAppOptions): Promise<FastifyInstance> {
+  const { compileAll, ...compilersFactory } = lazySchemaCompilers();
   const app: FastifyInstance = Fastify({
     loggerInstance: logger as FastifyBaseLogger,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
+    schemaController: { compilersFactory },
   });
+  // After every route's compilers exist (fastify builds them as the server gets ready).
+  if (compileSchemasAtStart) app.addHook("onReady", async () => compileAll());
   await app.register(swagger, openApi);
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
