@@ -10,7 +10,7 @@ import path from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { mintDevToken, type Role } from "@rdm/auth";
-import { ensureDatabase, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
+import { ensureDatabase, howItEnded, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
 import { EVENT_SOURCES, eventsTopic } from "@rdm/messaging";
 import { executorArguments, registerDefaultEnvironments } from "./deployment-defaults.js";
 
@@ -159,19 +159,67 @@ async function startInfrastructure() {
 
 type Infrastructure = Awaited<ReturnType<typeof startInfrastructure>>;
 
+/** A component that ends more often than this within RESTART_WINDOW_MS stops the stack. */
+const MAX_RESTARTS = 5;
+const RESTART_WINDOW_MS = 120_000;
+
+/** Called at each end of one component: whether it may be started again (see MAX_RESTARTS). */
+function restartBudget(): () => boolean {
+  const ends: number[] = [];
+  return () => {
+    const now = Date.now();
+    while (ends.length && now - (ends[0] as number) > RESTART_WINDOW_MS) ends.shift();
+    ends.push(now);
+    return ends.length <= MAX_RESTARTS;
+  };
+}
+
 /**
- * The children of the stack: each one's logs prefixed, and its exit (unless stopping) stops the
- * whole stack, children in reverse order, then the broker and PostgreSQL.
- *
- * PostgreSQL that ends by itself (killed, out of memory) is started again on the same data and
- * port, as a process supervisor would; the services answer UNAVAILABLE meanwhile and reconnect.
- * The broker keeps its topics in memory only: if it ends, the stack stops rather than carry on
- * with events lost.
+ * Keeps embedded PostgreSQL running: when it ends by itself (killed, out of memory), it is
+ * started again on the same data and port; the services answer UNAVAILABLE meanwhile and
+ * reconnect. Resolves when a restart in progress has finished (for the stop to wait on).
+ */
+function keepPostgres(infrastructure: Infrastructure, stopping: () => boolean, stop: (code: number) => void) {
+  let restarting: Promise<unknown> = Promise.resolve();
+  const mayRestart = restartBudget();
+  const restart = async (how: string) => {
+    say(`PostgreSQL ended by itself (${how}); starting it again on the same data`);
+    for (let attempt = 1; !stopping(); attempt++) {
+      try {
+        infrastructure.postgres = await startPostgres();
+        say("PostgreSQL is back");
+        return watch();
+      } catch (error) {
+        // Its old processes may hold the data folder for a moment after the postmaster died.
+        say(`PostgreSQL did not start (attempt ${attempt} of 5): ${(error as Error).message.split("\n")[0]}`);
+        if (attempt === 5) return stop(1);
+        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
+      }
+    }
+  };
+  const watch = () =>
+    void infrastructure.postgres.exited.then((how) => {
+      if (stopping()) return;
+      if (mayRestart()) restarting = restart(how);
+      else {
+        say(`PostgreSQL ended ${MAX_RESTARTS + 1} times within two minutes (last: ${how}); stopping the stack`);
+        stop(1);
+      }
+    });
+  watch();
+  return () => restarting;
+}
+
+/**
+ * The children of the stack, each one's logs prefixed. A child that exits by itself is started
+ * again after a second, and PostgreSQL too (keepPostgres), as a process supervisor would; one
+ * that keeps exiting (MAX_RESTARTS) stops the whole stack: children in reverse order, then the
+ * broker and PostgreSQL. The broker keeps its topics in memory only: if it ends, the stack stops
+ * rather than carry on with events lost.
  */
 function supervisor(infrastructure: Infrastructure) {
   const children: { name: string; child: ChildProcess }[] = [];
   let stopping = false;
-  let restarting: Promise<unknown> = Promise.resolve();
   const stop = async (code: number) => {
     if (stopping) return;
     stopping = true;
@@ -180,7 +228,7 @@ function supervisor(infrastructure: Infrastructure) {
       children.reverse().map(
         ({ child }) =>
           new Promise<void>((resolve) => {
-            if (child.exitCode !== null) return resolve();
+            if (child.exitCode !== null || child.signalCode !== null) return resolve();
             child.once("exit", () => resolve());
             child.kill("SIGTERM");
             setTimeout(() => child.kill("SIGKILL"), 10_000).unref();
@@ -188,34 +236,14 @@ function supervisor(infrastructure: Infrastructure) {
       ),
     );
     await infrastructure.kafka.stop();
-    await restarting;
+    await postgresRestarted();
     await infrastructure.postgres.stop();
     say("stopped");
     process.exit(code);
   };
   process.on("SIGINT", () => void stop(0));
   process.on("SIGTERM", () => void stop(0));
-
-  const restartPostgres = async (how: string) => {
-    say(`PostgreSQL ended by itself (${how}); starting it again on the same data`);
-    for (let attempt = 1; !stopping; attempt++) {
-      try {
-        infrastructure.postgres = await startPostgres();
-        say("PostgreSQL is back");
-        return keepPostgres();
-      } catch (error) {
-        // Its old processes may hold the data folder for a moment after the postmaster died.
-        say(`PostgreSQL did not start (attempt ${attempt} of 5): ${(error as Error).message.split("\n")[0]}`);
-        if (attempt === 5) return void stop(1);
-        await new Promise((resolve) => setTimeout(resolve, 1000 * attempt));
-      }
-    }
-  };
-  const keepPostgres = () =>
-    void infrastructure.postgres.exited.then((how) => {
-      if (!stopping) restarting = restartPostgres(how);
-    });
-  keepPostgres();
+  const postgresRestarted = keepPostgres(infrastructure, () => stopping, stop);
   void infrastructure.kafka.exited.then((how) => {
     if (stopping) return;
     say(`the Kafka-protocol broker ended by itself (${how}); its topics were in memory, so the stack stops`);
@@ -223,22 +251,35 @@ function supervisor(infrastructure: Infrastructure) {
   });
 
   const supervise = (name: string, i: number, args: string[], childEnv: Record<string, string>) => {
-    const child = spawn(process.execPath, args, {
-      env: { ...process.env, ...childEnv },
-      // The IPC channel is the child's lifeline: it closes when this supervisor dies, however it
-      // dies (kill -9 included), and the child then shuts down (see runMain in @rdm/runtime).
-      stdio: ["ignore", "pipe", "pipe", "ipc"],
-    });
-    children.push({ name, child });
-    for (const stream of [child.stdout, child.stderr]) {
-      if (!stream) continue;
-      createInterface({ input: stream }).on("line", (line) => console.log(`${label(name, i)} ${pretty(line)}`));
-    }
-    child.once("exit", (code, signal) => {
-      if (stopping) return;
-      say(`${name} exited (${signal ?? code}); stopping the stack`);
-      void stop(1);
-    });
+    const mayRestart = restartBudget();
+    const start = (): ChildProcess => {
+      const child = spawn(process.execPath, args, {
+        env: { ...process.env, ...childEnv },
+        // The IPC channel is the child's lifeline: it closes when this supervisor dies, however it
+        // dies (kill -9 included), and the child then shuts down (see runMain in @rdm/runtime).
+        stdio: ["ignore", "pipe", "pipe", "ipc"],
+      });
+      for (const stream of [child.stdout, child.stderr]) {
+        if (!stream) continue;
+        createInterface({ input: stream }).on("line", (line) => console.log(`${label(name, i)} ${pretty(line)}`));
+      }
+      child.once("exit", (code, signal) => {
+        if (stopping) return;
+        if (!mayRestart()) {
+          say(
+            `${name} exited ${MAX_RESTARTS + 1} times within two minutes (last: ${howItEnded(code, signal)}); stopping the stack`,
+          );
+          return void stop(1);
+        }
+        say(`${name} exited (${howItEnded(code, signal)}); starting it again`);
+        setTimeout(() => {
+          if (!stopping) entry.child = start();
+        }, 1000);
+      });
+      return child;
+    };
+    const entry = { name, child: start() };
+    children.push(entry);
   };
   return supervise;
 }

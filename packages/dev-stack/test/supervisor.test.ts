@@ -1,7 +1,7 @@
 // `./rdm up`'s supervisor (dist/main.js) run as a process: once up, the default environments are
 // registered and the reference executor runs; its children end when it is killed with SIGKILL,
-// PostgreSQL killed under it is started again, Ctrl-C stops everything, and a port in use stops it
-// before anything starts, with a clear message.
+// PostgreSQL or a service killed under it is started again, Ctrl-C stops everything, and a port in
+// use stops it before anything starts, with a clear message.
 import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
@@ -118,7 +118,7 @@ async function listEnvironments(dataDir: string, port: number) {
   }
 }
 
-test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports; a restart registers nothing twice; PostgreSQL killed is started again; Ctrl-C stops all", async () => {
+test("up: default environments and a running executor; kill -9 of the supervisor ends every child and frees the ports; a restart registers nothing twice; PostgreSQL or a service killed is started again; Ctrl-C stops all", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
   try {
@@ -190,6 +190,23 @@ test("up: default environments and a running executor; kill -9 of the supervisor
       60_000,
       "the deployment service to answer from the restarted PostgreSQL",
     );
+    // A service killed under the stack is started again and answers again.
+    const [deployment] = descendants(again.pid as number).filter((pid) =>
+      commandLine(pid).includes("services/deployment/dist/main.js"),
+    );
+    process.kill(deployment as number, "SIGKILL");
+    await eventually(() => output.includes("deployment exited (signal SIGKILL); starting it again"), 30_000, "restart");
+    await eventually(
+      () =>
+        listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT)).then(
+          (found) => found.length === 4,
+          () => false,
+        ),
+      60_000,
+      "the restarted deployment service to answer",
+    );
+    expect(running(deployment as number)).toBe(false);
+
     const second = descendants(again.pid as number);
     const exited = new Promise<number | null>((resolve) => again.once("exit", (code) => resolve(code)));
     again.kill("SIGINT");

@@ -1,4 +1,5 @@
 export { kafkaMockLauncherPath, type MockKafkaOptions, type StartedMockKafka, startMockKafka } from "./kafka.js";
+export { howItEnded } from "./launcher.js";
 export { freePort } from "./ports.js";
 export {
   databaseUrl,
