@@ -177,7 +177,7 @@ function restartBudget(): () => boolean {
 /**
  * Keeps embedded PostgreSQL running: when it ends by itself (killed, out of memory), it is
  * started again on the same data and port; the services answer UNAVAILABLE meanwhile and
- * reconnect. Resolves when a restart in progress has finished (for the stop to wait on).
+ * reconnect. Returns what the stop waits on: the restart in progress, if any.
  */
 function keepPostgres(infrastructure: Infrastructure, stopping: () => boolean, stop: (code: number) => void) {
   let restarting: Promise<unknown> = Promise.resolve();

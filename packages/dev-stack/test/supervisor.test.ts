@@ -170,6 +170,18 @@ test("up: default environments and a running executor; kill -9 of the supervisor
     const after = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
     expect(after).toEqual(environments);
 
+    /** Waits until the deployment service lists the four environments again. */
+    const environmentsListed = (what: string) =>
+      eventually(
+        () =>
+          listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT)).then(
+            (found) => found.length === 4,
+            () => false,
+          ),
+        60_000,
+        what,
+      );
+
     // PostgreSQL killed under the stack: it is started again on the same data, the services
     // answer from it again, and Ctrl-C still stops everything.
     const postmaster = descendants(again.pid as number).filter((pid) => commandLine(pid).split("\0").includes("-D"));
@@ -181,30 +193,14 @@ test("up: default environments and a running executor; kill -9 of the supervisor
       "PostgreSQL back",
     );
     expect(output).toContain("PostgreSQL ended by itself (signal SIGKILL)");
-    await eventually(
-      () =>
-        listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT)).then(
-          (found) => found.length === 4,
-          () => false,
-        ),
-      60_000,
-      "the deployment service to answer from the restarted PostgreSQL",
-    );
+    await environmentsListed("the deployment service to answer from the restarted PostgreSQL");
     // A service killed under the stack is started again and answers again.
     const [deployment] = descendants(again.pid as number).filter((pid) =>
       commandLine(pid).includes("services/deployment/dist/main.js"),
     );
     process.kill(deployment as number, "SIGKILL");
     await eventually(() => output.includes("deployment exited (signal SIGKILL); starting it again"), 30_000, "restart");
-    await eventually(
-      () =>
-        listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT)).then(
-          (found) => found.length === 4,
-          () => false,
-        ),
-      60_000,
-      "the restarted deployment service to answer",
-    );
+    await environmentsListed("the restarted deployment service to answer");
     expect(running(deployment as number)).toBe(false);
 
     const second = descendants(again.pid as number);
