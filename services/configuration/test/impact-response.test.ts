@@ -156,3 +156,36 @@ test("changed items and relationships show in the next walk, and removed relatio
     expect(Buffer.from(encoded).equals(expected)).toBe(true);
   }
 });
+
+test("a graph that grows past the room of its first walks still answers as the kernel's walk", async () => {
+  const cmdb = randomCmdb(8, 1500, 4000);
+  const index = new ImpactIndex();
+  const first = new Set(cmdb.ids.slice(0, 100));
+  index.addItems(cmdb.items.filter((i) => first.has(i.ci_id)));
+  index.replaceOutgoing(
+    [],
+    cmdb.relationships.filter((r) => first.has(r.source_ci_id) && first.has(r.target_ci_id)),
+  );
+  const root = (ciId: string) => toBinary(ConfigurationItemSchema, fromRoot(new TextEncoder().encode(ciId)));
+  // An unknown CI reaches nothing: the answer is its root alone.
+  const alone = encodeImpactResponse(root("unknown"), index.walk("unknown", [], 0), ImpactPathDetail.UNSPECIFIED);
+  expect(
+    Buffer.from(alone).equals(
+      Buffer.from(
+        toBinary(
+          AnalyzeImpactResponseSchema,
+          create(AnalyzeImpactResponseSchema, { root: fromRoot(new TextEncoder().encode("unknown")) }),
+        ),
+      ),
+    ),
+  ).toBe(true);
+  index.walk(cmdb.ids[0] as string, [], 0);
+  // Then 1,400 more CIs: more than the room the first walk's arrays were made with.
+  index.addItems(cmdb.items);
+  index.replaceOutgoing(cmdb.ids, cmdb.relationships);
+  for (const rootId of cmdb.ids.slice(0, 12)) {
+    const encoded = encodeImpactResponse(root(rootId), index.walk(rootId, [], 0), ImpactPathDetail.UNSPECIFIED);
+    const expected = await expectedAnswer(new TextEncoder().encode(rootId), rootId, cmdb, [], 0);
+    expect(Buffer.from(encoded).equals(expected)).toBe(true);
+  }
+});

@@ -21,7 +21,7 @@ export function analyzeImpactHandler(
     await graph.refresh();
     const root = graph.item(request.ciId);
     if (!root) throw new NotFound("configuration item", request.ciId);
-    const levels = graph.walk(request.ciId, request.relationshipTypes, request.maxDepth);
-    return new EncodedResponse(AnalyzeImpactResponseSchema, encodeImpactResponse(root, levels, request.pathDetail));
+    const walk = graph.walk(request.ciId, request.relationshipTypes, request.maxDepth);
+    return new EncodedResponse(AnalyzeImpactResponseSchema, encodeImpactResponse(root, walk, request.pathDetail));
   };
 }

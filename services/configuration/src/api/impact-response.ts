@@ -1,6 +1,6 @@
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ImpactPathDetail } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import type { Visit } from "../store/impact-index.js";
+import type { CiNode, Walk } from "../store/impact-index.js";
 
 // Tags (field number << 3 | wire type) of AnalyzeImpactResponse and ImpactedItem fields.
 const RESPONSE_ROOT = 0x0a; // 1, length-delimited
@@ -25,81 +25,124 @@ function writeVarint(buffer: Uint8Array, at: number, n: number): number {
   return pos;
 }
 
+/** Per item of the walk being encoded: where its path and relationship types went, and sizes. */
+const scratch = {
+  pathSize: new Int32Array(0),
+  typesSize: new Int32Array(0),
+  pathAt: new Int32Array(0),
+  typesAt: new Int32Array(0),
+  itemSize: new Int32Array(0),
+};
+
+/** The scratch arrays, grown to `items` (encoding is synchronous, so one set serves every call). */
+function scratchFor(items: number): typeof scratch {
+  if (scratch.pathSize.length < items) {
+    const room = Math.max(items * 2, 1024);
+    for (const key of Object.keys(scratch) as (keyof typeof scratch)[]) scratch[key] = new Int32Array(room);
+  }
+  return scratch;
+}
+
 /**
  * The AnalyzeImpactResponse of a walk, encoded straight from each CI's cached fragments: the same
  * bytes protobuf-es writes for the message built from it, without building ~10,000 messages. A
  * whole path is its parent's (already written, copied) plus one entry.
  */
-export function encodeImpactResponse(root: Uint8Array, levels: Visit[][], detail: ImpactPathDetail): Uint8Array {
+export function encodeImpactResponse(root: Uint8Array, walk: Walk, detail: ImpactPathDetail): Uint8Array {
+  const { count, nodes, node } = walk;
+  const s = scratchFor(count + 1);
   let total = 1 + varintSize(root.length) + root.length;
-  for (const level of levels) {
-    for (const visit of level) {
-      size(visit, detail);
-      total += 1 + varintSize(visit.itemSize) + visit.itemSize;
-      if (visit.node.summary.type === CiType.BUSINESS_SERVICE) total += 1 + visit.node.id.length;
-    }
+  if (count > 0) {
+    // The analysed CI's path is itself, written by its children as their path's first entry.
+    s.pathSize[0] = 1 + (nodes[node[0] as number] as CiNode).id.length;
+    s.typesSize[0] = 0;
+    s.pathAt[0] = -1;
+  }
+  for (let item = 1; item <= count; item++) {
+    const size = sizeItem(walk, item, detail, s);
+    total += 1 + varintSize(size) + size;
+    const { summary, id } = nodes[node[item] as number] as CiNode;
+    if (summary.type === CiType.BUSINESS_SERVICE) total += 1 + id.length;
   }
   const buffer = new Uint8Array(total);
   buffer[0] = RESPONSE_ROOT;
   let pos = writeVarint(buffer, 1, root.length);
   buffer.set(root, pos);
   pos += root.length;
-  for (const level of levels) for (const visit of level) pos = writeItem(buffer, pos, visit, detail);
-  for (const level of levels) {
-    for (const { node } of level) {
-      if (node.summary.type !== CiType.BUSINESS_SERVICE) continue;
-      buffer[pos++] = RESPONSE_BUSINESS_SERVICE_ID;
-      buffer.set(node.id, pos);
-      pos += node.id.length;
-    }
+  for (let item = 1; item <= count; item++) pos = writeItem(buffer, pos, walk, item, detail, s);
+  for (let item = 1; item <= count; item++) {
+    const { summary, id } = nodes[node[item] as number] as CiNode;
+    if (summary.type !== CiType.BUSINESS_SERVICE) continue;
+    buffer[pos++] = RESPONSE_BUSINESS_SERVICE_ID;
+    buffer.set(id, pos);
+    pos += id.length;
   }
   return buffer;
 }
 
-/** Sets the visit's sizes from its parent's (sized before it: a walk's levels come in order). */
-function size(visit: Visit, detail: ImpactPathDetail): void {
-  const parent = visit.parent as Visit;
-  // The analysed CI's path is itself.
-  if (!parent.parent) parent.pathSize = 1 + parent.node.id.length;
-  visit.pathSize = parent.pathSize + 1 + visit.node.id.length;
-  visit.typesSize = parent.typesSize + varintSize(visit.type);
+/** Sizes an item from its parent's (sized before it: a walk's items come level by level). */
+function sizeItem(walk: Walk, item: number, detail: ImpactPathDetail, s: typeof scratch): number {
+  const parent = walk.parent[item] as number;
+  const type = walk.type[item] as number;
+  const { id, head } = walk.nodes[walk.node[item] as number] as CiNode;
+  const pathSize = (s.pathSize[parent] as number) + 1 + id.length;
+  const typesSize = (s.typesSize[parent] as number) + varintSize(type);
+  s.pathSize[item] = pathSize;
+  s.typesSize[item] = typesSize;
   const tail =
     detail === ImpactPathDetail.PARENT
-      ? 1 + parent.node.id.length + 1 + varintSize(visit.type)
-      : visit.pathSize + 1 + varintSize(visit.typesSize) + visit.typesSize;
-  visit.itemSize = visit.node.head.length + 1 + varintSize(visit.depth) + tail;
+      ? 1 + (walk.nodes[walk.node[parent] as number] as CiNode).id.length + 1 + varintSize(type)
+      : pathSize + 1 + varintSize(typesSize) + typesSize;
+  const size = head.length + 1 + varintSize(walk.depth[item] as number) + tail;
+  s.itemSize[item] = size;
+  return size;
 }
 
-function writeItem(buffer: Uint8Array, at: number, visit: Visit, detail: ImpactPathDetail): number {
-  const parent = visit.parent as Visit;
+function writeItem(
+  buffer: Uint8Array,
+  at: number,
+  walk: Walk,
+  item: number,
+  detail: ImpactPathDetail,
+  s: typeof scratch,
+): number {
+  const parent = walk.parent[item] as number;
+  const type = walk.type[item] as number;
+  const { id, head } = walk.nodes[walk.node[item] as number] as CiNode;
+  const parentId = (walk.nodes[walk.node[parent] as number] as CiNode).id;
   buffer[at] = RESPONSE_IMPACTED;
-  let pos = writeVarint(buffer, at + 1, visit.itemSize);
-  buffer.set(visit.node.head, pos);
-  pos += visit.node.head.length;
+  let pos = writeVarint(buffer, at + 1, s.itemSize[item] as number);
+  buffer.set(head, pos);
+  pos += head.length;
   buffer[pos++] = ITEM_DEPTH;
-  pos = writeVarint(buffer, pos, visit.depth);
+  pos = writeVarint(buffer, pos, walk.depth[item] as number);
   if (detail === ImpactPathDetail.PARENT) {
     buffer[pos++] = ITEM_PARENT_CI_ID;
-    buffer.set(parent.node.id, pos);
-    pos += parent.node.id.length;
+    buffer.set(parentId, pos);
+    pos += parentId.length;
     buffer[pos++] = ITEM_PARENT_RELATIONSHIP;
-    return writeVarint(buffer, pos, visit.type);
+    return writeVarint(buffer, pos, type);
   }
-  visit.pathAt = pos;
-  if (parent.pathAt < 0) {
+  s.pathAt[item] = pos;
+  const parentPathAt = s.pathAt[parent] as number;
+  const parentPathSize = s.pathSize[parent] as number;
+  if (parentPathAt < 0) {
     buffer[pos++] = ITEM_PATH;
-    buffer.set(parent.node.id, pos);
-    pos += parent.node.id.length;
+    buffer.set(parentId, pos);
+    pos += parentId.length;
   } else {
-    buffer.copyWithin(pos, parent.pathAt, parent.pathAt + parent.pathSize);
-    pos += parent.pathSize;
+    buffer.copyWithin(pos, parentPathAt, parentPathAt + parentPathSize);
+    pos += parentPathSize;
   }
   buffer[pos++] = ITEM_PATH;
-  buffer.set(visit.node.id, pos);
-  pos += visit.node.id.length;
+  buffer.set(id, pos);
+  pos += id.length;
   buffer[pos++] = ITEM_PATH_RELATIONSHIPS;
-  pos = writeVarint(buffer, pos, visit.typesSize);
-  visit.typesAt = pos;
-  if (parent.typesSize > 0) buffer.copyWithin(pos, parent.typesAt, parent.typesAt + parent.typesSize);
-  return writeVarint(buffer, pos + parent.typesSize, visit.type);
+  const typesSize = s.typesSize[item] as number;
+  pos = writeVarint(buffer, pos, typesSize);
+  s.typesAt[item] = pos;
+  const parentTypesSize = s.typesSize[parent] as number;
+  const parentTypesAt = s.typesAt[parent] as number;
+  if (parentTypesSize > 0) buffer.copyWithin(pos, parentTypesAt, parentTypesAt + parentTypesSize);
+  return writeVarint(buffer, pos + parentTypesSize, type);
 }

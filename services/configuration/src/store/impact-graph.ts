@@ -1,6 +1,6 @@
 import type { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type pg from "pg";
-import { ImpactIndex, type ItemRow, type RelationshipRow, type Visit } from "./impact-index.js";
+import { ImpactIndex, type ItemRow, type RelationshipRow, type Walk } from "./impact-index.js";
 
 /** Position in the event store's commit order (see @rdm/relay README). */
 interface CommitPosition {
@@ -48,8 +48,8 @@ export class ImpactGraph {
     return this.index.item(ciId);
   }
 
-  /** See ImpactIndex.walk: call it after refresh(), and use its visits before the next refresh. */
-  walk(rootId: string, types: RelationshipType[], maxDepth: number): Visit[][] {
+  /** See ImpactIndex.walk: call it after refresh(), and read the walk before walking again. */
+  walk(rootId: string, types: RelationshipType[], maxDepth: number): Walk {
     return this.index.walk(rootId, types, maxDepth);
   }
 
@@ -61,14 +61,16 @@ export class ImpactGraph {
       transaction_id: string;
       global_position: string;
       final: boolean;
-    }>(
-      `SELECT stream_id, transaction_id::text AS transaction_id, global_position,
-              transaction_id < pg_snapshot_xmin(pg_current_snapshot()) AS final
-       FROM events e
-       WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint) AND e.stream_type = $3
-       ORDER BY e.transaction_id, e.global_position`,
-      [after.transactionId, after.globalPosition, CI_STREAM_TYPE],
-    );
+    }>({
+      // Named: run on every AnalyzeImpact call, so parsed and planned once per connection.
+      name: "rdm_impact_changes",
+      text: `SELECT stream_id, transaction_id::text AS transaction_id, global_position,
+                    transaction_id < pg_snapshot_xmin(pg_current_snapshot()) AS final
+             FROM events e
+             WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint) AND e.stream_type = $3
+             ORDER BY e.transaction_id, e.global_position`,
+      values: [after.transactionId, after.globalPosition, CI_STREAM_TYPE],
+    });
     if (rows.length === 0) return;
     const changed = [...new Set(rows.map((r) => r.stream_id))];
     // A newer snapshot than the rows above: it holds all of them.

@@ -36,21 +36,22 @@ interface Spread {
   type: RelationshipType;
 }
 
-/** A CI reached by a walk: at its shortest depth, through `parent` by a relationship of `type`. */
-export class Visit {
-  // Where the answer's encoder put this item's path and relationship types (see impact-response.ts).
-  pathSize = 0;
-  typesSize = 0;
-  pathAt = -1;
-  typesAt = -1;
-  itemSize = 0;
-
-  constructor(
-    readonly node: CiNode,
-    readonly depth: number,
-    readonly parent: Visit | undefined,
-    readonly type: RelationshipType,
-  ) {}
+/**
+ * The CIs one walk reached, in the answer's order, as parallel arrays: item k (1..count) at index
+ * k of each, the analysed CI at 0. No object per item, so a walk leaves little garbage behind.
+ * The arrays belong to the index and the next walk reuses them: read a walk before walking again.
+ */
+export interface Walk {
+  /** How many CIs it reached (the analysed one not counted). */
+  readonly count: number;
+  /** Node of each item (an index into `nodes`). */
+  readonly node: Int32Array;
+  readonly depth: Int32Array;
+  /** The item it was reached from (an earlier item number; -1 for the analysed CI). */
+  readonly parent: Int32Array;
+  /** The relationship type it was reached by. */
+  readonly type: Uint8Array;
+  readonly nodes: readonly CiNode[];
 }
 
 export interface ItemRow {
@@ -116,17 +117,27 @@ export class ImpactIndex {
   private idRankOf = new Int32Array(0);
   /** Per (name, id) rank: the node index. */
   private byRank = new Int32Array(0);
-  /** Per node index: the walk that last reached it, the depth, parent and type it was reached by. */
+  /** Per node index: the walk that last reached it, the depth, parent item and type it was reached by. */
   private walkOf = new Int32Array(0);
   private depthOf = new Int32Array(0);
-  private parentOf: Visit[] = [];
+  private parentOf = new Int32Array(0);
   private typeOf = new Uint8Array(0);
+  /** Per node index: a level's nodes, then their ranks while they are put in order. */
+  private reached = new Int32Array(0);
   private walks = 0;
+  /** The last walk's items (see Walk); sized with the marks above. */
+  private result = {
+    count: 0,
+    node: new Int32Array(0),
+    depth: new Int32Array(0),
+    parent: new Int32Array(0),
+    type: new Uint8Array(0),
+    nodes: this.list,
+  };
 
   clear(): void {
     this.nodes.clear();
     this.list = [];
-    this.parentOf = [];
     this.bySource.clear();
     this.ranked = false;
   }
@@ -164,23 +175,32 @@ export class ImpactIndex {
    * up to `maxDepth` (0 = unlimited), level by level: each level in (name, id) order. Among equally
    * short paths, the one through the smallest parent id wins, then the smallest relationship type.
    */
-  walk(rootId: string, types: RelationshipType[], maxDepth: number): Visit[][] {
+  walk(rootId: string, types: RelationshipType[], maxDepth: number): Walk {
+    const result = this.result;
+    result.count = 0;
     const root = this.nodes.get(rootId);
-    if (!root) return [];
+    if (!root) return result;
     this.rank();
+    result.nodes = this.list;
     const allowed = new Uint8Array(256);
     for (const type of types.length ? types : ALL_TYPES) allowed[type] = 1;
-    const { walkOf, depthOf, parentOf, typeOf, idRankOf } = this;
+    const { walkOf, depthOf, parentOf, typeOf, idRankOf, rankOf, byRank, reached } = this;
+    const { node, depth: depthAt, parent: parentAt, type: typeAt } = result;
     const walk = ++this.walks;
     walkOf[root.index] = walk;
     depthOf[root.index] = 0;
-    const levels: Visit[][] = [];
-    let frontier = [new Visit(root, 0, undefined, RelationshipType.UNSPECIFIED)];
-    for (let depth = 1; frontier.length > 0 && (maxDepth === 0 || depth <= maxDepth); depth++) {
-      const level: number[] = [];
-      for (const parent of frontier) {
-        const { affected, types: spreadTypes } = outOf(parent.node);
-        const parentIdRank = idRankOf[parent.node.index] as number;
+    node[0] = root.index;
+    depthAt[0] = 0;
+    parentAt[0] = -1;
+    typeAt[0] = RelationshipType.UNSPECIFIED;
+    // The frontier is items [levelStart, levelEnd): the level before.
+    let levelStart = 0;
+    let levelEnd = 1;
+    for (let depth = 1; levelEnd > levelStart && (maxDepth === 0 || depth <= maxDepth); depth++) {
+      let n = 0;
+      for (let item = levelStart; item < levelEnd; item++) {
+        const { affected, types: spreadTypes } = outOf(this.list[node[item] as number] as CiNode);
+        const parentIdRank = idRankOf[node[item] as number] as number;
         for (let j = 0; j < affected.length; j++) {
           const type = spreadTypes[j] as number;
           if (!allowed[type]) continue;
@@ -188,36 +208,36 @@ export class ImpactIndex {
           if (walkOf[at] !== walk) {
             walkOf[at] = walk;
             depthOf[at] = depth;
-            parentOf[at] = parent;
+            parentOf[at] = item;
             typeOf[at] = type;
-            level.push(at);
+            reached[n++] = at;
             continue;
           }
           if (depthOf[at] !== depth) continue;
           // Reached before at this depth: the smallest parent id wins, then the smallest type.
-          const known = idRankOf[(parentOf[at] as Visit).node.index] as number;
+          const known = idRankOf[node[parentOf[at] as number] as number] as number;
           if (parentIdRank < known || (parentIdRank === known && type < (typeOf[at] as number))) {
-            parentOf[at] = parent;
+            parentOf[at] = item;
             typeOf[at] = type;
           }
         }
       }
-      frontier = Array.from(
-        this.inRankOrder(level),
-        (at) => new Visit(this.list[at] as CiNode, depth, parentOf[at], typeOf[at] as RelationshipType),
-      );
-      if (frontier.length > 0) levels.push(frontier);
+      // The level in (name, id) order: a native sort of the nodes' integer ranks.
+      for (let i = 0; i < n; i++) reached[i] = rankOf[reached[i] as number] as number;
+      reached.subarray(0, n).sort();
+      for (let i = 0; i < n; i++) {
+        const at = byRank[reached[i] as number] as number;
+        const item = levelEnd + i;
+        node[item] = at;
+        depthAt[item] = depth;
+        parentAt[item] = parentOf[at] as number;
+        typeAt[item] = typeOf[at] as number;
+      }
+      levelStart = levelEnd;
+      levelEnd += n;
     }
-    return levels;
-  }
-
-  /** Node indexes in (name, id) order: a native sort of their integer ranks. */
-  private inRankOrder(level: number[]): Int32Array {
-    const ranks = new Int32Array(level.length);
-    for (let i = 0; i < level.length; i++) ranks[i] = this.rankOf[level[i] as number] as number;
-    ranks.sort();
-    for (let i = 0; i < ranks.length; i++) ranks[i] = this.byRank[ranks[i] as number] as number;
-    return ranks;
+    result.count = levelEnd - 1;
+    return result;
   }
 
   private node(ciId: string): CiNode {
@@ -291,7 +311,15 @@ export class ImpactIndex {
       const room = Math.max(count * 2, 1024);
       this.walkOf = new Int32Array(room);
       this.depthOf = new Int32Array(room);
+      this.parentOf = new Int32Array(room);
       this.typeOf = new Uint8Array(room);
+      this.reached = new Int32Array(room);
+      // A walk reaches each node at most once.
+      const result = this.result;
+      result.node = new Int32Array(room);
+      result.depth = new Int32Array(room);
+      result.parent = new Int32Array(room);
+      result.type = new Uint8Array(room);
     }
     this.ranked = true;
   }
