@@ -1,0 +1,98 @@
+// AnalyzeImpact timed to the answer's last byte (impact-latency.ts), in a worker thread: gRPC
+// framed by hand over node:http2, the answer counted and dropped. Its own small heap and no
+// per-call objects of a gRPC library keep the load generator's garbage collections (the seeded
+// CMDB, the decoded answers of the other series) out of what the service and the wire take.
+import http2 from "node:http2";
+import { parentPort, Worker, workerData } from "node:worker_threads";
+import { create, toBinary } from "@bufbuild/protobuf";
+import {
+  AnalyzeImpactRequestSchema,
+  ConfigurationService,
+  type ImpactPathDetail,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+
+export interface ImpactRequest {
+  ciId: string;
+  maxDepth: number;
+  pathDetail: ImpactPathDetail;
+}
+
+interface Job {
+  address: string;
+  token: string;
+  /** Called first, untimed. */
+  warmUp: ImpactRequest[];
+  timed: ImpactRequest[];
+}
+
+export interface LastByteTimes {
+  /** Milliseconds from sending the request to the answer's last byte, one per timed call. */
+  latencies: number[];
+  /** Each answer's size in bytes. */
+  sizes: number[];
+}
+
+/** Runs the calls one after another in a worker thread; resolves with each one's time and size. */
+export function timeToLastByte(job: Job): Promise<LastByteTimes> {
+  const worker = new Worker(new URL(import.meta.url), { workerData: job });
+  return new Promise<LastByteTimes>((resolve, reject) => {
+    worker.once("message", resolve);
+    worker.once("error", reject);
+    worker.once("exit", (code) => reject(new Error(`last-byte client exited (${code}) before answering`)));
+  }).finally(() => worker.terminate());
+}
+
+/** One unary call: resolves with the answer's size once its last byte and an OK status arrived. */
+function call(session: http2.ClientHttp2Session, token: string, request: ImpactRequest): Promise<number> {
+  const message = toBinary(AnalyzeImpactRequestSchema, create(AnalyzeImpactRequestSchema, request));
+  const frame = Buffer.alloc(5 + message.length);
+  frame.writeUInt32BE(message.length, 1); // byte 0: not compressed
+  frame.set(message, 5);
+  return new Promise((resolve, reject) => {
+    const stream = session.request({
+      ":method": "POST",
+      ":path": `/${ConfigurationService.typeName}/AnalyzeImpact`,
+      "content-type": "application/grpc",
+      te: "trailers",
+      authorization: `Bearer ${token}`,
+    });
+    let bytes = 0;
+    let status: string | undefined;
+    // A failed call may answer with its status in the headers alone.
+    const statusOf = (headers: http2.IncomingHttpHeaders) => {
+      status ??= headers["grpc-status"] as string | undefined;
+    };
+    stream.on("response", statusOf);
+    stream.on("trailers", statusOf);
+    stream.on("data", (chunk: Buffer) => {
+      bytes += chunk.length;
+    });
+    stream.on("error", reject);
+    stream.on("end", () =>
+      status === "0" ? resolve(bytes - 5) : reject(new Error(`AnalyzeImpact answered grpc-status ${status}`)),
+    );
+    stream.end(frame);
+  });
+}
+
+async function run({ address, token, warmUp, timed }: Job): Promise<LastByteTimes> {
+  const session = http2.connect(`http://${address}`);
+  try {
+    for (const request of warmUp) await call(session, token, request);
+    const times: LastByteTimes = { latencies: [], sizes: [] };
+    for (const request of timed) {
+      const started = performance.now();
+      times.sizes.push(await call(session, token, request));
+      times.latencies.push(performance.now() - started);
+    }
+    return times;
+  } finally {
+    session.close();
+  }
+}
+
+// In the worker: a failed run ends it with its error, which rejects timeToLastByte.
+if (parentPort) {
+  const port = parentPort;
+  void run(workerData as Job).then((times) => port.postMessage(times));
+}
