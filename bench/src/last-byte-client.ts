@@ -3,7 +3,7 @@
 // per-call objects of a gRPC library keep the load generator's garbage collections (the seeded
 // CMDB, the decoded answers of the other series) out of what the service and the wire take.
 import http2 from "node:http2";
-import { parentPort, Worker, workerData } from "node:worker_threads";
+import { type MessagePort, parentPort, Worker, workerData } from "node:worker_threads";
 import { create, toBinary } from "@bufbuild/protobuf";
 import {
   AnalyzeImpactRequestSchema,
@@ -32,11 +32,18 @@ export interface LastByteTimes {
   sizes: number[];
 }
 
-/** Runs the calls one after another in a worker thread; resolves with each one's time and size. */
-export function timeToLastByte(job: Job): Promise<LastByteTimes> {
+/**
+ * Runs the calls one after another in a worker thread; resolves with each timed one's time and
+ * size. `timing` is called in this thread between the warm-up and the timed calls.
+ */
+export function timeToLastByte(job: Job, timing: () => void): Promise<LastByteTimes> {
   const worker = new Worker(new URL(import.meta.url), { workerData: job });
   return new Promise<LastByteTimes>((resolve, reject) => {
-    worker.once("message", resolve);
+    worker.once("message", () => {
+      timing();
+      worker.once("message", resolve);
+      worker.postMessage("time");
+    });
     worker.once("error", reject);
     worker.once("exit", (code) => reject(new Error(`last-byte client exited (${code}) before answering`)));
   }).finally(() => worker.terminate());
@@ -75,10 +82,14 @@ function call(session: http2.ClientHttp2Session, token: string, request: ImpactR
   });
 }
 
-async function run({ address, token, warmUp, timed }: Job): Promise<LastByteTimes> {
+async function run({ address, token, warmUp, timed }: Job, port: MessagePort): Promise<LastByteTimes> {
   const session = http2.connect(`http://${address}`);
   try {
     for (const request of warmUp) await call(session, token, request);
+    // Warmed up: the timed calls start when the other thread says so.
+    const go = new Promise((resolve) => port.once("message", resolve));
+    port.postMessage("warm");
+    await go;
     const times: LastByteTimes = { latencies: [], sizes: [] };
     for (const request of timed) {
       const started = performance.now();
@@ -94,5 +105,5 @@ async function run({ address, token, warmUp, timed }: Job): Promise<LastByteTime
 // In the worker: a failed run ends it with its error, which rejects timeToLastByte.
 if (parentPort) {
   const port = parentPort;
-  void run(workerData as Job).then((times) => port.postMessage(times));
+  void run(workerData as Job, port).then((times) => port.postMessage(times));
 }
