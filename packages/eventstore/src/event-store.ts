@@ -317,15 +317,16 @@ export class EventStore {
   ): Promise<RecordedEvent[]> {
     return inSpan("eventstore.read_all_committed", {}, async () => {
       const after = options.after ?? { transactionId: "0", globalPosition: 0 };
-      const { rows } = await (options.client ?? this.pool).query<EventRow>(
+      const { rows } = await (options.client ?? this.pool).query<EventRow>({
+        name: "rdm_read_all_committed",
         // Qualified names: the output column transaction_id is text, and must not be what we sort by.
-        `SELECT ${EVENT_COLUMNS} FROM events e
-         WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
-           AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
-         ORDER BY e.transaction_id, e.global_position
-         LIMIT $3`,
-        [after.transactionId, after.globalPosition, options.limit ?? null],
-      );
+        text: `SELECT ${EVENT_COLUMNS} FROM events e
+               WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
+                 AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+               ORDER BY e.transaction_id, e.global_position
+               LIMIT $3`,
+        values: [after.transactionId, after.globalPosition, options.limit ?? null],
+      });
       return rows.map(toRecordedEvent);
     });
   }

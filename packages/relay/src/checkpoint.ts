@@ -39,11 +39,12 @@ export async function readRelayCheckpoint(db: Queryable, name = "default"): Prom
     global_position: string;
     kafka_cluster_id: string | null;
     updated_at: Date;
-  }>(
-    `SELECT name, transaction_id::text AS transaction_id, global_position, kafka_cluster_id, updated_at
-     FROM relay_checkpoints WHERE name = $1`,
-    [name],
-  );
+  }>({
+    name: "rdm_relay_checkpoint",
+    text: `SELECT name, transaction_id::text AS transaction_id, global_position, kafka_cluster_id, updated_at
+           FROM relay_checkpoints WHERE name = $1`,
+    values: [name],
+  });
   const row = rows[0];
   if (!row) return null;
   return {

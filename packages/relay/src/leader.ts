@@ -67,12 +67,13 @@ async function adoptCluster(ctx: RelayContext, client: PoolClient, current: stri
 }
 
 async function measureLag(ctx: RelayContext, client: PoolClient): Promise<void> {
-  const { rows } = await client.query<{ n: string; oldest: Date | null }>(
-    `SELECT count(*) AS n, min(e.recorded_at) AS oldest
-     FROM events e, relay_checkpoints c
-     WHERE c.name = $1 AND (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)`,
-    [ctx.name],
-  );
+  const { rows } = await client.query<{ n: string; oldest: Date | null }>({
+    name: "rdm_relay_lag",
+    text: `SELECT count(*) AS n, min(e.recorded_at) AS oldest
+           FROM events e, relay_checkpoints c
+           WHERE c.name = $1 AND (e.transaction_id, e.global_position) > (c.transaction_id, c.global_position)`,
+    values: [ctx.name],
+  });
   ctx.metrics.lag.events = Number(rows[0]?.n ?? 0);
   ctx.metrics.lag.oldest = rows[0]?.oldest ?? null;
 }
@@ -100,11 +101,12 @@ async function publishBatch(
   );
   const last = events[events.length - 1] as RecordedEvent;
   // Conditional on the checkpoint we read, so a concurrent resetRelay is not overwritten.
-  await client.query(
-    `UPDATE relay_checkpoints SET transaction_id = $2::xid8, global_position = $3, updated_at = now()
-     WHERE name = $1 AND transaction_id = $4::xid8 AND global_position = $5`,
-    [ctx.name, last.transactionId, last.globalPosition, checkpoint.transactionId, checkpoint.globalPosition],
-  );
+  await client.query({
+    name: "rdm_relay_advance",
+    text: `UPDATE relay_checkpoints SET transaction_id = $2::xid8, global_position = $3, updated_at = now()
+           WHERE name = $1 AND transaction_id = $4::xid8 AND global_position = $5`,
+    values: [ctx.name, last.transactionId, last.globalPosition, checkpoint.transactionId, checkpoint.globalPosition],
+  });
   ctx.metrics.published(events.length);
 }
 

@@ -35,10 +35,11 @@ const toSnapshot = (state: ReleaseState) => (state.release ? toJson(ReleaseSchem
 async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<string, ReleaseState>> {
   const states = new Map<string, ReleaseState>();
   if (!releaseIds.length) return states;
-  const { rows } = await tx.query<{ release_id: string; snapshot: JsonValue | null; model: JsonValue | null }>(
-    "SELECT release_id, snapshot, model FROM release_view WHERE release_id = ANY($1::uuid[]) ORDER BY release_id FOR UPDATE",
-    [releaseIds],
-  );
+  const { rows } = await tx.query<{ release_id: string; snapshot: JsonValue | null; model: JsonValue | null }>({
+    name: "rdm_release_view_states",
+    text: "SELECT release_id, snapshot, model FROM release_view WHERE release_id = ANY($1::uuid[]) ORDER BY release_id FOR UPDATE",
+    values: [releaseIds],
+  });
   for (const row of rows) {
     if (!row.snapshot || !row.model) continue;
     states.set(row.release_id, {
@@ -121,8 +122,9 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
   // The NOTIFY goes with it: it is delivered at commit, after the rows.
   await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
   const column = <T>(value: (a: Applied[number]) => T) => applied.map(value);
-  await tx.query(
-    `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
+  await tx.query({
+    name: "rdm_release_history_insert",
+    text: `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
        event_id, correlation_id, causation_id, request_id)
      SELECT h.release_id, h.version, h.event_type, h.occurred_at, h.actor, h.reason, h.phase, h.event_id,
        h.correlation_id, h.causation_id, h.request_id
@@ -130,7 +132,7 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
        $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS h(release_id, version, event_type,
        occurred_at, actor, reason, phase, event_id, correlation_id, causation_id, request_id, n)
      ORDER BY h.n ON CONFLICT (release_id, version) DO NOTHING`,
-    [
+    values: [
       column(({ event }) => event.message.releaseId),
       column(({ event }) => event.version.toString()),
       column(({ event }) => event.message.$typeName),
@@ -146,7 +148,7 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
       column(({ event }) => event.message.metadata?.causationId ?? ""),
       column(({ event }) => event.message.metadata?.requestId ?? ""),
     ],
-  );
+  });
 }
 
 /**
@@ -202,18 +204,19 @@ async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolCli
 async function applyReleaseEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient): Promise<void> {
   const { applied, views } = await foldEvents(events, tx);
   if (!applied.length) return;
-  await tx.query(
-    `INSERT INTO release_event_log (release_id, version, event_type, event)
+  await tx.query({
+    name: "rdm_release_event_log_insert",
+    text: `INSERT INTO release_event_log (release_id, version, event_type, event)
      SELECT l.release_id, l.version, l.event_type, l.event
      FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[]) WITH ORDINALITY AS l(release_id, version, event_type, event, n)
      ORDER BY l.n ON CONFLICT DO NOTHING`,
-    [
+    values: [
       applied.map(({ event }) => event.message.releaseId),
       applied.map(({ event }) => event.version.toString()),
       applied.map(({ event }) => event.message.$typeName),
       applied.map(({ event }) => Buffer.from(event.data)),
     ],
-  );
+  });
   await saveReleases(tx, views);
   await recordHistory(tx, applied);
 }
