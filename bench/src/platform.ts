@@ -50,6 +50,9 @@ interface Run {
 
 const CONCURRENCY = 32;
 const TOTAL = 3000;
+// Untimed calls of a kind before it is measured: a freshly started service's code is still being
+// optimised over its first thousands of calls, and the figures are meant for one up a while.
+const WARM_UP = 2000;
 
 const serviceEnv = ({ servers, secret }: Bench, url: string) => ({
   DATABASE_URL: url,
@@ -81,7 +84,7 @@ async function stopService(run: Run, service: ServiceProcess) {
 
 async function releaseCommands(run: Run, client: Probe["client"], request: ReleaseRequest) {
   const register = () => client.registerRelease(request());
-  await underLoad(8, 500, register); // warm-up
+  await underLoad(8, WARM_UP, register);
   await measureLoad("RegisterRelease", 8, 2000, register, run);
   await measureLoad("RegisterRelease", CONCURRENCY, TOTAL, register, run);
   // Each worker on its own ten releases, in turn: a command on an existing stream, never racing
@@ -100,6 +103,7 @@ async function releaseCommands(run: Run, client: Probe["client"], request: Relea
       text: "benchmark log entry",
     });
   };
+  await underLoad(CONCURRENCY, WARM_UP, logEntry);
   await measureLoad("RecordReleaseLogEntry", CONCURRENCY, TOTAL, logEntry, run);
 }
 
@@ -127,7 +131,7 @@ async function changeCommands(run: Run) {
   );
   const update = (worker: number) =>
     client.updateChange({ requestId: randomUUID(), changeRequestId: changeIds[worker] as string, ...details });
-  await underLoad(CONCURRENCY, 300, update); // warm-up
+  await underLoad(CONCURRENCY, WARM_UP, update);
   await measureLoad("UpdateChange", CONCURRENCY, TOTAL, update, run);
   await stopService(run, service);
 }
@@ -138,7 +142,7 @@ async function configurationCommands(run: Run) {
   let n = 0;
   const register = () =>
     client.registerConfigurationItem({ requestId: randomUUID(), name: `ci-${n++}`, type: CiType.HOST, owner: "bench" });
-  await underLoad(CONCURRENCY, 300, register); // warm-up
+  await underLoad(CONCURRENCY, WARM_UP, register);
   await measureLoad("RegisterConfigurationItem", CONCURRENCY, TOTAL, register, run);
   await stopService(run, service);
 }
