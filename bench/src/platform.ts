@@ -151,6 +151,10 @@ async function configurationCommands(run: Run) {
 async function visibility(run: Run, gateway: ServiceProcess, probe: Probe) {
   // Before the loads: with their backlog still on the topic, the gateway would be measured catching up.
   await gatewayVisibility("one at a time", probe, 200);
+  // Then warmed up as the other loads are, and with the gateway caught up (a probe after the
+  // warm-up is visible only once every release before it is).
+  await underLoad(CONCURRENCY, WARM_UP, () => probe.client.registerRelease(probe.request()));
+  await gatewayVisibility("after the warm-up", probe, 1, () => false, 300_000);
   await idleCpu(gateway, 10);
   // Then while 32 RegisterRelease calls are in flight, probing until the load ends: a gateway
   // that falls behind the load shows here as a growing lag.
