@@ -29,8 +29,8 @@ interface Series {
 }
 
 /**
- * Runs a series, which calls `timing()` once its warm-up is done: then this process's heap gets a
- * full collection (whichever thread calls) and the service's CPU starts being counted. Adds the
+ * Runs a series, which calls `timing()` once its warm-up is done: then this thread's heap gets a
+ * full collection and the service's CPU starts being counted. Adds the
  * timed calls' CPU seconds in the service, on average; the figures come back sorted.
  */
 async function measured(
