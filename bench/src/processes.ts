@@ -36,7 +36,8 @@ async function waitForPort(child: ChildProcess, name: string, port: number): Pro
 /**
  * `services/<name>/dist/main.js` in a child process with `env` (ports chosen here), its output
  * passed through (logs at LOG_LEVEL=warn). `nodeArgs` e.g. `--cpu-prof`: stop() ends it with
- * SIGTERM, so a profile is written.
+ * SIGTERM, so a profile is written. BENCH_NODE_ARGS (space-separated) goes before them for every
+ * service, e.g. `./rdm up`'s `--max-semi-space-size=2`.
  */
 export async function startServiceProcess(
   name: "release" | "change" | "configuration" | "gateway",
@@ -44,7 +45,8 @@ export async function startServiceProcess(
   nodeArgs: string[] = [],
 ): Promise<ServiceProcess> {
   const port = await freePort();
-  const child = spawn(process.execPath, [...nodeArgs, path.join(root, "services", name, "dist/main.js")], {
+  const args = [...(process.env.BENCH_NODE_ARGS?.split(" ").filter(Boolean) ?? []), ...nodeArgs];
+  const child = spawn(process.execPath, [...args, path.join(root, "services", name, "dist/main.js")], {
     env: {
       ...process.env,
       LOG_LEVEL: "warn",
