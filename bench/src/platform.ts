@@ -4,7 +4,8 @@
 // process's CPU seconds per 1,000 calls; asserts nothing.
 //   pnpm build && node bench/dist/platform.js [visibility|commands]
 // `visibility` runs only the bare appends and the append -> gateway visibility (1-2 minutes);
-// `commands` only the bare appends and the command loads.
+// `commands` only the bare appends and the command loads (`commands change`: only the change
+// service's; likewise `release`, `configuration`).
 // BENCH_CPU_PROF=<dir> runs the services and the gateway with --cpu-prof, their profiles
 // written under it (release/, gateway/, change/, configuration/: one profile per thread).
 import { randomUUID } from "node:crypto";
@@ -121,13 +122,12 @@ async function changeCommands(run: Run) {
     impact: ChangeImpact.MEDIUM,
     urgency: ChangeUrgency.MEDIUM,
   };
+  const raise = () => client.raiseChange({ requestId: randomUUID(), type: ChangeType.NORMAL, ...details });
+  // Every raise takes the year's next key (CHG-2026-0042): what serialised them shows here.
+  await underLoad(CONCURRENCY, WARM_UP, raise);
+  await measureLoad("RaiseChange", CONCURRENCY, TOTAL, raise, run);
   const changeIds = await Promise.all(
-    Array.from(
-      { length: CONCURRENCY },
-      async () =>
-        (await client.raiseChange({ requestId: randomUUID(), type: ChangeType.NORMAL, ...details })).change
-          ?.changeRequestId ?? "",
-    ),
+    Array.from({ length: CONCURRENCY }, async () => (await raise()).change?.changeRequestId ?? ""),
   );
   const update = (worker: number) =>
     client.updateChange({ requestId: randomUUID(), changeRequestId: changeIds[worker] as string, ...details });
@@ -228,9 +228,10 @@ async function main() {
   const probe = { client, gatewayUrl, token: bench.token, request, onTopic: topic.onTopic };
   if (mode !== "commands") await visibility(run, gateway, probe);
   if (mode !== "visibility") {
-    await releaseCommands(run, client, request);
-    await changeCommands(run);
-    await configurationCommands(run);
+    const only = process.argv[3];
+    if (!only || only === "release") await releaseCommands(run, client, request);
+    if (!only || only === "change") await changeCommands(run);
+    if (!only || only === "configuration") await configurationCommands(run);
   }
   printLoadAverage("at end");
 

@@ -13,7 +13,7 @@ import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { startNotifier } from "./notifier/notifier.js";
 import { type ReleaseServiceEvent, releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
-import { ReleaseKeys } from "./store/release-keys.js";
+import { releaseKeys } from "./store/release-keys.js";
 import { releaseMigrations } from "./store/release-tables.js";
 import { subscriptionCodec } from "./store/subscriptions.js";
 
@@ -69,7 +69,7 @@ export function createReleaseService(
         pool,
         handler: commandHandler(store),
         models: modelsOf(store, pool),
-        keys: new ReleaseKeys(pool),
+        keys: releaseKeys(pool),
         clock,
       }),
       notificationServiceHandlers({

@@ -15,7 +15,7 @@ import pg from "pg";
 import { EMERGENCY_MODEL } from "../src/domain/models.js";
 import { type ReleaseServiceEvent, releaseCodec } from "../src/store/event-codec.js";
 import { createModelVersion, MODEL_VERSIONS_CHANNEL, ReleaseModelStore } from "../src/store/model-store.js";
-import { ReleaseKeys } from "../src/store/release-keys.js";
+import { releaseKeys } from "../src/store/release-keys.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
 import { releaseCommand } from "../src/store/releases.js";
 import { RELEASE_ID, register, T0 } from "./release-spec.js";
@@ -186,7 +186,7 @@ test("release keys continue each year's counter in its sequence, distinct across
   const { pool } = await database(4);
   await pool.query("INSERT INTO release_keys (year, last) VALUES (2026, 41), (2025, 7)");
   await runMigrations(pool, { component: "release", migrations: releaseMigrations });
-  const [first, second] = [new ReleaseKeys(pool, 5), new ReleaseKeys(pool, 5)];
+  const [first, second] = [releaseKeys(pool, 5), releaseKeys(pool, 5)];
   expect(await first.next(2026)).toBe("REL-2026-0042");
   expect(await second.next(2025)).toBe("REL-2025-0008");
   const keys = await Promise.all(Array.from({ length: 24 }, (_, i) => (i % 2 ? first : second).next(2027)));

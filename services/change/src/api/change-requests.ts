@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   AssessChangeResponseSchema,
   CancelChangeResponseSchema,
@@ -6,34 +7,29 @@ import {
   SubmitChangeResponseSchema,
   UpdateChangeResponseSchema,
 } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
-import { changeKey } from "../domain/change-request.js";
 import { standardChangeTemplates } from "../store/aggregates.js";
-import { nextChangeKeySequence } from "../store/read-model.js";
 
-import {
-  type ChangeHandlers,
-  type ChangeRpcDeps,
-  changeCommandRpc,
-  changeDetails,
-  type RaisePreparation,
-} from "./change-rpc.js";
+import { type ChangeHandlers, type ChangeRpcDeps, changeCommandRpc, changeDetails } from "./change-rpc.js";
 
 /** Raising, editing, submitting, assessing and cancelling a change request. */
 export function changeRequestHandlers(
   deps: ChangeRpcDeps,
 ): Pick<ChangeHandlers, "raiseChange" | "updateChange" | "submitChange" | "assessChange" | "cancelChange"> {
-  const { handler, clock } = deps;
+  const { handler, clock, keys } = deps;
   const { changeCommand, actor, M } = changeCommandRpc(deps);
   return {
     async raiseChange(request, ctx) {
       const changeRequestId = randomUUID();
       const details = changeDetails(request, clock());
-      return changeCommand<typeof RaiseChangeResponseSchema, RaisePreparation>(
+      // A retry takes a key it does not use (keys may have gaps) and is answered by the handler.
+      const key = await keys.next(clock().getUTCFullYear());
+      const templateId = request.templateId.toLowerCase();
+      return changeCommand<typeof RaiseChangeResponseSchema, StandardChangeTemplate | undefined>(
         M.raiseChange,
         request,
         ctx,
         RaiseChangeResponseSchema,
-        ({ key, template }) => ({
+        (template) => ({
           kind: "raiseChange",
           changeRequestId,
           key,
@@ -41,24 +37,20 @@ export function changeRequestHandlers(
           type: request.type,
           ...details,
           linkedReleaseId: request.linkedReleaseId.toLowerCase(),
-          templateId: request.templateId.toLowerCase(),
+          templateId,
           template,
         }),
         {
           streamId: changeRequestId,
-          prepare: async (client) => {
-            const year = clock().getUTCFullYear();
-            const key = changeKey(year, await nextChangeKeySequence(client, year));
-            const template = request.templateId
-              ? (
-                  await handler.load(client, {
-                    aggregate: standardChangeTemplates,
-                    streamId: request.templateId.toLowerCase(),
-                  })
-                ).state.template
-              : undefined;
-            return { key, template };
-          },
+          // A standard change reads its template in the command's transaction; any other
+          // change is group-committed with concurrent commands.
+          ...(templateId
+            ? {
+                prepare: async (client) =>
+                  (await handler.load(client, { aggregate: standardChangeTemplates, streamId: templateId })).state
+                    .template,
+              }
+            : {}),
         },
       );
     },

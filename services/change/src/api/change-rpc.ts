@@ -3,7 +3,8 @@ import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Aggregate, CommandHandler, Outcome } from "@rdm/command-handler";
 import type { ServiceHandlers } from "@rdm/grpc";
 import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
-import type { ChangeRequest, FreezeWindow, StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import type { YearlyKeys } from "@rdm/keys";
+import type { ChangeRequest, FreezeWindow } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
@@ -25,6 +26,8 @@ export interface ChangeApiDeps {
   clock?: () => Date;
   /** The token groups of the CAB and the ECAB (default "cab" and "ecab"). */
   boardGroups?: BoardGroups;
+  /** Change keys (CHG-2026-0042); default: from the year's sequence in `pool`. */
+  keys?: YearlyKeys;
 }
 
 /** The dependencies with their defaults applied. */
@@ -37,11 +40,6 @@ type Methods = (typeof ChangeService)["method"];
 export const CALENDAR_LOCK = "SELECT pg_advisory_xact_lock(hashtext('rdm.change.calendar'))";
 
 export const DEFAULT_PAGE_SIZE = 50;
-
-export interface RaisePreparation {
-  key: string;
-  template: StandardChangeTemplate | undefined;
-}
 
 export interface SchedulePreparation {
   freezes: FreezeWindow[];

@@ -2,6 +2,7 @@ import { READER_ROLES } from "@rdm/auth";
 import type { ServiceRegistration } from "@rdm/grpc";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { DEFAULT_BOARD_GROUPS } from "../domain/change-request.js";
+import { changeKeys } from "../store/read-model.js";
 
 import { changeApprovalHandlers } from "./change-approvals.js";
 import { changeCalendarHandlers } from "./change-calendar.js";
@@ -22,6 +23,7 @@ export function changeServiceHandlers(options: ChangeApiDeps): ServiceRegistrati
     ...options,
     clock: options.clock ?? (() => new Date()),
     boardGroups: options.boardGroups ?? DEFAULT_BOARD_GROUPS,
+    keys: options.keys ?? changeKeys(options.pool),
   };
   return {
     service: ChangeService,

@@ -1,6 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
+import { YearlyKeys, yearlyNumbersSql } from "@rdm/keys";
 import {
   type ChangeRequest,
   ChangeRequestSchema,
@@ -13,6 +14,7 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import type pg from "pg";
 import { BOOKED_STATES, type Interval } from "../domain/calendar.js";
+import { changeKey } from "../domain/change-request.js";
 
 type Queryable = Pick<pg.PoolClient, "query">;
 
@@ -65,6 +67,12 @@ export const readModelMigrations: Migration[] = [
         retired boolean NOT NULL,
         data bytea NOT NULL
       );`,
+  },
+  {
+    version: 3,
+    name: "change keys from a sequence per year",
+    // The per-year counter row serialised every RaiseChange on its lock until commit.
+    sql: yearlyNumbersSql("rdm_next_change_number", "change_key", "change_keys"),
   },
 ];
 
@@ -219,11 +227,10 @@ export async function listTemplates(db: Queryable, includeRetired: boolean): Pro
   return rows.map((row) => fromBinary(StandardChangeTemplateSchema, row.data));
 }
 
-export async function nextChangeKeySequence(db: Queryable, year: number): Promise<number> {
-  const { rows } = await db.query<{ last: number }>(
-    `INSERT INTO change_keys (year, last) VALUES ($1, 1)
-     ON CONFLICT (year) DO UPDATE SET last = change_keys.last + 1 RETURNING last`,
-    [year],
-  );
-  return rows[0]?.last ?? 1;
-}
+/** Change keys (CHG-2026-0042) from the year's sequence (migration 3), a block at a time. */
+export const changeKeys = (pool: Pick<pg.Pool, "query">, blockSize?: number) =>
+  new YearlyKeys(pool, {
+    functionName: "rdm_next_change_number",
+    format: changeKey,
+    ...(blockSize ? { blockSize } : {}),
+  });

@@ -3,6 +3,7 @@ import { type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/com
 import type { EventStore } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
 import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import type { YearlyKeys } from "@rdm/keys";
 import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { decodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
@@ -10,7 +11,6 @@ import type pg from "pg";
 import type { LinkedChangeState, ReleaseCommand, ReleaseState } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import type { ReleaseModelStore } from "../store/model-store.js";
-import type { ReleaseKeys } from "../store/release-keys.js";
 import { releaseCommand } from "../store/releases.js";
 
 export interface ReleaseApiDeps {
@@ -18,7 +18,7 @@ export interface ReleaseApiDeps {
   pool: pg.Pool;
   handler: CommandHandler<ReleaseServiceEvent>;
   models: ReleaseModelStore;
-  keys: ReleaseKeys;
+  keys: YearlyKeys;
   clock: () => Date;
 }
 

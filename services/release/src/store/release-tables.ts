@@ -1,4 +1,5 @@
 import type { Migration } from "@rdm/eventstore";
+import { yearlyNumbersSql } from "@rdm/keys";
 import { notificationMigrations } from "./notification-tables.js";
 
 /**
@@ -95,28 +96,6 @@ export const releaseMigrations: Migration[] = [
     // The per-year counter row serialised every registration on its lock until commit; a
     // sequence hands out numbers without a lock (gaps remain allowed). Each year's sequence
     // continues after the counter's last number.
-    sql: `
-      CREATE FUNCTION rdm_next_release_number(key_year int) RETURNS bigint LANGUAGE plpgsql AS $$
-      DECLARE
-        seq text := format('release_key_%s', key_year);
-      BEGIN
-        IF to_regclass(seq) IS NULL THEN
-          BEGIN
-            EXECUTE format('CREATE SEQUENCE IF NOT EXISTS %I', seq);
-          EXCEPTION WHEN duplicate_table OR unique_violation THEN
-            NULL; -- the year's first keys, taken concurrently: the other one created it
-          END;
-        END IF;
-        RETURN nextval(seq::regclass);
-      END $$;
-      DO $$
-      DECLARE
-        counter record;
-      BEGIN
-        FOR counter IN SELECT year, last FROM release_keys LOOP
-          EXECUTE format('CREATE SEQUENCE %I START %s', format('release_key_%s', counter.year), counter.last + 1);
-        END LOOP;
-      END $$;
-      DROP TABLE release_keys;`,
+    sql: yearlyNumbersSql("rdm_next_release_number", "release_key", "release_keys"),
   },
 ];
