@@ -118,7 +118,7 @@ async function relayCycle(
   ctx: RelayContext,
   session: LeaderSession,
   client: PoolClient,
-): Promise<{ caughtUp: boolean } | "cluster_changed"> {
+): Promise<{ caughtUp: boolean; published: number } | "cluster_changed"> {
   const producer = await connectKafka(ctx, session, client);
   const checkpoint = await readRelayCheckpoint(client, ctx.name);
   if (!checkpoint) throw new Error(`relay checkpoint ${ctx.name} disappeared`);
@@ -134,7 +134,7 @@ async function relayCycle(
   const events = takeBatch(read, ctx.maxBatchBytes);
   ctx.status.cycles++;
   if (events.length > 0) await publishBatch(ctx, producer, client, checkpoint, events);
-  return { caughtUp: read.length < ctx.batchSize && events.length === read.length };
+  return { caughtUp: read.length < ctx.batchSize && events.length === read.length, published: events.length };
 }
 
 /** Measures the lag now and then (always once caught up) and, once caught up, waits for more. */
@@ -169,11 +169,18 @@ export async function lead(ctx: RelayContext, client: PoolClient, lost: () => Er
       if (broken) throw broken;
       ctx.wakeup.beginCycle();
       try {
+        const startedAt = performance.now();
         const cycle = await relayCycle(ctx, session, client);
         if (cycle === "cluster_changed") continue;
         backoff = 100;
         ctx.status.lastError = undefined;
+        // Commits that arrived while this batch was published wait a little for more (lingerMs):
+        // each batch is one produce request and, per partition, one record batch, which is what a
+        // consumer gets per fetch from some brokers (the mock cluster), so one transaction of theirs.
+        const busy = cycle.caughtUp && cycle.published > 0 && ctx.wakeup.pending;
         await afterCycle(ctx, session, client, cycle.caughtUp);
+        const linger = busy ? startedAt + ctx.lingerMs - performance.now() : 0;
+        if (linger > 0) await ctx.wakeup.pause(linger, false);
       } catch (error) {
         ctx.status.lastError = error as Error;
         if (lost()) throw error;

@@ -13,6 +13,7 @@ export interface RelaySettings {
   batchSize: number;
   maxBatchBytes: number;
   pollIntervalMs: number;
+  lingerMs: number;
   clusterCheckIntervalMs: number;
   maxBackoffMs: number;
 }
@@ -57,6 +58,10 @@ export function createWakeup(isStopping: () => boolean) {
     },
     beginCycle() {
       woken = false;
+    },
+    /** Whether a NOTIFY arrived since the current cycle began: more commits are waiting. */
+    get pending() {
+      return woken;
     },
     interrupt() {
       wakeUp?.();

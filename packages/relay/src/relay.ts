@@ -28,6 +28,12 @@ export interface RelayOptions {
   maxBatchBytes?: number;
   /** Poll when no NOTIFY arrives; also how often a standby replica tries to take over (default 1000). */
   pollIntervalMs?: number;
+  /**
+   * When commits arrived while a batch was being published, the least time from that cycle's
+   * start to the next one's (default 0): under a steady stream of commits, fewer and larger
+   * batches. A commit that finds the relay waiting is published at once.
+   */
+  lingerMs?: number;
   /** How often to re-check the Kafka cluster id while running (default 30000). */
   clusterCheckIntervalMs?: number;
   /** Cap of the retry backoff after Kafka or database errors (default 10000). */
@@ -72,6 +78,7 @@ async function prepareRelay(options: RelayOptions): Promise<RelayContext> {
     batchSize: options.batchSize ?? 500,
     maxBatchBytes: options.maxBatchBytes ?? 512 * 1024,
     pollIntervalMs: options.pollIntervalMs ?? 1000,
+    lingerMs: options.lingerMs ?? 0,
     clusterCheckIntervalMs: options.clusterCheckIntervalMs ?? 30_000,
     maxBackoffMs: options.maxBackoffMs ?? 10_000,
     store: new EventStore(pool),

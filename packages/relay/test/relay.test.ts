@@ -23,7 +23,7 @@ interface Fixture {
   kafka: Kafka;
   topic: string;
   received: Received[];
-  start(extra?: { name?: string; batchSize?: number; pollIntervalMs?: number }): Promise<Relay>;
+  start(extra?: { name?: string; batchSize?: number; pollIntervalMs?: number; lingerMs?: number }): Promise<Relay>;
   consume(): Promise<void>;
   /** Received event ids, each with how often it arrived. */
   counts(): Map<string, number>;
@@ -148,6 +148,35 @@ test("16 concurrent writers while the relay runs: every event exactly once, per-
   for (const r of fx.received) {
     expect(r.event.extensions?.streamversion).toMatch(/^\d+$/);
   }
+});
+
+test("a commit that finds the relay waiting is published at once, however long its linger", async () => {
+  const fx = await fixture();
+  await fx.start({ lingerMs: 600_000 });
+  await fx.consume();
+  for (let n = 1; n <= 3; n++) {
+    await fx.store.appendToStream(uniqueId("release"), "no_stream", [event(n)]);
+    await waitFor(() => fx.received.length === n, { timeoutMs: 30_000, description: `event ${n} on ${fx.topic}` });
+  }
+  await expectExactlyOnceInOrder(fx);
+});
+
+test("under a stream of commits the relay lingers: a few large batches, each event once and in order", async () => {
+  const fx = await fixture();
+  const relay = await fx.start({ lingerMs: 1000 });
+  await fx.consume();
+  const stream = uniqueId("release");
+  const before = relay.cycles;
+  // One writer, one event per commit, as fast as it goes for three seconds: without a linger the
+  // relay would cycle once every few milliseconds.
+  const until = Date.now() + 3000;
+  for (let version = 0; Date.now() < until; version++) {
+    await fx.store.appendToStream(stream, version === 0 ? "no_stream" : version, [event(version)]);
+  }
+  const cycles = relay.cycles - before;
+  expect(cycles).toBeGreaterThan(0);
+  expect(cycles).toBeLessThanOrEqual(12);
+  await expectExactlyOnceInOrder(fx);
 });
 
 test("a transaction that commits late with a lower position is published, not skipped", async () => {

@@ -74,6 +74,7 @@ export async function startGrpcService(
     kafka,
     topic: context.topic(eventsTopic(definition.name)),
     source: `rdm/${definition.name}`,
+    lingerMs: config.RELAY_LINGER_MS,
     logger,
   });
 
