@@ -107,7 +107,7 @@ export class CommandHandler<E extends DomainEvent> {
       try {
         const result = command.prepare
           ? await this.attemptInTransaction(origin, command)
-          : await this.attemptGrouped(origin, command);
+          : await this.attemptGrouped(origin, command, attempt === 1);
         if (result.replayed) return result.replayed;
         const { outcome } = result as { outcome: Outcome<S, ES> };
         const response = command.respond(outcome);
@@ -139,31 +139,41 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /**
-   * The stream and the request id's answer in one statement (one snapshot, so the twin argument
-   * above holds), decided on a connection outside any transaction (the hooks only read), then
-   * appended through the store's group commit with the answer and the projection.
+   * Decided on a connection outside any transaction (the hooks only read), then appended through
+   * the store's group commit with the answer and the projection. A first attempt on a stream
+   * whose state is known (kept from this process's last command on it, or a new stream) decides
+   * on it without a read: the append refuses a stale state (WrongExpectedVersion, decided again
+   * on a read) and a request id already answered (DuplicateRequest, answered from the record).
+   * Otherwise the stream and the request id's answer are read in one statement (one snapshot,
+   * so the twin argument above holds).
    */
   private async attemptGrouped<S, ES extends E, R extends DescMessage>(
     origin: CommandOrigin,
     command: ClientCommand<S, ES, R>,
+    first: boolean,
   ): Promise<Attempt<S, ES, R>> {
     const client = await this.store.pool.connect();
     let decision: Decision<S, ES>;
     try {
       const { aggregate } = command;
       const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(client);
-      const start = await this.startOf(aggregate, streamId, client);
-      const read = await this.store.readStreamWithCommandResult(streamId, origin.requestId, {
-        client,
-        fromVersion: start.version + 1,
-      });
-      const replayed = this.answerOf(read.commandResult, origin.requestId, command);
-      if (replayed) return { replayed, outcome: undefined };
-      const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
-      const loaded = { streamId, state, version: read.events.at(-1)?.version ?? start.version };
-      // Read outside a transaction: committed events only.
-      if (read.events.length > 0) this.states.put(aggregate, streamId, loaded);
-      decision = await this.decide(client, origin, command, loaded);
+      const known = first ? this.knownState(command, streamId) : undefined;
+      const unread = known && (await this.decideUnread(client, origin, command, { streamId, ...known }));
+      if (unread) decision = unread;
+      else {
+        const start = await this.startOf(aggregate, streamId, client);
+        const read = await this.store.readStreamWithCommandResult(streamId, origin.requestId, {
+          client,
+          fromVersion: start.version + 1,
+        });
+        const replayed = this.answerOf(read.commandResult, origin.requestId, command);
+        if (replayed) return { replayed, outcome: undefined };
+        const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
+        const loaded = { streamId, state, version: read.events.at(-1)?.version ?? start.version };
+        // Read outside a transaction: committed events only.
+        if (read.events.length > 0) this.states.put(aggregate, streamId, loaded);
+        decision = await this.decide(client, origin, command, loaded);
+      }
     } finally {
       client.release();
     }
@@ -194,6 +204,32 @@ export class CommandHandler<E extends DomainEvent> {
     const recorded = await this.store.readStream(streamId, { client: db, fromVersion: start.version + 1 });
     const state = recorded.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
     return { streamId, state, version: recorded.at(-1)?.version ?? start.version };
+  }
+
+  /**
+   * The decision on a state known without a read, if it appends events. A refusal or a no-op may
+   * come from a state behind the stream (another process wrote since): those are decided again
+   * on a read, as the append's version check would not catch them.
+   */
+  private async decideUnread<S, ES extends E>(
+    client: pg.PoolClient,
+    origin: CommandOrigin,
+    command: Command<S, ES>,
+    known: Snapshot<S> & { streamId: string },
+  ): Promise<Decision<S, ES> | undefined> {
+    try {
+      const decision = await this.decide(client, origin, command, known);
+      return decision.outcome.events.length > 0 ? decision : undefined;
+    } catch (error) {
+      if (isRuleViolation(error)) return undefined;
+      throw error;
+    }
+  }
+
+  /** A state to decide on without a read: a new stream's initial one, or the cached one. */
+  private knownState<S, ES extends E>(command: Command<S, ES>, streamId: string): Snapshot<S> | undefined {
+    const { aggregate } = command;
+    return command.newStream ? { state: aggregate.initialState(), version: 0 } : this.states.get(aggregate, streamId);
   }
 
   /** Where a stream's fold starts: its cached state, its snapshot, or the aggregate's initial state. */

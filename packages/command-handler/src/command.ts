@@ -67,6 +67,12 @@ export interface Command<S, E extends DomainEvent> {
    * that locks rows (a queue's next item) needs one.
    */
   streamId: string | ((db: Queryable) => Promise<string>);
+  /**
+   * The stream id was made for this command (a new UUID): its first attempt is decided on the
+   * initial state without reading the stream. Were it taken after all, the append is refused and
+   * the command decided again on what the stream holds.
+   */
+  newStream?: boolean;
   /** Before deciding (after the request id check): locks and look-ups the decision depends on (e.g. an advisory lock). */
   prepare?: (tx: pg.PoolClient) => Promise<void>;
   /** The events the command produces; throws a RuleViolation to refuse. */

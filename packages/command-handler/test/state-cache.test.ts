@@ -1,10 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { StringValueSchema } from "@bufbuild/protobuf/wkt";
+import { jest } from "@jest/globals";
 import type { EventStore } from "@rdm/eventstore";
-import type { ReleaseAbandoned } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { type ReleaseAbandoned, ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { type TestDatabase, uniqueId } from "@rdm/testkit";
 import type pg from "pg";
-import { type Aggregate, CommandHandler } from "../src/index.js";
+import { type Aggregate, CommandHandler, RuleViolation } from "../src/index.js";
 import { addNote, codec, type NoteEvent, type Notes, notes, notesStore, origin, stamped } from "./notes.js";
 
 let db: TestDatabase;
@@ -19,6 +20,8 @@ afterAll(async () => {
   await pool?.end();
   await db?.drop();
 });
+
+const typesOf = async (streamId: string) => (await store.readStream(streamId)).map((e) => e.type);
 
 /** The notes aggregate, counting the snapshot reads: one for each command that found no cached state. */
 function counted() {
@@ -111,5 +114,72 @@ describe("CommandHandler's state of recently commanded streams", () => {
       "a",
       "c",
     ]);
+  });
+});
+
+describe("CommandHandler's decisions without a read (a cached state, or a new stream)", () => {
+  /** The handler, counting the reads of a stream with a request id's answer. */
+  function watched() {
+    const handler = new CommandHandler({ store, codec, retry: { jitterMs: 1 } });
+    const read = jest.spyOn(store, "readStreamWithCommandResult");
+    read.mockClear();
+    return { handler, read };
+  }
+
+  afterEach(() => jest.restoreAllMocks());
+
+  const note = (streamId: string, reason: string) => create(ReleaseAbandonedSchema, { releaseId: streamId, reason });
+
+  test("commands on a stream this process commanded last read nothing before their appends", async () => {
+    const { handler, read } = watched();
+    const streamId = uniqueId("notes");
+    for (const n of ["a", "b", "c"]) await handler.handle(origin(), addNote(streamId, n));
+    expect(read).toHaveBeenCalledTimes(1);
+    expect(await typesOf(streamId)).toHaveLength(3);
+  });
+
+  test("a refusal or a no-op on a state behind the stream is decided again on a read", async () => {
+    const { handler } = watched();
+    const streamId = uniqueId("notes");
+    await handler.handle(origin(), addNote(streamId, "x"));
+    // Another process writes "ready" and then "y": the cached state [x] has neither.
+    for (const reason of ["ready", "y"])
+      await store.appendToStream(streamId, "any", [codec.encode(stamped(reason))], { streamType: "notes" });
+    const needsReady = await handler.handle(origin(), {
+      ...addNote(streamId, "go"),
+      decide: (state: Notes) => {
+        if (!state.notes.includes("ready"))
+          throw new RuleViolation("FAILED_PRECONDITION", "notes.ready", "not ready", { subject: streamId });
+        return [note(streamId, "go")];
+      },
+    });
+    expect(needsReady.value).toBe("x,ready,y,go");
+    await store.appendToStream(streamId, "any", [codec.encode(stamped("z"))], { streamType: "notes" });
+    // "go" again unless it is the last note: the cached state says it is, the stream that it is not.
+    const unlessLast = await handler.handle(origin(), {
+      ...addNote(streamId, "go"),
+      decide: (state: Notes) => (state.notes.at(-1) === "go" ? [] : [note(streamId, "go")]),
+    });
+    expect(unlessLast.value).toBe("x,ready,y,go,z,go");
+  });
+
+  test("a retried request decided without a read gets the first answer and appends nothing", async () => {
+    const { handler } = watched();
+    const streamId = uniqueId("notes");
+    const always = (reason: string) => ({ ...addNote(streamId, reason), decide: () => [note(streamId, reason)] });
+    const retried = origin();
+    const first = await handler.handle(retried, always("a"));
+    expect(await handler.handle(retried, always("a"))).toEqual(first);
+    expect(await typesOf(streamId)).toHaveLength(1);
+  });
+
+  test("a new stream is decided without a read; an id taken after all is decided again on what it holds", async () => {
+    const { handler, read } = watched();
+    const streamId = uniqueId("notes");
+    expect((await handler.handle(origin(), addNote(streamId, "a", { newStream: true }))).value).toBe("a");
+    expect(read).toHaveBeenCalledTimes(0);
+    const other = new CommandHandler({ store, codec, retry: { jitterMs: 1 } });
+    expect((await other.handle(origin(), addNote(streamId, "b", { newStream: true }))).value).toBe("a,b");
+    expect(read).toHaveBeenCalledTimes(1);
   });
 });

@@ -42,6 +42,7 @@ export function changeRequestHandlers(
         }),
         {
           streamId: changeRequestId,
+          newStream: true,
           // A standard change reads its template in the command's transaction; any other
           // change is group-committed with concurrent commands.
           ...(templateId

@@ -106,6 +106,8 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
     spec: {
       aggregate: Aggregate<S, E>;
       streamId: string;
+      /** The stream id was made for this command (see @rdm/command-handler). */
+      newStream?: boolean;
       output: O;
       prepare?: (client: pg.PoolClient) => Promise<P>;
       decide: (state: S, prepared: P) => E[];
@@ -125,6 +127,7 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
       {
         aggregate: spec.aggregate,
         streamId: spec.streamId,
+        newStream: spec.newStream ?? false,
         ...(spec.prepare
           ? {
               prepare: async (client: pg.PoolClient) => {
@@ -158,6 +161,7 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
     options: {
       /** Defaults to the request's change_request_id. */
       streamId?: string;
+      newStream?: boolean;
       prepare?: (client: pg.PoolClient) => Promise<P>;
       respond?: (outcome: Outcome<ChangeRequestState, ServiceEvent>, prepared: P) => MessageShape<O>;
     } = {},
@@ -165,6 +169,7 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
     return command(method, request, ctx, {
       aggregate: changeRequests,
       streamId: (options.streamId ?? request.changeRequestId ?? "").toLowerCase(),
+      newStream: options.newStream ?? false,
       output,
       ...(options.prepare ? { prepare: options.prepare } : {}),
       decide: (state, prepared: P) => decide(toCommand(prepared), state),

@@ -125,9 +125,12 @@ function itemCommandRunner(execute: Execute) {
     ciId: string,
     /** Reads it needs go through `tx`, the command's transaction. */
     command: (tx: pg.PoolClient) => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
+    /** The item's id was made for this command (a registration). */
+    newStream = false,
   ) => {
     const response = await execute<ConfigurationItemEvent, typeof GetConfigurationItemResponseSchema>(ctx, requestId, {
       streamId: ciStreamId(ciId),
+      newStream,
       decide: async (history, _ctx, tx) => {
         // Empty: a registration's new stream (any other command finds no item).
         if (history.length > 0 && !isItemStream(history)) throw notFound("configuration item", ciId);

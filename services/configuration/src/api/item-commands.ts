@@ -26,7 +26,7 @@ export function itemCommandHandlers(
     async registerConfigurationItem(request, ctx) {
       const hash = requestFingerprint(ConfigurationService.method.registerConfigurationItem.input, request);
       const ciId = newCiId();
-      const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request));
+      const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request), true);
       return create(RegisterConfigurationItemResponseSchema, { item });
     },
 

@@ -80,6 +80,8 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
           });
         return toCommand(state, tx);
       }),
+      // RegisterRelease names its stream with a new UUID: nothing to read before deciding.
+      newStream: key === "registerRelease",
       response: output,
       respond: ({ after }) => create(output, { release: after.release }),
       requestHash: requestFingerprint(method[key].input as DescMessage, request),
