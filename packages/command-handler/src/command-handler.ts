@@ -139,13 +139,11 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /**
-   * Decided on a connection outside any transaction (the hooks only read), then appended through
-   * the store's group commit with the answer and the projection. A first attempt on a stream
-   * whose state is known (kept from this process's last command on it, or a new stream) decides
-   * on it without a read: the append refuses a stale state (WrongExpectedVersion, decided again
-   * on a read) and a request id already answered (DuplicateRequest, answered from the record).
-   * Otherwise the stream and the request id's answer are read in one statement (one snapshot,
-   * so the twin argument above holds).
+   * Decided outside any transaction (the hooks only read), appended by the store's group commit
+   * with the answer and the projection. A first attempt on a known state (cached, or a new
+   * stream) reads nothing: the append refuses a stale state (WrongExpectedVersion) and an
+   * answered request id (DuplicateRequest, answered from the record). Otherwise the stream and
+   * the request id's answer are read in one statement (one snapshot: the twin argument holds).
    */
   private async attemptGrouped<S, ES extends E, R extends DescMessage>(
     origin: CommandOrigin,
@@ -207,9 +205,8 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /**
-   * The decision on a state known without a read, if it appends events. A refusal or a no-op may
-   * come from a state behind the stream (another process wrote since): those are decided again
-   * on a read, as the append's version check would not catch them.
+   * The decision on a known state, if it appends events: a refusal or a no-op may come from a
+   * state behind the stream, which the append's version check would not catch.
    */
   private async decideUnread<S, ES extends E>(
     client: pg.PoolClient,
