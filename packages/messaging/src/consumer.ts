@@ -37,6 +37,13 @@ export interface ConsumerOptions {
    * passed by without a transaction or a handled-marker. Default: every event.
    */
   accepts?: (event: CloudEvent) => boolean;
+  /**
+   * Whether accepted events may have an effect now (the notifier: whether any subscription
+   * exists). When it answers false, a fetch's events are passed by as unaccepted ones are, and a
+   * redelivery asks again; when it fails, they are handled as usual. Answer false only when the
+   * handlers would do nothing for them.
+   */
+  wanted?: (events: CloudEvent[]) => Promise<boolean>;
   deadLetterTopic: string;
   /** Attempts before a transiently failing message is dead-lettered. Default 5. */
   maxAttempts?: number;
@@ -113,7 +120,7 @@ const batchHandler =
       if (stopping() || !isRunning() || isStale()) break;
       const room = failure ? failure.index - i : CHUNK_MAX;
       const chunk = decodableRun(messages.slice(i), at, room);
-      if (chunk.length > 1) {
+      if (chunk.length > 1 || (chunk.length === 1 && p.wanted)) {
         const result = await handleChunk(p, chunk, stopping);
         for (const { info } of chunk.slice(0, result.committed)) done(info.offset);
         i += result.committed;
@@ -254,6 +261,7 @@ export async function startConsumer(options: ConsumerOptions): Promise<RunningCo
     handle: options.handle,
     handleChunk: options.handleChunk,
     accepts: options.accepts ?? (() => true),
+    wanted: options.wanted,
     deadLetterTopic,
     maxAttempts: options.maxAttempts ?? 5,
     producer,

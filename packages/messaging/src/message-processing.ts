@@ -37,6 +37,7 @@ export interface Processing {
   handle: EventHandler;
   handleChunk?: ChunkHandler | undefined;
   accepts: (event: CloudEvent) => boolean;
+  wanted?: ((events: CloudEvent[]) => Promise<boolean>) | undefined;
   deadLetterTopic: string;
   maxAttempts: number;
   producer: Producer;
@@ -305,6 +306,12 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
   return true;
 }
 
+/** Whether the handlers may do something for a chunk's accepted events now (see ConsumerOptions.wanted). */
+async function wanted(p: Processing, chunk: Decoded[]): Promise<boolean> {
+  if (!p.wanted) return true;
+  return p.wanted(chunk.filter(({ event }) => p.accepts(event)).map(({ event }) => event)).catch(() => true);
+}
+
 /**
  * Several messages of one partition in one transaction, one commit for all. With a chunk
  * handler, all at once (handleChunkAtOnce); else, or when that failed, each message's
@@ -315,7 +322,7 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
  * counts (a PermanentError is not called again), and the messages before it are redone.
  */
 export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () => boolean): Promise<ChunkResult> {
-  if (!chunk.some(({ event }) => p.accepts(event))) {
+  if (!chunk.some(({ event }) => p.accepts(event)) || !(await wanted(p, chunk))) {
     for (const decoded of chunk) passBy(p, decoded);
     countOutcomes(
       p,

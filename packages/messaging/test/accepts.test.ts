@@ -3,6 +3,21 @@ import type pg from "pg";
 import { type ChunkHandler, type CloudEvent, HANDLED_EVENTS_TABLE, publishEvents } from "../src/index.js";
 import { cloudEvent, fixture, recordEffect, WAIT } from "./fixture.js";
 
+/** Until the group has committed an offset past each of `count` events. */
+async function allCommitted(f: Awaited<ReturnType<typeof fixture>>, count: number) {
+  const admin = f.kafka.admin();
+  await admin.connect();
+  try {
+    const committed = async () =>
+      (await admin.fetchOffsets({ groupId: f.groupId, topics: [f.topic] }))
+        .flatMap((t) => t.partitions)
+        .reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
+    await waitFor(async () => (await committed()) === count, { ...WAIT, description: `${count} offsets committed` });
+  } finally {
+    await admin.disconnect();
+  }
+}
+
 /** Events a handler was given that its consumer does not accept: there must be none. */
 const misdelivered: string[] = [];
 const onlyWanted = async (event: CloudEvent, tx: pg.PoolClient) => {
@@ -32,25 +47,40 @@ describe("startConsumer with accepts", () => {
       await publishEvents(f.producer, f.topic, events);
       await f.start(onlyWanted, { ...extra, accepts: (event) => event.type === "test.Wanted" });
 
-      const admin = f.kafka.admin();
-      await admin.connect();
-      try {
-        // Every offset committed: the passed-by events after the last wanted one too.
-        const committed = async () =>
-          (await admin.fetchOffsets({ groupId: f.groupId, topics: [f.topic] }))
-            .flatMap((t) => t.partitions)
-            .reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
-        await waitFor(async () => (await committed()) === events.length, {
-          ...WAIT,
-          description: "every offset committed",
-        });
-      } finally {
-        await admin.disconnect();
-      }
+      await allCommitted(f, events.length);
       expect(misdelivered).toEqual([]);
       expect((await f.effects()).map((e) => e.event_id)).toEqual(wanted.map((e) => e.id));
       const { rows } = await f.pool.query(`SELECT event_id FROM ${HANDLED_EVENTS_TABLE} ORDER BY "offset"`);
       expect(rows.map((r) => r.event_id)).toEqual(wanted.map((e) => e.id));
+    },
+  );
+});
+
+describe("startConsumer with wanted", () => {
+  it.each([
+    ["event by event", {}],
+    ["with a chunk handler", { handleChunk: onlyWantedChunk }],
+  ])(
+    "while it answers false events pass by unmarked; when it fails they are handled as usual (%s)",
+    async (_, extra) => {
+      const f = await fixture();
+      const key = uniqueId("agg");
+      let answer: () => Promise<boolean> = async () => false;
+      await f.start(onlyWanted, { ...extra, wanted: () => answer() });
+      const passedBy = Array.from({ length: 7 }, () => cloudEvent("test.Wanted", key));
+      await publishEvents(f.producer, f.topic, passedBy.slice(0, 1));
+      await publishEvents(f.producer, f.topic, passedBy.slice(1));
+      await allCommitted(f, passedBy.length);
+      expect(await f.effects()).toEqual([]);
+      expect((await f.pool.query(`SELECT 1 FROM ${HANDLED_EVENTS_TABLE}`)).rowCount).toBe(0);
+
+      answer = () => Promise.reject(new Error("cannot tell"));
+      const handled = Array.from({ length: 5 }, () => cloudEvent("test.Wanted", key));
+      await publishEvents(f.producer, f.topic, handled);
+      await allCommitted(f, passedBy.length + handled.length);
+      expect((await f.effects()).map((e) => e.event_id)).toEqual(handled.map((e) => e.id));
+      const { rows } = await f.pool.query(`SELECT event_id FROM ${HANDLED_EVENTS_TABLE} ORDER BY "offset"`);
+      expect(rows.map((r) => r.event_id)).toEqual(handled.map((e) => e.id));
     },
   );
 });

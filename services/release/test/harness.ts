@@ -34,6 +34,8 @@ export interface Harness {
   brokers: string[];
   /** The harness's own KAFKA_TOPIC_PREFIX: publish to `${topicPrefix}rdm.change.events.v1`. */
   topicPrefix: string;
+  /** RELEASE_CONSUMER_GROUP: its consumers' groups are named after it (e.g. `<group>.notifier`). */
+  consumerGroup: string;
   clock: TestClock;
   instances: RunningService[];
   /** Starts another instance on the same database (a replica, or a restart). */
@@ -74,6 +76,7 @@ export async function startHarness(extraEnv: Record<string, string> = {}): Promi
     databaseUrl: db.url,
     brokers,
     topicPrefix,
+    consumerGroup: group,
     clock,
     instances,
     startInstance,

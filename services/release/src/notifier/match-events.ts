@@ -25,13 +25,25 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
   return rows[0];
 }
 
+const MATCHED_STATUSES = [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED];
+
+/** Whether any subscription may take an event (see subscriptionsToMatch). */
+async function anySubscriptionToMatch(db: Pick<pg.Pool, "query">): Promise<boolean> {
+  const { rows } = await db.query({
+    name: "rdm_any_subscription_to_match",
+    text: "SELECT 1 FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration LIMIT 1",
+    values: MATCHED_STATUSES,
+  });
+  return rows.length > 0;
+}
+
 /** The subscriptions an event may be delivered to: every one not ended and not from configuration. */
 async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> {
   const { rows } = await tx.query<{ snapshot: Buffer }>({
     // Named: parsed and planned once per connection, as every fetch of the notifier reads it.
     name: "rdm_subscriptions_to_match",
     text: "SELECT snapshot FROM notification_subscriptions WHERE status IN ($1, $2, $3) AND NOT from_configuration",
-    values: [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED],
+    values: MATCHED_STATUSES,
   });
   return rows.map((row) => fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot)));
 }
@@ -42,12 +54,15 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
  * nothing); a chunk of events reads the subscriptions once. A subscription never receives what
  * happened before it was created; one that is paused or suspended gets the delivery HELD (sent
  * only if resumed with deliver_missed); one that resumed from then on after the event happened
- * gets it SKIPPED. Types no published schema names are skipped.
+ * gets it SKIPPED. Types no published schema names are skipped. While no subscription exists,
+ * events are passed by without a transaction (`wanted`): a redelivery is matched again, against
+ * the subscriptions of then, of which it can only take those created before it happened.
  */
 export function matchEvents(
   linkBaseUrl: string,
   clock: () => Date,
-): { handle: EventHandler; handleChunk: ChunkHandler } {
+  pool: Pick<pg.Pool, "query">,
+): { handle: EventHandler; handleChunk: ChunkHandler; wanted: () => Promise<boolean> } {
   const match = async (envelope: CloudEvent, tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
     let decoded: ReturnType<typeof decodeNotifiable>;
     try {
@@ -103,6 +118,7 @@ export function matchEvents(
     }
   };
   return {
+    wanted: () => anySubscriptionToMatch(pool),
     handle: (envelope, tx) => match(envelope, tx, () => subscriptionsToMatch(tx)),
     handleChunk: async (events, tx) => {
       let read: Promise<Subscription[]> | undefined;

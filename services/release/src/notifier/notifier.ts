@@ -75,7 +75,7 @@ export async function startNotifier(options: NotifierOptions): Promise<Worker[]>
       pool,
       groupId: `${config.RELEASE_CONSUMER_GROUP}.notifier`,
       topics: EVENT_SOURCES.map((source) => topic(eventsTopic(source))),
-      ...matchEvents(config.NOTIFICATION_LINK_BASE_URL, clock),
+      ...matchEvents(config.NOTIFICATION_LINK_BASE_URL, clock, pool),
       deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
       // A new group reads the topics from the start; what happened before a subscription was
       // created is never sent to it, so this costs one pass, not a flood.
