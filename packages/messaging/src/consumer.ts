@@ -41,7 +41,8 @@ export interface ConsumerOptions {
    * Whether accepted events may have an effect now (the notifier: whether any subscription
    * exists). When it answers false, a fetch's events are passed by as unaccepted ones are, and a
    * redelivery asks again; when it fails, they are handled as usual. Answer false only when the
-   * handlers would do nothing for them.
+   * handlers would do nothing for them: a message that is no CloudEvent is still dead-lettered,
+   * but a handler's own refusal of an event's data (PermanentError) is not asked for.
    */
   wanted?: (events: CloudEvent[]) => Promise<boolean>;
   deadLetterTopic: string;
