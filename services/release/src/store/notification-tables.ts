@@ -64,11 +64,12 @@ export const notificationMigrations: Migration[] = [
 ];
 
 /**
- * Schedules the due times of the releases' open tasks (release transaction): one statement for a
- * batch. The count of overdue tasks is written with the release's index row (taskOverdueCount).
+ * The due times of the releases' open tasks, as rows (release id, task id, due at) of
+ * release_task_deadlines, written in the release's transaction (release-projection.ts). The
+ * count of overdue tasks is written with the release's index row (taskOverdueCount).
  */
-export async function recordTaskDeadlines(tx: pg.PoolClient, releases: Release[]): Promise<void> {
-  const rows = releases.flatMap((release) =>
+export const taskDeadlineRows = (releases: Release[]) =>
+  releases.flatMap((release) =>
     release.status === ReleaseStatus.ACTIVE
       ? release.tasks.flatMap((task) =>
           task.status !== TaskStatus.DONE && task.status !== TaskStatus.CANCELLED && task.dueAt
@@ -77,14 +78,6 @@ export async function recordTaskDeadlines(tx: pg.PoolClient, releases: Release[]
         )
       : [],
   );
-  if (rows.length === 0) return;
-  await tx.query({
-    name: "release_task_deadlines_insert",
-    text: `INSERT INTO release_task_deadlines (release_id, task_id, due_at)
-      SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[]) ON CONFLICT DO NOTHING`,
-    values: [rows.map((r) => r[0]), rows.map((r) => r[1]), rows.map((r) => r[2])],
-  });
-}
 
 /** Tasks reported overdue and not done since, of an active release (ListReleases overdue_tasks_only). */
 export const taskOverdueCount = (release: Release): number =>

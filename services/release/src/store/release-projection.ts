@@ -3,35 +3,72 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
 import type { Projection } from "@rdm/eventstore";
 import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import type pg from "pg";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
-import { recordTaskDeadlines, taskOverdueCount } from "./notification-tables.js";
+import { taskDeadlineRows, taskOverdueCount } from "./notification-tables.js";
 
 type Item = Projected<ReleaseState, ReleaseEvent>;
 
 /**
- * What appended release events imply for the service's tables (index, deadlines, task
- * deadlines, deliveries),
- * written in the append's transaction: for a batch of commands, one statement per table.
+ * What appended release events imply for the service's tables (index, deadlines, deliveries,
+ * task deadlines), written in the append's transaction: one statement for a batch of commands.
  */
 export const releaseProjection: Projection<Item> = {
   async apply(tx, items) {
     // The last outcome of a release is its newest state.
-    const latest = new Map(items.flatMap((i) => (i.outcome.after.release ? [[i.outcome.streamId, i] as const] : [])));
-    if (latest.size === 0) return;
-    await saveIndex(tx, [...latest.values()]);
-    await saveDeadlines(tx, deadlinesOf(items));
-    await saveDeliveries(tx, deliveriesOf(items));
-    await recordTaskDeadlines(
-      tx,
-      [...latest.values()].map((i) => i.outcome.after.release as NonNullable<ReleaseState["release"]>),
-    );
+    const latest = [
+      ...new Map(items.flatMap((i) => (i.outcome.after.release ? [[i.outcome.streamId, i] as const] : []))).values(),
+    ];
+    if (latest.length === 0) return;
+    const releases = latest.map((i) => i.outcome.after.release as NonNullable<ReleaseState["release"]>);
+    const [index, deadlines, deliveries, tasks] = [
+      indexRows(latest),
+      deadlinesOf(items),
+      deliveriesOf(items),
+      taskDeadlineRows(releases),
+    ];
+    // One statement for the four tables (each CTE inserts its rows, none reads another's).
+    await tx.query({
+      name: "release_projection",
+      text: `WITH
+        release_index_rows AS (
+          INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at,
+                                     snapshot, overdue_tasks)
+          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
+                               $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::int[])
+          ON CONFLICT (release_id) DO UPDATE SET title = excluded.title, phase = excluded.phase,
+            status = excluded.status, phase_due_at = excluded.phase_due_at, snapshot = excluded.snapshot,
+            overdue_tasks = excluded.overdue_tasks),
+        deadline_rows AS (
+          INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at)
+          SELECT * FROM unnest($12::uuid[], $13::int[], $14::text[], $15::timestamptz[]) ON CONFLICT DO NOTHING),
+        delivery_rows AS (
+          INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at)
+          SELECT n, r, t, rc::jsonb, p::jsonb, a
+          FROM unnest($16::uuid[], $17::uuid[], $18::text[], $19::text[], $20::text[], $21::timestamptz[])
+            AS d (n, r, t, rc, p, a)
+          ON CONFLICT DO NOTHING)
+      INSERT INTO release_task_deadlines (release_id, task_id, due_at)
+      SELECT * FROM unnest($22::uuid[], $23::text[], $24::timestamptz[]) ON CONFLICT DO NOTHING`,
+      values: [
+        ...columns(index, 11),
+        ...columns(
+          deadlines.map((d) => [d.releaseId, d.phaseEntry, d.kind, d.dueAt.toISOString()]),
+          4,
+        ),
+        ...columns(deliveries, 6),
+        ...columns(tasks, 3),
+      ],
+    });
   },
 };
 
-async function saveIndex(tx: pg.PoolClient, items: Item[]): Promise<void> {
-  const rows = items.map(({ outcome, ctx }) => {
+/** Rows as one array per column (for unnest), `width` columns even when there is no row. */
+const columns = (rows: readonly (readonly unknown[])[], width: number) =>
+  Array.from({ length: width }, (_, i) => rows.map((row) => row[i]));
+
+function indexRows(items: Item[]) {
+  return items.map(({ outcome, ctx }) => {
     const release = outcome.after.release as NonNullable<ReleaseState["release"]>;
     return [
       release.releaseId,
@@ -48,17 +85,6 @@ async function saveIndex(tx: pg.PoolClient, items: Item[]): Promise<void> {
       Buffer.from(toBinary(ReleaseSchema, release)),
       taskOverdueCount(release),
     ] as const;
-  });
-  const column = (i: number) => rows.map((r) => r[i]);
-  await tx.query({
-    name: "release_index_upsert",
-    text: `INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at, snapshot,
-                               overdue_tasks)
-      SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
-                           $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::int[])
-      ON CONFLICT (release_id) DO UPDATE SET title = excluded.title, phase = excluded.phase, status = excluded.status,
-        phase_due_at = excluded.phase_due_at, snapshot = excluded.snapshot, overdue_tasks = excluded.overdue_tasks`,
-    values: Array.from({ length: 11 }, (_, i) => column(i)),
   });
 }
 
@@ -91,21 +117,6 @@ function deadlinesOf(items: Item[]): Deadline[] {
         });
     }
     return deadlines;
-  });
-}
-
-async function saveDeadlines(tx: pg.PoolClient, deadlines: Deadline[]): Promise<void> {
-  if (deadlines.length === 0) return;
-  await tx.query({
-    name: "release_deadlines_insert",
-    text: `INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at)
-      SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::timestamptz[]) ON CONFLICT DO NOTHING`,
-    values: [
-      deadlines.map((d) => d.releaseId),
-      deadlines.map((d) => d.phaseEntry),
-      deadlines.map((d) => d.kind),
-      deadlines.map((d) => d.dueAt.toISOString()),
-    ],
   });
 }
 
@@ -148,18 +159,5 @@ function deliveriesOf(items: Item[]): Delivery[] {
           ]
         : [],
     );
-  });
-}
-
-async function saveDeliveries(tx: pg.PoolClient, deliveries: Delivery[]): Promise<void> {
-  if (deliveries.length === 0) return;
-  const column = (i: number) => deliveries.map((d) => d[i]);
-  await tx.query({
-    name: "notification_deliveries_insert",
-    text: `INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at)
-      SELECT n, r, t, rc::jsonb, p::jsonb, a
-      FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[], $6::timestamptz[]) AS d (n, r, t, rc, p, a)
-      ON CONFLICT DO NOTHING`,
-    values: Array.from({ length: 6 }, (_, i) => column(i)),
   });
 }
