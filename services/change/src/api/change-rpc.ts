@@ -26,12 +26,10 @@ export interface ChangeApiDeps {
   clock?: () => Date;
   /** The token groups of the CAB and the ECAB (default "cab" and "ecab"). */
   boardGroups?: BoardGroups;
-  /** Change keys (CHG-2026-0042); default: from the year's sequence in `pool`. */
-  keys?: YearlyKeys;
 }
 
-/** The dependencies with their defaults applied. */
-export type ChangeRpcDeps = Required<ChangeApiDeps>;
+/** The dependencies with their defaults applied, and the change keys (from the year's sequence in `pool`). */
+export type ChangeRpcDeps = Required<ChangeApiDeps> & { keys: YearlyKeys };
 
 export type ChangeHandlers = ServiceHandlers<(typeof ChangeService)["method"]>;
 type Methods = (typeof ChangeService)["method"];

@@ -23,7 +23,7 @@ export function changeServiceHandlers(options: ChangeApiDeps): ServiceRegistrati
     ...options,
     clock: options.clock ?? (() => new Date()),
     boardGroups: options.boardGroups ?? DEFAULT_BOARD_GROUPS,
-    keys: options.keys ?? changeKeys(options.pool),
+    keys: changeKeys(options.pool),
   };
   return {
     service: ChangeService,

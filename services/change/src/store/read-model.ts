@@ -229,8 +229,4 @@ export async function listTemplates(db: Queryable, includeRetired: boolean): Pro
 
 /** Change keys (CHG-2026-0042) from the year's sequence (migration 3), a block at a time. */
 export const changeKeys = (pool: Pick<pg.Pool, "query">, blockSize?: number) =>
-  new YearlyKeys(pool, {
-    functionName: "rdm_next_change_number",
-    format: changeKey,
-    ...(blockSize ? { blockSize } : {}),
-  });
+  new YearlyKeys(pool, { functionName: "rdm_next_change_number", format: changeKey, blockSize });
