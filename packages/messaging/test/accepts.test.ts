@@ -1,22 +1,7 @@
-import { uniqueId, waitFor } from "@rdm/testkit";
+import { uniqueId, untilGroupCaughtUp } from "@rdm/testkit";
 import type pg from "pg";
 import { type ChunkHandler, type CloudEvent, HANDLED_EVENTS_TABLE, publishEvents } from "../src/index.js";
 import { cloudEvent, fixture, recordEffect, WAIT } from "./fixture.js";
-
-/** Until the group has committed an offset past each of `count` events. */
-async function allCommitted(f: Awaited<ReturnType<typeof fixture>>, count: number) {
-  const admin = f.kafka.admin();
-  await admin.connect();
-  try {
-    const committed = async () =>
-      (await admin.fetchOffsets({ groupId: f.groupId, topics: [f.topic] }))
-        .flatMap((t) => t.partitions)
-        .reduce((sum, p) => sum + Math.max(0, Number(p.offset)), 0);
-    await waitFor(async () => (await committed()) === count, { ...WAIT, description: `${count} offsets committed` });
-  } finally {
-    await admin.disconnect();
-  }
-}
 
 /** Events a handler was given that its consumer does not accept: there must be none. */
 const misdelivered: string[] = [];
@@ -47,7 +32,7 @@ describe("startConsumer with accepts", () => {
       await publishEvents(f.producer, f.topic, events);
       await f.start(onlyWanted, { ...extra, accepts: (event) => event.type === "test.Wanted" });
 
-      await allCommitted(f, events.length);
+      await untilGroupCaughtUp(f.kafka, f.groupId, f.topic, WAIT);
       expect(misdelivered).toEqual([]);
       expect((await f.effects()).map((e) => e.event_id)).toEqual(wanted.map((e) => e.id));
       const { rows } = await f.pool.query(`SELECT event_id FROM ${HANDLED_EVENTS_TABLE} ORDER BY "offset"`);
@@ -70,14 +55,14 @@ describe("startConsumer with wanted", () => {
       const passedBy = Array.from({ length: 7 }, () => cloudEvent("test.Wanted", key));
       await publishEvents(f.producer, f.topic, passedBy.slice(0, 1));
       await publishEvents(f.producer, f.topic, passedBy.slice(1));
-      await allCommitted(f, passedBy.length);
+      await untilGroupCaughtUp(f.kafka, f.groupId, f.topic, WAIT);
       expect(await f.effects()).toEqual([]);
       expect((await f.pool.query(`SELECT 1 FROM ${HANDLED_EVENTS_TABLE}`)).rowCount).toBe(0);
 
       answer = () => Promise.reject(new Error("cannot tell"));
       const handled = Array.from({ length: 5 }, () => cloudEvent("test.Wanted", key));
       await publishEvents(f.producer, f.topic, handled);
-      await allCommitted(f, passedBy.length + handled.length);
+      await untilGroupCaughtUp(f.kafka, f.groupId, f.topic, WAIT);
       expect((await f.effects()).map((e) => e.event_id)).toEqual(handled.map((e) => e.id));
       const { rows } = await f.pool.query(`SELECT event_id FROM ${HANDLED_EVENTS_TABLE} ORDER BY "offset"`);
       expect(rows.map((r) => r.event_id)).toEqual(handled.map((e) => e.id));

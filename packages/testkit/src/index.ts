@@ -1,7 +1,7 @@
 export { createTestDatabase, type TestDatabase } from "./database.js";
 export { type DeciderWhen, deciderSpec, type Refusal, type SpecifiedDecider } from "./decider-spec.js";
 export { dockerAvailable } from "./docker.js";
-export { testConsumerTimings, testKafkaBrokers, testTopicPrefix } from "./kafka.js";
+export { testConsumerTimings, testKafkaBrokers, testTopicPrefix, untilGroupCaughtUp } from "./kafka.js";
 export { type ProjectionWhen, projectionSpec, type SpecifiedProjection } from "./projection-spec.js";
 export {
   BACKEND_ENV,

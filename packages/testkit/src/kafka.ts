@@ -1,6 +1,7 @@
+import type { Kafka } from "kafkajs";
 import { ensureTestServers } from "./fallback.js";
 import { KAFKA_BROKERS_ENV, parseBrokers } from "./servers.js";
-import { uniqueId } from "./wait.js";
+import { uniqueId, type WaitForOptions, waitFor } from "./wait.js";
 
 /**
  * Bootstrap servers of the shared test Kafka-protocol broker. Topics auto-create with 4
@@ -26,3 +27,30 @@ export const testConsumerTimings = { sessionTimeout: 6000, heartbeatInterval: 50
  * new consumer does not replay (or race with) every other file's releases and changes.
  */
 export const testTopicPrefix = (label: string): string => `${uniqueId(label)}.`;
+
+/**
+ * Until consumer group `groupId` has committed, on every partition of `topic`, the offset after
+ * the partition's last message: it has finished with everything published there so far.
+ */
+export async function untilGroupCaughtUp(
+  kafka: Kafka,
+  groupId: string,
+  topic: string,
+  options: WaitForOptions = {},
+): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    await waitFor(
+      async () => {
+        const ends = await admin.fetchTopicOffsets(topic);
+        const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+        const at = new Map(committed?.partitions.map((p) => [p.partition, p.offset]));
+        return ends.every((end) => end.high === "0" || at.get(end.partition) === end.high);
+      },
+      { description: `group ${groupId} at the end of ${topic}`, ...options },
+    );
+  } finally {
+    await admin.disconnect();
+  }
+}

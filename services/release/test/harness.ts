@@ -3,6 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import { ReleaseType, RiskLevel } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import type { RunningService } from "@rdm/runtime";
@@ -21,6 +22,7 @@ export class TestClock {
 }
 
 export type ReleaseClient = GrpcClient<(typeof ReleaseService)["method"]>;
+export type NotificationClient = GrpcClient<(typeof NotificationService)["method"]>;
 
 export interface ClientOptions {
   /** The token's groups claim, e.g. ["cab"] for an approver on the change advisory board. */
@@ -41,8 +43,21 @@ export interface Harness {
   /** Starts another instance on the same database (a replica, or a restart). */
   startInstance(extraEnv?: Record<string, string>): Promise<RunningService>;
   client(subject: string, roles: Role[], options?: ClientOptions): Promise<ReleaseClient>;
+  /** A client of the notification service (served by the release process), on the first instance. */
+  notificationClient(subject: string, roles: Role[]): Promise<NotificationClient>;
   stop(): Promise<void>;
 }
+
+const tokenOf = (subject: string, roles: Role[], groups?: string[]) =>
+  mintDevToken({
+    subject,
+    roles,
+    ...(groups ? { groups } : {}),
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "10m",
+  });
 
 export async function startHarness(extraEnv: Record<string, string> = {}): Promise<Harness> {
   const brokers = await testKafkaBrokers();
@@ -81,16 +96,12 @@ export async function startHarness(extraEnv: Record<string, string> = {}): Promi
     instances,
     startInstance,
     async client(subject, roles, { groups, instance = instances[0] } = {}) {
-      const token = await mintDevToken({
-        subject,
-        roles,
-        ...(groups ? { groups } : {}),
-        secret,
-        issuer: "rdm",
-        audience: "rdm",
-        expiresIn: "10m",
-      });
+      const token = await tokenOf(subject, roles, groups);
       return createGrpcClient(ReleaseService, `127.0.0.1:${instance?.port}`, { token });
+    },
+    async notificationClient(subject, roles) {
+      const token = await tokenOf(subject, roles);
+      return createGrpcClient(NotificationService, `127.0.0.1:${instances[0]?.port}`, { token });
     },
     async stop() {
       for (const instance of instances.reverse()) await instance.stop();

@@ -5,13 +5,12 @@ import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
-import { mintDevToken, type Role } from "@rdm/auth";
-import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
+import { errorDetails } from "@rdm/grpc";
 import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { DeliveryStatus, NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
+import { DeliveryStatus } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import {
   type SubscriptionFilterSchema,
   SubscriptionStatus,
@@ -19,10 +18,15 @@ import {
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
-import { type Harness, type ReleaseClient, registration, req, secret, startHarness } from "./harness.js";
+import {
+  type Harness,
+  type NotificationClient,
+  type ReleaseClient,
+  registration,
+  req,
+  startHarness,
+} from "./harness.js";
 import { type Received, type Receiver, schemaErrors, signedWith, startReceiver } from "./notification-receiver.js";
-
-type NotificationClient = GrpcClient<(typeof NotificationService)["method"]>;
 
 let h: Harness;
 let receiver: Receiver;
@@ -32,11 +36,6 @@ let notifications: NotificationClient;
 /** The catch-all subscription, created first. */
 let allId: string;
 const secrets = { a: "secret-of-a-0123456789", b: "secret-of-b-0123456789", all: "secret-of-all-0123456789" };
-
-async function notificationClient(subject: string, roles: Role[]): Promise<NotificationClient> {
-  const token = await mintDevToken({ subject, roles, secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" });
-  return createGrpcClient(NotificationService, `127.0.0.1:${h.instances[0]?.port}`, { token });
-}
 
 const failure = (call: Promise<unknown>) =>
   call.then(
@@ -112,7 +111,7 @@ beforeAll(async () => {
     NOTIFICATION_LINK_BASE_URL: "http://gateway.test",
   });
   manager = await h.client("rita", ["release-manager"]);
-  notifications = await notificationClient("rita", ["release-manager"]);
+  notifications = await h.notificationClient("rita", ["release-manager"]);
   producer = createProducer(
     createKafka({ brokers: h.brokers, clientId: uniqueId("it-notify"), logger: createLogger("test", "warn") }),
   );
@@ -309,7 +308,7 @@ test("a chat target gets its template rendered, its URL kept secret; an updated 
 });
 
 test("roles, validation, unknown ids, the configured default subscription, and no secret in reads", async () => {
-  const viewer = await notificationClient("vic", ["viewer"]);
+  const viewer = await h.notificationClient("vic", ["viewer"]);
   const listed = (await viewer.listSubscriptions({})).subscriptions;
   const configured = listed.find((s) => s.fromConfiguration);
   expect(configured).toMatchObject({ status: SubscriptionStatus.ACTIVE, owner: "system:configuration" });

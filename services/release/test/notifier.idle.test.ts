@@ -1,13 +1,10 @@
 // The notifier while no subscription exists: the events of its topics pass by without a
 // transaction or a handled-marker; once one exists, they are matched (and marked) as before.
-import { mintDevToken } from "@rdm/auth";
-import { createGrpcClient } from "@rdm/grpc";
 import { createKafka, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
-import { uniqueId, waitFor } from "@rdm/testkit";
+import { uniqueId, untilGroupCaughtUp, waitFor } from "@rdm/testkit";
 import pg from "pg";
-import { type Harness, registration, req, secret, startHarness } from "./harness.js";
+import { type Harness, registration, req, startHarness } from "./harness.js";
 
 let h: Harness;
 let pool: pg.Pool;
@@ -32,45 +29,18 @@ const markers = async () =>
     ).rows[0]?.n,
   );
 
-/** Until the notifier's group has committed every offset of the release topic. */
-async function notifierCaughtUp() {
-  const admin = createKafka({
-    brokers: h.brokers,
-    clientId: uniqueId("it-admin"),
-    logger: createLogger("test", "warn"),
-  }).admin();
-  await admin.connect();
-  try {
-    const topic = `${h.topicPrefix}${RELEASE_EVENTS_TOPIC}`;
-    await waitFor(
-      async () => {
-        const ends = await admin.fetchTopicOffsets(topic);
-        const [committed] = await admin.fetchOffsets({ groupId: `${h.consumerGroup}.notifier`, topics: [topic] });
-        const at = new Map(committed?.partitions.map((p) => [p.partition, Number(p.offset)]));
-        return ends.every((end) => Number(end.high) === 0 || at.get(end.partition) === Number(end.high));
-      },
-      { description: "the notifier's offsets at the end of the release topic" },
-    );
-  } finally {
-    await admin.disconnect();
-  }
-}
-
 test("without subscriptions the notifier passes events by unmarked; with one, it matches them", async () => {
   const manager = await h.client("rita", ["release-manager"]);
   await manager.registerRelease(registration());
-  await notifierCaughtUp();
+  const kafka = createKafka({
+    brokers: h.brokers,
+    clientId: uniqueId("it-admin"),
+    logger: createLogger("test", "warn"),
+  });
+  await untilGroupCaughtUp(kafka, `${h.consumerGroup}.notifier`, `${h.topicPrefix}${RELEASE_EVENTS_TOPIC}`);
   expect(await markers()).toBe(0);
 
-  const token = await mintDevToken({
-    subject: "rita",
-    roles: ["release-manager"],
-    secret,
-    issuer: "rdm",
-    audience: "rdm",
-    expiresIn: "10m",
-  });
-  const notifications = createGrpcClient(NotificationService, `127.0.0.1:${h.instances[0]?.port}`, { token });
+  const notifications = await h.notificationClient("rita", ["release-manager"]);
   const { subscription } = await notifications.createSubscription({
     ...req(),
     name: "everything",
