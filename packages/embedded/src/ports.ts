@@ -2,6 +2,19 @@ import { readFileSync } from "node:fs";
 import { createServer } from "node:net";
 
 const LOWEST = 10_000;
+/** The range is dealt into lanes: a port's lane is port % LANES (LOWEST is a multiple of it). */
+const LANES = 16;
+
+/**
+ * Jest runs test files side by side in workers numbered from 1 (`JEST_WORKER_ID`, inherited by
+ * the processes a test starts). Each worker draws ports from its own lane, so a port one test
+ * file chose and released for a moment (a stack restarted on the same ports) cannot be chosen by
+ * another file meanwhile; outside Jest the lane is 0.
+ */
+function lane(): number {
+  const worker = Number(process.env.JEST_WORKER_ID);
+  return Number.isInteger(worker) && worker > 0 ? worker % LANES : 0;
+}
 
 /** First port of the kernel's ephemeral range (Linux; 32768 where it cannot be read). */
 function ephemeralStart(): number {
@@ -32,12 +45,12 @@ function probe(port: number): Promise<number | undefined> {
  * A TCP port on 127.0.0.1 that was free a moment ago, for a server that binds it a little later
  * (PostgreSQL, a child process). It is chosen below the kernel's ephemeral range: other
  * processes' port-0 listeners and outgoing connections take ports from that range, so they
- * cannot take this one in the meantime.
+ * cannot take this one in the meantime. Under Jest each worker has its own lane (`lane`).
  */
 export async function freePort(): Promise<number> {
-  const end = ephemeralStart();
+  const slots = Math.floor((ephemeralStart() - LOWEST) / LANES);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await probe(LOWEST + Math.floor(Math.random() * (end - LOWEST)));
+    const port = await probe(LOWEST + Math.floor(Math.random() * slots) * LANES + lane());
     if (port) return port;
   }
   const port = await probe(0);

@@ -18,4 +18,19 @@ describe("freePort", () => {
     });
     await new Promise((resolve) => server.close(resolve));
   });
+
+  it("gives each Jest worker ports of its own lane, so test files running side by side never pick the same port", async () => {
+    const worker = process.env.JEST_WORKER_ID;
+    try {
+      for (const id of ["1", "2", "7"]) {
+        process.env.JEST_WORKER_ID = id;
+        for (let i = 0; i < 20; i++) expect((await freePort()) % 16).toBe(Number(id));
+      }
+      delete process.env.JEST_WORKER_ID;
+      for (let i = 0; i < 20; i++) expect((await freePort()) % 16).toBe(0);
+    } finally {
+      if (worker === undefined) delete process.env.JEST_WORKER_ID;
+      else process.env.JEST_WORKER_ID = worker;
+    }
+  });
 });
