@@ -21,6 +21,13 @@ interface LeaderSession {
   clusterId?: string;
   clusterCheckedAt: number;
   lagMeasuredAt: number;
+  /**
+   * The checkpoint as this leader's last advance left it, for a cycle that follows at once (more
+   * commits were waiting): no read needed. Dropped before every wait, so a resetRelay or a manual
+   * edit is read after it; while the relay cycles without a wait, an advance that finds the row
+   * changed (rowCount 0) drops it too, and the next cycle reads the row again.
+   */
+  checkpoint?: RelayCheckpoint;
 }
 
 async function disconnectKafka(session: LeaderSession): Promise<void> {
@@ -41,7 +48,10 @@ async function connectKafka(ctx: RelayContext, session: LeaderSession, client: P
   if (!session.clusterId || Date.now() - session.clusterCheckedAt > ctx.clusterCheckIntervalMs) {
     const current = (await session.admin.describeCluster()).clusterId;
     session.clusterCheckedAt = Date.now();
-    if (current !== session.clusterId) await adoptCluster(ctx, client, current);
+    if (current !== session.clusterId) {
+      session.checkpoint = undefined;
+      await adoptCluster(ctx, client, current);
+    }
     session.clusterId = current;
   }
   return session.producer;
@@ -78,14 +88,14 @@ async function measureLag(ctx: RelayContext, client: PoolClient): Promise<void> 
   ctx.metrics.lag.oldest = rows[0]?.oldest ?? null;
 }
 
-/** Publishes `events` and moves the checkpoint past them. */
+/** Publishes `events` and moves the checkpoint past them: the new checkpoint, unless the row had changed. */
 async function publishBatch(
   ctx: RelayContext,
   producer: Producer,
   client: PoolClient,
   checkpoint: RelayCheckpoint,
   events: RecordedEvent[],
-): Promise<void> {
+): Promise<RelayCheckpoint | undefined> {
   await inSpan(
     "relay.publish",
     {
@@ -101,13 +111,15 @@ async function publishBatch(
   );
   const last = events[events.length - 1] as RecordedEvent;
   // Conditional on the checkpoint we read, so a concurrent resetRelay is not overwritten.
-  await client.query({
+  const advanced = await client.query({
     name: "rdm_relay_advance",
     text: `UPDATE relay_checkpoints SET transaction_id = $2::xid8, global_position = $3, updated_at = now()
            WHERE name = $1 AND transaction_id = $4::xid8 AND global_position = $5`,
     values: [ctx.name, last.transactionId, last.globalPosition, checkpoint.transactionId, checkpoint.globalPosition],
   });
   ctx.metrics.published(events.length);
+  if (advanced.rowCount !== 1) return undefined;
+  return { ...checkpoint, transactionId: last.transactionId, globalPosition: last.globalPosition };
 }
 
 /**
@@ -120,7 +132,8 @@ async function relayCycle(
   client: PoolClient,
 ): Promise<{ caughtUp: boolean; published: number } | "cluster_changed"> {
   const producer = await connectKafka(ctx, session, client);
-  const checkpoint = await readRelayCheckpoint(client, ctx.name);
+  const checkpoint = session.checkpoint ?? (await readRelayCheckpoint(client, ctx.name));
+  session.checkpoint = undefined;
   if (!checkpoint) throw new Error(`relay checkpoint ${ctx.name} disappeared`);
   if (checkpoint.kafkaClusterId !== session.clusterId) {
     session.clusterId = undefined;
@@ -133,17 +146,28 @@ async function relayCycle(
   });
   const events = takeBatch(read, ctx.maxBatchBytes);
   ctx.status.cycles++;
-  if (events.length > 0) await publishBatch(ctx, producer, client, checkpoint, events);
+  if (events.length > 0) session.checkpoint = await publishBatch(ctx, producer, client, checkpoint, events);
   return { caughtUp: read.length < ctx.batchSize && events.length === read.length, published: events.length };
 }
 
-/** Measures the lag now and then (always once caught up) and, once caught up, waits for more. */
-async function afterCycle(ctx: RelayContext, session: LeaderSession, client: PoolClient, caughtUp: boolean) {
-  if (caughtUp || Date.now() - session.lagMeasuredAt > 1000) {
+/**
+ * Measures the lag now and then (always before a wait) and, once caught up with no commit
+ * waiting (`busy`: one arrived during the cycle), waits for more.
+ */
+async function afterCycle(
+  ctx: RelayContext,
+  session: LeaderSession,
+  client: PoolClient,
+  caughtUp: boolean,
+  busy: boolean,
+) {
+  const waits = caughtUp && !busy;
+  if (waits || Date.now() - session.lagMeasuredAt > 1000) {
     await measureLag(ctx, client);
     session.lagMeasuredAt = Date.now();
   }
-  if (!caughtUp) return;
+  if (!waits) return;
+  session.checkpoint = undefined;
   // Events beyond the checkpoint that could not be read yet are committed behind an older
   // transaction still open (it holds the snapshot's xmin). Its end sends no NOTIFY if it
   // appended nothing, so look again soon, backing off up to the poll interval.
@@ -177,12 +201,15 @@ export async function lead(ctx: RelayContext, client: PoolClient, lost: () => Er
         // Commits that arrived while this batch was published wait a little for more (lingerMs):
         // each batch is one produce request and, per partition, one record batch, which is what a
         // consumer gets per fetch from some brokers (the mock cluster), so one transaction of theirs.
-        const busy = cycle.caughtUp && cycle.published > 0 && ctx.wakeup.pending;
-        await afterCycle(ctx, session, client, cycle.caughtUp);
+        // Only after a batch of several events: a lone commit's NOTIFY may arrive after the read
+        // that already published it, and must not hold back the next one.
+        const busy = cycle.caughtUp && cycle.published > 1 && ctx.wakeup.pending;
+        await afterCycle(ctx, session, client, cycle.caughtUp, busy);
         const linger = busy ? startedAt + ctx.lingerMs - performance.now() : 0;
         if (linger > 0) await ctx.wakeup.pause(linger, false);
       } catch (error) {
         ctx.status.lastError = error as Error;
+        session.checkpoint = undefined;
         if (lost()) throw error;
         ctx.log.error({ err: error, retryInMs: backoff }, "relay cycle failed; retrying");
         await disconnectKafka(session);

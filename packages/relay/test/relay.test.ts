@@ -4,7 +4,14 @@ import { createLogger } from "@rdm/observability";
 import { createTestDatabase, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import { type Consumer, Kafka, logLevel } from "kafkajs";
 import pg from "pg";
-import { type Relay, readRelayCheckpoint, relayMigrations, resetRelay, startRelay } from "../src/index.js";
+import {
+  type Relay,
+  type RelayOptions,
+  readRelayCheckpoint,
+  relayMigrations,
+  resetRelay,
+  startRelay,
+} from "../src/index.js";
 
 const logger = createLogger("relay-test", process.env.LOG_LEVEL ?? "error");
 const WAIT = { timeoutMs: 45_000 };
@@ -23,7 +30,9 @@ interface Fixture {
   kafka: Kafka;
   topic: string;
   received: Received[];
-  start(extra?: { name?: string; batchSize?: number; pollIntervalMs?: number; lingerMs?: number }): Promise<Relay>;
+  start(
+    extra?: Partial<Pick<RelayOptions, "name" | "batchSize" | "maxBatchBytes" | "pollIntervalMs" | "lingerMs">>,
+  ): Promise<Relay>;
   consume(): Promise<void>;
   /** Received event ids, each with how often it arrived. */
   counts(): Map<string, number>;
@@ -163,7 +172,8 @@ test("a commit that finds the relay waiting is published at once, however long i
 
 test("under a stream of commits the relay lingers: a few large batches, each event once and in order", async () => {
   const fx = await fixture();
-  const relay = await fx.start({ lingerMs: 1000 });
+  // Batches no second of commits fills (a full batch is followed at once by the next cycle).
+  const relay = await fx.start({ lingerMs: 1000, batchSize: 100_000, maxBatchBytes: 64 * 1024 * 1024 });
   await fx.consume();
   const stream = uniqueId("release");
   const before = relay.cycles;
@@ -177,6 +187,27 @@ test("under a stream of commits the relay lingers: a few large batches, each eve
   expect(cycles).toBeGreaterThan(0);
   expect(cycles).toBeLessThanOrEqual(12);
   await expectExactlyOnceInOrder(fx);
+});
+
+test("resetRelay under a stream of commits: the relay starts again from the start without waiting for the stream to end", async () => {
+  const fx = await fixture();
+  await fx.start({ lingerMs: 200 });
+  await fx.consume();
+  const stream = uniqueId("release");
+  let version = 0;
+  const append = () => fx.store.appendToStream(stream, version === 0 ? "no_stream" : version, [event(version++)]);
+  while (fx.received.length < 20) await append();
+  // Each cycle now finds commits waiting, so it follows the last at once: the checkpoint it kept
+  // from its own advance must not outlive the reset.
+  await resetRelay(fx.pool);
+  const first = fx.received[0]?.event.id;
+  const deadline = Date.now() + 20_000;
+  while ((fx.counts().get(first as string) ?? 0) < 2) {
+    if (Date.now() > deadline) throw new Error("the reset was not seen while commits kept coming");
+    await append();
+  }
+  const stored = await fx.store.readAll();
+  await waitFor(() => stored.every((e) => fx.counts().has(e.eventId)), { ...WAIT, description: "every event" });
 });
 
 test("a transaction that commits late with a lower position is published, not skipped", async () => {
