@@ -64,6 +64,16 @@ export const collected = <T>(
   write: (items: T[], tx: pg.PoolClient) => Promise<void>,
 ): Collected => ({ collect, write: (items, tx) => write(items as T[], tx) });
 
+/**
+ * A CTE `serialized` for an insert that numbers rows from a sequence which readers follow: it
+ * takes the transaction-level advisory lock named by the channel `$param` and NOTIFYs that
+ * channel (delivered at commit). Joined to the inserted rows, it runs before any row is made, so
+ * before any value is drawn from the sequence: transactions draw and commit one at a time, and a
+ * reader resuming after the last number it saw misses none.
+ */
+export const serializedBy = (param: string) =>
+  `serialized AS MATERIALIZED (SELECT pg_advisory_xact_lock(hashtext(${param})), pg_notify(${param}, ''))`;
+
 /** `WHERE <column> < $<param>` (or `< <expression>`): the one version guard every view update uses. */
 export const versionGuard = (column: string, param: number | string) =>
   `${column} < ${typeof param === "number" ? `$${param}` : param}`;

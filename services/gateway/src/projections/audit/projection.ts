@@ -10,7 +10,7 @@ import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configurati
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import { collected, type ProjectedEvent, type Projection } from "../projection.js";
+import { collected, type ProjectedEvent, type Projection, serializedBy } from "../projection.js";
 import { auditMigrations } from "./migrations.js";
 import { type EventSubjects, subjectsOf, viewsOf } from "./subjects.js";
 
@@ -58,16 +58,12 @@ async function insertAudit(
   const meta = ({ event }: (typeof events)[number]) => event.message.metadata;
   // Stream readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
   // The NOTIFY goes with it: it is delivered at commit, after the rows (for nothing new, a
-  // listener reads nothing).
-  await tx.query({
-    name: "rdm_audit_lock_notify",
-    text: "SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')",
-    values: [AUDIT_CHANNEL],
-  });
+  // listener reads nothing). Both in the insert's own statement (serializedBy).
   // Named: parsed and planned once per connection, as every fetch writes its audit rows with it.
   await tx.query({
     name: "rdm_audit_insert",
-    text: `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
+    text: `WITH ${serializedBy("$16")}
+     INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor,
        correlation_id, causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
      SELECT a.event_id, $1, a.event_type, a.subject, a.stream_version, a.occurred_at, a.actor, a.correlation_id,
        a.causation_id, a.request_id, a.release_id, a.change_request_id, a.deployment_id,
@@ -75,7 +71,7 @@ async function insertAudit(
      FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[], $8::text[],
        $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::jsonb[]) WITH ORDINALITY
        AS a(event_id, event_type, subject, stream_version, occurred_at, actor, correlation_id, causation_id,
-         request_id, release_id, change_request_id, deployment_id, environments, views, n)
+         request_id, release_id, change_request_id, deployment_id, environments, views, n), serialized
      ORDER BY a.n ON CONFLICT (event_id) DO NOTHING`,
     values: [
       source,
@@ -93,6 +89,7 @@ async function insertAudit(
       column(({ subjects }) => subjects.deploymentId),
       column(({ subjects }) => JSON.stringify(subjects.environments)),
       column(({ event }) => JSON.stringify(viewsOf(source, event.message.$typeName))),
+      AUDIT_CHANNEL,
     ],
   });
 }

@@ -21,7 +21,7 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import { enumName } from "../enums.js";
-import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
+import { type ProjectedEvent, type Projection, serializedBy, versionGuard } from "../projection.js";
 import { releaseProjectionMigrations } from "./migrations.js";
 
 /** NOTIFY channel raised (at commit) whenever release history rows are added; wakes SSE streams. */
@@ -119,18 +119,19 @@ type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 async function recordHistory(tx: pg.PoolClient, applied: Applied) {
   // SSE readers resume after the last seq they saw, so seqs must commit in order even with
   // several gateway replicas projecting into one database: take them one transaction at a time.
-  // The NOTIFY goes with it: it is delivered at commit, after the rows.
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1)), pg_notify($1, '')", [RELEASE_HISTORY_CHANNEL]);
+  // The NOTIFY goes with it: it is delivered at commit, after the rows. Both in the insert's own
+  // statement (serializedBy): one round trip.
   const column = <T>(value: (a: Applied[number]) => T) => applied.map(value);
   await tx.query({
     name: "rdm_release_history_insert",
-    text: `INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
+    text: `WITH ${serializedBy("$12")}
+     INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
        event_id, correlation_id, causation_id, request_id)
      SELECT h.release_id, h.version, h.event_type, h.occurred_at, h.actor, h.reason, h.phase, h.event_id,
        h.correlation_id, h.causation_id, h.request_id
      FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
        $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS h(release_id, version, event_type,
-       occurred_at, actor, reason, phase, event_id, correlation_id, causation_id, request_id, n)
+       occurred_at, actor, reason, phase, event_id, correlation_id, causation_id, request_id, n), serialized
      ORDER BY h.n ON CONFLICT (release_id, version) DO NOTHING`,
     values: [
       column(({ event }) => event.message.releaseId),
@@ -147,6 +148,7 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
       column(({ event }) => event.message.metadata?.correlationId ?? ""),
       column(({ event }) => event.message.metadata?.causationId ?? ""),
       column(({ event }) => event.message.metadata?.requestId ?? ""),
+      RELEASE_HISTORY_CHANNEL,
     ],
   });
 }
