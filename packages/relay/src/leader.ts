@@ -151,8 +151,8 @@ async function relayCycle(
 }
 
 /**
- * Measures the lag now and then (always before a wait) and, once caught up with no commit
- * waiting (`busy`: one arrived during the cycle), waits for more.
+ * Measures the lag now and then (always before a wait) and, once caught up and not about to
+ * linger (`busy`, see lead), waits for more.
  */
 async function afterCycle(
   ctx: RelayContext,
