@@ -115,16 +115,23 @@ async function saveReleases(tx: pg.PoolClient, views: ViewRow[], refold = false)
 /** The events applied, each with the state it produced. */
 type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 
-/** The audit trail rows of the events, and the NOTIFY that wakes the SSE streams. */
-async function recordHistory(tx: pg.PoolClient, applied: Applied) {
+/**
+ * The events' rows in their releases' logs (to refold from) and in the release history, with the
+ * NOTIFY that wakes the SSE streams: one statement.
+ */
+async function recordEvents(tx: pg.PoolClient, applied: Applied) {
   // SSE readers resume after the last seq they saw, so seqs must commit in order even with
   // several gateway replicas projecting into one database: take them one transaction at a time.
-  // The NOTIFY goes with it: it is delivered at commit, after the rows. Both in the insert's own
-  // statement (serializedBy): one round trip.
+  // The NOTIFY goes with it: it is delivered at commit, after the rows (serializedBy).
   const column = <T>(value: (a: Applied[number]) => T) => applied.map(value);
   await tx.query({
-    name: "rdm_release_history_insert",
-    text: `WITH ${serializedBy("$12")}
+    name: "rdm_release_events_insert",
+    text: `WITH ${serializedBy("$12")},
+     logged AS (
+       INSERT INTO release_event_log (release_id, version, event_type, event)
+       SELECT l.release_id, l.version, l.event_type, l.event
+       FROM unnest($1::uuid[], $2::bigint[], $3::text[], $13::bytea[]) WITH ORDINALITY AS l(release_id, version, event_type, event, n)
+       ORDER BY l.n ON CONFLICT DO NOTHING)
      INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
        event_id, correlation_id, causation_id, request_id)
      SELECT h.release_id, h.version, h.event_type, h.occurred_at, h.actor, h.reason, h.phase, h.event_id,
@@ -149,6 +156,7 @@ async function recordHistory(tx: pg.PoolClient, applied: Applied) {
       column(({ event }) => event.message.metadata?.causationId ?? ""),
       column(({ event }) => event.message.metadata?.requestId ?? ""),
       RELEASE_HISTORY_CHANNEL,
+      column(({ event }) => Buffer.from(event.data)),
     ],
   });
 }
@@ -200,27 +208,14 @@ async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolCli
 /**
  * Applies release events: each release's state is folded with the kernel's evolve (the release
  * service's own rules), so the overview equals what the service answers; each event is kept in
- * its release's log, to refold from when evolve changes. A chunk's events go in one statement
- * per table.
+ * its release's log, to refold from when evolve changes. A chunk's events take two statements:
+ * the overview rows, then the log and history rows.
  */
 async function applyReleaseEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient): Promise<void> {
   const { applied, views } = await foldEvents(events, tx);
   if (!applied.length) return;
-  await tx.query({
-    name: "rdm_release_event_log_insert",
-    text: `INSERT INTO release_event_log (release_id, version, event_type, event)
-     SELECT l.release_id, l.version, l.event_type, l.event
-     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::bytea[]) WITH ORDINALITY AS l(release_id, version, event_type, event, n)
-     ORDER BY l.n ON CONFLICT DO NOTHING`,
-    values: [
-      applied.map(({ event }) => event.message.releaseId),
-      applied.map(({ event }) => event.version.toString()),
-      applied.map(({ event }) => event.message.$typeName),
-      applied.map(({ event }) => Buffer.from(event.data)),
-    ],
-  });
   await saveReleases(tx, views);
-  await recordHistory(tx, applied);
+  await recordEvents(tx, applied);
 }
 
 /** Every release with a complete log (from its registration) folded again with the current evolve. */
