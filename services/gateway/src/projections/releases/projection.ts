@@ -57,106 +57,116 @@ interface ViewRow {
   updatedAt: Date;
 }
 
-/**
- * One upsert of the overview rows (one per release). The version guard makes a replayed event
- * change nothing; a rebuild (`refold`) writes the refolded state at the same version.
- */
-async function saveReleases(tx: pg.PoolClient, views: ViewRow[], refold = false) {
-  const values = views.flatMap(({ state, registeredAt, updatedAt }) => {
-    const r = state.release;
-    if (!r || !state.model) return [];
-    return [
-      [
-        r.releaseId,
-        r.key,
-        r.title,
-        r.description,
-        enumName(ReleaseTypeSchema, r.type),
-        r.category,
-        r.owner,
-        r.coordinator,
-        JSON.stringify(r.stakeholders),
-        enumName(RiskLevelSchema, r.risk),
-        r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
-        r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
-        enumName(ReleasePhaseSchema, r.phase),
-        r.registeredBy,
-        registeredAt,
-        r.version.toString(),
-        updatedAt,
-        enumName(ReleaseStatusSchema, r.status),
-        r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
-        JSON.stringify(toSnapshot(state)),
-        JSON.stringify(toJson(ReleaseModelSchema, state.model)),
-      ],
-    ];
-  });
-  if (!values.length) return;
-  // $1 is `refold`; each row's values follow, row after row.
-  const width = (values[0] as unknown[]).length;
-  const placeholders = values.map(
-    (_, row) => `(${Array.from({ length: width }, (_, i) => `$${row * width + i + 2}`)})`,
-  );
-  await tx.query(
-    `INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
-       stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
-       status, phase_due_at, snapshot, model)
-     VALUES ${placeholders.join(", ")}
-     ON CONFLICT (release_id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
-       category = EXCLUDED.category, coordinator = EXCLUDED.coordinator, stakeholders = EXCLUDED.stakeholders,
-       risk = EXCLUDED.risk, planned_start = EXCLUDED.planned_start, planned_end = EXCLUDED.planned_end,
-       phase = EXCLUDED.phase, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-       status = EXCLUDED.status, phase_due_at = EXCLUDED.phase_due_at, snapshot = EXCLUDED.snapshot
-     WHERE $1 OR ${versionGuard("release_view.version", "EXCLUDED.version")}`,
-    [refold, ...values.flat()],
-  );
-}
-
 /** The events applied, each with the state it produced. */
 type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 
+/** An overview row's columns, in release_view's order (see RELEASES_WRITE). */
+function viewValues({ state, registeredAt, updatedAt }: ViewRow): unknown[] | undefined {
+  const r = state.release;
+  if (!r || !state.model) return undefined;
+  return [
+    r.releaseId,
+    r.key,
+    r.title,
+    r.description,
+    enumName(ReleaseTypeSchema, r.type),
+    r.category,
+    r.owner,
+    r.coordinator,
+    JSON.stringify(r.stakeholders),
+    enumName(RiskLevelSchema, r.risk),
+    r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
+    r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+    enumName(ReleasePhaseSchema, r.phase),
+    r.registeredBy,
+    registeredAt,
+    r.version.toString(),
+    updatedAt,
+    enumName(ReleaseStatusSchema, r.status),
+    r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
+    JSON.stringify(toSnapshot(state)),
+    JSON.stringify(toJson(ReleaseModelSchema, state.model)),
+  ];
+}
+
+const reasonOf = (message: ReleaseEvent) => {
+  const reason = (message as { reason?: unknown }).reason;
+  return typeof reason === "string" ? reason : "";
+};
+
+/** An applied event's columns in its release's log and in the release history (see RELEASES_WRITE). */
+const eventValues = ({ event, state }: Applied[number]): unknown[] => [
+  event.message.releaseId,
+  event.version.toString(),
+  event.message.$typeName,
+  Buffer.from(event.data),
+  event.occurredAt,
+  event.actor,
+  reasonOf(event.message),
+  enumName(ReleasePhaseSchema, state.release?.phase ?? 0),
+  event.message.metadata?.eventId || event.envelope.id,
+  event.message.metadata?.correlationId ?? "",
+  event.message.metadata?.causationId ?? "",
+  event.message.metadata?.requestId ?? "",
+];
+
 /**
- * The events' rows in their releases' logs (to refold from) and in the release history, with the
- * NOTIFY that wakes the SSE streams: one statement.
+ * A chunk's writes in one statement: the overview rows (one per release; the version guard makes
+ * a replayed event change nothing, a rebuild, $2, writes the refolded state at the same version),
+ * then each applied event in its release's log (to refold from) and in the release history. SSE
+ * readers resume after the last history seq they saw, so seqs must commit in order even with
+ * several gateway replicas projecting into one database: one transaction at a time, with the
+ * NOTIFY that wakes the streams, delivered at commit (serializedBy).
  */
-async function recordEvents(tx: pg.PoolClient, applied: Applied) {
-  // SSE readers resume after the last seq they saw, so seqs must commit in order even with
-  // several gateway replicas projecting into one database: take them one transaction at a time.
-  // The NOTIFY goes with it: it is delivered at commit, after the rows (serializedBy).
-  const column = <T>(value: (a: Applied[number]) => T) => applied.map(value);
+const RELEASES_WRITE = `WITH ${serializedBy("$1")},
+  viewed AS (
+    INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
+      stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
+      status, phase_due_at, snapshot, model)
+    SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+      $10::text[], $11::jsonb[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[],
+      $17::timestamptz[], $18::bigint[], $19::timestamptz[], $20::text[], $21::timestamptz[], $22::jsonb[],
+      $23::jsonb[])
+    ON CONFLICT (release_id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
+      category = EXCLUDED.category, coordinator = EXCLUDED.coordinator, stakeholders = EXCLUDED.stakeholders,
+      risk = EXCLUDED.risk, planned_start = EXCLUDED.planned_start, planned_end = EXCLUDED.planned_end,
+      phase = EXCLUDED.phase, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
+      status = EXCLUDED.status, phase_due_at = EXCLUDED.phase_due_at, snapshot = EXCLUDED.snapshot
+    WHERE $2 OR ${versionGuard("release_view.version", "EXCLUDED.version")}),
+  events AS (
+    SELECT * FROM unnest($24::uuid[], $25::bigint[], $26::text[], $27::bytea[], $28::timestamptz[], $29::text[],
+      $30::text[], $31::text[], $32::text[], $33::text[], $34::text[], $35::text[]) WITH ORDINALITY
+      AS e(release_id, version, event_type, event, occurred_at, actor, reason, phase, event_id, correlation_id,
+        causation_id, request_id, n)),
+  logged AS (
+    INSERT INTO release_event_log (release_id, version, event_type, event)
+    SELECT release_id, version, event_type, event FROM events ORDER BY n ON CONFLICT DO NOTHING)
+  INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase, event_id,
+    correlation_id, causation_id, request_id)
+  SELECT e.release_id, e.version, e.event_type, e.occurred_at, e.actor, e.reason, e.phase, e.event_id,
+    e.correlation_id, e.causation_id, e.request_id
+  FROM events e, serialized ORDER BY e.n ON CONFLICT (release_id, version) DO NOTHING`;
+
+/** Columns of rows: one array per column, as unnest takes them. */
+const columns = (rows: unknown[][], width: number) =>
+  Array.from({ length: width }, (_, i) => rows.map((row) => row[i]));
+
+/** The overview rows and the applied events, written in one statement (RELEASES_WRITE). */
+async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Applied, refold = false) {
   await tx.query({
-    name: "rdm_release_events_insert",
-    text: `WITH ${serializedBy("$12")},
-     logged AS (
-       INSERT INTO release_event_log (release_id, version, event_type, event)
-       SELECT l.release_id, l.version, l.event_type, l.event
-       FROM unnest($1::uuid[], $2::bigint[], $3::text[], $13::bytea[]) WITH ORDINALITY AS l(release_id, version, event_type, event, n)
-       ORDER BY l.n ON CONFLICT DO NOTHING)
-     INSERT INTO release_history (release_id, version, event_type, occurred_at, actor, reason, phase,
-       event_id, correlation_id, causation_id, request_id)
-     SELECT h.release_id, h.version, h.event_type, h.occurred_at, h.actor, h.reason, h.phase, h.event_id,
-       h.correlation_id, h.causation_id, h.request_id
-     FROM unnest($1::uuid[], $2::bigint[], $3::text[], $4::timestamptz[], $5::text[], $6::text[], $7::text[],
-       $8::text[], $9::text[], $10::text[], $11::text[]) WITH ORDINALITY AS h(release_id, version, event_type,
-       occurred_at, actor, reason, phase, event_id, correlation_id, causation_id, request_id, n), serialized
-     ORDER BY h.n ON CONFLICT (release_id, version) DO NOTHING`,
+    name: "rdm_release_write",
+    text: RELEASES_WRITE,
     values: [
-      column(({ event }) => event.message.releaseId),
-      column(({ event }) => event.version.toString()),
-      column(({ event }) => event.message.$typeName),
-      column(({ event }) => event.occurredAt),
-      column(({ event }) => event.actor),
-      column(({ event }) => {
-        const reason = (event.message as { reason?: unknown }).reason;
-        return typeof reason === "string" ? reason : "";
-      }),
-      column(({ state }) => enumName(ReleasePhaseSchema, state.release?.phase ?? 0)),
-      column(({ event }) => event.message.metadata?.eventId || event.envelope.id),
-      column(({ event }) => event.message.metadata?.correlationId ?? ""),
-      column(({ event }) => event.message.metadata?.causationId ?? ""),
-      column(({ event }) => event.message.metadata?.requestId ?? ""),
       RELEASE_HISTORY_CHANNEL,
-      column(({ event }) => Buffer.from(event.data)),
+      refold,
+      ...columns(
+        views.flatMap((view) => {
+          const row = viewValues(view);
+          return row ? [row] : [];
+        }),
+        21,
+      ),
+      ...columns(applied.map(eventValues), 12),
     ],
   });
 }
@@ -208,14 +218,11 @@ async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolCli
 /**
  * Applies release events: each release's state is folded with the kernel's evolve (the release
  * service's own rules), so the overview equals what the service answers; each event is kept in
- * its release's log, to refold from when evolve changes. A chunk's events take two statements:
- * the overview rows, then the log and history rows.
+ * its release's log, to refold from when evolve changes. A chunk's events are one statement.
  */
 async function applyReleaseEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient): Promise<void> {
   const { applied, views } = await foldEvents(events, tx);
-  if (!applied.length) return;
-  await saveReleases(tx, views);
-  await recordEvents(tx, applied);
+  if (applied.length) await writeReleases(tx, views, applied);
 }
 
 /** Every release with a complete log (from its registration) folded again with the current evolve. */
@@ -230,7 +237,12 @@ async function refoldReleases(tx: pg.PoolClient): Promise<void> {
       [row.release_id],
     );
     const events = logged.map((l) => fromBinary(schemaOf(l.event_type), l.event) as ReleaseEvent);
-    await saveReleases(tx, [{ state: fold(events), registeredAt: row.updated_at, updatedAt: row.updated_at }], true);
+    await writeReleases(
+      tx,
+      [{ state: fold(events), registeredAt: row.updated_at, updatedAt: row.updated_at }],
+      [],
+      true,
+    );
   }
 }
 
