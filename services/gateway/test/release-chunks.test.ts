@@ -1,4 +1,4 @@
-// A fetch's release events applied at once (projectionChunkHandler: one statement per table)
+// A fetch's release events applied at once (projectionChunkHandler: one statement for the release views)
 // leave the same views as the same events applied one by one, each in its own transaction, as a
 // lone message is: against real PostgreSQL, on two databases fed the same encoded events.
 import { randomUUID } from "node:crypto";
