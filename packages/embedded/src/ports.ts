@@ -16,6 +16,9 @@ function lane(): number {
   return Number.isInteger(worker) && worker > 0 ? worker % LANES : 0;
 }
 
+/** Every port freePort has returned in this process: never returned twice (a stack's ports are drawn together). */
+const handedOut = new Set<number>();
+
 /** First port of the kernel's ephemeral range (Linux; 32768 where it cannot be read). */
 function ephemeralStart(): number {
   try {
@@ -50,8 +53,14 @@ function probe(port: number): Promise<number | undefined> {
 export async function freePort(): Promise<number> {
   const slots = Math.floor((ephemeralStart() - LOWEST) / LANES);
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await probe(LOWEST + Math.floor(Math.random() * slots) * LANES + lane());
-    if (port) return port;
+    const candidate = LOWEST + Math.floor(Math.random() * slots) * LANES + lane();
+    // Free now, but perhaps already given to a caller that has not bound it yet.
+    if (handedOut.has(candidate)) continue;
+    const port = await probe(candidate);
+    if (port) {
+      handedOut.add(port);
+      return port;
+    }
   }
   const port = await probe(0);
   if (!port) throw new Error("no free TCP port on 127.0.0.1");
