@@ -1,7 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
-import type { Projection } from "@rdm/eventstore";
+import { type Projection, unnestColumns } from "@rdm/eventstore";
 import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
@@ -51,21 +51,17 @@ export const releaseProjection: Projection<Item> = {
       INSERT INTO release_task_deadlines (release_id, task_id, due_at)
       SELECT * FROM unnest($22::uuid[], $23::text[], $24::timestamptz[]) ON CONFLICT DO NOTHING`,
       values: [
-        ...columns(index, 11),
-        ...columns(
+        ...unnestColumns(index, 11),
+        ...unnestColumns(
           deadlines.map((d) => [d.releaseId, d.phaseEntry, d.kind, d.dueAt.toISOString()]),
           4,
         ),
-        ...columns(deliveries, 6),
-        ...columns(tasks, 3),
+        ...unnestColumns(deliveries, 6),
+        ...unnestColumns(tasks, 3),
       ],
     });
   },
 };
-
-/** Rows as one array per column (for unnest), `width` columns even when there is no row. */
-const columns = (rows: readonly (readonly unknown[])[], width: number) =>
-  Array.from({ length: width }, (_, i) => rows.map((row) => row[i]));
 
 function indexRows(items: Item[]) {
   return items.map(({ outcome, ctx }) => {

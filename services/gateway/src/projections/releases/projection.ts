@@ -8,6 +8,7 @@ import {
   type ReleaseEvent,
   type ReleaseState,
 } from "@rdm/domain-kernel/release";
+import { unnestColumns } from "@rdm/eventstore";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -147,10 +148,6 @@ const RELEASES_WRITE = `WITH ${serializedBy("$1")},
     e.correlation_id, e.causation_id, e.request_id
   FROM events e, serialized ORDER BY e.n ON CONFLICT (release_id, version) DO NOTHING`;
 
-/** Columns of rows: one array per column, as unnest takes them. */
-const columns = (rows: unknown[][], width: number) =>
-  Array.from({ length: width }, (_, i) => rows.map((row) => row[i]));
-
 /** The overview rows and the applied events, written in one statement (RELEASES_WRITE). */
 async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Applied, refold = false) {
   await tx.query({
@@ -159,14 +156,14 @@ async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Appli
     values: [
       RELEASE_HISTORY_CHANNEL,
       refold,
-      ...columns(
+      ...unnestColumns(
         views.flatMap((view) => {
           const row = viewValues(view);
           return row ? [row] : [];
         }),
         21,
       ),
-      ...columns(applied.map(eventValues), 12),
+      ...unnestColumns(applied.map(eventValues), 12),
     ],
   });
 }
