@@ -85,5 +85,5 @@ export const grpcServiceEnv = (defaultPort: number) =>
     GRPC_HOST: z.string().default("127.0.0.1"),
     GRPC_PORT: port(defaultPort),
     /** Under a stream of commits, least time between the starts of two relay cycles (see @rdm/relay). */
-    RELAY_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(20),
+    RELAY_LINGER_MS: z.coerce.number().int().min(0).max(1000).default(50),
   });
