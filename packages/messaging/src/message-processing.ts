@@ -162,12 +162,23 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, 
   }
 }
 
-/** The handled counter, by topic and outcome: each message's final outcome, the messages without one left out. */
+/**
+ * The handled counter, by topic and outcome: each message's final outcome, the messages without
+ * one left out. One addition per topic and outcome of a chunk, not per message.
+ */
 function countOutcomes(p: Processing, messages: readonly { info: MessageInfo }[], outcomes: readonly Outcome[]) {
+  const counts = new Map<string, { topic: string; outcome: Outcome; n: number }>();
   messages.forEach(({ info }, i) => {
     const outcome = outcomes[i];
-    if (outcome) p.instruments.handled.add(1, { "messaging.destination.name": info.topic, outcome });
+    if (!outcome) return;
+    const key = `${info.topic}\u0000${outcome}`;
+    const count = counts.get(key) ?? { topic: info.topic, outcome, n: 0 };
+    count.n++;
+    counts.set(key, count);
   });
+  for (const { topic, outcome, n } of counts.values()) {
+    p.instruments.handled.add(n, { "messaging.destination.name": topic, outcome });
+  }
 }
 
 const spanAttributes = (p: Processing, info: MessageInfo): Attributes => ({
