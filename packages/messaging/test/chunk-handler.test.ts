@@ -1,17 +1,7 @@
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { KafkaMessage } from "kafkajs";
-import type pg from "pg";
 import { type ChunkHandler, type CloudEvent, PermanentError, publishEvents } from "../src/index.js";
-import { cloudEvent, fixture, header, recordEffect, WAIT } from "./fixture.js";
-
-/** The chunk handler's effect: one statement for all the events it is given. */
-const recordEffects = async (events: CloudEvent[], tx: pg.PoolClient) => {
-  await tx.query(
-    `INSERT INTO effects (event_id, subject)
-     SELECT e.id, e.subject FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(id, subject, n) ORDER BY e.n`,
-    [events.map((e) => e.id), events.map((e) => e.subject)],
-  );
-};
+import { cloudEvent, fixture, header, recordEffect, recordEffects, WAIT } from "./fixture.js";
 
 describe("startConsumer with a chunk handler", () => {
   it("applies a fetch's events at once, in order, each once, a repeated one and one handled before skipped", async () => {

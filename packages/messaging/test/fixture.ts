@@ -116,4 +116,13 @@ export const recordEffect = async (event: CloudEvent, tx: pg.PoolClient) => {
   await tx.query("INSERT INTO effects (event_id, subject) VALUES ($1, $2)", [event.id, event.subject]);
 };
 
+/** The chunk handlers' effect: recordEffect's rows for all the events given, in one statement. */
+export const recordEffects = async (events: CloudEvent[], tx: pg.PoolClient) => {
+  await tx.query(
+    `INSERT INTO effects (event_id, subject)
+     SELECT e.id, e.subject FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS e(id, subject, n) ORDER BY e.n`,
+    [events.map((e) => e.id), events.map((e) => e.subject)],
+  );
+};
+
 export const header = (message: KafkaMessage, name: string) => message.headers?.[name]?.toString();

@@ -1,8 +1,7 @@
 import { startTelemetry, type Telemetry } from "@rdm/observability";
 import { uniqueId, waitFor } from "@rdm/testkit";
-import type pg from "pg";
 import { type CloudEvent, publishEvents } from "../src/index.js";
-import { cloudEvent, fixture, recordEffect, WAIT } from "./fixture.js";
+import { cloudEvent, fixture, recordEffect, recordEffects, WAIT } from "./fixture.js";
 
 let telemetry: Telemetry;
 beforeAll(async () => {
@@ -23,10 +22,6 @@ async function handled(groupId: string, outcome: string): Promise<number> {
     );
   return line ? Number(line.split(" ").at(-1)) : 0;
 }
-
-const recordEffects = async (events: CloudEvent[], tx: pg.PoolClient) => {
-  for (const event of events) await recordEffect(event, tx);
-};
 
 describe("startConsumer: the handled counter", () => {
   it("counts each message of a chunk once, by outcome", async () => {
