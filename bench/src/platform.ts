@@ -53,7 +53,7 @@ interface Run {
 const CONCURRENCY = 32;
 const TOTAL = 3000;
 // The load beside the visibility probes: about one probe per 60 calls, so the default gives a p99
-// that is the slowest of about 50 probes; BENCH_VISIBILITY_CALLS=30000 gives about 500.
+// that is the slowest of about 50 probes; BENCH_VISIBILITY_CALLS=30000 gives about 550.
 const VISIBILITY_LOAD = Number(process.env.BENCH_VISIBILITY_CALLS ?? TOTAL);
 // Untimed calls of a kind before it is measured: a freshly started service's code is still being
 // optimised over its first thousands of calls, and the figures are meant for one up a while.
