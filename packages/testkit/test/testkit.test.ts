@@ -37,6 +37,29 @@ describe("createTestDatabase", () => {
     await lingering.end().catch(() => undefined);
   });
 
+  it("waits for a session that ends while it drops instead of terminating it", async () => {
+    // A pg Pool's end() resolves before its sessions have ended; a forced drop then terminated
+    // them, and the pool, without an error listener, threw an unhandled error into the test.
+    const db = await createTestDatabase("ending");
+    const ending = new pg.Client({ connectionString: db.url });
+    const errors: Error[] = [];
+    ending.on("error", (error) => errors.push(error));
+    await ending.connect();
+    const dropped = db.drop();
+    const dropWaiting = async () =>
+      (
+        await ending.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE query LIKE 'DROP DATABASE%' AND query LIKE $1",
+          [`%${db.url.split("/").pop()}%`],
+        )
+      ).rows[0]?.n === 1;
+    await waitFor(dropWaiting, { description: "the drop waiting for the session" });
+    await ending.end();
+    await dropped;
+    expect(errors).toEqual([]);
+    await expect(withClient(db.url, (c) => c.query("SELECT 1"))).rejects.toThrow(/does not exist/);
+  });
+
   it("accepts prefixes that are not identifiers", async () => {
     const db = await createTestDatabase("Release Service/v2!");
     try {
