@@ -1,10 +1,11 @@
 // The deployment service's consumers of the release, change and configuration topics pass by the
 // events their handlers do not read (UPSTREAM_FACT_EVENTS): for every type each events file
 // declares, the handler writes something exactly when the type is accepted, so passing the
-// others by drops nothing.
+// others by drops nothing. Bytes that do not decode as the type a header names are refused as
+// permanent, so the event is dead-lettered at once instead of retried.
 import type { DescMessage } from "@bufbuild/protobuf";
 import { create, ScalarType, toBinary } from "@bufbuild/protobuf";
-import type { CloudEvent } from "@rdm/messaging";
+import { type CloudEvent, PermanentError } from "@rdm/messaging";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -67,5 +68,23 @@ test.each([
       if (statements.length > 0) writes.push(schema.typeName);
     }
     expect(new Set(writes)).toEqual(accepted);
+  },
+);
+
+test.each([
+  ["release", applyReleaseEvent, UPSTREAM_FACT_EVENTS.release],
+  ["change", applyChangeEvent, UPSTREAM_FACT_EVENTS.change],
+  ["configuration", applyConfigurationEvent, UPSTREAM_FACT_EVENTS.configuration],
+] as const)(
+  "the %s topic: an undecodable event of an accepted type is a permanent failure",
+  async (_, apply, accepted) => {
+    // A field tag with wire type 7, which no protobuf encoding has.
+    const garbage = new TextEncoder().encode("garbage");
+    for (const type of accepted) {
+      const { db, statements } = recording();
+      const event = { ...eventOf(file_rdm_release_v1_events.messages[0] as DescMessage), type, data: garbage };
+      await expect(apply(event, db)).rejects.toThrow(PermanentError);
+      expect(statements).toEqual([]);
+    }
   },
 );

@@ -1,6 +1,5 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import type { ChangeRequest } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -76,20 +75,13 @@ const inEnvironment = (change: ChangeRequest, environment: string) =>
  * to other environments are left alone.
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  const decode = <T>(parse: () => T) => {
-    try {
-      return parse();
-    } catch (error) {
-      throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
-    }
-  };
   let outcome:
     | { releaseId: string; environment: string; deploymentId: string; metadata?: EventMetadata | undefined }
     | undefined;
   let toCommand: ((change: ChangeRequest) => ChangeRequestCommand | undefined) | undefined;
   switch (event.type) {
     case DeploymentStartedSchema.typeName: {
-      const started = decode(() => fromBinary(DeploymentStartedSchema, event.data));
+      const started = decodeEvent(DeploymentStartedSchema, event);
       outcome = started;
       toCommand = (change) =>
         change.state === ChangeState.SCHEDULED
@@ -98,7 +90,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
       break;
     }
     case DeploymentSucceededSchema.typeName: {
-      const succeeded = decode(() => fromBinary(DeploymentSucceededSchema, event.data));
+      const succeeded = decodeEvent(DeploymentSucceededSchema, event);
       outcome = succeeded;
       toCommand = (change) =>
         change.state === ChangeState.IMPLEMENTING
@@ -107,7 +99,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
       break;
     }
     case DeploymentFailedSchema.typeName: {
-      const failed = decode(() => fromBinary(DeploymentFailedSchema, event.data));
+      const failed = decodeEvent(DeploymentFailedSchema, event);
       outcome = failed;
       toCommand = (change) =>
         change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING
@@ -121,7 +113,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
       break;
     }
     case DeploymentRolledBackSchema.typeName: {
-      const rolledBack = decode(() => fromBinary(DeploymentRolledBackSchema, event.data));
+      const rolledBack = decodeEvent(DeploymentRolledBackSchema, event);
       outcome = rolledBack;
       toCommand = (change) =>
         change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING
@@ -160,16 +152,12 @@ export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, 
     metadata?: EventMetadata | undefined;
     command: "linkRelease" | "unlinkRelease";
   };
-  try {
-    if (event.type === ReleaseChangeRequestLinkedSchema.typeName) {
-      link = { ...fromBinary(ReleaseChangeRequestLinkedSchema, event.data), command: "linkRelease" };
-    } else if (event.type === ReleaseChangeRequestUnlinkedSchema.typeName) {
-      link = { ...fromBinary(ReleaseChangeRequestUnlinkedSchema, event.data), command: "unlinkRelease" };
-    } else {
-      return;
-    }
-  } catch (error) {
-    throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
+  if (event.type === ReleaseChangeRequestLinkedSchema.typeName) {
+    link = { ...decodeEvent(ReleaseChangeRequestLinkedSchema, event), command: "linkRelease" };
+  } else if (event.type === ReleaseChangeRequestUnlinkedSchema.typeName) {
+    link = { ...decodeEvent(ReleaseChangeRequestUnlinkedSchema, event), command: "unlinkRelease" };
+  } else {
+    return;
   }
   const changeRequestId = link.changeRequestId.toLowerCase();
   if (!/^[0-9a-f-]{36}$/.test(changeRequestId)) {

@@ -1,8 +1,7 @@
-import { create, createRegistry, fromBinary } from "@bufbuild/protobuf";
+import { create, createRegistry } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { CommandHandler } from "@rdm/command-handler";
-import type { CloudEvent } from "@rdm/messaging";
-import { PermanentError } from "@rdm/messaging";
+import { type CloudEvent, decodeEvent, PermanentError } from "@rdm/messaging";
 import { BaselineEntrySchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
@@ -69,12 +68,7 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
     if (outcome === undefined) return; // DeploymentStarted and future event types: nothing to record.
     const schema = deploymentEvents.getMessage(event.type);
     if (!schema) return;
-    let deployment: DeploymentSucceeded | DeploymentFailed | DeploymentRolledBack;
-    try {
-      deployment = fromBinary(schema, event.data) as typeof deployment;
-    } catch (error) {
-      throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
-    }
+    const deployment = decodeEvent(schema, event) as DeploymentSucceeded | DeploymentFailed | DeploymentRolledBack;
     if (!deployment.environment) throw new PermanentError(`${event.type} ${event.id} names no environment`);
 
     await handler.handleIn(

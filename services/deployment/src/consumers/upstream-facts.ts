@@ -1,7 +1,6 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
-import type { CloudEvent } from "@rdm/messaging";
+import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
@@ -129,7 +128,7 @@ const upsert = (table: string, key: string, column: string) =>
 export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promise<void> {
   switch (event.type) {
     case ReleaseRegisteredSchema.typeName: {
-      const { releaseId, phase } = fromBinary(ReleaseRegisteredSchema, event.data);
+      const { releaseId, phase } = decodeEvent(ReleaseRegisteredSchema, event);
       await tx.query(upsert("gate_releases", "release_id", "phase"), [releaseId, phase]);
       return;
     }
@@ -137,22 +136,22 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
     case ReleasePhaseReworkedSchema.typeName: {
       const schema =
         event.type === ReleasePhaseAdvancedSchema.typeName ? ReleasePhaseAdvancedSchema : ReleasePhaseReworkedSchema;
-      const { releaseId, toPhase } = fromBinary(schema, event.data);
+      const { releaseId, toPhase } = decodeEvent(schema, event);
       await tx.query(upsert("gate_releases", "release_id", "phase"), [releaseId, toPhase]);
       return;
     }
     case ReleaseApprovalGrantedSchema.typeName: {
-      const { releaseId, quorumReached } = fromBinary(ReleaseApprovalGrantedSchema, event.data);
+      const { releaseId, quorumReached } = decodeEvent(ReleaseApprovalGrantedSchema, event);
       if (quorumReached) await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, true]);
       return;
     }
     case ReleaseApprovalRejectedSchema.typeName: {
-      const { releaseId } = fromBinary(ReleaseApprovalRejectedSchema, event.data);
+      const { releaseId } = decodeEvent(ReleaseApprovalRejectedSchema, event);
       await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, false]);
       return;
     }
     case ReleaseChangeRequestLinkedSchema.typeName: {
-      const { releaseId, changeRequestId } = fromBinary(ReleaseChangeRequestLinkedSchema, event.data);
+      const { releaseId, changeRequestId } = decodeEvent(ReleaseChangeRequestLinkedSchema, event);
       await tx.query("INSERT INTO gate_release_changes VALUES ($1, $2) ON CONFLICT DO NOTHING", [
         releaseId,
         changeRequestId.toLowerCase(),
@@ -160,7 +159,7 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
       return;
     }
     case ReleaseChangeRequestUnlinkedSchema.typeName: {
-      const { releaseId, changeRequestId } = fromBinary(ReleaseChangeRequestUnlinkedSchema, event.data);
+      const { releaseId, changeRequestId } = decodeEvent(ReleaseChangeRequestUnlinkedSchema, event);
       await tx.query("DELETE FROM gate_release_changes WHERE release_id = $1 AND change_id = $2", [
         releaseId,
         changeRequestId.toLowerCase(),
@@ -173,7 +172,7 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
 export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promise<void> {
   switch (event.type) {
     case ChangeRequestRaisedSchema.typeName: {
-      const raised = fromBinary(ChangeRequestRaisedSchema, event.data);
+      const raised = decodeEvent(ChangeRequestRaisedSchema, event);
       await tx.query(upsert("gate_changes", "change_id", "emergency"), [
         raised.changeRequestId,
         raised.type === ChangeType.EMERGENCY,
@@ -183,20 +182,20 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
     case ChangeRequestAuthorizedSchema.typeName:
     case ChangeRequestRejectedSchema.typeName: {
       const authorized = event.type === ChangeRequestAuthorizedSchema.typeName;
-      const { changeRequestId } = fromBinary(
+      const { changeRequestId } = decodeEvent(
         authorized ? ChangeRequestAuthorizedSchema : ChangeRequestRejectedSchema,
-        event.data,
+        event,
       );
       await tx.query(upsert("gate_changes", "change_id", "authorized"), [changeRequestId, authorized]);
       return;
     }
     case ChangeRequestCancelledSchema.typeName: {
-      const { changeRequestId } = fromBinary(ChangeRequestCancelledSchema, event.data);
+      const { changeRequestId } = decodeEvent(ChangeRequestCancelledSchema, event);
       await tx.query(upsert("gate_changes", "change_id", "cancelled"), [changeRequestId, true]);
       return;
     }
     case FreezeWindowDeclaredSchema.typeName: {
-      const { freezeWindowId, name, reason, window, scope } = fromBinary(FreezeWindowDeclaredSchema, event.data);
+      const { freezeWindowId, name, reason, window, scope } = decodeEvent(FreezeWindowDeclaredSchema, event);
       await tx.query(
         `INSERT INTO gate_freeze_windows (freeze_window_id, name, reason, window_start, window_end, scope_all, ci_ids, environments)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
@@ -217,12 +216,12 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
       return;
     }
     case FreezeWindowLiftedSchema.typeName: {
-      const { freezeWindowId } = fromBinary(FreezeWindowLiftedSchema, event.data);
+      const { freezeWindowId } = decodeEvent(FreezeWindowLiftedSchema, event);
       await tx.query(upsert("gate_freeze_windows", "freeze_window_id", "lifted"), [freezeWindowId, true]);
       return;
     }
     case ChangeRequestScheduledSchema.typeName: {
-      const { changeRequestId, window } = fromBinary(ChangeRequestScheduledSchema, event.data);
+      const { changeRequestId, window } = decodeEvent(ChangeRequestScheduledSchema, event);
       await tx.query(
         `INSERT INTO gate_changes (change_id, window_start, window_end) VALUES ($1, $2, $3)
          ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end`,
@@ -243,18 +242,18 @@ export async function applyConfigurationEvent(event: CloudEvent, tx: Queryable):
   switch (event.type) {
     case ArtifactRegisteredSchema.typeName:
       await tx.query("INSERT INTO gate_artifacts (artifact_id) VALUES ($1) ON CONFLICT DO NOTHING", [
-        fromBinary(ArtifactRegisteredSchema, event.data).artifactId,
+        decodeEvent(ArtifactRegisteredSchema, event).artifactId,
       ]);
       return;
     case ArtifactVerifiedSchema.typeName:
-      await artifactUpsert("verified", true, fromBinary(ArtifactVerifiedSchema, event.data).artifactId);
+      await artifactUpsert("verified", true, decodeEvent(ArtifactVerifiedSchema, event).artifactId);
       return;
     case ArtifactQuarantinedSchema.typeName:
-      await artifactUpsert("quarantined", true, fromBinary(ArtifactQuarantinedSchema, event.data).artifactId);
+      await artifactUpsert("quarantined", true, decodeEvent(ArtifactQuarantinedSchema, event).artifactId);
       return;
     case ArtifactRetiredSchema.typeName:
       // A retired artifact is no longer deployable: it counts as unverified from then on.
-      await artifactUpsert("verified", false, fromBinary(ArtifactRetiredSchema, event.data).artifactId);
+      await artifactUpsert("verified", false, decodeEvent(ArtifactRetiredSchema, event).artifactId);
       return;
   }
 }

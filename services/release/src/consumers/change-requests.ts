@@ -1,6 +1,6 @@
-import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
+import { createRegistry, type Message } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type ChunkHandler, type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -24,12 +24,7 @@ const isChangeRequestEvent = (m: Message): m is ChangeRequestEvent =>
 function stateOf(event: CloudEvent) {
   const schema = registry.getMessage(event.type);
   if (!schema) return undefined;
-  let message: Message;
-  try {
-    message = fromBinary(schema, event.data);
-  } catch (error) {
-    throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
-  }
+  const message: Message = decodeEvent(schema, event);
   if (!isChangeRequestEvent(message) || !message.changeRequestId) return undefined;
   if (message.state === ChangeState.UNSPECIFIED) return undefined;
   return {

@@ -1,8 +1,7 @@
-import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
 import type { Migration } from "@rdm/eventstore";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -35,14 +34,6 @@ export interface DeploymentReactionDeps {
   logger: Logger;
 }
 
-const decode = <T>(event: CloudEvent, parse: () => T): T => {
-  try {
-    return parse();
-  } catch (error) {
-    throw new PermanentError(`undecodable ${event.type}: ${(error as Error).message}`);
-  }
-};
-
 interface Outcome {
   metadata?: EventMetadata | undefined;
   deploymentId: string;
@@ -55,17 +46,17 @@ function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutco
   switch (event.type) {
     case DeploymentSucceededSchema.typeName:
       return {
-        outcome: decode(event, () => fromBinary(DeploymentSucceededSchema, event.data)),
+        outcome: decodeEvent(DeploymentSucceededSchema, event),
         kind: DeploymentOutcome.SUCCEEDED,
       };
     case DeploymentFailedSchema.typeName:
       return {
-        outcome: decode(event, () => fromBinary(DeploymentFailedSchema, event.data)),
+        outcome: decodeEvent(DeploymentFailedSchema, event),
         kind: DeploymentOutcome.FAILED,
       };
     case DeploymentRolledBackSchema.typeName:
       return {
-        outcome: decode(event, () => fromBinary(DeploymentRolledBackSchema, event.data)),
+        outcome: decodeEvent(DeploymentRolledBackSchema, event),
         kind: DeploymentOutcome.ROLLED_BACK,
       };
     default:
@@ -99,7 +90,7 @@ export async function reactToDeploymentEvent(
   if (event.type === EnvironmentRegisteredSchema.typeName || event.type === EnvironmentChangedSchema.typeName) {
     const schema =
       event.type === EnvironmentRegisteredSchema.typeName ? EnvironmentRegisteredSchema : EnvironmentChangedSchema;
-    const { environment } = decode(event, () => fromBinary(schema, event.data));
+    const { environment } = decodeEvent(schema, event);
     if (!environment?.name) return;
     await tx.query(
       `INSERT INTO deployment_environments (name, promotes_from) VALUES ($1, $2)
