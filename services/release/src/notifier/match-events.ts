@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type ChunkHandler, type CloudEvent, type EventHandler, PermanentError } from "@rdm/messaging";
+import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import {
   type Subscription,
   SubscriptionSchema,
@@ -64,12 +64,7 @@ export function matchEvents(
   pool: Pick<pg.Pool, "query">,
 ): { handle: EventHandler; handleChunk: ChunkHandler; wanted: () => Promise<boolean> } {
   const match = async (envelope: CloudEvent, tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
-    let decoded: ReturnType<typeof decodeNotifiable>;
-    try {
-      decoded = decodeNotifiable(envelope.type, envelope.data);
-    } catch (error) {
-      throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
-    }
+    const decoded = decodeNotifiable(envelope);
     if (!decoded) return;
     const candidates = await subscriptions();
     if (!candidates.length) return;

@@ -1,12 +1,6 @@
-import {
-  createRegistry,
-  type DescMessage,
-  fromBinary,
-  type JsonObject,
-  type Message,
-  toJson,
-} from "@bufbuild/protobuf";
+import { createRegistry, type DescMessage, type JsonObject, type Message, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -45,13 +39,13 @@ export interface NotificationPayload {
   test?: boolean;
 }
 
-/** An event from a topic, decoded. Undefined for a type no published schema names. */
-export function decodeNotifiable(
-  type: string,
-  data: Uint8Array,
-): { schema: DescMessage; message: Message } | undefined {
-  const schema = notifiableEvents.getMessage(type);
-  return schema && { schema, message: fromBinary(schema, data) };
+/**
+ * An event from a topic, decoded. Undefined for a type no published schema names; a
+ * PermanentError (dead letter) for bytes that do not decode.
+ */
+export function decodeNotifiable(event: CloudEvent): { schema: DescMessage; message: Message } | undefined {
+  const schema = notifiableEvents.getMessage(event.type);
+  return schema && { schema, message: decodeEvent(schema, event) };
 }
 
 export const eventJson = (schema: DescMessage, message: Message): JsonObject =>
