@@ -1,11 +1,11 @@
-// Stop PostgreSQL under a running release service and gateway, then start it again: both processes
-// stay up, report not-ready and answer UNAVAILABLE / 503 meanwhile, and afterwards serve commands,
-// publish and project events again by themselves, each event once. The test runs a PostgreSQL of
-// its own, so the shared test server is not disturbed.
+// Freeze PostgreSQL under a running release service and gateway, then stop it and start it again:
+// both processes stay up, report not-ready and answer UNAVAILABLE / 503 meanwhile, and afterwards
+// serve commands, publish and project events again by themselves, each event once. The test runs
+// a PostgreSQL of its own, so the shared test server is not disturbed.
 
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
@@ -41,6 +41,13 @@ function healthStatus(address: string): Promise<"SERVING" | "NOT_SERVING" | stri
       },
     );
   });
+}
+
+/** Stops (SIGSTOP) or resumes (SIGCONT) every process of a server: it keeps its sockets and answers nothing. */
+async function signalServer(dataDir: string, signal: "SIGSTOP" | "SIGCONT"): Promise<void> {
+  const postmaster = Number((await readFile(path.join(dataDir, "postmaster.pid"), "utf8")).split("\n")[0]);
+  const children = (await readFile(`/proc/${postmaster}/task/${postmaster}/children`, "utf8")).split(" ");
+  for (const pid of [postmaster, ...children.filter(Boolean).map(Number)]) process.kill(pid, signal);
 }
 
 test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and everything resumes", async () => {
@@ -93,6 +100,28 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     const beforeId = before.release?.releaseId as string;
     await projected(beforeId);
     expect(await healthStatus(`127.0.0.1:${grpcPort}`)).toBe("SERVING");
+
+    // A server that hangs rather than refuses: the probes still answer at once (a query of its
+    // own would wait for the pool's 30 s connection timeout), not ready; liveness is unaffected.
+    const probe = (url: string) => fetch(`http://127.0.0.1:${httpPort}${url}`, { signal: AbortSignal.timeout(2_000) });
+    await signalServer(postgres.dataDir, "SIGSTOP");
+    try {
+      await waitFor(async () => (await healthStatus(`127.0.0.1:${grpcPort}`)) === "NOT_SERVING", {
+        timeoutMs: 15_000,
+        description: "release health NOT_SERVING while the database hangs",
+      });
+      await waitFor(async () => (await probe("/readyz")).status === 503, {
+        timeoutMs: 15_000,
+        description: "gateway not ready while the database hangs",
+      });
+      expect((await probe("/healthz")).status).toBe(200);
+    } finally {
+      await signalServer(postgres.dataDir, "SIGCONT");
+    }
+    await waitFor(async () => (await probe("/readyz")).status === 200, {
+      timeoutMs: 15_000,
+      description: "gateway ready once the database answers",
+    });
 
     // Four writers keep transactions open while the server goes down (checked-out connections).
     const requestIds: string[] = [];

@@ -14,12 +14,13 @@ export interface DatabaseWatchOptions {
   timeoutMs?: number;
   logger: Logger;
   /** Called on each change of availability (not for the first, available, state). */
-  onChange(available: boolean): void;
+  onChange?(available: boolean): void;
 }
 
 /**
  * Probes the database with `SELECT 1` on a timer and reports when it goes away and comes back,
- * so health checks can say NOT_SERVING meanwhile. The pool reconnects by itself; this only watches.
+ * so health checks can say not ready meanwhile, at once, even while the server hangs. The pool
+ * reconnects by itself; this only watches.
  */
 export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): DatabaseWatch {
   const intervalMs = options.intervalMs ?? 1000;
@@ -51,9 +52,9 @@ export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): Dat
     if (stopped) return;
     if (available !== (failure === undefined)) {
       available = failure === undefined;
-      if (failure) options.logger.error({ err: failure }, "database unavailable; reporting NOT_SERVING");
-      else options.logger.info("database available again; reporting SERVING");
-      options.onChange(available);
+      if (failure) options.logger.error({ err: failure }, "database unavailable; reporting not ready");
+      else options.logger.info("database available again; reporting ready");
+      options.onChange?.(available);
     }
     timer = setTimeout(() => void tick(), intervalMs);
   };

@@ -24,7 +24,9 @@ export interface GatewayAppOptions {
   pool: pg.Pool;
   verifier: TokenVerifier;
   logger: Logger;
-  /** Readiness beyond the database: e.g. the projection consumers have joined their groups. */
+  /** Readiness: the database answers (see `watchDatabase`) ... */
+  databaseAvailable: () => boolean;
+  /** ... and beyond it, e.g. the projection consumers have joined their groups. */
   isReady: () => boolean;
   /** Compile every route's schemas when the server starts, not on first use (tests: a bad schema fails at once). */
   compileSchemasAtStart?: boolean;
@@ -51,6 +53,7 @@ export async function buildGatewayApp({
   pool,
   verifier,
   logger,
+  databaseAvailable,
   isReady,
   compileSchemasAtStart = false,
 }: GatewayAppOptions): Promise<FastifyInstance> {
@@ -93,7 +96,7 @@ export async function buildGatewayApp({
     return reply.code(404).send(problem(404, "Not Found", `no route ${request.method} ${request.url}`));
   });
 
-  await app.register(health, { pool, isReady });
+  await app.register(health, { databaseAvailable, isReady });
   const streams = createEventStreams(app, pool, logger);
   await app.register(async (api) => {
     api.addHook("onRequest", authenticateReader(verifier));

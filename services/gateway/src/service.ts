@@ -2,7 +2,7 @@ import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
 import { createKafka, startConsumer } from "@rdm/messaging";
 import { createLogger, type Logger } from "@rdm/observability";
-import { observePoolUse, openDatabase, verifierFromConfig } from "@rdm/runtime/process";
+import { observePoolUse, openDatabase, verifierFromConfig, watchDatabase } from "@rdm/runtime/process";
 import type { Kafka } from "kafkajs";
 import type pg from "pg";
 import { buildGatewayApp } from "./app.js";
@@ -104,10 +104,12 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     () => undefined,
   );
 
+  const database = watchDatabase(pool, { logger });
   const app = await buildGatewayApp({
     pool,
     verifier: verifierFromConfig(config),
     logger,
+    databaseAvailable: () => database.available,
     isReady: () => consumersReady,
   });
   await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
@@ -121,6 +123,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     url: `http://${config.HTTP_HOST}:${boundPort}`,
     stop() {
       stopped ??= (async () => {
+        database.stop();
         await app.close();
         await consumer.stop();
         releaseProjectingLock();

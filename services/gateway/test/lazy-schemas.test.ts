@@ -70,6 +70,7 @@ test("every route schema of the gateway compiles", async () => {
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret: "x".repeat(32) }),
     logger: createLogger("gateway", "warn"),
+    databaseAvailable: () => true,
     isReady: () => true,
     compileSchemasAtStart: true,
   });

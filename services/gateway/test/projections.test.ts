@@ -40,6 +40,7 @@ beforeAll(async () => {
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
     logger: createLogger("gateway", "warn"),
+    databaseAvailable: () => true,
     isReady: () => true,
   });
   await app.listen({ host: "127.0.0.1", port: 0 });
