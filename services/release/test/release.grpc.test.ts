@@ -481,6 +481,24 @@ test("a new model version never changes releases already running on the old one"
     status.INVALID_ARGUMENT,
     "model.first_phase",
   ]);
+  // Change states as a generated client spells them (the enum's full name) are stored short, so
+  // the gate compares them with the states the change topic reports; anything else is refused.
+  const minimal = (name: string, linkedChangeStates: string[]) => ({
+    requestId: randomUUID(),
+    model: {
+      name,
+      phases: [{ phase: ReleasePhase.REGISTRATION, linkedChangeStates }, { phase: ReleasePhase.CLOSED }],
+    },
+  });
+  const spelled = await manager.createReleaseModel(
+    minimal(uniqueId("enum-names"), ["CHANGE_STATE_AUTHORIZED", "CLOSED"]),
+  );
+  expect(spelled.model?.phases[0]?.linkedChangeStates).toEqual(["AUTHORIZED", "CLOSED"]);
+  const misspelled = await failure(manager.createReleaseModel(minimal(uniqueId("typo"), ["AUTHORIZED", "APPROVED"])));
+  expect([misspelled.code, misspelled.badRequest?.fieldViolations.map((v) => [v.field, v.reason])]).toEqual([
+    status.INVALID_ARGUMENT,
+    [["model.phases[0].linked_change_states[1]", "model.linked_change_state"]],
+  ]);
   // 200 years: the due time would be past year 9999, which no consumer can store.
   const tooLong = await failure(
     manager.createReleaseModel({

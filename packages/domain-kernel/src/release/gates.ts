@@ -7,6 +7,7 @@ import {
   type Release,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { changeStateName } from "./models.js";
 import { type LinkedChangeState, phaseDefinition, phaseIndex, type ReleaseState } from "./state.js";
 
 /** The latest approval request of each group for the current entry of the current phase. */
@@ -82,6 +83,8 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
     );
   }
   if (definition.linkedChangeStates.length) {
+    // Models created before CreateReleaseModel stored short names may hold full enum names.
+    const accepted = definition.linkedChangeStates.map((entry) => changeStateName(entry) ?? entry);
     const known = new Map(changes.map((c) => [c.changeRequestId, c.state]));
     for (const id of release.linkedChangeRequestIds) {
       const changeState = known.get(id);
@@ -90,9 +93,9 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
           "gate.linked_change_state",
           id,
           changeState
-            ? `change request ${id} is ${changeState}, needs one of ${definition.linkedChangeStates.join(", ")}`
+            ? `change request ${id} is ${changeState}, needs one of ${accepted.join(", ")}`
             : `state of change request ${id} is unknown (no change event received)`,
-          changeState !== undefined && definition.linkedChangeStates.includes(changeState),
+          changeState !== undefined && accepted.includes(changeState),
         ),
       );
     }

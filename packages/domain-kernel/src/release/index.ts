@@ -4,6 +4,8 @@ export { evolve, fold } from "./evolve.js";
 export { currentApprovals, gateConditions } from "./gates.js";
 export {
   AUTHORIZED_CHANGE_STATES,
+  CHANGE_STATE_NAMES,
+  changeStateName,
   DEFAULT_MODELS,
   defaultModelName,
   durationMs,

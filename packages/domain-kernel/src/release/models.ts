@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Duration, DurationSchema } from "@bufbuild/protobuf/wkt";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   type PhaseDefinition,
   PhaseDefinitionSchema,
@@ -23,6 +24,21 @@ export const AUTHORIZED_CHANGE_STATES = [
   "REVIEWED",
   "CLOSED",
 ];
+
+/** Every change state's short name ("DRAFT", "AUTHORIZED", …). */
+export const CHANGE_STATE_NAMES: readonly string[] = Object.keys(ChangeState).filter(
+  (name) => Number.isNaN(Number(name)) && name !== "UNSPECIFIED",
+);
+
+/**
+ * A model's `linked_change_states` entry as the change state's short name ("AUTHORIZED"), the
+ * form change states are recorded in; its full proto enum name ("CHANGE_STATE_AUTHORIZED") means
+ * the same. Undefined for anything that is not a change state.
+ */
+export function changeStateName(entry: string): string | undefined {
+  const name = entry.startsWith("CHANGE_STATE_") ? entry.slice("CHANGE_STATE_".length) : entry;
+  return CHANGE_STATE_NAMES.includes(name) ? name : undefined;
+}
 
 const phase = (
   p: ReleasePhase,

@@ -1,4 +1,6 @@
-import type { PhaseDefinition, ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import { clone } from "@bufbuild/protobuf";
+import { CHANGE_STATE_NAMES, changeStateName } from "@rdm/domain-kernel/release";
+import { type PhaseDefinition, type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 
 // The default models and the duration helpers are the shared kernel's (the gateway shows the
@@ -18,9 +20,32 @@ export class InvalidModel extends Error {
   constructor(
     readonly rule: string,
     message: string,
+    /** The field at fault, as a BadRequest field path. */
+    readonly field = "model.phases",
   ) {
     super(message);
   }
+}
+
+/**
+ * The model as it is stored: each `linked_change_states` entry as the change state's short name
+ * (what the gate compares with), whether it was given so or as the proto enum name; an entry that
+ * is no change state is refused, since no linked change could ever meet it.
+ */
+export function normalizeModel(model: ReleaseModel): ReleaseModel {
+  const normalized = clone(ReleaseModelSchema, model);
+  normalized.phases.forEach((phase, i) => {
+    phase.linkedChangeStates = phase.linkedChangeStates.map((entry, j) => {
+      const name = changeStateName(entry);
+      if (name) return name;
+      throw new InvalidModel(
+        "model.linked_change_state",
+        `"${entry}" is not a change state; use one of ${CHANGE_STATE_NAMES.join(", ")} (or its CHANGE_STATE_ name)`,
+        `model.phases[${i}].linked_change_states[${j}]`,
+      );
+    });
+  });
+  return normalized;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { clone, create } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { type Aggregate, type Command, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
@@ -6,10 +6,10 @@ import {
   type ReleaseModelVersionCreated,
   ReleaseModelVersionCreatedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import type { Worker } from "@rdm/runtime";
 import type pg from "pg";
-import { DEFAULT_MODELS, InvalidModel, validateModel } from "../domain/models.js";
+import { DEFAULT_MODELS, InvalidModel, normalizeModel, validateModel } from "../domain/models.js";
 import { releaseCodec } from "./event-codec.js";
 
 const streamOf = (name: string) => `releasemodel-${name}`;
@@ -38,14 +38,15 @@ export function createModelVersion(model: ReleaseModel): Command<ModelVersions, 
     aggregate: modelStream(model.name),
     streamId: streamOf(model.name),
     decide: (state) => {
+      let created: ReleaseModel;
       try {
         validateModel(model);
+        created = normalizeModel(model);
       } catch (error) {
         if (error instanceof InvalidModel)
-          throw new RuleViolation("INVALID_ARGUMENT", error.rule, error.message, { subject: "model.phases" });
+          throw new RuleViolation("INVALID_ARGUMENT", error.rule, error.message, { subject: error.field });
         throw error;
       }
-      const created = clone(ReleaseModelSchema, model);
       created.version = (state.versions.at(-1)?.version ?? 0) + 1;
       return [create(ReleaseModelVersionCreatedSchema, { model: created })];
     },
