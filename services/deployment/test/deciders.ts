@@ -84,11 +84,13 @@ export class Deciding {
     });
   }
 
-  start() {
+  /** Starts it, the environment's live colour as at plan time unless given. */
+  start(liveColour = this.deployment.previousColour) {
     return this.run({
       kind: "startDeployment",
       gateViolations: [],
       baseline,
+      liveColour,
       freezeOverrideJustification: "",
       overriddenFreezeWindowIds: [],
       now: NOW,
@@ -113,6 +115,23 @@ export class Deciding {
 
   complete(index: number, fencingToken: bigint) {
     return this.run({ kind: "completeStep", stepIndex: index, fencingToken, now: NOW });
+  }
+
+  /** Rolls it back; by default the environment runs what this deployment left and nothing else runs there. */
+  rollback(
+    fast = false,
+    environment: { baselineDeploymentId?: string; baselineArtifactIds?: string[]; running?: string } = {},
+  ) {
+    return this.run({
+      kind: "rollbackDeployment",
+      reason: "backing out",
+      fast,
+      environmentBaseline: {
+        deploymentId: environment.baselineDeploymentId ?? this.deployment.deploymentId,
+        artifactIds: environment.baselineArtifactIds ?? [],
+      },
+      runningDeploymentId: environment.running,
+    });
   }
 
   /** Claims and completes the step. */

@@ -162,6 +162,7 @@ describe("approval and start", () => {
         kind: "startDeployment",
         gateViolations,
         baseline,
+        liveColour: "",
         freezeOverrideJustification: "",
         overriddenFreezeWindowIds: [],
         now: NOW,
@@ -192,6 +193,7 @@ describe("approval and start", () => {
       kind: "startDeployment",
       gateViolations: [],
       baseline,
+      liveColour: "",
       freezeOverrideJustification: "INC-42: payments down",
       overriddenFreezeWindowIds: ["fw-1", "fw-2"],
       now: NOW,
@@ -330,7 +332,7 @@ describe("execution", () => {
     manual.plan(ALL_AT_ONCE);
     manual.start();
     manual.pass(0);
-    manual.run({ kind: "rollbackDeployment", reason: "3 am page", fast: true });
+    manual.rollback(true);
     expect(manual.deployment.steps.filter((step) => step.rollback).map((step) => StepKind[step.kind])).toEqual([
       "ROLLBACK",
     ]);
@@ -340,10 +342,7 @@ describe("execution", () => {
     const d = new Deciding();
     d.plan(ALL_AT_ONCE);
     d.start();
-    expect(d.types(d.run({ kind: "rollbackDeployment", reason: "wrong package", fast: false }))).toEqual([
-      "DeploymentRollbackStarted",
-      "DeploymentRolledBack",
-    ]);
+    expect(d.types(d.rollback())).toEqual(["DeploymentRollbackStarted", "DeploymentRolledBack"]);
   });
 
   test("BLUE_GREEN: after the switch, a back-out is one switch to the previous colour", () => {
@@ -362,12 +361,46 @@ describe("execution", () => {
     d.pass(2);
     expect(d.deployment.switched).toBe(true);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
-    d.run({ kind: "rollbackDeployment", reason: "latency", fast: false });
+    d.rollback();
     const back = d.deployment.steps.filter((step) => step.rollback);
     expect(back.map((step) => [StepKind[step.kind], step.colour])).toEqual([["SWITCH", "blue"]]);
     d.pass(back[0]?.index ?? -1);
     expect(d.deployment.switched).toBe(false);
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
+  });
+
+  test("BLUE_GREEN: a plan made before another deployment switched colours is refused at start", () => {
+    const env = environment({
+      liveColour: "blue",
+      targetGroups: [
+        create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
+        create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
+      ],
+    });
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
+    const stale = refusal(() => d.start("green"));
+    expect([stale.rule, stale.conditions.map((c) => c.rule)]).toEqual([
+      "deployment.gates",
+      ["deployment.colour_stale"],
+    ]);
+    d.start("blue");
+    expect(d.deployment.state).toBe(DeploymentState.SCHEDULED);
+  });
+
+  test("a rollback needs the environment as the deployment left it", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    for (const step of d.deployment.steps) d.pass(step.index);
+    expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
+    const later = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-newer"] };
+    expect(refusal(() => d.rollback(false, later)).rule).toBe("deployment.superseded");
+    expect(refusal(() => d.rollback(false, { running: "d-3" })).rule).toBe("gate.environment_busy");
+    // A later deployment that was itself rolled back left this deployment's package running.
+    expect(d.types(d.rollback(false, { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-new"] }))).toContain(
+      "DeploymentRollbackStarted",
+    );
   });
 
   test("finished deployments refuse further commands", () => {

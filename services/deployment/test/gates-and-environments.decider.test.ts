@@ -17,7 +17,7 @@ const now = new Date("2031-03-01T10:00:00Z");
 const ready: GateFacts = {
   now,
   releaseId: "r-1",
-  release: { inDeploymentPhase: true, approved: true },
+  release: { inDeploymentPhase: true, approved: true, abandoned: false },
   changes: [
     {
       changeId: "c-1",
@@ -43,7 +43,7 @@ describe("start gates", () => {
   test("every unmet condition is listed together", () => {
     expect(
       rules({
-        release: { inDeploymentPhase: false, approved: false },
+        release: { inDeploymentPhase: false, approved: false, abandoned: true },
         changes: [{ changeId: "c-1", known: true, authorized: false, emergency: false }],
         environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [] },
         previousEnvironment: { name: "staging", packageSucceeded: false },
@@ -55,6 +55,7 @@ describe("start gates", () => {
         runningDeploymentId: "d-0",
       }),
     ).toEqual([
+      "gate.release_abandoned",
       "gate.release_approved",
       "gate.release_phase",
       "gate.change_authorized",

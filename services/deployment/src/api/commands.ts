@@ -64,7 +64,10 @@ export function runDeploymentCommand<R extends DescMessage>(
   const command: ClientCommand<DeploymentAggregateState, DeploymentEvent, R> = {
     aggregate: deployments,
     streamId: spec.streamId,
-    ...(spec.prepare ? { prepare: spec.prepare } : {}),
+    // Always in a transaction of its own (never group-committed): decisions lock rows that must
+    // stay locked until the events commit (an environment's outcome sequence, its turn to start
+    // or roll back, a step's queue row); a grouped decision runs outside any transaction.
+    prepare: spec.prepare ?? (async () => undefined),
     decide: async (state, decision, tx) =>
       withEnvironmentSequences(tx, decide(await spec.command(state, decision, tx), state)),
     project: projectDeployment,

@@ -4,7 +4,7 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import type pg from "pg";
 import { evaluateGates, freezeInForce, freezeWindowsInForce } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
-import { findEnvironment } from "../store/tables.js";
+import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
@@ -63,6 +63,8 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
         command: async (state, decision, tx) => {
           const deployment = state.deployment;
           if (!deployment) throw notFound("deployment", request.deploymentId);
+          // Starts and rollbacks in one environment take turns, so each sees what the other ran.
+          await lockEnvironmentOutcomes(tx, deployment.environment);
           const environment = await environmentOf(tx, deployment.environment);
           const facts = await loadGateFacts(tx, deployment, environment, {
             now: decision.now,
@@ -74,6 +76,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
             kind: "startDeployment",
             gateViolations: evaluateGates(facts),
             baseline: environment.baseline,
+            liveColour: environment.liveColour,
             freezeOverrideJustification: overridden ? request.freezeOverrideJustification : "",
             overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
             now: decision.now,
@@ -91,7 +94,22 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
       return runDeploymentCommand(handler, ctx, M.rollbackDeployment, request, {
         output: M.rollbackDeployment.output,
         streamId: request.deploymentId.toLowerCase(),
-        command: () => ({ kind: "rollbackDeployment", reason: request.reason, fast: request.fast }),
+        command: async (state, _decision, tx) => {
+          const deployment = state.deployment;
+          if (!deployment) throw notFound("deployment", request.deploymentId);
+          await lockEnvironmentOutcomes(tx, deployment.environment);
+          const environment = await environmentOf(tx, deployment.environment);
+          return {
+            kind: "rollbackDeployment",
+            reason: request.reason,
+            fast: request.fast,
+            environmentBaseline: {
+              deploymentId: environment.baselineDeploymentId,
+              artifactIds: environment.baseline.map((a) => a.artifactId),
+            },
+            runningDeploymentId: await runningDeployment(tx, deployment.environment, deployment.deploymentId),
+          };
+        },
       });
     },
   } satisfies Partial<Handlers>;

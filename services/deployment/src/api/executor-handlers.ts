@@ -63,11 +63,8 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
     try {
       return await runDeploymentCommand(handler, ctx, M.claimStep, request, {
         output: ClaimStepResponseSchema,
-        // The queue picks the stream: the next eligible step, locked past the append's commit.
-        // `prepare` puts the claim in its own transaction, which holds that lock: a grouped
-        // command resolves its stream outside one, so a racing claim could take the same step
-        // and be refused ("not waiting") instead of skipping to the next.
-        prepare: async () => undefined,
+        // The queue picks the stream: the next eligible step, locked past the append's commit
+        // (the command's own transaction), so a racing claim skips to the next step.
         streamId: async (tx) => {
           queued = await lockNextStep(tx, { environments: request.environments, labels: request.labels });
           if (!queued) throw new NothingToClaim();

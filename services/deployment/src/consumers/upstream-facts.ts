@@ -18,6 +18,7 @@ import {
   ArtifactVerifiedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
+  ReleaseAbandonedSchema,
   ReleaseApprovalGrantedSchema,
   ReleaseApprovalRejectedSchema,
   ReleaseChangeRequestLinkedSchema,
@@ -43,6 +44,7 @@ export const UPSTREAM_FACT_EVENTS = {
     ReleaseApprovalRejectedSchema,
     ReleaseChangeRequestLinkedSchema,
     ReleaseChangeRequestUnlinkedSchema,
+    ReleaseAbandonedSchema,
   ),
   change: typeNames(
     ChangeRequestRaisedSchema,
@@ -120,6 +122,12 @@ export const upstreamFactsMigrations: Migration[] = [
     // A cancelled change is final: no later change event sets it back.
     sql: "ALTER TABLE gate_changes ADD COLUMN cancelled boolean NOT NULL DEFAULT false;",
   },
+  {
+    version: 7,
+    name: "abandoned releases",
+    // Abandoning is final and leaves the phase as it was: no later release event clears it.
+    sql: "ALTER TABLE gate_releases ADD COLUMN abandoned boolean NOT NULL DEFAULT false;",
+  },
 ];
 
 const upsert = (table: string, key: string, column: string) =>
@@ -144,6 +152,11 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
       const { releaseId, quorumReached } = decodeEvent(ReleaseApprovalGrantedSchema, event);
       if (quorumReached) await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, true]);
       return;
+    }
+    case ReleaseAbandonedSchema.typeName: {
+      const { releaseId } = decodeEvent(ReleaseAbandonedSchema, event);
+      await tx.query(upsert("gate_releases", "release_id", "abandoned"), [releaseId, true]);
+      break;
     }
     case ReleaseApprovalRejectedSchema.typeName: {
       const { releaseId } = decodeEvent(ReleaseApprovalRejectedSchema, event);

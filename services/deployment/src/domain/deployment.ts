@@ -42,6 +42,8 @@ export type DeploymentCommand =
       /** Unmet gates the API found from its read models (release, changes, DML, environment). */
       gateViolations: RuleDetail[];
       baseline: DeployedArtifact[];
+      /** The environment's live colour now (BLUE_GREEN: the plan's steps were laid out for the one at plan time). */
+      liveColour: string;
       /** Recorded when a freeze was overridden, with the calendar's freeze windows it set aside. */
       freezeOverrideJustification: string;
       overriddenFreezeWindowIds: string[];
@@ -51,7 +53,15 @@ export type DeploymentCommand =
   | { kind: "resumeDeployment" }
   | { kind: "promoteDeployment"; comment: string }
   | { kind: "cancelDeployment"; reason: string }
-  | { kind: "rollbackDeployment"; reason: string; fast: boolean }
+  | {
+      kind: "rollbackDeployment";
+      reason: string;
+      fast: boolean;
+      /** What the environment runs now: the deployment that set its baseline, and those artifacts. */
+      environmentBaseline: { deploymentId: string; artifactIds: string[] };
+      /** Another deployment running in the environment, if any. */
+      runningDeploymentId: string | undefined;
+    }
   | StepCommand;
 
 const existing = (state: DeploymentAggregateState): Deployment =>
@@ -136,6 +146,17 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       rule: "deployment.protection_approval",
       subject: deployment.environment,
       description: `${deployment.approvers.length} of ${deployment.requiredApprovals} protection approvals granted`,
+    });
+  }
+  if (
+    deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN &&
+    deployment.previousColour !== command.liveColour
+  ) {
+    // Its steps deploy to the colour that was idle at plan time, which now serves traffic.
+    violations.push({
+      rule: "deployment.colour_stale",
+      subject: deployment.environment,
+      description: `planned while ${deployment.previousColour || "no colour"} was live, ${command.liveColour} is live now: plan it again`,
     });
   }
   if (violations.length) {
@@ -239,9 +260,36 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       return [create(DeploymentCancelledSchema, { deploymentId, reason: command.reason })];
     case "rollbackDeployment":
       requireState(deployment, [...RUNNING, DeploymentState.SUCCEEDED, DeploymentState.FAILED], "roll back");
+      requireCurrent(deployment, command);
       return startRollback(deployment, command.reason, false, command.fast);
     default:
       return decideStepCommand(command as StepCommand, deployment);
+  }
+}
+
+/**
+ * A rollback restores the baseline the deployment found, so the environment must still be as the
+ * deployment left it: a succeeded one is what runs there (not superseded by a later deployment),
+ * and no other deployment is running there meanwhile.
+ */
+function requireCurrent(deployment: Deployment, command: Extract<DeploymentCommand, { kind: "rollbackDeployment" }>) {
+  if (command.runningDeploymentId) {
+    refuse(
+      "gate.environment_busy",
+      `deployment ${command.runningDeploymentId} is running in ${deployment.environment}; roll back when it has finished`,
+    );
+  }
+  if (deployment.state !== DeploymentState.SUCCEEDED) return;
+  const deployed = new Set(deployment.artifacts.map((a) => a.artifactId));
+  const { deploymentId, artifactIds } = command.environmentBaseline;
+  const runsThis =
+    deploymentId === deployment.deploymentId ||
+    (artifactIds.length === deployed.size && artifactIds.every((id) => deployed.has(id)));
+  if (!runsThis) {
+    refuse(
+      "deployment.superseded",
+      `${deployment.environment} runs what deployment ${deploymentId} left there, not this deployment's package; roll back that one instead`,
+    );
   }
 }
 

@@ -5,7 +5,7 @@ export interface GateFacts {
   now: Date;
   releaseId: string;
   /** Unknown to the read model: the release's events have not arrived (or it does not exist). */
-  release?: { inDeploymentPhase: boolean; approved: boolean } | undefined;
+  release?: { inDeploymentPhase: boolean; approved: boolean; abandoned: boolean } | undefined;
   changes: {
     changeId: string;
     known: boolean;
@@ -61,6 +61,7 @@ function releaseGate(facts: GateFacts): RuleDetail[] {
   if (!release)
     return [detail("gate.release_known", facts.releaseId, "the release is unknown to the deployment service")];
   return [
+    ...(release.abandoned ? [detail("gate.release_abandoned", facts.releaseId, "the release was abandoned")] : []),
     ...(release.approved ? [] : [detail("gate.release_approved", facts.releaseId, "the release is not approved")]),
     ...(release.inDeploymentPhase
       ? []

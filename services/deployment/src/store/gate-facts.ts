@@ -48,14 +48,20 @@ export async function loadGateFacts(
   };
 }
 
-/** The release's phase and approval, as the release topic told; undefined if not heard of yet. */
+/** The release's phase, approval and abandonment, as the release topic told; undefined if not heard of yet. */
 async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts["release"]> {
-  const { rows } = await tx.query<{ phase: number; approved: boolean }>(
-    "SELECT phase, approved FROM gate_releases WHERE release_id = $1",
+  const { rows } = await tx.query<{ phase: number; approved: boolean; abandoned: boolean }>(
+    "SELECT phase, approved, abandoned FROM gate_releases WHERE release_id = $1",
     [releaseId],
   );
   const release = rows[0];
-  return release && { inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT, approved: release.approved };
+  return (
+    release && {
+      inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT,
+      approved: release.approved,
+      abandoned: release.abandoned,
+    }
+  );
 }
 
 /** One entry per change to check, known or not, so an unheard-of change blocks the start. */

@@ -117,6 +117,15 @@ export async function findEnvironment(db: Queryable, name: string): Promise<Envi
 }
 
 /** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
+/** Locks the environment's outcome row until the transaction ends (creating it at sequence 0). */
+export async function lockEnvironmentOutcomes(tx: Queryable, environment: string): Promise<void> {
+  await tx.query(
+    `INSERT INTO environment_outcomes (name, last_sequence) VALUES ($1, 0)
+     ON CONFLICT (name) DO UPDATE SET last_sequence = environment_outcomes.last_sequence`,
+    [environment],
+  );
+}
+
 export async function nextEnvironmentSequence(tx: Queryable, environment: string): Promise<bigint> {
   const { rows } = await tx.query<{ last_sequence: string }>(
     `INSERT INTO environment_outcomes (name, last_sequence) VALUES ($1, 1)

@@ -1,0 +1,215 @@
+// Commands that depend on what else runs in an environment, through gRPC on real PostgreSQL and
+// Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
+// another switch, an abandoned release, and the outcome sequence held until its event commits.
+import { randomUUID } from "node:crypto";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import pg from "pg";
+import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+
+const harness = new Harness("deployment-turns");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+let executor: Client;
+let pool: pg.Pool;
+
+beforeAll(async () => {
+  await harness.start("deployment_turns");
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+  executor = await harness.client("agent-1", ["executor"]);
+  pool = new pg.Pool({ connectionString: harness.databaseUrl, max: 4 });
+});
+afterAll(async () => {
+  await pool.end();
+  await harness.stop();
+});
+
+const ALL_AT_ONCE = strategyOf(DeploymentStrategyKind.ALL_AT_ONCE);
+
+async function newEnvironment(targetGroups = groups({ rest: [uniqueId("ci")] })) {
+  const environment = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: environment, promotionRank: 1, targetGroups, executorLabels: [] },
+  });
+  return environment;
+}
+
+/** A deployment of a fresh, approved release with a verified artifact, once its facts are consumed. */
+async function planned(environment: string, strategy = ALL_AT_ONCE) {
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  await waitFor(
+    async () =>
+      (
+        await pool.query(
+          `SELECT 1 FROM gate_releases r, gate_artifacts a
+           WHERE r.release_id = $1 AND r.approved AND a.artifact_id = $2 AND a.verified`,
+          [releaseId, artifactId],
+        )
+      ).rowCount === 1,
+    { timeoutMs: 30_000, description: "the release and artifact facts consumed" },
+  );
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId,
+    environment,
+    artifacts: [artifact(artifactId)],
+    strategy,
+  });
+  return { deploymentId: deployment?.deploymentId as string, releaseId };
+}
+
+/** Claims the environment's next step and completes it, every target succeeding. */
+async function runStep(environment: string) {
+  const { assignment } = await waitFor(
+    async () => {
+      const claimed = await executor.claimStep({
+        ...rid(),
+        executorId: "agent-1",
+        environments: [environment],
+        leaseSeconds: 30,
+      });
+      return claimed.assignment && claimed;
+    },
+    { timeoutMs: 15_000, description: `a step of ${environment}` },
+  );
+  const step = assignment?.step;
+  const lease = {
+    deploymentId: assignment?.deploymentId ?? "",
+    stepIndex: step?.index ?? 0,
+    fencingToken: assignment?.fencingToken ?? 0n,
+  };
+  for (const ciId of step?.targetCiIds ?? []) {
+    await executor.reportTargetProgress({
+      ...rid(),
+      lease,
+      ciId,
+      outcome: TargetOutcome.SUCCEEDED,
+      verifications: step?.kind === StepKind.VERIFY ? [{ check: "smoke", passed: true, detail: "" }] : [],
+    });
+  }
+  await executor.completeStep({ ...rid(), lease });
+  return step;
+}
+
+async function runToEnd(deploymentId: string, environment: string) {
+  while ((await deployer.getDeployment({ deploymentId })).deployment?.state !== DeploymentState.SUCCEEDED) {
+    await runStep(environment);
+  }
+}
+
+test("of two deployments started at once in one environment, one starts and the other finds it busy", async () => {
+  for (let round = 0; round < 3; round++) {
+    const environment = await newEnvironment();
+    const ids = [(await planned(environment)).deploymentId, (await planned(environment)).deploymentId];
+    const results = await Promise.allSettled(
+      ids.map((deploymentId) => deployer.startDeployment({ ...rid(), deploymentId })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+    const refused = results.find((r) => r.status === "rejected") as PromiseRejectedResult;
+    expect(await preconditionRules(Promise.reject(refused.reason))).toEqual(["gate.environment_busy"]);
+  }
+});
+
+test("a succeeded deployment that a later one replaced cannot be rolled back; the later one can", async () => {
+  const environment = await newEnvironment();
+  const first = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId });
+  await runToEnd(first.deploymentId, environment);
+  const second = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId: second.deploymentId });
+  await runToEnd(second.deploymentId, environment);
+
+  const rollback = (deploymentId: string) =>
+    deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "backing out", fast: true });
+  expect(await preconditionRules(rollback(first.deploymentId))).toEqual(["deployment.superseded"]);
+  expect((await rollback(second.deploymentId)).deployment?.state).toBe(DeploymentState.ROLLING_BACK);
+  // While the second one rolls back, nothing else may roll back or start there.
+  const third = await planned(environment);
+  expect(await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId: third.deploymentId }))).toEqual([
+    "gate.environment_busy",
+  ]);
+  expect(await preconditionRules(rollback(first.deploymentId))).toEqual(["gate.environment_busy"]);
+});
+
+test("a blue/green plan made before another deployment switched colours is refused at start", async () => {
+  const environment = await newEnvironment(groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] }));
+  const BLUE_GREEN = strategyOf(DeploymentStrategyKind.BLUE_GREEN);
+  const first = await planned(environment, BLUE_GREEN);
+  const second = await planned(environment, BLUE_GREEN); // planned while no colour is live
+  await deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId });
+  await runToEnd(first.deploymentId, environment);
+  const refusal = deployer.startDeployment({ ...rid(), deploymentId: second.deploymentId });
+  expect(await preconditionRules(refusal)).toEqual(["deployment.colour_stale"]);
+  // Planned again against the live colour, it deploys to the idle one.
+  const again = await planned(environment, BLUE_GREEN);
+  await deployer.startDeployment({ ...rid(), deploymentId: again.deploymentId });
+  const live = (await deployer.listEnvironments({})).environments.find((e) => e.name === environment)?.liveColour;
+  const step = await runStep(environment);
+  expect([live, step?.colour]).toEqual(["blue", "green"]);
+});
+
+test("a deployment of an abandoned release is refused at start", async () => {
+  const environment = await newEnvironment();
+  const { deploymentId, releaseId } = await planned(environment);
+  await harness.publish("release", ReleaseAbandonedSchema, releaseId, {
+    releaseId,
+    phase: ReleasePhase.DEPLOYMENT,
+    reason: "cancelled by the business",
+  });
+  await waitFor(
+    async () =>
+      (await pool.query("SELECT 1 FROM gate_releases WHERE release_id = $1 AND abandoned", [releaseId])).rowCount,
+    { timeoutMs: 30_000, description: "the abandonment consumed" },
+  );
+  expect(await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId }))).toEqual([
+    "gate.release_abandoned",
+  ]);
+});
+
+test("an outcome's environment sequence stays locked until its event commits", async () => {
+  const environment = await newEnvironment();
+  const { deploymentId } = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId });
+  // Hold the deployment's stream row: the rollback (nothing touched yet, so DeploymentRolledBack at
+  // once, an outcome) decides, takes its sequence, then waits to append.
+  const blocker = await pool.connect();
+  try {
+    await blocker.query("BEGIN");
+    await blocker.query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", [deploymentId]);
+    const rollback = deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "not today", fast: false });
+    await waitFor(
+      async () =>
+        (
+          await pool.query(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> $1",
+            [(blocker as unknown as { processID: number }).processID],
+          )
+        ).rowCount,
+      { timeoutMs: 10_000, description: "the rollback waiting to append" },
+    );
+    const probe = await pool.connect();
+    try {
+      await probe.query("BEGIN");
+      const locked = await probe
+        .query("SELECT 1 FROM environment_outcomes WHERE name = $1 FOR UPDATE NOWAIT", [environment])
+        .then(
+          () => "free",
+          (error: { code?: string }) => error.code,
+        );
+      expect(locked).toBe("55P03"); // lock_not_available
+    } finally {
+      await probe.query("ROLLBACK");
+      probe.release();
+    }
+    await blocker.query("ROLLBACK");
+    expect((await rollback).deployment?.state).toBe(DeploymentState.ROLLED_BACK);
+  } finally {
+    blocker.release();
+  }
+});
