@@ -57,6 +57,7 @@ export class CommandHandler<E extends DomainEvent> {
   /** Per stream, the end of the last command queued on it in this process (see inTurn). */
   private readonly turns = new Map<string, Promise<void>>();
   private readonly states: StateCache;
+  private readonly maxEventBytes: number;
 
   constructor(options: CommandHandlerOptions<E>) {
     this.store = options.store;
@@ -67,6 +68,7 @@ export class CommandHandler<E extends DomainEvent> {
     this.jitterMs = options.retry?.jitterMs ?? 5;
     this.retryOn = options.retry?.retryOn ?? (() => false);
     this.states = new StateCache(options.cachedStreams ?? 1000);
+    this.maxEventBytes = options.maxEventBytes ?? 512 * 1024;
   }
 
   /**
@@ -275,6 +277,15 @@ export class CommandHandler<E extends DomainEvent> {
     const client = answered && origin.requestId ? (command as ClientCommand<S, ES, DescMessage>) : undefined;
     const { project, projection, aggregate } = command;
     const encoded = outcome.events.map((event) => this.codec.encode(event, origin.traceparent));
+    const oversized = encoded.find((event) => event.data.byteLength > this.maxEventBytes);
+    if (oversized) {
+      throw new RuleViolation(
+        "INVALID_ARGUMENT",
+        "event.too_large",
+        `the ${oversized.type} this request would record is ${oversized.data.byteLength} bytes, more than ` +
+          `the ${this.maxEventBytes} an event may have (it must fit one Kafka message): send fewer or shorter items`,
+      );
+    }
     await this.store
       .appendToStream(outcome.streamId, expected === 0 ? "no_stream" : expected, encoded, {
         ...(tx ? { client: tx } : {}),

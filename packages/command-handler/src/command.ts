@@ -119,4 +119,11 @@ export interface CommandHandlerOptions<E extends DomainEvent> {
   retry?: RetryPolicy;
   /** Streams whose state is kept between commands (most recently commanded first); default 1,000. */
   cachedStreams?: number;
+  /**
+   * The most bytes one event's payload may have (default 512 KiB): each event travels as one
+   * Kafka record, which the broker refuses above the topic's max.message.bytes (1 MiB by
+   * default), and the relay would retry it forever. A command that would record a larger event is
+   * refused (INVALID_ARGUMENT, rule `event.too_large`) and nothing is appended.
+   */
+  maxEventBytes?: number;
 }

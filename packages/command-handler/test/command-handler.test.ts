@@ -162,6 +162,20 @@ describe("CommandHandler.handle", () => {
     expect(await typesOf(streamId)).toHaveLength(3);
   });
 
+  test("an event larger than maxEventBytes is refused before anything is appended, grouped or not", async () => {
+    const small = new CommandHandler({ store, codec, clock: () => NOW, maxEventBytes: 1000 });
+    for (const prepare of [undefined, async () => undefined]) {
+      const streamId = uniqueId("notes");
+      const requestId = randomUUID();
+      const tooLarge = addNote(streamId, "x".repeat(1000), prepare ? { prepare } : {});
+      const refusal = await small.handle(origin(requestId), tooLarge).catch((error: unknown) => error);
+      expect(isRuleViolation(refusal, "event.too_large") && refusal.code).toBe("INVALID_ARGUMENT");
+      expect([await typesOf(streamId), await store.getCommandResult(requestId)]).toEqual([[], null]);
+      await small.handle(origin(), addNote(streamId, "x".repeat(700)));
+      expect(await typesOf(streamId)).toEqual(["rdm.release.v1.ReleaseAbandoned"]);
+    }
+  });
+
   test("a decision of no events records its answer, and a retry gets that answer", async () => {
     const streamId = uniqueId("notes");
     await handler.handle(origin(), addNote(streamId, "a"));

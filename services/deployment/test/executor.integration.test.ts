@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
+import { errorDetails } from "@rdm/grpc";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   CanaryStageSchema,
@@ -91,6 +92,30 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
   expect(listed?.baselineDeploymentId).toBe(deploymentId);
   const { deployments } = await deployer.listDeployments({ environment, states: [DeploymentState.SUCCEEDED] });
   expect(deployments.map((deployment) => deployment.deploymentId)).toEqual([deploymentId]);
+});
+
+test("a report too large for one Kafka message is refused and records nothing; a smaller one goes on", async () => {
+  const { environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  const assignment = await claim(environment);
+  const lease = {
+    deploymentId: assignment.deploymentId,
+    stepIndex: assignment.step?.index ?? 0,
+    fencingToken: assignment.fencingToken,
+  };
+  const report = (logLines: string[]) =>
+    executor.reportTargetProgress({
+      ...rid(),
+      lease,
+      ciId: assignment.step?.targetCiIds[0] as string,
+      outcome: TargetOutcome.IN_PROGRESS,
+      logLines,
+    });
+  // Each line within its own limit, 2 MB together.
+  const refusal = await report(Array.from({ length: 500 }, () => "x".repeat(4000))).catch((e: unknown) => e);
+  expect(errorDetails(refusal).badRequest?.fieldViolations.map((v) => v.reason)).toEqual(["event.too_large"]);
+  const before = (await stateOf(assignment.deploymentId))?.version;
+  const reported = await report(Array.from({ length: 50 }, () => "x".repeat(4000)));
+  expect(reported.deployment?.version).toBe((before ?? 0n) + 1n);
 });
 
 test("executors racing for one step: exactly one claims it", async () => {
