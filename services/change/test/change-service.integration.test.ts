@@ -566,6 +566,33 @@ test("ListChanges filters by type and by text in the title or the key, case-inse
   expect((await viewer.listChanges({ text: marker, types: [ChangeType.EMERGENCY] })).changes).toEqual([]);
 });
 
+test("ListChanges pages newest first; a change raised between pages neither repeats nor shifts them", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const ci = uniqueId("ci-pages");
+  const raise = async () => (await manager.raiseChange(rfc({ affectedCiIds: [ci] }))).change?.changeRequestId;
+  const raised = [await raise(), await raise(), await raise()];
+  const first = await viewer.listChanges({ ciId: ci, pageSize: 1 });
+  const later = await raise();
+  const seen = first.changes.map((c) => c.changeRequestId);
+  for (let token = first.nextPageToken; token; ) {
+    const page = await viewer.listChanges({ ciId: ci, pageSize: 1, pageToken: token });
+    seen.push(...page.changes.map((c) => c.changeRequestId));
+    token = page.nextPageToken;
+  }
+  // The pages hold the three raised before them, in the order of one listing of them all.
+  const all = (await viewer.listChanges({ ciId: ci })).changes.map((c) => c.changeRequestId);
+  expect([...all].sort()).toEqual([...raised, later].sort());
+  expect(seen).toEqual(all.filter((id) => id !== later));
+  const forged = errorDetails(
+    await viewer.listChanges({ ciId: ci, pageToken: "2" }).then(
+      () => new Error("a forged page token was accepted"),
+      (e: unknown) => e,
+    ),
+  );
+  expect([forged.code, forged.badRequest?.fieldViolations[0]?.field]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
+});
+
 test("a retried request id returns the first result; invalid input is INVALID_ARGUMENT", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const request = rfc();

@@ -2,6 +2,8 @@
 // Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
 // another switch, an abandoned release, and the outcome sequence held until its event commits.
 import { randomUUID } from "node:crypto";
+import { status } from "@grpc/grpc-js";
+import { errorDetails } from "@rdm/grpc";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -152,6 +154,30 @@ test("a blue/green plan made before another deployment switched colours is refus
   const live = (await deployer.listEnvironments({})).environments.find((e) => e.name === environment)?.liveColour;
   const step = await runStep(environment);
   expect([live, step?.colour]).toEqual(["blue", "green"]);
+});
+
+test("ListDeployments pages newest first; a deployment planned between pages neither repeats nor shifts them", async () => {
+  const environment = await newEnvironment();
+  const plannedIds = [];
+  for (let i = 0; i < 3; i++) plannedIds.push((await planned(environment)).deploymentId);
+  const first = await deployer.listDeployments({ environment, pageSize: 1 });
+  const later = (await planned(environment)).deploymentId;
+  const seen = first.deployments.map((d) => d.deploymentId);
+  for (let token = first.nextPageToken; token; ) {
+    const page = await deployer.listDeployments({ environment, pageSize: 1, pageToken: token });
+    seen.push(...page.deployments.map((d) => d.deploymentId));
+    token = page.nextPageToken;
+  }
+  const all = (await deployer.listDeployments({ environment })).deployments.map((d) => d.deploymentId);
+  expect([...all].sort()).toEqual([...plannedIds, later].sort());
+  expect(seen).toEqual(all.filter((id) => id !== later));
+  const forged = errorDetails(
+    await deployer.listDeployments({ environment, pageToken: "2" }).then(
+      () => new Error("a forged page token was accepted"),
+      (e: unknown) => e,
+    ),
+  );
+  expect([forged.code, forged.badRequest?.fieldViolations[0]?.field]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
 });
 
 test("a deployment of an abandoned release is refused at start", async () => {

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { InvalidArgument, NotFound } from "@rdm/grpc";
 import { GetChangeResponseSchema, ListChangesResponseSchema } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import { toInterval } from "../domain/calendar.js";
 import { changeRequests } from "../store/aggregates.js";
 import { listChanges } from "../store/read-model.js";
@@ -18,9 +19,11 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
     },
 
     async listChanges(request) {
-      const offset = request.pageToken ? Number.parseInt(request.pageToken, 10) : 0;
-      if (!Number.isSafeInteger(offset) || offset < 0) {
-        throw new InvalidArgument([{ field: "page_token", description: "not a page token from ListChanges" }]);
+      const after = request.pageToken ? decodePageToken(request.pageToken, isIsoTimestamp, isUuid) : undefined;
+      if (request.pageToken && !after) {
+        throw new InvalidArgument([
+          { field: "page_token", description: "not a page token from ListChanges", reason: "page_token" },
+        ]);
       }
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const changes = await listChanges(
@@ -33,11 +36,16 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
           linkedReleaseId: request.linkedReleaseId.toLowerCase(),
           text: request.text,
         },
-        { offset, limit: limit + 1 },
+        { after, limit: limit + 1 },
       );
+      const page = changes.slice(0, limit);
+      const last = page.at(-1);
       return create(ListChangesResponseSchema, {
-        changes: changes.slice(0, limit),
-        nextPageToken: changes.length > limit ? String(offset + limit) : "",
+        changes: page.map((row) => row.change),
+        nextPageToken:
+          changes.length > limit && last
+            ? encodePageToken(last.raisedAt.toISOString(), last.change.changeRequestId)
+            : "",
       });
     },
   };

@@ -175,11 +175,15 @@ export interface ChangeFilter {
 }
 
 /** Newest first; `offset` pages through the result. */
+/**
+ * Change requests newest first; `after`: the (raised_at, change_request_id) of the last one of the
+ * previous page (a keyset, so changes raised meanwhile neither repeat nor shift the pages).
+ */
 export async function listChanges(
   db: Queryable,
   filter: ChangeFilter,
-  page: { offset: number; limit: number },
-): Promise<ChangeRequest[]> {
+  page: { after: [string, string] | undefined; limit: number },
+): Promise<{ change: ChangeRequest; raisedAt: Date }[]> {
   const where: string[] = [];
   const params: unknown[] = [];
   const param = (value: unknown) => {
@@ -198,12 +202,18 @@ export async function listChanges(
     const pattern = param(`%${filter.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
   }
-  const { rows } = await db.query<{ data: Buffer }>(
-    `SELECT data FROM change_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-     ORDER BY raised_at DESC, change_request_id LIMIT ${param(page.limit)} OFFSET ${param(page.offset)}`,
+  if (page.after) {
+    const [at, id] = [param(page.after[0]), param(page.after[1])];
+    where.push(
+      `(raised_at < ${at}::timestamptz OR (raised_at = ${at}::timestamptz AND change_request_id > ${id}::uuid))`,
+    );
+  }
+  const { rows } = await db.query<{ data: Buffer; raised_at: Date }>(
+    `SELECT data, raised_at FROM change_requests ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+     ORDER BY raised_at DESC, change_request_id LIMIT ${param(page.limit)}`,
     params,
   );
-  return changesFrom(rows);
+  return rows.map((row) => ({ change: fromBinary(ChangeRequestSchema, row.data), raisedAt: row.raised_at }));
 }
 
 /** The change calendar for [start, end): changes with a window in it (rejected and cancelled ones excluded) and active freezes. */

@@ -10,6 +10,7 @@ import {
   ListDeploymentsResponseSchema,
   ListEnvironmentsResponseSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
 import { listDeployments, listEnvironments } from "../store/tables.js";
@@ -85,19 +86,26 @@ function environmentAndQueryHandlers(api: ApiContext) {
       return create(GetDeploymentResponseSchema, { deployment: state.deployment });
     },
     async listDeployments(request) {
-      const offset = request.pageToken ? Number.parseInt(request.pageToken, 10) : 0;
-      if (!Number.isSafeInteger(offset) || offset < 0) {
-        throw new InvalidArgument([{ field: "page_token", description: "not a page token from ListDeployments" }]);
+      const after = request.pageToken ? decodePageToken(request.pageToken, isIsoTimestamp, isUuid) : undefined;
+      if (request.pageToken && !after) {
+        throw new InvalidArgument([
+          { field: "page_token", description: "not a page token from ListDeployments", reason: "page_token" },
+        ]);
       }
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const found = await listDeployments(
         api.pool,
         { releaseId: request.releaseId.toLowerCase(), environment: request.environment, states: request.states },
-        { offset, limit: limit + 1 },
+        { after, limit: limit + 1 },
       );
+      const page = found.slice(0, limit);
+      const last = page.at(-1);
       return create(ListDeploymentsResponseSchema, {
-        deployments: found.slice(0, limit),
-        nextPageToken: found.length > limit ? String(offset + limit) : "",
+        deployments: page.map((row) => row.deployment),
+        nextPageToken:
+          found.length > limit && last
+            ? encodePageToken(last.createdAt.toISOString(), last.deployment.deploymentId)
+            : "",
       });
     },
   } satisfies Partial<Handlers>;

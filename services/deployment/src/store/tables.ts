@@ -70,6 +70,15 @@ export const deploymentMigrations: Migration[] = [
     name: "lapsed leases for the sweep",
     sql: "CREATE INDEX step_queue_leases ON step_queue (lease_expires_at) WHERE status = 'CLAIMED';",
   },
+  {
+    version: 8,
+    name: "deployments listed by keyset",
+    // Page tokens carry created_at as an ISO string (milliseconds): the column holds no finer.
+    sql: `
+      UPDATE deployments SET created_at = date_trunc('milliseconds', created_at);
+      CREATE INDEX deployments_page ON deployments (created_at DESC, deployment_id DESC);
+    `,
+  },
 ];
 
 export async function saveEnvironment(tx: Queryable, environment: Environment) {
@@ -158,7 +167,7 @@ export async function recordBaseline(
 export async function saveDeployment(tx: Queryable, deployment: Deployment) {
   await tx.query(
     `INSERT INTO deployments (deployment_id, release_id, environment, state, artifact_ids, created_at, deployment)
-     VALUES ($1, $2, $3, $4, $5, now(), $6)
+     VALUES ($1, $2, $3, $4, $5, date_trunc('milliseconds', now()), $6)
      ON CONFLICT (deployment_id) DO UPDATE SET state = EXCLUDED.state, deployment = EXCLUDED.deployment`,
     [
       deployment.deploymentId,
@@ -199,17 +208,22 @@ export async function runningDeployment(db: Queryable, environment: string, exce
   return rows[0]?.deployment_id;
 }
 
+/**
+ * Deployments newest first; `after`: the (created_at, deployment_id) of the last one of the
+ * previous page (a keyset, so deployments planned meanwhile neither repeat nor shift the pages).
+ */
 export async function listDeployments(
   db: Queryable,
   filter: { releaseId: string; environment: string; states: DeploymentState[] },
-  page: { offset: number; limit: number },
-): Promise<Deployment[]> {
-  const { rows } = await db.query<{ deployment: Uint8Array }>(
-    `SELECT deployment FROM deployments
+  page: { after: [string, string] | undefined; limit: number },
+): Promise<{ deployment: Deployment; createdAt: Date }[]> {
+  const { rows } = await db.query<{ deployment: Uint8Array; created_at: Date }>(
+    `SELECT deployment, created_at FROM deployments
      WHERE ($1 = '' OR release_id::text = $1) AND ($2 = '' OR environment = $2)
        AND (cardinality($3::int[]) = 0 OR state = ANY($3))
-     ORDER BY created_at DESC, deployment_id OFFSET $4 LIMIT $5`,
-    [filter.releaseId, filter.environment, filter.states, page.offset, page.limit],
+       AND ($4::timestamptz IS NULL OR (created_at, deployment_id) < ($4::timestamptz, $5::uuid))
+     ORDER BY created_at DESC, deployment_id DESC LIMIT $6`,
+    [filter.releaseId, filter.environment, filter.states, page.after?.[0] ?? null, page.after?.[1] ?? null, page.limit],
   );
-  return rows.map((row) => fromBinary(DeploymentSchema, row.deployment));
+  return rows.map((row) => ({ deployment: fromBinary(DeploymentSchema, row.deployment), createdAt: row.created_at }));
 }
