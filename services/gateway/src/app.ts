@@ -3,12 +3,12 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TokenVerifier } from "@rdm/auth";
 import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance } from "fastify";
+import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from "fastify";
 import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
 import { lazySchemaCompilers } from "./http/lazy-schemas.js";
-import { problem, refuseNonDecimalIntegers } from "./http/problems.js";
+import { problem, problemSchema, refuseNonDecimalIntegers } from "./http/problems.js";
 import { auditRoutes } from "./http/routes/audit/index.js";
 import { calendarRoutes } from "./http/routes/calendar/index.js";
 import { changeRoutes } from "./http/routes/changes/index.js";
@@ -99,6 +99,7 @@ export async function buildGatewayApp({
   await app.register(health, { databaseAvailable, isReady });
   const streams = createEventStreams(app, pool, logger);
   await app.register(async (api) => {
+    api.addHook("onRoute", documentCommonResponses);
     api.addHook("onRequest", authenticateReader(verifier));
     api.addHook("preValidation", refuseNonDecimalIntegers);
     const options = { pool, streams };
@@ -111,4 +112,27 @@ export async function buildGatewayApp({
       await api.register(routes, options);
   });
   return app;
+}
+
+const problemResponse = (description: string) => ({ description, ...problemSchema });
+
+/**
+ * What every authenticated route may answer besides its own responses, in the OpenAPI document:
+ * 401 (no valid token), 403 (a role that may not read), 503 (the database is away) as problems;
+ * and for a Server-Sent Events route (`/events`), its 200 stream and 400 (a bad Last-Event-ID).
+ */
+function documentCommonResponses(route: RouteOptions): void {
+  route.schema ??= {};
+  route.schema.response ??= {};
+  const response = route.schema.response as Record<string, unknown>;
+  if (route.url.endsWith("/events")) {
+    response[200] ??= {
+      description: "A text/event-stream: one event per projected change (id, event, data as JSON); kept open",
+      content: { "text/event-stream": { schema: { type: "string" } } },
+    };
+    response[400] ??= problemResponse("A query parameter or Last-Event-ID is not valid");
+  }
+  response[401] ??= problemResponse("No valid bearer token");
+  response[403] ??= problemResponse("The token's roles may not read this");
+  response[503] ??= problemResponse("The database is unavailable; retry (Retry-After)");
 }

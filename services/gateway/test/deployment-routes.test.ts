@@ -121,3 +121,23 @@ test("the OpenAPI document describes the deployment routes with examples", async
   }
   expect(JSON.stringify(doc.paths["/v1/environments/{environment}/inventory"])).toContain("ROLLED_BACK");
 });
+
+test("the OpenAPI document gives every route its 401, 403 and 503, and every event stream its 200 stream", async () => {
+  const doc = (await (await fetch(`${gatewayUrl}/docs/json`)).json()) as {
+    paths: Record<string, { get: { responses: Record<string, { content?: Record<string, unknown> }> } }>;
+  };
+  const routes = Object.entries(doc.paths).filter(([path]) => path.startsWith("/v1/"));
+  expect(routes.length).toBeGreaterThan(20);
+  for (const [path, { get }] of routes) {
+    expect({ path, codes: Object.keys(get.responses) }).toEqual({
+      path,
+      codes: expect.arrayContaining(["200", "401", "403", "503"]),
+    });
+    if (path.endsWith("/events")) {
+      expect({ path, content: Object.keys(get.responses["200"]?.content ?? {}) }).toEqual({
+        path,
+        content: ["text/event-stream"],
+      });
+    }
+  }
+});

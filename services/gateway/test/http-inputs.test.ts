@@ -121,6 +121,25 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     });
   });
 
+  test("enum filters: a name that is no value (the gRPC spelling included) is 400, not an empty list", async () => {
+    const key = `CHG-ENUM-${randomUUID().slice(0, 8)}`;
+    const ci = `ci-${randomUUID()}`;
+    await insertChange({ key, ciIds: [ci], start: "2031-01-01T00:00:00Z", end: "2031-01-01T01:00:00Z" });
+    const keys = async (query: string) =>
+      ((await get(`/v1/changes?ciId=${ci}&${query}`)).body.changes as { key: string }[]).map((c) => c.key);
+    expect(await keys("state=scheduled,DRAFT&type=Normal")).toEqual([key]);
+    expect(await keys("state=DRAFT")).toEqual([]);
+    for (const path of [
+      "/v1/changes?state=SCHEDULED,PLANNED",
+      "/v1/changes?state=CHANGE_STATE_SCHEDULED",
+      "/v1/changes?type=URGENT",
+      "/v1/releases?phase=RELEASE_PHASE_APPROVAL",
+    ]) {
+      expect({ path, ...(await get(path)) }).toMatchObject({ path, status: 400, body: badRequest });
+    }
+    expect((await get("/v1/releases?phase=APPROVAL")).status).toBe(200);
+  });
+
   test("what the database refused is said without its internals", async () => {
     const { body } = await get("/v1/changes?q=a%00b");
     expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");

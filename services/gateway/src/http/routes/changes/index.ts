@@ -1,4 +1,6 @@
+import { ChangeStateSchema, ChangeTypeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime/process";
+import { enumNames, parseEnumList } from "../../../projections/enums.js";
 import { badRequest, notFound, problemSchema, uuidSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { BOOKED, type ChangeRow, type CollisionRow, parseDate, toChange, toCollision } from "./queries.js";
@@ -73,9 +75,17 @@ const changeList: RoutePlugin = async (app, { pool }) => {
           `(raised_at, change_request_id) < (${arg(new Date(cursor[0]))}::timestamptz, ${arg(cursor[1])}::uuid)`,
         );
       }
-      const list = (value: string | undefined) => (value ? value.split(",").map((v) => v.trim().toUpperCase()) : []);
-      if (state) where.push(`state = ANY(${arg(list(state))})`);
-      if (type) where.push(`type = ANY(${arg(list(type))})`);
+      for (const [column, schema, value] of [
+        ["state", ChangeStateSchema, state],
+        ["type", ChangeTypeSchema, type],
+      ] as const) {
+        if (!value) continue;
+        const parsed = parseEnumList(schema, value);
+        if ("unknown" in parsed) {
+          return badRequest(reply, `${column}: "${parsed.unknown}" is none of ${enumNames(schema).join(", ")}`);
+        }
+        where.push(`${column} = ANY(${arg(parsed.names)})`);
+      }
       if (ciId) where.push(`${arg(ciId)} = ANY(affected_ci_ids)`);
       if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
       if (from !== undefined) {

@@ -152,9 +152,15 @@ export const changeListQuery = {
     state: {
       type: "string",
       maxLength: 300,
-      description: "comma-separated states, e.g. SCHEDULED,IMPLEMENTING",
+      description:
+        "comma-separated states, e.g. SCHEDULED,IMPLEMENTING: ChangeState names without CHANGE_STATE_, in any case; another name is 400",
     },
-    type: { type: "string", maxLength: 100, description: "comma-separated types, e.g. NORMAL,EMERGENCY" },
+    type: {
+      type: "string",
+      maxLength: 100,
+      description:
+        "comma-separated types, e.g. NORMAL,EMERGENCY (CHANGE_TYPE_ names are accepted too); another name is 400",
+    },
     ciId: { type: "string", maxLength: 200 },
     linkedReleaseId: { type: "string", maxLength: 36 },
     from: { type: "string", format: "date-time" },

@@ -1,3 +1,5 @@
+import { ReleasePhaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { enumNames } from "../../../projections/enums.js";
 import { uuidSchema } from "../../problems.js";
 import { arr, nullableDate, obj, str } from "../../schema-parts.js";
 import { afterSchema } from "../../sse.js";
@@ -29,7 +31,7 @@ export const releaseSchema = {
         end: { type: ["string", "null"], format: "date-time" },
       },
     },
-    phase: { type: "string" },
+    phase: { type: "string", enum: enumNames(ReleasePhaseSchema) },
     registeredBy: { type: "string" },
     registeredAt: { type: "string", format: "date-time" },
     version: { type: "integer" },
@@ -119,7 +121,7 @@ export const releaseListQuery = {
   properties: {
     pageSize: { type: "integer", minimum: 1, maximum: 200, default: 50 },
     pageToken: { type: "string", maxLength: 200 },
-    phase: { type: "string" },
+    phase: { type: "string", enum: enumNames(ReleasePhaseSchema), description: "ReleasePhase without RELEASE_PHASE_" },
     type: { type: "string", enum: ["MAJOR", "MINOR", "EMERGENCY"] },
     owner: { type: "string" },
     status: { type: "string", enum: ["ACTIVE", "ABANDONED", "CLOSED"] },
