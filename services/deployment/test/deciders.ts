@@ -2,7 +2,7 @@
 // command runner does (stream version, actor, time), so evolve sees what it sees in production.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { EventMetadataSchema, type TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeployedArtifactSchema,
   type DeploymentStrategy,
@@ -71,7 +71,7 @@ export class Deciding {
     return events.map((event) => event.$typeName.replace("rdm.deployment.v1.", ""));
   }
 
-  plan(deploymentStrategy: DeploymentStrategy, env = environment()) {
+  plan(deploymentStrategy: DeploymentStrategy, env = environment(), window?: TimeWindow) {
     return this.run({
       kind: "planDeployment",
       deploymentId: "d-1",
@@ -79,7 +79,7 @@ export class Deciding {
       environment: env,
       artifacts: [create(DeployedArtifactSchema, { artifactId: "a-new", name: "api", version: "2.0.0" })],
       strategy: deploymentStrategy,
-      window: undefined,
+      window,
       linkedChangeIds: [],
     });
   }

@@ -1,4 +1,6 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   DeploymentStrategyKind,
@@ -184,6 +186,22 @@ describe("approval and start", () => {
     d.claim(0);
     expect(d.types(d.events).slice(-2)).toEqual(["DeploymentStarted", "DeploymentStepClaimed"]);
     expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);
+  });
+
+  test("a deployment whose planned window has ended is refused at start; one whose window is ahead waits for it", () => {
+    const hour = 3_600_000;
+    const window = (from: number, to: number) =>
+      create(TimeWindowSchema, {
+        start: timestampFromDate(new Date(NOW.getTime() + from * hour)),
+        end: timestampFromDate(new Date(NOW.getTime() + to * hour)),
+      });
+    const late = new Deciding();
+    late.plan(ALL_AT_ONCE, undefined, window(-3, -1));
+    expect(refusal(() => late.start()).conditions.map((c) => c.rule)).toEqual(["deployment.window_passed"]);
+    const early = new Deciding();
+    early.plan(ALL_AT_ONCE, undefined, window(1, 3));
+    const [scheduled] = early.start();
+    expect(scheduled).toMatchObject({ availableAt: timestampFromDate(new Date(NOW.getTime() + hour)) });
   });
 
   test("an overridden freeze is recorded on DeploymentScheduled: the justification and the calendar windows", () => {

@@ -180,6 +180,37 @@ test("ListDeployments pages newest first; a deployment planned between pages nei
   expect([forged.code, forged.badRequest?.fieldViolations[0]?.field]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
 });
 
+test("a promotion order that would run in a circle is refused, whichever definition closes it", async () => {
+  const [a, b, c] = [uniqueId("env-a"), uniqueId("env-b"), uniqueId("env-c")];
+  const define = (name: string, promotesFrom: string) => ({
+    ...rid(),
+    environment: {
+      name,
+      promotionRank: 1,
+      promotesFrom,
+      targetGroups: groups({ rest: [uniqueId("ci")] }),
+      executorLabels: [],
+    },
+  });
+  await deployer.registerEnvironment(define(a, ""));
+  await deployer.registerEnvironment(define(b, a));
+  await deployer.registerEnvironment(define(c, b));
+  expect(await preconditionRules(deployer.changeEnvironment({ ...define(a, c), reason: "loop" }))).toEqual([
+    "environment.promotion_cycle",
+  ]);
+  // Two changes, each fine alone, that together would close one, at once: one is taken.
+  const [d, e] = [uniqueId("env-d"), uniqueId("env-e")];
+  await deployer.registerEnvironment(define(d, ""));
+  await deployer.registerEnvironment(define(e, ""));
+  const both = await Promise.allSettled([
+    deployer.changeEnvironment({ ...define(d, e), reason: "d after e" }),
+    deployer.changeEnvironment({ ...define(e, d), reason: "e after d" }),
+  ]);
+  expect(both.map((r) => r.status).sort()).toEqual(["fulfilled", "rejected"]);
+  const refused = both.find((r) => r.status === "rejected") as PromiseRejectedResult;
+  expect(await preconditionRules(Promise.reject(refused.reason))).toEqual(["environment.promotion_cycle"]);
+});
+
 test("a deployment of an abandoned release is refused at start", async () => {
   const environment = await newEnvironment();
   const { deploymentId, releaseId } = await planned(environment);

@@ -146,6 +146,9 @@ test("an expired lease returns the step to the queue; the old holder's reports a
     ),
   ).toEqual(["step.lease_lost"]);
   expect(await preconditionRules(executor.completeStep({ ...rid(), lease: oldLease }))).toEqual(["step.lease_lost"]);
+  // A lease on a deployment that does not exist is the executor's mistake, not a lost lease.
+  const nowhere = { ...oldLease, deploymentId: "00000000-0000-4000-8000-000000000000" };
+  await refusedWith(executor.completeStep({ ...rid(), lease: nowhere }), status.NOT_FOUND);
   await refusedWith(executor.heartbeatStep({ lease: oldLease, leaseSeconds: 30 }), status.FAILED_PRECONDITION);
   const newLease = { ...oldLease, fencingToken: second.fencingToken };
   expect((await other.heartbeatStep({ lease: newLease, leaseSeconds: 30 })).leaseExpiresAt).toBeDefined();

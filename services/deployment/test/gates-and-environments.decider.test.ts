@@ -181,16 +181,18 @@ describe("environments", () => {
     events.reduce(evolveEnvironment, state);
 
   test("registered once, changed, frozen and thawed", () => {
-    const registered = fold(decideEnvironment({ kind: "registerEnvironment", definition }, { environment: undefined }));
-    expect(registered.environment).toMatchObject({ name: "production", promotesFrom: "staging", frozen: false });
-    expect(refusal(() => decideEnvironment({ kind: "registerEnvironment", definition }, registered)).code).toBe(
-      "ALREADY_EXISTS",
+    const registered = fold(
+      decideEnvironment({ kind: "registerEnvironment", definition, upstream: ["staging"] }, { environment: undefined }),
     );
+    expect(registered.environment).toMatchObject({ name: "production", promotesFrom: "staging", frozen: false });
+    expect(
+      refusal(() => decideEnvironment({ kind: "registerEnvironment", definition, upstream: [] }, registered)).code,
+    ).toBe("ALREADY_EXISTS");
     const frozen = fold(decideEnvironment({ kind: "setFreeze", frozen: true, reason: "peak" }, registered), registered);
     expect(frozen.environment).toMatchObject({ frozen: true, freezeReason: "peak" });
     const changed = fold(
       decideEnvironment(
-        { kind: "changeEnvironment", definition: { ...definition, executorLabels: [] }, reason: "" },
+        { kind: "changeEnvironment", definition: { ...definition, executorLabels: [] }, reason: "", upstream: [] },
         frozen,
       ),
       frozen,
@@ -210,12 +212,25 @@ describe("environments", () => {
       protection: create(ProtectionPolicySchema, { quorum: 1 }),
     };
     const error = refusal(() =>
-      decideEnvironment({ kind: "registerEnvironment", definition: bad }, { environment: undefined }),
+      decideEnvironment({ kind: "registerEnvironment", definition: bad, upstream: [] }, { environment: undefined }),
     );
     expect(error.conditions.map((condition) => condition.rule)).toEqual([
       "environment.target_in_one_group",
       "environment.promotes_from",
       "environment.protection_group",
+    ]);
+    // staging promotes from test, test from production: production after staging closes a circle.
+    const circle = refusal(() =>
+      decideEnvironment(
+        { kind: "registerEnvironment", definition, upstream: ["staging", "test", "production"] },
+        { environment: undefined },
+      ),
+    );
+    expect(circle.conditions.map((c) => [c.rule, c.description])).toEqual([
+      [
+        "environment.promotion_cycle",
+        "the promotion order would run in a circle: production → staging → test → production",
+      ],
     ]);
     expect(
       refusal(() => decideEnvironment({ kind: "setFreeze", frozen: true, reason: "" }, { environment: undefined }))

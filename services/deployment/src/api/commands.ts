@@ -85,12 +85,22 @@ export function runEnvironmentCommand<R extends DescMessage>(
   ctx: CallContext,
   method: { input: DescMessage },
   request: MessageShape<DescMessage> & { requestId: string },
-  spec: { output: R; name: string; command: EnvironmentCommand },
+  spec: { output: R; name: string; command: EnvironmentCommand | ((tx: pg.PoolClient) => Promise<EnvironmentCommand>) },
 ): Promise<MessageShape<R>> {
+  const { command } = spec;
   return handler.handle(originOf(ctx, request.requestId), {
     aggregate: environments,
     streamId: environmentStreamId(spec.name),
-    decide: (state) => decideEnvironment(spec.command, state),
+    // A definition reads the promotion order: definitions take turns, so two cannot close a cycle.
+    ...(typeof command === "function"
+      ? {
+          prepare: async (tx: pg.PoolClient) => {
+            await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm.promotion_order'))");
+          },
+        }
+      : {}),
+    decide: async (state, _ctx, tx) =>
+      decideEnvironment(typeof command === "function" ? await command(tx) : command, state),
     project: async (tx, { after }) => {
       if (after.environment) await saveEnvironment(tx, after.environment);
     },

@@ -13,7 +13,7 @@ import {
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
-import { listDeployments, listEnvironments } from "../store/tables.js";
+import { listDeployments, listEnvironments, promotionChain } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
 import { deploymentCommandHandlers } from "./deployment-commands.js";
@@ -58,7 +58,11 @@ function environmentAndQueryHandlers(api: ApiContext) {
       return runEnvironmentCommand(handler, ctx, M.registerEnvironment, request, {
         output: M.registerEnvironment.output,
         name: def.name,
-        command: { kind: "registerEnvironment", definition: def },
+        command: async (tx) => ({
+          kind: "registerEnvironment",
+          definition: def,
+          upstream: await promotionChain(tx, def.promotesFrom),
+        }),
       });
     },
     async changeEnvironment(request, ctx) {
@@ -66,7 +70,12 @@ function environmentAndQueryHandlers(api: ApiContext) {
       return runEnvironmentCommand(handler, ctx, M.changeEnvironment, request, {
         output: M.changeEnvironment.output,
         name: def.name,
-        command: { kind: "changeEnvironment", definition: def, reason: request.reason },
+        command: async (tx) => ({
+          kind: "changeEnvironment",
+          definition: def,
+          reason: request.reason,
+          upstream: await promotionChain(tx, def.promotesFrom),
+        }),
       });
     },
     async setEnvironmentFreeze(request, ctx) {

@@ -13,7 +13,7 @@ import {
 import { StepKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import { extendLease, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
-import { runDeploymentCommand } from "./commands.js";
+import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
 const M = DeploymentService.method;
@@ -42,7 +42,10 @@ const leaseOf = (lease: StepLease | undefined) => {
 
 /** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
 const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.PoolClient) => {
-  if (!(await leaseIsLive(tx, lease))) throw leaseLost(lease);
+  if (await leaseIsLive(tx, lease)) return;
+  // No such deployment is the executor's mistake, not a lease it lost.
+  const known = await tx.query("SELECT 1 FROM deployments WHERE deployment_id::text = $1", [lease.deploymentId]);
+  throw known.rowCount ? leaseLost(lease) : notFound("deployment", lease.deploymentId);
 };
 
 /**

@@ -159,6 +159,14 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       description: `planned while ${deployment.previousColour || "no colour"} was live, ${command.liveColour} is live now: plan it again`,
     });
   }
+  const windowEnd = toDate(deployment.window?.end);
+  if (windowEnd && windowEnd <= command.now) {
+    violations.push({
+      rule: "deployment.window_passed",
+      subject: deployment.deploymentId,
+      description: `the deployment's window ended at ${windowEnd.toISOString()}: plan it again with a new window`,
+    });
+  }
   if (violations.length) {
     throw violation(
       "FAILED_PRECONDITION",

@@ -34,11 +34,15 @@ export interface EnvironmentDefinition {
 }
 
 export type EnvironmentCommand =
-  | { kind: "registerEnvironment"; definition: EnvironmentDefinition }
-  | { kind: "changeEnvironment"; definition: EnvironmentDefinition; reason: string }
+  | { kind: "registerEnvironment"; definition: EnvironmentDefinition; upstream: string[] }
+  | { kind: "changeEnvironment"; definition: EnvironmentDefinition; reason: string; upstream: string[] }
   | { kind: "setFreeze"; frozen: boolean; reason: string };
 
-function definitionViolations(definition: EnvironmentDefinition): RuleDetail[] {
+/**
+ * `upstream`: the promotion order before this environment as it stands, nearest first: its
+ * `promotesFrom`, then that environment's promotes_from, and so on.
+ */
+function definitionViolations(definition: EnvironmentDefinition, upstream: string[]): RuleDetail[] {
   const violations: RuleDetail[] = [];
   const seen = new Map<string, string>();
   for (const group of definition.targetGroups) {
@@ -67,6 +71,14 @@ function definitionViolations(definition: EnvironmentDefinition): RuleDetail[] {
       subject: definition.name,
       description: "an environment cannot follow itself in the promotion order",
     });
+  } else if (upstream.includes(definition.name)) {
+    // A cycle: no package could ever have succeeded in the environment before, so no deployment
+    // in the cycle would pass gate.promotion_order.
+    violations.push({
+      rule: "environment.promotion_cycle",
+      subject: definition.name,
+      description: `the promotion order would run in a circle: ${[definition.name, ...upstream.slice(0, upstream.indexOf(definition.name) + 1)].join(" → ")}`,
+    });
   }
   const protection = definition.protection;
   if (protection && protection.quorum > 0 && !protection.approvalGroup) {
@@ -89,8 +101,8 @@ const snapshot = (definition: EnvironmentDefinition, previous?: Environment): En
     protection: definition.protection,
   });
 
-function checkedDefinition(definition: EnvironmentDefinition): EnvironmentDefinition {
-  const violations = definitionViolations(definition);
+function checkedDefinition(definition: EnvironmentDefinition, upstream: string[]): EnvironmentDefinition {
+  const violations = definitionViolations(definition, upstream);
   if (violations.length) {
     throw violation(
       "FAILED_PRECONDITION",
@@ -112,7 +124,11 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
         `environment ${command.definition.name} is already registered`,
       );
     }
-    return [create(EnvironmentRegisteredSchema, { environment: snapshot(checkedDefinition(command.definition)) })];
+    return [
+      create(EnvironmentRegisteredSchema, {
+        environment: snapshot(checkedDefinition(command.definition, command.upstream)),
+      }),
+    ];
   }
   if (!current) {
     throw violation("NOT_FOUND", "environment.unknown", "no such environment", [], "environment");
@@ -124,7 +140,7 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
     });
     return [create(EnvironmentChangedSchema, { environment, reason: command.reason })];
   }
-  const environment = snapshot(checkedDefinition(command.definition), current);
+  const environment = snapshot(checkedDefinition(command.definition, command.upstream), current);
   return [create(EnvironmentChangedSchema, { environment, reason: command.reason })];
 }
 

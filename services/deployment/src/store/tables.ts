@@ -126,6 +126,16 @@ export async function findEnvironment(db: Queryable, name: string): Promise<Envi
 }
 
 /** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
+/** `from` and the environments before it in the promotion order, nearest first (stops at a repeat). */
+export async function promotionChain(db: Queryable, from: string): Promise<string[]> {
+  const chain: string[] = [];
+  for (let name = from; name && !chain.includes(name); ) {
+    chain.push(name);
+    name = (await findEnvironment(db, name))?.promotesFrom ?? "";
+  }
+  return chain;
+}
+
 /** Locks the environment's outcome row until the transaction ends (creating it at sequence 0). */
 export async function lockEnvironmentOutcomes(tx: Queryable, environment: string): Promise<void> {
   await tx.query(
