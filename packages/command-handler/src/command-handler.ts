@@ -231,6 +231,21 @@ export class CommandHandler<E extends DomainEvent> {
     return command.newStream ? { state: aggregate.initialState(), version: 0 } : this.states.get(aggregate, streamId);
   }
 
+  /**
+   * Refuses events of more than `maxEventBytes` (INVALID_ARGUMENT, `event.too_large`): each is one
+   * Kafka record. For callers that append encoded events themselves (a bulk import).
+   */
+  refuseOversized(encoded: readonly { type: string; data: Uint8Array }[]): void {
+    const oversized = encoded.find((event) => event.data.byteLength > this.maxEventBytes);
+    if (!oversized) return;
+    throw new RuleViolation(
+      "INVALID_ARGUMENT",
+      "event.too_large",
+      `the ${oversized.type} this request would record is ${oversized.data.byteLength} bytes, more than ` +
+        `the ${this.maxEventBytes} an event may have (it must fit one Kafka message): send fewer or shorter items`,
+    );
+  }
+
   /** Where a stream's fold starts: its cached state, its snapshot, or the aggregate's initial state. */
   private async startOf<S, ES extends E>(aggregate: Aggregate<S, ES>, streamId: string, db: Queryable) {
     return (
@@ -277,15 +292,7 @@ export class CommandHandler<E extends DomainEvent> {
     const client = answered && origin.requestId ? (command as ClientCommand<S, ES, DescMessage>) : undefined;
     const { project, projection, aggregate } = command;
     const encoded = outcome.events.map((event) => this.codec.encode(event, origin.traceparent));
-    const oversized = encoded.find((event) => event.data.byteLength > this.maxEventBytes);
-    if (oversized) {
-      throw new RuleViolation(
-        "INVALID_ARGUMENT",
-        "event.too_large",
-        `the ${oversized.type} this request would record is ${oversized.data.byteLength} bytes, more than ` +
-          `the ${this.maxEventBytes} an event may have (it must fit one Kafka message): send fewer or shorter items`,
-      );
-    }
+    this.refuseOversized(encoded);
     await this.store
       .appendToStream(outcome.streamId, expected === 0 ? "no_stream" : expected, encoded, {
         ...(tx ? { client: tx } : {}),

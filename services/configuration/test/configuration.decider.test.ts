@@ -218,6 +218,40 @@ describe("Definitive Media Library", () => {
     artifact(history)
       .when({ ...registerArtifact, sha256: sha("b") })
       .thenFails("dml.immutable_version");
+    // The same checksum with another size or dependency list is refused too, not dropped.
+    artifact(history)
+      .when({ ...registerArtifact, sizeBytes: 999n })
+      .thenFails("dml.immutable_version");
+    artifact(history)
+      .when({
+        ...registerArtifact,
+        dependencies: [{ $typeName: "rdm.configuration.v1.ArtifactDependency", name: "x", versionRange: "^1" }],
+      })
+      .thenFails("dml.immutable_version");
+  });
+
+  test("a version with build metadata is a semantic version; with a v prefix it is not", () => {
+    expect(
+      artifact([])
+        .when({ ...registerArtifact, version: "1.4.2+build.5" })
+        .events(),
+    ).toHaveLength(1);
+    expect(
+      artifact([])
+        .when({ ...registerArtifact, version: "2.0.0-rc.1+sha.5114f85" })
+        .events(),
+    ).toHaveLength(1);
+    artifact([])
+      .when({ ...registerArtifact, version: "v1.4.2+build.5" })
+      .thenFails("artifact.semver_version");
+  });
+
+  test("an artifact registered without a size is verified by its digest alone", () => {
+    const history = stamp(decideArtifact({ ...registerArtifact, sizeBytes: 0n }, foldArtifact([])));
+    const [verified] = artifact(history)
+      .when({ kind: "verifyArtifact", actualSha256: sha("a"), actualSizeBytes: 29n, method: "bytes" })
+      .events();
+    expect(verified?.$typeName).toBe("rdm.configuration.v1.ArtifactVerified");
   });
 
   test("refuses a non-semver version and an invalid, duplicated or self dependency", () => {

@@ -123,14 +123,19 @@ function itemCommandRunner(execute: Execute) {
     requestId: string,
     requestHash: string,
     ciId: string,
-    /** Reads it needs go through `tx`, the command's transaction. */
+    /** Reads it needs go through `tx`. */
     command: (tx: pg.PoolClient) => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
-    /** The item's id was made for this command (a registration). */
-    newStream = false,
+    options: {
+      /** The item's id was made for this command (a registration). */
+      newStream?: boolean;
+      /** `tx` is a transaction of the command's own, so its reads may lock rows until the append commits. */
+      lockingReads?: boolean;
+    } = {},
   ) => {
     const response = await execute<ConfigurationItemEvent, typeof GetConfigurationItemResponseSchema>(ctx, requestId, {
       streamId: ciStreamId(ciId),
-      newStream,
+      newStream: options.newStream ?? false,
+      ...(options.lockingReads ? { prepare: async () => undefined } : {}),
       decide: async (history, _ctx, tx) => {
         // Empty: a registration's new stream (any other command finds no item).
         if (history.length > 0 && !isItemStream(history)) throw notFound("configuration item", ciId);

@@ -31,6 +31,8 @@ export interface ImportEntry {
 export interface BatchReads {
   answers: Map<string, CommandResult>;
   items: Map<string, ConfigurationItem>;
+  /** Of the request ids references name, those that registered a CI (its stream's first event). */
+  registrations: Set<string>;
 }
 
 /** A CI's stream as the batch has decided it so far. */
@@ -58,9 +60,9 @@ export interface BatchPlan {
 
 const RESPONSE = { response: ImportItemResultSchema };
 
-/** The request ids whose recorded answers a batch reads: its items' own, and those its references name. */
-export function answeredIds(entries: ImportEntry[]): string[] {
-  const requestIds = new Set(entries.map((e) => e.requestId));
+/** The registration request ids the batch's relationships name. */
+export function referencedRequestIds(entries: ImportEntry[]): string[] {
+  const requestIds = new Set<string>();
   for (const { item } of entries) {
     if (item.item.case !== "addRelationship") continue;
     for (const ref of [item.item.value.source, item.item.value.target]) {
@@ -68,6 +70,11 @@ export function answeredIds(entries: ImportEntry[]): string[] {
     }
   }
   return [...requestIds];
+}
+
+/** The request ids whose recorded answers a batch reads: its items' own, and those its references name. */
+export function answeredIds(entries: ImportEntry[]): string[] {
+  return [...new Set([...entries.map((e) => e.requestId), ...referencedRequestIds(entries)])];
 }
 
 /** The CI ids a batch's relationships name directly or through a recorded registration: sources and targets to read. */
@@ -184,7 +191,9 @@ export class BatchDecider {
   private resolve(ref: CiReference | undefined): string {
     if (ref?.reference.case === "ciId") return ref.reference.value;
     const requestId = ref?.reference.value ?? "";
-    const ciId = this.registered.get(requestId) ?? this.reads.answers.get(requestId)?.streamId;
+    // Only a registration's request id names its CI (not that of a later command on it).
+    const recorded = this.reads.registrations.has(requestId) ? this.reads.answers.get(requestId) : undefined;
+    const ciId = this.registered.get(requestId) ?? recorded?.streamId;
     if (ciId) return ciId;
     throw configurationRuleViolation(
       "NOT_FOUND",
@@ -211,10 +220,12 @@ export class BatchDecider {
       traceparent: this.ctx.traceparent,
     };
     const events = this.deps.handler.stamp(decided, origin, streamId, stream.version);
+    const encoded = events.map((event) => configurationCodec.encode(event, this.ctx.traceparent));
+    this.deps.handler.refuseOversized(encoded);
     this.plan.appends.push({
       streamId,
       expectedVersion: stream.version === 0 ? "no_stream" : stream.version,
-      events: events.map((event) => configurationCodec.encode(event, this.ctx.traceparent)),
+      events: encoded,
       options: {
         requestId: entry.requestId,
         requestHash: entry.requestHash,

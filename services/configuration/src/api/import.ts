@@ -19,7 +19,13 @@ import {
   ImportItemResultSchema,
   ImportItemSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { findConfigurationItems, saveConfigurationItems, saveRelationships } from "../store/read-model.js";
+import {
+  findConfigurationItems,
+  registeringRequests,
+  retiredAmong,
+  saveConfigurationItems,
+  saveRelationships,
+} from "../store/read-model.js";
 import type { ConfigurationApiDeps, ConfigurationHandlers } from "./configuration-rpc.js";
 import {
   answeredIds,
@@ -27,6 +33,7 @@ import {
   type BatchPlan,
   type BatchReads,
   type ImportEntry,
+  referencedRequestIds,
   relatedCiIds,
 } from "./import-batch.js";
 
@@ -147,10 +154,21 @@ async function runBatch(
   }
 }
 
-/** What the batch decides on, in two statements: the recorded answers, then the CIs its relationships name. */
+/**
+ * What the batch decides on: the recorded answers, the CIs its relationships name, and which of
+ * the request ids its references name registered a CI.
+ */
 async function readBatch({ store, pool }: ConfigurationApiDeps, entries: ImportEntry[]): Promise<BatchReads> {
   const answers = await store.getCommandResults(answeredIds(entries));
-  return { answers, items: await findConfigurationItems(pool, relatedCiIds(entries, answers)) };
+  const referenced = referencedRequestIds(entries).filter((requestId) => answers.get(requestId)?.streamId);
+  return {
+    answers,
+    items: await findConfigurationItems(pool, relatedCiIds(entries, answers)),
+    registrations: await registeringRequests(
+      pool,
+      referenced.map((requestId) => answers.get(requestId)?.streamId as string),
+    ),
+  };
 }
 
 /**
@@ -160,6 +178,11 @@ async function readBatch({ store, pool }: ConfigurationApiDeps, entries: ImportE
  */
 async function commit({ store, pool }: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
   await withTransaction(pool, async (tx) => {
+    // The relationships' targets were read before this transaction: hold them, and decide again
+    // if one was retired since (a retired item gains no relationship).
+    const targets = [...new Set(plan.relationships.map((relationship) => relationship.targetCiId))];
+    const retired = await retiredAmong(tx, targets);
+    if (retired.length) throw new BatchConflict(new Error(`${retired[0]} was retired meanwhile`));
     const appended = await store.appendMany(tx, plan.appends);
     const refusal = appended.find((outcome): outcome is Error => outcome instanceof Error);
     if (refusal) throw new BatchConflict(refusal);

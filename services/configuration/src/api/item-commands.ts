@@ -26,7 +26,9 @@ export function itemCommandHandlers(
     async registerConfigurationItem(request, ctx) {
       const hash = requestFingerprint(ConfigurationService.method.registerConfigurationItem.input, request);
       const ciId = newCiId();
-      const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request), true);
+      const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request), {
+        newStream: true,
+      });
       return create(RegisterConfigurationItemResponseSchema, { item });
     },
 

@@ -19,12 +19,22 @@ export function relationshipHandlers(
   return {
     async addRelationship(request, ctx) {
       const hash = requestFingerprint(ConfigurationService.method.addRelationship.input, request);
-      const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, async (tx) => ({
-        kind: "addRelationship",
-        type: request.type,
-        targetCiId: request.targetCiId,
-        target: await findConfigurationItem(tx, request.targetCiId),
-      }));
+      // The target is read with a share lock held until the append commits: a retire of it waits
+      // (and then follows the relationship), or committed first and is seen, so a retired item
+      // never gains one.
+      const source = await onItem(
+        ctx,
+        request.requestId,
+        hash,
+        request.sourceCiId,
+        async (tx) => ({
+          kind: "addRelationship",
+          type: request.type,
+          targetCiId: request.targetCiId,
+          target: await findConfigurationItem(tx, request.targetCiId, { forShare: true }),
+        }),
+        { lockingReads: true },
+      );
       return create(AddRelationshipResponseSchema, { source });
     },
 

@@ -68,11 +68,14 @@ function existing(state: ArtifactState): Artifact {
 }
 
 function checkRegistration(command: RegisterArtifact): void {
-  if (semver.valid(command.version) !== command.version) {
+  // SemVer 2.0 as written, build metadata included (semver.valid drops it, and takes a "v" prefix).
+  const parsed = semver.parse(command.version);
+  const written = parsed && `${parsed.version}${parsed.build.length ? `+${parsed.build.join(".")}` : ""}`;
+  if (written !== command.version) {
     throw configurationRuleViolation(
       "INVALID_ARGUMENT",
       "artifact.semver_version",
-      `version "${command.version}" is not a semantic version (e.g. 1.4.2)`,
+      `version "${command.version}" is not a semantic version (e.g. 1.4.2, 2.0.0-rc.1, 1.0.0+build.5)`,
       "version",
     );
   }
@@ -106,18 +109,33 @@ function checkRegistration(command: RegisterArtifact): void {
   }
 }
 
+/** What a registration declares differently from the recorded one, or undefined. */
+function registrationDifference(registered: Artifact, command: RegisterArtifact): string | undefined {
+  if (registered.sha256 !== command.sha256) return `sha256 (${registered.sha256})`;
+  if (registered.sizeBytes !== command.sizeBytes) return `size (${registered.sizeBytes} bytes)`;
+  const dependencies = (list: { name: string; versionRange: string }[]) =>
+    list
+      .map((d) => `${d.name}@${d.versionRange}`)
+      .sort()
+      .join(",");
+  if (dependencies(registered.dependencies) !== dependencies(command.dependencies)) return "dependency list";
+  return undefined;
+}
+
 export function decide(command: ArtifactCommand, state: ArtifactState): ArtifactEvent[] {
   switch (command.kind) {
     case "registerArtifact": {
       checkRegistration(command);
       const registered = state.artifact;
       if (registered) {
-        // Same content again: idempotent. Other content under the same version: refused.
-        if (registered.sha256 === command.sha256) return [];
+        // The same registration again: idempotent. Other content, size or dependencies under the
+        // same version: refused, not dropped.
+        const differs = registrationDifference(registered, command);
+        if (!differs) return [];
         throw configurationRuleViolation(
           "ALREADY_EXISTS",
           "dml.immutable_version",
-          `${command.name}@${command.version} is already registered with sha256 ${registered.sha256}; a version's content never changes, register a new version`,
+          `${command.name}@${command.version} is already registered with another ${differs}; a version never changes, register a new version`,
           registered.artifactId,
         );
       }
@@ -136,7 +154,11 @@ export function decide(command: ArtifactCommand, state: ArtifactState): Artifact
         );
       }
       const digestMatches = artifact.sha256 === command.actualSha256;
-      const sizeMatches = command.actualSizeBytes === undefined || command.actualSizeBytes === artifact.sizeBytes;
+      // A size of 0 was not given at registration: nothing to compare with.
+      const sizeMatches =
+        command.actualSizeBytes === undefined ||
+        artifact.sizeBytes === 0n ||
+        command.actualSizeBytes === artifact.sizeBytes;
       if (digestMatches && sizeMatches) {
         return [
           create(ArtifactVerifiedSchema, {

@@ -6,7 +6,7 @@ import {
   type ArtifactStatus,
   type Baseline,
   BaselineSchema,
-  type CiLifecycleStatus,
+  CiLifecycleStatus,
   type CiType,
   type ConfigurationItem,
   ConfigurationItemSchema,
@@ -82,6 +82,25 @@ export async function saveRelationships(q: Queryable, relationships: Relationshi
 }
 
 /** Many items by id in one statement, by id (absent: not there). */
+/** The request ids that registered the CIs named (the request id of each stream's first event). */
+export async function registeringRequests(q: Queryable, ciIds: string[]): Promise<Set<string>> {
+  const { rows } = await q.query<{ request_id: string }>(
+    `SELECT metadata->>'requestId' AS request_id FROM events
+     WHERE stream_id = ANY($1) AND version = 1 AND type = 'rdm.configuration.v1.ConfigurationItemRegistered'`,
+    [ciIds],
+  );
+  return new Set(rows.map((row) => row.request_id));
+}
+
+/** The CIs named that are retired now, their rows locked until the transaction ends (`q` must be one). */
+export async function retiredAmong(q: Queryable, ciIds: string[]): Promise<string[]> {
+  const { rows } = await q.query<{ ci_id: string; status: number }>(
+    "SELECT ci_id, status FROM configuration_items WHERE ci_id = ANY($1) FOR SHARE",
+    [ciIds],
+  );
+  return rows.filter((row) => row.status === CiLifecycleStatus.RETIRED).map((row) => row.ci_id);
+}
+
 export async function findConfigurationItems(q: Queryable, ciIds: string[]): Promise<Map<string, ConfigurationItem>> {
   const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = ANY($1)`, [
     ciIds,
@@ -94,8 +113,16 @@ export async function findConfigurationItems(q: Queryable, ciIds: string[]): Pro
   );
 }
 
-export async function findConfigurationItem(q: Queryable, ciId: string): Promise<ConfigurationItem | undefined> {
-  const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = $1`, [ciId]);
+/** `forShare`: lock the row until the transaction ends (a writer of it waits; `q` must be a transaction). */
+export async function findConfigurationItem(
+  q: Queryable,
+  ciId: string,
+  options: { forShare?: boolean } = {},
+): Promise<ConfigurationItem | undefined> {
+  const lock = options.forShare ? " FOR SHARE" : "";
+  const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = $1${lock}`, [
+    ciId,
+  ]);
   return rows[0] ? fromBinary(ConfigurationItemSchema, rows[0].item) : undefined;
 }
 
