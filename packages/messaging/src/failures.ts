@@ -33,9 +33,10 @@ export class DatabaseUnavailable extends Error {
 }
 
 /**
- * No retry can help: the handler said so, the message is not a CloudEvent, or PostgreSQL
- * refused the event's data itself (SQLSTATE class 22, e.g. an id that is not a uuid). By name
- * too, so a PermanentError from another copy of this package (dist vs src) still counts.
+ * No retry can help: the handler said so, the message is not a CloudEvent, PostgreSQL refused
+ * the event's data itself (SQLSTATE class 22, e.g. an id that is not a uuid), or the command the
+ * event led to is invalid whatever the state (a RuleViolation with code INVALID_ARGUMENT, e.g.
+ * event.too_large). By name too, so errors from another copy of a package (dist vs src) count.
  */
 export function isPermanent(error: Error): boolean {
   return (
@@ -43,6 +44,7 @@ export function isPermanent(error: Error): boolean {
     error instanceof MalformedCloudEvent ||
     error.name === "PermanentError" ||
     error.name === "MalformedCloudEvent" ||
+    (error.name === "RuleViolation" && (error as { code?: unknown }).code === "INVALID_ARGUMENT") ||
     isDataException(error)
   );
 }
