@@ -43,3 +43,32 @@ test("an overdue task is flagged, then cleared when completed, ", () => {
   expect(flags).toEqual([false, true, false]);
   expect(kernelRelease.fold(events).release?.tasks[0]?.status).toBe(TaskStatus.DONE);
 });
+
+test("an overdue task of a phase the release has left is no longer overdue: it can be done no more", () => {
+  const releaseId = randomUUID();
+  const dueAt = timestampFromDate(new Date(Date.UTC(2026, 11, 1, 10)));
+  const events: kernelRelease.ReleaseEvent[] = [
+    create(ev.ReleaseRegisteredSchema, {
+      metadata: metadata(1n),
+      releaseId,
+      phase: ReleasePhase.REGISTRATION,
+      phaseEntry: 1,
+      model: kernelRelease.STANDARD_MODEL,
+    }),
+    create(ev.ReleaseTaskAddedSchema, {
+      metadata: metadata(2n),
+      releaseId,
+      task: { taskId: "t1", phase: ReleasePhase.REGISTRATION, phaseEntry: 1, name: "optional", dueAt },
+    }),
+    create(ev.ReleaseTaskOverdueSchema, { metadata: metadata(3n), releaseId, taskId: "t1", dueAt }),
+    create(ev.ReleasePhaseAdvancedSchema, {
+      metadata: metadata(4n),
+      releaseId,
+      fromPhase: ReleasePhase.REGISTRATION,
+      toPhase: ReleasePhase.ASSESSMENT,
+      phaseEntry: 1,
+    }),
+  ];
+  expect(kernelRelease.fold(events.slice(0, 3)).release?.tasks[0]?.overdue).toBe(true);
+  expect(kernelRelease.fold(events).release?.tasks[0]?.overdue).toBe(false);
+});

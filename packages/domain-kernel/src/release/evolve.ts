@@ -22,6 +22,10 @@ import { initialState, phaseIndex, type ReleaseEvent, type ReleaseState } from "
 
 /** When `release` entered its current phase entry, reset what belongs to the phase. */
 function enterPhase(release: Release, phase: ReleasePhase, entry: number, due: Timestamp | undefined, at?: Timestamp) {
+  // A task of an entry the release has left can be neither completed nor cancelled: no longer overdue.
+  for (const task of release.tasks) {
+    if (task.overdue && (task.phase !== phase || task.phaseEntry !== entry)) task.overdue = false;
+  }
   release.phase = phase;
   release.phaseEntry = entry;
   release.phaseDueAt = due;
