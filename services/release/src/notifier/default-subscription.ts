@@ -9,10 +9,13 @@ import {
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { CONFIGURATION_ACTOR } from "../domain/subscription/decide.js";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
-import { secretFingerprint, subscriptionCommand, subscriptionStreamId, subscriptions } from "../store/subscriptions.js";
-
-/** The subscription RELEASE_WEBHOOK_URL configures: the same id in every installation. */
-export const DEFAULT_SUBSCRIPTION_ID = "00000000-0000-4000-8000-00000000d3fa";
+import {
+  DEFAULT_SUBSCRIPTION_ID,
+  secretFingerprint,
+  subscriptionCommand,
+  subscriptionStreamId,
+  subscriptions,
+} from "../store/subscriptions.js";
 
 /**
  * Keeps the default subscription in line with RELEASE_WEBHOOK_URL / RELEASE_WEBHOOK_SECRET at

@@ -2,10 +2,12 @@ import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
 import { type Projection, unnestColumns } from "@rdm/eventstore";
+import { SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
 import { taskDeadlineRows, taskOverdueCount } from "./notification-tables.js";
+import { DEFAULT_SUBSCRIPTION_ID } from "./subscriptions.js";
 
 type Item = Projected<ReleaseState, ReleaseEvent>;
 
@@ -43,8 +45,12 @@ export const releaseProjection: Projection<Item> = {
           INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at)
           SELECT * FROM unnest($12::uuid[], $13::int[], $14::text[], $15::timestamptz[]) ON CONFLICT DO NOTHING),
         delivery_rows AS (
-          INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at)
-          SELECT n, r, t, rc::jsonb, p::jsonb, a
+          INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at,
+                                               status)
+          SELECT n, r, t, rc::jsonb, p::jsonb, a,
+            -- Not sent later when no webhook is configured now (its subscription is not active).
+            CASE WHEN EXISTS (SELECT 1 FROM notification_subscriptions WHERE subscription_id = $25 AND status = $26)
+              THEN 'PENDING' ELSE 'SKIPPED' END
           FROM unnest($16::uuid[], $17::uuid[], $18::text[], $19::text[], $20::text[], $21::timestamptz[])
             AS d (n, r, t, rc, p, a)
           ON CONFLICT DO NOTHING)
@@ -58,6 +64,8 @@ export const releaseProjection: Projection<Item> = {
         ),
         ...unnestColumns(deliveries, 6),
         ...unnestColumns(tasks, 3),
+        DEFAULT_SUBSCRIPTION_ID,
+        SubscriptionStatus.ACTIVE,
       ],
     });
   },

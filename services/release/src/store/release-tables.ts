@@ -1,6 +1,8 @@
 import type { Migration } from "@rdm/eventstore";
 import { yearlyNumbersSql } from "@rdm/keys";
+import { SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { notificationMigrations } from "./notification-tables.js";
+import { DEFAULT_SUBSCRIPTION_ID } from "./subscriptions.js";
 
 /**
  * The service's own tables beside its event store. Each is written in the transaction that
@@ -97,5 +99,21 @@ export const releaseMigrations: Migration[] = [
     // sequence hands out numbers without a lock (gaps remain allowed). Each year's sequence
     // continues after the counter's last number.
     sql: yearlyNumbersSql("rdm_next_release_number", "release_key", "release_keys"),
+  },
+  {
+    version: 9,
+    name: "notifications requested while no webhook is configured are skipped",
+    // As a paused subscription skips what it missed: requested while the default webhook's
+    // subscription was not active, a notification is recorded SKIPPED, never sent later. Those
+    // still pending from before are skipped now unless that subscription is active.
+    sql: `
+      ALTER TABLE notification_deliveries DROP CONSTRAINT notification_deliveries_status_check;
+      ALTER TABLE notification_deliveries ADD CONSTRAINT notification_deliveries_status_check
+        CHECK (status IN ('PENDING', 'DELIVERED', 'FAILED', 'SKIPPED'));
+      UPDATE notification_deliveries SET status = 'SKIPPED'
+      WHERE status = 'PENDING' AND NOT EXISTS (
+        SELECT 1 FROM notification_subscriptions
+        WHERE subscription_id = '${DEFAULT_SUBSCRIPTION_ID}' AND status = ${SubscriptionStatus.ACTIVE});
+    `,
   },
 ];

@@ -14,6 +14,9 @@ import { evolve, initialState } from "../domain/subscription/evolve.js";
 import type { SubscriptionCommand, SubscriptionEvent, SubscriptionState } from "../domain/subscription/types.js";
 import { recordSubscription } from "./notification-tables.js";
 
+/** The subscription RELEASE_WEBHOOK_URL configures: the same id in every installation. */
+export const DEFAULT_SUBSCRIPTION_ID = "00000000-0000-4000-8000-00000000d3fa";
+
 export const subscriptionCodec = eventCodec<SubscriptionEvent>(
   createRegistry(file_rdm_notification_v1_events),
   "release",
