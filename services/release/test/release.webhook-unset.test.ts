@@ -2,7 +2,7 @@
 // subscription skips what it missed, and never sent once a webhook is configured.
 import { waitFor } from "@rdm/testkit";
 import { type Harness, type ReleaseClient, registration, startHarness } from "./harness.js";
-import { startReceiver } from "./notification-receiver.js";
+import { type Received, startReceiver } from "./notification-receiver.js";
 
 let h: Harness;
 let manager: ReleaseClient;
@@ -12,6 +12,9 @@ beforeAll(async () => {
   manager = await h.client("rita", ["release-manager"]);
 });
 afterAll(() => h?.stop());
+
+/** The default webhook's payload names the release at its top (not the subscriptions' payload). */
+const releaseOf = (received: Received) => (received.payload as unknown as { releaseId?: string }).releaseId;
 
 const deliveriesOf = async (releaseId: string) =>
   (await manager.listNotificationDeliveries({ releaseId })).deliveries.map((d) => [d.trigger, d.status]);
@@ -32,11 +35,11 @@ test("a notification requested with no webhook is SKIPPED and not sent when one 
     const client = await h.client("rita", ["release-manager"], { instance: withWebhook });
     const after = (await client.registerRelease(registration({ title: "after the webhook" }))).release?.releaseId;
     // Deliveries go oldest first: had the skipped one been pending, it would have gone before.
-    await waitFor(() => receiver.received.some((r) => r.payload.releaseId === after), {
+    await waitFor(() => receiver.received.some((r) => releaseOf(r) === after), {
       timeoutMs: 15_000,
       description: "the new notification delivered",
     });
-    expect(receiver.received.map((r) => r.payload.releaseId)).toEqual([after]);
+    expect(receiver.received.map(releaseOf)).toEqual([after]);
     const skipped = await client.listNotificationDeliveries({ releaseId: before as string });
     expect(skipped.deliveries.map((d) => d.status)).toEqual(["SKIPPED"]);
   } finally {
