@@ -520,6 +520,44 @@ test("a new model version never changes releases already running on the old one"
   expect(models).toEqual(expect.arrayContaining(["standard", "emergency"]));
 });
 
+test("a release holds at most 1 MiB: the command that would pass it is refused, and the release stays readable", async () => {
+  const owner = uniqueId("big-owner");
+  const { releaseId } = await register({ owner, modelVersion: 1 });
+  const text = "\u{1F600}".repeat(5000); // the longest entry, 20,000 bytes
+  let refusal: ReturnType<typeof errorDetails> | undefined;
+  let recorded = 0;
+  while (!refusal && recorded < 100) {
+    await coordinator.recordReleaseLogEntry({ ...req(), releaseId, kind: LogEntryKind.ISSUE, text }).then(
+      () => recorded++,
+      (error: unknown) => {
+        refusal = errorDetails(error);
+      },
+    );
+  }
+  expect([refusal?.code, refusal?.preconditionFailure?.violations.map((v) => v.type)]).toEqual([
+    status.FAILED_PRECONDITION,
+    ["release.size_limit"],
+  ]);
+  expect(recorded).toBeGreaterThan(40);
+  expect((await get(releaseId)).log).toHaveLength(recorded);
+  // A page holds at most 3 MiB of releases: with three more of 40 entries (about 0.8 MiB each),
+  // the first page stops after three and the next has the fourth.
+  const more = [];
+  for (let i = 0; i < 3; i++) more.push((await register({ owner, modelVersion: 1 })).releaseId);
+  await Promise.all(
+    more.map(async (id) => {
+      for (let i = 0; i < 40; i++) {
+        await coordinator.recordReleaseLogEntry({ ...req(), releaseId: id, kind: LogEntryKind.ISSUE, text });
+      }
+    }),
+  );
+  const first = await manager.listReleases({ owner });
+  const rest = await manager.listReleases({ owner, pageToken: first.nextPageToken });
+  expect([first.releases.length, rest.releases.length, rest.nextPageToken]).toEqual([3, 1, ""]);
+  const listed = [...first.releases, ...rest.releases].map((r) => r.releaseId);
+  expect(listed.sort()).toEqual([releaseId, ...more].sort());
+});
+
 test("ListReleases filters by phase, type, owner, status and pages without duplicates", async () => {
   const owner = uniqueId("owner");
   const ids: string[] = [];

@@ -6,6 +6,9 @@ import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { encodePageToken } from "@rdm/runtime";
 import { decodeCursor, type ReleaseApiDeps, type ReleaseHandlers } from "./release-rpc.js";
 
+/** The most release bytes one ListReleases page holds: under a gRPC client's default 4 MiB. */
+const MAX_PAGE_BYTES = 3 * 1024 * 1024;
+
 /** Listing releases and a release's notification deliveries. */
 export function releaseListingHandlers(
   deps: ReleaseApiDeps,
@@ -37,12 +40,20 @@ export function releaseListingHandlers(
          ORDER BY registered_at DESC, release_id DESC LIMIT $${args.length}`,
         args,
       );
-      const page = rows.slice(0, pageSize);
+      // At most pageSize releases, and fewer when they would not fit one answer a client takes.
+      let bytes = 0;
+      let count = 0;
+      for (const row of rows.slice(0, pageSize)) {
+        bytes += row.snapshot.byteLength;
+        if (count > 0 && bytes > MAX_PAGE_BYTES) break;
+        count++;
+      }
+      const page = rows.slice(0, count);
       const last = page[page.length - 1];
       return create(api.ListReleasesResponseSchema, {
         releases: page.map((r) => fromBinary(ReleaseSchema, new Uint8Array(r.snapshot))),
         nextPageToken:
-          rows.length > pageSize && last ? encodePageToken(last.registered_at.toISOString(), last.release_id) : "",
+          rows.length > count && last ? encodePageToken(last.registered_at.toISOString(), last.release_id) : "",
       });
     },
 

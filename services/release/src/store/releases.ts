@@ -1,5 +1,7 @@
-import type { Aggregate, Command, DecisionContext } from "@rdm/command-handler";
+import { toBinary } from "@bufbuild/protobuf";
+import { type Aggregate, type Command, type DecisionContext, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
+import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import { notificationsFor } from "../domain/notifications.js";
 import {
@@ -32,10 +34,30 @@ export function releaseCommand(
   return {
     aggregate: releases,
     streamId: releaseId,
-    decide: async (state, ctx, tx) => decide(await toCommand(state, tx), state, ctx),
+    decide: async (state, ctx, tx) => refuseOversized(decide(await toCommand(state, tx), state, ctx), state),
     policy: (decided, before, ctx: DecisionContext) => notificationsFor(decided, (prefix) => fold(prefix, before), ctx),
     projection: releaseProjection,
   };
+}
+
+/**
+ * The most bytes a release may hold (its log, tasks, approvals, links): every answer carries the
+ * whole release, and a gRPC client receives at most 4 MiB by default, a ListReleases page several.
+ */
+export const MAX_RELEASE_BYTES = 1024 * 1024;
+
+/** The events, unless the release they leave would hold more than MAX_RELEASE_BYTES. */
+function refuseOversized(events: ReleaseEvent[], state: ReleaseState): ReleaseEvent[] {
+  if (events.length === 0) return events;
+  const release = fold(events, state).release;
+  const bytes = release ? toBinary(ReleaseSchema, release).byteLength : 0;
+  if (bytes <= MAX_RELEASE_BYTES) return events;
+  throw new RuleViolation(
+    "FAILED_PRECONDITION",
+    "release.size_limit",
+    `the release would hold ${bytes} bytes, more than the ${MAX_RELEASE_BYTES} a release may: keep long text outside it (a link in the log entry) or close it and register a new one`,
+    { subject: release?.releaseId ?? "" },
+  );
 }
 
 /** The release's current state, for queries. */
