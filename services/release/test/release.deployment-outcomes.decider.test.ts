@@ -1,8 +1,12 @@
 // The release's reactions to deployment outcomes, decided on the release's own state.
 
-import { create } from "@bufbuild/protobuf";
+import { clone, create } from "@bufbuild/protobuf";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import type { ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import {
+  ApprovalRequirementSchema,
+  type ReleaseModel,
+  ReleaseModelSchema,
+} from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
   DeploymentOutcome,
   LogEntryKind,
@@ -231,5 +235,33 @@ describe("a linked change rejected after the release's approval", () => {
       .when(advance("REJECTED"), ctx())
       .refusal();
     expect(refusal.conditions.map((c) => c.rule)).toEqual(["gate.approval_requested", "gate.linked_change_state"]);
+  });
+});
+
+describe("a production success moves the release on only when it is the release's deployment as it stands", () => {
+  const withPackage = [
+    registeredIn(ReleasePhase.DEPLOYMENT),
+    create(ev.ReleaseArtifactAttachedSchema, {
+      releaseId: RELEASE_ID,
+      artifact: { artifactId: "artifact-current", name: "checkout", version: "7.1.1" },
+    }),
+  ];
+
+  it("of another package (started before a rework changed it): recorded, the release stays in DEPLOYMENT", () => {
+    const stale = outcome({ deploymentId: "d-old", artifactIds: ["artifact-before-rework"] });
+    const recorded = types(spec.given(withPackage).when(stale, ctx()).events());
+    expect([recorded[0], recorded.includes("ReleasePhaseAdvanced")]).toEqual(["ReleaseDeploymentRecorded", false]);
+    const current = outcome({ deploymentId: "d-new", artifactIds: ["artifact-current"] });
+    expect(after(withPackage, current).release?.phase).toBe(ReleasePhase.VERIFICATION);
+  });
+
+  it("with an approval of the phase not granted: recorded, the release stays in DEPLOYMENT", () => {
+    const model = clone(ReleaseModelSchema, STANDARD_MODEL);
+    const deployment = model.phases.find((p) => p.phase === ReleasePhase.DEPLOYMENT);
+    deployment?.approvals.push(create(ApprovalRequirementSchema, { approverGroup: "go-live", quorum: 1 }));
+    const given = [registeredIn(ReleasePhase.DEPLOYMENT, model)];
+    const recorded = types(spec.given(given).when(outcome(), ctx()).events());
+    expect([recorded[0], recorded.includes("ReleasePhaseAdvanced")]).toEqual(["ReleaseDeploymentRecorded", false]);
+    expect(after(given, outcome()).release?.phase).toBe(ReleasePhase.DEPLOYMENT);
   });
 });

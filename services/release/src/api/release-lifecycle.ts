@@ -1,8 +1,9 @@
 import { randomUUID } from "node:crypto";
 import { NotFound } from "@rdm/grpc";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { loadChangeStates } from "../consumers/change-requests.js";
 import { defaultModelName } from "../domain/models.js";
-import { loadChangeStates, type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
+import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
 /** Registering a release and moving it through its phases. */
 export function releaseLifecycleHandlers(

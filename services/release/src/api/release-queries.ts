@@ -3,10 +3,11 @@ import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NotFound } from "@rdm/grpc";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { loadChangeStates } from "../consumers/change-requests.js";
 import { gateConditions, nextPhase } from "../domain/release.js";
 import { decodeReleaseEvent } from "../store/event-codec.js";
 import { readRelease } from "../store/releases.js";
-import { loadChangeStates, type ReleaseApiDeps, type ReleaseHandlers } from "./release-rpc.js";
+import type { ReleaseApiDeps, ReleaseHandlers } from "./release-rpc.js";
 
 /** Reading one release: its state, history and gate. */
 export function releaseQueryHandlers(

@@ -4,11 +4,10 @@ import type { EventStore } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
 import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import type { YearlyKeys } from "@rdm/keys";
-import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { decodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
-import type { LinkedChangeState, ReleaseCommand, ReleaseState } from "../domain/release.js";
+import type { ReleaseCommand, ReleaseState } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import type { ReleaseModelStore } from "../store/model-store.js";
 import { releaseCommand } from "../store/releases.js";
@@ -23,20 +22,6 @@ export interface ReleaseApiDeps {
 }
 
 export type ReleaseHandlers = ServiceHandlers<(typeof api.ReleaseService)["method"]>;
-
-export async function loadChangeStates(
-  db: Pick<pg.Pool, "query">,
-  release: Release | undefined,
-): Promise<LinkedChangeState[]> {
-  const ids = release?.linkedChangeRequestIds ?? [];
-  if (!ids.length) return [];
-  const { rows } = await db.query<{ change_request_id: string; state: string }>(
-    "SELECT change_request_id, state FROM change_request_states WHERE change_request_id = ANY($1)",
-    [ids],
-  );
-  const known = new Map(rows.map((r) => [r.change_request_id, r.state]));
-  return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
-}
 
 /** A page token over (a timestamp, a uuid), e.g. ListReleases' (registered_at, release_id); a forged one is INVALID_ARGUMENT. */
 export function decodeCursor(token: string): [string, string] {

@@ -4,7 +4,9 @@ import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging"
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
+import type { LinkedChangeState } from "../domain/release.js";
 
 const registry = createRegistry(file_rdm_change_v1_events);
 
@@ -79,3 +81,18 @@ export const applyChangeEvents: ChunkHandler = async (events, tx) => {
   }
   await upsertStates(tx, [...newest.values()]);
 };
+
+/** The release's linked change requests with the states this service has heard of (undefined: none yet). */
+export async function loadChangeStates(
+  db: Pick<pg.Pool, "query">,
+  release: Release | undefined,
+): Promise<LinkedChangeState[]> {
+  const ids = release?.linkedChangeRequestIds ?? [];
+  if (!ids.length) return [];
+  const { rows } = await db.query<{ change_request_id: string; state: string }>(
+    "SELECT change_request_id, state FROM change_request_states WHERE change_request_id = ANY($1)",
+    [ids],
+  );
+  const known = new Map(rows.map((r) => [r.change_request_id, r.state]));
+  return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
+}

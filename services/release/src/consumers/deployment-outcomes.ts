@@ -16,6 +16,7 @@ import type pg from "pg";
 import type { DeploymentOutcomeReport } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { releaseCommand } from "../store/releases.js";
+import { loadChangeStates } from "./change-requests.js";
 
 /** The promotion order as the deployment topic tells it: which environment is production. */
 export const deploymentEnvironmentMigrations: Migration[] = [
@@ -40,6 +41,8 @@ interface Outcome {
   releaseId: string;
   environment: string;
   reason?: string;
+  /** What was deployed (a success) or restored (a rollback). */
+  artifacts?: { artifactId: string }[];
 }
 
 function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutcome } | undefined {
@@ -110,6 +113,9 @@ export async function reactToDeploymentEvent(
     production: await isProduction(tx, outcome.environment),
     reason: outcome.reason ?? "",
     occurredAt: occurredAt ? timestampDate(occurredAt) : event.time,
+    ...(kind === DeploymentOutcome.SUCCEEDED
+      ? { artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId) }
+      : {}),
   };
   const cause: CommandOrigin = {
     actor: outcome.metadata?.actor || event.source,
@@ -122,7 +128,10 @@ export async function reactToDeploymentEvent(
     await deps.handler.handleIn(
       tx,
       cause,
-      releaseCommand(outcome.releaseId, () => ({ kind: "recordDeploymentOutcome", deployment: report })),
+      releaseCommand(outcome.releaseId, async (state) => ({
+        kind: "recordDeploymentOutcome",
+        deployment: { ...report, changes: await loadChangeStates(tx, state.release) },
+      })),
     );
   } catch (error) {
     if (!isRuleViolation(error)) throw error;

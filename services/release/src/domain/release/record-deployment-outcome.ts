@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import type { DecisionContext } from "@rdm/command-handler";
+import { gateConditions, type LinkedChangeState } from "@rdm/domain-kernel/release";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import {
   DeploymentOutcome,
@@ -19,11 +20,30 @@ const outcomeText: Record<DeploymentOutcome, string> = {
 };
 
 /**
+ * Whether a success deployed the release's package as it is now: the same artifacts (a
+ * deployment started before a rework deployed the package as it was). A release without a
+ * package, or a report without artifacts, is not compared.
+ */
+function deployedThePackage(releasePackage: { artifactId: string }[], deployed: string[] | undefined): boolean {
+  if (!releasePackage.length || !deployed?.length) return true;
+  const ids = new Set(deployed);
+  return ids.size === releasePackage.length && releasePackage.every((a) => ids.has(a.artifactId));
+}
+
+/**
+ * The production deployment is the evidence of the phase's work, so its required tasks are not
+ * asked again; everything else its gate asks (approvals, linked changes) still is.
+ */
+const gateButTasksMet = (state: ReleaseState, changes: LinkedChangeState[]) =>
+  gateConditions(state, changes).every((c) => c.met || c.rule === "gate.required_task_done");
+
+/**
  * A deployment outcome the deployment service reported. Each outcome of a deployment is
  * recorded once, so a redelivered or replayed event decides nothing. A success in production
- * ends the deployment phase: the release moves on to the phase its model names next
- * (VERIFICATION in the standard model); the production deployment is that phase's evidence,
- * so its gate is not asked again. A failure or a rollback is a deviation from the plan, kept in
+ * of the release's current package ends the deployment phase when the rest of its gate is met
+ * (approvals, linked changes): the release moves on to the phase its model names next
+ * (VERIFICATION in the standard model); the production deployment is the evidence of that
+ * phase's tasks, so they are not asked again. A failure or a rollback is a deviation from the plan, kept in
  * the release's log for the post-implementation review; the release stays where it is.
  */
 export function recordDeploymentOutcome(
@@ -62,7 +82,9 @@ export function recordDeploymentOutcome(
     release.status === ReleaseStatus.ACTIVE &&
     release.phase === ReleasePhase.DEPLOYMENT &&
     to !== undefined &&
-    to !== ReleasePhase.CLOSED;
+    to !== ReleasePhase.CLOSED &&
+    deployedThePackage(release.package, command.deployment.artifactIds) &&
+    gateButTasksMet(state, command.deployment.changes ?? []);
   if (moves) {
     const entry = release.phaseEntry + 1;
     const due = dueAt(phaseDefinition(model, to), ctx.now);

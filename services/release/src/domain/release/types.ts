@@ -45,6 +45,10 @@ export interface DeploymentOutcomeReport {
   reason: string;
   /** When the deployment service recorded it; the decision time when unknown. */
   occurredAt?: Date | undefined;
+  /** The DML artifact ids it deployed (a success only). */
+  artifactIds?: string[];
+  /** The release's linked change requests and their states now, for the gate a production success passes. */
+  changes?: LinkedChangeState[];
 }
 
 export type ReleaseCommand =
