@@ -36,6 +36,7 @@ import {
 } from "../src/domain/configuration-item.js";
 import { checkPackageConsistency } from "../src/domain/consistency.js";
 import { type Edge, transitiveDependents } from "../src/domain/impact.js";
+import { historyOf } from "../src/store/streams.js";
 
 /** Stamps events as the API would, so evolve sees versions. */
 function stamp<E extends { metadata?: unknown }>(events: E[], from = 1): E[] {
@@ -606,4 +607,9 @@ describe("impact analysis", () => {
     );
     expect(reached.map((r) => r.ciId)).toEqual(["b"]);
   });
+});
+
+test("every command folds its stream with the one history aggregate, so the command handler keeps its state", () => {
+  // The handler keeps a stream's state per aggregate object: one made per command would never be found again.
+  expect(historyOf<ConfigurationItemEvent>()).toBe(historyOf<ArtifactEvent>());
 });

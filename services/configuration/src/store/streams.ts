@@ -9,10 +9,16 @@ import { type ConfigurationEvent, configurationCodec } from "./event-codec.js";
  * registration it opens with), then folds it. The stream type is the id up to its first "-"
  * ("ci", "artifact", "baseline").
  */
-export const historyOf = <E extends ConfigurationEvent>(): Aggregate<E[], E> => ({
+const HISTORY: Aggregate<ConfigurationEvent[], ConfigurationEvent> = {
   initialState: () => [],
   evolve: (history, event) => [...history, event],
-});
+};
+
+/**
+ * The one history aggregate, typed for `E`: the command handler keeps a stream's state only for
+ * the aggregate object that folded it, so a new object per command would read every stream whole.
+ */
+export const historyOf = <E extends ConfigurationEvent>(): Aggregate<E[], E> => HISTORY as unknown as Aggregate<E[], E>;
 
 /** A stream's events, decoded, for queries (or on a transaction's connection). */
 export async function readHistory<E extends ConfigurationEvent>(
