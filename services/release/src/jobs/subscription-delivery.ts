@@ -10,7 +10,7 @@ import type { SubscriptionEvent } from "../domain/subscription/types.js";
 import { type NotificationPayload, renderChatText } from "../notifier/payload.js";
 import { subscriptionCommand } from "../store/subscriptions.js";
 import { postSigned } from "./signed-post.js";
-import { LEASE_MARGIN_MS, ROUND_SIZE } from "./webhook-delivery.js";
+import { LEASE_MARGIN_MS, nextAttemptAt, ROUND_SIZE } from "./webhook-delivery.js";
 
 export const NOTIFIER_ACTOR = "system:notifier";
 
@@ -91,7 +91,7 @@ async function record(
   const attempts = claimed.attempts + 1;
   const now = clock();
   const gaveUp = failure !== undefined && attempts >= options.maxAttempts;
-  const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
+  const next = nextAttemptAt(now, options.backoffMs, attempts);
   const status = failure === undefined ? "DELIVERED" : gaveUp ? "FAILED" : "PENDING";
   return withTransaction(pool, async (tx) => {
     const { rowCount } = await tx.query(

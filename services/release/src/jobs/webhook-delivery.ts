@@ -22,6 +22,13 @@ export const ROUND_SIZE = 10;
 /** How long a claim outlasts the POST's timeout: time to record the result, clock skew between replicas. */
 export const LEASE_MARGIN_MS = 30_000;
 
+/** The longest wait between two attempts, whatever the attempts and backoff configured. */
+export const MAX_BACKOFF_MS = 3_600_000;
+
+/** When a delivery that failed its `attempts`th attempt is tried again: the backoff doubled each time, at most an hour. */
+export const nextAttemptAt = (now: Date, backoffMs: number, attempts: number) =>
+  new Date(now.getTime() + Math.min(backoffMs * 2 ** Math.min(attempts - 1, 40), MAX_BACKOFF_MS));
+
 interface DeliveryRow {
   notification_id: string;
   payload: unknown;
@@ -93,7 +100,7 @@ export function webhookDeliveryRound(options: WebhookOptions): () => Promise<num
       return rowCount === 1;
     }
     const gaveUp = attempts >= options.maxAttempts;
-    const next = new Date(now.getTime() + options.backoffMs * 2 ** (attempts - 1));
+    const next = nextAttemptAt(now, options.backoffMs, attempts);
     const { rowCount } = await pool.query(
       `UPDATE notification_deliveries SET status = $3, attempts = $4, next_attempt_at = $5, last_error = $6
        WHERE ${stillClaimed}`,
