@@ -27,6 +27,8 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
       schema: {
         tags: ["deployments"],
         summary: "Deployments, newest first, paged; filter by release, environment or state",
+        description:
+          "Deployments that have started (their first step claimed) and their outcomes. One planned, awaiting approval, scheduled or cancelled before it started is not listed here: the deployment service's GetDeployment and ListDeployments, or the release overview, show it.",
         querystring: {
           type: "object",
           properties: {
@@ -79,6 +81,7 @@ const deploymentDetail: RoutePlugin = async (app, { pool }) => {
       schema: {
         tags: ["deployments"],
         summary: "One deployment: state, strategy, artifacts, times, failure and rollback",
+        description: "404 until the deployment has started (see GET /v1/deployments).",
         params: { type: "object", properties: { id: { type: "string", maxLength: 200 } }, required: ["id"] },
         response: { 200: deploymentSchema, 404: problemSchema },
       },
