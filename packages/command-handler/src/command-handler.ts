@@ -15,12 +15,11 @@ import type {
   Queryable,
   Snapshot,
 } from "./command.js";
+import { isBehindExpected, isConflict } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
+import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 import { isRuleViolation, RuleViolation } from "./rule-violation.js";
 import { StateCache } from "./state-cache.js";
-
-/** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
-export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
 
 /** A decided command before its append: the outcome it will have, and the version it expects. */
 interface Decision<S, E> {
@@ -35,12 +34,6 @@ type Attempt<S, E, R extends DescMessage> =
   | { replayed: undefined; outcome: Outcome<S, E> };
 
 const noop = () => {};
-const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
-/** A refusal that found the stream shorter than the version we decided on: it was rewritten. */
-const isBehindExpected = (error: unknown) => {
-  const { expected, actual } = error as { expected?: unknown; actual?: unknown };
-  return isConflict(error) && typeof expected === "number" && typeof actual === "number" && actual < expected;
-};
 
 /**
  * Load → check the request id → decide → stamp → append with the expected version → record the
@@ -57,7 +50,8 @@ export class CommandHandler<E extends DomainEvent> {
   /** Per stream, the end of the last command queued on it in this process (see inTurn). */
   private readonly turns = new Map<string, Promise<void>>();
   private readonly states: StateCache;
-  private readonly maxEventBytes: number;
+  /** The most bytes one event may have (see CommandHandlerOptions). */
+  readonly maxEventBytes: number;
 
   constructor(options: CommandHandlerOptions<E>) {
     this.store = options.store;
@@ -68,7 +62,7 @@ export class CommandHandler<E extends DomainEvent> {
     this.jitterMs = options.retry?.jitterMs ?? 5;
     this.retryOn = options.retry?.retryOn ?? (() => false);
     this.states = new StateCache(options.cachedStreams ?? 1000);
-    this.maxEventBytes = options.maxEventBytes ?? 512 * 1024;
+    this.maxEventBytes = options.maxEventBytes ?? DEFAULT_MAX_EVENT_BYTES;
   }
 
   /**
@@ -231,21 +225,6 @@ export class CommandHandler<E extends DomainEvent> {
     return command.newStream ? { state: aggregate.initialState(), version: 0 } : this.states.get(aggregate, streamId);
   }
 
-  /**
-   * Refuses events of more than `maxEventBytes` (INVALID_ARGUMENT, `event.too_large`): each is one
-   * Kafka record. For callers that append encoded events themselves (a bulk import).
-   */
-  refuseOversized(encoded: readonly { type: string; data: Uint8Array }[]): void {
-    const oversized = encoded.find((event) => event.data.byteLength > this.maxEventBytes);
-    if (!oversized) return;
-    throw new RuleViolation(
-      "INVALID_ARGUMENT",
-      "event.too_large",
-      `the ${oversized.type} this request would record is ${oversized.data.byteLength} bytes, more than ` +
-        `the ${this.maxEventBytes} an event may have (it must fit one Kafka message): send fewer or shorter items`,
-    );
-  }
-
   /** Where a stream's fold starts: its cached state, its snapshot, or the aggregate's initial state. */
   private async startOf<S, ES extends E>(aggregate: Aggregate<S, ES>, streamId: string, db: Queryable) {
     return (
@@ -292,7 +271,7 @@ export class CommandHandler<E extends DomainEvent> {
     const client = answered && origin.requestId ? (command as ClientCommand<S, ES, DescMessage>) : undefined;
     const { project, projection, aggregate } = command;
     const encoded = outcome.events.map((event) => this.codec.encode(event, origin.traceparent));
-    this.refuseOversized(encoded);
+    refuseOversizedEvents(encoded, this.maxEventBytes);
     await this.store
       .appendToStream(outcome.streamId, expected === 0 ? "no_stream" : expected, encoded, {
         ...(tx ? { client: tx } : {}),

@@ -12,8 +12,10 @@ export type {
   Snapshot,
   SnapshotReader,
 } from "./command.js";
-export { CommandHandler, isUniqueViolation } from "./command-handler.js";
+export { CommandHandler } from "./command-handler.js";
+export { isUniqueViolation } from "./conflicts.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";
+export { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 export {
   isRuleViolation,
   type RuleCondition,

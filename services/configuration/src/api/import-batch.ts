@@ -1,5 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
+import { type CommandOrigin, isRuleViolation, refuseOversizedEvents } from "@rdm/command-handler";
 import type { BulkAppendOptions, CommandResult, ExpectedVersion, NewEvent } from "@rdm/eventstore";
 import type { CallContext } from "@rdm/grpc";
 import type { ConfigurationItem, Relationship } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -221,7 +221,7 @@ export class BatchDecider {
     };
     const events = this.deps.handler.stamp(decided, origin, streamId, stream.version);
     const encoded = events.map((event) => configurationCodec.encode(event, this.ctx.traceparent));
-    this.deps.handler.refuseOversized(encoded);
+    refuseOversizedEvents(encoded, this.deps.handler.maxEventBytes);
     this.plan.appends.push({
       streamId,
       expectedVersion: stream.version === 0 ? "no_stream" : stream.version,

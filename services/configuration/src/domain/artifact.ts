@@ -122,26 +122,29 @@ function registrationDifference(registered: Artifact, command: RegisterArtifact)
   return undefined;
 }
 
+function register(command: RegisterArtifact, state: ArtifactState): ArtifactEvent[] {
+  checkRegistration(command);
+  const registered = state.artifact;
+  if (registered) {
+    // The same registration again: idempotent. Other content, size or dependencies under the
+    // same version: refused, not dropped.
+    const differs = registrationDifference(registered, command);
+    if (!differs) return [];
+    throw configurationRuleViolation(
+      "ALREADY_EXISTS",
+      "dml.immutable_version",
+      `${command.name}@${command.version} is already registered with another ${differs}; a version never changes, register a new version`,
+      registered.artifactId,
+    );
+  }
+  const { kind: _, ...fields } = command;
+  return [create(ArtifactRegisteredSchema, fields)];
+}
+
 export function decide(command: ArtifactCommand, state: ArtifactState): ArtifactEvent[] {
   switch (command.kind) {
-    case "registerArtifact": {
-      checkRegistration(command);
-      const registered = state.artifact;
-      if (registered) {
-        // The same registration again: idempotent. Other content, size or dependencies under the
-        // same version: refused, not dropped.
-        const differs = registrationDifference(registered, command);
-        if (!differs) return [];
-        throw configurationRuleViolation(
-          "ALREADY_EXISTS",
-          "dml.immutable_version",
-          `${command.name}@${command.version} is already registered with another ${differs}; a version never changes, register a new version`,
-          registered.artifactId,
-        );
-      }
-      const { kind: _, ...fields } = command;
-      return [create(ArtifactRegisteredSchema, fields)];
-    }
+    case "registerArtifact":
+      return register(command, state);
     case "verifyArtifact": {
       const artifact = existing(state);
       // A retired artifact is out of use for good: a mismatch must not turn it into a quarantined one.

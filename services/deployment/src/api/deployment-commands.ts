@@ -2,7 +2,13 @@ import { randomUUID } from "node:crypto";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import type pg from "pg";
-import { evaluateGates, freezeInForce, freezeWindowsInForce } from "../domain/index.js";
+import {
+  type DeploymentAggregateState,
+  type DeploymentCommand,
+  evaluateGates,
+  freezeInForce,
+  freezeWindowsInForce,
+} from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
 import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
@@ -14,6 +20,62 @@ async function environmentOf(tx: pg.PoolClient, name: string) {
   const environment = await findEnvironment(tx, name);
   if (!environment) throw notFound("environment", name);
   return environment;
+}
+
+/**
+ * The deployment and its environment, the environment's turn taken: starts and rollbacks in one
+ * environment take turns (its outcome row stays locked until the commit), so each sees what the
+ * other ran.
+ */
+async function inEnvironmentTurn(deploymentId: string, state: DeploymentAggregateState, tx: pg.PoolClient) {
+  const deployment = state.deployment;
+  if (!deployment) throw notFound("deployment", deploymentId);
+  await lockEnvironmentOutcomes(tx, deployment.environment);
+  return { deployment, environment: await environmentOf(tx, deployment.environment) };
+}
+
+/** A start, with the gates evaluated on what the read models know now. */
+async function startCommand(
+  request: { deploymentId: string; freezeOverrideJustification: string },
+  byChangeManager: boolean,
+  state: DeploymentAggregateState,
+  now: Date,
+  tx: pg.PoolClient,
+): Promise<DeploymentCommand> {
+  const { deployment, environment } = await inEnvironmentTurn(request.deploymentId, state, tx);
+  const facts = await loadGateFacts(tx, deployment, environment, {
+    now,
+    freezeOverrideJustification: request.freezeOverrideJustification,
+    byChangeManager,
+  });
+  return {
+    kind: "startDeployment",
+    gateViolations: evaluateGates(facts),
+    baseline: environment.baseline,
+    liveColour: environment.liveColour,
+    freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
+    overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
+    now,
+  };
+}
+
+/** A rollback, with what the environment runs now and whether another deployment runs there. */
+async function rollbackCommand(
+  request: { deploymentId: string; reason: string; fast: boolean },
+  state: DeploymentAggregateState,
+  tx: pg.PoolClient,
+): Promise<DeploymentCommand> {
+  const { deployment, environment } = await inEnvironmentTurn(request.deploymentId, state, tx);
+  return {
+    kind: "rollbackDeployment",
+    reason: request.reason,
+    fast: request.fast,
+    environmentBaseline: {
+      deploymentId: environment.baselineDeploymentId,
+      artifactIds: environment.baseline.map((a) => a.artifactId),
+    },
+    runningDeploymentId: await runningDeployment(tx, deployment.environment, deployment.deploymentId),
+  };
 }
 
 /** Plan, approve, start (with the gates), pause, resume, promote, cancel and roll back. */
@@ -60,28 +122,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
       return runDeploymentCommand(handler, ctx, M.startDeployment, request, {
         output: M.startDeployment.output,
         streamId: request.deploymentId.toLowerCase(),
-        command: async (state, decision, tx) => {
-          const deployment = state.deployment;
-          if (!deployment) throw notFound("deployment", request.deploymentId);
-          // Starts and rollbacks in one environment take turns, so each sees what the other ran.
-          await lockEnvironmentOutcomes(tx, deployment.environment);
-          const environment = await environmentOf(tx, deployment.environment);
-          const facts = await loadGateFacts(tx, deployment, environment, {
-            now: decision.now,
-            freezeOverrideJustification: request.freezeOverrideJustification,
-            byChangeManager,
-          });
-          const overridden = freezeInForce(facts);
-          return {
-            kind: "startDeployment",
-            gateViolations: evaluateGates(facts),
-            baseline: environment.baseline,
-            liveColour: environment.liveColour,
-            freezeOverrideJustification: overridden ? request.freezeOverrideJustification : "",
-            overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
-            now: decision.now,
-          };
-        },
+        command: (state, decision, tx) => startCommand(request, byChangeManager, state, decision.now, tx),
       });
     },
 
@@ -94,22 +135,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
       return runDeploymentCommand(handler, ctx, M.rollbackDeployment, request, {
         output: M.rollbackDeployment.output,
         streamId: request.deploymentId.toLowerCase(),
-        command: async (state, _decision, tx) => {
-          const deployment = state.deployment;
-          if (!deployment) throw notFound("deployment", request.deploymentId);
-          await lockEnvironmentOutcomes(tx, deployment.environment);
-          const environment = await environmentOf(tx, deployment.environment);
-          return {
-            kind: "rollbackDeployment",
-            reason: request.reason,
-            fast: request.fast,
-            environmentBaseline: {
-              deploymentId: environment.baselineDeploymentId,
-              artifactIds: environment.baseline.map((a) => a.artifactId),
-            },
-            runningDeploymentId: await runningDeployment(tx, deployment.environment, deployment.deploymentId),
-          };
-        },
+        command: (state, _decision, tx) => rollbackCommand(request, state, tx),
       });
     },
   } satisfies Partial<Handlers>;

@@ -1,0 +1,11 @@
+/** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
+export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
+
+/** The event store refused an append: another writer appended to the stream first. */
+export const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
+
+/** A refusal that found the stream shorter than the version we decided on: it was rewritten. */
+export const isBehindExpected = (error: unknown) => {
+  const { expected, actual } = error as { expected?: unknown; actual?: unknown };
+  return isConflict(error) && typeof expected === "number" && typeof actual === "number" && actual < expected;
+};
