@@ -7,6 +7,7 @@ import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as kernelRelease from "../src/release/index.js";
 
+const dueAt = timestampFromDate(new Date(Date.UTC(2026, 11, 1, 10)));
 const metadata = (streamVersion: bigint) => ({
   streamVersion,
   actor: "olga",
@@ -15,7 +16,6 @@ const metadata = (streamVersion: bigint) => ({
 
 test("an overdue task is flagged, then cleared when completed, ", () => {
   const releaseId = randomUUID();
-  const dueAt = timestampFromDate(new Date(Date.UTC(2026, 11, 1, 10)));
   const events: kernelRelease.ReleaseEvent[] = [
     create(ev.ReleaseRegisteredSchema, {
       metadata: metadata(1n),
@@ -46,7 +46,6 @@ test("an overdue task is flagged, then cleared when completed, ", () => {
 
 test("an overdue task of a phase the release has left is no longer overdue: it can be done no more", () => {
   const releaseId = randomUUID();
-  const dueAt = timestampFromDate(new Date(Date.UTC(2026, 11, 1, 10)));
   const events: kernelRelease.ReleaseEvent[] = [
     create(ev.ReleaseRegisteredSchema, {
       metadata: metadata(1n),

@@ -25,6 +25,16 @@ const report = (index: number, fencingToken: bigint, ciId: string, extra: object
   ...extra,
 });
 
+/** An environment with a blue and a green group, blue live. */
+const blueGreenEnvironment = () =>
+  environment({
+    liveColour: "blue",
+    targetGroups: [
+      create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
+      create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
+    ],
+  });
+
 describe("strategy expansion", () => {
   const targetsOf = (d: Deciding) => d.deployment.steps.map((step) => [StepKind[step.kind], step.targetCiIds]);
 
@@ -88,13 +98,7 @@ describe("strategy expansion", () => {
   });
 
   test("BLUE_GREEN deploys to the idle colour, verifies it, then switches", () => {
-    const env = environment({
-      liveColour: "blue",
-      targetGroups: [
-        create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
-        create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
-      ],
-    });
+    const env = blueGreenEnvironment();
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
     expect(d.deployment.steps.map((step) => [StepKind[step.kind], step.colour, step.targetCiIds])).toEqual([
@@ -364,13 +368,7 @@ describe("execution", () => {
   });
 
   test("BLUE_GREEN: after the switch, a back-out is one switch to the previous colour", () => {
-    const env = environment({
-      liveColour: "blue",
-      targetGroups: [
-        create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
-        create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
-      ],
-    });
+    const env = blueGreenEnvironment();
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
     d.start();
@@ -388,13 +386,7 @@ describe("execution", () => {
   });
 
   test("BLUE_GREEN: a plan made before another deployment switched colours is refused at start", () => {
-    const env = environment({
-      liveColour: "blue",
-      targetGroups: [
-        create(TargetGroupSchema, { name: "blue", ciIds: ["b-1"] }),
-        create(TargetGroupSchema, { name: "green", ciIds: ["g-1"] }),
-      ],
-    });
+    const env = blueGreenEnvironment();
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
     const stale = refusal(() => d.start("green"));

@@ -1,7 +1,6 @@
 // Commands that depend on what else runs in an environment, through gRPC on real PostgreSQL and
 // Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
 // another switch, an abandoned release, and the outcome sequence held until its event commits.
-import { randomUUID } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { errorDetails } from "@rdm/grpc";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
@@ -9,7 +8,7 @@ import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/
 import { ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import pg from "pg";
-import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+import { groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
 
 const harness = new Harness("deployment-turns");
 type Client = Awaited<ReturnType<Harness["client"]>>;
@@ -41,29 +40,19 @@ async function newEnvironment(targetGroups = groups({ rest: [uniqueId("ci")] }))
 
 /** A deployment of a fresh, approved release with a verified artifact, once its facts are consumed. */
 async function planned(environment: string, strategy = ALL_AT_ONCE) {
-  const releaseId = randomUUID();
-  const artifactId = randomUUID();
-  await harness.releaseReady(releaseId);
-  await harness.artifact(artifactId);
+  const plan = await harness.plannedDeployment(deployer, strategy, environment);
   await waitFor(
     async () =>
       (
         await pool.query(
           `SELECT 1 FROM gate_releases r, gate_artifacts a
            WHERE r.release_id = $1 AND r.approved AND a.artifact_id = $2 AND a.verified`,
-          [releaseId, artifactId],
+          [plan.releaseId, plan.artifactId],
         )
       ).rowCount === 1,
     { timeoutMs: 30_000, description: "the release and artifact facts consumed" },
   );
-  const { deployment } = await deployer.planDeployment({
-    ...rid(),
-    releaseId,
-    environment,
-    artifacts: [artifact(artifactId)],
-    strategy,
-  });
-  return { deploymentId: deployment?.deploymentId as string, releaseId };
+  return plan;
 }
 
 /** Claims the environment's next step and completes it, every target succeeding. */

@@ -187,6 +187,29 @@ export class Harness {
       await this.publish("configuration", ArtifactQuarantinedSchema, artifactId, { artifactId });
   }
 
+  /**
+   * A deployment planned in `environment` of a fresh release, approved and in its deployment
+   * phase, with a verified artifact: their events are published, not necessarily consumed yet.
+   */
+  async plannedDeployment(
+    deployer: GrpcClient<(typeof DeploymentService)["method"]>,
+    strategy: DeploymentStrategy,
+    environment: string,
+  ) {
+    const releaseId = randomUUID();
+    const artifactId = randomUUID();
+    await this.releaseReady(releaseId);
+    await this.artifact(artifactId);
+    const { deployment } = await deployer.planDeployment({
+      ...rid(),
+      releaseId,
+      environment,
+      artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
+      strategy,
+    });
+    return { deploymentId: deployment?.deploymentId as string, releaseId, artifactId };
+  }
+
   /** A fresh environment (rank 1: no previous one) unless given, and a started deployment of a fresh release. */
   async startedDeployment(
     deployer: GrpcClient<(typeof DeploymentService)["method"]>,
@@ -201,18 +224,7 @@ export class Harness {
         environment: { name: environment, promotionRank: 1, targetGroups, executorLabels: [] },
       });
     }
-    const releaseId = randomUUID();
-    const artifactId = randomUUID();
-    await this.releaseReady(releaseId);
-    await this.artifact(artifactId);
-    const { deployment } = await deployer.planDeployment({
-      ...rid(),
-      releaseId,
-      environment,
-      artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
-      strategy,
-    });
-    const deploymentId = deployment?.deploymentId as string;
+    const { deploymentId, releaseId, artifactId } = await this.plannedDeployment(deployer, strategy, environment);
     // The gates read what the consumers have seen so far: retry until the facts have arrived.
     await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
       timeoutMs: 30_000,
