@@ -84,6 +84,7 @@ export async function saveRelationships(q: Queryable, relationships: Relationshi
 /** Many items by id in one statement, by id (absent: not there). */
 /** The request ids that registered the CIs named (the request id of each stream's first event). */
 export async function registeringRequests(q: Queryable, ciIds: string[]): Promise<Set<string>> {
+  if (ciIds.length === 0) return new Set();
   const { rows } = await q.query<{ request_id: string }>(
     `SELECT metadata->>'requestId' AS request_id FROM events
      WHERE stream_id = ANY($1) AND version = 1 AND type = 'rdm.configuration.v1.ConfigurationItemRegistered'`,
@@ -94,6 +95,7 @@ export async function registeringRequests(q: Queryable, ciIds: string[]): Promis
 
 /** The CIs named that are retired now, their rows locked until the transaction ends (`q` must be one). */
 export async function retiredAmong(q: Queryable, ciIds: string[]): Promise<string[]> {
+  if (ciIds.length === 0) return [];
   const { rows } = await q.query<{ ci_id: string; status: number }>(
     "SELECT ci_id, status FROM configuration_items WHERE ci_id = ANY($1) FOR SHARE",
     [ciIds],

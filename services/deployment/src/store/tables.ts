@@ -125,7 +125,6 @@ export async function findEnvironment(db: Queryable, name: string): Promise<Envi
   return rows[0] && withOutcome(rows[0]);
 }
 
-/** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
 /** `from` and the environments before it in the promotion order, nearest first (stops at a repeat). */
 export async function promotionChain(db: Queryable, from: string): Promise<string[]> {
   const chain: string[] = [];
@@ -145,6 +144,7 @@ export async function lockEnvironmentOutcomes(tx: Queryable, environment: string
   );
 }
 
+/** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
 export async function nextEnvironmentSequence(tx: Queryable, environment: string): Promise<bigint> {
   const { rows } = await tx.query<{ last_sequence: string }>(
     `INSERT INTO environment_outcomes (name, last_sequence) VALUES ($1, 1)

@@ -130,7 +130,11 @@ export async function reactToDeploymentEvent(
       cause,
       releaseCommand(outcome.releaseId, async (state) => ({
         kind: "recordDeploymentOutcome",
-        deployment: { ...report, changes: await loadChangeStates(tx, state.release) },
+        // The linked changes matter only to a production success, which may move the release on.
+        deployment:
+          kind === DeploymentOutcome.SUCCEEDED && report.production
+            ? { ...report, changes: await loadChangeStates(tx, state.release) }
+            : report,
       })),
     );
   } catch (error) {
