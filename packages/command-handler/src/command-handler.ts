@@ -15,7 +15,7 @@ import type {
   Queryable,
   Snapshot,
 } from "./command.js";
-import { isBehindExpected, isConflict } from "./conflicts.js";
+import { isBehindExpected, isConflict, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 import { isRuleViolation, RuleViolation } from "./rule-violation.js";
@@ -112,7 +112,8 @@ export class CommandHandler<E extends DomainEvent> {
       } catch (error) {
         const winner = await this.replayAfter(error, origin.requestId, command);
         if (winner) return winner;
-        if (!(isConflict(error) || this.retryOn(error)) || attempt >= this.maxAttempts) throw error;
+        const again = isConflict(error) || isDeadlock(error) || this.retryOn(error);
+        if (!again || attempt >= this.maxAttempts) throw error;
         await new Promise((resolve) => setTimeout(resolve, Math.random() * this.jitterMs * attempt));
       }
     }

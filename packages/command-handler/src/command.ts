@@ -107,7 +107,7 @@ export interface RetryPolicy {
   maxAttempts?: number;
   /** The n-th re-decision waits a random time below n × this (default 5 ms). */
   jitterMs?: number;
-  /** Errors to re-decide on besides WrongExpectedVersion (e.g. a unique read-model key taken meanwhile). */
+  /** Errors to re-decide on besides WrongExpectedVersion and a deadlock (e.g. a unique read-model key taken meanwhile). */
   retryOn?: (error: unknown) => boolean;
 }
 

@@ -1,6 +1,13 @@
 /** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
 
+/**
+ * PostgreSQL aborted the attempt's transaction to break a deadlock (40P01): two commands waited on
+ * each other's row locks (e.g. each reading the other's item with a share lock, then writing its
+ * own). The transaction rolled back whole, so the command can be decided again.
+ */
+export const isDeadlock = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "40P01";
+
 /** The event store refused an append: another writer appended to the stream first. */
 export const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
 

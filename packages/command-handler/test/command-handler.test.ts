@@ -7,7 +7,7 @@ import {
   type ReleaseClosed,
   ReleaseClosedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { type TestDatabase, uniqueId } from "@rdm/testkit";
+import { type TestDatabase, uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
 import { type Aggregate, CommandHandler, isRuleViolation, RuleViolation } from "../src/index.js";
 import { addNote, codec, type NoteEvent, type Notes, notes, notesStore, origin, stamped } from "./notes.js";
@@ -224,6 +224,32 @@ describe("CommandHandler.handle", () => {
     expect(answer.value).toBe("a");
     expect(attempts).toBe(2);
     expect(await typesOf(streamId)).toHaveLength(1);
+  });
+
+  test("two commands that deadlock on each other's locks: the one PostgreSQL aborts is decided again", async () => {
+    // Each first attempt takes one lock, waits until the other has taken its own, then asks for
+    // the other's: PostgreSQL aborts one of them (40P01).
+    const lock = (key: string) => `hashtext('${key}')`;
+    const [first, second] = [lock(uniqueId("deadlock")), lock(uniqueId("deadlock"))];
+    let holding = 0;
+    const attempts = [0, 0];
+    const lockingBoth = (i: number, mine: string, theirs: string) => async (tx: pg.PoolClient) => {
+      attempts[i] = (attempts[i] ?? 0) + 1;
+      await tx.query(`SELECT pg_advisory_xact_lock(${mine})`);
+      if (attempts[i] === 1) {
+        holding++;
+        await waitFor(() => holding === 2, { description: "both holding their first lock" });
+      }
+      await tx.query(`SELECT pg_advisory_xact_lock(${theirs})`);
+    };
+    const [a, b] = [uniqueId("notes"), uniqueId("notes")];
+    const answers = await Promise.all([
+      handler.handle(origin(), addNote(a, "a", { prepare: lockingBoth(0, first, second) })),
+      handler.handle(origin(), addNote(b, "b", { prepare: lockingBoth(1, second, first) })),
+    ]);
+    expect(answers.map((answer) => answer.value)).toEqual(["a", "b"]);
+    expect([...attempts].sort()).toEqual([1, 2]);
+    expect([await typesOf(a), await typesOf(b)].map((types) => types.length)).toEqual([1, 1]);
   });
 });
 

@@ -30,8 +30,7 @@ export const deploymentCommandHandler = (store: EventStore, clock: () => Date) =
     codec: deploymentCodec,
     clock,
     // Two commands on one deployment may wait on each other's queue row and stream append: the
-    // one PostgreSQL aborts is decided again, as on a version conflict.
-    retry: { retryOn: (error) => (error as { code?: unknown } | null)?.code === "40P01" },
+    // one PostgreSQL aborts (a deadlock) is decided again by the handler, as on a version conflict.
   });
 
 export const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
