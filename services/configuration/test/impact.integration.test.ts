@@ -2,9 +2,13 @@
 // holds at the call, whoever wrote it. Two replicas of the service on one database, through gRPC.
 import { randomUUID } from "node:crypto";
 import { mintDevToken } from "@rdm/auth";
-import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { status } from "@grpc/grpc-js";
+import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
 import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
-import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  ConfigurationService,
+  ImpactPathDetail,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import type { RunningService } from "@rdm/runtime";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
 import pg from "pg";
@@ -123,4 +127,52 @@ test("another replica's writes show in the next answer (root included), even whi
     ["api", 1, 2],
     ["storefront", 2, 3],
   ]);
+});
+
+test("an answer larger than a client receives is refused with what to ask instead; parent pointers still answer", async () => {
+  // A chain: each CI depends on the one before it. Whole paths grow with the square of its length
+  // (about 5.7 MB here), parent pointers with its length.
+  const requests = Array.from({ length: 520 }, () => randomUUID());
+  const { results } = await writer.importConfiguration([
+    {
+      items: requests.map((requestId, i) => ({
+        item: {
+          case: "registerConfigurationItem" as const,
+          value: { requestId, name: `link-${i}`, type: CiType.SERVICE, owner: "team" },
+        },
+      })),
+    },
+    {
+      items: requests.slice(1).map((requestId, i) => ({
+        item: {
+          case: "addRelationship" as const,
+          value: {
+            requestId: randomUUID(),
+            source: { reference: { case: "registrationRequestId" as const, value: requestId } },
+            type: RelationshipType.DEPENDS_ON,
+            target: { reference: { case: "registrationRequestId" as const, value: requests[i] as string } },
+          },
+        },
+      })),
+    },
+  ]);
+  expect(results.filter((r) => r.error)).toEqual([]);
+  const first = results[0]?.ciId as string;
+
+  const error = await reader.analyzeImpact({ ciId: first }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  const details = errorDetails(error);
+  expect(details.code).toBe(status.FAILED_PRECONDITION);
+  expect(details.message).toMatch(/IMPACT_PATH_DETAIL_PARENT/);
+  expect(details.preconditionFailure?.violations).toEqual([
+    expect.objectContaining({ type: "impact.answer_too_large", subject: first }),
+  ]);
+
+  const parents = await reader.analyzeImpact({ ciId: first, pathDetail: ImpactPathDetail.PARENT });
+  expect(parents.impacted).toHaveLength(519);
+  expect(parents.impacted.at(-1)).toMatchObject({ name: "link-519", depth: 519, parentCiId: results[518]?.ciId });
+  // Whole paths of the first levels still fit.
+  expect((await reader.analyzeImpact({ ciId: first, maxDepth: 100 })).impacted.at(-1)?.path).toHaveLength(101);
 });

@@ -1,6 +1,14 @@
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ImpactPathDetail } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { configurationRuleViolation } from "../domain/rule-violation.js";
 import type { CiNode, Walk } from "../store/impact-index.js";
+
+/**
+ * The most bytes an answer may have: what a gRPC client receives by default (4 MiB). Whole paths
+ * grow with the square of a chain's length (a chain of about 470 CIs reaches it); parent
+ * pointers grow with the number of items.
+ */
+export const MAX_IMPACT_ANSWER_BYTES = 4 * 1024 * 1024;
 
 // Tags (field number << 3 | wire type) of AnalyzeImpactResponse and ImpactedItem fields.
 const RESPONSE_ROOT = 0x0a; // 1, length-delimited
@@ -64,6 +72,7 @@ export function encodeImpactResponse(root: Uint8Array, walk: Walk, detail: Impac
     const { summary, id } = nodes[node[item] as number] as CiNode;
     if (summary.type === CiType.BUSINESS_SERVICE) total += 1 + id.length;
   }
+  refuseOversized(total, walk, detail);
   const buffer = new Uint8Array(total);
   buffer[0] = RESPONSE_ROOT;
   let pos = writeVarint(buffer, 1, root.length);
@@ -78,6 +87,22 @@ export function encodeImpactResponse(root: Uint8Array, walk: Walk, detail: Impac
     pos += id.length;
   }
   return buffer;
+}
+
+/** A clear refusal instead of an answer the client would drop as too large (RESOURCE_EXHAUSTED). */
+function refuseOversized(bytes: number, walk: Walk, detail: ImpactPathDetail): void {
+  if (bytes <= MAX_IMPACT_ANSWER_BYTES) return;
+  const root = (walk.nodes[walk.node[0] as number] as CiNode).ciId;
+  const remedy =
+    detail === ImpactPathDetail.PARENT
+      ? "ask for fewer levels (max_depth) or fewer relationship types"
+      : "ask with path_detail IMPACT_PATH_DETAIL_PARENT (every path can be rebuilt from parent pointers) or for fewer levels (max_depth)";
+  throw configurationRuleViolation(
+    "FAILED_PRECONDITION",
+    "impact.answer_too_large",
+    `the answer would be ${bytes} bytes (${walk.count} impacted items), more than the ${MAX_IMPACT_ANSWER_BYTES} a gRPC client receives by default: ${remedy}`,
+    root,
+  );
 }
 
 /** Sizes an item from its parent's (sized before it: a walk's items come level by level). */
