@@ -1,8 +1,8 @@
 // Impact analysis answers from a graph held in memory: it must still answer what the database
 // holds at the call, whoever wrote it. Two replicas of the service on one database, through gRPC.
 import { randomUUID } from "node:crypto";
-import { mintDevToken } from "@rdm/auth";
 import { status } from "@grpc/grpc-js";
+import { mintDevToken } from "@rdm/auth";
 import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
 import { CiType, RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
