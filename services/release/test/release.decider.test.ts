@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type TimeWindow, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
   ApprovalStatus,
@@ -100,6 +101,31 @@ describe("UpdatePlanning", () => {
       stakeholders: ["a", "b"],
       risk: 3,
     });
+  });
+
+  test("an update without a planned window clears it; an event recorded before the flag kept it", () => {
+    const window = create(TimeWindowSchema, {
+      start: timestampFromDate(T0),
+      end: timestampFromDate(new Date(T0.getTime() + HOUR)),
+    });
+    const s = registered();
+    const planning = (plannedWindow: TimeWindow | undefined): ReleaseCommand => ({
+      kind: "updatePlanning",
+      title: "Payments 4.3",
+      description: "",
+      category: "",
+      coordinator: "cora",
+      stakeholders: [],
+      risk: 0,
+      plannedWindow,
+    });
+    record(s, planning(window));
+    expect(releaseOf(s).plannedWindow).toEqual(window);
+    const [cleared] = record(s, planning(undefined));
+    expect(releaseOf(s).plannedWindow).toBeUndefined();
+    // The same event as recorded before planned_window_replaced: the window stays.
+    const older = { ...cleared, plannedWindowReplaced: false } as ReleaseEvent;
+    expect(fold([...s.slice(0, -1), older]).release?.plannedWindow).toEqual(window);
   });
 });
 

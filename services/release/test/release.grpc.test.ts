@@ -642,6 +642,10 @@ test("UpdateReleasePlanning replaces the planning fields, GetRelease shows them 
     requestId: request.requestId,
     version: fetched.version,
   });
+
+  // Every field is replaced: a window left out is no window any more.
+  await coordinator.updateReleasePlanning({ ...request, requestId: randomUUID(), plannedWindow: undefined });
+  expect((await get(releaseId)).plannedWindow).toBeUndefined();
 });
 
 /** RPCs with a request each; the role check happens before the request reaches the handler. */

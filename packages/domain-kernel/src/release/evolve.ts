@@ -58,8 +58,10 @@ function applyLifecycle(release: Release, event: ReleaseEvent, state: ReleaseSta
   const at = event.metadata?.occurredAt;
   switch (event.$typeName) {
     case "rdm.release.v1.ReleasePlanningUpdated": {
-      const { metadata: _m, $typeName: _t, releaseId: _r, ...fields } = event;
+      const { metadata: _m, $typeName: _t, releaseId: _r, plannedWindowReplaced, plannedWindow, ...fields } = event;
       Object.assign(release, fields);
+      // Older events carried no window when it was to stay.
+      if (plannedWindow || plannedWindowReplaced) release.plannedWindow = plannedWindow;
       // A coordinator named while an approval is pending stays unable to vote on it, even if
       // replaced again before voting.
       for (const approval of release.approvals) {

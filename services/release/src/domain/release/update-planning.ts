@@ -8,6 +8,11 @@ export function updatePlanning(command: ReleaseCommandOf<"updatePlanning">, stat
   requireActive(state);
   const { kind: _, plannedWindow, ...fields } = command;
   return [
-    create(ev.ReleasePlanningUpdatedSchema, { releaseId, ...fields, ...(plannedWindow ? { plannedWindow } : {}) }),
+    create(ev.ReleasePlanningUpdatedSchema, {
+      releaseId,
+      ...fields,
+      ...(plannedWindow ? { plannedWindow } : {}),
+      plannedWindowReplaced: true,
+    }),
   ];
 }
