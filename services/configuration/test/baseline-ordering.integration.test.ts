@@ -84,7 +84,7 @@ function outcome(
   environment: string,
   environmentSequence: number,
   deploymentId: string,
-  artifacts: { name: string; version: string; targetCiIds: string[] }[],
+  artifacts: { name: string; version: string; targetCiIds: string[]; artifactId?: string }[],
 ) {
   const id = randomUUID();
   const occurredAt = new Date(Date.UTC(2026, 10, 1, 12, environmentSequence));
@@ -250,4 +250,28 @@ test("a rollback restores exactly: what the failed deployment added is removed",
   const restored = await baselineAt(client, environment, 3n);
   expect(running(restored)).toEqual([`${host1}/${api}@1.0.0`]);
   expect(restored).toMatchObject({ health: EnvironmentHealth.HEALTHY, lastKnownGoodDeploymentId: good });
+}, 90_000);
+
+test("a deployment with more artifact-target pairs than an event holds as entries is recorded whole", async () => {
+  const { client } = await startService("configuration_wide");
+  const environment = uniqueId("fleet");
+  // 20 artifacts on 300 hosts: 6,000 pairs, about 720 KB as an entry each, more than an event may be.
+  const hosts = Array.from({ length: 300 }, () => `ci-${randomUUID()}`);
+  const artifacts = Array.from({ length: 20 }, (_, i) => ({
+    artifactId: `artifact-${randomUUID()}`,
+    name: `component-${i}`,
+    version: "2.4.1",
+    targetCiIds: hosts,
+  }));
+  const wide = uniqueId("dep");
+  await publishTo([[outcome(DeploymentSucceededSchema, environment, 1, wide, artifacts), 0]]);
+  const baseline = await baselineAt(client, environment, 1n);
+  expect(baseline.entries).toHaveLength(6000);
+  expect(baseline.lastKnownGood).toHaveLength(6000);
+  expect(baseline.entries[0]).toMatchObject({ deploymentId: wide, artifactVersion: "2.4.1" });
+  const expected = artifacts.flatMap((a) => hosts.map((h) => `${h}/${a.name}@2.4.1`)).sort();
+  expect([...running(baseline)].sort()).toEqual(expected);
+  // Every entry keeps its artifact's DML id.
+  const ids = new Map(artifacts.map((a) => [a.name, a.artifactId]));
+  expect(baseline.entries.every((e) => e.artifactId === ids.get(e.artifactName))).toBe(true);
 }, 90_000);

@@ -3,7 +3,11 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { BaselineEntrySchema, EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import {
+  BaselineArtifactSchema,
+  BaselineEntrySchema,
+  EnvironmentHealth,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   type BaselineEvent,
@@ -29,6 +33,7 @@ const outcome = (
   releaseId: "rel-1",
   outcome: outcomeKind,
   entries,
+  artifacts: [],
   reason: "",
   sourceEventId: `e${++eventIds}`,
   environmentSequence,
@@ -133,4 +138,36 @@ test("outcomes without a sequence (0) keep their arrival order and come before e
   const history = record([apiOnHost1, legacyB]);
   expect(inEnvironmentOrder(history).map((e) => e.deploymentId)).toEqual(["legacy-b", "dep-1"]);
   expect(versions(history)).toEqual(["host-1/api@1.0.0"]);
+});
+
+test("an outcome listing artifacts with their CIs folds as the same outcome listing an entry per pair", () => {
+  /** The outcome's entries grouped by artifact name and version, in order, as the consumer writes them when large. */
+  const grouped = (arrival: RecordDeployment): RecordDeployment => {
+    const artifacts = new Map<string, ReturnType<typeof create<typeof BaselineArtifactSchema>>>();
+    for (const { ciId, artifactName, artifactVersion } of arrival.entries) {
+      const key = `${artifactName}@${artifactVersion}`;
+      const artifact = artifacts.get(key) ?? create(BaselineArtifactSchema, { artifactName, artifactVersion });
+      artifact.ciIds.push(ciId);
+      artifacts.set(key, artifact);
+    }
+    return { ...arrival, entries: [], artifacts: [...artifacts.values()] };
+  };
+  const hosts = ["host-1", "host-2", "host-3"];
+  const wide = (sequence: bigint, kind: DeploymentOutcome, version: string, on = hosts) =>
+    outcome(
+      sequence,
+      kind,
+      on.flatMap((host) => [entry(host, "api", version), entry(host, "worker", version)]),
+    );
+  const arrivals = [
+    wide(1n, DeploymentOutcome.SUCCEEDED, "1.0.0"),
+    wide(2n, DeploymentOutcome.FAILED, "2.0.0", ["host-2", "host-4"]),
+    wide(3n, DeploymentOutcome.ROLLED_BACK, "1.0.0"),
+    wide(4n, DeploymentOutcome.SUCCEEDED, "1.1.0", ["host-1"]),
+  ];
+  const asEntries = foldBaseline(record(arrivals)).baseline;
+  expect(asEntries?.entries).toHaveLength(6);
+  expect(foldBaseline(record(arrivals.map(grouped))).baseline).toEqual(asEntries);
+  // Both forms in one history, as after the consumer switched between them.
+  expect(foldBaseline(record(arrivals.map((a, i) => (i % 2 ? grouped(a) : a)))).baseline).toEqual(asEntries);
 });

@@ -482,6 +482,7 @@ describe("baselines", () => {
         deploymentId: "",
       },
     ],
+    artifacts: [],
     reason: "",
     sourceEventId: "e1",
     environmentSequence: 0n,

@@ -2,6 +2,7 @@ import { create } from "@bufbuild/protobuf";
 import {
   type Baseline,
   type BaselineEntry,
+  BaselineEntrySchema,
   BaselineSchema,
   EnvironmentHealth,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -34,10 +35,18 @@ function upsertEntries(current: BaselineEntry[], entries: BaselineEntry[]): Base
   return [...byKey.values()].sort(byCiAndName);
 }
 
+/** The entries an outcome records: its entries, then each of its artifacts on each of its CIs. */
+function recordedEntries(event: BaselineEvent): BaselineEntry[] {
+  const grouped = event.artifacts.flatMap(({ ciIds, artifactId, artifactName, artifactVersion }) =>
+    ciIds.map((ciId) => create(BaselineEntrySchema, { ciId, artifactId, artifactName, artifactVersion })),
+  );
+  return grouped.length > 0 ? [...event.entries, ...grouped] : event.entries;
+}
+
 /** One recorded outcome applied on top of the baseline before it (in environment order). */
 function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
   const at = event.metadata?.occurredAt;
-  const stamped = event.entries.map((entry) => ({
+  const stamped = recordedEntries(event).map((entry) => ({
     ...entry,
     deploymentId: entry.deploymentId || event.deploymentId,
     ...(entry.deployedAt || !at ? {} : { deployedAt: at }),

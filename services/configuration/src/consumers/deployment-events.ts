@@ -2,7 +2,7 @@ import { create, createRegistry } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { CommandHandler } from "@rdm/command-handler";
 import { type CloudEvent, decodeEvent, PermanentError } from "@rdm/messaging";
-import { BaselineEntrySchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { BaselineArtifactSchema, BaselineEntrySchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   type DeployedArtifact,
@@ -34,24 +34,35 @@ const OUTCOMES: Record<string, DeploymentOutcome> = {
   [DeploymentRolledBackSchema.typeName]: DeploymentOutcome.ROLLED_BACK,
 };
 
-async function entriesOf(tx: pg.PoolClient, artifacts: DeployedArtifact[]) {
-  const entries = [];
-  for (const artifact of artifacts) {
+/**
+ * Above this many artifact-target pairs an outcome lists its artifacts, each with its CIs,
+ * instead of an entry per pair (about three times the bytes): the deployment service accepts
+ * events up to the same size as this service, so the record of any deployment it accepts fits.
+ */
+export const MAX_BASELINE_ENTRIES = 1000;
+
+/** What the deployment put where, as the baseline records it (entries or artifacts, by size). */
+async function recordOf(tx: pg.PoolClient, deployed: DeployedArtifact[]) {
+  const artifacts = [];
+  for (const artifact of deployed) {
     // Deployment events may name the artifact only; the DML knows its id.
     const artifactId =
       artifact.artifactId || (await artifactIdByNameVersion(tx, artifact.name, artifact.version)) || "";
-    for (const ciId of artifact.targetCiIds) {
-      entries.push(
-        create(BaselineEntrySchema, {
-          ciId,
-          artifactName: artifact.name,
-          artifactVersion: artifact.version,
-          artifactId,
-        }),
-      );
-    }
+    artifacts.push(
+      create(BaselineArtifactSchema, {
+        artifactId,
+        artifactName: artifact.name,
+        artifactVersion: artifact.version,
+        ciIds: artifact.targetCiIds,
+      }),
+    );
   }
-  return entries;
+  const pairs = artifacts.reduce((sum, a) => sum + a.ciIds.length, 0);
+  if (pairs > MAX_BASELINE_ENTRIES) return { entries: [], artifacts };
+  const entries = artifacts.flatMap(({ ciIds, artifactId, artifactName, artifactVersion }) =>
+    ciIds.map((ciId) => create(BaselineEntrySchema, { ciId, artifactId, artifactName, artifactVersion })),
+  );
+  return { entries, artifacts: [] };
 }
 
 /**
@@ -94,7 +105,7 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
               deploymentId: deployment.deploymentId,
               releaseId: deployment.releaseId,
               outcome,
-              entries: await entriesOf(tx, deployment.artifacts),
+              ...(await recordOf(tx, deployment.artifacts)),
               reason: "reason" in deployment ? deployment.reason : "",
               sourceEventId: event.id,
               environmentSequence: deployment.environmentSequence,

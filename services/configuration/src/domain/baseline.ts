@@ -6,7 +6,7 @@ import {
   inEnvironmentOrder,
   initialBaselineState,
 } from "@rdm/domain-kernel/configuration";
-import type { BaselineEntry } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import type { BaselineArtifact, BaselineEntry } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   BaselineDeploymentRecordedSchema,
   type DeploymentOutcome,
@@ -24,6 +24,8 @@ export interface RecordDeployment {
   outcome: DeploymentOutcome;
   /** What now runs on which CI (one entry per CI and artifact name); for a rollback, everything that runs. */
   entries: BaselineEntry[];
+  /** The same grouped by artifact, for a deployment too large for an entry per pair. */
+  artifacts: BaselineArtifact[];
   reason: string;
   sourceEventId: string;
   /** The outcome's position among the environment's deployment events; 0n when the event carried none. */
