@@ -4,6 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
 import { status } from "@grpc/grpc-js";
+import { errorDetails } from "@rdm/grpc";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
@@ -264,4 +265,42 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
     }),
     status.NOT_FOUND,
   );
+});
+
+test("ids and names longer than the CMDB's and the DML's are refused where they enter, naming the field", async () => {
+  const violations = async (call: Promise<unknown>) => {
+    const error = await call.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const details = errorDetails(error);
+    expect(details.code).toBe(status.INVALID_ARGUMENT);
+    return details.badRequest?.fieldViolations.map((v) => v.field);
+  };
+  // A CI id longer than any CI's would later fail every read side that keys rows by target.
+  const long = `ci-${"x".repeat(200)}`;
+  expect(
+    await violations(
+      deployer.registerEnvironment({
+        ...rid(),
+        environment: {
+          name: uniqueId("env"),
+          promotionRank: 1,
+          targetGroups: [{ name: "rest", ciIds: [uniqueId("ci"), long] }],
+          protection: { approvalGroup: "g".repeat(201), quorum: 1 },
+        },
+      }),
+    ),
+  ).toEqual(["environment.target_groups[0].ci_ids[1]", "environment.protection.approval_group"]);
+  expect(
+    await violations(
+      deployer.planDeployment({
+        ...rid(),
+        releaseId: randomUUID(),
+        environment: await environment(),
+        artifacts: [{ ...artifact(randomUUID()), name: "n".repeat(215) }],
+        strategy: ALL_AT_ONCE,
+      }),
+    ),
+  ).toEqual(["artifacts[0].name"]);
 });
