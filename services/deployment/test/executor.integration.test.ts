@@ -87,6 +87,9 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
     ["rdm.deployment.v1.DeploymentStarted", 1n],
     ["rdm.deployment.v1.DeploymentSucceeded", 2n],
   ]);
+  // Nothing promotes from the environment: it is production, and the success says so (a start
+  // has no such field).
+  expect(outcomes.map((event) => ("production" in event ? event.production : "none"))).toEqual(["none", true]);
   const listed = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
   expect(listed?.baseline.map((a) => a.artifactId)).toEqual([artifactId]);
   expect(listed?.baselineDeploymentId).toBe(deploymentId);
@@ -222,6 +225,11 @@ test("a failed verification rolls back automatically; DeploymentRolledBack carri
   await runStep(first.environment);
   await runStep(first.environment);
   const good = (await stateOf(first.deploymentId))?.artifacts;
+  // An environment after this one in the promotion order: from now on, this one is not production.
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: uniqueId("env"), promotionRank: 2, promotesFrom: first.environment },
+  });
 
   const second = await startedDeployment(
     strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 1 }),
@@ -245,6 +253,7 @@ test("a failed verification rolls back automatically; DeploymentRolledBack carri
     ["rdm.deployment.v1.DeploymentRolledBack", 5n],
   ]);
   expect(outcomes[2]?.artifacts).toEqual(good);
+  expect(outcomes.map((event) => ("production" in event ? event.production : "none"))).toEqual(["none", false, false]);
 });
 
 test("the service stopped mid-deployment and started again: the deployment completes, nothing doubled", async () => {

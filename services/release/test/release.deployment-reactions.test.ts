@@ -163,6 +163,37 @@ test("a success in test is recorded; a success in production moves the release t
   expect(traced.rows.at(-1)?.traceparent.split("-")[1]).toBe(TRACE_ID);
 });
 
+test("the outcome's own word on production wins over the promotion order this service has read so far", async () => {
+  // An environment whose registration has not reached this service yet (another partition),
+  // and a "test" that has just been made the end of the order there, by events still on the way.
+  const releaseId = await releaseInDeployment();
+  await publish(DeploymentSucceededSchema, "d-early", {
+    deploymentId: "d-early",
+    releaseId,
+    environment: uniqueId("live"),
+    production: false,
+  });
+  await publish(DeploymentSucceededSchema, "d-test-now", {
+    deploymentId: "d-test-now",
+    releaseId,
+    environment: "test",
+    production: true,
+  });
+  await until(releaseId, (r) => r.deployments.length === 2, "both outcomes recorded");
+  const release = await get(releaseId);
+  expect(release.phase).toBe(ReleasePhase.VERIFICATION);
+  // Two partitions: recorded in either order.
+  expect(release.deployments.map((d) => [d.deploymentId, d.production]).sort()).toEqual([
+    ["d-early", false],
+    ["d-test-now", true],
+  ]);
+  // Without the field (an older event), the promotion order read from the topic decides: not production.
+  const older = await releaseInDeployment();
+  await publish(DeploymentSucceededSchema, "d-old", { deploymentId: "d-old", releaseId: older, environment: "test" });
+  await until(older, (r) => r.deployments.length === 1, "the older event recorded");
+  expect((await get(older)).deployments[0]?.production).toBe(false);
+});
+
 test("a failure and its rollback are deviations in the log and history, told to the owner and the coordinator", async () => {
   const releaseId = await releaseInDeployment();
   const reason = "verification failed: error rate 7% above 2%";

@@ -135,6 +135,11 @@ export async function promotionChain(db: Queryable, from: string): Promise<strin
   return chain;
 }
 
+/** Production: the end of the promotion order, an environment no other one promotes from. */
+export async function isProduction(db: Queryable, environment: string): Promise<boolean> {
+  return !(await listEnvironments(db)).some((other) => other.promotesFrom === environment);
+}
+
 /** Locks the environment's outcome row until the transaction ends (creating it at sequence 0). */
 export async function lockEnvironmentOutcomes(tx: Queryable, environment: string): Promise<void> {
   await tx.query(

@@ -43,6 +43,8 @@ interface Outcome {
   reason?: string;
   /** What was deployed (a success) or restored (a rollback). */
   artifacts?: { artifactId: string }[];
+  /** Production as the deployment service knew it at the outcome (unset in older events). */
+  production?: boolean | undefined;
 }
 
 function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutcome } | undefined {
@@ -83,7 +85,8 @@ async function isProduction(tx: pg.PoolClient, environment: string): Promise<boo
  * decider, in the consumer's transaction, caused by the upstream event and in its trace. The
  * decider records each outcome of a deployment once, so a redelivered or replayed message
  * appends nothing. A refusal (e.g. a release this service does not know) is logged and skipped.
- * Environment events keep the promotion order that says which environment is production.
+ * An outcome says whether its environment is production; for older outcomes, which do not,
+ * environment events keep the promotion order that says it.
  */
 export async function reactToDeploymentEvent(
   event: CloudEvent,
@@ -110,7 +113,8 @@ export async function reactToDeploymentEvent(
     deploymentId: outcome.deploymentId,
     environment: outcome.environment,
     outcome: kind,
-    production: await isProduction(tx, outcome.environment),
+    // The deployment service's word, else the promotion order as this service has read it so far.
+    production: outcome.production ?? (await isProduction(tx, outcome.environment)),
     reason: outcome.reason ?? "",
     occurredAt: occurredAt ? timestampDate(occurredAt) : event.time,
     ...(kind === DeploymentOutcome.SUCCEEDED
