@@ -10,16 +10,15 @@ import { type MessageInitShape, protoInt64 } from "@bufbuild/protobuf";
 import type { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import { RELEASE_LINK_EVENTS } from "@rdm/change";
-import { createGrpcClient, errorDetails, GrpcStatus } from "@rdm/grpc";
+import { createGrpcClient } from "@rdm/grpc";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { LogEntryKind, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { waitFor } from "@rdm/testkit";
 import fc from "fast-check";
-import pg from "pg";
+import { acceptedOrInvalid, eventIds, everyEventHandled, text } from "./accepted-input.js";
 import { e2eStack } from "./harness.js";
 
 const stack = e2eStack("e2e-accepted-input");
@@ -49,25 +48,6 @@ beforeAll(async () => {
 afterAll(() => stack.stop());
 
 const token = (subject: string, roles: Role[]) => stack.token(subject, roles);
-
-/** Characters the API takes: any grapheme, and the awkward ones storage and JSON must still keep. */
-const acceptedCharacter = fc.oneof(
-  fc.string({ unit: "grapheme", minLength: 1, maxLength: 1 }),
-  fc.constantFrom("\t", "\n", "\r", "\u007f", "\u0085", "\u00a0", "\u2028", "\u202e", "\ufeff", "\ufffd"),
-  fc.constantFrom("🚀", "ß", "İ", "\\", '"', "'", "%", "\u0301"),
-);
-/** Any code point, and the ones the API refuses (C0 controls, lone surrogates) often. */
-const anyCharacter = fc.oneof(
-  acceptedCharacter,
-  fc.string({ unit: "binary", minLength: 1, maxLength: 1 }),
-  fc.constantFrom("\u0000", "\u0001", "\u000b", "\u001b", "\u001f", "\ud800", "\udfff"),
-);
-/** Mostly text the API takes (so that events flow), now and then anything at all. */
-const text = (minLength: number, maxLength: number) =>
-  fc.oneof(
-    { weight: 9, arbitrary: fc.string({ unit: acceptedCharacter, minLength, maxLength }) },
-    { weight: 1, arbitrary: fc.string({ unit: anyCharacter, minLength, maxLength }) },
-  );
 
 const MIN_SECONDS = -62_135_596_800n;
 const MAX_SECONDS = 253_402_300_799n;
@@ -122,44 +102,6 @@ const commands = fc.record({
     attributes: fc.dictionary(text(1, 12), text(0, 30), { maxKeys: 3 }),
   }),
 });
-
-/** The call's answer, or undefined when it was refused with INVALID_ARGUMENT; any other refusal fails. */
-async function acceptedOrInvalid<T>(call: Promise<T>): Promise<T | undefined> {
-  try {
-    return await call;
-  } catch (error) {
-    const { code, message } = errorDetails(error);
-    if (code !== GrpcStatus.INVALID_ARGUMENT) throw new Error(`refused with ${GrpcStatus[code]}: ${message}`);
-    return undefined;
-  }
-}
-
-/** The ids of the events a service appended, of the given types only when `types` is given. */
-async function eventIds(databaseUrl: string, types?: ReadonlySet<string>): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ event_id: string; type: string }>("SELECT event_id, type FROM events");
-    return rows.filter((r) => !types || types.has(r.type)).map((r) => r.event_id);
-  } finally {
-    await client.end();
-  }
-}
-
-async function unhandled(databaseUrl: string, ids: string[]): Promise<string[]> {
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
-  try {
-    const { rows } = await client.query<{ event_id: string }>(
-      "SELECT event_id FROM rdm_handled_events WHERE event_id = ANY($1::text[])",
-      [ids],
-    );
-    const handled = new Set(rows.map((r) => r.event_id));
-    return ids.filter((id) => !handled.has(id));
-  } finally {
-    await client.end();
-  }
-}
 
 test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARGUMENT", async () => {
   const release = createGrpcClient(ReleaseService, addresses.release, {
@@ -219,18 +161,5 @@ test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARG
     ["change service (release links)", databases.change, await eventIds(databases.release, RELEASE_LINK_EVENTS)],
     ["release service (change states)", databases.release, appended.change],
   ];
-  for (const [consumer, databaseUrl, ids] of consumers) {
-    let missing: string[] = ids;
-    await waitFor(
-      async () => {
-        missing = await unhandled(databaseUrl, missing);
-        return missing.length === 0;
-      },
-      { timeoutMs: 60_000, description: `${consumer}: every appended event handled` },
-    ).catch((error: Error) => {
-      throw new Error(`${error.message}; ${missing.length} not handled, e.g. ${missing.slice(0, 5).join(", ")}`, {
-        cause: error,
-      });
-    });
-  }
+  await everyEventHandled(consumers);
 }, 180_000);
