@@ -5,7 +5,7 @@
 // verification rolls back), and every event the service appended is handled, not dead-lettered,
 // by the gateway's projections, the configuration service's baselines and the release service's
 // reactions.
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createGrpcClient } from "@rdm/grpc";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
@@ -14,7 +14,7 @@ import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/
 import { uniqueId, waitFor } from "@rdm/testkit";
 import fc from "fast-check";
 import { acceptedOrInvalid, eventIds, everyEventHandled, text } from "./accepted-input.js";
-import { e2eStack, publishReleaseInDeployment, type StartedService } from "./harness.js";
+import { e2eStack, publishReleaseInDeployment, type StartedService, verifiedArtifact } from "./harness.js";
 
 const stack = e2eStack("e2e-accepted-deployment");
 let deployment: StartedService;
@@ -63,18 +63,7 @@ test("arbitrary accepted deployment input reaches every consumer; refusals are I
   let finished = 0;
   try {
     // One verified artifact for every plan: the gates read it from the configuration topic.
-    const name = uniqueId("api");
-    const sha256 = createHash("sha256").update(name).digest("hex");
-    const { artifact } = await dml.registerArtifact({
-      requestId: randomUUID(),
-      name,
-      version: "1.0.0",
-      sha256,
-      sizeBytes: 1n,
-      mediaUri: `s3://media/${name}.tgz`,
-    });
-    const artifactId = artifact?.artifactId as string;
-    await dml.verifyArtifact({ requestId: randomUUID(), artifactId, sha256 });
+    const { artifactId, name } = await verifiedArtifact(dml, uniqueId("api"), "1.0.0");
 
     await fc.assert(
       fc.asyncProperty(cases, async (c) => {

@@ -2,7 +2,7 @@
 // lease, in the middle of a target: started again on the same port and database, it takes the
 // executor's report on that lease, and the deployment ends as if nothing happened, each effect
 // once: one claim per step, one report per target, one outcome, every stored event on the topic.
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -16,7 +16,7 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
-import { e2eStack, kill, publishReleaseInDeployment } from "./harness.js";
+import { e2eStack, kill, publishReleaseInDeployment, verifiedArtifact } from "./harness.js";
 
 const stack = e2eStack("e2e-deployment-killed");
 const WAIT = { timeoutMs: 60_000 };
@@ -68,18 +68,7 @@ test("SIGKILL of the deployment service while a step is leased: restarted, it co
     token: await stack.token("carla", ["config-manager"]),
   });
   stack.onStop(() => dml.close());
-  const name = uniqueId("api");
-  const sha256 = createHash("sha256").update(name).digest("hex");
-  const { artifact } = await dml.registerArtifact({
-    requestId: randomUUID(),
-    name,
-    version: "1.0.0",
-    sha256,
-    sizeBytes: 1n,
-    mediaUri: `s3://media/${name}.tgz`,
-  });
-  const artifactId = artifact?.artifactId as string;
-  await dml.verifyArtifact({ requestId: randomUUID(), artifactId, sha256 });
+  const { artifactId, name } = await verifiedArtifact(dml, uniqueId("api"), "1.0.0");
 
   const environment = uniqueId("staging");
   const hosts = [uniqueId("host"), uniqueId("host")];

@@ -3,7 +3,7 @@
 // deploys a first release; a second one adding an artifact fails its verification, rolls back by
 // itself, and the configuration service's baseline of the environment is the first one again,
 // exactly: what the failed deployment added is gone. Checked through GetBaseline.
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { createGrpcClient } from "@rdm/grpc";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
@@ -11,7 +11,7 @@ import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
-import { e2eStack, publishReleaseInDeployment, type StartedService } from "./harness.js";
+import { e2eStack, publishReleaseInDeployment, type StartedService, verifiedArtifact } from "./harness.js";
 
 const stack = e2eStack("e2e-rollback-baseline");
 let producer: Awaited<ReturnType<typeof stack.producer>>;
@@ -36,21 +36,7 @@ test("a failed verification rolls back by itself and the configuration baseline 
     token: await stack.token("dana", ["deployer", "release-manager"]),
   });
 
-  // The DML: each artifact registered and verified against its checksum.
-  const register = async (name: string, version: string) => {
-    const sha256 = createHash("sha256").update(`${name}@${version}`).digest("hex");
-    const { artifact } = await dml.registerArtifact({
-      requestId: randomUUID(),
-      name,
-      version,
-      sha256,
-      sizeBytes: 1n,
-      mediaUri: `s3://media/${name}-${version}.tgz`,
-    });
-    const artifactId = artifact?.artifactId as string;
-    await dml.verifyArtifact({ requestId: randomUUID(), artifactId, sha256 });
-    return { artifactId, name, version };
-  };
+  const register = (name: string, version: string) => verifiedArtifact(dml, name, version);
   const [api, sidecar] = [uniqueId("api"), uniqueId("sidecar")];
   const apiOne = await register(api, "1.0.0");
   const apiTwo = await register(api, "2.0.0");

@@ -29,7 +29,7 @@
  * - `onStop(fn)` adds a cleanup (clients, producers) run by `stop()`.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
@@ -39,9 +39,11 @@ import { startChangeService } from "@rdm/change";
 import { startConfigurationService } from "@rdm/configuration";
 import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
 import { startGateway } from "@rdm/gateway";
+import type { GrpcClient } from "@rdm/grpc";
 import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
@@ -300,4 +302,24 @@ export async function publishReleaseInDeployment(
       };
     }),
   );
+}
+
+/** An artifact registered in the DML and verified against its checksum: what deployment gates accept. */
+export async function verifiedArtifact(
+  dml: GrpcClient<(typeof ConfigurationService)["method"]>,
+  name: string,
+  version: string,
+): Promise<{ artifactId: string; name: string; version: string }> {
+  const sha256 = createHash("sha256").update(`${name}@${version}`).digest("hex");
+  const { artifact } = await dml.registerArtifact({
+    requestId: randomUUID(),
+    name,
+    version,
+    sha256,
+    sizeBytes: 1n,
+    mediaUri: `s3://media/${name}-${version}.tgz`,
+  });
+  const artifactId = artifact?.artifactId as string;
+  await dml.verifyArtifact({ requestId: randomUUID(), artifactId, sha256 });
+  return { artifactId, name, version };
 }
