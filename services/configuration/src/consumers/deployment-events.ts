@@ -36,10 +36,10 @@ const OUTCOMES: Record<string, DeploymentOutcome> = {
 
 /**
  * Above this many artifact-target pairs an outcome lists its artifacts, each with its CIs,
- * instead of an entry per pair (about three times the bytes): the deployment service accepts
- * events up to the same size as this service, so the record of any deployment it accepts fits.
+ * instead of an entry per pair (about three times the bytes): the record of a deployment then
+ * stays about the size of the deployment's own event, which the same event size limit bounds.
  */
-export const MAX_BASELINE_ENTRIES = 1000;
+const MAX_BASELINE_ENTRIES = 1000;
 
 /** What the deployment put where, as the baseline records it (entries or artifacts, by size). */
 async function recordOf(tx: pg.PoolClient, deployed: DeployedArtifact[]) {
