@@ -17,6 +17,7 @@ import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
+import { auditMigrations } from "../src/projections/audit/migrations.js";
 import { changeProjectionMigrations } from "../src/projections/changes/migrations.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
 import { deploymentPlanMigrations } from "../src/projections/deployment-plans/migrations.js";
@@ -40,6 +41,7 @@ beforeAll(async () => {
   await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
   await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
   await runMigrations(pool, { component: "gateway.deployment-plans", migrations: deploymentPlanMigrations });
+  await runMigrations(pool, { component: "gateway.audit", migrations: auditMigrations });
   app = await buildGatewayApp({
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
@@ -263,7 +265,9 @@ test("two booked changes with the same key that collide are a pair on the calend
 test("CMDB pages hold every item once, in one page's order, whatever case folding does to the names", async () => {
   const owner = uniqueId("owner");
   // Names PostgreSQL's lower() folds unlike JavaScript's toLowerCase: İ (dotted capital I), a final Σ.
-  const names = ["İa", "ib", "ic", "ΟΔΟΣ", "οδοσ", "Zeta"];
+  // And the longest names the CMDB takes, whose page tokens are the longest: 200 characters of
+  // three UTF-8 bytes each, and of characters JSON escapes.
+  const names = ["İa", "ib", "ic", "ΟΔΟΣ", "οδοσ", "Zeta", "配".repeat(200), '"\\'.repeat(100)];
   for (const [i, name] of names.entries())
     await pool.query(
       `INSERT INTO cmdb_ci_view (ci_id, name, type, owner, status, attributes, version, created_at, updated_at)
@@ -289,6 +293,28 @@ test("CMDB pages hold every item once, in one page's order, whatever case foldin
   // The search folds its text as the names are folded, final Σ included.
   const found = ids((await get(`/v1/cmdb/items?owner=${owner}&q=${encodeURIComponent("ΟΔΟΣ")}`)).body);
   expect(found.sort()).toEqual([`${owner}-3`, `${owner}-4`]);
+});
+
+test("a release id in upper case finds what it finds in lower case, on every route that filters by it", async () => {
+  const releaseId = randomUUID();
+  await pool.query(
+    `INSERT INTO deployment_view (deployment_id, release_id, environment, state, state_sequence, strategy, artifacts,
+       first_event_at, updated_at) VALUES ($1, $2, 'production', 'IN_PROGRESS', 0, 'ALL_AT_ONCE', '[]', now(), now())`,
+    [randomUUID(), releaseId],
+  );
+  await pool.query(
+    `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor, correlation_id,
+       causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
+     VALUES ($1, 'release', 'rdm.release.v1.ReleaseRegistered', $2, 1, now(), 'ann', '', '', '', $2, '', '', '{}', '{}')`,
+    [randomUUID(), releaseId],
+  );
+  const found = async (id: string) => [
+    (await get(`/v1/releases/${id}/deployments`)).body.deployments.length,
+    (await get(`/v1/deployments?releaseId=${id}`)).body.deployments.length,
+    (await get(`/v1/audit?release=${id}`)).body.entries.length,
+  ];
+  expect(await found(releaseId)).toEqual([1, 1, 1]);
+  expect(await found(releaseId.toUpperCase())).toEqual([1, 1, 1]);
 });
 
 describe("the release event stream", () => {

@@ -61,8 +61,9 @@ export async function auditAfter(pool: pg.Pool, after: number, limit: number, f:
     where.push(sql(`$${args.length}`));
   };
   add((p) => `actor = ${p}`, f.actor);
-  add((p) => `release_id = ${p}`, f.release);
-  add((p) => `change_request_id = ${p}`, f.change);
+  // Ids are stored as the services write them, lower case; a client may send a UUID in either case.
+  add((p) => `release_id = lower(${p})`, f.release);
+  add((p) => `change_request_id = lower(${p})`, f.change);
   add((p) => `${p}::text = ANY(environments)`, f.environment);
   add((p) => `correlation_id = ${p}`, f.correlation);
   add((p) => `occurred_at >= ${p}`, f.from);

@@ -19,7 +19,8 @@ const ciList: RoutePlugin = async (app, { pool }) => {
             status: { type: "string", enum: CI_STATUSES },
             q: { type: "string", maxLength: 200 },
             pageSize: { type: "integer", minimum: 1, maximum: 500, default: 100 },
-            pageToken: { type: "string", maxLength: 500 },
+            // Carries the last name (up to 200 characters, several UTF-8 bytes each) in base64url.
+            pageToken: { type: "string", maxLength: 4096 },
           },
           additionalProperties: false,
         },

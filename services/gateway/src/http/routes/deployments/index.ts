@@ -48,7 +48,8 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
     },
     async (request, reply) => {
       const { pageSize, pageToken, releaseId, environment, state } = request.query;
-      const { where, args } = equalityFilters({ release_id: releaseId, environment, state });
+      // Release ids are stored in lower case; a client may send a UUID in either.
+      const { where, args } = equalityFilters({ release_id: releaseId?.toLowerCase(), environment, state });
       if (pageToken !== undefined) {
         const cursor = decodePageToken(pageToken, isIsoTimestamp, isDeploymentId);
         if (!cursor) return badRequest(reply, "pageToken is not valid");

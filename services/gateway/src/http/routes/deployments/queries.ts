@@ -43,7 +43,7 @@ export const toDeployment = (r: DeploymentRow) => ({
 export async function deploymentsOfRelease(pool: pg.Pool, releaseId: string) {
   const { rows } = await pool.query<DeploymentRow>(
     "SELECT * FROM deployment_view WHERE release_id = $1 ORDER BY first_event_at DESC, deployment_id DESC",
-    [releaseId],
+    [releaseId.toLowerCase()],
   );
   return rows.map(toDeployment);
 }
@@ -98,7 +98,7 @@ export async function feedAfter(
     args.push(value);
     where.push(`${column} = $${args.length}`);
   };
-  filter("release_id", filters.releaseId);
+  filter("release_id", filters.releaseId?.toLowerCase());
   filter("environment", filters.environment);
   filter("inventory_changed", filters.inventoryChanged);
   const { rows } = await pool.query<FeedRow>(
