@@ -12,14 +12,21 @@ function canonical(value: JsonValue): string {
 }
 
 /**
- * What a command's request-id idempotency record compares: the request message's type (one per
- * RPC) and its content in a canonical form. Two RPCs whose requests happen to look alike (say
- * `{request_id, id}`) still differ, so a request id reused for another command is refused, not
- * answered with the first command's response; a retry whose map entries come in another order
- * is still the same request.
+ * What a command's request-id idempotency record compares: the caller (the token's subject), the
+ * request message's type (one per RPC) and its content in a canonical form. A retry is the same
+ * caller sending the same request again, so another caller reusing the id is refused, not handed
+ * the first caller's answer with its own command never run. Two RPCs whose requests happen to
+ * look alike (say `{request_id, id}`) still differ; a retry whose map entries come in another
+ * order is still the same request.
  */
-export const requestFingerprint = <S extends DescMessage>(schema: S, request: MessageShape<S>): string =>
+export const requestFingerprint = <S extends DescMessage>(
+  schema: S,
+  request: MessageShape<S>,
+  caller: string,
+): string =>
   createHash("sha256")
+    .update(caller)
+    .update("\0")
     .update(schema.typeName)
     .update("\0")
     .update(canonical(toJson(schema, request)))

@@ -634,6 +634,32 @@ test("a request id reused for another command is refused, even when the two requ
   expect(await manager.startChangeImplementation({ ...reused, changeRequestId: id })).toEqual(started);
 });
 
+test("a request id is its caller's: another approver reusing it is refused, and their vote still counts with an id of their own", async () => {
+  const requester = await clientAs("rita", ["change-manager"]);
+  const anna = await clientAs("anna", ["approver"], ["cab"]);
+  const ben = await clientAs("ben", ["approver"], ["cab"]);
+  const { change } = await requester.raiseChange(rfc());
+  const id = change?.changeRequestId as string;
+  await requester.submitChange({ ...rid(), changeRequestId: id });
+  await requester.assessChange({
+    ...rid(),
+    changeRequestId: id,
+    impact: ChangeImpact.HIGH,
+    urgency: ChangeUrgency.MEDIUM,
+    requiredApprovals: 2,
+    notes: "two votes",
+  });
+  const vote = { ...rid(), changeRequestId: id, comment: "ok" };
+  const annas = await anna.approveChange(vote);
+  // The same bytes from ben: not anna's answer (his vote would be lost), but a refusal.
+  const refused = await precondition(ben.approveChange(vote));
+  expect(refused.violations.map((v) => v.type)).toEqual(["request.idempotency"]);
+  expect(await anna.approveChange(vote)).toEqual(annas);
+  const bens = await ben.approveChange({ ...vote, ...rid() });
+  expect(bens.change?.state).toBe(ChangeState.AUTHORIZED);
+  expect(bens.change?.approvals.map((a) => a.approver)).toEqual(["anna", "ben"]);
+});
+
 test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
   const releaseId = randomUUID();
   const linked = create(ReleaseChangeRequestLinkedSchema, {

@@ -137,7 +137,7 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
         project: (client, outcome) => spec.project(client, outcome.after),
         response: spec.output,
         respond: (outcome) => spec.respond(outcome, prepared),
-        requestHash: requestFingerprint(method.input as DescMessage, request as never),
+        requestHash: requestFingerprint(method.input as DescMessage, request as never, ctx.principal.subject),
       },
     );
   }

@@ -19,7 +19,7 @@ export function artifactVerificationHandlers(
   const { onArtifact, verify } = configurationCommandRpc(deps);
   return {
     async verifyArtifact(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.verifyArtifact.input, request);
+      const hash = requestFingerprint(ConfigurationService.method.verifyArtifact.input, request, ctx.principal.subject);
       const result = await verify(ctx, request.requestId, hash, request.artifactId, request.sha256, undefined);
       return create(VerifyArtifactResponseSchema, { result });
     },
@@ -44,13 +44,19 @@ export function artifactVerificationHandlers(
       }
       const actual = digest.digest("hex");
       // The hash of the content stands in for the request: a retry with the same bytes replays.
-      const requestHash = createHash("sha256").update(`${first.artifactId}\u0000${actual}\u0000${size}`).digest("hex");
+      const requestHash = createHash("sha256")
+        .update(`${ctx.principal.subject}\u0000${first.artifactId}\u0000${actual}\u0000${size}`)
+        .digest("hex");
       const result = await verify(ctx, first.requestId, requestHash, first.artifactId, actual, size);
       return create(VerifyArtifactContentResponseSchema, { result });
     },
 
     async quarantineArtifact(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.quarantineArtifact.input, request);
+      const hash = requestFingerprint(
+        ConfigurationService.method.quarantineArtifact.input,
+        request,
+        ctx.principal.subject,
+      );
       return onArtifact(
         ctx,
         request.requestId,
@@ -63,7 +69,7 @@ export function artifactVerificationHandlers(
     },
 
     async retireArtifact(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.retireArtifact.input, request);
+      const hash = requestFingerprint(ConfigurationService.method.retireArtifact.input, request, ctx.principal.subject);
       return onArtifact(
         ctx,
         request.requestId,

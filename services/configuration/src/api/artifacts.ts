@@ -27,7 +27,11 @@ export function artifactHandlers(
   const { execute } = configurationCommandRpc(deps);
   return {
     async registerArtifact(request, ctx) {
-      const requestHash = requestFingerprint(ConfigurationService.method.registerArtifact.input, request);
+      const requestHash = requestFingerprint(
+        ConfigurationService.method.registerArtifact.input,
+        request,
+        ctx.principal.subject,
+      );
       // Decided on the stream of whatever is registered under this name and version.
       let artifactId = "";
       return execute<ArtifactEvent, typeof RegisterArtifactResponseSchema>(ctx, request.requestId, {

@@ -104,7 +104,11 @@ async function importMessage(
       results[i] = new InvalidArgument(found);
       return;
     }
-    entries.push({ requestId: requestIdOf(item), requestHash: requestFingerprint(ImportItemSchema, item), item });
+    entries.push({
+      requestId: requestIdOf(item),
+      requestHash: requestFingerprint(ImportItemSchema, item, ctx.principal.subject),
+      item,
+    });
     places.push(i);
   });
   const { outcomes, appended } =

@@ -24,7 +24,11 @@ export function itemCommandHandlers(
   const { onItem } = configurationCommandRpc(deps);
   return {
     async registerConfigurationItem(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.registerConfigurationItem.input, request);
+      const hash = requestFingerprint(
+        ConfigurationService.method.registerConfigurationItem.input,
+        request,
+        ctx.principal.subject,
+      );
       const ciId = newCiId();
       const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request), {
         newStream: true,
@@ -33,7 +37,11 @@ export function itemCommandHandlers(
     },
 
     async updateConfigurationItem(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.updateConfigurationItem.input, request);
+      const hash = requestFingerprint(
+        ConfigurationService.method.updateConfigurationItem.input,
+        request,
+        ctx.principal.subject,
+      );
       const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
         kind: "updateConfigurationItem",
         name: request.name,
@@ -45,7 +53,11 @@ export function itemCommandHandlers(
     },
 
     async changeConfigurationItemStatus(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.changeConfigurationItemStatus.input, request);
+      const hash = requestFingerprint(
+        ConfigurationService.method.changeConfigurationItemStatus.input,
+        request,
+        ctx.principal.subject,
+      );
       const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
         kind: "changeConfigurationItemStatus",
         status: request.status,

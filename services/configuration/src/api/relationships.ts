@@ -18,7 +18,11 @@ export function relationshipHandlers(
   const { onItem } = configurationCommandRpc(deps);
   return {
     async addRelationship(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.addRelationship.input, request);
+      const hash = requestFingerprint(
+        ConfigurationService.method.addRelationship.input,
+        request,
+        ctx.principal.subject,
+      );
       // The target is read with a share lock held until the append commits: a retire of it waits
       // (and then follows the relationship), or committed first and is seen, so a retired item
       // never gains one.
@@ -39,7 +43,11 @@ export function relationshipHandlers(
     },
 
     async removeRelationship(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.removeRelationship.input, request);
+      const hash = requestFingerprint(
+        ConfigurationService.method.removeRelationship.input,
+        request,
+        ctx.principal.subject,
+      );
       const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, () => ({
         kind: "removeRelationship",
         type: request.type,

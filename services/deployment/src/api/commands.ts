@@ -73,7 +73,7 @@ export function runDeploymentCommand<R extends DescMessage>(
     response: spec.output,
     respond: ({ after }) =>
       spec.respond?.(after) ?? (create(spec.output, { deployment: after.deployment } as never) as MessageShape<R>),
-    requestHash: requestFingerprint(method.input, request as never),
+    requestHash: requestFingerprint(method.input, request as never, ctx.principal.subject),
   };
   return handler.handle(originOf(ctx, request.requestId), command);
 }
@@ -105,7 +105,7 @@ export function runEnvironmentCommand<R extends DescMessage>(
     },
     response: spec.output,
     respond: ({ after }) => create(spec.output, { environment: after.environment } as never) as MessageShape<R>,
-    requestHash: requestFingerprint(method.input, request as never),
+    requestHash: requestFingerprint(method.input, request as never, ctx.principal.subject),
   });
 }
 

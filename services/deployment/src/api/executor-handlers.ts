@@ -56,7 +56,7 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
   return async (request, ctx) => {
     const recorded = {
       response: ClaimStepResponseSchema,
-      requestHash: requestFingerprint(M.claimStep.input, request),
+      requestHash: requestFingerprint(M.claimStep.input, request, ctx.principal.subject),
     };
     // A retry gets the first answer before the queue is looked at: it must not take (or lock)
     // another waiting step for a request that already has its step.

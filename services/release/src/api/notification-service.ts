@@ -95,7 +95,7 @@ function subscriptionCommandHandlers({ handler }: NotificationApiDeps) {
         ...subscriptionCommand(subscriptionId, command, secret),
         response: output,
         respond: ({ after }) => create(output, { subscription: after.subscription }),
-        requestHash: requestFingerprint(method[key].input as DescMessage, request),
+        requestHash: requestFingerprint(method[key].input as DescMessage, request, ctx.principal.subject),
       },
     ) as never;
   };

@@ -17,7 +17,7 @@ export function releaseModelHandlers(
         ...createModelVersion(request.model as ReleaseModel),
         response: api.CreateReleaseModelResponseSchema,
         respond: ({ events }) => create(api.CreateReleaseModelResponseSchema, { model: events[0]?.model }),
-        requestHash: requestFingerprint(method.createReleaseModel.input, request),
+        requestHash: requestFingerprint(method.createReleaseModel.input, request, ctx.principal.subject),
       });
       // Before the answer: a registration on this instance right after it sees the new version.
       models.invalidate(request.model?.name);

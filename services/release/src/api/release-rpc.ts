@@ -69,7 +69,7 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
       newStream: key === "registerRelease",
       response: output,
       respond: ({ after }) => create(output, { release: after.release }),
-      requestHash: requestFingerprint(method[key].input as DescMessage, request),
+      requestHash: requestFingerprint(method[key].input as DescMessage, request, ctx.principal.subject),
     }) as Promise<MessageShape<(typeof method)[K]["output"]>>;
   }
 
