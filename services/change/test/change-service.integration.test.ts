@@ -660,6 +660,48 @@ test("a request id is its caller's: another approver reusing it is refused, and 
   expect(bens.change?.approvals.map((a) => a.approver)).toEqual(["anna", "ben"]);
 });
 
+test("ids of the other kinds of record are NOT_FOUND, not INTERNAL; ids in upper case find their record", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const { change } = await manager.raiseChange(rfc());
+  const changeId = change?.changeRequestId as string;
+  const { freezeWindow } = await manager.declareFreezeWindow({
+    ...rid(),
+    name: "kinds",
+    window: slot().day,
+    scope: { ciIds: [uniqueId("ci-kind")] },
+  });
+  const freezeId = freezeWindow?.freezeWindowId as string;
+  const { template } = await manager.registerStandardChangeTemplate({
+    ...rid(),
+    name: uniqueId("kinds"),
+    implementationPlan: "renew",
+    backoutPlan: "restore",
+    risk: ChangeRisk.LOW,
+  });
+  const templateId = template?.templateId as string;
+  const code = (call: Promise<unknown>) =>
+    call.then(
+      () => "OK",
+      (e: unknown) => status[errorDetails(e).code],
+    );
+  expect(
+    await Promise.all([
+      code(manager.raiseChange(rfc({ type: ChangeType.STANDARD, templateId: changeId }))),
+      code(manager.liftFreezeWindow({ ...rid(), freezeWindowId: changeId, reason: "x" })),
+      code(manager.retireStandardChangeTemplate({ ...rid(), templateId: freezeId, reason: "x" })),
+      code(manager.submitChange({ ...rid(), changeRequestId: templateId })),
+      code(manager.getChange({ changeRequestId: freezeId })),
+    ]),
+  ).toEqual(["FAILED_PRECONDITION", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"]);
+  expect(
+    await Promise.all([
+      code(manager.getChange({ changeRequestId: changeId.toUpperCase() })),
+      code(manager.liftFreezeWindow({ ...rid(), freezeWindowId: freezeId.toUpperCase(), reason: "over" })),
+      code(manager.retireStandardChangeTemplate({ ...rid(), templateId: templateId.toUpperCase(), reason: "old" })),
+    ]),
+  ).toEqual(["OK", "OK", "OK"]);
+});
+
 test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
   const releaseId = randomUUID();
   const linked = create(ReleaseChangeRequestLinkedSchema, {

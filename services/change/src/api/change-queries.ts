@@ -13,7 +13,8 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
   const { pool, handler } = deps;
   return {
     async getChange(request) {
-      const { state } = await handler.load(pool, { aggregate: changeRequests, streamId: request.changeRequestId });
+      const streamId = request.changeRequestId.toLowerCase();
+      const { state } = await handler.load(pool, { aggregate: changeRequests, streamId });
       if (!state.change) throw new NotFound("change request", request.changeRequestId);
       return create(GetChangeResponseSchema, { change: state.change });
     },

@@ -73,6 +73,9 @@ export function evolveFreezeWindow(state: FreezeWindowState, event: FreezeWindow
     }
     case "rdm.change.v1.FreezeWindowLifted":
       return state.freeze ? { freeze: create(FreezeWindowSchema, { ...state.freeze, lifted: true, version }) } : state;
+    default:
+      // Another kind of stream under the id asked for (a change request's, a template's): no freeze.
+      return state;
   }
 }
 

@@ -87,6 +87,9 @@ export function evolveStandardChangeTemplate(
       return state.template
         ? { template: create(StandardChangeTemplateSchema, { ...state.template, retired: true, version }) }
         : state;
+    default:
+      // Another kind of stream under the id asked for (a change request's, a freeze's): no template.
+      return state;
   }
 }
 
