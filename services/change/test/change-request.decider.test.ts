@@ -922,6 +922,14 @@ describe("change tasks", () => {
       .thenFails("change.complete_task.task_open", "FAILED_PRECONDITION");
   });
 
+  test("no task is added once the implementation is over: none could gate it or be completed", () => {
+    for (const events of [implemented(), reviewed()]) {
+      given(...events)
+        .when(addTask)
+        .thenFails("change.add_task.state", "FAILED_PRECONDITION");
+    }
+  });
+
   test("refuses to complete an unknown task", () => {
     given(...submitted())
       .when({ kind: "completeTask", taskId: "nope", by: "olga" })
