@@ -383,7 +383,7 @@ describe("SubmitChange", () => {
 
   test("a standard change skips the CAB: submitted, assessed and authorized by its template", () => {
     given(...history(raiseStandard))
-      .when(submit)
+      .when({ ...submit, template })
       .then((events, { change = noChange() }) => {
         expect(types(events)).toEqual(["ChangeRequestSubmitted", "ChangeRequestAssessed", "ChangeRequestAuthorized"]);
         expect(events.map((e) => e.state)).toEqual([
@@ -394,6 +394,14 @@ describe("SubmitChange", () => {
         expect(events[2]).toMatchObject({ board: ChangeBoard.PRE_AUTHORIZED, templateId: TEMPLATE_ID, approvers: [] });
         expect(change).toMatchObject({ state: ChangeState.AUTHORIZED, requiredApprovals: 0, approvals: [] });
       });
+  });
+
+  test("a standard change whose template was retired since, or is gone, is refused: no pre-authorization", () => {
+    for (const gone of [create(StandardChangeTemplateSchema, { ...template, retired: true }), undefined]) {
+      given(...history(raiseStandard))
+        .when({ ...submit, template: gone })
+        .thenFails("standard_change.template_active", "FAILED_PRECONDITION");
+    }
   });
 
   test("refuses an incomplete change, naming every missing field", () => {

@@ -330,10 +330,16 @@ test("a standard change from a catalog template skips the CAB", async () => {
   });
   expect(scheduled.change?.state).toBe(ChangeState.SCHEDULED);
 
-  // A retired template instantiates no more changes.
+  // A retired template instantiates no more changes, and no longer pre-authorizes a draft raised
+  // from it before: that one stays a DRAFT.
+  const { change: draft } = await manager.raiseChange(rfc({ type: ChangeType.STANDARD, templateId }));
   await manager.retireStandardChangeTemplate({ ...rid(), templateId, reason: "replaced" });
   const refused = await precondition(manager.raiseChange(rfc({ type: ChangeType.STANDARD, templateId })));
   expect(refused.violations[0]?.type).toBe("standard_change.template_active");
+  const draftId = draft?.changeRequestId as string;
+  const notSubmitted = await precondition(manager.submitChange({ ...rid(), changeRequestId: draftId }));
+  expect(notSubmitted.violations[0]?.type).toBe("standard_change.template_active");
+  expect((await manager.getChange({ changeRequestId: draftId })).change?.state).toBe(ChangeState.DRAFT);
 });
 
 test("a normal change is refused inside a freeze; it schedules once the freeze is lifted", async () => {

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import type { StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeType, type StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   AssessChangeResponseSchema,
   CancelChangeResponseSchema,
@@ -7,11 +7,17 @@ import {
   SubmitChangeResponseSchema,
   UpdateChangeResponseSchema,
 } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import type pg from "pg";
 import { standardChangeTemplates } from "../store/aggregates.js";
 
 import { type ChangeHandlers, type ChangeRpcDeps, changeCommandRpc, changeDetails } from "./change-rpc.js";
 
 /** Raising, editing, submitting, assessing and cancelling a change request. */
+/** A standard change template as it is now (undefined: not in the catalog), read on `db`. */
+async function templateNow(handler: ChangeRpcDeps["handler"], db: pg.PoolClient, templateId: string) {
+  return (await handler.load(db, { aggregate: standardChangeTemplates, streamId: templateId })).state.template;
+}
+
 export function changeRequestHandlers(
   deps: ChangeRpcDeps,
 ): Pick<ChangeHandlers, "raiseChange" | "updateChange" | "submitChange" | "assessChange" | "cancelChange"> {
@@ -45,13 +51,7 @@ export function changeRequestHandlers(
           newStream: true,
           // A standard change reads its template in the command's transaction; any other
           // change is group-committed with concurrent commands.
-          ...(templateId
-            ? {
-                prepare: async (client) =>
-                  (await handler.load(client, { aggregate: standardChangeTemplates, streamId: templateId })).state
-                    .template,
-              }
-            : {}),
+          ...(templateId ? { prepare: (client) => templateNow(handler, client, templateId) } : {}),
         },
       );
     },
@@ -65,9 +65,13 @@ export function changeRequestHandlers(
     },
 
     async submitChange(request, ctx) {
-      return changeCommand(M.submitChange, request, ctx, SubmitChangeResponseSchema, () => ({
+      return changeCommand(M.submitChange, request, ctx, SubmitChangeResponseSchema, async (_, { change }, tx) => ({
         kind: "submitChange",
         actor: actor(ctx),
+        // A standard change is pre-authorized only while its template is in the catalog.
+        ...(change?.type === ChangeType.STANDARD
+          ? { template: await templateNow(handler, tx, change.templateId) }
+          : {}),
       }));
     },
 

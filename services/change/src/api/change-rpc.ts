@@ -108,7 +108,8 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
       newStream?: boolean;
       output: O;
       prepare?: (client: pg.PoolClient) => Promise<P>;
-      decide: (state: S, prepared: P) => E[];
+      /** May read on `tx`: the command's transaction, or a connection of its own when grouped. */
+      decide: (state: S, prepared: P, tx: pg.PoolClient) => E[] | Promise<E[]>;
       project: (client: pg.PoolClient, state: S) => Promise<void>;
       respond: (outcome: Outcome<S, E>, prepared: P) => MessageShape<O>;
     },
@@ -133,7 +134,7 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
               },
             }
           : {}),
-        decide: (state) => spec.decide(state, prepared),
+        decide: (state, _ctx, tx) => spec.decide(state, prepared, tx),
         project: (client, outcome) => spec.project(client, outcome.after),
         response: spec.output,
         respond: (outcome) => spec.respond(outcome, prepared),
@@ -155,7 +156,11 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
     request: { requestId: string; changeRequestId?: string },
     ctx: CallContext,
     output: O,
-    toCommand: (prepared: NoInfer<P>) => ChangeRequestCommand,
+    toCommand: (
+      prepared: NoInfer<P>,
+      state: ChangeRequestState,
+      tx: pg.PoolClient,
+    ) => ChangeRequestCommand | Promise<ChangeRequestCommand>,
     options: {
       /** Defaults to the request's change_request_id. */
       streamId?: string;
@@ -170,7 +175,7 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
       newStream: options.newStream ?? false,
       output,
       ...(options.prepare ? { prepare: options.prepare } : {}),
-      decide: (state, prepared: P) => decide(toCommand(prepared), state),
+      decide: async (state, prepared: P, tx) => decide(await toCommand(prepared, state, tx), state),
       project: async (client, state) => {
         if (state.change) await saveChange(client, state.change);
       },

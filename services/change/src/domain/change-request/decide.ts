@@ -26,7 +26,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "updateChange":
       return updateChange(command, change);
     case "submitChange":
-      return submitChange(change);
+      return submitChange(change, command.template);
     case "assessChange":
       return assessChange(command, change);
     case "approveChange":

@@ -1,6 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import type { RuleCondition } from "@rdm/command-handler";
-import { ChangeBoard, type ChangeRequest, ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  ChangeBoard,
+  type ChangeRequest,
+  ChangeState,
+  ChangeType,
+  type StandardChangeTemplate,
+} from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAssessedSchema,
   ChangeRequestAuthorizedSchema,
@@ -27,8 +33,19 @@ function submissionGaps(change: ChangeRequest): RuleCondition[] {
   return gaps;
 }
 
-export function submitChange(change: ChangeRequest): ChangeRequestEvent[] {
+export function submitChange(
+  change: ChangeRequest,
+  template: StandardChangeTemplate | undefined,
+): ChangeRequestEvent[] {
   requireState(change, "submit", [ChangeState.DRAFT]);
+  // Pre-authorization is the template's: one retired since the draft was raised no longer gives it.
+  if (change.type === ChangeType.STANDARD && (!template || template.retired)) {
+    throw changeRuleViolation(
+      "FAILED_PRECONDITION",
+      "standard_change.template_active",
+      `standard change template ${template ? `"${template.name}" is retired` : `${change.templateId} is not in the catalog`}: raise the change as a normal one`,
+    );
+  }
   const gaps = submissionGaps(change);
   if (gaps.length > 0) {
     throw changeRuleViolation(

@@ -55,6 +55,8 @@ export interface UpdateChange extends ChangeDetails {
 export interface SubmitChange {
   kind: "submitChange";
   actor: string;
+  /** A standard change's template as it is now (undefined: not in the catalog). */
+  template?: StandardChangeTemplate | undefined;
 }
 
 export interface AssessChange {
