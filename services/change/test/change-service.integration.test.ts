@@ -969,6 +969,15 @@ test("a change is cancelled by its requester or a change manager until its imple
     reason: "x",
   });
   expect(own.change?.state).toBe(ChangeState.CANCELLED);
+  // An admin, allowed everything, cancels as a change manager would.
+  const admin = await clientAs("ada", ["admin"]);
+  const { change: theirs } = await requester.raiseChange(rfc());
+  const byAdmin = await admin.cancelChange({
+    ...rid(),
+    changeRequestId: theirs?.changeRequestId as string,
+    reason: "x",
+  });
+  expect(byAdmin.change).toMatchObject({ state: ChangeState.CANCELLED, cancelledBy: "ada" });
   await manager.startChangeImplementation({ ...rid(), changeRequestId: next });
   const late = await precondition(manager.cancelChange({ ...rid(), changeRequestId: next, reason: "too late" }));
   expect(late.violations.map((v) => v.type)).toEqual(["change.cancel.implementation_started"]);

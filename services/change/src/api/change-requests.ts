@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { hasAnyRole } from "@rdm/auth";
 import { ChangeType, type StandardChangeTemplate } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   AssessChangeResponseSchema,
@@ -90,7 +91,7 @@ export function changeRequestHandlers(
         kind: "cancelChange",
         reason: request.reason,
         actor: actor(ctx),
-        byChangeManager: ctx.principal.roles.includes("change-manager"),
+        byChangeManager: hasAnyRole(ctx.principal, ["change-manager"]),
       }));
     },
   };

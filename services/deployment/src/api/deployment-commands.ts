@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import { hasAnyRole } from "@rdm/auth";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import type pg from "pg";
@@ -118,7 +119,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
     },
 
     async startDeployment(request, ctx) {
-      const byChangeManager = ctx.principal.roles.includes("change-manager");
+      const byChangeManager = hasAnyRole(ctx.principal, ["change-manager"]);
       return runDeploymentCommand(handler, ctx, M.startDeployment, request, {
         output: M.startDeployment.output,
         streamId: request.deploymentId.toLowerCase(),
