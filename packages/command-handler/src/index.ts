@@ -13,7 +13,7 @@ export type {
   SnapshotReader,
 } from "./command.js";
 export { CommandHandler } from "./command-handler.js";
-export { isUniqueViolation } from "./conflicts.js";
+export { isDeadlock, isUniqueViolation } from "./conflicts.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";
 export { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 export {

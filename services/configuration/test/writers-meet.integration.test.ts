@@ -123,6 +123,34 @@ describe.each([
   });
 });
 
+test("two imports relating the same two CIs in opposite directions at once both succeed (a deadlock is decided again)", async () => {
+  const [x, y] = [await registerCi(), await registerCi()];
+  // Hold both streams: each import takes its target's share lock, then waits to append; once
+  // let go, each wants to update the row the other holds.
+  const blocker = await pool.connect();
+  let imports: Promise<Awaited<ReturnType<typeof importItems>>[]>;
+  try {
+    await blocker.query("BEGIN");
+    await blocker.query("SELECT 1 FROM streams WHERE stream_id = ANY($1) FOR UPDATE", [[x, y]]);
+    imports = Promise.all([
+      importItems([relationship({ case: "ciId", value: x }, { case: "ciId", value: y })]),
+      importItems([relationship({ case: "ciId", value: y }, { case: "ciId", value: x })]),
+    ]);
+    await waitFor(async () => (await lockWaiters()) >= 2, { description: "both imports waiting to append" });
+    await blocker.query("COMMIT");
+  } finally {
+    blocker.release();
+  }
+  const results = (await imports).flat();
+  expect(results.map((r) => [r.error, r.created])).toEqual([
+    [undefined, true],
+    [undefined, true],
+  ]);
+  const targets = async (ciId: string) =>
+    (await client.getConfigurationItem({ ciId })).item?.relationships.map((r) => r.targetCiId);
+  expect([await targets(x), await targets(y)]).toEqual([[y], [x]]);
+});
+
 test("an import item whose event would not fit a Kafka message is refused alone, as the single call is", async () => {
   const attributes: Record<string, string> = {};
   for (let i = 0; i < 200; i++) attributes[`k${String(i).padStart(99, "0")}`] = "€".repeat(2000);

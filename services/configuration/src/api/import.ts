@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { isDeadlock } from "@rdm/command-handler";
 import { withTransaction } from "@rdm/eventstore";
 import {
   Aborted,
@@ -178,9 +179,16 @@ async function readBatch({ store, pool }: ConfigurationApiDeps, entries: ImportE
 /**
  * One transaction: every append in one statement, the read model in one statement per table,
  * the answers of no-ops. A refused append (another writer got to a stream first, a twin request
- * committed) rolls it all back: the batch is decided again.
+ * committed) rolls it all back: the batch is decided again. So does a deadlock with a concurrent
+ * import (each holds its relationships' targets and updates their sources' rows).
  */
-async function commit({ store, pool }: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
+async function commit(deps: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
+  await commitOnce(deps, plan).catch((error: unknown) => {
+    throw isDeadlock(error) ? new BatchConflict(error as Error) : error;
+  });
+}
+
+async function commitOnce({ store, pool }: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
   await withTransaction(pool, async (tx) => {
     // The relationships' targets were read before this transaction: hold them, and decide again
     // if one was retired since (a retired item gains no relationship).
