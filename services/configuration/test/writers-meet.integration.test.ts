@@ -123,7 +123,7 @@ describe.each([
   });
 });
 
-test("two imports relating the same two CIs in opposite directions at once both succeed (a deadlock is decided again)", async () => {
+test("two imports relating the same two CIs in opposite directions at once both succeed, without a deadlock", async () => {
   const [x, y] = [await registerCi(), await registerCi()];
   // Hold both streams: each import takes its target's share lock, then waits to append; once
   // let go, each wants to update the row the other holds.
