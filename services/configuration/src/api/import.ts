@@ -179,10 +179,8 @@ async function readBatch({ store, pool }: ConfigurationApiDeps, entries: ImportE
 /**
  * One transaction: every append in one statement, the read model in one statement per table,
  * the answers of no-ops. A refused append (another writer got to a stream first, a twin request
- * committed) rolls it all back: the batch is decided again. Imports commit one at a time: each
- * holds its relationships' targets and then updates its sources, so two at once relating common
- * CIs both ways would deadlock, and big batches would again on every retry. A deadlock with a
- * single-item command (which holds a target the same way) is decided again too.
+ * committed) rolls it all back: the batch is decided again, as after a deadlock (with a
+ * writer of the same sources in another order).
  */
 async function commit(deps: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
   await commitOnce(deps, plan).catch((error: unknown) => {
@@ -192,7 +190,6 @@ async function commit(deps: ConfigurationApiDeps, plan: BatchPlan): Promise<void
 
 async function commitOnce({ store, pool }: ConfigurationApiDeps, plan: BatchPlan): Promise<void> {
   await withTransaction(pool, async (tx) => {
-    await tx.query("SELECT pg_advisory_xact_lock(hashtext('configuration.import'))");
     // The relationships' targets were read before this transaction: hold them, and decide again
     // if one was retired since (a retired item gains no relationship).
     const targets = [...new Set(plan.relationships.map((relationship) => relationship.targetCiId))];

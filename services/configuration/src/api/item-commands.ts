@@ -6,6 +6,7 @@ import {
   RegisterConfigurationItemResponseSchema,
   UpdateConfigurationItemResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { holdForStatusChange } from "../store/read-model.js";
 import {
   type ConfigurationApiDeps,
   type ConfigurationHandlers,
@@ -58,10 +59,18 @@ export function itemCommandHandlers(
         request,
         ctx.principal.subject,
       );
-      const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
-        kind: "changeConfigurationItemStatus",
-        status: request.status,
-      }));
+      // Waits for relationships being added to it (see holdAsTargets).
+      const item = await onItem(
+        ctx,
+        request.requestId,
+        hash,
+        request.ciId,
+        async (tx) => {
+          await holdForStatusChange(tx, request.ciId);
+          return { kind: "changeConfigurationItemStatus", status: request.status };
+        },
+        { lockingReads: true },
+      );
       return create(ChangeConfigurationItemStatusResponseSchema, { item });
     },
   };

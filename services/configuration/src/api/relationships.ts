@@ -23,9 +23,8 @@ export function relationshipHandlers(
         request,
         ctx.principal.subject,
       );
-      // The target is read with a share lock held until the append commits: a retire of it waits
-      // (and then follows the relationship), or committed first and is seen, so a retired item
-      // never gains one.
+      // The target is held until the append commits: a retire of it waits (and then follows the
+      // relationship), or committed first and is seen, so a retired item never gains one.
       const source = await onItem(
         ctx,
         request.requestId,
@@ -35,7 +34,7 @@ export function relationshipHandlers(
           kind: "addRelationship",
           type: request.type,
           targetCiId: request.targetCiId,
-          target: await findConfigurationItem(tx, request.targetCiId, { forShare: true }),
+          target: await findConfigurationItem(tx, request.targetCiId, { asTarget: true }),
         }),
         { lockingReads: true },
       );

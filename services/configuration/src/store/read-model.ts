@@ -96,8 +96,9 @@ export async function registeringRequests(q: Queryable, ciIds: string[]): Promis
 /** The CIs named that are retired now, their rows locked until the transaction ends (`q` must be one). */
 export async function retiredAmong(q: Queryable, ciIds: string[]): Promise<string[]> {
   if (ciIds.length === 0) return [];
+  await holdAsTargets(q, ciIds);
   const { rows } = await q.query<{ ci_id: string; status: number }>(
-    "SELECT ci_id, status FROM configuration_items WHERE ci_id = ANY($1) FOR SHARE",
+    "SELECT ci_id, status FROM configuration_items WHERE ci_id = ANY($1)",
     [ciIds],
   );
   return rows.filter((row) => row.status === CiLifecycleStatus.RETIRED).map((row) => row.ci_id);
@@ -115,16 +116,31 @@ export async function findConfigurationItems(q: Queryable, ciIds: string[]): Pro
   );
 }
 
-/** `forShare`: lock the row until the transaction ends (a writer of it waits; `q` must be a transaction). */
+/**
+ * Relationship targets and status changes meet on a transaction-scoped advisory lock per CI:
+ * writers adding relationships hold their targets' shared (they never wait for each other, so
+ * imports relating common CIs both ways cannot deadlock, as row share locks followed by the
+ * sources' updates did), a status change holds its CI's exclusive. A retire thus waits for the
+ * relationships being added to its CI, or commits first and is seen: a retired item never gains
+ * one. `q` must be a transaction.
+ */
+export async function holdAsTargets(q: Queryable, ciIds: string[]): Promise<void> {
+  await q.query("SELECT pg_advisory_xact_lock_shared(hashtext('ci ' || id)) FROM unnest($1::text[]) AS id", [ciIds]);
+}
+
+/** See holdAsTargets. */
+export async function holdForStatusChange(q: Queryable, ciId: string): Promise<void> {
+  await q.query("SELECT pg_advisory_xact_lock(hashtext('ci ' || $1::text))", [ciId]);
+}
+
+/** `asTarget`: hold it as a relationship's target until the transaction ends (see holdAsTargets). */
 export async function findConfigurationItem(
   q: Queryable,
   ciId: string,
-  options: { forShare?: boolean } = {},
+  options: { asTarget?: boolean } = {},
 ): Promise<ConfigurationItem | undefined> {
-  const lock = options.forShare ? " FOR SHARE" : "";
-  const { rows } = await q.query<{ item: Buffer }>(`SELECT item FROM configuration_items WHERE ci_id = $1${lock}`, [
-    ciId,
-  ]);
+  if (options.asTarget) await holdAsTargets(q, [ciId]);
+  const { rows } = await q.query<{ item: Buffer }>("SELECT item FROM configuration_items WHERE ci_id = $1", [ciId]);
   return rows[0] ? fromBinary(ConfigurationItemSchema, rows[0].item) : undefined;
 }
 
