@@ -151,6 +151,47 @@ test("two imports relating the same two CIs in opposite directions at once both 
   expect([await targets(x), await targets(y)]).toEqual([[y], [x]]);
 });
 
+test("eight imports of 1,000 relationships each hold their targets together with a bounded number of locks", async () => {
+  const targets = (
+    await importItems(
+      Array.from({ length: 1000 }, (_, i) => ({
+        case: "registerConfigurationItem" as const,
+        value: { requestId: randomUUID(), name: `target-${i}`, type: CiType.SERVICE, owner: "team-a" },
+      })),
+    )
+  ).map((result) => result.ciId);
+  const sources = await Promise.all(Array.from({ length: 8 }, () => registerCi()));
+  // Hold the sources' streams: every import holds its targets, then waits to append.
+  const blocker = await pool.connect();
+  let imports: Promise<Awaited<ReturnType<typeof importItems>>[]>;
+  try {
+    await blocker.query("BEGIN");
+    await blocker.query("SELECT 1 FROM streams WHERE stream_id = ANY($1) FOR UPDATE", [sources]);
+    imports = Promise.all(
+      sources.map((source) =>
+        importItems(
+          targets.map((target) => relationship({ case: "ciId", value: source }, { case: "ciId", value: target })),
+        ),
+      ),
+    );
+    await waitFor(async () => (await lockWaiters()) >= sources.length, {
+      description: "every import holding its targets",
+    });
+    // A lock per bucket of targets, not per target: the lock table (64 per connection allowed by
+    // default, shared by all) would not hold 1,000 per import for long.
+    const advisory = await pool.query<{ n: number }>(
+      "SELECT count(*)::int AS n FROM pg_locks WHERE locktype = 'advisory'",
+    );
+    expect(advisory.rows[0]?.n).toBeLessThanOrEqual(sources.length * 128);
+    await blocker.query("COMMIT");
+  } finally {
+    blocker.release();
+  }
+  const results = (await imports).flat();
+  expect(results.filter((r) => r.error)).toEqual([]);
+  expect(results).toHaveLength(8000);
+}, 60_000);
+
 test("an import item whose event would not fit a Kafka message is refused alone, as the single call is", async () => {
   const attributes: Record<string, string> = {};
   for (let i = 0; i < 200; i++) attributes[`k${String(i).padStart(99, "0")}`] = "€".repeat(2000);

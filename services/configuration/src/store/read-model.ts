@@ -116,21 +116,32 @@ export async function findConfigurationItems(q: Queryable, ciIds: string[]): Pro
   );
 }
 
+const TARGET_LOCK_BUCKETS = 128;
+
 /**
- * Relationship targets and status changes meet on a transaction-scoped advisory lock per CI:
- * writers adding relationships hold their targets' shared (they never wait for each other, so
- * imports relating common CIs both ways cannot deadlock, as row share locks followed by the
- * sources' updates did), a status change holds its CI's exclusive. A retire thus waits for the
- * relationships being added to its CI, or commits first and is seen: a retired item never gains
- * one. `q` must be a transaction.
+ * Relationship targets and status changes meet on transaction-scoped advisory locks, one per
+ * bucket of CIs: writers adding relationships hold their targets' buckets shared (they never wait
+ * for each other, so imports relating common CIs both ways cannot deadlock, as row share locks
+ * followed by the sources' updates did), a status change holds its CI's bucket exclusive. A
+ * retire thus waits for the relationships being added to its CI (or to another of its bucket), or
+ * commits first and is seen: a retired item never gains one. Buckets, not CIs: PostgreSQL's lock
+ * table holds about 6,400 locks in all, and an import message may name 1,000 targets. `q` must be
+ * a transaction.
  */
 export async function holdAsTargets(q: Queryable, ciIds: string[]): Promise<void> {
-  await q.query("SELECT pg_advisory_xact_lock_shared(hashtext('ci ' || id)) FROM unnest($1::text[]) AS id", [ciIds]);
+  await q.query(
+    `SELECT pg_advisory_xact_lock_shared(hashtext('configuration.ci-targets'), bucket)
+     FROM (SELECT DISTINCT hashtext(id) & ${TARGET_LOCK_BUCKETS - 1} AS bucket FROM unnest($1::text[]) AS id) AS b`,
+    [ciIds],
+  );
 }
 
 /** See holdAsTargets. */
 export async function holdForStatusChange(q: Queryable, ciId: string): Promise<void> {
-  await q.query("SELECT pg_advisory_xact_lock(hashtext('ci ' || $1::text))", [ciId]);
+  await q.query(
+    `SELECT pg_advisory_xact_lock(hashtext('configuration.ci-targets'), hashtext($1::text) & ${TARGET_LOCK_BUCKETS - 1})`,
+    [ciId],
+  );
 }
 
 /** `asTarget`: hold it as a relationship's target until the transaction ends (see holdAsTargets). */
