@@ -1,0 +1,53 @@
+// patches/kafkajs@2.2.4.patch makes kafkajs encode a record into one buffer of its exact size,
+// varints written in place: the library's encoder per header and Buffer per varint made record
+// encoding most of the relay's CPU. These pin the bytes to those the unpatched library wrote and
+// read them back with kafkajs's own decoder.
+import { createRequire } from "node:module";
+
+const require = createRequire(import.meta.url);
+interface Encoder {
+  buffer: Buffer;
+}
+const Record = require("kafkajs/src/protocol/recordBatch/record/v0/index.js") as (record: object) => Encoder;
+const { RecordBatch } = require("kafkajs/src/protocol/recordBatch/v0/index.js") as {
+  RecordBatch: (batch: object) => Promise<Encoder>;
+};
+const decodeBatch = require("kafkajs/src/protocol/recordBatch/v0/decoder.js") as (decoder: unknown) => Promise<{
+  records: { key: Buffer | null; value: Buffer | null; headers: Record<string, Buffer | Buffer[]>; offset: string }[];
+}>;
+const Decoder = require("kafkajs/src/protocol/decoder.js") as new (buffer: Buffer) => unknown;
+
+test("a record's bytes are those kafkajs 2.2.4 wrote unpatched", () => {
+  const record = Record({
+    offsetDelta: 200,
+    timestampDelta: 70_000,
+    key: "CI-Ü1",
+    value: Buffer.alloc(150, 0xab),
+    headers: { ce_id: "e-1", traceparent: "00-ab", multi: ["α", "β"] },
+  });
+  // Written by the unpatched library (multi-byte varints, a non-ASCII key, a repeated header).
+  const expected = `a80300e0c50890030c43492dc39c31ac02${"ab".repeat(150)}080a63655f696406652d31167472616365706172656e740a30302d61620a6d756c746904ceb10a6d756c746904ceb2`;
+  expect(record.buffer.toString("hex")).toBe(expected);
+});
+
+test("a batch of records reads back as written", async () => {
+  const messages = Array.from({ length: 300 }, (_, i) => ({
+    key: i % 7 === 0 ? null : `CI-${i}-é`,
+    value: i % 11 === 0 ? null : Buffer.alloc(i * 3, i % 256),
+    headers: { ce_id: `id-${i}`, ce_type: "rdm.configuration.v1.RelationshipAdded", many: ["a", "ü".repeat(i)] },
+  }));
+  const records = messages.map((message, i) => Record({ ...message, offsetDelta: i, timestampDelta: i * 1_000 }));
+  const batch = await RecordBatch({ records, firstTimestamp: Date.now(), maxTimestamp: Date.now() + 300_000 });
+  const decoded = await decodeBatch(new Decoder(batch.buffer));
+  expect(decoded.records).toHaveLength(messages.length);
+  decoded.records.forEach((record, i) => {
+    const message = messages[i] as (typeof messages)[number];
+    expect(record.offset).toBe(String(i));
+    expect(record.key?.toString() ?? null).toBe(message.key);
+    expect(record.value === null ? null : Buffer.compare(record.value, message.value as Buffer)).toBe(
+      message.value === null ? null : 0,
+    );
+    expect(record.headers.ce_id?.toString()).toBe(`id-${i}`);
+    expect((record.headers.many as Buffer[]).map(String)).toEqual(["a", "ü".repeat(i)]);
+  });
+});
