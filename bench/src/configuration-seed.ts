@@ -16,9 +16,12 @@ type Item = MessageInitShape<typeof ImportItemSchema>;
 /** Source index, relationship type, target index. */
 export type Edge = [number, RelationshipType, number];
 
-/** As the proto documents them: items per message, items per call. */
+/**
+ * Items per message as the proto allows at most; calls of half the most it allows, so the
+ * 10,000 CIs too go in two calls at a time, not one.
+ */
 const ITEMS_PER_MESSAGE = 1_000;
-const ITEMS_PER_CALL = 10_000;
+const ITEMS_PER_CALL = 5_000;
 
 const TYPES = [
   CiType.BUSINESS_SERVICE,
