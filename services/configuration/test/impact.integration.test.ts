@@ -13,6 +13,7 @@ import type { RunningService } from "@rdm/runtime";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
 import pg from "pg";
 import { startConfigurationService } from "../src/index.js";
+import { ImpactGraph } from "../src/store/impact-graph.js";
 
 type Client = GrpcClient<(typeof ConfigurationService)["method"]>;
 const secret = randomUUID() + randomUUID();
@@ -127,6 +128,42 @@ test("another replica's writes show in the next answer (root included), even whi
     ["api", 1, 2],
     ["storefront", 2, 3],
   ]);
+});
+
+test("the graph reads on from the last commit horizon, not from the last CI change: other streams' events are not read again at every call", async () => {
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const horizons: bigint[] = [];
+  // The pool as the graph sees it, noting where each catch-up starts reading.
+  const watched = {
+    query: (config: pg.QueryConfig) => {
+      if (config.name === "rdm_impact_changes") horizons.push(BigInt(config.values?.[0] as string));
+      return pool.query(config);
+    },
+    connect: () => pool.connect(),
+  } as unknown as pg.Pool;
+  try {
+    const graph = new ImpactGraph(watched);
+    await graph.refresh();
+    for (const version of ["1.0.0", "1.0.1", "1.0.2"]) {
+      await writer.registerArtifact({
+        requestId: randomUUID(),
+        name: `horizon-${randomUUID()}`,
+        version,
+        sha256: "a".repeat(64),
+        sizeBytes: 1n,
+        mediaUri: "s3://dml/horizon.tgz",
+      });
+    }
+    const { rows } = await pool.query<{ last: string }>(
+      "SELECT max(transaction_id)::text AS last FROM events WHERE stream_type = 'artifact'",
+    );
+    const lastArtifact = BigInt(rows[0]?.last as string);
+    // Another writer's transaction open at a refresh holds the horizon below it for that refresh.
+    for (let i = 0; i < 20 && !((horizons.at(-1) ?? 0n) > lastArtifact); i++) await graph.refresh();
+    expect(horizons.at(-1)).toBeGreaterThan(lastArtifact);
+  } finally {
+    await pool.end();
+  }
 });
 
 test("an answer larger than a client receives is refused with what to ask instead; parent pointers still answer", async () => {

@@ -2,12 +2,6 @@ import type { RelationshipType } from "@rdm/proto/gen/rdm/configuration/v1/confi
 import type pg from "pg";
 import { ImpactIndex, type ItemRow, type RelationshipRow, type Walk } from "./impact-index.js";
 
-/** Position in the event store's commit order (see @rdm/relay README). */
-interface CommitPosition {
-  transactionId: string;
-  globalPosition: number;
-}
-
 /** Stream type of configuration items (their ids are `ci-<uuid>`). */
 const CI_STREAM_TYPE = "ci";
 
@@ -21,17 +15,18 @@ const FULL_RELOAD_THRESHOLD = 2_000;
  * analysis, so a walk over the whole CMDB, root included, is a walk over maps instead of a
  * database round trip per level.
  *
- * It follows the event store: `refresh()` reads which CI streams got events after its checkpoint
+ * It follows the event store: `refresh()` reads which CI streams got events from its horizon
  * (commit order) and reloads those items' rows and outgoing relationships from the read model
  * (written in the events' transaction; a relationship lives on its source's stream). It sees
  * every commit visible when it is called, so a caller reads its own writes, including other
- * replicas' writes. The checkpoint only moves past transactions below the snapshot's xmin (none
- * can commit before them later, see @rdm/relay), and events above it are read again next time:
- * reloading current rows is idempotent.
+ * replicas' writes. The horizon is the last snapshot's xmin (every transaction below it has ended,
+ * see @rdm/relay), so events above it are read again next time: reloading current rows is
+ * idempotent.
  */
 export class ImpactGraph {
   private readonly index = new ImpactIndex();
-  private checkpoint: CommitPosition | undefined;
+  /** A commit horizon (a snapshot's xmin): the changes of every transaction below it are in. */
+  private horizon: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
 
   constructor(private readonly pool: pg.Pool) {}
@@ -54,43 +49,37 @@ export class ImpactGraph {
   }
 
   private async catchUp(): Promise<void> {
-    if (!this.checkpoint) await this.loadAll();
-    const after = this.checkpoint as CommitPosition;
-    const { rows } = await this.pool.query<{
-      stream_id: string;
-      transaction_id: string;
-      global_position: string;
-      final: boolean;
-    }>({
+    if (!this.horizon) await this.loadAll();
+    const after = this.horizon as string;
+    const { rows } = await this.pool.query<{ horizon: string; changed: string[] }>({
       // Named: run on every AnalyzeImpact call, so parsed and planned once per connection.
       name: "rdm_impact_changes",
-      text: `SELECT stream_id, transaction_id::text AS transaction_id, global_position,
-                    transaction_id < pg_snapshot_xmin(pg_current_snapshot()) AS final
-             FROM events e
-             WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint) AND e.stream_type = $3
-             ORDER BY e.transaction_id, e.global_position`,
-      values: [after.transactionId, after.globalPosition, CI_STREAM_TYPE],
+      text: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
+                    ARRAY(SELECT DISTINCT stream_id FROM events e
+                          WHERE e.transaction_id >= $1::xid8 AND e.stream_type = $2) AS changed`,
+      values: [after, CI_STREAM_TYPE],
     });
-    if (rows.length === 0) return;
-    const changed = [...new Set(rows.map((r) => r.stream_id))];
-    // A newer snapshot than the rows above: it holds all of them.
+    const { horizon, changed } = rows[0] as { horizon: string; changed: string[] };
+    // A newer snapshot than the query's: it holds all of the changes.
     if (changed.length > FULL_RELOAD_THRESHOLD) return this.loadAll();
-    const [items, relationships] = await Promise.all([
-      this.pool.query<ItemRow>(`${ITEMS} WHERE ci_id = ANY($1)`, [changed]),
-      this.pool.query<RelationshipRow>(
-        "SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE source_ci_id = ANY($1)",
-        [changed],
-      ),
-    ]);
-    this.index.addItems(items.rows);
-    this.index.replaceOutgoing(changed, relationships.rows);
-    const lastFinal = rows.filter((r) => r.final).at(-1);
-    if (lastFinal) {
-      this.checkpoint = { transactionId: lastFinal.transaction_id, globalPosition: Number(lastFinal.global_position) };
+    if (changed.length > 0) {
+      const [items, relationships] = await Promise.all([
+        this.pool.query<ItemRow>(`${ITEMS} WHERE ci_id = ANY($1)`, [changed]),
+        this.pool.query<RelationshipRow>(
+          "SELECT source_ci_id, type, target_ci_id FROM ci_relationships WHERE source_ci_id = ANY($1)",
+          [changed],
+        ),
+      ]);
+      this.index.addItems(items.rows);
+      this.index.replaceOutgoing(changed, relationships.rows);
     }
+    // Every transaction below the snapshot's horizon had ended, its CI changes read now or
+    // before: the next call reads from there. (Moving only past CI events, every call read again
+    // every other event, artifacts' and baselines', committed since the last CI change.)
+    if (BigInt(horizon) > BigInt(after)) this.horizon = horizon;
   }
 
-  /** Everything from one snapshot; the checkpoint is its xmin: every older transaction is in it. */
+  /** Everything from one snapshot; the horizon is its xmin: every older transaction is in it. */
   private async loadAll(): Promise<void> {
     const client = await this.pool.connect();
     try {
@@ -106,7 +95,7 @@ export class ImpactGraph {
       this.index.clear();
       this.index.addItems(items.rows);
       this.index.replaceOutgoing([], relationships.rows);
-      this.checkpoint = { transactionId: horizon.rows[0]?.xmin as string, globalPosition: 0 };
+      this.horizon = horizon.rows[0]?.xmin as string;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw error;
