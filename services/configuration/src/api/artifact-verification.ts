@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
-import { InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import { InvalidArgument } from "@rdm/grpc";
 import {
   ConfigurationService,
   QuarantineArtifactResponseSchema,
@@ -10,7 +10,14 @@ import {
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { isUuid } from "@rdm/runtime";
 import * as artifactAggregate from "../domain/artifact.js";
-import { type ConfigurationApiDeps, type ConfigurationHandlers, configurationCommandRpc } from "./configuration-rpc.js";
+import {
+  type ConfigurationApiDeps,
+  type ConfigurationHandlers,
+  configurationCommandRpc,
+  identityOf,
+} from "./configuration-rpc.js";
+
+const M = ConfigurationService.method;
 
 /** Verifying, quarantining and retiring artifacts. */
 export function artifactVerificationHandlers(
@@ -19,8 +26,8 @@ export function artifactVerificationHandlers(
   const { onArtifact, verify } = configurationCommandRpc(deps);
   return {
     async verifyArtifact(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.verifyArtifact.input, request, ctx.principal.subject);
-      const result = await verify(ctx, request.requestId, hash, request.artifactId, request.sha256, undefined);
+      const identity = identityOf(ctx, M.verifyArtifact.input, request);
+      const result = await verify(ctx, identity, request.artifactId, request.sha256, undefined);
       return create(VerifyArtifactResponseSchema, { result });
     },
 
@@ -47,20 +54,14 @@ export function artifactVerificationHandlers(
       const requestHash = createHash("sha256")
         .update(`${ctx.principal.subject}\u0000${first.artifactId}\u0000${actual}\u0000${size}`)
         .digest("hex");
-      const result = await verify(ctx, first.requestId, requestHash, first.artifactId, actual, size);
+      const result = await verify(ctx, { requestId: first.requestId, requestHash }, first.artifactId, actual, size);
       return create(VerifyArtifactContentResponseSchema, { result });
     },
 
     async quarantineArtifact(request, ctx) {
-      const hash = requestFingerprint(
-        ConfigurationService.method.quarantineArtifact.input,
-        request,
-        ctx.principal.subject,
-      );
       return onArtifact(
         ctx,
-        request.requestId,
-        hash,
+        identityOf(ctx, M.quarantineArtifact.input, request),
         request.artifactId,
         QuarantineArtifactResponseSchema,
         { kind: "quarantineArtifact", reason: request.reason },
@@ -69,11 +70,9 @@ export function artifactVerificationHandlers(
     },
 
     async retireArtifact(request, ctx) {
-      const hash = requestFingerprint(ConfigurationService.method.retireArtifact.input, request, ctx.principal.subject);
       return onArtifact(
         ctx,
-        request.requestId,
-        hash,
+        identityOf(ctx, M.retireArtifact.input, request),
         request.artifactId,
         RetireArtifactResponseSchema,
         { kind: "retireArtifact", reason: request.reason },

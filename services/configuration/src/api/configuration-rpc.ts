@@ -4,7 +4,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type ClientCommand, type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
-import { type CallContext, InvalidArgument } from "@rdm/grpc";
+import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import {
   type ConfigurationService,
   GetConfigurationItemResponseSchema,
@@ -89,6 +89,22 @@ export const registrationCommand = (
 });
 export const newArtifactId = () => `artifact-${randomUUID()}`;
 
+/** A command's request id and the fingerprint its replays are checked against. */
+export interface RequestIdentity {
+  requestId: string;
+  requestHash: string;
+}
+
+/** A request's identity: its id, and the fingerprint of the request and its caller. */
+export const identityOf = <D extends DescMessage>(
+  ctx: CallContext,
+  schema: D,
+  request: MessageShape<D> & { requestId: string },
+): RequestIdentity => ({
+  requestId: request.requestId,
+  requestHash: requestFingerprint(schema, request, ctx.principal.subject),
+});
+
 const originOf = (ctx: CallContext, requestId: string): CommandOrigin => ({
   actor: ctx.principal.subject,
   groups: ctx.principal.groups,
@@ -120,8 +136,7 @@ function itemCommandRunner(execute: Execute) {
   /** A command on one configuration item's stream; answers with the item afterwards. */
   const onItem = async (
     ctx: CallContext,
-    requestId: string,
-    requestHash: string,
+    { requestId, requestHash }: RequestIdentity,
     ciId: string,
     /** Reads it needs go through `tx`. */
     command: (tx: pg.PoolClient) => Promise<ConfigurationItemCommand> | ConfigurationItemCommand,
@@ -164,8 +179,7 @@ function artifactCommandRunner(execute: Execute) {
   /** A command on one artifact's stream. */
   const onArtifact = <R extends DescMessage>(
     ctx: CallContext,
-    requestId: string,
-    requestHash: string,
+    { requestId, requestHash }: RequestIdentity,
     artifactId: string,
     responseSchema: R,
     command: ArtifactCommand,
@@ -213,8 +227,7 @@ export const verificationResult = (
 function verifier(onArtifact: ReturnType<typeof artifactCommandRunner>) {
   async function verify(
     ctx: CallContext,
-    requestId: string,
-    requestHash: string,
+    identity: RequestIdentity,
     artifactId: string,
     actualSha256: string,
     actualSizeBytes: bigint | undefined,
@@ -222,8 +235,7 @@ function verifier(onArtifact: ReturnType<typeof artifactCommandRunner>) {
     const method = actualSizeBytes === undefined ? "digest" : "bytes";
     const response = await onArtifact(
       ctx,
-      requestId,
-      requestHash,
+      identity,
       artifactId,
       VerifyArtifactResponseSchema,
       { kind: "verifyArtifact", actualSha256, actualSizeBytes, method },

@@ -1,19 +1,22 @@
 import { create } from "@bufbuild/protobuf";
-import { requestFingerprint } from "@rdm/grpc";
+import { CiLifecycleStatus } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   ChangeConfigurationItemStatusResponseSchema,
   ConfigurationService,
   RegisterConfigurationItemResponseSchema,
   UpdateConfigurationItemResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { holdForStatusChange } from "../store/read-model.js";
+import { holdForRetire } from "../store/read-model.js";
 import {
   type ConfigurationApiDeps,
   type ConfigurationHandlers,
   configurationCommandRpc,
+  identityOf,
   newCiId,
   registrationCommand,
 } from "./configuration-rpc.js";
+
+const M = ConfigurationService.method;
 
 /** Registering and changing configuration items. */
 export function itemCommandHandlers(
@@ -25,25 +28,17 @@ export function itemCommandHandlers(
   const { onItem } = configurationCommandRpc(deps);
   return {
     async registerConfigurationItem(request, ctx) {
-      const hash = requestFingerprint(
-        ConfigurationService.method.registerConfigurationItem.input,
-        request,
-        ctx.principal.subject,
-      );
+      const identity = identityOf(ctx, M.registerConfigurationItem.input, request);
       const ciId = newCiId();
-      const item = await onItem(ctx, request.requestId, hash, ciId, () => registrationCommand(ciId, request), {
+      const item = await onItem(ctx, identity, ciId, () => registrationCommand(ciId, request), {
         newStream: true,
       });
       return create(RegisterConfigurationItemResponseSchema, { item });
     },
 
     async updateConfigurationItem(request, ctx) {
-      const hash = requestFingerprint(
-        ConfigurationService.method.updateConfigurationItem.input,
-        request,
-        ctx.principal.subject,
-      );
-      const item = await onItem(ctx, request.requestId, hash, request.ciId, () => ({
+      const identity = identityOf(ctx, M.updateConfigurationItem.input, request);
+      const item = await onItem(ctx, identity, request.ciId, () => ({
         kind: "updateConfigurationItem",
         name: request.name,
         owner: request.owner,
@@ -54,22 +49,19 @@ export function itemCommandHandlers(
     },
 
     async changeConfigurationItemStatus(request, ctx) {
-      const hash = requestFingerprint(
-        ConfigurationService.method.changeConfigurationItemStatus.input,
-        request,
-        ctx.principal.subject,
-      );
-      // Waits for relationships being added to it (see holdAsTargets).
+      const command = { kind: "changeConfigurationItemStatus" as const, status: request.status };
+      // A retire waits for relationships being added to the item (see holdAsTargets); no other
+      // status keeps an item from gaining one.
+      const retiring = request.status === CiLifecycleStatus.RETIRED;
       const item = await onItem(
         ctx,
-        request.requestId,
-        hash,
+        identityOf(ctx, M.changeConfigurationItemStatus.input, request),
         request.ciId,
         async (tx) => {
-          await holdForStatusChange(tx, request.ciId);
-          return { kind: "changeConfigurationItemStatus", status: request.status };
+          if (retiring) await holdForRetire(tx, request.ciId);
+          return command;
         },
-        { lockingReads: true },
+        { lockingReads: retiring },
       );
       return create(ChangeConfigurationItemStatusResponseSchema, { item });
     },

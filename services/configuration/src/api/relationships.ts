@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { NotFound, requestFingerprint } from "@rdm/grpc";
+import { NotFound } from "@rdm/grpc";
 import {
   AddRelationshipResponseSchema,
   ConfigurationService,
@@ -8,7 +8,14 @@ import {
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { findConfigurationItem, relationshipsOf } from "../store/read-model.js";
 import { analyzeImpactHandler } from "./analyze-impact.js";
-import { type ConfigurationApiDeps, type ConfigurationHandlers, configurationCommandRpc } from "./configuration-rpc.js";
+import {
+  type ConfigurationApiDeps,
+  type ConfigurationHandlers,
+  configurationCommandRpc,
+  identityOf,
+} from "./configuration-rpc.js";
+
+const M = ConfigurationService.method;
 
 /** Relationships between configuration items, and the impact along them. */
 export function relationshipHandlers(
@@ -18,17 +25,12 @@ export function relationshipHandlers(
   const { onItem } = configurationCommandRpc(deps);
   return {
     async addRelationship(request, ctx) {
-      const hash = requestFingerprint(
-        ConfigurationService.method.addRelationship.input,
-        request,
-        ctx.principal.subject,
-      );
+      const identity = identityOf(ctx, M.addRelationship.input, request);
       // The target is held until the append commits: a retire of it waits (and then follows the
       // relationship), or committed first and is seen, so a retired item never gains one.
       const source = await onItem(
         ctx,
-        request.requestId,
-        hash,
+        identity,
         request.sourceCiId,
         async (tx) => ({
           kind: "addRelationship",
@@ -42,12 +44,8 @@ export function relationshipHandlers(
     },
 
     async removeRelationship(request, ctx) {
-      const hash = requestFingerprint(
-        ConfigurationService.method.removeRelationship.input,
-        request,
-        ctx.principal.subject,
-      );
-      const source = await onItem(ctx, request.requestId, hash, request.sourceCiId, () => ({
+      const identity = identityOf(ctx, M.removeRelationship.input, request);
+      const source = await onItem(ctx, identity, request.sourceCiId, () => ({
         kind: "removeRelationship",
         type: request.type,
         targetCiId: request.targetCiId,

@@ -119,10 +119,10 @@ export async function findConfigurationItems(q: Queryable, ciIds: string[]): Pro
 const TARGET_LOCK_BUCKETS = 128;
 
 /**
- * Relationship targets and status changes meet on transaction-scoped advisory locks, one per
- * bucket of CIs: writers adding relationships hold their targets' buckets shared (they never wait
- * for each other, so imports relating common CIs both ways cannot deadlock, as row share locks
- * followed by the sources' updates did), a status change holds its CI's bucket exclusive. A
+ * Relationship targets and retires meet on transaction-scoped advisory locks, one per bucket of
+ * CIs: writers adding relationships hold their targets' buckets shared (they never wait for each
+ * other, so imports relating common CIs both ways cannot deadlock, as row share locks followed
+ * by the sources' updates did), a retire holds its CI's bucket exclusive. A
  * retire thus waits for the relationships being added to its CI (or to another of its bucket), or
  * commits first and is seen: a retired item never gains one. Buckets, not CIs: PostgreSQL's lock
  * table holds about 6,400 locks in all, and an import message may name 1,000 targets. `q` must be
@@ -137,7 +137,7 @@ export async function holdAsTargets(q: Queryable, ciIds: string[]): Promise<void
 }
 
 /** See holdAsTargets. */
-export async function holdForStatusChange(q: Queryable, ciId: string): Promise<void> {
+export async function holdForRetire(q: Queryable, ciId: string): Promise<void> {
   await q.query(
     `SELECT pg_advisory_xact_lock(hashtext('configuration.ci-targets'), hashtext($1::text) & ${TARGET_LOCK_BUCKETS - 1})`,
     [ciId],
