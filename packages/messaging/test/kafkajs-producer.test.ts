@@ -1,14 +1,20 @@
 // patches/kafkajs@2.2.4.patch makes kafkajs's producer cheaper: a record is encoded into one
 // buffer of its exact size, varints written in place (an encoder per header and a Buffer per
-// varint made record encoding most of the relay's CPU), and a batch is grouped by partition
-// without copying each partition's array per message. These pin the bytes to those the unpatched
-// library wrote, read them back with kafkajs's own decoder, and check the grouping keeps order.
+// varint made record encoding most of the relay's CPU; varlongs within 32 bits skip the Long
+// arithmetic), a batch is grouped by partition without copying each partition's array per
+// message, and keys are hashed (murmur2) in 32-bit arithmetic. These pin the bytes to those the
+// unpatched library wrote, read them back with kafkajs's own decoder, check the grouping keeps
+// order, and the hashes against the Java client's.
 import { createRequire } from "node:module";
 
 const require = createRequire(import.meta.url);
 interface Encoder {
   buffer: Buffer;
 }
+const EncoderClass = require("kafkajs/src/protocol/encoder.js") as new () => Encoder & {
+  writeVarLong(value: number): Encoder;
+};
+const murmur2 = require("kafkajs/src/producer/partitioners/default/murmur2.js") as (key: string | Buffer) => number;
 const Record = require("kafkajs/src/protocol/recordBatch/record/v0/index.js") as (record: object) => Encoder;
 const { RecordBatch } = require("kafkajs/src/protocol/recordBatch/v0/index.js") as {
   RecordBatch: (batch: object) => Promise<Encoder>;
@@ -72,4 +78,36 @@ test("a batch is grouped by partition, each partition's messages in the order se
     expect(grouped[partition]).toEqual(messages.filter((_, i) => i % 3 === partition));
   }
   expect(groupMessagesPerPartition({ topic: "t", partitionMetadata: [], messages, partitioner: () => 0 })).toEqual({});
+});
+
+test("varlongs are written as the unpatched library wrote them, within 32 bits and past them", () => {
+  const written: [number, string][] = [
+    [0, "00"],
+    [-1, "01"],
+    [70_000, "e0c508"],
+    [-70_000, "dfc508"],
+    [2 ** 31 - 1, "feffffff0f"],
+    [-(2 ** 31), "ffffffff0f"],
+    [2 ** 31, "8080808010"],
+    [-(2 ** 31) - 1, "8180808010"],
+    [1_234_567_890_123, "9693d89fee47"],
+  ];
+  for (const [value, hex] of written) expect(new EncoderClass().writeVarLong(value).buffer.toString("hex")).toBe(hex);
+});
+
+test("keys hash as the Java client hashes them, so a key's partition is the same from any client", () => {
+  // Apache Kafka's UtilsTest.testMurmur2 vectors, then keys of every length modulo 4.
+  const hashes: [string | Buffer, number][] = [
+    ["21", -973932308],
+    ["foobar", -790332482],
+    ["a-little-bit-long-string", -985981536],
+    ["a-little-bit-longer-string", -1486304829],
+    ["lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58897971],
+    [Buffer.from("abc"), 479470107],
+    ["", 275646681],
+    ["ü", 1419834458],
+    ["ci-0194c1c2-7d3e-7aaa-8bbb-123456789abc", -937064910],
+    ["\u{1F600}x", -1018136956],
+  ];
+  for (const [key, hash] of hashes) expect(murmur2(key)).toBe(hash);
 });
