@@ -5,6 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { status } from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { type CloudEvent, createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, toKafkaMessage } from "@rdm/messaging";
@@ -274,4 +275,52 @@ test("a deployment with more artifact-target pairs than an event holds as entrie
   // Every entry keeps its artifact's DML id.
   const ids = new Map(artifacts.map((a) => [a.name, a.artifactId]));
   expect(baseline.entries.every((e) => e.artifactId === ids.get(e.artifactName))).toBe(true);
+
+  // In pages: entries, then the last known good, as one list of 12,000 rows.
+  const pages = await allPages(client, environment, 5000);
+  expect(pages.map((p) => [p.entries.length, p.lastKnownGood.length])).toEqual([
+    [5000, 0],
+    [1000, 4000],
+    [0, 2000],
+  ]);
+  expect(pages.flatMap((p) => p.entries)).toEqual(baseline.entries);
+  expect(pages.flatMap((p) => p.lastKnownGood)).toEqual(baseline.lastKnownGood);
+  expect(pages.every((p) => p.version === 1n && p.lastKnownGoodDeploymentId === wide)).toBe(true);
+
+  // A deployment recorded while paging: the pages stay those of the version paging started at.
+  const first = await client.getBaseline({ environment, pageSize: 5000 });
+  await publishTo([
+    [
+      outcome(DeploymentSucceededSchema, environment, 2, uniqueId("dep"), [
+        { name: "component-0", version: "2.5.0", targetCiIds: hosts },
+      ]),
+      0,
+    ],
+  ]);
+  expect(running(await baselineAt(client, environment, 2n))).toContain(`${hosts[0]}/component-0@2.5.0`);
+  const rest = await allPages(client, environment, 5000, first.nextPageToken);
+  expect([first.baseline, ...rest].flatMap((p) => p?.entries ?? [])).toEqual(baseline.entries);
+  expect(rest.every((p) => p.version === 1n)).toBe(true);
+
+  // A token is for its environment's baseline only.
+  const refused = (request: { pageToken: string; environment: string }) =>
+    client.getBaseline({ ...request, pageSize: 10 }).then(
+      () => "answered",
+      (error: { code: number }) => error.code,
+    );
+  expect(await refused({ environment: uniqueId("other"), pageToken: first.nextPageToken })).toBe(
+    status.INVALID_ARGUMENT,
+  );
+  expect(await refused({ environment, pageToken: "bm90IGEgdG9rZW4" })).toBe(status.INVALID_ARGUMENT);
 }, 90_000);
+
+/** Every page of a baseline from `pageToken` on. */
+async function allPages(client: ConfigurationClient, environment: string, pageSize: number, pageToken = "") {
+  const pages = [];
+  do {
+    const page = await client.getBaseline({ environment, pageSize, pageToken });
+    if (page.baseline) pages.push(page.baseline);
+    pageToken = page.nextPageToken;
+  } while (pageToken);
+  return pages;
+}

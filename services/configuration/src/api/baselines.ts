@@ -1,6 +1,10 @@
 import { create } from "@bufbuild/protobuf";
-import { NotFound } from "@rdm/grpc";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import type { EventStore } from "@rdm/eventstore";
+import { InvalidArgument, NotFound } from "@rdm/grpc";
+import type { Baseline } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { GetBaselineResponseSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { decodePageToken, encodePageToken } from "@rdm/runtime";
 import * as baselineAggregate from "../domain/baseline.js";
 import { type BaselineEvent, baselineStreamId } from "../domain/baseline.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
@@ -26,13 +30,72 @@ export function baselineHandlers(
     },
 
     async getBaseline(request) {
-      const history = upTo(
-        await readHistory<BaselineEvent>(store, baselineStreamId(request.environment)),
-        request.asOf,
-      );
-      const { baseline } = baselineAggregate.fold(history);
-      if (!baseline) throw new NotFound("baseline", request.environment);
-      return create(GetBaselineResponseSchema, { baseline });
+      const { environment } = request;
+      const from: { version?: bigint; offset: number } = request.pageToken
+        ? pagePosition(request.pageToken, environment)
+        : { offset: 0 };
+      // The current baseline is the read model's row (written with each of its events); a past
+      // one, or the version paging started from, is folded from the stream.
+      const baseline =
+        from.version === undefined && !request.asOf
+          ? await findBaseline(pool, environment)
+          : await foldedBaseline(store, environment, from.version === undefined ? { asOf: request.asOf } : from);
+      if (!baseline) throw new NotFound("baseline", environment);
+      if (from.version !== undefined && baseline.version !== from.version) throw notOurToken();
+      const { rows, next } = pageOf(baseline, from.offset, request.pageSize);
+      return create(GetBaselineResponseSchema, {
+        baseline: rows,
+        nextPageToken: next === undefined ? "" : encodePageToken(`${baseline.version}.${next}`, environment),
+      });
     },
+  };
+}
+
+async function foldedBaseline(
+  store: EventStore,
+  environment: string,
+  upToThe: { asOf?: Timestamp | undefined; version?: bigint },
+): Promise<Baseline | undefined> {
+  const history = await readHistory<BaselineEvent>(store, baselineStreamId(environment));
+  const { version } = upToThe;
+  const events =
+    version === undefined
+      ? upTo(history, upToThe.asOf)
+      : history.filter((event, i) => (event.metadata?.streamVersion ?? BigInt(i + 1)) <= version);
+  return baselineAggregate.fold(events).baseline;
+}
+
+const notOurToken = () =>
+  new InvalidArgument([
+    { field: "page_token", description: "not a page token of this environment's baseline", reason: "invalid" },
+  ]);
+
+/** Where a page token continues: the baseline's version and the row (of entries, then last known good). */
+function pagePosition(token: string, environment: string): { version: bigint; offset: number } {
+  const position = decodePageToken(
+    token,
+    (key) => /^\d{1,19}\.\d{1,9}$/.test(key),
+    (id) => id === environment,
+  );
+  if (!position) throw notOurToken();
+  const [version, offset] = position[0].split(".") as [string, string];
+  return { version: BigInt(version), offset: Number(offset) };
+}
+
+/**
+ * Rows [offset, offset + size) of the baseline's entries followed by its last known good (size 0:
+ * to the end), its other fields as they are; and where the next page starts, if anything is left.
+ */
+function pageOf(baseline: Baseline, offset: number, size: number): { rows: Baseline; next: number | undefined } {
+  const current = baseline.entries.length;
+  const total = current + baseline.lastKnownGood.length;
+  const end = size > 0 ? Math.min(offset + size, total) : total;
+  return {
+    rows: {
+      ...baseline,
+      entries: baseline.entries.slice(Math.min(offset, current), Math.min(end, current)),
+      lastKnownGood: baseline.lastKnownGood.slice(Math.max(0, offset - current), Math.max(0, end - current)),
+    },
+    next: end < total ? end : undefined,
   };
 }
