@@ -15,6 +15,7 @@ import type {
   Queryable,
   Snapshot,
 } from "./command.js";
+import { foldRecorded, foldWith } from "./command.js";
 import { isBehindExpected, isConflict, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
@@ -163,7 +164,7 @@ export class CommandHandler<E extends DomainEvent> {
         });
         const replayed = this.answerOf(read.commandResult, origin.requestId, command);
         if (replayed) return { replayed, outcome: undefined };
-        const state = read.events.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
+        const state = foldRecorded(aggregate, this.codec, read.events, start.state);
         const loaded = { streamId, state, version: read.events.at(-1)?.version ?? start.version };
         // Read outside a transaction: committed events only.
         if (read.events.length > 0) this.states.put(aggregate, streamId, loaded);
@@ -197,7 +198,7 @@ export class CommandHandler<E extends DomainEvent> {
     const { aggregate } = command;
     const start = await this.startOf(aggregate, streamId, db);
     const recorded = await this.store.readStream(streamId, { client: db, fromVersion: start.version + 1 });
-    const state = recorded.map((r) => this.codec.decode(r) as ES).reduce(aggregate.evolve, start.state);
+    const state = foldRecorded(aggregate, this.codec, recorded, start.state);
     return { streamId, state, version: recorded.at(-1)?.version ?? start.version };
   }
 
@@ -250,7 +251,7 @@ export class CommandHandler<E extends DomainEvent> {
     const outcome: Outcome<S, ES> = {
       streamId: loaded.streamId,
       before: loaded.state,
-      after: events.reduce(command.aggregate.evolve, loaded.state),
+      after: foldWith(command.aggregate, events, loaded.state),
       events,
       version: loaded.version + events.length,
     };
@@ -297,7 +298,7 @@ export class CommandHandler<E extends DomainEvent> {
     // Group-committed: the events are committed now. The state is folded from the events as they
     // will be read back, so it is what the next command would read from the store.
     if (!tx) {
-      const state = encoded.map((e) => this.codec.decode(e) as ES).reduce(aggregate.evolve, outcome.before);
+      const state = foldRecorded(aggregate, this.codec, encoded, outcome.before);
       this.states.put(aggregate, outcome.streamId, { state, version: outcome.version });
     }
     return outcome;

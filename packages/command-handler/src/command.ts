@@ -1,6 +1,6 @@
 import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import type { EventStore, Projection } from "@rdm/eventstore";
+import type { EventStore, Projection, RecordedEvent } from "@rdm/eventstore";
 import type pg from "pg";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 
@@ -24,8 +24,27 @@ export interface Aggregate<S, E extends DomainEvent> {
   streamType?: string;
   initialState(): S;
   evolve(state: S, event: E): S;
+  /** evolve over many events at once, when the aggregate has a cheaper way than one by one. */
+  fold?(events: E[], state: S): S;
   snapshots?: SnapshotReader<S>;
 }
+
+/** `state` after `events`: the aggregate's fold, or evolve one event after another. */
+export const foldWith = <S, E extends DomainEvent>(aggregate: Aggregate<S, E>, events: E[], state: S): S =>
+  aggregate.fold ? aggregate.fold(events, state) : events.reduce(aggregate.evolve, state);
+
+/** `state` after stored events, decoded by `codec`. */
+export const foldRecorded = <S, E extends DomainEvent>(
+  aggregate: Aggregate<S, E>,
+  codec: Pick<EventCodec<DomainEvent>, "decode">,
+  records: Pick<RecordedEvent, "type" | "data">[],
+  state: S,
+): S =>
+  foldWith(
+    aggregate,
+    records.map((r) => codec.decode(r) as E),
+    state,
+  );
 
 /** What a decider may know besides the state: who asks, when, and a source of new ids. */
 export interface DecisionContext {

@@ -148,7 +148,8 @@ function applyTasks(release: Release, event: ReleaseEvent): boolean {
   const task = (taskId: string) => release.tasks.find((t) => t.taskId === taskId);
   switch (event.$typeName) {
     case "rdm.release.v1.ReleaseTaskAdded":
-      if (event.task) release.tasks.push(create(ReleaseTaskSchema, event.task));
+      // A copy: later events change a task in place.
+      if (event.task) release.tasks.push(clone(ReleaseTaskSchema, create(ReleaseTaskSchema, event.task)));
       return true;
     case "rdm.release.v1.ReleaseTaskAssigned": {
       const t = task(event.taskId);
@@ -228,15 +229,43 @@ function applyRecords(release: Release, event: ReleaseEvent): void {
   }
 }
 
-/** The release after one of its events; events before the registration change nothing. */
-export function evolve(state: ReleaseState, event: ReleaseEvent): ReleaseState {
-  if (event.$typeName === "rdm.release.v1.ReleaseRegistered") return registered(event);
-  if (!state.release) return state;
-  const release = clone(ReleaseSchema, state.release);
+/** One event applied to a release the caller owns (a copy of its own). */
+function applyTo(release: Release, event: ReleaseEvent, state: ReleaseState): void {
   release.version = event.metadata?.streamVersion ?? release.version + 1n;
   if (!applyLifecycle(release, event, state) && !applyApprovals(release, event) && !applyTasks(release, event))
     applyRecords(release, event);
+}
+
+const REGISTERED = "rdm.release.v1.ReleaseRegistered";
+
+/** The release after one of its events; events before the registration change nothing. */
+export function evolve(state: ReleaseState, event: ReleaseEvent): ReleaseState {
+  if (event.$typeName === REGISTERED) return registered(event);
+  if (!state.release) return state;
+  const release = clone(ReleaseSchema, state.release);
+  applyTo(release, event, state);
   return { model: state.model, release };
 }
 
-export const fold = (events: ReleaseEvent[], state = initialState()): ReleaseState => events.reduce(evolve, state);
+/**
+ * The release after its events, as evolve one after another gives it, with the release copied
+ * once instead of once an event (that made folding a stream quadratic in its length: 2.6 s for
+ * 2,000 log entries). The state given and the events stay as they were: a registration's release
+ * shares the event's fields, so it is copied before the next event changes it, and what an
+ * event adds that a later one changes (a task) is added as a copy.
+ */
+export function fold(events: ReleaseEvent[], state = initialState()): ReleaseState {
+  let current = state;
+  let owned = false;
+  for (const event of events) {
+    if (event.$typeName === REGISTERED) {
+      current = registered(event);
+      owned = false;
+    } else if (current.release) {
+      if (!owned) current = { model: current.model, release: clone(ReleaseSchema, current.release) };
+      owned = true;
+      applyTo(current.release as Release, event, current);
+    }
+  }
+  return current;
+}

@@ -20,7 +20,7 @@ import { releaseProjection } from "./release-projection.js";
  * Release streams: named by the release's UUID, of type "release" (the store's default type, the
  * id up to its first "-", would be the UUID's first segment, in stream_type and in ce_streamtype).
  */
-export const releases: Aggregate<ReleaseState, ReleaseEvent> = { streamType: "release", initialState, evolve };
+export const releases: Aggregate<ReleaseState, ReleaseEvent> = { streamType: "release", initialState, evolve, fold };
 
 /**
  * A release command as the command handler runs it: the notifications the policy asks for are
