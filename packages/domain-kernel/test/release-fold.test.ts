@@ -81,7 +81,7 @@ function history(releaseId: string) {
     ],
   ];
   for (let i = 0; i < 20; i++)
-    events.push([ev.ReleaseLogEntryRecordedSchema, { releaseId, entry: { text: `entry ${i}`, author: "olga" } }]);
+    events.push([ev.ReleaseLogEntryRecordedSchema, { releaseId, entry: { text: `entry ${i}`, recordedBy: "olga" } }]);
   return numbered(events);
 }
 
