@@ -1,16 +1,21 @@
-import { create } from "@bufbuild/protobuf";
+import { create, createRegistry, type DescMessage, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   DeploymentStrategyKind,
+  file_rdm_deployment_v1_events,
   ProtectionPolicySchema,
   StepKind,
   StepState,
   TargetGroupSchema,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { type DeploymentEvent, evolve, fold, initialState } from "../src/domain/index.js";
 import { baseline, Deciding, environment, NOW, refusal, strategy } from "./deciders.js";
+
+const eventTypes = createRegistry(file_rdm_deployment_v1_events);
+const deploymentEventSchema = (event: DeploymentEvent) => eventTypes.getMessage(event.$typeName) as DescMessage;
 
 const ALL_AT_ONCE = strategy({ kind: DeploymentStrategyKind.ALL_AT_ONCE });
 const report = (index: number, fencingToken: bigint, ciId: string, extra: object = {}) => ({
@@ -328,6 +333,18 @@ describe("execution", () => {
     expect(d.types(last)).toEqual(["DeploymentStepCompleted", "DeploymentRolledBack"]);
     expect(last[1]).toMatchObject({ artifacts: baseline });
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
+
+    // fold (the deployment copied once, changed in place) gives what evolve one by one gave,
+    // after every prefix, and changes neither the events nor the state it starts from.
+    const bytes = d.events.map((event) => toBinary(deploymentEventSchema(event), event));
+    for (let n = 0; n <= d.events.length; n++) {
+      expect(fold(d.events.slice(0, n))).toEqual(d.events.slice(0, n).reduce(evolve, initialState()));
+    }
+    const before = fold(d.events.slice(0, 4));
+    const copy = structuredClone(before);
+    expect(fold(d.events.slice(4), before)).toEqual(d.state);
+    expect(before).toEqual(copy);
+    expect(d.events.map((event) => toBinary(deploymentEventSchema(event), event))).toEqual(bytes);
   });
 
   test("ROLLING stops past the failed-target limit", () => {

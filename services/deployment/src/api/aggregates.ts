@@ -8,6 +8,7 @@ import {
   type EnvironmentState,
   evolve,
   evolveEnvironment,
+  fold,
   initialState,
 } from "../domain/index.js";
 
@@ -19,6 +20,7 @@ export const deployments: Aggregate<DeploymentAggregateState, DeploymentEvent> =
   streamType: "deployment",
   initialState,
   evolve,
+  fold,
 };
 
 /** Environments are streams named "environment-<name>". */

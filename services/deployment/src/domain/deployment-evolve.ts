@@ -167,7 +167,8 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
       skipUnfinished(deployment);
       Object.assign(deployment, { state: DeploymentState.ROLLING_BACK, paused: false, awaitingPromotion: false });
       deployment.reason = event.reason;
-      deployment.steps.push(...event.steps);
+      // Copies: later events change the steps in place.
+      deployment.steps.push(...structuredClone(event.steps));
       const first = event.steps[0] && deployment.steps[event.steps[0].index];
       if (first) Object.assign(first, { state: StepState.READY, availableAt: at });
       break;
@@ -185,34 +186,68 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
   }
 }
 
-export function evolve(state: DeploymentAggregateState, event: DeploymentEvent): DeploymentAggregateState {
+const PLANNED = "rdm.deployment.v1.DeploymentPlanned";
+
+function planned(event: DeploymentPlanned): DeploymentAggregateState {
   const at = event.metadata?.occurredAt;
-  if (event.$typeName === "rdm.deployment.v1.DeploymentPlanned") {
-    const deployment = create(DeploymentSchema, {
-      deploymentId: event.deploymentId,
-      releaseId: event.releaseId,
-      environment: event.environment,
-      artifacts: event.artifacts,
-      ...(event.strategy ? { strategy: event.strategy } : {}),
-      ...(event.window ? { window: event.window } : {}),
-      linkedChangeIds: event.linkedChangeIds,
-      state: event.requiredApprovals > 0 ? DeploymentState.AWAITING_APPROVAL : DeploymentState.PLANNED,
-      createdBy: event.metadata?.actor ?? "",
-      requiredApprovals: event.requiredApprovals,
-      steps: event.steps,
-      previousColour: event.previousColour,
-      approvalGroup: event.approvalGroup,
-      ...(at ? { createdAt: at, updatedAt: at } : {}),
-      version: event.metadata?.streamVersion ?? 0n,
-    });
-    return { deployment };
-  }
-  if (!state.deployment) return state;
-  const deployment = create(DeploymentSchema, structuredClone(state.deployment));
+  const deployment = create(DeploymentSchema, {
+    deploymentId: event.deploymentId,
+    releaseId: event.releaseId,
+    environment: event.environment,
+    artifacts: event.artifacts,
+    ...(event.strategy ? { strategy: event.strategy } : {}),
+    ...(event.window ? { window: event.window } : {}),
+    linkedChangeIds: event.linkedChangeIds,
+    state: event.requiredApprovals > 0 ? DeploymentState.AWAITING_APPROVAL : DeploymentState.PLANNED,
+    createdBy: event.metadata?.actor ?? "",
+    requiredApprovals: event.requiredApprovals,
+    steps: event.steps,
+    previousColour: event.previousColour,
+    approvalGroup: event.approvalGroup,
+    ...(at ? { createdAt: at, updatedAt: at } : {}),
+    version: event.metadata?.streamVersion ?? 0n,
+  });
+  return { deployment };
+}
+
+/** One event applied to a deployment the caller owns (a copy of its own). */
+function applyTo(deployment: Deployment, event: DeploymentEvent): void {
+  const at = event.metadata?.occurredAt;
   applyLifecycleEvent(deployment, event, at);
   if (at) deployment.updatedAt = at;
   deployment.version = event.metadata?.streamVersion ?? deployment.version;
+}
+
+const copyOf = (deployment: Deployment) => create(DeploymentSchema, structuredClone(deployment));
+
+export function evolve(state: DeploymentAggregateState, event: DeploymentEvent): DeploymentAggregateState {
+  if (event.$typeName === PLANNED) return planned(event);
+  if (!state.deployment) return state;
+  const deployment = copyOf(state.deployment);
+  applyTo(deployment, event);
   return { deployment };
+}
+
+/**
+ * The deployment after its events, as evolve one after another gives it, copied once instead of
+ * once an event (every target report is an event: loading a large deployment's stream was
+ * quadratic in its length). The state given and the events stay as they were: a plan's
+ * deployment shares the event's steps, so it is copied before the next event changes it.
+ */
+export function fold(events: DeploymentEvent[], state = initialState()): DeploymentAggregateState {
+  let current = state;
+  let owned = false;
+  for (const event of events) {
+    if (event.$typeName === PLANNED) {
+      current = planned(event);
+      owned = false;
+    } else if (current.deployment) {
+      if (!owned) current = { deployment: copyOf(current.deployment) };
+      owned = true;
+      applyTo(current.deployment as Deployment, event);
+    }
+  }
+  return current;
 }
 
 export const isTerminal = (deployment: Deployment) => TERMINAL.has(deployment.state);
