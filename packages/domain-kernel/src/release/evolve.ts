@@ -17,6 +17,7 @@ import {
   ReleaseTaskSchema,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { type CopyOnceFold, foldCopyingOnce } from "../fold.js";
 import { STANDARD_MODEL } from "./models.js";
 import { initialState, phaseIndex, type ReleaseEvent, type ReleaseState } from "./state.js";
 
@@ -238,34 +239,22 @@ function applyTo(release: Release, event: ReleaseEvent, state: ReleaseState): vo
 
 const REGISTERED = "rdm.release.v1.ReleaseRegistered";
 
+/** Releases fold with one copy per call (see foldCopyingOnce); a registration opens the stream. */
+const releaseFold: CopyOnceFold<ReleaseState, ReleaseEvent> = {
+  start: (event) => (event.$typeName === REGISTERED ? registered(event) : undefined),
+  exists: (state) => state.release !== undefined,
+  copy: (state) => ({ model: state.model, release: clone(ReleaseSchema, state.release as Release) }),
+  apply: (state, event) => applyTo(state.release as Release, event, state),
+};
+
 /** The release after one of its events; events before the registration change nothing. */
-export function evolve(state: ReleaseState, event: ReleaseEvent): ReleaseState {
-  if (event.$typeName === REGISTERED) return registered(event);
-  if (!state.release) return state;
-  const release = clone(ReleaseSchema, state.release);
-  applyTo(release, event, state);
-  return { model: state.model, release };
-}
+export const evolve = (state: ReleaseState, event: ReleaseEvent): ReleaseState =>
+  foldCopyingOnce(releaseFold, [event], state);
 
 /**
  * The release after its events, as evolve one after another gives it, with the release copied
- * once instead of once an event (that made folding a stream quadratic in its length: 2.6 s for
- * 2,000 log entries). The state given and the events stay as they were: a registration's release
- * shares the event's fields, so it is copied before the next event changes it, and what an
- * event adds that a later one changes (a task) is added as a copy.
+ * once instead of once an event (folding 2,000 log entries took 2.6 s). A task is added as a
+ * copy, since later events change it in place.
  */
-export function fold(events: ReleaseEvent[], state = initialState()): ReleaseState {
-  let current = state;
-  let owned = false;
-  for (const event of events) {
-    if (event.$typeName === REGISTERED) {
-      current = registered(event);
-      owned = false;
-    } else if (current.release) {
-      if (!owned) current = { model: current.model, release: clone(ReleaseSchema, current.release) };
-      owned = true;
-      applyTo(current.release as Release, event, current);
-    }
-  }
-  return current;
-}
+export const fold = (events: ReleaseEvent[], state = initialState()): ReleaseState =>
+  foldCopyingOnce(releaseFold, events, state);

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type CopyOnceFold, foldCopyingOnce } from "@rdm/domain-kernel/fold";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeploymentApprovalGranted,
@@ -218,37 +219,24 @@ function applyTo(deployment: Deployment, event: DeploymentEvent): void {
   deployment.version = event.metadata?.streamVersion ?? deployment.version;
 }
 
-const copyOf = (deployment: Deployment) => create(DeploymentSchema, structuredClone(deployment));
+/** Deployments fold with one copy per call (see foldCopyingOnce); a plan opens the stream. */
+const deploymentFold: CopyOnceFold<DeploymentAggregateState, DeploymentEvent> = {
+  start: (event) => (event.$typeName === PLANNED ? planned(event) : undefined),
+  exists: (state) => state.deployment !== undefined,
+  copy: (state) => ({ deployment: create(DeploymentSchema, structuredClone(state.deployment as Deployment)) }),
+  apply: (state, event) => applyTo(state.deployment as Deployment, event),
+};
 
-export function evolve(state: DeploymentAggregateState, event: DeploymentEvent): DeploymentAggregateState {
-  if (event.$typeName === PLANNED) return planned(event);
-  if (!state.deployment) return state;
-  const deployment = copyOf(state.deployment);
-  applyTo(deployment, event);
-  return { deployment };
-}
+export const evolve = (state: DeploymentAggregateState, event: DeploymentEvent): DeploymentAggregateState =>
+  foldCopyingOnce(deploymentFold, [event], state);
 
 /**
  * The deployment after its events, as evolve one after another gives it, copied once instead of
- * once an event (every target report is an event: loading a large deployment's stream was
- * quadratic in its length). The state given and the events stay as they were: a plan's
- * deployment shares the event's steps, so it is copied before the next event changes it.
+ * once an event (every target report is an event). A rollback's steps are added as copies, since
+ * later events change them in place.
  */
-export function fold(events: DeploymentEvent[], state = initialState()): DeploymentAggregateState {
-  let current = state;
-  let owned = false;
-  for (const event of events) {
-    if (event.$typeName === PLANNED) {
-      current = planned(event);
-      owned = false;
-    } else if (current.deployment) {
-      if (!owned) current = { deployment: copyOf(current.deployment) };
-      owned = true;
-      applyTo(current.deployment as Deployment, event);
-    }
-  }
-  return current;
-}
+export const fold = (events: DeploymentEvent[], state = initialState()): DeploymentAggregateState =>
+  foldCopyingOnce(deploymentFold, events, state);
 
 export const isTerminal = (deployment: Deployment) => TERMINAL.has(deployment.state);
 
