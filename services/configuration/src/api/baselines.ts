@@ -34,11 +34,13 @@ export function baselineHandlers(
       const from: { version?: bigint; offset: number } = request.pageToken
         ? pagePosition(request.pageToken, environment)
         : { offset: 0 };
-      // The current baseline is the read model's row (written with each of its events); a past
-      // one, or the version paging started from, is folded from the stream.
+      // The current baseline is the read model's row (written with each of its events), also for
+      // the later pages while it has not moved; a past one, as of a time or the version paging
+      // started from, is folded from the stream.
+      const current = request.asOf && from.version === undefined ? undefined : await findBaseline(pool, environment);
       const baseline =
-        from.version === undefined && !request.asOf
-          ? await findBaseline(pool, environment)
+        current && (from.version === undefined || current.version === from.version)
+          ? current
           : await foldedBaseline(store, environment, from.version === undefined ? { asOf: request.asOf } : from);
       if (!baseline) throw new NotFound("baseline", environment);
       if (from.version !== undefined && baseline.version !== from.version) throw notOurToken();
