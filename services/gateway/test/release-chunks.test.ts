@@ -78,5 +78,7 @@ test("a chunk applied at once leaves the views the events leave applied one by o
       .map(([, title, version]) => [title, version]),
   );
   expect(expected.history).toHaveLength(7);
+  // The model pinned at registration stays (later writes of a row do not send it again).
+  expect(actual.releases.map((r) => (r.model as { name?: string } | null)?.name)).toEqual(["standard", "standard"]);
   expect(expected.audit).toHaveLength(events.length);
 });

@@ -51,18 +51,23 @@ async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<
   return states;
 }
 
-/** An overview row to write: the release's state, when it was registered and last changed. */
+/**
+ * An overview row to write: the release's state, when it was registered and last changed, and
+ * whether the row may be new (only then is its model sent: an existing row keeps the one pinned
+ * at registration, and the model is most of a row's bytes).
+ */
 interface ViewRow {
   state: ReleaseState;
   registeredAt: Date;
   updatedAt: Date;
+  mayBeNew: boolean;
 }
 
 /** The events applied, each with the state it produced. */
 type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 
 /** An overview row's columns, in release_view's order (see RELEASES_WRITE). */
-function viewValues({ state, registeredAt, updatedAt }: ViewRow): unknown[] | undefined {
+function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow): unknown[] | undefined {
   const r = state.release;
   if (!r || !state.model) return undefined;
   return [
@@ -86,7 +91,7 @@ function viewValues({ state, registeredAt, updatedAt }: ViewRow): unknown[] | un
     enumName(ReleaseStatusSchema, r.status),
     r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
     JSON.stringify(toSnapshot(state)),
-    JSON.stringify(toJson(ReleaseModelSchema, state.model)),
+    mayBeNew ? JSON.stringify(toJson(ReleaseModelSchema, state.model)) : null,
   ];
 }
 
@@ -207,7 +212,8 @@ async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolCli
     applied.push({ event, state });
     if (row?.release && row.release.version >= state.release.version) continue; // the guard keeps the row
     const registeredAt = views.get(m.releaseId)?.registeredAt ?? event.occurredAt;
-    views.set(m.releaseId, { state, registeredAt, updatedAt: event.occurredAt });
+    const mayBeNew = !stored.has(m.releaseId);
+    views.set(m.releaseId, { state, registeredAt, updatedAt: event.occurredAt, mayBeNew });
   }
   return { applied, views: [...views.values()] };
 }
@@ -236,7 +242,7 @@ async function refoldReleases(tx: pg.PoolClient): Promise<void> {
     const events = logged.map((l) => fromBinary(schemaOf(l.event_type), l.event) as ReleaseEvent);
     await writeReleases(
       tx,
-      [{ state: fold(events), registeredAt: row.updated_at, updatedAt: row.updated_at }],
+      [{ state: fold(events), registeredAt: row.updated_at, updatedAt: row.updated_at, mayBeNew: false }],
       [],
       true,
     );
