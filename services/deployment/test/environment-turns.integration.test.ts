@@ -169,6 +169,47 @@ test("ListDeployments pages newest first; a deployment planned between pages nei
   expect([forged.code, forged.badRequest?.fieldViolations[0]?.field]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
 });
 
+test("ListEnvironments pages in promotion order; an environment registered between pages neither repeats nor shifts them", async () => {
+  const define = (name: string, promotionRank: number) => ({
+    ...rid(),
+    environment: { name, promotionRank, targetGroups: groups({ rest: [uniqueId("ci")] }), executorLabels: [] },
+  });
+  // Last in the order (ranks above every other test's), two of them on one rank: by name.
+  const late = [uniqueId("env-z"), uniqueId("env-y"), uniqueId("env-x")];
+  await deployer.registerEnvironment(define(late[0] as string, 990));
+  await deployer.registerEnvironment(define(late[1] as string, 990));
+  await deployer.registerEnvironment(define(late[2] as string, 991));
+  const first = await deployer.listEnvironments({ pageSize: 2 });
+  const early = uniqueId("a"); // rank 1 and a name before every other test's: before the first page ends
+  await deployer.registerEnvironment(define(early, 1));
+  const seen = first.environments.map((e) => e.name);
+  const sizes = [first.environments.length];
+  for (let token = first.nextPageToken; token; ) {
+    const page = await deployer.listEnvironments({ pageSize: 2, pageToken: token });
+    seen.push(...page.environments.map((e) => e.name));
+    sizes.push(page.environments.length);
+    token = page.nextPageToken;
+  }
+  const all = (await deployer.listEnvironments({})).environments;
+  expect(all.map((e) => e.name)).toContain(early);
+  expect(seen).toEqual(all.map((e) => e.name).filter((name) => name !== early));
+  expect(seen.slice(-3)).toEqual([...late.slice(0, 2)].sort().concat(late[2] as string));
+  expect(Math.max(...sizes)).toBe(2);
+  // A page holds what the whole list holds for those environments.
+  const lastPage = await deployer.listEnvironments({ pageSize: 100, pageToken: first.nextPageToken });
+  expect(lastPage.environments).toEqual(all.slice(all.findIndex((e) => e.name === lastPage.environments[0]?.name)));
+  expect(lastPage.nextPageToken).toBe("");
+  for (const request of [{ pageToken: "2" }, { pageSize: 101 }]) {
+    const refused = errorDetails(
+      await deployer.listEnvironments(request).then(
+        () => new Error(`${JSON.stringify(request)} was accepted`),
+        (e: unknown) => e,
+      ),
+    );
+    expect(refused.code).toBe(status.INVALID_ARGUMENT);
+  }
+});
+
 test("a promotion order that would run in a circle is refused, whichever definition closes it", async () => {
   const [a, b, c] = [uniqueId("env-a"), uniqueId("env-b"), uniqueId("env-c")];
   const define = (name: string, promotesFrom: string) => ({

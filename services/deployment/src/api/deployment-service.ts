@@ -13,7 +13,7 @@ import {
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
-import { listDeployments, listEnvironments, promotionChain } from "../store/tables.js";
+import { type EnvironmentKey, listDeployments, listEnvironments, promotionChain } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
 import { deploymentCommandHandlers } from "./deployment-commands.js";
@@ -36,6 +36,24 @@ export interface ApiContext extends DeploymentApiDeps {
 const PLANNERS = ["deployer", "release-manager"] as const;
 const ENVIRONMENT_OWNERS = ["release-manager"] as const;
 const DEFAULT_PAGE_SIZE = 50;
+
+const RANK = /^[0-9]{1,9}$/;
+const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
+
+/** The environment a ListEnvironments page token says the previous page ended with. */
+function environmentAfter(token: string): EnvironmentKey {
+  const after = decodePageToken(
+    token,
+    (rank) => RANK.test(rank),
+    (name) => ENVIRONMENT_NAME.test(name),
+  );
+  if (!after) {
+    throw new InvalidArgument([
+      { field: "page_token", description: "not a page token from ListEnvironments", reason: "page_token" },
+    ]);
+  }
+  return { rank: Number(after[0]), name: after[1] };
+}
 
 const definition = (request: EnvironmentDefinition | undefined): DomainDefinition => {
   if (!request) throw new InvalidArgument([{ field: "environment", description: "required" }]);
@@ -85,8 +103,17 @@ function environmentAndQueryHandlers(api: ApiContext) {
         command: { kind: "setFreeze", frozen: request.frozen, reason: request.reason },
       });
     },
-    async listEnvironments() {
-      return create(ListEnvironmentsResponseSchema, { environments: await listEnvironments(api.pool) });
+    async listEnvironments(request) {
+      const after = request.pageToken ? environmentAfter(request.pageToken) : undefined;
+      const limit = request.pageSize || undefined;
+      const found = await listEnvironments(api.pool, { after, limit: limit && limit + 1 });
+      const page = limit ? found.slice(0, limit) : found;
+      const last = page.at(-1);
+      return create(ListEnvironmentsResponseSchema, {
+        environments: page,
+        nextPageToken:
+          limit && found.length > limit && last ? encodePageToken(String(last.promotionRank), last.name) : "",
+      });
     },
     async getDeployment(request) {
       const streamId = request.deploymentId.toLowerCase();

@@ -114,9 +114,25 @@ const ENVIRONMENT_SELECT = `
   SELECT e.environment, o.baseline, o.baseline_deployment_id, o.baseline_since, o.live_colour
   FROM environments e LEFT JOIN environment_outcomes o ON o.name = e.name`;
 
-/** Every environment in promotion order, with what runs there. */
-export async function listEnvironments(db: Queryable): Promise<Environment[]> {
-  const { rows } = await db.query<EnvironmentRow>(`${ENVIRONMENT_SELECT} ORDER BY e.promotion_rank, e.name`);
+/** Where a page of environments starts: after this rank and name (the promotion order's keyset). */
+export interface EnvironmentKey {
+  rank: number;
+  name: string;
+}
+
+/**
+ * Environments in promotion order (rank, then name) with what runs there: every one, or at most
+ * `limit` of those after `after`.
+ */
+export async function listEnvironments(
+  db: Queryable,
+  page: { after?: EnvironmentKey; limit?: number } = {},
+): Promise<Environment[]> {
+  const { rows } = await db.query<EnvironmentRow>(
+    `${ENVIRONMENT_SELECT} WHERE $1::int IS NULL OR (e.promotion_rank, e.name) > ($1, $2)
+     ORDER BY e.promotion_rank, e.name LIMIT $3`,
+    [page.after?.rank ?? null, page.after?.name ?? null, page.limit ?? null],
+  );
   return rows.map(withOutcome);
 }
 
