@@ -153,7 +153,9 @@ export async function promotionChain(db: Queryable, from: string): Promise<strin
 
 /** Production: the end of the promotion order, an environment no other one promotes from. */
 export async function isProduction(db: Queryable, environment: string): Promise<boolean> {
-  return !(await listEnvironments(db)).some((other) => other.promotesFrom === environment);
+  // The definitions only: baselines can hold thousands of artifact-target pairs each.
+  const { rows } = await db.query<{ environment: Uint8Array }>("SELECT environment FROM environments");
+  return !rows.some((row) => fromBinary(EnvironmentSchema, row.environment).promotesFrom === environment);
 }
 
 /** Locks the environment's outcome row until the transaction ends (creating it at sequence 0). */
