@@ -1,4 +1,4 @@
-import { fromBinary, fromJson, type JsonValue, toJson } from "@bufbuild/protobuf";
+import { fromBinary, fromJson, fromJsonString, type JsonValue, toJson } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   evolve,
@@ -11,7 +11,7 @@ import {
 import { unnestColumns } from "@rdm/eventstore";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
+import { type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
   ReleasePhaseSchema,
   ReleaseSchema,
@@ -32,21 +32,35 @@ const REGISTERED = "rdm.release.v1.ReleaseRegistered";
 
 const toSnapshot = (state: ReleaseState) => (state.release ? toJson(ReleaseSchema, state.release) : null);
 
+/**
+ * Pinned models by their stored JSON: releases share a few, and states never change their model.
+ * Keyed by the whole text, not by name and version, so a model is never taken for another.
+ */
+const parsedModels = new Map<string, ReleaseModel>();
+
+function parsedModel(json: string): ReleaseModel {
+  let model = parsedModels.get(json);
+  if (!model) {
+    if (parsedModels.size >= 64) parsedModels.clear();
+    model = fromJsonString(ReleaseModelSchema, json);
+    parsedModels.set(json, model);
+  }
+  return model;
+}
+
 /** The stored states of `releaseIds` (rows without a snapshot cannot be folded further: left out). */
 async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<string, ReleaseState>> {
   const states = new Map<string, ReleaseState>();
   if (!releaseIds.length) return states;
-  const { rows } = await tx.query<{ release_id: string; snapshot: JsonValue | null; model: JsonValue | null }>({
+  const { rows } = await tx.query<{ release_id: string; snapshot: JsonValue | null; model: string | null }>({
     name: "rdm_release_view_states",
-    text: "SELECT release_id, snapshot, model FROM release_view WHERE release_id = ANY($1::uuid[]) ORDER BY release_id FOR UPDATE",
+    text: `SELECT release_id, snapshot, model::text AS model FROM release_view WHERE release_id = ANY($1::uuid[])
+      ORDER BY release_id FOR UPDATE`,
     values: [releaseIds],
   });
   for (const row of rows) {
     if (!row.snapshot || !row.model) continue;
-    states.set(row.release_id, {
-      release: fromJson(ReleaseSchema, row.snapshot),
-      model: fromJson(ReleaseModelSchema, row.model),
-    });
+    states.set(row.release_id, { release: fromJson(ReleaseSchema, row.snapshot), model: parsedModel(row.model) });
   }
   return states;
 }
