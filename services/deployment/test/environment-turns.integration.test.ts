@@ -210,6 +210,29 @@ test("ListEnvironments pages in promotion order; an environment registered betwe
   }
 });
 
+test("a ListEnvironments page holds fewer environments when they would pass 3 MiB together", async () => {
+  // Nine environments of about 390 KB each (2,000 CI ids of 190 characters), last in the order.
+  const big = Array.from({ length: 9 }, () => uniqueId("env-big"));
+  for (const name of big) {
+    const ciIds = Array.from({ length: 2000 }, (_, i) => `${name}-${i}-`.padEnd(190, "x"));
+    await deployer.registerEnvironment({
+      ...rid(),
+      environment: { name, promotionRank: 995, targetGroups: groups({ rest: ciIds }), executorLabels: [] },
+    });
+  }
+  const pages: string[][] = [];
+  let token = "";
+  do {
+    const page = await deployer.listEnvironments({ pageSize: 100, pageToken: token });
+    pages.push(page.environments.map((e) => e.name));
+    token = page.nextPageToken;
+  } while (token);
+  const bigOnPage = pages.map((names) => names.filter((name) => big.includes(name)).length).filter((n) => n > 0);
+  expect(bigOnPage).toEqual([8, 1]);
+  const all = (await deployer.listEnvironments({})).environments.map((e) => e.name);
+  expect(pages.flat()).toEqual(all);
+});
+
 test("a promotion order that would run in a circle is refused, whichever definition closes it", async () => {
   const [a, b, c] = [uniqueId("env-a"), uniqueId("env-b"), uniqueId("env-c")];
   const define = (name: string, promotesFrom: string) => ({

@@ -36,6 +36,8 @@ export interface ApiContext extends DeploymentApiDeps {
 const PLANNERS = ["deployer", "release-manager"] as const;
 const ENVIRONMENT_OWNERS = ["release-manager"] as const;
 const DEFAULT_PAGE_SIZE = 50;
+/** The most environment bytes (definitions and baselines) one page holds: under a gRPC client's 4 MiB. */
+const MAX_PAGE_BYTES = 3 * 1024 * 1024;
 
 const RANK = /^[0-9]{1,9}$/;
 const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -107,12 +109,20 @@ function environmentAndQueryHandlers(api: ApiContext) {
       const after = request.pageToken ? environmentAfter(request.pageToken) : undefined;
       const limit = request.pageSize || undefined;
       const found = await listEnvironments(api.pool, { after, limit: limit && limit + 1 });
-      const page = limit ? found.slice(0, limit) : found;
+      // A page: at most pageSize environments, and fewer when they would not fit one answer.
+      let count = found.length;
+      if (limit) {
+        let bytes = 0;
+        for (count = 0; count < Math.min(limit, found.length); count++) {
+          bytes += found[count]?.bytes ?? 0;
+          if (count > 0 && bytes > MAX_PAGE_BYTES) break;
+        }
+      }
+      const page = found.slice(0, count).map((row) => row.environment);
       const last = page.at(-1);
       return create(ListEnvironmentsResponseSchema, {
         environments: page,
-        nextPageToken:
-          limit && found.length > limit && last ? encodePageToken(String(last.promotionRank), last.name) : "",
+        nextPageToken: found.length > count && last ? encodePageToken(String(last.promotionRank), last.name) : "",
       });
     },
     async getDeployment(request) {

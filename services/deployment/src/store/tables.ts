@@ -122,18 +122,21 @@ export interface EnvironmentKey {
 
 /**
  * Environments in promotion order (rank, then name) with what runs there: every one, or at most
- * `limit` of those after `after`.
+ * `limit` of those after `after`; each with about how many bytes it takes (definition and baseline).
  */
 export async function listEnvironments(
   db: Queryable,
   page: { after?: EnvironmentKey; limit?: number } = {},
-): Promise<Environment[]> {
-  const { rows } = await db.query<EnvironmentRow>(
-    `${ENVIRONMENT_SELECT} WHERE $1::int IS NULL OR (e.promotion_rank, e.name) > ($1, $2)
+): Promise<{ environment: Environment; bytes: number }[]> {
+  const { rows } = await db.query<EnvironmentRow & { bytes: number }>(
+    `SELECT e.environment, o.baseline, o.baseline_deployment_id, o.baseline_since, o.live_colour,
+       octet_length(e.environment) + coalesce(octet_length(o.baseline::text), 0) AS bytes
+     FROM environments e LEFT JOIN environment_outcomes o ON o.name = e.name
+     WHERE $1::int IS NULL OR (e.promotion_rank, e.name) > ($1, $2)
      ORDER BY e.promotion_rank, e.name LIMIT $3`,
     [page.after?.rank ?? null, page.after?.name ?? null, page.limit ?? null],
   );
-  return rows.map(withOutcome);
+  return rows.map((row) => ({ environment: withOutcome(row), bytes: row.bytes }));
 }
 
 export async function findEnvironment(db: Queryable, name: string): Promise<Environment | undefined> {
