@@ -255,6 +255,7 @@ export class CommandHandler<E extends DomainEvent> {
       events,
       version: loaded.version + events.length,
     };
+    if (events.length > 0) command.check?.(outcome.after);
     return { outcome, ctx, expected: loaded.version };
   }
 

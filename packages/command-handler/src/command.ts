@@ -96,6 +96,11 @@ export interface Command<S, E extends DomainEvent> {
   prepare?: (tx: pg.PoolClient) => Promise<void>;
   /** The events the command produces; throws a RuleViolation to refuse. */
   decide: (state: S, ctx: DecisionContext, tx: pg.PoolClient) => E[] | Promise<E[]>;
+  /**
+   * Refuses (throws a RuleViolation) what the events would leave, e.g. a state too large to
+   * answer with: it gets the state after them that the handler folds anyway.
+   */
+  check?: (after: S) => void;
   /** Events a policy adds to the decided ones in the same append (e.g. notifications). */
   policy?: (decided: E[], before: S, ctx: DecisionContext) => E[];
   /** Derived tables written in the append's transaction (called only when events were appended). */

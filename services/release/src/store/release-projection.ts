@@ -3,13 +3,27 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
 import { type Projection, unnestColumns } from "@rdm/eventstore";
 import { SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
-import { ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { type Release, ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
 import { taskDeadlineRows, taskOverdueCount } from "./notification-tables.js";
 import { DEFAULT_SUBSCRIPTION_ID } from "./subscriptions.js";
 
 type Item = Projected<ReleaseState, ReleaseEvent>;
+
+/**
+ * A release's bytes, encoded once per state: a command's size check and its index row take the
+ * same state after its events, and a release may hold up to 1 MiB.
+ */
+const encoded = new WeakMap<Release, Uint8Array>();
+export function encodedRelease(release: Release): Uint8Array {
+  let bytes = encoded.get(release);
+  if (!bytes) {
+    bytes = toBinary(ReleaseSchema, release);
+    encoded.set(release, bytes);
+  }
+  return bytes;
+}
 
 /**
  * What appended release events imply for the service's tables (index, deadlines, deliveries,
@@ -86,7 +100,7 @@ function indexRows(items: Item[]) {
       release.phaseDueAt && release.status === ReleaseStatus.ACTIVE
         ? timestampDate(release.phaseDueAt).toISOString()
         : null,
-      Buffer.from(toBinary(ReleaseSchema, release)),
+      Buffer.from(encodedRelease(release)),
       taskOverdueCount(release),
     ] as const;
   });

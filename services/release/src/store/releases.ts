@@ -1,7 +1,5 @@
-import { toBinary } from "@bufbuild/protobuf";
 import { type Aggregate, type Command, type DecisionContext, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
-import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import { notificationsFor } from "../domain/notifications.js";
 import {
@@ -14,7 +12,7 @@ import {
   type ReleaseState,
 } from "../domain/release.js";
 import { decodeReleaseEvent } from "./event-codec.js";
-import { releaseProjection } from "./release-projection.js";
+import { encodedRelease, releaseProjection } from "./release-projection.js";
 
 /**
  * Release streams: named by the release's UUID, of type "release" (the store's default type, the
@@ -34,7 +32,8 @@ export function releaseCommand(
   return {
     aggregate: releases,
     streamId: releaseId,
-    decide: async (state, ctx, tx) => refuseOversized(decide(await toCommand(state, tx), state, ctx), state),
+    decide: async (state, ctx, tx) => decide(await toCommand(state, tx), state, ctx),
+    check: refuseOversized,
     policy: (decided, before, ctx: DecisionContext) => notificationsFor(decided, (prefix) => fold(prefix, before), ctx),
     projection: releaseProjection,
   };
@@ -46,12 +45,10 @@ export function releaseCommand(
  */
 export const MAX_RELEASE_BYTES = 1024 * 1024;
 
-/** The events, unless the release they leave would hold more than MAX_RELEASE_BYTES. */
-function refuseOversized(events: ReleaseEvent[], state: ReleaseState): ReleaseEvent[] {
-  if (events.length === 0) return events;
-  const release = fold(events, state).release;
-  const bytes = release ? toBinary(ReleaseSchema, release).byteLength : 0;
-  if (bytes <= MAX_RELEASE_BYTES) return events;
+/** Refuses a command whose events would leave the release holding more than MAX_RELEASE_BYTES. */
+function refuseOversized({ release }: ReleaseState): void {
+  const bytes = release ? encodedRelease(release).byteLength : 0;
+  if (bytes <= MAX_RELEASE_BYTES) return;
   throw new RuleViolation(
     "FAILED_PRECONDITION",
     "release.size_limit",
