@@ -8,15 +8,15 @@ import {
   type EnvironmentDefinition,
   GetDeploymentResponseSchema,
   ListDeploymentsResponseSchema,
-  ListEnvironmentsResponseSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
-import { type EnvironmentKey, listDeployments, listEnvironments, promotionChain } from "../store/tables.js";
+import { listDeployments, promotionChain } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
 import { deploymentCommandHandlers } from "./deployment-commands.js";
+import { environmentsPage } from "./environment-pages.js";
 import { executorHandlers } from "./executor-handlers.js";
 
 export type Methods = (typeof DeploymentService)["method"];
@@ -36,27 +36,6 @@ export interface ApiContext extends DeploymentApiDeps {
 const PLANNERS = ["deployer", "release-manager"] as const;
 const ENVIRONMENT_OWNERS = ["release-manager"] as const;
 const DEFAULT_PAGE_SIZE = 50;
-/** The most environment bytes (definitions and baselines) one page holds: under a gRPC client's 4 MiB. */
-const MAX_PAGE_BYTES = 3 * 1024 * 1024;
-
-const RANK = /^[0-9]{1,9}$/;
-const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
-
-/** The environment a ListEnvironments page token says the previous page ended with. */
-function environmentAfter(token: string): EnvironmentKey {
-  const after = decodePageToken(
-    token,
-    (rank) => RANK.test(rank),
-    (name) => ENVIRONMENT_NAME.test(name),
-  );
-  if (!after) {
-    throw new InvalidArgument([
-      { field: "page_token", description: "not a page token from ListEnvironments", reason: "page_token" },
-    ]);
-  }
-  return { rank: Number(after[0]), name: after[1] };
-}
-
 const definition = (request: EnvironmentDefinition | undefined): DomainDefinition => {
   if (!request) throw new InvalidArgument([{ field: "environment", description: "required" }]);
   return {
@@ -105,26 +84,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
         command: { kind: "setFreeze", frozen: request.frozen, reason: request.reason },
       });
     },
-    async listEnvironments(request) {
-      const after = request.pageToken ? environmentAfter(request.pageToken) : undefined;
-      const limit = request.pageSize || undefined;
-      const found = await listEnvironments(api.pool, { after, limit: limit && limit + 1 });
-      // A page: at most pageSize environments, and fewer when they would not fit one answer.
-      let count = found.length;
-      if (limit) {
-        let bytes = 0;
-        for (count = 0; count < Math.min(limit, found.length); count++) {
-          bytes += found[count]?.bytes ?? 0;
-          if (count > 0 && bytes > MAX_PAGE_BYTES) break;
-        }
-      }
-      const page = found.slice(0, count).map((row) => row.environment);
-      const last = page.at(-1);
-      return create(ListEnvironmentsResponseSchema, {
-        environments: page,
-        nextPageToken: found.length > count && last ? encodePageToken(String(last.promotionRank), last.name) : "",
-      });
-    },
+    listEnvironments: (request) => environmentsPage(api.pool, request),
     async getDeployment(request) {
       const streamId = request.deploymentId.toLowerCase();
       const { state } = await handler.load(api.pool, { aggregate: deployments, streamId });
