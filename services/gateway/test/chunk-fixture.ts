@@ -67,7 +67,7 @@ async function applyOneByOne(pool: pg.Pool, events: TopicEvent[]): Promise<void>
 }
 
 /** The events in chunks of one transaction each, cut before each index of `cuts`. */
-async function applyInChunks(pool: pg.Pool, events: TopicEvent[], cuts: number[]): Promise<void> {
+export async function applyInChunks(pool: pg.Pool, events: TopicEvent[], cuts: number[]): Promise<void> {
   const handleChunk = projectionChunkHandler(projections, "");
   const bounds = [0, ...cuts, events.length];
   for (let i = 0; i + 1 < bounds.length; i++) {

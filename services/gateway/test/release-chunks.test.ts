@@ -11,7 +11,7 @@ import {
   ReleaseRegisteredSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { LogEntryKind, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { eventsOn, viewsBothWays, withoutSeq } from "./chunk-fixture.js";
+import { applyInChunks, eventsOn, projectionDatabase, viewsBothWays, withoutSeq } from "./chunk-fixture.js";
 
 const releaseEvent = eventsOn(RELEASE_EVENTS_TOPIC);
 
@@ -81,4 +81,23 @@ test("a chunk applied at once leaves the views the events leave applied one by o
   // The model pinned at registration stays (later writes of a row do not send it again).
   expect(actual.releases.map((r) => (r.model as { name?: string } | null)?.name)).toEqual(["standard", "standard"]);
   expect(expected.audit).toHaveLength(events.length);
+});
+
+test("a release row moved on by another replica is folded from the row, not from the state this process wrote", async () => {
+  const pool = await projectionDatabase();
+  const c = randomUUID();
+  await applyInChunks(pool, [registered(c, 1)], []);
+  // Another gateway replica applied version 2, a new title, to the same database.
+  await pool.query(
+    `UPDATE release_view SET version = 2, title = 'set elsewhere',
+       snapshot = jsonb_set(jsonb_set(snapshot, '{title}', '"set elsewhere"'), '{version}', '"2"')
+     WHERE release_id = $1`,
+    [c],
+  );
+  await applyInChunks(pool, [notified(c, 3)], []);
+  const { rows } = await pool.query(
+    "SELECT title, version, snapshot->>'title' AS folded FROM release_view WHERE release_id = $1",
+    [c],
+  );
+  expect(rows).toEqual([{ title: "set elsewhere", version: "3", folded: "set elsewhere" }]);
 });

@@ -48,19 +48,74 @@ function parsedModel(json: string): ReleaseModel {
   return model;
 }
 
-/** The stored states of `releaseIds` (rows without a snapshot cannot be folded further: left out). */
+/**
+ * The release states this process last wrote, by database and release id. A row still at the
+ * version written holds that state (a release's state at a version follows from its events),
+ * so it need not be read and parsed again; a row another replica moved on is. A refold with new
+ * rules changes states at unchanged versions: it empties this. Kept within WRITTEN_CHARS of
+ * snapshot JSON, the least recently written dropped first; a large release is not kept.
+ */
+const written = new Map<string, { state: ReleaseState; chars: number }>();
+const WRITTEN_CHARS = 8 * 1024 * 1024;
+let writtenChars = 0;
+
+const writtenKey = (tx: pg.PoolClient, releaseId: string) => {
+  const { host, port, database } = tx as pg.PoolClient & { host: string; port: number; database: string };
+  return `${host}:${port}/${database}/${releaseId}`;
+};
+
+function forgetWritten(key: string) {
+  writtenChars -= written.get(key)?.chars ?? 0;
+  written.delete(key);
+}
+
+function rememberWritten(tx: pg.PoolClient, rows: { state: ReleaseState; snapshotChars: number }[]) {
+  for (const { state, snapshotChars: chars } of rows) {
+    if (!state.release) continue;
+    const key = writtenKey(tx, state.release.releaseId);
+    forgetWritten(key);
+    if (chars > WRITTEN_CHARS / 64) continue;
+    written.set(key, { state, chars });
+    writtenChars += chars;
+  }
+  for (const key of written.keys()) {
+    if (writtenChars <= WRITTEN_CHARS) break;
+    forgetWritten(key);
+  }
+}
+
+/**
+ * The stored states of `releaseIds`, locked; one this process wrote at the row's version is
+ * taken from memory. Rows without a snapshot cannot be folded further: left out.
+ */
 async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<string, ReleaseState>> {
   const states = new Map<string, ReleaseState>();
   if (!releaseIds.length) return states;
-  const { rows } = await tx.query<{ release_id: string; snapshot: JsonValue | null; model: string | null }>({
+  const known = new Map<string, ReleaseState>();
+  for (const id of releaseIds) {
+    const state = written.get(writtenKey(tx, id))?.state;
+    if (state?.release) known.set(id, state);
+  }
+  const { rows } = await tx.query<{
+    release_id: string;
+    known: boolean | null;
+    snapshot: JsonValue | null;
+    model: string | null;
+  }>({
     name: "rdm_release_view_states",
-    text: `SELECT release_id, snapshot, model::text AS model FROM release_view WHERE release_id = ANY($1::uuid[])
-      ORDER BY release_id FOR UPDATE`,
-    values: [releaseIds],
+    text: `SELECT v.release_id, v.version = k.version AS known,
+        CASE WHEN v.version = k.version THEN NULL ELSE v.snapshot END AS snapshot,
+        CASE WHEN v.version = k.version THEN NULL ELSE v.model::text END AS model
+      FROM release_view v LEFT JOIN unnest($2::uuid[], $3::bigint[]) AS k (release_id, version) USING (release_id)
+      WHERE v.release_id = ANY($1::uuid[]) ORDER BY v.release_id FOR UPDATE OF v`,
+    values: [releaseIds, [...known.keys()], [...known.values()].map((state) => state.release?.version.toString())],
   });
   for (const row of rows) {
-    if (!row.snapshot || !row.model) continue;
-    states.set(row.release_id, { release: fromJson(ReleaseSchema, row.snapshot), model: parsedModel(row.model) });
+    const state = row.known ? known.get(row.release_id) : undefined;
+    if (state) states.set(row.release_id, state);
+    else if (row.snapshot && row.model) {
+      states.set(row.release_id, { release: fromJson(ReleaseSchema, row.snapshot), model: parsedModel(row.model) });
+    }
   }
   return states;
 }
@@ -81,10 +136,11 @@ interface ViewRow {
 type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 
 /** An overview row's columns, in release_view's order (see RELEASES_WRITE). */
-function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow): unknown[] | undefined {
+function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow) {
   const r = state.release;
   if (!r || !state.model) return undefined;
-  return [
+  const snapshot = JSON.stringify(toSnapshot(state));
+  const values = [
     r.releaseId,
     r.key,
     r.title,
@@ -104,9 +160,10 @@ function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow): unkn
     updatedAt,
     enumName(ReleaseStatusSchema, r.status),
     r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
-    JSON.stringify(toSnapshot(state)),
+    snapshot,
     mayBeNew ? JSON.stringify(toJson(ReleaseModelSchema, state.model)) : null,
   ];
+  return { values, snapshotChars: snapshot.length };
 }
 
 const reasonOf = (message: ReleaseEvent) => {
@@ -167,8 +224,15 @@ const RELEASES_WRITE = `WITH ${serializedBy("$1")},
     e.correlation_id, e.causation_id, e.request_id
   FROM events e, serialized ORDER BY e.n ON CONFLICT (release_id, version) DO NOTHING`;
 
-/** The overview rows and the applied events, written in one statement (RELEASES_WRITE). */
+/**
+ * The overview rows and the applied events, written in one statement (RELEASES_WRITE); the
+ * overview rows' states, each with its snapshot's length.
+ */
 async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Applied, refold = false) {
+  const rows = views.flatMap((view) => {
+    const row = viewValues(view);
+    return row ? [{ state: view.state, ...row }] : [];
+  });
   await tx.query({
     name: "rdm_release_write",
     text: RELEASES_WRITE,
@@ -176,15 +240,13 @@ async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Appli
       RELEASE_HISTORY_CHANNEL,
       refold,
       ...unnestColumns(
-        views.flatMap((view) => {
-          const row = viewValues(view);
-          return row ? [row] : [];
-        }),
+        rows.map((row) => row.values),
         21,
       ),
       ...unnestColumns(applied.map(eventValues), 12),
     ],
   });
+  return rows;
 }
 
 /**
@@ -239,11 +301,14 @@ async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolCli
  */
 async function applyReleaseEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolClient): Promise<void> {
   const { applied, views } = await foldEvents(events, tx);
-  if (applied.length) await writeReleases(tx, views, applied);
+  if (!applied.length) return;
+  rememberWritten(tx, await writeReleases(tx, views, applied));
 }
 
 /** Every release with a complete log (from its registration) folded again with the current evolve. */
 async function refoldReleases(tx: pg.PoolClient): Promise<void> {
+  written.clear();
+  writtenChars = 0;
   const { rows } = await tx.query<{ release_id: string; updated_at: Date }>(
     `SELECT release_id, updated_at FROM release_view v WHERE EXISTS (SELECT 1 FROM release_event_log l
        WHERE l.release_id = v.release_id AND l.event_type = 'rdm.release.v1.ReleaseRegistered')`,
