@@ -15,7 +15,7 @@ import type {
   Queryable,
   Snapshot,
 } from "./command.js";
-import { foldRecorded, foldWith } from "./command.js";
+import { foldRecorded, foldWith, stateAsStored } from "./command.js";
 import { isBehindExpected, isConflict, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
@@ -296,10 +296,10 @@ export class CommandHandler<E extends DomainEvent> {
         if (isBehindExpected(error)) this.states.forget(outcome.streamId);
         throw error;
       });
-    // Group-committed: the events are committed now. The state is folded from the events as they
-    // will be read back, so it is what the next command would read from the store.
+    // Group-committed: the events are committed now. The state kept is what the next command
+    // would read from the store (stateAsStored).
     if (!tx) {
-      const state = foldRecorded(aggregate, this.codec, encoded, outcome.before);
+      const state = stateAsStored(aggregate, this.codec, outcome, encoded);
       this.states.put(aggregate, outcome.streamId, { state, version: outcome.version });
     }
     return outcome;

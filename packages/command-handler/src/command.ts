@@ -46,6 +46,26 @@ export const foldRecorded = <S, E extends DomainEvent>(
     state,
   );
 
+/**
+ * The state after an append as the next command would read it from the store: the decided one
+ * when every event reads back from its encoding as decided (nearly always), else `before`
+ * folded with the events as stored (e.g. text that UTF-8 cannot carry as it was). Saves
+ * copying the whole state once more for every command.
+ */
+export function stateAsStored<S, E extends DomainEvent>(
+  aggregate: Aggregate<S, E>,
+  codec: Pick<EventCodec<DomainEvent>, "decode" | "same">,
+  outcome: Outcome<S, E>,
+  encoded: Pick<RecordedEvent, "type" | "data">[],
+): S {
+  const stored = encoded.map((r) => codec.decode(r) as E);
+  const asDecided = stored.every((event, i) => {
+    const decided = outcome.events[i];
+    return decided !== undefined && codec.same(event, decided);
+  });
+  return asDecided ? outcome.after : foldWith(aggregate, stored, outcome.before);
+}
+
 /** What a decider may know besides the state: who asks, when, and a source of new ids. */
 export interface DecisionContext {
   actor: string;

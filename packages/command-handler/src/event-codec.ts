@@ -1,4 +1,4 @@
-import { fromBinary, type Message, type Registry, toBinary } from "@bufbuild/protobuf";
+import { equals, fromBinary, type Message, type Registry, toBinary } from "@bufbuild/protobuf";
 import type { NewEvent, RecordedEvent } from "@rdm/eventstore";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 
@@ -9,6 +9,8 @@ export type DomainEvent = Message & { metadata?: EventMetadata | undefined };
 export interface EventCodec<E extends DomainEvent = DomainEvent> {
   encode(event: E, traceparent?: string): NewEvent;
   decode(recorded: Pick<RecordedEvent, "type" | "data">): E;
+  /** Whether two events are the same message, field by field. */
+  same(a: E, b: E): boolean;
 }
 
 /** A codec for every message of `registry` (e.g. `createRegistry(file_rdm_release_v1_events)`). */
@@ -35,6 +37,10 @@ export function eventCodec<E extends DomainEvent = DomainEvent>(registry: Regist
       const schema = registry.getMessage(recorded.type);
       if (!schema) throw new Error(`unknown ${service} event type ${recorded.type}`);
       return fromBinary(schema, recorded.data) as unknown as E;
+    },
+    same(a, b) {
+      const schema = registry.getMessage(a.$typeName);
+      return schema !== undefined && a.$typeName === b.$typeName && equals(schema, a, b);
     },
   };
 }

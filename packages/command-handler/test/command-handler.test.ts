@@ -176,6 +176,32 @@ describe("CommandHandler.handle", () => {
     }
   });
 
+  test("the state kept for the next command is the one the store gives back", async () => {
+    // A lone surrogate: UTF-8 carries it as U+FFFD, so the note as decided is not the note stored.
+    const lone = "x\uD800";
+    let evolved = 0;
+    const counted: Aggregate<Notes, NoteEvent> = {
+      ...notes,
+      evolve: (state, event) => {
+        evolved++;
+        return notes.evolve(state, event);
+      },
+    };
+    const streamId = uniqueId("notes");
+    const add = (note: string) => ({ ...addNote(streamId, note), aggregate: counted });
+    expect((await handler.handle(origin(), add(lone))).value).toBe(lone);
+    const next = (await handler.handle(origin(), add("b"))).value;
+    const cold = new CommandHandler({ store, codec, clock: () => NOW });
+    expect([next, (await cold.load(pool, { aggregate: notes, streamId })).state.notes.join(",")]).toEqual([
+      "x\uFFFD,b",
+      "x\uFFFD,b",
+    ]);
+    // An event that reads back as decided: the decided state is kept, not folded once more.
+    evolved = 0;
+    await handler.handle(origin(), add("c"));
+    expect(evolved).toBe(1);
+  });
+
   test("a decision of no events records its answer, and a retry gets that answer", async () => {
     const streamId = uniqueId("notes");
     await handler.handle(origin(), addNote(streamId, "a"));
