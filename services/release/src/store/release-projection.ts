@@ -13,7 +13,9 @@ type Item = Projected<ReleaseState, ReleaseEvent>;
 
 /**
  * A release's bytes, encoded once per state: a command's size check and its index row take the
- * same state after its events, and a release may hold up to 1 MiB.
+ * same state after its events, and a release may hold up to 1 MiB. The index row takes them out
+ * (indexedBytes): the command handler keeps that state for the stream's next command, and the
+ * bytes would stay with it.
  */
 const encoded = new WeakMap<Release, Uint8Array>();
 export function encodedRelease(release: Release): Uint8Array {
@@ -23,6 +25,12 @@ export function encodedRelease(release: Release): Uint8Array {
     encoded.set(release, bytes);
   }
   return bytes;
+}
+
+function indexedBytes(release: Release): Buffer {
+  const bytes = encodedRelease(release);
+  encoded.delete(release);
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /**
@@ -100,7 +108,7 @@ function indexRows(items: Item[]) {
       release.phaseDueAt && release.status === ReleaseStatus.ACTIVE
         ? timestampDate(release.phaseDueAt).toISOString()
         : null,
-      Buffer.from(encodedRelease(release)),
+      indexedBytes(release),
       taskOverdueCount(release),
     ] as const;
   });

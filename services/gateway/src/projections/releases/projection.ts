@@ -53,10 +53,11 @@ function parsedModel(json: string): ReleaseModel {
  * version written holds that state (a release's state at a version follows from its events),
  * so it need not be read and parsed again; a row another replica moved on is. A refold with new
  * rules changes states at unchanged versions: it empties this. Kept within WRITTEN_CHARS of
- * snapshot JSON, the least recently written dropped first; a large release is not kept.
+ * their JSON (parsed, a few times that in memory), the least recently written dropped first; a
+ * large release is not kept.
  */
 const written = new Map<string, { state: ReleaseState; chars: number }>();
-const WRITTEN_CHARS = 8 * 1024 * 1024;
+const WRITTEN_CHARS = 4 * 1024 * 1024;
 let writtenChars = 0;
 
 const writtenKey = (tx: pg.PoolClient, releaseId: string) => {
@@ -69,8 +70,8 @@ function forgetWritten(key: string) {
   written.delete(key);
 }
 
-function rememberWritten(tx: pg.PoolClient, rows: { state: ReleaseState; snapshotChars: number }[]) {
-  for (const { state, snapshotChars: chars } of rows) {
+function rememberWritten(tx: pg.PoolClient, rows: { state: ReleaseState; chars: number }[]) {
+  for (const { state, chars } of rows) {
     if (!state.release) continue;
     const key = writtenKey(tx, state.release.releaseId);
     forgetWritten(key);
@@ -140,6 +141,7 @@ function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow) {
   const r = state.release;
   if (!r || !state.model) return undefined;
   const snapshot = JSON.stringify(toSnapshot(state));
+  const model = mayBeNew ? JSON.stringify(toJson(ReleaseModelSchema, state.model)) : null;
   const values = [
     r.releaseId,
     r.key,
@@ -161,9 +163,10 @@ function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow) {
     enumName(ReleaseStatusSchema, r.status),
     r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
     snapshot,
-    mayBeNew ? JSON.stringify(toJson(ReleaseModelSchema, state.model)) : null,
+    model,
   ];
-  return { values, snapshotChars: snapshot.length };
+  // A model read back is shared (parsedModel); one from a registration is the row's own.
+  return { values, chars: snapshot.length + (model?.length ?? 0) };
 }
 
 const reasonOf = (message: ReleaseEvent) => {
@@ -226,7 +229,7 @@ const RELEASES_WRITE = `WITH ${serializedBy("$1")},
 
 /**
  * The overview rows and the applied events, written in one statement (RELEASES_WRITE); the
- * overview rows' states, each with its snapshot's length.
+ * overview rows' states, each with the length of the JSON written for it.
  */
 async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Applied, refold = false) {
   const rows = views.flatMap((view) => {
