@@ -14,6 +14,22 @@ export const isIsoTimestamp = (value: string) => {
   return !Number.isNaN(date.getTime()) && date.toISOString() === value;
 };
 
+/** The most bytes of rows one page holds: under the 4 MiB a gRPC client receives by default. */
+const MAX_PAGE_BYTES = 3 * 1024 * 1024;
+
+/**
+ * How many of the leading rows, of these sizes in bytes, one page holds: as many as fit in
+ * MAX_PAGE_BYTES, and at least one (a row is never too large to be listed alone).
+ */
+export function rowsFitting(sizes: readonly number[]): number {
+  let bytes = 0;
+  for (const [count, size] of sizes.entries()) {
+    bytes += size;
+    if (count > 0 && bytes > MAX_PAGE_BYTES) return count;
+  }
+  return sizes.length;
+}
+
 /** A page token: the sort key and id of the last row of the previous page, base64url JSON. */
 export const encodePageToken = (sortKey: string, id: string) =>
   Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");

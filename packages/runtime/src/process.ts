@@ -4,7 +4,14 @@
 export { openDatabase } from "./database.js";
 export { type DatabaseWatch, type DatabaseWatchOptions, watchDatabase } from "./database-health.js";
 export { type MainOptions, runMain } from "./main.js";
-export { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, UUID_PATTERN } from "./page-token.js";
+export {
+  decodePageToken,
+  encodePageToken,
+  isIsoTimestamp,
+  isUuid,
+  rowsFitting,
+  UUID_PATTERN,
+} from "./page-token.js";
 export { type Poller, startPoller } from "./poller.js";
 export { observePoolUse } from "./pool-metrics.js";
 export { verifierFromConfig } from "./verifier.js";

@@ -4,12 +4,9 @@ import {
   type ListEnvironmentsRequest,
   ListEnvironmentsResponseSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { decodePageToken, encodePageToken } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, rowsFitting } from "@rdm/runtime";
 import type pg from "pg";
 import { type EnvironmentKey, listEnvironments } from "../store/tables.js";
-
-/** The most environment bytes (definitions and baselines) one page holds: under a gRPC client's 4 MiB. */
-const MAX_PAGE_BYTES = 3 * 1024 * 1024;
 
 const RANK = /^[0-9]{1,9}$/;
 const ENVIRONMENT_NAME = /^[a-z][a-z0-9-]{0,62}$/;
@@ -37,14 +34,7 @@ export async function environmentsPage(pool: pg.Pool, request: ListEnvironmentsR
   const after = request.pageToken ? environmentAfter(request.pageToken) : undefined;
   const limit = request.pageSize || undefined;
   const found = await listEnvironments(pool, { after, limit: limit && limit + 1 });
-  let count = found.length;
-  if (limit) {
-    let bytes = 0;
-    for (count = 0; count < Math.min(limit, found.length); count++) {
-      bytes += found[count]?.bytes ?? 0;
-      if (count > 0 && bytes > MAX_PAGE_BYTES) break;
-    }
-  }
+  const count = limit ? rowsFitting(found.slice(0, limit).map((row) => row.bytes)) : found.length;
   const page = found.slice(0, count).map((row) => row.environment);
   const last = page.at(-1);
   return create(ListEnvironmentsResponseSchema, {

@@ -110,9 +110,8 @@ const withOutcome = (row: EnvironmentRow): Environment => {
   return environment;
 };
 
-const ENVIRONMENT_SELECT = `
-  SELECT e.environment, o.baseline, o.baseline_deployment_id, o.baseline_since, o.live_colour
-  FROM environments e LEFT JOIN environment_outcomes o ON o.name = e.name`;
+const ENVIRONMENT_COLUMNS = "e.environment, o.baseline, o.baseline_deployment_id, o.baseline_since, o.live_colour";
+const ENVIRONMENTS = "environments e LEFT JOIN environment_outcomes o ON o.name = e.name";
 
 /** Where a page of environments starts: after this rank and name (the promotion order's keyset). */
 export interface EnvironmentKey {
@@ -129,10 +128,8 @@ export async function listEnvironments(
   page: { after?: EnvironmentKey; limit?: number } = {},
 ): Promise<{ environment: Environment; bytes: number }[]> {
   const { rows } = await db.query<EnvironmentRow & { bytes: number }>(
-    `SELECT e.environment, o.baseline, o.baseline_deployment_id, o.baseline_since, o.live_colour,
-       octet_length(e.environment) + coalesce(octet_length(o.baseline::text), 0) AS bytes
-     FROM environments e LEFT JOIN environment_outcomes o ON o.name = e.name
-     WHERE $1::int IS NULL OR (e.promotion_rank, e.name) > ($1, $2)
+    `SELECT ${ENVIRONMENT_COLUMNS}, octet_length(e.environment) + coalesce(octet_length(o.baseline::text), 0) AS bytes
+     FROM ${ENVIRONMENTS} WHERE $1::int IS NULL OR (e.promotion_rank, e.name) > ($1, $2)
      ORDER BY e.promotion_rank, e.name LIMIT $3`,
     [page.after?.rank ?? null, page.after?.name ?? null, page.limit ?? null],
   );
@@ -140,7 +137,10 @@ export async function listEnvironments(
 }
 
 export async function findEnvironment(db: Queryable, name: string): Promise<Environment | undefined> {
-  const { rows } = await db.query<EnvironmentRow>(`${ENVIRONMENT_SELECT} WHERE e.name = $1`, [name]);
+  const { rows } = await db.query<EnvironmentRow>(
+    `SELECT ${ENVIRONMENT_COLUMNS} FROM ${ENVIRONMENTS} WHERE e.name = $1`,
+    [name],
+  );
   return rows[0] && withOutcome(rows[0]);
 }
 

@@ -3,11 +3,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NotFound } from "@rdm/grpc";
 import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { encodePageToken } from "@rdm/runtime";
+import { encodePageToken, rowsFitting } from "@rdm/runtime";
 import { decodeCursor, type ReleaseApiDeps, type ReleaseHandlers } from "./release-rpc.js";
-
-/** The most release bytes one ListReleases page holds: under a gRPC client's default 4 MiB. */
-const MAX_PAGE_BYTES = 3 * 1024 * 1024;
 
 /** Listing releases and a release's notification deliveries. */
 export function releaseListingHandlers(
@@ -41,13 +38,7 @@ export function releaseListingHandlers(
         args,
       );
       // At most pageSize releases, and fewer when they would not fit one answer a client takes.
-      let bytes = 0;
-      let count = 0;
-      for (const row of rows.slice(0, pageSize)) {
-        bytes += row.snapshot.byteLength;
-        if (count > 0 && bytes > MAX_PAGE_BYTES) break;
-        count++;
-      }
+      const count = rowsFitting(rows.slice(0, pageSize).map((row) => row.snapshot.byteLength));
       const page = rows.slice(0, count);
       const last = page[page.length - 1];
       return create(api.ListReleasesResponseSchema, {
