@@ -18,6 +18,7 @@ import {
   Metadata,
 } from "@grpc/grpc-js";
 import { currentTraceparent, inSpan, SpanKind } from "@rdm/observability";
+import { WITHOUT_CHANNELZ } from "./channelz.js";
 import { methodPath } from "./service-definition.js";
 
 export interface GrpcClientOptions {
@@ -91,7 +92,10 @@ export function createGrpcClient<M extends GenServiceMethods>(
   address: string,
   options: GrpcClientOptions = {},
 ): GrpcClient<M> {
-  const channelOptions = options.retry ? { "grpc.service_config": retryServiceConfig(options.retry.maxAttempts) } : {};
+  const channelOptions = {
+    ...WITHOUT_CHANNELZ,
+    ...(options.retry ? { "grpc.service_config": retryServiceConfig(options.retry.maxAttempts) } : {}),
+  };
   const client = new Client(address, options.credentials ?? credentials.createInsecure(), channelOptions);
   const result: Record<string, unknown> = {};
   for (const method of service.methods) {

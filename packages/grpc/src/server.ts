@@ -22,6 +22,7 @@ import {
 } from "@grpc/grpc-js";
 import { isRole, type Role, type TokenVerifier } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
+import { WITHOUT_CHANNELZ } from "./channelz.js";
 import { InvalidArgument, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
 import { HealthService } from "./health.js";
 import {
@@ -256,7 +257,7 @@ function serverLifecycle(
 export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcServerOptions<T>): GrpcServer {
   const { logger } = options;
   const registrations = options.services as unknown as ServiceRegistration[];
-  const server = new Server();
+  const server = new Server(WITHOUT_CHANNELZ);
   const standard: Interceptor[] = [
     traceCalls(),
     logCalls(logger),
