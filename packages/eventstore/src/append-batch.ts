@@ -1,6 +1,7 @@
 import type { Pool, PoolClient } from "pg";
 import { DuplicateRequest, type ExpectedVersion, WrongExpectedVersion } from "./errors.js";
 import { withTransaction } from "./transaction.js";
+import { byteaArray } from "./unnest.js";
 
 type Queryable = Pick<PoolClient, "query">;
 
@@ -64,10 +65,10 @@ export async function appendBatch(q: Queryable, appends: PreparedAppend[]): Prom
       appends.map((a) => a.events.length),
       appends.map((a) => a.requestId ?? null),
       appends.map((a) => a.requestHash ?? null),
-      appends.map((a) => (a.response instanceof Uint8Array ? Buffer.from(a.response) : null)),
+      byteaArray(appends.map((a) => (a.response instanceof Uint8Array ? a.response : null))),
       events.map((e) => e.eventId),
       events.map((e) => e.type),
-      events.map((e) => Buffer.from(e.data.buffer, e.data.byteOffset, e.data.byteLength)),
+      byteaArray(events.map((e) => e.data)),
       events.map((e) => e.metadata),
     ],
   });
@@ -86,19 +87,19 @@ export async function storeComputedResponses(
   outcomes: AppendOutcome[],
 ): Promise<void> {
   const ids: string[] = [];
-  const responses: Buffer[] = [];
+  const responses: Uint8Array[] = [];
   appends.forEach((a, i) => {
     const row = outcomes[i];
     if (a.requestId && typeof a.response === "function" && row?.outcome === "appended") {
       ids.push(a.requestId);
-      responses.push(Buffer.from(a.response(appendedResult(row))));
+      responses.push(a.response(appendedResult(row)));
     }
   });
   if (ids.length === 0) return;
   await q.query(
     `UPDATE command_results AS c SET response = r.response
      FROM unnest($1::text[], $2::bytea[]) AS r (request_id, response) WHERE c.request_id = r.request_id`,
-    [ids, responses],
+    [ids, byteaArray(responses)],
   );
 }
 

@@ -10,6 +10,7 @@ import {
 } from "./append-batch.js";
 import type { ExpectedVersion } from "./errors.js";
 import type { AppendOptions, AppendResult, CommandResult, NewEvent } from "./event-store.js";
+import { byteaArray } from "./unnest.js";
 
 type Queryable = Pick<PoolClient, "query">;
 
@@ -99,7 +100,7 @@ export async function recordCommandResults(
     [
       results.map((r) => r.requestId),
       results.map((r) => r.requestHash),
-      results.map((r) => Buffer.from(r.response)),
+      byteaArray(results.map((r) => r.response)),
       results.map((r) => r.streamId),
     ],
   );

@@ -16,4 +16,4 @@ export { type Migration, MigrationConflict, type MigrationSet, runMigrations } f
 export { EVENTS_CHANNEL, eventStoreMigrations } from "./schema.js";
 export { withTransaction } from "./transaction.js";
 export { isDatabaseUnavailable } from "./unavailable.js";
-export { unnestColumns } from "./unnest.js";
+export { byteaArray, unnestColumns } from "./unnest.js";

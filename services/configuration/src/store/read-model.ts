@@ -1,5 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { byteaArray } from "@rdm/eventstore";
 import {
   type Artifact,
   ArtifactSchema,
@@ -65,7 +66,7 @@ export async function saveConfigurationItems(q: Queryable, items: ConfigurationI
       last.map((i) => i.type),
       last.map((i) => i.owner),
       last.map((i) => i.status),
-      last.map((i) => Buffer.from(toBinary(ConfigurationItemSchema, i))),
+      byteaArray(last.map((i) => toBinary(ConfigurationItemSchema, i))),
       last.map((i) => at(i.updatedAt)),
     ],
   );
