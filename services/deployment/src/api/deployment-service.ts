@@ -36,7 +36,6 @@ export interface ApiContext extends DeploymentApiDeps {
 const PLANNERS = ["deployer", "release-manager"] as const;
 const ENVIRONMENT_OWNERS = ["release-manager"] as const;
 const DEFAULT_PAGE_SIZE = 50;
-
 const definition = (request: EnvironmentDefinition | undefined): DomainDefinition => {
   if (!request) throw new InvalidArgument([{ field: "environment", description: "required" }]);
   return {
