@@ -61,11 +61,13 @@ test("a chunk applied at once leaves the views the events leave applied one by o
   const { expected, actual } = await viewsBothWays(events, [4], {
     releases: "SELECT * FROM release_view ORDER BY release_id",
     log: "SELECT * FROM release_event_log ORDER BY release_id, version",
+    entries: "SELECT * FROM release_log_view ORDER BY release_id, position",
     history: "SELECT * FROM release_history ORDER BY seq",
     audit: "SELECT * FROM audit_event ORDER BY seq",
   });
   expect(actual.releases).toEqual(expected.releases);
   expect(actual.log).toEqual(expected.log);
+  expect(actual.entries).toEqual(expected.entries);
   expect(withoutSeq(actual.history)).toEqual(withoutSeq(expected.history));
   expect(withoutSeq(actual.audit)).toEqual(withoutSeq(expected.audit));
   // What was applied, so the comparison compares something.
@@ -78,6 +80,7 @@ test("a chunk applied at once leaves the views the events leave applied one by o
       .map(([, title, version]) => [title, version]),
   );
   expect(expected.history).toHaveLength(7);
+  expect(expected.entries.map((e) => [e.position, e.entry.text])).toEqual([[0, "a risk"]]);
   // The model pinned at registration stays (later writes of a row do not send it again).
   expect(actual.releases.map((r) => (r.model as { name?: string } | null)?.name)).toEqual(["standard", "standard"]);
   expect(expected.audit).toHaveLength(events.length);

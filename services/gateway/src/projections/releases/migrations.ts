@@ -80,4 +80,25 @@ export const releaseProjectionMigrations = [
         PRIMARY KEY (release_id, version)
       );`,
   },
+  {
+    version: 5,
+    name: "release log entries in rows of their own, out of the snapshot",
+    sql: `
+      -- A release's log only grows: kept in the snapshot, every event rewrote all of it (a release
+      -- of thousands of entries, a megabyte of JSON an event). Entry n of the log is row n here;
+      -- log_length is how many there are, at the row's version.
+      CREATE TABLE release_log_view (
+        release_id uuid NOT NULL,
+        position   integer NOT NULL,
+        entry      jsonb NOT NULL,
+        PRIMARY KEY (release_id, position)
+      );
+      ALTER TABLE release_view ADD COLUMN log_length integer NOT NULL DEFAULT 0;
+      INSERT INTO release_log_view (release_id, position, entry)
+        SELECT v.release_id, e.n - 1, e.entry
+        FROM release_view v, jsonb_array_elements(v.snapshot->'log') WITH ORDINALITY AS e (entry, n)
+        WHERE jsonb_typeof(v.snapshot->'log') = 'array';
+      UPDATE release_view SET log_length = jsonb_array_length(snapshot->'log'), snapshot = snapshot - 'log'
+        WHERE jsonb_typeof(snapshot->'log') = 'array';`,
+  },
 ];

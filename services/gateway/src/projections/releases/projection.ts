@@ -13,6 +13,8 @@ import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
+  LogEntrySchema,
+  type Release,
   ReleasePhaseSchema,
   ReleaseSchema,
   ReleaseStatus,
@@ -30,7 +32,8 @@ export const RELEASE_HISTORY_CHANNEL = "rdm_gateway_release_history";
 
 const REGISTERED = "rdm.release.v1.ReleaseRegistered";
 
-const toSnapshot = (state: ReleaseState) => (state.release ? toJson(ReleaseSchema, state.release) : null);
+/** The release as its view row holds it: without its log, whose entries are rows of their own. */
+const toSnapshot = ({ log: _, ...release }: Release) => toJson(ReleaseSchema, { ...release, log: [] });
 
 /**
  * Pinned models by their stored JSON: releases share a few, and states never change their model.
@@ -52,9 +55,10 @@ function parsedModel(json: string): ReleaseModel {
  * The release states this process last wrote, by database and release id. A row still at the
  * version written holds that state (a release's state at a version follows from its events),
  * so it need not be read and parsed again; a row another replica moved on is. A refold with new
- * rules changes states at unchanged versions: it empties this. Kept within WRITTEN_CHARS of
- * their JSON (parsed, a few times that in memory), the least recently written dropped first; a
- * large release is not kept.
+ * rules changes states at unchanged versions: it empties this. A state kept holds no log
+ * entries (those written are rows; see LoggedState). Kept within WRITTEN_CHARS of their JSON
+ * (parsed, a few times that in memory), the least recently written dropped first; a large
+ * release is not kept.
  */
 const written = new Map<string, { state: ReleaseState; chars: number }>();
 const WRITTEN_CHARS = 4 * 1024 * 1024;
@@ -86,11 +90,20 @@ function rememberWritten(tx: pg.PoolClient, rows: { state: ReleaseState; chars: 
 }
 
 /**
+ * A release's state as the projection folds it: its log holds only the entries not written yet,
+ * which come after the `logLength` entries its rows hold (the log only grows).
+ */
+interface LoggedState {
+  state: ReleaseState;
+  logLength: number;
+}
+
+/**
  * The stored states of `releaseIds`, locked; one this process wrote at the row's version is
  * taken from memory. Rows without a snapshot cannot be folded further: left out.
  */
-async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<string, ReleaseState>> {
-  const states = new Map<string, ReleaseState>();
+async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<string, LoggedState>> {
+  const states = new Map<string, LoggedState>();
   if (!releaseIds.length) return states;
   const known = new Map<string, ReleaseState>();
   for (const id of releaseIds) {
@@ -99,12 +112,13 @@ async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<
   }
   const { rows } = await tx.query<{
     release_id: string;
+    log_length: number;
     known: boolean | null;
     snapshot: JsonValue | null;
     model: string | null;
   }>({
     name: "rdm_release_view_states",
-    text: `SELECT v.release_id, v.version = k.version AS known,
+    text: `SELECT v.release_id, v.log_length, v.version = k.version AS known,
         CASE WHEN v.version = k.version THEN NULL ELSE v.snapshot END AS snapshot,
         CASE WHEN v.version = k.version THEN NULL ELSE v.model::text END AS model
       FROM release_view v LEFT JOIN unnest($2::uuid[], $3::bigint[]) AS k (release_id, version) USING (release_id)
@@ -112,22 +126,25 @@ async function loadStates(tx: pg.PoolClient, releaseIds: string[]): Promise<Map<
     values: [releaseIds, [...known.keys()], [...known.values()].map((state) => state.release?.version.toString())],
   });
   for (const row of rows) {
+    const logLength = row.log_length;
     const state = row.known ? known.get(row.release_id) : undefined;
-    if (state) states.set(row.release_id, state);
+    if (state) states.set(row.release_id, { state, logLength });
     else if (row.snapshot && row.model) {
-      states.set(row.release_id, { release: fromJson(ReleaseSchema, row.snapshot), model: parsedModel(row.model) });
+      const release = fromJson(ReleaseSchema, row.snapshot);
+      // A snapshot written before the log had rows of its own has none left (migration 5).
+      states.set(row.release_id, { state: { release, model: parsedModel(row.model) }, logLength });
     }
   }
   return states;
 }
 
 /**
- * An overview row to write: the release's state, when it was registered and last changed, and
- * whether the row may be new (only then is its model sent: an existing row keeps the one pinned
- * at registration, and the model is most of a row's bytes).
+ * An overview row to write: the release's state (its new log entries to add after the
+ * `logLength` stored), when it was registered and last changed, and whether the row may be new
+ * (only then is its model sent: an existing row keeps the one pinned at registration, and the
+ * model is most of a row's bytes).
  */
-interface ViewRow {
-  state: ReleaseState;
+interface ViewRow extends LoggedState {
   registeredAt: Date;
   updatedAt: Date;
   mayBeNew: boolean;
@@ -137,10 +154,10 @@ interface ViewRow {
 type Applied = { event: ProjectedEvent<ReleaseEvent>; state: ReleaseState }[];
 
 /** An overview row's columns, in release_view's order (see RELEASES_WRITE). */
-function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow) {
+function viewValues({ state, logLength, registeredAt, updatedAt, mayBeNew }: ViewRow) {
   const r = state.release;
   if (!r || !state.model) return undefined;
-  const snapshot = JSON.stringify(toSnapshot(state));
+  const snapshot = JSON.stringify(toSnapshot(r));
   const model = mayBeNew ? JSON.stringify(toJson(ReleaseModelSchema, state.model)) : null;
   const values = [
     r.releaseId,
@@ -164,6 +181,7 @@ function viewValues({ state, registeredAt, updatedAt, mayBeNew }: ViewRow) {
     r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
     snapshot,
     model,
+    logLength + r.log.length,
   ];
   // A model read back is shared (parsedModel); one from a registration is the row's own.
   return { values, chars: snapshot.length + (model?.length ?? 0) };
@@ -192,30 +210,36 @@ const eventValues = ({ event, state }: Applied[number]): unknown[] => [
 
 /**
  * A chunk's writes in one statement: the overview rows (one per release; the version guard makes
- * a replayed event change nothing, a rebuild, $2, writes the refolded state at the same version),
- * then each applied event in its release's log (to refold from) and in the release history. SSE
- * readers resume after the last history seq they saw, so seqs must commit in order even with
- * several gateway replicas projecting into one database: one transaction at a time, with the
- * NOTIFY that wakes the streams, delivered at commit (serializedBy).
+ * a replayed event change nothing, a rebuild, $2, writes the refolded state at the same version)
+ * with their new log entries, then each applied event in its release's event log (to refold
+ * from) and in the release history. A replayed event adds no log entry: the fold skips what a
+ * row's state includes, and an entry folded again from a replayed registration is the one its
+ * position holds. SSE readers resume after the last history seq they saw, so seqs must commit
+ * in order even with several gateway replicas projecting into one database: one transaction at a
+ * time, with the NOTIFY that wakes the streams, delivered at commit (serializedBy).
  */
 const RELEASES_WRITE = `WITH ${serializedBy("$1")},
   viewed AS (
     INSERT INTO release_view (release_id, key, title, description, type, category, owner, coordinator,
       stakeholders, risk, planned_start, planned_end, phase, registered_by, registered_at, version, updated_at,
-      status, phase_due_at, snapshot, model)
+      status, phase_due_at, snapshot, model, log_length)
     SELECT * FROM unnest($3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
       $10::text[], $11::jsonb[], $12::text[], $13::timestamptz[], $14::timestamptz[], $15::text[], $16::text[],
       $17::timestamptz[], $18::bigint[], $19::timestamptz[], $20::text[], $21::timestamptz[], $22::jsonb[],
-      $23::jsonb[])
+      $23::jsonb[], $24::integer[])
     ON CONFLICT (release_id) DO UPDATE SET title = EXCLUDED.title, description = EXCLUDED.description,
       category = EXCLUDED.category, coordinator = EXCLUDED.coordinator, stakeholders = EXCLUDED.stakeholders,
       risk = EXCLUDED.risk, planned_start = EXCLUDED.planned_start, planned_end = EXCLUDED.planned_end,
       phase = EXCLUDED.phase, version = EXCLUDED.version, updated_at = EXCLUDED.updated_at,
-      status = EXCLUDED.status, phase_due_at = EXCLUDED.phase_due_at, snapshot = EXCLUDED.snapshot
+      status = EXCLUDED.status, phase_due_at = EXCLUDED.phase_due_at, snapshot = EXCLUDED.snapshot,
+      log_length = EXCLUDED.log_length
     WHERE $2 OR ${versionGuard("release_view.version", "EXCLUDED.version")}),
+  entries AS (
+    INSERT INTO release_log_view (release_id, position, entry)
+    SELECT * FROM unnest($37::uuid[], $38::integer[], $39::jsonb[]) ON CONFLICT DO NOTHING),
   events AS (
-    SELECT * FROM unnest($24::uuid[], $25::bigint[], $26::text[], $27::bytea[], $28::timestamptz[], $29::text[],
-      $30::text[], $31::text[], $32::text[], $33::text[], $34::text[], $35::text[]) WITH ORDINALITY
+    SELECT * FROM unnest($25::uuid[], $26::bigint[], $27::text[], $28::bytea[], $29::timestamptz[], $30::text[],
+      $31::text[], $32::text[], $33::text[], $34::text[], $35::text[], $36::text[]) WITH ORDINALITY
       AS e(release_id, version, event_type, event, occurred_at, actor, reason, phase, event_id, correlation_id,
         causation_id, request_id, n)),
   logged AS (
@@ -227,9 +251,20 @@ const RELEASES_WRITE = `WITH ${serializedBy("$1")},
     e.correlation_id, e.causation_id, e.request_id
   FROM events e, serialized ORDER BY e.n ON CONFLICT (release_id, version) DO NOTHING`;
 
+/** The new log entries of the overview rows, each at its position in its release's log. */
+const logEntryValues = (views: ViewRow[]) =>
+  views.flatMap(({ state: { release }, logLength }) =>
+    (release?.log ?? []).map((entry, i) => [
+      release?.releaseId,
+      logLength + i,
+      JSON.stringify(toJson(LogEntrySchema, entry)),
+    ]),
+  );
+
 /**
- * The overview rows and the applied events, written in one statement (RELEASES_WRITE); the
- * overview rows' states, each with the length of the JSON written for it.
+ * The overview rows, their new log entries and the applied events, written in one statement
+ * (RELEASES_WRITE). The rows' states are left holding no log entry (they are written) and
+ * returned, each with the length of the JSON written for it.
  */
 async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Applied, refold = false) {
   const rows = views.flatMap((view) => {
@@ -244,11 +279,13 @@ async function writeReleases(tx: pg.PoolClient, views: ViewRow[], applied: Appli
       refold,
       ...unnestColumns(
         rows.map((row) => row.values),
-        21,
+        22,
       ),
       ...unnestColumns(applied.map(eventValues), 12),
+      ...unnestColumns(logEntryValues(views), 3),
     ],
   });
+  for (const { state } of views) if (state.release) state.release.log = [];
   return rows;
 }
 
@@ -278,21 +315,22 @@ async function foldEvents(events: ProjectedEvent<ReleaseEvent>[], tx: pg.PoolCli
   const applied: Applied = [];
   for (const event of events) {
     const m = event.message;
-    const row = views.get(m.releaseId)?.state ?? stored.get(m.releaseId);
-    let state: ReleaseState;
-    if (m.$typeName === REGISTERED) state = evolve(initialState(), m);
+    const row = views.get(m.releaseId) ?? stored.get(m.releaseId);
+    let folded: LoggedState;
+    if (m.$typeName === REGISTERED) folded = { state: evolve(initialState(), m), logLength: 0 };
     else {
       // A row projected before snapshots existed cannot be folded further; rebuild the view
       // (new consumer group and database) to get it back.
-      if (!row?.release || row.release.version >= event.version) continue;
-      state = evolve(row, m);
+      if (!row?.state.release || row.state.release.version >= event.version) continue;
+      folded = { state: evolve(row.state, m), logLength: row.logLength };
     }
-    if (!state.release || !state.model) continue;
-    applied.push({ event, state });
-    if (row?.release && row.release.version >= state.release.version) continue; // the guard keeps the row
+    const { release, model } = folded.state;
+    if (!release || !model) continue;
+    applied.push({ event, state: folded.state });
+    if (row?.state.release && row.state.release.version >= release.version) continue; // the guard keeps the row
     const registeredAt = views.get(m.releaseId)?.registeredAt ?? event.occurredAt;
     const mayBeNew = !stored.has(m.releaseId);
-    views.set(m.releaseId, { state, registeredAt, updatedAt: event.occurredAt, mayBeNew });
+    views.set(m.releaseId, { ...folded, registeredAt, updatedAt: event.occurredAt, mayBeNew });
   }
   return { applied, views: [...views.values()] };
 }
@@ -322,9 +360,11 @@ async function refoldReleases(tx: pg.PoolClient): Promise<void> {
       [row.release_id],
     );
     const events = logged.map((l) => fromBinary(schemaOf(l.event_type), l.event) as ReleaseEvent);
+    // The whole log again, from its first entry.
+    await tx.query("DELETE FROM release_log_view WHERE release_id = $1", [row.release_id]);
     await writeReleases(
       tx,
-      [{ state: fold(events), registeredAt: row.updated_at, updatedAt: row.updated_at, mayBeNew: false }],
+      [{ state: fold(events), logLength: 0, registeredAt: row.updated_at, updatedAt: row.updated_at, mayBeNew: false }],
       [],
       true,
     );

@@ -14,6 +14,7 @@ import {
   historyOf,
   newestHistorySeq,
   type ReleaseRow,
+  releaseRows,
   toHistory,
   toRelease,
 } from "./queries.js";
@@ -117,9 +118,12 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
       if (overdueTasks !== undefined)
         where.push(`${overdueTasks ? "" : "NOT "}(snapshot->'tasks' @> '[{"overdue": true}]')`);
       args.push(pageSize + 1);
+      const order = "ORDER BY registered_at DESC, release_id DESC";
       const { rows } = await pool.query<ReleaseRow>(
-        `SELECT * FROM release_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-         ORDER BY registered_at DESC, release_id DESC LIMIT $${args.length}`,
+        releaseRows(
+          `SELECT * FROM release_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""} ${order} LIMIT $${args.length}`,
+          order,
+        ),
         args,
       );
       const page = rows.slice(0, pageSize);

@@ -1,4 +1,4 @@
-import { fromJson, type JsonValue } from "@bufbuild/protobuf";
+import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import { gateConditions, type LinkedChangeState, nextPhase } from "@rdm/domain-kernel/release";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
@@ -36,7 +36,23 @@ export interface ReleaseRow {
   phase_due_at: Date | null;
   snapshot: JsonValue | null;
   model: JsonValue | null;
+  log_length: number;
+  /** The release's log entries (protobuf JSON) in order; null when it has none. See releaseRows. */
+  log: JsonValue[] | null;
 }
+
+/**
+ * The release_view rows `source` selects (`SELECT * FROM release_view …`), each with its log's
+ * entries (release_log_view, as many as its version holds), in the order `orderBy` gives.
+ */
+export const releaseRows = (source: string, orderBy = "") =>
+  `SELECT v.*, (SELECT jsonb_agg(l.entry ORDER BY l.position) FROM release_log_view l
+     WHERE l.release_id = v.release_id AND l.position < v.log_length) AS log
+   FROM (${source}) v ${orderBy}`;
+
+/** The release a row holds: its snapshot with its log. */
+const releaseOf = (snapshot: JsonValue, log: JsonValue[] | null): Release =>
+  fromJson(ReleaseSchema, log ? { ...(snapshot as JsonObject), log } : snapshot);
 
 export interface HistoryRow {
   seq: string;
@@ -86,7 +102,7 @@ const tasksOf = (release: Release) =>
 /** The lifecycle part of the overview, from the folded state and the change states the gateway knows. */
 function lifecycle(row: ReleaseRow, changes: Map<string, string>, now: Date) {
   if (!row.snapshot || !row.model) return {};
-  const release: Release = fromJson(ReleaseSchema, row.snapshot);
+  const release = releaseOf(row.snapshot, row.log);
   const model = fromJson(ReleaseModelSchema, row.model);
   const linked: LinkedChangeState[] = release.linkedChangeRequestIds.map((id) => ({
     changeRequestId: id,
@@ -193,7 +209,9 @@ export async function changeStates(pool: pg.Pool, rows: ReleaseRow[]): Promise<M
 }
 
 export async function findRelease(pool: pg.Pool, releaseId: string): Promise<ReleaseRow | undefined> {
-  const { rows } = await pool.query<ReleaseRow>("SELECT * FROM release_view WHERE release_id = $1", [releaseId]);
+  const { rows } = await pool.query<ReleaseRow>(releaseRows("SELECT * FROM release_view WHERE release_id = $1"), [
+    releaseId,
+  ]);
   return rows[0];
 }
 
