@@ -39,7 +39,9 @@ async function projected(
   version: number,
   cursor: { after: number },
 ) {
+  const deadline = performance.now() + 60_000;
   for (;;) {
+    if (performance.now() > deadline) throw new Error(`the gateway did not project version ${version} within 60 s`);
     const response = await fetch(`${gatewayUrl}/v1/audit?release=${releaseId}&after=${cursor.after}&limit=500`, {
       headers: { authorization: `Bearer ${token}` },
     });
