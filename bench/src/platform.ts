@@ -22,7 +22,7 @@ import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb
 import { createTestDatabase } from "@rdm/testkit";
 import pg from "pg";
 import { measureLoad, underLoad } from "./command-load.js";
-import { printCpu, type ServiceProcess, sampleCpu, startServiceProcess } from "./processes.js";
+import { printCpu, type ServiceProcess, sampleCpu, startServiceOnNewDatabase } from "./processes.js";
 import { ms, runBenchmark, startBenchServers } from "./support.js";
 import { gatewayVisibility, idleCpu, type Probe, type ReleaseRequest, watchReleaseTopic } from "./visibility.js";
 
@@ -59,25 +59,13 @@ const VISIBILITY_LOAD = Number(process.env.BENCH_VISIBILITY_CALLS ?? TOTAL);
 // optimised over its first thousands of calls, and the figures are meant for one up a while.
 const WARM_UP = 2000;
 
-const serviceEnv = ({ servers, secret }: Bench, url: string) => ({
-  DATABASE_URL: url,
-  KAFKA_BROKERS: servers.kafkaBrokers.join(","),
-  AUTH_JWT_SECRET: secret,
-});
-
 /** A service in its own process with its own database; counted in the CPU lines while it runs. */
 async function startService(
   run: Run,
   name: "release" | "change" | "configuration" | "gateway",
   nodeArgs: string[] = [],
 ) {
-  const db = await createTestDatabase(`bench_${name}`);
-  const group = `${name.toUpperCase()}_CONSUMER_GROUP`;
-  const service = await startServiceProcess(
-    name,
-    { ...serviceEnv(run.bench, db.url), [group]: `bench-${name}-${randomUUID()}` },
-    nodeArgs,
-  );
+  const service = await startServiceOnNewDatabase(name, run.bench, nodeArgs);
   run.services.push(service);
   return service;
 }

@@ -1,10 +1,12 @@
 // The services under test as their own processes (as `./rdm up` runs them), and the CPU time of
 // every process of the run, so the load generator's CPU is not charged to the service.
 import { type ChildProcess, spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { freePort } from "@rdm/embedded";
+import { createTestDatabase } from "@rdm/testkit";
 import { allProcesses, memoryLine, type Proc, processOf, TICKS_PER_SECOND } from "./procfs.js";
 
 const root = path.resolve(fileURLToPath(new URL("../..", import.meta.url)));
@@ -71,6 +73,28 @@ export async function startServiceProcess(
       await exited;
     },
   };
+}
+
+/**
+ * A service (startServiceProcess) on a new database of the bench's PostgreSQL, with the bench's
+ * broker and token secret and a consumer group of its own.
+ */
+export async function startServiceOnNewDatabase(
+  name: "release" | "change" | "configuration" | "gateway",
+  bench: { servers: { kafkaBrokers: string[] }; secret: string },
+  nodeArgs: string[] = [],
+): Promise<ServiceProcess> {
+  const db = await createTestDatabase(`bench_${name}`);
+  return startServiceProcess(
+    name,
+    {
+      DATABASE_URL: db.url,
+      KAFKA_BROKERS: bench.servers.kafkaBrokers.join(","),
+      AUTH_JWT_SECRET: bench.secret,
+      [`${name.toUpperCase()}_CONSUMER_GROUP`]: `bench-${name}-${randomUUID()}`,
+    },
+    nodeArgs,
+  );
 }
 
 /** CPU seconds of each named process tree (a live process and its live descendants). */

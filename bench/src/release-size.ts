@@ -8,25 +8,12 @@ import { toBinary } from "@bufbuild/protobuf";
 import { createGrpcClient } from "@rdm/grpc";
 import { LogEntryKind, type Release, ReleaseSchema, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { createTestDatabase } from "@rdm/testkit";
-import { printCpu, type ServiceProcess, sampleCpu, startServiceProcess } from "./processes.js";
+import { printCpu, type ServiceProcess, sampleCpu, startServiceOnNewDatabase } from "./processes.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 const longest = Number(process.argv[2] ?? 3000);
 const LENGTHS = [...new Set([0, 250, 1000, 2000, longest].filter((n) => n <= longest))];
 const TIMED = 40;
-
-type Bench = Awaited<ReturnType<typeof startBenchServers>>;
-
-async function startService(bench: Bench, name: "release" | "gateway"): Promise<ServiceProcess> {
-  const db = await createTestDatabase(`bench_size_${name}`);
-  return startServiceProcess(name, {
-    DATABASE_URL: db.url,
-    KAFKA_BROKERS: bench.servers.kafkaBrokers.join(","),
-    AUTH_JWT_SECRET: bench.secret,
-    [`${name.toUpperCase()}_CONSUMER_GROUP`]: `bench-size-${name}-${randomUUID()}`,
-  });
-}
 
 /**
  * Waits until the gateway has projected the release's event at `version`: reads the release's
@@ -54,7 +41,10 @@ async function projected(
 
 async function main() {
   const bench = await startBenchServers();
-  const services = [await startService(bench, "release"), await startService(bench, "gateway")];
+  const services = [
+    await startServiceOnNewDatabase("release", bench),
+    await startServiceOnNewDatabase("gateway", bench),
+  ];
   const [release, gateway] = services as [ServiceProcess, ServiceProcess];
   const client = createGrpcClient(ReleaseService, `127.0.0.1:${release.port}`, { token: bench.token });
   const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
