@@ -1,11 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { create, type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type CommandResult, type EventStore, withTransaction } from "@rdm/eventstore";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import type {
   Aggregate,
+  AnswerSource,
   ClientCommand,
   Command,
   CommandHandlerOptions,
@@ -19,7 +20,8 @@ import { foldRecorded, foldWith, stateAsStored } from "./command.js";
 import { isBehindExpected, isConflict, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
-import { isRuleViolation, RuleViolation } from "./rule-violation.js";
+import { recordedAnswer } from "./recorded-answer.js";
+import { isRuleViolation } from "./rule-violation.js";
 import { StateCache } from "./state-cache.js";
 
 /** A decided command before its append: the outcome it will have, and the version it expects. */
@@ -109,7 +111,7 @@ export class CommandHandler<E extends DomainEvent> {
         const { outcome } = result as { outcome: Outcome<S, ES> };
         const response = command.respond(outcome);
         if (outcome.events.length > 0) return response;
-        return await this.recordNoOp(origin.requestId, command, outcome.streamId, response);
+        return await this.recordNoOp(origin.requestId, command, outcome, response);
       } catch (error) {
         const winner = await this.replayAfter(error, origin.requestId, command);
         if (winner) return winner;
@@ -162,7 +164,7 @@ export class CommandHandler<E extends DomainEvent> {
           client,
           fromVersion: start.version + 1,
         });
-        const replayed = this.answerOf(read.commandResult, origin.requestId, command);
+        const replayed = await this.recordedAnswer(read.commandResult, origin.requestId, command, client);
         if (replayed) return { replayed, outcome: undefined };
         const state = foldRecorded(aggregate, this.codec, read.events, start.state);
         const loaded = { streamId, state, version: read.events.at(-1)?.version ?? start.version };
@@ -283,7 +285,8 @@ export class CommandHandler<E extends DomainEvent> {
           ? {
               requestId: origin.requestId,
               requestHash: client.requestHash,
-              response: toBinary(client.response, client.respond(outcome)),
+              // A state answer is rebuilt from the stream (answerIsState): the append records its version.
+              ...(client.answerIsState ? {} : { response: toBinary(client.response, client.respond(outcome)) }),
             }
           : {}),
         ...(projection
@@ -331,16 +334,17 @@ export class CommandHandler<E extends DomainEvent> {
    * A command that appended nothing still records its answer: otherwise a retry would be decided
    * again on whatever the state is by then. Taken meanwhile by a twin: the twin's answer is ours.
    */
-  private async recordNoOp<R extends DescMessage>(
+  private async recordNoOp<S, ES extends E, R extends DescMessage>(
     requestId: string,
-    command: { response: R; requestHash: string },
-    streamId: string,
+    command: ClientCommand<S, ES, R>,
+    outcome: Outcome<S, ES>,
     response: MessageShape<R>,
   ): Promise<MessageShape<R>> {
     const recorded = await this.store.recordCommandResult(requestId, {
       requestHash: command.requestHash,
-      response: toBinary(command.response, response),
-      streamId,
+      response: command.answerIsState ? null : toBinary(command.response, response),
+      streamId: outcome.streamId,
+      streamVersion: outcome.version,
     });
     return recorded ? response : ((await this.replay(requestId, command)) ?? response);
   }
@@ -349,49 +353,40 @@ export class CommandHandler<E extends DomainEvent> {
    * The recorded answer of this request id (read on `db`: the command's transaction, or the
    * pool); reusing the id for another request is refused.
    */
-  async replay<R extends DescMessage>(
+  async replay<S, ES extends E, R extends DescMessage>(
     requestId: string,
-    command: { response: R; requestHash: string },
-    db?: Queryable,
+    command: AnswerSource<S, ES, R>,
+    db: Queryable = this.store.pool,
   ): Promise<MessageShape<R> | undefined> {
-    return this.answerOf(await this.store.getCommandResult(requestId, db ? { client: db } : {}), requestId, command);
+    return this.recordedAnswer(await this.store.getCommandResult(requestId, { client: db }), requestId, command, db);
   }
 
-  /** A recorded answer as the response; reusing the id for another request is refused. */
-  answerOf<R extends DescMessage>(
+  /**
+   * The recorded answer of this request id, on `db`: its bytes, or the stream's state at the
+   * recorded version (answerIsState) rebuilt from the stream's events.
+   */
+  private recordedAnswer<S, ES extends E, R extends DescMessage>(
     previous: CommandResult | null,
     requestId: string,
-    command: { response: R; requestHash: string },
-  ): MessageShape<R> | undefined {
-    if (!previous?.response) return undefined;
-    if (previous.requestHash !== command.requestHash) {
-      throw new RuleViolation(
-        "FAILED_PRECONDITION",
-        "request.idempotency",
-        "request_id was already used for a different request",
-        {
-          subject: requestId,
-          conditions: [
-            {
-              rule: "request.idempotency",
-              subject: requestId,
-              description: "request_id reused with a different payload",
-            },
-          ],
-        },
-      );
-    }
-    return fromBinary(command.response, previous.response);
+    command: AnswerSource<S, ES, R>,
+    db: Queryable,
+  ): Promise<MessageShape<R> | undefined> {
+    return recordedAnswer(
+      { store: this.store, codec: this.codec, states: this.states, db },
+      previous,
+      requestId,
+      command,
+    );
   }
 
   /**
    * After a failed attempt: a twin with the same request id committed first, while this one was
    * appending (DuplicateRequest) or deciding (a refusal of a state holding the twin's effect).
    */
-  private async replayAfter<R extends DescMessage>(
+  private async replayAfter<S, ES extends E, R extends DescMessage>(
     error: unknown,
     requestId: string,
-    command: { response: R; requestHash: string },
+    command: AnswerSource<S, ES, R>,
   ): Promise<MessageShape<R> | undefined> {
     const twinMayHaveWon = (error instanceof Error && error.name === "DuplicateRequest") || isRuleViolation(error);
     if (!twinMayHaveWon || isRuleViolation(error, "request.idempotency")) return undefined;

@@ -144,7 +144,21 @@ export interface ClientCommand<S, E extends DomainEvent, R extends DescMessage> 
   respond: (outcome: Outcome<S, E>) => MessageShape<R>;
   /** Hash of the request body (`requestFingerprint`): the same id with another body is refused. */
   requestHash: string;
+  /**
+   * `respond` reads only the state after the command (`after`, `streamId`, `version`), e.g. a
+   * whole release: the answer is recorded as the stream's version and a retry gets it rebuilt
+   * from the stream's events up to it. An answer that grows with its stream is then neither
+   * encoded nor stored once more by every command.
+   */
+  answerIsState?: boolean;
 }
+
+/** What a recorded answer is checked and rebuilt with: a client command, or its response type and request hash. */
+export type AnswerSource<S, E extends DomainEvent, R extends DescMessage> = Pick<
+  ClientCommand<S, E, R>,
+  "response" | "requestHash"
+> &
+  Partial<Pick<ClientCommand<S, E, R>, "aggregate" | "respond" | "answerIsState">>;
 
 export interface RetryPolicy {
   /** Attempts in all, the first included (default 10). */

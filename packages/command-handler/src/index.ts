@@ -1,5 +1,6 @@
 export type {
   Aggregate,
+  AnswerSource,
   ClientCommand,
   Command,
   CommandHandlerOptions,
@@ -16,6 +17,7 @@ export { CommandHandler } from "./command-handler.js";
 export { isDeadlock, isUniqueViolation } from "./conflicts.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";
 export { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
+export { answerOf } from "./recorded-answer.js";
 export {
   isRuleViolation,
   type RuleCondition,

@@ -304,3 +304,62 @@ describe("CommandHandler.handleIn and load", () => {
     expect(loaded).toEqual({ streamId, version: 2, state: { notes: ["from-snapshot", "b"], evolved: 1 } });
   });
 });
+
+describe("answers that are the stream's state (answerIsState)", () => {
+  const asState = (streamId: string, note: string, extra = {}) =>
+    addNote(streamId, note, { answerIsState: true, ...extra });
+  const recordedRow = async (requestId: string) =>
+    (await pool.query("SELECT response, stream_version FROM command_results WHERE request_id = $1", [requestId]))
+      .rows[0];
+
+  test("are recorded as the stream's version, and a retry after later commands gets the state at it", async () => {
+    const streamId = uniqueId("notes");
+    const requestId = randomUUID();
+    expect((await handler.handle(origin(requestId), asState(streamId, "a"))).value).toBe("a");
+    expect((await handler.handle(origin(), asState(streamId, "b"))).value).toBe("a,b");
+    expect(await recordedRow(requestId)).toEqual({ response: null, stream_version: "1" });
+    // Rebuilt from the stream: by a handler that kept the stream's state (at version 2) and by a
+    // fresh one, grouped and in a transaction (a command with `prepare`).
+    const fresh = new CommandHandler({ store, codec });
+    const prepare = async () => {};
+    for (const [h, extra] of [
+      [handler, {}],
+      [fresh, {}],
+      [new CommandHandler({ store, codec }), { prepare }],
+    ] as const)
+      expect((await h.handle(origin(requestId), asState(streamId, "a", extra))).value).toBe("a");
+    expect(await typesOf(streamId)).toHaveLength(2);
+    const reused = await fresh.handle(origin(requestId), asState(streamId, "c")).catch((e: unknown) => e);
+    expect(isRuleViolation(reused, "request.idempotency")).toBe(true);
+  });
+
+  test("a no-op records the version it read; an answer recorded as bytes is still answered with them", async () => {
+    const streamId = uniqueId("notes");
+    const [noOp, asBytes] = [randomUUID(), randomUUID()];
+    await handler.handle(origin(asBytes), addNote(streamId, "a"));
+    await handler.handle(origin(), asState(streamId, "b"));
+    expect((await handler.handle(origin(noOp), asState(streamId, "a"))).value).toBe("a,b");
+    expect(await recordedRow(noOp)).toEqual({ response: null, stream_version: "2" });
+    await handler.handle(origin(), asState(streamId, "c"));
+    const fresh = new CommandHandler({ store, codec });
+    expect((await fresh.handle(origin(noOp), asState(streamId, "a"))).value).toBe("a,b");
+    expect((await fresh.handle(origin(asBytes), asState(streamId, "a"))).value).toBe("a");
+  });
+
+  test("are rebuilt from a snapshot not past the recorded version, else from the stream's start", async () => {
+    const streamId = uniqueId("notes");
+    const [first, third] = [randomUUID(), randomUUID()];
+    await handler.handle(origin(first), asState(streamId, "a"));
+    await handler.handle(origin(), asState(streamId, "b"));
+    await handler.handle(origin(third), asState(streamId, "c"));
+    const withSnapshots: Aggregate<Notes, NoteEvent> = {
+      ...notes,
+      snapshots: { read: async () => ({ state: { notes: ["snapshot"], evolved: 0 }, version: 2 }) },
+    };
+    const fresh = new CommandHandler({ store, codec });
+    const retry = (requestId: string, note: string) =>
+      fresh.handle(origin(requestId), asState(streamId, note, { aggregate: withSnapshots }));
+    expect((await retry(third, "c")).value).toBe("snapshot,c");
+    expect((await retry(first, "a")).value).toBe("a");
+  });
+});

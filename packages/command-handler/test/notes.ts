@@ -37,7 +37,11 @@ export async function notesStore(name: string) {
   return { db, pool, store: new EventStore(pool) };
 }
 
-export const origin = (requestId = randomUUID()): CommandOrigin => ({ actor: "alice", groups: ["cab"], requestId });
+export const origin = (requestId: string = randomUUID()): CommandOrigin => ({
+  actor: "alice",
+  groups: ["cab"],
+  requestId,
+});
 
 /** Adds `note` unless three are taken or it is there already (a no-op). */
 export function addNote(

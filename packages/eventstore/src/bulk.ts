@@ -8,8 +8,14 @@ import {
   refusal,
   storeComputedResponses,
 } from "./append-batch.js";
+import {
+  COMMAND_RESULT_COLUMNS,
+  type CommandResult,
+  type CommandResultRow,
+  commandResultOf,
+} from "./command-results.js";
 import type { ExpectedVersion } from "./errors.js";
-import type { AppendOptions, AppendResult, CommandResult, NewEvent } from "./event-store.js";
+import type { AppendOptions, AppendResult, NewEvent } from "./event-store.js";
 import { byteaArray } from "./unnest.js";
 
 type Queryable = Pick<PoolClient, "query">;
@@ -65,24 +71,11 @@ export async function appendMany(client: PoolClient, appends: PreparedAppend[]):
 
 /** The recorded answers of several request ids in one statement (no entry: none recorded). */
 export async function getCommandResults(q: Queryable, requestIds: string[]): Promise<Map<string, CommandResult>> {
-  const { rows } = await q.query<{
-    request_id: string;
-    request_hash: string | null;
-    response: Buffer | null;
-    stream_id: string | null;
-  }>("SELECT request_id, request_hash, response, stream_id FROM command_results WHERE request_id = ANY($1::text[])", [
-    requestIds,
-  ]);
-  return new Map(
-    rows.map((row) => [
-      row.request_id,
-      {
-        requestHash: row.request_hash,
-        response: row.response ? new Uint8Array(row.response) : null,
-        streamId: row.stream_id,
-      },
-    ]),
+  const { rows } = await q.query<CommandResultRow & { request_id: string }>(
+    `SELECT request_id, ${COMMAND_RESULT_COLUMNS} FROM command_results WHERE request_id = ANY($1::text[])`,
+    [requestIds],
   );
+  return new Map(rows.map((row) => [row.request_id, commandResultOf(row)]));
 }
 
 /**

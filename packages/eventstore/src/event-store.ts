@@ -12,6 +12,12 @@ import {
   storeComputedResponses,
 } from "./append-batch.js";
 import { appendMany, getCommandResults, prepareAppend, recordCommandResults } from "./bulk.js";
+import {
+  COMMAND_RESULT_COLUMNS,
+  type CommandResult,
+  type CommandResultRow,
+  commandResultOf,
+} from "./command-results.js";
 import type { ExpectedVersion } from "./errors.js";
 
 /** Who and why, recorded with every event. */
@@ -78,12 +84,6 @@ export interface AppendOptions {
 
 /** What an append of appendMany may carry (it is always in the caller's transaction, without projection). */
 export type BulkAppendOptions = Pick<AppendOptions, "requestId" | "requestHash" | "response" | "streamType">;
-
-export interface CommandResult {
-  requestHash: string | null;
-  response: Uint8Array | null;
-  streamId: string | null;
-}
 
 /** Position in the relay's commit order: events are ordered by (transactionId, globalPosition). */
 export interface CommitOrderPosition {
@@ -180,12 +180,18 @@ export class EventStore {
    */
   async recordCommandResult(
     requestId: string,
-    result: { requestHash: string; response: Uint8Array; streamId: string },
+    result: { requestHash: string; response: Uint8Array | null; streamId: string; streamVersion?: number },
   ): Promise<boolean> {
     const { rowCount } = await this.pool.query(
-      `INSERT INTO command_results (request_id, request_hash, response, stream_id)
-       VALUES ($1, $2, $3, $4) ON CONFLICT (request_id) DO NOTHING`,
-      [requestId, result.requestHash, Buffer.from(result.response), result.streamId],
+      `INSERT INTO command_results (request_id, request_hash, response, stream_id, stream_version)
+       VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING`,
+      [
+        requestId,
+        result.requestHash,
+        result.response && Buffer.from(result.response),
+        result.streamId,
+        result.streamVersion ?? null,
+      ],
     );
     return rowCount === 1;
   }
@@ -223,18 +229,12 @@ export class EventStore {
 
   /** The recorded answer of a request id; `client` reads it in the caller's transaction. */
   async getCommandResult(requestId: string, options: { client?: Queryable } = {}): Promise<CommandResult | null> {
-    const { rows } = await (options.client ?? this.pool).query<{
-      request_hash: string | null;
-      response: Buffer | null;
-      stream_id: string | null;
-    }>("SELECT request_hash, response, stream_id FROM command_results WHERE request_id = $1", [requestId]);
+    const { rows } = await (options.client ?? this.pool).query<CommandResultRow>(
+      `SELECT ${COMMAND_RESULT_COLUMNS} FROM command_results WHERE request_id = $1`,
+      [requestId],
+    );
     const row = rows[0];
-    if (!row) return null;
-    return {
-      requestHash: row.request_hash,
-      response: row.response ? new Uint8Array(row.response) : null,
-      streamId: row.stream_id,
-    };
+    return row ? commandResultOf(row) : null;
   }
 
   /**
@@ -253,11 +253,13 @@ export class EventStore {
           request_hash: string | null;
           response: Buffer | null;
           result_stream_id: string | null;
+          result_stream_version: string | null;
         }
       >({
         name: "rdm_read_stream_with_command_result",
         // The one row of `one` carries the answer (NULLs when there is none) beside each event, or alone.
-        text: `SELECT c.request_id IS NOT NULL AS recorded, c.request_hash, c.response, c.stream_id AS result_stream_id, e.*
+        text: `SELECT c.request_id IS NOT NULL AS recorded, c.request_hash, c.response, c.stream_id AS result_stream_id,
+            c.stream_version AS result_stream_version, e.*
           FROM (VALUES (1)) AS one (x)
           LEFT JOIN command_results c ON c.request_id = $3
           LEFT JOIN LATERAL (SELECT ${EVENT_COLUMNS} FROM events WHERE stream_id = $1 AND version >= $2) e ON true
@@ -265,12 +267,8 @@ export class EventStore {
         values: [streamId, options.fromVersion ?? 1, requestId || null],
       });
       const first = rows[0];
-      const commandResult: CommandResult | null = first?.recorded
-        ? {
-            requestHash: first.request_hash,
-            response: first.response ? new Uint8Array(first.response) : null,
-            streamId: first.result_stream_id,
-          }
+      const commandResult = first?.recorded
+        ? commandResultOf({ ...first, stream_id: first.result_stream_id, stream_version: first.result_stream_version })
         : null;
       const events = rows.filter((r) => r.event_id != null).map((r) => toRecordedEvent(r as EventRow));
       return { events, commandResult };

@@ -1,10 +1,10 @@
 export type { GroupCommitOptions, Projection, ProjectionItem } from "./append-batch.js";
+export type { CommandResult } from "./command-results.js";
 export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
 export {
   type AppendOptions,
   type AppendResult,
   type BulkAppendOptions,
-  type CommandResult,
   type CommitOrderPosition,
   type EventMetadata,
   EventStore,

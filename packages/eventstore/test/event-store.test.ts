@@ -5,6 +5,7 @@ import {
   DuplicateRequest,
   EventStore,
   eventStoreMigrations,
+  type Migration,
   type NewEvent,
   runMigrations,
   WrongExpectedVersion,
@@ -124,6 +125,7 @@ describe("idempotent commands", () => {
       requestHash: "sha256:abc",
       response: new Uint8Array([42, 1]),
       streamId: stream,
+      streamVersion: 1,
     });
     expect(await store.getCommandResult(randomUUID())).toBeNull();
   });
@@ -139,7 +141,11 @@ describe("idempotent commands", () => {
     expect(attempts.filter((a) => a.status === "fulfilled")).toHaveLength(1);
     for (const a of attempts) if (a.status === "rejected") expect(a.reason).toBeInstanceOf(DuplicateRequest);
     expect(await store.readStream(stream)).toHaveLength(1);
-    expect((await store.getCommandResult(requestId))?.response).toEqual(new Uint8Array([7]));
+    // Appended at any version: the version after it is not known when the answer is recorded.
+    expect(await store.getCommandResult(requestId)).toMatchObject({
+      response: new Uint8Array([7]),
+      streamVersion: null,
+    });
   });
 
   test("a failed append leaves no command result, so the retry can run", async () => {
@@ -150,7 +156,9 @@ describe("idempotent commands", () => {
     );
     expect(await store.getCommandResult(requestId)).toBeNull();
     await store.appendToStream(stream, "no_stream", [event(1)], { requestId });
-    expect(await store.getCommandResult(requestId)).toMatchObject({ streamId: stream });
+    await store.appendToStream(stream, 1, [event(2), event(3)], { requestId: `${requestId}-next` });
+    expect(await store.getCommandResult(requestId)).toMatchObject({ streamId: stream, streamVersion: 1 });
+    expect(await store.getCommandResult(`${requestId}-next`)).toMatchObject({ response: null, streamVersion: 3 });
   });
 });
 
@@ -238,6 +246,30 @@ describe("reading", () => {
 });
 
 describe("migrations", () => {
+  test("3 on a store of migration 2: answers recorded before keep their bytes; appends record their version", async () => {
+    const other = await createTestDatabase("migration3");
+    const p = new pg.Pool({ connectionString: other.url, max: 2 });
+    try {
+      const [first, second] = eventStoreMigrations.migrations;
+      await runMigrations(p, { ...eventStoreMigrations, migrations: [first, second] as Migration[] });
+      const older = new EventStore(p);
+      await older.appendToStream("release-1", "no_stream", [event(1)], {
+        requestId: "before",
+        response: new Uint8Array([9]),
+      });
+      expect(await runMigrations(p, eventStoreMigrations)).toEqual([3]);
+      await older.appendToStream("release-1", 1, [event(2)], { requestId: "after", response: new Uint8Array([8]) });
+      expect(await older.getCommandResult("before")).toMatchObject({
+        response: new Uint8Array([9]),
+        streamVersion: null,
+      });
+      expect(await older.getCommandResult("after")).toMatchObject({ response: new Uint8Array([8]), streamVersion: 2 });
+    } finally {
+      await p.end();
+      await other.drop();
+    }
+  });
+
   test("run twice and concurrently: applied once, no errors", async () => {
     const other = await createTestDatabase("migrations");
     const p = new pg.Pool({ connectionString: other.url, max: 10 });
@@ -253,13 +285,14 @@ describe("migrations", () => {
         Array.from({ length: 6 }, (_, i) => runMigrations(p, i % 2 ? set : eventStoreMigrations)),
       );
       expect(runs.filter((r) => r.length > 0)).toHaveLength(2);
-      expect(runs.flat().sort()).toEqual([1, 1, 2, 2]);
+      expect(runs.flat().sort()).toEqual([1, 1, 2, 2, 3]);
       expect(await runMigrations(p, set)).toEqual([]);
       expect(await runMigrations(p, eventStoreMigrations)).toEqual([]);
       const { rows } = await p.query("SELECT component, version FROM schema_migrations ORDER BY component, version");
       expect(rows).toEqual([
         { component: "eventstore", version: 1 },
         { component: "eventstore", version: 2 },
+        { component: "eventstore", version: 3 },
         { component: "read-model", version: 1 },
         { component: "read-model", version: 2 },
       ]);

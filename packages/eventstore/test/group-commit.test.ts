@@ -121,6 +121,7 @@ describe("group commit", () => {
         requestHash: `hash-${i}`,
         response: new Uint8Array([i, 2, 2]),
         streamId: streams[i],
+        streamVersion: 2,
       });
     }
     expect(await store.getCommandResult(requests[2] as string)).toBeNull();

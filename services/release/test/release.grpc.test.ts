@@ -444,6 +444,17 @@ test("a retried command (same request id) returns the first result and records n
   expect(b).toEqual(a);
   expect(c).toEqual(a);
   expect((await get(releaseId)).phase).toBe(ReleasePhase.ASSESSMENT);
+  // After a later command the retry still answers the release as the first call left it: the
+  // answer is recorded as the stream's version (no copy of the release) and rebuilt from it.
+  await coordinator.recordReleaseLogEntry({ ...req(), releaseId, kind: LogEntryKind.RISK, text: "later" });
+  expect(await coordinator.advanceReleasePhase(request)).toEqual(a);
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  const recorded = await db.query("SELECT response, stream_version FROM command_results WHERE request_id = $1", [
+    request.requestId,
+  ]);
+  await db.end();
+  expect(recorded.rows).toEqual([{ response: null, stream_version: String(a.release?.version) }]);
 });
 
 test("a new model version never changes releases already running on the old one", async () => {

@@ -112,6 +112,8 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
       decide: (state: S, prepared: P, tx: pg.PoolClient) => E[] | Promise<E[]>;
       project: (client: pg.PoolClient, state: S) => Promise<void>;
       respond: (outcome: Outcome<S, E>, prepared: P) => MessageShape<O>;
+      /** The answer is the state after the command (see @rdm/command-handler): recorded as its version. */
+      answerIsState?: boolean;
     },
   ): Promise<MessageShape<O>> {
     // What the last attempt prepared: its decision and its answer are made from it.
@@ -138,6 +140,7 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
         project: (client, outcome) => spec.project(client, outcome.after),
         response: spec.output,
         respond: (outcome) => spec.respond(outcome, prepared),
+        answerIsState: spec.answerIsState ?? false,
         requestHash: requestFingerprint(method.input as DescMessage, request as never, ctx.principal.subject),
       },
     );
@@ -181,6 +184,8 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
       },
       respond:
         options.respond ?? ((outcome) => create(output, { change: outcome.after.change } as never) as MessageShape<O>),
+      // The whole change request: recorded as the stream's version, rebuilt on a retry.
+      answerIsState: !options.respond,
     });
   }
 

@@ -1,5 +1,5 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { type CommandOrigin, isRuleViolation, refuseOversizedEvents } from "@rdm/command-handler";
+import { answerOf, type CommandOrigin, isRuleViolation, refuseOversizedEvents } from "@rdm/command-handler";
 import type { BulkAppendOptions, CommandResult, ExpectedVersion, NewEvent } from "@rdm/eventstore";
 import type { CallContext } from "@rdm/grpc";
 import type { ConfigurationItem, Relationship } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -142,13 +142,13 @@ export class BatchDecider {
     const here = this.answered.get(entry.requestId);
     if (here) {
       const recorded = { requestHash: here.requestHash, response: toBinary(ImportItemResultSchema, here.result) };
-      return this.deps.handler.answerOf({ ...recorded, streamId: null }, entry.requestId, {
+      return answerOf({ ...recorded, streamId: null, streamVersion: null }, entry.requestId, {
         ...RESPONSE,
         requestHash: entry.requestHash,
       });
     }
     const previous = this.reads.answers.get(entry.requestId) ?? null;
-    return this.deps.handler.answerOf(previous, entry.requestId, { ...RESPONSE, requestHash: entry.requestHash });
+    return answerOf(previous, entry.requestId, { ...RESPONSE, requestHash: entry.requestHash });
   }
 
   private register(entry: ImportEntry): ImportItemResult {

@@ -57,6 +57,7 @@ export function runDeploymentCommand<R extends DescMessage>(
       ctx: DecisionContext,
       tx: pg.PoolClient,
     ) => DeploymentCommand | Promise<DeploymentCommand>;
+    /** An answer made of more than the deployment after the command (default: `{ deployment }`). */
     respond?: (state: DeploymentAggregateState) => MessageShape<R>;
   },
 ): Promise<MessageShape<R>> {
@@ -73,6 +74,8 @@ export function runDeploymentCommand<R extends DescMessage>(
     response: spec.output,
     respond: ({ after }) =>
       spec.respond?.(after) ?? (create(spec.output, { deployment: after.deployment } as never) as MessageShape<R>),
+    // The deployment after the command: recorded as the stream's version, rebuilt on a retry.
+    answerIsState: !spec.respond,
     requestHash: requestFingerprint(method.input, request as never, ctx.principal.subject),
   };
   return handler.handle(originOf(ctx, request.requestId), command);
@@ -105,6 +108,7 @@ export function runEnvironmentCommand<R extends DescMessage>(
     },
     response: spec.output,
     respond: ({ after }) => create(spec.output, { environment: after.environment } as never) as MessageShape<R>,
+    answerIsState: true,
     requestHash: requestFingerprint(method.input, request as never, ctx.principal.subject),
   });
 }

@@ -69,6 +69,8 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
       newStream: key === "registerRelease",
       response: output,
       respond: ({ after }) => create(output, { release: after.release }),
+      // The whole release: recorded as the stream's version, rebuilt on a retry (not stored per command).
+      answerIsState: true,
       requestHash: requestFingerprint(method[key].input as DescMessage, request, ctx.principal.subject),
     }) as Promise<MessageShape<(typeof method)[K]["output"]>>;
   }
