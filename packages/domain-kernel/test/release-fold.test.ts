@@ -64,9 +64,16 @@ function history(releaseId: string) {
         quorum: 1,
       },
     ],
+    // A coordinator named while the approval is pending is added to its ineligible approvers.
+    [ev.ReleasePlanningUpdatedSchema, { releaseId, coordinator: "dan" }],
     [ev.ReleaseApprovalGrantedSchema, { releaseId, approvalId: "a1", approver: "eve", comment: "ok" }],
     [ev.ReleaseChangeRequestLinkedSchema, { releaseId, changeRequestId: "CHG-1" }],
+    [ev.ReleaseChangeRequestLinkedSchema, { releaseId, changeRequestId: "CHG-2" }],
+    [ev.ReleaseChangeRequestUnlinkedSchema, { releaseId, changeRequestId: "CHG-1" }],
     [ev.ReleaseArtifactAttachedSchema, { releaseId, artifact: { artifactId: "art-1", name: "api", version: "1.0.0" } }],
+    [ev.ReleaseArtifactAttachedSchema, { releaseId, artifact: { artifactId: "art-2", name: "web", version: "1.0.0" } }],
+    [ev.ReleaseArtifactDetachedSchema, { releaseId, artifactId: "art-1" }],
+    [ev.ReleaseDeploymentRecordedSchema, { releaseId, deployment: { deploymentId: "d1", environment: "prod" } }],
     [ev.ReleaseDeadlineMissedSchema, { releaseId, phase: ReleasePhase.REGISTRATION, phaseEntry: 1, dueAt: at(60) }],
     [ev.ReleaseDeadlineEscalatedSchema, { releaseId, phaseEntry: 1 }],
     [ev.ReleaseTaskCompletedSchema, { releaseId, taskId: "t1" }],
@@ -109,4 +116,29 @@ test("fold from a state leaves that state and the events as they were", () => {
   expect(sameRelease(after, byEvolve(events.slice(3), before))).toBe(true);
   expect(equals(ReleaseSchema, before.release as never, beforeCopy)).toBe(true);
   expect(encode()).toEqual(bytes);
+});
+
+/** Freezes a state as the command handler does under jest: a change in place then throws. */
+function deepFreeze(value: unknown): void {
+  if (typeof value !== "object" || value === null || Object.isFrozen(value) || ArrayBuffer.isView(value)) return;
+  Object.freeze(value);
+  for (const key of Reflect.ownKeys(value)) deepFreeze((value as Record<string | symbol, unknown>)[key]);
+}
+
+test("folding on from a state, split anywhere in the history, changes nothing of that state", () => {
+  const { events } = history(randomUUID());
+  for (let n = 1; n < events.length; n++) {
+    const before = kernelRelease.fold(events.slice(0, n));
+    const beforeCopy = clone(ReleaseSchema, before.release as never);
+    deepFreeze(before);
+    const after = kernelRelease.fold(events.slice(n), before);
+    expect(sameRelease(after, byEvolve(events))).toBe(true);
+    expect(equals(ReleaseSchema, before.release as never, beforeCopy)).toBe(true);
+  }
+  const released = kernelRelease.fold(events).release;
+  expect([released?.approvals[0]?.ineligibleApprovers, released?.linkedChangeRequestIds]).toEqual([
+    ["olga", "cid", "dan"],
+    ["CHG-2"],
+  ]);
+  expect(released?.package.map((a) => a.artifactId)).toEqual(["art-2"]);
 });
