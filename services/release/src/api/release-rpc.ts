@@ -1,15 +1,18 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
+import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
-import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import { type CallContext, EncodedResponse, InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import type { YearlyKeys } from "@rdm/keys";
+import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { decodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { ReleaseCommand, ReleaseState } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import type { ReleaseModelStore } from "../store/model-store.js";
+import { takeEncodedRelease } from "../store/release-projection.js";
 import { releaseCommand } from "../store/releases.js";
 
 export interface ReleaseApiDeps {
@@ -36,6 +39,28 @@ interface CommandRequest {
   releaseId: string;
 }
 
+type Method = (typeof api.ReleaseService)["method"];
+type Answer<K extends keyof Method> = MessageShape<Method[K]["output"]> | EncodedResponse<Method[K]["output"]>;
+
+/**
+ * `{ release }` on the wire from the bytes the command's size check encoded (encodedRelease), not
+ * encoded once more: a release may hold 1 MiB. A replayed or no-op answer has none and is encoded
+ * as usual.
+ */
+function onTheWire(
+  output: DescMessage,
+  response: MessageShape<DescMessage>,
+): MessageShape<DescMessage> | EncodedResponse {
+  const [field] = output.fields;
+  const release = (response as { release?: Release }).release;
+  const bytes = release && output.fields.length === 1 && field?.localName === "release" && takeEncodedRelease(release);
+  if (!field || !bytes) return response;
+  return new EncodedResponse(
+    output,
+    new BinaryWriter().tag(field.number, WireType.LengthDelimited).bytes(bytes).finish(),
+  );
+}
+
 /** How the release service's RPCs run commands: through the command handler, answering `{ release }`. */
 export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) {
   const method = api.ReleaseService.method;
@@ -55,9 +80,9 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
     request: CommandRequest & MessageShape<DescMessage>,
     ctx: CallContext,
     toCommand: (state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
-  ): Promise<MessageShape<(typeof method)[K]["output"]>> {
+  ): Promise<Answer<K>> {
     const output = method[key].output as DescMessage;
-    return handler.handle(originOf(request, ctx), {
+    const answer = handler.handle(originOf(request, ctx), {
       ...releaseCommand(request.releaseId, (state, tx) => {
         if (!state.release && key !== "registerRelease")
           throw new RuleViolation("NOT_FOUND", "release.exists", `release ${request.releaseId} not found`, {
@@ -72,7 +97,8 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
       // The whole release: recorded as the stream's version, rebuilt on a retry (not stored per command).
       answerIsState: true,
       requestHash: requestFingerprint(method[key].input as DescMessage, request, ctx.principal.subject),
-    }) as Promise<MessageShape<(typeof method)[K]["output"]>>;
+    });
+    return answer.then((response) => onTheWire(output, response)) as Promise<Answer<K>>;
   }
 
   /** A handler for a release command RPC; every such RPC answers `{ release }`. */

@@ -12,10 +12,10 @@ import { DEFAULT_SUBSCRIPTION_ID } from "./subscriptions.js";
 type Item = Projected<ReleaseState, ReleaseEvent>;
 
 /**
- * A release's bytes, encoded once per state: a command's size check and its index row take the
- * same state after its events, and a release may hold up to 1 MiB. The index row takes them out
- * (indexedBytes): the command handler keeps that state for the stream's next command, and the
- * bytes would stay with it.
+ * A release's bytes, encoded once per state: a command's size check, its index row and its answer
+ * on the wire take the same state after its events, and a release may hold up to 1 MiB. The answer
+ * takes them out (takeEncodedRelease): the command handler keeps that state for the stream's next
+ * command, and the bytes would stay with it.
  */
 const encoded = new WeakMap<Release, Uint8Array>();
 export function encodedRelease(release: Release): Uint8Array {
@@ -27,9 +27,15 @@ export function encodedRelease(release: Release): Uint8Array {
   return bytes;
 }
 
+/** The bytes encodedRelease made of this release, if any, no longer kept. */
+export function takeEncodedRelease(release: Release): Uint8Array | undefined {
+  const bytes = encoded.get(release);
+  encoded.delete(release);
+  return bytes;
+}
+
 function indexedBytes(release: Release): Buffer {
   const bytes = encodedRelease(release);
-  encoded.delete(release);
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
