@@ -83,9 +83,9 @@ export async function startServiceOnNewDatabase(
   name: "release" | "change" | "configuration" | "gateway",
   bench: { servers: { kafkaBrokers: string[] }; secret: string },
   nodeArgs: string[] = [],
-): Promise<ServiceProcess> {
+): Promise<ServiceProcess & { databaseUrl: string }> {
   const db = await createTestDatabase(`bench_${name}`);
-  return startServiceProcess(
+  const service = await startServiceProcess(
     name,
     {
       DATABASE_URL: db.url,
@@ -95,6 +95,7 @@ export async function startServiceOnNewDatabase(
     },
     nodeArgs,
   );
+  return { ...service, databaseUrl: db.url };
 }
 
 /** CPU seconds of each named process tree (a live process and its live descendants). */

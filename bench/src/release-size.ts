@@ -8,6 +8,7 @@ import { toBinary } from "@bufbuild/protobuf";
 import { createGrpcClient } from "@rdm/grpc";
 import { LogEntryKind, type Release, ReleaseSchema, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import pg from "pg";
 import { printCpu, type ServiceProcess, sampleCpu, startServiceOnNewDatabase } from "./processes.js";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
@@ -41,11 +42,14 @@ async function projected(
 
 async function main() {
   const bench = await startBenchServers();
-  const services = [
-    await startServiceOnNewDatabase("release", bench),
-    await startServiceOnNewDatabase("gateway", bench),
-  ];
-  const [release, gateway] = services as [ServiceProcess, ServiceProcess];
+  const release = await startServiceOnNewDatabase("release", bench);
+  const gateway = await startServiceOnNewDatabase("gateway", bench);
+  const services: ServiceProcess[] = [release, gateway];
+  const releaseDb = new pg.Client({ connectionString: release.databaseUrl });
+  await releaseDb.connect();
+  // What the release service keeps for request ids (one row a command, with its answer).
+  const answersKb = async () =>
+    Number((await releaseDb.query("SELECT pg_total_relation_size('command_results') AS n")).rows[0].n) / 1024;
   const client = createGrpcClient(ReleaseService, `127.0.0.1:${release.port}`, { token: bench.token });
   const gatewayUrl = `http://127.0.0.1:${gateway.port}`;
   const registered = await client.registerRelease({
@@ -82,7 +86,9 @@ async function main() {
         `p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`,
     );
     printCpu(before, sampleCpu(services), TIMED);
+    console.log(`  command_results (recorded answers): ${(await answersKb()).toFixed(0)} KB`);
   }
+  await releaseDb.end();
   for (const service of services.reverse()) await service.stop();
   await bench.servers.stop();
 }
