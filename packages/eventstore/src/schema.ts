@@ -3,11 +3,16 @@ import type { MigrationSet } from "./migrations.js";
 /** Channel the store NOTIFYs on every append (delivered at commit), so the relay wakes at once. */
 export const EVENTS_CHANNEL = "rdm_events";
 
-/**
- * rdm_append_batch as a migration creates it: `create` is CREATE or CREATE OR REPLACE, and
- * `recordResult` the statement recording a request id's answer (migration 3 adds its version).
- */
-const appendBatchFunction = (create: string, recordResult: string) => `${create} rdm_append_batch(
+/** How migration 2 records a request id's answer in rdm_append_batch; migration 3 adds its version. */
+const RECORD_RESULT = `      INSERT INTO command_results AS c (request_id, request_hash, response, stream_id)
+      VALUES (request_ids[i], request_hashes[i], responses[i], stream_ids[i])`;
+
+const RECORD_RESULT_WITH_VERSION = `      INSERT INTO command_results AS c (request_id, request_hash, response, stream_id, stream_version)
+      VALUES (request_ids[i], request_hashes[i], responses[i], stream_ids[i],
+              CASE WHEN expected[i] >= 0 THEN expected[i] + n END)`;
+
+/** rdm_append_batch as migration 2 creates it; migration 3 replaces it, recording the version. */
+const APPEND_BATCH_FUNCTION = `CREATE FUNCTION rdm_append_batch(
   stream_ids text[], stream_types text[], expected bigint[], event_counts int[],
   request_ids text[], request_hashes text[], responses bytea[],
   event_ids uuid[], event_types text[], event_data bytea[], event_metadata jsonb[]
@@ -29,7 +34,7 @@ BEGIN
     IF request_ids[i] IS NOT NULL THEN
       -- First, so a retried command is recognized before its (now stale) expected version is
       -- checked. A concurrent duplicate waits on the primary key until this transaction ends.
-${recordResult}
+${RECORD_RESULT}
       ON CONFLICT (request_id) DO NOTHING;
       IF NOT FOUND THEN
         outcome := 'duplicate';
@@ -90,13 +95,6 @@ ${recordResult}
 END
 $append$;`;
 
-const RECORD_RESULT = `      INSERT INTO command_results AS c (request_id, request_hash, response, stream_id)
-      VALUES (request_ids[i], request_hashes[i], responses[i], stream_ids[i])`;
-
-const RECORD_RESULT_WITH_VERSION = `      INSERT INTO command_results AS c (request_id, request_hash, response, stream_id, stream_version)
-      VALUES (request_ids[i], request_hashes[i], responses[i], stream_ids[i],
-              CASE WHEN expected[i] >= 0 THEN expected[i] + n END)`;
-
 export const eventStoreMigrations: MigrationSet = {
   component: "eventstore",
   migrations: [
@@ -153,7 +151,7 @@ CREATE TABLE command_results (
 --               (ordering by transaction id would reorder the stream): retry in a new transaction
 -- expected: -1 = any, 0 = no stream, n = the stream's version. Events are flattened in append
 -- order; event_counts tells how many belong to each append.
-${appendBatchFunction("CREATE FUNCTION", RECORD_RESULT)}`,
+${APPEND_BATCH_FUNCTION}`,
     },
     {
       version: 3,
@@ -167,7 +165,7 @@ ALTER TABLE command_results ADD COLUMN stream_version bigint;
 
 -- As migration 2, but recording stream_version: an append's new version is known before it is
 -- written when an expected version is given (a refused append's row is deleted below).
-${appendBatchFunction("CREATE OR REPLACE FUNCTION", RECORD_RESULT_WITH_VERSION)}`,
+${APPEND_BATCH_FUNCTION.replace("CREATE FUNCTION", "CREATE OR REPLACE FUNCTION").replace(RECORD_RESULT, RECORD_RESULT_WITH_VERSION)}`,
     },
   ],
 };
