@@ -636,7 +636,11 @@ test("a request id reused for another command is refused, even when the two requ
   const refused = await precondition(manager.completeChangeImplementation({ ...reused, changeRequestId: id }));
   expect(refused.violations.map((v) => v.type)).toEqual(["request.idempotency"]);
   expect((await manager.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTING);
-  // The same command again is still a retry.
+  // The same command again is still a retry, answered with the change as it left it even after
+  // the change has moved on (the answer is rebuilt from the change's events up to it).
+  expect(await manager.startChangeImplementation({ ...reused, changeRequestId: id })).toEqual(started);
+  const completed = await manager.completeChangeImplementation({ ...rid(), changeRequestId: id });
+  expect(completed.change?.state).not.toBe(ChangeState.IMPLEMENTING);
   expect(await manager.startChangeImplementation({ ...reused, changeRequestId: id })).toEqual(started);
 });
 

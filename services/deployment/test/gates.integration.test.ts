@@ -254,7 +254,12 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
   };
   const first = await deployer.planDeployment(request);
   const again = await deployer.planDeployment(request);
-  expect(again.deployment?.deploymentId).toBe(first.deployment?.deploymentId);
+  expect(again).toEqual(first);
+  // After the deployment moved on, the retry still answers it as planned (rebuilt at that version).
+  const deploymentId = first.deployment?.deploymentId as string;
+  const cancelled = await deployer.cancelDeployment({ ...rid(), deploymentId, reason: "not today" });
+  expect(cancelled.deployment?.version).toBeGreaterThan(first.deployment?.version ?? 0n);
+  expect(await deployer.planDeployment(request)).toEqual(first);
   await refusedWith(
     deployer.planDeployment({
       ...rid(),
