@@ -86,6 +86,14 @@ async function main() {
         `p50 ${ms(percentile(latencies, 50))}, p99 ${ms(percentile(latencies, 99))}`,
     );
     printCpu(before, sampleCpu(services), TIMED);
+    const reads: number[] = [];
+    for (let i = 0; i < TIMED; i++) {
+      const t0 = performance.now();
+      await client.getRelease({ releaseId });
+      reads.push(performance.now() - t0);
+    }
+    reads.sort((a, b) => a - b);
+    console.log(`  GetRelease one at a time p50 ${ms(percentile(reads, 50))}, p99 ${ms(percentile(reads, 99))}`);
     console.log(`  command_results (recorded answers): ${(await answersKb()).toFixed(0)} KB`);
   }
   await releaseDb.end();

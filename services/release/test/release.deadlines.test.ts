@@ -1,8 +1,9 @@
 // Phase deadlines through the durable scheduler, with two replicas on one database and a
-// restart: each missed deadline yields exactly one ReleaseDeadlineMissed, then one escalation.
+// restart: each missed deadline yields exactly one ReleaseDeadlineMissed, then one escalation;
+// and a read on one replica sees what the other appended.
 // The service's clock is the test's, so nothing sleeps.
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import { ReleasePhase, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { LogEntryKind, ReleasePhase, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { waitFor } from "@rdm/testkit";
 import pg from "pg";
 import { type Harness, type ReleaseClient, registration, req, startHarness } from "./harness.js";
@@ -49,6 +50,18 @@ async function advance(client: ReleaseClient, releaseId: string) {
       await client.completeReleaseTask({ ...req(), releaseId, taskId: t.taskId });
   await client.advanceReleasePhase({ ...req(), releaseId });
 }
+
+test("GetRelease on one replica shows what another appended after this one's last command", async () => {
+  const [a, b] = h.instances;
+  const onA = await h.client("rita", ["release-manager"], { instance: a });
+  const onB = await h.client("rita", ["release-manager"], { instance: b });
+  // A keeps the release's state as its command left it; B appends after it.
+  const { release } = await onA.registerRelease(registration({ title: "Read on both replicas" }));
+  const releaseId = release?.releaseId as string;
+  const logged = await onB.recordReleaseLogEntry({ ...req(), releaseId, kind: LogEntryKind.ISSUE, text: "from B" });
+  expect(logged.release?.log.map((e) => e.text)).toEqual(["from B"]);
+  expect((await onA.getRelease({ releaseId })).release).toEqual(logged.release);
+});
 
 test("a missed deadline is reported once with two replicas, escalated once, and never again after a restart", async () => {
   const [a, b] = h.instances;

@@ -13,10 +13,10 @@ import type { ReleaseApiDeps, ReleaseHandlers } from "./release-rpc.js";
 export function releaseQueryHandlers(
   deps: ReleaseApiDeps,
 ): Pick<ReleaseHandlers, "getRelease" | "getReleaseHistory" | "getReleaseGate"> {
-  const { store, pool } = deps;
+  const { store, pool, handler } = deps;
   return {
     async getRelease(request) {
-      const state = await readRelease(store, request.releaseId);
+      const state = await readRelease(handler, pool, request.releaseId);
       if (!state.release) throw new NotFound("release", request.releaseId);
       return create(api.GetReleaseResponseSchema, { release: state.release });
     },
@@ -50,7 +50,7 @@ export function releaseQueryHandlers(
     },
 
     async getReleaseGate(request) {
-      const state = await readRelease(store, request.releaseId);
+      const state = await readRelease(handler, pool, request.releaseId);
       const { release, model } = state;
       if (!release || !model) throw new NotFound("release", request.releaseId);
       const conditions = gateConditions(state, await loadChangeStates(pool, release));

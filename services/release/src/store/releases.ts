@@ -1,5 +1,10 @@
-import { type Aggregate, type Command, type DecisionContext, RuleViolation } from "@rdm/command-handler";
-import type { EventStore } from "@rdm/eventstore";
+import {
+  type Aggregate,
+  type Command,
+  type CommandHandler,
+  type DecisionContext,
+  RuleViolation,
+} from "@rdm/command-handler";
 import type pg from "pg";
 import { notificationsFor } from "../domain/notifications.js";
 import {
@@ -11,7 +16,7 @@ import {
   type ReleaseEvent,
   type ReleaseState,
 } from "../domain/release.js";
-import { decodeReleaseEvent } from "./event-codec.js";
+import type { ReleaseServiceEvent } from "./event-codec.js";
 import { encodedRelease, releaseProjection } from "./release-projection.js";
 
 /**
@@ -57,7 +62,14 @@ function refuseOversized({ release }: ReleaseState): void {
   );
 }
 
-/** The release's current state, for queries. */
-export async function readRelease(store: EventStore, releaseId: string): Promise<ReleaseState> {
-  return fold((await store.readStream(releaseId)).map(decodeReleaseEvent));
+/**
+ * The release's current state, for queries: from the state the command handler kept of it when it
+ * has one (reading only the events after it), else from its whole stream.
+ */
+export async function readRelease(
+  handler: CommandHandler<ReleaseServiceEvent>,
+  pool: pg.Pool,
+  releaseId: string,
+): Promise<ReleaseState> {
+  return (await handler.load(pool, { aggregate: releases, streamId: releaseId })).state;
 }
