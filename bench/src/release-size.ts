@@ -1,6 +1,7 @@
 // A command's cost as its release grows: RecordReleaseLogEntry on one release, one call at a
 // time, at several lengths of its log, with the CPU each process spends a call until the gateway
-// has projected it. The release service answers every command with the whole release (so its
+// has projected it, then GetRelease's latency and the size of the request ids' recorded answers
+// (command_results). The release service answers every command with the whole release (so its
 // cost grows with it); the gateway writes each log entry once. Prints figures; asserts nothing.
 //   pnpm build && node bench/dist/release-size.js [longest log=3000]
 import { randomUUID } from "node:crypto";
