@@ -4,7 +4,8 @@
 // CMDB, the decoded answers of the other series) out of what the service and the wire take.
 import http2 from "node:http2";
 import { type MessagePort, parentPort, Worker, workerData } from "node:worker_threads";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import type { DurationSchema } from "@bufbuild/protobuf/wkt";
 import {
   AnalyzeImpactRequestSchema,
   ConfigurationService,
@@ -15,6 +16,7 @@ export interface ImpactRequest {
   ciId: string;
   maxDepth: number;
   pathDetail: ImpactPathDetail;
+  maxStaleness?: MessageInitShape<typeof DurationSchema>;
 }
 
 interface Job {

@@ -1,6 +1,7 @@
 // The impact answer written straight to bytes from the in-memory index must be, byte for byte,
 // the message the kernel's walk gives once built and encoded by protobuf-es (sets, order, paths).
 import { create, toBinary } from "@bufbuild/protobuf";
+import { type Timestamp, TimestampSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import {
   CiType,
   ConfigurationItemSchema,
@@ -63,6 +64,7 @@ async function expectedAnswer(
   types: RelationshipType[],
   maxDepth: number,
   detail = ImpactPathDetail.UNSPECIFIED,
+  asOf = AS_OF,
 ) {
   const byName = new Intl.Collator();
   const edges: Edge[] = cmdb.relationships.map((r) => ({
@@ -101,9 +103,14 @@ async function expectedAnswer(
       root: fromRoot(root),
       impacted,
       impactedBusinessServiceIds: impacted.filter((i) => i.type === CiType.BUSINESS_SERVICE).map((i) => i.ciId),
+      asOf,
     }),
   );
 }
+
+const AS_OF = timestampFromMs(1_764_806_400_123);
+const encodedTime = (time: Timestamp) => toBinary(TimestampSchema, time);
+const AS_OF_BYTES = encodedTime(AS_OF);
 
 const fromRoot = (bytes: Uint8Array) => create(ConfigurationItemSchema, { ciId: new TextDecoder().decode(bytes) });
 
@@ -123,12 +130,15 @@ test.each([
     index.replaceOutgoing([], cmdb.relationships);
     for (const rootId of cmdb.ids.slice(0, 12)) {
       const root = new TextEncoder().encode(rootId);
+      // as_of of every size: the epoch (an empty Timestamp), seconds only, seconds and nanos.
+      const asOf = timestampFromMs(seed === 1 ? 0 : seed * 1_000_000_000 + (seed % 2) * 7);
       const encoded = encodeImpactResponse(
         toBinary(ConfigurationItemSchema, fromRoot(root)),
         index.walk(rootId, [...types], maxDepth),
         detail,
+        encodedTime(asOf),
       );
-      const expected = await expectedAnswer(root, rootId, cmdb, [...types], maxDepth, detail);
+      const expected = await expectedAnswer(root, rootId, cmdb, [...types], maxDepth, detail, asOf);
       expect(Buffer.from(encoded).equals(expected)).toBe(true);
     }
   },
@@ -151,7 +161,7 @@ test("changed items and relationships show in the next walk, and removed relatio
   };
   for (const rootId of cmdb.ids.slice(40, 60)) {
     const root = toBinary(ConfigurationItemSchema, fromRoot(new TextEncoder().encode(rootId)));
-    const encoded = encodeImpactResponse(root, index.walk(rootId, [], 0), ImpactPathDetail.UNSPECIFIED);
+    const encoded = encodeImpactResponse(root, index.walk(rootId, [], 0), ImpactPathDetail.UNSPECIFIED, AS_OF_BYTES);
     const expected = await expectedAnswer(new TextEncoder().encode(rootId), rootId, after, [], 0);
     expect(Buffer.from(encoded).equals(expected)).toBe(true);
   }
@@ -168,13 +178,18 @@ test("a graph that grows past the room of its first walks still answers as the k
   );
   const root = (ciId: string) => toBinary(ConfigurationItemSchema, fromRoot(new TextEncoder().encode(ciId)));
   // An unknown CI reaches nothing: the answer is its root alone.
-  const alone = encodeImpactResponse(root("unknown"), index.walk("unknown", [], 0), ImpactPathDetail.UNSPECIFIED);
+  const alone = encodeImpactResponse(
+    root("unknown"),
+    index.walk("unknown", [], 0),
+    ImpactPathDetail.UNSPECIFIED,
+    AS_OF_BYTES,
+  );
   expect(
     Buffer.from(alone).equals(
       Buffer.from(
         toBinary(
           AnalyzeImpactResponseSchema,
-          create(AnalyzeImpactResponseSchema, { root: fromRoot(new TextEncoder().encode("unknown")) }),
+          create(AnalyzeImpactResponseSchema, { root: fromRoot(new TextEncoder().encode("unknown")), asOf: AS_OF }),
         ),
       ),
     ),
@@ -184,7 +199,12 @@ test("a graph that grows past the room of its first walks still answers as the k
   index.addItems(cmdb.items);
   index.replaceOutgoing(cmdb.ids, cmdb.relationships);
   for (const rootId of cmdb.ids.slice(0, 12)) {
-    const encoded = encodeImpactResponse(root(rootId), index.walk(rootId, [], 0), ImpactPathDetail.UNSPECIFIED);
+    const encoded = encodeImpactResponse(
+      root(rootId),
+      index.walk(rootId, [], 0),
+      ImpactPathDetail.UNSPECIFIED,
+      AS_OF_BYTES,
+    );
     const expected = await expectedAnswer(new TextEncoder().encode(rootId), rootId, cmdb, [], 0);
     expect(Buffer.from(encoded).equals(expected)).toBe(true);
   }

@@ -130,6 +130,70 @@ test("another replica's writes show in the next answer (root included), even whi
   ]);
 });
 
+const anHour = { seconds: 3600n, nanos: 0 };
+const msOf = (time: { seconds: bigint; nanos: number } | undefined) =>
+  time ? Number(time.seconds) * 1000 + time.nanos / 1e6 : Number.NaN;
+
+test("with max_staleness, an answer comes from the graph while the database cannot answer; without, it waits for the database", async () => {
+  const [db, api] = [await registerCi("stale-db"), await registerCi("stale-api")];
+  await relate(api, db);
+  const loaded = Date.now();
+  // The reader brings its graph up to date here: the write above is in, and as_of says so.
+  const first = await reader.analyzeImpact({ ciId: db, maxStaleness: anHour });
+  expect(first.impacted.map((i) => i.name)).toEqual(["stale-api"]);
+  expect(msOf(first.asOf)).toBeGreaterThanOrEqual(loaded);
+  // A lock on the events table: the graph's catch-up query cannot read until it is released.
+  const blocker = new pg.Client({ connectionString: databaseUrl });
+  await blocker.connect();
+  let fresh: Promise<unknown> | undefined;
+  try {
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+    let freshAnswered = false;
+    fresh = reader.analyzeImpact({ ciId: db }).then((answer) => {
+      freshAnswered = true;
+      return answer;
+    });
+    const called = Date.now();
+    const stale = await reader.analyzeImpact({ ciId: db, maxStaleness: anHour });
+    expect(stale.impacted.map((i) => i.name)).toEqual(["stale-api"]);
+    expect(msOf(stale.asOf)).toBeGreaterThanOrEqual(called - 3_600_000);
+    expect(msOf(stale.asOf)).toBeLessThanOrEqual(Date.now());
+    // Too old for a bound of one millisecond by now (the lock holds every refresh back): it waits too.
+    let strictAnswered = false;
+    const strict = reader
+      .analyzeImpact({ ciId: db, maxStaleness: { seconds: 0n, nanos: 1_000_000 } })
+      .then(() => (strictAnswered = true));
+    expect(freshAnswered).toBe(false);
+    await blocker.query("COMMIT");
+    await Promise.all([fresh, strict]);
+    expect(strictAnswered).toBe(true);
+  } finally {
+    await blocker.query("ROLLBACK").catch(() => undefined);
+    await blocker.end();
+    await fresh?.catch(() => undefined);
+  }
+});
+
+test("with max_staleness, a write shows once the background refresh has run, and no answer claims an as_of it does not hold", async () => {
+  const [db, api, web] = [await registerCi("bg-db"), await registerCi("bg-api"), await registerCi("bg-web")];
+  await relate(api, db);
+  expect((await reader.analyzeImpact({ ciId: db })).impacted.map((i) => i.name)).toEqual(["bg-api"]);
+  await relate(web, db);
+  const written = Date.now();
+  const seen: string[][] = [];
+  // Only calls that allow an hour's staleness: each starts a refresh in the background.
+  for (let call = 0; call < 1_000; call++) {
+    const answer = await reader.analyzeImpact({ ciId: db, maxStaleness: anHour });
+    const names = answer.impacted.map((i) => i.name);
+    seen.push(names);
+    // An answer that says it holds every write before `written` holds this one.
+    if (msOf(answer.asOf) >= written) expect(names).toEqual(["bg-api", "bg-web"]);
+    if (names.length === 2) break;
+  }
+  expect(seen.at(-1)).toEqual(["bg-api", "bg-web"]);
+});
+
 test("the graph reads on from the last commit horizon, not from the last CI change: other streams' events are not read again at every call", async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   const horizons: bigint[] = [];

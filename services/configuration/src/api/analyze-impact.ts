@@ -1,3 +1,5 @@
+import { toBinary } from "@bufbuild/protobuf";
+import { type Duration, TimestampSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
 import { EncodedResponse, NotFound } from "@rdm/grpc";
 import {
   type AnalyzeImpactRequest,
@@ -7,21 +9,32 @@ import type pg from "pg";
 import { ImpactGraph } from "../store/impact-graph.js";
 import { encodeImpactResponse } from "./impact-response.js";
 
+const durationMs = (d: Duration | undefined) => (d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0);
+
 /**
  * AnalyzeImpact over the in-memory graph (ImpactGraph), brought up to every commit visible at
- * the call, so the answer is the one the database would give, without a round trip per level.
- * The answer (by depth, then name as people read them, then id) is written straight to bytes.
+ * the call, so the answer is the one the database would give, without a round trip per level;
+ * or, when the request allows it (max_staleness), as last brought up to date, refreshed in the
+ * background. The answer (by depth, then name as people read them, then id) is written straight
+ * to bytes.
  */
 export function analyzeImpactHandler(
   pool: pg.Pool,
 ): (request: AnalyzeImpactRequest) => Promise<EncodedResponse<typeof AnalyzeImpactResponseSchema>> {
   const graph = new ImpactGraph(pool);
   return async (request) => {
+    const maxStaleness = durationMs(request.maxStaleness);
+    const stale = maxStaleness > 0 && Date.now() - graph.asOf <= maxStaleness;
+    if (stale) graph.refreshSoon();
     // One round trip a call: the refresh reads what changed, the root comes from the graph.
-    await graph.refresh();
-    const root = graph.item(request.ciId);
+    else await graph.refresh();
+    // A root the graph does not know yet may have been registered since: looked up once more
+    // after a refresh, so "not found" is always the database's answer.
+    const root =
+      graph.item(request.ciId) ?? (stale ? await graph.refresh().then(() => graph.item(request.ciId)) : undefined);
     if (!root) throw new NotFound("configuration item", request.ciId);
     const walk = graph.walk(request.ciId, request.relationshipTypes, request.maxDepth);
-    return new EncodedResponse(AnalyzeImpactResponseSchema, encodeImpactResponse(root, walk, request.pathDetail));
+    const asOf = toBinary(TimestampSchema, timestampFromMs(graph.asOf));
+    return new EncodedResponse(AnalyzeImpactResponseSchema, encodeImpactResponse(root, walk, request.pathDetail, asOf));
   };
 }

@@ -14,6 +14,7 @@ export const MAX_IMPACT_ANSWER_BYTES = 4 * 1024 * 1024;
 const RESPONSE_ROOT = 0x0a; // 1, length-delimited
 const RESPONSE_IMPACTED = 0x12; // 2, length-delimited
 const RESPONSE_BUSINESS_SERVICE_ID = 0x1a; // 3, length-delimited
+const RESPONSE_AS_OF = 0x22; // 4, length-delimited
 const ITEM_DEPTH = 0x28; // 5, varint
 const ITEM_PATH = 0x32; // 6, length-delimited
 const ITEM_PATH_RELATIONSHIPS = 0x3a; // 7, packed
@@ -54,12 +55,18 @@ function scratchFor(items: number): typeof scratch {
 /**
  * The AnalyzeImpactResponse of a walk, encoded straight from each CI's cached fragments: the same
  * bytes protobuf-es writes for the message built from it, without building ~10,000 messages. A
- * whole path is its parent's (already written, copied) plus one entry.
+ * whole path is its parent's (already written, copied) plus one entry. `asOf` is the encoded
+ * Timestamp of as_of.
  */
-export function encodeImpactResponse(root: Uint8Array, walk: Walk, detail: ImpactPathDetail): Uint8Array {
+export function encodeImpactResponse(
+  root: Uint8Array,
+  walk: Walk,
+  detail: ImpactPathDetail,
+  asOf: Uint8Array,
+): Uint8Array {
   const { count, nodes, node } = walk;
   const s = scratchFor(count + 1);
-  let total = 1 + varintSize(root.length) + root.length;
+  let total = 1 + varintSize(root.length) + root.length + 1 + varintSize(asOf.length) + asOf.length;
   if (count > 0) {
     // The analysed CI's path is itself, written by its children as their path's first entry.
     s.pathSize[0] = 1 + (nodes[node[0] as number] as CiNode).id.length;
@@ -86,6 +93,8 @@ export function encodeImpactResponse(root: Uint8Array, walk: Walk, detail: Impac
     buffer.set(id, pos);
     pos += id.length;
   }
+  buffer[pos] = RESPONSE_AS_OF;
+  buffer.set(asOf, writeVarint(buffer, pos + 1, asOf.length));
   return buffer;
 }
 

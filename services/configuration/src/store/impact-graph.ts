@@ -28,14 +28,36 @@ export class ImpactGraph {
   /** A commit horizon (a snapshot's xmin): the changes of every transaction below it are in. */
   private horizon: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
+  /** When the last refresh began (ms since the epoch): every write committed before it is in. */
+  private caughtUpTo = Number.NEGATIVE_INFINITY;
+  /** A refresh started by refreshSoon() and not yet begun: the next one to begin covers it. */
+  private pending = false;
 
   constructor(private readonly pool: pg.Pool) {}
 
+  /** Every write committed before this time (ms since the epoch) is in the graph. */
+  get asOf(): number {
+    return this.caughtUpTo;
+  }
+
   /** Brings the graph up to every commit visible now. Calls run one after another. */
   refresh(): Promise<void> {
-    const run = this.queue.then(() => this.catchUp());
+    const run = this.queue.then(() => {
+      this.pending = false;
+      return this.catchUp();
+    });
     this.queue = run.catch(() => undefined);
     return run;
+  }
+
+  /**
+   * A refresh in the background, unless one is already waiting to begin (it will see every
+   * commit this one would). Its failure (a lost database) is left to the next refresh() awaited.
+   */
+  refreshSoon(): void {
+    if (this.pending) return;
+    this.pending = true;
+    this.refresh().catch(() => undefined);
   }
 
   /** The encoded ConfigurationItem of `ciId` as of the last refresh(); undefined if it has no row. */
@@ -50,6 +72,8 @@ export class ImpactGraph {
 
   private async catchUp(): Promise<void> {
     if (!this.horizon) await this.loadAll();
+    // Before the query: its snapshot, taken later, sees every commit made before this time.
+    const began = Date.now();
     const after = this.horizon as string;
     const { rows } = await this.pool.query<{ horizon: string; changed: string[] }>({
       // Named: run on every AnalyzeImpact call, so parsed and planned once per connection.
@@ -61,7 +85,11 @@ export class ImpactGraph {
     });
     const { horizon, changed } = rows[0] as { horizon: string; changed: string[] };
     // A newer snapshot than the query's: it holds all of the changes.
-    if (changed.length > FULL_RELOAD_THRESHOLD) return this.loadAll();
+    if (changed.length > FULL_RELOAD_THRESHOLD) {
+      await this.loadAll();
+      this.caughtUpTo = began;
+      return;
+    }
     if (changed.length > 0) {
       const [items, relationships] = await Promise.all([
         this.pool.query<ItemRow>(`${ITEMS} WHERE ci_id = ANY($1)`, [changed]),
@@ -77,6 +105,7 @@ export class ImpactGraph {
     // before: the next call reads from there. (Moving only past CI events, every call read again
     // every other event, artifacts' and baselines', committed since the last CI change.)
     if (BigInt(horizon) > BigInt(after)) this.horizon = horizon;
+    this.caughtUpTo = began;
   }
 
   /** Everything from one snapshot; the horizon is its xmin: every older transaction is in it. */
