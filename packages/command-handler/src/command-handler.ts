@@ -20,7 +20,7 @@ import { foldRecorded, foldWith, stateAsStored } from "./command.js";
 import { isBehindExpected, isConflict, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
-import { recordedAnswer } from "./recorded-answer.js";
+import { answerFor, answerToRecord, recordedAnswer } from "./recorded-answer.js";
 import { isRuleViolation } from "./rule-violation.js";
 import { StateCache } from "./state-cache.js";
 
@@ -109,7 +109,7 @@ export class CommandHandler<E extends DomainEvent> {
           : await this.attemptGrouped(origin, command, attempt === 1);
         if (result.replayed) return result.replayed;
         const { outcome } = result as { outcome: Outcome<S, ES> };
-        const response = command.respond(outcome);
+        const response = answerFor(command, outcome);
         if (outcome.events.length > 0) return response;
         return await this.recordNoOp(origin.requestId, command, outcome, response);
       } catch (error) {
@@ -286,7 +286,7 @@ export class CommandHandler<E extends DomainEvent> {
               requestId: origin.requestId,
               requestHash: client.requestHash,
               // A state answer is rebuilt from the stream (answerIsState): the append records its version.
-              ...(client.answerIsState ? {} : { response: toBinary(client.response, client.respond(outcome)) }),
+              ...(client.answerIsState ? {} : { response: answerToRecord(client, outcome) }),
             }
           : {}),
         ...(projection

@@ -1,9 +1,36 @@
-import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import { type DescMessage, fromBinary, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import type { CommandResult, EventStore } from "@rdm/eventstore";
-import { type Aggregate, type AnswerSource, foldRecorded, type Queryable, type Snapshot } from "./command.js";
+import {
+  type Aggregate,
+  type AnswerSource,
+  type ClientCommand,
+  foldRecorded,
+  type Outcome,
+  type Queryable,
+  type Snapshot,
+} from "./command.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { RuleViolation } from "./rule-violation.js";
 import type { StateCache } from "./state-cache.js";
+
+/** Answers made to be recorded with an append, by the outcome they answer. */
+const recorded = new WeakMap<object, unknown>();
+
+/** A client command's answer, encoded to be recorded with its append (answerFor gives it again). */
+export function answerToRecord<S, E extends DomainEvent, R extends DescMessage>(
+  command: ClientCommand<S, E, R>,
+  outcome: Outcome<S, E>,
+) {
+  const answer = command.respond(outcome);
+  recorded.set(outcome, answer);
+  return toBinary(command.response, answer);
+}
+
+/** The answer to a command once appended: the one recorded with it, else made now. */
+export const answerFor = <S, E extends DomainEvent, R extends DescMessage>(
+  command: ClientCommand<S, E, R>,
+  outcome: Outcome<S, E>,
+) => (recorded.get(outcome) as MessageShape<R> | undefined) ?? command.respond(outcome);
 
 /** A request id recorded for another request (another body) is refused: FAILED_PRECONDITION. */
 export function refuseReusedId(previous: CommandResult, requestId: string, requestHash: string): void {

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
+import { StringValueSchema } from "@bufbuild/protobuf/wkt";
 import { EventStore, WrongExpectedVersion, withTransaction } from "@rdm/eventstore";
 import {
   type ReleaseAbandoned,
@@ -85,6 +86,21 @@ describe("CommandHandler.handle", () => {
         { rule: "request.idempotency", subject: requestId, description: "request_id reused with a different payload" },
       ],
     });
+  });
+
+  test("an answer recorded as bytes is made once: the caller gets the one recorded", async () => {
+    const streamId = uniqueId("notes");
+    const made: unknown[] = [];
+    const respond = ({ after }: { after: Notes }) => {
+      const answer = create(StringValueSchema, { value: after.notes.join(",") });
+      made.push(answer);
+      return answer;
+    };
+    const requestId = randomUUID();
+    const answer = await handler.handle(origin(requestId), addNote(streamId, "a", { respond }));
+    expect(made).toEqual([answer]);
+    expect(made[0]).toBe(answer);
+    expect((await handler.handle(origin(requestId), addNote(streamId, "a", { respond }))).value).toBe("a");
   });
 
   test("concurrent commands on one stream are re-decided on fresh state until each commits", async () => {
