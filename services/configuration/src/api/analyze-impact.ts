@@ -1,5 +1,6 @@
 import { toBinary } from "@bufbuild/protobuf";
-import { type Duration, TimestampSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { TimestampSchema, timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { durationMs } from "@rdm/domain-kernel/release";
 import { EncodedResponse, NotFound } from "@rdm/grpc";
 import {
   type AnalyzeImpactRequest,
@@ -8,8 +9,6 @@ import {
 import type pg from "pg";
 import { ImpactGraph } from "../store/impact-graph.js";
 import { encodeImpactResponse } from "./impact-response.js";
-
-const durationMs = (d: Duration | undefined) => (d ? Number(d.seconds) * 1000 + d.nanos / 1e6 : 0);
 
 /**
  * AnalyzeImpact over the in-memory graph (ImpactGraph), brought up to every commit visible at
