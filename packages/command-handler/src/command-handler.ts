@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type CommandResult, type EventStore, withTransaction } from "@rdm/eventstore";
+import { type CommandResult, type EventStore, isConflict, withTransaction } from "@rdm/eventstore";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import type {
@@ -17,7 +17,7 @@ import type {
   Snapshot,
 } from "./command.js";
 import { foldRecorded, foldWith, stateAsStored } from "./command.js";
-import { isBehindExpected, isConflict, isDeadlock } from "./conflicts.js";
+import { isBehindExpected, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 import { answerFor, answerToRecord, recordedAnswer } from "./recorded-answer.js";

@@ -1,3 +1,5 @@
+import { isConflict } from "@rdm/eventstore";
+
 /** PostgreSQL's unique_violation: a key another writer took between the decision and the commit. */
 export const isUniqueViolation = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "23505";
 
@@ -7,9 +9,6 @@ export const isUniqueViolation = (error: unknown): boolean => (error as { code?:
  * own). The transaction rolled back whole, so the command can be decided again.
  */
 export const isDeadlock = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "40P01";
-
-/** The event store refused an append: another writer appended to the stream first. */
-export const isConflict = (error: unknown) => error instanceof Error && error.name === "WrongExpectedVersion";
 
 /** A refusal that found the stream shorter than the version we decided on: it was rewritten. */
 export const isBehindExpected = (error: unknown) => {

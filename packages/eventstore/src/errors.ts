@@ -14,6 +14,10 @@ export class WrongExpectedVersion extends Error {
   }
 }
 
+/** The store refused an append because another writer appended to the stream first. */
+export const isConflict = (error: unknown): error is WrongExpectedVersion =>
+  error instanceof Error && error.name === "WrongExpectedVersion";
+
 /** A command with this request id was already executed; the caller returns the stored response. */
 export class DuplicateRequest extends Error {
   override readonly name = "DuplicateRequest";

@@ -1,6 +1,6 @@
 export type { GroupCommitOptions, Projection, ProjectionItem } from "./append-batch.js";
 export type { CommandResult } from "./command-results.js";
-export { DuplicateRequest, type ExpectedVersion, isDataException, WrongExpectedVersion } from "./errors.js";
+export { DuplicateRequest, type ExpectedVersion, isConflict, isDataException, WrongExpectedVersion } from "./errors.js";
 export {
   type AppendOptions,
   type AppendResult,

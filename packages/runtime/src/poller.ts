@@ -1,3 +1,4 @@
+import { isConflict } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 
 export interface Poller {
@@ -8,7 +9,8 @@ export interface Poller {
 
 /**
  * Runs `round` every `intervalMs` until stopped; a round that fails is logged and retried at
- * the next tick. Rounds never overlap, and stop() waits for the one in flight.
+ * the next tick (a concurrent write as info, anything else as an error). Rounds never overlap,
+ * and stop() waits for the one in flight.
  */
 export function startPoller(name: string, intervalMs: number, round: () => Promise<number>, logger: Logger): Poller {
   let stopped = false;
@@ -16,7 +18,10 @@ export function startPoller(name: string, intervalMs: number, round: () => Promi
   let inFlight: Promise<number> = Promise.resolve(0);
   const runOnce = () => {
     inFlight = inFlight.then(round, round).catch((error: Error) => {
-      logger.error({ err: error, job: name }, `${name} round failed`);
+      // A command the round appended met a concurrent one on the same stream: each item is
+      // handled in its own transaction, which rolled back whole, so the next round takes it again.
+      if (isConflict(error)) logger.info({ err: error, job: name }, `${name} round met a concurrent write`);
+      else logger.error({ err: error, job: name }, `${name} round failed`);
       return 0;
     });
     return inFlight;
