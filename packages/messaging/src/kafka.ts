@@ -19,6 +19,24 @@ const pinoLevelToKafkajs: Record<string, logLevel> = {
   trace: logLevel.DEBUG,
 };
 
+/**
+ * Writes a kafkajs log entry to pino at the matching level, except kafkajs' connection's own
+ * "Response ..." errors: it logs every error response as an error before handing it to the
+ * caller, which retries (a group rebalancing, a leader moving) or logs its own failure. Those
+ * are warnings here, so an error line means something failed.
+ */
+function kafkajsLogLine(logger: Logger) {
+  return ({ namespace, level, log }: LogEntry) => {
+    const { message, timestamp: _timestamp, logger: _logger, ...extra } = log as LogEntry["log"] & { logger?: unknown };
+    const fields = { kafkajs_namespace: namespace, ...extra };
+    const handedToCaller = namespace === "Connection" && message.startsWith("Response ");
+    if (level === logLevel.ERROR && !handedToCaller) logger.error(fields, message);
+    else if (level <= logLevel.WARN) logger.warn(fields, message);
+    else if (level === logLevel.INFO) logger.info(fields, message);
+    else logger.debug(fields, message);
+  };
+}
+
 /** A kafkajs client whose log output goes to our pino logger. */
 export function createKafka(options: KafkaOptions): Kafka {
   const logger = options.logger.child({ kafka_client_id: options.clientId });
@@ -26,21 +44,7 @@ export function createKafka(options: KafkaOptions): Kafka {
     clientId: options.clientId,
     brokers: options.brokers,
     logLevel: pinoLevelToKafkajs[logger.level] ?? logLevel.INFO,
-    logCreator:
-      () =>
-      ({ namespace, level, log }: LogEntry) => {
-        const {
-          message,
-          timestamp: _timestamp,
-          logger: _logger,
-          ...extra
-        } = log as LogEntry["log"] & { logger?: unknown };
-        const fields = { kafkajs_namespace: namespace, ...extra };
-        if (level === logLevel.ERROR) logger.error(fields, message);
-        else if (level === logLevel.WARN) logger.warn(fields, message);
-        else if (level === logLevel.INFO) logger.info(fields, message);
-        else logger.debug(fields, message);
-      },
+    logCreator: () => kafkajsLogLine(logger),
     // Brokers restart and elect leaders; ride that out for about a minute before giving up
     // (the consumer restarts itself after that, see startConsumer).
     connectionTimeout: 3_000,
