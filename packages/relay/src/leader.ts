@@ -146,7 +146,10 @@ async function relayCycle(
   });
   const events = takeBatch(read, ctx.maxBatchBytes);
   ctx.status.cycles++;
-  if (events.length > 0) session.checkpoint = await publishBatch(ctx, producer, client, checkpoint, events);
+  if (events.length > 0) {
+    session.checkpoint = await publishBatch(ctx, producer, client, checkpoint, events);
+    ctx.status.batches++;
+  }
   return { caughtUp: read.length < ctx.batchSize && events.length === read.length, published: events.length };
 }
 

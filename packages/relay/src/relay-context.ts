@@ -23,6 +23,7 @@ export interface RelayStatus {
   stopping: boolean;
   leader: boolean;
   cycles: number;
+  batches: number;
   lastError: Error | undefined;
   /** Disconnects Kafka under a batch in flight; set while leading. */
   abortKafka: (() => Promise<void>) | undefined;

@@ -50,6 +50,8 @@ export interface Relay {
   readonly isLeader: boolean;
   /** Completed read cycles (observable progress for tests and health checks). */
   readonly cycles: number;
+  /** Batches published, each one produce request (cycles that found nothing to publish are not). */
+  readonly batches: number;
   /** The error of the last failed cycle; cleared by the next successful one. */
   readonly lastError: Error | undefined;
 }
@@ -65,6 +67,7 @@ async function prepareRelay(options: RelayOptions): Promise<RelayContext> {
     stopping: false,
     leader: false,
     cycles: 0,
+    batches: 0,
     lastError: undefined,
     abortKafka: undefined,
     heldBackWaitMs: HELD_BACK_FIRST_WAIT_MS / 2,
@@ -129,6 +132,9 @@ export async function startRelay(options: RelayOptions): Promise<Relay> {
     },
     get cycles() {
       return status.cycles;
+    },
+    get batches() {
+      return status.batches;
     },
     get lastError() {
       return status.lastError;
