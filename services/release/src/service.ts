@@ -30,6 +30,7 @@ export const releaseEnv = z
     RELEASE_WEBHOOK_POLL_MS: z.coerce.number().int().min(10).default(1_000),
     RELEASE_WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(1).default(2_000),
     RELEASE_WEBHOOK_MAX_ATTEMPTS: z.coerce.number().int().min(1).default(8),
+    RELEASE_WEBHOOK_TIMEOUT_MS: z.coerce.number().int().min(100).max(300_000).default(5_000),
     /** Kafka group session timeout of the consumer (tests use short ones). */
     RELEASE_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
     /** Base URL of the HTTP gateway, for the links in notification payloads. */
@@ -101,6 +102,7 @@ export function createReleaseService(
             intervalMs: config.RELEASE_WEBHOOK_POLL_MS,
             backoffMs: config.RELEASE_WEBHOOK_BACKOFF_MS,
             maxAttempts: config.RELEASE_WEBHOOK_MAX_ATTEMPTS,
+            timeoutMs: config.RELEASE_WEBHOOK_TIMEOUT_MS,
             logger,
           }),
         );

@@ -108,6 +108,8 @@ beforeAll(async () => {
     RELEASE_WEBHOOK_POLL_MS: "50",
     RELEASE_WEBHOOK_BACKOFF_MS: "60000",
     RELEASE_WEBHOOK_MAX_ATTEMPTS: "2",
+    // A held POST must outlast the other subscription's delivery however slow the machine.
+    RELEASE_WEBHOOK_TIMEOUT_MS: "120000",
     NOTIFICATION_LINK_BASE_URL: "http://gateway.test",
   });
   manager = await h.client("rita", ["release-manager"]);

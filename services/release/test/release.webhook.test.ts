@@ -1,6 +1,6 @@
 // Notifications reach a webhook receiver on loopback: signed with HMAC-SHA256, retried with
-// backoff after a failure, given up (FAILED) after the last allowed attempt, and their delivery
-// status recorded.
+// backoff after a failure or no answer in time, given up (FAILED) after the last allowed attempt,
+// and their delivery status recorded.
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { waitFor } from "@rdm/testkit";
@@ -31,6 +31,8 @@ beforeAll(async () => {
       const signatureValid = request.headers["x-rdm-signature"] === webhookSignature(webhookSecret, timestamp, body);
       const path = String(request.url);
       received.push({ path, id, body, signatureValid, payload: JSON.parse(body) });
+      // /hooks/silent never answers.
+      if (path === "/hooks/silent") return;
       // /hooks/flaky fails the first attempt of every notification, so each one is retried once;
       // /hooks/down never accepts anything.
       const first = !seen.has(id);
@@ -51,6 +53,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await h?.stop();
+  server?.closeAllConnections();
   await new Promise((resolve) => server?.close(resolve));
 });
 
@@ -141,5 +144,31 @@ test("after the last allowed attempt the delivery is marked FAILED and never pos
     ]);
   } finally {
     await down.stop();
+  }
+});
+
+test("a target that does not answer within RELEASE_WEBHOOK_TIMEOUT_MS: the attempt fails, the delivery waits for its retry", async () => {
+  const silent = await startHarness({
+    RELEASE_WEBHOOK_URL: `${receiverUrl}/hooks/silent`,
+    RELEASE_WEBHOOK_SECRET: webhookSecret,
+    RELEASE_WEBHOOK_POLL_MS: "50",
+    RELEASE_WEBHOOK_BACKOFF_MS: "30000",
+    RELEASE_WEBHOOK_TIMEOUT_MS: "300",
+  });
+  try {
+    const manager = await silent.client("rita", ["release-manager"]);
+    const { release } = await manager.registerRelease(registration());
+    const releaseId = release?.releaseId as string;
+    const failed = await waitFor(
+      async () => {
+        const [first] = (await manager.listNotificationDeliveries({ releaseId })).deliveries;
+        return first?.attempts === 1 ? first : undefined;
+      },
+      { timeoutMs: 30_000, description: "the first attempt recorded" },
+    );
+    expect(failed).toMatchObject({ status: "PENDING", lastError: "no answer within 300 ms" });
+    expect(received.filter((r) => r.payload.releaseId === releaseId).map((r) => r.path)).toEqual(["/hooks/silent"]);
+  } finally {
+    await silent.stop();
   }
 });

@@ -41,6 +41,7 @@ export async function postSigned(post: SignedPost): Promise<{ status: number; fa
     await response.arrayBuffer().catch(() => undefined);
     return { status: response.status, failure: response.ok ? undefined : `HTTP ${response.status}` };
   } catch (error) {
-    return { status: 0, failure: (error as Error).message };
+    const timedOut = (error as Error).name === "TimeoutError";
+    return { status: 0, failure: timedOut ? `no answer within ${post.timeoutMs} ms` : (error as Error).message };
   }
 }

@@ -29,6 +29,7 @@ export interface NotifierOptions {
     RELEASE_WEBHOOK_POLL_MS: number;
     RELEASE_WEBHOOK_BACKOFF_MS: number;
     RELEASE_WEBHOOK_MAX_ATTEMPTS: number;
+    RELEASE_WEBHOOK_TIMEOUT_MS: number;
     NOTIFICATION_LINK_BASE_URL: string;
   };
 }
@@ -66,6 +67,7 @@ export async function startNotifier(options: NotifierOptions): Promise<Worker[]>
       intervalMs: config.RELEASE_WEBHOOK_POLL_MS,
       backoffMs: config.RELEASE_WEBHOOK_BACKOFF_MS,
       maxAttempts: config.RELEASE_WEBHOOK_MAX_ATTEMPTS,
+      timeoutMs: config.RELEASE_WEBHOOK_TIMEOUT_MS,
       logger,
     }),
   ];
