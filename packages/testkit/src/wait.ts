@@ -1,7 +1,10 @@
 import { randomBytes } from "node:crypto";
 
 export interface WaitForOptions {
-  /** Give up after this long (default 10 000 ms). */
+  /**
+   * Give up after this long (default 30 000 ms: a Kafka round trip through a consumer group on a
+   * loaded two-core machine, with room; a passing wait takes no longer for it).
+   */
   timeoutMs?: number;
   /** Pause between attempts (default 50 ms). */
   intervalMs?: number;
@@ -16,7 +19,7 @@ type Truthy<T> = Exclude<T, false | null | undefined | 0 | "">;
  * counts as "not yet". Throws after `timeoutMs`, naming `description` and the last error.
  */
 export async function waitFor<T>(fn: () => T | Promise<T>, options: WaitForOptions = {}): Promise<Truthy<T>> {
-  const timeoutMs = options.timeoutMs ?? 10_000;
+  const timeoutMs = options.timeoutMs ?? 30_000;
   const intervalMs = options.intervalMs ?? 50;
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
