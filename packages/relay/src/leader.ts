@@ -154,18 +154,22 @@ async function relayCycle(
 }
 
 /**
- * Measures the lag now and then (always before a wait) and, once caught up and not about to
- * linger (`busy`, see lead), waits for more.
+ * Measures the lag now and then (before a wait, unless still held back) and, once caught up and
+ * not about to linger (`busy`, see lead), waits for more.
  */
 async function afterCycle(
   ctx: RelayContext,
   session: LeaderSession,
   client: PoolClient,
-  caughtUp: boolean,
+  cycle: { caughtUp: boolean; published: number },
   busy: boolean,
 ) {
-  const waits = caughtUp && !busy;
-  if (waits || Date.now() - session.lagMeasuredAt > 1000) {
+  const waits = cycle.caughtUp && !busy;
+  // Nothing published and events were waiting at the last count: they still are (only a publish
+  // moves the checkpoint). Counting them again at every commit's NOTIFY would read every held-back
+  // event per commit while an old transaction stays open.
+  const stillHeldBack = cycle.published === 0 && ctx.metrics.lag.events > 0;
+  if ((waits && !stillHeldBack) || Date.now() - session.lagMeasuredAt > 1000) {
     await measureLag(ctx, client);
     session.lagMeasuredAt = Date.now();
   }
@@ -207,7 +211,7 @@ export async function lead(ctx: RelayContext, client: PoolClient, lost: () => Er
         // Only after a batch of several events: a lone commit's NOTIFY may arrive after the read
         // that already published it, and must not hold back the next one.
         const busy = cycle.caughtUp && cycle.published > 1 && ctx.wakeup.pending;
-        await afterCycle(ctx, session, client, cycle.caughtUp, busy);
+        await afterCycle(ctx, session, client, cycle, busy);
         const linger = busy ? startedAt + ctx.lingerMs - performance.now() : 0;
         if (linger > 0) await ctx.wakeup.pause(linger, false);
       } catch (error) {

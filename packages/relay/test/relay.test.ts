@@ -273,6 +273,47 @@ test("an event held back by an open transaction that appends nothing is publishe
   expect(fx.received[0]?.event.subject).toBe(stream);
 });
 
+test("while an open transaction holds commits back, each commit wakes the relay but its lag is counted about once a second", async () => {
+  const fx = await fixture();
+  // The relay's own connection, with its lag queries counted.
+  let lagCounts = 0;
+  const counting = new Proxy(fx.pool, {
+    get(pool, property) {
+      if (property !== "connect") {
+        const value = Reflect.get(pool, property);
+        return typeof value === "function" ? value.bind(pool) : value;
+      }
+      return async () => {
+        const client = await pool.connect();
+        const query = client.query.bind(client) as (...args: unknown[]) => unknown;
+        client.query = ((...args: unknown[]) => {
+          if ((args[0] as { name?: string } | undefined)?.name === "rdm_relay_lag") lagCounts++;
+          return query(...args);
+        }) as typeof client.query;
+        return client;
+      };
+    },
+  });
+  const relay = await startRelay({ pool: counting, kafka: fx.kafka, topic: fx.topic, source: SOURCE, logger });
+  cleanups.push(() => relay.stop());
+  await fx.consume();
+  const blocker = await fx.pool.connect();
+  cleanups.push(async () => blocker.release());
+  await blocker.query("BEGIN");
+  await blocker.query("SELECT pg_current_xact_id()");
+  const [cycles, counted, startedAt] = [relay.cycles, lagCounts, Date.now()];
+  const streams = Array.from({ length: 60 }, () => uniqueId("held"));
+  for (const stream of streams) await fx.store.appendToStream(stream, "no_stream", [event(1)]);
+  await waitFor(() => relay.cycles >= cycles + 20, { ...WAIT, description: "the relay woken by the commits" });
+  const seconds = (Date.now() - startedAt) / 1000;
+  // One count finds the events held back; then one a second keeps the gauge current.
+  expect(lagCounts - counted).toBeLessThanOrEqual(2 + Math.ceil(seconds));
+  expect(fx.received).toHaveLength(0);
+  await blocker.query("ROLLBACK");
+  await expectExactlyOnceInOrder(fx);
+  expect(fx.received).toHaveLength(60);
+});
+
 test("stopping the relay mid-stream and starting another loses and duplicates nothing", async () => {
   const fx = await fixture();
   const streams = Array.from({ length: 10 }, () => uniqueId("release"));
