@@ -109,6 +109,23 @@ interface EventRow {
 const EVENT_COLUMNS =
   "event_id, type, data, metadata, stream_id, stream_type, version, global_position, transaction_id::text AS transaction_id, recorded_at";
 
+/**
+ * The lowest transaction id that may still append to this database's events: the smallest in
+ * progress in the statement's snapshot, leaving out those placed in another database of the
+ * server, else the snapshot's xmax. A transaction is placed by the lock it holds on its own id
+ * (`pg_locks`, which names its process) and that process's database (`pg_stat_activity`): a
+ * process's database never changes, so a placement cannot be wrong, only missing (the process
+ * ended, a prepared transaction, a role that may not see it), and a missing one counts as this
+ * database's, which only holds events back. pg_snapshot_xmin alone would hold every relay on the
+ * server behind any write in any database (another service's projection, a long import).
+ */
+const APPEND_HORIZON = `SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+    FROM pg_snapshot_xip(pg_current_snapshot()) AS x
+    WHERE x::xid NOT IN (
+      SELECT l.transactionid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
+        AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))`;
+
 function toRecordedEvent(row: EventRow): RecordedEvent {
   return {
     eventId: row.event_id,
@@ -306,9 +323,11 @@ export class EventStore {
 
   /**
    * Events strictly after `after` in commit order (transaction id, then position), limited to
-   * transactions that have finished in every snapshot (transaction_id below the current
-   * snapshot's xmin). No event can later appear before the last one returned, so a reader that
-   * checkpoints the last (transactionId, globalPosition) never skips one. See @rdm/relay README.
+   * transaction ids below every transaction that may still append here: those in progress in
+   * the current snapshot, but for the ones pg_stat_activity shows in another database of the
+   * server (they cannot write to this one), or the snapshot's xmax when none is left. No event
+   * can later appear before the last one returned, so a reader that checkpoints the last
+   * (transactionId, globalPosition) never skips one. See @rdm/relay README.
    */
   async readAllCommitted(
     options: { after?: CommitOrderPosition; limit?: number; client?: Queryable } = {},
@@ -320,7 +339,7 @@ export class EventStore {
         // Qualified names: the output column transaction_id is text, and must not be what we sort by.
         text: `SELECT ${EVENT_COLUMNS} FROM events e
                WHERE (e.transaction_id, e.global_position) > ($1::xid8, $2::bigint)
-                 AND e.transaction_id < pg_snapshot_xmin(pg_current_snapshot())
+                 AND e.transaction_id < (${APPEND_HORIZON})
                ORDER BY e.transaction_id, e.global_position
                LIMIT $3`,
         values: [after.transactionId, after.globalPosition, options.limit ?? null],

@@ -223,8 +223,8 @@ describe("reading", () => {
       const visible = await store.readAllCommitted({ after: checkpoint });
       expect(visible.map((e) => e.streamId)).not.toContain(early); // blocked behind the open transaction
       await held.query("COMMIT");
-      // Visible once no older transaction is open anywhere on the server (other test files run
-      // meanwhile, and the horizon is the whole cluster's).
+      // Visible once no older transaction that may append here is open (the server's own, an
+      // autovacuum's, may be one a moment).
       const all = await waitFor(
         async () => {
           const read = await store.readAllCommitted({ after: checkpoint });
@@ -241,6 +241,26 @@ describe("reading", () => {
       expect(ours).toEqual([late, early]);
     } finally {
       held.release();
+    }
+  });
+
+  test("readAllCommitted is not held back by a transaction open in another database of the server", async () => {
+    const other = await createTestDatabase("eventstore-other");
+    const elsewhere = new pg.Client({ connectionString: other.url });
+    await elsewhere.connect();
+    try {
+      await elsewhere.query("BEGIN");
+      await elsewhere.query("SELECT pg_current_xact_id()"); // holds the server's snapshot xmin
+      const stream = uniqueId("beside");
+      await store.appendToStream(stream, "no_stream", [event(1)]);
+      // Read while that transaction stays open: it cannot append here, so it holds nothing back.
+      await waitFor(async () => (await store.readAllCommitted()).some((e) => e.streamId === stream), {
+        timeoutMs: 30_000,
+        description: "the event read beside the other database's open transaction",
+      });
+    } finally {
+      await elsewhere.end();
+      await other.drop();
     }
   });
 });

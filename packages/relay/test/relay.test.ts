@@ -193,8 +193,8 @@ test("under a stream of commits the relay lingers: a few large batches, each eve
     }),
   );
   // Batches, not cycles: a cycle that finds nothing to publish does not linger, and an open
-  // transaction elsewhere on the server (another test's) holds every commit back, waking the
-  // relay for nothing at each one.
+  // transaction in this database holds every later commit back, waking the relay for nothing at
+  // each one.
   const batches = relay.batches - before;
   expect(batches).toBeGreaterThan(0);
   expect(batches).toBeLessThanOrEqual(12);
