@@ -113,16 +113,18 @@ const EVENT_COLUMNS =
  * The lowest transaction id that may still append to this database's events: the smallest in
  * progress in the statement's snapshot, leaving out those placed in another database of the
  * server, else the snapshot's xmax. A transaction is placed by the lock it holds on its own id
- * (`pg_locks`, which names its process) and that process's database (`pg_stat_activity`): a
- * process's database never changes, so a placement cannot be wrong, only missing (the process
- * ended, a prepared transaction, a role that may not see it), and a missing one counts as this
- * database's, which only holds events back. pg_snapshot_xmin alone would hold every relay on the
+ * (`pg_locks`, which names its process) and by that process's row in `pg_stat_activity` with the
+ * same id and its database: a transaction runs in one database, so a placement cannot be wrong
+ * (the activity rows may date from the start of the reader's transaction), only missing (the
+ * process ended, a prepared transaction, a role that may not see it), and a missing one counts
+ * as this database's, which only holds events back. pg_snapshot_xmin alone would hold every relay on the
  * server behind any write in any database (another service's projection, a long import).
  */
 const APPEND_HORIZON = `SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
     FROM pg_snapshot_xip(pg_current_snapshot()) AS x
     WHERE x::xid NOT IN (
-      SELECT l.transactionid FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+      SELECT l.transactionid FROM pg_locks l
+        JOIN pg_stat_activity a ON a.pid = l.pid AND a.backend_xid = l.transactionid
       WHERE l.locktype = 'transactionid' AND l.mode = 'ExclusiveLock' AND l.granted
         AND a.datid <> (SELECT oid FROM pg_database WHERE datname = current_database()))`;
 
