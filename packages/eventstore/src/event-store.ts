@@ -117,8 +117,9 @@ const EVENT_COLUMNS =
  * same id and its database: a transaction runs in one database, so a placement cannot be wrong
  * (the activity rows may date from the start of the reader's transaction), only missing (the
  * process ended, a prepared transaction, a role that may not see it), and a missing one counts
- * as this database's, which only holds events back. pg_snapshot_xmin alone would hold every relay on the
- * server behind any write in any database (another service's projection, a long import).
+ * as this database's, which only holds events back. pg_snapshot_xmin alone would hold every
+ * relay on the server behind any write in any database (another service's projection, an
+ * operator's forgotten BEGIN).
  */
 const APPEND_HORIZON = `SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
     FROM pg_snapshot_xip(pg_current_snapshot()) AS x
@@ -326,8 +327,8 @@ export class EventStore {
   /**
    * Events strictly after `after` in commit order (transaction id, then position), limited to
    * transaction ids below every transaction that may still append here: those in progress in
-   * the current snapshot, but for the ones pg_stat_activity shows in another database of the
-   * server (they cannot write to this one), or the snapshot's xmax when none is left. No event
+   * the current snapshot, but for the ones placed in another database of the server (they cannot
+   * write to this one; APPEND_HORIZON), or the snapshot's xmax when none is left. No event
    * can later appear before the last one returned, so a reader that checkpoints the last
    * (transactionId, globalPosition) never skips one. See @rdm/relay README.
    */
