@@ -78,6 +78,7 @@ export function createReleaseService(
         handler: subscriptionHandler(store),
         clock,
         linkBaseUrl: config.NOTIFICATION_LINK_BASE_URL,
+        timeoutMs: config.RELEASE_WEBHOOK_TIMEOUT_MS,
       }),
     ],
     async workers(context): Promise<Worker[]> {

@@ -22,7 +22,8 @@ export interface NotificationApiDeps {
   clock: () => Date;
   /** Base of the gateway links in payloads. */
   linkBaseUrl: string;
-  timeoutMs?: number;
+  /** How long TestSubscription's POST may wait for its answer (RELEASE_WEBHOOK_TIMEOUT_MS). */
+  timeoutMs: number;
 }
 
 type Methods = (typeof api.NotificationService)["method"];
@@ -184,13 +185,7 @@ function subscriptionQueryHandlers(deps: NotificationApiDeps) {
         ...samplePayload(subscription.subscriptionId, request.requestId, clock(), deps.linkBaseUrl),
         test: true,
       };
-      const { status, failure } = await sendToTarget(
-        subscription,
-        rows[0]?.secret,
-        payload,
-        clock(),
-        deps.timeoutMs ?? 5_000,
-      );
+      const { status, failure } = await sendToTarget(subscription, rows[0]?.secret, payload, clock(), deps.timeoutMs);
       return create(api.TestSubscriptionResponseSchema, {
         delivered: !failure,
         httpStatus: status,

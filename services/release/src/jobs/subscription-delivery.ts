@@ -22,7 +22,8 @@ export interface SubscriptionDeliveryOptions {
   backoffMs: number;
   /** Attempts of one delivery before it FAILED and its subscription is suspended. */
   maxAttempts: number;
-  timeoutMs?: number;
+  /** How long a POST may wait for its answer (RELEASE_WEBHOOK_TIMEOUT_MS). */
+  timeoutMs: number;
   logger: Logger;
 }
 
@@ -126,8 +127,7 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
   round: () => Promise<number>;
   settled: () => Promise<void>;
 } {
-  const { pool, clock, logger } = options;
-  const timeoutMs = options.timeoutMs ?? 5_000;
+  const { pool, clock, timeoutMs, logger } = options;
 
   /** Subscription id -> its delivery being sent by this process. */
   const sending = new Map<string, Promise<void>>();

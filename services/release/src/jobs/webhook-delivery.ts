@@ -13,7 +13,8 @@ export interface WebhookOptions {
   /** First retry delay; doubles per attempt. */
   backoffMs: number;
   maxAttempts: number;
-  timeoutMs?: number;
+  /** How long a POST may wait for its answer (RELEASE_WEBHOOK_TIMEOUT_MS). */
+  timeoutMs: number;
   logger: Logger;
 }
 
@@ -44,7 +45,7 @@ interface Claim {
 /** POSTs one notification, signed; the failure, or undefined when the receiver accepted it. */
 async function post(
   row: DeliveryRow,
-  { url, secret, clock, timeoutMs }: Pick<WebhookOptions, "url" | "secret" | "clock"> & { timeoutMs: number },
+  { url, secret, clock, timeoutMs }: Pick<WebhookOptions, "url" | "secret" | "clock" | "timeoutMs">,
 ): Promise<string | undefined> {
   const body = JSON.stringify(row.payload);
   const notificationId = row.notification_id;
@@ -65,8 +66,7 @@ async function post(
  * newer result. Delivery is at least once: receivers de-duplicate on the x-rdm-notification-id header.
  */
 export function webhookDeliveryRound(options: WebhookOptions): () => Promise<number> {
-  const { pool, url, secret, clock, logger } = options;
-  const timeoutMs = options.timeoutMs ?? 5_000;
+  const { pool, url, secret, clock, timeoutMs, logger } = options;
   const leaseMs = timeoutMs + LEASE_MARGIN_MS;
 
   /** Claims the longest-due row in one statement; SKIP LOCKED passes over a row another replica is claiming. */
