@@ -13,9 +13,4 @@ export default {
   globalSetup: "<rootDir>/packages/testkit/dist/jest-global-setup.js",
   globalTeardown: "<rootDir>/packages/testkit/dist/jest-global-teardown.js",
   maxWorkers: 2,
-  // Each test file loads its modules anew (ESM in vm contexts), so a worker's heap grows through
-  // the run. Past 1 GB after a file, the worker is replaced: workers that ended the run at about
-  // 1.2 GB took over Jest's 500 ms to end after their last exit handler (a process frees its heap
-  // as it ends) and were killed ("A worker process has failed to exit gracefully").
-  workerIdleMemoryLimit: "1GB",
 };
