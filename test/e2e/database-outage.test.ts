@@ -99,7 +99,10 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     const before = await waitFor(() => register(randomUUID()), { timeoutMs: 60_000, description: "release serving" });
     const beforeId = before.release?.releaseId as string;
     await projected(beforeId);
-    expect(await healthStatus(`127.0.0.1:${grpcPort}`)).toBe("SERVING");
+    await waitFor(async () => (await healthStatus(`127.0.0.1:${grpcPort}`)) === "SERVING", {
+      timeoutMs: 15_000,
+      description: "release health SERVING before the outage",
+    });
 
     // A server that hangs rather than refuses: the probes still answer at once (a query of its
     // own would wait for the pool's 30 s connection timeout), not ready; liveness is unaffected.

@@ -49,8 +49,9 @@ describe("server lifetime", () => {
         kafka: string;
       };
       cleanUp.push(pgData);
-      await eventually(async () => !(await portAccepts(pg)), 10_000, "PostgreSQL to stop");
-      await eventually(async () => !(await portAccepts(kafka)), 10_000, "the mock Kafka cluster to stop");
+      // Down within milliseconds of the exit here; the bound is for a loaded machine.
+      await eventually(async () => !(await portAccepts(pg)), 30_000, "PostgreSQL to stop");
+      await eventually(async () => !(await portAccepts(kafka)), 30_000, "the mock Kafka cluster to stop");
     } finally {
       for (const dir of cleanUp) await rm(dir, { recursive: true, force: true });
     }
