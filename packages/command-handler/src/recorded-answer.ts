@@ -42,7 +42,11 @@ export function refuseReusedId(previous: CommandResult, requestId: string, reque
     {
       subject: requestId,
       conditions: [
-        { rule: "request.idempotency", subject: requestId, description: "request_id reused with a different payload" },
+        {
+          rule: "request.idempotency",
+          subject: requestId,
+          description: "request_id reused by another caller or with a different request",
+        },
       ],
     },
   );

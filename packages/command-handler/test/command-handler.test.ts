@@ -83,7 +83,11 @@ describe("CommandHandler.handle", () => {
     expect(reused).toMatchObject({
       code: "FAILED_PRECONDITION",
       conditions: [
-        { rule: "request.idempotency", subject: requestId, description: "request_id reused with a different payload" },
+        {
+          rule: "request.idempotency",
+          subject: requestId,
+          description: "request_id reused by another caller or with a different request",
+        },
       ],
     });
   });

@@ -1,8 +1,8 @@
 // As root, PostgreSQL runs as the `postgres` user, which must be able to walk down to its
 // binaries and its data folder. A clone in a folder only root can enter (/root/x, mode 0700)
 // allows neither, and the user's folders are not ours to open up. So, as root, whatever the
-// `postgres` user cannot reach is placed in a folder it can: a copy of the binaries (once per
-// version) and the data folder, under RDM_POSTGRES_HOME (default /var/lib/rdm-embedded-postgres).
+// `postgres` user cannot reach is placed in a folder it can: a copy of the binaries (one per
+// version and clone) and the data folder, under RDM_POSTGRES_HOME (default /var/lib/rdm-embedded-postgres).
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";

@@ -3,7 +3,13 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TokenVerifier } from "@rdm/auth";
 import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
-import Fastify, { type FastifyBaseLogger, type FastifyError, type FastifyInstance, type RouteOptions } from "fastify";
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type RouteOptions,
+} from "fastify";
 import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
@@ -62,6 +68,17 @@ export async function buildGatewayApp({
     loggerInstance: logger as FastifyBaseLogger,
     ajv: { customOptions: { coerceTypes: true, removeAdditional: false } },
     schemaController: { compilersFactory },
+    // Path parameters as long as the services take (an environment name of 100 characters is up
+    // to 1,200 once percent-encoded); the routes' schemas and look-ups answer for their content.
+    maxParamLength: 2048,
+    // A URL the router cannot take (a bad percent-encoding, a parameter longer still) is a problem
+    // answer like any other, not Fastify's own body.
+    frameworkErrors: (error, request, reply) => {
+      request.log.info({ err: error }, "request URL refused");
+      const status = error.statusCode ?? 400;
+      const answer = problem(status, status === 414 ? "URI Too Long" : "Bad Request", error.message);
+      return (reply as FastifyReply).code(status).send(answer);
+    },
   });
   // After every route's compilers exist (fastify builds them as the server gets ready).
   if (compileSchemasAtStart) app.addHook("onReady", async () => compileAll());

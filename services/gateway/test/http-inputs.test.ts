@@ -184,6 +184,25 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     expect(await reader.json()).toMatchObject({ status: 404, title: "Not Found" });
   });
 
+  test("a long path parameter reaches its route: looked up (404) or refused by the route's schema (400)", async () => {
+    const { status, body } = await get(`/v1/environments/${"%C3%A9".repeat(100)}/inventory`);
+    expect({ status, body }).toMatchObject({ status: 404, body: { status: 404, title: "Not Found" } });
+    expect(await get(`/v1/cmdb/items/ci-${"x".repeat(300)}`)).toMatchObject({ status: 400, body: badRequest });
+  });
+
+  test("a URL the router cannot take is a problem answer, not the framework's own body", async () => {
+    expect(await get("/v1/releases/%E0%A4%A")).toEqual({
+      status: 400,
+      contentType: expect.stringContaining("application/json"),
+      body: badRequest,
+    });
+    expect(await get(`/v1/cmdb/items/${"x".repeat(3000)}`)).toEqual({
+      status: 414,
+      contentType: expect.stringContaining("application/json"),
+      body: { type: "about:blank", title: "URI Too Long", status: 414, detail: expect.any(String) },
+    });
+  });
+
   test("the public probes still answer without a token", async () => {
     expect((await fetch(`${gatewayUrl}/healthz`)).status).toBe(200);
   });
