@@ -40,7 +40,13 @@ async function main() {
   const [serviceName = "", methodName = "", body = "{}"] = positionals;
   const target = SERVICES[serviceName];
   const method = target?.service.methods.find((m) => m.name === methodName || m.localName === methodName);
-  if (!target || !method || method.methodKind !== "unary") throw new Error(usage);
+  if (!target) throw new Error(`${serviceName ? `no service ${serviceName}` : "no service given"}\n${usage}`);
+  if (method?.methodKind !== "unary") {
+    const unary = target.service.methods.filter((m) => m.methodKind === "unary").map((m) => m.name);
+    throw new Error(
+      `${serviceName} has no method ${methodName || "(none given)"}; its methods: ${unary.join(", ")}\n${usage}`,
+    );
+  }
   const token = process.env.RDM_TOKEN;
   if (!token) throw new Error(`RDM_TOKEN is not set\n${usage}`);
   const input = method.input as DescMessage;

@@ -26,6 +26,12 @@ import { overviewRoutes } from "./http/routes/overview/index.js";
 import { releaseRoutes } from "./http/routes/releases/index.js";
 import { createEventStreams } from "./http/sse.js";
 
+/** The validator's message, with the values an enum allows (it says only "one of the allowed values"). */
+function validationDetail(error: FastifyError): string {
+  const allowed = error.validation?.flatMap((v) => (v.keyword === "enum" ? [v.params.allowedValues] : []))[0];
+  return Array.isArray(allowed) ? `${error.message} (${allowed.join(", ")})` : error.message;
+}
+
 export interface GatewayAppOptions {
   pool: pg.Pool;
   verifier: TokenVerifier;
@@ -86,7 +92,7 @@ export async function buildGatewayApp({
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error.validation) return reply.code(400).send(problem(400, "Bad Request", error.message));
+    if (error.validation) return reply.code(400).send(problem(400, "Bad Request", validationDetail(error)));
     // A value the route schemas let through but the database cannot take: the client's error.
     if (isDataException(error)) {
       request.log.info({ err: error }, "request value refused by the database");

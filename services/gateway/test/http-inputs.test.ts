@@ -142,6 +142,12 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     expect((await get("/v1/releases?phase=APPROVAL")).status).toBe(200);
   });
 
+  test.each(["/v1/releases?phase=BOGUS", "/v1/kpis?period=decade"])("%s names the values it takes", async (path) => {
+    const { status, body } = await get(path);
+    expect({ status, body }).toMatchObject({ status: 400, body: badRequest });
+    expect(body.detail).toMatch(/allowed values \(\w+(, \w+)+\)$/);
+  });
+
   test("what the database refused is said without its internals", async () => {
     const { body } = await get("/v1/changes?q=a%00b");
     expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");

@@ -20,7 +20,12 @@ export function authenticateReader(verifier: TokenVerifier): onRequestAsyncHookH
     try {
       const principal = await verifier.verify(token);
       if (!hasAnyRole(principal, [...READER_ROLES])) {
-        return reply.code(403).send(problem(403, "Forbidden", `requires one of the roles: ${READER_ROLES.join(", ")}`));
+        // Worded as the gRPC services word it: admin is allowed everything.
+        const roles = [...READER_ROLES, "admin"].join(", ");
+        const has = principal.roles.join(", ") || "none";
+        return reply
+          .code(403)
+          .send(problem(403, "Forbidden", `requires one of the roles: ${roles} (caller has: ${has})`));
       }
       request.log = request.log.child({ subject: principal.subject });
     } catch (error) {

@@ -41,7 +41,11 @@ export async function postSigned(post: SignedPost): Promise<{ status: number; fa
     await response.arrayBuffer().catch(() => undefined);
     return { status: response.status, failure: response.ok ? undefined : `HTTP ${response.status}` };
   } catch (error) {
-    const timedOut = (error as Error).name === "TimeoutError";
-    return { status: 0, failure: timedOut ? `no answer within ${post.timeoutMs} ms` : (error as Error).message };
+    const err = error as Error;
+    if (err.name === "TimeoutError") return { status: 0, failure: `no answer within ${post.timeoutMs} ms` };
+    // fetch says only "fetch failed"; why (a name that does not resolve, a refused connection) is its cause.
+    const cause = err.cause as { message?: unknown; code?: unknown } | undefined;
+    const why = [cause?.message, cause?.code].find((s) => typeof s === "string" && s);
+    return { status: 0, failure: why ? `${err.message}: ${why}` : err.message };
   }
 }
