@@ -148,6 +148,13 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     expect(body.detail).toMatch(/allowed values \(\w+(, \w+)+\)$/);
   });
 
+  test.each(["/v1/changes", "/v1/calendar"])("%s refuses a window whose end is not after its start", async (route) => {
+    for (const to of ["2031-01-01T00:00:00Z", "2030-12-31T00:00:00Z"]) {
+      const { status, body } = await get(`${route}?from=2031-01-01T00:00:00Z&to=${to}`);
+      expect({ status, body }).toEqual({ status: 400, body: { ...badRequest, detail: "to must be after from" } });
+    }
+  });
+
   test("what the database refused is said without its internals", async () => {
     const { body } = await get("/v1/changes?q=a%00b");
     expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");

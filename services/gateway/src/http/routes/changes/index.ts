@@ -88,16 +88,14 @@ const changeList: RoutePlugin = async (app, { pool }) => {
       }
       if (ciId) where.push(`${arg(ciId)} = ANY(affected_ci_ids)`);
       if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
-      if (from !== undefined) {
-        const start = parseDate(from);
-        if (!start) return badRequest(reply, "from must be a date-time");
-        where.push(`window_end > ${arg(start)}::timestamptz`);
-      }
-      if (to !== undefined) {
-        const end = parseDate(to);
-        if (!end) return badRequest(reply, "to must be a date-time");
-        where.push(`window_start < ${arg(end)}::timestamptz`);
-      }
+      const start = from === undefined ? undefined : parseDate(from);
+      const end = to === undefined ? undefined : parseDate(to);
+      if (from !== undefined && !start) return badRequest(reply, "from must be a date-time");
+      if (to !== undefined && !end) return badRequest(reply, "to must be a date-time");
+      // As on the calendar: an empty or reversed window is a mistake, not a filter matching nothing.
+      if (start && end && end <= start) return badRequest(reply, "to must be after from");
+      if (start) where.push(`window_end > ${arg(start)}::timestamptz`);
+      if (end) where.push(`window_start < ${arg(end)}::timestamptz`);
       if (q) {
         const pattern = arg(`%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
         where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
