@@ -76,7 +76,7 @@ export async function buildGatewayApp({
     schemaController: { compilersFactory },
     // Path parameters as long as the services take (an environment name of 100 characters is up
     // to 1,200 once percent-encoded); the routes' schemas and look-ups answer for their content.
-    maxParamLength: 2048,
+    routerOptions: { maxParamLength: 2048 },
     // A URL the router cannot take (a bad percent-encoding, a parameter longer still) is a problem
     // answer like any other, not Fastify's own body.
     frameworkErrors: (error, request, reply) => {
