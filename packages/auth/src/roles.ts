@@ -40,6 +40,10 @@ export function hasAnyRole(principal: Principal, allowed: readonly Role[]): bool
   return principal.roles.some((role) => role === "admin" || allowed.includes(role));
 }
 
+/** Why hasAnyRole refused: the roles that would do (`admin` among them) and the caller's. */
+export const missingRoleMessage = (principal: Principal, allowed: readonly Role[]): string =>
+  `requires one of the roles: ${[...allowed, "admin"].join(", ")} (caller has: ${principal.roles.join(", ") || "none"})`;
+
 /** Every human role: each may read releases, changes, configuration and deployments (design §5). */
 export const READER_ROLES = [
   "viewer",

@@ -191,7 +191,12 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     const forged = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: "Bearer not-a-token" } });
     expect(forged.status).toBe(401);
     const writer = await mintDevToken({ subject: "exe", roles: ["executor"], secret, issuer: "rdm", audience: "rdm" });
-    expect((await fetch(`${gatewayUrl}${path}`, { headers: { authorization: `Bearer ${writer}` } })).status).toBe(403);
+    const refused = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: `Bearer ${writer}` } });
+    expect(refused.status).toBe(403);
+    // Worded as the gRPC services word it: admin among the roles that would do, and the caller's.
+    expect((await refused.json()).detail).toMatch(
+      /^requires one of the roles: viewer, .*, admin \(caller has: executor\)$/,
+    );
     const reader = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: bearer } });
     expect(reader.status).toBe(404);
     expect(await reader.json()).toMatchObject({ status: 404, title: "Not Found" });

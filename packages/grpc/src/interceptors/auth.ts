@@ -1,4 +1,4 @@
-import { Unauthenticated as AuthUnauthenticated, hasAnyRole, type TokenVerifier } from "@rdm/auth";
+import { Unauthenticated as AuthUnauthenticated, hasAnyRole, missingRoleMessage, type TokenVerifier } from "@rdm/auth";
 import { PermissionDenied, Unauthenticated } from "../errors.js";
 import { firstMetadataValue, type Interceptor } from "../interceptor.js";
 
@@ -35,11 +35,9 @@ export function authorizeRoles(): Interceptor {
     const { principal, roles, method } = ctx;
     if (!principal) throw new Unauthenticated("unauthenticated: no caller was authenticated", "missing_token");
     if (!hasAnyRole(principal, roles)) {
-      throw new PermissionDenied(
-        `${method.name} requires one of the roles: ${[...roles, "admin"].join(", ")} (caller has: ${principal.roles.join(", ") || "none"})`,
-        "MISSING_ROLE",
-        { required_roles: roles.join(",") },
-      );
+      throw new PermissionDenied(`${method.name} ${missingRoleMessage(principal, roles)}`, "MISSING_ROLE", {
+        required_roles: roles.join(","),
+      });
     }
     return next(request, ctx);
   };

@@ -1,4 +1,4 @@
-import { hasAnyRole, READER_ROLES, type TokenVerifier } from "@rdm/auth";
+import { hasAnyRole, missingRoleMessage, READER_ROLES, type TokenVerifier } from "@rdm/auth";
 import type { onRequestAsyncHookHandler } from "fastify";
 import { problem } from "./problems.js";
 
@@ -20,12 +20,7 @@ export function authenticateReader(verifier: TokenVerifier): onRequestAsyncHookH
     try {
       const principal = await verifier.verify(token);
       if (!hasAnyRole(principal, [...READER_ROLES])) {
-        // Worded as the gRPC services word it: admin is allowed everything.
-        const roles = [...READER_ROLES, "admin"].join(", ");
-        const has = principal.roles.join(", ") || "none";
-        return reply
-          .code(403)
-          .send(problem(403, "Forbidden", `requires one of the roles: ${roles} (caller has: ${has})`));
+        return reply.code(403).send(problem(403, "Forbidden", missingRoleMessage(principal, READER_ROLES)));
       }
       request.log = request.log.child({ subject: principal.subject });
     } catch (error) {
