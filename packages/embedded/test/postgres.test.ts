@@ -37,7 +37,10 @@ describe("startEmbeddedPostgres", () => {
   });
   afterAll(async () => {
     await rm(root, { recursive: true, force: true });
-    for (const dir of serverDataDirs) await rm(dir, { recursive: true, force: true });
+    for (const dir of serverDataDirs) {
+      await rm(dir, { recursive: true, force: true });
+      await rm(`${dir}.origin`, { force: true }); // beside a stand-in (as root), naming its folder
+    }
   });
 
   it(
@@ -59,6 +62,32 @@ describe("startEmbeddedPostgres", () => {
         await server.stop();
       }
       expect(await modes()).toEqual(before);
+    },
+    CLUSTER_TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "starts empty once its data folder was deleted, wherever the server kept the data",
+    async () => {
+      // As root, the data of a folder the postgres user cannot reach is kept elsewhere: deleting
+      // the folder asked for must still throw the cluster away, as it does for anyone else.
+      const dataDir = path.join(await mkdtemp(path.join(root, "private-")), ".data", "postgres");
+      const port = await freePort();
+      const first = await startEmbeddedPostgres({ dataDir, port });
+      try {
+        await query(first.adminUrl, "CREATE TABLE thrown_away (v text)");
+      } finally {
+        await first.stop();
+      }
+      await rm(path.dirname(dataDir), { recursive: true, force: true });
+
+      const second = await startEmbeddedPostgres({ dataDir, port });
+      try {
+        const rows = await query(second.adminUrl, "SELECT to_regclass('thrown_away') AS t");
+        expect(rows.rows).toEqual([{ t: null }]);
+      } finally {
+        await second.stop();
+      }
     },
     CLUSTER_TEST_TIMEOUT_MS,
   );
