@@ -25,6 +25,7 @@ import { kpiRoutes } from "./http/routes/kpis/index.js";
 import { overviewRoutes } from "./http/routes/overview/index.js";
 import { releaseRoutes } from "./http/routes/releases/index.js";
 import { createEventStreams } from "./http/sse.js";
+import { answerUnknownRoutes } from "./http/unknown-routes.js";
 
 /** The validator's message, with the values an enum allows (it says only "one of the allowed values"). */
 function validationDetail(error: FastifyError): string {
@@ -44,6 +45,9 @@ export interface GatewayAppOptions {
   compileSchemasAtStart?: boolean;
 }
 
+/** Path parameters as long as the services take (see the router options below). */
+const MAX_PARAM_LENGTH = 2048;
+
 const openApi = {
   openapi: {
     info: {
@@ -59,7 +63,7 @@ const openApi = {
 /**
  * The HTTP read side. Public context: the probes and the API docs. Authenticated context:
  * every /v1 route family, each a plugin with its schemas, queries and handlers. Any other path
- * is authenticated first, then 404.
+ * is authenticated first, then 404 (405 for a known path asked with another method).
  */
 export async function buildGatewayApp({
   pool,
@@ -76,7 +80,7 @@ export async function buildGatewayApp({
     schemaController: { compilersFactory },
     // Path parameters as long as the services take (an environment name of 100 characters is up
     // to 1,200 once percent-encoded); the routes' schemas and look-ups answer for their content.
-    routerOptions: { maxParamLength: 2048 },
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     // A URL the router cannot take (a bad percent-encoding, a parameter longer still) is a problem
     // answer like any other, not Fastify's own body.
     frameworkErrors: (error, request, reply) => {
@@ -86,6 +90,7 @@ export async function buildGatewayApp({
       return (reply as FastifyReply).code(status).send(answer);
     },
   });
+  answerUnknownRoutes(app, verifier, MAX_PARAM_LENGTH); // before any route is added
   // After every route's compilers exist (fastify builds them as the server gets ready).
   if (compileSchemasAtStart) app.addHook("onReady", async () => compileAll());
   await app.register(swagger, openApi);
@@ -108,15 +113,6 @@ export async function buildGatewayApp({
     }
     request.log.error({ err: error }, "request failed");
     return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));
-  });
-
-  // An unknown path is answered as the authenticated API would be: an anonymous caller (or one
-  // whose role may not read) learns nothing about which routes exist (401/403); a reader gets 404.
-  const authenticate = authenticateReader(verifier);
-  app.setNotFoundHandler(async (request, reply) => {
-    await authenticate.call(app, request, reply);
-    if (reply.sent) return reply;
-    return reply.code(404).send(problem(404, "Not Found", `no route ${request.method} ${request.url}`));
   });
 
   await app.register(health, { databaseAvailable, isReady });

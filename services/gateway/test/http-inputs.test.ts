@@ -221,6 +221,29 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     });
   });
 
+  test("a route's path asked with a method it does not take is 405 with Allow, after authentication", async () => {
+    const at = (path: string, method: string, authorization?: string) =>
+      fetch(`${gatewayUrl}${path}`, { method, headers: authorization ? { authorization } : {} });
+    for (const path of ["/v1/releases", `/v1/releases/${randomUUID()}`, "/v1/releases?pageSize=5", "/docs/json"]) {
+      for (const method of ["POST", "PUT", "PATCH", "DELETE"]) {
+        expect((await at(path, method)).status).toBe(401);
+        const answer = await at(path, method, bearer);
+        expect({ status: answer.status, allow: answer.headers.get("allow"), body: await answer.json() }).toEqual({
+          status: 405,
+          allow: "GET, HEAD",
+          body: {
+            type: "about:blank",
+            title: "Method Not Allowed",
+            status: 405,
+            detail: expect.stringContaining(method),
+          },
+        });
+      }
+    }
+    // A path no route has stays 404 whatever the method.
+    expect((await at("/v1/releases/x/unknown", "POST", bearer)).status).toBe(404);
+  });
+
   test("the public probes still answer without a token", async () => {
     expect((await fetch(`${gatewayUrl}/healthz`)).status).toBe(200);
   });
