@@ -3,6 +3,7 @@ import swaggerUi from "@fastify/swagger-ui";
 import type { TokenVerifier } from "@rdm/auth";
 import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
+import { UUID_PATTERN } from "@rdm/runtime/process";
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyError,
@@ -27,8 +28,15 @@ import { releaseRoutes } from "./http/routes/releases/index.js";
 import { createEventStreams } from "./http/sse.js";
 import { answerUnknownRoutes } from "./http/unknown-routes.js";
 
-/** The validator's message, with the values an enum allows (it says only "one of the allowed values"). */
+/**
+ * The validator's message, with the values an enum allows (it says only "one of the allowed
+ * values"), and an id that is no UUID said so rather than with the UUID pattern.
+ */
 function validationDetail(error: FastifyError): string {
+  const first = error.validation?.[0];
+  if (first?.keyword === "pattern" && first.params.pattern === UUID_PATTERN) {
+    return `${error.validationContext ?? ""}${first.instancePath} must be a UUID`;
+  }
   const allowed = error.validation?.flatMap((v) => (v.keyword === "enum" ? [v.params.allowedValues] : []))[0];
   return Array.isArray(allowed) ? `${error.message} (${allowed.join(", ")})` : error.message;
 }

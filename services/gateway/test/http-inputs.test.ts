@@ -148,6 +148,19 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     expect(body.detail).toMatch(/allowed values \(\w+(, \w+)+\)$/);
   });
 
+  test.each([
+    "/v1/audit?release=rel-1",
+    "/v1/audit?change=CHG-1",
+    "/v1/audit/events?release=rel-1",
+    "/v1/views/events?release=rel-1",
+    "/v1/deployments?releaseId=rel-1",
+    "/v1/changes?linkedReleaseId=rel-1",
+  ])("%s: an id filter that is no UUID is 400, as in the path forms, not an empty list", async (path) => {
+    const { status, body } = await get(path);
+    expect({ status, body }).toMatchObject({ status: 400, body: badRequest });
+    expect(body.detail).toMatch(/^querystring\/\w+ must be a UUID$/);
+  });
+
   test.each(["/v1/changes", "/v1/calendar"])("%s refuses a window whose end is not after its start", async (route) => {
     for (const to of ["2031-01-01T00:00:00Z", "2030-12-31T00:00:00Z"]) {
       const { status, body } = await get(`${route}?from=2031-01-01T00:00:00Z&to=${to}`);

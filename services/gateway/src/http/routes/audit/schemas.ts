@@ -1,4 +1,5 @@
 import { VIEWS } from "../../../projections/audit/subjects.js";
+import { uuidSchema } from "../../problems.js";
 import { arr, date, obj, str } from "../../schema-parts.js";
 import { afterSchema } from "../../sse.js";
 import { environmentName } from "../deployments/schemas.js";
@@ -7,8 +8,8 @@ const filterText = { type: "string", minLength: 1, maxLength: 200 } as const;
 
 const auditFilters = {
   actor: { ...filterText, description: "who did it (the actor every event records)" },
-  release: { ...filterText, description: "a release id: its events, and the changes' and deployments' naming it" },
-  change: { ...filterText, description: "a change request id" },
+  release: { ...uuidSchema, description: "a release id: its events, and the changes' and deployments' naming it" },
+  change: { ...uuidSchema, description: "a change request id" },
   environment: { ...environmentName, description: "events concerning this environment" },
   correlation: { ...filterText, description: "a correlation id: every event one action caused" },
 } as const;

@@ -1,4 +1,5 @@
 // The change views' schemas: change requests, freeze windows, releases on the calendar, collisions.
+import { uuidSchema } from "../../problems.js";
 
 export const windowSchema = {
   type: ["object", "null"],
@@ -162,7 +163,7 @@ export const changeListQuery = {
         "comma-separated types, e.g. NORMAL,EMERGENCY (CHANGE_TYPE_ names are accepted too); another name is 400",
     },
     ciId: { type: "string", maxLength: 200 },
-    linkedReleaseId: { type: "string", maxLength: 36 },
+    linkedReleaseId: uuidSchema,
     from: { type: "string", format: "date-time", description: "changes whose window ends after this instant" },
     to: {
       type: "string",

@@ -34,7 +34,7 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
           properties: {
             pageSize: { type: "integer", minimum: 1, maximum: 200, default: 50 },
             pageToken: { type: "string", maxLength: 400 },
-            releaseId: { type: "string", maxLength: 200 },
+            releaseId: uuidSchema,
             environment: environmentName,
             state: { type: "string", enum: DEPLOYMENT_STATES },
           },
