@@ -1,6 +1,6 @@
 import { componentEnv, loadConfig, port, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
-import { createKafka, startConsumer } from "@rdm/messaging";
+import { createKafka, type RunningConsumer, startConsumer } from "@rdm/messaging";
 import { createLogger, type Logger } from "@rdm/observability";
 import { observePoolUse, openDatabase, verifierFromConfig, watchDatabase } from "@rdm/runtime/process";
 import type { Kafka } from "kafkajs";
@@ -78,7 +78,7 @@ export interface RunningGateway {
   stop(): Promise<void>;
 }
 
-/** Starts the gateway: its projection database, the projection consumers and the HTTP server. */
+/** Starts the gateway: its projection database, the HTTP server and the projection consumers. */
 export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promise<RunningGateway> {
   const config = loadConfig(gatewayEnv, env);
   const logger = createLogger("gateway", config.LOG_LEVEL);
@@ -88,22 +88,7 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   // Waits while a rebuild runs; then goes on with the consumer group the rebuild left.
   const releaseProjectingLock = await holdProjectingLock(pool, "shared");
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
-  const consumer = await startProjectionConsumer(
-    config,
-    kafka,
-    pool,
-    await currentConsumerGroup(pool, config.GATEWAY_CONSUMER_GROUP),
-    logger,
-  );
   let consumersReady = false;
-  // stop() before the group join rejects `ready`: the gateway was never ready, and that is no crash.
-  void consumer.ready.then(
-    () => {
-      consumersReady = true;
-    },
-    () => undefined,
-  );
-
   const database = watchDatabase(pool, { logger });
   const app = await buildGatewayApp({
     pool,
@@ -112,25 +97,39 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
     databaseAvailable: () => database.available,
     isReady: () => consumersReady,
   });
+  // Listening before the consumer group is joined (after a restart, up to a session timeout):
+  // meanwhile the probes answer (/readyz 503) and the views serve what they hold.
   await app.listen({ host: config.HTTP_HOST, port: config.HTTP_PORT });
   const address = app.server.address();
   const boundPort = typeof address === "object" && address ? address.port : config.HTTP_PORT;
   logger.info({ port: boundPort }, "gateway listening");
 
+  let consumer: RunningConsumer | undefined;
   let stopped: Promise<void> | undefined;
-  return {
-    port: boundPort,
-    url: `http://${config.HTTP_HOST}:${boundPort}`,
-    stop() {
-      stopped ??= (async () => {
-        database.stop();
-        await app.close();
-        await consumer.stop();
-        releaseProjectingLock();
-        stopObservingPool();
-        await pool.end();
-      })();
-      return stopped;
-    },
+  const stop = () => {
+    stopped ??= (async () => {
+      database.stop();
+      await app.close();
+      await consumer?.stop();
+      releaseProjectingLock();
+      stopObservingPool();
+      await pool.end();
+    })();
+    return stopped;
   };
+  try {
+    const groupId = await currentConsumerGroup(pool, config.GATEWAY_CONSUMER_GROUP);
+    consumer = await startProjectionConsumer(config, kafka, pool, groupId, logger);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  // stop() before the group join rejects `ready`: the gateway was never ready, and that is no crash.
+  void consumer.ready.then(
+    () => {
+      consumersReady = true;
+    },
+    () => undefined,
+  );
+  return { port: boundPort, url: `http://${config.HTTP_HOST}:${boundPort}`, stop };
 }
