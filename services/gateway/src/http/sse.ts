@@ -116,8 +116,12 @@ export function serveEventStream(request: FastifyRequest, reply: FastifyReply, o
     try {
       const entries = await options.read(after, PAGE);
       for (const entry of entries) {
-        res.write(`id: ${entry.seq}\nevent: ${entry.event}\ndata: ${JSON.stringify(entry.data)}\n\n`);
+        if (closed || res.destroyed) return;
+        const flushed = res.write(`id: ${entry.seq}\nevent: ${entry.event}\ndata: ${JSON.stringify(entry.data)}\n\n`);
         after = entry.seq;
+        // A client reading slowly (or not at all) holds the socket's buffers and one entry, not
+        // the rest of the history: the next entry waits until it has taken what was sent.
+        if (!flushed) await drained(res);
       }
       if (entries.length === PAGE) again = true;
     } catch (error) {
@@ -130,7 +134,7 @@ export function serveEventStream(request: FastifyRequest, reply: FastifyReply, o
   const unsubscribe = options.streams.hub(options.channel).subscribe(() => void poll());
   const timer = setInterval(() => {
     void poll();
-    res.write(": keep-alive\n\n");
+    if (!res.writableNeedDrain) res.write(": keep-alive\n\n");
   }, KEEP_ALIVE_MS);
   void poll();
   request.raw.on("close", () => {
@@ -138,6 +142,20 @@ export function serveEventStream(request: FastifyRequest, reply: FastifyReply, o
     untrack();
     clearInterval(timer);
     unsubscribe();
+  });
+}
+
+/** Until `res` has flushed what it holds, or closed. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    if (!res.writableNeedDrain || res.destroyed) return resolve();
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.on("drain", done);
+    res.on("close", done);
   });
 }
 
