@@ -118,6 +118,15 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
         description: "gateway not ready while the database hangs",
       });
       expect((await probe("/healthz")).status).toBe(200);
+      // The views answer 503 at once too, rather than wait for the database (with a token).
+      const view = await fetch(`http://127.0.0.1:${httpPort}/v1/releases/${beforeId}`, {
+        headers: { authorization: `Bearer ${token}` },
+        signal: AbortSignal.timeout(2_000),
+      });
+      expect({ status: view.status, body: await view.json() }).toMatchObject({
+        status: 503,
+        body: { status: 503, detail: "database unavailable" },
+      });
     } finally {
       await signalServer(postgres.dataDir, "SIGCONT");
     }

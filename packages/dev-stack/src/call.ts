@@ -21,9 +21,11 @@ const SERVICES: Record<string, { service: DescService; port: number; portVariabl
   notification: { service: NotificationService, port: 50051, portVariable: "RELEASE_GRPC_PORT" },
 };
 
-const usage = `usage: node packages/dev-stack/dist/call.js <release|change|configuration|deployment|notification> <Method> ['<json>'] [--print field.path]
+const usage = `usage: node packages/dev-stack/dist/call.js <release|change|configuration|deployment|notification> <Method> ['<json>'] [--print field.path] [--deadline seconds]
   the token comes from RDM_TOKEN (e.g. RDM_TOKEN=$(./rdm token dana deployer)); the port from
-  <SERVICE>_GRPC_PORT as for ./rdm up; --print prints one field of the answer (e.g. release.releaseId)`;
+  <SERVICE>_GRPC_PORT as for ./rdm up; --print prints one field of the answer (e.g. release.releaseId);
+  --deadline gives up after that many seconds (default 30: DEADLINE_EXCEEDED; a command may still
+  have been done, and sending it again with the same requestId does it at most once)`;
 
 /** The value at a dotted path of the JSON answer (array items by index), as text. */
 function pick(json: JsonValue, fieldPath: string): string {
@@ -36,7 +38,12 @@ function pick(json: JsonValue, fieldPath: string): string {
 }
 
 async function main() {
-  const { positionals, values } = parseArgs({ allowPositionals: true, options: { print: { type: "string" } } });
+  const { positionals, values } = parseArgs({
+    allowPositionals: true,
+    options: { print: { type: "string" }, deadline: { type: "string", default: "30" } },
+  });
+  const deadlineSeconds = Number(values.deadline);
+  if (!(deadlineSeconds > 0)) throw new Error(`--deadline must be a number of seconds above 0\n${usage}`);
   const [serviceName = "", methodName = "", body = "{}"] = positionals;
   const target = SERVICES[serviceName];
   const method = target?.service.methods.find((m) => m.name === methodName || m.localName === methodName);
@@ -57,11 +64,14 @@ async function main() {
   const port = process.env[target.portVariable ?? `${serviceName.toUpperCase()}_GRPC_PORT`] ?? String(target.port);
   const client = createGrpcClient(target.service, `127.0.0.1:${port}`, { token }) as unknown as Record<
     string,
-    (request: Message) => Promise<Message>
+    (request: Message, options: { deadline: number }) => Promise<Message>
   > & { close(): void };
-  const call = client[method.localName] as (request: Message) => Promise<Message>;
+  const call = client[method.localName] as (request: Message, options: { deadline: number }) => Promise<Message>;
   try {
-    const answer = toJson(method.output as DescMessage, await call(fromJson(input, json)));
+    const answer = toJson(
+      method.output as DescMessage,
+      await call(fromJson(input, json), { deadline: deadlineSeconds * 1_000 }),
+    );
     console.log(values.print ? pick(answer, values.print) : JSON.stringify(answer, null, 2));
   } catch (error) {
     if (typeof (error as { code?: unknown }).code !== "number") throw error;

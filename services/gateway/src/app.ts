@@ -129,6 +129,15 @@ export async function buildGatewayApp({
     api.addHook("onRoute", documentCommonResponses);
     api.addHook("onRequest", authenticateReader(verifier));
     api.addHook("preValidation", refuseNonDecimalIntegers);
+    // While the database is known to be gone (or hanging), 503 at once rather than a wait for it.
+    api.addHook("preHandler", async (request, reply) => {
+      if (databaseAvailable()) return;
+      request.log.info("request refused: database unavailable");
+      return reply
+        .code(503)
+        .header("retry-after", "1")
+        .send(problem(503, "Service Unavailable", "database unavailable"));
+    });
     const options = { pool, streams };
     await api.register(releaseRoutes, options);
     await api.register(configurationRoutes, options);
