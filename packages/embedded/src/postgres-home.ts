@@ -63,16 +63,15 @@ export async function placePostgres(dataDir: string, isRoot: boolean): Promise<P
 /**
  * <data home>/<hash of dataDir's path>, and beside it <hash>.origin naming `dataDir`, which is made
  * (empty) so that deleting it, or the clone around it, throws the cluster away as it would if the
- * data were there. A stand-in from before origins were recorded is kept and adopted.
+ * data were there. So a stand-in found while `dataDir` is missing is thrown away: its folder was
+ * deleted, or a new clone took a deleted one's path (also when the stand-in is older than origins).
  */
 async function dataStandIn(dataHome: string, dataDir: string): Promise<string> {
   const placed = path.join(dataHome, createHash("sha256").update(dataDir).digest("hex").slice(0, 16));
-  const origin = `${placed}.origin`;
-  const thrownAway = existsSync(origin) && !existsSync(dataDir);
+  if (!existsSync(dataDir) && !(await serverRunsOn(placed))) await rm(placed, { recursive: true, force: true });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  if (thrownAway) await rm(placed, { recursive: true, force: true });
   await mkdir(dataHome, { recursive: true, mode: 0o755 });
-  await writeFile(origin, dataDir);
+  await writeFile(`${placed}.origin`, dataDir);
   return placed;
 }
 

@@ -80,6 +80,8 @@ describe("startEmbeddedPostgres", () => {
         await first.stop();
       }
       await rm(path.dirname(dataDir), { recursive: true, force: true });
+      // Also when the stand-in is older than the record of its folder (a clone at a deleted one's path).
+      await rm(`${first.dataDir}.origin`, { force: true });
 
       const second = await startEmbeddedPostgres({ dataDir, port });
       try {
