@@ -154,10 +154,17 @@ test("a model version created by another instance reaches a listening cache at c
   }
 });
 
-test("a cache whose listening connection is cut listens again on another and sees later versions", async () => {
+test("a cache whose listening connection is cut listens again on another, says so, and sees later versions", async () => {
   const { pool, store, handler } = await database();
   const models = new ReleaseModelStore(store, pool);
-  const listener = models.listen(createLogger("release-test", "fatal"));
+  const logger = createLogger("release-test", "fatal");
+  const said: string[] = [];
+  const info = logger.info.bind(logger);
+  logger.info = ((...args: Parameters<typeof info>) => {
+    said.push(String(args.at(-1)));
+    return info(...args);
+  }) as typeof logger.info;
+  const listener = models.listen(logger);
   const listening = async () =>
     (
       await pool.query<{ pid: number }>(
@@ -172,6 +179,7 @@ test("a cache whose listening connection is cut listens again on another and see
     await waitFor(async () => models.caching && (await listening()).some((pid) => pid !== first), {
       description: "the cache listening again on another connection",
     });
+    expect(said).toEqual(["release model cache: listening again"]);
     expect(await models.get("hotfix")).toBeUndefined();
     await createModel(handler, hotfix());
     await waitFor(async () => (await models.get("hotfix"))?.version === 1, {

@@ -106,10 +106,12 @@ export class ReleaseModelStore {
     let stopped = false;
     let client: pg.PoolClient | undefined;
     let retry: NodeJS.Timeout | undefined;
+    let wasLost = false;
     const lost = (from: pg.PoolClient | undefined, error: Error, delay: number) => {
       if (from !== client) return; // a connection already given up
       // Without notifications the cache could go stale: read every time until listening again.
       this.listening = false;
+      wasLost = true;
       this.invalidate();
       client?.release(true);
       client = undefined;
@@ -133,6 +135,8 @@ export class ReleaseModelStore {
         // Whatever was cached before this connection listened may have missed a notification.
         this.invalidate();
         this.listening = !stopped;
+        if (wasLost && this.listening) logger.info("release model cache: listening again");
+        wasLost = false;
       } catch (error) {
         // Unless its "error" event already gave this connection up.
         if (connected === client) lost(client, error as Error, delay);
