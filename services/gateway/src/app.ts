@@ -15,7 +15,7 @@ import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
 import { lazySchemaCompilers } from "./http/lazy-schemas.js";
-import { problem, problemSchema, refuseNonDecimalIntegers } from "./http/problems.js";
+import { databaseUnavailable, problem, problemSchema, refuseNonDecimalIntegers } from "./http/problems.js";
 import { auditRoutes } from "./http/routes/audit/index.js";
 import { calendarRoutes } from "./http/routes/calendar/index.js";
 import { changeRoutes } from "./http/routes/changes/index.js";
@@ -114,10 +114,7 @@ export async function buildGatewayApp({
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, "database unavailable");
-      return reply
-        .code(503)
-        .header("retry-after", "1")
-        .send(problem(503, "Service Unavailable", "database unavailable"));
+      return databaseUnavailable(reply);
     }
     request.log.error({ err: error }, "request failed");
     return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));
@@ -133,10 +130,7 @@ export async function buildGatewayApp({
     api.addHook("preHandler", async (request, reply) => {
       if (databaseAvailable()) return;
       request.log.info("request refused: database unavailable");
-      return reply
-        .code(503)
-        .header("retry-after", "1")
-        .send(problem(503, "Service Unavailable", "database unavailable"));
+      return databaseUnavailable(reply);
     });
     const options = { pool, streams };
     await api.register(releaseRoutes, options);

@@ -26,6 +26,13 @@ export const notFound = (reply: FastifyReply, detail: string) =>
 export const badRequest = (reply: FastifyReply, detail: string) =>
   reply.code(400).send({ type: "about:blank", title: "Bad Request", status: 400, detail });
 
+/** The database is gone or hanging: worth a retry soon. */
+export const databaseUnavailable = (reply: FastifyReply) =>
+  reply
+    .code(503)
+    .header("retry-after", "1")
+    .send(problem(503, "Service Unavailable", "database unavailable"));
+
 /** An id PostgreSQL's uuid type takes: ajv's "uuid" format alone also admits a urn:uuid: prefix. */
 export const uuidSchema = { type: "string", format: "uuid", pattern: UUID_PATTERN } as const;
 
