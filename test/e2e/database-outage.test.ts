@@ -1,5 +1,5 @@
 // Freeze PostgreSQL under a running release service and gateway, then stop it and start it again:
-// both processes stay up, report not-ready and answer UNAVAILABLE / 503 meanwhile, and afterwards
+// both processes stay up, report not-ready and answer UNAVAILABLE / 503 at once meanwhile, and afterwards
 // serve commands, publish and project events again by themselves, each event once. The test runs
 // a PostgreSQL of its own, so the shared test server is not disturbed.
 
@@ -95,6 +95,8 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
       description: `release ${releaseId} in the gateway`,
     });
 
+  /** Commands whose outcome was unknown or refused: retried with their request ids at the end. */
+  const requestIds: string[] = [];
   try {
     const before = await waitFor(() => register(randomUUID()), { timeoutMs: 60_000, description: "release serving" });
     const beforeId = before.release?.releaseId as string;
@@ -118,6 +120,16 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
         description: "gateway not ready while the database hangs",
       });
       expect((await probe("/healthz")).status).toBe(200);
+      // A command is refused at once too (UNAVAILABLE, which clients retry), rather than wait for
+      // a pool connection; retried with its request id after the outage below.
+      const refused = randomUUID();
+      requestIds.push(refused);
+      await expect(
+        client.registerRelease(
+          { requestId: refused, title: "Refused while frozen", type: ReleaseType.MINOR, owner: "kim" },
+          { deadline: 2_000 },
+        ),
+      ).rejects.toMatchObject({ code: grpc.status.UNAVAILABLE });
       // The views answer 503 at once too, rather than wait for the database (with a token).
       const view = await fetch(`http://127.0.0.1:${httpPort}/v1/releases/${beforeId}`, {
         headers: { authorization: `Bearer ${token}` },
@@ -136,7 +148,6 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     });
 
     // Four writers keep transactions open while the server goes down (checked-out connections).
-    const requestIds: string[] = [];
     let writing = true;
     const writers = Promise.all(
       Array.from({ length: 4 }, async () => {

@@ -10,6 +10,8 @@ import {
   PreconditionFailureSchema,
   type ResourceInfo,
   ResourceInfoSchema,
+  type RetryInfo,
+  RetryInfoSchema,
 } from "@rdm/proto/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
 import { STATUS_DETAILS_KEY } from "./errors.js";
@@ -22,6 +24,7 @@ export interface ErrorDetails {
   preconditionFailure?: PreconditionFailure;
   errorInfo?: ErrorInfo;
   resourceInfo?: ResourceInfo;
+  retryInfo?: RetryInfo;
 }
 
 /**
@@ -43,6 +46,7 @@ export function errorDetails(error: unknown): ErrorDetails {
       result.preconditionFailure = anyUnpack(detail, PreconditionFailureSchema);
     else if (anyIs(detail, ErrorInfoSchema)) result.errorInfo = anyUnpack(detail, ErrorInfoSchema);
     else if (anyIs(detail, ResourceInfoSchema)) result.resourceInfo = anyUnpack(detail, ResourceInfoSchema);
+    else if (anyIs(detail, RetryInfoSchema)) result.retryInfo = anyUnpack(detail, RetryInfoSchema);
   }
   return result;
 }

@@ -7,6 +7,7 @@ import {
   ErrorInfoSchema,
   PreconditionFailureSchema,
   ResourceInfoSchema,
+  RetryInfoSchema,
 } from "@rdm/proto/gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
 import { isRuleViolationLike, ruleViolationError } from "./rule-violation.js";
@@ -113,6 +114,20 @@ export class Aborted extends RpcError {
   constructor(message: string, reason = "ABORTED", metadata: Record<string, string> = {}) {
     super(GrpcStatus.ABORTED, message, [packDetail(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata })]);
     this.name = "Aborted";
+  }
+}
+
+/**
+ * The service cannot serve now (its database is away) and a retry later may succeed:
+ * UNAVAILABLE + ErrorInfo with the reason + RetryInfo with the delay to wait.
+ */
+export class Unavailable extends RpcError {
+  constructor(message: string, reason: string, retryAfterSeconds = 1) {
+    super(GrpcStatus.UNAVAILABLE, message, [
+      packDetail(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN }),
+      packDetail(RetryInfoSchema, { retryDelay: { seconds: BigInt(retryAfterSeconds) } }),
+    ]);
+    this.name = "Unavailable";
   }
 }
 

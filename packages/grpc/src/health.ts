@@ -26,6 +26,11 @@ export class HealthService {
     for (const watch of this.watches.get(service) ?? []) watch.write({ status });
   }
 
+  /** Whether a service (full name) and the server as a whole ("") both say SERVING. */
+  isServing(service: string): boolean {
+    return this.statuses.get("") !== "NOT_SERVING" && this.statuses.get(service) !== "NOT_SERVING";
+  }
+
   /** Marks everything NOT_SERVING, tells every watcher, then ends their streams. */
   stopAll(): void {
     for (const name of this.statuses.keys()) this.setServing(name, false);

@@ -38,6 +38,7 @@ import {
 } from "./interceptor.js";
 import { authenticateCallers, authorizeRoles } from "./interceptors/auth.js";
 import { logCalls, measureCalls, traceCalls } from "./interceptors/observe.js";
+import { refuseWhileNotServing } from "./interceptors/serving.js";
 import { validateRequests } from "./interceptors/validate.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, rawServiceDefinition } from "./service-definition.js";
@@ -97,7 +98,10 @@ export interface GrpcServer {
   /** Binds and starts serving; resolves with the bound port (useful with port 0). */
   listen(host: string, port: number): Promise<number>;
   health: {
-    /** Sets the grpc.health.v1 status of one service (full name) or, without one, of the server (""). */
+    /**
+     * Sets the grpc.health.v1 status of one service (full name) or, without one, of the server
+     * (""). While a service, or the server, is NOT_SERVING, its calls are refused UNAVAILABLE.
+     */
     setServing(service: string | undefined, serving: boolean): void;
   };
   /**
@@ -250,14 +254,18 @@ function serverLifecycle(
 
 /**
  * A gRPC server for protobuf-es services. Every call passes the standard interceptors, in this
- * order: trace, log, metrics, authenticate, authorize, validate; then the service's own, then its
- * handler. What is thrown becomes a gRPC status with google.rpc details. Health and reflection
+ * order: trace, log, metrics, authenticate, authorize, validate, and refusal (UNAVAILABLE) while
+ * health says the service is NOT_SERVING; then the service's own, then its handler. What is thrown becomes a gRPC status with google.rpc details. Health and reflection
  * are served without a token.
  */
 export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcServerOptions<T>): GrpcServer {
   const { logger } = options;
   const registrations = options.services as unknown as ServiceRegistration[];
   const server = new Server(WITHOUT_CHANNELZ);
+  // Health: every registered service and the server as a whole ("") start SERVING.
+  const health = new HealthService(
+    Object.fromEntries(["", ...registrations.map((r) => r.service.typeName)].map((n) => [n, true])),
+  );
   const standard: Interceptor[] = [
     traceCalls(),
     logCalls(logger),
@@ -265,6 +273,7 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
     authenticateCallers(options.verifier),
     authorizeRoles(),
     validateRequests(),
+    refuseWhileNotServing(health),
   ];
 
   for (const registration of registrations) checkRegistration(registration);
@@ -275,10 +284,6 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
     );
   }
 
-  // Health: every registered service and the server as a whole ("") start SERVING.
-  const health = new HealthService(
-    Object.fromEntries(["", ...registrations.map((r) => r.service.typeName)].map((n) => [n, true])),
-  );
   health.addToServer(server);
 
   if (options.reflection) {

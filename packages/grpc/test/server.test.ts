@@ -537,6 +537,36 @@ describe("health and reflection (no token needed)", () => {
     client.close();
   });
 
+  test("while a service or the server is NOT_SERVING, its calls are refused UNAVAILABLE at once", async () => {
+    const service = "rdm.release.v1.ReleaseService";
+    const c = createGrpcClient(ReleaseService, address, { token: await token(["release-manager"]) });
+    const served = registerCalls.length;
+    try {
+      for (const notServing of [service, undefined]) {
+        server.health.setServing(notServing, false);
+        try {
+          expect(await failure(c.registerRelease(validRegistration()))).toMatchObject({
+            code: GrpcStatus.UNAVAILABLE,
+            errorInfo: { reason: "NOT_SERVING", domain: "rdm" },
+            retryInfo: { retryDelay: { seconds: 1n } },
+          });
+          // The caller's own mistakes are still named: a retry would not mend them.
+          expect(await failure(c.registerRelease({ ...validRegistration(), title: "" }))).toMatchObject({
+            code: GrpcStatus.INVALID_ARGUMENT,
+          });
+        } finally {
+          server.health.setServing(notServing, true);
+        }
+      }
+      expect(registerCalls.length).toBe(served);
+      await expect(c.registerRelease(validRegistration("served again"))).resolves.toMatchObject({
+        release: { title: "served again" },
+      });
+    } finally {
+      c.close();
+    }
+  });
+
   for (const version of ["v1", "v1alpha"]) {
     test(`server reflection ${version} lists the services and serves their descriptors`, async () => {
       const reflectionProto = require.resolve(
