@@ -116,7 +116,7 @@ test("CMDB browse, CI detail, impact, DML integrity and baseline views match the
   const eventId = randomUUID();
   const deploymentId = uniqueId("dep");
   const succeeded = create(DeploymentSucceededSchema, {
-    metadata: create(EventMetadataSchema, { eventId }),
+    metadata: create(EventMetadataSchema, { eventId, streamId: deploymentId, streamVersion: 1n }),
     deploymentId,
     releaseId: randomUUID(),
     environment,
@@ -327,7 +327,7 @@ test("the gateway's baseline follows environment order and exact rollbacks as th
   ) => {
     const id = randomUUID();
     const message = create(schema as typeof DeploymentFailedSchema, {
-      metadata: create(EventMetadataSchema, { eventId: id }),
+      metadata: create(EventMetadataSchema, { eventId: id, streamId: deploymentId, streamVersion: 1n }),
       deploymentId,
       releaseId: randomUUID(),
       environment,

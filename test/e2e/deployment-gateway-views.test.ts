@@ -67,6 +67,9 @@ interface Deployment {
   environment: string;
 }
 
+/** The last stream version given to each deployment's events (deploymentEvent). */
+const streamVersions = new Map<string, bigint>();
+
 /** A deployment event as the deployment service publishes it: keyed by deployment id, with its environment sequence. */
 function deploymentEvent(
   schema:
@@ -80,11 +83,15 @@ function deploymentEvent(
 ): CloudEvent {
   const id = randomUUID();
   const occurredAt = new Date(Date.UTC(2026, 11, 1, 9, environmentSequence));
+  const streamVersion = (streamVersions.get(deployment.deploymentId) ?? 0n) + 1n;
+  streamVersions.set(deployment.deploymentId, streamVersion);
   const message = create(schema as typeof DeploymentFailedSchema, {
     metadata: create(EventMetadataSchema, {
       eventId: id,
       actor: "executor-1",
       occurredAt: timestampFromDate(occurredAt),
+      streamId: deployment.deploymentId,
+      streamVersion,
     }),
     ...deployment,
     ...fields,
@@ -231,9 +238,10 @@ test("deployments and inventories from outcomes out of order across partitions: 
     ].sort(),
   );
   // The release overview lists them too.
+  const registrationId = randomUUID();
   await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
     {
-      id: randomUUID(),
+      id: registrationId,
       type: ReleaseRegisteredSchema.typeName,
       source: "rdm/release",
       subject: release2,
@@ -247,7 +255,7 @@ test("deployments and inventories from outcomes out of order across partitions: 
           type: ReleaseType.MINOR,
           owner: "olivia",
           phase: ReleasePhase.REGISTRATION,
-          metadata: { actor: "olivia", streamVersion: 1n },
+          metadata: { eventId: registrationId, actor: "olivia", streamId: release2, streamVersion: 1n },
         }),
       ),
     },

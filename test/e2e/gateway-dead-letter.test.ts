@@ -1,9 +1,16 @@
 // A message the gateway cannot project goes to its dead-letter topic with the reason, and the
-// gateway keeps projecting what follows.
+// gateway keeps projecting what follows. So does a body that is not the event its envelope names.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import {
+  CONFIGURATION_EVENTS_TOPIC,
+  createKafka,
+  createProducer,
+  publishEvents,
+  RELEASE_EVENTS_TOPIC,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { ArtifactRegisteredSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { testConsumerTimings, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
@@ -14,7 +21,7 @@ import { e2eStack } from "./harness.js";
 const stack = e2eStack("e2e-dlq");
 afterAll(() => stack.stop());
 
-test("an undecodable release event is dead-lettered and projection goes on", async () => {
+test("an undecodable event, or one whose body is not the event its envelope names, is dead-lettered and projection goes on", async () => {
   const brokers = await testKafkaBrokers();
   const topicPrefix = stack.topicPrefix;
   const dlqTopic = `${topicPrefix}rdm.gateway.dlq.v1`;
@@ -31,25 +38,42 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
     // Same key, so the valid event is behind the poison one in the same partition.
     const releaseId = randomUUID();
     const poisonId = randomUUID();
+    const validId = randomUUID();
     const event = { source: "rdm/release", subject: releaseId, time: new Date(), extensions: {} };
+    const registered = toBinary(
+      ReleaseRegisteredSchema,
+      create(ReleaseRegisteredSchema, {
+        releaseId,
+        key: "REL-2026-9999",
+        title: "After the poison",
+        type: ReleaseType.MINOR,
+        owner: "olivia",
+        phase: ReleasePhase.REGISTRATION,
+        metadata: { eventId: validId, actor: "olivia", streamId: releaseId, streamVersion: 1n },
+      }),
+    );
     await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
       { ...event, id: poisonId, type: "rdm.release.v1.ReleaseRegistered", data: new Uint8Array([0xff, 0xff, 0xff]) },
+      { ...event, id: validId, type: ReleaseRegisteredSchema.typeName, data: registered },
+    ]);
+    // The same registration replayed under another subject (and key): it would show a second
+    // release with the first one's fields. And an empty body under valid headers: it decodes, as
+    // every field at its default, to an artifact with an empty id.
+    const phantomId = randomUUID();
+    const replayId = randomUUID();
+    const emptyId = randomUUID();
+    await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
+      { ...event, subject: phantomId, id: replayId, type: ReleaseRegisteredSchema.typeName, data: registered },
+    ]);
+    await publishEvents(producer, `${topicPrefix}${CONFIGURATION_EVENTS_TOPIC}`, [
       {
-        ...event,
-        id: randomUUID(),
-        type: ReleaseRegisteredSchema.typeName,
-        data: toBinary(
-          ReleaseRegisteredSchema,
-          create(ReleaseRegisteredSchema, {
-            releaseId,
-            key: "REL-2026-9999",
-            title: "After the poison",
-            type: ReleaseType.MINOR,
-            owner: "olivia",
-            phase: ReleasePhase.REGISTRATION,
-            metadata: { actor: "olivia", streamVersion: 1n },
-          }),
-        ),
+        source: "rdm/configuration",
+        subject: randomUUID(),
+        time: new Date(),
+        id: emptyId,
+        type: ArtifactRegisteredSchema.typeName,
+        data: new Uint8Array(),
+        extensions: { streamversion: "1" },
       },
     ]);
 
@@ -61,27 +85,39 @@ test("an undecodable release event is dead-lettered and projection goes on", asy
         dead.push(Object.fromEntries(Object.entries(message.headers ?? {}).map(([k, v]) => [k, String(v)])));
       },
     });
-    const letter = await waitFor(async () => dead.find((h) => h.ce_id === poisonId), {
-      timeoutMs: 30_000,
-      description: "poison message on the gateway's dead-letter topic",
-    });
+    const letterOf = (id: string, what: string) =>
+      waitFor(async () => dead.find((h) => h.ce_id === id), {
+        timeoutMs: 30_000,
+        description: `${what} on the gateway's dead-letter topic`,
+      });
+    const letter = await letterOf(poisonId, "poison message");
     expect(letter.rdm_dlq_reason).toBe("permanent");
     expect(letter.rdm_dlq_error).toMatch(/cannot decode rdm\.release\.v1\.ReleaseRegistered/);
     expect(letter.rdm_dlq_original_topic).toBe(`${topicPrefix}${RELEASE_EVENTS_TOPIC}`);
+    expect(await letterOf(replayId, "the replay under another subject")).toMatchObject({
+      rdm_dlq_reason: "permanent",
+      rdm_dlq_error: expect.stringContaining(
+        `metadata.event_id "${validId}" is not ce_id "${replayId}"; metadata.stream_id "${releaseId}" is not ce_subject "${phantomId}"`,
+      ),
+    });
+    expect(await letterOf(emptyId, "the empty artifact registration")).toMatchObject({
+      rdm_dlq_reason: "permanent",
+      rdm_dlq_error: expect.stringContaining("ArtifactRegistered does not match its envelope: it has no metadata"),
+    });
 
     const health = await fetch(`${gateway.url}/healthz`);
     expect(health.status).toBe(200);
     const token = await stack.token("vera", ["viewer"]);
+    const get = (path: string) => fetch(`${gateway.url}${path}`, { headers: { authorization: `Bearer ${token}` } });
     const view = await waitFor(
       async () => {
-        const response = await fetch(`${gateway.url}/v1/releases/${releaseId}`, {
-          headers: { authorization: `Bearer ${token}` },
-        });
+        const response = await get(`/v1/releases/${releaseId}`);
         return response.status === 200 ? response.json() : undefined;
       },
       { timeoutMs: 30_000, description: "the event after the poison one projected" },
     );
     expect(view).toMatchObject({ releaseId, title: "After the poison", type: "MINOR" });
+    expect((await get(`/v1/releases/${phantomId}`)).status).toBe(404);
   } finally {
     await reader.disconnect();
     await producer.disconnect();

@@ -290,8 +290,13 @@ export async function publishReleaseInDeployment(
   await publishEvents(
     producer,
     `${topicPrefix}${RELEASE_EVENTS_TOPIC}`,
-    events.map(([schema, event]) => {
-      const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "rita" });
+    events.map(([schema, event], index) => {
+      const metadata = create(EventMetadataSchema, {
+        eventId: randomUUID(),
+        actor: "rita",
+        streamId: releaseId,
+        streamVersion: BigInt(index + 1),
+      });
       return {
         id: metadata.eventId,
         type: schema.typeName,

@@ -53,10 +53,23 @@ function header(headers: IHeaders | undefined, name: string): string | undefined
   return first === undefined ? undefined : first.toString();
 }
 
-/** Reads a Kafka message back into a CloudEvent; throws MalformedCloudEvent naming what is missing. */
-export function fromKafkaMessage(message: { headers?: IHeaders; value: Buffer | null }): CloudEvent {
+/**
+ * Reads a Kafka message back into a CloudEvent; throws MalformedCloudEvent naming what is missing
+ * or wrong. A key, when there is one, must be `ce_subject`: a stream's events keep their order only
+ * within the partition their key chooses.
+ */
+export function fromKafkaMessage(message: {
+  headers?: IHeaders;
+  key?: Buffer | string | null;
+  value: Buffer | null;
+}): CloudEvent {
   const missing = REQUIRED.filter((name) => !header(message.headers, name));
   if (missing.length) throw new MalformedCloudEvent(`missing CloudEvents headers: ${missing.join(", ")}`);
+  const subject = header(message.headers, "ce_subject") as string;
+  if (message.key !== undefined && message.key !== null && message.key.toString() !== subject)
+    throw new MalformedCloudEvent(
+      `message key ${JSON.stringify(message.key.toString())} is not ce_subject ${JSON.stringify(subject)}`,
+    );
   const contentType = header(message.headers, "content-type");
   if (contentType !== CONTENT_TYPE_PROTOBUF)
     throw new MalformedCloudEvent(`unsupported content-type: ${contentType ?? "none"}`);
@@ -72,7 +85,7 @@ export function fromKafkaMessage(message: { headers?: IHeaders; value: Buffer | 
     id: header(message.headers, "ce_id") as string,
     type: header(message.headers, "ce_type") as string,
     source: header(message.headers, "ce_source") as string,
-    subject: header(message.headers, "ce_subject") as string,
+    subject,
     time,
     data: new Uint8Array(message.value ?? Buffer.alloc(0)),
     traceparent: header(message.headers, "traceparent"),

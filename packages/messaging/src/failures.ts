@@ -1,4 +1,3 @@
-import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
 import { isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import { MalformedCloudEvent } from "./cloudevents.js";
@@ -10,21 +9,6 @@ import { MalformedCloudEvent } from "./cloudevents.js";
 /** Thrown by a handler when no retry can help (e.g. an undecodable protobuf): dead-letter at once. */
 export class PermanentError extends Error {
   override readonly name = "PermanentError";
-}
-
-/**
- * The event's data as the message its type names. Bytes that do not decode will not decode on a
- * retry either: a PermanentError, so the event goes to the dead-letter topic at once.
- */
-export function decodeEvent<S extends DescMessage>(
-  schema: S,
-  event: { type: string; data: Uint8Array },
-): MessageShape<S> {
-  try {
-    return fromBinary(schema, event.data);
-  } catch (error) {
-    throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
-  }
 }
 
 /** The database could not be reached: not the message's fault, so it does not use up attempts. */

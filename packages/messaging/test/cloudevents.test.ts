@@ -19,10 +19,18 @@ const event: CloudEvent = {
 };
 
 /** What a consumer sees: kafkajs hands header values over as Buffers. */
-function asReceived(message: ReturnType<typeof toKafkaMessage>): { headers: IHeaders; value: Buffer | null } {
+function asReceived(message: ReturnType<typeof toKafkaMessage>): {
+  headers: IHeaders;
+  key: Buffer | null;
+  value: Buffer | null;
+} {
   const headers: IHeaders = {};
   for (const [name, value] of Object.entries(message.headers ?? {})) headers[name] = Buffer.from(String(value));
-  return { headers, value: message.value === null || message.value === undefined ? null : Buffer.from(message.value) };
+  return {
+    headers,
+    key: message.key === null || message.key === undefined ? null : Buffer.from(message.key),
+    value: message.value === null || message.value === undefined ? null : Buffer.from(message.value),
+  };
 }
 
 describe("CloudEvents Kafka binding (binary mode)", () => {
@@ -68,6 +76,14 @@ describe("CloudEvents Kafka binding (binary mode)", () => {
     const { headers } = asReceived(toKafkaMessage(event));
     delete headers.ce_type;
     expect(() => fromKafkaMessage({ headers, value: null })).toThrow("missing CloudEvents headers: ce_type");
+  });
+
+  it("rejects a key that is not ce_subject (the stream's partition); takes a message without a key", () => {
+    const received = asReceived(toKafkaMessage(event));
+    expect(() => fromKafkaMessage({ ...received, key: Buffer.from("rel-43") })).toThrow(
+      new MalformedCloudEvent('message key "rel-43" is not ce_subject "rel-42"'),
+    );
+    expect(fromKafkaMessage({ ...received, key: null })).toEqual(event);
   });
 
   it("rejects another content type and an unreadable time", () => {

@@ -715,7 +715,13 @@ test("ids of the other kinds of record are NOT_FOUND, not INTERNAL; ids in upper
 test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
   const releaseId = randomUUID();
   const linked = create(ReleaseChangeRequestLinkedSchema, {
-    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "olivia", correlationId: randomUUID() }),
+    metadata: create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      actor: "olivia",
+      correlationId: randomUUID(),
+      streamId: releaseId,
+      streamVersion: 2n,
+    }),
     releaseId,
     changeRequestId: "CHG-2026-0001",
   });
@@ -751,7 +757,13 @@ test("a release link and then a failed deployment of the linked release mark the
 
   // The release service links the change (its event, published here as it would be).
   const linked = create(ReleaseChangeRequestLinkedSchema, {
-    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "olivia", correlationId: randomUUID() }),
+    metadata: create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      actor: "olivia",
+      correlationId: randomUUID(),
+      streamId: releaseId,
+      streamVersion: 2n,
+    }),
     releaseId,
     changeRequestId: id,
   });
@@ -772,7 +784,13 @@ test("a release link and then a failed deployment of the linked release mark the
 
   const deploymentId = randomUUID();
   const failed = create(DeploymentFailedSchema, {
-    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "ci-agent-7", correlationId: randomUUID() }),
+    metadata: create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      actor: "ci-agent-7",
+      correlationId: randomUUID(),
+      streamId: deploymentId,
+      streamVersion: 3n,
+    }),
     deploymentId,
     releaseId,
     environment: "production",
@@ -801,7 +819,12 @@ test("a release link and then a failed deployment of the linked release mark the
   // The second copy may still be in flight: count only once a later event on the same key (so the
   // same partition, consumed after both copies) has been handled.
   const sentinel = create(DeploymentStartedSchema, {
-    metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "ci-agent-7" }),
+    metadata: create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      actor: "ci-agent-7",
+      streamId: deploymentId,
+      streamVersion: 4n,
+    }),
     deploymentId: randomUUID(),
     releaseId,
     environment: "staging",
@@ -838,6 +861,7 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
   const id = await authorizedChange({ environments: ["production"], linkedReleaseId: releaseId });
   await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
   const viewer = await clientAs("vera", ["viewer"]);
+  let published = 0n; // versions of the one stream they are published as
   const deploymentEvent = (
     schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema,
     deploymentId: string,
@@ -845,7 +869,12 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     environmentSequence: bigint,
   ) => {
     const message = create(schema, {
-      metadata: create(EventMetadataSchema, { eventId: randomUUID(), actor: "ci-agent-1" }),
+      metadata: create(EventMetadataSchema, {
+        eventId: randomUUID(),
+        actor: "ci-agent-1",
+        streamId: releaseId,
+        streamVersion: ++published,
+      }),
       deploymentId,
       releaseId,
       environment,

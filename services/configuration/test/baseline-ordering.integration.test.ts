@@ -94,6 +94,8 @@ function outcome(
       eventId: id,
       actor: "deployer-bot",
       occurredAt: timestampFromDate(occurredAt),
+      streamId: deploymentId,
+      streamVersion: 1n,
     }),
     deploymentId,
     releaseId: randomUUID(),

@@ -357,6 +357,8 @@ function deploymentEvent(
     metadata: create(EventMetadataSchema, {
       eventId: id,
       actor: "deployer-bot",
+      streamId: fields.deploymentId,
+      streamVersion: 1n,
       ...(at.occurredAt ? { occurredAt: timestampFromDate(at.occurredAt) } : {}),
     }),
     releaseId: randomUUID(),

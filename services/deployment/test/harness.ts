@@ -126,6 +126,8 @@ export class Harness {
 
   reader: Consumer | undefined;
   readonly published = new Map<string, DeploymentEventMessage[]>();
+  /** The last version published of each upstream stream (publish). */
+  private readonly upstreamVersions = new Map<string, bigint>();
 
   async stop() {
     await this.reader?.disconnect();
@@ -152,7 +154,14 @@ export class Harness {
     subject: string,
     init: Partial<MessageShape<S>>,
   ) {
-    const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "upstream" });
+    const streamVersion = (this.upstreamVersions.get(subject) ?? 0n) + 1n;
+    this.upstreamVersions.set(subject, streamVersion);
+    const metadata = create(EventMetadataSchema, {
+      eventId: randomUUID(),
+      actor: "upstream",
+      streamId: subject,
+      streamVersion,
+    });
     const message = create(schema, { ...init, metadata } as never);
     await publishEvents(this.producer, `${this.topicPrefix}${eventsTopic(service)}`, [
       {

@@ -36,7 +36,10 @@ const eventOf = (schema: DescMessage): CloudEvent => ({
   subject: "s",
   time: new Date(),
   // Ids set and flags on, so a handler that needs one (an id, a quorum reached) is not stopped by an empty message.
-  data: toBinary(schema, create(schema, filled(schema) as never)),
+  data: toBinary(
+    schema,
+    create(schema, { ...filled(schema), metadata: { eventId: "e1", streamId: "s", streamVersion: 1n } } as never),
+  ),
 });
 
 function filled(schema: DescMessage): Record<string, unknown> {

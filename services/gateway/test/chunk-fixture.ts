@@ -42,6 +42,7 @@ export const eventsOn =
     const metadata = {
       eventId: id,
       actor: "rita",
+      streamId: "s",
       streamVersion: BigInt(version),
       occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
       correlationId: `corr-${version}`,

@@ -56,6 +56,7 @@ function event<D extends DescMessage>(
   const metadata = create(EventMetadataSchema, {
     eventId: id,
     actor,
+    streamId: subject,
     streamVersion: BigInt(version),
     occurredAt: ts(when),
     correlationId,

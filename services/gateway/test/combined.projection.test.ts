@@ -45,6 +45,7 @@ function deploymentEvent<D extends DescMessage>(schema: D, fields: Omit<MessageI
   const metadata = create(EventMetadataSchema, {
     eventId: id,
     actor: "executor-1",
+    streamId: deploymentId,
     streamVersion: BigInt(++version),
     occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
     correlationId: "corr-1",

@@ -273,7 +273,7 @@ test("a NUL in an event's text (appended before the API refused it) is projected
     type: ReleaseType.MINOR,
     owner: "olivia",
     phase: ReleasePhase.REGISTRATION,
-    metadata: { eventId: randomUUID(), actor: "olivia", streamVersion: 1n },
+    metadata: { eventId: randomUUID(), actor: "olivia", streamId: releaseId, streamVersion: 1n },
   });
   const event = {
     id: registered.metadata?.eventId as string,

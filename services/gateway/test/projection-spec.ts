@@ -15,10 +15,14 @@ export interface Published {
 
 export const T0 = new Date("2026-03-02T09:00:00Z");
 
+/** The stream every spec event is published under (its envelope's subject). */
+const SUBJECT = "subject";
+
 /** Event metadata at stream version `version`, `version` minutes after T0. */
 export const metadata = (version: bigint, actor = "rita") => ({
   eventId: randomUUID(),
   actor,
+  streamId: SUBJECT,
   streamVersion: version,
   occurredAt: timestampFromDate(new Date(T0.getTime() + Number(version) * 60_000)),
 });
@@ -37,10 +41,10 @@ export function gatewayProjectionSpec(projection: Projection) {
     },
     apply: async ({ schema, message }, tx) => {
       const event = decode({
-        id: randomUUID(),
+        id: (message as { metadata?: { eventId: string } }).metadata?.eventId ?? randomUUID(),
         type: schema.typeName,
         source: "test",
-        subject: "subject",
+        subject: SUBJECT,
         time: T0,
         data: toBinary(schema, message),
       });

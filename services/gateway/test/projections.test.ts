@@ -10,6 +10,7 @@ import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations, withTransaction } from "@rdm/eventstore";
 import type { CloudEvent } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentStartedSchema, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePlanningUpdatedSchema, ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -54,15 +55,16 @@ afterAll(async () => {
   await db?.drop();
 });
 
-/** Projects one event as the consumer does: encoded, on its topic, in a transaction. */
+/** Projects one event as the consumer does: encoded, on its topic, in a transaction; `subject` is its stream. */
 async function publish<D extends DescMessage>(topic: string, schema: D, message: MessageShape<D>, subject: string) {
+  const { metadata } = message as { metadata?: EventMetadata };
   const event: CloudEvent = {
-    id: randomUUID(),
+    id: metadata?.eventId ?? randomUUID(),
     type: schema.typeName,
     source: "test",
     subject,
     time: new Date(),
-    data: toBinary(schema, message),
+    data: toBinary(schema, { ...message, ...(metadata ? { metadata: { ...metadata, streamId: subject } } : {}) }),
   };
   await withTransaction(pool, (tx) => project(event, tx, { topic }));
 }

@@ -45,6 +45,7 @@ function changeEvent(
   const metadata = {
     eventId: randomUUID(),
     occurredAt: timestampFromDate(new Date(at.getTime() + version * 1000)),
+    streamId: changeRequestId,
     streamVersion: BigInt(version),
   };
   const [schema, message] =

@@ -15,7 +15,11 @@ const event = (type: string, data: Uint8Array): CloudEvent => ({
 });
 
 test("decodes a published type, passes an unknown one by and refuses undecodable bytes as permanent", () => {
-  const registered = create(ReleaseRegisteredSchema, { releaseId: "r1", title: "Payments" });
+  const registered = create(ReleaseRegisteredSchema, {
+    releaseId: "r1",
+    title: "Payments",
+    metadata: { eventId: "e1", streamId: "s", streamVersion: 1n },
+  });
   const decoded = decodeNotifiable(
     event(ReleaseRegisteredSchema.typeName, toBinary(ReleaseRegisteredSchema, registered)),
   );

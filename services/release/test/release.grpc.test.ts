@@ -104,9 +104,10 @@ async function advance(releaseId: string, client: ReleaseClient = coordinator) {
 /** Publishes a change request event the way the change service's relay would. */
 async function publishChange(changeRequestId: string, state: ChangeState, version: number) {
   const schema = state === ChangeState.AUTHORIZED ? ChangeRequestAuthorizedSchema : ChangeRequestSubmittedSchema;
+  const eventId = randomUUID();
   const event = create(schema, {
     metadata: create(EventMetadataSchema, {
-      eventId: randomUUID(),
+      eventId,
       occurredAt: timestampFromDate(new Date()),
       actor: "chris",
       streamId: changeRequestId,
@@ -117,7 +118,7 @@ async function publishChange(changeRequestId: string, state: ChangeState, versio
   } as never);
   await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
     {
-      id: randomUUID(),
+      id: eventId,
       type: schema.typeName,
       source: "rdm/change",
       subject: changeRequestId,

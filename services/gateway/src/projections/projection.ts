@@ -1,7 +1,7 @@
 import { createRegistry, type DescMessage, type Message, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import { type ChunkHandler, type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type ChunkHandler, type CloudEvent, checkEventIdentity, PermanentError } from "@rdm/messaging";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import { decodeStorable } from "./storable-text.js";
@@ -81,7 +81,7 @@ export const versionGuard = (column: string, param: number | string) =>
 /**
  * The decoder of a projection's events: undefined for a type it does not handle (producers add
  * types to a topic; a read model skips what it does not know), PermanentError (dead letter) for
- * bytes that do not decode. Text is made storable (decodeStorable: U+0000 → U+FFFD).
+ * bytes that do not decode or a body that does not match its envelope (checkEventIdentity). Text is made storable (decodeStorable: U+0000 → U+FFFD).
  */
 export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudEvent) => ProjectedEvent | undefined {
   const registry = createRegistry(...handles);
@@ -95,14 +95,15 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
       throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
     }
     const metadata = message.metadata;
+    checkEventIdentity(envelope, metadata);
     return {
       message,
       envelope,
       // Text is changed only where a 0x00 byte was (see decodeStorable).
       data: envelope.data.includes(0) ? toBinary(schema, message) : envelope.data,
-      version: metadata?.streamVersion ?? 0n,
-      occurredAt: metadata?.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
-      actor: metadata?.actor ?? "",
+      version: metadata.streamVersion,
+      occurredAt: metadata.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
+      actor: metadata.actor,
     };
   };
 }

@@ -1,0 +1,47 @@
+import { type CloudEvent, checkEventIdentity, type EventIdentity, PermanentError } from "../src/index.js";
+
+const envelope: CloudEvent = {
+  id: "0b7e6c2a-6f1e-4d5e-9a0b-2b1f3c4d5e6f",
+  type: "rdm.configuration.v1.ArtifactRegistered",
+  source: "rdm/configuration",
+  subject: "artifact-42",
+  time: new Date("2026-12-05T10:00:00Z"),
+  data: new Uint8Array(),
+  extensions: { streamversion: "3" },
+};
+const metadata: EventIdentity = { eventId: envelope.id, streamId: "artifact-42", streamVersion: 3n };
+const refusal = (m: EventIdentity | undefined, e: CloudEvent = envelope) => {
+  try {
+    checkEventIdentity(e, m);
+  } catch (error) {
+    expect(error).toBeInstanceOf(PermanentError);
+    return (error as Error).message;
+  }
+  return undefined;
+};
+
+test("an event whose body names what its envelope names passes, with or without ce_streamversion", () => {
+  expect(refusal(metadata)).toBeUndefined();
+  expect(refusal(metadata, { ...envelope, extensions: {} })).toBeUndefined();
+});
+
+test("an empty body (no metadata) is refused: it would project a row with an empty id", () => {
+  expect(refusal(undefined)).toBe(
+    "rdm.configuration.v1.ArtifactRegistered does not match its envelope: it has no metadata",
+  );
+  expect(refusal({ eventId: "", streamId: "", streamVersion: 0n })).toBe(
+    "rdm.configuration.v1.ArtifactRegistered does not match its envelope: " +
+      `metadata.event_id "" is not ce_id "${envelope.id}"; ` +
+      'metadata.stream_id "" is not ce_subject "artifact-42"; metadata.stream_version is not 1 or more',
+  );
+});
+
+test("a body replayed under another subject, id or stream version is refused, naming each difference", () => {
+  expect(refusal({ ...metadata, streamId: "artifact-7" })).toContain(
+    'metadata.stream_id "artifact-7" is not ce_subject "artifact-42"',
+  );
+  expect(refusal({ ...metadata, eventId: "another" })).toContain(`metadata.event_id "another" is not ce_id`);
+  expect(refusal({ ...metadata, streamVersion: 4n })).toContain(
+    'metadata.stream_version 4 is not ce_streamversion "3"',
+  );
+});
