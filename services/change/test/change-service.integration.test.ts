@@ -712,8 +712,8 @@ test("ids of the other kinds of record are NOT_FOUND, not INTERNAL; ids in upper
   ).toEqual(["OK", "OK", "OK"]);
 });
 
-test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
-  const releaseId = randomUUID();
+/** Publishes, as the release service would, that `releaseId` links `changeRequestId`; the event's id. */
+async function publishReleaseLink(releaseId: string, changeRequestId: string): Promise<string> {
   const linked = create(ReleaseChangeRequestLinkedSchema, {
     metadata: create(EventMetadataSchema, {
       eventId: randomUUID(),
@@ -723,7 +723,7 @@ test("a release link to a change key (linked before the release service required
       streamVersion: 2n,
     }),
     releaseId,
-    changeRequestId: "CHG-2026-0001",
+    changeRequestId,
   });
   const eventId = linked.metadata?.eventId as string;
   await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
@@ -736,6 +736,11 @@ test("a release link to a change key (linked before the release service required
       data: toBinary(ReleaseChangeRequestLinkedSchema, linked),
     },
   ]);
+  return eventId;
+}
+
+test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
+  const eventId = await publishReleaseLink(randomUUID(), "CHG-2026-0001");
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   try {
@@ -756,27 +761,7 @@ test("a release link and then a failed deployment of the linked release mark the
   const viewer = await clientAs("vera", ["viewer"]);
 
   // The release service links the change (its event, published here as it would be).
-  const linked = create(ReleaseChangeRequestLinkedSchema, {
-    metadata: create(EventMetadataSchema, {
-      eventId: randomUUID(),
-      actor: "olivia",
-      correlationId: randomUUID(),
-      streamId: releaseId,
-      streamVersion: 2n,
-    }),
-    releaseId,
-    changeRequestId: id,
-  });
-  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
-    {
-      id: linked.metadata?.eventId as string,
-      type: linked.$typeName,
-      source: "rdm/release",
-      subject: releaseId,
-      time: new Date(),
-      data: toBinary(ReleaseChangeRequestLinkedSchema, linked),
-    },
-  ]);
+  await publishReleaseLink(releaseId, id);
   await waitFor(async () => (await viewer.getChange({ changeRequestId: id })).change?.linkedReleaseId === releaseId, {
     timeoutMs: 30_000,
     description: "change linked to the release",
