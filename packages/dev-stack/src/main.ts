@@ -13,6 +13,7 @@ import { mintDevToken, type Role } from "@rdm/auth";
 import { ensureDatabase, howItEnded, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
 import { EVENT_SOURCES, eventsTopic } from "@rdm/messaging";
 import { executorArguments, registerDefaultEnvironments } from "./deployment-defaults.js";
+import { orphansOf } from "./earlier-stack.js";
 
 const root = path.resolve(fileURLToPath(new URL("../../..", import.meta.url)));
 const dataDir = path.resolve(process.env.RDM_DATA_DIR ?? path.join(root, ".data"));
@@ -121,14 +122,29 @@ function devSecret(): string {
   return readFileSync(file, "utf8").trim();
 }
 
-/** Before anything starts: a port taken by another process stops the start with a clear word. */
+/** How long a start waits for an earlier stack's processes to stop: beyond their own 30 s bound. */
+const EARLIER_STACK_WAIT_MS = 45_000;
+
+/**
+ * Before anything starts: a port taken by another process stops the start with a clear word. When
+ * processes of an earlier stack from this folder are still stopping (its supervisor was killed),
+ * it waits for them first.
+ */
 async function refuseTakenPorts(): Promise<void> {
   const metricsPorts = components.map((c) => ({
     name: `${c.name} metrics`,
     variable: `${c.name.toUpperCase()}_METRICS_PORT`,
     port: c.metrics,
   }));
-  const taken = await portsInUse([postgresPort, ...components, ...metricsPorts]);
+  const wanted = [postgresPort, ...components, ...metricsPorts];
+  let taken = await portsInUse(wanted);
+  const earlier = taken.length ? orphansOf(root) : [];
+  if (earlier.length) {
+    say(`waiting for an earlier stack's processes from this folder to stop (pids ${earlier.join(", ")})`);
+    const deadline = Date.now() + EARLIER_STACK_WAIT_MS;
+    while (orphansOf(root).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
+    taken = await portsInUse(wanted);
+  }
   if (!taken.length) return;
   for (const { name, port, variable } of taken) {
     console.error(`rdm: port ${port} (${name}) is already in use on 127.0.0.1; set ${variable} to use another port`);
