@@ -1,7 +1,8 @@
 // Freeze PostgreSQL under a running release service and gateway, then stop it and start it again:
 // both processes stay up, report not-ready and answer UNAVAILABLE / 503 at once meanwhile, and afterwards
 // serve commands, publish and project events again by themselves, each event once. The test runs
-// a PostgreSQL of its own, so the shared test server is not disturbed.
+// a PostgreSQL of its own (under a launcher process, so a killed test worker does not leave it
+// running), so the shared test server is not disturbed.
 
 import type { ChildProcess } from "node:child_process";
 import { randomUUID } from "node:crypto";
@@ -9,7 +10,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
-import { databaseUrl, freePort, type StartedPostgres, startEmbeddedPostgres } from "@rdm/embedded";
+import { databaseUrl, freePort, type StartedPostgres, startEmbeddedPostgresProcess } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -58,7 +59,7 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     settings: { fsync: "off" },
     initdbFlags: ["--no-sync"],
   };
-  let postgres: StartedPostgres = await startEmbeddedPostgres(postgresOptions);
+  let postgres: StartedPostgres = await startEmbeddedPostgresProcess(postgresOptions);
   const brokers = (await testKafkaBrokers()).join(",");
   const topicPrefix = stack.topicPrefix;
   const [grpcPort, httpPort] = [await freePort(), await freePort()];
@@ -177,7 +178,7 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     expect((await gatewayGet(`/v1/releases/${beforeId}`)).status).toBe(503);
     expect([alive(release), alive(gateway)]).toEqual([true, true]);
 
-    postgres = await startEmbeddedPostgres(postgresOptions);
+    postgres = await startEmbeddedPostgresProcess(postgresOptions);
     await waitFor(async () => (await healthStatus(`127.0.0.1:${grpcPort}`)) === "SERVING", {
       timeoutMs: 15_000,
       description: "release health SERVING again",

