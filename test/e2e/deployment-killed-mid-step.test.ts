@@ -46,7 +46,7 @@ async function idsOnTopic(): Promise<string[]> {
 test("SIGKILL of the deployment service while a step is leased: restarted, it completes the deployment, each effect once", async () => {
   const configuration = await stack.configuration();
   const [databaseUrl, port] = [await stack.database("deployment"), await freePort()];
-  const env = await stack.env("deployment", { databaseUrl, port, env: { METRICS_PORT: "0" } });
+  const env = await stack.env("deployment", { databaseUrl, port });
   let child = stack.spawnService("deployment", env);
   const address = `127.0.0.1:${port}`;
   const deployer = createGrpcClient(DeploymentService, address, {

@@ -23,7 +23,6 @@ test("a restarted gateway answers its probes and views while its consumer group 
       env: {
         LOG_LEVEL: "error",
         GATEWAY_CONSUMER_SESSION_TIMEOUT_MS: SESSION_TIMEOUT_MS,
-        METRICS_PORT: String(await freePort()), // two gateways side by side
       },
     });
   const token = await stack.token("vera", ["viewer"]);

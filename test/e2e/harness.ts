@@ -125,6 +125,9 @@ export function e2eStack(name: string) {
       [component === "gateway" ? "HTTP_PORT" : "GRPC_PORT"]: String(options.port),
       [consumer.group]: options.group ?? uniqueId(`${name}-${component}`),
       [consumer.session]: session,
+      // A port of its own for /metrics: the default ones are a running `./rdm up`'s, and two
+      // processes of one component in parallel test files would meet there.
+      METRICS_PORT: "0",
       ...options.env,
     };
   }

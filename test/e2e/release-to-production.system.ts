@@ -152,7 +152,7 @@ type Stack = ReturnType<typeof e2eStack>;
 /** The release service as a process on a port of its own, which kill() ends with SIGKILL. */
 async function releaseProcess(stack: Stack, databaseUrl: string, group: string) {
   const port = await freePort();
-  const env = await stack.env("release", { databaseUrl, port, group, env: { METRICS_PORT: "0" } });
+  const env = await stack.env("release", { databaseUrl, port, group });
   const address = `127.0.0.1:${port}`;
   const probe = createGrpcClient(ReleaseService, address, { token: await stack.token("probe", ["viewer"]) });
   stack.onStop(() => probe.close());
