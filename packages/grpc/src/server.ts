@@ -255,8 +255,9 @@ function serverLifecycle(
 /**
  * A gRPC server for protobuf-es services. Every call passes the standard interceptors, in this
  * order: trace, log, metrics, authenticate, authorize, validate, and refusal (UNAVAILABLE) while
- * health says the service is NOT_SERVING; then the service's own, then its handler. What is thrown becomes a gRPC status with google.rpc details. Health and reflection
- * are served without a token.
+ * health says the service is NOT_SERVING; then the service's own, then its handler. What is
+ * thrown becomes a gRPC status with google.rpc details. Health and reflection are served without
+ * a token.
  */
 export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcServerOptions<T>): GrpcServer {
   const { logger } = options;
