@@ -12,6 +12,16 @@ import {
 import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
 import { isRuleViolationLike, ruleViolationError } from "./rule-violation.js";
 
+/**
+ * Most violations an error lists in its message and its details. A status travels in headers,
+ * which many gRPC clients cap at 8-16 KB (C-core's Python and C++, Java): an answer listing
+ * thousands of them reached such a client as RESOURCE_EXHAUSTED instead of the status. The
+ * message says how many were left out.
+ */
+export const MAX_LISTED_VIOLATIONS = 20;
+/** Longest status message sent (characters), for the same reason; a longer one is cut with "…". */
+const MAX_MESSAGE_LENGTH = 2_000;
+
 /** Trailer carrying a serialized google.rpc.Status (the gRPC richer error model). */
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
 /** ErrorInfo.domain of errors raised by this platform. */
@@ -59,7 +69,9 @@ export class FailedPrecondition extends RpcError {
     message: string,
     readonly violations: PreconditionViolation[] = [],
   ) {
-    super(GrpcStatus.FAILED_PRECONDITION, message, [packDetail(PreconditionFailureSchema, { violations })]);
+    super(GrpcStatus.FAILED_PRECONDITION, withOmitted(message, violations.length), [
+      packDetail(PreconditionFailureSchema, { violations: violations.slice(0, MAX_LISTED_VIOLATIONS) }),
+    ]);
     this.name = "FailedPrecondition";
   }
 }
@@ -80,7 +92,7 @@ export class InvalidArgument extends RpcError {
   ) {
     super(GrpcStatus.INVALID_ARGUMENT, message, [
       packDetail(BadRequestSchema, {
-        fieldViolations: fieldViolations.map((v) => ({
+        fieldViolations: fieldViolations.slice(0, MAX_LISTED_VIOLATIONS).map((v) => ({
           field: v.field,
           description: v.description,
           reason: v.reason ?? "",
@@ -143,7 +155,14 @@ export class Unauthenticated extends RpcError {
 
 function describeFieldViolations(violations: FieldViolation[]): string {
   if (violations.length === 0) return "invalid request";
-  return `invalid request: ${violations.map((v) => `${v.field}: ${v.description}`).join("; ")}`;
+  const listed = violations.slice(0, MAX_LISTED_VIOLATIONS).map((v) => `${v.field}: ${v.description}`);
+  return withOmitted(`invalid request: ${listed.join("; ")}`, violations.length);
+}
+
+/** `message`, saying how many of `count` violations its details leave out (MAX_LISTED_VIOLATIONS). */
+function withOmitted(message: string, count: number): string {
+  const omitted = count - MAX_LISTED_VIOLATIONS;
+  return omitted > 0 ? `${message} (and ${omitted} more violations, not listed)` : message;
 }
 
 /** Outcome of mapping any thrown value; `internal` marks errors whose real message is hidden. */
@@ -161,6 +180,12 @@ export interface MappedStatus {
  * with a generic message.
  */
 export function toStatus(thrown: unknown): MappedStatus {
+  const mapped = mapThrown(thrown);
+  if (mapped.message.length <= MAX_MESSAGE_LENGTH) return mapped;
+  return { ...mapped, message: `${mapped.message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` };
+}
+
+function mapThrown(thrown: unknown): MappedStatus {
   const error = isRuleViolationLike(thrown) ? ruleViolationError(thrown) : thrown;
   if (error instanceof RpcError) {
     return { code: error.code, message: error.message, details: error.details, internal: false };
@@ -173,6 +198,11 @@ export function toStatus(thrown: unknown): MappedStatus {
     if (e.actual !== undefined) metadata.actual_version = String(e.actual);
     const aborted = new Aborted(`concurrent modification, retry: ${error.message}`, "WRONG_EXPECTED_VERSION", metadata);
     return { code: aborted.code, message: aborted.message, details: aborted.details, internal: false };
+  }
+  // The client ended a client stream without half-closing it (reset, cancelled): not our failure.
+  if ((error as { code?: unknown } | null)?.code === "ERR_STREAM_PREMATURE_CLOSE") {
+    const message = "the client ended the call before its last message";
+    return { code: GrpcStatus.CANCELLED, message, details: [], internal: false };
   }
   // A value validation let through but the database cannot store or compare: the caller's input.
   if (isDataException(error)) {

@@ -333,6 +333,25 @@ describe("validation (protovalidate)", () => {
     client.close();
   });
 
+  test("thousands of violations: the first 20 listed, the rest counted, within what any client's headers take", async () => {
+    const client = createGrpcClient(ReleaseService, address, { token: await token(["release-manager"]) });
+    // 100 stakeholders of 201 characters each: 100 violations of string.max_len.
+    const stakeholders = Array.from({ length: 100 }, (_, i) => `${"s".repeat(198)}${String(i).padStart(3, "0")}`);
+    try {
+      const details = await failure(client.registerRelease({ ...validRegistration(), stakeholders }));
+      expect(details.code).toBe(GrpcStatus.INVALID_ARGUMENT);
+      expect(details.badRequest?.fieldViolations.map((v) => v.field)).toEqual(
+        Array.from({ length: 20 }, (_, i) => `stakeholders[${i}]`),
+      );
+      expect(details.message).toMatch(
+        /^invalid request: stakeholders\[0\]: .* \(and 80 more violations, not listed\)$/,
+      );
+      expect(details.message.length).toBeLessThanOrEqual(2_000);
+    } finally {
+      client.close();
+    }
+  });
+
   test("a message-level rule reports the nested field path", async () => {
     const client = createGrpcClient(ReleaseService, address, { token: await token(["release-manager"]) });
     const details = await failure(
@@ -462,6 +481,34 @@ describe("domain errors are mapped to gRPC statuses with google.rpc details", ()
       throw new Aborted("retry");
     });
     expect(aborted.code).toBe(GrpcStatus.ABORTED);
+  });
+
+  test("a precondition failure keeps 20 violations and says how many more; a long message is cut", async () => {
+    const violations = Array.from({ length: 50 }, (_, i) => ({
+      type: "GATE_NOT_MET",
+      subject: `g${i}`,
+      description: "no",
+    }));
+    const many = await get(() => {
+      throw new FailedPrecondition("release cannot leave PLANNING", violations);
+    });
+    expect(many.message).toBe("release cannot leave PLANNING (and 30 more violations, not listed)");
+    expect(many.preconditionFailure?.violations.map((v) => v.subject)).toEqual(
+      violations.slice(0, 20).map((v) => v.subject),
+    );
+    const long = await get(() => {
+      throw new FailedPrecondition(`refused: ${"x".repeat(10_000)}`);
+    });
+    expect(long.message).toHaveLength(2_000);
+    expect(long.message.endsWith("x…")).toBe(true);
+  });
+
+  test("a client stream ended early by the client -> CANCELLED, not logged as a failure", async () => {
+    const closed = await get(() => {
+      throw Object.assign(new Error("Premature close"), { code: "ERR_STREAM_PREMATURE_CLOSE" });
+    });
+    expect(closed).toMatchObject({ code: GrpcStatus.CANCELLED });
+    expect(logger.lines.some((l) => (l.fields.err as Error | undefined)?.message === "Premature close")).toBe(false);
   });
 
   test("an unknown error -> INTERNAL with a generic message, logged once with the real one", async () => {
