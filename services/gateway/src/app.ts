@@ -15,7 +15,13 @@ import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
 import { lazySchemaCompilers } from "./http/lazy-schemas.js";
-import { databaseUnavailable, problem, problemSchema, refuseNonDecimalIntegers } from "./http/problems.js";
+import {
+  databaseUnavailable,
+  problem,
+  problemSchema,
+  refuseNonDecimalIntegers,
+  refuseNulCharacters,
+} from "./http/problems.js";
 import { auditRoutes } from "./http/routes/audit/index.js";
 import { calendarRoutes } from "./http/routes/calendar/index.js";
 import { changeRoutes } from "./http/routes/changes/index.js";
@@ -125,6 +131,7 @@ export async function buildGatewayApp({
   await app.register(async (api) => {
     api.addHook("onRoute", documentCommonResponses);
     api.addHook("onRequest", authenticateReader(verifier));
+    api.addHook("preValidation", refuseNulCharacters);
     api.addHook("preValidation", refuseNonDecimalIntegers);
     // While the database is known to be gone (or hanging), 503 at once rather than a wait for it.
     api.addHook("preHandler", async (request, reply) => {

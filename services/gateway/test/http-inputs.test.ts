@@ -109,6 +109,11 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     ["NUL in a CMDB search", "/v1/cmdb/items?q=a%00b"],
     ["NUL in a release owner", "/v1/releases?owner=a%00b"],
     ["NUL in a page token", `/v1/cmdb/items?pageToken=${pageToken("a\u0000", "b")}`],
+    // Streams too, before they answer 200: their first read comes after (it met the refusal there).
+    ["NUL in an event stream filter", "/v1/audit/events?after=0&actor=a%00b"],
+    ["NUL in an event stream's path", "/v1/environments/a%00b/inventory/events"],
+    ["NUL in a view stream filter", "/v1/views/events?view=inventory&environment=%00"],
+    ["NUL in a KPI service", "/v1/kpis?service=%00"],
     ["a page token time Date.parse takes and PostgreSQL does not", `/v1/releases?pageToken=${pageToken("1", id)}`],
     [
       "a page token time before PostgreSQL's range",
@@ -168,8 +173,10 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     }
   });
 
-  test("what the database refused is said without its internals", async () => {
-    const { body } = await get("/v1/changes?q=a%00b");
+  test("a NUL is named where it is; what the database refused is said without its internals", async () => {
+    expect((await get("/v1/changes?q=a%00b")).body.detail).toBe("querystring/q must not contain a NUL character");
+    expect((await get("/v1/cmdb/items/ci%00one")).body.detail).toBe("params/id must not contain a NUL character");
+    const { body } = await get(`/v1/cmdb/items?pageToken=${pageToken("a\u0000", "b")}`);
     expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");
   });
 

@@ -65,3 +65,18 @@ export async function refuseNonDecimalIntegers(request: FastifyRequest, reply: F
       return badRequest(reply, `querystring/${name} must be an integer written in decimal digits`);
   }
 }
+
+/**
+ * A query or path value with a NUL character: 400. PostgreSQL text cannot hold one, so such a
+ * value matches nothing; refused here, before an event stream answers 200 and only then meets the
+ * database's refusal at its first read.
+ */
+export async function refuseNulCharacters(request: FastifyRequest, reply: FastifyReply) {
+  const places = { querystring: request.query, params: request.params } as Record<string, unknown>;
+  for (const [where, values] of Object.entries(places)) {
+    for (const [name, value] of Object.entries((values as Record<string, unknown> | undefined) ?? {})) {
+      if ((Array.isArray(value) ? value : [value]).some((v) => typeof v === "string" && v.includes("\u0000")))
+        return badRequest(reply, `${where}/${name} must not contain a NUL character`);
+    }
+  }
+}

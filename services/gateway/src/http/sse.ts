@@ -1,4 +1,5 @@
 import type { ServerResponse } from "node:http";
+import { isDatabaseUnavailable } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import type pg from "pg";
@@ -125,7 +126,15 @@ export function serveEventStream(request: FastifyRequest, reply: FastifyReply, o
       }
       if (entries.length === PAGE) again = true;
     } catch (error) {
-      request.log.error({ err: error }, `${options.name} poll failed`);
+      // The database away: the next poll (keep-alive or NOTIFY) tries again. Anything else would
+      // fail every poll alike: end the stream once, rather than log it every few seconds.
+      if (isDatabaseUnavailable(error)) {
+        request.log.warn({ err: error }, `${options.name} poll failed; retrying`);
+      } else {
+        request.log.error({ err: error }, `${options.name} poll failed; ending the stream`);
+        stop();
+        res.end();
+      }
     } finally {
       polling = false;
     }
@@ -136,13 +145,15 @@ export function serveEventStream(request: FastifyRequest, reply: FastifyReply, o
     void poll();
     if (!res.writableNeedDrain) res.write(": keep-alive\n\n");
   }, KEEP_ALIVE_MS);
-  void poll();
-  request.raw.on("close", () => {
+  const stop = () => {
+    if (closed) return;
     closed = true;
     untrack();
     clearInterval(timer);
     unsubscribe();
-  });
+  };
+  void poll();
+  request.raw.on("close", stop);
 }
 
 /** Until `res` has flushed what it holds, or closed. */
