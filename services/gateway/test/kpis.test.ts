@@ -79,6 +79,22 @@ test("periods are the UTC day, the ISO week from Monday and the month that conta
   });
 });
 
+test("periods in the years 1-99 are in those years (not in 1901-1999)", () => {
+  expect(periodRange("day", t("0001-06-15T12:00:00"))).toEqual({
+    from: t("0001-06-15T00:00:00"),
+    to: t("0001-06-16T00:00:00"),
+  });
+  // 0001-01-01 is a Monday in the proleptic Gregorian calendar.
+  expect(periodRange("week", t("0001-01-03T00:00:00"))).toEqual({
+    from: t("0001-01-01T00:00:00"),
+    to: t("0001-01-08T00:00:00"),
+  });
+  expect(periodRange("month", t("0099-12-31T12:00:00"))).toEqual({
+    from: t("0099-12-01T00:00:00"),
+    to: t("0100-01-01T00:00:00"),
+  });
+});
+
 test("one week in production: every KPI with its counts", () => {
   expect(computeKpis(week, deployments, releases)).toEqual({
     deploymentFrequency: { deployments: 3, days: 7, perDay: 3 / 7 },

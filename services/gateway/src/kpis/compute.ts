@@ -42,13 +42,20 @@ export interface KpiScope {
 
 const DAY_MS = 86_400_000;
 
+/** Midnight UTC of a calendar date (a month past December is in the next year). */
+function utcMidnight(year: number, month: number, day: number): Date {
+  // Not Date.UTC: it reads the years 0-99 as 1900-1999.
+  const date = new Date(0);
+  date.setUTCFullYear(year, month, day);
+  return date;
+}
+
 /** The UTC day, ISO week (from Monday) or month that contains `at`: [from, to). */
 export function periodRange(period: Period, at: Date): { from: Date; to: Date } {
   const y = at.getUTCFullYear();
   const m = at.getUTCMonth();
-  const d = at.getUTCDate();
-  if (period === "month") return { from: new Date(Date.UTC(y, m, 1)), to: new Date(Date.UTC(y, m + 1, 1)) };
-  const day = new Date(Date.UTC(y, m, d));
+  if (period === "month") return { from: utcMidnight(y, m, 1), to: utcMidnight(y, m + 1, 1) };
+  const day = utcMidnight(y, m, at.getUTCDate());
   if (period === "day") return { from: day, to: new Date(day.getTime() + DAY_MS) };
   const monday = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * DAY_MS);
   return { from: monday, to: new Date(monday.getTime() + 7 * DAY_MS) };
