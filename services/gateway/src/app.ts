@@ -1,3 +1,4 @@
+import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
 import type { TokenVerifier } from "@rdm/auth";
@@ -16,11 +17,14 @@ import { authenticateReader } from "./http/authenticated.js";
 import { health } from "./http/health.js";
 import { lazySchemaCompilers } from "./http/lazy-schemas.js";
 import {
+  badRequest,
   databaseUnavailable,
+  PROBLEM_CONTENT_TYPE,
   problem,
   problemSchema,
   refuseNonDecimalIntegers,
   refuseNulCharacters,
+  sendProblem,
 } from "./http/problems.js";
 import { auditRoutes } from "./http/routes/audit/index.js";
 import { calendarRoutes } from "./http/routes/calendar/index.js";
@@ -95,13 +99,13 @@ export async function buildGatewayApp({
     // Path parameters as long as the services take (an environment name of 100 characters is up
     // to 1,200 once percent-encoded); the routes' schemas and look-ups answer for their content.
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    clientErrorHandler: answerClientErrors,
     // A URL the router cannot take (a bad percent-encoding, a parameter longer still) is a problem
     // answer like any other, not Fastify's own body.
     frameworkErrors: (error, request, reply) => {
       request.log.info({ err: error }, "request URL refused");
       const status = error.statusCode ?? 400;
-      const answer = problem(status, status === 414 ? "URI Too Long" : "Bad Request", error.message);
-      return (reply as FastifyReply).code(status).send(answer);
+      return sendProblem(reply as FastifyReply, status, status === 414 ? "URI Too Long" : "Bad Request", error.message);
     },
   });
   answerUnknownRoutes(app, verifier, MAX_PARAM_LENGTH); // before any route is added
@@ -111,19 +115,18 @@ export async function buildGatewayApp({
   await app.register(swaggerUi, { routePrefix: "/docs" });
 
   app.setErrorHandler((error: FastifyError, request, reply) => {
-    if (error.validation) return reply.code(400).send(problem(400, "Bad Request", validationDetail(error)));
+    if (error.validation) return badRequest(reply, validationDetail(error));
     // A value the route schemas let through but the database cannot take: the client's error.
     if (isDataException(error)) {
       request.log.info({ err: error }, "request value refused by the database");
-      const detail = "a parameter is malformed or out of range (e.g. it contains a NUL character)";
-      return reply.code(400).send(problem(400, "Bad Request", detail));
+      return badRequest(reply, "a parameter is malformed or out of range (e.g. it contains a NUL character)");
     }
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, "database unavailable");
       return databaseUnavailable(reply);
     }
     request.log.error({ err: error }, "request failed");
-    return reply.code(500).send(problem(500, "Internal Server Error", "unexpected error"));
+    return sendProblem(reply, 500, "Internal Server Error", "unexpected error");
   });
 
   await app.register(health, { databaseAvailable, isReady });
@@ -157,6 +160,7 @@ const problemResponse = (description: string) => ({ description, ...problemSchem
  * What every authenticated route may answer besides its own responses, in the OpenAPI document:
  * 401 (no valid token), 403 (a role that may not read), 503 (the database is away) as problems;
  * and for a Server-Sent Events route (`/events`), its 200 stream and 400 (a bad Last-Event-ID).
+ * Every error answer is documented as `application/problem+json`, as it is sent.
  */
 function documentCommonResponses(route: RouteOptions): void {
   route.schema ??= {};
@@ -172,4 +176,34 @@ function documentCommonResponses(route: RouteOptions): void {
   response[401] ??= problemResponse("No valid bearer token");
   response[403] ??= problemResponse("The token's roles may not read this");
   response[503] ??= problemResponse("The database is unavailable; retry (Retry-After)");
+  for (const [status, schema] of Object.entries(response)) {
+    if (Number(status) < 400 || (schema as { content?: unknown }).content) continue;
+    const { description, ...body } = schema as { description?: string };
+    response[status] = {
+      ...(description ? { description } : {}),
+      content: { [PROBLEM_CONTENT_TYPE]: { schema: body } },
+    };
+  }
+}
+
+/**
+ * What Node's HTTP parser refuses before any route (a header block over 16 KB, a malformed
+ * request, a request too slow) as a problem answer, like every other error; the connection ends.
+ */
+function answerClientErrors(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (error.code === "ECONNRESET" || socket.destroyed) return;
+  const [status, title, detail] =
+    error.code === "HPE_HEADER_OVERFLOW"
+      ? [431, "Request Header Fields Too Large", "the request's headers are larger than the server takes (16 KB)"]
+      : error.code === "ERR_HTTP_REQUEST_TIMEOUT"
+        ? [408, "Request Timeout", "the request did not arrive in time"]
+        : [400, "Bad Request", "the request is not valid HTTP"];
+  const body = JSON.stringify(problem(status, title, detail));
+  if (socket.writable) {
+    socket.write(
+      `HTTP/1.1 ${status} ${title}\r\nContent-Length: ${Buffer.byteLength(body)}\r\n` +
+        `Content-Type: ${PROBLEM_CONTENT_TYPE}\r\nConnection: close\r\n\r\n${body}`,
+    );
+  }
+  socket.destroy(error);
 }

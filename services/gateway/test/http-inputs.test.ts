@@ -64,7 +64,7 @@ afterAll(async () => {
 async function get(path: string, headers: Record<string, string> = {}) {
   const response = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: bearer, ...headers } });
   const contentType = response.headers.get("content-type");
-  const json = contentType?.includes("application/json");
+  const json = /^application\/(problem\+)?json/.test(contentType ?? "");
   if (!json) await response.body?.cancel();
   return { status: response.status, contentType, body: json ? await response.json() : undefined };
 }
@@ -123,7 +123,7 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     const { status, contentType, body } = await get(path);
     expect({ status, contentType, body }).toEqual({
       status: 400,
-      contentType: expect.stringContaining("application/json"),
+      contentType: "application/problem+json; charset=utf-8",
       body: badRequest,
     });
   });
@@ -184,7 +184,7 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     const { status, contentType, body } = await get("/v1/releases/events", { "last-event-id": lastEventId });
     expect({ status, contentType, body }).toEqual({
       status: 400,
-      contentType: expect.stringContaining("application/json"),
+      contentType: "application/problem+json; charset=utf-8",
       body: { ...badRequest, detail: "Last-Event-ID must be the id of an event of this stream" },
     });
   });
@@ -228,15 +228,24 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     expect(await get(`/v1/cmdb/items/ci-${"x".repeat(300)}`)).toMatchObject({ status: 400, body: badRequest });
   });
 
+  test("headers larger than the server takes: 431 as a problem, not the framework's own body", async () => {
+    const { status, contentType, body } = await get("/v1/releases", { "x-filler": "x".repeat(20_000) });
+    expect({ status, contentType, body }).toEqual({
+      status: 431,
+      contentType: "application/problem+json",
+      body: { type: "about:blank", title: "Request Header Fields Too Large", status: 431, detail: expect.any(String) },
+    });
+  });
+
   test("a URL the router cannot take is a problem answer, not the framework's own body", async () => {
     expect(await get("/v1/releases/%E0%A4%A")).toEqual({
       status: 400,
-      contentType: expect.stringContaining("application/json"),
+      contentType: "application/problem+json; charset=utf-8",
       body: badRequest,
     });
     expect(await get(`/v1/cmdb/items/${"x".repeat(3000)}`)).toEqual({
       status: 414,
-      contentType: expect.stringContaining("application/json"),
+      contentType: "application/problem+json; charset=utf-8",
       body: { type: "about:blank", title: "URI Too Long", status: 414, detail: expect.any(String) },
     });
   });

@@ -1,6 +1,6 @@
 import { hasAnyRole, missingRoleMessage, READER_ROLES, type TokenVerifier } from "@rdm/auth";
 import type { onRequestAsyncHookHandler } from "fastify";
-import { problem } from "./problems.js";
+import { sendProblem } from "./problems.js";
 
 /**
  * The hook of the authenticated context: every route registered in that context needs a bearer
@@ -12,22 +12,16 @@ export function authenticateReader(verifier: TokenVerifier): onRequestAsyncHookH
     // The scheme is case-insensitive (RFC 7235), as on the gRPC side.
     const token = header && /^Bearer\s+(\S+)\s*$/i.exec(header)?.[1];
     if (!token) {
-      return reply
-        .code(401)
-        .header("www-authenticate", "Bearer")
-        .send(problem(401, "Unauthorized", "missing bearer token"));
+      return sendProblem(reply.header("www-authenticate", "Bearer"), 401, "Unauthorized", "missing bearer token");
     }
     try {
       const principal = await verifier.verify(token);
       if (!hasAnyRole(principal, [...READER_ROLES])) {
-        return reply.code(403).send(problem(403, "Forbidden", missingRoleMessage(principal, READER_ROLES)));
+        return sendProblem(reply, 403, "Forbidden", missingRoleMessage(principal, READER_ROLES));
       }
       request.log = request.log.child({ subject: principal.subject });
     } catch (error) {
-      return reply
-        .code(401)
-        .header("www-authenticate", "Bearer")
-        .send(problem(401, "Unauthorized", (error as Error).message));
+      return sendProblem(reply.header("www-authenticate", "Bearer"), 401, "Unauthorized", (error as Error).message);
     }
   };
 }

@@ -13,6 +13,9 @@ export const problemSchema = {
   },
 } as const;
 
+/** RFC 9457's media type: what every error answer is sent as. */
+export const PROBLEM_CONTENT_TYPE = "application/problem+json";
+
 export const problem = (status: number, title: string, detail: string) => ({
   type: "about:blank",
   title,
@@ -20,18 +23,20 @@ export const problem = (status: number, title: string, detail: string) => ({
   detail,
 });
 
-export const notFound = (reply: FastifyReply, detail: string) =>
-  reply.code(404).send({ type: "about:blank", title: "Not Found", status: 404, detail });
+/** Answers a problem: the status, `application/problem+json`, the body. */
+export const sendProblem = (reply: FastifyReply, status: number, title: string, detail: string) =>
+  reply
+    .code(status)
+    .type(`${PROBLEM_CONTENT_TYPE}; charset=utf-8`)
+    .send(problem(status, title, detail));
 
-export const badRequest = (reply: FastifyReply, detail: string) =>
-  reply.code(400).send({ type: "about:blank", title: "Bad Request", status: 400, detail });
+export const notFound = (reply: FastifyReply, detail: string) => sendProblem(reply, 404, "Not Found", detail);
+
+export const badRequest = (reply: FastifyReply, detail: string) => sendProblem(reply, 400, "Bad Request", detail);
 
 /** The database is gone or hanging: worth a retry soon. */
 export const databaseUnavailable = (reply: FastifyReply) =>
-  reply
-    .code(503)
-    .header("retry-after", "1")
-    .send(problem(503, "Service Unavailable", "database unavailable"));
+  sendProblem(reply.header("retry-after", "1"), 503, "Service Unavailable", "database unavailable");
 
 /** An id PostgreSQL's uuid type takes: ajv's "uuid" format alone also admits a urn:uuid: prefix. */
 export const uuidSchema = { type: "string", format: "uuid", pattern: UUID_PATTERN } as const;

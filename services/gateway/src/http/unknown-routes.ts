@@ -2,7 +2,7 @@ import type { TokenVerifier } from "@rdm/auth";
 import type { FastifyInstance } from "fastify";
 import FindMyWay from "find-my-way";
 import { authenticateReader } from "./authenticated.js";
-import { problem } from "./problems.js";
+import { sendProblem } from "./problems.js";
 
 /**
  * What no route takes is answered as the authenticated API would be: an anonymous caller (or one
@@ -19,12 +19,9 @@ export function answerUnknownRoutes(app: FastifyInstance, verifier: TokenVerifie
     const allowed = methodsAt(request.url);
     if (allowed.length > 0) {
       const detail = `${request.method} is not allowed here; ${allowed.join(", ")} ${allowed.length > 1 ? "are" : "is"}`;
-      return reply
-        .code(405)
-        .header("allow", allowed.join(", "))
-        .send(problem(405, "Method Not Allowed", detail));
+      return sendProblem(reply.header("allow", allowed.join(", ")), 405, "Method Not Allowed", detail);
     }
-    return reply.code(404).send(problem(404, "Not Found", `no route ${request.method} ${request.url}`));
+    return sendProblem(reply, 404, "Not Found", `no route ${request.method} ${request.url}`);
   });
 }
 
