@@ -128,7 +128,7 @@ const EARLIER_STACK_WAIT_MS = 45_000;
 /**
  * Before anything starts: a port taken by another process stops the start with a clear word. When
  * processes of an earlier stack from this folder are still stopping (its supervisor was killed),
- * it waits for them first.
+ * it first waits for the ports to be freed.
  */
 async function refuseTakenPorts(): Promise<void> {
   const metricsPorts = components.map((c) => ({
@@ -141,9 +141,12 @@ async function refuseTakenPorts(): Promise<void> {
   const earlier = taken.length ? orphansOf(root) : [];
   if (earlier.length) {
     say(`waiting for an earlier stack's processes from this folder to stop (pids ${earlier.join(", ")})`);
+    // Until the ports are free, not until those processes are gone: what matters is the ports.
     const deadline = Date.now() + EARLIER_STACK_WAIT_MS;
-    while (orphansOf(root).length && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 250));
-    taken = await portsInUse(wanted);
+    while (taken.length && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      taken = await portsInUse(wanted);
+    }
   }
   if (!taken.length) return;
   for (const { name, port, variable } of taken) {
