@@ -28,7 +28,13 @@ import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 const EXECUTORS = 16;
 type Client = ReturnType<typeof createGrpcClient<(typeof DeploymentService)["method"]>>;
 
-/** Publishes an upstream fact (release approved, artifact verified) as its service would. */
+/** The last stream version published of each upstream stream (publishFact). */
+const factVersions = new Map<string, bigint>();
+
+/**
+ * Publishes an upstream fact (release approved, artifact verified) as its service would: the
+ * body's metadata names the event, its stream and its version, as consumers check.
+ */
 async function publishFact<S extends DescMessage>(
   producer: ReturnType<typeof createProducer>,
   service: string,
@@ -36,7 +42,14 @@ async function publishFact<S extends DescMessage>(
   subject: string,
   init: Partial<MessageShape<S>>,
 ) {
-  const metadata = create(EventMetadataSchema, { eventId: randomUUID(), actor: "bench" });
+  const streamVersion = (factVersions.get(subject) ?? 0n) + 1n;
+  factVersions.set(subject, streamVersion);
+  const metadata = create(EventMetadataSchema, {
+    eventId: randomUUID(),
+    actor: "bench",
+    streamId: subject,
+    streamVersion,
+  });
   const data = toBinary(schema, create(schema, { ...init, metadata } as never));
   await publishEvents(producer, `rdm.${service}.events.v1`, [
     { id: metadata.eventId, type: schema.typeName, source: `rdm/${service}`, subject, time: new Date(), data },
