@@ -81,7 +81,8 @@ export const versionGuard = (column: string, param: number | string) =>
 /**
  * The decoder of a projection's events: undefined for a type it does not handle (producers add
  * types to a topic; a read model skips what it does not know), PermanentError (dead letter) for
- * bytes that do not decode or a body that does not match its envelope (checkEventIdentity). Text is made storable (decodeStorable: U+0000 → U+FFFD).
+ * bytes that do not decode or a body that does not match its envelope (checkEventIdentity). Text
+ * is made storable (decodeStorable: U+0000 → U+FFFD).
  */
 export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudEvent) => ProjectedEvent | undefined {
   const registry = createRegistry(...handles);
