@@ -3,13 +3,12 @@
 // deployment's last target report to its outcome event on Kafka. No assertions.
 //   node bench/dist/deployment.js [deployments = 64] [targets per deployment = 8]
 import { randomUUID } from "node:crypto";
-import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { mintDevToken } from "@rdm/auth";
 import { startDeploymentService } from "@rdm/deployment";
 import { createGrpcClient } from "@rdm/grpc";
 import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ArtifactRegisteredSchema, ArtifactVerifiedSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
@@ -21,39 +20,24 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { createTestDatabase } from "@rdm/testkit";
+import { createTestDatabase, PublishedStreams } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
 const EXECUTORS = 16;
 type Client = ReturnType<typeof createGrpcClient<(typeof DeploymentService)["method"]>>;
 
-/** The last stream version published of each upstream stream (publishFact). */
-const factVersions = new Map<string, bigint>();
+/** Upstream facts (release approved, artifact verified) as their services would publish them. */
+const facts = new PublishedStreams("bench");
 
-/**
- * Publishes an upstream fact (release approved, artifact verified) as its service would: the
- * body's metadata names the event, its stream and its version, as consumers check.
- */
 async function publishFact<S extends DescMessage>(
   producer: ReturnType<typeof createProducer>,
   service: string,
   schema: S,
   subject: string,
-  init: Partial<MessageShape<S>>,
+  init: Omit<MessageInitShape<S>, "metadata" | "$typeName">,
 ) {
-  const streamVersion = (factVersions.get(subject) ?? 0n) + 1n;
-  factVersions.set(subject, streamVersion);
-  const metadata = create(EventMetadataSchema, {
-    eventId: randomUUID(),
-    actor: "bench",
-    streamId: subject,
-    streamVersion,
-  });
-  const data = toBinary(schema, create(schema, { ...init, metadata } as never));
-  await publishEvents(producer, `rdm.${service}.events.v1`, [
-    { id: metadata.eventId, type: schema.typeName, source: `rdm/${service}`, subject, time: new Date(), data },
-  ]);
+  await publishEvents(producer, `rdm.${service}.events.v1`, [facts.event(`rdm/${service}`, schema, subject, init)]);
 }
 
 /** When each deployment's DeploymentSucceeded arrives on Kafka (a reader polling every 20 ms). */

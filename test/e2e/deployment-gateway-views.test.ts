@@ -3,7 +3,6 @@
 // views name the newest outcomes, a rebuilt gateway (new database and consumer group) serves the
 // same, and event types the gateway does not know are skipped, not dead-lettered.
 import { randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import {
   type CloudEvent,
@@ -15,7 +14,6 @@ import {
   toKafkaMessage,
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentFailedSchema,
   DeploymentRolledBackSchema,
@@ -24,7 +22,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
+import { PublishedStreams, testKafkaBrokers, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { e2eStack, type StartedGateway } from "./harness.js";
@@ -67,8 +65,8 @@ interface Deployment {
   environment: string;
 }
 
-/** The last stream version given to each deployment's events (deploymentEvent). */
-const streamVersions = new Map<string, bigint>();
+/** Deployment events as the deployment service publishes them (deploymentEvent). */
+const deploymentStreams = new PublishedStreams("executor-1");
 
 /** A deployment event as the deployment service publishes it: keyed by deployment id, with its environment sequence. */
 function deploymentEvent(
@@ -81,30 +79,13 @@ function deploymentEvent(
   environmentSequence: number,
   fields: { artifacts: Artifacts; strategy?: string; reason?: string; failedTargetCiIds?: string[] },
 ): CloudEvent {
-  const id = randomUUID();
-  const occurredAt = new Date(Date.UTC(2026, 11, 1, 9, environmentSequence));
-  const streamVersion = (streamVersions.get(deployment.deploymentId) ?? 0n) + 1n;
-  streamVersions.set(deployment.deploymentId, streamVersion);
-  const message = create(schema as typeof DeploymentFailedSchema, {
-    metadata: create(EventMetadataSchema, {
-      eventId: id,
-      actor: "executor-1",
-      occurredAt: timestampFromDate(occurredAt),
-      streamId: deployment.deploymentId,
-      streamVersion,
-    }),
-    ...deployment,
-    ...fields,
-    environmentSequence: BigInt(environmentSequence),
-  });
-  return {
-    id,
-    type: schema.typeName,
-    source: "rdm/deployment",
-    subject: deployment.deploymentId,
-    time: new Date(),
-    data: toBinary(schema as typeof DeploymentFailedSchema, message),
-  };
+  return deploymentStreams.event(
+    "rdm/deployment",
+    schema as typeof DeploymentFailedSchema,
+    deployment.deploymentId,
+    { ...deployment, ...fields, environmentSequence: BigInt(environmentSequence) },
+    { occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 1, 9, environmentSequence))) },
+  );
 }
 
 /** Publishes each event to the partition given, so the order across partitions is the test's. */
@@ -238,27 +219,15 @@ test("deployments and inventories from outcomes out of order across partitions: 
     ].sort(),
   );
   // The release overview lists them too.
-  const registrationId = randomUUID();
   await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
-    {
-      id: registrationId,
-      type: ReleaseRegisteredSchema.typeName,
-      source: "rdm/release",
-      subject: release2,
-      time: new Date(),
-      data: toBinary(
-        ReleaseRegisteredSchema,
-        create(ReleaseRegisteredSchema, {
-          releaseId: release2,
-          key: "REL-2026-0777",
-          title: "Payments 2.0",
-          type: ReleaseType.MINOR,
-          owner: "olivia",
-          phase: ReleasePhase.REGISTRATION,
-          metadata: { eventId: registrationId, actor: "olivia", streamId: release2, streamVersion: 1n },
-        }),
-      ),
-    },
+    new PublishedStreams("olivia").event("rdm/release", ReleaseRegisteredSchema, release2, {
+      releaseId: release2,
+      key: "REL-2026-0777",
+      title: "Payments 2.0",
+      type: ReleaseType.MINOR,
+      owner: "olivia",
+      phase: ReleasePhase.REGISTRATION,
+    }),
   ]);
   const overview = await waitFor(
     async () => {

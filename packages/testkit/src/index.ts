@@ -3,6 +3,7 @@ export { type DeciderWhen, deciderSpec, type Refusal, type SpecifiedDecider } fr
 export { dockerAvailable } from "./docker.js";
 export { testConsumerTimings, testKafkaBrokers, testTopicPrefix, untilGroupCaughtUp } from "./kafka.js";
 export { type ProjectionWhen, projectionSpec, type SpecifiedProjection } from "./projection-spec.js";
+export { type PublishedEvent, type PublishedEventOptions, PublishedStreams } from "./published-event.js";
 export {
   BACKEND_ENV,
   type Backend,

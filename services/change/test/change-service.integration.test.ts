@@ -1,7 +1,7 @@
 // The change service through its public interfaces: gRPC on a random port against a fresh
 // PostgreSQL database, and the real Kafka protocol for the release and deployment events it reacts to.
 import { randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
@@ -28,14 +28,21 @@ import {
   ChangeUrgency,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
-import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentFailedSchema,
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  PublishedStreams,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { startChangeService } from "../src/service.js";
@@ -712,31 +719,20 @@ test("ids of the other kinds of record are NOT_FOUND, not INTERNAL; ids in upper
   ).toEqual(["OK", "OK", "OK"]);
 });
 
+/** Events of the release and deployment services, as they would publish them. */
+const upstream = new PublishedStreams("olivia");
+
 /** Publishes, as the release service would, that `releaseId` links `changeRequestId`; the event's id. */
 async function publishReleaseLink(releaseId: string, changeRequestId: string): Promise<string> {
-  const linked = create(ReleaseChangeRequestLinkedSchema, {
-    metadata: create(EventMetadataSchema, {
-      eventId: randomUUID(),
-      actor: "olivia",
-      correlationId: randomUUID(),
-      streamId: releaseId,
-      streamVersion: 2n,
-    }),
+  const linked = upstream.event(
+    "rdm/release",
+    ReleaseChangeRequestLinkedSchema,
     releaseId,
-    changeRequestId,
-  });
-  const eventId = linked.metadata?.eventId as string;
-  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
-    {
-      id: eventId,
-      type: linked.$typeName,
-      source: "rdm/release",
-      subject: releaseId,
-      time: new Date(),
-      data: toBinary(ReleaseChangeRequestLinkedSchema, linked),
-    },
-  ]);
-  return eventId;
+    { releaseId, changeRequestId },
+    { correlationId: randomUUID() },
+  );
+  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [linked]);
+  return linked.id;
 }
 
 test("a release link to a change key (linked before the release service required a UUID) is handled, not dead-lettered", async () => {
@@ -768,27 +764,13 @@ test("a release link and then a failed deployment of the linked release mark the
   });
 
   const deploymentId = randomUUID();
-  const failed = create(DeploymentFailedSchema, {
-    metadata: create(EventMetadataSchema, {
-      eventId: randomUUID(),
-      actor: "ci-agent-7",
-      correlationId: randomUUID(),
-      streamId: deploymentId,
-      streamVersion: 3n,
-    }),
+  const event = upstream.event(
+    "rdm/deployment",
+    DeploymentFailedSchema,
     deploymentId,
-    releaseId,
-    environment: "production",
-    reason: "health check failed on 3 of 5 targets",
-  });
-  const event = {
-    id: failed.metadata?.eventId as string,
-    type: failed.$typeName,
-    source: "rdm/deployment",
-    subject: deploymentId,
-    time: new Date(),
-    data: toBinary(DeploymentFailedSchema, failed),
-  };
+    { deploymentId, releaseId, environment: "production", reason: "health check failed on 3 of 5 targets" },
+    { actor: "ci-agent-7", correlationId: randomUUID() },
+  );
   // Delivered twice (a redelivery): one effect.
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [event, event]);
   const change = await waitFor(
@@ -803,31 +785,18 @@ test("a release link and then a failed deployment of the linked release mark the
 
   // The second copy may still be in flight: count only once a later event on the same key (so the
   // same partition, consumed after both copies) has been handled.
-  const sentinel = create(DeploymentStartedSchema, {
-    metadata: create(EventMetadataSchema, {
-      eventId: randomUUID(),
-      actor: "ci-agent-7",
-      streamId: deploymentId,
-      streamVersion: 4n,
-    }),
-    deploymentId: randomUUID(),
-    releaseId,
-    environment: "staging",
-  });
-  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
-    {
-      ...event,
-      id: sentinel.metadata?.eventId as string,
-      type: sentinel.$typeName,
-      data: toBinary(DeploymentStartedSchema, sentinel),
-    },
-  ]);
+  const sentinel = upstream.event(
+    "rdm/deployment",
+    DeploymentStartedSchema,
+    deploymentId,
+    { deploymentId: randomUUID(), releaseId, environment: "staging" },
+    { actor: "ci-agent-7" },
+  );
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [sentinel]);
   const db = new pg.Client({ connectionString: databaseUrl });
   await db.connect();
   await waitFor(
-    async () =>
-      (await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [sentinel.metadata?.eventId]))
-        .rowCount === 1,
+    async () => (await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [sentinel.id])).rowCount === 1,
     { timeoutMs: 30_000, description: "the event after both copies handled" },
   );
   const { rows } = await db.query(
@@ -846,35 +815,19 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
   const id = await authorizedChange({ environments: ["production"], linkedReleaseId: releaseId });
   await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
   const viewer = await clientAs("vera", ["viewer"]);
-  let published = 0n; // versions of the one stream they are published as
   const deploymentEvent = (
     schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema,
     deploymentId: string,
     environment: string,
     environmentSequence: bigint,
-  ) => {
-    const message = create(schema, {
-      metadata: create(EventMetadataSchema, {
-        eventId: randomUUID(),
-        actor: "ci-agent-1",
-        streamId: releaseId,
-        streamVersion: ++published,
-      }),
+  ) =>
+    // One key for all of them (the release), so they are consumed in the order published.
+    upstream.event("rdm/deployment", schema as typeof DeploymentStartedSchema, releaseId, {
       deploymentId,
       releaseId,
       environment,
       environmentSequence,
     });
-    return {
-      id: message.metadata?.eventId as string,
-      type: message.$typeName,
-      source: "rdm/deployment",
-      // One key for all of them, so they are consumed in the order published.
-      subject: releaseId,
-      time: new Date(),
-      data: toBinary(schema as typeof DeploymentStartedSchema, message as never),
-    };
-  };
   const staging = randomUUID();
   const production = randomUUID();
   // A type of this topic the service does not know yet (the deployment service adds types): skipped.

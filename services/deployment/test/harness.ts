@@ -7,8 +7,7 @@ import {
   type DescMessage,
   fromBinary,
   type Message,
-  type MessageShape,
-  toBinary,
+  type MessageInitShape,
 } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
@@ -31,7 +30,7 @@ import {
   FreezeWindowDeclaredSchema,
   FreezeWindowLiftedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import { EventMetadataSchema, TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   ArtifactQuarantinedSchema,
   ArtifactRegisteredSchema,
@@ -49,7 +48,14 @@ import {
 import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  PublishedStreams,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 import { type Consumer, Kafka, logLevel, type Producer } from "kafkajs";
 import { startDeploymentService } from "../src/service.js";
 
@@ -126,8 +132,8 @@ export class Harness {
 
   reader: Consumer | undefined;
   readonly published = new Map<string, DeploymentEventMessage[]>();
-  /** The last version published of each upstream stream (publish). */
-  private readonly upstreamVersions = new Map<string, bigint>();
+  /** The events publish makes, as their services would. */
+  private readonly upstream = new PublishedStreams();
 
   async stop() {
     await this.reader?.disconnect();
@@ -152,26 +158,10 @@ export class Harness {
     service: EventSource,
     schema: S,
     subject: string,
-    init: Partial<MessageShape<S>>,
+    init: Omit<MessageInitShape<S>, "metadata" | "$typeName">,
   ) {
-    const streamVersion = (this.upstreamVersions.get(subject) ?? 0n) + 1n;
-    this.upstreamVersions.set(subject, streamVersion);
-    const metadata = create(EventMetadataSchema, {
-      eventId: randomUUID(),
-      actor: "upstream",
-      streamId: subject,
-      streamVersion,
-    });
-    const message = create(schema, { ...init, metadata } as never);
     await publishEvents(this.producer, `${this.topicPrefix}${eventsTopic(service)}`, [
-      {
-        id: metadata.eventId,
-        type: schema.typeName,
-        source: `rdm/${service}`,
-        subject,
-        time: new Date(),
-        data: toBinary(schema, message),
-      },
+      this.upstream.event(`rdm/${service}`, schema, subject, init),
     ]);
   }
 

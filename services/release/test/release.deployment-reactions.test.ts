@@ -2,11 +2,10 @@
 // deployment events published on the Kafka protocol as the deployment service's relay would,
 // the release read back over gRPC. Includes a replay of the whole topic by a new consumer group.
 import { randomBytes, randomUUID } from "node:crypto";
-import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentFailedSchema,
   DeploymentRolledBackSchema,
@@ -19,7 +18,7 @@ import {
   type Release,
   ReleasePhase,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { uniqueId, waitFor } from "@rdm/testkit";
+import { PublishedStreams, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { STANDARD_MODEL } from "../src/domain/models.js";
@@ -72,36 +71,24 @@ afterAll(async () => {
 
 const TRACE_ID = randomBytes(16).toString("hex");
 
+const deployments = new PublishedStreams("executor-1");
+
 /** Publishes one deployment event as the deployment service's relay does (CloudEvents binary mode). */
 async function publish<D extends DescMessage>(
   schema: D,
   subject: string,
-  init: Omit<MessageInitShape<D>, "metadata">,
+  init: Omit<MessageInitShape<D>, "metadata" | "$typeName">,
   correlationId = randomUUID(),
 ): Promise<string> {
-  const eventId = randomUUID();
-  const metadata = create(EventMetadataSchema, {
-    eventId,
+  const event = deployments.event("rdm/deployment", schema, subject, init, {
     occurredAt: timestampFromDate(new Date()),
-    actor: "executor-1",
     correlationId,
     causationId: randomUUID(),
-    streamId: subject,
-    streamVersion: 1n,
   });
-  const message = create(schema, { ...init, metadata } as unknown as MessageInitShape<D>);
   await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
-    {
-      id: eventId,
-      type: schema.typeName,
-      source: "rdm/deployment",
-      subject,
-      time: new Date(),
-      data: toBinary(schema, message),
-      traceparent: `00-${TRACE_ID}-${randomBytes(8).toString("hex")}-01`,
-    },
+    { ...event, traceparent: `00-${TRACE_ID}-${randomBytes(8).toString("hex")}-01` },
   ]);
-  return eventId;
+  return event.id;
 }
 
 async function get(releaseId: string): Promise<Release> {
