@@ -310,6 +310,37 @@ test("a change request is linked by its id, a UUID: a key such as CHG-2026-0001 
   expect((await get(releaseId)).linkedChangeRequestIds).toEqual([]);
 });
 
+test("ids in capitals name the same release and change: read, linked once, and the change's state counts at the gate", async () => {
+  const releaseId = (await register()).releaseId;
+  const changeId = randomUUID();
+  expect((await manager.getRelease({ releaseId: releaseId.toUpperCase() })).release?.releaseId).toBe(releaseId);
+  for (let i = 0; i < 3; i++) {
+    await completeRequiredTasks(releaseId);
+    await advance(releaseId.toUpperCase());
+  }
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.APPROVAL);
+  await coordinator.linkChangeRequest({
+    ...req(),
+    releaseId: releaseId.toUpperCase(),
+    changeRequestId: changeId.toUpperCase(),
+  });
+  const again = await failure(coordinator.linkChangeRequest({ ...req(), releaseId, changeRequestId: changeId }));
+  expect(again.code).toBe(status.ALREADY_EXISTS);
+  expect((await get(releaseId)).linkedChangeRequestIds).toEqual([changeId]);
+
+  // The change service publishes its ids in lowercase: the linked change is found by it.
+  await publishChange(changeId, ChangeState.AUTHORIZED, 4);
+  const linkedChange = async () =>
+    (await manager.getReleaseGate({ releaseId: releaseId.toUpperCase() })).conditions.find(
+      (c) => c.rule === "gate.linked_change_state" && c.subject === changeId,
+    );
+  await waitFor(async () => (await linkedChange())?.met, {
+    timeoutMs: 30_000,
+    description: "the change linked in capitals counted as authorized",
+  });
+  expect((await manager.getReleaseHistory({ releaseId: releaseId.toUpperCase() })).entries.length).toBeGreaterThan(1);
+});
+
 test("quorum and separation of duties", async () => {
   const releaseId = (await register({ coordinator: "carl", owner: "olivia" })).releaseId;
   for (let i = 0; i < 3; i++) {

@@ -3,6 +3,7 @@ import { pathToString } from "@bufbuild/protobuf/reflect";
 import { type FieldViolation, InvalidArgument } from "../errors.js";
 import type { Interceptor } from "../interceptor.js";
 import { requestInputViolations } from "../request-input-rules.js";
+import { lowercaseUuids } from "../uuid-case.js";
 
 /** What a request validator says of one message: every violation; none: valid. */
 export type RequestValidator = <Desc extends DescMessage>(
@@ -42,7 +43,8 @@ async function loadRequestValidator(): Promise<RequestValidator> {
 /**
  * Decodes and validates the request (each message of a stream as it arrives) with the request
  * input rules (request-input-rules.ts) and the protovalidate rules of the .proto: a violation is INVALID_ARGUMENT with a google.rpc.BadRequest
- * listing every field, so handlers only ever see valid requests.
+ * listing every field, so handlers only ever see valid requests. The UUIDs of a valid request are
+ * then made lowercase (uuid-case.ts).
  */
 export function validateRequests(): Interceptor {
   return (next) => async (request, ctx) => {
@@ -50,6 +52,7 @@ export function validateRequests(): Interceptor {
     const validate = <Desc extends DescMessage>(schema: Desc, message: MessageShape<Desc>): void => {
       const found = check(schema, message);
       if (found.length > 0) throw new InvalidArgument(found);
+      lowercaseUuids(schema, message);
     };
     const schema = ctx.method.input;
     if (request.kind === "unary") {

@@ -57,7 +57,7 @@ export function changeCalendarHandlers(
     async liftFreezeWindow(request, ctx) {
       return command(M.liftFreezeWindow, request, ctx, {
         aggregate: freezeWindows,
-        streamId: request.freezeWindowId.toLowerCase(),
+        streamId: request.freezeWindowId,
         output: LiftFreezeWindowResponseSchema,
         decide: (state) => decideFreezeWindow({ kind: "liftFreeze", reason: request.reason }, state),
         project: async (client, state) => {

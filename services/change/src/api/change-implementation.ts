@@ -80,7 +80,7 @@ export function changeImplementationHandlers(
     async completeChangeTask(request, ctx) {
       return changeCommand(M.completeChangeTask, request, ctx, CompleteChangeTaskResponseSchema, () => ({
         kind: "completeTask",
-        taskId: request.taskId.toLowerCase(),
+        taskId: request.taskId,
         by: actor(ctx),
       }));
     },

@@ -13,7 +13,7 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
   const { pool, handler } = deps;
   return {
     async getChange(request) {
-      const streamId = request.changeRequestId.toLowerCase();
+      const streamId = request.changeRequestId;
       const { state } = await handler.load(pool, { aggregate: changeRequests, streamId });
       if (!state.change) throw new NotFound("change request", request.changeRequestId);
       return create(GetChangeResponseSchema, { change: state.change });
@@ -34,7 +34,7 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
           types: request.types,
           ciId: request.ciId,
           window: toInterval(request.window),
-          linkedReleaseId: request.linkedReleaseId.toLowerCase(),
+          linkedReleaseId: request.linkedReleaseId,
           text: request.text,
         },
         { after, limit: limit + 1 },

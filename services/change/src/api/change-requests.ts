@@ -30,7 +30,7 @@ export function changeRequestHandlers(
       const details = changeDetails(request, clock());
       // A retry takes a key it does not use (keys may have gaps) and is answered by the handler.
       const key = await keys.next(clock().getUTCFullYear());
-      const templateId = request.templateId.toLowerCase();
+      const templateId = request.templateId;
       return changeCommand<typeof RaiseChangeResponseSchema, StandardChangeTemplate | undefined>(
         M.raiseChange,
         request,
@@ -43,7 +43,7 @@ export function changeRequestHandlers(
           requester: actor(ctx),
           type: request.type,
           ...details,
-          linkedReleaseId: request.linkedReleaseId.toLowerCase(),
+          linkedReleaseId: request.linkedReleaseId,
           templateId,
           template,
         }),

@@ -174,7 +174,7 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
   ) {
     return command(method, request, ctx, {
       aggregate: changeRequests,
-      streamId: (options.streamId ?? request.changeRequestId ?? "").toLowerCase(),
+      streamId: options.streamId ?? request.changeRequestId ?? "",
       newStream: options.newStream ?? false,
       output,
       ...(options.prepare ? { prepare: options.prepare } : {}),

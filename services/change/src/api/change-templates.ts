@@ -52,7 +52,7 @@ export function standardChangeTemplateHandlers(
     async retireStandardChangeTemplate(request, ctx) {
       return command(M.retireStandardChangeTemplate, request, ctx, {
         aggregate: standardChangeTemplates,
-        streamId: request.templateId.toLowerCase(),
+        streamId: request.templateId,
         output: RetireStandardChangeTemplateResponseSchema,
         decide: (state) => decideStandardChangeTemplate({ kind: "retireTemplate", reason: request.reason }, state),
         project: async (client, state) => {

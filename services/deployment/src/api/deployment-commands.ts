@@ -94,12 +94,12 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
         command: async (_state, _decision, tx) => ({
           kind: "planDeployment",
           deploymentId,
-          releaseId: request.releaseId.toLowerCase(),
+          releaseId: request.releaseId,
           environment: await environmentOf(tx, request.environment),
           artifacts: request.artifacts,
           strategy,
           window: request.window,
-          linkedChangeIds: request.linkedChangeIds.map((id) => id.toLowerCase()),
+          linkedChangeIds: request.linkedChangeIds,
         }),
       });
     },
@@ -107,7 +107,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
     async approveDeployment(request, ctx) {
       return runDeploymentCommand(handler, ctx, M.approveDeployment, request, {
         output: M.approveDeployment.output,
-        streamId: request.deploymentId.toLowerCase(),
+        streamId: request.deploymentId,
         command: (state, decision) => ({
           kind: "approveDeployment",
           approver: decision.actor,
@@ -122,7 +122,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
       const byChangeManager = hasAnyRole(ctx.principal, ["change-manager"]);
       return runDeploymentCommand(handler, ctx, M.startDeployment, request, {
         output: M.startDeployment.output,
-        streamId: request.deploymentId.toLowerCase(),
+        streamId: request.deploymentId,
         command: (state, decision, tx) => startCommand(request, byChangeManager, state, decision.now, tx),
       });
     },
@@ -135,7 +135,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
     async rollbackDeployment(request, ctx) {
       return runDeploymentCommand(handler, ctx, M.rollbackDeployment, request, {
         output: M.rollbackDeployment.output,
-        streamId: request.deploymentId.toLowerCase(),
+        streamId: request.deploymentId,
         command: (state, _decision, tx) => rollbackCommand(request, state, tx),
       });
     },
@@ -152,7 +152,7 @@ function simpleCommandHandler<K extends Simple>(handler: ApiContext["handler"], 
   ) =>
     runDeploymentCommand(handler, ctx, M[method], request as never, {
       output: M[method].output,
-      streamId: request.deploymentId.toLowerCase(),
+      streamId: request.deploymentId,
       command: () => {
         switch (method) {
           case "pauseDeployment":

@@ -86,7 +86,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
     },
     listEnvironments: (request) => environmentsPage(api.pool, request),
     async getDeployment(request) {
-      const streamId = request.deploymentId.toLowerCase();
+      const streamId = request.deploymentId;
       const { state } = await handler.load(api.pool, { aggregate: deployments, streamId });
       if (!state.deployment) throw notFound("deployment", request.deploymentId);
       return create(GetDeploymentResponseSchema, { deployment: state.deployment });
@@ -101,7 +101,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const found = await listDeployments(
         api.pool,
-        { releaseId: request.releaseId.toLowerCase(), environment: request.environment, states: request.states },
+        { releaseId: request.releaseId, environment: request.environment, states: request.states },
         { after, limit: limit + 1 },
       );
       const page = found.slice(0, limit);

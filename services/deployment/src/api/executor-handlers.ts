@@ -34,7 +34,7 @@ const leaseLost = (lease: { stepIndex: number; fencingToken: bigint }) =>
 const leaseOf = (lease: StepLease | undefined) => {
   if (!lease) throw new InvalidArgument([{ field: "lease", description: "required" }]);
   return {
-    deploymentId: lease.deploymentId.toLowerCase(),
+    deploymentId: lease.deploymentId,
     stepIndex: lease.stepIndex,
     fencingToken: lease.fencingToken,
   };
