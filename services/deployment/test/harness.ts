@@ -103,9 +103,9 @@ export class Harness {
     await this.producer.connect();
   }
 
-  /** Starts the service (again) on the same database and topics. */
-  async restart() {
-    this.service = await startDeploymentService(this.env());
+  /** Starts the service (again) on the same database and topics; on `port` when given (0: any). */
+  async restart(port = 0) {
+    this.service = await startDeploymentService({ ...this.env(), GRPC_PORT: String(port) });
   }
 
   /**

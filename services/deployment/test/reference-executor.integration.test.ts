@@ -45,7 +45,7 @@ async function started(
   return deploymentId;
 }
 
-async function executorFor(environment: string, command: string, logger?: ExecutorLog) {
+async function executorFor(environment: string, command: string, logger?: ExecutorLog, leaseSeconds = 30) {
   const token = await mintDevToken({
     subject: "ref-exec",
     roles: ["executor"],
@@ -60,7 +60,7 @@ async function executorFor(environment: string, command: string, logger?: Execut
     executorId: uniqueId("ref"),
     environments: [environment],
     labels: [],
-    leaseSeconds: 30,
+    leaseSeconds,
     action: { command },
     ...(logger ? { logger } : {}),
   });
@@ -154,6 +154,48 @@ test("stopped in the middle of a step, it gives the step back; claims and outcom
     ["info", "step claimed"],
     ["info", "step over"],
   ]);
+});
+
+test("the service restarting in the middle of a step: heartbeats fail for a while, the lease holds, the step completes", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
+  const environment = uniqueId("env");
+  const deploymentId = await started(environment, [uniqueId("ci")], strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  // The deploy target waits for the test's go, so the restart lands while the step is held.
+  const begun = join(dir, "started");
+  const go = join(dir, "go");
+  const { lines, logger } = captureLog();
+  const exists = (path: string) =>
+    access(path).then(
+      () => true,
+      () => undefined,
+    );
+  // A 15 s lease: a heartbeat every 5 s, so one fails while the service is away and the next,
+  // after the restart, renews the lease within its term.
+  const executor = await executorFor(
+    environment,
+    `[ "$RDM_STEP_KIND" != DEPLOY ] || { touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done; }`,
+    logger,
+    15,
+  );
+  const step = executor.runOnce();
+  await waitFor(() => exists(begun), { timeoutMs: 30_000, description: "the deploy target started" });
+  const port = harness.service.port;
+  await harness.service.stop();
+  await waitFor(() => (lines.some(([, message]) => message === "heartbeat failed") ? true : undefined), {
+    timeoutMs: 30_000,
+    description: "a heartbeat refused while the service is away",
+  });
+  await harness.restart(port);
+  await writeFile(go, "");
+  expect(await step).toBe(true);
+  await runUntil(executor, deploymentId, DeploymentState.SUCCEEDED);
+  executor.close();
+  expect(lines.filter(([level]) => level === "warn").map(([, message]) => message)).not.toContain(
+    "lease lost: the step is abandoned",
+  );
+  expect(lines.filter(([, message]) => message === "step over")).toHaveLength(2); // deploy, verify
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.steps.map((s) => s.fencingToken)).toEqual(deployment?.steps.map(() => 1n));
 });
 
 test("idle, it polls at debug, backing off from pollMs to maxPollMs; work resets the pause", async () => {

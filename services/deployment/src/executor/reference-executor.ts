@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
-import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
+import { createGrpcClient, type GrpcClient, GrpcStatus as status } from "@rdm/grpc";
 import type { Logger } from "@rdm/observability";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService, type StepAssignment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
@@ -108,6 +108,7 @@ export class ReferenceExecutor {
 
   /** Claims and performs one step; false when none was waiting. */
   async runOnce(): Promise<boolean> {
+    const claimSentAt = performance.now();
     const { assignment } = await this.client.claimStep({
       requestId: crypto.randomUUID(),
       executorId: this.options.executorId,
@@ -130,19 +131,30 @@ export class ReferenceExecutor {
       { ...about, kind: StepKind[assignment.step.kind], targets: assignment.step.targetCiIds },
       "step claimed",
     );
-    // Heartbeats at a third of the lease; a lost lease ends the step without further reports.
-    let lost = false;
+    // Heartbeats at a third of the lease. The lease is lost when the service says so, or when its
+    // term has run out since the last renewal: a heartbeat that fails for a moment (the service
+    // restarting) leaves the lease to its term, and the step carries on.
+    const held = new HeldLease(this.options.leaseSeconds, claimSentAt);
     const heartbeat = setInterval(
       () => {
-        this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }).catch((error: unknown) => {
-          lost = true;
-          this.logger.warn({ ...about, err: String(error) }, "lease lost: the step is abandoned");
-        });
+        const sentAt = performance.now();
+        this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }).then(
+          () => held.renewed(sentAt),
+          (error: unknown) => {
+            if (held.lost) return;
+            if (isTransient(error) && !held.expired()) {
+              this.logger.warn({ ...about, err: String(error), lease_left_ms: held.leftMs() }, "heartbeat failed");
+              return;
+            }
+            held.lost = true;
+            this.logger.warn({ ...about, err: String(error) }, "lease lost: the step is abandoned");
+          },
+        );
       },
       (this.options.leaseSeconds * 1000) / 3,
     );
     try {
-      this.logger.info({ ...about, outcome: await this.performStep(assignment, lease, () => lost) }, "step over");
+      this.logger.info({ ...about, outcome: await this.performStep(assignment, lease, held) }, "step over");
     } finally {
       clearInterval(heartbeat);
     }
@@ -177,17 +189,17 @@ export class ReferenceExecutor {
   private async performStep(
     assignment: StepAssignment,
     lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
-    isLost: () => boolean,
+    held: HeldLease,
   ): Promise<string> {
     const verify = assignment.step?.kind === StepKind.VERIFY;
     for (const ciId of assignment.step?.targetCiIds ?? []) {
-      if (isLost()) return "lease lost";
+      if (held.lost) return "lease lost";
       if (this.stopping.signal.aborted) {
         await this.client.releaseStep({ requestId: crypto.randomUUID(), lease, reason: "executor stopping" });
         return "given back: executor stopping";
       }
       const result = await performTarget(this.options.action, assignment, ciId, this.options.timeoutMs ?? 300_000);
-      const { deployment } = await this.client.reportTargetProgress({
+      const report = {
         requestId: crypto.randomUUID(),
         lease,
         ciId,
@@ -197,18 +209,66 @@ export class ReferenceExecutor {
         verifications: verify
           ? [{ check: "reference-executor", passed: result.ok, detail: result.lines.at(-1) ?? "" }]
           : [],
-      });
+      };
+      const { deployment } = await this.whileLeaseHolds(held, () => this.client.reportTargetProgress(report));
       // The report may have ended the step (failed verification, failed-target limit): stop here.
       const step = deployment?.steps[lease.stepIndex];
       if (step?.fencingToken !== lease.fencingToken || step.state !== assignment.step?.state) {
         return `ended by the report on ${ciId} (deployment ${DeploymentState[deployment?.state ?? 0]})`;
       }
     }
-    const { deployment } = await this.client.completeStep({ requestId: crypto.randomUUID(), lease });
+    const completion = { requestId: crypto.randomUUID(), lease };
+    const { deployment } = await this.whileLeaseHolds(held, () => this.client.completeStep(completion));
     return `completed (deployment ${DeploymentState[deployment?.state ?? 0]})`;
+  }
+
+  /**
+   * Sends a report until it is answered: one the service could not take for now (the service or
+   * its database away) is sent again with its request id every half second while the lease
+   * holds, so a restart of the service does not cost the step its lease.
+   */
+  private async whileLeaseHolds<T>(held: HeldLease, send: () => Promise<T>): Promise<T> {
+    for (;;) {
+      try {
+        return await send();
+      } catch (error) {
+        if (!isTransient(error) || held.expired() || this.stopping.signal.aborted) throw error;
+        await sleep(REPORT_RETRY_MS);
+      }
+    }
   }
 
   close() {
     this.client.close();
+  }
+}
+
+const REPORT_RETRY_MS = 500;
+
+/** Answers that say the service could not take the call for now, not that it refused it. */
+const isTransient = (error: unknown) =>
+  [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED].includes((error as { code?: number }).code ?? -1);
+
+/** The lease on the step being performed, as far as this executor knows: renewed, or lost. */
+class HeldLease {
+  lost = false;
+  /** `renewedAt` starts as when the claim that gave the lease was sent (performance.now()). */
+  constructor(
+    private readonly seconds: number,
+    private renewedAt: number,
+  ) {}
+
+  /** A heartbeat sent at `sentAt` (performance.now()) was answered: the term runs from then. */
+  renewed(sentAt: number) {
+    this.renewedAt = Math.max(this.renewedAt, sentAt);
+  }
+
+  leftMs() {
+    return Math.round(this.seconds * 1000 - (performance.now() - this.renewedAt));
+  }
+
+  /** The term has run out since the last renewal: another executor may hold the step now. */
+  expired() {
+    return this.leftMs() <= 0;
   }
 }
