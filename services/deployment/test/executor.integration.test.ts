@@ -97,6 +97,43 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
   expect(deployments.map((deployment) => deployment.deploymentId)).toEqual([deploymentId]);
 });
 
+test("production as the definition says: a side environment nothing follows is not production when it says so; one followed is when it says so", async () => {
+  const [sandbox, lab, after] = [uniqueId("sandbox"), uniqueId("lab"), uniqueId("after")];
+  const targetGroups = () => groups({ rest: [uniqueId("ci")] });
+  const registered = await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: sandbox, promotionRank: 50, targetGroups: targetGroups(), production: false },
+  });
+  expect(registered.environment?.production).toBe(false);
+  // lab is followed by another environment, yet says it is production.
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: lab, promotionRank: 60, targetGroups: targetGroups(), production: true },
+  });
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: after, promotionRank: 61, targetGroups: targetGroups(), promotesFrom: lab },
+  });
+  const listed = new Map((await deployer.listEnvironments({})).environments.map((env) => [env.name, env.production]));
+  expect([listed.get(sandbox), listed.get(lab), listed.get(after)]).toEqual([false, true, undefined]);
+
+  const production = [];
+  for (const environment of [sandbox, lab]) {
+    const { deploymentId } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE), undefined, {
+      environment,
+    });
+    await runStep(environment);
+    await runStep(environment);
+    production.push(
+      (await outcomesOf(deploymentId, 2)).map((event) => ("production" in event ? event.production : "none")),
+    );
+  }
+  expect(production).toEqual([
+    ["none", false],
+    ["none", true],
+  ]);
+});
+
 test("a report too large for one Kafka message is refused and records nothing; a smaller one goes on", async () => {
   const { environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
   const assignment = await claim(environment);

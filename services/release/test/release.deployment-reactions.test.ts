@@ -57,7 +57,11 @@ beforeAll(async () => {
   await publish(EnvironmentRegisteredSchema, "production", {
     environment: { name: "production", promotionRank: 4, promotesFrom: "test" },
   });
-  await waitFor(async () => (await db.query("SELECT 1 FROM deployment_environments")).rowCount === 2, {
+  // Nothing follows the sandbox, but its definition says it is not production.
+  await publish(EnvironmentRegisteredSchema, "sandbox", {
+    environment: { name: "sandbox", promotionRank: 9, production: false },
+  });
+  await waitFor(async () => (await db.query("SELECT 1 FROM deployment_environments")).rowCount === 3, {
     timeoutMs: 30_000,
     description: "the promotion order in the release service",
   });
@@ -179,6 +183,18 @@ test("the outcome's own word on production wins over the promotion order this se
   await publish(DeploymentSucceededSchema, "d-old", { deploymentId: "d-old", releaseId: older, environment: "test" });
   await until(older, (r) => r.deployments.length === 1, "the older event recorded");
   expect((await get(older)).deployments[0]?.production).toBe(false);
+  // The environment's definition, when it says, decides over the promotion order.
+  await publish(DeploymentSucceededSchema, "d-sandbox", {
+    deploymentId: "d-sandbox",
+    releaseId: older,
+    environment: "sandbox",
+  });
+  await until(older, (r) => r.deployments.length === 2, "the sandbox outcome recorded");
+  const sandboxed = await get(older);
+  expect([sandboxed.phase, sandboxed.deployments.find((d) => d.environment === "sandbox")?.production]).toEqual([
+    ReleasePhase.DEPLOYMENT,
+    false,
+  ]);
 });
 
 test("a failure and its rollback are deviations in the log and history, told to the owner and the coordinator", async () => {

@@ -45,6 +45,7 @@ const definition = (request: EnvironmentDefinition | undefined): DomainDefinitio
     targetGroups: request.targetGroups,
     protection: request.protection,
     executorLabels: request.executorLabels,
+    production: request.production,
   };
 };
 

@@ -31,6 +31,8 @@ export interface EnvironmentDefinition {
   targetGroups: TargetGroup[];
   protection?: ProtectionPolicy | undefined;
   executorLabels: string[];
+  /** Whether it is production; undefined: when nothing promotes from it (isProduction). */
+  production?: boolean | undefined;
 }
 
 export type EnvironmentCommand =
@@ -99,6 +101,7 @@ const snapshot = (definition: EnvironmentDefinition, previous?: Environment): En
     targetGroups: definition.targetGroups,
     executorLabels: definition.executorLabels,
     protection: definition.protection,
+    production: definition.production,
   });
 
 function checkedDefinition(definition: EnvironmentDefinition, upstream: string[]): EnvironmentDefinition {

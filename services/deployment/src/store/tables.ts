@@ -154,11 +154,16 @@ export async function promotionChain(db: Queryable, from: string): Promise<strin
   return chain;
 }
 
-/** Production: the end of the promotion order, an environment no other one promotes from. */
+/**
+ * Production: as the environment's definition says or, when it does not say, the end of the
+ * promotion order, an environment no other one promotes from.
+ */
 export async function isProduction(db: Queryable, environment: string): Promise<boolean> {
   // The definitions only: baselines can hold thousands of artifact-target pairs each.
   const { rows } = await db.query<{ environment: Uint8Array }>("SELECT environment FROM environments");
-  return !rows.some((row) => fromBinary(EnvironmentSchema, row.environment).promotesFrom === environment);
+  const definitions = rows.map((row) => fromBinary(EnvironmentSchema, row.environment));
+  const said = definitions.find((definition) => definition.name === environment)?.production;
+  return said ?? !definitions.some((definition) => definition.promotesFrom === environment);
 }
 
 /** Locks the environment's outcome row until the transaction ends (creating it at sequence 0). */

@@ -28,6 +28,12 @@ export const deploymentEnvironmentMigrations: Migration[] = [
         promotes_from text NOT NULL DEFAULT ''
       );`,
   },
+  {
+    version: 10,
+    name: "deployment environments: production as defined",
+    // NULL: not said; production is then the end of the promotion order.
+    sql: "ALTER TABLE deployment_environments ADD COLUMN production boolean",
+  },
 ];
 
 export interface DeploymentReactionDeps {
@@ -69,10 +75,14 @@ function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutco
   }
 }
 
-/** Production is the end of the promotion order: a known environment no other one promotes from. */
+/**
+ * Production as the environment's definition says or, when it does not say, the end of the
+ * promotion order: a known environment no other one promotes from.
+ */
 async function isProduction(tx: pg.PoolClient, environment: string): Promise<boolean> {
   const { rows } = await tx.query<{ production: boolean }>(
-    `SELECT NOT EXISTS (SELECT 1 FROM deployment_environments WHERE promotes_from = $1) AS production
+    `SELECT COALESCE(production, NOT EXISTS (SELECT 1 FROM deployment_environments WHERE promotes_from = $1))
+       AS production
      FROM deployment_environments WHERE name = $1`,
     [environment],
   );
@@ -99,9 +109,9 @@ export async function reactToDeploymentEvent(
     const { environment } = decodeEvent(schema, event);
     if (!environment?.name) return;
     await tx.query(
-      `INSERT INTO deployment_environments (name, promotes_from) VALUES ($1, $2)
-       ON CONFLICT (name) DO UPDATE SET promotes_from = EXCLUDED.promotes_from`,
-      [environment.name, environment.promotesFrom],
+      `INSERT INTO deployment_environments (name, promotes_from, production) VALUES ($1, $2, $3)
+       ON CONFLICT (name) DO UPDATE SET promotes_from = EXCLUDED.promotes_from, production = EXCLUDED.production`,
+      [environment.name, environment.promotesFrom, environment.production ?? null],
     );
     return;
   }
