@@ -189,11 +189,47 @@ test("an expired lease returns the step to the queue; the old holder's reports a
   // A lease on a deployment that does not exist is the executor's mistake, not a lost lease.
   const nowhere = { ...oldLease, deploymentId: "00000000-0000-4000-8000-000000000000" };
   await refusedWith(executor.completeStep({ ...rid(), lease: nowhere }), status.NOT_FOUND);
-  await refusedWith(executor.heartbeatStep({ lease: oldLease, leaseSeconds: 30 }), status.FAILED_PRECONDITION);
+  const heartbeat = errorDetails(
+    await executor.heartbeatStep({ lease: oldLease, leaseSeconds: 30 }).catch((error: unknown) => error),
+  );
+  expect([heartbeat.code, heartbeat.preconditionFailure?.violations[0]?.description]).toEqual([
+    status.FAILED_PRECONDITION,
+    `the lease on step 0 with fencing token ${first.fencingToken} was taken over (fencing token ${second.fencingToken} holds it)`,
+  ]);
   const newLease = { ...oldLease, fencingToken: second.fencingToken };
   expect((await other.heartbeatStep({ lease: newLease, leaseSeconds: 30 })).leaseExpiresAt).toBeDefined();
   const types = (await stateOf(deploymentId))?.steps[0];
   expect(types?.executorId).toBe("agent-2");
+});
+
+test("reports on a step a failed verification has ended are refused as step.ended, not as a lost lease", async () => {
+  const { deploymentId, environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  await runStep(environment);
+  const verify = await claim(environment);
+  expect(verify.step?.kind).toBe(StepKind.VERIFY);
+  const lease = { deploymentId, stepIndex: verify.step?.index ?? 0, fencingToken: verify.fencingToken };
+  const [first, second] = verify.step?.targetCiIds ?? [];
+  const failed = await executor.reportTargetProgress({
+    ...rid(),
+    lease,
+    ciId: first,
+    outcome: TargetOutcome.SUCCEEDED,
+    verifications: [{ check: "smoke", passed: false }],
+  });
+  expect(failed.deployment?.state).toBe(DeploymentState.ROLLING_BACK);
+  const refusals = await Promise.all(
+    [
+      executor.reportTargetProgress({ ...rid(), lease, ciId: second, outcome: TargetOutcome.SUCCEEDED }),
+      executor.completeStep({ ...rid(), lease }),
+      executor.heartbeatStep({ lease, leaseSeconds: 30 }),
+    ].map(async (call) => errorDetails(await call.catch((error: unknown) => error)).preconditionFailure?.violations),
+  );
+  for (const violations of refusals) {
+    expect(violations?.map((v) => v.type)).toEqual(["step.ended"]);
+    expect(violations?.[0]?.description).toMatch(
+      /^step 1 has ended SKIPPED, the deployment is ROLLING_BACK \(.*smoke.*\): report nothing more for it$/,
+    );
+  }
 });
 
 test("canary: paused holds the queue, a manual stage waits for the promotion", async () => {

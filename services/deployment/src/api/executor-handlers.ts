@@ -2,7 +2,7 @@ import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { RuleViolation } from "@rdm/command-handler";
 import { InvalidArgument, requestFingerprint } from "@rdm/grpc";
-import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   ClaimStepResponseSchema,
   DeploymentService,
@@ -10,9 +10,10 @@ import {
   StepAssignmentSchema,
   type StepLease,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { StepKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import { extendLease, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
+import { findDeployment, type Queryable } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
@@ -23,13 +24,38 @@ class NothingToClaim extends Error {
   override readonly name = "NothingToClaim";
 }
 
-const leaseLost = (lease: { stepIndex: number; fencingToken: bigint }) =>
+const leaseLost = (lease: { stepIndex: number; fencingToken: bigint }, why: string) =>
   new RuleViolation(
     "FAILED_PRECONDITION",
     "step.lease_lost",
-    `the lease on step ${lease.stepIndex} with fencing token ${lease.fencingToken} expired or was taken over`,
+    `the lease on step ${lease.stepIndex} with fencing token ${lease.fencingToken} ${why}`,
     { subject: "step" },
   );
+
+const ENDED = new Set([StepState.COMPLETED, StepState.FAILED, StepState.SKIPPED]);
+
+/**
+ * Why a lease is not live, as the executor needs it: no such deployment (its mistake), the step
+ * over without it (a failed verification skipped it, a cancellation, a completion: stop, nothing
+ * is wrong with the lease), or the lease itself gone (expired, or another executor holds it).
+ */
+async function leaseRefusal(db: Queryable, lease: ReturnType<typeof leaseOf>) {
+  const deployment = await findDeployment(db, lease.deploymentId);
+  if (!deployment) return notFound("deployment", lease.deploymentId);
+  const step = deployment.steps[lease.stepIndex];
+  if (step && step.fencingToken > lease.fencingToken)
+    return leaseLost(lease, `was taken over (fencing token ${step.fencingToken} holds it)`);
+  if (step && ENDED.has(step.state)) {
+    const reason = deployment.reason ? ` (${deployment.reason})` : "";
+    return new RuleViolation(
+      "FAILED_PRECONDITION",
+      "step.ended",
+      `step ${lease.stepIndex} has ended ${StepState[step.state]}, the deployment is ${DeploymentState[deployment.state]}${reason}: report nothing more for it`,
+      { subject: "step" },
+    );
+  }
+  return leaseLost(lease, "expired");
+}
 
 const leaseOf = (lease: StepLease | undefined) => {
   if (!lease) throw new InvalidArgument([{ field: "lease", description: "required" }]);
@@ -43,9 +69,7 @@ const leaseOf = (lease: StepLease | undefined) => {
 /** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
 const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.PoolClient) => {
   if (await leaseIsLive(tx, lease)) return;
-  // No such deployment is the executor's mistake, not a lease it lost.
-  const known = await tx.query("SELECT 1 FROM deployments WHERE deployment_id::text = $1", [lease.deploymentId]);
-  throw known.rowCount ? leaseLost(lease) : notFound("deployment", lease.deploymentId);
+  throw await leaseRefusal(tx, lease);
 };
 
 /**
@@ -106,7 +130,7 @@ export function executorHandlers(api: ApiContext) {
     async heartbeatStep(request) {
       const lease = leaseOf(request.lease);
       const until = await extendLease(pool, lease, request.leaseSeconds);
-      if (!until) throw leaseLost(lease);
+      if (!until) throw await leaseRefusal(pool, lease);
       return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
     },
 

@@ -221,6 +221,15 @@ export async function saveDeployment(tx: Queryable, deployment: Deployment) {
   );
 }
 
+/** The deployment as its last command left it; undefined when there is no such deployment. */
+export async function findDeployment(db: Queryable, deploymentId: string): Promise<Deployment | undefined> {
+  const { rows } = await db.query<{ deployment: Uint8Array }>(
+    "SELECT deployment FROM deployments WHERE deployment_id::text = $1",
+    [deploymentId],
+  );
+  return rows[0] ? fromBinary(DeploymentSchema, rows[0].deployment) : undefined;
+}
+
 /** A package is its set of DML artifact ids, whatever the order. */
 export const packageKey = (artifacts: DeployedArtifact[]) =>
   [...new Set(artifacts.map((artifact) => artifact.artifactId))].sort();
