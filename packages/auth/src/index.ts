@@ -1,5 +1,14 @@
 export { type MintDevTokenOptions, mintDevToken } from "./mint.js";
-export { hasAnyRole, isRole, missingRoleMessage, type Principal, READER_ROLES, ROLES, type Role } from "./roles.js";
+export {
+  hasAnyRole,
+  isRole,
+  missingRoleMessage,
+  type Principal,
+  permittedRoles,
+  READER_ROLES,
+  ROLES,
+  type Role,
+} from "./roles.js";
 export { sameSubject, subjectKey } from "./subjects.js";
 export {
   createTokenVerifier,

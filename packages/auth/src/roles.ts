@@ -41,8 +41,11 @@ export function hasAnyRole(principal: Principal, allowed: readonly Role[]): bool
 }
 
 /** Why hasAnyRole refused: the roles that would do (`admin` among them) and the caller's. */
+/** The roles that may call what `allowed` names: those and `admin`, which may call anything. */
+export const permittedRoles = (allowed: readonly Role[]): Role[] => [...new Set<Role>([...allowed, "admin"])];
+
 export const missingRoleMessage = (principal: Principal, allowed: readonly Role[]): string =>
-  `requires one of the roles: ${[...allowed, "admin"].join(", ")} (caller has: ${principal.roles.join(", ") || "none"})`;
+  `requires one of the roles: ${permittedRoles(allowed).join(", ")} (caller has: ${principal.roles.join(", ") || "none"})`;
 
 /** Every human role: each may read releases, changes, configuration and deployments (design §5). */
 export const READER_ROLES = [

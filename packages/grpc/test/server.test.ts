@@ -286,7 +286,7 @@ describe("authorization", () => {
     expect(details.message).toContain("RegisterRelease requires one of the roles: release-manager, admin");
     expect(details.errorInfo).toMatchObject({
       reason: "MISSING_ROLE",
-      metadata: { required_roles: "release-manager" },
+      metadata: { required_roles: "release-manager,admin" },
     });
     client.close();
   });

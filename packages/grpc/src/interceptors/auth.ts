@@ -1,4 +1,10 @@
-import { Unauthenticated as AuthUnauthenticated, hasAnyRole, missingRoleMessage, type TokenVerifier } from "@rdm/auth";
+import {
+  Unauthenticated as AuthUnauthenticated,
+  hasAnyRole,
+  missingRoleMessage,
+  permittedRoles,
+  type TokenVerifier,
+} from "@rdm/auth";
 import { PermissionDenied, Unauthenticated } from "../errors.js";
 import { firstMetadataValue, type Interceptor } from "../interceptor.js";
 
@@ -36,7 +42,7 @@ export function authorizeRoles(): Interceptor {
     if (!principal) throw new Unauthenticated("unauthenticated: no caller was authenticated", "missing_token");
     if (!hasAnyRole(principal, roles)) {
       throw new PermissionDenied(`${method.name} ${missingRoleMessage(principal, roles)}`, "MISSING_ROLE", {
-        required_roles: roles.join(","),
+        required_roles: permittedRoles(roles).join(","),
       });
     }
     return next(request, ctx);
