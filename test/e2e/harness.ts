@@ -90,7 +90,7 @@ const session = String(testConsumerTimings.sessionTimeout);
 const CONSUMER_ENV: Record<Component, { group: string; session: string }> = {
   release: { group: "RELEASE_CONSUMER_GROUP", session: "RELEASE_CONSUMER_SESSION_TIMEOUT_MS" },
   change: { group: "CHANGE_CONSUMER_GROUP", session: "CHANGE_CONSUMER_SESSION_TIMEOUT_MS" },
-  configuration: { group: "CONFIGURATION_CONSUMER_GROUP", session: "KAFKA_SESSION_TIMEOUT_MS" },
+  configuration: { group: "CONFIGURATION_CONSUMER_GROUP", session: "CONFIGURATION_CONSUMER_SESSION_TIMEOUT_MS" },
   deployment: { group: "DEPLOYMENT_CONSUMER_GROUP", session: "DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS" },
   gateway: { group: "GATEWAY_CONSUMER_GROUP", session: "GATEWAY_CONSUMER_SESSION_TIMEOUT_MS" },
 };

@@ -327,7 +327,6 @@ async function startServices({ postgres, kafka }: Infrastructure, supervise: Sup
         AUTH_JWT_SECRET: secret,
         ...(component.kind === "grpc" ? { GRPC_PORT: String(component.port) } : { HTTP_PORT: String(component.port) }),
         METRICS_PORT: String(component.metrics),
-        RELEASE_GRPC_URL: `127.0.0.1:${components[0].port}`,
         // Links in notification payloads point at this gateway (read by the release process's notifier).
         NOTIFICATION_LINK_BASE_URL: `http://127.0.0.1:${components[4].port}`,
       },

@@ -33,7 +33,6 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
     defaultPort: 50052,
     migrations: readModelMigrations,
     services: ({ store, pool }) => {
-      // Read at start, not at import: changeService is built from process.env when imported.
       const config = loadConfig(changeConsumerEnv, env);
       const boardGroups = { cab: config.CHANGE_CAB_GROUP, ecab: config.CHANGE_ECAB_GROUP };
       return [changeServiceHandlers({ pool, handler: commandHandler(store), boardGroups })];
@@ -69,8 +68,6 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
     },
   };
 }
-
-export const changeService = changeServiceDefinition();
 
 export const startChangeService = (env: NodeJS.ProcessEnv = process.env) =>
   startGrpcService(changeServiceDefinition(env), env);

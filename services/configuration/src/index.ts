@@ -1,1 +1,1 @@
-export { configurationService, configurationServiceDefinition, startConfigurationService } from "./service.js";
+export { configurationServiceDefinition, startConfigurationService } from "./service.js";

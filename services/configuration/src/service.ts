@@ -18,7 +18,7 @@ const consumerEnv = z.object({
   CONFIGURATION_CONSUMER_GROUP: z.string().min(1).default("rdm-configuration.baselines"),
   CONFIGURATION_DLQ_TOPIC: z.string().min(1).default("rdm.configuration.dlq.v1"),
   /** Kafka group session timeout; tests on the mock broker lower it (see @rdm/messaging). */
-  KAFKA_SESSION_TIMEOUT_MS: z.coerce.number().int().positive().optional(),
+  CONFIGURATION_CONSUMER_SESSION_TIMEOUT_MS: z.coerce.number().int().min(1000).default(30_000),
 });
 
 /**
@@ -42,14 +42,12 @@ export function configurationServiceDefinition(env: NodeJS.ProcessEnv = process.
         handle: baselineProjector(commandHandler(store)),
         fromBeginning: true,
         logger: logger.child({ consumer: "baselines" }),
-        ...(config.KAFKA_SESSION_TIMEOUT_MS ? { sessionTimeoutMs: config.KAFKA_SESSION_TIMEOUT_MS } : {}),
+        sessionTimeoutMs: config.CONFIGURATION_CONSUMER_SESSION_TIMEOUT_MS,
       });
       return [baselines];
     },
   };
 }
-
-export const configurationService: GrpcServiceDefinition = configurationServiceDefinition({});
 
 export const startConfigurationService = (env: NodeJS.ProcessEnv = process.env) =>
   startGrpcService(configurationServiceDefinition(env), env);

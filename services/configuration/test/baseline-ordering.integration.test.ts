@@ -45,7 +45,7 @@ async function startService(name: string): Promise<{ client: ConfigurationClient
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
     CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    CONFIGURATION_CONSUMER_SESSION_TIMEOUT_MS: "6000",
   });
   cleanups.push(() => service.stop());
   const token = await mintDevToken({

@@ -2,6 +2,7 @@
 // deployment outcomes arrive in, and rollbacks that restore the whole baseline.
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { inEnvironmentOrder } from "@rdm/domain-kernel/configuration";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   BaselineArtifactSchema,
@@ -11,9 +12,8 @@ import {
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   type BaselineEvent,
-  decideBaseline,
-  foldBaseline,
-  inEnvironmentOrder,
+  decide as decideBaseline,
+  fold as foldBaseline,
   type RecordDeployment,
 } from "../src/domain/baseline.js";
 

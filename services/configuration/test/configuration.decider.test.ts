@@ -16,22 +16,22 @@ import {
   type ArtifactCommand,
   type ArtifactEvent,
   type ArtifactState,
-  decideArtifact,
-  evolveArtifact,
-  foldArtifact,
-  initialArtifactState,
+  decide as decideArtifact,
+  evolve as evolveArtifact,
+  fold as foldArtifact,
+  initialState as initialArtifactState,
   type RegisterArtifact,
 } from "../src/domain/artifact.js";
-import { decideBaseline, foldBaseline, type RecordDeployment } from "../src/domain/baseline.js";
+import { decide as decideBaseline, fold as foldBaseline, type RecordDeployment } from "../src/domain/baseline.js";
 import {
   type ConfigurationItemCommand,
   type ConfigurationItemEvent,
   type ConfigurationItemState,
-  decideConfigurationItem,
+  decide as decideConfigurationItem,
   describeChange,
-  evolveConfigurationItem,
-  foldConfigurationItem,
-  initialConfigurationItemState,
+  evolve as evolveConfigurationItem,
+  fold as foldConfigurationItem,
+  initialState as initialConfigurationItemState,
   type RegisterConfigurationItem,
 } from "../src/domain/configuration-item.js";
 import { checkPackageConsistency } from "../src/domain/consistency.js";

@@ -64,7 +64,7 @@ beforeAll(async () => {
     GRPC_PORT: "0",
     LOG_LEVEL: "warn",
     CONFIGURATION_CONSUMER_GROUP: uniqueId("configuration-baselines"),
-    KAFKA_SESSION_TIMEOUT_MS: "6000",
+    CONFIGURATION_CONSUMER_SESSION_TIMEOUT_MS: "6000",
   });
   client = await clientAs(["config-manager"]);
   reader = new Kafka({ brokers, clientId: uniqueId("reader"), logLevel: logLevel.NOTHING }).consumer({

@@ -1,2 +1,2 @@
 export { type ExecutorOptions, ReferenceExecutor, type TargetAction } from "./executor/reference-executor.js";
-export { deploymentService, deploymentServiceDefinition, startDeploymentService } from "./service.js";
+export { deploymentServiceDefinition, startDeploymentService } from "./service.js";

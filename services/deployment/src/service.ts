@@ -81,7 +81,5 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
   };
 }
 
-export const deploymentService = deploymentServiceDefinition();
-
 export const startDeploymentService = (env: NodeJS.ProcessEnv = process.env) =>
   startGrpcService(deploymentServiceDefinition(env), env);

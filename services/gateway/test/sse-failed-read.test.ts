@@ -75,7 +75,9 @@ test("a read that found the database away is made again at the next wake-up", as
     });
     // Wakes the stream as a projected entry would (again until it listens), well before its
     // keep-alive (5 s) would.
+    const deadline = Date.now() + 10_000;
     while (!received) {
+      if (Date.now() > deadline) throw new Error("the stream sent no event within 10 s of being woken");
       await pool.query(`NOTIFY ${CHANNEL}`);
       await new Promise((resolve) => setTimeout(resolve, 50));
     }

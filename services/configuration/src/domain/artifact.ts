@@ -270,14 +270,3 @@ export function evolve(state: ArtifactState, event: ArtifactEvent): ArtifactStat
 }
 
 export const fold = (events: ArtifactEvent[], state = initialState()): ArtifactState => events.reduce(evolve, state);
-
-/** Deployable: not quarantined, not retired. */
-export const isDeployable = (artifact: Artifact) => artifact.status === ArtifactStatus.ACTIVE;
-
-// The names before every aggregate exported decide/evolve/fold/initialState, still used by the decider tests.
-export {
-  decide as decideArtifact,
-  evolve as evolveArtifact,
-  fold as foldArtifact,
-  initialState as initialArtifactState,
-};

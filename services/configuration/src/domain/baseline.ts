@@ -3,7 +3,6 @@ import {
   type BaselineEvent,
   type BaselineState,
   foldBaseline,
-  inEnvironmentOrder,
   initialBaselineState,
 } from "@rdm/domain-kernel/configuration";
 import type { BaselineArtifact, BaselineEntry } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -53,6 +52,3 @@ export function decide(command: BaselineCommand, state: BaselineState): Baseline
 // The fold in environment order is a kernel rule: the gateway's baselines fold the same events
 // with the same function, so it lives once in @rdm/domain-kernel.
 export const fold = foldBaseline;
-
-// The names before every aggregate exported decide/fold/initialState, still used by the decider tests.
-export { decide as decideBaseline, foldBaseline, inEnvironmentOrder };

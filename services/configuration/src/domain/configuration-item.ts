@@ -312,11 +312,3 @@ export function describeChange(event: ConfigurationItemEvent): string {
       return `${RelationshipType[event.relationship?.type ?? 0]} ${event.relationship?.targetCiId} removed`;
   }
 }
-
-// The names before every aggregate exported decide/evolve/fold/initialState, still used by the decider tests.
-export {
-  decide as decideConfigurationItem,
-  evolve as evolveConfigurationItem,
-  fold as foldConfigurationItem,
-  initialState as initialConfigurationItemState,
-};

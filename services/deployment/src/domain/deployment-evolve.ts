@@ -58,12 +58,6 @@ export const initialState = (): DeploymentAggregateState => ({ deployment: undef
 
 const TERMINAL = new Set([DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK, DeploymentState.CANCELLED]);
 
-/** The steps of the phase the deployment is in: the forward plan, or the rollback once it started. */
-export const currentPhaseSteps = (deployment: Deployment): DeploymentStep[] => {
-  const rollingBack = deployment.steps.some((step) => step.rollback);
-  return deployment.steps.filter((step) => step.rollback === rollingBack);
-};
-
 const readyNext = (deployment: Deployment, after: number, at: Timestamp | undefined) => {
   const next = deployment.steps.find((step) => step.index > after && step.state === StepState.PENDING);
   if (next && next.rollback === deployment.steps[after]?.rollback) {

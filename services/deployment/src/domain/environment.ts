@@ -17,9 +17,6 @@ export interface EnvironmentState {
   environment: Environment | undefined;
 }
 
-/** The default promotion order `./rdm up` registers. */
-export const DEFAULT_PROMOTION_ORDER = ["dev", "test", "staging", "production"] as const;
-
 /** Environments are keyed by name; the stream id says which aggregate it is. */
 export const environmentStreamId = (name: string) => `environment-${name}`;
 

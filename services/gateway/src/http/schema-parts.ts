@@ -6,5 +6,3 @@ export const nullableDate = { type: ["string", "null"], format: "date-time" } as
 export const obj = <const P extends Record<string, unknown>>(properties: P) =>
   ({ type: "object", properties }) as const;
 export const arr = <const I>(items: I) => ({ type: "array", items }) as const;
-/** `{ id }` path parameters. */
-export const idParams = <const S>(id: S) => ({ type: "object", properties: { id }, required: ["id"] }) as const;

@@ -105,16 +105,6 @@ export const environmentSchema = obj(
   },
 );
 
-export const feedEntrySchema = obj({
-  seq: { type: "integer" },
-  eventType: str,
-  deploymentId: str,
-  releaseId: str,
-  environment: str,
-  environmentSequence: { type: "integer" },
-  occurredAt: date,
-});
-
 export const deploymentEventsQuery = {
   type: "object",
   properties: { releaseId: { type: "string", maxLength: 200 }, environment: environmentName, after: afterSchema },
