@@ -66,11 +66,19 @@ async function executorFor(environment: string, command: string, logger?: Execut
   });
 }
 
-/** Log lines by level, as pino's (fields, message) calls give them. */
+/** Log lines by level, as pino's (fields, message) calls give them; `fields` in the same order. */
 function captureLog() {
   const lines: [string, string][] = [];
-  const at = (level: string) => (_fields: object, message: string) => lines.push([level, message]);
-  return { lines, logger: { debug: at("debug"), info: at("info"), warn: at("warn") } as unknown as ExecutorLog };
+  const fields: Record<string, unknown>[] = [];
+  const at = (level: string) => (logged: Record<string, unknown>, message: string) => {
+    lines.push([level, message]);
+    fields.push(logged);
+  };
+  return {
+    lines,
+    fields,
+    logger: { debug: at("debug"), info: at("info"), warn: at("warn") } as unknown as ExecutorLog,
+  };
 }
 
 /** Runs the executor until the deployment reaches `state` (bounded). */
@@ -169,13 +177,12 @@ test("the service restarting in the middle of a step: heartbeats fail for a whil
       () => true,
       () => undefined,
     );
-  // A 15 s lease: a heartbeat every 5 s, so one fails while the service is away and the next,
-  // after the restart, renews the lease within its term.
+  // A 30 s lease: a heartbeat every 10 s, so one fails while the service is away and a later
+  // one, after the restart, renews the lease within its term.
   const executor = await executorFor(
     environment,
     `[ "$RDM_STEP_KIND" != DEPLOY ] || { touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done; }`,
     logger,
-    15,
   );
   const step = executor.runOnce();
   await waitFor(() => exists(begun), { timeoutMs: 30_000, description: "the deploy target started" });
@@ -196,6 +203,40 @@ test("the service restarting in the middle of a step: heartbeats fail for a whil
   expect(lines.filter(([, message]) => message === "step over")).toHaveLength(2); // deploy, verify
   const { deployment } = await deployer.getDeployment({ deploymentId });
   expect(deployment?.steps.map((s) => s.fencingToken)).toEqual(deployment?.steps.map(() => 1n));
+});
+
+test("a step ended by the service while a target runs (a rollback): the executor stops, with the service's reason", async () => {
+  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
+  const environment = uniqueId("env");
+  const deploymentId = await started(
+    environment,
+    [uniqueId("ci"), uniqueId("ci")],
+    strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+  );
+  const begun = join(dir, "started");
+  const go = join(dir, "go");
+  const { lines, fields, logger } = captureLog();
+  const executor = await executorFor(
+    environment,
+    `[ "$RDM_STEP_KIND" != DEPLOY ] || { touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done; }`,
+    logger,
+  );
+  const step = executor.runOnce();
+  await waitFor(
+    () =>
+      access(begun).then(
+        () => true,
+        () => undefined,
+      ),
+    { timeoutMs: 30_000, description: "the deploy target started" },
+  );
+  await deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "latency up", fast: true });
+  await writeFile(go, "");
+  expect(await step).toBe(true);
+  executor.close();
+  expect(lines.filter(([level]) => level === "warn")).toEqual([]);
+  const over = fields[lines.findIndex(([, message]) => message === "step over")];
+  expect(over?.outcome).toMatch(/^ended by the service: step 0 has ended .*latency up/);
 });
 
 test("idle, it polls at debug, backing off from pollMs to maxPollMs; work resets the pause", async () => {

@@ -2,7 +2,7 @@ import { execFile } from "node:child_process";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { toJson } from "@bufbuild/protobuf";
-import { createGrpcClient, type GrpcClient, GrpcStatus as status } from "@rdm/grpc";
+import { createGrpcClient, errorDetails, type GrpcClient, GrpcStatus as status } from "@rdm/grpc";
 import type { Logger } from "@rdm/observability";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService, type StepAssignment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
@@ -135,24 +135,28 @@ export class ReferenceExecutor {
     // term has run out since the last renewal: a heartbeat that fails for a moment (the service
     // restarting) leaves the lease to its term, and the step carries on.
     const held = new HeldLease(this.options.leaseSeconds, claimSentAt);
-    const heartbeat = setInterval(
-      () => {
-        const sentAt = performance.now();
-        this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }).then(
-          () => held.renewed(sentAt),
-          (error: unknown) => {
-            if (held.lost) return;
-            if (isTransient(error) && !held.expired()) {
-              this.logger.warn({ ...about, err: String(error), lease_left_ms: held.leftMs() }, "heartbeat failed");
-              return;
-            }
-            held.lost = true;
+    const every = (this.options.leaseSeconds * 1000) / 3;
+    const heartbeat = setInterval(() => {
+      const sentAt = performance.now();
+      // A heartbeat that hangs fails by its deadline, as one the service could not answer.
+      const deadline = Math.max(MIN_DEADLINE_MS, Math.min(every, held.leftMs()));
+      this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }, { deadline }).then(
+        () => held.renewed(sentAt),
+        (error: unknown) => {
+          if (held.over) return;
+          const ended = stepEnded(error);
+          if (ended) {
+            held.over = `ended by the service: ${ended}`;
+            this.logger.info({ ...about, reason: ended }, "step ended by the service");
+          } else if (isTransient(error) && !held.expired()) {
+            this.logger.warn({ ...about, err: String(error), lease_left_ms: held.leftMs() }, "heartbeat failed");
+          } else {
+            held.over = "lease lost";
             this.logger.warn({ ...about, err: String(error) }, "lease lost: the step is abandoned");
-          },
-        );
-      },
-      (this.options.leaseSeconds * 1000) / 3,
-    );
+          }
+        },
+      );
+    }, every);
     try {
       this.logger.info({ ...about, outcome: await this.performStep(assignment, lease, held) }, "step over");
     } finally {
@@ -191,9 +195,26 @@ export class ReferenceExecutor {
     lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
     held: HeldLease,
   ): Promise<string> {
+    try {
+      return await this.performTargets(assignment, lease, held);
+    } catch (error) {
+      // The step ended under the lease (e.g. a failed verification elsewhere skipped it): done.
+      const ended = stepEnded(error);
+      if (ended) return `ended by the service: ${ended}`;
+      throw error;
+    }
+  }
+
+  private async performTargets(
+    assignment: StepAssignment,
+    lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
+    held: HeldLease,
+  ): Promise<string> {
     const verify = assignment.step?.kind === StepKind.VERIFY;
     for (const ciId of assignment.step?.targetCiIds ?? []) {
-      if (held.lost) return "lease lost";
+      if (held.over) return held.over;
+      // Its term passed without a renewal: another executor may hold the step now.
+      if (held.expired()) return "lease expired";
       if (this.stopping.signal.aborted) {
         await this.client.releaseStep({ requestId: crypto.randomUUID(), lease, reason: "executor stopping" });
         return "given back: executor stopping";
@@ -210,7 +231,9 @@ export class ReferenceExecutor {
           ? [{ check: "reference-executor", passed: result.ok, detail: result.lines.at(-1) ?? "" }]
           : [],
       };
-      const { deployment } = await this.whileLeaseHolds(held, () => this.client.reportTargetProgress(report));
+      const { deployment } = await this.whileLeaseHolds(held, (deadline) =>
+        this.client.reportTargetProgress(report, { deadline }),
+      );
       // The report may have ended the step (failed verification, failed-target limit): stop here.
       const step = deployment?.steps[lease.stepIndex];
       if (step?.fencingToken !== lease.fencingToken || step.state !== assignment.step?.state) {
@@ -218,21 +241,24 @@ export class ReferenceExecutor {
       }
     }
     const completion = { requestId: crypto.randomUUID(), lease };
-    const { deployment } = await this.whileLeaseHolds(held, () => this.client.completeStep(completion));
+    const { deployment } = await this.whileLeaseHolds(held, (deadline) =>
+      this.client.completeStep(completion, { deadline }),
+    );
     return `completed (deployment ${DeploymentState[deployment?.state ?? 0]})`;
   }
 
   /**
    * Sends a report until it is answered: one the service could not take for now (the service or
-   * its database away) is sent again with its request id every half second while the lease
-   * holds, so a restart of the service does not cost the step its lease.
+   * its database away, or no answer by the end of the lease's term) is sent again with its
+   * request id every half second while the lease holds, so a restart of the service does not
+   * cost the step its lease.
    */
-  private async whileLeaseHolds<T>(held: HeldLease, send: () => Promise<T>): Promise<T> {
+  private async whileLeaseHolds<T>(held: HeldLease, send: (deadlineMs: number) => Promise<T>): Promise<T> {
     for (;;) {
       try {
-        return await send();
+        return await send(Math.max(MIN_DEADLINE_MS, held.leftMs()));
       } catch (error) {
-        if (!isTransient(error) || held.expired() || this.stopping.signal.aborted) throw error;
+        if (!isTransient(error) || held.over || held.expired() || this.stopping.signal.aborted) throw error;
         await sleep(REPORT_RETRY_MS);
       }
     }
@@ -244,14 +270,23 @@ export class ReferenceExecutor {
 }
 
 const REPORT_RETRY_MS = 500;
+/** The least time a heartbeat or report is given, however little of the term is left. */
+const MIN_DEADLINE_MS = 1_000;
+
+/** The service's word that the step ended under the lease (`step.ended`): its description. */
+function stepEnded(error: unknown): string | undefined {
+  if ((error as { code?: number }).code !== status.FAILED_PRECONDITION) return undefined;
+  return errorDetails(error).preconditionFailure?.violations.find((v) => v.type === "step.ended")?.description;
+}
 
 /** Answers that say the service could not take the call for now, not that it refused it. */
 const isTransient = (error: unknown) =>
   [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.ABORTED].includes((error as { code?: number }).code ?? -1);
 
-/** The lease on the step being performed, as far as this executor knows: renewed, or lost. */
+/** The lease on the step being performed, as far as this executor knows: renewed, or over. */
 class HeldLease {
-  lost = false;
+  /** Why the step is over for this executor (the lease lost, the step ended); undefined while held. */
+  over: string | undefined;
   /** `renewedAt` starts as when the claim that gave the lease was sent (performance.now()). */
   constructor(
     private readonly seconds: number,
