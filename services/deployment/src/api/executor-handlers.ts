@@ -43,9 +43,10 @@ async function leaseRefusal(db: Queryable, lease: ReturnType<typeof leaseOf>) {
   const deployment = await findDeployment(db, lease.deploymentId);
   if (!deployment) return notFound("deployment", lease.deploymentId);
   const step = deployment.steps[lease.stepIndex];
-  if (step && step.fencingToken > lease.fencingToken)
+  if (!step) return notFound("step", `${lease.deploymentId} step ${lease.stepIndex}`);
+  if (step.fencingToken > lease.fencingToken)
     return leaseLost(lease, `was taken over (fencing token ${step.fencingToken} holds it)`);
-  if (step && ENDED.has(step.state)) {
+  if (ENDED.has(step.state)) {
     const reason = deployment.reason ? ` (${deployment.reason})` : "";
     return new RuleViolation(
       "FAILED_PRECONDITION",

@@ -224,7 +224,7 @@ export async function saveDeployment(tx: Queryable, deployment: Deployment) {
 /** The deployment as its last command left it; undefined when there is no such deployment. */
 export async function findDeployment(db: Queryable, deploymentId: string): Promise<Deployment | undefined> {
   const { rows } = await db.query<{ deployment: Uint8Array }>(
-    "SELECT deployment FROM deployments WHERE deployment_id::text = $1",
+    "SELECT deployment FROM deployments WHERE deployment_id = $1",
     [deploymentId],
   );
   return rows[0] ? fromBinary(DeploymentSchema, rows[0].deployment) : undefined;
