@@ -40,10 +40,10 @@ export function hasAnyRole(principal: Principal, allowed: readonly Role[]): bool
   return principal.roles.some((role) => role === "admin" || allowed.includes(role));
 }
 
-/** Why hasAnyRole refused: the roles that would do (`admin` among them) and the caller's. */
 /** The roles that may call what `allowed` names: those and `admin`, which may call anything. */
 export const permittedRoles = (allowed: readonly Role[]): Role[] => [...new Set<Role>([...allowed, "admin"])];
 
+/** Why hasAnyRole refused: the roles that would do (`admin` among them) and the caller's. */
 export const missingRoleMessage = (principal: Principal, allowed: readonly Role[]): string =>
   `requires one of the roles: ${permittedRoles(allowed).join(", ")} (caller has: ${principal.roles.join(", ") || "none"})`;
 

@@ -618,6 +618,21 @@ describe("Package, change links, back-out plan and log", () => {
     expect(given(s).when({ kind: "unlinkChangeRequest", changeRequestId: "chg-1" }).refusal().code).toBe("NOT_FOUND");
   });
 
+  test("a UUID linked in capitals (before requests were lowercased) is the same change in either case", () => {
+    const s = registered();
+    const id = "8E4C9D1E-0D3C-4A36-9D0E-1F2A3B4C5D6E";
+    record(s, { kind: "linkChangeRequest", changeRequestId: id });
+    expect(given(s).when({ kind: "linkChangeRequest", changeRequestId: id.toLowerCase() }).refusal().code).toBe(
+      "ALREADY_EXISTS",
+    );
+    // Unlinked by its lowercase form, the link as stored is removed.
+    record(s, { kind: "unlinkChangeRequest", changeRequestId: id.toLowerCase() });
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
+    // Keys that are not UUIDs keep their case.
+    record(s, { kind: "linkChangeRequest", changeRequestId: "CHG-1" });
+    expect(given(s).when({ kind: "unlinkChangeRequest", changeRequestId: "chg-1" }).refusal().code).toBe("NOT_FOUND");
+  });
+
   test("back-out plan and deviations / risks / issues log", () => {
     const s = registered();
     record(s, { kind: "setBackOutPlan", backOutPlan: "redeploy 4.1" });

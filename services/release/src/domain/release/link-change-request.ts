@@ -1,12 +1,12 @@
 import { create } from "@bufbuild/protobuf";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { refuse, requireActive } from "./rules.js";
+import { refuse, requireActive, sameId } from "./rules.js";
 import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
 
 export function linkChangeRequest(command: ReleaseCommandOf<"linkChangeRequest">, state: ReleaseState): ReleaseEvent[] {
   const releaseId = state.release?.releaseId ?? "";
   const { release } = requireActive(state);
-  if (release.linkedChangeRequestIds.includes(command.changeRequestId))
+  if (release.linkedChangeRequestIds.some((id) => sameId(id, command.changeRequestId)))
     refuse("change.not_linked", `change request ${command.changeRequestId} is already linked`, "ALREADY_EXISTS");
   return [create(ev.ReleaseChangeRequestLinkedSchema, { releaseId, changeRequestId: command.changeRequestId })];
 }

@@ -19,6 +19,10 @@ export const refuse = (
   throw new RuleViolation(code, rule, message, { subject });
 };
 
+/** Two ids name the same thing: equal, or UUIDs that differ only in the case of their hex digits. */
+export const sameId = (a: string, b: string) => a === b || (UUID.test(a) && a.toLowerCase() === b.toLowerCase());
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export const phaseName = (p: ReleasePhase) => ReleasePhase[p] ?? String(p);
 export const ts = (d: Date) => timestampFromDate(d);
 

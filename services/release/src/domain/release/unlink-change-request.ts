@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { refuse, requireActive } from "./rules.js";
+import { refuse, requireActive, sameId } from "./rules.js";
 import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
 
 export function unlinkChangeRequest(
@@ -9,12 +9,14 @@ export function unlinkChangeRequest(
 ): ReleaseEvent[] {
   const releaseId = state.release?.releaseId ?? "";
   const { release } = requireActive(state);
-  if (!release.linkedChangeRequestIds.includes(command.changeRequestId))
+  // Ids in either case are the same UUID: the one as linked is the one unlinked.
+  const linked = release.linkedChangeRequestIds.find((id) => sameId(id, command.changeRequestId));
+  if (linked === undefined)
     refuse(
       "change.linked",
       `change request ${command.changeRequestId} is not linked`,
       "NOT_FOUND",
       command.changeRequestId,
     );
-  return [create(ev.ReleaseChangeRequestUnlinkedSchema, { releaseId, changeRequestId: command.changeRequestId })];
+  return [create(ev.ReleaseChangeRequestUnlinkedSchema, { releaseId, changeRequestId: linked })];
 }
