@@ -49,24 +49,39 @@ function lowercaseIn(message: ReflectMessage): void {
 /** The UUID fields of a message type, or undefined when it holds none at any depth; computed once a type. */
 function planOf(desc: DescMessage): UuidFields | undefined {
   if (plans.has(desc)) return plans.get(desc);
-  plans.set(desc, undefined); // a type that contains itself: its own plan is being made
   const plan: UuidFields = { single: [], repeated: [], nested: [] };
   for (const field of desc.fields) {
-    if (field.fieldKind === "scalar" && isUuid(getOption(field, fieldRules).type)) plan.single.push(field);
-    else if (field.fieldKind === "list" && field.listKind === "scalar") {
-      const rules = getOption(field, fieldRules).type;
-      if (rules.case === "repeated" && isUuid(rules.value.items?.type)) plan.repeated.push(field);
-    } else if (
-      (field.fieldKind === "message" || (field.fieldKind === "list" && field.listKind === "message")) &&
-      field.message
-    ) {
-      if (field.message === desc || planOf(field.message)) plan.nested.push(field);
-    }
+    const nested = nestedMessage(field);
+    if (isUuidField(field)) (field.fieldKind === "list" ? plan.repeated : plan.single).push(field);
+    else if (nested && reachesUuids(nested, new Set())) plan.nested.push(field);
   }
   const found = plan.single.length + plan.repeated.length + plan.nested.length > 0 ? plan : undefined;
   plans.set(desc, found);
   return found;
 }
+
+/** Whether a UUID field is in this type or one it reaches (`seen`: types already looked at). */
+function reachesUuids(desc: DescMessage, seen: Set<DescMessage>): boolean {
+  if (seen.has(desc)) return false;
+  seen.add(desc);
+  return desc.fields.some((field) => {
+    const nested = nestedMessage(field);
+    return isUuidField(field) || (nested !== undefined && reachesUuids(nested, seen));
+  });
+}
+
+/** A string field, single or repeated, whose protovalidate rules say `string.uuid`. */
+function isUuidField(field: DescField): boolean {
+  if (field.fieldKind === "scalar") return isUuid(getOption(field, fieldRules).type);
+  if (field.fieldKind !== "list" || field.listKind !== "scalar") return false;
+  const rules = getOption(field, fieldRules).type;
+  return rules.case === "repeated" && isUuid(rules.value.items?.type);
+}
+
+const nestedMessage = (field: DescField): DescMessage | undefined =>
+  field.fieldKind === "message" || (field.fieldKind === "list" && field.listKind === "message")
+    ? field.message
+    : undefined;
 
 function isUuid(rules: FieldRules["type"] | undefined): boolean {
   return rules?.case === "string" && rules.value.wellKnown.case === "uuid" && rules.value.wellKnown.value;

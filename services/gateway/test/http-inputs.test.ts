@@ -384,12 +384,13 @@ test("CMDB pages hold every item once, in one page's order, whatever case foldin
   expect(found.sort()).toEqual([`${owner}-3`, `${owner}-4`]);
 });
 
-test("a release id in upper case finds what it finds in lower case, on every route that filters by it", async () => {
+test("a release or deployment id in upper case finds what it finds in lower case, on every route that takes it", async () => {
   const releaseId = randomUUID();
+  const deploymentId = randomUUID();
   await pool.query(
     `INSERT INTO deployment_view (deployment_id, release_id, environment, state, state_sequence, strategy, artifacts,
        first_event_at, updated_at) VALUES ($1, $2, 'production', 'IN_PROGRESS', 0, 'ALL_AT_ONCE', '[]', now(), now())`,
-    [randomUUID(), releaseId],
+    [deploymentId, releaseId],
   );
   await pool.query(
     `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor, correlation_id,
@@ -404,6 +405,7 @@ test("a release id in upper case finds what it finds in lower case, on every rou
   ];
   expect(await found(releaseId)).toEqual([1, 1, 1]);
   expect(await found(releaseId.toUpperCase())).toEqual([1, 1, 1]);
+  expect((await get(`/v1/deployments/${deploymentId.toUpperCase()}`)).body.deploymentId).toBe(deploymentId);
 });
 
 describe("the release event stream", () => {

@@ -88,8 +88,9 @@ const deploymentDetail: RoutePlugin = async (app, { pool }) => {
       },
     },
     async (request, reply) => {
+      // Deployment ids are UUIDs, stored as the service makes them: lowercase.
       const { rows } = await pool.query<DeploymentRow>("SELECT * FROM deployment_view WHERE deployment_id = $1", [
-        request.params.id,
+        request.params.id.toLowerCase(),
       ]);
       const row = rows[0];
       if (!row) return notFound(reply, `deployment ${request.params.id} not found`);
