@@ -81,6 +81,36 @@ function captureLog() {
   };
 }
 
+/**
+ * An all-at-once deployment of `targets` CIs whose deploy targets wait for the test's go: the
+ * executor's command touches `begun`, then waits for the `go` file (verification runs at once).
+ */
+async function gatedDeployment(targets: number) {
+  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
+  const environment = uniqueId("env");
+  const deploymentId = await started(
+    environment,
+    Array.from({ length: targets }, () => uniqueId("ci")),
+    strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+  );
+  const [begun, go] = [join(dir, "started"), join(dir, "go")];
+  return {
+    environment,
+    deploymentId,
+    command: `[ "$RDM_STEP_KIND" != DEPLOY ] || { touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done; }`,
+    untilBegun: () =>
+      waitFor(
+        () =>
+          access(begun).then(
+            () => true,
+            () => undefined,
+          ),
+        { timeoutMs: 30_000, description: "the deploy target started" },
+      ),
+    letGo: () => writeFile(go, ""),
+  };
+}
+
 /** Runs the executor until the deployment reaches `state` (bounded). */
 async function runUntil(executor: ReferenceExecutor, deploymentId: string, state: DeploymentState) {
   await waitFor(
@@ -128,29 +158,14 @@ test("a failing verification command rolls the deployment back, the executor per
 });
 
 test("stopped in the middle of a step, it gives the step back; claims and outcomes at info", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
-  const environment = uniqueId("env");
-  const deploymentId = await started(
-    environment,
-    [uniqueId("ci"), uniqueId("ci")],
-    strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
-  );
   // The first target waits for the test's go, so the stop lands while the step is held.
-  const begun = join(dir, "started");
-  const go = join(dir, "go");
+  const { environment, deploymentId, command, untilBegun, letGo } = await gatedDeployment(2);
   const { lines, logger } = captureLog();
-  const executor = await executorFor(environment, `touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done`, logger);
+  const executor = await executorFor(environment, command, logger);
   const running = executor.run({ pollMs: 50, maxPollMs: 50 });
-  await waitFor(
-    () =>
-      access(begun).then(
-        () => true,
-        () => undefined,
-      ),
-    { timeoutMs: 30_000 },
-  );
+  await untilBegun();
   executor.stop();
-  await writeFile(go, "");
+  await letGo();
   await running;
   executor.close();
   const { deployment } = await deployer.getDeployment({ deploymentId });
@@ -165,27 +180,14 @@ test("stopped in the middle of a step, it gives the step back; claims and outcom
 });
 
 test("the service restarting in the middle of a step: heartbeats fail for a while, the lease holds, the step completes", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
-  const environment = uniqueId("env");
-  const deploymentId = await started(environment, [uniqueId("ci")], strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
   // The deploy target waits for the test's go, so the restart lands while the step is held.
-  const begun = join(dir, "started");
-  const go = join(dir, "go");
+  const { environment, deploymentId, command, untilBegun, letGo } = await gatedDeployment(1);
   const { lines, logger } = captureLog();
-  const exists = (path: string) =>
-    access(path).then(
-      () => true,
-      () => undefined,
-    );
-  // A 30 s lease: a heartbeat every 10 s, so one fails while the service is away and a later
-  // one, after the restart, renews the lease within its term.
-  const executor = await executorFor(
-    environment,
-    `[ "$RDM_STEP_KIND" != DEPLOY ] || { touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done; }`,
-    logger,
-  );
+  // The default 30 s lease: a heartbeat every 10 s, so one fails while the service is away and a
+  // later one, after the restart, renews the lease within its term.
+  const executor = await executorFor(environment, command, logger);
   const step = executor.runOnce();
-  await waitFor(() => exists(begun), { timeoutMs: 30_000, description: "the deploy target started" });
+  await untilBegun();
   const port = harness.service.port;
   await harness.service.stop();
   await waitFor(() => (lines.some(([, message]) => message === "heartbeat failed") ? true : undefined), {
@@ -193,7 +195,7 @@ test("the service restarting in the middle of a step: heartbeats fail for a whil
     description: "a heartbeat refused while the service is away",
   });
   await harness.restart(port);
-  await writeFile(go, "");
+  await letGo();
   expect(await step).toBe(true);
   await runUntil(executor, deploymentId, DeploymentState.SUCCEEDED);
   executor.close();
@@ -206,32 +208,13 @@ test("the service restarting in the middle of a step: heartbeats fail for a whil
 });
 
 test("a step ended by the service while a target runs (a rollback): the executor stops, with the service's reason", async () => {
-  const dir = await mkdtemp(join(tmpdir(), "rdm-exec-"));
-  const environment = uniqueId("env");
-  const deploymentId = await started(
-    environment,
-    [uniqueId("ci"), uniqueId("ci")],
-    strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
-  );
-  const begun = join(dir, "started");
-  const go = join(dir, "go");
+  const { environment, deploymentId, command, untilBegun, letGo } = await gatedDeployment(2);
   const { lines, fields, logger } = captureLog();
-  const executor = await executorFor(
-    environment,
-    `[ "$RDM_STEP_KIND" != DEPLOY ] || { touch ${begun}; while [ ! -f ${go} ]; do sleep 0.05; done; }`,
-    logger,
-  );
+  const executor = await executorFor(environment, command, logger);
   const step = executor.runOnce();
-  await waitFor(
-    () =>
-      access(begun).then(
-        () => true,
-        () => undefined,
-      ),
-    { timeoutMs: 30_000, description: "the deploy target started" },
-  );
+  await untilBegun();
   await deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "latency up", fast: true });
-  await writeFile(go, "");
+  await letGo();
   expect(await step).toBe(true);
   executor.close();
   expect(lines.filter(([level]) => level === "warn")).toEqual([]);
