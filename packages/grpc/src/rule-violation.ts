@@ -26,7 +26,8 @@ export const isRuleViolationLike = (error: unknown): error is RuleViolationLike 
 /**
  * The one mapping of a domain refusal to a gRPC status with google.rpc details, the same in
  * every service: FAILED_PRECONDITION + PreconditionFailure (one violation per unmet condition);
- * NOT_FOUND + ResourceInfo (type, subject); ALREADY_EXISTS naming the rule in the message; PERMISSION_DENIED + ErrorInfo (the
+ * NOT_FOUND + ResourceInfo (type, subject); ALREADY_EXISTS naming the rule in the message, with
+ * ResourceInfo when the refusal names its subject; PERMISSION_DENIED + ErrorInfo (the
  * rule as a constant, metadata rule and subject); INVALID_ARGUMENT + BadRequest (one field per condition).
  */
 export function ruleViolationError(violation: RuleViolationLike): RpcError {
@@ -35,7 +36,10 @@ export function ruleViolationError(violation: RuleViolationLike): RpcError {
     case "NOT_FOUND":
       return new NotFound(violation.resourceType, subject, message);
     case "ALREADY_EXISTS":
-      return new AlreadyExists(`${message} (rule ${rule})`);
+      return new AlreadyExists(
+        `${message} (rule ${rule})`,
+        subject ? { resourceType: violation.resourceType, resourceName: subject } : undefined,
+      );
     case "PERMISSION_DENIED":
       return new PermissionDenied(message, rule.toUpperCase().replaceAll(".", "_"), { rule, subject });
     case "INVALID_ARGUMENT":

@@ -67,7 +67,7 @@ describe("a domain RuleViolation maps to one gRPC status with google.rpc details
     });
   });
 
-  test("INVALID_ARGUMENT: a BadRequest field violation per condition; ALREADY_EXISTS names the rule in the message", () => {
+  test("INVALID_ARGUMENT: a BadRequest field violation per condition; ALREADY_EXISTS names the rule in the message and its subject in a ResourceInfo", () => {
     const invalid = clientSees(
       new RuleViolation("INVALID_ARGUMENT", "ci.name", "name is required", { subject: "name" }),
     );
@@ -75,10 +75,20 @@ describe("a domain RuleViolation maps to one gRPC status with google.rpc details
     expect(invalid.badRequest?.fieldViolations).toMatchObject([
       { field: "name", description: "name is required", reason: "ci.name" },
     ]);
-    expect(clientSees(new RuleViolation("ALREADY_EXISTS", "release.exists", "release exists"))).toMatchObject({
-      code: GrpcStatus.ALREADY_EXISTS,
-      message: "release exists (rule release.exists)",
-    });
+    const exists = clientSees(new RuleViolation("ALREADY_EXISTS", "release.exists", "release exists"));
+    expect([exists.code, exists.message, exists.resourceInfo]).toEqual([
+      GrpcStatus.ALREADY_EXISTS,
+      "release exists (rule release.exists)",
+      undefined,
+    ]);
+    // With its subject named, the existing resource is in a ResourceInfo.
+    const linked = clientSees(
+      new RuleViolation("ALREADY_EXISTS", "change.not_linked", "change request c-1 is already linked", {
+        subject: "c-1",
+        resourceType: "change request",
+      }),
+    );
+    expect(linked.resourceInfo).toMatchObject({ resourceType: "change request", resourceName: "c-1" });
   });
 
   test("an Error of another name is not taken for one", () => {

@@ -297,7 +297,7 @@ test("VerifyArtifactContent hashes streamed bytes; a mismatch quarantines the ar
   const content = Buffer.alloc(3 * 1024 * 1024 + 17, 7);
   const { artifact } = await registerArtifact(name, "2.0.0", content);
   const artifactId = artifact?.artifactId as string;
-  const chunks = function* (bytes: Buffer, requestId = randomUUID()) {
+  const chunks = function* (bytes: Buffer, requestId: string = randomUUID()) {
     for (let offset = 0; offset < bytes.length; offset += 512 * 1024)
       yield {
         requestId: offset === 0 ? requestId : "",
@@ -306,9 +306,12 @@ test("VerifyArtifactContent hashes streamed bytes; a mismatch quarantines the ar
       };
   };
 
-  const good = await client.verifyArtifactContent(chunks(content));
+  const requestId = randomUUID();
+  const good = await client.verifyArtifactContent(chunks(content, requestId));
   expect(good.result).toMatchObject({ matches: true, actualSizeBytes: BigInt(content.length) });
   expect(good.result?.artifact?.integrity).toBe(IntegrityStatus.VERIFIED);
+  // The same request id in capitals is the same request: the first answer, nothing recorded again.
+  expect(await client.verifyArtifactContent(chunks(content, requestId.toUpperCase()))).toEqual(good);
 
   const corrupted = Buffer.from(content);
   corrupted[1000] = 8;

@@ -157,6 +157,12 @@ describe("approval and start", () => {
     expect(started.conditions.map((detail) => detail.rule)).toEqual(["deployment.protection_approval"]);
     d.run(approve("carol"));
     expect(d.deployment.state).toBe(DeploymentState.PLANNED);
+    // A further approver is told the deployment is approved, not that PLANNED cannot be approved.
+    const late = refusal(() => d.run(approve("dave")));
+    expect([late.rule, late.message]).toEqual([
+      "deployment.approved",
+      "the deployment is approved already: bob, carol met the quorum of 2; it may start",
+    ]);
     d.start();
     expect(d.deployment.state).toBe(DeploymentState.SCHEDULED);
   });

@@ -189,6 +189,16 @@ test("an expired lease returns the step to the queue; the old holder's reports a
   // A lease on a deployment that does not exist is the executor's mistake, not a lost lease.
   const nowhere = { ...oldLease, deploymentId: "00000000-0000-4000-8000-000000000000" };
   await refusedWith(executor.completeStep({ ...rid(), lease: nowhere }), status.NOT_FOUND);
+  // A token above the step's own was never given.
+  const forged = errorDetails(
+    await other.heartbeatStep({ lease: { ...oldLease, fencingToken: 7n }, leaseSeconds: 30 }).catch((e: unknown) => e),
+  );
+  expect(forged.preconditionFailure?.violations.map((v) => [v.type, v.description])).toEqual([
+    [
+      "step.lease_lost",
+      `the lease on step 0 with fencing token 7 was never given: the step is CLAIMED with fencing token ${second.fencingToken}`,
+    ],
+  ]);
   const heartbeat = errorDetails(
     await executor.heartbeatStep({ lease: oldLease, leaseSeconds: 30 }).catch((error: unknown) => error),
   );

@@ -36,7 +36,9 @@ export function artifactVerificationHandlers(
       let size = 0n;
       let first: { requestId: string; artifactId: string } | undefined;
       for await (const request of requests) {
-        first ??= { requestId: request.requestId, artifactId: request.artifactId };
+        // request_id is checked here, not by a string.uuid rule (later messages leave it empty), so
+        // it is lowercased here as the interceptor lowercases every UUID field.
+        first ??= { requestId: request.requestId.toLowerCase(), artifactId: request.artifactId };
         digest.update(request.chunk);
         size += BigInt(request.chunk.length);
       }

@@ -55,6 +55,12 @@ async function leaseRefusal(db: Queryable, lease: ReturnType<typeof leaseOf>) {
       { subject: "step" },
     );
   }
+  // A token the service never gave for this step (higher than its own, or a step never claimed).
+  if (step.fencingToken < lease.fencingToken || step.state === StepState.PENDING)
+    return leaseLost(
+      lease,
+      `was never given: the step is ${StepState[step.state]} with fencing token ${step.fencingToken}`,
+    );
   return leaseLost(lease, "expired");
 }
 

@@ -123,6 +123,12 @@ function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment"
       `approvals come from members of ${command.approvalGroup}`,
     );
   }
+  if (deployment.state === DeploymentState.PLANNED && deployment.requiredApprovals > 0) {
+    refuse(
+      "deployment.approved",
+      `the deployment is approved already: ${deployment.approvers.join(", ")} met the quorum of ${deployment.requiredApprovals}; it may start`,
+    );
+  }
   requireState(deployment, [DeploymentState.AWAITING_APPROVAL], "approve");
   if (deployment.approvers.includes(command.approver)) {
     refuse("deployment.approved_once", `${command.approver} already approved this deployment`);

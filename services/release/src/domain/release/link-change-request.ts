@@ -7,6 +7,11 @@ export function linkChangeRequest(command: ReleaseCommandOf<"linkChangeRequest">
   const releaseId = state.release?.releaseId ?? "";
   const { release } = requireActive(state);
   if (release.linkedChangeRequestIds.some((id) => sameId(id, command.changeRequestId)))
-    refuse("change.not_linked", `change request ${command.changeRequestId} is already linked`, "ALREADY_EXISTS");
+    refuse(
+      "change.not_linked",
+      `change request ${command.changeRequestId} is already linked`,
+      "ALREADY_EXISTS",
+      command.changeRequestId,
+    );
   return [create(ev.ReleaseChangeRequestLinkedSchema, { releaseId, changeRequestId: command.changeRequestId })];
 }
