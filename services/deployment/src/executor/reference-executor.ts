@@ -5,7 +5,11 @@ import { toJson } from "@bufbuild/protobuf";
 import { createGrpcClient, errorDetails, type GrpcClient, GrpcStatus as status } from "@rdm/grpc";
 import type { Logger } from "@rdm/observability";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentService, type StepAssignment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import {
+  DeploymentService,
+  type StepAssignment,
+  type StepLease,
+} from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeployedArtifactSchema, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 
 const run = promisify(execFile);
@@ -190,11 +194,7 @@ export class ReferenceExecutor {
   }
 
   /** Performs the step's targets and reports them; says how it ended. */
-  private async performStep(
-    assignment: StepAssignment,
-    lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
-    held: HeldLease,
-  ): Promise<string> {
+  private async performStep(assignment: StepAssignment, lease: Lease, held: HeldLease): Promise<string> {
     try {
       return await this.performTargets(assignment, lease, held);
     } catch (error) {
@@ -205,11 +205,7 @@ export class ReferenceExecutor {
     }
   }
 
-  private async performTargets(
-    assignment: StepAssignment,
-    lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
-    held: HeldLease,
-  ): Promise<string> {
+  private async performTargets(assignment: StepAssignment, lease: Lease, held: HeldLease): Promise<string> {
     const verify = assignment.step?.kind === StepKind.VERIFY;
     for (const ciId of assignment.step?.targetCiIds ?? []) {
       if (held.over) return held.over;
@@ -268,6 +264,9 @@ export class ReferenceExecutor {
     this.client.close();
   }
 }
+
+/** The lease a claim gave, as every call on the step names it. */
+type Lease = Pick<StepLease, "deploymentId" | "stepIndex" | "fencingToken">;
 
 const REPORT_RETRY_MS = 500;
 /** The least time a heartbeat or report is given, however little of the term is left. */

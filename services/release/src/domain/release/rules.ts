@@ -5,6 +5,7 @@ import { durationMs, phaseDefinition, type ReleaseState } from "@rdm/domain-kern
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { PhaseDefinition, ReleaseModel } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { type Release, ReleasePhase, ReleaseStatus, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 
 // The model lookups and the current approvals are kernel rules (the gateway's gates use them too).
 export { currentApprovals, nextPhase, phaseDefinition, phaseIndex } from "@rdm/domain-kernel/release";
@@ -20,8 +21,7 @@ export const refuse = (
 };
 
 /** Two ids name the same thing: equal, or UUIDs that differ only in the case of their hex digits. */
-export const sameId = (a: string, b: string) => a === b || (UUID.test(a) && a.toLowerCase() === b.toLowerCase());
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+export const sameId = (a: string, b: string) => a === b || (isUuid(a) && a.toLowerCase() === b.toLowerCase());
 
 export const phaseName = (p: ReleasePhase) => ReleasePhase[p] ?? String(p);
 export const ts = (d: Date) => timestampFromDate(d);
