@@ -150,9 +150,11 @@ describe("approval and start", () => {
     d.plan(ALL_AT_ONCE, protectedEnv);
     expect(d.deployment.state).toBe(DeploymentState.AWAITING_APPROVAL);
     expect(refusal(() => d.run(approve("alice"), "alice")).rule).toBe("deployment.creator_cannot_approve");
+    expect(refusal(() => d.run(approve(" ALICE"))).rule).toBe("deployment.creator_cannot_approve");
     expect(refusal(() => d.run(approve("mallory", ["other"]))).rule).toBe("deployment.approval_group");
     d.run(approve("bob"));
     expect(refusal(() => d.run(approve("bob"))).rule).toBe("deployment.approved_once");
+    expect(refusal(() => d.run(approve("Bob"))).rule).toBe("deployment.approved_once");
     const started = refusal(() => d.start());
     expect(started.conditions.map((detail) => detail.rule)).toEqual(["deployment.protection_approval"]);
     d.run(approve("carol"));

@@ -220,7 +220,7 @@ test("a package must have succeeded in the previous environment of the promotion
   );
 });
 
-test("protection: the approval is missing until the quorum; the creator may never approve", async () => {
+test("protection: the approval is missing until the quorum; only approvers approve, never the creator", async () => {
   const env = await environment({ protection: { approvalGroup: "prod-approvers", quorum: 1 } });
   const releaseId = randomUUID();
   const artifactId = randomUUID();
@@ -229,8 +229,16 @@ test("protection: the approval is missing until the quorum; the creator may neve
   const deploymentId = await plan(env, { releaseId, artifactId });
   await refusesWith(deploymentId, ["deployment.protection_approval"]);
 
-  const creator = await harness.client("dana", ["deployer", "approver"], ["prod-approvers"]);
-  await refusedWith(creator.approveDeployment({ ...rid(), deploymentId }), status.PERMISSION_DENIED);
+  // The planner "dana" under her name in capitals is still the creator.
+  const creator = await harness.client("Dana", ["deployer", "approver"], ["prod-approvers"]);
+  expect(await refusedWith(creator.approveDeployment({ ...rid(), deploymentId }), status.PERMISSION_DENIED)).toContain(
+    "creator",
+  );
+  // Approving needs the approver role, as for releases and changes: the group alone is not enough.
+  const member = await harness.client("vic", ["deployer", "viewer"], ["prod-approvers"]);
+  expect(await refusedWith(member.approveDeployment({ ...rid(), deploymentId }), status.PERMISSION_DENIED)).toMatch(
+    /approver/,
+  );
   const outsider = await harness.client("otto", ["approver"], ["elsewhere"]);
   await refusedWith(outsider.approveDeployment({ ...rid(), deploymentId }), status.PERMISSION_DENIED);
   const approver = await harness.client("petra", ["approver"], ["prod-approvers"]);

@@ -131,8 +131,9 @@ export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegis
       setEnvironmentFreeze: ["release-manager", "change-manager"],
       listEnvironments: [...READER_ROLES, "executor"],
       planDeployment: [...PLANNERS],
-      // Membership of the environment's approval group is checked by the decider.
-      approveDeployment: [...READER_ROLES],
+      // As for release and change approvals; membership of the environment's approval group is
+      // checked by the decider.
+      approveDeployment: ["approver"],
       startDeployment: [...PLANNERS, "change-manager"],
       pauseDeployment: [...PLANNERS],
       resumeDeployment: [...PLANNERS],

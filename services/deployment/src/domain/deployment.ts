@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { sameSubject } from "@rdm/auth";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
@@ -109,7 +110,8 @@ function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, s
 }
 
 function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment" }>, deployment: Deployment) {
-  if (command.approver === deployment.createdBy) {
+  // Subjects are compared folded, as in release and change approvals: "Alice" is alice.
+  if (sameSubject(command.approver, deployment.createdBy)) {
     throw violation(
       "PERMISSION_DENIED",
       "deployment.creator_cannot_approve",
@@ -130,7 +132,7 @@ function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment"
     );
   }
   requireState(deployment, [DeploymentState.AWAITING_APPROVAL], "approve");
-  if (deployment.approvers.includes(command.approver)) {
+  if (deployment.approvers.some((approver) => sameSubject(approver, command.approver))) {
     refuse("deployment.approved_once", `${command.approver} already approved this deployment`);
   }
   const quorumReached = deployment.approvers.length + 1 >= deployment.requiredApprovals;
