@@ -131,7 +131,7 @@ test("ReleaseStep gives the step back to the queue; a stale token and another ro
   expect((await firstStep(deploymentId))?.fencingToken).toBe(next.fencingToken);
 });
 
-test("a retried ClaimStep replays its first answer, with other steps waiting or none", async () => {
+test("a retried ClaimStep replays its first answer, with other steps waiting or none, until an idle answer is old", async () => {
   const first = await started();
   const second = await started();
   const both = [first.environment, second.environment];
@@ -154,5 +154,26 @@ test("a retried ClaimStep replays its first answer, with other steps waiting or 
   expect((await executor.claimStep(empty)).assignment).toBeUndefined();
   await harness.startedDeployment(deployer, ALL_AT_ONCE, undefined, { environment: quiet });
   expect((await executor.claimStep(empty)).assignment).toBeUndefined();
-  expect((await executor.claimStep({ ...empty, ...rid() })).assignment?.environment).toBe(quiet);
+  const taken = (await executor.claimStep({ ...empty, ...rid() })).assignment;
+  expect(taken?.environment).toBe(quiet);
+
+  // The sweep forgets "nothing waiting" answers once they are old (here: at once), never a claim's:
+  // a retry then claims afresh.
+  const { pool, store } = harness.service.context;
+  const sweep = startLeaseSweep({
+    pool,
+    handler: deploymentCommandHandler(store, () => new Date()),
+    intervalMs: 3_600_000,
+    logger: createLogger("test", "warn"),
+    idleClaimAnswersKeptMs: -1_000,
+  });
+  try {
+    await sweep.runOnce();
+  } finally {
+    await sweep.stop();
+  }
+  expect((await executor.claimStep(request)).assignment).toEqual(claimed);
+  const lease = { deploymentId: taken?.deploymentId ?? "", stepIndex: 0, fencingToken: taken?.fencingToken ?? 0n };
+  await executor.releaseStep({ ...rid(), lease, reason: "given back" });
+  expect((await executor.claimStep(empty)).assignment?.deploymentId).toBe(taken?.deploymentId);
 });

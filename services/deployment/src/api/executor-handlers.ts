@@ -12,7 +12,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import { extendLease, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
+import { extendLease, IDLE_CLAIM_STREAM, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
 import { findDeployment, type Queryable } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
@@ -119,10 +119,12 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
       // An idle executor polls: its empty claims are logged at debug, not one info line a poll.
       ctx.callLogLevel = "debug";
       // "Nothing waiting" is an answer too, recorded like any no-op (a retry gets it, not a
-      // step that arrived since); a twin that recorded first has its answer returned.
+      // step that arrived since); a twin that recorded first has its answer returned. The lease
+      // sweep deletes these answers after an hour (forgetIdleClaims).
       const nothing = create(ClaimStepResponseSchema);
       const response = toBinary(ClaimStepResponseSchema, nothing);
-      const taken = !(await store.recordCommandResult(request.requestId, { ...recorded, response, streamId: "" }));
+      const streamId = IDLE_CLAIM_STREAM;
+      const taken = !(await store.recordCommandResult(request.requestId, { ...recorded, response, streamId }));
       return (taken && (await handler.replay(request.requestId, recorded, pool))) || nothing;
     }
   };

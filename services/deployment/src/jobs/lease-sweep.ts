@@ -6,7 +6,7 @@ import type pg from "pg";
 import { deployments } from "../api/aggregates.js";
 import { projectDeployment, withEnvironmentSequences } from "../api/projection.js";
 import { decide } from "../domain/index.js";
-import { lockLapsedLease, syncStepQueue } from "../store/step-queue.js";
+import { forgetIdleClaims, lockLapsedLease, syncStepQueue } from "../store/step-queue.js";
 import { findEnvironment } from "../store/tables.js";
 
 export const SWEEPER_ACTOR = "system:lease-sweep";
@@ -14,21 +14,26 @@ export const SWEEPER_ACTOR = "system:lease-sweep";
 /** Lapsed leases handled in one round at most, so a round ends and a stop is never held up long. */
 const ROUND_LIMIT = 100;
 
+/** How long ClaimStep's "nothing waiting" answers are kept for a retry (see forgetIdleClaims). */
+const IDLE_CLAIM_ANSWERS_KEPT_MS = 60 * 60 * 1000;
+
 /**
  * Returns steps whose lease ran out to the queue when no executor took them over: records
  * DeploymentStepLeaseExpired (the old holder's reports are refused from then on) and makes the
  * step claimable as READY. The queue row is locked with FOR UPDATE SKIP LOCKED and changed in the
  * transaction that appends the event, so with any number of replicas, and claimers taking a step
  * over at the same moment, a lapse is recorded once; a crash before the commit leaves the row for
- * the next round. State lives in step_queue only: a restart loses nothing.
+ * the next round. State lives in step_queue only: a restart loses nothing. Each round also
+ * deletes the idle claims' answers older than `idleClaimAnswersKeptMs` (an hour).
  */
 export function startLeaseSweep(options: {
   pool: pg.Pool;
   handler: CommandHandler<DomainEvent>;
   intervalMs: number;
   logger: Logger;
+  idleClaimAnswersKeptMs?: number;
 }): Poller {
-  const { pool, handler, logger } = options;
+  const { pool, handler, logger, idleClaimAnswersKeptMs = IDLE_CLAIM_ANSWERS_KEPT_MS } = options;
 
   const expireOne = () =>
     withTransaction(pool, async (tx) => {
@@ -65,6 +70,7 @@ export function startLeaseSweep(options: {
     async () => {
       let handled = 0;
       while (handled < ROUND_LIMIT && (await expireOne())) handled++;
+      await forgetIdleClaims(pool, new Date(Date.now() - idleClaimAnswersKeptMs));
       return handled;
     },
     logger,

@@ -129,3 +129,22 @@ export async function extendLease(
   );
   return rows[0]?.lease_expires_at;
 }
+
+/**
+ * The stream id recorded with a claim's "nothing waiting" answer: it names no deployment, and
+ * marks the answers `forgetIdleClaims` may delete.
+ */
+export const IDLE_CLAIM_STREAM = "";
+
+/**
+ * Deletes the recorded "nothing waiting" answers older than `before`. An idle executor polls
+ * without end, each poll with a new request id; an answer is kept only as long as a retry of its
+ * claim is plausible (a retry after that gets whatever waits then, as a new claim would).
+ */
+export async function forgetIdleClaims(db: Queryable, before: Date): Promise<number> {
+  const { rowCount } = await db.query(`DELETE FROM command_results WHERE stream_id = $1 AND created_at < $2`, [
+    IDLE_CLAIM_STREAM,
+    before,
+  ]);
+  return rowCount ?? 0;
+}

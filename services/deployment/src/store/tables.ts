@@ -79,6 +79,12 @@ export const deploymentMigrations: Migration[] = [
       CREATE INDEX deployments_page ON deployments (created_at DESC, deployment_id DESC);
     `,
   },
+  {
+    version: 9,
+    name: "idle claims' answers found by age",
+    // The "nothing waiting" answers of ClaimStep (stream id '', see forgetIdleClaims).
+    sql: "CREATE INDEX command_results_idle_claims ON command_results (created_at) WHERE stream_id = '';",
+  },
 ];
 
 export async function saveEnvironment(tx: Queryable, environment: Environment) {
