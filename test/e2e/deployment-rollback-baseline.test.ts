@@ -2,14 +2,23 @@
 // artifacts registered and verified in the DML reach the deployment gates; the reference executor
 // deploys a first release; a second one adding an artifact fails its verification, rolls back by
 // itself, and the configuration service's baseline of the environment is the first one again,
-// exactly: what the failed deployment added is gone. Checked through GetBaseline.
+// exactly: what the failed deployment added is gone. Checked through GetBaseline. An SRE's
+// subscription to the environment's critical events (the release service's notifier) records the
+// failure, the rollback's start and its end, and nothing of the environment's other events.
 import { randomUUID } from "node:crypto";
 import { createGrpcClient } from "@rdm/grpc";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentFailedSchema,
+  DeploymentRollbackStartedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentStrategyKind,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
+import { Severity } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import { e2eStack, publishReleaseInDeployment, type StartedService, verifiedArtifact } from "./harness.js";
 
@@ -17,11 +26,13 @@ const stack = e2eStack("e2e-rollback-baseline");
 let producer: Awaited<ReturnType<typeof stack.producer>>;
 let configurationService: StartedService;
 let deploymentService: StartedService;
+let releaseService: StartedService;
 
 beforeAll(async () => {
-  [configurationService, deploymentService, producer] = await Promise.all([
+  [configurationService, deploymentService, releaseService, producer] = await Promise.all([
     stack.configuration(),
     stack.deployment(),
+    stack.release(),
     stack.producer(),
   ]);
 });
@@ -44,6 +55,25 @@ test("a failed verification rolls back by itself and the configuration baseline 
 
   const environment = uniqueId("staging");
   const hosts = [uniqueId("host"), uniqueId("host")];
+  const notifications = createGrpcClient(NotificationService, releaseService.address, {
+    token: await stack.token("sam", ["release-manager"]),
+  });
+  // Paused, so the deliveries are recorded (held) and never sent: nothing listens at the target.
+  const subscribe = async (environments: string[]) => {
+    const { subscription } = await notifications.createSubscription({
+      requestId: randomUUID(),
+      name: `critical in ${environments.join(", ")}`,
+      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:9/hook" } } },
+      secret: "secret-of-sre-0123456789",
+      filter: { environments, minSeverity: Severity.CRITICAL },
+    });
+    const subscriptionId = subscription?.subscriptionId as string;
+    await notifications.pauseSubscription({ requestId: randomUUID(), subscriptionId, reason: "read, not sent" });
+    return subscriptionId;
+  };
+  const [sre, elsewhere] = await Promise.all([subscribe([environment]), subscribe([uniqueId("production")])]);
+  const delivered = async (subscriptionId: string) =>
+    (await notifications.listSubscriptionDeliveries({ subscriptionId })).deliveries.map((d) => d.eventType).sort();
   await deployer.registerEnvironment({
     requestId: randomUUID(),
     environment: { name: environment, promotionRank: 1, targetGroups: [{ name: "rest", ciIds: hosts }] },
@@ -107,6 +137,19 @@ test("a failed verification rolls back by itself and the configuration baseline 
   expect(restored.lastKnownGoodDeploymentId).toBe(first);
   const { deployment } = await deployer.getDeployment({ deploymentId: second });
   expect(deployment?.reason).toContain("verification reference-executor failed");
+
+  const critical = [DeploymentFailedSchema, DeploymentRollbackStartedSchema, DeploymentRolledBackSchema];
+  const expected = critical.map((schema) => schema.typeName).sort();
+  const received = await waitFor(
+    async () => {
+      const types = await delivered(sre);
+      return types.includes(DeploymentRolledBackSchema.typeName) ? types : undefined;
+    },
+    { timeoutMs: 30_000, description: "the rollback's end delivered to the environment's subscription" },
+  );
+  expect(received).toEqual(expected);
+  expect(await delivered(elsewhere)).toEqual([]);
   dml.close();
   deployer.close();
+  notifications.close();
 }, 180_000);

@@ -46,7 +46,10 @@ export class Deciding {
   state: DeploymentAggregateState = initialState();
   constructor(public actor = "deployer-1") {}
 
-  /** Decides, stamps and folds; returns the new events. */
+  /**
+   * Decides, stamps and folds; returns the new events. Checks on the way, for every spec, that
+   * each event names the deployment's release and environment (what subscribers filter on).
+   */
   run(command: DeploymentCommand, actor = this.actor): DeploymentEvent[] {
     const decided = decide(command, this.state);
     for (const event of decided) {
@@ -57,6 +60,14 @@ export class Deciding {
       });
       this.events.push(event);
       this.state = evolve(this.state, event);
+    }
+    const { releaseId, environment } = this.deployment;
+    for (const { $typeName: type, ...event } of decided) {
+      expect({ type, releaseId: event.releaseId, environment: event.environment }).toEqual({
+        type,
+        releaseId,
+        environment,
+      });
     }
     return decided;
   }

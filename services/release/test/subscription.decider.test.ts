@@ -162,6 +162,15 @@ describe("filter", () => {
     expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
   });
 
+  test("a change's environments and an environment's own definition name environments", () => {
+    const production = subscription({ environments: ["production"] });
+    const change = { type: "rdm.change.v1.ChangeRequestRaised", json: { environments: ["staging", "production"] } };
+    expect(filterMatches(production, event(change))).toBe(true);
+    const frozen = { type: "rdm.deployment.v1.EnvironmentChanged", json: { environment: { name: "production" } } };
+    expect(filterMatches(production, event(frozen))).toBe(true);
+    expect(filterMatches(subscription({ environments: ["dev"] }), event(frozen))).toBe(false);
+  });
+
   test("a minimum severity keeps the failures and drops the plain facts", () => {
     const critical = subscription({ minSeverity: Severity.CRITICAL });
     expect(filterMatches(critical, event())).toBe(true);

@@ -312,10 +312,23 @@ function requireCurrent(deployment: Deployment, command: Extract<DeploymentComma
 export function decide(command: DeploymentCommand, state: DeploymentAggregateState): DeploymentEvent[] {
   if (command.kind === "planDeployment") return plan(command, state);
   const deployment = existing(state);
+  return decideOn(command, deployment).map((event) => aboutDeployment(event, deployment));
+}
+
+function decideOn(command: DeploymentCommand, deployment: Deployment): DeploymentEvent[] {
   if (command.kind === "approveDeployment") return approve(command, deployment);
   if (command.kind === "startDeployment") return start(command, deployment);
   if (isTerminal(deployment) && command.kind !== "rollbackDeployment") {
     refuse("deployment.finished", `the deployment is ${DeploymentState[deployment.state]}`);
   }
   return control(command, deployment);
+}
+
+/** Every event of a deployment names its release and environment (consumers filter on them). */
+function aboutDeployment(event: DeploymentEvent, deployment: Deployment): DeploymentEvent {
+  if ("releaseId" in event) {
+    event.releaseId = deployment.releaseId;
+    event.environment = deployment.environment;
+  }
+  return event;
 }

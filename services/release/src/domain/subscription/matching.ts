@@ -26,11 +26,16 @@ export const severityOf = (eventType: string): Severity => SEVERITIES[eventType]
 const SUBJECT_FIELDS = {
   releaseIds: ["releaseId", "linkedReleaseId"],
   changeRequestIds: ["changeRequestId"],
-  environments: ["environment", "environmentId"],
+  // A change names the environments it touches; an environment's own events carry its
+  // definition (an object: its name is taken, see subjectsOf).
+  environments: ["environment", "environmentId", "environments"],
   serviceIds: ["ciId", "configurationItemId", "affectedCiIds", "targetCiIds", "failedTargetCiIds"],
 } as const;
 
 export type EventSubjects = { [K in keyof typeof SUBJECT_FIELDS]: Set<string> };
+
+const isObject = (value: JsonValue | undefined): value is JsonObject =>
+  typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** Every id an event's JSON form names, at any depth (e.g. the target CIs of each deployed artifact). */
 export function subjectsOf(json: JsonObject): EventSubjects {
@@ -47,7 +52,10 @@ export function subjectsOf(json: JsonObject): EventSubjects {
       for (const [field, inner] of Object.entries(value)) {
         for (const [subject, names] of keys)
           if (names.includes(field))
-            for (const id of [inner].flat()) if (typeof id === "string" && id) subjects[subject].add(id);
+            for (const id of [inner].flat()) {
+              const named = isObject(id) && subject === "environments" ? id.name : id;
+              if (typeof named === "string" && named) subjects[subject].add(named);
+            }
         visit(inner);
       }
   };
