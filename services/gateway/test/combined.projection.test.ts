@@ -9,7 +9,10 @@ import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentCancelledSchema,
+  DeploymentPausedSchema,
   DeploymentPlannedSchema,
+  DeploymentPromotedSchema,
+  DeploymentResumedSchema,
   DeploymentRollbackStartedSchema,
   DeploymentScheduledSchema,
   DeploymentStepClaimedSchema,
@@ -18,7 +21,7 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { projectionSpec } from "@rdm/testkit";
+import { PublishedStreams, projectionSpec } from "@rdm/testkit";
 import { projections } from "../src/projections/index.js";
 import { projectionHandler } from "../src/projections/projection.js";
 
@@ -128,6 +131,68 @@ test("a rollback skips the claimed step too and queues its first step, as the de
         steps: ["COMPLETED", "SKIPPED", "READY"],
       },
     ]);
+});
+
+/** Events of a deployment of their own (stream versions counted from 1), each test a new one. */
+function otherDeployment() {
+  const streams = new PublishedStreams("executor-1");
+  const id = randomUUID();
+  const event = <D extends DescMessage>(schema: D, fields: Omit<MessageInitShape<D>, "metadata" | "$typeName">) => ({
+    topic: DEPLOYMENT_EVENTS_TOPIC,
+    envelope: streams.event("rdm/deployment", schema, id, { ...fields, deploymentId: id } as typeof fields),
+  });
+  const step = (index: number, promotionAfter = false) => ({
+    index,
+    kind: StepKind.DEPLOY,
+    label: `stage ${index + 1}`,
+    state: StepState.PENDING,
+    promotionAfter,
+  });
+  return { event, step, id };
+}
+
+const stepsQuery = `SELECT status, plan->>'awaitingPromotion' AS awaiting,
+  (SELECT jsonb_agg(s->>'state' ORDER BY (s->>'index')::int) FROM jsonb_array_elements(plan->'steps') s) AS steps
+  FROM deployment_plan_view`;
+
+test("a pause before the first claim resumes SCHEDULED, after it IN_PROGRESS", async () => {
+  for (const claimedFirst of [false, true]) {
+    const { event, step } = otherDeployment();
+    const history = [
+      event(DeploymentPlannedSchema, { releaseId, environment: "staging", steps: [step(0), step(1)] }),
+      event(DeploymentScheduledSchema, {}),
+      ...(claimedFirst ? [event(DeploymentStepClaimedSchema, { stepIndex: 0, executorId: "e-1" })] : []),
+      event(DeploymentPausedSchema, { reason: "hold on" }),
+    ];
+    await spec
+      .given(history)
+      .when(event(DeploymentResumedSchema, {}))
+      .then(stepsQuery, [
+        {
+          status: claimedFirst ? "IN_PROGRESS" : "SCHEDULED",
+          awaiting: null,
+          steps: claimedFirst ? ["CLAIMED", "PENDING"] : ["READY", "PENDING"],
+        },
+      ]);
+  }
+});
+
+test("a stage that waits for a promotion queues its next step only once promoted", async () => {
+  const { event, step } = otherDeployment();
+  const history = [
+    event(DeploymentPlannedSchema, { releaseId, environment: "staging", steps: [step(0, true), step(1)] }),
+    event(DeploymentScheduledSchema, {}),
+    event(DeploymentStepClaimedSchema, { stepIndex: 0, executorId: "e-1" }),
+    event(DeploymentStepCompletedSchema, { stepIndex: 0 }),
+  ];
+  await spec
+    .given(history.slice(0, -1))
+    .when(history.at(-1) as (typeof history)[number])
+    .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "true", steps: ["COMPLETED", "PENDING"] }]);
+  await spec
+    .given(history)
+    .when(event(DeploymentPromotedSchema, { comment: "canary healthy" }))
+    .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "false", steps: ["COMPLETED", "READY"] }]);
 });
 
 test("the audit trail records each event once, with the release and environment its plan names", async () => {

@@ -46,6 +46,8 @@ export type PlanStep = {
   label: string;
   targetCiIds: string[];
   state: string;
+  /** The stage waits for a DeploymentPromoted after this step (not served: the overview's own). */
+  promotionAfter?: boolean;
 };
 
 export type DeploymentPlan = {
@@ -65,6 +67,10 @@ export type DeploymentPlan = {
   rollback: { reason: string; automatic: boolean; fast: boolean } | null;
   reason: string;
   plannedAt: string | null;
+  /** A step was claimed (DeploymentStarted): a resume goes back to IN_PROGRESS, not SCHEDULED. */
+  started?: boolean;
+  /** A completed stage waits for DeploymentPromoted; the next step is not queued until then. */
+  awaitingPromotion?: boolean;
 };
 
 /** Every message of the deployment topic that names a deployment (environments do not). */
@@ -85,7 +91,17 @@ const stepOf = (s: DeploymentStep): PlanStep => ({
   label: s.label,
   targetCiIds: [...s.targetCiIds],
   state: enumName(StepStateSchema, s.state || StepState.PENDING),
+  // As the deployment service: a rollback step never waits for a promotion.
+  ...(s.promotionAfter && !s.rollback && { promotionAfter: true }),
 });
+/** The next step not yet run after `index` is queued, as the deployment service's readyNext. */
+const readyAfter = (plan: DeploymentPlan, index: number): DeploymentPlan => {
+  const next = plan.steps.find((s) => s.index > index && s.state === "PENDING");
+  return next ? withStep(plan, next.index, "READY") : plan;
+};
+/** Whether a step ever ran: plans stored before `started` was kept tell it by their steps. */
+const hasStarted = (plan: DeploymentPlan) =>
+  plan.started ?? plan.steps.some((s) => ["CLAIMED", "COMPLETED", "FAILED"].includes(s.state));
 const withStep = (plan: DeploymentPlan, index: number, state: string): DeploymentPlan => ({
   ...plan,
   steps: plan.steps.map((s) => (s.index === index ? { ...s, state } : s)),
@@ -148,10 +164,12 @@ const HANDLERS: Record<string, Handler<never>> = {
     environment: plan.environment || m.environment,
     strategy: plan.strategy || m.strategy,
     status: plan.status === "ROLLING_BACK" ? plan.status : "IN_PROGRESS",
+    started: true,
   })) satisfies Handler<DeploymentStarted>,
   "rdm.deployment.v1.DeploymentStepClaimed": ((plan, m: { stepIndex: number }) => ({
     ...withStep(plan, m.stepIndex, "CLAIMED"),
     status: plan.status === "SCHEDULED" ? "IN_PROGRESS" : plan.status,
+    started: true,
   })) satisfies Handler<{ stepIndex: number }>,
   "rdm.deployment.v1.DeploymentStepReleased": ((plan, m: { stepIndex: number }) =>
     withStep(plan, m.stepIndex, "READY")) satisfies Handler<{ stepIndex: number }>,
@@ -159,10 +177,15 @@ const HANDLERS: Record<string, Handler<never>> = {
     withStep(plan, m.stepIndex, "READY")) satisfies Handler<{ stepIndex: number }>,
   "rdm.deployment.v1.DeploymentStepCompleted": ((plan, m: { stepIndex: number }) => {
     const done = withStep(plan, m.stepIndex, "COMPLETED");
-    // The next step is queued (after its pause, or a promotion; the plan shows it as READY).
-    const next = done.steps.find((s) => s.index > m.stepIndex && s.state === "PENDING");
-    return next ? withStep(done, next.index, "READY") : done;
+    // The next step is queued (after its pause, shown as READY), unless the stage waits for a
+    // promotion: then it is queued by DeploymentPromoted.
+    if (plan.steps.find((s) => s.index === m.stepIndex)?.promotionAfter) return { ...done, awaitingPromotion: true };
+    return readyAfter(done, m.stepIndex);
   }) satisfies Handler<{ stepIndex: number }>,
+  "rdm.deployment.v1.DeploymentPromoted": ((plan) => {
+    const done = plan.steps.filter((s) => s.state === "COMPLETED").at(-1);
+    return { ...readyAfter(plan, done?.index ?? -1), awaitingPromotion: false };
+  }) satisfies Handler<unknown>,
   "rdm.deployment.v1.DeploymentStepFailed": ((plan, m: { stepIndex: number }) =>
     withStep(plan, m.stepIndex, "FAILED")) satisfies Handler<{ stepIndex: number }>,
   "rdm.deployment.v1.DeploymentTargetProgressed": ((plan, m: DeploymentTargetProgressed) => ({
@@ -174,10 +197,15 @@ const HANDLERS: Record<string, Handler<never>> = {
     status: "PAUSED",
     reason: m.reason,
   })) satisfies Handler<DeploymentPaused>,
-  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({ ...plan, status: "IN_PROGRESS" })) satisfies Handler<unknown>,
+  // Paused before its first claim, a deployment resumes SCHEDULED, as the service has it.
+  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({
+    ...plan,
+    status: hasStarted(plan) ? "IN_PROGRESS" : "SCHEDULED",
+  })) satisfies Handler<unknown>,
   "rdm.deployment.v1.DeploymentRollbackStarted": ((plan, m: DeploymentRollbackStarted) => ({
     ...plan,
     status: "ROLLING_BACK",
+    awaitingPromotion: false,
     reason: m.reason,
     rollback: { reason: m.reason, automatic: m.automatic, fast: m.fast },
     // Its first step is queued at once.

@@ -105,6 +105,7 @@ function toOverviewDeployment(outcome: DeploymentRow | null, plan: DeploymentPla
     window: plan?.window ?? null,
     linkedChangeIds: plan?.linkedChangeIds ?? [],
     approvals: { required: plan?.requiredApprovals ?? 0, granted: plan?.approvals.length ?? 0 },
+    awaitingPromotion: plan?.awaitingPromotion ?? false,
     progress: plan ? progressOf(plan) : null,
     steps: plan?.steps ?? [],
     artifacts: d?.artifacts ?? [],

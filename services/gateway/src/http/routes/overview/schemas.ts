@@ -22,6 +22,10 @@ export const overviewDeploymentSchema = obj({
   window: windowSchema,
   linkedChangeIds: arr(str),
   approvals: obj({ required: int, granted: int }),
+  awaitingPromotion: {
+    type: "boolean",
+    description: "a completed stage waits for PromoteDeployment before the next step is queued",
+  },
   progress: {
     type: ["object", "null"],
     description: "how far the strategy got (null: the deployment service published no plan)",
