@@ -1,5 +1,5 @@
 import { create, createRegistry, type DescMessage, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
@@ -372,7 +372,7 @@ describe("execution", () => {
     failing.plan(ALL_AT_ONCE);
     failing.start();
     const token = failing.claim(0);
-    const events = failing.run({ kind: "failStep", stepIndex: 0, fencingToken: token, reason: "disk full" });
+    const events = failing.run({ kind: "failStep", stepIndex: 0, fencingToken: token, reason: "disk full", now: NOW });
     expect(failing.types(events)).toEqual(["DeploymentStepFailed", "DeploymentFailed", "DeploymentRollbackStarted"]);
 
     const manual = new Deciding();
@@ -383,6 +383,25 @@ describe("execution", () => {
     expect(manual.deployment.steps.filter((step) => step.rollback).map((step) => StepKind[step.kind])).toEqual([
       "ROLLBACK",
     ]);
+  });
+
+  test("a failed rollback step is queued again after a pause doubling from 5 s up to 5 min", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    d.pass(0);
+    d.rollback();
+    const index = d.deployment.steps.findIndex((step) => step.rollback);
+    const pauses: number[] = [];
+    for (let attempt = 0; attempt < 8; attempt++) {
+      const fencingToken = d.claim(index);
+      d.run({ kind: "failStep", stepIndex: index, fencingToken, reason: "target unreachable", now: NOW });
+      const step = d.deployment.steps[index];
+      expect([StepState[step?.state ?? 0], step?.failures]).toEqual(["READY", attempt + 1]);
+      pauses.push((timestampDate(step?.availableAt ?? timestampFromDate(NOW)).getTime() - NOW.getTime()) / 1000);
+    }
+    expect(pauses).toEqual([5, 10, 20, 40, 80, 160, 300, 300]);
+    expect(d.deployment.state).toBe(DeploymentState.ROLLING_BACK);
   });
 
   test("a rollback before any target was touched completes at once", () => {

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { errorDetails } from "@rdm/grpc";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
@@ -7,6 +8,7 @@ import {
   type DeploymentStrategy,
   DeploymentStrategyKind,
   StepKind,
+  StepState,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { groups, Harness, preconditionRules, refusedWith, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
@@ -337,6 +339,43 @@ test("a failed verification rolls back automatically; DeploymentRolledBack carri
   ]);
   expect(outcomes[2]?.artifacts).toEqual(good);
   expect(outcomes.map((event) => ("production" in event ? event.production : "none"))).toEqual(["none", false, false]);
+});
+
+test("a failed rollback step is claimable again only after its pause; the rollback then completes", async () => {
+  const { deploymentId, environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+  await runStep(environment);
+  await deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "bad build" });
+  const restore = await claim(environment);
+  expect(restore.step?.kind).toBe(StepKind.ROLLBACK);
+  const lease = { deploymentId, stepIndex: restore.step?.index ?? 0, fencingToken: restore.fencingToken };
+  const asked = Date.now();
+  const failed = await executor.failStep({ ...rid(), lease, reason: "target unreachable" });
+  const answered = Date.now();
+  const step = failed.deployment?.steps[lease.stepIndex];
+  expect([failed.deployment?.state, step?.state, step?.failures]).toEqual([
+    DeploymentState.ROLLING_BACK,
+    StepState.READY,
+    1,
+  ]);
+  const retryAt = step?.availableAt ? timestampDate(step.availableAt).getTime() : 0;
+  expect(retryAt).toBeGreaterThanOrEqual(asked + 5_000);
+  expect(retryAt).toBeLessThanOrEqual(answered + 5_000);
+  // Asked (and answered) before the pause ended: nothing to claim.
+  const early = await executor.claimStep({
+    ...rid(),
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds: 30,
+  });
+  if (Date.now() < retryAt) expect(early.assignment).toBeUndefined();
+  const retried = early.assignment ?? (await claim(environment));
+  expect([retried.step?.index, retried.fencingToken]).toEqual([lease.stepIndex, lease.fencingToken + 1n]);
+  await executor.completeStep({
+    ...rid(),
+    lease: { ...lease, fencingToken: retried.fencingToken },
+  });
+  await runStep(environment); // the verification after the restore
+  expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.ROLLED_BACK);
 });
 
 test("the service stopped mid-deployment and started again: the deployment completes, nothing doubled", async () => {

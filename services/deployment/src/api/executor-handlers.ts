@@ -177,7 +177,7 @@ export function executorHandlers(api: ApiContext) {
         output: M.failStep.output,
         streamId: lease.deploymentId,
         prepare: requireLiveLease(lease),
-        command: () => ({ kind: "failStep", ...lease, reason: request.reason }),
+        command: (_state, decision) => ({ kind: "failStep", ...lease, reason: request.reason, now: decision.now }),
       });
     },
 

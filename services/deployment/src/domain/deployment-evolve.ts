@@ -106,9 +106,11 @@ function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Time
       else readyNext(deployment, step.index, event.nextAvailableAt ?? at);
       break;
     case "rdm.deployment.v1.DeploymentStepFailed":
-      // A failed rollback step goes back to the queue: the baseline must be restored.
-      if (step.rollback) backToQueue(step, at);
-      else step.state = StepState.FAILED;
+      // A failed rollback step goes back to the queue, after a pause: the baseline must be restored.
+      if (step.rollback) {
+        step.failures += 1;
+        backToQueue(step, event.retryAt ?? at);
+      } else step.state = StepState.FAILED;
       break;
   }
 }

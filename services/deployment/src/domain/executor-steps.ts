@@ -43,8 +43,14 @@ export type StepCommand =
       verifications: { check: string; passed: boolean; detail: string }[];
     } & StepLease)
   | ({ kind: "completeStep"; now: Date } & StepLease)
-  | ({ kind: "failStep"; reason: string } & StepLease)
+  | ({ kind: "failStep"; reason: string; now: Date } & StepLease)
   | ({ kind: "releaseStep"; reason: string } & StepLease);
+
+/**
+ * The pause before a failed rollback step may be claimed again, after its `failures`th failure:
+ * doubling from 5 s up to 5 min, so an executor that keeps failing it does not spin on it.
+ */
+export const rollbackRetryPauseMs = (failures: number) => Math.min(5_000 * 2 ** Math.min(failures - 1, 10), 300_000);
 
 const stepOf = (deployment: Deployment, index: number): DeploymentStep =>
   deployment.steps[index] ?? refuse("step.unknown", `the deployment has no step ${index}`, "step");
@@ -197,7 +203,12 @@ export function decideStepCommand(command: StepCommand, deployment: Deployment):
         fencingToken: step.fencingToken,
         reason: command.reason,
       });
-      if (step.rollback) return [failedStep];
+      if (step.rollback) {
+        failedStep.retryAt = timestampFromDate(
+          new Date(command.now.getTime() + rollbackRetryPauseMs(step.failures + 1)),
+        );
+        return [failedStep];
+      }
       const failed = failedTargets(deployment);
       return [failedStep, ...failAndRollBack(deployment, `step ${step.index} failed: ${command.reason}`, failed)];
     }
