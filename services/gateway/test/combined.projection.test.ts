@@ -17,6 +17,7 @@ import {
   DeploymentScheduledSchema,
   DeploymentStepClaimedSchema,
   DeploymentStepCompletedSchema,
+  DeploymentStepFailedSchema,
   DeploymentStrategyKind,
   StepKind,
   StepState,
@@ -193,6 +194,25 @@ test("a stage that waits for a promotion queues its next step only once promoted
     .given(history)
     .when(event(DeploymentPromotedSchema, { comment: "canary healthy" }))
     .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "false", steps: ["COMPLETED", "READY"] }]);
+});
+
+test("a failed rollback step is queued again, as the deployment service does", async () => {
+  const { event, step } = otherDeployment();
+  const history = [
+    event(DeploymentPlannedSchema, { releaseId, environment: "staging", steps: [step(0)] }),
+    event(DeploymentScheduledSchema, {}),
+    event(DeploymentStepClaimedSchema, { stepIndex: 0, executorId: "e-1" }),
+    event(DeploymentRollbackStartedSchema, {
+      reason: "by hand",
+      steps: [{ index: 1, kind: StepKind.ROLLBACK, label: "restore", state: StepState.PENDING, rollback: true }],
+    }),
+    event(DeploymentStepClaimedSchema, { stepIndex: 1, executorId: "e-1" }),
+  ];
+  const retryAt = timestampFromDate(new Date("2026-12-02T08:10:00Z"));
+  await spec
+    .given(history)
+    .when(event(DeploymentStepFailedSchema, { stepIndex: 1, reason: "unreachable", retryAt }))
+    .then(stepsQuery, [{ status: "ROLLING_BACK", awaiting: "false", steps: ["SKIPPED", "READY"] }]);
 });
 
 test("the audit trail records each event once, with the release and environment its plan names", async () => {

@@ -16,6 +16,7 @@ import {
   type DeploymentScheduled,
   type DeploymentStarted,
   type DeploymentStep,
+  type DeploymentStepFailed,
   DeploymentStrategyKindSchema,
   type DeploymentSucceeded,
   type DeploymentTargetProgressed,
@@ -186,8 +187,9 @@ const HANDLERS: Record<string, Handler<never>> = {
     const done = plan.steps.filter((s) => s.state === "COMPLETED").at(-1);
     return { ...readyAfter(plan, done?.index ?? -1), awaitingPromotion: false };
   }) satisfies Handler<unknown>,
-  "rdm.deployment.v1.DeploymentStepFailed": ((plan, m: { stepIndex: number }) =>
-    withStep(plan, m.stepIndex, "FAILED")) satisfies Handler<{ stepIndex: number }>,
+  // A failed rollback step is queued again (at retry_at): the baseline must be restored.
+  "rdm.deployment.v1.DeploymentStepFailed": ((plan, m: DeploymentStepFailed) =>
+    withStep(plan, m.stepIndex, m.retryAt ? "READY" : "FAILED")) satisfies Handler<DeploymentStepFailed>,
   "rdm.deployment.v1.DeploymentTargetProgressed": ((plan, m: DeploymentTargetProgressed) => ({
     ...plan,
     targets: { ...plan.targets, [m.ciId]: enumName(TargetOutcomeSchema, m.outcome) },
