@@ -13,7 +13,11 @@ import {
   StepKind,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import {
+  ReleaseApprovalRejectedSchema,
+  ReleasePhaseAdvancedSchema,
+  ReleaseRegisteredSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import {
   artifact,
@@ -94,10 +98,12 @@ test("release not approved, quarantined artifact, frozen environment: each liste
   const artifactId = randomUUID();
   await harness.artifact(artifactId, "quarantined");
   await harness.releaseReady(randomUUID());
+  // In its deployment phase (so approved as its model asked), then an approval rejected.
   await harness.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
     releaseId,
     toPhase: ReleasePhase.DEPLOYMENT,
   });
+  await harness.publish("release", ReleaseApprovalRejectedSchema, releaseId, { releaseId });
   const manager = await harness.client("rm", ["release-manager"]);
   await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: true, reason: "quarter end" });
   const deploymentId = await plan(env, { releaseId, artifactId });
@@ -106,6 +112,22 @@ test("release not approved, quarantined artifact, frozen environment: each liste
   await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: false, reason: "" });
   await harness.releaseReady(releaseId);
   await refusesWith(deploymentId, ["gate.artifact_quarantined"]);
+});
+
+test("a release whose model asks for no approval is approved once in its deployment phase", async () => {
+  const env = await environment();
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.artifact(artifactId);
+  await harness.publish("release", ReleaseRegisteredSchema, releaseId, { releaseId, phase: ReleasePhase.REGISTRATION });
+  const deploymentId = await plan(env, { releaseId, artifactId });
+  await refusesWith(deploymentId, ["gate.release_approved", "gate.release_phase"]);
+  await harness.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
+    releaseId,
+    fromPhase: ReleasePhase.BUILD_AND_TEST,
+    toPhase: ReleasePhase.DEPLOYMENT,
+  });
+  expect((await startsOnceReady(deploymentId)).deployment?.state).toBe(DeploymentState.SCHEDULED);
 });
 
 test("a freeze is overridden only by a change-manager with a justification and an emergency change", async () => {

@@ -27,6 +27,7 @@ import {
   ReleasePhaseReworkedSchema,
   ReleaseRegisteredSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { Queryable } from "../store/tables.js";
 
 /**
@@ -146,6 +147,11 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
         event.type === ReleasePhaseAdvancedSchema.typeName ? ReleasePhaseAdvancedSchema : ReleasePhaseReworkedSchema;
       const { releaseId, toPhase } = decodeEvent(schema, event);
       await tx.query(upsert("gate_releases", "release_id", "phase"), [releaseId, toPhase]);
+      // The release service lets a release into DEPLOYMENT only once the approvals of every phase
+      // before it were met: entering it approves, whatever its model asks for (none, or a board
+      // of two). A rejection after that withdraws it, until a quorum approves again.
+      if (toPhase === ReleasePhase.DEPLOYMENT)
+        await tx.query(upsert("gate_releases", "release_id", "approved"), [releaseId, true]);
       return;
     }
     case ReleaseApprovalGrantedSchema.typeName: {
