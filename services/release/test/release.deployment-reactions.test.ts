@@ -4,6 +4,7 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { errorDetails } from "@rdm/grpc";
 import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import {
@@ -224,6 +225,30 @@ test("a failure and its rollback are deviations in the log and history, told to 
     ["olivia", "carl"],
     ["olivia", "carl"],
   ]);
+});
+
+test("a release full to its size limit still records a deployment's outcome", async () => {
+  const releaseId = await releaseInDeployment();
+  // Log entries of 20,000, then 2,000, then 200 bytes until each is refused: the release is then
+  // within 200 bytes of its limit.
+  const refusals: (string | undefined)[] = [];
+  for (const emojis of [5000, 500, 50]) {
+    let refused: string | undefined;
+    for (let i = 0; i < 200 && !refused; i++) {
+      const text = "\u{1F600}".repeat(emojis);
+      await manager
+        .recordReleaseLogEntry({ ...req(), releaseId, kind: LogEntryKind.ISSUE, text })
+        .catch((error: unknown) => {
+          refused = errorDetails(error).preconditionFailure?.violations[0]?.type;
+        });
+    }
+    refusals.push(refused);
+  }
+  expect(refusals).toEqual(["release.size_limit", "release.size_limit", "release.size_limit"]);
+  const reason = `smoke tests failed: ${"x".repeat(1000)}`;
+  await publish(DeploymentFailedSchema, "d-full", { deploymentId: "d-full", releaseId, environment: "test", reason });
+  await until(releaseId, (r) => r.deployments.length === 1, "the outcome recorded on the full release");
+  expect((await get(releaseId)).log.at(-1)?.kind).toBe(LogEntryKind.DEVIATION);
 });
 
 test("an outcome for a release this service does not know is skipped; the consumer goes on", async () => {

@@ -142,14 +142,18 @@ export async function reactToDeploymentEvent(
     await deps.handler.handleIn(
       tx,
       cause,
-      releaseCommand(outcome.releaseId, async (state) => ({
-        kind: "recordDeploymentOutcome",
-        // The linked changes matter only to a production success, which may move the release on.
-        deployment:
-          kind === DeploymentOutcome.SUCCEEDED && report.production
-            ? { ...report, changes: await loadChangeStates(tx, state.release) }
-            : report,
-      })),
+      releaseCommand(
+        outcome.releaseId,
+        async (state) => ({
+          kind: "recordDeploymentOutcome",
+          // The linked changes matter only to a production success, which may move the release on.
+          deployment:
+            kind === DeploymentOutcome.SUCCEEDED && report.production
+              ? { ...report, changes: await loadChangeStates(tx, state.release) }
+              : report,
+        }),
+        { sizeLimited: false },
+      ),
     );
   } catch (error) {
     if (!isRuleViolation(error)) throw error;

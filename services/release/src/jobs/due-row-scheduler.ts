@@ -58,7 +58,7 @@ export function startDueRowScheduler<Row extends { release_id: string }>(
         await handler.handleIn(
           tx,
           { actor: SCHEDULER_ACTOR, requestId: randomUUID() },
-          releaseCommand(row.release_id, () => due.command(row)),
+          releaseCommand(row.release_id, () => due.command(row), { sizeLimited: false }),
         );
       } catch (error) {
         if (!isRuleViolation(error)) throw error;

@@ -33,12 +33,15 @@ export const releases: Aggregate<ReleaseState, ReleaseEvent> = { streamType: "re
 export function releaseCommand(
   releaseId: string,
   toCommand: (state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
+  options: { sizeLimited?: boolean } = {},
 ): Command<ReleaseState, ReleaseEvent> {
   return {
     aggregate: releases,
     streamId: releaseId,
     decide: async (state, ctx, tx) => decide(await toCommand(state, tx), state, ctx),
-    check: refuseOversized,
+    // The limit guards what people write; a fact the release records about the world (a
+    // deployment's outcome, a deadline missed) is never refused for it, or it would be lost.
+    ...(options.sizeLimited !== false && { check: refuseOversized }),
     policy: (decided, before, ctx: DecisionContext) => notificationsFor(decided, (prefix) => fold(prefix, before), ctx),
     projection: releaseProjection,
   };
