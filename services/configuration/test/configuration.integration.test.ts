@@ -292,6 +292,33 @@ test("DML immutability: the same checksum again is idempotent, another checksum 
   expect(listed.artifacts.map((a) => a.version).sort()).toEqual(["1.0.0", "1.1.0"]);
 });
 
+test("an executor reads the artifacts and target CIs its step names, and nothing else", async () => {
+  const { artifact } = await registerArtifact(uniqueId("billing"), "2.0.0", Buffer.from("billing 2.0.0"));
+  const item = await registerCi(uniqueId("host"), CiType.HOST, { address: "10.0.0.7" });
+  const token = await mintDevToken({
+    subject: "agent-1",
+    roles: ["executor"],
+    secret,
+    issuer: "rdm",
+    audience: "rdm",
+    expiresIn: "10m",
+  });
+  const executor = createGrpcClient(ConfigurationService, `127.0.0.1:${service.port}`, { token });
+  try {
+    const read = await executor.getArtifact({ artifactId: artifact?.artifactId as string });
+    expect([read.artifact?.mediaUri, read.artifact?.sha256]).toEqual([artifact?.mediaUri, artifact?.sha256]);
+    expect((await executor.getConfigurationItem({ ciId: item.ciId })).item?.attributes).toEqual({
+      address: "10.0.0.7",
+    });
+    expect((await failure(executor.listArtifacts({}))).code).toBe(status.PERMISSION_DENIED);
+    expect((await failure(executor.quarantineArtifact({ requestId: randomUUID(), artifactId: "x" }))).code).toBe(
+      status.PERMISSION_DENIED,
+    );
+  } finally {
+    executor.close();
+  }
+});
+
 test("VerifyArtifactContent hashes streamed bytes; a mismatch quarantines the artifact", async () => {
   const name = uniqueId("payments-ui");
   const content = Buffer.alloc(3 * 1024 * 1024 + 17, 7);

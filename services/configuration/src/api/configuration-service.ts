@@ -22,7 +22,8 @@ export function configurationServiceHandlers(
       registerConfigurationItem: CONFIG_MANAGERS,
       updateConfigurationItem: CONFIG_MANAGERS,
       changeConfigurationItemStatus: CONFIG_MANAGERS,
-      getConfigurationItem: READER_ROLES,
+      // An executor reads what its step names: the target CIs and the artifacts' media and checksums.
+      getConfigurationItem: [...READER_ROLES, "executor"],
       listConfigurationItems: READER_ROLES,
       getConfigurationItemHistory: READER_ROLES,
       addRelationship: CONFIG_MANAGERS,
@@ -31,7 +32,7 @@ export function configurationServiceHandlers(
       analyzeImpact: READER_ROLES,
       importConfiguration: CONFIG_MANAGERS,
       registerArtifact: ["config-manager", "release-manager", "deployer"],
-      getArtifact: READER_ROLES,
+      getArtifact: [...READER_ROLES, "executor"],
       listArtifacts: READER_ROLES,
       verifyArtifact: ["config-manager", "deployer"],
       verifyArtifactContent: ["config-manager", "deployer"],
