@@ -84,6 +84,13 @@ export interface FieldViolation {
   reason?: string;
 }
 
+/** A client stream the client cancelled or dropped before half-closing it: CANCELLED. */
+export class ClientStreamCancelled extends Error {
+  constructor() {
+    super("the client ended the call before its last message");
+  }
+}
+
 /** The request itself is wrong: INVALID_ARGUMENT + google.rpc.BadRequest. */
 export class InvalidArgument extends RpcError {
   constructor(
@@ -200,7 +207,10 @@ function mapThrown(thrown: unknown): MappedStatus {
     return { code: aborted.code, message: aborted.message, details: aborted.details, internal: false };
   }
   // The client ended a client stream without half-closing it (reset, cancelled): not our failure.
-  if ((error as { code?: unknown } | null)?.code === "ERR_STREAM_PREMATURE_CLOSE") {
+  if (
+    error instanceof ClientStreamCancelled ||
+    (error as { code?: unknown } | null)?.code === "ERR_STREAM_PREMATURE_CLOSE"
+  ) {
     const message = "the client ended the call before its last message";
     return { code: GrpcStatus.CANCELLED, message, details: [], internal: false };
   }

@@ -23,7 +23,7 @@ import {
 import { isRole, type Role, type TokenVerifier } from "@rdm/auth";
 import type { Logger } from "@rdm/observability";
 import { WITHOUT_CHANNELZ } from "./channelz.js";
-import { InvalidArgument, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
+import { ClientStreamCancelled, InvalidArgument, statusTrailer, toStatus, Unauthenticated } from "./errors.js";
 import { HealthService } from "./health.js";
 import {
   type CallContext,
@@ -357,9 +357,16 @@ function lazilyDecoded(schema: DescMessage, bytes: Buffer): CallRequest {
   };
 }
 
+/**
+ * The request stream's messages; it ends when the client half-closes. A client that resets the
+ * stream or drops the connection before that ends grpc-js's stream too, as if it had half-closed,
+ * and marks the call cancelled in the same turn: that end is an error here (CANCELLED), so that
+ * no handler answers, or records, what a part of the stream would say.
+ */
 async function* decodeStream<Desc extends DescMessage>(
   schema: Desc,
   call: ServerReadableStream<Buffer, Buffer>,
 ): AsyncGenerator<MessageShape<Desc>> {
   for await (const bytes of call as AsyncIterable<Buffer>) yield decode(schema, bytes);
+  if (call.cancelled) throw new ClientStreamCancelled();
 }

@@ -1,6 +1,11 @@
 import { createHash, randomUUID } from "node:crypto";
+import http2 from "node:http2";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenVerifier, mintDevToken, type Role } from "@rdm/auth";
-import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import {
+  ConfigurationService,
+  VerifyArtifactContentRequestSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import {
   type CallContext,
   createGrpcClient,
@@ -21,9 +26,27 @@ const audience = "rdm";
 const secret = "grpc-stream-test-secret-long-enough!";
 const token = (roles: Role[]) => mintDevToken({ subject: `user-${randomUUID()}`, roles, secret, issuer, audience });
 
-const seen: { artifactIds: string[]; chunks: number; subject: string }[] = [];
+/** What the handler saw of each call; `ended` how it ended: with its answer, or by an error. */
+const seen: { artifactIds: string[]; chunks: number; subject: string; ended?: "answered" | "failed" }[] = [];
 let server: GrpcServer;
 let address: string;
+
+/** Resolves once `condition` holds, polled every 10 ms, or fails after 10 s. */
+async function until(condition: () => boolean) {
+  for (let waited = 0; !condition(); waited += 10) {
+    if (waited > 10_000) throw new Error("timed out");
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** The messages of `requests`, `onError` called with the error that ends them early. */
+async function* catching<T>(requests: AsyncIterable<T>, onError: (error: unknown) => never): AsyncGenerator<T> {
+  try {
+    yield* requests;
+  } catch (error) {
+    onError(error);
+  }
+}
 
 beforeAll(async () => {
   const unused = async () => {
@@ -44,7 +67,11 @@ beforeAll(async () => {
         const record = { artifactIds: [] as string[], chunks: 0, subject: ctx.principal.subject };
         seen.push(record);
         let size = 0;
-        for await (const request of requests) {
+        const failed = (error: unknown) => {
+          record.ended = "failed";
+          throw error;
+        };
+        for await (const request of catching(requests, failed)) {
           record.artifactIds.push(request.artifactId);
           if (request.artifactId === "refuse-early") {
             throw new FailedPrecondition("refused after the first message", [
@@ -55,6 +82,7 @@ beforeAll(async () => {
           size += request.chunk.length;
           hash.update(request.chunk);
         }
+        record.ended = "answered";
         return { result: { actualSha256: hash.digest("hex"), actualSizeBytes: BigInt(size) } };
       },
     },
@@ -89,6 +117,41 @@ test("streams every message in order (with backpressure) and returns the single 
     expect(empty.result?.actualSizeBytes).toBe(0n);
   } finally {
     client.close();
+  }
+});
+
+test("a stream reset or dropped by the client before it half-closes ends the handler's loop by an error", async () => {
+  // A raw HTTP/2 client, as any gRPC client behaves when it cancels (RST_STREAM) or its process
+  // dies (the connection drops): one message of the stream sent, never the half-close.
+  for (const abort of ["reset", "drop"] as const) {
+    const artifactId = `${abort}-${randomUUID()}`;
+    const received = () => seen.find((r) => r.artifactIds[0] === artifactId);
+    const session = http2.connect(`http://${address}`);
+    const stream = session.request({
+      ":method": "POST",
+      ":path": "/rdm.configuration.v1.ConfigurationService/VerifyArtifactContent",
+      "content-type": "application/grpc",
+      te: "trailers",
+      authorization: `Bearer ${await token(["config-manager"])}`,
+    });
+    stream.on("error", () => {});
+    const message = toBinary(
+      VerifyArtifactContentRequestSchema,
+      create(VerifyArtifactContentRequestSchema, {
+        artifactId,
+        chunk: Buffer.alloc(1024, 1),
+      }),
+    );
+    const frame = Buffer.alloc(5 + message.length);
+    frame.writeUInt32BE(message.length, 1);
+    frame.set(message, 5);
+    stream.write(frame);
+    await until(() => received()?.chunks === 1);
+    if (abort === "reset") stream.destroy();
+    else session.destroy();
+    await until(() => received()?.ended !== undefined);
+    expect([abort, received()?.ended]).toEqual([abort, "failed"]);
+    session.destroy();
   }
 });
 
