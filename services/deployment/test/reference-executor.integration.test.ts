@@ -222,6 +222,35 @@ test("a step ended by the service while a target runs (a rollback): the executor
   expect(over?.outcome).toMatch(/^ended by the service: step 0 has ended .*latency up/);
 });
 
+test("the lease gone while a target runs (the service away past its term, the step taken over): the result is not reported", async () => {
+  const { environment, deploymentId, command, untilBegun, letGo } = await gatedDeployment(1);
+  const { lines, fields, logger } = captureLog();
+  // A 2 s lease: the service away for longer lets it lapse, and another executor takes the step.
+  const executor = await executorFor(environment, command, logger, 2);
+  const step = executor.runOnce();
+  await untilBegun();
+  const port = harness.service.port;
+  await harness.service.stop();
+  await waitFor(
+    () => (lines.some(([, message]) => message === "lease lost: the step is abandoned") ? true : undefined),
+    {
+      timeoutMs: 30_000,
+      description: "the lease's term over while the service is away",
+    },
+  );
+  await harness.restart(port);
+  const other = await executorFor(environment, "true");
+  await runUntil(other, deploymentId, DeploymentState.SUCCEEDED);
+  other.close();
+  await letGo();
+  expect(await step).toBe(true);
+  executor.close();
+  const over = fields[lines.findIndex(([, message]) => message === "step over")];
+  expect(over?.outcome).toMatch(/^lease lost while .* was performed$/);
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.steps[0]?.fencingToken).toBe(2n);
+});
+
 test("idle, it polls at debug, backing off from pollMs to maxPollMs; work resets the pause", async () => {
   const backoff = { pollMs: 1000, maxPollMs: 10_000 };
   const delays = [0];

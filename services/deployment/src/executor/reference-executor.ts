@@ -201,6 +201,9 @@ export class ReferenceExecutor {
       // The step ended under the lease (e.g. a failed verification elsewhere skipped it): done.
       const ended = stepEnded(error);
       if (ended) return `ended by the service: ${ended}`;
+      // Refused as no longer held (e.g. taken over just before a report): over for this executor.
+      const lost = leaseLost(error);
+      if (lost) return `lease lost: ${lost}`;
       throw error;
     }
   }
@@ -208,14 +211,16 @@ export class ReferenceExecutor {
   private async performTargets(assignment: StepAssignment, lease: Lease, held: HeldLease): Promise<string> {
     const verify = assignment.step?.kind === StepKind.VERIFY;
     for (const ciId of assignment.step?.targetCiIds ?? []) {
-      if (held.over) return held.over;
-      // Its term passed without a renewal: another executor may hold the step now.
-      if (held.expired()) return "lease expired";
+      const gone = held.gone();
+      if (gone) return gone;
       if (this.stopping.signal.aborted) {
         await this.client.releaseStep({ requestId: crypto.randomUUID(), lease, reason: "executor stopping" });
         return "given back: executor stopping";
       }
       const result = await performTarget(this.options.action, assignment, ciId, this.options.timeoutMs ?? 300_000);
+      // The lease went while the target ran: the step is another executor's now, unreported here.
+      const goneMeanwhile = held.gone();
+      if (goneMeanwhile) return `${goneMeanwhile} while ${ciId} was performed`;
       const report = {
         requestId: crypto.randomUUID(),
         lease,
@@ -272,11 +277,17 @@ const REPORT_RETRY_MS = 500;
 /** The least time a heartbeat or report is given, however little of the term is left. */
 const MIN_DEADLINE_MS = 1_000;
 
-/** The service's word that the step ended under the lease (`step.ended`): its description. */
-function stepEnded(error: unknown): string | undefined {
+/** The description of the service's refusal by `rule` (a FAILED_PRECONDITION), if `error` is one. */
+function refusedBy(error: unknown, rule: string): string | undefined {
   if ((error as { code?: number }).code !== status.FAILED_PRECONDITION) return undefined;
-  return errorDetails(error).preconditionFailure?.violations.find((v) => v.type === "step.ended")?.description;
+  return errorDetails(error).preconditionFailure?.violations.find((v) => v.type === rule)?.description;
 }
+
+/** The service's word that the step ended under the lease: its description. */
+const stepEnded = (error: unknown) => refusedBy(error, "step.ended");
+
+/** The service's word that the lease is no longer this executor's (taken over, expired). */
+const leaseLost = (error: unknown) => refusedBy(error, "step.lease_lost");
 
 /** Answers that say the service could not take the call for now, not that it refused it. */
 const isTransient = (error: unknown) =>
@@ -291,6 +302,12 @@ class HeldLease {
     private readonly seconds: number,
     private renewedAt: number,
   ) {}
+
+  /** Why the step is no longer this executor's (lost, ended, or its term passed), if it is not. */
+  gone(): string | undefined {
+    // Its term passed without a renewal: another executor may hold the step now.
+    return this.over ?? (this.expired() ? "lease expired" : undefined);
+  }
 
   /** A heartbeat sent at `sentAt` (performance.now()) was answered: the term runs from then. */
   renewed(sentAt: number) {
