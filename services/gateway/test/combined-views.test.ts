@@ -295,6 +295,7 @@ test.each([
   ["an unknown audit filter", "/v1/audit?colour=blue"],
   ["a KPI instant that is no date-time", "/v1/kpis?at=yesterday"],
   ["a calendar range backwards", "/v1/calendar?from=2026-12-02T00:00:00Z&to=2026-12-01T00:00:00Z"],
+  ["a calendar range over 366 days", "/v1/calendar?from=2026-01-01T00:00:00Z&to=2027-01-02T00:00:01Z"],
   ["an unknown view", "/v1/views/events?view=weather"],
   ["an overview of no uuid", "/v1/releases/not-a-uuid/overview"],
 ])("%s is a 400 problem", async (_, path) => {

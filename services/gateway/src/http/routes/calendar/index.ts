@@ -6,7 +6,7 @@ import { calendarOf, changeCollisions, conflictInputs, toCalendarDeployment } fr
 import { calendarQuery, calendarSchema } from "./schemas.js";
 
 const description = [
-  "Everything whose window overlaps the half-open range [from, to), from every topic.",
+  "Everything whose window overlaps the half-open range [from, to) (at most 366 days), from every topic.",
   "Changes: every state but REJECTED and CANCELLED (with `environment`: those naming it or naming none).",
   "Releases: ACTIVE ones with a planned window (start and end); an abandoned or closed release does not occupy",
   "the calendar; releases are not filtered by environment. Deployments: planned ones with a window, but cancelled",

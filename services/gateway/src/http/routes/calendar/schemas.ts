@@ -6,7 +6,12 @@ export const calendarQuery = {
   type: "object",
   properties: {
     from: { type: "string", format: "date-time", examples: ["2026-12-01T00:00:00Z"] },
-    to: { type: "string", format: "date-time", examples: ["2026-12-08T00:00:00Z"] },
+    to: {
+      type: "string",
+      format: "date-time",
+      description: "after from, at most 366 days after it",
+      examples: ["2026-12-08T00:00:00Z"],
+    },
     environment: { ...environmentName, description: "only what concerns this environment" },
   },
   required: ["from", "to"],

@@ -156,10 +156,15 @@ export function parseDate(value: string): Date | undefined {
   return Number.isNaN(date.getTime()) ? undefined : date;
 }
 
+/** The longest calendar range, in days: a year, a leap one too (its conflicts are found pairwise). */
+export const MAX_RANGE_DAYS = 366;
+
 export function parseRange(from: string, to: string): { from: Date; to: Date } | string {
   const start = parseDate(from);
   const end = parseDate(to);
   if (!start || !end) return "from and to must be date-times";
   if (end <= start) return "to must be after from";
+  if (end.getTime() - start.getTime() > MAX_RANGE_DAYS * 86_400_000)
+    return `the range may span at most ${MAX_RANGE_DAYS} days; ask for a year at a time`;
   return { from: start, to: end };
 }
