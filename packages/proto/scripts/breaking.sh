@@ -1,9 +1,14 @@
 #!/bin/sh
-# buf breaking against main: build the image of main's proto/ in a temporary worktree and compare.
+# buf breaking against main (or BREAKING_AGAINST, a commit): build the image of that commit's
+# proto/ in a temporary worktree and compare.
 set -eu
 here=$(cd "$(dirname "$0")/.." && pwd)
 top=$(git -C "$here" rev-parse --show-toplevel)
 against=${BREAKING_AGAINST:-main}
+if ! git -C "$top" cat-file -e "$against^{commit}" 2>/dev/null; then
+  echo "buf breaking skipped: $against is not in this clone (a shallow one?)" >&2
+  exit 0
+fi
 tmp=$(mktemp -d)
 trap 'git -C "$top" worktree remove --force "$tmp/main" >/dev/null 2>&1 || true; rm -rf "$tmp"' EXIT
 git -C "$top" worktree add --detach "$tmp/main" "$against" >/dev/null
