@@ -120,10 +120,20 @@ export class PermissionDenied extends RpcError {
   }
 }
 
-/** The resource to create exists already: ALREADY_EXISTS (+ ResourceInfo when known). */
+/**
+ * The resource to create exists already: ALREADY_EXISTS (+ ResourceInfo when known, + ErrorInfo
+ * naming the rule when one refused it).
+ */
 export class AlreadyExists extends RpcError {
-  constructor(message: string, resource?: { resourceType: string; resourceName: string }) {
-    super(GrpcStatus.ALREADY_EXISTS, message, resource ? [packDetail(ResourceInfoSchema, resource)] : []);
+  constructor(
+    message: string,
+    resource?: { resourceType: string; resourceName: string },
+    reason?: { reason: string; metadata: Record<string, string> },
+  ) {
+    super(GrpcStatus.ALREADY_EXISTS, message, [
+      ...(resource ? [packDetail(ResourceInfoSchema, resource)] : []),
+      ...(reason ? [packDetail(ErrorInfoSchema, { ...reason, domain: ERROR_DOMAIN })] : []),
+    ]);
     this.name = "AlreadyExists";
   }
 }

@@ -23,11 +23,14 @@ export interface RuleViolationLike extends Error {
 export const isRuleViolationLike = (error: unknown): error is RuleViolationLike =>
   error instanceof Error && error.name === "RuleViolation" && typeof (error as RuleViolationLike).rule === "string";
 
+/** A rule as an ErrorInfo reason: UPPER_SNAKE_CASE (`deployment.exists` → `DEPLOYMENT_EXISTS`). */
+const ruleConstant = (rule: string) => rule.toUpperCase().replaceAll(".", "_");
+
 /**
  * The one mapping of a domain refusal to a gRPC status with google.rpc details, the same in
  * every service: FAILED_PRECONDITION + PreconditionFailure (one violation per unmet condition);
  * NOT_FOUND + ResourceInfo (type, subject); ALREADY_EXISTS naming the rule in the message, with
- * ResourceInfo when the refusal names its subject; PERMISSION_DENIED + ErrorInfo (the
+ * ResourceInfo when the refusal names its subject, and PERMISSION_DENIED, + ErrorInfo (the
  * rule as a constant, metadata rule and subject); INVALID_ARGUMENT + BadRequest (one field per condition).
  */
 export function ruleViolationError(violation: RuleViolationLike): RpcError {
@@ -39,9 +42,10 @@ export function ruleViolationError(violation: RuleViolationLike): RpcError {
       return new AlreadyExists(
         `${message} (rule ${rule})`,
         subject ? { resourceType: violation.resourceType, resourceName: subject } : undefined,
+        { reason: ruleConstant(rule), metadata: { rule, subject } },
       );
     case "PERMISSION_DENIED":
-      return new PermissionDenied(message, rule.toUpperCase().replaceAll(".", "_"), { rule, subject });
+      return new PermissionDenied(message, ruleConstant(rule), { rule, subject });
     case "INVALID_ARGUMENT":
       return new InvalidArgument(
         conditions.map((c) => ({ field: c.subject, description: c.description, reason: c.rule })),

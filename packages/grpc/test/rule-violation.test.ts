@@ -67,7 +67,7 @@ describe("a domain RuleViolation maps to one gRPC status with google.rpc details
     });
   });
 
-  test("INVALID_ARGUMENT: a BadRequest field violation per condition; ALREADY_EXISTS names the rule in the message and its subject in a ResourceInfo", () => {
+  test("INVALID_ARGUMENT: a BadRequest field violation per condition; ALREADY_EXISTS names the rule in the message and an ErrorInfo, its subject in a ResourceInfo", () => {
     const invalid = clientSees(
       new RuleViolation("INVALID_ARGUMENT", "ci.name", "name is required", { subject: "name" }),
     );
@@ -89,6 +89,13 @@ describe("a domain RuleViolation maps to one gRPC status with google.rpc details
       }),
     );
     expect(linked.resourceInfo).toMatchObject({ resourceType: "change request", resourceName: "c-1" });
+    // And the rule, for a client to tell one refusal from another without reading the message.
+    expect(linked.errorInfo).toMatchObject({
+      reason: "CHANGE_NOT_LINKED",
+      domain: "rdm",
+      metadata: { rule: "change.not_linked", subject: "c-1" },
+    });
+    expect(exists.errorInfo?.reason).toBe("RELEASE_EXISTS");
   });
 
   test("an Error of another name is not taken for one", () => {
