@@ -64,7 +64,7 @@ beforeAll(async () => {
         ctx: CallContext,
       ) {
         const hash = createHash("sha256");
-        const record = { artifactIds: [] as string[], chunks: 0, subject: ctx.principal.subject };
+        const record: (typeof seen)[number] = { artifactIds: [], chunks: 0, subject: ctx.principal.subject };
         seen.push(record);
         let size = 0;
         const failed = (error: unknown) => {

@@ -14,6 +14,7 @@ import {
 import { refusal } from "./deciders.js";
 
 const now = new Date("2031-03-01T10:00:00Z");
+const API = { name: "api", version: "2.0.0" };
 const ready: GateFacts = {
   now,
   releaseId: "r-1",
@@ -30,7 +31,16 @@ const ready: GateFacts = {
   environment: { name: "production", frozen: false, freezeReason: "", targetCiIds: ["ci-web", "ci-db"] },
   freezeWindows: [],
   previousEnvironment: { name: "staging", packageSucceeded: true },
-  artifacts: [{ artifactId: "a-1", known: true, verified: true, quarantined: false }],
+  artifacts: [
+    {
+      artifactId: "a-1",
+      known: true,
+      verified: true,
+      quarantined: false,
+      planned: API,
+      registered: API,
+    },
+  ],
   freezeOverride: { justification: "", byChangeManager: false },
 };
 const rules = (facts: Partial<GateFacts>) => evaluateGates({ ...ready, ...facts }).map((detail) => detail.rule);
@@ -48,9 +58,17 @@ describe("start gates", () => {
         environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [] },
         previousEnvironment: { name: "staging", packageSucceeded: false },
         artifacts: [
-          { artifactId: "a-1", known: true, verified: false, quarantined: false },
-          { artifactId: "a-2", known: true, verified: true, quarantined: true },
-          { artifactId: "a-3", known: false, verified: false, quarantined: false },
+          { artifactId: "a-1", known: true, verified: false, quarantined: false, planned: API },
+          { artifactId: "a-2", known: true, verified: true, quarantined: true, planned: API, registered: API },
+          { artifactId: "a-3", known: false, verified: false, quarantined: false, planned: API },
+          {
+            artifactId: "a-4",
+            known: true,
+            verified: true,
+            quarantined: false,
+            planned: API,
+            registered: { name: "api", version: "9.9.9" },
+          },
         ],
         runningDeploymentId: "d-0",
       }),
@@ -65,6 +83,7 @@ describe("start gates", () => {
       "gate.artifact_verified",
       "gate.artifact_quarantined",
       "gate.artifact_known",
+      "gate.artifact_identity",
       "gate.environment_busy",
     ]);
   });

@@ -114,6 +114,25 @@ test("release not approved, quarantined artifact, frozen environment: each liste
   await refusesWith(deploymentId, ["gate.artifact_quarantined"]);
 });
 
+test("an artifact planned under another name or version than the DML registered is refused at the start", async () => {
+  const env = await environment();
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId, "verified", "2.0.0");
+  const deploymentId = await plan(env, { releaseId, artifactId });
+  await refusesWith(deploymentId, ["gate.artifact_identity"]);
+  const refused = errorDetails(
+    await deployer.startDeployment({ ...rid(), deploymentId }).then(
+      () => new Error("started"),
+      (error: unknown) => error,
+    ),
+  );
+  expect(refused.preconditionFailure?.violations[0]?.description).toBe(
+    "the plan names it api@1.0.0; the DML registered api@2.0.0",
+  );
+});
+
 test("a release whose model asks for no approval is approved once in its deployment phase", async () => {
   const env = await environment();
   const releaseId = randomUUID();

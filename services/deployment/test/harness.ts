@@ -175,12 +175,13 @@ export class Harness {
     });
   }
 
-  async artifact(artifactId: string, verdict: "verified" | "quarantined" | "registered" = "verified") {
-    await this.publish("configuration", ArtifactRegisteredSchema, artifactId, {
-      artifactId,
-      name: "api",
-      version: "1.0.0",
-    });
+  /** An artifact registered in the DML as api@`version` (as `artifact()` plans it), then its verdict. */
+  async artifact(
+    artifactId: string,
+    verdict: "verified" | "quarantined" | "registered" = "verified",
+    version = "1.0.0",
+  ) {
+    await this.publish("configuration", ArtifactRegisteredSchema, artifactId, { artifactId, name: "api", version });
     if (verdict === "verified") await this.publish("configuration", ArtifactVerifiedSchema, artifactId, { artifactId });
     if (verdict === "quarantined")
       await this.publish("configuration", ArtifactQuarantinedSchema, artifactId, { artifactId });
@@ -197,13 +198,14 @@ export class Harness {
   ) {
     const releaseId = randomUUID();
     const artifactId = randomUUID();
+    const version = `1.0.0-${releaseId.slice(0, 8)}`;
     await this.releaseReady(releaseId);
-    await this.artifact(artifactId);
+    await this.artifact(artifactId, "verified", version);
     const { deployment } = await deployer.planDeployment({
       ...rid(),
       releaseId,
       environment,
-      artifacts: [artifact(artifactId, releaseId.slice(0, 8))],
+      artifacts: [artifact(artifactId, version)],
       strategy,
     });
     return { deploymentId: deployment?.deploymentId as string, releaseId, artifactId };

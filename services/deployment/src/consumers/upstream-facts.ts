@@ -129,6 +129,12 @@ export const upstreamFactsMigrations: Migration[] = [
     // Abandoning is final and leaves the phase as it was: no later release event clears it.
     sql: "ALTER TABLE gate_releases ADD COLUMN abandoned boolean NOT NULL DEFAULT false;",
   },
+  {
+    version: 10,
+    name: "the DML's name and version of each artifact",
+    // NULL for artifacts heard of before: the identity gate has nothing to compare them with.
+    sql: "ALTER TABLE gate_artifacts ADD COLUMN name text, ADD COLUMN version text;",
+  },
 ];
 
 const upsert = (table: string, key: string, column: string) =>
@@ -259,11 +265,16 @@ export async function applyConfigurationEvent(event: CloudEvent, tx: Queryable):
   const artifactUpsert = (column: string, value: boolean, id: string) =>
     tx.query(upsert("gate_artifacts", "artifact_id", column), [id, value]);
   switch (event.type) {
-    case ArtifactRegisteredSchema.typeName:
-      await tx.query("INSERT INTO gate_artifacts (artifact_id) VALUES ($1) ON CONFLICT DO NOTHING", [
-        decodeEvent(ArtifactRegisteredSchema, event).artifactId,
-      ]);
+    case ArtifactRegisteredSchema.typeName: {
+      // A DML version never changes: what it registered is what the plan must name (the gate).
+      const { artifactId, name, version } = decodeEvent(ArtifactRegisteredSchema, event);
+      await tx.query(
+        `INSERT INTO gate_artifacts (artifact_id, name, version) VALUES ($1, $2, $3)
+         ON CONFLICT (artifact_id) DO UPDATE SET name = EXCLUDED.name, version = EXCLUDED.version`,
+        [artifactId, name, version],
+      );
       return;
+    }
     case ArtifactVerifiedSchema.typeName:
       await artifactUpsert("verified", true, decodeEvent(ArtifactVerifiedSchema, event).artifactId);
       return;

@@ -21,7 +21,15 @@ export interface GateFacts {
   freezeWindows: FreezeWindowFact[];
   /** The environment before this one in the promotion order, and whether the package succeeded there. */
   previousEnvironment?: { name: string; packageSucceeded: boolean } | undefined;
-  artifacts: { artifactId: string; known: boolean; verified: boolean; quarantined: boolean }[];
+  artifacts: {
+    artifactId: string;
+    known: boolean;
+    verified: boolean;
+    quarantined: boolean;
+    /** What the plan says it deploys, and what the DML registered under the id (unset: not heard). */
+    planned: { name: string; version: string };
+    registered?: { name: string; version: string } | undefined;
+  }[];
   freezeOverride: { justification: string; byChangeManager: boolean };
   /** Another deployment already running in the environment. */
   runningDeploymentId?: string | undefined;
@@ -133,6 +141,12 @@ function freezeGate(facts: GateFacts): RuleDetail[] {
 function artifactGates(facts: GateFacts): RuleDetail[] {
   return facts.artifacts.flatMap((artifact) => {
     if (!artifact.known) return [detail("gate.artifact_known", artifact.artifactId, "the artifact is not in the DML")];
+    const { planned, registered } = artifact;
+    if (registered && (planned.name !== registered.name || planned.version !== registered.version)) {
+      const says = `the plan names it ${planned.name}@${planned.version}`;
+      const is = `the DML registered ${registered.name}@${registered.version}`;
+      return [detail("gate.artifact_identity", artifact.artifactId, `${says}; ${is}`)];
+    }
     if (artifact.quarantined)
       return [detail("gate.artifact_quarantined", artifact.artifactId, "the artifact is quarantined")];
     if (!artifact.verified)

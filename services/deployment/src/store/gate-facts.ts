@@ -1,5 +1,5 @@
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import type { Environment } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type { DeployedArtifact, Environment } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { GateFacts } from "../domain/gates.js";
 import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
@@ -14,7 +14,7 @@ export async function loadGateFacts(
   const release = await releaseFacts(tx, deployment.releaseId);
   const changes = await changeFacts(tx, deployment);
   const artifactIds = packageKey(deployment.artifacts);
-  const artifacts = await artifactFacts(tx, artifactIds);
+  const artifacts = await artifactFacts(tx, artifactIds, deployment.artifacts);
   const freezeWindows = await freezeWindowFacts(tx, context.now);
   const previous = environment.promotesFrom;
   return {
@@ -96,18 +96,29 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
 }
 
 /** One entry per artifact of the package, known or not, so an unheard-of artifact blocks the start. */
-async function artifactFacts(tx: Queryable, artifactIds: string[]): Promise<GateFacts["artifacts"]> {
-  const artifacts = await tx.query<{ artifact_id: string; verified: boolean; quarantined: boolean }>(
-    "SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)",
-    [artifactIds],
-  );
+async function artifactFacts(
+  tx: Queryable,
+  artifactIds: string[],
+  plannedArtifacts: DeployedArtifact[],
+): Promise<GateFacts["artifacts"]> {
+  const artifacts = await tx.query<{
+    artifact_id: string;
+    verified: boolean;
+    quarantined: boolean;
+    name: string | null;
+    version: string | null;
+  }>("SELECT * FROM gate_artifacts WHERE artifact_id = ANY($1)", [artifactIds]);
   return artifactIds.map((artifactId) => {
     const row = artifacts.rows.find((artifact) => artifact.artifact_id === artifactId);
+    const planned = plannedArtifacts.find((artifact) => artifact.artifactId === artifactId);
     return {
       artifactId,
       known: row !== undefined,
       verified: row?.verified ?? false,
       quarantined: row?.quarantined ?? false,
+      planned: { name: planned?.name ?? "", version: planned?.version ?? "" },
+      // Rows from before the DML's name and version were kept have none: nothing to compare.
+      registered: row?.name != null && row.version != null ? { name: row.name, version: row.version } : undefined,
     };
   });
 }
