@@ -13,14 +13,57 @@ import { StatusSchema } from "@rdm/proto/gen/google/rpc/status_pb.js";
 import { isRuleViolationLike, ruleViolationError } from "./rule-violation.js";
 
 /**
- * Most violations an error lists in its message and its details. A status travels in headers,
- * which many gRPC clients cap at 8-16 KB (C-core's Python and C++, Java): an answer listing
- * thousands of them reached such a client as RESOURCE_EXHAUSTED instead of the status. The
- * message says how many were left out.
+ * A status travels in headers, which many gRPC clients cap at 8 KB (C-core's Python and C++):
+ * a larger one reaches such a client as RESOURCE_EXHAUSTED instead of the status. So an error
+ * lists at most MAX_LISTED_VIOLATIONS violations, and fewer when their text passes
+ * VIOLATIONS_BUDGET_BYTES (the message says how many were left out); each text in the details
+ * is cut to DETAIL_TEXT_BYTES; the message to MESSAGE_BUDGET_BYTES as sent (percent-encoded, and
+ * again in the details). All told under 6 KB.
  */
 export const MAX_LISTED_VIOLATIONS = 20;
-/** Longest status message sent (characters), for the same reason; a longer one is cut with "…". */
-const MAX_MESSAGE_LENGTH = 2_000;
+const VIOLATIONS_BUDGET_BYTES = 2_000;
+const DETAIL_TEXT_BYTES = 300;
+const MESSAGE_BUDGET_BYTES = 1_000;
+
+/** Lone surrogates (UTF-16 halves without their pair), which no UTF-8 text can carry. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+/**
+ * `text` with every lone surrogate replaced (U+FFFD), then cut on a code point boundary, with
+ * "…", so that `size` of the result is at most `max`. grpc-js percent-encodes the status message
+ * with encodeURI, which throws on a lone surrogate (outside any handler: the process ends).
+ */
+export function fitText(text: string, max: number, size: (text: string) => number = utf8Bytes): string {
+  const whole = text.replace(LONE_SURROGATE, "\uFFFD");
+  if (size(whole) <= max) return whole;
+  const points = Array.from(whole);
+  let [low, high] = [0, points.length];
+  while (low < high) {
+    const middle = Math.ceil((low + high) / 2);
+    if (size(`${points.slice(0, middle).join("")}…`) <= max) low = middle;
+    else high = middle - 1;
+  }
+  return `${points.slice(0, low).join("")}…`;
+}
+
+const utf8Bytes = (text: string) => Buffer.byteLength(text, "utf8");
+/** The status message as grpc-js sends it (grpc-message: encodeURI) and its length there. */
+const encodedBytes = (text: string) => encodeURI(text).length;
+const detailText = (text: string) => fitText(text, DETAIL_TEXT_BYTES);
+const detailTexts = (texts: Record<string, string>) =>
+  Object.fromEntries(Object.entries(texts).map(([key, text]) => [key, detailText(text)]));
+
+/** The first violations whose text fits the budget (one at least), at most MAX_LISTED_VIOLATIONS. */
+function listedWithin<T>(violations: T[], texts: (violation: T) => string[]): T[] {
+  const listed: T[] = [];
+  let bytes = 0;
+  for (const violation of violations.slice(0, MAX_LISTED_VIOLATIONS)) {
+    bytes += texts(violation).reduce((sum, text) => sum + Math.min(utf8Bytes(text), DETAIL_TEXT_BYTES), 0);
+    if (listed.length > 0 && bytes > VIOLATIONS_BUDGET_BYTES) break;
+    listed.push(violation);
+  }
+  return listed;
+}
 
 /** Trailer carrying a serialized google.rpc.Status (the gRPC richer error model). */
 export const STATUS_DETAILS_KEY = "grpc-status-details-bin";
@@ -50,7 +93,9 @@ export class RpcError extends Error {
 /** The addressed resource does not exist: NOT_FOUND with a google.rpc.ResourceInfo. */
 export class NotFound extends RpcError {
   constructor(resourceType: string, resourceName: string, message = `${resourceType} ${resourceName} not found`) {
-    super(GrpcStatus.NOT_FOUND, message, [packDetail(ResourceInfoSchema, { resourceType, resourceName })]);
+    super(GrpcStatus.NOT_FOUND, message, [
+      packDetail(ResourceInfoSchema, { resourceType, resourceName: detailText(resourceName) }),
+    ]);
     this.name = "NotFound";
   }
 }
@@ -69,8 +114,15 @@ export class FailedPrecondition extends RpcError {
     message: string,
     readonly violations: PreconditionViolation[] = [],
   ) {
-    super(GrpcStatus.FAILED_PRECONDITION, withOmitted(message, violations.length), [
-      packDetail(PreconditionFailureSchema, { violations: violations.slice(0, MAX_LISTED_VIOLATIONS) }),
+    const listed = listedWithin(violations, (v) => [v.type, v.subject, v.description]);
+    super(GrpcStatus.FAILED_PRECONDITION, withOmitted(message, listed.length, violations.length), [
+      packDetail(PreconditionFailureSchema, {
+        violations: listed.map((v) => ({
+          type: detailText(v.type),
+          subject: detailText(v.subject),
+          description: detailText(v.description),
+        })),
+      }),
     ]);
     this.name = "FailedPrecondition";
   }
@@ -95,14 +147,15 @@ export class ClientStreamCancelled extends Error {
 export class InvalidArgument extends RpcError {
   constructor(
     readonly fieldViolations: FieldViolation[],
-    message = describeFieldViolations(fieldViolations),
+    message?: string,
   ) {
-    super(GrpcStatus.INVALID_ARGUMENT, message, [
+    const listed = listedWithin(fieldViolations, (v) => [v.field, v.description, v.reason ?? ""]);
+    super(GrpcStatus.INVALID_ARGUMENT, message ?? describeFieldViolations(listed, fieldViolations.length), [
       packDetail(BadRequestSchema, {
-        fieldViolations: fieldViolations.slice(0, MAX_LISTED_VIOLATIONS).map((v) => ({
-          field: v.field,
-          description: v.description,
-          reason: v.reason ?? "",
+        fieldViolations: listed.map((v) => ({
+          field: detailText(v.field),
+          description: detailText(v.description),
+          reason: detailText(v.reason ?? ""),
         })),
       }),
     ]);
@@ -114,7 +167,7 @@ export class InvalidArgument extends RpcError {
 export class PermissionDenied extends RpcError {
   constructor(message: string, reason = "PERMISSION_DENIED", metadata: Record<string, string> = {}) {
     super(GrpcStatus.PERMISSION_DENIED, message, [
-      packDetail(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata }),
+      packDetail(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata: detailTexts(metadata) }),
     ]);
     this.name = "PermissionDenied";
   }
@@ -131,8 +184,12 @@ export class AlreadyExists extends RpcError {
     reason?: { reason: string; metadata: Record<string, string> },
   ) {
     super(GrpcStatus.ALREADY_EXISTS, message, [
-      ...(resource ? [packDetail(ResourceInfoSchema, resource)] : []),
-      ...(reason ? [packDetail(ErrorInfoSchema, { ...reason, domain: ERROR_DOMAIN })] : []),
+      ...(resource
+        ? [packDetail(ResourceInfoSchema, { ...resource, resourceName: detailText(resource.resourceName) })]
+        : []),
+      ...(reason
+        ? [packDetail(ErrorInfoSchema, { ...reason, domain: ERROR_DOMAIN, metadata: detailTexts(reason.metadata) })]
+        : []),
     ]);
     this.name = "AlreadyExists";
   }
@@ -141,7 +198,9 @@ export class AlreadyExists extends RpcError {
 /** A concurrency conflict; the client may retry the whole read-decide-write: ABORTED + ErrorInfo. */
 export class Aborted extends RpcError {
   constructor(message: string, reason = "ABORTED", metadata: Record<string, string> = {}) {
-    super(GrpcStatus.ABORTED, message, [packDetail(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata })]);
+    super(GrpcStatus.ABORTED, message, [
+      packDetail(ErrorInfoSchema, { reason, domain: ERROR_DOMAIN, metadata: detailTexts(metadata) }),
+    ]);
     this.name = "Aborted";
   }
 }
@@ -170,16 +229,21 @@ export class Unauthenticated extends RpcError {
   }
 }
 
-function describeFieldViolations(violations: FieldViolation[]): string {
-  if (violations.length === 0) return "invalid request";
-  const listed = violations.slice(0, MAX_LISTED_VIOLATIONS).map((v) => `${v.field}: ${v.description}`);
-  return withOmitted(`invalid request: ${listed.join("; ")}`, violations.length);
+function describeFieldViolations(listed: FieldViolation[], count: number): string {
+  if (listed.length === 0) return "invalid request";
+  const described = listed.map((v) => `${v.field}: ${v.description}`);
+  return withOmitted(`invalid request: ${described.join("; ")}`, listed.length, count);
 }
 
-/** `message`, saying how many of `count` violations its details leave out (MAX_LISTED_VIOLATIONS). */
-function withOmitted(message: string, count: number): string {
-  const omitted = count - MAX_LISTED_VIOLATIONS;
-  return omitted > 0 ? `${message} (and ${omitted} more violations, not listed)` : message;
+/**
+ * `message`, saying how many of `count` violations its details leave out; cut so that the
+ * saying survives the cut of the whole message (MESSAGE_BUDGET_BYTES).
+ */
+function withOmitted(message: string, listed: number, count: number): string {
+  const omitted = count - listed;
+  if (omitted <= 0) return message;
+  const suffix = ` (and ${omitted} more violations, not listed)`;
+  return `${fitText(message, MESSAGE_BUDGET_BYTES - encodedBytes(suffix), encodedBytes)}${suffix}`;
 }
 
 /** Outcome of mapping any thrown value; `internal` marks errors whose real message is hidden. */
@@ -198,8 +262,7 @@ export interface MappedStatus {
  */
 export function toStatus(thrown: unknown): MappedStatus {
   const mapped = mapThrown(thrown);
-  if (mapped.message.length <= MAX_MESSAGE_LENGTH) return mapped;
-  return { ...mapped, message: `${mapped.message.slice(0, MAX_MESSAGE_LENGTH - 1)}…` };
+  return { ...mapped, message: fitText(mapped.message, MESSAGE_BUDGET_BYTES, encodedBytes) };
 }
 
 function mapThrown(thrown: unknown): MappedStatus {

@@ -10,6 +10,7 @@ import { descriptorImagePath } from "@rdm/proto";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { protoPath as healthProtoPath } from "grpc-health-check";
+import { statusTrailer } from "../src/errors.js";
 import {
   Aborted,
   AlreadyExists,
@@ -23,6 +24,8 @@ import {
   InvalidArgument,
   NotFound,
   PermissionDenied,
+  STATUS_DETAILS_KEY,
+  toStatus,
 } from "../src/index.js";
 import { captureLogger, partialRegistration } from "./support.js";
 
@@ -499,8 +502,36 @@ describe("domain errors are mapped to gRPC statuses with google.rpc details", ()
     const long = await get(() => {
       throw new FailedPrecondition(`refused: ${"x".repeat(10_000)}`);
     });
-    expect(long.message).toHaveLength(2_000);
+    expect(encodeURI(long.message).length).toBeLessThanOrEqual(1_000);
     expect(long.message.endsWith("x…")).toBe(true);
+  });
+
+  test("a status fits the 8 KB of headers a C-core client takes, however long and however many its texts", async () => {
+    const emoji = "\u{1F600}".repeat(1_200);
+    // Cut anywhere, a text of emoji would leave half a surrogate pair, on which grpc-js's
+    // encoding of the message throws outside any handler: the process ended.
+    const missing = await get(() => {
+      throw new NotFound("configuration item", `a${emoji}`);
+    });
+    expect(missing.code).toBe(GrpcStatus.NOT_FOUND);
+    expect(missing.message).toMatch(/^configuration item a\u{1F600}+…$/u);
+    const violations = Array.from({ length: 30 }, (_, i) => ({
+      type: `rule.${i}`,
+      subject: emoji,
+      description: emoji,
+    }));
+    let trailerBytes = 0;
+    const many = await get(() => {
+      const error = new FailedPrecondition(`refused ${emoji}`, violations);
+      trailerBytes =
+        encodeURI(toStatus(error).message).length +
+        Buffer.from(statusTrailer(toStatus(error)).get(STATUS_DETAILS_KEY)[0] as Buffer).toString("base64").length;
+      throw error;
+    });
+    expect(trailerBytes).toBeLessThan(6 * 1024);
+    const listed = many.preconditionFailure?.violations.length ?? 0;
+    expect(listed).toBeGreaterThan(0);
+    expect(many.message).toMatch(new RegExp(`\\(and ${30 - listed} more violations, not listed\\)$`));
   });
 
   test("a client stream ended early by the client -> CANCELLED, not logged as a failure", async () => {
