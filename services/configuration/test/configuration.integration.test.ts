@@ -627,6 +627,10 @@ test("an id of another kind of stream is NOT_FOUND (a CI's id as an artifact's a
     ["VerifyArtifact", () => client.verifyArtifact({ ...command, artifactId: ci.ciId, sha256: "0".repeat(64) })],
   ];
   for (const [name, call] of calls) expect([name, (await failure(call())).code]).toEqual([name, status.NOT_FOUND]);
+  // An id of 1,200 emoji: its NOT_FOUND message is cut, never through a surrogate pair (that cut
+  // ended the process), and the service goes on answering.
+  const emoji = `a${"\u{1F600}".repeat(1_200)}`;
+  expect((await failure(client.getConfigurationItem({ ciId: emoji }))).code).toBe(status.NOT_FOUND);
   expect((await client.getConfigurationItem({ ciId: ci.ciId })).item?.version).toBe(1n);
   expect((await client.getArtifact({ artifactId })).artifact?.versionNumber).toBe(1n);
 });
