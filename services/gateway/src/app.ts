@@ -1,3 +1,4 @@
+import { STATUS_CODES } from "node:http";
 import type { Duplex } from "node:stream";
 import swagger from "@fastify/swagger";
 import swaggerUi from "@fastify/swagger-ui";
@@ -124,6 +125,13 @@ export async function buildGatewayApp({
     if (isDatabaseUnavailable(error)) {
       request.log.warn({ err: error }, "database unavailable");
       return databaseUnavailable(reply);
+    }
+    // Fastify's own refusals of a request (a body that is no JSON, too large, an unsupported
+    // media type): the client's error, said as Fastify says it.
+    if (error.statusCode !== undefined && error.statusCode >= 400 && error.statusCode < 500) {
+      request.log.info({ err: error }, "request refused");
+      const title = STATUS_CODES[error.statusCode] ?? "Bad Request";
+      return sendProblem(reply, error.statusCode, title, error.message);
     }
     request.log.error({ err: error }, "request failed");
     return sendProblem(reply, 500, "Internal Server Error", "unexpected error");

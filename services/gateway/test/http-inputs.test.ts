@@ -273,6 +273,27 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     expect((await at("/v1/releases/x/unknown", "POST", bearer)).status).toBe(404);
   });
 
+  test("a body the gateway cannot parse is the client's error (400, 413), never a 500", async () => {
+    const send = (body: string, headers: Record<string, string> = {}) =>
+      fetch(`${gatewayUrl}/v1/releases`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body,
+      });
+    for (const [body, status] of [
+      ["{", 400],
+      ["", 400],
+      [`{"a":"${"x".repeat(2 * 1024 * 1024)}"}`, 413],
+    ] as const) {
+      const answer = await send(body);
+      expect({ status: answer.status, type: answer.headers.get("content-type") }).toEqual({
+        status,
+        type: "application/problem+json; charset=utf-8",
+      });
+      expect(await answer.json()).toMatchObject({ status, detail: expect.any(String) });
+    }
+  });
+
   test("the public probes still answer without a token", async () => {
     expect((await fetch(`${gatewayUrl}/healthz`)).status).toBe(200);
   });
