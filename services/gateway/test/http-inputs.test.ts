@@ -294,6 +294,15 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     }
   });
 
+  test.each(["/v1/releases/events", "/v1/deployments/events", "/v1/audit/events"])(
+    "HEAD %s answers the stream's headers and ends",
+    async (path) => {
+      const answer = await fetch(`${gatewayUrl}${path}`, { method: "HEAD", headers: { authorization: bearer } });
+      expect([answer.status, answer.headers.get("content-type")]).toEqual([200, "text/event-stream"]);
+      expect(await answer.text()).toBe("");
+    },
+  );
+
   test("the public probes still answer without a token", async () => {
     expect((await fetch(`${gatewayUrl}/healthz`)).status).toBe(200);
   });

@@ -101,6 +101,11 @@ export function serveEventStream(request: FastifyRequest, reply: FastifyReply, o
     connection: "keep-alive",
     "x-accel-buffering": "no",
   });
+  // HEAD asks for the headers of the stream alone: they are the answer.
+  if (request.method === "HEAD") {
+    res.end();
+    return;
+  }
   res.write(": connected\n\n");
   const untrack = options.streams.track(res);
   let closed = false;
