@@ -169,6 +169,12 @@ describe("filter", () => {
     const frozen = { type: "rdm.deployment.v1.EnvironmentChanged", json: { environment: { name: "production" } } };
     expect(filterMatches(production, event(frozen))).toBe(true);
     expect(filterMatches(subscription({ environments: ["dev"] }), event(frozen))).toBe(false);
+    // A subscription's own event names environments in its filter: it is not about them.
+    const created = {
+      type: "rdm.notification.v1.SubscriptionCreated",
+      json: { filter: { environments: ["production"] } },
+    };
+    expect(filterMatches(production, event(created))).toBe(false);
   });
 
   test("a minimum severity keeps the failures and drops the plain facts", () => {

@@ -50,6 +50,8 @@ export function subjectsOf(json: JsonObject): EventSubjects {
     if (Array.isArray(value)) value.forEach(visit);
     else if (value && typeof value === "object")
       for (const [field, inner] of Object.entries(value)) {
+        // A subscription's filter names what it wants, not what its own event is about.
+        if (field === "filter") continue;
         for (const [subject, names] of keys)
           if (names.includes(field))
             for (const id of [inner].flat()) {
