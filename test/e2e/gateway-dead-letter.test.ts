@@ -21,7 +21,7 @@ import { e2eStack } from "./harness.js";
 const stack = e2eStack("e2e-dlq");
 afterAll(() => stack.stop());
 
-test("an undecodable event, or one whose body is not the event its envelope names, is dead-lettered and projection goes on", async () => {
+test("an undecodable event, one whose body is not the event its envelope names, or one breaking the input rules is dead-lettered and projection goes on", async () => {
   const brokers = await testKafkaBrokers();
   const topicPrefix = stack.topicPrefix;
   const dlqTopic = `${topicPrefix}rdm.gateway.dlq.v1`;
@@ -76,6 +76,30 @@ test("an undecodable event, or one whose body is not the event its envelope name
         extensions: { streamversion: "1" },
       },
     ]);
+    // A registration that happened in the year 10000: no service publishes one (the input rules).
+    const farId = randomUUID();
+    const farRelease = randomUUID();
+    await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
+      {
+        ...event,
+        subject: farRelease,
+        id: farId,
+        type: ReleaseRegisteredSchema.typeName,
+        data: toBinary(
+          ReleaseRegisteredSchema,
+          create(ReleaseRegisteredSchema, {
+            releaseId: farRelease,
+            title: "Far ahead",
+            metadata: {
+              eventId: farId,
+              streamId: farRelease,
+              streamVersion: 1n,
+              occurredAt: { seconds: 253_402_300_800n },
+            },
+          }),
+        ),
+      },
+    ]);
 
     const dead: Record<string, string>[] = [];
     await reader.connect();
@@ -103,6 +127,11 @@ test("an undecodable event, or one whose body is not the event its envelope name
     expect(await letterOf(emptyId, "the empty artifact registration")).toMatchObject({
       rdm_dlq_reason: "permanent",
       rdm_dlq_error: expect.stringContaining("ArtifactRegistered does not match its envelope: it has no metadata"),
+    });
+    // At once (permanent), not after the retries of a row the database refused.
+    expect(await letterOf(farId, "the registration in the year 10000")).toMatchObject({
+      rdm_dlq_reason: "permanent",
+      rdm_dlq_error: expect.stringContaining("breaks the input rules: metadata.occurred_at: must be between"),
     });
 
     const health = await fetch(`${gateway.url}/healthz`);

@@ -1,4 +1,5 @@
 import { type DescMessage, fromBinary, type MessageShape } from "@bufbuild/protobuf";
+import { inputViolations } from "@rdm/proto";
 import type { CloudEvent } from "./cloudevents.js";
 import { PermanentError } from "./failures.js";
 
@@ -46,8 +47,10 @@ export function checkEventIdentity(
 
 /**
  * The event's data as the message its type names, checked against its envelope
- * (checkEventIdentity). Bytes that do not decode will not decode on a retry either: a
- * PermanentError, so the event goes to the dead-letter topic at once.
+ * (checkEventIdentity) and against the input rules every request obeys (`@rdm/proto`: no text a
+ * database cannot hold, no instant outside the years 1..9999), so what no service would publish
+ * is kept out of every consumer alike. Bytes that do not decode, or break a rule, will not do
+ * better on a retry: a PermanentError, so the event goes to the dead-letter topic at once.
  */
 export function decodeEvent<S extends DescMessage>(schema: S, event: CloudEvent): MessageShape<S> {
   let message: MessageShape<S>;
@@ -57,5 +60,17 @@ export function decodeEvent<S extends DescMessage>(schema: S, event: CloudEvent)
     throw new PermanentError(`cannot decode ${event.type}: ${(error as Error).message}`);
   }
   checkEventIdentity(event, (message as { metadata?: EventIdentity }).metadata);
+  checkEventInput(event, schema, message);
   return message;
+}
+
+/**
+ * Refuses an event that breaks the input rules every request obeys (`@rdm/proto`): no service
+ * publishes one, so it is kept out of every consumer alike (PermanentError, naming the fields).
+ */
+export function checkEventInput<S extends DescMessage>(envelope: CloudEvent, schema: S, message: MessageShape<S>) {
+  const broken = inputViolations(schema, message);
+  if (broken.length === 0) return;
+  const listed = broken.slice(0, 5).map((v) => `${v.field}: ${v.description}`);
+  throw new PermanentError(`${envelope.type} breaks the input rules: ${listed.join("; ")}`);
 }

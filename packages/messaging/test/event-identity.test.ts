@@ -1,4 +1,6 @@
-import { type CloudEvent, checkEventIdentity, type EventIdentity, PermanentError } from "../src/index.js";
+import { create, toBinary } from "@bufbuild/protobuf";
+import { ArtifactRegisteredSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { type CloudEvent, checkEventIdentity, decodeEvent, type EventIdentity, PermanentError } from "../src/index.js";
 
 const envelope: CloudEvent = {
   id: "0b7e6c2a-6f1e-4d5e-9a0b-2b1f3c4d5e6f",
@@ -44,4 +46,37 @@ test("a body replayed under another subject, id or stream version is refused, na
   expect(refusal({ ...metadata, streamVersion: 4n })).toContain(
     'metadata.stream_version 4 is not ce_streamversion "3"',
   );
+});
+
+test("a body that breaks the input rules (an instant past 9999, a control character) is refused, naming the fields", () => {
+  const registered = (occurredAt: bigint, name: string) =>
+    toBinary(
+      ArtifactRegisteredSchema,
+      create(ArtifactRegisteredSchema, {
+        metadata: {
+          eventId: envelope.id,
+          streamId: "artifact-42",
+          streamVersion: 3n,
+          occurredAt: { seconds: occurredAt },
+        },
+        artifactId: "artifact-42",
+        name,
+        version: "1.0.0",
+      }),
+    );
+  const decoded = (data: Uint8Array) => {
+    try {
+      return decodeEvent(ArtifactRegisteredSchema, { ...envelope, data }).name;
+    } catch (error) {
+      expect(error).toBeInstanceOf(PermanentError);
+      return (error as Error).message;
+    }
+  };
+  expect(decoded(registered(1_796_000_000n, "api"))).toBe("api");
+  const refused = decoded(registered(253_402_300_800n, "a\u0001pi"));
+  expect(refused).toMatch(/^rdm\.configuration\.v1\.ArtifactRegistered breaks the input rules: /);
+  expect(refused).toContain(
+    "metadata.occurred_at: must be between 0001-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z",
+  );
+  expect(refused).toContain("name: must not contain control characters");
 });

@@ -1,7 +1,13 @@
 import { createRegistry, type DescMessage, type Message, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import { type ChunkHandler, type CloudEvent, checkEventIdentity, PermanentError } from "@rdm/messaging";
+import {
+  type ChunkHandler,
+  type CloudEvent,
+  checkEventIdentity,
+  checkEventInput,
+  PermanentError,
+} from "@rdm/messaging";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 import { decodeStorable } from "./storable-text.js";
@@ -81,8 +87,9 @@ export const versionGuard = (column: string, param: number | string) =>
 /**
  * The decoder of a projection's events: undefined for a type it does not handle (producers add
  * types to a topic; a read model skips what it does not know), PermanentError (dead letter) for
- * bytes that do not decode or a body that does not match its envelope (checkEventIdentity). Text
- * is made storable (decodeStorable: U+0000 → U+FFFD).
+ * bytes that do not decode, a body that does not match its envelope (checkEventIdentity) or one
+ * that breaks the input rules (checkEventInput). Text is made storable first (decodeStorable:
+ * U+0000 → U+FFFD).
  */
 export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudEvent) => ProjectedEvent | undefined {
   const registry = createRegistry(...handles);
@@ -97,6 +104,7 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
     }
     const metadata = message.metadata;
     checkEventIdentity(envelope, metadata);
+    checkEventInput(envelope, schema, message);
     return {
       message,
       envelope,
