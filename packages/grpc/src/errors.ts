@@ -33,7 +33,7 @@ const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[
  * "…", so that `size` of the result is at most `max`. grpc-js percent-encodes the status message
  * with encodeURI, which throws on a lone surrogate (outside any handler: the process ends).
  */
-export function fitText(text: string, max: number, size: (text: string) => number = utf8Bytes): string {
+function fitText(text: string, max: number, size: (text: string) => number = utf8Bytes): string {
   const whole = text.replace(LONE_SURROGATE, "\uFFFD");
   if (size(whole) <= max) return whole;
   const points = Array.from(whole);

@@ -50,7 +50,7 @@ export type StepCommand =
  * The pause before a failed rollback step may be claimed again, after its `failures`th failure:
  * doubling from 5 s up to 5 min, so an executor that keeps failing it does not spin on it.
  */
-export const rollbackRetryPauseMs = (failures: number) => Math.min(5_000 * 2 ** Math.min(failures - 1, 10), 300_000);
+const rollbackRetryPauseMs = (failures: number) => Math.min(5_000 * 2 ** Math.min(failures - 1, 10), 300_000);
 
 const stepOf = (deployment: Deployment, index: number): DeploymentStep =>
   deployment.steps[index] ?? refuse("step.unknown", `the deployment has no step ${index}`, "step");
