@@ -25,8 +25,11 @@ const VIOLATIONS_BUDGET_BYTES = 2_000;
 const DETAIL_TEXT_BYTES = 300;
 const MESSAGE_BUDGET_BYTES = 1_000;
 
-/** Lone surrogates (UTF-16 halves without their pair), which no UTF-8 text can carry. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+/**
+ * Lone surrogates (UTF-16 halves without their pair), which no UTF-8 text can carry: with the u
+ * flag a well-formed pair is one code point, so only a lone half matches.
+ */
+const LONE_SURROGATE = /\p{Surrogate}/gu;
 
 /**
  * `text` with every lone surrogate replaced (U+FFFD), then cut on a code point boundary, with
@@ -284,8 +287,7 @@ function mapThrown(thrown: unknown): MappedStatus {
     error instanceof ClientStreamCancelled ||
     (error as { code?: unknown } | null)?.code === "ERR_STREAM_PREMATURE_CLOSE"
   ) {
-    const message = "the client ended the call before its last message";
-    return { code: GrpcStatus.CANCELLED, message, details: [], internal: false };
+    return { code: GrpcStatus.CANCELLED, message: new ClientStreamCancelled().message, details: [], internal: false };
   }
   // A value validation let through but the database cannot store or compare: the caller's input.
   if (isDataException(error)) {
