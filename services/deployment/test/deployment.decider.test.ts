@@ -411,14 +411,18 @@ describe("execution", () => {
     expect(d.types(d.rollback())).toEqual(["DeploymentRollbackStarted", "DeploymentRolledBack"]);
   });
 
-  test("BLUE_GREEN: after the switch, a back-out is one switch to the previous colour", () => {
+  test("BLUE_GREEN: VERIFYING while it verifies, IN_PROGRESS while it switches; a back-out is one switch back", () => {
     const env = blueGreenEnvironment();
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
     d.start();
     d.pass(0);
-    d.pass(1);
-    d.pass(2);
+    const verifying = d.claim(1);
+    expect(d.deployment.state).toBe(DeploymentState.VERIFYING);
+    d.complete(1, verifying);
+    const switching = d.claim(2);
+    expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);
+    d.complete(2, switching);
     expect(d.deployment.switched).toBe(true);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
     d.rollback();

@@ -58,6 +58,9 @@ export const initialState = (): DeploymentAggregateState => ({ deployment: undef
 
 const TERMINAL = new Set([DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK, DeploymentState.CANCELLED]);
 
+/** States in which a claimed step sets the state by its kind. */
+const STEPPING = [DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING];
+
 const readyNext = (deployment: Deployment, after: number, at: Timestamp | undefined) => {
   const next = deployment.steps.find((step) => step.index > after && step.state === StepState.PENDING);
   if (next && next.rollback === deployment.steps[after]?.rollback) {
@@ -85,7 +88,9 @@ function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Time
         executorId: event.executorId,
         leaseExpiresAt: event.leaseExpiresAt,
       });
-      if (step.kind === StepKind.VERIFY && !step.rollback) deployment.state = DeploymentState.VERIFYING;
+      // VERIFYING while a verification runs; a later step (the next stage, the switch) runs IN_PROGRESS.
+      if (!step.rollback && STEPPING.includes(deployment.state))
+        deployment.state = step.kind === StepKind.VERIFY ? DeploymentState.VERIFYING : DeploymentState.IN_PROGRESS;
       break;
     case "rdm.deployment.v1.DeploymentStepReleased":
     case "rdm.deployment.v1.DeploymentStepLeaseExpired":
