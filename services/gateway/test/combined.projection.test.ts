@@ -23,21 +23,26 @@ import {
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { PublishedStreams, projectionSpec } from "@rdm/testkit";
+import type pg from "pg";
+import { deploymentPlanProjection } from "../src/projections/deployment-plans/projection.js";
 import { projections } from "../src/projections/index.js";
 import { projectionHandler } from "../src/projections/projection.js";
 
 const handle = projectionHandler(projections, "");
+/** Every projection's migrations but those `skip` names (an older gateway's tables). */
+async function migrate(client: pg.PoolClient, skip = (_projection: string, _version: number) => false) {
+  const applied = new Set<string>();
+  for (const p of projections)
+    for (const m of p.migrations) {
+      // The audit trail is one table behind four projections (one per topic).
+      if (applied.has(`${p.name}/${m.version}`) || skip(p.name, m.version)) continue;
+      applied.add(`${p.name}/${m.version}`);
+      await client.query(m.sql);
+    }
+}
+
 const spec = projectionSpec<{ topic: string; envelope: CloudEvent }>({
-  async setup(client) {
-    const applied = new Set<string>();
-    for (const p of projections)
-      for (const m of p.migrations) {
-        // The audit trail is one table behind four projections (one per topic).
-        if (applied.has(`${p.name}/${m.version}`)) continue;
-        applied.add(`${p.name}/${m.version}`);
-        await client.query(m.sql);
-      }
-  },
+  setup: (client) => migrate(client),
   apply: ({ topic, envelope }, tx) => handle(envelope, tx, { topic }),
 });
 
@@ -142,9 +147,9 @@ function otherDeployment() {
     topic: DEPLOYMENT_EVENTS_TOPIC,
     envelope: streams.event("rdm/deployment", schema, id, { ...fields, deploymentId: id } as typeof fields),
   });
-  const step = (index: number, promotionAfter = false) => ({
+  const step = (index: number, promotionAfter = false, kind = StepKind.DEPLOY) => ({
     index,
-    kind: StepKind.DEPLOY,
+    kind,
     label: `stage ${index + 1}`,
     state: StepState.PENDING,
     promotionAfter,
@@ -152,30 +157,56 @@ function otherDeployment() {
   return { event, step, id };
 }
 
-const stepsQuery = `SELECT status, plan->>'awaitingPromotion' AS awaiting,
+const stepsQuery = `SELECT status, plan->>'awaitingPromotion' AS awaiting, plan->>'paused' AS paused,
   (SELECT jsonb_agg(s->>'state' ORDER BY (s->>'index')::int) FROM jsonb_array_elements(plan->'steps') s) AS steps
   FROM deployment_plan_view`;
 
-test("a pause before the first claim resumes SCHEDULED, after it IN_PROGRESS", async () => {
+test("a pause marks the plan paused and keeps its status, as the deployment service does; a resume clears it", async () => {
   for (const claimedFirst of [false, true]) {
     const { event, step } = otherDeployment();
     const history = [
       event(DeploymentPlannedSchema, { releaseId, environment: "staging", steps: [step(0), step(1)] }),
       event(DeploymentScheduledSchema, {}),
       ...(claimedFirst ? [event(DeploymentStepClaimedSchema, { stepIndex: 0, executorId: "e-1" })] : []),
-      event(DeploymentPausedSchema, { reason: "hold on" }),
     ];
+    const status = claimedFirst ? "IN_PROGRESS" : "SCHEDULED";
+    const steps = claimedFirst ? ["CLAIMED", "PENDING"] : ["READY", "PENDING"];
     await spec
       .given(history)
+      .when(event(DeploymentPausedSchema, { reason: "hold on" }))
+      .then(stepsQuery, [{ status, awaiting: null, paused: "true", steps }]);
+    await spec
+      .given([...history, event(DeploymentPausedSchema, { reason: "hold on" })])
       .when(event(DeploymentResumedSchema, {}))
-      .then(stepsQuery, [
-        {
-          status: claimedFirst ? "IN_PROGRESS" : "SCHEDULED",
-          awaiting: null,
-          steps: claimedFirst ? ["CLAIMED", "PENDING"] : ["READY", "PENDING"],
-        },
-      ]);
+      .then(stepsQuery, [{ status, awaiting: null, paused: "false", steps }]);
   }
+});
+
+test("VERIFYING while a verification step runs, IN_PROGRESS again for the switch after it", async () => {
+  const { event, step } = otherDeployment();
+  const history = [
+    event(DeploymentPlannedSchema, {
+      releaseId,
+      environment: "staging",
+      steps: [step(0), step(1, false, StepKind.VERIFY), step(2, false, StepKind.SWITCH)],
+    }),
+    event(DeploymentScheduledSchema, {}),
+    event(DeploymentStepClaimedSchema, { stepIndex: 0, executorId: "e-1" }),
+    event(DeploymentStepCompletedSchema, { stepIndex: 0 }),
+  ];
+  const verifying = event(DeploymentStepClaimedSchema, { stepIndex: 1, executorId: "e-1" });
+  await spec
+    .given(history)
+    .when(verifying)
+    .then(stepsQuery, [
+      { status: "VERIFYING", awaiting: null, paused: null, steps: ["COMPLETED", "CLAIMED", "PENDING"] },
+    ]);
+  await spec
+    .given([...history, verifying, event(DeploymentStepCompletedSchema, { stepIndex: 1 })])
+    .when(event(DeploymentStepClaimedSchema, { stepIndex: 2, executorId: "e-1" }))
+    .then(stepsQuery, [
+      { status: "IN_PROGRESS", awaiting: null, paused: null, steps: ["COMPLETED", "COMPLETED", "CLAIMED"] },
+    ]);
 });
 
 test("a stage that waits for a promotion queues its next step only once promoted", async () => {
@@ -189,11 +220,67 @@ test("a stage that waits for a promotion queues its next step only once promoted
   await spec
     .given(history.slice(0, -1))
     .when(history.at(-1) as (typeof history)[number])
-    .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "true", steps: ["COMPLETED", "PENDING"] }]);
+    .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "true", paused: null, steps: ["COMPLETED", "PENDING"] }]);
   await spec
     .given(history)
     .when(event(DeploymentPromotedSchema, { comment: "canary healthy" }))
-    .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "false", steps: ["COMPLETED", "READY"] }]);
+    .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "false", paused: null, steps: ["COMPLETED", "READY"] }]);
+});
+
+test("plans stored PAUSED by an older gateway keep their status beside the flag; a resume clears it", async () => {
+  const running = otherDeployment();
+  const waiting = otherDeployment();
+  const legacy = (id: string, steps: string[], started: boolean) => {
+    const plan = {
+      deploymentId: id,
+      releaseId,
+      environment: "staging",
+      status: "PAUSED",
+      steps: steps.map((state, index) => ({ index, kind: "DEPLOY", label: "", targetCiIds: [], state })),
+      ...(started && { started }),
+      plannedAt: "2026-12-02T08:00:00.000Z",
+    };
+    return [id, releaseId, "staging", "PAUSED", JSON.stringify(plan)];
+  };
+  const upgraded = projectionSpec<{ topic: string; envelope: CloudEvent }>({
+    async setup(client) {
+      await migrate(client, (projection, version) => projection === deploymentPlanProjection.name && version > 1);
+      for (const row of [
+        legacy(running.id, ["CLAIMED", "PENDING"], true),
+        legacy(waiting.id, ["READY", "PENDING"], false),
+      ])
+        await client.query(
+          `INSERT INTO deployment_plan_view (deployment_id, release_id, environment, status, plan, version, updated_at)
+           VALUES ($1, $2, $3, $4, $5, 0, '2026-12-02T08:30:00Z')`,
+          row,
+        );
+      for (const m of deploymentPlanProjection.migrations.slice(1)) await client.query(m.sql);
+    },
+    apply: ({ topic, envelope }, tx) => handle(envelope, tx, { topic }),
+  });
+  await upgraded
+    .given([])
+    .when(waiting.event(DeploymentResumedSchema, {}))
+    .then(
+      `SELECT status, plan->>'status' AS plan_status, plan->>'paused' AS paused, plan ? 'started' AS started,
+         first_event_at FROM deployment_plan_view ORDER BY status`,
+      [
+        {
+          status: "IN_PROGRESS",
+          plan_status: "IN_PROGRESS",
+          paused: "true",
+          started: false,
+          first_event_at: new Date("2026-12-02T08:00:00Z"),
+        },
+        {
+          status: "SCHEDULED",
+          plan_status: "SCHEDULED",
+          paused: "false",
+          started: false,
+          first_event_at: new Date("2026-12-02T08:00:00Z"),
+        },
+      ],
+    );
 });
 
 test("a failed rollback step is queued again, as the deployment service does", async () => {
@@ -212,7 +299,7 @@ test("a failed rollback step is queued again, as the deployment service does", a
   await spec
     .given(history)
     .when(event(DeploymentStepFailedSchema, { stepIndex: 1, reason: "unreachable", retryAt }))
-    .then(stepsQuery, [{ status: "ROLLING_BACK", awaiting: "false", steps: ["SKIPPED", "READY"] }]);
+    .then(stepsQuery, [{ status: "ROLLING_BACK", awaiting: "false", paused: "false", steps: ["SKIPPED", "READY"] }]);
 });
 
 test("the audit trail records each event once, with the release and environment its plan names", async () => {

@@ -3,16 +3,34 @@
 // every deployment once; the routes are described in the OpenAPI document.
 import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations } from "@rdm/eventstore";
+import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import {
+  DeploymentApprovalGrantedSchema,
+  DeploymentPausedSchema,
+  DeploymentPlannedSchema,
+  DeploymentScheduledSchema,
+  DeploymentStepClaimedSchema,
+  DeploymentStepCompletedSchema,
+  StepKind,
+  StepState,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { openDatabase } from "@rdm/runtime";
-import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
+import { createTestDatabase, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
+import { deploymentPlanMigrations } from "../src/projections/deployment-plans/migrations.js";
+import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
+import { deploymentPlanProjection } from "../src/projections/deployment-plans/projection.js";
 import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
+import { deploymentProjection } from "../src/projections/deployments/projection.js";
+import { projectionHandler } from "../src/projections/projection.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -26,6 +44,7 @@ beforeAll(async () => {
   pool = await openDatabase(db.url);
   await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
   await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
+  await runMigrations(pool, { component: "gateway.deployment-plans", migrations: deploymentPlanMigrations });
   app = await buildGatewayApp({
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
@@ -82,11 +101,12 @@ test("page tokens walk every deployment once, newest first", async () => {
   for (const [i, id] of ids.entries()) {
     // Two share a time: the id breaks the tie.
     const at = new Date(Date.UTC(2026, 11, 1, 9, Math.min(i, 3)));
+    const plan = { ...emptyPlan({ deploymentId: id, releaseId: randomUUID(), environment }), status: "IN_PROGRESS" };
     await pool.query(
-      `INSERT INTO deployment_view (deployment_id, release_id, environment, state, state_sequence, strategy, artifacts,
-         first_event_at, updated_at)
-       VALUES ($1, $2, $3, 'IN_PROGRESS', 0, 'ROLLING', '[]', $4, $4)`,
-      [id, randomUUID(), environment, at],
+      `INSERT INTO deployment_plan_view (deployment_id, release_id, environment, status, plan, version, updated_at,
+         first_event_at)
+       VALUES ($1, $2, $3, 'IN_PROGRESS', $4, 0, $5, $5)`,
+      [id, plan.releaseId, environment, JSON.stringify(plan), at],
     );
   }
   const walked: string[] = [];
@@ -103,6 +123,86 @@ test("page tokens walk every deployment once, newest first", async () => {
   );
   expect(walked).toEqual(all);
   expect([...walked].sort()).toEqual([...ids].sort());
+});
+
+test("every deployment is listed from its plan on: those awaiting approval, scheduled, paused or verifying too", async () => {
+  const streams = new PublishedStreams("deployer");
+  const handle = projectionHandler([deploymentProjection, deploymentPlanProjection], "");
+  const environment = uniqueId("env");
+  const releaseId = randomUUID();
+  const [waiting, scheduled, verifying] = [randomUUID(), randomUUID(), randomUUID()];
+  let minute = 0;
+  const publish = async <S extends DescMessage>(
+    id: string,
+    schema: S,
+    init: Omit<MessageInitShape<S>, "metadata" | "$typeName">,
+  ) => {
+    const occurredAt = timestampFromDate(new Date(Date.UTC(2026, 11, 2, 9, ++minute)));
+    const event = streams.event("rdm/deployment", schema, id, init, { occurredAt });
+    const tx = await pool.connect();
+    try {
+      await tx.query("BEGIN");
+      await handle(event, tx, { topic: DEPLOYMENT_EVENTS_TOPIC });
+      await tx.query("COMMIT");
+    } finally {
+      tx.release();
+    }
+  };
+  const steps = [
+    { index: 0, kind: StepKind.DEPLOY, label: "all", targetCiIds: ["host-1"], state: StepState.PENDING },
+    { index: 1, kind: StepKind.VERIFY, label: "verify", targetCiIds: ["host-1"], state: StepState.PENDING },
+  ];
+  const artifacts = [{ artifactId: "a-1", name: "payments-api", version: "4.2.0", targetCiIds: ["host-1"] }];
+  const planned = (id: string, requiredApprovals: number) =>
+    publish(id, DeploymentPlannedSchema, {
+      deploymentId: id,
+      releaseId,
+      environment,
+      artifacts,
+      steps,
+      requiredApprovals,
+      approvalGroup: requiredApprovals ? "prod-approvers" : "",
+    });
+  const about = (id: string) => ({ deploymentId: id, releaseId, environment });
+  await planned(waiting, 2);
+  await publish(waiting, DeploymentApprovalGrantedSchema, { ...about(waiting), approver: "ann", quorumReached: false });
+  await planned(scheduled, 0);
+  await publish(scheduled, DeploymentScheduledSchema, about(scheduled));
+  await publish(scheduled, DeploymentPausedSchema, { ...about(scheduled), reason: "incident elsewhere" });
+  await planned(verifying, 0);
+  await publish(verifying, DeploymentScheduledSchema, about(verifying));
+  await publish(verifying, DeploymentStepClaimedSchema, { ...about(verifying), stepIndex: 0, executorId: "e-1" });
+  await publish(verifying, DeploymentStepCompletedSchema, { ...about(verifying), stepIndex: 0 });
+  await publish(verifying, DeploymentStepClaimedSchema, { ...about(verifying), stepIndex: 1, executorId: "e-1" });
+
+  const listed = async (query: string) =>
+    (await get(`/v1/deployments?environment=${environment}${query}`)).body.deployments.map(
+      (d: { deploymentId: string; state: string; paused: boolean }) => [d.deploymentId, d.state, d.paused],
+    );
+  expect(await listed("")).toEqual([
+    [verifying, "VERIFYING", false],
+    [scheduled, "SCHEDULED", true],
+    [waiting, "AWAITING_APPROVAL", false],
+  ]);
+  expect(await listed("&state=AWAITING_APPROVAL")).toEqual([[waiting, "AWAITING_APPROVAL", false]]);
+  expect(await listed("&paused=true")).toEqual([[scheduled, "SCHEDULED", true]]);
+  expect(await listed("&state=VERIFYING&paused=false")).toEqual([[verifying, "VERIFYING", false]]);
+  expect((await get(`/v1/releases/${releaseId}/deployments`)).body.deployments).toHaveLength(3);
+
+  const { status, body } = await get(`/v1/deployments/${waiting}`);
+  expect(status).toBe(200);
+  expect(body).toMatchObject({
+    state: "AWAITING_APPROVAL",
+    approvals: { required: 2, granted: 1, group: "prod-approvers" },
+    artifacts,
+    steps: [
+      { index: 0, kind: "DEPLOY", state: "PENDING" },
+      { index: 1, kind: "VERIFY", state: "PENDING" },
+    ],
+    startedAt: null,
+    plannedAt: "2026-12-02T09:01:00.000Z",
+  });
+  expect((await get(`/v1/deployments/${scheduled}`)).body).toMatchObject({ reason: "incident elsewhere" });
 });
 
 test("the OpenAPI document describes the deployment routes with examples", async () => {

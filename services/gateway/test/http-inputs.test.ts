@@ -21,6 +21,7 @@ import { auditMigrations } from "../src/projections/audit/migrations.js";
 import { changeProjectionMigrations } from "../src/projections/changes/migrations.js";
 import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
 import { deploymentPlanMigrations } from "../src/projections/deployment-plans/migrations.js";
+import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
 import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
 import { projectionHandler } from "../src/projections/projection.js";
 import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
@@ -421,6 +422,11 @@ test("a release or deployment id in upper case finds what it finds in lower case
     `INSERT INTO deployment_view (deployment_id, release_id, environment, state, state_sequence, strategy, artifacts,
        first_event_at, updated_at) VALUES ($1, $2, 'production', 'IN_PROGRESS', 0, 'ALL_AT_ONCE', '[]', now(), now())`,
     [deploymentId, releaseId],
+  );
+  await pool.query(
+    `INSERT INTO deployment_plan_view (deployment_id, release_id, environment, status, plan, version, updated_at,
+       first_event_at) VALUES ($1, $2, 'production', 'IN_PROGRESS', $3, 0, now(), now())`,
+    [deploymentId, releaseId, JSON.stringify({ ...emptyPlan({ deploymentId, releaseId }), status: "IN_PROGRESS" })],
   );
   await pool.query(
     `INSERT INTO audit_event (event_id, source, event_type, subject, stream_version, occurred_at, actor, correlation_id,

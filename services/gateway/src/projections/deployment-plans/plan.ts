@@ -33,12 +33,15 @@ export type PlanStatus =
   | "AWAITING_APPROVAL"
   | "SCHEDULED"
   | "IN_PROGRESS"
-  | "PAUSED"
+  | "VERIFYING"
   | "ROLLING_BACK"
   | "SUCCEEDED"
   | "FAILED"
   | "ROLLED_BACK"
   | "CANCELLED";
+
+/** A type (not an interface): it fits the route schemas' open objects. */
+export type PlannedArtifact = { artifactId: string; name: string; version: string; targetCiIds: string[] };
 
 /** A type (not an interface): it fits the route schemas' open objects. */
 export type PlanStep = {
@@ -57,6 +60,8 @@ export type DeploymentPlan = {
   environment: string;
   status: PlanStatus;
   strategy: string;
+  /** The package as planned (plans stored before it was kept have none). */
+  artifacts?: PlannedArtifact[];
   window: { start: string | null; end: string | null } | null;
   linkedChangeIds: string[];
   requiredApprovals: number;
@@ -68,8 +73,8 @@ export type DeploymentPlan = {
   rollback: { reason: string; automatic: boolean; fast: boolean } | null;
   reason: string;
   plannedAt: string | null;
-  /** A step was claimed (DeploymentStarted): a resume goes back to IN_PROGRESS, not SCHEDULED. */
-  started?: boolean;
+  /** Held by DeploymentPaused until DeploymentResumed; the status stays what it was. */
+  paused?: boolean;
   /** A completed stage waits for DeploymentPromoted; the next step is not queued until then. */
   awaitingPromotion?: boolean;
 };
@@ -100,9 +105,6 @@ const readyAfter = (plan: DeploymentPlan, index: number): DeploymentPlan => {
   const next = plan.steps.find((s) => s.index > index && s.state === "PENDING");
   return next ? withStep(plan, next.index, "READY") : plan;
 };
-/** Whether a step ever ran: plans stored before `started` was kept tell it by their steps. */
-const hasStarted = (plan: DeploymentPlan) =>
-  plan.started ?? plan.steps.some((s) => ["CLAIMED", "COMPLETED", "FAILED"].includes(s.state));
 const withStep = (plan: DeploymentPlan, index: number, state: string): DeploymentPlan => ({
   ...plan,
   steps: plan.steps.map((s) => (s.index === index ? { ...s, state } : s)),
@@ -135,6 +137,9 @@ export function emptyPlan(message: { deploymentId: string; releaseId?: string; e
   };
 }
 
+/** Statuses in which a claimed step sets the status by its kind (a rollback's steps do not). */
+const STEPPING: PlanStatus[] = ["SCHEDULED", "IN_PROGRESS", "VERIFYING"];
+
 const HANDLERS: Record<string, Handler<never>> = {
   "rdm.deployment.v1.DeploymentPlanned": ((plan, m: DeploymentPlanned, { at }) => ({
     ...plan,
@@ -142,6 +147,12 @@ const HANDLERS: Record<string, Handler<never>> = {
     environment: m.environment,
     status: m.requiredApprovals > 0 ? "AWAITING_APPROVAL" : "PLANNED",
     strategy: enumName(DeploymentStrategyKindSchema, m.strategy?.kind ?? 0),
+    artifacts: m.artifacts.map((a) => ({
+      artifactId: a.artifactId,
+      name: a.name,
+      version: a.version,
+      targetCiIds: [...a.targetCiIds],
+    })),
     window: windowOf(m.window),
     linkedChangeIds: [...m.linkedChangeIds],
     requiredApprovals: m.requiredApprovals,
@@ -165,12 +176,15 @@ const HANDLERS: Record<string, Handler<never>> = {
     environment: plan.environment || m.environment,
     strategy: plan.strategy || m.strategy,
     status: plan.status === "ROLLING_BACK" ? plan.status : "IN_PROGRESS",
-    started: true,
   })) satisfies Handler<DeploymentStarted>,
+  // As the deployment service: VERIFYING while a verification runs, IN_PROGRESS for other steps.
   "rdm.deployment.v1.DeploymentStepClaimed": ((plan, m: { stepIndex: number }) => ({
     ...withStep(plan, m.stepIndex, "CLAIMED"),
-    status: plan.status === "SCHEDULED" ? "IN_PROGRESS" : plan.status,
-    started: true,
+    status: STEPPING.includes(plan.status)
+      ? plan.steps.find((s) => s.index === m.stepIndex)?.kind === "VERIFY"
+        ? "VERIFYING"
+        : "IN_PROGRESS"
+      : plan.status,
   })) satisfies Handler<{ stepIndex: number }>,
   "rdm.deployment.v1.DeploymentStepReleased": ((plan, m: { stepIndex: number }) =>
     withStep(plan, m.stepIndex, "READY")) satisfies Handler<{ stepIndex: number }>,
@@ -196,17 +210,14 @@ const HANDLERS: Record<string, Handler<never>> = {
   })) satisfies Handler<DeploymentTargetProgressed>,
   "rdm.deployment.v1.DeploymentPaused": ((plan, m: DeploymentPaused) => ({
     ...plan,
-    status: "PAUSED",
+    paused: true,
     reason: m.reason,
   })) satisfies Handler<DeploymentPaused>,
-  // Paused before its first claim, a deployment resumes SCHEDULED, as the service has it.
-  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({
-    ...plan,
-    status: hasStarted(plan) ? "IN_PROGRESS" : "SCHEDULED",
-  })) satisfies Handler<unknown>,
+  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({ ...plan, paused: false })) satisfies Handler<unknown>,
   "rdm.deployment.v1.DeploymentRollbackStarted": ((plan, m: DeploymentRollbackStarted) => ({
     ...plan,
     status: "ROLLING_BACK",
+    paused: false,
     awaitingPromotion: false,
     reason: m.reason,
     rollback: { reason: m.reason, automatic: m.automatic, fast: m.fast },

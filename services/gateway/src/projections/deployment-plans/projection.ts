@@ -27,9 +27,10 @@ async function applyPlanEvent(event: ProjectedEvent<DeploymentPlanEvent>, tx: pg
   const plan = evolvePlan(current?.plan, m, event.occurredAt);
   await tx.query(
     `INSERT INTO deployment_plan_view AS p (deployment_id, release_id, environment, status, window_start, window_end,
-       plan, version, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+       plan, version, updated_at, first_event_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
      ON CONFLICT (deployment_id) DO UPDATE SET release_id = EXCLUDED.release_id, environment = EXCLUDED.environment,
+       first_event_at = LEAST(p.first_event_at, EXCLUDED.first_event_at),
        status = EXCLUDED.status, window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
        plan = EXCLUDED.plan, version = GREATEST(p.version, EXCLUDED.version), updated_at = EXCLUDED.updated_at
      WHERE EXCLUDED.version = 0 OR ${versionGuard("p.version", 8)}`,

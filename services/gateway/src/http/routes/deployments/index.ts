@@ -4,14 +4,17 @@ import type { RoutePlugin } from "../../route-plugin.js";
 import { arr, obj } from "../../schema-parts.js";
 import { deploymentStreamRoutes } from "./events.js";
 import {
-  type DeploymentRow,
   deploymentsOfRelease,
   type EnvironmentRow,
-  toDeployment,
+  LISTED_DEPLOYMENTS,
+  type ListedDeploymentRow,
+  toDeploymentDetail,
   toEnvironment,
+  toListedDeployment,
 } from "./queries.js";
 import {
   DEPLOYMENT_STATES,
+  deploymentDetailSchema,
   deploymentSchema,
   environmentName,
   environmentSchema,
@@ -28,7 +31,8 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
         tags: ["deployments"],
         summary: "Deployments, newest first, paged; filter by release, environment or state",
         description:
-          "Deployments that have started (their first step claimed) and their outcomes. One planned, awaiting approval, scheduled or cancelled before it started is not listed here: the deployment service's GetDeployment and ListDeployments, or the release overview, show it.",
+          "Every deployment from its plan on: e.g. state=AWAITING_APPROVAL lists those waiting for an approver, " +
+          "state=SCHEDULED those queued for their window; paused=true those on hold.",
         querystring: {
           type: "object",
           properties: {
@@ -37,6 +41,7 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
             releaseId: uuidSchema,
             environment: environmentName,
             state: { type: "string", enum: DEPLOYMENT_STATES },
+            paused: { type: "boolean" },
           },
           additionalProperties: false,
         },
@@ -47,29 +52,32 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
       },
     },
     async (request, reply) => {
-      const { pageSize, pageToken, releaseId, environment, state } = request.query;
+      const { pageSize, pageToken, releaseId, environment, state, paused } = request.query;
       // Release ids are stored in lower case; a client may send a UUID in either.
-      const { where, args } = equalityFilters({ release_id: releaseId?.toLowerCase(), environment, state });
+      const { where, args } = equalityFilters({
+        "p.release_id": releaseId?.toLowerCase(),
+        "p.environment": environment,
+        "p.status": state,
+        "COALESCE((p.plan->>'paused')::boolean, false)": paused,
+      });
       if (pageToken !== undefined) {
         const cursor = decodePageToken(pageToken, isIsoTimestamp, isDeploymentId);
         if (!cursor) return badRequest(reply, "pageToken is not valid");
         args.push(new Date(cursor[0]), cursor[1]);
-        where.push(`(first_event_at, deployment_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
+        where.push(`(p.first_event_at, p.deployment_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
       }
       args.push(pageSize + 1);
-      const { rows } = await pool.query<DeploymentRow>(
-        `SELECT * FROM deployment_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
-         ORDER BY first_event_at DESC, deployment_id DESC LIMIT $${args.length}`,
+      const { rows } = await pool.query<ListedDeploymentRow>(
+        `${LISTED_DEPLOYMENTS} ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+         ORDER BY p.first_event_at DESC, p.deployment_id DESC LIMIT $${args.length}`,
         args,
       );
       const page = rows.slice(0, pageSize);
       const last = page.at(-1);
       return {
-        deployments: page.map(toDeployment),
+        deployments: page.map(toListedDeployment),
         nextPageToken:
-          rows.length > pageSize && last
-            ? encodePageToken(last.first_event_at.toISOString(), last.deployment_id)
-            : null,
+          rows.length > pageSize && last ? encodePageToken(last.listed_at.toISOString(), last.plan.deploymentId) : null,
       };
     },
   );
@@ -81,20 +89,19 @@ const deploymentDetail: RoutePlugin = async (app, { pool }) => {
     {
       schema: {
         tags: ["deployments"],
-        summary: "One deployment: state, strategy, artifacts, times, failure and rollback",
-        description: "404 until the deployment has started (see GET /v1/deployments).",
+        summary: "One deployment: state, plan and steps, approvals, artifacts, times, failure and rollback",
         params: { type: "object", properties: { id: { type: "string", maxLength: 200 } }, required: ["id"] },
-        response: { 200: deploymentSchema, 404: problemSchema },
+        response: { 200: deploymentDetailSchema, 404: problemSchema },
       },
     },
     async (request, reply) => {
       // Deployment ids are UUIDs, stored as the service makes them: lowercase.
-      const { rows } = await pool.query<DeploymentRow>("SELECT * FROM deployment_view WHERE deployment_id = $1", [
+      const { rows } = await pool.query<ListedDeploymentRow>(`${LISTED_DEPLOYMENTS} WHERE p.deployment_id = $1`, [
         request.params.id.toLowerCase(),
       ]);
       const row = rows[0];
       if (!row) return notFound(reply, `deployment ${request.params.id} not found`);
-      return toDeployment(row);
+      return toDeploymentDetail(row);
     },
   );
 };

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { type DeploymentPlan, progressOf } from "../../../projections/deployment-plans/plan.js";
 import type { StreamEntry } from "../../sse.js";
 
 /** An artifact as the deployment view stores it (JSON); a type, so it fits the schema's open objects. */
@@ -39,13 +40,63 @@ export const toDeployment = (r: DeploymentRow) => ({
   updatedAt: r.updated_at,
 });
 
+/** A listed deployment: its plan, which every event of it moves, and its outcome columns (null before any). */
+export type ListedDeploymentRow = { [K in keyof DeploymentRow]: DeploymentRow[K] | null } & {
+  plan: DeploymentPlan;
+  listed_at: Date;
+  plan_updated_at: Date;
+};
+
+/**
+ * Every deployment from its first event on, planned or finished: the plan view has a row for each
+ * (it takes every event that names a deployment), the outcome view adds what the outcomes said.
+ */
+export const LISTED_DEPLOYMENTS = `SELECT d.*, p.plan, p.first_event_at AS listed_at, p.updated_at AS plan_updated_at
+  FROM deployment_plan_view p LEFT JOIN deployment_view d ON d.deployment_id = p.deployment_id`;
+
+export function toListedDeployment(r: ListedDeploymentRow) {
+  const { plan } = r;
+  const later = r.updated_at && r.updated_at > r.plan_updated_at ? r.updated_at : r.plan_updated_at;
+  return {
+    deploymentId: plan.deploymentId,
+    releaseId: plan.releaseId || r.release_id || "",
+    environment: plan.environment || r.environment || "",
+    state: plan.status,
+    paused: plan.paused ?? false,
+    awaitingPromotion: plan.awaitingPromotion ?? false,
+    strategy: plan.strategy || r.strategy || "",
+    window: plan.window,
+    linkedChangeIds: plan.linkedChangeIds,
+    approvals: { required: plan.requiredApprovals, granted: plan.approvals.length, group: plan.approvalGroup },
+    progress: progressOf(plan),
+    artifacts: r.artifacts ?? plan.artifacts ?? [],
+    restoredArtifacts: r.restored_artifacts,
+    reason: plan.reason,
+    failureReason: r.failure_reason ?? "",
+    failedTargetCiIds: r.failed_target_ci_ids ?? [],
+    rollbackReason: r.rollback_reason ?? "",
+    plannedAt: plan.plannedAt,
+    startedAt: r.started_at,
+    finishedAt: r.finished_at,
+    rolledBackAt: r.rolled_back_at,
+    updatedAt: later,
+  };
+}
+
+/** A listed deployment with its steps and rollback: the detail route and the release overview. */
+export const toDeploymentDetail = (r: ListedDeploymentRow) => ({
+  ...toListedDeployment(r),
+  steps: r.plan.steps,
+  rollback: r.plan.rollback,
+});
+
 /** The deployments of one release, newest first (the release overview shows them per environment). */
 export async function deploymentsOfRelease(pool: pg.Pool, releaseId: string) {
-  const { rows } = await pool.query<DeploymentRow>(
-    "SELECT * FROM deployment_view WHERE release_id = $1 ORDER BY first_event_at DESC, deployment_id DESC",
+  const { rows } = await pool.query<ListedDeploymentRow>(
+    `${LISTED_DEPLOYMENTS} WHERE p.release_id = $1 ORDER BY p.first_event_at DESC, p.deployment_id DESC`,
     [releaseId.toLowerCase()],
   );
-  return rows.map(toDeployment);
+  return rows.map(toListedDeployment);
 }
 
 export interface EnvironmentRow {

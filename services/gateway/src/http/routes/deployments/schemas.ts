@@ -4,7 +4,19 @@ import { afterSchema } from "../../sse.js";
 const obj = <const P extends Record<string, unknown>>(properties: P, example?: unknown) =>
   ({ type: "object", properties, ...(example ? { examples: [example] } : {}) }) as const;
 
-export const DEPLOYMENT_STATES = ["IN_PROGRESS", "SUCCEEDED", "FAILED", "ROLLED_BACK"] as const;
+/** The deployment service's states (DeploymentState), by name. */
+export const DEPLOYMENT_STATES = [
+  "PLANNED",
+  "AWAITING_APPROVAL",
+  "SCHEDULED",
+  "IN_PROGRESS",
+  "VERIFYING",
+  "SUCCEEDED",
+  "FAILED",
+  "ROLLING_BACK",
+  "ROLLED_BACK",
+  "CANCELLED",
+] as const;
 const OUTCOMES = ["SUCCEEDED", "FAILED", "ROLLED_BACK"] as const;
 export const environmentName = { type: "string", minLength: 1, maxLength: 100, examples: ["production"] } as const;
 
@@ -20,25 +32,76 @@ const deploymentExample = {
   releaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
   environment: "production",
   state: "ROLLED_BACK",
+  paused: false,
+  awaitingPromotion: false,
   strategy: "CANARY",
+  window: { start: "2026-12-01T09:00:00.000Z", end: "2026-12-01T11:00:00.000Z" },
+  linkedChangeIds: ["7c9e6679-7425-40de-944b-e07fc1f90ae7"],
+  approvals: { required: 1, granted: 1, group: "prod-approvers" },
+  progress: {
+    stepsTotal: 5,
+    stepsCompleted: 2,
+    stepsFailed: 1,
+    deployStepsTotal: 3,
+    deployStepsCompleted: 1,
+    currentStep: null,
+    targetsSucceeded: 1,
+    targetsFailed: 1,
+  },
   artifacts: [{ artifactId: "", name: "payments-api", version: "4.2.0", targetCiIds: ["host-17", "host-18"] }],
   restoredArtifacts: [{ artifactId: "", name: "payments-api", version: "4.1.3", targetCiIds: ["host-17", "host-18"] }],
+  reason: "automatic back-out after failed verification",
   failureReason: "error rate above 2% on the canary",
   failedTargetCiIds: ["host-17"],
   rollbackReason: "automatic back-out after failed verification",
+  plannedAt: "2026-12-01T08:30:00.000Z",
   startedAt: "2026-12-01T09:00:00.000Z",
   finishedAt: "2026-12-01T09:12:30.000Z",
   rolledBackAt: "2026-12-01T09:14:02.000Z",
   updatedAt: "2026-12-01T09:14:02.000Z",
 };
 
+const int = { type: "integer" } as const;
+
 export const deploymentSchema = obj(
   {
     deploymentId: str,
     releaseId: str,
     environment: str,
-    state: { type: "string", enum: DEPLOYMENT_STATES, description: "from its newest event in environment order" },
-    strategy: { ...str, description: "ALL_AT_ONCE, ROLLING, CANARY, BLUE_GREEN or PILOT; empty when never started" },
+    state: {
+      type: "string",
+      enum: DEPLOYMENT_STATES,
+      description: "as the deployment service has it (DeploymentState): VERIFYING while a verification step runs",
+    },
+    paused: { type: "boolean", description: "held by PauseDeployment until ResumeDeployment; the state stays" },
+    awaitingPromotion: {
+      type: "boolean",
+      description: "a completed stage waits for PromoteDeployment before the next step is queued",
+    },
+    strategy: { ...str, description: "ALL_AT_ONCE, ROLLING, CANARY, BLUE_GREEN or PILOT" },
+    window: {
+      type: ["object", "null"],
+      description: "the planned window (null: none)",
+      properties: { start: nullableDate, end: nullableDate },
+    },
+    linkedChangeIds: arr(str),
+    approvals: {
+      ...obj({ required: int, granted: int, group: str }),
+      description: "what the environment's protection policy requires, and the approvals granted",
+    },
+    progress: {
+      description: "how far the strategy got",
+      ...obj({
+        stepsTotal: int,
+        stepsCompleted: int,
+        stepsFailed: int,
+        deployStepsTotal: int,
+        deployStepsCompleted: int,
+        currentStep: { type: ["object", "null"], properties: { index: int, kind: str, label: str } },
+        targetsSucceeded: int,
+        targetsFailed: int,
+      }),
+    },
     artifacts: {
       ...arr(artifactSchema),
       description: "what the deployment deployed (or, before its outcome, planned)",
@@ -48,15 +111,36 @@ export const deploymentSchema = obj(
       items: artifactSchema,
       description: "after a rollback: the whole baseline the environment was restored to",
     },
+    reason: { ...str, description: "why it was last paused, cancelled, failed or rolled back" },
     failureReason: str,
     failedTargetCiIds: arr(str),
     rollbackReason: str,
+    plannedAt: nullableDate,
     startedAt: nullableDate,
     finishedAt: { ...nullableDate, description: "when it succeeded or failed" },
     rolledBackAt: nullableDate,
     updatedAt: date,
   },
   deploymentExample,
+);
+
+const stepSchema = obj({ index: int, kind: str, label: str, targetCiIds: arr(str), state: str });
+
+/** One deployment with its steps and rollback: the detail route and the release overview. */
+export const deploymentDetailSchema = obj(
+  {
+    ...deploymentSchema.properties,
+    steps: { ...arr(stepSchema), description: "the strategy expanded into steps, with each one's state" },
+    rollback: {
+      type: ["object", "null"],
+      properties: { reason: str, automatic: { type: "boolean" }, fast: { type: "boolean" } },
+    },
+  },
+  {
+    ...deploymentExample,
+    steps: [{ index: 0, kind: "DEPLOY", label: "canary 10%", targetCiIds: ["host-17"], state: "COMPLETED" }],
+    rollback: { reason: "automatic back-out after failed verification", automatic: true, fast: false },
+  },
 );
 
 export const inventoryEntrySchema = obj(

@@ -1,6 +1,5 @@
 import type pg from "pg";
-import { type DeploymentPlan, progressOf } from "../../../projections/deployment-plans/plan.js";
-import { type DeploymentRow, toDeployment } from "../deployments/queries.js";
+import { LISTED_DEPLOYMENTS, type ListedDeploymentRow, toDeploymentDetail } from "../deployments/queries.js";
 
 interface LinkedChangeRow {
   change_request_id: string;
@@ -68,21 +67,15 @@ export async function packageVerification(
   });
 }
 
-/**
- * The release's deployments grouped by environment, newest first in each: the outcome the
- * deployment events gave (deployment_view) with the plan and strategy progress (deployment_plan_view).
- */
+/** The release's deployments grouped by environment, newest first in each, with their plans and steps. */
 export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string) {
-  const { rows } = await pool.query<{ outcome: DeploymentRow | null; plan: DeploymentPlan | null; at: Date }>(
-    `SELECT to_jsonb(d) AS outcome, p.plan, COALESCE(d.first_event_at, p.updated_at) AS at
-     FROM deployment_plan_view p FULL JOIN deployment_view d ON d.deployment_id = p.deployment_id
-     WHERE COALESCE(d.release_id, p.release_id) = $1
-     ORDER BY at DESC, COALESCE(d.deployment_id, p.deployment_id) DESC`,
+  const { rows } = await pool.query<ListedDeploymentRow>(
+    `${LISTED_DEPLOYMENTS} WHERE p.release_id = $1 ORDER BY p.first_event_at DESC, p.deployment_id DESC`,
     [releaseId],
   );
-  const environments = new Map<string, ReturnType<typeof toOverviewDeployment>[]>();
+  const environments = new Map<string, ReturnType<typeof toDeploymentDetail>[]>();
   for (const row of rows) {
-    const deployment = toOverviewDeployment(row.outcome, row.plan);
+    const deployment = toDeploymentDetail(row);
     environments.set(deployment.environment, [...(environments.get(deployment.environment) ?? []), deployment]);
   }
   return [...environments].map(([environment, deployments]) => ({
@@ -90,29 +83,4 @@ export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string)
     current: deployments[0] ?? null,
     deployments,
   }));
-}
-
-const dateOf = (value: unknown) => (value ? new Date(value as string) : null);
-
-function toOverviewDeployment(outcome: DeploymentRow | null, plan: DeploymentPlan | null) {
-  const d = outcome ? toDeployment(outcome) : undefined;
-  return {
-    deploymentId: d?.deploymentId ?? plan?.deploymentId ?? "",
-    environment: d?.environment || plan?.environment || "",
-    // The plan follows every event of the deployment; the outcome view only the outcomes.
-    state: plan?.status ?? d?.state ?? "PLANNED",
-    strategy: plan?.strategy || d?.strategy || "",
-    window: plan?.window ?? null,
-    linkedChangeIds: plan?.linkedChangeIds ?? [],
-    approvals: { required: plan?.requiredApprovals ?? 0, granted: plan?.approvals.length ?? 0 },
-    awaitingPromotion: plan?.awaitingPromotion ?? false,
-    progress: plan ? progressOf(plan) : null,
-    steps: plan?.steps ?? [],
-    artifacts: d?.artifacts ?? [],
-    failureReason: d?.failureReason || plan?.reason || "",
-    rollback: plan?.rollback ?? null,
-    startedAt: dateOf(outcome?.started_at),
-    finishedAt: dateOf(outcome?.finished_at),
-    rolledBackAt: dateOf(outcome?.rolled_back_at),
-  };
 }

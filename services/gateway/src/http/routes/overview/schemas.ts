@@ -1,4 +1,5 @@
 import { arr, date, nullableDate, obj, str } from "../../schema-parts.js";
+import { deploymentDetailSchema } from "../deployments/schemas.js";
 import { releaseSchema } from "../releases/schemas.js";
 
 const int = { type: "integer" } as const;
@@ -7,50 +8,6 @@ const windowSchema = {
   properties: { start: nullableDate, end: nullableDate },
 } as const;
 const r = releaseSchema.properties;
-
-const stepSchema = obj({ index: int, kind: str, label: str, targetCiIds: arr(str), state: str });
-
-export const overviewDeploymentSchema = obj({
-  deploymentId: str,
-  environment: str,
-  state: {
-    ...str,
-    description:
-      "PLANNED, AWAITING_APPROVAL, SCHEDULED, IN_PROGRESS, PAUSED, ROLLING_BACK, SUCCEEDED, FAILED, ROLLED_BACK or CANCELLED",
-  },
-  strategy: str,
-  window: windowSchema,
-  linkedChangeIds: arr(str),
-  approvals: obj({ required: int, granted: int }),
-  awaitingPromotion: {
-    type: "boolean",
-    description: "a completed stage waits for PromoteDeployment before the next step is queued",
-  },
-  progress: {
-    type: ["object", "null"],
-    description: "how far the strategy got (null: the deployment service published no plan)",
-    properties: {
-      stepsTotal: int,
-      stepsCompleted: int,
-      stepsFailed: int,
-      deployStepsTotal: int,
-      deployStepsCompleted: int,
-      currentStep: { type: ["object", "null"], properties: { index: int, kind: str, label: str } },
-      targetsSucceeded: int,
-      targetsFailed: int,
-    },
-  },
-  steps: arr(stepSchema),
-  artifacts: arr(obj({ artifactId: str, name: str, version: str, targetCiIds: arr(str) })),
-  failureReason: str,
-  rollback: {
-    type: ["object", "null"],
-    properties: { reason: str, automatic: { type: "boolean" }, fast: { type: "boolean" } },
-  },
-  startedAt: nullableDate,
-  finishedAt: nullableDate,
-  rolledBackAt: nullableDate,
-});
 
 const overviewExample = {
   releaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
@@ -145,8 +102,8 @@ export const overviewSchema = {
     environments: arr(
       obj({
         environment: str,
-        current: { ...overviewDeploymentSchema, type: ["object", "null"], description: "the newest deployment" },
-        deployments: arr(overviewDeploymentSchema),
+        current: { ...deploymentDetailSchema, type: ["object", "null"], description: "the newest deployment" },
+        deployments: arr(deploymentDetailSchema),
       }),
     ),
     deadlines: obj({
