@@ -45,7 +45,12 @@ import {
   WAIT,
 } from "./release-to-production.steps.js";
 import { type Published, type RunningSystem, startSystem } from "./release-to-production.system.js";
-import { expectAuditOfEverything, expectOverview, viewsNow } from "./release-to-production.views.js";
+import {
+  expectAuditOfEverything,
+  expectEnvironments,
+  expectOverview,
+  viewsNow,
+} from "./release-to-production.views.js";
 
 let system: RunningSystem;
 let actors: Actors;
@@ -250,6 +255,7 @@ async function viewsAfterSecond({ testHost, prodA, prodB }: Landscape, first: Ma
 
 test("a release from the DML to production and closed; the next one fails verification and is backed out", async () => {
   const landscape = await cmdbAndEnvironments();
+  await expectEnvironments(system, actors);
   const first = await firstReleaseClosed(landscape);
   await viewsAfterFirst(landscape, first);
   const second = await secondReleaseBackedOut(landscape);

@@ -103,6 +103,34 @@ export async function expectOverview(system: RunningSystem, actors: Actors, rele
       );
       expect(shown.deployments).toHaveLength(inEnvironment.length);
     }
+    const listed = await viewOf(system, `/v1/deployments?releaseId=${releaseId}&pageSize=200`);
+    expect(
+      listed.deployments.map((d: { deploymentId: string; state: string }) => [d.deploymentId, d.state]).sort(),
+    ).toEqual(said.deployments.map((d) => [d.deploymentId, DeploymentState[d.state]]).sort());
+  });
+}
+
+/** The gateway's environments equal the deployment service's definitions, in promotion order. */
+export async function expectEnvironments(system: RunningSystem, { dana }: Actors) {
+  return eventually("the environments", async () => {
+    const { environments } = await dana.deployment.listEnvironments({});
+    const promotedFrom = new Set(environments.map((e) => e.promotesFrom));
+    const view = await viewOf(system, "/v1/environments");
+    expect(view.environments).toMatchObject(
+      [...environments]
+        .sort((a, b) => a.promotionRank - b.promotionRank || a.name.localeCompare(b.name))
+        .map((e) => ({
+          environment: e.name,
+          definition: {
+            promotionRank: e.promotionRank,
+            promotesFrom: e.promotesFrom,
+            production: e.production ?? !promotedFrom.has(e.name),
+            frozen: e.frozen,
+            protection: { approvalGroup: e.protection?.approvalGroup ?? "", quorum: e.protection?.quorum ?? 0 },
+            targetGroups: e.targetGroups.map((g) => ({ name: g.name, ciIds: g.ciIds })),
+          },
+        })),
+    );
   });
 }
 
@@ -149,6 +177,8 @@ export async function viewsNow(system: RunningSystem, releaseIds: string[], rang
     overviews: await Promise.all(releaseIds.map((id) => viewOf(system, `/v1/releases/${id}/overview`))),
     calendar: await viewOf(system, `/v1/calendar?${range}`),
     inventory: await viewOf(system, "/v1/inventory"),
+    environments: await viewOf(system, "/v1/environments"),
+    deployments: await viewOf(system, "/v1/deployments?pageSize=200"),
     kpis: await Promise.all(
       ["production", "test"].map((environment) =>
         viewOf(system, `/v1/kpis?environment=${environment}&period=month&at=${new Date().toISOString()}`),

@@ -6,7 +6,6 @@ import type { AddressInfo } from "node:net";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
-import { runMigrations } from "@rdm/eventstore";
 import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import {
@@ -16,6 +15,8 @@ import {
   DeploymentScheduledSchema,
   DeploymentStepClaimedSchema,
   DeploymentStepCompletedSchema,
+  EnvironmentChangedSchema,
+  EnvironmentRegisteredSchema,
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -24,13 +25,12 @@ import { createTestDatabase, PublishedStreams, type TestDatabase, uniqueId } fro
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
-import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
-import { deploymentPlanMigrations } from "../src/projections/deployment-plans/migrations.js";
 import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
 import { deploymentPlanProjection } from "../src/projections/deployment-plans/projection.js";
-import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
 import { deploymentProjection } from "../src/projections/deployments/projection.js";
+import { environmentDefinitionProjection } from "../src/projections/environments/projection.js";
 import { projectionHandler } from "../src/projections/projection.js";
+import { migrateGateway } from "../src/service.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -42,9 +42,7 @@ let bearer: string;
 beforeAll(async () => {
   db = await createTestDatabase("gateway_deployment_routes");
   pool = await openDatabase(db.url);
-  await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.deployment-plans", migrations: deploymentPlanMigrations });
+  await migrateGateway(pool, createLogger("gateway", "warn"));
   app = await buildGatewayApp({
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
@@ -203,6 +201,70 @@ test("every deployment is listed from its plan on: those awaiting approval, sche
     plannedAt: "2026-12-02T09:01:00.000Z",
   });
   expect((await get(`/v1/deployments/${scheduled}`)).body).toMatchObject({ reason: "incident elsewhere" });
+});
+
+test("environments are listed in promotion order with their definitions, before any deployment too", async () => {
+  const streams = new PublishedStreams("deployer");
+  const handle = projectionHandler([environmentDefinitionProjection], "");
+  const [test, staging, production] = [uniqueId("test"), uniqueId("staging"), uniqueId("production")] as const;
+  const project = async (event: ReturnType<PublishedStreams["event"]>) => {
+    const tx = await pool.connect();
+    try {
+      await tx.query("BEGIN");
+      await handle(event, tx, { topic: DEPLOYMENT_EVENTS_TOPIC });
+      await tx.query("COMMIT");
+    } finally {
+      tx.release();
+    }
+  };
+  const environment = (name: string, promotionRank: number, promotesFrom: string) => ({
+    name,
+    promotionRank,
+    promotesFrom,
+    targetGroups: [{ name: "rest", ciIds: [`${name}-host-1`] }],
+    protection: { approvalGroup: promotionRank === 3 ? "prod-approvers" : "", quorum: promotionRank === 3 ? 2 : 0 },
+    executorLabels: [],
+  });
+  // Registered out of order; production's flag unset: it is production as no environment promotes from it.
+  for (const [name, rank, from] of [
+    [production, 3, staging],
+    [test, 1, ""],
+    [staging, 2, test],
+  ] as const)
+    await project(
+      streams.event("rdm/deployment", EnvironmentRegisteredSchema, name, {
+        environment: environment(name, rank, from),
+      }),
+    );
+  await project(
+    streams.event("rdm/deployment", EnvironmentChangedSchema, staging, {
+      environment: { ...environment(staging, 2, test), frozen: true, freezeReason: "quarter end", production: false },
+      reason: "freeze",
+    }),
+  );
+  const ours = new Set([test, staging, production]);
+  const { body } = await get("/v1/environments");
+  const listed = (body.environments as { environment: string }[]).filter((e) => ours.has(e.environment));
+  expect(listed).toMatchObject([
+    {
+      environment: test,
+      definition: { promotionRank: 1, promotesFrom: "", production: false, frozen: false },
+      health: null,
+    },
+    { environment: staging, definition: { production: false, frozen: true, freezeReason: "quarter end" }, entries: 0 },
+    {
+      environment: production,
+      definition: {
+        promotesFrom: staging,
+        production: true,
+        protection: { approvalGroup: "prod-approvers", quorum: 2 },
+        targetGroups: [{ name: "rest", ciIds: [`${production}-host-1`] }],
+      },
+      lastOutcome: null,
+    },
+  ]);
+  const inventory = await get(`/v1/environments/${production}/inventory`);
+  expect(inventory).toMatchObject({ status: 200, body: { environment: production, entries: [], health: null } });
 });
 
 test("the OpenAPI document describes the deployment routes with examples", async () => {

@@ -7,7 +7,6 @@ import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:h
 import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
-import { runMigrations } from "@rdm/eventstore";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -17,15 +16,10 @@ import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
-import { auditMigrations } from "../src/projections/audit/migrations.js";
-import { changeProjectionMigrations } from "../src/projections/changes/migrations.js";
-import { configurationProjectionMigrations } from "../src/projections/configuration/migrations.js";
-import { deploymentPlanMigrations } from "../src/projections/deployment-plans/migrations.js";
 import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
-import { deploymentProjectionMigrations } from "../src/projections/deployments/migrations.js";
 import { projectionHandler } from "../src/projections/projection.js";
-import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
 import { RELEASE_HISTORY_CHANNEL, releaseProjection } from "../src/projections/releases/projection.js";
+import { migrateGateway } from "../src/service.js";
 
 const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
@@ -37,12 +31,7 @@ let bearer: string;
 beforeAll(async () => {
   db = await createTestDatabase("gateway_http");
   pool = await openDatabase(db.url);
-  await runMigrations(pool, { component: "gateway.releases", migrations: releaseProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.configuration", migrations: configurationProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.changes", migrations: changeProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.deployments", migrations: deploymentProjectionMigrations });
-  await runMigrations(pool, { component: "gateway.deployment-plans", migrations: deploymentPlanMigrations });
-  await runMigrations(pool, { component: "gateway.audit", migrations: auditMigrations });
+  await migrateGateway(pool, createLogger("gateway", "warn"));
   app = await buildGatewayApp({
     pool,
     verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),

@@ -3,6 +3,7 @@ import { changeProjection } from "./changes/projection.js";
 import { configurationProjection } from "./configuration/projection.js";
 import { deploymentPlanProjection } from "./deployment-plans/projection.js";
 import { deploymentProjection } from "./deployments/projection.js";
+import { environmentDefinitionProjection } from "./environments/projection.js";
 import type { Projection } from "./projection.js";
 import { releaseProjection } from "./releases/projection.js";
 
@@ -16,5 +17,6 @@ export const projections: readonly Projection[] = [
   configurationProjection,
   deploymentProjection,
   deploymentPlanProjection,
+  environmentDefinitionProjection,
   ...auditProjections,
 ] as Projection[];

@@ -5,11 +5,12 @@ import { arr, obj } from "../../schema-parts.js";
 import { deploymentStreamRoutes } from "./events.js";
 import {
   deploymentsOfRelease,
-  type EnvironmentRow,
+  KNOWN_ENVIRONMENTS,
+  type KnownEnvironmentRow,
   LISTED_DEPLOYMENTS,
   type ListedDeploymentRow,
   toDeploymentDetail,
-  toEnvironment,
+  toKnownEnvironment,
   toListedDeployment,
 } from "./queries.js";
 import {
@@ -17,8 +18,8 @@ import {
   deploymentDetailSchema,
   deploymentSchema,
   environmentName,
-  environmentSchema,
   inventoryEntrySchema,
+  knownEnvironmentSchema,
 } from "./schemas.js";
 
 const isDeploymentId = (id: string) => id.length > 0 && id.length <= 200;
@@ -127,23 +128,28 @@ const environmentList: RoutePlugin = async (app, { pool }) => {
     {
       schema: {
         tags: ["deployments"],
-        summary: "Environments that had a deployment outcome: health, newest outcome, number of inventory entries",
+        summary:
+          "Environments in promotion order: each one's definition (production, protection, freeze, targets), " +
+          "health from its newest outcome, number of inventory entries",
+        description:
+          "Every environment the deployment service defined, and any other that had a deployment outcome " +
+          "(definition null).",
         response: {
           200: obj({
             environments: arr({
-              ...environmentSchema,
-              properties: { ...environmentSchema.properties, entries: { type: "integer" } },
+              ...knownEnvironmentSchema,
+              properties: { ...knownEnvironmentSchema.properties, entries: { type: "integer" } },
             }),
           }),
         },
       },
     },
     async () => {
-      const { rows } = await pool.query<EnvironmentRow & { entries: string }>(
-        `SELECT v.*, (SELECT count(*) FROM environment_inventory_view i WHERE i.environment = v.environment) AS entries
-         FROM environment_view v ORDER BY environment`,
+      const { rows } = await pool.query<KnownEnvironmentRow & { entries: string }>(
+        `SELECT k.*, (SELECT count(*) FROM environment_inventory_view i WHERE i.environment = k.name) AS entries
+         FROM (${KNOWN_ENVIRONMENTS}) k ORDER BY k.promotion_rank NULLS LAST, k.name`,
       );
-      return { environments: rows.map((r) => ({ ...toEnvironment(r), entries: Number(r.entries) })) };
+      return { environments: rows.map((r) => ({ ...toKnownEnvironment(r), entries: Number(r.entries) })) };
     },
   );
 };
@@ -169,17 +175,18 @@ const environmentInventory: RoutePlugin = async (app, { pool }) => {
           additionalProperties: false,
         },
         response: {
-          200: obj({ ...environmentSchema.properties, entries: arr(inventoryEntrySchema) }),
+          200: obj({ ...knownEnvironmentSchema.properties, entries: arr(inventoryEntrySchema) }),
           404: problemSchema,
         },
       },
     },
     async (request, reply) => {
       const { environment } = request.params;
-      const { rows } = await pool.query<EnvironmentRow>("SELECT * FROM environment_view WHERE environment = $1", [
-        environment,
-      ]);
-      if (!rows[0]) return notFound(reply, `no deployment outcome for environment ${environment}`);
+      const { rows } = await pool.query<KnownEnvironmentRow>(
+        `${KNOWN_ENVIRONMENTS} WHERE COALESCE(d.environment, v.environment) = $1`,
+        [environment],
+      );
+      if (!rows[0]) return notFound(reply, `environment ${environment} is neither defined nor deployed to`);
       const { where, args } = equalityFilters({
         "i.environment": environment,
         "i.target_ci_id": request.query.targetCiId,
@@ -192,7 +199,7 @@ const environmentInventory: RoutePlugin = async (app, { pool }) => {
         args,
       );
       return {
-        ...toEnvironment(rows[0]),
+        ...toKnownEnvironment(rows[0]),
         entries: entries.rows.map((e) => ({
           targetCiId: e.target_ci_id,
           targetName: e.target_name,

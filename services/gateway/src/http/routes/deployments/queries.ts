@@ -1,5 +1,6 @@
 import type pg from "pg";
 import { type DeploymentPlan, progressOf } from "../../../projections/deployment-plans/plan.js";
+import type { EnvironmentDefinition } from "../../../projections/environments/projection.js";
 import type { StreamEntry } from "../../sse.js";
 
 /** An artifact as the deployment view stores it (JSON); a type, so it fits the schema's open objects. */
@@ -116,6 +117,35 @@ export const toEnvironment = (r: EnvironmentRow) => ({
   lastReleaseId: r.last_release_id,
   lastOutcome: r.last_outcome,
   lastEnvironmentSequence: Number(r.last_environment_sequence),
+  updatedAt: r.updated_at,
+});
+
+/** An environment defined by the deployment service, or with a deployment outcome, or both. */
+export type KnownEnvironmentRow = { [K in keyof EnvironmentRow]: EnvironmentRow[K] | null } & {
+  name: string;
+  definition: EnvironmentDefinition | null;
+  promotion_rank: number | null;
+  production: boolean | null;
+};
+
+/**
+ * Every environment the gateway knows, in promotion order. Production as the deployment service
+ * decides it: the definition's flag, else whether no defined environment promotes from it.
+ */
+export const KNOWN_ENVIRONMENTS = `SELECT v.*, COALESCE(d.environment, v.environment) AS name, d.definition, d.promotion_rank,
+    COALESCE((d.definition->>'production')::boolean,
+      NOT EXISTS (SELECT 1 FROM environment_definition_view o WHERE o.definition->>'promotesFrom' = d.environment))
+      AS production
+  FROM environment_definition_view d FULL JOIN environment_view v ON v.environment = d.environment`;
+
+export const toKnownEnvironment = (r: KnownEnvironmentRow) => ({
+  environment: r.name,
+  definition: r.definition && { ...r.definition, production: r.production ?? false },
+  health: r.health,
+  lastDeploymentId: r.last_deployment_id,
+  lastReleaseId: r.last_release_id,
+  lastOutcome: r.last_outcome,
+  lastEnvironmentSequence: r.last_environment_sequence === null ? null : Number(r.last_environment_sequence),
   updatedAt: r.updated_at,
 });
 

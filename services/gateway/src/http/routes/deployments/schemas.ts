@@ -189,6 +189,70 @@ export const environmentSchema = obj(
   },
 );
 
+const definitionSchema = {
+  type: ["object", "null"],
+  description: "as the deployment service defines it (null: no definition reached the gateway)",
+  properties: {
+    promotionRank: { type: "integer", description: "position in the promotion order, for listing" },
+    promotesFrom: { ...str, description: "the environment a package must have succeeded in first (empty: none)" },
+    production: {
+      type: "boolean",
+      description: "as its definition says; when unset there, whether no environment promotes from this one",
+    },
+    frozen: { type: "boolean", description: "deployments are refused until thawed (an emergency may override)" },
+    freezeReason: str,
+    protection: {
+      ...obj({ approvalGroup: str, quorum: { type: "integer" } }),
+      description: "approvals a deployment needs before it starts (quorum 0: none)",
+    },
+    targetGroups: arr(obj({ name: str, ciIds: arr(str) })),
+    executorLabels: { ...arr(str), description: "labels an executor must carry to claim its steps" },
+    liveColour: { ...str, description: "BLUE_GREEN: the colour serving traffic (empty before the first switch)" },
+  },
+} as const;
+
+const nullable = <const T extends string>(values: readonly T[]) => ({
+  type: ["string", "null"],
+  enum: [...values, null],
+});
+
+/** An environment the gateway knows: its definition, its health from the newest outcome, or both. */
+export const knownEnvironmentSchema = obj(
+  {
+    environment: str,
+    definition: definitionSchema,
+    health: {
+      ...nullable(["HEALTHY", "DEGRADED"]),
+      description: "DEGRADED: the newest outcome is a failure; null: none yet",
+    },
+    lastDeploymentId: { type: ["string", "null"] },
+    lastReleaseId: { type: ["string", "null"] },
+    lastOutcome: nullable(OUTCOMES),
+    lastEnvironmentSequence: { type: ["integer", "null"], description: "0 when the outcome carried no sequence" },
+    updatedAt: { ...nullableDate, description: "when its newest outcome happened" },
+  },
+  {
+    environment: "production",
+    definition: {
+      promotionRank: 4,
+      promotesFrom: "staging",
+      production: true,
+      frozen: false,
+      freezeReason: "",
+      protection: { approvalGroup: "prod-approvers", quorum: 2 },
+      targetGroups: [{ name: "rest", ciIds: ["host-17", "host-18"] }],
+      executorLabels: ["prod"],
+      liveColour: "",
+    },
+    health: "HEALTHY",
+    lastDeploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
+    lastReleaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+    lastOutcome: "ROLLED_BACK",
+    lastEnvironmentSequence: 42,
+    updatedAt: "2026-12-01T09:14:02.000Z",
+  },
+);
+
 export const deploymentEventsQuery = {
   type: "object",
   properties: { releaseId: { type: "string", maxLength: 200 }, environment: environmentName, after: afterSchema },
