@@ -1,3 +1,5 @@
+import { createHash } from "node:crypto";
+
 /** Keyset page tokens, the same for every list API (gRPC and HTTP). */
 
 export const UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
@@ -30,25 +32,67 @@ export function rowsFitting(sizes: readonly number[]): number {
   return sizes.length;
 }
 
-/** A page token: the sort key and id of the last row of the previous page, base64url JSON. */
-export const encodePageToken = (sortKey: string, id: string) =>
-  Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");
+/** Bytes of digest in a scope: ListChanges' tokens (a timestamp and a uuid) must stay within 100 characters. */
+const SCOPE_BYTES = 6;
 
 /**
- * The [sortKey, id] a token holds, or undefined when it is not one of ours or its parts fail
- * the checks (the query casts them, so a forged token must not reach it).
+ * What ties a page token to the request that made it (AIP-158): a digest of the list's name and
+ * the request's other fields, all but pageSize and pageToken (the page size may change between
+ * pages), in base64url. Keys are sorted and lists are sets, so the same request gives the same
+ * scope however it is written; an absent field is one left out. A protobuf request has every
+ * field (its defaults too); an HTTP list passes its filters as it reads them (a case-folded id,
+ * parsed lists).
+ */
+export function pageTokenScope(list: string, request: object): string {
+  const { pageSize: _size, pageToken: _token, ...filters } = request as Record<string, unknown>;
+  return createHash("sha256")
+    .update(`${list}\n${JSON.stringify(filters, canonical)}`)
+    .digest()
+    .subarray(0, SCOPE_BYTES)
+    .toString("base64url");
+}
+
+/** JSON.stringify's replacer for scopes: keys sorted, lists as sets, protobuf-es' own `$` fields left out. */
+function canonical(key: string, value: unknown): unknown {
+  if (key.startsWith("$")) return undefined;
+  if (typeof value === "bigint") return String(value);
+  if (Array.isArray(value)) return [...new Set(value.map((item) => JSON.stringify(item, canonical)))].sort();
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+  return value;
+}
+
+/**
+ * A page token: the scope's bytes, then the sort key and id of the last row of the previous page
+ * as JSON, in base64url.
+ */
+export const encodePageToken = (scope: string, sortKey: string, id: string) =>
+  Buffer.concat([Buffer.from(scope, "base64url"), Buffer.from(JSON.stringify([sortKey, id]))]).toString("base64url");
+
+/** Why a page token is refused: the words that follow the field's name in the error. */
+export type PageTokenFault = "is not valid" | "does not belong to this list and filters";
+
+/**
+ * The [sortKey, id] a token holds, or why it is refused: it is not one of ours (tokens of before
+ * scopes are not either), another list or other filters made it (its rows would be the wrong
+ * ones), or its parts fail the checks (the query casts them, so a forged token must not reach it).
  */
 export function decodePageToken(
   token: string,
+  scope: string,
   isSortKey: (key: string) => boolean,
   isId: (id: string) => boolean,
-): [string, string] | undefined {
+): [string, string] | PageTokenFault {
+  const bytes = Buffer.from(token, "base64url");
+  let value: unknown;
   try {
-    const value = JSON.parse(Buffer.from(token, "base64url").toString("utf8"));
-    if (!Array.isArray(value) || value.length !== 2 || !value.every((v) => typeof v === "string")) return undefined;
-    const [key, id] = value as [string, string];
-    return isSortKey(key) && isId(id) ? [key, id] : undefined;
+    value = JSON.parse(bytes.subarray(SCOPE_BYTES).toString("utf8"));
   } catch {
-    return undefined;
+    return "is not valid";
   }
+  if (!Array.isArray(value) || value.length !== 2 || !value.every((v) => typeof v === "string")) return "is not valid";
+  if (bytes.subarray(0, SCOPE_BYTES).toString("base64url") !== scope) return "does not belong to this list and filters";
+  const [key, id] = value as [string, string];
+  return isSortKey(key) && isId(id) ? [key, id] : "is not valid";
 }

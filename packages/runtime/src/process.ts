@@ -9,6 +9,8 @@ export {
   encodePageToken,
   isIsoTimestamp,
   isUuid,
+  type PageTokenFault,
+  pageTokenScope,
   rowsFitting,
   UUID_PATTERN,
 } from "./page-token.js";

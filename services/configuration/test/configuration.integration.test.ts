@@ -21,13 +21,15 @@ import {
   ConfigurationService,
   ConsistencyProblemKind,
   ImpactPathDetail,
+  ListArtifactsRequestSchema,
+  ListConfigurationItemsRequestSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import {
   DeploymentFailedSchema,
   DeploymentRolledBackSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import type { RunningService } from "@rdm/runtime";
+import { encodePageToken, pageTokenScope, type RunningService } from "@rdm/runtime";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import { startConfigurationService } from "../src/index.js";
@@ -658,7 +660,12 @@ test("CMDB search and paging fold case as PostgreSQL does (dotted capital I, fin
 });
 
 test("forged page tokens are INVALID_ARGUMENT; the service's own still page", async () => {
-  const token = (cursor: unknown) => Buffer.from(JSON.stringify(cursor)).toString("base64url");
+  // Forged with the scope of an unfiltered list, so the parts themselves are what is checked.
+  const scopes = {
+    artifacts: pageTokenScope("configuration.ListArtifacts", create(ListArtifactsRequestSchema)),
+    items: pageTokenScope("configuration.ListConfigurationItems", create(ListConfigurationItemsRequestSchema)),
+  };
+  const token = ([sortKey, id]: [string, string], scope = scopes.artifacts) => encodePageToken(scope, sortKey, id);
   const name = uniqueId("paged-lib");
   await registerArtifact(name, "1.0.0", Buffer.from("one"));
   await registerArtifact(name, "1.1.0", Buffer.from("two"));
@@ -673,7 +680,7 @@ test("forged page tokens are INVALID_ARGUMENT; the service's own still page", as
   }
   const nul = token(["2024-01-15T10:00:00.000Z", "artifact-\u0000"]);
   expect((await failure(client.listArtifacts({ pageToken: nul }))).code).toBe(status.INVALID_ARGUMENT);
-  const nulName = token(["a\u0000", "ci-1"]);
+  const nulName = token(["a\u0000", "ci-1"], scopes.items);
   expect((await failure(client.listConfigurationItems({ pageToken: nulName }))).code).toBe(status.INVALID_ARGUMENT);
   // A NUL anywhere else is refused at the API, naming the field and the character.
   const nulCalls = [

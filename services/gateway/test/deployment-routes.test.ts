@@ -20,7 +20,7 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { openDatabase } from "@rdm/runtime";
+import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
 import { createTestDatabase, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
@@ -68,7 +68,9 @@ async function get(path: string) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-const pageToken = (sortKey: string, id: string) => Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");
+/** A /v1/deployments page token (unfiltered), with whatever sort key and id a client may forge. */
+const pageToken = (sortKey: string, id: string) =>
+  encodePageToken(pageTokenScope("gateway.GET /v1/deployments", {}), sortKey, id);
 
 test.each([
   ["NUL in a deployment id", "/v1/deployments/dep%00one"],

@@ -11,7 +11,7 @@ import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { openDatabase } from "@rdm/runtime";
+import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
@@ -59,8 +59,9 @@ async function get(path: string, headers: Record<string, string> = {}) {
   return { status: response.status, contentType, body: json ? await response.json() : undefined };
 }
 
-/** A page token as the gateway writes them, with whatever sort key and id a client may forge. */
-const pageToken = (sortKey: string, id: string) => Buffer.from(JSON.stringify([sortKey, id])).toString("base64url");
+/** A page token as the gateway writes them for `list` unfiltered, with whatever sort key and id a client may forge. */
+const pageToken = (list: string, sortKey: string, id: string) =>
+  encodePageToken(pageTokenScope(`gateway.GET ${list}`, {}), sortKey, id);
 
 const badRequest = { type: "about:blank", title: "Bad Request", status: 400, detail: expect.any(String) };
 
@@ -98,16 +99,19 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     ["NUL in a change search", "/v1/changes?q=a%00b"],
     ["NUL in a CMDB search", "/v1/cmdb/items?q=a%00b"],
     ["NUL in a release owner", "/v1/releases?owner=a%00b"],
-    ["NUL in a page token", `/v1/cmdb/items?pageToken=${pageToken("a\u0000", "b")}`],
+    ["NUL in a page token", `/v1/cmdb/items?pageToken=${pageToken("/v1/cmdb/items", "a\u0000", "b")}`],
     // Streams too, before they answer 200: their first read comes after (it met the refusal there).
     ["NUL in an event stream filter", "/v1/audit/events?after=0&actor=a%00b"],
     ["NUL in an event stream's path", "/v1/environments/a%00b/inventory/events"],
     ["NUL in a view stream filter", "/v1/views/events?view=inventory&environment=%00"],
     ["NUL in a KPI service", "/v1/kpis?service=%00"],
-    ["a page token time Date.parse takes and PostgreSQL does not", `/v1/releases?pageToken=${pageToken("1", id)}`],
+    [
+      "a page token time Date.parse takes and PostgreSQL does not",
+      `/v1/releases?pageToken=${pageToken("/v1/releases", "1", id)}`,
+    ],
     [
       "a page token time before PostgreSQL's range",
-      `/v1/changes?pageToken=${pageToken("-271821-04-20T00:00:00.000Z", id)}`,
+      `/v1/changes?pageToken=${pageToken("/v1/changes", "-271821-04-20T00:00:00.000Z", id)}`,
     ],
   ])("%s", async (_, path) => {
     const { status, contentType, body } = await get(path);
@@ -166,7 +170,7 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
   test("a NUL is named where it is; what the database refused is said without its internals", async () => {
     expect((await get("/v1/changes?q=a%00b")).body.detail).toBe("querystring/q must not contain a NUL character");
     expect((await get("/v1/cmdb/items/ci%00one")).body.detail).toBe("params/id must not contain a NUL character");
-    const { body } = await get(`/v1/cmdb/items?pageToken=${pageToken("a\u0000", "b")}`);
+    const { body } = await get(`/v1/cmdb/items?pageToken=${pageToken("/v1/cmdb/items", "a\u0000", "b")}`);
     expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");
   });
 

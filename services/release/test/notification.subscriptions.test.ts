@@ -10,12 +10,16 @@ import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } f
 import { createLogger } from "@rdm/observability";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { DeliveryStatus } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
+import {
+  DeliveryStatus,
+  ListSubscriptionDeliveriesRequestSchema,
+} from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import {
   type SubscriptionFilterSchema,
   SubscriptionStatus,
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import {
@@ -364,7 +368,11 @@ test("deliveries page newest first by token: none twice, none left out; a forged
     ];
     expect(t1 > t2 || (t1 === t2 && id1 > id2)).toBe(true);
   }
-  const forged = Buffer.from(JSON.stringify(["yesterday", "x"])).toString("base64url");
+  const scope = pageTokenScope(
+    "release.ListSubscriptionDeliveries",
+    create(ListSubscriptionDeliveriesRequestSchema, { subscriptionId: allId }),
+  );
+  const forged = encodePageToken(scope, "yesterday", "x");
   expect(
     (await failure(notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageToken: forged }))).code,
   ).toBe(status.INVALID_ARGUMENT);

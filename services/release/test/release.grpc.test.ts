@@ -24,6 +24,8 @@ import {
   RiskLevel,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { ListReleasesRequestSchema } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
@@ -631,7 +633,8 @@ test("ListReleases filters by phase, type, owner, status and pages without dupli
   const bad = await failure(manager.listReleases({ pageToken: "garbage" }));
   expect(bad.code).toBe(status.INVALID_ARGUMENT);
   // Well-formed but forged: values PostgreSQL would refuse are refused before the query.
-  const forged = (value: unknown) => Buffer.from(JSON.stringify(value)).toString("base64url");
+  const scope = pageTokenScope("release.ListReleases", create(ListReleasesRequestSchema));
+  const forged = ([sortKey, id]: [string, string]) => encodePageToken(scope, sortKey, id);
   for (const token of [forged(["2026-01-01T00:00:00.000Z", "not-a-uuid"]), forged(["1", randomUUID()])]) {
     expect((await failure(manager.listReleases({ pageToken: token }))).code).toBe(status.INVALID_ARGUMENT);
   }

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { InvalidArgument, NotFound } from "@rdm/grpc";
 import { GetChangeResponseSchema, ListChangesResponseSchema } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, pageTokenScope } from "@rdm/runtime";
 import { toInterval } from "../domain/calendar.js";
 import { changeRequests } from "../store/aggregates.js";
 import { listChanges } from "../store/read-model.js";
@@ -20,11 +20,10 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
     },
 
     async listChanges(request) {
-      const after = request.pageToken ? decodePageToken(request.pageToken, isIsoTimestamp, isUuid) : undefined;
-      if (request.pageToken && !after) {
-        throw new InvalidArgument([
-          { field: "page_token", description: "not a page token from ListChanges", reason: "page_token" },
-        ]);
+      const scope = pageTokenScope("change.ListChanges", request);
+      const after = request.pageToken ? decodePageToken(request.pageToken, scope, isIsoTimestamp, isUuid) : undefined;
+      if (typeof after === "string") {
+        throw new InvalidArgument([{ field: "page_token", description: `page_token ${after}`, reason: "page_token" }]);
       }
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const changes = await listChanges(
@@ -45,7 +44,7 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
         changes: page.map((row) => row.change),
         nextPageToken:
           changes.length > limit && last
-            ? encodePageToken(last.raisedAt.toISOString(), last.change.changeRequestId)
+            ? encodePageToken(scope, last.raisedAt.toISOString(), last.change.changeRequestId)
             : "",
       });
     },

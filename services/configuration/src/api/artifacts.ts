@@ -6,6 +6,7 @@ import {
   ListArtifactsResponseSchema,
   RegisterArtifactResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { pageTokenScope } from "@rdm/runtime";
 import type { ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
 import { artifactIdByNameVersion, findArtifacts, listArtifacts, saveArtifact } from "../store/read-model.js";
@@ -74,13 +75,14 @@ export function artifactHandlers(
     },
 
     async listArtifacts(request) {
+      const scope = pageTokenScope("configuration.ListArtifacts", request);
       const { artifacts, next } = await listArtifacts(pool, {
         name: request.name,
         status: request.status,
         pageSize: request.pageSize || 100,
-        after: decodeCursor(request.pageToken, isArtifactSortKey),
+        after: decodeCursor(request.pageToken, scope, isArtifactSortKey),
       });
-      return create(ListArtifactsResponseSchema, { artifacts, nextPageToken: encodeCursor(next) });
+      return create(ListArtifactsResponseSchema, { artifacts, nextPageToken: encodeCursor(scope, next) });
     },
   };
 }

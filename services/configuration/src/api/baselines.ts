@@ -4,7 +4,7 @@ import type { EventStore } from "@rdm/eventstore";
 import { InvalidArgument, NotFound } from "@rdm/grpc";
 import type { Baseline } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { GetBaselineResponseSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { decodePageToken, encodePageToken } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, type PageTokenFault, pageTokenScope } from "@rdm/runtime";
 import * as baselineAggregate from "../domain/baseline.js";
 import { type BaselineEvent, baselineStreamId } from "../domain/baseline.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
@@ -31,8 +31,9 @@ export function baselineHandlers(
 
     async getBaseline(request) {
       const { environment } = request;
+      const scope = pageTokenScope("configuration.GetBaseline", request);
       const from: { version?: bigint; offset: number } = request.pageToken
-        ? pagePosition(request.pageToken, environment)
+        ? pagePosition(request.pageToken, scope, environment)
         : { offset: 0 };
       // The current baseline is the read model's row (written with each of its events), also for
       // the later pages while it has not moved; a past one, as of a time or the version paging
@@ -43,11 +44,11 @@ export function baselineHandlers(
           ? current
           : await foldedBaseline(store, environment, from.version === undefined ? { asOf: request.asOf } : from);
       if (!baseline) throw new NotFound("baseline", environment);
-      if (from.version !== undefined && baseline.version !== from.version) throw notOurToken();
+      if (from.version !== undefined && baseline.version !== from.version) throw notOurToken("is not valid");
       const { rows, next } = pageOf(baseline, from.offset, request.pageSize);
       return create(GetBaselineResponseSchema, {
         baseline: rows,
-        nextPageToken: next === undefined ? "" : encodePageToken(`${baseline.version}.${next}`, environment),
+        nextPageToken: next === undefined ? "" : encodePageToken(scope, `${baseline.version}.${next}`, environment),
       });
     },
   };
@@ -67,19 +68,21 @@ async function foldedBaseline(
   return baselineAggregate.fold(events).baseline;
 }
 
-const notOurToken = () =>
-  new InvalidArgument([
-    { field: "page_token", description: "not a page token of this environment's baseline", reason: "invalid" },
-  ]);
+const notOurToken = (fault: PageTokenFault) =>
+  new InvalidArgument([{ field: "page_token", description: `page_token ${fault}`, reason: "invalid" }]);
 
-/** Where a page token continues: the baseline's version and the row (of entries, then last known good). */
-function pagePosition(token: string, environment: string): { version: bigint; offset: number } {
+/**
+ * Where a page token (made with `scope`) continues: the baseline's version and the row (of
+ * entries, then last known good).
+ */
+function pagePosition(token: string, scope: string, environment: string): { version: bigint; offset: number } {
   const position = decodePageToken(
     token,
+    scope,
     (key) => /^\d{1,19}\.\d{1,9}$/.test(key),
     (id) => id === environment,
   );
-  if (!position) throw notOurToken();
+  if (typeof position === "string") throw notOurToken(position);
   const [version, offset] = position[0].split(".") as [string, string];
   return { version: BigInt(version), offset: Number(offset) };
 }

@@ -42,7 +42,8 @@ export function upTo<E extends { metadata?: { occurredAt?: Timestamp } }>(
   return events.filter((event) => event.metadata?.occurredAt && nanos(event.metadata.occurredAt) <= limit);
 }
 
-export const encodeCursor = (cursor: [string, string] | undefined) => (cursor ? encodePageToken(...cursor) : "");
+export const encodeCursor = (scope: string, cursor: [string, string] | undefined) =>
+  cursor ? encodePageToken(scope, ...cursor) : "";
 /** No part of a token holds a NUL: the query compares them as text, which cannot. */
 export const noNul = (part: string) => !part.includes("\u0000");
 /**
@@ -50,14 +51,19 @@ export const noNul = (part: string) => !part.includes("\u0000");
  * and toISOString's six-digit years).
  */
 export const isArtifactSortKey = (key: string) => /^(?!0000)\d{4}-/.test(key) && isIsoTimestamp(key);
-/** Only what encodeCursor wrote gets through, so a forged token is INVALID_ARGUMENT rather than a query PostgreSQL fails on. */
-export function decodeCursor(token: string, isSortKey: (key: string) => boolean = noNul): [string, string] | undefined {
+/**
+ * Only what encodeCursor wrote with `scope` gets through, so a forged token is INVALID_ARGUMENT
+ * rather than a query PostgreSQL fails on, and so is one of another list or other filters.
+ */
+export function decodeCursor(
+  token: string,
+  scope: string,
+  isSortKey: (key: string) => boolean = noNul,
+): [string, string] | undefined {
   if (!token) return undefined;
-  const cursor = decodePageToken(token, isSortKey, noNul);
-  if (cursor) return cursor;
-  throw new InvalidArgument([
-    { field: "page_token", description: "not a page token from this API", reason: "invalid" },
-  ]);
+  const cursor = decodePageToken(token, scope, isSortKey, noNul);
+  if (typeof cursor !== "string") return cursor;
+  throw new InvalidArgument([{ field: "page_token", description: `page_token ${cursor}`, reason: "invalid" }]);
 }
 
 export const ciStreamId = (ciId: string) => ciId;

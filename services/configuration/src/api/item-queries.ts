@@ -7,6 +7,7 @@ import {
   GetConfigurationItemResponseSchema,
   ListConfigurationItemsResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { pageTokenScope } from "@rdm/runtime";
 import * as itemAggregate from "../domain/configuration-item.js";
 import { type ConfigurationItemEvent, describeChange } from "../domain/configuration-item.js";
 import { listConfigurationItems } from "../store/read-model.js";
@@ -43,15 +44,16 @@ export function itemQueryHandlers(
     },
 
     async listConfigurationItems(request) {
+      const scope = pageTokenScope("configuration.ListConfigurationItems", request);
       const { items, next } = await listConfigurationItems(pool, {
         type: request.type,
         owner: request.owner,
         status: request.status,
         nameContains: request.nameContains,
         pageSize: request.pageSize || 100,
-        after: decodeCursor(request.pageToken),
+        after: decodeCursor(request.pageToken, scope),
       });
-      return create(ListConfigurationItemsResponseSchema, { items, nextPageToken: encodeCursor(next) });
+      return create(ListConfigurationItemsResponseSchema, { items, nextPageToken: encodeCursor(scope, next) });
     },
 
     async getConfigurationItemHistory(request) {

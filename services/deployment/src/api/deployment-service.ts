@@ -9,7 +9,7 @@ import {
   GetDeploymentResponseSchema,
   ListDeploymentsResponseSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
 import { listDeployments, promotionChain } from "../store/tables.js";
@@ -93,11 +93,10 @@ function environmentAndQueryHandlers(api: ApiContext) {
       return create(GetDeploymentResponseSchema, { deployment: state.deployment });
     },
     async listDeployments(request) {
-      const after = request.pageToken ? decodePageToken(request.pageToken, isIsoTimestamp, isUuid) : undefined;
-      if (request.pageToken && !after) {
-        throw new InvalidArgument([
-          { field: "page_token", description: "not a page token from ListDeployments", reason: "page_token" },
-        ]);
+      const scope = pageTokenScope("deployment.ListDeployments", request);
+      const after = request.pageToken ? decodePageToken(request.pageToken, scope, isIsoTimestamp, isUuid) : undefined;
+      if (typeof after === "string") {
+        throw new InvalidArgument([{ field: "page_token", description: `page_token ${after}`, reason: "page_token" }]);
       }
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const found = await listDeployments(
@@ -111,7 +110,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
         deployments: page.map((row) => row.deployment),
         nextPageToken:
           found.length > limit && last
-            ? encodePageToken(last.createdAt.toISOString(), last.deployment.deploymentId)
+            ? encodePageToken(scope, last.createdAt.toISOString(), last.deployment.deploymentId)
             : "",
       });
     },

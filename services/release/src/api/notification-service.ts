@@ -8,7 +8,7 @@ import * as api from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb
 import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { encodePageToken } from "@rdm/runtime";
+import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
 import { sendToTarget } from "../jobs/subscription-delivery.js";
@@ -148,7 +148,8 @@ function subscriptionQueryHandlers(deps: NotificationApiDeps) {
       return create(api.ListSubscriptionsResponseSchema, { subscriptions });
     },
     async listSubscriptionDeliveries(request) {
-      const after = request.pageToken ? decodeCursor(request.pageToken) : undefined;
+      const scope = pageTokenScope("release.ListSubscriptionDeliveries", request);
+      const after = request.pageToken ? decodeCursor(request.pageToken, scope) : undefined;
       await getOne(request.subscriptionId);
       const pageSize = request.pageSize || 100;
       const { rows } = await pool.query(
@@ -162,7 +163,9 @@ function subscriptionQueryHandlers(deps: NotificationApiDeps) {
       const last = page.at(-1);
       return create(api.ListSubscriptionDeliveriesResponseSchema, {
         nextPageToken:
-          rows.length > pageSize && last ? encodePageToken(last.occurred_at.toISOString(), last.delivery_id) : "",
+          rows.length > pageSize && last
+            ? encodePageToken(scope, last.occurred_at.toISOString(), last.delivery_id)
+            : "",
         deliveries: page.map((r) => ({
           deliveryId: r.delivery_id,
           eventId: r.event_id,

@@ -3,7 +3,7 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NotFound } from "@rdm/grpc";
 import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { encodePageToken, rowsFitting } from "@rdm/runtime";
+import { encodePageToken, pageTokenScope, rowsFitting } from "@rdm/runtime";
 import { decodeCursor, type ReleaseApiDeps, type ReleaseHandlers } from "./release-rpc.js";
 
 /** Listing releases and a release's notification deliveries. */
@@ -14,6 +14,7 @@ export function releaseListingHandlers(
   return {
     async listReleases(request) {
       const pageSize = request.pageSize || 50;
+      const scope = pageTokenScope("release.ListReleases", request);
       const where: string[] = [];
       const args: unknown[] = [];
       const add = (sql: string, ...values: unknown[]) => {
@@ -21,7 +22,7 @@ export function releaseListingHandlers(
         where.push(sql.replace(/\$(\d)/g, (_, n) => `$${args.length - values.length + Number(n)}`));
       };
       if (request.pageToken) {
-        const [at, id] = decodeCursor(request.pageToken);
+        const [at, id] = decodeCursor(request.pageToken, scope);
         add("(registered_at, release_id) < ($1::timestamptz, $2::uuid)", at, id);
       }
       if (request.phase) add("phase = $1", request.phase);
@@ -44,7 +45,7 @@ export function releaseListingHandlers(
       return create(api.ListReleasesResponseSchema, {
         releases: page.map((r) => fromBinary(ReleaseSchema, new Uint8Array(r.snapshot))),
         nextPageToken:
-          rows.length > count && last ? encodePageToken(last.registered_at.toISOString(), last.release_id) : "",
+          rows.length > count && last ? encodePageToken(scope, last.registered_at.toISOString(), last.release_id) : "",
       });
     },
 

@@ -26,11 +26,14 @@ export interface ReleaseApiDeps {
 
 export type ReleaseHandlers = ServiceHandlers<(typeof api.ReleaseService)["method"]>;
 
-/** A page token over (a timestamp, a uuid), e.g. ListReleases' (registered_at, release_id); a forged one is INVALID_ARGUMENT. */
-export function decodeCursor(token: string): [string, string] {
-  const cursor = decodePageToken(token, isIsoTimestamp, isUuid);
-  if (cursor) return cursor;
-  throw new InvalidArgument([{ field: "page_token", description: "page_token is not valid", reason: "page_token" }]);
+/**
+ * A page token over (a timestamp, a uuid), e.g. ListReleases' (registered_at, release_id), made
+ * with `scope`; a forged one, or one of another list or other filters, is INVALID_ARGUMENT.
+ */
+export function decodeCursor(token: string, scope: string): [string, string] {
+  const cursor = decodePageToken(token, scope, isIsoTimestamp, isUuid);
+  if (typeof cursor !== "string") return cursor;
+  throw new InvalidArgument([{ field: "page_token", description: `page_token ${cursor}`, reason: "page_token" }]);
 }
 
 /** One mutating request: its id, the release it addresses, and the command it becomes. */

@@ -1,5 +1,5 @@
 import { ChangeStateSchema, ChangeTypeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime/process";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, pageTokenScope } from "@rdm/runtime/process";
 import { enumNames, parseEnumList } from "../../../projections/enums.js";
 import { badRequest, notFound, problemSchema, uuidSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
@@ -40,6 +40,65 @@ const changeDetail: RoutePlugin = async (app, { pool }) => {
   );
 };
 
+/** What a list of changes may be filtered by. */
+interface ChangeFilters {
+  state?: string;
+  type?: string;
+  ciId?: string;
+  linkedReleaseId?: string;
+  from?: string;
+  to?: string;
+  q?: string;
+}
+
+/**
+ * The conditions of a list of changes (their values through `arg`) and the scope of its page
+ * tokens, or why the filters are refused. Tokens are bound to the filters as the query reads
+ * them: "state=a,B" pages on with "state=b,A".
+ */
+function changeFilters(
+  { state, type, ciId, linkedReleaseId, from, to, q }: ChangeFilters,
+  arg: (value: unknown) => string,
+): { where: string[]; scope: string } | { refused: string } {
+  const where: string[] = [];
+  const lists: Record<string, string[]> = {};
+  for (const [column, schema, value] of [
+    ["state", ChangeStateSchema, state],
+    ["type", ChangeTypeSchema, type],
+  ] as const) {
+    if (!value) continue;
+    const parsed = parseEnumList(schema, value);
+    if ("unknown" in parsed) {
+      return { refused: `${column}: "${parsed.unknown}" is none of ${enumNames(schema).join(", ")}` };
+    }
+    where.push(`${column} = ANY(${arg(parsed.names)})`);
+    lists[column] = parsed.names;
+  }
+  if (ciId) where.push(`${arg(ciId)} = ANY(affected_ci_ids)`);
+  if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
+  const start = from === undefined ? undefined : parseDate(from);
+  const end = to === undefined ? undefined : parseDate(to);
+  if (from !== undefined && !start) return { refused: "from must be a date-time" };
+  if (to !== undefined && !end) return { refused: "to must be a date-time" };
+  // As on the calendar: an empty or reversed window is a mistake, not a filter matching nothing.
+  if (start && end && end <= start) return { refused: "to must be after from" };
+  if (start) where.push(`window_end > ${arg(start)}::timestamptz`);
+  if (end) where.push(`window_start < ${arg(end)}::timestamptz`);
+  if (q) {
+    const pattern = arg(`%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
+  }
+  const scope = pageTokenScope("gateway.GET /v1/changes", {
+    ...lists,
+    ciId: ciId || undefined,
+    linkedReleaseId: linkedReleaseId?.toLowerCase(),
+    from: start,
+    to: end,
+    q: q || undefined,
+  });
+  return { where, scope };
+}
+
 const changeList: RoutePlugin = async (app, { pool }) => {
   app.get(
     "/v1/changes",
@@ -61,44 +120,21 @@ const changeList: RoutePlugin = async (app, { pool }) => {
       },
     },
     async (request, reply) => {
-      const { pageSize, pageToken, state, type, ciId, linkedReleaseId, from, to, q } = request.query;
-      const where: string[] = [];
+      const { pageSize, pageToken, ...query } = request.query;
       const args: unknown[] = [];
       const arg = (value: unknown) => {
         args.push(value);
         return `$${args.length}`;
       };
+      const filters = changeFilters(query, arg);
+      if ("refused" in filters) return badRequest(reply, filters.refused);
+      const { where, scope } = filters;
       if (pageToken !== undefined) {
-        const cursor = decodePageToken(pageToken, isIsoTimestamp, isUuid);
-        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        const cursor = decodePageToken(pageToken, scope, isIsoTimestamp, isUuid);
+        if (typeof cursor === "string") return badRequest(reply, `pageToken ${cursor}`);
         where.push(
           `(raised_at, change_request_id) < (${arg(new Date(cursor[0]))}::timestamptz, ${arg(cursor[1])}::uuid)`,
         );
-      }
-      for (const [column, schema, value] of [
-        ["state", ChangeStateSchema, state],
-        ["type", ChangeTypeSchema, type],
-      ] as const) {
-        if (!value) continue;
-        const parsed = parseEnumList(schema, value);
-        if ("unknown" in parsed) {
-          return badRequest(reply, `${column}: "${parsed.unknown}" is none of ${enumNames(schema).join(", ")}`);
-        }
-        where.push(`${column} = ANY(${arg(parsed.names)})`);
-      }
-      if (ciId) where.push(`${arg(ciId)} = ANY(affected_ci_ids)`);
-      if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
-      const start = from === undefined ? undefined : parseDate(from);
-      const end = to === undefined ? undefined : parseDate(to);
-      if (from !== undefined && !start) return badRequest(reply, "from must be a date-time");
-      if (to !== undefined && !end) return badRequest(reply, "to must be a date-time");
-      // As on the calendar: an empty or reversed window is a mistake, not a filter matching nothing.
-      if (start && end && end <= start) return badRequest(reply, "to must be after from");
-      if (start) where.push(`window_end > ${arg(start)}::timestamptz`);
-      if (end) where.push(`window_start < ${arg(end)}::timestamptz`);
-      if (q) {
-        const pattern = arg(`%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
-        where.push(`(title ILIKE ${pattern} OR key ILIKE ${pattern})`);
       }
       const { rows } = await pool.query<ChangeRow>(
         `SELECT * FROM change_view ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
@@ -110,7 +146,9 @@ const changeList: RoutePlugin = async (app, { pool }) => {
       return {
         changes: page.map(toChange),
         nextPageToken:
-          rows.length > pageSize && last ? encodePageToken(last.raised_at.toISOString(), last.change_request_id) : null,
+          rows.length > pageSize && last
+            ? encodePageToken(scope, last.raised_at.toISOString(), last.change_request_id)
+            : null,
       };
     },
   );

@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken } from "@rdm/runtime/process";
+import { decodePageToken, encodePageToken, pageTokenScope } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { type CiRow, impactOf, toCi } from "./queries.js";
@@ -42,13 +42,15 @@ const ciList: RoutePlugin = async (app, { pool }) => {
         args.push(q);
         where.push(`strpos(lower(name), lower($${args.length})) > 0`);
       }
+      const scope = pageTokenScope("gateway.GET /v1/cmdb/items", { type, owner, status, q: q || undefined });
       if (pageToken !== undefined) {
         const cursor = decodePageToken(
           pageToken,
+          scope,
           () => true,
           () => true,
         );
-        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        if (typeof cursor === "string") return badRequest(reply, `pageToken ${cursor}`);
         args.push(cursor[0], cursor[1]);
         where.push(`(lower(name), ci_id) > ($${args.length - 1}, $${args.length})`);
       }
@@ -62,7 +64,7 @@ const ciList: RoutePlugin = async (app, { pool }) => {
       const last = page.at(-1);
       return {
         items: page.map(toCi),
-        nextPageToken: rows.length > pageSize && last ? encodePageToken(last.sort_name, last.ci_id) : null,
+        nextPageToken: rows.length > pageSize && last ? encodePageToken(scope, last.sort_name, last.ci_id) : null,
       };
     },
   );

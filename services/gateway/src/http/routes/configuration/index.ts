@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime/process";
+import { decodePageToken, encodePageToken, isIsoTimestamp, pageTokenScope } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { cmdbRoutes } from "./cmdb.js";
@@ -38,9 +38,10 @@ const artifactList: RoutePlugin = async (app, { pool }) => {
     async (request, reply) => {
       const { name, status, integrity, pageSize, pageToken } = request.query;
       const { where, args } = equalityFilters({ name, status, integrity });
+      const scope = pageTokenScope("gateway.GET /v1/dml/artifacts", request.query);
       if (pageToken !== undefined) {
-        const cursor = decodePageToken(pageToken, isIsoTimestamp, () => true);
-        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        const cursor = decodePageToken(pageToken, scope, isIsoTimestamp, () => true);
+        if (typeof cursor === "string") return badRequest(reply, `pageToken ${cursor}`);
         args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(registered_at, artifact_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
       }
@@ -55,7 +56,9 @@ const artifactList: RoutePlugin = async (app, { pool }) => {
       return {
         artifacts: page.map(toArtifact),
         nextPageToken:
-          rows.length > pageSize && last ? encodePageToken(last.registered_at.toISOString(), last.artifact_id) : null,
+          rows.length > pageSize && last
+            ? encodePageToken(scope, last.registered_at.toISOString(), last.artifact_id)
+            : null,
       };
     },
   );

@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime/process";
+import { decodePageToken, encodePageToken, isIsoTimestamp, pageTokenScope } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema, uuidSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { arr, obj } from "../../schema-parts.js";
@@ -55,15 +55,17 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
     async (request, reply) => {
       const { pageSize, pageToken, releaseId, environment, state, paused } = request.query;
       // Release ids are stored in lower case; a client may send a UUID in either.
-      const { where, args } = equalityFilters({
+      const filters = {
         "p.release_id": releaseId?.toLowerCase(),
         "p.environment": environment,
         "p.status": state,
         "COALESCE((p.plan->>'paused')::boolean, false)": paused,
-      });
+      };
+      const { where, args } = equalityFilters(filters);
+      const scope = pageTokenScope("gateway.GET /v1/deployments", filters);
       if (pageToken !== undefined) {
-        const cursor = decodePageToken(pageToken, isIsoTimestamp, isDeploymentId);
-        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        const cursor = decodePageToken(pageToken, scope, isIsoTimestamp, isDeploymentId);
+        if (typeof cursor === "string") return badRequest(reply, `pageToken ${cursor}`);
         args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(p.first_event_at, p.deployment_id) < ($${args.length - 1}::timestamptz, $${args.length})`);
       }
@@ -78,7 +80,9 @@ const deploymentList: RoutePlugin = async (app, { pool }) => {
       return {
         deployments: page.map(toListedDeployment),
         nextPageToken:
-          rows.length > pageSize && last ? encodePageToken(last.listed_at.toISOString(), last.plan.deploymentId) : null,
+          rows.length > pageSize && last
+            ? encodePageToken(scope, last.listed_at.toISOString(), last.plan.deploymentId)
+            : null,
       };
     },
   );

@@ -1,4 +1,4 @@
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime/process";
+import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, pageTokenScope } from "@rdm/runtime/process";
 import type { FastifyReply } from "fastify";
 import { RELEASE_HISTORY_CHANNEL } from "../../../projections/releases/projection.js";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
@@ -106,9 +106,10 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
     async (request, reply) => {
       const { pageSize, pageToken, phase, type, owner, status, overdue, overdueTasks } = request.query;
       const { where, args } = equalityFilters({ phase, type, owner, status });
+      const scope = pageTokenScope("gateway.GET /v1/releases", request.query);
       if (pageToken !== undefined) {
-        const cursor = decodePageToken(pageToken, isIsoTimestamp, isUuid);
-        if (!cursor) return badRequest(reply, "pageToken is not valid");
+        const cursor = decodePageToken(pageToken, scope, isIsoTimestamp, isUuid);
+        if (typeof cursor === "string") return badRequest(reply, `pageToken ${cursor}`);
         args.push(new Date(cursor[0]), cursor[1]);
         where.push(`(registered_at, release_id) < ($${args.length - 1}::timestamptz, $${args.length}::uuid)`);
       }
@@ -132,7 +133,9 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
       return {
         releases: page.map((row) => toRelease(row, changes)),
         nextPageToken:
-          rows.length > pageSize && last ? encodePageToken(last.registered_at.toISOString(), last.release_id) : null,
+          rows.length > pageSize && last
+            ? encodePageToken(scope, last.registered_at.toISOString(), last.release_id)
+            : null,
       };
     },
   );
