@@ -35,6 +35,7 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import {
   createTestDatabase,
   PublishedStreams,
@@ -604,6 +605,57 @@ test("ListChanges pages newest first; a change raised between pages neither repe
     ),
   );
   expect([forged.code, forged.badRequest?.fieldViolations[0]?.field]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
+});
+
+test("a ListChanges page token pages on with the filters that made it, at any page size; other filters or lists refuse it", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const ci = uniqueId("ci-scoped");
+  for (let i = 0; i < 3; i++) await manager.raiseChange(rfc({ affectedCiIds: [ci] }));
+  const ids = (changes: ChangeRequest[]) => changes.map((c) => c.changeRequestId);
+  const all = ids((await viewer.listChanges({ ciId: ci })).changes);
+  const types = [ChangeType.NORMAL, ChangeType.EMERGENCY];
+  const first = await viewer.listChanges({ ciId: ci, types, pageSize: 1 });
+  // The same filters, a list of them in another order, and a larger page.
+  const rest = await viewer.listChanges({
+    ciId: ci,
+    types: [...types].reverse(),
+    pageSize: 10,
+    pageToken: first.nextPageToken,
+  });
+  expect(rest.nextPageToken).toBe("");
+  expect([...ids(first.changes), ...ids(rest.changes)]).toEqual(all);
+  expect(all).toHaveLength(3);
+
+  const refusal = async (request: Parameters<typeof viewer.listChanges>[0]) =>
+    errorDetails(
+      await viewer.listChanges(request).then(
+        () => new Error("the page token was accepted"),
+        (e: unknown) => e,
+      ),
+    );
+  // The same position as the gateway's list of changes would write it, with the same filters.
+  const gatewayToken = encodePageToken(
+    pageTokenScope("gateway.GET /v1/changes", { ciId: ci, type: ["NORMAL", "EMERGENCY"] }),
+    new Date().toISOString(),
+    randomUUID(),
+  );
+  for (const request of [
+    { ciId: ci, pageToken: first.nextPageToken },
+    { ciId: ci, types: [ChangeType.NORMAL], pageToken: first.nextPageToken },
+    { ciId: ci, types, text: "upgrade", pageToken: first.nextPageToken },
+    { ciId: uniqueId("ci"), types, pageToken: first.nextPageToken },
+    { ciId: ci, types, pageToken: gatewayToken },
+  ]) {
+    const refused = await refusal(request);
+    expect([refused.code, refused.badRequest?.fieldViolations[0]]).toEqual([
+      status.INVALID_ARGUMENT,
+      expect.objectContaining({
+        field: "page_token",
+        description: "page_token does not belong to this list and filters",
+      }),
+    ]);
+  }
 });
 
 test("a retried request id returns the first result; invalid input is INVALID_ARGUMENT", async () => {

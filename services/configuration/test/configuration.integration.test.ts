@@ -659,6 +659,49 @@ test("CMDB search and paging fold case as PostgreSQL does (dotted capital I, fin
   expect(await found(`${prefix}-İB`)).toEqual([ids.get(`${prefix}-İb`)]);
 });
 
+test("a page token pages on with the filters that made it, at any page size; other filters or lists refuse it", async () => {
+  const prefix = uniqueId("scoped");
+  for (const name of ["a", "b", "c", "d"]) await registerCi(`${prefix}-${name}`);
+  const names = (items: { name: string }[]) => items.map((item) => item.name);
+  const first = await client.listConfigurationItems({ nameContains: prefix, owner: "team-a", pageSize: 1 });
+  const rest = await client.listConfigurationItems({
+    nameContains: prefix,
+    owner: "team-a",
+    pageSize: 10,
+    pageToken: first.nextPageToken,
+  });
+  expect(rest.nextPageToken).toBe("");
+  expect([...names(first.items), ...names(rest.items)]).toEqual(["a", "b", "c", "d"].map((n) => `${prefix}-${n}`));
+
+  const artifact = uniqueId("scoped-lib");
+  await registerArtifact(artifact, "1.0.0", Buffer.from("one"));
+  await registerArtifact(artifact, "1.1.0", Buffer.from("two"));
+  const artifacts = await client.listArtifacts({ name: artifact, pageSize: 1 });
+  const refusals = [
+    client.listConfigurationItems({ nameContains: prefix, pageToken: first.nextPageToken }),
+    client.listConfigurationItems({ nameContains: prefix, owner: "team-b", pageToken: first.nextPageToken }),
+    client.listConfigurationItems({
+      nameContains: prefix,
+      owner: "team-a",
+      type: CiType.DATABASE,
+      pageToken: first.nextPageToken,
+    }),
+    client.listArtifacts({ name: artifact, status: ArtifactStatus.ACTIVE, pageToken: artifacts.nextPageToken }),
+    // Another list's token: of the CMDB on the DML, and the other way round.
+    client.listArtifacts({ pageToken: first.nextPageToken }),
+    client.listConfigurationItems({ nameContains: prefix, owner: "team-a", pageToken: artifacts.nextPageToken }),
+  ];
+  for (const refused of await Promise.all(refusals.map(failure))) {
+    expect([refused.code, refused.badRequest?.fieldViolations[0]]).toEqual([
+      status.INVALID_ARGUMENT,
+      expect.objectContaining({
+        field: "page_token",
+        description: "page_token does not belong to this list and filters",
+      }),
+    ]);
+  }
+});
+
 test("forged page tokens are INVALID_ARGUMENT; the service's own still page", async () => {
   // Forged with the scope of an unfiltered list, so the parts themselves are what is checked.
   const scopes = {

@@ -169,6 +169,51 @@ test("ListDeployments pages newest first; a deployment planned between pages nei
   expect([forged.code, forged.badRequest?.fieldViolations[0]?.field]).toEqual([status.INVALID_ARGUMENT, "page_token"]);
 });
 
+test("a ListDeployments page token pages on with the filters that made it, at any page size; other filters or lists refuse it", async () => {
+  const environment = await newEnvironment();
+  for (let i = 0; i < 3; i++) await planned(environment);
+  const ids = (page: { deployments: { deploymentId: string }[] }) => page.deployments.map((d) => d.deploymentId);
+  const states = [DeploymentState.PLANNED, DeploymentState.SCHEDULED];
+  const all = ids(await deployer.listDeployments({ environment }));
+  const first = await deployer.listDeployments({ environment, states, pageSize: 1 });
+  // The same filters, the states in another order, and a larger page.
+  const rest = await deployer.listDeployments({
+    environment,
+    states: [...states].reverse(),
+    pageSize: 10,
+    pageToken: first.nextPageToken,
+  });
+  expect(rest.nextPageToken).toBe("");
+  expect([...ids(first), ...ids(rest)]).toEqual(all);
+  expect(all).toHaveLength(3);
+
+  const other = await newEnvironment(); // and so at least two environments: a page of one has a token
+  const environments = await deployer.listEnvironments({ pageSize: 1 });
+  const refusals = [
+    () => deployer.listDeployments({ environment, pageToken: first.nextPageToken }),
+    () => deployer.listDeployments({ environment, states: [DeploymentState.PLANNED], pageToken: first.nextPageToken }),
+    () => deployer.listDeployments({ environment: other, states, pageToken: first.nextPageToken }),
+    // Another list's token, both ways.
+    () => deployer.listDeployments({ pageToken: environments.nextPageToken }),
+    () => deployer.listEnvironments({ pageToken: first.nextPageToken }),
+  ];
+  for (const [i, call] of refusals.entries()) {
+    const refused = errorDetails(
+      await call().then(
+        () => new Error(`refusal ${i}: the page token was accepted`),
+        (e: unknown) => e,
+      ),
+    );
+    expect([refused.code, refused.badRequest?.fieldViolations[0]]).toEqual([
+      status.INVALID_ARGUMENT,
+      expect.objectContaining({
+        field: "page_token",
+        description: "page_token does not belong to this list and filters",
+      }),
+    ]);
+  }
+});
+
 test("ListEnvironments pages in promotion order; an environment registered between pages neither repeats nor shifts them", async () => {
   const define = (name: string, promotionRank: number) => ({
     ...rid(),

@@ -377,3 +377,37 @@ test("deliveries page newest first by token: none twice, none left out; a forged
     (await failure(notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageToken: forged }))).code,
   ).toBe(status.INVALID_ARGUMENT);
 });
+
+test("a deliveries page token pages on for its subscription at any page size; another subscription or list refuses it", async () => {
+  const all = (await notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageSize: 500 })).deliveries;
+  const first = await notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageSize: 2 });
+  const rest = await notifications.listSubscriptionDeliveries({
+    subscriptionId: allId,
+    pageSize: 500,
+    pageToken: first.nextPageToken,
+  });
+  const ids = [...first.deliveries, ...rest.deliveries].map((d) => d.deliveryId);
+  // Deliveries recorded meanwhile may come first; every earlier one is there once.
+  expect(new Set(ids).size).toBe(ids.length);
+  expect(ids).toEqual(expect.arrayContaining(all.map((d) => d.deliveryId)));
+
+  const other = (await notifications.listSubscriptions({})).subscriptions.find((s) => s.subscriptionId !== allId);
+  const refusals = [
+    failure(
+      notifications.listSubscriptionDeliveries({
+        subscriptionId: other?.subscriptionId ?? "",
+        pageToken: first.nextPageToken,
+      }),
+    ),
+    failure(manager.listReleases({ pageToken: first.nextPageToken })),
+  ];
+  for (const refused of await Promise.all(refusals)) {
+    expect([refused.code, refused.badRequest?.fieldViolations[0]]).toEqual([
+      status.INVALID_ARGUMENT,
+      expect.objectContaining({
+        field: "page_token",
+        description: "page_token does not belong to this list and filters",
+      }),
+    ]);
+  }
+});

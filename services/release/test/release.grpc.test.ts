@@ -603,6 +603,29 @@ test("a release holds at most 1 MiB: the command that would pass it is refused, 
   expect(listed.sort()).toEqual([releaseId, ...more].sort());
 });
 
+test("a ListReleases page token pages on with the filters that made it, at any page size, and with no others", async () => {
+  const owner = uniqueId("owner");
+  for (let i = 0; i < 4; i++) await register({ owner, title: `Paged ${i}`, modelVersion: 1 });
+  const all = (await manager.listReleases({ owner })).releases.map((r) => r.releaseId);
+  const first = await manager.listReleases({ owner, pageSize: 1 });
+  const rest = await manager.listReleases({ owner, pageSize: 10, pageToken: first.nextPageToken });
+  expect(rest.nextPageToken).toBe("");
+  expect([...first.releases, ...rest.releases].map((r) => r.releaseId)).toEqual(all);
+  expect(all).toHaveLength(4);
+
+  for (const filters of [{}, { owner: uniqueId("owner") }, { owner, text: "Paged" }, { owner, overdueOnly: true }]) {
+    const refused = await failure(manager.listReleases({ ...filters, pageToken: first.nextPageToken }));
+    expect([filters, refused.code, refused.badRequest?.fieldViolations[0]]).toEqual([
+      filters,
+      status.INVALID_ARGUMENT,
+      expect.objectContaining({
+        field: "page_token",
+        description: "page_token does not belong to this list and filters",
+      }),
+    ]);
+  }
+});
+
 test("ListReleases filters by phase, type, owner, status and pages without duplicates", async () => {
   const owner = uniqueId("owner");
   const ids: string[] = [];
