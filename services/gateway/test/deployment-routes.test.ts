@@ -269,6 +269,48 @@ test("environments are listed in promotion order with their definitions, before 
   expect(inventory).toMatchObject({ status: 200, body: { environment: production, entries: [], health: null } });
 });
 
+test("a page token pages on only with the list and filters that made it; the page size may change", async () => {
+  const environment = uniqueId("env");
+  const releaseId = randomUUID();
+  for (let i = 0; i < 4; i++) {
+    const plan = { ...emptyPlan({ deploymentId: uniqueId("dep"), releaseId, environment }), status: "IN_PROGRESS" };
+    await pool.query(
+      `INSERT INTO deployment_plan_view (deployment_id, release_id, environment, status, plan, version, updated_at,
+         first_event_at)
+       VALUES ($1, $2, $3, 'IN_PROGRESS', $4, 0, $5, $5)`,
+      [plan.deploymentId, releaseId, environment, JSON.stringify(plan), new Date(Date.UTC(2026, 11, 2, 9, i))],
+    );
+  }
+  const ids = (body: Record<string, unknown>) =>
+    (body.deployments as { deploymentId: string }[]).map((d) => d.deploymentId);
+  const filter = `environment=${environment}&releaseId=${releaseId}`;
+  const all = ids((await get(`/v1/deployments?${filter}`)).body);
+  const first = await get(`/v1/deployments?${filter}&pageSize=1`);
+  const token = first.body.nextPageToken as string;
+  // A larger page, the release id in upper case (the same filter), the rest in one.
+  const rest = await get(
+    `/v1/deployments?environment=${environment}&releaseId=${releaseId.toUpperCase()}&pageSize=10&pageToken=${token}`,
+  );
+  expect([rest.status, rest.body.nextPageToken]).toEqual([200, null]);
+  expect([...ids(first.body), ...ids(rest.body)]).toEqual(all);
+  expect(all).toHaveLength(4);
+
+  const refused = {
+    status: 400,
+    body: expect.objectContaining({ detail: "pageToken does not belong to this list and filters" }),
+  };
+  for (const path of [
+    `/v1/deployments?environment=${environment}&pageToken=${token}`,
+    `/v1/deployments?${filter}&state=IN_PROGRESS&pageToken=${token}`,
+    `/v1/deployments?environment=${uniqueId("env")}&releaseId=${releaseId}&pageToken=${token}`,
+  ]) {
+    expect([path, await get(path)]).toEqual([path, refused]);
+  }
+  // An unfiltered list's token, on another unfiltered list whose keys are a time and an id too.
+  const unfiltered = (await get("/v1/deployments?pageSize=1")).body.nextPageToken as string;
+  expect(await get(`/v1/dml/artifacts?pageToken=${unfiltered}`)).toEqual(refused);
+});
+
 test("the OpenAPI document describes the deployment routes with examples", async () => {
   const response = await fetch(`${gatewayUrl}/docs/json`);
   const doc = (await response.json()) as {

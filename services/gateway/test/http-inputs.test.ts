@@ -408,6 +408,50 @@ test("CMDB pages hold every item once, in one page's order, whatever case foldin
   expect(found.sort()).toEqual([`${owner}-3`, `${owner}-4`]);
 });
 
+test("a changes page token pages on with its filters however written, at any page size, and nowhere else", async () => {
+  const ci = uniqueId("ci-pages");
+  for (let i = 0; i < 3; i++) {
+    const id = await insertChange({
+      key: uniqueId("CHG"),
+      ciIds: [ci],
+      start: "2042-01-01T10:00:00Z",
+      end: "2042-01-01T11:00:00Z",
+    });
+    // Whole milliseconds, as projected events have: now() has microseconds, which tokens do not keep.
+    await pool.query("UPDATE change_view SET raised_at = $2 WHERE change_request_id = $1", [
+      id,
+      new Date(Date.UTC(2026, 0, i + 1)),
+    ]);
+  }
+  const ids = (body: { changes: { changeRequestId: string }[] }) => body.changes.map((c) => c.changeRequestId);
+  const all = ids((await get(`/v1/changes?ciId=${ci}`)).body);
+  const first = await get(`/v1/changes?ciId=${ci}&state=scheduled,implementing&pageSize=1`);
+  const token: string = first.body.nextPageToken;
+  // The same filters, their lists in another order and case, and a larger page.
+  const rest = await get(`/v1/changes?state=IMPLEMENTING,Scheduled&ciId=${ci}&pageSize=5&pageToken=${token}`);
+  expect([rest.status, rest.body.nextPageToken]).toEqual([200, null]);
+  expect([...ids(first.body), ...ids(rest.body)]).toEqual(all);
+  expect(all).toHaveLength(3);
+
+  const refused = {
+    status: 400,
+    body: { ...badRequest, detail: "pageToken does not belong to this list and filters" },
+  };
+  for (const path of [
+    `/v1/changes?ciId=${ci}&pageToken=${token}`,
+    `/v1/changes?ciId=${ci}&state=SCHEDULED&pageToken=${token}`,
+    `/v1/changes?ciId=${ci}&state=SCHEDULED,IMPLEMENTING&q=a&pageToken=${token}`,
+    `/v1/changes?ciId=${uniqueId("ci")}&state=SCHEDULED,IMPLEMENTING&pageToken=${token}`,
+  ]) {
+    const { status, body } = await get(path);
+    expect([path, { status, body }]).toEqual([path, refused]);
+  }
+  // An unfiltered list's token, on another list of the same kind of keys (a time and a uuid) unfiltered.
+  const unfiltered: string = (await get("/v1/changes?pageSize=1")).body.nextPageToken;
+  const { status, body } = await get(`/v1/releases?pageToken=${unfiltered}`);
+  expect({ status, body }).toEqual(refused);
+});
+
 test("a release or deployment id in upper case finds what it finds in lower case, on every route that takes it", async () => {
   const releaseId = randomUUID();
   const deploymentId = randomUUID();
