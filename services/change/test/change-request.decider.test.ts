@@ -962,14 +962,30 @@ describe("change tasks", () => {
 describe("links from the release service", () => {
   const OTHER_RELEASE = "11111111-2222-4333-8444-555555555555";
 
-  test("linking to another release records the previous one", () => {
+  test("a link from another release leaves the change with its first one and says it is not linked to the other", () => {
     given(...submitted())
       .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
       .then((events, { change = noChange() }) => {
+        expect(events).toHaveLength(1);
         expect(events[0]).toMatchObject({
-          linkedReleaseId: OTHER_RELEASE,
-          previousReleaseId: RELEASE_ID,
+          $typeName: "rdm.change.v1.ChangeRequestReleaseUnlinked",
+          releaseId: OTHER_RELEASE,
+          linkedReleaseId: RELEASE_ID,
           state: ChangeState.SUBMITTED,
+        });
+        expect(change.linkedReleaseId).toBe(RELEASE_ID);
+      });
+  });
+
+  test("a change without a release is linked to the first that links it", () => {
+    const unlinked = submitted().concat(decideOn(submitted(), { kind: "unlinkRelease", releaseId: RELEASE_ID }));
+    given(...unlinked)
+      .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
+      .then((events, { change = noChange() }) => {
+        expect(events[0]).toMatchObject({
+          $typeName: "rdm.change.v1.ChangeRequestReleaseLinked",
+          linkedReleaseId: OTHER_RELEASE,
+          previousReleaseId: "",
         });
         expect(change.linkedReleaseId).toBe(OTHER_RELEASE);
       });
@@ -988,7 +1004,8 @@ describe("links from the release service", () => {
 
   test("refuses to link a closed change", () => {
     const closed = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
-    given(...closed)
+    const unlinked = closed.concat(decideOn(closed, { kind: "unlinkRelease", releaseId: RELEASE_ID }));
+    given(...unlinked)
       .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
       .thenFails("change.link_release.state", "FAILED_PRECONDITION");
   });

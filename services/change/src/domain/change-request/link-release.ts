@@ -1,6 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { type ChangeRequest, ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestReleaseLinkedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ChangeRequestReleaseLinkedSchema,
+  ChangeRequestReleaseUnlinkedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { changeRuleViolation } from "../rule-violation.js";
 import { envelope } from "./rules.js";
 import type * as C from "./types.js";
@@ -9,6 +12,16 @@ import type { ChangeRequestEvent } from "./types.js";
 export function linkRelease(command: C.LinkRelease, change: ChangeRequest): ChangeRequestEvent[] {
   // Re-delivered or already known links change nothing.
   if (change.linkedReleaseId === command.releaseId) return [];
+  // A change implements one release: it keeps the release it has. The other release's link is
+  // answered "not linked to it, linked to the first", and the release service unlinks it there.
+  if (change.linkedReleaseId) {
+    return [
+      create(ChangeRequestReleaseUnlinkedSchema, {
+        ...envelope(change, change.state),
+        releaseId: command.releaseId,
+      }),
+    ];
+  }
   if (change.state === ChangeState.CLOSED) {
     throw changeRuleViolation(
       "FAILED_PRECONDITION",
@@ -20,7 +33,6 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest): Chan
     create(ChangeRequestReleaseLinkedSchema, {
       ...envelope(change, change.state),
       linkedReleaseId: command.releaseId,
-      previousReleaseId: change.linkedReleaseId,
     }),
   ];
 }
