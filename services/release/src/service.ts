@@ -6,7 +6,7 @@ import { type GrpcServiceDefinition, startGrpcService, type Worker } from "@rdm/
 import type pg from "pg";
 import { notificationServiceHandlers } from "./api/notification-service.js";
 import { releaseServiceHandlers } from "./api/release-service.js";
-import { applyChangeEvent, applyChangeEvents } from "./consumers/change-requests.js";
+import { changeEventConsumer } from "./consumers/change-links.js";
 import { deploymentEnvironmentMigrations, reactToDeploymentEvent } from "./consumers/deployment-outcomes.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
@@ -20,7 +20,7 @@ import { subscriptionCodec } from "./store/subscriptions.js";
 /** The release service's own variables (beside the shared gRPC service ones). */
 export const releaseEnv = z
   .object({
-    /** Consumer group prefix: `.change-requests` (read model), `.deployments` (reactions). */
+    /** Consumer group prefix: `.change-requests` (read model, links), `.deployments` (reactions). */
     RELEASE_CONSUMER_GROUP: z.string().min(1).default("rdm-release"),
     RELEASE_DLQ_TOPIC: z.string().min(1).default("rdm.release.dlq.v1"),
     RELEASE_DEADLINE_POLL_MS: z.coerce.number().int().min(10).default(5_000),
@@ -128,28 +128,30 @@ export function createReleaseService(
 
 type WorkerContext = Parameters<NonNullable<GrpcServiceDefinition["workers"]>>[0];
 
-/** The release's own consumers: change states for the gates, and the deployment outcomes' reactions. */
+/**
+ * The release's own consumers: change states for the gates and the links a change asks of a
+ * release, and the deployment outcomes' reactions.
+ */
 async function startReleaseConsumers(
   { pool, kafka, logger, topic }: WorkerContext,
   config: ReturnType<typeof loadConfig<typeof releaseEnv>>,
   handler: CommandHandler<ReleaseServiceEvent>,
 ): Promise<Worker[]> {
   const workers: Worker[] = [];
+  const reactions = { handler, logger };
   workers.push(
     await startConsumer({
       kafka,
       pool,
       groupId: `${config.RELEASE_CONSUMER_GROUP}.change-requests`,
       topics: [topic(CHANGE_EVENTS_TOPIC)],
-      handle: applyChangeEvent,
-      handleChunk: applyChangeEvents,
+      ...changeEventConsumer(reactions),
       deadLetterTopic: topic(config.RELEASE_DLQ_TOPIC),
       fromBeginning: true,
       sessionTimeoutMs: config.RELEASE_CONSUMER_SESSION_TIMEOUT_MS,
       logger,
     }),
   );
-  const reactions = { handler, logger };
   workers.push(
     await startConsumer({
       kafka,

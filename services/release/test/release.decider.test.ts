@@ -618,6 +618,30 @@ describe("Package, change links, back-out plan and log", () => {
     expect(given(s).when({ kind: "unlinkChangeRequest", changeRequestId: "chg-1" }).refusal().code).toBe("NOT_FOUND");
   });
 
+  test("a change linked to another release is refused; one linked to this release or to none is linked", () => {
+    const s = registered();
+    const other = "0b8f1e2a-3c4d-4e5f-8a9b-0c1d2e3f4a5b";
+    given(s)
+      .when({ kind: "linkChangeRequest", changeRequestId: "chg-1", changeLinkedTo: other })
+      .thenFails("change.linked_elsewhere", "FAILED_PRECONDITION");
+    expect(
+      given(s).when({ kind: "linkChangeRequest", changeRequestId: "chg-1", changeLinkedTo: other }).refusal().message,
+    ).toContain(other);
+    record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", changeLinkedTo: RELEASE_ID.toUpperCase() });
+    record(s, { kind: "linkChangeRequest", changeRequestId: "chg-2", changeLinkedTo: "" });
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual(["chg-1", "chg-2"]);
+  });
+
+  test("the change service's word mirrored: a link already there or an unlink of none records nothing", () => {
+    const s = registered();
+    record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", mirror: true });
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual(["chg-1"]);
+    expect(record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", mirror: true })).toEqual([]);
+    record(s, { kind: "unlinkChangeRequest", changeRequestId: "chg-1", mirror: true });
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
+    expect(record(s, { kind: "unlinkChangeRequest", changeRequestId: "chg-1", mirror: true })).toEqual([]);
+  });
+
   test("a UUID linked in capitals (before requests were lowercased) is the same change in either case", () => {
     const s = registered();
     const id = "8E4C9D1E-0D3C-4A36-9D0E-1F2A3B4C5D6E";

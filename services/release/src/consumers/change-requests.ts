@@ -96,3 +96,12 @@ export async function loadChangeStates(
   const known = new Map(rows.map((r) => [r.change_request_id, r.state]));
   return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
 }
+
+/** The release a change request is linked to as its events told this service ("" when none or not heard of). */
+export async function changeLinkedTo(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string> {
+  const { rows } = await db.query<{ linked_release_id: string }>(
+    "SELECT linked_release_id FROM change_request_states WHERE change_request_id = $1",
+    [changeRequestId.toLowerCase()],
+  );
+  return rows[0]?.linked_release_id ?? "";
+}

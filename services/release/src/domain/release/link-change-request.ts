@@ -6,11 +6,23 @@ import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
 export function linkChangeRequest(command: ReleaseCommandOf<"linkChangeRequest">, state: ReleaseState): ReleaseEvent[] {
   const releaseId = state.release?.releaseId ?? "";
   const { release } = requireActive(state);
-  if (release.linkedChangeRequestIds.some((id) => sameId(id, command.changeRequestId)))
+  if (release.linkedChangeRequestIds.some((id) => sameId(id, command.changeRequestId))) {
+    // The change's own link mirrored here: already so, nothing to record (and nothing to mirror back).
+    if (command.mirror) return [];
     refuse(
       "change.not_linked",
       `change request ${command.changeRequestId} is already linked`,
       "ALREADY_EXISTS",
+      command.changeRequestId,
+    );
+  }
+  // A change request implements one release.
+  const elsewhere = command.changeLinkedTo ?? "";
+  if (elsewhere && !sameId(elsewhere, releaseId))
+    refuse(
+      "change.linked_elsewhere",
+      `change request ${command.changeRequestId} is linked to release ${elsewhere}: unlink it there first`,
+      "FAILED_PRECONDITION",
       command.changeRequestId,
     );
   return [create(ev.ReleaseChangeRequestLinkedSchema, { releaseId, changeRequestId: command.changeRequestId })];

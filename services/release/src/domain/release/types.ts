@@ -66,8 +66,20 @@ export type ReleaseCommand =
   | { kind: "startTask"; taskId: string }
   | { kind: "completeTask"; taskId: string }
   | { kind: "cancelTask"; taskId: string; reason: string }
-  | { kind: "linkChangeRequest"; changeRequestId: string }
-  | { kind: "unlinkChangeRequest"; changeRequestId: string }
+  | {
+      kind: "linkChangeRequest";
+      changeRequestId: string;
+      /** The release the change is linked to as this service has heard ("" or unset: none, or not heard of). */
+      changeLinkedTo?: string;
+      /** Mirrors the change service's word: a link already there is a no-op, not a refusal. */
+      mirror?: boolean;
+    }
+  | {
+      kind: "unlinkChangeRequest";
+      changeRequestId: string;
+      /** Mirrors the change service's word: a link not there is a no-op, not a refusal. */
+      mirror?: boolean;
+    }
   | { kind: "attachArtifact"; artifact: Omit<PackageArtifact, "$typeName" | "$unknown"> }
   | { kind: "detachArtifact"; artifactId: string }
   | { kind: "setBackOutPlan"; backOutPlan: string }

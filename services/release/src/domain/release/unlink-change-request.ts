@@ -11,12 +11,15 @@ export function unlinkChangeRequest(
   const { release } = requireActive(state);
   // Ids in either case are the same UUID: the one as linked is the one unlinked.
   const linked = release.linkedChangeRequestIds.find((id) => sameId(id, command.changeRequestId));
-  if (linked === undefined)
+  if (linked === undefined) {
+    // The change's word mirrored here: not linked already, nothing to record.
+    if (command.mirror) return [];
     refuse(
       "change.linked",
       `change request ${command.changeRequestId} is not linked`,
       "NOT_FOUND",
       command.changeRequestId,
     );
+  }
   return [create(ev.ReleaseChangeRequestUnlinkedSchema, { releaseId, changeRequestId: linked })];
 }

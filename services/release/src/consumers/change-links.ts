@@ -1,0 +1,110 @@
+import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
+import { type ChunkHandler, type CloudEvent, decodeEvent, type EventHandler } from "@rdm/messaging";
+import type { Logger } from "@rdm/observability";
+import {
+  ChangeRequestRaisedSchema,
+  ChangeRequestReleaseUnlinkedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import type pg from "pg";
+import type { ReleaseServiceEvent } from "../store/event-codec.js";
+import { releaseCommand } from "../store/releases.js";
+import { applyChangeEvent, applyChangeEvents, changeLinkedTo } from "./change-requests.js";
+
+export interface ChangeLinkReactionDeps {
+  handler: CommandHandler<ReleaseServiceEvent>;
+  logger: Logger;
+}
+
+interface LinkReaction {
+  releaseId: string;
+  changeRequestId: string;
+  metadata?: EventMetadata | undefined;
+  command: "linkChangeRequest" | "unlinkChangeRequest";
+}
+
+/**
+ * What a change event asks of a release: a change raised with a linked release is linked there
+ * too (a link made on the change side); a change that answers another release's link with "not
+ * linked to you, linked to mine" (ChangeRequestReleaseUnlinked naming both) is unlinked from that
+ * other release. The change's other link events mirror the release's own links and unlinks: they
+ * ask nothing back, so the two mirrors never feed each other.
+ */
+function linkReactionOf(event: CloudEvent): LinkReaction | undefined {
+  if (event.type === ChangeRequestRaisedSchema.typeName) {
+    const raised = decodeEvent(ChangeRequestRaisedSchema, event);
+    if (!raised.linkedReleaseId) return undefined;
+    return {
+      releaseId: raised.linkedReleaseId,
+      changeRequestId: raised.changeRequestId,
+      metadata: raised.metadata,
+      command: "linkChangeRequest",
+    };
+  }
+  if (event.type === ChangeRequestReleaseUnlinkedSchema.typeName) {
+    const unlinked = decodeEvent(ChangeRequestReleaseUnlinkedSchema, event);
+    if (!unlinked.linkedReleaseId || !unlinked.releaseId || unlinked.linkedReleaseId === unlinked.releaseId)
+      return undefined;
+    return {
+      releaseId: unlinked.releaseId,
+      changeRequestId: unlinked.changeRequestId,
+      metadata: unlinked.metadata,
+      command: "unlinkChangeRequest",
+    };
+  }
+  return undefined;
+}
+
+/**
+ * Applies a change event's link reaction to its release, in the consumer's transaction, after
+ * the change's state is in the read model. It acts only while the change still says so (a replay
+ * of an old event never links a change that moved on, nor unlinks one linked there since). A
+ * refusal (a release this service does not know, or one closed) is logged and skipped.
+ */
+async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: ChangeLinkReactionDeps): Promise<void> {
+  const reaction = linkReactionOf(event);
+  if (!reaction?.changeRequestId || !reaction.releaseId) return;
+  const releaseId = reaction.releaseId.toLowerCase();
+  const changeRequestId = reaction.changeRequestId.toLowerCase();
+  const linkedNow = (await changeLinkedTo(tx, changeRequestId)).toLowerCase();
+  const stillSo = reaction.command === "linkChangeRequest" ? linkedNow === releaseId : linkedNow !== releaseId;
+  if (!stillSo) return;
+  const cause: CommandOrigin = {
+    actor: reaction.metadata?.actor || event.source,
+    correlationId: reaction.metadata?.correlationId || event.id,
+    causationId: event.id,
+    requestId: "",
+    traceparent: event.traceparent,
+  };
+  try {
+    await deps.handler.handleIn(
+      tx,
+      cause,
+      releaseCommand(releaseId, () => ({ kind: reaction.command, changeRequestId, mirror: true })),
+    );
+  } catch (error) {
+    if (!isRuleViolation(error)) throw error;
+    deps.logger.info(
+      { releaseId, changeRequestId, rule: error.rule, causationId: event.id },
+      `change link reaction skipped: ${error.message}`,
+    );
+  }
+}
+
+/**
+ * The consumer of rdm.change.events.v1: the change request states the gates read
+ * (applyChangeEvent) and then the links the change asks of a release (reactToChangeLink), in one
+ * transaction.
+ */
+export function changeEventConsumer(deps: ChangeLinkReactionDeps): { handle: EventHandler; handleChunk: ChunkHandler } {
+  return {
+    handle: async (event, tx) => {
+      await applyChangeEvent(event, tx);
+      await reactToChangeLink(event, tx, deps);
+    },
+    handleChunk: async (events, tx) => {
+      await applyChangeEvents(events, tx);
+      for (const { event } of events) await reactToChangeLink(event, tx, deps);
+    },
+  };
+}
