@@ -33,6 +33,7 @@ import {
   DeploymentFailedSchema,
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
+  EnvironmentRegisteredSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
@@ -930,6 +931,116 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     "ChangeRequestImplemented",
   ]);
   for (const row of rows.slice(1)) expect(Buffer.from(row.data).toString()).toContain(production);
+});
+
+/** Resolves once the change service handled the event (its consumer's marker), by id. */
+async function handled(eventId: string) {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    await waitFor(
+      async () => (await db.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [eventId])).rowCount === 1,
+      { timeoutMs: 30_000, description: `event ${eventId} handled` },
+    );
+  } finally {
+    await db.end();
+  }
+}
+
+/** The change's events after `version`: type (short) and data. */
+async function eventsOf(changeRequestId: string, afterVersion = 0) {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query<{ type: string; data: Buffer }>(
+      "SELECT type, data FROM events WHERE stream_id = $1 AND version > $2 ORDER BY version",
+      [changeRequestId, afterVersion],
+    );
+    return rows.map((r) => ({ type: r.type.replace("rdm.change.v1.", ""), data: Buffer.from(r.data).toString() }));
+  } finally {
+    await db.end();
+  }
+}
+
+test("a change naming no environment is implemented by its release's deployment to production; other environments leave it alone", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  // Environments of this test's own, defined as the deployment service publishes them: staging
+  // promotes to the end of the order, which is production (no flag said).
+  const staging = uniqueId("staging");
+  const production = uniqueId("live");
+  const definitions = [
+    upstream.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${staging}`, {
+      environment: { name: staging, promotionRank: 1 },
+    }),
+    upstream.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${production}`, {
+      environment: { name: production, promotionRank: 2, promotesFrom: staging },
+    }),
+  ];
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, definitions);
+  for (const definition of definitions) await handled(definition.id);
+
+  const releaseId = randomUUID();
+  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
+  // One key (the release) for all of them: consumed in the order published. The outcomes say
+  // whether their environment is production, as the deployment service's do; a start does not.
+  const deployment = (
+    schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema | typeof DeploymentFailedSchema,
+    deploymentId: string,
+    environment: string,
+    extra: Record<string, unknown> = {},
+  ) =>
+    upstream.event("rdm/deployment", schema as typeof DeploymentStartedSchema, releaseId, {
+      deploymentId,
+      releaseId,
+      environment,
+      ...extra,
+    });
+  const first = randomUUID();
+  const second = randomUUID();
+  const toProduction = randomUUID();
+  // Had staging counted, the change would be FAILED by the first deployment, or IMPLEMENTED by the second.
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    deployment(DeploymentStartedSchema, first, staging),
+    deployment(DeploymentFailedSchema, first, staging, { reason: "smoke test failed", production: false }),
+    deployment(DeploymentStartedSchema, second, staging),
+    deployment(DeploymentSucceededSchema, second, staging, { production: false }),
+    deployment(DeploymentStartedSchema, toProduction, production),
+  ]);
+  await waitFor(
+    async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTING,
+    { timeoutMs: 30_000, description: "change IMPLEMENTING once the production deployment started" },
+  );
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    deployment(DeploymentSucceededSchema, toProduction, production, { production: true }),
+  ]);
+  await waitFor(
+    async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTED,
+    { timeoutMs: 30_000, description: "change IMPLEMENTED once the production deployment succeeded" },
+  );
+  const after = await eventsOf(id, Number(scheduledAt));
+  expect(after.map((e) => e.type)).toEqual(["ChangeImplementationStarted", "ChangeRequestImplemented"]);
+  for (const event of after) expect(event.data).toContain(toProduction);
+});
+
+test("a change linked to one release keeps it: another release's link is answered 'not linked to you'", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const first = randomUUID();
+  const second = randomUUID();
+  const id = await authorizedChange({ linkedReleaseId: first });
+  const before = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
+  await handled(await publishReleaseLink(second, id));
+  expect((await viewer.getChange({ changeRequestId: id })).change?.linkedReleaseId).toBe(first);
+  const answer = await eventsOf(id, Number(before));
+  expect(answer.map((e) => e.type)).toEqual(["ChangeRequestReleaseUnlinked"]);
+  // It names the release it is not linked to and the one it keeps.
+  expect(answer[0]?.data).toContain(second);
+  expect(answer[0]?.data).toContain(first);
+  // The first release's own link, mirrored again, changes nothing.
+  await handled(await publishReleaseLink(first, id));
+  expect(await eventsOf(id, Number(before))).toHaveLength(1);
 });
 
 // Runs last: it reads every row the tests above wrote.

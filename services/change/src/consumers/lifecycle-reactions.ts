@@ -9,6 +9,8 @@ import {
   DeploymentRolledBackSchema,
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
+  EnvironmentChangedSchema,
+  EnvironmentRegisteredSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   ReleaseChangeRequestLinkedSchema,
@@ -18,7 +20,12 @@ import type pg from "pg";
 import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
-import { changesLinkedTo, saveChange } from "../store/read-model.js";
+import {
+  changesLinkedTo,
+  isProductionEnvironment,
+  saveChange,
+  saveDeploymentEnvironment,
+} from "../store/read-model.js";
 
 export interface ReactionDeps {
   handler: CommandHandler<ServiceEvent>;
@@ -65,21 +72,41 @@ async function react(
   }
 }
 
-const inEnvironment = (change: ChangeRequest, environment: string) =>
-  change.environments.length === 0 || change.environments.includes(environment);
+/**
+ * Whether a deployment to `environment` implements the change: one to an environment it names or,
+ * when it names none, one to production (an RFC without environments changes production).
+ */
+const inEnvironment = (change: ChangeRequest, environment: string, production: boolean) =>
+  change.environments.length === 0 ? production : change.environments.includes(environment);
 
 /**
  * Reactions to the deployments of a change's linked release (design §4): a deployment that
  * starts implements the scheduled change, one that succeeds completes it, one that fails or is
- * rolled back fails it (the ChangeRequestFailed event carries the back-out plan). Changes scoped
- * to other environments are left alone.
+ * rolled back fails it (the ChangeRequestFailed event carries the back-out plan). Only deployments
+ * to the change's environments count, to production when it names none: production as the
+ * outcome says (its `production` flag) or else as the environment events on the same topic define
+ * it (kept in deployment_environments).
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
   let outcome:
-    | { releaseId: string; environment: string; deploymentId: string; metadata?: EventMetadata | undefined }
+    | {
+        releaseId: string;
+        environment: string;
+        deploymentId: string;
+        metadata?: EventMetadata | undefined;
+        production?: boolean | undefined;
+      }
     | undefined;
   let toCommand: ((change: ChangeRequest) => ChangeRequestCommand | undefined) | undefined;
   switch (event.type) {
+    case EnvironmentRegisteredSchema.typeName:
+    case EnvironmentChangedSchema.typeName: {
+      const schema =
+        event.type === EnvironmentRegisteredSchema.typeName ? EnvironmentRegisteredSchema : EnvironmentChangedSchema;
+      const { environment } = decodeEvent(schema, event);
+      if (environment?.name) await saveDeploymentEnvironment(tx, environment);
+      return;
+    }
     case DeploymentStartedSchema.typeName: {
       const started = decodeEvent(DeploymentStartedSchema, event);
       outcome = started;
@@ -131,8 +158,12 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   }
   if (!outcome?.releaseId) return;
   const cause = causeOf(event, outcome.metadata);
-  for (const change of await changesLinkedTo(tx, outcome.releaseId)) {
-    if (!inEnvironment(change, outcome.environment)) continue;
+  const linked = await changesLinkedTo(tx, outcome.releaseId);
+  if (linked.length === 0) return;
+  // The deployment service's word on production, else its environment definitions as read so far.
+  const production = outcome.production ?? (await isProductionEnvironment(tx, outcome.environment));
+  for (const change of linked) {
+    if (!inEnvironment(change, outcome.environment, production)) continue;
     const command = toCommand(change);
     if (command) await react(tx, deps, change.changeRequestId, cause, command);
   }
