@@ -11,7 +11,12 @@ import { errorDetails } from "@rdm/grpc";
 import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestAuthorizedSchema, ChangeRequestSubmittedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ChangeRequestAuthorizedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestReleaseUnlinkedSchema,
+  ChangeRequestSubmittedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   ApprovalStatus,
@@ -26,7 +31,7 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ListReleasesRequestSchema } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
-import { uniqueId, waitFor } from "@rdm/testkit";
+import { PublishedStreams, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { releaseServiceRoles } from "../src/api/release-service.js";
@@ -298,6 +303,91 @@ test("every gate refusal reason is listed as a PreconditionFailure violation", a
     description: "gate open after the change was authorized",
   });
   expect((await advance(releaseId)).phase).toBe(ReleasePhase.BUILD_AND_TEST);
+});
+
+test("a change raised with a linked release is linked there, caused by it; another release may not link it; a change keeping its first release unlinks it from a second", async () => {
+  const changes = new PublishedStreams("chris");
+  const publish = (event: ReturnType<typeof changes.event>) =>
+    publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [event]);
+  const first = (await register()).releaseId;
+  const second = (await register()).releaseId;
+
+  // Linked on the change side: the release links it too, caused by the change's event.
+  const changeId = randomUUID();
+  const raised = changes.event("rdm/change", ChangeRequestRaisedSchema, changeId, {
+    changeRequestId: changeId,
+    linkedReleaseId: first,
+    state: ChangeState.DRAFT,
+    key: "CHG-2026-0042",
+    title: "Upgrade the payments database",
+  });
+  await publish(raised);
+  await waitFor(async () => (await get(first)).linkedChangeRequestIds.includes(changeId), {
+    timeoutMs: 30_000,
+    description: "the change's link mirrored on the release",
+  });
+  expect((await get(first)).linkedChangeRequestIds).toEqual([changeId]);
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  try {
+    const { rows } = await db.query(
+      "SELECT metadata FROM events WHERE stream_id = $1 AND type = 'rdm.release.v1.ReleaseChangeRequestLinked'",
+      [first],
+    );
+    expect(rows.map((r) => r.metadata)).toEqual([expect.objectContaining({ actor: "chris", causationId: raised.id })]);
+  } finally {
+    await db.end();
+  }
+
+  // A change implements one release: the other one's link is refused, naming the first.
+  const refused = await failure(
+    coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: changeId }),
+  );
+  expect(refused.code).toBe(status.FAILED_PRECONDITION);
+  expect(refused.message).toContain(first);
+  expect(refused.preconditionFailure?.violations.map((v) => [v.type, v.subject])).toEqual([
+    ["change.linked_elsewhere", changeId],
+  ]);
+  expect((await get(second)).linkedChangeRequestIds).toEqual([]);
+
+  // A link this service could not refuse yet (it had heard nothing of the change) loses to the
+  // change's first release: the change answers "not linked to you" and the release unlinks it.
+  const raced = randomUUID();
+  await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: raced });
+  await publish(
+    changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, raced, {
+      changeRequestId: raced,
+      releaseId: second,
+      linkedReleaseId: first,
+      state: ChangeState.SUBMITTED,
+    }),
+  );
+  await waitFor(async () => !(await get(second)).linkedChangeRequestIds.includes(raced), {
+    timeoutMs: 30_000,
+    description: "the losing link removed from the second release",
+  });
+  // The change's own unlink (the mirror of a release's unlink) asks nothing of any release.
+  const kept = randomUUID();
+  await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: kept });
+  const mirrored = changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, kept, {
+    changeRequestId: kept,
+    releaseId: first,
+    linkedReleaseId: "",
+    state: ChangeState.SUBMITTED,
+  });
+  await publish(mirrored);
+  const handled = new pg.Client({ connectionString: h.databaseUrl });
+  await handled.connect();
+  try {
+    await waitFor(
+      async () =>
+        (await handled.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [mirrored.id])).rowCount === 1,
+      { timeoutMs: 30_000, description: "the change's unlink handled" },
+    );
+  } finally {
+    await handled.end();
+  }
+  expect((await get(second)).linkedChangeRequestIds).toEqual([kept]);
 });
 
 test("a change request is linked by its id, a UUID: a key such as CHG-2026-0001 is INVALID_ARGUMENT", async () => {
