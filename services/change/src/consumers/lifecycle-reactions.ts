@@ -72,6 +72,20 @@ async function react(
   }
 }
 
+/** Keeps an environment's definition from its EnvironmentRegistered/Changed event; false for other events. */
+async function savedEnvironment(event: CloudEvent, tx: pg.PoolClient): Promise<boolean> {
+  const schema =
+    event.type === EnvironmentRegisteredSchema.typeName
+      ? EnvironmentRegisteredSchema
+      : event.type === EnvironmentChangedSchema.typeName
+        ? EnvironmentChangedSchema
+        : undefined;
+  if (!schema) return false;
+  const { environment } = decodeEvent(schema, event);
+  if (environment?.name) await saveDeploymentEnvironment(tx, environment);
+  return true;
+}
+
 /**
  * Whether a deployment to `environment` implements the change: one to an environment it names or,
  * when it names none, one to production (an RFC without environments changes production).
@@ -98,15 +112,8 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
       }
     | undefined;
   let toCommand: ((change: ChangeRequest) => ChangeRequestCommand | undefined) | undefined;
+  if (await savedEnvironment(event, tx)) return;
   switch (event.type) {
-    case EnvironmentRegisteredSchema.typeName:
-    case EnvironmentChangedSchema.typeName: {
-      const schema =
-        event.type === EnvironmentRegisteredSchema.typeName ? EnvironmentRegisteredSchema : EnvironmentChangedSchema;
-      const { environment } = decodeEvent(schema, event);
-      if (environment?.name) await saveDeploymentEnvironment(tx, environment);
-      return;
-    }
     case DeploymentStartedSchema.typeName: {
       const started = decodeEvent(DeploymentStartedSchema, event);
       outcome = started;
