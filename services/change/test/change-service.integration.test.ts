@@ -1025,6 +1025,32 @@ test("a change naming no environment is implemented by its release's deployment 
   for (const event of after) expect(event.data).toContain(toProduction);
 });
 
+test("a change to production whose deployment started before production was known is implemented by the success", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
+  // No definition of this environment was read: the start does not count, the success (production) does.
+  const production = uniqueId("live");
+  const deploymentId = randomUUID();
+  const about = { deploymentId, releaseId, environment: production };
+  const started = upstream.event("rdm/deployment", DeploymentStartedSchema, releaseId, about);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [started]);
+  await handled(started.id);
+  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.SCHEDULED);
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, releaseId, { ...about, production: true }),
+  ]);
+  await waitFor(
+    async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTED,
+    { timeoutMs: 30_000, description: "change IMPLEMENTED once the production deployment succeeded" },
+  );
+  const after = await eventsOf(id, Number(scheduledAt));
+  expect(after.map((e) => e.type)).toEqual(["ChangeImplementationStarted", "ChangeRequestImplemented"]);
+});
+
 test("a change linked to one release keeps it: another release's link is answered 'not linked to you'", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const first = randomUUID();

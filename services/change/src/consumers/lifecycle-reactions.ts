@@ -93,86 +93,98 @@ async function savedEnvironment(event: CloudEvent, tx: pg.PoolClient): Promise<b
 const inEnvironment = (change: ChangeRequest, environment: string, production: boolean) =>
   change.environments.length === 0 ? production : change.environments.includes(environment);
 
-/**
- * Reactions to the deployments of a change's linked release (design §4): a deployment that
- * starts implements the scheduled change, one that succeeds completes it, one that fails or is
- * rolled back fails it (the ChangeRequestFailed event carries the back-out plan). Only deployments
- * to the change's environments count, to production when it names none: production as the
- * outcome says (its `production` flag) or else as the environment events on the same topic define
- * it (kept in deployment_environments).
- */
-export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  let outcome:
-    | {
-        releaseId: string;
-        environment: string;
-        deploymentId: string;
-        metadata?: EventMetadata | undefined;
-        production?: boolean | undefined;
-      }
-    | undefined;
-  let toCommand: ((change: ChangeRequest) => ChangeRequestCommand | undefined) | undefined;
-  if (await savedEnvironment(event, tx)) return;
+interface DeploymentOutcome {
+  releaseId: string;
+  environment: string;
+  deploymentId: string;
+  metadata?: EventMetadata | undefined;
+  production?: boolean | undefined;
+}
+
+/** What a deployment event asks of each linked change: the event, and the commands per change. */
+interface DeploymentReaction {
+  outcome: DeploymentOutcome;
+  toCommands(change: ChangeRequest): ChangeRequestCommand[];
+}
+
+const stillOpen = (change: ChangeRequest) =>
+  change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING;
+
+/** A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the back-out plan). */
+const failing = (outcome: DeploymentOutcome, what: string): DeploymentReaction => ({
+  outcome,
+  toCommands: (change) =>
+    stillOpen(change)
+      ? [
+          {
+            kind: "failImplementation",
+            reason: `deployment ${outcome.deploymentId} of the linked release to ${outcome.environment} ${what}`,
+            deploymentId: outcome.deploymentId,
+            environment: outcome.environment,
+          },
+        ]
+      : [],
+});
+
+/** The reaction a deployment event asks for; undefined for the events that move no change. */
+function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
   switch (event.type) {
     case DeploymentStartedSchema.typeName: {
-      const started = decodeEvent(DeploymentStartedSchema, event);
-      outcome = started;
-      toCommand = (change) =>
-        change.state === ChangeState.SCHEDULED
-          ? { kind: "startImplementation", deploymentId: started.deploymentId, environment: started.environment }
-          : undefined;
-      break;
+      const outcome = decodeEvent(DeploymentStartedSchema, event);
+      const { deploymentId, environment } = outcome;
+      return {
+        outcome,
+        toCommands: (change) =>
+          change.state === ChangeState.SCHEDULED ? [{ kind: "startImplementation", deploymentId, environment }] : [],
+      };
     }
     case DeploymentSucceededSchema.typeName: {
-      const succeeded = decodeEvent(DeploymentSucceededSchema, event);
-      outcome = succeeded;
-      toCommand = (change) =>
-        change.state === ChangeState.IMPLEMENTING
-          ? { kind: "completeImplementation", deploymentId: succeeded.deploymentId, environment: succeeded.environment }
-          : undefined;
-      break;
+      const outcome = decodeEvent(DeploymentSucceededSchema, event);
+      const { deploymentId, environment } = outcome;
+      // A change still SCHEDULED missed the start (e.g. not yet known as production then): both at once.
+      return {
+        outcome,
+        toCommands: (change) => [
+          ...(change.state === ChangeState.SCHEDULED
+            ? [{ kind: "startImplementation", deploymentId, environment } as const]
+            : []),
+          ...(stillOpen(change) ? [{ kind: "completeImplementation", deploymentId, environment } as const] : []),
+        ],
+      };
     }
     case DeploymentFailedSchema.typeName: {
       const failed = decodeEvent(DeploymentFailedSchema, event);
-      outcome = failed;
-      toCommand = (change) =>
-        change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING
-          ? {
-              kind: "failImplementation",
-              reason: `deployment ${failed.deploymentId} of the linked release to ${failed.environment} failed: ${failed.reason}`,
-              deploymentId: failed.deploymentId,
-              environment: failed.environment,
-            }
-          : undefined;
-      break;
+      return failing(failed, `failed: ${failed.reason}`);
     }
     case DeploymentRolledBackSchema.typeName: {
       const rolledBack = decodeEvent(DeploymentRolledBackSchema, event);
-      outcome = rolledBack;
-      toCommand = (change) =>
-        change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING
-          ? {
-              kind: "failImplementation",
-              reason: `deployment ${rolledBack.deploymentId} of the linked release to ${rolledBack.environment} was rolled back: ${rolledBack.reason}`,
-              deploymentId: rolledBack.deploymentId,
-              environment: rolledBack.environment,
-            }
-          : undefined;
-      break;
+      return failing(rolledBack, `was rolled back: ${rolledBack.reason}`);
     }
     default:
-      return; // Other deployment events do not move a change.
+      return undefined;
   }
-  if (!outcome?.releaseId) return;
-  const cause = causeOf(event, outcome.metadata);
+}
+
+/**
+ * Reactions to the deployments of a change's linked release (design §4): a deployment that
+ * starts implements the scheduled change, one that succeeds completes it, one that fails or is
+ * rolled back fails it. Only deployments to the change's environments count, to production when
+ * it names none: production as the outcome says (its `production` flag) or else as the
+ * environment events on the same topic define it (kept in deployment_environments).
+ */
+export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
+  if (await savedEnvironment(event, tx)) return;
+  const reaction = reactionTo(event);
+  if (!reaction?.outcome.releaseId) return;
+  const { outcome } = reaction;
   const linked = await changesLinkedTo(tx, outcome.releaseId);
   if (linked.length === 0) return;
+  const cause = causeOf(event, outcome.metadata);
   // The deployment service's word on production, else its environment definitions as read so far.
   const production = outcome.production ?? (await isProductionEnvironment(tx, outcome.environment));
   for (const change of linked) {
     if (!inEnvironment(change, outcome.environment, production)) continue;
-    const command = toCommand(change);
-    if (command) await react(tx, deps, change.changeRequestId, cause, command);
+    for (const command of reaction.toCommands(change)) await react(tx, deps, change.changeRequestId, cause, command);
   }
 }
 
