@@ -33,7 +33,6 @@ import {
   DeploymentFailedSchema,
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
-  EnvironmentRegisteredSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
@@ -965,27 +964,15 @@ async function eventsOf(changeRequestId: string, afterVersion = 0) {
 test("a change naming no environment is implemented by its release's deployment to production; other environments leave it alone", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
-  // Environments of this test's own, defined as the deployment service publishes them: staging
-  // promotes to the end of the order, which is production (no flag said).
+  // Environments of this test's own; each deployment event says whether its environment is
+  // production, as the deployment service's do.
   const staging = uniqueId("staging");
   const production = uniqueId("live");
-  const definitions = [
-    upstream.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${staging}`, {
-      environment: { name: staging, promotionRank: 1 },
-    }),
-    upstream.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${production}`, {
-      environment: { name: production, promotionRank: 2, promotesFrom: staging },
-    }),
-  ];
-  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, definitions);
-  for (const definition of definitions) await handled(definition.id);
-
   const releaseId = randomUUID();
   const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
   await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
   const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
-  // One key (the release) for all of them: consumed in the order published. The outcomes say
-  // whether their environment is production, as the deployment service's do; a start does not.
+  // One key (the release) for all of them: consumed in the order published.
   const deployment = (
     schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema | typeof DeploymentFailedSchema,
     deploymentId: string,
@@ -1003,11 +990,11 @@ test("a change naming no environment is implemented by its release's deployment 
   const toProduction = randomUUID();
   // Had staging counted, the change would be FAILED by the first deployment, or IMPLEMENTED by the second.
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
-    deployment(DeploymentStartedSchema, first, staging),
+    deployment(DeploymentStartedSchema, first, staging, { production: false }),
     deployment(DeploymentFailedSchema, first, staging, { reason: "smoke test failed", production: false }),
-    deployment(DeploymentStartedSchema, second, staging),
+    deployment(DeploymentStartedSchema, second, staging, { production: false }),
     deployment(DeploymentSucceededSchema, second, staging, { production: false }),
-    deployment(DeploymentStartedSchema, toProduction, production),
+    deployment(DeploymentStartedSchema, toProduction, production, { production: true }),
   ]);
   await waitFor(
     async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTING,
@@ -1025,14 +1012,14 @@ test("a change naming no environment is implemented by its release's deployment 
   for (const event of after) expect(event.data).toContain(toProduction);
 });
 
-test("a change to production whose deployment started before production was known is implemented by the success", async () => {
+test("a change to production whose deployment's start did not say production is implemented by the success", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
   const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
   await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
   const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
-  // No definition of this environment was read: the start does not count, the success (production) does.
+  // A start from a deployment service that did not say production yet does not count; the success does.
   const production = uniqueId("live");
   const deploymentId = randomUUID();
   const about = { deploymentId, releaseId, environment: production };

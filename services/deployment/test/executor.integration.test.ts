@@ -89,9 +89,8 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
     ["rdm.deployment.v1.DeploymentStarted", 1n],
     ["rdm.deployment.v1.DeploymentSucceeded", 2n],
   ]);
-  // Nothing promotes from the environment: it is production, and the success says so (a start
-  // has no such field).
-  expect(outcomes.map((event) => ("production" in event ? event.production : "none"))).toEqual(["none", true]);
+  // Nothing promotes from the environment: it is production, and the start and success say so.
+  expect(outcomes.map((event) => event.production)).toEqual([true, true]);
   const listed = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
   expect(listed?.baseline.map((a) => a.artifactId)).toEqual([artifactId]);
   expect(listed?.baselineDeploymentId).toBe(deploymentId);
@@ -126,13 +125,11 @@ test("production as the definition says: a side environment nothing follows is n
     });
     await runStep(environment);
     await runStep(environment);
-    production.push(
-      (await outcomesOf(deploymentId, 2)).map((event) => ("production" in event ? event.production : "none")),
-    );
+    production.push((await outcomesOf(deploymentId, 2)).map((event) => event.production));
   }
   expect(production).toEqual([
-    ["none", false],
-    ["none", true],
+    [false, false],
+    [true, true],
   ]);
 });
 
@@ -338,7 +335,7 @@ test("a failed verification rolls back automatically; DeploymentRolledBack carri
     ["rdm.deployment.v1.DeploymentRolledBack", 5n],
   ]);
   expect(outcomes[2]?.artifacts).toEqual(good);
-  expect(outcomes.map((event) => ("production" in event ? event.production : "none"))).toEqual(["none", false, false]);
+  expect(outcomes.map((event) => event.production)).toEqual([false, false, false]);
 });
 
 test("a failed rollback step is claimable again only after its pause; the rollback then completes", async () => {

@@ -9,8 +9,6 @@ import {
   DeploymentRolledBackSchema,
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
-  EnvironmentChangedSchema,
-  EnvironmentRegisteredSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   ReleaseChangeRequestLinkedSchema,
@@ -20,12 +18,7 @@ import type pg from "pg";
 import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
-import {
-  changesLinkedTo,
-  isProductionEnvironment,
-  saveChange,
-  saveDeploymentEnvironment,
-} from "../store/read-model.js";
+import { changesLinkedTo, saveChange } from "../store/read-model.js";
 
 export interface ReactionDeps {
   handler: CommandHandler<ServiceEvent>;
@@ -70,20 +63,6 @@ async function react(
       `change reaction skipped: ${error.message}`,
     );
   }
-}
-
-/** Keeps an environment's definition from its EnvironmentRegistered/Changed event; false for other events. */
-async function savedEnvironment(event: CloudEvent, tx: pg.PoolClient): Promise<boolean> {
-  const schema =
-    event.type === EnvironmentRegisteredSchema.typeName
-      ? EnvironmentRegisteredSchema
-      : event.type === EnvironmentChangedSchema.typeName
-        ? EnvironmentChangedSchema
-        : undefined;
-  if (!schema) return false;
-  const { environment } = decodeEvent(schema, event);
-  if (environment?.name) await saveDeploymentEnvironment(tx, environment);
-  return true;
 }
 
 /**
@@ -141,7 +120,7 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
     case DeploymentSucceededSchema.typeName: {
       const outcome = decodeEvent(DeploymentSucceededSchema, event);
       const { deploymentId, environment } = outcome;
-      // A change still SCHEDULED missed the start (e.g. not yet known as production then): both at once.
+      // A change still SCHEDULED missed the start (one that did not say production): both at once.
       return {
         outcome,
         toCommands: (change) => [
@@ -169,19 +148,18 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
  * Reactions to the deployments of a change's linked release (design §4): a deployment that
  * starts implements the scheduled change, one that succeeds completes it, one that fails or is
  * rolled back fails it. Only deployments to the change's environments count, to production when
- * it names none: production as the outcome says (its `production` flag) or else as the
- * environment events on the same topic define it (kept in deployment_environments).
+ * it names none: production as the deployment event says (its `production` flag).
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  if (await savedEnvironment(event, tx)) return;
   const reaction = reactionTo(event);
   if (!reaction?.outcome.releaseId) return;
   const { outcome } = reaction;
   const linked = await changesLinkedTo(tx, outcome.releaseId);
   if (linked.length === 0) return;
   const cause = causeOf(event, outcome.metadata);
-  // The deployment service's word on production, else its environment definitions as read so far.
-  const production = outcome.production ?? (await isProductionEnvironment(tx, outcome.environment));
+  // The deployment service says whether the environment is production; events from before it did
+  // do not count for a change naming no environment (the success, which said it, implements it).
+  const production = outcome.production ?? false;
   for (const change of linked) {
     if (!inEnvironment(change, outcome.environment, production)) continue;
     for (const command of reaction.toCommands(change)) await react(tx, deps, change.changeRequestId, cause, command);

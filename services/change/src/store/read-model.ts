@@ -74,44 +74,7 @@ export const readModelMigrations: Migration[] = [
     // The per-year counter row serialised every RaiseChange on its lock until commit.
     sql: yearlyNumbersSql("rdm_next_change_number", "change_key", "change_keys"),
   },
-  {
-    version: 4,
-    name: "deployment environments (which one is production)",
-    // From the deployment topic's environment events, not from this service's streams.
-    // production NULL: the definition does not say; production is then the end of the promotion order.
-    sql: `CREATE TABLE deployment_environments (
-        name          text PRIMARY KEY,
-        promotes_from text NOT NULL DEFAULT '',
-        production    boolean
-      );`,
-  },
 ];
-
-/** An environment as the deployment service defined it (its EnvironmentRegistered/Changed events). */
-export async function saveDeploymentEnvironment(
-  db: Queryable,
-  environment: { name: string; promotesFrom: string; production?: boolean | undefined },
-): Promise<void> {
-  await db.query(
-    `INSERT INTO deployment_environments (name, promotes_from, production) VALUES ($1, $2, $3)
-     ON CONFLICT (name) DO UPDATE SET promotes_from = EXCLUDED.promotes_from, production = EXCLUDED.production`,
-    [environment.name, environment.promotesFrom, environment.production ?? null],
-  );
-}
-
-/**
- * Production as the environment's definition says or, when it does not say, the end of the
- * promotion order (no environment promotes from it). An environment not defined is not production.
- */
-export async function isProductionEnvironment(db: Queryable, environment: string): Promise<boolean> {
-  const { rows } = await db.query<{ production: boolean }>(
-    `SELECT COALESCE(production, NOT EXISTS (SELECT 1 FROM deployment_environments WHERE promotes_from = $1))
-       AS production
-     FROM deployment_environments WHERE name = $1`,
-    [environment],
-  );
-  return rows[0]?.production ?? false;
-}
 
 const ts = (value: Timestamp | undefined) => (value ? timestampDate(value) : null);
 

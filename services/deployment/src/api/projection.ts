@@ -24,16 +24,15 @@ const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTCOMES.ha
 /**
  * Gives each outcome event its environment's next sequence, in the transaction that appends it:
  * the per-environment row stays locked until the commit, so one environment's outcomes are
- * numbered in commit order, whatever deployment or partition they travel on. A success, failure
- * or rollback also says whether the environment is production as this service knows it now, so
- * consumers need not learn it from environment events that may reach them later.
+ * numbered in commit order, whatever deployment or partition they travel on. Each also says
+ * whether the environment is production as this service knows it now, so consumers need not
+ * learn it from environment events that may reach them later.
  */
 export async function withEnvironmentSequences(tx: pg.PoolClient, events: DeploymentEvent[]) {
   for (const event of events) {
     if (!isOutcome(event)) continue;
     event.environmentSequence = await nextEnvironmentSequence(tx, event.environment);
-    if (event.$typeName !== "rdm.deployment.v1.DeploymentStarted")
-      event.production = await isProduction(tx, event.environment);
+    event.production = await isProduction(tx, event.environment);
   }
   return events;
 }
