@@ -305,6 +305,24 @@ describe("execution", () => {
     expect(refusal(() => d.run({ kind: "promoteDeployment", comment: "" })).rule).toBe("deployment.no_promotion");
   });
 
+  test("a deployment that ends while paused, or is cancelled paused, is on hold no more", () => {
+    const ending = new Deciding();
+    ending.plan(ALL_AT_ONCE);
+    ending.start();
+    ending.pass(0);
+    const token = ending.claim(1);
+    ending.run({ kind: "pauseDeployment", reason: "change freeze at noon" });
+    ending.run(report(1, token, "ci-2", { verifications: [{ check: "http 200", passed: true, detail: "" }] }));
+    ending.complete(1, token);
+    expect([ending.deployment.state, ending.deployment.paused]).toEqual([DeploymentState.SUCCEEDED, false]);
+    const cancelled = new Deciding();
+    cancelled.plan(ALL_AT_ONCE);
+    cancelled.start();
+    cancelled.run({ kind: "pauseDeployment", reason: "hold" });
+    cancelled.run({ kind: "cancelDeployment", reason: "not this week" });
+    expect([cancelled.deployment.state, cancelled.deployment.paused]).toEqual([DeploymentState.CANCELLED, false]);
+  });
+
   test("pause holds the queue until resumed", () => {
     const d = new Deciding();
     d.plan(ALL_AT_ONCE);

@@ -158,12 +158,12 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
       readyNext(deployment, done?.index ?? -1, at);
       break;
     }
+    // An ended deployment is on hold no more (a pause taken during its last step).
     case "rdm.deployment.v1.DeploymentSucceeded":
-      deployment.state = DeploymentState.SUCCEEDED;
+      Object.assign(deployment, { state: DeploymentState.SUCCEEDED, paused: false });
       break;
     case "rdm.deployment.v1.DeploymentFailed":
-      deployment.state = DeploymentState.FAILED;
-      deployment.reason = event.reason;
+      Object.assign(deployment, { state: DeploymentState.FAILED, paused: false, reason: event.reason });
       break;
     case "rdm.deployment.v1.DeploymentRollbackStarted": {
       skipUnfinished(deployment);
@@ -176,12 +176,11 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
       break;
     }
     case "rdm.deployment.v1.DeploymentRolledBack":
-      deployment.state = DeploymentState.ROLLED_BACK;
+      Object.assign(deployment, { state: DeploymentState.ROLLED_BACK, paused: false });
       break;
     case "rdm.deployment.v1.DeploymentCancelled":
       skipUnfinished(deployment);
-      deployment.state = DeploymentState.CANCELLED;
-      deployment.reason = event.reason;
+      Object.assign(deployment, { state: DeploymentState.CANCELLED, paused: false, reason: event.reason });
       break;
     default:
       applyStepEvent(deployment, event, at);

@@ -230,21 +230,26 @@ const HANDLERS: Record<string, Handler<never>> = {
   "rdm.deployment.v1.DeploymentCancelled": ((plan, m: DeploymentCancelled) => ({
     ...plan,
     status: "CANCELLED",
+    paused: false,
     reason: m.reason,
     steps: skipOpenSteps(plan.steps),
   })) satisfies Handler<DeploymentCancelled>,
+  // An ended deployment is on hold no more, as the deployment service has it.
   "rdm.deployment.v1.DeploymentSucceeded": ((plan, _m: DeploymentSucceeded) => ({
     ...plan,
     status: "SUCCEEDED",
+    paused: false,
   })) satisfies Handler<DeploymentSucceeded>,
   "rdm.deployment.v1.DeploymentFailed": ((plan, m: DeploymentFailed) => ({
     ...plan,
     status: plan.status === "ROLLING_BACK" ? plan.status : "FAILED",
+    paused: false,
     reason: m.reason,
   })) satisfies Handler<DeploymentFailed>,
   "rdm.deployment.v1.DeploymentRolledBack": ((plan, m: DeploymentRolledBack) => ({
     ...plan,
     status: "ROLLED_BACK",
+    paused: false,
     reason: m.reason || plan.reason,
     steps: skipOpenSteps(plan.steps),
   })) satisfies Handler<DeploymentRolledBack>,
