@@ -227,58 +227,102 @@ test("a stage that waits for a promotion queues its next step only once promoted
     .then(stepsQuery, [{ status: "IN_PROGRESS", awaiting: "false", paused: null, steps: ["COMPLETED", "READY"] }]);
 });
 
-test("plans stored PAUSED by an older gateway keep their status beside the flag; a resume clears it", async () => {
-  const running = otherDeployment();
+test("an older gateway's plans upgraded: PAUSED is the status it was paused in beside the flag, outcomes get a plan", async () => {
+  const [running, verifying, ended, outcomeOnly] = ["running", "verifying", "ended", "outcome-only"];
   const waiting = otherDeployment();
-  const legacy = (id: string, steps: string[], started: boolean) => {
+  const legacy = (id: string, status: string, steps: [string, string][], extra: Record<string, unknown> = {}) => {
     const plan = {
       deploymentId: id,
       releaseId,
       environment: "staging",
-      status: "PAUSED",
-      steps: steps.map((state, index) => ({ index, kind: "DEPLOY", label: "", targetCiIds: [], state })),
-      ...(started && { started }),
+      status,
+      steps: steps.map(([kind, state], index) => ({ index, kind, label: "", targetCiIds: [], state })),
       plannedAt: "2026-12-02T08:00:00.000Z",
+      ...extra,
     };
-    return [id, releaseId, "staging", "PAUSED", JSON.stringify(plan)];
+    return [id, releaseId, "staging", status, JSON.stringify(plan)];
   };
   const upgraded = projectionSpec<{ topic: string; envelope: CloudEvent }>({
     async setup(client) {
       await migrate(client, (projection, version) => projection === deploymentPlanProjection.name && version > 1);
       for (const row of [
-        legacy(running.id, ["CLAIMED", "PENDING"], true),
-        legacy(waiting.id, ["READY", "PENDING"], false),
+        legacy(
+          running,
+          "PAUSED",
+          [
+            ["DEPLOY", "CLAIMED"],
+            ["VERIFY", "PENDING"],
+          ],
+          { started: true },
+        ),
+        legacy(verifying, "PAUSED", [
+          ["DEPLOY", "COMPLETED"],
+          ["VERIFY", "CLAIMED"],
+        ]),
+        legacy(waiting.id, "PAUSED", [
+          ["DEPLOY", "READY"],
+          ["VERIFY", "PENDING"],
+        ]),
+        legacy(
+          ended,
+          "SUCCEEDED",
+          [
+            ["DEPLOY", "COMPLETED"],
+            ["VERIFY", "COMPLETED"],
+          ],
+          { paused: true },
+        ),
       ])
         await client.query(
           `INSERT INTO deployment_plan_view (deployment_id, release_id, environment, status, plan, version, updated_at)
            VALUES ($1, $2, $3, $4, $5, 0, '2026-12-02T08:30:00Z')`,
           row,
         );
+      await client.query(
+        `INSERT INTO deployment_view (deployment_id, release_id, environment, state, state_sequence, strategy, artifacts,
+           failure_reason, first_event_at, updated_at)
+         VALUES ($1, $2, 'staging', 'FAILED', 3, 'ROLLING', '[]', 'smoke test failed', '2026-12-01T07:00:00Z',
+           '2026-12-01T07:20:00Z')`,
+        [outcomeOnly, releaseId],
+      );
       for (const m of deploymentPlanProjection.migrations.slice(1)) await client.query(m.sql);
     },
     apply: ({ topic, envelope }, tx) => handle(envelope, tx, { topic }),
   });
+  const planned = new Date("2026-12-02T08:00:00Z");
   await upgraded
     .given([])
     .when(waiting.event(DeploymentResumedSchema, {}))
     .then(
-      `SELECT status, plan->>'status' AS plan_status, plan->>'paused' AS paused, plan ? 'started' AS started,
-         first_event_at FROM deployment_plan_view ORDER BY status`,
+      `SELECT deployment_id AS id, status, plan->>'status' AS plan_status, plan->>'paused' AS paused,
+         plan ? 'started' AS started, plan->>'reason' AS reason, first_event_at
+       FROM deployment_plan_view ORDER BY first_event_at, deployment_id`,
       [
         {
-          status: "IN_PROGRESS",
-          plan_status: "IN_PROGRESS",
-          paused: "true",
+          id: outcomeOnly,
+          status: "FAILED",
+          plan_status: "FAILED",
+          paused: null,
           started: false,
-          first_event_at: new Date("2026-12-02T08:00:00Z"),
+          reason: "smoke test failed",
+          first_event_at: new Date("2026-12-01T07:00:00Z"),
         },
-        {
-          status: "SCHEDULED",
-          plan_status: "SCHEDULED",
-          paused: "false",
-          started: false,
-          first_event_at: new Date("2026-12-02T08:00:00Z"),
-        },
+        ...[
+          { id: ended, status: "SUCCEEDED", paused: "false" },
+          { id: running, status: "IN_PROGRESS", paused: "true" },
+          { id: verifying, status: "VERIFYING", paused: "true" },
+          { id: waiting.id, status: "SCHEDULED", paused: "false" },
+        ]
+          .sort((x, y) => x.id.localeCompare(y.id))
+          .map(({ id, status, paused }) => ({
+            id,
+            status,
+            plan_status: status,
+            paused,
+            started: false,
+            reason: null,
+            first_event_at: planned,
+          })),
       ],
     );
 });
