@@ -369,9 +369,10 @@ test("a change raised with a linked release is linked there, caused by it; anoth
   // The change's own unlink (the mirror of a release's unlink) asks nothing of any release.
   const kept = randomUUID();
   await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: kept });
+  // It names the release that still lists the change: an answer to its link would unlink it.
   const mirrored = changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, kept, {
     changeRequestId: kept,
-    releaseId: first,
+    releaseId: second,
     linkedReleaseId: "",
     state: ChangeState.SUBMITTED,
   });

@@ -21,7 +21,6 @@ export type EnvironmentDefinition = {
   protection: { approvalGroup: string; quorum: number };
   targetGroups: { name: string; ciIds: string[] }[];
   executorLabels: string[];
-  liveColour: string;
 };
 
 export function toDefinition(e: Environment): EnvironmentDefinition {
@@ -34,7 +33,6 @@ export function toDefinition(e: Environment): EnvironmentDefinition {
     protection: { approvalGroup: e.protection?.approvalGroup ?? "", quorum: e.protection?.quorum ?? 0 },
     targetGroups: e.targetGroups.map((g) => ({ name: g.name, ciIds: [...g.ciIds] })),
     executorLabels: [...e.executorLabels],
-    liveColour: e.liveColour,
   };
 }
 

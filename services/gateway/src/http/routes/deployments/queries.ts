@@ -10,6 +10,7 @@ export interface DeploymentRow {
   deployment_id: string;
   release_id: string;
   environment: string;
+  /** The state its newest outcome event gave (the listed state is the plan's, from every event). */
   state: "IN_PROGRESS" | "SUCCEEDED" | "FAILED" | "ROLLED_BACK";
   strategy: string;
   artifacts: ArtifactJson[];
@@ -23,23 +24,6 @@ export interface DeploymentRow {
   rolled_back_at: Date | null;
   updated_at: Date;
 }
-
-export const toDeployment = (r: DeploymentRow) => ({
-  deploymentId: r.deployment_id,
-  releaseId: r.release_id,
-  environment: r.environment,
-  state: r.state,
-  strategy: r.strategy,
-  artifacts: r.artifacts,
-  restoredArtifacts: r.restored_artifacts,
-  failureReason: r.failure_reason,
-  failedTargetCiIds: r.failed_target_ci_ids,
-  rollbackReason: r.rollback_reason,
-  startedAt: r.started_at,
-  finishedAt: r.finished_at,
-  rolledBackAt: r.rolled_back_at,
-  updatedAt: r.updated_at,
-});
 
 /** A listed deployment: its plan, which every event of it moves, and its outcome columns (null before any). */
 export type ListedDeploymentRow = { [K in keyof DeploymentRow]: DeploymentRow[K] | null } & {

@@ -207,7 +207,6 @@ const definitionSchema = {
     },
     targetGroups: arr(obj({ name: str, ciIds: arr(str) })),
     executorLabels: { ...arr(str), description: "labels an executor must carry to claim its steps" },
-    liveColour: { ...str, description: "BLUE_GREEN: the colour serving traffic (empty before the first switch)" },
   },
 } as const;
 
@@ -242,7 +241,6 @@ export const knownEnvironmentSchema = obj(
       protection: { approvalGroup: "prod-approvers", quorum: 2 },
       targetGroups: [{ name: "rest", ciIds: ["host-17", "host-18"] }],
       executorLabels: ["prod"],
-      liveColour: "",
     },
     health: "HEALTHY",
     lastDeploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
