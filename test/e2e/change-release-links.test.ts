@@ -120,10 +120,11 @@ test("a change raised with a linked release shows on the release; a second relea
   ]);
   expect(refused.message).toContain(first);
 
-  // Both mirrors came to rest: one link event each side, none echoed back.
+  // Both mirrors came to rest: the release's link, the change's record that its release linked it
+  // back, and nothing echoed further.
   await settled(change, release, first, LINK_EVENTS);
   await settled(release, change, changeRequestId);
-  expect(await typesOf(change, changeRequestId)).toEqual(["ChangeRequestRaised"]);
+  expect(await typesOf(change, changeRequestId)).toEqual(["ChangeRequestRaised", "ChangeRequestReleaseLinked"]);
   expect((await typesOf(release, first)).filter((t) => t.includes("ChangeRequest"))).toEqual([
     "ReleaseChangeRequestLinked",
   ]);
@@ -137,7 +138,41 @@ test("a change raised with a linked release shows on the release; a second relea
   await settled(release, change, changeRequestId);
   await settled(change, release, first, LINK_EVENTS);
   expect((await releases.getRelease({ releaseId: first })).release?.linkedChangeRequestIds).toEqual([]);
-  expect(await typesOf(change, changeRequestId)).toEqual(["ChangeRequestRaised", "ChangeRequestReleaseUnlinked"]);
+  expect(await typesOf(change, changeRequestId)).toEqual([
+    "ChangeRequestRaised",
+    "ChangeRequestReleaseLinked",
+    "ChangeRequestReleaseUnlinked",
+  ]);
+});
+
+test("a change raised naming a release nobody registered gives way to a release that links it", async () => {
+  const { releases, changes } = await clients();
+  const nowhere = randomUUID();
+  const { change: raised } = await changes.raiseChange({
+    ...rid(),
+    type: ChangeType.NORMAL,
+    title: "Billing to production",
+    environments: ["production"],
+    linkedReleaseId: nowhere,
+  });
+  const changeRequestId = raised?.changeRequestId as string;
+  await settled(release, change, changeRequestId);
+  const { release: real } = await releases.registerRelease({
+    ...rid(),
+    title: "Billing 1.4",
+    type: ReleaseType.MINOR,
+    owner: "olivia",
+    coordinator: "carl",
+  });
+  const releaseId = real?.releaseId as string;
+  await releases.linkChangeRequest({ ...rid(), releaseId, changeRequestId });
+  await waitFor(async () => (await changes.getChange({ changeRequestId })).change?.linkedReleaseId === releaseId, {
+    ...WAIT,
+    description: "the change linked to the registered release",
+  });
+  await settled(release, change, changeRequestId);
+  expect((await releases.getRelease({ releaseId })).release?.linkedChangeRequestIds).toEqual([changeRequestId]);
+  expect(await typesOf(change, changeRequestId)).toEqual(["ChangeRequestRaised", "ChangeRequestReleaseLinked"]);
 });
 
 test("two releases linking one change at once: the change keeps one, the other release ends up without it", async () => {

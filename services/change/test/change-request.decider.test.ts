@@ -962,8 +962,11 @@ describe("change tasks", () => {
 describe("links from the release service", () => {
   const OTHER_RELEASE = "11111111-2222-4333-8444-555555555555";
 
+  /** Raised naming RELEASE_ID, which linked it back (the release service's mirror). */
+  const confirmed = () => submitted().concat(decideOn(submitted(), { kind: "linkRelease", releaseId: RELEASE_ID }));
+
   test("a link from another release leaves the change with its first one and says it is not linked to the other", () => {
-    given(...submitted())
+    given(...confirmed())
       .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
       .then((events, { change = noChange() }) => {
         expect(events).toHaveLength(1);
@@ -991,8 +994,26 @@ describe("links from the release service", () => {
       });
   });
 
-  test("linking to the release it already has changes nothing", () => {
-    expect(decide({ kind: "linkRelease", releaseId: RELEASE_ID }, fold(submitted()))).toEqual([]);
+  test("the release named at RaiseChange linking it back is recorded once; again, nothing", () => {
+    expect(confirmed().slice(submitted().length)).toMatchObject([
+      { $typeName: "rdm.change.v1.ChangeRequestReleaseLinked", linkedReleaseId: RELEASE_ID, previousReleaseId: "" },
+    ]);
+    expect(decide({ kind: "linkRelease", releaseId: RELEASE_ID }, fold(confirmed()))).toEqual([]);
+  });
+
+  test("a release named at RaiseChange that never linked it back gives way to another release's link", () => {
+    given(...submitted())
+      .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
+      .then((events, { change = noChange() }) => {
+        expect(events).toMatchObject([
+          {
+            $typeName: "rdm.change.v1.ChangeRequestReleaseLinked",
+            linkedReleaseId: OTHER_RELEASE,
+            previousReleaseId: RELEASE_ID,
+          },
+        ]);
+        expect(change.linkedReleaseId).toBe(OTHER_RELEASE);
+      });
   });
 
   test("unlinking clears the link; unlinking another release changes nothing", () => {

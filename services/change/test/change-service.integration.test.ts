@@ -1043,6 +1043,8 @@ test("a change linked to one release keeps it: another release's link is answere
   const first = randomUUID();
   const second = randomUUID();
   const id = await authorizedChange({ linkedReleaseId: first });
+  // The release named at RaiseChange links it back (the release service's mirror), once.
+  await handled(await publishReleaseLink(first, id));
   const before = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
   await handled(await publishReleaseLink(second, id));
   expect((await viewer.getChange({ changeRequestId: id })).change?.linkedReleaseId).toBe(first);
@@ -1054,6 +1056,19 @@ test("a change linked to one release keeps it: another release's link is answere
   // The first release's own link, mirrored again, changes nothing.
   await handled(await publishReleaseLink(first, id));
   expect(await eventsOf(id, Number(before))).toHaveLength(1);
+});
+
+test("a release named at RaiseChange that never linked the change back gives way to one that does", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const named = randomUUID();
+  const linking = randomUUID();
+  const id = await authorizedChange({ linkedReleaseId: named });
+  const before = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
+  await handled(await publishReleaseLink(linking, id));
+  expect((await viewer.getChange({ changeRequestId: id })).change?.linkedReleaseId).toBe(linking);
+  const taken = await eventsOf(id, Number(before));
+  expect(taken.map((e) => e.type)).toEqual(["ChangeRequestReleaseLinked"]);
+  expect(taken[0]?.data).toContain(named);
 });
 
 // Runs last: it reads every row the tests above wrote.

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { changeLinkedTo } from "../consumers/change-requests.js";
+import { changeHeldBy } from "../consumers/change-requests.js";
 import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
 /** Linked changes, the package, the back-out plan, the log and the review. */
@@ -21,7 +21,7 @@ export function releasePackageHandlers(
     linkChangeRequest: cmd("linkChangeRequest", async (r: api.LinkChangeRequestRequest, _state, tx) => ({
       kind: "linkChangeRequest",
       changeRequestId: r.changeRequestId,
-      changeLinkedTo: await changeLinkedTo(tx, r.changeRequestId),
+      changeLinkedTo: await changeHeldBy(tx, r.changeRequestId),
     })),
     unlinkChangeRequest: cmd("unlinkChangeRequest", (r: api.UnlinkChangeRequestRequest) => ({
       kind: "unlinkChangeRequest",

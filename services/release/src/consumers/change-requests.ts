@@ -1,10 +1,10 @@
-import { createRegistry, type Message } from "@bufbuild/protobuf";
+import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { LinkedChangeState } from "../domain/release.js";
 
@@ -95,6 +95,27 @@ export async function loadChangeStates(
   );
   const known = new Map(rows.map((r) => [r.change_request_id, r.state]));
   return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
+}
+
+/**
+ * The release that holds a change request: the one its events say it is linked to, when that
+ * release lists it too. "" when none, not heard of, or a release named at RaiseChange that never
+ * linked it back (unknown here, or closed before it could): such a link gives way to another
+ * release's, and the change takes that one (its ChangeRequestReleaseLinked names the previous).
+ */
+export async function changeHeldBy(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string> {
+  const { rows } = await db.query<{ linked_release_id: string; snapshot: Buffer | null }>(
+    `SELECT c.linked_release_id, r.snapshot FROM change_request_states c
+       LEFT JOIN release_index r ON r.release_id::text = lower(c.linked_release_id)
+     WHERE c.change_request_id = $1 AND c.linked_release_id <> ''`,
+    [changeRequestId.toLowerCase()],
+  );
+  const row = rows[0];
+  if (!row?.snapshot) return "";
+  const release = fromBinary(ReleaseSchema, row.snapshot);
+  return release.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase())
+    ? row.linked_release_id
+    : "";
 }
 
 /** The release a change request is linked to as its events told this service ("" when none or not heard of). */

@@ -52,7 +52,7 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "completeTask":
       return completeTask(command, change);
     case "linkRelease":
-      return linkRelease(command, change);
+      return linkRelease(command, change, state.releaseLinkConfirmed ?? false);
     case "unlinkRelease":
       return unlinkRelease(command, change);
     default:

@@ -26,7 +26,14 @@ export function evolve(state: ChangeRequestState, event: ChangeRequestEvent): Ch
     version: metadata?.streamVersion ?? previous.version + 1n,
   });
   apply(change, previous, event);
-  return { change };
+  return { change, releaseLinkConfirmed: linkConfirmedAfter(state.releaseLinkConfirmed ?? false, event) };
+}
+
+/** A link mirrored from its release is confirmed; an unlink leaves nothing to confirm. */
+function linkConfirmedAfter(confirmed: boolean, event: ChangeRequestEvent): boolean {
+  if (event.$typeName === "rdm.change.v1.ChangeRequestReleaseLinked") return true;
+  if (event.$typeName === "rdm.change.v1.ChangeRequestReleaseUnlinked" && !event.linkedReleaseId) return false;
+  return confirmed;
 }
 
 function raised(event: EventOf<"rdm.change.v1.ChangeRequestRaised">): ChangeRequestState {

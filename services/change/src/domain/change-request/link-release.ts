@@ -9,12 +9,27 @@ import { envelope } from "./rules.js";
 import type * as C from "./types.js";
 import type { ChangeRequestEvent } from "./types.js";
 
-export function linkRelease(command: C.LinkRelease, change: ChangeRequest): ChangeRequestEvent[] {
-  // Re-delivered or already known links change nothing.
-  if (change.linkedReleaseId === command.releaseId) return [];
+/**
+ * A release linked the change (mirrored from ReleaseChangeRequestLinked). `confirmed`: the
+ * change's current release has the link too (see ChangeRequestState.releaseLinkConfirmed).
+ */
+export function linkRelease(command: C.LinkRelease, change: ChangeRequest, confirmed: boolean): ChangeRequestEvent[] {
+  if (change.linkedReleaseId === command.releaseId) {
+    // The release named at RaiseChange linked it back: recorded once, so the link is confirmed.
+    // Re-delivered or already known links change nothing.
+    return confirmed
+      ? []
+      : [
+          create(ChangeRequestReleaseLinkedSchema, {
+            ...envelope(change, change.state),
+            linkedReleaseId: command.releaseId,
+          }),
+        ];
+  }
   // A change implements one release: it keeps the release it has. The other release's link is
   // answered "not linked to it, linked to the first", and the release service unlinks it there.
-  if (change.linkedReleaseId) {
+  // A release named at RaiseChange that never linked it back (unknown, closed) is replaced.
+  if (change.linkedReleaseId && confirmed) {
     return [
       create(ChangeRequestReleaseUnlinkedSchema, {
         ...envelope(change, change.state),
@@ -33,6 +48,7 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest): Chan
     create(ChangeRequestReleaseLinkedSchema, {
       ...envelope(change, change.state),
       linkedReleaseId: command.releaseId,
+      previousReleaseId: change.linkedReleaseId,
     }),
   ];
 }

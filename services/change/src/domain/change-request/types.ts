@@ -16,6 +16,12 @@ export type { ChangeRequestEvent };
 export interface ChangeRequestState {
   /** Undefined until the change is raised. */
   change: ChangeRequest | undefined;
+  /**
+   * Its release has the link too: the link came from the release, or the release mirrored the one
+   * named at RaiseChange. Until then (a release unknown or closed never does) another release's
+   * link replaces it.
+   */
+  releaseLinkConfirmed?: boolean;
 }
 
 /** The fields a requester writes, and may edit while the change is a DRAFT. */
