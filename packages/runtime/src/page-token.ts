@@ -13,7 +13,8 @@ export const isUuid = (value: string) => UUID.test(value);
  */
 export const isIsoTimestamp = (value: string) => {
   const date = new Date(value);
-  return !Number.isNaN(date.getTime()) && date.toISOString() === value;
+  // Years 0000-9999 only: Date writes others signed and with six digits, PostgreSQL takes fewer.
+  return !Number.isNaN(date.getTime()) && date.toISOString() === value && /^\d{4}-/.test(value);
 };
 
 /** The most bytes of rows one page holds: under the 4 MiB a gRPC client receives by default. */
@@ -91,7 +92,13 @@ export function decodePageToken(
   } catch {
     return "is not valid";
   }
-  if (!Array.isArray(value) || value.length !== 2 || !value.every((v) => typeof v === "string")) return "is not valid";
+  // No part may hold U+0000: PostgreSQL text cannot, and the query takes both parts.
+  if (
+    !Array.isArray(value) ||
+    value.length !== 2 ||
+    !value.every((v) => typeof v === "string" && !v.includes("\u0000"))
+  )
+    return "is not valid";
   if (bytes.subarray(0, SCOPE_BYTES).toString("base64url") !== scope) return "does not belong to this list and filters";
   const [key, id] = value as [string, string];
   return isSortKey(key) && isId(id) ? [key, id] : "is not valid";

@@ -166,12 +166,14 @@ const problemResponse = (description: string) => ({ description, ...problemSchem
 
 /**
  * What every authenticated route may answer besides its own responses, in the OpenAPI document:
- * 401 (no valid token), 403 (a role that may not read), 503 (the database is away) as problems;
- * and for a Server-Sent Events route (`/events`), its 200 stream and 400 (a bad Last-Event-ID).
- * Every error answer is documented as `application/problem+json`, as it is sent.
+ * 400 (a path or query parameter it does not take: an unknown one, a NUL character), 401 (no
+ * valid token), 403 (a role that may not read), 503 (the database is away) as problems; and for a
+ * Server-Sent Events route (`/events`), its 200 stream. A route without query parameters takes
+ * none. Every error answer is documented as `application/problem+json`, as it is sent.
  */
 function documentCommonResponses(route: RouteOptions): void {
   route.schema ??= {};
+  route.schema.querystring ??= { type: "object", properties: {}, additionalProperties: false };
   route.schema.response ??= {};
   const response = route.schema.response as Record<string, unknown>;
   if (route.url.endsWith("/events")) {
@@ -181,6 +183,7 @@ function documentCommonResponses(route: RouteOptions): void {
     };
     response[400] ??= problemResponse("A query parameter or Last-Event-ID is not valid");
   }
+  response[400] ??= problemResponse("A path or query parameter is not valid");
   response[401] ??= problemResponse("No valid bearer token");
   response[403] ??= problemResponse("The token's roles may not read this");
   response[503] ??= problemResponse("The database is unavailable; retry (Retry-After)");

@@ -81,6 +81,8 @@ test.each([
   ["an unknown state", "/v1/deployments?state=EXPLODED"],
   ["a release id that is no uuid", "/v1/releases/not-a-uuid/deployments"],
   ["an unknown filter", "/v1/deployments?colour=blue"],
+  ["a filter on a route that takes none", "/v1/environments?colour=blue"],
+  ["a filter on one deployment", `/v1/deployments/${"d".repeat(8)}?colour=blue`],
 ])("%s is a 400 problem", async (_, path) => {
   const { status, body } = await get(path);
   expect({ status, body }).toEqual({
@@ -328,7 +330,7 @@ test("the OpenAPI document describes the deployment routes with examples", async
   expect(JSON.stringify(doc.paths["/v1/environments/{environment}/inventory"])).toContain("ROLLED_BACK");
 });
 
-test("the OpenAPI document gives every route its 401, 403 and 503, and every event stream its 200 stream", async () => {
+test("the OpenAPI document gives every route its 400, 401, 403 and 503, and every event stream its 200 stream", async () => {
   const doc = (await (await fetch(`${gatewayUrl}/docs/json`)).json()) as {
     paths: Record<string, { get: { responses: Record<string, { content?: Record<string, unknown> }> } }>;
   };
@@ -337,7 +339,7 @@ test("the OpenAPI document gives every route its 401, 403 and 503, and every eve
   for (const [path, { get }] of routes) {
     expect({ path, codes: Object.keys(get.responses) }).toEqual({
       path,
-      codes: expect.arrayContaining(["200", "401", "403", "503"]),
+      codes: expect.arrayContaining(["200", "400", "401", "403", "503"]),
     });
     if (path.endsWith("/events")) {
       expect({ path, content: Object.keys(get.responses["200"]?.content ?? {}) }).toEqual({

@@ -167,11 +167,11 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     }
   });
 
-  test("a NUL is named where it is; what the database refused is said without its internals", async () => {
+  test("a NUL is named where it is, in a page token too", async () => {
     expect((await get("/v1/changes?q=a%00b")).body.detail).toBe("querystring/q must not contain a NUL character");
     expect((await get("/v1/cmdb/items/ci%00one")).body.detail).toBe("params/id must not contain a NUL character");
     const { body } = await get(`/v1/cmdb/items?pageToken=${pageToken("/v1/cmdb/items", "a\u0000", "b")}`);
-    expect(body.detail).toBe("a parameter is malformed or out of range (e.g. it contains a NUL character)");
+    expect(body.detail).toBe("pageToken is not valid");
   });
 
   test.each(["-1", "abc", "1.5", "1e3", "100000000000000000000"])("Last-Event-ID %j", async (lastEventId) => {

@@ -160,7 +160,7 @@ export const changeListQuery = {
       type: "string",
       maxLength: 100,
       description:
-        "comma-separated types, e.g. NORMAL,EMERGENCY (CHANGE_TYPE_ names are accepted too); another name is 400",
+        "comma-separated types, e.g. NORMAL,EMERGENCY: ChangeType names without CHANGE_TYPE_, in any case; another name is 400",
     },
     ciId: { type: "string", maxLength: 200 },
     linkedReleaseId: uuidSchema,
