@@ -88,6 +88,23 @@ export interface CommandOrigin {
   occurredAt?: Timestamp | undefined;
 }
 
+/**
+ * The origin of a command a consumer issues in reaction to an upstream event: that event's actor
+ * and correlation (else the event itself), caused by the event, in its trace; no request id.
+ */
+export function reactionOrigin(
+  event: { id: string; source: string; traceparent?: string | undefined },
+  metadata: { actor: string; correlationId: string } | undefined,
+): CommandOrigin {
+  return {
+    actor: metadata?.actor || event.source,
+    correlationId: metadata?.correlationId || event.id,
+    causationId: event.id,
+    requestId: "",
+    traceparent: event.traceparent,
+  };
+}
+
 /** A decided and appended command: the state before and after, the stamped events, the stream's new version. */
 export interface Outcome<S, E> {
   streamId: string;

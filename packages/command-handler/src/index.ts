@@ -13,6 +13,7 @@ export type {
   Snapshot,
   SnapshotReader,
 } from "./command.js";
+export { reactionOrigin } from "./command.js";
 export { CommandHandler } from "./command-handler.js";
 export { isDeadlock, isUniqueViolation } from "./conflicts.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";

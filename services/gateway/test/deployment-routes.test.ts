@@ -6,6 +6,7 @@ import type { AddressInfo } from "node:net";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createTokenVerifier, mintDevToken } from "@rdm/auth";
+import { withTransaction } from "@rdm/eventstore";
 import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import {
@@ -21,14 +22,12 @@ import {
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
-import { createTestDatabase, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
+import { createTestDatabase, type PublishedEvent, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
 import { buildGatewayApp } from "../src/app.js";
 import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
-import { deploymentPlanProjection } from "../src/projections/deployment-plans/projection.js";
-import { deploymentProjection } from "../src/projections/deployments/projection.js";
-import { environmentDefinitionProjection } from "../src/projections/environments/projection.js";
+import { projections } from "../src/projections/index.js";
 import { projectionHandler } from "../src/projections/projection.js";
 import { migrateGateway } from "../src/service.js";
 
@@ -127,9 +126,16 @@ test("page tokens walk every deployment once, newest first", async () => {
   expect([...walked].sort()).toEqual([...ids].sort());
 });
 
+/** A deployment-topic event applied as the gateway's consumer applies it: by every projection of the topic, in one transaction. */
+const projectDeploymentTopic = projectionHandler(
+  projections.filter((p) => p.topic === DEPLOYMENT_EVENTS_TOPIC),
+  "",
+);
+const projected = (event: PublishedEvent) =>
+  withTransaction(pool, (tx) => projectDeploymentTopic(event, tx, { topic: DEPLOYMENT_EVENTS_TOPIC }));
+
 test("every deployment is listed from its plan on: those awaiting approval, scheduled, paused or verifying too", async () => {
   const streams = new PublishedStreams("deployer");
-  const handle = projectionHandler([deploymentProjection, deploymentPlanProjection], "");
   const environment = uniqueId("env");
   const releaseId = randomUUID();
   const [waiting, scheduled, verifying] = [randomUUID(), randomUUID(), randomUUID()];
@@ -140,15 +146,7 @@ test("every deployment is listed from its plan on: those awaiting approval, sche
     init: Omit<MessageInitShape<S>, "metadata" | "$typeName">,
   ) => {
     const occurredAt = timestampFromDate(new Date(Date.UTC(2026, 11, 2, 9, ++minute)));
-    const event = streams.event("rdm/deployment", schema, id, init, { occurredAt });
-    const tx = await pool.connect();
-    try {
-      await tx.query("BEGIN");
-      await handle(event, tx, { topic: DEPLOYMENT_EVENTS_TOPIC });
-      await tx.query("COMMIT");
-    } finally {
-      tx.release();
-    }
+    await projected(streams.event("rdm/deployment", schema, id, init, { occurredAt }));
   };
   const steps = [
     { index: 0, kind: StepKind.DEPLOY, label: "all", targetCiIds: ["host-1"], state: StepState.PENDING },
@@ -209,18 +207,7 @@ test("every deployment is listed from its plan on: those awaiting approval, sche
 
 test("environments are listed in promotion order with their definitions, before any deployment too", async () => {
   const streams = new PublishedStreams("deployer");
-  const handle = projectionHandler([environmentDefinitionProjection], "");
   const [test, staging, production] = [uniqueId("test"), uniqueId("staging"), uniqueId("production")] as const;
-  const project = async (event: ReturnType<PublishedStreams["event"]>) => {
-    const tx = await pool.connect();
-    try {
-      await tx.query("BEGIN");
-      await handle(event, tx, { topic: DEPLOYMENT_EVENTS_TOPIC });
-      await tx.query("COMMIT");
-    } finally {
-      tx.release();
-    }
-  };
   const environment = (name: string, promotionRank: number, promotesFrom: string) => ({
     name,
     promotionRank,
@@ -235,12 +222,12 @@ test("environments are listed in promotion order with their definitions, before 
     [test, 1, ""],
     [staging, 2, test],
   ] as const)
-    await project(
+    await projected(
       streams.event("rdm/deployment", EnvironmentRegisteredSchema, name, {
         environment: environment(name, rank, from),
       }),
     );
-  await project(
+  await projected(
     streams.event("rdm/deployment", EnvironmentChangedSchema, staging, {
       environment: { ...environment(staging, 2, test), frozen: true, freezeReason: "quarter end", production: false },
       reason: "freeze",

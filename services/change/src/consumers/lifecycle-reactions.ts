@@ -1,4 +1,4 @@
-import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
+import { type CommandHandler, type CommandOrigin, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import type { ChangeRequest } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -23,17 +23,6 @@ import { changesLinkedTo, saveChange } from "../store/read-model.js";
 export interface ReactionDeps {
   handler: CommandHandler<ServiceEvent>;
   logger: Logger;
-}
-
-/** The cause recorded on events a reaction appends: the upstream event's actor and correlation. */
-function causeOf(event: CloudEvent, metadata: EventMetadata | undefined): CommandOrigin {
-  return {
-    actor: metadata?.actor || event.source,
-    correlationId: metadata?.correlationId || event.id,
-    causationId: event.id,
-    requestId: "",
-    traceparent: event.traceparent,
-  };
 }
 
 /**
@@ -156,7 +145,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   const { outcome } = reaction;
   const linked = await changesLinkedTo(tx, outcome.releaseId);
   if (linked.length === 0) return;
-  const cause = causeOf(event, outcome.metadata);
+  const cause = reactionOrigin(event, outcome.metadata);
   // The deployment service says whether the environment is production; events from before it did
   // do not count for a change naming no environment (the success, which said it, implements it).
   const production = outcome.production ?? false;
@@ -197,7 +186,7 @@ export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, 
     );
     return;
   }
-  await react(tx, deps, changeRequestId, causeOf(event, link.metadata), {
+  await react(tx, deps, changeRequestId, reactionOrigin(event, link.metadata), {
     kind: link.command,
     releaseId: link.releaseId.toLowerCase(),
   });

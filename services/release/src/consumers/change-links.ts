@@ -1,4 +1,4 @@
-import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
+import { type CommandHandler, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
 import { type ChunkHandler, type CloudEvent, decodeEvent, type EventHandler } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import {
@@ -69,13 +69,7 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Cha
   const linkedNow = (await changeLinkedTo(tx, changeRequestId)).toLowerCase();
   const stillSo = reaction.command === "linkChangeRequest" ? linkedNow === releaseId : linkedNow !== releaseId;
   if (!stillSo) return;
-  const cause: CommandOrigin = {
-    actor: reaction.metadata?.actor || event.source,
-    correlationId: reaction.metadata?.correlationId || event.id,
-    causationId: event.id,
-    requestId: "",
-    traceparent: event.traceparent,
-  };
+  const cause = reactionOrigin(event, reaction.metadata);
   try {
     await deps.handler.handleIn(
       tx,

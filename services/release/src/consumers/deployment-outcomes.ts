@@ -1,5 +1,5 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { type CommandHandler, type CommandOrigin, isRuleViolation } from "@rdm/command-handler";
+import { type CommandHandler, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
 import type { Migration } from "@rdm/eventstore";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
@@ -131,13 +131,7 @@ export async function reactToDeploymentEvent(
       ? { artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId) }
       : {}),
   };
-  const cause: CommandOrigin = {
-    actor: outcome.metadata?.actor || event.source,
-    correlationId: outcome.metadata?.correlationId || event.id,
-    causationId: event.id,
-    requestId: "",
-    traceparent: event.traceparent,
-  };
+  const cause = reactionOrigin(event, outcome.metadata);
   try {
     await deps.handler.handleIn(
       tx,

@@ -168,6 +168,16 @@ export const inventoryEntrySchema = obj(
   },
 );
 
+const environmentExample = {
+  environment: "production",
+  health: "HEALTHY",
+  lastDeploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
+  lastReleaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+  lastOutcome: "ROLLED_BACK",
+  lastEnvironmentSequence: 42,
+  updatedAt: "2026-12-01T09:14:02.000Z",
+};
+
 export const environmentSchema = obj(
   {
     environment: str,
@@ -178,15 +188,7 @@ export const environmentSchema = obj(
     lastEnvironmentSequence: { type: "integer", description: "0 when the outcome carried no sequence" },
     updatedAt: date,
   },
-  {
-    environment: "production",
-    health: "HEALTHY",
-    lastDeploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
-    lastReleaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
-    lastOutcome: "ROLLED_BACK",
-    lastEnvironmentSequence: 42,
-    updatedAt: "2026-12-01T09:14:02.000Z",
-  },
+  environmentExample,
 );
 
 const definitionSchema = {
@@ -231,7 +233,7 @@ export const knownEnvironmentSchema = obj(
     updatedAt: { ...nullableDate, description: "when its newest outcome happened" },
   },
   {
-    environment: "production",
+    ...environmentExample,
     definition: {
       promotionRank: 4,
       promotesFrom: "staging",
@@ -242,12 +244,6 @@ export const knownEnvironmentSchema = obj(
       targetGroups: [{ name: "rest", ciIds: ["host-17", "host-18"] }],
       executorLabels: ["prod"],
     },
-    health: "HEALTHY",
-    lastDeploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
-    lastReleaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
-    lastOutcome: "ROLLED_BACK",
-    lastEnvironmentSequence: 42,
-    updatedAt: "2026-12-01T09:14:02.000Z",
   },
 );
 
