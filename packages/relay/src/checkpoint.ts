@@ -58,12 +58,14 @@ export async function readRelayCheckpoint(db: Queryable, name = "default"): Prom
 
 /**
  * Disaster recovery: make the relay publish every event again from the start (consumers
- * de-duplicate by event id). A running relay picks it up on its next cycle.
+ * de-duplicate by event id). A running relay picks it up on its next cycle. False when there is
+ * no checkpoint to reset (the relay never ran on this database: it starts from the start anyway).
  */
-export async function resetRelay(pool: Pool, name = "default"): Promise<void> {
-  await pool.query(
+export async function resetRelay(pool: Pool, name = "default"): Promise<boolean> {
+  const { rowCount } = await pool.query(
     `UPDATE relay_checkpoints SET transaction_id = '0', global_position = 0, updated_at = now() WHERE name = $1`,
     [name],
   );
   await pool.query("SELECT pg_notify($1, '')", [EVENTS_CHANNEL]);
+  return (rowCount ?? 0) > 0;
 }
