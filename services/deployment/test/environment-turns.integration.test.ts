@@ -38,7 +38,10 @@ async function newEnvironment(targetGroups = groups({ rest: [uniqueId("ci")] }))
   return environment;
 }
 
-/** A deployment of a fresh, approved release with a verified artifact, once its facts are consumed. */
+/**
+ * A deployment of a fresh, approved release in its deployment phase with a verified artifact, once
+ * its facts are consumed (its approval comes before its phase change: both are waited for).
+ */
 async function planned(environment: string, strategy = ALL_AT_ONCE) {
   const plan = await harness.plannedDeployment(deployer, strategy, environment);
   await waitFor(
@@ -46,8 +49,8 @@ async function planned(environment: string, strategy = ALL_AT_ONCE) {
       (
         await pool.query(
           `SELECT 1 FROM gate_releases r, gate_artifacts a
-           WHERE r.release_id = $1 AND r.approved AND a.artifact_id = $2 AND a.verified`,
-          [plan.releaseId, plan.artifactId],
+           WHERE r.release_id = $1 AND r.approved AND r.phase = $3 AND a.artifact_id = $2 AND a.verified`,
+          [plan.releaseId, plan.artifactId, ReleasePhase.DEPLOYMENT],
         )
       ).rowCount === 1,
     { timeoutMs: 30_000, description: "the release and artifact facts consumed" },
