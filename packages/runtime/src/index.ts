@@ -5,4 +5,5 @@ export {
   startGrpcService,
   type Worker,
 } from "./grpc-service.js";
+export { pageCursor, pageTokenRefused } from "./page-cursor.js";
 export * from "./process.js";

@@ -13,8 +13,9 @@ export const isUuid = (value: string) => UUID.test(value);
  */
 export const isIsoTimestamp = (value: string) => {
   const date = new Date(value);
-  // Years 0000-9999 only: Date writes others signed and with six digits, PostgreSQL takes fewer.
-  return !Number.isNaN(date.getTime()) && date.toISOString() === value && /^\d{4}-/.test(value);
+  // Years 0001-9999, the input rules' range: Date writes others signed and with six digits, and
+  // PostgreSQL has no year 0.
+  return !Number.isNaN(date.getTime()) && date.toISOString() === value && /^(?!0000)\d{4}-/.test(value);
 };
 
 /** The most bytes of rows one page holds: under the 4 MiB a gRPC client receives by default. */

@@ -39,9 +39,10 @@ test("a token decodes under its own scope only; a damaged one, or one of before 
   for (const refused of [unscoped, "garbage", "", token.slice(0, -3)]) {
     expect([refused, decodePageToken(refused, scope, any, any)]).toEqual([refused, "is not valid"]);
   }
-  // Parts the query could not take: U+0000, an instant outside the years 0000-9999.
+  // Parts the query could not take: U+0000, an instant outside the years 0001-9999.
   for (const [key, id] of [
     ["2026-01-01T00:00:00.000Z", "a\u0000"],
+    ["0000-06-01T00:00:00.000Z", "a"],
     ["-271821-04-20T00:00:00.000Z", "a"],
     ["+010000-01-01T00:00:00.000Z", "a"],
   ] as const) {

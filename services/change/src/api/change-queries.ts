@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { InvalidArgument, NotFound } from "@rdm/grpc";
+import { NotFound } from "@rdm/grpc";
 import { GetChangeResponseSchema, ListChangesResponseSchema } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, pageTokenScope } from "@rdm/runtime";
+import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
 import { toInterval } from "../domain/calendar.js";
 import { changeRequests } from "../store/aggregates.js";
 import { listChanges } from "../store/read-model.js";
@@ -21,10 +21,7 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
 
     async listChanges(request) {
       const scope = pageTokenScope("change.ListChanges", request);
-      const after = request.pageToken ? decodePageToken(request.pageToken, scope, isIsoTimestamp, isUuid) : undefined;
-      if (typeof after === "string") {
-        throw new InvalidArgument([{ field: "page_token", description: `page_token ${after}`, reason: "page_token" }]);
-      }
+      const after = pageCursor(request.pageToken, scope, isIsoTimestamp, isUuid);
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const changes = await listChanges(
         pool,

@@ -6,7 +6,7 @@ import {
   ListArtifactsResponseSchema,
   RegisterArtifactResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { pageTokenScope } from "@rdm/runtime";
+import { isIsoTimestamp, pageTokenScope } from "@rdm/runtime";
 import type { ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
 import { artifactIdByNameVersion, findArtifacts, listArtifacts, saveArtifact } from "../store/read-model.js";
@@ -16,7 +16,6 @@ import {
   configurationCommandRpc,
   decodeCursor,
   encodeCursor,
-  isArtifactSortKey,
   newArtifactId,
 } from "./configuration-rpc.js";
 
@@ -80,7 +79,7 @@ export function artifactHandlers(
         name: request.name,
         status: request.status,
         pageSize: request.pageSize || 100,
-        after: decodeCursor(request.pageToken, scope, isArtifactSortKey),
+        after: decodeCursor(request.pageToken, scope, isIsoTimestamp),
       });
       return create(ListArtifactsResponseSchema, { artifacts, nextPageToken: encodeCursor(scope, next) });
     },

@@ -1,10 +1,10 @@
 import { create } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { EventStore } from "@rdm/eventstore";
-import { InvalidArgument, NotFound } from "@rdm/grpc";
+import { NotFound } from "@rdm/grpc";
 import type { Baseline } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { GetBaselineResponseSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { decodePageToken, encodePageToken, type PageTokenFault, pageTokenScope } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, pageTokenRefused, pageTokenScope } from "@rdm/runtime";
 import * as baselineAggregate from "../domain/baseline.js";
 import { type BaselineEvent, baselineStreamId } from "../domain/baseline.js";
 import { checkPackageConsistency } from "../domain/consistency.js";
@@ -44,7 +44,7 @@ export function baselineHandlers(
           ? current
           : await foldedBaseline(store, environment, from.version === undefined ? { asOf: request.asOf } : from);
       if (!baseline) throw new NotFound("baseline", environment);
-      if (from.version !== undefined && baseline.version !== from.version) throw notOurToken("is not valid");
+      if (from.version !== undefined && baseline.version !== from.version) throw pageTokenRefused("is not valid");
       const { rows, next } = pageOf(baseline, from.offset, request.pageSize);
       return create(GetBaselineResponseSchema, {
         baseline: rows,
@@ -68,9 +68,6 @@ async function foldedBaseline(
   return baselineAggregate.fold(events).baseline;
 }
 
-const notOurToken = (fault: PageTokenFault) =>
-  new InvalidArgument([{ field: "page_token", description: `page_token ${fault}`, reason: "invalid" }]);
-
 /**
  * Where a page token (made with `scope`) continues: the baseline's version and the row (of
  * entries, then last known good).
@@ -82,7 +79,7 @@ function pagePosition(token: string, scope: string, environment: string): { vers
     (key) => /^\d{1,19}\.\d{1,9}$/.test(key),
     (id) => id === environment,
   );
-  if (typeof position === "string") throw notOurToken(position);
+  if (typeof position === "string") throw pageTokenRefused(position);
   const [version, offset] = position[0].split(".") as [string, string];
   return { version: BigInt(version), offset: Number(offset) };
 }

@@ -4,7 +4,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type ClientCommand, type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
-import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import { type CallContext, requestFingerprint } from "@rdm/grpc";
 import {
   type ConfigurationService,
   GetConfigurationItemResponseSchema,
@@ -13,7 +13,7 @@ import {
   VerificationResultSchema,
   VerifyArtifactResponseSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { decodePageToken, encodePageToken, isIsoTimestamp } from "@rdm/runtime";
+import { encodePageToken, pageCursor } from "@rdm/runtime";
 import type pg from "pg";
 import type { ArtifactCommand, ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
@@ -44,27 +44,13 @@ export function upTo<E extends { metadata?: { occurredAt?: Timestamp } }>(
 
 export const encodeCursor = (scope: string, cursor: [string, string] | undefined) =>
   cursor ? encodePageToken(scope, ...cursor) : "";
-/** No part of a token holds a NUL: the query compares them as text, which cannot. */
-export const noNul = (part: string) => !part.includes("\u0000");
-/**
- * ListArtifacts' sort key as its cursor holds it, in years 0001-9999 (PostgreSQL refuses year 0
- * and toISOString's six-digit years).
- */
-export const isArtifactSortKey = (key: string) => /^(?!0000)\d{4}-/.test(key) && isIsoTimestamp(key);
 /**
  * Only what encodeCursor wrote with `scope` gets through, so a forged token is INVALID_ARGUMENT
- * rather than a query PostgreSQL fails on, and so is one of another list or other filters.
+ * rather than a query PostgreSQL fails on, and so is one of another list or other filters (a
+ * part holding U+0000 is refused by decodePageToken itself).
  */
-export function decodeCursor(
-  token: string,
-  scope: string,
-  isSortKey: (key: string) => boolean = noNul,
-): [string, string] | undefined {
-  if (!token) return undefined;
-  const cursor = decodePageToken(token, scope, isSortKey, noNul);
-  if (typeof cursor !== "string") return cursor;
-  throw new InvalidArgument([{ field: "page_token", description: `page_token ${cursor}`, reason: "invalid" }]);
-}
+export const decodeCursor = (token: string, scope: string, isSortKey: (key: string) => boolean = () => true) =>
+  pageCursor(token, scope, isSortKey, () => true);
 
 export const ciStreamId = (ciId: string) => ciId;
 /**

@@ -9,7 +9,7 @@ import {
   GetDeploymentResponseSchema,
   ListDeploymentsResponseSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { decodePageToken, encodePageToken, isIsoTimestamp, isUuid, pageTokenScope } from "@rdm/runtime";
+import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
 import { listDeployments, promotionChain } from "../store/tables.js";
@@ -94,10 +94,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
     },
     async listDeployments(request) {
       const scope = pageTokenScope("deployment.ListDeployments", request);
-      const after = request.pageToken ? decodePageToken(request.pageToken, scope, isIsoTimestamp, isUuid) : undefined;
-      if (typeof after === "string") {
-        throw new InvalidArgument([{ field: "page_token", description: `page_token ${after}`, reason: "page_token" }]);
-      }
+      const after = pageCursor(request.pageToken, scope, isIsoTimestamp, isUuid);
       const limit = request.pageSize || DEFAULT_PAGE_SIZE;
       const found = await listDeployments(
         api.pool,

@@ -1,10 +1,9 @@
 import { create } from "@bufbuild/protobuf";
-import { InvalidArgument } from "@rdm/grpc";
 import {
   type ListEnvironmentsRequest,
   ListEnvironmentsResponseSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { decodePageToken, encodePageToken, pageTokenScope, rowsFitting } from "@rdm/runtime";
+import { decodePageToken, encodePageToken, pageTokenRefused, pageTokenScope, rowsFitting } from "@rdm/runtime";
 import type pg from "pg";
 import { type EnvironmentKey, listEnvironments } from "../store/tables.js";
 
@@ -19,9 +18,7 @@ function environmentAfter(token: string, scope: string): EnvironmentKey {
     (rank) => RANK.test(rank),
     (name) => ENVIRONMENT_NAME.test(name),
   );
-  if (typeof after === "string") {
-    throw new InvalidArgument([{ field: "page_token", description: `page_token ${after}`, reason: "page_token" }]);
-  }
+  if (typeof after === "string") throw pageTokenRefused(after);
   return { rank: Number(after[0]), name: after[1] };
 }
 

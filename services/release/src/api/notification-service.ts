@@ -8,13 +8,12 @@ import * as api from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb
 import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { encodePageToken, pageTokenScope } from "@rdm/runtime";
+import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
 import { sendToTarget } from "../jobs/subscription-delivery.js";
 import { eventJson, notificationPayload } from "../notifier/payload.js";
 import { listSubscriptions, secretFingerprint, subscriptionCommand, withoutSecrets } from "../store/subscriptions.js";
-import { decodeCursor } from "./release-rpc.js";
 
 export interface NotificationApiDeps {
   pool: pg.Pool;
@@ -149,7 +148,7 @@ function subscriptionQueryHandlers(deps: NotificationApiDeps) {
     },
     async listSubscriptionDeliveries(request) {
       const scope = pageTokenScope("release.ListSubscriptionDeliveries", request);
-      const after = request.pageToken ? decodeCursor(request.pageToken, scope) : undefined;
+      const after = pageCursor(request.pageToken, scope, isIsoTimestamp, isUuid);
       await getOne(request.subscriptionId);
       const pageSize = request.pageSize || 100;
       const { rows } = await pool.query(

@@ -3,8 +3,8 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { NotFound } from "@rdm/grpc";
 import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { encodePageToken, pageTokenScope, rowsFitting } from "@rdm/runtime";
-import { decodeCursor, type ReleaseApiDeps, type ReleaseHandlers } from "./release-rpc.js";
+import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope, rowsFitting } from "@rdm/runtime";
+import type { ReleaseApiDeps, ReleaseHandlers } from "./release-rpc.js";
 
 /** Listing releases and a release's notification deliveries. */
 export function releaseListingHandlers(
@@ -21,10 +21,8 @@ export function releaseListingHandlers(
         args.push(...values);
         where.push(sql.replace(/\$(\d)/g, (_, n) => `$${args.length - values.length + Number(n)}`));
       };
-      if (request.pageToken) {
-        const [at, id] = decodeCursor(request.pageToken, scope);
-        add("(registered_at, release_id) < ($1::timestamptz, $2::uuid)", at, id);
-      }
+      const after = pageCursor(request.pageToken, scope, isIsoTimestamp, isUuid);
+      if (after) add("(registered_at, release_id) < ($1::timestamptz, $2::uuid)", ...after);
       if (request.phase) add("phase = $1", request.phase);
       if (request.type) add("type = $1", request.type);
       if (request.owner) add("owner = $1", request.owner);

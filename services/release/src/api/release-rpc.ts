@@ -3,11 +3,10 @@ import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import { type CommandHandler, type CommandOrigin, RuleViolation } from "@rdm/command-handler";
 import type { EventStore } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
-import { type CallContext, EncodedResponse, InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import { type CallContext, EncodedResponse, requestFingerprint } from "@rdm/grpc";
 import type { YearlyKeys } from "@rdm/keys";
 import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { decodePageToken, isIsoTimestamp, isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { ReleaseCommand, ReleaseState } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
@@ -25,16 +24,6 @@ export interface ReleaseApiDeps {
 }
 
 export type ReleaseHandlers = ServiceHandlers<(typeof api.ReleaseService)["method"]>;
-
-/**
- * A page token over (a timestamp, a uuid), e.g. ListReleases' (registered_at, release_id), made
- * with `scope`; a forged one, or one of another list or other filters, is INVALID_ARGUMENT.
- */
-export function decodeCursor(token: string, scope: string): [string, string] {
-  const cursor = decodePageToken(token, scope, isIsoTimestamp, isUuid);
-  if (typeof cursor !== "string") return cursor;
-  throw new InvalidArgument([{ field: "page_token", description: `page_token ${cursor}`, reason: "page_token" }]);
-}
 
 /** One mutating request: its id, the release it addresses, and the command it becomes. */
 interface CommandRequest {
