@@ -1,6 +1,6 @@
 import { create, createRegistry } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import type { CommandHandler } from "@rdm/command-handler";
+import { type CommandHandler, reactionOrigin } from "@rdm/command-handler";
 import { type CloudEvent, decodeEvent, PermanentError } from "@rdm/messaging";
 import { BaselineArtifactSchema, BaselineEntrySchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
@@ -85,11 +85,8 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
     await handler.handleIn(
       tx,
       {
+        ...reactionOrigin(event, deployment.metadata),
         actor: deployment.metadata?.actor || "rdm-configuration",
-        requestId: "",
-        causationId: event.id,
-        correlationId: deployment.metadata?.correlationId || event.id,
-        traceparent: event.traceparent,
         // When the deployment happened, not when it is processed (a rebuild or a lagging consumer
         // would stamp everything "now"): the event's occurred_at, else the CloudEvent's time.
         occurredAt: deployment.metadata?.occurredAt ?? timestampFromDate(event.time),
