@@ -1,3 +1,4 @@
+import type { DomainEvent, QueryTables } from "@rdm/command-handler";
 import { grpcServiceEnv, loadConfig } from "@rdm/config";
 import { EventStore, eventStoreMigrations, type Migration, runMigrations } from "@rdm/eventstore";
 import { createGrpcServer, type ServiceRegistration } from "@rdm/grpc";
@@ -33,6 +34,8 @@ export interface GrpcServiceDefinition {
   defaultPort: number;
   /** The service's own tables (read models, sequences), run after the event store's. */
   migrations?: Migration[];
+  /** The tables its commands' projections write, which `rebuild-tables` writes again from its events. */
+  queryTables?: QueryTables<DomainEvent>;
   services(ctx: ServiceContext): ServiceRegistration[];
   workers?(ctx: ServiceContext): Promise<Worker[]>;
 }

@@ -7,3 +7,4 @@ export {
 } from "./grpc-service.js";
 export { pageCursor, pageTokenRefused } from "./page-cursor.js";
 export * from "./process.js";
+export { rebuildTablesMain } from "./rebuild-tables.js";

@@ -6,6 +6,7 @@ import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { changeServiceHandlers } from "./api/change-service.js";
 import { RELEASE_LINK_EVENTS, reactToDeploymentEvent, reactToReleaseEvent } from "./consumers/lifecycle-reactions.js";
 import { changeCodec } from "./store/event-codec.js";
+import { changeQueryTables } from "./store/query-tables.js";
 import { readModelMigrations } from "./store/read-model.js";
 
 const commandHandler = (store: EventStore) => new CommandHandler({ store, codec: changeCodec });
@@ -32,6 +33,7 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
     name: "change",
     defaultPort: 50052,
     migrations: readModelMigrations,
+    queryTables: changeQueryTables,
     services: ({ store, pool }) => {
       const config = loadConfig(changeConsumerEnv, env);
       const boardGroups = { cab: config.CHANGE_CAB_GROUP, ecab: config.CHANGE_ECAB_GROUP };

@@ -1,10 +1,14 @@
 // The change service through its public interfaces: gRPC on a random port against a fresh
 // PostgreSQL database, and the real Kafka protocol for the release and deployment events it reacts to.
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
+import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore } from "@rdm/eventstore";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import {
@@ -47,8 +51,9 @@ import {
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { startChangeService } from "../src/service.js";
-import { rebuildQueryTables } from "../src/store/rebuild.js";
+import { changeQueryTables } from "../src/store/query-tables.js";
 
+const execFileAsync = promisify(execFile);
 const secret = randomUUID() + randomUUID();
 let address: string;
 let databaseUrl: string;
@@ -1071,8 +1076,8 @@ test("a release named at RaiseChange that never linked the change back gives way
   expect(taken[0]?.data).toContain(named);
 });
 
-// Runs last: it reads every row the tests above wrote.
-test("the query tables rebuilt from the event streams equal the live ones", async () => {
+// Reads every row the tests above wrote.
+test("the query tables rebuilt from the event streams equal the live ones, also while commands run", async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   try {
     const snapshot = async () => ({
@@ -1082,13 +1087,38 @@ test("the query tables rebuilt from the event streams equal the live ones", asyn
     });
     const live = await snapshot();
     expect(live.changes.length).toBeGreaterThan(10);
-    const counts = await rebuildQueryTables(pool, new EventStore(pool));
+    const counts = await rebuildQueryTables(pool, new EventStore(pool), changeQueryTables);
     expect(counts).toEqual({
-      changes: live.changes.length,
-      freezeWindows: live.freezes.length,
-      templates: live.templates.length,
+      change: live.changes.length,
+      freeze: live.freezes.length,
+      template: live.templates.length,
     });
     expect(await snapshot()).toEqual(live);
+
+    // The operator's command, while changes are raised until it ends: each command's rows are
+    // written before the rebuild locks the tables (and rebuilt from its events) or after it.
+    const requester = await clientAs("rita", ["release-coordinator"]);
+    const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
+      env: { ...process.env, DATABASE_URL: databaseUrl },
+    });
+    let ended = false;
+    void cli.finally(() => {
+      ended = true;
+    });
+    const ids: (string | undefined)[] = [];
+    while (!ended) {
+      const raised = await Promise.all(Array.from({ length: 4 }, () => requester.raiseChange(rfc())));
+      ids.push(...raised.map((r) => r.change?.changeRequestId));
+    }
+    const { stdout } = await cli;
+    expect(stdout).toMatch(
+      /^change rebuild-tables: rebuilt change_requests, .* from \d+ change, \d+ freeze, \d+ template streams\n$/,
+    );
+    expect(ids.length).toBeGreaterThan(0);
+    const after = await snapshot();
+    expect(after.changes.map((c) => c.change_request_id)).toEqual(expect.arrayContaining(ids));
+    await rebuildQueryTables(pool, new EventStore(pool), changeQueryTables);
+    expect(await snapshot()).toEqual(after);
   } finally {
     await pool.end();
   }

@@ -1,0 +1,80 @@
+import { type EventStore, withTransaction } from "@rdm/eventstore";
+import type pg from "pg";
+import { type Aggregate, foldWith } from "./command.js";
+import type { DomainEvent, EventCodec } from "./event-codec.js";
+
+/** What one stream type's final states write to the query tables. */
+export interface StreamRows<E extends DomainEvent> {
+  fold(events: E[], state: unknown): unknown;
+  initialState(): unknown;
+  /** Writes the rows of one stream's final state; false when it writes none. */
+  save(client: pg.PoolClient, state: unknown, streamId: string): Promise<boolean>;
+}
+
+/** A stream type's rows: `save` takes the state `aggregate` folds. */
+export function streamRows<S, E extends DomainEvent>(
+  aggregate: Aggregate<S, E>,
+  save: (client: pg.PoolClient, state: S, streamId: string) => Promise<boolean>,
+): StreamRows<E> {
+  return {
+    fold: (events, state) => foldWith(aggregate, events, state as S),
+    initialState: () => aggregate.initialState(),
+    save: (client, state, streamId) => save(client, state as S, streamId),
+  };
+}
+
+/** A service's query tables, as its commands' projections write them. */
+export interface QueryTables<E extends DomainEvent> {
+  /** Every table the projections write, emptied before the rebuild writes them again. */
+  tables: readonly string[];
+  codec: Pick<EventCodec<E>, "decode">;
+  /** By stream type, in the order their rows are written; streams of other types are skipped. */
+  streams: Record<string, StreamRows<E>>;
+}
+
+const PAGE = 1000;
+
+/**
+ * Writes a service's query tables again from its event store (design §3, property 5): every
+ * stream folded from its events, then saved, in one transaction. The tables are locked against
+ * the commands' projections first, so a command either committed before (its events are read
+ * here) or writes its own rows after, from its whole state; queries read the old rows meanwhile.
+ * Returns how many streams of each type wrote rows.
+ */
+export async function rebuildQueryTables<E extends DomainEvent>(
+  pool: pg.Pool,
+  store: EventStore,
+  spec: QueryTables<E>,
+): Promise<Record<string, number>> {
+  return withTransaction(pool, async (client) => {
+    // EXCLUSIVE lets queries read the old rows until the commit; DELETE, unlike TRUNCATE, keeps that.
+    await client.query(`LOCK TABLE ${spec.tables.join(", ")} IN EXCLUSIVE MODE`);
+    for (const table of spec.tables) await client.query(`DELETE FROM ${table}`);
+    const states = new Map<string, { type: string; state: unknown }>();
+    for (let after = 0; ; ) {
+      const page = await store.readAll({ after, limit: PAGE });
+      // A page's events of each stream, folded at once (a history aggregate would copy per event).
+      const pageEvents = new Map<string, { type: string; events: E[] }>();
+      for (const recorded of page) {
+        if (!spec.streams[recorded.streamType]) continue;
+        const entry = pageEvents.get(recorded.streamId) ?? { type: recorded.streamType, events: [] };
+        entry.events.push(spec.codec.decode(recorded));
+        pageEvents.set(recorded.streamId, entry);
+      }
+      for (const [streamId, { type, events }] of pageEvents) {
+        const rows = spec.streams[type] as StreamRows<E>;
+        const current = states.get(streamId)?.state ?? rows.initialState();
+        states.set(streamId, { type, state: rows.fold(events, current) });
+      }
+      const last = page.at(-1);
+      if (!last || page.length < PAGE) break;
+      after = last.globalPosition;
+    }
+    const counts: Record<string, number> = Object.fromEntries(Object.keys(spec.streams).map((type) => [type, 0]));
+    for (const [type, rows] of Object.entries(spec.streams))
+      for (const [streamId, entry] of states)
+        if (entry.type === type && (await rows.save(client, entry.state, streamId)))
+          counts[type] = (counts[type] ?? 0) + 1;
+    return counts;
+  });
+}
