@@ -67,7 +67,7 @@ export async function entries(
   }));
 }
 
-/** `/v1/inventory` shows exactly `expected`: per environment its newest outcome and its entries. */
+/** `/v1/inventory` shows exactly `expected`, in promotion order: per environment its newest outcome and its entries. */
 export async function expectInventory(
   system: RunningSystem,
   expected: { environment: string; lastOutcome: string; lastDeploymentId: string; entries: object[] }[],

@@ -182,16 +182,16 @@ async function viewsAfterFirst({ testHost, prodA, prodB }: Landscape, first: Mad
   const v1 = { by: first, artifactId: first.artifactId };
   await expectInventory(system, [
     {
-      environment: "production",
-      lastOutcome: "SUCCEEDED",
-      lastDeploymentId: first.production,
-      entries: await entries(system, "production", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [prodA, prodB].sort()),
-    },
-    {
       environment: "test",
       lastOutcome: "SUCCEEDED",
       lastDeploymentId: first.test,
       entries: await entries(system, "test", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [testHost]),
+    },
+    {
+      environment: "production",
+      lastOutcome: "SUCCEEDED",
+      lastDeploymentId: first.production,
+      entries: await entries(system, "production", "1.0.0", { ...v1, outcome: "SUCCEEDED" }, [prodA, prodB].sort()),
     },
   ]);
   // A closed release no longer occupies the calendar; its change and deployment do.
@@ -212,18 +212,6 @@ async function viewsAfterFirst({ testHost, prodA, prodB }: Landscape, first: Mad
 async function viewsAfterSecond({ testHost, prodA, prodB }: Landscape, first: Made, second: Made) {
   await expectInventory(system, [
     {
-      environment: "production",
-      lastOutcome: "ROLLED_BACK",
-      lastDeploymentId: second.production,
-      entries: await entries(
-        system,
-        "production",
-        "1.0.0",
-        { by: second, artifactId: first.artifactId, outcome: "ROLLED_BACK" },
-        [prodA, prodB].sort(),
-      ),
-    },
-    {
       environment: "test",
       lastOutcome: "SUCCEEDED",
       lastDeploymentId: second.test,
@@ -233,6 +221,18 @@ async function viewsAfterSecond({ testHost, prodA, prodB }: Landscape, first: Ma
         "1.1.0",
         { by: second, artifactId: second.artifactId, outcome: "SUCCEEDED" },
         [testHost],
+      ),
+    },
+    {
+      environment: "production",
+      lastOutcome: "ROLLED_BACK",
+      lastDeploymentId: second.production,
+      entries: await entries(
+        system,
+        "production",
+        "1.0.0",
+        { by: second, artifactId: first.artifactId, outcome: "ROLLED_BACK" },
+        [prodA, prodB].sort(),
       ),
     },
   ]);

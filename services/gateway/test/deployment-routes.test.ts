@@ -205,7 +205,7 @@ test("every deployment is listed from its plan on: those awaiting approval, sche
   expect((await get(`/v1/deployments/${scheduled}`)).body).toMatchObject({ reason: "incident elsewhere" });
 });
 
-test("environments are listed in promotion order with their definitions, before any deployment too", async () => {
+test("environments and the inventory are listed in promotion order with their definitions, before any deployment too", async () => {
   const streams = new PublishedStreams("deployer");
   const [test, staging, production] = [uniqueId("test"), uniqueId("staging"), uniqueId("production")] as const;
   const environment = (name: string, promotionRank: number, promotesFrom: string) => ({
@@ -256,6 +256,11 @@ test("environments are listed in promotion order with their definitions, before 
   ]);
   const inventory = await get(`/v1/environments/${production}/inventory`);
   expect(inventory).toMatchObject({ status: 200, body: { environment: production, entries: [], health: null } });
+  const all = await get("/v1/inventory");
+  const inventories = (all.body.environments as { environment: string }[]).filter((e) => ours.has(e.environment));
+  expect(inventories).toEqual(listed.map((e) => ({ ...e, entries: [] })));
+  const one = await get(`/v1/inventory?environment=${staging}`);
+  expect(one.body.environments).toEqual([{ ...listed[1], entries: [] }]);
 });
 
 test("a page token pages on only with the list and filters that made it; the page size may change", async () => {

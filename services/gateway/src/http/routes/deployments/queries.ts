@@ -84,7 +84,7 @@ export async function deploymentsOfRelease(pool: pg.Pool, releaseId: string) {
   return rows.map(toListedDeployment);
 }
 
-export interface EnvironmentRow {
+interface EnvironmentRow {
   environment: string;
   health: "HEALTHY" | "DEGRADED";
   last_deployment_id: string;
@@ -93,16 +93,6 @@ export interface EnvironmentRow {
   last_environment_sequence: string;
   updated_at: Date;
 }
-
-export const toEnvironment = (r: EnvironmentRow) => ({
-  environment: r.environment,
-  health: r.health,
-  lastDeploymentId: r.last_deployment_id,
-  lastReleaseId: r.last_release_id,
-  lastOutcome: r.last_outcome,
-  lastEnvironmentSequence: Number(r.last_environment_sequence),
-  updatedAt: r.updated_at,
-});
 
 /** An environment defined by the deployment service, or with a deployment outcome, or both. */
 export type KnownEnvironmentRow = { [K in keyof EnvironmentRow]: EnvironmentRow[K] | null } & {

@@ -178,19 +178,6 @@ const environmentExample = {
   updatedAt: "2026-12-01T09:14:02.000Z",
 };
 
-export const environmentSchema = obj(
-  {
-    environment: str,
-    health: { type: "string", enum: ["HEALTHY", "DEGRADED"], description: "DEGRADED: the newest outcome is a failure" },
-    lastDeploymentId: str,
-    lastReleaseId: str,
-    lastOutcome: { type: "string", enum: OUTCOMES },
-    lastEnvironmentSequence: { type: "integer", description: "0 when the outcome carried no sequence" },
-    updatedAt: date,
-  },
-  environmentExample,
-);
-
 const definitionSchema = {
   type: ["object", "null"],
   description: "as the deployment service defines it (null: no definition reached the gateway)",

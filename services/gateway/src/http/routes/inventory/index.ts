@@ -1,8 +1,8 @@
 import { equalityFilters, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { arr, obj } from "../../schema-parts.js";
-import { type EnvironmentRow, toEnvironment } from "../deployments/queries.js";
-import { environmentName, environmentSchema, inventoryEntrySchema } from "../deployments/schemas.js";
+import { KNOWN_ENVIRONMENTS, type KnownEnvironmentRow, toKnownEnvironment } from "../deployments/queries.js";
+import { environmentName, inventoryEntrySchema, knownEnvironmentSchema } from "../deployments/schemas.js";
 
 interface EntryRow {
   environment: string;
@@ -27,9 +27,10 @@ const entrySchema = obj({
 });
 
 /**
- * Every environment's inventory in one answer: which version of which artifact runs on which
- * target, since when, put there by which deployment of which release (the per-environment route
- * is /v1/environments/{environment}/inventory).
+ * Every environment's inventory in one answer, in promotion order: which version of which artifact
+ * runs on which target, since when, put there by which deployment of which release (the
+ * per-environment route is /v1/environments/{environment}/inventory). Environments defined but not
+ * yet deployed to are listed with no entries, as on /v1/environments.
  */
 export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
   app.get(
@@ -39,8 +40,9 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
         tags: ["inventory"],
         summary: "What runs where, in every environment: version per target and artifact, since when, by what",
         description:
-          "Folded from the deployment outcomes in each environment's order (environment_sequence); a rollback " +
-          "replaces an environment's inventory with the baseline it restored. Filters narrow the entries.",
+          "Environments in promotion order, each with its definition, as on /v1/environments. Entries are folded " +
+          "from the deployment outcomes in each environment's order (environment_sequence); a rollback replaces an " +
+          "environment's inventory with the baseline it restored. targetCiId and artifactName narrow the entries.",
         querystring: {
           type: "object",
           properties: {
@@ -51,15 +53,16 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
           additionalProperties: false,
         },
         response: {
-          200: obj({ environments: arr(obj({ ...environmentSchema.properties, entries: arr(entrySchema) })) }),
+          200: obj({ environments: arr(obj({ ...knownEnvironmentSchema.properties, entries: arr(entrySchema) })) }),
           400: problemSchema,
         },
       },
     },
     async (request) => {
       const { environment, targetCiId, artifactName } = request.query;
-      const { rows: environments } = await pool.query<EnvironmentRow>(
-        "SELECT * FROM environment_view WHERE $1::text IS NULL OR environment = $1 ORDER BY environment",
+      const { rows: environments } = await pool.query<KnownEnvironmentRow>(
+        `SELECT * FROM (${KNOWN_ENVIRONMENTS}) k WHERE $1::text IS NULL OR k.name = $1
+         ORDER BY k.promotion_rank NULLS LAST, k.name`,
         [environment ?? null],
       );
       const { where, args } = equalityFilters({
@@ -77,9 +80,9 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
       );
       return {
         environments: environments.map((e) => ({
-          ...toEnvironment(e),
+          ...toKnownEnvironment(e),
           entries: rows
-            .filter((r) => r.environment === e.environment)
+            .filter((r) => r.environment === e.name)
             .map((r) => ({
               targetCiId: r.target_ci_id,
               targetName: r.target_name,
