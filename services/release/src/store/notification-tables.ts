@@ -1,7 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
-import { SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { type Subscription, SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { type Release, ReleaseStatus, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { SubscriptionEvent, SubscriptionState } from "../domain/subscription/types.js";
@@ -83,6 +83,23 @@ export const taskDeadlineRows = (releases: Release[]) =>
 export const taskOverdueCount = (release: Release): number =>
   release.status === ReleaseStatus.ACTIVE ? release.tasks.filter((t) => t.overdue).length : 0;
 
+/** Writes a subscription's read model row: its current state, nothing else. */
+export async function saveSubscription(db: Pick<pg.PoolClient, "query">, s: Subscription): Promise<void> {
+  await db.query(
+    `INSERT INTO notification_subscriptions (subscription_id, owner, status, active_since, from_configuration, snapshot)
+     VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (subscription_id) DO UPDATE SET owner = $2, status = $3, active_since = $4, snapshot = $6`,
+    [
+      s.subscriptionId,
+      s.owner,
+      s.status,
+      s.activeSince ? timestampDate(s.activeSince) : new Date(0),
+      s.fromConfiguration,
+      Buffer.from(toBinary(SubscriptionSchema, s)),
+    ],
+  );
+}
+
 /**
  * Writes a subscription's read model in the append's transaction, and what its status change
  * means for its deliveries: pausing or suspending holds the pending ones; resuming sends the
@@ -96,19 +113,7 @@ export async function recordSubscription(
 ): Promise<void> {
   const s = state.subscription;
   if (!s) return;
-  await tx.query(
-    `INSERT INTO notification_subscriptions (subscription_id, owner, status, active_since, from_configuration, snapshot)
-     VALUES ($1, $2, $3, $4, $5, $6)
-     ON CONFLICT (subscription_id) DO UPDATE SET owner = $2, status = $3, active_since = $4, snapshot = $6`,
-    [
-      s.subscriptionId,
-      s.owner,
-      s.status,
-      s.activeSince ? timestampDate(s.activeSince) : new Date(0),
-      s.fromConfiguration,
-      Buffer.from(toBinary(SubscriptionSchema, s)),
-    ],
-  );
+  await saveSubscription(tx, s);
   if (secret)
     await tx.query(
       `INSERT INTO notification_subscription_secrets (subscription_id, secret) VALUES ($1, $2)

@@ -4,6 +4,7 @@ import type { Projected } from "@rdm/command-handler";
 import { type Projection, unnestColumns } from "@rdm/eventstore";
 import { SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { type Release, ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import type pg from "pg";
 import { durationMs } from "../domain/models.js";
 import type { ReleaseEvent, ReleaseState } from "../domain/release.js";
 import { taskDeadlineRows, taskOverdueCount } from "./notification-tables.js";
@@ -52,7 +53,7 @@ export const releaseProjection: Projection<Item> = {
     if (latest.length === 0) return;
     const releases = latest.map((i) => i.outcome.after.release as NonNullable<ReleaseState["release"]>);
     const [index, deadlines, deliveries, tasks] = [
-      indexRows(latest),
+      releases.map(releaseIndexRow),
       deadlinesOf(items),
       deliveriesOf(items),
       taskDeadlineRows(releases),
@@ -61,14 +62,7 @@ export const releaseProjection: Projection<Item> = {
     await tx.query({
       name: "release_projection",
       text: `WITH
-        release_index_rows AS (
-          INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at,
-                                     snapshot, overdue_tasks)
-          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
-                               $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::int[])
-          ON CONFLICT (release_id) DO UPDATE SET title = excluded.title, phase = excluded.phase,
-            status = excluded.status, phase_due_at = excluded.phase_due_at, snapshot = excluded.snapshot,
-            overdue_tasks = excluded.overdue_tasks),
+        release_index_rows AS (${UPSERT_RELEASE_INDEX}),
         deadline_rows AS (
           INSERT INTO release_deadlines (release_id, phase_entry, kind, due_at)
           SELECT * FROM unnest($12::uuid[], $13::int[], $14::text[], $15::timestamptz[]) ON CONFLICT DO NOTHING),
@@ -99,24 +93,48 @@ export const releaseProjection: Projection<Item> = {
   },
 };
 
-function indexRows(items: Item[]) {
-  return items.map(({ outcome, ctx }) => {
-    const release = outcome.after.release as NonNullable<ReleaseState["release"]>;
-    return [
-      release.releaseId,
-      release.key,
-      release.title,
-      release.type,
-      release.phase,
-      release.status,
-      release.owner,
-      (release.registeredAt ? timestampDate(release.registeredAt) : ctx.now).toISOString(),
-      release.phaseDueAt && release.status === ReleaseStatus.ACTIVE
-        ? timestampDate(release.phaseDueAt).toISOString()
-        : null,
-      indexedBytes(release),
-      taskOverdueCount(release),
-    ] as const;
+/**
+ * Upserts release_index rows given as columns $1-$11 (releaseIndexRow's). Key, type, owner and
+ * registration time never change once registered.
+ */
+const UPSERT_RELEASE_INDEX = `
+  INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, phase_due_at,
+                             snapshot, overdue_tasks)
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[], $6::int[], $7::text[],
+                       $8::timestamptz[], $9::timestamptz[], $10::bytea[], $11::int[])
+  ON CONFLICT (release_id) DO UPDATE SET title = excluded.title, phase = excluded.phase,
+    status = excluded.status, phase_due_at = excluded.phase_due_at, snapshot = excluded.snapshot,
+    overdue_tasks = excluded.overdue_tasks`;
+
+/**
+ * A release's index row, from its state alone, so that rebuilding it from the events writes it
+ * again the same. Its registration time is its registration event's (every appended event carries
+ * one); the epoch stands in only for an event appended without it.
+ */
+function releaseIndexRow(release: Release) {
+  return [
+    release.releaseId,
+    release.key,
+    release.title,
+    release.type,
+    release.phase,
+    release.status,
+    release.owner,
+    (release.registeredAt ? timestampDate(release.registeredAt) : new Date(0)).toISOString(),
+    release.phaseDueAt && release.status === ReleaseStatus.ACTIVE
+      ? timestampDate(release.phaseDueAt).toISOString()
+      : null,
+    indexedBytes(release),
+    taskOverdueCount(release),
+  ] as const;
+}
+
+/** Writes the releases' index rows alone (a rebuild from the events; commands write them in releaseProjection). */
+export async function saveReleaseIndex(db: Pick<pg.PoolClient, "query">, releases: Release[]): Promise<void> {
+  await db.query({
+    name: "release_index",
+    text: UPSERT_RELEASE_INDEX,
+    values: unnestColumns(releases.map(releaseIndexRow), 11),
   });
 }
 
