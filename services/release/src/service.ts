@@ -13,6 +13,7 @@ import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { startNotifier } from "./notifier/notifier.js";
 import { type ReleaseServiceEvent, releaseCodec } from "./store/event-codec.js";
 import { ReleaseModelStore } from "./store/model-store.js";
+import { releaseQueryTables } from "./store/query-tables.js";
 import { releaseKeys } from "./store/release-keys.js";
 import { releaseMigrations } from "./store/release-tables.js";
 import { subscriptionCodec } from "./store/subscriptions.js";
@@ -64,6 +65,7 @@ export function createReleaseService(
     name: "release",
     defaultPort: 50051,
     migrations: [...releaseMigrations, ...deploymentEnvironmentMigrations],
+    queryTables: releaseQueryTables,
     services: ({ store, pool }) => [
       releaseServiceHandlers({
         store,

@@ -5,6 +5,8 @@ import { randomUUID } from "node:crypto";
 import { create, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
+import { rebuildQueryTables } from "@rdm/command-handler";
+import { EventStore } from "@rdm/eventstore";
 import { errorDetails } from "@rdm/grpc";
 import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -22,6 +24,8 @@ import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
+import pg from "pg";
+import { releaseQueryTables } from "../src/store/query-tables.js";
 import {
   type Harness,
   type NotificationClient,
@@ -31,6 +35,7 @@ import {
   startHarness,
 } from "./harness.js";
 import { type Received, type Receiver, schemaErrors, signedWith, startReceiver } from "./notification-receiver.js";
+import { queryTableRows } from "./query-table-rows.js";
 
 let h: Harness;
 let receiver: Receiver;
@@ -409,5 +414,27 @@ test("a deliveries page token pages on for its subscription at any page size; an
         description: "page_token does not belong to this list and filters",
       }),
     ]);
+  }
+});
+
+// Reads every subscription the tests above created, paused, resumed, suspended and deleted.
+test("the subscriptions' read model rebuilt from their streams equals the live one, the configured and deleted ones too", async () => {
+  const pool = new pg.Pool({ connectionString: h.databaseUrl, max: 2 });
+  try {
+    const live = await queryTableRows(pool);
+    const subscriptions = live.notification_subscriptions as {
+      status: SubscriptionStatus;
+      from_configuration: boolean;
+    }[];
+    expect(subscriptions.length).toBeGreaterThan(5);
+    expect(subscriptions.map((s) => s.status)).toEqual(
+      expect.arrayContaining([SubscriptionStatus.ACTIVE, SubscriptionStatus.DELETED]),
+    );
+    expect(subscriptions.filter((s) => s.from_configuration)).toHaveLength(1);
+    const counts = await rebuildQueryTables(pool, new EventStore(pool), releaseQueryTables);
+    expect(counts).toEqual({ release: live.release_index?.length, subscription: subscriptions.length });
+    expect(await queryTableRows(pool)).toEqual(live);
+  } finally {
+    await pool.end();
   }
 });

@@ -1,12 +1,18 @@
 // The release lifecycle through the real gRPC API on real PostgreSQL (and the Kafka protocol
 // for change request events): full standard and emergency paths, each gate refusal reason,
 // quorum, board membership and separation of duties, racing approvals, idempotent retries,
-// model versions, lists, planning updates and the roles each RPC admits.
+// model versions, lists, planning updates, the roles each RPC admits, and the query tables
+// rebuilt from the event streams.
+import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { ROLES, type Role } from "@rdm/auth";
+import { rebuildQueryTables } from "@rdm/command-handler";
+import { EventStore } from "@rdm/eventstore";
 import { errorDetails } from "@rdm/grpc";
 import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -23,6 +29,7 @@ import {
   LogEntryKind,
   type Release,
   ReleasePhase,
+  ReleaseSchema,
   ReleaseStatus,
   ReleaseType,
   ReviewOutcome,
@@ -35,7 +42,11 @@ import { PublishedStreams, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { releaseServiceRoles } from "../src/api/release-service.js";
+import { releaseQueryTables } from "../src/store/query-tables.js";
 import { type Harness, type ReleaseClient, registration, req, startHarness } from "./harness.js";
+import { queryTableRows } from "./query-table-rows.js";
+
+const execFileAsync = promisify(execFile);
 
 let h: Harness;
 let manager: ReleaseClient; // rita, release-manager
@@ -854,4 +865,58 @@ test.each(roleCases)("%s refuses every role its roles entry does not list", asyn
     expect([role, denied.code, denied.errorInfo?.reason]).toEqual([role, status.PERMISSION_DENIED, "MISSING_ROLE"]);
   }
   expect((await get(release.releaseId)).version).toBe(release.version);
+});
+
+// Reads every row the tests above wrote.
+test("the query tables rebuilt from the event streams equal the live ones, also while commands run", async () => {
+  const pool = new pg.Pool({ connectionString: h.databaseUrl, max: 2 });
+  try {
+    const live = await queryTableRows(pool);
+    expect(live.release_index?.length).toBeGreaterThan(20);
+    const counts = await rebuildQueryTables(pool, new EventStore(pool), releaseQueryTables);
+    expect(counts).toEqual({
+      release: live.release_index?.length,
+      subscription: live.notification_subscriptions?.length,
+    });
+    expect(await queryTableRows(pool)).toEqual(live);
+
+    // The operator's command, while releases are registered and logged until it ends: each
+    // command's rows are written before the rebuild locks the tables (and rebuilt from its
+    // events) or after it, from the release's whole state.
+    const logged = await register();
+    const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
+      env: { ...process.env, DATABASE_URL: h.databaseUrl },
+    });
+    let ended = false;
+    void cli.finally(() => {
+      ended = true;
+    });
+    const registered: string[] = [];
+    let entries = 0;
+    while (!ended) {
+      const [a, b] = await Promise.all([
+        register(),
+        register(),
+        ...["one", "two"].map((text) =>
+          coordinator.recordReleaseLogEntry({ ...req(), releaseId: logged.releaseId, kind: LogEntryKind.ISSUE, text }),
+        ),
+      ]);
+      registered.push(a.releaseId, b.releaseId);
+      entries += 2;
+    }
+    const { stdout } = await cli;
+    expect(stdout).toMatch(
+      /^release rebuild-tables: rebuilt release_index, notification_subscriptions from \d+ release, \d+ subscription streams\n$/,
+    );
+    expect(entries).toBeGreaterThan(0);
+    const after = await queryTableRows(pool);
+    const indexed = (after.release_index ?? []) as { release_id: string; snapshot: string }[];
+    expect(indexed.map((r) => r.release_id)).toEqual(expect.arrayContaining(registered));
+    const loggedRow = indexed.find((r) => r.release_id === logged.releaseId);
+    expect(loggedRow && fromBinary(ReleaseSchema, Buffer.from(loggedRow.snapshot, "hex")).log).toHaveLength(entries);
+    await rebuildQueryTables(pool, new EventStore(pool), releaseQueryTables);
+    expect(await queryTableRows(pool)).toEqual(after);
+  } finally {
+    await pool.end();
+  }
 });
