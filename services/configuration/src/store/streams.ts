@@ -12,6 +12,8 @@ import { type ConfigurationEvent, configurationCodec } from "./event-codec.js";
 const HISTORY: Aggregate<ConfigurationEvent[], ConfigurationEvent> = {
   initialState: () => [],
   evolve: (history, event) => [...history, event],
+  // One copy for many events (a stream read whole, a rebuild's page), not one per event.
+  fold: (events, history) => history.concat(events),
 };
 
 /**
