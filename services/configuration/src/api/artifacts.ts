@@ -9,7 +9,8 @@ import {
 import { isIsoTimestamp, pageTokenScope } from "@rdm/runtime";
 import type { ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
-import { artifactIdByNameVersion, findArtifacts, listArtifacts, saveArtifact } from "../store/read-model.js";
+import { saveArtifactRow } from "../store/query-tables.js";
+import { artifactIdByNameVersion, findArtifacts, listArtifacts } from "../store/read-model.js";
 import {
   type ConfigurationApiDeps,
   type ConfigurationHandlers,
@@ -59,8 +60,7 @@ export function artifactHandlers(
             created: events.length > 0,
           }),
         project: async (tx, { after }) => {
-          const artifact = artifactAggregate.fold(after).artifact;
-          if (artifact) await saveArtifact(tx, artifact);
+          await saveArtifactRow(tx, after);
         },
         response: RegisterArtifactResponseSchema,
         requestHash,

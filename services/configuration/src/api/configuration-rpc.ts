@@ -20,7 +20,8 @@ import * as artifactAggregate from "../domain/artifact.js";
 import type { ConfigurationItemCommand, ConfigurationItemEvent } from "../domain/configuration-item.js";
 import * as itemAggregate from "../domain/configuration-item.js";
 import type { ConfigurationEvent } from "../store/event-codec.js";
-import { saveArtifact, saveConfigurationItem, saveRelationship } from "../store/read-model.js";
+import { saveArtifactRow, saveItemRow } from "../store/query-tables.js";
+import { saveRelationship } from "../store/read-model.js";
 import { historyOf } from "../store/streams.js";
 
 export interface ConfigurationApiDeps {
@@ -150,8 +151,7 @@ function itemCommandRunner(execute: Execute) {
       },
       respond: ({ after }) => create(GetConfigurationItemResponseSchema, { item: itemAggregate.fold(after).item }),
       project: async (tx, { after, events }) => {
-        const item = itemAggregate.fold(after).item;
-        if (item) await saveConfigurationItem(tx, item);
+        await saveItemRow(tx, after);
         for (const event of events) {
           if (event.$typeName === "rdm.configuration.v1.RelationshipAdded" && event.relationship)
             await saveRelationship(tx, event.relationship, true);
@@ -185,8 +185,7 @@ function artifactCommandRunner(execute: Execute) {
       },
       respond: ({ after, events }) => respond(after, events),
       project: async (tx, { after }) => {
-        const artifact = artifactAggregate.fold(after).artifact;
-        if (artifact) await saveArtifact(tx, artifact);
+        await saveArtifactRow(tx, after);
       },
       response: responseSchema,
       requestHash,

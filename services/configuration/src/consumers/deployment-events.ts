@@ -18,7 +18,8 @@ import type pg from "pg";
 import * as baselineAggregate from "../domain/baseline.js";
 import { type BaselineEvent, baselineStreamId } from "../domain/baseline.js";
 import type { ConfigurationEvent } from "../store/event-codec.js";
-import { artifactIdByNameVersion, saveBaseline } from "../store/read-model.js";
+import { saveBaselineRow } from "../store/query-tables.js";
+import { artifactIdByNameVersion } from "../store/read-model.js";
 import { historyOf } from "../store/streams.js";
 
 const deploymentEvents = createRegistry(
@@ -110,8 +111,7 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
             baselineAggregate.fold(history),
           ),
         project: async (client, { after }) => {
-          const { baseline } = baselineAggregate.fold(after);
-          if (baseline) await saveBaseline(client, baseline);
+          await saveBaselineRow(client, after);
         },
       },
     );
