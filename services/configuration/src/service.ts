@@ -7,6 +7,7 @@ import { configurationServiceHandlers } from "./api/configuration-service.js";
 import { baselineProjector } from "./consumers/deployment-events.js";
 import { configurationCodec } from "./store/event-codec.js";
 import { configurationMigrations } from "./store/migrations.js";
+import { configurationQueryTables } from "./store/query-tables.js";
 
 /** A unique read-model key (an artifact's name and version) taken by a concurrent writer is a conflict like a version one. */
 const commandHandler = (store: EventStore) =>
@@ -31,6 +32,7 @@ export function configurationServiceDefinition(env: NodeJS.ProcessEnv = process.
     name: "configuration",
     defaultPort: 50053,
     migrations: configurationMigrations,
+    queryTables: configurationQueryTables,
     services: ({ store, pool }) => [configurationServiceHandlers({ store, pool, handler: commandHandler(store) })],
     async workers({ kafka, pool, store, logger, topic }) {
       const baselines = await startConsumer({

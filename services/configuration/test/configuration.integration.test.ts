@@ -1,10 +1,14 @@
 // The configuration service through its public interfaces: gRPC on a real PostgreSQL, and
 // deployment events published on the real Kafka protocol.
+import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { mintDevToken } from "@rdm/auth";
+import { rebuildQueryTables } from "@rdm/command-handler";
 import { createGrpcClient, errorDetails, type GrpcClient } from "@rdm/grpc";
 import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -33,12 +37,15 @@ import { encodePageToken, pageTokenScope, type RunningService } from "@rdm/runti
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import { startConfigurationService } from "../src/index.js";
+import { configurationQueryTables } from "../src/store/query-tables.js";
 
+const execFileAsync = promisify(execFile);
 const secret = randomUUID() + randomUUID();
 let service: RunningService;
 let client: GrpcClient<(typeof ConfigurationService)["method"]>;
 let producer: Producer;
 let dropDb: () => Promise<void>;
+let databaseUrl: string;
 // Topics of this file's own: the service reads only the deployment events published here.
 const topicPrefix = testTopicPrefix("configuration-it");
 
@@ -46,6 +53,7 @@ beforeAll(async () => {
   const brokers = await testKafkaBrokers();
   const db = await createTestDatabase("configuration");
   dropDb = db.drop;
+  databaseUrl = db.url;
   service = await startConfigurationService({
     DATABASE_URL: db.url,
     KAFKA_BROKERS: brokers.join(","),
@@ -734,4 +742,69 @@ test("forged page tokens are INVALID_ARGUMENT; the service's own still page", as
     const refused = await failure(call());
     expect([refused.code, refused.message]).toEqual([status.INVALID_ARGUMENT, expect.stringContaining("U+0000")]);
   }
+});
+
+/** Every row of the query tables, every column, in key order. */
+async function queryTableRows() {
+  const rows = async (sql: string) => (await service.context.pool.query(sql)).rows;
+  return {
+    items: await rows("SELECT * FROM configuration_items ORDER BY ci_id"),
+    relationships: await rows("SELECT * FROM ci_relationships ORDER BY source_ci_id, type, target_ci_id"),
+    artifacts: await rows("SELECT * FROM dml_artifacts ORDER BY artifact_id"),
+    baselines: await rows("SELECT * FROM baselines ORDER BY environment"),
+  };
+}
+
+/** AnalyzeImpact of each CI named, but for its time (as_of). */
+const impactsOf = (ciIds: string[]) =>
+  Promise.all(
+    ciIds.map(async (ciId) => {
+      const { asOf: _, ...answer } = await client.analyzeImpact({ ciId });
+      return answer;
+    }),
+  );
+
+// Reads every row the tests above wrote.
+test("the query tables rebuilt from the event streams equal the live ones, also while commands run", async () => {
+  const { pool, store } = service.context;
+  const live = await queryTableRows();
+  expect(live.items.length).toBeGreaterThan(60);
+  expect(live.relationships.length).toBeGreaterThan(150);
+  expect(Math.min(live.artifacts.length, live.baselines.length)).toBeGreaterThan(0);
+  const ciIds = live.items.map((row) => row.ci_id as string);
+  const impacts = await impactsOf(ciIds);
+  expect(impacts.some((answer) => answer.impacted.length > 10)).toBe(true);
+
+  const counts = await rebuildQueryTables(pool, store, configurationQueryTables);
+  expect(counts).toEqual({ ci: live.items.length, artifact: live.artifacts.length, baseline: live.baselines.length });
+  expect(await queryTableRows()).toEqual(live);
+  expect(await impactsOf(ciIds)).toEqual(impacts);
+
+  // The operator's command, while CIs are registered and related (among themselves) until it
+  // ends: each command's rows are written before the rebuild locks the tables (and rebuilt from
+  // its events) or after it.
+  const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
+    env: { ...process.env, DATABASE_URL: databaseUrl },
+  });
+  let ended = false;
+  void cli.finally(() => {
+    ended = true;
+  });
+  const related: { source_ci_id: string; type: number; target_ci_id: string }[] = [];
+  while (!ended) {
+    const [source, target] = await Promise.all([registerCi(uniqueId("during-rebuild")), registerCi(uniqueId("t"))]);
+    await relate(source.ciId, RelationshipType.DEPENDS_ON, target.ciId);
+    related.push({ source_ci_id: source.ciId, type: RelationshipType.DEPENDS_ON, target_ci_id: target.ciId });
+  }
+  const { stdout } = await cli;
+  expect(stdout).toMatch(
+    /^configuration rebuild-tables: rebuilt configuration_items, ci_relationships, dml_artifacts, baselines from \d+ ci, \d+ artifact, \d+ baseline streams\n$/,
+  );
+  expect(related.length).toBeGreaterThan(0);
+  const after = await queryTableRows();
+  expect(after.items.length).toBe(live.items.length + 2 * related.length);
+  expect(after.relationships).toEqual(expect.arrayContaining(related));
+  expect(await impactsOf(ciIds)).toEqual(impacts);
+  await rebuildQueryTables(pool, store, configurationQueryTables);
+  expect(await queryTableRows()).toEqual(after);
 });

@@ -1,3 +1,4 @@
+import { type QueryTables, streamRows } from "@rdm/command-handler";
 import type { ConfigurationItem } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type { ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
@@ -5,7 +6,10 @@ import type { BaselineEvent } from "../domain/baseline.js";
 import * as baselineAggregate from "../domain/baseline.js";
 import type { ConfigurationItemEvent } from "../domain/configuration-item.js";
 import * as itemAggregate from "../domain/configuration-item.js";
-import { type Queryable, saveArtifact, saveBaseline, saveConfigurationItem } from "./read-model.js";
+import type { ConfigurationEvent } from "./event-codec.js";
+import { configurationCodec } from "./event-codec.js";
+import { type Queryable, saveArtifact, saveBaseline, saveConfigurationItem, saveRelationships } from "./read-model.js";
+import { historyOf } from "./streams.js";
 
 /**
  * Writes the row of a CI's stream from its history, as every command on it does; returns the
@@ -34,3 +38,31 @@ export async function saveBaselineRow(q: Queryable, history: BaselineEvent[]): P
   if (baseline) await saveBaseline(q, baseline);
   return baseline !== undefined;
 }
+
+/**
+ * The configuration service's query tables, as `rebuildQueryTables` (@rdm/command-handler) writes
+ * them again from its streams:
+ * - configuration_items and ci_relationships from the "ci" streams (a relationship lives on its
+ *   source's stream);
+ * - dml_artifacts from the "artifact" streams;
+ * - baselines from the "baseline" streams: the consumer of rdm.deployment.events.v1 records each
+ *   outcome as an event on the environment's stream before it writes the row, so the row is this
+ *   store's, not the topic's.
+ * Not rebuilt: the event store's and the relay's tables, and rdm_handled_events (which deployment
+ * events the consumer took: the topic's bookkeeping, which no stream here holds). Listed in the
+ * order the commands write them (an item before its relationships), which the rebuild locks them in.
+ */
+export const configurationQueryTables: QueryTables<ConfigurationEvent> = {
+  tables: ["configuration_items", "ci_relationships", "dml_artifacts", "baselines"],
+  codec: configurationCodec,
+  streams: {
+    ci: streamRows(historyOf<ConfigurationItemEvent>(), async (client, history) => {
+      const item = await saveItemRow(client, history);
+      // All the relationships the CI has, where a command writes only those its events change.
+      if (item) await saveRelationships(client, item.relationships);
+      return item !== undefined;
+    }),
+    artifact: streamRows(historyOf<ArtifactEvent>(), saveArtifactRow),
+    baseline: streamRows(historyOf<BaselineEvent>(), saveBaselineRow),
+  },
+};
