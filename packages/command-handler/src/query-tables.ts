@@ -30,6 +30,11 @@ export interface QueryTables<E extends DomainEvent> {
   codec: Pick<EventCodec<E>, "decode">;
   /** By stream type, in the order their rows are written; streams of other types are skipped. */
   streams: Record<string, StreamRows<E>>;
+  /**
+   * Last in the rebuild's transaction, for what follows the tables by the events (which a rebuild
+   * does not append): e.g. a mark that has a service's in-memory copy of them load them again.
+   */
+  rebuilt?(client: pg.PoolClient): Promise<void>;
 }
 
 const PAGE = 1000;
@@ -75,6 +80,7 @@ export async function rebuildQueryTables<E extends DomainEvent>(
       for (const [streamId, entry] of states)
         if (entry.type === type && (await rows.save(client, entry.state, streamId)))
           counts[type] = (counts[type] ?? 0) + 1;
+    await spec.rebuilt?.(client);
     return counts;
   });
 }

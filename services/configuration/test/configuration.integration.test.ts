@@ -808,3 +808,20 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
   await rebuildQueryTables(pool, store, configurationQueryTables);
   expect(await queryTableRows()).toEqual(after);
 });
+
+test("AnalyzeImpact follows a rebuild that writes other rows than the live ones (a lost relationship restored)", async () => {
+  const source = await registerCi(uniqueId("lost-source"));
+  const target = await registerCi(uniqueId("lost-target"));
+  await relate(source.ciId, RelationshipType.DEPENDS_ON, target.ciId);
+  const impacted = async () => (await client.analyzeImpact({ ciId: target.ciId })).impacted.map((i) => i.ciId);
+  expect(await impacted()).toEqual([source.ciId]);
+  // The row lost behind the service's back, and the graph reading the loss: the source's next
+  // change has it load the source's relationships from the table again.
+  const { pool, store } = service.context;
+  await pool.query("DELETE FROM ci_relationships WHERE source_ci_id = $1", [source.ciId]);
+  await client.updateConfigurationItem({ requestId: randomUUID(), ciId: source.ciId, owner: "team-c" });
+  expect(await impacted()).toEqual([]);
+
+  await rebuildQueryTables(pool, store, configurationQueryTables);
+  expect(await impacted()).toEqual([source.ciId]);
+});

@@ -6,6 +6,8 @@ import { ImpactIndex, type ItemRow, type RelationshipRow, type Walk } from "./im
 const CI_STREAM_TYPE = "ci";
 
 const ITEMS = "SELECT ci_id, name, type, owner, item FROM configuration_items";
+/** The last rebuild of the tables recorded (0: none). */
+const LAST_REBUILD = "(SELECT coalesce(max(rebuild), 0) FROM query_table_rebuilds)::text";
 
 /** Above this many changed items, loading everything again is cheaper than patching. */
 const FULL_RELOAD_THRESHOLD = 2_000;
@@ -22,11 +24,17 @@ const FULL_RELOAD_THRESHOLD = 2_000;
  * replicas' writes. The horizon is the last snapshot's xmin (every transaction below it has ended,
  * see @rdm/relay), so events above it are read again next time: reloading current rows is
  * idempotent.
+ *
+ * A rebuild of the tables (rebuild-tables) writes rows without events, which may differ from the
+ * rows loaded (restoring a lost one); it records itself in the same transaction (markRebuilt),
+ * and a refresh that sees a rebuild newer than the graph's load loads everything again.
  */
 export class ImpactGraph {
   private readonly index = new ImpactIndex();
   /** A commit horizon (a snapshot's xmin): the changes of every transaction below it are in. */
   private horizon: string | undefined;
+  /** The last rebuild of the tables recorded when everything was loaded (see LAST_REBUILD). */
+  private lastRebuild: string | undefined;
   private queue: Promise<unknown> = Promise.resolve();
   /** When the last refresh began (ms since the epoch): every write committed before it is in. */
   private caughtUpTo = Number.NEGATIVE_INFINITY;
@@ -75,17 +83,19 @@ export class ImpactGraph {
     // Before the query: its snapshot, taken later, sees every commit made before this time.
     const began = Date.now();
     const after = this.horizon as string;
-    const { rows } = await this.pool.query<{ horizon: string; changed: string[] }>({
+    const { rows } = await this.pool.query<{ horizon: string; changed: string[]; last_rebuild: string }>({
       // Named: run on every AnalyzeImpact call, so parsed and planned once per connection.
       name: "rdm_impact_changes",
       text: `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS horizon,
                     ARRAY(SELECT DISTINCT stream_id FROM events e
-                          WHERE e.transaction_id >= $1::xid8 AND e.stream_type = $2) AS changed`,
+                          WHERE e.transaction_id >= $1::xid8 AND e.stream_type = $2) AS changed,
+                    ${LAST_REBUILD} AS last_rebuild`,
       values: [after, CI_STREAM_TYPE],
     });
-    const { horizon, changed } = rows[0] as { horizon: string; changed: string[] };
-    // A newer snapshot than the query's: it holds all of the changes.
-    if (changed.length > FULL_RELOAD_THRESHOLD) {
+    const { horizon, changed, last_rebuild: lastRebuild } = rows[0] as (typeof rows)[number];
+    // Rows a rebuild wrote (no events say which), or so many changed ones: everything again, from
+    // a newer snapshot than the query's, which holds all of the changes.
+    if (lastRebuild !== this.lastRebuild || changed.length > FULL_RELOAD_THRESHOLD) {
       await this.loadAll();
       this.caughtUpTo = began;
       return;
@@ -113,8 +123,8 @@ export class ImpactGraph {
     const client = await this.pool.connect();
     try {
       await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-      const horizon = await client.query<{ xmin: string }>(
-        "SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin",
+      const marks = await client.query<{ xmin: string; last_rebuild: string }>(
+        `SELECT pg_snapshot_xmin(pg_current_snapshot())::text AS xmin, ${LAST_REBUILD} AS last_rebuild`,
       );
       const items = await client.query<ItemRow>(ITEMS);
       const relationships = await client.query<RelationshipRow>(
@@ -124,7 +134,8 @@ export class ImpactGraph {
       this.index.clear();
       this.index.addItems(items.rows);
       this.index.replaceOutgoing([], relationships.rows);
-      this.horizon = horizon.rows[0]?.xmin as string;
+      this.horizon = marks.rows[0]?.xmin as string;
+      this.lastRebuild = marks.rows[0]?.last_rebuild as string;
     } catch (error) {
       await client.query("ROLLBACK").catch(() => undefined);
       throw error;
@@ -132,4 +143,9 @@ export class ImpactGraph {
       client.release();
     }
   }
+}
+
+/** Records a rebuild of the tables, in its transaction: every graph then loads them again. */
+export async function markRebuilt(client: pg.PoolClient): Promise<void> {
+  await client.query("INSERT INTO query_table_rebuilds DEFAULT VALUES");
 }

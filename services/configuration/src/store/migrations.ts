@@ -49,4 +49,16 @@ export const configurationMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 2,
+    name: "query table rebuilds, which the impact graph follows",
+    // A rebuild writes rows without events: AnalyzeImpact's in-memory graph, which follows the
+    // events, loads everything again when a rebuild newer than its load is recorded here.
+    sql: `
+      CREATE TABLE query_table_rebuilds (
+        rebuild bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        rebuilt_at timestamptz NOT NULL DEFAULT now()
+      );
+    `,
+  },
 ];

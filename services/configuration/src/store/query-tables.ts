@@ -8,6 +8,7 @@ import type { ConfigurationItemEvent } from "../domain/configuration-item.js";
 import * as itemAggregate from "../domain/configuration-item.js";
 import type { ConfigurationEvent } from "./event-codec.js";
 import { configurationCodec } from "./event-codec.js";
+import { markRebuilt } from "./impact-graph.js";
 import { type Queryable, saveArtifact, saveBaseline, saveConfigurationItem, saveRelationships } from "./read-model.js";
 import { historyOf } from "./streams.js";
 
@@ -48,9 +49,11 @@ export async function saveBaselineRow(q: Queryable, history: BaselineEvent[]): P
  * - baselines from the "baseline" streams: the consumer of rdm.deployment.events.v1 records each
  *   outcome as an event on the environment's stream before it writes the row, so the row is this
  *   store's, not the topic's.
- * Not rebuilt: the event store's and the relay's tables, and rdm_handled_events (which deployment
- * events the consumer took: the topic's bookkeeping, which no stream here holds). Listed in the
- * order the commands write them (an item before its relationships), which the rebuild locks them in.
+ * Not rebuilt: the event store's and the relay's tables; rdm_handled_events, which deployment
+ * events the consumer took (the topic's bookkeeping, held by no stream here); query_table_rebuilds,
+ * a row per rebuild (markRebuilt), by which AnalyzeImpact's graph, following the events, learns
+ * that rows changed without any. Listed in the order the commands write them (an item before its
+ * relationships), the order the rebuild locks them in.
  */
 export const configurationQueryTables: QueryTables<ConfigurationEvent> = {
   tables: ["configuration_items", "ci_relationships", "dml_artifacts", "baselines"],
@@ -65,4 +68,5 @@ export const configurationQueryTables: QueryTables<ConfigurationEvent> = {
     artifact: streamRows(historyOf<ArtifactEvent>(), saveArtifactRow),
     baseline: streamRows(historyOf<BaselineEvent>(), saveBaselineRow),
   },
+  rebuilt: markRebuilt,
 };
