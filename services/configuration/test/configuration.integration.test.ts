@@ -780,9 +780,9 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
   expect(await queryTableRows()).toEqual(live);
   expect(await impactsOf(ciIds)).toEqual(impacts);
 
-  // The operator's command, while CIs are registered and related (among themselves) until it
-  // ends: each command's rows are written before the rebuild locks the tables (and rebuilt from
-  // its events) or after it.
+  // The operator's command, while CIs are registered and related (among themselves) and
+  // artifacts registered until it ends: each command's rows are written before the rebuild locks
+  // the tables (and rebuilt from its events) or after it.
   const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
     env: { ...process.env, DATABASE_URL: databaseUrl },
   });
@@ -792,17 +792,22 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
   });
   const related: { source_ci_id: string; type: number; target_ci_id: string }[] = [];
   while (!ended) {
-    const [source, target] = await Promise.all([registerCi(uniqueId("during-rebuild")), registerCi(uniqueId("t"))]);
+    const [source, target] = await Promise.all([
+      registerCi(uniqueId("during-rebuild")),
+      registerCi(uniqueId("t")),
+      registerArtifact(uniqueId("during-rebuild"), "1.0.0", Buffer.from("bits")),
+    ]);
     await relate(source.ciId, RelationshipType.DEPENDS_ON, target.ciId);
     related.push({ source_ci_id: source.ciId, type: RelationshipType.DEPENDS_ON, target_ci_id: target.ciId });
   }
   const { stdout } = await cli;
   expect(stdout).toMatch(
-    /^configuration rebuild-tables: rebuilt configuration_items, ci_relationships, dml_artifacts, baselines from \d+ ci, \d+ artifact, \d+ baseline streams\n$/,
+    /^configuration rebuild-tables: rebuilt dml_artifacts, baselines, configuration_items, ci_relationships from \d+ ci, \d+ artifact, \d+ baseline streams\n$/,
   );
   expect(related.length).toBeGreaterThan(0);
   const after = await queryTableRows();
   expect(after.items.length).toBe(live.items.length + 2 * related.length);
+  expect(after.artifacts.length).toBe(live.artifacts.length + related.length);
   expect(after.relationships).toEqual(expect.arrayContaining(related));
   expect(await impactsOf(ciIds)).toEqual(impacts);
   await rebuildQueryTables(pool, store, configurationQueryTables);

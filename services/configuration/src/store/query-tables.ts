@@ -52,11 +52,15 @@ export async function saveBaselineRow(q: Queryable, history: BaselineEvent[]): P
  * Not rebuilt: the event store's and the relay's tables; rdm_handled_events, which deployment
  * events the consumer took (the topic's bookkeeping, held by no stream here); query_table_rebuilds,
  * a row per rebuild (markRebuilt), by which AnalyzeImpact's graph, following the events, learns
- * that rows changed without any. Listed in the order the commands write them (an item before its
- * relationships), the order the rebuild locks them in.
+ * that rows changed without any.
+ *
+ * The rebuild locks the tables one after the other in the order listed, which is the order every
+ * writer takes them in: a group commit projects its commands in stream id order ("artifact-",
+ * "baseline-", "ci-"), and an item's row goes before its relationships. So no writer holds one
+ * while it waits for one the rebuild holds: they cannot deadlock.
  */
 export const configurationQueryTables: QueryTables<ConfigurationEvent> = {
-  tables: ["configuration_items", "ci_relationships", "dml_artifacts", "baselines"],
+  tables: ["dml_artifacts", "baselines", "configuration_items", "ci_relationships"],
   codec: configurationCodec,
   streams: {
     ci: streamRows(historyOf<ConfigurationItemEvent>(), async (client, history) => {
