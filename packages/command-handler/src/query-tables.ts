@@ -1,6 +1,7 @@
 import { type EventStore, withTransaction } from "@rdm/eventstore";
 import type pg from "pg";
 import { type Aggregate, foldWith } from "./command.js";
+import { isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 
 /** What one stream type's final states write to the query tables. */
@@ -25,7 +26,11 @@ export function streamRows<S, E extends DomainEvent>(
 
 /** A service's query tables, as its commands' projections write them. */
 export interface QueryTables<E extends DomainEvent> {
-  /** Every table the projections write, emptied before the rebuild writes them again. */
+  /**
+   * Every table the projections write, emptied before the rebuild writes them again; locked in
+   * this order, best the order a group commit writes them in (stream id order), so the two rarely
+   * deadlock.
+   */
   tables: readonly string[];
   codec: Pick<EventCodec<E>, "decode">;
   /** By stream type, in the order their rows are written; streams of other types are skipped. */
@@ -47,6 +52,24 @@ const PAGE = 1000;
  * Returns how many streams of each type wrote rows.
  */
 export async function rebuildQueryTables<E extends DomainEvent>(
+  pool: pg.Pool,
+  store: EventStore,
+  spec: QueryTables<E>,
+): Promise<Record<string, number>> {
+  // A group commit may hold one table's rows while it waits for another's, which the rebuild holds:
+  // PostgreSQL ends one of the two (the commands retry), and a rebuild so ended starts again.
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await rebuildOnce(pool, store, spec);
+    } catch (error) {
+      if (!isDeadlock(error) || attempt === MAX_ATTEMPTS) throw error;
+    }
+  }
+}
+
+const MAX_ATTEMPTS = 5;
+
+async function rebuildOnce<E extends DomainEvent>(
   pool: pg.Pool,
   store: EventStore,
   spec: QueryTables<E>,
