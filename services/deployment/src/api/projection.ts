@@ -1,4 +1,5 @@
 import type { Outcome } from "@rdm/command-handler";
+import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind, StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import type { DeploymentAggregateState, DeploymentEvent } from "../domain/index.js";
@@ -18,8 +19,8 @@ const OUTCOMES = new Set([
   "rdm.deployment.v1.DeploymentRolledBack",
 ]);
 
-type OutcomeEvent = Extract<DeploymentEvent, { environmentSequence: bigint }>;
-const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTCOMES.has(event.$typeName);
+export type OutcomeEvent = Extract<DeploymentEvent, { environmentSequence: bigint }>;
+export const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTCOMES.has(event.$typeName);
 
 /**
  * Gives each outcome event its environment's next sequence, in the transaction that appends it:
@@ -47,28 +48,32 @@ export async function projectDeployment(
   await saveDeployment(tx, deployment);
   const environment = await findEnvironment(tx, deployment.environment);
   await syncStepQueue(tx, deployment, outcome.before.deployment, environment?.executorLabels ?? []);
+  await recordBaselines(tx, deployment, outcome.events);
+}
+
+const SUCCEEDED = "rdm.deployment.v1.DeploymentSucceeded";
+const ROLLED_BACK = "rdm.deployment.v1.DeploymentRolledBack";
+type BaselineEvent = Extract<OutcomeEvent, { $typeName: typeof SUCCEEDED | typeof ROLLED_BACK }>;
+const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
+  event.$typeName === SUCCEEDED || event.$typeName === ROLLED_BACK;
+
+/**
+ * What the environment runs after the successes and rollbacks among the deployment's `events`.
+ * The colour comes from the deployment after them (its switch, the colour before it), which no
+ * later event changes: rebuild-tables passes the final state.
+ */
+export async function recordBaselines(tx: pg.PoolClient, deployment: Deployment, events: DeploymentEvent[]) {
   const blueGreen = deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
-  const since = outcome.events.at(-1)?.metadata?.occurredAt;
-  for (const event of outcome.events) {
-    const at = since ? new Date(Number(since.seconds) * 1000) : new Date();
-    if (event.$typeName === "rdm.deployment.v1.DeploymentSucceeded") {
-      const switched = deployment.steps.find(
-        (step) => step.kind === StepKind.SWITCH && step.state === StepState.COMPLETED,
-      );
-      await recordBaseline(tx, deployment.environment, {
-        artifacts: event.artifacts,
-        deploymentId: deployment.deploymentId,
-        since: at,
-        liveColour: blueGreen ? switched?.colour : undefined,
-      });
-    }
-    if (event.$typeName === "rdm.deployment.v1.DeploymentRolledBack") {
-      await recordBaseline(tx, deployment.environment, {
-        artifacts: event.artifacts,
-        deploymentId: deployment.deploymentId,
-        since: at,
-        liveColour: blueGreen ? deployment.previousColour : undefined,
-      });
-    }
+  const switched = deployment.steps.find((step) => step.kind === StepKind.SWITCH && step.state === StepState.COMPLETED);
+  for (const event of events.filter(setsBaseline)) {
+    const at = event.metadata?.occurredAt;
+    const colour = event.$typeName === SUCCEEDED ? switched?.colour : deployment.previousColour;
+    await recordBaseline(tx, deployment.environment, {
+      sequence: event.environmentSequence,
+      artifacts: event.artifacts,
+      deploymentId: deployment.deploymentId,
+      since: at && new Date(Number(at.seconds) * 1000),
+      liveColour: blueGreen ? colour : undefined,
+    });
   }
 }

@@ -1,5 +1,5 @@
 import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
@@ -85,6 +85,17 @@ export const deploymentMigrations: Migration[] = [
     // The "nothing waiting" answers of ClaimStep (stream id '', see forgetIdleClaims).
     sql: "CREATE INDEX command_results_idle_claims ON command_results (created_at) WHERE stream_id = '';",
   },
+  {
+    version: 11,
+    name: "an outcome row per environment, with the outcomes that set its baseline and live colour",
+    // rebuild-tables writes each deployment's outcomes in no particular order: the sequences keep
+    // the environment's latest. Rows from before are at 0 until the first rebuild.
+    sql: `
+      ALTER TABLE environment_outcomes ADD COLUMN baseline_sequence bigint NOT NULL DEFAULT 0,
+        ADD COLUMN live_colour_sequence bigint NOT NULL DEFAULT 0;
+      INSERT INTO environment_outcomes (name) SELECT name FROM environments ON CONFLICT (name) DO NOTHING;
+    `,
+  },
 ];
 
 export async function saveEnvironment(tx: Queryable, environment: Environment) {
@@ -93,6 +104,10 @@ export async function saveEnvironment(tx: Queryable, environment: Environment) {
      ON CONFLICT (name) DO UPDATE SET promotion_rank = EXCLUDED.promotion_rank, environment = EXCLUDED.environment`,
     [environment.name, environment.promotionRank, toBinary(EnvironmentSchema, environment)],
   );
+  // Its outcome row from the registration on, so one rebuilt from the streams has the same rows.
+  await tx.query("INSERT INTO environment_outcomes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [
+    environment.name,
+  ]);
 }
 
 const artifactsFromJson = (json: JsonValue[]) => json.map((item) => fromJson(DeployedArtifactSchema, item));
@@ -192,29 +207,49 @@ export async function nextEnvironmentSequence(tx: Queryable, environment: string
   return BigInt(rows[0]?.last_sequence ?? "0");
 }
 
-/** What runs in the environment after a succeeded or rolled-back deployment. */
+/** rebuild-tables: the environment has handed out `sequence` (an outcome event carries it). */
+export async function restoreEnvironmentSequence(tx: Queryable, environment: string, sequence: bigint) {
+  await tx.query(
+    `INSERT INTO environment_outcomes (name, last_sequence) VALUES ($1, $2)
+     ON CONFLICT (name) DO UPDATE
+       SET last_sequence = GREATEST(environment_outcomes.last_sequence, EXCLUDED.last_sequence)`,
+    [environment, sequence],
+  );
+}
+
+/**
+ * What runs in the environment after the succeeded or rolled-back deployment whose outcome has
+ * `sequence`: kept unless a later outcome of the environment set the baseline (or the colour)
+ * already, which only a rebuild does, writing the deployments in no particular order.
+ */
 export async function recordBaseline(
   tx: Queryable,
   environment: string,
-  baseline: { artifacts: DeployedArtifact[]; deploymentId: string; since: Date; liveColour?: string | undefined },
+  baseline: {
+    sequence: bigint;
+    artifacts: DeployedArtifact[];
+    deploymentId: string;
+    since: Date | undefined;
+    liveColour: string | undefined;
+  },
 ) {
   await tx.query(
     `UPDATE environment_outcomes SET baseline = $2, baseline_deployment_id = $3, baseline_since = $4,
-       live_colour = COALESCE($5, live_colour) WHERE name = $1`,
-    [
-      environment,
-      artifactsToJson(baseline.artifacts),
-      baseline.deploymentId,
-      baseline.since,
-      baseline.liveColour ?? null,
-    ],
+       baseline_sequence = $5 WHERE name = $1 AND baseline_sequence < $5`,
+    [environment, artifactsToJson(baseline.artifacts), baseline.deploymentId, baseline.since, baseline.sequence],
+  );
+  if (baseline.liveColour === undefined) return;
+  await tx.query(
+    `UPDATE environment_outcomes SET live_colour = $2, live_colour_sequence = $3
+     WHERE name = $1 AND live_colour_sequence < $3`,
+    [environment, baseline.liveColour, baseline.sequence],
   );
 }
 
 export async function saveDeployment(tx: Queryable, deployment: Deployment) {
   await tx.query(
     `INSERT INTO deployments (deployment_id, release_id, environment, state, artifact_ids, created_at, deployment)
-     VALUES ($1, $2, $3, $4, $5, date_trunc('milliseconds', now()), $6)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
      ON CONFLICT (deployment_id) DO UPDATE SET state = EXCLUDED.state, deployment = EXCLUDED.deployment`,
     [
       deployment.deploymentId,
@@ -222,6 +257,8 @@ export async function saveDeployment(tx: Queryable, deployment: Deployment) {
       deployment.environment,
       deployment.state,
       packageKey(deployment.artifacts),
+      // The plan's time (milliseconds, as the page tokens carry it), which a rebuild finds again.
+      deployment.createdAt && timestampDate(deployment.createdAt),
       toBinary(DeploymentSchema, deployment),
     ],
   );
