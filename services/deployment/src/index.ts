@@ -1,2 +1,3 @@
 export { type ExecutorOptions, ReferenceExecutor, type TargetAction } from "./executor/reference-executor.js";
 export { deploymentServiceDefinition, startDeploymentService } from "./service.js";
+export { deploymentQueryTables } from "./store/query-tables.js";

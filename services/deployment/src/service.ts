@@ -11,6 +11,7 @@ import {
   upstreamFactsMigrations,
 } from "./consumers/upstream-facts.js";
 import { startLeaseSweep } from "./jobs/lease-sweep.js";
+import { deploymentQueryTables } from "./store/query-tables.js";
 import { deploymentMigrations } from "./store/tables.js";
 
 /** The deployment service's own settings (beside the shared gRPC service ones). */
@@ -35,6 +36,7 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
     name: "deployment",
     defaultPort: 50054,
     migrations: [...deploymentMigrations, ...upstreamFactsMigrations],
+    queryTables: deploymentQueryTables,
     services: ({ store, pool }) => [deploymentServiceHandlers({ store, pool })],
     async workers({ kafka, pool, store, logger, topic }) {
       const config = loadConfig(deploymentConsumerEnv, env);

@@ -1,14 +1,31 @@
 // Commands that depend on what else runs in an environment, through gRPC on real PostgreSQL and
 // Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
-// another switch, an abandoned release, and the outcome sequence held until its event commits.
+// another switch, an abandoned release, the outcome sequence held until its event commits, and
+// last, the query tables these leave rebuilt from the event streams.
+import { execFile } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
+import { rebuildQueryTables } from "@rdm/command-handler";
+import { EventStore } from "@rdm/eventstore";
 import { errorDetails } from "@rdm/grpc";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  type DeployedArtifact,
+  DeploymentStrategyKind,
+  StepKind,
+  TargetOutcome,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import pg from "pg";
+import { deploymentCodec } from "../src/api/aggregates.js";
+import { isOutcome } from "../src/api/projection.js";
+import type { DeploymentEvent } from "../src/domain/index.js";
+import { deploymentQueryTables } from "../src/store/query-tables.js";
 import { groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+
+const execFileAsync = promisify(execFile);
 
 const harness = new Harness("deployment-turns");
 type Client = Awaited<ReturnType<Harness["client"]>>;
@@ -375,4 +392,95 @@ test("an outcome's environment sequence stays locked until its event commits", a
   } finally {
     blocker.release();
   }
+});
+
+/**
+ * The query tables: every column of every row, in key order; bytes as base64, which jest compares
+ * at once (a Buffer, byte by byte: seconds for the big environments' definitions).
+ */
+async function queryTableRows() {
+  const rows = async (sql: string) =>
+    (await pool.query<Record<string, unknown>>(sql)).rows.map((row) =>
+      Object.fromEntries(
+        Object.entries(row).map(([column, value]) => [
+          column,
+          Buffer.isBuffer(value) ? value.toString("base64") : value,
+        ]),
+      ),
+    );
+  return {
+    environments: await rows("SELECT * FROM environments ORDER BY name"),
+    outcomes: await rows("SELECT * FROM environment_outcomes ORDER BY name"),
+    deployments: await rows("SELECT * FROM deployments ORDER BY deployment_id"),
+  };
+}
+
+/** The sequences each environment's outcome events carry, in ascending order. */
+async function outcomeSequences() {
+  const recorded = await pool.query("SELECT type, data FROM events WHERE stream_type = 'deployment'");
+  const numbered = new Map<string, number[]>();
+  for (const event of recorded.rows.map((row) => deploymentCodec.decode(row) as DeploymentEvent).filter(isOutcome))
+    numbered.set(event.environment, [...(numbered.get(event.environment) ?? []), Number(event.environmentSequence)]);
+  return [...numbered].map(([environment, sequences]) => ({ environment, sequences: sequences.sort((a, b) => a - b) }));
+}
+
+/** A fresh environment, where a release whose facts were consumed is deployed to the end. */
+async function deployedToNewEnvironment(release: { releaseId: string; artifacts: DeployedArtifact[] }) {
+  const environment = await newEnvironment();
+  const { deployment } = await deployer.planDeployment({ ...rid(), ...release, environment, strategy: ALL_AT_ONCE });
+  const deploymentId = deployment?.deploymentId as string;
+  await deployer.startDeployment({ ...rid(), deploymentId });
+  await runToEnd(deploymentId, environment);
+  return deploymentId;
+}
+
+// Reads every row the tests above wrote: baselines, a live colour, rollbacks, big environments.
+test("the query tables rebuilt from the event streams equal the live ones, also while commands run", async () => {
+  // Deployments that ran in another order than planned: the rebuild writes them by their first
+  // event, yet the environment runs what the later outcome left there.
+  const reordered = await newEnvironment();
+  const [earlier, later] = [await planned(reordered), await planned(reordered)];
+  for (const { deploymentId } of [later, earlier]) {
+    await deployer.startDeployment({ ...rid(), deploymentId });
+    await runToEnd(deploymentId, reordered);
+  }
+  const live = await queryTableRows();
+  expect(live.outcomes.find((row) => row.name === reordered)?.baseline_deployment_id).toBe(earlier.deploymentId);
+  expect(live.deployments.length).toBeGreaterThan(15);
+  expect(live.outcomes.filter((row) => row.baseline_deployment_id !== "").length).toBeGreaterThan(1);
+  expect(live.outcomes.map((row) => row.live_colour)).toContain("blue");
+  const counts = await rebuildQueryTables(pool, new EventStore(pool), deploymentQueryTables);
+  expect(counts).toEqual({ environment: live.environments.length, deployment: live.deployments.length });
+  expect(await queryTableRows()).toEqual(live);
+
+  // The operator's command, while environments are registered and deployments run to their end
+  // there until it ends: each command's rows are written before the rebuild locks the tables (and
+  // rebuilt from its events) or after it. One release, its facts consumed, deploys everywhere.
+  const { releaseId, deploymentId: first } = await planned(await newEnvironment());
+  const release = {
+    releaseId,
+    artifacts: (await deployer.getDeployment({ deploymentId: first })).deployment?.artifacts ?? [],
+  };
+  const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
+    env: { ...process.env, DATABASE_URL: harness.databaseUrl },
+  });
+  let running = true;
+  const ended = () => {
+    running = false;
+  };
+  void cli.then(ended, ended);
+  const ids: string[] = [];
+  while (running) ids.push(...(await Promise.all([1, 2, 3].map(() => deployedToNewEnvironment(release)))));
+  const { stdout } = await cli;
+  expect(stdout).toMatch(
+    /^deployment rebuild-tables: rebuilt environments, environment_outcomes, deployments from \d+ environment, \d+ deployment streams\n$/,
+  );
+  const after = await queryTableRows();
+  const succeeded = after.deployments.filter((row) => row.state === DeploymentState.SUCCEEDED);
+  expect(succeeded.map((row) => row.deployment_id)).toEqual(expect.arrayContaining(ids));
+  await rebuildQueryTables(pool, new EventStore(pool), deploymentQueryTables);
+  expect(await queryTableRows()).toEqual(after);
+  // Nor did an environment hand out an outcome sequence twice or skip one.
+  for (const { environment, sequences } of await outcomeSequences())
+    expect({ environment, sequences }).toEqual({ environment, sequences: sequences.map((_, i) => i + 1) });
 });
