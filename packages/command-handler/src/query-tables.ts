@@ -33,7 +33,11 @@ export interface QueryTables<E extends DomainEvent> {
    */
   tables: readonly string[];
   codec: Pick<EventCodec<E>, "decode">;
-  /** By stream type, in the order their rows are written; streams of other types are skipped. */
+  /**
+   * By stream type, in the order their rows are written; streams of other types are skipped.
+   * Every append to a stream of these types must write one of `tables` in its transaction: that
+   * is what makes the rebuild's lock wait for it (see rebuildQueryTables).
+   */
   streams: Record<string, StreamRows<E>>;
   /**
    * Last in the rebuild's transaction, for what follows the tables by the events (which a rebuild
@@ -46,10 +50,11 @@ const PAGE = 1000;
 
 /**
  * Writes a service's query tables again from its event store (design §3, property 5): every
- * stream folded from its events, then saved, in one transaction. The tables are locked against
- * the commands' projections first, so a command either committed before (its events are read
- * here) or writes its own rows after, from its whole state; queries read the old rows meanwhile.
- * Returns how many streams of each type wrote rows.
+ * stream folded from its events, then saved, in one transaction. Its lock on the tables waits for
+ * every transaction that wrote them, so every append of the streams' types has committed (and is
+ * read here) or waits until the rebuild commits, its events unseen here, and then writes its rows
+ * on top of the rebuilt ones. Commands' writes to the tables wait meanwhile; queries read the old
+ * rows. Returns how many streams of each type wrote rows.
  */
 export async function rebuildQueryTables<E extends DomainEvent>(
   pool: pg.Pool,
@@ -57,17 +62,21 @@ export async function rebuildQueryTables<E extends DomainEvent>(
   spec: QueryTables<E>,
 ): Promise<Record<string, number>> {
   // A group commit may hold one table's rows while it waits for another's, which the rebuild holds:
-  // PostgreSQL ends one of the two (the commands retry), and a rebuild so ended starts again.
+  // PostgreSQL ends one of the two (the commands retry), and a rebuild so ended starts again. So
+  // does one whose lock waited LOCK_TIMEOUT for a long writer, with every new writer queued behind.
   for (let attempt = 1; ; attempt++) {
     try {
       return await rebuildOnce(pool, store, spec);
     } catch (error) {
-      if (!isDeadlock(error) || attempt === MAX_ATTEMPTS) throw error;
+      const again = isDeadlock(error) || (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
+      if (!again || attempt === MAX_ATTEMPTS) throw error;
     }
   }
 }
 
 const MAX_ATTEMPTS = 5;
+const LOCK_TIMEOUT = "5s";
+const LOCK_NOT_AVAILABLE = "55P03";
 
 async function rebuildOnce<E extends DomainEvent>(
   pool: pg.Pool,
@@ -76,11 +85,13 @@ async function rebuildOnce<E extends DomainEvent>(
 ): Promise<Record<string, number>> {
   return withTransaction(pool, async (client) => {
     // EXCLUSIVE lets queries read the old rows until the commit; DELETE, unlike TRUNCATE, keeps that.
+    await client.query(`SET LOCAL lock_timeout = '${LOCK_TIMEOUT}'`);
     await client.query(`LOCK TABLE ${spec.tables.join(", ")} IN EXCLUSIVE MODE`);
+    await client.query("SET LOCAL lock_timeout = 0");
     for (const table of spec.tables) await client.query(`DELETE FROM ${table}`);
     const states = new Map<string, { type: string; state: unknown }>();
     for (let after = 0; ; ) {
-      const page = await store.readAll({ after, limit: PAGE });
+      const page = await store.readAll({ after, limit: PAGE, client });
       // A page's events of each stream, folded at once (a history aggregate would copy per event).
       const pageEvents = new Map<string, { type: string; events: E[] }>();
       for (const recorded of page) {

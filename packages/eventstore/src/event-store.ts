@@ -314,9 +314,9 @@ export class EventStore {
    * of a quiet store; a live tail must use readAllCommitted, since a position can become
    * visible after higher ones.
    */
-  async readAll(options: { after?: number; limit?: number } = {}): Promise<RecordedEvent[]> {
+  async readAll(options: { after?: number; limit?: number; client?: Queryable } = {}): Promise<RecordedEvent[]> {
     return inSpan("eventstore.read_all", {}, async () => {
-      const { rows } = await this.pool.query<EventRow>(
+      const { rows } = await (options.client ?? this.pool).query<EventRow>(
         `SELECT ${EVENT_COLUMNS} FROM events WHERE global_position > $1 ORDER BY global_position LIMIT $2`,
         [options.after ?? 0, options.limit ?? null],
       );
