@@ -12,7 +12,13 @@ export {
   type NewEvent,
   type RecordedEvent,
 } from "./event-store.js";
-export { type Migration, MigrationConflict, type MigrationSet, runMigrations } from "./migrations.js";
+export {
+  type Migration,
+  MigrationConflict,
+  type MigrationSet,
+  pendingMigrations,
+  runMigrations,
+} from "./migrations.js";
 export { EVENTS_CHANNEL, eventStoreMigrations } from "./schema.js";
 export { withTransaction } from "./transaction.js";
 export { isDatabaseUnavailable } from "./unavailable.js";

@@ -70,3 +70,14 @@ export async function runMigrations(pool: Pool, set: MigrationSet): Promise<numb
     client.release();
   }
 }
+
+/** The migrations of `set` not applied to the database yet (all of them on a database without any). */
+export async function pendingMigrations(pool: Pool, set: MigrationSet): Promise<Migration[]> {
+  const { rows: table } = await pool.query<{ name: string | null }>("SELECT to_regclass('schema_migrations') AS name");
+  if (!table[0]?.name) return set.migrations;
+  const { rows } = await pool.query<{ version: number }>("SELECT version FROM schema_migrations WHERE component = $1", [
+    set.component,
+  ]);
+  const applied = new Set(rows.map((r) => r.version));
+  return set.migrations.filter((m) => !applied.has(m.version));
+}

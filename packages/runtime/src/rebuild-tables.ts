@@ -1,39 +1,46 @@
 import { rebuildQueryTables } from "@rdm/command-handler";
-import { EventStore, eventStoreMigrations, runMigrations } from "@rdm/eventstore";
+import { EventStore, eventStoreMigrations, pendingMigrations } from "@rdm/eventstore";
 import pg from "pg";
 import type { GrpcServiceDefinition } from "./grpc-service.js";
 
 /**
  * `pnpm --filter @rdm/<service> rebuild-tables`, with the service's DATABASE_URL: its query tables
  * written again from its event store (design §3, property 5). The service may be running: the
- * rebuild locks the tables, so its commands wait for it and then write their own rows.
+ * rebuild locks the tables, so its commands wait for it and then write their own rows. The
+ * database must hold this version's tables (the service started on it once): the command migrates
+ * nothing, so a wrong DATABASE_URL is refused rather than given a service's tables.
  */
-export async function rebuildTablesMain(definition: GrpcServiceDefinition, env = process.env): Promise<void> {
-  const url = env.DATABASE_URL;
-  if (!url || !definition.queryTables) {
-    console.error(
-      definition.queryTables
-        ? `${definition.name} rebuild-tables: set DATABASE_URL to the service's database`
-        : `${definition.name} rebuild-tables: the service has no query tables to rebuild`,
-    );
-    process.exitCode = 2;
-    return;
-  }
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+export async function rebuildTablesMain(name: string, definition: () => GrpcServiceDefinition): Promise<void> {
+  const url = process.env.DATABASE_URL;
+  if (!url) return refuse(`${name} rebuild-tables: set DATABASE_URL to the service's database`);
+  const pool = new pg.Pool({ connectionString: url, max: 1 });
   try {
-    // The tables as this version of the service writes them.
-    await runMigrations(pool, eventStoreMigrations);
-    if (definition.migrations?.length)
-      await runMigrations(pool, { component: definition.name, migrations: definition.migrations });
-    const counts = await rebuildQueryTables(pool, new EventStore(pool), definition.queryTables);
+    const service = definition();
+    const queryTables = service.queryTables;
+    if (!queryTables) return refuse(`${name} rebuild-tables: the service has no query tables to rebuild`);
+    const pending = [
+      ...(await pendingMigrations(pool, eventStoreMigrations)),
+      ...(await pendingMigrations(pool, { component: service.name, migrations: service.migrations ?? [] })),
+    ];
+    if (pending.length > 0)
+      return refuse(
+        `${name} rebuild-tables: the database has not the ${name} service's tables of this version ` +
+          `(${pending.length} migrations not applied): is DATABASE_URL its database? Start this version of the service on it once first`,
+      );
+    const counts = await rebuildQueryTables(pool, new EventStore(pool), queryTables);
     const written = Object.entries(counts).map(([type, count]) => `${count} ${type}`);
-    console.log(
-      `${definition.name} rebuild-tables: rebuilt ${definition.queryTables.tables.join(", ")} from ${written.join(", ")} streams`,
-    );
+    console.log(`${name} rebuild-tables: rebuilt ${queryTables.tables.join(", ")} from ${written.join(", ")} streams`);
   } catch (error) {
-    console.error(`${definition.name} rebuild-tables failed: ${(error as Error).message}`);
+    // A refused connection to a name with two addresses is an AggregateError with no message.
+    const { message, code } = error as { message?: string; code?: string };
+    console.error(`${name} rebuild-tables failed: ${message || code || String(error)}`);
     process.exitCode = 1;
   } finally {
     await pool.end();
   }
+}
+
+function refuse(why: string): void {
+  console.error(why);
+  process.exitCode = 2;
 }

@@ -2,4 +2,4 @@ import { rebuildTablesMain } from "@rdm/runtime";
 import { changeServiceDefinition } from "./service.js";
 
 // `DATABASE_URL=<the change service's database> pnpm --filter @rdm/change rebuild-tables`
-await rebuildTablesMain(changeServiceDefinition());
+await rebuildTablesMain("change", () => changeServiceDefinition());

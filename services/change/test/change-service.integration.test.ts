@@ -54,6 +54,11 @@ import { startChangeService } from "../src/service.js";
 import { changeQueryTables } from "../src/store/query-tables.js";
 
 const execFileAsync = promisify(execFile);
+/** The operator's `pnpm --filter @rdm/change rebuild-tables` (as built) on `url`. */
+const rebuildTablesCommand = (url: string) =>
+  execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
+    env: { ...process.env, DATABASE_URL: url },
+  });
 const secret = randomUUID() + randomUUID();
 let address: string;
 let databaseUrl: string;
@@ -1098,13 +1103,12 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     // The operator's command, while changes are raised until it ends: each command's rows are
     // written before the rebuild locks the tables (and rebuilt from its events) or after it.
     const requester = await clientAs("rita", ["release-coordinator"]);
-    const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
-      env: { ...process.env, DATABASE_URL: databaseUrl },
-    });
+    const cli = rebuildTablesCommand(databaseUrl);
     let ended = false;
-    void cli.finally(() => {
+    const end = () => {
       ended = true;
-    });
+    };
+    cli.then(end, end);
     const ids: (string | undefined)[] = [];
     while (!ended) {
       const raised = await Promise.all(Array.from({ length: 4 }, () => requester.raiseChange(rfc())));
@@ -1114,13 +1118,35 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     expect(stdout).toMatch(
       /^change rebuild-tables: rebuilt change_requests, .* from \d+ change, \d+ freeze, \d+ template streams\n$/,
     );
-    expect(ids.length).toBeGreaterThan(0);
     const after = await snapshot();
     expect(after.changes.map((c) => c.change_request_id)).toEqual(expect.arrayContaining(ids));
     await rebuildQueryTables(pool, new EventStore(pool), changeQueryTables);
     expect(await snapshot()).toEqual(after);
   } finally {
     await pool.end();
+  }
+});
+
+test("rebuild-tables refuses a database without the service's tables, and creates none there", async () => {
+  const other = await createTestDatabase("change_rebuild_elsewhere");
+  try {
+    const refused = await rebuildTablesCommand(other.url).then(
+      () => undefined,
+      (error: { code?: number; stderr?: string }) => error,
+    );
+    expect(refused).toMatchObject({ code: 2 });
+    expect(refused?.stderr).toMatch(
+      /^change rebuild-tables: the database has not the change service's tables of this version .* is DATABASE_URL its database\?/,
+    );
+    const otherPool = new pg.Pool({ connectionString: other.url, max: 1 });
+    try {
+      const { rows } = await otherPool.query("SELECT to_regclass('change_requests') AS t, to_regclass('events') AS e");
+      expect(rows).toEqual([{ t: null, e: null }]);
+    } finally {
+      await otherPool.end();
+    }
+  } finally {
+    await other.drop();
   }
 });
 
