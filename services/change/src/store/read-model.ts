@@ -97,7 +97,9 @@ export async function saveChange(db: Queryable, change: ChangeRequest): Promise<
       change.linkedReleaseId,
       ts(change.plannedWindow?.start),
       ts(change.plannedWindow?.end),
-      ts(change.raisedAt) ?? new Date(),
+      // The raising event's time, which every stored change has (the epoch stands in otherwise, as a
+      // rebuild from the events would write it).
+      ts(change.raisedAt) ?? new Date(0),
       change.version.toString(),
       Buffer.from(toBinary(ChangeRequestSchema, change)),
     ],

@@ -19,8 +19,9 @@ import type pg from "pg";
 /** A pool or a client inside an open transaction. */
 export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 
+/** An event's time (every stored event has one; the epoch otherwise, as a rebuild would write it). */
 const at = (timestamp: { seconds: bigint; nanos: number } | undefined) =>
-  timestamp ? timestampDate(timestamp as never) : new Date();
+  timestamp ? timestampDate(timestamp as never) : new Date(0);
 
 export async function saveConfigurationItem(q: Queryable, item: ConfigurationItem): Promise<void> {
   await q.query(

@@ -258,7 +258,7 @@ export async function saveDeployment(tx: Queryable, deployment: Deployment) {
       deployment.state,
       packageKey(deployment.artifacts),
       // The plan's time (milliseconds, as the page tokens carry it), which a rebuild finds again.
-      deployment.createdAt && timestampDate(deployment.createdAt),
+      deployment.createdAt ? timestampDate(deployment.createdAt) : new Date(0),
       toBinary(DeploymentSchema, deployment),
     ],
   );
