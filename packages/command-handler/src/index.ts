@@ -18,7 +18,14 @@ export { CommandHandler } from "./command-handler.js";
 export { isDeadlock, isUniqueViolation } from "./conflicts.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";
 export { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
-export { type QueryTables, rebuildQueryTables, type StreamRows, streamRows } from "./query-tables.js";
+export {
+  type FinalState,
+  type QueryTables,
+  rebuildQueryTables,
+  type StreamRows,
+  streamRows,
+  streamRowsInBatches,
+} from "./query-tables.js";
 export { answerOf } from "./recorded-answer.js";
 export {
   isRuleViolation,

@@ -4,23 +4,41 @@ import { type Aggregate, foldWith } from "./command.js";
 import { isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 
+/** One stream's final state, to be written. */
+export interface FinalState<S = unknown> {
+  streamId: string;
+  state: S;
+}
+
 /** What one stream type's final states write to the query tables. */
 export interface StreamRows<E extends DomainEvent> {
   fold(events: E[], state: unknown): unknown;
   initialState(): unknown;
-  /** Writes the rows of one stream's final state; false when it writes none. */
-  save(client: pg.PoolClient, state: unknown, streamId: string): Promise<boolean>;
+  /** Writes the rows of some streams' final states; returns how many of them wrote rows. */
+  save(client: pg.PoolClient, streams: FinalState[]): Promise<number>;
 }
 
-/** A stream type's rows: `save` takes the state `aggregate` folds. */
+/** A stream type's rows written stream by stream: `save` takes the state `aggregate` folds, false when it writes none. */
 export function streamRows<S, E extends DomainEvent>(
   aggregate: Aggregate<S, E>,
   save: (client: pg.PoolClient, state: S, streamId: string) => Promise<boolean>,
 ): StreamRows<E> {
+  return streamRowsInBatches(aggregate, async (client, streams) => {
+    let written = 0;
+    for (const { streamId, state } of streams) if (await save(client, state, streamId)) written++;
+    return written;
+  });
+}
+
+/** A stream type's rows written SAVE_BATCH streams a call (e.g. one statement each), which the tables wait less for. */
+export function streamRowsInBatches<S, E extends DomainEvent>(
+  aggregate: Aggregate<S, E>,
+  save: (client: pg.PoolClient, streams: FinalState<S>[]) => Promise<number>,
+): StreamRows<E> {
   return {
     fold: (events, state) => foldWith(aggregate, events, state as S),
     initialState: () => aggregate.initialState(),
-    save: (client, state, streamId) => save(client, state as S, streamId),
+    save: (client, streams) => save(client, streams as FinalState<S>[]),
   };
 }
 
@@ -47,6 +65,7 @@ export interface QueryTables<E extends DomainEvent> {
 }
 
 const PAGE = 1000;
+const SAVE_BATCH = 1000;
 
 /**
  * Writes a service's query tables again from its event store (design §3, property 5): every
@@ -109,11 +128,15 @@ async function rebuildOnce<E extends DomainEvent>(
       if (!last || page.length < PAGE) break;
       after = last.globalPosition;
     }
-    const counts: Record<string, number> = Object.fromEntries(Object.keys(spec.streams).map((type) => [type, 0]));
-    for (const [type, rows] of Object.entries(spec.streams))
-      for (const [streamId, entry] of states)
-        if (entry.type === type && (await rows.save(client, entry.state, streamId)))
-          counts[type] = (counts[type] ?? 0) + 1;
+    const counts: Record<string, number> = {};
+    for (const [type, rows] of Object.entries(spec.streams)) {
+      const final = [...states].flatMap(([streamId, entry]) =>
+        entry.type === type ? [{ streamId, state: entry.state }] : [],
+      );
+      counts[type] = 0;
+      for (let from = 0; from < final.length; from += SAVE_BATCH)
+        counts[type] += await rows.save(client, final.slice(from, from + SAVE_BATCH));
+    }
     await spec.rebuilt?.(client);
     return counts;
   });

@@ -1,4 +1,4 @@
-import { type QueryTables, streamRows } from "@rdm/command-handler";
+import { type QueryTables, streamRows, streamRowsInBatches } from "@rdm/command-handler";
 import type { ConfigurationItem } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import type { ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
@@ -9,7 +9,14 @@ import * as itemAggregate from "../domain/configuration-item.js";
 import type { ConfigurationEvent } from "./event-codec.js";
 import { configurationCodec } from "./event-codec.js";
 import { markRebuilt } from "./impact-graph.js";
-import { type Queryable, saveArtifact, saveBaseline, saveConfigurationItem, saveRelationships } from "./read-model.js";
+import {
+  type Queryable,
+  saveArtifact,
+  saveBaseline,
+  saveConfigurationItem,
+  saveConfigurationItems,
+  saveRelationships,
+} from "./read-model.js";
 import { historyOf } from "./streams.js";
 
 /**
@@ -63,11 +70,15 @@ export const configurationQueryTables: QueryTables<ConfigurationEvent> = {
   tables: ["dml_artifacts", "baselines", "configuration_items", "ci_relationships"],
   codec: configurationCodec,
   streams: {
-    ci: streamRows(historyOf<ConfigurationItemEvent>(), async (client, history) => {
-      const item = await saveItemRow(client, history);
-      // All the relationships the CI has, where a command writes only those its events change.
-      if (item) await saveRelationships(client, item.relationships);
-      return item !== undefined;
+    ci: streamRowsInBatches(historyOf<ConfigurationItemEvent>(), async (client, streams) => {
+      const items = streams.flatMap(({ state }) => itemAggregate.fold(state).item ?? []);
+      await saveConfigurationItems(client, items);
+      // All the relationships the CIs have, where a command writes only those its events change.
+      await saveRelationships(
+        client,
+        items.flatMap((item) => item.relationships),
+      );
+      return items.length;
     }),
     artifact: streamRows(historyOf<ArtifactEvent>(), saveArtifactRow),
     baseline: streamRows(historyOf<BaselineEvent>(), saveBaselineRow),

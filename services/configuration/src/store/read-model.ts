@@ -83,7 +83,6 @@ export async function saveRelationships(q: Queryable, relationships: Relationshi
   );
 }
 
-/** Many items by id in one statement, by id (absent: not there). */
 /** The request ids that registered the CIs named (the request id of each stream's first event). */
 export async function registeringRequests(q: Queryable, ciIds: string[]): Promise<Set<string>> {
   if (ciIds.length === 0) return new Set();

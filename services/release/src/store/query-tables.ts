@@ -1,5 +1,5 @@
 import { createRegistry } from "@bufbuild/protobuf";
-import { eventCodec, type QueryTables, streamRows } from "@rdm/command-handler";
+import { eventCodec, type QueryTables, streamRows, streamRowsInBatches } from "@rdm/command-handler";
 import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { SubscriptionEvent } from "../domain/subscription/types.js";
@@ -30,9 +30,10 @@ export const releaseQueryTables: QueryTables<ReleaseServiceEvent | SubscriptionE
   // Both kinds of streams the service appends: releases (and models) and subscriptions.
   codec: eventCodec(createRegistry(file_rdm_release_v1_events, file_rdm_notification_v1_events), "release"),
   streams: {
-    release: streamRows(releases, async (client, { release }) => {
-      if (release) await saveReleaseIndex(client, [release]);
-      return release !== undefined;
+    release: streamRowsInBatches(releases, async (client, streams) => {
+      const indexed = streams.flatMap(({ state }) => state.release ?? []);
+      if (indexed.length > 0) await saveReleaseIndex(client, indexed);
+      return indexed.length;
     }),
     subscription: streamRows(subscriptions, async (client, { subscription }) => {
       if (subscription) await saveSubscription(client, subscription);
