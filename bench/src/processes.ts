@@ -1,10 +1,11 @@
 // The services under test as their own processes (as `./rdm up` runs them), and the CPU time of
 // every process of the run, so the load generator's CPU is not charged to the service.
-import { type ChildProcess, spawn } from "node:child_process";
+import { type ChildProcess, execFile, spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { connect } from "node:net";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { promisify } from "node:util";
 import { freePort } from "@rdm/embedded";
 import { createTestDatabase } from "@rdm/testkit";
 import { allProcesses, memoryLine, type Proc, processOf, TICKS_PER_SECOND } from "./procfs.js";
@@ -135,4 +136,22 @@ export function printCpu(before: CpuSample, after: CpuSample, calls: number): vo
     .filter(([, perThousand]) => perThousand >= 0.005)
     .map(([label, perThousand]) => `${label} ${perThousand.toFixed(2)}`);
   console.log(`  CPU s per 1,000 calls: ${parts.join(", ")}`);
+}
+
+/**
+ * The operator's `pnpm --filter @rdm/<name> rebuild-tables` on `databaseUrl` (the service may run):
+ * what it printed and how long it took, which is how long the service's writes to its query
+ * tables wait.
+ */
+export async function rebuildTables(
+  name: "release" | "change" | "configuration" | "deployment",
+  databaseUrl: string,
+): Promise<{ printed: string; seconds: number }> {
+  const started = performance.now();
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    [path.join(root, "services", name, "dist/rebuild-main.js")],
+    { env: { ...process.env, DATABASE_URL: databaseUrl } },
+  );
+  return { printed: stdout.trim(), seconds: (performance.now() - started) / 1000 };
 }
