@@ -24,7 +24,7 @@ export async function rebuildTablesMain(name: string, definition: () => GrpcServ
     ];
     if (pending.length > 0)
       return refuse(
-        `${name} rebuild-tables: the database has not the ${name} service's tables of this version ` +
+        `${name} rebuild-tables: the database does not hold the ${name} service's tables of this version ` +
           `(${pending.length} migrations not applied): is DATABASE_URL its database? Start this version of the service on it once first`,
       );
     const counts = await rebuildQueryTables(pool, new EventStore(pool), queryTables);

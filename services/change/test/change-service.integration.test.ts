@@ -1136,7 +1136,7 @@ test("rebuild-tables refuses a database without the service's tables, and create
     );
     expect(refused).toMatchObject({ code: 2 });
     expect(refused?.stderr).toMatch(
-      /^change rebuild-tables: the database has not the change service's tables of this version .* is DATABASE_URL its database\?/,
+      /^change rebuild-tables: the database does not hold the change service's tables of this version .* is DATABASE_URL its database\?/,
     );
     const otherPool = new pg.Pool({ connectionString: other.url, max: 1 });
     try {
