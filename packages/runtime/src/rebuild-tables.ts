@@ -1,6 +1,6 @@
 import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore, eventStoreMigrations, pendingMigrations } from "@rdm/eventstore";
-import pg from "pg";
+import { CommandRefused, runDatabaseCommand } from "./database-command.js";
 import type { GrpcServiceDefinition } from "./grpc-service.js";
 
 /**
@@ -11,36 +11,21 @@ import type { GrpcServiceDefinition } from "./grpc-service.js";
  * nothing, so a wrong DATABASE_URL is refused rather than given a service's tables.
  */
 export async function rebuildTablesMain(name: string, definition: () => GrpcServiceDefinition): Promise<void> {
-  const url = process.env.DATABASE_URL;
-  if (!url) return refuse(`${name} rebuild-tables: set DATABASE_URL to the service's database`);
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  try {
+  await runDatabaseCommand(`${name} rebuild-tables`, async (pool) => {
     const service = definition();
     const queryTables = service.queryTables;
-    if (!queryTables) return refuse(`${name} rebuild-tables: the service has no query tables to rebuild`);
+    if (!queryTables) throw new CommandRefused("the service has no query tables to rebuild");
     const pending = [
       ...(await pendingMigrations(pool, eventStoreMigrations)),
       ...(await pendingMigrations(pool, { component: service.name, migrations: service.migrations ?? [] })),
     ];
     if (pending.length > 0)
-      return refuse(
-        `${name} rebuild-tables: the database does not hold the ${name} service's tables of this version ` +
+      throw new CommandRefused(
+        `the database does not hold the ${name} service's tables of this version ` +
           `(${pending.length} migrations not applied): is DATABASE_URL its database? Start this version of the service on it once first`,
       );
     const counts = await rebuildQueryTables(pool, new EventStore(pool), queryTables);
     const written = Object.entries(counts).map(([type, count]) => `${count} ${type}`);
-    console.log(`${name} rebuild-tables: rebuilt ${queryTables.tables.join(", ")} from ${written.join(", ")} streams`);
-  } catch (error) {
-    // A refused connection to a name with two addresses is an AggregateError with no message.
-    const { message, code } = error as { message?: string; code?: string };
-    console.error(`${name} rebuild-tables failed: ${message || code || String(error)}`);
-    process.exitCode = 1;
-  } finally {
-    await pool.end();
-  }
-}
-
-function refuse(why: string): void {
-  console.error(why);
-  process.exitCode = 2;
+    return `${name} rebuild-tables: rebuilt ${queryTables.tables.join(", ")} from ${written.join(", ")} streams`;
+  });
 }

@@ -3,25 +3,10 @@
 // same Kafka cluster; on another cluster the relay does so by itself). Consumers de-duplicate by
 // event id, so nothing is applied twice. The service may be running: its relay takes it up at once.
 import { resetRelay } from "@rdm/relay";
-import pg from "pg";
+import { runDatabaseCommand } from "./database-command.js";
 
-const url = process.env.DATABASE_URL;
-if (!url) {
-  console.error("republish: set DATABASE_URL to the service's database");
-  process.exitCode = 2;
-} else {
-  const pool = new pg.Pool({ connectionString: url, max: 1 });
-  try {
-    const reset = await resetRelay(pool);
-    console.log(
-      reset
-        ? "republish: the relay publishes every event again from the start"
-        : "republish: no relay has published from this database yet; it will start from the start",
-    );
-  } catch (error) {
-    console.error(`republish failed: ${(error as Error).message}`);
-    process.exitCode = 1;
-  } finally {
-    await pool.end();
-  }
-}
+await runDatabaseCommand("republish", async (pool) =>
+  (await resetRelay(pool))
+    ? "republish: the relay publishes every event again from the start"
+    : "republish: no relay has published from this database yet; it will start from the start",
+);
