@@ -10,6 +10,9 @@ export const isUniqueViolation = (error: unknown): boolean => (error as { code?:
  */
 export const isDeadlock = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "40P01";
 
+/** PostgreSQL gave up waiting for a lock after the transaction's lock_timeout (55P03). */
+export const isLockNotAvailable = (error: unknown): boolean => (error as { code?: unknown } | null)?.code === "55P03";
+
 /** A refusal that found the stream shorter than the version we decided on: it was rewritten. */
 export const isBehindExpected = (error: unknown) => {
   const { expected, actual } = error as { expected?: unknown; actual?: unknown };

@@ -19,6 +19,7 @@ export { isDeadlock, isUniqueViolation } from "./conflicts.js";
 export { type DomainEvent, type EventCodec, eventCodec } from "./event-codec.js";
 export { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 export {
+  entityRows,
   type FinalState,
   type QueryTables,
   rebuildQueryTables,

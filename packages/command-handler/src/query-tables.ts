@@ -1,7 +1,7 @@
 import { type EventStore, withTransaction } from "@rdm/eventstore";
 import type pg from "pg";
 import { type Aggregate, foldWith } from "./command.js";
-import { isDeadlock } from "./conflicts.js";
+import { isDeadlock, isLockNotAvailable } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 
 /** One stream's final state, to be written. */
@@ -27,6 +27,19 @@ export function streamRows<S, E extends DomainEvent>(
     let written = 0;
     for (const { streamId, state } of streams) if (await save(client, state, streamId)) written++;
     return written;
+  });
+}
+
+/** A stream type's one row: the entity its state holds once the stream has begun (`entity`), written by `save`. */
+export function entityRows<S, T, E extends DomainEvent>(
+  aggregate: Aggregate<S, E>,
+  entity: (state: S) => T | undefined,
+  save: (client: pg.PoolClient, entity: T) => Promise<void>,
+): StreamRows<E> {
+  return streamRows(aggregate, async (client, state) => {
+    const held = entity(state);
+    if (held !== undefined) await save(client, held);
+    return held !== undefined;
   });
 }
 
@@ -87,15 +100,13 @@ export async function rebuildQueryTables<E extends DomainEvent>(
     try {
       return await rebuildOnce(pool, store, spec);
     } catch (error) {
-      const again = isDeadlock(error) || (error as { code?: unknown }).code === LOCK_NOT_AVAILABLE;
-      if (!again || attempt === MAX_ATTEMPTS) throw error;
+      if (!(isDeadlock(error) || isLockNotAvailable(error)) || attempt === MAX_ATTEMPTS) throw error;
     }
   }
 }
 
 const MAX_ATTEMPTS = 5;
 const LOCK_TIMEOUT = "5s";
-const LOCK_NOT_AVAILABLE = "55P03";
 
 async function rebuildOnce<E extends DomainEvent>(
   pool: pg.Pool,
@@ -108,21 +119,22 @@ async function rebuildOnce<E extends DomainEvent>(
     await client.query(`LOCK TABLE ${spec.tables.join(", ")} IN EXCLUSIVE MODE`);
     await client.query("SET LOCAL lock_timeout = 0");
     for (const table of spec.tables) await client.query(`DELETE FROM ${table}`);
-    const states = new Map<string, { type: string; state: unknown }>();
+    // By stream type, each stream's state so far.
+    const states = new Map(Object.keys(spec.streams).map((type) => [type, new Map<string, unknown>()]));
     for (let after = 0; ; ) {
       const page = await store.readAll({ after, limit: PAGE, client });
       // A page's events of each stream, folded at once (a history aggregate would copy per event).
       const pageEvents = new Map<string, { type: string; events: E[] }>();
       for (const recorded of page) {
-        if (!spec.streams[recorded.streamType]) continue;
+        if (!states.has(recorded.streamType)) continue;
         const entry = pageEvents.get(recorded.streamId) ?? { type: recorded.streamType, events: [] };
         entry.events.push(spec.codec.decode(recorded));
         pageEvents.set(recorded.streamId, entry);
       }
       for (const [streamId, { type, events }] of pageEvents) {
         const rows = spec.streams[type] as StreamRows<E>;
-        const current = states.get(streamId)?.state ?? rows.initialState();
-        states.set(streamId, { type, state: rows.fold(events, current) });
+        const ofType = states.get(type) as Map<string, unknown>;
+        ofType.set(streamId, rows.fold(events, ofType.has(streamId) ? ofType.get(streamId) : rows.initialState()));
       }
       const last = page.at(-1);
       if (!last || page.length < PAGE) break;
@@ -130,9 +142,7 @@ async function rebuildOnce<E extends DomainEvent>(
     }
     const counts: Record<string, number> = {};
     for (const [type, rows] of Object.entries(spec.streams)) {
-      const final = [...states].flatMap(([streamId, entry]) =>
-        entry.type === type ? [{ streamId, state: entry.state }] : [],
-      );
+      const final = [...(states.get(type) as Map<string, unknown>)].map(([streamId, state]) => ({ streamId, state }));
       counts[type] = 0;
       for (let from = 0; from < final.length; from += SAVE_BATCH)
         counts[type] += await rows.save(client, final.slice(from, from + SAVE_BATCH));

@@ -1,4 +1,4 @@
-import { type Aggregate, type DomainEvent, type QueryTables, streamRows } from "@rdm/command-handler";
+import { type Aggregate, type DomainEvent, entityRows, type QueryTables, streamRows } from "@rdm/command-handler";
 import { deploymentCodec, deployments, environments } from "../api/aggregates.js";
 import { isOutcome, type OutcomeEvent, recordBaselines } from "../api/projection.js";
 import { type DeploymentAggregateState, type DeploymentEvent, fold } from "../domain/index.js";
@@ -37,10 +37,7 @@ export const deploymentQueryTables: QueryTables<DomainEvent> = {
   tables: ["environments", "environment_outcomes", "deployments"],
   codec: deploymentCodec,
   streams: {
-    environment: streamRows(environments, async (client, { environment }) => {
-      if (environment) await saveEnvironment(client, environment);
-      return environment !== undefined;
-    }),
+    environment: entityRows(environments, (s) => s.environment, saveEnvironment),
     deployment: streamRows(deploymentsWithOutcomes, async (client, { state: { deployment }, outcomes }) => {
       if (!deployment) return false;
       await saveDeployment(client, deployment);

@@ -1,5 +1,5 @@
 import { createRegistry } from "@bufbuild/protobuf";
-import { eventCodec, type QueryTables, streamRows, streamRowsInBatches } from "@rdm/command-handler";
+import { entityRows, eventCodec, type QueryTables, streamRowsInBatches } from "@rdm/command-handler";
 import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type { SubscriptionEvent } from "../domain/subscription/types.js";
@@ -35,9 +35,6 @@ export const releaseQueryTables: QueryTables<ReleaseServiceEvent | SubscriptionE
       if (indexed.length > 0) await saveReleaseIndex(client, indexed);
       return indexed.length;
     }),
-    subscription: streamRows(subscriptions, async (client, { subscription }) => {
-      if (subscription) await saveSubscription(client, subscription);
-      return subscription !== undefined;
-    }),
+    subscription: entityRows(subscriptions, (s) => s.subscription, saveSubscription),
   },
 };
