@@ -1,9 +1,6 @@
 // The change service through its public interfaces: gRPC on a random port against a fresh
 // PostgreSQL database, and the real Kafka protocol for the release and deployment events it reacts to.
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
@@ -43,6 +40,8 @@ import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import {
   createTestDatabase,
   PublishedStreams,
+  repeatWhilePending,
+  runBuiltCommand,
   testKafkaBrokers,
   testTopicPrefix,
   uniqueId,
@@ -53,12 +52,8 @@ import pg from "pg";
 import { startChangeService } from "../src/service.js";
 import { changeQueryTables } from "../src/store/query-tables.js";
 
-const execFileAsync = promisify(execFile);
 /** The operator's `pnpm --filter @rdm/change rebuild-tables` (as built) on `url`. */
-const rebuildTablesCommand = (url: string) =>
-  execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
-    env: { ...process.env, DATABASE_URL: url },
-  });
+const rebuildTablesCommand = (url: string) => runBuiltCommand(new URL("../dist/rebuild-main.js", import.meta.url), url);
 const secret = randomUUID() + randomUUID();
 let address: string;
 let databaseUrl: string;
@@ -1103,18 +1098,11 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     // The operator's command, while changes are raised until it ends: each command's rows are
     // written before the rebuild locks the tables (and rebuilt from its events) or after it.
     const requester = await clientAs("rita", ["release-coordinator"]);
-    const cli = rebuildTablesCommand(databaseUrl);
-    let ended = false;
-    const end = () => {
-      ended = true;
-    };
-    cli.then(end, end);
     const ids: (string | undefined)[] = [];
-    while (!ended) {
+    const { stdout } = await repeatWhilePending(rebuildTablesCommand(databaseUrl), async () => {
       const raised = await Promise.all(Array.from({ length: 4 }, () => requester.raiseChange(rfc())));
       ids.push(...raised.map((r) => r.change?.changeRequestId));
-    }
-    const { stdout } = await cli;
+    });
     expect(stdout).toMatch(
       /^change rebuild-tables: rebuilt change_requests, .* from \d+ change, \d+ freeze, \d+ template streams\n$/,
     );

@@ -1,9 +1,6 @@
 // The configuration service through its public interfaces: gRPC on a real PostgreSQL, and
 // deployment events published on the real Kafka protocol.
-import { execFile } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
@@ -34,12 +31,19 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { encodePageToken, pageTokenScope, type RunningService } from "@rdm/runtime";
-import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  repeatWhilePending,
+  runBuiltCommand,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+  waitFor,
+} from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import { startConfigurationService } from "../src/index.js";
 import { configurationQueryTables } from "../src/store/query-tables.js";
 
-const execFileAsync = promisify(execFile);
 const secret = randomUUID() + randomUUID();
 let service: RunningService;
 let client: GrpcClient<(typeof ConfigurationService)["method"]>;
@@ -783,16 +787,9 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
   // The operator's command, while CIs are registered and related (among themselves) and
   // artifacts registered until it ends: each command's rows are written before the rebuild locks
   // the tables (and rebuilt from its events) or after it.
-  const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
-    env: { ...process.env, DATABASE_URL: databaseUrl },
-  });
-  let ended = false;
-  const end = () => {
-    ended = true;
-  };
-  cli.then(end, end);
+  const cli = runBuiltCommand(new URL("../dist/rebuild-main.js", import.meta.url), databaseUrl);
   const related: { source_ci_id: string; type: number; target_ci_id: string }[] = [];
-  while (!ended) {
+  const { stdout } = await repeatWhilePending(cli, async () => {
     const [source, target] = await Promise.all([
       registerCi(uniqueId("during-rebuild")),
       registerCi(uniqueId("t")),
@@ -800,8 +797,7 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     ]);
     await relate(source.ciId, RelationshipType.DEPENDS_ON, target.ciId);
     related.push({ source_ci_id: source.ciId, type: RelationshipType.DEPENDS_ON, target_ci_id: target.ciId });
-  }
-  const { stdout } = await cli;
+  });
   expect(stdout).toMatch(
     /^configuration rebuild-tables: rebuilt dml_artifacts, baselines, configuration_items, ci_relationships from \d+ ci, \d+ artifact, \d+ baseline streams\n$/,
   );

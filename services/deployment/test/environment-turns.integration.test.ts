@@ -2,9 +2,6 @@
 // Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
 // another switch, an abandoned release, the outcome sequence held until its event commits, and
 // last, the query tables these leave rebuilt from the event streams.
-import { execFile } from "node:child_process";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { status } from "@grpc/grpc-js";
 import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore } from "@rdm/eventstore";
@@ -18,14 +15,13 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { repeatWhilePending, runBuiltCommand } from "@rdm/testkit";
 import pg from "pg";
 import { deploymentCodec } from "../src/api/aggregates.js";
 import { isOutcome } from "../src/api/projection.js";
 import type { DeploymentEvent } from "../src/domain/index.js";
 import { deploymentQueryTables } from "../src/store/query-tables.js";
 import { groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
-
-const execFileAsync = promisify(execFile);
 
 const harness = new Harness("deployment-turns");
 type Client = Awaited<ReturnType<Harness["client"]>>;
@@ -461,17 +457,11 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     releaseId,
     artifacts: (await deployer.getDeployment({ deploymentId: first })).deployment?.artifacts ?? [],
   };
-  const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
-    env: { ...process.env, DATABASE_URL: harness.databaseUrl },
-  });
-  let running = true;
-  const ended = () => {
-    running = false;
-  };
-  void cli.then(ended, ended);
+  const cli = runBuiltCommand(new URL("../dist/rebuild-main.js", import.meta.url), harness.databaseUrl);
   const ids: string[] = [];
-  while (running) ids.push(...(await Promise.all([1, 2, 3].map(() => deployedToNewEnvironment(release)))));
-  const { stdout } = await cli;
+  const { stdout } = await repeatWhilePending(cli, async () => {
+    ids.push(...(await Promise.all([1, 2, 3].map(() => deployedToNewEnvironment(release)))));
+  });
   expect(stdout).toMatch(
     /^deployment rebuild-tables: rebuilt environments, environment_outcomes, deployments from \d+ environment, \d+ deployment streams\n$/,
   );

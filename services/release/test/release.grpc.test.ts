@@ -3,10 +3,7 @@
 // quorum, board membership and separation of duties, racing approvals, idempotent retries,
 // model versions, lists, planning updates, the roles each RPC admits, and the query tables
 // rebuilt from the event streams.
-import { execFile } from "node:child_process";
 import { randomUUID } from "node:crypto";
-import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
@@ -38,15 +35,13 @@ import {
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ListReleasesRequestSchema } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
-import { PublishedStreams, uniqueId, waitFor } from "@rdm/testkit";
+import { PublishedStreams, repeatWhilePending, runBuiltCommand, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { releaseServiceRoles } from "../src/api/release-service.js";
 import { releaseQueryTables } from "../src/store/query-tables.js";
 import { type Harness, type ReleaseClient, registration, req, startHarness } from "./harness.js";
 import { queryTableRows } from "./query-table-rows.js";
-
-const execFileAsync = promisify(execFile);
 
 let h: Harness;
 let manager: ReleaseClient; // rita, release-manager
@@ -884,17 +879,10 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     // command's rows are written before the rebuild locks the tables (and rebuilt from its
     // events) or after it, from the release's whole state.
     const logged = await register();
-    const cli = execFileAsync(process.execPath, [fileURLToPath(new URL("../dist/rebuild-main.js", import.meta.url))], {
-      env: { ...process.env, DATABASE_URL: h.databaseUrl },
-    });
-    let ended = false;
-    const end = () => {
-      ended = true;
-    };
-    cli.then(end, end);
+    const cli = runBuiltCommand(new URL("../dist/rebuild-main.js", import.meta.url), h.databaseUrl);
     const registered: string[] = [];
     let entries = 0;
-    while (!ended) {
+    const { stdout } = await repeatWhilePending(cli, async () => {
       const [a, b] = await Promise.all([
         register(),
         register(),
@@ -904,8 +892,7 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
       ]);
       registered.push(a.releaseId, b.releaseId);
       entries += 2;
-    }
-    const { stdout } = await cli;
+    });
     expect(stdout).toMatch(
       /^release rebuild-tables: rebuilt release_index, notification_subscriptions from \d+ release, \d+ subscription streams\n$/,
     );
