@@ -40,6 +40,8 @@ export class ImpactGraph {
   private caughtUpTo = Number.NEGATIVE_INFINITY;
   /** A refresh started by refreshSoon() and not yet begun: the next one to begin covers it. */
   private pending = false;
+  /** When refreshSoon() last started a refresh (ms since the epoch). */
+  private askedSoon = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly pool: pg.Pool) {}
 
@@ -59,11 +61,16 @@ export class ImpactGraph {
   }
 
   /**
-   * A refresh in the background, unless one is already waiting to begin (it will see every
-   * commit this one would). Its failure (a lost database) is left to the next refresh() awaited.
+   * A refresh in the background if the graph is `olderThanMs` old or more, unless one is already
+   * waiting to begin (it will see every commit this one would). A stream of calls so makes a
+   * round trip every `olderThanMs`, not one a call. Its failure (a lost database) is left to the
+   * next refresh() awaited.
    */
-  refreshSoon(): void {
-    if (this.pending) return;
+  refreshSoon(olderThanMs: number): void {
+    const now = Date.now();
+    // From the last one asked for too: one still running has not moved caughtUpTo yet.
+    if (this.pending || now - Math.max(this.caughtUpTo, this.askedSoon) < olderThanMs) return;
+    this.askedSoon = now;
     this.pending = true;
     this.refresh().catch(() => undefined);
   }
