@@ -279,6 +279,9 @@ describe("execution", () => {
     expect(refusal(() => d.complete(0, old)).rule).toBe("step.lease_lost");
     d.complete(0, current);
     expect(refusal(() => d.run(report(1, 1n, "ci-9"))).rule).toBe("step.lease_lost");
+    // A step the deployment does not have is NOT_FOUND, as the API's lease check answers.
+    const unknown = refusal(() => d.run(report(9, current, "ci-1")));
+    expect([unknown.code, unknown.rule]).toEqual(["NOT_FOUND", "step.unknown"]);
   });
 
   test("CANARY: a pause delays the next stage; a manual stage waits for the promotion", () => {

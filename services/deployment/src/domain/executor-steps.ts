@@ -16,7 +16,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { failAndRollBack, rolledBack, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
-import { refuse } from "./rule-violation.js";
+import { refuse, violation } from "./rule-violation.js";
 
 export interface StepLease {
   stepIndex: number;
@@ -52,8 +52,12 @@ export type StepCommand =
  */
 const rollbackRetryPauseMs = (failures: number) => Math.min(5_000 * 2 ** Math.min(failures - 1, 10), 300_000);
 
-const stepOf = (deployment: Deployment, index: number): DeploymentStep =>
-  deployment.steps[index] ?? refuse("step.unknown", `the deployment has no step ${index}`, "step");
+/** NOT_FOUND, as the API's lease check answers for a step the deployment does not have. */
+const stepOf = (deployment: Deployment, index: number): DeploymentStep => {
+  const step = deployment.steps[index];
+  if (!step) throw violation("NOT_FOUND", "step.unknown", `the deployment has no step ${index}`, [], "step");
+  return step;
+};
 
 /** Fencing: only the current holder of a claimed step may report on it. */
 const heldStep = (deployment: Deployment, lease: StepLease): DeploymentStep => {
