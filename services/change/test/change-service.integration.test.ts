@@ -1076,6 +1076,34 @@ test("a release named at RaiseChange that never linked the change back gives way
   expect(taken[0]?.data).toContain(named);
 });
 
+test("CI and environment names are stored and found as given, whatever characters they hold", async () => {
+  const requester = await clientAs("rita", ["release-coordinator"]);
+  const odd = (name: string) =>
+    `${uniqueId(name)} "quoted", {braced}, back\\slash, NULL, \u00e9t\u00e9 \t ${"\u{1F680}"}`;
+  const [cis, environments] = [
+    [odd("ci"), odd("ci"), "NULL"],
+    [odd("env"), "{}"],
+  ];
+  const { change } = await requester.raiseChange(rfc({ affectedCiIds: cis, environments }));
+  expect(change).toMatchObject({ affectedCiIds: cis, environments });
+  const viewer = await clientAs("vera", ["viewer"]);
+  for (const ci of cis.slice(0, 2)) {
+    expect((await viewer.listChanges({ ciId: ci })).changes.map((c) => c.changeRequestId)).toEqual([
+      change?.changeRequestId,
+    ]);
+  }
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 1 });
+  try {
+    const { rows } = await pool.query(
+      "SELECT affected_ci_ids, environments FROM change_requests WHERE change_request_id = $1",
+      [change?.changeRequestId],
+    );
+    expect(rows).toEqual([{ affected_ci_ids: cis, environments }]);
+  } finally {
+    await pool.end();
+  }
+});
+
 // Reads every row the tests above wrote.
 test("the query tables rebuilt from the event streams equal the live ones, also while commands run", async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });

@@ -1,6 +1,7 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Aggregate, CommandHandler, Outcome } from "@rdm/command-handler";
+import type { Aggregate, CommandHandler, Outcome, Projected } from "@rdm/command-handler";
+import type { Projection } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
 import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import type { YearlyKeys } from "@rdm/keys";
@@ -18,7 +19,7 @@ import {
 } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
-import { saveChange } from "../store/read-model.js";
+import { changeProjection } from "../store/read-model.js";
 
 export interface ChangeApiDeps {
   pool: pg.Pool;
@@ -110,7 +111,9 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
       prepare?: (client: pg.PoolClient) => Promise<P>;
       /** May read on `tx`: the command's transaction, or a connection of its own when grouped. */
       decide: (state: S, prepared: P, tx: pg.PoolClient) => E[] | Promise<E[]>;
-      project: (client: pg.PoolClient, state: S) => Promise<void>;
+      /** Writes the query tables of one command's state; or, for a whole group-committed batch, `projection`. */
+      project?: (client: pg.PoolClient, state: S) => Promise<void>;
+      projection?: Projection<Projected<S, E>>;
       respond: (outcome: Outcome<S, E>, prepared: P) => MessageShape<O>;
       /** The answer is the state after the command (see @rdm/command-handler): recorded as its version. */
       answerIsState?: boolean;
@@ -137,7 +140,8 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
             }
           : {}),
         decide: (state, _ctx, tx) => spec.decide(state, prepared, tx),
-        project: (client, outcome) => spec.project(client, outcome.after),
+        ...(spec.projection ? { projection: spec.projection } : {}),
+        ...(spec.project ? { project: projectAfter(spec.project) } : {}),
         response: spec.output,
         respond: (outcome) => spec.respond(outcome, prepared),
         answerIsState: spec.answerIsState ?? false,
@@ -148,6 +152,12 @@ function commandRunner(handler: ChangeRpcDeps["handler"]) {
 
   return command;
 }
+
+/** A command's projection from the state after it. */
+const projectAfter =
+  <S, E>(project: (client: pg.PoolClient, state: S) => Promise<void>) =>
+  (client: pg.PoolClient, outcome: Outcome<S, E>) =>
+    project(client, outcome.after);
 
 const actor = (ctx: CallContext) => ctx.principal.subject;
 
@@ -179,9 +189,7 @@ function changeCommandOf(command: ReturnType<typeof commandRunner>) {
       output,
       ...(options.prepare ? { prepare: options.prepare } : {}),
       decide: async (state, prepared: P, tx) => decide(await toCommand(prepared, state, tx), state),
-      project: async (client, state) => {
-        if (state.change) await saveChange(client, state.change);
-      },
+      projection: changeProjection,
       respond:
         options.respond ?? ((outcome) => create(output, { change: outcome.after.change } as never) as MessageShape<O>),
       // The whole change request: recorded as the stream's version, rebuilt on a retry.

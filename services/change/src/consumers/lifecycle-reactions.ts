@@ -18,7 +18,7 @@ import type pg from "pg";
 import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
-import { changesLinkedTo, saveChange } from "../store/read-model.js";
+import { changeProjection, changesLinkedTo } from "../store/read-model.js";
 
 export interface ReactionDeps {
   handler: CommandHandler<ServiceEvent>;
@@ -41,9 +41,7 @@ async function react(
       aggregate: changeRequests,
       streamId: changeRequestId,
       decide: (state) => decide(command, state),
-      project: async (client, { after }) => {
-        if (after.change) await saveChange(client, after.change);
-      },
+      projection: changeProjection,
     });
   } catch (error) {
     if (!isRuleViolation(error)) throw error;

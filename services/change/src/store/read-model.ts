@@ -1,6 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
-import type { Migration } from "@rdm/eventstore";
+import type { Projected } from "@rdm/command-handler";
+import { type Migration, type Projection, unnestColumns } from "@rdm/eventstore";
 import { YearlyKeys, yearlyNumbersSql } from "@rdm/keys";
 import {
   type ChangeRequest,
@@ -14,7 +15,7 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import type pg from "pg";
 import { BOOKED_STATES, type Interval } from "../domain/calendar.js";
-import { changeKey } from "../domain/change-request.js";
+import { type ChangeRequestEvent, type ChangeRequestState, changeKey } from "../domain/change-request.js";
 
 type Queryable = Pick<pg.PoolClient, "query">;
 
@@ -78,32 +79,60 @@ export const readModelMigrations: Migration[] = [
 
 const ts = (value: Timestamp | undefined) => (value ? timestampDate(value) : null);
 
-export async function saveChange(db: Queryable, change: ChangeRequest): Promise<void> {
-  await db.query(
-    `INSERT INTO change_requests (change_request_id, key, type, state, title, affected_ci_ids, environments,
-       linked_release_id, window_start, window_end, raised_at, version, data)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
-     ON CONFLICT (change_request_id) DO UPDATE SET key = $2, type = $3, state = $4, title = $5,
-       affected_ci_ids = $6, environments = $7, linked_release_id = $8, window_start = $9, window_end = $10,
-       version = $12, data = $13`,
-    [
-      change.changeRequestId,
-      change.key,
-      change.type,
-      change.state,
-      change.title,
-      change.affectedCiIds,
-      change.environments,
-      change.linkedReleaseId,
-      ts(change.plannedWindow?.start),
-      ts(change.plannedWindow?.end),
-      // The raising event's time, which every stored change has (the epoch stands in otherwise, as a
-      // rebuild from the events would write it).
-      ts(change.raisedAt) ?? new Date(0),
-      change.version.toString(),
-      Buffer.from(toBinary(ChangeRequestSchema, change)),
-    ],
-  );
+/**
+ * Upserts the change requests' rows, one statement for them all (a group-committed batch of
+ * commands, or a rebuild's thousand). The CI and environment lists go as JSON, as unnest cannot
+ * take arrays of differing lengths. The raising time never changes once raised.
+ */
+export async function saveChanges(db: Queryable, changes: readonly ChangeRequest[]): Promise<void> {
+  if (changes.length === 0) return;
+  // One row a change request (ON CONFLICT may touch a row once a statement): its newest state.
+  const latest = [...new Map(changes.map((change) => [change.changeRequestId, change])).values()];
+  await db.query({
+    name: "change_requests_upsert",
+    text: `INSERT INTO change_requests (change_request_id, key, type, state, title, affected_ci_ids, environments,
+             linked_release_id, window_start, window_end, raised_at, version, data)
+           SELECT id, key, type, state, title, ARRAY(SELECT jsonb_array_elements_text(cis)),
+             ARRAY(SELECT jsonb_array_elements_text(envs)), release, window_start, window_end, raised_at, version, data
+           FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[],
+                       $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bytea[])
+             AS r (id, key, type, state, title, cis, envs, release, window_start, window_end, raised_at, version, data)
+           ON CONFLICT (change_request_id) DO UPDATE SET key = excluded.key, type = excluded.type,
+             state = excluded.state, title = excluded.title, affected_ci_ids = excluded.affected_ci_ids,
+             environments = excluded.environments, linked_release_id = excluded.linked_release_id,
+             window_start = excluded.window_start, window_end = excluded.window_end, version = excluded.version,
+             data = excluded.data`,
+    values: unnestColumns(latest.map(changeRow), 13),
+  });
+}
+
+/** The change requests' rows of a group-committed batch of commands, in one statement. */
+export const changeProjection: Projection<Projected<ChangeRequestState, ChangeRequestEvent>> = {
+  apply: (tx, items) =>
+    saveChanges(
+      tx,
+      items.flatMap(({ outcome }) => outcome.after.change ?? []),
+    ),
+};
+
+function changeRow(change: ChangeRequest) {
+  return [
+    change.changeRequestId,
+    change.key,
+    change.type,
+    change.state,
+    change.title,
+    JSON.stringify(change.affectedCiIds),
+    JSON.stringify(change.environments),
+    change.linkedReleaseId,
+    ts(change.plannedWindow?.start)?.toISOString() ?? null,
+    ts(change.plannedWindow?.end)?.toISOString() ?? null,
+    // The raising event's time, which every stored change has (the epoch stands in otherwise, as a
+    // rebuild from the events would write it).
+    (ts(change.raisedAt) ?? new Date(0)).toISOString(),
+    change.version.toString(),
+    toBinary(ChangeRequestSchema, change),
+  ] as const;
 }
 
 export async function saveFreezeWindow(db: Queryable, freeze: FreezeWindow): Promise<void> {
