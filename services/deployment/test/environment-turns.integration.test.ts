@@ -440,7 +440,20 @@ test("the query tables rebuilt from the event streams equal the live ones, also 
     await deployer.startDeployment({ ...rid(), deploymentId });
     await runToEnd(deploymentId, reordered);
   }
+  // A blue/green deployment, then one of another strategy: the colour stays the first one's, the
+  // baseline becomes the second's (a rebuild takes each from its own latest outcome).
+  const switched = await newEnvironment(groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] }));
+  const coloured = await planned(switched, strategyOf(DeploymentStrategyKind.BLUE_GREEN));
+  await deployer.startDeployment({ ...rid(), deploymentId: coloured.deploymentId });
+  await runToEnd(coloured.deploymentId, switched);
+  const uncoloured = await planned(switched);
+  await deployer.startDeployment({ ...rid(), deploymentId: uncoloured.deploymentId });
+  await runToEnd(uncoloured.deploymentId, switched);
   const live = await queryTableRows();
+  expect(live.outcomes.find((row) => row.name === switched)).toMatchObject({
+    live_colour: "blue",
+    baseline_deployment_id: uncoloured.deploymentId,
+  });
   expect(live.outcomes.find((row) => row.name === reordered)?.baseline_deployment_id).toBe(earlier.deploymentId);
   expect(live.deployments.length).toBeGreaterThan(15);
   expect(live.outcomes.filter((row) => row.baseline_deployment_id !== "").length).toBeGreaterThan(1);

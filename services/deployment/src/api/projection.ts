@@ -5,6 +5,7 @@ import type pg from "pg";
 import type { DeploymentAggregateState, DeploymentEvent } from "../domain/index.js";
 import { syncStepQueue } from "../store/step-queue.js";
 import {
+  type Baseline,
   findEnvironment,
   isProduction,
   nextEnvironmentSequence,
@@ -58,22 +59,26 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
   event.$typeName === SUCCEEDED || event.$typeName === ROLLED_BACK;
 
 /**
- * What the environment runs after the successes and rollbacks among the deployment's `events`.
- * The colour comes from the deployment after them (its switch, the colour before it), which no
- * later event changes: rebuild-tables passes the final state.
+ * What the environment runs after each of the successes and rollbacks among the deployment's
+ * `events`. The colour comes from the deployment after them (its switch, the colour before it),
+ * which no later event changes: rebuild-tables passes the final state.
  */
-export async function recordBaselines(tx: pg.PoolClient, deployment: Deployment, events: DeploymentEvent[]) {
+export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): Baseline[] {
   const blueGreen = deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
   const switched = deployment.steps.find((step) => step.kind === StepKind.SWITCH && step.state === StepState.COMPLETED);
-  for (const event of events.filter(setsBaseline)) {
+  return events.filter(setsBaseline).map((event) => {
     const at = event.metadata?.occurredAt;
     const colour = event.$typeName === SUCCEEDED ? switched?.colour : deployment.previousColour;
-    await recordBaseline(tx, deployment.environment, {
+    return {
       sequence: event.environmentSequence,
       artifacts: event.artifacts,
       deploymentId: deployment.deploymentId,
       since: at && new Date(Number(at.seconds) * 1000),
       liveColour: blueGreen ? colour : undefined,
-    });
-  }
+    };
+  });
+}
+
+async function recordBaselines(tx: pg.PoolClient, deployment: Deployment, events: DeploymentEvent[]) {
+  for (const baseline of baselinesOf(deployment, events)) await recordBaseline(tx, deployment.environment, baseline);
 }

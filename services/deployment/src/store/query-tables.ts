@@ -1,8 +1,23 @@
-import { type Aggregate, type DomainEvent, entityRows, type QueryTables, streamRows } from "@rdm/command-handler";
+import {
+  type Aggregate,
+  type DomainEvent,
+  entityRows,
+  type QueryTables,
+  streamRowsInBatches,
+} from "@rdm/command-handler";
+import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { deploymentCodec, deployments, environments } from "../api/aggregates.js";
-import { isOutcome, type OutcomeEvent, recordBaselines } from "../api/projection.js";
+import { baselinesOf, isOutcome, type OutcomeEvent } from "../api/projection.js";
 import { type DeploymentAggregateState, type DeploymentEvent, fold } from "../domain/index.js";
-import { restoreEnvironmentSequence, saveDeployment, saveEnvironment } from "./tables.js";
+import {
+  type Baseline,
+  recordBaseline,
+  restoreEnvironmentSequences,
+  saveDeployments,
+  saveEnvironment,
+} from "./tables.js";
+
+const max = (a: bigint | undefined, b: bigint) => (a === undefined || b > a ? b : a);
 
 /** A deployment and the outcome events of its stream, which environment_outcomes is made of. */
 interface DeploymentWithOutcomes {
@@ -38,13 +53,35 @@ export const deploymentQueryTables: QueryTables<DomainEvent> = {
   codec: deploymentCodec,
   streams: {
     environment: entityRows(environments, (s) => s.environment, saveEnvironment),
-    deployment: streamRows(deploymentsWithOutcomes, async (client, { state: { deployment }, outcomes }) => {
-      if (!deployment) return false;
-      await saveDeployment(client, deployment);
-      for (const outcome of outcomes)
-        await restoreEnvironmentSequence(client, outcome.environment, outcome.environmentSequence);
-      await recordBaselines(client, deployment, outcomes);
-      return true;
+    // A thousand deployments a call: their rows in one statement, then per environment the last
+    // sequence and the latest baseline and colour among them (the writes keep the highest sequence,
+    // whatever order the calls come in).
+    deployment: streamRowsInBatches(deploymentsWithOutcomes, async (client, streams) => {
+      const found = streams.flatMap(({ state }) => (state.state.deployment ? [state] : []));
+      await saveDeployments(
+        client,
+        found.map(({ state }) => state.deployment as Deployment),
+      );
+      const sequences = new Map<string, bigint>();
+      const latest = new Map<string, { baseline?: Baseline; coloured?: Baseline }>();
+      for (const { state, outcomes } of found) {
+        const deployment = state.deployment as Deployment;
+        for (const { environment, environmentSequence } of outcomes)
+          sequences.set(environment, max(sequences.get(environment), environmentSequence));
+        const kept = latest.get(deployment.environment) ?? {};
+        for (const baseline of baselinesOf(deployment, outcomes)) {
+          if (!kept.baseline || baseline.sequence > kept.baseline.sequence) kept.baseline = baseline;
+          if (baseline.liveColour !== undefined && (!kept.coloured || baseline.sequence > kept.coloured.sequence))
+            kept.coloured = baseline;
+        }
+        latest.set(deployment.environment, kept);
+      }
+      await restoreEnvironmentSequences(client, sequences);
+      for (const [environment, { baseline, coloured }] of latest) {
+        if (baseline) await recordBaseline(client, environment, baseline);
+        if (coloured && coloured !== baseline) await recordBaseline(client, environment, coloured);
+      }
+      return found.length;
     }),
   },
 };
