@@ -231,6 +231,39 @@ test("calls that allow staleness bring the graph up to date in the background on
   }
 });
 
+test("calls that come while a refresh runs share the next one: one round trip after it, not one each", async () => {
+  const root = await registerCi("shared-root");
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  let refreshes = 0;
+  const watched = {
+    query: (config: pg.QueryConfig) => {
+      if (config.name === "rdm_impact_changes") refreshes++;
+      return pool.query(config);
+    },
+    connect: () => pool.connect(),
+  } as unknown as pg.Pool;
+  const blocker = new pg.Client({ connectionString: databaseUrl });
+  await blocker.connect();
+  try {
+    const analyzeImpact = analyzeImpactHandler(watched);
+    await analyzeImpact(create(AnalyzeImpactRequestSchema, { ciId: root }));
+    refreshes = 0;
+    // The first call's refresh waits on a lock of the events table, the others come meanwhile.
+    await blocker.query("BEGIN");
+    await blocker.query("LOCK TABLE events IN ACCESS EXCLUSIVE MODE");
+    const first = analyzeImpact(create(AnalyzeImpactRequestSchema, { ciId: root }));
+    await waitFor(async () => refreshes === 1, { description: "the first call's refresh sent" });
+    const others = Array.from({ length: 20 }, () => analyzeImpact(create(AnalyzeImpactRequestSchema, { ciId: root })));
+    await blocker.query("COMMIT");
+    await Promise.all([first, ...others]);
+    expect(refreshes).toBe(2);
+  } finally {
+    await blocker.query("ROLLBACK").catch(() => undefined);
+    await blocker.end();
+    await pool.end();
+  }
+});
+
 test("the graph reads on from the last commit horizon, not from the last CI change: other streams' events are not read again at every call", async () => {
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   const horizons: bigint[] = [];

@@ -38,8 +38,8 @@ export class ImpactGraph {
   private queue: Promise<unknown> = Promise.resolve();
   /** When the last refresh began (ms since the epoch): every write committed before it is in. */
   private caughtUpTo = Number.NEGATIVE_INFINITY;
-  /** A refresh started by refreshSoon() and not yet begun: the next one to begin covers it. */
-  private pending = false;
+  /** A refresh asked for and not yet begun: it will see every commit made before it begins. */
+  private next: Promise<void> | undefined;
   /** When refreshSoon() last started a refresh (ms since the epoch). */
   private askedSoon = Number.NEGATIVE_INFINITY;
 
@@ -50,12 +50,18 @@ export class ImpactGraph {
     return this.caughtUpTo;
   }
 
-  /** Brings the graph up to every commit visible now. Calls run one after another. */
+  /**
+   * Brings the graph up to every commit visible now. Refreshes run one after another; callers
+   * that come while one waits to begin share it (it begins after each of them came), so calls
+   * arriving together while one runs make one round trip after it, not one each.
+   */
   refresh(): Promise<void> {
-    const run = this.queue.then(() => {
-      this.pending = false;
+    if (this.next) return this.next;
+    const run: Promise<void> = this.queue.then(() => {
+      this.next = undefined;
       return this.catchUp();
     });
+    this.next = run;
     this.queue = run.catch(() => undefined);
     return run;
   }
@@ -69,9 +75,8 @@ export class ImpactGraph {
   refreshSoon(olderThanMs: number): void {
     const now = Date.now();
     // From the last one asked for too: one still running has not moved caughtUpTo yet.
-    if (this.pending || now - Math.max(this.caughtUpTo, this.askedSoon) < olderThanMs) return;
+    if (this.next || now - Math.max(this.caughtUpTo, this.askedSoon) < olderThanMs) return;
     this.askedSoon = now;
-    this.pending = true;
     this.refresh().catch(() => undefined);
   }
 
