@@ -1,5 +1,5 @@
 import { uniqueId, waitFor } from "@rdm/testkit";
-import type { KafkaMessage } from "kafkajs";
+import type { IHeaders, KafkaMessage } from "kafkajs";
 import { DLQ_HEADERS, PermanentError, publishEvents, toKafkaMessage } from "../src/index.js";
 import { cloudEvent, fixture, header, recordEffect, WAIT } from "./fixture.js";
 
@@ -72,6 +72,38 @@ describe("startConsumer: bad messages", () => {
     expect(header(exhausted, DLQ_HEADERS.originalOffset)).toBe(String(base + 4));
     expect(header(exhausted, DLQ_HEADERS.attempts)).toBe("3");
     expect(calls.get(failing.id)).toBe(3);
+  });
+
+  it("dead-letters records with null header values, a null ce_subject among them, and goes on", async () => {
+    const f = await fixture();
+    await f.start(async (event, tx) => recordEffect(event, tx));
+    await f.watchDeadLetters();
+
+    const key = uniqueId("agg");
+    const valid = cloudEvent("test.Valid", key, "after");
+    const nullSubject = toKafkaMessage(cloudEvent("test.Valid", key, "null subject"));
+    // Kafka allows a header without a value (kcat -H name): the copy must keep it so, and be sent.
+    const nulls = { "x-null": null, ce_subject: null } as unknown as IHeaders;
+    await f.producer.send({
+      topic: f.topic,
+      acks: -1,
+      messages: [
+        { key, value: Buffer.from("not a cloudevent"), headers: { "x-null": null } as unknown as IHeaders },
+        { ...nullSubject, headers: { ...nullSubject.headers, ...nulls } },
+        toKafkaMessage(valid),
+      ],
+    });
+
+    await waitFor(async () => (await f.effects()).length === 1 && f.deadLetters.length === 2, {
+      ...WAIT,
+      description: "the valid event handled after two dead letters",
+    });
+    expect((await f.effects()).map((e) => e.event_id)).toEqual([valid.id]);
+    for (const copy of f.deadLetters) {
+      expect(header(copy, DLQ_HEADERS.reason)).toBe("malformed");
+      expect(copy.headers).toHaveProperty("x-null", null);
+    }
+    expect(f.deadLetters[1]?.headers).toHaveProperty("ce_subject", null);
   });
 
   it("handles an event exactly once when the handler fails transiently once, then succeeds", async () => {
