@@ -1,4 +1,4 @@
-import { createRegistry, type DescMessage, type Message, toBinary } from "@bufbuild/protobuf";
+import { createRegistry, type DescMessage, fromBinary, type Message } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
 import {
@@ -10,7 +10,6 @@ import {
 } from "@rdm/messaging";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
-import { decodeStorable } from "./storable-text.js";
 
 /** What every projected event carries, whatever its type. */
 type WithMetadata = Message & { metadata?: EventMetadata };
@@ -88,8 +87,7 @@ export const versionGuard = (column: string, param: number | string) =>
  * The decoder of a projection's events: undefined for a type it does not handle (producers add
  * types to a topic; a read model skips what it does not know), PermanentError (dead letter) for
  * bytes that do not decode, a body that does not match its envelope (checkEventIdentity) or one
- * that breaks the input rules (checkEventInput). Text is made storable first (decodeStorable:
- * U+0000 → U+FFFD).
+ * that breaks the input rules (checkEventInput), as every service's consumers dead-letter it.
  */
 export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudEvent) => ProjectedEvent | undefined {
   const registry = createRegistry(...handles);
@@ -98,7 +96,7 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
     if (!schema) return undefined;
     let message: WithMetadata;
     try {
-      message = decodeStorable(schema, envelope.data) as WithMetadata;
+      message = fromBinary(schema, envelope.data) as WithMetadata;
     } catch (error) {
       throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
     }
@@ -108,8 +106,7 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
     return {
       message,
       envelope,
-      // Text is changed only where a 0x00 byte was (see decodeStorable).
-      data: envelope.data.includes(0) ? toBinary(schema, message) : envelope.data,
+      data: envelope.data,
       version: metadata.streamVersion,
       occurredAt: metadata.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
       actor: metadata.actor,
