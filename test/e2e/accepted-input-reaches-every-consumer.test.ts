@@ -101,6 +101,16 @@ const commands = fc.record({
     owner: text(0, 20),
     attributes: fc.dictionary(text(1, 12), text(0, 30), { maxKeys: 3 }),
   }),
+  artifact: fc.record({
+    name: text(1, 40),
+    version: fc.tuple(fc.nat(), fc.nat(), fc.nat()).map((parts) => parts.join(".")),
+    // The whole uint64 range, and often where storage and JSON run out (2^53, 2^63).
+    sizeBytes: fc.oneof(
+      fc.bigInt({ min: 0n, max: 2n ** 64n - 1n }),
+      fc.constantFrom(0n, 2n ** 53n - 1n, 2n ** 53n, 2n ** 63n - 1n, 2n ** 63n, 2n ** 64n - 1n),
+    ),
+    mediaUri: text(1, 40),
+  }),
 });
 
 test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARGUMENT", async () => {
@@ -112,6 +122,7 @@ test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARG
     token: await token("cora", ["config-manager"]),
   });
   let accepted = 0;
+  const artifacts: bigint[] = [];
   try {
     await fc.assert(
       fc.asyncProperty(commands, async (c) => {
@@ -139,6 +150,17 @@ test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARG
         await acceptedOrInvalid(
           configuration.registerConfigurationItem({ requestId: randomUUID(), type: CiType.SERVICE, ...c.item }),
         );
+        const artifact = await acceptedOrInvalid(
+          // A version of its own (build metadata): the same name and version again with another
+          // checksum is refused.
+          configuration.registerArtifact({
+            requestId: randomUUID(),
+            sha256: "0".repeat(64),
+            ...c.artifact,
+            version: `${c.artifact.version}+${randomUUID()}`,
+          }),
+        );
+        if (artifact) artifacts.push(artifact.artifact?.sizeBytes ?? 0n);
       }),
       { numRuns: 25 },
     );
@@ -149,6 +171,7 @@ test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARG
   }
   // Some of what was generated must have gone through, or the property says nothing about consumers.
   expect(accepted).toBeGreaterThan(0);
+  expect(artifacts.length).toBeGreaterThan(0);
 
   const appended = {
     release: await eventIds(databases.release),
