@@ -2,6 +2,7 @@
 // queue by the sweep (once, with replicas racing and across a restart), an executor gives a step
 // back with ReleaseStep (a stale token refused), and a retried ClaimStep replays its first answer.
 import { status } from "@grpc/grpc-js";
+import { errorDetails } from "@rdm/grpc";
 import { createLogger } from "@rdm/observability";
 import { DeploymentStrategyKind, StepState, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { deploymentCommandHandler } from "../src/api/commands.js";
@@ -107,6 +108,24 @@ test("sweeps racing (replicas and the service's own): each lapse recorded once",
     await Promise.all(sweeps.map((sweep) => sweep.stop()));
   }
 }, 120_000);
+
+test("a lease whose step index or fencing token is past what the service stores is refused naming the field", async () => {
+  const { deploymentId } = await started();
+  const fieldsOf = async (lease: { deploymentId: string; stepIndex: number; fencingToken: bigint }) => {
+    const error = await executor.completeStep({ ...rid(), lease }).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    const details = errorDetails(error);
+    expect(details.code).toBe(status.INVALID_ARGUMENT);
+    return details.badRequest?.fieldViolations.map((v) => v.field);
+  };
+  expect(await fieldsOf({ deploymentId, stepIndex: 2 ** 32 - 1, fencingToken: 1n })).toEqual(["lease.step_index"]);
+  expect(await fieldsOf({ deploymentId, stepIndex: 0, fencingToken: 2n ** 64n - 1n })).toEqual(["lease.fencing_token"]);
+  // At the bounds, the step is only not there.
+  const atBounds = { deploymentId, stepIndex: 2 ** 31 - 1, fencingToken: 2n ** 63n - 1n };
+  await refusedWith(executor.completeStep({ ...rid(), lease: atBounds }), status.NOT_FOUND);
+});
 
 test("ReleaseStep gives the step back to the queue; a stale token and another role are refused", async () => {
   const { deploymentId, environment } = await started();
