@@ -1,7 +1,11 @@
 import type { Attributes } from "@opentelemetry/api";
 import { meter } from "@rdm/observability";
 
-/** Handled and dead-lettered counters and a lag gauge (high watermark minus next offset to process). */
+/**
+ * Handled and dead-lettered counters and a lag gauge: the partition's high watermark minus the
+ * next offset to process, set when a batch arrives and after each message, so a message retried
+ * for a long time (the partition waiting on it) shows as lag, not as the lag before it.
+ */
 export function consumerInstruments(groupId: string) {
   const m = meter("@rdm/messaging");
   const group = { "messaging.consumer.group.name": groupId };
@@ -29,11 +33,11 @@ export function consumerInstruments(groupId: string) {
   return {
     handled: { add: (n: number, attributes: Attributes) => handled.add(n, { ...group, ...attributes }) },
     deadLettered: { add: (n: number, attributes: Attributes) => deadLettered.add(n, { ...group, ...attributes }) },
-    recordLag(topic: string, partition: number, highWatermark: string, offset: string) {
+    recordLag(topic: string, partition: number, highWatermark: string, nextOffset: string) {
       lags.set(`${topic}\u0000${partition}`, {
         topic,
         partition,
-        lag: Math.max(0, Number(highWatermark) - (Number(offset) + 1)),
+        lag: Math.max(0, Number(highWatermark) - Number(nextOffset)),
       });
     },
     close: () => lagGauge.removeCallback(observe),

@@ -112,9 +112,10 @@ const batchHandler =
     const at = { topic: batch.topic, partition: batch.partition };
     const done = (offset: string) => {
       resolveOffset(offset);
-      p.instruments.recordLag(batch.topic, batch.partition, batch.highWatermark, offset);
+      p.instruments.recordLag(batch.topic, batch.partition, batch.highWatermark, String(BigInt(offset) + 1n));
     };
     const { messages } = batch;
+    if (messages[0]) p.instruments.recordLag(batch.topic, batch.partition, batch.highWatermark, messages[0].offset);
     // The message a chunk failed on: it goes alone, its failed attempt counted.
     let failure: { index: number; error?: Error } | undefined;
     for (let i = 0; i < messages.length; ) {
