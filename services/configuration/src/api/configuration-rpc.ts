@@ -20,8 +20,7 @@ import * as artifactAggregate from "../domain/artifact.js";
 import type { ConfigurationItemCommand, ConfigurationItemEvent } from "../domain/configuration-item.js";
 import * as itemAggregate from "../domain/configuration-item.js";
 import type { ConfigurationEvent } from "../store/event-codec.js";
-import { saveArtifactRow, saveItemRow } from "../store/query-tables.js";
-import { saveRelationship } from "../store/read-model.js";
+import { itemProjection, saveArtifactRow } from "../store/query-tables.js";
 import { historyOf } from "../store/streams.js";
 
 export interface ConfigurationApiDeps {
@@ -150,15 +149,7 @@ function itemCommandRunner(execute: Execute) {
         return itemAggregate.decide(await command(tx), itemAggregate.fold(history));
       },
       respond: ({ after }) => create(GetConfigurationItemResponseSchema, { item: itemAggregate.fold(after).item }),
-      project: async (tx, { after, events }) => {
-        await saveItemRow(tx, after);
-        for (const event of events) {
-          if (event.$typeName === "rdm.configuration.v1.RelationshipAdded" && event.relationship)
-            await saveRelationship(tx, event.relationship, true);
-          if (event.$typeName === "rdm.configuration.v1.RelationshipRemoved" && event.relationship)
-            await saveRelationship(tx, event.relationship, false);
-        }
-      },
+      projection: itemProjection,
       response: GetConfigurationItemResponseSchema,
       requestHash,
     });

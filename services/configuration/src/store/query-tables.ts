@@ -1,5 +1,5 @@
-import { type QueryTables, streamRows, streamRowsInBatches } from "@rdm/command-handler";
-import type { ConfigurationItem } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { type Projected, type QueryTables, streamRows, streamRowsInBatches } from "@rdm/command-handler";
+import type { Projection } from "@rdm/eventstore";
 import type { ArtifactEvent } from "../domain/artifact.js";
 import * as artifactAggregate from "../domain/artifact.js";
 import type { BaselineEvent } from "../domain/baseline.js";
@@ -10,28 +10,33 @@ import type { ConfigurationEvent } from "./event-codec.js";
 import { configurationCodec } from "./event-codec.js";
 import { markRebuilt } from "./impact-graph.js";
 import {
+  deleteRelationships,
   type Queryable,
   saveArtifact,
   saveBaseline,
-  saveConfigurationItem,
   saveConfigurationItems,
   saveRelationships,
 } from "./read-model.js";
 import { historyOf } from "./streams.js";
 
 /**
- * Writes the row of a CI's stream from its history, as every command on it does; returns the
- * item (undefined: not a CI's stream). Its relationships are written apart: a command writes
- * those its events add or remove.
+ * The rows of a group-committed batch of commands on CI streams, one statement a table: each
+ * item's row from its history, and the relationships its events add or remove (a relationship
+ * lives on its source's stream, and commands on one stream are never in one batch).
  */
-export async function saveItemRow(
-  q: Queryable,
-  history: ConfigurationItemEvent[],
-): Promise<ConfigurationItem | undefined> {
-  const { item } = itemAggregate.fold(history);
-  if (item) await saveConfigurationItem(q, item);
-  return item;
-}
+export const itemProjection: Projection<Projected<ConfigurationItemEvent[], ConfigurationItemEvent>> = {
+  async apply(tx, commands) {
+    const events = commands.flatMap(({ outcome }) => outcome.events);
+    const changed = (type: string) =>
+      events.flatMap((event) => (event.$typeName === type && "relationship" in event && event.relationship) || []);
+    await saveConfigurationItems(
+      tx,
+      commands.flatMap(({ outcome }) => itemAggregate.fold(outcome.after).item ?? []),
+    );
+    await saveRelationships(tx, changed("rdm.configuration.v1.RelationshipAdded"));
+    await deleteRelationships(tx, changed("rdm.configuration.v1.RelationshipRemoved"));
+  },
+};
 
 /** Writes the row of an artifact's stream from its history; false when it is not an artifact's. */
 export async function saveArtifactRow(q: Queryable, history: ArtifactEvent[]): Promise<boolean> {

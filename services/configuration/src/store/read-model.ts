@@ -23,45 +23,21 @@ export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 const at = (timestamp: { seconds: bigint; nanos: number } | undefined) =>
   timestamp ? timestampDate(timestamp as never) : new Date(0);
 
-export async function saveConfigurationItem(q: Queryable, item: ConfigurationItem): Promise<void> {
-  await q.query(
-    `INSERT INTO configuration_items (ci_id, name, type, owner, status, item, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
-     ON CONFLICT (ci_id) DO UPDATE SET name = $2, type = $3, owner = $4, status = $5, item = $6, updated_at = $7`,
-    [
-      item.ciId,
-      item.name,
-      item.type,
-      item.owner,
-      item.status,
-      Buffer.from(toBinary(ConfigurationItemSchema, item)),
-      at(item.updatedAt),
-    ],
-  );
-}
-
-export async function saveRelationship(q: Queryable, relationship: Relationship, present: boolean): Promise<void> {
-  const values = [relationship.sourceCiId, relationship.type, relationship.targetCiId];
-  if (present) {
-    await q.query(
-      `INSERT INTO ci_relationships (source_ci_id, type, target_ci_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING`,
-      values,
-    );
-  } else {
-    await q.query(`DELETE FROM ci_relationships WHERE source_ci_id = $1 AND type = $2 AND target_ci_id = $3`, values);
-  }
-}
-
-/** Many items in one statement (bulk import); an id given twice keeps its last item. */
+/**
+ * Many items in one statement (bulk import, a group-committed batch of commands); an id given
+ * twice keeps its last item.
+ */
 export async function saveConfigurationItems(q: Queryable, items: ConfigurationItem[]): Promise<void> {
   const last = [...new Map(items.map((item) => [item.ciId, item])).values()];
   if (last.length === 0) return;
-  await q.query(
-    `INSERT INTO configuration_items (ci_id, name, type, owner, status, item, updated_at)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bytea[], $7::timestamptz[])
-     ON CONFLICT (ci_id) DO UPDATE SET name = excluded.name, type = excluded.type, owner = excluded.owner,
-       status = excluded.status, item = excluded.item, updated_at = excluded.updated_at`,
-    [
+  await q.query({
+    // Named: every command on a CI runs it, so parsed and planned once a connection.
+    name: "configuration_items_upsert",
+    text: `INSERT INTO configuration_items (ci_id, name, type, owner, status, item, updated_at)
+           SELECT * FROM unnest($1::text[], $2::text[], $3::int[], $4::text[], $5::int[], $6::bytea[], $7::timestamptz[])
+           ON CONFLICT (ci_id) DO UPDATE SET name = excluded.name, type = excluded.type, owner = excluded.owner,
+             status = excluded.status, item = excluded.item, updated_at = excluded.updated_at`,
+    values: [
       last.map((i) => i.ciId),
       last.map((i) => i.name),
       last.map((i) => i.type),
@@ -70,10 +46,20 @@ export async function saveConfigurationItems(q: Queryable, items: ConfigurationI
       byteaArray(last.map((i) => toBinary(ConfigurationItemSchema, i))),
       last.map((i) => at(i.updatedAt)),
     ],
+  });
+}
+
+/** Many removed relationships in one statement. */
+export async function deleteRelationships(q: Queryable, relationships: Relationship[]): Promise<void> {
+  if (relationships.length === 0) return;
+  await q.query(
+    `DELETE FROM ci_relationships r USING unnest($1::text[], $2::int[], $3::text[]) AS d (source, type, target)
+     WHERE r.source_ci_id = d.source AND r.type = d.type AND r.target_ci_id = d.target`,
+    [relationships.map((r) => r.sourceCiId), relationships.map((r) => r.type), relationships.map((r) => r.targetCiId)],
   );
 }
 
-/** Many added relationships in one statement (bulk import). */
+/** Many added relationships in one statement (bulk import, a group-committed batch of commands). */
 export async function saveRelationships(q: Queryable, relationships: Relationship[]): Promise<void> {
   if (relationships.length === 0) return;
   await q.query(
