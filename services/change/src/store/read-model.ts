@@ -92,8 +92,9 @@ export async function saveChanges(db: Queryable, changes: readonly ChangeRequest
     name: "change_requests_upsert",
     text: `INSERT INTO change_requests (change_request_id, key, type, state, title, affected_ci_ids, environments,
              linked_release_id, window_start, window_end, raised_at, version, data)
-           SELECT id, key, type, state, title, ARRAY(SELECT jsonb_array_elements_text(cis)),
-             ARRAY(SELECT jsonb_array_elements_text(envs)), release, window_start, window_end, raised_at, version, data
+           SELECT id, key, type, state, title,
+             ARRAY(SELECT c FROM jsonb_array_elements_text(cis) WITH ORDINALITY AS e (c, n) ORDER BY n),
+             ARRAY(SELECT v FROM jsonb_array_elements_text(envs) WITH ORDINALITY AS e (v, n) ORDER BY n), release, window_start, window_end, raised_at, version, data
            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[],
                        $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bytea[])
              AS r (id, key, type, state, title, cis, envs, release, window_start, window_end, raised_at, version, data)

@@ -207,7 +207,6 @@ export async function nextEnvironmentSequence(tx: Queryable, environment: string
   return BigInt(rows[0]?.last_sequence ?? "0");
 }
 
-/** rebuild-tables: the environment has handed out `sequence` (an outcome event carries it). */
 /** The environments' last sequences handed out, raised to `sequences` (a rebuild: the highest its outcome events carry). */
 export async function restoreEnvironmentSequences(tx: Queryable, sequences: ReadonlyMap<string, bigint>) {
   if (sequences.size === 0) return;
@@ -257,12 +256,14 @@ export async function saveDeployment(tx: Queryable, deployment: Deployment) {
  * Upserts the deployments' rows in one statement (a rebuild writes a thousand a call). The
  * artifact ids go as JSON, as unnest cannot take arrays of differing lengths.
  */
-export async function saveDeployments(tx: Queryable, deployments: readonly Deployment[]) {
+export async function saveDeployments(tx: Queryable, given: readonly Deployment[]) {
+  // One row a deployment (ON CONFLICT may touch a row once a statement): its last state given.
+  const deployments = [...new Map(given.map((deployment) => [deployment.deploymentId, deployment])).values()];
   if (deployments.length === 0) return;
   await tx.query({
     name: "deployments_upsert",
     text: `INSERT INTO deployments (deployment_id, release_id, environment, state, artifact_ids, created_at, deployment)
-           SELECT id, release, environment, state, ARRAY(SELECT jsonb_array_elements_text(artifacts)), created_at, data
+           SELECT id, release, environment, state, ARRAY(SELECT a FROM jsonb_array_elements_text(artifacts) WITH ORDINALITY AS e (a, n) ORDER BY n), created_at, data
            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::jsonb[], $6::timestamptz[], $7::bytea[])
              AS r (id, release, environment, state, artifacts, created_at, data)
            ON CONFLICT (deployment_id) DO UPDATE SET state = EXCLUDED.state, deployment = EXCLUDED.deployment`,

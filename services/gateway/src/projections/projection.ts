@@ -23,7 +23,7 @@ export interface ProjectedEvent<M extends WithMetadata = WithMetadata> {
    * update applies only `WHERE version < $version` (see versionGuard), so a replay changes nothing.
    */
   version: bigint;
-  /** The event's encoding, with its text made storable (its bytes as published unless that changed them). */
+  /** The event's encoding, as published. */
   data: Uint8Array;
   /** When it happened (metadata), else when it was published. */
   occurredAt: Date;
