@@ -197,18 +197,21 @@ test("with max_staleness, a write shows once the background refresh has run, and
   expect(seen.at(-1)).toEqual(["bg-api", "bg-web"]);
 });
 
+/** `pool` as the graph sees it, calling `onCatchUp` with each catch-up query's values. */
+const watchedPool = (pool: pg.Pool, onCatchUp: (values: unknown[] | undefined) => void) =>
+  ({
+    query: (config: pg.QueryConfig) => {
+      if (config.name === "rdm_impact_changes") onCatchUp(config.values);
+      return pool.query(config);
+    },
+    connect: () => pool.connect(),
+  }) as unknown as pg.Pool;
+
 test("calls that allow staleness bring the graph up to date in the background once per 20 ms, not once a call", async () => {
   const root = await registerCi("rate-root");
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   let refreshes = 0;
-  // The pool as the graph sees it, counting its catch-up queries.
-  const watched = {
-    query: (config: pg.QueryConfig) => {
-      if (config.name === "rdm_impact_changes") refreshes++;
-      return pool.query(config);
-    },
-    connect: () => pool.connect(),
-  } as unknown as pg.Pool;
+  const watched = watchedPool(pool, () => refreshes++);
   try {
     const analyzeImpact = analyzeImpactHandler(watched);
     await analyzeImpact(create(AnalyzeImpactRequestSchema, { ciId: root }));
@@ -235,13 +238,7 @@ test("calls that come while a refresh runs share the next one: one round trip af
   const root = await registerCi("shared-root");
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   let refreshes = 0;
-  const watched = {
-    query: (config: pg.QueryConfig) => {
-      if (config.name === "rdm_impact_changes") refreshes++;
-      return pool.query(config);
-    },
-    connect: () => pool.connect(),
-  } as unknown as pg.Pool;
+  const watched = watchedPool(pool, () => refreshes++);
   const blocker = new pg.Client({ connectionString: databaseUrl });
   await blocker.connect();
   try {
@@ -268,13 +265,7 @@ test("the graph reads on from the last commit horizon, not from the last CI chan
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
   const horizons: bigint[] = [];
   // The pool as the graph sees it, noting where each catch-up starts reading.
-  const watched = {
-    query: (config: pg.QueryConfig) => {
-      if (config.name === "rdm_impact_changes") horizons.push(BigInt(config.values?.[0] as string));
-      return pool.query(config);
-    },
-    connect: () => pool.connect(),
-  } as unknown as pg.Pool;
+  const watched = watchedPool(pool, (values) => horizons.push(BigInt(values?.[0] as string)));
   try {
     const graph = new ImpactGraph(watched);
     await graph.refresh();
