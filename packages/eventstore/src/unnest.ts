@@ -1,4 +1,12 @@
 /**
+ * The last of `items` for each key, in the order the keys first came: one row a key, as an upsert
+ * of many rows needs (ON CONFLICT DO UPDATE may touch a row only once a statement).
+ */
+export const lastPerKey = <T>(items: readonly T[], key: (item: T) => string): T[] => [
+  ...new Map(items.map((item) => [key(item), item])).values(),
+];
+
+/**
  * Rows as one array per column, as `unnest($1::t1[], $2::t2[], …)` takes them: one statement
  * writes many rows. `width` arrays even when there is no row. A column of bytes (every value a
  * Uint8Array or null, one at least) goes as a binary `bytea[]` (byteaArray).

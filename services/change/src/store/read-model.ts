@@ -1,7 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
-import { type Migration, type Projection, unnestColumns } from "@rdm/eventstore";
+import { lastPerKey, type Migration, type Projection, unnestColumns } from "@rdm/eventstore";
 import { YearlyKeys, yearlyNumbersSql } from "@rdm/keys";
 import {
   type ChangeRequest,
@@ -86,8 +86,7 @@ const ts = (value: Timestamp | undefined) => (value ? timestampDate(value) : nul
  */
 export async function saveChanges(db: Queryable, changes: readonly ChangeRequest[]): Promise<void> {
   if (changes.length === 0) return;
-  // One row a change request (ON CONFLICT may touch a row once a statement): its newest state.
-  const latest = [...new Map(changes.map((change) => [change.changeRequestId, change])).values()];
+  const latest = lastPerKey(changes, (change) => change.changeRequestId);
   await db.query({
     name: "change_requests_upsert",
     text: `INSERT INTO change_requests (change_request_id, key, type, state, title, affected_ci_ids, environments,

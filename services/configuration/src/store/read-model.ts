@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { byteaArray } from "@rdm/eventstore";
+import { byteaArray, lastPerKey, unnestColumns } from "@rdm/eventstore";
 import {
   type Artifact,
   ArtifactSchema,
@@ -28,7 +28,7 @@ const at = (timestamp: { seconds: bigint; nanos: number } | undefined) =>
  * twice keeps its last item.
  */
 export async function saveConfigurationItems(q: Queryable, items: ConfigurationItem[]): Promise<void> {
-  const last = [...new Map(items.map((item) => [item.ciId, item])).values()];
+  const last = lastPerKey(items, (item) => item.ciId);
   if (last.length === 0) return;
   await q.query({
     // Named: every command on a CI runs it, so parsed and planned once a connection.
@@ -49,13 +49,20 @@ export async function saveConfigurationItems(q: Queryable, items: ConfigurationI
   });
 }
 
+/** Relationships as unnest's columns $1-$3: source, type, target. */
+const relationshipColumns = (relationships: Relationship[]) =>
+  unnestColumns(
+    relationships.map((r) => [r.sourceCiId, r.type, r.targetCiId]),
+    3,
+  );
+
 /** Many removed relationships in one statement. */
 export async function deleteRelationships(q: Queryable, relationships: Relationship[]): Promise<void> {
   if (relationships.length === 0) return;
   await q.query(
     `DELETE FROM ci_relationships r USING unnest($1::text[], $2::int[], $3::text[]) AS d (source, type, target)
      WHERE r.source_ci_id = d.source AND r.type = d.type AND r.target_ci_id = d.target`,
-    [relationships.map((r) => r.sourceCiId), relationships.map((r) => r.type), relationships.map((r) => r.targetCiId)],
+    relationshipColumns(relationships),
   );
 }
 
@@ -65,7 +72,7 @@ export async function saveRelationships(q: Queryable, relationships: Relationshi
   await q.query(
     `INSERT INTO ci_relationships (source_ci_id, type, target_ci_id)
      SELECT * FROM unnest($1::text[], $2::int[], $3::text[]) ON CONFLICT DO NOTHING`,
-    [relationships.map((r) => r.sourceCiId), relationships.map((r) => r.type), relationships.map((r) => r.targetCiId)],
+    relationshipColumns(relationships),
   );
 }
 

@@ -1,6 +1,6 @@
 import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { type Migration, unnestColumns } from "@rdm/eventstore";
+import { lastPerKey, type Migration, unnestColumns } from "@rdm/eventstore";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeployedArtifact,
@@ -257,8 +257,7 @@ export async function saveDeployment(tx: Queryable, deployment: Deployment) {
  * artifact ids go as JSON, as unnest cannot take arrays of differing lengths.
  */
 export async function saveDeployments(tx: Queryable, given: readonly Deployment[]) {
-  // One row a deployment (ON CONFLICT may touch a row once a statement): its last state given.
-  const deployments = [...new Map(given.map((deployment) => [deployment.deploymentId, deployment])).values()];
+  const deployments = lastPerKey(given, (deployment) => deployment.deploymentId);
   if (deployments.length === 0) return;
   await tx.query({
     name: "deployments_upsert",

@@ -1,7 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
-import { type Projection, unnestColumns } from "@rdm/eventstore";
+import { lastPerKey, type Projection, unnestColumns } from "@rdm/eventstore";
 import { SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { type Release, ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
@@ -47,9 +47,10 @@ function indexedBytes(release: Release): Buffer {
 export const releaseProjection: Projection<Item> = {
   async apply(tx, items) {
     // The last outcome of a release is its newest state.
-    const latest = [
-      ...new Map(items.flatMap((i) => (i.outcome.after.release ? [[i.outcome.streamId, i] as const] : []))).values(),
-    ];
+    const latest = lastPerKey(
+      items.filter((i) => i.outcome.after.release),
+      (i) => i.outcome.streamId,
+    );
     if (latest.length === 0) return;
     const releases = latest.map((i) => i.outcome.after.release as NonNullable<ReleaseState["release"]>);
     const [index, deadlines, deliveries, tasks] = [
