@@ -1,7 +1,7 @@
 // A message the gateway cannot project goes to its dead-letter topic with the reason, and the
 // gateway keeps projecting what follows. So does a body that is not the event its envelope names.
 import { randomUUID } from "node:crypto";
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import {
   CONFIGURATION_EVENTS_TOPIC,
   createKafka,
@@ -10,6 +10,7 @@ import {
   RELEASE_EVENTS_TOPIC,
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ArtifactRegisteredSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -64,6 +65,28 @@ test("an undecodable event, one whose body is not the event its envelope names, 
     const emptyId = randomUUID();
     await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
       { ...event, subject: phantomId, id: replayId, type: ReleaseRegisteredSchema.typeName, data: registered },
+    ]);
+    // The registration with its metadata rewritten for another stream, its body left as it was:
+    // it would change the first release's row.
+    const copyId = randomUUID();
+    const copySubject = randomUUID();
+    await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
+      {
+        ...event,
+        subject: copySubject,
+        id: copyId,
+        type: ReleaseRegisteredSchema.typeName,
+        data: toBinary(ReleaseRegisteredSchema, {
+          ...fromBinary(ReleaseRegisteredSchema, registered),
+          title: "Copied over",
+          metadata: create(EventMetadataSchema, {
+            eventId: copyId,
+            actor: "mallory",
+            streamId: copySubject,
+            streamVersion: 2n,
+          }),
+        }),
+      },
     ]);
     await publishEvents(producer, `${topicPrefix}${CONFIGURATION_EVENTS_TOPIC}`, [
       {
@@ -124,6 +147,12 @@ test("an undecodable event, one whose body is not the event its envelope names, 
         `metadata.event_id "${validId}" is not ce_id "${replayId}"; metadata.stream_id "${releaseId}" is not ce_subject "${phantomId}"`,
       ),
     });
+    expect(await letterOf(copyId, "the body copied under another stream")).toMatchObject({
+      rdm_dlq_reason: "permanent",
+      rdm_dlq_error: expect.stringContaining(
+        `rdm.release.v1.ReleaseRegistered is about stream "${releaseId}", not its metadata.stream_id "${copySubject}"`,
+      ),
+    });
     expect(await letterOf(emptyId, "the empty artifact registration")).toMatchObject({
       rdm_dlq_reason: "permanent",
       rdm_dlq_error: expect.stringContaining("ArtifactRegistered does not match its envelope: it has no metadata"),
@@ -147,6 +176,7 @@ test("an undecodable event, one whose body is not the event its envelope names, 
     );
     expect(view).toMatchObject({ releaseId, title: "After the poison", type: "MINOR" });
     expect((await get(`/v1/releases/${phantomId}`)).status).toBe(404);
+    expect((await get(`/v1/releases/${copySubject}`)).status).toBe(404);
   } finally {
     await reader.disconnect();
     await producer.disconnect();

@@ -9,7 +9,15 @@ export {
   startConsumer,
 } from "./consumer.js";
 export { type DeadLetterReason, DLQ_HEADERS, deadLetterMessage } from "./dead-letter.js";
-export { checkEventIdentity, checkEventInput, decodeEvent, type EventIdentity } from "./event-identity.js";
+export {
+  checkEvent,
+  checkEventIdentity,
+  checkEventInput,
+  checkEventStream,
+  decodeEvent,
+  type EventIdentity,
+  streamOfBody,
+} from "./event-identity.js";
 export { untilDatabaseAnswers } from "./failures.js";
 export { CONSUMER_TABLES_SQL, ensureConsumerTables, HANDLED_EVENTS_TABLE } from "./handled-events.js";
 export { createKafka, createProducer, type KafkaOptions, publishEvents } from "./kafka.js";

@@ -9,6 +9,7 @@ import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore } from "@rdm/eventstore";
 import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import {
+  type CloudEvent,
   createKafka,
   createProducer,
   DEPLOYMENT_EVENTS_TOPIC,
@@ -841,12 +842,12 @@ test("a release link and then a failed deployment of the linked release mark the
   expect(change.failureReason).toContain(deploymentId);
 
   // The second copy may still be in flight: count only once a later event on the same key (so the
-  // same partition, consumed after both copies) has been handled.
+  // same partition, consumed after both copies), one that moves no change, has been handled.
   const sentinel = upstream.event(
     "rdm/deployment",
     DeploymentStartedSchema,
     deploymentId,
-    { deploymentId: randomUUID(), releaseId, environment: "staging" },
+    { deploymentId, releaseId, environment: "staging" },
     { actor: "ci-agent-7" },
   );
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [sentinel]);
@@ -878,8 +879,7 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     environment: string,
     environmentSequence: bigint,
   ) =>
-    // One key for all of them (the release), so they are consumed in the order published.
-    upstream.event("rdm/deployment", schema as typeof DeploymentStartedSchema, releaseId, {
+    upstream.event("rdm/deployment", schema as typeof DeploymentStartedSchema, deploymentId, {
       deploymentId,
       releaseId,
       environment,
@@ -895,7 +895,7 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
     data: new Uint8Array([0x0a, 0x01, 0x78]),
   };
   // Staging first: had it counted, the change would be IMPLEMENTED by staging alone.
-  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+  await publishInTurn([
     unknown,
     deploymentEvent(DeploymentStartedSchema, staging, "staging", 1n),
     deploymentEvent(DeploymentSucceededSchema, staging, "staging", 2n),
@@ -937,6 +937,17 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
   for (const row of rows.slice(1)) expect(Buffer.from(row.data).toString()).toContain(production);
 });
 
+/**
+ * Publishes the events one at a time, each once the service handled the one before: events of
+ * different deployments have different keys, so only this keeps them in order.
+ */
+async function publishInTurn(events: CloudEvent[]) {
+  for (const event of events) {
+    await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [event]);
+    await handled(event.id);
+  }
+}
+
 /** Resolves once the change service handled the event (its consumer's marker), by id. */
 async function handled(eventId: string) {
   const db = new pg.Client({ connectionString: databaseUrl });
@@ -977,14 +988,13 @@ test("a change naming no environment is implemented by its release's deployment 
   const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
   await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
   const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
-  // One key (the release) for all of them: consumed in the order published.
   const deployment = (
     schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema | typeof DeploymentFailedSchema,
     deploymentId: string,
     environment: string,
     extra: Record<string, unknown> = {},
   ) =>
-    upstream.event("rdm/deployment", schema as typeof DeploymentStartedSchema, releaseId, {
+    upstream.event("rdm/deployment", schema as typeof DeploymentStartedSchema, deploymentId, {
       deploymentId,
       releaseId,
       environment,
@@ -994,7 +1004,7 @@ test("a change naming no environment is implemented by its release's deployment 
   const second = randomUUID();
   const toProduction = randomUUID();
   // Had staging counted, the change would be FAILED by the first deployment, or IMPLEMENTED by the second.
-  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+  await publishInTurn([
     deployment(DeploymentStartedSchema, first, staging, { production: false }),
     deployment(DeploymentFailedSchema, first, staging, { reason: "smoke test failed", production: false }),
     deployment(DeploymentStartedSchema, second, staging, { production: false }),
@@ -1028,12 +1038,12 @@ test("a change to production whose deployment's start did not say production is 
   const production = uniqueId("live");
   const deploymentId = randomUUID();
   const about = { deploymentId, releaseId, environment: production };
-  const started = upstream.event("rdm/deployment", DeploymentStartedSchema, releaseId, about);
+  const started = upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, about);
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [started]);
   await handled(started.id);
   expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.SCHEDULED);
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
-    upstream.event("rdm/deployment", DeploymentSucceededSchema, releaseId, { ...about, production: true }),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, { ...about, production: true }),
   ]);
   await waitFor(
     async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTED,

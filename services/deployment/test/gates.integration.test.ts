@@ -196,11 +196,11 @@ test("change-calendar freeze windows: by environment or target CI; lifted, they 
     );
   await windowsInForce([byEnvironment, byTarget]);
 
-  // Lifted, then its declaration delivered again (a replay): it stays lifted. A third window on
-  // the same partition, behind them, says when both were consumed.
+  // Lifted, then its declaration delivered again (a replay, on the same partition, consumed after
+  // the lift): it stays lifted.
   await harness.liftFreezeWindow(byEnvironment);
-  await harness.freezeWindow({ environments: [env] }, { id: byEnvironment });
-  const behind = await harness.freezeWindow({ ciIds: [ciId] }, { key: byEnvironment });
+  await harness.freezeWindow({ environments: [env] }, { id: byEnvironment, consumed: true });
+  const behind = await harness.freezeWindow({ ciIds: [ciId] });
   await windowsInForce([byTarget, behind]);
 
   // Only a change-manager's justification, with the authorized emergency change, overrides them.

@@ -159,10 +159,19 @@ export class Harness {
     schema: S,
     subject: string,
     init: Omit<MessageInitShape<S>, "metadata" | "$typeName">,
-  ) {
-    await publishEvents(this.producer, `${this.topicPrefix}${eventsTopic(service)}`, [
-      this.upstream.event(`rdm/${service}`, schema, subject, init),
-    ]);
+  ): Promise<string> {
+    const event = this.upstream.event(`rdm/${service}`, schema, subject, init);
+    await publishEvents(this.producer, `${this.topicPrefix}${eventsTopic(service)}`, [event]);
+    return event.id;
+  }
+
+  /** Resolves once the service's consumers handled the event (their marker), by id. */
+  async handled(eventId: string) {
+    const { pool } = this.service.context.store;
+    await waitFor(
+      async () => (await pool.query("SELECT 1 FROM rdm_handled_events WHERE event_id = $1", [eventId])).rowCount === 1,
+      { timeoutMs: 30_000, description: `event ${eventId} handled` },
+    );
   }
 
   /** The release is approved and in its deployment phase, as the release service would say. */
@@ -236,25 +245,25 @@ export class Harness {
 
   /**
    * A freeze window of the change calendar for two hours from `hours` from now (default: around
-   * now); its id. `key`: the Kafka key, to put it behind other events on their partition.
+   * now); its id. `consumed`: resolves once the service handled the declaration.
    */
   async freezeWindow(
     scope: { all?: boolean; ciIds?: string[]; environments?: string[] },
-    options: { hours?: number; id?: string; key?: string } = {},
+    options: { hours?: number; id?: string; consumed?: boolean } = {},
   ) {
     const { hours = -1, id = randomUUID() } = options;
-    const key = options.key ?? id;
     const window = create(TimeWindowSchema, {
       start: timestampFromDate(new Date(Date.now() + hours * 3_600_000)),
       end: timestampFromDate(new Date(Date.now() + (hours + 2) * 3_600_000)),
     });
-    await this.publish("change", FreezeWindowDeclaredSchema, key, {
+    const declared = await this.publish("change", FreezeWindowDeclaredSchema, id, {
       freezeWindowId: id,
       name: "blackout",
       reason: "quarter end",
       window,
       scope: create(FreezeScopeSchema, scope),
     });
+    if (options.consumed) await this.handled(declared);
     return id;
   }
 

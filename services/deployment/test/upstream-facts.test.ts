@@ -5,7 +5,7 @@
 // permanent, so the event is dead-lettered at once instead of retried.
 import type { DescMessage } from "@bufbuild/protobuf";
 import { create, ScalarType, toBinary } from "@bufbuild/protobuf";
-import { type CloudEvent, PermanentError } from "@rdm/messaging";
+import { type CloudEvent, PermanentError, streamOfBody } from "@rdm/messaging";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -29,18 +29,23 @@ function recording() {
   return { db, statements };
 }
 
-const eventOf = (schema: DescMessage): CloudEvent => ({
-  id: "e1",
-  type: schema.typeName,
-  source: "rdm/test",
-  subject: "s",
-  time: new Date(),
+function eventOf(schema: DescMessage): CloudEvent {
   // Ids set and flags on, so a handler that needs one (an id, a quorum reached) is not stopped by an empty message.
-  data: toBinary(
-    schema,
-    create(schema, { ...filled(schema), metadata: { eventId: "e1", streamId: "s", streamVersion: 1n } } as never),
-  ),
-});
+  const fields = filled(schema);
+  // Under the stream its body is about, as the services publish.
+  const subject = streamOfBody(schema, create(schema, fields as never)) ?? "s";
+  return {
+    id: "e1",
+    type: schema.typeName,
+    source: "rdm/test",
+    subject,
+    time: new Date(),
+    data: toBinary(
+      schema,
+      create(schema, { ...fields, metadata: { eventId: "e1", streamId: subject, streamVersion: 1n } } as never),
+    ),
+  };
+}
 
 function filled(schema: DescMessage): Record<string, unknown> {
   const fields: Record<string, unknown> = {};

@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { runMigrations, withTransaction } from "@rdm/eventstore";
-import type { CloudEvent } from "@rdm/messaging";
+import { type CloudEvent, streamOfBody } from "@rdm/messaging";
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
 import type pg from "pg";
@@ -39,10 +39,12 @@ export const eventsOn =
   (topic: string) =>
   <D extends DescMessage>(schema: D, version: number, fields: Omit<MessageInitShape<D>, "metadata">): TopicEvent => {
     const id = randomUUID();
+    // Under the stream its body is about, as the services publish.
+    const streamId = streamOfBody(schema, create(schema, fields as MessageInitShape<D>)) ?? "s";
     const metadata = {
       eventId: id,
       actor: "rita",
-      streamId: "s",
+      streamId,
       streamVersion: BigInt(version),
       occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
       correlationId: `corr-${version}`,
@@ -53,7 +55,7 @@ export const eventsOn =
         id,
         type: schema.typeName,
         source: "test",
-        subject: "s",
+        subject: streamId,
         time: new Date(),
         data: toBinary(schema, message),
       },

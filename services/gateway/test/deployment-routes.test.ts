@@ -223,12 +223,12 @@ test("environments and the inventory are listed in promotion order with their de
     [staging, 2, test],
   ] as const)
     await projected(
-      streams.event("rdm/deployment", EnvironmentRegisteredSchema, name, {
+      streams.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${name}`, {
         environment: environment(name, rank, from),
       }),
     );
   await projected(
-    streams.event("rdm/deployment", EnvironmentChangedSchema, staging, {
+    streams.event("rdm/deployment", EnvironmentChangedSchema, `environment-${staging}`, {
       environment: { ...environment(staging, 2, test), frozen: true, freezeReason: "quarter end", production: false },
       reason: "freeze",
     }),

@@ -4,6 +4,8 @@
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { streamOfBody } from "@rdm/messaging";
+import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { projectionSpec } from "@rdm/testkit";
 import { eventDecoder, type Projection } from "../src/projections/projection.js";
 
@@ -15,14 +17,10 @@ export interface Published {
 
 export const T0 = new Date("2026-03-02T09:00:00Z");
 
-/** The stream every spec event is published under (its envelope's subject). */
-const SUBJECT = "subject";
-
-/** Event metadata at stream version `version`, `version` minutes after T0. */
+/** Event metadata at stream version `version`, `version` minutes after T0 (its stream: the body's). */
 export const metadata = (version: bigint, actor = "rita") => ({
   eventId: randomUUID(),
   actor,
-  streamId: SUBJECT,
   streamVersion: version,
   occurredAt: timestampFromDate(new Date(T0.getTime() + Number(version) * 60_000)),
 });
@@ -40,13 +38,16 @@ export function gatewayProjectionSpec(projection: Projection) {
       for (const migration of projection.migrations) await client.query(migration.sql);
     },
     apply: async ({ schema, message }, tx) => {
+      // Published under the stream its body is about, as the services publish.
+      const subject = streamOfBody(schema, message) ?? "";
+      const { metadata } = message as { metadata?: EventMetadata };
       const event = decode({
-        id: (message as { metadata?: { eventId: string } }).metadata?.eventId ?? randomUUID(),
+        id: metadata?.eventId ?? randomUUID(),
         type: schema.typeName,
         source: "test",
-        subject: SUBJECT,
+        subject,
         time: T0,
-        data: toBinary(schema, message),
+        data: toBinary(schema, { ...message, metadata: { ...metadata, streamId: subject } } as typeof message),
       });
       if (!event) throw new Error(`${projection.name} does not handle ${schema.typeName}`);
       await projection.apply(event, tx);

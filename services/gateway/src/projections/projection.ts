@@ -1,13 +1,7 @@
 import { createRegistry, type DescMessage, fromBinary, type Message } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import {
-  type ChunkHandler,
-  type CloudEvent,
-  checkEventIdentity,
-  checkEventInput,
-  PermanentError,
-} from "@rdm/messaging";
+import { type ChunkHandler, type CloudEvent, checkEvent, PermanentError } from "@rdm/messaging";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 
@@ -86,8 +80,8 @@ export const versionGuard = (column: string, param: number | string) =>
 /**
  * The decoder of a projection's events: undefined for a type it does not handle (producers add
  * types to a topic; a read model skips what it does not know), PermanentError (dead letter) for
- * bytes that do not decode, a body that does not match its envelope (checkEventIdentity) or one
- * that breaks the input rules (checkEventInput), as every service's consumers dead-letter it.
+ * bytes that do not decode, a body that does not match its envelope or is about another stream,
+ * or one that breaks the input rules (checkEvent), as every service's consumers dead-letter it.
  */
 export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudEvent) => ProjectedEvent | undefined {
   const registry = createRegistry(...handles);
@@ -100,9 +94,8 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
     } catch (error) {
       throw new PermanentError(`cannot decode ${envelope.type}: ${(error as Error).message}`);
     }
+    checkEvent(envelope, schema, message);
     const metadata = message.metadata;
-    checkEventIdentity(envelope, metadata);
-    checkEventInput(envelope, schema, message);
     return {
       message,
       envelope,
