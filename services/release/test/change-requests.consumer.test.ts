@@ -50,7 +50,7 @@ function changeEvent(
   };
   const [schema, message] =
     kind === "freeze"
-      ? [FreezeWindowDeclaredSchema, create(FreezeWindowDeclaredSchema, { metadata })]
+      ? [FreezeWindowDeclaredSchema, create(FreezeWindowDeclaredSchema, { metadata, freezeWindowId: changeRequestId })]
       : kind === "authorized"
         ? [
             ChangeRequestAuthorizedSchema,

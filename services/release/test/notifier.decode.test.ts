@@ -9,7 +9,7 @@ const event = (type: string, data: Uint8Array): CloudEvent => ({
   id: "e1",
   type,
   source: "rdm/test",
-  subject: "s",
+  subject: "r1",
   time: new Date(),
   data,
 });
@@ -18,7 +18,7 @@ test("decodes a published type, passes an unknown one by and refuses undecodable
   const registered = create(ReleaseRegisteredSchema, {
     releaseId: "r1",
     title: "Payments",
-    metadata: { eventId: "e1", streamId: "s", streamVersion: 1n },
+    metadata: { eventId: "e1", streamId: "r1", streamVersion: 1n },
   });
   const decoded = decodeNotifiable(
     event(ReleaseRegisteredSchema.typeName, toBinary(ReleaseRegisteredSchema, registered)),
