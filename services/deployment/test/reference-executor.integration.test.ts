@@ -2,6 +2,7 @@
 // claims steps, runs the configured shell command per target, heartbeats and reports.
 import { randomUUID } from "node:crypto";
 import { access, mkdtemp, readFile, writeFile } from "node:fs/promises";
+import { type AddressInfo, connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mintDevToken } from "@rdm/auth";
@@ -45,7 +46,13 @@ async function started(
   return deploymentId;
 }
 
-async function executorFor(environment: string, command: string, logger?: ExecutorLog, leaseSeconds = 30) {
+async function executorFor(
+  environment: string,
+  command: string,
+  logger?: ExecutorLog,
+  leaseSeconds = 30,
+  address = `127.0.0.1:${harness.service.port}`,
+) {
   const token = await mintDevToken({
     subject: "ref-exec",
     roles: ["executor"],
@@ -55,7 +62,7 @@ async function executorFor(environment: string, command: string, logger?: Execut
     expiresIn: "10m",
   });
   return new ReferenceExecutor({
-    address: `127.0.0.1:${harness.service.port}`,
+    address,
     token,
     executorId: uniqueId("ref"),
     environments: [environment],
@@ -249,6 +256,68 @@ test("the lease gone while a target runs (the service away past its term, the st
   expect(over?.outcome).toMatch(/^lease lost while .* was performed$/);
   const { deployment } = await deployer.getDeployment({ deploymentId });
   expect(deployment?.steps[0]?.fencingToken).toBe(2n);
+});
+
+/**
+ * A TCP relay to the service that can hold up what its clients send for a while (`holdFor`), as a
+ * network that delays a request or a service paused before it reads it.
+ */
+async function delayingRelay(port: number) {
+  let holding = false;
+  const flushes: (() => void)[] = [];
+  const server = createServer((client) => {
+    const service = connect(port, "127.0.0.1");
+    const pending: Buffer[] = [];
+    flushes.push(() => {
+      for (const chunk of pending.splice(0)) service.write(chunk);
+    });
+    client.on("data", (chunk: Buffer) => (holding ? pending.push(chunk) : service.write(chunk)));
+    service.pipe(client);
+    for (const [from, to] of [
+      [client, service],
+      [service, client],
+    ] as const) {
+      from.on("error", () => to.destroy());
+      from.on("close", () => to.destroy());
+    }
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    holdFor(ms: number) {
+      holding = true;
+      setTimeout(() => {
+        for (const flush of flushes) flush();
+        holding = false;
+      }, ms);
+    },
+    close: () => new Promise((resolve) => server.close(resolve)),
+  };
+}
+
+test("a claim answered after its term by the executor's clock: one heartbeat at once keeps the step, no wait for the lease", async () => {
+  const environment = uniqueId("env");
+  const relay = await delayingRelay(harness.service.port);
+  const { lines, fields, logger } = captureLog();
+  const executor = await executorFor(environment, "true", logger, 2, `127.0.0.1:${relay.port}`);
+  try {
+    // Connected before there is anything to claim.
+    expect(await executor.runOnce()).toBe(false);
+    const deploymentId = await started(environment, [uniqueId("ci")], strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+    // The claim reaches the service 3 s after it was sent, past the 2 s lease: the service begins
+    // the lease when it takes the claim, the executor counts it from the send.
+    relay.holdFor(3_000);
+    expect(await executor.runOnce()).toBe(true);
+    expect(fields[lines.findIndex(([, message]) => message === "step over")]?.outcome).toMatch(/^completed/);
+    await runUntil(executor, deploymentId, DeploymentState.SUCCEEDED);
+    // Never taken again after a lapse: each step kept its first lease.
+    const { deployment } = await deployer.getDeployment({ deploymentId });
+    expect(deployment?.steps.map((s) => s.fencingToken)).toEqual([1n, 1n]);
+    expect(lines.filter(([level]) => level === "warn")).toEqual([]);
+  } finally {
+    executor.close();
+    await relay.close();
+  }
 });
 
 test("idle, it polls at debug, backing off from pollMs to maxPollMs; work resets the pause", async () => {

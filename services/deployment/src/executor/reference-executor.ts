@@ -140,11 +140,11 @@ export class ReferenceExecutor {
     // restarting) leaves the lease to its term, and the step carries on.
     const held = new HeldLease(this.options.leaseSeconds, claimSentAt);
     const every = (this.options.leaseSeconds * 1000) / 3;
-    const heartbeat = setInterval(() => {
+    const beat = () => {
       const sentAt = performance.now();
       // A heartbeat that hangs fails by its deadline, as one the service could not answer.
       const deadline = Math.max(MIN_DEADLINE_MS, Math.min(every, held.leftMs()));
-      this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }, { deadline }).then(
+      return this.client.heartbeatStep({ lease, leaseSeconds: this.options.leaseSeconds }, { deadline }).then(
         () => held.renewed(sentAt),
         (error: unknown) => {
           if (held.over) return;
@@ -160,7 +160,12 @@ export class ReferenceExecutor {
           }
         },
       );
-    }, every);
+    };
+    // A claim answered after its term by this executor's clock (sent before the service paused,
+    // or held up on the way) may still hold on the service's, which began it when it took the
+    // claim: one heartbeat at once renews it, rather than leaving the step to wait out the lease.
+    if (held.expired()) await beat();
+    const heartbeat = setInterval(() => void beat(), every);
     try {
       this.logger.info({ ...about, outcome: await this.performStep(assignment, lease, held) }, "step over");
     } finally {
