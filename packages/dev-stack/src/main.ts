@@ -305,10 +305,17 @@ function supervisor(infrastructure: Infrastructure) {
 
 type Supervise = ReturnType<typeof supervisor>;
 
-/** Each service in its own database, all on the one broker, signing tokens with the dev secret. */
+/**
+ * Each service in its own database, all on the one broker, signing tokens with the dev secret.
+ * With RDM_FRESH_VIEWS=1 the gateway starts on an empty database: the broker is new at every
+ * start and the relays publish every event again, so it builds every view anew from them.
+ */
 async function startServices({ postgres, kafka }: Infrastructure, supervise: Supervise, secret: string) {
+  const freshViews = process.env.RDM_FRESH_VIEWS === "1";
   for (const [i, component] of components.entries()) {
-    const databaseUrl = await ensureDatabase(postgres.adminUrl, `rdm_${component.name}`);
+    const databaseUrl = await ensureDatabase(postgres.adminUrl, `rdm_${component.name}`, {
+      fresh: freshViews && component.name === "gateway",
+    });
     supervise(
       component.name,
       i,

@@ -13,6 +13,7 @@ import { mintDevToken } from "@rdm/auth";
 import { freePort } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import pg from "pg";
 
 const supervisor = fileURLToPath(new URL("../dist/main.js", import.meta.url));
 const PORT_VARIABLES = [
@@ -100,9 +101,9 @@ afterAll(() => {
   for (const child of started) child.kill("SIGKILL");
 });
 
-/** The deployment service's environments, asked as a viewer with the stack's own secret. */
-async function listEnvironments(dataDir: string, port: number) {
-  const token = await mintDevToken({
+/** A viewer's token signed with the stack's own secret. */
+const viewerToken = (dataDir: string) =>
+  mintDevToken({
     subject: "vera",
     roles: ["viewer"],
     secret: readFileSync(path.join(dataDir, "dev-jwt-secret"), "utf8").trim(),
@@ -110,6 +111,10 @@ async function listEnvironments(dataDir: string, port: number) {
     audience: "rdm",
     expiresIn: "5m",
   });
+
+/** The deployment service's environments, asked as a viewer. */
+async function listEnvironments(dataDir: string, port: number) {
+  const token = await viewerToken(dataDir);
   const client = createGrpcClient(DeploymentService, `127.0.0.1:${port}`, { token });
   try {
     return (await client.listEnvironments({})).environments;
@@ -118,13 +123,16 @@ async function listEnvironments(dataDir: string, port: number) {
   }
 }
 
-test("up: default environments and a running executor; kill -9 of the supervisor ends every child, and a start at once waits for them; a restart registers nothing twice; PostgreSQL or a service killed is started again; Ctrl-C stops all", async () => {
+test("up: default environments and a running executor; kill -9 of the supervisor ends every child, and a start at once waits for them; a restart registers nothing twice, and with RDM_FRESH_VIEWS=1 builds the gateway's views anew; PostgreSQL or a service killed is started again; Ctrl-C stops all", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
   try {
     const env = await stackEnv(dataDir);
-    const up = async () => {
-      const stack = spawn(process.execPath, [supervisor], { env, stdio: ["ignore", "pipe", "pipe"] });
+    const up = async (extra: Record<string, string> = {}) => {
+      const stack = spawn(process.execPath, [supervisor], {
+        env: { ...env, ...extra },
+        stdio: ["ignore", "pipe", "pipe"],
+      });
       started.push(stack);
       let own = "";
       for (const stream of [stack.stdout, stack.stderr]) {
@@ -157,12 +165,21 @@ test("up: default environments and a running executor; kill -9 of the supervisor
     const ports = PORT_VARIABLES.map((variable) => Number(env[variable]));
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => true));
 
+    // Something in the gateway's database that no event put there: gone after a start with
+    // RDM_FRESH_VIEWS=1 (the second start below), whose gateway builds its views anew.
+    const gatewayDb = new pg.Client({
+      connectionString: `postgres://postgres:postgres@127.0.0.1:${env.RDM_POSTGRES_PORT}/rdm_gateway`,
+    });
+    await gatewayDb.connect();
+    await gatewayDb.query("CREATE TABLE left_from_before (n int)");
+    await gatewayDb.end();
+
     stack.kill("SIGKILL");
     // Its children stop by themselves (a service's stop is bounded, 30 s in runMain, even when its
     // database and broker go at once). A start at once waits for them, rather than stop at the
     // ports they still hold, then starts on the same data: the defaults record nothing new.
     expect(children.filter(running).length).toBeGreaterThan(0);
-    const again = await up();
+    const again = await up({ RDM_FRESH_VIEWS: "1" });
     expect(output).toContain("waiting for an earlier stack's processes from this folder to stop");
     // What may outlive the wait holds no port: a service's watchdog shell, ending within its second.
     await eventually(() => children.every((pid) => !running(pid)), 10_000, "every child to end").catch((error) => {
@@ -171,6 +188,29 @@ test("up: default environments and a running executor; kill -9 of the supervisor
     });
     const after = await listEnvironments(dataDir, Number(env.DEPLOYMENT_GRPC_PORT));
     expect(after).toEqual(environments);
+    // The gateway's database is new, and its views are built from the events published again.
+    const freshDb = new pg.Client({
+      connectionString: `postgres://postgres:postgres@127.0.0.1:${env.RDM_POSTGRES_PORT}/rdm_gateway`,
+    });
+    await freshDb.connect();
+    try {
+      expect((await freshDb.query("SELECT to_regclass('left_from_before') AS t")).rows).toEqual([{ t: null }]);
+    } finally {
+      await freshDb.end();
+    }
+    const viewer = await viewerToken(dataDir);
+    await eventually(
+      async () => {
+        const response = await fetch(`http://127.0.0.1:${env.GATEWAY_HTTP_PORT}/v1/environments`, {
+          headers: { authorization: `Bearer ${viewer}` },
+        }).catch(() => undefined);
+        if (response?.status !== 200) return false;
+        const { environments: listed } = (await response.json()) as { environments: { environment: string }[] };
+        return listed.map((e) => e.environment).join() === "dev,test,staging,production";
+      },
+      60_000,
+      "the gateway's fresh views to list the environments",
+    );
 
     /** Waits until the deployment service lists the four environments again. */
     const environmentsListed = (what: string) =>

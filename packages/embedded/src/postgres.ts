@@ -139,13 +139,19 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
 }
 
 /**
- * Returns the URL of database `name` on the server of `adminUrl`, creating it if missing.
- * Safe when several processes ask for the same database at once.
+ * Returns the URL of database `name` on the server of `adminUrl`, creating it if missing (and,
+ * when `fresh`, dropping it first). Safe when several processes ask for the same database at once.
  */
-export async function ensureDatabase(adminUrl: string, name: string): Promise<string> {
+export async function ensureDatabase(
+  adminUrl: string,
+  name: string,
+  { fresh = false }: { fresh?: boolean } = {},
+): Promise<string> {
   const client = new pg.Client({ connectionString: adminUrl });
   await client.connect();
   try {
+    // FORCE: a session left from a process killed under it must not keep the database.
+    if (fresh) await client.query(`DROP DATABASE IF EXISTS ${client.escapeIdentifier(name)} WITH (FORCE)`);
     const exists = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [name]);
     if (exists.rowCount === 0) {
       try {

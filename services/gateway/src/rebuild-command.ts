@@ -7,7 +7,7 @@ import type { Admin } from "kafkajs";
 import { projections } from "./projections/index.js";
 import { projectedTopics } from "./projections/projection.js";
 import { holdProjectingLock, resetProjections } from "./rebuild.js";
-import { gatewayEnv, migrateGateway, startProjectionConsumer } from "./service.js";
+import { gatewayRebuildEnv, migrateGateway, startProjectionConsumer } from "./service.js";
 
 type Ends = Map<string, bigint>;
 const key = (topic: string, partition: number) => `${topic}/${partition}`;
@@ -44,7 +44,7 @@ export async function rebuildGateway(
   env: NodeJS.ProcessEnv = process.env,
   { timeoutMs = 30 * 60_000 }: { timeoutMs?: number } = {},
 ): Promise<{ group: string }> {
-  const config = loadConfig(gatewayEnv, env);
+  const config = loadConfig(gatewayRebuildEnv, env);
   const logger = createLogger("gateway-rebuild", config.LOG_LEVEL);
   const pool = await openDatabase(config.DATABASE_URL, { logger });
   try {

@@ -1,4 +1,4 @@
-import { componentEnv, loadConfig, port, z } from "@rdm/config";
+import { componentEnv, loadConfig, port, sharedEnv, z } from "@rdm/config";
 import { runMigrations } from "@rdm/eventstore";
 import { createKafka, type RunningConsumer, startConsumer } from "@rdm/messaging";
 import { createLogger, type Logger } from "@rdm/observability";
@@ -16,7 +16,7 @@ import {
 } from "./projections/projection.js";
 import { consumerGenerationMigration, currentConsumerGroup, holdProjectingLock } from "./rebuild.js";
 
-export const gatewayEnv = componentEnv({
+const gatewayOwnEnv = {
   HTTP_HOST: z.string().default("127.0.0.1"),
   HTTP_PORT: port(8080),
   /** Consumer group of the projections; a new group (with a new database) rebuilds them from the topics. */
@@ -33,7 +33,12 @@ export const gatewayEnv = componentEnv({
    * 122, 92, 64, 51 ms of CPU per second idle at 10, 25, 50, 100 ms).
    */
   GATEWAY_FETCH_MAX_WAIT_MS: z.coerce.number().int().min(10).max(10_000).default(25),
-});
+};
+
+export const gatewayEnv = componentEnv(gatewayOwnEnv);
+
+/** What rebuild-views reads: the gateway's variables but for a token verifier (it serves no request). */
+export const gatewayRebuildEnv = z.object({ ...sharedEnv, ...gatewayOwnEnv });
 
 export type GatewayConfig = ReturnType<typeof loadConfig<typeof gatewayEnv>>;
 
