@@ -2,6 +2,7 @@ import type { DescMessage, MessageShape } from "@bufbuild/protobuf";
 import { pathToString } from "@bufbuild/protobuf/reflect";
 import { type FieldViolation, InvalidArgument } from "../errors.js";
 import type { Interceptor } from "../interceptor.js";
+import { fieldOfMessageRule } from "../message-rule-field.js";
 import { requestInputViolations } from "../request-input-rules.js";
 import { lowercaseUuids } from "../uuid-case.js";
 
@@ -36,7 +37,12 @@ async function loadRequestValidator(): Promise<RequestValidator> {
     const result = validator.validate(schema, message);
     if (result.kind === "valid") return [];
     if (result.kind === "error") throw result.error;
-    return result.violations.map((v) => ({ field: pathToString(v.field), description: v.message, reason: v.ruleId }));
+    return result.violations.map((v) => ({
+      // A rule of the request message itself has no path: the field it is about, when it names one.
+      field: pathToString(v.field) || (fieldOfMessageRule(schema, v.ruleId) ?? ""),
+      description: v.message,
+      reason: v.ruleId,
+    }));
   };
 }
 
