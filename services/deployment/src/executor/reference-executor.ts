@@ -161,10 +161,11 @@ export class ReferenceExecutor {
         },
       );
     };
-    // A claim answered after its term by this executor's clock (sent before the service paused,
-    // or held up on the way) may still hold on the service's, which began it when it took the
-    // claim: one heartbeat at once renews it, rather than leaving the step to wait out the lease.
-    if (held.expired()) await beat();
+    // A claim answered late by this executor's clock (sent before the service paused, or held
+    // up on the way), with less of the term left than a heartbeat's period or none, may hold
+    // longer on the service's, which began it when it took the claim: one heartbeat at once
+    // renews it, rather than the step waiting out the lease or a target's result being dropped.
+    if (held.leftMs() < every) await beat();
     const heartbeat = setInterval(() => void beat(), every);
     try {
       this.logger.info({ ...about, outcome: await this.performStep(assignment, lease, held) }, "step over");
