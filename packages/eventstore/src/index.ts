@@ -22,4 +22,4 @@ export {
 export { EVENTS_CHANNEL, eventStoreMigrations } from "./schema.js";
 export { withTransaction } from "./transaction.js";
 export { isDatabaseUnavailable } from "./unavailable.js";
-export { byteaArray, lastPerKey, unnestColumns } from "./unnest.js";
+export { byteaArray, lastPerKey, textArrayOfJson, unnestColumns } from "./unnest.js";

@@ -7,6 +7,13 @@ export const lastPerKey = <T>(items: readonly T[], key: (item: T) => string): T[
 ];
 
 /**
+ * SQL for the text array a JSON array holds, in the array's order: how a column that unnest
+ * cannot take as an array (its rows' arrays differ in length) goes as `jsonb` and comes back.
+ */
+export const textArrayOfJson = (json: string) =>
+  `ARRAY(SELECT v FROM jsonb_array_elements_text(${json}) WITH ORDINALITY AS e (v, n) ORDER BY n)`;
+
+/**
  * Rows as one array per column, as `unnest($1::t1[], $2::t2[], …)` takes them: one statement
  * writes many rows. `width` arrays even when there is no row. A column of bytes (every value a
  * Uint8Array or null, one at least) goes as a binary `bytea[]` (byteaArray).

@@ -48,6 +48,7 @@ export function checkEventIdentity(
 type Body = Record<string, unknown>;
 const nameOf = (body: Body, field: string) => (body[field] as { name?: string } | undefined)?.name ?? "";
 const sourceCiOf = (body: Body) => (body.relationship as { sourceCiId?: string } | undefined)?.sourceCiId ?? "";
+const environmentOf = (body: Body) => `environment-${nameOf(body, "environment")}`;
 
 /**
  * The streams whose id is not their event's field 2 as it is (README, "Events on Kafka"): named
@@ -56,8 +57,8 @@ const sourceCiOf = (body: Body) => (body.relationship as { sourceCiId?: string }
 const NAMED_STREAMS: Record<string, (body: Body) => string> = {
   "rdm.release.v1.ReleaseModelVersionCreated": (body) => `releasemodel-${nameOf(body, "model")}`,
   "rdm.notification.v1.": (body) => `subscription-${body.subscriptionId}`,
-  "rdm.deployment.v1.EnvironmentRegistered": (body) => `environment-${nameOf(body, "environment")}`,
-  "rdm.deployment.v1.EnvironmentChanged": (body) => `environment-${nameOf(body, "environment")}`,
+  "rdm.deployment.v1.EnvironmentRegistered": environmentOf,
+  "rdm.deployment.v1.EnvironmentChanged": environmentOf,
   "rdm.configuration.v1.BaselineDeploymentRecorded": (body) => `baseline-${body.environment}`,
   "rdm.configuration.v1.RelationshipAdded": sourceCiOf,
   "rdm.configuration.v1.RelationshipRemoved": sourceCiOf,

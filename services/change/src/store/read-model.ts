@@ -1,7 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
 import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
-import { lastPerKey, type Migration, type Projection, unnestColumns } from "@rdm/eventstore";
+import { lastPerKey, type Migration, type Projection, textArrayOfJson, unnestColumns } from "@rdm/eventstore";
 import { YearlyKeys, yearlyNumbersSql } from "@rdm/keys";
 import {
   type ChangeRequest,
@@ -92,8 +92,7 @@ export async function saveChanges(db: Queryable, changes: readonly ChangeRequest
     text: `INSERT INTO change_requests (change_request_id, key, type, state, title, affected_ci_ids, environments,
              linked_release_id, window_start, window_end, raised_at, version, data)
            SELECT id, key, type, state, title,
-             ARRAY(SELECT c FROM jsonb_array_elements_text(cis) WITH ORDINALITY AS e (c, n) ORDER BY n),
-             ARRAY(SELECT v FROM jsonb_array_elements_text(envs) WITH ORDINALITY AS e (v, n) ORDER BY n), release, window_start, window_end, raised_at, version, data
+             ${textArrayOfJson("cis")}, ${textArrayOfJson("envs")}, release, window_start, window_end, raised_at, version, data
            FROM unnest($1::uuid[], $2::text[], $3::int[], $4::int[], $5::text[], $6::jsonb[], $7::jsonb[], $8::text[],
                        $9::timestamptz[], $10::timestamptz[], $11::timestamptz[], $12::bigint[], $13::bytea[])
              AS r (id, key, type, state, title, cis, envs, release, window_start, window_end, raised_at, version, data)

@@ -1,6 +1,6 @@
 import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { lastPerKey, type Migration, unnestColumns } from "@rdm/eventstore";
+import { lastPerKey, type Migration, textArrayOfJson, unnestColumns } from "@rdm/eventstore";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeployedArtifact,
@@ -262,7 +262,7 @@ export async function saveDeployments(tx: Queryable, given: readonly Deployment[
   await tx.query({
     name: "deployments_upsert",
     text: `INSERT INTO deployments (deployment_id, release_id, environment, state, artifact_ids, created_at, deployment)
-           SELECT id, release, environment, state, ARRAY(SELECT a FROM jsonb_array_elements_text(artifacts) WITH ORDINALITY AS e (a, n) ORDER BY n), created_at, data
+           SELECT id, release, environment, state, ${textArrayOfJson("artifacts")}, created_at, data
            FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[], $5::jsonb[], $6::timestamptz[], $7::bytea[])
              AS r (id, release, environment, state, artifacts, created_at, data)
            ON CONFLICT (deployment_id) DO UPDATE SET state = EXCLUDED.state, deployment = EXCLUDED.deployment`,

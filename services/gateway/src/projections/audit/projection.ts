@@ -1,4 +1,5 @@
 import type { DescMessage } from "@bufbuild/protobuf";
+import { textArrayOfJson } from "@rdm/eventstore";
 import {
   CHANGE_EVENTS_TOPIC,
   CONFIGURATION_EVENTS_TOPIC,
@@ -67,7 +68,7 @@ async function insertAudit(
        correlation_id, causation_id, request_id, release_id, change_request_id, deployment_id, environments, views)
      SELECT a.event_id, $1, a.event_type, a.subject, a.stream_version, a.occurred_at, a.actor, a.correlation_id,
        a.causation_id, a.request_id, a.release_id, a.change_request_id, a.deployment_id,
-       ARRAY(SELECT jsonb_array_elements_text(a.environments)), ARRAY(SELECT jsonb_array_elements_text(a.views))
+       ${textArrayOfJson("a.environments")}, ${textArrayOfJson("a.views")}
      FROM unnest($2::text[], $3::text[], $4::text[], $5::bigint[], $6::timestamptz[], $7::text[], $8::text[],
        $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::jsonb[], $15::jsonb[]) WITH ORDINALITY
        AS a(event_id, event_type, subject, stream_version, occurred_at, actor, correlation_id, causation_id,
