@@ -81,6 +81,9 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     listen_addresses: "127.0.0.1",
     // No Unix socket: parallel clusters would fight over /tmp/.s.PGSQL.<port> and nobody needs it.
     unix_socket_directories: "",
+    // The whole system on one server: five pools of up to 20 connections, each process's database
+    // watch, and the operator's commands are more than the default 100.
+    max_connections: "150",
     ...options.settings,
   };
   const postgresFlags = Object.entries(settings).flatMap(([k, v]) => ["-c", `${k}=${v}`]);

@@ -1,10 +1,18 @@
 import type { Logger } from "@rdm/observability";
-import type pg from "pg";
+import pg from "pg";
 
 export interface DatabaseWatch {
   /** Whether the last probe reached the database. */
   readonly available: boolean;
   stop(): void;
+}
+
+/** The watch's own way to the database: one session, kept between probes. */
+export interface ProbeSession {
+  /** A trivial statement; resolves when the server answered. */
+  query(): Promise<unknown>;
+  /** Drops the session at once, without waiting for the server. */
+  close(): void;
 }
 
 export interface DatabaseWatchOptions {
@@ -15,35 +23,73 @@ export interface DatabaseWatchOptions {
   logger: Logger;
   /** Called on each change of availability (not for the first, available, state). */
   onChange?(available: boolean): void;
+  /** Opens the probe's session (default: a connection with the pool's settings, outside the pool). */
+  openSession?(): Promise<ProbeSession>;
 }
 
 /**
  * Probes the database with `SELECT 1` on a timer and reports when it goes away and comes back,
- * so health checks can say not ready meanwhile, at once, even while the server hangs. The pool
- * reconnects by itself; this only watches. A server that stops answering just after a probe is
- * reported by the next one's timeout: within intervalMs + timeoutMs, 2.5 s by default (the README
- * promises NOT_SERVING within 3 s).
+ * so health checks can say not ready meanwhile, at once, even while the server hangs. A server
+ * that stops answering just after a probe is reported by the next one's timeout: within
+ * intervalMs + timeoutMs, 2.5 s by default (the README promises NOT_SERVING within 3 s).
+ *
+ * The probe has a connection of its own rather than one of the pool's: a pool whose connections
+ * are all busy (a burst of commands, a long rebuild) is a database that answers, and a probe
+ * queued behind them would report it gone. A session lost meanwhile (a restarted server, an idle
+ * timeout) is replaced within the same probe, so only a database that cannot be reached anew
+ * counts as unavailable. The pool reconnects by itself; this only watches.
  */
 export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): DatabaseWatch {
   const intervalMs = options.intervalMs ?? 500;
   const timeoutMs = options.timeoutMs ?? 2000;
+  const openSession = options.openSession ?? (() => ownConnection(pool, timeoutMs));
   let available = true;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let session: ProbeSession | undefined;
+  const drop = () => {
+    session?.close();
+    session = undefined;
+  };
+
+  const reach = async (attempt: { abandoned: boolean }) => {
+    if (session) {
+      try {
+        await session.query();
+        return;
+      } catch {
+        drop(); // lost since the last probe: try a new one before saying the database is gone
+        if (attempt.abandoned) return;
+      }
+    }
+    const opened = await openSession();
+    if (attempt.abandoned || stopped) {
+      opened.close();
+      return;
+    }
+    session = opened;
+    await opened.query();
+  };
 
   const probe = async (): Promise<Error | undefined> => {
+    const attempt = { abandoned: false };
     let timeout: NodeJS.Timeout | undefined;
     const timedOut = new Promise<Error>((resolve) => {
       timeout = setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
     });
     try {
-      return await Promise.race([
-        pool.query("SELECT 1").then(
+      const failure = await Promise.race([
+        reach(attempt).then(
           () => undefined,
           (error: Error) => error,
         ),
         timedOut,
       ]);
+      if (failure) {
+        attempt.abandoned = true;
+        drop();
+      }
+      return failure;
     } finally {
       clearTimeout(timeout);
     }
@@ -69,6 +115,23 @@ export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): Dat
     stop() {
       stopped = true;
       clearTimeout(timer);
+      drop();
     },
   };
+}
+
+/** A connection with the pool's settings that gives up connecting after timeoutMs. */
+async function ownConnection(pool: pg.Pool, timeoutMs: number): Promise<ProbeSession> {
+  const client = new pg.Client({ ...pool.options, connectionTimeoutMillis: timeoutMs });
+  // A lost connection fails the probe's query; the watch logs what that means.
+  client.on("error", () => undefined);
+  // Destroying the socket ends a session whose server hangs, where `end()` would wait for it.
+  const close = () => client.connection.stream.destroy();
+  try {
+    await client.connect();
+  } catch (error) {
+    close();
+    throw error;
+  }
+  return { query: () => client.query("SELECT 1"), close };
 }
