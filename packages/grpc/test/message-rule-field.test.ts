@@ -46,12 +46,20 @@ test("a rule of the request message itself names the field it is about in BadReq
       scope: {},
     }),
   ).toEqual([["scope", "declare_freeze.scope_not_empty"]]);
-  // A rule between two fields (type and template_id) names neither.
+  // A rule between two fields (type and template_id): the one its message names.
   expect(
     violations(RaiseChangeRequestSchema, {
       requestId,
       type: ChangeType.STANDARD,
       title: "Rotate certificates",
     }),
-  ).toContainEqual(["", "raise_change.standard_needs_template"]);
+  ).toContainEqual(["template_id", "raise_change.standard_needs_template"]);
+  expect(
+    violations(RaiseChangeRequestSchema, {
+      requestId,
+      type: ChangeType.NORMAL,
+      title: "Rotate certificates",
+      templateId: "cert-rotation",
+    }),
+  ).toContainEqual(["template_id", "raise_change.template_only_for_standard"]);
 });
