@@ -112,10 +112,17 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
     const probe = (url: string) => fetch(`http://127.0.0.1:${httpPort}${url}`, { signal: AbortSignal.timeout(2_000) });
     await signalServer(postgres.dataDir, "SIGSTOP");
     try {
+      // A command sent before the watch noticed waits on the frozen server: it is answered
+      // UNAVAILABLE once the service stops serving (within 2.5 s), not held until its deadline
+      // (10 s) or the end of the outage. Retried with its request id below.
+      const inFlight = randomUUID();
+      requestIds.push(inFlight);
+      const heldUp = register(inFlight).catch((error: unknown) => error);
       await waitFor(async () => (await healthStatus(`127.0.0.1:${grpcPort}`)) === "NOT_SERVING", {
         timeoutMs: 15_000,
         description: "release health NOT_SERVING while the database hangs",
       });
+      expect(await heldUp).toMatchObject({ code: grpc.status.UNAVAILABLE });
       await waitFor(async () => (await probe("/readyz")).status === 503, {
         timeoutMs: 15_000,
         description: "gateway not ready while the database hangs",

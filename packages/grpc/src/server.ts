@@ -38,7 +38,7 @@ import {
 } from "./interceptor.js";
 import { authenticateCallers, authorizeRoles } from "./interceptors/auth.js";
 import { logCalls, measureCalls, traceCalls } from "./interceptors/observe.js";
-import { refuseWhileNotServing } from "./interceptors/serving.js";
+import { servingGate } from "./interceptors/serving.js";
 import { validateRequests } from "./interceptors/validate.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, rawServiceDefinition } from "./service-definition.js";
@@ -100,7 +100,8 @@ export interface GrpcServer {
   health: {
     /**
      * Sets the grpc.health.v1 status of one service (full name) or, without one, of the server
-     * (""). While a service, or the server, is NOT_SERVING, its calls are refused UNAVAILABLE.
+     * (""). While a service, or the server, is NOT_SERVING, its calls are refused UNAVAILABLE,
+     * and those in flight when it becomes so are answered UNAVAILABLE at once (see servingGate).
      */
     setServing(service: string | undefined, serving: boolean): void;
   };
@@ -267,6 +268,7 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
   const health = new HealthService(
     Object.fromEntries(["", ...registrations.map((r) => r.service.typeName)].map((n) => [n, true])),
   );
+  const gate = servingGate(health);
   const standard: Interceptor[] = [
     traceCalls(),
     logCalls(logger),
@@ -274,7 +276,7 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
     authenticateCallers(options.verifier),
     authorizeRoles(),
     validateRequests(),
-    refuseWhileNotServing(health),
+    gate.interceptor,
   ];
 
   for (const registration of registrations) checkRegistration(registration);
@@ -300,6 +302,7 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
     health: {
       setServing(service, serving) {
         health.setServing(service ?? "", serving);
+        if (!serving) gate.failCallsInFlight(service);
       },
     },
   };

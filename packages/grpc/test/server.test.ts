@@ -135,7 +135,7 @@ beforeAll(async () => {
           },
           async getRelease(request, ctx) {
             const behaviour = getBehaviour.get(request.releaseId);
-            if (behaviour) behaviour(ctx);
+            if (behaviour) await behaviour(ctx);
             return { release: { releaseId: request.releaseId, title: "found" } };
           },
         },
@@ -640,6 +640,46 @@ describe("health and reflection (no token needed)", () => {
       await expect(c.registerRelease(validRegistration("served again"))).resolves.toMatchObject({
         release: { title: "served again" },
       });
+    } finally {
+      c.close();
+    }
+  });
+
+  test("calls in flight when their service stops serving are answered UNAVAILABLE at once, not at their deadline", async () => {
+    const service = "rdm.release.v1.ReleaseService";
+    const c = createGrpcClient(ReleaseService, address, { token: await token(["viewer"]) });
+    // Handlers waiting on what no longer answers (a frozen database).
+    const waiting: (() => void)[] = [];
+    const releaseIds = [randomUUID(), randomUUID()];
+    const started = releaseIds.map(
+      (releaseId) =>
+        new Promise<void>((began) =>
+          getBehaviour.set(releaseId, () => {
+            began();
+            return new Promise<void>((resume) => waiting.push(resume));
+          }),
+        ),
+    );
+    try {
+      // A deadline far off (rather than none), so that a call left waiting fails the test instead of hanging it.
+      const calls = releaseIds.map((releaseId) => failure(c.getRelease({ releaseId }, { deadline: 20_000 })));
+      await Promise.all(started);
+      server.health.setServing(service, false);
+      for (const outcome of await Promise.all(calls)) {
+        expect(outcome).toMatchObject({
+          code: GrpcStatus.UNAVAILABLE,
+          message: expect.stringMatching(/stopped answering while the call was in flight.*same request id/),
+          errorInfo: { reason: "NOT_SERVING", domain: "rdm" },
+          retryInfo: { retryDelay: { seconds: 1n } },
+        });
+      }
+    } finally {
+      server.health.setServing(service, true);
+      // The handlers finish later; their answers go nowhere, and the server serves on.
+      for (const resume of waiting) resume();
+    }
+    try {
+      await expect(c.getRelease({ releaseId: randomUUID() })).resolves.toMatchObject({ release: { title: "found" } });
     } finally {
       c.close();
     }
