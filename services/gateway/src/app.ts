@@ -15,6 +15,7 @@ import Fastify, {
 } from "fastify";
 import type pg from "pg";
 import { authenticateReader } from "./http/authenticated.js";
+import { refuseWhileDatabaseAway } from "./http/database-gate.js";
 import { health } from "./http/health.js";
 import { lazySchemaCompilers } from "./http/lazy-schemas.js";
 import {
@@ -60,6 +61,11 @@ export interface GatewayAppOptions {
   databaseAvailable: () => boolean;
   /** ... and beyond it, e.g. the projection consumers have joined their groups. */
   isReady: () => boolean;
+  /**
+   * Calls its listener each time the database is found gone: the requests then waiting on it are
+   * answered 503 at once rather than held for the whole outage.
+   */
+  onDatabaseLost?: (listener: () => void) => void;
   /** Compile every route's schemas when the server starts, not on first use (tests: a bad schema fails at once). */
   compileSchemasAtStart?: boolean;
 }
@@ -90,6 +96,7 @@ export async function buildGatewayApp({
   logger,
   databaseAvailable,
   isReady,
+  onDatabaseLost,
   compileSchemasAtStart = false,
 }: GatewayAppOptions): Promise<FastifyInstance> {
   const { compileAll, ...compilersFactory } = lazySchemaCompilers();
@@ -144,12 +151,7 @@ export async function buildGatewayApp({
     api.addHook("onRequest", authenticateReader(verifier));
     api.addHook("preValidation", refuseNulCharacters);
     api.addHook("preValidation", refuseNonDecimalIntegers);
-    // While the database is known to be gone (or hanging), 503 at once rather than a wait for it.
-    api.addHook("preHandler", async (request, reply) => {
-      if (databaseAvailable()) return;
-      request.log.info("request refused: database unavailable");
-      return databaseUnavailable(reply);
-    });
+    refuseWhileDatabaseAway(api, databaseAvailable, onDatabaseLost);
     const options = { pool, streams };
     await api.register(releaseRoutes, options);
     await api.register(configurationRoutes, options);

@@ -94,13 +94,20 @@ export async function startGateway(env: NodeJS.ProcessEnv = process.env): Promis
   const releaseProjectingLock = await holdProjectingLock(pool, "shared");
   const kafka = createKafka({ brokers: config.KAFKA_BROKERS, clientId: "rdm-gateway", logger });
   let consumersReady = false;
-  const database = watchDatabase(pool, { logger });
+  const databaseLost = new Set<() => void>();
+  const database = watchDatabase(pool, {
+    logger,
+    onChange: (available) => {
+      if (!available) for (const listener of databaseLost) listener();
+    },
+  });
   const app = await buildGatewayApp({
     pool,
     verifier: verifierFromConfig(config),
     logger,
     databaseAvailable: () => database.available,
     isReady: () => consumersReady,
+    onDatabaseLost: (listener) => databaseLost.add(listener),
   });
   // Listening before the consumer group is joined (after a restart, up to a session timeout):
   // meanwhile the probes answer (/readyz 503) and the views serve what they hold.

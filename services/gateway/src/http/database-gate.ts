@@ -1,0 +1,33 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
+import { databaseUnavailable } from "./problems.js";
+
+/**
+ * While the database is known to be gone (or hanging), every request of `api` is answered 503 at
+ * once rather than after a wait for it; and the requests already waiting on it when it goes get
+ * the same. An event stream, which answered at its start, is left to its own handling.
+ */
+export function refuseWhileDatabaseAway(
+  api: FastifyInstance,
+  databaseAvailable: () => boolean,
+  onDatabaseLost: ((listener: () => void) => void) | undefined,
+): void {
+  const waiting = new Map<FastifyRequest, FastifyReply>();
+  api.addHook("preHandler", async (request, reply) => {
+    if (databaseAvailable()) {
+      waiting.set(request, reply);
+      return;
+    }
+    request.log.info("request refused: database unavailable");
+    return databaseUnavailable(reply);
+  });
+  api.addHook("onResponse", async (request) => void waiting.delete(request));
+  api.addHook("onRequestAbort", async (request) => void waiting.delete(request));
+  onDatabaseLost?.(() => {
+    for (const [request, reply] of waiting) {
+      waiting.delete(request);
+      if (reply.sent) continue;
+      request.log.warn("database lost while the request waited on it");
+      void databaseUnavailable(reply);
+    }
+  });
+}

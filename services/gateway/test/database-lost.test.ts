@@ -1,0 +1,91 @@
+// A view request waiting on the database when the database watch finds it gone is answered 503
+// at once (Retry-After), not held until the database answers again; requests after it are
+// refused at once until it is back.
+import { randomUUID } from "node:crypto";
+import type { AddressInfo } from "node:net";
+import { createTokenVerifier, mintDevToken } from "@rdm/auth";
+import { createLogger } from "@rdm/observability";
+import { openDatabase } from "@rdm/runtime";
+import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
+import type { FastifyInstance } from "fastify";
+import pg from "pg";
+import { buildGatewayApp } from "../src/app.js";
+import { migrateGateway } from "../src/service.js";
+
+const secret = randomUUID() + randomUUID();
+let db: TestDatabase;
+let pool: pg.Pool;
+let app: FastifyInstance;
+let gatewayUrl: string;
+let bearer: string;
+let available = true;
+const lostListeners: (() => void)[] = [];
+/** What the database watch does when its probe fails. */
+const loseDatabase = () => {
+  available = false;
+  for (const listener of lostListeners) listener();
+};
+
+beforeAll(async () => {
+  db = await createTestDatabase("gateway_database_lost");
+  pool = await openDatabase(db.url);
+  await migrateGateway(pool, createLogger("gateway", "fatal"));
+  app = await buildGatewayApp({
+    pool,
+    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
+    logger: createLogger("gateway", "fatal"),
+    databaseAvailable: () => available,
+    isReady: () => true,
+    onDatabaseLost: (listener) => lostListeners.push(listener),
+  });
+  await app.listen({ host: "127.0.0.1", port: 0 });
+  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
+  bearer = `Bearer ${await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" })}`;
+});
+
+afterAll(async () => {
+  await app?.close();
+  await pool?.end();
+  await db?.drop();
+});
+
+test("a request waiting on the database when it is found gone is answered 503 at once", async () => {
+  // A session holding the release view locked: a read of it waits, as on a database that hangs.
+  const locker = new pg.Client({ connectionString: db.url });
+  await locker.connect();
+  try {
+    await locker.query("BEGIN");
+    await locker.query("LOCK TABLE release_view IN ACCESS EXCLUSIVE MODE");
+    // A deadline far off, so that a request left waiting fails the test instead of hanging it.
+    const waiting = fetch(`${gatewayUrl}/v1/releases/${randomUUID()}`, {
+      headers: { authorization: bearer },
+      signal: AbortSignal.timeout(20_000),
+    });
+    await waitFor(
+      async () =>
+        (
+          await locker.query<{ n: number }>(
+            "SELECT count(*)::int AS n FROM pg_locks WHERE relation = 'release_view'::regclass AND NOT granted",
+          )
+        ).rows[0]?.n === 1,
+      { timeoutMs: 10_000, description: "the read waiting on the locked view" },
+    );
+
+    loseDatabase();
+    const answer = await waiting;
+    expect({ status: answer.status, retryAfter: answer.headers.get("retry-after"), body: await answer.json() }).toEqual(
+      {
+        status: 503,
+        retryAfter: "1",
+        body: expect.objectContaining({ status: 503, detail: "database unavailable" }),
+      },
+    );
+    // Refused at once while it is gone.
+    expect((await fetch(`${gatewayUrl}/v1/releases`, { headers: { authorization: bearer } })).status).toBe(503);
+  } finally {
+    available = true;
+    await locker.query("ROLLBACK");
+    await locker.end();
+  }
+  expect((await fetch(`${gatewayUrl}/v1/releases`, { headers: { authorization: bearer } })).status).toBe(200);
+});
