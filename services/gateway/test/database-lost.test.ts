@@ -2,17 +2,14 @@
 // at once (Retry-After), not held until the database answers again; requests after it are
 // refused at once until it is back.
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
-import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { createLogger } from "@rdm/observability";
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import pg from "pg";
-import { buildGatewayApp } from "../src/app.js";
 import { migrateGateway } from "../src/service.js";
+import { listeningGateway } from "./gateway-app.js";
 
-const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
 let pool: pg.Pool;
 let app: FastifyInstance;
@@ -30,17 +27,14 @@ beforeAll(async () => {
   db = await createTestDatabase("gateway_database_lost");
   pool = await openDatabase(db.url);
   await migrateGateway(pool, createLogger("gateway", "fatal"));
-  app = await buildGatewayApp({
-    pool,
-    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
-    logger: createLogger("gateway", "fatal"),
+  ({
+    app,
+    url: gatewayUrl,
+    bearer,
+  } = await listeningGateway(pool, {
     databaseAvailable: () => available,
-    isReady: () => true,
     onDatabaseLost: (listener) => lostListeners.push(listener),
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  bearer = `Bearer ${await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" })}`;
+  }));
 });
 
 afterAll(async () => {

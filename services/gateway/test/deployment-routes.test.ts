@@ -2,10 +2,8 @@
 // are 400 problems, not 500s; unknown deployments and environments are 404; page tokens walk
 // every deployment once; the routes are described in the OpenAPI document.
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { withTransaction } from "@rdm/eventstore";
 import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
@@ -25,13 +23,12 @@ import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
 import { createTestDatabase, type PublishedEvent, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-import { buildGatewayApp } from "../src/app.js";
 import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
 import { projections } from "../src/projections/index.js";
 import { projectionHandler } from "../src/projections/projection.js";
 import { migrateGateway } from "../src/service.js";
+import { listeningGateway } from "./gateway-app.js";
 
-const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
 let pool: pg.Pool;
 let app: FastifyInstance;
@@ -42,17 +39,7 @@ beforeAll(async () => {
   db = await createTestDatabase("gateway_deployment_routes");
   pool = await openDatabase(db.url);
   await migrateGateway(pool, createLogger("gateway", "warn"));
-  app = await buildGatewayApp({
-    pool,
-    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
-    logger: createLogger("gateway", "warn"),
-    databaseAvailable: () => true,
-    isReady: () => true,
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  const token = await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" });
-  bearer = `Bearer ${token}`;
+  ({ app, url: gatewayUrl, bearer } = await listeningGateway(pool));
 });
 
 afterAll(async () => {

@@ -4,9 +4,7 @@
 // share a key still collide; Last-Event-ID resumes an event stream where the client left it.
 import { randomUUID } from "node:crypto";
 import { type ClientRequest, get as httpGet, type IncomingMessage } from "node:http";
-import type { AddressInfo } from "node:net";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { PermanentError, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -15,15 +13,15 @@ import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-import { buildGatewayApp } from "../src/app.js";
 import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
 import { projectionHandler } from "../src/projections/projection.js";
 import { RELEASE_HISTORY_CHANNEL, releaseProjection } from "../src/projections/releases/projection.js";
 import { migrateGateway } from "../src/service.js";
+import { listeningGateway, type TestGateway } from "./gateway-app.js";
 
-const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
 let pool: pg.Pool;
+let gateway: TestGateway;
 let app: FastifyInstance;
 let gatewayUrl: string;
 let bearer: string;
@@ -32,16 +30,8 @@ beforeAll(async () => {
   db = await createTestDatabase("gateway_http");
   pool = await openDatabase(db.url);
   await migrateGateway(pool, createLogger("gateway", "warn"));
-  app = await buildGatewayApp({
-    pool,
-    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
-    logger: createLogger("gateway", "warn"),
-    databaseAvailable: () => true,
-    isReady: () => true,
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  bearer = `Bearer ${await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm", expiresIn: "10m" })}`;
+  gateway = await listeningGateway(pool);
+  ({ app, url: gatewayUrl, bearer } = gateway);
 });
 
 afterAll(async () => {
@@ -204,7 +194,7 @@ describe("an unknown path authenticates first, so routes are not revealed to ano
     expect(anonymous.headers.get("www-authenticate")).toBe("Bearer");
     const forged = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: "Bearer not-a-token" } });
     expect(forged.status).toBe(401);
-    const writer = await mintDevToken({ subject: "exe", roles: ["executor"], secret, issuer: "rdm", audience: "rdm" });
+    const writer = await gateway.token("exe", ["executor"]);
     const refused = await fetch(`${gatewayUrl}${path}`, { headers: { authorization: `Bearer ${writer}` } });
     expect(refused.status).toBe(403);
     // Worded as the gRPC services word it: admin among the roles that would do, and the caller's.

@@ -3,13 +3,10 @@
 // changes; the deployment feed serves the deployment and inventory SSE streams, resumable with
 // Last-Event-ID.
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
 import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations, withTransaction } from "@rdm/eventstore";
 import type { CloudEvent } from "@rdm/messaging";
-import { createLogger } from "@rdm/observability";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentStartedSchema, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePlanningUpdatedSchema, ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -18,13 +15,12 @@ import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
 import type pg from "pg";
-import { buildGatewayApp } from "../src/app.js";
 import { projections } from "../src/projections/index.js";
 import { ensureRulesVersion, projectionHandler, projectionRulesMigration } from "../src/projections/projection.js";
 import { releaseProjection } from "../src/projections/releases/projection.js";
+import { listeningGateway } from "./gateway-app.js";
 import { openStream as openSseStream } from "./sse-client.js";
 
-const secret = randomUUID() + randomUUID();
 let db: TestDatabase;
 let pool: pg.Pool;
 let app: FastifyInstance;
@@ -37,16 +33,7 @@ beforeAll(async () => {
   pool = await openDatabase(db.url);
   await runMigrations(pool, { component: "gateway.projections", migrations: [projectionRulesMigration] });
   for (const p of projections) await runMigrations(pool, { component: p.name, migrations: p.migrations });
-  app = await buildGatewayApp({
-    pool,
-    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
-    logger: createLogger("gateway", "warn"),
-    databaseAvailable: () => true,
-    isReady: () => true,
-  });
-  await app.listen({ host: "127.0.0.1", port: 0 });
-  gatewayUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
-  bearer = `Bearer ${await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" })}`;
+  ({ app, url: gatewayUrl, bearer } = await listeningGateway(pool));
 });
 
 afterAll(async () => {

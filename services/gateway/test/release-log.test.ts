@@ -3,11 +3,8 @@
 // them. The HTTP views show the log as before, in order, across chunks and replays; a view
 // projected before keeps its entries (migration 5); a rules change refolds them.
 import { randomUUID } from "node:crypto";
-import type { AddressInfo } from "node:net";
-import { createTokenVerifier, mintDevToken } from "@rdm/auth";
 import { runMigrations } from "@rdm/eventstore";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
-import { createLogger } from "@rdm/observability";
 import {
   ReleaseDeviationRecordedSchema,
   ReleaseLogEntryRecordedSchema,
@@ -18,14 +15,13 @@ import { LogEntryKind, ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/rele
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
 import type pg from "pg";
-import { buildGatewayApp } from "../src/app.js";
 import { projections } from "../src/projections/index.js";
 import { ensureRulesVersion, projectionRulesMigration } from "../src/projections/projection.js";
 import { releaseProjectionMigrations } from "../src/projections/releases/migrations.js";
 import { releaseProjection } from "../src/projections/releases/projection.js";
 import { applyInChunks, eventsOn, projectionDatabase } from "./chunk-fixture.js";
+import { listeningGateway } from "./gateway-app.js";
 
-const secret = randomUUID() + randomUUID();
 const releaseEvent = eventsOn(RELEASE_EVENTS_TOPIC);
 
 const registered = (releaseId: string) =>
@@ -54,21 +50,10 @@ type ReleaseBody = { releaseId: string; log: { text: string }[] };
 
 /** The release's log as GET /v1/releases/:id and the list show it: each entry's text. */
 async function logTexts(pool: pg.Pool, releaseId: string) {
-  const app = await buildGatewayApp({
-    pool,
-    verifier: createTokenVerifier({ issuer: "rdm", audience: "rdm", secret }),
-    logger: createLogger("gateway", "warn"),
-    databaseAvailable: () => true,
-    isReady: () => true,
-  });
+  const { app, url, bearer } = await listeningGateway(pool);
   try {
-    const token = await mintDevToken({ subject: "vera", roles: ["viewer"], secret, issuer: "rdm", audience: "rdm" });
-    await app.listen({ host: "127.0.0.1", port: 0 });
-    const { port } = app.server.address() as AddressInfo;
     const get = async (path: string) => {
-      const response = await fetch(`http://127.0.0.1:${port}${path}`, {
-        headers: { authorization: `Bearer ${token}` },
-      });
+      const response = await fetch(`${url}${path}`, { headers: { authorization: bearer } });
       expect(response.status).toBe(200);
       return response.json();
     };
