@@ -15,13 +15,13 @@ export function refuseWhileDatabaseAway(
   api.addHook("preHandler", async (request, reply) => {
     if (databaseAvailable()) {
       waiting.set(request, reply);
+      // Answered, or the connection gone (an event stream's end included): no longer waiting.
+      reply.raw.once("close", () => waiting.delete(request));
       return;
     }
     request.log.info("request refused: database unavailable");
     return databaseUnavailable(reply);
   });
-  api.addHook("onResponse", async (request) => void waiting.delete(request));
-  api.addHook("onRequestAbort", async (request) => void waiting.delete(request));
   onDatabaseLost?.(() => {
     for (const [request, reply] of waiting) {
       waiting.delete(request);
