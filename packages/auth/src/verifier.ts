@@ -132,10 +132,23 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
+/** The longest subject taken, in characters (an e-mail address is at most 254). */
+export const MAX_SUBJECT_LENGTH = 256;
+/** A control character (C0 or DEL), or half of a surrogate pair alone: no part of a name. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
+const NOT_IN_A_SUBJECT = /[\u0000-\u001F\u007F]|\p{Surrogate}/u;
+
 function toPrincipal(payload: JWTPayload): Principal {
-  // The subject is the actor recorded on every event: it must name someone.
+  // The subject is the actor recorded, exactly, on every event: it must name someone, in text
+  // every consumer of the events stores (see @rdm/proto's input rules), and briefly.
   if (typeof payload.sub !== "string" || payload.sub.trim() === "") {
     throw new Unauthenticated("invalid_claims", 'the "sub" claim must be a non-empty string');
+  }
+  if (NOT_IN_A_SUBJECT.test(payload.sub)) {
+    throw new Unauthenticated("invalid_claims", 'the "sub" claim must be well-formed text without control characters');
+  }
+  if ([...payload.sub].length > MAX_SUBJECT_LENGTH) {
+    throw new Unauthenticated("invalid_claims", `the "sub" claim must be at most ${MAX_SUBJECT_LENGTH} characters`);
   }
   const roles = payload.roles;
   if (roles !== undefined && !Array.isArray(roles)) {

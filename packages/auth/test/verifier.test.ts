@@ -146,8 +146,19 @@ describe("createTokenVerifier with an HS256 secret", () => {
       .setAudience(audience)
       .sign(key);
     expect(await reasonOf(verifier.verify(noExp))).toBe("invalid_claims");
-    // Present but naming no one: events would record an empty actor.
-    for (const sub of [" ", 42]) {
+    // Present but naming no one (events would record an empty actor), or not text every consumer
+    // of the events stores (control characters, a lone surrogate), or longer than a name is.
+    for (const sub of [
+      " ",
+      42,
+      "a\u0000b",
+      "a\u0001b",
+      "mallory\u001b[2J",
+      "tab\there",
+      "a\u007f",
+      "x\ud800y",
+      "z".repeat(257),
+    ]) {
       const blank = await new SignJWT({ roles: [], sub } as never)
         .setProtectedHeader({ alg: "HS256" })
         .setIssuer(issuer)
@@ -155,6 +166,19 @@ describe("createTokenVerifier with an HS256 secret", () => {
         .setExpirationTime("1h")
         .sign(key);
       expect(await reasonOf(verifier.verify(blank))).toBe("invalid_claims");
+    }
+  });
+
+  test("a subject of any script up to 256 characters is taken as it is", async () => {
+    for (const sub of ["olivia", "Ölçer Ñandú 李小龙 🚀", `${"o".repeat(255)}🚀`, "cn=Olivia Ops,ou=people"]) {
+      const token = await new SignJWT({ roles: [] })
+        .setProtectedHeader({ alg: "HS256" })
+        .setSubject(sub)
+        .setIssuer(issuer)
+        .setAudience(audience)
+        .setExpirationTime("1h")
+        .sign(new TextEncoder().encode(secret));
+      expect((await verifier.verify(token)).subject).toBe(sub);
     }
   });
 
