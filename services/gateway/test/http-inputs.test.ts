@@ -326,7 +326,7 @@ test("an event with a NUL in its text is refused for the dead-letter topic, as e
   expect((await get(`/v1/releases/${releaseId}`)).status).toBe(404);
 });
 
-test("from and to are instants: an offset beyond ±15:59 or the year 0000 filters like any other", async () => {
+test("from and to are instants: an offset beyond ±15:59 filters like any other; the year 0000 is outside every instant's range", async () => {
   const ciId = uniqueId("ci-offsets");
   const id = await insertChange({
     key: "CHG-2032-0001",
@@ -342,8 +342,35 @@ test("from and to are instants: an offset beyond ±15:59 or the year 0000 filter
   // 2032-05-02T19:30+23:00 is 2032-05-01T20:30Z, inside the window; 21:00+23:00 is its end.
   expect(await listed(`from=${encodeURIComponent("2032-05-02T19:30:00+23:00")}`)).toEqual([id]);
   expect(await listed(`from=${encodeURIComponent("2032-05-02T21:00:00+23:00")}`)).toEqual([]);
-  expect(await listed("from=0000-01-01T00:00:00Z")).toEqual([id]);
-  expect(await listed("to=0000-01-01T00:00:00Z")).toEqual([]);
+  // Years 0001..9999 (UTC), as everywhere: the format takes 0000, which names an instant of 1 BC.
+  for (const query of [
+    "from=0000-01-01T00:00:00Z",
+    "to=0000-12-31T23:59:59Z",
+    `from=${encodeURIComponent("0001-01-01T00:30:00+01:00")}`,
+    "from=9999-12-31T23:59:59Z&to=9999-12-31T23:59:59.9999Z",
+  ]) {
+    const { status, body } = await get(`/v1/changes?ciId=${ciId}&${query}`);
+    if (query.startsWith("from=9999")) expect({ query, status }).toEqual({ query, status: 200 });
+    else
+      expect({ query, status, detail: body.detail }).toEqual({
+        query,
+        status: 400,
+        detail: expect.stringMatching(/must be a date-time in the years 0001 to 9999/),
+      });
+  }
+  for (const path of [
+    "/v1/kpis?at=0000-01-01T00:00:00Z",
+    "/v1/audit?from=0000-01-01T00:00:00Z",
+    "/v1/audit?to=0000-06-01T00:00:00Z",
+    "/v1/calendar?from=0000-01-01T00:00:00Z&to=0000-02-01T00:00:00Z",
+  ]) {
+    const { status, body } = await get(path);
+    expect({ path, status, detail: body.detail }).toEqual({
+      path,
+      status: 400,
+      detail: expect.stringMatching(/in the years 0001 to 9999/),
+    });
+  }
 });
 
 test("two booked changes with the same key that collide are a pair on the calendar", async () => {

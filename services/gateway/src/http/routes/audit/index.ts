@@ -25,11 +25,11 @@ const auditTrail: RoutePlugin = async (app, { pool }) => {
       const range: AuditFilters = {};
       if (from !== undefined) {
         range.from = parseDate(from);
-        if (!range.from) return badRequest(reply, "from must be a date-time");
+        if (!range.from) return badRequest(reply, "from must be a date-time in the years 0001 to 9999");
       }
       if (to !== undefined) {
         range.to = parseDate(to);
-        if (!range.to) return badRequest(reply, "to must be a date-time");
+        if (!range.to) return badRequest(reply, "to must be a date-time in the years 0001 to 9999");
       }
       const rows = await auditAfter(pool, after ?? 0, limit + 1, { ...filters, ...range });
       const entries = rows.slice(0, limit);

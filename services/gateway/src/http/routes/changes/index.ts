@@ -78,8 +78,8 @@ function changeFilters(
   if (linkedReleaseId) where.push(`linked_release_id = ${arg(linkedReleaseId.toLowerCase())}`);
   const start = from === undefined ? undefined : parseDate(from);
   const end = to === undefined ? undefined : parseDate(to);
-  if (from !== undefined && !start) return { refused: "from must be a date-time" };
-  if (to !== undefined && !end) return { refused: "to must be a date-time" };
+  if (from !== undefined && !start) return { refused: "from must be a date-time in the years 0001 to 9999" };
+  if (to !== undefined && !end) return { refused: "to must be a date-time in the years 0001 to 9999" };
   // As on the calendar: an empty or reversed window is a mistake, not a filter matching nothing.
   if (start && end && end <= start) return { refused: "to must be after from" };
   if (start) where.push(`window_end > ${arg(start)}::timestamptz`);

@@ -148,12 +148,15 @@ export const toCollision = (r: CollisionRow) => ({
 export const BOOKED = BOOKED_STATES.map((state) => enumName(ChangeStateSchema, state));
 
 /**
- * A date-time query parameter as the Date the query takes: PostgreSQL refuses some strings the
- * schema's format admits (offsets beyond ±15:59, year 0000) but not the instants they name.
+ * A date-time query parameter as the Date the query takes, undefined if it names no instant in
+ * the years 0001..9999 (UTC), the range every instant of the platform is in: the schema's format
+ * admits offsets beyond ±15:59, which PostgreSQL refuses as strings, and year 0000, which names
+ * an instant of 1 BC.
  */
 export function parseDate(value: string): Date | undefined {
   const date = new Date(value);
-  return Number.isNaN(date.getTime()) ? undefined : date;
+  const year = date.getUTCFullYear();
+  return Number.isNaN(date.getTime()) || year < 1 || year > 9999 ? undefined : date;
 }
 
 /** The longest calendar range, in days: a year, a leap one too (its conflicts are found pairwise). */
@@ -162,7 +165,7 @@ export const MAX_RANGE_DAYS = 366;
 export function parseRange(from: string, to: string): { from: Date; to: Date } | string {
   const start = parseDate(from);
   const end = parseDate(to);
-  if (!start || !end) return "from and to must be date-times";
+  if (!start || !end) return "from and to must be date-times in the years 0001 to 9999";
   if (end <= start) return "to must be after from";
   if (end.getTime() - start.getTime() > MAX_RANGE_DAYS * 86_400_000)
     return `the range may span at most ${MAX_RANGE_DAYS} days; ask for a year at a time`;

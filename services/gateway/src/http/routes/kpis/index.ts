@@ -21,7 +21,7 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
     async (request, reply) => {
       const { service, environment, period } = request.query;
       const at = request.query.at === undefined ? new Date() : parseDate(request.query.at);
-      if (!at) return badRequest(reply, "at must be a date-time");
+      if (!at) return badRequest(reply, "at must be a date-time in the years 0001 to 9999");
       const range = periodRange(period, at);
       const facts = await kpiFacts(pool, environment, range.from);
       const scope = { period, ...range, environment, service };
