@@ -1,10 +1,11 @@
 // What a service accepts, every consumer accepts (property-based, fast-check): arbitrary commands
 // with any Unicode (control characters, lone surrogates, separators), edge-of-range instants and
 // broken nanos go through the real release, change and configuration services over gRPC. Each is
-// either accepted or refused with INVALID_ARGUMENT (never INTERNAL or anything else), and every
-// event the services appended is handled, not dead-lettered, by every consumer of its topic: the
-// gateway's projections, the change service's mirror of release links and the release service's
-// read model of change states.
+// either accepted or refused with INVALID_ARGUMENT naming a field (never INTERNAL or anything
+// else), and every event the services appended is handled, not dead-lettered, by every consumer of
+// its topic: the gateway's projections, the change service's mirror of release links and the
+// release service's read model of change states. The first and last instants of the range, always
+// tried, are accepted and shown within it.
 import { randomUUID } from "node:crypto";
 import { type MessageInitShape, protoInt64 } from "@bufbuild/protobuf";
 import type { TimestampSchema } from "@bufbuild/protobuf/wkt";
@@ -17,6 +18,7 @@ import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js"
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { LogEntryKind, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { waitFor } from "@rdm/testkit";
 import fc from "fast-check";
 import { acceptedOrInvalid, eventIds, everyEventHandled, text } from "./accepted-input.js";
 import { e2eStack } from "./harness.js";
@@ -29,6 +31,7 @@ const databases: Record<"release" | "change" | "configuration" | "gateway", stri
   gateway: "",
 };
 let addresses: { release: string; change: string; configuration: string };
+let gatewayUrl: string;
 
 beforeAll(async () => {
   // Started together: each waits for its consumer group to form.
@@ -43,6 +46,7 @@ beforeAll(async () => {
   databases.configuration = configuration.databaseUrl;
   databases.gateway = gateway.databaseUrl;
   addresses = { release: release.address, change: change.address, configuration: configuration.address };
+  gatewayUrl = gateway.url;
 }, 120_000);
 
 afterAll(() => stack.stop());
@@ -113,6 +117,22 @@ const commands = fc.record({
   }),
 });
 
+/** Every event the three services appended so far, handled (not dead-lettered) by every consumer of its topic. */
+async function everyConsumerHandledEveryEvent() {
+  const appended = {
+    release: await eventIds(databases.release),
+    change: await eventIds(databases.change),
+    configuration: await eventIds(databases.configuration),
+  };
+  const consumers: [string, string, string[]][] = [
+    ["gateway", databases.gateway, [...appended.release, ...appended.change, ...appended.configuration]],
+    // The change service's consumer passes by the release events it does not mirror (no marker).
+    ["change service (release links)", databases.change, await eventIds(databases.release, RELEASE_LINK_EVENTS)],
+    ["release service (change states)", databases.release, appended.change],
+  ];
+  await everyEventHandled(consumers);
+}
+
 test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARGUMENT", async () => {
   const release = createGrpcClient(ReleaseService, addresses.release, {
     token: await token("olivia", ["release-manager", "release-coordinator"]),
@@ -173,16 +193,48 @@ test("arbitrary accepted commands reach every consumer; refusals are INVALID_ARG
   expect(accepted).toBeGreaterThan(0);
   expect(artifacts.length).toBeGreaterThan(0);
 
-  const appended = {
-    release: await eventIds(databases.release),
-    change: await eventIds(databases.change),
-    configuration: await eventIds(databases.configuration),
-  };
-  const consumers: [string, string, string[]][] = [
-    ["gateway", databases.gateway, [...appended.release, ...appended.change, ...appended.configuration]],
-    // The change service's consumer passes by the release events it does not mirror (no marker).
-    ["change service (release links)", databases.change, await eventIds(databases.release, RELEASE_LINK_EVENTS)],
-    ["release service (change states)", databases.release, appended.change],
-  ];
-  await everyEventHandled(consumers);
+  await everyConsumerHandledEveryEvent();
 }, 180_000);
+
+test("the first and the last instant a Timestamp may hold are accepted, and the views show them within the range", async () => {
+  const release = createGrpcClient(ReleaseService, addresses.release, {
+    token: await token("olivia", ["release-manager", "release-coordinator"]),
+  });
+  const change = createGrpcClient(ChangeService, addresses.change, { token: await token("carl", ["change-manager"]) });
+  // Microseconds past the last millisecond of 9999: rounded to milliseconds they would be year 10000.
+  const first = { seconds: MIN_SECONDS, nanos: 0 };
+  const last = { seconds: MAX_SECONDS, nanos: 999_999_000 };
+  try {
+    const { release: registered } = await release.registerRelease({
+      requestId: randomUUID(),
+      type: ReleaseType.MINOR,
+      title: "At the edges of time",
+      owner: "olivia",
+      plannedWindow: { start: first, end: last },
+    });
+    const releaseId = registered?.releaseId as string;
+    await release.addReleaseTask({ requestId: randomUUID(), releaseId, name: "Last call", dueAt: last });
+    await change.raiseChange({
+      requestId: randomUUID(),
+      type: ChangeType.NORMAL,
+      title: "Until the end",
+      justification: "edges",
+      plannedWindow: { start: first, end: last },
+      firstCommitTime: first,
+    });
+    const viewer = await token("vera", ["viewer"]);
+    await waitFor(async () => (await stack.getJson(gatewayUrl, `/v1/releases/${releaseId}`, viewer)).status === 200, {
+      timeoutMs: 30_000,
+      description: "the release in the gateway",
+    });
+    const { body } = await stack.getJson(gatewayUrl, `/v1/releases/${releaseId}`, viewer);
+    expect((body as { plannedWindow: unknown }).plannedWindow).toEqual({
+      start: "0001-01-01T00:00:00.000Z",
+      end: "9999-12-31T23:59:59.999Z",
+    });
+    await everyConsumerHandledEveryEvent();
+  } finally {
+    release.close();
+    change.close();
+  }
+});

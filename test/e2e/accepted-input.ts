@@ -25,13 +25,16 @@ export const text = (minLength: number, maxLength: number) =>
     { weight: 1, arbitrary: fc.string({ unit: anyCharacter, minLength, maxLength }) },
   );
 
-/** The call's answer, or undefined when it was refused with INVALID_ARGUMENT; any other refusal fails. */
+/** The call's answer, or undefined when it was refused with INVALID_ARGUMENT naming a field; any other refusal fails. */
 export async function acceptedOrInvalid<T>(call: Promise<T>): Promise<T | undefined> {
   try {
     return await call;
   } catch (error) {
-    const { code, message } = errorDetails(error);
+    const { code, message, badRequest } = errorDetails(error);
     if (code !== GrpcStatus.INVALID_ARGUMENT) throw new Error(`refused with ${GrpcStatus[code]}: ${message}`);
+    // Named: a refusal that says which field is wrong (not a database's "out of range" after the fact).
+    if (!badRequest?.fieldViolations.some((v) => v.field !== ""))
+      throw new Error(`refused with INVALID_ARGUMENT naming no field: ${message}`);
     return undefined;
   }
 }

@@ -4,3 +4,4 @@ import { fileURLToPath } from "node:url";
 export const descriptorImagePath = fileURLToPath(new URL("../image.binpb", import.meta.url));
 
 export { type InputViolation, type InputWalkOptions, inputViolations } from "./input-rules.js";
+export { instantOf } from "./instant.js";

@@ -1,10 +1,11 @@
 import { create, type DescMessage, type MessageShape } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Aggregate, CommandHandler, Outcome, Projected } from "@rdm/command-handler";
 import type { Projection } from "@rdm/eventstore";
 import type { ServiceHandlers } from "@rdm/grpc";
 import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import type { YearlyKeys } from "@rdm/keys";
+import { instantOf } from "@rdm/proto";
 import type { ChangeRequest, FreezeWindow } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -50,7 +51,7 @@ export const FIRST_COMMIT_CLOCK_SKEW_MS = 5 * 60_000;
 
 /** A commit cannot have happened after now (allowing for clock skew): refused as invalid input. */
 function firstCommitTime(value: Timestamp | undefined, now: Date): Timestamp | undefined {
-  if (value && timestampDate(value).getTime() > now.getTime() + FIRST_COMMIT_CLOCK_SKEW_MS) {
+  if (value && instantOf(value).getTime() > now.getTime() + FIRST_COMMIT_CLOCK_SKEW_MS) {
     throw new InvalidArgument([
       { field: "first_commit_time", description: "must not be in the future (5 minutes of clock skew allowed)" },
     ]);

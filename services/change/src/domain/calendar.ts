@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { BOOKED_STATES } from "@rdm/domain-kernel/change";
+import { instantOf } from "@rdm/proto";
 import {
   type ChangeCollision,
   ChangeCollisionSchema,
@@ -17,7 +17,7 @@ export interface Interval {
 
 export function toInterval(window: TimeWindow | undefined): Interval | undefined {
   if (!window?.start || !window.end) return undefined;
-  return { start: timestampDate(window.start).getTime(), end: timestampDate(window.end).getTime() };
+  return { start: instantOf(window.start).getTime(), end: instantOf(window.end).getTime() };
 }
 
 /** [a.start, a.end) and [b.start, b.end) share an instant (touching ends do not overlap). */

@@ -1,8 +1,9 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
 import { lastPerKey, type Migration, type Projection, textArrayOfJson, unnestColumns } from "@rdm/eventstore";
 import { YearlyKeys, yearlyNumbersSql } from "@rdm/keys";
+import { instantOf } from "@rdm/proto";
 import {
   type ChangeRequest,
   ChangeRequestSchema,
@@ -77,7 +78,7 @@ export const readModelMigrations: Migration[] = [
   },
 ];
 
-const ts = (value: Timestamp | undefined) => (value ? timestampDate(value) : null);
+const ts = (value: Timestamp | undefined) => (value ? instantOf(value) : null);
 
 /**
  * Upserts the change requests' rows, one statement for them all (a group-committed batch of

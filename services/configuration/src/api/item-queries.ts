@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { NotFound } from "@rdm/grpc";
+import { instantOf } from "@rdm/proto";
 import { ConfigurationItemChangeSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   GetConfigurationItemHistoryResponseSchema,
@@ -36,7 +36,7 @@ export function itemQueryHandlers(
           "configuration item",
           request.ciId,
           request.asOf
-            ? `configuration item ${request.ciId} did not exist at ${timestampDate(request.asOf).toISOString()}`
+            ? `configuration item ${request.ciId} did not exist at ${instantOf(request.asOf).toISOString()}`
             : undefined,
         );
       }

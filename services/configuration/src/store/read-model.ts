@@ -1,6 +1,6 @@
 import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { byteaArray, lastPerKey, unnestColumns } from "@rdm/eventstore";
+import { instantOf } from "@rdm/proto";
 import {
   type Artifact,
   ArtifactSchema,
@@ -21,7 +21,7 @@ export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 
 /** An event's time (every stored event has one; the epoch otherwise, as a rebuild would write it). */
 const at = (timestamp: { seconds: bigint; nanos: number } | undefined) =>
-  timestamp ? timestampDate(timestamp as never) : new Date(0);
+  timestamp ? instantOf(timestamp as never) : new Date(0);
 
 /**
  * Many items in one statement (bulk import, a group-committed batch of commands); an id given

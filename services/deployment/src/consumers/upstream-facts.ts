@@ -1,6 +1,6 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
+import { instantOf } from "@rdm/proto";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
@@ -231,8 +231,8 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
           freezeWindowId,
           name,
           reason,
-          window?.start ? timestampDate(window.start) : null,
-          window?.end ? timestampDate(window.end) : null,
+          window?.start ? instantOf(window.start) : null,
+          window?.end ? instantOf(window.end) : null,
           scope?.all ?? false,
           scope?.ciIds ?? [],
           scope?.environments ?? [],
@@ -250,11 +250,7 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
       await tx.query(
         `INSERT INTO gate_changes (change_id, window_start, window_end) VALUES ($1, $2, $3)
          ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end`,
-        [
-          changeRequestId,
-          window?.start ? timestampDate(window.start) : null,
-          window?.end ? timestampDate(window.end) : null,
-        ],
+        [changeRequestId, window?.start ? instantOf(window.start) : null, window?.end ? instantOf(window.end) : null],
       );
       return;
     }

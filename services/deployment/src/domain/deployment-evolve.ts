@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type CopyOnceFold, foldCopyingOnce } from "@rdm/domain-kernel/fold";
+import { instantOf } from "@rdm/proto";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeploymentApprovalGranted,
@@ -241,6 +242,6 @@ export const fold = (events: DeploymentEvent[], state = initialState()): Deploym
 export const isTerminal = (deployment: Deployment) => TERMINAL.has(deployment.state);
 
 export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
-  timestamp ? timestampDate(timestamp) : undefined;
+  timestamp ? instantOf(timestamp) : undefined;
 
 export { timestampFromDate };

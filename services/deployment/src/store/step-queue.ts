@@ -1,5 +1,5 @@
 import { equals } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { instantOf } from "@rdm/proto";
 import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStepSchema, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { Queryable } from "./tables.js";
@@ -47,9 +47,9 @@ export async function syncStepQueue(
         requiredLabels,
         status,
         held,
-        step.availableAt ? timestampDate(step.availableAt) : null,
+        step.availableAt ? instantOf(step.availableAt) : null,
         step.fencingToken,
-        step.leaseExpiresAt ? timestampDate(step.leaseExpiresAt) : null,
+        step.leaseExpiresAt ? instantOf(step.leaseExpiresAt) : null,
       ],
     );
   }

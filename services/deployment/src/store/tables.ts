@@ -1,6 +1,7 @@
 import { fromBinary, fromJson, type JsonValue, toBinary, toJson } from "@bufbuild/protobuf";
-import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { lastPerKey, type Migration, textArrayOfJson, unnestColumns } from "@rdm/eventstore";
+import { instantOf } from "@rdm/proto";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeployedArtifact,
@@ -274,7 +275,7 @@ export async function saveDeployments(tx: Queryable, given: readonly Deployment[
         deployment.state,
         JSON.stringify(packageKey(deployment.artifacts)),
         // The plan's time (milliseconds, as the page tokens carry it), which a rebuild finds again.
-        (deployment.createdAt ? timestampDate(deployment.createdAt) : new Date(0)).toISOString(),
+        (deployment.createdAt ? instantOf(deployment.createdAt) : new Date(0)).toISOString(),
         toBinary(DeploymentSchema, deployment),
       ]),
       7,

@@ -1,7 +1,7 @@
 import { createRegistry, type DescMessage, fromBinary, type Message } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
 import { type ChunkHandler, type CloudEvent, checkEvent, PermanentError } from "@rdm/messaging";
+import { instantOf } from "@rdm/proto";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type pg from "pg";
 
@@ -101,7 +101,7 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
       envelope,
       data: envelope.data,
       version: metadata.streamVersion,
-      occurredAt: metadata.occurredAt ? timestampDate(metadata.occurredAt) : envelope.time,
+      occurredAt: metadata.occurredAt ? instantOf(metadata.occurredAt) : envelope.time,
       actor: metadata.actor,
     };
   };

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { instantOf } from "@rdm/proto";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
@@ -40,7 +40,7 @@ export function releaseApprovalAndTaskHandlers(
       name: r.name,
       required: r.required,
       assignee: r.assignee,
-      dueAt: r.dueAt ? timestampDate(r.dueAt) : undefined,
+      dueAt: r.dueAt ? instantOf(r.dueAt) : undefined,
     })),
     assignReleaseTask: cmd("assignReleaseTask", (r: api.AssignReleaseTaskRequest) => ({
       kind: "assignTask",

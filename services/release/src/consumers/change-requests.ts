@@ -1,6 +1,6 @@
 import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging";
+import { instantOf } from "@rdm/proto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -33,7 +33,7 @@ function stateOf(event: CloudEvent) {
     changeRequestId: message.changeRequestId,
     state: ChangeState[message.state] ?? "UNSPECIFIED",
     linkedReleaseId: message.linkedReleaseId,
-    at: message.metadata?.occurredAt ? timestampDate(message.metadata.occurredAt) : event.time,
+    at: message.metadata?.occurredAt ? instantOf(message.metadata.occurredAt) : event.time,
     version: message.metadata?.streamVersion ?? 0n,
   };
 }

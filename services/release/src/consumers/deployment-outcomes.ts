@@ -1,8 +1,8 @@
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type CommandHandler, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
 import type { Migration } from "@rdm/eventstore";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
+import { instantOf } from "@rdm/proto";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentFailedSchema,
@@ -126,7 +126,7 @@ export async function reactToDeploymentEvent(
     // The deployment service's word, else the promotion order as this service has read it so far.
     production: outcome.production ?? (await isProduction(tx, outcome.environment)),
     reason: outcome.reason ?? "",
-    occurredAt: occurredAt ? timestampDate(occurredAt) : event.time,
+    occurredAt: occurredAt ? instantOf(occurredAt) : event.time,
     ...(kind === DeploymentOutcome.SUCCEEDED
       ? { artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId) }
       : {}),

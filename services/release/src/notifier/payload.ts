@@ -1,6 +1,6 @@
 import { createRegistry, type DescMessage, type JsonObject, type Message, toJson } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
+import { instantOf } from "@rdm/proto";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -52,8 +52,8 @@ export const eventJson = (schema: DescMessage, message: Message): JsonObject =>
   toJson(schema, message, { registry: notifiableEvents }) as JsonObject;
 
 export const occurredAtOf = (message: Message, fallback: Date): Date => {
-  const at = (message as { metadata?: { occurredAt?: Parameters<typeof timestampDate>[0] } }).metadata?.occurredAt;
-  return at ? timestampDate(at) : fallback;
+  const at = (message as { metadata?: { occurredAt?: Parameters<typeof instantOf>[0] } }).metadata?.occurredAt;
+  return at ? instantOf(at) : fallback;
 };
 
 /** Links to the gateway's views of what the event is about. */

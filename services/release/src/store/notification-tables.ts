@@ -1,6 +1,6 @@
 import { toBinary } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Migration } from "@rdm/eventstore";
+import { instantOf } from "@rdm/proto";
 import { type Subscription, SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { type Release, ReleaseStatus, TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
@@ -73,7 +73,7 @@ export const taskDeadlineRows = (releases: Release[]) =>
     release.status === ReleaseStatus.ACTIVE
       ? release.tasks.flatMap((task) =>
           task.status !== TaskStatus.DONE && task.status !== TaskStatus.CANCELLED && task.dueAt
-            ? [[release.releaseId, task.taskId, timestampDate(task.dueAt).toISOString()] as const]
+            ? [[release.releaseId, task.taskId, instantOf(task.dueAt).toISOString()] as const]
             : [],
         )
       : [],
@@ -93,7 +93,7 @@ export async function saveSubscription(db: Pick<pg.PoolClient, "query">, s: Subs
       s.subscriptionId,
       s.owner,
       s.status,
-      s.activeSince ? timestampDate(s.activeSince) : new Date(0),
+      s.activeSince ? instantOf(s.activeSince) : new Date(0),
       s.fromConfiguration,
       Buffer.from(toBinary(SubscriptionSchema, s)),
     ],

@@ -1,7 +1,7 @@
 import { toBinary } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Projected } from "@rdm/command-handler";
 import { lastPerKey, type Projection, unnestColumns } from "@rdm/eventstore";
+import { instantOf } from "@rdm/proto";
 import { SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { type Release, ReleaseSchema, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
@@ -121,10 +121,8 @@ function releaseIndexRow(release: Release) {
     release.phase,
     release.status,
     release.owner,
-    (release.registeredAt ? timestampDate(release.registeredAt) : new Date(0)).toISOString(),
-    release.phaseDueAt && release.status === ReleaseStatus.ACTIVE
-      ? timestampDate(release.phaseDueAt).toISOString()
-      : null,
+    (release.registeredAt ? instantOf(release.registeredAt) : new Date(0)).toISOString(),
+    release.phaseDueAt && release.status === ReleaseStatus.ACTIVE ? instantOf(release.phaseDueAt).toISOString() : null,
     indexedBytes(release),
     taskOverdueCount(release),
   ] as const;
@@ -156,7 +154,7 @@ function deadlinesOf(items: Item[]): Deadline[] {
         releaseId: release.releaseId,
         phaseEntry: release.phaseEntry,
         kind: "missed",
-        dueAt: timestampDate(release.phaseDueAt),
+        dueAt: instantOf(release.phaseDueAt),
       });
     for (const event of events) {
       if (event.$typeName === "rdm.release.v1.ReleaseDeadlineMissed" && event.dueAt)
@@ -164,7 +162,7 @@ function deadlinesOf(items: Item[]): Deadline[] {
           releaseId: release.releaseId,
           phaseEntry: event.phaseEntry,
           kind: "escalation",
-          dueAt: new Date(timestampDate(event.dueAt).getTime() + durationMs(model?.escalationGrace)),
+          dueAt: new Date(instantOf(event.dueAt).getTime() + durationMs(model?.escalationGrace)),
         });
     }
     return deadlines;
@@ -201,7 +199,7 @@ function deliveriesOf(items: Item[]): Delivery[] {
                 recipients: event.recipients,
                 phase: event.phase,
                 occurredAt: event.metadata?.occurredAt
-                  ? timestampDate(event.metadata.occurredAt).toISOString()
+                  ? instantOf(event.metadata.occurredAt).toISOString()
                   : ctx.now.toISOString(),
                 actor: event.metadata?.actor ?? "",
               }),

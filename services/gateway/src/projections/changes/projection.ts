@@ -1,6 +1,7 @@
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { boardFor, type ChangeRequestEvent, type ChangeServiceEvent } from "@rdm/domain-kernel/change";
 import { CHANGE_EVENTS_TOPIC } from "@rdm/messaging";
+import { instantOf } from "@rdm/proto";
 import {
   ApprovalDecisionSchema,
   ChangeBoardSchema,
@@ -23,7 +24,7 @@ import { enumName as name } from "../enums.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { changeProjectionMigrations } from "./migrations.js";
 
-const date = (value: Timestamp | undefined) => (value ? timestampDate(value) : null);
+const date = (value: Timestamp | undefined) => (value ? instantOf(value) : null);
 const windowStart = (w: TimeWindow | undefined) => date(w?.start);
 const windowEnd = (w: TimeWindow | undefined) => date(w?.end);
 const collisionJson = (collisions: ChangeCollision[]) =>

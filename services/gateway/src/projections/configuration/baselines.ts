@@ -1,6 +1,7 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { foldBaseline } from "@rdm/domain-kernel/configuration";
+import { instantOf } from "@rdm/proto";
 import { type BaselineEntry, EnvironmentHealthSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   type BaselineDeploymentRecorded,
@@ -30,9 +31,9 @@ const entryJson = (e: BaselineEntry, at: Date) => ({
   artifactVersion: e.artifactVersion,
   artifactId: e.artifactId,
   deploymentId: e.deploymentId,
-  deployedAt: e.deployedAt ? timestampDate(e.deployedAt) : at,
+  deployedAt: e.deployedAt ? instantOf(e.deployedAt) : at,
 });
-const when = (t: Timestamp | undefined, fallback: Date) => (t ? timestampDate(t) : fallback);
+const when = (t: Timestamp | undefined, fallback: Date) => (t ? instantOf(t) : fallback);
 
 /**
  * Keeps the baseline views equal to the configuration service's baselines: every recorded
@@ -92,7 +93,7 @@ async function refoldBaseline(tx: pg.PoolClient, environment: string, at: Date):
       baseline.lastDeploymentId,
       JSON.stringify(baseline.lastKnownGood.map((e) => entryJson(e, updatedAt))),
       baseline.lastKnownGoodDeploymentId || null,
-      baseline.lastKnownGoodAt ? timestampDate(baseline.lastKnownGoodAt) : null,
+      baseline.lastKnownGoodAt ? instantOf(baseline.lastKnownGoodAt) : null,
       baseline.version.toString(),
       updatedAt,
     ],

@@ -3,7 +3,8 @@
  * steps, the schedule window, the protection approvals, and each step's and target's state. One
  * handler per event type in a table: a new event type is one more entry.
  */
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
+import { instantOf } from "@rdm/proto";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   type DeploymentApprovalGranted,
@@ -89,7 +90,7 @@ interface Context {
 }
 type Handler<M> = (plan: DeploymentPlan, message: M, context: Context) => DeploymentPlan;
 
-const iso = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
+const iso = (t: Timestamp | undefined) => (t ? instantOf(t).toISOString() : null);
 const windowOf = (w: TimeWindow | undefined) => (w ? { start: iso(w.start), end: iso(w.end) } : null);
 const stepOf = (s: DeploymentStep): PlanStep => ({
   index: s.index,

@@ -1,5 +1,4 @@
 import { fromBinary, fromJson, fromJsonString, type JsonValue, toJson } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import {
   evolve,
   fold,
@@ -10,6 +9,7 @@ import {
 } from "@rdm/domain-kernel/release";
 import { unnestColumns } from "@rdm/eventstore";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import { instantOf } from "@rdm/proto";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
@@ -170,15 +170,15 @@ function viewValues({ state, logLength, registeredAt, updatedAt, mayBeNew }: Vie
     r.coordinator,
     JSON.stringify(r.stakeholders),
     enumName(RiskLevelSchema, r.risk),
-    r.plannedWindow?.start ? timestampDate(r.plannedWindow.start) : null,
-    r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+    r.plannedWindow?.start ? instantOf(r.plannedWindow.start) : null,
+    r.plannedWindow?.end ? instantOf(r.plannedWindow.end) : null,
     enumName(ReleasePhaseSchema, r.phase),
     r.registeredBy,
     registeredAt,
     r.version.toString(),
     updatedAt,
     enumName(ReleaseStatusSchema, r.status),
-    r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? timestampDate(r.phaseDueAt) : null,
+    r.phaseDueAt && r.status === ReleaseStatus.ACTIVE ? instantOf(r.phaseDueAt) : null,
     snapshot,
     model,
     logLength + r.log.length,

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { DecisionContext } from "@rdm/command-handler";
+import { instantOf } from "@rdm/proto";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { durationMs } from "../models.js";
 import { refuse, requireActive } from "./rules.js";
@@ -17,7 +17,7 @@ export function escalateDeadline(
   const miss = release.deadlineMisses.find((m) => m.phaseEntry === command.phaseEntry);
   if (!miss?.dueAt) return refuse("deadline.missed_first", "the deadline was not reported missed");
   if (miss.escalated) refuse("deadline.escalated_once", "the missed deadline was already escalated");
-  if (timestampDate(miss.dueAt).getTime() + durationMs(model.escalationGrace) > ctx.now.getTime())
+  if (instantOf(miss.dueAt).getTime() + durationMs(model.escalationGrace) > ctx.now.getTime())
     refuse("deadline.grace_passed", "the escalation grace period has not passed yet");
   return [
     create(ev.ReleaseDeadlineEscalatedSchema, {

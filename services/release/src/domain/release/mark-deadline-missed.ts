@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { DecisionContext } from "@rdm/command-handler";
+import { instantOf } from "@rdm/proto";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { refuse, requireActive } from "./rules.js";
 import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
@@ -14,7 +14,7 @@ export function markDeadlineMissed(
   const { release } = requireActive(state);
   if (release.phaseEntry !== command.phaseEntry) refuse("deadline.phase_current", "the phase was left in time");
   if (!release.phaseDueAt) return refuse("deadline.exists", "the phase has no deadline");
-  if (timestampDate(release.phaseDueAt) > ctx.now) refuse("deadline.passed", "the deadline has not passed yet");
+  if (instantOf(release.phaseDueAt) > ctx.now) refuse("deadline.passed", "the deadline has not passed yet");
   if (release.deadlineMisses.some((m) => m.phaseEntry === command.phaseEntry))
     refuse("deadline.missed_once", "the missed deadline was already reported");
   return [

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { DecisionContext } from "@rdm/command-handler";
+import { instantOf } from "@rdm/proto";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { refuse, requireActive, requireOpenTask } from "./rules.js";
 import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
@@ -15,7 +15,7 @@ export function markTaskOverdue(
   const { release } = requireActive(state);
   const task = requireOpenTask(release, command.taskId);
   if (!task.dueAt) return refuse("task_deadline.exists", "the task has no due time", undefined, command.taskId);
-  if (timestampDate(task.dueAt) > ctx.now)
+  if (instantOf(task.dueAt) > ctx.now)
     refuse("task_deadline.passed", "the task is not due yet", undefined, command.taskId);
   if (task.overdue)
     refuse("task_deadline.reported_once", "the overdue task was already reported", undefined, command.taskId);

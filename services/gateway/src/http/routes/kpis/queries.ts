@@ -1,5 +1,5 @@
 import { fromJson, type JsonValue } from "@bufbuild/protobuf";
-import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { instantOf } from "@rdm/proto";
 import {
   ApprovalStatus,
   type Release,
@@ -72,19 +72,19 @@ function releaseFact(releaseId: string, registeredAt: Date, r: Release, firstCom
     releaseId,
     registeredAt,
     firstCommitAt,
-    plannedEnd: r.plannedWindow?.end ? timestampDate(r.plannedWindow.end) : null,
+    plannedEnd: r.plannedWindow?.end ? instantOf(r.plannedWindow.end) : null,
     services: [...new Set(r.package.map((a) => a.configurationItemId).filter(Boolean))],
     neededFix: r.review !== undefined && NEEDED_FIX.has(r.review.outcome),
     approvals: r.approvals.flatMap((a) => {
       if (!a.requestedAt) return [];
       const decided = a.status === ApprovalStatus.APPROVED || a.status === ApprovalStatus.REJECTED;
-      const votes = a.votes.flatMap((v) => (v.at ? [timestampDate(v.at)] : []));
+      const votes = a.votes.flatMap((v) => (v.at ? [instantOf(v.at)] : []));
       const decidedAt = decided && votes.length ? new Date(Math.max(...votes.map((v) => v.getTime()))) : null;
-      return [{ requestedAt: timestampDate(a.requestedAt), decidedAt }];
+      return [{ requestedAt: instantOf(a.requestedAt), decidedAt }];
     }),
     deadlineMisses: r.deadlineMisses.flatMap((m) =>
       m.dueAt
-        ? [{ phase: enumName(ReleasePhaseSchema, m.phase), dueAt: timestampDate(m.dueAt), escalated: m.escalated }]
+        ? [{ phase: enumName(ReleasePhaseSchema, m.phase), dueAt: instantOf(m.dueAt), escalated: m.escalated }]
         : [],
     ),
   };

@@ -1,6 +1,7 @@
 import { fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import { type Timestamp, timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { gateConditions, type LinkedChangeState, nextPhase } from "@rdm/domain-kernel/release";
+import { instantOf } from "@rdm/proto";
 import { ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import {
   ApprovalStatusSchema,
@@ -69,7 +70,7 @@ export interface HistoryRow {
   request_id: string;
 }
 
-const date = (t: Timestamp | undefined) => (t ? timestampDate(t).toISOString() : null);
+const date = (t: Timestamp | undefined) => (t ? instantOf(t).toISOString() : null);
 const phaseName = (p: number) => enumName(ReleasePhaseSchema, p);
 
 const approvalsOf = (release: Release) =>
