@@ -21,7 +21,7 @@ import { isBehindExpected, isDeadlock } from "./conflicts.js";
 import type { DomainEvent, EventCodec } from "./event-codec.js";
 import { DEFAULT_MAX_EVENT_BYTES, refuseOversizedEvents } from "./event-size.js";
 import { answerFor, answerToRecord, recordedAnswer } from "./recorded-answer.js";
-import { isRuleViolation } from "./rule-violation.js";
+import { isRuleViolation, namingTheMissing } from "./rule-violation.js";
 import { StateCache } from "./state-cache.js";
 
 /** A decided command before its append: the outcome it will have, and the version it expects. */
@@ -246,7 +246,12 @@ export class CommandHandler<E extends DomainEvent> {
     await command.prepare?.(tx);
     const now = this.clock();
     const ctx: DecisionContext = { actor: origin.actor, groups: origin.groups ?? [], now, newId: this.newId };
-    const decided = await command.decide(loaded.state, ctx, tx);
+    let decided: ES[];
+    try {
+      decided = await command.decide(loaded.state, ctx, tx);
+    } catch (error) {
+      throw namingTheMissing(error, command.aggregate, loaded.streamId);
+    }
     const all =
       decided.length > 0 && command.policy ? [...decided, ...command.policy(decided, loaded.state, ctx)] : decided;
     const events = this.stamp(all, origin, loaded.streamId, loaded.version, now);

@@ -22,6 +22,11 @@ export interface SnapshotReader<S> {
 export interface Aggregate<S, E extends DomainEvent> {
   /** Stream category recorded with the events; default: the stream id up to its first "-". */
   streamType?: string;
+  /**
+   * The id clients know a stream's aggregate by, for a NOT_FOUND naming it (default: the stream
+   * id, as for releases and changes; `subscription-<id>` names subscription `<id>`).
+   */
+  idOf?(streamId: string): string;
   initialState(): S;
   evolve(state: S, event: E): S;
   /** evolve over many events at once, when the aggregate has a cheaper way than one by one. */

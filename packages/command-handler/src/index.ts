@@ -30,6 +30,7 @@ export {
 export { answerOf } from "./recorded-answer.js";
 export {
   isRuleViolation,
+  namingTheMissing,
   type RuleCondition,
   RuleViolation,
   type RuleViolationCode,

@@ -1,3 +1,5 @@
+import type { Aggregate } from "./command.js";
+import type { DomainEvent } from "./event-codec.js";
 /** One condition that refused a command: `rule` names it, `subject` says what it is about (a field, for INVALID_ARGUMENT). */
 export interface RuleCondition {
   rule: string;
@@ -53,3 +55,20 @@ export const isRuleViolation = (error: unknown, rule?: string): error is RuleVio
   error instanceof Error &&
   error.name === "RuleViolation" &&
   (rule === undefined || (error as RuleViolation).rule === rule);
+
+/**
+ * A decider's NOT_FOUND that names nothing, or only the resource's type, is about the commanded
+ * stream's own aggregate (absent, or the stream holds another kind's events), whose id a decider
+ * does not see in an empty state: the refusal names it then (ResourceInfo's name). A refusal about
+ * something within the aggregate (a task, a step) names that itself.
+ */
+export function namingTheMissing(
+  error: unknown,
+  aggregate: Pick<Aggregate<unknown, DomainEvent>, "idOf">,
+  streamId: string,
+): unknown {
+  if (!isRuleViolation(error) || error.code !== "NOT_FOUND") return error;
+  if (error.subject !== "" && error.subject !== error.resourceType) return error;
+  const subject = aggregate.idOf?.(streamId) ?? streamId;
+  return new RuleViolation(error.code, error.rule, error.message, { subject, resourceType: error.resourceType });
+}

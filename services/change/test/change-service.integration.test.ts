@@ -768,6 +768,27 @@ test("ids of the other kinds of record are NOT_FOUND, not INTERNAL; ids in upper
       code(manager.getChange({ changeRequestId: freezeId })),
     ]),
   ).toEqual(["FAILED_PRECONDITION", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND", "NOT_FOUND"]);
+  // A command's NOT_FOUND names what is missing by the id the client sent: the record (absent,
+  // or of another kind), or the task within it.
+  const missing = (call: Promise<unknown>) =>
+    call.then(
+      () => undefined,
+      (e: unknown) => errorDetails(e).resourceInfo,
+    );
+  const [unknown, unknownTask] = [randomUUID(), randomUUID()];
+  expect(
+    await Promise.all([
+      missing(manager.updateChange({ ...rid(), changeRequestId: unknown, title: "Renamed change" })),
+      missing(manager.liftFreezeWindow({ ...rid(), freezeWindowId: changeId, reason: "x" })),
+      missing(manager.retireStandardChangeTemplate({ ...rid(), templateId: unknown, reason: "x" })),
+      missing(manager.completeChangeTask({ ...rid(), changeRequestId: changeId, taskId: unknownTask })),
+    ]),
+  ).toEqual([
+    expect.objectContaining({ resourceName: unknown }),
+    expect.objectContaining({ resourceName: changeId }),
+    expect.objectContaining({ resourceName: unknown }),
+    expect.objectContaining({ resourceType: "change task", resourceName: unknownTask }),
+  ]);
   expect(
     await Promise.all([
       code(manager.getChange({ changeRequestId: changeId.toUpperCase() })),

@@ -125,7 +125,14 @@ function refusal(result: ImportItemResult | undefined) {
 
 test("mixed valid and invalid items: each invalid or refused item gets its error, the others are committed", async () => {
   const [a, b, bad, nul] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
-  const [ab, self, missing, again, unknownRef] = [randomUUID(), randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+  const [ab, self, missing, again, unknownRef, noSource] = [
+    randomUUID(),
+    randomUUID(),
+    randomUUID(),
+    randomUUID(),
+    randomUUID(),
+    randomUUID(),
+  ];
   const { results } = await client.importConfiguration([
     {
       items: [
@@ -139,11 +146,12 @@ test("mixed valid and invalid items: each invalid or refused item gets its error
         relate(missing, byRequest(a), byId("ci-nowhere")),
         relate(again, byRequest(a), byRequest(b)),
         relate(unknownRef, byRequest(a), byRequest(randomUUID())),
+        relate(noSource, byId("ci-absent-source"), byRequest(b)),
       ],
     },
   ]);
-  expect(results).toHaveLength(10);
-  const [ra, rbad, rb, rnul, rnone, rab, rself, rmissing, ragain, runknown] = results;
+  expect(results).toHaveLength(11);
+  const [ra, rbad, rb, rnul, rnone, rab, rself, rmissing, ragain, runknown, rnoSource] = results;
   expect([ra, rb, rab, ragain].map((r) => r?.error)).toEqual([undefined, undefined, undefined, undefined]);
   expect(ra).toMatchObject({ requestId: a, created: true });
   expect(rb).toMatchObject({ requestId: b, created: true });
@@ -162,6 +170,8 @@ test("mixed valid and invalid items: each invalid or refused item gets its error
   expect(refusal(rself)).toMatchObject({ code: status.FAILED_PRECONDITION, rule: "relationship.no_self_reference" });
   expect(refusal(rmissing)).toMatchObject({ code: status.NOT_FOUND, resource: "ci-nowhere" });
   expect(refusal(runknown)).toMatchObject({ code: status.NOT_FOUND });
+  // A source that does not exist is named too, as AddRelationship names it.
+  expect(refusal(rnoSource)).toMatchObject({ code: status.NOT_FOUND, resource: "ci-absent-source" });
 
   const source = await client.getConfigurationItem({ ciId: ra?.ciId as string });
   expect(source.item).toMatchObject({ version: 2n, relationships: [{ targetCiId: rb?.ciId }] });

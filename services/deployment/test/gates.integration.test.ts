@@ -319,6 +319,17 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
     }),
     status.NOT_FOUND,
   );
+  // A command on a deployment or an environment that does not exist names it as the client does.
+  const unknown = randomUUID();
+  const resource = (call: Promise<unknown>) =>
+    call.then(
+      () => undefined,
+      (e: unknown) => errorDetails(e).resourceInfo,
+    );
+  expect(await resource(deployer.pauseDeployment({ ...rid(), deploymentId: unknown, reason: "wait" }))).toMatchObject({
+    resourceType: "deployment",
+    resourceName: unknown,
+  });
 });
 
 test("ids and names longer than the CMDB's and the DML's are refused where they enter, naming the field", async () => {

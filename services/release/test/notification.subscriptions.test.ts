@@ -345,6 +345,11 @@ test("roles, validation, unknown ids, the configured default subscription, and n
     status.NOT_FOUND,
   );
   expect((await failure(manager.listNotificationDeliveries({ releaseId: randomUUID() }))).code).toBe(status.NOT_FOUND);
+  // A command on an unknown subscription names it, as the client knows it.
+  const unknown = randomUUID();
+  expect(
+    (await failure(notifications.pauseSubscription({ ...req(), subscriptionId: unknown, reason: "x" }))).resourceInfo,
+  ).toMatchObject({ resourceType: "subscription", resourceName: unknown });
   // The default target still gets the release's own notifications, as before subscriptions.
   await waitFor(() => receiver.at("/default").length > 0, { description: "default subscription delivery" });
 });

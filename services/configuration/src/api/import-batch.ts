@@ -1,5 +1,11 @@
 import { create, toBinary } from "@bufbuild/protobuf";
-import { answerOf, type CommandOrigin, isRuleViolation, refuseOversizedEvents } from "@rdm/command-handler";
+import {
+  answerOf,
+  type CommandOrigin,
+  isRuleViolation,
+  namingTheMissing,
+  refuseOversizedEvents,
+} from "@rdm/command-handler";
 import type { BulkAppendOptions, CommandResult, ExpectedVersion, NewEvent } from "@rdm/eventstore";
 import type { CallContext } from "@rdm/grpc";
 import type { ConfigurationItem, Relationship } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -211,7 +217,12 @@ export class BatchDecider {
     result: ImportItemResult,
     command: ConfigurationItemCommand,
   ): ConfigurationItemEvent[] {
-    const decided = itemAggregate.decide(command, stream.state);
+    let decided: ConfigurationItemEvent[];
+    try {
+      decided = itemAggregate.decide(command, stream.state);
+    } catch (error) {
+      throw namingTheMissing(error, {}, streamId); // as the command handler names it
+    }
     if (decided.length === 0) return decided;
     const origin: CommandOrigin = {
       actor: this.ctx.principal.subject,

@@ -26,6 +26,7 @@ export const deployments: Aggregate<DeploymentAggregateState, DeploymentEvent> =
 /** Environments are streams named "environment-<name>". */
 export const environments: Aggregate<EnvironmentState, EnvironmentEvent> = {
   streamType: "environment",
+  idOf: (streamId) => streamId.slice("environment-".length),
   initialState: () => ({ environment: undefined }),
   evolve: evolveEnvironment,
 };

@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { RuleViolation } from "@rdm/command-handler";
 import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeploymentStep,
@@ -16,7 +17,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { failAndRollBack, rolledBack, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
-import { refuse, violation } from "./rule-violation.js";
+import { refuse } from "./rule-violation.js";
 
 export interface StepLease {
   stepIndex: number;
@@ -55,7 +56,11 @@ const rollbackRetryPauseMs = (failures: number) => Math.min(5_000 * 2 ** Math.mi
 /** NOT_FOUND, as the API's lease check answers for a step the deployment does not have. */
 const stepOf = (deployment: Deployment, index: number): DeploymentStep => {
   const step = deployment.steps[index];
-  if (!step) throw violation("NOT_FOUND", "step.unknown", `the deployment has no step ${index}`, [], "step");
+  if (!step)
+    throw new RuleViolation("NOT_FOUND", "step.unknown", `the deployment has no step ${index}`, {
+      subject: String(index),
+      resourceType: "step",
+    });
   return step;
 };
 

@@ -25,6 +25,7 @@ export const subscriptionCodec = eventCodec<SubscriptionEvent>(
 /** Subscription streams: `subscription-<id>`, of type "subscription", in the release service's store. */
 export const subscriptions: Aggregate<SubscriptionState, SubscriptionEvent> = {
   streamType: "subscription",
+  idOf: (streamId) => streamId.slice("subscription-".length),
   initialState,
   evolve,
 };

@@ -1,4 +1,5 @@
 import { create } from "@bufbuild/protobuf";
+import { RuleViolation } from "@rdm/command-handler";
 import { type ChangeRequest, ChangeTaskState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeTaskCompletedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { changeRuleViolation } from "../rule-violation.js";
@@ -9,13 +10,10 @@ import type { ChangeRequestEvent } from "./types.js";
 export function completeTask(command: C.CompleteTask, change: ChangeRequest): ChangeRequestEvent[] {
   const task = change.tasks.find((t) => t.taskId === command.taskId);
   if (!task) {
-    throw changeRuleViolation(
-      "NOT_FOUND",
-      "change.task.exists",
-      `change ${change.key} has no task ${command.taskId}`,
-      [],
-      "change task",
-    );
+    throw new RuleViolation("NOT_FOUND", "change.task.exists", `change ${change.key} has no task ${command.taskId}`, {
+      subject: command.taskId,
+      resourceType: "change task",
+    });
   }
   if (TERMINAL.includes(change.state)) {
     throw changeRuleViolation(
