@@ -153,15 +153,20 @@ export class InvalidArgument extends RpcError {
     message?: string,
   ) {
     const listed = listedWithin(fieldViolations, (v) => [v.field, v.description, v.reason ?? ""]);
-    super(GrpcStatus.INVALID_ARGUMENT, message ?? describeFieldViolations(listed, fieldViolations.length), [
-      packDetail(BadRequestSchema, {
-        fieldViolations: listed.map((v) => ({
-          field: detailText(v.field),
-          description: detailText(v.description),
-          reason: detailText(v.reason ?? ""),
-        })),
-      }),
-    ]);
+    // Without a field to name (bytes that are no request message), no BadRequest: an empty one
+    // tells a client nothing the status does not.
+    const badRequest = packDetail(BadRequestSchema, {
+      fieldViolations: listed.map((v) => ({
+        field: detailText(v.field),
+        description: detailText(v.description),
+        reason: detailText(v.reason ?? ""),
+      })),
+    });
+    super(
+      GrpcStatus.INVALID_ARGUMENT,
+      message ?? describeFieldViolations(listed, fieldViolations.length),
+      listed.length > 0 ? [badRequest] : [],
+    );
     this.name = "InvalidArgument";
   }
 }

@@ -408,6 +408,8 @@ describe("validation (protovalidate)", () => {
     const details = errorDetails(error);
     expect(details.code).toBe(GrpcStatus.INVALID_ARGUMENT);
     expect(details.message).toMatch(/not a valid rdm\.release\.v1\.RegisterReleaseRequest/);
+    // No field to name, so no BadRequest (an empty one would say nothing).
+    expect(details.badRequest).toBeUndefined();
     raw.close();
     const client = createGrpcClient(ReleaseService, address, { token: await token(["release-manager"]) });
     await expect(client.registerRelease(validRegistration())).resolves.toBeDefined();
