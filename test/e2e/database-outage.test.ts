@@ -122,7 +122,11 @@ test("losing PostgreSQL: not ready and UNAVAILABLE meanwhile, no crash, and ever
         timeoutMs: 15_000,
         description: "release health NOT_SERVING while the database hangs",
       });
-      expect(await heldUp).toMatchObject({ code: grpc.status.UNAVAILABLE });
+      // Answered as a call in flight (not refused on entry, which would say "not serving now").
+      expect(await heldUp).toMatchObject({
+        code: grpc.status.UNAVAILABLE,
+        details: expect.stringMatching(/stopped answering while the call was in flight/),
+      });
       await waitFor(async () => (await probe("/readyz")).status === 503, {
         timeoutMs: 15_000,
         description: "gateway not ready while the database hangs",

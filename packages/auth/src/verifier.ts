@@ -132,8 +132,8 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
   };
 }
 
-/** The longest subject taken, in characters (an e-mail address is at most 254). */
-export const MAX_SUBJECT_LENGTH = 256;
+/** The longest subject taken, in characters: as long as the owner and actor fields that hold one. */
+export const MAX_SUBJECT_LENGTH = 200;
 /** A control character (C0 or DEL), or half of a surrogate pair alone: no part of a name. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const NOT_IN_A_SUBJECT = /[\u0000-\u001F\u007F]|\p{Surrogate}/u;

@@ -157,7 +157,7 @@ describe("createTokenVerifier with an HS256 secret", () => {
       "tab\there",
       "a\u007f",
       "x\ud800y",
-      "z".repeat(257),
+      "z".repeat(201),
     ]) {
       const blank = await new SignJWT({ roles: [], sub } as never)
         .setProtectedHeader({ alg: "HS256" })
@@ -169,8 +169,8 @@ describe("createTokenVerifier with an HS256 secret", () => {
     }
   });
 
-  test("a subject of any script up to 256 characters is taken as it is", async () => {
-    for (const sub of ["olivia", "Ölçer Ñandú 李小龙 🚀", `${"o".repeat(255)}🚀`, "cn=Olivia Ops,ou=people"]) {
+  test("a subject of any script up to 200 characters is taken as it is", async () => {
+    for (const sub of ["olivia", "Ölçer Ñandú 李小龙 🚀", `${"o".repeat(199)}🚀`, "cn=Olivia Ops,ou=people"]) {
       const token = await new SignJWT({ roles: [] })
         .setProtectedHeader({ alg: "HS256" })
         .setSubject(sub)

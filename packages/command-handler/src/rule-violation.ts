@@ -57,18 +57,17 @@ export const isRuleViolation = (error: unknown, rule?: string): error is RuleVio
   (rule === undefined || (error as RuleViolation).rule === rule);
 
 /**
- * A decider's NOT_FOUND that names nothing, or only the resource's type, is about the commanded
- * stream's own aggregate (absent, or the stream holds another kind's events), whose id a decider
- * does not see in an empty state: the refusal names it then (ResourceInfo's name). A refusal about
- * something within the aggregate (a task, a step) names that itself.
+ * A decider's NOT_FOUND that names no subject is about the commanded stream's own aggregate
+ * (absent, or the stream holds another kind's events), whose id a decider does not see in an
+ * empty state: the refusal names it then (ResourceInfo's name). A refusal about something within
+ * the aggregate (a task, a step) or elsewhere names that itself.
  */
 export function namingTheMissing(
   error: unknown,
   aggregate: Pick<Aggregate<unknown, DomainEvent>, "idOf">,
   streamId: string,
 ): unknown {
-  if (!isRuleViolation(error) || error.code !== "NOT_FOUND") return error;
-  if (error.subject !== "" && error.subject !== error.resourceType) return error;
+  if (!isRuleViolation(error) || error.code !== "NOT_FOUND" || error.subject !== "") return error;
   const subject = aggregate.idOf?.(streamId) ?? streamId;
   return new RuleViolation(error.code, error.rule, error.message, { subject, resourceType: error.resourceType });
 }

@@ -302,7 +302,7 @@ export function createGrpcServer<T extends GenServiceMethods[]>(options: GrpcSer
     health: {
       setServing(service, serving) {
         health.setServing(service ?? "", serving);
-        if (!serving) gate.failCallsInFlight(service);
+        if (!serving) gate.failCallsInFlight(service || undefined);
       },
     },
   };

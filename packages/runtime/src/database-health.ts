@@ -53,13 +53,16 @@ export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): Dat
   };
 
   const reach = async (attempt: { abandoned: boolean }) => {
-    if (session) {
+    const kept = session;
+    if (kept) {
       try {
-        await session.query();
+        await kept.query();
         return;
       } catch {
-        drop(); // lost since the last probe: try a new one before saying the database is gone
-        if (attempt.abandoned) return;
+        // Lost since the last probe: try a new one before saying the database is gone (unless
+        // this probe was given up or the watch stopped meanwhile, which closed it).
+        if (session === kept) drop();
+        if (attempt.abandoned || stopped) return;
       }
     }
     const opened = await openSession();

@@ -96,9 +96,10 @@ async function startTempPostgres(): Promise<{ url: string; stop: () => Promise<v
     const server = await startEmbeddedPostgresProcess({
       dataDir: path.join(dataDir, "data"),
       port: await freePort(),
-      // A throwaway cluster: durability buys nothing here, speed does.
+      // A throwaway cluster: durability buys nothing here, speed does. Connections: three test
+      // files at once, each with up to five components of 21 (a pool and a database watch).
       initdbFlags: ["--no-sync"],
-      settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "300" },
+      settings: { fsync: "off", synchronous_commit: "off", full_page_writes: "off", max_connections: "500" },
     });
     serverDataDir = server.dataDir;
     return {
@@ -124,7 +125,7 @@ async function startEmbeddedKafka(): Promise<{ brokers: string[]; stop: () => Pr
 async function startDockerPostgres(): Promise<{ url: string; stop: () => Promise<void> }> {
   const { PostgreSqlContainer } = await import("@testcontainers/postgresql");
   const container = await new PostgreSqlContainer(process.env.RDM_TESTKIT_POSTGRES_IMAGE ?? "postgres:17-alpine")
-    .withCommand(["postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "max_connections=300"])
+    .withCommand(["postgres", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "max_connections=500"])
     .start();
   const url = new URL(container.getConnectionUri());
   url.pathname = "/postgres";

@@ -330,6 +330,14 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
     resourceType: "deployment",
     resourceName: unknown,
   });
+  // An environment's stream is `environment-<name>`; the client knows it by its name, even one
+  // that is the word itself.
+  for (const environment of [uniqueId("nowhere"), "environment"]) {
+    expect(await resource(deployer.setEnvironmentFreeze({ ...rid(), environment, frozen: true }))).toMatchObject({
+      resourceType: "environment",
+      resourceName: environment,
+    });
+  }
 });
 
 test("ids and names longer than the CMDB's and the DML's are refused where they enter, naming the field", async () => {

@@ -39,7 +39,8 @@ export function servingGate(health: Pick<HealthService, "isServing">): ServingGa
       call.fail = reject;
     });
     inFlight.add(call);
-    const handled = next(request, ctx);
+    // As a promise even if the chain throws at once, so the entry always goes in `finally`.
+    const handled = (async () => next(request, ctx))();
     try {
       return await Promise.race([handled, failed]);
     } finally {

@@ -2,8 +2,9 @@ import { type RuleCondition, RuleViolation, type RuleViolationCode } from "@rdm/
 
 /**
  * A change-service refusal, as the one RuleViolation: `subject` is what the rule is about (the
- * change unless noted, e.g. "freeze window"), which for NOT_FOUND is also the missing resource's
- * type; `details` lists every unmet condition when there are several.
+ * change unless noted, e.g. "freeze window"), which for NOT_FOUND is the missing resource's type
+ * (the command handler names the missing one by its id); `details` lists every unmet condition
+ * when there are several.
  */
 export function changeRuleViolation(
   code: RuleViolationCode,
@@ -13,7 +14,7 @@ export function changeRuleViolation(
   subject = "change",
 ): RuleViolation {
   return new RuleViolation(code, rule, message, {
-    subject: details[0]?.subject ?? subject,
+    subject: details[0]?.subject ?? (code === "NOT_FOUND" ? "" : subject),
     conditions: details,
     resourceType: subject,
   });

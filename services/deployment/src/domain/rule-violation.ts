@@ -10,7 +10,13 @@ export const violation = (
   message: string,
   conditions: RuleDetail[] = [],
   subject = "deployment",
-) => new RuleViolation(code, rule, message, { subject, conditions, resourceType: subject });
+) =>
+  // A NOT_FOUND names no subject: the command handler names the missing aggregate by its id.
+  new RuleViolation(code, rule, message, {
+    subject: code === "NOT_FOUND" ? "" : subject,
+    conditions,
+    resourceType: subject,
+  });
 
 export const refuse = (rule: string, message: string, subject = "deployment"): never => {
   throw violation("FAILED_PRECONDITION", rule, message, [], subject);

@@ -92,6 +92,8 @@ const KEEP_ALIVE_MS = 5_000;
  * missed meanwhile.
  */
 export function serveEventStream(request: FastifyRequest, reply: FastifyReply, options: StreamOptions): void {
+  // Answered meanwhile (503: the database went while its start was read): nothing to stream.
+  if (reply.sent) return;
   let after = options.after;
   reply.hijack();
   const res = reply.raw;

@@ -58,7 +58,7 @@ export function templateTasks(
 }
 
 export function requireRelease(state: ReleaseState): { release: Release; model: ReleaseModel } {
-  if (!state.release || !state.model) return refuse("release.exists", "release not found", "NOT_FOUND");
+  if (!state.release || !state.model) return refuse("release.exists", "release not found", "NOT_FOUND", "");
   return { release: state.release, model: state.model };
 }
 

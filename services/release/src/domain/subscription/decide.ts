@@ -25,7 +25,7 @@ const refuse = (
 
 function requireLive(state: SubscriptionState): Subscription {
   const s = state.subscription;
-  if (!s) return refuse("subscription.exists", "subscription not found", "NOT_FOUND");
+  if (!s) return refuse("subscription.exists", "subscription not found", "NOT_FOUND", "");
   if (s.status === SubscriptionStatus.DELETED) refuse("subscription.not_deleted", "the subscription was deleted");
   return s;
 }
