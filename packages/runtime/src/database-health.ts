@@ -76,26 +76,12 @@ export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): Dat
 
   const probe = async (): Promise<Error | undefined> => {
     const attempt = { abandoned: false };
-    let timeout: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<Error>((resolve) => {
-      timeout = setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-    });
-    try {
-      const failure = await Promise.race([
-        reach(attempt).then(
-          () => undefined,
-          (error: Error) => error,
-        ),
-        timedOut,
-      ]);
-      if (failure) {
-        attempt.abandoned = true;
-        drop();
-      }
-      return failure;
-    } finally {
-      clearTimeout(timeout);
+    const failure = await failureWithin(reach(attempt), timeoutMs);
+    if (failure) {
+      attempt.abandoned = true;
+      drop();
     }
+    return failure;
   };
 
   const tick = async () => {
@@ -121,6 +107,25 @@ export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): Dat
       drop();
     },
   };
+}
+
+/** How `work` failed, or a timeout's error if it has not settled within `timeoutMs`; undefined if it succeeded. */
+async function failureWithin(work: Promise<void>, timeoutMs: number): Promise<Error | undefined> {
+  let timeout: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<Error>((resolve) => {
+    timeout = setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([
+      work.then(
+        () => undefined,
+        (error: Error) => error,
+      ),
+      timedOut,
+    ]);
+  } finally {
+    clearTimeout(timeout);
+  }
 }
 
 /** A connection with the pool's settings that gives up connecting after timeoutMs. */
