@@ -134,9 +134,9 @@ export function createTokenVerifier(options: TokenVerifierOptions): TokenVerifie
 
 /** The longest subject taken, in characters: as long as the owner and actor fields that hold one. */
 export const MAX_SUBJECT_LENGTH = 200;
-/** A control character (C0 or DEL), or half of a surrogate pair alone: no part of a name. */
+/** A control character (C0, DEL or C1), or half of a surrogate pair alone: no part of a name. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-const NOT_IN_A_SUBJECT = /[\u0000-\u001F\u007F]|\p{Surrogate}/u;
+const NOT_IN_A_SUBJECT = /[\u0000-\u001F\u007F-\u009F]|\p{Surrogate}/u;
 
 function toPrincipal(payload: JWTPayload): Principal {
   // The subject is the actor recorded, exactly, on every event: it must name someone, in text

@@ -156,6 +156,8 @@ describe("createTokenVerifier with an HS256 secret", () => {
       "mallory\u001b[2J",
       "tab\there",
       "a\u007f",
+      "c1\u0085x",
+      "\u009f",
       "x\ud800y",
       "z".repeat(201),
     ]) {

@@ -376,4 +376,16 @@ test("ids and names longer than the CMDB's and the DML's are refused where they 
       }),
     ),
   ).toEqual(["artifacts[0].name"]);
+  // A target's report names one of the step's CIs: as bounded as they are.
+  const executor = await harness.client("exe", ["executor"]);
+  expect(
+    await violations(
+      executor.reportTargetProgress({
+        ...rid(),
+        lease: { deploymentId: randomUUID(), stepIndex: 0, fencingToken: 1n },
+        ciId: long,
+        outcome: TargetOutcome.SUCCEEDED,
+      }),
+    ),
+  ).toEqual(["ci_id"]);
 });

@@ -38,7 +38,7 @@ export function decideFreezeWindow(command: FreezeWindowCommand, state: FreezeWi
         throw changeRuleViolation(
           "FAILED_PRECONDITION",
           "freeze.window_not_empty",
-          "a freeze window must have a start before its end",
+          "a freeze window must end at least a millisecond after it starts (windows are counted in whole milliseconds)",
           [],
           "freeze window",
         );

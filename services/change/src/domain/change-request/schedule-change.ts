@@ -15,7 +15,7 @@ export function scheduleChange(command: C.ScheduleChange, change: ChangeRequest)
     throw changeRuleViolation(
       "FAILED_PRECONDITION",
       "change.schedule.window_not_empty",
-      "the window must have a start before its end",
+      "the window must end at least a millisecond after it starts (windows are counted in whole milliseconds)",
     );
   }
   const footprint = { ciIds: change.affectedCiIds, environments: change.environments };
