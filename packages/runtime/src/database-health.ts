@@ -109,11 +109,17 @@ export function watchDatabase(pool: pg.Pool, options: DatabaseWatchOptions): Dat
   };
 }
 
-/** How `work` failed, or a timeout's error if it has not settled within `timeoutMs`; undefined if it succeeded. */
+/**
+ * How `work` failed, or a timeout's error if it has not settled within `timeoutMs`; undefined if
+ * it succeeded. The timeout gives way to input first (setImmediate runs after the event loop's
+ * poll phase): after this process was paused (a long collection, SIGSTOP), its timers are due at
+ * once, and an answer the server sent meanwhile must count before them.
+ */
 async function failureWithin(work: Promise<void>, timeoutMs: number): Promise<Error | undefined> {
   let timeout: NodeJS.Timeout | undefined;
   const timedOut = new Promise<Error>((resolve) => {
-    timeout = setTimeout(() => resolve(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const error = new Error(`no answer within ${timeoutMs} ms`);
+    timeout = setTimeout(() => setImmediate(() => resolve(error)), timeoutMs);
   });
   try {
     return await Promise.race([

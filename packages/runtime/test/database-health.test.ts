@@ -34,7 +34,8 @@ describe("timing (fake timers, a scripted session)", () => {
       hanging = true;
       since = Date.now();
       await jest.advanceTimersByTimeAsync(3_000);
-      expect(changes).toEqual([{ at: 2_500, available: false }]);
+      // 2,500 ms, and the one fake timers give the timeout's turn after input (setImmediate).
+      expect(changes).toEqual([{ at: 2_501, available: false }]);
       expect(watch.available).toBe(false);
       // Back: the probe still waiting on the frozen server times out first, then the next one answers.
       hanging = false;
@@ -143,6 +144,34 @@ describe("on a real PostgreSQL", () => {
         client.release();
       }
       watch.stop();
+    }
+  });
+  test("an answer that came while this process was paused counts before the probe's timeout", async () => {
+    // A pause of this process (a long collection, SIGSTOP) longer than the probe's timeout, just
+    // after a probe was sent: when it resumes, the timeout is due and the answer is waiting.
+    const client = new pg.Client({ connectionString: db.url });
+    await client.connect();
+    let probes = 0;
+    const openSession = async (): Promise<ProbeSession> => ({
+      query: () => {
+        const answered = client.query("SELECT 1");
+        if (probes++ === 1)
+          setImmediate(() => {
+            const until = Date.now() + 2_500;
+            while (Date.now() < until) {} // the pause
+          });
+        return answered;
+      },
+      close: () => {},
+    });
+    const changes: boolean[] = [];
+    const watch = watchDatabase(pool, { logger: quiet, openSession, onChange: (a) => changes.push(a) });
+    try {
+      await waitFor(() => probes >= 4, { timeoutMs: 15_000, description: "probes after the pause" });
+      expect(changes).toEqual([]);
+    } finally {
+      watch.stop();
+      await client.end();
     }
   });
 });
