@@ -2,10 +2,11 @@
 // the answer is printed as proto3 JSON. A request without `requestId` gets a fresh one.
 //   RDM_TOKEN=$(./rdm token olivia release-manager) \
 //     node packages/dev-stack/dist/call.js release RegisterRelease '{"title":"Payments 4.2",...}'
+// `call.js health` prints each service's grpc.health.v1 status (no token needed).
 import { randomUUID } from "node:crypto";
 import { parseArgs } from "node:util";
 import { type DescMessage, type DescService, fromJson, type JsonValue, type Message, toJson } from "@bufbuild/protobuf";
-import { createGrpcClient, errorDetails } from "@rdm/grpc";
+import { checkHealth, createGrpcClient, errorDetails } from "@rdm/grpc";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
@@ -22,6 +23,7 @@ const SERVICES: Record<string, { service: DescService; port: number; portVariabl
 };
 
 const usage = `usage: node packages/dev-stack/dist/call.js <release|change|configuration|deployment|notification> <Method> ['<json>'] [--print field.path] [--deadline seconds]
+       node packages/dev-stack/dist/call.js health   (each service's grpc.health.v1 status)
   the token comes from RDM_TOKEN (e.g. RDM_TOKEN=$(./rdm token dana deployer)); the port from
   <SERVICE>_GRPC_PORT as for ./rdm up; --print prints one field of the answer (e.g. release.releaseId);
   --deadline gives up after that many seconds (default 30: DEADLINE_EXCEEDED; a command may still
@@ -37,6 +39,26 @@ function pick(json: JsonValue, fieldPath: string): string {
   return typeof value === "string" ? value : JSON.stringify(value);
 }
 
+/** A service's port: its <SERVICE>_GRPC_PORT, as for ./rdm up, or the default. */
+function portOf(serviceName: string): string {
+  const target = SERVICES[serviceName] as (typeof SERVICES)[string];
+  return process.env[target.portVariable ?? `${serviceName.toUpperCase()}_GRPC_PORT`] ?? String(target.port);
+}
+
+/** grpc.health.v1 of each service process: the server as a whole and each service it serves. */
+async function printHealth() {
+  const statuses: Record<string, string> = {};
+  const status = (address: string, service: string) =>
+    checkHealth(address, service).catch((error: { details?: string }) => `no answer (${error.details ?? error})`);
+  for (const [name, { service, portVariable }] of Object.entries(SERVICES)) {
+    const address = `127.0.0.1:${portOf(name)}`;
+    // The process as a whole, once per process (the notification service is the release's).
+    if (!portVariable) statuses[`${name} process (${address})`] = await status(address, "");
+    statuses[service.typeName] = await status(address, service.typeName);
+  }
+  console.log(JSON.stringify(statuses, null, 2));
+}
+
 async function main() {
   const { positionals, values } = parseArgs({
     allowPositionals: true,
@@ -45,6 +67,7 @@ async function main() {
   const deadlineSeconds = Number(values.deadline);
   if (!(deadlineSeconds > 0)) throw new Error(`--deadline must be a number of seconds above 0\n${usage}`);
   const [serviceName = "", methodName = "", body = "{}"] = positionals;
+  if (serviceName === "health") return printHealth();
   const target = SERVICES[serviceName];
   const method = target?.service.methods.find((m) => m.name === methodName || m.localName === methodName);
   if (!target) throw new Error(`${serviceName ? `no service ${serviceName}` : "no service given"}\n${usage}`);
@@ -61,7 +84,7 @@ async function main() {
   if (input.fields.some((f) => f.localName === "requestId") && json.requestId === undefined) {
     json.requestId = randomUUID();
   }
-  const port = process.env[target.portVariable ?? `${serviceName.toUpperCase()}_GRPC_PORT`] ?? String(target.port);
+  const port = portOf(serviceName);
   const client = createGrpcClient(target.service, `127.0.0.1:${port}`, { token }) as unknown as Record<
     string,
     (request: Message, options: { deadline: number }) => Promise<Message>

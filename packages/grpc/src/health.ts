@@ -1,10 +1,18 @@
-import type { Server, ServerUnaryCall, ServerWritableStream, ServiceError, sendUnaryData } from "@grpc/grpc-js";
-import { status as GrpcStatus } from "@grpc/grpc-js";
+import {
+  credentials,
+  status as GrpcStatus,
+  makeGenericClientConstructor,
+  type Server,
+  type ServerUnaryCall,
+  type ServerWritableStream,
+  type ServiceError,
+  type sendUnaryData,
+} from "@grpc/grpc-js";
 import { service as healthServiceDefinition } from "grpc-health-check";
 
 export const HEALTH_SERVICE = "grpc.health.v1.Health";
 
-type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
+export type ServingStatus = "SERVING" | "NOT_SERVING" | "SERVICE_UNKNOWN";
 type Watch = ServerWritableStream<{ service: string }, { status: ServingStatus }>;
 
 /**
@@ -66,4 +74,25 @@ export class HealthService {
       },
     });
   }
+}
+
+/**
+ * grpc.health.v1 Check at `address` (host:port) of `service`, or of the server as a whole (""):
+ * its status, or the gRPC error (NOT_FOUND for a service the server does not know).
+ */
+export function checkHealth(address: string, service = "", deadlineMs = 5_000): Promise<ServingStatus> {
+  const Health = makeGenericClientConstructor(healthServiceDefinition, "Health");
+  const client = new Health(address, credentials.createInsecure()) as unknown as {
+    check(
+      request: { service: string },
+      options: { deadline: Date },
+      callback: (error: ServiceError | null, response: { status: ServingStatus }) => void,
+    ): void;
+    close(): void;
+  };
+  return new Promise<ServingStatus>((resolve, reject) =>
+    client.check({ service }, { deadline: new Date(Date.now() + deadlineMs) }, (error, response) =>
+      error ? reject(error) : resolve(response.status),
+    ),
+  ).finally(() => client.close());
 }

@@ -21,6 +21,7 @@ export {
   STATUS_DETAILS_KEY,
   toStatus,
 } from "./errors.js";
+export { checkHealth, type ServingStatus } from "./health.js";
 export {
   type CallContext,
   type CallHandler,

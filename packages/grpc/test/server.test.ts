@@ -15,6 +15,7 @@ import {
   Aborted,
   AlreadyExists,
   type CallContext,
+  checkHealth,
   createGrpcClient,
   createGrpcServer,
   errorDetails,
@@ -592,6 +593,15 @@ describe("health and reflection (no token needed)", () => {
     expect(await check(client, "rdm.release.v1.ReleaseService")).toEqual({ status: "SERVING" });
     expect(await check(client, "no.such.Service")).toEqual({ code: GrpcStatus.NOT_FOUND });
     client.close();
+    // The same through this package's own client (call.js health uses it).
+    expect(await checkHealth(address)).toBe("SERVING");
+    server.health.setServing("rdm.release.v1.ReleaseService", false);
+    try {
+      expect(await checkHealth(address, "rdm.release.v1.ReleaseService")).toBe("NOT_SERVING");
+    } finally {
+      server.health.setServing("rdm.release.v1.ReleaseService", true);
+    }
+    await expect(checkHealth(address, "no.such.Service")).rejects.toMatchObject({ code: GrpcStatus.NOT_FOUND });
   });
 
   test("setServing changes what Check and Watch report", async () => {
