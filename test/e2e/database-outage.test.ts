@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import * as grpc from "@grpc/grpc-js";
 import { databaseUrl, freePort, type StartedPostgres, startEmbeddedPostgresProcess } from "@rdm/embedded";
-import { createGrpcClient } from "@rdm/grpc";
+import { checkHealth, createGrpcClient } from "@rdm/grpc";
 import { RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
@@ -24,25 +24,8 @@ afterAll(() => stack.stop());
 const run = stack.spawnService;
 const alive = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
 
-/** grpc.health.v1.Health/Check of the whole server, encoded by hand (HealthCheckResponse.status is field 1). */
-function healthStatus(address: string): Promise<"SERVING" | "NOT_SERVING" | string> {
-  const client = new grpc.Client(address, grpc.credentials.createInsecure());
-  return new Promise((resolve, reject) => {
-    client.makeUnaryRequest(
-      "/grpc.health.v1.Health/Check",
-      (request: Buffer) => request,
-      (response: Buffer) => response,
-      Buffer.alloc(0), // service "" (the server as a whole): every field at its default
-      { deadline: Date.now() + 2_000 },
-      (error, response) => {
-        client.close();
-        if (error) return reject(error);
-        const status = response?.[0] === 0x08 ? response[1] : 0;
-        resolve(status === 1 ? "SERVING" : status === 2 ? "NOT_SERVING" : `status ${status}`);
-      },
-    );
-  });
-}
+/** grpc.health.v1 Check of the whole server, within 2 s. */
+const healthStatus = (address: string) => checkHealth(address, "", 2_000);
 
 /** Stops (SIGSTOP) or resumes (SIGCONT) every process of a server: it keeps its sockets and answers nothing. */
 async function signalServer(dataDir: string, signal: "SIGSTOP" | "SIGCONT"): Promise<void> {
