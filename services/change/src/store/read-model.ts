@@ -78,7 +78,7 @@ export const readModelMigrations: Migration[] = [
   },
 ];
 
-const ts = (value: Timestamp | undefined) => (value ? instantOf(value) : null);
+const ts = (value: Timestamp | undefined) => instantOf(value, null);
 
 /**
  * Upserts the change requests' rows, one statement for them all (a group-committed batch of

@@ -20,8 +20,7 @@ import type pg from "pg";
 export type Queryable = Pick<pg.Pool, "query"> | pg.PoolClient;
 
 /** An event's time (every stored event has one; the epoch otherwise, as a rebuild would write it). */
-const at = (timestamp: { seconds: bigint; nanos: number } | undefined) =>
-  timestamp ? instantOf(timestamp as never) : new Date(0);
+const at = (timestamp: { seconds: bigint; nanos: number } | undefined) => instantOf(timestamp as never, new Date(0));
 
 /**
  * Many items in one statement (bulk import, a group-committed batch of commands); an id given

@@ -231,8 +231,8 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
           freezeWindowId,
           name,
           reason,
-          window?.start ? instantOf(window.start) : null,
-          window?.end ? instantOf(window.end) : null,
+          instantOf(window?.start, null),
+          instantOf(window?.end, null),
           scope?.all ?? false,
           scope?.ciIds ?? [],
           scope?.environments ?? [],
@@ -250,7 +250,7 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
       await tx.query(
         `INSERT INTO gate_changes (change_id, window_start, window_end) VALUES ($1, $2, $3)
          ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end`,
-        [changeRequestId, window?.start ? instantOf(window.start) : null, window?.end ? instantOf(window.end) : null],
+        [changeRequestId, instantOf(window?.start, null), instantOf(window?.end, null)],
       );
       return;
     }

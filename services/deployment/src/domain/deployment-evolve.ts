@@ -1,7 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { type Timestamp, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type CopyOnceFold, foldCopyingOnce } from "@rdm/domain-kernel/fold";
-import { instantOf } from "@rdm/proto";
 import { type Deployment, DeploymentSchema, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeploymentApprovalGranted,
@@ -240,8 +239,5 @@ export const fold = (events: DeploymentEvent[], state = initialState()): Deploym
   foldCopyingOnce(deploymentFold, events, state);
 
 export const isTerminal = (deployment: Deployment) => TERMINAL.has(deployment.state);
-
-export const toDate = (timestamp: Timestamp | undefined): Date | undefined =>
-  timestamp ? instantOf(timestamp) : undefined;
 
 export { timestampFromDate };

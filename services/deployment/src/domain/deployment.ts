@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sameSubject } from "@rdm/auth";
+import { instantOf } from "@rdm/proto";
 import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
@@ -21,7 +22,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { type DeploymentAggregateState, type DeploymentEvent, isTerminal, toDate } from "./deployment-evolve.js";
+import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
 import { type RuleDetail, refuse, violation } from "./rule-violation.js";
 import { expandStrategy, rollbackSteps, strategyName } from "./strategy.js";
@@ -167,7 +168,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       description: `planned while ${deployment.previousColour || "no colour"} was live, ${command.liveColour} is live now: plan it again`,
     });
   }
-  const windowEnd = toDate(deployment.window?.end);
+  const windowEnd = instantOf(deployment.window?.end, undefined);
   if (windowEnd && windowEnd <= command.now) {
     violations.push({
       rule: "deployment.window_passed",
@@ -183,7 +184,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       violations,
     );
   }
-  const windowStart = toDate(deployment.window?.start);
+  const windowStart = instantOf(deployment.window?.start, undefined);
   const availableAt = windowStart && windowStart > command.now ? windowStart : command.now;
   return [
     create(DeploymentScheduledSchema, {

@@ -47,9 +47,9 @@ export async function syncStepQueue(
         requiredLabels,
         status,
         held,
-        step.availableAt ? instantOf(step.availableAt) : null,
+        instantOf(step.availableAt, null),
         step.fencingToken,
-        step.leaseExpiresAt ? instantOf(step.leaseExpiresAt) : null,
+        instantOf(step.leaseExpiresAt, null),
       ],
     );
   }

@@ -275,7 +275,7 @@ export async function saveDeployments(tx: Queryable, given: readonly Deployment[
         deployment.state,
         JSON.stringify(packageKey(deployment.artifacts)),
         // The plan's time (milliseconds, as the page tokens carry it), which a rebuild finds again.
-        (deployment.createdAt ? instantOf(deployment.createdAt) : new Date(0)).toISOString(),
+        instantOf(deployment.createdAt, new Date(0)).toISOString(),
         toBinary(DeploymentSchema, deployment),
       ]),
       7,

@@ -101,7 +101,7 @@ export function eventDecoder(handles: readonly DescMessage[]): (envelope: CloudE
       envelope,
       data: envelope.data,
       version: metadata.streamVersion,
-      occurredAt: metadata.occurredAt ? instantOf(metadata.occurredAt) : envelope.time,
+      occurredAt: instantOf(metadata.occurredAt, envelope.time),
       actor: metadata.actor,
     };
   };

@@ -40,7 +40,7 @@ export function releaseApprovalAndTaskHandlers(
       name: r.name,
       required: r.required,
       assignee: r.assignee,
-      dueAt: r.dueAt ? instantOf(r.dueAt) : undefined,
+      dueAt: instantOf(r.dueAt, undefined),
     })),
     assignReleaseTask: cmd("assignReleaseTask", (r: api.AssignReleaseTaskRequest) => ({
       kind: "assignTask",

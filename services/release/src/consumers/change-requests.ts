@@ -33,7 +33,7 @@ function stateOf(event: CloudEvent) {
     changeRequestId: message.changeRequestId,
     state: ChangeState[message.state] ?? "UNSPECIFIED",
     linkedReleaseId: message.linkedReleaseId,
-    at: message.metadata?.occurredAt ? instantOf(message.metadata.occurredAt) : event.time,
+    at: instantOf(message.metadata?.occurredAt, event.time),
     version: message.metadata?.streamVersion ?? 0n,
   };
 }

@@ -126,7 +126,7 @@ export async function reactToDeploymentEvent(
     // The deployment service's word, else the promotion order as this service has read it so far.
     production: outcome.production ?? (await isProduction(tx, outcome.environment)),
     reason: outcome.reason ?? "",
-    occurredAt: occurredAt ? instantOf(occurredAt) : event.time,
+    occurredAt: instantOf(occurredAt, event.time),
     ...(kind === DeploymentOutcome.SUCCEEDED
       ? { artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId) }
       : {}),

@@ -77,7 +77,7 @@ export function matchEvents(
       releaseType: release?.type as ReleaseType | undefined,
     };
     for (const subscription of candidates) {
-      const since = (t: typeof subscription.createdAt) => (t ? instantOf(t) : new Date(0));
+      const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
       if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
       // Active: sent, unless it happened while inactive and the subscription resumed from then on.
       const active = subscription.status === SubscriptionStatus.ACTIVE;

@@ -53,7 +53,7 @@ export const eventJson = (schema: DescMessage, message: Message): JsonObject =>
 
 export const occurredAtOf = (message: Message, fallback: Date): Date => {
   const at = (message as { metadata?: { occurredAt?: Parameters<typeof instantOf>[0] } }).metadata?.occurredAt;
-  return at ? instantOf(at) : fallback;
+  return instantOf(at, fallback);
 };
 
 /** Links to the gateway's views of what the event is about. */

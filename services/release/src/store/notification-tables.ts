@@ -93,7 +93,7 @@ export async function saveSubscription(db: Pick<pg.PoolClient, "query">, s: Subs
       s.subscriptionId,
       s.owner,
       s.status,
-      s.activeSince ? instantOf(s.activeSince) : new Date(0),
+      instantOf(s.activeSince, new Date(0)),
       s.fromConfiguration,
       Buffer.from(toBinary(SubscriptionSchema, s)),
     ],

@@ -121,7 +121,7 @@ function releaseIndexRow(release: Release) {
     release.phase,
     release.status,
     release.owner,
-    (release.registeredAt ? instantOf(release.registeredAt) : new Date(0)).toISOString(),
+    instantOf(release.registeredAt, new Date(0)).toISOString(),
     release.phaseDueAt && release.status === ReleaseStatus.ACTIVE ? instantOf(release.phaseDueAt).toISOString() : null,
     indexedBytes(release),
     taskOverdueCount(release),

@@ -24,7 +24,7 @@ import { enumName as name } from "../enums.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { changeProjectionMigrations } from "./migrations.js";
 
-const date = (value: Timestamp | undefined) => (value ? instantOf(value) : null);
+const date = (value: Timestamp | undefined) => instantOf(value, null);
 const windowStart = (w: TimeWindow | undefined) => date(w?.start);
 const windowEnd = (w: TimeWindow | undefined) => date(w?.end);
 const collisionJson = (collisions: ChangeCollision[]) =>

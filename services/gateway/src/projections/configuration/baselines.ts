@@ -1,5 +1,4 @@
 import { fromBinary, toBinary } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { foldBaseline } from "@rdm/domain-kernel/configuration";
 import { instantOf } from "@rdm/proto";
 import { type BaselineEntry, EnvironmentHealthSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -31,9 +30,8 @@ const entryJson = (e: BaselineEntry, at: Date) => ({
   artifactVersion: e.artifactVersion,
   artifactId: e.artifactId,
   deploymentId: e.deploymentId,
-  deployedAt: e.deployedAt ? instantOf(e.deployedAt) : at,
+  deployedAt: instantOf(e.deployedAt, at),
 });
-const when = (t: Timestamp | undefined, fallback: Date) => (t ? instantOf(t) : fallback);
 
 /**
  * Keeps the baseline views equal to the configuration service's baselines: every recorded
@@ -71,7 +69,7 @@ async function refoldBaseline(tx: pg.PoolClient, environment: string, at: Date):
   );
   const { baseline } = foldBaseline(rows.map((r) => fromBinary(BaselineDeploymentRecordedSchema, r.event)));
   if (!baseline) return;
-  const updatedAt = when(baseline.updatedAt, at);
+  const updatedAt = instantOf(baseline.updatedAt, at);
   await tx.query("DELETE FROM baseline_entry_view WHERE environment = $1", [environment]);
   await tx.query(
     `INSERT INTO baseline_entry_view (environment, ci_id, artifact_name, artifact_version, artifact_id, deployment_id,
@@ -93,7 +91,7 @@ async function refoldBaseline(tx: pg.PoolClient, environment: string, at: Date):
       baseline.lastDeploymentId,
       JSON.stringify(baseline.lastKnownGood.map((e) => entryJson(e, updatedAt))),
       baseline.lastKnownGoodDeploymentId || null,
-      baseline.lastKnownGoodAt ? instantOf(baseline.lastKnownGoodAt) : null,
+      instantOf(baseline.lastKnownGoodAt, null),
       baseline.version.toString(),
       updatedAt,
     ],

@@ -72,7 +72,7 @@ function releaseFact(releaseId: string, registeredAt: Date, r: Release, firstCom
     releaseId,
     registeredAt,
     firstCommitAt,
-    plannedEnd: r.plannedWindow?.end ? instantOf(r.plannedWindow.end) : null,
+    plannedEnd: instantOf(r.plannedWindow?.end, null),
     services: [...new Set(r.package.map((a) => a.configurationItemId).filter(Boolean))],
     neededFix: r.review !== undefined && NEEDED_FIX.has(r.review.outcome),
     approvals: r.approvals.flatMap((a) => {
