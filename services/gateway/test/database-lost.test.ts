@@ -1,6 +1,7 @@
 // A view request waiting on the database when the database watch finds it gone is answered 503
 // at once (Retry-After), not held until the database answers again; requests after it are
-// refused at once until it is back.
+// refused at once until it is back. The handler of the request answered so runs on until its
+// query returns, and its late answer is dropped without a word.
 import { randomUUID } from "node:crypto";
 import { createLogger } from "@rdm/observability";
 import { openDatabase } from "@rdm/runtime";
@@ -17,6 +18,8 @@ let gatewayUrl: string;
 let bearer: string;
 let available = true;
 const lostListeners: (() => void)[] = [];
+/** What the gateway logged at warn and above. */
+const logged: { msg?: string; err?: { code?: string } }[] = [];
 /** What the database watch does when its probe fails. */
 const loseDatabase = () => {
   available = false;
@@ -34,6 +37,7 @@ beforeAll(async () => {
   } = await listeningGateway(pool, {
     databaseAvailable: () => available,
     onDatabaseLost: (listener) => lostListeners.push(listener),
+    logger: createLogger("gateway", "warn", { write: (line) => logged.push(JSON.parse(line)) }),
   }));
 });
 
@@ -81,5 +85,10 @@ test("a request waiting on the database when it is found gone is answered 503 at
     await locker.query("ROLLBACK");
     await locker.end();
   }
+  // The read that was answered 503 now gets its rows and returns; its connection back in the pool
+  // and a turn of the event loop later, its handler has ended.
+  await waitFor(() => pool.idleCount === pool.totalCount, { description: "the late read's connection released" });
+  await new Promise((resolve) => setImmediate(resolve));
+  expect(logged.map((line) => line.err?.code ?? line.msg)).toEqual(["database lost while the request waited on it"]);
   expect((await fetch(`${gatewayUrl}/v1/releases`, { headers: { authorization: bearer } })).status).toBe(200);
 });

@@ -20,7 +20,7 @@ export interface TestGateway {
 /** The gateway's HTTP app over `pool` (its tables migrated), ready and its database available unless told. */
 export async function listeningGateway(
   pool: pg.Pool,
-  options: Partial<Pick<GatewayAppOptions, "databaseAvailable" | "onDatabaseLost">> = {},
+  options: Partial<Pick<GatewayAppOptions, "databaseAvailable" | "onDatabaseLost" | "logger">> = {},
 ): Promise<TestGateway> {
   const secret = randomUUID() + randomUUID();
   const auth = { issuer: "rdm", audience: "rdm", secret };

@@ -5,6 +5,9 @@ import { databaseUnavailable } from "./problems.js";
  * While the database is known to be gone (or hanging), every request of `api` is answered 503 at
  * once rather than after a wait for it; and the requests already waiting on it when it goes get
  * the same. An event stream, which answered at its start, is left to its own handling.
+ *
+ * The handler of a request answered so runs on until its query returns; what it sends then is
+ * dropped, rather than logged by Fastify as a reply sent twice.
  */
 export function refuseWhileDatabaseAway(
   api: FastifyInstance,
@@ -28,6 +31,7 @@ export function refuseWhileDatabaseAway(
       if (reply.sent) continue;
       request.log.warn("database lost while the request waited on it");
       void databaseUnavailable(reply);
+      reply.send = () => reply;
     }
   });
 }
