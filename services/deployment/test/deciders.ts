@@ -117,6 +117,7 @@ export class Deciding {
         executorId,
         leaseExpiresAt: new Date(NOW.getTime() + 30_000),
         leaseExpired,
+        gateViolations: [],
         now: NOW,
       },
       executorId,

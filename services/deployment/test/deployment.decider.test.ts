@@ -11,7 +11,7 @@ import {
   TargetGroupSchema,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { type DeploymentEvent, evolve, fold, initialState } from "../src/domain/index.js";
+import { type DeploymentEvent, evolve, fold, initialState, type RuleDetail } from "../src/domain/index.js";
 import { baseline, Deciding, environment, NOW, refusal, strategy } from "./deciders.js";
 
 const eventTypes = createRegistry(file_rdm_deployment_v1_events);
@@ -219,6 +219,61 @@ describe("approval and start", () => {
     early.plan(ALL_AT_ONCE, undefined, window(1, 3));
     const [scheduled] = early.start();
     expect(scheduled).toMatchObject({ availableAt: timestampFromDate(new Date(NOW.getTime() + hour)) });
+  });
+
+  test("a scheduled deployment whose gates no longer hold as it begins, or whose window has ended, is cancelled, not started", () => {
+    const hour = 3_600_000;
+    const at = (hours: number) => new Date(NOW.getTime() + hours * hour);
+    const scheduled = () => {
+      const d = new Deciding();
+      d.plan(
+        ALL_AT_ONCE,
+        undefined,
+        create(TimeWindowSchema, { start: timestampFromDate(at(1)), end: timestampFromDate(at(3)) }),
+      );
+      d.start();
+      return d;
+    };
+    const claimAt = (d: Deciding, now: Date, gateViolations: RuleDetail[] = []) =>
+      d.types(
+        d.run(
+          {
+            kind: "claimStep",
+            stepIndex: 0,
+            executorId: "exec-1",
+            leaseExpiresAt: new Date(now.getTime() + 30_000),
+            leaseExpired: false,
+            gateViolations,
+            now,
+          },
+          "exec-1",
+        ),
+      );
+    const freeze = { rule: "gate.freeze_window", subject: "fw-1", description: "blackout: quarter end" };
+
+    const frozen = scheduled();
+    expect(claimAt(frozen, at(1), [freeze])).toEqual(["DeploymentCancelled"]);
+    expect(frozen.deployment).toMatchObject({
+      state: DeploymentState.CANCELLED,
+      reason:
+        "not started: 1 gate(s) not met when it was due to begin: gate.freeze_window (fw-1): blackout: quarter end",
+    });
+    expect(frozen.deployment.steps.map((step) => step.state)).toEqual(
+      frozen.deployment.steps.map(() => StepState.SKIPPED),
+    );
+
+    const late = scheduled();
+    expect(claimAt(late, at(3))).toEqual(["DeploymentCancelled"]);
+    expect(late.deployment.reason).toContain("deployment.window_passed (d-1)");
+
+    // The reason is cut to what CancelDeployment takes, by code points (no pair split).
+    const many = scheduled();
+    const long = { rule: "gate.freeze_window", subject: "fw-2", description: "🧊".repeat(3_000) };
+    claimAt(many, at(2), [long]);
+    expect([...many.deployment.reason]).toHaveLength(2_000);
+    expect(many.deployment.reason.endsWith("🧊…")).toBe(true);
+
+    expect(claimAt(scheduled(), at(2))).toEqual(["DeploymentStarted", "DeploymentStepClaimed"]);
   });
 
   test("an overridden freeze is recorded on DeploymentScheduled: the justification and the calendar windows", () => {

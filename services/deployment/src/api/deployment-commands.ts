@@ -1,6 +1,8 @@
 import { randomUUID } from "node:crypto";
 import { hasAnyRole } from "@rdm/auth";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
+import { instantOf } from "@rdm/proto";
+import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import type pg from "pg";
 import {
@@ -9,6 +11,7 @@ import {
   evaluateGates,
   freezeInForce,
   freezeWindowsInForce,
+  type RuleDetail,
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
 import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
@@ -35,7 +38,11 @@ async function inEnvironmentTurn(deploymentId: string, state: DeploymentAggregat
   return { deployment, environment: await environmentOf(tx, deployment.environment) };
 }
 
-/** A start, with the gates evaluated on what the read models know now. */
+/**
+ * A start, with the gates evaluated on what the read models know now, as they will stand when the
+ * deployment begins: now, or its window's start when that is ahead (the freezes and change windows
+ * of that time). They are checked again then (gatesAsItBegins).
+ */
 async function startCommand(
   request: { deploymentId: string; freezeOverrideJustification: string },
   byChangeManager: boolean,
@@ -44,8 +51,9 @@ async function startCommand(
   tx: pg.PoolClient,
 ): Promise<DeploymentCommand> {
   const { deployment, environment } = await inEnvironmentTurn(request.deploymentId, state, tx);
+  const windowStart = instantOf(deployment.window?.start, undefined);
   const facts = await loadGateFacts(tx, deployment, environment, {
-    now,
+    now: windowStart && windowStart > now ? windowStart : now,
     freezeOverrideJustification: request.freezeOverrideJustification,
     byChangeManager,
   });
@@ -58,6 +66,20 @@ async function startCommand(
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
     now,
   };
+}
+
+/**
+ * The gates of a scheduled deployment as it begins (its first claim), at `now`: the start's, with
+ * the freeze override the start recorded.
+ */
+export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment, now: Date): Promise<RuleDetail[]> {
+  const justification = deployment.freezeOverrideJustification;
+  const facts = await loadGateFacts(tx, deployment, await environmentOf(tx, deployment.environment), {
+    now,
+    freezeOverrideJustification: justification,
+    byChangeManager: justification !== "",
+  });
+  return evaluateGates(facts);
 }
 
 /** A rollback, with what the environment runs now and whether another deployment runs there. */

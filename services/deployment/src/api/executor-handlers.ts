@@ -15,6 +15,7 @@ import type pg from "pg";
 import { extendLease, IDLE_CLAIM_STREAM, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
 import { findDeployment, type Queryable } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
+import { gatesAsItBegins } from "./deployment-commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
 const M = DeploymentService.method;
@@ -104,12 +105,15 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
           if (!queued) throw new NothingToClaim();
           return queued.deploymentId;
         },
-        command: (_state, decision) => ({
+        command: async ({ deployment }, decision, tx) => ({
           kind: "claimStep",
           stepIndex: queued?.stepIndex ?? -1,
           executorId: request.executorId,
           leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
           leaseExpired: queued?.leaseExpired ?? false,
+          // Scheduled for a window ahead: its gates are checked again as it begins.
+          gateViolations:
+            deployment?.state === DeploymentState.SCHEDULED ? await gatesAsItBegins(tx, deployment, decision.now) : [],
           now: decision.now,
         }),
         respond: ({ deployment }) => claimResponse(deployment, queued?.stepIndex ?? -1),
@@ -196,7 +200,8 @@ export function executorHandlers(api: ApiContext) {
 /** A claim's answer: the step and what it deploys, or nothing to do. */
 function claimResponse(deployment: Deployment | undefined, stepIndex: number) {
   const step = deployment?.steps[stepIndex];
-  if (!deployment || !step) return create(ClaimStepResponseSchema);
+  // Not claimed: the deployment was cancelled as it was due to begin (its gates no longer held).
+  if (!deployment || step?.state !== StepState.CLAIMED) return create(ClaimStepResponseSchema);
   const artifacts = step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
   return create(ClaimStepResponseSchema, {
     assignment: create(StepAssignmentSchema, {

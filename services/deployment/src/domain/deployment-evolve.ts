@@ -138,6 +138,7 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
     case "rdm.deployment.v1.DeploymentScheduled": {
       deployment.state = DeploymentState.SCHEDULED;
       deployment.baseline = event.baseline;
+      deployment.freezeOverrideJustification = event.freezeOverrideJustification;
       const first = deployment.steps[0];
       if (first) Object.assign(first, { state: StepState.READY, availableAt: event.availableAt });
       break;

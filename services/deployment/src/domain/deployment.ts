@@ -168,14 +168,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       description: `planned while ${deployment.previousColour || "no colour"} was live, ${command.liveColour} is live now: plan it again`,
     });
   }
-  const windowEnd = instantOf(deployment.window?.end, undefined);
-  if (windowEnd && windowEnd <= command.now) {
-    violations.push({
-      rule: "deployment.window_passed",
-      subject: deployment.deploymentId,
-      description: `the deployment's window ended at ${windowEnd.toISOString()}: plan it again with a new window`,
-    });
-  }
+  violations.push(...windowPassed(deployment, command.now));
   if (violations.length) {
     throw violation(
       "FAILED_PRECONDITION",
@@ -241,6 +234,40 @@ export function failAndRollBack(deployment: Deployment, reason: string, failedTa
     }),
     ...startRollback(deployment, reason, true, false),
   ];
+}
+
+/** `deployment.window_passed` if the planned window has ended by `now`. */
+function windowPassed(deployment: Deployment, now: Date): RuleDetail[] {
+  const windowEnd = instantOf(deployment.window?.end, undefined);
+  if (!windowEnd || windowEnd > now) return [];
+  return [
+    {
+      rule: "deployment.window_passed",
+      subject: deployment.deploymentId,
+      description: `the deployment's window ended at ${windowEnd.toISOString()}: plan it again with a new window`,
+    },
+  ];
+}
+
+/** The longest reason a cancellation records (code points), as CancelDeployment takes. */
+const MAX_REASON_LENGTH = 2000;
+
+/**
+ * A scheduled deployment about to begin (its first claim), with the gates as they stand then: one
+ * that no longer holds (a freeze declared since, the change's window over, the release abandoned,
+ * an artifact quarantined) or a window ended before any executor came cancels it rather than
+ * start it, naming what failed. Undefined: it may begin.
+ */
+export function cancelledWhenDue(deployment: Deployment, gateViolations: RuleDetail[], now: Date) {
+  const unmet = [...gateViolations, ...windowPassed(deployment, now)];
+  if (!unmet.length) return undefined;
+  const listed = unmet.map((v) => `${v.rule} (${v.subject}): ${v.description}`).join("; ");
+  const reason = `not started: ${unmet.length} gate(s) not met when it was due to begin: ${listed}`;
+  return create(DeploymentCancelledSchema, {
+    deploymentId: deployment.deploymentId,
+    // Cut by code points, as max_len counts them, so no surrogate pair is split.
+    reason: reason.length > MAX_REASON_LENGTH ? `${[...reason].slice(0, MAX_REASON_LENGTH - 1).join("")}…` : reason,
+  });
 }
 
 export const started = (deployment: Deployment) =>

@@ -15,9 +15,9 @@ import {
   StepState,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { failAndRollBack, rolledBack, started } from "./deployment.js";
+import { cancelledWhenDue, failAndRollBack, rolledBack, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
-import { refuse } from "./rule-violation.js";
+import { type RuleDetail, refuse } from "./rule-violation.js";
 
 export interface StepLease {
   stepIndex: number;
@@ -32,6 +32,8 @@ export type StepCommand =
       leaseExpiresAt: Date;
       /** The step's current holder let its lease run out (the queue saw it): it is taken over. */
       leaseExpired: boolean;
+      /** A scheduled deployment's gates as they stand now (checked again as it begins). */
+      gateViolations: RuleDetail[];
       now: Date;
     }
   | ({ kind: "expireLease" } & StepLease)
@@ -82,6 +84,10 @@ function claim(command: Extract<StepCommand, { kind: "claimStep" }>, deployment:
   const reclaim = step.state === StepState.CLAIMED && command.leaseExpired;
   if (step.state !== StepState.READY && !reclaim) refuse("step.not_ready", `step ${step.index} is not waiting`, "step");
   if (deployment.paused || deployment.awaitingPromotion) refuse("deployment.held", "the deployment is on hold");
+  if (deployment.state === DeploymentState.SCHEDULED) {
+    const cancelled = cancelledWhenDue(deployment, command.gateViolations, command.now);
+    if (cancelled) return [cancelled];
+  }
   const deploymentId = deployment.deploymentId;
   const events: DeploymentEvent[] = [];
   if (reclaim) {

@@ -1,0 +1,94 @@
+// A deployment started for a window ahead: its gates are checked for the time it will begin, and
+// again when it begins (its first claim), so a freeze declared meanwhile, the change's window
+// over or a release abandoned cancels it instead of letting it run.
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+
+const harness = new Harness("deployment-scheduled-gates");
+type Client = Awaited<ReturnType<Harness["client"]>>;
+let deployer: Client;
+let executor: Client;
+
+beforeAll(async () => {
+  await harness.start("deployment_scheduled_gates");
+  deployer = await harness.client("dana", ["deployer", "release-manager"]);
+  executor = await harness.client("agent", ["executor"]);
+});
+afterAll(() => harness.stop());
+
+const inMs = (ms: number) => timestampFromDate(new Date(Date.now() + ms));
+const HOUR = 3_600_000;
+
+/** A deployment of a ready release with a verified artifact and an authorized change scheduled around now. */
+async function planned(window: { startInMs: number; endInMs: number }) {
+  const environment = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: [uniqueId("ci")] }) },
+  });
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  await harness.change(changeId);
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId,
+    environment,
+    artifacts: [artifact(artifactId)],
+    strategy: strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+    window: create(TimeWindowSchema, { start: inMs(window.startInMs), end: inMs(window.endInMs) }),
+    linkedChangeIds: [changeId],
+  });
+  return { environment, deploymentId: deployment?.deploymentId as string };
+}
+
+test("the start checks the change window and the freezes of the time the deployment will begin", async () => {
+  // The change is scheduled from an hour ago to an hour from now; the deployment two to three hours from now.
+  const { deploymentId } = await planned({ startInMs: 2 * HOUR, endInMs: 3 * HOUR });
+  const freeze = await harness.freezeWindow({ all: true }, { hours: 1 });
+  const rules = await waitFor(
+    async () => {
+      const found = await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId }));
+      return found.includes("gate.freeze_window") ? found : undefined;
+    },
+    { timeoutMs: 30_000, description: `the freeze window ${freeze} known to the service` },
+  );
+  expect(rules.sort()).toEqual(["gate.change_window", "gate.freeze_window"]);
+});
+
+test("a freeze declared after the start cancels the deployment as its window opens: no executor gets a step", async () => {
+  const { environment, deploymentId } = await planned({ startInMs: 1_500, endInMs: HOUR });
+  const started = await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+    timeoutMs: 30_000,
+    description: "the start once the release, change and artifact are known",
+  });
+  expect(started.deployment?.state).toBe(DeploymentState.SCHEDULED);
+  const freeze = await harness.freezeWindow({ environments: [environment] }, { consumed: true });
+
+  // Executors poll until the deployment is due; none is handed a step of it.
+  const assignments: unknown[] = [];
+  const after = await waitFor(
+    async () => {
+      const { assignment } = await executor.claimStep({
+        ...rid(),
+        executorId: "agent",
+        environments: [environment],
+        leaseSeconds: 30,
+      });
+      if (assignment) assignments.push(assignment);
+      const { deployment } = await deployer.getDeployment({ deploymentId });
+      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
+    },
+    { timeoutMs: 30_000, description: "the deployment due" },
+  );
+  expect(assignments).toEqual([]);
+  expect(after.state).toBe(DeploymentState.CANCELLED);
+  expect(after.reason).toContain(`gate.freeze_window (${freeze})`);
+});
