@@ -888,6 +888,29 @@ test("a release link and then a failed deployment of the linked release mark the
   expect(Buffer.from(rows[0].data).toString()).toContain("restore the pre-upgrade snapshot");
 });
 
+test("a deployment outcome naming the change moves it though the release's link has not arrived", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const id = await authorizedChange({ environments: ["production"] });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const viewer = await clientAs("vera", ["viewer"]);
+  // The release service's link lags (or its relay has not published it): only the deployment
+  // says which changes it implements, as its start's gates checked them.
+  const [releaseId, deploymentId] = [randomUUID(), randomUUID()];
+  const outcome = { deploymentId, releaseId, environment: "production", production: true, changeRequestIds: [id] };
+  await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, outcome),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, outcome),
+  ]);
+  const change = await waitFor(
+    async () => {
+      const current = (await viewer.getChange({ changeRequestId: id })).change;
+      return current?.state === ChangeState.IMPLEMENTED ? current : undefined;
+    },
+    { timeoutMs: 30_000, description: "change IMPLEMENTED by the deployment naming it" },
+  );
+  expect(change.linkedReleaseId).toBe("");
+});
+
 test("deployments of the linked release move the change: started -> IMPLEMENTING, succeeded -> IMPLEMENTED; other environments and unknown event types are ignored", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const releaseId = randomUUID();

@@ -104,6 +104,7 @@ export class Deciding {
       liveColour,
       freezeOverrideJustification: "",
       overriddenFreezeWindowIds: [],
+      changeRequestIds: ["c-1"],
       now: NOW,
     });
   }

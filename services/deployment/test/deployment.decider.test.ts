@@ -184,6 +184,7 @@ describe("approval and start", () => {
         liveColour: "",
         freezeOverrideJustification: "",
         overriddenFreezeWindowIds: [],
+        changeRequestIds: [],
         now: NOW,
       }),
     );
@@ -203,6 +204,8 @@ describe("approval and start", () => {
     d.claim(0);
     expect(d.types(d.events).slice(-2)).toEqual(["DeploymentStarted", "DeploymentStepClaimed"]);
     expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);
+    // The change requests the start's gates checked go with every outcome.
+    expect(d.events.at(-2)).toMatchObject({ changeRequestIds: ["c-1"] });
   });
 
   test("a deployment whose planned window has ended is refused at start; one whose window is ahead waits for it", () => {
@@ -286,6 +289,7 @@ describe("approval and start", () => {
       liveColour: "",
       freezeOverrideJustification: "INC-42: payments down",
       overriddenFreezeWindowIds: ["fw-1", "fw-2"],
+      changeRequestIds: [],
       now: NOW,
     });
     expect(scheduled).toMatchObject({

@@ -18,7 +18,7 @@ import type pg from "pg";
 import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
-import { changeProjection, changesLinkedTo } from "../store/read-model.js";
+import { changeProjection, changesImplementedBy } from "../store/read-model.js";
 
 export interface ReactionDeps {
   handler: CommandHandler<ServiceEvent>;
@@ -65,6 +65,8 @@ interface DeploymentOutcome {
   deploymentId: string;
   metadata?: EventMetadata | undefined;
   production?: boolean | undefined;
+  /** The changes the deployment's start checked (empty in events from before it said). */
+  changeRequestIds: string[];
 }
 
 /** What a deployment event asks of each linked change: the event, and the commands per change. */
@@ -135,13 +137,15 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
  * Reactions to the deployments of a change's linked release (design §4): a deployment that
  * starts implements the scheduled change, one that succeeds completes it, one that fails or is
  * rolled back fails it. Only deployments to the change's environments count, to production when
- * it names none: production as the deployment event says (its `production` flag).
+ * it names none: production as the deployment event says (its `production` flag). The changes are
+ * those linked to the release and those the event names (its `change_request_ids`), so an outcome
+ * that arrives before the release's link still moves the change.
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
   const reaction = reactionTo(event);
   if (!reaction?.outcome.releaseId) return;
   const { outcome } = reaction;
-  const linked = await changesLinkedTo(tx, outcome.releaseId);
+  const linked = await changesImplementedBy(tx, outcome.releaseId, outcome.changeRequestIds);
   if (linked.length === 0) return;
   const cause = reactionOrigin(event, outcome.metadata);
   // The deployment service says whether the environment is production; events from before it did

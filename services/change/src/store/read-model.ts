@@ -14,6 +14,7 @@ import {
   type StandardChangeTemplate,
   StandardChangeTemplateSchema,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import { BOOKED_STATES, type Interval } from "../domain/calendar.js";
 import { type ChangeRequestEvent, type ChangeRequestState, changeKey } from "../domain/change-request.js";
@@ -188,10 +189,20 @@ export async function bookedChangesOverlapping(db: Queryable, window: Interval):
   return changesFrom(rows);
 }
 
-export async function changesLinkedTo(db: Queryable, releaseId: string): Promise<ChangeRequest[]> {
+/**
+ * The changes a deployment of `releaseId` implements: those linked to the release, and those it
+ * names itself (`changeIds`, its plan's and the release's links as its start found them), so a
+ * link not heard of yet does not lose the reaction.
+ */
+export async function changesImplementedBy(
+  db: Queryable,
+  releaseId: string,
+  changeIds: readonly string[],
+): Promise<ChangeRequest[]> {
   const { rows } = await db.query<{ data: Buffer }>(
-    "SELECT data FROM change_requests WHERE linked_release_id = $1 ORDER BY key",
-    [releaseId],
+    `SELECT data FROM change_requests WHERE linked_release_id = $1 OR change_request_id = ANY($2::uuid[])
+     ORDER BY key`,
+    [releaseId, changeIds.map((id) => id.toLowerCase()).filter(isUuid)],
   );
   return changesFrom(rows);
 }

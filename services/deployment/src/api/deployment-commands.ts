@@ -64,6 +64,7 @@ async function startCommand(
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
+    changeRequestIds: facts.changes.map((change) => change.changeId),
     now,
   };
 }

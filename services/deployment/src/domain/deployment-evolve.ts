@@ -139,6 +139,7 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
       deployment.state = DeploymentState.SCHEDULED;
       deployment.baseline = event.baseline;
       deployment.freezeOverrideJustification = event.freezeOverrideJustification;
+      deployment.changeRequestIds = event.changeRequestIds;
       const first = deployment.steps[0];
       if (first) Object.assign(first, { state: StepState.READY, availableAt: event.availableAt });
       break;

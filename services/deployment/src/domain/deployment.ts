@@ -49,6 +49,8 @@ export type DeploymentCommand =
       /** Recorded when a freeze was overridden, with the calendar's freeze windows it set aside. */
       freezeOverrideJustification: string;
       overriddenFreezeWindowIds: string[];
+      /** The change requests the gates checked (the plan's and the release's links). */
+      changeRequestIds: string[];
       now: Date;
     }
   | { kind: "pauseDeployment"; reason: string }
@@ -186,6 +188,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       availableAt: timestampFromDate(availableAt),
       freezeOverrideJustification: command.freezeOverrideJustification,
       overriddenFreezeWindowIds: command.overriddenFreezeWindowIds,
+      changeRequestIds: command.changeRequestIds,
     }),
   ];
 }
@@ -352,11 +355,15 @@ function decideOn(command: DeploymentCommand, deployment: Deployment): Deploymen
   return control(command, deployment);
 }
 
-/** Every event of a deployment names its release and environment (consumers filter on them). */
+/**
+ * Every event of a deployment names its release and environment (consumers filter on them); its
+ * outcomes also the change requests it implements, as its start recorded them.
+ */
 function aboutDeployment(event: DeploymentEvent, deployment: Deployment): DeploymentEvent {
   if ("releaseId" in event) {
     event.releaseId = deployment.releaseId;
     event.environment = deployment.environment;
   }
+  if ("environmentSequence" in event) event.changeRequestIds = [...deployment.changeRequestIds];
   return event;
 }
