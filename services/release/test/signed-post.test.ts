@@ -1,5 +1,7 @@
 // A webhook send that reaches no receiver says why (fetch's own message is only "fetch failed"),
-// so a delivery's last_error and the log tell an operator what to mend.
+// so a delivery's last_error and the log tell an operator what to mend. A redirect is a failure
+// (following a 301/302 would drop the body), and the receiver's answer body is never read.
+import { createServer as createHttpServer, type RequestListener } from "node:http";
 import { createServer } from "node:net";
 import { postSigned } from "../src/jobs/signed-post.js";
 
@@ -22,4 +24,53 @@ test("a refused connection is recorded with its cause", async () => {
     timeoutMs: 5_000,
   });
   expect(result).toEqual({ status: 0, failure: expect.stringMatching(/^fetch failed: .*ECONNREFUSED/) });
+});
+
+/** A loopback HTTP receiver answering with `listener`; its URL and how to stop it. */
+async function receiver(listener: RequestListener) {
+  const server = createHttpServer(listener);
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `http://127.0.0.1:${port}/hook`,
+    stop: () => new Promise((resolve) => server.close(resolve).closeAllConnections()),
+  };
+}
+
+const send = (url: string) =>
+  postSigned({ url, secret: "s", notificationId: "n-1", body: "{}", now: new Date(), timeoutMs: 60_000 });
+
+test("a redirect is a failure, not followed", async () => {
+  const followed: string[] = [];
+  const target = await receiver((request, response) => {
+    if (request.url === "/hook") {
+      response.writeHead(302, { location: "/elsewhere" }).end();
+    } else {
+      followed.push(`${request.method} ${request.url}`);
+      response.writeHead(200).end();
+    }
+  });
+  try {
+    expect(await send(target.url)).toEqual({
+      status: 302,
+      failure: "HTTP 302: redirects are not followed, point the subscription at the final URL",
+    });
+    expect(followed).toEqual([]);
+  } finally {
+    await target.stop();
+  }
+});
+
+test("the answer's body is not read: one that never ends does not hold the send", async () => {
+  // Headers and a first chunk, then nothing more: a send that read the body would wait for the
+  // whole 60 s timeout (the test's own timeout fails it first).
+  const target = await receiver((_request, response) => {
+    response.writeHead(200, { "content-type": "application/octet-stream" });
+    response.write(Buffer.alloc(64 * 1024));
+  });
+  try {
+    expect(await send(target.url)).toEqual({ status: 200, failure: undefined });
+  } finally {
+    await target.stop();
+  }
 });

@@ -37,9 +37,20 @@ export async function postSigned(post: SignedPost): Promise<{ status: number; fa
       },
       body: post.body,
       signal: AbortSignal.timeout(post.timeoutMs),
+      // A redirect is a failure, not followed: a 301/302 would be followed with a GET, the body
+      // dropped, and recorded as delivered.
+      redirect: "manual",
     });
-    await response.arrayBuffer().catch(() => undefined);
-    return { status: response.status, failure: response.ok ? undefined : `HTTP ${response.status}` };
+    // The status is the answer; the body is not read (a huge one would be held in memory).
+    await response.body?.cancel().catch(() => undefined);
+    if (response.ok) return { status: response.status, failure: undefined };
+    const redirected = response.status >= 300 && response.status < 400;
+    return {
+      status: response.status,
+      failure: redirected
+        ? `HTTP ${response.status}: redirects are not followed, point the subscription at the final URL`
+        : `HTTP ${response.status}`,
+    };
   } catch (error) {
     const err = error as Error;
     if (err.name === "TimeoutError") return { status: 0, failure: `no answer within ${post.timeoutMs} ms` };
