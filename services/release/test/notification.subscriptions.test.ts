@@ -354,6 +354,49 @@ test("roles, validation, unknown ids, the configured default subscription, and n
   await waitFor(() => receiver.at("/default").length > 0, { description: "default subscription delivery" });
 });
 
+test("a target URL no delivery could reach is refused, naming its field, at create and update", async () => {
+  const target = (kind: "webhook" | "chat", url: string) =>
+    kind === "webhook"
+      ? { kind: { case: "webhook" as const, value: { url } } }
+      : { kind: { case: "chat" as const, value: { url, template: "{{title}}" } } };
+  const refusal = async (call: Promise<unknown>) => {
+    const details = await failure(call);
+    return { code: status[details.code], fields: details.badRequest?.fieldViolations.map((v) => v.field) };
+  };
+  const create = (kind: "webhook" | "chat", url: string) =>
+    refusal(
+      notifications.createSubscription({
+        ...req(),
+        name: "x",
+        secret: "0123456789abcdef0123",
+        target: target(kind, url),
+      }),
+    );
+  const refused = (field: string) => ({ code: "INVALID_ARGUMENT", fields: [field] });
+  expect(
+    await Promise.all([
+      create("webhook", "data:,hello"),
+      create("webhook", "file:///etc/passwd"),
+      create("webhook", "ftp://127.0.0.1/x"),
+      create("webhook", "http://user:pw@127.0.0.1:9/x"),
+      create("chat", "http://127.0.0.1:99999/x"),
+      create("chat", "https://user:token@hooks.example/x"),
+    ]),
+  ).toEqual([...Array(4).fill(refused("target.webhook.url")), refused("target.chat.url"), refused("target.chat.url")]);
+  const subscriptionId = await subscribe("/url-checked");
+  expect(
+    await refusal(
+      notifications.updateSubscription({
+        ...req(),
+        subscriptionId,
+        name: "x",
+        owner: "olivia",
+        target: target("chat", "http://127.0.0.1:70000/x"),
+      }),
+    ),
+  ).toEqual(refused("target.chat.url"));
+});
+
 test("deliveries page newest first by token: none twice, none left out; a forged token is refused", async () => {
   const before = (await notifications.listSubscriptionDeliveries({ subscriptionId: allId, pageSize: 500 })).deliveries;
   expect(before.length).toBeGreaterThan(4);

@@ -3,7 +3,7 @@ import { create, type DescMessage } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { READER_ROLES, type Role } from "@rdm/auth";
 import type { CommandHandler } from "@rdm/command-handler";
-import { type CallContext, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
+import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import * as api from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -47,6 +47,23 @@ type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
 /**
+ * Refuses a target URL no delivery could reach, naming its field: only http(s) is sent to (fetch
+ * would "deliver" to data: without a request, and fail every attempt on file:, ftp: or a port
+ * out of range), and credentials in the URL are refused by fetch on every attempt.
+ */
+function requireDeliverableUrl(target: Target | undefined) {
+  if (!target?.kind.case) return;
+  const field = `target.${target.kind.case}.url`;
+  const refuse = (description: string) => {
+    throw new InvalidArgument([{ field, description }]);
+  };
+  const url = URL.parse(target.kind.value.url);
+  if (!url) return refuse("is not a URL a delivery can be sent to (e.g. a port above 65535)");
+  if (url.protocol !== "https:" && url.protocol !== "http:") return refuse("must be an http:// or https:// URL");
+  if (url.username || url.password) return refuse("must not hold credentials (user:password@): put them in the path");
+}
+
+/**
  * The settings the events carry, and the secret they must not: the webhook's, or the chat URL.
  * Shared by create and update, which take the same settings.
  */
@@ -59,6 +76,7 @@ function subscriptionSettings(
   },
   owner: string,
 ) {
+  requireDeliverableUrl(request.target);
   const { target, secret } = withoutSecrets(request.target as Target, request.secret);
   return {
     command: {
