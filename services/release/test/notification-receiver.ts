@@ -1,6 +1,6 @@
 // A webhook receiver on loopback for notification tests: records every POST with its path,
-// headers and payload; /down answers 503, a held path nothing until released, any other path
-// 204. Also the payload schema's validator.
+// headers and payload; /down answers 503, a held path nothing until released, a path told to
+// fail once 503 the first time, any other path 204. Also the payload schema's validator.
 import { readFileSync } from "node:fs";
 import { createServer, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -28,12 +28,15 @@ export interface Receiver {
    * of them is still open (its sender has not given up on it).
    */
   hold(path: string): { waiting(): boolean; release(): void };
+  /** Answers the next POST to `path` 503, the ones after it 204. */
+  failOnce(path: string): void;
   close(): Promise<void>;
 }
 
 export async function startReceiver(): Promise<Receiver> {
   const received: Received[] = [];
   const held = new Map<string, { responses: ServerResponse[]; closed: number }>();
+  const failing = new Set<string>();
   const server: Server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on("data", (c: Buffer) => chunks.push(c));
@@ -47,7 +50,7 @@ export async function startReceiver(): Promise<Receiver> {
         body,
         payload: JSON.parse(body),
       });
-      response.statusCode = request.url === "/down" ? 503 : 204;
+      response.statusCode = request.url === "/down" || failing.delete(String(request.url)) ? 503 : 204;
       const holding = held.get(String(request.url));
       if (!holding) return response.end();
       holding.responses.push(response);
@@ -72,6 +75,7 @@ export async function startReceiver(): Promise<Receiver> {
         },
       };
     },
+    failOnce: (path) => failing.add(path),
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

@@ -20,7 +20,7 @@ import {
   type SubscriptionFilterSchema,
   SubscriptionStatus,
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
-import { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { LogEntryKind, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
@@ -251,6 +251,30 @@ test("a target that keeps failing is retried, then its subscription is suspended
   const { subscription } = await notifications.resumeSubscription({ ...req(), subscriptionId: d });
   expect(subscription?.status).toBe(SubscriptionStatus.ACTIVE);
   await notifications.deleteSubscription({ ...req(), subscriptionId: d });
+});
+
+test("a target gets its deliveries in order: a retry backing off holds the later ones back", async () => {
+  const releaseId = (await manager.registerRelease(registration())).release?.releaseId as string;
+  receiver.failOnce("/in-order");
+  const d = await subscribe("/in-order", {
+    releaseIds: [releaseId],
+    eventTypes: ["rdm.release.v1.ReleaseLogEntryRecorded"],
+  });
+  const texts = ["first", "second", "third"];
+  for (const text of texts)
+    await manager.recordReleaseLogEntry({ ...req(), releaseId, kind: LogEntryKind.ISSUE, text });
+  // The first one failed (its retry a backoff later on the service's clock), the others recorded.
+  await waitFor(
+    async () => {
+      const all = await deliveries(d);
+      return all.length === 3 && all.some((delivery) => delivery.attempts === 1);
+    },
+    { description: "three deliveries, one attempted once" },
+  );
+  h.clock.advance(60_000);
+  await waitFor(() => receiver.at("/in-order").length === 4, { description: "the retry and the two after it" });
+  const textOf = (r: Received) => texts.find((text) => r.body.includes(`"${text}"`));
+  expect(receiver.at("/in-order").map(textOf)).toEqual(["first", "first", "second", "third"]);
 });
 
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {

@@ -143,6 +143,10 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
            JOIN notification_subscriptions s USING (subscription_id)
            WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
              AND NOT (d.subscription_id = ANY($3::uuid[]))
+             -- Its subscription's oldest pending one: a retry backing off (or being sent by another
+             -- replica) holds the later ones back, so each target gets them in order.
+             AND NOT EXISTS (SELECT 1 FROM subscription_deliveries e
+                             WHERE e.subscription_id = d.subscription_id AND e.status = 'PENDING' AND e.seq < d.seq)
            ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
          RETURNING delivery_id, subscription_id, payload, attempts)
        SELECT c.*, s.snapshot, k.secret FROM claimed c
