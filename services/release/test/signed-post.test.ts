@@ -1,9 +1,14 @@
 // A webhook send that reaches no receiver says why (fetch's own message is only "fetch failed"),
 // so a delivery's last_error and the log tell an operator what to mend. A redirect is a failure
-// (following a 301/302 would drop the body), and the receiver's answer body is never read.
+// (following a 301/302 would drop the body), the receiver's answer body is never read, and a
+// chat target's failure never quotes its URL (the credential).
 import { createServer as createHttpServer, type RequestListener } from "node:http";
 import { createServer } from "node:net";
+import { create } from "@bufbuild/protobuf";
+import { SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { postSigned } from "../src/jobs/signed-post.js";
+import { sendToTarget } from "../src/jobs/subscription-delivery.js";
+import type { NotificationPayload } from "../src/notifier/payload.js";
 
 /** A loopback port nothing listens on: bound, then closed. */
 async function closedPort(): Promise<number> {
@@ -73,4 +78,16 @@ test("the answer's body is not read: one that never ends does not hold the send"
   } finally {
     await target.stop();
   }
+});
+
+test("a chat target's failure shows its URL, the credential, only as its origin", async () => {
+  // Stored before URLs were checked at create: fetch's error quotes the whole URL.
+  const url = "http://127.0.0.1:99999/services/T000/CHAT-TOKEN";
+  const subscription = create(SubscriptionSchema, {
+    target: { kind: { case: "chat", value: { url: "http://127.0.0.1:99999/…", template: "{{title}}" } } },
+  });
+  const payload = { notificationId: "n-1", title: "t", links: {} } as unknown as NotificationPayload;
+  const { failure } = await sendToTarget(subscription, url, payload, new Date(), 5_000);
+  expect(failure).toContain("http://127.0.0.1:99999/…");
+  expect(failure).not.toContain("CHAT-TOKEN");
 });

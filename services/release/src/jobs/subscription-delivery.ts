@@ -41,21 +41,24 @@ interface Claimed {
  * Sends a payload to a subscription's target: as is to a webhook, signed with `secret`; rendered
  * into `{ text }` for a chat, to the URL kept as its secret (events carry only its origin).
  */
-export function sendToTarget(
+export async function sendToTarget(
   subscription: Subscription,
   secret: string | undefined,
   payload: NotificationPayload,
   now: Date,
   timeoutMs: number,
-) {
+): Promise<{ status: number; failure: string | undefined }> {
   const target = subscription.target?.kind;
-  if (!target?.case) return Promise.resolve({ status: 0, failure: "the subscription has no target" });
+  if (!target?.case) return { status: 0, failure: "the subscription has no target" };
   const { notificationId } = payload;
   if (target.case === "webhook")
     return postSigned({ url: target.value.url, secret, notificationId, body: JSON.stringify(payload), now, timeoutMs });
-  if (!secret) return Promise.resolve({ status: 0, failure: "the chat target's URL is not kept" });
+  if (!secret) return { status: 0, failure: "the chat target's URL is not kept" };
   const body = JSON.stringify({ text: renderChatText(target.value.template, payload) });
-  return postSigned({ url: secret, secret: undefined, notificationId, body, now, timeoutMs });
+  const sent = await postSigned({ url: secret, secret: undefined, notificationId, body, now, timeoutMs });
+  // The chat URL is its credential: a failure that quotes it (fetch's "Failed to parse URL from
+  // …") is recorded, shown and published with only its origin, as the target is.
+  return { ...sent, failure: sent.failure?.replaceAll(secret, target.value.url) };
 }
 
 /** Suspends the subscription of a delivery that gave up, in the transaction that records it. */
