@@ -228,7 +228,7 @@ test("a paused subscription receives nothing; resumed, it continues from then on
   expect(receiver.at("/paused").map((r) => r.payload.eventType)).not.toContain("rdm.release.v1.ReleaseRegistered");
 });
 
-test("a target that keeps failing is retried, then its subscription is suspended; the others go on", async () => {
+test("a target that keeps failing is retried, then its subscription is suspended; the others go on; deleted, it is still read", async () => {
   const d = await subscribe("/down", { eventTypes: ["rdm.release.v1.ReleaseRegistered"] });
   const releaseId = (await manager.registerRelease(registration())).release?.releaseId as string;
   await seenByAll("rdm.release.v1.ReleaseRegistered", (r) => r.payload.subject === releaseId);
@@ -251,6 +251,11 @@ test("a target that keeps failing is retried, then its subscription is suspended
   const { subscription } = await notifications.resumeSubscription({ ...req(), subscriptionId: d });
   expect(subscription?.status).toBe(SubscriptionStatus.ACTIVE);
   await notifications.deleteSubscription({ ...req(), subscriptionId: d });
+  // Deleted, it is still read by id, with its deliveries' history.
+  expect((await notifications.getSubscription({ subscriptionId: d })).subscription?.status).toBe(
+    SubscriptionStatus.DELETED,
+  );
+  expect((await deliveries(d)).at(-1)).toMatchObject({ status: DeliveryStatus.FAILED, attempts: 2 });
 });
 
 test("a target gets its deliveries in order: a retry backing off holds the later ones back", async () => {

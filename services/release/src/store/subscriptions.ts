@@ -67,14 +67,17 @@ export function subscriptionCommand(
   };
 }
 
-/** The subscriptions' read model rows, by status (deleted ones only when asked for). */
+/**
+ * The subscriptions' read model rows, by status (deleted ones only when asked for, or asked for
+ * by id: a deleted subscription is still read, with its deliveries).
+ */
 export async function listSubscriptions(
   db: Pick<pg.Pool, "query">,
   where: { owner?: string; status?: number; subscriptionId?: string },
 ): Promise<Subscription[]> {
   const { rows } = await db.query<{ snapshot: Buffer }>(
     `SELECT snapshot FROM notification_subscriptions
-     WHERE ($1 = '' OR owner = $1) AND (CASE WHEN $2 = 0 THEN status <> 4 ELSE status = $2 END)
+     WHERE ($1 = '' OR owner = $1) AND (CASE WHEN $2 = 0 THEN ($3 <> '' OR status <> 4) ELSE status = $2 END)
        AND ($3 = '' OR subscription_id::text = $3)
      ORDER BY subscription_id`,
     [where.owner ?? "", where.status ?? 0, where.subscriptionId ?? ""],
