@@ -8,8 +8,16 @@ import { status } from "@grpc/grpc-js";
 import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore } from "@rdm/eventstore";
 import { errorDetails } from "@rdm/grpc";
-import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
+import {
+  CHANGE_EVENTS_TOPIC,
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  publishEvents,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeRequestRaisedSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
@@ -22,7 +30,7 @@ import {
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { LogEntryKind, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
-import { uniqueId, waitFor } from "@rdm/testkit";
+import { PublishedStreams, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
 import pg from "pg";
 import { releaseQueryTables } from "../src/store/query-tables.js";
@@ -280,6 +288,61 @@ test("a target gets its deliveries in order: a retry backing off holds the later
   await waitFor(() => receiver.at("/in-order").length === 4, { description: "the retry and the two after it" });
   const textOf = (r: Received) => texts.find((text) => r.body.includes(`"${text}"`));
   expect(receiver.at("/in-order").map(textOf)).toEqual(["first", "first", "second", "third"]);
+});
+
+test("a subscription filtered by environment takes a change's events that do not name it, by the change's environments", async () => {
+  const d = await subscribe("/production-changes", { environments: ["production"] });
+  const upstream = new PublishedStreams("carl");
+  const changeEvent = <S extends typeof ChangeRequestRaisedSchema | typeof ChangeRequestRejectedSchema>(
+    schema: S,
+    changeRequestId: string,
+    init: object,
+  ) =>
+    upstream.event("rdm/change", schema, changeRequestId, { changeRequestId, ...init } as never, {
+      occurredAt: timestampFromDate(h.clock.now()),
+      time: h.clock.now(),
+    });
+  const [production, staging] = [randomUUID(), randomUUID()];
+  const topic = `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`;
+  await publishEvents(producer, topic, [
+    changeEvent(ChangeRequestRaisedSchema, production, { environments: ["production"], state: ChangeState.DRAFT }),
+    changeEvent(ChangeRequestRaisedSchema, staging, { environments: ["staging"], state: ChangeState.DRAFT }),
+  ]);
+  // The release service's read model of changes has their environments (another consumer group).
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  try {
+    await waitFor(
+      async () =>
+        (
+          await db.query(
+            "SELECT 1 FROM change_request_states WHERE change_request_id = ANY($1) AND environments IS NOT NULL",
+            [[production, staging]],
+          )
+        ).rowCount === 2,
+      { description: "the changes' environments known" },
+    );
+  } finally {
+    await db.end();
+  }
+  const rejected = [production, staging].map((id) =>
+    changeEvent(ChangeRequestRejectedSchema, id, { state: ChangeState.REJECTED, rejectedBy: "anna" }),
+  );
+  await publishEvents(producer, topic, rejected);
+  await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === staging);
+  await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === production);
+  const received = await waitFor(
+    async () => {
+      const all = await deliveries(d);
+      return all.length >= 2 ? all : undefined;
+    },
+    { description: "the production change's two events" },
+  );
+  expect(received.map((delivery) => delivery.eventType).sort()).toEqual([
+    "rdm.change.v1.ChangeRequestRaised",
+    "rdm.change.v1.ChangeRequestRejected",
+  ]);
+  expect(received.every((delivery) => delivery.eventId !== rejected[1]?.id)).toBe(true);
 });
 
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {

@@ -9,7 +9,7 @@ import {
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
-import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
+import { type EventSubjects, filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -23,6 +23,21 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
     [ids],
   );
   return rows[0];
+}
+
+/**
+ * The environments of the change an event is about, when the event does not name them (only a
+ * change's raise, schedule and detail updates do): as the release service's read model of changes
+ * has them. Undefined for other events.
+ */
+async function changeEnvironmentsOf(tx: pg.PoolClient, type: string, subjects: EventSubjects) {
+  if (!type.startsWith("rdm.change.v1.") || subjects.environments.size || !subjects.changeRequestIds.size)
+    return undefined;
+  const { rows } = await tx.query<{ environments: string[] }>(
+    "SELECT environments FROM change_request_states WHERE change_request_id = ANY($1) AND environments IS NOT NULL",
+    [[...subjects.changeRequestIds]],
+  );
+  return rows.flatMap((row) => row.environments);
 }
 
 const MATCHED_STATUSES = [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED];
@@ -69,12 +84,14 @@ export function matchEvents(
     const candidates = await subscriptions();
     if (!candidates.length) return;
     const json = eventJson(decoded.schema, decoded.message);
-    const release = await releaseOf(tx, subjectsOf(json).releaseIds);
+    const subjects = subjectsOf(json);
+    const release = await releaseOf(tx, subjects.releaseIds);
     const event: NotifiedEvent = {
       type: envelope.type,
       occurredAt: occurredAtOf(decoded.message, envelope.time),
       json,
       releaseType: release?.type as ReleaseType | undefined,
+      changeEnvironments: await changeEnvironmentsOf(tx, envelope.type, subjects),
     };
     for (const subscription of candidates) {
       const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));

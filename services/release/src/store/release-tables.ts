@@ -128,4 +128,12 @@ export const releaseMigrations: Migration[] = [
         WHERE status = 'PENDING';
     `,
   },
+  {
+    version: 12,
+    name: "change request environments",
+    // The environments a change names (its raise, schedule and detail updates say them), so a
+    // subscription filtered by environment also takes the change's events that do not: submitted,
+    // approved, rejected, cancelled. NULL: not heard of (changes known from before).
+    sql: "ALTER TABLE change_request_states ADD COLUMN environments text[]",
+  },
 ];

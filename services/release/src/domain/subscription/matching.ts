@@ -72,6 +72,8 @@ export interface NotifiedEvent {
   json: JsonObject;
   /** The type of the release the event is about, when the release service knows it. */
   releaseType: ReleaseType | undefined;
+  /** The environments of the change the event is about, for its events that do not name them. */
+  changeEnvironments?: readonly string[] | undefined;
 }
 
 const anyOf = (wanted: readonly string[], present: Set<string>) => !wanted.length || wanted.some((w) => present.has(w));
@@ -81,6 +83,7 @@ export function filterMatches(subscription: Subscription, event: NotifiedEvent):
   const f = subscription.filter;
   if (!f) return true;
   const subjects = subjectsOf(event.json);
+  for (const environment of event.changeEnvironments ?? []) subjects.environments.add(environment);
   return (
     (!f.eventTypes.length || f.eventTypes.includes(event.type)) &&
     anyOf(f.releaseIds, subjects.releaseIds) &&
