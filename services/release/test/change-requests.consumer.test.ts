@@ -1,6 +1,7 @@
-// The release's read model of change request states (the gates read it): a chunk of change events
-// applied at once leaves the same rows as the same events applied one by one, whatever their
-// order, repeats and mix of changes; against real PostgreSQL.
+// The release's read model of change request states (the gates and the notifier's environment
+// filter read it): a chunk of change events applied at once leaves the same rows, environments
+// included, as the same events applied one by one, whatever their order, repeats and mix of
+// changes; against real PostgreSQL.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -9,6 +10,7 @@ import type { CloudEvent } from "@rdm/messaging";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
+  ChangeRequestRaisedSchema,
   ChangeRequestSubmittedSchema,
   FreezeWindowDeclaredSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -40,7 +42,7 @@ const at = new Date("2026-11-02T10:00:00Z");
 function changeEvent(
   changeRequestId: string,
   version: number,
-  kind: "submitted" | "authorized" | "freeze",
+  kind: "submitted" | "authorized" | "raised" | "freeze",
 ): CloudEvent {
   const metadata = {
     eventId: randomUUID(),
@@ -51,20 +53,30 @@ function changeEvent(
   const [schema, message] =
     kind === "freeze"
       ? [FreezeWindowDeclaredSchema, create(FreezeWindowDeclaredSchema, { metadata, freezeWindowId: changeRequestId })]
-      : kind === "authorized"
+      : kind === "raised"
         ? [
-            ChangeRequestAuthorizedSchema,
-            create(ChangeRequestAuthorizedSchema, {
+            ChangeRequestRaisedSchema,
+            create(ChangeRequestRaisedSchema, {
               metadata,
               changeRequestId,
-              state: ChangeState.AUTHORIZED,
-              linkedReleaseId: `rel-${version}`,
+              state: ChangeState.DRAFT,
+              environments: version % 2 ? [`env-${version}`] : [],
             }),
           ]
-        : [
-            ChangeRequestSubmittedSchema,
-            create(ChangeRequestSubmittedSchema, { metadata, changeRequestId, state: ChangeState.SUBMITTED }),
-          ];
+        : kind === "authorized"
+          ? [
+              ChangeRequestAuthorizedSchema,
+              create(ChangeRequestAuthorizedSchema, {
+                metadata,
+                changeRequestId,
+                state: ChangeState.AUTHORIZED,
+                linkedReleaseId: `rel-${version}`,
+              }),
+            ]
+          : [
+              ChangeRequestSubmittedSchema,
+              create(ChangeRequestSubmittedSchema, { metadata, changeRequestId, state: ChangeState.SUBMITTED }),
+            ];
   return {
     id: metadata.eventId,
     type: schema.typeName,
@@ -79,7 +91,7 @@ function changeEvent(
 const rows = async (ids: string[]) =>
   (
     await pool.query(
-      "SELECT change_request_id, state, linked_release_id, updated_at, version FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1",
+      "SELECT change_request_id, state, linked_release_id, updated_at, version, environments FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1",
       [ids],
     )
   ).rows;
@@ -90,7 +102,7 @@ test("a chunk at once leaves the same states as its events one by one", async ()
   const event = fc.record({
     change: fc.integer({ min: 0, max: 3 }),
     version: fc.integer({ min: 1, max: 6 }),
-    kind: fc.constantFrom("submitted" as const, "authorized" as const, "freeze" as const),
+    kind: fc.constantFrom("submitted" as const, "authorized" as const, "raised" as const, "freeze" as const),
   });
   await fc.assert(
     fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 12 }), async (drawn) => {
