@@ -111,8 +111,15 @@ async function record(
   });
 }
 
-/** Deliveries being sent at once by one process, each to a different subscription. */
-const MAX_SENDING = 8;
+/**
+ * Deliveries being sent at once by one process, each to a different subscription: a send is I/O,
+ * so many slots cost little, and targets that hang (each holding its slot for the timeout) leave
+ * the others room.
+ */
+const MAX_SENDING = 32;
+
+/** Deliveries one subscription sends back to back before its slot goes back to the rounds. */
+const RUN_LENGTH = 100;
 
 /**
  * Rounds of subscription deliveries, as webhook-delivery.ts does for the default target: a due
@@ -123,8 +130,9 @@ const MAX_SENDING = 8;
  * held), so a dead target stops costing rounds while the other subscriptions go on.
  *
  * Sends run beside the rounds, up to MAX_SENDING at once and one per subscription (so each
- * target gets its deliveries in order): a slow target holds its own deliveries only, not the
- * other subscriptions'. `settled()` waits for the sends started so far.
+ * target gets its deliveries in order), a subscription's due deliveries back to back while they
+ * succeed: a slow target holds its own deliveries only, not the other subscriptions'. `settled()`
+ * waits for the sends started so far.
  */
 export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions): {
   round: () => Promise<number>;
@@ -135,7 +143,8 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
   /** Subscription id -> its delivery being sent by this process. */
   const sending = new Map<string, Promise<void>>();
 
-  async function claim(): Promise<Claimed | undefined> {
+  /** The next due delivery: of any subscription not being sent to, or of `subscriptionId`. */
+  async function claim(subscriptionId?: string): Promise<Claimed | undefined> {
     const now = clock();
     const leaseEnd = new Date(now.getTime() + timeoutMs + LEASE_MARGIN_MS);
     const { rows } = await pool.query<Omit<Claimed, "leaseEnd">>(
@@ -145,23 +154,26 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
            SELECT d.delivery_id FROM subscription_deliveries d
            JOIN notification_subscriptions s USING (subscription_id)
            WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
-             AND NOT (d.subscription_id = ANY($3::uuid[]))
+             AND (CASE WHEN $4::uuid IS NULL THEN NOT (d.subscription_id = ANY($3::uuid[]))
+                  ELSE d.subscription_id = $4 END)
              -- Its subscription's oldest pending one: a retry backing off (or being sent by another
              -- replica) holds the later ones back, so each target gets them in order.
              AND NOT EXISTS (SELECT 1 FROM subscription_deliveries e
                              WHERE e.subscription_id = d.subscription_id AND e.status = 'PENDING' AND e.seq < d.seq)
-           ORDER BY d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
+           -- A target's first try before another's retry: failing targets do not crowd out the rest.
+           ORDER BY d.attempts > 0, d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
          RETURNING delivery_id, subscription_id, payload, attempts)
        SELECT c.*, s.snapshot, k.secret FROM claimed c
        JOIN notification_subscriptions s USING (subscription_id)
        LEFT JOIN notification_subscription_secrets k USING (subscription_id)`,
-      [now, leaseEnd, [...sending.keys()]],
+      [now, leaseEnd, [...sending.keys()], subscriptionId ?? null],
     );
     const row = rows[0];
     return row && { ...row, leaseEnd };
   }
 
-  async function deliver(next: Claimed): Promise<void> {
+  /** Sends one; whether it was delivered (and recorded so). */
+  async function deliver(next: Claimed): Promise<boolean> {
     const subscription = fromBinary(SubscriptionSchema, new Uint8Array(next.snapshot));
     const { failure } = await sendToTarget(subscription, next.secret ?? undefined, next.payload, clock(), timeoutMs);
     if (failure)
@@ -169,11 +181,25 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
         { delivery_id: next.delivery_id, subscription_id: next.subscription_id, error: failure },
         "delivery failed",
       );
-    if (!(await record(options, next, failure)))
+    const recorded = await record(options, next, failure);
+    if (!recorded)
       logger.warn(
         { delivery_id: next.delivery_id },
         "delivery result dropped: the claim lapsed and another replica took it over",
       );
+    return recorded && failure === undefined;
+  }
+
+  /**
+   * Sends `first`, then the subscription's next due deliveries back to back while they succeed
+   * (up to RUN_LENGTH), so a target gets a backlog at its own pace, not one a poll.
+   */
+  async function deliverRun(first: Claimed): Promise<void> {
+    let next: Claimed | undefined = first;
+    for (let sent = 1; next; sent++) {
+      if (!(await deliver(next)) || sent >= RUN_LENGTH) return;
+      next = await claim(first.subscription_id);
+    }
   }
 
   return {
@@ -183,7 +209,7 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
       for (; claimed < ROUND_SIZE && sending.size < MAX_SENDING; claimed++) {
         const next = await claim();
         if (!next) break;
-        const sent = deliver(next)
+        const sent = deliverRun(next)
           .catch((error: Error) => logger.error({ err: error, delivery_id: next.delivery_id }, "delivery failed"))
           .finally(() => sending.delete(next.subscription_id));
         sending.set(next.subscription_id, sent);
