@@ -122,6 +122,41 @@ const MAX_SENDING = 32;
 const RUN_LENGTH = 100;
 
 /**
+ * Claims the next due delivery for a lease: of any subscription but those `busy` (being sent to by
+ * this process), or of `only`.
+ */
+async function claimDelivery(
+  { pool, clock, timeoutMs }: SubscriptionDeliveryOptions,
+  target: { busy: Iterable<string>; only?: string },
+): Promise<Claimed | undefined> {
+  const now = clock();
+  const leaseEnd = new Date(now.getTime() + timeoutMs + LEASE_MARGIN_MS);
+  const { rows } = await pool.query<Omit<Claimed, "leaseEnd">>(
+    `WITH claimed AS (
+       UPDATE subscription_deliveries SET next_attempt_at = $2
+       WHERE delivery_id = (
+         SELECT d.delivery_id FROM subscription_deliveries d
+         JOIN notification_subscriptions s USING (subscription_id)
+         WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
+           AND (CASE WHEN $4::uuid IS NULL THEN NOT (d.subscription_id = ANY($3::uuid[]))
+                ELSE d.subscription_id = $4 END)
+           -- Its subscription's oldest pending one: a retry backing off (or being sent by another
+           -- replica) holds the later ones back, so each target gets them in order.
+           AND NOT EXISTS (SELECT 1 FROM subscription_deliveries e
+                           WHERE e.subscription_id = d.subscription_id AND e.status = 'PENDING' AND e.seq < d.seq)
+         -- A target's first try before another's retry: failing targets do not crowd out the rest.
+         ORDER BY d.attempts > 0, d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
+       RETURNING delivery_id, subscription_id, payload, attempts)
+     SELECT c.*, s.snapshot, k.secret FROM claimed c
+     JOIN notification_subscriptions s USING (subscription_id)
+     LEFT JOIN notification_subscription_secrets k USING (subscription_id)`,
+    [now, leaseEnd, [...target.busy], target.only ?? null],
+  );
+  const row = rows[0];
+  return row && { ...row, leaseEnd };
+}
+
+/**
  * Rounds of subscription deliveries, as webhook-delivery.ts does for the default target: a due
  * PENDING delivery of an ACTIVE subscription is claimed for a lease (no transaction open during
  * the POST), sent signed with its subscription's secret, and its result recorded only while the
@@ -138,39 +173,11 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
   round: () => Promise<number>;
   settled: () => Promise<void>;
 } {
-  const { pool, clock, timeoutMs, logger } = options;
+  const { clock, timeoutMs, logger } = options;
 
   /** Subscription id -> its delivery being sent by this process. */
   const sending = new Map<string, Promise<void>>();
-
-  /** The next due delivery: of any subscription not being sent to, or of `subscriptionId`. */
-  async function claim(subscriptionId?: string): Promise<Claimed | undefined> {
-    const now = clock();
-    const leaseEnd = new Date(now.getTime() + timeoutMs + LEASE_MARGIN_MS);
-    const { rows } = await pool.query<Omit<Claimed, "leaseEnd">>(
-      `WITH claimed AS (
-         UPDATE subscription_deliveries SET next_attempt_at = $2
-         WHERE delivery_id = (
-           SELECT d.delivery_id FROM subscription_deliveries d
-           JOIN notification_subscriptions s USING (subscription_id)
-           WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
-             AND (CASE WHEN $4::uuid IS NULL THEN NOT (d.subscription_id = ANY($3::uuid[]))
-                  ELSE d.subscription_id = $4 END)
-             -- Its subscription's oldest pending one: a retry backing off (or being sent by another
-             -- replica) holds the later ones back, so each target gets them in order.
-             AND NOT EXISTS (SELECT 1 FROM subscription_deliveries e
-                             WHERE e.subscription_id = d.subscription_id AND e.status = 'PENDING' AND e.seq < d.seq)
-           -- A target's first try before another's retry: failing targets do not crowd out the rest.
-           ORDER BY d.attempts > 0, d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
-         RETURNING delivery_id, subscription_id, payload, attempts)
-       SELECT c.*, s.snapshot, k.secret FROM claimed c
-       JOIN notification_subscriptions s USING (subscription_id)
-       LEFT JOIN notification_subscription_secrets k USING (subscription_id)`,
-      [now, leaseEnd, [...sending.keys()], subscriptionId ?? null],
-    );
-    const row = rows[0];
-    return row && { ...row, leaseEnd };
-  }
+  const claim = (only?: string) => claimDelivery(options, { busy: sending.keys(), ...(only ? { only } : {}) });
 
   /** Sends one; whether it was delivered (and recorded so). */
   async function deliver(next: Claimed): Promise<boolean> {
