@@ -265,3 +265,42 @@ describe("a production success moves the release on only when it is the release'
     expect(after(given, outcome()).release?.phase).toBe(ReleasePhase.DEPLOYMENT);
   });
 });
+
+describe("the linked changes' states moved after a production success", () => {
+  const CHANGE = "7a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6d";
+  const model = clone(ReleaseModelSchema, STANDARD_MODEL);
+  const deploymentPhase = model.phases.find((p) => p.phase === ReleasePhase.DEPLOYMENT);
+  if (deploymentPhase) deploymentPhase.linkedChangeStates = ["IMPLEMENTED"];
+  const given = [
+    registeredIn(ReleasePhase.DEPLOYMENT, model),
+    create(ev.ReleaseArtifactAttachedSchema, {
+      releaseId: RELEASE_ID,
+      artifact: { artifactId: "artifact-current", name: "checkout", version: "7.1.1" },
+    }),
+    create(ev.ReleaseChangeRequestLinkedSchema, { releaseId: RELEASE_ID, changeRequestId: CHANGE }),
+  ];
+  const success = (artifactId: string) =>
+    outcome({ artifactIds: [artifactId], changes: [{ changeRequestId: CHANGE, state: "IMPLEMENTING" }] });
+  const changesNow = (state: string): ReleaseCommand => ({
+    kind: "moveOnAfterProduction",
+    changes: [{ changeRequestId: CHANGE, state }],
+  });
+  const recorded = (artifactId: string) => [...given, ...spec.given(given).when(success(artifactId), ctx()).events()];
+
+  it("the success waits for the change; once IMPLEMENTED, the release moves to VERIFICATION", () => {
+    const history = recorded("artifact-current");
+    expect(fold(history).release?.phase).toBe(ReleasePhase.DEPLOYMENT);
+    expect(types(spec.given(history).when(changesNow("IMPLEMENTING"), ctx()).events())).toEqual([]);
+    expect(after(history, changesNow("IMPLEMENTED")).release?.phase).toBe(ReleasePhase.VERIFICATION);
+  });
+
+  it("a success of another package (a rework since) moves nothing", () => {
+    expect(
+      types(spec.given(recorded("artifact-before-rework")).when(changesNow("IMPLEMENTED"), ctx()).events()),
+    ).toEqual([]);
+  });
+
+  it("no production success yet: nothing", () => {
+    expect(types(spec.given(given).when(changesNow("IMPLEMENTED"), ctx()).events())).toEqual([]);
+  });
+});

@@ -5,8 +5,16 @@ import { randomBytes, randomUUID } from "node:crypto";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { errorDetails } from "@rdm/grpc";
-import { createKafka, createProducer, DEPLOYMENT_EVENTS_TOPIC, publishEvents } from "@rdm/messaging";
+import {
+  CHANGE_EVENTS_TOPIC,
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  publishEvents,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeRequestImplementedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   DeploymentFailedSchema,
   DeploymentRolledBackSchema,
@@ -153,6 +161,53 @@ test("a success in test is recorded; a success in production moves the release t
     [releaseId, "rdm.release.v1.ReleasePhaseAdvanced"],
   );
   expect(traced.rows.at(-1)?.traceparent.split("-")[1]).toBe(TRACE_ID);
+});
+
+test("a release whose DEPLOYMENT gate asks for its changes IMPLEMENTED moves on when the change is, after the production success", async () => {
+  // A model whose deployment phase may be left only once every linked change is IMPLEMENTED,
+  // which the change service says after the production deployment, on another topic.
+  const gated = `${modelName}-changes`;
+  const phases = [ReleasePhase.REGISTRATION, ReleasePhase.DEPLOYMENT, ReleasePhase.VERIFICATION, ReleasePhase.REVIEW];
+  await manager.createReleaseModel({
+    ...req(),
+    model: {
+      name: gated,
+      phases: [
+        ...phases.map((phase) =>
+          phase === ReleasePhase.DEPLOYMENT ? { phase, linkedChangeStates: ["IMPLEMENTED"] } : { phase },
+        ),
+        STANDARD_MODEL.phases.find((p) => p.phase === ReleasePhase.CLOSED),
+      ],
+    },
+  } as never);
+  const { release } = await manager.registerRelease(registration({ modelName: gated }));
+  const releaseId = release?.releaseId as string;
+  await manager.advanceReleasePhase({ ...req(), releaseId });
+  const changeRequestId = randomUUID();
+  await manager.linkChangeRequest({ ...req(), releaseId, changeRequestId });
+
+  const artifacts = [{ artifactId: randomUUID(), name: "checkout", version: "7.2.0" }];
+  await publish(DeploymentSucceededSchema, "d-prod-gated", {
+    deploymentId: "d-prod-gated",
+    releaseId,
+    environment: "production",
+    artifacts,
+  });
+  await until(releaseId, (r) => r.deployments.length === 1, "the production success recorded");
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.DEPLOYMENT);
+
+  const changes = new PublishedStreams("change-service");
+  const implemented = changes.event(
+    "rdm/change",
+    ChangeRequestImplementedSchema,
+    changeRequestId,
+    { changeRequestId, linkedReleaseId: releaseId, state: ChangeState.IMPLEMENTED },
+    { occurredAt: timestampFromDate(new Date()) },
+  );
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [implemented]);
+  await until(releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
+  const { entries } = await manager.getReleaseHistory({ releaseId });
+  expect(entries.find((e) => e.summary === "ReleasePhaseAdvanced" && e.causationId === implemented.id)).toBeDefined();
 });
 
 test("the outcome's own word on production wins over the promotion order this service has read so far", async () => {

@@ -6,10 +6,17 @@ import {
   ChangeRequestReleaseUnlinkedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { ReleasePhase, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { releaseCommand } from "../store/releases.js";
-import { applyChangeEvent, applyChangeEvents, changeLinkedTo } from "./change-requests.js";
+import {
+  applyChangeEvent,
+  applyChangeEvents,
+  changeLinkedTo,
+  linkedReleaseOf,
+  loadChangeStates,
+} from "./change-requests.js";
 
 export interface ChangeLinkReactionDeps {
   handler: CommandHandler<ReleaseServiceEvent>;
@@ -86,19 +93,63 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Cha
 }
 
 /**
+ * A release in DEPLOYMENT whose linked changes' states moved: one whose package already succeeded
+ * in production moves on if its gate now holds (a change IMPLEMENTED by that very deployment is
+ * told after it, on another topic). Releases in any other phase are passed by without a read.
+ */
+async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps: ChangeLinkReactionDeps) {
+  // Each release's last event in the chunk: the cause of its reaction.
+  const causes = new Map<string, { event: CloudEvent; metadata?: EventMetadata | undefined }>();
+  for (const event of events) {
+    const link = linkedReleaseOf(event);
+    if (link) causes.set(link.releaseId, { event, metadata: link.metadata });
+  }
+  if (!causes.size) return;
+  const { rows } = await tx.query<{ release_id: string }>(
+    "SELECT release_id FROM release_index WHERE release_id = ANY($1::uuid[]) AND phase = $2 AND status = $3",
+    [[...causes.keys()], ReleasePhase.DEPLOYMENT, ReleaseStatus.ACTIVE],
+  );
+  for (const { release_id: releaseId } of rows) {
+    const { event, metadata } = causes.get(releaseId) as { event: CloudEvent; metadata?: EventMetadata };
+    try {
+      await deps.handler.handleIn(
+        tx,
+        reactionOrigin(event, metadata),
+        releaseCommand(releaseId, async (state) => ({
+          kind: "moveOnAfterProduction",
+          changes: await loadChangeStates(tx, state.release),
+        })),
+      );
+    } catch (error) {
+      if (!isRuleViolation(error)) throw error;
+      deps.logger.info(
+        { releaseId, rule: error.rule, causationId: event.id },
+        `release reaction skipped: ${error.message}`,
+      );
+    }
+  }
+}
+
+/**
  * The consumer of rdm.change.events.v1: the change request states the gates read
- * (applyChangeEvent) and then the links the change asks of a release (reactToChangeLink), in one
- * transaction.
+ * (applyChangeEvent), the links the change asks of a release (reactToChangeLink), then what the
+ * new states let a release do (reactToChangeStates), in one transaction.
  */
 export function changeEventConsumer(deps: ChangeLinkReactionDeps): { handle: EventHandler; handleChunk: ChunkHandler } {
   return {
     handle: async (event, tx) => {
       await applyChangeEvent(event, tx);
       await reactToChangeLink(event, tx, deps);
+      await reactToChangeStates([event], tx, deps);
     },
     handleChunk: async (events, tx) => {
       await applyChangeEvents(events, tx);
       for (const { event } of events) await reactToChangeLink(event, tx, deps);
+      await reactToChangeStates(
+        events.map(({ event }) => event),
+        tx,
+        deps,
+      );
     },
   };
 }

@@ -6,6 +6,7 @@ import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { LinkedChangeState } from "../domain/release.js";
 
@@ -39,10 +40,21 @@ function stateOf(event: CloudEvent) {
     version: message.metadata?.streamVersion ?? 0n,
     /** Only the raise, schedule and detail updates say them; undefined keeps the known ones. */
     environments: Array.isArray(environments) ? environments : undefined,
+    metadata: message.metadata,
   };
 }
 
 type ChangeRequestState = NonNullable<ReturnType<typeof stateOf>>;
+
+/**
+ * The release a change event says its change is linked to (a UUID, lowercase), with the event's
+ * metadata (who and in which correlation); undefined if none.
+ */
+export function linkedReleaseOf(event: CloudEvent): { releaseId: string; metadata?: EventMetadata } | undefined {
+  const state = stateOf(event);
+  const releaseId = state?.linkedReleaseId.toLowerCase();
+  return releaseId && isUuid(releaseId) ? { releaseId, metadata: state?.metadata } : undefined;
+}
 
 /** One statement for the states of several change requests (one each). */
 async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Promise<void> {

@@ -13,7 +13,7 @@ import { escalateDeadline } from "./escalate-deadline.js";
 import { linkChangeRequest } from "./link-change-request.js";
 import { markDeadlineMissed } from "./mark-deadline-missed.js";
 import { markTaskOverdue } from "./mark-task-overdue.js";
-import { recordDeploymentOutcome } from "./record-deployment-outcome.js";
+import { moveOnAfterProduction, recordDeploymentOutcome } from "./record-deployment-outcome.js";
 import { recordLogEntry } from "./record-log-entry.js";
 import { recordReview } from "./record-review.js";
 import { registerRelease } from "./register-release.js";
@@ -79,6 +79,8 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
       return markTaskOverdue(command, state, ctx);
     case "recordDeploymentOutcome":
       return recordDeploymentOutcome(command, state, ctx);
+    case "moveOnAfterProduction":
+      return moveOnAfterProduction(command, state, ctx);
     default:
       return unknownCommand(command);
   }

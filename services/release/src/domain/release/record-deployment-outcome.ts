@@ -75,29 +75,57 @@ export function recordDeploymentOutcome(
       }),
     ];
   }
-  const events: ReleaseEvent[] = [create(ev.ReleaseDeploymentRecordedSchema, { releaseId, deployment })];
+  const recorded = create(ev.ReleaseDeploymentRecordedSchema, { releaseId, deployment });
+  const movesOn =
+    deployment.production && deployedThePackage(release.package, command.deployment.artifactIds)
+      ? afterProduction(state, command.deployment.changes ?? [], ctx)
+      : [];
+  return [recorded, ...movesOn];
+}
+
+/**
+ * The phase the model names after DEPLOYMENT, entered (with its tasks) once the release's package
+ * succeeded in production, if the release is still in DEPLOYMENT and the rest of its gate holds
+ * with `changes`; nothing otherwise.
+ */
+function afterProduction(state: ReleaseState, changes: LinkedChangeState[], ctx: DecisionContext): ReleaseEvent[] {
+  const { release, model } = requireRelease(state);
   const to = nextPhase(model, ReleasePhase.DEPLOYMENT);
   const moves =
-    deployment.production &&
     release.status === ReleaseStatus.ACTIVE &&
     release.phase === ReleasePhase.DEPLOYMENT &&
     to !== undefined &&
     to !== ReleasePhase.CLOSED &&
-    deployedThePackage(release.package, command.deployment.artifactIds) &&
-    gateButTasksMet(state, command.deployment.changes ?? []);
-  if (moves) {
-    const entry = release.phaseEntry + 1;
-    const due = dueAt(phaseDefinition(model, to), ctx.now);
-    events.push(
-      create(ev.ReleasePhaseAdvancedSchema, {
-        releaseId,
-        fromPhase: release.phase,
-        toPhase: to,
-        phaseEntry: entry,
-        ...(due ? { phaseDueAt: due } : {}),
-      }),
-      ...templateTasks(releaseId, model, to, entry, ctx),
-    );
-  }
-  return events;
+    gateButTasksMet(state, changes);
+  if (!moves) return [];
+  const entry = release.phaseEntry + 1;
+  const due = dueAt(phaseDefinition(model, to), ctx.now);
+  return [
+    create(ev.ReleasePhaseAdvancedSchema, {
+      releaseId: release.releaseId,
+      fromPhase: release.phase,
+      toPhase: to,
+      phaseEntry: entry,
+      ...(due ? { phaseDueAt: due } : {}),
+    }),
+    ...templateTasks(release.releaseId, model, to, entry, ctx),
+  ];
+}
+
+/**
+ * The linked changes' states moved (e.g. a change IMPLEMENTED by the production deployment, told
+ * after it): a release whose package already succeeded in production moves on now if the rest of
+ * its gate holds, as it would have at the success.
+ */
+export function moveOnAfterProduction(
+  command: ReleaseCommandOf<"moveOnAfterProduction">,
+  state: ReleaseState,
+  ctx: DecisionContext,
+): ReleaseEvent[] {
+  const { release } = requireRelease(state);
+  const succeeded = release.deployments.some(
+    (d) =>
+      d.outcome === DeploymentOutcome.SUCCEEDED && d.production && deployedThePackage(release.package, d.artifactIds),
+  );
+  return succeeded ? afterProduction(state, command.changes, ctx) : [];
 }

@@ -88,7 +88,9 @@ export type ReleaseCommand =
   | { kind: "markDeadlineMissed"; phaseEntry: number }
   | { kind: "escalateDeadline"; phaseEntry: number }
   | { kind: "markTaskOverdue"; taskId: string }
-  | { kind: "recordDeploymentOutcome"; deployment: DeploymentOutcomeReport };
+  | { kind: "recordDeploymentOutcome"; deployment: DeploymentOutcomeReport }
+  /** The release's linked change requests and their states now (one of them changed). */
+  | { kind: "moveOnAfterProduction"; changes: LinkedChangeState[] };
 
 /** Who decides and when: the decider reads the clock and ids only through this. */
 export type { DecisionContext };
