@@ -24,8 +24,18 @@ const isChangeRequestEvent = (m: Message): m is ChangeRequestEvent =>
   typeof (m as Partial<ChangeRequestEvent>).changeRequestId === "string" &&
   typeof (m as Partial<ChangeRequestEvent>).state === "number";
 
-/** The state an event sets, or undefined for events without a change request state. */
-function stateOf(event: CloudEvent) {
+/**
+ * The state an event sets, or undefined for events without a change request state. Decoded once
+ * per event: the consumer reads it for the read model, then for the release reactions.
+ */
+function stateOf(event: CloudEvent): ChangeRequestState | undefined {
+  if (!decodedStates.has(event)) decodedStates.set(event, decodeState(event));
+  return decodedStates.get(event);
+}
+
+const decodedStates = new WeakMap<CloudEvent, ChangeRequestState | undefined>();
+
+function decodeState(event: CloudEvent) {
   const schema = registry.getMessage(event.type);
   if (!schema) return undefined;
   const message: Message = decodeEvent(schema, event);
@@ -44,7 +54,7 @@ function stateOf(event: CloudEvent) {
   };
 }
 
-type ChangeRequestState = NonNullable<ReturnType<typeof stateOf>>;
+type ChangeRequestState = NonNullable<ReturnType<typeof decodeState>>;
 
 /**
  * The release a change event says its change is linked to (a UUID, lowercase), with the event's
