@@ -7,6 +7,11 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  ReleaseChangeRequestLinkedSchema,
+  ReleasePhaseAdvancedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
 
 const harness = new Harness("deployment-scheduled-gates");
@@ -26,12 +31,12 @@ const HOUR = 3_600_000;
 
 /** A deployment of a ready release with a verified artifact and an authorized change scheduled around now. */
 async function planned(window: { startInMs: number; endInMs: number }) {
+  const releaseId = randomUUID();
   const environment = uniqueId("env");
   await deployer.registerEnvironment({
     ...rid(),
     environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: [uniqueId("ci")] }) },
   });
-  const releaseId = randomUUID();
   const artifactId = randomUUID();
   const changeId = randomUUID();
   await harness.releaseReady(releaseId);
@@ -46,21 +51,26 @@ async function planned(window: { startInMs: number; endInMs: number }) {
     window: create(TimeWindowSchema, { start: inMs(window.startInMs), end: inMs(window.endInMs) }),
     linkedChangeIds: [changeId],
   });
-  return { environment, deploymentId: deployment?.deploymentId as string };
+  return { environment, releaseId, deploymentId: deployment?.deploymentId as string };
 }
+
+const claim = async (environment: string) =>
+  (await executor.claimStep({ ...rid(), executorId: "agent", environments: [environment], leaseSeconds: 30 }))
+    .assignment;
 
 test("the start checks the change window and the freezes of the time the deployment will begin", async () => {
   // The change is scheduled from an hour ago to an hour from now; the deployment two to three hours from now.
   const { deploymentId } = await planned({ startInMs: 2 * HOUR, endInMs: 3 * HOUR });
   const freeze = await harness.freezeWindow({ all: true }, { hours: 1 });
-  const rules = await waitFor(
+  // Polled until every fact has arrived: the release, artifact and change events too.
+  const expected = JSON.stringify(["gate.change_window", "gate.freeze_window"]);
+  await waitFor(
     async () => {
       const found = await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId }));
-      return found.includes("gate.freeze_window") ? found : undefined;
+      return JSON.stringify(found.sort()) === expected;
     },
-    { timeoutMs: 30_000, description: `the freeze window ${freeze} known to the service` },
+    { timeoutMs: 30_000, description: `the refusal naming the change window and the freeze window ${freeze}` },
   );
-  expect(rules.sort()).toEqual(["gate.change_window", "gate.freeze_window"]);
 });
 
 test("a freeze declared after the start cancels the deployment as its window opens: no executor gets a step", async () => {
@@ -76,12 +86,7 @@ test("a freeze declared after the start cancels the deployment as its window ope
   const assignments: unknown[] = [];
   const after = await waitFor(
     async () => {
-      const { assignment } = await executor.claimStep({
-        ...rid(),
-        executorId: "agent",
-        environments: [environment],
-        leaseSeconds: 30,
-      });
+      const assignment = await claim(environment);
       if (assignment) assignments.push(assignment);
       const { deployment } = await deployer.getDeployment({ deploymentId });
       return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
@@ -91,4 +96,30 @@ test("a freeze declared after the start cancels the deployment as its window ope
   expect(assignments).toEqual([]);
   expect(after.state).toBe(DeploymentState.CANCELLED);
   expect(after.reason).toContain(`gate.freeze_window (${freeze})`);
+});
+
+test("what moves on in the usual course does not cancel it: the release past DEPLOYMENT, a change linked since", async () => {
+  const { environment, releaseId, deploymentId } = await planned({ startInMs: -1_000, endInMs: HOUR });
+  await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+    timeoutMs: 30_000,
+    description: "the start once the release, change and artifact are known",
+  });
+  // Meanwhile its production deployment succeeded (the release moved on), and a draft change
+  // was linked to the release: neither was what this start checked.
+  await harness.handled(
+    await harness.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
+      releaseId,
+      fromPhase: ReleasePhase.DEPLOYMENT,
+      toPhase: ReleasePhase.VERIFICATION,
+    }),
+  );
+  await harness.handled(
+    await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+      releaseId,
+      changeRequestId: randomUUID(),
+    }),
+  );
+  const assignment = await claim(environment);
+  expect(assignment?.deploymentId).toBe(deploymentId);
+  expect((await deployer.getDeployment({ deploymentId })).deployment?.state).toBe(DeploymentState.IN_PROGRESS);
 });

@@ -70,8 +70,13 @@ async function startCommand(
 }
 
 /**
- * The gates of a scheduled deployment as it begins (its first claim), at `now`: the start's, with
- * the freeze override the start recorded.
+ * The gates of a scheduled deployment as it begins (its first claim, at once after a start for
+ * now, or at its window's start), at `now`, with the freeze override the start recorded: what may
+ * have turned against it since (a freeze, its changes' windows, authorizations or withdrawal, the
+ * release abandoned or its approval withdrawn, an artifact quarantined). Not what moves on in the
+ * usual course: the release leaving its deployment phase (its production deployment succeeded
+ * meanwhile), or changes linked to the release after the start (its changes are those the start
+ * checked).
  */
 export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment, now: Date): Promise<RuleDetail[]> {
   const justification = deployment.freezeOverrideJustification;
@@ -80,7 +85,10 @@ export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment,
     freezeOverrideJustification: justification,
     byChangeManager: justification !== "",
   });
-  return evaluateGates(facts);
+  // Scheduled before the start recorded its changes: all of them, as the start did.
+  const checked = new Set(deployment.changeRequestIds);
+  if (checked.size) facts.changes = facts.changes.filter((change) => checked.has(change.changeId));
+  return evaluateGates(facts).filter((violation) => violation.rule !== "gate.release_phase");
 }
 
 /** A rollback, with what the environment runs now and whether another deployment runs there. */

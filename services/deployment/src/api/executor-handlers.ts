@@ -111,7 +111,7 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
           executorId: request.executorId,
           leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
           leaseExpired: queued?.leaseExpired ?? false,
-          // Scheduled for a window ahead: its gates are checked again as it begins.
+          // Its first claim: the gates are checked again as it begins (see gatesAsItBegins).
           gateViolations:
             deployment?.state === DeploymentState.SCHEDULED ? await gatesAsItBegins(tx, deployment, decision.now) : [],
           now: decision.now,

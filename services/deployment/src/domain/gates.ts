@@ -2,6 +2,7 @@ import type { RuleDetail } from "./rule-violation.js";
 
 /** What the service's read models know about a deployment's surroundings when it is started. */
 export interface GateFacts {
+  /** When the deployment begins: now, or its window's start when that is ahead. */
   now: Date;
   releaseId: string;
   /** Unknown to the read model: the release's events have not arrived (or it does not exist). */
@@ -98,7 +99,7 @@ function changeGates(facts: GateFacts): RuleDetail[] {
         detail(
           "gate.change_window",
           change.changeId,
-          `now is outside the change window ${change.window.start.toISOString()}..${change.window.end.toISOString()}`,
+          `the deployment begins at ${facts.now.toISOString()}, outside the change window ${change.window.start.toISOString()}..${change.window.end.toISOString()}`,
         ),
       );
     }
