@@ -300,6 +300,28 @@ describe("the linked changes' states moved after a production success", () => {
     ).toEqual([]);
   });
 
+  it("a success before a rework sent the release back, the package unchanged: nothing until it succeeds again", () => {
+    const history = recorded("artifact-current");
+    const reworked = [
+      ...history,
+      create(ev.ReleasePhaseReworkedSchema, {
+        releaseId: RELEASE_ID,
+        fromPhase: ReleasePhase.DEPLOYMENT,
+        toPhase: ReleasePhase.BUILD_AND_TEST,
+        phaseEntry: 7,
+        reason: "verification found a regression",
+      }),
+      create(ev.ReleasePhaseAdvancedSchema, {
+        releaseId: RELEASE_ID,
+        fromPhase: ReleasePhase.BUILD_AND_TEST,
+        toPhase: ReleasePhase.DEPLOYMENT,
+        phaseEntry: 8,
+      }),
+    ];
+    expect(fold(reworked).release?.phase).toBe(ReleasePhase.DEPLOYMENT);
+    expect(types(spec.given(reworked).when(changesNow("IMPLEMENTED"), ctx()).events())).toEqual([]);
+  });
+
   it("no production success yet: nothing", () => {
     expect(types(spec.given(given).when(changesNow("IMPLEMENTED"), ctx()).events())).toEqual([]);
   });

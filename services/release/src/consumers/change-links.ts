@@ -9,7 +9,7 @@ import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ReleasePhase, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
-import { releaseCommand } from "../store/releases.js";
+import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import {
   applyChangeEvent,
   applyChangeEvents,
@@ -109,8 +109,10 @@ async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps
     "SELECT release_id FROM release_index WHERE release_id = ANY($1::uuid[]) AND phase = $2 AND status = $3",
     [[...causes.keys()], ReleasePhase.DEPLOYMENT, ReleaseStatus.ACTIVE],
   );
-  for (const { release_id: releaseId } of rows) {
+  // In one order, so two chunks locking the same releases wait rather than deadlock.
+  for (const releaseId of rows.map((row) => row.release_id).sort()) {
     const { event, metadata } = causes.get(releaseId) as { event: CloudEvent; metadata?: EventMetadata };
+    await lockReleaseReactions(tx, releaseId);
     try {
       await deps.handler.handleIn(
         tx,

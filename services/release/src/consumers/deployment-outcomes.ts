@@ -15,7 +15,7 @@ import { DeploymentOutcome } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { DeploymentOutcomeReport } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
-import { releaseCommand } from "../store/releases.js";
+import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import { loadChangeStates } from "./change-requests.js";
 
 /** The promotion order as the deployment topic tells it: which environment is production. */
@@ -132,6 +132,7 @@ export async function reactToDeploymentEvent(
       : {}),
   };
   const cause = reactionOrigin(event, outcome.metadata);
+  await lockReleaseReactions(tx, outcome.releaseId.toLowerCase());
   try {
     await deps.handler.handleIn(
       tx,

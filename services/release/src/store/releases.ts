@@ -76,3 +76,13 @@ export async function readRelease(
 ): Promise<ReleaseState> {
   return (await handler.load(pool, { aggregate: releases, streamId: releaseId })).state;
 }
+
+/**
+ * Serializes the reactions that read a release together with other services' facts about it (a
+ * deployment's outcome, a change's state), each in its own consumer's transaction: each takes this
+ * lock before reading, so whichever comes second sees what the first committed, and a production
+ * success and the change state its gate waits for cannot both pass each other by.
+ */
+export async function lockReleaseReactions(tx: pg.PoolClient, releaseId: string): Promise<void> {
+  await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm.release-reactions'), hashtext($1))", [releaseId]);
+}

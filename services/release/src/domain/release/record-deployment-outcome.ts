@@ -58,6 +58,8 @@ export function recordDeploymentOutcome(
   const deployment = create(ReleaseDeploymentSchema, {
     ...command.deployment,
     occurredAt: ts(command.deployment.occurredAt ?? ctx.now),
+    phase: release.phase,
+    phaseEntry: release.phaseEntry,
   });
   if (outcome !== DeploymentOutcome.SUCCEEDED) {
     const where = deployment.production ? `${deployment.environment} (production)` : deployment.environment;
@@ -123,9 +125,15 @@ export function moveOnAfterProduction(
   ctx: DecisionContext,
 ): ReleaseEvent[] {
   const { release } = requireRelease(state);
+  // A success of this stay in DEPLOYMENT (not one before a rework sent the release back), of the
+  // package as it is now.
   const succeeded = release.deployments.some(
     (d) =>
-      d.outcome === DeploymentOutcome.SUCCEEDED && d.production && deployedThePackage(release.package, d.artifactIds),
+      d.outcome === DeploymentOutcome.SUCCEEDED &&
+      d.production &&
+      d.phase === ReleasePhase.DEPLOYMENT &&
+      d.phaseEntry === release.phaseEntry &&
+      deployedThePackage(release.package, d.artifactIds),
   );
   return succeeded ? afterProduction(state, command.changes, ctx) : [];
 }

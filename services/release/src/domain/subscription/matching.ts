@@ -25,7 +25,8 @@ export const severityOf = (eventType: string): Severity => SEVERITIES[eventType]
 /** The fields (JSON names) that say what an event is about, whatever the service. */
 const SUBJECT_FIELDS = {
   releaseIds: ["releaseId", "linkedReleaseId"],
-  changeRequestIds: ["changeRequestId"],
+  // A deployment's outcomes name the changes it implements.
+  changeRequestIds: ["changeRequestId", "changeRequestIds"],
   // A change names the environments it touches; an environment's own events carry its
   // definition (an object: its name is taken, see subjectsOf).
   environments: ["environment", "environmentId", "environments"],
