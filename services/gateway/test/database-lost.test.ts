@@ -47,8 +47,8 @@ afterAll(async () => {
   await db?.drop();
 });
 
-test("a request waiting on the database when it is found gone is answered 503 at once", async () => {
-  // A session holding the release view locked: a read of it waits, as on a database that hangs.
+/** Holds the release view locked (a read of it waits, as on a database that hangs) until `run` ends. */
+async function withViewLocked(run: (locker: pg.Client, waiting: Promise<Response>) => Promise<void>) {
   const locker = new pg.Client({ connectionString: db.url });
   await locker.connect();
   try {
@@ -68,7 +68,23 @@ test("a request waiting on the database when it is found gone is answered 503 at
         ).rows[0]?.n === 1,
       { timeoutMs: 10_000, description: "the read waiting on the locked view" },
     );
+    await run(locker, waiting);
+  } finally {
+    available = true;
+    await locker.query("ROLLBACK");
+    await locker.end();
+  }
+}
 
+/** Once the late read's connection is back in the pool and a turn of the event loop later, its handler has ended. */
+async function lateHandlerEnded() {
+  await waitFor(() => pool.idleCount === pool.totalCount, { description: "the late read's connection released" });
+  await new Promise((resolve) => setImmediate(resolve));
+}
+
+test("a request waiting on the database when it is found gone is answered 503 at once", async () => {
+  logged.length = 0;
+  await withViewLocked(async (_locker, waiting) => {
     loseDatabase();
     const answer = await waiting;
     expect({ status: answer.status, retryAfter: answer.headers.get("retry-after"), body: await answer.json() }).toEqual(
@@ -80,15 +96,23 @@ test("a request waiting on the database when it is found gone is answered 503 at
     );
     // Refused at once while it is gone.
     expect((await fetch(`${gatewayUrl}/v1/releases`, { headers: { authorization: bearer } })).status).toBe(503);
-  } finally {
-    available = true;
-    await locker.query("ROLLBACK");
-    await locker.end();
-  }
-  // The read that was answered 503 now gets its rows and returns; its connection back in the pool
-  // and a turn of the event loop later, its handler has ended.
-  await waitFor(() => pool.idleCount === pool.totalCount, { description: "the late read's connection released" });
-  await new Promise((resolve) => setImmediate(resolve));
+  });
+  // The read that was answered 503 now gets its rows and returns: what it sends is dropped.
+  await lateHandlerEnded();
   expect(logged.map((line) => line.err?.code ?? line.msg)).toEqual(["database lost while the request waited on it"]);
   expect((await fetch(`${gatewayUrl}/v1/releases`, { headers: { authorization: bearer } })).status).toBe(200);
+});
+
+test("the handler of a request answered so that then fails logs no error", async () => {
+  logged.length = 0;
+  await withViewLocked(async (locker, waiting) => {
+    loseDatabase();
+    expect((await waiting).status).toBe(503);
+    // The read it waits on fails, as it does when the database is really gone.
+    await locker.query(
+      "SELECT pg_cancel_backend(pid) FROM pg_locks WHERE relation = 'release_view'::regclass AND NOT granted",
+    );
+    await lateHandlerEnded();
+  });
+  expect(logged.map((line) => line.err?.code ?? line.msg)).toEqual(["database lost while the request waited on it"]);
 });

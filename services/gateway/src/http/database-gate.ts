@@ -6,8 +6,9 @@ import { databaseUnavailable } from "./problems.js";
  * once rather than after a wait for it; and the requests already waiting on it when it goes get
  * the same. An event stream, which answered at its start, is left to its own handling.
  *
- * The handler of a request answered so runs on until its query returns; what it sends then is
- * dropped, rather than logged by Fastify as a reply sent twice.
+ * The handler of a request answered so runs on until its query returns or fails; what it sends
+ * then is dropped, rather than logged by Fastify as a reply sent twice, and a failure is not
+ * logged.
  */
 export function refuseWhileDatabaseAway(
   api: FastifyInstance,
@@ -30,6 +31,11 @@ export function refuseWhileDatabaseAway(
       waiting.delete(request);
       if (reply.sent) continue;
       request.log.warn("database lost while the request waited on it");
+      // Nor is its late failure (the usual end when the database is really gone) logged as an
+      // error of a request already answered: the 503 and the line above said it.
+      reply.raw.once("finish", () => {
+        reply.log.level = "silent";
+      });
       void databaseUnavailable(reply);
       reply.send = () => reply;
     }
