@@ -1,9 +1,10 @@
 // The subscription delivery job against real PostgreSQL and a loopback receiver: one round sends
-// a subscription's due deliveries back to back, in the order they were recorded, not one a round
-// (one a poll: a target with a backlog got one delivery a second).
+// a subscription's due deliveries back to back, in the order they were recorded (whatever their
+// due times), not one a round (one a poll: a target with a backlog got one delivery a second).
+// And the migration that numbers the deliveries, on rows recorded before it.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { eventStoreMigrations, runMigrations } from "@rdm/eventstore";
+import { eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
 import { createLogger } from "@rdm/observability";
 import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { openDatabase } from "@rdm/runtime";
@@ -54,8 +55,9 @@ async function subscriptionWithBacklog(path: string, count: number): Promise<str
     await pool.query(
       `INSERT INTO subscription_deliveries
          (delivery_id, subscription_id, event_id, event_type, payload, status, next_attempt_at, occurred_at)
-       VALUES ($1, $2, $3, 'rdm.release.v1.ReleaseLogEntryRecorded', $4, 'PENDING', now() - interval '1 second', now())`,
-      [deliveryId, subscriptionId, randomUUID(), { notificationId: deliveryId, n: i }],
+       VALUES ($1, $2, $3, 'rdm.release.v1.ReleaseLogEntryRecorded', $4, 'PENDING', now() - $5 * interval '1 second', now())`,
+      // Each due earlier than the one recorded before it: the order is the recording's, not the due times'.
+      [deliveryId, subscriptionId, randomUUID(), { notificationId: deliveryId, n: i }, i + 1],
     );
   }
   return ids;
@@ -80,4 +82,43 @@ test("one round sends a subscription's backlog back to back, in order", async ()
     ids,
   ]);
   expect(rows).toEqual([{ status: "DELIVERED" }]);
+});
+
+test("the migration numbering deliveries orders those recorded before it by their events' time", async () => {
+  const old = await createTestDatabase("release_deliveries_numbered");
+  const before = await openDatabase(old.url);
+  try {
+    await runMigrations(before, eventStoreMigrations);
+    const until = (version: number) => ({
+      component: "release",
+      migrations: releaseMigrations.filter((migration) => migration.version <= version),
+    });
+    await runMigrations(before, until(10));
+    // Recorded at 10:00, 10:01, 10:02, stored (as retries' updates leave them) in another order.
+    const subscriptionId = randomUUID();
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    await withTransaction(before, async (tx) => {
+      for (const i of [2, 0, 1])
+        await tx.query(
+          `INSERT INTO subscription_deliveries
+             (delivery_id, subscription_id, event_id, event_type, payload, status, next_attempt_at, occurred_at)
+           VALUES ($1, $2, $3, 'rdm.release.v1.ReleaseRegistered', '{}', 'PENDING', now(), $4)`,
+          [ids[i], subscriptionId, randomUUID(), new Date(Date.UTC(2026, 11, 6, 10, i))],
+        );
+    });
+    await runMigrations(before, until(11));
+    const after = randomUUID();
+    ids.push(after);
+    await before.query(
+      `INSERT INTO subscription_deliveries
+         (delivery_id, subscription_id, event_id, event_type, payload, status, next_attempt_at, occurred_at)
+       VALUES ($1, $2, $3, 'rdm.release.v1.ReleaseRegistered', '{}', 'PENDING', now(), now())`,
+      [after, subscriptionId, randomUUID()],
+    );
+    const { rows } = await before.query("SELECT delivery_id FROM subscription_deliveries ORDER BY seq");
+    expect(rows.map((row) => row.delivery_id)).toEqual(ids);
+  } finally {
+    await before.end();
+    await old.drop();
+  }
 });

@@ -162,6 +162,17 @@ describe("filter", () => {
     expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
   });
 
+  test("a deployment's outcome names the changes it implements; a change's other events, its environments by lookup", () => {
+    const change = "5f1d2c3b-8a7e-4d6c-9b0a-1e2f3a4b5c6d";
+    const implementing = event({ json: { ...event().json, changeRequestIds: [change] } });
+    expect(filterMatches(subscription({ changeRequestIds: [change] }), implementing)).toBe(true);
+    expect(filterMatches(subscription({ changeRequestIds: [change] }), event())).toBe(false);
+    const rejected = { type: "rdm.change.v1.ChangeRequestRejected", json: { changeRequestId: change } };
+    const production = subscription({ environments: ["production"] });
+    expect(filterMatches(production, event(rejected))).toBe(false);
+    expect(filterMatches(production, event({ ...rejected, changeEnvironments: ["production"] }))).toBe(true);
+  });
+
   test("a change's environments and an environment's own definition name environments", () => {
     const production = subscription({ environments: ["production"] });
     const change = { type: "rdm.change.v1.ChangeRequestRaised", json: { environments: ["staging", "production"] } };

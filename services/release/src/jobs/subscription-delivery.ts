@@ -122,8 +122,33 @@ const MAX_SENDING = 32;
 const RUN_LENGTH = 100;
 
 /**
+ * The next due delivery of any subscription but those being sent to ($3): its subscription's
+ * oldest pending one (a retry backing off, or being sent by another replica, holds the later ones
+ * back, so each target gets them in order); a target's first try before another's retry, so
+ * failing targets do not crowd out the rest.
+ */
+const NEXT_OF_ANY = `
+  SELECT d.delivery_id FROM subscription_deliveries d
+  JOIN notification_subscriptions s USING (subscription_id)
+  WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
+    AND NOT (d.subscription_id = ANY($3::uuid[]))
+    AND NOT EXISTS (SELECT 1 FROM subscription_deliveries e
+                    WHERE e.subscription_id = d.subscription_id AND e.status = 'PENDING' AND e.seq < d.seq)
+  ORDER BY d.attempts > 0, d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED`;
+
+/**
+ * The oldest pending delivery of subscription $3 (the one whose run this process sends), claimed
+ * below only if due. It waits for another replica claiming it rather than skip to the next.
+ */
+const NEXT_OF_ONE = `
+  SELECT d.delivery_id FROM subscription_deliveries d
+  JOIN notification_subscriptions s USING (subscription_id)
+  WHERE d.subscription_id = $3 AND d.status = 'PENDING' AND s.status = 1
+  ORDER BY d.seq LIMIT 1 FOR UPDATE OF d`;
+
+/**
  * Claims the next due delivery for a lease: of any subscription but those `busy` (being sent to by
- * this process), or of `only`.
+ * this process), or the next of `only`.
  */
 async function claimDelivery(
   { pool, clock, timeoutMs }: SubscriptionDeliveryOptions,
@@ -134,23 +159,12 @@ async function claimDelivery(
   const { rows } = await pool.query<Omit<Claimed, "leaseEnd">>(
     `WITH claimed AS (
        UPDATE subscription_deliveries SET next_attempt_at = $2
-       WHERE delivery_id = (
-         SELECT d.delivery_id FROM subscription_deliveries d
-         JOIN notification_subscriptions s USING (subscription_id)
-         WHERE d.status = 'PENDING' AND d.next_attempt_at <= $1 AND s.status = 1
-           AND (CASE WHEN $4::uuid IS NULL THEN NOT (d.subscription_id = ANY($3::uuid[]))
-                ELSE d.subscription_id = $4 END)
-           -- Its subscription's oldest pending one: a retry backing off (or being sent by another
-           -- replica) holds the later ones back, so each target gets them in order.
-           AND NOT EXISTS (SELECT 1 FROM subscription_deliveries e
-                           WHERE e.subscription_id = d.subscription_id AND e.status = 'PENDING' AND e.seq < d.seq)
-         -- A target's first try before another's retry: failing targets do not crowd out the rest.
-         ORDER BY d.attempts > 0, d.next_attempt_at LIMIT 1 FOR UPDATE OF d SKIP LOCKED)
+       WHERE delivery_id = (${target.only ? NEXT_OF_ONE : NEXT_OF_ANY}) AND next_attempt_at <= $1
        RETURNING delivery_id, subscription_id, payload, attempts)
      SELECT c.*, s.snapshot, k.secret FROM claimed c
      JOIN notification_subscriptions s USING (subscription_id)
      LEFT JOIN notification_subscription_secrets k USING (subscription_id)`,
-    [now, leaseEnd, [...target.busy], target.only ?? null],
+    [now, leaseEnd, target.only ?? [...target.busy]],
   );
   const row = rows[0];
   return row && { ...row, leaseEnd };

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, type JsonObject, type Message } from "@bufbuild/protobuf";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import {
@@ -27,17 +27,35 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
 
 /**
  * The environments of the change an event is about, when the event does not name them (only a
- * change's raise, schedule and detail updates do): as the release service's read model of changes
- * has them. Undefined for other events.
+ * change's raise, schedule and detail updates do): as the notifier last read them on the change's
+ * stream (notifier_change_environments, written in its own transactions, so in the stream's order),
+ * else, for a change raised while nothing was matched, as the release service's read model of
+ * changes has them. Undefined for other events.
  */
 async function changeEnvironmentsOf(tx: pg.PoolClient, type: string, subjects: EventSubjects) {
   if (!type.startsWith("rdm.change.v1.") || subjects.environments.size || !subjects.changeRequestIds.size)
     return undefined;
-  const { rows } = await tx.query<{ environments: string[] }>(
-    "SELECT environments FROM change_request_states WHERE change_request_id = ANY($1) AND environments IS NOT NULL",
+  const { rows } = await tx.query<{ environments: string[] | null }>(
+    `SELECT COALESCE(n.environments, c.environments) AS environments
+     FROM unnest($1::text[]) AS id (change_request_id)
+     LEFT JOIN notifier_change_environments n USING (change_request_id)
+     LEFT JOIN change_request_states c USING (change_request_id)`,
     [[...subjects.changeRequestIds]],
   );
-  return rows.flatMap((row) => row.environments);
+  return rows.flatMap((row) => row.environments ?? []);
+}
+
+/** Keeps the environments a change event names, for the change's later events that do not. */
+async function keepChangeEnvironments(tx: pg.PoolClient, type: string, message: Message, json: JsonObject) {
+  const { changeRequestId, environments } = json;
+  if (!type.startsWith("rdm.change.v1.") || typeof changeRequestId !== "string" || !Array.isArray(environments)) return;
+  const version = (message as { metadata?: { streamVersion?: bigint } }).metadata?.streamVersion ?? 0n;
+  await tx.query(
+    `INSERT INTO notifier_change_environments AS t (change_request_id, environments, version) VALUES ($1, $2, $3)
+     ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
+       WHERE t.version <= EXCLUDED.version`,
+    [changeRequestId, environments, version.toString()],
+  );
 }
 
 const MATCHED_STATUSES = [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED];
@@ -84,6 +102,7 @@ export function matchEvents(
     const candidates = await subscriptions();
     if (!candidates.length) return;
     const json = eventJson(decoded.schema, decoded.message);
+    await keepChangeEnvironments(tx, envelope.type, decoded.message, json);
     const subjects = subjectsOf(json);
     const release = await releaseOf(tx, subjects.releaseIds);
     const event: NotifiedEvent = {
