@@ -10,6 +10,7 @@ import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_
 import {
   ReleaseChangeRequestLinkedSchema,
   ReleasePhaseAdvancedSchema,
+  ReleasePhaseReworkedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
@@ -29,8 +30,11 @@ afterAll(() => harness.stop());
 const inMs = (ms: number) => timestampFromDate(new Date(Date.now() + ms));
 const HOUR = 3_600_000;
 
-/** A deployment of a ready release with a verified artifact and an authorized change scheduled around now. */
-async function planned(window: { startInMs: number; endInMs: number }) {
+/**
+ * A deployment of a ready release with a verified artifact and (unless `withChange` is false) an
+ * authorized change scheduled around now.
+ */
+async function planned(window: { startInMs: number; endInMs: number }, withChange = true) {
   const releaseId = randomUUID();
   const environment = uniqueId("env");
   await deployer.registerEnvironment({
@@ -41,7 +45,7 @@ async function planned(window: { startInMs: number; endInMs: number }) {
   const changeId = randomUUID();
   await harness.releaseReady(releaseId);
   await harness.artifact(artifactId);
-  await harness.change(changeId);
+  if (withChange) await harness.change(changeId);
   const { deployment } = await deployer.planDeployment({
     ...rid(),
     releaseId,
@@ -49,7 +53,7 @@ async function planned(window: { startInMs: number; endInMs: number }) {
     artifacts: [artifact(artifactId)],
     strategy: strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
     window: create(TimeWindowSchema, { start: inMs(window.startInMs), end: inMs(window.endInMs) }),
-    linkedChangeIds: [changeId],
+    linkedChangeIds: withChange ? [changeId] : [],
   });
   return { environment, releaseId, deploymentId: deployment?.deploymentId as string };
 }
@@ -99,27 +103,49 @@ test("a freeze declared after the start cancels the deployment as its window ope
 });
 
 test("what moves on in the usual course does not cancel it: the release past DEPLOYMENT, a change linked since", async () => {
-  const { environment, releaseId, deploymentId } = await planned({ startInMs: -1_000, endInMs: HOUR });
-  await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
-    timeoutMs: 30_000,
-    description: "the start once the release, change and artifact are known",
-  });
+  // Started with no change at all: a change linked to the release afterwards is not its.
+  const { environment, releaseId, deploymentId } = await planned({ startInMs: -1_000, endInMs: HOUR }, false);
+  await startOnceKnown(deploymentId);
   // Meanwhile its production deployment succeeded (the release moved on), and a draft change
   // was linked to the release: neither was what this start checked.
-  await harness.handled(
-    await harness.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
-      releaseId,
-      fromPhase: ReleasePhase.DEPLOYMENT,
-      toPhase: ReleasePhase.VERIFICATION,
-    }),
-  );
-  await harness.handled(
-    await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
-      releaseId,
-      changeRequestId: randomUUID(),
-    }),
-  );
+  await releaseEvent(ReleasePhaseAdvancedSchema, releaseId, {
+    releaseId,
+    fromPhase: ReleasePhase.DEPLOYMENT,
+    toPhase: ReleasePhase.VERIFICATION,
+  });
+  await releaseEvent(ReleaseChangeRequestLinkedSchema, releaseId, { releaseId, changeRequestId: randomUUID() });
   const assignment = await claim(environment);
   expect(assignment?.deploymentId).toBe(deploymentId);
   expect((await deployer.getDeployment({ deploymentId })).deployment?.state).toBe(DeploymentState.IN_PROGRESS);
 });
+
+test("a release sent back for rework before the deployment begins cancels it", async () => {
+  const { environment, releaseId, deploymentId } = await planned({ startInMs: -1_000, endInMs: HOUR });
+  await startOnceKnown(deploymentId);
+  await releaseEvent(ReleasePhaseReworkedSchema, releaseId, {
+    releaseId,
+    fromPhase: ReleasePhase.DEPLOYMENT,
+    toPhase: ReleasePhase.BUILD_AND_TEST,
+    reason: "the package failed its load test",
+  });
+  expect(await claim(environment)).toBeUndefined();
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.state).toBe(DeploymentState.CANCELLED);
+  expect(deployment?.reason).toContain("gate.release_phase");
+});
+
+async function startOnceKnown(deploymentId: string) {
+  await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+    timeoutMs: 30_000,
+    description: "the start once the release, change and artifact are known",
+  });
+}
+
+/** A release event, published as the release service would and handled by the deployment service. */
+async function releaseEvent<S extends Parameters<Harness["publish"]>[1]>(
+  schema: S,
+  releaseId: string,
+  init: Parameters<Harness["publish"]>[3],
+) {
+  await harness.handled(await harness.publish("release", schema, releaseId, init as never));
+}

@@ -4,6 +4,7 @@ import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import { instantOf } from "@rdm/proto";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
   type DeploymentAggregateState,
@@ -73,10 +74,10 @@ async function startCommand(
  * The gates of a scheduled deployment as it begins (its first claim, at once after a start for
  * now, or at its window's start), at `now`, with the freeze override the start recorded: what may
  * have turned against it since (a freeze, its changes' windows, authorizations or withdrawal, the
- * release abandoned or its approval withdrawn, an artifact quarantined). Not what moves on in the
- * usual course: the release leaving its deployment phase (its production deployment succeeded
- * meanwhile), or changes linked to the release after the start (its changes are those the start
- * checked).
+ * release abandoned, sent back for rework or its approval withdrawn, an artifact quarantined).
+ * Not what moves on in the usual course: the release past its deployment phase (its production
+ * deployment succeeded meanwhile), or changes linked to the release after the start (its changes
+ * are those the start checked, and the plan's).
  */
 export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment, now: Date): Promise<RuleDetail[]> {
   const justification = deployment.freezeOverrideJustification;
@@ -85,10 +86,14 @@ export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment,
     freezeOverrideJustification: justification,
     byChangeManager: justification !== "",
   });
-  // Scheduled before the start recorded its changes: all of them, as the start did.
-  const checked = new Set(deployment.changeRequestIds);
-  if (checked.size) facts.changes = facts.changes.filter((change) => checked.has(change.changeId));
-  return evaluateGates(facts).filter((violation) => violation.rule !== "gate.release_phase");
+  // The plan's too: a start from before the start recorded its changes recorded none.
+  const checked = new Set([
+    ...deployment.changeRequestIds,
+    ...deployment.linkedChangeIds.map((id) => id.toLowerCase()),
+  ]);
+  facts.changes = facts.changes.filter((change) => checked.has(change.changeId));
+  const movedOn = (facts.release?.phase ?? 0) > ReleasePhase.DEPLOYMENT;
+  return evaluateGates(facts).filter((violation) => !(movedOn && violation.rule === "gate.release_phase"));
 }
 
 /** A rollback, with what the environment runs now and whether another deployment runs there. */

@@ -6,7 +6,7 @@ export interface GateFacts {
   now: Date;
   releaseId: string;
   /** Unknown to the read model: the release's events have not arrived (or it does not exist). */
-  release?: { inDeploymentPhase: boolean; approved: boolean; abandoned: boolean } | undefined;
+  release?: { inDeploymentPhase: boolean; approved: boolean; abandoned: boolean; phase?: number } | undefined;
   changes: {
     changeId: string;
     known: boolean;

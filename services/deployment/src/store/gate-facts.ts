@@ -60,6 +60,7 @@ async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts
       inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT,
       approved: release.approved,
       abandoned: release.abandoned,
+      phase: release.phase,
     }
   );
 }
