@@ -471,10 +471,11 @@ test("a target URL no delivery could reach is refused, naming its field, at crea
       create("webhook", "file:///etc/passwd"),
       create("webhook", "ftp://127.0.0.1/x"),
       create("webhook", "http://user:pw@127.0.0.1:9/x"),
+      create("webhook", "http://127.0.0.1:0/x"),
       create("chat", "http://127.0.0.1:99999/x"),
       create("chat", "https://user:token@hooks.example/x"),
     ]),
-  ).toEqual([...Array(4).fill(refused("target.webhook.url")), refused("target.chat.url"), refused("target.chat.url")]);
+  ).toEqual([...Array(5).fill(refused("target.webhook.url")), refused("target.chat.url"), refused("target.chat.url")]);
   const subscriptionId = await subscribe("/url-checked");
   expect(
     await refusal(

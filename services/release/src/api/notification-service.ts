@@ -62,7 +62,7 @@ function requireDeliverableUrl(target: Target | undefined) {
     throw new InvalidArgument([{ field, description }]);
   };
   const url = URL.parse(target.kind.value.url);
-  if (!url) return refuse("is not a URL a delivery can be sent to (e.g. a port above 65535)");
+  if (!url || url.port === "0") return refuse("is not a URL a delivery can be sent to (e.g. a port 0 or above 65535)");
   if (url.protocol !== "https:" && url.protocol !== "http:") return refuse("must be an http:// or https:// URL");
   if (url.username || url.password) return refuse("must not hold credentials (user:password@): put them in the path");
 }
