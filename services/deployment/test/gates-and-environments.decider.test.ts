@@ -1,5 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import { ProtectionPolicySchema, TargetGroupSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import {
   decideEnvironment,
   type EnvironmentDefinition,
@@ -18,7 +19,7 @@ const API = { name: "api", version: "2.0.0" };
 const ready: GateFacts = {
   now,
   releaseId: "r-1",
-  release: { inDeploymentPhase: true, approved: true, abandoned: false },
+  release: { phase: ReleasePhase.DEPLOYMENT, approved: true, abandoned: false },
   changes: [
     {
       changeId: "c-1",
@@ -53,7 +54,7 @@ describe("start gates", () => {
   test("every unmet condition is listed together", () => {
     expect(
       rules({
-        release: { inDeploymentPhase: false, approved: false, abandoned: true },
+        release: { phase: ReleasePhase.BUILD_AND_TEST, approved: false, abandoned: true },
         changes: [{ changeId: "c-1", known: true, authorized: false, emergency: false }],
         environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [] },
         previousEnvironment: { name: "staging", packageSucceeded: false },

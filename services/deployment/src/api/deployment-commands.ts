@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { hasAnyRole } from "@rdm/auth";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
-import { instantOf } from "@rdm/proto";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
+  beginsAt,
   type DeploymentAggregateState,
   type DeploymentCommand,
   evaluateGates,
@@ -52,9 +52,8 @@ async function startCommand(
   tx: pg.PoolClient,
 ): Promise<DeploymentCommand> {
   const { deployment, environment } = await inEnvironmentTurn(request.deploymentId, state, tx);
-  const windowStart = instantOf(deployment.window?.start, undefined);
   const facts = await loadGateFacts(tx, deployment, environment, {
-    now: windowStart && windowStart > now ? windowStart : now,
+    now: beginsAt(deployment, now),
     freezeOverrideJustification: request.freezeOverrideJustification,
     byChangeManager,
   });
@@ -92,7 +91,7 @@ export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment,
     ...deployment.linkedChangeIds.map((id) => id.toLowerCase()),
   ]);
   facts.changes = facts.changes.filter((change) => checked.has(change.changeId));
-  const movedOn = (facts.release?.phase ?? 0) > ReleasePhase.DEPLOYMENT;
+  const movedOn = (facts.release?.phase ?? ReleasePhase.UNSPECIFIED) > ReleasePhase.DEPLOYMENT;
   return evaluateGates(facts).filter((violation) => !(movedOn && violation.rule === "gate.release_phase"));
 }
 

@@ -179,8 +179,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       violations,
     );
   }
-  const windowStart = instantOf(deployment.window?.start, undefined);
-  const availableAt = windowStart && windowStart > command.now ? windowStart : command.now;
+  const availableAt = beginsAt(deployment, command.now);
   return [
     create(DeploymentScheduledSchema, {
       deploymentId: deployment.deploymentId,
@@ -237,6 +236,12 @@ export function failAndRollBack(deployment: Deployment, reason: string, failedTa
     }),
     ...startRollback(deployment, reason, true, false),
   ];
+}
+
+/** When a deployment started `now` begins: its window's start when that is ahead, else now. */
+export function beginsAt(deployment: Deployment, now: Date): Date {
+  const windowStart = instantOf(deployment.window?.start, undefined);
+  return windowStart && windowStart > now ? windowStart : now;
 }
 
 /** `deployment.window_passed` if the planned window has ended by `now`. */

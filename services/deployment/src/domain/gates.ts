@@ -1,3 +1,4 @@
+import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { RuleDetail } from "./rule-violation.js";
 
 /** What the service's read models know about a deployment's surroundings when it is started. */
@@ -6,7 +7,7 @@ export interface GateFacts {
   now: Date;
   releaseId: string;
   /** Unknown to the read model: the release's events have not arrived (or it does not exist). */
-  release?: { inDeploymentPhase: boolean; approved: boolean; abandoned: boolean; phase?: number } | undefined;
+  release?: { phase: ReleasePhase; approved: boolean; abandoned: boolean } | undefined;
   changes: {
     changeId: string;
     known: boolean;
@@ -72,7 +73,7 @@ function releaseGate(facts: GateFacts): RuleDetail[] {
   return [
     ...(release.abandoned ? [detail("gate.release_abandoned", facts.releaseId, "the release was abandoned")] : []),
     ...(release.approved ? [] : [detail("gate.release_approved", facts.releaseId, "the release is not approved")]),
-    ...(release.inDeploymentPhase
+    ...(release.phase === ReleasePhase.DEPLOYMENT
       ? []
       : [detail("gate.release_phase", facts.releaseId, "the release is not in its deployment phase")]),
   ];

@@ -1,6 +1,5 @@
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import type { DeployedArtifact, Environment } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { GateFacts } from "../domain/gates.js";
 import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
 
@@ -57,10 +56,9 @@ async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts
   const release = rows[0];
   return (
     release && {
-      inDeploymentPhase: release.phase === ReleasePhase.DEPLOYMENT,
+      phase: release.phase,
       approved: release.approved,
       abandoned: release.abandoned,
-      phase: release.phase,
     }
   );
 }
