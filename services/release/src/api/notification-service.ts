@@ -2,18 +2,15 @@ import { randomUUID } from "node:crypto";
 import { create, type DescMessage } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { READER_ROLES, type Role } from "@rdm/auth";
-import { type CommandHandler, RuleViolation } from "@rdm/command-handler";
+import type { CommandHandler } from "@rdm/command-handler";
 import { type CallContext, InvalidArgument, NotFound, requestFingerprint, type ServiceRegistration } from "@rdm/grpc";
 import * as api from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
-import {
-  type Subscription,
-  SubscriptionStatus,
-  type Target,
-} from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
+import { requireLive } from "../domain/subscription/decide.js";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
 import { sendToTarget } from "../jobs/subscription-delivery.js";
 import { eventJson, notificationPayload } from "../notifier/payload.js";
@@ -200,13 +197,8 @@ function subscriptionQueryHandlers(deps: NotificationApiDeps) {
       });
     },
     async testSubscription(request) {
-      const subscription = await getOne(request.subscriptionId);
-      // Read still, but its target no longer hears from the platform (decommissioned, or compromised).
-      if (subscription.status === SubscriptionStatus.DELETED)
-        throw new RuleViolation("FAILED_PRECONDITION", "subscription.not_deleted", "the subscription was deleted", {
-          subject: "subscription",
-          resourceType: "subscription",
-        });
+      // A deleted one is read still, but its target no longer hears from the platform.
+      const subscription = requireLive({ subscription: await getOne(request.subscriptionId) });
       const { rows } = await pool.query<{ secret: string }>(
         "SELECT secret FROM notification_subscription_secrets WHERE subscription_id = $1",
         [request.subscriptionId],

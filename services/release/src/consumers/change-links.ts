@@ -1,6 +1,4 @@
-import { type CommandHandler, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
 import { type ChunkHandler, type CloudEvent, decodeEvent, type EventHandler } from "@rdm/messaging";
-import type { Logger } from "@rdm/observability";
 import {
   ChangeRequestRaisedSchema,
   ChangeRequestReleaseUnlinkedSchema,
@@ -8,7 +6,6 @@ import {
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ReleasePhase, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
-import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import {
   applyChangeEvent,
@@ -17,11 +14,7 @@ import {
   linkedReleaseOf,
   loadChangeStates,
 } from "./change-requests.js";
-
-export interface ChangeLinkReactionDeps {
-  handler: CommandHandler<ReleaseServiceEvent>;
-  logger: Logger;
-}
+import { type ReleaseReactionDeps, reactOnRelease } from "./release-reaction.js";
 
 interface LinkReaction {
   releaseId: string;
@@ -68,7 +61,7 @@ function linkReactionOf(event: CloudEvent): LinkReaction | undefined {
  * of an old event never links a change that moved on, nor unlinks one linked there since). A
  * refusal (a release this service does not know, or one closed) is logged and skipped.
  */
-async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: ChangeLinkReactionDeps): Promise<void> {
+async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: ReleaseReactionDeps): Promise<void> {
   const reaction = linkReactionOf(event);
   if (!reaction?.changeRequestId || !reaction.releaseId) return;
   const releaseId = reaction.releaseId.toLowerCase();
@@ -76,20 +69,13 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Cha
   const linkedNow = (await changeLinkedTo(tx, changeRequestId)).toLowerCase();
   const stillSo = reaction.command === "linkChangeRequest" ? linkedNow === releaseId : linkedNow !== releaseId;
   if (!stillSo) return;
-  const cause = reactionOrigin(event, reaction.metadata);
-  try {
-    await deps.handler.handleIn(
-      tx,
-      cause,
-      releaseCommand(releaseId, () => ({ kind: reaction.command, changeRequestId, mirror: true })),
-    );
-  } catch (error) {
-    if (!isRuleViolation(error)) throw error;
-    deps.logger.info(
-      { releaseId, changeRequestId, rule: error.rule, causationId: event.id },
-      `change link reaction skipped: ${error.message}`,
-    );
-  }
+  await reactOnRelease(
+    deps,
+    tx,
+    { event, metadata: reaction.metadata },
+    releaseCommand(releaseId, () => ({ kind: reaction.command, changeRequestId, mirror: true })),
+    { reaction: "change link", about: { releaseId, changeRequestId } },
+  );
 }
 
 /**
@@ -97,9 +83,9 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Cha
  * in production moves on if its gate now holds (a change IMPLEMENTED by that very deployment is
  * told after it, on another topic). Releases in any other phase are passed by without a read.
  */
-async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps: ChangeLinkReactionDeps) {
+async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps: ReleaseReactionDeps) {
   // Each release's last event in the chunk: the cause of its reaction.
-  const causes = new Map<string, { event: CloudEvent; metadata?: EventMetadata | undefined }>();
+  const causes = new Map<string, { event: CloudEvent; metadata: EventMetadata | undefined }>();
   for (const event of events) {
     const link = linkedReleaseOf(event);
     if (link) causes.set(link.releaseId, { event, metadata: link.metadata });
@@ -111,24 +97,17 @@ async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps
   );
   // In one order, so two chunks locking the same releases wait rather than deadlock.
   for (const releaseId of rows.map((row) => row.release_id).sort()) {
-    const { event, metadata } = causes.get(releaseId) as { event: CloudEvent; metadata?: EventMetadata };
     await lockReleaseReactions(tx, releaseId);
-    try {
-      await deps.handler.handleIn(
-        tx,
-        reactionOrigin(event, metadata),
-        releaseCommand(releaseId, async (state) => ({
-          kind: "moveOnAfterProduction",
-          changes: await loadChangeStates(tx, state.release),
-        })),
-      );
-    } catch (error) {
-      if (!isRuleViolation(error)) throw error;
-      deps.logger.info(
-        { releaseId, rule: error.rule, causationId: event.id },
-        `release reaction skipped: ${error.message}`,
-      );
-    }
+    await reactOnRelease(
+      deps,
+      tx,
+      causes.get(releaseId) as { event: CloudEvent; metadata: EventMetadata | undefined },
+      releaseCommand(releaseId, async (state) => ({
+        kind: "moveOnAfterProduction",
+        changes: await loadChangeStates(tx, state.release),
+      })),
+      { reaction: "release", about: { releaseId } },
+    );
   }
 }
 
@@ -137,7 +116,7 @@ async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps
  * (applyChangeEvent), the links the change asks of a release (reactToChangeLink), then what the
  * new states let a release do (reactToChangeStates), in one transaction.
  */
-export function changeEventConsumer(deps: ChangeLinkReactionDeps): { handle: EventHandler; handleChunk: ChunkHandler } {
+export function changeEventConsumer(deps: ReleaseReactionDeps): { handle: EventHandler; handleChunk: ChunkHandler } {
   return {
     handle: async (event, tx) => {
       await applyChangeEvent(event, tx);

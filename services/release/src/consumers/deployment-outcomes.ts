@@ -1,7 +1,5 @@
-import { type CommandHandler, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
 import type { Migration } from "@rdm/eventstore";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
-import type { Logger } from "@rdm/observability";
 import { instantOf } from "@rdm/proto";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
@@ -14,9 +12,9 @@ import {
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { DeploymentOutcomeReport } from "../domain/release.js";
-import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import { loadChangeStates } from "./change-requests.js";
+import { type ReleaseReactionDeps, reactOnRelease } from "./release-reaction.js";
 
 /** The promotion order as the deployment topic tells it: which environment is production. */
 export const deploymentEnvironmentMigrations: Migration[] = [
@@ -35,11 +33,6 @@ export const deploymentEnvironmentMigrations: Migration[] = [
     sql: "ALTER TABLE deployment_environments ADD COLUMN production boolean",
   },
 ];
-
-export interface DeploymentReactionDeps {
-  handler: CommandHandler<ReleaseServiceEvent>;
-  logger: Logger;
-}
 
 interface Outcome {
   metadata?: EventMetadata | undefined;
@@ -101,7 +94,7 @@ async function isProduction(tx: pg.PoolClient, environment: string): Promise<boo
 export async function reactToDeploymentEvent(
   event: CloudEvent,
   tx: pg.PoolClient,
-  deps: DeploymentReactionDeps,
+  deps: ReleaseReactionDeps,
 ): Promise<void> {
   if (event.type === EnvironmentRegisteredSchema.typeName || event.type === EnvironmentChangedSchema.typeName) {
     const schema =
@@ -131,30 +124,23 @@ export async function reactToDeploymentEvent(
       ? { artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId) }
       : {}),
   };
-  const cause = reactionOrigin(event, outcome.metadata);
   await lockReleaseReactions(tx, outcome.releaseId.toLowerCase());
-  try {
-    await deps.handler.handleIn(
-      tx,
-      cause,
-      releaseCommand(
-        outcome.releaseId,
-        async (state) => ({
-          kind: "recordDeploymentOutcome",
-          // The linked changes matter only to a production success, which may move the release on.
-          deployment:
-            kind === DeploymentOutcome.SUCCEEDED && report.production
-              ? { ...report, changes: await loadChangeStates(tx, state.release) }
-              : report,
-        }),
-        { sizeLimited: false },
-      ),
-    );
-  } catch (error) {
-    if (!isRuleViolation(error)) throw error;
-    deps.logger.info(
-      { releaseId: outcome.releaseId, deploymentId: outcome.deploymentId, rule: error.rule, causationId: event.id },
-      `release reaction skipped: ${error.message}`,
-    );
-  }
+  await reactOnRelease(
+    deps,
+    tx,
+    { event, metadata: outcome.metadata },
+    releaseCommand(
+      outcome.releaseId,
+      async (state) => ({
+        kind: "recordDeploymentOutcome",
+        // The linked changes matter only to a production success, which may move the release on.
+        deployment:
+          kind === DeploymentOutcome.SUCCEEDED && report.production
+            ? { ...report, changes: await loadChangeStates(tx, state.release) }
+            : report,
+      }),
+      { sizeLimited: false },
+    ),
+    { reaction: "release", about: { releaseId: outcome.releaseId, deploymentId: outcome.deploymentId } },
+  );
 }

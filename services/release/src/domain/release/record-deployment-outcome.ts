@@ -51,7 +51,7 @@ export function recordDeploymentOutcome(
   state: ReleaseState,
   ctx: DecisionContext,
 ): ReleaseEvent[] {
-  const { release, model } = requireRelease(state);
+  const { release } = requireRelease(state);
   const { deploymentId, outcome } = command.deployment;
   if (release.deployments.some((d) => d.deploymentId === deploymentId && d.outcome === outcome)) return [];
   const releaseId = release.releaseId;

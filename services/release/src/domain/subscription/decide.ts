@@ -23,7 +23,8 @@ const refuse = (
   throw new RuleViolation(code, rule, message, { subject, resourceType: "subscription" });
 };
 
-function requireLive(state: SubscriptionState): Subscription {
+/** The subscription, refused NOT_FOUND if it does not exist and FAILED_PRECONDITION if deleted. */
+export function requireLive(state: SubscriptionState): Subscription {
   const s = state.subscription;
   if (!s) return refuse("subscription.exists", "subscription not found", "NOT_FOUND", "");
   if (s.status === SubscriptionStatus.DELETED) refuse("subscription.not_deleted", "the subscription was deleted");
