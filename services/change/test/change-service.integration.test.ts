@@ -798,6 +798,21 @@ test("ids of the other kinds of record are NOT_FOUND, not INTERNAL; ids in upper
   ).toEqual(["OK", "OK", "OK"]);
 });
 
+/** The change once it is in `state` (a consumer's reaction arrives meanwhile), as `client` reads it. */
+const changeReaching = (
+  client: Awaited<ReturnType<typeof clientAs>>,
+  changeRequestId: string,
+  state: ChangeState,
+  description: string,
+) =>
+  waitFor(
+    async () => {
+      const { change } = await client.getChange({ changeRequestId });
+      return change?.state === state ? change : undefined;
+    },
+    { timeoutMs: 30_000, description },
+  );
+
 /** Events of the release and deployment services, as they would publish them. */
 const upstream = new PublishedStreams("olivia");
 
@@ -852,13 +867,7 @@ test("a release link and then a failed deployment of the linked release mark the
   );
   // Delivered twice (a redelivery): one effect.
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [event, event]);
-  const change = await waitFor(
-    async () => {
-      const current = (await viewer.getChange({ changeRequestId: id })).change;
-      return current?.state === ChangeState.FAILED ? current : undefined;
-    },
-    { timeoutMs: 30_000, description: "change FAILED by the deployment event" },
-  );
+  const change = await changeReaching(viewer, id, ChangeState.FAILED, "change FAILED by the deployment event");
   expect(change.failureReason).toContain("health check failed on 3 of 5 targets");
   expect(change.failureReason).toContain(deploymentId);
 
@@ -901,12 +910,11 @@ test("a deployment outcome naming the change moves it though the release's link 
     upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, outcome),
     upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, outcome),
   ]);
-  const change = await waitFor(
-    async () => {
-      const current = (await viewer.getChange({ changeRequestId: id })).change;
-      return current?.state === ChangeState.IMPLEMENTED ? current : undefined;
-    },
-    { timeoutMs: 30_000, description: "change IMPLEMENTED by the deployment naming it" },
+  const change = await changeReaching(
+    viewer,
+    id,
+    ChangeState.IMPLEMENTED,
+    "change IMPLEMENTED by the deployment naming it",
   );
   expect(change.linkedReleaseId).toBe("");
 });
@@ -947,20 +955,21 @@ test("deployments of the linked release move the change: started -> IMPLEMENTING
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     deploymentEvent(DeploymentStartedSchema, production, "production", 2n),
   ]);
-  const implementing = await waitFor(
-    async () => {
-      const change = (await viewer.getChange({ changeRequestId: id })).change;
-      return change?.state === ChangeState.IMPLEMENTING ? change : undefined;
-    },
-    { timeoutMs: 30_000, description: "change IMPLEMENTING after the production deployment started" },
+  const implementing = await changeReaching(
+    viewer,
+    id,
+    ChangeState.IMPLEMENTING,
+    "change IMPLEMENTING after the production deployment started",
   );
   expect(implementing.state).toBe(ChangeState.IMPLEMENTING);
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     deploymentEvent(DeploymentSucceededSchema, production, "production", 3n),
   ]);
-  await waitFor(
-    async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTED,
-    { timeoutMs: 30_000, description: "change IMPLEMENTED after the production deployment succeeded" },
+  await changeReaching(
+    viewer,
+    id,
+    ChangeState.IMPLEMENTED,
+    "change IMPLEMENTED after the production deployment succeeded",
   );
   // The staging deployment touched nothing: only the production deployment's events are in the stream.
   const db = new pg.Client({ connectionString: databaseUrl });
@@ -1055,9 +1064,11 @@ test("a change naming no environment is implemented by its release's deployment 
     deployment(DeploymentSucceededSchema, second, staging, { production: false }),
     deployment(DeploymentStartedSchema, toProduction, production, { production: true }),
   ]);
-  await waitFor(
-    async () => (await viewer.getChange({ changeRequestId: id })).change?.state === ChangeState.IMPLEMENTING,
-    { timeoutMs: 30_000, description: "change IMPLEMENTING once the production deployment started" },
+  await changeReaching(
+    viewer,
+    id,
+    ChangeState.IMPLEMENTING,
+    "change IMPLEMENTING once the production deployment started",
   );
   await publishEvents(producer, `${topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
     deployment(DeploymentSucceededSchema, toProduction, production, { production: true }),

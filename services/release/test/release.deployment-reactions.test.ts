@@ -50,18 +50,7 @@ beforeAll(async () => {
   producer = createProducer(kafka);
   await producer.connect();
   db = new pg.Pool({ connectionString: h.databaseUrl, max: 2 });
-  // The standard model from DEPLOYMENT on, without tasks: the test is about what deployments do.
-  const phases = [ReleasePhase.REGISTRATION, ReleasePhase.DEPLOYMENT, ReleasePhase.VERIFICATION, ReleasePhase.REVIEW];
-  await manager.createReleaseModel({
-    ...req(),
-    model: {
-      name: modelName,
-      phases: [
-        ...phases.map((phase) => ({ phase })),
-        STANDARD_MODEL.phases.find((p) => p.phase === ReleasePhase.CLOSED),
-      ],
-    },
-  } as never);
+  await createModel(modelName);
   await publish(EnvironmentRegisteredSchema, "environment-test", { environment: { name: "test", promotionRank: 2 } });
   await publish(EnvironmentRegisteredSchema, "environment-production", {
     environment: { name: "production", promotionRank: 4, promotesFrom: "test" },
@@ -110,8 +99,26 @@ async function get(releaseId: string): Promise<Release> {
   return release;
 }
 
-async function releaseInDeployment(): Promise<string> {
-  const { release } = await manager.registerRelease(registration({ modelName }));
+/**
+ * The standard model from DEPLOYMENT on, without tasks (the tests are about what deployments do),
+ * its DEPLOYMENT phase with `deployment`'s settings.
+ */
+async function createModel(name: string, deployment: object = {}) {
+  const phases = [ReleasePhase.REGISTRATION, ReleasePhase.DEPLOYMENT, ReleasePhase.VERIFICATION, ReleasePhase.REVIEW];
+  await manager.createReleaseModel({
+    ...req(),
+    model: {
+      name,
+      phases: [
+        ...phases.map((phase) => (phase === ReleasePhase.DEPLOYMENT ? { phase, ...deployment } : { phase })),
+        STANDARD_MODEL.phases.find((p) => p.phase === ReleasePhase.CLOSED),
+      ],
+    },
+  } as never);
+}
+
+async function releaseInDeployment(model = modelName): Promise<string> {
+  const { release } = await manager.registerRelease(registration({ modelName: model }));
   const releaseId = release?.releaseId as string;
   const advanced = await manager.advanceReleasePhase({ ...req(), releaseId });
   expect(advanced.release?.phase).toBe(ReleasePhase.DEPLOYMENT);
@@ -167,22 +174,8 @@ test("a release whose DEPLOYMENT gate asks for its changes IMPLEMENTED moves on 
   // A model whose deployment phase may be left only once every linked change is IMPLEMENTED,
   // which the change service says after the production deployment, on another topic.
   const gated = `${modelName}-changes`;
-  const phases = [ReleasePhase.REGISTRATION, ReleasePhase.DEPLOYMENT, ReleasePhase.VERIFICATION, ReleasePhase.REVIEW];
-  await manager.createReleaseModel({
-    ...req(),
-    model: {
-      name: gated,
-      phases: [
-        ...phases.map((phase) =>
-          phase === ReleasePhase.DEPLOYMENT ? { phase, linkedChangeStates: ["IMPLEMENTED"] } : { phase },
-        ),
-        STANDARD_MODEL.phases.find((p) => p.phase === ReleasePhase.CLOSED),
-      ],
-    },
-  } as never);
-  const { release } = await manager.registerRelease(registration({ modelName: gated }));
-  const releaseId = release?.releaseId as string;
-  await manager.advanceReleasePhase({ ...req(), releaseId });
+  await createModel(gated, { linkedChangeStates: ["IMPLEMENTED"] });
+  const releaseId = await releaseInDeployment(gated);
   const changeRequestId = randomUUID();
   await manager.linkChangeRequest({ ...req(), releaseId, changeRequestId });
 
