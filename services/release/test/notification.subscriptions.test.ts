@@ -472,10 +472,11 @@ test("a target URL no delivery could reach is refused, naming its field, at crea
       create("webhook", "ftp://127.0.0.1/x"),
       create("webhook", "http://user:pw@127.0.0.1:9/x"),
       create("webhook", "http://127.0.0.1:0/x"),
+      create("webhook", "http://127.0.0.1:25/x"),
       create("chat", "http://127.0.0.1:99999/x"),
       create("chat", "https://user:token@hooks.example/x"),
     ]),
-  ).toEqual([...Array(5).fill(refused("target.webhook.url")), refused("target.chat.url"), refused("target.chat.url")]);
+  ).toEqual([...Array(6).fill(refused("target.webhook.url")), refused("target.chat.url"), refused("target.chat.url")]);
   const subscriptionId = await subscribe("/url-checked");
   expect(
     await refusal(
@@ -488,6 +489,28 @@ test("a target URL no delivery could reach is refused, naming its field, at crea
       }),
     ),
   ).toEqual(refused("target.chat.url"));
+});
+
+test("a filter naming an event type no topic carries is refused, naming each such type's field", async () => {
+  const eventTypes = [
+    "rdm.release.v1.ReleaseRegistered",
+    "rdm.release.v1.ReleaseCreated",
+    "rdm.deployment.v1.TargetStatus",
+    "rdm.notification.v1.SubscriptionSuspended",
+  ];
+  const refusal = await failure(
+    notifications.createSubscription({
+      ...req(),
+      name: "typo",
+      secret: "0123456789abcdef0123",
+      target: { kind: { case: "webhook", value: { url: `${receiver.url}/typo` } } },
+      filter: { eventTypes },
+    }),
+  );
+  expect([status[refusal.code], refusal.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
+    "INVALID_ARGUMENT",
+    ["filter.event_types[1]", "filter.event_types[2]"],
+  ]);
 });
 
 test("deliveries page newest first by token: none twice, none left out; a forged token is refused", async () => {

@@ -6,7 +6,7 @@ import { createServer as createHttpServer, type RequestListener } from "node:htt
 import { createServer } from "node:net";
 import { create } from "@bufbuild/protobuf";
 import { SubscriptionSchema } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
-import { postSigned } from "../src/jobs/signed-post.js";
+import { postSigned, undeliverable } from "../src/jobs/signed-post.js";
 import { sendToTarget } from "../src/jobs/subscription-delivery.js";
 import type { NotificationPayload } from "../src/notifier/payload.js";
 
@@ -29,6 +29,25 @@ test("a refused connection is recorded with its cause", async () => {
     timeoutMs: 5_000,
   });
   expect(result).toEqual({ status: 0, failure: expect.stringMatching(/^fetch failed: .*ECONNREFUSED/) });
+});
+
+test("every port a target URL is refused for is one fetch never connects to", async () => {
+  const refused = Array.from({ length: 10_100 }, (_, i) => i + 1).filter((port) =>
+    undeliverable(`http://127.0.0.1:${port}/hook`)?.startsWith(`port ${port} `),
+  );
+  expect(refused).toEqual(expect.arrayContaining([25, 587, 6667, 10080]));
+  expect(refused).not.toContain(8080);
+  const sends = refused.map((port) =>
+    postSigned({
+      url: `http://127.0.0.1:${port}/hook`,
+      secret: undefined,
+      notificationId: "n-1",
+      body: "{}",
+      now: new Date(),
+      timeoutMs: 5_000,
+    }),
+  );
+  expect(new Set((await Promise.all(sends)).map((r) => r.failure))).toEqual(new Set(["fetch failed: bad port"]));
 });
 
 /** A loopback HTTP receiver answering with `listener`; its URL and how to stop it. */

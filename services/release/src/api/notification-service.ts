@@ -12,8 +12,9 @@ import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } f
 import type pg from "pg";
 import { requireLive } from "../domain/subscription/decide.js";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
+import { undeliverable } from "../jobs/signed-post.js";
 import { sendToTarget } from "../jobs/subscription-delivery.js";
-import { eventJson, notificationPayload } from "../notifier/payload.js";
+import { EVENT_TYPES, eventJson, notificationPayload } from "../notifier/payload.js";
 import { listSubscriptions, secretFingerprint, subscriptionCommand, withoutSecrets } from "../store/subscriptions.js";
 
 export interface NotificationApiDeps {
@@ -47,21 +48,26 @@ const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
-/**
- * Refuses a target URL no delivery could reach, naming its field: only http(s) is sent to (fetch
- * would "deliver" to data: without a request, and fail every attempt on file:, ftp: or a port
- * out of range), and credentials in the URL are refused by fetch on every attempt.
- */
+/** Refuses a target URL no delivery could reach, naming its field. */
 function requireDeliverableUrl(target: Target | undefined) {
   if (!target?.kind.case) return;
-  const field = `target.${target.kind.case}.url`;
-  const refuse = (description: string) => {
-    throw new InvalidArgument([{ field, description }]);
-  };
-  const url = URL.parse(target.kind.value.url);
-  if (!url || url.port === "0") return refuse("is not a URL a delivery can be sent to (e.g. a port 0 or above 65535)");
-  if (url.protocol !== "https:" && url.protocol !== "http:") return refuse("must be an http:// or https:// URL");
-  if (url.username || url.password) return refuse("must not hold credentials (user:password@): put them in the path");
+  const description = undeliverable(target.kind.value.url);
+  if (description) throw new InvalidArgument([{ field: `target.${target.kind.case}.url`, description }]);
+}
+
+/** Refuses event types no topic carries: a filter naming one would never match it. */
+function requireKnownEventTypes(filter: api.CreateSubscriptionRequest["filter"]) {
+  const unknown = (filter?.eventTypes ?? []).flatMap((type, i) =>
+    EVENT_TYPES.has(type)
+      ? []
+      : [
+          {
+            field: `filter.event_types[${i}]`,
+            description: `no topic carries ${type} (e.g. rdm.deployment.v1.DeploymentFailed)`,
+          },
+        ],
+  );
+  if (unknown.length) throw new InvalidArgument(unknown);
 }
 
 /**
@@ -78,6 +84,7 @@ function subscriptionSettings(
   owner: string,
 ) {
   requireDeliverableUrl(request.target);
+  requireKnownEventTypes(request.filter);
   const { target, secret } = withoutSecrets(request.target as Target, request.secret);
   return {
     command: {

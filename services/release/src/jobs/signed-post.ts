@@ -13,6 +13,32 @@ export function webhookSignature(secret: string, timestamp: string, body: string
   return `sha256=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`;
 }
 
+/**
+ * The ports fetch never connects to (the Fetch Standard's "bad port" list: SMTP, IRC, …); a URL
+ * on one fails every attempt with "bad port".
+ */
+const FETCH_BLOCKED_PORTS = new Set([
+  1, 7, 9, 11, 13, 15, 17, 19, 20, 21, 22, 23, 25, 37, 42, 43, 53, 69, 77, 79, 87, 95, 101, 102, 103, 104, 109, 110,
+  111, 113, 115, 117, 119, 123, 135, 137, 139, 143, 161, 179, 389, 427, 465, 512, 513, 514, 515, 526, 530, 531, 532,
+  540, 548, 554, 556, 563, 587, 601, 636, 989, 990, 993, 995, 1719, 1720, 1723, 2049, 3659, 4045, 4190, 5060, 5061,
+  6000, 6566, 6665, 6666, 6667, 6668, 6669, 6679, 6697, 10080,
+]);
+
+/**
+ * Why no POST could ever reach the URL, or undefined when one can: only http(s) is sent to (fetch
+ * would "deliver" to data: without a request and fail every attempt on file: or ftp:), on a port
+ * fetch connects to, without credentials (fetch refuses them on every attempt).
+ */
+export function undeliverable(text: string): string | undefined {
+  const url = URL.parse(text);
+  if (!url || url.port === "0") return "is not a URL a delivery can be sent to (e.g. a port 0 or above 65535)";
+  if (url.protocol !== "https:" && url.protocol !== "http:") return "must be an http:// or https:// URL";
+  if (url.username || url.password) return "must not hold credentials (user:password@): put them in the path";
+  if (FETCH_BLOCKED_PORTS.has(Number(url.port)))
+    return `port ${url.port} is one HTTP clients never connect to (e.g. mail's); use another`;
+  return undefined;
+}
+
 export interface SignedPost {
   url: string;
   /** Signs the body; a target without one (a chat webhook) is sent unsigned. */

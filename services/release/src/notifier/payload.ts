@@ -18,6 +18,15 @@ export const notifiableEvents = createRegistry(
   file_rdm_notification_v1_events,
 );
 
+/** The event types a filter may name: the messages of those files that carry an event's metadata. */
+export const EVENT_TYPES: ReadonlySet<string> = new Set(
+  [...notifiableEvents].flatMap((type) =>
+    type.kind === "message" && type.field.metadata?.message?.typeName === "rdm.common.v1.EventMetadata"
+      ? [type.typeName]
+      : [],
+  ),
+);
+
 /** The version of notification-payload.schema.json the payload follows. */
 export const PAYLOAD_SCHEMA_VERSION = "1";
 
