@@ -1,7 +1,8 @@
 // How webhook delivery rounds claim rows, against a receiver that answers only when the test
 // says so: no transaction stays open during a POST (it would hold back the outbox relay), a
 // second replica skips a claimed row and takes it over once the claim lapsed, and the lapsed
-// holder's late answer does not overwrite the newer result.
+// holder's late answer does not overwrite the newer result; the target gets its deliveries in
+// order (and the migration numbering them, on rows recorded before it).
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -121,4 +122,62 @@ test("a claimed delivery is skipped by another replica, taken over when the clai
   firstPost?.answer(503);
   expect(await lapsing).toBe(1);
   expect(await delivery(id)).toMatchObject({ status: "DELIVERED", attempts: 1, last_error: "" });
+});
+
+test("the target gets its deliveries in the order they were recorded: a retry backing off holds the later ones back", async () => {
+  const [first, second, third] = [await pendingDelivery(), await pendingDelivery(), await pendingDelivery()];
+  const round = replica();
+  let ended = false;
+  const failing = round().finally(() => {
+    ended = true;
+  });
+  const firstPost = await waitFor(() => posts(first)[0], { description: "the first POST" });
+  firstPost.answer(503);
+  await waitFor(() => ended || posts(second).length > 0, { description: "the round's end, or the next POST" });
+  // The round ended at the failure: the first delivery, backing off, is still the one to send next.
+  expect(posts(second)).toHaveLength(0);
+  expect(await failing).toBe(1);
+  expect(await round()).toBe(0);
+
+  clock.advance(30_000);
+  const resumed = round();
+  for (const [id, attempt] of [
+    [first, 2],
+    [second, 1],
+    [third, 1],
+  ] as const)
+    (await waitFor(() => posts(id)[attempt - 1], { description: `attempt ${attempt} of ${id}` })).answer(204);
+  expect(await resumed).toBe(3);
+  const ours = new Set([first, second, third]);
+  expect(held.map((p) => p.id).filter((id) => ours.has(id))).toEqual([first, first, second, third]);
+});
+
+test("the migration numbering the default target's deliveries orders those recorded before it by when they were", async () => {
+  const old = await createTestDatabase("release_webhook_numbered");
+  const before = new pg.Pool({ connectionString: old.url });
+  try {
+    await runMigrations(before, eventStoreMigrations);
+    const until = (version: number) => ({
+      component: "release",
+      migrations: releaseMigrations.filter((migration) => migration.version <= version),
+    });
+    await runMigrations(before, until(12));
+    // Recorded at 10:00, 10:01, 10:02, stored in another order.
+    const ids = [randomUUID(), randomUUID(), randomUUID()];
+    const insert = (id: string, at: Date) =>
+      before.query(
+        `INSERT INTO notification_deliveries (notification_id, release_id, trigger, recipients, payload, next_attempt_at, created_at)
+         VALUES ($1, $2, 'rdm.release.v1.ReleaseRegistered', '[]', '{}', now(), $3)`,
+        [id, randomUUID(), at],
+      );
+    for (const i of [2, 0, 1]) await insert(ids[i] as string, new Date(Date.UTC(2026, 11, 6, 10, i)));
+    await runMigrations(before, until(13));
+    ids.push(randomUUID());
+    await insert(ids[3] as string, new Date(Date.UTC(2026, 11, 6, 9)));
+    const { rows } = await before.query("SELECT notification_id FROM notification_deliveries ORDER BY seq");
+    expect(rows.map((row) => row.notification_id)).toEqual(ids);
+  } finally {
+    await before.end();
+    await old.drop();
+  }
 });

@@ -60,7 +60,7 @@ export function releaseListingHandlers(
         delivered_at: Date | null;
       }>(
         `SELECT notification_id, trigger, recipients, status, attempts, last_error, delivered_at
-         FROM notification_deliveries WHERE release_id = $1 ORDER BY created_at, notification_id`,
+         FROM notification_deliveries WHERE release_id = $1 ORDER BY seq`,
         [request.releaseId],
       );
       return create(api.ListNotificationDeliveriesResponseSchema, {

@@ -10,7 +10,7 @@ import type { SubscriptionEvent } from "../domain/subscription/types.js";
 import { type NotificationPayload, renderChatText } from "../notifier/payload.js";
 import { subscriptionCommand } from "../store/subscriptions.js";
 import { postSigned } from "./signed-post.js";
-import { LEASE_MARGIN_MS, nextAttemptAt, ROUND_SIZE } from "./webhook-delivery.js";
+import { LEASE_MARGIN_MS, nextAttemptAt, ROUND_SIZE, RUN_LENGTH } from "./webhook-delivery.js";
 
 export const NOTIFIER_ACTOR = "system:notifier";
 
@@ -117,9 +117,6 @@ async function record(
  * the others room.
  */
 const MAX_SENDING = 32;
-
-/** Deliveries one subscription sends back to back before its slot goes back to the rounds. */
-const RUN_LENGTH = 100;
 
 /**
  * The next due delivery of any subscription but those being sent to ($3): its subscription's

@@ -18,8 +18,13 @@ export interface WebhookOptions {
   logger: Logger;
 }
 
-/** Most deliveries one round posts, one after another. */
+/** Most deliveries one round of the subscriptions' claims starts. */
 export const ROUND_SIZE = 10;
+/**
+ * Most deliveries a target gets back to back while they succeed: the default target's in one
+ * round, a subscription's before its slot goes back to the rounds.
+ */
+export const RUN_LENGTH = 100;
 /** How long a claim outlasts the POST's timeout: time to record the result, clock skew between replicas. */
 export const LEASE_MARGIN_MS = 30_000;
 
@@ -53,10 +58,11 @@ async function post(
 }
 
 /**
- * One round of webhook delivery: claims due rows of notification_deliveries (written with the
- * NotificationRequested events) one at a time and POSTs each. A 2xx answer marks the row
- * DELIVERED; anything else schedules a retry with exponential backoff until maxAttempts, then
- * FAILED. Resolves with the number of rows it claimed.
+ * One round of webhook delivery: claims rows of notification_deliveries (written with the
+ * NotificationRequested events) one at a time, oldest first, and POSTs each. A 2xx answer marks
+ * the row DELIVERED; anything else schedules a retry with exponential backoff until maxAttempts,
+ * then FAILED, and ends the round (the row holds the later ones back until it is due again).
+ * Resolves with the number of rows it claimed.
  *
  * No transaction stays open during a POST: one would hold back the outbox relay of every service
  * on the cluster (it publishes only below the oldest running transaction). A claim instead moves
@@ -69,16 +75,19 @@ export function webhookDeliveryRound(options: WebhookOptions): () => Promise<num
   const { pool, url, secret, clock, timeoutMs, logger } = options;
   const leaseMs = timeoutMs + LEASE_MARGIN_MS;
 
-  /** Claims the longest-due row in one statement; SKIP LOCKED passes over a row another replica is claiming. */
+  /**
+   * Claims the oldest pending row if it is due, in one statement: the target gets its deliveries
+   * in the order they were recorded, so a retry waiting on its backoff, or a POST of another
+   * replica in flight, holds the later ones back.
+   */
   async function claim(): Promise<Claim | undefined> {
     const now = clock();
     const leaseEnd = new Date(now.getTime() + leaseMs);
     const { rows } = await pool.query<DeliveryRow>(
       `UPDATE notification_deliveries SET next_attempt_at = $2
        WHERE notification_id = (
-         SELECT notification_id FROM notification_deliveries
-         WHERE status = 'PENDING' AND next_attempt_at <= $1
-         ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+         SELECT notification_id FROM notification_deliveries WHERE status = 'PENDING'
+         ORDER BY seq LIMIT 1 FOR UPDATE) AND next_attempt_at <= $1
        RETURNING notification_id, payload, attempts`,
       [now, leaseEnd],
     );
@@ -115,7 +124,7 @@ export function webhookDeliveryRound(options: WebhookOptions): () => Promise<num
 
   return async () => {
     let claimed = 0;
-    for (; claimed < ROUND_SIZE; claimed++) {
+    for (; claimed < RUN_LENGTH; claimed++) {
       const next = await claim();
       if (!next) break;
       const failure = await post(next.row, { url, secret, clock, timeoutMs });
