@@ -63,7 +63,7 @@ test("a failed verification rolls back by itself and the configuration baseline 
     const { subscription } = await notifications.createSubscription({
       requestId: randomUUID(),
       name: `critical in ${environments.join(", ")}`,
-      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:9/hook" } } },
+      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:4/hook" } } },
       secret: "secret-of-sre-0123456789",
       filter: { environments, minSeverity: Severity.CRITICAL },
     });

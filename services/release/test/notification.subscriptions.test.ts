@@ -421,10 +421,13 @@ test("roles, validation, unknown ids, the configured default subscription, and n
     notifications.createSubscription({
       ...req(),
       name: "x",
-      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:9/x" } } },
+      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:4/x" } } },
     }),
   );
-  expect(noSecret.code).toBe(status.INVALID_ARGUMENT);
+  expect([noSecret.code, noSecret.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
+    status.INVALID_ARGUMENT,
+    ["secret"],
+  ]);
   expect(
     (
       await failure(

@@ -45,7 +45,7 @@ test("without subscriptions the notifier passes events by unmarked; with one, it
     ...req(),
     name: "everything",
     // Loopback, nothing listening: the deliveries are recorded whether or not they can be sent.
-    target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:9/hook" } } },
+    target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:4/hook" } } },
     secret: "secret-of-everything-0123456789",
   });
   // The first registration happened before the subscription: a delivery can only be the second's.
