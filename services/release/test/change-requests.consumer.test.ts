@@ -1,7 +1,7 @@
-// The release's read model of change request states (the gates and the notifier's environment
-// filter read it): a chunk of change events applied at once leaves the same rows, environments
-// included, as the same events applied one by one, whatever their order, repeats and mix of
-// changes; against real PostgreSQL.
+// The release's read model of change request states (the gates read it): a chunk of change events
+// applied at once leaves the same rows as the same events applied one by one, whatever their
+// order, repeats and mix of changes; against real PostgreSQL. And the migration that moved the
+// changes' environments it used to keep to the notifier's table.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -60,7 +60,6 @@ function changeEvent(
               metadata,
               changeRequestId,
               state: ChangeState.DRAFT,
-              environments: version % 2 ? [`env-${version}`] : [],
             }),
           ]
         : kind === "authorized"
@@ -91,7 +90,7 @@ function changeEvent(
 const rows = async (ids: string[]) =>
   (
     await pool.query(
-      "SELECT change_request_id, state, linked_release_id, updated_at, version, environments FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1",
+      "SELECT change_request_id, state, linked_release_id, updated_at, version FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1",
       [ids],
     )
   ).rows;
@@ -136,4 +135,32 @@ test("an older version in a later chunk never moves a state back", async () => {
     ),
   );
   expect(await rows([id])).toMatchObject([{ state: "AUTHORIZED", version: "3", linked_release_id: "rel-3" }]);
+});
+
+test("the migration keeping changes' environments in one place moves those only the read model knew", async () => {
+  const old = await createTestDatabase("release_change_environments");
+  const before = await openDatabase(old.url);
+  try {
+    await runMigrations(before, eventStoreMigrations);
+    const until = (version: number) => ({
+      component: "release",
+      migrations: releaseMigrations.filter((migration) => migration.version <= version),
+    });
+    await runMigrations(before, until(13));
+    await before.query(
+      `INSERT INTO change_request_states (change_request_id, state, updated_at, version, environments) VALUES
+         ('only-read-model', 'DRAFT', now(), 2, '{staging}'), ('both', 'DRAFT', now(), 4, '{old}'),
+         ('neither', 'DRAFT', now(), 1, NULL);
+       INSERT INTO notifier_change_environments VALUES ('both', '{production}', 4)`,
+    );
+    await runMigrations(before, until(14));
+    const { rows } = await before.query("SELECT * FROM notifier_change_environments ORDER BY 1");
+    expect(rows).toEqual([
+      { change_request_id: "both", environments: ["production"], version: "4" },
+      { change_request_id: "only-read-model", environments: ["staging"], version: "2" },
+    ]);
+  } finally {
+    await before.end();
+    await old.drop();
+  }
 });

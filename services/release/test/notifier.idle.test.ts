@@ -1,8 +1,14 @@
 // The notifier while no subscription exists: the events of its topics pass by without a
-// transaction or a handled-marker; once one exists, they are matched (and marked) as before.
-import { createKafka, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+// transaction or a handled-marker, but for a change's events naming its environments, kept so a
+// subscription created later and filtered by environment takes the change's later events; once
+// one exists, they are matched (and marked) as before.
+import { randomUUID } from "node:crypto";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { uniqueId, untilGroupCaughtUp, waitFor } from "@rdm/testkit";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeRequestRaisedSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { PublishedStreams, uniqueId, untilGroupCaughtUp, waitFor } from "@rdm/testkit";
 import pg from "pg";
 import { type Harness, registration, req, startHarness } from "./harness.js";
 
@@ -29,7 +35,7 @@ const markers = async () =>
     ).rows[0]?.n,
   );
 
-test("without subscriptions the notifier passes events by unmarked; with one, it matches them", async () => {
+test("without subscriptions the notifier passes events by unmarked but keeps changes' environments; with one, it matches them", async () => {
   const manager = await h.client("rita", ["release-manager"]);
   await manager.registerRelease(registration());
   const kafka = createKafka({
@@ -40,22 +46,53 @@ test("without subscriptions the notifier passes events by unmarked; with one, it
   await untilGroupCaughtUp(kafka, `${h.consumerGroup}.notifier`, `${h.topicPrefix}${RELEASE_EVENTS_TOPIC}`);
   expect(await markers()).toBe(0);
 
+  // A production change raised while no subscription exists.
+  const producer = createProducer(kafka);
+  await producer.connect();
+  const upstream = new PublishedStreams("carl");
+  const changeRequestId = randomUUID();
+  const changeEvent = (schema: typeof ChangeRequestRaisedSchema | typeof ChangeRequestRejectedSchema, init: object) =>
+    upstream.event("rdm/change", schema, changeRequestId, { changeRequestId, ...init } as never, {
+      occurredAt: timestampFromDate(h.clock.now()),
+      time: h.clock.now(),
+    });
+  const changes = `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`;
+  await publishEvents(producer, changes, [
+    changeEvent(ChangeRequestRaisedSchema, { environments: ["production"], state: ChangeState.DRAFT }),
+  ]);
+  await untilGroupCaughtUp(kafka, `${h.consumerGroup}.notifier`, changes);
+
   const notifications = await h.notificationClient("rita", ["release-manager"]);
-  const { subscription } = await notifications.createSubscription({
-    ...req(),
-    name: "everything",
-    // Loopback, nothing listening: the deliveries are recorded whether or not they can be sent.
-    target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:4/hook" } } },
-    secret: "secret-of-everything-0123456789",
-  });
+  const subscribe = async (name: string, environments: string[] = []) =>
+    (
+      await notifications.createSubscription({
+        ...req(),
+        name,
+        // Loopback, nothing listening: the deliveries are recorded whether or not they can be sent.
+        target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:4/hook" } } },
+        secret: "secret-of-everything-0123456789",
+        filter: { environments },
+      })
+    ).subscription?.subscriptionId ?? "";
+  const everything = await subscribe("everything");
+  const production = await subscribe("production changes", ["production"]);
+  const delivered = (subscriptionId: string, type: string) =>
+    waitFor(
+      async () =>
+        (await notifications.listSubscriptionDeliveries({ subscriptionId })).deliveries.some(
+          (d) => d.eventType === type,
+        ),
+      { description: `a delivery of ${type}` },
+    );
   // The first registration happened before the subscription: a delivery can only be the second's.
   await manager.registerRelease(registration());
-  await waitFor(
-    async () =>
-      (
-        await notifications.listSubscriptionDeliveries({ subscriptionId: subscription?.subscriptionId ?? "" })
-      ).deliveries.some((d) => d.eventType === "rdm.release.v1.ReleaseRegistered"),
-    { description: "a delivery of the second registration" },
-  );
+  await delivered(everything, "rdm.release.v1.ReleaseRegistered");
   expect(await markers()).toBeGreaterThan(0);
+
+  // The rejection names no environment: the subscription takes it by the raise's.
+  await publishEvents(producer, changes, [
+    changeEvent(ChangeRequestRejectedSchema, { state: ChangeState.REJECTED, rejectedBy: "anna" }),
+  ]);
+  await delivered(production, "rdm.change.v1.ChangeRequestRejected");
+  await producer.disconnect();
 });

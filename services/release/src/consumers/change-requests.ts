@@ -1,5 +1,4 @@
 import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
-import { textArrayOfJson } from "@rdm/eventstore";
 import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -41,15 +40,12 @@ function decodeState(event: CloudEvent) {
   const message: Message = decodeEvent(schema, event);
   if (!isChangeRequestEvent(message) || !message.changeRequestId) return undefined;
   if (message.state === ChangeState.UNSPECIFIED) return undefined;
-  const environments = (message as { environments?: string[] }).environments;
   return {
     changeRequestId: message.changeRequestId,
     state: ChangeState[message.state] ?? "UNSPECIFIED",
     linkedReleaseId: message.linkedReleaseId,
     at: instantOf(message.metadata?.occurredAt, event.time),
     version: message.metadata?.streamVersion ?? 0n,
-    /** Only the raise, schedule and detail updates say them; undefined keeps the known ones. */
-    environments: Array.isArray(environments) ? environments : undefined,
     metadata: message.metadata,
   };
 }
@@ -71,14 +67,11 @@ async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Pr
   if (!states.length) return;
   await tx.query(
     `INSERT INTO change_request_states AS c
-       (change_request_id, state, linked_release_id, updated_at, version, environments)
-     SELECT id, state, linked, at, version, CASE WHEN envs IS NULL THEN NULL ELSE ${textArrayOfJson("envs")} END
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::jsonb[])
-       AS s(id, state, linked, at, version, envs)
+       (change_request_id, state, linked_release_id, updated_at, version)
+     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
      ON CONFLICT (change_request_id) DO UPDATE
        SET state = excluded.state, linked_release_id = excluded.linked_release_id,
-           updated_at = excluded.updated_at, version = excluded.version,
-           environments = COALESCE(excluded.environments, c.environments)
+           updated_at = excluded.updated_at, version = excluded.version
        WHERE c.version <= excluded.version`,
     [
       states.map((s) => s.changeRequestId),
@@ -86,7 +79,6 @@ async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Pr
       states.map((s) => s.linkedReleaseId),
       states.map((s) => s.at),
       states.map((s) => s.version.toString()),
-      states.map((s) => (s.environments ? JSON.stringify(s.environments) : null)),
     ],
   );
 }
@@ -108,9 +100,7 @@ export const applyChangeEvents: ChunkHandler = async (events, tx) => {
   for (const { event } of events) {
     const state = stateOf(event);
     const known = state && newest.get(state.changeRequestId);
-    // The newest state, with the newest environments said in the chunk (a later event may not say them).
-    if (state && !(known && known.version > state.version))
-      newest.set(state.changeRequestId, { ...state, environments: state.environments ?? known?.environments });
+    if (state && !(known && known.version > state.version)) newest.set(state.changeRequestId, state);
   }
   await upsertStates(tx, [...newest.values()]);
 };

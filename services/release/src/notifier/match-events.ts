@@ -1,7 +1,12 @@
 import { randomUUID } from "node:crypto";
-import { fromBinary, type JsonObject, type Message } from "@bufbuild/protobuf";
+import { fromBinary, type Message } from "@bufbuild/protobuf";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
+import {
+  ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestScheduledSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   type Subscription,
   SubscriptionSchema,
@@ -28,33 +33,40 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
 /**
  * The environments of the change an event is about, when the event does not name them (only a
  * change's raise, schedule and detail updates do): as the notifier last read them on the change's
- * stream (notifier_change_environments, written in its own transactions, so in the stream's order),
- * else, for a change raised while nothing was matched, as the release service's read model of
- * changes has them. Undefined for other events.
+ * stream. Undefined for other events.
  */
 async function changeEnvironmentsOf(tx: pg.PoolClient, type: string, subjects: EventSubjects) {
   if (!type.startsWith("rdm.change.v1.") || subjects.environments.size || !subjects.changeRequestIds.size)
     return undefined;
-  const { rows } = await tx.query<{ environments: string[] | null }>(
-    `SELECT COALESCE(n.environments, c.environments) AS environments
-     FROM unnest($1::text[]) AS id (change_request_id)
-     LEFT JOIN notifier_change_environments n USING (change_request_id)
-     LEFT JOIN change_request_states c USING (change_request_id)`,
+  const { rows } = await tx.query<{ environments: string[] }>(
+    "SELECT environments FROM notifier_change_environments WHERE change_request_id = ANY($1::text[])",
     [[...subjects.changeRequestIds]],
   );
-  return rows.flatMap((row) => row.environments ?? []);
+  return rows.flatMap((row) => row.environments);
 }
 
-/** Keeps the environments a change event names, for the change's later events that do not. */
-async function keepChangeEnvironments(tx: pg.PoolClient, type: string, message: Message, json: JsonObject) {
-  const { changeRequestId, environments } = json;
-  if (!type.startsWith("rdm.change.v1.") || typeof changeRequestId !== "string" || !Array.isArray(environments)) return;
-  const version = (message as { metadata?: { streamVersion?: bigint } }).metadata?.streamVersion ?? 0n;
+/** The change events that name the change's environments: kept whether or not a subscription exists. */
+const NAMING_ENVIRONMENTS: ReadonlySet<string> = new Set(
+  [ChangeRequestRaisedSchema, ChangeRequestScheduledSchema, ChangeRequestDetailsUpdatedSchema].map((s) => s.typeName),
+);
+
+/**
+ * Keeps the environments a change event names, for the change's later events that do not, in
+ * the stream's order (this consumer's transactions), for subscriptions created later too.
+ */
+async function keepChangeEnvironments(tx: pg.PoolClient, type: string, message: Message) {
+  if (!NAMING_ENVIRONMENTS.has(type)) return;
+  const { changeRequestId, environments, metadata } = message as unknown as {
+    changeRequestId: string;
+    environments: string[];
+    metadata?: { streamVersion?: bigint };
+  };
+  if (!changeRequestId) return;
   await tx.query(
     `INSERT INTO notifier_change_environments AS t (change_request_id, environments, version) VALUES ($1, $2, $3)
      ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
        WHERE t.version <= EXCLUDED.version`,
-    [changeRequestId, environments, version.toString()],
+    [changeRequestId, environments, (metadata?.streamVersion ?? 0n).toString()],
   );
 }
 
@@ -88,21 +100,22 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
  * happened before it was created; one that is paused or suspended gets the delivery HELD (sent
  * only if resumed with deliver_missed); one that resumed from then on after the event happened
  * gets it SKIPPED. Types no published schema names are skipped. While no subscription exists,
- * events are passed by without a transaction (`wanted`): a redelivery is matched again, against
- * the subscriptions of then, of which it can only take those created before it happened.
+ * events are passed by without a transaction (`wanted`), but for a change's events naming its
+ * environments (kept for subscriptions created later): a redelivery is matched again, against the
+ * subscriptions of then, of which it can only take those created before it happened.
  */
 export function matchEvents(
   linkBaseUrl: string,
   clock: () => Date,
   pool: Pick<pg.Pool, "query">,
-): { handle: EventHandler; handleChunk: ChunkHandler; wanted: () => Promise<boolean> } {
+): { handle: EventHandler; handleChunk: ChunkHandler; wanted: (events: CloudEvent[]) => Promise<boolean> } {
   const match = async (envelope: CloudEvent, tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
     const decoded = decodeNotifiable(envelope);
     if (!decoded) return;
+    await keepChangeEnvironments(tx, envelope.type, decoded.message);
     const candidates = await subscriptions();
     if (!candidates.length) return;
     const json = eventJson(decoded.schema, decoded.message);
-    await keepChangeEnvironments(tx, envelope.type, decoded.message, json);
     const subjects = subjectsOf(json);
     const release = await releaseOf(tx, subjects.releaseIds);
     const event: NotifiedEvent = {
@@ -149,7 +162,7 @@ export function matchEvents(
     }
   };
   return {
-    wanted: () => anySubscriptionToMatch(pool),
+    wanted: async (events) => events.some((e) => NAMING_ENVIRONMENTS.has(e.type)) || anySubscriptionToMatch(pool),
     handle: (envelope, tx) => match(envelope, tx, () => subscriptionsToMatch(tx)),
     handleChunk: async (events, tx) => {
       let read: Promise<Subscription[]> | undefined;

@@ -141,7 +141,8 @@ export const releaseMigrations: Migration[] = [
     name: "change request environments",
     // The environments a change names (its raise, schedule and detail updates say them), so a
     // subscription filtered by environment also takes the change's events that do not: submitted,
-    // approved, rejected, cancelled. NULL: not heard of (changes known from before).
+    // approved, rejected, cancelled. NULL: not heard of (changes known from before). Moved to
+    // notifier_change_environments alone by version 14.
     sql: `
       ALTER TABLE change_request_states ADD COLUMN environments text[];
       -- The same, as the notifier reads the change topic (its own consumer group): what a change's
@@ -171,6 +172,18 @@ export const releaseMigrations: Migration[] = [
                     (SELECT coalesce(max(seq), 0) + 1 FROM notification_deliveries), false);
       DROP INDEX notification_deliveries_due;
       CREATE INDEX notification_deliveries_pending ON notification_deliveries (seq) WHERE status = 'PENDING';
+    `,
+  },
+  {
+    version: 14,
+    name: "change environments in one place",
+    // The notifier now keeps every change's environments itself, subscriptions or not: what only
+    // the read model of changes knew (changes raised while no subscription existed) moves there.
+    sql: `
+      INSERT INTO notifier_change_environments (change_request_id, environments, version)
+      SELECT change_request_id, environments, version FROM change_request_states WHERE environments IS NOT NULL
+      ON CONFLICT (change_request_id) DO NOTHING;
+      ALTER TABLE change_request_states DROP COLUMN environments;
     `,
   },
 ];
