@@ -124,11 +124,28 @@ export function notificationPayload(input: PayloadInput): NotificationPayload {
   };
 }
 
-/** The text of a chat target: its template with {{field}} replaced by the payload's top-level fields or a link. */
+/** A payload value as chat text: strings, numbers and booleans as they are, lists of them joined; others empty. */
+function asText(value: unknown): string {
+  if (typeof value === "string" || typeof value === "number" || typeof value === "boolean") return String(value);
+  return Array.isArray(value) && value.every((v) => typeof v !== "object") ? value.join(", ") : "";
+}
+
+/**
+ * The text of a chat target: its template with each {{path}} replaced by the payload's field at
+ * that dotted path (e.g. {{title}}, {{event.environment}}, {{links.release}}), or {{link}}, the
+ * first link; a path naming nothing, or an object, renders empty.
+ */
 export function renderChatText(template: string, payload: NotificationPayload): string {
   const fields: Record<string, unknown> = { ...payload, link: Object.values(payload.links)[0] ?? "" };
-  return template.replace(/\{\{\s*(\w+)\s*\}\}/g, (_, name: string) => {
-    const value = fields[name];
-    return typeof value === "string" || typeof value === "number" || typeof value === "boolean" ? String(value) : "";
-  });
+  return template.replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_, path: string) =>
+    asText(
+      path
+        .split(".")
+        .reduce<unknown>(
+          (at, key) =>
+            at && typeof at === "object" && Object.hasOwn(at, key) ? (at as Record<string, unknown>)[key] : undefined,
+          fields,
+        ),
+    ),
+  );
 }

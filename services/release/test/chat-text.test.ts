@@ -1,0 +1,40 @@
+// A chat target's text: placeholders name the payload's fields by dotted path.
+import { notificationPayload, renderChatText } from "../src/notifier/payload.js";
+
+const payload = notificationPayload({
+  notificationId: "n-1",
+  subscriptionId: "s-1",
+  eventId: "e-1",
+  eventType: "rdm.deployment.v1.DeploymentFailed",
+  source: "rdm/deployment",
+  subject: "d-1",
+  occurredAt: new Date("2026-12-06T10:00:00Z"),
+  json: {
+    deploymentId: "d-1",
+    environment: "production",
+    reason: "health check failed",
+    changeRequestIds: ["c-1", "c-2"],
+    artifacts: [{ artifactId: "a-1" }],
+  },
+  linkBaseUrl: "https://rdm.example",
+});
+
+test("placeholders take top-level fields, dotted paths into the event and links, and lists joined", () => {
+  expect(
+    renderChatText(
+      "[{{severity}}] {{title}} in {{ event.environment }}: {{event.reason}} ({{event.changeRequestIds}}) {{links.deployment}}",
+      payload,
+    ),
+  ).toBe(
+    "[CRITICAL] Deployment Failed: d-1 in production: health check failed (c-1, c-2) https://rdm.example/v1/deployments/d-1",
+  );
+});
+
+test("a path naming nothing, an object or a list of objects renders empty", () => {
+  expect(
+    renderChatText(
+      "<{{nope}}|{{event.nope.deeper}}|{{event}}|{{event.artifacts}}|{{title.length}}|{{__proto__}}>",
+      payload,
+    ),
+  ).toBe("<|||||>");
+});
