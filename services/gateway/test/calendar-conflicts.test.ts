@@ -5,6 +5,7 @@ import {
   type CalendarFreeze,
   calendarConflicts,
 } from "../src/http/routes/calendar/conflicts.js";
+import { conflictInputs } from "../src/http/routes/calendar/queries.js";
 
 const w = (startHour: number, endHour: number) => ({
   start: new Date(Date.UTC(2026, 11, 2, startHour)),
@@ -81,5 +82,42 @@ test("deployments to one environment at once, and a deployment on a change's CIs
     "CHANGE_CHANGE c-a+c-b",
     "DEPLOYMENT_DEPLOYMENT d-1+d-2",
     "CHANGE_DEPLOYMENT c-b+d-1",
+  ]);
+});
+
+test("a deployment implements the changes its start checked as well as its plan's: no conflict with either", () => {
+  const hours = w(9, 11);
+  const row = (id: string, environment: string, plan: { linkedChangeIds: string[]; changeRequestIds?: string[] }) => ({
+    deployment_id: id,
+    release_id: "r",
+    environment,
+    status: "SCHEDULED",
+    window_start: hours.start,
+    window_end: hours.end,
+    plan: { ...plan, steps: [{ targetCiIds: ["host-1"] }] },
+  });
+  const inputs = conflictInputs({
+    changes: [
+      {
+        change_request_id: "c-a",
+        key: "C-A",
+        state: "SCHEDULED",
+        window_start: hours.start,
+        window_end: hours.end,
+        affected_ci_ids: ["host-1"],
+        environments: ["prod"],
+        overridden_freeze_ids: [],
+      },
+    ],
+    releases: [],
+    deployments: [
+      row("d-plan", "prod", { linkedChangeIds: ["c-a"] }),
+      row("d-start", "stage", { linkedChangeIds: [], changeRequestIds: ["c-a"] }),
+      row("d-neither", "test", { linkedChangeIds: [], changeRequestIds: [] }),
+    ],
+    freezes: [],
+  } as never);
+  expect(kinds(calendarConflicts(inputs.changes, inputs.deployments, inputs.freezes))).toEqual([
+    "CHANGE_DEPLOYMENT c-a+d-neither",
   ]);
 });

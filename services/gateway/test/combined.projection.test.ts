@@ -111,6 +111,16 @@ test("a plan's steps follow the executors' claims and completions", async () => 
     ]);
 });
 
+test("a plan keeps the changes its start checked, which the calendar counts as implemented by it", async () => {
+  const changeRequestId = "5d0c3c56-8a3c-4d59-9d3e-0b6f3d1f7a10";
+  await spec
+    .given([planned])
+    .when(deploymentEvent(DeploymentScheduledSchema, { deploymentId, changeRequestIds: [changeRequestId] }))
+    .then("SELECT status, plan->'changeRequestIds' AS changes FROM deployment_plan_view", [
+      { status: "SCHEDULED", changes: [changeRequestId] },
+    ]);
+});
+
 test("a cancellation skips the steps that had not run; a replayed event changes nothing", async () => {
   await spec
     .given([planned, scheduled, claimed, completed, cancelled])

@@ -65,6 +65,8 @@ export type DeploymentPlan = {
   artifacts?: PlannedArtifact[];
   window: { start: string | null; end: string | null } | null;
   linkedChangeIds: string[];
+  /** The changes its start checked (DeploymentScheduled), which it implements too; none before it starts. */
+  changeRequestIds?: string[];
   requiredApprovals: number;
   approvalGroup: string;
   approvals: { approver: string; comment: string; at: string }[];
@@ -166,9 +168,10 @@ const HANDLERS: Record<string, Handler<never>> = {
     status: m.quorumReached && plan.status === "AWAITING_APPROVAL" ? "PLANNED" : plan.status,
     approvals: [...plan.approvals, { approver: m.approver, comment: m.comment, at: at.toISOString() }],
   })) satisfies Handler<DeploymentApprovalGranted>,
-  "rdm.deployment.v1.DeploymentScheduled": ((plan, _m: DeploymentScheduled) => ({
+  "rdm.deployment.v1.DeploymentScheduled": ((plan, m: DeploymentScheduled) => ({
     ...plan,
     status: "SCHEDULED",
+    changeRequestIds: [...m.changeRequestIds],
     steps: plan.steps.map((s, i) => (i === 0 && s.state === "PENDING" ? { ...s, state: "READY" } : s)),
   })) satisfies Handler<DeploymentScheduled>,
   "rdm.deployment.v1.DeploymentStarted": ((plan, m: DeploymentStarted) => ({

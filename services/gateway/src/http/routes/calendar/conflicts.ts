@@ -23,6 +23,7 @@ export interface CalendarDeployment {
   environment: string;
   window: Window;
   ciIds: string[];
+  /** The changes it implements (its plan's and those its start checked): no conflict with them. */
   linkedChangeIds: string[];
 }
 export interface CalendarFreeze {

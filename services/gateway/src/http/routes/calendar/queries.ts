@@ -70,6 +70,7 @@ export const toCalendarDeployment = (r: CalendarDeploymentRow) => ({
   strategy: r.plan.strategy,
   window: { start: r.window_start, end: r.window_end },
   linkedChangeIds: r.plan.linkedChangeIds,
+  changeRequestIds: r.plan.changeRequestIds ?? [],
 });
 
 /** The rows as the conflict rules see them. */
@@ -89,7 +90,8 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
     environment: d.environment,
     window: { start: d.window_start, end: d.window_end },
     ciIds: [...new Set(d.plan.steps.flatMap((s) => s.targetCiIds))],
-    linkedChangeIds: d.plan.linkedChangeIds,
+    // The changes it implements: those of its plan and those its start checked.
+    linkedChangeIds: [...d.plan.linkedChangeIds, ...(d.plan.changeRequestIds ?? [])],
   }));
   const freezes: CalendarFreeze[] = rows.freezes.map((f) => ({
     id: f.freeze_window_id,

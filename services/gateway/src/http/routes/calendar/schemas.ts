@@ -67,6 +67,11 @@ export const calendarDeploymentSchema = obj({
   strategy: str,
   window: obj({ start: nullableDate, end: nullableDate }),
   linkedChangeIds: arr(str),
+  changeRequestIds: {
+    ...arr(str),
+    description:
+      "the changes its start checked (once started), which it implements like linkedChangeIds: neither is a CHANGE_DEPLOYMENT conflict with it",
+  },
 });
 
 export const calendarSchema = {
