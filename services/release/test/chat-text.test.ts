@@ -22,11 +22,11 @@ const payload = notificationPayload({
 test("placeholders take top-level fields, dotted paths into the event and links, and lists joined", () => {
   expect(
     renderChatText(
-      "[{{severity}}] {{title}} in {{ event.environment }}: {{event.reason}} ({{event.changeRequestIds}}) {{links.deployment}}",
+      "[{{severity}}] {{title}} ({{ event.environment }}): {{event.reason}} ({{event.changeRequestIds}}) {{links.deployment}}",
       payload,
     ),
   ).toBe(
-    "[CRITICAL] Deployment Failed: d-1 in production: health check failed (c-1, c-2) https://rdm.example/v1/deployments/d-1",
+    "[CRITICAL] Deployment Failed: d-1 in production (production): health check failed (c-1, c-2) https://rdm.example/v1/deployments/d-1",
   );
 });
 

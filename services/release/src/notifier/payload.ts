@@ -84,13 +84,14 @@ function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Recor
   return links;
 }
 
-/** A short human line: the event's name in words and what it is about. */
+/** A short human line: the event's name in words, what it is about and the environment it names. */
 function titleOf(eventType: string, json: JsonObject, releaseKey: string | undefined): string {
   const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
   const about =
     releaseKey ??
     [json.deploymentId, json.changeRequestId, json.artifactId, json.ciId].find((v) => typeof v === "string");
-  return about ? `${name}: ${about}` : name;
+  const where = typeof json.environment === "string" && json.environment ? ` in ${json.environment}` : "";
+  return about ? `${name}: ${about}${where}` : `${name}${where}`;
 }
 
 export interface PayloadInput {
