@@ -10,14 +10,21 @@ export interface Poller {
 /**
  * Runs `round` every `intervalMs` until stopped; a round that fails is logged and retried at
  * the next tick (a concurrent write as info, anything else as an error). Rounds never overlap,
- * and stop() waits for the one in flight.
+ * and stop() waits for the one in flight, which `stopping()` tells to end early (a round of many
+ * items, each of which may take long, stops between two).
  */
-export function startPoller(name: string, intervalMs: number, round: () => Promise<number>, logger: Logger): Poller {
+export function startPoller(
+  name: string,
+  intervalMs: number,
+  round: (stopping: () => boolean) => Promise<number>,
+  logger: Logger,
+): Poller {
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let inFlight: Promise<number> = Promise.resolve(0);
+  const next = () => round(() => stopped);
   const runOnce = () => {
-    inFlight = inFlight.then(round, round).catch((error: Error) => {
+    inFlight = inFlight.then(next, next).catch((error: Error) => {
       // A command the round appended met a concurrent one on the same stream: each item is
       // handled in its own transaction, which rolled back whole, so the next round takes it again.
       if (isConflict(error)) logger.info({ err: error, job: name }, `${name} round met a concurrent write`);

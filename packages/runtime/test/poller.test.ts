@@ -37,3 +37,32 @@ test("a round stopped by a concurrent write is logged as info, any other failure
     await poller.stop();
   }
 });
+
+test("a round in flight is told the poller is stopping, so it can end between two items", async () => {
+  const { logger } = recordingLogger();
+  let release: () => void = () => undefined;
+  const itemInFlight = new Promise<void>((resolve) => {
+    release = resolve;
+  });
+  let started: () => void = () => undefined;
+  const roundStarted = new Promise<void>((resolve) => {
+    started = resolve;
+  });
+  let items = 0;
+  const poller = startPoller(
+    "deliveries",
+    3_600_000,
+    async (stopping) => {
+      started();
+      // Many items, each one slow: stops after the one in flight.
+      for (; items < 100 && !stopping(); items++) await itemInFlight;
+      return items;
+    },
+    logger,
+  );
+  await roundStarted;
+  const stopped = poller.stop();
+  release();
+  await stopped;
+  expect(items).toBe(1);
+});

@@ -1,8 +1,8 @@
 // How webhook delivery rounds claim rows, against a receiver that answers only when the test
 // says so: no transaction stays open during a POST (it would hold back the outbox relay), a
-// second replica skips a claimed row and takes it over once the claim lapsed, and the lapsed
-// holder's late answer does not overwrite the newer result; the target gets its deliveries in
-// order (and the migration numbering them, on rows recorded before it).
+// second replica sends nothing while a claim holds and takes the row over once it lapsed, and the
+// lapsed holder's late answer does not overwrite the newer result; the target gets its deliveries
+// in order, across replicas too (and the migration numbering them, on rows recorded before it).
 import { randomUUID } from "node:crypto";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -150,6 +150,22 @@ test("the target gets its deliveries in the order they were recorded: a retry ba
   expect(await resumed).toBe(3);
   const ours = new Set([first, second, third]);
   expect(held.map((p) => p.id).filter((id) => ours.has(id))).toEqual([first, first, second, third]);
+});
+
+test("while one replica's POST is in flight another sends none of the later ones; a stopping round ends after its POST", async () => {
+  const [first, second] = [await pendingDelivery(), await pendingDelivery()];
+  let stopping = false;
+  const round = replica()(() => stopping);
+  const firstPost = await waitFor(() => posts(first)[0], { description: "the first POST" });
+  expect(await replica()()).toBe(0);
+  stopping = true;
+  firstPost.answer(204);
+  expect(await round).toBe(1);
+  expect(posts(second)).toHaveLength(0);
+
+  const next = replica()();
+  (await waitFor(() => posts(second)[0], { description: "the second POST" })).answer(204);
+  expect(await next).toBe(1);
 });
 
 test("the migration numbering the default target's deliveries orders those recorded before it by when they were", async () => {

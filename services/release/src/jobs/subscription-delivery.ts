@@ -10,7 +10,7 @@ import type { SubscriptionEvent } from "../domain/subscription/types.js";
 import { type NotificationPayload, renderChatText } from "../notifier/payload.js";
 import { subscriptionCommand } from "../store/subscriptions.js";
 import { postSigned } from "./signed-post.js";
-import { LEASE_MARGIN_MS, nextAttemptAt, ROUND_SIZE, RUN_LENGTH } from "./webhook-delivery.js";
+import { LEASE_MARGIN_MS, nextAttemptAt, RUN_LENGTH } from "./webhook-delivery.js";
 
 export const NOTIFIER_ACTOR = "system:notifier";
 
@@ -118,6 +118,9 @@ async function record(
  */
 const MAX_SENDING = 32;
 
+/** Most deliveries one round claims (each starting a run). */
+const ROUND_SIZE = 10;
+
 /**
  * The next due delivery of any subscription but those being sent to ($3): its subscription's
  * oldest pending one (a retry backing off, or being sent by another replica, holds the later ones
@@ -181,10 +184,12 @@ async function claimDelivery(
  * waits for the sends started so far.
  */
 export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions): {
-  round: () => Promise<number>;
+  round: (stopping?: () => boolean) => Promise<number>;
   settled: () => Promise<void>;
 } {
   const { clock, timeoutMs, logger } = options;
+  /** The poller's: runs end after the send in flight once it stops. */
+  let stopping = () => false;
 
   /** Subscription id -> its delivery being sent by this process. */
   const sending = new Map<string, Promise<void>>();
@@ -215,16 +220,17 @@ export function subscriptionDeliveryRounds(options: SubscriptionDeliveryOptions)
   async function deliverRun(first: Claimed): Promise<void> {
     let next: Claimed | undefined = first;
     for (let sent = 1; next; sent++) {
-      if (!(await deliver(next)) || sent >= RUN_LENGTH) return;
+      if (!(await deliver(next)) || sent >= RUN_LENGTH || stopping()) return;
       next = await claim(first.subscription_id);
     }
   }
 
   return {
     // Claims one at a time, so a subscription being sent to is left out of the next claim.
-    async round() {
+    async round(poller = stopping) {
+      stopping = poller;
       let claimed = 0;
-      for (; claimed < ROUND_SIZE && sending.size < MAX_SENDING; claimed++) {
+      for (; claimed < ROUND_SIZE && sending.size < MAX_SENDING && !stopping(); claimed++) {
         const next = await claim();
         if (!next) break;
         const sent = deliverRun(next)

@@ -18,8 +18,6 @@ export interface WebhookOptions {
   logger: Logger;
 }
 
-/** Most deliveries one round of the subscriptions' claims starts. */
-export const ROUND_SIZE = 10;
 /**
  * Most deliveries a target gets back to back while they succeed: the default target's in one
  * round, a subscription's before its slot goes back to the rounds.
@@ -59,19 +57,20 @@ async function post(
 
 /**
  * One round of webhook delivery: claims rows of notification_deliveries (written with the
- * NotificationRequested events) one at a time, oldest first, and POSTs each. A 2xx answer marks
- * the row DELIVERED; anything else schedules a retry with exponential backoff until maxAttempts,
- * then FAILED, and ends the round (the row holds the later ones back until it is due again).
- * Resolves with the number of rows it claimed.
+ * NotificationRequested events) one at a time, oldest first, and POSTs each, up to RUN_LENGTH or
+ * until the poller stops. A 2xx answer marks the row DELIVERED; anything else schedules a retry
+ * with exponential backoff (the row, not due, holds the later ones back, so the round ends there)
+ * until maxAttempts, then marks it FAILED (the next one goes on). Resolves with the number of rows
+ * it claimed.
  *
  * No transaction stays open during a POST: one would hold back the outbox relay of every service
  * on the cluster (it publishes only below the oldest running transaction). A claim instead moves
- * the row's next_attempt_at to the end of a lease, so other replicas skip it until the lease
+ * the row's next_attempt_at to the end of a lease, so other replicas send nothing until the lease
  * lapses (a replica that died mid-POST); the result is recorded only while the row still
  * carries that lease, so a holder whose lease lapsed and was taken over cannot overwrite the
  * newer result. Delivery is at least once: receivers de-duplicate on the x-rdm-notification-id header.
  */
-export function webhookDeliveryRound(options: WebhookOptions): () => Promise<number> {
+export function webhookDeliveryRound(options: WebhookOptions): (stopping?: () => boolean) => Promise<number> {
   const { pool, url, secret, clock, timeoutMs, logger } = options;
   const leaseMs = timeoutMs + LEASE_MARGIN_MS;
 
@@ -122,9 +121,9 @@ export function webhookDeliveryRound(options: WebhookOptions): () => Promise<num
     return rowCount === 1;
   }
 
-  return async () => {
+  return async (stopping = () => false) => {
     let claimed = 0;
-    for (; claimed < RUN_LENGTH; claimed++) {
+    for (; claimed < RUN_LENGTH && !stopping(); claimed++) {
       const next = await claim();
       if (!next) break;
       const failure = await post(next.row, { url, secret, clock, timeoutMs });
