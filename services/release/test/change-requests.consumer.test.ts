@@ -137,7 +137,7 @@ test("an older version in a later chunk never moves a state back", async () => {
   expect(await rows([id])).toMatchObject([{ state: "AUTHORIZED", version: "3", linked_release_id: "rel-3" }]);
 });
 
-test("the migration keeping changes' environments in one place moves those only the read model knew", async () => {
+test("the migration keeping changes' environments in one place moves those the read model knew better", async () => {
   const old = await createTestDatabase("release_change_environments");
   const before = await openDatabase(old.url);
   try {
@@ -150,14 +150,15 @@ test("the migration keeping changes' environments in one place moves those only 
     await before.query(
       `INSERT INTO change_request_states (change_request_id, state, updated_at, version, environments) VALUES
          ('only-read-model', 'DRAFT', now(), 2, '{staging}'), ('both', 'DRAFT', now(), 4, '{old}'),
-         ('neither', 'DRAFT', now(), 1, NULL);
-       INSERT INTO notifier_change_environments VALUES ('both', '{production}', 4)`,
+         ('read-model-newer', 'DRAFT', now(), 6, '{test}'), ('neither', 'DRAFT', now(), 1, NULL);
+       INSERT INTO notifier_change_environments VALUES ('both', '{production}', 4), ('read-model-newer', '{dev}', 3)`,
     );
     await runMigrations(before, until(14));
     const { rows } = await before.query("SELECT * FROM notifier_change_environments ORDER BY 1");
     expect(rows).toEqual([
       { change_request_id: "both", environments: ["production"], version: "4" },
       { change_request_id: "only-read-model", environments: ["staging"], version: "2" },
+      { change_request_id: "read-model-newer", environments: ["test"], version: "6" },
     ]);
   } finally {
     await before.end();

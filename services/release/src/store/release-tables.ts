@@ -142,7 +142,7 @@ export const releaseMigrations: Migration[] = [
     // The environments a change names (its raise, schedule and detail updates say them), so a
     // subscription filtered by environment also takes the change's events that do not: submitted,
     // approved, rejected, cancelled. NULL: not heard of (changes known from before). Moved to
-    // notifier_change_environments alone by version 14.
+    // notifier_change_environments alone by version 14, and no longer written.
     sql: `
       ALTER TABLE change_request_states ADD COLUMN environments text[];
       -- The same, as the notifier reads the change topic (its own consumer group): what a change's
@@ -177,13 +177,15 @@ export const releaseMigrations: Migration[] = [
   {
     version: 14,
     name: "change environments in one place",
-    // The notifier now keeps every change's environments itself, subscriptions or not: what only
-    // the read model of changes knew (changes raised while no subscription existed) moves there.
+    // The notifier now keeps every change's environments itself, subscriptions or not: what the
+    // read model of changes knew better (changes raised or updated while no subscription existed)
+    // moves there. The column stays, unread, while replicas running the code before this one may
+    // still write it during an upgrade; a later migration drops it.
     sql: `
-      INSERT INTO notifier_change_environments (change_request_id, environments, version)
+      INSERT INTO notifier_change_environments AS n (change_request_id, environments, version)
       SELECT change_request_id, environments, version FROM change_request_states WHERE environments IS NOT NULL
-      ON CONFLICT (change_request_id) DO NOTHING;
-      ALTER TABLE change_request_states DROP COLUMN environments;
+      ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
+        WHERE n.version < EXCLUDED.version;
     `,
   },
 ];
