@@ -27,7 +27,7 @@ const deployment = (id: string, hours: [number, number], more: Partial<CalendarD
   environment: "prod",
   window: w(...hours),
   ciIds: ["host-1"],
-  linkedChangeIds: [],
+  implementedChangeIds: [],
   ...more,
 });
 const freeze = (id: string, hours: [number, number], more: Partial<CalendarFreeze> = {}): CalendarFreeze => ({
@@ -75,8 +75,8 @@ test("a freeze catches the changes and deployments it covers, unless a change ov
 test("deployments to one environment at once, and a deployment on a change's CIs it is not linked to", () => {
   const linked = change("c-a", [8, 12], ["host-1"]);
   const unlinked = change("c-b", [8, 12], ["host-1"]);
-  const d1 = deployment("d-1", [9, 11], { linkedChangeIds: ["c-a"] });
-  const d2 = deployment("d-2", [10, 12], { linkedChangeIds: ["c-a", "c-b"] });
+  const d1 = deployment("d-1", [9, 11], { implementedChangeIds: ["c-a"] });
+  const d2 = deployment("d-2", [10, 12], { implementedChangeIds: ["c-a", "c-b"] });
   const otherEnvironment = deployment("d-3", [9, 11], { environment: "test", ciIds: ["host-9"] });
   expect(kinds(calendarConflicts([linked, unlinked], [d1, d2, otherEnvironment], []))).toEqual([
     "CHANGE_CHANGE c-a+c-b",

@@ -9,6 +9,7 @@ import { releaseServiceHandlers } from "./api/release-service.js";
 import { changeEventConsumer } from "./consumers/change-links.js";
 import { deploymentEnvironmentMigrations, reactToDeploymentEvent } from "./consumers/deployment-outcomes.js";
 import { startDeadlineScheduler } from "./jobs/deadline-scheduler.js";
+import { undeliverable } from "./jobs/signed-post.js";
 import { startWebhookDelivery } from "./jobs/webhook-delivery.js";
 import { startNotifier } from "./notifier/notifier.js";
 import { type ReleaseServiceEvent, releaseCodec } from "./store/event-codec.js";
@@ -26,7 +27,10 @@ export const releaseEnv = z
     RELEASE_DLQ_TOPIC: z.string().min(1).default("rdm.release.dlq.v1"),
     RELEASE_DEADLINE_POLL_MS: z.coerce.number().int().min(10).default(5_000),
     /** Where NotificationRequested events are POSTed; no webhook delivery when unset. */
-    RELEASE_WEBHOOK_URL: z.url().optional(),
+    RELEASE_WEBHOOK_URL: z
+      .url()
+      .refine((url) => !undeliverable(url), { error: (issue) => undeliverable(String(issue.input)) })
+      .optional(),
     RELEASE_WEBHOOK_SECRET: z.string().min(16, "must be at least 16 characters").optional(),
     RELEASE_WEBHOOK_POLL_MS: z.coerce.number().int().min(10).default(1_000),
     RELEASE_WEBHOOK_BACKOFF_MS: z.coerce.number().int().min(1).default(2_000),

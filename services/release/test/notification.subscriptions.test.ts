@@ -484,7 +484,7 @@ test("a target URL no delivery could reach is refused, naming its field, at crea
   ).toEqual(refused("target.chat.url"));
 });
 
-test("a filter naming an event type no topic carries is refused, naming each such type's field", async () => {
+test("a filter naming an event type no topic carries is refused, naming each such type's field, with the target's", async () => {
   const eventTypes = [
     "rdm.release.v1.ReleaseRegistered",
     "rdm.release.v1.ReleaseCreated",
@@ -503,6 +503,21 @@ test("a filter naming an event type no topic carries is refused, naming each suc
   expect([status[refusal.code], refusal.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
     "INVALID_ARGUMENT",
     ["filter.event_types[1]", "filter.event_types[2]"],
+  ]);
+  // With a target URL no delivery could reach too: every refusal in one answer.
+  const both = await failure(
+    notifications.createSubscription({
+      ...req(),
+      name: "typo",
+      secret: "0123456789abcdef0123",
+      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:25/typo" } } },
+      filter: { eventTypes },
+    }),
+  );
+  expect(both.badRequest?.fieldViolations.map((v) => v.field)).toEqual([
+    "target.webhook.url",
+    "filter.event_types[1]",
+    "filter.event_types[2]",
   ]);
 });
 

@@ -48,26 +48,26 @@ const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
-/** Refuses a target URL no delivery could reach, naming its field. */
-function requireDeliverableUrl(target: Target | undefined) {
-  if (!target?.kind.case) return;
-  const description = undeliverable(target.kind.value.url);
-  if (description) throw new InvalidArgument([{ field: `target.${target.kind.case}.url`, description }]);
-}
-
-/** Refuses event types no topic carries: a filter naming one would never match it. */
-function requireKnownEventTypes(filter: api.CreateSubscriptionRequest["filter"]) {
-  const unknown = (filter?.eventTypes ?? []).flatMap((type, i) =>
-    EVENT_TYPES.has(type)
-      ? []
-      : [
-          {
-            field: `filter.event_types[${i}]`,
-            description: `no topic carries ${type} (e.g. rdm.deployment.v1.DeploymentFailed)`,
-          },
-        ],
-  );
-  if (unknown.length) throw new InvalidArgument(unknown);
+/**
+ * Refuses, each naming its field, a target URL no delivery could reach and event types no topic
+ * carries (a filter naming one would never match it).
+ */
+function requireDeliverable(target: Target | undefined, filter: api.CreateSubscriptionRequest["filter"]) {
+  const url = target?.kind.case && undeliverable(target.kind.value.url);
+  const violations = [
+    ...(url ? [{ field: `target.${target.kind.case}.url`, description: url }] : []),
+    ...(filter?.eventTypes ?? []).flatMap((type, i) =>
+      EVENT_TYPES.has(type)
+        ? []
+        : [
+            {
+              field: `filter.event_types[${i}]`,
+              description: `no topic carries ${type} (e.g. rdm.deployment.v1.DeploymentFailed)`,
+            },
+          ],
+    ),
+  ];
+  if (violations.length) throw new InvalidArgument(violations);
 }
 
 /**
@@ -83,8 +83,7 @@ function subscriptionSettings(
   },
   owner: string,
 ) {
-  requireDeliverableUrl(request.target);
-  requireKnownEventTypes(request.filter);
+  requireDeliverable(request.target, request.filter);
   const { target, secret } = withoutSecrets(request.target as Target, request.secret);
   return {
     command: {

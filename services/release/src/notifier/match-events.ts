@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { fromBinary, type Message } from "@bufbuild/protobuf";
+import { fromBinary, isMessage, type Message } from "@bufbuild/protobuf";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import {
@@ -46,27 +46,25 @@ async function changeEnvironmentsOf(tx: pg.PoolClient, type: string, subjects: E
 }
 
 /** The change events that name the change's environments: kept whether or not a subscription exists. */
-const NAMING_ENVIRONMENTS: ReadonlySet<string> = new Set(
-  [ChangeRequestRaisedSchema, ChangeRequestScheduledSchema, ChangeRequestDetailsUpdatedSchema].map((s) => s.typeName),
-);
+const NAMING_ENVIRONMENTS = [
+  ChangeRequestRaisedSchema,
+  ChangeRequestScheduledSchema,
+  ChangeRequestDetailsUpdatedSchema,
+];
+const namesEnvironments = (type: string) => NAMING_ENVIRONMENTS.find((schema) => schema.typeName === type);
 
 /**
  * Keeps the environments a change event names, for the change's later events that do not, in
  * the stream's order (this consumer's transactions), for subscriptions created later too.
  */
 async function keepChangeEnvironments(tx: pg.PoolClient, type: string, message: Message) {
-  if (!NAMING_ENVIRONMENTS.has(type)) return;
-  const { changeRequestId, environments, metadata } = message as unknown as {
-    changeRequestId: string;
-    environments: string[];
-    metadata?: { streamVersion?: bigint };
-  };
-  if (!changeRequestId) return;
+  const schema = namesEnvironments(type);
+  if (!schema || !isMessage(message, schema) || !message.changeRequestId) return;
   await tx.query(
     `INSERT INTO notifier_change_environments AS t (change_request_id, environments, version) VALUES ($1, $2, $3)
      ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
        WHERE t.version <= EXCLUDED.version`,
-    [changeRequestId, environments, (metadata?.streamVersion ?? 0n).toString()],
+    [message.changeRequestId, message.environments, (message.metadata?.streamVersion ?? 0n).toString()],
   );
 }
 
@@ -162,7 +160,7 @@ export function matchEvents(
     }
   };
   return {
-    wanted: async (events) => events.some((e) => NAMING_ENVIRONMENTS.has(e.type)) || anySubscriptionToMatch(pool),
+    wanted: async (events) => events.some((e) => namesEnvironments(e.type)) || anySubscriptionToMatch(pool),
     handle: (envelope, tx) => match(envelope, tx, () => subscriptionsToMatch(tx)),
     handleChunk: async (events, tx) => {
       let read: Promise<Subscription[]> | undefined;

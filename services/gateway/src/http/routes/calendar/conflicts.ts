@@ -24,7 +24,7 @@ export interface CalendarDeployment {
   window: Window;
   ciIds: string[];
   /** The changes it implements (its plan's and those its start checked): no conflict with them. */
-  linkedChangeIds: string[];
+  implementedChangeIds: string[];
 }
 export interface CalendarFreeze {
   id: string;
@@ -106,7 +106,7 @@ export function calendarConflicts(
   for (const c of booked) {
     for (const d of deployments) {
       const ciIds = shared(c.ciIds, d.ciIds);
-      if (ciIds.length && overlaps(c.window, d.window) && !d.linkedChangeIds.includes(c.id))
+      if (ciIds.length && overlaps(c.window, d.window) && !d.implementedChangeIds.includes(c.id))
         conflicts.push({
           kind: "CHANGE_DEPLOYMENT",
           items: [changeItem(c), deploymentItem(d)],

@@ -91,7 +91,7 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
     window: { start: d.window_start, end: d.window_end },
     ciIds: [...new Set(d.plan.steps.flatMap((s) => s.targetCiIds))],
     // The changes it implements: those of its plan and those its start checked.
-    linkedChangeIds: [...d.plan.linkedChangeIds, ...(d.plan.changeRequestIds ?? [])],
+    implementedChangeIds: [...d.plan.linkedChangeIds, ...(d.plan.changeRequestIds ?? [])],
   }));
   const freezes: CalendarFreeze[] = rows.freezes.map((f) => ({
     id: f.freeze_window_id,
