@@ -20,6 +20,7 @@ import fc from "fast-check";
 import type pg from "pg";
 import { applyChangeEvent, applyChangeEvents } from "../src/consumers/change-requests.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
+import { withDatabaseAt } from "./database-at-version.js";
 
 let db: TestDatabase;
 let pool: pg.Pool;
@@ -138,30 +139,19 @@ test("an older version in a later chunk never moves a state back", async () => {
 });
 
 test("the migration keeping changes' environments in one place moves those the read model knew better", async () => {
-  const old = await createTestDatabase("release_change_environments");
-  const before = await openDatabase(old.url);
-  try {
-    await runMigrations(before, eventStoreMigrations);
-    const until = (version: number) => ({
-      component: "release",
-      migrations: releaseMigrations.filter((migration) => migration.version <= version),
-    });
-    await runMigrations(before, until(13));
+  await withDatabaseAt("release_change_environments", 13, async (before, migrateTo) => {
     await before.query(
       `INSERT INTO change_request_states (change_request_id, state, updated_at, version, environments) VALUES
          ('only-read-model', 'DRAFT', now(), 2, '{staging}'), ('both', 'DRAFT', now(), 4, '{old}'),
          ('read-model-newer', 'DRAFT', now(), 6, '{test}'), ('neither', 'DRAFT', now(), 1, NULL);
        INSERT INTO notifier_change_environments VALUES ('both', '{production}', 4), ('read-model-newer', '{dev}', 3)`,
     );
-    await runMigrations(before, until(14));
+    await migrateTo(14);
     const { rows } = await before.query("SELECT * FROM notifier_change_environments ORDER BY 1");
     expect(rows).toEqual([
       { change_request_id: "both", environments: ["production"], version: "4" },
       { change_request_id: "only-read-model", environments: ["staging"], version: "2" },
       { change_request_id: "read-model-newer", environments: ["test"], version: "6" },
     ]);
-  } finally {
-    await before.end();
-    await old.drop();
-  }
+  });
 });

@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase, waitFor } from "@rdm/testkit";
 import pg from "pg";
 import { webhookDeliveryRound } from "../src/jobs/webhook-delivery.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
+import { withDatabaseAt } from "./database-at-version.js";
 import { TestClock } from "./harness.js";
 
 let db: TestDatabase;
@@ -169,15 +170,7 @@ test("while one replica's POST is in flight another sends none of the later ones
 });
 
 test("the migration numbering the default target's deliveries orders those recorded before it by when they were", async () => {
-  const old = await createTestDatabase("release_webhook_numbered");
-  const before = new pg.Pool({ connectionString: old.url });
-  try {
-    await runMigrations(before, eventStoreMigrations);
-    const until = (version: number) => ({
-      component: "release",
-      migrations: releaseMigrations.filter((migration) => migration.version <= version),
-    });
-    await runMigrations(before, until(12));
+  await withDatabaseAt("release_webhook_numbered", 12, async (before, migrateTo) => {
     // Recorded at 10:00, 10:01, 10:02, stored in another order.
     const ids = [randomUUID(), randomUUID(), randomUUID()];
     const insert = (id: string, at: Date) =>
@@ -187,13 +180,10 @@ test("the migration numbering the default target's deliveries orders those recor
         [id, randomUUID(), at],
       );
     for (const i of [2, 0, 1]) await insert(ids[i] as string, new Date(Date.UTC(2026, 11, 6, 10, i)));
-    await runMigrations(before, until(13));
+    await migrateTo(13);
     ids.push(randomUUID());
     await insert(ids[3] as string, new Date(Date.UTC(2026, 11, 6, 9)));
     const { rows } = await before.query("SELECT notification_id FROM notification_deliveries ORDER BY seq");
     expect(rows.map((row) => row.notification_id)).toEqual(ids);
-  } finally {
-    await before.end();
-    await old.drop();
-  }
+  });
 });

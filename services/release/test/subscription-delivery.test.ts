@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
 import type pg from "pg";
 import { subscriptionDeliveryRounds } from "../src/jobs/subscription-delivery.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
+import { withDatabaseAt } from "./database-at-version.js";
 import { type Receiver, startReceiver } from "./notification-receiver.js";
 
 let db: TestDatabase;
@@ -85,15 +86,7 @@ test("one round sends a subscription's backlog back to back, in order", async ()
 });
 
 test("the migration numbering deliveries orders those recorded before it by their events' time", async () => {
-  const old = await createTestDatabase("release_deliveries_numbered");
-  const before = await openDatabase(old.url);
-  try {
-    await runMigrations(before, eventStoreMigrations);
-    const until = (version: number) => ({
-      component: "release",
-      migrations: releaseMigrations.filter((migration) => migration.version <= version),
-    });
-    await runMigrations(before, until(10));
+  await withDatabaseAt("release_deliveries_numbered", 10, async (before, migrateTo) => {
     // Recorded at 10:00, 10:01, 10:02, stored (as retries' updates leave them) in another order.
     const subscriptionId = randomUUID();
     const ids = [randomUUID(), randomUUID(), randomUUID()];
@@ -106,7 +99,7 @@ test("the migration numbering deliveries orders those recorded before it by thei
           [ids[i], subscriptionId, randomUUID(), new Date(Date.UTC(2026, 11, 6, 10, i))],
         );
     });
-    await runMigrations(before, until(11));
+    await migrateTo(11);
     const after = randomUUID();
     ids.push(after);
     await before.query(
@@ -117,8 +110,5 @@ test("the migration numbering deliveries orders those recorded before it by thei
     );
     const { rows } = await before.query("SELECT delivery_id FROM subscription_deliveries ORDER BY seq");
     expect(rows.map((row) => row.delivery_id)).toEqual(ids);
-  } finally {
-    await before.end();
-    await old.drop();
-  }
+  });
 });
