@@ -38,3 +38,13 @@ test("a path naming nothing, an object or a list of objects renders empty", () =
     ),
   ).toBe("<|||||>");
 });
+
+test("{{link}} is the release's link when there is one, whatever order the stored payload's links come in", () => {
+  // As read back from jsonb, which orders an object's keys shortest first.
+  const stored = {
+    ...payload,
+    links: { change: "https://rdm.example/v1/changes/c-1", release: "https://rdm.example/v1/releases/r-1" },
+  };
+  expect(renderChatText("{{link}}", stored)).toBe("https://rdm.example/v1/releases/r-1");
+  expect(renderChatText("{{link}}", payload)).toBe("https://rdm.example/v1/changes/c-1");
+});

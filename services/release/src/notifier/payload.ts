@@ -65,7 +65,10 @@ export const occurredAtOf = (message: Message, fallback: Date): Date => {
   return instantOf(at, fallback);
 };
 
-/** Links to the gateway's views of what the event is about. */
+/** The links {{link}} takes the first of, in this order. */
+const LINK_ORDER = ["release", "change", "deployment", "environment", "artifact", "configurationItem"] as const;
+
+/** Links to the gateway's views of what the event is about (names in LINK_ORDER). */
 function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Record<string, string> {
   const links: Record<string, string> = {};
   const first = (set: Set<string>) => [...set][0];
@@ -137,7 +140,9 @@ function asText(value: unknown): string {
  * first link; a path naming nothing, or an object, renders empty.
  */
 export function renderChatText(template: string, payload: NotificationPayload): string {
-  const fields: Record<string, unknown> = { ...payload, link: Object.values(payload.links)[0] ?? "" };
+  // By name: a payload read back from jsonb has its keys in jsonb's order, not linksOf's.
+  const link = LINK_ORDER.map((name) => payload.links[name]).find(Boolean) ?? "";
+  const fields: Record<string, unknown> = { ...payload, link };
   return template.replace(/\{\{\s*([\w.]+)\s*\}\}/g, (_, path: string) =>
     asText(
       path
