@@ -162,10 +162,12 @@ describe("filter", () => {
     expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
   });
 
-  test("a deployment's outcome names the changes it implements; a change's other events, its environments by lookup", () => {
+  test("a deployment's plan names its linked changes, its outcome those it implements; a change's other events, its environments by lookup", () => {
     const change = "5f1d2c3b-8a7e-4d6c-9b0a-1e2f3a4b5c6d";
     const implementing = event({ json: { ...event().json, changeRequestIds: [change] } });
     expect(filterMatches(subscription({ changeRequestIds: [change] }), implementing)).toBe(true);
+    const planned = event({ type: "rdm.deployment.v1.DeploymentPlanned", json: { linkedChangeIds: [change] } });
+    expect(filterMatches(subscription({ changeRequestIds: [change] }), planned)).toBe(true);
     expect(filterMatches(subscription({ changeRequestIds: [change] }), event())).toBe(false);
     const rejected = { type: "rdm.change.v1.ChangeRequestRejected", json: { changeRequestId: change } };
     const production = subscription({ environments: ["production"] });

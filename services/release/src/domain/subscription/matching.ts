@@ -25,8 +25,8 @@ export const severityOf = (eventType: string): Severity => SEVERITIES[eventType]
 /** The fields (JSON names) that say what an event is about, whatever the service. */
 const SUBJECT_FIELDS = {
   releaseIds: ["releaseId", "linkedReleaseId"],
-  // A deployment's outcomes name the changes it implements.
-  changeRequestIds: ["changeRequestId", "changeRequestIds"],
+  // A deployment's plan names the changes linked to it, its start and outcomes those it implements.
+  changeRequestIds: ["changeRequestId", "changeRequestIds", "linkedChangeIds"],
   // A change names the environments it touches; an environment's own events carry its
   // definition (an object: its name is taken, see subjectsOf).
   environments: ["environment", "environmentId", "environments"],
