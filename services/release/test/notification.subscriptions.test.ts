@@ -19,7 +19,7 @@ import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeRequestRaisedSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { DeploymentFailedSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeploymentFailedSchema, EnvironmentRegisteredSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   DeliveryStatus,
   ListSubscriptionDeliveriesRequestSchema,
@@ -333,6 +333,63 @@ test("a subscription filtered by environment takes a change's events that do not
     "rdm.change.v1.ChangeRequestRejected",
   ]);
   expect(received.every((delivery) => delivery.eventId !== rejected[1]?.id)).toBe(true);
+});
+
+test("a change naming no environment is production's: a subscription filtered by production's name takes its events", async () => {
+  // Production as the deployment service defines it, known to the release service from its topic.
+  const environment = `prod-${uniqueId("eu")}`;
+  const deployments = new PublishedStreams("dora");
+  await publishEvents(producer, `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`, [
+    deployments.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${environment}`, {
+      environment: { name: environment, promotionRank: 4, production: true },
+    }),
+  ]);
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  await waitFor(
+    async () => (await db.query("SELECT 1 FROM deployment_environments WHERE name = $1", [environment])).rowCount === 1,
+    { description: "the environment known to the release service" },
+  );
+  await db.end();
+  const d = await subscribe(`/${environment}-changes`, { environments: [environment] });
+  const changes = new PublishedStreams("carl");
+  const [everywhere, staging] = [randomUUID(), randomUUID()];
+  const at = { occurredAt: timestampFromDate(h.clock.now()), time: h.clock.now() };
+  const raised = (id: string, environments: string[]) =>
+    changes.event(
+      "rdm/change",
+      ChangeRequestRaisedSchema,
+      id,
+      { changeRequestId: id, environments, state: ChangeState.DRAFT },
+      at,
+    );
+  const rejected = (id: string) =>
+    changes.event(
+      "rdm/change",
+      ChangeRequestRejectedSchema,
+      id,
+      { changeRequestId: id, state: ChangeState.REJECTED, rejectedBy: "anna" },
+      at,
+    );
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
+    raised(everywhere, []),
+    raised(staging, ["staging"]),
+    rejected(everywhere),
+    rejected(staging),
+  ]);
+  await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === staging);
+  await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === everywhere);
+  const received = await waitFor(
+    async () => {
+      const all = (await deliveries(d)).filter((delivery) => delivery.eventType.startsWith("rdm.change.v1."));
+      return all.length >= 2 ? all : undefined;
+    },
+    { description: "the change naming no environment, both its events" },
+  );
+  expect(received.map((delivery) => delivery.eventType).sort()).toEqual([
+    "rdm.change.v1.ChangeRequestRaised",
+    "rdm.change.v1.ChangeRequestRejected",
+  ]);
 });
 
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {

@@ -69,14 +69,15 @@ function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutco
 }
 
 /**
- * Production as the environment's definition says or, when it does not say, the end of the
- * promotion order: a known environment no other one promotes from.
+ * Whether deployment_environments row `e` is production: as the environment's definition says
+ * or, when it does not say, the end of the promotion order (no other one promotes from it).
  */
+export const PRODUCTION_ENVIRONMENT = `COALESCE(e.production,
+  NOT EXISTS (SELECT 1 FROM deployment_environments later WHERE later.promotes_from = e.name))`;
+
 async function isProduction(tx: pg.PoolClient, environment: string): Promise<boolean> {
   const { rows } = await tx.query<{ production: boolean }>(
-    `SELECT COALESCE(production, NOT EXISTS (SELECT 1 FROM deployment_environments WHERE promotes_from = $1))
-       AS production
-     FROM deployment_environments WHERE name = $1`,
+    `SELECT ${PRODUCTION_ENVIRONMENT} AS production FROM deployment_environments e WHERE e.name = $1`,
     [environment],
   );
   return rows[0]?.production ?? false;

@@ -14,6 +14,7 @@ import {
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
+import { PRODUCTION_ENVIRONMENT } from "../consumers/deployment-outcomes.js";
 import { type EventSubjects, filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
 
@@ -33,13 +34,17 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
 /**
  * The environments of the change an event is about, when the event does not name them (only a
  * change's raise, schedule and detail updates do): as the notifier last read them on the change's
- * stream. Undefined for other events.
+ * stream, and for a change that names none, production's (the change service's "empty:
+ * production"), as the deployment service defines it. Undefined for other events.
  */
 async function changeEnvironmentsOf(tx: pg.PoolClient, type: string, subjects: EventSubjects) {
   if (!type.startsWith("rdm.change.v1.") || subjects.environments.size || !subjects.changeRequestIds.size)
     return undefined;
   const { rows } = await tx.query<{ environments: string[] }>(
-    "SELECT environments FROM notifier_change_environments WHERE change_request_id = ANY($1::text[])",
+    `SELECT CASE WHEN cardinality(n.environments) > 0 THEN n.environments
+              ELSE ARRAY(SELECT e.name FROM deployment_environments e WHERE ${PRODUCTION_ENVIRONMENT}) END
+              AS environments
+     FROM notifier_change_environments n WHERE n.change_request_id = ANY($1::text[])`,
     [[...subjects.changeRequestIds]],
   );
   return rows.flatMap((row) => row.environments);
