@@ -571,10 +571,24 @@ test("a filter naming an event type no topic carries is refused, naming each suc
       filter: { eventTypes },
     }),
   );
-  expect(both.badRequest?.fieldViolations.map((v) => v.field)).toEqual([
-    "target.webhook.url",
-    "filter.event_types[1]",
-    "filter.event_types[2]",
+  expect(both.badRequest?.fieldViolations.map((v) => [v.field, v.reason])).toEqual([
+    ["target.webhook.url", "subscription.target_unreachable"],
+    ["filter.event_types[1]", "subscription.event_type_unknown"],
+    ["filter.event_types[2]", "subscription.event_type_unknown"],
+  ]);
+  // Each unknown type's refusal names the closest known one.
+  const typo = await failure(
+    notifications.createSubscription({
+      ...req(),
+      name: "typo",
+      secret: "0123456789abcdef0123",
+      target: { kind: { case: "webhook", value: { url: `${receiver.url}/typo` } } },
+      filter: { eventTypes: ["rdm.change.v1.ChangeSubmitted", "rdm.nothing.v1.Anything"] },
+    }),
+  );
+  expect(typo.badRequest?.fieldViolations.map((v) => v.description)).toEqual([
+    "no topic carries rdm.change.v1.ChangeSubmitted; did you mean rdm.change.v1.ChangeRequestSubmitted?",
+    "no topic carries rdm.nothing.v1.Anything; did you mean rdm.deployment.v1.DeploymentFailed?",
   ]);
 });
 

@@ -64,11 +64,13 @@ async function receiver(listener: RequestListener) {
 const send = (url: string) =>
   postSigned({ url, secret: "s", notificationId: "n-1", body: "{}", now: new Date(), timeoutMs: 60_000 });
 
-test("a redirect is a failure, not followed", async () => {
+test("a redirect is a failure, not followed; another 3xx is a failure of its own", async () => {
   const followed: string[] = [];
   const target = await receiver((request, response) => {
     if (request.url === "/hook") {
       response.writeHead(302, { location: "/elsewhere" }).end();
+    } else if (request.url === "/not-modified") {
+      response.writeHead(304).end();
     } else {
       followed.push(`${request.method} ${request.url}`);
       response.writeHead(200).end();
@@ -80,6 +82,7 @@ test("a redirect is a failure, not followed", async () => {
       failure: "HTTP 302: redirects are not followed, point the subscription at the final URL",
     });
     expect(followed).toEqual([]);
+    expect(await send(target.url.replace("/hook", "/not-modified"))).toEqual({ status: 304, failure: "HTTP 304" });
   } finally {
     await target.stop();
   }

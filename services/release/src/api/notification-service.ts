@@ -48,6 +48,22 @@ const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
+const camelWords = (name: string) => new Set(name.match(/[A-Z][a-z0-9]*/g) ?? []);
+
+/**
+ * Why a filter's event type names nothing a topic carries, with the known type of its package
+ * sharing most of its words (e.g. rdm.change.v1.ChangeRequestSubmitted for ChangeSubmitted).
+ */
+function unknownEventType(type: string): string {
+  const prefix = type.slice(0, type.lastIndexOf(".") + 1);
+  const words = camelWords(type.slice(prefix.length));
+  const shared = (known: string) => [...camelWords(known.slice(prefix.length))].filter((w) => words.has(w)).length;
+  const closest = [...EVENT_TYPES]
+    .filter((known) => known.startsWith(prefix))
+    .reduce<string | undefined>((best, known) => (!best || shared(known) > shared(best) ? known : best), undefined);
+  return `no topic carries ${type}; did you mean ${closest ?? "rdm.deployment.v1.DeploymentFailed"}?`;
+}
+
 /**
  * Refuses, each naming its field, a target URL no delivery could reach and event types no topic
  * carries (a filter naming one would never match it).
@@ -55,14 +71,17 @@ const method = api.NotificationService.method;
 function requireDeliverable(target: Target | undefined, filter: api.CreateSubscriptionRequest["filter"]) {
   const url = target?.kind.case && undeliverable(target.kind.value.url);
   const violations = [
-    ...(url ? [{ field: `target.${target.kind.case}.url`, description: url }] : []),
+    ...(url
+      ? [{ field: `target.${target.kind.case}.url`, description: url, reason: "subscription.target_unreachable" }]
+      : []),
     ...(filter?.eventTypes ?? []).flatMap((type, i) =>
       EVENT_TYPES.has(type)
         ? []
         : [
             {
               field: `filter.event_types[${i}]`,
-              description: `no topic carries ${type} (e.g. rdm.deployment.v1.DeploymentFailed)`,
+              description: unknownEventType(type),
+              reason: "subscription.event_type_unknown",
             },
           ],
     ),

@@ -31,11 +31,12 @@ const FETCH_BLOCKED_PORTS = new Set([
  */
 export function undeliverable(text: string): string | undefined {
   const url = URL.parse(text);
-  if (!url || url.port === "0") return "is not a URL a delivery can be sent to (e.g. a port 0 or above 65535)";
+  if (!url) return "is not a URL fetch can read (e.g. a port above 65535, or an IPv6 zone)";
   if (url.protocol !== "https:" && url.protocol !== "http:") return "must be an http:// or https:// URL";
   if (url.username || url.password) return "must not hold credentials (user:password@): put them in the path";
+  if (url.port === "0") return "port 0 is no port a delivery can be sent to";
   if (FETCH_BLOCKED_PORTS.has(Number(url.port)))
-    return `port ${url.port} is one HTTP clients never connect to (e.g. mail's); use another`;
+    return `port ${url.port} is one HTTP clients never connect to (the Fetch Standard's blocked ports: mail, SSH, IRC, …); use another`;
   return undefined;
 }
 
@@ -70,7 +71,7 @@ export async function postSigned(post: SignedPost): Promise<{ status: number; fa
     // The status is the answer; the body is not read (a huge one would be held in memory).
     await response.body?.cancel().catch(() => undefined);
     if (response.ok) return { status: response.status, failure: undefined };
-    const redirected = response.status >= 300 && response.status < 400;
+    const redirected = [301, 302, 303, 307, 308].includes(response.status);
     return {
       status: response.status,
       failure: redirected
