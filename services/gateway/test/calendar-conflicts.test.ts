@@ -19,6 +19,7 @@ const change = (id: string, hours: [number, number], ciIds: string[], more: Part
   ciIds,
   environments: ["prod"],
   overriddenFreezeIds: [],
+  linkedReleaseId: "",
   ...more,
 });
 const deployment = (id: string, hours: [number, number], more: Partial<CalendarDeployment> = {}) => ({
@@ -107,6 +108,7 @@ test("a deployment implements the changes its start checked as well as its plan'
         affected_ci_ids: ["host-1"],
         environments: ["prod"],
         overridden_freeze_ids: [],
+        linked_release_id: "",
       },
     ],
     releases: [],
@@ -119,5 +121,15 @@ test("a deployment implements the changes its start checked as well as its plan'
   } as never);
   expect(kinds(calendarConflicts(inputs.changes, inputs.deployments, inputs.freezes))).toEqual([
     "CHANGE_DEPLOYMENT c-a+d-neither",
+  ]);
+});
+
+test("a deployment implements the changes linked to its release, started or not", () => {
+  const ofRelease = change("c-a", [8, 12], ["host-1"], { linkedReleaseId: "R-1" });
+  const ofAnother = change("c-b", [8, 12], ["host-1"], { linkedReleaseId: "r-2" });
+  const planned = deployment("d-1", [9, 11], { releaseId: "r-1" });
+  expect(kinds(calendarConflicts([ofRelease, ofAnother], [planned], []))).toEqual([
+    "CHANGE_CHANGE c-a+c-b",
+    "CHANGE_DEPLOYMENT c-b+d-1",
   ]);
 });

@@ -1,7 +1,8 @@
 /**
  * Conflicts on the calendar, as a pure function of what it shows: booked changes sharing CIs,
  * changes and deployments inside a freeze that covers them, deployments to one environment at
- * once, and a deployment touching a change's CIs that it is not linked to. Windows are half-open.
+ * once, and a deployment touching a change's CIs that neither it nor its release is linked to.
+ * Windows are half-open.
  */
 
 export interface Window {
@@ -16,6 +17,8 @@ export interface CalendarChange {
   ciIds: string[];
   environments: string[];
   overriddenFreezeIds: string[];
+  /** The release it is linked to (empty: none): that release's deployments implement it. */
+  linkedReleaseId: string;
 }
 export interface CalendarDeployment {
   id: string;
@@ -34,6 +37,11 @@ export interface CalendarFreeze {
   ciIds: string[];
   environments: string[];
 }
+
+/** Whether the deployment implements the change: its plan or start names it, or it is its release's. */
+const implementedBy = (c: CalendarChange, d: CalendarDeployment) =>
+  d.implementedChangeIds.includes(c.id) ||
+  (c.linkedReleaseId !== "" && c.linkedReleaseId.toLowerCase() === d.releaseId.toLowerCase());
 
 export type ConflictKind =
   | "CHANGE_CHANGE"
@@ -106,7 +114,7 @@ export function calendarConflicts(
   for (const c of booked) {
     for (const d of deployments) {
       const ciIds = shared(c.ciIds, d.ciIds);
-      if (ciIds.length && overlaps(c.window, d.window) && !d.implementedChangeIds.includes(c.id))
+      if (ciIds.length && overlaps(c.window, d.window) && !implementedBy(c, d))
         conflicts.push({
           kind: "CHANGE_DEPLOYMENT",
           items: [changeItem(c), deploymentItem(d)],

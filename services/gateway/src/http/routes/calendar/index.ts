@@ -15,8 +15,8 @@ const description = [
   "change inside a freeze covering its CIs or environments that it did not override), DEPLOYMENT_FREEZE (a",
   "deployment inside a freeze covering its environment or targets), DEPLOYMENT_DEPLOYMENT (two deployments to one",
   "environment at once), CHANGE_DEPLOYMENT (a deployment touching a booked change's CIs it does not implement:",
-  "neither its plan's linkedChangeIds nor, once started, the changeRequestIds its start checked; for deployments",
-  "started before the gateway kept those, after rebuild-views).",
+  "not linked to its release, nor in its plan's linkedChangeIds nor, once started, in the changeRequestIds its",
+  "start checked; for deployments started before the gateway kept those, after rebuild-views).",
 ].join(" ");
 
 /** The calendar: release, change and deployment windows, freeze windows, and the conflicts among them. */

@@ -83,6 +83,7 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
     ciIds: c.affected_ci_ids,
     environments: c.environments,
     overriddenFreezeIds: c.overridden_freeze_ids,
+    linkedReleaseId: c.linked_release_id,
   }));
   const deployments: CalendarDeployment[] = rows.deployments.map((d) => ({
     id: d.deployment_id,
