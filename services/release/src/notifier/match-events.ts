@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary, isMessage, type Message } from "@bufbuild/protobuf";
+import { textArrayOfJson } from "@rdm/eventstore";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import {
@@ -59,19 +60,42 @@ const NAMING_ENVIRONMENTS = [
 const namesEnvironments = (type: string) => NAMING_ENVIRONMENTS.find((schema) => schema.typeName === type);
 
 /**
- * Keeps the environments a change event names, for the change's later events that do not, in
- * the stream's order (this consumer's transactions), for subscriptions created later too.
+ * Keeps the environments the change events among `events` name (each change's newest), for the
+ * change's later events that do not, in each stream's order (its version decides, so the
+ * statement is idempotent and needs no transaction of its own): for subscriptions created later too.
  */
-async function keepChangeEnvironments(tx: pg.PoolClient, type: string, message: Message) {
-  const schema = namesEnvironments(type);
-  if (!schema || !isMessage(message, schema) || !message.changeRequestId) return;
-  await tx.query(
-    `INSERT INTO notifier_change_environments AS t (change_request_id, environments, version) VALUES ($1, $2, $3)
-     ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
-       WHERE t.version <= EXCLUDED.version`,
-    [message.changeRequestId, message.environments, (message.metadata?.streamVersion ?? 0n).toString()],
-  );
+async function keepChangeEnvironments(db: Pick<pg.Pool, "query">, events: { type: string; message: Message }[]) {
+  const newest = new Map<string, { environments: string[]; version: bigint }>();
+  for (const { type, message } of events) {
+    const schema = namesEnvironments(type);
+    if (!schema || !isMessage(message, schema) || !message.changeRequestId) continue;
+    const version = message.metadata?.streamVersion ?? 0n;
+    const known = newest.get(message.changeRequestId);
+    if (!known || known.version <= version)
+      newest.set(message.changeRequestId, { environments: message.environments, version });
+  }
+  if (!newest.size) return;
+  const kept = [...newest];
+  await db.query({
+    name: "rdm_keep_change_environments",
+    text: `INSERT INTO notifier_change_environments AS t (change_request_id, environments, version)
+       SELECT id, ${textArrayOfJson("envs")}, version FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS k (id, envs, version)
+       ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
+         WHERE t.version <= EXCLUDED.version`,
+    values: [
+      kept.map(([id]) => id),
+      kept.map(([, k]) => JSON.stringify(k.environments)),
+      kept.map(([, k]) => k.version.toString()),
+    ],
+  });
 }
+
+/** The events of a fetch that name a change's environments, decoded (a type none names is left out). */
+const namingEnvironments = (events: CloudEvent[]) =>
+  events.flatMap((event) => {
+    const decoded = namesEnvironments(event.type) && decodeNotifiable(event);
+    return decoded ? [{ type: event.type, message: decoded.message }] : [];
+  });
 
 const MATCHED_STATUSES = [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED];
 
@@ -96,6 +120,64 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
   return rows.map((row) => fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot)));
 }
 
+/** Records the event's deliveries: one per subscription whose filter takes it (see matchEvents). */
+async function match(
+  { linkBaseUrl, clock }: { linkBaseUrl: string; clock: () => Date },
+  envelope: CloudEvent,
+  decoded: ReturnType<typeof decodeNotifiable>,
+  tx: pg.PoolClient,
+  subscriptions: () => Promise<Subscription[]>,
+) {
+  if (!decoded) return;
+  const candidates = await subscriptions();
+  if (!candidates.length) return;
+  const json = eventJson(decoded.schema, decoded.message);
+  const subjects = subjectsOf(json);
+  const release = await releaseOf(tx, subjects.releaseIds);
+  const event: NotifiedEvent = {
+    type: envelope.type,
+    occurredAt: occurredAtOf(decoded.message, envelope.time),
+    json,
+    releaseType: release?.type as ReleaseType | undefined,
+    changeEnvironments: await changeEnvironmentsOf(tx, envelope.type, subjects),
+  };
+  for (const subscription of candidates) {
+    const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
+    if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
+    // Active: sent, unless it happened while inactive and the subscription resumed from then on.
+    const active = subscription.status === SubscriptionStatus.ACTIVE;
+    const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";
+    const notificationId = randomUUID();
+    const payload = notificationPayload({
+      notificationId,
+      subscriptionId: subscription.subscriptionId,
+      eventId: envelope.id,
+      eventType: envelope.type,
+      source: envelope.source,
+      subject: envelope.subject,
+      occurredAt: event.occurredAt,
+      json,
+      releaseKey: release?.key,
+      linkBaseUrl,
+    });
+    await tx.query(
+      `INSERT INTO subscription_deliveries
+         (delivery_id, subscription_id, event_id, event_type, payload, status, next_attempt_at, occurred_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $8, $7) ON CONFLICT (subscription_id, event_id) DO NOTHING`,
+      [
+        notificationId,
+        subscription.subscriptionId,
+        envelope.id,
+        envelope.type,
+        JSON.stringify(payload),
+        status,
+        event.occurredAt,
+        clock(),
+      ],
+    );
+  }
+}
+
 /**
  * The notifier's consumer handlers (all four topics): each records one delivery per subscription
  * whose filter takes the event, in the consumer's transaction (so a redelivered event adds
@@ -103,8 +185,8 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
  * happened before it was created; one that is paused or suspended gets the delivery HELD (sent
  * only if resumed with deliver_missed); one that resumed from then on after the event happened
  * gets it SKIPPED. Types no published schema names are skipped. While no subscription exists,
- * events are passed by without a transaction (`wanted`), but for a change's events naming its
- * environments (kept for subscriptions created later): a redelivery is matched again, against the
+ * events are passed by without a transaction (`wanted`) once the environments a change's events
+ * name are kept (for subscriptions created later): a redelivery is matched again, against the
  * subscriptions of then, of which it can only take those created before it happened.
  */
 export function matchEvents(
@@ -112,68 +194,34 @@ export function matchEvents(
   clock: () => Date,
   pool: Pick<pg.Pool, "query">,
 ): { handle: EventHandler; handleChunk: ChunkHandler; wanted: (events: CloudEvent[]) => Promise<boolean> } {
-  const match = async (envelope: CloudEvent, tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
-    const decoded = decodeNotifiable(envelope);
-    if (!decoded) return;
-    await keepChangeEnvironments(tx, envelope.type, decoded.message);
-    const candidates = await subscriptions();
-    if (!candidates.length) return;
-    const json = eventJson(decoded.schema, decoded.message);
-    const subjects = subjectsOf(json);
-    const release = await releaseOf(tx, subjects.releaseIds);
-    const event: NotifiedEvent = {
-      type: envelope.type,
-      occurredAt: occurredAtOf(decoded.message, envelope.time),
-      json,
-      releaseType: release?.type as ReleaseType | undefined,
-      changeEnvironments: await changeEnvironmentsOf(tx, envelope.type, subjects),
-    };
-    for (const subscription of candidates) {
-      const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
-      if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
-      // Active: sent, unless it happened while inactive and the subscription resumed from then on.
-      const active = subscription.status === SubscriptionStatus.ACTIVE;
-      const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";
-      const notificationId = randomUUID();
-      const payload = notificationPayload({
-        notificationId,
-        subscriptionId: subscription.subscriptionId,
-        eventId: envelope.id,
-        eventType: envelope.type,
-        source: envelope.source,
-        subject: envelope.subject,
-        occurredAt: event.occurredAt,
-        json,
-        releaseKey: release?.key,
-        linkBaseUrl,
-      });
-      await tx.query(
-        `INSERT INTO subscription_deliveries
-           (delivery_id, subscription_id, event_id, event_type, payload, status, next_attempt_at, occurred_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $8, $7) ON CONFLICT (subscription_id, event_id) DO NOTHING`,
-        [
-          notificationId,
-          subscription.subscriptionId,
-          envelope.id,
-          envelope.type,
-          JSON.stringify(payload),
-          status,
-          event.occurredAt,
-          clock(),
-        ],
-      );
-    }
+  /** Each event decoded, the changes' environments kept, then each matched. */
+  const matchAll = async (events: CloudEvent[], tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
+    const decoded = events.map((event) => [event, decodeNotifiable(event)] as const);
+    await keepChangeEnvironments(
+      tx,
+      decoded.flatMap(([event, d]) => (d ? [{ type: event.type, message: d.message }] : [])),
+    );
+    for (const [event, d] of decoded) await match({ linkBaseUrl, clock }, event, d, tx, subscriptions);
   };
   return {
-    wanted: async (events) => events.some((e) => namesEnvironments(e.type)) || anySubscriptionToMatch(pool),
-    handle: (envelope, tx) => match(envelope, tx, () => subscriptionsToMatch(tx)),
+    // With no subscription to match, a fetch is passed by once the environments it names are kept.
+    wanted: async (events) => {
+      if (await anySubscriptionToMatch(pool)) return true;
+      await keepChangeEnvironments(pool, namingEnvironments(events));
+      return false;
+    },
+    handle: (envelope, tx) => matchAll([envelope], tx, () => subscriptionsToMatch(tx)),
     handleChunk: async (events, tx) => {
       let read: Promise<Subscription[]> | undefined;
       const once = () => {
         read ??= subscriptionsToMatch(tx);
         return read;
       };
-      for (const { event } of events) await match(event, tx, once);
+      await matchAll(
+        events.map(({ event }) => event),
+        tx,
+        once,
+      );
     },
   };
 }
