@@ -17,7 +17,11 @@ import {
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestRaisedSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestRejectedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentFailedSchema, EnvironmentRegisteredSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
@@ -353,7 +357,7 @@ test("a change naming no environment is production's: a subscription filtered by
   await db.end();
   const d = await subscribe(`/${environment}-changes`, { environments: [environment] });
   const changes = new PublishedStreams("carl");
-  const [everywhere, staging] = [randomUUID(), randomUUID()];
+  const [everywhere, staging, movedToStaging] = [randomUUID(), randomUUID(), randomUUID()];
   const at = { occurredAt: timestampFromDate(h.clock.now()), time: h.clock.now() };
   const raised = (id: string, environments: string[]) =>
     changes.event(
@@ -371,25 +375,38 @@ test("a change naming no environment is production's: a subscription filtered by
       { changeRequestId: id, state: ChangeState.REJECTED, rejectedBy: "anna" },
       at,
     );
+  // Raised naming none, then moved to staging, in one batch: its raise is production's still.
+  const movedRaise = raised(movedToStaging, []);
   await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
     raised(everywhere, []),
     raised(staging, ["staging"]),
+    movedRaise,
+    changes.event(
+      "rdm/change",
+      ChangeRequestDetailsUpdatedSchema,
+      movedToStaging,
+      { changeRequestId: movedToStaging, environments: ["staging"], state: ChangeState.DRAFT },
+      at,
+    ),
     rejected(everywhere),
     rejected(staging),
+    rejected(movedToStaging),
   ]);
-  await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === staging);
-  await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === everywhere);
+  for (const id of [staging, everywhere, movedToStaging])
+    await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === id);
   const received = await waitFor(
     async () => {
       const all = (await deliveries(d)).filter((delivery) => delivery.eventType.startsWith("rdm.change.v1."));
-      return all.length >= 2 ? all : undefined;
+      return all.length >= 3 ? all : undefined;
     },
-    { description: "the change naming no environment, both its events" },
+    { description: "the change naming no environment, both its events, and the other's raise" },
   );
   expect(received.map((delivery) => delivery.eventType).sort()).toEqual([
     "rdm.change.v1.ChangeRequestRaised",
+    "rdm.change.v1.ChangeRequestRaised",
     "rdm.change.v1.ChangeRequestRejected",
   ]);
+  expect(received.map((delivery) => delivery.eventId)).toContain(movedRaise.id);
 });
 
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {
@@ -588,7 +605,7 @@ test("a filter naming an event type no topic carries is refused, naming each suc
   );
   expect(typo.badRequest?.fieldViolations.map((v) => v.description)).toEqual([
     "no topic carries rdm.change.v1.ChangeSubmitted; did you mean rdm.change.v1.ChangeRequestSubmitted?",
-    "no topic carries rdm.nothing.v1.Anything; did you mean rdm.deployment.v1.DeploymentFailed?",
+    "no topic carries rdm.nothing.v1.Anything (event types are e.g. rdm.deployment.v1.DeploymentFailed)",
   ]);
 });
 

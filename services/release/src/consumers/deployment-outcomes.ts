@@ -69,15 +69,16 @@ function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutco
 }
 
 /**
- * Whether deployment_environments row `e` is production: as the environment's definition says
- * or, when it does not say, the end of the promotion order (no other one promotes from it).
+ * SQL: whether the deployment_environments row aliased `row` is production, as the environment's
+ * definition says or, when it does not say, the end of the promotion order (no other one
+ * promotes from it).
  */
-export const PRODUCTION_ENVIRONMENT = `COALESCE(e.production,
-  NOT EXISTS (SELECT 1 FROM deployment_environments later WHERE later.promotes_from = e.name))`;
+export const isProductionSql = (row: string) => `COALESCE(${row}.production,
+  NOT EXISTS (SELECT 1 FROM deployment_environments later WHERE later.promotes_from = ${row}.name))`;
 
 async function isProduction(tx: pg.PoolClient, environment: string): Promise<boolean> {
   const { rows } = await tx.query<{ production: boolean }>(
-    `SELECT ${PRODUCTION_ENVIRONMENT} AS production FROM deployment_environments e WHERE e.name = $1`,
+    `SELECT ${isProductionSql("e")} AS production FROM deployment_environments e WHERE e.name = $1`,
     [environment],
   );
   return rows[0]?.production ?? false;

@@ -1,13 +1,7 @@
 import { randomUUID } from "node:crypto";
-import { fromBinary, isMessage, type Message } from "@bufbuild/protobuf";
-import { textArrayOfJson } from "@rdm/eventstore";
+import { fromBinary } from "@bufbuild/protobuf";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
-import {
-  ChangeRequestDetailsUpdatedSchema,
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   type Subscription,
   SubscriptionSchema,
@@ -15,8 +9,14 @@ import {
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
-import { PRODUCTION_ENVIRONMENT } from "../consumers/deployment-outcomes.js";
-import { type EventSubjects, filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
+import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
+import {
+  changeEnvironmentsOf,
+  decodeEnvironmentNaming,
+  environmentsNamed,
+  keepChangeEnvironments,
+  type NamedEnvironments,
+} from "./change-environments.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -31,71 +31,6 @@ async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
   );
   return rows[0];
 }
-
-/**
- * The environments of the change an event is about, when the event does not name them (only a
- * change's raise, schedule and detail updates do): as the notifier last read them on the change's
- * stream, and for a change that names none, production's (the change service's "empty:
- * production"), as the deployment service defines it. Undefined for other events.
- */
-async function changeEnvironmentsOf(tx: pg.PoolClient, type: string, subjects: EventSubjects) {
-  if (!type.startsWith("rdm.change.v1.") || subjects.environments.size || !subjects.changeRequestIds.size)
-    return undefined;
-  const { rows } = await tx.query<{ environments: string[] }>(
-    `SELECT CASE WHEN cardinality(n.environments) > 0 THEN n.environments
-              ELSE ARRAY(SELECT e.name FROM deployment_environments e WHERE ${PRODUCTION_ENVIRONMENT}) END
-              AS environments
-     FROM notifier_change_environments n WHERE n.change_request_id = ANY($1::text[])`,
-    [[...subjects.changeRequestIds]],
-  );
-  return rows.flatMap((row) => row.environments);
-}
-
-/** The change events that name the change's environments: kept whether or not a subscription exists. */
-const NAMING_ENVIRONMENTS = [
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-  ChangeRequestDetailsUpdatedSchema,
-];
-const namesEnvironments = (type: string) => NAMING_ENVIRONMENTS.find((schema) => schema.typeName === type);
-
-/**
- * Keeps the environments the change events among `events` name (each change's newest), for the
- * change's later events that do not, in each stream's order (its version decides, so the
- * statement is idempotent and needs no transaction of its own): for subscriptions created later too.
- */
-async function keepChangeEnvironments(db: Pick<pg.Pool, "query">, events: { type: string; message: Message }[]) {
-  const newest = new Map<string, { environments: string[]; version: bigint }>();
-  for (const { type, message } of events) {
-    const schema = namesEnvironments(type);
-    if (!schema || !isMessage(message, schema) || !message.changeRequestId) continue;
-    const version = message.metadata?.streamVersion ?? 0n;
-    const known = newest.get(message.changeRequestId);
-    if (!known || known.version <= version)
-      newest.set(message.changeRequestId, { environments: message.environments, version });
-  }
-  if (!newest.size) return;
-  const kept = [...newest];
-  await db.query({
-    name: "rdm_keep_change_environments",
-    text: `INSERT INTO notifier_change_environments AS t (change_request_id, environments, version)
-       SELECT id, ${textArrayOfJson("envs")}, version FROM unnest($1::text[], $2::jsonb[], $3::bigint[]) AS k (id, envs, version)
-       ON CONFLICT (change_request_id) DO UPDATE SET environments = EXCLUDED.environments, version = EXCLUDED.version
-         WHERE t.version <= EXCLUDED.version`,
-    values: [
-      kept.map(([id]) => id),
-      kept.map(([, k]) => JSON.stringify(k.environments)),
-      kept.map(([, k]) => k.version.toString()),
-    ],
-  });
-}
-
-/** The events of a fetch that name a change's environments, decoded (a type none names is left out). */
-const namingEnvironments = (events: CloudEvent[]) =>
-  events.flatMap((event) => {
-    const decoded = namesEnvironments(event.type) && decodeNotifiable(event);
-    return decoded ? [{ type: event.type, message: decoded.message }] : [];
-  });
 
 const MATCHED_STATUSES = [SubscriptionStatus.ACTIVE, SubscriptionStatus.PAUSED, SubscriptionStatus.SUSPENDED];
 
@@ -127,6 +62,7 @@ async function match(
   decoded: ReturnType<typeof decodeNotifiable>,
   tx: pg.PoolClient,
   subscriptions: () => Promise<Subscription[]>,
+  earlier: ReadonlyMap<string, string[]>,
 ) {
   if (!decoded) return;
   const candidates = await subscriptions();
@@ -139,7 +75,9 @@ async function match(
     occurredAt: occurredAtOf(decoded.message, envelope.time),
     json,
     releaseType: release?.type as ReleaseType | undefined,
-    changeEnvironments: await changeEnvironmentsOf(tx, envelope.type, subjects),
+    changeEnvironments: subjects.environments.size
+      ? undefined
+      : await changeEnvironmentsOf(tx, { type: envelope.type, message: decoded.message, json }, earlier),
   };
   for (const subscription of candidates) {
     const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
@@ -194,20 +132,29 @@ export function matchEvents(
   clock: () => Date,
   pool: Pick<pg.Pool, "query">,
 ): { handle: EventHandler; handleChunk: ChunkHandler; wanted: (events: CloudEvent[]) => Promise<boolean> } {
-  /** Each event decoded, the changes' environments kept, then each matched. */
+  /**
+   * Matches each event in order, a change's environments as its earlier events in the fetch named
+   * them, then keeps the newest (so the table holds what came before the fetch meanwhile).
+   */
   const matchAll = async (events: CloudEvent[], tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
-    const decoded = events.map((event) => [event, decodeNotifiable(event)] as const);
-    await keepChangeEnvironments(
-      tx,
-      decoded.flatMap(([event, d]) => (d ? [{ type: event.type, message: d.message }] : [])),
-    );
-    for (const [event, d] of decoded) await match({ linkBaseUrl, clock }, event, d, tx, subscriptions);
+    const earlier = new Map<string, string[]>();
+    const named: NamedEnvironments[] = [];
+    for (const event of events) {
+      const decoded = decodeNotifiable(event);
+      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, earlier);
+      const naming = decoded && environmentsNamed(event.type, decoded.message);
+      if (naming) {
+        earlier.set(naming.changeRequestId, naming.environments);
+        named.push(naming);
+      }
+    }
+    await keepChangeEnvironments(tx, named);
   };
   return {
     // With no subscription to match, a fetch is passed by once the environments it names are kept.
     wanted: async (events) => {
       if (await anySubscriptionToMatch(pool)) return true;
-      await keepChangeEnvironments(pool, namingEnvironments(events));
+      await keepChangeEnvironments(pool, decodeEnvironmentNaming(events));
       return false;
     },
     handle: (envelope, tx) => matchAll([envelope], tx, () => subscriptionsToMatch(tx)),

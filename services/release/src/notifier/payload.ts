@@ -42,7 +42,7 @@ export interface NotificationPayload {
   occurredAt: string;
   severity: string;
   title: string;
-  links: Record<string, string>;
+  links: Links;
   /** The event in the protobuf JSON mapping (enum values by name, camelCase fields). */
   event: JsonObject;
   test?: boolean;
@@ -65,12 +65,13 @@ export const occurredAtOf = (message: Message, fallback: Date): Date => {
   return instantOf(at, fallback);
 };
 
-/** The links {{link}} takes the first of, in this order. */
+/** The links a payload may carry; {{link}} takes the first of them in this order. */
 const LINK_ORDER = ["release", "change", "deployment", "environment", "artifact", "configurationItem"] as const;
+type Links = Partial<Record<(typeof LINK_ORDER)[number], string>>;
 
 /** Links to the gateway's views of what the event is about (names in LINK_ORDER). */
-function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Record<string, string> {
-  const links: Record<string, string> = {};
+function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Links {
+  const links: Links = {};
   const first = (set: Set<string>) => [...set][0];
   const release = first(subjects.releaseIds);
   if (release) links.release = `${base}/v1/releases/${encodeURIComponent(release)}`;
