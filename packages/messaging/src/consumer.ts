@@ -39,10 +39,12 @@ export interface ConsumerOptions {
   accepts?: (event: CloudEvent) => boolean;
   /**
    * Whether accepted events may have an effect now (the notifier: whether any subscription
-   * exists). When it answers false, a fetch's events are passed by as unaccepted ones are, and a
-   * redelivery asks again; when it fails, they are handled as usual. Answer false only when the
-   * handlers would do nothing for them: a message that is no CloudEvent is still dead-lettered,
-   * but a handler's own refusal of an event's data (PermanentError) is not asked for.
+   * exists), asked once per chunk. When it answers false, the chunk's events are passed by as
+   * unaccepted ones are, and a redelivery asks again; when it fails, they are handled as usual.
+   * Answer false only when the handlers would do nothing more for them: `wanted` may do an
+   * idempotent part of their effect itself (the notifier keeps changes' environments), since no
+   * marker records it. A message that is no CloudEvent is still dead-lettered, but a handler's own
+   * refusal of an event's data (PermanentError) is not asked for.
    */
   wanted?: (events: CloudEvent[]) => Promise<boolean>;
   deadLetterTopic: string;

@@ -320,7 +320,10 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
 /** Whether the handlers may do something for a chunk's accepted events now (see ConsumerOptions.wanted). */
 async function wanted(p: Processing, chunk: Decoded[]): Promise<boolean> {
   if (!p.wanted) return true;
-  return p.wanted(chunk.filter(({ event }) => p.accepts(event)).map(({ event }) => event)).catch(() => true);
+  return p.wanted(chunk.filter(({ event }) => p.accepts(event)).map(({ event }) => event)).catch((error: Error) => {
+    p.logger.warn({ err: error }, "could not tell whether a chunk's events are wanted now: handled as usual");
+    return true;
+  });
 }
 
 /**

@@ -114,7 +114,7 @@ test("a deployment implements the changes its start checked as well as its plan'
     releases: [],
     deployments: [
       row("d-plan", "prod", { linkedChangeIds: ["c-a"] }),
-      row("d-start", "stage", { linkedChangeIds: [], changeRequestIds: ["c-a"] }),
+      row("d-start", "stage", { linkedChangeIds: [], changeRequestIds: ["C-A"] }),
       row("d-neither", "test", { linkedChangeIds: [], changeRequestIds: [] }),
     ],
     freezes: [],

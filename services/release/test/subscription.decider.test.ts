@@ -168,6 +168,13 @@ describe("filter", () => {
     expect(filterMatches(subscription({ changeRequestIds: [change] }), implementing)).toBe(true);
     const planned = event({ type: "rdm.deployment.v1.DeploymentPlanned", json: { linkedChangeIds: [change] } });
     expect(filterMatches(subscription({ changeRequestIds: [change] }), planned)).toBe(true);
+    // An id is a UUID whatever its case, on either side.
+    const upper = event({
+      type: "rdm.deployment.v1.DeploymentPlanned",
+      json: { linkedChangeIds: [change.toUpperCase()] },
+    });
+    expect(filterMatches(subscription({ changeRequestIds: [change] }), upper)).toBe(true);
+    expect(filterMatches(subscription({ changeRequestIds: [change.toUpperCase()] }), planned)).toBe(true);
     expect(filterMatches(subscription({ changeRequestIds: [change] }), event())).toBe(false);
     const rejected = { type: "rdm.change.v1.ChangeRequestRejected", json: { changeRequestId: change } };
     const production = subscription({ environments: ["production"] });

@@ -48,20 +48,22 @@ const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
-const camelWords = (name: string) => new Set(name.match(/[A-Z][a-z0-9]*/g) ?? []);
+const camelWords = (name: string) => new Set((name.match(/[A-Z][a-z0-9]*/g) ?? []).map((w) => w.toLowerCase()));
 
 /**
  * Why a filter's event type names nothing a topic carries, with the known type of its package
- * sharing most of its words (e.g. rdm.change.v1.ChangeRequestSubmitted for ChangeSubmitted).
+ * sharing most of its words (e.g. rdm.change.v1.ChangeRequestSubmitted for ChangeSubmitted), if any.
  */
 function unknownEventType(type: string): string {
   const prefix = type.slice(0, type.lastIndexOf(".") + 1);
   const words = camelWords(type.slice(prefix.length));
   const shared = (known: string) => [...camelWords(known.slice(prefix.length))].filter((w) => words.has(w)).length;
   const closest = [...EVENT_TYPES]
-    .filter((known) => known.startsWith(prefix))
+    .filter((known) => known.startsWith(prefix) && shared(known) > 0)
     .reduce<string | undefined>((best, known) => (!best || shared(known) > shared(best) ? known : best), undefined);
-  return `no topic carries ${type}; did you mean ${closest ?? "rdm.deployment.v1.DeploymentFailed"}?`;
+  return closest
+    ? `no topic carries ${type}; did you mean ${closest}?`
+    : `no topic carries ${type} (event types are e.g. rdm.deployment.v1.DeploymentFailed)`;
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Severity, type Subscription } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 
 /** Events that ask for more attention than a plain fact; any other event is INFO. */
 const SEVERITIES: Record<string, Severity> = {
@@ -21,6 +22,9 @@ const SEVERITIES: Record<string, Severity> = {
 };
 
 export const severityOf = (eventType: string): Severity => SEVERITIES[eventType] ?? Severity.INFO;
+
+/** An id as compared: a UUID whatever its case (events from before inputs were lowercased keep theirs). */
+const idKey = (id: string) => (isUuid(id) ? id.toLowerCase() : id);
 
 /** The fields (JSON names) that say what an event is about, whatever the service. */
 const SUBJECT_FIELDS = {
@@ -57,7 +61,7 @@ export function subjectsOf(json: JsonObject): EventSubjects {
           if (names.includes(field))
             for (const id of [inner].flat()) {
               const named = isObject(id) && subject === "environments" ? id.name : id;
-              if (typeof named === "string" && named) subjects[subject].add(named);
+              if (typeof named === "string" && named) subjects[subject].add(idKey(named));
             }
         visit(inner);
       }
@@ -77,7 +81,8 @@ export interface NotifiedEvent {
   changeEnvironments?: readonly string[] | undefined;
 }
 
-const anyOf = (wanted: readonly string[], present: Set<string>) => !wanted.length || wanted.some((w) => present.has(w));
+const anyOf = (wanted: readonly string[], present: Set<string>) =>
+  !wanted.length || wanted.some((w) => present.has(idKey(w)));
 
 /** Whether the subscription's filter takes the event (every dimension it lists must match). */
 export function filterMatches(subscription: Subscription, event: NotifiedEvent): boolean {

@@ -40,8 +40,10 @@ export interface CalendarFreeze {
 
 /** Whether the deployment implements the change: its plan or start names it, or it is its release's. */
 const implementedBy = (c: CalendarChange, d: CalendarDeployment) =>
-  d.implementedChangeIds.includes(c.id) ||
-  (c.linkedReleaseId !== "" && c.linkedReleaseId.toLowerCase() === d.releaseId.toLowerCase());
+  d.implementedChangeIds.some((id) => sameId(id, c.id)) ||
+  (c.linkedReleaseId !== "" && sameId(c.linkedReleaseId, d.releaseId));
+/** Ids as UUIDs compare (a plan from before inputs were lowercased keeps its case). */
+const sameId = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 export type ConflictKind =
   | "CHANGE_CHANGE"
