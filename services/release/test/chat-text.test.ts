@@ -1,7 +1,8 @@
-// A chat target's text: placeholders name the payload's fields by dotted path.
+// What a chat target and a notification read: placeholders name the payload's fields by dotted
+// path, and the title says what the event is about and where.
 import { notificationPayload, renderChatText } from "../src/notifier/payload.js";
 
-const payload = notificationPayload({
+const input = {
   notificationId: "n-1",
   subscriptionId: "s-1",
   eventId: "e-1",
@@ -17,7 +18,8 @@ const payload = notificationPayload({
     artifacts: [{ artifactId: "a-1" }],
   },
   linkBaseUrl: "https://rdm.example",
-});
+};
+const payload = notificationPayload(input);
 
 test("placeholders take top-level fields, dotted paths into the event and links, and lists joined", () => {
   expect(
@@ -47,4 +49,22 @@ test("{{link}} is the release's link when there is one, whatever order the store
   };
   expect(renderChatText("{{link}}", stored)).toBe("https://rdm.example/v1/releases/r-1");
   expect(renderChatText("{{link}}", payload)).toBe("https://rdm.example/v1/changes/c-1");
+});
+
+test("a title names what the event is about (a change's events: the change) and every environment it names", () => {
+  const titled = (eventType: string, json: object, releaseKey?: string) =>
+    notificationPayload({ ...input, eventType, json: json as never, releaseKey }).title;
+  expect(
+    titled(
+      "rdm.change.v1.ChangeRequestScheduled",
+      { changeRequestId: "c-1", environments: ["staging", "production"] },
+      "REL-2026-0002",
+    ),
+  ).toBe("Change Request Scheduled: c-1 in staging, production");
+  expect(titled("rdm.deployment.v1.EnvironmentChanged", { environment: { name: "perf" } })).toBe(
+    "Environment Changed in perf",
+  );
+  expect(
+    titled("rdm.deployment.v1.DeploymentFailed", { deploymentId: "d-1", environment: "production" }, "REL-2026-0002"),
+  ).toBe("Deployment Failed: REL-2026-0002 in production");
 });

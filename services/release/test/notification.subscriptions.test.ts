@@ -600,12 +600,24 @@ test("a filter naming an event type no topic carries is refused, naming each suc
       name: "typo",
       secret: "0123456789abcdef0123",
       target: { kind: { case: "webhook", value: { url: `${receiver.url}/typo` } } },
-      filter: { eventTypes: ["rdm.change.v1.ChangeSubmitted", "rdm.nothing.v1.Anything"] },
+      filter: {
+        eventTypes: [
+          "rdm.change.v1.ChangeSubmitted",
+          "rdm.deployment.v1.DeploymentSucceed",
+          "rdm.release.v1.SubscriptionCreated",
+          "rdm.change.v1.ChangeFoo",
+          "rdm.nothing.v1.Anything",
+        ],
+      },
     }),
   );
+  const unlike = (type: string) => `no topic carries ${type} (event types are e.g. rdm.deployment.v1.DeploymentFailed)`;
   expect(typo.badRequest?.fieldViolations.map((v) => v.description)).toEqual([
     "no topic carries rdm.change.v1.ChangeSubmitted; did you mean rdm.change.v1.ChangeRequestSubmitted?",
-    "no topic carries rdm.nothing.v1.Anything (event types are e.g. rdm.deployment.v1.DeploymentFailed)",
+    "no topic carries rdm.deployment.v1.DeploymentSucceed; did you mean rdm.deployment.v1.DeploymentSucceeded?",
+    "no topic carries rdm.release.v1.SubscriptionCreated; did you mean rdm.notification.v1.SubscriptionCreated?",
+    unlike("rdm.change.v1.ChangeFoo"),
+    unlike("rdm.nothing.v1.Anything"),
   ]);
 });
 

@@ -9,6 +9,7 @@ import type { Subscription, Target } from "@rdm/proto/gen/rdm/notification/v1/su
 import { ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
+import { distance } from "fastest-levenshtein";
 import type pg from "pg";
 import { requireLive } from "../domain/subscription/decide.js";
 import type { SubscriptionCommand, SubscriptionEvent } from "../domain/subscription/types.js";
@@ -48,19 +49,34 @@ const STATUS_NAMES = ["PENDING", "DELIVERED", "FAILED", "HELD", "SKIPPED"];
 type Handlers = ServiceRegistration<Methods>["handlers"];
 const method = api.NotificationService.method;
 
+const simpleName = (type: string) => type.slice(type.lastIndexOf(".") + 1);
 const camelWords = (name: string) => new Set((name.match(/[A-Z][a-z0-9]*/g) ?? []).map((w) => w.toLowerCase()));
 
 /**
- * Why a filter's event type names nothing a topic carries, with the known type of its package
- * sharing most of its words (e.g. rdm.change.v1.ChangeRequestSubmitted for ChangeSubmitted), if any.
+ * The known event type a mistyped one most likely meant: the same name in another package, else
+ * one a few edits away, else one of its package sharing two words or more (ChangeSubmitted:
+ * ChangeRequestSubmitted); undefined when none is close.
  */
+function closestEventType(type: string): string | undefined {
+  const name = simpleName(type);
+  const known = [...EVENT_TYPES];
+  const edits = (candidate: string) => distance(simpleName(candidate).toLowerCase(), name.toLowerCase());
+  const nearest = known.reduce((best, candidate) => (edits(candidate) < edits(best) ? candidate : best));
+  if (edits(nearest) <= Math.max(2, Math.floor(name.length / 4))) return nearest;
+  const words = camelWords(name);
+  const shared = (candidate: string) => [...camelWords(simpleName(candidate))].filter((w) => words.has(w)).length;
+  const package_ = type.slice(0, type.length - name.length);
+  return known
+    .filter((candidate) => candidate.startsWith(package_) && shared(candidate) >= 2)
+    .reduce<string | undefined>(
+      (best, candidate) => (!best || shared(candidate) > shared(best) ? candidate : best),
+      undefined,
+    );
+}
+
+/** Why a filter's event type names nothing a topic carries, with the closest known one. */
 function unknownEventType(type: string): string {
-  const prefix = type.slice(0, type.lastIndexOf(".") + 1);
-  const words = camelWords(type.slice(prefix.length));
-  const shared = (known: string) => [...camelWords(known.slice(prefix.length))].filter((w) => words.has(w)).length;
-  const closest = [...EVENT_TYPES]
-    .filter((known) => known.startsWith(prefix) && shared(known) > 0)
-    .reduce<string | undefined>((best, known) => (!best || shared(known) > shared(best) ? known : best), undefined);
+  const closest = closestEventType(type);
   return closest
     ? `no topic carries ${type}; did you mean ${closest}?`
     : `no topic carries ${type} (event types are e.g. rdm.deployment.v1.DeploymentFailed)`;

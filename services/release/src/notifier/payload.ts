@@ -88,13 +88,16 @@ function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Links
   return links;
 }
 
-/** A short human line: the event's name in words, what it is about and the environment it names. */
-function titleOf(eventType: string, json: JsonObject, releaseKey: string | undefined): string {
+/**
+ * A short human line: the event's name in words, what it is about (a change's events: the change;
+ * others: the release when there is one) and the environments it names.
+ */
+function titleOf(eventType: string, json: JsonObject, subjects: EventSubjects, releaseKey: string | undefined): string {
   const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
-  const about =
-    releaseKey ??
-    [json.deploymentId, json.changeRequestId, json.artifactId, json.ciId].find((v) => typeof v === "string");
-  const where = typeof json.environment === "string" && json.environment ? ` in ${json.environment}` : "";
+  const ids = [json.deploymentId, json.changeRequestId, json.artifactId, json.ciId];
+  const change = eventType.startsWith("rdm.change.v1.") && typeof json.changeRequestId === "string";
+  const about = (change ? undefined : releaseKey) ?? ids.find((v) => typeof v === "string");
+  const where = subjects.environments.size ? ` in ${[...subjects.environments].join(", ")}` : "";
   return about ? `${name}: ${about}${where}` : `${name}${where}`;
 }
 
@@ -123,7 +126,7 @@ export function notificationPayload(input: PayloadInput): NotificationPayload {
     subject: input.subject,
     occurredAt: input.occurredAt.toISOString(),
     severity: Severity[severityOf(input.eventType)] ?? "INFO",
-    title: titleOf(input.eventType, input.json, input.releaseKey),
+    title: titleOf(input.eventType, input.json, subjects, input.releaseKey),
     links: linksOf(input.linkBaseUrl.replace(/\/+$/, ""), subjects, input.json),
     event: input.json,
   };
