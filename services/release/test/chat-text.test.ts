@@ -68,3 +68,16 @@ test("a title names what the event is about (a change's events: the change) and 
     titled("rdm.deployment.v1.DeploymentFailed", { deploymentId: "d-1", environment: "production" }, "REL-2026-0002"),
   ).toBe("Deployment Failed: REL-2026-0002 in production");
 });
+
+test("a release's record of a deployment links the deployment it names", () => {
+  const recorded = notificationPayload({
+    ...input,
+    eventType: "rdm.release.v1.ReleaseDeploymentRecorded",
+    json: { releaseId: "r-1", deployment: { deploymentId: "d-7", environment: "production" } },
+    releaseKey: "REL-2026-0002",
+  });
+  expect([recorded.title, recorded.links.deployment]).toEqual([
+    "Release Deployment Recorded: REL-2026-0002 in production",
+    "https://rdm.example/v1/deployments/d-7",
+  ]);
+});

@@ -7,7 +7,7 @@ import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/
 import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { Severity } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { type EventSubjects, severityOf, subjectsOf } from "../domain/subscription/matching.js";
+import { type EventSubjects, isObject, severityOf, subjectsOf } from "../domain/subscription/matching.js";
 
 /** Every event type of the four services' topics (and the subscriptions' own), for decoding and JSON. */
 export const notifiableEvents = createRegistry(
@@ -65,6 +65,13 @@ export const occurredAtOf = (message: Message, fallback: Date): Date => {
   return instantOf(at, fallback);
 };
 
+/** The deployment an event is about: its own, or the one a release's deployment record names. */
+function deploymentIdOf(json: JsonObject): string | undefined {
+  const own = json.deploymentId;
+  const recorded = isObject(json.deployment) ? json.deployment.deploymentId : undefined;
+  return [own, recorded].find((id): id is string => typeof id === "string" && id !== "");
+}
+
 /** The links a payload may carry; {{link}} takes the first of them in this order. */
 const LINK_ORDER = ["release", "change", "deployment", "environment", "artifact", "configurationItem"] as const;
 type Links = Partial<Record<(typeof LINK_ORDER)[number], string>>;
@@ -77,8 +84,8 @@ function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Links
   if (release) links.release = `${base}/v1/releases/${encodeURIComponent(release)}`;
   const change = first(subjects.changeRequestIds);
   if (change) links.change = `${base}/v1/changes/${encodeURIComponent(change)}`;
-  if (typeof json.deploymentId === "string")
-    links.deployment = `${base}/v1/deployments/${encodeURIComponent(json.deploymentId)}`;
+  const deployment = deploymentIdOf(json);
+  if (deployment) links.deployment = `${base}/v1/deployments/${encodeURIComponent(deployment)}`;
   const environment = first(subjects.environments);
   if (environment) links.environment = `${base}/v1/environments/${encodeURIComponent(environment)}/inventory`;
   if (typeof json.artifactId === "string")
@@ -94,7 +101,7 @@ function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Links
  */
 function titleOf(eventType: string, json: JsonObject, subjects: EventSubjects, releaseKey: string | undefined): string {
   const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
-  const ids = [json.deploymentId, json.changeRequestId, json.artifactId, json.ciId];
+  const ids = [deploymentIdOf(json), json.changeRequestId, json.artifactId, json.ciId];
   const change = eventType.startsWith("rdm.change.v1.") && typeof json.changeRequestId === "string";
   const about = (change ? undefined : releaseKey) ?? ids.find((v) => typeof v === "string");
   const where = subjects.environments.size ? ` in ${[...subjects.environments].join(", ")}` : "";

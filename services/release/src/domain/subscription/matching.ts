@@ -39,7 +39,7 @@ const SUBJECT_FIELDS = {
 
 export type EventSubjects = { [K in keyof typeof SUBJECT_FIELDS]: Set<string> };
 
-const isObject = (value: JsonValue | undefined): value is JsonObject =>
+export const isObject = (value: JsonValue | undefined): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
 /** Every id an event's JSON form names, at any depth (e.g. the target CIs of each deployed artifact). */
