@@ -74,19 +74,26 @@ async function productionEnvironments(tx: pg.PoolClient): Promise<string[]> {
   return rows.map((row) => row.name);
 }
 
+/** What a fetch's change events have said of their changes' environments so far. */
+export interface EnvironmentsSoFar {
+  /** The environments this event names, if it is one that names them. */
+  named: NamedEnvironments | undefined;
+  /** What the fetch's earlier events named, by change id. */
+  earlier: ReadonlyMap<string, string[]>;
+}
+
 /**
  * The environments of the change a change event is about, for an event that names none: its own
  * list when it is one that names them (empty: production's); else what an earlier event of the
- * fetch said (`earlier`, by change id), else what the notifier last kept. Undefined for other
- * events and for a change not heard of.
+ * fetch said, else what the notifier last kept. Undefined for other events and for a change not
+ * heard of.
  */
 export async function changeEnvironmentsOf(
   tx: pg.PoolClient,
-  event: { type: string; message: Message; json: JsonObject },
-  earlier: ReadonlyMap<string, string[]>,
+  event: { type: string; json: JsonObject },
+  { named, earlier }: EnvironmentsSoFar,
 ): Promise<string[] | undefined> {
   if (!event.type.startsWith("rdm.change.v1.")) return undefined;
-  const named = environmentsNamed(event.type, event.message);
   let environments = named?.environments;
   const changeRequestId = event.json.changeRequestId;
   if (!named && typeof changeRequestId === "string") {

@@ -8,22 +8,22 @@ import {
   SubscriptionStatus,
 } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
 import {
   changeEnvironmentsOf,
   decodeEnvironmentNaming,
+  type EnvironmentsSoFar,
   environmentsNamed,
   keepChangeEnvironments,
   type NamedEnvironments,
 } from "./change-environments.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 /** The release an event is about, as the release service's own index knows it (type and key). */
 async function releaseOf(tx: pg.PoolClient, releaseIds: Set<string>) {
-  const ids = [...releaseIds].filter((id) => UUID.test(id));
+  const ids = [...releaseIds].filter(isUuid);
   if (!ids.length) return undefined;
   const { rows } = await tx.query<{ type: number; key: string }>(
     "SELECT type, key FROM release_index WHERE release_id = ANY($1::uuid[]) LIMIT 1",
@@ -62,7 +62,7 @@ async function match(
   decoded: ReturnType<typeof decodeNotifiable>,
   tx: pg.PoolClient,
   subscriptions: () => Promise<Subscription[]>,
-  earlier: ReadonlyMap<string, string[]>,
+  environments: EnvironmentsSoFar,
 ) {
   if (!decoded) return;
   const candidates = await subscriptions();
@@ -77,7 +77,7 @@ async function match(
     releaseType: release?.type as ReleaseType | undefined,
     changeEnvironments: subjects.environments.size
       ? undefined
-      : await changeEnvironmentsOf(tx, { type: envelope.type, message: decoded.message, json }, earlier),
+      : await changeEnvironmentsOf(tx, { type: envelope.type, json }, environments),
   };
   for (const subscription of candidates) {
     const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
@@ -141,8 +141,8 @@ export function matchEvents(
     const named: NamedEnvironments[] = [];
     for (const event of events) {
       const decoded = decodeNotifiable(event);
-      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, earlier);
-      const naming = decoded && environmentsNamed(event.type, decoded.message);
+      const naming = (decoded && environmentsNamed(event.type, decoded.message)) || undefined;
+      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, { named: naming, earlier });
       if (naming) {
         earlier.set(naming.changeRequestId, naming.environments);
         named.push(naming);
