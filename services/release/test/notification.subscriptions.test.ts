@@ -565,52 +565,36 @@ test("a filter naming an event type no topic carries is refused, naming each suc
     "rdm.deployment.v1.TargetStatus",
     "rdm.notification.v1.SubscriptionSuspended",
   ];
-  const refusal = await failure(
-    notifications.createSubscription({
-      ...req(),
-      name: "typo",
-      secret: "0123456789abcdef0123",
-      target: { kind: { case: "webhook", value: { url: `${receiver.url}/typo` } } },
-      filter: { eventTypes },
-    }),
-  );
-  expect([status[refusal.code], refusal.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
+  const refusal = (url: string, types: string[]) =>
+    failure(
+      notifications.createSubscription({
+        ...req(),
+        name: "typo",
+        secret: "0123456789abcdef0123",
+        target: { kind: { case: "webhook", value: { url } } },
+        filter: { eventTypes: types },
+      }),
+    );
+  const unknown = await refusal(`${receiver.url}/typo`, eventTypes);
+  expect([status[unknown.code], unknown.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
     "INVALID_ARGUMENT",
     ["filter.event_types[1]", "filter.event_types[2]"],
   ]);
   // With a target URL no delivery could reach too: every refusal in one answer.
-  const both = await failure(
-    notifications.createSubscription({
-      ...req(),
-      name: "typo",
-      secret: "0123456789abcdef0123",
-      target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:25/typo" } } },
-      filter: { eventTypes },
-    }),
-  );
+  const both = await refusal("http://127.0.0.1:25/typo", eventTypes);
   expect(both.badRequest?.fieldViolations.map((v) => [v.field, v.reason])).toEqual([
     ["target.webhook.url", "subscription.target_unreachable"],
     ["filter.event_types[1]", "subscription.event_type_unknown"],
     ["filter.event_types[2]", "subscription.event_type_unknown"],
   ]);
   // Each unknown type's refusal names the closest known one.
-  const typo = await failure(
-    notifications.createSubscription({
-      ...req(),
-      name: "typo",
-      secret: "0123456789abcdef0123",
-      target: { kind: { case: "webhook", value: { url: `${receiver.url}/typo` } } },
-      filter: {
-        eventTypes: [
-          "rdm.change.v1.ChangeSubmitted",
-          "rdm.deployment.v1.DeploymentSucceed",
-          "rdm.release.v1.SubscriptionCreated",
-          "rdm.change.v1.ChangeFoo",
-          "rdm.nothing.v1.Anything",
-        ],
-      },
-    }),
-  );
+  const typo = await refusal(`${receiver.url}/typo`, [
+    "rdm.change.v1.ChangeSubmitted",
+    "rdm.deployment.v1.DeploymentSucceed",
+    "rdm.release.v1.SubscriptionCreated",
+    "rdm.change.v1.ChangeFoo",
+    "rdm.nothing.v1.Anything",
+  ]);
   const unlike = (type: string) => `no topic carries ${type} (event types are e.g. rdm.deployment.v1.DeploymentFailed)`;
   expect(typo.badRequest?.fieldViolations.map((v) => v.description)).toEqual([
     "no topic carries rdm.change.v1.ChangeSubmitted; did you mean rdm.change.v1.ChangeRequestSubmitted?",
