@@ -23,7 +23,15 @@ import {
   ChangeRequestRejectedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { DeploymentFailedSchema, EnvironmentRegisteredSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentApprovalGrantedSchema,
+  DeploymentCancelledSchema,
+  DeploymentFailedSchema,
+  DeploymentPlannedSchema,
+  DeploymentScheduledSchema,
+  DeploymentStepFailedSchema,
+  EnvironmentRegisteredSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   DeliveryStatus,
   ListSubscriptionDeliveriesRequestSchema,
@@ -110,6 +118,13 @@ function deploymentFailed(environment: string, releaseId: string) {
     data: toBinary(DeploymentFailedSchema, event),
   };
 }
+
+type DeploymentEventSchema =
+  | typeof DeploymentPlannedSchema
+  | typeof DeploymentApprovalGrantedSchema
+  | typeof DeploymentScheduledSchema
+  | typeof DeploymentStepFailedSchema
+  | typeof DeploymentCancelledSchema;
 
 /** DeploymentFailed events in one produce request (so they reach the notifier in one fetch); their deployment ids. */
 async function publishDeploymentsFailed(releaseId: string, ...environments: string[]) {
@@ -407,6 +422,52 @@ test("a change naming no environment is production's: a subscription filtered by
     "rdm.change.v1.ChangeRequestRejected",
   ]);
   expect(received.map((delivery) => delivery.eventId)).toContain(movedRaise.id);
+});
+
+test("a subscription filtered by change takes every event of a deployment that plans or implements it, also those naming no change", async () => {
+  const change = randomUUID();
+  const d = await subscribe("/change-deployments", { changeRequestIds: [change] });
+  const deployments = new PublishedStreams("dora");
+  const at = { occurredAt: timestampFromDate(h.clock.now()), time: h.clock.now() };
+  const [planned, scheduled, other] = [randomUUID(), randomUUID(), randomUUID()];
+  const named = { releaseId: randomUUID(), environment: "production" };
+  const event = <S extends DeploymentEventSchema>(
+    schema: S,
+    deploymentId: string,
+    init: Omit<MessageInitShape<S>, "metadata" | "$typeName"> = {} as never,
+  ) => deployments.event("rdm/deployment", schema, deploymentId, { deploymentId, ...named, ...init }, at);
+  const topic = `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`;
+  // In one produce request (so, as a rule, one fetch): a plan linking the change and its approval;
+  // another deployment's start checking it; a third deployment's plan linking another change.
+  const approved = event(DeploymentApprovalGrantedSchema, planned, { approver: "anna" });
+  const first = [
+    event(DeploymentPlannedSchema, planned, { linkedChangeIds: [change] }),
+    approved,
+    event(DeploymentScheduledSchema, scheduled, { changeRequestIds: [change] }),
+    event(DeploymentPlannedSchema, other, { linkedChangeIds: [randomUUID()] }),
+  ];
+  await publishEvents(producer, topic, first);
+  const seen = (...events: { id: string; type: string }[]) =>
+    Promise.all(events.map((e) => seenByAll(e.type, (r) => r.payload.eventId === e.id)));
+  await seen(approved, ...first.slice(2));
+  // Later fetches: by what the notifier kept of each deployment.
+  const stepFailed = event(DeploymentStepFailedSchema, scheduled, { stepIndex: 0, reason: "timeout" });
+  const cancelled = event(DeploymentCancelledSchema, planned, { reason: "superseded" });
+  const otherCancelled = event(DeploymentCancelledSchema, other, { reason: "superseded" });
+  await publishEvents(producer, topic, [stepFailed, cancelled, otherCancelled]);
+  await seen(stepFailed, cancelled, otherCancelled);
+  // Every event was matched (the catch-all saw each); these are the subscription's.
+  const received = await deliveries(d);
+  expect(received.map((delivery) => delivery.eventType).sort()).toEqual([
+    DeploymentApprovalGrantedSchema.typeName,
+    DeploymentCancelledSchema.typeName,
+    DeploymentPlannedSchema.typeName,
+    DeploymentScheduledSchema.typeName,
+    DeploymentStepFailedSchema.typeName,
+  ]);
+  expect(received.map((delivery) => delivery.eventId)).toEqual(
+    expect.arrayContaining([approved.id, stepFailed.id, cancelled.id]),
+  );
 });
 
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {

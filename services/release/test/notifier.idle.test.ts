@@ -1,13 +1,25 @@
 // The notifier while no subscription exists: the events of its topics pass by without a
-// transaction or a handled-marker, once the environments a change's events name are kept, so a
-// subscription created later and filtered by environment takes the change's later events; once
-// one exists, they are matched (and marked) as before.
+// transaction or a handled-marker, once the environments a change's events name and the changes
+// a deployment's name are kept, so a subscription created later and filtered by environment or
+// change takes the change's or deployment's later events; once one exists, they are matched (and
+// marked) as before.
 import { randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import {
+  CHANGE_EVENTS_TOPIC,
+  createKafka,
+  createProducer,
+  DEPLOYMENT_EVENTS_TOPIC,
+  publishEvents,
+  RELEASE_EVENTS_TOPIC,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeRequestRaisedSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  DeploymentApprovalGrantedSchema,
+  DeploymentPlannedSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { PublishedStreams, uniqueId, untilGroupCaughtUp, waitFor } from "@rdm/testkit";
 import pg from "pg";
 import { type Harness, registration, req, startHarness } from "./harness.js";
@@ -35,7 +47,7 @@ const markers = async () =>
     ).rows[0]?.n,
   );
 
-test("without subscriptions the notifier passes events by unmarked but keeps changes' environments; with one, it matches them", async () => {
+test("without subscriptions the notifier passes events by unmarked but keeps changes' environments and deployments' changes; with one, it matches them", async () => {
   const manager = await h.client("rita", ["release-manager"]);
   await manager.registerRelease(registration());
   const kafka = createKafka({
@@ -60,12 +72,33 @@ test("without subscriptions the notifier passes events by unmarked but keeps cha
   await publishEvents(producer, changes, [
     changeEvent(ChangeRequestRaisedSchema, { environments: ["production"], state: ChangeState.DRAFT }),
   ]);
+  // A deployment planned to implement it, likewise.
+  const deploymentId = randomUUID();
+  const deploymentEvent = (
+    schema: typeof DeploymentPlannedSchema | typeof DeploymentApprovalGrantedSchema,
+    init: object,
+  ) =>
+    upstream.event(
+      "rdm/deployment",
+      schema,
+      deploymentId,
+      { deploymentId, environment: "production", ...init },
+      {
+        occurredAt: timestampFromDate(h.clock.now()),
+        time: h.clock.now(),
+      },
+    );
+  const deployments = `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`;
+  await publishEvents(producer, deployments, [
+    deploymentEvent(DeploymentPlannedSchema, { linkedChangeIds: [changeRequestId] }),
+  ]);
   await untilGroupCaughtUp(kafka, `${h.consumerGroup}.notifier`, changes);
-  // Passed by too, once its environments were kept.
+  await untilGroupCaughtUp(kafka, `${h.consumerGroup}.notifier`, deployments);
+  // Passed by too, once what they name was kept.
   expect(await markers()).toBe(0);
 
   const notifications = await h.notificationClient("rita", ["release-manager"]);
-  const subscribe = async (name: string, environments: string[] = []) =>
+  const subscribe = async (name: string, filter: { environments?: string[]; changeRequestIds?: string[] } = {}) =>
     (
       await notifications.createSubscription({
         ...req(),
@@ -73,11 +106,12 @@ test("without subscriptions the notifier passes events by unmarked but keeps cha
         // Loopback, nothing listening: the deliveries are recorded whether or not they can be sent.
         target: { kind: { case: "webhook", value: { url: "http://127.0.0.1:4/hook" } } },
         secret: "secret-of-everything-0123456789",
-        filter: { environments },
+        filter,
       })
     ).subscription?.subscriptionId ?? "";
   const everything = await subscribe("everything");
-  const production = await subscribe("production changes", ["production"]);
+  const production = await subscribe("production changes", { environments: ["production"] });
+  const ofChange = await subscribe("the change", { changeRequestIds: [changeRequestId] });
   const delivered = (subscriptionId: string, type: string) =>
     waitFor(
       async () =>
@@ -96,5 +130,8 @@ test("without subscriptions the notifier passes events by unmarked but keeps cha
     changeEvent(ChangeRequestRejectedSchema, { state: ChangeState.REJECTED, rejectedBy: "anna" }),
   ]);
   await delivered(production, "rdm.change.v1.ChangeRequestRejected");
+  // The approval names no change: the subscription takes it by the plan's.
+  await publishEvents(producer, deployments, [deploymentEvent(DeploymentApprovalGrantedSchema, { approver: "anna" })]);
+  await delivered(ofChange, DeploymentApprovalGrantedSchema.typeName);
   await producer.disconnect();
 });

@@ -162,7 +162,7 @@ describe("filter", () => {
     expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
   });
 
-  test("a deployment's plan names its linked changes, its outcome those it implements; a change's other events, its environments by lookup", () => {
+  test("a deployment's plan names its linked changes, its outcome those it implements, its other events them by lookup; a change's other events, its environments by lookup", () => {
     const change = "5f1d2c3b-8a7e-4d6c-9b0a-1e2f3a4b5c6d";
     const implementing = event({ json: { ...event().json, changeRequestIds: [change] } });
     expect(filterMatches(subscription({ changeRequestIds: [change] }), implementing)).toBe(true);
@@ -176,6 +176,11 @@ describe("filter", () => {
     expect(filterMatches(subscription({ changeRequestIds: [change] }), upper)).toBe(true);
     expect(filterMatches(subscription({ changeRequestIds: [change.toUpperCase()] }), planned)).toBe(true);
     expect(filterMatches(subscription({ changeRequestIds: [change] }), event())).toBe(false);
+    // A deployment's other events, by the changes its plan and start named.
+    const stepFailed = { type: "rdm.deployment.v1.DeploymentStepFailed", json: { deploymentId: ID } };
+    expect(filterMatches(subscription({ changeRequestIds: [change] }), event(stepFailed))).toBe(false);
+    const ofChange = event({ ...stepFailed, deploymentChanges: [change.toUpperCase()] });
+    expect(filterMatches(subscription({ changeRequestIds: [change] }), ofChange)).toBe(true);
     const rejected = { type: "rdm.change.v1.ChangeRequestRejected", json: { changeRequestId: change } };
     const production = subscription({ environments: ["production"] });
     expect(filterMatches(production, event(rejected))).toBe(false);

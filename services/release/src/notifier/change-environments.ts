@@ -1,6 +1,5 @@
 import { isMessage, type JsonObject, type Message } from "@bufbuild/protobuf";
 import { textArrayOfJson } from "@rdm/eventstore";
-import type { CloudEvent } from "@rdm/messaging";
 import {
   ChangeRequestDetailsUpdatedSchema,
   ChangeRequestRaisedSchema,
@@ -8,7 +7,6 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type pg from "pg";
 import { isProductionSql } from "../consumers/deployment-outcomes.js";
-import { decodeNotifiable } from "./payload.js";
 
 // A change's environments, for subscriptions filtered by environment: only a change's raise,
 // schedule and detail updates name them; its other events (submitted, approved, rejected, …)
@@ -31,13 +29,7 @@ export function environmentsNamed(type: string, message: Message) {
 }
 export type NamedEnvironments = NonNullable<ReturnType<typeof environmentsNamed>>;
 
-/** The events of a fetch that name a change's environments, decoded; the others are not decoded. */
-export const decodeEnvironmentNaming = (events: CloudEvent[]): NamedEnvironments[] =>
-  events.flatMap((event) => {
-    const decoded = ENVIRONMENT_NAMING_SCHEMAS.some((s) => s.typeName === event.type) && decodeNotifiable(event);
-    const named = decoded ? environmentsNamed(event.type, decoded.message) : undefined;
-    return named ? [named] : [];
-  });
+export const namesChangeEnvironments = (type: string) => ENVIRONMENT_NAMING_SCHEMAS.some((s) => s.typeName === type);
 
 /**
  * Keeps each change's newest environments among `named`, for the change's later events, in the

@@ -1,5 +1,5 @@
 import { randomUUID } from "node:crypto";
-import { fromBinary } from "@bufbuild/protobuf";
+import { fromBinary, type Message } from "@bufbuild/protobuf";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import {
@@ -13,12 +13,19 @@ import type pg from "pg";
 import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
 import {
   changeEnvironmentsOf,
-  decodeEnvironmentNaming,
   type EnvironmentsSoFar,
   environmentsNamed,
   keepChangeEnvironments,
   type NamedEnvironments,
+  namesChangeEnvironments,
 } from "./change-environments.js";
+import {
+  changesNamed,
+  deploymentChangesOf,
+  keepDeploymentChanges,
+  type NamedChanges,
+  namesDeploymentChanges,
+} from "./deployment-changes.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
 
 /** The release an event is about, as the release service's own index knows it (type and key). */
@@ -55,6 +62,44 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
   return rows.map((row) => fromBinary(SubscriptionSchema, new Uint8Array(row.snapshot)));
 }
 
+/**
+ * What a fetch's events said so far of what later events of their streams name not: a change's
+ * environments, a deployment's changes. Kept (`keep`) for later fetches once the fetch is matched.
+ */
+class SaidSoFar {
+  readonly environments = new Map<string, string[]>();
+  readonly deploymentChanges = new Map<string, Set<string>>();
+  private readonly namedEnvironments: NamedEnvironments[] = [];
+  private readonly namedChanges: NamedChanges[] = [];
+
+  /** Whether an event of this type says any of it (others need not be decoded). */
+  static says = (type: string) => namesChangeEnvironments(type) || namesDeploymentChanges(type);
+
+  note(type: string, message: Message) {
+    const environments = environmentsNamed(type, message);
+    if (environments) {
+      this.environments.set(environments.changeRequestId, environments.environments);
+      this.namedEnvironments.push(environments);
+    }
+    const changes = changesNamed(type, message);
+    if (changes) {
+      const ids = this.deploymentChanges.get(changes.deploymentId) ?? new Set();
+      for (const id of changes.changeRequestIds) ids.add(id);
+      this.deploymentChanges.set(changes.deploymentId, ids);
+      this.namedChanges.push(changes);
+    }
+  }
+
+  async keep(db: Pick<pg.Pool, "query">) {
+    await keepChangeEnvironments(db, this.namedEnvironments);
+    await keepDeploymentChanges(db, this.namedChanges);
+  }
+}
+
+/** Whether any of the subscriptions filters on this dimension (else it need not be looked up). */
+const anyFilters = (subscriptions: Subscription[], dimension: "environments" | "changeRequestIds") =>
+  subscriptions.some((s) => (s.filter?.[dimension].length ?? 0) > 0);
+
 /** Records the event's deliveries: one per subscription whose filter takes it (see matchEvents). */
 async function match(
   { linkBaseUrl, clock }: { linkBaseUrl: string; clock: () => Date },
@@ -62,7 +107,7 @@ async function match(
   decoded: ReturnType<typeof decodeNotifiable>,
   tx: pg.PoolClient,
   subscriptions: () => Promise<Subscription[]>,
-  environments: EnvironmentsSoFar,
+  said: { environments: EnvironmentsSoFar; deploymentChanges: SaidSoFar["deploymentChanges"] },
 ) {
   if (!decoded) return;
   const candidates = await subscriptions();
@@ -75,9 +120,13 @@ async function match(
     occurredAt: occurredAtOf(decoded.message, envelope.time),
     json,
     releaseType: release?.type as ReleaseType | undefined,
-    changeEnvironments: subjects.environments.size
-      ? undefined
-      : await changeEnvironmentsOf(tx, { type: envelope.type, json }, environments),
+    changeEnvironments:
+      subjects.environments.size || !anyFilters(candidates, "environments")
+        ? undefined
+        : await changeEnvironmentsOf(tx, { type: envelope.type, json }, said.environments),
+    deploymentChanges: anyFilters(candidates, "changeRequestIds")
+      ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deploymentChanges)
+      : undefined,
   };
   for (const subscription of candidates) {
     const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
@@ -133,28 +182,32 @@ export function matchEvents(
   pool: Pick<pg.Pool, "query">,
 ): { handle: EventHandler; handleChunk: ChunkHandler; wanted: (events: CloudEvent[]) => Promise<boolean> } {
   /**
-   * Matches each event in order, a change's environments as its earlier events in the fetch named
-   * them, then keeps the newest (so the table holds what came before the fetch meanwhile).
+   * Matches each event in order, as the fetch's earlier events told of their streams, then keeps
+   * what they told (so the tables hold what came before the fetch meanwhile).
    */
   const matchAll = async (events: CloudEvent[], tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
-    const earlier = new Map<string, string[]>();
-    const named: NamedEnvironments[] = [];
+    const said = new SaidSoFar();
     for (const event of events) {
       const decoded = decodeNotifiable(event);
-      const naming = (decoded && environmentsNamed(event.type, decoded.message)) || undefined;
-      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, { named: naming, earlier });
-      if (naming) {
-        earlier.set(naming.changeRequestId, naming.environments);
-        named.push(naming);
-      }
+      const named = (decoded && environmentsNamed(event.type, decoded.message)) || undefined;
+      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, {
+        environments: { named, earlier: said.environments },
+        deploymentChanges: said.deploymentChanges,
+      });
+      if (decoded) said.note(event.type, decoded.message);
     }
-    await keepChangeEnvironments(tx, named);
+    await said.keep(tx);
   };
   return {
-    // With no subscription to match, a fetch is passed by once the environments it names are kept.
+    // With no subscription to match, a fetch is passed by once what it says of its streams is kept.
     wanted: async (events) => {
       if (await anySubscriptionToMatch(pool)) return true;
-      await keepChangeEnvironments(pool, decodeEnvironmentNaming(events));
+      const said = new SaidSoFar();
+      for (const event of events) {
+        const decoded = SaidSoFar.says(event.type) && decodeNotifiable(event);
+        if (decoded) said.note(event.type, decoded.message);
+      }
+      await said.keep(pool);
       return false;
     },
     handle: (envelope, tx) => matchAll([envelope], tx, () => subscriptionsToMatch(tx)),

@@ -188,4 +188,18 @@ export const releaseMigrations: Migration[] = [
         WHERE n.version < EXCLUDED.version;
     `,
   },
+  {
+    version: 15,
+    name: "deployment changes",
+    // The changes a deployment's plan, start and outcomes name, as the notifier reads the
+    // deployment topic, so a subscription filtered by change also takes the deployment's events
+    // that name none (approval, steps, pause, cancel, rollback started). Deployments whose plan
+    // and start the notifier read before this version are known from their next outcome on.
+    sql: `
+      CREATE TABLE notifier_deployment_changes (
+        deployment_id      text PRIMARY KEY,
+        change_request_ids text[] NOT NULL
+      );
+    `,
+  },
 ];

@@ -79,6 +79,8 @@ export interface NotifiedEvent {
   releaseType: ReleaseType | undefined;
   /** The environments of the change the event is about, for its events that do not name them. */
   changeEnvironments?: readonly string[] | undefined;
+  /** The changes of the deployment the event is about, for its events that do not name them. */
+  deploymentChanges?: readonly string[] | undefined;
 }
 
 const anyOf = (wanted: readonly string[], present: Set<string>) =>
@@ -90,6 +92,7 @@ export function filterMatches(subscription: Subscription, event: NotifiedEvent):
   if (!f) return true;
   const subjects = subjectsOf(event.json);
   for (const environment of event.changeEnvironments ?? []) subjects.environments.add(environment);
+  for (const id of event.deploymentChanges ?? []) subjects.changeRequestIds.add(idKey(id));
   return (
     (!f.eventTypes.length || f.eventTypes.includes(event.type)) &&
     anyOf(f.releaseIds, subjects.releaseIds) &&
