@@ -71,6 +71,21 @@ test("a freeze catches the changes and deployments it covers, unless a change ov
     "DEPLOYMENT_FREEZE d-1+f-prod",
     "DEPLOYMENT_FREEZE d-1+f-ci",
   ]);
+  // A change naming no environment may reach any: every environment's freeze covers it, as the
+  // change service applies them.
+  const anywhere = change("c-c", [8, 12], ["svc3"], { environments: [] });
+  expect(calendarConflicts([anywhere], [], [f, byCi, elsewhere])).toEqual([
+    expect.objectContaining({
+      kind: "CHANGE_FREEZE",
+      items: [expect.anything(), expect.objectContaining({ id: "f-prod" })],
+      environment: "prod",
+    }),
+    expect.objectContaining({
+      kind: "CHANGE_FREEZE",
+      items: [expect.anything(), expect.objectContaining({ id: "f-test" })],
+      environment: "test",
+    }),
+  ]);
 });
 
 test("deployments to one environment at once, and a deployment on a change's CIs it is not linked to", () => {

@@ -65,10 +65,14 @@ const deploymentItem = (d: CalendarDeployment): Item => ({
 });
 const freezeItem = (f: CalendarFreeze): Item => ({ type: "freeze", id: f.id, label: f.name, window: f.window });
 
-/** A freeze covers an environment and CIs when its scope is everything, names the environment, or shares a CI. */
+/**
+ * A freeze covers environments and CIs when its scope is everything, names one of the
+ * environments, or shares a CI. No environment is any (a change naming none may be deployed
+ * anywhere), as the change service applies freezes: every environment scope covers it.
+ */
 function covers(f: CalendarFreeze, environments: string[], ciIds: string[]) {
   if (f.all) return { ciIds: [], environment: null };
-  const environment = environments.find((e) => f.environments.includes(e));
+  const environment = environments.length ? environments.find((e) => f.environments.includes(e)) : f.environments[0];
   const cis = shared(f.ciIds, ciIds);
   return environment || cis.length ? { ciIds: cis, environment: environment ?? null } : undefined;
 }
