@@ -812,6 +812,49 @@ describe("implementation", () => {
     expect(error.conditions[0]).toMatchObject({ subject: "t-1" });
   });
 
+  test("a deployment's success with tasks open awaits them: the last one's completion completes the change", () => {
+    const add = (events: ChangeRequestEvent[], taskId: string) =>
+      events.concat(decideOn(events, { kind: "addTask", taskId, title: taskId, assignee: "ops" }));
+    const withTasks = add(add(implementing(), "t-1"), "t-2");
+    const success = {
+      kind: "completeImplementation",
+      deploymentId: "d-7",
+      environment: "production",
+      awaitOpenTasks: true,
+    } as const;
+    given(...withTasks)
+      .when(success)
+      .then((events, { change = noChange() }) => {
+        expect(events.map((e) => e.$typeName)).toEqual(["rdm.change.v1.ChangeRequestImplementationAwaitingTasks"]);
+        expect(events[0]).toMatchObject({ state: ChangeState.IMPLEMENTING, openTaskIds: ["t-1", "t-2"] });
+        expect(change).toMatchObject({ state: ChangeState.IMPLEMENTING, awaitingTasksDeploymentId: "d-7" });
+      });
+    const awaiting = withTasks.concat(decideOn(withTasks, success));
+    // Not the last task: the change still awaits the other; a task added meanwhile is awaited too.
+    const first = awaiting.concat(decideOn(awaiting, { kind: "completeTask", taskId: "t-1", by: "olga" }));
+    expect(first.at(-1)?.$typeName).toBe("rdm.change.v1.ChangeTaskCompleted");
+    const third = add(first, "t-3");
+    const second = third.concat(decideOn(third, { kind: "completeTask", taskId: "t-2", by: "olga" }));
+    expect(second.at(-1)?.$typeName).toBe("rdm.change.v1.ChangeTaskCompleted");
+    given(...second)
+      .when({ kind: "completeTask", taskId: "t-3", by: "olga" })
+      .then((events, { change = noChange() }) => {
+        expect(events.map((e) => e.$typeName)).toEqual([
+          "rdm.change.v1.ChangeTaskCompleted",
+          "rdm.change.v1.ChangeRequestImplemented",
+        ]);
+        expect(events[1]).toMatchObject({ deploymentId: "d-7", environment: "production" });
+        expect(change).toMatchObject({ state: ChangeState.IMPLEMENTED, awaitingTasksDeploymentId: "" });
+      });
+    // Without a deployment's success, completing the last task is only that.
+    given(...add(implementing(), "t-1"))
+      .when({ kind: "completeTask", taskId: "t-1", by: "olga" })
+      .then((events, { change = noChange() }) => {
+        expect(events.map((e) => e.$typeName)).toEqual(["rdm.change.v1.ChangeTaskCompleted"]);
+        expect(change.state).toBe(ChangeState.IMPLEMENTING);
+      });
+  });
+
   test("refuses to complete a change that has not started", () => {
     given(...scheduled())
       .when({ kind: "completeImplementation" })

@@ -1108,6 +1108,37 @@ test("a change to production whose deployment's start did not say production is 
   expect(after.map((e) => e.type)).toEqual(["ChangeImplementationStarted", "ChangeRequestImplemented"]);
 });
 
+test("a production success while the change has open tasks: the change awaits them, and the last one's completion implements it", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const tasks = [];
+  for (const title of ["verify dashboards", "notify support"])
+    tasks.push((await manager.addChangeTask({ ...rid(), changeRequestId: id, title, assignee: "dora" })).taskId);
+  const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
+  const deploymentId = randomUUID();
+  const about = { deploymentId, releaseId, environment: uniqueId("live"), production: true };
+  const succeeded = upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, about);
+  await publishInTurn([upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, about), succeeded]);
+  const awaiting = (await viewer.getChange({ changeRequestId: id })).change;
+  expect(awaiting).toMatchObject({ state: ChangeState.IMPLEMENTING, awaitingTasksDeploymentId: deploymentId });
+  await manager.completeChangeTask({ ...rid(), changeRequestId: id, taskId: tasks[0] as string });
+  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTING);
+  const last = await manager.completeChangeTask({ ...rid(), changeRequestId: id, taskId: tasks[1] as string });
+  expect(last.change).toMatchObject({ state: ChangeState.IMPLEMENTED, awaitingTasksDeploymentId: "" });
+  const after = await eventsOf(id, Number(scheduledAt));
+  expect(after.map((e) => e.type)).toEqual([
+    "ChangeImplementationStarted",
+    "ChangeRequestImplementationAwaitingTasks",
+    "ChangeTaskCompleted",
+    "ChangeTaskCompleted",
+    "ChangeRequestImplemented",
+  ]);
+  expect(after.at(-1)?.data).toContain(deploymentId);
+});
+
 test("a change linked to one release keeps it: another release's link is answered 'not linked to you'", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const first = randomUUID();

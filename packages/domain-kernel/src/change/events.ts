@@ -7,6 +7,7 @@ import type {
   ChangeRequestClosed,
   ChangeRequestDetailsUpdated,
   ChangeRequestFailed,
+  ChangeRequestImplementationAwaitingTasks,
   ChangeRequestImplemented,
   ChangeRequestRaised,
   ChangeRequestRejected,
@@ -34,6 +35,7 @@ export type ChangeRequestEvent =
   | ChangeRequestRejected
   | ChangeRequestScheduled
   | ChangeImplementationStarted
+  | ChangeRequestImplementationAwaitingTasks
   | ChangeRequestImplemented
   | ChangeRequestFailed
   | ChangeRequestReviewed

@@ -110,13 +110,16 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
       const outcome = decodeEvent(DeploymentSucceededSchema, event);
       const { deploymentId, environment } = outcome;
       // A change still SCHEDULED missed the start (one that did not say production): both at once.
+      // With tasks open, the change awaits them (ChangeRequestImplementationAwaitingTasks).
       return {
         outcome,
         toCommands: (change) => [
           ...(change.state === ChangeState.SCHEDULED
             ? [{ kind: "startImplementation", deploymentId, environment } as const]
             : []),
-          ...(stillOpen(change) ? [{ kind: "completeImplementation", deploymentId, environment } as const] : []),
+          ...(stillOpen(change)
+            ? [{ kind: "completeImplementation", deploymentId, environment, awaitOpenTasks: true } as const]
+            : []),
         ],
       };
     }

@@ -1,6 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { type ChangeRequest, ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestImplementedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ChangeRequestImplementationAwaitingTasksSchema,
+  ChangeRequestImplementedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { changeRuleViolation } from "../rule-violation.js";
 import { envelope, openTasks, requireState } from "./rules.js";
 import type * as C from "./types.js";
@@ -9,6 +12,16 @@ import type { ChangeRequestEvent } from "./types.js";
 export function completeImplementation(command: C.CompleteImplementation, change: ChangeRequest): ChangeRequestEvent[] {
   requireState(change, "complete_implementation", [ChangeState.IMPLEMENTING]);
   const open = openTasks(change);
+  if (open.length > 0 && command.awaitOpenTasks) {
+    return [
+      create(ChangeRequestImplementationAwaitingTasksSchema, {
+        ...envelope(change, ChangeState.IMPLEMENTING),
+        deploymentId: command.deploymentId ?? "",
+        environment: command.environment ?? "",
+        openTaskIds: open.map((task) => task.taskId),
+      }),
+    ];
+  }
   if (open.length > 0) {
     throw changeRuleViolation(
       "FAILED_PRECONDITION",

@@ -1,9 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { RuleViolation } from "@rdm/command-handler";
-import { type ChangeRequest, ChangeTaskState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeTaskCompletedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { type ChangeRequest, ChangeState, ChangeTaskState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeRequestImplementedSchema, ChangeTaskCompletedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { changeRuleViolation } from "../rule-violation.js";
-import { envelope, stateName, TERMINAL } from "./rules.js";
+import { envelope, openTasks, stateName, TERMINAL } from "./rules.js";
 import type * as C from "./types.js";
 import type { ChangeRequestEvent } from "./types.js";
 
@@ -29,11 +29,20 @@ export function completeTask(command: C.CompleteTask, change: ChangeRequest): Ch
       `task "${task.title}" is ${ChangeTaskState[task.state]}, not OPEN`,
     );
   }
+  const completed = create(ChangeTaskCompletedSchema, {
+    ...envelope(change, change.state),
+    taskId: command.taskId,
+    completedBy: command.by,
+  });
+  // The last open task of a change whose deployment succeeded meanwhile completes its implementation.
+  const awaited = change.state === ChangeState.IMPLEMENTING && change.awaitingTasksDeploymentId !== "";
+  if (!awaited || openTasks(change).some((t) => t.taskId !== task.taskId)) return [completed];
   return [
-    create(ChangeTaskCompletedSchema, {
-      ...envelope(change, change.state),
-      taskId: command.taskId,
-      completedBy: command.by,
+    completed,
+    create(ChangeRequestImplementedSchema, {
+      ...envelope(change, ChangeState.IMPLEMENTED),
+      deploymentId: change.awaitingTasksDeploymentId,
+      environment: change.awaitingTasksEnvironment,
     }),
   ];
 }

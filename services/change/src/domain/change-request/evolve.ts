@@ -3,6 +3,7 @@ import {
   ChangeApprovalSchema,
   type ChangeRequest,
   ChangeRequestSchema,
+  ChangeState,
   ChangeTaskSchema,
   ChangeTaskState,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -26,6 +27,10 @@ export function evolve(state: ChangeRequestState, event: ChangeRequestEvent): Ch
     version: metadata?.streamVersion ?? previous.version + 1n,
   });
   apply(change, previous, event);
+  if (change.state !== ChangeState.IMPLEMENTING) {
+    change.awaitingTasksDeploymentId = "";
+    change.awaitingTasksEnvironment = "";
+  }
   return { change, releaseLinkConfirmed: linkConfirmedAfter(state.releaseLinkConfirmed ?? false, event) };
 }
 
@@ -82,6 +87,10 @@ function apply(change: ChangeRequest, previous: ChangeRequest, event: ChangeRequ
       change.overriddenFreezeIds = event.overriddenFreezeIds;
       change.freezeOverrideJustification = event.freezeOverrideJustification;
       change.collisions = event.collisions;
+      break;
+    case "rdm.change.v1.ChangeRequestImplementationAwaitingTasks":
+      change.awaitingTasksDeploymentId = event.deploymentId;
+      change.awaitingTasksEnvironment = event.environment;
       break;
     case "rdm.change.v1.ChangeRequestFailed":
       change.failureReason = event.reason;

@@ -121,6 +121,11 @@ export interface CompleteImplementation {
   kind: "completeImplementation";
   deploymentId?: string;
   environment?: string;
+  /**
+   * A deployment's success (the reaction): with tasks open, the change awaits them instead of
+   * the completion being refused, and the last one's completion completes it.
+   */
+  awaitOpenTasks?: boolean;
 }
 
 export interface FailImplementation {
