@@ -7,6 +7,8 @@ import { ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.
 import {
   ChangeRequestCancelledSchema,
   ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestImplementationAwaitingTasksSchema,
+  ChangeRequestImplementedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestSubmittedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -166,6 +168,29 @@ describe("changes", () => {
       .given([raised(1n, ChangeType.NORMAL), submitted, cancelled])
       .when(submitted)
       .then(cancellation, expected);
+  });
+
+  test("a change awaiting its tasks after a deployment's success shows that deployment until it is implemented", async () => {
+    const about = { changeRequestId, deploymentId: "d-7", environment: "production" };
+    const awaiting = published(ChangeRequestImplementationAwaitingTasksSchema, {
+      metadata: metadata(3n),
+      ...about,
+      state: ChangeState.IMPLEMENTING,
+      openTaskIds: ["t-1"],
+    });
+    const columns = "SELECT state, awaiting_tasks_deployment_id, awaiting_tasks_environment FROM change_view";
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted])
+      .when(awaiting)
+      .then(columns, [
+        { state: "IMPLEMENTING", awaiting_tasks_deployment_id: "d-7", awaiting_tasks_environment: "production" },
+      ]);
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted, awaiting])
+      .when(
+        published(ChangeRequestImplementedSchema, { metadata: metadata(4n), ...about, state: ChangeState.IMPLEMENTED }),
+      )
+      .then(columns, [{ state: "IMPLEMENTED", awaiting_tasks_deployment_id: "", awaiting_tasks_environment: "" }]);
   });
 });
 

@@ -69,4 +69,13 @@ export const changeProjectionMigrations = [
         ADD COLUMN cancelled_by        text NOT NULL DEFAULT '',
         ADD COLUMN first_commit_time   timestamptz;`,
   },
+  {
+    version: 3,
+    name: "change awaiting its tasks after a deployment's success",
+    // Rows projected before keep the defaults: no such events existed then.
+    sql: `
+      ALTER TABLE change_view
+        ADD COLUMN awaiting_tasks_deployment_id text NOT NULL DEFAULT '',
+        ADD COLUMN awaiting_tasks_environment   text NOT NULL DEFAULT '';`,
+  },
 ];

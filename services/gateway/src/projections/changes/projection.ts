@@ -145,8 +145,19 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
       set("freeze_override_justification", m.freezeOverrideJustification);
       set("scheduling_collisions", collisionJson(m.collisions), "::jsonb");
       break;
+    case "rdm.change.v1.ChangeRequestImplementationAwaitingTasks":
+      set("awaiting_tasks_deployment_id", m.deploymentId);
+      set("awaiting_tasks_environment", m.environment);
+      break;
+    // The two ways out of IMPLEMENTING: nothing is awaited after them.
+    case "rdm.change.v1.ChangeRequestImplemented":
+      set("awaiting_tasks_deployment_id", "");
+      set("awaiting_tasks_environment", "");
+      break;
     case "rdm.change.v1.ChangeRequestFailed":
       set("failure_reason", m.reason);
+      set("awaiting_tasks_deployment_id", "");
+      set("awaiting_tasks_environment", "");
       break;
     case "rdm.change.v1.ChangeRequestCancelled":
       // The state (CANCELLED) takes it off the calendar and out of every collision.

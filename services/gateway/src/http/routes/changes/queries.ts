@@ -37,6 +37,8 @@ export interface ChangeRow {
   review_notes: string;
   cancellation_reason: string;
   cancelled_by: string;
+  awaiting_tasks_deployment_id: string;
+  awaiting_tasks_environment: string;
   first_commit_time: Date | null;
   raised_at: Date;
   updated_at: Date;
@@ -110,6 +112,8 @@ export const toChange = (r: ChangeRow) => ({
   reviewNotes: r.review_notes,
   cancellationReason: r.cancellation_reason,
   cancelledBy: r.cancelled_by,
+  awaitingTasksDeploymentId: r.awaiting_tasks_deployment_id,
+  awaitingTasksEnvironment: r.awaiting_tasks_environment,
   firstCommitTime: r.first_commit_time,
   raisedAt: r.raised_at,
   updatedAt: r.updated_at,

@@ -98,6 +98,9 @@ export const changeSchema = {
     reviewNotes: { type: "string" },
     cancellationReason: { type: "string" },
     cancelledBy: { type: "string" },
+    /** IMPLEMENTING only: the deployment whose success awaits the change's open tasks (the last one's completion implements it); empty otherwise. */
+    awaitingTasksDeploymentId: { type: "string" },
+    awaitingTasksEnvironment: { type: "string" },
     /** The earliest commit of the work the change ships, when its requester gave one (lead time starts there). */
     firstCommitTime: { type: ["string", "null"], format: "date-time" },
     raisedAt: { type: "string", format: "date-time" },
