@@ -40,22 +40,19 @@ export function changesNamed(type: string, message: Message) {
     ? { deploymentId: named.deploymentId, changeRequestIds }
     : undefined;
 }
-export type NamedChanges = NonNullable<ReturnType<typeof changesNamed>>;
 
-/** Adds the changes among `named` to their deployments' (one idempotent statement, rows in id order). */
-export async function keepDeploymentChanges(db: Pick<pg.Pool, "query">, named: NamedChanges[]) {
-  const byDeployment = new Map<string, Set<string>>();
-  for (const n of named) {
-    const ids = byDeployment.get(n.deploymentId) ?? new Set();
-    for (const id of n.changeRequestIds) ids.add(id);
-    byDeployment.set(n.deploymentId, ids);
-  }
+/** Adds each deployment's changes to what was kept of it (one idempotent statement, rows in id order). */
+export async function keepDeploymentChanges(
+  db: Pick<pg.Pool, "query">,
+  byDeployment: ReadonlyMap<string, ReadonlySet<string>>,
+) {
   if (!byDeployment.size) return;
   const rows = [...byDeployment].sort(([a], [b]) => (a < b ? -1 : 1));
   await db.query({
     name: "rdm_keep_deployment_changes",
     text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids)
-       SELECT id, ${textArrayOfJson("ids")} FROM unnest($1::text[], $2::jsonb[]) AS k (id, ids)
+       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1)
+       FROM unnest($1::text[], $2::jsonb[]) AS k (id, ids)
        ON CONFLICT (deployment_id) DO UPDATE
          SET change_request_ids = ARRAY(SELECT DISTINCT unnest(t.change_request_ids || EXCLUDED.change_request_ids) ORDER BY 1)
          WHERE NOT t.change_request_ids @> EXCLUDED.change_request_ids`,

@@ -23,7 +23,6 @@ import {
   changesNamed,
   deploymentChangesOf,
   keepDeploymentChanges,
-  type NamedChanges,
   namesDeploymentChanges,
 } from "./deployment-changes.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
@@ -68,15 +67,14 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
  */
 class SaidSoFar {
   readonly environments = new Map<string, string[]>();
+  /** The changes each deployment's events named, by deployment id. */
   readonly deploymentChanges = new Map<string, Set<string>>();
   private readonly namedEnvironments: NamedEnvironments[] = [];
-  private readonly namedChanges: NamedChanges[] = [];
 
   /** Whether an event of this type says any of it (others need not be decoded). */
   static says = (type: string) => namesChangeEnvironments(type) || namesDeploymentChanges(type);
 
-  note(type: string, message: Message) {
-    const environments = environmentsNamed(type, message);
+  note(type: string, message: Message, environments = environmentsNamed(type, message)) {
     if (environments) {
       this.environments.set(environments.changeRequestId, environments.environments);
       this.namedEnvironments.push(environments);
@@ -86,13 +84,12 @@ class SaidSoFar {
       const ids = this.deploymentChanges.get(changes.deploymentId) ?? new Set();
       for (const id of changes.changeRequestIds) ids.add(id);
       this.deploymentChanges.set(changes.deploymentId, ids);
-      this.namedChanges.push(changes);
     }
   }
 
   async keep(db: Pick<pg.Pool, "query">) {
     await keepChangeEnvironments(db, this.namedEnvironments);
-    await keepDeploymentChanges(db, this.namedChanges);
+    await keepDeploymentChanges(db, this.deploymentChanges);
   }
 }
 
@@ -173,7 +170,7 @@ async function match(
  * only if resumed with deliver_missed); one that resumed from then on after the event happened
  * gets it SKIPPED. Types no published schema names are skipped. While no subscription exists,
  * events are passed by without a transaction (`wanted`) once the environments a change's events
- * name are kept (for subscriptions created later): a redelivery is matched again, against the
+ * name and the changes a deployment's name are kept (for subscriptions created later): a redelivery is matched again, against the
  * subscriptions of then, of which it can only take those created before it happened.
  */
 export function matchEvents(
@@ -194,7 +191,7 @@ export function matchEvents(
         environments: { named, earlier: said.environments },
         deploymentChanges: said.deploymentChanges,
       });
-      if (decoded) said.note(event.type, decoded.message);
+      if (decoded) said.note(event.type, decoded.message, named);
     }
     await said.keep(tx);
   };

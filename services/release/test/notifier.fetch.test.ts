@@ -1,0 +1,136 @@
+// The notifier's handling of one fetch, against real PostgreSQL: a deployment's events match a
+// subscription filtered by change by what its earlier events named, in the same fetch (before
+// anything is kept) and in later ones (by what was kept, a list that only grows and that a
+// redelivery leaves as it is).
+import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
+import type { CloudEvent } from "@rdm/messaging";
+import {
+  DeploymentApprovalGrantedSchema,
+  DeploymentPlannedSchema,
+  DeploymentScheduledSchema,
+  DeploymentStepFailedSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { openDatabase } from "@rdm/runtime";
+import { createTestDatabase, PublishedStreams, type TestDatabase } from "@rdm/testkit";
+import type pg from "pg";
+import { deploymentEnvironmentMigrations } from "../src/consumers/deployment-outcomes.js";
+import { matchEvents } from "../src/notifier/match-events.js";
+import { saveSubscription } from "../src/store/notification-tables.js";
+import { releaseMigrations } from "../src/store/release-tables.js";
+
+let db: TestDatabase;
+let pool: pg.Pool;
+const at = new Date("2026-11-02T10:00:00Z");
+const notifier = () => matchEvents("http://gateway.test", () => at, pool);
+const deployments = new PublishedStreams("dora");
+
+beforeAll(async () => {
+  db = await createTestDatabase("release_notifier_fetch");
+  pool = await openDatabase(db.url);
+  await runMigrations(pool, eventStoreMigrations);
+  await runMigrations(pool, {
+    component: "release",
+    migrations: [...releaseMigrations, ...deploymentEnvironmentMigrations],
+  });
+});
+
+afterAll(async () => {
+  await pool?.end();
+  await db?.drop();
+});
+
+/** An active subscription, created before every event here, filtered by these changes. */
+async function subscribedTo(...changeRequestIds: string[]) {
+  const subscriptionId = randomUUID();
+  const since = timestampFromDate(new Date(at.getTime() - 60_000));
+  await saveSubscription(
+    pool,
+    create(SubscriptionSchema, {
+      subscriptionId,
+      owner: "rita",
+      status: SubscriptionStatus.ACTIVE,
+      createdAt: since,
+      activeSince: since,
+      filter: { changeRequestIds },
+    }),
+  );
+  return subscriptionId;
+}
+
+type Schema =
+  | typeof DeploymentPlannedSchema
+  | typeof DeploymentApprovalGrantedSchema
+  | typeof DeploymentScheduledSchema
+  | typeof DeploymentStepFailedSchema;
+
+const event = (schema: Schema, deploymentId: string, init: object = {}): CloudEvent =>
+  deployments.event(
+    "rdm/deployment",
+    schema,
+    deploymentId,
+    { deploymentId, environment: "production", ...init } as never,
+    {
+      occurredAt: timestampFromDate(at),
+      time: at,
+    },
+  );
+
+/** Handles the events as one fetch of one partition, in one transaction. */
+const fetched = (...events: CloudEvent[]) =>
+  withTransaction(pool, (tx) =>
+    notifier().handleChunk(
+      events.map((e, i) => ({
+        event: e,
+        info: { topic: "rdm.deployment.events.v1", partition: 0, offset: String(i) },
+      })),
+      tx,
+    ),
+  );
+
+const delivered = async (subscriptionId: string) =>
+  (
+    await pool.query<{ event_id: string }>(
+      "SELECT event_id FROM subscription_deliveries WHERE subscription_id = $1 ORDER BY seq",
+      [subscriptionId],
+    )
+  ).rows.map((row) => row.event_id);
+
+const kept = async (deploymentId: string) =>
+  (
+    await pool.query<{ change_request_ids: string[] }>(
+      "SELECT change_request_ids FROM notifier_deployment_changes WHERE deployment_id = $1",
+      [deploymentId],
+    )
+  ).rows[0]?.change_request_ids;
+
+test("in one fetch, a deployment's approval matches by the changes its plan named before it", async () => {
+  const change = randomUUID();
+  const subscription = await subscribedTo(change);
+  const deploymentId = randomUUID();
+  const planned = event(DeploymentPlannedSchema, deploymentId, { linkedChangeIds: [change] });
+  const approved = event(DeploymentApprovalGrantedSchema, deploymentId, { approver: "anna" });
+  const other = event(DeploymentApprovalGrantedSchema, randomUUID(), { approver: "anna" });
+  await fetched(planned, approved, other);
+  expect(await delivered(subscription)).toEqual([planned.id, approved.id]);
+  expect(await kept(deploymentId)).toEqual([change]);
+});
+
+test("a deployment's changes only grow across fetches, and a redelivered fetch leaves them as they are", async () => {
+  const [linked, checked] = [randomUUID(), randomUUID()].sort();
+  const subscription = await subscribedTo(checked as string);
+  const deploymentId = randomUUID();
+  await fetched(event(DeploymentPlannedSchema, deploymentId, { linkedChangeIds: [linked] }));
+  const scheduled = event(DeploymentScheduledSchema, deploymentId, { changeRequestIds: [checked, linked] });
+  await fetched(scheduled);
+  expect(await kept(deploymentId)).toEqual([linked, checked]);
+  await fetched(scheduled);
+  expect(await kept(deploymentId)).toEqual([linked, checked]);
+  // A later event naming none matches by either.
+  const stepFailed = event(DeploymentStepFailedSchema, deploymentId, { stepIndex: 0, reason: "timeout" });
+  await fetched(stepFailed);
+  expect(await delivered(subscription)).toEqual([scheduled.id, stepFailed.id]);
+});
