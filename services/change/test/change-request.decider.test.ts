@@ -846,6 +846,23 @@ describe("implementation", () => {
         expect(events[1]).toMatchObject({ deploymentId: "d-7", environment: "production" });
         expect(change).toMatchObject({ state: ChangeState.IMPLEMENTED, awaitingTasksDeploymentId: "" });
       });
+    // The same success again (a replay) adds nothing; by hand, the completion is still refused.
+    given(...awaiting)
+      .when(success)
+      .then((events) => expect(events).toEqual([]));
+    given(...awaiting)
+      .when({ kind: "completeImplementation" })
+      .thenFails("change.complete_implementation.tasks_done", "FAILED_PRECONDITION");
+    // A failure meanwhile leaves nothing awaited.
+    given(...awaiting)
+      .when({ kind: "failImplementation", reason: "rolled back", deploymentId: "d-7", environment: "production" })
+      .then((_, { change = noChange() }) =>
+        expect(change).toMatchObject({
+          state: ChangeState.FAILED,
+          awaitingTasksDeploymentId: "",
+          awaitingTasksEnvironment: "",
+        }),
+      );
     // Without a deployment's success, completing the last task is only that.
     given(...add(implementing(), "t-1"))
       .when({ kind: "completeTask", taskId: "t-1", by: "olga" })

@@ -86,6 +86,10 @@ test("a freeze catches the changes and deployments it covers, unless a change ov
       environment: "test",
     }),
   ]);
+  // On one environment's calendar, a freeze of several names that one.
+  const both = freeze("f-both", [9, 10], { environments: ["prod", "test"] });
+  expect(calendarConflicts([anywhere], [], [both], "test").map((c) => c.environment)).toEqual(["test"]);
+  expect(calendarConflicts([anywhere], [], [both]).map((c) => c.environment)).toEqual(["prod"]);
 });
 
 test("deployments to one environment at once, and a deployment on a change's CIs it is not linked to", () => {

@@ -7,6 +7,7 @@ import { ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.
 import {
   ChangeRequestCancelledSchema,
   ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestFailedSchema,
   ChangeRequestImplementationAwaitingTasksSchema,
   ChangeRequestImplementedSchema,
   ChangeRequestRaisedSchema,
@@ -191,6 +192,17 @@ describe("changes", () => {
         published(ChangeRequestImplementedSchema, { metadata: metadata(4n), ...about, state: ChangeState.IMPLEMENTED }),
       )
       .then(columns, [{ state: "IMPLEMENTED", awaiting_tasks_deployment_id: "", awaiting_tasks_environment: "" }]);
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted, awaiting])
+      .when(
+        published(ChangeRequestFailedSchema, {
+          metadata: metadata(4n),
+          ...about,
+          state: ChangeState.FAILED,
+          reason: "rolled back",
+        }),
+      )
+      .then(columns, [{ state: "FAILED", awaiting_tasks_deployment_id: "", awaiting_tasks_environment: "" }]);
   });
 });
 

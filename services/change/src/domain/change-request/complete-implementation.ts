@@ -9,10 +9,21 @@ import { envelope, openTasks, requireState } from "./rules.js";
 import type * as C from "./types.js";
 import type { ChangeRequestEvent } from "./types.js";
 
+/** The change implemented, by the deployment named (if any). */
+export const implemented = (change: ChangeRequest, by: { deploymentId?: string; environment?: string }) =>
+  create(ChangeRequestImplementedSchema, {
+    ...envelope(change, ChangeState.IMPLEMENTED),
+    deploymentId: by.deploymentId ?? "",
+    environment: by.environment ?? "",
+  });
+
 export function completeImplementation(command: C.CompleteImplementation, change: ChangeRequest): ChangeRequestEvent[] {
   requireState(change, "complete_implementation", [ChangeState.IMPLEMENTING]);
   const open = openTasks(change);
-  if (open.length > 0 && command.awaitOpenTasks) {
+  if (open.length === 0) return [implemented(change, command)];
+  if (command.awaitOpenTasks) {
+    // The same success again (a replay) adds nothing; another deployment's success is awaited instead.
+    if (command.deploymentId && change.awaitingTasksDeploymentId === command.deploymentId) return [];
     return [
       create(ChangeRequestImplementationAwaitingTasksSchema, {
         ...envelope(change, ChangeState.IMPLEMENTING),
@@ -22,23 +33,14 @@ export function completeImplementation(command: C.CompleteImplementation, change
       }),
     ];
   }
-  if (open.length > 0) {
-    throw changeRuleViolation(
-      "FAILED_PRECONDITION",
-      "change.complete_implementation.tasks_done",
-      `change ${change.key} has ${open.length} open task(s)`,
-      open.map((task) => ({
-        rule: "change.complete_implementation.tasks_done",
-        subject: task.taskId,
-        description: `task "${task.title}" is still open`,
-      })),
-    );
-  }
-  return [
-    create(ChangeRequestImplementedSchema, {
-      ...envelope(change, ChangeState.IMPLEMENTED),
-      deploymentId: command.deploymentId ?? "",
-      environment: command.environment ?? "",
-    }),
-  ];
+  throw changeRuleViolation(
+    "FAILED_PRECONDITION",
+    "change.complete_implementation.tasks_done",
+    `change ${change.key} has ${open.length} open task(s)`,
+    open.map((task) => ({
+      rule: "change.complete_implementation.tasks_done",
+      subject: task.taskId,
+      description: `task "${task.title}" is still open`,
+    })),
+  );
 }

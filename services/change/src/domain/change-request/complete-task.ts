@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { RuleViolation } from "@rdm/command-handler";
 import { type ChangeRequest, ChangeState, ChangeTaskState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestImplementedSchema, ChangeTaskCompletedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { ChangeTaskCompletedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { changeRuleViolation } from "../rule-violation.js";
+import { implemented } from "./complete-implementation.js";
 import { envelope, openTasks, stateName, TERMINAL } from "./rules.js";
 import type * as C from "./types.js";
 import type { ChangeRequestEvent } from "./types.js";
@@ -39,8 +40,7 @@ export function completeTask(command: C.CompleteTask, change: ChangeRequest): Ch
   if (!awaited || openTasks(change).some((t) => t.taskId !== task.taskId)) return [completed];
   return [
     completed,
-    create(ChangeRequestImplementedSchema, {
-      ...envelope(change, ChangeState.IMPLEMENTED),
+    implemented(change, {
       deploymentId: change.awaitingTasksDeploymentId,
       environment: change.awaitingTasksEnvironment,
     }),

@@ -145,19 +145,8 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
       set("freeze_override_justification", m.freezeOverrideJustification);
       set("scheduling_collisions", collisionJson(m.collisions), "::jsonb");
       break;
-    case "rdm.change.v1.ChangeRequestImplementationAwaitingTasks":
-      set("awaiting_tasks_deployment_id", m.deploymentId);
-      set("awaiting_tasks_environment", m.environment);
-      break;
-    // The two ways out of IMPLEMENTING: nothing is awaited after them.
-    case "rdm.change.v1.ChangeRequestImplemented":
-      set("awaiting_tasks_deployment_id", "");
-      set("awaiting_tasks_environment", "");
-      break;
     case "rdm.change.v1.ChangeRequestFailed":
       set("failure_reason", m.reason);
-      set("awaiting_tasks_deployment_id", "");
-      set("awaiting_tasks_environment", "");
       break;
     case "rdm.change.v1.ChangeRequestCancelled":
       // The state (CANCELLED) takes it off the calendar and out of every collision.
@@ -191,6 +180,19 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
   }
 }
 
+/** The deployment whose success the change awaits its tasks for; none once it leaves IMPLEMENTING (implemented or failed). */
+function setAwaitedDeployment(m: ChangeRequestEvent, set: SetColumn): void {
+  const awaiting = m.$typeName === "rdm.change.v1.ChangeRequestImplementationAwaitingTasks" ? m : undefined;
+  if (
+    awaiting ||
+    m.$typeName === "rdm.change.v1.ChangeRequestImplemented" ||
+    m.$typeName === "rdm.change.v1.ChangeRequestFailed"
+  ) {
+    set("awaiting_tasks_deployment_id", awaiting?.deploymentId ?? "");
+    set("awaiting_tasks_environment", awaiting?.environment ?? "");
+  }
+}
+
 /**
  * A change request event after its raise: one version-guarded update of the state, the linked
  * release and what the event changes.
@@ -215,6 +217,7 @@ async function updateChange(event: ProjectedEvent<ChangeRequestEvent>, tx: pg.Po
     );
   };
   setChangedFields(m, at, set, setSql);
+  setAwaitedDeployment(m, set);
   await tx.query(
     `UPDATE change_view SET version = $2, updated_at = $3, state = $4, linked_release_id = $5
        ${sets.length ? `, ${sets.join(", ")}` : ""}

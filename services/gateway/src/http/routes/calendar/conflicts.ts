@@ -68,11 +68,13 @@ const freezeItem = (f: CalendarFreeze): Item => ({ type: "freeze", id: f.id, lab
 /**
  * A freeze covers environments and CIs when its scope is everything, names one of the
  * environments, or shares a CI. No environment is any (a change naming none may be deployed
- * anywhere), as the change service applies freezes: every environment scope covers it.
+ * anywhere), as the change service applies freezes: every environment scope covers it, named by
+ * the calendar's environment when the freeze names it (`asked`), else by the freeze's first.
  */
-function covers(f: CalendarFreeze, environments: string[], ciIds: string[]) {
+function covers(f: CalendarFreeze, environments: string[], ciIds: string[], asked: string | undefined) {
   if (f.all) return { ciIds: [], environment: null };
-  const environment = environments.length ? environments.find((e) => f.environments.includes(e)) : f.environments[0];
+  const candidates = environments.length ? environments : [...(asked ? [asked] : []), ...f.environments];
+  const environment = candidates.find((e) => f.environments.includes(e));
   const cis = shared(f.ciIds, ciIds);
   return environment || cis.length ? { ciIds: cis, environment: environment ?? null } : undefined;
 }
@@ -85,6 +87,7 @@ export function calendarConflicts(
   changes: CalendarChange[],
   deployments: CalendarDeployment[],
   freezes: CalendarFreeze[],
+  environment?: string,
 ): Conflict[] {
   const conflicts: Conflict[] = [];
   // Pairs of changes in (key, id) order, as the change calendar always listed them.
@@ -98,12 +101,12 @@ export function calendarConflicts(
   });
   for (const f of freezes) {
     for (const c of booked) {
-      const covered = covers(f, c.environments, c.ciIds);
+      const covered = covers(f, c.environments, c.ciIds, environment);
       if (covered && overlaps(c.window, f.window) && !c.overriddenFreezeIds.includes(f.id))
         conflicts.push({ kind: "CHANGE_FREEZE", items: [changeItem(c), freezeItem(f)], ...covered });
     }
     for (const d of deployments) {
-      const covered = covers(f, [d.environment], d.ciIds);
+      const covered = covers(f, [d.environment], d.ciIds, environment);
       if (covered && overlaps(d.window, f.window))
         conflicts.push({ kind: "DEPLOYMENT_FREEZE", items: [deploymentItem(d), freezeItem(f)], ...covered });
     }

@@ -39,7 +39,7 @@ export const calendarRoutes: RoutePlugin = async (app, { pool }) => {
       const environment = request.query.environment;
       const rows = await calendarOf(pool, { ...range, environment });
       const inputs = conflictInputs(rows);
-      const conflicts = calendarConflicts(inputs.changes, inputs.deployments, inputs.freezes);
+      const conflicts = calendarConflicts(inputs.changes, inputs.deployments, inputs.freezes, environment);
       const changePairs = conflicts
         .filter((c) => c.kind === "CHANGE_CHANGE")
         .map((c) => ({ a: c.items[0].id, b: c.items[1].id, ciIds: c.ciIds }));
