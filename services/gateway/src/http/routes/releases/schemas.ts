@@ -123,7 +123,7 @@ export const releaseListQuery = {
     pageToken: { type: "string", maxLength: 200 },
     phase: { type: "string", enum: enumNames(ReleasePhaseSchema), description: "ReleasePhase without RELEASE_PHASE_" },
     type: { type: "string", enum: ["MAJOR", "MINOR", "EMERGENCY"] },
-    owner: { type: "string" },
+    owner: { type: "string", description: "the owner's subject, compared exactly as recorded" },
     status: { type: "string", enum: ["ACTIVE", "ABANDONED", "CLOSED"] },
     overdue: { type: "boolean", description: "only releases whose current phase deadline has passed" },
     overdueTasks: { type: "boolean", description: "only releases with a task reported overdue and not done" },
