@@ -96,6 +96,22 @@ describe("start gates", () => {
     ]);
   });
 
+  test("a change whose implementation is over (failed, reviewed, closed) covers no further deployment", () => {
+    const [change] = ready.changes;
+    for (const ended of ["FAILED", "REVIEWED", "CLOSED"])
+      expect(rules({ changes: [{ ...(change as GateFacts["changes"][0]), ended }] })).toEqual(["gate.change_over"]);
+  });
+
+  test("only what the release's frozen package holds goes out, when the package is known and holds any", () => {
+    const release = ready.release as NonNullable<GateFacts["release"]>;
+    expect(rules({ release: { ...release, package: ["a-1"] } })).toEqual([]);
+    const foreign = evaluateGates({ ...ready, release: { ...release, package: ["a-9"] } });
+    expect(foreign).toEqual([
+      { rule: "gate.release_package", subject: "a-1", description: "api 2.0.0 is not in the release's package" },
+    ]);
+    expect(rules({ release: { ...release, package: [] } })).toEqual([]);
+  });
+
   test("a change window that does not contain now", () => {
     const window = { start: new Date("2031-03-02T09:00:00Z"), end: new Date("2031-03-02T11:00:00Z") };
     const changes = [{ changeId: "c-1", known: true, authorized: true, emergency: false, window }];

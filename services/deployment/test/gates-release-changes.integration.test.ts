@@ -1,12 +1,20 @@
 // The change gate covers every change linked to the release (from the release topic), not only
 // the ones the deployment plan names: a change rejected after its release was approved stops
-// the release's new deployments until it is authorized again or unlinked.
+// the release's new deployments until it is authorized again or unlinked; one whose
+// implementation is over (failed, reviewed, closed) stops them for good. And only what the
+// release's frozen package holds goes out.
 import { randomUUID } from "node:crypto";
-import { ChangeRequestCancelledSchema, ChangeRequestRejectedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  ChangeRequestCancelledSchema,
+  ChangeRequestFailedSchema,
+  ChangeRequestRejectedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   ReleaseChangeRequestLinkedSchema,
   ReleaseChangeRequestUnlinkedSchema,
+  ReleasePackageFrozenSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
 
@@ -36,7 +44,7 @@ async function plannedDeployment(releaseId: string, frozen = false) {
     artifacts: [artifact(artifactId)],
     strategy: strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
   });
-  return { deploymentId: deployment?.deploymentId as string, environment: name };
+  return { deploymentId: deployment?.deploymentId as string, environment: name, artifactId };
 }
 
 const refusal = (deploymentId: string, expected: string[]) =>
@@ -102,4 +110,41 @@ test("a linked change the deployment service never heard of is listed as unknown
   });
   const { deploymentId } = await plannedDeployment(releaseId, true);
   await refusal(deploymentId, ["gate.change_known", "gate.environment_frozen"]);
+});
+
+test("a change whose implementation failed covers no further deployment of its release", async () => {
+  const releaseId = randomUUID();
+  const changeId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.change(changeId);
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId,
+  });
+  const { deploymentId } = await plannedDeployment(releaseId, true);
+  await refusal(deploymentId, ["gate.environment_frozen"]);
+  await harness.publish("change", ChangeRequestFailedSchema, changeId, {
+    changeRequestId: changeId,
+    state: ChangeState.FAILED,
+    reason: "deployment rolled back",
+  });
+  await refusal(deploymentId, ["gate.change_over", "gate.environment_frozen"]);
+});
+
+test("a deployment of artifacts outside the release's frozen package is refused, naming each", async () => {
+  const releaseId = randomUUID();
+  await harness.releaseReady(releaseId);
+  const { deploymentId, artifactId } = await plannedDeployment(releaseId, true);
+  await refusal(deploymentId, ["gate.environment_frozen"]);
+  await harness.publish("release", ReleasePackageFrozenSchema, releaseId, {
+    releaseId,
+    package: [{ artifactId: randomUUID(), name: "api", version: "9.9.9" }],
+  });
+  await refusal(deploymentId, ["gate.environment_frozen", "gate.release_package"]);
+  // Frozen again (after a rework) with the planned artifact: it may go out.
+  await harness.publish("release", ReleasePackageFrozenSchema, releaseId, {
+    releaseId,
+    package: [{ artifactId, name: "api", version: "1.0.0" }],
+  });
+  await refusal(deploymentId, ["gate.environment_frozen"]);
 });

@@ -1,12 +1,15 @@
 import type { Migration } from "@rdm/eventstore";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
-import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
   ChangeRequestCancelledSchema,
+  ChangeRequestClosedSchema,
+  ChangeRequestFailedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
+  ChangeRequestReviewedSchema,
   ChangeRequestScheduledSchema,
   FreezeWindowDeclaredSchema,
   FreezeWindowLiftedSchema,
@@ -23,6 +26,7 @@ import {
   ReleaseApprovalRejectedSchema,
   ReleaseChangeRequestLinkedSchema,
   ReleaseChangeRequestUnlinkedSchema,
+  ReleasePackageFrozenSchema,
   ReleasePhaseAdvancedSchema,
   ReleasePhaseReworkedSchema,
   ReleaseRegisteredSchema,
@@ -46,6 +50,7 @@ export const UPSTREAM_FACT_EVENTS = {
     ReleaseChangeRequestLinkedSchema,
     ReleaseChangeRequestUnlinkedSchema,
     ReleaseAbandonedSchema,
+    ReleasePackageFrozenSchema,
   ),
   change: typeNames(
     ChangeRequestRaisedSchema,
@@ -55,6 +60,9 @@ export const UPSTREAM_FACT_EVENTS = {
     FreezeWindowDeclaredSchema,
     FreezeWindowLiftedSchema,
     ChangeRequestScheduledSchema,
+    ChangeRequestFailedSchema,
+    ChangeRequestReviewedSchema,
+    ChangeRequestClosedSchema,
   ),
   configuration: typeNames(
     ArtifactRegisteredSchema,
@@ -135,7 +143,21 @@ export const upstreamFactsMigrations: Migration[] = [
     // NULL for artifacts heard of before: the identity gate has nothing to compare them with.
     sql: "ALTER TABLE gate_artifacts ADD COLUMN name text, ADD COLUMN version text;",
   },
+  {
+    version: 12,
+    name: "release packages and changes whose implementation is over",
+    // package: the artifact ids the release froze (NULL: frozen before this version, or not yet).
+    // ended: FAILED, REVIEWED or CLOSED, the state that ended the change's implementation (''
+    // while it may still cover a deployment). Changes that ended before this version are not known
+    // as ended: their events were passed by.
+    sql: `
+      ALTER TABLE gate_releases ADD COLUMN package text[];
+      ALTER TABLE gate_changes ADD COLUMN ended text NOT NULL DEFAULT '';`,
+  },
 ];
+
+/** The change events after which a change no longer covers a deployment. */
+const ENDING_SCHEMAS = [ChangeRequestFailedSchema, ChangeRequestReviewedSchema, ChangeRequestClosedSchema] as const;
 
 const upsert = (table: string, key: string, column: string) =>
   `INSERT INTO ${table} (${key}, ${column}) VALUES ($1, $2) ON CONFLICT (${key}) DO UPDATE SET ${column} = EXCLUDED.${column}`;
@@ -169,6 +191,15 @@ export async function applyReleaseEvent(event: CloudEvent, tx: Queryable): Promi
       const { releaseId } = decodeEvent(ReleaseAbandonedSchema, event);
       await tx.query(upsert("gate_releases", "release_id", "abandoned"), [releaseId, true]);
       break;
+    }
+    case ReleasePackageFrozenSchema.typeName: {
+      // A rework unfreezes it; the next freeze says the package again.
+      const frozen = decodeEvent(ReleasePackageFrozenSchema, event);
+      await tx.query(upsert("gate_releases", "release_id", "package"), [
+        frozen.releaseId,
+        frozen.package.map((artifact) => artifact.artifactId),
+      ]);
+      return;
     }
     case ReleaseApprovalRejectedSchema.typeName: {
       const { releaseId } = decodeEvent(ReleaseApprovalRejectedSchema, event);
@@ -217,6 +248,16 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
     case ChangeRequestCancelledSchema.typeName: {
       const { changeRequestId } = decodeEvent(ChangeRequestCancelledSchema, event);
       await tx.query(upsert("gate_changes", "change_id", "cancelled"), [changeRequestId, true]);
+      return;
+    }
+    case ChangeRequestFailedSchema.typeName:
+    case ChangeRequestReviewedSchema.typeName:
+    case ChangeRequestClosedSchema.typeName: {
+      // Each ends the implementation for good (FAILED → REVIEWED → CLOSED, in the stream's order).
+      const schema = ENDING_SCHEMAS.find((s) => s.typeName === event.type);
+      if (!schema) return;
+      const { changeRequestId, state } = decodeEvent(schema, event);
+      await tx.query(upsert("gate_changes", "change_id", "ended"), [changeRequestId, ChangeState[state]]);
       return;
     }
     case FreezeWindowDeclaredSchema.typeName: {

@@ -7,13 +7,23 @@ export interface GateFacts {
   now: Date;
   releaseId: string;
   /** Unknown to the read model: the release's events have not arrived (or it does not exist). */
-  release?: { phase: ReleasePhase; approved: boolean; abandoned: boolean } | undefined;
+  release?:
+    | {
+        phase: ReleasePhase;
+        approved: boolean;
+        abandoned: boolean;
+        /** The artifact ids its package froze (undefined: frozen before the service kept it, or not yet). */
+        package?: string[] | undefined;
+      }
+    | undefined;
   changes: {
     changeId: string;
     known: boolean;
     authorized: boolean;
     /** Withdrawn before its implementation: it can no longer cover a deployment. */
     cancelled?: boolean | undefined;
+    /** FAILED, REVIEWED or CLOSED: its implementation is over, so it covers no further deployment. */
+    ended?: string | undefined;
     window?: { start: Date; end: Date } | undefined;
     emergency: boolean;
   }[];
@@ -90,6 +100,14 @@ function changeGates(facts: GateFacts): RuleDetail[] {
           "the change was cancelled; unlink it from the release or plan the deployment with another change",
         ),
       ];
+    if (change.ended)
+      return [
+        detail(
+          "gate.change_over",
+          change.changeId,
+          `the change is ${change.ended}: its implementation is over; link another change to the release for another attempt`,
+        ),
+      ];
     const problems: RuleDetail[] = [];
     if (!change.authorized)
       problems.push(detail("gate.change_authorized", change.changeId, "the change is not authorized"));
@@ -157,11 +175,30 @@ function artifactGates(facts: GateFacts): RuleDetail[] {
   });
 }
 
+/**
+ * Only what the release's frozen package holds goes out, when the service knows the package and
+ * it holds any (an empty one is not compared, as the release service does not compare it either).
+ */
+function packageGate(facts: GateFacts): RuleDetail[] {
+  const frozen = facts.release?.package;
+  if (!frozen?.length) return [];
+  return facts.artifacts
+    .filter((artifact) => !frozen.includes(artifact.artifactId))
+    .map((artifact) =>
+      detail(
+        "gate.release_package",
+        artifact.artifactId,
+        `${artifact.planned.name} ${artifact.planned.version} is not in the release's package`,
+      ),
+    );
+}
+
 /** Every unmet condition before a deployment may start (the protection approval is the decider's). */
 export function evaluateGates(facts: GateFacts): RuleDetail[] {
   const previous = facts.previousEnvironment;
   return [
     ...releaseGate(facts),
+    ...packageGate(facts),
     ...changeGates(facts),
     ...freezeGate(facts),
     ...(previous && !previous.packageSucceeded

@@ -49,8 +49,8 @@ export async function loadGateFacts(
 
 /** The release's phase, approval and abandonment, as the release topic told; undefined if not heard of yet. */
 async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts["release"]> {
-  const { rows } = await tx.query<{ phase: number; approved: boolean; abandoned: boolean }>(
-    "SELECT phase, approved, abandoned FROM gate_releases WHERE release_id = $1",
+  const { rows } = await tx.query<{ phase: number; approved: boolean; abandoned: boolean; package: string[] | null }>(
+    "SELECT phase, approved, abandoned, package FROM gate_releases WHERE release_id = $1",
     [releaseId],
   );
   const release = rows[0];
@@ -59,6 +59,7 @@ async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts
       phase: release.phase,
       approved: release.approved,
       abandoned: release.abandoned,
+      package: release.package ?? undefined,
     }
   );
 }
@@ -78,6 +79,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
     emergency: boolean;
     authorized: boolean;
     cancelled: boolean;
+    ended: string;
     window_start: Date | null;
     window_end: Date | null;
   }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [changeIds]);
@@ -88,6 +90,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
       known: row !== undefined,
       authorized: row?.authorized ?? false,
       cancelled: row?.cancelled ?? false,
+      ended: row?.ended || undefined,
       emergency: row?.emergency ?? false,
       window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
     };
