@@ -61,6 +61,17 @@ test("a title names what the event is about (a change's events: the change) and 
       "REL-2026-0002",
     ),
   ).toBe("Change Request Scheduled: c-1 in staging, production");
+  // Moved by a deployment, still about the change; its raise by its key.
+  expect(
+    titled("rdm.change.v1.ChangeImplementationStarted", {
+      changeRequestId: "c-1",
+      deploymentId: "d-1",
+      environment: "production",
+    }),
+  ).toBe("Change Implementation Started: c-1 in production");
+  expect(titled("rdm.change.v1.ChangeRequestRaised", { changeRequestId: "c-1", key: "CHG-2026-0007" })).toBe(
+    "Change Request Raised: CHG-2026-0007",
+  );
   expect(titled("rdm.deployment.v1.EnvironmentChanged", { environment: { name: "perf" } })).toBe(
     "Environment Changed in perf",
   );

@@ -101,9 +101,13 @@ function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Links
  */
 function titleOf(eventType: string, json: JsonObject, subjects: EventSubjects, releaseKey: string | undefined): string {
   const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
-  const ids = [deploymentIdOf(json), json.changeRequestId, json.artifactId, json.ciId];
   const change = eventType.startsWith("rdm.change.v1.") && typeof json.changeRequestId === "string";
-  const about = (change ? undefined : releaseKey) ?? ids.find((v) => typeof v === "string");
+  // A change's own events are about the change (its raise names it by key), even those naming the
+  // deployment that moved it.
+  const ids = change
+    ? [json.key, json.changeRequestId]
+    : [deploymentIdOf(json), json.changeRequestId, json.artifactId, json.ciId];
+  const about = (change ? undefined : releaseKey) ?? ids.find((v) => typeof v === "string" && v !== "");
   const where = subjects.environments.size ? ` in ${[...subjects.environments].join(", ")}` : "";
   return about ? `${name}: ${about}${where}` : `${name}${where}`;
 }
