@@ -96,10 +96,23 @@ describe("start gates", () => {
     ]);
   });
 
-  test("a change whose implementation is over (failed, reviewed, closed) covers no further deployment", () => {
-    const [change] = ready.changes;
-    for (const ended of ["FAILED", "REVIEWED", "CLOSED"])
-      expect(rules({ changes: [{ ...(change as GateFacts["changes"][0]), ended }] })).toEqual(["gate.change_over"]);
+  test("a change that failed or was closed covers nothing: refused when the plan names it or no other linked change is open", () => {
+    const change = ready.changes[0] as GateFacts["changes"][0];
+    for (const ended of ["FAILED", "CLOSED"]) {
+      expect(rules({ changes: [{ ...change, ended }] })).toEqual(["gate.change_over"]);
+      // Left linked to the release beside a new change: passed over, unless the plan names it.
+      const another = { ...change, changeId: "c-2" };
+      expect(rules({ changes: [{ ...change, ended }, another] })).toEqual([]);
+      expect(rules({ changes: [{ ...change, ended, planned: true }, another] })).toEqual(["gate.change_over"]);
+      expect(
+        rules({
+          changes: [
+            { ...change, ended },
+            { ...another, cancelled: true },
+          ],
+        }),
+      ).toEqual(["gate.change_over", "gate.change_cancelled"]);
+    }
   });
 
   test("only what the release's frozen package holds goes out, when the package is known and holds any", () => {
@@ -110,6 +123,7 @@ describe("start gates", () => {
       { rule: "gate.release_package", subject: "a-1", description: "api 2.0.0 is not in the release's package" },
     ]);
     expect(rules({ release: { ...release, package: [] } })).toEqual([]);
+    expect(rules({ release: { ...release, package: ["A-1"] } })).toEqual([]);
   });
 
   test("a change window that does not contain now", () => {

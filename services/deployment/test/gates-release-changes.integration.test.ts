@@ -7,6 +7,7 @@ import { randomUUID } from "node:crypto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestCancelledSchema,
+  ChangeRequestClosedSchema,
   ChangeRequestFailedSchema,
   ChangeRequestRejectedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -112,23 +113,33 @@ test("a linked change the deployment service never heard of is listed as unknown
   await refusal(deploymentId, ["gate.change_known", "gate.environment_frozen"]);
 });
 
-test("a change whose implementation failed covers no further deployment of its release", async () => {
+test("a change that failed or was closed covers no further deployment, unless another linked change is open", async () => {
   const releaseId = randomUUID();
-  const changeId = randomUUID();
+  const [failed, closed, fresh] = [randomUUID(), randomUUID(), randomUUID()];
   await harness.releaseReady(releaseId);
-  await harness.change(changeId);
-  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
-    releaseId,
-    changeRequestId: changeId,
-  });
+  for (const changeId of [failed, closed]) {
+    await harness.change(changeId);
+    await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+      releaseId,
+      changeRequestId: changeId,
+    });
+  }
   const { deploymentId } = await plannedDeployment(releaseId, true);
   await refusal(deploymentId, ["gate.environment_frozen"]);
-  await harness.publish("change", ChangeRequestFailedSchema, changeId, {
-    changeRequestId: changeId,
+  await harness.publish("change", ChangeRequestFailedSchema, failed, {
+    changeRequestId: failed,
     state: ChangeState.FAILED,
     reason: "deployment rolled back",
   });
-  await refusal(deploymentId, ["gate.change_over", "gate.environment_frozen"]);
+  await harness.publish("change", ChangeRequestClosedSchema, closed, {
+    changeRequestId: closed,
+    state: ChangeState.CLOSED,
+  });
+  await refusal(deploymentId, ["gate.change_over", "gate.change_over", "gate.environment_frozen"]);
+  // A new change linked beside them covers the release's deployments; they stay linked.
+  await harness.change(fresh);
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, { releaseId, changeRequestId: fresh });
+  await refusal(deploymentId, ["gate.environment_frozen"]);
 });
 
 test("a deployment of artifacts outside the release's frozen package is refused, naming each", async () => {
@@ -136,15 +147,16 @@ test("a deployment of artifacts outside the release's frozen package is refused,
   await harness.releaseReady(releaseId);
   const { deploymentId, artifactId } = await plannedDeployment(releaseId, true);
   await refusal(deploymentId, ["gate.environment_frozen"]);
-  await harness.publish("release", ReleasePackageFrozenSchema, releaseId, {
-    releaseId,
-    package: [{ artifactId: randomUUID(), name: "api", version: "9.9.9" }],
-  });
+  const freeze = (id: string) =>
+    harness.publish("release", ReleasePackageFrozenSchema, releaseId, {
+      releaseId,
+      package: [{ artifactId: id, name: "api", version: "1.0.0" }],
+    });
+  await freeze(randomUUID());
   await refusal(deploymentId, ["gate.environment_frozen", "gate.release_package"]);
-  // Frozen again (after a rework) with the planned artifact: it may go out.
-  await harness.publish("release", ReleasePackageFrozenSchema, releaseId, {
-    releaseId,
-    package: [{ artifactId, name: "api", version: "1.0.0" }],
-  });
+  // Each freeze (after a rework) says the whole package: the planned artifact, then another again.
+  await freeze(artifactId.toUpperCase());
   await refusal(deploymentId, ["gate.environment_frozen"]);
+  await freeze(randomUUID());
+  await refusal(deploymentId, ["gate.environment_frozen", "gate.release_package"]);
 });

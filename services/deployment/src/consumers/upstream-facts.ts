@@ -9,7 +9,6 @@ import {
   ChangeRequestFailedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
-  ChangeRequestReviewedSchema,
   ChangeRequestScheduledSchema,
   FreezeWindowDeclaredSchema,
   FreezeWindowLiftedSchema,
@@ -61,7 +60,6 @@ export const UPSTREAM_FACT_EVENTS = {
     FreezeWindowLiftedSchema,
     ChangeRequestScheduledSchema,
     ChangeRequestFailedSchema,
-    ChangeRequestReviewedSchema,
     ChangeRequestClosedSchema,
   ),
   configuration: typeNames(
@@ -147,17 +145,21 @@ export const upstreamFactsMigrations: Migration[] = [
     version: 12,
     name: "release packages and changes whose implementation is over",
     // package: the artifact ids the release froze (NULL: frozen before this version, or not yet).
-    // ended: FAILED, REVIEWED or CLOSED, the state that ended the change's implementation (''
-    // while it may still cover a deployment). Changes that ended before this version are not known
-    // as ended: their events were passed by.
+    // ended: FAILED or CLOSED, the state after which the change covers no further deployment (''
+    // while it may). Changes that ended before this version are not known as ended: their events
+    // were passed by.
     sql: `
       ALTER TABLE gate_releases ADD COLUMN package text[];
       ALTER TABLE gate_changes ADD COLUMN ended text NOT NULL DEFAULT '';`,
   },
 ];
 
-/** The change events after which a change no longer covers a deployment. */
-const ENDING_SCHEMAS = [ChangeRequestFailedSchema, ChangeRequestReviewedSchema, ChangeRequestClosedSchema] as const;
+/**
+ * The change events after which a change covers no further deployment: a failure (its back-out
+ * done; a review after it changes nothing), or the close. A review after an implementation does
+ * not end it: a change naming several environments is implemented by the first.
+ */
+const ENDING_SCHEMAS = [ChangeRequestFailedSchema, ChangeRequestClosedSchema] as const;
 
 const upsert = (table: string, key: string, column: string) =>
   `INSERT INTO ${table} (${key}, ${column}) VALUES ($1, $2) ON CONFLICT (${key}) DO UPDATE SET ${column} = EXCLUDED.${column}`;
@@ -251,9 +253,7 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
       return;
     }
     case ChangeRequestFailedSchema.typeName:
-    case ChangeRequestReviewedSchema.typeName:
     case ChangeRequestClosedSchema.typeName: {
-      // Each ends the implementation for good (FAILED → REVIEWED → CLOSED, in the stream's order).
       const schema = ENDING_SCHEMAS.find((s) => s.typeName === event.type);
       if (!schema) return;
       const { changeRequestId, state } = decodeEvent(schema, event);

@@ -22,8 +22,10 @@ export interface GateFacts {
     authorized: boolean;
     /** Withdrawn before its implementation: it can no longer cover a deployment. */
     cancelled?: boolean | undefined;
-    /** FAILED, REVIEWED or CLOSED: its implementation is over, so it covers no further deployment. */
+    /** FAILED or CLOSED: it covers no further deployment. */
     ended?: string | undefined;
+    /** The plan names it (else it is linked to the release only). */
+    planned?: boolean | undefined;
     window?: { start: Date; end: Date } | undefined;
     emergency: boolean;
   }[];
@@ -89,6 +91,24 @@ function releaseGate(facts: GateFacts): RuleDetail[] {
   ];
 }
 
+/**
+ * A change that failed or was closed is left linked to its release (the release's review reads
+ * it): it refuses the start when the plan names it, or when no other linked change is open to
+ * cover the deployment; otherwise it is passed over.
+ */
+function endedChangeGate(facts: GateFacts, change: GateFacts["changes"][number]): RuleDetail[] {
+  const open = facts.changes.some((c) => c.known && !c.cancelled && !c.ended);
+  if (open && !change.planned) return [];
+  const what = change.ended === "FAILED" ? "failed (its back-out is the plan)" : `is ${change.ended?.toLowerCase()}`;
+  return [
+    detail(
+      "gate.change_over",
+      change.changeId,
+      `the change ${what}: it covers no further deployment; link another change to the release and plan without it`,
+    ),
+  ];
+}
+
 function changeGates(facts: GateFacts): RuleDetail[] {
   return facts.changes.flatMap((change) => {
     if (!change.known) return [detail("gate.change_known", change.changeId, "the linked change is unknown")];
@@ -100,14 +120,7 @@ function changeGates(facts: GateFacts): RuleDetail[] {
           "the change was cancelled; unlink it from the release or plan the deployment with another change",
         ),
       ];
-    if (change.ended)
-      return [
-        detail(
-          "gate.change_over",
-          change.changeId,
-          `the change is ${change.ended}: its implementation is over; link another change to the release for another attempt`,
-        ),
-      ];
+    if (change.ended) return endedChangeGate(facts, change);
     const problems: RuleDetail[] = [];
     if (!change.authorized)
       problems.push(detail("gate.change_authorized", change.changeId, "the change is not authorized"));
@@ -180,10 +193,10 @@ function artifactGates(facts: GateFacts): RuleDetail[] {
  * it holds any (an empty one is not compared, as the release service does not compare it either).
  */
 function packageGate(facts: GateFacts): RuleDetail[] {
-  const frozen = facts.release?.package;
-  if (!frozen?.length) return [];
+  const frozen = new Set(facts.release?.package?.map((id) => id.toLowerCase()));
+  if (!frozen.size) return [];
   return facts.artifacts
-    .filter((artifact) => !frozen.includes(artifact.artifactId))
+    .filter((artifact) => !frozen.has(artifact.artifactId.toLowerCase()))
     .map((artifact) =>
       detail(
         "gate.release_package",

@@ -71,9 +71,8 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
     "SELECT change_id FROM gate_release_changes WHERE release_id = $1",
     [deployment.releaseId],
   );
-  const changeIds = [
-    ...new Set([...deployment.linkedChangeIds.map((id) => id.toLowerCase()), ...linked.rows.map((r) => r.change_id)]),
-  ];
+  const planned = new Set(deployment.linkedChangeIds.map((id) => id.toLowerCase()));
+  const changeIds = [...new Set([...planned, ...linked.rows.map((r) => r.change_id)])];
   const changes = await tx.query<{
     change_id: string;
     emergency: boolean;
@@ -91,6 +90,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
       authorized: row?.authorized ?? false,
       cancelled: row?.cancelled ?? false,
       ended: row?.ended || undefined,
+      planned: planned.has(changeId),
       emergency: row?.emergency ?? false,
       window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
     };
