@@ -142,6 +142,12 @@ describe("start gates", () => {
       rules({ environment: frozen, changes: emergency, freezeOverride: { ...override, byChangeManager: false } }),
     ).toEqual(["gate.environment_frozen"]);
     expect(rules({ environment: frozen, changes: emergency })).toEqual(["gate.environment_frozen"]);
+    // An emergency change that failed overrides nothing (and covers nothing).
+    const failed = [{ ...(emergency[0] as GateFacts["changes"][number]), ended: "FAILED" }];
+    expect(rules({ environment: frozen, changes: failed, freezeOverride: override })).toEqual([
+      "gate.change_over",
+      "gate.environment_frozen",
+    ]);
   });
 
   describe("change-calendar freeze windows", () => {

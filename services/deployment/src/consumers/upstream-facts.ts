@@ -143,7 +143,7 @@ export const upstreamFactsMigrations: Migration[] = [
   },
   {
     version: 12,
-    name: "release packages and changes whose implementation is over",
+    name: "release packages, and changes failed or closed",
     // package: the artifact ids the release froze (NULL: frozen before this version, or not yet).
     // ended: FAILED or CLOSED, the state after which the change covers no further deployment (''
     // while it may). Changes that ended before this version are not known as ended: their events

@@ -148,7 +148,10 @@ function freezeGate(facts: GateFacts): RuleDetail[] {
   const windows = freezeWindowsInForce(facts);
   if (!facts.environment.frozen && windows.length === 0) return [];
   const override = facts.freezeOverride;
-  const emergency = facts.changes.some((change) => change.emergency && change.authorized);
+  // One that was cancelled, failed or closed covers nothing, an override neither.
+  const emergency = facts.changes.some(
+    (change) => change.emergency && change.authorized && !change.cancelled && !change.ended,
+  );
   if (override.justification && override.byChangeManager && emergency) return [];
   const why = !override.justification
     ? ""
