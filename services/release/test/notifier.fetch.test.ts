@@ -1,12 +1,16 @@
 // The notifier's handling of one fetch, against real PostgreSQL: a deployment's events match a
 // subscription filtered by change by what its earlier events named, in the same fetch (before
 // anything is kept) and in later ones (by what was kept, a list that only grows and that a
-// redelivery leaves as it is).
+// redelivery leaves as it is); a change's events are titled by the key its raise named.
 import { randomUUID } from "node:crypto";
 import { create } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
 import type { CloudEvent } from "@rdm/messaging";
+import {
+  ChangeImplementationStartedSchema,
+  ChangeRequestRaisedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   DeploymentApprovalGrantedSchema,
   DeploymentPlannedSchema,
@@ -27,6 +31,7 @@ let pool: pg.Pool;
 const at = new Date("2026-11-02T10:00:00Z");
 const notifier = () => matchEvents("http://gateway.test", () => at, pool);
 const deployments = new PublishedStreams("dora");
+const changes = new PublishedStreams("carl");
 
 beforeAll(async () => {
   db = await createTestDatabase("release_notifier_fetch");
@@ -45,6 +50,10 @@ afterAll(async () => {
 
 /** An active subscription, created before every event here, filtered by these changes. */
 async function subscribedTo(...changeRequestIds: string[]) {
+  return subscribed({ changeRequestIds });
+}
+
+async function subscribed(filter: { changeRequestIds?: string[]; eventTypes?: string[] }) {
   const subscriptionId = randomUUID();
   const since = timestampFromDate(new Date(at.getTime() - 60_000));
   await saveSubscription(
@@ -55,13 +64,15 @@ async function subscribedTo(...changeRequestIds: string[]) {
       status: SubscriptionStatus.ACTIVE,
       createdAt: since,
       activeSince: since,
-      filter: { changeRequestIds },
+      filter,
     }),
   );
   return subscriptionId;
 }
 
 type Schema =
+  | typeof ChangeRequestRaisedSchema
+  | typeof ChangeImplementationStartedSchema
   | typeof DeploymentPlannedSchema
   | typeof DeploymentApprovalGrantedSchema
   | typeof DeploymentScheduledSchema
@@ -73,6 +84,17 @@ const event = (schema: Schema, deploymentId: string, init: object = {}): CloudEv
     schema,
     deploymentId,
     { deploymentId, environment: "production", ...init } as never,
+    {
+      occurredAt: timestampFromDate(at),
+      time: at,
+    },
+  );
+const changeEvent = (schema: Schema, changeRequestId: string, init: object = {}): CloudEvent =>
+  changes.event(
+    "rdm/change",
+    schema,
+    changeRequestId,
+    { changeRequestId, environment: "production", ...init } as never,
     {
       occurredAt: timestampFromDate(at),
       time: at,
@@ -133,4 +155,21 @@ test("a deployment's changes only grow across fetches, and a redelivered fetch l
   const stepFailed = event(DeploymentStepFailedSchema, deploymentId, { stepIndex: 0, reason: "timeout" });
   await fetched(stepFailed);
   expect(await delivered(subscription)).toEqual([scheduled.id, stepFailed.id]);
+});
+
+test("a change's events are titled by the key its raise named, in the same fetch and later", async () => {
+  const subscription = await subscribed({ eventTypes: [ChangeImplementationStartedSchema.typeName] });
+  const [keyed, unheard] = [randomUUID(), randomUUID()];
+  const started = (id: string) => changeEvent(ChangeImplementationStartedSchema, id, { deploymentId: randomUUID() });
+  await fetched(changeEvent(ChangeRequestRaisedSchema, keyed, { key: "CHG-2026-0042" }), started(keyed));
+  await fetched(started(keyed), started(unheard));
+  const { rows } = await pool.query<{ title: string }>(
+    "SELECT payload->>'title' AS title FROM subscription_deliveries WHERE subscription_id = $1 ORDER BY seq",
+    [subscription],
+  );
+  expect(rows.map((row) => row.title)).toEqual([
+    "Change Implementation Started: CHG-2026-0042 in production",
+    "Change Implementation Started: CHG-2026-0042 in production",
+    `Change Implementation Started: ${unheard} in production`,
+  ]);
 });

@@ -19,6 +19,7 @@ import {
   type NamedEnvironments,
   namesChangeEnvironments,
 } from "./change-environments.js";
+import { changeKeyOf, keepChangeKeys, keyNamed, namesChangeKey } from "./change-keys.js";
 import {
   changesNamed,
   deploymentChangesOf,
@@ -69,16 +70,20 @@ class SaidSoFar {
   readonly environments = new Map<string, string[]>();
   /** The changes each deployment's events named, by deployment id. */
   readonly deploymentChanges = new Map<string, Set<string>>();
+  /** Each change's key, by change id. */
+  readonly changeKeys = new Map<string, string>();
   private readonly namedEnvironments: NamedEnvironments[] = [];
 
   /** Whether an event of this type says any of it (others need not be decoded). */
-  static says = (type: string) => namesChangeEnvironments(type) || namesDeploymentChanges(type);
+  static says = (type: string) => namesChangeEnvironments(type) || namesDeploymentChanges(type) || namesChangeKey(type);
 
   note(type: string, message: Message, environments = environmentsNamed(type, message)) {
     if (environments) {
       this.environments.set(environments.changeRequestId, environments.environments);
       this.namedEnvironments.push(environments);
     }
+    const key = keyNamed(type, message);
+    if (key) this.changeKeys.set(key.changeRequestId, key.key);
     const changes = changesNamed(type, message);
     if (changes) {
       const ids = this.deploymentChanges.get(changes.deploymentId) ?? new Set();
@@ -90,6 +95,7 @@ class SaidSoFar {
   async keep(db: Pick<pg.Pool, "query">) {
     await keepChangeEnvironments(db, this.namedEnvironments);
     await keepDeploymentChanges(db, this.deploymentChanges);
+    await keepChangeKeys(db, this.changeKeys);
   }
 }
 
@@ -104,7 +110,11 @@ async function match(
   decoded: ReturnType<typeof decodeNotifiable>,
   tx: pg.PoolClient,
   subscriptions: () => Promise<Subscription[]>,
-  said: { environments: EnvironmentsSoFar; deploymentChanges: SaidSoFar["deploymentChanges"] },
+  said: {
+    environments: EnvironmentsSoFar;
+    deploymentChanges: SaidSoFar["deploymentChanges"];
+    changeKeys: SaidSoFar["changeKeys"];
+  },
 ) {
   if (!decoded) return;
   const candidates = await subscriptions();
@@ -125,6 +135,9 @@ async function match(
       ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deploymentChanges)
       : undefined,
   };
+  // A change's events are titled by its key: looked up once, for the first delivery.
+  const changeId = envelope.type.startsWith("rdm.change.v1.") ? json.changeRequestId : undefined;
+  let changeKey: Promise<string | undefined> | undefined;
   for (const subscription of candidates) {
     const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
     if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
@@ -132,6 +145,7 @@ async function match(
     const active = subscription.status === SubscriptionStatus.ACTIVE;
     const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";
     const notificationId = randomUUID();
+    if (typeof changeId === "string") changeKey ??= changeKeyOf(tx, changeId, said.changeKeys);
     const payload = notificationPayload({
       notificationId,
       subscriptionId: subscription.subscriptionId,
@@ -142,6 +156,7 @@ async function match(
       occurredAt: event.occurredAt,
       json,
       releaseKey: release?.key,
+      changeKey: await changeKey,
       linkBaseUrl,
     });
     await tx.query(
@@ -169,8 +184,8 @@ async function match(
  * happened before it was created; one that is paused or suspended gets the delivery HELD (sent
  * only if resumed with deliver_missed); one that resumed from then on after the event happened
  * gets it SKIPPED. Types no published schema names are skipped. While no subscription exists,
- * events are passed by without a transaction (`wanted`) once the environments a change's events
- * name and the changes a deployment's name are kept (for subscriptions created later): a redelivery is matched again, against the
+ * events are passed by without a transaction (`wanted`) once the environments and key a change's
+ * events name and the changes a deployment's name are kept (for subscriptions created later): a redelivery is matched again, against the
  * subscriptions of then, of which it can only take those created before it happened.
  */
 export function matchEvents(
@@ -190,6 +205,7 @@ export function matchEvents(
       await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, {
         environments: { named, earlier: said.environments },
         deploymentChanges: said.deploymentChanges,
+        changeKeys: said.changeKeys,
       });
       if (decoded) said.note(event.type, decoded.message, named);
     }

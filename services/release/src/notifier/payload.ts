@@ -99,15 +99,20 @@ function linksOf(base: string, subjects: EventSubjects, json: JsonObject): Links
  * A short human line: the event's name in words, what it is about (a change's events: the change;
  * others: the release when there is one) and the environments it names.
  */
-function titleOf(eventType: string, json: JsonObject, subjects: EventSubjects, releaseKey: string | undefined): string {
+function titleOf(
+  eventType: string,
+  json: JsonObject,
+  subjects: EventSubjects,
+  keys: { releaseKey?: string | undefined; changeKey?: string | undefined },
+): string {
   const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
   const change = eventType.startsWith("rdm.change.v1.") && typeof json.changeRequestId === "string";
-  // A change's own events are about the change (its raise names it by key), even those naming the
+  // A change's own events are about the change, by its key when known, even those naming the
   // deployment that moved it.
   const ids = change
-    ? [json.key, json.changeRequestId]
+    ? [keys.changeKey, json.key, json.changeRequestId]
     : [deploymentIdOf(json), json.changeRequestId, json.artifactId, json.ciId];
-  const about = (change ? undefined : releaseKey) ?? ids.find((v) => typeof v === "string" && v !== "");
+  const about = (change ? undefined : keys.releaseKey) ?? ids.find((v) => typeof v === "string" && v !== "");
   const where = subjects.environments.size ? ` in ${[...subjects.environments].join(", ")}` : "";
   return about ? `${name}: ${about}${where}` : `${name}${where}`;
 }
@@ -122,6 +127,8 @@ export interface PayloadInput {
   occurredAt: Date;
   json: JsonObject;
   releaseKey?: string | undefined;
+  /** The key of the change a change event is about, when the notifier knows it. */
+  changeKey?: string | undefined;
   linkBaseUrl: string;
 }
 
@@ -137,7 +144,7 @@ export function notificationPayload(input: PayloadInput): NotificationPayload {
     subject: input.subject,
     occurredAt: input.occurredAt.toISOString(),
     severity: Severity[severityOf(input.eventType)] ?? "INFO",
-    title: titleOf(input.eventType, input.json, subjects, input.releaseKey),
+    title: titleOf(input.eventType, input.json, subjects, input),
     links: linksOf(input.linkBaseUrl.replace(/\/+$/, ""), subjects, input.json),
     event: input.json,
   };

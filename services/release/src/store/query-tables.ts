@@ -22,7 +22,8 @@ import { subscriptions } from "./subscriptions.js";
  * - notification_subscription_secrets: never in events (they are published).
  * - release_keys and its sequences: counters handing out keys, not derived from events.
  * - change_request_states, deployment_environments, notifier_change_environments,
- *   notifier_deployment_changes: fed by the change and deployment services' topics, not by this store.
+ *   notifier_change_keys, notifier_deployment_changes: fed by the change and deployment
+ *   services' topics, not by this store.
  * Release models have no table: their streams are read (and cached) as they are.
  */
 export const releaseQueryTables: QueryTables<ReleaseServiceEvent | SubscriptionEvent> = {

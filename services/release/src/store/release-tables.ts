@@ -202,4 +202,16 @@ export const releaseMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 16,
+    name: "change keys",
+    // A change's key, from its raise, for the titles of its later events' notifications. Changes
+    // raised before this version are titled by their id.
+    sql: `
+      CREATE TABLE notifier_change_keys (
+        change_request_id text PRIMARY KEY,
+        key               text NOT NULL
+      );
+    `,
+  },
 ];
