@@ -7,6 +7,7 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type pg from "pg";
 import { isProductionSql } from "../consumers/deployment-outcomes.js";
+import { changeIdOf } from "../domain/subscription/matching.js";
 
 // A change's environments, for subscriptions filtered by environment: only a change's raise,
 // schedule and detail updates name them; its other events (submitted, approved, rejected, …)
@@ -85,10 +86,10 @@ export async function changeEnvironmentsOf(
   event: { type: string; json: JsonObject },
   { named, earlier }: EnvironmentsSoFar,
 ): Promise<string[] | undefined> {
-  if (!event.type.startsWith("rdm.change.v1.")) return undefined;
+  const changeRequestId = changeIdOf(event.type, event.json);
+  if (!changeRequestId) return undefined;
   let environments = named?.environments;
-  const changeRequestId = event.json.changeRequestId;
-  if (!named && typeof changeRequestId === "string") {
+  if (!named) {
     environments = earlier.get(changeRequestId);
     if (!environments) {
       const { rows } = await tx.query<{ environments: string[] }>(

@@ -10,10 +10,9 @@ import {
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
-import { filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
+import { changeIdOf, filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
 import {
   changeEnvironmentsOf,
-  type EnvironmentsSoFar,
   environmentsNamed,
   keepChangeEnvironments,
   type NamedEnvironments,
@@ -64,7 +63,8 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
 
 /**
  * What a fetch's events said so far of what later events of their streams name not: a change's
- * environments, a deployment's changes. Kept (`keep`) for later fetches once the fetch is matched.
+ * environments and key, a deployment's changes. Kept (`keep`) for later fetches once the fetch is
+ * matched.
  */
 class SaidSoFar {
   readonly environments = new Map<string, string[]>();
@@ -110,11 +110,8 @@ async function match(
   decoded: ReturnType<typeof decodeNotifiable>,
   tx: pg.PoolClient,
   subscriptions: () => Promise<Subscription[]>,
-  said: {
-    environments: EnvironmentsSoFar;
-    deploymentChanges: SaidSoFar["deploymentChanges"];
-    changeKeys: SaidSoFar["changeKeys"];
-  },
+  said: SaidSoFar,
+  named: NamedEnvironments | undefined,
 ) {
   if (!decoded) return;
   const candidates = await subscriptions();
@@ -130,13 +127,13 @@ async function match(
     changeEnvironments:
       subjects.environments.size || !anyFilters(candidates, "environments")
         ? undefined
-        : await changeEnvironmentsOf(tx, { type: envelope.type, json }, said.environments),
+        : await changeEnvironmentsOf(tx, { type: envelope.type, json }, { named, earlier: said.environments }),
     deploymentChanges: anyFilters(candidates, "changeRequestIds")
       ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deploymentChanges)
       : undefined,
   };
   // A change's events are titled by its key: looked up once, for the first delivery.
-  const changeId = envelope.type.startsWith("rdm.change.v1.") ? json.changeRequestId : undefined;
+  const changeId = changeIdOf(envelope.type, json);
   let changeKey: Promise<string | undefined> | undefined;
   for (const subscription of candidates) {
     const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
@@ -145,7 +142,7 @@ async function match(
     const active = subscription.status === SubscriptionStatus.ACTIVE;
     const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";
     const notificationId = randomUUID();
-    if (typeof changeId === "string") changeKey ??= changeKeyOf(tx, changeId, said.changeKeys);
+    if (changeId) changeKey ??= changeKeyOf(tx, changeId, said.changeKeys);
     const payload = notificationPayload({
       notificationId,
       subscriptionId: subscription.subscriptionId,
@@ -185,8 +182,9 @@ async function match(
  * only if resumed with deliver_missed); one that resumed from then on after the event happened
  * gets it SKIPPED. Types no published schema names are skipped. While no subscription exists,
  * events are passed by without a transaction (`wanted`) once the environments and key a change's
- * events name and the changes a deployment's name are kept (for subscriptions created later): a redelivery is matched again, against the
- * subscriptions of then, of which it can only take those created before it happened.
+ * events name and the changes a deployment's name are kept (for subscriptions created later): a
+ * redelivery is matched again, against the subscriptions of then, of which it can only take those
+ * created before it happened.
  */
 export function matchEvents(
   linkBaseUrl: string,
@@ -202,11 +200,7 @@ export function matchEvents(
     for (const event of events) {
       const decoded = decodeNotifiable(event);
       const named = (decoded && environmentsNamed(event.type, decoded.message)) || undefined;
-      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, {
-        environments: { named, earlier: said.environments },
-        deploymentChanges: said.deploymentChanges,
-        changeKeys: said.changeKeys,
-      });
+      await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, said, named);
       if (decoded) said.note(event.type, decoded.message, named);
     }
     await said.keep(tx);

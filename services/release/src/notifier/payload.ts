@@ -7,7 +7,7 @@ import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/
 import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { Severity } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { type EventSubjects, isObject, severityOf, subjectsOf } from "../domain/subscription/matching.js";
+import { changeIdOf, type EventSubjects, isObject, severityOf, subjectsOf } from "../domain/subscription/matching.js";
 
 /** Every event type of the four services' topics (and the subscriptions' own), for decoding and JSON. */
 export const notifiableEvents = createRegistry(
@@ -106,11 +106,11 @@ function titleOf(
   keys: { releaseKey?: string | undefined; changeKey?: string | undefined },
 ): string {
   const name = eventType.slice(eventType.lastIndexOf(".") + 1).replace(/([a-z])([A-Z])/g, "$1 $2");
-  const change = eventType.startsWith("rdm.change.v1.") && typeof json.changeRequestId === "string";
+  const change = changeIdOf(eventType, json);
   // A change's own events are about the change, by its key when known, even those naming the
   // deployment that moved it.
   const ids = change
-    ? [keys.changeKey, json.key, json.changeRequestId]
+    ? [keys.changeKey, json.key, change]
     : [deploymentIdOf(json), json.changeRequestId, json.artifactId, json.ciId];
   const about = (change ? undefined : keys.releaseKey) ?? ids.find((v) => typeof v === "string" && v !== "");
   const where = subjects.environments.size ? ` in ${[...subjects.environments].join(", ")}` : "";

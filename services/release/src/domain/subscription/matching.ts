@@ -42,6 +42,10 @@ export type EventSubjects = { [K in keyof typeof SUBJECT_FIELDS]: Set<string> };
 export const isObject = (value: JsonValue | undefined): value is JsonObject =>
   typeof value === "object" && value !== null && !Array.isArray(value);
 
+/** The change a change event (of the change topic) is about; undefined for other events. */
+export const changeIdOf = (type: string, json: JsonObject): string | undefined =>
+  type.startsWith("rdm.change.v1.") && typeof json.changeRequestId === "string" ? json.changeRequestId : undefined;
+
 /** Every id an event's JSON form names, at any depth (e.g. the target CIs of each deployed artifact). */
 export function subjectsOf(json: JsonObject): EventSubjects {
   const subjects: EventSubjects = {
