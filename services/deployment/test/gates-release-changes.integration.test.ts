@@ -48,6 +48,17 @@ async function plannedDeployment(releaseId: string, frozen = false) {
   return { deploymentId: deployment?.deploymentId as string, environment: name, artifactId };
 }
 
+/** A change the deployment service knows (authorized, scheduled), linked on the release side. */
+async function linkedChange(releaseId: string): Promise<string> {
+  const changeId = randomUUID();
+  await harness.change(changeId);
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId,
+  });
+  return changeId;
+}
+
 const refusal = (deploymentId: string, expected: string[]) =>
   waitFor(
     async () => {
@@ -59,13 +70,8 @@ const refusal = (deploymentId: string, expected: string[]) =>
 
 test("a change linked on the release side and rejected after its approval refuses the start; unlinked, it starts", async () => {
   const releaseId = randomUUID();
-  const changeId = randomUUID();
   await harness.releaseReady(releaseId);
-  await harness.change(changeId);
-  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
-    releaseId,
-    changeRequestId: changeId,
-  });
+  const changeId = await linkedChange(releaseId);
   // Frozen, so that nothing starts while the facts arrive: the freeze alone refuses once they are in.
   const { deploymentId, environment } = await plannedDeployment(releaseId, true);
   await refusal(deploymentId, ["gate.environment_frozen"]);
@@ -85,13 +91,8 @@ test("a change linked on the release side and rejected after its approval refuse
 
 test("a change linked on the release side and cancelled refuses the start as cancelled", async () => {
   const releaseId = randomUUID();
-  const changeId = randomUUID();
   await harness.releaseReady(releaseId);
-  await harness.change(changeId);
-  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
-    releaseId,
-    changeRequestId: changeId,
-  });
+  const changeId = await linkedChange(releaseId);
   const { deploymentId } = await plannedDeployment(releaseId, true);
   await refusal(deploymentId, ["gate.environment_frozen"]);
   await harness.publish("change", ChangeRequestCancelledSchema, changeId, {
@@ -115,15 +116,9 @@ test("a linked change the deployment service never heard of is listed as unknown
 
 test("a change that failed or was closed covers no further deployment, unless another linked change is open", async () => {
   const releaseId = randomUUID();
-  const [failed, closed, fresh] = [randomUUID(), randomUUID(), randomUUID()];
   await harness.releaseReady(releaseId);
-  for (const changeId of [failed, closed]) {
-    await harness.change(changeId);
-    await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
-      releaseId,
-      changeRequestId: changeId,
-    });
-  }
+  const failed = await linkedChange(releaseId);
+  const closed = await linkedChange(releaseId);
   const { deploymentId } = await plannedDeployment(releaseId, true);
   await refusal(deploymentId, ["gate.environment_frozen"]);
   await harness.publish("change", ChangeRequestFailedSchema, failed, {
@@ -137,8 +132,7 @@ test("a change that failed or was closed covers no further deployment, unless an
   });
   await refusal(deploymentId, ["gate.change_over", "gate.change_over", "gate.environment_frozen"]);
   // A new change linked beside them covers the release's deployments; they stay linked.
-  await harness.change(fresh);
-  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, { releaseId, changeRequestId: fresh });
+  await linkedChange(releaseId);
   await refusal(deploymentId, ["gate.environment_frozen"]);
 });
 
