@@ -78,28 +78,16 @@ type Schema =
   | typeof DeploymentScheduledSchema
   | typeof DeploymentStepFailedSchema;
 
-const event = (schema: Schema, deploymentId: string, init: object = {}): CloudEvent =>
-  deployments.event(
-    "rdm/deployment",
-    schema,
-    deploymentId,
-    { deploymentId, environment: "production", ...init } as never,
-    {
+/** Events of one service's streams, about `id` (its id field), in production, at `at`. */
+const eventsOf =
+  (streams: PublishedStreams, source: string, idField: "deploymentId" | "changeRequestId") =>
+  (schema: Schema, id: string, init: object = {}): CloudEvent =>
+    streams.event(source, schema, id, { [idField]: id, environment: "production", ...init } as never, {
       occurredAt: timestampFromDate(at),
       time: at,
-    },
-  );
-const changeEvent = (schema: Schema, changeRequestId: string, init: object = {}): CloudEvent =>
-  changes.event(
-    "rdm/change",
-    schema,
-    changeRequestId,
-    { changeRequestId, environment: "production", ...init } as never,
-    {
-      occurredAt: timestampFromDate(at),
-      time: at,
-    },
-  );
+    });
+const event = eventsOf(deployments, "rdm/deployment", "deploymentId");
+const changeEvent = eventsOf(changes, "rdm/change", "changeRequestId");
 
 /** Handles the events as one fetch of one partition, in one transaction. */
 const fetched = (...events: CloudEvent[]) =>
