@@ -5,8 +5,10 @@
 // exactly: what the failed deployment added is gone. Checked through GetBaseline. An SRE's
 // subscription to the environment's critical events (the release service's notifier) records the
 // failure, the rollback's start and its end, and nothing of the environment's other events.
+// Blue-green: each colour runs the version last deployed to it, in the configuration baseline,
+// the deployment service's environment and the gateway's inventory, which names the live colour.
 import { randomUUID } from "node:crypto";
-import { createGrpcClient } from "@rdm/grpc";
+import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
@@ -20,22 +22,71 @@ import {
 import { NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import { Severity } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
-import { e2eStack, publishReleaseInDeployment, type StartedService, verifiedArtifact } from "./harness.js";
+import {
+  e2eStack,
+  publishReleaseInDeployment,
+  type StartedGateway,
+  type StartedService,
+  verifiedArtifact,
+} from "./harness.js";
 
 const stack = e2eStack("e2e-rollback-baseline");
 let producer: Awaited<ReturnType<typeof stack.producer>>;
 let configurationService: StartedService;
 let deploymentService: StartedService;
 let releaseService: StartedService;
+let gateway: StartedGateway;
 
 beforeAll(async () => {
-  [configurationService, deploymentService, releaseService, producer] = await Promise.all([
+  [configurationService, deploymentService, releaseService, gateway, producer] = await Promise.all([
     stack.configuration(),
     stack.deployment(),
     stack.release(),
+    stack.gateway(),
     stack.producer(),
   ]);
 });
+
+type Deployer = GrpcClient<(typeof DeploymentService)["method"]>;
+type Dml = GrpcClient<(typeof ConfigurationService)["method"]>;
+
+/** Plans and starts a deployment of a new release in the deployment phase; its id once it reaches `state`. */
+async function deploy(
+  deployer: Deployer,
+  environment: string,
+  artifacts: { artifactId: string; name: string; version: string }[],
+  strategy: { kind: DeploymentStrategyKind; batchSize?: number },
+  state: DeploymentState,
+) {
+  const releaseId = randomUUID();
+  await publishReleaseInDeployment(producer, stack.topicPrefix, releaseId);
+  const { deployment } = await deployer.planDeployment({
+    requestId: randomUUID(),
+    releaseId,
+    environment,
+    artifacts,
+    strategy,
+  });
+  const deploymentId = deployment?.deploymentId as string;
+  // The gates read the DML and release facts the deployment service has consumed so far.
+  await waitFor(() => deployer.startDeployment({ requestId: randomUUID(), deploymentId }), {
+    timeoutMs: 30_000,
+    description: "the gates met once the DML and release facts are consumed",
+  });
+  await waitFor(
+    async () => ((await deployer.getDeployment({ deploymentId })).deployment?.state === state ? true : undefined),
+    { timeoutMs: 60_000, description: `deployment ${DeploymentState[state]}` },
+  );
+  return deploymentId;
+}
+
+const baselineOf = async (dml: Dml, environment: string) => (await dml.getBaseline({ environment })).baseline;
+
+/** A configuration baseline's entries as "ci name@version artifact", sorted. */
+const entriesOf = (baseline: Awaited<ReturnType<typeof baselineOf>>) =>
+  (baseline?.entries ?? [])
+    .map((entry) => `${entry.ciId} ${entry.artifactName}@${entry.artifactVersion} ${entry.artifactId}`)
+    .sort();
 
 afterAll(() => stack.stop());
 
@@ -86,45 +137,20 @@ test("a failed verification rolls back by itself and the configuration baseline 
     poll: true,
   });
 
-  const deploy = async (artifacts: { artifactId: string; name: string; version: string }[], state: DeploymentState) => {
-    const releaseId = randomUUID();
-    await publishReleaseInDeployment(producer, stack.topicPrefix, releaseId);
-    const { deployment } = await deployer.planDeployment({
-      requestId: randomUUID(),
-      releaseId,
-      environment,
-      artifacts,
-      strategy: { kind: DeploymentStrategyKind.ROLLING, batchSize: 1 },
-    });
-    const deploymentId = deployment?.deploymentId as string;
-    // The gates read the DML and release facts the deployment service has consumed so far.
-    await waitFor(() => deployer.startDeployment({ requestId: randomUUID(), deploymentId }), {
-      timeoutMs: 30_000,
-      description: "the gates met once the DML and release facts are consumed",
-    });
-    await waitFor(
-      async () => ((await deployer.getDeployment({ deploymentId })).deployment?.state === state ? true : undefined),
-      { timeoutMs: 60_000, description: `deployment ${DeploymentState[state]}` },
-    );
-    return deploymentId;
-  };
-  const baseline = async () => (await dml.getBaseline({ environment })).baseline;
-  const entries = (found: Awaited<ReturnType<typeof baseline>>) =>
-    (found?.entries ?? [])
-      .map((entry) => `${entry.ciId} ${entry.artifactName}@${entry.artifactVersion} ${entry.artifactId}`)
-      .sort();
+  const rolling = { kind: DeploymentStrategyKind.ROLLING, batchSize: 1 };
+  const baseline = () => baselineOf(dml, environment);
 
-  const first = await deploy([apiOne], DeploymentState.SUCCEEDED);
+  const first = await deploy(deployer, environment, [apiOne], rolling, DeploymentState.SUCCEEDED);
   const good = hosts.map((host) => `${host} ${api}@1.0.0 ${apiOne.artifactId}`).sort();
   await waitFor(async () => ((await baseline())?.lastDeploymentId === first ? true : undefined), {
     timeoutMs: 30_000,
     description: "the first deployment in the configuration baseline",
   });
-  expect(entries(await baseline())).toEqual(good);
+  expect(entriesOf(await baseline())).toEqual(good);
 
   // Its DeploymentFailed puts api 2.0.0 and the sidecar into the entries (degraded); the
   // DeploymentRolledBack that follows must take them out again, not only put api 1.0.0 back.
-  const second = await deploy([apiTwo, sidecarOne], DeploymentState.ROLLED_BACK);
+  const second = await deploy(deployer, environment, [apiTwo, sidecarOne], rolling, DeploymentState.ROLLED_BACK);
   const restored = await waitFor(
     async () => {
       const found = await baseline();
@@ -132,7 +158,7 @@ test("a failed verification rolls back by itself and the configuration baseline 
     },
     { timeoutMs: 30_000, description: "the rollback in the configuration baseline" },
   );
-  expect(entries(restored)).toEqual(good);
+  expect(entriesOf(restored)).toEqual(good);
   expect(restored.entries.some((entry) => entry.artifactName === sidecar)).toBe(false);
   expect(restored.lastKnownGoodDeploymentId).toBe(first);
   const { deployment } = await deployer.getDeployment({ deploymentId: second });
@@ -152,4 +178,65 @@ test("a failed verification rolls back by itself and the configuration baseline 
   dml.close();
   deployer.close();
   notifications.close();
+}, 180_000);
+
+test("blue-green: each colour runs what was last deployed to it; the gateway names the live colour", async () => {
+  const dml = createGrpcClient(ConfigurationService, configurationService.address, {
+    token: await stack.token("carla", ["config-manager"]),
+  });
+  const deployer = createGrpcClient(DeploymentService, deploymentService.address, {
+    token: await stack.token("dana", ["deployer", "release-manager"]),
+  });
+  const bearer = await stack.token("vera", ["viewer"]);
+  const api = uniqueId("api");
+  const [apiOne, apiTwo] = [await verifiedArtifact(dml, api, "1.0.0"), await verifiedArtifact(dml, api, "2.0.0")];
+  const environment = uniqueId("production");
+  const [blue, green] = [uniqueId("blue"), uniqueId("green")];
+  await deployer.registerEnvironment({
+    requestId: randomUUID(),
+    environment: {
+      name: environment,
+      promotionRank: 1,
+      targetGroups: [
+        { name: "blue", ciIds: [blue] },
+        { name: "green", ciIds: [green] },
+      ],
+    },
+  });
+  await stack.executor(deploymentService, { environments: [environment], command: "true", poll: true });
+  const blueGreen = { kind: DeploymentStrategyKind.BLUE_GREEN };
+
+  // The first goes to blue, the second to green; blue keeps 1.0.0.
+  await deploy(deployer, environment, [apiOne], blueGreen, DeploymentState.SUCCEEDED);
+  const second = await deploy(deployer, environment, [apiTwo], blueGreen, DeploymentState.SUCCEEDED);
+  const expected = [`${blue} ${api}@1.0.0 ${apiOne.artifactId}`, `${green} ${api}@2.0.0 ${apiTwo.artifactId}`].sort();
+  const recorded = await waitFor(
+    async () => {
+      const found = await baselineOf(dml, environment);
+      return found?.lastDeploymentId === second ? found : undefined;
+    },
+    { timeoutMs: 30_000, description: "the second deployment in the configuration baseline" },
+  );
+  expect(entriesOf(recorded)).toEqual(expected);
+
+  const defined = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
+  expect(defined?.liveColour).toBe("green");
+  expect(defined?.baseline.map((a) => [a.version, a.targetCiIds])).toEqual([
+    ["1.0.0", [blue]],
+    ["2.0.0", [green]],
+  ]);
+
+  const inventory = await waitFor(
+    async () => {
+      const { body } = await stack.getJson(gateway.url, `/v1/environments/${environment}/inventory`, bearer);
+      return body?.lastDeploymentId === second ? body : undefined;
+    },
+    { timeoutMs: 30_000, description: "the second deployment in the gateway's inventory" },
+  );
+  expect(inventory.liveColour).toBe("green");
+  expect(
+    inventory.entries.map((e: Record<string, string>) => `${e.targetCiId} ${e.artifactName}@${e.artifactVersion}`),
+  ).toEqual([`${blue} ${api}@1.0.0`, `${green} ${api}@2.0.0`].sort());
+  dml.close();
+  deployer.close();
 }, 180_000);

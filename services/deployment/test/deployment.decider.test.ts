@@ -111,6 +111,8 @@ describe("strategy expansion", () => {
       ["VERIFY", "green", ["g-1"]],
       ["SWITCH", "green", ["g-1"]],
     ]);
+    // The package goes to green only: blue keeps what it runs.
+    expect(d.deployment.artifacts.map((artifact) => artifact.targetCiIds)).toEqual([["g-1"]]);
     expect(
       refusal(() => new Deciding().plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }))).conditions[0]?.rule,
     ).toBe("strategy.blue_green_groups");
@@ -502,14 +504,30 @@ describe("execution", () => {
     d.complete(1, verifying);
     const switching = d.claim(2);
     expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);
-    d.complete(2, switching);
+    // The outcomes say which colour serves traffic after them.
+    const colourOf = (events: DeploymentEvent[]) => events.map((e) => ("liveColour" in e ? e.liveColour : "-"));
+    expect(colourOf(d.complete(2, switching))).toEqual(["-", "green"]);
     expect(d.deployment.switched).toBe(true);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
     d.rollback();
     const back = d.deployment.steps.filter((step) => step.rollback);
     expect(back.map((step) => [StepKind[step.kind], step.colour])).toEqual([["SWITCH", "blue"]]);
-    d.pass(back[0]?.index ?? -1);
+    expect(colourOf(d.pass(back[0]?.index ?? -1))).toEqual(["-", "blue"]);
     expect(d.deployment.switched).toBe(false);
+    expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
+  });
+
+  test("BLUE_GREEN: a failed verification before the switch backs out at once; the live colour stays", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), blueGreenEnvironment());
+    d.start();
+    d.pass(0);
+    const token = d.claim(1);
+    const failed = d.run(
+      report(1, token, "g-1", { verifications: [{ check: "smoke", passed: false, detail: "500" }] }),
+    );
+    const rolledBack = failed.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentRolledBack");
+    expect(rolledBack && "liveColour" in rolledBack ? rolledBack.liveColour : undefined).toBe("blue");
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
   });
 

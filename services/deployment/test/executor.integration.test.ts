@@ -7,6 +7,8 @@ import {
   CanaryStageSchema,
   type DeploymentStrategy,
   DeploymentStrategyKind,
+  type DeploymentSucceeded,
+  DeploymentSucceededSchema,
   StepKind,
   StepState,
   TargetOutcome,
@@ -278,7 +280,8 @@ test("canary: paused holds the queue, a manual stage waits for the promotion", a
 
 test("blue/green: deploy to the idle colour, switch; a back-out switches straight back", async () => {
   const colours = groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] });
-  const { deploymentId, environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.BLUE_GREEN), colours);
+  const first = await startedDeployment(strategyOf(DeploymentStrategyKind.BLUE_GREEN), colours);
+  const { deploymentId, environment } = first;
   const deployed = await runStep(environment);
   expect(deployed.assignment.step?.colour).toBe("blue");
   await runStep(environment);
@@ -293,6 +296,17 @@ test("blue/green: deploy to the idle colour, switch; a back-out switches straigh
   await runStep(environment);
   await runStep(environment);
   expect((await live())?.liveColour).toBe("green");
+  // Each colour runs the package last deployed to it, in the success event and the baseline.
+  const [blue, green] = [colours[0]?.ciIds ?? [], colours[1]?.ciIds ?? []];
+  const placed = (artifacts: { artifactId: string; targetCiIds: string[] }[] = []) =>
+    artifacts.map((artifact) => [artifact.artifactId, artifact.targetCiIds]);
+  const succeeded = (await outcomesOf(next.deploymentId, 2)).at(-1) as DeploymentSucceeded | undefined;
+  expect(succeeded?.$typeName).toBe(DeploymentSucceededSchema.typeName);
+  expect(placed(succeeded?.artifacts)).toEqual([[next.artifactId, green]]);
+  expect(placed((await live())?.baseline)).toEqual([
+    [first.artifactId, blue],
+    [next.artifactId, green],
+  ]);
   await deployer.rollbackDeployment({ ...rid(), deploymentId: next.deploymentId, reason: "latency up", fast: false });
   const back = await runStep(environment);
   expect([back.assignment.step?.kind, back.assignment.step?.colour]).toEqual([StepKind.SWITCH, "blue"]);

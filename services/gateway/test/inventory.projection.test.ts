@@ -7,6 +7,7 @@ const outcome = (
   environmentSequence: number,
   kind: InventoryOutcome["kind"],
   artifacts: [name: string, version: string, targets: string[]][],
+  liveColour = "",
 ): InventoryOutcome => ({
   kind,
   environmentSequence: BigInt(environmentSequence),
@@ -15,6 +16,7 @@ const outcome = (
   releaseId: `rel-${environmentSequence}`,
   occurredAt: new Date(Date.UTC(2026, 11, 1, 9, environmentSequence)),
   artifacts: artifacts.map(([name, version, targetCiIds]) => ({ artifactId: "", name, version, targetCiIds })),
+  liveColour,
 });
 
 const running = (outcomes: InventoryOutcome[]) =>
@@ -74,4 +76,15 @@ test("outcomes without a sequence are older than every sequenced one, in arrival
   expect(running([legacyA, legacyB])).toEqual(["h1/api@0.9.0 by dep-0"]);
   const late = { ...legacyB, arrival: ++arrivals };
   expect(running([api1, late]).slice(0, 1)).toEqual(["h1/api@1.0.0 by dep-1"]);
+});
+
+test("the live colour is the newest blue-green outcome's, in environment order; other strategies keep it", () => {
+  const toBlue = outcome(1, "SUCCEEDED", [["api", "1.0.0", ["b1"]]], "blue");
+  const toGreen = outcome(2, "SUCCEEDED", [["api", "2.0.0", ["g1"]]], "green");
+  const rolling = outcome(3, "SUCCEEDED", [["worker", "1.0.0", ["b1", "g1"]]]);
+  expect(foldInventory([toGreen, toBlue]).summary?.liveColour).toBe("green");
+  expect(foldInventory([rolling, toGreen, toBlue]).summary?.liveColour).toBe("green");
+  expect(foldInventory([rolling]).summary?.liveColour).toBe("");
+  // Each colour runs what was last deployed to it.
+  expect(running([toBlue, toGreen])).toEqual(["b1/api@1.0.0 by dep-1", "g1/api@2.0.0 by dep-2"]);
 });

@@ -1,8 +1,13 @@
 import type { Outcome } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentStrategyKind, StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import type { DeploymentAggregateState, DeploymentEvent } from "../domain/index.js";
+import {
+  baselineAfter,
+  type DeploymentAggregateState,
+  type DeploymentEvent,
+  liveColourAfter,
+} from "../domain/index.js";
 import { syncStepQueue } from "../store/step-queue.js";
 import {
   type Baseline,
@@ -60,21 +65,22 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
 
 /**
  * What the environment runs after each of the successes and rollbacks among the deployment's
- * `events`. The colour comes from the deployment after them (its switch, the colour before it),
+ * `events`: a success places its package over the baseline it started from (only one deployment
+ * runs in an environment at a time, so that is still what ran); a rollback restores that
+ * baseline. The colour comes from the deployment after them (its switch, the colour before it),
  * which no later event changes: rebuild-tables passes the final state.
  */
 export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): Baseline[] {
   const blueGreen = deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
-  const switched = deployment.steps.find((step) => step.kind === StepKind.SWITCH && step.state === StepState.COMPLETED);
   return events.filter(setsBaseline).map((event) => {
     const at = event.metadata?.occurredAt;
-    const colour = event.$typeName === SUCCEEDED ? switched?.colour : deployment.previousColour;
+    const succeeded = event.$typeName === SUCCEEDED;
     return {
       sequence: event.environmentSequence,
-      artifacts: event.artifacts,
+      artifacts: succeeded ? baselineAfter(deployment.baseline, event.artifacts) : event.artifacts,
       deploymentId: deployment.deploymentId,
       since: at && new Date(Number(at.seconds) * 1000),
-      liveColour: blueGreen ? colour : undefined,
+      liveColour: blueGreen ? liveColourAfter(deployment, succeeded ? "succeeded" : "rolledBack") : undefined,
     };
   });
 }

@@ -6,7 +6,6 @@ import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeployedArtifact,
-  DeployedArtifactSchema,
   DeploymentApprovalGrantedSchema,
   DeploymentCancelledSchema,
   DeploymentFailedSchema,
@@ -22,6 +21,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { liveColourAfter, placedBy } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
 import { type RuleDetail, refuse, violation } from "./rule-violation.js";
@@ -80,12 +80,6 @@ const requireState = (deployment: Deployment, allowed: DeploymentState[], action
   }
 };
 
-/** The package placed on the environment's targets (every artifact on every target). */
-const onTargets = (artifacts: DeployedArtifact[], environment: Environment) => {
-  const targets = [...new Set(environment.targetGroups.flatMap((group) => group.ciIds))];
-  return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds: targets }));
-};
-
 function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, state: DeploymentAggregateState) {
   if (state.deployment) {
     throw violation("ALREADY_EXISTS", "deployment.exists", "the deployment already exists");
@@ -100,7 +94,7 @@ function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, s
       deploymentId: command.deploymentId,
       releaseId: command.releaseId,
       environment: command.environment.name,
-      artifacts: onTargets(command.artifacts, command.environment),
+      artifacts: placedBy(command.artifacts, steps),
       strategy: command.strategy,
       ...(command.window ? { window: command.window } : {}),
       linkedChangeIds: command.linkedChangeIds,
@@ -221,6 +215,7 @@ export const rolledBack = (deployment: Deployment, reason: string) =>
     environment: deployment.environment,
     artifacts: deployment.baseline,
     reason,
+    liveColour: liveColourAfter(deployment, "rolledBack"),
   });
 
 /** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */

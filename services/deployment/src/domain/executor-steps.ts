@@ -15,6 +15,7 @@ import {
   StepState,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { liveColourAfter } from "./baseline.js";
 import { cancelledWhenDue, failAndRollBack, rolledBack, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
 import { type RuleDetail, refuse } from "./rule-violation.js";
@@ -175,6 +176,7 @@ function complete(command: Extract<StepCommand, { kind: "completeStep" }>, deplo
       releaseId: deployment.releaseId,
       environment: deployment.environment,
       artifacts: deployment.artifacts,
+      liveColour: liveColourAfter(deployment, "succeeded"),
     }),
   ];
 }

@@ -1,3 +1,4 @@
+export * from "./baseline.js";
 export * from "./deployment.js";
 export * from "./deployment-evolve.js";
 export * from "./environment.js";

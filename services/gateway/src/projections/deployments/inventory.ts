@@ -18,6 +18,8 @@ export interface InventoryOutcome {
   releaseId: string;
   occurredAt: Date;
   artifacts: { artifactId: string; name: string; version: string; targetCiIds: string[] }[];
+  /** BLUE_GREEN: the colour serving traffic after it; "" otherwise. */
+  liveColour: string;
 }
 
 export interface InventoryEntry {
@@ -42,6 +44,8 @@ export interface EnvironmentSummary {
   lastOutcome: OutcomeKind;
   lastEnvironmentSequence: bigint;
   updatedAt: Date;
+  /** The colour the newest blue-green outcome left serving traffic ("" when there is none). */
+  liveColour: string;
 }
 
 /** Outcomes without a sequence (published before the field existed) are the oldest, in arrival order. */
@@ -108,6 +112,7 @@ export function foldInventory(outcomes: InventoryOutcome[]): {
       lastOutcome: newest.kind,
       lastEnvironmentSequence: newest.environmentSequence,
       updatedAt: newest.occurredAt,
+      liveColour: ordered.filter((outcome) => outcome.liveColour).at(-1)?.liveColour ?? "",
     },
   };
 }

@@ -84,4 +84,12 @@ export const deploymentProjectionMigrations = [
       );
       CREATE INDEX deployment_feed_environment ON deployment_feed (environment, seq) WHERE inventory_changed;`,
   },
+  {
+    version: 3,
+    name: "blue-green: the colour serving traffic after each outcome, and in each environment",
+    sql: `
+      -- '': not blue-green, or recorded before the events carried it.
+      ALTER TABLE deployment_outcome_log ADD COLUMN live_colour text NOT NULL DEFAULT '';
+      ALTER TABLE environment_view ADD COLUMN live_colour text NOT NULL DEFAULT '';`,
+  },
 ];

@@ -113,6 +113,7 @@ interface OutcomeRow {
   release_id: string;
   occurred_at: Date;
   artifacts: InventoryOutcome["artifacts"];
+  live_colour: string;
 }
 
 const toOutcome = (row: OutcomeRow): InventoryOutcome => ({
@@ -123,6 +124,7 @@ const toOutcome = (row: OutcomeRow): InventoryOutcome => ({
   releaseId: row.release_id,
   occurredAt: row.occurred_at,
   artifacts: row.artifacts,
+  liveColour: row.live_colour,
 });
 
 async function currentInventory(tx: pg.PoolClient, environment: string): Promise<Map<string, InventoryEntry>> {
@@ -152,11 +154,13 @@ async function saveInventory(
     [environment, JSON.stringify(entries)],
   );
   await tx.query(
+    // An outcome naming no colour (not blue-green) leaves the one before serving traffic.
     `INSERT INTO environment_view (environment, health, last_deployment_id, last_release_id, last_outcome,
-       last_environment_sequence, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7)
+       last_environment_sequence, updated_at, live_colour)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
      ON CONFLICT (environment) DO UPDATE SET health = $2, last_deployment_id = $3, last_release_id = $4,
-       last_outcome = $5, last_environment_sequence = $6, updated_at = $7`,
+       last_outcome = $5, last_environment_sequence = $6, updated_at = $7,
+       live_colour = COALESCE(NULLIF($8, ''), environment_view.live_colour)`,
     [
       environment,
       summary.health,
@@ -165,6 +169,7 @@ async function saveInventory(
       summary.lastOutcome,
       summary.lastEnvironmentSequence.toString(),
       summary.updatedAt,
+      summary.liveColour,
     ],
   );
 }
@@ -186,8 +191,8 @@ async function projectOutcome(
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm_gateway_inventory'), hashtext($1))", [m.environment]);
   const { rows: recorded } = await tx.query<OutcomeRow>(
     `INSERT INTO deployment_outcome_log (event_id, environment, environment_sequence, kind, deployment_id, release_id,
-       occurred_at, artifacts)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING RETURNING *`,
+       occurred_at, artifacts, live_colour)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING *`,
     [
       event.id,
       m.environment,
@@ -197,6 +202,7 @@ async function projectOutcome(
       m.releaseId,
       at,
       artifactsJson(m.artifacts),
+      "liveColour" in m ? m.liveColour : "",
     ],
   );
   const row = recorded[0];

@@ -92,6 +92,7 @@ interface EnvironmentRow {
   last_outcome: "SUCCEEDED" | "FAILED" | "ROLLED_BACK";
   last_environment_sequence: string;
   updated_at: Date;
+  live_colour: string;
 }
 
 /** An environment defined by the deployment service, or with a deployment outcome, or both. */
@@ -121,6 +122,7 @@ export const toKnownEnvironment = (r: KnownEnvironmentRow) => ({
   lastOutcome: r.last_outcome,
   lastEnvironmentSequence: r.last_environment_sequence === null ? null : Number(r.last_environment_sequence),
   updatedAt: r.updated_at,
+  liveColour: r.live_colour || null,
 });
 
 interface FeedRow {

@@ -176,6 +176,7 @@ const environmentExample = {
   lastOutcome: "ROLLED_BACK",
   lastEnvironmentSequence: 42,
   updatedAt: "2026-12-01T09:14:02.000Z",
+  liveColour: null,
 };
 
 const definitionSchema = {
@@ -218,6 +219,10 @@ export const knownEnvironmentSchema = obj(
     lastOutcome: nullable(OUTCOMES),
     lastEnvironmentSequence: { type: ["integer", "null"], description: "0 when the outcome carried no sequence" },
     updatedAt: { ...nullableDate, description: "when its newest outcome happened" },
+    liveColour: {
+      type: ["string", "null"],
+      description: "blue-green: the colour serving traffic, as the newest blue-green outcome left it; null: none yet",
+    },
   },
   {
     ...environmentExample,

@@ -1,0 +1,54 @@
+import { create } from "@bufbuild/protobuf";
+import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  type DeployedArtifact,
+  DeployedArtifactSchema,
+  type DeploymentStep,
+  DeploymentStrategyKind,
+  StepKind,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+
+/**
+ * The package on the targets the plan's deploy steps reach: every target of the environment,
+ * except for BLUE_GREEN, whose steps reach only the idle colour (the live one keeps what it ran).
+ */
+export function placedBy(artifacts: DeployedArtifact[], steps: DeploymentStep[]): DeployedArtifact[] {
+  const reached = steps.filter((step) => step.kind === StepKind.DEPLOY).flatMap((step) => step.targetCiIds);
+  const targetCiIds = [...new Set(reached)];
+  return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds }));
+}
+
+const sameArtifact = (a: DeployedArtifact, b: DeployedArtifact) =>
+  a.artifactId === b.artifactId && a.name === b.name && a.version === b.version;
+
+/**
+ * What the environment runs once `placed` succeeded over `baseline`: a target the deployment
+ * reached runs its package, the others keep what they ran (a blue-green deployment leaves the
+ * other colour as it was). An artifact on both sides is listed once, with the targets of both.
+ */
+export function baselineAfter(baseline: DeployedArtifact[], placed: DeployedArtifact[]): DeployedArtifact[] {
+  const reached = new Set(placed.flatMap((artifact) => artifact.targetCiIds));
+  const kept = baseline
+    .map((artifact) => ({ ...artifact, targetCiIds: artifact.targetCiIds.filter((ci) => !reached.has(ci)) }))
+    .filter((artifact) => artifact.targetCiIds.length > 0);
+  const merged: DeployedArtifact[] = [];
+  for (const artifact of [...kept, ...placed]) {
+    const same = merged.find((other) => sameArtifact(other, artifact));
+    if (same) same.targetCiIds = [...new Set([...same.targetCiIds, ...artifact.targetCiIds])];
+    else merged.push(create(DeployedArtifactSchema, { ...artifact, targetCiIds: [...artifact.targetCiIds] }));
+  }
+  return merged;
+}
+
+/**
+ * BLUE_GREEN: the colour serving traffic once the deployment has succeeded (the one it switched
+ * to) or been rolled back (the one it switched back to, else the one live before it); "" for
+ * other strategies. Success and rollback are decided as their last step completes, so that
+ * step's colour counts whether or not it is recorded as completed yet.
+ */
+export function liveColourAfter(deployment: Deployment, outcome: "succeeded" | "rolledBack"): string {
+  if (deployment.strategy?.kind !== DeploymentStrategyKind.BLUE_GREEN) return "";
+  const rollback = outcome === "rolledBack";
+  const switched = deployment.steps.filter((step) => step.kind === StepKind.SWITCH && step.rollback === rollback);
+  return switched.at(-1)?.colour ?? (rollback ? deployment.previousColour : "");
+}
