@@ -1,9 +1,10 @@
 // The notifier's handling of one fetch, against real PostgreSQL: a deployment's events match a
 // subscription filtered by change by what its earlier events named, in the same fetch (before
 // anything is kept) and in later ones (by what was kept, a list that only grows and that a
-// redelivery leaves as it is); a change's events are titled by the key its raise named.
+// redelivery leaves as it is), and until its start by the changes linked to its release; a
+// change's events are titled by the key its raise named.
 import { randomUUID } from "node:crypto";
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { eventStoreMigrations, runMigrations, withTransaction } from "@rdm/eventstore";
 import type { CloudEvent } from "@rdm/messaging";
@@ -18,6 +19,7 @@ import {
   DeploymentStepFailedSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
+import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, PublishedStreams, type TestDatabase } from "@rdm/testkit";
 import type pg from "pg";
@@ -143,6 +145,40 @@ test("a deployment's changes only grow across fetches, and a redelivered fetch l
   const stepFailed = event(DeploymentStepFailedSchema, deploymentId, { stepIndex: 0, reason: "timeout" });
   await fetched(stepFailed);
   expect(await delivered(subscription)).toEqual([scheduled.id, stepFailed.id]);
+});
+
+/** The release's index row, linked to these changes (as the release service's projection writes it). */
+async function releaseLinkedTo(releaseId: string, linkedChangeRequestIds: string[]) {
+  const snapshot = toBinary(ReleaseSchema, create(ReleaseSchema, { releaseId, linkedChangeRequestIds }));
+  await pool.query(
+    `INSERT INTO release_index (release_id, key, title, type, phase, status, owner, registered_at, snapshot)
+     VALUES ($1, 'REL-1', 'r', 0, 0, 0, 'rita', now(), $2)
+     ON CONFLICT (release_id) DO UPDATE SET snapshot = EXCLUDED.snapshot`,
+    [releaseId, snapshot],
+  );
+}
+
+test("until its start, a deployment's events match the changes linked to its release; then those the start checked", async () => {
+  const [linked, linkedLater] = [randomUUID(), randomUUID()];
+  const [toLinked, toLater] = [await subscribedTo(linked), await subscribedTo(linkedLater)];
+  const releaseId = randomUUID();
+  await releaseLinkedTo(releaseId, [linked]);
+  const deploymentId = randomUUID();
+  // The plan names no change: its release's link is the one the start's gates will check.
+  const planned = event(DeploymentPlannedSchema, deploymentId, { releaseId });
+  const approved = event(DeploymentApprovalGrantedSchema, deploymentId, { releaseId, approver: "anna" });
+  await fetched(planned);
+  await fetched(approved);
+  expect(await delivered(toLinked)).toEqual([planned.id, approved.id]);
+
+  // Started with that change; one linked to the release afterwards is not the deployment's.
+  const scheduled = event(DeploymentScheduledSchema, deploymentId, { releaseId, changeRequestIds: [linked] });
+  await fetched(scheduled);
+  await releaseLinkedTo(releaseId, [linked, linkedLater]);
+  const stepFailed = event(DeploymentStepFailedSchema, deploymentId, { releaseId, stepIndex: 0, reason: "timeout" });
+  await fetched(stepFailed);
+  expect(await delivered(toLinked)).toEqual([planned.id, approved.id, scheduled.id, stepFailed.id]);
+  expect(await delivered(toLater)).toEqual([]);
 });
 
 test("a change's events are titled by the key its raise named, in the same fetch and later", async () => {

@@ -1,4 +1,4 @@
-import type { JsonObject, Message } from "@bufbuild/protobuf";
+import { fromBinary, type JsonObject, type Message } from "@bufbuild/protobuf";
 import { textArrayOfJson } from "@rdm/eventstore";
 import {
   DeploymentFailedSchema,
@@ -8,74 +8,111 @@ import {
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 
 // A deployment's changes, for subscriptions filtered by change: its plan names the changes linked
 // to it, its start (and outcomes) those its gates checked; its other events (approval, steps,
 // pause, cancel, rollback started) name none and match by what the notifier kept of the earlier
 // ones (notifier_deployment_changes). A change once named stays the deployment's: the list only
-// grows, so the order the notifier reads them in does not matter.
+// grows, so the order the notifier reads them in does not matter. Until its start, a deployment's
+// events also match the changes linked to its release, which the start's gates will check.
+
+const NAMING_SCHEMAS = [
+  DeploymentPlannedSchema,
+  DeploymentScheduledSchema,
+  DeploymentStartedSchema,
+  DeploymentSucceededSchema,
+  DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
+];
 
 /** The deployment events that name its changes: the plan (`linked_change_ids`), the others `change_request_ids`. */
-const CHANGE_NAMING: ReadonlySet<string> = new Set(
-  [
-    DeploymentPlannedSchema,
-    DeploymentScheduledSchema,
-    DeploymentStartedSchema,
-    DeploymentSucceededSchema,
-    DeploymentFailedSchema,
-    DeploymentRolledBackSchema,
-  ].map((schema) => schema.typeName),
-);
+const CHANGE_NAMING: ReadonlySet<string> = new Set(NAMING_SCHEMAS.map((schema) => schema.typeName));
+
+/** Those that tell the deployment has started: every one after the plan. */
+const STARTED: ReadonlySet<string> = new Set(NAMING_SCHEMAS.slice(1).map((schema) => schema.typeName));
 
 export const namesDeploymentChanges = (type: string) => CHANGE_NAMING.has(type);
 
-/** The changes a deployment event names, with its deployment; undefined for other events and when it names none. */
+/** What a deployment's events said of it: the changes they named, and whether it has started. */
+export interface DeploymentSaid {
+  changes: Set<string>;
+  started: boolean;
+}
+
+/** The changes a deployment event names, with its deployment; undefined for other events and a plan naming none. */
 export function changesNamed(type: string, message: Message) {
   if (!CHANGE_NAMING.has(type)) return undefined;
   const named = message as { deploymentId?: string; linkedChangeIds?: string[]; changeRequestIds?: string[] };
   const changeRequestIds =
     (type === DeploymentPlannedSchema.typeName ? named.linkedChangeIds : named.changeRequestIds) ?? [];
-  return named.deploymentId && changeRequestIds.length
-    ? { deploymentId: named.deploymentId, changeRequestIds }
+  const started = STARTED.has(type);
+  return named.deploymentId && (changeRequestIds.length || started)
+    ? { deploymentId: named.deploymentId, changeRequestIds, started }
     : undefined;
 }
 
-/** Adds each deployment's changes to what was kept of it (one idempotent statement, rows in id order). */
+/**
+ * Adds each deployment's changes to what was kept of it, and that it started (one idempotent
+ * statement, rows in id order).
+ */
 export async function keepDeploymentChanges(
   db: Pick<pg.Pool, "query">,
-  byDeployment: ReadonlyMap<string, ReadonlySet<string>>,
+  byDeployment: ReadonlyMap<string, DeploymentSaid>,
 ) {
   if (!byDeployment.size) return;
   const rows = [...byDeployment].sort(([a], [b]) => (a < b ? -1 : 1));
   await db.query({
     name: "rdm_keep_deployment_changes",
-    text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids)
-       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1)
-       FROM unnest($1::text[], $2::jsonb[]) AS k (id, ids)
+    text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids, started)
+       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1), started
+       FROM unnest($1::text[], $2::jsonb[], $3::boolean[]) AS k (id, ids, started)
        ON CONFLICT (deployment_id) DO UPDATE
-         SET change_request_ids = ARRAY(SELECT DISTINCT unnest(t.change_request_ids || EXCLUDED.change_request_ids) ORDER BY 1)
-         WHERE NOT t.change_request_ids @> EXCLUDED.change_request_ids`,
-    values: [rows.map(([id]) => id), rows.map(([, ids]) => JSON.stringify([...ids]))],
+         SET change_request_ids = ARRAY(SELECT DISTINCT unnest(t.change_request_ids || EXCLUDED.change_request_ids) ORDER BY 1),
+           started = t.started OR EXCLUDED.started
+         WHERE NOT t.change_request_ids @> EXCLUDED.change_request_ids OR (EXCLUDED.started AND NOT t.started)`,
+    values: [
+      rows.map(([id]) => id),
+      rows.map(([, said]) => JSON.stringify([...said.changes])),
+      rows.map(([, said]) => said.started),
+    ],
   });
+}
+
+/** The changes linked to a release now, as the release service's index holds it. */
+async function releaseChanges(tx: pg.PoolClient, releaseId: unknown): Promise<string[]> {
+  if (typeof releaseId !== "string" || !isUuid(releaseId)) return [];
+  const { rows } = await tx.query<{ snapshot: Buffer }>({
+    name: "rdm_release_changes",
+    text: "SELECT snapshot FROM release_index WHERE release_id = $1::uuid",
+    values: [releaseId],
+  });
+  const row = rows[0];
+  return row ? fromBinary(ReleaseSchema, new Uint8Array(row.snapshot)).linkedChangeRequestIds : [];
 }
 
 /**
  * The changes of the deployment a deployment event is about: what the fetch's earlier events
- * named (by deployment id) and what the notifier kept. Undefined for other events.
+ * named (by deployment id) and what the notifier kept; before its start also those linked to its
+ * release. Undefined for other events.
  */
 export async function deploymentChangesOf(
   tx: pg.PoolClient,
   event: { type: string; json: JsonObject },
-  earlier: ReadonlyMap<string, ReadonlySet<string>>,
+  earlier: ReadonlyMap<string, DeploymentSaid>,
 ): Promise<string[] | undefined> {
-  const { deploymentId } = event.json;
+  const { deploymentId, releaseId } = event.json;
   if (!event.type.startsWith("rdm.deployment.v1.") || typeof deploymentId !== "string" || !deploymentId)
     return undefined;
-  const { rows } = await tx.query<{ change_request_ids: string[] }>({
+  const { rows } = await tx.query<{ change_request_ids: string[]; started: boolean }>({
     name: "rdm_deployment_changes_of",
-    text: "SELECT change_request_ids FROM notifier_deployment_changes WHERE deployment_id = $1",
+    text: "SELECT change_request_ids, started FROM notifier_deployment_changes WHERE deployment_id = $1",
     values: [deploymentId],
   });
-  return [...(rows[0]?.change_request_ids ?? []), ...(earlier.get(deploymentId) ?? [])];
+  const said = earlier.get(deploymentId);
+  const changes = [...(rows[0]?.change_request_ids ?? []), ...(said?.changes ?? [])];
+  const started = rows[0]?.started || said?.started || STARTED.has(event.type);
+  return started ? changes : [...changes, ...(await releaseChanges(tx, releaseId))];
 }

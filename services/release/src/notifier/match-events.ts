@@ -21,6 +21,7 @@ import {
 import { changeKeyOf, keepChangeKeys, keyNamed, namesChangeKey } from "./change-keys.js";
 import {
   changesNamed,
+  type DeploymentSaid,
   deploymentChangesOf,
   keepDeploymentChanges,
   namesDeploymentChanges,
@@ -68,8 +69,8 @@ async function subscriptionsToMatch(tx: pg.PoolClient): Promise<Subscription[]> 
  */
 class SaidSoFar {
   readonly environments = new Map<string, string[]>();
-  /** The changes each deployment's events named, by deployment id. */
-  readonly deploymentChanges = new Map<string, Set<string>>();
+  /** The changes each deployment's events named and whether it started, by deployment id. */
+  readonly deploymentChanges = new Map<string, DeploymentSaid>();
   /** Each change's key, by change id. */
   readonly changeKeys = new Map<string, string>();
   private readonly namedEnvironments: NamedEnvironments[] = [];
@@ -86,9 +87,10 @@ class SaidSoFar {
     if (key) this.changeKeys.set(key.changeRequestId, key.key);
     const changes = changesNamed(type, message);
     if (changes) {
-      const ids = this.deploymentChanges.get(changes.deploymentId) ?? new Set();
-      for (const id of changes.changeRequestIds) ids.add(id);
-      this.deploymentChanges.set(changes.deploymentId, ids);
+      const said = this.deploymentChanges.get(changes.deploymentId) ?? { changes: new Set(), started: false };
+      for (const id of changes.changeRequestIds) said.changes.add(id);
+      said.started ||= changes.started;
+      this.deploymentChanges.set(changes.deploymentId, said);
     }
   }
 

@@ -214,4 +214,12 @@ export const releaseMigrations: Migration[] = [
       );
     `,
   },
+  {
+    version: 17,
+    name: "deployments started",
+    // Whether the notifier read the deployment's start (DeploymentScheduled or later): until then
+    // its events also match the changes linked to its release, which its start's gates will
+    // check. Deployments started before this version are taken as not started.
+    sql: "ALTER TABLE notifier_deployment_changes ADD COLUMN started boolean NOT NULL DEFAULT false",
+  },
 ];
