@@ -1,7 +1,14 @@
 import { create } from "@bufbuild/protobuf";
-import { type DeployedArtifact, DeployedArtifactSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeploymentSchema } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { StepAssignmentSchema } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import {
+  type DeployedArtifact,
+  DeployedArtifactSchema,
+  DeploymentStrategyKind,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import fc from "fast-check";
-import { baselineAfter } from "../src/domain/index.js";
+import { baselineAfter, baselineLeftBy, narrowedTo } from "../src/domain/index.js";
+import { performTarget } from "../src/executor/reference-executor.js";
 
 const artifact = (name: string, version: string, targetCiIds: string[]) =>
   create(DeployedArtifactSchema, { artifactId: `${name}@${version}`, name, version, targetCiIds });
@@ -26,6 +33,19 @@ test("a success reaching every target replaces the baseline, as a whole package 
   const before = [artifact("api", "1.0.0", ["h-1", "h-2"]), artifact("worker", "1.0.0", ["h-1", "h-2"])];
   const placed = [artifact("api", "2.0.0", ["h-1", "h-2"])];
   expect(baselineAfter(before, placed)).toEqual(placed);
+});
+
+test("what a success leaves: blue-green merges over the colour it did not reach; others replace the baseline", () => {
+  // h-3 left the environment before the second deployment, which reached h-1 and h-2.
+  const baseline = [artifact("api", "1.0.0", ["h-1", "h-2", "h-3"])];
+  const artifacts = [artifact("api", "2.0.0", ["h-1", "h-2"])];
+  const deployment = (kind: DeploymentStrategyKind) =>
+    create(DeploymentSchema, { strategy: { kind }, baseline, artifacts });
+  expect(baselineLeftBy(deployment(DeploymentStrategyKind.ROLLING))).toEqual(artifacts);
+  expect(baselineLeftBy(deployment(DeploymentStrategyKind.BLUE_GREEN))).toEqual([
+    artifact("api", "1.0.0", ["h-3"]),
+    ...artifacts,
+  ]);
 });
 
 test("the same artifact on both sides is listed once, on the targets of both", () => {
@@ -56,4 +76,24 @@ test("every target reached runs the package placed, every other target what it r
       expect(new Set(listed).size).toBe(listed.length);
     }),
   );
+});
+
+test("a step's targets get the artifacts that go to them, each naming only them; one naming none goes everywhere", () => {
+  const baseline = [artifact("api", "1.0.0", ["b-1", "b-2"]), artifact("api", "2.0.0", ["g-1"])];
+  const anywhere = artifact("agent", "1.0.0", []);
+  expect(narrowedTo([...baseline, anywhere], ["b-2", "h-1"])).toEqual([artifact("api", "1.0.0", ["b-2"]), anywhere]);
+});
+
+test("the reference executor gives each target's command only that target's artifacts", async () => {
+  // A rollback step after blue/green restores a baseline that differs by colour.
+  const assignment = create(StepAssignmentSchema, {
+    artifacts: [artifact("api", "1.0.0", ["b-1"]), artifact("api", "2.0.0", ["g-1"])],
+  });
+  const placed = async (ciId: string) => {
+    const { ok, lines } = await performTarget({ command: 'printf "%s\\n" "$RDM_ARTIFACTS"' }, assignment, ciId, 10_000);
+    expect(ok).toBe(true);
+    return JSON.parse(lines.join("")).map((a: { version: string }) => a.version);
+  };
+  expect(await placed("b-1")).toEqual(["1.0.0"]);
+  expect(await placed("g-1")).toEqual(["2.0.0"]);
 });

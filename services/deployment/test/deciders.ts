@@ -97,8 +97,13 @@ export class Deciding {
 
   /** Starts it, the environment's live colour as at plan time unless given. */
   start(liveColour = this.deployment.previousColour) {
-    return this.run({
-      kind: "startDeployment",
+    return this.run(this.startCommand(liveColour));
+  }
+
+  /** The start command, with the gates met and `baseline` running in the environment. */
+  startCommand(liveColour = this.deployment.previousColour) {
+    return {
+      kind: "startDeployment" as const,
       gateViolations: [],
       baseline,
       liveColour,
@@ -106,7 +111,7 @@ export class Deciding {
       overriddenFreezeWindowIds: [],
       changeRequestIds: ["c-1"],
       now: NOW,
-    });
+    };
   }
 
   /** Claims step `index` and returns its fencing token. */

@@ -3,6 +3,7 @@ import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
+  DeployedArtifactSchema,
   DeploymentStrategyKind,
   file_rdm_deployment_v1_events,
   ProtectionPolicySchema,
@@ -557,6 +558,28 @@ describe("execution", () => {
     expect(d.types(d.rollback(false, { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-new"] }))).toContain(
       "DeploymentRollbackStarted",
     );
+  });
+
+  test("BLUE_GREEN: the environment runs what it left when both colours' versions are listed", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), blueGreenEnvironment());
+    const before = [create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", targetCiIds: ["b-1", "g-1"] })];
+    d.run({ ...d.startCommand("blue"), baseline: before });
+    for (const step of d.deployment.steps) d.pass(step.index);
+    expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
+    // A later deployment rolled itself back to what this one left: blue the old version, green the new.
+    const left = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-old", "a-new"] };
+    expect(d.types(d.rollback(false, left))).toContain("DeploymentRollbackStarted");
+  });
+
+  test("BLUE_GREEN: replaced on both colours since, it is superseded", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), blueGreenEnvironment());
+    const before = [create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", targetCiIds: ["b-1", "g-1"] })];
+    d.run({ ...d.startCommand("blue"), baseline: before });
+    for (const step of d.deployment.steps) d.pass(step.index);
+    const replaced = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-new"] };
+    expect(refusal(() => d.rollback(false, replaced)).rule).toBe("deployment.superseded");
   });
 
   test("finished deployments refuse further commands", () => {

@@ -216,6 +216,40 @@ test("change-calendar freeze windows: by environment or target CI; lifted, they 
   expect(recorded.overriddenFreezeWindowIds.sort()).toEqual([byTarget, behind].sort());
 });
 
+test("blue/green: a freeze on the live colour's targets holds, though the package goes to the idle one", async () => {
+  const [blue, green] = [uniqueId("blue"), uniqueId("green")];
+  const env = uniqueId("env");
+  await deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: env, promotionRank: 1, targetGroups: groups({ blue: [blue], green: [green] }) },
+  });
+  const releaseId = randomUUID();
+  const artifactId = randomUUID();
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  // The first deployment goes to blue and switches traffic there, off green: green's freeze holds.
+  const onGreen = await harness.freezeWindow({ ciIds: [green] }, { consumed: true });
+  const { deployment } = await deployer.planDeployment({
+    ...rid(),
+    releaseId,
+    environment: env,
+    artifacts: [artifact(artifactId)],
+    strategy: strategyOf(DeploymentStrategyKind.BLUE_GREEN),
+  });
+  expect(deployment?.steps.flatMap((step) => step.targetCiIds)).not.toContain(green);
+  const subjects = await waitFor(
+    async () => {
+      const found = await preconditionSubjects(
+        deployer.startDeployment({ ...rid(), deploymentId: deployment?.deploymentId as string }),
+        "gate.freeze_window",
+      );
+      return found.length ? found : undefined;
+    },
+    { timeoutMs: 30_000, description: "the freeze on green in force" },
+  );
+  expect(subjects).toEqual([onGreen]);
+});
+
 test("a package must have succeeded in the previous environment of the promotion order", async () => {
   const test = await environment();
   const staging = await environment({ promotesFrom: test });

@@ -12,6 +12,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
+import { narrowedTo } from "../domain/index.js";
 import { extendLease, IDLE_CLAIM_STREAM, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
 import { findDeployment, type Queryable } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
@@ -202,7 +203,9 @@ function claimResponse(deployment: Deployment | undefined, stepIndex: number) {
   const step = deployment?.steps[stepIndex];
   // Not claimed: the deployment was cancelled as it was due to begin (its gates no longer held).
   if (!deployment || step?.state !== StepState.CLAIMED) return create(ClaimStepResponseSchema);
-  const artifacts = step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
+  const placed = step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
+  // Those the step's targets get, each naming only them: a baseline can differ by target.
+  const artifacts = narrowedTo(placed, step.targetCiIds);
   return create(ClaimStepResponseSchema, {
     assignment: create(StepAssignmentSchema, {
       deploymentId: deployment.deploymentId,

@@ -3,7 +3,7 @@ import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import {
-  baselineAfter,
+  baselineLeftBy,
   type DeploymentAggregateState,
   type DeploymentEvent,
   liveColourAfter,
@@ -65,10 +65,10 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
 
 /**
  * What the environment runs after each of the successes and rollbacks among the deployment's
- * `events`: a success places its package over the baseline it started from (only one deployment
- * runs in an environment at a time, so that is still what ran); a rollback restores that
- * baseline. The colour comes from the deployment after them (its switch, the colour before it),
- * which no later event changes: rebuild-tables passes the final state.
+ * `events`: a success its package (blue-green: on the colour it reached, over the baseline it
+ * started from); a rollback the baseline it started from. The colour comes from the deployment
+ * after them (its switch, the colour before it), which no later event changes: rebuild-tables
+ * passes the final state.
  */
 export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): Baseline[] {
   const blueGreen = deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
@@ -77,7 +77,7 @@ export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): 
     const succeeded = event.$typeName === SUCCEEDED;
     return {
       sequence: event.environmentSequence,
-      artifacts: succeeded ? baselineAfter(deployment.baseline, event.artifacts) : event.artifacts,
+      artifacts: succeeded ? baselineLeftBy(deployment) : event.artifacts,
       deploymentId: deployment.deploymentId,
       since: at && new Date(Number(at.seconds) * 1000),
       liveColour: blueGreen ? liveColourAfter(deployment, succeeded ? "succeeded" : "rolledBack") : undefined,

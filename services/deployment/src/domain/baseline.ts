@@ -23,8 +23,8 @@ const sameArtifact = (a: DeployedArtifact, b: DeployedArtifact) =>
 
 /**
  * What the environment runs once `placed` succeeded over `baseline`: a target the deployment
- * reached runs its package, the others keep what they ran (a blue-green deployment leaves the
- * other colour as it was). An artifact on both sides is listed once, with the targets of both.
+ * reached runs its package, the others keep what they ran. An artifact on both sides is listed
+ * once, with the targets of both.
  */
 export function baselineAfter(baseline: DeployedArtifact[], placed: DeployedArtifact[]): DeployedArtifact[] {
   const reached = new Set(placed.flatMap((artifact) => artifact.targetCiIds));
@@ -47,8 +47,29 @@ export function baselineAfter(baseline: DeployedArtifact[], placed: DeployedArti
  * step's colour counts whether or not it is recorded as completed yet.
  */
 export function liveColourAfter(deployment: Deployment, outcome: "succeeded" | "rolledBack"): string {
-  if (deployment.strategy?.kind !== DeploymentStrategyKind.BLUE_GREEN) return "";
+  if (!isBlueGreen(deployment)) return "";
   const rollback = outcome === "rolledBack";
   const switched = deployment.steps.filter((step) => step.kind === StepKind.SWITCH && step.rollback === rollback);
   return switched.at(-1)?.colour ?? (rollback ? deployment.previousColour : "");
+}
+
+const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
+
+/**
+ * What the environment runs after the deployment succeeded: its package, which reached every
+ * target (one the environment no longer has goes with the baseline before); a blue-green one
+ * reached the idle colour, and the live colour keeps what it ran (`baseline`, what ran when it
+ * started: nothing else runs in the environment meanwhile).
+ */
+export const baselineLeftBy = (deployment: Deployment): DeployedArtifact[] =>
+  isBlueGreen(deployment) ? baselineAfter(deployment.baseline, deployment.artifacts) : deployment.artifacts;
+
+/** The artifacts that go to any of `targetCiIds`, each naming only those (an artifact naming none goes everywhere). */
+export function narrowedTo(artifacts: DeployedArtifact[], targetCiIds: string[]): DeployedArtifact[] {
+  const wanted = new Set(targetCiIds);
+  return artifacts.flatMap((artifact) => {
+    if (!artifact.targetCiIds.length) return [artifact];
+    const targets = artifact.targetCiIds.filter((ci) => wanted.has(ci));
+    return targets.length ? [create(DeployedArtifactSchema, { ...artifact, targetCiIds: targets })] : [];
+  });
 }

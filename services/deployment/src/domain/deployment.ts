@@ -21,7 +21,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { liveColourAfter, placedBy } from "./baseline.js";
+import { baselineLeftBy, liveColourAfter, placedBy } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
 import { type RuleDetail, refuse, violation } from "./rule-violation.js";
@@ -327,7 +327,7 @@ function requireCurrent(deployment: Deployment, command: Extract<DeploymentComma
     );
   }
   if (deployment.state !== DeploymentState.SUCCEEDED) return;
-  const deployed = new Set(deployment.artifacts.map((a) => a.artifactId));
+  const deployed = new Set(baselineLeftBy(deployment).map((a) => a.artifactId));
   const { deploymentId, artifactIds } = command.environmentBaseline;
   const runsThis =
     deploymentId === deployment.deploymentId ||

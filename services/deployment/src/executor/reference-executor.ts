@@ -11,6 +11,7 @@ import {
   type StepLease,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeployedArtifactSchema, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { narrowedTo } from "../domain/baseline.js";
 
 const run = promisify(execFile);
 
@@ -52,8 +53,9 @@ const lastLines = (text: string, count = 50) => text.split("\n").filter(Boolean)
 
 /**
  * Runs the action for one target. The command gets the step in its environment (RDM_TARGET,
- * RDM_STEP_KIND, RDM_ENVIRONMENT, RDM_DEPLOYMENT_ID, RDM_COLOUR, RDM_ARTIFACTS as JSON); the HTTP
- * call gets the same as a JSON body. Success: exit status 0, or a 2xx answer.
+ * RDM_STEP_KIND, RDM_ENVIRONMENT, RDM_DEPLOYMENT_ID, RDM_COLOUR, RDM_ARTIFACTS as JSON: the
+ * artifacts that go to this target); the HTTP call gets the same as a JSON body. Success: exit
+ * status 0, or a 2xx answer.
  */
 export async function performTarget(action: TargetAction, assignment: StepAssignment, ciId: string, timeoutMs: number) {
   const context = {
@@ -62,7 +64,7 @@ export async function performTarget(action: TargetAction, assignment: StepAssign
     environment: assignment.environment,
     deploymentId: assignment.deploymentId,
     colour: assignment.step?.colour ?? "",
-    artifacts: assignment.artifacts.map((artifact) => toJson(DeployedArtifactSchema, artifact)),
+    artifacts: narrowedTo(assignment.artifacts, [ciId]).map((artifact) => toJson(DeployedArtifactSchema, artifact)),
   };
   if ("httpUrl" in action) {
     const response = await fetch(action.httpUrl, {

@@ -1,5 +1,9 @@
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import type { DeployedArtifact, Environment } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  type DeployedArtifact,
+  DeploymentStrategyKind,
+  type Environment,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { GateFacts } from "../domain/gates.js";
 import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
 
@@ -25,11 +29,15 @@ export async function loadGateFacts(
       name: environment.name,
       frozen: environment.frozen,
       freezeReason: environment.freezeReason,
-      // Every CI the package goes to, and those the steps touch (a blue/green switch moves both colours).
+      // Every CI the package goes to and the steps touch; blue/green: both colours, as the switch
+      // moves traffic off the live one.
       targetCiIds: [
         ...new Set([
           ...deployment.artifacts.flatMap((artifact) => artifact.targetCiIds),
           ...deployment.steps.flatMap((step) => step.targetCiIds),
+          ...(deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN
+            ? environment.targetGroups.flatMap((group) => group.ciIds)
+            : []),
         ]),
       ],
     },
