@@ -152,3 +152,27 @@ test("a deployment implements the changes linked to its release, started or not"
     "CHANGE_DEPLOYMENT c-b+d-1",
   ]);
 });
+
+test("a blue/green deployment concerns both colours: a freeze on the live one conflicts with it", () => {
+  const row = (id: string, strategy: string) => ({
+    deployment_id: id,
+    release_id: "r",
+    environment: "prod",
+    status: "SCHEDULED",
+    window_start: w(9, 11).start,
+    window_end: w(9, 11).end,
+    plan: { strategy, linkedChangeIds: [], steps: [{ targetCiIds: ["green-1"] }] },
+    environment_ci_ids: ["blue-1", "green-1"],
+  });
+  const inputs = conflictInputs({
+    changes: [],
+    releases: [],
+    deployments: [row("d-bg", "BLUE_GREEN"), row("d-rolling", "ROLLING")],
+    freezes: [],
+  } as never);
+  const onBlue = freeze("f-blue", [8, 12], { environments: [], ciIds: ["blue-1"] });
+  const freezeConflicts = kinds(calendarConflicts([], inputs.deployments, [onBlue])).filter((kind) =>
+    kind.startsWith("DEPLOYMENT_FREEZE"),
+  );
+  expect(freezeConflicts).toEqual(["DEPLOYMENT_FREEZE d-bg+f-blue"]);
+});

@@ -25,6 +25,8 @@ interface CalendarDeploymentRow {
   window_end: Date;
   plan: DeploymentPlan;
   release_key: string | null;
+  /** The environment's targets as its definition lists them (null: no definition heard of). */
+  environment_ci_ids: string[] | null;
 }
 
 /** Everything on the calendar in [from, to): changes, active releases, deployments, freeze windows, change collisions. */
@@ -45,8 +47,12 @@ export async function calendarOf(pool: pg.Pool, range: CalendarRange) {
     [range.from, range.to],
   );
   const deployments = await pool.query<CalendarDeploymentRow>(
-    `SELECT p.*, r.key AS release_key FROM deployment_plan_view p
+    `SELECT p.*, r.key AS release_key,
+       (SELECT array_agg(ci) FROM jsonb_array_elements(e.definition->'targetGroups') g,
+          jsonb_array_elements_text(g->'ciIds') ci) AS environment_ci_ids
+     FROM deployment_plan_view p
        LEFT JOIN release_view r ON r.release_id::text = p.release_id
+       LEFT JOIN environment_definition_view e ON e.environment = p.environment
      WHERE p.window_start < $2 AND p.window_end > $1 AND p.status <> 'CANCELLED'
        AND ($3::text IS NULL OR p.environment = $3)
      ORDER BY p.window_start, p.environment, p.deployment_id`,
@@ -90,7 +96,13 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
     releaseId: d.release_id,
     environment: d.environment,
     window: { start: d.window_start, end: d.window_end },
-    ciIds: [...new Set(d.plan.steps.flatMap((s) => s.targetCiIds))],
+    // The CIs its steps touch; blue/green: both colours, as its switch moves traffic off the live one.
+    ciIds: [
+      ...new Set([
+        ...d.plan.steps.flatMap((s) => s.targetCiIds),
+        ...(d.plan.strategy === "BLUE_GREEN" ? (d.environment_ci_ids ?? []) : []),
+      ]),
+    ],
     // The changes it implements: those of its plan and those its start checked.
     implementedChangeIds: [...d.plan.linkedChangeIds, ...(d.plan.changeRequestIds ?? [])],
   }));
