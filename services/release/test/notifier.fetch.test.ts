@@ -14,7 +14,9 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   DeploymentApprovalGrantedSchema,
+  DeploymentCancelledSchema,
   DeploymentPlannedSchema,
+  DeploymentRollbackStartedSchema,
   DeploymentScheduledSchema,
   DeploymentStepFailedSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -78,7 +80,9 @@ type Schema =
   | typeof DeploymentPlannedSchema
   | typeof DeploymentApprovalGrantedSchema
   | typeof DeploymentScheduledSchema
-  | typeof DeploymentStepFailedSchema;
+  | typeof DeploymentStepFailedSchema
+  | typeof DeploymentCancelledSchema
+  | typeof DeploymentRollbackStartedSchema;
 
 /** Events of one service's streams, about `id` (its id field), in production, at `at`. */
 const eventsOf =
@@ -179,6 +183,37 @@ test("until its start, a deployment's events match the changes linked to its rel
   await fetched(stepFailed);
   expect(await delivered(toLinked)).toEqual([planned.id, approved.id, scheduled.id, stepFailed.id]);
   expect(await delivered(toLater)).toEqual([]);
+});
+
+test("in one fetch, the events before a start match what the start names, not links made since", async () => {
+  const [linked, linkedSince] = [randomUUID(), randomUUID()];
+  const [toLinked, toSince] = [await subscribedTo(linked), await subscribedTo(linkedSince)];
+  const releaseId = randomUUID();
+  // The notifier reads the plan after the release linked another change.
+  await releaseLinkedTo(releaseId, [linked, linkedSince]);
+  const deploymentId = randomUUID();
+  const planned = event(DeploymentPlannedSchema, deploymentId, { releaseId });
+  const scheduled = event(DeploymentScheduledSchema, deploymentId, { releaseId, changeRequestIds: [linked] });
+  const rollingBack = event(DeploymentRollbackStartedSchema, deploymentId, { releaseId, reason: "slow" });
+  await fetched(planned, scheduled, rollingBack);
+  expect(await delivered(toLinked)).toEqual([planned.id, scheduled.id, rollingBack.id]);
+  expect(await delivered(toSince)).toEqual([]);
+});
+
+test("a cancellation before the start matches the release's links; one after it, what the start named", async () => {
+  const linked = randomUUID();
+  const subscription = await subscribedTo(linked);
+  const releaseId = randomUUID();
+  await releaseLinkedTo(releaseId, [linked]);
+  const [early, late] = [randomUUID(), randomUUID()];
+  const cancelled = (deploymentId: string) =>
+    event(DeploymentCancelledSchema, deploymentId, { releaseId, reason: "no" });
+  const [plannedEarly, cancelledEarly] = [event(DeploymentPlannedSchema, early, { releaseId }), cancelled(early)];
+  await fetched(plannedEarly, cancelledEarly);
+  // Started checking no change: the release's link does not make its cancellation the change's.
+  await fetched(event(DeploymentScheduledSchema, late, { releaseId, changeRequestIds: [] }));
+  await fetched(cancelled(late));
+  expect(await delivered(subscription)).toEqual([plannedEarly.id, cancelledEarly.id]);
 });
 
 test("a change's events are titled by the key its raise named, in the same fetch and later", async () => {

@@ -1,6 +1,8 @@
 import { fromBinary, type JsonObject, type Message } from "@bufbuild/protobuf";
 import { textArrayOfJson } from "@rdm/eventstore";
 import {
+  DeploymentApprovalGrantedSchema,
+  DeploymentCancelledSchema,
   DeploymentFailedSchema,
   DeploymentPlannedSchema,
   DeploymentRolledBackSchema,
@@ -16,8 +18,10 @@ import type pg from "pg";
 // to it, its start (and outcomes) those its gates checked; its other events (approval, steps,
 // pause, cancel, rollback started) name none and match by what the notifier kept of the earlier
 // ones (notifier_deployment_changes). A change once named stays the deployment's: the list only
-// grows, so the order the notifier reads them in does not matter. Until its start, a deployment's
-// events also match the changes linked to its release, which the start's gates will check.
+// grows, so the order the notifier reads them in does not matter. Before its start (plan,
+// approval, a cancellation before it), a deployment's events also match the changes its start
+// names when the same fetch holds it, else those linked to its release as the release service
+// knows them when the notifier reads the event: the changes the start's gates will check.
 
 const NAMING_SCHEMAS = [
   DeploymentPlannedSchema,
@@ -31,10 +35,20 @@ const NAMING_SCHEMAS = [
 /** The deployment events that name its changes: the plan (`linked_change_ids`), the others `change_request_ids`. */
 const CHANGE_NAMING: ReadonlySet<string> = new Set(NAMING_SCHEMAS.map((schema) => schema.typeName));
 
-/** Those that tell the deployment has started: every one after the plan. */
+/** Those that name the changes its start checked: every one after the plan. */
 const STARTED: ReadonlySet<string> = new Set(NAMING_SCHEMAS.slice(1).map((schema) => schema.typeName));
 
+/** The deployment events that may come before its start; every other one comes after it. */
+const MAYBE_BEFORE_START: ReadonlySet<string> = new Set(
+  [DeploymentPlannedSchema, DeploymentApprovalGrantedSchema, DeploymentCancelledSchema].map(
+    (schema) => schema.typeName,
+  ),
+);
+
 export const namesDeploymentChanges = (type: string) => CHANGE_NAMING.has(type);
+
+/** Whether the event is a deployment's start (DeploymentScheduled), which names the changes it checked. */
+export const startsDeployment = (type: string) => type === DeploymentScheduledSchema.typeName;
 
 /** What a deployment's events said of it: the changes they named, and whether it has started. */
 export interface DeploymentSaid {
@@ -81,9 +95,19 @@ export async function keepDeploymentChanges(
   });
 }
 
+/** What a fetch tells of its deployments beyond the event at hand. */
+export interface FetchedDeployments {
+  /** What its earlier events said, by deployment id. */
+  said: ReadonlyMap<string, DeploymentSaid>;
+  /** The changes each start in the fetch names, later ones included, by deployment id. */
+  starts: ReadonlyMap<string, readonly string[]>;
+  /** The releases' linked changes read so far, by release id. */
+  releaseLinks: Map<string, Promise<string[]>>;
+}
+
 /** The changes linked to a release now, as the release service's index holds it. */
-async function releaseChanges(tx: pg.PoolClient, releaseId: unknown): Promise<string[]> {
-  if (typeof releaseId !== "string" || !isUuid(releaseId)) return [];
+async function releaseChanges(tx: pg.PoolClient, releaseId: string): Promise<string[]> {
+  if (!isUuid(releaseId)) return [];
   const { rows } = await tx.query<{ snapshot: Buffer }>({
     name: "rdm_release_changes",
     text: "SELECT snapshot FROM release_index WHERE release_id = $1::uuid",
@@ -95,13 +119,13 @@ async function releaseChanges(tx: pg.PoolClient, releaseId: unknown): Promise<st
 
 /**
  * The changes of the deployment a deployment event is about: what the fetch's earlier events
- * named (by deployment id) and what the notifier kept; before its start also those linked to its
- * release. Undefined for other events.
+ * named and what the notifier kept; before its start also those the start will check. Undefined
+ * for other events.
  */
 export async function deploymentChangesOf(
   tx: pg.PoolClient,
   event: { type: string; json: JsonObject },
-  earlier: ReadonlyMap<string, DeploymentSaid>,
+  fetched: FetchedDeployments,
 ): Promise<string[] | undefined> {
   const { deploymentId, releaseId } = event.json;
   if (!event.type.startsWith("rdm.deployment.v1.") || typeof deploymentId !== "string" || !deploymentId)
@@ -111,8 +135,16 @@ export async function deploymentChangesOf(
     text: "SELECT change_request_ids, started FROM notifier_deployment_changes WHERE deployment_id = $1",
     values: [deploymentId],
   });
-  const said = earlier.get(deploymentId);
+  const said = fetched.said.get(deploymentId);
   const changes = [...(rows[0]?.change_request_ids ?? []), ...(said?.changes ?? [])];
-  const started = rows[0]?.started || said?.started || STARTED.has(event.type);
-  return started ? changes : [...changes, ...(await releaseChanges(tx, releaseId))];
+  if (rows[0]?.started || said?.started || !MAYBE_BEFORE_START.has(event.type)) return changes;
+  const start = fetched.starts.get(deploymentId);
+  if (start) return [...changes, ...start];
+  if (typeof releaseId !== "string" || !releaseId) return changes;
+  let links = fetched.releaseLinks.get(releaseId);
+  if (!links) {
+    links = releaseChanges(tx, releaseId);
+    fetched.releaseLinks.set(releaseId, links);
+  }
+  return [...changes, ...(await links)];
 }

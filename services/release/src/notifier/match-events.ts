@@ -23,8 +23,10 @@ import {
   changesNamed,
   type DeploymentSaid,
   deploymentChangesOf,
+  type FetchedDeployments,
   keepDeploymentChanges,
   namesDeploymentChanges,
+  startsDeployment,
 } from "./deployment-changes.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
 
@@ -71,6 +73,12 @@ class SaidSoFar {
   readonly environments = new Map<string, string[]>();
   /** The changes each deployment's events named and whether it started, by deployment id. */
   readonly deploymentChanges = new Map<string, DeploymentSaid>();
+  /** What the fetch tells of a deployment beyond its events so far: its start further on, its release's links. */
+  readonly deployments: FetchedDeployments = {
+    said: this.deploymentChanges,
+    starts: new Map(),
+    releaseLinks: new Map(),
+  };
   /** Each change's key, by change id. */
   readonly changeKeys = new Map<string, string>();
   private readonly namedEnvironments: NamedEnvironments[] = [];
@@ -91,6 +99,17 @@ class SaidSoFar {
       for (const id of changes.changeRequestIds) said.changes.add(id);
       said.started ||= changes.started;
       this.deploymentChanges.set(changes.deploymentId, said);
+    }
+  }
+
+  /** Notes the changes each start in `events` names, for the events before it (see deploymentChangesOf). */
+  lookAhead(events: CloudEvent[]) {
+    const starts = this.deployments.starts as Map<string, readonly string[]>;
+    for (const event of events) {
+      if (!startsDeployment(event.type)) continue;
+      const decoded = decodeNotifiable(event);
+      const named = decoded && changesNamed(event.type, decoded.message);
+      if (named && !starts.has(named.deploymentId)) starts.set(named.deploymentId, named.changeRequestIds);
     }
   }
 
@@ -131,7 +150,7 @@ async function match(
         ? undefined
         : await changeEnvironmentsOf(tx, { type: envelope.type, json }, { named, earlier: said.environments }),
     deploymentChanges: anyFilters(candidates, "changeRequestIds")
-      ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deploymentChanges)
+      ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deployments)
       : undefined,
   };
   // A change's events are titled by its key: looked up once, for the first delivery.
@@ -199,6 +218,7 @@ export function matchEvents(
    */
   const matchAll = async (events: CloudEvent[], tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
     const said = new SaidSoFar();
+    said.lookAhead(events);
     for (const event of events) {
       const decoded = decodeNotifiable(event);
       const named = (decoded && environmentsNamed(event.type, decoded.message)) || undefined;
