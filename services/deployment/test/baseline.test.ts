@@ -5,9 +5,10 @@ import {
   type DeployedArtifact,
   DeployedArtifactSchema,
   DeploymentStrategyKind,
+  StepKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import fc from "fast-check";
-import { baselineAfter, baselineLeftBy, narrowedTo } from "../src/domain/index.js";
+import { baselineAfter, baselineLeftBy, forStep, narrowedTo } from "../src/domain/index.js";
 import { performTarget } from "../src/executor/reference-executor.js";
 
 const artifact = (name: string, version: string, targetCiIds: string[]) =>
@@ -78,10 +79,12 @@ test("every target reached runs the package placed, every other target what it r
   );
 });
 
-test("a step's targets get the artifacts that go to them, each naming only them; one naming none goes everywhere", () => {
+test("a step's targets get the artifacts that go to them, each naming only them; a switch gets them all", () => {
   const baseline = [artifact("api", "1.0.0", ["b-1", "b-2"]), artifact("api", "2.0.0", ["g-1"])];
-  const anywhere = artifact("agent", "1.0.0", []);
-  expect(narrowedTo([...baseline, anywhere], ["b-2", "h-1"])).toEqual([artifact("api", "1.0.0", ["b-2"]), anywhere]);
+  expect(narrowedTo(baseline, ["b-2", "h-1"])).toEqual([artifact("api", "1.0.0", ["b-2"])]);
+  expect(forStep(baseline, { kind: StepKind.ROLLBACK, targetCiIds: ["g-1"] })).toEqual([baseline[1]]);
+  // Switching back routes traffic to the other colour: what runs there is not on the step's targets.
+  expect(forStep(baseline, { kind: StepKind.SWITCH, targetCiIds: ["g-1"] })).toEqual(baseline);
 });
 
 test("the reference executor gives each target's command only that target's artifacts", async () => {

@@ -96,6 +96,11 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
   const listed = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
   expect(listed?.baseline.map((a) => a.artifactId)).toEqual([artifactId]);
   expect(listed?.baselineDeploymentId).toBe(deploymentId);
+  // Since the success, to the millisecond.
+  const succeededAt = (outcomes[1] as DeploymentSucceeded | undefined)?.metadata?.occurredAt;
+  expect(listed?.baselineSince && timestampDate(listed.baselineSince)).toEqual(
+    succeededAt && timestampDate(succeededAt),
+  );
   const { deployments } = await deployer.listDeployments({ environment, states: [DeploymentState.SUCCEEDED] });
   expect(deployments.map((deployment) => deployment.deploymentId)).toEqual([deploymentId]);
 });

@@ -364,6 +364,21 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
     resourceType: "deployment",
     resourceName: unknown,
   });
+  // Registered twice: the second names the environment that exists.
+  const existing = await environment();
+  const registeredAgain = deployer.registerEnvironment({
+    ...rid(),
+    environment: { name: existing, promotionRank: 1, targetGroups: groups({ rest: [uniqueId("ci")] }) },
+  });
+  expect(await resource(registeredAgain)).toEqual(
+    expect.objectContaining({ resourceType: "environment", resourceName: existing }),
+  );
+  // A refusal on a deployment names it by its id.
+  const planned = await plan(existing);
+  const held = await deployer.resumeDeployment({ ...rid(), deploymentId: planned }).catch((e: unknown) => e);
+  expect(errorDetails(held).preconditionFailure?.violations.map((v) => [v.type, v.subject])).toEqual([
+    ["deployment.not_paused", planned],
+  ]);
   // An environment's stream is `environment-<name>`; the client knows it by its name, even one
   // that is the word itself.
   for (const environment of [uniqueId("nowhere"), "environment"]) {

@@ -162,7 +162,7 @@ test("a blue/green deployment concerns both colours: a freeze on the live one co
     window_start: w(9, 11).start,
     window_end: w(9, 11).end,
     plan: { strategy, linkedChangeIds: [], steps: [{ targetCiIds: ["green-1"] }] },
-    environment_ci_ids: ["blue-1", "green-1"],
+    colour_ci_ids: ["blue-1", "green-1"],
   });
   const inputs = conflictInputs({
     changes: [],

@@ -6,12 +6,14 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
+  allTargets,
   beginsAt,
   type DeploymentAggregateState,
   type DeploymentCommand,
   evaluateGates,
   freezeInForce,
   freezeWindowsInForce,
+  narrowedTo,
   type RuleDetail,
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
@@ -60,7 +62,8 @@ async function startCommand(
   return {
     kind: "startDeployment",
     gateViolations: evaluateGates(facts),
-    baseline: environment.baseline,
+    // What runs on the targets it has now: one taken out since is no part of a back-out.
+    baseline: narrowedTo(environment.baseline, allTargets(environment)),
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),

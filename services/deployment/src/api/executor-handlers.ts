@@ -12,7 +12,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import { narrowedTo } from "../domain/index.js";
+import { forStep } from "../domain/index.js";
 import { extendLease, IDLE_CLAIM_STREAM, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
 import { findDeployment, type Queryable } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
@@ -31,7 +31,7 @@ const leaseLost = (lease: { stepIndex: number; fencingToken: bigint }, why: stri
     "FAILED_PRECONDITION",
     "step.lease_lost",
     `the lease on step ${lease.stepIndex} with fencing token ${lease.fencingToken} ${why}`,
-    { subject: "step" },
+    { subject: String(lease.stepIndex), resourceType: "step" },
   );
 
 const ENDED = new Set([StepState.COMPLETED, StepState.FAILED, StepState.SKIPPED]);
@@ -54,7 +54,7 @@ async function leaseRefusal(db: Queryable, lease: ReturnType<typeof leaseOf>) {
       "FAILED_PRECONDITION",
       "step.ended",
       `step ${lease.stepIndex} has ended ${StepState[step.state]}, the deployment is ${DeploymentState[deployment.state]}${reason}: report nothing more for it`,
-      { subject: "step" },
+      { subject: String(lease.stepIndex), resourceType: "step" },
     );
   }
   // A token the service never gave for this step (higher than its own, or a step never claimed).
@@ -63,6 +63,9 @@ async function leaseRefusal(db: Queryable, lease: ReturnType<typeof leaseOf>) {
       lease,
       `was never given: the step is ${StepState[step.state]} with fencing token ${step.fencingToken}`,
     );
+  // Back in the queue: given back (ReleaseStep, a failed rollback step), or expired and swept.
+  if (step.state === StepState.READY)
+    return leaseLost(lease, "was given back or expired: the step waits to be claimed again");
   return leaseLost(lease, "expired");
 }
 
@@ -204,8 +207,7 @@ function claimResponse(deployment: Deployment | undefined, stepIndex: number) {
   // Not claimed: the deployment was cancelled as it was due to begin (its gates no longer held).
   if (!deployment || step?.state !== StepState.CLAIMED) return create(ClaimStepResponseSchema);
   const placed = step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
-  // Those the step's targets get, each naming only them: a baseline can differ by target.
-  const artifacts = narrowedTo(placed, step.targetCiIds);
+  const artifacts = forStep(placed, step);
   return create(ClaimStepResponseSchema, {
     assignment: create(StepAssignmentSchema, {
       deploymentId: deployment.deploymentId,

@@ -1,3 +1,4 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Outcome } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -79,7 +80,7 @@ export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): 
       sequence: event.environmentSequence,
       artifacts: succeeded ? baselineLeftBy(deployment) : event.artifacts,
       deploymentId: deployment.deploymentId,
-      since: at && new Date(Number(at.seconds) * 1000),
+      since: at && timestampDate(at),
       liveColour: blueGreen ? liveColourAfter(deployment, succeeded ? "succeeded" : "rolledBack") : undefined,
     };
   });

@@ -64,12 +64,18 @@ const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === De
 export const baselineLeftBy = (deployment: Deployment): DeployedArtifact[] =>
   isBlueGreen(deployment) ? baselineAfter(deployment.baseline, deployment.artifacts) : deployment.artifacts;
 
-/** The artifacts that go to any of `targetCiIds`, each naming only those (an artifact naming none goes everywhere). */
+/** The artifacts that go to any of `targetCiIds`, each naming only those. */
 export function narrowedTo(artifacts: DeployedArtifact[], targetCiIds: string[]): DeployedArtifact[] {
   const wanted = new Set(targetCiIds);
   return artifacts.flatMap((artifact) => {
-    if (!artifact.targetCiIds.length) return [artifact];
     const targets = artifact.targetCiIds.filter((ci) => wanted.has(ci));
     return targets.length ? [create(DeployedArtifactSchema, { ...artifact, targetCiIds: targets })] : [];
   });
 }
+
+/**
+ * The artifacts a step's executor gets: those its targets get, each naming only them (a baseline
+ * can differ by target); a switch routes traffic to a colour, so it gets them all.
+ */
+export const forStep = (artifacts: DeployedArtifact[], step: Pick<DeploymentStep, "kind" | "targetCiIds">) =>
+  step.kind === StepKind.SWITCH ? artifacts : narrowedTo(artifacts, step.targetCiIds);

@@ -24,7 +24,7 @@ import {
 import { baselineLeftBy, liveColourAfter, placedBy } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
-import { type RuleDetail, refuse, violation } from "./rule-violation.js";
+import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
 import { expandStrategy, rollbackSteps, strategyName } from "./strategy.js";
 
 export type DeploymentCommand =
@@ -340,10 +340,16 @@ function requireCurrent(deployment: Deployment, command: Extract<DeploymentComma
   }
 }
 
+/** The events of the command; a refusal that names nothing else names the deployment (by its id). */
 export function decide(command: DeploymentCommand, state: DeploymentAggregateState): DeploymentEvent[] {
-  if (command.kind === "planDeployment") return plan(command, state);
-  const deployment = existing(state);
-  return decideOn(command, deployment).map((event) => aboutDeployment(event, deployment));
+  const deploymentId = command.kind === "planDeployment" ? command.deploymentId : state.deployment?.deploymentId;
+  try {
+    if (command.kind === "planDeployment") return plan(command, state);
+    const deployment = existing(state);
+    return decideOn(command, deployment).map((event) => aboutDeployment(event, deployment));
+  } catch (error) {
+    throw deploymentId ? naming(error, deploymentId) : error;
+  }
 }
 
 function decideOn(command: DeploymentCommand, deployment: Deployment): DeploymentEvent[] {

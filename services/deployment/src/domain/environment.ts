@@ -109,6 +109,8 @@ function checkedDefinition(definition: EnvironmentDefinition, upstream: string[]
       "environment.definition",
       "the environment definition is inconsistent",
       violations,
+      "environment",
+      definition.name,
     );
   }
   return definition;
@@ -122,6 +124,9 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
         "ALREADY_EXISTS",
         "environment.exists",
         `environment ${command.definition.name} is already registered`,
+        [],
+        "environment",
+        command.definition.name,
       );
     }
     return [

@@ -75,6 +75,7 @@ const heldStep = (deployment: Deployment, lease: StepLease): DeploymentStep => {
       "step.lease_lost",
       `step ${lease.stepIndex} is no longer held with fencing token ${lease.fencingToken}`,
       "step",
+      String(lease.stepIndex),
     );
   }
   return step;
@@ -83,7 +84,8 @@ const heldStep = (deployment: Deployment, lease: StepLease): DeploymentStep => {
 function claim(command: Extract<StepCommand, { kind: "claimStep" }>, deployment: Deployment): DeploymentEvent[] {
   const step = stepOf(deployment, command.stepIndex);
   const reclaim = step.state === StepState.CLAIMED && command.leaseExpired;
-  if (step.state !== StepState.READY && !reclaim) refuse("step.not_ready", `step ${step.index} is not waiting`, "step");
+  if (step.state !== StepState.READY && !reclaim)
+    refuse("step.not_ready", `step ${step.index} is not waiting`, "step", String(step.index));
   if (deployment.paused || deployment.awaitingPromotion) refuse("deployment.held", "the deployment is on hold");
   if (deployment.state === DeploymentState.SCHEDULED) {
     const cancelled = cancelledWhenDue(deployment, command.gateViolations, command.now);
@@ -123,7 +125,7 @@ const failedTargets = (deployment: Deployment, extra?: { ciId: string; outcome: 
 function report(command: Extract<StepCommand, { kind: "reportTargetProgress" }>, deployment: Deployment) {
   const step = heldStep(deployment, command);
   if (!step.targetCiIds.includes(command.ciId)) {
-    refuse("step.target", `${command.ciId} is not a target of step ${step.index}`, "step");
+    refuse("step.target", `${command.ciId} is not a target of step ${step.index}`, "step", String(step.index));
   }
   const lease = { deploymentId: deployment.deploymentId, stepIndex: step.index, fencingToken: step.fencingToken };
   const events: DeploymentEvent[] = [

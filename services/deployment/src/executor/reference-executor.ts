@@ -11,7 +11,7 @@ import {
   type StepLease,
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeployedArtifactSchema, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { narrowedTo } from "../domain/baseline.js";
+import { forStep } from "../domain/baseline.js";
 
 const run = promisify(execFile);
 
@@ -54,17 +54,20 @@ const lastLines = (text: string, count = 50) => text.split("\n").filter(Boolean)
 /**
  * Runs the action for one target. The command gets the step in its environment (RDM_TARGET,
  * RDM_STEP_KIND, RDM_ENVIRONMENT, RDM_DEPLOYMENT_ID, RDM_COLOUR, RDM_ARTIFACTS as JSON: the
- * artifacts that go to this target); the HTTP call gets the same as a JSON body. Success: exit
- * status 0, or a 2xx answer.
+ * artifacts that go to this target, all of them for a switch); the HTTP call gets the same as a
+ * JSON body. Success: exit status 0, or a 2xx answer.
  */
 export async function performTarget(action: TargetAction, assignment: StepAssignment, ciId: string, timeoutMs: number) {
+  const kind = assignment.step?.kind ?? StepKind.UNSPECIFIED;
   const context = {
     target: ciId,
-    stepKind: StepKind[assignment.step?.kind ?? StepKind.UNSPECIFIED],
+    stepKind: StepKind[kind],
     environment: assignment.environment,
     deploymentId: assignment.deploymentId,
     colour: assignment.step?.colour ?? "",
-    artifacts: narrowedTo(assignment.artifacts, [ciId]).map((artifact) => toJson(DeployedArtifactSchema, artifact)),
+    artifacts: forStep(assignment.artifacts, { kind, targetCiIds: [ciId] }).map((artifact) =>
+      toJson(DeployedArtifactSchema, artifact),
+    ),
   };
   if ("httpUrl" in action) {
     const response = await fetch(action.httpUrl, {

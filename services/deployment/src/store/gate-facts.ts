@@ -4,6 +4,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { groupTargets } from "../domain/environment.js";
 import type { GateFacts } from "../domain/gates.js";
 import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
 
@@ -36,7 +37,7 @@ export async function loadGateFacts(
           ...deployment.artifacts.flatMap((artifact) => artifact.targetCiIds),
           ...deployment.steps.flatMap((step) => step.targetCiIds),
           ...(deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN
-            ? environment.targetGroups.flatMap((group) => group.ciIds)
+            ? [...groupTargets(environment, "blue"), ...groupTargets(environment, "green")]
             : []),
         ]),
       ],

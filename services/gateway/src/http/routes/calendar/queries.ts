@@ -25,8 +25,8 @@ interface CalendarDeploymentRow {
   window_end: Date;
   plan: DeploymentPlan;
   release_key: string | null;
-  /** The environment's targets as its definition lists them (null: no definition heard of). */
-  environment_ci_ids: string[] | null;
+  /** The targets of the environment's blue and green groups, as its definition lists them (null: none heard of). */
+  colour_ci_ids: string[] | null;
 }
 
 /** Everything on the calendar in [from, to): changes, active releases, deployments, freeze windows, change collisions. */
@@ -49,7 +49,7 @@ export async function calendarOf(pool: pg.Pool, range: CalendarRange) {
   const deployments = await pool.query<CalendarDeploymentRow>(
     `SELECT p.*, r.key AS release_key,
        (SELECT array_agg(ci) FROM jsonb_array_elements(e.definition->'targetGroups') g,
-          jsonb_array_elements_text(g->'ciIds') ci) AS environment_ci_ids
+          jsonb_array_elements_text(g->'ciIds') ci WHERE g->>'name' IN ('blue', 'green')) AS colour_ci_ids
      FROM deployment_plan_view p
        LEFT JOIN release_view r ON r.release_id::text = p.release_id
        LEFT JOIN environment_definition_view e ON e.environment = p.environment
@@ -100,7 +100,7 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
     ciIds: [
       ...new Set([
         ...d.plan.steps.flatMap((s) => s.targetCiIds),
-        ...(d.plan.strategy === "BLUE_GREEN" ? (d.environment_ci_ids ?? []) : []),
+        ...(d.plan.strategy === "BLUE_GREEN" ? (d.colour_ci_ids ?? []) : []),
       ]),
     ],
     // The changes it implements: those of its plan and those its start checked.
