@@ -9,7 +9,9 @@ import {
   DeploymentStrategySchema,
   type Environment,
   EnvironmentSchema,
+  StepKind,
   TargetGroupSchema,
+  TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   type DeploymentAggregateState,
@@ -152,9 +154,28 @@ export class Deciding {
     });
   }
 
-  /** Claims and completes the step. */
+  /** Reports every target of the step SUCCEEDED under the lease (a switch has none to report). */
+  reportAll(index: number, fencingToken: bigint) {
+    const step = this.deployment.steps[index];
+    if (step?.kind === StepKind.SWITCH) return;
+    for (const ciId of step?.targetCiIds ?? [])
+      this.run({
+        kind: "reportTargetProgress",
+        stepIndex: index,
+        fencingToken,
+        ciId,
+        outcome: TargetOutcome.SUCCEEDED,
+        message: "",
+        logLines: [],
+        verifications: [],
+      });
+  }
+
+  /** Claims the step, reports its targets, completes it. */
   pass(index: number) {
-    return this.complete(index, this.claim(index));
+    const token = this.claim(index);
+    this.reportAll(index, token);
+    return this.complete(index, token);
   }
 }
 

@@ -324,6 +324,14 @@ describe("execution", () => {
     const token = d.claim(1);
     expect(d.deployment.state).toBe(DeploymentState.VERIFYING);
     d.run(report(1, token, "ci-2", { verifications: [{ check: "http 200", passed: true, detail: "" }] }));
+    d.run(report(1, token, "ci-3", { outcome: TargetOutcome.IN_PROGRESS }));
+    // Done only when every target was reported on under the lease (in progress is not done).
+    const early = refusal(() => d.complete(1, token));
+    expect([early.rule, early.conditions.map((c) => c.subject)]).toEqual([
+      "step.targets_unreported",
+      ["ci-1", "ci-3", "ci-4"],
+    ]);
+    d.reportAll(1, token);
     expect(d.types(d.complete(1, token))).toEqual(["DeploymentStepCompleted", "DeploymentSucceeded"]);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
   });
@@ -339,6 +347,7 @@ describe("execution", () => {
     expect(d.types(d.events).slice(-2)).toEqual(["DeploymentStepLeaseExpired", "DeploymentStepClaimed"]);
     expect(refusal(() => d.run(report(0, old, "ci-1"))).rule).toBe("step.lease_lost");
     expect(refusal(() => d.complete(0, old)).rule).toBe("step.lease_lost");
+    d.reportAll(0, current);
     d.complete(0, current);
     expect(refusal(() => d.run(report(1, 1n, "ci-9"))).rule).toBe("step.lease_lost");
     // A step the deployment does not have is NOT_FOUND, as the API's lease check answers.
@@ -377,7 +386,7 @@ describe("execution", () => {
     ending.pass(0);
     const token = ending.claim(1);
     ending.run({ kind: "pauseDeployment", reason: "change freeze at noon" });
-    ending.run(report(1, token, "ci-2", { verifications: [{ check: "http 200", passed: true, detail: "" }] }));
+    ending.reportAll(1, token);
     ending.complete(1, token);
     expect([ending.deployment.state, ending.deployment.paused]).toEqual([DeploymentState.SUCCEEDED, false]);
     const cancelled = new Deciding();
@@ -502,6 +511,7 @@ describe("execution", () => {
     d.pass(0);
     const verifying = d.claim(1);
     expect(d.deployment.state).toBe(DeploymentState.VERIFYING);
+    d.reportAll(1, verifying);
     d.complete(1, verifying);
     const switching = d.claim(2);
     expect(d.deployment.state).toBe(DeploymentState.IN_PROGRESS);

@@ -43,8 +43,11 @@ const claim = (environment: string, client = executor, executorId = "agent-1", l
   );
 
 /** Claims the next step, reports every target succeeded (and verified), completes it. */
-async function runStep(environment: string, verificationPassed = true) {
-  const assignment = await claim(environment);
+const runStep = async (environment: string, verificationPassed = true) =>
+  perform(await claim(environment), verificationPassed);
+
+/** Reports every target of the claimed step succeeded (and verified), completes it. */
+async function perform(assignment: Awaited<ReturnType<typeof claim>>, verificationPassed = true) {
   const lease = {
     deploymentId: assignment.deploymentId,
     stepIndex: assignment.step?.index ?? 0,
@@ -386,10 +389,13 @@ test("a failed rollback step is claimable again only after its pause; the rollba
   if (Date.now() < retryAt) expect(early.assignment).toBeUndefined();
   const retried = early.assignment ?? (await claim(environment));
   expect([retried.step?.index, retried.fencingToken]).toEqual([lease.stepIndex, lease.fencingToken + 1n]);
-  await executor.completeStep({
-    ...rid(),
-    lease: { ...lease, fencingToken: retried.fencingToken },
-  });
+  // Its targets not reported under this lease, it is not done yet.
+  expect(
+    await preconditionRules(
+      executor.completeStep({ ...rid(), lease: { ...lease, fencingToken: retried.fencingToken } }),
+    ),
+  ).toEqual(retried.step?.targetCiIds.map(() => "step.targets_unreported"));
+  await perform(retried);
   await runStep(environment); // the verification after the restore
   expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.ROLLED_BACK);
 });

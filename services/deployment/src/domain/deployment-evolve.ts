@@ -25,6 +25,7 @@ import {
   type DeploymentVerificationRecorded,
   StepKind,
   StepState,
+  TargetOutcome,
   TargetStatusSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 
@@ -58,6 +59,9 @@ export const initialState = (): DeploymentAggregateState => ({ deployment: undef
 
 const TERMINAL = new Set([DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK, DeploymentState.CANCELLED]);
 
+/** The outcomes that end a target's part in a step. */
+const REPORTED = new Set([TargetOutcome.SUCCEEDED, TargetOutcome.FAILED]);
+
 /** States in which a claimed step sets the state by its kind. */
 const STEPPING = [DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING];
 
@@ -87,6 +91,7 @@ function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Time
         fencingToken: event.fencingToken,
         executorId: event.executorId,
         leaseExpiresAt: event.leaseExpiresAt,
+        reportedCiIds: [],
       });
       // VERIFYING while a verification runs; a later step (the next stage, the switch) runs IN_PROGRESS.
       if (!step.rollback && STEPPING.includes(deployment.state))
@@ -101,6 +106,7 @@ function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Time
       const i = deployment.targets.findIndex((target) => target.ciId === event.ciId);
       if (i >= 0) deployment.targets[i] = status;
       else deployment.targets.push(status);
+      if (REPORTED.has(event.outcome) && !step.reportedCiIds.includes(event.ciId)) step.reportedCiIds.push(event.ciId);
       break;
     }
     case "rdm.deployment.v1.DeploymentStepCompleted":

@@ -12,13 +12,14 @@ import {
   DeploymentSucceededSchema,
   DeploymentTargetProgressedSchema,
   DeploymentVerificationRecordedSchema,
+  StepKind,
   StepState,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { liveColourAfter } from "./baseline.js";
 import { cancelledWhenDue, failAndRollBack, rolledBack, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
-import { type RuleDetail, refuse } from "./rule-violation.js";
+import { type RuleDetail, refuse, violation } from "./rule-violation.js";
 
 export interface StepLease {
   stepIndex: number;
@@ -157,8 +158,28 @@ function report(command: Extract<StepCommand, { kind: "reportTargetProgress" }>,
   return events;
 }
 
+/** A step is done when each of its targets was reported on under its lease (a switch is one action for the colour). */
+function requireReported(step: DeploymentStep) {
+  if (step.kind === StepKind.SWITCH) return;
+  const unreported = step.targetCiIds.filter((ci) => !step.reportedCiIds.includes(ci));
+  if (!unreported.length) return;
+  throw violation(
+    "FAILED_PRECONDITION",
+    "step.targets_unreported",
+    `step ${step.index} cannot complete: ${unreported.length} of its targets have no SUCCEEDED or FAILED report under this lease`,
+    unreported.map((ci) => ({
+      rule: "step.targets_unreported",
+      subject: ci,
+      description: `report ${ci} (ReportTargetProgress) before completing the step`,
+    })),
+    "step",
+    String(step.index),
+  );
+}
+
 function complete(command: Extract<StepCommand, { kind: "completeStep" }>, deployment: Deployment) {
   const step = heldStep(deployment, command);
+  requireReported(step);
   const nextAvailableAt = new Date(command.now.getTime() + step.pauseSecondsAfter * 1000);
   const events: DeploymentEvent[] = [
     create(DeploymentStepCompletedSchema, {
