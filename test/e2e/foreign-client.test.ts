@@ -1,6 +1,6 @@
-// A client in another language, as the platform's users build one: Python stubs that protoc
-// generates from the published descriptor set (packages/proto/image.binpb, every file with its
-// imports, buf/validate included), Debian's grpcio for the calls and confluent-kafka (librdkafka)
+// A client in another language, as the platform's users build one: Python stubs that plain protoc
+// generates from proto/ as published (the sources, and proto/protovalidate.binpb for the
+// buf/validate rules they import), Debian's grpcio for the calls and confluent-kafka (librdkafka)
 // for the topic. It registers, retries and reads a configuration item, gets a refusal with its
 // field violations and one without a token, and decodes the item's event by its ce_type header.
 import { execFile } from "node:child_process";
@@ -28,7 +28,8 @@ async function generatePythonStubs(): Promise<string> {
     .filter((file) => file.endsWith(".proto"))
     .map((file) => `rdm/${file}`);
   await run("protoc", [
-    `--descriptor_set_in=${path.join(root, "packages/proto/image.binpb")}`,
+    `-I${path.join(root, "proto")}`,
+    `--descriptor_set_in=${path.join(root, "proto/protovalidate.binpb")}`,
     `--python_out=${out}`,
     `--grpc_out=${out}`,
     "--plugin=protoc-gen-grpc=/usr/bin/grpc_python_plugin",

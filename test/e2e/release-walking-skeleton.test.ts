@@ -119,7 +119,7 @@ test("a registered release reaches Kafka as a CloudEvent and the gateway read mo
   const decoded = execFileSync(
     "protoc",
     [
-      `--descriptor_set_in=${path.join(root, "packages/proto/validate.binpb")}`,
+      `--descriptor_set_in=${path.join(root, "proto/protovalidate.binpb")}`,
       `-I${path.join(root, "proto")}`,
       `--decode=${message.headers.ce_type}`,
       "rdm/release/v1/events.proto",

@@ -14,5 +14,5 @@ trap 'git -C "$top" worktree remove --force "$tmp/main" >/dev/null 2>&1 || true;
 git -C "$top" worktree add --detach "$tmp/main" "$against" >/dev/null
 files=$(cd "$tmp/main/proto" && find . -name '*.proto' | sort)
 [ -n "$files" ] || { echo "no proto files on $against"; exit 0; }
-(cd "$tmp/main/proto" && protoc --descriptor_set_in="$here/validate.binpb" -I. --include_imports -o"$tmp/against.binpb" $files)
+(cd "$tmp/main/proto" && protoc --descriptor_set_in="$top/proto/protovalidate.binpb" -I. --include_imports -o"$tmp/against.binpb" $files)
 cd "$here" && buf breaking image.binpb --against "$tmp/against.binpb" --config ../../proto/buf.yaml --path rdm

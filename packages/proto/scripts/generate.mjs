@@ -1,8 +1,10 @@
 // Generates TypeScript from ../../proto with protoc + protoc-gen-es, fully offline.
 // buf/validate/validate.proto is only on the Buf registry, so its descriptors are taken from the
-// @bufbuild/protovalidate package and handed to protoc as a descriptor set (see design §7).
+// @bufbuild/protovalidate package and handed to protoc as a descriptor set (see design §7). That
+// set is published beside the sources (proto/protovalidate.binpb), so a client in another
+// language compiles proto/ with plain protoc; written only when the package's version changes it.
 import { execFileSync } from "node:child_process";
-import { mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -21,8 +23,11 @@ function withDependencies(file, seen = new Map()) {
 const validateSet = create(FileDescriptorSetSchema, {
   file: [...withDependencies(file_buf_validate_validate).values()].map((f) => f.proto),
 });
-const validateSetPath = join(pkg, "validate.binpb");
-writeFileSync(validateSetPath, toBinary(FileDescriptorSetSchema, validateSet));
+const validateSetPath = join(protoRoot, "protovalidate.binpb");
+const validateSetBytes = toBinary(FileDescriptorSetSchema, validateSet);
+if (!existsSync(validateSetPath) || !readFileSync(validateSetPath).equals(validateSetBytes)) {
+  writeFileSync(validateSetPath, validateSetBytes);
+}
 
 const protoFiles = [];
 (function walk(dir) {

@@ -1,5 +1,5 @@
 """A client in another language: Python, with stubs protoc generated from the published
-descriptor set (packages/proto/image.binpb), Debian's grpcio and confluent-kafka (librdkafka).
+sources (proto/, with proto/protovalidate.binpb), Debian's grpcio and confluent-kafka (librdkafka).
 
     client.py <stubs dir> <gRPC address> <token> <Kafka brokers> <configuration events topic>
 
