@@ -299,7 +299,7 @@ test("a ListEnvironments page holds fewer environments when they would pass 3 Mi
   expect(listed.slice(-17)).toEqual([...big].sort());
 });
 
-test("a promotion order that would run in a circle is refused, whichever definition closes it", async () => {
+test("a promotion order that would run in a circle, or from nowhere, is refused, whichever definition closes it", async () => {
   const [a, b, c] = [uniqueId("env-a"), uniqueId("env-b"), uniqueId("env-c")];
   const define = (name: string, promotesFrom: string) => ({
     ...rid(),
@@ -311,6 +311,10 @@ test("a promotion order that would run in a circle is refused, whichever definit
       executorLabels: [],
     },
   });
+  // The order is registered from its start: one following an environment not registered is refused.
+  expect(await preconditionRules(deployer.registerEnvironment(define(b, a)))).toEqual([
+    "environment.promotes_from_unknown",
+  ]);
   await deployer.registerEnvironment(define(a, ""));
   await deployer.registerEnvironment(define(b, a));
   await deployer.registerEnvironment(define(c, b));

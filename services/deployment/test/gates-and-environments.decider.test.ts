@@ -248,7 +248,12 @@ describe("environments", () => {
     expect(frozen.environment).toMatchObject({ frozen: true, freezeReason: "peak" });
     const changed = fold(
       decideEnvironment(
-        { kind: "changeEnvironment", definition: { ...definition, executorLabels: [] }, reason: "", upstream: [] },
+        {
+          kind: "changeEnvironment",
+          definition: { ...definition, executorLabels: [] },
+          reason: "",
+          upstream: ["staging"],
+        },
         frozen,
       ),
       frozen,
@@ -287,6 +292,13 @@ describe("environments", () => {
         "environment.promotion_cycle",
         "the promotion order would run in a circle: production → staging → test → production",
       ],
+    ]);
+    // Following an environment not registered: no package could ever succeed there first.
+    const unknown = refusal(() =>
+      decideEnvironment({ kind: "registerEnvironment", definition, upstream: [] }, { environment: undefined }),
+    );
+    expect(unknown.conditions.map((c) => [c.rule, c.subject])).toEqual([
+      ["environment.promotes_from_unknown", "staging"],
     ]);
     expect(
       refusal(() => decideEnvironment({ kind: "setFreeze", frozen: true, reason: "" }, { environment: undefined }))

@@ -39,7 +39,7 @@ export type EnvironmentCommand =
 
 /**
  * `upstream`: the promotion order before this environment as it stands, nearest first: its
- * `promotesFrom`, then that environment's promotes_from, and so on.
+ * `promotesFrom`, then that environment's promotes_from, and so on, as far as they are registered.
  */
 function definitionViolations(definition: EnvironmentDefinition, upstream: string[]): RuleDetail[] {
   const violations: RuleDetail[] = [];
@@ -69,6 +69,13 @@ function definitionViolations(definition: EnvironmentDefinition, upstream: strin
       rule: "environment.promotes_from",
       subject: definition.name,
       description: "an environment cannot follow itself in the promotion order",
+    });
+  } else if (definition.promotesFrom && upstream[0] !== definition.promotesFrom) {
+    // No package could ever succeed there first: every start here would fail gate.promotion_order.
+    violations.push({
+      rule: "environment.promotes_from_unknown",
+      subject: definition.promotesFrom,
+      description: `no environment ${definition.promotesFrom} is registered: register the promotion order from its start`,
     });
   } else if (upstream.includes(definition.name)) {
     // A cycle: no package could ever have succeeded in the environment before, so no deployment

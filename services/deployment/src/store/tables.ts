@@ -170,8 +170,10 @@ export async function findEnvironment(db: Queryable, name: string): Promise<Envi
 export async function promotionChain(db: Queryable, from: string): Promise<string[]> {
   const chain: string[] = [];
   for (let name = from; name && !chain.includes(name); ) {
+    const environment = await findEnvironment(db, name);
+    if (!environment) break;
     chain.push(name);
-    name = (await findEnvironment(db, name))?.promotesFrom ?? "";
+    name = environment.promotesFrom;
   }
   return chain;
 }
