@@ -335,6 +335,9 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
     artifacts: [artifact(randomUUID())],
     strategy: ALL_AT_ONCE,
   };
+  // A strategy without its kind is bad input too, naming the field.
+  const kindless = await deployer.planDeployment({ ...request, ...rid(), strategy: {} }).catch((e: unknown) => e);
+  expect(errorDetails(kindless).badRequest?.fieldViolations.map((v) => v.field)).toEqual(["strategy.kind"]);
   const first = await deployer.planDeployment(request);
   const again = await deployer.planDeployment(request);
   expect(again).toEqual(first);

@@ -159,6 +159,9 @@ test("the inventory names version, target, since, release and deployment, after 
       [s.ids.h2, "2.0.0", at("02T10:00:00").toISOString(), s.ids.canary, s.ids.key, "SUCCEEDED"],
     ].sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
   );
+  // The environment's own route answers the same entries.
+  const own = await get(`/v1/environments/${s.ids.environment}/inventory`);
+  expect(own.body.entries).toEqual(body.environments[0].entries);
 });
 
 test("the KPIs of the week, with the counts they came from", async () => {

@@ -5,11 +5,13 @@ import { arr, obj } from "../../schema-parts.js";
 import { deploymentStreamRoutes } from "./events.js";
 import {
   deploymentsOfRelease,
+  inventoryEntries,
   KNOWN_ENVIRONMENTS,
   type KnownEnvironmentRow,
   LISTED_DEPLOYMENTS,
   type ListedDeploymentRow,
   toDeploymentDetail,
+  toInventoryEntry,
   toKnownEnvironment,
   toListedDeployment,
 } from "./queries.js";
@@ -191,31 +193,8 @@ const environmentInventory: RoutePlugin = async (app, { pool }) => {
         [environment],
       );
       if (!rows[0]) return notFound(reply, `environment ${environment} is neither defined nor deployed to`);
-      const { where, args } = equalityFilters({
-        "i.environment": environment,
-        "i.target_ci_id": request.query.targetCiId,
-        "i.artifact_name": request.query.artifactName,
-      });
-      const entries = await pool.query(
-        `SELECT i.*, c.name AS target_name FROM environment_inventory_view i
-           LEFT JOIN cmdb_ci_view c ON c.ci_id = i.target_ci_id
-         WHERE ${where.join(" AND ")} ORDER BY i.target_ci_id, i.artifact_name`,
-        args,
-      );
-      return {
-        ...toKnownEnvironment(rows[0]),
-        entries: entries.rows.map((e) => ({
-          targetCiId: e.target_ci_id,
-          targetName: e.target_name,
-          artifactName: e.artifact_name,
-          artifactVersion: e.artifact_version,
-          artifactId: e.artifact_id,
-          since: e.since,
-          deploymentId: e.deployment_id,
-          releaseId: e.release_id,
-          via: e.via,
-        })),
-      };
+      const entries = await inventoryEntries(pool, { environment, ...request.query });
+      return { ...toKnownEnvironment(rows[0]), entries: entries.map(toInventoryEntry) };
     },
   );
 };

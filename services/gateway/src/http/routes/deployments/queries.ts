@@ -1,6 +1,7 @@
 import type pg from "pg";
 import { type DeploymentPlan, progressOf } from "../../../projections/deployment-plans/plan.js";
 import type { EnvironmentDefinition } from "../../../projections/environments/projection.js";
+import { equalityFilters } from "../../problems.js";
 import type { StreamEntry } from "../../sse.js";
 
 /** An artifact as the deployment view stores it (JSON); a type, so it fits the schema's open objects. */
@@ -176,3 +177,54 @@ export async function feedAfter(
     },
   }));
 }
+
+interface InventoryEntryRow {
+  environment: string;
+  target_ci_id: string;
+  target_name: string | null;
+  artifact_name: string;
+  artifact_version: string;
+  artifact_id: string;
+  since: Date;
+  deployment_id: string;
+  release_id: string;
+  release_key: string | null;
+  via: string;
+}
+
+/**
+ * The inventory entries the filters name (every environment's when none), by environment, target
+ * and artifact, with the target's name and the release's key where the gateway knows them.
+ */
+export async function inventoryEntries(
+  pool: pg.Pool,
+  filters: { environment?: string | undefined; targetCiId?: string | undefined; artifactName?: string | undefined },
+) {
+  const { where, args } = equalityFilters({
+    "i.environment": filters.environment,
+    "i.target_ci_id": filters.targetCiId,
+    "i.artifact_name": filters.artifactName,
+  });
+  const { rows } = await pool.query<InventoryEntryRow>(
+    `SELECT i.*, c.name AS target_name, r.key AS release_key FROM environment_inventory_view i
+       LEFT JOIN cmdb_ci_view c ON c.ci_id = i.target_ci_id
+       LEFT JOIN release_view r ON r.release_id::text = i.release_id
+     ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
+     ORDER BY i.environment, i.target_ci_id, i.artifact_name`,
+    args,
+  );
+  return rows;
+}
+
+export const toInventoryEntry = (r: InventoryEntryRow) => ({
+  targetCiId: r.target_ci_id,
+  targetName: r.target_name,
+  artifactName: r.artifact_name,
+  artifactVersion: r.artifact_version,
+  artifactId: r.artifact_id,
+  since: r.since,
+  deploymentId: r.deployment_id,
+  releaseId: r.release_id,
+  releaseKey: r.release_key,
+  via: r.via,
+});

@@ -153,6 +153,10 @@ export const inventoryEntrySchema = obj(
     since: { ...date, description: "since when this version runs on the target" },
     deploymentId: { ...str, description: "the deployment whose outcome put this version there" },
     releaseId: str,
+    releaseKey: {
+      type: ["string", "null"],
+      description: "the release's key, when the release events reached the gateway",
+    },
     via: { type: "string", enum: OUTCOMES, description: "deployed, left by a failed deployment, or restored" },
   },
   {
@@ -164,6 +168,7 @@ export const inventoryEntrySchema = obj(
     since: "2026-12-01T09:14:02.000Z",
     deploymentId: "5d1f0c0e-8f0a-4a8e-9a51-0c7d2f3b9e10",
     releaseId: "0b8e2f5c-3d4a-4c1e-8f7a-2a9c6d5e4f30",
+    releaseKey: "REL-2026-0042",
     via: "ROLLED_BACK",
   },
 );
