@@ -25,6 +25,19 @@ import {
 
 export const NOW = new Date("2031-03-01T10:00:00Z");
 
+/** An executor's report on a target of step `index` (SUCCEEDED unless `extra` says otherwise). */
+export const report = (index: number, fencingToken: bigint, ciId: string, extra: object = {}) => ({
+  kind: "reportTargetProgress" as const,
+  stepIndex: index,
+  fencingToken,
+  ciId,
+  outcome: TargetOutcome.SUCCEEDED,
+  message: "",
+  logLines: [],
+  verifications: [],
+  ...extra,
+});
+
 export const environment = (overrides: Partial<Environment> = {}): Environment =>
   Object.assign(
     create(EnvironmentSchema, {
@@ -158,17 +171,7 @@ export class Deciding {
   reportAll(index: number, fencingToken: bigint) {
     const step = this.deployment.steps[index];
     if (step?.kind === StepKind.SWITCH) return;
-    for (const ciId of step?.targetCiIds ?? [])
-      this.run({
-        kind: "reportTargetProgress",
-        stepIndex: index,
-        fencingToken,
-        ciId,
-        outcome: TargetOutcome.SUCCEEDED,
-        message: "",
-        logLines: [],
-        verifications: [],
-      });
+    for (const ciId of step?.targetCiIds ?? []) this.run(report(index, fencingToken, ciId));
   }
 
   /** Claims the step, reports its targets, completes it. */

@@ -13,23 +13,12 @@ import {
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { type DeploymentEvent, evolve, fold, initialState, type RuleDetail } from "../src/domain/index.js";
-import { baseline, Deciding, environment, NOW, refusal, strategy } from "./deciders.js";
+import { baseline, Deciding, environment, NOW, refusal, report, strategy } from "./deciders.js";
 
 const eventTypes = createRegistry(file_rdm_deployment_v1_events);
 const deploymentEventSchema = (event: DeploymentEvent) => eventTypes.getMessage(event.$typeName) as DescMessage;
 
 const ALL_AT_ONCE = strategy({ kind: DeploymentStrategyKind.ALL_AT_ONCE });
-const report = (index: number, fencingToken: bigint, ciId: string, extra: object = {}) => ({
-  kind: "reportTargetProgress" as const,
-  stepIndex: index,
-  fencingToken,
-  ciId,
-  outcome: TargetOutcome.SUCCEEDED,
-  message: "",
-  logLines: [],
-  verifications: [],
-  ...extra,
-});
 
 /** An environment with a blue and a green group, blue live. */
 const blueGreenEnvironment = () =>
@@ -570,24 +559,26 @@ describe("execution", () => {
     );
   });
 
-  test("BLUE_GREEN: the environment runs what it left when both colours' versions are listed", () => {
+  /** A blue-green deployment of a-new to green that succeeded over a-old on both colours. */
+  const succeededBlueGreen = () => {
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), blueGreenEnvironment());
     const before = [create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", targetCiIds: ["b-1", "g-1"] })];
     d.run({ ...d.startCommand("blue"), baseline: before });
     for (const step of d.deployment.steps) d.pass(step.index);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
+    return d;
+  };
+
+  test("BLUE_GREEN: the environment runs what it left when both colours' versions are listed", () => {
+    const d = succeededBlueGreen();
     // A later deployment rolled itself back to what this one left: blue the old version, green the new.
     const left = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-old", "a-new"] };
     expect(d.types(d.rollback(false, left))).toContain("DeploymentRollbackStarted");
   });
 
   test("BLUE_GREEN: replaced on both colours since, it is superseded", () => {
-    const d = new Deciding();
-    d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), blueGreenEnvironment());
-    const before = [create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", targetCiIds: ["b-1", "g-1"] })];
-    d.run({ ...d.startCommand("blue"), baseline: before });
-    for (const step of d.deployment.steps) d.pass(step.index);
+    const d = succeededBlueGreen();
     const replaced = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-new"] };
     expect(refusal(() => d.rollback(false, replaced)).rule).toBe("deployment.superseded");
   });
