@@ -200,9 +200,10 @@ test("with max_staleness, a write shows once the background refresh has run, and
 /** `pool` as the graph sees it, calling `onCatchUp` with each catch-up query's values. */
 const watchedPool = (pool: pg.Pool, onCatchUp: (values: unknown[] | undefined) => void) =>
   ({
-    query: (config: pg.QueryConfig) => {
-      if (config.name === "rdm_impact_changes") onCatchUp(config.values);
-      return pool.query(config);
+    // Every argument passed on: the graph's catch-up also queries with text and values.
+    query: (config: pg.QueryConfig | string, values?: unknown[]) => {
+      if (typeof config === "object" && config.name === "rdm_impact_changes") onCatchUp(config.values);
+      return pool.query(config, values);
     },
     connect: () => pool.connect(),
   }) as unknown as pg.Pool;
