@@ -376,8 +376,11 @@ async function main() {
     mintDevToken({ subject, roles, groups, secret, issuer: "rdm", audience: "rdm", expiresIn: "12h" });
   const token = await mint("dev-admin", ["admin"], ["cab", "ecab"]);
   const deploymentAddress = `127.0.0.1:${components[3].port}`;
-  await registerDefaultEnvironments(deploymentAddress, token);
-  say("environments dev → test → staging → production registered");
+  await registerDefaultEnvironments(
+    { deployment: deploymentAddress, configuration: `127.0.0.1:${components[2].port}` },
+    token,
+  );
+  say("environments dev → test → staging → production registered, their hosts in the CMDB");
   const executorToken = await mint("dev-executor", ["executor"]);
   for (const [i, id] of executorIds().entries()) {
     supervise(

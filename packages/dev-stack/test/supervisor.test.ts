@@ -12,6 +12,7 @@ import { fileURLToPath } from "node:url";
 import { mintDevToken } from "@rdm/auth";
 import { freePort } from "@rdm/embedded";
 import { createGrpcClient } from "@rdm/grpc";
+import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import pg from "pg";
 
@@ -123,6 +124,24 @@ async function listEnvironments(dataDir: string, port: number) {
   }
 }
 
+/** The names the configuration service gives these CIs (undefined: no such CI). */
+async function ciNames(dataDir: string, port: number, ciIds: string[]) {
+  const token = await viewerToken(dataDir);
+  const client = createGrpcClient(ConfigurationService, `127.0.0.1:${port}`, { token });
+  try {
+    return await Promise.all(
+      ciIds.map((ciId) =>
+        client.getConfigurationItem({ ciId }).then(
+          ({ item }) => item?.name,
+          () => undefined,
+        ),
+      ),
+    );
+  } finally {
+    client.close();
+  }
+}
+
 test("up: default environments and a running executor; kill -9 of the supervisor ends every child, and a start at once waits for them; a restart registers nothing twice, and with RDM_FRESH_VIEWS=1 builds the gateway's views anew; PostgreSQL or a service killed is started again; Ctrl-C stops all", async () => {
   const dataDir = await mkdtemp(path.join(tmpdir(), "rdm-supervisor-"));
   let output = "";
@@ -161,6 +180,17 @@ test("up: default environments and a running executor; kill -9 of the supervisor
       ["test", "dev"],
       ["staging", "test"],
       ["production", "staging"],
+    ]);
+    // Their targets are hosts of the CMDB.
+    const targets = environments.flatMap((e) => e.targetGroups.flatMap((group) => group.ciIds));
+    expect(await ciNames(dataDir, Number(env.CONFIGURATION_GRPC_PORT), targets)).toEqual([
+      "dev-app-1",
+      "test-app-1",
+      "staging-app-1",
+      "staging-app-2",
+      "prod-app-1",
+      "prod-app-2",
+      "prod-app-3",
     ]);
     const ports = PORT_VARIABLES.map((variable) => Number(env[variable]));
     expect(await Promise.all(ports.map(accepts))).toEqual(ports.map(() => true));
