@@ -492,7 +492,7 @@ describe("execution", () => {
     expect(d.types(d.rollback())).toEqual(["DeploymentRollbackStarted", "DeploymentRolledBack"]);
   });
 
-  test("BLUE_GREEN: VERIFYING while it verifies, IN_PROGRESS while it switches; a back-out is one switch back", () => {
+  test("BLUE_GREEN: VERIFYING while it verifies, IN_PROGRESS while it switches; a back-out switches back first, then restores the colour it left", () => {
     const env = blueGreenEnvironment();
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), env);
@@ -511,24 +511,53 @@ describe("execution", () => {
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
     d.rollback();
     const back = d.deployment.steps.filter((step) => step.rollback);
-    expect(back.map((step) => [StepKind[step.kind], step.colour])).toEqual([["SWITCH", "blue"]]);
-    expect(colourOf(d.pass(back[0]?.index ?? -1))).toEqual(["-", "blue"]);
+    // Traffic goes back to blue at once; green, which got the new version, gets the baseline back.
+    expect(back.map((step) => [StepKind[step.kind], step.colour, step.targetCiIds])).toEqual([
+      ["SWITCH", "blue", ["g-1"]],
+      ["ROLLBACK", "", ["g-1"]],
+      ["VERIFY", "", ["g-1"]],
+    ]);
+    d.pass(back[0]?.index ?? -1);
     expect(d.deployment.switched).toBe(false);
+    d.pass(back[1]?.index ?? -1);
+    expect(colourOf(d.pass(back[2]?.index ?? -1))).toEqual(["-", "blue"]);
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
   });
 
-  test("BLUE_GREEN: a failed verification before the switch backs out at once; the live colour stays", () => {
+  test("BLUE_GREEN: a failed verification before the switch restores the colour it deployed to; the live colour stays", () => {
     const d = new Deciding();
     d.plan(strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }), blueGreenEnvironment());
     d.start();
     d.pass(0);
     const token = d.claim(1);
-    const failed = d.run(
-      report(1, token, "g-1", { verifications: [{ check: "smoke", passed: false, detail: "500" }] }),
-    );
-    const rolledBack = failed.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentRolledBack");
+    d.run(report(1, token, "g-1", { verifications: [{ check: "smoke", passed: false, detail: "500" }] }));
+    const back = d.deployment.steps.filter((step) => step.rollback);
+    expect(back.map((step) => [StepKind[step.kind], step.targetCiIds])).toEqual([
+      ["ROLLBACK", ["g-1"]],
+      ["VERIFY", ["g-1"]],
+    ]);
+    d.pass(back[0]?.index ?? -1);
+    const rolledBack = d
+      .pass(back[1]?.index ?? -1)
+      .find((e) => e.$typeName === "rdm.deployment.v1.DeploymentRolledBack");
     expect(rolledBack && "liveColour" in rolledBack ? rolledBack.liveColour : undefined).toBe("blue");
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);
+  });
+
+  test("BLUE_GREEN: with no colour live before it, a back-out leaves traffic where it is and restores the baseline", () => {
+    const d = new Deciding();
+    d.plan(
+      strategy({ kind: DeploymentStrategyKind.BLUE_GREEN }),
+      environment({ ...blueGreenEnvironment(), liveColour: "" }),
+    );
+    d.start();
+    for (const step of d.deployment.steps) d.pass(step.index);
+    d.rollback();
+    const back = d.deployment.steps.filter((step) => step.rollback);
+    expect(back.map((step) => StepKind[step.kind])).toEqual(["ROLLBACK", "VERIFY"]);
+    for (const step of back) d.pass(step.index);
+    const rolledBack = d.events.find((e) => e.$typeName === "rdm.deployment.v1.DeploymentRolledBack");
+    expect(rolledBack && "liveColour" in rolledBack ? rolledBack.liveColour : undefined).toBe("blue");
   });
 
   test("BLUE_GREEN: a plan made before another deployment switched colours is refused at start", () => {

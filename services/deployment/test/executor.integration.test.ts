@@ -286,7 +286,7 @@ test("canary: paused holds the queue, a manual stage waits for the promotion", a
   expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.SUCCEEDED);
 });
 
-test("blue/green: deploy to the idle colour, switch; a back-out switches straight back", async () => {
+test("blue/green: deploy to the idle colour, switch; a back-out switches straight back, then restores the colour it left", async () => {
   const colours = groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] });
   const first = await startedDeployment(strategyOf(DeploymentStrategyKind.BLUE_GREEN), colours);
   const { deploymentId, environment } = first;
@@ -318,6 +318,12 @@ test("blue/green: deploy to the idle colour, switch; a back-out switches straigh
   await deployer.rollbackDeployment({ ...rid(), deploymentId: next.deploymentId, reason: "latency up", fast: false });
   const back = await runStep(environment);
   expect([back.assignment.step?.kind, back.assignment.step?.colour]).toEqual([StepKind.SWITCH, "blue"]);
+  expect((await live())?.liveColour).toBe("green"); // recorded with the outcome
+  // Then green, which got the new version, gets the baseline back (it had none) and is verified.
+  const restore = await runStep(environment);
+  expect([restore.assignment.step?.kind, restore.assignment.step?.targetCiIds]).toEqual([StepKind.ROLLBACK, green]);
+  expect(restore.assignment.artifacts).toEqual([]);
+  await runStep(environment);
   expect((await stateOf(next.deploymentId))?.state).toBe(DeploymentState.ROLLED_BACK);
   expect((await live())?.liveColour).toBe("blue");
   const rolledBack = (await outcomesOf(next.deploymentId, 3)).at(-1);

@@ -42,15 +42,17 @@ export function baselineAfter(baseline: DeployedArtifact[], placed: DeployedArti
 
 /**
  * BLUE_GREEN: the colour serving traffic once the deployment has succeeded (the one it switched
- * to) or been rolled back (the one it switched back to, else the one live before it); "" for
- * other strategies. Success and rollback are decided as their last step completes, so that
- * step's colour counts whether or not it is recorded as completed yet.
+ * to) or been rolled back (the one it switched back to; else the one it switched to, when no
+ * colour was live before; else the one live before it); "" for other strategies. Success and
+ * rollback are decided as their last step completes, so a switch among the steps counts whether
+ * or not it is recorded as completed yet (a switch back is the rollback's first step).
  */
 export function liveColourAfter(deployment: Deployment, outcome: "succeeded" | "rolledBack"): string {
   if (!isBlueGreen(deployment)) return "";
-  const rollback = outcome === "rolledBack";
-  const switched = deployment.steps.filter((step) => step.kind === StepKind.SWITCH && step.rollback === rollback);
-  return switched.at(-1)?.colour ?? (rollback ? deployment.previousColour : "");
+  const switchOf = (rollback: boolean) =>
+    deployment.steps.find((step) => step.kind === StepKind.SWITCH && step.rollback === rollback)?.colour;
+  if (outcome === "succeeded") return switchOf(false) ?? "";
+  return switchOf(true) ?? (deployment.switched ? (switchOf(false) ?? "") : deployment.previousColour);
 }
 
 const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;

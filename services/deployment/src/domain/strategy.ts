@@ -142,24 +142,29 @@ export function expandStrategy(
 }
 
 /**
- * The steps that back a deployment out to its baseline. BLUE_GREEN switches traffic back to the
- * previous colour (an instant back-out) when it had switched, and needs nothing otherwise; the
- * others restore the baseline on every target a step touched, then verify unless `fast`.
+ * The steps that back a deployment out to its baseline: restore it on every target a deploy step
+ * touched, then verify unless `fast`. BLUE_GREEN first switches traffic back to the colour live
+ * before it (an instant back-out) when it had switched; the colour it deployed to then gets the
+ * baseline back too, so each colour runs what the baseline says it does (a later back-out that
+ * switches to it finds the version recorded there). With no colour live before, traffic stays.
  */
 export function rollbackSteps(
   plan: { steps: DeploymentStep[]; previousColour: string; switched: boolean; blueGreen: boolean },
   fast: boolean,
 ): DeploymentStep[] {
-  const firstIndex = plan.steps.length;
-  if (plan.blueGreen) {
-    if (!plan.switched) return [];
-    const idle = plan.steps.find((step) => step.kind === StepKind.SWITCH)?.targetCiIds ?? [];
-    const colour = plan.previousColour || idleColour(plan.steps[0]?.colour ?? "");
-    return steps(
-      [{ kind: StepKind.SWITCH, targetCiIds: idle, label: `switch back to ${colour}`, colour, rollback: true }],
-      firstIndex,
-    );
-  }
+  const colour = plan.previousColour;
+  const switchBack: StepSpec[] =
+    plan.blueGreen && plan.switched && colour
+      ? [
+          {
+            kind: StepKind.SWITCH,
+            targetCiIds: plan.steps.find((step) => step.kind === StepKind.SWITCH)?.targetCiIds ?? [],
+            label: `switch back to ${colour}`,
+            colour,
+            rollback: true,
+          },
+        ]
+      : [];
   const touched = [
     ...new Set(
       plan.steps
@@ -167,12 +172,12 @@ export function rollbackSteps(
         .flatMap((step) => step.targetCiIds),
     ),
   ];
-  if (!touched.length) return [];
   const restore: StepSpec = {
     kind: StepKind.ROLLBACK,
     targetCiIds: touched,
     label: "restore baseline",
     rollback: true,
   };
-  return steps(fast ? [restore] : [restore, { ...verify(touched), rollback: true }], firstIndex);
+  const restoring = !touched.length ? [] : fast ? [restore] : [restore, { ...verify(touched), rollback: true }];
+  return steps([...switchBack, ...restoring], plan.steps.length);
 }
