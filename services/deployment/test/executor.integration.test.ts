@@ -246,7 +246,7 @@ test("reports on a step a failed verification has ended are refused as step.ende
   for (const violations of refusals) {
     expect(violations?.map((v) => v.type)).toEqual(["step.ended"]);
     expect(violations?.[0]?.description).toMatch(
-      /^step 1 has ended SKIPPED, the deployment is ROLLING_BACK \(.*smoke.*\): report nothing more for it$/,
+      /^step 1 has ended FAILED, the deployment is ROLLING_BACK \(.*smoke.*\): report nothing more for it$/,
     );
   }
 });

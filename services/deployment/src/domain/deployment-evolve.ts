@@ -172,6 +172,12 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
       break;
     case "rdm.deployment.v1.DeploymentFailed":
       Object.assign(deployment, { state: DeploymentState.FAILED, paused: false, reason: event.reason });
+      // The step the failure came in (a failed verification, too many failed targets) failed; the
+      // rollback that follows drops the ones not run.
+      for (const step of deployment.steps) {
+        if (step.state === StepState.CLAIMED && !step.rollback)
+          Object.assign(step, { state: StepState.FAILED, leaseExpiresAt: undefined });
+      }
       break;
     case "rdm.deployment.v1.DeploymentRollbackStarted": {
       skipUnfinished(deployment);

@@ -244,8 +244,10 @@ const HANDLERS: Record<string, Handler<never>> = {
     status: "SUCCEEDED",
     paused: false,
   })) satisfies Handler<DeploymentSucceeded>,
+  // The step the failure came in failed, as the deployment service has it.
   "rdm.deployment.v1.DeploymentFailed": ((plan, m: DeploymentFailed) => ({
     ...plan,
+    steps: plan.steps.map((s) => (s.state === "CLAIMED" ? { ...s, state: "FAILED" } : s)),
     status: plan.status === "ROLLING_BACK" ? plan.status : "FAILED",
     paused: false,
     reason: m.reason,

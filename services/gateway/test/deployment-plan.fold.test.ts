@@ -1,0 +1,41 @@
+// The deployment plan fold: the step a failure came in is FAILED, the steps not run SKIPPED, as
+// the deployment service has them.
+import { create } from "@bufbuild/protobuf";
+import {
+  DeploymentFailedSchema,
+  DeploymentPlannedSchema,
+  DeploymentRollbackStartedSchema,
+  DeploymentStepClaimedSchema,
+  DeploymentStepCompletedSchema,
+  DeploymentStepSchema,
+  StepKind,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { evolvePlan, progressOf } from "../src/projections/deployment-plans/plan.js";
+
+test("a failed verification: its step FAILED, the one after SKIPPED, the rollback's steps ready to run", () => {
+  const deploymentId = "d-1";
+  const step = (index: number, kind: StepKind, rollback = false) =>
+    create(DeploymentStepSchema, { index, kind, targetCiIds: ["h-1"], rollback });
+  const events = [
+    create(DeploymentPlannedSchema, {
+      deploymentId,
+      steps: [step(0, StepKind.DEPLOY), step(1, StepKind.VERIFY), step(2, StepKind.DEPLOY)],
+    }),
+    create(DeploymentStepClaimedSchema, { deploymentId, stepIndex: 0, fencingToken: 1n }),
+    create(DeploymentStepCompletedSchema, { deploymentId, stepIndex: 0, fencingToken: 1n }),
+    create(DeploymentStepClaimedSchema, { deploymentId, stepIndex: 1, fencingToken: 1n }),
+    create(DeploymentFailedSchema, { deploymentId, reason: "verification smoke failed on h-1" }),
+    create(DeploymentRollbackStartedSchema, { deploymentId, steps: [step(3, StepKind.ROLLBACK, true)] }),
+  ];
+  const plan = events.reduce(
+    (folded, event) => evolvePlan(folded, event, new Date("2026-12-06T12:00:00Z")),
+    undefined as ReturnType<typeof evolvePlan> | undefined,
+  );
+  expect(plan?.steps.map((s) => [s.index, s.state])).toEqual([
+    [0, "COMPLETED"],
+    [1, "FAILED"],
+    [2, "SKIPPED"],
+    [3, "READY"],
+  ]);
+  expect(plan && progressOf(plan).stepsFailed).toBe(1);
+});
