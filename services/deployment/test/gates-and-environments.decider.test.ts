@@ -89,6 +89,30 @@ describe("start gates", () => {
     ]);
   });
 
+  test("a change gates the deployments to the environments it names (none: production), not those before them", () => {
+    const change = ready.changes[0] as GateFacts["changes"][0];
+    // Not authorized yet, its window hours ahead: the production change of a release still in test.
+    const ahead = { start: new Date("2031-03-01T20:00:00Z"), end: new Date("2031-03-01T22:00:00Z") };
+    const pending = { ...change, authorized: false, window: ahead };
+    const at = (name: string, production: boolean) => ({ ...ready.environment, name, production });
+    const to = (environments: string[] | undefined, environment: GateFacts["environment"]) =>
+      rules({ changes: [{ ...pending, environments }], environment });
+    expect(to(["production"], at("test", false))).toEqual([]);
+    expect(to([], at("test", false))).toEqual([]);
+    expect(to(["production"], at("production", true))).toEqual(["gate.change_authorized", "gate.change_window"]);
+    expect(to([], at("production", true))).toEqual(["gate.change_authorized", "gate.change_window"]);
+    expect(to(["test"], at("test", false))).toEqual(["gate.change_authorized", "gate.change_window"]);
+    // Not heard of since the service kept them: it gates every environment, as before.
+    expect(to(undefined, at("test", false))).toEqual(["gate.change_authorized", "gate.change_window"]);
+    // Cancelled, it refuses everywhere: it no longer covers the release.
+    expect(
+      rules({
+        changes: [{ ...pending, environments: ["production"], cancelled: true }],
+        environment: at("test", false),
+      }),
+    ).toEqual(["gate.change_cancelled"]);
+  });
+
   test("a cancelled change refuses the start on its own account, whatever else it was", () => {
     const [change] = ready.changes;
     expect(rules({ changes: [{ ...(change as GateFacts["changes"][0]), cancelled: true }] })).toEqual([

@@ -4,13 +4,19 @@
 // implementation is over (failed, reviewed, closed) stops them for good. And only what the
 // release's frozen package holds goes out.
 import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestCancelledSchema,
   ChangeRequestClosedSchema,
   ChangeRequestFailedSchema,
+  ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
+  ChangeRequestScheduledSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   ReleaseChangeRequestLinkedSchema,
@@ -153,4 +159,53 @@ test("a deployment of artifacts outside the release's frozen package is refused,
   await refusal(deploymentId, ["gate.environment_frozen"]);
   await freeze(randomUUID());
   await refusal(deploymentId, ["gate.environment_frozen", "gate.release_package"]);
+});
+
+test("a change naming production gates the production deployment, not the test one before it", async () => {
+  const releaseId = randomUUID();
+  await harness.releaseReady(releaseId);
+  const [test, production] = [uniqueId("test"), uniqueId("prod")];
+  for (const [name, promotesFrom] of [
+    [test, ""],
+    [production, test],
+  ]) {
+    await deployer.registerEnvironment({
+      ...rid(),
+      environment: { name, promotionRank: 1, promotesFrom, targetGroups: groups({ rest: [uniqueId("ci")] }) },
+    });
+  }
+  // For production, linked to the release, not authorized yet, its window hours ahead.
+  const changeId = randomUUID();
+  const hours = (h: number) => timestampFromDate(new Date(Date.now() + h * 3_600_000));
+  await harness.publish("change", ChangeRequestRaisedSchema, changeId, {
+    changeRequestId: changeId,
+    environments: [production],
+  });
+  await harness.publish("change", ChangeRequestScheduledSchema, changeId, {
+    changeRequestId: changeId,
+    environments: [production],
+    window: create(TimeWindowSchema, { start: hours(4), end: hours(6) }),
+  });
+  await harness.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+    releaseId,
+    changeRequestId: changeId,
+  });
+  const artifactId = randomUUID();
+  await harness.artifact(artifactId);
+  const plan = async (environment: string) =>
+    (
+      await deployer.planDeployment({
+        ...rid(),
+        releaseId,
+        environment,
+        artifacts: [artifact(artifactId)],
+        strategy: strategyOf(DeploymentStrategyKind.ALL_AT_ONCE),
+      })
+    ).deployment?.deploymentId as string;
+  const [toTest, toProduction] = [await plan(test), await plan(production)];
+  // Once the change is known, production waits for it (and for the package in test)...
+  await refusal(toProduction, ["gate.change_authorized", "gate.change_window", "gate.promotion_order"]);
+  // ...while test goes ahead of it.
+  const { deployment } = await deployer.startDeployment({ ...rid(), deploymentId: toTest });
+  expect(deployment?.state).toBe(DeploymentState.SCHEDULED);
 });

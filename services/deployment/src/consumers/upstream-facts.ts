@@ -6,6 +6,7 @@ import {
   ChangeRequestAuthorizedSchema,
   ChangeRequestCancelledSchema,
   ChangeRequestClosedSchema,
+  ChangeRequestDetailsUpdatedSchema,
   ChangeRequestFailedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
@@ -59,6 +60,7 @@ export const UPSTREAM_FACT_EVENTS = {
     FreezeWindowDeclaredSchema,
     FreezeWindowLiftedSchema,
     ChangeRequestScheduledSchema,
+    ChangeRequestDetailsUpdatedSchema,
     ChangeRequestFailedSchema,
     ChangeRequestClosedSchema,
   ),
@@ -152,6 +154,13 @@ export const upstreamFactsMigrations: Migration[] = [
       ALTER TABLE gate_releases ADD COLUMN package text[];
       ALTER TABLE gate_changes ADD COLUMN ended text NOT NULL DEFAULT '';`,
   },
+  {
+    version: 13,
+    name: "the environments a change names",
+    // From its raise, schedule and detail updates (empty: production, as the change service reads
+    // it). NULL: not heard since this version; such a change gates every environment, as before.
+    sql: "ALTER TABLE gate_changes ADD COLUMN environments text[];",
+  },
 ];
 
 /**
@@ -235,6 +244,18 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
         raised.changeRequestId,
         raised.type === ChangeType.EMERGENCY,
       ]);
+      await tx.query(upsert("gate_changes", "change_id", "environments"), [
+        raised.changeRequestId,
+        raised.environments,
+      ]);
+      return;
+    }
+    case ChangeRequestDetailsUpdatedSchema.typeName: {
+      const updated = decodeEvent(ChangeRequestDetailsUpdatedSchema, event);
+      await tx.query(upsert("gate_changes", "change_id", "environments"), [
+        updated.changeRequestId,
+        updated.environments,
+      ]);
       return;
     }
     case ChangeRequestAuthorizedSchema.typeName:
@@ -287,11 +308,12 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
       return;
     }
     case ChangeRequestScheduledSchema.typeName: {
-      const { changeRequestId, window } = decodeEvent(ChangeRequestScheduledSchema, event);
+      const { changeRequestId, window, environments } = decodeEvent(ChangeRequestScheduledSchema, event);
       await tx.query(
-        `INSERT INTO gate_changes (change_id, window_start, window_end) VALUES ($1, $2, $3)
-         ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end`,
-        [changeRequestId, instantOf(window?.start, null), instantOf(window?.end, null)],
+        `INSERT INTO gate_changes (change_id, window_start, window_end, environments) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
+           environments = EXCLUDED.environments`,
+        [changeRequestId, instantOf(window?.start, null), instantOf(window?.end, null), environments],
       );
       return;
     }

@@ -28,9 +28,11 @@ export interface GateFacts {
     planned?: boolean | undefined;
     window?: { start: Date; end: Date } | undefined;
     emergency: boolean;
+    /** The environments it names (empty: production); unset when not heard of: it concerns every one. */
+    environments?: string[] | undefined;
   }[];
-  /** The environment, its freeze flag and the CIs the deployment targets there. */
-  environment: { name: string; frozen: boolean; freezeReason: string; targetCiIds: string[] };
+  /** The environment, whether it is production, its freeze flag and the CIs the deployment targets there. */
+  environment: { name: string; production?: boolean; frozen: boolean; freezeReason: string; targetCiIds: string[] };
   /** The change calendar's freeze windows not lifted (from rdm.change.events.v1); those in force now apply. */
   freezeWindows: FreezeWindowFact[];
   /** The environment before this one in the promotion order, and whether the package succeeded there. */
@@ -109,6 +111,14 @@ function endedChangeGate(facts: GateFacts, change: GateFacts["changes"][number])
   ];
 }
 
+/** Whether a deployment to `environment` implements the change, as the change service reads it. */
+const concerns = (
+  change: GateFacts["changes"][number],
+  environment: Pick<GateFacts["environment"], "name" | "production">,
+) =>
+  change.environments === undefined ||
+  (change.environments.length ? change.environments.includes(environment.name) : (environment.production ?? true));
+
 function changeGates(facts: GateFacts): RuleDetail[] {
   return facts.changes.flatMap((change) => {
     if (!change.known) return [detail("gate.change_known", change.changeId, "the linked change is unknown")];
@@ -121,6 +131,9 @@ function changeGates(facts: GateFacts): RuleDetail[] {
         ),
       ];
     if (change.ended) return endedChangeGate(facts, change);
+    // A change for other environments leaves this deployment alone (a production change does not
+    // hold the test deployments before it to its authorization and window).
+    if (!concerns(change, facts.environment)) return [];
     const problems: RuleDetail[] = [];
     if (!change.authorized)
       problems.push(detail("gate.change_authorized", change.changeId, "the change is not authorized"));

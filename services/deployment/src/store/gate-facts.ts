@@ -6,7 +6,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { groupTargets } from "../domain/environment.js";
 import type { GateFacts } from "../domain/gates.js";
-import { packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
+import { isProduction, packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
 
 /** Gathers what the start gates check, from this service's tables and its upstream read models. */
 export async function loadGateFacts(
@@ -28,6 +28,7 @@ export async function loadGateFacts(
     changes,
     environment: {
       name: environment.name,
+      production: await isProduction(tx, environment.name),
       frozen: environment.frozen,
       freezeReason: environment.freezeReason,
       // Every CI the package goes to and the steps touch; blue/green: both colours, as the switch
@@ -90,6 +91,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
     ended: string;
     window_start: Date | null;
     window_end: Date | null;
+    environments: string[] | null;
   }>("SELECT * FROM gate_changes WHERE change_id = ANY($1)", [changeIds]);
   return changeIds.map((changeId) => {
     const row = changes.rows.find((change) => change.change_id === changeId);
@@ -102,6 +104,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
       planned: planned.has(changeId),
       emergency: row?.emergency ?? false,
       window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
+      environments: row?.environments ?? undefined,
     };
   });
 }
