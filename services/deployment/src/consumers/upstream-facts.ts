@@ -281,6 +281,24 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
       await tx.query(upsert("gate_changes", "change_id", "ended"), [changeRequestId, ChangeState[state]]);
       return;
     }
+    case ChangeRequestScheduledSchema.typeName: {
+      const { changeRequestId, window, environments } = decodeEvent(ChangeRequestScheduledSchema, event);
+      await tx.query(
+        `INSERT INTO gate_changes (change_id, window_start, window_end, environments) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
+           environments = EXCLUDED.environments`,
+        [changeRequestId, instantOf(window?.start, null), instantOf(window?.end, null), environments],
+      );
+      return;
+    }
+    default:
+      await applyFreezeWindowEvent(event, tx);
+  }
+}
+
+/** The change calendar's freeze windows, declared and lifted. */
+async function applyFreezeWindowEvent(event: CloudEvent, tx: Queryable): Promise<void> {
+  switch (event.type) {
     case FreezeWindowDeclaredSchema.typeName: {
       const { freezeWindowId, name, reason, window, scope } = decodeEvent(FreezeWindowDeclaredSchema, event);
       await tx.query(
@@ -305,16 +323,6 @@ export async function applyChangeEvent(event: CloudEvent, tx: Queryable): Promis
     case FreezeWindowLiftedSchema.typeName: {
       const { freezeWindowId } = decodeEvent(FreezeWindowLiftedSchema, event);
       await tx.query(upsert("gate_freeze_windows", "freeze_window_id", "lifted"), [freezeWindowId, true]);
-      return;
-    }
-    case ChangeRequestScheduledSchema.typeName: {
-      const { changeRequestId, window, environments } = decodeEvent(ChangeRequestScheduledSchema, event);
-      await tx.query(
-        `INSERT INTO gate_changes (change_id, window_start, window_end, environments) VALUES ($1, $2, $3, $4)
-         ON CONFLICT (change_id) DO UPDATE SET window_start = EXCLUDED.window_start, window_end = EXCLUDED.window_end,
-           environments = EXCLUDED.environments`,
-        [changeRequestId, instantOf(window?.start, null), instantOf(window?.end, null), environments],
-      );
       return;
     }
   }
