@@ -344,6 +344,12 @@ describe("AbandonRelease", () => {
     expect(releaseOf(s)).toMatchObject({ status: ReleaseStatus.ABANDONED, abandonReason: "superseded by 4.3" });
     for (const command of [advance, { kind: "abandonRelease", reason: "again" } as ReleaseCommand])
       given(s).when(command).thenFails("release.active");
+    // Its gate is shut: it goes nowhere.
+    const shut = gateConditions(fold(s), []).filter((c) => !c.met);
+    expect(shut.map((c) => [c.rule, c.description])).toContainEqual([
+      "gate.release_active",
+      "the release is ABANDONED",
+    ]);
   });
 });
 

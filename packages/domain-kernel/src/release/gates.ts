@@ -5,6 +5,7 @@ import {
   type GateCondition,
   GateConditionSchema,
   type Release,
+  ReleaseStatus,
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { changeStateName } from "./models.js";
@@ -23,8 +24,9 @@ const condition = (rule: string, subject: string, description: string, met: bool
   create(GateConditionSchema, { rule, subject, description, met });
 
 /**
- * Every condition of the current phase's gate, met or not: required tasks done, required
- * approvals granted (and not rejected), linked change requests in a state the model accepts.
+ * Every condition of the current phase's gate, met or not: the release still active (an abandoned
+ * or closed one goes nowhere), required tasks done, required approvals granted (and not
+ * rejected), linked change requests in a state the model accepts.
  */
 export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]): GateCondition[] {
   const { release, model } = state;
@@ -32,6 +34,10 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
   const definition = phaseDefinition(model, release.phase);
   if (!definition) return [];
   const conditions: GateCondition[] = [];
+  if (release.status !== ReleaseStatus.ACTIVE) {
+    const status = ReleaseStatus[release.status];
+    conditions.push(condition("gate.release_active", release.releaseId, `the release is ${status}`, false));
+  }
   for (const task of release.tasks) {
     if (!task.required || task.phase !== release.phase || task.phaseEntry !== release.phaseEntry) continue;
     if (task.status === TaskStatus.CANCELLED) continue;
