@@ -23,6 +23,12 @@ export function currentApprovals(release: Release): Map<string, Approval> {
 const condition = (rule: string, subject: string, description: string, met: boolean) =>
   create(GateConditionSchema, { rule, subject, description, met });
 
+/** An abandoned or closed release goes nowhere: its gate is shut. */
+const stillActive = (release: Release) =>
+  release.status === ReleaseStatus.ACTIVE
+    ? []
+    : [condition("gate.release_active", release.releaseId, `the release is ${ReleaseStatus[release.status]}`, false)];
+
 /**
  * Every condition of the current phase's gate, met or not: the release still active (an abandoned
  * or closed one goes nowhere), required tasks done, required approvals granted (and not
@@ -33,11 +39,7 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
   if (!release || !model) return [];
   const definition = phaseDefinition(model, release.phase);
   if (!definition) return [];
-  const conditions: GateCondition[] = [];
-  if (release.status !== ReleaseStatus.ACTIVE) {
-    const status = ReleaseStatus[release.status];
-    conditions.push(condition("gate.release_active", release.releaseId, `the release is ${status}`, false));
-  }
+  const conditions: GateCondition[] = [...stillActive(release)];
   for (const task of release.tasks) {
     if (!task.required || task.phase !== release.phase || task.phaseEntry !== release.phaseEntry) continue;
     if (task.status === TaskStatus.CANCELLED) continue;
