@@ -1,5 +1,5 @@
 // The change rules and event types that read sides share with the change service.
-export { BOOKED_STATES, boardFor } from "./board.js";
+export { BOOKED_STATES, boardFor, implementedIn } from "./board.js";
 export type {
   ChangeRequestEvent,
   ChangeServiceEvent,

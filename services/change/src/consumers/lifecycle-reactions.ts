@@ -1,4 +1,5 @@
 import { type CommandHandler, type CommandOrigin, isRuleViolation, reactionOrigin } from "@rdm/command-handler";
+import { implementedIn } from "@rdm/domain-kernel/change";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import type { Logger } from "@rdm/observability";
 import type { ChangeRequest } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -51,13 +52,6 @@ async function react(
     );
   }
 }
-
-/**
- * Whether a deployment to `environment` implements the change: one to an environment it names or,
- * when it names none, one to production (an RFC without environments changes production).
- */
-const inEnvironment = (change: ChangeRequest, environment: string, production: boolean) =>
-  change.environments.length === 0 ? production : change.environments.includes(environment);
 
 interface DeploymentOutcome {
   releaseId: string;
@@ -155,7 +149,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   // do not count for a change naming no environment (the success, which said it, implements it).
   const production = outcome.production ?? false;
   for (const change of linked) {
-    if (!inEnvironment(change, outcome.environment, production)) continue;
+    if (!implementedIn(change.environments, outcome.environment, production)) continue;
     for (const command of reaction.toCommands(change)) await react(tx, deps, change.changeRequestId, cause, command);
   }
 }

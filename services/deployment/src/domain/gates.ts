@@ -1,3 +1,4 @@
+import { implementedIn } from "@rdm/domain-kernel/change";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { RuleDetail } from "./rule-violation.js";
 
@@ -111,13 +112,13 @@ function endedChangeGate(facts: GateFacts, change: GateFacts["changes"][number])
   ];
 }
 
-/** Whether a deployment to `environment` implements the change, as the change service reads it. */
+/** Whether a deployment to `environment` implements the change (one not heard of: every deployment). */
 const concerns = (
   change: GateFacts["changes"][number],
   environment: Pick<GateFacts["environment"], "name" | "production">,
 ) =>
   change.environments === undefined ||
-  (change.environments.length ? change.environments.includes(environment.name) : (environment.production ?? true));
+  implementedIn(change.environments, environment.name, environment.production ?? true);
 
 function changeGates(facts: GateFacts): RuleDetail[] {
   return facts.changes.flatMap((change) => {
