@@ -73,10 +73,12 @@ class SaidSoFar {
   readonly environments = new Map<string, string[]>();
   /** The changes each deployment's events named and whether it started, by deployment id. */
   readonly deploymentChanges = new Map<string, DeploymentSaid>();
+  /** The changes each start in the fetch names, later ones included (see lookAhead). */
+  private readonly starts = new Map<string, readonly string[]>();
   /** What the fetch tells of a deployment beyond its events so far: its start further on, its release's links. */
   readonly deployments: FetchedDeployments = {
     said: this.deploymentChanges,
-    starts: new Map(),
+    starts: this.starts,
     releaseLinks: new Map(),
   };
   /** Each change's key, by change id. */
@@ -102,14 +104,11 @@ class SaidSoFar {
     }
   }
 
-  /** Notes the changes each start in `events` names, for the events before it (see deploymentChangesOf). */
-  lookAhead(events: CloudEvent[]) {
-    const starts = this.deployments.starts as Map<string, readonly string[]>;
-    for (const event of events) {
-      if (!startsDeployment(event.type)) continue;
-      const decoded = decodeNotifiable(event);
-      const named = decoded && changesNamed(event.type, decoded.message);
-      if (named && !starts.has(named.deploymentId)) starts.set(named.deploymentId, named.changeRequestIds);
+  /** Notes the changes each start among the fetch's events names, for the events before it (see deploymentChangesOf). */
+  lookAhead(decoded: readonly { type: string; message: Message | undefined }[]) {
+    for (const { type, message } of decoded) {
+      const named = message && startsDeployment(type) && changesNamed(type, message);
+      if (named && !this.starts.has(named.deploymentId)) this.starts.set(named.deploymentId, named.changeRequestIds);
     }
   }
 
@@ -218,9 +217,10 @@ export function matchEvents(
    */
   const matchAll = async (events: CloudEvent[], tx: pg.PoolClient, subscriptions: () => Promise<Subscription[]>) => {
     const said = new SaidSoFar();
-    said.lookAhead(events);
-    for (const event of events) {
-      const decoded = decodeNotifiable(event);
+    // Each event decoded once: the look-ahead and the matching read the same messages.
+    const decodedEvents = events.map((event) => ({ event, decoded: decodeNotifiable(event) }));
+    said.lookAhead(decodedEvents.map(({ event, decoded }) => ({ type: event.type, message: decoded?.message })));
+    for (const { event, decoded } of decodedEvents) {
       const named = (decoded && environmentsNamed(event.type, decoded.message)) || undefined;
       await match({ linkBaseUrl, clock }, event, decoded, tx, subscriptions, said, named);
       if (decoded) said.note(event.type, decoded.message, named);
