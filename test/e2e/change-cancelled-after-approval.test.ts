@@ -254,12 +254,12 @@ test("a change cancelled after its release's approval closes the release's gate 
     ["gate.linked_change_cancelled", changeId],
   ]);
   await refusedWith(
-    [`gate.change_cancelled ${changeId}`, "gate.environment_frozen production"].sort(),
+    [`gate.change_cancelled ${changeId}`, "gate.change_required production", "gate.environment_frozen production"],
     "the cancellation known to the deployment gates",
   );
-  // Thawed, the cancelled change alone refuses the start.
+  // Thawed, the cancelled change refuses the start, and production is left with no change.
   await freeze(false);
-  const expectedRefusal = [`gate.change_cancelled ${changeId}`];
+  const expectedRefusal = [`gate.change_cancelled ${changeId}`, "gate.change_required production"];
   expect(await refusedRules(dana.deployment.startDeployment({ ...rid(), deploymentId }))).toEqual(expectedRefusal);
 
   // The gateway: the change CANCELLED with its reason, off the calendar, its collision gone.
@@ -301,4 +301,8 @@ test("a change cancelled after its release's approval closes the release's gate 
   expect(await refusedRules(dana.deployment.startDeployment({ ...rid(), deploymentId }))).toEqual(expectedRefusal);
   expect((await stack.getJson(replayed.gateway.url, changePath, viewer)).body).toEqual(before.change);
   expect((await stack.getJson(replayed.gateway.url, calendarPath, viewer)).body).toEqual(before.calendar);
+
+  // Unlinked (no longer in the way of the release's gate), production still needs a change.
+  await carl.release.unlinkChangeRequest({ ...rid(), releaseId, changeRequestId: changeId });
+  await refusedWith(["gate.change_required production"], "the unlink known to the deployment gates");
 }, 480_000);

@@ -32,7 +32,8 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import * as grpc from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { startChangeService } from "@rdm/change";
@@ -40,16 +41,33 @@ import { startConfigurationService } from "@rdm/configuration";
 import { ReferenceExecutor, startDeploymentService } from "@rdm/deployment";
 import { startGateway } from "@rdm/gateway";
 import type { GrpcClient } from "@rdm/grpc";
-import { createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import {
+  ChangeRequestAuthorizedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestScheduledSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
-import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import {
+  ReleaseApprovalGrantedSchema,
+  ReleaseChangeRequestLinkedSchema,
+  ReleasePhaseAdvancedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { startReleaseService } from "@rdm/release";
 import type { RunningService } from "@rdm/runtime";
-import { createTestDatabase, testConsumerTimings, testKafkaBrokers, testTopicPrefix, uniqueId } from "@rdm/testkit";
+import {
+  createTestDatabase,
+  PublishedStreams,
+  testConsumerTimings,
+  testKafkaBrokers,
+  testTopicPrefix,
+  uniqueId,
+} from "@rdm/testkit";
 
 export type Component = "release" | "change" | "configuration" | "deployment" | "gateway";
 
@@ -271,45 +289,37 @@ export function registerWithoutTrace(address: string, token: string, title: stri
 }
 
 /**
- * Publishes, as the release service would, that `releaseId` is approved and in its deployment
- * phase: the release facts the deployment gates read (its own lifecycle is tested elsewhere).
+ * Publishes, as the release and change services would, that `releaseId` is approved and in its
+ * deployment phase, linked to an authorized change scheduled around now (a production deployment
+ * needs one): the facts the deployment gates read (their own lifecycles are tested elsewhere).
  */
 export async function publishReleaseInDeployment(
   producer: ReturnType<typeof createProducer>,
   topicPrefix: string,
   releaseId: string,
 ): Promise<void> {
-  const events = [
-    [ReleaseApprovalGrantedSchema, create(ReleaseApprovalGrantedSchema, { releaseId, quorumReached: true })],
-    [
-      ReleasePhaseAdvancedSchema,
-      create(ReleasePhaseAdvancedSchema, {
-        releaseId,
-        fromPhase: ReleasePhase.APPROVAL,
-        toPhase: ReleasePhase.DEPLOYMENT,
-      }),
-    ],
-  ] as const;
-  await publishEvents(
-    producer,
-    `${topicPrefix}${RELEASE_EVENTS_TOPIC}`,
-    events.map(([schema, event], index) => {
-      const metadata = create(EventMetadataSchema, {
-        eventId: randomUUID(),
-        actor: "rita",
-        streamId: releaseId,
-        streamVersion: BigInt(index + 1),
-      });
-      return {
-        id: metadata.eventId,
-        type: schema.typeName,
-        source: "rdm/release",
-        subject: releaseId,
-        time: new Date(),
-        data: toBinary(schema as typeof ReleasePhaseAdvancedSchema, { ...event, metadata } as never),
-      };
+  const streams = new PublishedStreams("rita");
+  const changeRequestId = randomUUID();
+  const window = create(TimeWindowSchema, {
+    start: timestampFromDate(new Date(Date.now() - 3_600_000)),
+    end: timestampFromDate(new Date(Date.now() + 3_600_000)),
+  });
+  const change = (schema: DescMessage, init: object) =>
+    streams.event("rdm/change", schema, changeRequestId, { changeRequestId, ...init } as never);
+  await publishEvents(producer, `${topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
+    change(ChangeRequestRaisedSchema, { type: ChangeType.NORMAL }),
+    change(ChangeRequestAuthorizedSchema, {}),
+    change(ChangeRequestScheduledSchema, { window }),
+  ]);
+  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
+    streams.event("rdm/release", ReleaseApprovalGrantedSchema, releaseId, { releaseId, quorumReached: true }),
+    streams.event("rdm/release", ReleasePhaseAdvancedSchema, releaseId, {
+      releaseId,
+      fromPhase: ReleasePhase.APPROVAL,
+      toPhase: ReleasePhase.DEPLOYMENT,
     }),
-  );
+    streams.event("rdm/release", ReleaseChangeRequestLinkedSchema, releaseId, { releaseId, changeRequestId }),
+  ]);
 }
 
 /** An artifact registered in the DML and verified against its checksum: what deployment gates accept. */

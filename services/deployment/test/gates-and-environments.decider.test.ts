@@ -115,15 +115,35 @@ describe("start gates", () => {
 
   test("a cancelled change refuses the start on its own account, whatever else it was", () => {
     const [change] = ready.changes;
+    // Production is then left with no change: unlinking the cancelled one would not do.
     expect(rules({ changes: [{ ...(change as GateFacts["changes"][0]), cancelled: true }] })).toEqual([
+      "gate.change_required",
       "gate.change_cancelled",
     ]);
+  });
+
+  test("a production deployment needs a linked change that covers it; other environments do not", () => {
+    const change = ready.changes[0] as GateFacts["changes"][0];
+    const at = (name: string, production: boolean) => ({ ...ready.environment, name, production });
+    expect(rules({ changes: [] })).toEqual(["gate.change_required"]);
+    expect(evaluateGates({ ...ready, changes: [] })[0]).toMatchObject({
+      subject: "production",
+      description: expect.stringContaining("needs a change request covering it"),
+    });
+    expect(rules({ changes: [], environment: at("test", false) })).toEqual([]);
+    // A change for test only covers test.
+    const forTest = { ...change, environments: ["test"] };
+    expect(rules({ changes: [forTest] })).toEqual(["gate.change_required"]);
+    expect(rules({ changes: [forTest], environment: at("test", false) })).toEqual([]);
+    expect(rules({ changes: [forTest, { ...change, changeId: "c-2", environments: [] }] })).toEqual([]);
+    // One not heard of yet is refused as unknown, not as missing.
+    expect(rules({ changes: [{ ...change, known: false }] })).toEqual(["gate.change_known"]);
   });
 
   test("a change that failed or was closed covers nothing: refused when the plan names it or no other linked change is open", () => {
     const change = ready.changes[0] as GateFacts["changes"][0];
     for (const ended of ["FAILED", "CLOSED"]) {
-      expect(rules({ changes: [{ ...change, ended }] })).toEqual(["gate.change_over"]);
+      expect(rules({ changes: [{ ...change, ended }] })).toEqual(["gate.change_required", "gate.change_over"]);
       // Left linked to the release beside a new change: passed over, unless the plan names it.
       const another = { ...change, changeId: "c-2" };
       expect(rules({ changes: [{ ...change, ended }, another] })).toEqual([]);
@@ -135,7 +155,7 @@ describe("start gates", () => {
             { ...another, cancelled: true },
           ],
         }),
-      ).toEqual(["gate.change_over", "gate.change_cancelled"]);
+      ).toEqual(["gate.change_required", "gate.change_over", "gate.change_cancelled"]);
     }
   });
 
@@ -169,6 +189,7 @@ describe("start gates", () => {
     // An emergency change that failed overrides nothing (and covers nothing).
     const failed = [{ ...(emergency[0] as GateFacts["changes"][number]), ended: "FAILED" }];
     expect(rules({ environment: frozen, changes: failed, freezeOverride: override })).toEqual([
+      "gate.change_required",
       "gate.change_over",
       "gate.environment_frozen",
     ]);

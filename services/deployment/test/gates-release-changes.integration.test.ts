@@ -74,7 +74,7 @@ const refusal = (deploymentId: string, expected: string[]) =>
     { timeoutMs: 30_000, description: `refusal ${expected.join(", ")}` },
   );
 
-test("a change linked on the release side and rejected after its approval refuses the start; unlinked, it starts", async () => {
+test("a change linked on the release side and rejected after its approval refuses the start; unlinked, it starts under the release's other change", async () => {
   const releaseId = randomUUID();
   await harness.releaseReady(releaseId);
   const changeId = await linkedChange(releaseId);
@@ -122,7 +122,7 @@ test("a linked change the deployment service never heard of is listed as unknown
 
 test("a change that failed or was closed covers no further deployment, unless another linked change is open", async () => {
   const releaseId = randomUUID();
-  await harness.releaseReady(releaseId);
+  await harness.releaseReady(releaseId, { covered: false });
   const failed = await linkedChange(releaseId);
   const closed = await linkedChange(releaseId);
   const { deploymentId } = await plannedDeployment(releaseId, true);
@@ -136,7 +136,13 @@ test("a change that failed or was closed covers no further deployment, unless an
     changeRequestId: closed,
     state: ChangeState.CLOSED,
   });
-  await refusal(deploymentId, ["gate.change_over", "gate.change_over", "gate.environment_frozen"]);
+  // Production is then left with no change to go out under.
+  await refusal(deploymentId, [
+    "gate.change_over",
+    "gate.change_over",
+    "gate.change_required",
+    "gate.environment_frozen",
+  ]);
   // A new change linked beside them covers the release's deployments; they stay linked.
   await linkedChange(releaseId);
   await refusal(deploymentId, ["gate.environment_frozen"]);

@@ -107,7 +107,13 @@ test("release not approved, quarantined artifact, frozen environment: each liste
   const manager = await harness.client("rm", ["release-manager"]);
   await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: true, reason: "quarter end" });
   const deploymentId = await plan(env, { releaseId, artifactId });
-  await refusesWith(deploymentId, ["gate.release_approved", "gate.artifact_quarantined", "gate.environment_frozen"]);
+  // Nor is it linked to a change yet, which the environment (production) needs.
+  await refusesWith(deploymentId, [
+    "gate.release_approved",
+    "gate.change_required",
+    "gate.artifact_quarantined",
+    "gate.environment_frozen",
+  ]);
 
   await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: false, reason: "" });
   await harness.releaseReady(releaseId);
@@ -140,12 +146,13 @@ test("a release whose model asks for no approval is approved once in its deploym
   await harness.artifact(artifactId);
   await harness.publish("release", ReleaseRegisteredSchema, releaseId, { releaseId, phase: ReleasePhase.REGISTRATION });
   const deploymentId = await plan(env, { releaseId, artifactId });
-  await refusesWith(deploymentId, ["gate.release_approved", "gate.release_phase"]);
+  await refusesWith(deploymentId, ["gate.release_approved", "gate.release_phase", "gate.change_required"]);
   await harness.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
     releaseId,
     fromPhase: ReleasePhase.BUILD_AND_TEST,
     toPhase: ReleasePhase.DEPLOYMENT,
   });
+  await harness.coveredByChange(releaseId);
   expect((await startsOnceReady(deploymentId)).deployment?.state).toBe(DeploymentState.SCHEDULED);
 });
 

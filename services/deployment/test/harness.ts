@@ -45,7 +45,11 @@ import {
   file_rdm_deployment_v1_events,
   TargetGroupSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleaseApprovalGrantedSchema, ReleasePhaseAdvancedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import {
+  ReleaseApprovalGrantedSchema,
+  ReleaseChangeRequestLinkedSchema,
+  ReleasePhaseAdvancedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { RunningService } from "@rdm/runtime";
 import {
@@ -174,14 +178,31 @@ export class Harness {
     );
   }
 
-  /** The release is approved and in its deployment phase, as the release service would say. */
-  async releaseReady(releaseId: string) {
+  /**
+   * The release is approved and in its deployment phase, as the release service would say; unless
+   * `covered` is false, linked to an authorized change scheduled around now (production needs one).
+   */
+  async releaseReady(releaseId: string, { covered = true } = {}) {
     await this.publish("release", ReleaseApprovalGrantedSchema, releaseId, { releaseId, quorumReached: true });
     await this.publish("release", ReleasePhaseAdvancedSchema, releaseId, {
       releaseId,
       fromPhase: ReleasePhase.BUILD_AND_TEST,
       toPhase: ReleasePhase.DEPLOYMENT,
     });
+    if (covered) await this.coveredByChange(releaseId);
+  }
+
+  /** Links the release to a new authorized change scheduled around now, once the service has it. */
+  async coveredByChange(releaseId: string) {
+    const changeRequestId = randomUUID();
+    const scheduled = await this.change(changeRequestId);
+    const linked = await this.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
+      releaseId,
+      changeRequestId,
+    });
+    // Consumed before the tests' own waits, which look for the release's and artifacts' facts.
+    await Promise.all([this.handled(scheduled), this.handled(linked)]);
+    return changeRequestId;
   }
 
   /** An artifact registered in the DML as api@`version` (as `artifact()` plans it), then its verdict. */
@@ -271,7 +292,7 @@ export class Harness {
     await this.publish("change", FreezeWindowLiftedSchema, freezeWindowId, { freezeWindowId, reason: "over" });
   }
 
-  /** An authorized change scheduled around now. */
+  /** An authorized change scheduled around now; the id of its last event. */
   async change(changeId: string, type = ChangeType.NORMAL) {
     const window = create(TimeWindowSchema, {
       start: timestampFromDate(new Date(Date.now() - 3_600_000)),
@@ -279,7 +300,7 @@ export class Harness {
     });
     await this.publish("change", ChangeRequestRaisedSchema, changeId, { changeRequestId: changeId, type });
     await this.publish("change", ChangeRequestAuthorizedSchema, changeId, { changeRequestId: changeId });
-    await this.publish("change", ChangeRequestScheduledSchema, changeId, { changeRequestId: changeId, window });
+    return await this.publish("change", ChangeRequestScheduledSchema, changeId, { changeRequestId: changeId, window });
   }
 }
 

@@ -31,8 +31,8 @@ const inMs = (ms: number) => timestampFromDate(new Date(Date.now() + ms));
 const HOUR = 3_600_000;
 
 /**
- * A deployment of a ready release with a verified artifact and (unless `withChange` is false) an
- * authorized change scheduled around now.
+ * A deployment of a ready release with a verified artifact, and an authorized change scheduled
+ * around now that the plan names (unless `withChange` is false: then linked to the release only).
  */
 async function planned(window: { startInMs: number; endInMs: number }, withChange = true) {
   const releaseId = randomUUID();
@@ -43,7 +43,7 @@ async function planned(window: { startInMs: number; endInMs: number }, withChang
   });
   const artifactId = randomUUID();
   const changeId = randomUUID();
-  await harness.releaseReady(releaseId);
+  await harness.releaseReady(releaseId, { covered: !withChange });
   await harness.artifact(artifactId);
   if (withChange) await harness.change(changeId);
   const { deployment } = await deployer.planDeployment({
@@ -103,7 +103,7 @@ test("a freeze declared after the start cancels the deployment as its window ope
 });
 
 test("what moves on in the usual course does not cancel it: the release past DEPLOYMENT, a change linked since", async () => {
-  // Started with no change at all: a change linked to the release afterwards is not its.
+  // Started under the release's change, the plan naming none: a change linked afterwards is not its.
   const { environment, releaseId, deploymentId } = await planned({ startInMs: -1_000, endInMs: HOUR }, false);
   await startOnceKnown(deploymentId);
   // Meanwhile its production deployment succeeded (the release moved on), and a draft change

@@ -120,6 +120,31 @@ const concerns = (
   change.environments === undefined ||
   implementedIn(change.environments, environment.name, environment.production ?? true);
 
+/**
+ * A production deployment goes out under a change (ITIL: no change to production without one):
+ * a linked change that covers it (concerns production, neither cancelled, failed nor closed) must
+ * exist; its authorization and window are the other change gates'. Without it a release whose
+ * change was cancelled and unlinked after its approval, or whose model asks for none, would reach
+ * production unrecorded.
+ */
+function changeRequiredGate(facts: GateFacts): RuleDetail[] {
+  if (!(facts.environment.production ?? true)) return [];
+  // One not heard of yet may cover it: gate.change_known refuses it on its own account.
+  const covering = facts.changes.some(
+    (change) => !change.known || (!change.cancelled && !change.ended && concerns(change, facts.environment)),
+  );
+  if (covering) return [];
+  const name = facts.environment.name;
+  return [
+    detail(
+      "gate.change_required",
+      name,
+      `${name} is production: a deployment there needs a change request covering it; ` +
+        "raise one for it, link it to the release and have it authorized and scheduled",
+    ),
+  ];
+}
+
 function changeGates(facts: GateFacts): RuleDetail[] {
   return facts.changes.flatMap((change) => {
     if (!change.known) return [detail("gate.change_known", change.changeId, "the linked change is unknown")];
@@ -229,6 +254,7 @@ export function evaluateGates(facts: GateFacts): RuleDetail[] {
   return [
     ...releaseGate(facts),
     ...packageGate(facts),
+    ...changeRequiredGate(facts),
     ...changeGates(facts),
     ...freezeGate(facts),
     ...(previous && !previous.packageSucceeded
