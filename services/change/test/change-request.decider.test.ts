@@ -1083,6 +1083,27 @@ describe("links from the release service", () => {
       .then((_, { change = noChange() }) => expect(change.linkedReleaseId).toBe(""));
   });
 
+  test("a release's link or unlink no newer than the last one mirrored from it changes nothing (a replay)", () => {
+    const link = (releaseEventVersion: bigint) =>
+      ({ kind: "linkRelease", releaseId: OTHER_RELEASE, releaseEventVersion }) as const;
+    const unlink = (releaseEventVersion: bigint) =>
+      ({ kind: "unlinkRelease", releaseId: OTHER_RELEASE, releaseEventVersion }) as const;
+    let events = submitted().concat(decideOn(submitted(), link(3n)));
+    events = events.concat(decideOn(events, unlink(5n)));
+    expect(fold(events).change?.linkedReleaseId).toBe("");
+    expect(events.at(-1)).toMatchObject({ releaseId: OTHER_RELEASE, releaseEventVersion: 5n });
+    // The same events again, through a new consumer group: the link stays undone.
+    expect(decide(link(3n), fold(events))).toEqual([]);
+    expect(decide(unlink(5n), fold(events))).toEqual([]);
+    // A newer link is mirrored; one of another release is compared with that release's own.
+    expect(decide(link(7n), fold(events))).toMatchObject([{ linkedReleaseId: OTHER_RELEASE, releaseEventVersion: 7n }]);
+    expect(decide({ kind: "linkRelease", releaseId: RELEASE_ID, releaseEventVersion: 2n }, fold(events))).toMatchObject(
+      [{ linkedReleaseId: RELEASE_ID }],
+    );
+    // Events recorded before the version was kept (0) order nothing.
+    expect(decide({ kind: "linkRelease", releaseId: OTHER_RELEASE }, fold(events))).toHaveLength(1);
+  });
+
   test("refuses to link a closed change", () => {
     const closed = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
     const unlinked = closed.concat(decideOn(closed, { kind: "unlinkRelease", releaseId: RELEASE_ID }));

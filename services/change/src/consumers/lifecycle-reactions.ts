@@ -188,5 +188,7 @@ export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, 
   await react(tx, deps, changeRequestId, reactionOrigin(event, link.metadata), {
     kind: link.command,
     releaseId: link.releaseId.toLowerCase(),
+    // Ordered per release, so a replay of an older link or unlink changes nothing.
+    releaseEventVersion: link.metadata?.streamVersion ?? 0n,
   });
 }

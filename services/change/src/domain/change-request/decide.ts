@@ -14,6 +14,7 @@ import { requireChange } from "./rules.js";
 import { scheduleChange } from "./schedule-change.js";
 import { startImplementation } from "./start-implementation.js";
 import { submitChange } from "./submit-change.js";
+import type * as C from "./types.js";
 import type { ChangeRequestCommand, ChangeRequestEvent, ChangeRequestState } from "./types.js";
 import { unlinkRelease } from "./unlink-release.js";
 import { updateChange } from "./update-change.js";
@@ -52,8 +53,10 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
     case "completeTask":
       return completeTask(command, change);
     case "linkRelease":
+      if (alreadyMirrored(command, state)) return [];
       return linkRelease(command, change, state.releaseLinkConfirmed ?? false);
     case "unlinkRelease":
+      if (alreadyMirrored(command, state)) return [];
       return unlinkRelease(command, change);
     default:
       return unknownCommand(command);
@@ -63,3 +66,8 @@ export function decide(command: ChangeRequestCommand, state: ChangeRequestState)
 function unknownCommand(command: never): never {
   throw new Error(`unknown change request command ${(command as { kind?: unknown }).kind}`);
 }
+
+/** A release's link or unlink event no newer than the last one of that release mirrored here. */
+const alreadyMirrored = (command: C.LinkRelease | C.UnlinkRelease, state: ChangeRequestState) =>
+  (command.releaseEventVersion ?? 0n) > 0n &&
+  (command.releaseEventVersion ?? 0n) <= (state.releaseEventVersions?.get(command.releaseId) ?? 0n);

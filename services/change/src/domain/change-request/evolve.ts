@@ -31,7 +31,27 @@ export function evolve(state: ChangeRequestState, event: ChangeRequestEvent): Ch
     change.awaitingTasksDeploymentId = "";
     change.awaitingTasksEnvironment = "";
   }
-  return { change, releaseLinkConfirmed: linkConfirmedAfter(state.releaseLinkConfirmed ?? false, event) };
+  return {
+    change,
+    releaseLinkConfirmed: linkConfirmedAfter(state.releaseLinkConfirmed ?? false, event),
+    ...releaseEventVersionsAfter(state, event),
+  };
+}
+
+/** The release event a link or unlink mirrored, by its release (see ChangeRequestState). */
+function releaseEventVersionsAfter(
+  state: ChangeRequestState,
+  event: ChangeRequestEvent,
+): Pick<ChangeRequestState, "releaseEventVersions"> {
+  const versions = state.releaseEventVersions;
+  const mirrored =
+    event.$typeName === "rdm.change.v1.ChangeRequestReleaseLinked"
+      ? { releaseId: event.linkedReleaseId, version: event.releaseEventVersion }
+      : event.$typeName === "rdm.change.v1.ChangeRequestReleaseUnlinked"
+        ? { releaseId: event.releaseId, version: event.releaseEventVersion }
+        : undefined;
+  if (!mirrored?.version) return versions ? { releaseEventVersions: versions } : {};
+  return { releaseEventVersions: new Map(versions).set(mirrored.releaseId, mirrored.version) };
 }
 
 /** A link mirrored from its release is confirmed; an unlink leaves nothing to confirm. */

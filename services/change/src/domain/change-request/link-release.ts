@@ -23,6 +23,7 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest, confi
           create(ChangeRequestReleaseLinkedSchema, {
             ...envelope(change, change.state),
             linkedReleaseId: command.releaseId,
+            releaseEventVersion: command.releaseEventVersion ?? 0n,
           }),
         ];
   }
@@ -34,6 +35,7 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest, confi
       create(ChangeRequestReleaseUnlinkedSchema, {
         ...envelope(change, change.state),
         releaseId: command.releaseId,
+        releaseEventVersion: command.releaseEventVersion ?? 0n,
       }),
     ];
   }
@@ -49,6 +51,7 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest, confi
       ...envelope(change, change.state),
       linkedReleaseId: command.releaseId,
       previousReleaseId: change.linkedReleaseId,
+      releaseEventVersion: command.releaseEventVersion ?? 0n,
     }),
   ];
 }

@@ -22,6 +22,11 @@ export interface ChangeRequestState {
    * link replaces it.
    */
   releaseLinkConfirmed?: boolean;
+  /**
+   * Per release, the stream version of its newest link or unlink event mirrored here: an older
+   * or the same one again (a replay through a new consumer group) changes nothing.
+   */
+  releaseEventVersions?: ReadonlyMap<string, bigint>;
 }
 
 /** The fields a requester writes, and may edit while the change is a DRAFT. */
@@ -171,11 +176,14 @@ export interface CompleteTask {
 export interface LinkRelease {
   kind: "linkRelease";
   releaseId: string;
+  /** The release event's stream version (0: unknown, mirrored whatever came before). */
+  releaseEventVersion?: bigint;
 }
 
 export interface UnlinkRelease {
   kind: "unlinkRelease";
   releaseId: string;
+  releaseEventVersion?: bigint;
 }
 
 export type ChangeRequestCommand =

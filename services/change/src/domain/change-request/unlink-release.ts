@@ -12,6 +12,7 @@ export function unlinkRelease(command: C.UnlinkRelease, change: ChangeRequest): 
       ...envelope(change, change.state),
       linkedReleaseId: "",
       releaseId: command.releaseId,
+      releaseEventVersion: command.releaseEventVersion ?? 0n,
     }),
   ];
 }
