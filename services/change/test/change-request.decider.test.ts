@@ -909,6 +909,32 @@ describe("implementation", () => {
       .when({ kind: "failImplementation", reason: "late" })
       .thenFails("change.fail.state", "FAILED_PRECONDITION");
   });
+
+  test("an implemented change fails when the deployment that implemented it is backed out; another's does not", () => {
+    const events = implementing();
+    const done = events.concat(
+      decideOn(events, { kind: "completeImplementation", deploymentId: "d-7", environment: "production" }),
+    );
+    expect(fold(done).change?.implementedByDeploymentId).toBe("d-7");
+    const backOut = (deploymentId: string) =>
+      ({ kind: "failImplementation", reason: "rolled back by hand", deploymentId, environment: "production" }) as const;
+    given(...done)
+      .when(backOut("d-8"))
+      .thenFails("change.fail.state", "FAILED_PRECONDITION");
+    given(...done)
+      .when(backOut("d-7"))
+      .then((events, { change = noChange() }) => {
+        expect(events).toMatchObject([{ deploymentId: "d-7", state: ChangeState.FAILED }]);
+        expect(change).toMatchObject({ state: ChangeState.FAILED, failureReason: "rolled back by hand" });
+      });
+    // Reviewed, it is history: a late back-out moves it no more.
+    const reviewedAfter = done.concat(
+      decideOn(done, { kind: "reviewChange", outcome: ChangeReviewOutcome.SUCCESSFUL, notes: "" }),
+    );
+    given(...reviewedAfter)
+      .when(backOut("d-7"))
+      .thenFails("change.fail.state", "FAILED_PRECONDITION");
+  });
 });
 
 describe("review and close", () => {

@@ -33,6 +33,7 @@ import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentFailedSchema,
+  DeploymentRolledBackSchema,
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -1106,6 +1107,41 @@ test("a change to production whose deployment's start did not say production is 
   );
   const after = await eventsOf(id, Number(scheduledAt));
   expect(after.map((e) => e.type)).toEqual(["ChangeImplementationStarted", "ChangeRequestImplemented"]);
+});
+
+test("an implemented change fails when the deployment that implemented it is backed out by hand; another's rollback leaves it", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const production = uniqueId("live");
+  const [implementing, other] = [randomUUID(), randomUUID()];
+  const about = (deploymentId: string) => ({ deploymentId, releaseId, environment: production, production: true });
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentStartedSchema, implementing, about(implementing)),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, implementing, about(implementing)),
+  ]);
+  const implemented = (await viewer.getChange({ changeRequestId: id })).change;
+  expect(implemented).toMatchObject({ state: ChangeState.IMPLEMENTED, implementedByDeploymentId: implementing });
+  // A later deployment of the release rolled back leaves the change as its own deployment left it.
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentRolledBackSchema, other, { ...about(other), reason: "smoke failed" }),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTED);
+  // Its own deployment backed out by hand: the change failed, with its back-out plan.
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentRolledBackSchema, implementing, {
+      ...about(implementing),
+      reason: "error rate doubled",
+    }),
+  ]);
+  const failed = (await viewer.getChange({ changeRequestId: id })).change;
+  expect(failed).toMatchObject({ state: ChangeState.FAILED });
+  expect(failed?.failureReason).toContain(`deployment ${implementing}`);
+  expect(failed?.failureReason).toContain("error rate doubled");
+  const after = await eventsOf(id, Number(implemented?.version));
+  expect(after.map((e) => e.type)).toEqual(["ChangeRequestFailed"]);
 });
 
 test("a production success while the change has open tasks: the change awaits them, and the last one's completion implements it", async () => {

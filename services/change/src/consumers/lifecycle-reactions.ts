@@ -72,11 +72,16 @@ interface DeploymentReaction {
 const stillOpen = (change: ChangeRequest) =>
   change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING;
 
-/** A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the back-out plan). */
-const failing = (outcome: DeploymentOutcome, what: string): DeploymentReaction => ({
+/**
+ * A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the
+ * back-out plan); a rollback of the deployment that implemented it fails it once IMPLEMENTED too
+ * (backed out by hand after its success).
+ */
+const failing = (outcome: DeploymentOutcome, what: string, backOut = false): DeploymentReaction => ({
   outcome,
   toCommands: (change) =>
-    stillOpen(change)
+    stillOpen(change) ||
+    (backOut && change.state === ChangeState.IMPLEMENTED && change.implementedByDeploymentId === outcome.deploymentId)
       ? [
           {
             kind: "failImplementation",
@@ -123,7 +128,7 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
     }
     case DeploymentRolledBackSchema.typeName: {
       const rolledBack = decodeEvent(DeploymentRolledBackSchema, event);
-      return failing(rolledBack, `was rolled back: ${rolledBack.reason}`);
+      return failing(rolledBack, `was rolled back: ${rolledBack.reason}`, true);
     }
     default:
       return undefined;

@@ -6,8 +6,14 @@ import type * as C from "./types.js";
 import type { ChangeRequestEvent } from "./types.js";
 
 export function failImplementation(command: C.FailImplementation, change: ChangeRequest): ChangeRequestEvent[] {
-  // A deployment of the linked release may fail before anyone marked the change started.
-  requireState(change, "fail", [ChangeState.SCHEDULED, ChangeState.IMPLEMENTING]);
+  // A deployment of the linked release may fail before anyone marked the change started; the
+  // deployment that implemented it, backed out afterwards, fails it once IMPLEMENTED too.
+  const backedOut = !!command.deploymentId && command.deploymentId === change.implementedByDeploymentId;
+  requireState(change, "fail", [
+    ChangeState.SCHEDULED,
+    ChangeState.IMPLEMENTING,
+    ...(backedOut ? [ChangeState.IMPLEMENTED] : []),
+  ]);
   return [
     create(ChangeRequestFailedSchema, {
       ...envelope(change, ChangeState.FAILED),
