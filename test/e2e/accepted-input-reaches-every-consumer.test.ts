@@ -10,7 +10,7 @@ import { randomUUID } from "node:crypto";
 import { type MessageInitShape, protoInt64 } from "@bufbuild/protobuf";
 import type { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
-import { RELEASE_REACTION_EVENTS } from "@rdm/change";
+import { RELEASE_LINK_EVENTS } from "@rdm/change";
 import { createGrpcClient } from "@rdm/grpc";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
@@ -127,11 +127,7 @@ async function everyConsumerHandledEveryEvent() {
   const consumers: [string, string, string[]][] = [
     ["gateway", databases.gateway, [...appended.release, ...appended.change, ...appended.configuration]],
     // The change service's consumer passes by the release events it does not mirror (no marker).
-    [
-      "change service (release links, abandonments)",
-      databases.change,
-      await eventIds(databases.release, RELEASE_REACTION_EVENTS),
-    ],
+    ["change service (release links)", databases.change, await eventIds(databases.release, RELEASE_LINK_EVENTS)],
     ["release service (change states)", databases.release, appended.change],
   ];
   await everyEventHandled(consumers);

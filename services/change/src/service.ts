@@ -4,11 +4,7 @@ import type { EventStore } from "@rdm/eventstore";
 import { DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC, startConsumer } from "@rdm/messaging";
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { changeServiceHandlers } from "./api/change-service.js";
-import {
-  RELEASE_REACTION_EVENTS,
-  reactToDeploymentEvent,
-  reactToReleaseEvent,
-} from "./consumers/lifecycle-reactions.js";
+import { RELEASE_LINK_EVENTS, reactToDeploymentEvent, reactToReleaseEvent } from "./consumers/lifecycle-reactions.js";
 import { changeCodec } from "./store/event-codec.js";
 import { changeQueryTables } from "./store/query-tables.js";
 import { readModelMigrations } from "./store/read-model.js";
@@ -68,7 +64,7 @@ export function changeServiceDefinition(env: NodeJS.ProcessEnv = process.env): G
           groupId: `${config.CHANGE_CONSUMER_GROUP}.releases`,
           topics: [topic(RELEASE_EVENTS_TOPIC)],
           handle: (event, tx) => reactToReleaseEvent(event, tx, reactions),
-          accepts: (event) => RELEASE_REACTION_EVENTS.has(event.type),
+          accepts: (event) => RELEASE_LINK_EVENTS.has(event.type),
         }),
       ]);
     },

@@ -37,7 +37,7 @@ import {
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleaseAbandonedSchema, ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { encodePageToken, pageTokenScope } from "@rdm/runtime";
 import {
   createTestDatabase,
@@ -1142,40 +1142,6 @@ test("an implemented change fails when the deployment that implemented it is bac
   expect(failed?.failureReason).toContain("error rate doubled");
   const after = await eventsOf(id, Number(implemented?.version));
   expect(after.map((e) => e.type)).toEqual(["ChangeRequestFailed"]);
-});
-
-test("an abandoned release withdraws its changes not yet implementing; others are left", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
-  const viewer = await clientAs("vera", ["viewer"]);
-  const [releaseId, otherRelease] = [randomUUID(), randomUUID()];
-  const scheduledChange = async (linkedReleaseId: string) => {
-    const id = await authorizedChange({ environments: [], linkedReleaseId });
-    await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
-    return id;
-  };
-  const [waiting, implementing, elsewhere] = [
-    await scheduledChange(releaseId),
-    await scheduledChange(releaseId),
-    await scheduledChange(otherRelease),
-  ];
-  await manager.startChangeImplementation({ ...rid(), changeRequestId: implementing });
-  const stateOf = async (id: string) => (await viewer.getChange({ changeRequestId: id })).change;
-  expect((await stateOf(implementing))?.state).toBe(ChangeState.IMPLEMENTING);
-  expect((await stateOf(waiting))?.state).toBe(ChangeState.SCHEDULED);
-
-  const abandoned = upstream.event("rdm/release", ReleaseAbandonedSchema, releaseId, {
-    releaseId,
-    reason: "superseded by 2.1",
-  });
-  await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [abandoned]);
-  await handled(abandoned.id);
-  expect(await stateOf(waiting)).toMatchObject({
-    state: ChangeState.CANCELLED,
-    cancelledBy: "olivia",
-    cancellationReason: `release ${releaseId} was abandoned: superseded by 2.1`,
-  });
-  expect((await stateOf(implementing))?.state).toBe(ChangeState.IMPLEMENTING);
-  expect((await stateOf(elsewhere))?.state).toBe(ChangeState.SCHEDULED);
 });
 
 test("a production success while the change has open tasks: the change awaits them, and the last one's completion implements it", async () => {

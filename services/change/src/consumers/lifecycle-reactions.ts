@@ -12,12 +12,11 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
-  ReleaseAbandonedSchema,
   ReleaseChangeRequestLinkedSchema,
   ReleaseChangeRequestUnlinkedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import { CANCELLABLE, type ChangeRequestCommand, decide } from "../domain/change-request.js";
+import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
 import { changeProjection, changesImplementedBy } from "../store/read-model.js";
@@ -161,38 +160,13 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
 }
 
 /** The release events reactToReleaseEvent reacts to; its consumer passes the others by. */
-export const RELEASE_REACTION_EVENTS: ReadonlySet<string> = new Set([
+export const RELEASE_LINK_EVENTS: ReadonlySet<string> = new Set([
   ReleaseChangeRequestLinkedSchema.typeName,
   ReleaseChangeRequestUnlinkedSchema.typeName,
-  ReleaseAbandonedSchema.typeName,
 ]);
 
-/**
- * An abandoned release withdraws the changes it was to implement: each change linked to it whose
- * implementation has not started is cancelled, by whoever abandoned the release, with its reason
- * (no role check: the release's own decision). One implementing or past that is left to its outcome.
- */
-async function withdrawChangesOf(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  const abandoned = decodeEvent(ReleaseAbandonedSchema, event);
-  const releaseId = abandoned.releaseId.toLowerCase();
-  const cause = reactionOrigin(event, abandoned.metadata);
-  for (const change of await changesImplementedBy(tx, releaseId, [])) {
-    if (change.linkedReleaseId !== releaseId || !CANCELLABLE.includes(change.state)) continue;
-    await react(tx, deps, change.changeRequestId, cause, {
-      kind: "cancelChange",
-      reason: `release ${releaseId} was abandoned: ${abandoned.reason}`,
-      actor: cause.actor,
-      byChangeManager: true,
-    });
-  }
-}
-
-/**
- * Links made and removed on the release side are mirrored on the change; an abandoned release
- * withdraws its changes.
- */
+/** Links made and removed on the release side are mirrored on the change. */
 export async function reactToReleaseEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
-  if (event.type === ReleaseAbandonedSchema.typeName) return withdrawChangesOf(event, tx, deps);
   let link: {
     releaseId: string;
     changeRequestId: string;

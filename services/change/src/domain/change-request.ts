@@ -1,5 +1,4 @@
 // The change request aggregate: one decider function per command in ./change-request/, composed here.
-export { CANCELLABLE } from "./change-request/cancel-change.js";
 export { decide } from "./change-request/decide.js";
 export { evolve, fold, initialState } from "./change-request/evolve.js";
 export type {
