@@ -73,15 +73,23 @@ const stillOpen = (change: ChangeRequest) =>
   change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING;
 
 /**
+ * A rollback may back out what implemented an IMPLEMENTED change: in production, or in the one
+ * environment the change names (a change naming several is implemented by the first of them, so a
+ * back-out of a test environment leaves it). Whether this deployment implemented it is the
+ * decider's to tell, on the change's stream (read-model rows from before the upgrade do not say).
+ */
+const mayBackOut = (change: ChangeRequest, outcome: DeploymentOutcome) =>
+  change.state === ChangeState.IMPLEMENTED && (outcome.production === true || change.environments.length === 1);
+
+/**
  * A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the
  * back-out plan); a rollback of the deployment that implemented it fails it once IMPLEMENTED too
- * (backed out by hand after its success).
+ * (backed out by hand after its success; another deployment's rollback is refused and skipped).
  */
 const failing = (outcome: DeploymentOutcome, what: string, backOut = false): DeploymentReaction => ({
   outcome,
   toCommands: (change) =>
-    stillOpen(change) ||
-    (backOut && change.state === ChangeState.IMPLEMENTED && change.implementedByDeploymentId === outcome.deploymentId)
+    stillOpen(change) || (backOut && mayBackOut(change, outcome))
       ? [
           {
             kind: "failImplementation",
