@@ -3,6 +3,7 @@ import { CHANGE_EVENTS_TOPIC, CONFIGURATION_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC, 
 import { type GrpcServiceDefinition, startGrpcService } from "@rdm/runtime";
 import { deploymentCommandHandler } from "./api/commands.js";
 import { deploymentServiceHandlers } from "./api/deployment-service.js";
+import { cancelDeploymentsOfAbandoned } from "./consumers/release-abandonment.js";
 import {
   applyChangeEvent,
   applyConfigurationEvent,
@@ -48,19 +49,18 @@ export function deploymentServiceDefinition(env: NodeJS.ProcessEnv = process.env
         sessionTimeoutMs: config.DEPLOYMENT_CONSUMER_SESSION_TIMEOUT_MS,
         logger,
       };
-      const sweep = startLeaseSweep({
-        pool,
-        handler: deploymentCommandHandler(store, () => new Date()),
-        intervalMs: config.DEPLOYMENT_LEASE_SWEEP_MS,
-        logger,
-      });
+      const handler = deploymentCommandHandler(store, () => new Date());
+      const sweep = startLeaseSweep({ pool, handler, intervalMs: config.DEPLOYMENT_LEASE_SWEEP_MS, logger });
       // One group per topic, so a slow or failing topic never holds the others back.
       const consumers = await Promise.all([
         startConsumer({
           ...common,
           groupId: `${config.DEPLOYMENT_CONSUMER_GROUP}.releases`,
           topics: [topic(RELEASE_EVENTS_TOPIC)],
-          handle: (event, tx) => applyReleaseEvent(event, tx),
+          handle: async (event, tx) => {
+            await applyReleaseEvent(event, tx);
+            await cancelDeploymentsOfAbandoned(event, tx, { handler, logger });
+          },
           accepts: (event) => UPSTREAM_FACT_EVENTS.release.has(event.type),
         }),
         startConsumer({

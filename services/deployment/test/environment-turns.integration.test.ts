@@ -334,21 +334,44 @@ test("a promotion order that would run in a circle, or from nowhere, is refused,
   expect(await preconditionRules(Promise.reject(refused.reason))).toEqual(["environment.promotion_cycle"]);
 });
 
-test("a deployment of an abandoned release is refused at start", async () => {
-  const environment = await newEnvironment();
-  const { deploymentId, releaseId } = await planned(environment);
-  await harness.publish("release", ReleaseAbandonedSchema, releaseId, {
-    releaseId,
+test("an abandoned release's deployments not begun are cancelled with its reason; a running one is left", async () => {
+  const [planning, running, scheduled] = [await newEnvironment(), await newEnvironment(), await newEnvironment()];
+  const first = await planned(planning);
+  // The same release and package planned in the two other environments.
+  const { deployment } = await deployer.getDeployment({ deploymentId: first.deploymentId });
+  const planAgain = async (environment: string) =>
+    (
+      await deployer.planDeployment({
+        ...rid(),
+        releaseId: first.releaseId,
+        environment,
+        artifacts: deployment?.artifacts ?? [],
+        strategy: ALL_AT_ONCE,
+      })
+    ).deployment?.deploymentId as string;
+  const [inProgress, waiting] = [await planAgain(running), await planAgain(scheduled)];
+  await deployer.startDeployment({ ...rid(), deploymentId: inProgress });
+  await runStep(running);
+  await deployer.startDeployment({ ...rid(), deploymentId: waiting });
+  const stateOf = async (deploymentId: string) => (await deployer.getDeployment({ deploymentId })).deployment;
+  expect((await stateOf(inProgress))?.state).toBe(DeploymentState.IN_PROGRESS);
+  expect((await stateOf(waiting))?.state).toBe(DeploymentState.SCHEDULED);
+  const other = await planned(planning);
+
+  const abandoned = await harness.publish("release", ReleaseAbandonedSchema, first.releaseId, {
+    releaseId: first.releaseId,
     phase: ReleasePhase.DEPLOYMENT,
     reason: "cancelled by the business",
   });
-  await waitFor(
-    async () =>
-      (await pool.query("SELECT 1 FROM gate_releases WHERE release_id = $1 AND abandoned", [releaseId])).rowCount,
-    { timeoutMs: 30_000, description: "the abandonment consumed" },
-  );
-  expect(await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId }))).toEqual([
-    "gate.release_abandoned",
+  await harness.handled(abandoned);
+  const reason = `release ${first.releaseId} was abandoned: cancelled by the business`;
+  for (const deploymentId of [first.deploymentId, waiting])
+    expect(await stateOf(deploymentId)).toMatchObject({ state: DeploymentState.CANCELLED, reason });
+  expect((await stateOf(inProgress))?.state).toBe(DeploymentState.IN_PROGRESS);
+  expect((await stateOf(other.deploymentId))?.state).toBe(DeploymentState.PLANNED);
+  // Nothing of the release starts any more.
+  expect(await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId }))).toEqual([
+    "deployment.state",
   ]);
 });
 

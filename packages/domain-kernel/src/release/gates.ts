@@ -116,12 +116,13 @@ export function gateConditions(state: ReleaseState, changes: LinkedChangeState[]
 const DROPPED_OUT: Readonly<Record<string, { rule: string; description: (id: string) => string }>> = {
   REJECTED: {
     rule: "gate.linked_change_rejected",
-    description: (id) => `change request ${id} was rejected after the release's approval; unlink it or raise a new one`,
+    description: (id) =>
+      `change request ${id} was rejected after the release's approval; unlink it or raise a new one (production deployments need one)`,
   },
   CANCELLED: {
     rule: "gate.linked_change_cancelled",
     description: (id) =>
-      `change request ${id} was cancelled after the release's approval; unlink it or raise a new one`,
+      `change request ${id} was cancelled after the release's approval; unlink it or raise a new one (production deployments need one)`,
   },
 };
 

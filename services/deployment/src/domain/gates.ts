@@ -139,8 +139,9 @@ function changeRequiredGate(facts: GateFacts): RuleDetail[] {
     detail(
       "gate.change_required",
       name,
-      `${name} is production: a deployment there needs a change request covering it; ` +
-        "raise one for it, link it to the release and have it authorized and scheduled",
+      `${name} is production (its definition says so, or nothing promotes from it; a side environment ` +
+        "says production: false): a deployment there needs a change request covering it; raise one, " +
+        "link it to the release and have it authorized and scheduled",
     ),
   ];
 }
@@ -153,7 +154,7 @@ function changeGates(facts: GateFacts): RuleDetail[] {
         detail(
           "gate.change_cancelled",
           change.changeId,
-          "the change was cancelled; unlink it from the release or plan the deployment with another change",
+          "the change was cancelled; unlink it from the release, and for production link another that covers it",
         ),
       ];
     if (change.ended) return endedChangeGate(facts, change);
