@@ -77,6 +77,8 @@ describe("freeze windows", () => {
       ...decideFreezeWindow({ kind: "liftFreeze", reason: "done" }, foldFreezeWindow(declared)),
     ];
     expect(foldFreezeWindow(stamp(lifted)).freeze?.lifted).toBe(true);
+    // The lift says what it covered, as declared: subscribers filtering by it hear of it.
+    expect(lifted.at(-1)).toMatchObject({ scope: { environments: ["production"] } });
     freezes.given(stamp(lifted)).when({ kind: "liftFreeze", reason: "" }).thenFails("freeze.lift.not_lifted");
   });
 

@@ -1,6 +1,6 @@
 // Subscriptions as an event-sourced aggregate: given / when / then over the pure decider, and
 // the filter that decides which events each one receives.
-import { create } from "@bufbuild/protobuf";
+import { create, type JsonObject } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { DecisionContext } from "@rdm/command-handler";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -160,6 +160,26 @@ describe("filter", () => {
     expect(filterMatches(subscription({ releaseTypes: [ReleaseType.MAJOR] }), event())).toBe(false);
     expect(filterMatches(subscription({ releaseTypes: [ReleaseType.EMERGENCY] }), event())).toBe(true);
     expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
+  });
+
+  test("a freeze (declared or lifted) matches the environments and CIs of its scope; one of everything matches every filter", () => {
+    const freeze = (type: string, scope: JsonObject) => event({ type, json: { freezeWindowId: "f-1", scope } });
+    for (const type of ["rdm.change.v1.FreezeWindowDeclared", "rdm.change.v1.FreezeWindowLifted"]) {
+      const scoped = freeze(type, { environments: ["production"], ciIds: ["svc-pay"] });
+      expect(filterMatches(subscription({ environments: ["production"] }), scoped)).toBe(true);
+      expect(filterMatches(subscription({ environments: ["staging"] }), scoped)).toBe(false);
+      expect(filterMatches(subscription({ serviceIds: ["svc-pay"] }), scoped)).toBe(true);
+      expect(filterMatches(subscription({ serviceIds: ["svc-cart"] }), scoped)).toBe(false);
+      const everything = freeze(type, { all: true });
+      expect(filterMatches(subscription({ environments: ["staging"], serviceIds: ["svc-cart"] }), everything)).toBe(
+        true,
+      );
+      // Other dimensions still apply.
+      expect(filterMatches(subscription({ environments: ["staging"], releaseIds: [ID] }), everything)).toBe(false);
+    }
+    // A lift recorded before it carried its scope names none.
+    const bare = event({ type: "rdm.change.v1.FreezeWindowLifted", json: { freezeWindowId: "f-1" } });
+    expect(filterMatches(subscription({ environments: ["production"] }), bare)).toBe(false);
   });
 
   test("a deployment's plan names its linked changes, its outcome those it implements, its other events them by lookup; a change's other events, its environments by lookup", () => {

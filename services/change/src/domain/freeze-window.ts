@@ -59,7 +59,13 @@ export function decideFreezeWindow(command: FreezeWindowCommand, state: FreezeWi
           "freeze window",
         );
       }
-      return [create(FreezeWindowLiftedSchema, { freezeWindowId: freeze.freezeWindowId, reason: command.reason })];
+      return [
+        create(FreezeWindowLiftedSchema, {
+          freezeWindowId: freeze.freezeWindowId,
+          reason: command.reason,
+          scope: freeze.scope,
+        }),
+      ];
     }
   }
 }

@@ -34,7 +34,8 @@ const SUBJECT_FIELDS = {
   // A change names the environments it touches; an environment's own events carry its
   // definition (an object: its name is taken, see subjectsOf).
   environments: ["environment", "environmentId", "environments"],
-  serviceIds: ["ciId", "configurationItemId", "affectedCiIds", "targetCiIds", "failedTargetCiIds"],
+  // A freeze's scope names its CIs (`ciIds`).
+  serviceIds: ["ciId", "configurationItemId", "affectedCiIds", "targetCiIds", "failedTargetCiIds", "ciIds"],
 } as const;
 
 export type EventSubjects = { [K in keyof typeof SUBJECT_FIELDS]: Set<string> };
@@ -97,12 +98,14 @@ export function filterMatches(subscription: Subscription, event: NotifiedEvent):
   const subjects = subjectsOf(event.json);
   for (const environment of event.changeEnvironments ?? []) subjects.environments.add(environment);
   for (const id of event.deploymentChanges ?? []) subjects.changeRequestIds.add(idKey(id));
+  // A freeze of everything (declared or lifted) is about every environment and service.
+  const everywhere = isObject(event.json.scope) && event.json.scope.all === true;
   return (
     (!f.eventTypes.length || f.eventTypes.includes(event.type)) &&
     anyOf(f.releaseIds, subjects.releaseIds) &&
     anyOf(f.changeRequestIds, subjects.changeRequestIds) &&
-    anyOf(f.environments, subjects.environments) &&
-    anyOf(f.serviceIds, subjects.serviceIds) &&
+    (everywhere || anyOf(f.environments, subjects.environments)) &&
+    (everywhere || anyOf(f.serviceIds, subjects.serviceIds)) &&
     (!f.releaseTypes.length || (event.releaseType !== undefined && f.releaseTypes.includes(event.releaseType))) &&
     severityOf(event.type) >= f.minSeverity
   );
