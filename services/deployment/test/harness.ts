@@ -180,7 +180,8 @@ export class Harness {
 
   /**
    * The release is approved and in its deployment phase, as the release service would say; unless
-   * `covered` is false, linked to an authorized change scheduled around now (production needs one).
+   * `covered` is false, linked to an authorized change scheduled around now (production needs one):
+   * its id.
    */
   async releaseReady(releaseId: string, { covered = true } = {}) {
     await this.publish("release", ReleaseApprovalGrantedSchema, releaseId, { releaseId, quorumReached: true });
@@ -189,7 +190,7 @@ export class Harness {
       fromPhase: ReleasePhase.BUILD_AND_TEST,
       toPhase: ReleasePhase.DEPLOYMENT,
     });
-    if (covered) await this.coveredByChange(releaseId);
+    return covered ? await this.coveredByChange(releaseId) : undefined;
   }
 
   /** Links the release to a new authorized change scheduled around now, once the service has it. */

@@ -9,6 +9,7 @@ import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   ReleaseChangeRequestLinkedSchema,
+  ReleaseChangeRequestUnlinkedSchema,
   ReleasePhaseAdvancedSchema,
   ReleasePhaseReworkedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
@@ -43,7 +44,7 @@ async function planned(window: { startInMs: number; endInMs: number }, withChang
   });
   const artifactId = randomUUID();
   const changeId = randomUUID();
-  await harness.releaseReady(releaseId, { covered: !withChange });
+  const releaseChange = await harness.releaseReady(releaseId, { covered: !withChange });
   await harness.artifact(artifactId);
   if (withChange) await harness.change(changeId);
   const { deployment } = await deployer.planDeployment({
@@ -55,7 +56,7 @@ async function planned(window: { startInMs: number; endInMs: number }, withChang
     window: create(TimeWindowSchema, { start: inMs(window.startInMs), end: inMs(window.endInMs) }),
     linkedChangeIds: withChange ? [changeId] : [],
   });
-  return { environment, releaseId, deploymentId: deployment?.deploymentId as string };
+  return { environment, releaseId, deploymentId: deployment?.deploymentId as string, releaseChange };
 }
 
 const claim = async (environment: string) =>
@@ -100,6 +101,27 @@ test("a freeze declared after the start cancels the deployment as its window ope
   expect(assignments).toEqual([]);
   expect(after.state).toBe(DeploymentState.CANCELLED);
   expect(after.reason).toContain(`gate.freeze_window (${freeze})`);
+});
+
+test("a change swapped on the release after the start is not the deployment's: it is cancelled as it begins, saying so", async () => {
+  const { environment, releaseId, deploymentId, releaseChange } = await planned(
+    { startInMs: 1_500, endInMs: HOUR },
+    false,
+  );
+  await startOnceKnown(deploymentId);
+  await releaseEvent(ReleaseChangeRequestUnlinkedSchema, releaseId, { releaseId, changeRequestId: releaseChange });
+  await harness.coveredByChange(releaseId);
+  const after = await waitFor(
+    async () => {
+      await claim(environment);
+      const { deployment } = await deployer.getDeployment({ deploymentId });
+      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
+    },
+    { timeoutMs: 30_000, description: "the deployment due" },
+  );
+  expect(after.state).toBe(DeploymentState.CANCELLED);
+  expect(after.reason).toContain("gate.change_required");
+  expect(after.reason).toContain("none of the changes its start checked covers it any more");
 });
 
 test("what moves on in the usual course does not cancel it: the release past DEPLOYMENT, a change linked since", async () => {

@@ -96,7 +96,19 @@ export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment,
   ]);
   facts.changes = facts.changes.filter((change) => checked.has(change.changeId));
   const movedOn = (facts.release?.phase ?? ReleasePhase.UNSPECIFIED) > ReleasePhase.DEPLOYMENT;
-  return evaluateGates(facts).filter((violation) => !(movedOn && violation.rule === "gate.release_phase"));
+  return evaluateGates(facts)
+    .filter((violation) => !(movedOn && violation.rule === "gate.release_phase"))
+    .map((violation) =>
+      violation.rule === "gate.change_required"
+        ? {
+            ...violation,
+            // A change linked since is not its: say so, rather than ask for what may be done.
+            description:
+              `${facts.environment.name} is production and none of the changes its start checked covers it ` +
+              "any more (a change linked since is not this deployment's): plan and start it again",
+          }
+        : violation,
+    );
 }
 
 /** A rollback, with what the environment runs now and whether another deployment runs there. */
