@@ -1156,6 +1156,29 @@ test("an implemented change fails when the deployment that implemented it is bac
   expect(after.map((e) => e.type)).toEqual(["ChangeRequestFailed"]);
 });
 
+test("a deployment moves only the changes its start checked: one linked to the release since is left", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const scheduledChange = async () => {
+    const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
+    await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+    return id;
+  };
+  const [checked, since] = [await scheduledChange(), await scheduledChange()];
+  const deploymentId = randomUUID();
+  const about = { deploymentId, releaseId, environment: uniqueId("live"), production: true };
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, { ...about, changeRequestIds: [checked] }),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, {
+      ...about,
+      changeRequestIds: [checked.toUpperCase()],
+    }),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: checked })).change?.state).toBe(ChangeState.IMPLEMENTED);
+  expect((await viewer.getChange({ changeRequestId: since })).change?.state).toBe(ChangeState.SCHEDULED);
+});
+
 test("a change naming several environments, implemented by the first, is not failed by that test deployment's back-out", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);

@@ -148,14 +148,19 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
  * starts implements the scheduled change, one that succeeds completes it, one that fails or is
  * rolled back fails it. Only deployments to the change's environments count, to production when
  * it names none: production as the deployment event says (its `production` flag). The changes are
- * those linked to the release and those the event names (its `change_request_ids`), so an outcome
- * that arrives before the release's link still moves the change.
+ * those the event names (its `change_request_ids`: the changes its start checked, whatever this
+ * service has heard of the release's links, so a change linked after the start, or one the
+ * deployment finished before, is not moved); events from before it named them move the changes
+ * linked to the release.
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
   const reaction = reactionTo(event);
   if (!reaction?.outcome.releaseId) return;
   const { outcome } = reaction;
-  const linked = await changesImplementedBy(tx, outcome.releaseId, outcome.changeRequestIds);
+  const named = new Set(outcome.changeRequestIds.map((id) => id.toLowerCase()));
+  const linked = (await changesImplementedBy(tx, outcome.releaseId, outcome.changeRequestIds)).filter(
+    (change) => named.size === 0 || named.has(change.changeRequestId.toLowerCase()),
+  );
   if (linked.length === 0) return;
   const cause = reactionOrigin(event, outcome.metadata);
   // The deployment service says whether the environment is production; events from before it did
