@@ -157,10 +157,7 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   const reaction = reactionTo(event);
   if (!reaction?.outcome.releaseId) return;
   const { outcome } = reaction;
-  const named = new Set(outcome.changeRequestIds.map((id) => id.toLowerCase()));
-  const linked = (await changesImplementedBy(tx, outcome.releaseId, outcome.changeRequestIds)).filter(
-    (change) => named.size === 0 || named.has(change.changeRequestId.toLowerCase()),
-  );
+  const linked = await changesImplementedBy(tx, outcome.releaseId, outcome.changeRequestIds);
   if (linked.length === 0) return;
   const cause = reactionOrigin(event, outcome.metadata);
   // The deployment service says whether the environment is production; events from before it did

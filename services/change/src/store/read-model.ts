@@ -190,20 +190,24 @@ export async function bookedChangesOverlapping(db: Queryable, window: Interval):
 }
 
 /**
- * The changes a deployment of `releaseId` implements: those linked to the release, and those it
- * names itself (`changeIds`, its plan's and the release's links as its start found them), so a
- * link not heard of yet does not lose the reaction.
+ * The changes a deployment of `releaseId` implements: those it names itself (`changeIds`, its
+ * plan's and the release's links as its start checked them, so a link not heard of yet does not
+ * lose the reaction, and one made since is not its); for an event from before deployments named
+ * them (none named), those linked to the release.
  */
 export async function changesImplementedBy(
   db: Queryable,
   releaseId: string,
   changeIds: readonly string[],
 ): Promise<ChangeRequest[]> {
-  const { rows } = await db.query<{ data: Buffer }>(
-    `SELECT data FROM change_requests WHERE linked_release_id = $1 OR change_request_id = ANY($2::uuid[])
-     ORDER BY key`,
-    [releaseId, changeIds.map((id) => id.toLowerCase()).filter(isUuid)],
-  );
+  const { rows } = changeIds.length
+    ? await db.query<{ data: Buffer }>(
+        "SELECT data FROM change_requests WHERE change_request_id = ANY($1::uuid[]) ORDER BY key",
+        [changeIds.map((id) => id.toLowerCase()).filter(isUuid)],
+      )
+    : await db.query<{ data: Buffer }>("SELECT data FROM change_requests WHERE linked_release_id = $1 ORDER BY key", [
+        releaseId,
+      ]);
   return changesFrom(rows);
 }
 
