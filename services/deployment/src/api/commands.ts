@@ -42,6 +42,19 @@ export const originOf = (ctx: CallContext, requestId: string): CommandOrigin => 
 
 type Handler = CommandHandler<DomainEvent>;
 
+/**
+ * A command the service gives itself (the lease sweep, a reaction to an upstream event), for
+ * `handleIn` in the caller's transaction: decided as the API's are, with the environment's
+ * outcome sequences, and projected to the query tables.
+ */
+export const ownDeploymentCommand = (streamId: string, command: DeploymentCommand) => ({
+  aggregate: deployments,
+  streamId,
+  decide: async (state: DeploymentAggregateState, _ctx: unknown, client: pg.PoolClient) =>
+    withEnvironmentSequences(client, decide(command, state)),
+  project: projectDeployment,
+});
+
 /** A command RPC on one deployment, answered with the deployment after it. */
 export function runDeploymentCommand<R extends DescMessage>(
   handler: Handler,

@@ -4,9 +4,7 @@ import type { Logger } from "@rdm/observability";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { ReleaseAbandonedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import { deployments } from "../api/aggregates.js";
-import { projectDeployment, withEnvironmentSequences } from "../api/projection.js";
-import { decide } from "../domain/index.js";
+import { ownDeploymentCommand } from "../api/commands.js";
 
 /** The states a deployment is cancelled in (not begun: a running one is rolled back by hand). */
 const NOT_BEGUN = [DeploymentState.PLANNED, DeploymentState.AWAITING_APPROVAL, DeploymentState.SCHEDULED];
@@ -33,13 +31,7 @@ export async function cancelDeploymentsOfAbandoned(
   const reason = `release ${abandoned.releaseId} was abandoned: ${abandoned.reason}`;
   for (const { deployment_id: deploymentId } of rows) {
     try {
-      await deps.handler.handleIn(tx, origin, {
-        aggregate: deployments,
-        streamId: deploymentId,
-        decide: async (state: Parameters<typeof decide>[1], _ctx: unknown, client: pg.PoolClient) =>
-          withEnvironmentSequences(client, decide({ kind: "cancelDeployment", reason }, state)),
-        project: projectDeployment,
-      });
+      await deps.handler.handleIn(tx, origin, ownDeploymentCommand(deploymentId, { kind: "cancelDeployment", reason }));
     } catch (error) {
       if (!isRuleViolation(error)) throw error;
       deps.logger.info(

@@ -3,9 +3,7 @@ import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import { type Poller, startPoller } from "@rdm/runtime";
 import type pg from "pg";
-import { deployments } from "../api/aggregates.js";
-import { projectDeployment, withEnvironmentSequences } from "../api/projection.js";
-import { decide } from "../domain/index.js";
+import { ownDeploymentCommand } from "../api/commands.js";
 import { forgetIdleClaims, lockLapsedLease, syncStepQueue } from "../store/step-queue.js";
 import { findEnvironment } from "../store/tables.js";
 
@@ -39,13 +37,7 @@ export function startLeaseSweep(options: {
     withTransaction(pool, async (tx) => {
       const lapsed = await lockLapsedLease(tx);
       if (!lapsed) return false;
-      const command = {
-        aggregate: deployments,
-        streamId: lapsed.deploymentId,
-        decide: async (state: Parameters<typeof decide>[1], _ctx: unknown, client: pg.PoolClient) =>
-          withEnvironmentSequences(client, decide({ kind: "expireLease", ...lapsed }, state)),
-        project: projectDeployment,
-      };
+      const command = ownDeploymentCommand(lapsed.deploymentId, { kind: "expireLease", ...lapsed });
       try {
         await handler.handleIn(tx, { actor: SWEEPER_ACTOR, requestId: "" }, command);
         logger.info(
