@@ -3,19 +3,12 @@
 // deployment's last target report to its outcome event on Kafka. No assertions.
 //   node bench/dist/deployment.js [deployments = 64] [targets per deployment = 8]
 import { randomUUID } from "node:crypto";
-import { create, type DescMessage, type MessageInitShape } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { mintDevToken } from "@rdm/auth";
 import { startDeploymentService } from "@rdm/deployment";
 import { createGrpcClient } from "@rdm/grpc";
 import { createKafka, createProducer, publishEvents } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import {
-  ChangeRequestAuthorizedSchema,
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ArtifactRegisteredSchema, ArtifactVerifiedSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
@@ -31,7 +24,7 @@ import {
   ReleasePhaseAdvancedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { createTestDatabase, PublishedStreams } from "@rdm/testkit";
+import { authorizedChangeEvents, createTestDatabase, PublishedStreams } from "@rdm/testkit";
 import { Kafka, logLevel } from "kafkajs";
 import { ms, percentile, runBenchmark, startBenchServers } from "./support.js";
 
@@ -181,13 +174,7 @@ async function main() {
   await publishFact(producer, "configuration", ArtifactVerifiedSchema, artifactId, { artifactId });
   // Each environment is production (nothing follows it): the release goes out under a change.
   const changeRequestId = randomUUID();
-  const window = create(TimeWindowSchema, {
-    start: timestampFromDate(new Date(Date.now() - 3_600_000)),
-    end: timestampFromDate(new Date(Date.now() + 3_600_000)),
-  });
-  await publishFact(producer, "change", ChangeRequestRaisedSchema, changeRequestId, { changeRequestId });
-  await publishFact(producer, "change", ChangeRequestAuthorizedSchema, changeRequestId, { changeRequestId });
-  await publishFact(producer, "change", ChangeRequestScheduledSchema, changeRequestId, { changeRequestId, window });
+  await publishEvents(producer, "rdm.change.events.v1", authorizedChangeEvents(facts, changeRequestId));
   await publishFact(producer, "release", ReleaseChangeRequestLinkedSchema, releaseId, { releaseId, changeRequestId });
   const outcomeSeenAt = new Map<string, number>();
   const reader = await watchOutcomes(servers.kafkaBrokers, outcomeSeenAt);

@@ -32,8 +32,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { create, type DescMessage, fromBinary, toBinary } from "@bufbuild/protobuf";
-import { timestampFromDate } from "@bufbuild/protobuf/wkt";
+import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { startChangeService } from "@rdm/change";
@@ -43,13 +42,6 @@ import { startGateway } from "@rdm/gateway";
 import type { GrpcClient } from "@rdm/grpc";
 import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
-import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import {
-  ChangeRequestAuthorizedSchema,
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import {
   ReleaseApprovalGrantedSchema,
@@ -61,6 +53,7 @@ import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb
 import { startReleaseService } from "@rdm/release";
 import type { RunningService } from "@rdm/runtime";
 import {
+  authorizedChangeEvents,
   createTestDatabase,
   PublishedStreams,
   testConsumerTimings,
@@ -300,17 +293,11 @@ export async function publishReleaseInDeployment(
 ): Promise<void> {
   const streams = new PublishedStreams("rita");
   const changeRequestId = randomUUID();
-  const window = create(TimeWindowSchema, {
-    start: timestampFromDate(new Date(Date.now() - 3_600_000)),
-    end: timestampFromDate(new Date(Date.now() + 3_600_000)),
-  });
-  const change = (schema: DescMessage, init: object) =>
-    streams.event("rdm/change", schema, changeRequestId, { changeRequestId, ...init } as never);
-  await publishEvents(producer, `${topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
-    change(ChangeRequestRaisedSchema, { type: ChangeType.NORMAL }),
-    change(ChangeRequestAuthorizedSchema, {}),
-    change(ChangeRequestScheduledSchema, { window }),
-  ]);
+  await publishEvents(
+    producer,
+    `${topicPrefix}${CHANGE_EVENTS_TOPIC}`,
+    authorizedChangeEvents(streams, changeRequestId),
+  );
   await publishEvents(producer, `${topicPrefix}${RELEASE_EVENTS_TOPIC}`, [
     streams.event("rdm/release", ReleaseApprovalGrantedSchema, releaseId, { releaseId, quorumReached: true }),
     streams.event("rdm/release", ReleasePhaseAdvancedSchema, releaseId, {

@@ -1,3 +1,4 @@
+export { authorizedChangeEvents } from "./change-events.js";
 export { repeatWhilePending, runBuiltCommand } from "./commands.js";
 export { createTestDatabase, type TestDatabase } from "./database.js";
 export { type DeciderWhen, deciderSpec, type Refusal, type SpecifiedDecider } from "./decider-spec.js";

@@ -176,6 +176,14 @@ async function authorizedChange(overrides: Record<string, unknown> = {}) {
   return id;
 }
 
+/** An authorized change scheduled by a change manager in a slot of its own; its id. */
+async function scheduledChange(overrides: Record<string, unknown> = {}) {
+  const id = await authorizedChange(overrides);
+  const manager = await clientAs("carl", ["change-manager"]);
+  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  return id;
+}
+
 test("a draft is edited (risk recomputed, queries see the new CIs); a submitted change no longer is", async () => {
   const requester = await clientAs("rita", ["change-manager"]);
   const { window } = slot();
@@ -846,9 +854,7 @@ test("a release link to a change key (linked before the release service required
 });
 
 test("a release link and then a failed deployment of the linked release mark the change FAILED with its back-out plan", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
-  const id = await authorizedChange({ environments: ["production"] });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: ["production"] });
   const releaseId = randomUUID();
   const viewer = await clientAs("vera", ["viewer"]);
 
@@ -900,9 +906,7 @@ test("a release link and then a failed deployment of the linked release mark the
 });
 
 test("a deployment outcome naming the change moves it though the release's link has not arrived", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
-  const id = await authorizedChange({ environments: ["production"] });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: ["production"] });
   const viewer = await clientAs("vera", ["viewer"]);
   // The release service's link lags (or its relay has not published it): only the deployment
   // says which changes it implements, as its start's gates checked them.
@@ -922,10 +926,8 @@ test("a deployment outcome naming the change moves it though the release's link 
 });
 
 test("deployments of the linked release move the change: started -> IMPLEMENTING, succeeded -> IMPLEMENTED; other environments and unknown event types are ignored", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
   const releaseId = randomUUID();
-  const id = await authorizedChange({ environments: ["production"], linkedReleaseId: releaseId });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: ["production"], linkedReleaseId: releaseId });
   const viewer = await clientAs("vera", ["viewer"]);
   const deploymentEvent = (
     schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema,
@@ -1034,15 +1036,13 @@ const eventsOf = (changeRequestId: string, afterVersion = 0) =>
   });
 
 test("a change naming no environment is implemented by its release's deployment to production; other environments leave it alone", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   // Environments of this test's own; each deployment event says whether its environment is
   // production, as the deployment service's do.
   const staging = uniqueId("staging");
   const production = uniqueId("live");
   const releaseId = randomUUID();
-  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
   const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
   const deployment = (
     schema: typeof DeploymentStartedSchema | typeof DeploymentSucceededSchema | typeof DeploymentFailedSchema,
@@ -1086,11 +1086,9 @@ test("a change naming no environment is implemented by its release's deployment 
 });
 
 test("a change to production whose deployment's start did not say production is implemented by the success", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
-  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
   const scheduledAt = (await viewer.getChange({ changeRequestId: id })).change?.version ?? 0n;
   // A start from a deployment service that did not say production yet does not count; the success does.
   const production = uniqueId("live");
@@ -1112,11 +1110,9 @@ test("a change to production whose deployment's start did not say production is 
 });
 
 test("an implemented change fails when the deployment that implemented it is backed out by hand; another's rollback leaves it", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
-  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
   const production = uniqueId("live");
   const [implementing, other] = [randomUUID(), randomUUID()];
   const about = (deploymentId: string) => ({ deploymentId, releaseId, environment: production, production: true });
@@ -1157,15 +1153,10 @@ test("an implemented change fails when the deployment that implemented it is bac
 });
 
 test("a deployment moves only the changes its start checked: one linked to the release since is left", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
-  const scheduledChange = async () => {
-    const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
-    await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
-    return id;
-  };
-  const [checked, since] = [await scheduledChange(), await scheduledChange()];
+  const linkedChange = () => scheduledChange({ environments: [], linkedReleaseId: releaseId });
+  const [checked, since] = [await linkedChange(), await linkedChange()];
   const deploymentId = randomUUID();
   const about = { deploymentId, releaseId, environment: uniqueId("live"), production: true };
   await publishInTurn([
@@ -1180,12 +1171,10 @@ test("a deployment moves only the changes its start checked: one linked to the r
 });
 
 test("a change naming several environments, implemented by the first, is not failed by that test deployment's back-out", async () => {
-  const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
   const [staging, production] = [uniqueId("staging"), uniqueId("live")];
-  const id = await authorizedChange({ environments: [staging, production], linkedReleaseId: releaseId });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: [staging, production], linkedReleaseId: releaseId });
   const deploymentId = randomUUID();
   const about = { deploymentId, releaseId, environment: staging, production: false };
   await publishInTurn([
@@ -1203,8 +1192,7 @@ test("a production success while the change has open tasks: the change awaits th
   const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
-  const id = await authorizedChange({ environments: [], linkedReleaseId: releaseId });
-  await manager.scheduleChange({ ...rid(), changeRequestId: id, window: slot().window });
+  const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
   const tasks = [];
   for (const title of ["verify dashboards", "notify support"])
     tasks.push((await manager.addChangeTask({ ...rid(), changeRequestId: id, title, assignee: "dora" })).taskId);

@@ -23,13 +23,7 @@ import {
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeType, FreezeScopeSchema } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import {
-  ChangeRequestAuthorizedSchema,
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-  FreezeWindowDeclaredSchema,
-  FreezeWindowLiftedSchema,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { FreezeWindowDeclaredSchema, FreezeWindowLiftedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   ArtifactQuarantinedSchema,
@@ -53,6 +47,7 @@ import {
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type { RunningService } from "@rdm/runtime";
 import {
+  authorizedChangeEvents,
   createTestDatabase,
   PublishedStreams,
   testKafkaBrokers,
@@ -295,13 +290,9 @@ export class Harness {
 
   /** An authorized change scheduled around now; the id of its last event. */
   async change(changeId: string, type = ChangeType.NORMAL) {
-    const window = create(TimeWindowSchema, {
-      start: timestampFromDate(new Date(Date.now() - 3_600_000)),
-      end: timestampFromDate(new Date(Date.now() + 3_600_000)),
-    });
-    await this.publish("change", ChangeRequestRaisedSchema, changeId, { changeRequestId: changeId, type });
-    await this.publish("change", ChangeRequestAuthorizedSchema, changeId, { changeRequestId: changeId });
-    return await this.publish("change", ChangeRequestScheduledSchema, changeId, { changeRequestId: changeId, window });
+    const events = authorizedChangeEvents(this.upstream, changeId, type);
+    await publishEvents(this.producer, `${this.topicPrefix}${eventsTopic("change")}`, events);
+    return events.at(-1)?.id as string;
   }
 }
 
