@@ -648,6 +648,24 @@ describe("Package, change links, back-out plan and log", () => {
     expect(record(s, { kind: "unlinkChangeRequest", changeRequestId: "chg-1", mirror: true })).toEqual([]);
   });
 
+  test("a link said again (relink) is recorded, listed once; a relink of a change no longer listed records nothing", () => {
+    const s = registered();
+    const id = "8E4C9D1E-0D3C-4A36-9D0E-1F2A3B4C5D6E";
+    record(s, { kind: "linkChangeRequest", changeRequestId: id });
+    const relinked = record(s, { kind: "linkChangeRequest", changeRequestId: id.toLowerCase(), relink: true });
+    expect(relinked).toEqual([
+      expect.objectContaining({
+        $typeName: "rdm.release.v1.ReleaseChangeRequestLinked",
+        changeRequestId: id,
+        relinked: true,
+      }),
+    ]);
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual([id]);
+    record(s, { kind: "unlinkChangeRequest", changeRequestId: id });
+    expect(record(s, { kind: "linkChangeRequest", changeRequestId: id, relink: true })).toEqual([]);
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
+  });
+
   test("a UUID linked in capitals (before requests were lowercased) is the same change in either case", () => {
     const s = registered();
     const id = "8E4C9D1E-0D3C-4A36-9D0E-1F2A3B4C5D6E";

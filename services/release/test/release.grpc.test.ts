@@ -17,10 +17,12 @@ import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
   ChangeRequestRaisedSchema,
+  ChangeRequestReleaseLinkedSchema,
   ChangeRequestReleaseUnlinkedSchema,
   ChangeRequestSubmittedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
+import { ReleaseChangeRequestLinkedSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import {
   ApprovalStatus,
   LogEntryKind,
@@ -359,6 +361,7 @@ test("a change raised with a linked release is linked there, caused by it; anoth
   // A link this service could not refuse yet (it had heard nothing of the change) loses to the
   // change's first release: the change answers "not linked to you" and the release unlinks it.
   const raced = randomUUID();
+  await coordinator.linkChangeRequest({ ...req(), releaseId: first, changeRequestId: raced });
   await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: raced });
   await publish(
     changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, raced, {
@@ -396,6 +399,72 @@ test("a change raised with a linked release is linked there, caused by it; anoth
   }
   expect((await get(second)).linkedChangeRequestIds).toEqual([kept]);
 });
+
+test("a change moved from one release to another stays linked to the second when the change service hears the second's link before the first's unlink", async () => {
+  const changes = new PublishedStreams("chris");
+  const publish = (event: ReturnType<typeof changes.event>) =>
+    publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [event]);
+  const first = (await register()).releaseId;
+  const second = (await register()).releaseId;
+  const changeId = randomUUID();
+  const change = { changeRequestId: changeId, state: ChangeState.SUBMITTED };
+  await coordinator.linkChangeRequest({ ...req(), releaseId: first, changeRequestId: changeId });
+  const mirrored = changes.event("rdm/change", ChangeRequestReleaseLinkedSchema, changeId, {
+    ...change,
+    linkedReleaseId: first,
+  });
+  await publish(mirrored);
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  await waitFor(
+    async () =>
+      (
+        await db.query("SELECT 1 FROM change_request_states WHERE change_request_id = $1 AND linked_release_id = $2", [
+          changeId,
+          first,
+        ])
+      ).rowCount === 1,
+    { timeoutMs: 30_000, description: "the change's link to the first release heard of" },
+  );
+  expect((await failure(linkTo(second, changeId))).code).toBe(status.FAILED_PRECONDITION);
+
+  // Moved: the first release lets it go, then the second links it.
+  await coordinator.unlinkChangeRequest({ ...req(), releaseId: first, changeRequestId: changeId });
+  await linkTo(second, changeId);
+  // The change service read the second's link first (another partition): it answered "linked to
+  // the first", then the first's unlink cleared its link.
+  await publish(
+    changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
+      ...change,
+      releaseId: second,
+      linkedReleaseId: first,
+    }),
+  );
+  const cleared = changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
+    ...change,
+    releaseId: first,
+    linkedReleaseId: "",
+  });
+  await publish(cleared);
+  // The second release says its link again, caused by the cleared link, for the change to take.
+  const relinks = await waitFor(
+    async () => {
+      const { rows } = await db.query<{ data: Buffer; metadata: { causationId?: string } }>(
+        "SELECT data, metadata FROM events WHERE stream_id = $1 AND type = $2 ORDER BY version",
+        [second, ReleaseChangeRequestLinkedSchema.typeName],
+      );
+      return rows.length === 2 ? rows : undefined;
+    },
+    { timeoutMs: 30_000, description: "the second release's link said again" },
+  ).finally(() => db.end());
+  expect(relinks.map((r) => fromBinary(ReleaseChangeRequestLinkedSchema, r.data).relinked)).toEqual([false, true]);
+  expect(relinks[1]?.metadata.causationId).toBe(cleared.id);
+  expect((await get(second)).linkedChangeRequestIds).toEqual([changeId]);
+  expect((await get(first)).linkedChangeRequestIds).toEqual([]);
+});
+
+const linkTo = (releaseId: string, changeRequestId: string) =>
+  coordinator.linkChangeRequest({ ...req(), releaseId, changeRequestId });
 
 test("a change request is linked by its id, a UUID: a key such as CHG-2026-0001 is INVALID_ARGUMENT", async () => {
   const releaseId = (await register()).releaseId;

@@ -181,7 +181,9 @@ function applyTasks(release: Release, event: ReleaseEvent): boolean {
 function applyRecords(release: Release, event: ReleaseEvent): void {
   switch (event.$typeName) {
     case "rdm.release.v1.ReleaseChangeRequestLinked":
-      release.linkedChangeRequestIds.push(event.changeRequestId);
+      // A link said again (relinked) is listed once.
+      if (!release.linkedChangeRequestIds.includes(event.changeRequestId))
+        release.linkedChangeRequestIds.push(event.changeRequestId);
       break;
     case "rdm.release.v1.ReleaseChangeRequestUnlinked":
       release.linkedChangeRequestIds = release.linkedChangeRequestIds.filter((id) => id !== event.changeRequestId);

@@ -6,6 +6,7 @@ import {
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ReleasePhase, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
+import type { ReleaseCommand } from "../domain/release.js";
 import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import {
   applyChangeEvent,
@@ -13,69 +14,114 @@ import {
   changeLinkedTo,
   linkedReleaseOf,
   loadChangeStates,
+  releaseLists,
 } from "./change-requests.js";
 import { type ReleaseReactionDeps, reactOnRelease } from "./release-reaction.js";
 
-interface LinkReaction {
-  releaseId: string;
+type LinkReaction = {
   changeRequestId: string;
   metadata?: EventMetadata | undefined;
-  command: "linkChangeRequest" | "unlinkChangeRequest";
-}
+} & (
+  | { command: "link"; releaseId: string }
+  /** The change answered `releaseId`'s link with `keeper`, the release it is linked to. */
+  | { command: "answer"; releaseId: string; keeper: string }
+  /** The change's link was cleared (its release unlinked it). */
+  | { command: "cleared" }
+);
 
 /**
  * What a change event asks of a release: a change raised with a linked release is linked there
  * too (a link made on the change side); a change that answers another release's link with "not
  * linked to you, linked to mine" (ChangeRequestReleaseUnlinked naming both) is unlinked from that
- * other release. The change's other link events mirror the release's own links and unlinks: they
- * ask nothing back, so the two mirrors never feed each other.
+ * other release; a change whose link is cleared may be linked again where an answer was passed by
+ * (reactToChangeLink). The change's other link events mirror the release's own links and unlinks:
+ * they ask nothing back, so the two mirrors never feed each other.
  */
 function linkReactionOf(event: CloudEvent): LinkReaction | undefined {
   if (event.type === ChangeRequestRaisedSchema.typeName) {
     const raised = decodeEvent(ChangeRequestRaisedSchema, event);
-    if (!raised.linkedReleaseId) return undefined;
-    return {
-      releaseId: raised.linkedReleaseId,
-      changeRequestId: raised.changeRequestId,
-      metadata: raised.metadata,
-      command: "linkChangeRequest",
-    };
+    if (!raised.linkedReleaseId || !raised.changeRequestId) return undefined;
+    return { ...ids(raised), releaseId: raised.linkedReleaseId.toLowerCase(), command: "link" };
   }
   if (event.type === ChangeRequestReleaseUnlinkedSchema.typeName) {
     const unlinked = decodeEvent(ChangeRequestReleaseUnlinkedSchema, event);
-    if (!unlinked.linkedReleaseId || !unlinked.releaseId || unlinked.linkedReleaseId === unlinked.releaseId)
-      return undefined;
+    if (!unlinked.changeRequestId || !unlinked.releaseId) return undefined;
+    if (!unlinked.linkedReleaseId) return { ...ids(unlinked), command: "cleared" };
+    if (unlinked.linkedReleaseId === unlinked.releaseId) return undefined;
     return {
-      releaseId: unlinked.releaseId,
-      changeRequestId: unlinked.changeRequestId,
-      metadata: unlinked.metadata,
-      command: "unlinkChangeRequest",
+      ...ids(unlinked),
+      releaseId: unlinked.releaseId.toLowerCase(),
+      keeper: unlinked.linkedReleaseId.toLowerCase(),
+      command: "answer",
     };
   }
   return undefined;
 }
+
+const ids = (event: { changeRequestId: string; metadata?: EventMetadata | undefined }) => ({
+  changeRequestId: event.changeRequestId.toLowerCase(),
+  metadata: event.metadata,
+});
 
 /**
  * Applies a change event's link reaction to its release, in the consumer's transaction, after
  * the change's state is in the read model. It acts only while the change still says so (a replay
  * of an old event never links a change that moved on, nor unlinks one linked there since). A
  * refusal (a release this service does not know, or one closed) is logged and skipped.
+ *
+ * An answer is stale when its keeper no longer lists the change: the keeper's unlink, made before
+ * this release linked it, was still on its way to the change service (another partition). The
+ * answer is then passed by and the release noted; once that unlink clears the change's link, the
+ * noted release says its link again (relinked) and the change takes it. Unlinking it instead left
+ * the change linked to nothing.
  */
 async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: ReleaseReactionDeps): Promise<void> {
   const reaction = linkReactionOf(event);
-  if (!reaction?.changeRequestId || !reaction.releaseId) return;
-  const releaseId = reaction.releaseId.toLowerCase();
-  const changeRequestId = reaction.changeRequestId.toLowerCase();
+  if (!reaction) return;
+  const { changeRequestId } = reaction;
   const linkedNow = (await changeLinkedTo(tx, changeRequestId)).toLowerCase();
-  const stillSo = reaction.command === "linkChangeRequest" ? linkedNow === releaseId : linkedNow !== releaseId;
-  if (!stillSo) return;
+  let releaseId: string;
+  let command: ReleaseCommand;
+  if (reaction.command === "link") {
+    if (linkedNow !== reaction.releaseId) return;
+    ({ releaseId } = reaction);
+    command = { kind: "linkChangeRequest", changeRequestId, mirror: true };
+  } else if (reaction.command === "answer") {
+    if (linkedNow === reaction.releaseId) return;
+    ({ releaseId } = reaction);
+    if (!(await releaseLists(tx, reaction.keeper, changeRequestId))) {
+      await tx.query("UPDATE change_request_states SET relink_release_id = $2 WHERE change_request_id = $1", [
+        changeRequestId,
+        releaseId,
+      ]);
+      return;
+    }
+    command = { kind: "unlinkChangeRequest", changeRequestId, mirror: true };
+  } else {
+    const noted = await takeRelink(tx, changeRequestId);
+    if (!noted || linkedNow) return;
+    releaseId = noted;
+    command = { kind: "linkChangeRequest", changeRequestId, relink: true };
+  }
   await reactOnRelease(
     deps,
     tx,
     { event, metadata: reaction.metadata },
-    releaseCommand(releaseId, () => ({ kind: reaction.command, changeRequestId, mirror: true })),
+    releaseCommand(releaseId, () => command),
     { reaction: "change link", about: { releaseId, changeRequestId } },
   );
+}
+
+/** The release noted to say its link again (see reactToChangeLink), cleared ("" when none). */
+async function takeRelink(tx: pg.PoolClient, changeRequestId: string): Promise<string> {
+  const { rows } = await tx.query<{ relink_release_id: string }>(
+    `UPDATE change_request_states c SET relink_release_id = ''
+       FROM (SELECT relink_release_id FROM change_request_states WHERE change_request_id = $1 FOR UPDATE) noted
+     WHERE c.change_request_id = $1 AND noted.relink_release_id <> ''
+     RETURNING noted.relink_release_id`,
+    [changeRequestId],
+  );
+  return rows[0]?.relink_release_id ?? "";
 }
 
 /**

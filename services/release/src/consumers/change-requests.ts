@@ -127,18 +127,23 @@ export async function loadChangeStates(
  * release's, and the change takes that one (its ChangeRequestReleaseLinked names the previous).
  */
 export async function changeHeldBy(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string> {
-  const { rows } = await db.query<{ linked_release_id: string; snapshot: Buffer | null }>(
-    `SELECT c.linked_release_id, r.snapshot FROM change_request_states c
-       LEFT JOIN release_index r ON r.release_id::text = lower(c.linked_release_id)
-     WHERE c.change_request_id = $1 AND c.linked_release_id <> ''`,
-    [changeRequestId.toLowerCase()],
-  );
-  const row = rows[0];
-  if (!row?.snapshot) return "";
-  const release = fromBinary(ReleaseSchema, row.snapshot);
-  return release.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase())
-    ? row.linked_release_id
-    : "";
+  const linked = await changeLinkedTo(db, changeRequestId);
+  return linked && (await releaseLists(db, linked, changeRequestId)) ? linked : "";
+}
+
+/** Whether a release this service knows lists the change request among its linked ones. */
+export async function releaseLists(
+  db: Pick<pg.Pool, "query">,
+  releaseId: string,
+  changeRequestId: string,
+): Promise<boolean> {
+  if (!isUuid(releaseId)) return false;
+  const { rows } = await db.query<{ snapshot: Buffer }>("SELECT snapshot FROM release_index WHERE release_id = $1", [
+    releaseId,
+  ]);
+  if (!rows[0]) return false;
+  const release = fromBinary(ReleaseSchema, rows[0].snapshot);
+  return release.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase());
 }
 
 /** The release a change request is linked to as its events told this service ("" when none or not heard of). */

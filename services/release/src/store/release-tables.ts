@@ -222,4 +222,11 @@ export const releaseMigrations: Migration[] = [
     // check. Deployments started before this version are taken as not started.
     sql: "ALTER TABLE notifier_deployment_changes ADD COLUMN started boolean NOT NULL DEFAULT false",
   },
+  {
+    version: 18,
+    name: "change links to say again",
+    // A release whose link the change answered with a release that was letting it go: it says its
+    // link again once that release's unlink clears the change's link (consumers/change-links.ts).
+    sql: "ALTER TABLE change_request_states ADD COLUMN relink_release_id text NOT NULL DEFAULT ''",
+  },
 ];

@@ -6,7 +6,12 @@ import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
 export function linkChangeRequest(command: ReleaseCommandOf<"linkChangeRequest">, state: ReleaseState): ReleaseEvent[] {
   const releaseId = state.release?.releaseId ?? "";
   const { release } = requireActive(state);
-  if (release.linkedChangeRequestIds.some((id) => sameId(id, command.changeRequestId))) {
+  const linked = release.linkedChangeRequestIds.find((id) => sameId(id, command.changeRequestId));
+  if (command.relink)
+    return linked === undefined
+      ? []
+      : [create(ev.ReleaseChangeRequestLinkedSchema, { releaseId, changeRequestId: linked, relinked: true })];
+  if (linked !== undefined) {
     // The change's own link mirrored here: already so, nothing to record (and nothing to mirror back).
     if (command.mirror) return [];
     refuse(

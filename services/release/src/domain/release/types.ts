@@ -73,6 +73,11 @@ export type ReleaseCommand =
       changeLinkedTo?: string;
       /** Mirrors the change service's word: a link already there is a no-op, not a refusal. */
       mirror?: boolean;
+      /**
+       * Says a link already there again, for the change service (ReleaseChangeRequestLinked.relinked);
+       * a no-op when the release no longer lists the change.
+       */
+      relink?: boolean;
     }
   | {
       kind: "unlinkChangeRequest";
