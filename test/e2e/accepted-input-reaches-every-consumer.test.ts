@@ -94,7 +94,11 @@ const commands = fc.record({
     description: text(0, 80),
     justification: text(0, 80),
     affectedCiIds: fc.uniqueArray(text(1, 20), { maxLength: 3 }),
-    environments: fc.uniqueArray(text(1, 12), { maxLength: 2 }),
+    // Mostly environment names as the deployment service defines them; any text is refused.
+    environments: fc.uniqueArray(
+      fc.oneof({ weight: 4, arbitrary: fc.stringMatching(/^[a-z][a-z0-9-]{0,11}$/) }, text(1, 12)),
+      { maxLength: 2 },
+    ),
     plannedWindow: window,
     firstCommitTime: fc.option(instant, { nil: undefined }),
   }),

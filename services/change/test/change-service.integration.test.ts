@@ -700,6 +700,28 @@ test("a retried request id returns the first result; invalid input is INVALID_AR
   await expect(manager.getChange({ changeRequestId: randomUUID() })).rejects.toMatchObject({ code: status.NOT_FOUND });
 });
 
+test("environments are named as the deployment service names them: Production or 'prod eu' is INVALID_ARGUMENT", async () => {
+  const manager = await clientAs("carl", ["change-manager"]);
+  const violations = async (call: Promise<unknown>) => {
+    const details = errorDetails(await call.catch((e: unknown) => e));
+    return [details.code, details.badRequest?.fieldViolations.map((v) => [v.field, v.reason])];
+  };
+  expect(await violations(manager.raiseChange({ ...rfc(), environments: ["staging", "Production"] }))).toEqual([
+    status.INVALID_ARGUMENT,
+    [["environments[1]", "string.pattern"]],
+  ]);
+  const { change } = await manager.raiseChange({ ...rfc(), environments: ["eu-production"] });
+  const changeRequestId = change?.changeRequestId as string;
+  expect(
+    await violations(manager.updateChange({ ...rid(), changeRequestId, ...rfc(), environments: ["prod eu"] })),
+  ).toEqual([status.INVALID_ARGUMENT, [["environments[0]", "string.pattern"]]]);
+  const freeze = { ...rid(), name: "peak", reason: "sale", window: slot().day };
+  expect(await violations(manager.declareFreezeWindow({ ...freeze, scope: { environments: ["PRODUCTION"] } }))).toEqual(
+    [status.INVALID_ARGUMENT, [["scope.environments[0]", "string.pattern"]]],
+  );
+  expect((await manager.getChange({ changeRequestId })).change?.environments).toEqual(["eu-production"]);
+});
+
 test("a request id reused for another command is refused, even when the two requests encode alike", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const id = await authorizedChange();

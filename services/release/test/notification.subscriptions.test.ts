@@ -636,6 +636,19 @@ test("a filter naming an event type no topic carries is refused, naming each suc
         filter: { eventTypes: types },
       }),
     );
+  // Environments named as the deployment service names them: "Production" would match nothing.
+  const environments = await failure(
+    notifications.createSubscription({
+      ...req(),
+      name: "typo",
+      secret: "0123456789abcdef0123",
+      target: { kind: { case: "webhook", value: { url: `${receiver.url}/typo` } } },
+      filter: { environments: ["production", "Production"] },
+    }),
+  );
+  expect(environments.badRequest?.fieldViolations.map((v) => [v.field, v.reason])).toEqual([
+    ["filter.environments[1]", "string.pattern"],
+  ]);
   const unknown = await refusal(`${receiver.url}/typo`, eventTypes);
   expect([status[unknown.code], unknown.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
     "INVALID_ARGUMENT",
