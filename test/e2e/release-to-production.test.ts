@@ -46,9 +46,11 @@ import {
 } from "./release-to-production.steps.js";
 import { type Published, type RunningSystem, startSystem } from "./release-to-production.system.js";
 import {
+  eventually,
   expectAuditOfEverything,
   expectEnvironments,
   expectOverview,
+  viewOf,
   viewsNow,
 } from "./release-to-production.views.js";
 
@@ -93,6 +95,13 @@ async function firstReleaseClosed({ service, prodA, prodB }: Landscape): Promise
       (await chris.change.getChange({ changeRequestId: first.changeId })).change?.state === ChangeState.IMPLEMENTED,
     { ...WAIT, description: "change 1 implemented" },
   );
+  // By the production deployment, as the change service and the gateway say.
+  const implemented = (await chris.change.getChange({ changeRequestId: first.changeId })).change;
+  expect(implemented?.implementedByDeploymentId).toBe(inProduction.deploymentId);
+  await eventually("the gateway's change 1 implemented", async () => {
+    const view = await viewOf(system, `/v1/changes/${first.changeId}`);
+    expect([view.state, view.implementedByDeploymentId]).toEqual(["IMPLEMENTED", inProduction.deploymentId]);
+  });
   await waitFor(async () => (await baselineOf("production"))?.length === 2, { ...WAIT, description: "baseline" });
   expect(await baselineOf("production")).toEqual(
     [

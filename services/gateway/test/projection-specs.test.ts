@@ -195,6 +195,12 @@ describe("changes", () => {
     await spec
       .given([raised(1n, ChangeType.NORMAL), submitted, awaiting])
       .when(
+        published(ChangeRequestImplementedSchema, { metadata: metadata(4n), ...about, state: ChangeState.IMPLEMENTED }),
+      )
+      .then("SELECT implemented_by_deployment_id FROM change_view", [{ implemented_by_deployment_id: "d-7" }]);
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted, awaiting])
+      .when(
         published(ChangeRequestFailedSchema, {
           metadata: metadata(4n),
           ...about,

@@ -78,4 +78,10 @@ export const changeProjectionMigrations = [
         ADD COLUMN awaiting_tasks_deployment_id text NOT NULL DEFAULT '',
         ADD COLUMN awaiting_tasks_environment   text NOT NULL DEFAULT '';`,
   },
+  {
+    version: 4,
+    name: "the deployment that implemented a change",
+    // Rows projected before show none until the gateway replays the change topic.
+    sql: "ALTER TABLE change_view ADD COLUMN implemented_by_deployment_id text NOT NULL DEFAULT ''",
+  },
 ];

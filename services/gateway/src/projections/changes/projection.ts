@@ -145,6 +145,9 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
       set("freeze_override_justification", m.freezeOverrideJustification);
       set("scheduling_collisions", collisionJson(m.collisions), "::jsonb");
       break;
+    case "rdm.change.v1.ChangeRequestImplemented":
+      set("implemented_by_deployment_id", m.deploymentId);
+      break;
     case "rdm.change.v1.ChangeRequestFailed":
       set("failure_reason", m.reason);
       break;

@@ -39,6 +39,7 @@ export interface ChangeRow {
   cancelled_by: string;
   awaiting_tasks_deployment_id: string;
   awaiting_tasks_environment: string;
+  implemented_by_deployment_id: string;
   first_commit_time: Date | null;
   raised_at: Date;
   updated_at: Date;
@@ -114,6 +115,7 @@ export const toChange = (r: ChangeRow) => ({
   cancelledBy: r.cancelled_by,
   awaitingTasksDeploymentId: r.awaiting_tasks_deployment_id,
   awaitingTasksEnvironment: r.awaiting_tasks_environment,
+  implementedByDeploymentId: r.implemented_by_deployment_id,
   firstCommitTime: r.first_commit_time,
   raisedAt: r.raised_at,
   updatedAt: r.updated_at,

@@ -101,6 +101,8 @@ export const changeSchema = {
     /** IMPLEMENTING only: the deployment whose success awaits the change's open tasks (the last one's completion implements it); empty otherwise. */
     awaitingTasksDeploymentId: { type: "string" },
     awaitingTasksEnvironment: { type: "string" },
+    /** The deployment whose success implemented the change (its back-out fails the change); empty when none did. */
+    implementedByDeploymentId: { type: "string" },
     /** The earliest commit of the work the change ships, when its requester gave one (lead time starts there). */
     firstCommitTime: { type: ["string", "null"], format: "date-time" },
     raisedAt: { type: "string", format: "date-time" },
