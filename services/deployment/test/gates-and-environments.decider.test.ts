@@ -140,6 +140,24 @@ describe("start gates", () => {
     expect(rules({ changes: [{ ...change, known: false }] })).toEqual(["gate.change_known"]);
   });
 
+  test("a change the plan names that the release does not list is refused and covers nothing; told only of a known release", () => {
+    const change = ready.changes[0] as GateFacts["changes"][0];
+    const outside = { ...change, planned: true, outsideRelease: true, emergency: true };
+    expect(rules({ changes: [outside] })).toEqual(["gate.change_linked", "gate.change_required"]);
+    expect(evaluateGates({ ...ready, changes: [outside] })[0]).toMatchObject({
+      subject: change.changeId,
+      description: expect.stringContaining(ready.releaseId),
+    });
+    expect(rules({ changes: [outside, { ...change, changeId: "c-2" }] })).toEqual(["gate.change_linked"]);
+    // Nor does it let a freeze be overridden.
+    const frozen = { ...ready.environment, frozen: true };
+    const override = { justification: "INC-1", byChangeManager: true };
+    expect(
+      rules({ changes: [outside, { ...change, changeId: "c-2" }], environment: frozen, freezeOverride: override }),
+    ).toEqual(["gate.change_linked", "gate.environment_frozen"]);
+    expect(rules({ changes: [outside], release: undefined })).toEqual(["gate.release_known"]);
+  });
+
   test("a change that failed or was closed covers nothing: refused when the plan names it or no other linked change is open", () => {
     const change = ready.changes[0] as GateFacts["changes"][0];
     for (const ended of ["FAILED", "CLOSED"]) {

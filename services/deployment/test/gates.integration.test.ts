@@ -92,6 +92,27 @@ test("nothing known yet: release, artifact and change gates all listed", async (
   await refusesWith(deploymentId, ["gate.release_known", "gate.change_known", "gate.artifact_known"]);
 });
 
+test("a change the plan names that the release does not list is refused, and covers nothing", async () => {
+  const env = await environment();
+  const [releaseId, otherRelease, artifactId, changeId] = [randomUUID(), randomUUID(), randomUUID(), randomUUID()];
+  await harness.releaseReady(releaseId, { covered: false });
+  await harness.releaseReady(otherRelease, { covered: false });
+  await harness.artifact(artifactId);
+  await Promise.all([harness.change(changeId), harness.linkChange(otherRelease, changeId)]);
+  const deploymentId = await plan(env, { releaseId, artifactId, changes: [changeId] });
+  // Refused with the change's and the release's facts all heard of.
+  await refusesWith(deploymentId, ["gate.change_linked", "gate.change_required"]);
+  const refused = errorDetails(await deployer.startDeployment({ ...rid(), deploymentId }).catch((e: unknown) => e));
+  expect(refused.preconditionFailure?.violations.map((v) => [v.type, v.subject])).toEqual([
+    ["gate.change_linked", changeId],
+    ["gate.change_required", env],
+  ]);
+  expect(refused.preconditionFailure?.violations[0]?.description).toContain(releaseId);
+  // Linked to this release too, it covers the deployment.
+  await harness.linkChange(releaseId, changeId);
+  expect((await startsOnceReady(deploymentId)).deployment?.state).toBe(DeploymentState.SCHEDULED);
+});
+
 test("release not approved, quarantined artifact, frozen environment: each listed, then met", async () => {
   const env = await environment();
   const releaseId = randomUUID();
@@ -164,6 +185,7 @@ test("a freeze is overridden only by a change-manager with a justification and a
   await harness.releaseReady(releaseId);
   await harness.artifact(artifactId);
   await harness.change(changeId, ChangeType.EMERGENCY);
+  await harness.linkChange(releaseId, changeId);
   const manager = await harness.client("cm", ["change-manager"]);
   await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: true, reason: "peak" });
   const deploymentId = await plan(env, { releaseId, artifactId, changes: [changeId] });
@@ -186,8 +208,10 @@ test("change-calendar freeze windows: by environment or target CI; lifted, they 
   await harness.releaseReady(releaseId);
   await harness.artifact(artifactId);
   await harness.change(changeId, ChangeType.EMERGENCY);
-  const byEnvironment = await harness.freezeWindow({ environments: [env] });
-  const byTarget = await harness.freezeWindow({ ciIds: [ciId] });
+  await harness.linkChange(releaseId, changeId);
+  // Consumed before the start, which would otherwise go through ahead of them.
+  const byEnvironment = await harness.freezeWindow({ environments: [env] }, { consumed: true });
+  const byTarget = await harness.freezeWindow({ ciIds: [ciId] }, { consumed: true });
   // Neither applies here: another environment's, and one over already.
   await harness.freezeWindow({ environments: [uniqueId("env")] });
   await harness.freezeWindow({ all: true }, { hours: -3 });

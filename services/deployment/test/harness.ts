@@ -192,13 +192,16 @@ export class Harness {
   async coveredByChange(releaseId: string) {
     const changeRequestId = randomUUID();
     const scheduled = await this.change(changeRequestId);
-    const linked = await this.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, {
-      releaseId,
-      changeRequestId,
-    });
     // Consumed before the tests' own waits, which look for the release's and artifacts' facts.
-    await Promise.all([this.handled(scheduled), this.handled(linked)]);
+    await Promise.all([this.handled(scheduled), this.linkChange(releaseId, changeRequestId)]);
     return changeRequestId;
+  }
+
+  /** The release links the change (as the release topic tells), once the service has it. */
+  async linkChange(releaseId: string, changeRequestId: string) {
+    await this.handled(
+      await this.publish("release", ReleaseChangeRequestLinkedSchema, releaseId, { releaseId, changeRequestId }),
+    );
   }
 
   /** An artifact registered in the DML as api@`version` (as `artifact()` plans it), then its verdict. */

@@ -46,7 +46,7 @@ async function planned(window: { startInMs: number; endInMs: number }, withChang
   const changeId = randomUUID();
   const releaseChange = await harness.releaseReady(releaseId, { covered: !withChange });
   await harness.artifact(artifactId);
-  if (withChange) await harness.change(changeId);
+  if (withChange) await Promise.all([harness.change(changeId), harness.linkChange(releaseId, changeId)]);
   const { deployment } = await deployer.planDeployment({
     ...rid(),
     releaseId,

@@ -27,6 +27,8 @@ export interface GateFacts {
     ended?: string | undefined;
     /** The plan names it (else it is linked to the release only). */
     planned?: boolean | undefined;
+    /** The plan names it but the release does not list it (linked to another release, or to none). */
+    outsideRelease?: boolean | undefined;
     window?: { start: Date; end: Date } | undefined;
     emergency: boolean;
     /** The environments it names (empty: production); unset when not heard of: it concerns every one. */
@@ -249,15 +251,38 @@ function packageGate(facts: GateFacts): RuleDetail[] {
     );
 }
 
+/**
+ * A deployment implements its release's changes: one the plan names that the release does not
+ * list (as the release topic has told) is refused, and covers nothing, overrides no freeze. Not
+ * told while the release is unknown (gate.release_known says so).
+ */
+const outsideRelease = (facts: GateFacts, change: GateFacts["changes"][number]) =>
+  facts.release !== undefined && change.outsideRelease === true;
+
+function outsideReleaseGate(facts: GateFacts): RuleDetail[] {
+  return facts.changes
+    .filter((change) => outsideRelease(facts, change))
+    .map((change) =>
+      detail(
+        "gate.change_linked",
+        change.changeId,
+        `the plan names a change release ${facts.releaseId} does not list (it is linked to another release, ` +
+          "or to none): link it to the release, or plan without it",
+      ),
+    );
+}
+
 /** Every unmet condition before a deployment may start (the protection approval is the decider's). */
 export function evaluateGates(facts: GateFacts): RuleDetail[] {
   const previous = facts.previousEnvironment;
+  const own = { ...facts, changes: facts.changes.filter((change) => !outsideRelease(facts, change)) };
   return [
     ...releaseGate(facts),
     ...packageGate(facts),
-    ...changeRequiredGate(facts),
-    ...changeGates(facts),
-    ...freezeGate(facts),
+    ...outsideReleaseGate(facts),
+    ...changeRequiredGate(own),
+    ...changeGates(own),
+    ...freezeGate(own),
     ...(previous && !previous.packageSucceeded
       ? [
           detail(

@@ -82,7 +82,8 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
     [deployment.releaseId],
   );
   const planned = new Set(deployment.linkedChangeIds.map((id) => id.toLowerCase()));
-  const changeIds = [...new Set([...planned, ...linked.rows.map((r) => r.change_id)])];
+  const listed = new Set(linked.rows.map((r) => r.change_id));
+  const changeIds = [...new Set([...planned, ...listed])];
   const changes = await tx.query<{
     change_id: string;
     emergency: boolean;
@@ -102,6 +103,7 @@ async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateF
       cancelled: row?.cancelled ?? false,
       ended: row?.ended || undefined,
       planned: planned.has(changeId),
+      outsideRelease: !listed.has(changeId),
       emergency: row?.emergency ?? false,
       window: row?.window_start && row.window_end ? { start: row.window_start, end: row.window_end } : undefined,
       environments: row?.environments ?? undefined,
