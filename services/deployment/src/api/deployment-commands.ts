@@ -9,6 +9,7 @@ import type pg from "pg";
 import {
   allTargets,
   beginsAt,
+  changesImplemented,
   type DeploymentAggregateState,
   type DeploymentCommand,
   evaluateGates,
@@ -68,7 +69,7 @@ async function startCommand(
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
-    changeRequestIds: facts.changes.map((change) => change.changeId),
+    changeRequestIds: changesImplemented(facts),
     now,
   };
 }
