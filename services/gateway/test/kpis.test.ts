@@ -62,11 +62,17 @@ const deployments = [
   deployment("D4", "R3", { failedAt: "2026-12-04T00:00:00" }),
   deployment("D5", "R3", { succeededAt: "2026-12-04T06:00:00" }),
   deployment("D6", "R1", { succeededAt: "2026-12-01T08:00:00" }, "staging"),
+  deployment("D8", "R2", { succeededAt: "2026-12-02T08:00:00" }, "staging"),
   // The next week's first instant: outside [from, to).
   deployment("D7", "R3", { succeededAt: "2026-12-07T00:00:00" }),
 ];
 
-const week = { period: "week" as const, ...periodRange("week", t("2026-12-02T15:00:00")), environment: "production" };
+const week = {
+  period: "week" as const,
+  ...periodRange("week", t("2026-12-02T15:00:00")),
+  environment: "production",
+  production: true,
+};
 
 test("periods are the UTC day, the ISO week from Monday and the month that contain the instant", () => {
   const at = t("2026-12-02T15:00:00");
@@ -117,13 +123,22 @@ test("per service and per environment", () => {
   expect(serviceA.deploymentFrequency).toEqual({ deployments: 2, days: 7, perDay: 2 / 7 });
   expect(serviceA.changeFailureRate).toMatchObject({ deployments: 3, failures: 1, failed: 1, neededFix: 0 });
   expect(serviceA.timeToRestore).toMatchObject({ count: 1, totalSeconds: 21_600, unrestored: 0 });
-  const staging = computeKpis({ ...week, environment: "staging" }, deployments, releases);
-  expect(staging.deploymentFrequency.deployments).toBe(1);
+  const staging = computeKpis({ ...week, environment: "staging", production: false }, deployments, releases);
+  expect(staging.deploymentFrequency.deployments).toBe(2);
   expect(staging.leadTimeForChanges).toEqual({
-    count: 1,
-    totalSeconds: 252_000,
-    meanSeconds: 252_000,
-    medianSeconds: 252_000,
+    count: 2,
+    totalSeconds: 252_000 + 201_600,
+    meanSeconds: (252_000 + 201_600) / 2,
+    medianSeconds: (252_000 + 201_600) / 2,
+  });
+  // R2's review judged what production got: its staging deployment (D8) did not fail.
+  expect(staging.changeFailureRate).toEqual({
+    deployments: 2,
+    failures: 0,
+    failed: 0,
+    rolledBack: 0,
+    neededFix: 0,
+    rate: 0,
   });
 });
 
@@ -142,7 +157,12 @@ test("lead time starts at the first commit of the release's changes when one was
 });
 
 test("a failure not restored within the data is counted as unrestored; empty periods have null ratios", () => {
-  const day = { period: "day" as const, ...periodRange("day", t("2026-12-04T12:00:00")), environment: "production" };
+  const day = {
+    period: "day" as const,
+    ...periodRange("day", t("2026-12-04T12:00:00")),
+    environment: "production",
+    production: true,
+  };
   const onlyFailure = computeKpis(day, [deployment("D4", "R3", { failedAt: "2026-12-04T00:00:00" })], releases);
   expect(onlyFailure.timeToRestore).toEqual({
     count: 0,

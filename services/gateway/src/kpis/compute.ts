@@ -37,6 +37,8 @@ export interface KpiScope {
   from: Date;
   to: Date;
   environment: string;
+  /** The environment is production: a release's review judges its production deployments only. */
+  production: boolean;
   service?: string;
 }
 
@@ -140,13 +142,18 @@ export function computeKpis(scope: KpiScope, deployments: DeploymentFact[], rele
   });
 
   // Change failure rate: deployments whose outcome falls in the period; failed, rolled back, or
-  // succeeded in a release whose review said it needed a fix.
+  // succeeded in production in a release whose review said it needed a fix (the review judges
+  // what production got: the staging deployment before it did not fail).
   const outcomeAt = (d: DeploymentFact) => d.failedAt ?? d.succeededAt ?? d.rolledBackAt;
   const finished = inEnvironment.filter((d) => within(outcomeAt(d)));
   const failed = finished.filter((d) => d.failedAt !== null);
   const rolledBack = finished.filter((d) => d.rolledBackAt !== null);
   const neededFix = finished.filter(
-    (d) => d.failedAt === null && d.rolledBackAt === null && releaseById.get(d.releaseId)?.neededFix === true,
+    (d) =>
+      scope.production &&
+      d.failedAt === null &&
+      d.rolledBackAt === null &&
+      releaseById.get(d.releaseId)?.neededFix === true,
   );
   const failures = finished.filter((d) => d.failedAt !== null || d.rolledBackAt !== null || neededFix.includes(d));
 

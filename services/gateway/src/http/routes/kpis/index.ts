@@ -24,7 +24,7 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
       if (!at) return badRequest(reply, "at must be a date-time in the years 0001 to 9999");
       const range = periodRange(period, at);
       const facts = await kpiFacts(pool, environment, range.from);
-      const scope = { period, ...range, environment, service };
+      const scope = { period, ...range, environment, production: facts.production, service };
       return {
         period,
         ...range,

@@ -119,5 +119,16 @@ export async function kpiFacts(pool: pg.Pool, environment: string, from: Date) {
     failedAt: o.failed_at,
     rolledBackAt: o.rolled_back_at,
   }));
-  return { deployments, releases };
+  return { deployments, releases, production: await isProduction(pool, environment) };
+}
+
+/** As the deployment service decides it: the definition's flag, else whether nothing promotes from it. */
+async function isProduction(pool: pg.Pool, environment: string): Promise<boolean> {
+  const { rows } = await pool.query<{ production: boolean }>(
+    `SELECT COALESCE(
+       (SELECT (definition->>'production')::boolean FROM environment_definition_view WHERE environment = $1),
+       NOT EXISTS (SELECT 1 FROM environment_definition_view WHERE definition->>'promotesFrom' = $1)) AS production`,
+    [environment],
+  );
+  return rows[0]?.production ?? true;
 }

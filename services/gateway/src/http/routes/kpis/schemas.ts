@@ -22,9 +22,10 @@ target it or whose release package maps an artifact to it, and the releases whos
   \`first_commit_time\` of the change requests linked to its release (RaiseChange/UpdateChange;
   cancelled changes aside), or, when none of them gave one, minus the release's registration.
 - **changeFailureRate**: of the deployments whose outcome (failure, else success, else rollback)
-  is in the period, those that failed, were rolled back, or succeeded in a release whose
-  post-implementation review was not SUCCESSFUL (PARTIALLY_SUCCESSFUL, FAILED, BACKED_OUT: it
-  needed a fix). rate = failures / deployments (null with none).
+  is in the period, those that failed, were rolled back, or, in a production environment,
+  succeeded in a release whose post-implementation review was not SUCCESSFUL
+  (PARTIALLY_SUCCESSFUL, FAILED, BACKED_OUT: it needed a fix; the review judges what production
+  got). rate = failures / deployments (null with none).
 - **timeToRestore**: for each deployment that failed in the period, from the failure to its
   rollback completing or the environment's next successful deployment, whichever is first;
   unrestored counts failures with neither yet.
