@@ -240,3 +240,55 @@ test("blue-green: each colour runs what was last deployed to it; the gateway nam
   dml.close();
   deployer.close();
 }, 180_000);
+
+test("a package of one artifact leaves the others running: the deployment service, the CMDB and the gateway agree", async () => {
+  const dml = createGrpcClient(ConfigurationService, configurationService.address, {
+    token: await stack.token("carla", ["config-manager"]),
+  });
+  const deployer = createGrpcClient(DeploymentService, deploymentService.address, {
+    token: await stack.token("dana", ["deployer", "release-manager"]),
+  });
+  const bearer = await stack.token("vera", ["viewer"]);
+  const [api, worker] = [uniqueId("api"), uniqueId("worker")];
+  const [apiOne, apiTwo, workerOne] = [
+    await verifiedArtifact(dml, api, "1.0.0"),
+    await verifiedArtifact(dml, api, "2.0.0"),
+    await verifiedArtifact(dml, worker, "1.0.0"),
+  ];
+  const environment = uniqueId("staging");
+  const host = uniqueId("host");
+  await deployer.registerEnvironment({
+    requestId: randomUUID(),
+    environment: { name: environment, promotionRank: 1, targetGroups: [{ name: "rest", ciIds: [host] }] },
+  });
+  await stack.executor(deploymentService, { environments: [environment], command: "true", poll: true });
+  const allAtOnce = { kind: DeploymentStrategyKind.ALL_AT_ONCE };
+  await deploy(deployer, environment, [apiOne, workerOne], allAtOnce, DeploymentState.SUCCEEDED);
+  const second = await deploy(deployer, environment, [apiTwo], allAtOnce, DeploymentState.SUCCEEDED);
+  const expected = [`${host} ${api}@2.0.0`, `${host} ${worker}@1.0.0`].sort();
+
+  const defined = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
+  expect(defined?.baseline.flatMap((a) => a.targetCiIds.map((ci) => `${ci} ${a.name}@${a.version}`)).sort()).toEqual(
+    expected,
+  );
+  const recorded = await waitFor(
+    async () => {
+      const found = await baselineOf(dml, environment);
+      return found?.lastDeploymentId === second ? found : undefined;
+    },
+    { timeoutMs: 30_000, description: "the second deployment in the configuration baseline" },
+  );
+  expect(recorded.entries.map((e) => `${e.ciId} ${e.artifactName}@${e.artifactVersion}`).sort()).toEqual(expected);
+  const inventory = await waitFor(
+    async () => {
+      const { body } = await stack.getJson(gateway.url, `/v1/environments/${environment}/inventory`, bearer);
+      return body?.lastDeploymentId === second ? body : undefined;
+    },
+    { timeoutMs: 30_000, description: "the second deployment in the gateway's inventory" },
+  );
+  expect(
+    inventory.entries.map((e: Record<string, string>) => `${e.targetCiId} ${e.artifactName}@${e.artifactVersion}`),
+  ).toEqual(expected);
+  dml.close();
+  deployer.close();
+}, 180_000);

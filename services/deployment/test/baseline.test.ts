@@ -14,39 +14,39 @@ import { performTarget } from "../src/executor/reference-executor.js";
 const artifact = (name: string, version: string, targetCiIds: string[]) =>
   create(DeployedArtifactSchema, { artifactId: `${name}@${version}`, name, version, targetCiIds });
 
-/** Each target's artifacts, as "name@version", sorted: what an executor would find there. */
-const perTarget = (artifacts: DeployedArtifact[]) => {
-  const found = new Map<string, string[]>();
-  for (const a of artifacts) for (const ci of a.targetCiIds) found.set(ci, [...(found.get(ci) ?? []), a.artifactId]);
-  return new Map([...found].map(([ci, ids]) => [ci, [...new Set(ids)].sort()]));
-};
-
 test("a blue-green success places its package on the idle colour; the live one keeps what it ran", () => {
   const before = [artifact("api", "1.0.0", ["b-1", "g-1"]), artifact("worker", "1.0.0", ["b-1", "g-1"])];
   expect(baselineAfter(before, [artifact("api", "2.0.0", ["g-1"])])).toEqual([
     artifact("api", "1.0.0", ["b-1"]),
-    artifact("worker", "1.0.0", ["b-1"]),
+    artifact("worker", "1.0.0", ["b-1", "g-1"]),
     artifact("api", "2.0.0", ["g-1"]),
   ]);
 });
 
-test("a success reaching every target replaces the baseline, as a whole package does", () => {
+test("a success replaces what ran under the package's names; the other artifacts keep running", () => {
   const before = [artifact("api", "1.0.0", ["h-1", "h-2"]), artifact("worker", "1.0.0", ["h-1", "h-2"])];
   const placed = [artifact("api", "2.0.0", ["h-1", "h-2"])];
-  expect(baselineAfter(before, placed)).toEqual(placed);
+  expect(baselineAfter(before, placed)).toEqual([artifact("worker", "1.0.0", ["h-1", "h-2"]), ...placed]);
+  expect(baselineAfter([artifact("api", "1.0.0", ["h-1", "h-2"])], placed)).toEqual(placed);
 });
 
-test("what a success leaves: blue-green merges over the colour it did not reach; others replace the baseline", () => {
-  // h-3 left the environment before the second deployment, which reached h-1 and h-2.
-  const baseline = [artifact("api", "1.0.0", ["h-1", "h-2", "h-3"])];
-  const artifacts = [artifact("api", "2.0.0", ["h-1", "h-2"])];
-  const deployment = (kind: DeploymentStrategyKind) =>
-    create(DeploymentSchema, { strategy: { kind }, baseline, artifacts });
-  expect(baselineLeftBy(deployment(DeploymentStrategyKind.ROLLING))).toEqual(artifacts);
-  expect(baselineLeftBy(deployment(DeploymentStrategyKind.BLUE_GREEN))).toEqual([
-    artifact("api", "1.0.0", ["h-3"]),
-    ...artifacts,
+test("what a success leaves, whatever the strategy: its package over the baseline it started from", () => {
+  const baseline = [artifact("api", "1.0.0", ["b-1", "g-1"]), artifact("worker", "1.0.0", ["b-1", "g-1"])];
+  const rolling = create(DeploymentSchema, {
+    strategy: { kind: DeploymentStrategyKind.ROLLING },
+    baseline,
+    artifacts: [artifact("api", "2.0.0", ["b-1", "g-1"])],
+  });
+  expect(baselineLeftBy(rolling)).toEqual([
+    artifact("worker", "1.0.0", ["b-1", "g-1"]),
+    artifact("api", "2.0.0", ["b-1", "g-1"]),
   ]);
+  const blueGreen = create(DeploymentSchema, {
+    strategy: { kind: DeploymentStrategyKind.BLUE_GREEN },
+    baseline,
+    artifacts: [artifact("api", "2.0.0", ["g-1"])],
+  });
+  expect(baselineLeftBy(blueGreen)).toEqual(baselineAfter(baseline, blueGreen.artifacts));
 });
 
 test("the same artifact on both sides is listed once, on the targets of both", () => {
@@ -55,25 +55,33 @@ test("the same artifact on both sides is listed once, on the targets of both", (
   ]);
 });
 
-test("every target reached runs the package placed, every other target what it ran, each artifact once", () => {
+test("each target runs the placed version of each artifact it got and what it ran of the others, each artifact once", () => {
   const targets = fc.constantFrom("b-1", "b-2", "g-1", "g-2", "h-1");
   const artifacts = fc.array(
     fc
       .record({
-        name: fc.constantFrom("api", "worker"),
+        name: fc.constantFrom("api", "worker", "cron"),
         version: fc.constantFrom("1.0.0", "2.0.0"),
         targets: fc.uniqueArray(targets, { minLength: 1 }),
       })
       .map(({ name, version, targets }) => artifact(name, version, targets)),
     { maxLength: 4 },
   );
+  /** Each target's artifacts by name: "name@version" of every version it lists under that name. */
+  const slots = (listed: DeployedArtifact[]) => {
+    const found = new Map<string, string[]>();
+    for (const a of listed)
+      for (const ci of a.targetCiIds)
+        found.set(`${ci} ${a.name}`, [...(found.get(`${ci} ${a.name}`) ?? []), a.artifactId]);
+    return new Map([...found].map(([slot, ids]) => [slot, [...new Set(ids)].sort()]));
+  };
   fc.assert(
     fc.property(artifacts, artifacts, (before, placed) => {
-      const after = perTarget(baselineAfter(before, placed));
-      const expected = new Map([...perTarget(before)].filter(([ci]) => !perTarget(placed).has(ci)));
-      for (const [ci, ids] of perTarget(placed)) expected.set(ci, ids);
-      expect(after).toEqual(expected);
-      const listed = baselineAfter(before, placed).map((a) => a.artifactId);
+      const after = baselineAfter(before, placed);
+      const expected = new Map([...slots(before)].filter(([slot]) => !slots(placed).has(slot)));
+      for (const [slot, ids] of slots(placed)) expected.set(slot, ids);
+      expect(slots(after)).toEqual(expected);
+      const listed = after.map((a) => a.artifactId);
       expect(new Set(listed).size).toBe(listed.length);
     }),
   );

@@ -23,13 +23,19 @@ const sameArtifact = (a: DeployedArtifact, b: DeployedArtifact) =>
 
 /**
  * What the environment runs once `placed` succeeded over `baseline`: a target the deployment
- * reached runs its package, the others keep what they ran. An artifact on both sides is listed
- * once, with the targets of both.
+ * reached runs the placed version of each artifact it got, and keeps the other artifacts it ran
+ * (deploying api does not uninstall worker: the CMDB's and the gateway's baselines say the same,
+ * one entry per target and artifact name). An artifact on both sides is listed once, with the
+ * targets of both.
  */
 export function baselineAfter(baseline: DeployedArtifact[], placed: DeployedArtifact[]): DeployedArtifact[] {
-  const reached = new Set(placed.flatMap((artifact) => artifact.targetCiIds));
+  const slot = (ci: string, artifact: DeployedArtifact) => `${ci}\u0000${artifact.name}`;
+  const replaced = new Set(placed.flatMap((artifact) => artifact.targetCiIds.map((ci) => slot(ci, artifact))));
   const kept = baseline
-    .map((artifact) => ({ ...artifact, targetCiIds: artifact.targetCiIds.filter((ci) => !reached.has(ci)) }))
+    .map((artifact) => ({
+      ...artifact,
+      targetCiIds: artifact.targetCiIds.filter((ci) => !replaced.has(slot(ci, artifact))),
+    }))
     .filter((artifact) => artifact.targetCiIds.length > 0);
   const merged: DeployedArtifact[] = [];
   for (const artifact of [...kept, ...placed]) {
@@ -58,13 +64,13 @@ export function liveColourAfter(deployment: Deployment, outcome: "succeeded" | "
 const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
 
 /**
- * What the environment runs after the deployment succeeded: its package, which reached every
- * target (one the environment no longer has goes with the baseline before); a blue-green one
- * reached the idle colour, and the live colour keeps what it ran (`baseline`, what ran when it
- * started: nothing else runs in the environment meanwhile).
+ * What the environment runs after the deployment succeeded: its package over `baseline`, what ran
+ * when it started on the targets it has (nothing else runs in the environment meanwhile). The
+ * package reached every target, a blue-green one only the idle colour: the live colour keeps what
+ * it ran.
  */
 export const baselineLeftBy = (deployment: Deployment): DeployedArtifact[] =>
-  isBlueGreen(deployment) ? baselineAfter(deployment.baseline, deployment.artifacts) : deployment.artifacts;
+  baselineAfter(deployment.baseline, deployment.artifacts);
 
 /** The artifacts that go to any of `targetCiIds`, each naming only those. */
 export function narrowedTo(artifacts: DeployedArtifact[], targetCiIds: string[]): DeployedArtifact[] {
