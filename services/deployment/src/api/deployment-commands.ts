@@ -9,7 +9,6 @@ import type pg from "pg";
 import {
   allTargets,
   beginsAt,
-  changesImplemented,
   type DeploymentAggregateState,
   type DeploymentCommand,
   evaluateGates,
@@ -69,7 +68,7 @@ async function startCommand(
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
-    changeRequestIds: changesImplemented(facts),
+    changeRequestIds: facts.changes.map((change) => change.changeId),
     now,
   };
 }

@@ -123,16 +123,6 @@ const concerns = (
   implementedIn(change.environments, environment.name, environment.production ?? true);
 
 /**
- * The changes a started deployment implements (DeploymentScheduled.change_request_ids): those the
- * gates checked that concern its environment, neither cancelled, failed nor closed. A production
- * change is not implemented by the test deployments before it.
- */
-export const changesImplemented = (facts: GateFacts) =>
-  facts.changes
-    .filter((change) => !change.cancelled && !change.ended && concerns(change, facts.environment))
-    .map((change) => change.changeId);
-
-/**
  * A production deployment goes out under a change (ITIL: no change to production without one):
  * a linked change that covers it (concerns production, neither cancelled, failed nor closed) must
  * exist; its authorization and window are the other change gates'. Without it a release whose
