@@ -402,65 +402,92 @@ test("a change raised with a linked release is linked there, caused by it; anoth
 
 test("a change moved from one release to another stays linked to the second when the change service hears the second's link before the first's unlink", async () => {
   const changes = new PublishedStreams("chris");
-  const publish = (event: ReturnType<typeof changes.event>) =>
-    publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [event]);
-  const first = (await register()).releaseId;
-  const second = (await register()).releaseId;
+  const publish = (...events: ReturnType<typeof changes.event>[]) =>
+    publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, events);
+  const [first, second, third] = [
+    (await register()).releaseId,
+    (await register()).releaseId,
+    (await register()).releaseId,
+  ];
   const changeId = randomUUID();
   const change = { changeRequestId: changeId, state: ChangeState.SUBMITTED };
-  await coordinator.linkChangeRequest({ ...req(), releaseId: first, changeRequestId: changeId });
-  const mirrored = changes.event("rdm/change", ChangeRequestReleaseLinkedSchema, changeId, {
-    ...change,
-    linkedReleaseId: first,
-  });
-  await publish(mirrored);
+  await linkTo(first, changeId);
+  await publish(
+    changes.event("rdm/change", ChangeRequestReleaseLinkedSchema, changeId, { ...change, linkedReleaseId: first }),
+  );
   const db = new pg.Client({ connectionString: h.databaseUrl });
   await db.connect();
-  await waitFor(
-    async () =>
-      (
-        await db.query("SELECT 1 FROM change_request_states WHERE change_request_id = $1 AND linked_release_id = $2", [
-          changeId,
-          first,
-        ])
-      ).rowCount === 1,
-    { timeoutMs: 30_000, description: "the change's link to the first release heard of" },
-  );
-  expect((await failure(linkTo(second, changeId))).code).toBe(status.FAILED_PRECONDITION);
+  try {
+    await waitFor(
+      async () =>
+        (
+          await db.query(
+            "SELECT 1 FROM change_request_states WHERE change_request_id = $1 AND linked_release_id = $2",
+            [changeId, first],
+          )
+        ).rowCount === 1,
+      { timeoutMs: 30_000, description: "the change's link to the first release heard of" },
+    );
+    expect((await failure(linkTo(second, changeId))).code).toBe(status.FAILED_PRECONDITION);
 
-  // Moved: the first release lets it go, then the second links it.
-  await coordinator.unlinkChangeRequest({ ...req(), releaseId: first, changeRequestId: changeId });
-  await linkTo(second, changeId);
-  // The change service read the second's link first (another partition): it answered "linked to
-  // the first", then the first's unlink cleared its link.
-  await publish(
-    changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
+    // Moved: the first release lets it go, then the second links it, and a third in the same
+    // moment (the change service has not cleared its link yet: neither is refused).
+    await coordinator.unlinkChangeRequest({ ...req(), releaseId: first, changeRequestId: changeId });
+    await linkTo(second, changeId);
+    await linkTo(third, changeId);
+    // The change service read both links before the first's unlink (other partitions): it answered
+    // each "linked to the first", then the first's unlink cleared its link; all in one fetch.
+    const answer = (releaseId: string) =>
+      changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
+        ...change,
+        releaseId,
+        linkedReleaseId: first,
+      });
+    const cleared = changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
       ...change,
-      releaseId: second,
-      linkedReleaseId: first,
-    }),
-  );
-  const cleared = changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
-    ...change,
-    releaseId: first,
-    linkedReleaseId: "",
-  });
-  await publish(cleared);
-  // The second release says its link again, caused by the cleared link, for the change to take.
-  const relinks = await waitFor(
-    async () => {
-      const { rows } = await db.query<{ data: Buffer; metadata: { causationId?: string } }>(
-        "SELECT data, metadata FROM events WHERE stream_id = $1 AND type = $2 ORDER BY version",
-        [second, ReleaseChangeRequestLinkedSchema.typeName],
-      );
-      return rows.length === 2 ? rows : undefined;
-    },
-    { timeoutMs: 30_000, description: "the second release's link said again" },
-  ).finally(() => db.end());
-  expect(relinks.map((r) => fromBinary(ReleaseChangeRequestLinkedSchema, r.data).relinked)).toEqual([false, true]);
-  expect(relinks[1]?.metadata.causationId).toBe(cleared.id);
-  expect((await get(second)).linkedChangeRequestIds).toEqual([changeId]);
-  expect((await get(first)).linkedChangeRequestIds).toEqual([]);
+      releaseId: first,
+      linkedReleaseId: "",
+    });
+    await publish(answer(second), answer(third), cleared);
+    // Each says its link again, caused by the cleared link, in the order they were answered.
+    const linksOf = async (releaseId: string) =>
+      (
+        await db.query<{ data: Buffer; metadata: { causationId?: string } }>(
+          "SELECT data, metadata FROM events WHERE stream_id = $1 AND type = $2 ORDER BY version",
+          [releaseId, ReleaseChangeRequestLinkedSchema.typeName],
+        )
+      ).rows.map((r) => ({
+        relinked: fromBinary(ReleaseChangeRequestLinkedSchema, r.data).relinked,
+        causationId: r.metadata.causationId,
+      }));
+    await waitFor(async () => (await linksOf(third)).length === 2, {
+      timeoutMs: 30_000,
+      description: "the third release's link said again",
+    });
+    for (const releaseId of [second, third]) {
+      expect((await linksOf(releaseId)).map((l) => l.relinked)).toEqual([false, true]);
+      expect((await linksOf(releaseId))[1]?.causationId).toBe(cleared.id);
+      expect((await get(releaseId)).linkedChangeRequestIds).toEqual([changeId]);
+    }
+    expect((await get(first)).linkedChangeRequestIds).toEqual([]);
+
+    // The change takes the first it hears of and answers the other, which then lets it go.
+    await publish(
+      changes.event("rdm/change", ChangeRequestReleaseLinkedSchema, changeId, { ...change, linkedReleaseId: second }),
+      changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, changeId, {
+        ...change,
+        releaseId: third,
+        linkedReleaseId: second,
+      }),
+    );
+    await waitFor(async () => (await get(third)).linkedChangeRequestIds.length === 0, {
+      timeoutMs: 30_000,
+      description: "the third release lets the change go",
+    });
+    expect((await get(second)).linkedChangeRequestIds).toEqual([changeId]);
+  } finally {
+    await db.end();
+  }
 });
 
 const linkTo = (releaseId: string, changeRequestId: string) =>

@@ -27,4 +27,4 @@ export {
  * Version of `evolve`: a projection that stores folded release states records the version it
  * folded with and refolds them when it changes. Bump it with every change to what evolve does.
  */
-export const RELEASE_RULES_VERSION = 4;
+export const RELEASE_RULES_VERSION = 5;

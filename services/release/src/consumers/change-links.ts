@@ -71,9 +71,9 @@ const ids = (event: { changeRequestId: string; metadata?: EventMetadata | undefi
  *
  * An answer is stale when its keeper no longer lists the change: the keeper's unlink, made before
  * this release linked it, was still on its way to the change service (another partition). The
- * answer is then passed by and the release noted; once that unlink clears the change's link, the
- * noted release says its link again (relinked) and the change takes it. Unlinking it instead left
- * the change linked to nothing.
+ * answer is then passed by and the release noted; once that unlink clears the change's link, each
+ * noted release says its link again (relinked) and the change takes the first. Unlinking it
+ * instead left the change linked to nothing.
  */
 async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: ReleaseReactionDeps): Promise<void> {
   const reaction = linkReactionOf(event);
@@ -90,18 +90,28 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Rel
     if (linkedNow === reaction.releaseId) return;
     ({ releaseId } = reaction);
     if (!(await releaseLists(tx, reaction.keeper, changeRequestId))) {
-      await tx.query("UPDATE change_request_states SET relink_release_id = $2 WHERE change_request_id = $1", [
-        changeRequestId,
-        releaseId,
-      ]);
+      await tx.query(
+        `UPDATE change_request_states
+           SET relink_release_ids = array_append(array_remove(relink_release_ids, $2), $2)
+         WHERE change_request_id = $1`,
+        [changeRequestId, releaseId],
+      );
       return;
     }
     command = { kind: "unlinkChangeRequest", changeRequestId, mirror: true };
   } else {
-    const noted = await takeRelink(tx, changeRequestId);
-    if (!noted || linkedNow) return;
-    releaseId = noted;
-    command = { kind: "linkChangeRequest", changeRequestId, relink: true };
+    // Every noted release says its link again, whatever links the change took since (later events
+    // of a chunk): the change keeps the first it hears of and answers the others, which unlink it.
+    for (const noted of await takeRelinks(tx, changeRequestId)) {
+      await reactOnRelease(
+        deps,
+        tx,
+        { event, metadata: reaction.metadata },
+        releaseCommand(noted, () => ({ kind: "linkChangeRequest", changeRequestId, relink: true })),
+        { reaction: "change link", about: { releaseId: noted, changeRequestId } },
+      );
+    }
+    return;
   }
   await reactOnRelease(
     deps,
@@ -112,16 +122,16 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Rel
   );
 }
 
-/** The release noted to say its link again (see reactToChangeLink), cleared ("" when none). */
-async function takeRelink(tx: pg.PoolClient, changeRequestId: string): Promise<string> {
-  const { rows } = await tx.query<{ relink_release_id: string }>(
-    `UPDATE change_request_states c SET relink_release_id = ''
-       FROM (SELECT relink_release_id FROM change_request_states WHERE change_request_id = $1 FOR UPDATE) noted
-     WHERE c.change_request_id = $1 AND noted.relink_release_id <> ''
-     RETURNING noted.relink_release_id`,
+/** The releases noted to say their link again (see reactToChangeLink), in the order noted; cleared. */
+async function takeRelinks(tx: pg.PoolClient, changeRequestId: string): Promise<string[]> {
+  const { rows } = await tx.query<{ relink_release_ids: string[] }>(
+    `UPDATE change_request_states c SET relink_release_ids = '{}'
+       FROM (SELECT relink_release_ids FROM change_request_states WHERE change_request_id = $1 FOR UPDATE) noted
+     WHERE c.change_request_id = $1 AND cardinality(noted.relink_release_ids) > 0
+     RETURNING noted.relink_release_ids`,
     [changeRequestId],
   );
-  return rows[0]?.relink_release_id ?? "";
+  return rows[0]?.relink_release_ids ?? [];
 }
 
 /**

@@ -1,4 +1,4 @@
-import { createRegistry, type DescMessage, type JsonObject, type Message, toJson } from "@bufbuild/protobuf";
+import { createRegistry, type DescMessage, isMessage, type JsonObject, type Message, toJson } from "@bufbuild/protobuf";
 import { type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -6,7 +6,10 @@ import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configurati
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { Severity } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
-import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import {
+  file_rdm_release_v1_events,
+  ReleaseChangeRequestLinkedSchema,
+} from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { changeIdOf, type EventSubjects, isObject, severityOf, subjectsOf } from "../domain/subscription/matching.js";
 
 /** Every event type of the four services' topics (and the subscriptions' own), for decoding and JSON. */
@@ -54,7 +57,11 @@ export interface NotificationPayload {
  */
 export function decodeNotifiable(event: CloudEvent): { schema: DescMessage; message: Message } | undefined {
   const schema = notifiableEvents.getMessage(event.type);
-  return schema && { schema, message: decodeEvent(schema, event) };
+  if (!schema) return undefined;
+  const message = decodeEvent(schema, event);
+  // A link said again (relinked) for the change service changes nothing a subscriber heard of.
+  if (isMessage(message, ReleaseChangeRequestLinkedSchema) && message.relinked) return undefined;
+  return { schema, message };
 }
 
 export const eventJson = (schema: DescMessage, message: Message): JsonObject =>

@@ -225,8 +225,8 @@ export const releaseMigrations: Migration[] = [
   {
     version: 18,
     name: "change links to say again",
-    // A release whose link the change answered with a release that was letting it go: it says its
-    // link again once that release's unlink clears the change's link (consumers/change-links.ts).
-    sql: "ALTER TABLE change_request_states ADD COLUMN relink_release_id text NOT NULL DEFAULT ''",
+    // The releases whose link the change answered with a release that was letting it go: they say
+    // their link again once that release's unlink clears the change's link (consumers/change-links.ts).
+    sql: "ALTER TABLE change_request_states ADD COLUMN relink_release_ids text[] NOT NULL DEFAULT '{}'",
   },
 ];
