@@ -666,6 +666,34 @@ describe("Package, change links, back-out plan and log", () => {
     expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
   });
 
+  test("a change whose implementation began or ended is neither linked nor unlinked; an abandoned release lets go of the others", () => {
+    for (const changeState of ["IMPLEMENTING", "IMPLEMENTED", "FAILED", "REVIEWED", "CLOSED"]) {
+      const s = registered();
+      given(s)
+        .when({ kind: "linkChangeRequest", changeRequestId: "chg-1", changeState })
+        .thenFails("change.implementation_begun", "FAILED_PRECONDITION");
+      record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", changeState: "SCHEDULED" });
+      const refusal = given(s).when({ kind: "unlinkChangeRequest", changeRequestId: "chg-1", changeState }).refusal();
+      expect([refusal.rule, refusal.message]).toEqual([
+        "change.implementation_begun",
+        expect.stringContaining(`is ${changeState}: it records this release's implementation`),
+      ]);
+      // The change service's word (its answer to a link) is mirrored whatever the state.
+      record(s, { kind: "unlinkChangeRequest", changeRequestId: "chg-1", changeState, mirror: true });
+      expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
+    }
+    const s = registered();
+    record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", changeState: "AUTHORIZED" });
+    record(s, { kind: "linkChangeRequest", changeRequestId: "chg-2", changeState: "DRAFT" });
+    record(s, { kind: "abandonRelease", reason: "scrapped" });
+    given(s).when({ kind: "linkChangeRequest", changeRequestId: "chg-3" }).thenFails("release.active");
+    record(s, { kind: "unlinkChangeRequest", changeRequestId: "chg-1", changeState: "AUTHORIZED" });
+    given(s)
+      .when({ kind: "unlinkChangeRequest", changeRequestId: "chg-2", changeState: "IMPLEMENTING" })
+      .thenFails("change.implementation_begun");
+    expect(releaseOf(s).linkedChangeRequestIds).toEqual(["chg-2"]);
+  });
+
   test("a UUID linked in capitals (before requests were lowercased) is the same change in either case", () => {
     const s = registered();
     const id = "8E4C9D1E-0D3C-4A36-9D0E-1F2A3B4C5D6E";

@@ -15,10 +15,12 @@ import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents } from 
 import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
+  ChangeImplementationStartedSchema,
   ChangeRequestAuthorizedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestReleaseLinkedSchema,
   ChangeRequestReleaseUnlinkedSchema,
+  ChangeRequestScheduledSchema,
   ChangeRequestSubmittedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
@@ -488,6 +490,57 @@ test("a change moved from one release to another stays linked to the second when
   } finally {
     await db.end();
   }
+});
+
+test("a change whose implementation began stays with its release; an abandoned release lets go of the others", async () => {
+  const changes = new PublishedStreams("chris");
+  const [release, other] = [(await register()).releaseId, (await register()).releaseId];
+  const [implementing, scheduled] = [randomUUID(), randomUUID()];
+  await linkTo(release, implementing);
+  await linkTo(release, scheduled);
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
+    changes.event("rdm/change", ChangeImplementationStartedSchema, implementing, {
+      changeRequestId: implementing,
+      linkedReleaseId: release,
+      state: ChangeState.IMPLEMENTING,
+    }),
+    changes.event("rdm/change", ChangeRequestScheduledSchema, scheduled, {
+      changeRequestId: scheduled,
+      linkedReleaseId: release,
+      state: ChangeState.SCHEDULED,
+    }),
+  ]);
+  const unlink = (releaseId: string, changeRequestId: string) =>
+    coordinator.unlinkChangeRequest({ ...req(), releaseId, changeRequestId });
+  const db = new pg.Client({ connectionString: h.databaseUrl });
+  await db.connect();
+  await waitFor(
+    async () =>
+      (
+        await db.query("SELECT 1 FROM change_request_states WHERE change_request_id = ANY($1)", [
+          [implementing, scheduled],
+        ])
+      ).rowCount === 2,
+    { timeoutMs: 30_000, description: "the changes' states heard of" },
+  ).finally(() => db.end());
+  const refused = await failure(unlink(release, implementing));
+  expect(refused.preconditionFailure?.violations.map((v) => v.type)).toEqual(["change.implementation_begun"]);
+  expect([refused.code, refused.message]).toEqual([
+    status.FAILED_PRECONDITION,
+    expect.stringContaining("IMPLEMENTING"),
+  ]);
+  expect((await failure(linkTo(other, implementing))).preconditionFailure?.violations[0]?.type).toBe(
+    "change.implementation_begun",
+  );
+
+  // Abandoned, the release may still let go of the scheduled change, and another takes it.
+  await manager.abandonRelease({ ...req(), releaseId: release, reason: "superseded" });
+  expect((await failure(linkTo(release, randomUUID()))).preconditionFailure?.violations[0]?.type).toBe(
+    "release.active",
+  );
+  await unlink(release, scheduled);
+  expect((await linkTo(other, scheduled)).release?.linkedChangeRequestIds).toEqual([scheduled]);
+  expect((await get(release)).linkedChangeRequestIds).toEqual([implementing]);
 });
 
 const linkTo = (releaseId: string, changeRequestId: string) =>

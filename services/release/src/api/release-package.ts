@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { changeHeldBy } from "../consumers/change-requests.js";
+import { changeHeldBy, changeStateOf } from "../consumers/change-requests.js";
 import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
 /** Linked changes, the package, the back-out plan, the log and the review. */
@@ -22,10 +22,12 @@ export function releasePackageHandlers(
       kind: "linkChangeRequest",
       changeRequestId: r.changeRequestId,
       changeLinkedTo: await changeHeldBy(tx, r.changeRequestId),
+      changeState: await changeStateOf(tx, r.changeRequestId),
     })),
-    unlinkChangeRequest: cmd("unlinkChangeRequest", (r: api.UnlinkChangeRequestRequest) => ({
+    unlinkChangeRequest: cmd("unlinkChangeRequest", async (r: api.UnlinkChangeRequestRequest, _state, tx) => ({
       kind: "unlinkChangeRequest",
       changeRequestId: r.changeRequestId,
+      changeState: await changeStateOf(tx, r.changeRequestId),
     })),
     attachReleaseArtifact: cmd("attachReleaseArtifact", (r: api.AttachReleaseArtifactRequest) => ({
       kind: "attachArtifact",

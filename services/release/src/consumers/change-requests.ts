@@ -146,6 +146,15 @@ export async function releaseLists(
   return release.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase());
 }
 
+/** A change request's state as its events told this service (a ChangeState name; undefined: not heard of). */
+export async function changeStateOf(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string | undefined> {
+  const { rows } = await db.query<{ state: string }>(
+    "SELECT state FROM change_request_states WHERE change_request_id = $1",
+    [changeRequestId.toLowerCase()],
+  );
+  return rows[0]?.state;
+}
+
 /** The release a change request is linked to as its events told this service ("" when none or not heard of). */
 export async function changeLinkedTo(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string> {
   const { rows } = await db.query<{ linked_release_id: string }>(

@@ -83,3 +83,15 @@ export function requireOpenTask(release: Release, taskId: string) {
     refuse("task.current_phase", `task ${taskId} belongs to a phase the release has left`);
   return task;
 }
+
+/**
+ * Change states past the start of an implementation: the change records a release's implementation
+ * (the review reads it), so its release keeps it and no other takes it.
+ */
+export const IMPLEMENTATION_STATES: ReadonlySet<string> = new Set([
+  "IMPLEMENTING",
+  "IMPLEMENTED",
+  "FAILED",
+  "REVIEWED",
+  "CLOSED",
+]);

@@ -71,6 +71,8 @@ export type ReleaseCommand =
       changeRequestId: string;
       /** The release the change is linked to as this service has heard ("" or unset: none, or not heard of). */
       changeLinkedTo?: string;
+      /** The change's state as this service has heard (a ChangeState name; unset: not heard of). */
+      changeState?: string | undefined;
       /** Mirrors the change service's word: a link already there is a no-op, not a refusal. */
       mirror?: boolean;
       /**
@@ -82,6 +84,8 @@ export type ReleaseCommand =
   | {
       kind: "unlinkChangeRequest";
       changeRequestId: string;
+      /** The change's state as this service has heard (a ChangeState name; unset: not heard of). */
+      changeState?: string | undefined;
       /** Mirrors the change service's word: a link not there is a no-op, not a refusal. */
       mirror?: boolean;
     }
