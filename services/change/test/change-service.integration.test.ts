@@ -719,6 +719,9 @@ test("environments are named as the deployment service names them: Production or
   expect(await violations(manager.declareFreezeWindow({ ...freeze, scope: { environments: ["PRODUCTION"] } }))).toEqual(
     [status.INVALID_ARGUMENT, [["scope.environments[0]", "string.pattern"]]],
   );
+  expect(
+    await violations(manager.declareFreezeWindow({ ...freeze, scope: { environments: ["production", "production"] } })),
+  ).toEqual([status.INVALID_ARGUMENT, [["scope.environments", "repeated.unique"]]]);
   expect((await manager.getChange({ changeRequestId })).change?.environments).toEqual(["eu-production"]);
 });
 

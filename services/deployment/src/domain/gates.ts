@@ -266,8 +266,9 @@ function outsideReleaseGate(facts: GateFacts): RuleDetail[] {
       detail(
         "gate.change_linked",
         change.changeId,
-        `the plan names a change release ${facts.releaseId} does not list (it is linked to another release, ` +
-          "or to none): link it to the release, or plan without it",
+        `the plan names a change release ${facts.releaseId} does not list, as the release topic has told the ` +
+          "deployment service (linked to another release or to none; or linked a moment ago and not heard of " +
+          "yet: start again shortly): link it to the release, or plan without it",
       ),
     );
 }
