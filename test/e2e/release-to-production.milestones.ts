@@ -175,6 +175,7 @@ export async function expectKpis(system: RunningSystem, released: Made[], failed
       from: expect.any(String),
       to: expect.any(String),
       environment: "production",
+      production: true,
       service: null,
       deploymentFrequency: { deployments: 1, days, perDay: 1 / days },
       leadTimeForChanges: durations([leadTime]),

@@ -171,6 +171,8 @@ test("the KPIs of the week, with the counts they came from", async () => {
     from: "2026-11-30T00:00:00.000Z",
     to: "2026-12-07T00:00:00.000Z",
     environment: s.ids.environment,
+    // No definition projected: production, as nothing promotes from it.
+    production: true,
     deploymentFrequency: { deployments: 1, days: 7, perDay: 1 / 7 },
     // Registered 12-01 08:00, succeeded 12-02 10:00.
     leadTimeForChanges: { count: 1, totalSeconds: 93_600, meanSeconds: 93_600, medianSeconds: 93_600 },

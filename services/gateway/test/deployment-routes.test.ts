@@ -248,6 +248,9 @@ test("environments and the inventory are listed in promotion order with their de
   expect(inventories).toEqual(listed.map((e) => ({ ...e, entries: [] })));
   const one = await get(`/v1/inventory?environment=${staging}`);
   expect(one.body.environments).toEqual([{ ...listed[1], entries: [] }]);
+  // The KPIs take production as the listing does (a release's review counts there only).
+  const kpis = async (name: string) => (await get(`/v1/kpis?environment=${name}`)).body.production;
+  expect([await kpis(test), await kpis(staging), await kpis(production)]).toEqual([false, false, true]);
 });
 
 test("a page token pages on only with the list and filters that made it; the page size may change", async () => {

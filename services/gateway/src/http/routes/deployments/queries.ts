@@ -105,13 +105,17 @@ export type KnownEnvironmentRow = { [K in keyof EnvironmentRow]: EnvironmentRow[
 };
 
 /**
- * Every environment the gateway knows, in promotion order. Production as the deployment service
- * decides it: the definition's flag, else whether no defined environment promotes from it.
+ * Whether an environment is production, as the deployment service decides it: its definition's
+ * flag, else whether no defined environment promotes from it (SQL over the environment's name and
+ * definition; one without a definition is production).
  */
+export const productionSql = (name: string, definition: string) =>
+  `COALESCE((${definition}->>'production')::boolean,
+     NOT EXISTS (SELECT 1 FROM environment_definition_view o WHERE o.definition->>'promotesFrom' = ${name}))`;
+
+/** Every environment the gateway knows, in promotion order. */
 export const KNOWN_ENVIRONMENTS = `SELECT v.*, COALESCE(d.environment, v.environment) AS name, d.definition, d.promotion_rank,
-    COALESCE((d.definition->>'production')::boolean,
-      NOT EXISTS (SELECT 1 FROM environment_definition_view o WHERE o.definition->>'promotesFrom' = d.environment))
-      AS production
+    ${productionSql("d.environment", "d.definition")} AS production
   FROM environment_definition_view d FULL JOIN environment_view v ON v.environment = d.environment`;
 
 export const toKnownEnvironment = (r: KnownEnvironmentRow) => ({

@@ -29,6 +29,7 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
         period,
         ...range,
         environment,
+        production: facts.production,
         service: service ?? null,
         ...computeKpis(scope, facts.deployments, facts.releases),
       };

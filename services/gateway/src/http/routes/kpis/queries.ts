@@ -10,6 +10,7 @@ import {
 import type pg from "pg";
 import type { DeploymentFact, ReleaseFact } from "../../../kpis/compute.js";
 import { enumName } from "../../../projections/enums.js";
+import { productionSql } from "../deployments/queries.js";
 
 const OUTCOME_TYPES = {
   succeeded: "rdm.deployment.v1.DeploymentSucceeded",
@@ -122,12 +123,11 @@ export async function kpiFacts(pool: pg.Pool, environment: string, from: Date) {
   return { deployments, releases, production: await isProduction(pool, environment) };
 }
 
-/** As the deployment service decides it: the definition's flag, else whether nothing promotes from it. */
+/** Whether the environment is production now (see productionSql). */
 async function isProduction(pool: pg.Pool, environment: string): Promise<boolean> {
   const { rows } = await pool.query<{ production: boolean }>(
-    `SELECT COALESCE(
-       (SELECT (definition->>'production')::boolean FROM environment_definition_view WHERE environment = $1),
-       NOT EXISTS (SELECT 1 FROM environment_definition_view WHERE definition->>'promotesFrom' = $1)) AS production`,
+    `SELECT ${productionSql("$1::text", "(SELECT definition FROM environment_definition_view WHERE environment = $1)")}
+       AS production`,
     [environment],
   );
   return rows[0]?.production ?? true;

@@ -59,6 +59,10 @@ export const kpiSchema = {
     from: date,
     to: date,
     environment: str,
+    production: {
+      type: "boolean",
+      description: "whether the environment is production now (a release's review counts against its deployments only)",
+    },
     service: { type: ["string", "null"] },
     deploymentFrequency: obj({ deployments: int, days: num, perDay: num }),
     leadTimeForChanges: durations(
@@ -85,6 +89,7 @@ export const kpiSchema = {
       from: "2026-11-30T00:00:00.000Z",
       to: "2026-12-07T00:00:00.000Z",
       environment: "production",
+      production: true,
       service: null,
       deploymentFrequency: { deployments: 3, days: 7, perDay: 0.42857142857142855 },
       leadTimeForChanges: { count: 3, totalSeconds: 799200, meanSeconds: 266400, medianSeconds: 259200 },
