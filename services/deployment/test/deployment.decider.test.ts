@@ -377,7 +377,11 @@ describe("execution", () => {
     ending.run({ kind: "pauseDeployment", reason: "change freeze at noon" });
     ending.reportAll(1, token);
     ending.complete(1, token);
-    expect([ending.deployment.state, ending.deployment.paused]).toEqual([DeploymentState.SUCCEEDED, false]);
+    expect([ending.deployment.state, ending.deployment.paused, ending.deployment.reason]).toEqual([
+      DeploymentState.SUCCEEDED,
+      false,
+      "",
+    ]);
     const cancelled = new Deciding();
     cancelled.plan(ALL_AT_ONCE);
     cancelled.start();
@@ -392,7 +396,9 @@ describe("execution", () => {
     d.start();
     d.run({ kind: "pauseDeployment", reason: "incident elsewhere" });
     expect(refusal(() => d.claim(0)).rule).toBe("deployment.held");
+    expect(d.deployment.reason).toBe("incident elsewhere");
     d.run({ kind: "resumeDeployment" });
+    expect(d.deployment.reason).toBe("");
     expect(d.claim(0)).toBe(1n);
   });
 

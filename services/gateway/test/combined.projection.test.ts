@@ -189,6 +189,11 @@ test("a pause marks the plan paused and keeps its status, as the deployment serv
       .given([...history, event(DeploymentPausedSchema, { reason: "hold on" })])
       .when(event(DeploymentResumedSchema, {}))
       .then(stepsQuery, [{ status, awaiting: null, paused: "false", steps }]);
+    // The pause's reason goes with it.
+    await spec
+      .given([...history, event(DeploymentPausedSchema, { reason: "hold on" })])
+      .when(event(DeploymentResumedSchema, {}))
+      .then("SELECT plan->>'reason' AS reason FROM deployment_plan_view", [{ reason: "" }]);
   }
 });
 
@@ -321,16 +326,17 @@ test("an older gateway's plans upgraded: PAUSED is the status it was paused in b
           { id: ended, status: "SUCCEEDED", paused: "false" },
           { id: running, status: "IN_PROGRESS", paused: "true" },
           { id: verifying, status: "VERIFYING", paused: "true" },
-          { id: waiting.id, status: "SCHEDULED", paused: "false" },
+          // Resumed: a pause's reason, if it had one, is gone.
+          { id: waiting.id, status: "SCHEDULED", paused: "false", reason: "" },
         ]
           .sort((x, y) => x.id.localeCompare(y.id))
-          .map(({ id, status, paused }) => ({
+          .map(({ id, status, paused, reason = null }) => ({
             id,
             status,
             plan_status: status,
             paused,
             started: false,
-            reason: null,
+            reason,
             first_event_at: planned,
           })),
       ],

@@ -158,7 +158,7 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
       deployment.reason = event.reason;
       break;
     case "rdm.deployment.v1.DeploymentResumed":
-      deployment.paused = false;
+      Object.assign(deployment, { paused: false, reason: "" });
       break;
     case "rdm.deployment.v1.DeploymentPromoted": {
       deployment.awaitingPromotion = false;
@@ -168,7 +168,7 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
     }
     // An ended deployment is on hold no more (a pause taken during its last step).
     case "rdm.deployment.v1.DeploymentSucceeded":
-      Object.assign(deployment, { state: DeploymentState.SUCCEEDED, paused: false });
+      Object.assign(deployment, { state: DeploymentState.SUCCEEDED, paused: false, reason: "" });
       break;
     case "rdm.deployment.v1.DeploymentFailed":
       Object.assign(deployment, { state: DeploymentState.FAILED, paused: false, reason: event.reason });

@@ -217,7 +217,11 @@ const HANDLERS: Record<string, Handler<never>> = {
     paused: true,
     reason: m.reason,
   })) satisfies Handler<DeploymentPaused>,
-  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({ ...plan, paused: false })) satisfies Handler<unknown>,
+  "rdm.deployment.v1.DeploymentResumed": ((plan) => ({
+    ...plan,
+    paused: false,
+    reason: "",
+  })) satisfies Handler<unknown>,
   "rdm.deployment.v1.DeploymentRollbackStarted": ((plan, m: DeploymentRollbackStarted) => ({
     ...plan,
     status: "ROLLING_BACK",
@@ -243,6 +247,7 @@ const HANDLERS: Record<string, Handler<never>> = {
     ...plan,
     status: "SUCCEEDED",
     paused: false,
+    reason: "",
   })) satisfies Handler<DeploymentSucceeded>,
   // The step the failure came in failed, as the deployment service has it.
   "rdm.deployment.v1.DeploymentFailed": ((plan, m: DeploymentFailed) => ({
