@@ -145,9 +145,6 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
       set("freeze_override_justification", m.freezeOverrideJustification);
       set("scheduling_collisions", collisionJson(m.collisions), "::jsonb");
       break;
-    case "rdm.change.v1.ChangeRequestImplemented":
-      set("implemented_by_deployment_id", m.deploymentId);
-      break;
     case "rdm.change.v1.ChangeRequestFailed":
       set("failure_reason", m.reason);
       break;
@@ -183,8 +180,12 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
   }
 }
 
-/** The deployment whose success the change awaits its tasks for; none once it leaves IMPLEMENTING (implemented or failed). */
-function setAwaitedDeployment(m: ChangeRequestEvent, set: SetColumn): void {
+/**
+ * The deployments of the change: the one whose success it awaits its tasks for, none once it
+ * leaves IMPLEMENTING (implemented or failed); the one that implemented it.
+ */
+function setDeployments(m: ChangeRequestEvent, set: SetColumn): void {
+  if (m.$typeName === "rdm.change.v1.ChangeRequestImplemented") set("implemented_by_deployment_id", m.deploymentId);
   const awaiting = m.$typeName === "rdm.change.v1.ChangeRequestImplementationAwaitingTasks" ? m : undefined;
   if (
     awaiting ||
@@ -220,7 +221,7 @@ async function updateChange(event: ProjectedEvent<ChangeRequestEvent>, tx: pg.Po
     );
   };
   setChangedFields(m, at, set, setSql);
-  setAwaitedDeployment(m, set);
+  setDeployments(m, set);
   await tx.query(
     `UPDATE change_view SET version = $2, updated_at = $3, state = $4, linked_release_id = $5
        ${sets.length ? `, ${sets.join(", ")}` : ""}
