@@ -666,12 +666,20 @@ describe("Package, change links, back-out plan and log", () => {
     expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
   });
 
-  test("a change whose implementation began or ended is neither linked nor unlinked; an abandoned release lets go of the others", () => {
-    for (const changeState of ["IMPLEMENTING", "IMPLEMENTED", "FAILED", "REVIEWED", "CLOSED"]) {
+  test("a change whose implementation is under way or done stays linked; a closed one is linked nowhere; an abandoned release lets go of the others", () => {
+    given(registered())
+      .when({ kind: "linkChangeRequest", changeRequestId: "chg-1", changeState: "CLOSED" })
+      .thenFails("change.closed", "FAILED_PRECONDITION");
+    // Implemented by hand with no release, it may still be linked (an emergency change recorded after the fact).
+    record(registered(), { kind: "linkChangeRequest", changeRequestId: "chg-1", changeState: "IMPLEMENTED" });
+    for (const changeState of ["FAILED", "CLOSED"]) {
       const s = registered();
-      given(s)
-        .when({ kind: "linkChangeRequest", changeRequestId: "chg-1", changeState })
-        .thenFails("change.implementation_begun", "FAILED_PRECONDITION");
+      record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", changeState: "SCHEDULED" });
+      record(s, { kind: "unlinkChangeRequest", changeRequestId: "chg-1", changeState });
+      expect(releaseOf(s).linkedChangeRequestIds).toEqual([]);
+    }
+    for (const changeState of ["IMPLEMENTING", "IMPLEMENTED", "REVIEWED"]) {
+      const s = registered();
       record(s, { kind: "linkChangeRequest", changeRequestId: "chg-1", changeState: "SCHEDULED" });
       const refusal = given(s).when({ kind: "unlinkChangeRequest", changeRequestId: "chg-1", changeState }).refusal();
       expect([refusal.rule, refusal.message]).toEqual([

@@ -1,6 +1,6 @@
 import { create } from "@bufbuild/protobuf";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
-import { IMPLEMENTATION_STATES, refuse, requireActive, sameId } from "./rules.js";
+import { refuse, requireActive, sameId } from "./rules.js";
 import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
 
 export function linkChangeRequest(command: ReleaseCommandOf<"linkChangeRequest">, state: ReleaseState): ReleaseEvent[] {
@@ -21,15 +21,15 @@ export function linkChangeRequest(command: ReleaseCommandOf<"linkChangeRequest">
       command.changeRequestId,
     );
   }
-  // A change request implements one release: one whose implementation began or ended took place
-  // under the release it was linked to then.
-  if (command.changeState && IMPLEMENTATION_STATES.has(command.changeState))
+  // The change service links no closed change: refused here too, rather than listed on one side.
+  if (command.changeState === "CLOSED")
     refuse(
-      "change.implementation_begun",
-      `change request ${command.changeRequestId} is ${command.changeState}: it records another implementation; raise a new change for this release`,
+      "change.closed",
+      `change request ${command.changeRequestId} is CLOSED: raise a new change for this release`,
       "FAILED_PRECONDITION",
       command.changeRequestId,
     );
+  // A change request implements one release.
   const elsewhere = command.changeLinkedTo ?? "";
   if (elsewhere && !sameId(elsewhere, releaseId))
     refuse(

@@ -85,13 +85,9 @@ export function requireOpenTask(release: Release, taskId: string) {
 }
 
 /**
- * Change states past the start of an implementation: the change records a release's implementation
- * (the review reads it), so its release keeps it and no other takes it.
+ * Change states of an implementation under way or done: the change records its release's
+ * implementation (the review reads it), so the release keeps it, and no other release takes it
+ * while it lists it. A FAILED or CLOSED change may be let go (it covers nothing further: a
+ * release sent back for rework links a new one).
  */
-export const IMPLEMENTATION_STATES: ReadonlySet<string> = new Set([
-  "IMPLEMENTING",
-  "IMPLEMENTED",
-  "FAILED",
-  "REVIEWED",
-  "CLOSED",
-]);
+export const IMPLEMENTATION_STATES: ReadonlySet<string> = new Set(["IMPLEMENTING", "IMPLEMENTED", "REVIEWED"]);
