@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { changeHeldBy, changeStateOf } from "../consumers/change-requests.js";
+import { changeAsHeard, changeHeldBy } from "../consumers/change-requests.js";
 import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
 /** Linked changes, the package, the back-out plan, the log and the review. */
@@ -18,16 +18,19 @@ export function releasePackageHandlers(
 > {
   const { cmd } = releaseCommandRpc(deps);
   return {
-    linkChangeRequest: cmd("linkChangeRequest", async (r: api.LinkChangeRequestRequest, _state, tx) => ({
-      kind: "linkChangeRequest",
-      changeRequestId: r.changeRequestId,
-      changeLinkedTo: await changeHeldBy(tx, r.changeRequestId),
-      changeState: await changeStateOf(tx, r.changeRequestId),
-    })),
+    linkChangeRequest: cmd("linkChangeRequest", async (r: api.LinkChangeRequestRequest, _state, tx) => {
+      const heard = await changeAsHeard(tx, r.changeRequestId);
+      return {
+        kind: "linkChangeRequest",
+        changeRequestId: r.changeRequestId,
+        changeLinkedTo: await changeHeldBy(tx, r.changeRequestId, heard),
+        changeState: heard.state,
+      };
+    }),
     unlinkChangeRequest: cmd("unlinkChangeRequest", async (r: api.UnlinkChangeRequestRequest, _state, tx) => ({
       kind: "unlinkChangeRequest",
       changeRequestId: r.changeRequestId,
-      changeState: await changeStateOf(tx, r.changeRequestId),
+      changeState: (await changeAsHeard(tx, r.changeRequestId)).state,
     })),
     attachReleaseArtifact: cmd("attachReleaseArtifact", (r: api.AttachReleaseArtifactRequest) => ({
       kind: "attachArtifact",

@@ -11,7 +11,7 @@ import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import {
   applyChangeEvent,
   applyChangeEvents,
-  changeLinkedTo,
+  changeAsHeard,
   linkedReleaseOf,
   loadChangeStates,
   releaseLists,
@@ -78,48 +78,53 @@ const ids = (event: { changeRequestId: string; metadata?: EventMetadata | undefi
 async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: ReleaseReactionDeps): Promise<void> {
   const reaction = linkReactionOf(event);
   if (!reaction) return;
+  const { changeRequestId, metadata } = reaction;
+  for (const { releaseId, command } of await linkCommands(reaction, tx)) {
+    await reactOnRelease(
+      deps,
+      tx,
+      { event, metadata },
+      releaseCommand(releaseId, () => command),
+      {
+        reaction: "change link",
+        about: { releaseId, changeRequestId },
+      },
+    );
+  }
+}
+
+/** The commands a link reaction asks of releases now (see reactToChangeLink). */
+async function linkCommands(
+  reaction: LinkReaction,
+  tx: pg.PoolClient,
+): Promise<{ releaseId: string; command: ReleaseCommand }[]> {
   const { changeRequestId } = reaction;
-  const linkedNow = (await changeLinkedTo(tx, changeRequestId)).toLowerCase();
-  let releaseId: string;
-  let command: ReleaseCommand;
-  if (reaction.command === "link") {
-    if (linkedNow !== reaction.releaseId) return;
-    ({ releaseId } = reaction);
-    command = { kind: "linkChangeRequest", changeRequestId, mirror: true };
-  } else if (reaction.command === "answer") {
-    if (linkedNow === reaction.releaseId) return;
-    ({ releaseId } = reaction);
-    if (!(await releaseLists(tx, reaction.keeper, changeRequestId))) {
-      await tx.query(
-        `UPDATE change_request_states
-           SET relink_release_ids = array_append(array_remove(relink_release_ids, $2), $2)
-         WHERE change_request_id = $1`,
-        [changeRequestId, releaseId],
-      );
-      return;
-    }
-    command = { kind: "unlinkChangeRequest", changeRequestId, mirror: true };
-  } else {
+  if (reaction.command === "cleared") {
     // Every noted release says its link again, whatever links the change took since (later events
     // of a chunk): the change keeps the first it hears of and answers the others, which unlink it.
-    for (const noted of await takeRelinks(tx, changeRequestId)) {
-      await reactOnRelease(
-        deps,
-        tx,
-        { event, metadata: reaction.metadata },
-        releaseCommand(noted, () => ({ kind: "linkChangeRequest", changeRequestId, relink: true })),
-        { reaction: "change link", about: { releaseId: noted, changeRequestId } },
-      );
-    }
-    return;
+    const noted = await takeRelinks(tx, changeRequestId);
+    return noted.map((releaseId) => ({
+      releaseId,
+      command: { kind: "linkChangeRequest", changeRequestId, relink: true },
+    }));
   }
-  await reactOnRelease(
-    deps,
-    tx,
-    { event, metadata: reaction.metadata },
-    releaseCommand(releaseId, () => command),
-    { reaction: "change link", about: { releaseId, changeRequestId } },
-  );
+  const { releaseId } = reaction;
+  const linkedNow = (await changeAsHeard(tx, changeRequestId)).linkedTo.toLowerCase();
+  if (reaction.command === "link")
+    return linkedNow === releaseId
+      ? [{ releaseId, command: { kind: "linkChangeRequest", changeRequestId, mirror: true } }]
+      : [];
+  if (linkedNow === releaseId) return [];
+  if (!(await releaseLists(tx, reaction.keeper, changeRequestId))) {
+    await tx.query(
+      `UPDATE change_request_states
+         SET relink_release_ids = array_append(array_remove(relink_release_ids, $2), $2)
+       WHERE change_request_id = $1`,
+      [changeRequestId, releaseId],
+    );
+    return [];
+  }
+  return [{ releaseId, command: { kind: "unlinkChangeRequest", changeRequestId, mirror: true } }];
 }
 
 /** The releases noted to say their link again (see reactToChangeLink), in the order noted; cleared. */

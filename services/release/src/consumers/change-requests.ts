@@ -126,9 +126,12 @@ export async function loadChangeStates(
  * linked it back (unknown here, or closed before it could): such a link gives way to another
  * release's, and the change takes that one (its ChangeRequestReleaseLinked names the previous).
  */
-export async function changeHeldBy(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string> {
-  const linked = await changeLinkedTo(db, changeRequestId);
-  return linked && (await releaseLists(db, linked, changeRequestId)) ? linked : "";
+export async function changeHeldBy(
+  db: Pick<pg.Pool, "query">,
+  changeRequestId: string,
+  heard: ChangeAsHeard,
+): Promise<string> {
+  return heard.linkedTo && (await releaseLists(db, heard.linkedTo, changeRequestId)) ? heard.linkedTo : "";
 }
 
 /** Whether a release this service knows lists the change request among its linked ones. */
@@ -146,20 +149,19 @@ export async function releaseLists(
   return release.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase());
 }
 
-/** A change request's state as its events told this service (a ChangeState name; undefined: not heard of). */
-export async function changeStateOf(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string | undefined> {
-  const { rows } = await db.query<{ state: string }>(
-    "SELECT state FROM change_request_states WHERE change_request_id = $1",
-    [changeRequestId.toLowerCase()],
-  );
-  return rows[0]?.state;
+/**
+ * A change request as its events told this service: its state (a ChangeState name; undefined: not
+ * heard of) and the release it is linked to ("" when none or not heard of).
+ */
+export interface ChangeAsHeard {
+  state: string | undefined;
+  linkedTo: string;
 }
 
-/** The release a change request is linked to as its events told this service ("" when none or not heard of). */
-export async function changeLinkedTo(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<string> {
-  const { rows } = await db.query<{ linked_release_id: string }>(
-    "SELECT linked_release_id FROM change_request_states WHERE change_request_id = $1",
+export async function changeAsHeard(db: Pick<pg.Pool, "query">, changeRequestId: string): Promise<ChangeAsHeard> {
+  const { rows } = await db.query<{ state: string; linked_release_id: string }>(
+    "SELECT state, linked_release_id FROM change_request_states WHERE change_request_id = $1",
     [changeRequestId.toLowerCase()],
   );
-  return rows[0]?.linked_release_id ?? "";
+  return { state: rows[0]?.state, linkedTo: rows[0]?.linked_release_id ?? "" };
 }
