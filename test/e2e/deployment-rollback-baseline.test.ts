@@ -80,6 +80,16 @@ async function deploy(
   return deploymentId;
 }
 
+/** A config manager's DML client and a deployer's deployment client. */
+const clients = async () => ({
+  dml: createGrpcClient(ConfigurationService, configurationService.address, {
+    token: await stack.token("carla", ["config-manager"]),
+  }),
+  deployer: createGrpcClient(DeploymentService, deploymentService.address, {
+    token: await stack.token("dana", ["deployer", "release-manager"]),
+  }),
+});
+
 const baselineOf = async (dml: Dml, environment: string) => (await dml.getBaseline({ environment })).baseline;
 
 /** A configuration baseline's entries as "ci name@version artifact", sorted. */
@@ -91,12 +101,7 @@ const entriesOf = (baseline: Awaited<ReturnType<typeof baselineOf>>) =>
 afterAll(() => stack.stop());
 
 test("a failed verification rolls back by itself and the configuration baseline is restored exactly", async () => {
-  const dml = createGrpcClient(ConfigurationService, configurationService.address, {
-    token: await stack.token("carla", ["config-manager"]),
-  });
-  const deployer = createGrpcClient(DeploymentService, deploymentService.address, {
-    token: await stack.token("dana", ["deployer", "release-manager"]),
-  });
+  const { dml, deployer } = await clients();
 
   const register = (name: string, version: string) => verifiedArtifact(dml, name, version);
   const [api, sidecar] = [uniqueId("api"), uniqueId("sidecar")];
@@ -181,12 +186,7 @@ test("a failed verification rolls back by itself and the configuration baseline 
 }, 180_000);
 
 test("blue-green: each colour runs what was last deployed to it; the gateway names the live colour", async () => {
-  const dml = createGrpcClient(ConfigurationService, configurationService.address, {
-    token: await stack.token("carla", ["config-manager"]),
-  });
-  const deployer = createGrpcClient(DeploymentService, deploymentService.address, {
-    token: await stack.token("dana", ["deployer", "release-manager"]),
-  });
+  const { dml, deployer } = await clients();
   const bearer = await stack.token("vera", ["viewer"]);
   const api = uniqueId("api");
   const [apiOne, apiTwo] = [await verifiedArtifact(dml, api, "1.0.0"), await verifiedArtifact(dml, api, "2.0.0")];
@@ -242,12 +242,7 @@ test("blue-green: each colour runs what was last deployed to it; the gateway nam
 }, 180_000);
 
 test("a package of one artifact leaves the others running: the deployment service, the CMDB and the gateway agree", async () => {
-  const dml = createGrpcClient(ConfigurationService, configurationService.address, {
-    token: await stack.token("carla", ["config-manager"]),
-  });
-  const deployer = createGrpcClient(DeploymentService, deploymentService.address, {
-    token: await stack.token("dana", ["deployer", "release-manager"]),
-  });
+  const { dml, deployer } = await clients();
   const bearer = await stack.token("vera", ["viewer"]);
   const [api, worker] = [uniqueId("api"), uniqueId("worker")];
   const [apiOne, apiTwo, workerOne] = [
