@@ -935,6 +935,50 @@ describe("implementation", () => {
       .when(backOut("d-7"))
       .thenFails("change.fail.state", "FAILED_PRECONDITION");
   });
+
+  test("a change naming several environments is implemented once each has had a deployment's success", () => {
+    const events = history(
+      { ...raiseNormal, environments: ["staging", "production", "dr"] },
+      submit,
+      assess(ChangeImpact.LOW, ChangeUrgency.LOW, 1),
+      approve("anna"),
+    );
+    const started = events.concat(decideOn(events, schedule()));
+    const implementing = started.concat(
+      decideOn(started, { kind: "startImplementation", deploymentId: "d-1", environment: "staging" }),
+    );
+    const success = (deploymentId: string, environment: string) =>
+      ({ kind: "completeImplementation", deploymentId, environment, awaitOpenTasks: true }) as const;
+    given(...implementing)
+      .when(success("d-1", "staging"))
+      .then((recorded, { change = noChange() }) => {
+        expect(types(recorded)).toEqual(["ChangeRequestEnvironmentImplemented"]);
+        expect(recorded[0]).toMatchObject({
+          state: ChangeState.IMPLEMENTING,
+          deploymentId: "d-1",
+          environment: "staging",
+          remainingEnvironments: ["production", "dr"],
+        });
+        expect(change).toMatchObject({ state: ChangeState.IMPLEMENTING, implementedEnvironments: ["staging"] });
+      });
+    const staged = implementing.concat(decideOn(implementing, success("d-1", "staging")));
+    // The same environment again adds nothing; an environment the change does not name is not its.
+    given(...staged)
+      .when(success("d-4", "staging"))
+      .then((recorded) => expect(recorded).toEqual([]));
+    const inDr = staged.concat(decideOn(staged, success("d-2", "dr")));
+    expect(fold(inDr).change?.implementedEnvironments).toEqual(["staging", "dr"]);
+    given(...inDr)
+      .when(success("d-3", "production"))
+      .then((recorded, { change = noChange() }) => {
+        expect(types(recorded)).toEqual(["ChangeRequestImplemented"]);
+        expect(change).toMatchObject({ state: ChangeState.IMPLEMENTED, implementedByDeploymentId: "d-3" });
+      });
+    // By hand (no environment), the completion implements it whatever remains.
+    given(...staged)
+      .when({ kind: "completeImplementation" })
+      .then((_, { change = noChange() }) => expect(change.state).toBe(ChangeState.IMPLEMENTED));
+  });
 });
 
 describe("review and close", () => {

@@ -1195,22 +1195,45 @@ test("a deployment moves only the changes its start checked: one linked to the r
   expect((await viewer.getChange({ changeRequestId: since })).change?.state).toBe(ChangeState.SCHEDULED);
 });
 
-test("a change naming several environments, implemented by the first, is not failed by that test deployment's back-out", async () => {
+test("a change naming several environments is implemented by the success in the last of them; only that deployment's back-out fails it", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
   const [staging, production] = [uniqueId("staging"), uniqueId("live")];
   const id = await scheduledChange({ environments: [staging, production], linkedReleaseId: releaseId });
-  const deploymentId = randomUUID();
-  const about = { deploymentId, releaseId, environment: staging, production: false };
+  const [first, last] = [randomUUID(), randomUUID()];
+  const inStaging = { deploymentId: first, releaseId, environment: staging, production: false };
+  const inProduction = { deploymentId: last, releaseId, environment: production, production: true };
+  const succeededInStaging = () => upstream.event("rdm/deployment", DeploymentSucceededSchema, first, inStaging);
   await publishInTurn([
-    upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, about),
-    upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, about),
+    upstream.event("rdm/deployment", DeploymentStartedSchema, first, inStaging),
+    succeededInStaging(),
+    // The same environment's success again (another delivery) adds nothing.
+    succeededInStaging(),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toMatchObject({
+    state: ChangeState.IMPLEMENTING,
+    implementedEnvironments: [staging],
+  });
+  const progress = (await eventsOf(id)).filter((e) => e.type === "ChangeRequestEnvironmentImplemented");
+  expect(progress).toHaveLength(1);
+  expect(progress[0]?.data).toContain(production);
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentStartedSchema, last, inProduction),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, last, inProduction),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toMatchObject({
+    state: ChangeState.IMPLEMENTED,
+    implementedByDeploymentId: last,
+  });
+  // Backing out the staging deployment leaves the change; backing out what implemented it fails it.
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentRolledBackSchema, first, { ...inStaging, reason: "by hand" }),
   ]);
   expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTED);
   await publishInTurn([
-    upstream.event("rdm/deployment", DeploymentRolledBackSchema, deploymentId, { ...about, reason: "by hand" }),
+    upstream.event("rdm/deployment", DeploymentRolledBackSchema, last, { ...inProduction, reason: "by hand" }),
   ]);
-  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTED);
+  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.FAILED);
 });
 
 test("a production success while the change has open tasks: the change awaits them, and the last one's completion implements it", async () => {

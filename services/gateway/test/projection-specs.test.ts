@@ -7,6 +7,7 @@ import { ChangeState, ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.
 import {
   ChangeRequestCancelledSchema,
   ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestEnvironmentImplementedSchema,
   ChangeRequestFailedSchema,
   ChangeRequestImplementationAwaitingTasksSchema,
   ChangeRequestImplementedSchema,
@@ -209,6 +210,35 @@ describe("changes", () => {
         }),
       )
       .then(columns, [{ state: "FAILED", awaiting_tasks_deployment_id: "", awaiting_tasks_environment: "" }]);
+  });
+
+  test("a change naming several environments lists those implemented so far; a replay adds none", async () => {
+    const inStaging = published(ChangeRequestEnvironmentImplementedSchema, {
+      metadata: metadata(3n),
+      changeRequestId,
+      deploymentId: "d-1",
+      environment: "staging",
+      state: ChangeState.IMPLEMENTING,
+      remainingEnvironments: ["production", "dr"],
+    });
+    const inDr = published(ChangeRequestEnvironmentImplementedSchema, {
+      metadata: metadata(4n),
+      changeRequestId,
+      deploymentId: "d-2",
+      environment: "dr",
+      state: ChangeState.IMPLEMENTING,
+      remainingEnvironments: ["production"],
+    });
+    const columns = "SELECT state, implemented_environments FROM change_view";
+    const expected = [{ state: "IMPLEMENTING", implemented_environments: ["staging", "dr"] }];
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted, inStaging])
+      .when(inDr)
+      .then(columns, expected);
+    await spec
+      .given([raised(1n, ChangeType.NORMAL), submitted, inStaging, inDr])
+      .when(inStaging)
+      .then(columns, expected);
   });
 });
 

@@ -6,6 +6,7 @@ import type {
   ChangeRequestCancelled,
   ChangeRequestClosed,
   ChangeRequestDetailsUpdated,
+  ChangeRequestEnvironmentImplemented,
   ChangeRequestFailed,
   ChangeRequestImplementationAwaitingTasks,
   ChangeRequestImplemented,
@@ -35,6 +36,7 @@ export type ChangeRequestEvent =
   | ChangeRequestRejected
   | ChangeRequestScheduled
   | ChangeImplementationStarted
+  | ChangeRequestEnvironmentImplemented
   | ChangeRequestImplementationAwaitingTasks
   | ChangeRequestImplemented
   | ChangeRequestFailed

@@ -73,13 +73,11 @@ const stillOpen = (change: ChangeRequest) =>
   change.state === ChangeState.SCHEDULED || change.state === ChangeState.IMPLEMENTING;
 
 /**
- * A rollback may back out what implemented an IMPLEMENTED change: in production, or in the one
- * environment the change names (a change naming several is implemented by the first of them, so a
- * back-out of a test environment leaves it). Whether this deployment implemented it is the
- * decider's to tell, on the change's stream (read-model rows from before the upgrade do not say).
+ * A rollback may back out what implemented an IMPLEMENTED change: the deployment whose success
+ * implemented it (to the last of its environments). Whether this one did is the decider's to tell,
+ * on the change's stream (read-model rows from before the upgrade do not say).
  */
-const mayBackOut = (change: ChangeRequest, outcome: DeploymentOutcome) =>
-  change.state === ChangeState.IMPLEMENTED && (outcome.production === true || change.environments.length === 1);
+const mayBackOut = (change: ChangeRequest) => change.state === ChangeState.IMPLEMENTED;
 
 /**
  * A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the
@@ -89,7 +87,7 @@ const mayBackOut = (change: ChangeRequest, outcome: DeploymentOutcome) =>
 const failing = (outcome: DeploymentOutcome, what: string, backOut = false): DeploymentReaction => ({
   outcome,
   toCommands: (change) =>
-    stillOpen(change) || (backOut && mayBackOut(change, outcome))
+    stillOpen(change) || (backOut && mayBackOut(change))
       ? [
           {
             kind: "failImplementation",
@@ -145,8 +143,8 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
 
 /**
  * Reactions to the deployments of a change's linked release (design §4): a deployment that
- * starts implements the scheduled change, one that succeeds completes it, one that fails or is
- * rolled back fails it. Only deployments to the change's environments count, to production when
+ * starts implements the scheduled change, one that succeeds completes it (a change naming several
+ * environments once each has succeeded), one that fails or is rolled back fails it. Only deployments to the change's environments count, to production when
  * it names none: production as the deployment event says (its `production` flag). The changes are
  * those the event names (its `change_request_ids`: the changes its start checked, whatever this
  * service has heard of the release's links, so a change linked after the start, or one the

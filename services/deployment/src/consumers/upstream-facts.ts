@@ -165,8 +165,8 @@ export const upstreamFactsMigrations: Migration[] = [
 
 /**
  * The change events after which a change covers no further deployment: a failure (its back-out
- * done; a review after it changes nothing), or the close. A review after an implementation does
- * not end it: a change naming several environments is implemented by the first.
+ * done; a review after it changes nothing), or the close. An implementation or a review after it
+ * does not end it: it still covers the release's deployments (a redeployment, say).
  */
 const ENDING_SCHEMAS = [ChangeRequestFailedSchema, ChangeRequestClosedSchema] as const;
 

@@ -1,6 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import { type ChangeRequest, ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
+  ChangeRequestEnvironmentImplementedSchema,
   ChangeRequestImplementationAwaitingTasksSchema,
   ChangeRequestImplementedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -17,8 +18,31 @@ export const implemented = (change: ChangeRequest, by: { deploymentId?: string; 
     environment: by.environment ?? "",
   });
 
+/**
+ * A deployment's success in one of several environments the change names, while others remain:
+ * the change records it and stays IMPLEMENTING (the same environment again adds nothing).
+ * Undefined when this success is the last one the change needs, or when none is named.
+ */
+function environmentImplemented(command: C.CompleteImplementation, change: ChangeRequest) {
+  const environment = command.environment;
+  if (!environment || change.environments.length < 2 || !change.environments.includes(environment)) return undefined;
+  const remaining = change.environments.filter((e) => e !== environment && !change.implementedEnvironments.includes(e));
+  if (remaining.length === 0) return undefined;
+  if (change.implementedEnvironments.includes(environment)) return [];
+  return [
+    create(ChangeRequestEnvironmentImplementedSchema, {
+      ...envelope(change, ChangeState.IMPLEMENTING),
+      deploymentId: command.deploymentId ?? "",
+      environment,
+      remainingEnvironments: remaining,
+    }),
+  ];
+}
+
 export function completeImplementation(command: C.CompleteImplementation, change: ChangeRequest): ChangeRequestEvent[] {
   requireState(change, "complete_implementation", [ChangeState.IMPLEMENTING]);
+  const partial = environmentImplemented(command, change);
+  if (partial) return partial;
   const open = openTasks(change);
   if (open.length === 0) return [implemented(change, command)];
   if (command.awaitOpenTasks) {

@@ -112,6 +112,9 @@ function apply(change: ChangeRequest, previous: ChangeRequest, event: ChangeRequ
       change.awaitingTasksDeploymentId = event.deploymentId;
       change.awaitingTasksEnvironment = event.environment;
       break;
+    case "rdm.change.v1.ChangeRequestEnvironmentImplemented":
+      change.implementedEnvironments = [...previous.implementedEnvironments, event.environment];
+      break;
     case "rdm.change.v1.ChangeRequestImplemented":
       change.implementedByDeploymentId = event.deploymentId;
       break;

@@ -84,4 +84,10 @@ export const changeProjectionMigrations = [
     // Rows projected before show none until the gateway replays the change topic.
     sql: "ALTER TABLE change_view ADD COLUMN implemented_by_deployment_id text NOT NULL DEFAULT ''",
   },
+  {
+    version: 5,
+    name: "the environments where a change naming several has been implemented so far",
+    // No such events existed before: rows projected before keep the default.
+    sql: "ALTER TABLE change_view ADD COLUMN implemented_environments text[] NOT NULL DEFAULT '{}'",
+  },
 ];

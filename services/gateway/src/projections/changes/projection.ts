@@ -184,8 +184,10 @@ function setChangedFields(m: ChangeRequestEvent, at: Date, set: SetColumn, setSq
  * The deployments of the change: the one whose success it awaits its tasks for, none once it
  * leaves IMPLEMENTING (implemented or failed); the one that implemented it.
  */
-function setDeployments(m: ChangeRequestEvent, set: SetColumn): void {
+function setDeployments(m: ChangeRequestEvent, set: SetColumn, setSql: SetColumnSql): void {
   if (m.$typeName === "rdm.change.v1.ChangeRequestImplemented") set("implemented_by_deployment_id", m.deploymentId);
+  if (m.$typeName === "rdm.change.v1.ChangeRequestEnvironmentImplemented")
+    setSql("implemented_environments", (p) => `array_append(implemented_environments, ${p(m.environment)}::text)`);
   const awaiting = m.$typeName === "rdm.change.v1.ChangeRequestImplementationAwaitingTasks" ? m : undefined;
   if (
     awaiting ||
@@ -221,7 +223,7 @@ async function updateChange(event: ProjectedEvent<ChangeRequestEvent>, tx: pg.Po
     );
   };
   setChangedFields(m, at, set, setSql);
-  setDeployments(m, set);
+  setDeployments(m, set, setSql);
   await tx.query(
     `UPDATE change_view SET version = $2, updated_at = $3, state = $4, linked_release_id = $5
        ${sets.length ? `, ${sets.join(", ")}` : ""}

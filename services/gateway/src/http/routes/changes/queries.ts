@@ -40,6 +40,7 @@ export interface ChangeRow {
   awaiting_tasks_deployment_id: string;
   awaiting_tasks_environment: string;
   implemented_by_deployment_id: string;
+  implemented_environments: string[];
   first_commit_time: Date | null;
   raised_at: Date;
   updated_at: Date;
@@ -116,6 +117,7 @@ export const toChange = (r: ChangeRow) => ({
   awaitingTasksDeploymentId: r.awaiting_tasks_deployment_id,
   awaitingTasksEnvironment: r.awaiting_tasks_environment,
   implementedByDeploymentId: r.implemented_by_deployment_id,
+  implementedEnvironments: r.implemented_environments,
   firstCommitTime: r.first_commit_time,
   raisedAt: r.raised_at,
   updatedAt: r.updated_at,
