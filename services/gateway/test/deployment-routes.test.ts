@@ -251,6 +251,13 @@ test("environments and the inventory are listed in promotion order with their de
   // The KPIs take production as the listing does (a release's review counts there only).
   const kpis = async (name: string) => (await get(`/v1/kpis?environment=${name}`)).body.production;
   expect([await kpis(test), await kpis(staging), await kpis(production)]).toEqual([false, false, true]);
+  // An environment named that is neither defined nor deployed to (a typo) is not an empty one.
+  const typo = uniqueId("prodution");
+  for (const path of [`/v1/inventory?environment=${typo}`, `/v1/kpis?environment=${typo}`]) {
+    expect(await get(path)).toMatchObject({ status: 404, body: { detail: expect.stringContaining(typo) } });
+  }
+  // Production, the KPIs' default, is answered whether or not there is one.
+  expect((await get("/v1/kpis")).body.environment).toBe("production");
 });
 
 test("a page token pages on only with the list and filters that made it; the page size may change", async () => {

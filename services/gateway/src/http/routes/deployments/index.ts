@@ -8,12 +8,14 @@ import {
   inventoryEntries,
   KNOWN_ENVIRONMENTS,
   type KnownEnvironmentRow,
+  knownEnvironment,
   LISTED_DEPLOYMENTS,
   type ListedDeploymentRow,
   toDeploymentDetail,
   toInventoryEntry,
   toKnownEnvironment,
   toListedDeployment,
+  unknownEnvironment,
 } from "./queries.js";
 import {
   DEPLOYMENT_STATES,
@@ -188,13 +190,10 @@ const environmentInventory: RoutePlugin = async (app, { pool }) => {
     },
     async (request, reply) => {
       const { environment } = request.params;
-      const { rows } = await pool.query<KnownEnvironmentRow>(
-        `${KNOWN_ENVIRONMENTS} WHERE COALESCE(d.environment, v.environment) = $1`,
-        [environment],
-      );
-      if (!rows[0]) return notFound(reply, `environment ${environment} is neither defined nor deployed to`);
+      const known = await knownEnvironment(pool, environment);
+      if (!known) return notFound(reply, unknownEnvironment(environment));
       const entries = await inventoryEntries(pool, { environment, ...request.query });
-      return { ...toKnownEnvironment(rows[0]), entries: entries.map(toInventoryEntry) };
+      return { ...toKnownEnvironment(known), entries: entries.map(toInventoryEntry) };
     },
   );
 };

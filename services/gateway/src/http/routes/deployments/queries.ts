@@ -118,6 +118,17 @@ export const KNOWN_ENVIRONMENTS = `SELECT v.*, COALESCE(d.environment, v.environ
     ${productionSql("d.environment", "d.definition")} AS production
   FROM environment_definition_view d FULL JOIN environment_view v ON v.environment = d.environment`;
 
+/** The environment of that name the gateway knows of (defined, or deployed to), if any. */
+export async function knownEnvironment(db: pg.Pool, name: string): Promise<KnownEnvironmentRow | undefined> {
+  const { rows } = await db.query<KnownEnvironmentRow>(
+    `${KNOWN_ENVIRONMENTS} WHERE COALESCE(d.environment, v.environment) = $1`,
+    [name],
+  );
+  return rows[0];
+}
+
+export const unknownEnvironment = (name: string) => `environment ${name} is neither defined nor deployed to`;
+
 export const toKnownEnvironment = (r: KnownEnvironmentRow) => ({
   environment: r.name,
   definition: r.definition && { ...r.definition, production: r.production ?? false },

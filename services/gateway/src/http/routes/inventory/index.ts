@@ -1,4 +1,4 @@
-import { problemSchema } from "../../problems.js";
+import { notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { arr, obj } from "../../schema-parts.js";
 import {
@@ -7,6 +7,7 @@ import {
   type KnownEnvironmentRow,
   toInventoryEntry,
   toKnownEnvironment,
+  unknownEnvironment,
 } from "../deployments/queries.js";
 import { environmentName, inventoryEntrySchema, knownEnvironmentSchema } from "../deployments/schemas.js";
 
@@ -26,7 +27,8 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
         description:
           "Environments in promotion order, each with its definition, as on /v1/environments. Entries are folded " +
           "from the deployment outcomes in each environment's order (environment_sequence); a rollback replaces an " +
-          "environment's inventory with the baseline it restored. targetCiId and artifactName narrow the entries.",
+          "environment's inventory with the baseline it restored. targetCiId and artifactName narrow the entries; " +
+          "environment names one (404 when it is neither defined nor deployed to).",
         querystring: {
           type: "object",
           properties: {
@@ -41,16 +43,20 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
             environments: arr(obj({ ...knownEnvironmentSchema.properties, entries: arr(inventoryEntrySchema) })),
           }),
           400: problemSchema,
+          404: problemSchema,
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const { environment, targetCiId, artifactName } = request.query;
       const { rows: environments } = await pool.query<KnownEnvironmentRow>(
         `SELECT * FROM (${KNOWN_ENVIRONMENTS}) k WHERE $1::text IS NULL OR k.name = $1
          ORDER BY k.promotion_rank NULLS LAST, k.name`,
         [environment ?? null],
       );
+      // One environment asked for by name: one the gateway does not know is not an empty one.
+      if (environment !== undefined && environments.length === 0)
+        return notFound(reply, unknownEnvironment(environment));
       const rows = await inventoryEntries(pool, { environment, targetCiId, artifactName });
       return {
         environments: environments.map((e) => ({

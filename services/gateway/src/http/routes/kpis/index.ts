@@ -1,7 +1,8 @@
 import { computeKpis, periodRange } from "../../../kpis/compute.js";
-import { badRequest, problemSchema } from "../../problems.js";
+import { badRequest, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { parseDate } from "../changes/queries.js";
+import { knownEnvironment, unknownEnvironment } from "../deployments/queries.js";
 import { kpiFacts } from "./queries.js";
 import { KPI_DEFINITIONS, kpiQuery, kpiSchema } from "./schemas.js";
 
@@ -15,11 +16,16 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
         summary: "KPIs per service, environment and period, each with the counts it came from",
         description: KPI_DEFINITIONS,
         querystring: kpiQuery,
-        response: { 200: kpiSchema, 400: problemSchema },
+        response: { 200: kpiSchema, 400: problemSchema, 404: problemSchema },
       },
     },
     async (request, reply) => {
-      const { service, environment, period } = request.query;
+      const { service, period } = request.query;
+      // Named, an environment the gateway does not know is refused (a typo reads as no deployments
+      // otherwise); production, the default, is answered on an empty system too.
+      if (request.query.environment !== undefined && !(await knownEnvironment(pool, request.query.environment)))
+        return notFound(reply, unknownEnvironment(request.query.environment));
+      const environment = request.query.environment ?? "production";
       const at = request.query.at === undefined ? new Date() : parseDate(request.query.at);
       if (!at) return badRequest(reply, "at must be a date-time in the years 0001 to 9999");
       const range = periodRange(period, at);

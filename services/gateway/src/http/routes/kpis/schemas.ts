@@ -42,7 +42,10 @@ export const kpiQuery = {
   type: "object",
   properties: {
     service: { type: "string", minLength: 1, maxLength: 200, description: "a configuration item id" },
-    environment: { ...environmentName, default: "production" },
+    environment: {
+      ...environmentName,
+      description: "default production; one named that is neither defined nor deployed to is 404",
+    },
     period: { type: "string", enum: ["day", "week", "month"], default: "week" },
     at: {
       type: "string",
