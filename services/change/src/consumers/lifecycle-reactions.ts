@@ -16,7 +16,13 @@ import {
   ReleaseChangeRequestUnlinkedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
+import {
+  type ChangeRequestCommand,
+  type CompleteImplementation,
+  decide,
+  type FailImplementation,
+  type StartImplementation,
+} from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
 import { changeProjection, changesImplementedBy } from "../store/read-model.js";
@@ -66,7 +72,7 @@ interface DeploymentOutcome {
 /** What a deployment event asks of each linked change: the event, and the commands per change. */
 interface DeploymentReaction {
   outcome: DeploymentOutcome;
-  toCommands(change: ChangeRequest): ChangeRequestCommand[];
+  toCommands(change: ChangeRequest): (StartImplementation | CompleteImplementation | FailImplementation)[];
 }
 
 const stillOpen = (change: ChangeRequest) =>
@@ -161,9 +167,11 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   // The deployment service says whether the environment is production; events from before it did
   // do not count for a change naming no environment (the success, which said it, implements it).
   const production = outcome.production ?? false;
+  const releaseId = outcome.releaseId.toLowerCase();
   for (const change of linked) {
     if (!implementedIn(change.environments, outcome.environment, production)) continue;
-    for (const command of reaction.toCommands(change)) await react(tx, deps, change.changeRequestId, cause, command);
+    for (const command of reaction.toCommands(change))
+      await react(tx, deps, change.changeRequestId, cause, { ...command, releaseId });
   }
 }
 

@@ -116,16 +116,20 @@ export interface ScheduleChange {
   otherChanges: readonly ChangeRequest[];
 }
 
-export interface StartImplementation {
-  kind: "startImplementation";
+/** Where an implementation step comes from: a deployment of a release (by hand: none). */
+interface ByDeployment {
   deploymentId?: string;
   environment?: string;
+  /** The deployment's release (lowercase): the change must be linked to it, or to none yet. */
+  releaseId?: string;
 }
 
-export interface CompleteImplementation {
+export interface StartImplementation extends ByDeployment {
+  kind: "startImplementation";
+}
+
+export interface CompleteImplementation extends ByDeployment {
   kind: "completeImplementation";
-  deploymentId?: string;
-  environment?: string;
   /**
    * A deployment's success (the reaction): with tasks open, the change awaits them instead of
    * the completion being refused, and the last one's completion completes it.
@@ -133,11 +137,9 @@ export interface CompleteImplementation {
   awaitOpenTasks?: boolean;
 }
 
-export interface FailImplementation {
+export interface FailImplementation extends ByDeployment {
   kind: "failImplementation";
   reason: string;
-  deploymentId?: string;
-  environment?: string;
 }
 
 export interface ReviewChange {
