@@ -19,6 +19,7 @@ import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestDetailsUpdatedSchema,
+  ChangeRequestFailedSchema,
   ChangeRequestRaisedSchema,
   ChangeRequestRejectedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
@@ -315,10 +316,12 @@ test("a target gets its deliveries in order: a retry backing off holds the later
   expect(receiver.at("/in-order").map(textOf)).toEqual(["first", "first", "second", "third"]);
 });
 
-test("a subscription filtered by environment takes a change's events that do not name it, by the change's environments", async () => {
+test("a subscription filtered by environment takes a change's events by the change's environments, whatever environment they name", async () => {
   const d = await subscribe("/production-changes", { environments: ["production"] });
   const upstream = new PublishedStreams("carl");
-  const changeEvent = <S extends typeof ChangeRequestRaisedSchema | typeof ChangeRequestRejectedSchema>(
+  const changeEvent = <
+    S extends typeof ChangeRequestRaisedSchema | typeof ChangeRequestRejectedSchema | typeof ChangeRequestFailedSchema,
+  >(
     schema: S,
     changeRequestId: string,
     init: object,
@@ -327,27 +330,39 @@ test("a subscription filtered by environment takes a change's events that do not
       occurredAt: timestampFromDate(h.clock.now()),
       time: h.clock.now(),
     });
-  const [production, staging] = [randomUUID(), randomUUID()];
+  const [production, staging, both] = [randomUUID(), randomUUID(), randomUUID()];
   // Raised and rejected in one batch: the notifier reads the raises' environments in each change's
   // stream order.
   const rejected = [production, staging].map((id) =>
     changeEvent(ChangeRequestRejectedSchema, id, { state: ChangeState.REJECTED, rejectedBy: "anna" }),
   );
+  // A change for staging and production failed by its staging deployment: production's too.
+  const failedInStaging = changeEvent(ChangeRequestFailedSchema, both, {
+    state: ChangeState.FAILED,
+    reason: "the staging deployment failed",
+    deploymentId: randomUUID(),
+    environment: "staging",
+  });
   await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
     changeEvent(ChangeRequestRaisedSchema, production, { environments: ["production"], state: ChangeState.DRAFT }),
     changeEvent(ChangeRequestRaisedSchema, staging, { environments: ["staging"], state: ChangeState.DRAFT }),
+    changeEvent(ChangeRequestRaisedSchema, both, { environments: ["staging", "production"], state: ChangeState.DRAFT }),
     ...rejected,
+    failedInStaging,
   ]);
   await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === staging);
   await seenByAll("rdm.change.v1.ChangeRequestRejected", (r) => r.payload.subject === production);
+  await seenByAll("rdm.change.v1.ChangeRequestFailed", (r) => r.payload.subject === both);
   const received = await waitFor(
     async () => {
       const all = await deliveries(d);
-      return all.length >= 2 ? all : undefined;
+      return all.length >= 4 ? all : undefined;
     },
-    { description: "the production change's two events" },
+    { description: "the production changes' four events" },
   );
   expect(received.map((delivery) => delivery.eventType).sort()).toEqual([
+    "rdm.change.v1.ChangeRequestFailed",
+    "rdm.change.v1.ChangeRequestRaised",
     "rdm.change.v1.ChangeRequestRaised",
     "rdm.change.v1.ChangeRequestRejected",
   ]);

@@ -76,7 +76,7 @@ export interface EnvironmentsSoFar {
 }
 
 /**
- * The environments of the change a change event is about, for an event that names none: its own
+ * The environments of the change a change event is about (whatever environment it names): its own
  * list when it is one that names them (empty: production's); else what an earlier event of the
  * fetch said, else what the notifier last kept. Undefined for other events and for a change not
  * heard of.

@@ -144,10 +144,11 @@ async function match(
     occurredAt: occurredAtOf(decoded.message, envelope.time),
     json,
     releaseType: release?.type as ReleaseType | undefined,
-    changeEnvironments:
-      subjects.environments.size || !anyFilters(candidates, "environments")
-        ? undefined
-        : await changeEnvironmentsOf(tx, { type: envelope.type, json }, { named, earlier: said.environments }),
+    // A change's events match by the change's environments, those of its implementation (which
+    // name the deployment's environment) too: a production watcher hears of a test failure.
+    changeEnvironments: anyFilters(candidates, "environments")
+      ? await changeEnvironmentsOf(tx, { type: envelope.type, json }, { named, earlier: said.environments })
+      : undefined,
     deploymentChanges: anyFilters(candidates, "changeRequestIds")
       ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deployments)
       : undefined,

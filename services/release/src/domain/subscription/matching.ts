@@ -82,7 +82,7 @@ export interface NotifiedEvent {
   json: JsonObject;
   /** The type of the release the event is about, when the release service knows it. */
   releaseType: ReleaseType | undefined;
-  /** The environments of the change the event is about, for its events that do not name them. */
+  /** The environments of the change the event is about (besides any the event names itself). */
   changeEnvironments?: readonly string[] | undefined;
   /** The changes of the deployment the event is about, for its events that do not name them. */
   deploymentChanges?: readonly string[] | undefined;
