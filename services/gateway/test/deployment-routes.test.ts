@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
+import { DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import {
   DeploymentApprovalGrantedSchema,
@@ -19,6 +19,8 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
 import { createTestDatabase, type PublishedEvent, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
 import type { FastifyInstance } from "fastify";
@@ -26,6 +28,7 @@ import type pg from "pg";
 import { emptyPlan } from "../src/projections/deployment-plans/plan.js";
 import { projections } from "../src/projections/index.js";
 import { projectionHandler } from "../src/projections/projection.js";
+import { releaseProjection } from "../src/projections/releases/projection.js";
 import { migrateGateway } from "../src/service.js";
 import { listeningGateway } from "./gateway-app.js";
 
@@ -77,10 +80,30 @@ test.each([
   });
 });
 
-test("unknown deployments and environments are 404; a release without deployments has none", async () => {
+test("unknown deployments, environments and releases are 404; a release without deployments has none", async () => {
   expect((await get(`/v1/deployments/${uniqueId("dep")}`)).status).toBe(404);
   expect((await get(`/v1/environments/${uniqueId("env")}/inventory`)).status).toBe(404);
-  expect(await get(`/v1/releases/${randomUUID()}/deployments`)).toEqual({ status: 200, body: { deployments: [] } });
+  const unknown = randomUUID();
+  expect(await get(`/v1/releases/${unknown}/deployments`)).toMatchObject({
+    status: 404,
+    body: { detail: `release ${unknown} not found` },
+  });
+  const releaseId = randomUUID();
+  const registered = new PublishedStreams("olivia").event("rdm/release", ReleaseRegisteredSchema, releaseId, {
+    releaseId,
+    key: `REL-2026-${uniqueId("r")}`,
+    title: "never deployed",
+    type: ReleaseType.MINOR,
+    owner: "owen",
+    phase: ReleasePhase.REGISTRATION,
+  });
+  await withTransaction(pool, (tx) =>
+    projectionHandler([releaseProjection], "")(registered, tx, { topic: RELEASE_EVENTS_TOPIC }),
+  );
+  expect(await get(`/v1/releases/${releaseId.toUpperCase()}/deployments`)).toEqual({
+    status: 200,
+    body: { deployments: [] },
+  });
 });
 
 test("page tokens walk every deployment once, newest first", async () => {

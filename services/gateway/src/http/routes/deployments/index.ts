@@ -11,6 +11,7 @@ import {
   knownEnvironment,
   LISTED_DEPLOYMENTS,
   type ListedDeploymentRow,
+  releaseKnown,
   toDeploymentDetail,
   toInventoryEntry,
   toKnownEnvironment,
@@ -122,11 +123,18 @@ const releaseDeployments: RoutePlugin = async (app, { pool }) => {
       schema: {
         tags: ["deployments"],
         summary: "The deployments of one release, newest first (empty when it was never deployed)",
+        description: "404 when the release is unknown and no deployment names it.",
         params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
-        response: { 200: obj({ deployments: arr(deploymentSchema) }), 400: problemSchema },
+        response: { 200: obj({ deployments: arr(deploymentSchema) }), 400: problemSchema, 404: problemSchema },
       },
     },
-    async (request) => ({ deployments: await deploymentsOfRelease(pool, request.params.id) }),
+    async (request, reply) => {
+      const { id } = request.params;
+      const deployments = await deploymentsOfRelease(pool, id);
+      // Deployments may be projected before their release (two topics): those known are listed.
+      if (!deployments.length && !(await releaseKnown(pool, id))) return notFound(reply, `release ${id} not found`);
+      return { deployments };
+    },
   );
 };
 

@@ -85,6 +85,12 @@ export async function deploymentsOfRelease(pool: pg.Pool, releaseId: string) {
   return rows.map(toListedDeployment);
 }
 
+/** Whether the gateway has projected the release. */
+export async function releaseKnown(pool: pg.Pool, releaseId: string): Promise<boolean> {
+  const { rowCount } = await pool.query("SELECT 1 FROM release_view WHERE release_id = $1", [releaseId.toLowerCase()]);
+  return rowCount === 1;
+}
+
 interface EnvironmentRow {
   environment: string;
   health: "HEALTHY" | "DEGRADED";
