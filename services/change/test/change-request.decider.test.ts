@@ -1118,7 +1118,6 @@ describe("change tasks", () => {
 });
 
 describe("links from the release service", () => {
-
   /** Raised naming RELEASE_ID, which linked it back (the release service's mirror). */
   const confirmed = () => submitted().concat(decideOn(submitted(), { kind: "linkRelease", releaseId: RELEASE_ID }));
 
