@@ -34,7 +34,6 @@ import { riskOf } from "../src/domain/risk.js";
 const CHANGE_ID = "0b5e8c1e-6f0a-4d8e-9d54-6c1f2a3b4c5d";
 const TEMPLATE_ID = "5a0c3a2e-1111-4f6e-8a7b-9c0d1e2f3a4b";
 const RELEASE_ID = "9f8e7d6c-2222-4b3a-8c9d-0e1f2a3b4c5d";
-const OTHER_RELEASE = "11111111-2222-4333-8444-555555555555";
 
 const at = (iso: string) => timestampFromDate(new Date(iso));
 const window = (start: string, end: string): TimeWindow => create(TimeWindowSchema, { start: at(start), end: at(end) });
@@ -937,33 +936,6 @@ describe("implementation", () => {
       .thenFails("change.fail.state", "FAILED_PRECONDITION");
   });
 
-  test("a deployment moves a change linked to its release or to none yet; not one linked elsewhere or unlinked", () => {
-    const start = (releaseId: string) => ({ kind: "startImplementation", deploymentId: "d-1", releaseId }) as const;
-    // Raised naming RELEASE_ID: its deployment starts it; a release never heard of while linked elsewhere does not.
-    given(...scheduled())
-      .when(start(RELEASE_ID))
-      .then((_, { change = noChange() }) => expect(change.state).toBe(ChangeState.IMPLEMENTING));
-    given(...scheduled())
-      .when(start(OTHER_RELEASE))
-      .thenFails("change.linked_release", "FAILED_PRECONDITION");
-    // Unlinked by its release (mirrored with the release's version): that release's deployment leaves it.
-    const events = scheduled();
-    const unlinked = events.concat(
-      decideOn(events, { kind: "unlinkRelease", releaseId: RELEASE_ID, releaseEventVersion: 7n }),
-    );
-    expect(fold(unlinked).change?.linkedReleaseId).toBe("");
-    given(...unlinked)
-      .when(start(RELEASE_ID))
-      .thenFails("change.linked_release", "FAILED_PRECONDITION");
-    // Linked to none as far as it has heard (another release's link on its way): moved; by hand: moved.
-    given(...unlinked)
-      .when(start(OTHER_RELEASE))
-      .then((_, { change = noChange() }) => expect(change.state).toBe(ChangeState.IMPLEMENTING));
-    given(...unlinked)
-      .when({ kind: "startImplementation" })
-      .then((_, { change = noChange() }) => expect(change.state).toBe(ChangeState.IMPLEMENTING));
-  });
-
   test("a change naming several environments is implemented once each has had a deployment's success", () => {
     const events = history(
       { ...raiseNormal, environments: ["staging", "production", "dr"] },
@@ -1118,6 +1090,8 @@ describe("change tasks", () => {
 });
 
 describe("links from the release service", () => {
+  const OTHER_RELEASE = "11111111-2222-4333-8444-555555555555";
+
   /** Raised naming RELEASE_ID, which linked it back (the release service's mirror). */
   const confirmed = () => submitted().concat(decideOn(submitted(), { kind: "linkRelease", releaseId: RELEASE_ID }));
 

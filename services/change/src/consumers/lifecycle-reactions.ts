@@ -16,13 +16,7 @@ import {
   ReleaseChangeRequestUnlinkedSchema,
 } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import type pg from "pg";
-import {
-  type ChangeRequestCommand,
-  type CompleteImplementation,
-  decide,
-  type FailImplementation,
-  type StartImplementation,
-} from "../domain/change-request.js";
+import { type ChangeRequestCommand, decide } from "../domain/change-request.js";
 import { changeRequests } from "../store/aggregates.js";
 import type { ServiceEvent } from "../store/event-codec.js";
 import { changeProjection, changesImplementedBy } from "../store/read-model.js";
@@ -72,7 +66,7 @@ interface DeploymentOutcome {
 /** What a deployment event asks of each linked change: the event, and the commands per change. */
 interface DeploymentReaction {
   outcome: DeploymentOutcome;
-  toCommands(change: ChangeRequest): (StartImplementation | CompleteImplementation | FailImplementation)[];
+  toCommands(change: ChangeRequest): ChangeRequestCommand[];
 }
 
 const stillOpen = (change: ChangeRequest) =>
@@ -167,11 +161,9 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   // The deployment service says whether the environment is production; events from before it did
   // do not count for a change naming no environment (the success, which said it, implements it).
   const production = outcome.production ?? false;
-  const releaseId = outcome.releaseId.toLowerCase();
   for (const change of linked) {
     if (!implementedIn(change.environments, outcome.environment, production)) continue;
-    for (const command of reaction.toCommands(change))
-      await react(tx, deps, change.changeRequestId, cause, { ...command, releaseId });
+    for (const command of reaction.toCommands(change)) await react(tx, deps, change.changeRequestId, cause, command);
   }
 }
 

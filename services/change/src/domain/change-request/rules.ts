@@ -14,23 +14,6 @@ export function requireChange(state: ChangeRequestState): ChangeRequest {
   return state.change;
 }
 
-/**
- * A deployment of `releaseId` moves a change linked to that release, or to none as far as this
- * change has heard (the release's link on its way); not one linked to another release, nor one
- * that release has unlinked since (its unlink mirrored here). By hand (no release): any change.
- */
-export function requireLinkedTo(releaseId: string | undefined, state: ChangeRequestState): void {
-  const change = requireChange(state);
-  const linked = change.linkedReleaseId;
-  if (!releaseId || linked === releaseId) return;
-  if (!linked && !state.releaseEventVersions?.has(releaseId)) return;
-  throw changeRuleViolation(
-    "FAILED_PRECONDITION",
-    "change.linked_release",
-    `change ${change.key} is ${linked ? `linked to release ${linked}` : "unlinked"}, not to release ${releaseId}`,
-  );
-}
-
 /** Refuses unless the change is in one of `allowed`; the rule says which transition was attempted. */
 export function requireState(change: ChangeRequest, action: string, allowed: readonly ChangeState[]): void {
   if (allowed.includes(change.state)) return;

@@ -116,20 +116,16 @@ export interface ScheduleChange {
   otherChanges: readonly ChangeRequest[];
 }
 
-/** Where an implementation step comes from: a deployment of a release (by hand: none). */
-interface ByDeployment {
+export interface StartImplementation {
+  kind: "startImplementation";
   deploymentId?: string;
   environment?: string;
-  /** The deployment's release (lowercase): the change must be linked to it, or to none yet. */
-  releaseId?: string;
 }
 
-export interface StartImplementation extends ByDeployment {
-  kind: "startImplementation";
-}
-
-export interface CompleteImplementation extends ByDeployment {
+export interface CompleteImplementation {
   kind: "completeImplementation";
+  deploymentId?: string;
+  environment?: string;
   /**
    * A deployment's success (the reaction): with tasks open, the change awaits them instead of
    * the completion being refused, and the last one's completion completes it.
@@ -137,9 +133,11 @@ export interface CompleteImplementation extends ByDeployment {
   awaitOpenTasks?: boolean;
 }
 
-export interface FailImplementation extends ByDeployment {
+export interface FailImplementation {
   kind: "failImplementation";
   reason: string;
+  deploymentId?: string;
+  environment?: string;
 }
 
 export interface ReviewChange {
