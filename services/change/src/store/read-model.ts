@@ -192,8 +192,8 @@ export async function bookedChangesOverlapping(db: Queryable, window: Interval):
 /**
  * The changes a deployment of `releaseId` implements: those it names itself (`changeIds`, its
  * plan's and the release's links as its start checked them, so a link not heard of yet does not
- * lose the reaction, and one made since is not its) unless linked to another release since; for
- * an event from before deployments named them (none named), those linked to the release.
+ * lose the reaction, and one made since is not its); for an event from before deployments named
+ * them (none named), those linked to the release.
  */
 export async function changesImplementedBy(
   db: Queryable,
@@ -202,9 +202,8 @@ export async function changesImplementedBy(
 ): Promise<ChangeRequest[]> {
   const { rows } = changeIds.length
     ? await db.query<{ data: Buffer }>(
-        `SELECT data FROM change_requests WHERE change_request_id = ANY($1::uuid[])
-           AND linked_release_id IN ($2, '') ORDER BY key`,
-        [changeIds.map((id) => id.toLowerCase()).filter(isUuid), releaseId.toLowerCase()],
+        "SELECT data FROM change_requests WHERE change_request_id = ANY($1::uuid[]) ORDER BY key",
+        [changeIds.map((id) => id.toLowerCase()).filter(isUuid)],
       )
     : await db.query<{ data: Buffer }>("SELECT data FROM change_requests WHERE linked_release_id = $1 ORDER BY key", [
         releaseId,
