@@ -20,6 +20,7 @@ import {
   decide,
   evolve,
   initialState,
+  type RuleDetail,
   RuleViolation,
 } from "../src/domain/index.js";
 
@@ -129,8 +130,16 @@ export class Deciding {
     };
   }
 
-  /** Claims step `index` and returns its fencing token. */
-  claim(index: number, executorId = "exec-1", leaseExpired = false) {
+  /**
+   * Claims step `index` and returns its fencing token; `begins`: a first claim's gates and changes
+   * (none: its gates met, the changes its start checked).
+   */
+  claim(
+    index: number,
+    executorId = "exec-1",
+    leaseExpired = false,
+    begins?: { violations: RuleDetail[]; changeRequestIds: string[] },
+  ) {
     this.run(
       {
         kind: "claimStep",
@@ -138,7 +147,7 @@ export class Deciding {
         executorId,
         leaseExpiresAt: new Date(NOW.getTime() + 30_000),
         leaseExpired,
-        gateViolations: [],
+        begins,
         now: NOW,
       },
       executorId,

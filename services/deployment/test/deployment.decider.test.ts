@@ -200,6 +200,21 @@ describe("approval and start", () => {
     expect(d.events.at(-2)).toMatchObject({ changeRequestIds: ["c-1"] });
   });
 
+  test("it begins with the changes its start checked that are still its release's; its outcomes name those", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.run({ ...d.startCommand(), changeRequestIds: ["c-1", "c-2"] });
+    // c-2 unlinked from the release between the start and the first claim (gatesAsItBegins).
+    const token = d.claim(0, "exec-1", false, { violations: [], changeRequestIds: ["c-1"] });
+    const of = (type: string) => d.events.find((event) => event.$typeName === `rdm.deployment.v1.${type}`);
+    expect(of("DeploymentStarted")).toMatchObject({ changeRequestIds: ["c-1"] });
+    d.reportAll(0, token);
+    d.complete(0, token);
+    for (let index = 1; index < d.deployment.steps.length; index++) d.pass(index);
+    expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
+    expect(of("DeploymentSucceeded")).toMatchObject({ changeRequestIds: ["c-1"] });
+  });
+
   test("a deployment whose planned window has ended is refused at start; one whose window is ahead waits for it", () => {
     const hour = 3_600_000;
     const window = (from: number, to: number) =>
@@ -238,7 +253,7 @@ describe("approval and start", () => {
             executorId: "exec-1",
             leaseExpiresAt: new Date(now.getTime() + 30_000),
             leaseExpired: false,
-            gateViolations,
+            begins: { violations: gateViolations, changeRequestIds: ["c-1"] },
             now,
           },
           "exec-1",

@@ -56,7 +56,7 @@ async function planned(window: { startInMs: number; endInMs: number }, withChang
     window: create(TimeWindowSchema, { start: inMs(window.startInMs), end: inMs(window.endInMs) }),
     linkedChangeIds: withChange ? [changeId] : [],
   });
-  return { environment, releaseId, deploymentId: deployment?.deploymentId as string, releaseChange };
+  return { environment, releaseId, deploymentId: deployment?.deploymentId as string, releaseChange, changeId };
 }
 
 const claim = async (environment: string) =>
@@ -122,6 +122,27 @@ test("a change swapped on the release after the start is not the deployment's: i
   expect(after.state).toBe(DeploymentState.CANCELLED);
   expect(after.reason).toContain("gate.change_required");
   expect(after.reason).toContain("none of the changes its start checked covers it any more");
+});
+
+test("a change its release unlinked between the start and the begin is not the deployment's: it begins without it", async () => {
+  const { environment, releaseId, deploymentId, changeId } = await planned({ startInMs: 1_500, endInMs: HOUR });
+  const unlinked = randomUUID();
+  await harness.handled(await harness.change(unlinked));
+  await harness.linkChange(releaseId, unlinked);
+  await startOnceKnown(deploymentId);
+  expect((await deployer.getDeployment({ deploymentId })).deployment?.changeRequestIds).toContain(unlinked);
+  await releaseEvent(ReleaseChangeRequestUnlinkedSchema, releaseId, { releaseId, changeRequestId: unlinked });
+  const begun = await waitFor(
+    async () => {
+      await claim(environment);
+      const { deployment } = await deployer.getDeployment({ deploymentId });
+      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
+    },
+    { timeoutMs: 30_000, description: "the deployment begun" },
+  );
+  expect(begun.state).toBe(DeploymentState.IN_PROGRESS);
+  expect(begun.changeRequestIds).toContain(changeId);
+  expect(begun.changeRequestIds).not.toContain(unlinked);
 });
 
 test("what moves on in the usual course does not cancel it: the release past DEPLOYMENT, a change linked since", async () => {

@@ -80,9 +80,14 @@ async function startCommand(
  * release abandoned, sent back for rework or its approval withdrawn, an artifact quarantined).
  * Not what moves on in the usual course: the release past its deployment phase (its production
  * deployment succeeded meanwhile), or changes linked to the release after the start (its changes
- * are those the start checked, and the plan's).
+ * are those the start checked, and the plan's). With them, the changes it implements: those the
+ * start checked that its plan names or its release still lists (one unlinked since is not its).
  */
-export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment, now: Date): Promise<RuleDetail[]> {
+export async function gatesAsItBegins(
+  tx: pg.PoolClient,
+  deployment: Deployment,
+  now: Date,
+): Promise<{ violations: RuleDetail[]; changeRequestIds: string[] }> {
   const justification = deployment.freezeOverrideJustification;
   const facts = await loadGateFacts(tx, deployment, await environmentOf(tx, deployment.environment), {
     now,
@@ -96,7 +101,9 @@ export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment,
   ]);
   facts.changes = facts.changes.filter((change) => checked.has(change.changeId));
   const movedOn = (facts.release?.phase ?? ReleasePhase.UNSPECIFIED) > ReleasePhase.DEPLOYMENT;
-  return evaluateGates(facts)
+  // A start from before starts recorded their changes named none: its begin names none either.
+  const changeRequestIds = deployment.changeRequestIds.length ? facts.changes.map((change) => change.changeId) : [];
+  const violations = evaluateGates(facts)
     .filter((violation) => !(movedOn && violation.rule === "gate.release_phase"))
     .map((violation) =>
       violation.rule === "gate.change_required"
@@ -109,6 +116,7 @@ export async function gatesAsItBegins(tx: pg.PoolClient, deployment: Deployment,
           }
         : violation,
     );
+  return { violations, changeRequestIds };
 }
 
 /** A rollback, with what the environment runs now and whether another deployment runs there. */

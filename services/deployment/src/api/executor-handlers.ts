@@ -116,8 +116,10 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
           leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
           leaseExpired: queued?.leaseExpired ?? false,
           // Its first claim: the gates are checked again as it begins (see gatesAsItBegins).
-          gateViolations:
-            deployment?.state === DeploymentState.SCHEDULED ? await gatesAsItBegins(tx, deployment, decision.now) : [],
+          begins:
+            deployment?.state === DeploymentState.SCHEDULED
+              ? await gatesAsItBegins(tx, deployment, decision.now)
+              : undefined,
           now: decision.now,
         }),
         respond: ({ deployment }) => claimResponse(deployment, queued?.stepIndex ?? -1),

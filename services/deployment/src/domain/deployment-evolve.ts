@@ -152,6 +152,7 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
     }
     case "rdm.deployment.v1.DeploymentStarted":
       deployment.state = DeploymentState.IN_PROGRESS;
+      deployment.changeRequestIds = event.changeRequestIds;
       break;
     case "rdm.deployment.v1.DeploymentPaused":
       deployment.paused = true;

@@ -273,13 +273,15 @@ export function cancelledWhenDue(deployment: Deployment, gateViolations: RuleDet
   });
 }
 
-export const started = (deployment: Deployment) =>
+/** The deployment begins, implementing `changeRequestIds` (see gatesAsItBegins); its outcomes name them too. */
+export const started = (deployment: Deployment, changeRequestIds: string[]) =>
   create(DeploymentStartedSchema, {
     deploymentId: deployment.deploymentId,
     releaseId: deployment.releaseId,
     environment: deployment.environment,
     artifacts: deployment.artifacts,
     strategy: strategyName(deployment.strategy?.kind ?? DeploymentStrategyKind.UNSPECIFIED),
+    changeRequestIds,
   });
 
 const RUNNING = [DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING];
@@ -370,6 +372,8 @@ function aboutDeployment(event: DeploymentEvent, deployment: Deployment): Deploy
     event.releaseId = deployment.releaseId;
     event.environment = deployment.environment;
   }
-  if ("environmentSequence" in event) event.changeRequestIds = [...deployment.changeRequestIds];
+  // A start names its own (those it begins with); the events after it name the same.
+  if ("environmentSequence" in event && event.$typeName !== DeploymentStartedSchema.typeName)
+    event.changeRequestIds = [...deployment.changeRequestIds];
   return event;
 }

@@ -34,8 +34,11 @@ export type StepCommand =
       leaseExpiresAt: Date;
       /** The step's current holder let its lease run out (the queue saw it): it is taken over. */
       leaseExpired: boolean;
-      /** A scheduled deployment's gates as they stand now (checked again as it begins). */
-      gateViolations: RuleDetail[];
+      /**
+       * A scheduled deployment's first claim: its gates as they stand now (checked again as it
+       * begins), and the changes it implements (DeploymentStarted.change_request_ids).
+       */
+      begins?: { violations: RuleDetail[]; changeRequestIds: string[] } | undefined;
       now: Date;
     }
   | ({ kind: "expireLease" } & StepLease)
@@ -89,7 +92,7 @@ function claim(command: Extract<StepCommand, { kind: "claimStep" }>, deployment:
     refuse("step.not_ready", `step ${step.index} is not waiting`, "step", String(step.index));
   if (deployment.paused || deployment.awaitingPromotion) refuse("deployment.held", "the deployment is on hold");
   if (deployment.state === DeploymentState.SCHEDULED) {
-    const cancelled = cancelledWhenDue(deployment, command.gateViolations, command.now);
+    const cancelled = cancelledWhenDue(deployment, command.begins?.violations ?? [], command.now);
     if (cancelled) return [cancelled];
   }
   const deploymentId = deployment.deploymentId;
@@ -104,7 +107,8 @@ function claim(command: Extract<StepCommand, { kind: "claimStep" }>, deployment:
       }),
     );
   }
-  if (deployment.state === DeploymentState.SCHEDULED) events.push(started(deployment));
+  if (deployment.state === DeploymentState.SCHEDULED)
+    events.push(started(deployment, command.begins?.changeRequestIds ?? deployment.changeRequestIds));
   events.push(
     create(DeploymentStepClaimedSchema, {
       deploymentId,
