@@ -962,10 +962,20 @@ describe("implementation", () => {
         expect(change).toMatchObject({ state: ChangeState.IMPLEMENTING, implementedEnvironments: ["staging"] });
       });
     const staged = implementing.concat(decideOn(implementing, success("d-1", "staging")));
-    // The same environment again adds nothing; an environment the change does not name is not its.
+    // The same environment again adds nothing; an environment the change does not name neither.
     given(...staged)
       .when(success("d-4", "staging"))
       .then((recorded) => expect(recorded).toEqual([]));
+    given(...staged)
+      .when(success("d-5", "qa"))
+      .then((recorded) => expect(recorded).toEqual([]));
+    // Production's success implements it whatever remains: the release's deployments end there.
+    given(...staged)
+      .when({ ...success("d-6", "production"), production: true })
+      .then((recorded, { change = noChange() }) => {
+        expect(types(recorded)).toEqual(["ChangeRequestImplemented"]);
+        expect(change).toMatchObject({ state: ChangeState.IMPLEMENTED, implementedByDeploymentId: "d-6" });
+      });
     const inDr = staged.concat(decideOn(staged, success("d-2", "dr")));
     expect(fold(inDr).change?.implementedEnvironments).toEqual(["staging", "dr"]);
     given(...inDr)

@@ -74,10 +74,14 @@ const stillOpen = (change: ChangeRequest) =>
 
 /**
  * A rollback may back out what implemented an IMPLEMENTED change: the deployment whose success
- * implemented it (to the last of its environments). Whether this one did is the decider's to tell,
- * on the change's stream (read-model rows from before the upgrade do not say).
+ * implemented it (production's, or the last of its environments'). Whether this one did is the
+ * decider's to tell, on the change's stream (read-model rows from before the upgrade do not say).
+ * A change naming several environments implemented before this version, by the first of them
+ * (no environments recorded on the way), is left by a back-out elsewhere than production, as then.
  */
-const mayBackOut = (change: ChangeRequest) => change.state === ChangeState.IMPLEMENTED;
+const mayBackOut = (change: ChangeRequest, outcome: DeploymentOutcome) =>
+  change.state === ChangeState.IMPLEMENTED &&
+  (outcome.production === true || change.environments.length < 2 || change.implementedEnvironments.length > 0);
 
 /**
  * A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the
@@ -87,7 +91,7 @@ const mayBackOut = (change: ChangeRequest) => change.state === ChangeState.IMPLE
 const failing = (outcome: DeploymentOutcome, what: string, backOut = false): DeploymentReaction => ({
   outcome,
   toCommands: (change) =>
-    stillOpen(change) || (backOut && mayBackOut(change))
+    stillOpen(change) || (backOut && mayBackOut(change, outcome))
       ? [
           {
             kind: "failImplementation",
@@ -123,7 +127,15 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
             ? [{ kind: "startImplementation", deploymentId, environment } as const]
             : []),
           ...(stillOpen(change)
-            ? [{ kind: "completeImplementation", deploymentId, environment, awaitOpenTasks: true } as const]
+            ? [
+                {
+                  kind: "completeImplementation",
+                  deploymentId,
+                  environment,
+                  production: outcome.production ?? false,
+                  awaitOpenTasks: true,
+                } as const,
+              ]
             : []),
         ],
       };

@@ -21,11 +21,15 @@ export const implemented = (change: ChangeRequest, by: { deploymentId?: string; 
 /**
  * A deployment's success in one of several environments the change names, while others remain:
  * the change records it and stays IMPLEMENTING (the same environment again adds nothing).
- * Undefined when this success is the last one the change needs, or when none is named.
+ * Undefined when this success implements the change: the last one it needs, or production's (a
+ * release's deployments end with production's success, so one named after it never comes), or
+ * when no environment is named; nothing for an environment the change does not name.
  */
 function environmentImplemented(command: C.CompleteImplementation, change: ChangeRequest) {
   const environment = command.environment;
-  if (!environment || change.environments.length < 2 || !change.environments.includes(environment)) return undefined;
+  if (!environment || command.production || change.environments.length < 2) return undefined;
+  // None of its environments: no step of its implementation.
+  if (!change.environments.includes(environment)) return [];
   const remaining = change.environments.filter((e) => e !== environment && !change.implementedEnvironments.includes(e));
   if (remaining.length === 0) return undefined;
   if (change.implementedEnvironments.includes(environment)) return [];

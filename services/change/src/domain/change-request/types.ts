@@ -126,6 +126,8 @@ export interface CompleteImplementation {
   kind: "completeImplementation";
   deploymentId?: string;
   environment?: string;
+  /** The deployment's environment is production: its success implements the change, whatever remains. */
+  production?: boolean;
   /**
    * A deployment's success (the reaction): with tasks open, the change awaits them instead of
    * the completion being refused, and the last one's completion completes it.
