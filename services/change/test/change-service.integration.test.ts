@@ -1207,7 +1207,7 @@ test("a change naming several environments is implemented by the success in the 
   await publishInTurn([
     upstream.event("rdm/deployment", DeploymentStartedSchema, first, inStaging),
     succeededInStaging(),
-    // The same environment's success again (another delivery) adds nothing.
+    // The staging success said again (a new event of it) adds nothing.
     succeededInStaging(),
   ]);
   expect((await viewer.getChange({ changeRequestId: id })).change).toMatchObject({

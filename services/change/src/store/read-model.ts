@@ -206,7 +206,7 @@ export async function changesImplementedBy(
         [changeIds.map((id) => id.toLowerCase()).filter(isUuid)],
       )
     : await db.query<{ data: Buffer }>("SELECT data FROM change_requests WHERE linked_release_id = $1 ORDER BY key", [
-        releaseId,
+        releaseId.toLowerCase(),
       ]);
   return changesFrom(rows);
 }

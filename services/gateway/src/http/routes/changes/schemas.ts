@@ -103,7 +103,7 @@ export const changeSchema = {
     awaitingTasksEnvironment: { type: "string" },
     /** The deployment whose success implemented the change (its back-out fails the change); empty when none did. */
     implementedByDeploymentId: { type: "string" },
-    /** A change naming several environments: those implemented so far (the last one's success implements the change). */
+    /** A change naming several environments: those implemented before the success that implemented it (the last one's, or production's). */
     implementedEnvironments: { type: "array", items: { type: "string" } },
     /** The earliest commit of the work the change ships, when its requester gave one (lead time starts there). */
     firstCommitTime: { type: ["string", "null"], format: "date-time" },
