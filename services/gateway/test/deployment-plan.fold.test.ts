@@ -5,6 +5,8 @@ import {
   DeploymentFailedSchema,
   DeploymentPlannedSchema,
   DeploymentRollbackStartedSchema,
+  DeploymentScheduledSchema,
+  DeploymentStartedSchema,
   DeploymentStepClaimedSchema,
   DeploymentStepCompletedSchema,
   DeploymentStepSchema,
@@ -38,4 +40,21 @@ test("a failed verification: its step FAILED, the one after SKIPPED, the rollbac
     [3, "READY"],
   ]);
   expect(plan && progressOf(plan).stepsFailed).toBe(1);
+});
+
+test("the changes a deployment implements: its start's, then those it began with", () => {
+  const deploymentId = "d-2";
+  const at = new Date("2026-12-06T12:00:00Z");
+  const events = [
+    create(DeploymentPlannedSchema, { deploymentId }),
+    create(DeploymentScheduledSchema, { deploymentId, changeRequestIds: ["c-1", "c-2"] }),
+  ];
+  const scheduled = events.reduce(
+    (folded, event) => evolvePlan(folded, event, at),
+    undefined as ReturnType<typeof evolvePlan> | undefined,
+  );
+  expect(scheduled?.changeRequestIds).toEqual(["c-1", "c-2"]);
+  // c-2 unlinked from the release before the deployment began.
+  const begun = evolvePlan(scheduled, create(DeploymentStartedSchema, { deploymentId, changeRequestIds: ["c-1"] }), at);
+  expect(begun?.changeRequestIds).toEqual(["c-1"]);
 });

@@ -180,6 +180,8 @@ const HANDLERS: Record<string, Handler<never>> = {
     environment: plan.environment || m.environment,
     strategy: plan.strategy || m.strategy,
     status: plan.status === "ROLLING_BACK" ? plan.status : "IN_PROGRESS",
+    // Those of its start's changes its release still listed as it began (the deployment service's).
+    changeRequestIds: [...m.changeRequestIds],
   })) satisfies Handler<DeploymentStarted>,
   // As the deployment service: VERIFYING while a verification runs, IN_PROGRESS for other steps.
   "rdm.deployment.v1.DeploymentStepClaimed": ((plan, m: { stepIndex: number }) => ({
