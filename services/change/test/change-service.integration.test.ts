@@ -1195,6 +1195,25 @@ test("a deployment moves only the changes its start checked: one linked to the r
   expect((await viewer.getChange({ changeRequestId: since })).change?.state).toBe(ChangeState.SCHEDULED);
 });
 
+test("a deployment whose whole list names no change moves none; one from before the list existed moves the release's", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const linked = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
+  const outcome = (deploymentId: string, recorded: boolean) => {
+    const about = { deploymentId, releaseId, environment: uniqueId("live"), production: true };
+    const named = { changeRequestIds: [], changeRequestIdsRecorded: recorded };
+    return [
+      upstream.event("rdm/deployment", DeploymentStartedSchema, deploymentId, { ...about, ...named }),
+      upstream.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, { ...about, ...named }),
+    ];
+  };
+  // Its changes all unlinked before it began: it implements none.
+  await publishInTurn(outcome(randomUUID(), true));
+  expect((await viewer.getChange({ changeRequestId: linked })).change?.state).toBe(ChangeState.SCHEDULED);
+  await publishInTurn(outcome(randomUUID(), false));
+  expect((await viewer.getChange({ changeRequestId: linked })).change?.state).toBe(ChangeState.IMPLEMENTED);
+});
+
 test("a change naming several environments is implemented by the success in the last of them; only that deployment's back-out fails it", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();

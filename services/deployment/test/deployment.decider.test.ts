@@ -212,7 +212,16 @@ describe("approval and start", () => {
     d.complete(0, token);
     for (let index = 1; index < d.deployment.steps.length; index++) d.pass(index);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
-    expect(of("DeploymentSucceeded")).toMatchObject({ changeRequestIds: ["c-1"] });
+    expect(of("DeploymentSucceeded")).toMatchObject({ changeRequestIds: ["c-1"], changeRequestIdsRecorded: true });
+    // Every one unlinked since: it begins naming none, and says the list is whole.
+    const none = new Deciding();
+    none.plan(ALL_AT_ONCE);
+    none.start();
+    none.claim(0, "exec-1", false, { violations: [], changeRequestIds: [] });
+    expect(none.events.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentStarted")).toMatchObject({
+      changeRequestIds: [],
+      changeRequestIdsRecorded: true,
+    });
   });
 
   test("a deployment whose planned window has ended is refused at start; one whose window is ahead waits for it", () => {

@@ -59,8 +59,10 @@ interface DeploymentOutcome {
   deploymentId: string;
   metadata?: EventMetadata | undefined;
   production?: boolean | undefined;
-  /** The changes the deployment's start checked (empty in events from before it said). */
+  /** The changes the deployment implements (as it began); empty in events from before it said. */
   changeRequestIds: string[];
+  /** The list is the deployment's whole one, empty when it implements none (unset before). */
+  changeRequestIdsRecorded?: boolean | undefined;
 }
 
 /** What a deployment event asks of each linked change: the event, and the commands per change. */
@@ -156,18 +158,19 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
 /**
  * Reactions to the deployments of a change's linked release (design §4): a deployment that
  * starts implements the scheduled change, one that succeeds completes it (a change naming several
- * environments once each has succeeded), one that fails or is rolled back fails it. Only deployments to the change's environments count, to production when
- * it names none: production as the deployment event says (its `production` flag). The changes are
- * those the event names (its `change_request_ids`: the changes its start checked, whatever this
- * service has heard of the release's links, so a change linked after the start, or one the
- * deployment finished before, is not moved); events from before it named them move the changes
- * linked to the release.
+ * environments once each has succeeded, or production has), one that fails or is rolled back
+ * fails it. Only deployments to the change's environments count, to production when it names
+ * none: production as the deployment event says (its `production` flag). The changes are those
+ * the event names (its `change_request_ids`: those its start checked that its release still listed
+ * as it began, whatever this service has heard of the release's links, so a change linked after the
+ * start, unlinked before the begin, or one the deployment finished before, is not moved); events
+ * from before it named them move the changes linked to the release.
  */
 export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClient, deps: ReactionDeps): Promise<void> {
   const reaction = reactionTo(event);
   if (!reaction?.outcome.releaseId) return;
   const { outcome } = reaction;
-  const linked = await changesImplementedBy(tx, outcome.releaseId, outcome.changeRequestIds);
+  const linked = await changesImplementedBy(tx, outcome.releaseId, outcome);
   if (linked.length === 0) return;
   const cause = reactionOrigin(event, outcome.metadata);
   // The deployment service says whether the environment is production; events from before it did

@@ -190,16 +190,19 @@ export async function bookedChangesOverlapping(db: Queryable, window: Interval):
 }
 
 /**
- * The changes a deployment of `releaseId` implements: those it names itself (`changeIds`, its
- * plan's and the release's links as its start checked them, so a link not heard of yet does not
- * lose the reaction, and one made since is not its); for an event from before deployments named
- * them (none named), those linked to the release.
+ * The changes a deployment of `releaseId` implements: those it names itself (its plan's and the
+ * release's links as its start checked them and the release still listed them as it began, so a
+ * link not heard of here yet does not lose the reaction, and one made since is not its), none when
+ * its whole list is empty; for an event from before deployments named them (none named, the list
+ * not said to be whole), those linked to the release.
  */
 export async function changesImplementedBy(
   db: Queryable,
   releaseId: string,
-  changeIds: readonly string[],
+  named: { changeRequestIds: readonly string[]; changeRequestIdsRecorded?: boolean | undefined },
 ): Promise<ChangeRequest[]> {
+  const changeIds = named.changeRequestIds;
+  if (named.changeRequestIdsRecorded && !changeIds.length) return [];
   const { rows } = changeIds.length
     ? await db.query<{ data: Buffer }>(
         "SELECT data FROM change_requests WHERE change_request_id = ANY($1::uuid[]) ORDER BY key",

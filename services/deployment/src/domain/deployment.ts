@@ -282,6 +282,7 @@ export const started = (deployment: Deployment, changeRequestIds: string[]) =>
     artifacts: deployment.artifacts,
     strategy: strategyName(deployment.strategy?.kind ?? DeploymentStrategyKind.UNSPECIFIED),
     changeRequestIds,
+    changeRequestIdsRecorded: true,
   });
 
 const RUNNING = [DeploymentState.SCHEDULED, DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING];
@@ -372,8 +373,11 @@ function aboutDeployment(event: DeploymentEvent, deployment: Deployment): Deploy
     event.releaseId = deployment.releaseId;
     event.environment = deployment.environment;
   }
-  // A start names its own (those it begins with); the events after it name the same.
-  if ("environmentSequence" in event && event.$typeName !== DeploymentStartedSchema.typeName)
+  // A start names its own (those it begins with); the events after it name the same, the whole
+  // list even when empty (change_request_ids_recorded: none, not "from before the field").
+  if ("environmentSequence" in event && event.$typeName !== DeploymentStartedSchema.typeName) {
     event.changeRequestIds = [...deployment.changeRequestIds];
+    event.changeRequestIdsRecorded = true;
+  }
   return event;
 }

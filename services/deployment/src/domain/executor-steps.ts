@@ -38,7 +38,7 @@ export type StepCommand =
        * A scheduled deployment's first claim: its gates as they stand now (checked again as it
        * begins), and the changes it implements (DeploymentStarted.change_request_ids).
        */
-      begins?: { violations: RuleDetail[]; changeRequestIds: string[] } | undefined;
+      begins: { violations: RuleDetail[]; changeRequestIds: string[] } | undefined;
       now: Date;
     }
   | ({ kind: "expireLease" } & StepLease)
