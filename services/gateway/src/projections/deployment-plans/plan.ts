@@ -65,7 +65,10 @@ export type DeploymentPlan = {
   artifacts?: PlannedArtifact[];
   window: { start: string | null; end: string | null } | null;
   linkedChangeIds: string[];
-  /** The changes its start checked (DeploymentScheduled), which it implements too; none before it starts. */
+  /**
+   * The changes its start checked (DeploymentScheduled), from its begin those of them its release
+   * still listed (DeploymentStarted): it implements them too; none before it starts.
+   */
   changeRequestIds?: string[];
   requiredApprovals: number;
   approvalGroup: string;

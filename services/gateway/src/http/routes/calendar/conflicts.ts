@@ -26,7 +26,7 @@ export interface CalendarDeployment {
   environment: string;
   window: Window;
   ciIds: string[];
-  /** The changes it implements (its plan's and those its start checked): no conflict with them. */
+  /** The changes it implements (its plan's and those its start checked, as it began): no conflict with them. */
   implementedChangeIds: string[];
 }
 export interface CalendarFreeze {

@@ -16,8 +16,9 @@ const description = [
   "did not override), DEPLOYMENT_FREEZE (a",
   "deployment inside a freeze covering its environment or targets), DEPLOYMENT_DEPLOYMENT (two deployments to one",
   "environment at once), CHANGE_DEPLOYMENT (a deployment touching a booked change's CIs it does not implement:",
-  "not linked to its release, nor in its plan's linkedChangeIds nor, once started, in the changeRequestIds its",
-  "start checked; for deployments started before the gateway kept those, after rebuild-views). A deployment's",
+  "not linked to its release, nor in its plan's linkedChangeIds nor, once started, in its changeRequestIds (those",
+  "its start checked, from its begin those its release still listed; for deployments started before the gateway",
+  "kept those, after rebuild-views). A deployment's",
   "targets are those its steps touch; a blue/green one's, both colours' groups (its switch moves traffic off the live",
   "one).",
 ].join(" ");

@@ -103,7 +103,7 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
         ...(d.plan.strategy === "BLUE_GREEN" ? (d.colour_ci_ids ?? []) : []),
       ]),
     ],
-    // The changes it implements: those of its plan and those its start checked.
+    // The changes it implements: those of its plan and those its start checked (as it began).
     implementedChangeIds: [...d.plan.linkedChangeIds, ...(d.plan.changeRequestIds ?? [])],
   }));
   const freezes: CalendarFreeze[] = rows.freezes.map((f) => ({

@@ -70,7 +70,7 @@ export const calendarDeploymentSchema = obj({
   changeRequestIds: {
     ...arr(str),
     description:
-      "the changes its start checked (once started; for deployments started before the gateway kept them, after rebuild-views), which it implements like linkedChangeIds: neither is a CHANGE_DEPLOYMENT conflict with it",
+      "the changes its start checked (once started; from its begin those of them its release still listed; for deployments started before the gateway kept them, after rebuild-views), which it implements like linkedChangeIds: neither is a CHANGE_DEPLOYMENT conflict with it",
   },
 });
 
