@@ -1195,6 +1195,30 @@ test("a deployment moves only the changes its start checked: one linked to the r
   expect((await viewer.getChange({ changeRequestId: since })).change?.state).toBe(ChangeState.SCHEDULED);
 });
 
+test("a deployment rolled back before it began leaves its scheduled change; one failing fails it", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const linked = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
+  const about = (deploymentId: string) => ({
+    deploymentId,
+    releaseId,
+    environment: uniqueId("live"),
+    production: true,
+    changeRequestIds: [linked],
+    changeRequestIdsRecorded: true,
+  });
+  const notBegun = randomUUID();
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentRolledBackSchema, notBegun, { ...about(notBegun), reason: "not today" }),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: linked })).change?.state).toBe(ChangeState.SCHEDULED);
+  const failed = randomUUID();
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentFailedSchema, failed, { ...about(failed), reason: "smoke failed" }),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: linked })).change?.state).toBe(ChangeState.FAILED);
+});
+
 test("a deployment whose whole list names no change moves none; one from before the list existed moves the release's", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();

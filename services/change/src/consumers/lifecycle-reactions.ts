@@ -86,14 +86,16 @@ const mayBackOut = (change: ChangeRequest, outcome: DeploymentOutcome) =>
   (outcome.production === true || change.environments.length < 2 || change.implementedEnvironments.length > 0);
 
 /**
- * A failed or rolled-back deployment fails the open change (its ChangeRequestFailed carries the
- * back-out plan); a rollback of the deployment that implemented it fails it once IMPLEMENTED too
- * (backed out by hand after its success; another deployment's rollback is refused and skipped).
+ * A failed deployment fails the open change (its ChangeRequestFailed carries the back-out plan). A
+ * rolled-back one fails the change it was implementing, and the one it implemented once IMPLEMENTED
+ * (backed out by hand after its success; another deployment's rollback is refused and skipped); a
+ * change still SCHEDULED it never began to implement (rolled back before its begin, its start
+ * reaction before this one on the deployment's partition), so that rollback leaves it.
  */
-const failing = (outcome: DeploymentOutcome, what: string, backOut = false): DeploymentReaction => ({
+const failing = (outcome: DeploymentOutcome, what: string, rollback = false): DeploymentReaction => ({
   outcome,
   toCommands: (change) =>
-    stillOpen(change) || (backOut && mayBackOut(change, outcome))
+    (rollback ? change.state === ChangeState.IMPLEMENTING || mayBackOut(change, outcome) : stillOpen(change))
       ? [
           {
             kind: "failImplementation",
