@@ -89,15 +89,7 @@ test("a freeze declared after the start cancels the deployment as its window ope
 
   // Executors poll until the deployment is due; none is handed a step of it.
   const assignments: unknown[] = [];
-  const after = await waitFor(
-    async () => {
-      const assignment = await claim(environment);
-      if (assignment) assignments.push(assignment);
-      const { deployment } = await deployer.getDeployment({ deploymentId });
-      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
-    },
-    { timeoutMs: 30_000, description: "the deployment due" },
-  );
+  const after = await claimedUntilDue(environment, deploymentId, assignments);
   expect(assignments).toEqual([]);
   expect(after.state).toBe(DeploymentState.CANCELLED);
   expect(after.reason).toContain(`gate.freeze_window (${freeze})`);
@@ -111,14 +103,7 @@ test("a change swapped on the release after the start is not the deployment's: i
   await startOnceKnown(deploymentId);
   await releaseEvent(ReleaseChangeRequestUnlinkedSchema, releaseId, { releaseId, changeRequestId: releaseChange });
   await harness.coveredByChange(releaseId);
-  const after = await waitFor(
-    async () => {
-      await claim(environment);
-      const { deployment } = await deployer.getDeployment({ deploymentId });
-      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
-    },
-    { timeoutMs: 30_000, description: "the deployment due" },
-  );
+  const after = await claimedUntilDue(environment, deploymentId);
   expect(after.state).toBe(DeploymentState.CANCELLED);
   expect(after.reason).toContain("gate.change_required");
   expect(after.reason).toContain("none of the changes its start checked covers it any more");
@@ -132,14 +117,7 @@ test("a change its release unlinked between the start and the begin is not the d
   await startOnceKnown(deploymentId);
   expect((await deployer.getDeployment({ deploymentId })).deployment?.changeRequestIds).toContain(unlinked);
   await releaseEvent(ReleaseChangeRequestUnlinkedSchema, releaseId, { releaseId, changeRequestId: unlinked });
-  const begun = await waitFor(
-    async () => {
-      await claim(environment);
-      const { deployment } = await deployer.getDeployment({ deploymentId });
-      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
-    },
-    { timeoutMs: 30_000, description: "the deployment begun" },
-  );
+  const begun = await claimedUntilDue(environment, deploymentId);
   expect(begun.state).toBe(DeploymentState.IN_PROGRESS);
   expect(begun.changeRequestIds).toContain(changeId);
   expect(begun.changeRequestIds).not.toContain(unlinked);
@@ -176,6 +154,22 @@ test("a release sent back for rework before the deployment begins cancels it", a
   expect(deployment?.state).toBe(DeploymentState.CANCELLED);
   expect(deployment?.reason).toContain("gate.release_phase");
 });
+
+/**
+ * An executor claims in the environment until the deployment is due (no longer SCHEDULED: begun
+ * or cancelled as it begins); the deployment then, and every assignment handed out meanwhile.
+ */
+async function claimedUntilDue(environment: string, deploymentId: string, assignments: unknown[] = []) {
+  return waitFor(
+    async () => {
+      const assignment = await claim(environment);
+      if (assignment) assignments.push(assignment);
+      const { deployment } = await deployer.getDeployment({ deploymentId });
+      return deployment?.state === DeploymentState.SCHEDULED ? undefined : deployment;
+    },
+    { timeoutMs: 30_000, description: "the deployment due" },
+  );
+}
 
 async function startOnceKnown(deploymentId: string) {
   await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
