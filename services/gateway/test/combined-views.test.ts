@@ -187,8 +187,13 @@ test("the KPIs of the week, with the counts they came from", async () => {
     ...expected,
     service: s.ids.service,
   });
-  const otherService = (await get(`/v1/kpis?${query}&service=${uniqueId("svc")}`)).body;
-  expect(otherService.deploymentFrequency.deployments).toBe(0);
+  const unknown = uniqueId("svc");
+  expect(await get(`/v1/kpis?${query}&service=${unknown}`)).toEqual({
+    status: 404,
+    body: expect.objectContaining({
+      detail: `configuration item ${unknown} is neither in the CMDB nor deployed nor packaged`,
+    }),
+  });
   expect((await get(`/v1/kpis?${query}&period=year`)).status).toBe(400);
 });
 

@@ -14,6 +14,7 @@ import {
   DeploymentScheduledSchema,
   DeploymentStepClaimedSchema,
   DeploymentStepCompletedSchema,
+  DeploymentSucceededSchema,
   EnvironmentChangedSchema,
   EnvironmentRegisteredSchema,
   StepKind,
@@ -63,6 +64,7 @@ const pageToken = (sortKey: string, id: string) =>
 
 test.each([
   ["NUL in a deployment id", "/v1/deployments/dep%00one"],
+  ["a deployment id that is no uuid", "/v1/deployments/not-a-uuid"],
   ["NUL in an environment filter", "/v1/deployments?environment=a%00b"],
   ["NUL in an environment", "/v1/environments/a%00b/inventory"],
   ["NUL in a page token id", `/v1/deployments?pageToken=${pageToken("2026-12-01T09:00:00.000Z", "a\u0000")}`],
@@ -71,7 +73,7 @@ test.each([
   ["a release id that is no uuid", "/v1/releases/not-a-uuid/deployments"],
   ["an unknown filter", "/v1/deployments?colour=blue"],
   ["a filter on a route that takes none", "/v1/environments?colour=blue"],
-  ["a filter on one deployment", `/v1/deployments/${"d".repeat(8)}?colour=blue`],
+  ["a filter on one deployment", `/v1/deployments/${randomUUID()}?colour=blue`],
 ])("%s is a 400 problem", async (_, path) => {
   const { status, body } = await get(path);
   expect({ status, body }).toEqual({
@@ -81,7 +83,7 @@ test.each([
 });
 
 test("unknown deployments, environments and releases are 404; a release without deployments has none", async () => {
-  expect((await get(`/v1/deployments/${uniqueId("dep")}`)).status).toBe(404);
+  expect((await get(`/v1/deployments/${randomUUID()}`)).status).toBe(404);
   expect((await get(`/v1/environments/${uniqueId("env")}/inventory`)).status).toBe(404);
   const unknown = randomUUID();
   expect(await get(`/v1/releases/${unknown}/deployments`)).toMatchObject({
@@ -281,6 +283,34 @@ test("environments and the inventory are listed in promotion order with their de
   }
   // Production, the KPIs' default, is answered whether or not there is one.
   expect((await get("/v1/kpis")).body.environment).toBe("production");
+});
+
+test("the KPIs of a service known elsewhere are zeros; of a service nothing names, 404", async () => {
+  const [staging, production, host] = [uniqueId("staging"), uniqueId("production"), uniqueId("host")];
+  const streams = new PublishedStreams("deployer");
+  const deploymentId = randomUUID();
+  const artifacts = [{ artifactId: "a-1", name: "payments-api", version: "4.2.0", targetCiIds: [host] }];
+  // The host is deployed to in staging only; production is known by a deployment of its own.
+  for (const [environment, id, targets] of [
+    [staging, deploymentId, artifacts],
+    [production, randomUUID(), []],
+  ] as const)
+    await projected(
+      streams.event("rdm/deployment", DeploymentSucceededSchema, id, {
+        deploymentId: id,
+        releaseId: randomUUID(),
+        environment,
+        artifacts: [...targets],
+        environmentSequence: 1n,
+      }),
+    );
+  const kpis = (service: string) => get(`/v1/kpis?environment=${production}&service=${service}`);
+  expect(await kpis(host)).toMatchObject({
+    status: 200,
+    body: { service: host, deploymentFrequency: { deployments: 0 } },
+  });
+  const unknown = uniqueId("svc");
+  expect(await kpis(unknown)).toMatchObject({ status: 404, body: { detail: expect.stringContaining(unknown) } });
 });
 
 test("a page token pages on only with the list and filters that made it; the page size may change", async () => {

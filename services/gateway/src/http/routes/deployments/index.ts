@@ -100,8 +100,8 @@ const deploymentDetail: RoutePlugin = async (app, { pool }) => {
       schema: {
         tags: ["deployments"],
         summary: "One deployment: state, plan and steps, approvals, artifacts, times, failure and rollback",
-        params: { type: "object", properties: { id: { type: "string", maxLength: 200 } }, required: ["id"] },
-        response: { 200: deploymentDetailSchema, 404: problemSchema },
+        params: { type: "object", properties: { id: uuidSchema }, required: ["id"] },
+        response: { 200: deploymentDetailSchema, 400: problemSchema, 404: problemSchema },
       },
     },
     async (request, reply) => {

@@ -3,7 +3,7 @@ import { badRequest, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { parseDate } from "../changes/queries.js";
 import { knownEnvironment, unknownEnvironment } from "../deployments/queries.js";
-import { kpiFacts } from "./queries.js";
+import { knownService, kpiFacts } from "./queries.js";
 import { KPI_DEFINITIONS, kpiQuery, kpiSchema } from "./schemas.js";
 
 /** The KPIs of one period: the four DORA metrics, on-time releases, approval lead time, SLA breaches. */
@@ -30,6 +30,16 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
       if (!at) return badRequest(reply, "at must be a date-time in the years 0001 to 9999");
       const range = periodRange(period, at);
       const facts = await kpiFacts(pool, environment, range.from);
+      // Likewise a service no fact names and the gateway never heard of (the facts are read first:
+      // a service they name needs no more look-ups).
+      const named = (f: { services: string[] }) => service !== undefined && f.services.includes(service);
+      if (
+        service !== undefined &&
+        !facts.deployments.some(named) &&
+        !facts.releases.some(named) &&
+        !(await knownService(pool, service))
+      )
+        return notFound(reply, `configuration item ${service} is neither in the CMDB nor deployed nor packaged`);
       const scope = { period, ...range, environment, production: facts.production, service };
       return {
         period,

@@ -132,3 +132,19 @@ async function isProduction(pool: pg.Pool, environment: string): Promise<boolean
   );
   return rows[0]?.production ?? true;
 }
+
+/**
+ * Whether a KPI's `service` names a configuration item the gateway has heard of: one in the CMDB,
+ * one a deployment's artifacts targeted, or one a release's package maps an artifact to.
+ */
+export async function knownService(pool: pg.Pool, ciId: string): Promise<boolean> {
+  const { rows } = await pool.query<{ known: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM cmdb_ci_view WHERE ci_id = $1)
+       OR EXISTS (SELECT 1 FROM deployment_view d, jsonb_array_elements(d.artifacts) x WHERE x->'targetCiIds' ? $1)
+       OR EXISTS (SELECT 1 FROM release_view
+                  WHERE snapshot->'package' @> jsonb_build_array(jsonb_build_object('configurationItemId', $1::text)))
+       AS known`,
+    [ciId],
+  );
+  return rows[0]?.known ?? false;
+}

@@ -15,6 +15,8 @@ DeploymentRolledBack, first of each per deployment) and the releases' folded eve
 in the period when from <= t < to. \`environment\` (default production) is where the DORA metrics
 count deployments; \`service\` (a configuration item id) keeps the deployments whose artifacts
 target it or whose release package maps an artifact to it, and the releases whose package does.
+An environment neither defined nor deployed to, or a service neither in the CMDB nor targeted
+nor packaged, is 404 (a typo is not an empty record).
 
 - **deploymentFrequency**: deployments that succeeded in the environment in the period; perDay =
   deployments / days of the period.
