@@ -1,8 +1,9 @@
 // The notifier's handling of one fetch, against real PostgreSQL: a deployment's events match a
 // subscription filtered by change by what its earlier events named, in the same fetch (before
 // anything is kept) and in later ones (by what was kept, a list that only grows and that a
-// redelivery leaves as it is), and until its start by the changes linked to its release; a
-// change's events are titled by the key its raise named.
+// redelivery leaves as it is, until its begin names the changes it implements), and until its
+// start by the changes linked to its release; a change's events are titled by the key its raise
+// named.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -18,6 +19,7 @@ import {
   DeploymentPlannedSchema,
   DeploymentRollbackStartedSchema,
   DeploymentScheduledSchema,
+  DeploymentStartedSchema,
   DeploymentStepFailedSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
@@ -80,6 +82,7 @@ type Schema =
   | typeof DeploymentPlannedSchema
   | typeof DeploymentApprovalGrantedSchema
   | typeof DeploymentScheduledSchema
+  | typeof DeploymentStartedSchema
   | typeof DeploymentStepFailedSchema
   | typeof DeploymentCancelledSchema
   | typeof DeploymentRollbackStartedSchema;
@@ -150,6 +153,35 @@ test("a deployment's changes only grow across fetches, and a redelivered fetch l
   await fetched(stepFailed);
   expect(await delivered(subscription)).toEqual([scheduled.id, stepFailed.id]);
 });
+
+test.each([
+  ["in one fetch", true],
+  ["across fetches", false],
+])(
+  "%s, a deployment's begin narrows its changes to those it implements; a redelivered plan adds none back",
+  async (_, together) => {
+    const [kept_, dropped] = [randomUUID(), randomUUID()];
+    const [toKept, toDropped] = [await subscribedTo(kept_), await subscribedTo(dropped)];
+    const deploymentId = randomUUID();
+    const planned = event(DeploymentPlannedSchema, deploymentId, { linkedChangeIds: [kept_, dropped] });
+    const scheduled = event(DeploymentScheduledSchema, deploymentId, { changeRequestIds: [kept_, dropped] });
+    // The dropped change was unlinked from the release before the deployment began.
+    const begun = event(DeploymentStartedSchema, deploymentId, {
+      changeRequestIds: [kept_],
+      changeRequestIdsRecorded: true,
+    });
+    const stepFailed = event(DeploymentStepFailedSchema, deploymentId, { stepIndex: 0, reason: "timeout" });
+    if (together) await fetched(planned, scheduled, begun, stepFailed);
+    else for (const e of [planned, scheduled, begun, stepFailed]) await fetched(e);
+    expect(await kept(deploymentId)).toEqual([kept_]);
+    await fetched(planned);
+    expect(await kept(deploymentId)).toEqual([kept_]);
+    const stepFailedAgain = event(DeploymentStepFailedSchema, deploymentId, { stepIndex: 1, reason: "timeout" });
+    await fetched(stepFailedAgain);
+    expect(await delivered(toKept)).toEqual([planned.id, scheduled.id, begun.id, stepFailed.id, stepFailedAgain.id]);
+    expect(await delivered(toDropped)).toEqual([planned.id, scheduled.id]);
+  },
+);
 
 /** The release's index row, linked to these changes (as the release service's projection writes it). */
 async function releaseLinkedTo(releaseId: string, linkedChangeRequestIds: string[]) {

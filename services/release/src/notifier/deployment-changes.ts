@@ -17,11 +17,13 @@ import type pg from "pg";
 // A deployment's changes, for subscriptions filtered by change: its plan names the changes linked
 // to it, its start (and outcomes) those its gates checked; its other events (approval, steps,
 // pause, cancel, rollback started) name none and match by what the notifier kept of the earlier
-// ones (notifier_deployment_changes). A change once named stays the deployment's: the list only
-// grows, so the order the notifier reads them in does not matter. Before its start (plan,
-// approval, a cancellation before it), a deployment's events also match the changes its start
-// names when the same fetch holds it, else those linked to its release as the release service
-// knows them when the notifier reads the event: the changes the start's gates will check.
+// ones (notifier_deployment_changes). A change once named stays the deployment's (the list only
+// grows, so a redelivered event changes nothing) until its begin (DeploymentStarted) says which
+// it implements: from then on the deployment's changes are the begin's, and what its outcomes
+// name (the same), so a change unlinked before the begin no longer hears of it. Before its start
+// (plan, approval, a cancellation before it), a deployment's events also match the changes its
+// start names when the same fetch holds it, else those linked to its release as the release
+// service knows them when the notifier reads the event: the changes the start's gates will check.
 
 const NAMING_SCHEMAS = [
   DeploymentPlannedSchema,
@@ -38,6 +40,9 @@ const CHANGE_NAMING: ReadonlySet<string> = new Set(NAMING_SCHEMAS.map((schema) =
 /** Those that name the changes its start checked: every one after the plan. */
 const STARTED: ReadonlySet<string> = new Set(NAMING_SCHEMAS.slice(1).map((schema) => schema.typeName));
 
+/** Those that name the changes it implements, when they say so (`change_request_ids_recorded`): the begin and the outcomes. */
+const BEGUN: ReadonlySet<string> = new Set(NAMING_SCHEMAS.slice(2).map((schema) => schema.typeName));
+
 /** The deployment events that may come before its start; every other one comes after it. */
 const MAYBE_BEFORE_START: ReadonlySet<string> = new Set(
   [DeploymentPlannedSchema, DeploymentApprovalGrantedSchema, DeploymentCancelledSchema].map(
@@ -50,27 +55,47 @@ export const namesDeploymentChanges = (type: string) => CHANGE_NAMING.has(type);
 /** Whether the event is a deployment's start (DeploymentScheduled), which names the changes it checked. */
 export const startsDeployment = (type: string) => type === DeploymentScheduledSchema.typeName;
 
-/** What a deployment's events said of it: the changes they named, and whether it has started. */
+/**
+ * What a deployment's events said of it: the changes they named, whether it has started, and
+ * whether it has begun (then `changes` are those it implements, and nothing earlier adds to them).
+ */
 export interface DeploymentSaid {
   changes: Set<string>;
   started: boolean;
+  begun: boolean;
 }
 
 /** The changes a deployment event names, with its deployment; undefined for other events and a plan naming none. */
 export function changesNamed(type: string, message: Message) {
   if (!CHANGE_NAMING.has(type)) return undefined;
-  const named = message as { deploymentId?: string; linkedChangeIds?: string[]; changeRequestIds?: string[] };
+  const named = message as {
+    deploymentId?: string;
+    linkedChangeIds?: string[];
+    changeRequestIds?: string[];
+    changeRequestIdsRecorded?: boolean;
+  };
   const changeRequestIds =
     (type === DeploymentPlannedSchema.typeName ? named.linkedChangeIds : named.changeRequestIds) ?? [];
   const started = STARTED.has(type);
+  // Outcomes written before the begin recorded its changes name the plan's or the start's.
+  const begun = BEGUN.has(type) && named.changeRequestIdsRecorded === true;
   return named.deploymentId && (changeRequestIds.length || started)
-    ? { deploymentId: named.deploymentId, changeRequestIds, started }
+    ? { deploymentId: named.deploymentId, changeRequestIds, started, begun }
     : undefined;
 }
 
+/** Adds what one event named to what the deployment's earlier events said (in stream order). */
+export function addSaid(said: DeploymentSaid, named: NonNullable<ReturnType<typeof changesNamed>>) {
+  if (named.begun && !said.begun) said.changes.clear();
+  if (named.begun || !said.begun) for (const id of named.changeRequestIds) said.changes.add(id);
+  said.started ||= named.started;
+  said.begun ||= named.begun;
+}
+
 /**
- * Adds each deployment's changes to what was kept of it, and that it started (one idempotent
- * statement, rows in id order).
+ * Adds each deployment's changes to what was kept of it, and that it started; a begin replaces
+ * what was kept before it, and what comes before a begin (a redelivery) adds nothing after it (one
+ * idempotent statement, rows in id order).
  */
 export async function keepDeploymentChanges(
   db: Pick<pg.Pool, "query">,
@@ -80,17 +105,24 @@ export async function keepDeploymentChanges(
   const rows = [...byDeployment].sort(([a], [b]) => (a < b ? -1 : 1));
   await db.query({
     name: "rdm_keep_deployment_changes",
-    text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids, started)
-       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1), started
-       FROM unnest($1::text[], $2::jsonb[], $3::boolean[]) AS k (id, ids, started)
+    text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids, started, begun)
+       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1), started, begun
+       FROM unnest($1::text[], $2::jsonb[], $3::boolean[], $4::boolean[]) AS k (id, ids, started, begun)
        ON CONFLICT (deployment_id) DO UPDATE
-         SET change_request_ids = ARRAY(SELECT DISTINCT unnest(t.change_request_ids || EXCLUDED.change_request_ids) ORDER BY 1),
-           started = t.started OR EXCLUDED.started
-         WHERE NOT t.change_request_ids @> EXCLUDED.change_request_ids OR (EXCLUDED.started AND NOT t.started)`,
+         SET change_request_ids = CASE
+               WHEN EXCLUDED.begun AND NOT t.begun THEN EXCLUDED.change_request_ids
+               ELSE ARRAY(SELECT DISTINCT unnest(t.change_request_ids || EXCLUDED.change_request_ids) ORDER BY 1)
+             END,
+           started = t.started OR EXCLUDED.started,
+           begun = t.begun OR EXCLUDED.begun
+         WHERE (EXCLUDED.begun AND NOT t.begun)
+           OR (EXCLUDED.started AND NOT t.started)
+           OR (NOT t.change_request_ids @> EXCLUDED.change_request_ids AND (EXCLUDED.begun OR NOT t.begun))`,
     values: [
       rows.map(([id]) => id),
       rows.map(([, said]) => JSON.stringify([...said.changes])),
       rows.map(([, said]) => said.started),
+      rows.map(([, said]) => said.begun),
     ],
   });
 }
@@ -127,15 +159,21 @@ export async function deploymentChangesOf(
   event: { type: string; json: JsonObject },
   fetched: FetchedDeployments,
 ): Promise<string[] | undefined> {
-  const { deploymentId, releaseId } = event.json;
+  const { deploymentId, releaseId, changeRequestIds, changeRequestIdsRecorded } = event.json;
   if (!event.type.startsWith("rdm.deployment.v1.") || typeof deploymentId !== "string" || !deploymentId)
     return undefined;
-  const { rows } = await tx.query<{ change_request_ids: string[]; started: boolean }>({
+  // A begin or an outcome that names what the deployment implements: those alone.
+  if (BEGUN.has(event.type) && changeRequestIdsRecorded === true)
+    return Array.isArray(changeRequestIds) ? changeRequestIds.filter((id) => typeof id === "string") : [];
+  const { rows } = await tx.query<{ change_request_ids: string[]; started: boolean; begun: boolean }>({
     name: "rdm_deployment_changes_of",
-    text: "SELECT change_request_ids, started FROM notifier_deployment_changes WHERE deployment_id = $1",
+    text: "SELECT change_request_ids, started, begun FROM notifier_deployment_changes WHERE deployment_id = $1",
     values: [deploymentId],
   });
   const said = fetched.said.get(deploymentId);
+  // Once begun, the begin's changes alone: this fetch's if it holds the begin, else those kept.
+  if (said?.begun) return [...said.changes];
+  if (rows[0]?.begun) return rows[0].change_request_ids;
   const changes = [...(rows[0]?.change_request_ids ?? []), ...(said?.changes ?? [])];
   if (rows[0]?.started || said?.started || !MAYBE_BEFORE_START.has(event.type)) return changes;
   const start = fetched.starts.get(deploymentId);

@@ -20,6 +20,7 @@ import {
 } from "./change-environments.js";
 import { changeKeyOf, keepChangeKeys, keyNamed, namesChangeKey } from "./change-keys.js";
 import {
+  addSaid,
   changesNamed,
   type DeploymentSaid,
   deploymentChangesOf,
@@ -97,9 +98,12 @@ class SaidSoFar {
     if (key) this.changeKeys.set(key.changeRequestId, key.key);
     const changes = changesNamed(type, message);
     if (changes) {
-      const said = this.deploymentChanges.get(changes.deploymentId) ?? { changes: new Set(), started: false };
-      for (const id of changes.changeRequestIds) said.changes.add(id);
-      said.started ||= changes.started;
+      const said = this.deploymentChanges.get(changes.deploymentId) ?? {
+        changes: new Set(),
+        started: false,
+        begun: false,
+      };
+      addSaid(said, changes);
       this.deploymentChanges.set(changes.deploymentId, said);
     }
   }

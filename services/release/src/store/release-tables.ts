@@ -229,4 +229,12 @@ export const releaseMigrations: Migration[] = [
     // their link again once that release's unlink clears the change's link (consumers/change-links.ts).
     sql: "ALTER TABLE change_request_states ADD COLUMN relink_release_ids text[] NOT NULL DEFAULT '{}'",
   },
+  {
+    version: 19,
+    name: "deployments begun",
+    // Whether the notifier read the deployment's begin (DeploymentStarted, or an outcome, naming
+    // the changes it implements): from then on its changes are those, not every one named before.
+    // Deployments begun before this version keep every change named until their next outcome.
+    sql: "ALTER TABLE notifier_deployment_changes ADD COLUMN begun boolean NOT NULL DEFAULT false",
+  },
 ];
