@@ -5,7 +5,12 @@ import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
-import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
+import {
+  ChangeImplementationStartedSchema,
+  ChangeRequestRaisedSchema,
+  ChangeRequestSubmittedSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentCancelledSchema,
@@ -379,4 +384,42 @@ test("the audit trail records each event once, with the release and environment 
         views: ["overview", "calendar", "inventory", "kpis", "audit"],
       })),
     );
+});
+
+test("a change's implementation events are in the audit trail under the deployment's environment and the change's", async () => {
+  const changeRequestId = randomUUID();
+  let changeVersion = 0;
+  const changeEvent = <D extends DescMessage>(schema: D, fields: Omit<MessageInitShape<D>, "metadata">) => {
+    const id = randomUUID();
+    const metadata = create(EventMetadataSchema, {
+      eventId: id,
+      actor: "carl",
+      streamId: changeRequestId,
+      streamVersion: BigInt(++changeVersion),
+      occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, changeVersion))),
+    });
+    const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
+    const envelope = { id, type: schema.typeName, source: "test", subject: changeRequestId, time: new Date() };
+    return { topic: CHANGE_EVENTS_TOPIC, envelope: { ...envelope, data: toBinary(schema, message) } };
+  };
+  const raised = changeEvent(ChangeRequestRaisedSchema, {
+    changeRequestId,
+    key: "CHG-2026-0001",
+    title: "payments",
+    environments: ["production", "staging"],
+  });
+  const submitted = changeEvent(ChangeRequestSubmittedSchema, { changeRequestId });
+  const implementing = changeEvent(ChangeImplementationStartedSchema, {
+    changeRequestId,
+    deploymentId,
+    environment: "test",
+  });
+  await spec
+    .given([raised, submitted])
+    .when(implementing)
+    .then("SELECT event_type, environments FROM audit_event ORDER BY seq", [
+      { event_type: raised.envelope.type, environments: ["production", "staging"] },
+      { event_type: submitted.envelope.type, environments: ["production", "staging"] },
+      { event_type: implementing.envelope.type, environments: ["test", "production", "staging"] },
+    ]);
 });

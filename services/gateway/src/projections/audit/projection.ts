@@ -13,7 +13,7 @@ import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events
 import type pg from "pg";
 import { collected, type ProjectedEvent, type Projection, serializedBy } from "../projection.js";
 import { auditMigrations } from "./migrations.js";
-import { type EventSubjects, subjectsOf, viewsOf } from "./subjects.js";
+import { type EventSubjects, namesChangeEnvironments, subjectsOf, viewsOf } from "./subjects.js";
 
 /** NOTIFY channel raised (at commit) whenever audit rows are added; wakes the audit and view streams. */
 export const AUDIT_CHANNEL = "rdm_gateway_audit";
@@ -21,10 +21,17 @@ export const AUDIT_CHANNEL = "rdm_gateway_audit";
 /**
  * Subjects an event does not carry but its own stream's earlier events did: a deployment's step
  * events name only the deployment (its plan names the release and environment); a change event
- * names its environments only when raised or updated. Only the event's own stream: it is on the
- * same partition, so what it finds does not depend on how other partitions interleave.
+ * names its environments only when raised or updated (those of its implementation name the
+ * deployment's environment, which is added to the change's, as the notifier matches them). Only
+ * the event's own stream: it is on the same partition, so what it finds does not depend on how
+ * other partitions interleave.
  */
-async function completeSubjects(tx: pg.PoolClient, source: string, s: EventSubjects): Promise<EventSubjects> {
+async function completeSubjects(
+  tx: pg.PoolClient,
+  source: string,
+  type: string,
+  s: EventSubjects,
+): Promise<EventSubjects> {
   if (source === "deployment" && s.deploymentId && (!s.releaseId || !s.environments.length)) {
     const { rows } = await tx.query<{ release_id: string; environment: string }>(
       "SELECT release_id, environment FROM deployment_plan_view WHERE deployment_id = $1",
@@ -39,12 +46,12 @@ async function completeSubjects(tx: pg.PoolClient, source: string, s: EventSubje
       };
     }
   }
-  if (source === "change" && s.changeRequestId && !s.environments.length) {
+  if (source === "change" && s.changeRequestId && !namesChangeEnvironments(type)) {
     const { rows } = await tx.query<{ environments: string[] }>(
       "SELECT environments FROM change_view WHERE change_request_id::text = $1",
       [s.changeRequestId],
     );
-    s = { ...s, environments: rows[0]?.environments ?? [] };
+    s = { ...s, environments: [...new Set([...s.environments, ...(rows[0]?.environments ?? [])])] };
   }
   return s;
 }
@@ -101,7 +108,7 @@ const SELF_DESCRIBING = new Set(["release", "configuration"]);
 /** An event with its subjects, completed from the views as they are now. */
 const withSubjects = async (source: string, event: ProjectedEvent, tx: pg.PoolClient) => ({
   event,
-  subjects: await completeSubjects(tx, source, subjectsOf(event.message)),
+  subjects: await completeSubjects(tx, source, event.message.$typeName, subjectsOf(event.message)),
 });
 
 const auditOf = (source: string, topic: string, handles: readonly DescMessage[]): Projection => ({

@@ -25,6 +25,10 @@ const SUBJECT_OVERRIDES: Record<string, (m: Fields) => Partial<EventSubjects>> =
   "rdm.change.v1.ChangeRequestDetailsUpdated": (m) => ({ environments: [...((m.environments as string[]) ?? [])] }),
 };
 
+/** Change events that name every environment of the change (the others name none, or one of theirs). */
+export const namesChangeEnvironments = (type: string) =>
+  type === "rdm.change.v1.ChangeRequestRaised" || type === "rdm.change.v1.ChangeRequestDetailsUpdated";
+
 export function subjectsOf(message: Message): EventSubjects {
   const m = message as unknown as Fields;
   const environment = m.environment;

@@ -10,7 +10,12 @@ const auditFilters = {
   actor: { ...filterText, description: "who did it (the actor every event records)" },
   release: { ...uuidSchema, description: "a release id: its events, and the changes' and deployments' naming it" },
   change: { ...uuidSchema, description: "a change request id" },
-  environment: { ...environmentName, description: "events concerning this environment" },
+  environment: {
+    ...environmentName,
+    description:
+      "events concerning this environment: a deployment's by its environment, a change's by the environments the " +
+      "change names (its implementation's by the deployment's environment too), a freeze's by its scope",
+  },
   correlation: { ...filterText, description: "a correlation id: every event one action caused" },
 } as const;
 
