@@ -121,7 +121,7 @@ export const productionSql = (name: string, definition: string) =>
 
 /** Every environment the gateway knows, in promotion order. */
 export const KNOWN_ENVIRONMENTS = `SELECT v.*, COALESCE(d.environment, v.environment) AS name, d.definition, d.promotion_rank,
-    ${productionSql("d.environment", "d.definition")} AS production
+    ${productionSql("COALESCE(d.environment, v.environment)", "d.definition")} AS production
   FROM environment_definition_view d FULL JOIN environment_view v ON v.environment = d.environment`;
 
 /** The environment of that name the gateway knows of (defined, or deployed to), if any. */

@@ -23,9 +23,10 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
       const { service, period } = request.query;
       // Named, an environment the gateway does not know is refused (a typo reads as no deployments
       // otherwise); production, the default, is answered on an empty system too.
-      if (request.query.environment !== undefined && !(await knownEnvironment(pool, request.query.environment)))
-        return notFound(reply, unknownEnvironment(request.query.environment));
       const environment = request.query.environment ?? "production";
+      const known = await knownEnvironment(pool, environment);
+      if (!known && request.query.environment !== undefined) return notFound(reply, unknownEnvironment(environment));
+      const production = known?.production ?? true;
       const at = request.query.at === undefined ? new Date() : parseDate(request.query.at);
       if (!at) return badRequest(reply, "at must be a date-time in the years 0001 to 9999");
       const range = periodRange(period, at);
@@ -40,12 +41,12 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
         !(await knownService(pool, service))
       )
         return notFound(reply, `configuration item ${service} is neither in the CMDB nor deployed nor packaged`);
-      const scope = { period, ...range, environment, production: facts.production, service };
+      const scope = { period, ...range, environment, production, service };
       return {
         period,
         ...range,
         environment,
-        production: facts.production,
+        production,
         service: service ?? null,
         ...computeKpis(scope, facts.deployments, facts.releases),
       };

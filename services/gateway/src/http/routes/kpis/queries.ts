@@ -10,7 +10,6 @@ import {
 import type pg from "pg";
 import type { DeploymentFact, ReleaseFact } from "../../../kpis/compute.js";
 import { enumName } from "../../../projections/enums.js";
-import { productionSql } from "../deployments/queries.js";
 
 const OUTCOME_TYPES = {
   succeeded: "rdm.deployment.v1.DeploymentSucceeded",
@@ -120,17 +119,7 @@ export async function kpiFacts(pool: pg.Pool, environment: string, from: Date) {
     failedAt: o.failed_at,
     rolledBackAt: o.rolled_back_at,
   }));
-  return { deployments, releases, production: await isProduction(pool, environment) };
-}
-
-/** Whether the environment is production now (see productionSql). */
-async function isProduction(pool: pg.Pool, environment: string): Promise<boolean> {
-  const { rows } = await pool.query<{ production: boolean }>(
-    `SELECT ${productionSql("$1::text", "(SELECT definition FROM environment_definition_view WHERE environment = $1)")}
-       AS production`,
-    [environment],
-  );
-  return rows[0]?.production ?? true;
+  return { deployments, releases };
 }
 
 /**
