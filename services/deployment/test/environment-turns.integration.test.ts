@@ -163,8 +163,9 @@ test("a blue/green plan made before another deployment switched colours is refus
 
 test("ListDeployments pages newest first; a deployment planned between pages neither repeats nor shifts them", async () => {
   const environment = await newEnvironment();
-  const plannedIds = [];
-  for (let i = 0; i < 3; i++) plannedIds.push((await planned(environment)).deploymentId);
+  const plans = [];
+  for (let i = 0; i < 3; i++) plans.push(await planned(environment));
+  const plannedIds = plans.map((p) => p.deploymentId);
   const first = await deployer.listDeployments({ environment, pageSize: 1 });
   const later = (await planned(environment)).deploymentId;
   const seen = first.deployments.map((d) => d.deploymentId);
@@ -176,6 +177,11 @@ test("ListDeployments pages newest first; a deployment planned between pages nei
   const all = (await deployer.listDeployments({ environment })).deployments.map((d) => d.deploymentId);
   expect([...all].sort()).toEqual([...plannedIds, later].sort());
   expect(seen).toEqual(all.filter((id) => id !== later));
+  // Filtered by release, its id in either case (a UUID, as the request takes it).
+  for (const releaseId of [plans[1]?.releaseId ?? "", plans[1]?.releaseId.toUpperCase() ?? ""]) {
+    const byRelease = await deployer.listDeployments({ releaseId });
+    expect(byRelease.deployments.map((d) => d.deploymentId)).toEqual([plannedIds[1]]);
+  }
   const forged = errorDetails(
     await deployer.listDeployments({ environment, pageToken: "2" }).then(
       () => new Error("a forged page token was accepted"),

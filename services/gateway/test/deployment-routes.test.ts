@@ -5,8 +5,10 @@ import { randomUUID } from "node:crypto";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import { DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import { CONFIGURATION_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { CiLifecycleStatus, CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { ConfigurationItemRegisteredSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   DeploymentApprovalGrantedSchema,
   DeploymentPausedSchema,
@@ -20,7 +22,7 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { ReleaseArtifactAttachedSchema, ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { encodePageToken, openDatabase, pageTokenScope } from "@rdm/runtime";
 import { createTestDatabase, type PublishedEvent, PublishedStreams, type TestDatabase, uniqueId } from "@rdm/testkit";
@@ -139,10 +141,8 @@ test("page tokens walk every deployment once, newest first", async () => {
 });
 
 /** A deployment-topic event applied as the gateway's consumer applies it: by every projection of the topic, in one transaction. */
-const projectDeploymentTopic = projectionHandler(
-  projections.filter((p) => p.topic === DEPLOYMENT_EVENTS_TOPIC),
-  "",
-);
+const projectionsOf = (topic: string) => projections.filter((p) => p.topic === topic);
+const projectDeploymentTopic = projectionHandler(projectionsOf(DEPLOYMENT_EVENTS_TOPIC), "");
 const projected = (event: PublishedEvent) =>
   withTransaction(pool, (tx) => projectDeploymentTopic(event, tx, { topic: DEPLOYMENT_EVENTS_TOPIC }));
 
@@ -304,11 +304,52 @@ test("the KPIs of a service known elsewhere are zeros; of a service nothing name
         environmentSequence: 1n,
       }),
     );
-  const kpis = (service: string) => get(`/v1/kpis?environment=${production}&service=${service}`);
-  expect(await kpis(host)).toMatchObject({
-    status: 200,
-    body: { service: host, deploymentFrequency: { deployments: 0 } },
-  });
+  // A CI in the CMDB only, and one a release's package maps an artifact to only.
+  const [inCmdb, packaged] = [uniqueId("ci"), uniqueId("ci")];
+  const registered = new PublishedStreams("cora").event(
+    "rdm/configuration",
+    ConfigurationItemRegisteredSchema,
+    inCmdb,
+    {
+      ciId: inCmdb,
+      name: "payments-db",
+      type: CiType.DATABASE,
+      owner: "team",
+      status: CiLifecycleStatus.ACTIVE,
+    },
+  );
+  await withTransaction(pool, (tx) =>
+    projectionHandler(projectionsOf(CONFIGURATION_EVENTS_TOPIC), "")(registered, tx, {
+      topic: CONFIGURATION_EVENTS_TOPIC,
+    }),
+  );
+  const releaseId = randomUUID();
+  const releases = new PublishedStreams("olivia");
+  for (const event of [
+    releases.event("rdm/release", ReleaseRegisteredSchema, releaseId, {
+      releaseId,
+      key: `REL-2026-${uniqueId("r")}`,
+      title: "packaged",
+      type: ReleaseType.MINOR,
+      owner: "owen",
+      phase: ReleasePhase.REGISTRATION,
+    }),
+    releases.event("rdm/release", ReleaseArtifactAttachedSchema, releaseId, {
+      releaseId,
+      artifact: { artifactId: "a-2", name: "payments-api", version: "4.3.0", configurationItemId: packaged },
+    }),
+  ])
+    await withTransaction(pool, (tx) =>
+      projectionHandler([releaseProjection], "")(event, tx, { topic: RELEASE_EVENTS_TOPIC }),
+    );
+  // In a period after the release changed, so the period's facts do not name the packaged CI.
+  const kpis = (service: string) =>
+    get(`/v1/kpis?environment=${production}&service=${service}&at=2099-01-01T00:00:00Z`);
+  for (const known of [host, inCmdb, packaged])
+    expect(await kpis(known)).toMatchObject({
+      status: 200,
+      body: { service: known, deploymentFrequency: { deployments: 0 } },
+    });
   const unknown = uniqueId("svc");
   expect(await kpis(unknown)).toMatchObject({ status: 404, body: { detail: expect.stringContaining(unknown) } });
 });

@@ -21,6 +21,7 @@ import {
   DeploymentScheduledSchema,
   DeploymentStartedSchema,
   DeploymentStepFailedSchema,
+  DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -84,6 +85,7 @@ type Schema =
   | typeof DeploymentScheduledSchema
   | typeof DeploymentStartedSchema
   | typeof DeploymentStepFailedSchema
+  | typeof DeploymentSucceededSchema
   | typeof DeploymentCancelledSchema
   | typeof DeploymentRollbackStartedSchema;
 
@@ -182,6 +184,19 @@ test.each([
     expect(await delivered(toDropped)).toEqual([planned.id, scheduled.id]);
   },
 );
+
+test("an outcome recorded before begins named their changes adds to them, as before", async () => {
+  const [linked, checked] = [randomUUID(), randomUUID()].sort() as [string, string];
+  const toLinked = await subscribedTo(linked);
+  const deploymentId = randomUUID();
+  const planned = event(DeploymentPlannedSchema, deploymentId, { linkedChangeIds: [linked] });
+  // Without change_request_ids_recorded: the start's list, not the changes it implements.
+  const succeeded = event(DeploymentSucceededSchema, deploymentId, { changeRequestIds: [checked] });
+  await fetched(planned);
+  await fetched(succeeded);
+  expect(await kept(deploymentId)).toEqual([linked, checked]);
+  expect(await delivered(toLinked)).toEqual([planned.id, succeeded.id]);
+});
 
 /** The release's index row, linked to these changes (as the release service's projection writes it). */
 async function releaseLinkedTo(releaseId: string, linkedChangeRequestIds: string[]) {

@@ -333,7 +333,7 @@ export async function listDeployments(
 ): Promise<{ deployment: Deployment; createdAt: Date }[]> {
   const { rows } = await db.query<{ deployment: Uint8Array; created_at: Date }>(
     `SELECT deployment, created_at FROM deployments
-     WHERE ($1 = '' OR release_id::text = $1) AND ($2 = '' OR environment = $2)
+     WHERE ($1 = '' OR release_id = NULLIF($1, '')::uuid) AND ($2 = '' OR environment = $2)
        AND (cardinality($3::int[]) = 0 OR state = ANY($3))
        AND ($4::timestamptz IS NULL OR (created_at, deployment_id) < ($4::timestamptz, $5::uuid))
      ORDER BY created_at DESC, deployment_id DESC LIMIT $6`,

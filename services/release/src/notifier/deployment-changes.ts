@@ -165,14 +165,14 @@ export async function deploymentChangesOf(
   // A begin or an outcome that names what the deployment implements: those alone.
   if (BEGUN.has(event.type) && changeRequestIdsRecorded === true)
     return Array.isArray(changeRequestIds) ? changeRequestIds.filter((id) => typeof id === "string") : [];
+  // Once begun, the begin's changes alone: this fetch's if it holds the begin, else those kept.
+  const said = fetched.said.get(deploymentId);
+  if (said?.begun) return [...said.changes];
   const { rows } = await tx.query<{ change_request_ids: string[]; started: boolean; begun: boolean }>({
     name: "rdm_deployment_changes_of",
     text: "SELECT change_request_ids, started, begun FROM notifier_deployment_changes WHERE deployment_id = $1",
     values: [deploymentId],
   });
-  const said = fetched.said.get(deploymentId);
-  // Once begun, the begin's changes alone: this fetch's if it holds the begin, else those kept.
-  if (said?.begun) return [...said.changes];
   if (rows[0]?.begun) return rows[0].change_request_ids;
   const changes = [...(rows[0]?.change_request_ids ?? []), ...(said?.changes ?? [])];
   if (rows[0]?.started || said?.started || !MAYBE_BEFORE_START.has(event.type)) return changes;

@@ -10,6 +10,7 @@ import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_p
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 import { collected, type ProjectedEvent, type Projection, serializedBy } from "../projection.js";
 import { auditMigrations } from "./migrations.js";
@@ -46,9 +47,9 @@ async function completeSubjects(
       };
     }
   }
-  if (source === "change" && s.changeRequestId && !namesChangeEnvironments(type)) {
+  if (source === "change" && isUuid(s.changeRequestId) && !namesChangeEnvironments(type)) {
     const { rows } = await tx.query<{ environments: string[] }>(
-      "SELECT environments FROM change_view WHERE change_request_id::text = $1",
+      "SELECT environments FROM change_view WHERE change_request_id = $1::uuid",
       [s.changeRequestId],
     );
     s = { ...s, environments: [...new Set([...s.environments, ...(rows[0]?.environments ?? [])])] };

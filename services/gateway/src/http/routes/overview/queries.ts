@@ -1,3 +1,4 @@
+import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 import { LISTED_DEPLOYMENTS, type ListedDeploymentRow, toDeploymentDetail } from "../deployments/queries.js";
 
@@ -14,14 +15,15 @@ interface LinkedChangeRow {
 
 /** The linked change requests as the change events left them (unknown ids: not projected yet). */
 export async function linkedChanges(pool: pg.Pool, ids: string[]) {
+  // Compared as uuids, so the look-up uses the column's index; pg gives them back lowercase.
   const { rows } = await pool.query<LinkedChangeRow>(
     `SELECT change_request_id, key, title, type, state, window_start, window_end, updated_at FROM change_view
-     WHERE change_request_id::text = ANY($1)`,
-    [ids],
+     WHERE change_request_id = ANY($1::uuid[])`,
+    [ids.filter(isUuid)],
   );
   const byId = new Map(rows.map((r) => [r.change_request_id, r]));
   return ids.map((id) => {
-    const r = byId.get(id);
+    const r = byId.get(id.toLowerCase());
     return {
       changeRequestId: id,
       known: r !== undefined,

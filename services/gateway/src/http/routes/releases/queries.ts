@@ -12,6 +12,7 @@ import {
   ReviewOutcomeSchema,
   TaskStatusSchema,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 import { enumName } from "../../../projections/enums.js";
 
@@ -107,7 +108,7 @@ function lifecycle(row: ReleaseRow, changes: Map<string, string>, now: Date) {
   const model = fromJson(ReleaseModelSchema, row.model);
   const linked: LinkedChangeState[] = release.linkedChangeRequestIds.map((id) => ({
     changeRequestId: id,
-    state: changes.get(id),
+    state: changes.get(id.toLowerCase()),
   }));
   const conditions = gateConditions({ release, model }, linked);
   const next = nextPhase(model, release.phase);
@@ -198,12 +199,17 @@ export const toHistory = (h: HistoryRow) => ({
   requestId: h.request_id,
 });
 
-/** States of the linked change requests, from the gateway's change view (empty when unknown). */
+/**
+ * States of the linked change requests, from the gateway's change view (empty when unknown), by
+ * lowercase id (a uuid column: compared as uuids, the look-up uses its index).
+ */
 export async function changeStates(pool: pg.Pool, rows: ReleaseRow[]): Promise<Map<string, string>> {
-  const ids = rows.flatMap((r) => (r.snapshot ? fromJson(ReleaseSchema, r.snapshot).linkedChangeRequestIds : []));
+  const ids = rows.flatMap((r) =>
+    r.snapshot ? fromJson(ReleaseSchema, r.snapshot).linkedChangeRequestIds.filter(isUuid) : [],
+  );
   if (!ids.length) return new Map();
   const { rows: states } = await pool.query<{ id: string; state: string }>(
-    "SELECT change_request_id::text AS id, state FROM change_view WHERE change_request_id::text = ANY($1)",
+    "SELECT change_request_id::text AS id, state FROM change_view WHERE change_request_id = ANY($1::uuid[])",
     [ids],
   );
   return new Map(states.map((s) => [s.id, s.state]));
