@@ -315,7 +315,7 @@ test("the KPIs of a service known elsewhere are zeros; of a service nothing name
       name: "payments-db",
       type: CiType.DATABASE,
       owner: "team",
-      status: CiLifecycleStatus.ACTIVE,
+      status: CiLifecycleStatus.LIVE,
     },
   );
   await withTransaction(pool, (tx) =>
