@@ -366,9 +366,16 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
     artifacts: [artifact(randomUUID())],
     strategy: ALL_AT_ONCE,
   };
-  // A strategy without its kind is bad input too, naming the field.
-  const kindless = await deployer.planDeployment({ ...request, ...rid(), strategy: {} }).catch((e: unknown) => e);
-  expect(errorDetails(kindless).badRequest?.fieldViolations.map((v) => v.field)).toEqual(["strategy.kind"]);
+  // A strategy without its kind, or with a kind no version defines, is bad input too, naming the field.
+  for (const strategy of [{}, { kind: 99 as DeploymentStrategyKind }]) {
+    const refused = errorDetails(
+      await deployer.planDeployment({ ...request, ...rid(), strategy }).catch((e: unknown) => e),
+    );
+    expect([refused.code, refused.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
+      status.INVALID_ARGUMENT,
+      ["strategy.kind"],
+    ]);
+  }
   const first = await deployer.planDeployment(request);
   const again = await deployer.planDeployment(request);
   expect(again).toEqual(first);

@@ -3,7 +3,6 @@ import { hasAnyRole } from "@rdm/auth";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
-import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
@@ -145,9 +144,8 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
   return {
     async planDeployment(request, ctx) {
       const strategy = request.strategy;
+      // Required, with a kind, by the request's rules (protovalidate): this narrows the type.
       if (!strategy) throw new InvalidArgument([{ field: "strategy", description: "required" }]);
-      if (strategy.kind === DeploymentStrategyKind.UNSPECIFIED)
-        throw new InvalidArgument([{ field: "strategy.kind", description: "a strategy kind is required" }]);
       const deploymentId = randomUUID();
       return runDeploymentCommand(handler, ctx, M.planDeployment, request, {
         output: M.planDeployment.output,
