@@ -161,6 +161,13 @@ describe("approval and start", () => {
     expect(d.deployment.state).toBe(DeploymentState.SCHEDULED);
   });
 
+  test("a deployment to an unprotected environment needs no approval: one given is refused as not required", () => {
+    const d = new Deciding("alice");
+    d.plan(ALL_AT_ONCE, environment());
+    const refused = refusal(() => d.run({ ...approve("bob", []), approvalGroup: "" }));
+    expect([refused.code, refused.rule]).toEqual(["FAILED_PRECONDITION", "deployment.approval_not_required"]);
+  });
+
   test("start lists every unmet gate with the missing approval", () => {
     const d = new Deciding("alice");
     d.plan(ALL_AT_ONCE, protectedEnv);

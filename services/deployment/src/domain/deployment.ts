@@ -115,6 +115,12 @@ function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment"
       "the deployment's creator may not approve it",
     );
   }
+  if (deployment.requiredApprovals === 0) {
+    refuse(
+      "deployment.approval_not_required",
+      `${deployment.environment} requires no approval: the deployment may start without one`,
+    );
+  }
   if (!command.approverGroups.includes(command.approvalGroup)) {
     throw violation(
       "PERMISSION_DENIED",
