@@ -352,6 +352,10 @@ describe("execution", () => {
       ["ci-1", "ci-3", "ci-4"],
     ]);
     d.reportAll(1, token);
+    // A target reported in progress again after its outcome is at work again: its last report counts.
+    d.run(report(1, token, "ci-2", { outcome: TargetOutcome.IN_PROGRESS }));
+    expect(refusal(() => d.complete(1, token)).conditions.map((c) => c.subject)).toEqual(["ci-2"]);
+    d.run(report(1, token, "ci-2"));
     expect(d.types(d.complete(1, token))).toEqual(["DeploymentStepCompleted", "DeploymentSucceeded"]);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
   });

@@ -106,7 +106,9 @@ function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Time
       const i = deployment.targets.findIndex((target) => target.ciId === event.ciId);
       if (i >= 0) deployment.targets[i] = status;
       else deployment.targets.push(status);
-      if (REPORTED.has(event.outcome) && !step.reportedCiIds.includes(event.ciId)) step.reportedCiIds.push(event.ciId);
+      // Its last report counts: a target reported IN_PROGRESS after its outcome is at work again.
+      if (!REPORTED.has(event.outcome)) step.reportedCiIds = step.reportedCiIds.filter((ci) => ci !== event.ciId);
+      else if (!step.reportedCiIds.includes(event.ciId)) step.reportedCiIds.push(event.ciId);
       break;
     }
     case "rdm.deployment.v1.DeploymentStepCompleted":
