@@ -83,6 +83,34 @@ describe("strategy expansion", () => {
       [0, false],
       [0, false],
     ]);
+    expect(steps.map((step) => step.label)).toEqual([
+      "canary 5% (1 of 4 targets)",
+      "canary 50% (2 of 4 targets)",
+      "canary 100% (4 of 4 targets)",
+      "verify",
+    ]);
+    // Rounded down, each stage its own step: 34% of three targets is one, 67% two.
+    const thirds = new Deciding();
+    thirds.plan(
+      strategy({
+        kind: DeploymentStrategyKind.CANARY,
+        canaryStages: [34, 67, 100].map((weightPercent) => ({
+          $typeName: "rdm.deployment.v1.CanaryStage" as const,
+          weightPercent,
+          pauseSeconds: 30,
+          manualPromotion: false,
+        })),
+      }),
+      environment({
+        targetGroups: [{ $typeName: "rdm.deployment.v1.TargetGroup", name: "rest", ciIds: ["a", "b", "c"] }],
+      }),
+    );
+    expect(thirds.deployment.steps.map((step) => [step.targetCiIds, step.pauseSecondsAfter])).toEqual([
+      [["a"], 30],
+      [["b"], 30],
+      [["c"], 0],
+      [["a", "b", "c"], 0],
+    ]);
     const decreasing = strategy({
       kind: DeploymentStrategyKind.CANARY,
       canaryStages: [

@@ -57,16 +57,18 @@ function canary(strategy: DeploymentStrategy, targets: string[]): StepSpec[] | R
   let covered = 0;
   stages.forEach((stage, i) => {
     const last = i === stages.length - 1;
-    // Each stage reaches at least one more target, so small environments still go stage by stage.
+    // A stage reaches no more than its weight (rounded down: a canary exposes no more than asked),
+    // but at least one more target, so small environments still go stage by stage; the label says
+    // how many it reached.
     const upTo = Math.min(
       targets.length,
-      Math.max(covered + 1, Math.ceil((stage.weightPercent * targets.length) / 100)),
+      Math.max(covered + 1, Math.floor((stage.weightPercent * targets.length) / 100)),
     );
     if (upTo <= covered) return;
     specs.push({
       kind: StepKind.DEPLOY,
       targetCiIds: targets.slice(covered, upTo),
-      label: `canary ${stage.weightPercent}%`,
+      label: `canary ${stage.weightPercent}% (${upTo} of ${targets.length} targets)`,
       pauseSecondsAfter: last ? 0 : stage.pauseSeconds,
       promotionAfter: !last && stage.manualPromotion,
     });
