@@ -5,8 +5,14 @@ import { randomUUID } from "node:crypto";
 import type { DescMessage, MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { withTransaction } from "@rdm/eventstore";
-import { CONFIGURATION_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
+import {
+  CHANGE_EVENTS_TOPIC,
+  CONFIGURATION_EVENTS_TOPIC,
+  DEPLOYMENT_EVENTS_TOPIC,
+  RELEASE_EVENTS_TOPIC,
+} from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { ChangeRequestRaisedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { CiLifecycleStatus, CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationItemRegisteredSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
@@ -352,6 +358,32 @@ test("the KPIs of a service known elsewhere are zeros; of a service nothing name
     });
   const unknown = uniqueId("svc");
   expect(await kpis(unknown)).toMatchObject({ status: 404, body: { detail: expect.stringContaining(unknown) } });
+});
+
+test("the audit trail puts a change naming no environment under the production environments", async () => {
+  const streams = new PublishedStreams("deployer");
+  const [staging, production] = [uniqueId("staging"), uniqueId("production")];
+  for (const [name, rank, from] of [
+    [staging, 1, ""],
+    [production, 2, staging],
+  ] as const)
+    await projected(
+      streams.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${name}`, {
+        environment: { name, promotionRank: rank, promotesFrom: from, targetGroups: [], executorLabels: [] },
+      }),
+    );
+  const changeRequestId = randomUUID();
+  const raised = new PublishedStreams("carl").event("rdm/change", ChangeRequestRaisedSchema, changeRequestId, {
+    changeRequestId,
+    key: `CHG-2026-${uniqueId("c")}`,
+    title: "no environment named",
+  });
+  await withTransaction(pool, (tx) =>
+    projectionHandler(projectionsOf(CHANGE_EVENTS_TOPIC), "")(raised, tx, { topic: CHANGE_EVENTS_TOPIC }),
+  );
+  const audited = async (environment: string) =>
+    (await get(`/v1/audit?change=${changeRequestId}&environment=${environment}`)).body.entries.length;
+  expect([await audited(production), await audited(staging), await audited(uniqueId("elsewhere"))]).toEqual([1, 0, 0]);
 });
 
 test("a page token pages on only with the list and filters that made it; the page size may change", async () => {

@@ -1,5 +1,6 @@
 import type pg from "pg";
 import type { StreamEntry } from "../../sse.js";
+import { productionSql } from "../deployments/queries.js";
 
 export interface AuditRow {
   seq: string;
@@ -64,7 +65,13 @@ export async function auditAfter(pool: pg.Pool, after: number, limit: number, f:
   // Ids are stored as the services write them, lower case; a client may send a UUID in either case.
   add((p) => `release_id = lower(${p})`, f.release);
   add((p) => `change_request_id = lower(${p})`, f.change);
-  add((p) => `${p}::text = ANY(environments)`, f.environment);
+  // A change naming no environment is production's (as the change and deployment services have
+  // it): its events are under every defined environment that is production now.
+  add((p) => {
+    const definition = `(SELECT definition FROM environment_definition_view WHERE environment = ${p}::text)`;
+    return `(${p}::text = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
+      AND ${definition} IS NOT NULL AND ${productionSql(`${p}::text`, definition)}))`;
+  }, f.environment);
   add((p) => `correlation_id = ${p}`, f.correlation);
   add((p) => `occurred_at >= ${p}`, f.from);
   add((p) => `occurred_at < ${p}`, f.to);
