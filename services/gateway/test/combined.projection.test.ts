@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { CloudEvent } from "@rdm/messaging";
-import { CHANGE_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
+import { CHANGE_EVENTS_TOPIC, DEPLOYMENT_EVENTS_TOPIC, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import {
   ChangeImplementationStartedSchema,
   ChangeRequestRaisedSchema,
@@ -27,6 +27,7 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { SubscriptionCreatedSchema } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { PublishedStreams, projectionSpec } from "@rdm/testkit";
 import type pg from "pg";
 import { deploymentPlanProjection } from "../src/projections/deployment-plans/projection.js";
@@ -421,5 +422,32 @@ test("a change's implementation events are in the audit trail under the deployme
       { event_type: raised.envelope.type, environments: ["production", "staging"] },
       { event_type: submitted.envelope.type, environments: ["production", "staging"] },
       { event_type: implementing.envelope.type, environments: ["test", "production", "staging"] },
+    ]);
+});
+
+test("a notification subscription's events on the release topic are in the audit trail, changing no other view", async () => {
+  const subscriptionId = randomUUID();
+  const id = randomUUID();
+  const metadata = create(EventMetadataSchema, {
+    eventId: id,
+    actor: "rita",
+    streamId: `subscription-${subscriptionId}`,
+    streamVersion: 1n,
+    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, 0))),
+  });
+  const message = create(SubscriptionCreatedSchema, { metadata, subscriptionId, name: "ops", owner: "rita" });
+  const envelope = {
+    id,
+    type: SubscriptionCreatedSchema.typeName,
+    source: "test",
+    subject: `subscription-${subscriptionId}`,
+    time: new Date(),
+    data: toBinary(SubscriptionCreatedSchema, message),
+  };
+  await spec
+    .given([])
+    .when({ topic: RELEASE_EVENTS_TOPIC, envelope })
+    .then("SELECT source, event_type, actor, views FROM audit_event", [
+      { source: "release", event_type: SubscriptionCreatedSchema.typeName, actor: "rita", views: ["audit"] },
     ]);
 });

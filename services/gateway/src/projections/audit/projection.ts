@@ -9,6 +9,7 @@ import {
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { file_rdm_configuration_v1_events } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { file_rdm_deployment_v1_events } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { file_rdm_notification_v1_events } from "@rdm/proto/gen/rdm/notification/v1/events_pb.js";
 import { file_rdm_release_v1_events } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
@@ -143,7 +144,11 @@ const auditOf = (source: string, topic: string, handles: readonly DescMessage[])
  * projections, whose rows it reads to complete an event's subjects.
  */
 export const auditProjections: Projection[] = [
-  auditOf("release", RELEASE_EVENTS_TOPIC, file_rdm_release_v1_events.messages),
+  // The release service's topic also carries its notification subscriptions' events.
+  auditOf("release", RELEASE_EVENTS_TOPIC, [
+    ...file_rdm_release_v1_events.messages,
+    ...file_rdm_notification_v1_events.messages,
+  ]),
   auditOf("change", CHANGE_EVENTS_TOPIC, file_rdm_change_v1_events.messages),
   auditOf("configuration", CONFIGURATION_EVENTS_TOPIC, file_rdm_configuration_v1_events.messages),
   auditOf("deployment", DEPLOYMENT_EVENTS_TOPIC, file_rdm_deployment_v1_events.messages),

@@ -67,5 +67,8 @@ const VIEWS_BY_TYPE: Record<string, View[]> = {
   "rdm.deployment.v1.EnvironmentChanged": ["inventory", "calendar", "audit"],
 };
 
+/** Notification subscriptions' events (on the release topic) change no combined view but the audit. */
 export const viewsOf = (source: string, eventType: string): View[] =>
-  VIEWS_BY_TYPE[eventType] ?? VIEWS_BY_SOURCE[source] ?? ["audit"];
+  VIEWS_BY_TYPE[eventType] ??
+  (eventType.startsWith("rdm.notification.") ? ["audit"] : undefined) ??
+  VIEWS_BY_SOURCE[source] ?? ["audit"];
