@@ -88,7 +88,10 @@ const startsOnceReady = (deploymentId: string, client = deployer, override = "")
 test("nothing known yet: release, artifact and change gates all listed", async () => {
   const env = await environment();
   const changeId = randomUUID();
-  const deploymentId = await plan(env, { changes: [changeId] });
+  // Named twice, in two cases: one change, one link.
+  const deploymentId = await plan(env, { changes: [changeId, changeId.toUpperCase()] });
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.linkedChangeIds).toEqual([changeId]);
   await refusesWith(deploymentId, ["gate.release_known", "gate.change_known", "gate.artifact_known"]);
 });
 

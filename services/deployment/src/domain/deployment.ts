@@ -97,7 +97,8 @@ function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, s
       artifacts: placedBy(command.artifacts, steps),
       strategy: command.strategy,
       ...(command.window ? { window: command.window } : {}),
-      linkedChangeIds: command.linkedChangeIds,
+      // Once each: a change named twice (in two cases, made one by the API) is one link.
+      linkedChangeIds: [...new Set(command.linkedChangeIds)],
       steps,
       requiredApprovals: protection?.quorum ?? 0,
       approvalGroup: protection?.approvalGroup ?? "",
