@@ -111,6 +111,25 @@ describe("strategy expansion", () => {
       [["c"], 0],
       [["a", "b", "c"], 0],
     ]);
+    // More stages than targets: the last one reached reaches them all, and says so.
+    const few = new Deciding();
+    few.plan(
+      strategy({
+        kind: DeploymentStrategyKind.CANARY,
+        canaryStages: [10, 25, 50, 100].map((weightPercent) => ({
+          $typeName: "rdm.deployment.v1.CanaryStage" as const,
+          weightPercent,
+          pauseSeconds: 30,
+          manualPromotion: false,
+        })),
+      }),
+      environment({ targetGroups: [{ $typeName: "rdm.deployment.v1.TargetGroup", name: "rest", ciIds: ["a", "b"] }] }),
+    );
+    expect(few.deployment.steps.map((step) => [step.label, step.pauseSecondsAfter])).toEqual([
+      ["canary 10% (1 of 2 targets)", 30],
+      ["canary 100% (2 of 2 targets)", 0],
+      ["verify", 0],
+    ]);
     const decreasing = strategy({
       kind: DeploymentStrategyKind.CANARY,
       canaryStages: [

@@ -381,9 +381,25 @@ test("the audit trail puts a change naming no environment under the production e
   await withTransaction(pool, (tx) =>
     projectionHandler(projectionsOf(CHANGE_EVENTS_TOPIC), "")(raised, tx, { topic: CHANGE_EVENTS_TOPIC }),
   );
+  // Deployed to without a definition (a gateway not yet replayed): production, as nothing promotes from it.
+  const undefinedYet = uniqueId("live");
+  const deploymentId = randomUUID();
+  await projected(
+    streams.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, {
+      deploymentId,
+      releaseId: randomUUID(),
+      environment: undefinedYet,
+      environmentSequence: 1n,
+    }),
+  );
   const audited = async (environment: string) =>
     (await get(`/v1/audit?change=${changeRequestId}&environment=${environment}`)).body.entries.length;
-  expect([await audited(production), await audited(staging), await audited(uniqueId("elsewhere"))]).toEqual([1, 0, 0]);
+  expect([
+    await audited(production),
+    await audited(undefinedYet),
+    await audited(staging),
+    await audited(uniqueId("elsewhere")),
+  ]).toEqual([1, 1, 0, 0]);
 });
 
 test("a page token pages on only with the list and filters that made it; the page size may change", async () => {

@@ -119,7 +119,7 @@ function approve(command: Extract<DeploymentCommand, { kind: "approveDeployment"
   if (deployment.requiredApprovals === 0) {
     refuse(
       "deployment.approval_not_required",
-      `${deployment.environment} requires no approval: the deployment may start without one`,
+      `${deployment.environment} requires no approval: its deployments need none`,
     );
   }
   if (!command.approverGroups.includes(command.approvalGroup)) {

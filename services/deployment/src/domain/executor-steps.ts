@@ -170,7 +170,7 @@ function requireReported(step: DeploymentStep) {
   throw violation(
     "FAILED_PRECONDITION",
     "step.targets_unreported",
-    `step ${step.index} cannot complete: ${unreported.length} of its targets have no SUCCEEDED or FAILED report under this lease`,
+    `step ${step.index} cannot complete: ${unreported.length} of its targets have no SUCCEEDED or FAILED report under this lease as their last`,
     unreported.map((ci) => ({
       rule: "step.targets_unreported",
       subject: ci,

@@ -74,9 +74,15 @@ function canary(strategy: DeploymentStrategy, targets: string[]): StepSpec[] | R
     });
     covered = upTo;
   });
-  // The last reached stage leads straight to verification.
+  // The last reached stage leads straight to verification; it reached every target, whatever
+  // its weight said (more stages than targets), and its label says so.
   const final = specs.at(-1);
-  if (final) Object.assign(final, { pauseSecondsAfter: 0, promotionAfter: false });
+  if (final)
+    Object.assign(final, {
+      pauseSecondsAfter: 0,
+      promotionAfter: false,
+      label: `canary 100% (${targets.length} of ${targets.length} targets)`,
+    });
   return [...specs, verify(targets)];
 }
 
@@ -137,7 +143,8 @@ export function expandStrategy(
       specs = pilot(strategy, environment, targets);
       break;
     default:
-      specs = [violation("strategy.kind", "a strategy kind is required")];
+      // The API refuses these (protovalidate); a guard for the decider's other callers.
+      specs = [violation("strategy.kind", "an unknown or unset strategy kind")];
   }
   const isViolations = (value: StepSpec[] | RuleDetail[]): value is RuleDetail[] => "rule" in (value[0] ?? {});
   return isViolations(specs) ? { steps: [], violations: specs } : { steps: steps(specs), violations: [] };

@@ -66,11 +66,14 @@ export async function auditAfter(pool: pg.Pool, after: number, limit: number, f:
   add((p) => `release_id = lower(${p})`, f.release);
   add((p) => `change_request_id = lower(${p})`, f.change);
   // A change naming no environment is production's (as the change and deployment services have
-  // it): its events are under every defined environment that is production now.
+  // it): its events are under every environment the gateway knows (defined or deployed to) that
+  // is production now, by the rule the environment listing uses.
   add((p) => {
-    const definition = `(SELECT definition FROM environment_definition_view WHERE environment = ${p}::text)`;
-    return `(${p}::text = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
-      AND ${definition} IS NOT NULL AND ${productionSql(`${p}::text`, definition)}))`;
+    const name = `${p}::text`;
+    const definition = `(SELECT definition FROM environment_definition_view WHERE environment = ${name})`;
+    const known = `(${definition} IS NOT NULL OR EXISTS (SELECT 1 FROM environment_view WHERE environment = ${name}))`;
+    return `(${name} = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
+      AND ${known} AND ${productionSql(name, definition)}))`;
   }, f.environment);
   add((p) => `correlation_id = ${p}`, f.correlation);
   add((p) => `occurred_at >= ${p}`, f.from);

@@ -138,7 +138,9 @@ export const deploymentDetailSchema = obj(
   },
   {
     ...deploymentExample,
-    steps: [{ index: 0, kind: "DEPLOY", label: "canary 10%", targetCiIds: ["host-17"], state: "COMPLETED" }],
+    steps: [
+      { index: 0, kind: "DEPLOY", label: "canary 10% (1 of 10 targets)", targetCiIds: ["host-17"], state: "COMPLETED" },
+    ],
     rollback: { reason: "automatic back-out after failed verification", automatic: true, fast: false },
   },
 );
