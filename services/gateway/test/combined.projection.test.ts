@@ -52,23 +52,31 @@ const spec = projectionSpec<{ topic: string; envelope: CloudEvent }>({
   apply: ({ topic, envelope }, tx) => handle(envelope, tx, { topic }),
 });
 
+/**
+ * A builder of one stream's events on `topic`, as its service publishes them: each the stream's
+ * next version, a minute after the one before (from 2026-12-02 08:00).
+ */
+function streamOn(topic: string, streamId: string, actor: string, correlationId = "") {
+  let version = 0;
+  return <D extends DescMessage>(schema: D, fields: Omit<MessageInitShape<D>, "metadata">) => {
+    const id = randomUUID();
+    const metadata = create(EventMetadataSchema, {
+      eventId: id,
+      actor,
+      streamId,
+      streamVersion: BigInt(++version),
+      occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
+      correlationId,
+    });
+    const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
+    const envelope = { id, type: schema.typeName, source: "test", subject: streamId, time: new Date() };
+    return { topic, envelope: { ...envelope, data: toBinary(schema, message) } };
+  };
+}
+
 const deploymentId = randomUUID();
 const releaseId = randomUUID();
-let version = 0;
-function deploymentEvent<D extends DescMessage>(schema: D, fields: Omit<MessageInitShape<D>, "metadata">) {
-  const id = randomUUID();
-  const metadata = create(EventMetadataSchema, {
-    eventId: id,
-    actor: "executor-1",
-    streamId: deploymentId,
-    streamVersion: BigInt(++version),
-    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, version))),
-    correlationId: "corr-1",
-  });
-  const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
-  const envelope = { id, type: schema.typeName, source: "test", subject: deploymentId, time: new Date() };
-  return { topic: DEPLOYMENT_EVENTS_TOPIC, envelope: { ...envelope, data: toBinary(schema, message) } };
-}
+const deploymentEvent = streamOn(DEPLOYMENT_EVENTS_TOPIC, deploymentId, "executor-1", "corr-1");
 
 const planned = deploymentEvent(DeploymentPlannedSchema, {
   deploymentId,
@@ -389,20 +397,7 @@ test("the audit trail records each event once, with the release and environment 
 
 test("a change's implementation events are in the audit trail under the deployment's environment and the change's", async () => {
   const changeRequestId = randomUUID();
-  let changeVersion = 0;
-  const changeEvent = <D extends DescMessage>(schema: D, fields: Omit<MessageInitShape<D>, "metadata">) => {
-    const id = randomUUID();
-    const metadata = create(EventMetadataSchema, {
-      eventId: id,
-      actor: "carl",
-      streamId: changeRequestId,
-      streamVersion: BigInt(++changeVersion),
-      occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, changeVersion))),
-    });
-    const message = create(schema, { ...fields, metadata } as unknown as MessageInitShape<D>);
-    const envelope = { id, type: schema.typeName, source: "test", subject: changeRequestId, time: new Date() };
-    return { topic: CHANGE_EVENTS_TOPIC, envelope: { ...envelope, data: toBinary(schema, message) } };
-  };
+  const changeEvent = streamOn(CHANGE_EVENTS_TOPIC, changeRequestId, "carl");
   const raised = changeEvent(ChangeRequestRaisedSchema, {
     changeRequestId,
     key: "CHG-2026-0001",
@@ -427,26 +422,11 @@ test("a change's implementation events are in the audit trail under the deployme
 
 test("a notification subscription's events on the release topic are in the audit trail, changing no other view", async () => {
   const subscriptionId = randomUUID();
-  const id = randomUUID();
-  const metadata = create(EventMetadataSchema, {
-    eventId: id,
-    actor: "rita",
-    streamId: `subscription-${subscriptionId}`,
-    streamVersion: 1n,
-    occurredAt: timestampFromDate(new Date(Date.UTC(2026, 11, 2, 8, 0))),
-  });
-  const message = create(SubscriptionCreatedSchema, { metadata, subscriptionId, name: "ops", owner: "rita" });
-  const envelope = {
-    id,
-    type: SubscriptionCreatedSchema.typeName,
-    source: "test",
-    subject: `subscription-${subscriptionId}`,
-    time: new Date(),
-    data: toBinary(SubscriptionCreatedSchema, message),
-  };
+  const subscriptionEvent = streamOn(RELEASE_EVENTS_TOPIC, `subscription-${subscriptionId}`, "rita");
+  const created = subscriptionEvent(SubscriptionCreatedSchema, { subscriptionId, name: "ops", owner: "rita" });
   await spec
     .given([])
-    .when({ topic: RELEASE_EVENTS_TOPIC, envelope })
+    .when(created)
     .then("SELECT source, event_type, actor, views FROM audit_event", [
       { source: "release", event_type: SubscriptionCreatedSchema.typeName, actor: "rita", views: ["audit"] },
     ]);
