@@ -215,6 +215,17 @@ describe("approval and start", () => {
     expect([refused.code, refused.rule]).toEqual(["FAILED_PRECONDITION", "deployment.approval_not_required"]);
   });
 
+  test("an environment whose baseline cannot be recorded with a start is refused it, naming the baseline's size", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    const targetCiIds = Array.from({ length: 40_000 }, (_, i) => `host-${String(i).padStart(6, "0")}`);
+    const big = [create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", version: "1.0.0", targetCiIds })];
+    const refused = refusal(() => d.run({ ...d.startCommand(), baseline: big }));
+    expect(refused.conditions.map((c) => [c.rule, c.subject])).toEqual([["deployment.baseline_too_large", "staging"]]);
+    expect(refused.conditions[0]?.description).toContain("40000 artifact-target pairs");
+    expect(d.deployment.state).toBe(DeploymentState.PLANNED);
+  });
+
   test("start lists every unmet gate with the missing approval", () => {
     const d = new Deciding("alice");
     d.plan(ALL_AT_ONCE, protectedEnv);

@@ -21,7 +21,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { baselineLeftBy, liveColourAfter, placedBy } from "./baseline.js";
+import { baselineLeftBy, baselineTooLarge, liveColourAfter, placedBy } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
@@ -172,6 +172,8 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
     });
   }
   violations.push(...windowPassed(deployment, command.now));
+  const tooLarge = baselineTooLarge(deployment.environment, command.baseline);
+  if (tooLarge) violations.push(tooLarge);
   if (violations.length) {
     throw violation(
       "FAILED_PRECONDITION",
