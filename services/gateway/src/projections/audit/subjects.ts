@@ -16,18 +16,20 @@ export interface EventSubjects {
 type Fields = Record<string, unknown>;
 const text = (value: unknown) => (typeof value === "string" ? value : "");
 
+/** Change events that name every environment of the change (the others name none, or one of theirs). */
+const CHANGE_ENVIRONMENTS_NAMING = ["rdm.change.v1.ChangeRequestRaised", "rdm.change.v1.ChangeRequestDetailsUpdated"];
+
+export const namesChangeEnvironments = (type: string) => CHANGE_ENVIRONMENTS_NAMING.includes(type);
+
+const changeEnvironments = (m: Fields) => ({ environments: [...((m.environments as string[]) ?? [])] });
+
 /** Events whose subjects are not (only) in the fields read by name. */
 const SUBJECT_OVERRIDES: Record<string, (m: Fields) => Partial<EventSubjects>> = {
   "rdm.change.v1.FreezeWindowDeclared": (m) => ({
     environments: [...((m.scope as { environments?: string[] } | undefined)?.environments ?? [])],
   }),
-  "rdm.change.v1.ChangeRequestRaised": (m) => ({ environments: [...((m.environments as string[]) ?? [])] }),
-  "rdm.change.v1.ChangeRequestDetailsUpdated": (m) => ({ environments: [...((m.environments as string[]) ?? [])] }),
+  ...Object.fromEntries(CHANGE_ENVIRONMENTS_NAMING.map((type) => [type, changeEnvironments])),
 };
-
-/** Change events that name every environment of the change (the others name none, or one of theirs). */
-export const namesChangeEnvironments = (type: string) =>
-  type === "rdm.change.v1.ChangeRequestRaised" || type === "rdm.change.v1.ChangeRequestDetailsUpdated";
 
 export function subjectsOf(message: Message): EventSubjects {
   const m = message as unknown as Fields;

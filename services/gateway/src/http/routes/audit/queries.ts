@@ -1,6 +1,6 @@
 import type pg from "pg";
 import type { StreamEntry } from "../../sse.js";
-import { productionSql } from "../deployments/queries.js";
+import { KNOWN_ENVIRONMENTS } from "../deployments/queries.js";
 
 export interface AuditRow {
   seq: string;
@@ -67,14 +67,12 @@ export async function auditAfter(pool: pg.Pool, after: number, limit: number, f:
   add((p) => `change_request_id = lower(${p})`, f.change);
   // A change naming no environment is production's (as the change and deployment services have
   // it): its events are under every environment the gateway knows (defined or deployed to) that
-  // is production now, by the rule the environment listing uses.
-  add((p) => {
-    const name = `${p}::text`;
-    const definition = `(SELECT definition FROM environment_definition_view WHERE environment = ${name})`;
-    const known = `(${definition} IS NOT NULL OR EXISTS (SELECT 1 FROM environment_view WHERE environment = ${name}))`;
-    return `(${name} = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
-      AND ${known} AND ${productionSql(name, definition)}))`;
-  }, f.environment);
+  // is production now, as the environment listing says.
+  add(
+    (p) => `(${p}::text = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
+      AND (SELECT k.production FROM (${KNOWN_ENVIRONMENTS}) k WHERE k.name = ${p}::text)))`,
+    f.environment,
+  );
   add((p) => `correlation_id = ${p}`, f.correlation);
   add((p) => `occurred_at >= ${p}`, f.from);
   add((p) => `occurred_at < ${p}`, f.to);

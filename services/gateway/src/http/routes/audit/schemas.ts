@@ -15,7 +15,7 @@ const auditFilters = {
     description:
       "events concerning this environment: a deployment's by its environment, a change's by the environments the " +
       "change names (its implementation's by the deployment's environment too; a change naming none is " +
-      "production's: under each defined environment that is production), a freeze's by its scope",
+      "production's: under each environment defined or deployed to that is production), a freeze's by its scope",
   },
   correlation: { ...filterText, description: "a correlation id: every event one action caused" },
 } as const;
