@@ -1,4 +1,4 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create } from "@bufbuild/protobuf";
 import { DEFAULT_MAX_EVENT_BYTES } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
@@ -90,23 +90,27 @@ export function narrowedTo(artifacts: DeployedArtifact[], targetCiIds: string[])
 export const forStep = (artifacts: DeployedArtifact[], step: Pick<DeploymentStep, "kind" | "targetCiIds">) =>
   step.kind === StepKind.SWITCH ? artifacts : narrowedTo(artifacts, step.targetCiIds);
 
-/** Room left in an event for its other fields and metadata, beside the baseline it carries. */
-const EVENT_ROOM_BYTES = 16 * 1024;
+/** Room left in an event for the metadata the command handler adds to it. */
+const METADATA_ROOM_BYTES = 16 * 1024;
 
 /**
- * A start records the environment's whole baseline (what a back-out restores) in one event, which
- * must fit one Kafka message: an environment whose baseline does not is refused its starts with
- * this condition, naming its size, rather than with the event size limit's advice to send less.
+ * A start records the environment's whole baseline (what a back-out restores) in one event
+ * (`encodedBytes`, before its metadata), which must fit one Kafka message: an environment whose
+ * baseline does not is refused its starts with this condition, naming its size, rather than with
+ * the event size limit's advice to send less.
  */
-export function baselineTooLarge(environment: string, baseline: DeployedArtifact[]): RuleDetail | undefined {
-  const bytes = baseline.reduce((sum, artifact) => sum + toBinary(DeployedArtifactSchema, artifact).byteLength + 4, 0);
-  if (bytes <= DEFAULT_MAX_EVENT_BYTES - EVENT_ROOM_BYTES) return undefined;
+export function baselineTooLarge(
+  environment: string,
+  baseline: DeployedArtifact[],
+  encodedBytes: number,
+): RuleDetail | undefined {
+  if (encodedBytes <= DEFAULT_MAX_EVENT_BYTES - METADATA_ROOM_BYTES) return undefined;
   const pairs = baseline.reduce((sum, artifact) => sum + artifact.targetCiIds.length, 0);
   return {
     rule: "deployment.baseline_too_large",
     subject: environment,
     description:
-      `${environment}'s baseline is ${pairs} artifact-target pairs (${bytes} bytes), more than a deployment can ` +
+      `${environment}'s baseline is ${pairs} artifact-target pairs (${encodedBytes} bytes), more than a deployment can ` +
       `record as what a back-out restores (an event must fit one Kafka message): split its targets into smaller environments`,
   };
 }

@@ -1,4 +1,4 @@
-import { create } from "@bufbuild/protobuf";
+import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { sameSubject } from "@rdm/auth";
 import { instantOf } from "@rdm/proto";
@@ -172,7 +172,16 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
     });
   }
   violations.push(...windowPassed(deployment, command.now));
-  const tooLarge = baselineTooLarge(deployment.environment, command.baseline);
+  const scheduled = create(DeploymentScheduledSchema, {
+    deploymentId: deployment.deploymentId,
+    baseline: command.baseline,
+    availableAt: timestampFromDate(beginsAt(deployment, command.now)),
+    freezeOverrideJustification: command.freezeOverrideJustification,
+    overriddenFreezeWindowIds: command.overriddenFreezeWindowIds,
+    changeRequestIds: command.changeRequestIds,
+  });
+  const encodedBytes = toBinary(DeploymentScheduledSchema, scheduled).byteLength;
+  const tooLarge = baselineTooLarge(deployment.environment, command.baseline, encodedBytes);
   if (tooLarge) violations.push(tooLarge);
   if (violations.length) {
     throw violation(
@@ -182,17 +191,7 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
       violations,
     );
   }
-  const availableAt = beginsAt(deployment, command.now);
-  return [
-    create(DeploymentScheduledSchema, {
-      deploymentId: deployment.deploymentId,
-      baseline: command.baseline,
-      availableAt: timestampFromDate(availableAt),
-      freezeOverrideJustification: command.freezeOverrideJustification,
-      overriddenFreezeWindowIds: command.overriddenFreezeWindowIds,
-      changeRequestIds: command.changeRequestIds,
-    }),
-  ];
+  return [scheduled];
 }
 
 /** Starts backing out to the baseline; with nothing to undo the deployment is rolled back at once. */
