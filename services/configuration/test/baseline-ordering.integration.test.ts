@@ -1,7 +1,8 @@
 // Baselines from deployment outcomes delivered out of order across partitions, through the
 // real Kafka protocol and the configuration service's gRPC API: the live baseline equals one
 // rebuilt by a new service (empty database, new consumer group) and names the newest outcome;
-// a rollback removes what the failed deployment added; an unknown event type is skipped.
+// a rollback removes what the failed deployment added (of its artifacts' names, when it names
+// them); an unknown event type is skipped.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -86,6 +87,7 @@ function outcome(
   environmentSequence: number,
   deploymentId: string,
   artifacts: { name: string; version: string; targetCiIds: string[]; artifactId?: string }[],
+  restoredArtifactNames: string[] = [],
 ) {
   const id = randomUUID();
   const occurredAt = new Date(Date.UTC(2026, 10, 1, 12, environmentSequence));
@@ -102,6 +104,7 @@ function outcome(
     environment,
     artifacts,
     environmentSequence: BigInt(environmentSequence),
+    ...(schema === DeploymentRolledBackSchema ? { restoredArtifactNames } : {}),
   });
   return {
     id,
@@ -253,6 +256,36 @@ test("a rollback restores exactly: what the failed deployment added is removed",
   const restored = await baselineAt(client, environment, 3n);
   expect(running(restored)).toEqual([`${host1}/${api}@1.0.0`]);
   expect(restored).toMatchObject({ health: EnvironmentHealth.HEALTHY, lastKnownGoodDeploymentId: good });
+
+  // A rollback that names its artifacts restores those only: the worker deployed before stays.
+  const [worker, later] = [uniqueId("worker"), uniqueId("dep")];
+  await publishTo([
+    [
+      outcome(DeploymentSucceededSchema, environment, 4, uniqueId("dep"), [
+        { name: worker, version: "3.0.0", targetCiIds: [host2] },
+      ]),
+      0,
+    ],
+    [
+      outcome(DeploymentFailedSchema, environment, 5, later, [
+        { name: api, version: "1.2.0", targetCiIds: [host1, host2] },
+      ]),
+      1,
+    ],
+    [
+      outcome(
+        DeploymentRolledBackSchema,
+        environment,
+        6,
+        later,
+        [{ name: api, version: "1.0.0", targetCiIds: [host1] }],
+        [api],
+      ),
+      1,
+    ],
+  ]);
+  const scoped = await baselineAt(client, environment, 6n);
+  expect(running(scoped).sort()).toEqual([`${host1}/${api}@1.0.0`, `${host2}/${worker}@3.0.0`].sort());
 }, 90_000);
 
 test("a deployment with more artifact-target pairs than an event holds as entries is recorded whole", async () => {

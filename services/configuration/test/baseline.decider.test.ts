@@ -35,6 +35,7 @@ const outcome = (
   entries,
   artifacts: [],
   reason: "",
+  restoredArtifactNames: [],
   sourceEventId: `e${++eventIds}`,
   environmentSequence,
 });
@@ -116,6 +117,24 @@ test("a rollback restores exactly the baseline it names: what the failed deploym
   // A deployment after the rollback builds on the restored baseline.
   const next = outcome(4n, DeploymentOutcome.SUCCEEDED, [entry("host-2", "worker", "1.0.0")]);
   expect(versions(record([next, apiOnHost1, failed, rolledBack]))).toEqual(["host-1/api@1.0.0", "host-2/worker@1.0.0"]);
+});
+
+test("a rollback naming its artifacts replaces those names' entries only: a later deployment of others stays", () => {
+  const failed = outcome(3n, DeploymentOutcome.FAILED, [
+    entry("host-1", "api", "2.0.0"),
+    entry("host-3", "api", "2.0.0"),
+  ]);
+  const rolledBack = {
+    ...outcome(4n, DeploymentOutcome.ROLLED_BACK, [entry("host-1", "api", "1.0.0")], "dep-3"),
+    restoredArtifactNames: ["api"],
+  };
+  const history = record([apiOnHost1, workerOnHost2, failed, rolledBack]);
+  // api 2.0.0 left host-3 (it ran no api before); worker, not the rollback's, is as it was.
+  expect(versions(history)).toEqual(["host-1/api@1.0.0", "host-2/worker@3.0.0"]);
+  // In any order of arrival.
+  expect(foldBaseline(record([rolledBack, failed, workerOnHost2, apiOnHost1])).baseline).toEqual(
+    foldBaseline(history).baseline,
+  );
 });
 
 test("an outcome recorded once: the same ce id, or the same environment sequence under another ce id", () => {

@@ -484,6 +484,7 @@ describe("baselines", () => {
     ],
     artifacts: [],
     reason: "",
+    restoredArtifactNames: [],
     sourceEventId: "e1",
     environmentSequence: 0n,
     ...overrides,

@@ -35,6 +35,17 @@ function upsertEntries(current: BaselineEntry[], entries: BaselineEntry[]): Base
   return [...byKey.values()].sort(byCiAndName);
 }
 
+/**
+ * A rollback lists what runs under the artifact names it restored: entries of those names it does
+ * not list were added by the failed deployment and go away, other names' entries stay. Without
+ * names (recorded before rollbacks named them) it lists the whole baseline restored.
+ */
+function restoredEntries(current: BaselineEntry[], names: string[], restored: BaselineEntry[]): BaselineEntry[] {
+  const scope = new Set(names);
+  const kept = scope.size ? current.filter((entry) => !scope.has(entry.artifactName)) : [];
+  return upsertEntries(kept, restored);
+}
+
 /** The entries an outcome records: its entries, then each of its artifacts on each of its CIs. */
 function recordedEntries(event: BaselineEvent): BaselineEntry[] {
   const grouped = event.artifacts.flatMap(({ ciIds, artifactId, artifactName, artifactVersion }) =>
@@ -51,10 +62,9 @@ function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
     deploymentId: entry.deploymentId || event.deploymentId,
     ...(entry.deployedAt || !at ? {} : { deployedAt: at }),
   }));
-  // A rollback names the whole baseline it restored: what the failed deployment added goes away.
   const entries =
     event.outcome === DeploymentOutcome.ROLLED_BACK
-      ? [...stamped].sort(byCiAndName)
+      ? restoredEntries(previous.entries, event.restoredArtifactNames, stamped)
       : upsertEntries(previous.entries, stamped);
   const succeeded = event.outcome === DeploymentOutcome.SUCCEEDED;
   return {

@@ -68,9 +68,10 @@ async function recordOf(tx: pg.PoolClient, deployed: DeployedArtifact[]) {
 
 /**
  * Keeps each environment's baseline from rdm.deployment.events.v1: a succeeded deployment moves
- * the baseline and its last known good, a failed one marks it degraded, a rollback replaces it
- * with the whole baseline it restored. Outcomes take effect in the environment's order
- * (environment_sequence), not in the order they arrive (see the baseline's fold). Event types this
+ * the baseline and its last known good, a failed one marks it degraded, a rollback replaces its
+ * artifact names' entries with those it restored (the whole baseline, when it names none).
+ * Outcomes take effect in the environment's order (environment_sequence), not in the order they
+ * arrive (see the baseline's fold). Event types this
  * service does not know are skipped, not dead-lettered: the topic gains types as the
  * deployment service grows. Runs inside the consumer's exactly-once transaction.
  */
@@ -105,6 +106,7 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
               outcome,
               ...(await recordOf(tx, deployment.artifacts)),
               reason: "reason" in deployment ? deployment.reason : "",
+              restoredArtifactNames: "restoredArtifactNames" in deployment ? deployment.restoredArtifactNames : [],
               sourceEventId: event.id,
               environmentSequence: deployment.environmentSequence,
             },

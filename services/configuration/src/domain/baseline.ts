@@ -21,11 +21,16 @@ export interface RecordDeployment {
   deploymentId: string;
   releaseId: string;
   outcome: DeploymentOutcome;
-  /** What now runs on which CI (one entry per CI and artifact name); for a rollback, everything that runs. */
+  /**
+   * What now runs on which CI (one entry per CI and artifact name); for a rollback, everything that
+   * runs under `restoredArtifactNames` (no names: everything that runs).
+   */
   entries: BaselineEntry[];
   /** The same grouped by artifact, for a deployment too large for an entry per pair. */
   artifacts: BaselineArtifact[];
   reason: string;
+  /** A rollback's artifact names, whose entries it replaces; empty: it restored the whole baseline. */
+  restoredArtifactNames: string[];
   sourceEventId: string;
   /** The outcome's position among the environment's deployment events; 0n when the event carried none. */
   environmentSequence: bigint;
