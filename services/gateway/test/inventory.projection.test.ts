@@ -1,5 +1,10 @@
 // The environment inventory fold: outcomes in environment order whatever their arrival order,
-// rollbacks that restore exactly, and entries that keep "since" while their version stays.
+// rollbacks that restore exactly (their artifacts' names, when they name them), and entries that keep "since" while their version stays;
+// for any outcomes, the same versions as the configuration service's baseline fold.
+import { create } from "@bufbuild/protobuf";
+import { foldBaseline } from "@rdm/domain-kernel/configuration";
+import { BaselineDeploymentRecordedSchema, DeploymentOutcome } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import fc from "fast-check";
 import { foldInventory, type InventoryOutcome } from "../src/projections/deployments/inventory.js";
 
 let arrivals = 0n;
@@ -8,6 +13,7 @@ const outcome = (
   kind: InventoryOutcome["kind"],
   artifacts: [name: string, version: string, targets: string[]][],
   liveColour = "",
+  restoredArtifactNames: string[] = [],
 ): InventoryOutcome => ({
   kind,
   environmentSequence: BigInt(environmentSequence),
@@ -17,6 +23,7 @@ const outcome = (
   occurredAt: new Date(Date.UTC(2026, 11, 1, 9, environmentSequence)),
   artifacts: artifacts.map(([name, version, targetCiIds]) => ({ artifactId: "", name, version, targetCiIds })),
   liveColour,
+  restoredArtifactNames,
 });
 
 const running = (outcomes: InventoryOutcome[]) =>
@@ -62,6 +69,29 @@ test("a rollback restores exactly what it names; a failure before it no longer c
   expect(summary).toMatchObject({ health: "HEALTHY", lastOutcome: "ROLLED_BACK", lastDeploymentId: "dep-5" });
 });
 
+test("a rollback naming its artifacts restores those names only: other artifacts stay as they run", () => {
+  const failed = outcome(4, "FAILED", [
+    ["api", "3.0.0", ["h1"]],
+    ["api", "3.0.0", ["h4"]],
+  ]);
+  const rolledBack = outcome(
+    5,
+    "ROLLED_BACK",
+    [
+      ["api", "2.0.0", ["h1"]],
+      ["api", "1.0.0", ["h2"]],
+    ],
+    "",
+    ["api"],
+  );
+  // The h4 the failed deployment added is removed; the worker, not its artifact, stays.
+  expect(running([rolledBack, failed, api1, api2, worker])).toEqual([
+    "h1/api@2.0.0 by dep-5",
+    "h2/api@1.0.0 by dep-1",
+    "h3/worker@3.0.0 by dep-2",
+  ]);
+});
+
 test("a version that comes back after a failure is restored since the rollback", () => {
   const failed = outcome(2, "FAILED", [["api", "2.0.0", ["h1"]]]);
   const rolledBack = outcome(3, "ROLLED_BACK", [["api", "1.0.0", ["h1", "h2"]]]);
@@ -87,4 +117,59 @@ test("the live colour is the newest blue-green outcome's, in environment order; 
   expect(foldInventory([rolling]).summary?.liveColour).toBe("");
   // Each colour runs what was last deployed to it.
   expect(running([toBlue, toGreen])).toEqual(["b1/api@1.0.0 by dep-1", "g1/api@2.0.0 by dep-2"]);
+});
+
+test("the inventory and the configuration baseline fold any outcomes, in any arrival order, to the same versions", () => {
+  const names = fc.constantFrom("api", "worker", "cache");
+  const pair = fc.record({
+    name: names,
+    version: fc.constantFrom("1.0.0", "2.0.0"),
+    ci: fc.constantFrom("h1", "h2", "h3"),
+  });
+  const step = fc.record({
+    kind: fc.constantFrom("SUCCEEDED", "FAILED", "ROLLED_BACK" as const),
+    pairs: fc.array(pair, { maxLength: 5 }),
+    // A rollback naming none restores the whole baseline (recorded before rollbacks named theirs).
+    restored: fc.subarray(["api", "worker", "cache"]),
+  });
+  const OUTCOMES = {
+    SUCCEEDED: DeploymentOutcome.SUCCEEDED,
+    FAILED: DeploymentOutcome.FAILED,
+    ROLLED_BACK: DeploymentOutcome.ROLLED_BACK,
+  } as const;
+  fc.assert(
+    fc.property(fc.array(step, { maxLength: 8 }), fc.func(fc.integer()), (steps, rank) => {
+      const histories = steps.map(({ kind, pairs, restored }, i) => {
+        const restoredNames = kind === "ROLLED_BACK" ? restored : [];
+        // One entry per target and name, as an outcome lists them; a rollback's of its names only.
+        const listed = [...new Map(pairs.map((p) => [`${p.ci} ${p.name}`, p])).values()].filter(
+          (p) => restoredNames.length === 0 || restoredNames.includes(p.name),
+        );
+        const inventory = outcome(
+          i + 1,
+          kind,
+          listed.map((p) => [p.name, p.version, [p.ci]]),
+          "",
+          restoredNames,
+        );
+        const recorded = create(BaselineDeploymentRecordedSchema, {
+          metadata: { streamVersion: BigInt(i + 1) },
+          environment: "prod",
+          deploymentId: `dep-${i + 1}`,
+          outcome: OUTCOMES[kind],
+          entries: listed.map((p) => ({ ciId: p.ci, artifactName: p.name, artifactVersion: p.version })),
+          restoredArtifactNames: restoredNames,
+          sourceEventId: `e-${i + 1}`,
+          environmentSequence: BigInt(i + 1),
+        });
+        return { inventory, recorded, rank: rank(i) };
+      });
+      const arrived = [...histories].sort((a, b) => a.rank - b.rank);
+      const baseline = foldBaseline(arrived.map((h) => h.recorded)).baseline?.entries ?? [];
+      const inventory = foldInventory(arrived.map((h) => h.inventory)).entries;
+      expect(inventory.map((e) => `${e.targetCiId} ${e.artifactName}@${e.artifactVersion}`)).toEqual(
+        baseline.map((e) => `${e.ciId} ${e.artifactName}@${e.artifactVersion}`),
+      );
+    }),
+  );
 });

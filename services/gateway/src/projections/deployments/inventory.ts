@@ -20,6 +20,8 @@ export interface InventoryOutcome {
   artifacts: { artifactId: string; name: string; version: string; targetCiIds: string[] }[];
   /** BLUE_GREEN: the colour serving traffic after it; "" otherwise. */
   liveColour: string;
+  /** A rollback's artifact names, whose entries it replaces; empty: it lists the whole inventory. */
+  restoredArtifactNames: string[];
 }
 
 export interface InventoryEntry {
@@ -60,16 +62,24 @@ export function inEnvironmentOrder<T extends Pick<InventoryOutcome, "environment
 
 const key = (targetCiId: string, artifactName: string) => `${targetCiId}\u0000${artifactName}`;
 
+/** What a rollback leaves of the inventory before it: other artifact names' entries (none, when it names none). */
+function keptByRollback(current: Map<string, InventoryEntry>, names: string[]): Map<string, InventoryEntry> {
+  const scope = new Set(names);
+  return new Map(scope.size ? [...current].filter(([, entry]) => !scope.has(entry.artifactName)) : []);
+}
+
 /**
- * One outcome on top of the inventory before it. A rollback names the whole inventory it
- * restored, so entries it does not list are removed. An entry whose version does not change
- * keeps its `since` and the deployment that first put that version there.
+ * One outcome on top of the inventory before it. A rollback lists what runs under the artifact
+ * names it restored (the whole inventory, when it names none), so entries of those names it does
+ * not list are removed. An entry whose version does not change keeps its `since` and the
+ * deployment that first put that version there.
  */
 export function applyOutcome(
   current: Map<string, InventoryEntry>,
   outcome: InventoryOutcome,
 ): Map<string, InventoryEntry> {
-  const next = outcome.kind === "ROLLED_BACK" ? new Map<string, InventoryEntry>() : new Map(current);
+  const next =
+    outcome.kind === "ROLLED_BACK" ? keptByRollback(current, outcome.restoredArtifactNames) : new Map(current);
   for (const artifact of outcome.artifacts) {
     for (const targetCiId of artifact.targetCiIds) {
       const k = key(targetCiId, artifact.name);

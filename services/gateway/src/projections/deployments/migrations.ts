@@ -92,4 +92,11 @@ export const deploymentProjectionMigrations = [
       ALTER TABLE deployment_outcome_log ADD COLUMN live_colour text NOT NULL DEFAULT '';
       ALTER TABLE environment_view ADD COLUMN live_colour text NOT NULL DEFAULT '';`,
   },
+  {
+    version: 4,
+    name: "the artifact names a rollback restored",
+    sql: `
+      -- []: not a rollback, or one recorded before rollbacks named them (it lists the whole inventory).
+      ALTER TABLE deployment_outcome_log ADD COLUMN restored_artifact_names jsonb NOT NULL DEFAULT '[]';`,
+  },
 ];

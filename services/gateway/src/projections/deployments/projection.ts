@@ -114,6 +114,7 @@ interface OutcomeRow {
   occurred_at: Date;
   artifacts: InventoryOutcome["artifacts"];
   live_colour: string;
+  restored_artifact_names: string[];
 }
 
 const toOutcome = (row: OutcomeRow): InventoryOutcome => ({
@@ -125,6 +126,7 @@ const toOutcome = (row: OutcomeRow): InventoryOutcome => ({
   occurredAt: row.occurred_at,
   artifacts: row.artifacts,
   liveColour: row.live_colour,
+  restoredArtifactNames: row.restored_artifact_names,
 });
 
 async function currentInventory(tx: pg.PoolClient, environment: string): Promise<Map<string, InventoryEntry>> {
@@ -191,8 +193,8 @@ async function projectOutcome(
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm_gateway_inventory'), hashtext($1))", [m.environment]);
   const { rows: recorded } = await tx.query<OutcomeRow>(
     `INSERT INTO deployment_outcome_log (event_id, environment, environment_sequence, kind, deployment_id, release_id,
-       occurred_at, artifacts, live_colour)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING *`,
+       occurred_at, artifacts, live_colour, restored_artifact_names)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING *`,
     [
       event.id,
       m.environment,
@@ -203,6 +205,7 @@ async function projectOutcome(
       at,
       artifactsJson(m.artifacts),
       "liveColour" in m ? m.liveColour : "",
+      JSON.stringify("restoredArtifactNames" in m ? m.restoredArtifactNames : []),
     ],
   );
   const row = recorded[0];
