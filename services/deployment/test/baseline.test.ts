@@ -8,7 +8,7 @@ import {
   StepKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import fc from "fast-check";
-import { baselineAfter, baselineLeftBy, forStep, narrowedTo } from "../src/domain/index.js";
+import { baselineAfter, baselineLeftBy, baselineRestored, forStep, narrowedTo, scopedTo } from "../src/domain/index.js";
 import { performTarget } from "../src/executor/reference-executor.js";
 
 const artifact = (name: string, version: string, targetCiIds: string[]) =>
@@ -107,4 +107,27 @@ test("the reference executor gives each target's command only that target's arti
   };
   expect(await placed("b-1")).toEqual(["1.0.0"]);
   expect(await placed("g-1")).toEqual(["2.0.0"]);
+});
+
+test("the reference executor tells a rollback's command which artifact names it restores", async () => {
+  const assignment = create(StepAssignmentSchema, {
+    step: { kind: StepKind.ROLLBACK, targetCiIds: ["h-1"] },
+    artifacts: [artifact("api", "1.0.0", ["h-1"])],
+    restoredArtifactNames: ["api", "cache"],
+  });
+  const command = { command: 'printf "%s\\n" "$RDM_RESTORED_ARTIFACT_NAMES"' };
+  const { ok, lines } = await performTarget(command, assignment, "h-1", 10_000);
+  expect([ok, JSON.parse(lines.join(""))]).toEqual([true, ["api", "cache"]]);
+});
+
+test("a rollback replaces its names' entries with what it restored; the other names stay; without names, all of it", () => {
+  const current = [artifact("api", "2.0.0", ["h-1", "h-2"]), artifact("worker", "3.0.0", ["h-1"])];
+  const restored = [artifact("api", "1.0.0", ["h-1"])];
+  expect(baselineRestored(current, ["api", "cache"], restored)).toEqual([
+    artifact("worker", "3.0.0", ["h-1"]),
+    ...restored,
+  ]);
+  expect(baselineRestored(current, [], restored)).toEqual(restored);
+  expect(scopedTo(current, ["worker"])).toEqual([current[1]]);
+  expect(scopedTo(current, [])).toEqual(current);
 });

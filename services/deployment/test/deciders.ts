@@ -159,18 +159,25 @@ export class Deciding {
     return this.run({ kind: "completeStep", stepIndex: index, fencingToken, now: NOW });
   }
 
-  /** Rolls it back; by default the environment runs what this deployment left and nothing else runs there. */
+  /**
+   * Rolls it back; by default the environment runs what this deployment left and nothing else runs
+   * there. `baseline`: what it runs, as [artifact id, name] (name api unless given).
+   */
   rollback(
     fast = false,
-    environment: { baselineDeploymentId?: string; baselineArtifactIds?: string[]; running?: string } = {},
+    environment: { baselineDeploymentId?: string; baseline?: (string | [string, string])[]; running?: string } = {},
   ) {
+    const artifacts = (environment.baseline ?? []).map((entry) => {
+      const [artifactId, name] = typeof entry === "string" ? [entry, "api"] : entry;
+      return create(DeployedArtifactSchema, { artifactId, name });
+    });
     return this.run({
       kind: "rollbackDeployment",
       reason: "backing out",
       fast,
       environmentBaseline: {
         deploymentId: environment.baselineDeploymentId ?? this.deployment.deploymentId,
-        artifactIds: environment.baselineArtifactIds ?? [],
+        artifacts,
       },
       runningDeploymentId: environment.running,
     });

@@ -679,13 +679,40 @@ describe("execution", () => {
     d.start();
     for (const step of d.deployment.steps) d.pass(step.index);
     expect(d.deployment.state).toBe(DeploymentState.SUCCEEDED);
-    const later = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-newer"] };
+    const later = { baselineDeploymentId: "d-2", baseline: ["a-newer"] };
     expect(refusal(() => d.rollback(false, later)).rule).toBe("deployment.superseded");
     expect(refusal(() => d.rollback(false, { running: "d-3" })).rule).toBe("gate.environment_busy");
     // A later deployment that was itself rolled back left this deployment's package running.
-    expect(d.types(d.rollback(false, { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-new"] }))).toContain(
+    expect(d.types(d.rollback(false, { baselineDeploymentId: "d-2", baseline: ["a-new"] }))).toContain(
       "DeploymentRollbackStarted",
     );
+  });
+
+  test("a rollback restores its package's artifact names only, whatever else was deployed there since", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    const worker = create(DeployedArtifactSchema, { artifactId: "w-1", name: "worker", targetCiIds: ["ci-1"] });
+    const api = create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", targetCiIds: ["ci-1", "ci-2"] });
+    const [scheduled] = d.run({ ...d.startCommand(), baseline: [worker, api] });
+    expect(scheduled && "baselineArtifactNames" in scheduled && scheduled.baselineArtifactNames).toEqual(["api"]);
+    expect(d.deployment.baseline.map((a) => a.artifactId)).toEqual(["a-old"]);
+    for (const step of d.deployment.steps) d.pass(step.index);
+    // Worker 2 was deployed since: this deployment's api still runs, so it may be backed out.
+    const started = d.rollback(false, { baselineDeploymentId: "d-2", baseline: [["w-2", "worker"], "a-new"] });
+    const rollback = started.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentRollbackStarted");
+    expect(rollback && "restoredArtifactNames" in rollback && rollback.restoredArtifactNames).toEqual(["api"]);
+    expect(rollback && "artifacts" in rollback && rollback.artifacts.map((a) => a.artifactId)).toEqual(["a-old"]);
+  });
+
+  test("a start records its package's names of a baseline too large to record whole", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    const targetCiIds = Array.from({ length: 40_000 }, (_, i) => `host-${String(i).padStart(6, "0")}`);
+    const other = create(DeployedArtifactSchema, { artifactId: "w-1", name: "worker", version: "1.0.0", targetCiIds });
+    const api = create(DeployedArtifactSchema, { artifactId: "a-old", name: "api", targetCiIds: ["web-1"] });
+    d.run({ ...d.startCommand(), baseline: [other, api] });
+    expect(d.deployment.state).toBe(DeploymentState.SCHEDULED);
+    expect(d.deployment.baseline.map((a) => [a.artifactId, a.targetCiIds])).toEqual([["a-old", ["web-1"]]]);
   });
 
   /** A blue-green deployment of a-new to green that succeeded over a-old on both colours. */
@@ -702,13 +729,13 @@ describe("execution", () => {
   test("BLUE_GREEN: the environment runs what it left when both colours' versions are listed", () => {
     const d = succeededBlueGreen();
     // A later deployment rolled itself back to what this one left: blue the old version, green the new.
-    const left = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-old", "a-new"] };
+    const left = { baselineDeploymentId: "d-2", baseline: ["a-old", "a-new"] };
     expect(d.types(d.rollback(false, left))).toContain("DeploymentRollbackStarted");
   });
 
   test("BLUE_GREEN: replaced on both colours since, it is superseded", () => {
     const d = succeededBlueGreen();
-    const replaced = { baselineDeploymentId: "d-2", baselineArtifactIds: ["a-new"] };
+    const replaced = { baselineDeploymentId: "d-2", baseline: ["a-new"] };
     expect(refusal(() => d.rollback(false, replaced)).rule).toBe("deployment.superseded");
   });
 

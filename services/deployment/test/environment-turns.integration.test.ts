@@ -55,8 +55,8 @@ async function newEnvironment(targetGroups = groups({ rest: [uniqueId("ci")] }))
  * A deployment of a fresh, approved release in its deployment phase with a verified artifact, once
  * its facts are consumed (its approval comes before its phase change: both are waited for).
  */
-async function planned(environment: string, strategy = ALL_AT_ONCE) {
-  const plan = await harness.plannedDeployment(deployer, strategy, environment);
+async function planned(environment: string, strategy = ALL_AT_ONCE, artifactName = "api") {
+  const plan = await harness.plannedDeployment(deployer, strategy, environment, artifactName);
   await waitFor(
     async () =>
       (
@@ -71,7 +71,7 @@ async function planned(environment: string, strategy = ALL_AT_ONCE) {
   return plan;
 }
 
-/** Claims the environment's next step and completes it, every target succeeding. */
+/** Claims the environment's next step and completes it, every target succeeding; the assignment. */
 async function runStep(environment: string) {
   const { assignment } = await waitFor(
     async () => {
@@ -101,11 +101,11 @@ async function runStep(environment: string) {
     });
   }
   await executor.completeStep({ ...rid(), lease });
-  return step;
+  return assignment;
 }
 
-async function runToEnd(deploymentId: string, environment: string) {
-  while ((await deployer.getDeployment({ deploymentId })).deployment?.state !== DeploymentState.SUCCEEDED) {
+async function runToEnd(deploymentId: string, environment: string, end = DeploymentState.SUCCEEDED) {
+  while ((await deployer.getDeployment({ deploymentId })).deployment?.state !== end) {
     await runStep(environment);
   }
 }
@@ -144,6 +144,37 @@ test("a succeeded deployment that a later one replaced cannot be rolled back; th
   expect(await preconditionRules(rollback(first.deploymentId))).toEqual(["gate.environment_busy"]);
 });
 
+test("a deployment of other artifacts since leaves one current: its back-out restores its artifacts only", async () => {
+  const environment = await newEnvironment();
+  const deployed = async (artifactName: string) => {
+    const plan = await planned(environment, ALL_AT_ONCE, artifactName);
+    await deployer.startDeployment({ ...rid(), deploymentId: plan.deploymentId });
+    await runToEnd(plan.deploymentId, environment);
+    return plan;
+  };
+  const [apiOne, apiTwo, worker] = [await deployed("api"), await deployed("api"), await deployed("worker")];
+  const rollback = (deploymentId: string) =>
+    deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "backing out", fast: true });
+  expect(await preconditionRules(rollback(apiOne.deploymentId))).toEqual(["deployment.superseded"]);
+  const { deployment } = await rollback(apiTwo.deploymentId);
+  // What it restores is api as it ran before it (worker was no part of its start).
+  expect([deployment?.baselineArtifactNames, deployment?.baseline.map((a) => a.artifactId)]).toEqual([
+    ["api"],
+    [apiOne.artifactId],
+  ]);
+  // Its executor is told which names it restores: an api the deployment added on a target goes.
+  const restoring = await runStep(environment);
+  expect([restoring?.step?.kind, restoring?.restoredArtifactNames]).toEqual([StepKind.ROLLBACK, ["api"]]);
+  await runToEnd(apiTwo.deploymentId, environment, DeploymentState.ROLLED_BACK);
+  const after = (await deployer.listEnvironments({})).environments.find((e) => e.name === environment);
+  expect(after?.baseline.map((a) => [a.name, a.artifactId]).sort()).toEqual(
+    [
+      ["api", apiOne.artifactId],
+      ["worker", worker.artifactId],
+    ].sort(),
+  );
+});
+
 test("a blue/green plan made before another deployment switched colours is refused at start", async () => {
   const environment = await newEnvironment(groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] }));
   const BLUE_GREEN = strategyOf(DeploymentStrategyKind.BLUE_GREEN);
@@ -157,7 +188,7 @@ test("a blue/green plan made before another deployment switched colours is refus
   const again = await planned(environment, BLUE_GREEN);
   await deployer.startDeployment({ ...rid(), deploymentId: again.deploymentId });
   const live = (await deployer.listEnvironments({})).environments.find((e) => e.name === environment)?.liveColour;
-  const step = await runStep(environment);
+  const step = (await runStep(environment))?.step;
   expect([live, step?.colour]).toEqual(["blue", "green"]);
 });
 

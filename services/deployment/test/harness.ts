@@ -209,8 +209,9 @@ export class Harness {
     artifactId: string,
     verdict: "verified" | "quarantined" | "registered" = "verified",
     version = "1.0.0",
+    name = "api",
   ) {
-    await this.publish("configuration", ArtifactRegisteredSchema, artifactId, { artifactId, name: "api", version });
+    await this.publish("configuration", ArtifactRegisteredSchema, artifactId, { artifactId, name, version });
     if (verdict === "verified") await this.publish("configuration", ArtifactVerifiedSchema, artifactId, { artifactId });
     if (verdict === "quarantined")
       await this.publish("configuration", ArtifactQuarantinedSchema, artifactId, { artifactId });
@@ -224,17 +225,18 @@ export class Harness {
     deployer: GrpcClient<(typeof DeploymentService)["method"]>,
     strategy: DeploymentStrategy,
     environment: string,
+    artifactName = "api",
   ) {
     const releaseId = randomUUID();
     const artifactId = randomUUID();
     const version = `1.0.0-${releaseId.slice(0, 8)}`;
     await this.releaseReady(releaseId);
-    await this.artifact(artifactId, "verified", version);
+    await this.artifact(artifactId, "verified", version, artifactName);
     const { deployment } = await deployer.planDeployment({
       ...rid(),
       releaseId,
       environment,
-      artifacts: [artifact(artifactId, version)],
+      artifacts: [artifact(artifactId, version, artifactName)],
       strategy,
     });
     return { deploymentId: deployment?.deploymentId as string, releaseId, artifactId };
@@ -299,8 +301,8 @@ export class Harness {
   }
 }
 
-export const artifact = (artifactId: string, version = "1.0.0") =>
-  create(DeployedArtifactSchema, { artifactId, name: "api", version });
+export const artifact = (artifactId: string, version = "1.0.0", name = "api") =>
+  create(DeployedArtifactSchema, { artifactId, name, version });
 
 export const groups = (spec: Record<string, string[]>) =>
   Object.entries(spec).map(([name, ciIds]) => create(TargetGroupSchema, { name, ciIds }));

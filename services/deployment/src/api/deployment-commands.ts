@@ -6,14 +6,12 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
-  allTargets,
   beginsAt,
   type DeploymentAggregateState,
   type DeploymentCommand,
   evaluateGates,
   freezeInForce,
   freezeWindowsInForce,
-  narrowedTo,
   type RuleDetail,
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
@@ -62,8 +60,7 @@ async function startCommand(
   return {
     kind: "startDeployment",
     gateViolations: evaluateGates(facts),
-    // What runs on the targets it has now: one taken out since is no part of a back-out.
-    baseline: narrowedTo(environment.baseline, allTargets(environment)),
+    baseline: environment.baseline,
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
@@ -131,7 +128,7 @@ async function rollbackCommand(
     fast: request.fast,
     environmentBaseline: {
       deploymentId: environment.baselineDeploymentId,
-      artifactIds: environment.baseline.map((a) => a.artifactId),
+      artifacts: environment.baseline,
     },
     runningDeploymentId: await runningDeployment(tx, deployment.environment, deployment.deploymentId),
   };

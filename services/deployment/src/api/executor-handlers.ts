@@ -208,8 +208,8 @@ function claimResponse(deployment: Deployment | undefined, stepIndex: number) {
   const step = deployment?.steps[stepIndex];
   // Not claimed: the deployment was cancelled as it was due to begin (its gates no longer held).
   if (!deployment || step?.state !== StepState.CLAIMED) return create(ClaimStepResponseSchema);
-  const placed = step.rollback || step.kind === StepKind.ROLLBACK ? deployment.baseline : deployment.artifacts;
-  const artifacts = forStep(placed, step);
+  const rollback = step.rollback || step.kind === StepKind.ROLLBACK;
+  const artifacts = forStep(rollback ? deployment.baseline : deployment.artifacts, step);
   return create(ClaimStepResponseSchema, {
     assignment: create(StepAssignmentSchema, {
       deploymentId: deployment.deploymentId,
@@ -217,6 +217,7 @@ function claimResponse(deployment: Deployment | undefined, stepIndex: number) {
       environment: deployment.environment,
       step,
       artifacts,
+      restoredArtifactNames: rollback ? deployment.baselineArtifactNames : [],
       fencingToken: step.fencingToken,
       ...(step.leaseExpiresAt ? { leaseExpiresAt: step.leaseExpiresAt } : {}),
     }),

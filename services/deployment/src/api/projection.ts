@@ -4,6 +4,8 @@ import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import {
+  type BaselineChange,
+  baselineChanged,
   baselineLeftBy,
   type DeploymentAggregateState,
   type DeploymentEvent,
@@ -17,6 +19,7 @@ import {
   nextEnvironmentSequence,
   recordBaseline,
   saveDeployment,
+  storedBaseline,
 } from "../store/tables.js";
 
 const OUTCOMES = new Set([
@@ -55,7 +58,12 @@ export async function projectDeployment(
   await saveDeployment(tx, deployment);
   const environment = await findEnvironment(tx, deployment.environment);
   await syncStepQueue(tx, deployment, outcome.before.deployment, environment?.executorLabels ?? []);
-  await recordBaselines(tx, deployment, outcome.events);
+  // The outcome's sequence was taken in this transaction: the baseline read is the newest.
+  let current = await storedBaseline(tx, deployment.environment);
+  for (const { change, ...rest } of baselinesOf(deployment, outcome.events)) {
+    current = baselineChanged(current, change);
+    await recordBaseline(tx, deployment.environment, { ...rest, artifacts: current });
+  }
 }
 
 const SUCCEEDED = "rdm.deployment.v1.DeploymentSucceeded";
@@ -65,27 +73,35 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
   event.$typeName === SUCCEEDED || event.$typeName === ROLLED_BACK;
 
 /**
- * What the environment runs after each of the successes and rollbacks among the deployment's
- * `events`: a success its package (blue-green: on the colour it reached, over the baseline it
- * started from); a rollback the baseline it started from. The colour comes from the deployment
- * after them (its switch, the colour before it), which no later event changes: rebuild-tables
- * passes the final state.
+ * A success places its package over what runs. One scheduled before starts recorded their names
+ * (its baseline is the whole one it started from) leaves what it left then: that, as before.
  */
-export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): Baseline[] {
+const successChange = (deployment: Deployment): BaselineChange =>
+  deployment.baselineArtifactNames.length
+    ? { placed: deployment.artifacts }
+    : { restored: baselineLeftBy(deployment), names: [] };
+
+/** A success or rollback: what it does to the environment's baseline, and the rest it records with it. */
+export type BaselineOutcome = Omit<Baseline, "artifacts"> & { change: BaselineChange };
+
+/**
+ * What each of the successes and rollbacks among the deployment's `events` does to the
+ * environment's baseline: a success places its package (blue-green: on the colour it reached);
+ * a rollback restores what ran under its artifact names when it started. The colour comes from
+ * the deployment after them (its switch, the colour before it), which no later event changes:
+ * rebuild-tables passes the final state.
+ */
+export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): BaselineOutcome[] {
   const blueGreen = deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
   return events.filter(setsBaseline).map((event) => {
     const at = event.metadata?.occurredAt;
     const succeeded = event.$typeName === SUCCEEDED;
     return {
       sequence: event.environmentSequence,
-      artifacts: succeeded ? baselineLeftBy(deployment) : event.artifacts,
+      change: succeeded ? successChange(deployment) : { restored: event.artifacts, names: event.restoredArtifactNames },
       deploymentId: deployment.deploymentId,
       since: at && timestampDate(at),
       liveColour: blueGreen ? liveColourAfter(deployment, succeeded ? "succeeded" : "rolledBack") : undefined,
     };
   });
-}
-
-async function recordBaselines(tx: pg.PoolClient, deployment: Deployment, events: DeploymentEvent[]) {
-  for (const baseline of baselinesOf(deployment, events)) await recordBaseline(tx, deployment.environment, baseline);
 }

@@ -66,13 +66,46 @@ export function liveColourAfter(deployment: Deployment, outcome: "succeeded" | "
 const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN;
 
 /**
- * What the environment runs after the deployment succeeded: its package over `baseline`, what ran
- * when it started on the targets it has (nothing else runs in the environment meanwhile). The
- * package reached every target, a blue-green one only the idle colour: the live colour keeps what
- * it ran.
+ * What the deployment left of its artifact names' baseline when it succeeded: its package over
+ * `baseline`, what ran under those names when it started on the targets it has (nothing else
+ * runs in the environment meanwhile). The package reached every target, a blue-green one only
+ * the idle colour: the live colour keeps what it ran. A deployment scheduled before baselines
+ * were scoped holds the whole baseline, and so this is the whole.
  */
 export const baselineLeftBy = (deployment: Deployment): DeployedArtifact[] =>
   baselineAfter(deployment.baseline, deployment.artifacts);
+
+/** The package's artifact names, in plan order, once each: what a start scopes its baseline to. */
+export const packageNames = (artifacts: DeployedArtifact[]): string[] => [...new Set(artifacts.map((a) => a.name))];
+
+/** The entries of `baseline` under `names`; all of it when `names` is empty (a deployment from before scoping). */
+export function scopedTo(baseline: DeployedArtifact[], names: string[]): DeployedArtifact[] {
+  if (names.length === 0) return baseline;
+  const scope = new Set(names);
+  return baseline.filter((artifact) => scope.has(artifact.name));
+}
+
+/**
+ * What the environment runs after a rollback restored `restored` under `names`: those names'
+ * entries are replaced (one the rollback does not list was removed), the others stay. No names:
+ * a rollback recorded before scoping, whose `restored` is the whole baseline.
+ */
+export function baselineRestored(
+  current: DeployedArtifact[],
+  names: string[],
+  restored: DeployedArtifact[],
+): DeployedArtifact[] {
+  if (names.length === 0) return restored;
+  const scope = new Set(names);
+  return [...current.filter((artifact) => !scope.has(artifact.name)), ...restored];
+}
+
+/** What an outcome does to the environment's baseline: a success places its package, a rollback restores. */
+export type BaselineChange = { placed: DeployedArtifact[] } | { restored: DeployedArtifact[]; names: string[] };
+
+/** The environment's baseline after `change` (outcomes apply in environment_sequence order). */
+export const baselineChanged = (current: DeployedArtifact[], change: BaselineChange): DeployedArtifact[] =>
+  "placed" in change ? baselineAfter(current, change.placed) : baselineRestored(current, change.names, change.restored);
 
 /** The artifacts that go to any of `targetCiIds`, each naming only those. */
 export function narrowedTo(artifacts: DeployedArtifact[], targetCiIds: string[]): DeployedArtifact[] {
@@ -94,10 +127,10 @@ export const forStep = (artifacts: DeployedArtifact[], step: Pick<DeploymentStep
 const METADATA_ROOM_BYTES = 16 * 1024;
 
 /**
- * A start records the environment's whole baseline (what a back-out restores) in one event
- * (`encodedBytes`, before its metadata), which must fit one Kafka message: an environment whose
- * baseline does not is refused its starts with this condition, naming its size, rather than with
- * the event size limit's advice to send less.
+ * A start records the baseline of its package's artifact names (what a back-out restores) in one
+ * event (`encodedBytes`, before its metadata), which must fit one Kafka message: a start whose
+ * baseline does not (its artifacts on thousands of targets) is refused with this condition,
+ * naming its size, rather than with the event size limit's advice to send less.
  */
 export function baselineTooLarge(
   environment: string,
@@ -110,7 +143,8 @@ export function baselineTooLarge(
     rule: "deployment.baseline_too_large",
     subject: environment,
     description:
-      `${environment}'s baseline is ${pairs} artifact-target pairs (${encodedBytes} bytes), more than a deployment can ` +
-      `record as what a back-out restores (an event must fit one Kafka message): split its targets into smaller environments`,
+      `the package's artifacts run on ${pairs} artifact-target pairs in ${environment} (${encodedBytes} bytes), more than ` +
+      `a deployment can record as what a back-out restores (an event must fit one Kafka message): split the targets ` +
+      `into smaller environments, or the package into smaller ones`,
   };
 }

@@ -146,6 +146,7 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
     case "rdm.deployment.v1.DeploymentScheduled": {
       deployment.state = DeploymentState.SCHEDULED;
       deployment.baseline = event.baseline;
+      deployment.baselineArtifactNames = event.baselineArtifactNames;
       deployment.freezeOverrideJustification = event.freezeOverrideJustification;
       deployment.changeRequestIds = event.changeRequestIds;
       const first = deployment.steps[0];

@@ -21,7 +21,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { baselineLeftBy, baselineTooLarge, liveColourAfter, placedBy } from "./baseline.js";
+import { baselineLeftBy, baselineTooLarge, liveColourAfter, packageNames, placedBy, scopedTo } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
@@ -43,6 +43,7 @@ export type DeploymentCommand =
       kind: "startDeployment";
       /** Unmet gates the API found from its read models (release, changes, DML, environment). */
       gateViolations: RuleDetail[];
+      /** What the environment runs on its targets now (the start keeps its package's names of it). */
       baseline: DeployedArtifact[];
       /** The environment's live colour now (BLUE_GREEN: the plan's steps were laid out for the one at plan time). */
       liveColour: string;
@@ -61,8 +62,8 @@ export type DeploymentCommand =
       kind: "rollbackDeployment";
       reason: string;
       fast: boolean;
-      /** What the environment runs now: the deployment that set its baseline, and those artifacts. */
-      environmentBaseline: { deploymentId: string; artifactIds: string[] };
+      /** What the environment runs now on its targets: the deployment that set its baseline, and those artifacts. */
+      environmentBaseline: { deploymentId: string; artifacts: DeployedArtifact[] };
       /** Another deployment running in the environment, if any. */
       runningDeploymentId: string | undefined;
     }
@@ -172,16 +173,19 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
     });
   }
   violations.push(...windowPassed(deployment, command.now));
+  const names = packageNames(deployment.artifacts);
+  const baseline = scopedTo(command.baseline, names);
   const scheduled = create(DeploymentScheduledSchema, {
     deploymentId: deployment.deploymentId,
-    baseline: command.baseline,
+    baseline,
+    baselineArtifactNames: names,
     availableAt: timestampFromDate(beginsAt(deployment, command.now)),
     freezeOverrideJustification: command.freezeOverrideJustification,
     overriddenFreezeWindowIds: command.overriddenFreezeWindowIds,
     changeRequestIds: command.changeRequestIds,
   });
   const encodedBytes = toBinary(DeploymentScheduledSchema, scheduled).byteLength;
-  const tooLarge = baselineTooLarge(deployment.environment, command.baseline, encodedBytes);
+  const tooLarge = baselineTooLarge(deployment.environment, baseline, encodedBytes);
   if (tooLarge) violations.push(tooLarge);
   if (violations.length) {
     throw violation(
@@ -211,6 +215,7 @@ export function startRollback(deployment: Deployment, reason: string, automatic:
     automatic,
     fast,
     artifacts: deployment.baseline,
+    restoredArtifactNames: deployment.baselineArtifactNames,
     steps,
   });
   return steps.length ? [started] : [started, rolledBack(deployment, reason)];
@@ -222,6 +227,7 @@ export const rolledBack = (deployment: Deployment, reason: string) =>
     releaseId: deployment.releaseId,
     environment: deployment.environment,
     artifacts: deployment.baseline,
+    restoredArtifactNames: deployment.baselineArtifactNames,
     reason,
     liveColour: liveColourAfter(deployment, "rolledBack"),
   });
@@ -327,8 +333,9 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
 
 /**
  * A rollback restores the baseline the deployment found, so the environment must still be as the
- * deployment left it: a succeeded one is what runs there (not superseded by a later deployment),
- * and no other deployment is running there meanwhile.
+ * deployment left it: a succeeded one's artifacts are what runs there under their names (not
+ * superseded by a later deployment of them; one of other artifacts since does not matter), and no
+ * other deployment is running there meanwhile.
  */
 function requireCurrent(deployment: Deployment, command: Extract<DeploymentCommand, { kind: "rollbackDeployment" }>) {
   if (command.runningDeploymentId) {
@@ -338,15 +345,17 @@ function requireCurrent(deployment: Deployment, command: Extract<DeploymentComma
     );
   }
   if (deployment.state !== DeploymentState.SUCCEEDED) return;
-  const deployed = new Set(baselineLeftBy(deployment).map((a) => a.artifactId));
-  const { deploymentId, artifactIds } = command.environmentBaseline;
+  const names = deployment.baselineArtifactNames;
+  const ids = (artifacts: DeployedArtifact[]) => new Set(scopedTo(artifacts, names).map((a) => a.artifactId));
+  const deployed = ids(baselineLeftBy(deployment));
+  const running = ids(command.environmentBaseline.artifacts);
   const runsThis =
-    deploymentId === deployment.deploymentId ||
-    (artifactIds.length === deployed.size && artifactIds.every((id) => deployed.has(id)));
+    command.environmentBaseline.deploymentId === deployment.deploymentId ||
+    (running.size === deployed.size && [...running].every((id) => deployed.has(id)));
   if (!runsThis) {
     refuse(
       "deployment.superseded",
-      `${deployment.environment} runs what deployment ${deploymentId} left there, not this deployment's package; roll back that one instead`,
+      `${deployment.environment} runs other versions of this deployment's artifacts now: a later deployment replaced them; roll back that one instead`,
     );
   }
 }

@@ -54,7 +54,8 @@ const lastLines = (text: string, count = 50) => text.split("\n").filter(Boolean)
 /**
  * Runs the action for one target. The command gets the step in its environment (RDM_TARGET,
  * RDM_STEP_KIND, RDM_ENVIRONMENT, RDM_DEPLOYMENT_ID, RDM_COLOUR, RDM_ARTIFACTS as JSON: the
- * artifacts that go to this target, all of them for a switch); the HTTP call gets the same as a
+ * artifacts that go to this target, all of them for a switch; RDM_RESTORED_ARTIFACT_NAMES as JSON:
+ * a rollback step's names, whose artifacts not listed go away); the HTTP call gets the same as a
  * JSON body. Success: exit status 0, or a 2xx answer.
  */
 export async function performTarget(action: TargetAction, assignment: StepAssignment, ciId: string, timeoutMs: number) {
@@ -68,6 +69,7 @@ export async function performTarget(action: TargetAction, assignment: StepAssign
     artifacts: forStep(assignment.artifacts, { kind, targetCiIds: [ciId] }).map((artifact) =>
       toJson(DeployedArtifactSchema, artifact),
     ),
+    restoredArtifactNames: assignment.restoredArtifactNames,
   };
   if ("httpUrl" in action) {
     const response = await fetch(action.httpUrl, {
@@ -86,6 +88,7 @@ export async function performTarget(action: TargetAction, assignment: StepAssign
     RDM_DEPLOYMENT_ID: context.deploymentId,
     RDM_COLOUR: context.colour,
     RDM_ARTIFACTS: JSON.stringify(context.artifacts),
+    RDM_RESTORED_ARTIFACT_NAMES: JSON.stringify(context.restoredArtifactNames),
   };
   try {
     const { stdout, stderr } = await run("/bin/sh", ["-c", action.command], { env, timeout: timeoutMs });

@@ -1,3 +1,4 @@
+import { type JsonValue, toJson } from "@bufbuild/protobuf";
 import {
   type Aggregate,
   type DomainEvent,
@@ -6,12 +7,16 @@ import {
   streamRowsInBatches,
 } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import { type DeployedArtifact, DeployedArtifactSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import type pg from "pg";
 import { deploymentCodec, deployments, environments } from "../api/aggregates.js";
-import { baselinesOf, isOutcome, type OutcomeEvent } from "../api/projection.js";
-import { type DeploymentAggregateState, type DeploymentEvent, fold } from "../domain/index.js";
+import { type BaselineOutcome, baselinesOf, isOutcome, type OutcomeEvent } from "../api/projection.js";
+import { baselineChanged, type DeploymentAggregateState, type DeploymentEvent, fold } from "../domain/index.js";
 import {
+  artifactsFromJson,
   type Baseline,
   recordBaseline,
+  recordLiveColour,
   restoreEnvironmentSequences,
   saveDeployments,
   saveEnvironment,
@@ -36,12 +41,80 @@ const deploymentsWithOutcomes: Aggregate<DeploymentWithOutcomes, DeploymentEvent
   fold: withOutcomes,
 };
 
+const artifactsJson = (artifacts: DeployedArtifact[]) => artifacts.map((a) => toJson(DeployedArtifactSchema, a));
+const artifactsOf = (json: JsonValue) => artifactsFromJson((json ?? []) as JsonValue[]);
+
+/**
+ * A rebuild's successes and rollbacks, kept in its transaction until every deployment is read:
+ * an environment's baseline is all of them folded in environment order, and the deployments come
+ * in no particular order.
+ */
+async function keepForFold(client: pg.PoolClient, outcomes: { environment: string; outcome: BaselineOutcome }[]) {
+  await client.query(
+    `CREATE TEMP TABLE IF NOT EXISTS rebuilt_baseline_outcomes (arrival bigserial, environment text, sequence bigint,
+       deployment_id text, since timestamptz, change jsonb) ON COMMIT DROP`,
+  );
+  if (outcomes.length === 0) return;
+  await client.query(
+    `INSERT INTO rebuilt_baseline_outcomes (environment, sequence, deployment_id, since, change)
+     SELECT * FROM unnest($1::text[], $2::bigint[], $3::text[], $4::timestamptz[], $5::jsonb[])`,
+    [
+      outcomes.map(({ environment }) => environment),
+      outcomes.map(({ outcome }) => outcome.sequence.toString()),
+      outcomes.map(({ outcome }) => outcome.deploymentId),
+      outcomes.map(({ outcome }) => outcome.since ?? null),
+      outcomes.map(({ outcome: { change } }) =>
+        JSON.stringify(
+          "placed" in change
+            ? { placed: artifactsJson(change.placed) }
+            : { restored: artifactsJson(change.restored), names: change.names },
+        ),
+      ),
+    ],
+  );
+}
+
+interface KeptOutcome {
+  environment: string;
+  sequence: string;
+  deployment_id: string;
+  since: Date | null;
+  change: { placed?: JsonValue; restored?: JsonValue; names?: string[] };
+}
+
+/** Each environment's baseline: its kept successes and rollbacks folded in environment order. */
+async function foldKept(client: pg.PoolClient) {
+  await keepForFold(client, []);
+  const { rows } = await client.query<KeptOutcome>(
+    "SELECT * FROM rebuilt_baseline_outcomes ORDER BY environment, sequence, arrival",
+  );
+  const folded = new Map<string, Baseline>();
+  for (const row of rows) {
+    const { change } = row;
+    const current = folded.get(row.environment)?.artifacts ?? [];
+    folded.set(row.environment, {
+      sequence: BigInt(row.sequence),
+      artifacts: baselineChanged(
+        current,
+        change.placed
+          ? { placed: artifactsOf(change.placed) }
+          : { restored: artifactsOf(change.restored ?? []), names: change.names ?? [] },
+      ),
+      deploymentId: row.deployment_id,
+      since: row.since ?? undefined,
+      liveColour: undefined,
+    });
+  }
+  for (const [environment, baseline] of folded) await recordBaseline(client, environment, baseline);
+}
+
 /**
  * The deployment service's query tables, as `rebuildQueryTables` (@rdm/command-handler) writes
  * them again: `environments` and `deployments` from their streams' final states (a deployment's
  * created_at is its plan's time), and `environment_outcomes` from the deployments' outcome events:
  * the last sequence handed out is the highest they carry (a command waiting on the lock takes the
- * next), the baseline and live colour are the latest success's or rollback's by sequence.
+ * next), the live colour the latest blue-green success's or rollback's by sequence, and the
+ * baseline every success and rollback folded in sequence order, as the commands wrote it.
  * Not rebuilt: `step_queue` is the executors' work state (heartbeats extend its leases without an
  * event, so a rebuild would shorten live ones and let another executor take a running step), and
  * the `gate_*` tables hold other services' facts, read from their topics.
@@ -54,8 +127,8 @@ export const deploymentQueryTables: QueryTables<DomainEvent> = {
   streams: {
     environment: entityRows(environments, (s) => s.environment, saveEnvironment),
     // A thousand deployments a call: their rows in one statement, then per environment the last
-    // sequence and the latest baseline and colour among them (the writes keep the highest sequence,
-    // whatever order the calls come in).
+    // sequence and colour among them (the writes keep the highest sequence, whatever order the
+    // calls come in); their successes and rollbacks are kept for the fold at the end.
     deployment: streamRowsInBatches(deploymentsWithOutcomes, async (client, streams) => {
       const found = streams.flatMap(({ state }) => (state.state.deployment ? [state] : []));
       await saveDeployments(
@@ -63,25 +136,19 @@ export const deploymentQueryTables: QueryTables<DomainEvent> = {
         found.map(({ state }) => state.deployment as Deployment),
       );
       const sequences = new Map<string, bigint>();
-      const latest = new Map<string, { baseline?: Baseline; coloured?: Baseline }>();
+      const kept: { environment: string; outcome: BaselineOutcome }[] = [];
       for (const { state, outcomes } of found) {
         const deployment = state.deployment as Deployment;
         for (const { environment, environmentSequence } of outcomes)
           sequences.set(environment, max(sequences.get(environment), environmentSequence));
-        const kept = latest.get(deployment.environment) ?? {};
-        for (const baseline of baselinesOf(deployment, outcomes)) {
-          if (!kept.baseline || baseline.sequence > kept.baseline.sequence) kept.baseline = baseline;
-          if (baseline.liveColour !== undefined && (!kept.coloured || baseline.sequence > kept.coloured.sequence))
-            kept.coloured = baseline;
-        }
-        latest.set(deployment.environment, kept);
+        for (const outcome of baselinesOf(deployment, outcomes))
+          kept.push({ environment: deployment.environment, outcome });
       }
       await restoreEnvironmentSequences(client, sequences);
-      for (const [environment, { baseline, coloured }] of latest) {
-        if (baseline) await recordBaseline(client, environment, baseline);
-        if (coloured && coloured !== baseline) await recordBaseline(client, environment, coloured);
-      }
+      for (const { environment, outcome } of kept) await recordLiveColour(client, environment, outcome);
+      await keepForFold(client, kept);
       return found.length;
     }),
   },
+  rebuilt: foldKept,
 };

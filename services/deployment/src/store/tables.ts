@@ -10,6 +10,8 @@ import {
   EnvironmentSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
+import { narrowedTo } from "../domain/baseline.js";
+import { allTargets } from "../domain/environment.js";
 
 export type Queryable = Pick<pg.PoolClient, "query">;
 
@@ -111,7 +113,7 @@ export async function saveEnvironment(tx: Queryable, environment: Environment) {
   ]);
 }
 
-const artifactsFromJson = (json: JsonValue[]) => json.map((item) => fromJson(DeployedArtifactSchema, item));
+export const artifactsFromJson = (json: JsonValue[]) => json.map((item) => fromJson(DeployedArtifactSchema, item));
 export const artifactsToJson = (artifacts: DeployedArtifact[]) =>
   JSON.stringify(artifacts.map((artifact) => toJson(DeployedArtifactSchema, artifact)));
 
@@ -123,9 +125,13 @@ interface EnvironmentRow {
   live_colour: string | null;
 }
 
+/**
+ * The environment's definition with what runs there: on the targets it has (one taken out since
+ * its last outcome is no part of it, nor of a back-out), its colour and since when.
+ */
 const withOutcome = (row: EnvironmentRow): Environment => {
   const environment = fromBinary(EnvironmentSchema, row.environment);
-  environment.baseline = artifactsFromJson(row.baseline ?? []);
+  environment.baseline = narrowedTo(artifactsFromJson(row.baseline ?? []), allTargets(environment));
   environment.baselineDeploymentId = row.baseline_deployment_id ?? "";
   if (row.baseline_since) environment.baselineSince = timestampFromDate(row.baseline_since);
   environment.liveColour = row.live_colour ?? "";
@@ -199,6 +205,18 @@ export async function lockEnvironmentOutcomes(tx: Queryable, environment: string
   );
 }
 
+/**
+ * What the outcomes so far left in the environment, as stored (also on targets taken out since):
+ * what the next outcome applies to, the same live and on a rebuild.
+ */
+export async function storedBaseline(tx: Queryable, environment: string): Promise<DeployedArtifact[]> {
+  const { rows } = await tx.query<{ baseline: JsonValue[] }>(
+    "SELECT baseline FROM environment_outcomes WHERE name = $1",
+    [environment],
+  );
+  return artifactsFromJson(rows[0]?.baseline ?? []);
+}
+
 /** Hands out the environment's next outcome sequence; the row lock holds until the append commits. */
 export async function nextEnvironmentSequence(tx: Queryable, environment: string): Promise<bigint> {
   const { rows } = await tx.query<{ last_sequence: string }>(
@@ -234,8 +252,7 @@ export interface Baseline {
 
 /**
  * What runs in the environment after the succeeded or rolled-back deployment whose outcome has
- * `sequence`: kept unless a later outcome of the environment set the baseline (or the colour)
- * already, which only a rebuild does, writing the deployments in no particular order.
+ * `sequence`, and its colour: kept unless a later outcome of the environment set them already.
  */
 export async function recordBaseline(tx: Queryable, environment: string, baseline: Baseline) {
   await tx.query(
@@ -243,11 +260,23 @@ export async function recordBaseline(tx: Queryable, environment: string, baselin
        baseline_sequence = $5 WHERE name = $1 AND baseline_sequence < $5`,
     [environment, artifactsToJson(baseline.artifacts), baseline.deploymentId, baseline.since, baseline.sequence],
   );
-  if (baseline.liveColour === undefined) return;
+  await recordLiveColour(tx, environment, baseline);
+}
+
+/**
+ * A blue-green outcome's colour, kept unless a later outcome set one already (a rebuild writes the
+ * deployments in no particular order).
+ */
+export async function recordLiveColour(
+  tx: Queryable,
+  environment: string,
+  { liveColour, sequence }: Pick<Baseline, "liveColour" | "sequence">,
+) {
+  if (liveColour === undefined) return;
   await tx.query(
     `UPDATE environment_outcomes SET live_colour = $2, live_colour_sequence = $3
      WHERE name = $1 AND live_colour_sequence < $3`,
-    [environment, baseline.liveColour, baseline.sequence],
+    [environment, liveColour, sequence],
   );
 }
 
