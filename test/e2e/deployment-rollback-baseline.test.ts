@@ -7,6 +7,8 @@
 // failure, the rollback's start and its end, and nothing of the environment's other events.
 // Blue-green: each colour runs the version last deployed to it, in the configuration baseline,
 // the deployment service's environment and the gateway's inventory, which names the live colour.
+// A package of one artifact leaves the others running, and so does its back-out after another
+// artifact was deployed.
 import { randomUUID } from "node:crypto";
 import { createGrpcClient, type GrpcClient } from "@rdm/grpc";
 import { EnvironmentHealth } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
@@ -241,14 +243,15 @@ test("blue-green: each colour runs what was last deployed to it; the gateway nam
   deployer.close();
 }, 180_000);
 
-test("a package of one artifact leaves the others running: the deployment service, the CMDB and the gateway agree", async () => {
+test("a package of one artifact leaves the others running, and its back-out restores only it: the deployment service, the CMDB and the gateway's views agree", async () => {
   const { dml, deployer } = await clients();
   const bearer = await stack.token("vera", ["viewer"]);
   const [api, worker] = [uniqueId("api"), uniqueId("worker")];
-  const [apiOne, apiTwo, workerOne] = [
+  const [apiOne, apiTwo, workerOne, workerTwo] = [
     await verifiedArtifact(dml, api, "1.0.0"),
     await verifiedArtifact(dml, api, "2.0.0"),
     await verifiedArtifact(dml, worker, "1.0.0"),
+    await verifiedArtifact(dml, worker, "2.0.0"),
   ];
   const environment = uniqueId("staging");
   const host = uniqueId("host");
@@ -258,32 +261,67 @@ test("a package of one artifact leaves the others running: the deployment servic
   });
   await stack.executor(deploymentService, { environments: [environment], command: "true", poll: true });
   const allAtOnce = { kind: DeploymentStrategyKind.ALL_AT_ONCE };
+
+  /** The three views once each has `last` as the environment's last deployment: what runs, as "ci name@version". */
+  const views = async (last: string) => {
+    const defined = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
+    const recorded = await waitFor(
+      async () => {
+        const found = await baselineOf(dml, environment);
+        return found?.lastDeploymentId === last ? found : undefined;
+      },
+      { timeoutMs: 30_000, description: `deployment ${last} in the configuration baseline` },
+    );
+    const [inventory, gatewayBaseline] = await Promise.all(
+      ["inventory", "baseline"].map((view) =>
+        waitFor(
+          async () => {
+            const path =
+              view === "inventory" ? `/v1/environments/${environment}/inventory` : `/v1/baselines/${environment}`;
+            const { body } = await stack.getJson(gateway.url, path, bearer);
+            return body?.lastDeploymentId === last ? body : undefined;
+          },
+          { timeoutMs: 30_000, description: `deployment ${last} in the gateway's ${view}` },
+        ),
+      ),
+    );
+    const listed = (entries: Record<string, string>[], ci: string) =>
+      entries.map((e) => `${e[ci]} ${e.artifactName}@${e.artifactVersion}`);
+    return {
+      deployment: defined?.baseline.flatMap((a) => a.targetCiIds.map((ci) => `${ci} ${a.name}@${a.version}`)).sort(),
+      cmdb: recorded.entries.map((e) => `${e.ciId} ${e.artifactName}@${e.artifactVersion}`).sort(),
+      inventory: listed(inventory.entries, "targetCiId"),
+      gatewayBaseline: listed(gatewayBaseline.entries, "ciId"),
+    };
+  };
+  const agreeing = (running: string[]) => ({
+    deployment: running,
+    cmdb: running,
+    inventory: running,
+    gatewayBaseline: running,
+  });
+
   await deploy(deployer, environment, [apiOne, workerOne], allAtOnce, DeploymentState.SUCCEEDED);
   const second = await deploy(deployer, environment, [apiTwo], allAtOnce, DeploymentState.SUCCEEDED);
-  const expected = [`${host} ${api}@2.0.0`, `${host} ${worker}@1.0.0`].sort();
+  expect(await views(second)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@1.0.0`].sort()));
 
-  const defined = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
-  expect(defined?.baseline.flatMap((a) => a.targetCiIds.map((ci) => `${ci} ${a.name}@${a.version}`)).sort()).toEqual(
-    expected,
+  // Worker 2.0.0 since; backing out api 2.0.0 restores api 1.0.0 and leaves worker 2.0.0 running.
+  const third = await deploy(deployer, environment, [workerTwo], allAtOnce, DeploymentState.SUCCEEDED);
+  expect(await views(third)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@2.0.0`].sort()));
+  await deployer.rollbackDeployment({
+    requestId: randomUUID(),
+    deploymentId: second,
+    reason: "api 2 leaks",
+    fast: true,
+  });
+  await waitFor(
+    async () =>
+      (await deployer.getDeployment({ deploymentId: second })).deployment?.state === DeploymentState.ROLLED_BACK
+        ? true
+        : undefined,
+    { timeoutMs: 60_000, description: "the back-out of api 2.0.0" },
   );
-  const recorded = await waitFor(
-    async () => {
-      const found = await baselineOf(dml, environment);
-      return found?.lastDeploymentId === second ? found : undefined;
-    },
-    { timeoutMs: 30_000, description: "the second deployment in the configuration baseline" },
-  );
-  expect(recorded.entries.map((e) => `${e.ciId} ${e.artifactName}@${e.artifactVersion}`).sort()).toEqual(expected);
-  const inventory = await waitFor(
-    async () => {
-      const { body } = await stack.getJson(gateway.url, `/v1/environments/${environment}/inventory`, bearer);
-      return body?.lastDeploymentId === second ? body : undefined;
-    },
-    { timeoutMs: 30_000, description: "the second deployment in the gateway's inventory" },
-  );
-  expect(
-    inventory.entries.map((e: Record<string, string>) => `${e.targetCiId} ${e.artifactName}@${e.artifactVersion}`),
-  ).toEqual(expected);
+  expect(await views(second)).toEqual(agreeing([`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort()));
   dml.close();
   deployer.close();
-}, 180_000);
+}, 240_000);
