@@ -2,6 +2,7 @@
 // Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
 // another switch, an abandoned release, the outcome sequence held until its event commits, and
 // last, the query tables these leave rebuilt from the event streams.
+import { randomUUID } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore } from "@rdm/eventstore";
@@ -21,7 +22,7 @@ import { deploymentCodec } from "../src/api/aggregates.js";
 import { isOutcome } from "../src/api/projection.js";
 import type { DeploymentEvent } from "../src/domain/index.js";
 import { deploymentQueryTables } from "../src/store/query-tables.js";
-import { groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
 
 const harness = new Harness("deployment-turns");
 type Client = Awaited<ReturnType<Harness["client"]>>;
@@ -173,6 +174,49 @@ test("a deployment of other artifacts since leaves one current: its back-out res
       ["worker", worker.artifactId],
     ].sort(),
   );
+});
+
+test("an environment whose baseline is past what one event holds still deploys: a start records its package's part", async () => {
+  // Target ids as long as the CMDB allows: 2 × 70 artifacts on 20 targets make a baseline past 512 KiB.
+  const hosts = Array.from({ length: 20 }, () => uniqueId("ci").padEnd(200, "x"));
+  const environment = await newEnvironment(groups({ rest: hosts }));
+  const deployedMany = async (count: number) => {
+    const releaseId = randomUUID();
+    await harness.releaseReady(releaseId);
+    const artifacts = [];
+    for (let i = 0; i < count; i++) {
+      const [artifactId, name] = [randomUUID(), uniqueId("svc")];
+      await harness.artifact(artifactId, "verified", "1.0.0", name);
+      artifacts.push(artifact(artifactId, "1.0.0", name));
+    }
+    const { deployment } = await deployer.planDeployment({
+      ...rid(),
+      releaseId,
+      environment,
+      artifacts,
+      strategy: ALL_AT_ONCE,
+    });
+    const deploymentId = deployment?.deploymentId ?? "";
+    await waitFor(() => deployer.startDeployment({ ...rid(), deploymentId }), {
+      timeoutMs: 30_000,
+      description: "the gates met once the release and artifact facts are consumed",
+    });
+    await runToEnd(deploymentId, environment);
+  };
+  await deployedMany(70);
+  await deployedMany(70);
+  const listed = (await deployer.listEnvironments({})).environments.find((e) => e.name === environment);
+  expect(listed?.baseline.reduce((pairs, a) => pairs + a.targetCiIds.length, 0)).toBe(2 * 70 * 20);
+
+  // A start records what runs under its package's name (nothing: api is new there), not the 2,800 pairs.
+  const api = await planned(environment);
+  const { deployment } = await deployer.startDeployment({ ...rid(), deploymentId: api.deploymentId });
+  expect([deployment?.state, deployment?.baselineArtifactNames, deployment?.baseline]).toEqual([
+    DeploymentState.SCHEDULED,
+    ["api"],
+    [],
+  ]);
+  await runToEnd(api.deploymentId, environment);
 });
 
 test("a blue/green plan made before another deployment switched colours is refused at start", async () => {
