@@ -585,11 +585,16 @@ describe("execution", () => {
     expect(d.deployment.state).toBe(DeploymentState.ROLLING_BACK);
   });
 
-  test("a rollback before any target was touched completes at once", () => {
+  test("a deployment not begun is cancelled, not rolled back: it changed nothing to back out", () => {
     const d = new Deciding();
     d.plan(ALL_AT_ONCE);
     d.start();
-    expect(d.types(d.rollback())).toEqual(["DeploymentRollbackStarted", "DeploymentRolledBack"]);
+    const refused = refusal(() => d.rollback());
+    expect([refused.rule, refused.message]).toEqual([
+      "deployment.state",
+      "cannot roll back (cancel one not begun instead) a deployment in state SCHEDULED",
+    ]);
+    expect(d.types(d.run({ kind: "cancelDeployment", reason: "not today" }))).toEqual(["DeploymentCancelled"]);
   });
 
   test("BLUE_GREEN: VERIFYING while it verifies, IN_PROGRESS while it switches; a back-out switches back first, then restores the colour it left", () => {

@@ -460,13 +460,18 @@ test("an outcome's environment sequence stays locked until its event commits", a
   const environment = await newEnvironment();
   const { deploymentId } = await planned(environment);
   await deployer.startDeployment({ ...rid(), deploymentId });
-  // Hold the deployment's stream row: the rollback (nothing touched yet, so DeploymentRolledBack at
-  // once, an outcome) decides, takes its sequence, then waits to append.
+  // Hold the deployment's stream row: the first claim (its begin, DeploymentStarted, an outcome)
+  // decides, takes its sequence, then waits to append.
   const blocker = await pool.connect();
   try {
     await blocker.query("BEGIN");
     await blocker.query("SELECT 1 FROM streams WHERE stream_id = $1 FOR UPDATE", [deploymentId]);
-    const rollback = deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "not today", fast: false });
+    const claim = executor.claimStep({
+      ...rid(),
+      executorId: "agent-1",
+      environments: [environment],
+      leaseSeconds: 30,
+    });
     await waitFor(
       async () =>
         (
@@ -475,7 +480,7 @@ test("an outcome's environment sequence stays locked until its event commits", a
             [(blocker as unknown as { processID: number }).processID],
           )
         ).rowCount,
-      { timeoutMs: 10_000, description: "the rollback waiting to append" },
+      { timeoutMs: 10_000, description: "the claim waiting to append" },
     );
     const probe = await pool.connect();
     try {
@@ -492,7 +497,8 @@ test("an outcome's environment sequence stays locked until its event commits", a
       probe.release();
     }
     await blocker.query("ROLLBACK");
-    expect((await rollback).deployment?.state).toBe(DeploymentState.ROLLED_BACK);
+    expect((await claim).assignment?.deploymentId).toBe(deploymentId);
+    expect((await deployer.getDeployment({ deploymentId })).deployment?.state).toBe(DeploymentState.IN_PROGRESS);
   } finally {
     blocker.release();
   }

@@ -323,7 +323,12 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       );
       return [create(DeploymentCancelledSchema, { deploymentId, reason: command.reason })];
     case "rollbackDeployment":
-      requireState(deployment, [...RUNNING, DeploymentState.SUCCEEDED, DeploymentState.FAILED], "roll back");
+      // One not begun has changed nothing there: it is cancelled, not backed out.
+      requireState(
+        deployment,
+        [DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING, DeploymentState.SUCCEEDED, DeploymentState.FAILED],
+        "roll back (cancel one not begun instead)",
+      );
       requireCurrent(deployment, command);
       return startRollback(deployment, command.reason, false, command.fast);
     default:
