@@ -193,6 +193,16 @@ describe("the deployment and inventory streams", () => {
     }
   });
 
+  test("the inventory stream of an environment neither defined nor deployed to is a 404, as its inventory", async () => {
+    const response = await fetch(`${gatewayUrl}/v1/environments/${environment}-typo/inventory/events`, {
+      headers: { authorization: bearer },
+    });
+    expect([response.status, (await response.json()).detail]).toEqual([
+      404,
+      `environment ${environment}-typo is neither defined nor deployed to`,
+    ]);
+  });
+
   test("a Last-Event-ID that is no id of the stream is a 400", async () => {
     const response = await fetch(`${gatewayUrl}/v1/environments/${environment}/inventory/events`, {
       headers: { authorization: bearer, "last-event-id": "1.5" },

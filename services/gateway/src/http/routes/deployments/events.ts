@@ -1,8 +1,8 @@
 import { DEPLOYMENT_FEED_CHANNEL } from "../../../projections/deployments/projection.js";
-import { problemSchema } from "../../problems.js";
+import { notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { badLastEventId, resumePoint, serveEventStream } from "../../sse.js";
-import { feedAfter, newestFeedSeq } from "./queries.js";
+import { feedAfter, knownEnvironment, newestFeedSeq, unknownEnvironment } from "./queries.js";
 import { deploymentEventsQuery, environmentName, inventoryEventsQuery } from "./schemas.js";
 
 const streamDescription =
@@ -46,11 +46,13 @@ const inventoryEventStream: RoutePlugin = async (app, { pool, streams }) => {
         description: `${streamDescription} Read /v1/environments/{environment}/inventory for the inventory after it.`,
         params: { type: "object", properties: { environment: environmentName }, required: ["environment"] },
         querystring: inventoryEventsQuery,
-        response: { 400: problemSchema },
+        response: { 400: problemSchema, 404: problemSchema },
       },
     },
     async (request, reply) => {
       const { environment } = request.params;
+      // As its inventory: an environment neither defined nor deployed to is none (a typo would wait forever).
+      if (!(await knownEnvironment(pool, environment))) return notFound(reply, unknownEnvironment(environment));
       const after = await resumePoint(request, request.query.after, () => newestFeedSeq(pool));
       if (after === undefined) return badLastEventId(reply);
       serveEventStream(request, reply, {
