@@ -989,6 +989,48 @@ describe("implementation", () => {
       .when({ kind: "completeImplementation" })
       .then((_, { change = noChange() }) => expect(change.state).toBe(ChangeState.IMPLEMENTED));
   });
+
+  test("a change naming several production environments awaits each; the others after the first production success do not", () => {
+    const events = history(
+      { ...raiseNormal, environments: ["staging", "prod-eu", "prod-us"] },
+      submit,
+      assess(ChangeImpact.LOW, ChangeUrgency.LOW, 1),
+      approve("anna"),
+    );
+    const started = events.concat(decideOn(events, schedule()));
+    const implementing = started.concat(
+      decideOn(started, { kind: "startImplementation", deploymentId: "d-1", environment: "prod-eu" }),
+    );
+    const production = (deploymentId: string, environment: string, productionEnvironments: string[]) =>
+      ({
+        kind: "completeImplementation",
+        deploymentId,
+        environment,
+        production: true,
+        productionEnvironments,
+        awaitOpenTasks: true,
+      }) as const;
+    const both = ["prod-eu", "prod-us"];
+    // Staging never deployed: production's success skips it, but prod-us is still to come.
+    given(...implementing)
+      .when(production("d-1", "prod-eu", both))
+      .then((recorded, { change = noChange() }) => {
+        expect(types(recorded)).toEqual(["ChangeRequestEnvironmentImplemented"]);
+        expect(recorded[0]).toMatchObject({ environment: "prod-eu", remainingEnvironments: ["prod-us"] });
+        expect(change.state).toBe(ChangeState.IMPLEMENTING);
+      });
+    const inEu = implementing.concat(decideOn(implementing, production("d-1", "prod-eu", both)));
+    given(...inEu)
+      .when(production("d-2", "prod-us", both))
+      .then((recorded, { change = noChange() }) => {
+        expect(types(recorded)).toEqual(["ChangeRequestImplemented"]);
+        expect(change).toMatchObject({ state: ChangeState.IMPLEMENTED, implementedByDeploymentId: "d-2" });
+      });
+    // A success recorded before outcomes listed production's environments implements it, as then.
+    given(...implementing)
+      .when(production("d-1", "prod-eu", []))
+      .then((recorded) => expect(types(recorded)).toEqual(["ChangeRequestImplemented"]));
+  });
 });
 
 describe("review and close", () => {

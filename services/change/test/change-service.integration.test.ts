@@ -1279,6 +1279,38 @@ test("a change naming several environments is implemented by the success in the 
   expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.FAILED);
 });
 
+test("a change naming two production environments is implemented by the success in the second; staging, never deployed, is not awaited", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const [staging, eu, us] = [uniqueId("staging"), uniqueId("prod-eu"), uniqueId("prod-us")];
+  const id = await scheduledChange({ environments: [staging, eu, us], linkedReleaseId: releaseId });
+  const productionEnvironments = [eu, us].sort();
+  const [first, second] = [randomUUID(), randomUUID()];
+  const about = (deploymentId: string, environment: string) => ({
+    deploymentId,
+    releaseId,
+    environment,
+    production: true,
+    productionEnvironments,
+  });
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentStartedSchema, first, about(first, eu)),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, first, about(first, eu)),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toMatchObject({
+    state: ChangeState.IMPLEMENTING,
+    implementedEnvironments: [eu],
+  });
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentStartedSchema, second, about(second, us)),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, second, about(second, us)),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toMatchObject({
+    state: ChangeState.IMPLEMENTED,
+    implementedByDeploymentId: second,
+  });
+});
+
 test("a production success while the change has open tasks: the change awaits them, and the last one's completion implements it", async () => {
   const manager = await clientAs("carl", ["change-manager"]);
   const viewer = await clientAs("vera", ["viewer"]);

@@ -141,6 +141,20 @@ test("production as the definition says: a side environment nothing follows is n
     [false, false],
     [true, true],
   ]);
+  // Each success lists the environments production then: lab and after (the end of its order), not sandbox.
+  const { deploymentId } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE), undefined, {
+    environment: lab,
+  });
+  await runStep(lab);
+  await runStep(lab);
+  const succeeded = (await outcomesOf(deploymentId, 2))[1] as DeploymentSucceeded | undefined;
+  const listedNow = succeeded?.productionEnvironments ?? [];
+  expect([listedNow.includes(lab), listedNow.includes(after), listedNow.includes(sandbox)]).toEqual([
+    true,
+    true,
+    false,
+  ]);
+  expect(listedNow).toEqual([...listedNow].sort());
 });
 
 test("a report too large for one Kafka message is refused and records nothing; a smaller one goes on", async () => {

@@ -137,6 +137,7 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
                   deploymentId,
                   environment,
                   production: outcome.production ?? false,
+                  productionEnvironments: outcome.productionEnvironments,
                   awaitOpenTasks: true,
                 } as const,
               ]
@@ -160,7 +161,8 @@ function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
 /**
  * Reactions to the deployments of a change's linked release (design §4): a deployment that
  * starts implements the scheduled change, one that succeeds completes it (a change naming several
- * environments once each has succeeded, or production has), one that fails or is rolled back
+ * environments once each has succeeded, or production has and no other production one it names
+ * remains), one that fails or is rolled back
  * fails it. Only deployments to the change's environments count, to production when it names
  * none: production as the deployment event says (its `production` flag). The changes are those
  * the event names (its `change_request_ids`: those its start checked that its release still listed

@@ -1,7 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Outcome } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeploymentStrategyKind, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import {
   type BaselineChange,
@@ -15,8 +15,8 @@ import { syncStepQueue } from "../store/step-queue.js";
 import {
   type Baseline,
   findEnvironment,
-  isProduction,
   nextEnvironmentSequence,
+  productionEnvironments,
   recordBaseline,
   saveDeployment,
   storedBaseline,
@@ -37,13 +37,19 @@ export const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTC
  * the per-environment row stays locked until the commit, so one environment's outcomes are
  * numbered in commit order, whatever deployment or partition they travel on. Each also says
  * whether the environment is production as this service knows it now, so consumers need not
- * learn it from environment events that may reach them later.
+ * learn it from environment events that may reach them later; a success also which environments
+ * are (a change naming several production ones awaits each).
  */
 export async function withEnvironmentSequences(tx: pg.PoolClient, events: DeploymentEvent[]) {
   for (const event of events) {
     if (!isOutcome(event)) continue;
     event.environmentSequence = await nextEnvironmentSequence(tx, event.environment);
-    event.production = await isProduction(tx, event.environment);
+    const production = await productionEnvironments(tx);
+    event.production = production.isProduction(event.environment);
+    if (event.$typeName === DeploymentSucceededSchema.typeName)
+      event.productionEnvironments = event.production
+        ? [...new Set([...production.names, event.environment])].sort()
+        : production.names;
   }
   return events;
 }

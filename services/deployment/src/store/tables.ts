@@ -184,17 +184,29 @@ export async function promotionChain(db: Queryable, from: string): Promise<strin
   return chain;
 }
 
+/** Where production stands now: whether an environment is, and which defined ones are (sorted). */
+export interface ProductionEnvironments {
+  isProduction(environment: string): boolean;
+  readonly names: string[];
+}
+
 /**
  * Production: as the environment's definition says or, when it does not say, the end of the
  * promotion order, an environment no other one promotes from.
  */
-export async function isProduction(db: Queryable, environment: string): Promise<boolean> {
+export async function productionEnvironments(db: Queryable): Promise<ProductionEnvironments> {
   // The definitions only: baselines can hold thousands of artifact-target pairs each.
   const { rows } = await db.query<{ environment: Uint8Array }>("SELECT environment FROM environments");
   const definitions = rows.map((row) => fromBinary(EnvironmentSchema, row.environment));
-  const said = definitions.find((definition) => definition.name === environment)?.production;
-  return said ?? !definitions.some((definition) => definition.promotesFrom === environment);
+  const isProduction = (environment: string) =>
+    definitions.find((definition) => definition.name === environment)?.production ??
+    !definitions.some((definition) => definition.promotesFrom === environment);
+  const names = definitions.map((definition) => definition.name).filter(isProduction);
+  return { isProduction, names: names.sort() };
 }
+
+export const isProduction = async (db: Queryable, environment: string) =>
+  (await productionEnvironments(db)).isProduction(environment);
 
 /** Locks the environment's outcome row until the transaction ends (creating it at sequence 0). */
 export async function lockEnvironmentOutcomes(tx: Queryable, environment: string): Promise<void> {

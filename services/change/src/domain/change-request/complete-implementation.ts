@@ -21,16 +21,19 @@ export const implemented = (change: ChangeRequest, by: { deploymentId?: string; 
 /**
  * A deployment's success in one of several environments the change names, while others remain:
  * the change records it and stays IMPLEMENTING (the same environment again adds nothing).
- * Undefined when this success implements the change: the last one it needs, or production's (a
- * release's deployments end with production's success, so one named after it never comes), or
- * when no environment is named; nothing for an environment the change does not name.
+ * Undefined when this success implements the change: the last one it needs, or production's when
+ * no other production environment it names remains (a release's deployments end with
+ * production's success, so one named after it never comes), or when no environment is named;
+ * nothing for an environment the change does not name.
  */
 function environmentImplemented(command: C.CompleteImplementation, change: ChangeRequest) {
   const environment = command.environment;
-  if (!environment || command.production || change.environments.length < 2) return undefined;
-  // None of its environments: no step of its implementation.
-  if (!change.environments.includes(environment)) return [];
-  const remaining = change.environments.filter((e) => e !== environment && !change.implementedEnvironments.includes(e));
+  if (!environment || change.environments.length < 2) return undefined;
+  // None of its environments: no step of its implementation (production's implemented it, as ever).
+  if (!change.environments.includes(environment)) return command.production ? undefined : [];
+  const remaining = change.environments
+    .filter((e) => e !== environment && !change.implementedEnvironments.includes(e))
+    .filter((e) => !command.production || command.productionEnvironments?.includes(e));
   if (remaining.length === 0) return undefined;
   if (change.implementedEnvironments.includes(environment)) return [];
   return [

@@ -126,8 +126,14 @@ export interface CompleteImplementation {
   kind: "completeImplementation";
   deploymentId?: string;
   environment?: string;
-  /** The deployment's environment is production: its success implements the change, whatever remains. */
+  /**
+   * The deployment's environment is production: its success implements the change unless other
+   * production environments it names remain (a release's deployments end in production, so the
+   * others named never come).
+   */
   production?: boolean;
+  /** The environments production when it succeeded (the deployment event's); empty: unknown, none awaited. */
+  productionEnvironments?: readonly string[];
   /**
    * A deployment's success (the reaction): with tasks open, the change awaits them instead of
    * the completion being refused, and the last one's completion completes it.
