@@ -326,3 +326,50 @@ describe("the linked changes' states moved after a production success", () => {
     expect(types(spec.given(given).when(changesNow("IMPLEMENTED"), ctx()).events())).toEqual([]);
   });
 });
+
+describe("a linked change naming several production environments", () => {
+  const CHANGE = "7a2b3c4d-5e6f-4a8b-9c0d-1e2f3a4b5c6e";
+  const given = [
+    registeredIn(ReleasePhase.DEPLOYMENT),
+    create(ev.ReleaseChangeRequestLinkedSchema, { releaseId: RELEASE_ID, changeRequestId: CHANGE }),
+  ];
+  const change = (state: string) => [
+    { changeRequestId: CHANGE, state, productionEnvironments: ["prod-eu", "prod-us"] },
+  ];
+  const succeededIn = (environment: string, state = "IMPLEMENTING") =>
+    outcome({ deploymentId: `d-${environment}`, environment, changes: change(state) });
+
+  it("keeps the release deploying until the package succeeded in each; the last success moves it on", () => {
+    const first = [...given, ...spec.given(given).when(succeededIn("prod-eu"), ctx()).events()];
+    expect(fold(first).release?.phase).toBe(ReleasePhase.DEPLOYMENT);
+    // The change's state moving meanwhile does not end the wait either.
+    expect(
+      types(
+        spec
+          .given(first)
+          .when({ kind: "moveOnAfterProduction", changes: change("IMPLEMENTING") }, ctx())
+          .events(),
+      ),
+    ).toEqual([]);
+    expect(after(first, succeededIn("prod-us")).release?.phase).toBe(ReleasePhase.VERIFICATION);
+  });
+
+  it("a change no longer open (failed, implemented, closed) is waited for no more", () => {
+    const first = [...given, ...spec.given(given).when(succeededIn("prod-eu"), ctx()).events()];
+    // (A cancelled one holds the release on its own rule: gate.linked_change_cancelled.)
+    for (const state of ["FAILED", "IMPLEMENTED", "CLOSED"]) {
+      expect(after(first, { kind: "moveOnAfterProduction", changes: change(state) }).release?.phase).toBe(
+        ReleasePhase.VERIFICATION,
+      );
+    }
+  });
+
+  it("a change naming one production environment, or none, waits for nothing more", () => {
+    const one = [{ changeRequestId: CHANGE, state: "IMPLEMENTING", productionEnvironments: ["prod-eu"] }];
+    const none = [{ changeRequestId: CHANGE, state: "IMPLEMENTING", productionEnvironments: [] }];
+    for (const changes of [one, none]) {
+      const state = after(given, outcome({ environment: "prod-eu", changes }));
+      expect(state.release?.phase).toBe(ReleasePhase.VERIFICATION);
+    }
+  });
+});

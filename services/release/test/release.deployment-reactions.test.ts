@@ -14,7 +14,10 @@ import {
 } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
-import { ChangeRequestImplementedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import {
+  ChangeRequestImplementedSchema,
+  ChangeRequestScheduledSchema,
+} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
   DeploymentFailedSchema,
   DeploymentRolledBackSchema,
@@ -201,6 +204,53 @@ test("a release whose DEPLOYMENT gate asks for its changes IMPLEMENTED moves on 
   await until(releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
   const { entries } = await manager.getReleaseHistory({ releaseId });
   expect(entries.find((e) => e.summary === "ReleasePhaseAdvanced" && e.causationId === implemented.id)).toBeDefined();
+});
+
+test("a release whose change names two production environments keeps deploying until the package succeeded in both", async () => {
+  const [eu, us] = [uniqueId("prod-eu"), uniqueId("prod-us")];
+  for (const name of [eu, us])
+    await publish(EnvironmentRegisteredSchema, `environment-${name}`, {
+      environment: { name, promotionRank: 4, production: true },
+    });
+  const releaseId = await releaseInDeployment();
+  const changeRequestId = randomUUID();
+  await manager.linkChangeRequest({ ...req(), releaseId, changeRequestId });
+  const changes = new PublishedStreams("change-service");
+  const scheduled = changes.event(
+    "rdm/change",
+    ChangeRequestScheduledSchema,
+    changeRequestId,
+    { changeRequestId, linkedReleaseId: releaseId, state: ChangeState.SCHEDULED, environments: [eu, us] },
+    { occurredAt: timestampFromDate(new Date()) },
+  );
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [scheduled]);
+  await waitFor(
+    async () =>
+      (
+        await db.query(
+          `SELECT 1 FROM change_request_states s JOIN notifier_change_environments n USING (change_request_id)
+           WHERE change_request_id = $1 AND (SELECT count(*) FROM deployment_environments WHERE name IN ($2, $3)) = 2`,
+          [changeRequestId, eu, us],
+        )
+      ).rowCount === 1,
+    { timeoutMs: 30_000, description: "the change, its environments and theirs known" },
+  );
+
+  const artifacts = [{ artifactId: randomUUID(), name: "checkout", version: "7.3.0" }];
+  const succeeded = (environment: string) =>
+    publish(DeploymentSucceededSchema, `d-${environment}`, {
+      deploymentId: `d-${environment}`,
+      releaseId,
+      environment,
+      artifacts,
+      production: true,
+      productionEnvironments: [eu, us].sort(),
+    });
+  await succeeded(eu);
+  await until(releaseId, (r) => r.deployments.length === 1, `the success in ${eu} recorded`);
+  expect((await get(releaseId)).phase).toBe(ReleasePhase.DEPLOYMENT);
+  await succeeded(us);
+  await until(releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
 });
 
 test("the outcome's own word on production wins over the promotion order this service has read so far", async () => {

@@ -47,6 +47,11 @@ export interface LinkedChangeState {
   changeRequestId: string;
   /** Change state name without prefix, e.g. "AUTHORIZED"; undefined when no event was seen. */
   state: string | undefined;
+  /**
+   * The production environments the change names, as the release service knows the change's
+   * environments and which environments are production (sorted); empty or unset: it names none.
+   */
+  productionEnvironments?: string[];
 }
 
 export function phaseDefinition(model: ReleaseModel, phase: ReleasePhase): PhaseDefinition | undefined {

@@ -8,6 +8,7 @@ import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/relea
 import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { LinkedChangeState } from "../domain/release.js";
+import { isProductionSql } from "../store/deployment-environments.js";
 
 const registry = createRegistry(file_rdm_change_v1_events);
 
@@ -112,12 +113,22 @@ export async function loadChangeStates(
 ): Promise<LinkedChangeState[]> {
   const ids = release?.linkedChangeRequestIds ?? [];
   if (!ids.length) return [];
-  const { rows } = await db.query<{ change_request_id: string; state: string }>(
-    "SELECT change_request_id, state FROM change_request_states WHERE change_request_id = ANY($1)",
+  // With the production environments each names (as the notifier keeps a change's environments).
+  const { rows } = await db.query<{ change_request_id: string; state: string; production_environments: string[] }>(
+    `SELECT s.change_request_id, s.state,
+       ARRAY(SELECT e.name FROM deployment_environments e
+             WHERE e.name = ANY(n.environments) AND ${isProductionSql("e")} ORDER BY e.name) AS production_environments
+     FROM change_request_states s
+     LEFT JOIN notifier_change_environments n ON n.change_request_id = s.change_request_id
+     WHERE s.change_request_id = ANY($1)`,
     [ids],
   );
-  const known = new Map(rows.map((r) => [r.change_request_id, r.state]));
-  return ids.map((id) => ({ changeRequestId: id, state: known.get(id) }));
+  const known = new Map(rows.map((r) => [r.change_request_id, r]));
+  return ids.map((id) => ({
+    changeRequestId: id,
+    state: known.get(id)?.state,
+    productionEnvironments: known.get(id)?.production_environments ?? [],
+  }));
 }
 
 /**

@@ -12,6 +12,7 @@ import {
 import { DeploymentOutcome } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import type { DeploymentOutcomeReport } from "../domain/release.js";
+import { isProductionSql } from "../store/deployment-environments.js";
 import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 import { loadChangeStates } from "./change-requests.js";
 import { type ReleaseReactionDeps, reactOnRelease } from "./release-reaction.js";
@@ -67,14 +68,6 @@ function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutco
       return undefined;
   }
 }
-
-/**
- * SQL: whether the deployment_environments row aliased `row` is production, as the environment's
- * definition says or, when it does not say, the end of the promotion order (no other one
- * promotes from it).
- */
-export const isProductionSql = (row: string) => `COALESCE(${row}.production,
-  NOT EXISTS (SELECT 1 FROM deployment_environments later WHERE later.promotes_from = ${row}.name))`;
 
 async function isProduction(tx: pg.PoolClient, environment: string): Promise<boolean> {
   const { rows } = await tx.query<{ production: boolean }>(

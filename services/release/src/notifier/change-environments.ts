@@ -6,8 +6,8 @@ import {
   ChangeRequestScheduledSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type pg from "pg";
-import { isProductionSql } from "../consumers/deployment-outcomes.js";
 import { changeIdOf } from "../domain/subscription/matching.js";
+import { isProductionSql } from "../store/deployment-environments.js";
 
 // A change's environments, for subscriptions filtered by environment: only a change's raise,
 // schedule and detail updates name them; its other events (submitted, approved, rejected, …)

@@ -5,6 +5,8 @@ import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import {
   DeploymentOutcome,
   LogEntryKind,
+  type Release,
+  type ReleaseDeployment,
   ReleaseDeploymentSchema,
   ReleasePhase,
   ReleaseStatus,
@@ -41,10 +43,12 @@ const gateButTasksMet = (state: ReleaseState, changes: LinkedChangeState[]) =>
  * A deployment outcome the deployment service reported. Each outcome of a deployment is
  * recorded once, so a redelivered or replayed event decides nothing. A success in production
  * of the release's current package ends the deployment phase when the rest of its gate is met
- * (approvals, linked changes): the release moves on to the phase its model names next
- * (VERIFICATION in the standard model); the production deployment is the evidence of that
- * phase's tasks, so they are not asked again. A failure or a rollback is a deviation from the plan, kept in
- * the release's log for the post-implementation review; the release stays where it is.
+ * (approvals, linked changes) and no open linked change names another production environment
+ * the package has not succeeded in (prod-eu and prod-us: the last of them ends it): the release
+ * moves on to the phase its model names next (VERIFICATION in the standard model); the
+ * production deployment is the evidence of that phase's tasks, so they are not asked again. A
+ * failure or a rollback is a deviation from the plan, kept in the release's log for the
+ * post-implementation review; the release stays where it is.
  */
 export function recordDeploymentOutcome(
   command: ReleaseCommandOf<"recordDeploymentOutcome">,
@@ -80,17 +84,51 @@ export function recordDeploymentOutcome(
   const recorded = create(ev.ReleaseDeploymentRecordedSchema, { releaseId, deployment });
   const movesOn =
     deployment.production && deployedThePackage(release.package, command.deployment.artifactIds)
-      ? afterProduction(state, command.deployment.changes ?? [], ctx)
+      ? afterProduction(state, command.deployment.changes ?? [], ctx, deployment.environment)
       : [];
   return [recorded, ...movesOn];
 }
 
+/** Changes a deployment may still implement: authorized, scheduled or under way. */
+const OPEN_CHANGE_STATES = new Set(["AUTHORIZED", "SCHEDULED", "IMPLEMENTING"]);
+
+/**
+ * The production environments an open linked change names where the release's package has not
+ * succeeded in this stay in DEPLOYMENT (`succeeded`: one that just did): a change for prod-eu and
+ * prod-us keeps the release deploying after prod-eu, so prod-us may still start.
+ */
+function productionAwaited(state: ReleaseState, changes: LinkedChangeState[], succeeded?: string): string[] {
+  const { release } = requireRelease(state);
+  const done = new Set([
+    ...release.deployments.filter((d) => succeededInThisStay(release, d)).map((d) => d.environment),
+    ...(succeeded ? [succeeded] : []),
+  ]);
+  const named = changes
+    .filter((change) => change.state !== undefined && OPEN_CHANGE_STATES.has(change.state))
+    .flatMap((change) => change.productionEnvironments ?? []);
+  return [...new Set(named)].filter((environment) => !done.has(environment));
+}
+
+/** A success in production of this stay in DEPLOYMENT (not one before a rework sent the release back), of the package as it is now. */
+const succeededInThisStay = (release: Release, d: ReleaseDeployment) =>
+  d.outcome === DeploymentOutcome.SUCCEEDED &&
+  d.production &&
+  d.phase === ReleasePhase.DEPLOYMENT &&
+  d.phaseEntry === release.phaseEntry &&
+  deployedThePackage(release.package, d.artifactIds);
+
 /**
  * The phase the model names after DEPLOYMENT, entered (with its tasks) once the release's package
- * succeeded in production, if the release is still in DEPLOYMENT and the rest of its gate holds
- * with `changes`; nothing otherwise.
+ * succeeded in production (`succeeded`: where it just did), if the release is still in DEPLOYMENT,
+ * the rest of its gate holds with `changes` and no open change awaits another production
+ * environment; nothing otherwise.
  */
-function afterProduction(state: ReleaseState, changes: LinkedChangeState[], ctx: DecisionContext): ReleaseEvent[] {
+function afterProduction(
+  state: ReleaseState,
+  changes: LinkedChangeState[],
+  ctx: DecisionContext,
+  succeeded?: string,
+): ReleaseEvent[] {
   const { release, model } = requireRelease(state);
   const to = nextPhase(model, ReleasePhase.DEPLOYMENT);
   const moves =
@@ -98,7 +136,8 @@ function afterProduction(state: ReleaseState, changes: LinkedChangeState[], ctx:
     release.phase === ReleasePhase.DEPLOYMENT &&
     to !== undefined &&
     to !== ReleasePhase.CLOSED &&
-    gateButTasksMet(state, changes);
+    gateButTasksMet(state, changes) &&
+    productionAwaited(state, changes, succeeded).length === 0;
   if (!moves) return [];
   const entry = release.phaseEntry + 1;
   const due = dueAt(phaseDefinition(model, to), ctx.now);
@@ -125,15 +164,6 @@ export function moveOnAfterProduction(
   ctx: DecisionContext,
 ): ReleaseEvent[] {
   const { release } = requireRelease(state);
-  // A success of this stay in DEPLOYMENT (not one before a rework sent the release back), of the
-  // package as it is now.
-  const succeeded = release.deployments.some(
-    (d) =>
-      d.outcome === DeploymentOutcome.SUCCEEDED &&
-      d.production &&
-      d.phase === ReleasePhase.DEPLOYMENT &&
-      d.phaseEntry === release.phaseEntry &&
-      deployedThePackage(release.package, d.artifactIds),
-  );
+  const succeeded = release.deployments.some((d) => succeededInThisStay(release, d));
   return succeeded ? afterProduction(state, command.changes, ctx) : [];
 }
