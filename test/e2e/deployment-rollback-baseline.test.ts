@@ -262,13 +262,18 @@ test("a package of one artifact leaves the others running, and its back-out rest
   await stack.executor(deploymentService, { environments: [environment], command: "true", poll: true });
   const allAtOnce = { kind: DeploymentStrategyKind.ALL_AT_ONCE };
 
-  /** The three views once each has `last` as the environment's last deployment: what runs, as "ci name@version". */
-  const views = async (last: string) => {
+  // The environment's successes and rollbacks in order, as the views record them.
+  const outcomes = ["SUCCEEDED", "SUCCEEDED", "SUCCEEDED", "ROLLED_BACK", "SUCCEEDED", "ROLLED_BACK"];
+  /**
+   * The four views once each has the environment's `count`th outcome (a success or rollback),
+   * `last`'s: what runs, as "ci name@version".
+   */
+  const views = async (last: string, count: number) => {
     const defined = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
     const recorded = await waitFor(
       async () => {
         const found = await baselineOf(dml, environment);
-        return found?.lastDeploymentId === last ? found : undefined;
+        return found?.lastDeploymentId === last && found.version >= BigInt(count) ? found : undefined;
       },
       { timeoutMs: 30_000, description: `deployment ${last} in the configuration baseline` },
     );
@@ -279,7 +284,9 @@ test("a package of one artifact leaves the others running, and its back-out rest
             const path =
               view === "inventory" ? `/v1/environments/${environment}/inventory` : `/v1/baselines/${environment}`;
             const { body } = await stack.getJson(gateway.url, path, bearer);
-            return body?.lastDeploymentId === last ? body : undefined;
+            // The inventory's last sequence counts starts too: the baseline's version says it.
+            const caughtUp = view === "inventory" ? body?.lastOutcome === outcomes[count - 1] : body?.version >= count;
+            return body?.lastDeploymentId === last && caughtUp ? body : undefined;
           },
           { timeoutMs: 30_000, description: `deployment ${last} in the gateway's ${view}` },
         ),
@@ -303,11 +310,11 @@ test("a package of one artifact leaves the others running, and its back-out rest
 
   await deploy(deployer, environment, [apiOne, workerOne], allAtOnce, DeploymentState.SUCCEEDED);
   const second = await deploy(deployer, environment, [apiTwo], allAtOnce, DeploymentState.SUCCEEDED);
-  expect(await views(second)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@1.0.0`].sort()));
+  expect(await views(second, 2)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@1.0.0`].sort()));
 
   // Worker 2.0.0 since; backing out api 2.0.0 restores api 1.0.0 and leaves worker 2.0.0 running.
   const third = await deploy(deployer, environment, [workerTwo], allAtOnce, DeploymentState.SUCCEEDED);
-  expect(await views(third)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@2.0.0`].sort()));
+  expect(await views(third, 3)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@2.0.0`].sort()));
   await deployer.rollbackDeployment({
     requestId: randomUUID(),
     deploymentId: second,
@@ -321,7 +328,28 @@ test("a package of one artifact leaves the others running, and its back-out rest
         : undefined,
     { timeoutMs: 60_000, description: "the back-out of api 2.0.0" },
   );
-  expect(await views(second)).toEqual(agreeing([`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort()));
+  expect(await views(second, 4)).toEqual(agreeing([`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort()));
+
+  // The host swapped for another: api 2.0.0 goes to the new one only, and its back-out leaves what
+  // the host taken out runs as it was (no step reached it). The deployment service lists the
+  // environment's targets only.
+  const other = uniqueId("host");
+  await deployer.changeEnvironment({
+    requestId: randomUUID(),
+    environment: { name: environment, promotionRank: 1, targetGroups: [{ name: "rest", ciIds: [other] }] },
+    reason: "host replaced",
+  });
+  const fourth = await deploy(deployer, environment, [apiTwo], allAtOnce, DeploymentState.SUCCEEDED);
+  await deployer.rollbackDeployment({ requestId: randomUUID(), deploymentId: fourth, reason: "again", fast: true });
+  await waitFor(
+    async () =>
+      (await deployer.getDeployment({ deploymentId: fourth })).deployment?.state === DeploymentState.ROLLED_BACK
+        ? true
+        : undefined,
+    { timeoutMs: 60_000, description: "the back-out on the new host" },
+  );
+  const kept = [`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort();
+  expect(await views(fourth, 6)).toEqual({ ...agreeing(kept), deployment: [] });
   dml.close();
   deployer.close();
 }, 240_000);

@@ -14,6 +14,7 @@ import {
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
+  allTargets,
   type DeploymentAggregateState,
   type DeploymentCommand,
   type DeploymentEvent,
@@ -98,7 +99,11 @@ export class Deciding {
     return events.map((event) => event.$typeName.replace("rdm.deployment.v1.", ""));
   }
 
+  /** The environment planned in. */
+  environment = environment();
+
   plan(deploymentStrategy: DeploymentStrategy, env = environment(), window?: TimeWindow) {
+    this.environment = env;
     return this.run({
       kind: "planDeployment",
       deploymentId: "d-1",
@@ -161,15 +166,22 @@ export class Deciding {
 
   /**
    * Rolls it back; by default the environment runs what this deployment left and nothing else runs
-   * there. `baseline`: what it runs, as [artifact id, name] (name api unless given).
+   * there. `baseline`: what it runs, as artifact ids, each of the plan's version of api on every
+   * target unless given as [id, name, version, targets].
    */
   rollback(
     fast = false,
-    environment: { baselineDeploymentId?: string; baseline?: (string | [string, string])[]; running?: string } = {},
+    environment: {
+      baselineDeploymentId?: string;
+      baseline?: (string | [string, string, string, string[]])[];
+      running?: string;
+    } = {},
   ) {
+    const targetCiIds = allTargets(this.environment);
     const artifacts = (environment.baseline ?? []).map((entry) => {
-      const [artifactId, name] = typeof entry === "string" ? [entry, "api"] : entry;
-      return create(DeployedArtifactSchema, { artifactId, name });
+      const [artifactId, name, version, targets] =
+        typeof entry === "string" ? [entry, "api", "2.0.0", targetCiIds] : entry;
+      return create(DeployedArtifactSchema, { artifactId, name, version, targetCiIds: targets });
     });
     return this.run({
       kind: "rollbackDeployment",
@@ -178,6 +190,7 @@ export class Deciding {
       environmentBaseline: {
         deploymentId: environment.baselineDeploymentId ?? this.deployment.deploymentId,
         artifacts,
+        targetCiIds,
       },
       runningDeploymentId: environment.running,
     });

@@ -592,7 +592,7 @@ describe("execution", () => {
     const refused = refusal(() => d.rollback());
     expect([refused.rule, refused.message]).toEqual([
       "deployment.state",
-      "cannot roll back (cancel one not begun instead) a deployment in state SCHEDULED",
+      "cannot roll back a deployment that has not begun (it changed nothing): cancel it",
     ]);
     expect(d.types(d.run({ kind: "cancelDeployment", reason: "not today" }))).toEqual(["DeploymentCancelled"]);
   });
@@ -693,6 +693,25 @@ describe("execution", () => {
     );
   });
 
+  test("a later deployment of the same version to a target added since supersedes it", () => {
+    const d = new Deciding();
+    d.plan(ALL_AT_ONCE);
+    d.start();
+    for (const step of d.deployment.steps) d.pass(step.index);
+    // The same api 2.0.0 on ci-5 too: backing this one out would take it off ci-5, which it never reached.
+    const wider = {
+      baselineDeploymentId: "d-3",
+      baseline: [["a-new", "api", "2.0.0", ["ci-1", "ci-2", "ci-3", "ci-4", "ci-5"]]] as [
+        string,
+        string,
+        string,
+        string[],
+      ][],
+    };
+    d.environment.targetGroups.push(create(TargetGroupSchema, { name: "more", ciIds: ["ci-5"] }));
+    expect(refusal(() => d.rollback(false, wider)).rule).toBe("deployment.superseded");
+  });
+
   test("a rollback restores its package's artifact names only, whatever else was deployed there since", () => {
     const d = new Deciding();
     d.plan(ALL_AT_ONCE);
@@ -703,7 +722,10 @@ describe("execution", () => {
     expect(d.deployment.baseline.map((a) => a.artifactId)).toEqual(["a-old"]);
     for (const step of d.deployment.steps) d.pass(step.index);
     // Worker 2 was deployed since: this deployment's api still runs, so it may be backed out.
-    const started = d.rollback(false, { baselineDeploymentId: "d-2", baseline: [["w-2", "worker"], "a-new"] });
+    const started = d.rollback(false, {
+      baselineDeploymentId: "d-2",
+      baseline: [["w-2", "worker", "2.0.0", ["ci-1"]], "a-new"],
+    });
     const rollback = started.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentRollbackStarted");
     expect(rollback && "restoredArtifactNames" in rollback && rollback.restoredArtifactNames).toEqual(["api"]);
     expect(rollback && "artifacts" in rollback && rollback.artifacts.map((a) => a.artifactId)).toEqual(["a-old"]);
@@ -734,13 +756,22 @@ describe("execution", () => {
   test("BLUE_GREEN: the environment runs what it left when both colours' versions are listed", () => {
     const d = succeededBlueGreen();
     // A later deployment rolled itself back to what this one left: blue the old version, green the new.
-    const left = { baselineDeploymentId: "d-2", baseline: ["a-old", "a-new"] };
+    const left = {
+      baselineDeploymentId: "d-2",
+      baseline: [
+        ["a-old", "api", "", ["b-1"]],
+        ["a-new", "api", "2.0.0", ["g-1"]],
+      ] as [string, string, string, string[]][],
+    };
     expect(d.types(d.rollback(false, left))).toContain("DeploymentRollbackStarted");
   });
 
   test("BLUE_GREEN: replaced on both colours since, it is superseded", () => {
     const d = succeededBlueGreen();
-    const replaced = { baselineDeploymentId: "d-2", baseline: ["a-new"] };
+    const replaced = {
+      baselineDeploymentId: "d-2",
+      baseline: [["a-new", "api", "2.0.0", ["b-1", "g-1"]]] as [string, string, string, string[]][],
+    };
     expect(refusal(() => d.rollback(false, replaced)).rule).toBe("deployment.superseded");
   });
 

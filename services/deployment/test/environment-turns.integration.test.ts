@@ -219,6 +219,28 @@ test("an environment whose baseline is past what one event holds still deploys: 
   await runToEnd(api.deploymentId, environment);
 });
 
+test("a plan naming one artifact twice (two versions of api) is refused, naming the second", async () => {
+  const environment = await newEnvironment();
+  const refused = errorDetails(
+    await deployer
+      .planDeployment({
+        ...rid(),
+        releaseId: randomUUID(),
+        environment,
+        artifacts: [artifact(randomUUID(), "1.0.0"), artifact(randomUUID(), "2.0.0")],
+        strategy: ALL_AT_ONCE,
+      })
+      .then(
+        () => new Error("a plan naming api twice was accepted"),
+        (e: unknown) => e,
+      ),
+  );
+  expect([refused.code, refused.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
+    status.INVALID_ARGUMENT,
+    ["artifacts[1].name"],
+  ]);
+});
+
 test("a blue/green plan made before another deployment switched colours is refused at start", async () => {
   const environment = await newEnvironment(groups({ blue: [uniqueId("blue")], green: [uniqueId("green")] }));
   const BLUE_GREEN = strategyOf(DeploymentStrategyKind.BLUE_GREEN);

@@ -6,6 +6,7 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
+  allTargets,
   beginsAt,
   type DeploymentAggregateState,
   type DeploymentCommand,
@@ -15,7 +16,7 @@ import {
   type RuleDetail,
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
-import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
+import { findEnvironment, lockEnvironmentOutcomes, runningDeployment, storedBaseline } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
@@ -60,7 +61,8 @@ async function startCommand(
   return {
     kind: "startDeployment",
     gateViolations: evaluateGates(facts),
-    baseline: environment.baseline,
+    // As stored, also on targets taken out since: a back-out leaves what they run as it is.
+    baseline: await storedBaseline(tx, deployment.environment),
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
@@ -129,9 +131,18 @@ async function rollbackCommand(
     environmentBaseline: {
       deploymentId: environment.baselineDeploymentId,
       artifacts: environment.baseline,
+      targetCiIds: allTargets(environment),
     },
     runningDeploymentId: await runningDeployment(tx, deployment.environment, deployment.deploymentId),
   };
+}
+
+/** A package deploys one version of each artifact: its baseline and inventory keep one per target and name. */
+function requireOneOfEachName(artifacts: { name: string }[]) {
+  const twice = artifacts.findIndex((a, i) => artifacts.findIndex((b) => b.name === a.name) < i);
+  if (twice < 0) return;
+  const description = `${artifacts[twice]?.name} is named again: a package deploys one version of each artifact`;
+  throw new InvalidArgument([{ field: `artifacts[${twice}].name`, description }]);
 }
 
 /** Plan, approve, start (with the gates), pause, resume, promote, cancel and roll back. */
@@ -143,6 +154,7 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
       const strategy = request.strategy;
       // Required, with a kind, by the request's rules (protovalidate): this narrows the type.
       if (!strategy) throw new InvalidArgument([{ field: "strategy", description: "required" }]);
+      requireOneOfEachName(request.artifacts);
       const deploymentId = randomUUID();
       return runDeploymentCommand(handler, ctx, M.planDeployment, request, {
         output: M.planDeployment.output,

@@ -21,7 +21,15 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { baselineLeftBy, baselineTooLarge, liveColourAfter, packageNames, placedBy, scopedTo } from "./baseline.js";
+import {
+  baselineLeftBy,
+  baselineTooLarge,
+  liveColourAfter,
+  narrowedTo,
+  packageNames,
+  placedBy,
+  scopedTo,
+} from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
@@ -43,7 +51,10 @@ export type DeploymentCommand =
       kind: "startDeployment";
       /** Unmet gates the API found from its read models (release, changes, DML, environment). */
       gateViolations: RuleDetail[];
-      /** What the environment runs on its targets now (the start keeps its package's names of it). */
+      /**
+       * What the environment runs now, also on targets taken out since (the start keeps its
+       * package's names of it).
+       */
       baseline: DeployedArtifact[];
       /** The environment's live colour now (BLUE_GREEN: the plan's steps were laid out for the one at plan time). */
       liveColour: string;
@@ -62,8 +73,11 @@ export type DeploymentCommand =
       kind: "rollbackDeployment";
       reason: string;
       fast: boolean;
-      /** What the environment runs now on its targets: the deployment that set its baseline, and those artifacts. */
-      environmentBaseline: { deploymentId: string; artifacts: DeployedArtifact[] };
+      /**
+       * What the environment runs now on its targets (`targetCiIds`): the deployment that set its
+       * baseline, and those artifacts.
+       */
+      environmentBaseline: { deploymentId: string; artifacts: DeployedArtifact[]; targetCiIds: string[] };
       /** Another deployment running in the environment, if any. */
       runningDeploymentId: string | undefined;
     }
@@ -323,11 +337,13 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       );
       return [create(DeploymentCancelledSchema, { deploymentId, reason: command.reason })];
     case "rollbackDeployment":
-      // One not begun has changed nothing there: it is cancelled, not backed out.
+      if (deployment.state === DeploymentState.SCHEDULED) {
+        refuse("deployment.state", "cannot roll back a deployment that has not begun (it changed nothing): cancel it");
+      }
       requireState(
         deployment,
         [DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING, DeploymentState.SUCCEEDED, DeploymentState.FAILED],
-        "roll back (cancel one not begun instead)",
+        "roll back",
       );
       requireCurrent(deployment, command);
       return startRollback(deployment, command.reason, false, command.fast);
@@ -350,13 +366,18 @@ function requireCurrent(deployment: Deployment, command: Extract<DeploymentComma
     );
   }
   if (deployment.state !== DeploymentState.SUCCEEDED) return;
-  const names = deployment.baselineArtifactNames;
-  const ids = (artifacts: DeployedArtifact[]) => new Set(scopedTo(artifacts, names).map((a) => a.artifactId));
-  const deployed = ids(baselineLeftBy(deployment));
-  const running = ids(command.environmentBaseline.artifacts);
+  const { deploymentId, artifacts, targetCiIds } = command.environmentBaseline;
+  // Each version on each of the environment's targets, under the deployment's artifact names.
+  const placed = (of: DeployedArtifact[]) =>
+    new Set(
+      narrowedTo(scopedTo(of, deployment.baselineArtifactNames), targetCiIds).flatMap((a) =>
+        a.targetCiIds.map((ci) => `${a.artifactId}\u0000${a.name}\u0000${a.version}\u0000${ci}`),
+      ),
+    );
+  const left = placed(baselineLeftBy(deployment));
+  const running = placed(artifacts);
   const runsThis =
-    command.environmentBaseline.deploymentId === deployment.deploymentId ||
-    (running.size === deployed.size && [...running].every((id) => deployed.has(id)));
+    deploymentId === deployment.deploymentId || (running.size === left.size && [...running].every((p) => left.has(p)));
   if (!runsThis) {
     refuse(
       "deployment.superseded",

@@ -109,7 +109,9 @@ export const deploymentSchema = obj(
     restoredArtifacts: {
       type: ["array", "null"],
       items: artifactSchema,
-      description: "after a rollback: the whole baseline the environment was restored to",
+      description:
+        "after a rollback: what runs under its artifacts' names after it (the whole baseline, for a rollback recorded " +
+        "before rollbacks named their artifacts)",
     },
     reason: { ...str, description: "why it was last paused, cancelled, failed or rolled back" },
     failureReason: str,

@@ -26,8 +26,9 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
         summary: "What runs where, in every environment: version per target and artifact, since when, by what",
         description:
           "Environments in promotion order, each with its definition, as on /v1/environments. Entries are folded " +
-          "from the deployment outcomes in each environment's order (environment_sequence); a rollback replaces an " +
-          "environment's inventory with the baseline it restored. targetCiId and artifactName narrow the entries; " +
+          "from the deployment outcomes in each environment's order (environment_sequence); a rollback replaces the " +
+          "entries of the artifacts it restored (of every artifact, for one recorded before rollbacks named them) with " +
+          "what it restored. targetCiId and artifactName narrow the entries; " +
           "environment names one (404 when it is neither defined nor deployed to).",
         querystring: {
           type: "object",
