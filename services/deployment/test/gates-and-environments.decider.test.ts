@@ -325,6 +325,27 @@ describe("environments", () => {
     expect(changed.environment).toMatchObject({ frozen: true, executorLabels: [] });
   });
 
+  test("a CMDB id in upper and lower case is one target: in two groups, or twice in one, it is refused", () => {
+    const id = "0b3c1e7a-5d2f-4c8e-9a61-7f0e2d4b8c19";
+    for (const targetGroups of [
+      [
+        create(TargetGroupSchema, { name: "a", ciIds: [id] }),
+        create(TargetGroupSchema, { name: "b", ciIds: [id.toUpperCase()] }),
+      ],
+      [create(TargetGroupSchema, { name: "a", ciIds: [id, id.toUpperCase()] })],
+    ]) {
+      const error = refusal(() =>
+        decideEnvironment(
+          { kind: "registerEnvironment", definition: { ...definition, targetGroups, promotesFrom: "" }, upstream: [] },
+          { environment: undefined },
+        ),
+      );
+      expect(error.conditions.map((condition) => [condition.rule, condition.subject])).toEqual([
+        ["environment.target_in_one_group", id.toUpperCase()],
+      ]);
+    }
+  });
+
   test("inconsistent definitions are refused with every problem", () => {
     const bad: EnvironmentDefinition = {
       ...definition,

@@ -53,7 +53,8 @@ function definitionViolations(definition: EnvironmentDefinition, upstream: strin
       });
     }
     for (const ci of group.ciIds) {
-      const other = seen.get(ci);
+      // A CMDB id is a UUID: the same one in upper and lower case is one host.
+      const other = seen.get(ci.toLowerCase());
       if (other !== undefined) {
         violations.push({
           rule: "environment.target_in_one_group",
@@ -61,7 +62,7 @@ function definitionViolations(definition: EnvironmentDefinition, upstream: strin
           description: `target ${ci} is in groups ${other} and ${group.name}`,
         });
       }
-      seen.set(ci, group.name);
+      seen.set(ci.toLowerCase(), group.name);
     }
   }
   if (definition.promotesFrom === definition.name) {
