@@ -1,10 +1,6 @@
 import { isMessage, type JsonObject, type Message } from "@bufbuild/protobuf";
+import { ENVIRONMENT_NAMING_SCHEMAS } from "@rdm/domain-kernel/change";
 import { textArrayOfJson } from "@rdm/eventstore";
-import {
-  ChangeRequestDetailsUpdatedSchema,
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-} from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type pg from "pg";
 import { changeIdOf } from "../domain/subscription/matching.js";
 import { isProductionSql } from "../store/deployment-environments.js";
@@ -14,13 +10,6 @@ import { isProductionSql } from "../store/deployment-environments.js";
 // match by what the notifier last read on the change's stream (notifier_change_environments). A
 // change naming none is production's, as the change service has it ("empty: production").
 
-/** The change events that name the change's environments. */
-const ENVIRONMENT_NAMING_SCHEMAS = [
-  ChangeRequestRaisedSchema,
-  ChangeRequestScheduledSchema,
-  ChangeRequestDetailsUpdatedSchema,
-];
-
 /** The environments a change event names, with its change and stream version; undefined for other events. */
 export function environmentsNamed(type: string, message: Message) {
   const schema = ENVIRONMENT_NAMING_SCHEMAS.find((s) => s.typeName === type);
@@ -29,8 +18,6 @@ export function environmentsNamed(type: string, message: Message) {
   return { changeRequestId, environments, version: message.metadata?.streamVersion ?? 0n };
 }
 export type NamedEnvironments = NonNullable<ReturnType<typeof environmentsNamed>>;
-
-export const namesChangeEnvironments = (type: string) => ENVIRONMENT_NAMING_SCHEMAS.some((s) => s.typeName === type);
 
 /**
  * Keeps each change's newest environments among `named`, for the change's later events, in the

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { fromBinary, type Message } from "@bufbuild/protobuf";
+import { namesChangeEnvironments } from "@rdm/domain-kernel/change";
 import type { ChunkHandler, CloudEvent, EventHandler } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import {
@@ -16,7 +17,6 @@ import {
   environmentsNamed,
   keepChangeEnvironments,
   type NamedEnvironments,
-  namesChangeEnvironments,
 } from "./change-environments.js";
 import { changeKeyOf, keepChangeKeys, keyNamed, namesChangeKey } from "./change-keys.js";
 import {

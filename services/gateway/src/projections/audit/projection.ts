@@ -1,4 +1,5 @@
 import type { DescMessage } from "@bufbuild/protobuf";
+import { namesChangeEnvironments } from "@rdm/domain-kernel/change";
 import { textArrayOfJson } from "@rdm/eventstore";
 import {
   CHANGE_EVENTS_TOPIC,
@@ -15,7 +16,7 @@ import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 import { collected, type ProjectedEvent, type Projection, serializedBy } from "../projection.js";
 import { auditMigrations } from "./migrations.js";
-import { type EventSubjects, namesChangeEnvironments, subjectsOf, viewsOf } from "./subjects.js";
+import { type EventSubjects, subjectsOf, viewsOf } from "./subjects.js";
 
 /** NOTIFY channel raised (at commit) whenever audit rows are added; wakes the audit and view streams. */
 export const AUDIT_CHANNEL = "rdm_gateway_audit";

@@ -5,6 +5,7 @@
  * otherwise are listed in SUBJECT_OVERRIDES.
  */
 import type { Message } from "@bufbuild/protobuf";
+import { ENVIRONMENT_NAMING_SCHEMAS } from "@rdm/domain-kernel/change";
 
 export interface EventSubjects {
   releaseId: string;
@@ -16,11 +17,6 @@ export interface EventSubjects {
 type Fields = Record<string, unknown>;
 const text = (value: unknown) => (typeof value === "string" ? value : "");
 
-/** Change events that name every environment of the change (the others name none, or one of theirs). */
-const CHANGE_ENVIRONMENTS_NAMING = ["rdm.change.v1.ChangeRequestRaised", "rdm.change.v1.ChangeRequestDetailsUpdated"];
-
-export const namesChangeEnvironments = (type: string) => CHANGE_ENVIRONMENTS_NAMING.includes(type);
-
 const changeEnvironments = (m: Fields) => ({ environments: [...((m.environments as string[]) ?? [])] });
 
 /** Events whose subjects are not (only) in the fields read by name. */
@@ -28,7 +24,7 @@ const SUBJECT_OVERRIDES: Record<string, (m: Fields) => Partial<EventSubjects>> =
   "rdm.change.v1.FreezeWindowDeclared": (m) => ({
     environments: [...((m.scope as { environments?: string[] } | undefined)?.environments ?? [])],
   }),
-  ...Object.fromEntries(CHANGE_ENVIRONMENTS_NAMING.map((type) => [type, changeEnvironments])),
+  ...Object.fromEntries(ENVIRONMENT_NAMING_SCHEMAS.map((schema) => [schema.typeName, changeEnvironments])),
 };
 
 export function subjectsOf(message: Message): EventSubjects {
