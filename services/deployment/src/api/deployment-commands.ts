@@ -16,7 +16,7 @@ import {
   type RuleDetail,
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
-import { findEnvironment, lockEnvironmentOutcomes, runningDeployment, storedBaseline } from "../store/tables.js";
+import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
@@ -61,8 +61,9 @@ async function startCommand(
   return {
     kind: "startDeployment",
     gateViolations: evaluateGates(facts),
-    // As stored, also on targets taken out since: a back-out leaves what they run as it is.
-    baseline: await storedBaseline(tx, deployment.environment),
+    // On the targets it has now: what the stored baseline keeps of targets taken out since would
+    // grow every start of an environment whose hosts are replaced.
+    baseline: environment.baseline,
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),
@@ -139,7 +140,8 @@ async function rollbackCommand(
 
 /** A package deploys one version of each artifact: its baseline and inventory keep one per target and name. */
 function requireOneOfEachName(artifacts: { name: string }[]) {
-  const twice = artifacts.findIndex((a, i) => artifacts.findIndex((b) => b.name === a.name) < i);
+  // An artifact given by id only (no name) names nothing twice.
+  const twice = artifacts.findIndex((a, i) => a.name !== "" && artifacts.findIndex((b) => b.name === a.name) < i);
   if (twice < 0) return;
   const description = `${artifacts[twice]?.name} is named again: a package deploys one version of each artifact`;
   throw new InvalidArgument([{ field: `artifacts[${twice}].name`, description }]);

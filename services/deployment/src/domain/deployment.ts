@@ -51,10 +51,7 @@ export type DeploymentCommand =
       kind: "startDeployment";
       /** Unmet gates the API found from its read models (release, changes, DML, environment). */
       gateViolations: RuleDetail[];
-      /**
-       * What the environment runs now, also on targets taken out since (the start keeps its
-       * package's names of it).
-       */
+      /** What the environment runs on its targets now (the start keeps its package's names of it). */
       baseline: DeployedArtifact[];
       /** The environment's live colour now (BLUE_GREEN: the plan's steps were laid out for the one at plan time). */
       liveColour: string;
