@@ -1,6 +1,6 @@
-// The release's read model of change request states (the gates read it): a chunk of change events
-// applied at once leaves the same rows as the same events applied one by one, whatever their
-// order, repeats and mix of changes; against real PostgreSQL. And the migration that moved the
+// The release's read model of change request states (the gates read it) and the environments the
+// changes name: a chunk of change events applied at once leaves the same rows as the same events
+// applied one by one, whatever their order, repeats and mix of changes; against real PostgreSQL. And the migration that moved the
 // changes' environments it used to keep to the notifier's table.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
@@ -61,6 +61,7 @@ function changeEvent(
               metadata,
               changeRequestId,
               state: ChangeState.DRAFT,
+              environments: [`prod-${version}`, "staging"],
             }),
           ]
         : kind === "authorized"
@@ -91,7 +92,8 @@ function changeEvent(
 const rows = async (ids: string[]) =>
   (
     await pool.query(
-      "SELECT change_request_id, state, linked_release_id, updated_at, version FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1",
+      `SELECT change_request_id, state, linked_release_id, updated_at, version, environments
+       FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1`,
       [ids],
     )
   ).rows;
@@ -136,6 +138,18 @@ test("an older version in a later chunk never moves a state back", async () => {
     ),
   );
   expect(await rows([id])).toMatchObject([{ state: "AUTHORIZED", version: "3", linked_release_id: "rel-3" }]);
+});
+
+test("a change's environments stay as its raise named them while its later events name none", async () => {
+  const id = `chg-${randomUUID()}`;
+  await withTransaction(pool, (tx) =>
+    applyChangeEvents(
+      [changeEvent(id, 1, "raised"), changeEvent(id, 2, "submitted")].map((event) => ({ event, info })),
+      tx,
+    ),
+  );
+  await withTransaction(pool, (tx) => applyChangeEvent(changeEvent(id, 3, "authorized"), tx));
+  expect(await rows([id])).toMatchObject([{ state: "AUTHORIZED", environments: ["prod-1", "staging"] }]);
 });
 
 test("the migration keeping changes' environments in one place moves those the read model knew better", async () => {

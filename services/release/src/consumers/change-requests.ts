@@ -1,4 +1,6 @@
 import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
+import { namesChangeEnvironments } from "@rdm/domain-kernel/change";
+import { textArrayOfJson } from "@rdm/eventstore";
 import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging";
 import { instantOf } from "@rdm/proto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -43,6 +45,10 @@ function decodeState(event: CloudEvent) {
   if (message.state === ChangeState.UNSPECIFIED) return undefined;
   return {
     changeRequestId: message.changeRequestId,
+    // Only the change's raise, schedule and detail updates name its environments.
+    environments: namesChangeEnvironments(event.type)
+      ? [...((message as { environments?: string[] }).environments ?? [])]
+      : undefined,
     state: ChangeState[message.state] ?? "UNSPECIFIED",
     linkedReleaseId: message.linkedReleaseId,
     at: instantOf(message.metadata?.occurredAt, event.time),
@@ -63,16 +69,22 @@ export function linkedReleaseOf(event: CloudEvent): { releaseId: string; metadat
   return releaseId && isUuid(releaseId) ? { releaseId, metadata: state?.metadata } : undefined;
 }
 
-/** One statement for the states of several change requests (one each). */
+/**
+ * One statement for the states of several change requests (one each), with the environments the
+ * newest event naming them said (null: none of these events named them; kept as they were).
+ */
 async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Promise<void> {
   if (!states.length) return;
   await tx.query(
     `INSERT INTO change_request_states AS c
-       (change_request_id, state, linked_release_id, updated_at, version)
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[])
+       (change_request_id, state, linked_release_id, updated_at, version, environments)
+     SELECT id, state, linked, at, version, CASE WHEN envs IS NULL THEN NULL ELSE ${textArrayOfJson("envs")} END
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::jsonb[])
+       AS k (id, state, linked, at, version, envs)
      ON CONFLICT (change_request_id) DO UPDATE
        SET state = excluded.state, linked_release_id = excluded.linked_release_id,
-           updated_at = excluded.updated_at, version = excluded.version
+           updated_at = excluded.updated_at, version = excluded.version,
+           environments = COALESCE(excluded.environments, c.environments)
        WHERE c.version <= excluded.version`,
     [
       states.map((s) => s.changeRequestId),
@@ -80,6 +92,7 @@ async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Pr
       states.map((s) => s.linkedReleaseId),
       states.map((s) => s.at),
       states.map((s) => s.version.toString()),
+      states.map((s) => (s.environments ? JSON.stringify(s.environments) : null)),
     ],
   );
 }
@@ -101,7 +114,9 @@ export const applyChangeEvents: ChunkHandler = async (events, tx) => {
   for (const { event } of events) {
     const state = stateOf(event);
     const known = state && newest.get(state.changeRequestId);
-    if (state && !(known && known.version > state.version)) newest.set(state.changeRequestId, state);
+    if (!state || (known && known.version > state.version)) continue;
+    // A later event naming no environments keeps what an earlier one of the chunk named.
+    newest.set(state.changeRequestId, { ...state, environments: state.environments ?? known?.environments });
   }
   await upsertStates(tx, [...newest.values()]);
 };
@@ -110,18 +125,21 @@ export const applyChangeEvents: ChunkHandler = async (events, tx) => {
 export async function loadChangeStates(
   db: Pick<pg.Pool, "query">,
   release: Release | undefined,
+  production: readonly string[] = [],
 ): Promise<LinkedChangeState[]> {
   const ids = release?.linkedChangeRequestIds ?? [];
   if (!ids.length) return [];
-  // With the production environments each names (as the notifier keeps a change's environments).
+  // With the production environments each names: those `production` lists (a success's word),
+  // else those deployment_environments says are.
   const { rows } = await db.query<{ change_request_id: string; state: string; production_environments: string[] }>(
     `SELECT s.change_request_id, s.state,
-       ARRAY(SELECT e.name FROM deployment_environments e
-             WHERE e.name = ANY(n.environments) AND ${isProductionSql("e")} ORDER BY e.name) AS production_environments
+       ARRAY(SELECT env FROM unnest(COALESCE(s.environments, '{}')) AS env
+             WHERE CASE WHEN cardinality($2::text[]) > 0 THEN env = ANY($2::text[])
+                   ELSE EXISTS (SELECT 1 FROM deployment_environments e WHERE e.name = env AND ${isProductionSql("e")}) END
+             ORDER BY env) AS production_environments
      FROM change_request_states s
-     LEFT JOIN notifier_change_environments n ON n.change_request_id = s.change_request_id
      WHERE s.change_request_id = ANY($1)`,
-    [ids],
+    [ids, production],
   );
   const known = new Map(rows.map((r) => [r.change_request_id, r]));
   return ids.map((id) => ({

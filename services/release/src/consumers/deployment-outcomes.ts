@@ -45,6 +45,8 @@ interface Outcome {
   artifacts?: { artifactId: string }[];
   /** Production as the deployment service knew it at the outcome (unset in older events). */
   production?: boolean | undefined;
+  /** A success: every environment the deployment service took as production then (empty in older events). */
+  productionEnvironments?: string[];
 }
 
 function outcomeOf(event: CloudEvent): { outcome: Outcome; kind: DeploymentOutcome } | undefined {
@@ -131,7 +133,7 @@ export async function reactToDeploymentEvent(
         // The linked changes matter only to a production success, which may move the release on.
         deployment:
           kind === DeploymentOutcome.SUCCEEDED && report.production
-            ? { ...report, changes: await loadChangeStates(tx, state.release) }
+            ? { ...report, changes: await loadChangeStates(tx, state.release, outcome.productionEnvironments) }
             : report,
       }),
       { sizeLimited: false },

@@ -237,4 +237,15 @@ export const releaseMigrations: Migration[] = [
     // Deployments begun before this version keep every change named until their next outcome.
     sql: "ALTER TABLE notifier_deployment_changes ADD COLUMN begun boolean NOT NULL DEFAULT false",
   },
+  {
+    version: 20,
+    name: "change environments with their state",
+    // A change's environments are read again with its state, in the same consumer's transaction,
+    // for the production environments a release waits for (the notifier's own copy lags on its own
+    // consumer group). The column unread since version 14 is filled from that copy.
+    sql: `
+      UPDATE change_request_states s SET environments = n.environments
+      FROM notifier_change_environments n WHERE n.change_request_id = s.change_request_id;
+    `,
+  },
 ];
