@@ -82,6 +82,18 @@ async function deploy(
   return deploymentId;
 }
 
+/** Rolls the deployment back by hand; once it is ROLLED_BACK. */
+async function backedOut(deployer: Deployer, deploymentId: string) {
+  await deployer.rollbackDeployment({ requestId: randomUUID(), deploymentId, reason: "backing out", fast: true });
+  await waitFor(
+    async () =>
+      (await deployer.getDeployment({ deploymentId })).deployment?.state === DeploymentState.ROLLED_BACK
+        ? true
+        : undefined,
+    { timeoutMs: 60_000, description: `deployment ${deploymentId} rolled back` },
+  );
+}
+
 /** A config manager's DML client and a deployer's deployment client. */
 const clients = async () => ({
   dml: createGrpcClient(ConfigurationService, configurationService.address, {
@@ -315,19 +327,7 @@ test("a package of one artifact leaves the others running, and its back-out rest
   // Worker 2.0.0 since; backing out api 2.0.0 restores api 1.0.0 and leaves worker 2.0.0 running.
   const third = await deploy(deployer, environment, [workerTwo], allAtOnce, DeploymentState.SUCCEEDED);
   expect(await views(third, 3)).toEqual(agreeing([`${host} ${api}@2.0.0`, `${host} ${worker}@2.0.0`].sort()));
-  await deployer.rollbackDeployment({
-    requestId: randomUUID(),
-    deploymentId: second,
-    reason: "api 2 leaks",
-    fast: true,
-  });
-  await waitFor(
-    async () =>
-      (await deployer.getDeployment({ deploymentId: second })).deployment?.state === DeploymentState.ROLLED_BACK
-        ? true
-        : undefined,
-    { timeoutMs: 60_000, description: "the back-out of api 2.0.0" },
-  );
+  await backedOut(deployer, second);
   expect(await views(second, 4)).toEqual(agreeing([`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort()));
 
   // The host swapped for another: api 2.0.0 goes to the new one only, and its back-out restores api
@@ -340,14 +340,7 @@ test("a package of one artifact leaves the others running, and its back-out rest
     reason: "host replaced",
   });
   const fourth = await deploy(deployer, environment, [apiTwo], allAtOnce, DeploymentState.SUCCEEDED);
-  await deployer.rollbackDeployment({ requestId: randomUUID(), deploymentId: fourth, reason: "again", fast: true });
-  await waitFor(
-    async () =>
-      (await deployer.getDeployment({ deploymentId: fourth })).deployment?.state === DeploymentState.ROLLED_BACK
-        ? true
-        : undefined,
-    { timeoutMs: 60_000, description: "the back-out on the new host" },
-  );
+  await backedOut(deployer, fourth);
   const kept = [`${host} ${worker}@2.0.0`];
   expect(await views(fourth, 6)).toEqual({ ...agreeing(kept), deployment: [] });
   dml.close();

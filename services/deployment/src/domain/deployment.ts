@@ -8,32 +8,22 @@ import {
   type DeployedArtifact,
   DeploymentApprovalGrantedSchema,
   DeploymentCancelledSchema,
-  DeploymentFailedSchema,
   DeploymentPausedSchema,
   DeploymentPlannedSchema,
   DeploymentPromotedSchema,
   DeploymentResumedSchema,
-  DeploymentRollbackStartedSchema,
-  DeploymentRolledBackSchema,
   DeploymentScheduledSchema,
   DeploymentStartedSchema,
   type DeploymentStrategy,
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import {
-  baselineLeftBy,
-  baselineTooLarge,
-  liveColourAfter,
-  narrowedTo,
-  packageNames,
-  placedBy,
-  scopedTo,
-} from "./baseline.js";
+import { baselineTooLarge, packageNames, placedBy, scopedTo } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
+import { type RollbackFacts, requireCurrent, startRollback } from "./rollback.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
-import { expandStrategy, rollbackSteps, strategyName } from "./strategy.js";
+import { expandStrategy, strategyName } from "./strategy.js";
 
 export type DeploymentCommand =
   | {
@@ -66,18 +56,7 @@ export type DeploymentCommand =
   | { kind: "resumeDeployment" }
   | { kind: "promoteDeployment"; comment: string }
   | { kind: "cancelDeployment"; reason: string }
-  | {
-      kind: "rollbackDeployment";
-      reason: string;
-      fast: boolean;
-      /**
-       * What the environment runs now on its targets (`targetCiIds`): the deployment that set its
-       * baseline, and those artifacts.
-       */
-      environmentBaseline: { deploymentId: string; artifacts: DeployedArtifact[]; targetCiIds: string[] };
-      /** Another deployment running in the environment, if any. */
-      runningDeploymentId: string | undefined;
-    }
+  | ({ kind: "rollbackDeployment"; reason: string; fast: boolean } & RollbackFacts)
   | StepCommand;
 
 const existing = (state: DeploymentAggregateState): Deployment =>
@@ -209,55 +188,6 @@ function start(command: Extract<DeploymentCommand, { kind: "startDeployment" }>,
   return [scheduled];
 }
 
-/** Starts backing out to the baseline; with nothing to undo the deployment is rolled back at once. */
-export function startRollback(deployment: Deployment, reason: string, automatic: boolean, fast: boolean) {
-  const steps = rollbackSteps(
-    {
-      steps: deployment.steps,
-      previousColour: deployment.previousColour,
-      switched: deployment.switched,
-      blueGreen: deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN,
-    },
-    fast,
-  );
-  const started = create(DeploymentRollbackStartedSchema, {
-    deploymentId: deployment.deploymentId,
-    reason,
-    automatic,
-    fast,
-    artifacts: deployment.baseline,
-    restoredArtifactNames: deployment.baselineArtifactNames,
-    steps,
-  });
-  return steps.length ? [started] : [started, rolledBack(deployment, reason)];
-}
-
-export const rolledBack = (deployment: Deployment, reason: string) =>
-  create(DeploymentRolledBackSchema, {
-    deploymentId: deployment.deploymentId,
-    releaseId: deployment.releaseId,
-    environment: deployment.environment,
-    artifacts: deployment.baseline,
-    restoredArtifactNames: deployment.baselineArtifactNames,
-    reason,
-    liveColour: liveColourAfter(deployment, "rolledBack"),
-  });
-
-/** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */
-export function failAndRollBack(deployment: Deployment, reason: string, failedTargets: string[]) {
-  return [
-    create(DeploymentFailedSchema, {
-      deploymentId: deployment.deploymentId,
-      releaseId: deployment.releaseId,
-      environment: deployment.environment,
-      artifacts: deployment.artifacts,
-      reason,
-      failedTargetCiIds: failedTargets,
-    }),
-    ...startRollback(deployment, reason, true, false),
-  ];
-}
-
 /** When a deployment started `now` begins: its window's start when that is ahead, else now. */
 export function beginsAt(deployment: Deployment, now: Date): Date {
   const windowStart = instantOf(deployment.window?.start, undefined);
@@ -346,40 +276,6 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       return startRollback(deployment, command.reason, false, command.fast);
     default:
       return decideStepCommand(command as StepCommand, deployment);
-  }
-}
-
-/**
- * A rollback restores the baseline the deployment found, so the environment must still be as the
- * deployment left it: a succeeded one's artifacts are what runs there under their names (not
- * superseded by a later deployment of them; one of other artifacts since does not matter), and no
- * other deployment is running there meanwhile.
- */
-function requireCurrent(deployment: Deployment, command: Extract<DeploymentCommand, { kind: "rollbackDeployment" }>) {
-  if (command.runningDeploymentId) {
-    refuse(
-      "gate.environment_busy",
-      `deployment ${command.runningDeploymentId} is running in ${deployment.environment}; roll back when it has finished`,
-    );
-  }
-  if (deployment.state !== DeploymentState.SUCCEEDED) return;
-  const { deploymentId, artifacts, targetCiIds } = command.environmentBaseline;
-  // Each version on each of the environment's targets, under the deployment's artifact names.
-  const placed = (of: DeployedArtifact[]) =>
-    new Set(
-      narrowedTo(scopedTo(of, deployment.baselineArtifactNames), targetCiIds).flatMap((a) =>
-        a.targetCiIds.map((ci) => `${a.artifactId}\u0000${a.name}\u0000${a.version}\u0000${ci}`),
-      ),
-    );
-  const left = placed(baselineLeftBy(deployment));
-  const running = placed(artifacts);
-  const runsThis =
-    deploymentId === deployment.deploymentId || (running.size === left.size && [...running].every((p) => left.has(p)));
-  if (!runsThis) {
-    refuse(
-      "deployment.superseded",
-      `${deployment.environment} runs other versions of this deployment's artifacts now: a later deployment replaced them; roll back that one instead`,
-    );
   }
 }
 

@@ -17,8 +17,9 @@ import {
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { liveColourAfter } from "./baseline.js";
-import { cancelledWhenDue, failAndRollBack, rolledBack, started } from "./deployment.js";
+import { cancelledWhenDue, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
+import { failAndRollBack, rolledBack } from "./rollback.js";
 import { type RuleDetail, refuse, violation } from "./rule-violation.js";
 
 export interface StepLease {

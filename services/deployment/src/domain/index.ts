@@ -4,5 +4,6 @@ export * from "./deployment-evolve.js";
 export * from "./environment.js";
 export * from "./executor-steps.js";
 export * from "./gates.js";
+export * from "./rollback.js";
 export * from "./rule-violation.js";
 export * from "./strategy.js";

@@ -1,0 +1,106 @@
+import { create } from "@bufbuild/protobuf";
+import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
+import {
+  type DeployedArtifact,
+  DeploymentFailedSchema,
+  DeploymentRollbackStartedSchema,
+  DeploymentRolledBackSchema,
+  DeploymentStrategyKind,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { baselineLeftBy, liveColourAfter, narrowedTo, scopedTo } from "./baseline.js";
+import { refuse } from "./rule-violation.js";
+import { rollbackSteps } from "./strategy.js";
+
+/** What a rollback needs to know of the environment (RollbackDeployment's command). */
+export interface RollbackFacts {
+  /**
+   * What the environment runs now on its targets (`targetCiIds`): the deployment that set its
+   * baseline, and those artifacts.
+   */
+  environmentBaseline: { deploymentId: string; artifacts: DeployedArtifact[]; targetCiIds: string[] };
+  /** Another deployment running in the environment, if any. */
+  runningDeploymentId: string | undefined;
+}
+
+/** Starts backing out to the baseline; with nothing to undo the deployment is rolled back at once. */
+export function startRollback(deployment: Deployment, reason: string, automatic: boolean, fast: boolean) {
+  const steps = rollbackSteps(
+    {
+      steps: deployment.steps,
+      previousColour: deployment.previousColour,
+      switched: deployment.switched,
+      blueGreen: deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN,
+    },
+    fast,
+  );
+  const started = create(DeploymentRollbackStartedSchema, {
+    deploymentId: deployment.deploymentId,
+    reason,
+    automatic,
+    fast,
+    artifacts: deployment.baseline,
+    restoredArtifactNames: deployment.baselineArtifactNames,
+    steps,
+  });
+  return steps.length ? [started] : [started, rolledBack(deployment, reason)];
+}
+
+export const rolledBack = (deployment: Deployment, reason: string) =>
+  create(DeploymentRolledBackSchema, {
+    deploymentId: deployment.deploymentId,
+    releaseId: deployment.releaseId,
+    environment: deployment.environment,
+    artifacts: deployment.baseline,
+    restoredArtifactNames: deployment.baselineArtifactNames,
+    reason,
+    liveColour: liveColourAfter(deployment, "rolledBack"),
+  });
+
+/** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */
+export function failAndRollBack(deployment: Deployment, reason: string, failedTargets: string[]) {
+  return [
+    create(DeploymentFailedSchema, {
+      deploymentId: deployment.deploymentId,
+      releaseId: deployment.releaseId,
+      environment: deployment.environment,
+      artifacts: deployment.artifacts,
+      reason,
+      failedTargetCiIds: failedTargets,
+    }),
+    ...startRollback(deployment, reason, true, false),
+  ];
+}
+
+/**
+ * A rollback restores the baseline the deployment found, so the environment must still be as the
+ * deployment left it: a succeeded one's artifacts are what runs there under their names (not
+ * superseded by a later deployment of them; one of other artifacts since does not matter), and no
+ * other deployment is running there meanwhile.
+ */
+export function requireCurrent(deployment: Deployment, command: RollbackFacts) {
+  if (command.runningDeploymentId) {
+    refuse(
+      "gate.environment_busy",
+      `deployment ${command.runningDeploymentId} is running in ${deployment.environment}; roll back when it has finished`,
+    );
+  }
+  if (deployment.state !== DeploymentState.SUCCEEDED) return;
+  const { deploymentId, artifacts, targetCiIds } = command.environmentBaseline;
+  // Each version on each of the environment's targets, under the deployment's artifact names.
+  const placed = (of: DeployedArtifact[]) =>
+    new Set(
+      narrowedTo(scopedTo(of, deployment.baselineArtifactNames), targetCiIds).flatMap((a) =>
+        a.targetCiIds.map((ci) => `${a.artifactId}\u0000${a.name}\u0000${a.version}\u0000${ci}`),
+      ),
+    );
+  const left = placed(baselineLeftBy(deployment));
+  const running = placed(artifacts);
+  const runsThis =
+    deploymentId === deployment.deploymentId || (running.size === left.size && [...running].every((p) => left.has(p)));
+  if (!runsThis) {
+    refuse(
+      "deployment.superseded",
+      `${deployment.environment} runs other versions of this deployment's artifacts now: a later deployment replaced them; roll back that one instead`,
+    );
+  }
+}
