@@ -41,10 +41,12 @@ export const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTC
  * are (a change naming several production ones awaits each).
  */
 export async function withEnvironmentSequences(tx: pg.PoolClient, events: DeploymentEvent[]) {
-  for (const event of events) {
-    if (!isOutcome(event)) continue;
+  const outcomes = events.filter(isOutcome);
+  if (outcomes.length === 0) return events;
+  // The environments' definitions, read once for the command's outcomes.
+  const production = await productionEnvironments(tx);
+  for (const event of outcomes) {
     event.environmentSequence = await nextEnvironmentSequence(tx, event.environment);
-    const production = await productionEnvironments(tx);
     event.production = production.isProduction(event.environment);
     if (event.$typeName === DeploymentSucceededSchema.typeName)
       event.productionEnvironments = event.production
