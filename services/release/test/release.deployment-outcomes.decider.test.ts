@@ -364,6 +364,27 @@ describe("a linked change naming several production environments", () => {
     }
   });
 
+  it("unlinking the change that holds the release moves it on; an unlink told no states re-checks nothing", () => {
+    const OTHER = "8b3c4d5e-6f7a-4b9c-8d1e-2f3a4b5c6d7f";
+    const first = [
+      ...given,
+      ...spec.given(given).when(succeededIn("prod-eu", "AUTHORIZED"), ctx()).events(),
+      create(ev.ReleaseChangeRequestLinkedSchema, { releaseId: RELEASE_ID, changeRequestId: OTHER }),
+    ];
+    expect(fold(first).release?.phase).toBe(ReleasePhase.DEPLOYMENT);
+    const states = [
+      ...change("AUTHORIZED"),
+      { changeRequestId: OTHER, state: "IMPLEMENTED", productionEnvironments: [] },
+    ];
+    const unlink = { kind: "unlinkChangeRequest" as const, changeRequestId: CHANGE, changeState: "AUTHORIZED" };
+    const moved = after(first, { ...unlink, changes: states }).release;
+    expect([moved?.phase, moved?.linkedChangeRequestIds]).toEqual([ReleasePhase.VERIFICATION, [OTHER]]);
+    expect(types(spec.given(first).when(unlink, ctx()).events())).toEqual(["ReleaseChangeRequestUnlinked"]);
+    // Unlinking a change that holds nothing leaves the held one holding.
+    const held = after(first, { ...unlink, changeRequestId: OTHER, changes: states }).release;
+    expect([held?.phase, held?.linkedChangeRequestIds]).toEqual([ReleasePhase.DEPLOYMENT, [CHANGE]]);
+  });
+
   it("a change naming one production environment, or none, waits for nothing more", () => {
     const one = [{ changeRequestId: CHANGE, state: "IMPLEMENTING", productionEnvironments: ["prod-eu"] }];
     const none = [{ changeRequestId: CHANGE, state: "IMPLEMENTING", productionEnvironments: [] }];

@@ -16,6 +16,7 @@ import { createLogger } from "@rdm/observability";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestImplementedSchema,
+  ChangeRequestReleaseUnlinkedSchema,
   ChangeRequestScheduledSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import {
@@ -206,18 +207,27 @@ test("a release whose DEPLOYMENT gate asks for its changes IMPLEMENTED moves on 
   expect(entries.find((e) => e.summary === "ReleasePhaseAdvanced" && e.causationId === implemented.id)).toBeDefined();
 });
 
-test("a release whose change names two production environments (as its successes say) keeps deploying until the package succeeded in both", async () => {
-  // Not registered here: the successes say which environments are production.
+/**
+ * A release in DEPLOYMENT whose linked change, SCHEDULED for two production environments (not
+ * registered here: the successes say which environments are production), holds it after its
+ * package succeeded in the first. `keeper`: the release the change's events say it is linked to.
+ */
+async function heldForSecondRegion(keeper?: string) {
   const [eu, us] = [uniqueId("prod-eu"), uniqueId("prod-us")];
   const releaseId = await releaseInDeployment();
   const changeRequestId = randomUUID();
   await manager.linkChangeRequest({ ...req(), releaseId, changeRequestId });
-  const changes = new PublishedStreams("change-service");
-  const scheduled = changes.event(
+  if (keeper) await manager.linkChangeRequest({ ...req(), releaseId: keeper, changeRequestId });
+  const scheduled = changeEvents.event(
     "rdm/change",
     ChangeRequestScheduledSchema,
     changeRequestId,
-    { changeRequestId, linkedReleaseId: releaseId, state: ChangeState.SCHEDULED, environments: [eu, us] },
+    {
+      changeRequestId,
+      linkedReleaseId: keeper ?? releaseId,
+      state: ChangeState.SCHEDULED,
+      environments: [eu, us],
+    },
     { occurredAt: timestampFromDate(new Date()) },
   );
   await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [scheduled]);
@@ -231,7 +241,6 @@ test("a release whose change names two production environments (as its successes
       ).rowCount === 1,
     { timeoutMs: 30_000, description: "the change and its environments known" },
   );
-
   const artifacts = [{ artifactId: randomUUID(), name: "checkout", version: "7.3.0" }];
   const succeeded = (environment: string) =>
     publish(DeploymentSucceededSchema, `d-${environment}`, {
@@ -245,8 +254,41 @@ test("a release whose change names two production environments (as its successes
   await succeeded(eu);
   await until(releaseId, (r) => r.deployments.length === 1, `the success in ${eu} recorded`);
   expect((await get(releaseId)).phase).toBe(ReleasePhase.DEPLOYMENT);
-  await succeeded(us);
+  return { releaseId, changeRequestId, succeededInSecond: () => succeeded(us) };
+}
+
+const changeEvents = new PublishedStreams("change-service");
+
+test("a release whose change names two production environments (as its successes say) keeps deploying until the package succeeded in both", async () => {
+  const { releaseId, succeededInSecond } = await heldForSecondRegion();
+  await succeededInSecond();
   await until(releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
+});
+
+test("a release held for a second region moves on once the change holding it is unlinked, by the release or by the change's answer", async () => {
+  const held = await heldForSecondRegion();
+  const unlinked = await manager.unlinkChangeRequest({ ...req(), ...held });
+  expect([unlinked.release?.phase, unlinked.release?.linkedChangeRequestIds]).toEqual([ReleasePhase.VERIFICATION, []]);
+
+  // The change answers the held release's link with another release's, which it keeps.
+  const keeper = (await manager.registerRelease(registration({ modelName }))).release?.releaseId as string;
+  const lost = await heldForSecondRegion(keeper);
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [
+    changeEvents.event(
+      "rdm/change",
+      ChangeRequestReleaseUnlinkedSchema,
+      lost.changeRequestId,
+      {
+        changeRequestId: lost.changeRequestId,
+        releaseId: lost.releaseId,
+        linkedReleaseId: keeper,
+        state: ChangeState.SCHEDULED,
+      },
+      { occurredAt: timestampFromDate(new Date()) },
+    ),
+  ]);
+  await until(lost.releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
+  expect((await get(lost.releaseId)).linkedChangeRequestIds).toEqual([]);
 });
 
 test("the outcome's own word on production wins over the promotion order this service has read so far", async () => {

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
-import { changeAsHeard, changeHeldBy } from "../consumers/change-requests.js";
+import { changeAsHeard, changeHeldBy, changeStatesIfDeploying } from "../consumers/change-requests.js";
 import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
 /** Linked changes, the package, the back-out plan, the log and the review. */
@@ -27,10 +27,11 @@ export function releasePackageHandlers(
         changeState: heard.state,
       };
     }),
-    unlinkChangeRequest: cmd("unlinkChangeRequest", async (r: api.UnlinkChangeRequestRequest, _state, tx) => ({
+    unlinkChangeRequest: cmd("unlinkChangeRequest", async (r: api.UnlinkChangeRequestRequest, state, tx) => ({
       kind: "unlinkChangeRequest",
       changeRequestId: r.changeRequestId,
       changeState: (await changeAsHeard(tx, r.changeRequestId)).state,
+      changes: await changeStatesIfDeploying(tx, state.release),
     })),
     attachReleaseArtifact: cmd("attachReleaseArtifact", (r: api.AttachReleaseArtifactRequest) => ({
       kind: "attachArtifact",

@@ -12,6 +12,7 @@ import {
   applyChangeEvent,
   applyChangeEvents,
   changeAsHeard,
+  changeStatesIfDeploying,
   linkedReleaseOf,
   loadChangeStates,
   releaseLists,
@@ -84,7 +85,11 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Rel
       deps,
       tx,
       { event, metadata },
-      releaseCommand(releaseId, () => command),
+      releaseCommand(releaseId, async (state) =>
+        command.kind === "unlinkChangeRequest"
+          ? { ...command, changes: await changeStatesIfDeploying(tx, state.release) }
+          : command,
+      ),
       {
         reaction: "change link",
         about: { releaseId, changeRequestId },

@@ -6,7 +6,7 @@ import { instantOf } from "@rdm/proto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { type Release, ReleasePhase, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { LinkedChangeState } from "../domain/release.js";
@@ -147,6 +147,17 @@ export async function loadChangeStates(
     state: known.get(id)?.state,
     productionEnvironments: known.get(id)?.production_environments ?? [],
   }));
+}
+
+/**
+ * The linked changes' states for an unlink to re-check a release in DEPLOYMENT with (the change
+ * may have held it there); undefined in every other phase, read nothing.
+ */
+export async function changeStatesIfDeploying(
+  db: Pick<pg.Pool, "query">,
+  release: Release | undefined,
+): Promise<LinkedChangeState[] | undefined> {
+  return release?.phase === ReleasePhase.DEPLOYMENT ? loadChangeStates(db, release) : undefined;
 }
 
 /**

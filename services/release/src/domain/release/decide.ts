@@ -60,7 +60,7 @@ export function decide(command: ReleaseCommand, state: ReleaseState, ctx: Decisi
     case "linkChangeRequest":
       return linkChangeRequest(command, state);
     case "unlinkChangeRequest":
-      return unlinkChangeRequest(command, state);
+      return unlinkChangeRequest(command, state, ctx);
     case "attachArtifact":
       return attachArtifact(command, state);
     case "detachArtifact":

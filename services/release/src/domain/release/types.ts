@@ -88,6 +88,11 @@ export type ReleaseCommand =
       changeState?: string | undefined;
       /** Mirrors the change service's word: a link not there is a no-op, not a refusal. */
       mirror?: boolean;
+      /**
+       * The linked changes' states now, for a release in DEPLOYMENT the change may have held
+       * (unset: the release is not in DEPLOYMENT, nothing to re-check).
+       */
+      changes?: LinkedChangeState[];
     }
   | { kind: "attachArtifact"; artifact: Omit<PackageArtifact, "$typeName" | "$unknown"> }
   | { kind: "detachArtifact"; artifactId: string }
