@@ -331,8 +331,8 @@ test("a package of one artifact leaves the others running, and its back-out rest
   expect(await views(second, 4)).toEqual(agreeing([`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort()));
 
   // The host swapped for another: api 2.0.0 goes to the new one only, and its back-out restores api
-  // as the environment's targets ran it (none): the baselines keep the host taken out with its
-  // worker only. The deployment service lists the environment's targets only.
+  // there as it ran (not at all). The host taken out, which neither reached, keeps what the
+  // baselines last knew of it. The deployment service lists the environment's targets only.
   const other = uniqueId("host");
   await deployer.changeEnvironment({
     requestId: randomUUID(),
@@ -341,7 +341,7 @@ test("a package of one artifact leaves the others running, and its back-out rest
   });
   const fourth = await deploy(deployer, environment, [apiTwo], allAtOnce, DeploymentState.SUCCEEDED);
   await backedOut(deployer, fourth);
-  const kept = [`${host} ${worker}@2.0.0`];
+  const kept = [`${host} ${api}@1.0.0`, `${host} ${worker}@2.0.0`].sort();
   expect(await views(fourth, 6)).toEqual({ ...agreeing(kept), deployment: [] });
   dml.close();
   deployer.close();

@@ -36,6 +36,7 @@ const outcome = (
   artifacts: [],
   reason: "",
   restoredArtifactNames: [],
+  restoredTargetCiIds: [],
   sourceEventId: `e${++eventIds}`,
   environmentSequence,
 });
@@ -135,6 +136,27 @@ test("a rollback naming its artifacts replaces those names' entries only: a late
   expect(foldBaseline(record([rolledBack, failed, workerOnHost2, apiOnHost1])).baseline).toEqual(
     foldBaseline(history).baseline,
   );
+});
+
+test("a rollback naming its CIs replaces its names' entries there only: a CI it did not reach keeps them", () => {
+  // host-3 left the environment: the deployment and its rollback reached host-1 and host-2.
+  const failed = outcome(3n, DeploymentOutcome.FAILED, [
+    entry("host-1", "api", "2.0.0"),
+    entry("host-2", "api", "2.0.0"),
+  ]);
+  const apiOnHost3 = outcome(2n, DeploymentOutcome.SUCCEEDED, [entry("host-3", "api", "1.0.0")], "dep-2");
+  const rolledBack = {
+    ...outcome(4n, DeploymentOutcome.ROLLED_BACK, [entry("host-1", "api", "1.0.0")], "dep-3"),
+    restoredArtifactNames: ["api"],
+    restoredTargetCiIds: ["host-1", "host-2"],
+  };
+  expect(versions(record([apiOnHost1, apiOnHost3, failed, rolledBack]))).toEqual([
+    "host-1/api@1.0.0",
+    "host-3/api@1.0.0",
+  ]);
+  // Naming no CIs (recorded before rollbacks named them): the names' entries on every CI.
+  const everywhere = { ...rolledBack, restoredTargetCiIds: [], sourceEventId: "older" };
+  expect(versions(record([apiOnHost1, apiOnHost3, failed, everywhere]))).toEqual(["host-1/api@1.0.0"]);
 });
 
 test("an outcome recorded once: the same ce id, or the same environment sequence under another ce id", () => {

@@ -120,14 +120,20 @@ test("the reference executor tells a rollback's command which artifact names it 
   expect([ok, JSON.parse(lines.join(""))]).toEqual([true, ["api", "cache"]]);
 });
 
-test("a rollback replaces its names' entries with what it restored; the other names stay; without names, all of it", () => {
-  const current = [artifact("api", "2.0.0", ["h-1", "h-2"]), artifact("worker", "3.0.0", ["h-1"])];
+test("a rollback replaces its names' entries on its targets with what it restored; other names and targets stay; without names, all of it", () => {
+  const current = [artifact("api", "2.0.0", ["h-1", "h-2", "h-3"]), artifact("worker", "3.0.0", ["h-1"])];
   const restored = [artifact("api", "1.0.0", ["h-1"])];
-  expect(baselineRestored(current, ["api", "cache"], restored)).toEqual([
+  const restore = (names: string[], targets: string[]) =>
+    baselineRestored(current, { artifacts: restored, names, targets });
+  // h-3 left the environment before the deployment: its rollback did not reach it.
+  expect(restore(["api", "cache"], ["h-1", "h-2"])).toEqual([
+    artifact("api", "2.0.0", ["h-3"]),
     artifact("worker", "3.0.0", ["h-1"]),
     ...restored,
   ]);
-  expect(baselineRestored(current, [], restored)).toEqual(restored);
+  // Recorded before rollbacks named their targets: the names' entries on every target.
+  expect(restore(["api", "cache"], [])).toEqual([artifact("worker", "3.0.0", ["h-1"]), ...restored]);
+  expect(restore([], ["h-1"])).toEqual(restored);
   expect(scopedTo(current, ["worker"])).toEqual([current[1]]);
   expect(scopedTo(current, [])).toEqual(current);
 });

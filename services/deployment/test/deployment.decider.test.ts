@@ -729,6 +729,14 @@ describe("execution", () => {
     const rollback = started.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentRollbackStarted");
     expect(rollback && "restoredArtifactNames" in rollback && rollback.restoredArtifactNames).toEqual(["api"]);
     expect(rollback && "artifacts" in rollback && rollback.artifacts.map((a) => a.artifactId)).toEqual(["a-old"]);
+    // Its end names the targets the deployment reached, not one added to the environment since.
+    const reached = d.deployment.steps.flatMap((step) => (step.rollback ? [] : step.targetCiIds));
+    d.environment.targetGroups.push(create(TargetGroupSchema, { name: "more", ciIds: ["ci-5"] }));
+    const ended = d.deployment.steps.filter((step) => step.rollback).flatMap((step) => d.pass(step.index));
+    const rolledBack = ended.find((event) => event.$typeName === "rdm.deployment.v1.DeploymentRolledBack");
+    expect(rolledBack && "restoredTargetCiIds" in rolledBack && rolledBack.restoredTargetCiIds).toEqual([
+      ...new Set(reached),
+    ]);
   });
 
   test("a start records its package's names of a baseline too large to record whole", () => {

@@ -14,6 +14,7 @@ const outcome = (
   artifacts: [name: string, version: string, targets: string[]][],
   liveColour = "",
   restoredArtifactNames: string[] = [],
+  restoredTargetCiIds: string[] = [],
 ): InventoryOutcome => ({
   kind,
   environmentSequence: BigInt(environmentSequence),
@@ -24,6 +25,7 @@ const outcome = (
   artifacts: artifacts.map(([name, version, targetCiIds]) => ({ artifactId: "", name, version, targetCiIds })),
   liveColour,
   restoredArtifactNames,
+  restoredTargetCiIds,
 });
 
 const running = (outcomes: InventoryOutcome[]) =>
@@ -92,6 +94,17 @@ test("a rollback naming its artifacts restores those names only: other artifacts
   ]);
 });
 
+test("a rollback naming its targets restores its names there only: a target it did not reach keeps them", () => {
+  // h2 left the environment before the deployment: the rollback restores api on h1 and h4.
+  const failed = outcome(4, "FAILED", [["api", "3.0.0", ["h1", "h4"]]]);
+  const rolledBack = outcome(5, "ROLLED_BACK", [["api", "2.0.0", ["h1"]]], "", ["api"], ["h1", "h4"]);
+  expect(running([rolledBack, failed, api1, api2, worker])).toEqual([
+    "h1/api@2.0.0 by dep-5",
+    "h2/api@1.0.0 by dep-1",
+    "h3/worker@3.0.0 by dep-2",
+  ]);
+});
+
 test("a version that comes back after a failure is restored since the rollback", () => {
   const failed = outcome(2, "FAILED", [["api", "2.0.0", ["h1"]]]);
   const rolledBack = outcome(3, "ROLLED_BACK", [["api", "1.0.0", ["h1", "h2"]]]);
@@ -131,6 +144,8 @@ test("the inventory and the configuration baseline fold any outcomes, in any arr
     pairs: fc.array(pair, { maxLength: 5 }),
     // A rollback naming none restores the whole baseline (recorded before rollbacks named theirs).
     restored: fc.subarray(["api", "worker", "cache"]),
+    // A rollback naming no targets restores its names on every target (recorded before it named them).
+    targets: fc.subarray(["h1", "h2", "h3"]),
   });
   const OUTCOMES = {
     SUCCEEDED: DeploymentOutcome.SUCCEEDED,
@@ -139,11 +154,14 @@ test("the inventory and the configuration baseline fold any outcomes, in any arr
   } as const;
   fc.assert(
     fc.property(fc.array(step, { maxLength: 8 }), fc.func(fc.integer()), (steps, rank) => {
-      const histories = steps.map(({ kind, pairs, restored }, i) => {
+      const histories = steps.map(({ kind, pairs, restored, targets }, i) => {
         const restoredNames = kind === "ROLLED_BACK" ? restored : [];
-        // One entry per target and name, as an outcome lists them; a rollback's of its names only.
+        const restoredTargets = restoredNames.length ? targets : [];
+        // One entry per target and name, as an outcome lists them; a rollback's of its names on its targets only.
         const listed = [...new Map(pairs.map((p) => [`${p.ci} ${p.name}`, p])).values()].filter(
-          (p) => restoredNames.length === 0 || restoredNames.includes(p.name),
+          (p) =>
+            restoredNames.length === 0 ||
+            (restoredNames.includes(p.name) && (restoredTargets.length === 0 || restoredTargets.includes(p.ci))),
         );
         const inventory = outcome(
           i + 1,
@@ -151,6 +169,7 @@ test("the inventory and the configuration baseline fold any outcomes, in any arr
           listed.map((p) => [p.name, p.version, [p.ci]]),
           "",
           restoredNames,
+          restoredTargets,
         );
         const recorded = create(BaselineDeploymentRecordedSchema, {
           metadata: { streamVersion: BigInt(i + 1) },
@@ -159,6 +178,7 @@ test("the inventory and the configuration baseline fold any outcomes, in any arr
           outcome: OUTCOMES[kind],
           entries: listed.map((p) => ({ ciId: p.ci, artifactName: p.name, artifactVersion: p.version })),
           restoredArtifactNames: restoredNames,
+          restoredTargetCiIds: restoredTargets,
           sourceEventId: `e-${i + 1}`,
           environmentSequence: BigInt(i + 1),
         });

@@ -36,13 +36,18 @@ function upsertEntries(current: BaselineEntry[], entries: BaselineEntry[]): Base
 }
 
 /**
- * A rollback lists what runs under the artifact names it restored: entries of those names it does
- * not list were added by the failed deployment and go away, other names' entries stay. Without
- * names (recorded before rollbacks named them) it lists the whole baseline restored.
+ * A rollback lists what runs under the artifact names it restored on the CIs it restored them on:
+ * entries of those names on those CIs it does not list were added by the failed deployment and go
+ * away; other names' entries, and entries on other CIs (no CIs named: recorded before rollbacks
+ * named them, every CI), stay. Without names (recorded before rollbacks named them) it lists the
+ * whole baseline restored.
  */
-function restoredEntries(current: BaselineEntry[], names: string[], restored: BaselineEntry[]): BaselineEntry[] {
-  const scope = new Set(names);
-  const kept = scope.size ? current.filter((entry) => !scope.has(entry.artifactName)) : [];
+function restoredEntries(current: BaselineEntry[], event: BaselineEvent, restored: BaselineEntry[]): BaselineEntry[] {
+  const scope = new Set(event.restoredArtifactNames);
+  const touched = new Set(event.restoredTargetCiIds);
+  const replaced = (entry: BaselineEntry) =>
+    scope.has(entry.artifactName) && (touched.size === 0 || touched.has(entry.ciId));
+  const kept = scope.size ? current.filter((entry) => !replaced(entry)) : [];
   return upsertEntries(kept, restored);
 }
 
@@ -64,7 +69,7 @@ function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
   }));
   const entries =
     event.outcome === DeploymentOutcome.ROLLED_BACK
-      ? restoredEntries(previous.entries, event.restoredArtifactNames, stamped)
+      ? restoredEntries(previous.entries, event, stamped)
       : upsertEntries(previous.entries, stamped);
   const succeeded = event.outcome === DeploymentOutcome.SUCCEEDED;
   return {

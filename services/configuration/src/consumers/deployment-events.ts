@@ -106,7 +106,12 @@ export function baselineProjector(handler: CommandHandler<ConfigurationEvent>) {
               outcome,
               ...(await recordOf(tx, deployment.artifacts)),
               reason: "reason" in deployment ? deployment.reason : "",
-              restoredArtifactNames: "restoredArtifactNames" in deployment ? deployment.restoredArtifactNames : [],
+              ...("restoredArtifactNames" in deployment
+                ? {
+                    restoredArtifactNames: deployment.restoredArtifactNames,
+                    restoredTargetCiIds: deployment.restoredTargetCiIds,
+                  }
+                : { restoredArtifactNames: [], restoredTargetCiIds: [] }),
               sourceEventId: event.id,
               environmentSequence: deployment.environmentSequence,
             },

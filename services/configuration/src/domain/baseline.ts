@@ -31,6 +31,8 @@ export interface RecordDeployment {
   reason: string;
   /** A rollback's artifact names, whose entries it replaces; empty: it restored the whole baseline. */
   restoredArtifactNames: string[];
+  /** The CIs a rollback restored those names on; empty: every CI (recorded before rollbacks named them). */
+  restoredTargetCiIds: string[];
   sourceEventId: string;
   /** The outcome's position among the environment's deployment events; 0n when the event carried none. */
   environmentSequence: bigint;

@@ -15,10 +15,14 @@ import type { RuleDetail } from "./rule-violation.js";
  * except for BLUE_GREEN, whose steps reach only the idle colour (the live one keeps what it ran).
  */
 export function placedBy(artifacts: DeployedArtifact[], steps: DeploymentStep[]): DeployedArtifact[] {
-  const reached = steps.filter((step) => step.kind === StepKind.DEPLOY).flatMap((step) => step.targetCiIds);
-  const targetCiIds = [...new Set(reached)];
+  const targetCiIds = deployTargets(steps);
   return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds }));
 }
+
+/** The targets the plan's deploy steps reach (not its rollback's), once each: what a rollback restores. */
+export const deployTargets = (steps: DeploymentStep[]): string[] => [
+  ...new Set(steps.filter((step) => step.kind === StepKind.DEPLOY && !step.rollback).flatMap((s) => s.targetCiIds)),
+];
 
 const sameArtifact = (a: DeployedArtifact, b: DeployedArtifact) =>
   a.artifactId === b.artifactId && a.name === b.name && a.version === b.version;
@@ -85,27 +89,37 @@ export function scopedTo(baseline: DeployedArtifact[], names: string[]): Deploye
   return baseline.filter((artifact) => scope.has(artifact.name));
 }
 
+/** A rollback's restore: `artifacts`, what runs under `names` on `targets` after it. */
+export interface Restore {
+  artifacts: DeployedArtifact[];
+  /** Empty: a rollback recorded before scoping, whose `artifacts` is the whole baseline. */
+  names: string[];
+  /** Empty: recorded before rollbacks named their targets, the names were restored on every target. */
+  targets: string[];
+}
+
 /**
- * What the environment runs after a rollback restored `restored` under `names`: those names'
- * entries are replaced (one the rollback does not list was removed), the others stay. No names:
- * a rollback recorded before scoping, whose `restored` is the whole baseline.
+ * What the environment runs after `restore`: its names' entries on its targets are replaced (one
+ * the rollback does not list was removed); other names, and other targets, keep theirs.
  */
-export function baselineRestored(
-  current: DeployedArtifact[],
-  names: string[],
-  restored: DeployedArtifact[],
-): DeployedArtifact[] {
-  if (names.length === 0) return restored;
-  const scope = new Set(names);
-  return [...current.filter((artifact) => !scope.has(artifact.name)), ...restored];
+export function baselineRestored(current: DeployedArtifact[], restore: Restore): DeployedArtifact[] {
+  if (restore.names.length === 0) return restore.artifacts;
+  const scope = new Set(restore.names);
+  const touched = new Set(restore.targets);
+  const kept = current.flatMap((artifact) => {
+    if (!scope.has(artifact.name)) return [artifact];
+    const targetCiIds = touched.size ? artifact.targetCiIds.filter((ci) => !touched.has(ci)) : [];
+    return targetCiIds.length ? [create(DeployedArtifactSchema, { ...artifact, targetCiIds })] : [];
+  });
+  return baselineAfter(kept, restore.artifacts);
 }
 
 /** What an outcome does to the environment's baseline: a success places its package, a rollback restores. */
-export type BaselineChange = { placed: DeployedArtifact[] } | { restored: DeployedArtifact[]; names: string[] };
+export type BaselineChange = { placed: DeployedArtifact[] } | { restored: Restore };
 
 /** The environment's baseline after `change` (outcomes apply in environment_sequence order). */
 export const baselineChanged = (current: DeployedArtifact[], change: BaselineChange): DeployedArtifact[] =>
-  "placed" in change ? baselineAfter(current, change.placed) : baselineRestored(current, change.names, change.restored);
+  "placed" in change ? baselineAfter(current, change.placed) : baselineRestored(current, change.restored);
 
 /** The artifacts that go to any of `targetCiIds`, each naming only those. */
 export function narrowedTo(artifacts: DeployedArtifact[], targetCiIds: string[]): DeployedArtifact[] {

@@ -7,7 +7,7 @@ import {
   DeploymentRolledBackSchema,
   DeploymentStrategyKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { baselineLeftBy, liveColourAfter, narrowedTo, scopedTo } from "./baseline.js";
+import { baselineLeftBy, deployTargets, liveColourAfter, narrowedTo, scopedTo } from "./baseline.js";
 import { refuse } from "./rule-violation.js";
 import { rollbackSteps } from "./strategy.js";
 
@@ -52,6 +52,7 @@ export const rolledBack = (deployment: Deployment, reason: string) =>
     environment: deployment.environment,
     artifacts: deployment.baseline,
     restoredArtifactNames: deployment.baselineArtifactNames,
+    restoredTargetCiIds: deployTargets(deployment.steps),
     reason,
     liveColour: liveColourAfter(deployment, "rolledBack"),
   });

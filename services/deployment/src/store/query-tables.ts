@@ -67,7 +67,7 @@ async function keepForFold(client: pg.PoolClient, outcomes: { environment: strin
         JSON.stringify(
           "placed" in change
             ? { placed: artifactsJson(change.placed) }
-            : { restored: artifactsJson(change.restored), names: change.names },
+            : { restored: { ...change.restored, artifacts: artifactsJson(change.restored.artifacts) } },
         ),
       ),
     ],
@@ -79,7 +79,7 @@ interface KeptOutcome {
   sequence: string;
   deployment_id: string;
   since: Date | null;
-  change: { placed?: JsonValue; restored?: JsonValue; names?: string[] };
+  change: { placed?: JsonValue; restored?: { artifacts: JsonValue; names: string[]; targets: string[] } };
 }
 
 /** Each environment's baseline: its kept successes and rollbacks folded in environment order. */
@@ -96,9 +96,9 @@ async function foldKept(client: pg.PoolClient) {
       sequence: BigInt(row.sequence),
       artifacts: baselineChanged(
         current,
-        change.placed
-          ? { placed: artifactsOf(change.placed) }
-          : { restored: artifactsOf(change.restored ?? []), names: change.names ?? [] },
+        change.restored
+          ? { restored: { ...change.restored, artifacts: artifactsOf(change.restored.artifacts) } }
+          : { placed: artifactsOf(change.placed ?? []) },
       ),
       deploymentId: row.deployment_id,
       since: row.since ?? undefined,

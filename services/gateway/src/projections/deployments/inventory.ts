@@ -22,6 +22,8 @@ export interface InventoryOutcome {
   liveColour: string;
   /** A rollback's artifact names, whose entries it replaces; empty: it lists the whole inventory. */
   restoredArtifactNames: string[];
+  /** The targets a rollback restored those names on; empty: every target. */
+  restoredTargetCiIds: string[];
 }
 
 export interface InventoryEntry {
@@ -62,24 +64,29 @@ export function inEnvironmentOrder<T extends Pick<InventoryOutcome, "environment
 
 const key = (targetCiId: string, artifactName: string) => `${targetCiId}\u0000${artifactName}`;
 
-/** What a rollback leaves of the inventory before it: other artifact names' entries (none, when it names none). */
-function keptByRollback(current: Map<string, InventoryEntry>, names: string[]): Map<string, InventoryEntry> {
-  const scope = new Set(names);
-  return new Map(scope.size ? [...current].filter(([, entry]) => !scope.has(entry.artifactName)) : []);
+/**
+ * What a rollback leaves of the inventory before it: other artifact names' entries, and its names'
+ * entries on targets it did not restore (none, when it names no artifacts).
+ */
+function keptByRollback(current: Map<string, InventoryEntry>, outcome: InventoryOutcome): Map<string, InventoryEntry> {
+  const scope = new Set(outcome.restoredArtifactNames);
+  const touched = new Set(outcome.restoredTargetCiIds);
+  const replaced = (entry: InventoryEntry) =>
+    scope.has(entry.artifactName) && (touched.size === 0 || touched.has(entry.targetCiId));
+  return new Map(scope.size ? [...current].filter(([, entry]) => !replaced(entry)) : []);
 }
 
 /**
  * One outcome on top of the inventory before it. A rollback lists what runs under the artifact
- * names it restored (the whole inventory, when it names none), so entries of those names it does
- * not list are removed. An entry whose version does not change keeps its `since` and the
+ * names it restored on the targets it restored (the whole inventory, when it names none), so
+ * entries of those names there it does not list are removed. An entry whose version does not change keeps its `since` and the
  * deployment that first put that version there.
  */
 export function applyOutcome(
   current: Map<string, InventoryEntry>,
   outcome: InventoryOutcome,
 ): Map<string, InventoryEntry> {
-  const next =
-    outcome.kind === "ROLLED_BACK" ? keptByRollback(current, outcome.restoredArtifactNames) : new Map(current);
+  const next = outcome.kind === "ROLLED_BACK" ? keptByRollback(current, outcome) : new Map(current);
   for (const artifact of outcome.artifacts) {
     for (const targetCiId of artifact.targetCiIds) {
       const k = key(targetCiId, artifact.name);

@@ -99,4 +99,11 @@ export const deploymentProjectionMigrations = [
       -- []: not a rollback, or one recorded before rollbacks named them (it lists the whole inventory).
       ALTER TABLE deployment_outcome_log ADD COLUMN restored_artifact_names jsonb NOT NULL DEFAULT '[]';`,
   },
+  {
+    version: 5,
+    name: "the targets a rollback restored its artifact names on",
+    sql: `
+      -- []: not a rollback, or one recorded before rollbacks named them (the names on every target).
+      ALTER TABLE deployment_outcome_log ADD COLUMN restored_target_ci_ids jsonb NOT NULL DEFAULT '[]';`,
+  },
 ];

@@ -115,6 +115,7 @@ interface OutcomeRow {
   artifacts: InventoryOutcome["artifacts"];
   live_colour: string;
   restored_artifact_names: string[];
+  restored_target_ci_ids: string[];
 }
 
 const toOutcome = (row: OutcomeRow): InventoryOutcome => ({
@@ -127,6 +128,7 @@ const toOutcome = (row: OutcomeRow): InventoryOutcome => ({
   artifacts: row.artifacts,
   liveColour: row.live_colour,
   restoredArtifactNames: row.restored_artifact_names,
+  restoredTargetCiIds: row.restored_target_ci_ids,
 });
 
 async function currentInventory(tx: pg.PoolClient, environment: string): Promise<Map<string, InventoryEntry>> {
@@ -193,8 +195,8 @@ async function projectOutcome(
   await tx.query("SELECT pg_advisory_xact_lock(hashtext('rdm_gateway_inventory'), hashtext($1))", [m.environment]);
   const { rows: recorded } = await tx.query<OutcomeRow>(
     `INSERT INTO deployment_outcome_log (event_id, environment, environment_sequence, kind, deployment_id, release_id,
-       occurred_at, artifacts, live_colour, restored_artifact_names)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING RETURNING *`,
+       occurred_at, artifacts, live_colour, restored_artifact_names, restored_target_ci_ids)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING RETURNING *`,
     [
       event.id,
       m.environment,
@@ -206,6 +208,7 @@ async function projectOutcome(
       artifactsJson(m.artifacts),
       "liveColour" in m ? m.liveColour : "",
       JSON.stringify("restoredArtifactNames" in m ? m.restoredArtifactNames : []),
+      JSON.stringify("restoredTargetCiIds" in m ? m.restoredTargetCiIds : []),
     ],
   );
   const row = recorded[0];
