@@ -485,6 +485,7 @@ describe("baselines", () => {
     artifacts: [],
     reason: "",
     restoredArtifactNames: [],
+    restoredTargetCiIds: [],
     sourceEventId: "e1",
     environmentSequence: 0n,
     ...overrides,

@@ -176,6 +176,32 @@ test("a deployment of other artifacts since leaves one current: its back-out res
   );
 });
 
+test("a host taken out between a plan and its start gets back what it ran when the deployment is backed out", async () => {
+  const [kept, leaving] = [uniqueId("ci"), uniqueId("ci")];
+  const environment = await newEnvironment(groups({ rest: [kept, leaving] }));
+  const first = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId });
+  await runToEnd(first.deploymentId, environment);
+  const second = await planned(environment);
+  await deployer.changeEnvironment({
+    ...rid(),
+    environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: [kept] }), executorLabels: [] },
+    reason: "host retired",
+  });
+  // The plan still deploys to both: what a back-out restores is what ran on both.
+  const started = await deployer.startDeployment({ ...rid(), deploymentId: second.deploymentId });
+  const onTargets = (artifacts: DeployedArtifact[] = []) =>
+    artifacts.map((a) => [a.artifactId, [...a.targetCiIds].sort()]);
+  expect(onTargets(started.deployment?.baseline)).toEqual([[first.artifactId, [kept, leaving].sort()]]);
+  await runToEnd(second.deploymentId, environment);
+  await deployer.rollbackDeployment({ ...rid(), deploymentId: second.deploymentId, reason: "backing out", fast: true });
+  const restoring = await runStep(environment);
+  expect([restoring?.step?.kind, onTargets(restoring?.artifacts)]).toEqual([
+    StepKind.ROLLBACK,
+    [[first.artifactId, [kept, leaving].sort()]],
+  ]);
+});
+
 test("an environment whose baseline is past what one event holds still deploys: a start records its package's part", async () => {
   // Target ids as long as the CMDB allows: 2 × 70 artifacts on 20 targets make a baseline past 512 KiB.
   const hosts = Array.from({ length: 20 }, () => uniqueId("ci").padEnd(200, "x"));

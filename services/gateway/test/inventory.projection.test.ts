@@ -157,11 +157,10 @@ test("the inventory and the configuration baseline fold any outcomes, in any arr
       const histories = steps.map(({ kind, pairs, restored, targets }, i) => {
         const restoredNames = kind === "ROLLED_BACK" ? restored : [];
         const restoredTargets = restoredNames.length ? targets : [];
-        // One entry per target and name, as an outcome lists them; a rollback's of its names on its targets only.
+        // One entry per target and name, as an outcome lists them; a rollback's of its names only, on
+        // its targets and others (blue-green lists the live colour's too).
         const listed = [...new Map(pairs.map((p) => [`${p.ci} ${p.name}`, p])).values()].filter(
-          (p) =>
-            restoredNames.length === 0 ||
-            (restoredNames.includes(p.name) && (restoredTargets.length === 0 || restoredTargets.includes(p.ci))),
+          (p) => restoredNames.length === 0 || restoredNames.includes(p.name),
         );
         const inventory = outcome(
           i + 1,

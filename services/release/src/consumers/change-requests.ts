@@ -11,6 +11,7 @@ import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { LinkedChangeState } from "../domain/release.js";
 import { isProductionSql } from "../store/deployment-environments.js";
+import { lockReleaseReactions } from "../store/releases.js";
 
 const registry = createRegistry(file_rdm_change_v1_events);
 
@@ -151,13 +152,17 @@ export async function loadChangeStates(
 
 /**
  * The linked changes' states for an unlink to re-check a release in DEPLOYMENT with (the change
- * may have held it there); undefined in every other phase, read nothing.
+ * may have held it there), read in the release's reaction turn (so a change state committed
+ * meanwhile is seen here or by that state's own reaction); undefined in every other phase, read
+ * nothing.
  */
 export async function changeStatesIfDeploying(
-  db: Pick<pg.Pool, "query">,
+  tx: pg.PoolClient,
   release: Release | undefined,
 ): Promise<LinkedChangeState[] | undefined> {
-  return release?.phase === ReleasePhase.DEPLOYMENT ? loadChangeStates(db, release) : undefined;
+  if (release?.phase !== ReleasePhase.DEPLOYMENT) return undefined;
+  await lockReleaseReactions(tx, release.releaseId.toLowerCase());
+  return loadChangeStates(tx, release);
 }
 
 /**

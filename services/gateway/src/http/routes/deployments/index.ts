@@ -180,7 +180,7 @@ const environmentInventory: RoutePlugin = async (app, { pool }) => {
           "What runs where in one environment: each artifact version per target, since when, by which deployment",
         description:
           "Built from the deployment outcomes in the environment's order (environment_sequence), whatever order they " +
-          "arrived in; a rollback replaces the entries of the artifacts it restored on the targets it reached (of " +
+          "arrived in; a rollback replaces the entries of the artifacts it restored on the targets it deployed to (of " +
           "every artifact, for one recorded before rollbacks named them) with what it restored.",
         params: { type: "object", properties: { environment: environmentName }, required: ["environment"] },
         querystring: {

@@ -27,7 +27,7 @@ export const inventoryRoutes: RoutePlugin = async (app, { pool }) => {
         description:
           "Environments in promotion order, each with its definition, as on /v1/environments. Entries are folded " +
           "from the deployment outcomes in each environment's order (environment_sequence); a rollback replaces the " +
-          "entries of the artifacts it restored on the targets it reached (of every artifact, for one recorded before " +
+          "entries of the artifacts it restored on the targets it deployed to (of every artifact, for one recorded before " +
           "rollbacks named them) with what it restored. targetCiId and artifactName narrow the entries; " +
           "environment names one (404 when it is neither defined nor deployed to).",
         querystring: {
