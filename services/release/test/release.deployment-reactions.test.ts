@@ -218,29 +218,7 @@ async function heldForSecondRegion(keeper?: string) {
   const changeRequestId = randomUUID();
   await manager.linkChangeRequest({ ...req(), releaseId, changeRequestId });
   if (keeper) await manager.linkChangeRequest({ ...req(), releaseId: keeper, changeRequestId });
-  const scheduled = changeEvents.event(
-    "rdm/change",
-    ChangeRequestScheduledSchema,
-    changeRequestId,
-    {
-      changeRequestId,
-      linkedReleaseId: keeper ?? releaseId,
-      state: ChangeState.SCHEDULED,
-      environments: [eu, us],
-    },
-    { occurredAt: timestampFromDate(new Date()) },
-  );
-  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [scheduled]);
-  await waitFor(
-    async () =>
-      (
-        await db.query("SELECT 1 FROM change_request_states WHERE change_request_id = $1 AND environments = $2", [
-          changeRequestId,
-          [eu, us],
-        ])
-      ).rowCount === 1,
-    { timeoutMs: 30_000, description: "the change and its environments known" },
-  );
+  await changeScheduled(changeRequestId, keeper ?? releaseId, [eu, us]);
   const artifacts = [{ artifactId: randomUUID(), name: "checkout", version: "7.3.0" }];
   const succeeded = (environment: string) =>
     publish(DeploymentSucceededSchema, `d-${environment}`, {
@@ -254,7 +232,29 @@ async function heldForSecondRegion(keeper?: string) {
   await succeeded(eu);
   await until(releaseId, (r) => r.deployments.length === 1, `the success in ${eu} recorded`);
   expect((await get(releaseId)).phase).toBe(ReleasePhase.DEPLOYMENT);
-  return { releaseId, changeRequestId, succeededInSecond: () => succeeded(us) };
+  return { releaseId, changeRequestId, second: us, succeededInSecond: () => succeeded(us) };
+}
+
+/** The change SCHEDULED for `environments`, linked to `releaseId`, once this service knows it. */
+async function changeScheduled(changeRequestId: string, releaseId: string, environments: string[]) {
+  const scheduled = changeEvents.event(
+    "rdm/change",
+    ChangeRequestScheduledSchema,
+    changeRequestId,
+    { changeRequestId, linkedReleaseId: releaseId, state: ChangeState.SCHEDULED, environments },
+    { occurredAt: timestampFromDate(new Date()) },
+  );
+  await publishEvents(producer, `${h.topicPrefix}${CHANGE_EVENTS_TOPIC}`, [scheduled]);
+  await waitFor(
+    async () =>
+      (
+        await db.query("SELECT 1 FROM change_request_states WHERE change_request_id = $1 AND environments = $2", [
+          changeRequestId,
+          environments,
+        ])
+      ).rowCount === 1,
+    { timeoutMs: 30_000, description: "the change and its environments known" },
+  );
 }
 
 const changeEvents = new PublishedStreams("change-service");
@@ -267,8 +267,30 @@ test("a release whose change names two production environments (as its successes
 
 test("a release held for a second region moves on once the change holding it is unlinked, by the release or by the change's answer", async () => {
   const held = await heldForSecondRegion();
-  const unlinked = await manager.unlinkChangeRequest({ ...req(), ...held });
+  const unlinked = await manager.unlinkChangeRequest({
+    ...req(),
+    releaseId: held.releaseId,
+    changeRequestId: held.changeRequestId,
+  });
   expect([unlinked.release?.phase, unlinked.release?.linkedChangeRequestIds]).toEqual([ReleasePhase.VERIFICATION, []]);
+
+  // Another open change naming the second region holds it still: production as the success said
+  // (this service has no definition of either region).
+  const twice = await heldForSecondRegion();
+  const other = randomUUID();
+  await manager.linkChangeRequest({ ...req(), releaseId: twice.releaseId, changeRequestId: other });
+  await changeScheduled(other, twice.releaseId, [twice.second]);
+  const stillHeld = await manager.unlinkChangeRequest({
+    ...req(),
+    releaseId: twice.releaseId,
+    changeRequestId: twice.changeRequestId,
+  });
+  expect([stillHeld.release?.phase, stillHeld.release?.linkedChangeRequestIds]).toEqual([
+    ReleasePhase.DEPLOYMENT,
+    [other],
+  ]);
+  await twice.succeededInSecond();
+  await until(twice.releaseId, (r) => r.phase === ReleasePhase.VERIFICATION, "the release in VERIFICATION");
 
   // The change answers the held release's link with another release's, which it keeps.
   const keeper = (await manager.registerRelease(registration({ modelName }))).release?.releaseId as string;

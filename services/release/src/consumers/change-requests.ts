@@ -9,7 +9,7 @@ import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { type Release, ReleasePhase, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
-import type { LinkedChangeState } from "../domain/release.js";
+import { type LinkedChangeState, productionOfThisStay } from "../domain/release.js";
 import { isProductionSql } from "../store/deployment-environments.js";
 import { lockReleaseReactions } from "../store/releases.js";
 
@@ -126,12 +126,12 @@ export const applyChangeEvents: ChunkHandler = async (events, tx) => {
 export async function loadChangeStates(
   db: Pick<pg.Pool, "query">,
   release: Release | undefined,
-  production: readonly string[] = [],
+  production: readonly string[] = release ? productionOfThisStay(release) : [],
 ): Promise<LinkedChangeState[]> {
   const ids = release?.linkedChangeRequestIds ?? [];
   if (!ids.length) return [];
-  // With the production environments each names: those `production` lists (a success's word),
-  // else those deployment_environments says are.
+  // With the production environments each names: those `production` lists (the successes' word,
+  // a new one's or those of this stay in DEPLOYMENT), else those deployment_environments says are.
   const { rows } = await db.query<{ change_request_id: string; state: string; production_environments: string[] }>(
     `SELECT s.change_request_id, s.state,
        ARRAY(SELECT env FROM unnest(COALESCE(s.environments, '{}')) AS env

@@ -118,7 +118,10 @@ export async function reactToDeploymentEvent(
     reason: outcome.reason ?? "",
     occurredAt: instantOf(occurredAt, event.time),
     ...(kind === DeploymentOutcome.SUCCEEDED
-      ? { artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId) }
+      ? {
+          artifactIds: (outcome.artifacts ?? []).map((a) => a.artifactId),
+          productionEnvironments: outcome.productionEnvironments ?? [],
+        }
       : {}),
   };
   await lockReleaseReactions(tx, outcome.releaseId.toLowerCase());
@@ -133,7 +136,7 @@ export async function reactToDeploymentEvent(
         // The linked changes matter only to a production success, which may move the release on.
         deployment:
           kind === DeploymentOutcome.SUCCEEDED && report.production
-            ? { ...report, changes: await loadChangeStates(tx, state.release, outcome.productionEnvironments) }
+            ? { ...report, changes: await loadChangeStates(tx, state.release, report.productionEnvironments) }
             : report,
       }),
       { sizeLimited: false },

@@ -12,6 +12,7 @@ export {
   type ReleaseState,
 } from "@rdm/domain-kernel/release";
 export { decide } from "./release/decide.js";
+export { productionOfThisStay } from "./release/record-deployment-outcome.js";
 export type {
   DecisionContext,
   DeploymentOutcomeReport,

@@ -47,6 +47,8 @@ export interface DeploymentOutcomeReport {
   occurredAt?: Date | undefined;
   /** The DML artifact ids it deployed (a success only). */
   artifactIds?: string[];
+  /** The environments the deployment service took as production (a success only; unset in older events). */
+  productionEnvironments?: string[];
   /** The release's linked change requests and their states now, for the gate a production success passes. */
   changes?: LinkedChangeState[];
 }
