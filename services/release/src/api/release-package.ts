@@ -27,12 +27,17 @@ export function releasePackageHandlers(
         changeState: heard.state,
       };
     }),
-    unlinkChangeRequest: cmd("unlinkChangeRequest", async (r: api.UnlinkChangeRequestRequest, state, tx) => ({
-      kind: "unlinkChangeRequest",
-      changeRequestId: r.changeRequestId,
-      changeState: (await changeAsHeard(tx, r.changeRequestId)).state,
-      changes: await changeStatesIfDeploying(tx, state.release),
-    })),
+    unlinkChangeRequest: cmd(
+      "unlinkChangeRequest",
+      async (r: api.UnlinkChangeRequestRequest, state, tx) => ({
+        kind: "unlinkChangeRequest",
+        changeRequestId: r.changeRequestId,
+        changeState: (await changeAsHeard(tx, r.changeRequestId)).state,
+        changes: await changeStatesIfDeploying(tx, state.release),
+      }),
+      // It may move a release held in DEPLOYMENT on, as a change state's reaction may.
+      { inReactionTurn: true },
+    ),
     attachReleaseArtifact: cmd("attachReleaseArtifact", (r: api.AttachReleaseArtifactRequest) => ({
       kind: "attachArtifact",
       artifact: {

@@ -12,7 +12,7 @@ import type { ReleaseCommand, ReleaseState } from "../domain/release.js";
 import type { ReleaseServiceEvent } from "../store/event-codec.js";
 import type { ReleaseModelStore } from "../store/model-store.js";
 import { takeEncodedRelease } from "../store/release-projection.js";
-import { releaseCommand } from "../store/releases.js";
+import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
 
 export interface ReleaseApiDeps {
   store: EventStore;
@@ -72,9 +72,15 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
     request: CommandRequest & MessageShape<DescMessage>,
     ctx: CallContext,
     toCommand: (state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
+    options: { inReactionTurn?: boolean } = {},
   ): Promise<Answer<K>> {
     const output = method[key].output as DescMessage;
     const answer = handler.handle(originOf(request, ctx), {
+      // Decided in a transaction, in the release's turn with the reactions that read other
+      // services' facts about it (lockReleaseReactions): each sees what the other committed.
+      ...(options.inReactionTurn && {
+        prepare: (tx: pg.PoolClient) => lockReleaseReactions(tx, request.releaseId.toLowerCase()),
+      }),
       ...releaseCommand(request.releaseId, (state, tx) => {
         if (!state.release && key !== "registerRelease")
           throw new RuleViolation("NOT_FOUND", "release.exists", `release ${request.releaseId} not found`, {
@@ -98,9 +104,10 @@ export function releaseCommandRpc({ handler }: Pick<ReleaseApiDeps, "handler">) 
     key: K,
     // biome-ignore lint/suspicious/noExplicitAny: each call site types its own request
     toCommand: (request: any, state: ReleaseState, tx: pg.PoolClient) => ReleaseCommand | Promise<ReleaseCommand>,
+    options: { inReactionTurn?: boolean } = {},
   ): never =>
     ((request: CommandRequest & MessageShape<DescMessage>, ctx: CallContext) =>
-      execute(key, request, ctx, (state, tx) => toCommand(request, state, tx))) as never;
+      execute(key, request, ctx, (state, tx) => toCommand(request, state, tx), options)) as never;
 
   return { method, originOf, execute, cmd };
 }

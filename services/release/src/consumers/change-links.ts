@@ -81,6 +81,7 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Rel
   if (!reaction) return;
   const { changeRequestId, metadata } = reaction;
   for (const { releaseId, command } of await linkCommands(reaction, tx)) {
+    await lockReleaseReactions(tx, releaseId);
     await reactOnRelease(
       deps,
       tx,

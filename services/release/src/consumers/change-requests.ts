@@ -11,7 +11,6 @@ import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import { type LinkedChangeState, productionOfThisStay } from "../domain/release.js";
 import { isProductionSql } from "../store/deployment-environments.js";
-import { lockReleaseReactions } from "../store/releases.js";
 
 const registry = createRegistry(file_rdm_change_v1_events);
 
@@ -152,17 +151,15 @@ export async function loadChangeStates(
 
 /**
  * The linked changes' states for an unlink to re-check a release in DEPLOYMENT with (the change
- * may have held it there), read in the release's reaction turn (so a change state committed
- * meanwhile is seen here or by that state's own reaction); undefined in every other phase, read
- * nothing.
+ * may have held it there); undefined in every other phase, read nothing. The caller holds the
+ * release's reaction turn (lockReleaseReactions), so a change state committed meanwhile is seen
+ * here or by that state's own reaction.
  */
 export async function changeStatesIfDeploying(
-  tx: pg.PoolClient,
+  db: Pick<pg.Pool, "query">,
   release: Release | undefined,
 ): Promise<LinkedChangeState[] | undefined> {
-  if (release?.phase !== ReleasePhase.DEPLOYMENT) return undefined;
-  await lockReleaseReactions(tx, release.releaseId.toLowerCase());
-  return loadChangeStates(tx, release);
+  return release?.phase === ReleasePhase.DEPLOYMENT ? loadChangeStates(db, release) : undefined;
 }
 
 /**
