@@ -53,7 +53,7 @@ beforeAll(async () => {
   });
   producer = createProducer(kafka);
   await producer.connect();
-  db = new pg.Pool({ connectionString: h.databaseUrl, max: 2 });
+  db = new pg.Pool({ connectionString: h.databaseUrl, max: 3 });
   await createModel(modelName);
   await publish(EnvironmentRegisteredSchema, "environment-test", { environment: { name: "test", promotionRank: 2 } });
   await publish(EnvironmentRegisteredSchema, "environment-production", {
@@ -273,6 +273,37 @@ test("a release held for a second region moves on once the change holding it is 
     changeRequestId: held.changeRequestId,
   });
   expect([unlinked.release?.phase, unlinked.release?.linkedChangeRequestIds]).toEqual([ReleasePhase.VERIFICATION, []]);
+
+  // The unlink takes the release's reaction turn: it waits while a reaction holds it.
+  const waiting = await heldForSecondRegion();
+  const reaction = await db.connect();
+  try {
+    await reaction.query("BEGIN");
+    await reaction.query("SELECT pg_advisory_xact_lock(hashtext('rdm.release-reactions'), hashtext($1))", [
+      waiting.releaseId,
+    ]);
+    const answer = manager.unlinkChangeRequest({
+      ...req(),
+      releaseId: waiting.releaseId,
+      changeRequestId: waiting.changeRequestId,
+    });
+    await waitFor(
+      async () =>
+        (
+          await db.query(
+            `SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
+             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
+               AND l.objid = (hashtext($1)::bigint & 4294967295)::text::oid`,
+            [waiting.releaseId],
+          )
+        ).rowCount === 1,
+      { timeoutMs: 10_000, description: "the unlink waiting for the release's reaction turn" },
+    );
+    await reaction.query("COMMIT");
+    expect((await answer).release?.phase).toBe(ReleasePhase.VERIFICATION);
+  } finally {
+    reaction.release();
+  }
 
   // Another open change naming the second region holds it still: production as the success said
   // (this service has no definition of either region).
