@@ -22,7 +22,17 @@ import { deploymentCodec } from "../src/api/aggregates.js";
 import { isOutcome } from "../src/api/projection.js";
 import type { DeploymentEvent } from "../src/domain/index.js";
 import { deploymentQueryTables } from "../src/store/query-tables.js";
-import { artifact, groups, Harness, preconditionRules, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
+import {
+  artifact,
+  groups,
+  Harness,
+  preconditionRules,
+  preconditionSubjects,
+  rid,
+  strategyOf,
+  uniqueId,
+  waitFor,
+} from "./harness.js";
 
 const harness = new Harness("deployment-turns");
 type Client = Awaited<ReturnType<Harness["client"]>>;
@@ -176,29 +186,48 @@ test("a deployment of other artifacts since leaves one current: its back-out res
   );
 });
 
-test("a host taken out between a plan and its start gets back what it ran when the deployment is backed out", async () => {
+test("a plan that deploys to a host taken out of the environment since is refused at start; one made now deploys", async () => {
   const [kept, leaving] = [uniqueId("ci"), uniqueId("ci")];
   const environment = await newEnvironment(groups({ rest: [kept, leaving] }));
-  const first = await planned(environment);
-  await deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId });
-  await runToEnd(first.deploymentId, environment);
-  const second = await planned(environment);
+  const stale = await planned(environment);
   await deployer.changeEnvironment({
     ...rid(),
     environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: [kept] }), executorLabels: [] },
     reason: "host retired",
   });
-  // The plan still deploys to both: what a back-out restores is what ran on both.
-  const started = await deployer.startDeployment({ ...rid(), deploymentId: second.deploymentId });
-  const onTargets = (artifacts: DeployedArtifact[] = []) =>
-    artifacts.map((a) => [a.artifactId, [...a.targetCiIds].sort()]);
-  expect(onTargets(started.deployment?.baseline)).toEqual([[first.artifactId, [kept, leaving].sort()]]);
-  await runToEnd(second.deploymentId, environment);
-  await deployer.rollbackDeployment({ ...rid(), deploymentId: second.deploymentId, reason: "backing out", fast: true });
-  const restoring = await runStep(environment);
-  expect([restoring?.step?.kind, onTargets(restoring?.artifacts)]).toEqual([
-    StepKind.ROLLBACK,
-    [[first.artifactId, [kept, leaving].sort()]],
+  const start = deployer.startDeployment({ ...rid(), deploymentId: stale.deploymentId });
+  expect(await preconditionSubjects(start, "gate.plan_targets")).toEqual([environment]);
+  const refused = errorDetails(await start.catch((e: unknown) => e));
+  expect(refused.preconditionFailure?.violations.map((v) => v.type)).toEqual(["gate.plan_targets"]);
+  expect(refused.preconditionFailure?.violations[0]?.description).toContain(leaving);
+  const fresh = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId: fresh.deploymentId });
+  await runToEnd(fresh.deploymentId, environment);
+  const after = (await deployer.listEnvironments({})).environments.find((e) => e.name === environment);
+  expect(after?.baseline.map((a) => [a.artifactId, a.targetCiIds])).toEqual([[fresh.artifactId, [kept]]]);
+
+  // Taken out after the start, before the first step: cancelled as it would begin, saying why.
+  const redefine = (ciIds: string[]) =>
+    deployer.changeEnvironment({
+      ...rid(),
+      environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: ciIds }), executorLabels: [] },
+      reason: "hosts moved",
+    });
+  await redefine([kept, leaving]);
+  const late = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId: late.deploymentId });
+  await redefine([kept]);
+  const claimed = await executor.claimStep({
+    ...rid(),
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds: 30,
+  });
+  expect(claimed.assignment).toBeUndefined();
+  const cancelled = (await deployer.getDeployment({ deploymentId: late.deploymentId })).deployment;
+  expect([cancelled?.state, cancelled?.reason]).toEqual([
+    DeploymentState.CANCELLED,
+    expect.stringContaining("gate.plan_targets"),
   ]);
 });
 

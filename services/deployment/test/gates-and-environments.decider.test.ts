@@ -56,7 +56,7 @@ describe("start gates", () => {
       rules({
         release: { phase: ReleasePhase.BUILD_AND_TEST, approved: false, abandoned: true },
         changes: [{ changeId: "c-1", known: true, authorized: false, emergency: false }],
-        environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [] },
+        environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [], takenOut: ["ci-old"] },
         previousEnvironment: { name: "staging", packageSucceeded: false },
         artifacts: [
           { artifactId: "a-1", known: true, verified: false, quarantined: false, planned: API },
@@ -85,8 +85,20 @@ describe("start gates", () => {
       "gate.artifact_quarantined",
       "gate.artifact_known",
       "gate.artifact_identity",
+      "gate.plan_targets",
       "gate.environment_busy",
     ]);
+  });
+
+  test("a plan deploying to targets the environment no longer has names them, the first five and how many more", () => {
+    const takenOut = Array.from({ length: 7 }, (_, i) => `ci-${i + 1}`);
+    const [one] = evaluateGates({ ...ready, environment: { ...ready.environment, takenOut: ["ci-old"] } });
+    expect(one).toMatchObject({ rule: "gate.plan_targets", subject: "production" });
+    expect(one?.description).toContain("a target production no longer has (ci-old)");
+    const [many] = evaluateGates({ ...ready, environment: { ...ready.environment, takenOut } });
+    expect(many?.description).toContain(
+      "7 targets production no longer has (ci-1, ci-2, ci-3, ci-4, ci-5, and 2 more)",
+    );
   });
 
   test("a change gates the deployments to the environments it names (none: production), not those before them", () => {

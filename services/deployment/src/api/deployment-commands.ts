@@ -10,15 +10,13 @@ import {
   beginsAt,
   type DeploymentAggregateState,
   type DeploymentCommand,
-  deployTargets,
   evaluateGates,
   freezeInForce,
   freezeWindowsInForce,
-  narrowedTo,
   type RuleDetail,
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
-import { findEnvironment, lockEnvironmentOutcomes, runningDeployment, storedBaseline } from "../store/tables.js";
+import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
@@ -63,13 +61,10 @@ async function startCommand(
   return {
     kind: "startDeployment",
     gateViolations: evaluateGates(facts),
-    // On the targets it has now, and those its plan deploys to (one taken out since the plan gets
-    // back what it ran, if backed out): not all the stored baseline keeps of targets taken out,
-    // which would grow every start of an environment whose hosts are replaced.
-    baseline: narrowedTo(await storedBaseline(tx, deployment.environment), [
-      ...allTargets(environment),
-      ...deployTargets(deployment.steps),
-    ]),
+    // On the targets it has now (the gates refuse a plan that deploys to one taken out since):
+    // what the stored baseline keeps of targets taken out would grow every start of an
+    // environment whose hosts are replaced.
+    baseline: environment.baseline,
     liveColour: environment.liveColour,
     freezeOverrideJustification: freezeInForce(facts) ? request.freezeOverrideJustification : "",
     overriddenFreezeWindowIds: freezeWindowsInForce(facts).map((window) => window.freezeWindowId),

@@ -35,7 +35,15 @@ export interface GateFacts {
     environments?: string[] | undefined;
   }[];
   /** The environment, whether it is production, its freeze flag and the CIs the deployment targets there. */
-  environment: { name: string; production?: boolean; frozen: boolean; freezeReason: string; targetCiIds: string[] };
+  environment: {
+    name: string;
+    production?: boolean;
+    frozen: boolean;
+    freezeReason: string;
+    targetCiIds: string[];
+    /** Targets the plan deploys to that are no longer the environment's (taken out since the plan). */
+    takenOut?: string[] | undefined;
+  };
   /** The change calendar's freeze windows not lifted (from rdm.change.events.v1); those in force now apply. */
   freezeWindows: FreezeWindowFact[];
   /** The environment before this one in the promotion order, and whether the package succeeded there. */
@@ -216,6 +224,24 @@ function freezeGate(facts: GateFacts): RuleDetail[] {
   ];
 }
 
+/**
+ * A plan deploys to the targets the environment had when it was made: one taken out since (a host
+ * retired or moved) is not the environment's to deploy to any more, nor is what runs there the
+ * environment's to back out. The plan is made again on the targets there are now.
+ */
+function planTargetsGate(facts: GateFacts): RuleDetail[] {
+  const { name, takenOut = [] } = facts.environment;
+  if (!takenOut.length) return [];
+  const named = takenOut.slice(0, 5).join(", ") + (takenOut.length > 5 ? `, and ${takenOut.length - 5} more` : "");
+  return [
+    detail(
+      "gate.plan_targets",
+      name,
+      `the plan deploys to ${takenOut.length === 1 ? "a target" : `${takenOut.length} targets`} ${name} no longer has (${named}): plan the deployment again`,
+    ),
+  ];
+}
+
 function artifactGates(facts: GateFacts): RuleDetail[] {
   return facts.artifacts.flatMap((artifact) => {
     if (!artifact.known) return [detail("gate.artifact_known", artifact.artifactId, "the artifact is not in the DML")];
@@ -294,6 +320,7 @@ export function evaluateGates(facts: GateFacts): RuleDetail[] {
         ]
       : []),
     ...artifactGates(facts),
+    ...planTargetsGate(facts),
     ...(facts.runningDeploymentId
       ? [
           detail(

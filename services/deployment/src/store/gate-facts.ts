@@ -4,9 +4,16 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { groupTargets } from "../domain/environment.js";
+import { deployTargets } from "../domain/baseline.js";
+import { allTargets, groupTargets } from "../domain/environment.js";
 import type { GateFacts } from "../domain/gates.js";
 import { isProduction, packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
+
+/** The targets the plan deploys to that the environment no longer has (ids compared without case). */
+function takenOutSincePlan(deployment: Deployment, environment: Environment): string[] {
+  const current = new Set(allTargets(environment).map((ci) => ci.toLowerCase()));
+  return deployTargets(deployment.steps).filter((ci) => !current.has(ci.toLowerCase()));
+}
 
 /** Gathers what the start gates check, from this service's tables and its upstream read models. */
 export async function loadGateFacts(
@@ -42,6 +49,7 @@ export async function loadGateFacts(
             : []),
         ]),
       ],
+      takenOut: takenOutSincePlan(deployment, environment),
     },
     freezeWindows,
     previousEnvironment:
