@@ -379,6 +379,19 @@ test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment
       ["strategy.kind"],
     ]);
   }
+  // An environment's name is at most 100 characters, as its registration allows: a longer one is bad input.
+  const long = "e".repeat(101);
+  for (const call of [
+    deployer.planDeployment({ ...request, ...rid(), environment: long }),
+    deployer.setEnvironmentFreeze({ ...rid(), environment: long, frozen: true, reason: "" }),
+    deployer.listDeployments({ environment: long }),
+  ]) {
+    const refused = errorDetails(await call.catch((e: unknown) => e));
+    expect([refused.code, refused.badRequest?.fieldViolations.map((v) => v.field)]).toEqual([
+      status.INVALID_ARGUMENT,
+      ["environment"],
+    ]);
+  }
   const first = await deployer.planDeployment(request);
   const again = await deployer.planDeployment(request);
   expect(again).toEqual(first);
