@@ -313,6 +313,28 @@ test("a blue/green plan made before another deployment switched colours is refus
   expect([live, step?.colour]).toEqual(["blue", "green"]);
 });
 
+test("a blue/green plan whose idle host was moved into the live colour since is refused at start", async () => {
+  const [blue, green, moved] = [uniqueId("blue"), uniqueId("green"), uniqueId("green")];
+  const environment = await newEnvironment(groups({ blue: [blue], green: [green, moved] }));
+  const BLUE_GREEN = strategyOf(DeploymentStrategyKind.BLUE_GREEN);
+  const first = await planned(environment, BLUE_GREEN);
+  await deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId });
+  await runToEnd(first.deploymentId, environment);
+  const second = await planned(environment, BLUE_GREEN); // to green, blue being live
+  await deployer.changeEnvironment({
+    ...rid(),
+    environment: {
+      name: environment,
+      promotionRank: 1,
+      targetGroups: groups({ blue: [blue, moved], green: [green] }),
+      executorLabels: [],
+    },
+    reason: "host moved to blue",
+  });
+  const start = deployer.startDeployment({ ...rid(), deploymentId: second.deploymentId });
+  expect(await preconditionSubjects(start, "gate.plan_targets")).toEqual([environment]);
+});
+
 test("ListDeployments pages newest first; a deployment planned between pages neither repeats nor shifts them", async () => {
   const environment = await newEnvironment();
   const plans = [];

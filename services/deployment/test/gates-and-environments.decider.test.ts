@@ -94,10 +94,12 @@ describe("start gates", () => {
     const takenOut = Array.from({ length: 7 }, (_, i) => `ci-${i + 1}`);
     const [one] = evaluateGates({ ...ready, environment: { ...ready.environment, takenOut: ["ci-old"] } });
     expect(one).toMatchObject({ rule: "gate.plan_targets", subject: "production" });
-    expect(one?.description).toContain("a target production no longer has (ci-old)");
+    expect(one?.description).toContain(
+      "a target no longer where it deploys them in production (taken out, or moved to another colour: ci-old)",
+    );
     const [many] = evaluateGates({ ...ready, environment: { ...ready.environment, takenOut } });
     expect(many?.description).toContain(
-      "7 targets production no longer has (ci-1, ci-2, ci-3, ci-4, ci-5, and 2 more)",
+      "7 targets no longer where it deploys them in production (taken out, or moved to another colour: ci-1, ci-2, ci-3, ci-4, ci-5, and 2 more)",
     );
   });
 

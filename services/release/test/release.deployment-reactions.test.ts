@@ -292,16 +292,19 @@ test("a release held for a second region moves on once the change holding it is 
         (
           await db.query(
             `SELECT 1 FROM pg_locks l JOIN pg_database d ON d.oid = l.database
-             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database()
+             WHERE l.locktype = 'advisory' AND NOT l.granted AND d.datname = current_database() AND l.objsubid = 2
+               AND l.classid = (hashtext('rdm.release-reactions')::bigint & 4294967295)::text::oid
                AND l.objid = (hashtext($1)::bigint & 4294967295)::text::oid`,
             [waiting.releaseId],
           )
-        ).rowCount === 1,
+        ).rowCount !== 0,
       { timeoutMs: 10_000, description: "the unlink waiting for the release's reaction turn" },
     );
     await reaction.query("COMMIT");
     expect((await answer).release?.phase).toBe(ReleasePhase.VERIFICATION);
   } finally {
+    // Should the wait fail, the turn is let go, so the unlink and later reactions do not hang.
+    await reaction.query("ROLLBACK");
     reaction.release();
   }
 

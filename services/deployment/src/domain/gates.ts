@@ -41,7 +41,10 @@ export interface GateFacts {
     frozen: boolean;
     freezeReason: string;
     targetCiIds: string[];
-    /** Targets the plan deploys to that are no longer the environment's (taken out since the plan). */
+    /**
+     * Targets the plan deploys to that are no longer where it deploys them: out of the environment
+     * (taken out since the plan), or, blue-green, out of the colour's group.
+     */
     takenOut?: string[] | undefined;
   };
   /** The change calendar's freeze windows not lifted (from rdm.change.events.v1); those in force now apply. */
@@ -227,7 +230,8 @@ function freezeGate(facts: GateFacts): RuleDetail[] {
 /**
  * A plan deploys to the targets the environment had when it was made: one taken out since (a host
  * retired or moved) is not the environment's to deploy to any more, nor is what runs there the
- * environment's to back out. The plan is made again on the targets there are now.
+ * environment's to back out; a blue-green one moved into the live colour would get the new version
+ * under traffic. The plan is made again on the targets there are now.
  */
 function planTargetsGate(facts: GateFacts): RuleDetail[] {
   const { name, takenOut = [] } = facts.environment;
@@ -237,7 +241,8 @@ function planTargetsGate(facts: GateFacts): RuleDetail[] {
     detail(
       "gate.plan_targets",
       name,
-      `the plan deploys to ${takenOut.length === 1 ? "a target" : `${takenOut.length} targets`} ${name} no longer has (${named}): plan the deployment again`,
+      `the plan deploys to ${takenOut.length === 1 ? "a target" : `${takenOut.length} targets`} no longer where it ` +
+        `deploys them in ${name} (taken out, or moved to another colour: ${named}): plan the deployment again`,
     ),
   ];
 }

@@ -3,16 +3,27 @@ import {
   type DeployedArtifact,
   DeploymentStrategyKind,
   type Environment,
+  StepKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { deployTargets } from "../domain/baseline.js";
 import { allTargets, groupTargets } from "../domain/environment.js";
 import type { GateFacts } from "../domain/gates.js";
 import { isProduction, packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
 
-/** The targets the plan deploys to that the environment no longer has (ids compared without case). */
+/**
+ * The targets the plan deploys to that are no longer where it deploys them (ids compared without
+ * case): out of the environment, or, for a blue-green step, out of its colour's group (a host
+ * moved to the live colour would get the new version under traffic).
+ */
 function takenOutSincePlan(deployment: Deployment, environment: Environment): string[] {
-  const current = new Set(allTargets(environment).map((ci) => ci.toLowerCase()));
-  return deployTargets(deployment.steps).filter((ci) => !current.has(ci.toLowerCase()));
+  const lowered = (ids: string[]) => new Set(ids.map((ci) => ci.toLowerCase()));
+  const everywhere = lowered(allTargets(environment));
+  const moved = deployment.steps
+    .filter((step) => step.kind === StepKind.DEPLOY && !step.rollback)
+    .flatMap((step) => {
+      const where = step.colour ? lowered(groupTargets(environment, step.colour)) : everywhere;
+      return step.targetCiIds.filter((ci) => !where.has(ci.toLowerCase()));
+    });
+  return [...new Set(moved)];
 }
 
 /** Gathers what the start gates check, from this service's tables and its upstream read models. */

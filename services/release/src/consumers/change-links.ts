@@ -81,7 +81,6 @@ async function reactToChangeLink(event: CloudEvent, tx: pg.PoolClient, deps: Rel
   if (!reaction) return;
   const { changeRequestId, metadata } = reaction;
   for (const { releaseId, command } of await linkCommands(reaction, tx)) {
-    await lockReleaseReactions(tx, releaseId);
     await reactOnRelease(
       deps,
       tx,
@@ -162,7 +161,8 @@ async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps
     "SELECT release_id FROM release_index WHERE release_id = ANY($1::uuid[]) AND phase = $2 AND status = $3",
     [[...causes.keys()], ReleasePhase.DEPLOYMENT, ReleaseStatus.ACTIVE],
   );
-  // In one order, so two chunks locking the same releases wait rather than deadlock.
+  // In one order, so two chunks locking the same releases wait rather than deadlock (the
+  // consumer took these turns already, lockReleasesReactingTo; taken again, they are held).
   for (const releaseId of rows.map((row) => row.release_id).sort()) {
     await lockReleaseReactions(tx, releaseId);
     await reactOnRelease(
@@ -179,6 +179,23 @@ async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps
 }
 
 /**
+ * Takes the reaction turn of every release the events may move on (one a change's answer unlinks
+ * it from, one whose linked change's state moved), in one order before any reaction, so two
+ * chunks naming the same releases wait for each other rather than deadlock; the reactions' own
+ * locks are then already held.
+ */
+async function lockReleasesReactingTo(events: CloudEvent[], tx: pg.PoolClient): Promise<void> {
+  const releaseIds = new Set<string>();
+  for (const event of events) {
+    const reaction = linkReactionOf(event);
+    if (reaction?.command === "answer") releaseIds.add(reaction.releaseId);
+    const linked = linkedReleaseOf(event);
+    if (linked) releaseIds.add(linked.releaseId);
+  }
+  for (const releaseId of [...releaseIds].sort()) await lockReleaseReactions(tx, releaseId);
+}
+
+/**
  * The consumer of rdm.change.events.v1: the change request states the gates read
  * (applyChangeEvent), the links the change asks of a release (reactToChangeLink), then what the
  * new states let a release do (reactToChangeStates), in one transaction.
@@ -187,11 +204,16 @@ export function changeEventConsumer(deps: ReleaseReactionDeps): { handle: EventH
   return {
     handle: async (event, tx) => {
       await applyChangeEvent(event, tx);
+      await lockReleasesReactingTo([event], tx);
       await reactToChangeLink(event, tx, deps);
       await reactToChangeStates([event], tx, deps);
     },
     handleChunk: async (events, tx) => {
       await applyChangeEvents(events, tx);
+      await lockReleasesReactingTo(
+        events.map(({ event }) => event),
+        tx,
+      );
       for (const { event } of events) await reactToChangeLink(event, tx, deps);
       await reactToChangeStates(
         events.map(({ event }) => event),

@@ -129,8 +129,8 @@ export async function loadChangeStates(
 ): Promise<LinkedChangeState[]> {
   const ids = release?.linkedChangeRequestIds ?? [];
   if (!ids.length) return [];
-  // With the production environments each names: those `production` lists (the successes' word,
-  // a new one's or those of this stay in DEPLOYMENT), else those deployment_environments says are.
+  // With the production environments each names: those `production` lists (a success's word: a
+  // new one's, or the newest of this stay in DEPLOYMENT), else those deployment_environments says are.
   const { rows } = await db.query<{ change_request_id: string; state: string; production_environments: string[] }>(
     `SELECT s.change_request_id, s.state,
        ARRAY(SELECT env FROM unnest(COALESCE(s.environments, '{}')) AS env

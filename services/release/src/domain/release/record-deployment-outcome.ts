@@ -110,14 +110,11 @@ function productionAwaited(state: ReleaseState, changes: LinkedChangeState[], su
 }
 
 /**
- * The environments this stay's production successes say were production (the success's word, as
- * the hold at the success read it): what a later re-check of the hold takes as production.
+ * The environments the newest production success of this stay said were production (its word, as
+ * the hold at that success read it): what a later re-check of the hold takes as production.
  */
-export const productionOfThisStay = (release: Release): string[] => [
-  ...new Set(
-    release.deployments.filter((d) => succeededInThisStay(release, d)).flatMap((d) => d.productionEnvironments),
-  ),
-];
+export const productionOfThisStay = (release: Release): string[] =>
+  release.deployments.filter((d) => succeededInThisStay(release, d)).at(-1)?.productionEnvironments ?? [];
 
 /** A success in production of this stay in DEPLOYMENT (not one before a rework sent the release back), of the package as it is now. */
 const succeededInThisStay = (release: Release, d: ReleaseDeployment) =>
