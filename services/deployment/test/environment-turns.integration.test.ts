@@ -189,12 +189,14 @@ test("a deployment of other artifacts since leaves one current: its back-out res
 test("a plan that deploys to a host taken out of the environment since is refused at start; one made now deploys", async () => {
   const [kept, leaving] = [uniqueId("ci"), uniqueId("ci")];
   const environment = await newEnvironment(groups({ rest: [kept, leaving] }));
+  const redefine = (ciIds: string[]) =>
+    deployer.changeEnvironment({
+      ...rid(),
+      environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: ciIds }), executorLabels: [] },
+      reason: "hosts moved",
+    });
   const stale = await planned(environment);
-  await deployer.changeEnvironment({
-    ...rid(),
-    environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: [kept] }), executorLabels: [] },
-    reason: "host retired",
-  });
+  await redefine([kept]);
   const start = deployer.startDeployment({ ...rid(), deploymentId: stale.deploymentId });
   expect(await preconditionSubjects(start, "gate.plan_targets")).toEqual([environment]);
   const refused = errorDetails(await start.catch((e: unknown) => e));
@@ -207,12 +209,6 @@ test("a plan that deploys to a host taken out of the environment since is refuse
   expect(after?.baseline.map((a) => [a.artifactId, a.targetCiIds])).toEqual([[fresh.artifactId, [kept]]]);
 
   // Taken out after the start, before the first step: cancelled as it would begin, saying why.
-  const redefine = (ciIds: string[]) =>
-    deployer.changeEnvironment({
-      ...rid(),
-      environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: ciIds }), executorLabels: [] },
-      reason: "hosts moved",
-    });
   await redefine([kept, leaving]);
   const late = await planned(environment);
   await deployer.startDeployment({ ...rid(), deploymentId: late.deploymentId });
