@@ -5,6 +5,7 @@ import {
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ReleasePhase, ReleaseStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import type { ReleaseCommand } from "../domain/release.js";
 import { lockReleaseReactions, releaseCommand } from "../store/releases.js";
@@ -147,28 +148,28 @@ async function takeRelinks(tx: pg.PoolClient, changeRequestId: string): Promise<
 /**
  * A release in DEPLOYMENT whose linked changes' states moved: one whose package already succeeded
  * in production moves on if its gate now holds (a change IMPLEMENTED by that very deployment is
- * told after it, on another topic). Releases in any other phase are passed by without a read.
+ * told after it, on another topic). `deploying`: the releases in DEPLOYMENT among the events'
+ * (lockDeployingReleases, which took their turns); the others are passed by without a read.
  */
-async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps: ReleaseReactionDeps) {
+async function reactToChangeStates(
+  events: CloudEvent[],
+  deploying: string[],
+  tx: pg.PoolClient,
+  deps: ReleaseReactionDeps,
+) {
   // Each release's last event in the chunk: the cause of its reaction.
   const causes = new Map<string, { event: CloudEvent; metadata: EventMetadata | undefined }>();
   for (const event of events) {
     const link = linkedReleaseOf(event);
     if (link) causes.set(link.releaseId, { event, metadata: link.metadata });
   }
-  if (!causes.size) return;
-  const { rows } = await tx.query<{ release_id: string }>(
-    "SELECT release_id FROM release_index WHERE release_id = ANY($1::uuid[]) AND phase = $2 AND status = $3",
-    [[...causes.keys()], ReleasePhase.DEPLOYMENT, ReleaseStatus.ACTIVE],
-  );
-  // In one order, so two chunks locking the same releases wait rather than deadlock (the
-  // consumer took these turns already, lockReleasesReactingTo; taken again, they are held).
-  for (const releaseId of rows.map((row) => row.release_id).sort()) {
-    await lockReleaseReactions(tx, releaseId);
+  for (const releaseId of deploying) {
+    const cause = causes.get(releaseId);
+    if (!cause) continue;
     await reactOnRelease(
       deps,
       tx,
-      causes.get(releaseId) as { event: CloudEvent; metadata: EventMetadata | undefined },
+      cause,
       releaseCommand(releaseId, async (state) => ({
         kind: "moveOnAfterProduction",
         changes: await loadChangeStates(tx, state.release),
@@ -179,20 +180,27 @@ async function reactToChangeStates(events: CloudEvent[], tx: pg.PoolClient, deps
 }
 
 /**
- * Takes the reaction turn of every release the events may move on (one a change's answer unlinks
- * it from, one whose linked change's state moved), in one order before any reaction, so two
- * chunks naming the same releases wait for each other rather than deadlock; the reactions' own
- * locks are then already held.
+ * The releases in DEPLOYMENT the events may move on (one a change's answer unlinks a change from,
+ * one whose linked change's state moved), their reaction turns taken (lockReleaseReactions) in
+ * one order before any reaction, so two chunks naming the same releases wait for each other
+ * rather than deadlock. Releases in other phases have nothing to move on; their turns are not taken.
  */
-async function lockReleasesReactingTo(events: CloudEvent[], tx: pg.PoolClient): Promise<void> {
-  const releaseIds = new Set<string>();
+async function lockDeployingReleases(events: CloudEvent[], tx: pg.PoolClient): Promise<string[]> {
+  const named = new Set<string>();
   for (const event of events) {
     const reaction = linkReactionOf(event);
-    if (reaction?.command === "answer") releaseIds.add(reaction.releaseId);
+    if (reaction?.command === "answer") named.add(reaction.releaseId);
     const linked = linkedReleaseOf(event);
-    if (linked) releaseIds.add(linked.releaseId);
+    if (linked) named.add(linked.releaseId);
   }
-  for (const releaseId of [...releaseIds].sort()) await lockReleaseReactions(tx, releaseId);
+  if (!named.size) return [];
+  const { rows } = await tx.query<{ release_id: string }>(
+    "SELECT release_id FROM release_index WHERE release_id = ANY($1::uuid[]) AND phase = $2 AND status = $3",
+    [[...named].filter(isUuid), ReleasePhase.DEPLOYMENT, ReleaseStatus.ACTIVE],
+  );
+  const deploying = rows.map((row) => row.release_id).sort();
+  for (const releaseId of deploying) await lockReleaseReactions(tx, releaseId);
+  return deploying;
 }
 
 /**
@@ -204,22 +212,16 @@ export function changeEventConsumer(deps: ReleaseReactionDeps): { handle: EventH
   return {
     handle: async (event, tx) => {
       await applyChangeEvent(event, tx);
-      await lockReleasesReactingTo([event], tx);
+      const deploying = await lockDeployingReleases([event], tx);
       await reactToChangeLink(event, tx, deps);
-      await reactToChangeStates([event], tx, deps);
+      await reactToChangeStates([event], deploying, tx, deps);
     },
-    handleChunk: async (events, tx) => {
-      await applyChangeEvents(events, tx);
-      await lockReleasesReactingTo(
-        events.map(({ event }) => event),
-        tx,
-      );
-      for (const { event } of events) await reactToChangeLink(event, tx, deps);
-      await reactToChangeStates(
-        events.map(({ event }) => event),
-        tx,
-        deps,
-      );
+    handleChunk: async (chunk, tx) => {
+      const events = chunk.map(({ event }) => event);
+      await applyChangeEvents(chunk, tx);
+      const deploying = await lockDeployingReleases(events, tx);
+      for (const event of events) await reactToChangeLink(event, tx, deps);
+      await reactToChangeStates(events, deploying, tx, deps);
     },
   };
 }
