@@ -11,7 +11,13 @@ import {
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
-import { changeIdOf, filterMatches, type NotifiedEvent, subjectsOf } from "../domain/subscription/matching.js";
+import {
+  changeIdOf,
+  filterMatches,
+  matchedSubjects,
+  type NotifiedEvent,
+  subjectsOf,
+} from "../domain/subscription/matching.js";
 import {
   changeEnvironmentsOf,
   environmentsNamed,
@@ -141,8 +147,8 @@ async function match(
   const candidates = await subscriptions();
   if (!candidates.length) return;
   const json = eventJson(decoded.schema, decoded.message);
-  const subjects = subjectsOf(json);
-  const release = await releaseOf(tx, subjects.releaseIds);
+  const jsonSubjects = subjectsOf(json);
+  const release = await releaseOf(tx, jsonSubjects.releaseIds);
   const event: NotifiedEvent = {
     type: envelope.type,
     occurredAt: occurredAtOf(decoded.message, envelope.time),
@@ -157,12 +163,13 @@ async function match(
       ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deployments)
       : undefined,
   };
+  const subjects = matchedSubjects(event, jsonSubjects);
   // A change's events are titled by its key: looked up once, for the first delivery.
   const changeId = changeIdOf(envelope.type, json);
   let changeKey: Promise<string | undefined> | undefined;
   for (const subscription of candidates) {
     const since = (t: typeof subscription.createdAt) => instantOf(t, new Date(0));
-    if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event)) continue;
+    if (event.occurredAt < since(subscription.createdAt) || !filterMatches(subscription, event, subjects)) continue;
     // Active: sent, unless it happened while inactive and the subscription resumed from then on.
     const active = subscription.status === SubscriptionStatus.ACTIVE;
     const status = !active ? "HELD" : event.occurredAt >= since(subscription.activeSince) ? "PENDING" : "SKIPPED";

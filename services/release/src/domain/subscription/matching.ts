@@ -91,15 +91,29 @@ export interface NotifiedEvent {
 const anyOf = (wanted: readonly string[], present: Set<string>) =>
   !wanted.length || wanted.some((w) => present.has(idKey(w)));
 
-/** Whether the subscription's filter takes the event (every dimension it lists must match). */
-export function filterMatches(subscription: Subscription, event: NotifiedEvent): boolean {
-  const f = subscription.filter;
-  if (!f) return true;
-  const subjects = subjectsOf(event.json);
+/** What an event is about, as filters match it: its subjects, its change's and deployment's too. */
+export type MatchedSubjects = EventSubjects & { everywhere: boolean };
+
+/**
+ * The event's subjects for filterMatches, read once for all the subscriptions it is matched to
+ * (`subjects`: its JSON's, when read already; they are added to).
+ */
+export function matchedSubjects(event: NotifiedEvent, subjects = subjectsOf(event.json)): MatchedSubjects {
   for (const environment of event.changeEnvironments ?? []) subjects.environments.add(environment);
   for (const id of event.deploymentChanges ?? []) subjects.changeRequestIds.add(idKey(id));
   // A freeze of everything (declared or lifted) is about every environment and service.
-  const everywhere = isObject(event.json.scope) && event.json.scope.all === true;
+  return { ...subjects, everywhere: isObject(event.json.scope) && event.json.scope.all === true };
+}
+
+/** Whether the subscription's filter takes the event (every dimension it lists must match). */
+export function filterMatches(
+  subscription: Subscription,
+  event: NotifiedEvent,
+  subjects: MatchedSubjects = matchedSubjects(event),
+): boolean {
+  const f = subscription.filter;
+  if (!f) return true;
+  const { everywhere } = subjects;
   return (
     (!f.eventTypes.length || f.eventTypes.includes(event.type)) &&
     anyOf(f.releaseIds, subjects.releaseIds) &&
