@@ -66,7 +66,7 @@ interface DeploymentOutcome {
 }
 
 /** What a deployment event asks of each linked change: the event, and the commands per change. */
-interface DeploymentReaction {
+export interface DeploymentReaction {
   outcome: DeploymentOutcome;
   toCommands(change: ChangeRequest): ChangeRequestCommand[];
 }
@@ -108,7 +108,7 @@ const failing = (outcome: DeploymentOutcome, what: string, rollback = false): De
 });
 
 /** The reaction a deployment event asks for; undefined for the events that move no change. */
-function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
+export function reactionTo(event: CloudEvent): DeploymentReaction | undefined {
   switch (event.type) {
     case DeploymentStartedSchema.typeName: {
       const outcome = decodeEvent(DeploymentStartedSchema, event);
