@@ -138,6 +138,29 @@ test("a rollback naming its artifacts replaces those names' entries only: a late
   );
 });
 
+test("backing out a successful deployment takes its artifacts back in the last known good too", () => {
+  const good = (history: BaselineEvent[]) =>
+    foldBaseline(history).baseline?.lastKnownGood.map((e) => `${e.ciId}/${e.artifactName}@${e.artifactVersion}`);
+  // dep-3 (api 1.1.0) succeeded, then was backed out by hand to api 1.0.0.
+  const backOut = {
+    ...outcome(4n, DeploymentOutcome.ROLLED_BACK, [entry("host-1", "api", "1.0.0")], "dep-3"),
+    restoredArtifactNames: ["api"],
+    restoredTargetCiIds: ["host-1"],
+  };
+  const history = record([apiOnHost1, workerOnHost2, apiUpgrade, backOut]);
+  expect(good(history)).toEqual(["host-1/api@1.0.0", "host-2/worker@3.0.0"]);
+  // A later success of other artifacts keeps its own, with the backed-out one taken back.
+  const workerUpgrade = outcome(4n, DeploymentOutcome.SUCCEEDED, [entry("host-2", "worker", "3.1.0")], "dep-4");
+  const laterBackOut = { ...backOut, environmentSequence: 5n, sourceEventId: "later" };
+  const after = record([apiOnHost1, workerOnHost2, apiUpgrade, workerUpgrade, laterBackOut]);
+  expect(good(after)).toEqual(["host-1/api@1.0.0", "host-2/worker@3.1.0"]);
+  expect(foldBaseline(after).baseline?.lastKnownGoodDeploymentId).toBe("dep-4");
+  // A failed deployment's rollback leaves the last known good as its last success set it.
+  const failed = outcome(4n, DeploymentOutcome.FAILED, [entry("host-1", "api", "2.0.0")], "dep-9");
+  const restored = { ...backOut, deploymentId: "dep-9", environmentSequence: 5n, sourceEventId: "after-failure" };
+  expect(good(record([apiOnHost1, apiUpgrade, failed, restored]))).toEqual(["host-1/api@1.1.0"]);
+});
+
 test("a rollback naming its CIs replaces its names' entries there only: a CI it did not reach keeps them", () => {
   // host-3 left the environment: the deployment and its rollback reached host-1 and host-2.
   const failed = outcome(3n, DeploymentOutcome.FAILED, [

@@ -59,8 +59,11 @@ function recordedEntries(event: BaselineEvent): BaselineEntry[] {
   return grouped.length > 0 ? [...event.entries, ...grouped] : event.entries;
 }
 
-/** One recorded outcome applied on top of the baseline before it (in environment order). */
-function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
+/**
+ * One recorded outcome applied on top of the baseline before it (in environment order);
+ * `succeeded`: the deployments whose success came before it.
+ */
+function applyOutcome(previous: Baseline, event: BaselineEvent, succeeded: ReadonlySet<string>): Baseline {
   const at = event.metadata?.occurredAt;
   const stamped = recordedEntries(event).map((entry) => ({
     ...entry,
@@ -71,18 +74,22 @@ function applyOutcome(previous: Baseline, event: BaselineEvent): Baseline {
     event.outcome === DeploymentOutcome.ROLLED_BACK
       ? restoredEntries(previous.entries, event, stamped)
       : upsertEntries(previous.entries, stamped);
-  const succeeded = event.outcome === DeploymentOutcome.SUCCEEDED;
+  const success = event.outcome === DeploymentOutcome.SUCCEEDED;
+  // A successful deployment backed out since was not good after all: what it restored is taken
+  // back in the last known good too (its names on its targets; all of it, for an older rollback).
+  const backedOutSuccess = event.outcome === DeploymentOutcome.ROLLED_BACK && succeeded.has(event.deploymentId);
   return {
     ...previous,
     entries,
     // Back-out target: the state right after the last successful deployment.
-    ...(succeeded
+    ...(success
       ? {
           lastKnownGood: entries,
           lastKnownGoodDeploymentId: event.deploymentId,
           ...(at ? { lastKnownGoodAt: at } : {}),
         }
       : {}),
+    ...(backedOutSuccess ? { lastKnownGood: restoredEntries(previous.lastKnownGood, event, stamped) } : {}),
     health: event.outcome === DeploymentOutcome.FAILED ? EnvironmentHealth.DEGRADED : EnvironmentHealth.HEALTHY,
     lastDeploymentId: event.deploymentId,
     ...(at ? { updatedAt: at } : {}),
@@ -122,8 +129,13 @@ export function foldBaseline(history: BaselineEvent[]): BaselineState {
   }
   const [first] = history;
   if (!first) return state;
+  const succeeded = new Set<string>();
   const folded = inEnvironmentOrder(history).reduce(
-    applyOutcome,
+    (previous, event) => {
+      const next = applyOutcome(previous, event, succeeded);
+      if (event.outcome === DeploymentOutcome.SUCCEEDED) succeeded.add(event.deploymentId);
+      return next;
+    },
     create(BaselineSchema, { environment: first.environment }),
   );
   const version = history.at(-1)?.metadata?.streamVersion ?? BigInt(history.length);
