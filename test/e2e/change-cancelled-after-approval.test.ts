@@ -7,7 +7,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createGrpcClient, errorDetails, GrpcStatus } from "@rdm/grpc";
 import { HANDLED_EVENTS_TABLE } from "@rdm/messaging";
-import { ChangeImpact, ChangeState, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeImpact, ChangeState, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
@@ -17,7 +17,7 @@ import { ReleasePhase, ReleaseType, TaskStatus } from "@rdm/proto/gen/rdm/releas
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import pg from "pg";
-import { e2eStack, type StartedGateway, type StartedService } from "./harness.js";
+import { authorizedChange, e2eStack, type StartedGateway, type StartedService } from "./harness.js";
 
 const stack = e2eStack("e2e-change-cancel");
 const SERVICES = ["release", "change", "configuration", "deployment"] as const;
@@ -150,27 +150,23 @@ test("a change cancelled after its release's approval closes the release's gate 
   // Two changes on the payments service in overlapping windows around now, both authorized and scheduled.
   const now = Date.now();
   const window = { start: ts(new Date(now - 3_600_000)), end: ts(new Date(now + 4 * 3_600_000)) };
-  const authorizedChange = async (title: string) => {
-    const { change } = await chris.change.raiseChange({
-      ...rid(),
-      type: ChangeType.NORMAL,
-      title,
-      justification: "new payment provider",
-      affectedCiIds: ["ci-payments"],
-      environments: ["production"],
-      implementationPlan: "deploy the release",
-      backoutPlan: "roll back to the last baseline",
-    });
-    const changeRequestId = change?.changeRequestId as string;
-    await chris.change.submitChange({ ...rid(), changeRequestId });
-    const assessment = { impact: ChangeImpact.LOW, urgency: ChangeUrgency.LOW, requiredApprovals: 1 };
-    await chris.change.assessChange({ ...rid(), changeRequestId, ...assessment });
-    await ann.change.approveChange({ ...rid(), changeRequestId, comment: "ok" });
-    await chris.change.scheduleChange({ ...rid(), changeRequestId, window });
-    return changeRequestId;
-  };
-  const changeId = await authorizedChange("Payments 2.0");
-  const otherId = await authorizedChange("Payments database index");
+  const paymentsChange = (title: string) =>
+    authorizedChange(
+      chris,
+      [ann],
+      {
+        title,
+        justification: "new payment provider",
+        affectedCiIds: ["ci-payments"],
+        environments: ["production"],
+        implementationPlan: "deploy the release",
+        backoutPlan: "roll back to the last baseline",
+      },
+      window,
+      { impact: ChangeImpact.LOW, urgency: ChangeUrgency.LOW },
+    );
+  const changeId = await paymentsChange("Payments 2.0");
+  const otherId = await paymentsChange("Payments database index");
 
   // The release, linked to the change, walked through its approval to its deployment phase.
   const { release } = await rita.release.registerRelease({

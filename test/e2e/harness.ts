@@ -32,7 +32,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { createHash, randomUUID } from "node:crypto";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { create, fromBinary, toBinary } from "@bufbuild/protobuf";
+import { create, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import * as grpc from "@grpc/grpc-js";
 import { mintDevToken, type Role } from "@rdm/auth";
 import { startChangeService } from "@rdm/change";
@@ -42,6 +42,9 @@ import { startGateway } from "@rdm/gateway";
 import type { GrpcClient } from "@rdm/grpc";
 import { CHANGE_EVENTS_TOPIC, createKafka, createProducer, publishEvents, RELEASE_EVENTS_TOPIC } from "@rdm/messaging";
 import { createLogger } from "@rdm/observability";
+import { ChangeImpact, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import type { ChangeService, RaiseChangeRequestSchema } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import type { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import type { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import {
   ReleaseApprovalGrantedSchema,
@@ -327,4 +330,35 @@ export async function verifiedArtifact(
   const artifactId = artifact?.artifactId as string;
   await dml.verifyArtifact({ requestId: randomUUID(), artifactId, sha256 });
   return { artifactId, name, version };
+}
+
+type ChangeClient = GrpcClient<(typeof ChangeService)["method"]>;
+
+/**
+ * A normal change raised by `manager` with `raise`, assessed (`assessment`) to need one approval
+ * from each of `approvers`, approved by them and scheduled in `window`; its id.
+ */
+export async function authorizedChange(
+  manager: { change: ChangeClient },
+  approvers: { change: ChangeClient }[],
+  raise: Omit<MessageInitShape<typeof RaiseChangeRequestSchema>, "$typeName" | "requestId" | "type">,
+  window: MessageInitShape<typeof TimeWindowSchema>,
+  assessment: { impact: ChangeImpact; urgency: ChangeUrgency } = {
+    impact: ChangeImpact.MEDIUM,
+    urgency: ChangeUrgency.MEDIUM,
+  },
+): Promise<string> {
+  const { change } = await manager.change.raiseChange({ requestId: randomUUID(), type: ChangeType.NORMAL, ...raise });
+  const changeRequestId = change?.changeRequestId as string;
+  await manager.change.submitChange({ requestId: randomUUID(), changeRequestId });
+  await manager.change.assessChange({
+    requestId: randomUUID(),
+    changeRequestId,
+    ...assessment,
+    requiredApprovals: approvers.length,
+  });
+  for (const approver of approvers)
+    await approver.change.approveChange({ requestId: randomUUID(), changeRequestId, comment: "ok" });
+  await manager.change.scheduleChange({ requestId: randomUUID(), changeRequestId, window });
+  return changeRequestId;
 }

@@ -2,7 +2,6 @@
 // CMDB and DML, a change authorized by the CAB, a release walked to its deployment phase, and a
 // deployment run to its end by the reference executor (promoting each canary stage).
 import { createHash, randomUUID } from "node:crypto";
-import { ChangeImpact, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -14,6 +13,7 @@ import {
   TaskStatus,
 } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { waitFor } from "@rdm/testkit";
+import { authorizedChange } from "./harness.js";
 import type { Clients, RunningSystem } from "./release-to-production.system.js";
 
 /** The people of the flow, each with gRPC clients of every service. */
@@ -109,31 +109,20 @@ export async function advance(releaseId: string, to: ReleasePhase) {
 }
 
 /** A normal change on the service's CI in production, authorized by the CAB and scheduled around now. */
-async function authorizedChange(serviceCi: string, version: string) {
-  const { change } = await chris.change.raiseChange({
-    ...rid(),
-    type: ChangeType.NORMAL,
-    title: `Checkout ${version}`,
-    justification: "new checkout flow",
-    affectedCiIds: [serviceCi],
-    environments: ["production"],
-    implementationPlan: "canary in production",
-    backoutPlan: "roll back to the last known good baseline",
-  });
-  const changeRequestId = change?.changeRequestId as string;
-  await chris.change.submitChange({ ...rid(), changeRequestId });
-  await chris.change.assessChange({
-    ...rid(),
-    changeRequestId,
-    impact: ChangeImpact.MEDIUM,
-    urgency: ChangeUrgency.MEDIUM,
-    requiredApprovals: 2,
-  });
-  await ann.change.approveChange({ ...rid(), changeRequestId, comment: "ok" });
-  await ben.change.approveChange({ ...rid(), changeRequestId, comment: "ok" });
-  await chris.change.scheduleChange({ ...rid(), changeRequestId, window });
-  return changeRequestId;
-}
+const authorizedProductionChange = (serviceCi: string, version: string) =>
+  authorizedChange(
+    chris,
+    [ann, ben],
+    {
+      title: `Checkout ${version}`,
+      justification: "new checkout flow",
+      affectedCiIds: [serviceCi],
+      environments: ["production"],
+      implementationPlan: "canary in production",
+      backoutPlan: "roll back to the last known good baseline",
+    },
+    window,
+  );
 
 /** A release with its change and package, walked through the CAB to its deployment phase. */
 export async function releaseInDeployment(serviceCi: string, pkg: Awaited<ReturnType<typeof artifactInDml>>) {
@@ -151,7 +140,7 @@ export async function releaseInDeployment(serviceCi: string, pkg: Awaited<Return
   });
   const releaseId = release?.releaseId as string;
   await checkpoint(releaseId);
-  const changeId = await authorizedChange(serviceCi, pkg.version);
+  const changeId = await authorizedProductionChange(serviceCi, pkg.version);
   await carl.release.linkChangeRequest({ ...rid(), releaseId, changeRequestId: changeId });
   await checkpoint(releaseId);
   await advance(releaseId, ReleasePhase.ASSESSMENT);

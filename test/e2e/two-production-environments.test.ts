@@ -6,7 +6,7 @@
 import { randomUUID } from "node:crypto";
 import type { Role } from "@rdm/auth";
 import { createGrpcClient } from "@rdm/grpc";
-import { ChangeImpact, ChangeState, ChangeType, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
+import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
 import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
@@ -16,7 +16,7 @@ import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
-import { e2eStack, type StartedService, verifiedArtifact } from "./harness.js";
+import { authorizedChange, e2eStack, type StartedService, verifiedArtifact } from "./harness.js";
 
 const stack = e2eStack("e2e-two-production");
 let release: StartedService;
@@ -98,27 +98,19 @@ test("a change for prod-eu and prod-us: the release keeps deploying after prod-e
   const releaseId = registered.release?.releaseId as string;
 
   // The change: both regions, authorized by one CAB member, scheduled around now, linked.
-  const { change: raised } = await chris.change.raiseChange({
-    ...rid(),
-    type: ChangeType.NORMAL,
-    title: "Checkout 7.4 in both regions",
-    justification: "new checkout flow",
-    affectedCiIds: Object.values(hosts),
-    environments: [eu, us],
-    implementationPlan: "prod-eu, then prod-us",
-    backoutPlan: "roll back to the last known good baseline",
-  });
-  const changeRequestId = raised?.changeRequestId as string;
-  await chris.change.submitChange({ ...rid(), changeRequestId });
-  await chris.change.assessChange({
-    ...rid(),
-    changeRequestId,
-    impact: ChangeImpact.MEDIUM,
-    urgency: ChangeUrgency.MEDIUM,
-    requiredApprovals: 1,
-  });
-  await ann.change.approveChange({ ...rid(), changeRequestId, comment: "ok" });
-  await chris.change.scheduleChange({ ...rid(), changeRequestId, window });
+  const changeRequestId = await authorizedChange(
+    chris,
+    [ann],
+    {
+      title: "Checkout 7.4 in both regions",
+      justification: "new checkout flow",
+      affectedCiIds: Object.values(hosts),
+      environments: [eu, us],
+      implementationPlan: "prod-eu, then prod-us",
+      backoutPlan: "roll back to the last known good baseline",
+    },
+    window,
+  );
   await rita.release.linkChangeRequest({ ...rid(), releaseId, changeRequestId });
   expect((await rita.release.advanceReleasePhase({ ...rid(), releaseId })).release?.phase).toBe(
     ReleasePhase.DEPLOYMENT,
