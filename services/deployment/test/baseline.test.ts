@@ -124,7 +124,7 @@ test("a rollback replaces its names' entries on its targets with what it restore
   const current = [artifact("api", "2.0.0", ["h-1", "h-2", "h-3"]), artifact("worker", "3.0.0", ["h-1"])];
   const restored = [artifact("api", "1.0.0", ["h-1"])];
   const restore = (names: string[], targets: string[]) =>
-    baselineRestored(current, { artifacts: restored, names, targets });
+    baselineRestored(current, { artifacts: restored, restoredArtifactNames: names, restoredTargetCiIds: targets });
   // h-3 left the environment before the deployment: its rollback did not reach it.
   expect(restore(["api", "cache"], ["h-1", "h-2"])).toEqual([
     artifact("api", "2.0.0", ["h-3"]),

@@ -35,20 +35,36 @@ function upsertEntries(current: BaselineEntry[], entries: BaselineEntry[]): Base
   return [...byKey.values()].sort(byCiAndName);
 }
 
+/** What a rollback says it restored: the artifact names, and the targets it restored them on. */
+export interface RestoredScope {
+  restoredArtifactNames: readonly string[];
+  restoredTargetCiIds: readonly string[];
+}
+
 /**
- * A rollback lists what runs under the artifact names it restored on the CIs it restored them on:
- * entries of those names on those CIs it does not list were added by the failed deployment and go
- * away; other names' entries, and entries on other CIs (no CIs named: recorded before rollbacks
- * named them, every CI), stay. Without names (recorded before rollbacks named them) it lists the
- * whole baseline restored.
+ * Whether a rollback replaces what runs under `artifactName` on `ciId`: it does for its artifact
+ * names on the targets it restored them on (every target, when it names none: recorded before
+ * rollbacks named them), and for everything when it names no artifacts (recorded before rollbacks
+ * named those: it lists the whole baseline restored). The CMDB baseline, the gateway's inventory
+ * and the deployment service's baseline fold rollbacks by this one rule.
+ */
+export function replacedByRollback(scope: RestoredScope): (artifactName: string, ciId: string) => boolean {
+  const names = new Set(scope.restoredArtifactNames);
+  const targets = new Set(scope.restoredTargetCiIds);
+  return (artifactName, ciId) =>
+    names.size === 0 || (names.has(artifactName) && (targets.size === 0 || targets.has(ciId)));
+}
+
+/**
+ * A rollback lists what runs where it replaced entries (replacedByRollback): the entries there it
+ * does not list were added by the failed deployment and go away; the others stay.
  */
 function restoredEntries(current: BaselineEntry[], event: BaselineEvent, restored: BaselineEntry[]): BaselineEntry[] {
-  const scope = new Set(event.restoredArtifactNames);
-  const touched = new Set(event.restoredTargetCiIds);
-  const replaced = (entry: BaselineEntry) =>
-    scope.has(entry.artifactName) && (touched.size === 0 || touched.has(entry.ciId));
-  const kept = scope.size ? current.filter((entry) => !replaced(entry)) : [];
-  return upsertEntries(kept, restored);
+  const replaced = replacedByRollback(event);
+  return upsertEntries(
+    current.filter((entry) => !replaced(entry.artifactName, entry.ciId)),
+    restored,
+  );
 }
 
 /** The entries an outcome records: its entries, then each of its artifacts on each of its CIs. */

@@ -6,6 +6,8 @@ export {
   foldBaseline,
   inEnvironmentOrder,
   initialBaselineState,
+  type RestoredScope,
+  replacedByRollback,
 } from "./baseline.js";
 export {
   compareIds,

@@ -1,11 +1,7 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Outcome } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import {
-  type DeploymentRolledBack,
-  DeploymentStrategyKind,
-  DeploymentSucceededSchema,
-} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { DeploymentStrategyKind, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import {
   type BaselineChange,
@@ -14,7 +10,6 @@ import {
   type DeploymentAggregateState,
   type DeploymentEvent,
   liveColourAfter,
-  type Restore,
 } from "../domain/index.js";
 import { syncStepQueue } from "../store/step-queue.js";
 import {
@@ -92,13 +87,7 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
 const successChange = (deployment: Deployment): BaselineChange =>
   deployment.baselineArtifactNames.length
     ? { placed: deployment.artifacts }
-    : { restored: { artifacts: baselineLeftBy(deployment), names: [], targets: [] } };
-
-const restoreOf = (event: DeploymentRolledBack): Restore => ({
-  artifacts: event.artifacts,
-  names: event.restoredArtifactNames,
-  targets: event.restoredTargetCiIds,
-});
+    : { restored: { artifacts: baselineLeftBy(deployment), restoredArtifactNames: [], restoredTargetCiIds: [] } };
 
 /** A success or rollback: what it does to the environment's baseline, and the rest it records with it. */
 export type BaselineOutcome = Omit<Baseline, "artifacts"> & { change: BaselineChange };
@@ -117,7 +106,7 @@ export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): 
     const succeeded = event.$typeName === SUCCEEDED;
     return {
       sequence: event.environmentSequence,
-      change: succeeded ? successChange(deployment) : { restored: restoreOf(event) },
+      change: succeeded ? successChange(deployment) : { restored: event },
       deploymentId: deployment.deploymentId,
       since: at && timestampDate(at),
       liveColour: blueGreen ? liveColourAfter(deployment, succeeded ? "succeeded" : "rolledBack") : undefined,

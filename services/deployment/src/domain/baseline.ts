@@ -1,9 +1,11 @@
 import { create } from "@bufbuild/protobuf";
 import { DEFAULT_MAX_EVENT_BYTES } from "@rdm/command-handler";
+import { replacedByRollback } from "@rdm/domain-kernel/configuration";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeployedArtifact,
   DeployedArtifactSchema,
+  type DeploymentRolledBack,
   type DeploymentStep,
   DeploymentStrategyKind,
   StepKind,
@@ -89,26 +91,22 @@ export function scopedTo(baseline: DeployedArtifact[], names: string[]): Deploye
   return baseline.filter((artifact) => scope.has(artifact.name));
 }
 
-/** A rollback's restore: `artifacts`, what runs under `names` on `targets` after it. */
-export interface Restore {
-  artifacts: DeployedArtifact[];
-  /** Empty: a rollback recorded before scoping, whose `artifacts` is the whole baseline. */
-  names: string[];
-  /** Empty: recorded before rollbacks named their targets, the names were restored on every target. */
-  targets: string[];
-}
+/**
+ * A rollback's restore, as DeploymentRolledBack says it: `artifacts`, what runs where it replaced
+ * entries (replacedByRollback); no names: recorded before scoping, `artifacts` is the whole baseline.
+ */
+export type Restore = Pick<DeploymentRolledBack, "artifacts" | "restoredArtifactNames" | "restoredTargetCiIds">;
 
 /**
- * What the environment runs after `restore`: its names' entries on its targets are replaced (one
- * the rollback does not list was removed); other names, and other targets, keep theirs.
+ * What the environment runs after `restore`: the entries it replaced are what it lists (one it
+ * does not list was removed); other names, and other targets, keep theirs.
  */
 export function baselineRestored(current: DeployedArtifact[], restore: Restore): DeployedArtifact[] {
-  if (restore.names.length === 0) return restore.artifacts;
-  const scope = new Set(restore.names);
-  const touched = new Set(restore.targets);
+  if (restore.restoredArtifactNames.length === 0) return restore.artifacts;
+  const replaced = replacedByRollback(restore);
   const kept = current.flatMap((artifact) => {
-    if (!scope.has(artifact.name)) return [artifact];
-    const targetCiIds = touched.size ? artifact.targetCiIds.filter((ci) => !touched.has(ci)) : [];
+    const targetCiIds = artifact.targetCiIds.filter((ci) => !replaced(artifact.name, ci));
+    if (targetCiIds.length === artifact.targetCiIds.length) return [artifact];
     return targetCiIds.length ? [create(DeployedArtifactSchema, { ...artifact, targetCiIds })] : [];
   });
   return baselineAfter(kept, restore.artifacts);

@@ -67,7 +67,13 @@ async function keepForFold(client: pg.PoolClient, outcomes: { environment: strin
         JSON.stringify(
           "placed" in change
             ? { placed: artifactsJson(change.placed) }
-            : { restored: { ...change.restored, artifacts: artifactsJson(change.restored.artifacts) } },
+            : {
+                restored: {
+                  artifacts: artifactsJson(change.restored.artifacts),
+                  restoredArtifactNames: change.restored.restoredArtifactNames,
+                  restoredTargetCiIds: change.restored.restoredTargetCiIds,
+                },
+              },
         ),
       ),
     ],
@@ -79,7 +85,10 @@ interface KeptOutcome {
   sequence: string;
   deployment_id: string;
   since: Date | null;
-  change: { placed?: JsonValue; restored?: { artifacts: JsonValue; names: string[]; targets: string[] } };
+  change: {
+    placed?: JsonValue;
+    restored?: { artifacts: JsonValue; restoredArtifactNames: string[]; restoredTargetCiIds: string[] };
+  };
 }
 
 /** Each environment's baseline: its kept successes and rollbacks folded in environment order. */

@@ -4,6 +4,7 @@
  * applied in the environment's order (environment_sequence, as the configuration service's
  * baselines are), whatever order they arrive in: live and rebuilt inventories are equal.
  */
+import { replacedByRollback } from "@rdm/domain-kernel/configuration";
 
 export type OutcomeKind = "SUCCEEDED" | "FAILED" | "ROLLED_BACK";
 
@@ -69,11 +70,8 @@ const key = (targetCiId: string, artifactName: string) => `${targetCiId}\u0000${
  * entries on targets it did not restore (none, when it names no artifacts).
  */
 function keptByRollback(current: Map<string, InventoryEntry>, outcome: InventoryOutcome): Map<string, InventoryEntry> {
-  const scope = new Set(outcome.restoredArtifactNames);
-  const touched = new Set(outcome.restoredTargetCiIds);
-  const replaced = (entry: InventoryEntry) =>
-    scope.has(entry.artifactName) && (touched.size === 0 || touched.has(entry.targetCiId));
-  return new Map(scope.size ? [...current].filter(([, entry]) => !replaced(entry)) : []);
+  const replaced = replacedByRollback(outcome);
+  return new Map([...current].filter(([, entry]) => !replaced(entry.artifactName, entry.targetCiId)));
 }
 
 /**
