@@ -18,5 +18,8 @@ export {
   transitiveDependents,
 } from "./impact.js";
 
-/** Version of the baseline fold: a projection built with another version refolds its baselines. */
-export const BASELINE_RULES_VERSION = 1;
+/**
+ * Version of the baseline fold: a projection built with another version refolds its baselines.
+ * 2: a back-out of a successful deployment takes it back in the last known good too.
+ */
+export const BASELINE_RULES_VERSION = 2;
