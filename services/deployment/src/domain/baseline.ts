@@ -21,9 +21,13 @@ export function placedBy(artifacts: DeployedArtifact[], steps: DeploymentStep[])
   return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds }));
 }
 
-/** The targets the plan's deploy steps reach (not its rollback's), once each: what a rollback restores. */
+/** The plan's deploy steps (not its rollback's). */
+export const deploySteps = (steps: DeploymentStep[]): DeploymentStep[] =>
+  steps.filter((step) => step.kind === StepKind.DEPLOY && !step.rollback);
+
+/** The targets the plan's deploy steps reach, once each: what a rollback restores. */
 export const deployTargets = (steps: DeploymentStep[]): string[] => [
-  ...new Set(steps.filter((step) => step.kind === StepKind.DEPLOY && !step.rollback).flatMap((s) => s.targetCiIds)),
+  ...new Set(deploySteps(steps).flatMap((step) => step.targetCiIds)),
 ];
 
 const sameArtifact = (a: DeployedArtifact, b: DeployedArtifact) =>

@@ -3,8 +3,8 @@ import {
   type DeployedArtifact,
   DeploymentStrategyKind,
   type Environment,
-  StepKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { deploySteps } from "../domain/baseline.js";
 import { allTargets, groupTargets } from "../domain/environment.js";
 import type { GateFacts } from "../domain/gates.js";
 import { isProduction, packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
@@ -17,12 +17,10 @@ import { isProduction, packageKey, packageSucceededIn, type Queryable, runningDe
 function takenOutSincePlan(deployment: Deployment, environment: Environment): string[] {
   const lowered = (ids: string[]) => new Set(ids.map((ci) => ci.toLowerCase()));
   const everywhere = lowered(allTargets(environment));
-  const moved = deployment.steps
-    .filter((step) => step.kind === StepKind.DEPLOY && !step.rollback)
-    .flatMap((step) => {
-      const where = step.colour ? lowered(groupTargets(environment, step.colour)) : everywhere;
-      return step.targetCiIds.filter((ci) => !where.has(ci.toLowerCase()));
-    });
+  const moved = deploySteps(deployment.steps).flatMap((step) => {
+    const where = step.colour ? lowered(groupTargets(environment, step.colour)) : everywhere;
+    return step.targetCiIds.filter((ci) => !where.has(ci.toLowerCase()));
+  });
   return [...new Set(moved)];
 }
 
