@@ -1,15 +1,16 @@
 // A change cancelled after its release was approved, end to end through public interfaces (gRPC,
 // the gateway's HTTP views, Kafka): the release's gate closes again (gate.linked_change_cancelled),
-// the deployment service refuses to start the release's deployment (gate.change_cancelled), the
-// gateway shows the change CANCELLED, off the calendar and out of its collisions. Then every
-// service and the gateway read every topic again through new consumer groups: nothing changes.
+// the deployment service refuses to start the release's deployment (gate.change_cancelled; and
+// gate.target_retired once its host is retired in the CMDB), the gateway shows the change
+// CANCELLED, off the calendar and out of its collisions. Then every service and the gateway read
+// every topic again through new consumer groups: nothing changes.
 import { createHash, randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createGrpcClient, errorDetails, GrpcStatus } from "@rdm/grpc";
 import { HANDLED_EVENTS_TABLE } from "@rdm/messaging";
 import { ChangeImpact, ChangeState, ChangeUrgency } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
-import { CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import { CiLifecycleStatus, CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeploymentStrategyKind } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
@@ -261,8 +262,11 @@ test("a change cancelled after its release's approval closes the release's gate 
   ]);
   // Unlinked (no longer in the way of the release's gate), production still needs a change.
   await carl.release.unlinkChangeRequest({ ...rid(), releaseId, changeRequestId: changeId });
-  const expectedRefusal = ["gate.change_required production"];
-  await refusedWith(expectedRefusal, "the unlink known to the deployment gates");
+  await refusedWith(["gate.change_required production"], "the unlink known to the deployment gates");
+  // The host retired in the CMDB (decommissioned): nothing goes to it any more.
+  await cora.configuration.changeConfigurationItemStatus({ ...rid(), ciId: host, status: CiLifecycleStatus.RETIRED });
+  const expectedRefusal = ["gate.change_required production", "gate.target_retired production"];
+  await refusedWith(expectedRefusal, "the host's retirement known to the deployment gates");
   await waitFor(
     async () => (await chris.change.getChange({ changeRequestId: changeId })).change?.linkedReleaseId === "",
     {

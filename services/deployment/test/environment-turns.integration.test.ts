@@ -1,12 +1,18 @@
 // Commands that depend on what else runs in an environment, through gRPC on real PostgreSQL and
 // Kafka: racing starts, a rollback of a superseded deployment, a blue/green plan made stale by
-// another switch, an abandoned release, the outcome sequence held until its event commits, and
+// another switch, hosts taken out or retired in the CMDB, an abandoned release, the outcome
+// sequence held until its event commits, and
 // last, the query tables these leave rebuilt from the event streams.
 import { randomUUID } from "node:crypto";
 import { status } from "@grpc/grpc-js";
 import { rebuildQueryTables } from "@rdm/command-handler";
 import { EventStore } from "@rdm/eventstore";
 import { errorDetails } from "@rdm/grpc";
+import { CiLifecycleStatus } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import {
+  ConfigurationItemRegisteredSchema,
+  ConfigurationItemStatusChangedSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import { DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   type DeployedArtifact,
@@ -224,6 +230,57 @@ test("a plan that deploys to a host taken out of the environment since is refuse
   expect([cancelled?.state, cancelled?.reason]).toEqual([
     DeploymentState.CANCELLED,
     expect.stringContaining("gate.plan_targets"),
+  ]);
+});
+
+test("a plan to a host the CMDB retired is refused at start; one retired after the start cancels it as it begins", async () => {
+  const cmdb = (ciId: string, status: CiLifecycleStatus) =>
+    harness.publish("configuration", ConfigurationItemRegisteredSchema, ciId, { ciId, name: ciId, status });
+  const retire = (ciId: string) =>
+    harness.publish("configuration", ConfigurationItemStatusChangedSchema, ciId, {
+      ciId,
+      from: CiLifecycleStatus.LIVE,
+      to: CiLifecycleStatus.RETIRED,
+    });
+  // The environment names the host in capitals; the CMDB's events in lower case.
+  const [kept, host] = [uniqueId("ci"), uniqueId("ci")];
+  const environment = await newEnvironment(groups({ rest: [kept, host.toUpperCase()] }));
+  await harness.handled(await cmdb(kept, CiLifecycleStatus.LIVE));
+  await cmdb(host, CiLifecycleStatus.LIVE);
+  await harness.handled(await retire(host));
+  // The registration again (a redelivery) after the retirement leaves the host retired.
+  await harness.handled(await cmdb(host, CiLifecycleStatus.LIVE));
+  const refused = errorDetails(
+    await deployer
+      .startDeployment({ ...rid(), deploymentId: (await planned(environment)).deploymentId })
+      .catch((e: unknown) => e),
+  );
+  expect(refused.preconditionFailure?.violations.map((v) => [v.type, v.subject])).toEqual([
+    ["gate.target_retired", environment],
+  ]);
+  expect(refused.preconditionFailure?.violations[0]?.description).toContain(`(${host.toUpperCase()})`);
+
+  // Taken out of the environment, a plan made now deploys; retired after its start, it is
+  // cancelled as it would begin, saying why.
+  await deployer.changeEnvironment({
+    ...rid(),
+    environment: { name: environment, promotionRank: 1, targetGroups: groups({ rest: [kept] }), executorLabels: [] },
+    reason: "host decommissioned",
+  });
+  const late = await planned(environment);
+  await deployer.startDeployment({ ...rid(), deploymentId: late.deploymentId });
+  await harness.handled(await retire(kept));
+  const claimed = await executor.claimStep({
+    ...rid(),
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds: 30,
+  });
+  expect(claimed.assignment).toBeUndefined();
+  const cancelled = (await deployer.getDeployment({ deploymentId: late.deploymentId })).deployment;
+  expect([cancelled?.state, cancelled?.reason]).toEqual([
+    DeploymentState.CANCELLED,
+    expect.stringContaining("gate.target_retired"),
   ]);
 });
 

@@ -56,7 +56,14 @@ describe("start gates", () => {
       rules({
         release: { phase: ReleasePhase.BUILD_AND_TEST, approved: false, abandoned: true },
         changes: [{ changeId: "c-1", known: true, authorized: false, emergency: false }],
-        environment: { name: "production", frozen: true, freezeReason: "peak", targetCiIds: [], takenOut: ["ci-old"] },
+        environment: {
+          name: "production",
+          frozen: true,
+          freezeReason: "peak",
+          targetCiIds: [],
+          takenOut: ["ci-old"],
+          retired: ["ci-web"],
+        },
         previousEnvironment: { name: "staging", packageSucceeded: false },
         artifacts: [
           { artifactId: "a-1", known: true, verified: false, quarantined: false, planned: API },
@@ -86,8 +93,22 @@ describe("start gates", () => {
       "gate.artifact_known",
       "gate.artifact_identity",
       "gate.plan_targets",
+      "gate.target_retired",
       "gate.environment_busy",
     ]);
+  });
+
+  test("a plan deploying to targets the CMDB retired names them, the first five and how many more", () => {
+    const retired = Array.from({ length: 6 }, (_, i) => `ci-${i + 1}`);
+    const [one] = evaluateGates({ ...ready, environment: { ...ready.environment, retired: ["ci-web"] } });
+    expect(one).toMatchObject({ rule: "gate.target_retired", subject: "production" });
+    expect(one?.description).toBe(
+      "the plan deploys to a target the CMDB lists as retired (ci-web): take it out of production and plan the deployment again",
+    );
+    const [many] = evaluateGates({ ...ready, environment: { ...ready.environment, retired } });
+    expect(many?.description).toContain(
+      "6 targets the CMDB lists as retired (ci-1, ci-2, ci-3, ci-4, ci-5, and 1 more): take them out of production",
+    );
   });
 
   test("a plan deploying to targets the environment no longer has names them, the first five and how many more", () => {

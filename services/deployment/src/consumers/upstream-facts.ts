@@ -14,11 +14,14 @@ import {
   FreezeWindowDeclaredSchema,
   FreezeWindowLiftedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { CiLifecycleStatus } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
 import {
   ArtifactQuarantinedSchema,
   ArtifactRegisteredSchema,
   ArtifactRetiredSchema,
   ArtifactVerifiedSchema,
+  ConfigurationItemRegisteredSchema,
+  ConfigurationItemStatusChangedSchema,
 } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   ReleaseAbandonedSchema,
@@ -36,7 +39,7 @@ import type { Queryable } from "../store/tables.js";
 
 /**
  * What the start gates need of the release, change and configuration services (releases, changes,
- * the change calendar's freeze windows, DML artifacts), kept from their topics. Each handler writes absolute values from one event (no counters), so a redelivered
+ * the change calendar's freeze windows, DML artifacts, the CMDB's retired items), kept from their topics. Each handler writes absolute values from one event (no counters), so a redelivered
  * message changes nothing and replaying a topic from the start rebuilds the same rows.
  */
 /** The event types each apply function below reads, by topic; their consumers pass the others by. */
@@ -69,6 +72,8 @@ export const UPSTREAM_FACT_EVENTS = {
     ArtifactVerifiedSchema,
     ArtifactQuarantinedSchema,
     ArtifactRetiredSchema,
+    ConfigurationItemRegisteredSchema,
+    ConfigurationItemStatusChangedSchema,
   ),
 };
 
@@ -160,6 +165,17 @@ export const upstreamFactsMigrations: Migration[] = [
     // From its raise, schedule and detail updates (empty: production, as the change service reads
     // it). NULL: not heard since this version; such a change gates every environment, as before.
     sql: "ALTER TABLE gate_changes ADD COLUMN environments text[];",
+  },
+  {
+    version: 14,
+    name: "configuration items of the CMDB, and which are retired",
+    // Ids lowercased, as targets are compared. Retiring is final in the CMDB, so retired only ever
+    // turns true. Items registered or retired before this version are not known: their events
+    // were passed by, and such a target is not refused.
+    sql: `CREATE TABLE gate_configuration_items (
+        ci_id   text PRIMARY KEY,
+        retired boolean NOT NULL DEFAULT false
+      );`,
   },
 ];
 
@@ -352,5 +368,24 @@ export async function applyConfigurationEvent(event: CloudEvent, tx: Queryable):
       // A retired artifact is no longer deployable: it counts as unverified from then on.
       await artifactUpsert("verified", false, decodeEvent(ArtifactRetiredSchema, event).artifactId);
       return;
+    case ConfigurationItemRegisteredSchema.typeName: {
+      const { ciId, status } = decodeEvent(ConfigurationItemRegisteredSchema, event);
+      await configurationItemUpsert(tx, ciId, status);
+      return;
+    }
+    case ConfigurationItemStatusChangedSchema.typeName: {
+      const { ciId, to } = decodeEvent(ConfigurationItemStatusChangedSchema, event);
+      await configurationItemUpsert(tx, ciId, to);
+      return;
+    }
   }
+}
+
+/** A configuration item heard of; OR: whatever arrives again after its retirement (a redelivery), it stays retired. */
+async function configurationItemUpsert(tx: Queryable, ciId: string, status: CiLifecycleStatus): Promise<void> {
+  await tx.query(
+    `INSERT INTO gate_configuration_items (ci_id, retired) VALUES ($1, $2)
+     ON CONFLICT (ci_id) DO UPDATE SET retired = gate_configuration_items.retired OR EXCLUDED.retired`,
+    [ciId.toLowerCase(), status === CiLifecycleStatus.RETIRED],
+  );
 }

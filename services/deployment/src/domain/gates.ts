@@ -46,6 +46,8 @@ export interface GateFacts {
      * (taken out since the plan), or, blue-green, out of the colour's group.
      */
     takenOut?: string[] | undefined;
+    /** Targets the plan deploys to that the CMDB lists as retired. */
+    retired?: string[] | undefined;
   };
   /** The change calendar's freeze windows not lifted (from rdm.change.events.v1); those in force now apply. */
   freezeWindows: FreezeWindowFact[];
@@ -236,16 +238,37 @@ function freezeGate(facts: GateFacts): RuleDetail[] {
 function planTargetsGate(facts: GateFacts): RuleDetail[] {
   const { name, takenOut = [] } = facts.environment;
   if (!takenOut.length) return [];
-  const named = takenOut.slice(0, 5).join(", ") + (takenOut.length > 5 ? `, and ${takenOut.length - 5} more` : "");
   return [
     detail(
       "gate.plan_targets",
       name,
       `the plan deploys to ${takenOut.length === 1 ? "a target" : `${takenOut.length} targets`} no longer where it ` +
-        `deploys them in ${name} (taken out, or moved to another colour: ${named}): plan the deployment again`,
+        `deploys them in ${name} (taken out, or moved to another colour: ${listed(takenOut)}): plan the deployment again`,
     ),
   ];
 }
+
+/**
+ * A host the CMDB retired is decommissioned (retiring is final there): nothing is deployed to it,
+ * whatever the environment still lists. Its owners take it out of the environment, and the plan is
+ * made again on the targets there are then.
+ */
+function retiredTargetsGate(facts: GateFacts): RuleDetail[] {
+  const { name, retired = [] } = facts.environment;
+  if (!retired.length) return [];
+  return [
+    detail(
+      "gate.target_retired",
+      name,
+      `the plan deploys to ${retired.length === 1 ? "a target" : `${retired.length} targets`} the CMDB lists as ` +
+        `retired (${listed(retired)}): take ${retired.length === 1 ? "it" : "them"} out of ${name} and plan the ` +
+        "deployment again",
+    ),
+  ];
+}
+
+/** The first five ids, then how many more: a refusal stays readable for a large fleet. */
+const listed = (ids: string[]) => ids.slice(0, 5).join(", ") + (ids.length > 5 ? `, and ${ids.length - 5} more` : "");
 
 function artifactGates(facts: GateFacts): RuleDetail[] {
   return facts.artifacts.flatMap((artifact) => {
@@ -326,6 +349,7 @@ export function evaluateGates(facts: GateFacts): RuleDetail[] {
       : []),
     ...artifactGates(facts),
     ...planTargetsGate(facts),
+    ...retiredTargetsGate(facts),
     ...(facts.runningDeploymentId
       ? [
           detail(

@@ -4,7 +4,7 @@ import {
   DeploymentStrategyKind,
   type Environment,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { deploySteps } from "../domain/baseline.js";
+import { deploySteps, deployTargets } from "../domain/baseline.js";
 import { allTargets, groupTargets } from "../domain/environment.js";
 import type { GateFacts } from "../domain/gates.js";
 import { isProduction, packageKey, packageSucceededIn, type Queryable, runningDeployment } from "./tables.js";
@@ -59,6 +59,7 @@ export async function loadGateFacts(
         ]),
       ],
       takenOut: takenOutSincePlan(deployment, environment),
+      retired: await retiredTargets(tx, deployment),
     },
     freezeWindows,
     previousEnvironment:
@@ -72,6 +73,17 @@ export async function loadGateFacts(
     freezeOverride: { justification: context.freezeOverrideJustification, byChangeManager: context.byChangeManager },
     runningDeploymentId: await runningDeployment(tx, environment.name, deployment.deploymentId),
   };
+}
+
+/** The targets the plan's deploy steps reach that the CMDB retired, as the configuration topic told. */
+async function retiredTargets(tx: Queryable, deployment: Deployment): Promise<string[]> {
+  const targets = deployTargets(deployment.steps);
+  const { rows } = await tx.query<{ ci_id: string }>(
+    "SELECT ci_id FROM gate_configuration_items WHERE retired AND ci_id = ANY($1)",
+    [targets.map((ci) => ci.toLowerCase())],
+  );
+  const retired = new Set(rows.map((row) => row.ci_id));
+  return targets.filter((ci) => retired.has(ci.toLowerCase()));
 }
 
 /** The release's phase, approval and abandonment, as the release topic told; undefined if not heard of yet. */
