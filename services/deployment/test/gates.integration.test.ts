@@ -144,6 +144,53 @@ test("release not approved, quarantined artifact, frozen environment: each liste
   await refusesWith(deploymentId, ["gate.artifact_quarantined"]);
 });
 
+test("CheckDeploymentGates lists what a start would refuse and records nothing; ready once a start would pass", async () => {
+  const env = await environment();
+  const [releaseId, artifactId, changeId] = [randomUUID(), randomUUID(), randomUUID()];
+  await harness.releaseReady(releaseId);
+  await harness.artifact(artifactId);
+  await harness.change(changeId, ChangeType.EMERGENCY);
+  await harness.linkChange(releaseId, changeId);
+  const manager = await harness.client("cm", ["change-manager"]);
+  const viewer = await harness.client("vic", ["viewer"]);
+  await manager.setEnvironmentFreeze({ ...rid(), environment: env, frozen: true, reason: "peak" });
+  const deploymentId = await plan(env, { releaseId, artifactId, changes: [changeId] });
+  const check = (client: Client, override = "") =>
+    client.checkDeploymentGates({ deploymentId, freezeOverrideJustification: override });
+  const rulesOf = (answer: Awaited<ReturnType<typeof check>>) => answer.violations.map((v) => v.rule);
+  const frozen = await waitFor(
+    async () => {
+      const answer = await check(viewer);
+      return JSON.stringify(rulesOf(answer)) === JSON.stringify(["gate.environment_frozen"]) ? answer : undefined;
+    },
+    { timeoutMs: 30_000, description: "every gate but the freeze met" },
+  );
+  expect(frozen.ready).toBe(false);
+  // The same conditions as the start's refusal, word for word.
+  const refused = errorDetails(await deployer.startDeployment({ ...rid(), deploymentId }).catch((e: unknown) => e));
+  expect(frozen.violations.map((v) => [v.rule, v.subject, v.description])).toEqual(
+    refused.preconditionFailure?.violations.map((v) => [v.type, v.subject, v.description]),
+  );
+  // The deployer's justification overrides nothing; a change-manager's would: ready, begins now.
+  expect(rulesOf(await check(deployer, "payments down"))).toEqual(["gate.environment_frozen"]);
+  const before = Date.now();
+  const overridden = await check(manager, "payments down, fix INC-42");
+  expect([overridden.ready, overridden.violations]).toEqual([true, []]);
+  const begins = Number(overridden.beginsAt?.seconds) * 1000;
+  expect(begins).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
+  expect(begins).toBeLessThanOrEqual(Date.now());
+  // Nothing recorded: the deployment is as planned.
+  expect((await deployer.getDeployment({ deploymentId })).deployment).toMatchObject({
+    state: DeploymentState.PLANNED,
+    version: 1n,
+  });
+  // Started, a start would be refused for its state; an unknown deployment is NOT_FOUND.
+  await manager.startDeployment({ ...rid(), deploymentId, freezeOverrideJustification: "payments down, fix INC-42" });
+  expect(rulesOf(await check(viewer))).toEqual(["deployment.state"]);
+  const unknown = viewer.checkDeploymentGates({ deploymentId: randomUUID() });
+  expect(await refusedWith(unknown, status.NOT_FOUND)).toContain("no deployment");
+});
+
 test("an artifact planned under another name or version than the DML registered is refused at the start", async () => {
   const env = await environment();
   const releaseId = randomUUID();

@@ -1,8 +1,14 @@
 import { randomUUID } from "node:crypto";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { hasAnyRole } from "@rdm/auth";
+import { isRuleViolation } from "@rdm/command-handler";
 import { type CallContext, InvalidArgument } from "@rdm/grpc";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import {
+  CheckDeploymentGatesResponseSchema,
+  DeploymentService,
+} from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
 import {
@@ -10,6 +16,7 @@ import {
   beginsAt,
   type DeploymentAggregateState,
   type DeploymentCommand,
+  decide,
   evaluateGates,
   freezeInForce,
   freezeWindowsInForce,
@@ -17,6 +24,7 @@ import {
 } from "../domain/index.js";
 import { loadGateFacts } from "../store/gate-facts.js";
 import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
+import { deployments } from "./aggregates.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import type { ApiContext, Handlers } from "./deployment-service.js";
 
@@ -40,10 +48,18 @@ async function inEnvironmentTurn(deploymentId: string, state: DeploymentAggregat
   return { deployment, environment: await environmentOf(tx, deployment.environment) };
 }
 
+/** The deployment and its environment as they are, without its turn. */
+async function inEnvironment(deploymentId: string, state: DeploymentAggregateState, tx: pg.PoolClient) {
+  const deployment = state.deployment;
+  if (!deployment) throw notFound("deployment", deploymentId);
+  return { deployment, environment: await environmentOf(tx, deployment.environment) };
+}
+
 /**
  * A start, with the gates evaluated on what the read models know now, as they will stand when the
  * deployment begins: now, or its window's start when that is ahead (the freezes and change windows
- * of that time). They are checked again then (gatesAsItBegins).
+ * of that time). They are checked again then (gatesAsItBegins). In the environment's turn, unless
+ * only checked (CheckDeploymentGates: nothing is recorded, so nothing to take turns with).
  */
 async function startCommand(
   request: { deploymentId: string; freezeOverrideJustification: string },
@@ -51,8 +67,12 @@ async function startCommand(
   state: DeploymentAggregateState,
   now: Date,
   tx: pg.PoolClient,
+  turn: "take turn" | "check only" = "take turn",
 ): Promise<DeploymentCommand> {
-  const { deployment, environment } = await inEnvironmentTurn(request.deploymentId, state, tx);
+  const { deployment, environment } =
+    turn === "take turn"
+      ? await inEnvironmentTurn(request.deploymentId, state, tx)
+      : await inEnvironment(request.deploymentId, state, tx);
   const facts = await loadGateFacts(tx, deployment, environment, {
     now: beginsAt(deployment, now),
     freezeOverrideJustification: request.freezeOverrideJustification,
@@ -71,6 +91,39 @@ async function startCommand(
     changeRequestIds: facts.changes.map((change) => change.changeId),
     now,
   };
+}
+
+/**
+ * What a start by this caller would refuse now: the decider's refusal of the start command a
+ * StartDeployment would give it, its conditions listed; none when it would schedule the deployment.
+ */
+async function gatesCheck(
+  api: ApiContext,
+  request: { deploymentId: string; freezeOverrideJustification: string },
+  byChangeManager: boolean,
+): Promise<{ violations: RuleDetail[]; beginsAt: Date }> {
+  const { state } = await api.handler.load(api.pool, { aggregate: deployments, streamId: request.deploymentId });
+  if (!state.deployment) throw notFound("deployment", request.deploymentId);
+  const now = api.clock();
+  const begins = beginsAt(state.deployment, now);
+  const client = await api.pool.connect();
+  try {
+    // One snapshot of the read models, as a start's transaction reads them.
+    await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const command = await startCommand(request, byChangeManager, state, now, client, "check only");
+    decide(command, state);
+    return { violations: [], beginsAt: begins };
+  } catch (error) {
+    if (!isRuleViolation(error) || error.code === "NOT_FOUND") throw error;
+    return { violations: error.conditions, beginsAt: begins };
+  } finally {
+    // A connection that cannot even roll back is not given back to the pool.
+    const broken = await client.query("ROLLBACK").then(
+      () => undefined,
+      (error: Error) => error,
+    );
+    client.release(broken);
+  }
 }
 
 /**
@@ -149,7 +202,8 @@ function requireOneOfEachName(artifacts: { name: string }[]) {
 }
 
 /** Plan, approve, start (with the gates), pause, resume, promote, cancel and roll back. */
-export function deploymentCommandHandlers({ handler }: ApiContext) {
+export function deploymentCommandHandlers(api: ApiContext) {
+  const { handler } = api;
   const simple = <K extends Simple>(method: K) => simpleCommandHandler(handler, method);
 
   return {
@@ -186,6 +240,16 @@ export function deploymentCommandHandlers({ handler }: ApiContext) {
           approvalGroup: state.deployment?.approvalGroup ?? "",
           comment: request.comment,
         }),
+      });
+    },
+
+    async checkDeploymentGates(request, ctx) {
+      const byChangeManager = hasAnyRole(ctx.principal, ["change-manager"]);
+      const { violations, beginsAt: begins } = await gatesCheck(api, request, byChangeManager);
+      return create(CheckDeploymentGatesResponseSchema, {
+        violations,
+        ready: violations.length === 0,
+        beginsAt: timestampFromDate(begins),
       });
     },
 

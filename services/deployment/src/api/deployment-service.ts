@@ -131,6 +131,7 @@ export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegis
       // checked by the decider.
       approveDeployment: ["approver"],
       startDeployment: [...PLANNERS, "change-manager"],
+      checkDeploymentGates: [...READER_ROLES],
       pauseDeployment: [...PLANNERS],
       resumeDeployment: [...PLANNERS],
       promoteDeployment: [...PLANNERS],
