@@ -3,14 +3,15 @@
 // broken nanos go through the real release, change and configuration services over gRPC. Each is
 // either accepted or refused with INVALID_ARGUMENT naming a field (never INTERNAL or anything
 // else), and every event the services appended is handled, not dead-lettered, by every consumer of
-// its topic: the gateway's projections, the change service's mirror of release links and the
-// release service's read model of change states. The first and last instants of the range, always
+// its topic: the gateway's projections, the change service's mirror of release links, the
+// release service's read model of change states and the deployment service's gate facts. The first and last instants of the range, always
 // tried, are accepted and shown within it.
 import { randomUUID } from "node:crypto";
 import { type MessageInitShape, protoInt64 } from "@bufbuild/protobuf";
 import type { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import { RELEASE_LINK_EVENTS } from "@rdm/change";
+import { UPSTREAM_FACT_EVENTS } from "@rdm/deployment";
 import { createGrpcClient } from "@rdm/grpc";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
@@ -24,10 +25,11 @@ import { acceptedOrInvalid, eventIds, everyEventHandled, text } from "./accepted
 import { e2eStack } from "./harness.js";
 
 const stack = e2eStack("e2e-accepted-input");
-const databases: Record<"release" | "change" | "configuration" | "gateway", string> = {
+const databases: Record<"release" | "change" | "configuration" | "deployment" | "gateway", string> = {
   release: "",
   change: "",
   configuration: "",
+  deployment: "",
   gateway: "",
 };
 let addresses: { release: string; change: string; configuration: string };
@@ -35,15 +37,17 @@ let gatewayUrl: string;
 
 beforeAll(async () => {
   // Started together: each waits for its consumer group to form.
-  const [release, change, configuration, gateway] = await Promise.all([
+  const [release, change, configuration, deployment, gateway] = await Promise.all([
     stack.release(),
     stack.change(),
     stack.configuration(),
+    stack.deployment(),
     stack.gateway(),
   ]);
   databases.release = release.databaseUrl;
   databases.change = change.databaseUrl;
   databases.configuration = configuration.databaseUrl;
+  databases.deployment = deployment.databaseUrl;
   databases.gateway = gateway.databaseUrl;
   addresses = { release: release.address, change: change.address, configuration: configuration.address };
   gatewayUrl = gateway.url;
@@ -133,6 +137,16 @@ async function everyConsumerHandledEveryEvent() {
     // The change service's consumer passes by the release events it does not mirror (no marker).
     ["change service (release links)", databases.change, await eventIds(databases.release, RELEASE_LINK_EVENTS)],
     ["release service (change states)", databases.release, appended.change],
+    // The deployment service's gate facts pass by the types their handlers do not read.
+    [
+      "deployment service (gate facts)",
+      databases.deployment,
+      [
+        ...(await eventIds(databases.release, UPSTREAM_FACT_EVENTS.release)),
+        ...(await eventIds(databases.change, UPSTREAM_FACT_EVENTS.change)),
+        ...(await eventIds(databases.configuration, UPSTREAM_FACT_EVENTS.configuration)),
+      ],
+    ],
   ];
   await everyEventHandled(consumers);
 }

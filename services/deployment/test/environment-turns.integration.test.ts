@@ -248,7 +248,7 @@ test("a plan to a host the CMDB retired is refused at start; one retired after t
   await harness.handled(await cmdb(kept, CiLifecycleStatus.LIVE));
   await cmdb(host, CiLifecycleStatus.LIVE);
   await harness.handled(await retire(host));
-  // The registration again (a redelivery) after the retirement leaves the host retired.
+  // A registration replayed after the retirement leaves the host retired.
   await harness.handled(await cmdb(host, CiLifecycleStatus.LIVE));
   const refused = errorDetails(
     await deployer

@@ -186,7 +186,8 @@ test("CheckDeploymentGates lists what a start would refuse and records nothing; 
   });
   // Started, a start would be refused for its state; an unknown deployment is NOT_FOUND.
   await manager.startDeployment({ ...rid(), deploymentId, freezeOverrideJustification: "payments down, fix INC-42" });
-  expect(rulesOf(await check(viewer))).toEqual(["deployment.state"]);
+  const started = await check(viewer);
+  expect([rulesOf(started), started.ready, started.beginsAt]).toEqual([["deployment.state"], false, undefined]);
   const unknown = viewer.checkDeploymentGates({ deploymentId: randomUUID() });
   expect(await refusedWith(unknown, status.NOT_FOUND)).toContain("no deployment");
 });

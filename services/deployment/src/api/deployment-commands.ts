@@ -101,21 +101,24 @@ async function gatesCheck(
   api: ApiContext,
   request: { deploymentId: string; freezeOverrideJustification: string },
   byChangeManager: boolean,
-): Promise<{ violations: RuleDetail[]; beginsAt: Date }> {
-  const { state } = await api.handler.load(api.pool, { aggregate: deployments, streamId: request.deploymentId });
-  if (!state.deployment) throw notFound("deployment", request.deploymentId);
+): Promise<{ violations: RuleDetail[]; beginsAt?: Date | undefined }> {
   const now = api.clock();
-  const begins = beginsAt(state.deployment, now);
   const client = await api.pool.connect();
   try {
-    // One snapshot of the read models, as a start's transaction reads them.
+    // One snapshot of the deployment and the read models, as a start's transaction reads them.
     await client.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const { state } = await api.handler.load(client, { aggregate: deployments, streamId: request.deploymentId });
+    if (!state.deployment) throw notFound("deployment", request.deploymentId);
+    const begins = beginsAt(state.deployment, now);
     const command = await startCommand(request, byChangeManager, state, now, client, "check only");
-    decide(command, state);
-    return { violations: [], beginsAt: begins };
-  } catch (error) {
-    if (!isRuleViolation(error) || error.code === "NOT_FOUND") throw error;
-    return { violations: error.conditions, beginsAt: begins };
+    try {
+      decide(command, state);
+      return { violations: [], beginsAt: begins };
+    } catch (error) {
+      if (!isRuleViolation(error) || error.code === "NOT_FOUND") throw error;
+      // One that can no longer start (its state) would begin at no time.
+      return { violations: error.conditions, beginsAt: error.rule === "deployment.state" ? undefined : begins };
+    }
   } finally {
     // A connection that cannot even roll back is not given back to the pool.
     const broken = await client.query("ROLLBACK").then(
@@ -249,7 +252,7 @@ export function deploymentCommandHandlers(api: ApiContext) {
       return create(CheckDeploymentGatesResponseSchema, {
         violations,
         ready: violations.length === 0,
-        beginsAt: timestampFromDate(begins),
+        beginsAt: begins && timestampFromDate(begins),
       });
     },
 

@@ -186,6 +186,9 @@ export const upstreamFactsMigrations: Migration[] = [
  */
 const ENDING_SCHEMAS = [ChangeRequestFailedSchema, ChangeRequestClosedSchema] as const;
 
+/** An environment's target ids are at most this long (events.proto's TargetGroup). */
+const MAX_TARGET_ID_LENGTH = 200;
+
 const upsert = (table: string, key: string, column: string) =>
   `INSERT INTO ${table} (${key}, ${column}) VALUES ($1, $2) ON CONFLICT (${key}) DO UPDATE SET ${column} = EXCLUDED.${column}`;
 
@@ -381,8 +384,13 @@ export async function applyConfigurationEvent(event: CloudEvent, tx: Queryable):
   }
 }
 
-/** A configuration item heard of; OR: whatever arrives again after its retirement (a redelivery), it stays retired. */
+/**
+ * A configuration item heard of; OR: whatever arrives after its retirement (a registration
+ * replayed), it stays retired. An id longer than any target can be (200 characters) is passed by:
+ * no plan names it, and it could outgrow the key's index.
+ */
 async function configurationItemUpsert(tx: Queryable, ciId: string, status: CiLifecycleStatus): Promise<void> {
+  if ([...ciId].length > MAX_TARGET_ID_LENGTH) return;
   await tx.query(
     `INSERT INTO gate_configuration_items (ci_id, retired) VALUES ($1, $2)
      ON CONFLICT (ci_id) DO UPDATE SET retired = gate_configuration_items.retired OR EXCLUDED.retired`,

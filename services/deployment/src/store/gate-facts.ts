@@ -37,6 +37,7 @@ export async function loadGateFacts(
   const artifacts = await artifactFacts(tx, artifactIds, deployment.artifacts);
   const freezeWindows = await freezeWindowFacts(tx, context.now);
   const previous = environment.promotesFrom;
+  const takenOut = takenOutSincePlan(deployment, environment);
   return {
     now: context.now,
     releaseId: deployment.releaseId,
@@ -58,8 +59,9 @@ export async function loadGateFacts(
             : []),
         ]),
       ],
-      takenOut: takenOutSincePlan(deployment, environment),
-      retired: await retiredTargets(tx, deployment),
+      takenOut,
+      // One taken out is gate.plan_targets' alone: "take it out" would say what is done.
+      retired: (await retiredTargets(tx, deployment)).filter((ci) => !takenOut.includes(ci)),
     },
     freezeWindows,
     previousEnvironment:
