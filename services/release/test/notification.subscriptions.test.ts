@@ -485,6 +485,40 @@ test("a subscription filtered by change takes every event of a deployment that p
   );
 });
 
+test("a subscription filtered by service takes the deployments of releases whose package maps an artifact to it", async () => {
+  const service = uniqueId("ci-payments");
+  const { release } = await manager.registerRelease(registration());
+  const releaseId = release?.releaseId as string;
+  await manager.attachReleaseArtifact({
+    ...req(),
+    releaseId,
+    artifactId: uniqueId("art"),
+    name: "payments-api",
+    version: "4.2.0",
+    sha256: "b".repeat(64),
+    configurationItemId: service,
+  });
+  const s = await subscribe("/service-deployments", { serviceIds: [service] });
+  // Neither names the service: one deploys its release, the other another release.
+  const [ours, others] = [
+    await publishDeploymentFailed("production", releaseId),
+    await publishDeploymentFailed("production", randomUUID()),
+  ];
+  for (const deploymentId of [ours, others])
+    await seenByAll(DeploymentFailedSchema.typeName, (r) => r.payload.subject === deploymentId);
+  // Matched with /all's, in one transaction: what is recorded now is all there is (the attach
+  // names the service itself).
+  expect((await deliveries(s)).map((delivery) => delivery.eventType).sort()).toEqual([
+    DeploymentFailedSchema.typeName,
+    "rdm.release.v1.ReleaseArtifactAttached",
+  ]);
+  const sent = await waitFor(
+    () => receiver.at("/service-deployments").find((r) => r.payload.eventType === DeploymentFailedSchema.typeName),
+    { description: "the deployment's delivery sent" },
+  );
+  expect(sent.payload.subject).toBe(ours);
+});
+
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {
   const slow = receiver.hold("/slow");
   try {

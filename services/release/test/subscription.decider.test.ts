@@ -162,6 +162,15 @@ describe("filter", () => {
     expect(filterMatches(subscription({ releaseIds: [ID] }), event({ json: {} }))).toBe(false);
   });
 
+  test("a deployment's events match the services its release's package maps artifacts to, besides its targets", () => {
+    const cart = subscription({ serviceIds: ["svc-cart"] });
+    expect(filterMatches(cart, event())).toBe(false);
+    expect(filterMatches(cart, event({ deploymentServices: ["svc-cart"] }))).toBe(true);
+    expect(filterMatches(subscription({ serviceIds: ["svc-pay"] }), event({ deploymentServices: ["svc-cart"] }))).toBe(
+      true,
+    );
+  });
+
   test("a freeze (declared or lifted) matches the environments and CIs of its scope; one of everything matches every filter", () => {
     const freeze = (type: string, scope: JsonObject) => event({ type, json: { freezeWindowId: "f-1", scope } });
     for (const type of ["rdm.change.v1.FreezeWindowDeclared", "rdm.change.v1.FreezeWindowLifted"]) {

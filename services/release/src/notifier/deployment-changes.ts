@@ -10,7 +10,7 @@ import {
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 
@@ -24,6 +24,8 @@ import type pg from "pg";
 // (plan, approval, a cancellation before it), a deployment's events also match the changes its
 // start names when the same fetch holds it, else those linked to its release as the release
 // service knows them when the notifier reads the event: the changes the start's gates will check.
+// For subscriptions filtered by service, a deployment's events are also about the configuration
+// items its release's package maps its artifacts to (deploymentServicesOf), read the same way.
 
 const NAMING_SCHEMAS = [
   DeploymentPlannedSchema,
@@ -133,20 +135,43 @@ export interface FetchedDeployments {
   said: ReadonlyMap<string, DeploymentSaid>;
   /** The changes each start in the fetch names, later ones included, by deployment id. */
   starts: ReadonlyMap<string, readonly string[]>;
-  /** The releases' linked changes read so far, by release id. */
-  releaseLinks: Map<string, Promise<string[]>>;
+  /** The releases read so far, by release id. */
+  releases: Map<string, Promise<Release | undefined>>;
 }
 
-/** The changes linked to a release now, as the release service's index holds it. */
-async function releaseChanges(tx: pg.PoolClient, releaseId: string): Promise<string[]> {
-  if (!isUuid(releaseId)) return [];
-  const { rows } = await tx.query<{ snapshot: Buffer }>({
-    name: "rdm_release_changes",
-    text: "SELECT snapshot FROM release_index WHERE release_id = $1::uuid",
-    values: [releaseId],
-  });
-  const row = rows[0];
-  return row ? fromBinary(ReleaseSchema, new Uint8Array(row.snapshot)).linkedChangeRequestIds : [];
+/** The release as the release service's index holds it now (undefined: unknown), read once a fetch. */
+function releaseNow(tx: pg.PoolClient, fetched: FetchedDeployments, releaseId: string): Promise<Release | undefined> {
+  let release = fetched.releases.get(releaseId);
+  if (!release) {
+    release = (async () => {
+      if (!isUuid(releaseId)) return undefined;
+      const { rows } = await tx.query<{ snapshot: Buffer }>({
+        name: "rdm_release_changes",
+        text: "SELECT snapshot FROM release_index WHERE release_id = $1::uuid",
+        values: [releaseId],
+      });
+      const row = rows[0];
+      return row ? fromBinary(ReleaseSchema, new Uint8Array(row.snapshot)) : undefined;
+    })();
+    fetched.releases.set(releaseId, release);
+  }
+  return release;
+}
+
+/**
+ * The configuration items the release of a deployment event maps its package's artifacts to: the
+ * services it deploys, as the KPIs count them (the package is frozen once the release leaves
+ * BUILD_AND_TEST, before any deployment). Undefined for other events.
+ */
+export async function deploymentServicesOf(
+  tx: pg.PoolClient,
+  event: { type: string; json: JsonObject },
+  fetched: FetchedDeployments,
+): Promise<string[] | undefined> {
+  const { releaseId } = event.json;
+  if (!event.type.startsWith("rdm.deployment.v1.") || typeof releaseId !== "string" || !releaseId) return undefined;
+  const release = await releaseNow(tx, fetched, releaseId);
+  return release?.package.map((artifact) => artifact.configurationItemId).filter(Boolean) ?? [];
 }
 
 /**
@@ -179,10 +204,6 @@ export async function deploymentChangesOf(
   const start = fetched.starts.get(deploymentId);
   if (start) return [...changes, ...start];
   if (typeof releaseId !== "string" || !releaseId) return changes;
-  let links = fetched.releaseLinks.get(releaseId);
-  if (!links) {
-    links = releaseChanges(tx, releaseId);
-    fetched.releaseLinks.set(releaseId, links);
-  }
-  return [...changes, ...(await links)];
+  const release = await releaseNow(tx, fetched, releaseId);
+  return [...changes, ...(release?.linkedChangeRequestIds ?? [])];
 }

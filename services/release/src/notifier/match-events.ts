@@ -30,6 +30,7 @@ import {
   changesNamed,
   type DeploymentSaid,
   deploymentChangesOf,
+  deploymentServicesOf,
   type FetchedDeployments,
   keepDeploymentChanges,
   namesDeploymentChanges,
@@ -86,7 +87,7 @@ class SaidSoFar {
   readonly deployments: FetchedDeployments = {
     said: this.deploymentChanges,
     starts: this.starts,
-    releaseLinks: new Map(),
+    releases: new Map(),
   };
   /** Each change's key, by change id. */
   readonly changeKeys = new Map<string, string>();
@@ -130,7 +131,7 @@ class SaidSoFar {
 }
 
 /** Whether any of the subscriptions filters on this dimension (else it need not be looked up). */
-const anyFilters = (subscriptions: Subscription[], dimension: "environments" | "changeRequestIds") =>
+const anyFilters = (subscriptions: Subscription[], dimension: "environments" | "changeRequestIds" | "serviceIds") =>
   subscriptions.some((s) => (s.filter?.[dimension].length ?? 0) > 0);
 
 /** Records the event's deliveries: one per subscription whose filter takes it (see matchEvents). */
@@ -161,6 +162,10 @@ async function match(
       : undefined,
     deploymentChanges: anyFilters(candidates, "changeRequestIds")
       ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deployments)
+      : undefined,
+    // A deployment's events match the services its release deploys, besides its targets.
+    deploymentServices: anyFilters(candidates, "serviceIds")
+      ? await deploymentServicesOf(tx, { type: envelope.type, json }, said.deployments)
       : undefined,
   };
   const subjects = matchedSubjects(event, jsonSubjects);

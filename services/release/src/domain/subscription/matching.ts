@@ -86,6 +86,8 @@ export interface NotifiedEvent {
   changeEnvironments?: readonly string[] | undefined;
   /** The changes of the deployment the event is about, for its events that do not name them. */
   deploymentChanges?: readonly string[] | undefined;
+  /** The configuration items the package of the deployment's release maps its artifacts to. */
+  deploymentServices?: readonly string[] | undefined;
 }
 
 const anyOf = (wanted: readonly string[], present: Set<string>) =>
@@ -101,6 +103,7 @@ export type MatchedSubjects = EventSubjects & { everywhere: boolean };
 export function matchedSubjects(event: NotifiedEvent, subjects = subjectsOf(event.json)): MatchedSubjects {
   for (const environment of event.changeEnvironments ?? []) subjects.environments.add(environment);
   for (const id of event.deploymentChanges ?? []) subjects.changeRequestIds.add(idKey(id));
+  for (const id of event.deploymentServices ?? []) subjects.serviceIds.add(idKey(id));
   // A freeze of everything (declared or lifted) is about every environment and service.
   return { ...subjects, everywhere: isObject(event.json.scope) && event.json.scope.all === true };
 }
