@@ -88,6 +88,19 @@ async function planned(environment: string, strategy = ALL_AT_ONCE, artifactName
   return plan;
 }
 
+/** The first claim in the environment finds nothing: the deployment is cancelled as it would begin, naming `rule`. */
+async function cancelledAsItBegins(deploymentId: string, environment: string, rule: string) {
+  const claimed = await executor.claimStep({
+    ...rid(),
+    executorId: "agent-1",
+    environments: [environment],
+    leaseSeconds: 30,
+  });
+  expect(claimed.assignment).toBeUndefined();
+  const cancelled = (await deployer.getDeployment({ deploymentId })).deployment;
+  expect([cancelled?.state, cancelled?.reason]).toEqual([DeploymentState.CANCELLED, expect.stringContaining(rule)]);
+}
+
 /** Claims the environment's next step and completes it, every target succeeding; the assignment. */
 async function runStep(environment: string) {
   const { assignment } = await waitFor(
@@ -219,18 +232,7 @@ test("a plan that deploys to a host taken out of the environment since is refuse
   const late = await planned(environment);
   await deployer.startDeployment({ ...rid(), deploymentId: late.deploymentId });
   await redefine([kept]);
-  const claimed = await executor.claimStep({
-    ...rid(),
-    executorId: "agent-1",
-    environments: [environment],
-    leaseSeconds: 30,
-  });
-  expect(claimed.assignment).toBeUndefined();
-  const cancelled = (await deployer.getDeployment({ deploymentId: late.deploymentId })).deployment;
-  expect([cancelled?.state, cancelled?.reason]).toEqual([
-    DeploymentState.CANCELLED,
-    expect.stringContaining("gate.plan_targets"),
-  ]);
+  await cancelledAsItBegins(late.deploymentId, environment, "gate.plan_targets");
 });
 
 test("a plan to a host the CMDB retired is refused at start; one retired after the start cancels it as it begins", async () => {
@@ -270,18 +272,7 @@ test("a plan to a host the CMDB retired is refused at start; one retired after t
   const late = await planned(environment);
   await deployer.startDeployment({ ...rid(), deploymentId: late.deploymentId });
   await harness.handled(await retire(kept));
-  const claimed = await executor.claimStep({
-    ...rid(),
-    executorId: "agent-1",
-    environments: [environment],
-    leaseSeconds: 30,
-  });
-  expect(claimed.assignment).toBeUndefined();
-  const cancelled = (await deployer.getDeployment({ deploymentId: late.deploymentId })).deployment;
-  expect([cancelled?.state, cancelled?.reason]).toEqual([
-    DeploymentState.CANCELLED,
-    expect.stringContaining("gate.target_retired"),
-  ]);
+  await cancelledAsItBegins(late.deploymentId, environment, "gate.target_retired");
 });
 
 test("an environment whose baseline is past what one event holds still deploys: a start records its package's part", async () => {
