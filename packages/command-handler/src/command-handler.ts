@@ -180,11 +180,17 @@ export class CommandHandler<E extends DomainEvent> {
 
   /**
    * Runs a command inside the caller's open transaction (a job or a consumer): no request id
-   * check and no re-decision; a conflict throws WrongExpectedVersion and the caller's
+   * check and no re-decision. The stream is locked before it is read, so commands appending to it
+   * meanwhile wait and are decided again after this transaction, rather than this one losing the
+   * race: a consumer would retry its event from the start, and on a stream that many commands
+   * write (a release's log) could lose again and again while its partition waits. A conflict that
+   * remains (a new stream created meanwhile) throws WrongExpectedVersion, and the caller's
    * transaction decides what happens (a consumer redelivers, a job retries next round).
    */
   async handleIn<S, ES extends E>(tx: pg.PoolClient, origin: CommandOrigin, command: Command<S, ES>) {
-    const decision = await this.decide(tx, origin, command, await this.load(tx, command));
+    const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(tx);
+    await this.store.lockStream(streamId, tx);
+    const decision = await this.decide(tx, origin, command, await this.load(tx, { ...command, streamId }));
     return this.append(origin, command, decision, tx, false);
   }
 

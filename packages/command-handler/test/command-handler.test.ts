@@ -313,6 +313,49 @@ describe("CommandHandler.handleIn and load", () => {
     expect(await typesOf(streamId)).toEqual([]);
   });
 
+  test("locks the stream before reading it: a command appending meanwhile waits and is decided again after", async () => {
+    const streamId = uniqueId("notes");
+    await handler.handle(origin(), addNote(streamId, "a"));
+    let meanwhile: Promise<unknown> = Promise.resolve();
+    let settled = false;
+    const outcome = await withTransaction(pool, async (tx) => {
+      // As a consumer's transaction: it has written before the command (its handled marker).
+      await tx.query("INSERT INTO noted VALUES ($1, 'marker')", [streamId]);
+      return handler.handleIn(
+        tx,
+        { actor: "system:consumer", requestId: "" },
+        {
+          ...addNote(streamId, "b"),
+          decide: async (state: Notes) => {
+            // Another command on the stream, between this one's read and its append: it waits on
+            // the stream's row (before the lock, it committed first and this append lost).
+            meanwhile = handler.handle(origin(), addNote(streamId, "c")).finally(() => {
+              settled = true;
+            });
+            await waitFor(
+              async () =>
+                settled ||
+                (
+                  await pool.query(
+                    "SELECT 1 FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                  )
+                ).rowCount === 1,
+              { description: "the other command waiting on the stream, or done" },
+            );
+            return addNote(streamId, "b").decide(state);
+          },
+        },
+      );
+    });
+    expect(outcome.version).toBe(2);
+    await meanwhile;
+    expect((await store.readStream(streamId)).map((e) => codec.decode(e))).toMatchObject([
+      { reason: "a" },
+      { reason: "b", metadata: { actor: "system:consumer" } },
+      { reason: "c" },
+    ]);
+  });
+
   test("loads from a snapshot and folds only the events after it", async () => {
     const streamId = uniqueId("notes");
     for (const note of ["a", "b"]) await handler.handle(origin(), addNote(streamId, note));

@@ -351,6 +351,21 @@ export class EventStore {
     });
   }
 
+  /**
+   * Locks the stream's row until the caller's transaction ends (none while the stream has no
+   * events): appends to it from other transactions wait for this one, then find their expected
+   * version behind them (WrongExpectedVersion) and are decided again. For a command decided inside
+   * a longer transaction, such as a consumer's, which cannot be decided again alone.
+   */
+  async lockStream(streamId: string, client: Queryable): Promise<void> {
+    await client.query({
+      name: "rdm_lock_stream",
+      // NO KEY: the lock an append's own UPDATE of the row takes, and no stronger.
+      text: "SELECT 1 FROM streams WHERE stream_id = $1 FOR NO KEY UPDATE",
+      values: [streamId],
+    });
+  }
+
   /** Current version of the stream; 0 when it has no events. */
   async streamVersion(streamId: string): Promise<number> {
     return this.streamVersionOn(this.pool, streamId);

@@ -33,6 +33,19 @@ export function isPermanent(error: Error): boolean {
   );
 }
 
+/**
+ * Another writer got there first: a stream appended meanwhile (WrongExpectedVersion), or
+ * PostgreSQL's serialization failure or deadlock (class 40). Routine under contention: retried
+ * like a transient failure, but not the database's fault.
+ */
+export function isLostRace(error: Error): boolean {
+  const code = (error as { code?: unknown }).code;
+  return (
+    error.name === "WrongExpectedVersion" ||
+    (error.name === "error" && typeof code === "string" && code.startsWith("40"))
+  );
+}
+
 /** SQLSTATE classes that say the database, not the event, is the problem. */
 const TRANSIENT_SQLSTATE = [
   /^08/, // connection exception

@@ -5,7 +5,7 @@ import type { Pool, PoolClient } from "pg";
 import { type CloudEvent, fromKafkaMessage, MalformedCloudEvent } from "./cloudevents.js";
 import type { ConsumerInstruments } from "./consumer-metrics.js";
 import { type DeadLetterReason, deadLetterMessage } from "./dead-letter.js";
-import { DatabaseUnavailable, isPermanent, isTransient } from "./failures.js";
+import { DatabaseUnavailable, isLostRace, isPermanent, isTransient } from "./failures.js";
 import { markAllHandled, markHandled, rollback } from "./handled-events.js";
 
 // One message from the partition to its outcome: decoded, handled exactly once in a
@@ -143,7 +143,9 @@ async function handleWithRetries(p: Processing, d: Delivery, event: CloudEvent, 
     } catch (error) {
       const err = error as Error;
       const notTheMessage = err instanceof DatabaseUnavailable || isTransient(err);
-      if (notTheMessage) {
+      if (notTheMessage && isLostRace(err)) {
+        d.log.info({ err }, "lost a race with another writer; retrying without using up an attempt");
+      } else if (notTheMessage) {
         d.log.error({ err }, "database unavailable or busy; retrying without using up an attempt");
       } else if (isPermanent(err)) {
         return deadLetter(p, d, "permanent", err, attempt);
