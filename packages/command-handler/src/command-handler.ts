@@ -36,8 +36,6 @@ type Attempt<S, E, R extends DescMessage> =
   | { replayed: MessageShape<R>; outcome: undefined }
   | { replayed: undefined; outcome: Outcome<S, E> };
 
-const noop = () => {};
-
 /**
  * Load → check the request id → decide → stamp → append with the expected version → record the
  * answer, for every command of a service. See the README for the conflict policy.
@@ -90,7 +88,7 @@ export class CommandHandler<E extends DomainEvent> {
    */
   private inTurn<T>(streamId: string, run: () => Promise<T>): Promise<T> {
     const turn = (this.turns.get(streamId) ?? Promise.resolve()).then(run, run);
-    const settled = turn.then(noop, noop);
+    const settled = Promise.allSettled([turn]).then(() => undefined);
     this.turns.set(streamId, settled);
     void settled.then(() => {
       if (this.turns.get(streamId) === settled) this.turns.delete(streamId);
@@ -179,13 +177,9 @@ export class CommandHandler<E extends DomainEvent> {
   }
 
   /**
-   * Runs a command inside the caller's open transaction (a job or a consumer): no request id
-   * check and no re-decision. The stream is locked before it is read, so commands appending to it
-   * meanwhile wait and are decided again after this transaction, rather than this one losing the
-   * race: a consumer would retry its event from the start, and on a stream that many commands
-   * write (a release's log) could lose again and again while its partition waits. A conflict that
-   * remains (a new stream created meanwhile) throws WrongExpectedVersion, and the caller's
-   * transaction decides what happens (a consumer redelivers, a job retries next round).
+   * Runs a command in the caller's transaction (a job, a consumer): no request id, no re-decision.
+   * Its stream is locked first, so appends meanwhile wait and are decided again: a consumer would
+   * lose to them again and again on a busy stream. A conflict left throws WrongExpectedVersion.
    */
   async handleIn<S, ES extends E>(tx: pg.PoolClient, origin: CommandOrigin, command: Command<S, ES>) {
     const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(tx);

@@ -326,7 +326,7 @@ describe("CommandHandler.handleIn and load", () => {
         { actor: "system:consumer", requestId: "" },
         {
           ...addNote(streamId, "b"),
-          decide: async (state: Notes) => {
+          decide: async () => {
             // Another command on the stream, between this one's read and its append: it waits on
             // the stream's row (before the lock, it committed first and this append lost).
             meanwhile = handler.handle(origin(), addNote(streamId, "c")).finally(() => {
@@ -342,7 +342,7 @@ describe("CommandHandler.handleIn and load", () => {
                 ).rowCount === 1,
               { description: "the other command waiting on the stream, or done" },
             );
-            return addNote(streamId, "b").decide(state);
+            return [create(ReleaseAbandonedSchema, { releaseId: streamId, reason: "b" })];
           },
         },
       );
