@@ -40,6 +40,7 @@ import { authenticateCallers, authorizeRoles } from "./interceptors/auth.js";
 import { logCalls, measureCalls, traceCalls } from "./interceptors/observe.js";
 import { servingGate } from "./interceptors/serving.js";
 import { validateRequests } from "./interceptors/validate.js";
+import { namingTheLargestField } from "./largest-field.js";
 import { addLazyReflection } from "./reflection.js";
 import { methodPath, rawServiceDefinition } from "./service-definition.js";
 
@@ -200,7 +201,9 @@ function serviceImplementation(
       // The authenticate interceptor sets the principal; without one no handler runs.
       if (!ctx.principal) throw new Unauthenticated("unauthenticated: no caller was authenticated", "missing_token");
       const callContext = ctx as CallContext;
-      return request.kind === "unary" ? handler(request.message, callContext) : handler(request.messages, callContext);
+      return request.kind === "unary"
+        ? namingTheLargestField(method.input, request.message, () => handler(request.message, callContext))
+        : handler(request.messages, callContext);
     });
     const allowed = roles[method.localName] as readonly Role[];
     implementation[method.localName] = methodImplementation(method, serve, allowed, logger);

@@ -201,7 +201,9 @@ test("an import item whose event would not fit a Kafka message is refused alone,
   for (let i = 0; i < 200; i++) attributes[`k${String(i).padStart(99, "0")}`] = "€".repeat(2000);
   const big = { requestId: randomUUID(), name: "big", type: CiType.HOST, owner: "o", attributes };
   const single = errorDetails(await client.registerConfigurationItem(big).catch((e: unknown) => e));
-  expect(single.badRequest?.fieldViolations.map((v) => v.reason)).toEqual(["event.too_large"]);
+  expect(single.badRequest?.fieldViolations.map((v) => [v.field, v.reason])).toEqual([
+    ["attributes", "event.too_large"],
+  ]);
   const small = { requestId: randomUUID(), name: uniqueId("small"), type: CiType.HOST, owner: "o" };
   const results = await importItems([
     { case: "registerConfigurationItem", value: big },

@@ -175,7 +175,12 @@ test("a report too large for one Kafka message is refused and records nothing; a
     });
   // Each line within its own limit, 2 MB together.
   const refusal = await report(Array.from({ length: 500 }, () => "x".repeat(4000))).catch((e: unknown) => e);
-  expect(errorDetails(refusal).badRequest?.fieldViolations.map((v) => v.reason)).toEqual(["event.too_large"]);
+  // Named by the request's field that takes the most of it.
+  const refused = errorDetails(refusal);
+  expect(refused.badRequest?.fieldViolations.map((v) => [v.field, v.reason])).toEqual([
+    ["log_lines", "event.too_large"],
+  ]);
+  expect(refused.message).toMatch(/^invalid request: log_lines: the rdm\.deployment\.v1\.DeploymentTargetProgressed/);
   const before = (await stateOf(assignment.deploymentId))?.version;
   const reported = await report(Array.from({ length: 50 }, () => "x".repeat(4000)));
   expect(reported.deployment?.version).toBe((before ?? 0n) + 1n);

@@ -1,0 +1,39 @@
+import { create } from "@bufbuild/protobuf";
+import { RuleViolation } from "@rdm/command-handler";
+import { ImportItemSchema } from "@rdm/proto/gen/rdm/configuration/v1/configuration_service_pb.js";
+import { ReportTargetProgressRequestSchema } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
+import { InvalidArgument } from "../src/errors.js";
+import { largestField, namingTheLargestField } from "../src/largest-field.js";
+
+const report = create(ReportTargetProgressRequestSchema, {
+  requestId: "11111111-1111-4111-8111-111111111111",
+  ciId: "ci-1",
+  logLines: ["x".repeat(300), "y".repeat(300)],
+});
+
+test("the request's largest field by its proto name; a oneof by the field it holds", () => {
+  expect(largestField(ReportTargetProgressRequestSchema, report)).toBe("log_lines");
+  expect(largestField(ReportTargetProgressRequestSchema, { ...report, ciId: "c".repeat(1000) })).toBe("ci_id");
+  const item = create(ImportItemSchema, {
+    item: { case: "registerConfigurationItem", value: { requestId: "11111111-1111-4111-8111-111111111111" } },
+  });
+  expect(largestField(ImportItemSchema, item)).toBe("register_configuration_item");
+  expect(largestField(ImportItemSchema, create(ImportItemSchema))).toBe("");
+});
+
+test("an event.too_large refusal names the largest field; other refusals pass as they are", async () => {
+  const tooLarge = new RuleViolation("INVALID_ARGUMENT", "event.too_large", "the event is 2000000 bytes");
+  const named = await namingTheLargestField(ReportTargetProgressRequestSchema, report, async () => {
+    throw tooLarge;
+  }).catch((e: unknown) => e);
+  expect(named).toBeInstanceOf(InvalidArgument);
+  expect((named as InvalidArgument).fieldViolations).toEqual([
+    { field: "log_lines", description: "the event is 2000000 bytes", reason: "event.too_large" },
+  ]);
+  const other = new RuleViolation("INVALID_ARGUMENT", "plan.strategy", "no such strategy");
+  const passed = await namingTheLargestField(ReportTargetProgressRequestSchema, report, async () => {
+    throw other;
+  }).catch((e: unknown) => e);
+  expect(passed).toBe(other);
+  expect(await namingTheLargestField(ReportTargetProgressRequestSchema, report, async () => "answer")).toBe("answer");
+});
