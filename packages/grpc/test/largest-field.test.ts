@@ -13,7 +13,8 @@ const report = create(ReportTargetProgressRequestSchema, {
 
 test("the request's largest field by its proto name; a oneof by the field it holds", () => {
   expect(largestField(ReportTargetProgressRequestSchema, report)).toBe("log_lines");
-  expect(largestField(ReportTargetProgressRequestSchema, { ...report, ciId: "c".repeat(1000) })).toBe("ci_id");
+  const longId = create(ReportTargetProgressRequestSchema, { ...report, ciId: "c".repeat(1000) });
+  expect(largestField(ReportTargetProgressRequestSchema, longId)).toBe("ci_id");
   const item = create(ImportItemSchema, {
     item: { case: "registerConfigurationItem", value: { requestId: "11111111-1111-4111-8111-111111111111" } },
   });
