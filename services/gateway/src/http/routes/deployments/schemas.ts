@@ -1,3 +1,4 @@
+import { uuidSchema } from "../../problems.js";
 import { arr, date, nullableDate, str } from "../../schema-parts.js";
 import { afterSchema } from "../../sse.js";
 
@@ -18,7 +19,13 @@ export const DEPLOYMENT_STATES = [
   "CANCELLED",
 ] as const;
 const OUTCOMES = ["SUCCEEDED", "FAILED", "ROLLED_BACK"] as const;
-export const environmentName = { type: "string", minLength: 1, maxLength: 100, examples: ["production"] } as const;
+/** An environment's name as the deployment service takes it: any other names no environment. */
+export const environmentName = {
+  type: "string",
+  pattern: "^[a-z][a-z0-9-]{0,62}$",
+  maxLength: 63,
+  examples: ["production"],
+} as const;
 
 const artifactSchema = obj({
   artifactId: { ...str, description: "DML artifact id, when the deployment service knew it" },
@@ -250,7 +257,7 @@ export const knownEnvironmentSchema = obj(
 
 export const deploymentEventsQuery = {
   type: "object",
-  properties: { releaseId: { type: "string", maxLength: 200 }, environment: environmentName, after: afterSchema },
+  properties: { releaseId: uuidSchema, environment: environmentName, after: afterSchema },
   additionalProperties: false,
 } as const;
 
