@@ -607,7 +607,7 @@ test("a no-op command records its request id: a retry answers as the first time,
   });
 });
 
-test("an id of another kind of stream is NOT_FOUND (a CI's id as an artifact's and back)", async () => {
+test("an id of another kind of stream is NOT_FOUND (a CI's id as an artifact's and back); one too long is INVALID_ARGUMENT", async () => {
   const ci = await registerCi(uniqueId("search-api"));
   const artifactId = (await registerArtifact(uniqueId("search-api"), "1.0.0", Buffer.from("search"))).artifact
     ?.artifactId as string;
@@ -641,10 +641,26 @@ test("an id of another kind of stream is NOT_FOUND (a CI's id as an artifact's a
     ["VerifyArtifact", () => client.verifyArtifact({ ...command, artifactId: ci.ciId, sha256: "0".repeat(64) })],
   ];
   for (const [name, call] of calls) expect([name, (await failure(call())).code]).toEqual([name, status.NOT_FOUND]);
-  // An id of 1,200 emoji: its NOT_FOUND message is cut, never through a surrogate pair (that cut
-  // ended the process), and the service goes on answering.
-  const emoji = `a${"\u{1F600}".repeat(1_200)}`;
-  expect((await failure(client.getConfigurationItem({ ciId: emoji }))).code).toBe(status.NOT_FOUND);
+  // Ids are at most 200 characters, reads' as commands' (emoji are one each): a longer one is
+  // INVALID_ARGUMENT naming the field, in every read; one within is looked up. The service goes on
+  // answering (cutting a message through a surrogate pair once ended the process).
+  const emoji = (n: number) => `a${"\u{1F600}".repeat(n)}`;
+  const reads: [string, (id: string) => Promise<unknown>][] = [
+    ["GetConfigurationItem", (ciId) => client.getConfigurationItem({ ciId })],
+    ["GetConfigurationItemHistory", (ciId) => client.getConfigurationItemHistory({ ciId })],
+    ["ListRelationships", (ciId) => client.listRelationships({ ciId })],
+    ["AnalyzeImpact", (ciId) => client.analyzeImpact({ ciId })],
+    ["GetArtifact", (artifactId) => client.getArtifact({ artifactId })],
+  ];
+  for (const [name, read] of reads) {
+    const refused = await failure(read(emoji(1_200)));
+    expect([name, refused.code, refused.badRequest?.fieldViolations[0]?.field]).toEqual([
+      name,
+      status.INVALID_ARGUMENT,
+      name === "GetArtifact" ? "artifact_id" : "ci_id",
+    ]);
+  }
+  expect((await failure(client.getConfigurationItem({ ciId: emoji(199) }))).code).toBe(status.NOT_FOUND);
   expect((await client.getConfigurationItem({ ciId: ci.ciId })).item?.version).toBe(1n);
   expect((await client.getArtifact({ artifactId })).artifact?.versionNumber).toBe(1n);
 });
