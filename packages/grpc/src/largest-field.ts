@@ -3,9 +3,16 @@ import { InvalidArgument } from "./errors.js";
 import { isRuleViolationLike } from "./rule-violation.js";
 
 /**
+ * A field at least this large (half of what an event may hold by default, 512 KiB) is what makes
+ * an event too large; a smaller request's event is large for what the service adds (a plan's
+ * steps over many targets), and no field of the request is named.
+ */
+const LARGE_FIELD_BYTES = 256 * 1024;
+
+/**
  * Runs a unary call's handler; a refusal of what the request would record as too large
  * (`event.too_large`, from the command handler, which sees events and not the request) is told
- * with the request's largest field named: the one to shorten.
+ * with the request's largest field named, when that field is large: the one to shorten.
  */
 export async function namingTheLargestField<T>(
   schema: DescMessage,
@@ -17,16 +24,19 @@ export async function namingTheLargestField<T>(
   } catch (error) {
     if (!isRuleViolationLike(error) || error.code !== "INVALID_ARGUMENT" || error.rule !== "event.too_large")
       throw error;
-    const field = largestField(schema, request);
+    const field = largestField(schema, request, LARGE_FIELD_BYTES);
     throw new InvalidArgument(
       error.conditions.map((c) => ({ field: c.subject || field, description: c.description, reason: c.rule })),
     );
   }
 }
 
-/** The proto name of the top-level field that takes the most bytes in the request's encoding. */
-export function largestField(schema: DescMessage, request: MessageShape<DescMessage>): string {
-  let largest = { name: "", bytes: 0 };
+/**
+ * The proto name of the top-level field that takes the most bytes in the request's encoding, of
+ * at least `atLeast` bytes ("" when none is as large).
+ */
+export function largestField(schema: DescMessage, request: MessageShape<DescMessage>, atLeast = 1): string {
+  let largest = { name: "", bytes: atLeast - 1 };
   for (const member of schema.members) {
     const value = (request as Record<string, unknown>)[member.localName];
     const alone = create(schema, { [member.localName]: value } as never);

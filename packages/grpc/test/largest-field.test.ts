@@ -10,6 +10,7 @@ const report = create(ReportTargetProgressRequestSchema, {
   ciId: "ci-1",
   logLines: ["x".repeat(300), "y".repeat(300)],
 });
+const largeReport = create(ReportTargetProgressRequestSchema, { ...report, logLines: ["x".repeat(300_000)] });
 
 test("the request's largest field by its proto name; a oneof by the field it holds", () => {
   expect(largestField(ReportTargetProgressRequestSchema, report)).toBe("log_lines");
@@ -20,13 +21,20 @@ test("the request's largest field by its proto name; a oneof by the field it hol
   });
   expect(largestField(ImportItemSchema, item)).toBe("register_configuration_item");
   expect(largestField(ImportItemSchema, create(ImportItemSchema))).toBe("");
+  expect(largestField(ReportTargetProgressRequestSchema, report, 1000)).toBe("");
 });
 
-test("an event.too_large refusal names the largest field; other refusals pass as they are", async () => {
+test("an event.too_large refusal names the largest field when it is large; other refusals pass as they are", async () => {
   const tooLarge = new RuleViolation("INVALID_ARGUMENT", "event.too_large", "the event is 2000000 bytes");
-  const named = await namingTheLargestField(ReportTargetProgressRequestSchema, report, async () => {
+  const refuse = async () => {
     throw tooLarge;
-  }).catch((e: unknown) => e);
+  };
+  // A small request: the event is large for what the service adds to it; no field is named.
+  const unnamed = await namingTheLargestField(ReportTargetProgressRequestSchema, report, refuse).catch((e) => e);
+  expect((unnamed as InvalidArgument).fieldViolations.map((v) => v.field)).toEqual([""]);
+  const named = await namingTheLargestField(ReportTargetProgressRequestSchema, largeReport, refuse).catch(
+    (e: unknown) => e,
+  );
   expect(named).toBeInstanceOf(InvalidArgument);
   expect((named as InvalidArgument).fieldViolations).toEqual([
     { field: "log_lines", description: "the event is 2000000 bytes", reason: "event.too_large" },

@@ -35,14 +35,13 @@ export function isPermanent(error: Error): boolean {
 
 /**
  * Another writer got there first: a stream appended meanwhile (WrongExpectedVersion), or
- * PostgreSQL's serialization failure or deadlock (class 40). Routine under contention: retried
- * like a transient failure, but not the database's fault.
+ * PostgreSQL's serialization failure (40001). Routine under contention: retried like a transient
+ * failure, but not the database's fault. A deadlock is not counted: it says locks are taken in
+ * different orders, worth a look.
  */
 export function isLostRace(error: Error): boolean {
-  const code = (error as { code?: unknown }).code;
   return (
-    error.name === "WrongExpectedVersion" ||
-    (error.name === "error" && typeof code === "string" && code.startsWith("40"))
+    error.name === "WrongExpectedVersion" || (error.name === "error" && (error as { code?: unknown }).code === "40001")
   );
 }
 

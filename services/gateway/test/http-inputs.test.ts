@@ -98,7 +98,6 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     ["a deployment stream's release id that is no uuid", "/v1/deployments/events?releaseId=zzz"],
     ["an empty release id of a deployment stream", "/v1/deployments/events?releaseId="],
     ["a deployment stream's environment no environment can be named", "/v1/deployments/events?environment=NO%20SUCH"],
-    ["an audit stream's environment no environment can be named", "/v1/audit/events?environment=Production"],
     ["an inventory stream of a name no environment can have", "/v1/environments/NOSUCH/inventory/events"],
     ["NUL in a KPI service", "/v1/kpis?service=%00"],
     [

@@ -2,7 +2,7 @@ import { VIEWS } from "../../../projections/audit/subjects.js";
 import { uuidSchema } from "../../problems.js";
 import { arr, date, obj, str } from "../../schema-parts.js";
 import { afterSchema } from "../../sse.js";
-import { environmentName } from "../deployments/schemas.js";
+import { namedEnvironment } from "../deployments/schemas.js";
 
 const filterText = { type: "string", minLength: 1, maxLength: 200 } as const;
 
@@ -11,7 +11,7 @@ const auditFilters = {
   release: { ...uuidSchema, description: "a release id: its events, and the changes' and deployments' naming it" },
   change: { ...uuidSchema, description: "a change request id" },
   environment: {
-    ...environmentName,
+    ...namedEnvironment,
     description:
       "events concerning this environment: a deployment's by its environment, a change's by the environments the " +
       "change names (its implementation's by the deployment's environment too; a change naming none is " +

@@ -1,6 +1,6 @@
 import { arr, nullableDate, obj, str } from "../../schema-parts.js";
 import { calendarSchema as changeCalendarSchema, windowSchema } from "../changes/schemas.js";
-import { environmentName } from "../deployments/schemas.js";
+import { namedEnvironment } from "../deployments/schemas.js";
 
 export const calendarQuery = {
   type: "object",
@@ -12,7 +12,7 @@ export const calendarQuery = {
       description: "after from, at most 366 days after it",
       examples: ["2026-12-08T00:00:00Z"],
     },
-    environment: { ...environmentName, description: "only what concerns this environment" },
+    environment: { ...namedEnvironment, description: "only what concerns this environment" },
   },
   required: ["from", "to"],
   additionalProperties: false,

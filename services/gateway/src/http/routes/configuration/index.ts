@@ -1,6 +1,7 @@
 import { decodePageToken, encodePageToken, isIsoTimestamp, pageTokenScope } from "@rdm/runtime/process";
 import { badRequest, equalityFilters, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
+import { environmentName } from "../deployments/schemas.js";
 import { cmdbRoutes } from "./cmdb.js";
 import { type ArtifactRow, type BaselineRow, toArtifact } from "./queries.js";
 import { artifactSchema, baselineSchema } from "./schemas.js";
@@ -144,7 +145,7 @@ const baselineDetail: RoutePlugin = async (app, { pool }) => {
         summary: "What runs where in one environment, and the last known good state to back out to",
         params: {
           type: "object",
-          properties: { environment: { type: "string", maxLength: 100 } },
+          properties: { environment: environmentName },
           required: ["environment"],
         },
         response: { 200: baselineSchema, 404: problemSchema },

@@ -27,6 +27,12 @@ export const environmentName = {
   examples: ["production"],
 } as const;
 
+/**
+ * An environment as a change or a freeze names it: those recorded before the change service took
+ * the deployment service's names (2026-12-06) may name one otherwise (`Production`).
+ */
+export const namedEnvironment = { type: "string", minLength: 1, maxLength: 100, examples: ["production"] } as const;
+
 const artifactSchema = obj({
   artifactId: { ...str, description: "DML artifact id, when the deployment service knew it" },
   name: str,
