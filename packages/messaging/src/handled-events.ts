@@ -54,6 +54,16 @@ export async function markHandled(
   return result.rowCount === 1;
 }
 
+/** Whether this group's marker for the event has committed (a read: it takes no transaction id). */
+export async function isHandled(tx: PoolClient, consumerGroup: string, eventId: string): Promise<boolean> {
+  const { rowCount } = await tx.query({
+    name: "rdm_is_handled",
+    text: `SELECT 1 FROM ${HANDLED_EVENTS_TABLE} WHERE consumer_group = $1 AND event_id = $2`,
+    values: [consumerGroup, eventId],
+  });
+  return rowCount === 1;
+}
+
 /**
  * markHandled for several events in one statement, in their order: for each, whether it is the
  * first (false for an id already marked by this group, and for a repeat of an id earlier in the list).

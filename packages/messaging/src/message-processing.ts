@@ -6,7 +6,7 @@ import { type CloudEvent, fromKafkaMessage, MalformedCloudEvent } from "./cloude
 import type { ConsumerInstruments } from "./consumer-metrics.js";
 import { type DeadLetterReason, deadLetterMessage } from "./dead-letter.js";
 import { DatabaseUnavailable, isLostRace, isPermanent, isTransient } from "./failures.js";
-import { markAllHandled, markHandled, rollback } from "./handled-events.js";
+import { isHandled, markAllHandled, markHandled, rollback } from "./handled-events.js";
 
 // One message from the partition to its outcome: decoded, handled exactly once in a
 // transaction with its handled-marker, retried while a retry can help, else dead-lettered.
@@ -69,12 +69,20 @@ async function handleInTransaction(p: Processing, event: CloudEvent, info: Messa
   let broken: Error | undefined;
   try {
     await tx.query("BEGIN");
-    const first = await markHandled(tx, { consumerGroup: p.groupId, eventId: event.id, ...info });
-    if (!first) {
+    // Read first, marked last: the transaction takes its id at its first write, the handler's
+    // (a command's stream lock: see @rdm/command-handler's handleIn), not the marker's. With the
+    // marker's, every append to that stream meanwhile made the handler's append stale (older than
+    // the stream's last writer), and on a busy stream each retry lost again.
+    if (await isHandled(tx, p.groupId, event.id)) {
       await tx.query("ROLLBACK");
       return "duplicate" as const;
     }
     await p.handle(event, tx, info);
+    // A twin that handled the event meanwhile (a rebalance) has its marker: this one's effects go.
+    if (!(await markHandled(tx, { consumerGroup: p.groupId, eventId: event.id, ...info }))) {
+      await tx.query("ROLLBACK");
+      return "duplicate" as const;
+    }
     await tx.query("COMMIT");
     return "handled" as const;
   } catch (error) {

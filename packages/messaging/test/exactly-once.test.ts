@@ -88,6 +88,27 @@ describe("startConsumer: exactly-once effects", () => {
     expect(new Set(transactions).size).toBeLessThan(10);
   });
 
+  it("retries an event in a transaction that has taken no id before its handler writes, and marks it once", async () => {
+    const f = await fixture();
+    const assigned: (string | null)[] = [];
+    await f.start(async (event, tx) => {
+      // What a command's stream lock relies on: its write is the transaction's first (see handleIn).
+      assigned.push((await tx.query("SELECT pg_current_xact_id_if_assigned()::text AS id")).rows[0].id);
+      if (assigned.length === 1) throw Object.assign(new Error("lost a race"), { name: "WrongExpectedVersion" });
+      await recordEffect(event, tx);
+    });
+    const event = cloudEvent("test.Valid", uniqueId("agg"));
+    await publishEvents(f.producer, f.topic, [event]);
+    await waitFor(async () => (await f.effects()).length === 1, { ...WAIT, description: "the retry's effect" });
+    // The first attempt, in a fetch's transaction, marked it first; the retry had written nothing.
+    expect(assigned).toHaveLength(2);
+    expect(assigned[1]).toBeNull();
+    const { rows } = await f.pool.query(`SELECT event_id FROM ${HANDLED_EVENTS_TABLE} WHERE consumer_group = $1`, [
+      f.groupId,
+    ]);
+    expect(rows.map((r) => r.event_id)).toEqual([event.id]);
+  });
+
   it("resolves ready once it has joined its group", async () => {
     const f = await fixture();
     const consumer = await f.start(recordEffect);
