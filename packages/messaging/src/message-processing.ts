@@ -69,22 +69,15 @@ async function handleInTransaction(p: Processing, event: CloudEvent, info: Messa
   let broken: Error | undefined;
   try {
     await tx.query("BEGIN");
-    // Read first, marked last: the transaction takes its id at its first write, the handler's
-    // (a command's stream lock: see @rdm/command-handler's handleIn), not the marker's. With the
-    // marker's, every append to that stream meanwhile made the handler's append stale (older than
-    // the stream's last writer), and on a busy stream each retry lost again.
-    if (await isHandled(tx, p.groupId, event.id)) {
-      await tx.query("ROLLBACK");
-      return "duplicate" as const;
+    // Read first, marked last (a twin's marker meanwhile undoes this effect): the transaction's id
+    // comes from the handler's first write, so a command's stream lock is never stale (README).
+    let first = !(await isHandled(tx, p.groupId, event.id));
+    if (first) {
+      await p.handle(event, tx, info);
+      first = await markHandled(tx, { consumerGroup: p.groupId, eventId: event.id, ...info });
     }
-    await p.handle(event, tx, info);
-    // A twin that handled the event meanwhile (a rebalance) has its marker: this one's effects go.
-    if (!(await markHandled(tx, { consumerGroup: p.groupId, eventId: event.id, ...info }))) {
-      await tx.query("ROLLBACK");
-      return "duplicate" as const;
-    }
-    await tx.query("COMMIT");
-    return "handled" as const;
+    await tx.query(first ? "COMMIT" : "ROLLBACK");
+    return first ? ("handled" as const) : ("duplicate" as const);
   } catch (error) {
     broken = await rollback(tx, error as Error);
     throw error;
