@@ -165,7 +165,7 @@ test("CheckDeploymentGates lists what a start would refuse and records nothing; 
     },
     { timeoutMs: 30_000, description: "every gate but the freeze met" },
   );
-  expect(frozen.ready).toBe(false);
+  expect([frozen.ready, frozen.callerMayStart]).toEqual([false, false]);
   // The same conditions as the start's refusal, word for word.
   const refused = errorDetails(await deployer.startDeployment({ ...rid(), deploymentId }).catch((e: unknown) => e));
   expect(frozen.violations.map((v) => [v.rule, v.subject, v.description])).toEqual(
@@ -175,7 +175,7 @@ test("CheckDeploymentGates lists what a start would refuse and records nothing; 
   expect(rulesOf(await check(deployer, "payments down"))).toEqual(["gate.environment_frozen"]);
   const before = Date.now();
   const overridden = await check(manager, "payments down, fix INC-42");
-  expect([overridden.ready, overridden.violations]).toEqual([true, []]);
+  expect([overridden.ready, overridden.violations, overridden.callerMayStart]).toEqual([true, [], true]);
   const begins = Number(overridden.beginsAt?.seconds) * 1000;
   expect(begins).toBeGreaterThanOrEqual(Math.floor(before / 1000) * 1000);
   expect(begins).toBeLessThanOrEqual(Date.now());

@@ -30,6 +30,9 @@ import type { ApiContext, Handlers } from "./deployment-service.js";
 
 const M = DeploymentService.method;
 
+/** Who may start a deployment (admin always may): its planners, and a change-manager (freeze overrides). */
+export const START_ROLES = ["deployer", "release-manager", "change-manager"] as const;
+
 async function environmentOf(tx: pg.PoolClient, name: string) {
   const environment = await findEnvironment(tx, name);
   if (!environment) throw notFound("environment", name);
@@ -253,6 +256,7 @@ export function deploymentCommandHandlers(api: ApiContext) {
         violations,
         ready: violations.length === 0,
         beginsAt: begins && timestampFromDate(begins),
+        callerMayStart: hasAnyRole(ctx.principal, START_ROLES),
       });
     },
 

@@ -15,7 +15,7 @@ import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.
 import { listDeployments, promotionChain } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
-import { deploymentCommandHandlers } from "./deployment-commands.js";
+import { deploymentCommandHandlers, START_ROLES } from "./deployment-commands.js";
 import { environmentsPage } from "./environment-pages.js";
 import { executorHandlers } from "./executor-handlers.js";
 
@@ -130,7 +130,7 @@ export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegis
       // As for release and change approvals; membership of the environment's approval group is
       // checked by the decider.
       approveDeployment: ["approver"],
-      startDeployment: [...PLANNERS, "change-manager"],
+      startDeployment: [...START_ROLES],
       checkDeploymentGates: [...READER_ROLES],
       pauseDeployment: [...PLANNERS],
       resumeDeployment: [...PLANNERS],
