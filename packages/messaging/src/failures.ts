@@ -1,4 +1,4 @@
-import { isDataException } from "@rdm/eventstore";
+import { isConflict, isDataException } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
 import { MalformedCloudEvent } from "./cloudevents.js";
 
@@ -40,9 +40,7 @@ export function isPermanent(error: Error): boolean {
  * different orders, worth a look.
  */
 export function isLostRace(error: Error): boolean {
-  return (
-    error.name === "WrongExpectedVersion" || (error.name === "error" && (error as { code?: unknown }).code === "40001")
-  );
+  return isConflict(error) || (error.name === "error" && (error as { code?: unknown }).code === "40001");
 }
 
 /** SQLSTATE classes that say the database, not the event, is the problem. */

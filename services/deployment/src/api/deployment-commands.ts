@@ -39,30 +39,30 @@ async function environmentOf(tx: pg.PoolClient, name: string) {
   return environment;
 }
 
-/**
- * The deployment and its environment, the environment's turn taken: starts and rollbacks in one
- * environment take turns (its outcome row stays locked until the commit), so each sees what the
- * other ran.
- */
-async function inEnvironmentTurn(deploymentId: string, state: DeploymentAggregateState, tx: pg.PoolClient) {
-  const deployment = state.deployment;
-  if (!deployment) throw notFound("deployment", deploymentId);
-  await lockEnvironmentOutcomes(tx, deployment.environment);
-  return { deployment, environment: await environmentOf(tx, deployment.environment) };
-}
+type Turn = "take turn" | "check only";
 
-/** The deployment and its environment as they are, without its turn. */
-async function inEnvironment(deploymentId: string, state: DeploymentAggregateState, tx: pg.PoolClient) {
+/**
+ * The deployment and its environment, the environment's turn taken unless only checked: starts
+ * and rollbacks in one environment take turns (its outcome row stays locked until the commit), so
+ * each sees what the other ran; a check records nothing, so it takes none.
+ */
+async function inEnvironmentTurn(
+  deploymentId: string,
+  state: DeploymentAggregateState,
+  tx: pg.PoolClient,
+  turn: Turn = "take turn",
+) {
   const deployment = state.deployment;
   if (!deployment) throw notFound("deployment", deploymentId);
+  if (turn === "take turn") await lockEnvironmentOutcomes(tx, deployment.environment);
   return { deployment, environment: await environmentOf(tx, deployment.environment) };
 }
 
 /**
  * A start, with the gates evaluated on what the read models know now, as they will stand when the
  * deployment begins: now, or its window's start when that is ahead (the freezes and change windows
- * of that time). They are checked again then (gatesAsItBegins). In the environment's turn, unless
- * only checked (CheckDeploymentGates: nothing is recorded, so nothing to take turns with).
+ * of that time). They are checked again then (gatesAsItBegins). `turn`: see inEnvironmentTurn
+ * (CheckDeploymentGates only checks).
  */
 async function startCommand(
   request: { deploymentId: string; freezeOverrideJustification: string },
@@ -70,12 +70,9 @@ async function startCommand(
   state: DeploymentAggregateState,
   now: Date,
   tx: pg.PoolClient,
-  turn: "take turn" | "check only" = "take turn",
+  turn: Turn = "take turn",
 ): Promise<DeploymentCommand> {
-  const { deployment, environment } =
-    turn === "take turn"
-      ? await inEnvironmentTurn(request.deploymentId, state, tx)
-      : await inEnvironment(request.deploymentId, state, tx);
+  const { deployment, environment } = await inEnvironmentTurn(request.deploymentId, state, tx, turn);
   const facts = await loadGateFacts(tx, deployment, environment, {
     now: beginsAt(deployment, now),
     freezeOverrideJustification: request.freezeOverrideJustification,
