@@ -1,4 +1,4 @@
-import { createRegistry, fromBinary, type Message } from "@bufbuild/protobuf";
+import { createRegistry, type Message } from "@bufbuild/protobuf";
 import { namesChangeEnvironments } from "@rdm/domain-kernel/change";
 import { textArrayOfJson } from "@rdm/eventstore";
 import { type ChunkHandler, type CloudEvent, decodeEvent } from "@rdm/messaging";
@@ -6,11 +6,12 @@ import { instantOf } from "@rdm/proto";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { file_rdm_change_v1_events } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { type Release, ReleasePhase, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { type Release, ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { isUuid } from "@rdm/runtime";
 import type pg from "pg";
 import { type LinkedChangeState, productionOfThisStay } from "../domain/release.js";
 import { isProductionSql } from "../store/deployment-environments.js";
+import { indexedRelease } from "../store/releases.js";
 
 const registry = createRegistry(file_rdm_change_v1_events);
 
@@ -182,13 +183,8 @@ export async function releaseLists(
   releaseId: string,
   changeRequestId: string,
 ): Promise<boolean> {
-  if (!isUuid(releaseId)) return false;
-  const { rows } = await db.query<{ snapshot: Buffer }>("SELECT snapshot FROM release_index WHERE release_id = $1", [
-    releaseId,
-  ]);
-  if (!rows[0]) return false;
-  const release = fromBinary(ReleaseSchema, rows[0].snapshot);
-  return release.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase());
+  const release = await indexedRelease(db, releaseId);
+  return release?.linkedChangeRequestIds.some((id) => id.toLowerCase() === changeRequestId.toLowerCase()) ?? false;
 }
 
 /**

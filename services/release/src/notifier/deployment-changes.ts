@@ -1,4 +1,4 @@
-import { fromBinary, type JsonObject, type Message } from "@bufbuild/protobuf";
+import type { JsonObject, Message } from "@bufbuild/protobuf";
 import { textArrayOfJson } from "@rdm/eventstore";
 import {
   DeploymentApprovalGrantedSchema,
@@ -10,9 +10,9 @@ import {
   DeploymentStartedSchema,
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { isUuid } from "@rdm/runtime/process";
+import type { Release } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import type pg from "pg";
+import { indexedRelease } from "../store/releases.js";
 
 // A deployment's changes, for subscriptions filtered by change: its plan names the changes linked
 // to it, its start (and outcomes) those its gates checked; its other events (approval, steps,
@@ -143,16 +143,7 @@ export interface FetchedDeployments {
 function releaseNow(tx: pg.PoolClient, fetched: FetchedDeployments, releaseId: string): Promise<Release | undefined> {
   let release = fetched.releases.get(releaseId);
   if (!release) {
-    release = (async () => {
-      if (!isUuid(releaseId)) return undefined;
-      const { rows } = await tx.query<{ snapshot: Buffer }>({
-        name: "rdm_release_changes",
-        text: "SELECT snapshot FROM release_index WHERE release_id = $1::uuid",
-        values: [releaseId],
-      });
-      const row = rows[0];
-      return row ? fromBinary(ReleaseSchema, new Uint8Array(row.snapshot)) : undefined;
-    })();
+    release = indexedRelease(tx, releaseId);
     fetched.releases.set(releaseId, release);
   }
   return release;

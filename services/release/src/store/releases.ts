@@ -1,3 +1,4 @@
+import { fromBinary } from "@bufbuild/protobuf";
 import {
   type Aggregate,
   type Command,
@@ -5,6 +6,8 @@ import {
   type DecisionContext,
   RuleViolation,
 } from "@rdm/command-handler";
+import { type Release, ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
+import { isUuid } from "@rdm/runtime/process";
 import type pg from "pg";
 import { notificationsFor } from "../domain/notifications.js";
 import {
@@ -75,6 +78,18 @@ export async function readRelease(
   releaseId: string,
 ): Promise<ReleaseState> {
   return (await handler.load(pool, { aggregate: releases, streamId: releaseId })).state;
+}
+
+/** The release as the release service's index holds it (undefined: unknown, or no release id). */
+export async function indexedRelease(db: Pick<pg.Pool, "query">, releaseId: string): Promise<Release | undefined> {
+  if (!isUuid(releaseId)) return undefined;
+  const { rows } = await db.query<{ snapshot: Buffer }>({
+    name: "rdm_indexed_release",
+    text: "SELECT snapshot FROM release_index WHERE release_id = $1::uuid",
+    values: [releaseId],
+  });
+  const row = rows[0];
+  return row ? fromBinary(ReleaseSchema, new Uint8Array(row.snapshot)) : undefined;
 }
 
 /**
