@@ -2,8 +2,9 @@
 // the gateway's HTTP views, Kafka): the release's gate closes again (gate.linked_change_cancelled),
 // the deployment service refuses to start the release's deployment (gate.change_cancelled; and
 // gate.target_retired once its host is retired in the CMDB), the gateway shows the change
-// CANCELLED, off the calendar and out of its collisions. Then every service and the gateway read
-// every topic again through new consumer groups: nothing changes.
+// CANCELLED, off the calendar and out of its collisions, and production naming its retired host.
+// Then every service and the gateway read every topic again through new consumer groups: nothing
+// changes.
 import { createHash, randomUUID } from "node:crypto";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { createGrpcClient, errorDetails, GrpcStatus } from "@rdm/grpc";
@@ -288,6 +289,16 @@ test("a change cancelled after its release's approval closes the release's gate 
   const calendar = (await stack.getJson(gateway.url, calendarPath, viewer)).body;
   expect(calendar.changes.map((c: { changeRequestId: string }) => c.changeRequestId)).toEqual([otherId]);
   expect(calendar.collisions).toEqual([]);
+  // Production names its retired host, so an operator sees why a start there is refused.
+  const environments = await waitFor(
+    async () => {
+      const { body } = await stack.getJson(gateway.url, "/v1/environments", viewer);
+      const production = body?.environments?.find((e: { environment: string }) => e.environment === "production");
+      return production?.retiredTargetCiIds?.length ? body : undefined;
+    },
+    { ...WAIT, description: "the gateway's production naming its retired host" },
+  );
+  expect(environments.environments).toMatchObject([{ environment: "production", retiredTargetCiIds: [host] }]);
 
   // A replay of every topic through new consumer groups changes nothing (the change's link and
   // unlink are not mirrored again).
@@ -296,6 +307,7 @@ test("a change cancelled after its release's approval closes the release's gate 
     gate: await rita.release.getReleaseGate({ releaseId }),
     change: view,
     calendar,
+    environments,
   };
   const replayGroup = uniqueId("e2e-cancel-replay");
   const replayed = await startAll(replayGroup);
@@ -315,4 +327,5 @@ test("a change cancelled after its release's approval closes the release's gate 
   expect(await refusedRules(dana.deployment.startDeployment({ ...rid(), deploymentId }))).toEqual(expectedRefusal);
   expect((await stack.getJson(replayed.gateway.url, changePath, viewer)).body).toEqual(before.change);
   expect((await stack.getJson(replayed.gateway.url, calendarPath, viewer)).body).toEqual(before.calendar);
+  expect((await stack.getJson(replayed.gateway.url, "/v1/environments", viewer)).body).toEqual(before.environments);
 }, 480_000);

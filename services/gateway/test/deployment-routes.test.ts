@@ -14,7 +14,10 @@ import {
 import { createLogger } from "@rdm/observability";
 import { ChangeRequestRaisedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { CiLifecycleStatus, CiType } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
-import { ConfigurationItemRegisteredSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import {
+  ConfigurationItemRegisteredSchema,
+  ConfigurationItemStatusChangedSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   DeploymentApprovalGrantedSchema,
   DeploymentPausedSchema,
@@ -289,6 +292,64 @@ test("environments and the inventory are listed in promotion order with their de
   }
   // Production, the KPIs' default, is answered whether or not there is one.
   expect((await get("/v1/kpis")).body.environment).toBe("production");
+});
+
+test("targets the CMDB retired are named on their environment, and each inventory entry has its target's status", async () => {
+  const environment = uniqueId("env");
+  const [live, retired, unknown] = [randomUUID(), randomUUID(), uniqueId("host")];
+  const deployments = new PublishedStreams("deployer");
+  // The definition spells the retired host in capitals: the deployment service compares ids without case.
+  const targets = [live, retired.toUpperCase(), unknown];
+  await projected(
+    deployments.event("rdm/deployment", EnvironmentRegisteredSchema, `environment-${environment}`, {
+      environment: { name: environment, promotionRank: 1, targetGroups: [{ name: "rest", ciIds: targets }] },
+    }),
+  );
+  const deploymentId = randomUUID();
+  await projected(
+    deployments.event("rdm/deployment", DeploymentSucceededSchema, deploymentId, {
+      deploymentId,
+      releaseId: randomUUID(),
+      environment,
+      artifacts: [{ artifactId: "a-1", name: "payments-api", version: "4.2.0", targetCiIds: targets }],
+      environmentSequence: 1n,
+    }),
+  );
+  const cmdb = new PublishedStreams("cora");
+  const projectConfiguration = projectionHandler(projectionsOf(CONFIGURATION_EVENTS_TOPIC), "");
+  for (const event of [
+    ...[live, retired].map((ciId) =>
+      cmdb.event("rdm/configuration", ConfigurationItemRegisteredSchema, ciId, {
+        ciId,
+        name: `host ${ciId}`,
+        type: CiType.HOST,
+        owner: "team",
+        status: CiLifecycleStatus.LIVE,
+      }),
+    ),
+    cmdb.event("rdm/configuration", ConfigurationItemStatusChangedSchema, retired, {
+      ciId: retired,
+      from: CiLifecycleStatus.LIVE,
+      to: CiLifecycleStatus.RETIRED,
+    }),
+  ])
+    await withTransaction(pool, (tx) => projectConfiguration(event, tx, { topic: CONFIGURATION_EVENTS_TOPIC }));
+
+  const named = { environment, retiredTargetCiIds: [retired.toUpperCase()] };
+  const listed = (await get("/v1/environments")).body.environments.find(
+    (e: { environment: string }) => e.environment === environment,
+  );
+  expect(listed).toMatchObject(named);
+  const inventory = await get(`/v1/environments/${environment}/inventory`);
+  expect(inventory.body).toMatchObject(named);
+  const statuses = Object.fromEntries(
+    inventory.body.entries.map((e: { targetCiId: string; targetStatus: string | null }) => [
+      e.targetCiId,
+      e.targetStatus,
+    ]),
+  );
+  expect(statuses).toEqual({ [live]: "LIVE", [retired.toUpperCase()]: "RETIRED", [unknown]: null });
+  expect((await get(`/v1/inventory?environment=${environment}`)).body.environments).toMatchObject([named]);
 });
 
 test("the KPIs of a service known elsewhere are zeros; of a service nothing names, 404", async () => {

@@ -108,6 +108,7 @@ export type KnownEnvironmentRow = { [K in keyof EnvironmentRow]: EnvironmentRow[
   definition: EnvironmentDefinition | null;
   promotion_rank: number | null;
   production: boolean | null;
+  retired_targets: string[];
 };
 
 /**
@@ -119,9 +120,19 @@ export const productionSql = (name: string, definition: string) =>
   `COALESCE((${definition}->>'production')::boolean,
      NOT EXISTS (SELECT 1 FROM environment_definition_view o WHERE o.definition->>'promotesFrom' = ${name}))`;
 
+/**
+ * The definition's targets that the CMDB view lists as retired, as the definition spells them (the
+ * deployment service compares target ids without case and refuses to deploy to these).
+ */
+const RETIRED_TARGETS = `ARRAY(SELECT DISTINCT t.ci_id
+    FROM jsonb_array_elements(d.definition->'targetGroups') g, jsonb_array_elements_text(g->'ciIds') t(ci_id)
+    JOIN cmdb_ci_view c ON c.ci_id = lower(t.ci_id) AND c.status = 'RETIRED'
+    ORDER BY t.ci_id)`;
+
 /** Every environment the gateway knows, in promotion order. */
 export const KNOWN_ENVIRONMENTS = `SELECT v.*, COALESCE(d.environment, v.environment) AS name, d.definition, d.promotion_rank,
-    ${productionSql("COALESCE(d.environment, v.environment)", "d.definition")} AS production
+    ${productionSql("COALESCE(d.environment, v.environment)", "d.definition")} AS production,
+    ${RETIRED_TARGETS} AS retired_targets
   FROM environment_definition_view d FULL JOIN environment_view v ON v.environment = d.environment`;
 
 /** The environment of that name the gateway knows of (defined, or deployed to), if any. */
@@ -145,6 +156,7 @@ export const toKnownEnvironment = (r: KnownEnvironmentRow) => ({
   lastEnvironmentSequence: r.last_environment_sequence === null ? null : Number(r.last_environment_sequence),
   updatedAt: r.updated_at,
   liveColour: r.live_colour || null,
+  retiredTargetCiIds: r.retired_targets,
 });
 
 interface FeedRow {
@@ -203,6 +215,7 @@ interface InventoryEntryRow {
   environment: string;
   target_ci_id: string;
   target_name: string | null;
+  target_status: string | null;
   artifact_name: string;
   artifact_version: string;
   artifact_id: string;
@@ -215,7 +228,8 @@ interface InventoryEntryRow {
 
 /**
  * The inventory entries the filters name (every environment's when none), by environment, target
- * and artifact, with the target's name and the release's key where the gateway knows them.
+ * and artifact, with the target's name and lifecycle status and the release's key where the gateway
+ * knows them.
  */
 export async function inventoryEntries(
   pool: pg.Pool,
@@ -227,8 +241,9 @@ export async function inventoryEntries(
     "i.artifact_name": filters.artifactName,
   });
   const { rows } = await pool.query<InventoryEntryRow>(
-    `SELECT i.*, c.name AS target_name, r.key AS release_key FROM environment_inventory_view i
-       LEFT JOIN cmdb_ci_view c ON c.ci_id = i.target_ci_id
+    `SELECT i.*, c.name AS target_name, c.status AS target_status, r.key AS release_key
+       FROM environment_inventory_view i
+       LEFT JOIN cmdb_ci_view c ON c.ci_id = lower(i.target_ci_id)
        LEFT JOIN release_view r ON r.release_id::text = i.release_id
      ${where.length ? `WHERE ${where.join(" AND ")}` : ""}
      ORDER BY i.environment, i.target_ci_id, i.artifact_name`,
@@ -240,6 +255,7 @@ export async function inventoryEntries(
 export const toInventoryEntry = (r: InventoryEntryRow) => ({
   targetCiId: r.target_ci_id,
   targetName: r.target_name,
+  targetStatus: r.target_status,
   artifactName: r.artifact_name,
   artifactVersion: r.artifact_version,
   artifactId: r.artifact_id,

@@ -1,6 +1,7 @@
 import { uuidSchema } from "../../problems.js";
 import { arr, date, nullableDate, str } from "../../schema-parts.js";
 import { afterSchema } from "../../sse.js";
+import { CI_STATUSES } from "../configuration/schemas.js";
 
 const obj = <const P extends Record<string, unknown>>(properties: P, example?: unknown) =>
   ({ type: "object", properties, ...(example ? { examples: [example] } : {}) }) as const;
@@ -19,6 +20,12 @@ export const DEPLOYMENT_STATES = [
   "CANCELLED",
 ] as const;
 const OUTCOMES = ["SUCCEEDED", "FAILED", "ROLLED_BACK"] as const;
+
+const nullable = <const T extends string>(values: readonly T[]) => ({
+  type: ["string", "null"],
+  enum: [...values, null],
+});
+
 /** An environment's name as the deployment service takes it: any other names no environment. */
 export const environmentName = {
   type: "string",
@@ -164,6 +171,10 @@ export const inventoryEntrySchema = obj(
   {
     targetCiId: str,
     targetName: { type: ["string", "null"], description: "the CI's name in the gateway's CMDB view, when known" },
+    targetStatus: {
+      ...nullable(CI_STATUSES),
+      description: "the CI's lifecycle status in the gateway's CMDB view, when known (RETIRED: decommissioned)",
+    },
     artifactName: str,
     artifactVersion: str,
     artifactId: str,
@@ -179,6 +190,7 @@ export const inventoryEntrySchema = obj(
   {
     targetCiId: "host-17",
     targetName: "payments-host-17",
+    targetStatus: "LIVE",
     artifactName: "payments-api",
     artifactVersion: "4.1.3",
     artifactId: "",
@@ -199,6 +211,7 @@ const environmentExample = {
   lastEnvironmentSequence: 42,
   updatedAt: "2026-12-01T09:14:02.000Z",
   liveColour: null,
+  retiredTargetCiIds: [],
 };
 
 const definitionSchema = {
@@ -222,11 +235,6 @@ const definitionSchema = {
   },
 } as const;
 
-const nullable = <const T extends string>(values: readonly T[]) => ({
-  type: ["string", "null"],
-  enum: [...values, null],
-});
-
 /** An environment the gateway knows: its definition, its health from the newest outcome, or both. */
 export const knownEnvironmentSchema = obj(
   {
@@ -244,6 +252,12 @@ export const knownEnvironmentSchema = obj(
     liveColour: {
       type: ["string", "null"],
       description: "blue-green: the colour serving traffic, as the newest blue-green outcome left it; null: none yet",
+    },
+    retiredTargetCiIds: {
+      ...arr(str),
+      description:
+        "the definition's targets the CMDB lists as retired, as the definition spells them: a deployment whose plan " +
+        "reaches one is refused (gate.target_retired); take them out of the definition",
     },
   },
   {
