@@ -12,6 +12,7 @@ import { ConfigurationService } from "@rdm/proto/gen/rdm/configuration/v1/config
 import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { NotificationService } from "@rdm/proto/gen/rdm/notification/v1/notification_service_pb.js";
 import { ReleaseService } from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
+import { answerField } from "./answer-field.js";
 
 const SERVICES: Record<string, { service: DescService; port: number; portVariable?: string }> = {
   release: { service: ReleaseService, port: 50051 },
@@ -28,16 +29,6 @@ const usage = `usage: node packages/dev-stack/dist/call.js <release|change|confi
   <SERVICE>_GRPC_PORT as for ./rdm up; --print prints one field of the answer (e.g. release.releaseId);
   --deadline gives up after that many seconds (default 30: DEADLINE_EXCEEDED; a command may still
   have been done, and sending it again with the same requestId does it at most once)`;
-
-/** The value at a dotted path of the JSON answer (array items by index), as text. */
-function pick(json: JsonValue, fieldPath: string): string {
-  let value: JsonValue | undefined = json;
-  for (const key of fieldPath.split(".")) {
-    value = value && typeof value === "object" ? (value as Record<string, JsonValue>)[key] : undefined;
-  }
-  if (value === undefined) throw new Error(`the answer has no ${fieldPath}:\n${JSON.stringify(json, null, 2)}`);
-  return typeof value === "string" ? value : JSON.stringify(value);
-}
 
 /** A service's port: its <SERVICE>_GRPC_PORT, as for ./rdm up, or the default. */
 function portOf(serviceName: string): string {
@@ -91,11 +82,11 @@ async function main() {
   > & { close(): void };
   const call = client[method.localName] as (request: Message, options: { deadline: number }) => Promise<Message>;
   try {
-    const answer = toJson(
-      method.output as DescMessage,
-      await call(fromJson(input, json), { deadline: deadlineSeconds * 1_000 }),
+    const output = method.output as DescMessage;
+    const answer = await call(fromJson(input, json), { deadline: deadlineSeconds * 1_000 });
+    console.log(
+      values.print ? answerField(output, answer, values.print) : JSON.stringify(toJson(output, answer), null, 2),
     );
-    console.log(values.print ? pick(answer, values.print) : JSON.stringify(answer, null, 2));
   } catch (error) {
     if (typeof (error as { code?: unknown }).code !== "number") throw error;
     const details = errorDetails(error);
