@@ -102,7 +102,7 @@ export class Deciding {
   /** The environment planned in. */
   environment = environment();
 
-  plan(deploymentStrategy: DeploymentStrategy, env = environment(), window?: TimeWindow) {
+  plan(deploymentStrategy: DeploymentStrategy, env = environment(), window?: TimeWindow, now = NOW) {
     this.environment = env;
     return this.run({
       kind: "planDeployment",
@@ -113,6 +113,7 @@ export class Deciding {
       strategy: deploymentStrategy,
       window,
       linkedChangeIds: [],
+      now,
     });
   }
 

@@ -289,15 +289,18 @@ describe("approval and start", () => {
     });
   });
 
-  test("a deployment whose planned window has ended is refused at start; one whose window is ahead waits for it", () => {
+  test("a plan whose window has ended is refused; so is the start of one whose window ended since; one whose window is ahead waits for it", () => {
     const hour = 3_600_000;
     const window = (from: number, to: number) =>
       create(TimeWindowSchema, {
         start: timestampFromDate(new Date(NOW.getTime() + from * hour)),
         end: timestampFromDate(new Date(NOW.getTime() + to * hour)),
       });
+    const over = refusal(() => new Deciding().plan(ALL_AT_ONCE, undefined, window(-3, -1)));
+    expect(over).toMatchObject({ code: "FAILED_PRECONDITION", rule: "deployment.window_passed" });
+    expect(over.conditions.map((c) => c.rule)).toEqual(["deployment.window_passed"]);
     const late = new Deciding();
-    late.plan(ALL_AT_ONCE, undefined, window(-3, -1));
+    late.plan(ALL_AT_ONCE, undefined, window(-3, -1), new Date(NOW.getTime() - 4 * hour));
     expect(refusal(() => late.start()).conditions.map((c) => c.rule)).toEqual(["deployment.window_passed"]);
     const early = new Deciding();
     early.plan(ALL_AT_ONCE, undefined, window(1, 3));

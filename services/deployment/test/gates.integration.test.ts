@@ -3,6 +3,7 @@
 // services would), its environments and its own deployments.
 import { randomUUID } from "node:crypto";
 import { fromBinary } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
 import { errorDetails } from "@rdm/grpc";
 import { ChangeType } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
@@ -55,7 +56,11 @@ async function environment(
   return name;
 }
 
-async function plan(env: string, options: { releaseId?: string; artifactId?: string; changes?: string[] } = {}) {
+async function plan(
+  env: string,
+  options: { releaseId?: string; artifactId?: string; changes?: string[]; window?: { start: Date; end: Date } } = {},
+) {
+  const window = options.window;
   const { deployment } = await deployer.planDeployment({
     ...rid(),
     releaseId: options.releaseId ?? randomUUID(),
@@ -63,6 +68,7 @@ async function plan(env: string, options: { releaseId?: string; artifactId?: str
     artifacts: [artifact(options.artifactId ?? randomUUID())],
     strategy: ALL_AT_ONCE,
     linkedChangeIds: options.changes ?? [],
+    ...(window && { window: { start: timestampFromDate(window.start), end: timestampFromDate(window.end) } }),
   });
   return deployment?.deploymentId as string;
 }
@@ -190,6 +196,35 @@ test("CheckDeploymentGates lists what a start would refuse and records nothing; 
   expect([rulesOf(started), started.ready, started.beginsAt]).toEqual([["deployment.state"], false, undefined]);
   const unknown = viewer.checkDeploymentGates({ deploymentId: randomUUID() });
   expect(await refusedWith(unknown, status.NOT_FOUND)).toContain("no deployment");
+});
+
+test("a plan whose window is over is refused; once a planned window ends, the check says so and gives no begin", async () => {
+  const env = await environment();
+  const at = (seconds: number) => new Date(Date.now() + seconds * 1_000);
+  const over = await deployer
+    .planDeployment({
+      ...rid(),
+      releaseId: randomUUID(),
+      environment: env,
+      artifacts: [artifact(randomUUID())],
+      strategy: ALL_AT_ONCE,
+      window: { start: timestampFromDate(at(-7_200)), end: timestampFromDate(at(-3_600)) },
+    })
+    .catch((error: unknown) => error);
+  expect(errorDetails(over).preconditionFailure?.violations.map((v) => v.type)).toEqual(["deployment.window_passed"]);
+  // A window that ends two seconds after the plan.
+  const deploymentId = await plan(env, { window: { start: at(-60), end: at(2) } });
+  const passed = await waitFor(
+    async () => {
+      const answer = await deployer.checkDeploymentGates({ deploymentId });
+      return answer.violations.some((v) => v.rule === "deployment.window_passed") ? answer : undefined;
+    },
+    { timeoutMs: 30_000, description: "the window over" },
+  );
+  expect([passed.ready, passed.beginsAt]).toEqual([false, undefined]);
+  expect(await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId }))).toContain(
+    "deployment.window_passed",
+  );
 });
 
 test("an artifact planned under another name or version than the DML registered is refused at the start", async () => {

@@ -97,6 +97,9 @@ async function startCommand(
  * What a start by this caller would refuse now: the decider's refusal of the start command a
  * StartDeployment would give it, its conditions listed; none when it would schedule the deployment.
  */
+/** Refusals of a start that no later change of the gates lifts: the deployment must be planned again. */
+const FINAL_REFUSALS = new Set(["deployment.state", "deployment.window_passed"]);
+
 async function gatesCheck(
   api: ApiContext,
   request: { deploymentId: string; freezeOverrideJustification: string },
@@ -116,8 +119,9 @@ async function gatesCheck(
       return { violations: [], beginsAt: begins };
     } catch (error) {
       if (!isRuleViolation(error) || error.code === "NOT_FOUND") throw error;
-      // One that can no longer start (its state) would begin at no time.
-      return { violations: error.conditions, beginsAt: error.rule === "deployment.state" ? undefined : begins };
+      // One that can no longer start (its state, its window over) would begin at no time.
+      const over = [error.rule, ...error.conditions.map((c) => c.rule)].some((rule) => FINAL_REFUSALS.has(rule));
+      return { violations: error.conditions, beginsAt: over ? undefined : begins };
     }
   } finally {
     // A connection that cannot even roll back is not given back to the pool.
@@ -219,7 +223,7 @@ export function deploymentCommandHandlers(api: ApiContext) {
       return runDeploymentCommand(handler, ctx, M.planDeployment, request, {
         output: M.planDeployment.output,
         streamId: deploymentId,
-        command: async (_state, _decision, tx) => ({
+        command: async (_state, decision, tx) => ({
           kind: "planDeployment",
           deploymentId,
           releaseId: request.releaseId,
@@ -228,6 +232,7 @@ export function deploymentCommandHandlers(api: ApiContext) {
           strategy,
           window: request.window,
           linkedChangeIds: request.linkedChangeIds,
+          now: decision.now,
         }),
       });
     },

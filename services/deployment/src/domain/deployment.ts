@@ -35,6 +35,7 @@ export type DeploymentCommand =
       strategy: DeploymentStrategy;
       window: TimeWindow | undefined;
       linkedChangeIds: string[];
+      now: Date;
     }
   | { kind: "approveDeployment"; approver: string; approverGroups: string[]; approvalGroup: string; comment: string }
   | {
@@ -75,6 +76,9 @@ function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, s
   if (state.deployment) {
     throw violation("ALREADY_EXISTS", "deployment.exists", "the deployment already exists");
   }
+  // A window already over would leave a deployment that can never start.
+  const [passed] = windowPassed({ deploymentId: command.deploymentId, window: command.window }, command.now);
+  if (passed) throw violation("FAILED_PRECONDITION", passed.rule, passed.description, [passed]);
   const { steps, violations } = expandStrategy(command.strategy, command.environment);
   if (violations.length) {
     throw violation("FAILED_PRECONDITION", "deployment.plan", "the plan cannot be expanded", violations);
@@ -195,7 +199,7 @@ export function beginsAt(deployment: Deployment, now: Date): Date {
 }
 
 /** `deployment.window_passed` if the planned window has ended by `now`. */
-function windowPassed(deployment: Deployment, now: Date): RuleDetail[] {
+function windowPassed(deployment: Pick<Deployment, "deploymentId" | "window">, now: Date): RuleDetail[] {
   const windowEnd = instantOf(deployment.window?.end, undefined);
   if (!windowEnd || windowEnd > now) return [];
   return [
