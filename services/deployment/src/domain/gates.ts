@@ -249,9 +249,11 @@ function planTargetsGate(facts: GateFacts): RuleDetail[] {
 }
 
 /**
- * A host the CMDB retired is decommissioned (retiring is final there): nothing is deployed to it,
- * whatever the environment still lists. Its owners take it out of the environment, and the plan is
- * made again on the targets there are then.
+ * A host the CMDB retired is decommissioned (retiring is final there): a deployment does not start
+ * on it, nor begin, whatever the environment still lists. Its owners take it out of the
+ * environment, and the plan is made again on the targets there are then. Checked at the start and
+ * as it begins only: the later steps of a deployment under way (a promotion, the next batch) are
+ * not checked again.
  */
 function retiredTargetsGate(facts: GateFacts): RuleDetail[] {
   const { name, retired = [] } = facts.environment;
