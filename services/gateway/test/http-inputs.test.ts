@@ -117,6 +117,20 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     });
   });
 
+  test("an integer past its bound in many digits is refused naming the bound; leading zeros are digits too", async () => {
+    const detail = async (path: string) => (await get(path)).body.detail;
+    expect(await detail("/v1/releases/events?after=99999999999999999999")).toBe(
+      "querystring/after must be <= 9007199254740991",
+    );
+    expect(await detail("/v1/changes?pageSize=12345678901234567")).toBe("querystring/pageSize must be <= 200");
+    expect(await detail("/v1/changes?pageSize=-12345678901234567")).toBe("querystring/pageSize must be >= 1");
+    expect(await detail("/v1/changes?pageSize=1e3")).toBe(
+      "querystring/pageSize must be an integer written in decimal digits",
+    );
+    const padded = await get("/v1/changes?pageSize=000000000000000001");
+    expect([padded.status, padded.body.changes.length <= 1]).toEqual([200, true]);
+  });
+
   test("enum filters: a name that is no value (the gRPC spelling included) is 400, not an empty list", async () => {
     const key = `CHG-ENUM-${randomUUID().slice(0, 8)}`;
     const ci = `ci-${randomUUID()}`;

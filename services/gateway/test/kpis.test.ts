@@ -101,6 +101,17 @@ test("periods in the years 1-99 are in those years (not in 1901-1999)", () => {
   });
 });
 
+test("a period of the year 9999 ends at its last millisecond at the latest, a date-time clients can parse", () => {
+  const last = t("9999-12-31T23:59:59.999");
+  for (const period of ["day", "week", "month"] as const) {
+    expect(periodRange(period, last).to).toEqual(last);
+    expect(periodRange(period, last).to.toISOString()).toBe("9999-12-31T23:59:59.999Z");
+  }
+  // 9999-12-27 is a Monday: its week would end in the year 10000.
+  expect(periodRange("week", t("9999-12-27T00:00:00"))).toEqual({ from: t("9999-12-27T00:00:00"), to: last });
+  expect(periodRange("day", t("9999-12-30T10:00:00")).to).toEqual(t("9999-12-31T00:00:00"));
+});
+
 test("one week in production: every KPI with its counts", () => {
   expect(computeKpis(week, deployments, releases)).toEqual({
     deploymentFrequency: { deployments: 3, days: 7, perDay: 3 / 7 },

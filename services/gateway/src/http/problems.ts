@@ -53,12 +53,14 @@ export function equalityFilters(filters: Record<string, unknown>): { where: stri
   return { where, args };
 }
 
-type QuerySchema = { properties?: Record<string, { type?: unknown }> } | undefined;
+type QuerySchema = { properties?: Record<string, { type?: unknown; minimum?: number; maximum?: number }> } | undefined;
 
 /**
  * preValidation hook: an integer query parameter is written in decimal digits. ajv's type
  * coercion reads "1e400" as Infinity and lets it through an integer schema whatever its
  * maximum (PostgreSQL then refuses it on every poll of an event stream), and "1e3" as 1000.
+ * Past 16 significant digits a value is past every bound of these schemas (and, long enough,
+ * Infinity): it is refused here, naming the bound as ajv would.
  */
 export async function refuseNonDecimalIntegers(request: FastifyRequest, reply: FastifyReply) {
   const properties = (request.routeOptions.schema?.querystring as QuerySchema)?.properties ?? {};
@@ -66,8 +68,13 @@ export async function refuseNonDecimalIntegers(request: FastifyRequest, reply: F
   for (const [name, property] of Object.entries(properties)) {
     const value = query[name];
     if (property.type !== "integer" || value === undefined) continue;
-    if (typeof value !== "string" || !/^-?\d{1,16}$/.test(value))
-      return badRequest(reply, `querystring/${name} must be an integer written in decimal digits`);
+    const digits = typeof value === "string" && /^(-?)0*(\d+)$/.exec(value);
+    if (!digits) return badRequest(reply, `querystring/${name} must be an integer written in decimal digits`);
+    if ((digits[2] as string).length <= 16) continue;
+    const bound = digits[1]
+      ? `>= ${property.minimum ?? Number.MIN_SAFE_INTEGER}`
+      : `<= ${property.maximum ?? Number.MAX_SAFE_INTEGER}`;
+    return badRequest(reply, `querystring/${name} must be ${bound}`);
   }
 }
 

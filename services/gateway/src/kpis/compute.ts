@@ -52,15 +52,22 @@ function utcMidnight(year: number, month: number, day: number): Date {
   return date;
 }
 
-/** The UTC day, ISO week (from Monday) or month that contains `at`: [from, to). */
+/** The last instant the platform takes (RFC 3339 has no year 10000). */
+const LAST_INSTANT = new Date("9999-12-31T23:59:59.999Z");
+
+/**
+ * The UTC day, ISO week (from Monday) or month that contains `at`: [from, to). A period of the
+ * year 9999 ends at its last millisecond at the latest, so `to` is still a date-time clients parse.
+ */
 export function periodRange(period: Period, at: Date): { from: Date; to: Date } {
   const y = at.getUTCFullYear();
   const m = at.getUTCMonth();
-  if (period === "month") return { from: utcMidnight(y, m, 1), to: utcMidnight(y, m + 1, 1) };
+  const until = (to: Date) => (to > LAST_INSTANT ? LAST_INSTANT : to);
+  if (period === "month") return { from: utcMidnight(y, m, 1), to: until(utcMidnight(y, m + 1, 1)) };
   const day = utcMidnight(y, m, at.getUTCDate());
-  if (period === "day") return { from: day, to: new Date(day.getTime() + DAY_MS) };
+  if (period === "day") return { from: day, to: until(new Date(day.getTime() + DAY_MS)) };
   const monday = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * DAY_MS);
-  return { from: monday, to: new Date(monday.getTime() + 7 * DAY_MS) };
+  return { from: monday, to: until(new Date(monday.getTime() + 7 * DAY_MS)) };
 }
 
 /** Durations in seconds: how many, their mean and median (null when none). */
