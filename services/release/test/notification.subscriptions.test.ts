@@ -30,8 +30,10 @@ import {
   DeploymentFailedSchema,
   DeploymentPlannedSchema,
   DeploymentScheduledSchema,
+  DeploymentStepClaimedSchema,
   DeploymentStepFailedSchema,
   EnvironmentRegisteredSchema,
+  StepKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import {
   DeliveryStatus,
@@ -125,6 +127,7 @@ type DeploymentEventSchema =
   | typeof DeploymentApprovalGrantedSchema
   | typeof DeploymentScheduledSchema
   | typeof DeploymentStepFailedSchema
+  | typeof DeploymentStepClaimedSchema
   | typeof DeploymentCancelledSchema;
 
 /** DeploymentFailed events in one produce request (so they reach the notifier in one fetch); their deployment ids. */
@@ -517,6 +520,49 @@ test("a subscription filtered by service takes the deployments of releases whose
     { description: "the deployment's delivery sent" },
   );
   expect(sent.payload.subject).toBe(ours);
+});
+
+test("a subscription filtered by service takes every event of a deployment whose plan targets it, written in any case", async () => {
+  const host = uniqueId("ci-host");
+  const s = await subscribe("/target-deployments", { serviceIds: [host] });
+  const deployments = new PublishedStreams("dora");
+  const at = { occurredAt: timestampFromDate(h.clock.now()), time: h.clock.now() };
+  const [ours, others] = [randomUUID(), randomUUID()];
+  const event = <S extends DeploymentEventSchema>(
+    schema: S,
+    deploymentId: string,
+    init: Omit<MessageInitShape<S>, "metadata" | "$typeName"> = {} as never,
+  ) =>
+    deployments.event(
+      "rdm/deployment",
+      schema,
+      deploymentId,
+      { deploymentId, releaseId: randomUUID(), environment: "production", ...init },
+      at,
+    );
+  // The plan spells the host in capitals, as the deployment service takes it.
+  const plan = (deploymentId: string, target: string) =>
+    event(DeploymentPlannedSchema, deploymentId, {
+      steps: [{ index: 0, kind: StepKind.DEPLOY, targetCiIds: [target] }],
+    });
+  const topic = `${h.topicPrefix}${DEPLOYMENT_EVENTS_TOPIC}`;
+  const plans = [plan(ours, host.toUpperCase()), plan(others, uniqueId("ci-host"))];
+  await publishEvents(producer, topic, plans);
+  const seen = (...events: { id: string; type: string }[]) =>
+    Promise.all(events.map((e) => seenByAll(e.type, (r) => r.payload.eventId === e.id)));
+  await seen(...plans);
+  // Later fetches, naming no target: by what the notifier kept of each plan.
+  const later = [ours, others].flatMap((deploymentId) => [
+    event(DeploymentScheduledSchema, deploymentId),
+    event(DeploymentStepClaimedSchema, deploymentId, { stepIndex: 0, executorId: "exec-1", fencingToken: 1n }),
+    event(DeploymentCancelledSchema, deploymentId, { reason: "superseded" }),
+  ]);
+  await publishEvents(producer, topic, later);
+  await seen(...later);
+  const received = await deliveries(s);
+  expect(received.map((delivery) => delivery.eventId).sort()).toEqual(
+    [plans[0], ...later.slice(0, 3)].map((e) => e?.id).sort(),
+  );
 });
 
 test("a target that does not answer holds only its own deliveries: another subscription's arrive meanwhile", async () => {

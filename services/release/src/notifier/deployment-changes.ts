@@ -24,8 +24,9 @@ import { indexedRelease } from "../store/releases.js";
 // (plan, approval, a cancellation before it), a deployment's events also match the changes its
 // start names when the same fetch holds it, else those linked to its release as the release
 // service knows them when the notifier reads the event: the changes the start's gates will check.
-// For subscriptions filtered by service, a deployment's events are also about the configuration
-// items its release's package maps its artifacts to (deploymentServicesOf), read the same way.
+// For subscriptions filtered by service, a deployment's events are also about the targets its
+// plan names (kept as its changes are: notifier_deployment_changes.target_ci_ids) and the
+// configuration items its release's package maps its artifacts to (deploymentServicesOf).
 
 const NAMING_SCHEMAS = [
   DeploymentPlannedSchema,
@@ -59,15 +60,27 @@ export const startsDeployment = (type: string) => type === DeploymentScheduledSc
 
 /**
  * What a deployment's events said of it: the changes they named, whether it has started, and
- * whether it has begun (then `changes` are those it implements, and nothing earlier adds to them).
+ * whether it has begun (then `changes` are those it implements, and nothing earlier adds to them);
+ * and the targets its plan named.
  */
 export interface DeploymentSaid {
   changes: Set<string>;
   started: boolean;
   begun: boolean;
+  targets: Set<string>;
 }
 
-/** The changes a deployment event names, with its deployment; undefined for other events and a plan naming none. */
+export const nothingSaid = (): DeploymentSaid => ({
+  changes: new Set(),
+  started: false,
+  begun: false,
+  targets: new Set(),
+});
+
+/**
+ * The changes a deployment event names, with its deployment, and for its plan the targets of its
+ * steps; undefined for other events and a plan naming neither.
+ */
 export function changesNamed(type: string, message: Message) {
   if (!CHANGE_NAMING.has(type)) return undefined;
   const named = message as {
@@ -75,14 +88,16 @@ export function changesNamed(type: string, message: Message) {
     linkedChangeIds?: string[];
     changeRequestIds?: string[];
     changeRequestIdsRecorded?: boolean;
+    steps?: { targetCiIds: string[] }[];
   };
   const changeRequestIds =
     (type === DeploymentPlannedSchema.typeName ? named.linkedChangeIds : named.changeRequestIds) ?? [];
   const started = STARTED.has(type);
   // Outcomes written before the begin recorded its changes name the plan's or the start's.
   const begun = BEGUN.has(type) && named.changeRequestIdsRecorded === true;
-  return named.deploymentId && (changeRequestIds.length || started)
-    ? { deploymentId: named.deploymentId, changeRequestIds, started, begun }
+  const targetCiIds = [...new Set(named.steps?.flatMap((step) => step.targetCiIds) ?? [])];
+  return named.deploymentId && (changeRequestIds.length || started || targetCiIds.length)
+    ? { deploymentId: named.deploymentId, changeRequestIds, started, begun, targetCiIds }
     : undefined;
 }
 
@@ -92,12 +107,13 @@ export function addSaid(said: DeploymentSaid, named: NonNullable<ReturnType<type
   if (named.begun || !said.begun) for (const id of named.changeRequestIds) said.changes.add(id);
   said.started ||= named.started;
   said.begun ||= named.begun;
+  for (const id of named.targetCiIds) said.targets.add(id);
 }
 
 /**
- * Adds each deployment's changes to what was kept of it, and that it started; a begin replaces
- * what was kept before it, and what comes before a begin (a redelivery) adds nothing after it (one
- * idempotent statement, rows in id order).
+ * Adds each deployment's changes and targets to what was kept of it, and that it started; a begin
+ * replaces the changes kept before it, and what comes before a begin (a redelivery) adds no change
+ * after it (one idempotent statement, rows in id order).
  */
 export async function keepDeploymentChanges(
   db: Pick<pg.Pool, "query">,
@@ -107,24 +123,29 @@ export async function keepDeploymentChanges(
   const rows = [...byDeployment].sort(([a], [b]) => (a < b ? -1 : 1));
   await db.query({
     name: "rdm_keep_deployment_changes",
-    text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids, started, begun)
-       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1), started, begun
-       FROM unnest($1::text[], $2::jsonb[], $3::boolean[], $4::boolean[]) AS k (id, ids, started, begun)
+    text: `INSERT INTO notifier_deployment_changes AS t (deployment_id, change_request_ids, started, begun, target_ci_ids)
+       SELECT id, ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("ids")}) ORDER BY 1), started, begun,
+         ARRAY(SELECT DISTINCT unnest(${textArrayOfJson("targets")}) ORDER BY 1)
+       FROM unnest($1::text[], $2::jsonb[], $3::boolean[], $4::boolean[], $5::jsonb[]) AS k (id, ids, started, begun, targets)
        ON CONFLICT (deployment_id) DO UPDATE
          SET change_request_ids = CASE
                WHEN EXCLUDED.begun AND NOT t.begun THEN EXCLUDED.change_request_ids
+               WHEN t.begun AND NOT EXCLUDED.begun THEN t.change_request_ids
                ELSE ARRAY(SELECT DISTINCT unnest(t.change_request_ids || EXCLUDED.change_request_ids) ORDER BY 1)
              END,
            started = t.started OR EXCLUDED.started,
-           begun = t.begun OR EXCLUDED.begun
+           begun = t.begun OR EXCLUDED.begun,
+           target_ci_ids = ARRAY(SELECT DISTINCT unnest(t.target_ci_ids || EXCLUDED.target_ci_ids) ORDER BY 1)
          WHERE (EXCLUDED.begun AND NOT t.begun)
            OR (EXCLUDED.started AND NOT t.started)
-           OR (NOT t.change_request_ids @> EXCLUDED.change_request_ids AND (EXCLUDED.begun OR NOT t.begun))`,
+           OR (NOT t.change_request_ids @> EXCLUDED.change_request_ids AND (EXCLUDED.begun OR NOT t.begun))
+           OR NOT t.target_ci_ids @> EXCLUDED.target_ci_ids`,
     values: [
       rows.map(([id]) => id),
       rows.map(([, said]) => JSON.stringify([...said.changes])),
       rows.map(([, said]) => said.started),
       rows.map(([, said]) => said.begun),
+      rows.map(([, said]) => JSON.stringify([...said.targets])),
     ],
   });
 }
@@ -150,19 +171,28 @@ function releaseNow(tx: pg.PoolClient, fetched: FetchedDeployments, releaseId: s
 }
 
 /**
- * The configuration items the release of a deployment event maps its package's artifacts to: the
- * services it deploys, as the KPIs count them (the package is frozen once the release leaves
- * BUILD_AND_TEST, before any deployment). Undefined for other events.
+ * The configuration items a deployment event is about beyond those it names: the targets its
+ * plan named (this fetch's, and those kept), and those its release maps its package's artifacts
+ * to: the services it deploys, as the KPIs count them (the package is frozen once the release
+ * leaves BUILD_AND_TEST, before any deployment). Undefined for other events.
  */
 export async function deploymentServicesOf(
   tx: pg.PoolClient,
   event: { type: string; json: JsonObject },
   fetched: FetchedDeployments,
 ): Promise<string[] | undefined> {
-  const { releaseId } = event.json;
-  if (!event.type.startsWith("rdm.deployment.v1.") || typeof releaseId !== "string" || !releaseId) return undefined;
+  const { deploymentId, releaseId } = event.json;
+  if (!event.type.startsWith("rdm.deployment.v1.") || typeof deploymentId !== "string" || !deploymentId)
+    return undefined;
+  const { rows } = await tx.query<{ target_ci_ids: string[] }>({
+    name: "rdm_deployment_targets_of",
+    text: "SELECT target_ci_ids FROM notifier_deployment_changes WHERE deployment_id = $1",
+    values: [deploymentId],
+  });
+  const targets = [...(rows[0]?.target_ci_ids ?? []), ...(fetched.said.get(deploymentId)?.targets ?? [])];
+  if (typeof releaseId !== "string" || !releaseId) return targets;
   const release = await releaseNow(tx, fetched, releaseId);
-  return release?.package.map((artifact) => artifact.configurationItemId).filter(Boolean) ?? [];
+  return [...targets, ...(release?.package.map((artifact) => artifact.configurationItemId).filter(Boolean) ?? [])];
 }
 
 /**

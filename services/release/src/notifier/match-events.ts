@@ -34,6 +34,7 @@ import {
   type FetchedDeployments,
   keepDeploymentChanges,
   namesDeploymentChanges,
+  nothingSaid,
   startsDeployment,
 } from "./deployment-changes.js";
 import { decodeNotifiable, eventJson, notificationPayload, occurredAtOf } from "./payload.js";
@@ -105,11 +106,7 @@ class SaidSoFar {
     if (key) this.changeKeys.set(key.changeRequestId, key.key);
     const changes = changesNamed(type, message);
     if (changes) {
-      const said = this.deploymentChanges.get(changes.deploymentId) ?? {
-        changes: new Set(),
-        started: false,
-        begun: false,
-      };
+      const said = this.deploymentChanges.get(changes.deploymentId) ?? nothingSaid();
       addSaid(said, changes);
       this.deploymentChanges.set(changes.deploymentId, said);
     }
@@ -163,7 +160,7 @@ async function match(
     deploymentChanges: anyFilters(candidates, "changeRequestIds")
       ? await deploymentChangesOf(tx, { type: envelope.type, json }, said.deployments)
       : undefined,
-    // A deployment's events match the services its release deploys, besides its targets.
+    // A deployment's events match its plan's targets and the services its release deploys.
     deploymentServices: anyFilters(candidates, "serviceIds")
       ? await deploymentServicesOf(tx, { type: envelope.type, json }, said.deployments)
       : undefined,

@@ -248,4 +248,12 @@ export const releaseMigrations: Migration[] = [
       FROM notifier_change_environments n WHERE n.change_request_id = s.change_request_id;
     `,
   },
+  {
+    version: 21,
+    name: "deployment targets",
+    // The targets a deployment's plan names, so a subscription filtered by service takes the
+    // deployment's events that name none (its start, steps, cancellation). Deployments planned
+    // before this version are matched by what each event names, as before.
+    sql: "ALTER TABLE notifier_deployment_changes ADD COLUMN target_ci_ids text[] NOT NULL DEFAULT '{}'",
+  },
 ];

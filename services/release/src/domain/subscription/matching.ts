@@ -1,7 +1,6 @@
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import { Severity, type Subscription } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import type { ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { isUuid } from "@rdm/runtime/process";
 
 /** Events that ask for more attention than a plain fact; any other event is INFO. */
 const SEVERITIES: Record<string, Severity> = {
@@ -23,8 +22,12 @@ const SEVERITIES: Record<string, Severity> = {
 
 export const severityOf = (eventType: string): Severity => SEVERITIES[eventType] ?? Severity.INFO;
 
-/** An id as compared: a UUID whatever its case (events from before inputs were lowercased keep theirs). */
-const idKey = (id: string) => (isUuid(id) ? id.toLowerCase() : id);
+/**
+ * An id or name as compared: without case. A UUID is one value whatever its case (events from
+ * before inputs were lowercased keep theirs), and the deployment service takes a target written
+ * in capitals for the configuration item it names, as its gates do.
+ */
+const idKey = (id: string) => id.toLowerCase();
 
 /** The fields (JSON names) that say what an event is about, whatever the service. */
 const SUBJECT_FIELDS = {
@@ -101,7 +104,7 @@ export type MatchedSubjects = EventSubjects & { everywhere: boolean };
  * (`subjects`: its JSON's, when read already; they are added to).
  */
 export function matchedSubjects(event: NotifiedEvent, subjects = subjectsOf(event.json)): MatchedSubjects {
-  for (const environment of event.changeEnvironments ?? []) subjects.environments.add(environment);
+  for (const environment of event.changeEnvironments ?? []) subjects.environments.add(idKey(environment));
   for (const id of event.deploymentChanges ?? []) subjects.changeRequestIds.add(idKey(id));
   for (const id of event.deploymentServices ?? []) subjects.serviceIds.add(idKey(id));
   // A freeze of everything (declared or lifted) is about every environment and service.
