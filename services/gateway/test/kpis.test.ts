@@ -134,6 +134,8 @@ test("per service and per environment", () => {
   expect(serviceA.deploymentFrequency).toEqual({ deployments: 2, days: 7, perDay: 2 / 7 });
   expect(serviceA.changeFailureRate).toMatchObject({ deployments: 3, failures: 1, failed: 1, neededFix: 0 });
   expect(serviceA.timeToRestore).toMatchObject({ count: 1, totalSeconds: 21_600, unrestored: 0 });
+  // Named in capitals, as a deployment may target it: the same service.
+  expect(computeKpis({ ...week, service: "SVC-A" }, deployments, releases)).toEqual(serviceA);
   const staging = computeKpis({ ...week, environment: "staging", production: false }, deployments, releases);
   expect(staging.deploymentFrequency.deployments).toBe(2);
   expect(staging.leadTimeForChanges).toEqual({

@@ -129,10 +129,16 @@ function onTimeReleases(inEnvironment: DeploymentFact[], releases: ReleaseFact[]
   };
 }
 
+/** Whether a fact is about the service: ids compared without case, as the deployment gates compare targets. */
+export const aboutService = (fact: { services: string[] }, service: string) => {
+  const wanted = service.toLowerCase();
+  return fact.services.some((id) => id.toLowerCase() === wanted);
+};
+
 export function computeKpis(scope: KpiScope, deployments: DeploymentFact[], releases: ReleaseFact[]) {
   const within: Within = (t): t is Date => t !== null && t >= scope.from && t < scope.to;
   const forService = <T extends { services: string[] }>(facts: T[]) =>
-    scope.service ? facts.filter((f) => f.services.includes(scope.service as string)) : facts;
+    scope.service ? facts.filter((f) => aboutService(f, scope.service as string)) : facts;
   const releaseById = new Map(releases.map((r) => [r.releaseId, r]));
   const inEnvironment = forService(deployments).filter((d) => d.environment === scope.environment);
   const scopedReleases = forService(releases);

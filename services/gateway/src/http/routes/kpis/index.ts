@@ -1,4 +1,4 @@
-import { computeKpis, periodRange } from "../../../kpis/compute.js";
+import { aboutService, computeKpis, periodRange } from "../../../kpis/compute.js";
 import { badRequest, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { parseDate } from "../changes/queries.js";
@@ -33,7 +33,7 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
       const facts = await kpiFacts(pool, environment, range.from);
       // Likewise a service no fact names and the gateway never heard of (the facts are read first:
       // a service they name needs no more look-ups).
-      const named = (f: { services: string[] }) => service !== undefined && f.services.includes(service);
+      const named = (f: { services: string[] }) => service !== undefined && aboutService(f, service);
       if (
         service !== undefined &&
         !facts.deployments.some(named) &&

@@ -124,14 +124,16 @@ export async function kpiFacts(pool: pg.Pool, environment: string, from: Date) {
 
 /**
  * Whether a KPI's `service` names a configuration item the gateway has heard of: one in the CMDB,
- * one a deployment's artifacts targeted, or one a release's package maps an artifact to.
+ * one a deployment's artifacts targeted, or one a release's package maps an artifact to (ids
+ * compared without case, as the deployment gates compare targets).
  */
 export async function knownService(pool: pg.Pool, ciId: string): Promise<boolean> {
   const { rows } = await pool.query<{ known: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM cmdb_ci_view WHERE ci_id = $1)
-       OR EXISTS (SELECT 1 FROM deployment_view d, jsonb_array_elements(d.artifacts) x WHERE x->'targetCiIds' ? $1)
-       OR EXISTS (SELECT 1 FROM release_view
-                  WHERE snapshot->'package' @> jsonb_build_array(jsonb_build_object('configurationItemId', $1::text)))
+    `SELECT EXISTS (SELECT 1 FROM cmdb_ci_view WHERE ci_id = lower($1))
+       OR EXISTS (SELECT 1 FROM deployment_view d, jsonb_array_elements(d.artifacts) x,
+                    jsonb_array_elements_text(x->'targetCiIds') t WHERE lower(t) = lower($1))
+       OR EXISTS (SELECT 1 FROM release_view r, jsonb_array_elements(r.snapshot->'package') p
+                  WHERE lower(p->>'configurationItemId') = lower($1))
        AS known`,
     [ciId],
   );
