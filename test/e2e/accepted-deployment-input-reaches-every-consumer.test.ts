@@ -13,7 +13,7 @@ import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_s
 import { DeploymentStrategyKind, StepKind, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { uniqueId, waitFor } from "@rdm/testkit";
 import fc from "fast-check";
-import { acceptedOrInvalid, eventIds, everyEventHandled, text } from "./accepted-input.js";
+import { acceptedOrInvalid, eventIds, everyEventHandled, idText, text } from "./accepted-input.js";
 import { e2eStack, publishReleaseInDeployment, type StartedService, verifiedArtifact } from "./harness.js";
 
 const stack = e2eStack("e2e-accepted-deployment");
@@ -40,7 +40,7 @@ const TERMINAL = new Set([DeploymentState.SUCCEEDED, DeploymentState.ROLLED_BACK
 
 const cases = fc.record({
   groupName: text(1, 20),
-  ciIds: fc.uniqueArray(text(1, 30), { minLength: 1, maxLength: 3 }),
+  ciIds: fc.uniqueArray(idText(1, 30), { minLength: 1, maxLength: 3 }),
   labels: fc.uniqueArray(text(1, 12), { maxLength: 2 }),
   executorId: text(1, 30),
   message: text(0, 80),

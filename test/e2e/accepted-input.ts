@@ -19,11 +19,17 @@ const anyCharacter = fc.oneof(
   fc.constantFrom("\u0000", "\u0001", "\u000b", "\u001b", "\u001f", "\ud800", "\udfff"),
 );
 /** Mostly text the API takes (so that events flow), now and then anything at all. */
-export const text = (minLength: number, maxLength: number) =>
+export const text = (minLength: number, maxLength: number, unit = acceptedCharacter) =>
   fc.oneof(
-    { weight: 9, arbitrary: fc.string({ unit: acceptedCharacter, minLength, maxLength }) },
+    { weight: 9, arbitrary: fc.string({ unit, minLength, maxLength }) },
     { weight: 1, arbitrary: fc.string({ unit: anyCharacter, minLength, maxLength }) },
   );
+
+/** Characters an id the API takes may have: no space, no control character. */
+const idCharacter = acceptedCharacter.filter((c) => [...c].every((unit) => unit > " " && unit !== "\u007f"));
+
+/** Mostly ids the API takes (a target's), now and then anything at all. */
+export const idText = (minLength: number, maxLength: number) => text(minLength, maxLength, idCharacter);
 
 /** The call's answer, or undefined when it was refused with INVALID_ARGUMENT naming a field; any other refusal fails. */
 export async function acceptedOrInvalid<T>(call: Promise<T>): Promise<T | undefined> {

@@ -554,6 +554,19 @@ test("ids and names longer than the CMDB's and the DML's are refused where they 
       }),
     ),
   ).toEqual(["environment.target_groups[0].ci_ids[1]", "environment.protection.approval_group"]);
+  // Nor a blank or a control character: " host-1" would name no host, on any read side.
+  expect(
+    await violations(
+      deployer.registerEnvironment({
+        ...rid(),
+        environment: {
+          name: uniqueId("env"),
+          promotionRank: 1,
+          targetGroups: [{ name: "rest", ciIds: [" ci-pad ", "a\tb", "a b", "a\u007fb", "ci-fine", "hôte-1"] }],
+        },
+      }),
+    ),
+  ).toEqual([0, 1, 2, 3].map((i) => `environment.target_groups[0].ci_ids[${i}]`));
   expect(
     await violations(
       deployer.planDeployment({
