@@ -1517,6 +1517,30 @@ test("a change is cancelled by its requester or a change manager until its imple
   expect(late.violations.map((v) => v.type)).toEqual(["change.cancel.implementation_started"]);
 });
 
+test("a change rejected, then closed, stays off the calendar as a rejected one", async () => {
+  const requester = await clientAs("rita", ["release-coordinator"]);
+  const manager = await clientAs("carl", ["change-manager"]);
+  const approver = await clientAs("abe", ["approver"], ["cab"]);
+  const viewer = await clientAs("vera", ["viewer"]);
+  const { window } = slot();
+  const raised = async () =>
+    (await requester.raiseChange(rfc({ plannedWindow: window }))).change?.changeRequestId as string;
+  const [rejected, planned] = [await raised(), await raised()];
+  await requester.submitChange({ ...rid(), changeRequestId: rejected });
+  await manager.assessChange({
+    ...rid(),
+    changeRequestId: rejected,
+    impact: ChangeImpact.LOW,
+    urgency: ChangeUrgency.LOW,
+  });
+  await approver.rejectChange({ ...rid(), changeRequestId: rejected, reason: "too risky" });
+  const onCalendar = async () => (await viewer.getChangeCalendar({ window })).changes.map((c) => c.changeRequestId);
+  expect(await onCalendar()).toEqual([planned]);
+  const closed = await manager.closeChange({ ...rid(), changeRequestId: rejected });
+  expect(closed.change).toMatchObject({ state: ChangeState.CLOSED, rejectionReason: "too risky" });
+  expect(await onCalendar()).toEqual([planned]);
+});
+
 test("the first commit time is kept; one in the future beyond the clock skew is INVALID_ARGUMENT", async () => {
   const requester = await clientAs("rita", ["change-manager"]);
   const committed = timestampFromDate(new Date(Date.now() - 3 * 86_400_000));

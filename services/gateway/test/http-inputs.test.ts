@@ -55,15 +55,23 @@ const pageToken = (list: string, sortKey: string, id: string) =>
 
 const badRequest = { type: "about:blank", title: "Bad Request", status: 400, detail: expect.any(String) };
 
-async function insertChange(change: { id?: string; key: string; ciIds: string[]; start: string; end: string }) {
+async function insertChange(change: {
+  id?: string;
+  key: string;
+  ciIds: string[];
+  start: string;
+  end: string;
+  state?: string;
+  rejectionReason?: string;
+}) {
   const id = change.id ?? randomUUID();
   await pool.query(
     `INSERT INTO change_view (change_request_id, key, type, state, title, description, justification, requester,
        affected_ci_ids, environments, implementation_plan, test_plan, backout_plan, impact, urgency, risk, board,
-       window_start, window_end, linked_release_id, template_id, raised_at, updated_at, version)
-     VALUES ($1, $2, 'NORMAL', 'SCHEDULED', 'a change', '', 'needed', 'carl', $3, '{production}', 'apply', '',
-       'revert', 'MEDIUM', 'HIGH', 'MEDIUM', 'CAB', $4, $5, '', '', now(), now(), 5)`,
-    [id, change.key, change.ciIds, change.start, change.end],
+       window_start, window_end, linked_release_id, template_id, raised_at, updated_at, version, rejection_reason)
+     VALUES ($1, $2, 'NORMAL', $6, 'a change', '', 'needed', 'carl', $3, '{production}', 'apply', '',
+       'revert', 'MEDIUM', 'HIGH', 'MEDIUM', 'CAB', $4, $5, '', '', now(), now(), 5, $7)`,
+    [id, change.key, change.ciIds, change.start, change.end, change.state ?? "SCHEDULED", change.rejectionReason ?? ""],
   );
   return id;
 }
@@ -129,6 +137,25 @@ describe("inputs PostgreSQL cannot take are 400 problems, not 500s", () => {
     );
     const padded = await get("/v1/changes?pageSize=000000000000000001");
     expect([padded.status, padded.body.changes.length <= 1]).toEqual([200, true]);
+  });
+
+  test("the calendar leaves out rejected and cancelled changes, and those closed after their rejection", async () => {
+    const [start, end] = ["2032-03-01T08:00:00Z", "2032-03-01T10:00:00Z"];
+    const ids: Record<string, string> = {};
+    for (const [state, rejectionReason] of [
+      ["SCHEDULED", ""],
+      ["CLOSED", ""],
+      ["REJECTED", "too risky"],
+      ["CANCELLED", ""],
+      ["CLOSED", "too risky"],
+    ] as const) {
+      const key = `CHG-CAL-${randomUUID().slice(0, 8)}`;
+      ids[`${state} ${rejectionReason}`] = await insertChange({ key, ciIds: [], start, end, state, rejectionReason });
+    }
+    const { body } = await get("/v1/calendar?from=2032-03-01T00:00:00Z&to=2032-03-02T00:00:00Z");
+    expect(body.changes.map((c: { changeRequestId: string }) => c.changeRequestId).sort()).toEqual(
+      [ids["SCHEDULED "], ids["CLOSED "]].sort(),
+    );
   });
 
   test("enum filters: a name that is no value (the gRPC spelling included) is 400, not an empty list", async () => {

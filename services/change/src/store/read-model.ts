@@ -265,7 +265,10 @@ export async function listChanges(
   return rows.map((row) => ({ change: fromBinary(ChangeRequestSchema, row.data), raisedAt: row.raised_at }));
 }
 
-/** The change calendar for [start, end): changes with a window in it (rejected and cancelled ones excluded) and active freezes. */
+/**
+ * The change calendar for [start, end): changes with a window in it (rejected and cancelled ones
+ * excluded, and those closed after their rejection: they never happened) and active freezes.
+ */
 export async function calendar(
   db: Queryable,
   window: Interval,
@@ -275,7 +278,8 @@ export async function calendar(
      ORDER BY window_start, key`,
     [new Date(window.start), new Date(window.end), [ChangeState.REJECTED, ChangeState.CANCELLED]],
   );
-  return { changes: changesFrom(rows), freezes: await freezesOverlapping(db, window, false) };
+  const changes = changesFrom(rows).filter((c) => !(c.state === ChangeState.CLOSED && c.rejectionReason));
+  return { changes, freezes: await freezesOverlapping(db, window, false) };
 }
 
 export async function listTemplates(db: Queryable, includeRetired: boolean): Promise<StandardChangeTemplate[]> {

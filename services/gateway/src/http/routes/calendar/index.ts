@@ -7,7 +7,8 @@ import { calendarQuery, calendarSchema } from "./schemas.js";
 
 const description = [
   "Everything whose window overlaps the half-open range [from, to) (at most 366 days), from every topic.",
-  "Changes: every state but REJECTED and CANCELLED (with `environment`: those naming it or naming none).",
+  "Changes: every state but REJECTED and CANCELLED, and CLOSED after a rejection (with `environment`: those naming",
+  "it or naming none).",
   "Releases: ACTIVE ones with a planned window (start and end); an abandoned or closed release does not occupy",
   "the calendar; releases are not filtered by environment. Deployments: planned ones with a window, but cancelled",
   "ones. Freeze windows: those not lifted (with `environment`: scoped to all, to it, or to CIs only).",

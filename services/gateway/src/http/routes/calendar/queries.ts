@@ -33,7 +33,9 @@ interface CalendarDeploymentRow {
 export async function calendarOf(pool: pg.Pool, range: CalendarRange) {
   const env = range.environment ?? null;
   const changes = await pool.query<ChangeRow>(
+    // Rejected and cancelled changes never happen; nor does one closed after its rejection.
     `SELECT * FROM change_view WHERE window_start < $2 AND window_end > $1 AND state NOT IN ('REJECTED', 'CANCELLED')
+       AND NOT (state = 'CLOSED' AND rejection_reason <> '')
        AND ($3::text IS NULL OR cardinality(environments) = 0 OR $3 = ANY(environments))
      ORDER BY window_start, key, change_request_id`,
     [range.from, range.to, env],
