@@ -10,15 +10,19 @@ import type { CloudEvent } from "@rdm/messaging";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import {
   ChangeRequestAuthorizedSchema,
+  ChangeRequestClosedSchema,
   ChangeRequestRaisedSchema,
+  ChangeRequestRejectedSchema,
   ChangeRequestSubmittedSchema,
   FreezeWindowDeclaredSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
+import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { openDatabase } from "@rdm/runtime";
 import { createTestDatabase, type TestDatabase } from "@rdm/testkit";
 import fc from "fast-check";
 import type pg from "pg";
-import { applyChangeEvent, applyChangeEvents } from "../src/consumers/change-requests.js";
+import { applyChangeEvent, applyChangeEvents, loadChangeStates } from "../src/consumers/change-requests.js";
+import { deploymentEnvironmentMigrations } from "../src/consumers/deployment-outcomes.js";
 import { releaseMigrations } from "../src/store/release-tables.js";
 import { withDatabaseAt } from "./database-at-version.js";
 
@@ -29,7 +33,10 @@ beforeAll(async () => {
   db = await createTestDatabase("release_change_states");
   pool = await openDatabase(db.url);
   await runMigrations(pool, eventStoreMigrations);
-  await runMigrations(pool, { component: "release", migrations: releaseMigrations });
+  await runMigrations(pool, {
+    component: "release",
+    migrations: [...releaseMigrations, ...deploymentEnvironmentMigrations],
+  });
 });
 
 afterAll(async () => {
@@ -43,7 +50,7 @@ const at = new Date("2026-11-02T10:00:00Z");
 function changeEvent(
   changeRequestId: string,
   version: number,
-  kind: "submitted" | "authorized" | "raised" | "freeze",
+  kind: "submitted" | "authorized" | "raised" | "freeze" | "rejected" | "closed",
 ): CloudEvent {
   const metadata = {
     eventId: randomUUID(),
@@ -74,10 +81,20 @@ function changeEvent(
                 linkedReleaseId: `rel-${version}`,
               }),
             ]
-          : [
-              ChangeRequestSubmittedSchema,
-              create(ChangeRequestSubmittedSchema, { metadata, changeRequestId, state: ChangeState.SUBMITTED }),
-            ];
+          : kind === "rejected"
+            ? [
+                ChangeRequestRejectedSchema,
+                create(ChangeRequestRejectedSchema, { metadata, changeRequestId, state: ChangeState.REJECTED }),
+              ]
+            : kind === "closed"
+              ? [
+                  ChangeRequestClosedSchema,
+                  create(ChangeRequestClosedSchema, { metadata, changeRequestId, state: ChangeState.CLOSED }),
+                ]
+              : [
+                  ChangeRequestSubmittedSchema,
+                  create(ChangeRequestSubmittedSchema, { metadata, changeRequestId, state: ChangeState.SUBMITTED }),
+                ];
   return {
     id: metadata.eventId,
     type: schema.typeName,
@@ -92,7 +109,7 @@ function changeEvent(
 const rows = async (ids: string[]) =>
   (
     await pool.query(
-      `SELECT change_request_id, state, linked_release_id, updated_at, version, environments
+      `SELECT change_request_id, state, linked_release_id, updated_at, version, environments, rejected
        FROM change_request_states WHERE change_request_id = ANY($1) ORDER BY 1`,
       [ids],
     )
@@ -104,7 +121,14 @@ test("a chunk at once leaves the same states as its events one by one", async ()
   const event = fc.record({
     change: fc.integer({ min: 0, max: 3 }),
     version: fc.integer({ min: 1, max: 6 }),
-    kind: fc.constantFrom("submitted" as const, "authorized" as const, "raised" as const, "freeze" as const),
+    kind: fc.constantFrom(
+      "submitted" as const,
+      "authorized" as const,
+      "raised" as const,
+      "freeze" as const,
+      "rejected" as const,
+      "closed" as const,
+    ),
   });
   await fc.assert(
     fc.asyncProperty(fc.array(event, { minLength: 1, maxLength: 12 }), async (drawn) => {
@@ -138,6 +162,23 @@ test("an older version in a later chunk never moves a state back", async () => {
     ),
   );
   expect(await rows([id])).toMatchObject([{ state: "AUTHORIZED", version: "3", linked_release_id: "rel-3" }]);
+});
+
+test("a change closed after its rejection is REJECTED to the gates, in one chunk or two; closed alone, CLOSED", async () => {
+  const [inOneChunk, inTwo, closedOnly] = [randomUUID(), randomUUID(), randomUUID()];
+  await withTransaction(pool, (tx) =>
+    applyChangeEvents(
+      [changeEvent(inOneChunk, 1, "rejected"), changeEvent(inOneChunk, 2, "closed")].map((event) => ({ event, info })),
+      tx,
+    ),
+  );
+  await withTransaction(pool, (tx) => applyChangeEvent(changeEvent(inTwo, 1, "rejected"), tx));
+  await withTransaction(pool, (tx) => applyChangeEvent(changeEvent(inTwo, 2, "closed"), tx));
+  await withTransaction(pool, (tx) => applyChangeEvent(changeEvent(closedOnly, 2, "closed"), tx));
+  const release = create(ReleaseSchema, { linkedChangeRequestIds: [inOneChunk, inTwo, closedOnly] });
+  expect((await loadChangeStates(pool, release, [])).map((c) => c.state)).toEqual(["REJECTED", "REJECTED", "CLOSED"]);
+  // The table keeps the change's own state (its link rules read it).
+  expect((await rows([inOneChunk])).map((r) => [r.state, r.rejected])).toEqual([["CLOSED", true]]);
 });
 
 test("a change's environments stay as its raise named them while its later events name none", async () => {

@@ -51,6 +51,8 @@ function decodeState(event: CloudEvent) {
       ? [...((message as { environments?: string[] }).environments ?? [])]
       : undefined,
     state: ChangeState[message.state] ?? "UNSPECIFIED",
+    /** The change was rejected, by this event or (in a chunk) an earlier one: see loadChangeStates. */
+    rejected: message.state === ChangeState.REJECTED,
     linkedReleaseId: message.linkedReleaseId,
     at: instantOf(message.metadata?.occurredAt, event.time),
     version: message.metadata?.streamVersion ?? 0n,
@@ -78,14 +80,16 @@ async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Pr
   if (!states.length) return;
   await tx.query(
     `INSERT INTO change_request_states AS c
-       (change_request_id, state, linked_release_id, updated_at, version, environments)
-     SELECT id, state, linked, at, version, CASE WHEN envs IS NULL THEN NULL ELSE ${textArrayOfJson("envs")} END
-     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::jsonb[])
-       AS k (id, state, linked, at, version, envs)
+       (change_request_id, state, linked_release_id, updated_at, version, environments, rejected)
+     SELECT id, state, linked, at, version, CASE WHEN envs IS NULL THEN NULL ELSE ${textArrayOfJson("envs")} END,
+       rejected
+     FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::jsonb[], $7::boolean[])
+       AS k (id, state, linked, at, version, envs, rejected)
      ON CONFLICT (change_request_id) DO UPDATE
        SET state = excluded.state, linked_release_id = excluded.linked_release_id,
            updated_at = excluded.updated_at, version = excluded.version,
-           environments = COALESCE(excluded.environments, c.environments)
+           environments = COALESCE(excluded.environments, c.environments),
+           rejected = c.rejected OR excluded.rejected
        WHERE c.version <= excluded.version`,
     [
       states.map((s) => s.changeRequestId),
@@ -94,6 +98,7 @@ async function upsertStates(tx: pg.PoolClient, states: ChangeRequestState[]): Pr
       states.map((s) => s.at),
       states.map((s) => s.version.toString()),
       states.map((s) => (s.environments ? JSON.stringify(s.environments) : null)),
+      states.map((s) => s.rejected),
     ],
   );
 }
@@ -116,13 +121,22 @@ export const applyChangeEvents: ChunkHandler = async (events, tx) => {
     const state = stateOf(event);
     const known = state && newest.get(state.changeRequestId);
     if (!state || (known && known.version > state.version)) continue;
-    // A later event naming no environments keeps what an earlier one of the chunk named.
-    newest.set(state.changeRequestId, { ...state, environments: state.environments ?? known?.environments });
+    // A later event naming no environments keeps what an earlier one of the chunk named; a
+    // rejection earlier in the chunk is kept too.
+    newest.set(state.changeRequestId, {
+      ...state,
+      environments: state.environments ?? known?.environments,
+      rejected: state.rejected || (known?.rejected ?? false),
+    });
   }
   await upsertStates(tx, [...newest.values()]);
 };
 
-/** The release's linked change requests with the states this service has heard of (undefined: none yet). */
+/**
+ * The release's linked change requests with the states this service has heard of (undefined: none
+ * yet), as the gates read them: a change closed after its rejection is REJECTED (it never
+ * happened), not CLOSED, which counts as authorized.
+ */
 export async function loadChangeStates(
   db: Pick<pg.Pool, "query">,
   release: Release | undefined,
@@ -133,7 +147,7 @@ export async function loadChangeStates(
   // With the production environments each names: those `production` lists (a success's word: a
   // new one's, or the newest of this stay in DEPLOYMENT), else those deployment_environments says are.
   const { rows } = await db.query<{ change_request_id: string; state: string; production_environments: string[] }>(
-    `SELECT s.change_request_id, s.state,
+    `SELECT s.change_request_id, CASE WHEN s.rejected AND s.state = 'CLOSED' THEN 'REJECTED' ELSE s.state END AS state,
        ARRAY(SELECT env FROM unnest(COALESCE(s.environments, '{}')) AS env
              WHERE CASE WHEN cardinality($2::text[]) > 0 THEN env = ANY($2::text[])
                    ELSE EXISTS (SELECT 1 FROM deployment_environments e WHERE e.name = env AND ${isProductionSql("e")}) END

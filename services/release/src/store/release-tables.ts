@@ -256,4 +256,15 @@ export const releaseMigrations: Migration[] = [
     // before this version are matched by what each event names, as before.
     sql: "ALTER TABLE notifier_deployment_changes ADD COLUMN target_ci_ids text[] NOT NULL DEFAULT '{}'",
   },
+  {
+    version: 22,
+    name: "changes rejected",
+    // Whether a change was ever rejected: one closed after its rejection counts as rejected for
+    // the release gates, not as a CLOSED (authorized) one. Changes closed after a rejection before
+    // this version count as closed.
+    sql: `
+      ALTER TABLE change_request_states ADD COLUMN rejected boolean NOT NULL DEFAULT false;
+      UPDATE change_request_states SET rejected = true WHERE state = 'REJECTED';
+    `,
+  },
 ];
