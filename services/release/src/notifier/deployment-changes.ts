@@ -158,6 +158,36 @@ export interface FetchedDeployments {
   starts: ReadonlyMap<string, readonly string[]>;
   /** The releases read so far, by release id. */
   releases: Map<string, Promise<Release | undefined>>;
+  /** What the notifier kept of each deployment before the fetch, read so far, by deployment id. */
+  kept: Map<string, Promise<KeptDeployment | undefined>>;
+}
+
+interface KeptDeployment {
+  change_request_ids: string[];
+  started: boolean;
+  begun: boolean;
+  target_ci_ids: string[];
+}
+
+/**
+ * What the notifier kept of a deployment before this fetch (undefined: nothing), read once a fetch:
+ * the fetch's own events are kept only at its end (SaidSoFar.keep), and a deployment's events share
+ * one partition, so no other fetch writes it meanwhile.
+ */
+function keptOf(tx: pg.PoolClient, fetched: FetchedDeployments, deploymentId: string) {
+  let kept = fetched.kept.get(deploymentId);
+  if (!kept) {
+    kept = tx
+      .query<KeptDeployment>({
+        name: "rdm_deployment_kept",
+        text: `SELECT change_request_ids, started, begun, target_ci_ids FROM notifier_deployment_changes
+               WHERE deployment_id = $1`,
+        values: [deploymentId],
+      })
+      .then(({ rows }) => rows[0]);
+    fetched.kept.set(deploymentId, kept);
+  }
+  return kept;
 }
 
 /** The release as the release service's index holds it now (undefined: unknown), read once a fetch. */
@@ -184,12 +214,8 @@ export async function deploymentServicesOf(
   const { deploymentId, releaseId } = event.json;
   if (!event.type.startsWith("rdm.deployment.v1.") || typeof deploymentId !== "string" || !deploymentId)
     return undefined;
-  const { rows } = await tx.query<{ target_ci_ids: string[] }>({
-    name: "rdm_deployment_targets_of",
-    text: "SELECT target_ci_ids FROM notifier_deployment_changes WHERE deployment_id = $1",
-    values: [deploymentId],
-  });
-  const targets = [...(rows[0]?.target_ci_ids ?? []), ...(fetched.said.get(deploymentId)?.targets ?? [])];
+  const kept = await keptOf(tx, fetched, deploymentId);
+  const targets = [...(kept?.target_ci_ids ?? []), ...(fetched.said.get(deploymentId)?.targets ?? [])];
   if (typeof releaseId !== "string" || !releaseId) return targets;
   const release = await releaseNow(tx, fetched, releaseId);
   return [...targets, ...(release?.package.map((artifact) => artifact.configurationItemId).filter(Boolean) ?? [])];
@@ -214,14 +240,10 @@ export async function deploymentChangesOf(
   // Once begun, the begin's changes alone: this fetch's if it holds the begin, else those kept.
   const said = fetched.said.get(deploymentId);
   if (said?.begun) return [...said.changes];
-  const { rows } = await tx.query<{ change_request_ids: string[]; started: boolean; begun: boolean }>({
-    name: "rdm_deployment_changes_of",
-    text: "SELECT change_request_ids, started, begun FROM notifier_deployment_changes WHERE deployment_id = $1",
-    values: [deploymentId],
-  });
-  if (rows[0]?.begun) return rows[0].change_request_ids;
-  const changes = [...(rows[0]?.change_request_ids ?? []), ...(said?.changes ?? [])];
-  if (rows[0]?.started || said?.started || !MAYBE_BEFORE_START.has(event.type)) return changes;
+  const kept = await keptOf(tx, fetched, deploymentId);
+  if (kept?.begun) return kept.change_request_ids;
+  const changes = [...(kept?.change_request_ids ?? []), ...(said?.changes ?? [])];
+  if (kept?.started || said?.started || !MAYBE_BEFORE_START.has(event.type)) return changes;
   const start = fetched.starts.get(deploymentId);
   if (start) return [...changes, ...start];
   if (typeof releaseId !== "string" || !releaseId) return changes;

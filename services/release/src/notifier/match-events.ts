@@ -89,6 +89,7 @@ class SaidSoFar {
     said: this.deploymentChanges,
     starts: this.starts,
     releases: new Map(),
+    kept: new Map(),
   };
   /** Each change's key, by change id. */
   readonly changeKeys = new Map<string, string>();
