@@ -270,6 +270,12 @@ describe("start gates", () => {
         ["gate.freeze_window", environment.freezeWindowId],
         ["gate.freeze_window", target.freezeWindowId],
       ]);
+      // Targets compared without case, as the other gates compare them.
+      const capitals = { ...ready.environment, targetCiIds: ["CI-DB"] };
+      expect(subjects({ environment: capitals, freezeWindows: [target] })).toEqual([
+        ["gate.freeze_window", target.freezeWindowId],
+      ]);
+      expect(subjects({ freezeWindows: [window({ ciIds: ["Ci-Web"] })] })).toHaveLength(1);
     });
 
     test("a window for other environments or CIs, or not containing now, does not apply", () => {

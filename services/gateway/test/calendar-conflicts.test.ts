@@ -71,6 +71,11 @@ test("a freeze catches the changes and deployments it covers, unless a change ov
     "DEPLOYMENT_FREEZE d-1+f-prod",
     "DEPLOYMENT_FREEZE d-1+f-ci",
   ]);
+  // A target written in capitals is the same CI, as the deployment gates compare targets.
+  const inCapitals = deployment("d-2", [9, 11], { ciIds: ["HOST-1"], environment: "test2" });
+  expect(calendarConflicts([], [inCapitals], [byCi])).toEqual([
+    expect.objectContaining({ kind: "DEPLOYMENT_FREEZE", ciIds: ["host-1"] }),
+  ]);
   // A change naming no environment may reach any: every environment's freeze covers it, as the
   // change service applies them.
   const anywhere = change("c-c", [8, 12], ["svc3"], { environments: [] });

@@ -350,6 +350,11 @@ test("targets the CMDB retired are named on their environment, and each inventor
   );
   expect(statuses).toEqual({ [live]: "LIVE", [retired.toUpperCase()]: "RETIRED", [unknown]: null });
   expect((await get(`/v1/inventory?environment=${environment}`)).body.environments).toMatchObject([named]);
+  // Filtered by the CMDB's id, the target written in capitals is found.
+  const filtered = await get(`/v1/inventory?environment=${environment}&targetCiId=${retired}`);
+  expect(filtered.body.environments[0].entries.map((e: { targetCiId: string }) => e.targetCiId)).toEqual([
+    retired.toUpperCase(),
+  ]);
 });
 
 test("the KPIs of a service known elsewhere are zeros; of a service nothing names, 404", async () => {

@@ -82,12 +82,15 @@ export interface FreezeWindowFact {
  * its scope is everything, the environment, or one of the CIs the deployment targets.
  */
 export function freezeWindowsInForce(facts: GateFacts): FreezeWindowFact[] {
-  const targets = new Set(facts.environment.targetCiIds);
+  // Targets compared without case, as the other gates compare them.
+  const targets = new Set(facts.environment.targetCiIds.map((ci) => ci.toLowerCase()));
   return facts.freezeWindows.filter(
     ({ start, end, scope }) =>
       start <= facts.now &&
       facts.now < end &&
-      (scope.all || scope.environments.includes(facts.environment.name) || scope.ciIds.some((ci) => targets.has(ci))),
+      (scope.all ||
+        scope.environments.includes(facts.environment.name) ||
+        scope.ciIds.some((ci) => targets.has(ci.toLowerCase()))),
   );
 }
 

@@ -42,7 +42,7 @@ export interface CalendarFreeze {
 const implementedBy = (c: CalendarChange, d: CalendarDeployment) =>
   d.implementedChangeIds.some((id) => sameId(id, c.id)) ||
   (c.linkedReleaseId !== "" && sameId(c.linkedReleaseId, d.releaseId));
-/** Ids as UUIDs compare (a plan from before inputs were lowercased keeps its case). */
+/** Ids compared without case: UUIDs (a plan from before inputs were lowercased keeps its case) and CI ids. */
 const sameId = (a: string, b: string) => a.toLowerCase() === b.toLowerCase();
 
 export type ConflictKind =
@@ -55,7 +55,8 @@ type Item = { type: "change" | "deployment" | "freeze"; id: string; label: strin
 export type Conflict = { kind: ConflictKind; items: [Item, Item]; ciIds: string[]; environment: string | null };
 
 const overlaps = (a: Window, b: Window) => a.start < b.end && b.start < a.end;
-const shared = (a: string[], b: string[]) => [...new Set(a.filter((x) => b.includes(x)))].sort();
+/** The CI ids of `a` that `b` names too, without case (as the deployment gates compare targets), as `a` spells them. */
+const shared = (a: string[], b: string[]) => [...new Set(a.filter((x) => b.some((y) => sameId(x, y))))].sort();
 const changeItem = (c: CalendarChange): Item => ({ type: "change", id: c.id, label: c.key, window: c.window });
 const deploymentItem = (d: CalendarDeployment): Item => ({
   type: "deployment",

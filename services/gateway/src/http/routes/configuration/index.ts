@@ -167,7 +167,7 @@ const baselineDetail: RoutePlugin = async (app, { pool }) => {
         deployment_id: string;
         deployed_at: Date;
       }>(
-        `SELECT e.*, c.name AS ci_name FROM baseline_entry_view e LEFT JOIN cmdb_ci_view c ON c.ci_id = e.ci_id
+        `SELECT e.*, c.name AS ci_name FROM baseline_entry_view e LEFT JOIN cmdb_ci_view c ON c.ci_id = lower(e.ci_id)
          WHERE e.environment = $1 ORDER BY e.ci_id, e.artifact_name`,
         [environment],
       );

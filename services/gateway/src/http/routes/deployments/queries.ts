@@ -237,7 +237,8 @@ export async function inventoryEntries(
 ) {
   const { where, args } = equalityFilters({
     "i.environment": filters.environment,
-    "i.target_ci_id": filters.targetCiId,
+    // Without case, as the deployment gates compare targets.
+    "lower(i.target_ci_id)": filters.targetCiId?.toLowerCase(),
     "i.artifact_name": filters.artifactName,
   });
   const { rows } = await pool.query<InventoryEntryRow>(
