@@ -52,23 +52,26 @@ function utcMidnight(year: number, month: number, day: number): Date {
   return date;
 }
 
+/** The UTC day, ISO week (from Monday) or month that contains `at`: [from, to). */
+export function periodRange(period: Period, at: Date): { from: Date; to: Date } {
+  const y = at.getUTCFullYear();
+  const m = at.getUTCMonth();
+  if (period === "month") return { from: utcMidnight(y, m, 1), to: utcMidnight(y, m + 1, 1) };
+  const day = utcMidnight(y, m, at.getUTCDate());
+  if (period === "day") return { from: day, to: new Date(day.getTime() + DAY_MS) };
+  const monday = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * DAY_MS);
+  return { from: monday, to: new Date(monday.getTime() + 7 * DAY_MS) };
+}
+
 /** The last instant the platform takes (RFC 3339 has no year 10000). */
 const LAST_INSTANT = new Date("9999-12-31T23:59:59.999Z");
 
 /**
- * The UTC day, ISO week (from Monday) or month that contains `at`: [from, to). A period of the
- * year 9999 ends at its last millisecond at the latest, so `to` is still a date-time clients parse.
+ * A period's end as an answer shows it: a period of the year 9999 ends in the year 10000, which no
+ * RFC 3339 date-time can say, so it shows the last millisecond of 9999 instead (the period itself
+ * is counted whole).
  */
-export function periodRange(period: Period, at: Date): { from: Date; to: Date } {
-  const y = at.getUTCFullYear();
-  const m = at.getUTCMonth();
-  const until = (to: Date) => (to > LAST_INSTANT ? LAST_INSTANT : to);
-  if (period === "month") return { from: utcMidnight(y, m, 1), to: until(utcMidnight(y, m + 1, 1)) };
-  const day = utcMidnight(y, m, at.getUTCDate());
-  if (period === "day") return { from: day, to: until(new Date(day.getTime() + DAY_MS)) };
-  const monday = new Date(day.getTime() - ((day.getUTCDay() + 6) % 7) * DAY_MS);
-  return { from: monday, to: until(new Date(monday.getTime() + 7 * DAY_MS)) };
-}
+export const shownEnd = (to: Date) => (to > LAST_INSTANT ? LAST_INSTANT : to);
 
 /** Durations in seconds: how many, their mean and median (null when none). */
 export function durationStats(seconds: number[]) {

@@ -1,4 +1,4 @@
-import { aboutService, computeKpis, periodRange } from "../../../kpis/compute.js";
+import { aboutService, computeKpis, periodRange, shownEnd } from "../../../kpis/compute.js";
 import { badRequest, notFound, problemSchema } from "../../problems.js";
 import type { RoutePlugin } from "../../route-plugin.js";
 import { parseDate } from "../changes/queries.js";
@@ -44,7 +44,8 @@ export const kpiRoutes: RoutePlugin = async (app, { pool }) => {
       const scope = { period, ...range, environment, production, service };
       return {
         period,
-        ...range,
+        from: range.from,
+        to: shownEnd(range.to),
         environment,
         production,
         service: service ?? null,

@@ -13,8 +13,9 @@ export const KPI_DEFINITIONS = `
 All KPIs are computed from events: the deployment outcomes (DeploymentSucceeded, DeploymentFailed,
 DeploymentRolledBack, first of each per deployment) and the releases' folded events. An instant is
 in the period when from <= t < to. \`environment\` (default production) is where the DORA metrics
-count deployments; \`service\` (a configuration item id) keeps the deployments whose artifacts
-target it or whose release package maps an artifact to it, and the releases whose package does.
+count deployments; \`service\` (a configuration item id, compared without case, as the deployment
+gates compare targets) keeps the deployments whose artifacts target it or whose release package
+maps an artifact to it, and the releases whose package does.
 An environment neither defined nor deployed to, or a service neither in the CMDB nor targeted
 nor packaged, is 404 (a typo is not an empty record).
 
@@ -62,7 +63,10 @@ export const kpiSchema = {
   ...obj({
     period: { type: "string", enum: ["day", "week", "month"] },
     from: date,
-    to: date,
+    to: {
+      ...date,
+      description: "the period's end, not in it; for a period ending in the year 10000, 9999's last millisecond",
+    },
     environment: str,
     production: {
       type: "boolean",
