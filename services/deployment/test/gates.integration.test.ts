@@ -212,8 +212,8 @@ test("a plan whose window is over is refused; once a planned window ends, the ch
     })
     .catch((error: unknown) => error);
   expect(errorDetails(over).preconditionFailure?.violations.map((v) => v.type)).toEqual(["deployment.window_passed"]);
-  // A window that ends two seconds after the plan.
-  const deploymentId = await plan(env, { window: { start: at(-60), end: at(2) } });
+  // A window that ends a few seconds after the plan (enough for a busy machine to plan in it).
+  const deploymentId = await plan(env, { window: { start: at(-60), end: at(8) } });
   const passed = await waitFor(
     async () => {
       const answer = await deployer.checkDeploymentGates({ deploymentId });

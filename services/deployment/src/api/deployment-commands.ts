@@ -93,13 +93,13 @@ async function startCommand(
   };
 }
 
+/** Refusals of a start that no later change of the gates lifts: the deployment must be planned again. */
+const FINAL_REFUSALS = new Set(["deployment.state", "deployment.window_passed"]);
+
 /**
  * What a start by this caller would refuse now: the decider's refusal of the start command a
  * StartDeployment would give it, its conditions listed; none when it would schedule the deployment.
  */
-/** Refusals of a start that no later change of the gates lifts: the deployment must be planned again. */
-const FINAL_REFUSALS = new Set(["deployment.state", "deployment.window_passed"]);
-
 async function gatesCheck(
   api: ApiContext,
   request: { deploymentId: string; freezeOverrideJustification: string },

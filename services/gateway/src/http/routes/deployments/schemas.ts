@@ -256,8 +256,9 @@ export const knownEnvironmentSchema = obj(
     retiredTargetCiIds: {
       ...arr(str),
       description:
-        "the definition's targets the CMDB lists as retired, as the definition spells them: a deployment whose plan " +
-        "reaches one is refused (gate.target_retired); take them out of the definition",
+        "the definition's targets the gateway's CMDB view lists as retired, as the definition spells them: a " +
+        "deployment whose plan reaches one is refused (gate.target_retired, as far as the deployment service heard " +
+        "of the retirement); take them out of the definition",
     },
   },
   {
