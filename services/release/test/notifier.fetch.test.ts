@@ -3,7 +3,8 @@
 // anything is kept) and in later ones (by what was kept, a list that only grows and that a
 // redelivery leaves as it is, until its begin names the changes it implements), and until its
 // start by the changes linked to its release; a change's events are titled by the key its raise
-// named.
+// named. A deployment's events match a subscription filtered by service by the targets its plan
+// named, kept beside its changes.
 import { randomUUID } from "node:crypto";
 import { create, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
@@ -22,6 +23,7 @@ import {
   DeploymentStartedSchema,
   DeploymentStepFailedSchema,
   DeploymentSucceededSchema,
+  StepKind,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { SubscriptionSchema, SubscriptionStatus } from "@rdm/proto/gen/rdm/notification/v1/subscription_pb.js";
 import { ReleaseSchema } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -60,7 +62,7 @@ async function subscribedTo(...changeRequestIds: string[]) {
   return subscribed({ changeRequestIds });
 }
 
-async function subscribed(filter: { changeRequestIds?: string[]; eventTypes?: string[] }) {
+async function subscribed(filter: { changeRequestIds?: string[]; eventTypes?: string[]; serviceIds?: string[] }) {
   const subscriptionId = randomUUID();
   const since = timestampFromDate(new Date(at.getTime() - 60_000));
   await saveSubscription(
@@ -184,6 +186,30 @@ test.each([
     expect(await delivered(toDropped)).toEqual([planned.id, scheduled.id]);
   },
 );
+
+test("a plan's targets match the deployment's later events; a plan read after the begin adds them, not its changes", async () => {
+  const [host, change, unlinked] = [`ci-${randomUUID()}`, randomUUID(), randomUUID()];
+  const toHost = await subscribed({ serviceIds: [host] });
+  const deploymentId = randomUUID();
+  const steps = [{ index: 0, kind: StepKind.DEPLOY, targetCiIds: [host.toUpperCase()] }];
+  const begun = event(DeploymentStartedSchema, deploymentId, {
+    changeRequestIds: [change],
+    changeRequestIdsRecorded: true,
+  });
+  // The begin first (a replay, or a begin kept before targets were), then the plan, redelivered.
+  await fetched(begun);
+  const planned = event(DeploymentPlannedSchema, deploymentId, { linkedChangeIds: [change, unlinked], steps });
+  const approved = event(DeploymentApprovalGrantedSchema, deploymentId, { approver: "anna" });
+  await fetched(planned, approved);
+  const stepFailed = event(DeploymentStepFailedSchema, deploymentId, { stepIndex: 0, reason: "timeout" });
+  await fetched(stepFailed);
+  expect(await delivered(toHost)).toEqual([planned.id, approved.id, stepFailed.id]);
+  const row = await pool.query(
+    "SELECT change_request_ids, target_ci_ids FROM notifier_deployment_changes WHERE deployment_id = $1",
+    [deploymentId],
+  );
+  expect(row.rows).toEqual([{ change_request_ids: [change], target_ci_ids: [host.toUpperCase()] }]);
+});
 
 test("an outcome recorded before begins named their changes adds to them, as before", async () => {
   const [linked, checked] = [randomUUID(), randomUUID()].sort() as [string, string];
