@@ -182,21 +182,21 @@ export class CommandHandler<E extends DomainEvent> {
    * lose to them again and again on a busy stream. A conflict left throws WrongExpectedVersion.
    */
   async handleIn<S, ES extends E>(tx: pg.PoolClient, origin: CommandOrigin, command: Command<S, ES>) {
-    const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(tx);
-    await this.store.lockStream(streamId, tx);
-    const decision = await this.decide(tx, origin, command, await this.load(tx, { ...command, streamId }));
+    const decision = await this.decide(tx, origin, command, await this.load(tx, command, { lock: true }));
     return this.append(origin, command, decision, tx, false);
   }
 
   /**
-   * The stream's current state and version (from a snapshot when the aggregate keeps them), on
-   * `db`: the command's transaction, or the pool for a query.
+   * The stream's current state and version (from a snapshot when the aggregate keeps them), on `db`:
+   * the command's transaction (`lock`: its row locked first, as handleIn does), or the pool.
    */
   async load<S, ES extends E>(
     db: Queryable,
     command: { aggregate: Aggregate<S, ES>; streamId: string | ((db: Queryable) => Promise<string>) },
+    options: { lock?: boolean } = {},
   ): Promise<Snapshot<S> & { streamId: string }> {
     const streamId = typeof command.streamId === "string" ? command.streamId : await command.streamId(db);
+    if (options.lock) await this.store.lockStream(streamId, db);
     const { aggregate } = command;
     const start = await this.startOf(aggregate, streamId, db);
     const recorded = await this.store.readStream(streamId, { client: db, fromVersion: start.version + 1 });

@@ -1219,6 +1219,40 @@ test("a deployment rolled back before it began leaves its scheduled change; one 
   expect((await viewer.getChange({ changeRequestId: linked })).change?.state).toBe(ChangeState.FAILED);
 });
 
+test("a deployment's reaction picks its commands on the change's stream, not on a query-table row behind it", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const manager = await clientAs("carl", ["change-manager"]);
+  const releaseId = randomUUID();
+  const linked = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
+  const scheduled = await withDatabase(
+    async (db) =>
+      (await db.query("SELECT state, data FROM change_requests WHERE change_request_id = $1", [linked])).rows[0],
+  );
+  // Started by hand; the row is then put back as it was, as if the reaction read it just before.
+  await manager.startChangeImplementation({ ...rid(), changeRequestId: linked });
+  await withDatabase((db) =>
+    db.query("UPDATE change_requests SET state = $2, data = $3 WHERE change_request_id = $1", [
+      linked,
+      scheduled.state,
+      scheduled.data,
+    ]),
+  );
+  const deploymentId = randomUUID();
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentRolledBackSchema, deploymentId, {
+      deploymentId,
+      releaseId,
+      environment: uniqueId("live"),
+      production: true,
+      changeRequestIds: [linked],
+      changeRequestIdsRecorded: true,
+      reason: "smoke failed",
+    }),
+  ]);
+  // A change it was implementing, as its stream says: failed.
+  expect((await viewer.getChange({ changeRequestId: linked })).change?.state).toBe(ChangeState.FAILED);
+});
+
 test("a deployment whose whole list names no change moves none; one from before the list existed moves the release's", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();

@@ -180,9 +180,17 @@ export async function reactToDeploymentEvent(event: CloudEvent, tx: pg.PoolClien
   // The deployment service says whether the environment is production; events from before it did
   // do not count for a change naming no environment (the success, which said it, implements it).
   const production = outcome.production ?? false;
-  for (const change of linked) {
-    if (!implementedIn(change.environments, outcome.environment, production)) continue;
-    for (const command of reaction.toCommands(change)) await react(tx, deps, change.changeRequestId, cause, command);
+  for (const { changeRequestId } of linked) {
+    // Picked on the change as its stream is once locked: the query-table row was read before the
+    // lock, and a command (a start by hand) may have moved the change since.
+    const { state } = await deps.handler.load(
+      tx,
+      { aggregate: changeRequests, streamId: changeRequestId },
+      { lock: true },
+    );
+    const change = state.change;
+    if (!change || !implementedIn(change.environments, outcome.environment, production)) continue;
+    for (const command of reaction.toCommands(change)) await react(tx, deps, changeRequestId, cause, command);
   }
 }
 
