@@ -1195,18 +1195,21 @@ test("a deployment moves only the changes its start checked: one linked to the r
   expect((await viewer.getChange({ changeRequestId: since })).change?.state).toBe(ChangeState.SCHEDULED);
 });
 
+/** A production deployment's fields, naming the changes it implements (as its begin recorded them). */
+const implementing = (deploymentId: string, releaseId: string, changeRequestIds: string[]) => ({
+  deploymentId,
+  releaseId,
+  environment: uniqueId("live"),
+  production: true,
+  changeRequestIds,
+  changeRequestIdsRecorded: true,
+});
+
 test("a deployment rolled back before it began leaves its scheduled change; one failing fails it", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();
   const linked = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
-  const about = (deploymentId: string) => ({
-    deploymentId,
-    releaseId,
-    environment: uniqueId("live"),
-    production: true,
-    changeRequestIds: [linked],
-    changeRequestIdsRecorded: true,
-  });
+  const about = (deploymentId: string) => implementing(deploymentId, releaseId, [linked]);
   const notBegun = randomUUID();
   await publishInTurn([
     upstream.event("rdm/deployment", DeploymentRolledBackSchema, notBegun, { ...about(notBegun), reason: "not today" }),
@@ -1240,12 +1243,7 @@ test("a deployment's reaction picks its commands on the change's stream, not on 
   const deploymentId = randomUUID();
   await publishInTurn([
     upstream.event("rdm/deployment", DeploymentRolledBackSchema, deploymentId, {
-      deploymentId,
-      releaseId,
-      environment: uniqueId("live"),
-      production: true,
-      changeRequestIds: [linked],
-      changeRequestIdsRecorded: true,
+      ...implementing(deploymentId, releaseId, [linked]),
       reason: "smoke failed",
     }),
   ]);

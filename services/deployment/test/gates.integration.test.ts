@@ -539,34 +539,28 @@ test("ids and names longer than the CMDB's and the DML's are refused where they 
     expect(details.code).toBe(status.INVALID_ARGUMENT);
     return details.badRequest?.fieldViolations.map((v) => v.field);
   };
+  const registered = (ciIds: string[], approvalGroup = "") =>
+    violations(
+      deployer.registerEnvironment({
+        ...rid(),
+        environment: {
+          name: uniqueId("env"),
+          promotionRank: 1,
+          targetGroups: [{ name: "rest", ciIds }],
+          protection: { approvalGroup, quorum: 1 },
+        },
+      }),
+    );
   // A CI id longer than any CI's would later fail every read side that keys rows by target.
   const long = `ci-${"x".repeat(200)}`;
-  expect(
-    await violations(
-      deployer.registerEnvironment({
-        ...rid(),
-        environment: {
-          name: uniqueId("env"),
-          promotionRank: 1,
-          targetGroups: [{ name: "rest", ciIds: [uniqueId("ci"), long] }],
-          protection: { approvalGroup: "g".repeat(201), quorum: 1 },
-        },
-      }),
-    ),
-  ).toEqual(["environment.target_groups[0].ci_ids[1]", "environment.protection.approval_group"]);
+  expect(await registered([uniqueId("ci"), long], "g".repeat(201))).toEqual([
+    "environment.target_groups[0].ci_ids[1]",
+    "environment.protection.approval_group",
+  ]);
   // Nor a blank or a control character: " host-1" would name no host, on any read side.
-  expect(
-    await violations(
-      deployer.registerEnvironment({
-        ...rid(),
-        environment: {
-          name: uniqueId("env"),
-          promotionRank: 1,
-          targetGroups: [{ name: "rest", ciIds: [" ci-pad ", "a\tb", "a b", "a\u007fb", "ci-fine", "hôte-1"] }],
-        },
-      }),
-    ),
-  ).toEqual([0, 1, 2, 3].map((i) => `environment.target_groups[0].ci_ids[${i}]`));
+  expect(await registered([" ci-pad ", "a\tb", "a b", "a\u007fb", "ci-fine", "hôte-1"])).toEqual(
+    [0, 1, 2, 3].map((i) => `environment.target_groups[0].ci_ids[${i}]`),
+  );
   expect(
     await violations(
       deployer.planDeployment({
