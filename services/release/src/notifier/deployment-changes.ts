@@ -169,36 +169,35 @@ interface KeptDeployment {
   target_ci_ids: string[];
 }
 
+/** What `cache` holds for `key`, read by `read` the first time the fetch asks for it. */
+function readOnce<T>(cache: Map<string, Promise<T>>, key: string, read: () => Promise<T>): Promise<T> {
+  let value = cache.get(key);
+  if (!value) {
+    value = read();
+    cache.set(key, value);
+  }
+  return value;
+}
+
 /**
  * What the notifier kept of a deployment before this fetch (undefined: nothing), read once a fetch:
  * the fetch's own events are kept only at its end (SaidSoFar.keep), and a deployment's events share
  * one partition, so no other fetch writes it meanwhile.
  */
-function keptOf(tx: pg.PoolClient, fetched: FetchedDeployments, deploymentId: string) {
-  let kept = fetched.kept.get(deploymentId);
-  if (!kept) {
-    kept = tx
-      .query<KeptDeployment>({
-        name: "rdm_deployment_kept",
-        text: `SELECT change_request_ids, started, begun, target_ci_ids FROM notifier_deployment_changes
-               WHERE deployment_id = $1`,
-        values: [deploymentId],
-      })
-      .then(({ rows }) => rows[0]);
-    fetched.kept.set(deploymentId, kept);
-  }
-  return kept;
-}
+const keptOf = (tx: pg.PoolClient, fetched: FetchedDeployments, deploymentId: string) =>
+  readOnce(fetched.kept, deploymentId, async () => {
+    const { rows } = await tx.query<KeptDeployment>({
+      name: "rdm_deployment_kept",
+      text: `SELECT change_request_ids, started, begun, target_ci_ids FROM notifier_deployment_changes
+             WHERE deployment_id = $1`,
+      values: [deploymentId],
+    });
+    return rows[0];
+  });
 
 /** The release as the release service's index holds it now (undefined: unknown), read once a fetch. */
-function releaseNow(tx: pg.PoolClient, fetched: FetchedDeployments, releaseId: string): Promise<Release | undefined> {
-  let release = fetched.releases.get(releaseId);
-  if (!release) {
-    release = indexedRelease(tx, releaseId);
-    fetched.releases.set(releaseId, release);
-  }
-  return release;
-}
+const releaseNow = (tx: pg.PoolClient, fetched: FetchedDeployments, releaseId: string) =>
+  readOnce(fetched.releases, releaseId, () => indexedRelease(tx, releaseId));
 
 /**
  * The configuration items a deployment event is about beyond those it names: the targets its
