@@ -1226,12 +1226,24 @@ describe("links from the release service", () => {
     expect(decide({ kind: "linkRelease", releaseId: OTHER_RELEASE }, fold(events))).toHaveLength(1);
   });
 
-  test("refuses to link a closed change", () => {
+  test("answers a link to a closed change with a refusal, keeping the release it has (or none)", () => {
     const closed = reviewed().concat(decideOn(reviewed(), { kind: "closeChange" }));
+    const link = { kind: "linkRelease", releaseId: OTHER_RELEASE, releaseEventVersion: 4n } as const;
+    const refusal = (linkedReleaseId: string) => ({
+      $typeName: "rdm.change.v1.ChangeRequestReleaseUnlinked",
+      releaseId: OTHER_RELEASE,
+      linkedReleaseId,
+      refusedClosed: true,
+      releaseEventVersion: 4n,
+      state: ChangeState.CLOSED,
+    });
+    expect(decideOn(closed, link)).toMatchObject([refusal(RELEASE_ID)]);
     const unlinked = closed.concat(decideOn(closed, { kind: "unlinkRelease", releaseId: RELEASE_ID }));
-    given(...unlinked)
-      .when({ kind: "linkRelease", releaseId: OTHER_RELEASE })
-      .thenFails("change.link_release.state", "FAILED_PRECONDITION");
+    const answered = unlinked.concat(decideOn(unlinked, link));
+    expect(answered.at(-1)).toMatchObject(refusal(""));
+    expect(fold(answered).change).toMatchObject({ state: ChangeState.CLOSED, linkedReleaseId: "" });
+    // The same link again (a replay) is not answered twice.
+    expect(decide(link, fold(answered))).toEqual([]);
   });
 });
 

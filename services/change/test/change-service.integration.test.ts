@@ -31,6 +31,7 @@ import {
   ChangeUrgency,
 } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeService } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import { ChangeRequestReleaseUnlinkedSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { TimeWindowSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import {
   DeploymentFailedSchema,
@@ -876,6 +877,42 @@ test("a release link to a change key (linked before the release service required
   } finally {
     await db.end();
   }
+});
+
+test("a release's link to a closed change (made before the release service heard of the close) is answered as refused", async () => {
+  const requester = await clientAs("rita", ["release-coordinator"]);
+  const manager = await clientAs("carl", ["change-manager"]);
+  const approver = await clientAs("abe", ["approver"], ["cab"]);
+  const id = (await requester.raiseChange(rfc())).change?.changeRequestId as string;
+  await requester.submitChange({ ...rid(), changeRequestId: id });
+  await manager.assessChange({ ...rid(), changeRequestId: id, impact: ChangeImpact.LOW, urgency: ChangeUrgency.LOW });
+  await approver.rejectChange({ ...rid(), changeRequestId: id, reason: "too risky" });
+  const closed = (await manager.closeChange({ ...rid(), changeRequestId: id })).change;
+  const releaseId = randomUUID();
+  await publishReleaseLink(releaseId, id);
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  try {
+    const answers = await waitFor(
+      async () => {
+        const { rows } = await db.query<{ data: Uint8Array }>(
+          "SELECT data FROM events WHERE stream_id = $1 AND type = $2",
+          [id, ChangeRequestReleaseUnlinkedSchema.typeName],
+        );
+        return rows.length > 0 ? rows.map((r) => fromBinary(ChangeRequestReleaseUnlinkedSchema, r.data)) : undefined;
+      },
+      { timeoutMs: 30_000, description: "the closed change's answer to the link" },
+    );
+    expect(answers).toMatchObject([{ releaseId, linkedReleaseId: "", refusedClosed: true, state: ChangeState.CLOSED }]);
+  } finally {
+    await db.end();
+  }
+  const viewer = await clientAs("vera", ["viewer"]);
+  expect((await viewer.getChange({ changeRequestId: id })).change).toMatchObject({
+    state: ChangeState.CLOSED,
+    linkedReleaseId: "",
+    version: (closed?.version ?? 0n) + 1n,
+  });
 });
 
 test("a release link and then a failed deployment of the linked release mark the change FAILED with its back-out plan", async () => {

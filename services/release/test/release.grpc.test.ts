@@ -377,6 +377,25 @@ test("a change raised with a linked release is linked there, caused by it; anoth
     timeoutMs: 30_000,
     description: "the losing link removed from the second release",
   });
+  // A link made before this service heard the change was closed: the change refuses it, keeping
+  // its release (or none), and the release unlinks it.
+  for (const keeper of [first, ""]) {
+    const closed = randomUUID();
+    await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: closed });
+    await publish(
+      changes.event("rdm/change", ChangeRequestReleaseUnlinkedSchema, closed, {
+        changeRequestId: closed,
+        releaseId: second,
+        linkedReleaseId: keeper,
+        state: ChangeState.CLOSED,
+        refusedClosed: true,
+      }),
+    );
+    await waitFor(async () => !(await get(second)).linkedChangeRequestIds.includes(closed), {
+      timeoutMs: 30_000,
+      description: `the link refused by the closed change (kept: "${keeper}") removed from the second release`,
+    });
+  }
   // The change's own unlink (the mirror of a release's unlink) asks nothing of any release.
   const kept = randomUUID();
   await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: kept });

@@ -27,6 +27,8 @@ type LinkReaction = {
   | { command: "link"; releaseId: string }
   /** The change answered `releaseId`'s link with `keeper`, the release it is linked to. */
   | { command: "answer"; releaseId: string; keeper: string }
+  /** The change was closed when `releaseId` linked it: it refused the link. */
+  | { command: "refused"; releaseId: string }
   /** The change's link was cleared (its release unlinked it). */
   | { command: "cleared" }
 );
@@ -34,8 +36,8 @@ type LinkReaction = {
 /**
  * What a change event asks of a release: a change raised with a linked release is linked there
  * too (a link made on the change side); a change that answers another release's link with "not
- * linked to you, linked to mine" (ChangeRequestReleaseUnlinked naming both) is unlinked from that
- * other release; a change whose link is cleared may be linked again where an answer was passed by
+ * linked to you, linked to mine" (ChangeRequestReleaseUnlinked naming both), or with "closed"
+ * (refused_closed), is unlinked from that other release; a change whose link is cleared may be linked again where an answer was passed by
  * (reactToChangeLink). The change's other link events mirror the release's own links and unlinks:
  * they ask nothing back, so the two mirrors never feed each other.
  */
@@ -48,6 +50,8 @@ function linkReactionOf(event: CloudEvent): LinkReaction | undefined {
   if (event.type === ChangeRequestReleaseUnlinkedSchema.typeName) {
     const unlinked = decodeEvent(ChangeRequestReleaseUnlinkedSchema, event);
     if (!unlinked.changeRequestId || !unlinked.releaseId) return undefined;
+    if (unlinked.refusedClosed)
+      return { ...ids(unlinked), releaseId: unlinked.releaseId.toLowerCase(), command: "refused" };
     if (!unlinked.linkedReleaseId) return { ...ids(unlinked), command: "cleared" };
     if (unlinked.linkedReleaseId === unlinked.releaseId) return undefined;
     return {
@@ -115,6 +119,9 @@ async function linkCommands(
     }));
   }
   const { releaseId } = reaction;
+  const unlink = [{ releaseId, command: { kind: "unlinkChangeRequest", changeRequestId, mirror: true } as const }];
+  // Closed, the change takes no link again: no answer can be stale, and nothing is noted.
+  if (reaction.command === "refused") return (await releaseLists(tx, releaseId, changeRequestId)) ? unlink : [];
   const linkedNow = (await changeAsHeard(tx, changeRequestId)).linkedTo.toLowerCase();
   if (reaction.command === "link")
     return linkedNow === releaseId
@@ -130,7 +137,7 @@ async function linkCommands(
     );
     return [];
   }
-  return [{ releaseId, command: { kind: "unlinkChangeRequest", changeRequestId, mirror: true } }];
+  return unlink;
 }
 
 /** The releases noted to say their link again (see reactToChangeLink), in the order noted; cleared. */
@@ -189,7 +196,7 @@ async function lockDeployingReleases(events: CloudEvent[], tx: pg.PoolClient): P
   const named = new Set<string>();
   for (const event of events) {
     const reaction = linkReactionOf(event);
-    if (reaction?.command === "answer") named.add(reaction.releaseId);
+    if (reaction?.command === "answer" || reaction?.command === "refused") named.add(reaction.releaseId);
     const linked = linkedReleaseOf(event);
     if (linked) named.add(linked.releaseId);
   }

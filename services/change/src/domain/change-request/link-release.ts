@@ -4,7 +4,6 @@ import {
   ChangeRequestReleaseLinkedSchema,
   ChangeRequestReleaseUnlinkedSchema,
 } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
-import { changeRuleViolation } from "../rule-violation.js";
 import { envelope } from "./rules.js";
 import type * as C from "./types.js";
 import type { ChangeRequestEvent } from "./types.js";
@@ -39,12 +38,18 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest, confi
       }),
     ];
   }
+  // A closed change links nothing more. The release linked it before it heard of the close: the
+  // link is answered (refused_closed), and the release service unlinks it there.
   if (change.state === ChangeState.CLOSED) {
-    throw changeRuleViolation(
-      "FAILED_PRECONDITION",
-      "change.link_release.state",
-      `cannot link closed change ${change.key} to release ${command.releaseId}`,
-    );
+    return [
+      create(ChangeRequestReleaseUnlinkedSchema, {
+        ...envelope(change, change.state),
+        linkedReleaseId: change.linkedReleaseId,
+        releaseId: command.releaseId,
+        releaseEventVersion: command.releaseEventVersion ?? 0n,
+        refusedClosed: true,
+      }),
+    ];
   }
   return [
     create(ChangeRequestReleaseLinkedSchema, {
