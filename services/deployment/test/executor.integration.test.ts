@@ -270,6 +270,39 @@ test("reports on a step a failed verification has ended are refused as step.ende
   }
 });
 
+test("a rollback taken while an executor holds a step restores only once that executor heard the step ended, or its lease ran out", async () => {
+  const other = await harness.client("agent-2", ["executor"]);
+  const claimNow = async (environment: string) =>
+    (await other.claimStep({ ...rid(), executorId: "agent-2", environments: [environment], leaseSeconds: 30 }))
+      .assignment;
+  const rolledBackWhileHeld = async (leaseSeconds: number) => {
+    const { deploymentId, environment } = await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE));
+    const held = await claim(environment, executor, "agent-1", leaseSeconds);
+    await deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "error rate up", fast: true });
+    // The holder has heard nothing yet: it may still be deploying to the targets the restore takes.
+    expect(await claimNow(environment)).toBeUndefined();
+    const lease = { deploymentId, stepIndex: held.step?.index ?? 0, fencingToken: held.fencingToken };
+    return {
+      environment,
+      lease,
+      expires: timestampDate(held.leaseExpiresAt as NonNullable<typeof held.leaseExpiresAt>),
+    };
+  };
+
+  // Told by its heartbeat: the restore goes out at once.
+  const told = await rolledBackWhileHeld(30);
+  expect(await preconditionRules(executor.heartbeatStep({ lease: told.lease, leaseSeconds: 30 }))).toEqual([
+    "step.ended",
+  ]);
+  expect((await claimNow(told.environment))?.step?.kind).toBe(StepKind.ROLLBACK);
+
+  // Never heard from again: the restore goes out once its lease ran out.
+  const silent = await rolledBackWhileHeld(2);
+  const restore = await claim(silent.environment, other, "agent-2");
+  expect(restore.step?.kind).toBe(StepKind.ROLLBACK);
+  expect(Date.now()).toBeGreaterThanOrEqual(silent.expires.getTime());
+});
+
 test("canary: paused holds the queue, a manual stage waits for the promotion", async () => {
   const stages = [
     create(CanaryStageSchema, { weightPercent: 50, manualPromotion: true }),

@@ -13,7 +13,14 @@ import {
 import { StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import { forStep } from "../domain/index.js";
-import { extendLease, IDLE_CLAIM_STREAM, leaseIsLive, lockNextStep, type QueuedStep } from "../store/step-queue.js";
+import {
+  endHeldLease,
+  extendLease,
+  IDLE_CLAIM_STREAM,
+  leaseIsLive,
+  lockNextStep,
+  type QueuedStep,
+} from "../store/step-queue.js";
 import { findDeployment, type Queryable } from "../store/tables.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
 import { gatesAsItBegins } from "./deployment-commands.js";
@@ -77,6 +84,19 @@ const leaseOf = (lease: StepLease | undefined) => {
     fencingToken: lease.fencingToken,
   };
 };
+
+/**
+ * A call on a lease: when it is refused as `step.ended`, the holder now knows the service ended
+ * its step and stops, so the step holds the deployment's next steps no more (endHeldLease).
+ */
+async function onLease<T>(pool: pg.Pool, lease: ReturnType<typeof leaseOf>, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof RuleViolation && error.rule === "step.ended") await endHeldLease(pool, lease);
+    throw error;
+  }
+}
 
 /** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
 const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.PoolClient) => {
@@ -148,57 +168,67 @@ export function executorHandlers(api: ApiContext) {
 
     async heartbeatStep(request) {
       const lease = leaseOf(request.lease);
-      const until = await extendLease(pool, lease, request.leaseSeconds);
-      if (!until) throw await leaseRefusal(pool, lease);
-      return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
+      return onLease(pool, lease, async () => {
+        const until = await extendLease(pool, lease, request.leaseSeconds);
+        if (!until) throw await leaseRefusal(pool, lease);
+        return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
+      });
     },
 
     async reportTargetProgress(request, ctx) {
       const lease = leaseOf(request.lease);
-      return runDeploymentCommand(handler, ctx, M.reportTargetProgress, request, {
-        output: M.reportTargetProgress.output,
-        streamId: lease.deploymentId,
-        prepare: requireLiveLease(lease),
-        command: () => ({
-          kind: "reportTargetProgress",
-          ...lease,
-          ciId: request.ciId,
-          outcome: request.outcome,
-          message: request.message,
-          logLines: request.logLines,
-          verifications: request.verifications.map(({ check, passed, detail }) => ({ check, passed, detail })),
+      return onLease(pool, lease, () =>
+        runDeploymentCommand(handler, ctx, M.reportTargetProgress, request, {
+          output: M.reportTargetProgress.output,
+          streamId: lease.deploymentId,
+          prepare: requireLiveLease(lease),
+          command: () => ({
+            kind: "reportTargetProgress",
+            ...lease,
+            ciId: request.ciId,
+            outcome: request.outcome,
+            message: request.message,
+            logLines: request.logLines,
+            verifications: request.verifications.map(({ check, passed, detail }) => ({ check, passed, detail })),
+          }),
         }),
-      });
+      );
     },
 
     async completeStep(request, ctx) {
       const lease = leaseOf(request.lease);
-      return runDeploymentCommand(handler, ctx, M.completeStep, request, {
-        output: M.completeStep.output,
-        streamId: lease.deploymentId,
-        prepare: requireLiveLease(lease),
-        command: (_state, decision) => ({ kind: "completeStep", ...lease, now: decision.now }),
-      });
+      return onLease(pool, lease, () =>
+        runDeploymentCommand(handler, ctx, M.completeStep, request, {
+          output: M.completeStep.output,
+          streamId: lease.deploymentId,
+          prepare: requireLiveLease(lease),
+          command: (_state, decision) => ({ kind: "completeStep", ...lease, now: decision.now }),
+        }),
+      );
     },
 
     async failStep(request, ctx) {
       const lease = leaseOf(request.lease);
-      return runDeploymentCommand(handler, ctx, M.failStep, request, {
-        output: M.failStep.output,
-        streamId: lease.deploymentId,
-        prepare: requireLiveLease(lease),
-        command: (_state, decision) => ({ kind: "failStep", ...lease, reason: request.reason, now: decision.now }),
-      });
+      return onLease(pool, lease, () =>
+        runDeploymentCommand(handler, ctx, M.failStep, request, {
+          output: M.failStep.output,
+          streamId: lease.deploymentId,
+          prepare: requireLiveLease(lease),
+          command: (_state, decision) => ({ kind: "failStep", ...lease, reason: request.reason, now: decision.now }),
+        }),
+      );
     },
 
     async releaseStep(request, ctx) {
       const lease = leaseOf(request.lease);
-      return runDeploymentCommand(handler, ctx, M.releaseStep, request, {
-        output: M.releaseStep.output,
-        streamId: lease.deploymentId,
-        prepare: requireLiveLease(lease),
-        command: () => ({ kind: "releaseStep", ...lease, reason: request.reason }),
-      });
+      return onLease(pool, lease, () =>
+        runDeploymentCommand(handler, ctx, M.releaseStep, request, {
+          output: M.releaseStep.output,
+          streamId: lease.deploymentId,
+          prepare: requireLiveLease(lease),
+          command: () => ({ kind: "releaseStep", ...lease, reason: request.reason }),
+        }),
+      );
     },
   } satisfies Partial<Handlers>;
 }

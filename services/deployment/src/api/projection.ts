@@ -65,7 +65,13 @@ export async function projectDeployment(
   if (!deployment) return;
   await saveDeployment(tx, deployment);
   const environment = await findEnvironment(tx, deployment.environment);
-  await syncStepQueue(tx, deployment, outcome.before.deployment, environment?.executorLabels ?? []);
+  await syncStepQueue(
+    tx,
+    deployment,
+    outcome.before.deployment,
+    environment?.executorLabels ?? [],
+    toldSteps(outcome.events),
+  );
   // The outcome's sequence was taken in this transaction: the baseline read is the newest.
   let current = await storedBaseline(tx, deployment.environment);
   for (const { change, ...rest } of baselinesOf(deployment, outcome.events)) {
@@ -73,6 +79,19 @@ export async function projectDeployment(
     await recordBaseline(tx, deployment.environment, { ...rest, artifacts: current });
   }
 }
+
+/** Events only a step's holder's own calls append: the steps they name were ended in its hearing. */
+const HOLDER_EVENTS = new Set([
+  "rdm.deployment.v1.DeploymentTargetProgressed",
+  "rdm.deployment.v1.DeploymentStepCompleted",
+  "rdm.deployment.v1.DeploymentStepFailed",
+  "rdm.deployment.v1.DeploymentStepReleased",
+]);
+
+const toldSteps = (events: DeploymentEvent[]) =>
+  new Set(
+    events.flatMap((event) => (HOLDER_EVENTS.has(event.$typeName) && "stepIndex" in event ? [event.stepIndex] : [])),
+  );
 
 const SUCCEEDED = "rdm.deployment.v1.DeploymentSucceeded";
 const ROLLED_BACK = "rdm.deployment.v1.DeploymentRolledBack";

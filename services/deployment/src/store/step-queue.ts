@@ -12,15 +12,22 @@ const STATUS: Partial<Record<StepState, string>> = {
   [StepState.SKIPPED]: "SKIPPED",
 };
 
+const ENDED = new Set([StepState.COMPLETED, StepState.FAILED, StepState.SKIPPED]);
+
 /**
  * Mirrors the deployment's reached steps into the queue, in the append's transaction. A claimed
- * step keeps the later of its recorded lease and the one heartbeats extended it to.
+ * step keeps the later of its recorded lease and the one heartbeats extended it to. A step the
+ * service ended under its holder (a rollback, a cancellation: `told` lacks it, the holder's own
+ * reports tell it as they end it) keeps that lease: its holder may still be at work on its
+ * targets until its next call hears `step.ended` (endHeldLease) or the lease runs out, and until
+ * then the deployment's next step, a restore of those targets, is not handed out (lockNextStep).
  */
 export async function syncStepQueue(
   tx: Queryable,
   deployment: Deployment,
   before: Deployment | undefined,
   requiredLabels: string[],
+  told: ReadonlySet<number> = new Set(),
 ) {
   const isHeld = (d: Deployment | undefined) =>
     d ? d.paused || d.awaitingPromotion || d.state === DeploymentState.CANCELLED : false;
@@ -31,14 +38,18 @@ export async function syncStepQueue(
     const previous = before?.steps[step.index];
     const unchanged = previous && equals(DeploymentStepSchema, previous, step) && isHeld(before) === held;
     if (!status || unchanged) continue;
+    const holderAtWork = previous?.state === StepState.CLAIMED && ENDED.has(step.state) && !told.has(step.index);
     await tx.query(
       `INSERT INTO step_queue (deployment_id, step_index, environment, required_labels, status, held, available_at,
          fencing_token, lease_expires_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
        ON CONFLICT (deployment_id, step_index) DO UPDATE SET
          status = EXCLUDED.status, held = EXCLUDED.held, available_at = EXCLUDED.available_at,
-         lease_expires_at = CASE WHEN step_queue.fencing_token = EXCLUDED.fencing_token
-           THEN GREATEST(step_queue.lease_expires_at, EXCLUDED.lease_expires_at) ELSE EXCLUDED.lease_expires_at END,
+         lease_expires_at = CASE
+           WHEN $10 THEN step_queue.lease_expires_at
+           WHEN EXCLUDED.status = 'CLAIMED' AND step_queue.fencing_token = EXCLUDED.fencing_token
+             THEN GREATEST(step_queue.lease_expires_at, EXCLUDED.lease_expires_at)
+           ELSE EXCLUDED.lease_expires_at END,
          fencing_token = EXCLUDED.fencing_token`,
       [
         deployment.deploymentId,
@@ -49,7 +60,8 @@ export async function syncStepQueue(
         held,
         instantOf(step.availableAt, null),
         step.fencingToken,
-        instantOf(step.leaseExpiresAt, null),
+        step.state === StepState.CLAIMED ? instantOf(step.leaseExpiresAt, null) : null,
+        holderAtWork,
       ],
     );
   }
@@ -65,18 +77,21 @@ export interface QueuedStep {
 /**
  * Locks the next step this executor may claim, skipping those other claimers hold locked, so
  * concurrent executors never get the same step: a waiting step from its available time, or a
- * claimed one whose lease expired.
+ * claimed one whose lease expired; none of a deployment whose ended step's holder may still be
+ * at work (see syncStepQueue).
  */
 export async function lockNextStep(
   tx: Queryable,
   executor: { environments: string[]; labels: string[] },
 ): Promise<QueuedStep | undefined> {
   const { rows } = await tx.query<{ deployment_id: string; step_index: number; status: string }>(
-    `SELECT deployment_id, step_index, status FROM step_queue
+    `SELECT deployment_id, step_index, status FROM step_queue q
      WHERE NOT held
        AND ((status = 'READY' AND available_at <= now()) OR (status = 'CLAIMED' AND lease_expires_at < now()))
        AND (cardinality($1::text[]) = 0 OR environment = ANY($1))
        AND required_labels <@ $2::text[]
+       AND NOT EXISTS (SELECT 1 FROM step_queue ended WHERE ended.deployment_id = q.deployment_id
+                         AND ended.status IN ('COMPLETED', 'FAILED', 'SKIPPED') AND ended.lease_expires_at > now())
      ORDER BY available_at, deployment_id, step_index
      LIMIT 1 FOR UPDATE SKIP LOCKED`,
     [executor.environments, executor.labels],
@@ -112,6 +127,22 @@ export async function leaseIsLive(
     [lease.deploymentId, lease.stepIndex, lease.fencingToken],
   );
   return rows[0]?.live === true;
+}
+
+/**
+ * The holder of a step the service ended heard so (`step.ended`) and stops: the step holds the
+ * deployment's next steps no more (see syncStepQueue).
+ */
+export async function endHeldLease(
+  db: Queryable,
+  lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
+): Promise<void> {
+  await db.query(
+    `UPDATE step_queue SET lease_expires_at = NULL
+     WHERE deployment_id = $1 AND step_index = $2 AND fencing_token = $3 AND status <> 'CLAIMED'
+       AND lease_expires_at IS NOT NULL`,
+    [lease.deploymentId, lease.stepIndex, lease.fencingToken],
+  );
 }
 
 /** Extends a live lease; undefined when it was lost (expired or taken over). */

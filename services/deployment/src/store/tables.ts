@@ -99,6 +99,14 @@ export const deploymentMigrations: Migration[] = [
       INSERT INTO environment_outcomes (name) SELECT name FROM environments ON CONFLICT (name) DO NOTHING;
     `,
   },
+  {
+    version: 15,
+    name: "leases kept only by claimed steps and by steps ended under their holder",
+    // A lease on a step no longer claimed now holds the deployment's next steps (lockNextStep):
+    // the leases rows kept before this version after their step completed, failed or went back
+    // to the queue hold nothing.
+    sql: "UPDATE step_queue SET lease_expires_at = NULL WHERE status <> 'CLAIMED';",
+  },
 ];
 
 export async function saveEnvironment(tx: Queryable, environment: Environment) {
