@@ -303,6 +303,32 @@ test("a rollback taken while an executor holds a step restores only once that ex
   expect(Date.now()).toBeGreaterThanOrEqual(silent.expires.getTime());
 });
 
+test("steps waiting in an environment go to executors with its labels as they are now, changed since the step was queued", async () => {
+  const environment = uniqueId("env");
+  const targetGroups = groups({ rest: [uniqueId("ci")] });
+  const definition = (executorLabels: string[]) => ({
+    name: environment,
+    promotionRank: 1,
+    targetGroups,
+    executorLabels,
+  });
+  await deployer.registerEnvironment({ ...rid(), environment: definition(["dc-east"]) });
+  await startedDeployment(strategyOf(DeploymentStrategyKind.ALL_AT_ONCE), targetGroups, { environment });
+  await deployer.changeEnvironment({ ...rid(), environment: definition(["dc-west"]), reason: "moved to dc-west" });
+  const claimWith = async (labels: string[]) =>
+    (
+      await executor.claimStep({
+        ...rid(),
+        executorId: "agent-1",
+        environments: [environment],
+        labels,
+        leaseSeconds: 30,
+      })
+    ).assignment;
+  expect(await claimWith(["dc-east"])).toBeUndefined();
+  expect((await claimWith(["dc-west"]))?.step?.index).toBe(0);
+});
+
 test("canary: paused holds the queue, a manual stage waits for the promotion", async () => {
   const stages = [
     create(CanaryStageSchema, { weightPercent: 50, manualPromotion: true }),

@@ -119,6 +119,12 @@ export async function saveEnvironment(tx: Queryable, environment: Environment) {
   await tx.query("INSERT INTO environment_outcomes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [
     environment.name,
   ]);
+  // Its steps waiting or under way are claimed by executors with its labels as they are now.
+  await tx.query(
+    `UPDATE step_queue SET required_labels = $2
+     WHERE environment = $1 AND status IN ('READY', 'CLAIMED') AND required_labels <> $2::text[]`,
+    [environment.name, environment.executorLabels],
+  );
 }
 
 export const artifactsFromJson = (json: JsonValue[]) => json.map((item) => fromJson(DeployedArtifactSchema, item));
