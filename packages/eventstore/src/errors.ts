@@ -37,3 +37,12 @@ export function isDataException(error: unknown): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
   return error instanceof Error && error.name === "error" && typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code);
 }
+
+/**
+ * PostgreSQL's SQLSTATE class 40, transaction rollback: a deadlock broken (40P01) or a
+ * serialization failure (40001). Concurrent transactions collided: the same call again may pass.
+ */
+export function isTransactionCollision(error: unknown): boolean {
+  const code = (error as { code?: unknown } | undefined)?.code;
+  return error instanceof Error && error.name === "error" && typeof code === "string" && /^40[0-9A-Z]{3}$/.test(code);
+}

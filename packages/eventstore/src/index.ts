@@ -1,6 +1,13 @@
 export type { GroupCommitOptions, Projection, ProjectionItem } from "./append-batch.js";
 export type { CommandResult } from "./command-results.js";
-export { DuplicateRequest, type ExpectedVersion, isConflict, isDataException, WrongExpectedVersion } from "./errors.js";
+export {
+  DuplicateRequest,
+  type ExpectedVersion,
+  isConflict,
+  isDataException,
+  isTransactionCollision,
+  WrongExpectedVersion,
+} from "./errors.js";
 export {
   type AppendOptions,
   type AppendResult,

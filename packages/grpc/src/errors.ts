@@ -1,7 +1,7 @@
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
 import { type Any, anyPack } from "@bufbuild/protobuf/wkt";
 import { status as GrpcStatus, Metadata } from "@grpc/grpc-js";
-import { isDatabaseUnavailable, isDataException } from "@rdm/eventstore";
+import { isDatabaseUnavailable, isDataException, isTransactionCollision } from "@rdm/eventstore";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
@@ -298,6 +298,12 @@ function mapThrown(thrown: unknown): MappedStatus {
   if (isDataException(error)) {
     const message = "a value in the request is malformed or out of range (e.g. it contains a NUL character)";
     return { code: GrpcStatus.INVALID_ARGUMENT, message, details: [], internal: false };
+  }
+  // Concurrent transactions collided past the command's own retries (a deadlock broken each
+  // time): nothing was written, and the same call again (the same request id) may pass.
+  if (isTransactionCollision(error)) {
+    const aborted = new Aborted("concurrent transactions collided, retry", "TRANSACTION_COLLISION");
+    return { code: aborted.code, message: aborted.message, details: aborted.details, internal: false };
   }
   // The database is gone for now: the client may retry (with the same request id) later.
   if (isDatabaseUnavailable(error)) {

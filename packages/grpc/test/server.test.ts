@@ -467,6 +467,20 @@ describe("domain errors are mapped to gRPC statuses with google.rpc details", ()
     });
   });
 
+  test("a deadlock or serialization failure PostgreSQL kept breaking -> ABORTED, retryable", async () => {
+    for (const code of ["40P01", "40001"]) {
+      // As pg's DatabaseError has them: name "error", the SQLSTATE in code.
+      const details = await get(() => {
+        throw Object.assign(new Error("deadlock detected"), { name: "error", code });
+      });
+      expect([details.code, details.message, details.errorInfo?.reason]).toEqual([
+        GrpcStatus.ABORTED,
+        "concurrent transactions collided, retry",
+        "TRANSACTION_COLLISION",
+      ]);
+    }
+  });
+
   test("InvalidArgument, AlreadyExists, PermissionDenied, Aborted", async () => {
     const invalid = await get(() => {
       throw new InvalidArgument([
