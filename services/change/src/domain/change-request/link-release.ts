@@ -26,28 +26,19 @@ export function linkRelease(command: C.LinkRelease, change: ChangeRequest, confi
           }),
         ];
   }
-  // A change implements one release: it keeps the release it has. The other release's link is
-  // answered "not linked to it, linked to the first", and the release service unlinks it there.
-  // A release named at RaiseChange that never linked it back (unknown, closed) is replaced.
-  if (change.linkedReleaseId && confirmed) {
+  // A change implements one release: it keeps the release it has, and a closed one links nothing
+  // more (the release linked it before it heard of the close: refused_closed). The other
+  // release's link is answered "not linked to it", naming the release kept, if any, and the
+  // release service unlinks it there. A release named at RaiseChange that never linked it back
+  // (unknown, closed) is replaced.
+  const closed = change.state === ChangeState.CLOSED;
+  if ((change.linkedReleaseId && confirmed) || closed) {
     return [
       create(ChangeRequestReleaseUnlinkedSchema, {
         ...envelope(change, change.state),
         releaseId: command.releaseId,
         releaseEventVersion: command.releaseEventVersion ?? 0n,
-      }),
-    ];
-  }
-  // A closed change links nothing more. The release linked it before it heard of the close: the
-  // link is answered (refused_closed), and the release service unlinks it there.
-  if (change.state === ChangeState.CLOSED) {
-    return [
-      create(ChangeRequestReleaseUnlinkedSchema, {
-        ...envelope(change, change.state),
-        linkedReleaseId: change.linkedReleaseId,
-        releaseId: command.releaseId,
-        releaseEventVersion: command.releaseEventVersion ?? 0n,
-        refusedClosed: true,
+        refusedClosed: closed,
       }),
     ];
   }
