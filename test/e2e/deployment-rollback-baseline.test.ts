@@ -251,9 +251,30 @@ test("blue-green: each colour runs what was last deployed to it; the gateway nam
   expect(
     inventory.entries.map((e: Record<string, string>) => `${e.targetCiId} ${e.artifactName}@${e.artifactVersion}`),
   ).toEqual([`${blue} ${api}@1.0.0`, `${green} ${api}@2.0.0`].sort());
+
+  // A third goes to blue and is backed out: blue runs 1.0.0 again, restored by that back-out;
+  // green, which it never touched, is still the second deployment's.
+  const apiThree = await verifiedArtifact(dml, api, "3.0.0");
+  const third = await deploy(deployer, environment, [apiThree], blueGreen, DeploymentState.SUCCEEDED);
+  await backedOut(deployer, third);
+  const restored = await waitFor(
+    async () => {
+      const found = await baselineOf(dml, environment);
+      return found?.lastDeploymentId === third && found.entries.some((e) => e.artifactVersion === "1.0.0")
+        ? found
+        : undefined;
+    },
+    { timeoutMs: 30_000, description: "the back-out in the configuration baseline" },
+  );
+  expect(restored.entries.map((e) => [e.ciId, e.artifactVersion, e.deploymentId]).sort()).toEqual(
+    [
+      [blue, "1.0.0", third],
+      [green, "2.0.0", second],
+    ].sort(),
+  );
   dml.close();
   deployer.close();
-}, 180_000);
+}, 240_000);
 
 test("a package of one artifact leaves the others running, and its back-out restores only it: the deployment service, the CMDB and the gateway's views agree", async () => {
   const { dml, deployer } = await clients();

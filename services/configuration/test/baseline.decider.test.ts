@@ -182,6 +182,27 @@ test("a rollback naming its CIs replaces its names' entries there only: a CI it 
   expect(versions(record([apiOnHost1, apiOnHost3, failed, everywhere]))).toEqual(["host-1/api@1.0.0"]);
 });
 
+test("a rollback listing entries on targets it did not restore (a blue-green's live colour) leaves them with the deployment that put them there", () => {
+  const blue = outcome(1n, DeploymentOutcome.SUCCEEDED, [entry("blue-1", "api", "1.0.0")], "dep-blue");
+  const green = outcome(2n, DeploymentOutcome.SUCCEEDED, [entry("green-1", "api", "1.0.0")], "dep-green");
+  const failed = outcome(3n, DeploymentOutcome.FAILED, [entry("blue-1", "api", "2.0.0")], "dep-3");
+  const rolledBack = {
+    ...outcome(
+      4n,
+      DeploymentOutcome.ROLLED_BACK,
+      [entry("blue-1", "api", "1.0.0"), entry("green-1", "api", "1.0.0")],
+      "dep-3",
+    ),
+    restoredArtifactNames: ["api"],
+    restoredTargetCiIds: ["blue-1"],
+  };
+  const entries = foldBaseline(record([blue, green, failed, rolledBack])).baseline?.entries ?? [];
+  expect(entries.map((e) => [e.ciId, e.artifactVersion, e.deploymentId, e.deployedAt?.seconds])).toEqual([
+    ["blue-1", "1.0.0", "dep-3", BigInt(Date.UTC(2026, 0, 1, 0, 4) / 1000)],
+    ["green-1", "1.0.0", "dep-green", BigInt(Date.UTC(2026, 0, 1, 0, 2) / 1000)],
+  ]);
+});
+
 test("an outcome recorded once: the same ce id, or the same environment sequence under another ce id", () => {
   const history = record([apiOnHost1]);
   const state = foldBaseline(history);

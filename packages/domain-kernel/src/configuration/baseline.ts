@@ -57,13 +57,15 @@ export function replacedByRollback(scope: RestoredScope): (artifactName: string,
 
 /**
  * A rollback lists what runs where it replaced entries (replacedByRollback): the entries there it
- * does not list were added by the failed deployment and go away; the others stay.
+ * does not list were added by the failed deployment and go away; the others stay as they were,
+ * also when it lists them (a blue-green rollback lists the live colour's too): they keep the
+ * deployment that put them there.
  */
 function restoredEntries(current: BaselineEntry[], event: BaselineEvent, restored: BaselineEntry[]): BaselineEntry[] {
   const replaced = replacedByRollback(event);
   return upsertEntries(
     current.filter((entry) => !replaced(entry.artifactName, entry.ciId)),
-    restored,
+    restored.filter((entry) => replaced(entry.artifactName, entry.ciId)),
   );
 }
 
