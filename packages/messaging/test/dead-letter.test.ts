@@ -74,6 +74,29 @@ describe("startConsumer: bad messages", () => {
     expect(calls.get(failing.id)).toBe(3);
   });
 
+  it("dead-letters a message too large to copy whole without its value, saying its size, and goes on", async () => {
+    const f = await fixture();
+    await f.start(async (event, tx) => recordEffect(event, tx));
+    await f.watchDeadLetters();
+    const key = uniqueId("agg");
+    // Near an event topic's 1 MiB limit: with the dead-letter headers a copy would pass a broker's default.
+    const huge = Buffer.alloc(1_040_000, "x");
+    const after = cloudEvent("test.Valid", key, "after");
+    await f.producer.send({ topic: f.topic, acks: -1, messages: [{ key, value: huge }] });
+    await publishEvents(f.producer, f.topic, [after]);
+    await waitFor(async () => (await f.effects()).length === 1 && f.deadLetters.length === 1, {
+      ...WAIT,
+      description: "the huge message dead-lettered and the next one handled",
+    });
+    const [copy] = f.deadLetters as [KafkaMessage];
+    expect([copy.value, header(copy, DLQ_HEADERS.valueOmitted), header(copy, DLQ_HEADERS.reason)]).toEqual([
+      null,
+      String(huge.length),
+      "malformed",
+    ]);
+    expect((await f.effects()).map((e) => e.event_id)).toEqual([after.id]);
+  });
+
   it("dead-letters records with null header values, a null ce_subject among them, and goes on", async () => {
     const f = await fixture();
     await f.start(async (event, tx) => recordEffect(event, tx));
