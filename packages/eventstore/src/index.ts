@@ -27,6 +27,6 @@ export {
   runMigrations,
 } from "./migrations.js";
 export { EVENTS_CHANNEL, eventStoreMigrations } from "./schema.js";
-export { withTransaction } from "./transaction.js";
+export { commit, withTransaction } from "./transaction.js";
 export { isDatabaseUnavailable } from "./unavailable.js";
 export { byteaArray, lastPerKey, textArrayOfJson, unnestColumns } from "./unnest.js";

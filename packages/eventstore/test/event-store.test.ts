@@ -107,6 +107,17 @@ describe("optimistic concurrency", () => {
   });
 });
 
+test("a transaction whose failed statement was passed over is refused at COMMIT, not reported written", async () => {
+  const stream = uniqueId("release");
+  await expect(
+    withTransaction(pool, async (client) => {
+      await store.appendToStream(stream, "no_stream", [event(1)], { client });
+      await client.query("SELECT 1 / 0").catch(() => undefined);
+    }),
+  ).rejects.toThrow("COMMIT rolled the transaction back (ROLLBACK)");
+  expect(await store.readStream(stream)).toEqual([]);
+});
+
 describe("idempotent commands", () => {
   test("the same request id twice: DuplicateRequest, one event, stored response", async () => {
     const stream = uniqueId("release");

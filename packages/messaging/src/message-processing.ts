@@ -1,4 +1,5 @@
 import { type Attributes, context, propagation, type Span, SpanStatusCode } from "@opentelemetry/api";
+import { commit } from "@rdm/eventstore";
 import { inSpan, type Logger, SpanKind, tracer, withTraceparent } from "@rdm/observability";
 import type { IHeaders, KafkaMessage, Producer } from "kafkajs";
 import type { Pool, PoolClient } from "pg";
@@ -301,7 +302,7 @@ async function handleChunkAtOnce(p: Processing, handleAll: ChunkHandler, chunk: 
       accepted.filter((_, i) => first[i]),
       tx,
     );
-    await tx.query("COMMIT");
+    await commit(tx);
     const isFirst = new Map(accepted.map((decoded, i) => [decoded, first[i]]));
     outcomes = chunk.map((decoded) => {
       const marked = isFirst.get(decoded);
@@ -379,7 +380,7 @@ export async function handleChunk(p: Processing, chunk: Decoded[], stopping: () 
       if (outcome instanceof Error) return { committed: 0, failedAt: outcomes.length, error: outcome };
       outcomes.push(outcome);
     }
-    await tx.query("COMMIT");
+    await commit(tx);
   } catch (error) {
     // BEGIN or COMMIT: not a message's fault; they go again, one at a time.
     broken = await rollback(tx, error as Error);
