@@ -155,6 +155,21 @@ test("a release sent back for rework before the deployment begins cancels it", a
   expect(deployment?.reason).toContain("gate.release_phase");
 });
 
+test("a deployment whose window ends before any executor came is cancelled by the service and holds its environment no more", async () => {
+  const { environment, deploymentId } = await planned({ startInMs: -1_000, endInMs: 10_000 });
+  await startOnceKnown(deploymentId);
+  // No executor ever claims in the environment: the service's sweep cancels it once the window ends.
+  const cancelled = await waitFor(
+    async () => {
+      const { deployment } = await deployer.getDeployment({ deploymentId });
+      return deployment?.state === DeploymentState.CANCELLED ? deployment : undefined;
+    },
+    { timeoutMs: 30_000, description: "the deployment cancelled once its window ended" },
+  );
+  expect(cancelled.reason).toContain("deployment.window_passed");
+  expect(await claim(environment)).toBeUndefined();
+});
+
 /**
  * An executor claims in the environment until the deployment is due (no longer SCHEDULED: begun
  * or cancelled as it begins); the deployment then, and every assignment handed out meanwhile.

@@ -57,6 +57,8 @@ export type DeploymentCommand =
   | { kind: "resumeDeployment" }
   | { kind: "promoteDeployment"; comment: string }
   | { kind: "cancelDeployment"; reason: string }
+  /** The service's own: a scheduled deployment whose window ended before any executor came is cancelled. */
+  | { kind: "expireSchedule"; now: Date }
   | ({ kind: "rollbackDeployment"; reason: string; fast: boolean } & RollbackFacts)
   | StepCommand;
 
@@ -267,6 +269,14 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
         "cancel (roll back a started one instead)",
       );
       return [create(DeploymentCancelledSchema, { deploymentId, reason: command.reason })];
+    case "expireSchedule": {
+      // As its first claim would find it (cancelledWhenDue): the window's end alone is checked.
+      const cancelled =
+        deployment.state === DeploymentState.SCHEDULED && windowPassed(deployment, command.now).length
+          ? cancelledWhenDue(deployment, [], command.now)
+          : undefined;
+      return cancelled ? [cancelled] : [];
+    }
     case "rollbackDeployment":
       if (deployment.state === DeploymentState.SCHEDULED) {
         refuse("deployment.state", "cannot roll back a deployment that has not begun (it changed nothing): cancel it");

@@ -360,7 +360,7 @@ export function evaluateGates(facts: GateFacts): RuleDetail[] {
           detail(
             "gate.environment_busy",
             facts.runningDeploymentId,
-            `deployment ${facts.runningDeploymentId} is still running in ${facts.environment.name}`,
+            `deployment ${facts.runningDeploymentId} holds ${facts.environment.name} (scheduled or under way): start when it has ended, or cancel it`,
           ),
         ]
       : []),

@@ -1,3 +1,4 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { type CommandHandler, type DomainEvent, isRuleViolation } from "@rdm/command-handler";
 import { withTransaction } from "@rdm/eventstore";
 import type { Logger } from "@rdm/observability";
@@ -5,7 +6,7 @@ import { type Poller, startPoller } from "@rdm/runtime";
 import type pg from "pg";
 import { ownDeploymentCommand } from "../api/commands.js";
 import { forgetIdleClaims, lockLapsedLease, syncStepQueue } from "../store/step-queue.js";
-import { findEnvironment } from "../store/tables.js";
+import { findEnvironment, scheduledDeployments } from "../store/tables.js";
 
 export const SWEEPER_ACTOR = "system:lease-sweep";
 
@@ -22,7 +23,9 @@ const IDLE_CLAIM_ANSWERS_KEPT_MS = 60 * 60 * 1000;
  * transaction that appends the event, so with any number of replicas, and claimers taking a step
  * over at the same moment, a lapse is recorded once; a crash before the commit leaves the row for
  * the next round. State lives in step_queue only: a restart loses nothing. Each round also
- * deletes the idle claims' answers older than `idleClaimAnswersKeptMs` (an hour).
+ * cancels the scheduled deployments whose window ended before any executor came (as their first
+ * claim would: they hold their environment until they end), and deletes the idle claims'
+ * answers older than `idleClaimAnswersKeptMs` (an hour).
  */
 export function startLeaseSweep(options: {
   pool: pg.Pool;
@@ -56,12 +59,36 @@ export function startLeaseSweep(options: {
       return true;
     });
 
+  /** Cancels the scheduled deployments whose window has ended; how many. */
+  const expireSchedules = async () => {
+    const now = new Date();
+    const over = (await scheduledDeployments(pool)).filter(
+      (deployment) => deployment.window?.end && timestampDate(deployment.window.end) <= now,
+    );
+    let cancelled = 0;
+    for (const { deploymentId } of over.slice(0, ROUND_LIMIT)) {
+      const command = ownDeploymentCommand(deploymentId, { kind: "expireSchedule", now });
+      // Begun, cancelled or ended meanwhile: the command refuses or does nothing.
+      const outcome = await withTransaction(pool, (tx) =>
+        handler.handleIn(tx, { actor: SWEEPER_ACTOR, requestId: "" }, command),
+      ).catch((error: unknown) => {
+        if (isRuleViolation(error)) return undefined;
+        throw error;
+      });
+      if (!outcome?.events.length) continue;
+      cancelled++;
+      logger.info({ deployment_id: deploymentId }, "scheduled deployment cancelled: its window ended before it began");
+    }
+    return cancelled;
+  };
+
   return startPoller(
     "lease-sweep",
     options.intervalMs,
     async () => {
       let handled = 0;
       while (handled < ROUND_LIMIT && (await expireOne())) handled++;
+      handled += await expireSchedules();
       await forgetIdleClaims(pool, new Date(Date.now() - idleClaimAnswersKeptMs));
       return handled;
     },

@@ -107,6 +107,12 @@ export const deploymentMigrations: Migration[] = [
     // to the queue hold nothing.
     sql: "UPDATE step_queue SET lease_expires_at = NULL WHERE status <> 'CLAIMED';",
   },
+  {
+    version: 16,
+    name: "scheduled deployments found by the sweep",
+    // The lease sweep cancels those whose window ended before any executor came (scheduledDeployments).
+    sql: `CREATE INDEX deployments_scheduled ON deployments (deployment_id) WHERE state = ${DeploymentState.SCHEDULED};`,
+  },
 ];
 
 export async function saveEnvironment(tx: Queryable, environment: Environment) {
@@ -359,6 +365,14 @@ export async function packageSucceededIn(db: Queryable, releaseId: string, envir
     [releaseId, environment, DeploymentState.SUCCEEDED, artifactIds],
   );
   return (rowCount ?? 0) > 0;
+}
+
+/** The deployments scheduled and not begun (see migration 16). */
+export async function scheduledDeployments(db: Queryable): Promise<Deployment[]> {
+  const { rows } = await db.query<{ deployment: Uint8Array }>(
+    `SELECT deployment FROM deployments WHERE state = ${DeploymentState.SCHEDULED}`,
+  );
+  return rows.map((row) => fromBinary(DeploymentSchema, row.deployment));
 }
 
 const RUNNING_STATES = [
