@@ -113,6 +113,7 @@ export class Deciding {
       strategy: deploymentStrategy,
       window,
       linkedChangeIds: [],
+      releaseAbandoned: false,
       now,
     });
   }

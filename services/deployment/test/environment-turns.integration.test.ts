@@ -593,10 +593,11 @@ test("an abandoned release's deployments not begun are cancelled with its reason
     expect(await stateOf(deploymentId)).toMatchObject({ state: DeploymentState.CANCELLED, reason });
   expect((await stateOf(inProgress))?.state).toBe(DeploymentState.IN_PROGRESS);
   expect((await stateOf(other.deploymentId))?.state).toBe(DeploymentState.PLANNED);
-  // Nothing of the release starts any more.
+  // Nothing of the release starts any more, nor is planned.
   expect(await preconditionRules(deployer.startDeployment({ ...rid(), deploymentId: first.deploymentId }))).toEqual([
     "deployment.state",
   ]);
+  expect(await preconditionRules(planAgain(planning))).toEqual(["gate.release_abandoned"]);
 });
 
 test("an outcome's environment sequence stays locked until its event commits", async () => {

@@ -22,7 +22,7 @@ import {
   freezeWindowsInForce,
   type RuleDetail,
 } from "../domain/index.js";
-import { loadGateFacts } from "../store/gate-facts.js";
+import { loadGateFacts, releaseAbandoned } from "../store/gate-facts.js";
 import { findEnvironment, lockEnvironmentOutcomes, runningDeployment } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { notFound, runDeploymentCommand } from "./commands.js";
@@ -232,6 +232,7 @@ export function deploymentCommandHandlers(api: ApiContext) {
           strategy,
           window: request.window,
           linkedChangeIds: request.linkedChangeIds,
+          releaseAbandoned: await releaseAbandoned(tx, request.releaseId),
           now: decision.now,
         }),
       });

@@ -35,6 +35,8 @@ export type DeploymentCommand =
       strategy: DeploymentStrategy;
       window: TimeWindow | undefined;
       linkedChangeIds: string[];
+      /** The release topic said the release was abandoned (gate_releases): no deployment of it can start. */
+      releaseAbandoned: boolean;
       now: Date;
     }
   | { kind: "approveDeployment"; approver: string; approverGroups: string[]; approvalGroup: string; comment: string }
@@ -77,6 +79,13 @@ const requireState = (deployment: Deployment, allowed: DeploymentState[], action
 function plan(command: Extract<DeploymentCommand, { kind: "planDeployment" }>, state: DeploymentAggregateState) {
   if (state.deployment) {
     throw violation("ALREADY_EXISTS", "deployment.exists", "the deployment already exists");
+  }
+  // As would an abandoned release (its deployments not begun were cancelled with it).
+  if (command.releaseAbandoned) {
+    const description = `release ${command.releaseId} was abandoned: plan the deployment of a release that is not`;
+    throw violation("FAILED_PRECONDITION", "gate.release_abandoned", description, [
+      { rule: "gate.release_abandoned", subject: command.releaseId, description },
+    ]);
   }
   // A window already over would leave a deployment that can never start.
   const [passed] = windowPassed({ deploymentId: command.deploymentId, window: command.window }, command.now);

@@ -105,6 +105,19 @@ async function releaseFacts(tx: Queryable, releaseId: string): Promise<GateFacts
   );
 }
 
+/**
+ * Whether the release topic said the release was abandoned, its row share-locked until the plan
+ * commits: the abandonment's consumer (which writes that row, then cancels the release's
+ * deployments not begun) either came first, or waits and then finds the plan.
+ */
+export async function releaseAbandoned(tx: Queryable, releaseId: string): Promise<boolean> {
+  const { rows } = await tx.query<{ abandoned: boolean }>(
+    "SELECT abandoned FROM gate_releases WHERE release_id = $1 FOR SHARE",
+    [releaseId],
+  );
+  return rows[0]?.abandoned ?? false;
+}
+
 /** One entry per change to check, known or not, so an unheard-of change blocks the start. */
 async function changeFacts(tx: Queryable, deployment: Deployment): Promise<GateFacts["changes"]> {
   // The plan's changes and every change linked to the release (as the release topic tells).
