@@ -586,6 +586,12 @@ describe("execution", () => {
     }
     expect(pauses).toEqual([5, 10, 20, 40, 80, 160, 300, 300]);
     expect(d.deployment.state).toBe(DeploymentState.ROLLING_BACK);
+    // It cannot be cancelled, and the refusal says why rather than advising a rollback.
+    const refused = refusal(() => d.run({ kind: "cancelDeployment", reason: "give up" }));
+    expect([refused.rule, refused.message]).toEqual([
+      "deployment.state",
+      "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps)",
+    ]);
   });
 
   test("a deployment not begun is cancelled, not rolled back: it changed nothing to back out", () => {

@@ -272,6 +272,11 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       if (!deployment.awaitingPromotion) refuse("deployment.no_promotion", "no stage is waiting for a promotion");
       return [create(DeploymentPromotedSchema, { deploymentId, comment: command.comment })];
     case "cancelDeployment":
+      if (deployment.state === DeploymentState.ROLLING_BACK)
+        refuse(
+          "deployment.state",
+          "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps)",
+        );
       requireState(
         deployment,
         [DeploymentState.PLANNED, DeploymentState.AWAITING_APPROVAL, DeploymentState.SCHEDULED],
