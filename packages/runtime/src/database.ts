@@ -31,7 +31,16 @@ export async function openDatabase(url: string, options: { max?: number; logger?
   // callers fail (UNAVAILABLE) instead of queueing until their deadline. Long enough that a burst
   // of commands queueing for a pooled connection on a busy machine waits rather than fails (a
   // refused or dropped connection fails at once anyway).
-  const pool = new pg.Pool({ connectionString: url, max: options.max ?? 20, connectionTimeoutMillis: 30_000 });
+  // TCP keepalive: a server that went silent (a host lost, a partition; no FIN or RST ever comes)
+  // fails the connection's query once the kernel's probes go unanswered, instead of leaving a
+  // relay cycle or a consumer's transaction waiting for good.
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: options.max ?? 20,
+    connectionTimeoutMillis: 30_000,
+    keepAlive: true,
+    keepAliveInitialDelayMillis: 10_000,
+  });
   // A connection that breaks (server restart, kill, network) must not crash the process. The pool
   // listens to idle clients only; a checked-out client emits 'error' too (pg fails its query as
   // well), and with no listener Node would throw it. So every client gets a listener for its life;
