@@ -12,8 +12,8 @@ import {
   upstreamFactsMigrations,
 } from "./consumers/upstream-facts.js";
 import { startLeaseSweep } from "./jobs/lease-sweep.js";
+import { deploymentMigrations } from "./store/migrations.js";
 import { deploymentQueryTables } from "./store/query-tables.js";
-import { deploymentMigrations } from "./store/tables.js";
 
 /** The deployment service's own settings (beside the shared gRPC service ones). */
 export const deploymentConsumerEnv = componentEnv({
