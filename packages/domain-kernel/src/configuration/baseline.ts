@@ -57,15 +57,20 @@ export function replacedByRollback(scope: RestoredScope): (artifactName: string,
 
 /**
  * A rollback lists what runs where it replaced entries (replacedByRollback): the entries there it
- * does not list were added by the failed deployment and go away; the others stay as they were,
- * also when it lists them (a blue-green rollback lists the live colour's too): they keep the
- * deployment that put them there.
+ * does not list were added by the failed deployment and go away; the others stay. One it lists
+ * elsewhere (a blue-green rollback lists the live colour's too) that runs that version already
+ * stays as it was, with the deployment that put it there.
  */
 function restoredEntries(current: BaselineEntry[], event: BaselineEvent, restored: BaselineEntry[]): BaselineEntry[] {
   const replaced = replacedByRollback(event);
+  const before = new Map(current.map((entry) => [entryKey(entry), entry]));
   return upsertEntries(
     current.filter((entry) => !replaced(entry.artifactName, entry.ciId)),
-    restored.filter((entry) => replaced(entry.artifactName, entry.ciId)),
+    restored.map((entry) => {
+      const kept = before.get(entryKey(entry));
+      const unchanged = kept?.artifactVersion === entry.artifactVersion && !replaced(entry.artifactName, entry.ciId);
+      return unchanged && kept ? kept : entry;
+    }),
   );
 }
 
