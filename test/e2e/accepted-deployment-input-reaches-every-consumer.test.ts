@@ -68,13 +68,15 @@ test("arbitrary accepted deployment input reaches every consumer; refusals are I
     await fc.assert(
       fc.asyncProperty(cases, async (c) => {
         const environment = uniqueId("fuzz");
+        // A host is one environment's: each run's arbitrary ids are made its own.
+        const ciIds = c.ciIds.map((ciId) => `${ciId}@${environment}`);
         const registered = await acceptedOrInvalid(
           deployer.registerEnvironment({
             requestId: randomUUID(),
             environment: {
               name: environment,
               promotionRank: 1,
-              targetGroups: [{ name: c.groupName, ciIds: c.ciIds }],
+              targetGroups: [{ name: c.groupName, ciIds }],
               executorLabels: c.labels,
             },
           }),

@@ -558,6 +558,29 @@ test("a promotion order that would run in a circle, or from nowhere, is refused,
   expect(await preconditionRules(Promise.reject(refused.reason))).toEqual(["environment.promotion_cycle"]);
 });
 
+test("a host is a target of one environment: another naming it, in any case, is refused; of two at once, one is taken", async () => {
+  const host = randomUUID();
+  const define = (name: string, ciId: string) => ({
+    ...rid(),
+    environment: { name, promotionRank: 1, targetGroups: groups({ rest: [ciId] }), executorLabels: [] },
+  });
+  const first = uniqueId("env");
+  await deployer.registerEnvironment(define(first, host));
+  expect(await preconditionRules(deployer.registerEnvironment(define(uniqueId("env"), host.toUpperCase())))).toEqual([
+    "environment.target_elsewhere",
+  ]);
+  // Its own environment keeps it when changed.
+  await deployer.changeEnvironment({ ...define(first, host), reason: "same hosts" });
+  // Eight environments registered at once, each naming the same new host: one has it.
+  const shared = randomUUID();
+  const all = await Promise.allSettled(
+    Array.from({ length: 8 }, () => deployer.registerEnvironment(define(uniqueId("env"), shared))),
+  );
+  expect(all.filter((r) => r.status === "fulfilled")).toHaveLength(1);
+  for (const refused of all.filter((r): r is PromiseRejectedResult => r.status === "rejected"))
+    expect(await preconditionRules(Promise.reject(refused.reason))).toEqual(["environment.target_elsewhere"]);
+});
+
 test("an abandoned release's deployments not begun are cancelled with its reason; a running one is left", async () => {
   const [planning, running, scheduled] = [await newEnvironment(), await newEnvironment(), await newEnvironment()];
   const first = await planned(planning);

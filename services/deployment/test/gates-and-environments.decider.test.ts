@@ -342,11 +342,16 @@ describe("environments", () => {
 
   test("registered once, changed, frozen and thawed", () => {
     const registered = fold(
-      decideEnvironment({ kind: "registerEnvironment", definition, upstream: ["staging"] }, { environment: undefined }),
+      decideEnvironment(
+        { kind: "registerEnvironment", definition, upstream: ["staging"], elsewhere: [] },
+        { environment: undefined },
+      ),
     );
     expect(registered.environment).toMatchObject({ name: "production", promotesFrom: "staging", frozen: false });
     expect(
-      refusal(() => decideEnvironment({ kind: "registerEnvironment", definition, upstream: [] }, registered)).code,
+      refusal(() =>
+        decideEnvironment({ kind: "registerEnvironment", definition, upstream: [], elsewhere: [] }, registered),
+      ).code,
     ).toBe("ALREADY_EXISTS");
     const frozen = fold(decideEnvironment({ kind: "setFreeze", frozen: true, reason: "peak" }, registered), registered);
     expect(frozen.environment).toMatchObject({ frozen: true, freezeReason: "peak" });
@@ -357,6 +362,7 @@ describe("environments", () => {
           definition: { ...definition, executorLabels: [] },
           reason: "",
           upstream: ["staging"],
+          elsewhere: [],
         },
         frozen,
       ),
@@ -377,7 +383,12 @@ describe("environments", () => {
     ]) {
       const error = refusal(() =>
         decideEnvironment(
-          { kind: "registerEnvironment", definition: { ...definition, targetGroups, promotesFrom: "" }, upstream: [] },
+          {
+            kind: "registerEnvironment",
+            definition: { ...definition, targetGroups, promotesFrom: "" },
+            upstream: [],
+            elsewhere: [],
+          },
           { environment: undefined },
         ),
       );
@@ -385,6 +396,27 @@ describe("environments", () => {
         ["environment.target_in_one_group", id.toUpperCase()],
       ]);
     }
+  });
+
+  test("a target another environment has is refused, naming that environment", () => {
+    const error = refusal(() =>
+      decideEnvironment(
+        {
+          kind: "registerEnvironment",
+          definition: { ...definition, promotesFrom: "" },
+          upstream: [],
+          elsewhere: [{ ciId: "ci-1", environment: "staging" }],
+        },
+        { environment: undefined },
+      ),
+    );
+    expect(error.conditions.map((condition) => [condition.rule, condition.subject, condition.description])).toEqual([
+      [
+        "environment.target_elsewhere",
+        "ci-1",
+        "target ci-1 is a target of environment staging: a host is deployed to by one environment",
+      ],
+    ]);
   });
 
   test("inconsistent definitions are refused with every problem", () => {
@@ -398,7 +430,10 @@ describe("environments", () => {
       protection: create(ProtectionPolicySchema, { quorum: 1 }),
     };
     const error = refusal(() =>
-      decideEnvironment({ kind: "registerEnvironment", definition: bad, upstream: [] }, { environment: undefined }),
+      decideEnvironment(
+        { kind: "registerEnvironment", definition: bad, upstream: [], elsewhere: [] },
+        { environment: undefined },
+      ),
     );
     expect(error.conditions.map((condition) => condition.rule)).toEqual([
       "environment.target_in_one_group",
@@ -408,7 +443,7 @@ describe("environments", () => {
     // staging promotes from test, test from production: production after staging closes a circle.
     const circle = refusal(() =>
       decideEnvironment(
-        { kind: "registerEnvironment", definition, upstream: ["staging", "test", "production"] },
+        { kind: "registerEnvironment", definition, upstream: ["staging", "test", "production"], elsewhere: [] },
         { environment: undefined },
       ),
     );
@@ -420,7 +455,10 @@ describe("environments", () => {
     ]);
     // Following an environment not registered: no package could ever succeed there first.
     const unknown = refusal(() =>
-      decideEnvironment({ kind: "registerEnvironment", definition, upstream: [] }, { environment: undefined }),
+      decideEnvironment(
+        { kind: "registerEnvironment", definition, upstream: [], elsewhere: [] },
+        { environment: undefined },
+      ),
     );
     expect(unknown.conditions.map((c) => [c.rule, c.subject])).toEqual([
       ["environment.promotes_from_unknown", "staging"],

@@ -12,7 +12,7 @@ import {
 import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
 import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
-import { listDeployments, promotionChain } from "../store/tables.js";
+import { listDeployments, promotionChain, targetsElsewhere } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
 import { deploymentCommandHandlers, START_ROLES } from "./deployment-commands.js";
@@ -49,6 +49,8 @@ const definition = (request: EnvironmentDefinition | undefined): DomainDefinitio
   };
 };
 
+const definedTargets = (def: DomainDefinition) => def.targetGroups.flatMap((group) => group.ciIds);
+
 function environmentAndQueryHandlers(api: ApiContext) {
   const M = DeploymentService.method;
   const { handler } = api;
@@ -62,6 +64,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
           kind: "registerEnvironment",
           definition: def,
           upstream: await promotionChain(tx, def.promotesFrom),
+          elsewhere: await targetsElsewhere(tx, def.name, definedTargets(def)),
         }),
       });
     },
@@ -75,6 +78,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
           definition: def,
           reason: request.reason,
           upstream: await promotionChain(tx, def.promotesFrom),
+          elsewhere: await targetsElsewhere(tx, def.name, definedTargets(def)),
         }),
       });
     },

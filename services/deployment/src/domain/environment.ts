@@ -33,16 +33,38 @@ export interface EnvironmentDefinition {
 }
 
 export type EnvironmentCommand =
-  | { kind: "registerEnvironment"; definition: EnvironmentDefinition; upstream: string[] }
-  | { kind: "changeEnvironment"; definition: EnvironmentDefinition; reason: string; upstream: string[] }
+  | { kind: "registerEnvironment"; definition: EnvironmentDefinition; upstream: string[]; elsewhere: TargetElsewhere[] }
+  | {
+      kind: "changeEnvironment";
+      definition: EnvironmentDefinition;
+      reason: string;
+      upstream: string[];
+      elsewhere: TargetElsewhere[];
+    }
   | { kind: "setFreeze"; frozen: boolean; reason: string };
+
+/** A target of the definition that another environment has (`environment`). */
+export interface TargetElsewhere {
+  ciId: string;
+  environment: string;
+}
 
 /**
  * `upstream`: the promotion order before this environment as it stands, nearest first: its
  * `promotesFrom`, then that environment's promotes_from, and so on, as far as they are registered.
+ * `elsewhere`: its targets other environments have (environment_busy is one environment's: two
+ * environments sharing a host could deploy to it at once, and each baseline would claim it).
  */
-function definitionViolations(definition: EnvironmentDefinition, upstream: string[]): RuleDetail[] {
-  const violations: RuleDetail[] = [];
+function definitionViolations(
+  definition: EnvironmentDefinition,
+  upstream: string[],
+  elsewhere: TargetElsewhere[],
+): RuleDetail[] {
+  const violations: RuleDetail[] = elsewhere.map(({ ciId, environment }) => ({
+    rule: "environment.target_elsewhere",
+    subject: ciId,
+    description: `target ${ciId} is a target of environment ${environment}: a host is deployed to by one environment`,
+  }));
   const seen = new Map<string, string>();
   for (const group of definition.targetGroups) {
     if (!group.name) {
@@ -109,8 +131,12 @@ const snapshot = (definition: EnvironmentDefinition, previous?: Environment): En
     production: definition.production,
   });
 
-function checkedDefinition(definition: EnvironmentDefinition, upstream: string[]): EnvironmentDefinition {
-  const violations = definitionViolations(definition, upstream);
+function checkedDefinition(
+  definition: EnvironmentDefinition,
+  upstream: string[],
+  elsewhere: TargetElsewhere[],
+): EnvironmentDefinition {
+  const violations = definitionViolations(definition, upstream, elsewhere);
   if (violations.length) {
     throw violation(
       "FAILED_PRECONDITION",
@@ -139,7 +165,7 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
     }
     return [
       create(EnvironmentRegisteredSchema, {
-        environment: snapshot(checkedDefinition(command.definition, command.upstream)),
+        environment: snapshot(checkedDefinition(command.definition, command.upstream, command.elsewhere)),
       }),
     ];
   }
@@ -153,7 +179,7 @@ export function decideEnvironment(command: EnvironmentCommand, state: Environmen
     });
     return [create(EnvironmentChangedSchema, { environment, reason: command.reason })];
   }
-  const environment = snapshot(checkedDefinition(command.definition, command.upstream), current);
+  const environment = snapshot(checkedDefinition(command.definition, command.upstream, command.elsewhere), current);
   return [create(EnvironmentChangedSchema, { environment, reason: command.reason })];
 }
 

@@ -104,6 +104,30 @@ export async function promotionChain(db: Queryable, from: string): Promise<strin
   return chain;
 }
 
+/**
+ * The targets among `ciIds` that environments other than `name` have (ids compared without case,
+ * as the same CMDB UUID), each with one such environment.
+ */
+export async function targetsElsewhere(
+  db: Queryable,
+  name: string,
+  ciIds: string[],
+): Promise<{ ciId: string; environment: string }[]> {
+  const { rows } = await db.query<{ environment: Uint8Array }>(
+    "SELECT environment FROM environments WHERE name <> $1",
+    [name],
+  );
+  const owners = new Map<string, string>();
+  for (const row of rows) {
+    const other = fromBinary(EnvironmentSchema, row.environment);
+    for (const ci of allTargets(other)) owners.set(ci.toLowerCase(), other.name);
+  }
+  return [...new Set(ciIds)].flatMap((ciId) => {
+    const environment = owners.get(ciId.toLowerCase());
+    return environment ? [{ ciId, environment }] : [];
+  });
+}
+
 /** Where production stands now: whether an environment is, and which defined ones are (sorted). */
 export interface ProductionEnvironments {
   isProduction(environment: string): boolean;
