@@ -289,9 +289,14 @@ test("a rollback taken while an executor holds a step restores only once that ex
     };
   };
 
-  // Told by its heartbeat: the restore goes out at once.
+  // A heartbeat hears the step ended, but runs beside the holder's work: the restore still waits.
+  // A report (sent once a target's action is over) refused so says it stopped: the restore goes.
   const told = await rolledBackWhileHeld(30);
   expect(await preconditionRules(executor.heartbeatStep({ lease: told.lease, leaseSeconds: 30 }))).toEqual([
+    "step.ended",
+  ]);
+  expect(await claimNow(told.environment)).toBeUndefined();
+  expect(await preconditionRules(executor.releaseStep({ ...rid(), lease: told.lease, reason: "stopped" }))).toEqual([
     "step.ended",
   ]);
   expect((await claimNow(told.environment))?.step?.kind).toBe(StepKind.ROLLBACK);

@@ -229,6 +229,27 @@ test("a step ended by the service while a target runs (a rollback): the executor
   expect(over?.outcome).toMatch(/^ended by the service: step 0 has ended .*latency up/);
 });
 
+test("a step the service ends while a target runs: the next heartbeat stops the action, and the restore goes out without waiting for the lease", async () => {
+  const { environment, deploymentId, command, untilBegun } = await gatedDeployment(1);
+  const { lines, fields, logger } = captureLog();
+  // A 30 s lease, heartbeats every 10 s; the gated action is never let go.
+  const executor = await executorFor(environment, command, logger, 30);
+  const step = executor.runOnce();
+  await untilBegun();
+  await deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "latency up", fast: true });
+  expect(await step).toBe(true);
+  executor.close();
+  const over = fields[lines.findIndex(([, message]) => message === "step over")];
+  expect(over?.outcome).toMatch(/^ended by the service: step 0 has ended .*latency up.* while .* was performed$/);
+  // It said it stopped (a last call, refused as step.ended): the restore is claimable now, not
+  // once the lease it held has run out.
+  const other = await executorFor(environment, "true");
+  expect(await other.runOnce()).toBe(true);
+  other.close();
+  const { deployment } = await deployer.getDeployment({ deploymentId });
+  expect(deployment?.state).toBe(DeploymentState.ROLLED_BACK);
+});
+
 test("the lease gone while a target runs (the service away past its term, the step taken over): the result is not reported", async () => {
   const { environment, deploymentId, command, untilBegun, letGo } = await gatedDeployment(1);
   const { lines, fields, logger } = captureLog();

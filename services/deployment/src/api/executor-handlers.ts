@@ -86,8 +86,9 @@ const leaseOf = (lease: StepLease | undefined) => {
 };
 
 /**
- * A call on a lease: when it is refused as `step.ended`, the holder now knows the service ended
- * its step and stops, so the step holds the deployment's next steps no more (endHeldLease).
+ * A report on a lease (sent once a target's action is over): when it is refused as `step.ended`,
+ * the holder has stopped and now knows the service ended its step, so the step holds the
+ * deployment's next steps no more (endHeldLease).
  */
 async function onLease<T>(pool: pg.Pool, lease: ReturnType<typeof leaseOf>, call: () => Promise<T>): Promise<T> {
   try {
@@ -168,11 +169,11 @@ export function executorHandlers(api: ApiContext) {
 
     async heartbeatStep(request) {
       const lease = leaseOf(request.lease);
-      return onLease(pool, lease, async () => {
-        const until = await extendLease(pool, lease, request.leaseSeconds);
-        if (!until) throw await leaseRefusal(pool, lease);
-        return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
-      });
+      // A heartbeat runs beside the holder's work: hearing step.ended here, the holder has not
+      // stopped yet, so the step keeps holding the deployment's next ones (see onLease).
+      const until = await extendLease(pool, lease, request.leaseSeconds);
+      if (!until) throw await leaseRefusal(pool, lease);
+      return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
     },
 
     async reportTargetProgress(request, ctx) {

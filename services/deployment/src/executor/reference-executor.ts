@@ -58,7 +58,13 @@ const lastLines = (text: string, count = 50) => text.split("\n").filter(Boolean)
  * a rollback step's names, whose artifacts not listed go away); the HTTP call gets the same as a
  * JSON body. Success: exit status 0, or a 2xx answer.
  */
-export async function performTarget(action: TargetAction, assignment: StepAssignment, ciId: string, timeoutMs: number) {
+export async function performTarget(
+  action: TargetAction,
+  assignment: StepAssignment,
+  ciId: string,
+  timeoutMs: number,
+  stop?: AbortSignal,
+) {
   const kind = assignment.step?.kind ?? StepKind.UNSPECIFIED;
   const context = {
     target: ciId,
@@ -72,13 +78,19 @@ export async function performTarget(action: TargetAction, assignment: StepAssign
     restoredArtifactNames: assignment.restoredArtifactNames,
   };
   if ("httpUrl" in action) {
-    const response = await fetch(action.httpUrl, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(context),
-      signal: AbortSignal.timeout(timeoutMs),
-    });
-    return { ok: response.ok, lines: lastLines(await response.text()) } satisfies TargetResult;
+    try {
+      const response = await fetch(action.httpUrl, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(context),
+        signal: stop ? AbortSignal.any([AbortSignal.timeout(timeoutMs), stop]) : AbortSignal.timeout(timeoutMs),
+      });
+      return { ok: response.ok, lines: lastLines(await response.text()) } satisfies TargetResult;
+    } catch (error) {
+      // Stopped because the step is over for this executor: the caller does not report it.
+      if (stop?.aborted) return { ok: false, lines: ["stopped: the step is over"] } satisfies TargetResult;
+      throw error;
+    }
   }
   const env = {
     ...process.env,
@@ -91,7 +103,11 @@ export async function performTarget(action: TargetAction, assignment: StepAssign
     RDM_RESTORED_ARTIFACT_NAMES: JSON.stringify(context.restoredArtifactNames),
   };
   try {
-    const { stdout, stderr } = await run("/bin/sh", ["-c", action.command], { env, timeout: timeoutMs });
+    const { stdout, stderr } = await run("/bin/sh", ["-c", action.command], {
+      env,
+      timeout: timeoutMs,
+      ...(stop ? { signal: stop } : {}),
+    });
     return { ok: true, lines: lastLines(`${stdout}\n${stderr}`) } satisfies TargetResult;
   } catch (error) {
     const failed = error as { stdout?: string; stderr?: string; message: string };
@@ -158,12 +174,12 @@ export class ReferenceExecutor {
           if (held.over) return;
           const ended = stepEnded(error);
           if (ended) {
-            held.over = `ended by the service: ${ended}`;
+            held.end(`ended by the service: ${ended}`);
             this.logger.info({ ...about, reason: ended }, "step ended by the service");
           } else if (isTransient(error) && !held.expired()) {
             this.logger.warn({ ...about, err: String(error), lease_left_ms: held.leftMs() }, "heartbeat failed");
           } else {
-            held.over = "lease lost";
+            held.end("lease lost");
             this.logger.warn({ ...about, err: String(error) }, "lease lost: the step is abandoned");
           }
         },
@@ -231,10 +247,18 @@ export class ReferenceExecutor {
         await this.client.releaseStep({ requestId: crypto.randomUUID(), lease, reason: "executor stopping" });
         return "given back: executor stopping";
       }
-      const result = await performTarget(this.options.action, assignment, ciId, this.options.timeoutMs ?? 300_000);
-      // The lease went while the target ran: the step is another executor's now, unreported here.
+      const timeoutMs = this.options.timeoutMs ?? 300_000;
+      const result = await performTarget(this.options.action, assignment, ciId, timeoutMs, held.stopped.signal);
+      // The lease went while the target ran (its action stopped then): the step is another
+      // executor's now, unreported here. The service hears that this executor stopped from a
+      // last call on the lease (refused), so a restore waiting for it goes out at once.
       const goneMeanwhile = held.gone();
-      if (goneMeanwhile) return `${goneMeanwhile} while ${ciId} was performed`;
+      if (goneMeanwhile) {
+        await this.client
+          .releaseStep({ requestId: crypto.randomUUID(), lease, reason: `stopped: ${goneMeanwhile}` })
+          .catch(() => undefined);
+        return `${goneMeanwhile} while ${ciId} was performed`;
+      }
       const report = {
         requestId: crypto.randomUUID(),
         lease,
@@ -311,6 +335,14 @@ const isTransient = (error: unknown) =>
 class HeldLease {
   /** Why the step is over for this executor (the lease lost, the step ended); undefined while held. */
   over: string | undefined;
+  /** Aborted when the step is over: the target's action running then is stopped. */
+  readonly stopped = new AbortController();
+
+  end(why: string) {
+    this.over = why;
+    this.stopped.abort();
+  }
+
   /** `renewedAt` starts as when the claim that gave the lease was sent (performance.now()). */
   constructor(
     private readonly seconds: number,

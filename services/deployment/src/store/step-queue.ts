@@ -19,8 +19,9 @@ const ENDED = new Set([StepState.COMPLETED, StepState.FAILED, StepState.SKIPPED]
  * step keeps the later of its recorded lease and the one heartbeats extended it to. A step the
  * service ended under its holder (a rollback, a cancellation: `told` lacks it, the holder's own
  * reports tell it as they end it) keeps that lease: its holder may still be at work on its
- * targets until its next call hears `step.ended` (endHeldLease) or the lease runs out, and until
- * then the deployment's next step, a restore of those targets, is not handed out (lockNextStep).
+ * targets until a report after its work hears `step.ended` (endHeldLease) or the lease runs out,
+ * and until then the deployment's next step, a restore of those targets, is not handed out
+ * (lockNextStep).
  */
 export async function syncStepQueue(
   tx: Queryable,
@@ -130,8 +131,8 @@ export async function leaseIsLive(
 }
 
 /**
- * The holder of a step the service ended heard so (`step.ended`) and stops: the step holds the
- * deployment's next steps no more (see syncStepQueue).
+ * The holder of a step the service ended said it stopped (a report refused as `step.ended`): the
+ * step holds the deployment's next steps no more (see syncStepQueue).
  */
 export async function endHeldLease(
   db: Queryable,
