@@ -19,7 +19,7 @@ import {
   type EnvironmentCommand,
   environmentStreamId,
 } from "../domain/index.js";
-import { type Queryable, saveEnvironment } from "../store/tables.js";
+import { type Queryable, saveEnvironmentAndQueue } from "../store/tables.js";
 import { deploymentCodec, deployments, environments } from "./aggregates.js";
 import { projectDeployment, withEnvironmentSequences } from "./projection.js";
 
@@ -117,7 +117,7 @@ export function runEnvironmentCommand<R extends DescMessage>(
     decide: async (state, _ctx, tx) =>
       decideEnvironment(typeof command === "function" ? await command(tx) : command, state),
     project: async (tx, { after }) => {
-      if (after.environment) await saveEnvironment(tx, after.environment);
+      if (after.environment) await saveEnvironmentAndQueue(tx, after.environment);
     },
     response: spec.output,
     respond: ({ after }) => create(spec.output, { environment: after.environment } as never) as MessageShape<R>,

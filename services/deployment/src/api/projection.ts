@@ -14,7 +14,7 @@ import {
 import { syncStepQueue } from "../store/step-queue.js";
 import {
   type Baseline,
-  findEnvironment,
+  executorLabelsOf,
   nextEnvironmentSequence,
   productionEnvironments,
   recordBaseline,
@@ -64,12 +64,11 @@ export async function projectDeployment(
   const deployment = outcome.after.deployment;
   if (!deployment) return;
   await saveDeployment(tx, deployment);
-  const environment = await findEnvironment(tx, deployment.environment);
   await syncStepQueue(
     tx,
     deployment,
     outcome.before.deployment,
-    environment?.executorLabels ?? [],
+    await executorLabelsOf(tx, deployment.environment),
     toldSteps(outcome.events),
   );
   // The outcome's sequence was taken in this transaction: the baseline read is the newest.

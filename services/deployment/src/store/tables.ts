@@ -25,7 +25,21 @@ export async function saveEnvironment(tx: Queryable, environment: Environment) {
   await tx.query("INSERT INTO environment_outcomes (name) VALUES ($1) ON CONFLICT (name) DO NOTHING", [
     environment.name,
   ]);
-  // Its steps waiting or under way are claimed by executors with its labels as they are now.
+}
+
+/**
+ * An environment command's write: the definition, and its steps waiting or under way relabelled,
+ * so executors with its labels as they are now claim them. Their rows are locked before its own:
+ * a command holding one of them read the labels before (executorLabelsOf) and commits first; one
+ * queuing a step meanwhile waits for this row, then reads the new labels.
+ */
+export async function saveEnvironmentAndQueue(tx: Queryable, environment: Environment) {
+  await tx.query(
+    `SELECT 1 FROM step_queue WHERE environment = $1 AND status IN ('READY', 'CLAIMED')
+     ORDER BY deployment_id, step_index FOR UPDATE`,
+    [environment.name],
+  );
+  await saveEnvironment(tx, environment);
   await tx.query(
     `UPDATE step_queue SET required_labels = $2
      WHERE environment = $1 AND status IN ('READY', 'CLAIMED') AND required_labels <> $2::text[]`,
@@ -90,6 +104,19 @@ export async function findEnvironment(db: Queryable, name: string): Promise<Envi
     [name],
   );
   return rows[0] && withOutcome(rows[0]);
+}
+
+/**
+ * The environment's executor labels for the steps a command queues, its row share-locked until
+ * the command commits: a ChangeEnvironment meanwhile (saveEnvironmentAndQueue) waits, then
+ * relabels them.
+ */
+export async function executorLabelsOf(tx: Queryable, name: string): Promise<string[]> {
+  const { rows } = await tx.query<{ environment: Uint8Array }>(
+    "SELECT environment FROM environments WHERE name = $1 FOR SHARE",
+    [name],
+  );
+  return rows[0] ? fromBinary(EnvironmentSchema, rows[0].environment).executorLabels : [];
 }
 
 /** `from` and the environments before it in the promotion order, nearest first (stops at a repeat). */
