@@ -1,7 +1,7 @@
-import { create, toBinary } from "@bufbuild/protobuf";
+import { create, type DescMessage, type MessageShape, toBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { RuleViolation } from "@rdm/command-handler";
-import { InvalidArgument, requestFingerprint } from "@rdm/grpc";
+import { type DecisionContext, RuleViolation } from "@rdm/command-handler";
+import { type CallContext, InvalidArgument, requestFingerprint } from "@rdm/grpc";
 import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
   ClaimStepResponseSchema,
@@ -12,7 +12,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { StepKind, StepState } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import { forStep } from "../domain/index.js";
+import { type DeploymentCommand, forStep } from "../domain/index.js";
 import {
   endHeldLease,
   extendLease,
@@ -85,25 +85,37 @@ const leaseOf = (lease: StepLease | undefined) => {
   };
 };
 
-/**
- * A report on a lease (sent once a target's action is over): when it is refused as `step.ended`,
- * the holder has stopped and now knows the service ended its step, so the step holds the
- * deployment's next steps no more (endHeldLease).
- */
-async function onLease<T>(pool: pg.Pool, lease: ReturnType<typeof leaseOf>, call: () => Promise<T>): Promise<T> {
-  try {
-    return await call();
-  } catch (error) {
-    if (error instanceof RuleViolation && error.rule === "step.ended") await endHeldLease(pool, lease);
-    throw error;
-  }
-}
-
 /** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
 const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.PoolClient) => {
   if (await leaseIsLive(tx, lease)) return;
   throw await leaseRefusal(tx, lease);
 };
+
+/**
+ * A report on a lease (sent once a target's action is over) as a deployment command, refused
+ * unless the lease is live. Refused as `step.ended`, the holder has stopped and now knows the
+ * service ended its step, so the step holds the deployment's next steps no more (endHeldLease).
+ */
+async function reportOnLease<R extends DescMessage>(
+  { handler, pool }: ApiContext,
+  ctx: CallContext,
+  method: { input: DescMessage; output: R },
+  request: MessageShape<DescMessage> & { requestId: string; lease?: StepLease | undefined },
+  command: (lease: ReturnType<typeof leaseOf>, decision: DecisionContext) => DeploymentCommand,
+): Promise<MessageShape<R>> {
+  const lease = leaseOf(request.lease);
+  try {
+    return await runDeploymentCommand(handler, ctx, method, request, {
+      output: method.output,
+      streamId: lease.deploymentId,
+      prepare: requireLiveLease(lease),
+      command: (_state, decision) => command(lease, decision),
+    });
+  } catch (error) {
+    if (error instanceof RuleViolation && error.rule === "step.ended") await endHeldLease(pool, lease);
+    throw error;
+  }
+}
 
 /**
  * A claim: the next eligible step under a lease, or a recorded "nothing waiting". Its own function
@@ -163,74 +175,51 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
 
 /** The executor protocol: claim with a lease, heartbeat, report per target, complete, fail or give back. */
 export function executorHandlers(api: ApiContext) {
-  const { handler, pool } = api;
+  const { pool } = api;
   return {
     claimStep: claimStepHandler(api),
 
     async heartbeatStep(request) {
       const lease = leaseOf(request.lease);
       // A heartbeat runs beside the holder's work: hearing step.ended here, the holder has not
-      // stopped yet, so the step keeps holding the deployment's next ones (see onLease).
+      // stopped yet, so the step keeps holding the deployment's next ones (see reportOnLease).
       const until = await extendLease(pool, lease, request.leaseSeconds);
       if (!until) throw await leaseRefusal(pool, lease);
       return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });
     },
 
-    async reportTargetProgress(request, ctx) {
-      const lease = leaseOf(request.lease);
-      return onLease(pool, lease, () =>
-        runDeploymentCommand(handler, ctx, M.reportTargetProgress, request, {
-          output: M.reportTargetProgress.output,
-          streamId: lease.deploymentId,
-          prepare: requireLiveLease(lease),
-          command: () => ({
-            kind: "reportTargetProgress",
-            ...lease,
-            ciId: request.ciId,
-            outcome: request.outcome,
-            message: request.message,
-            logLines: request.logLines,
-            verifications: request.verifications.map(({ check, passed, detail }) => ({ check, passed, detail })),
-          }),
-        }),
-      );
-    },
+    reportTargetProgress: (request, ctx) =>
+      reportOnLease(api, ctx, M.reportTargetProgress, request, (lease) => ({
+        kind: "reportTargetProgress",
+        ...lease,
+        ciId: request.ciId,
+        outcome: request.outcome,
+        message: request.message,
+        logLines: request.logLines,
+        verifications: request.verifications.map(({ check, passed, detail }) => ({ check, passed, detail })),
+      })),
 
-    async completeStep(request, ctx) {
-      const lease = leaseOf(request.lease);
-      return onLease(pool, lease, () =>
-        runDeploymentCommand(handler, ctx, M.completeStep, request, {
-          output: M.completeStep.output,
-          streamId: lease.deploymentId,
-          prepare: requireLiveLease(lease),
-          command: (_state, decision) => ({ kind: "completeStep", ...lease, now: decision.now }),
-        }),
-      );
-    },
+    completeStep: (request, ctx) =>
+      reportOnLease(api, ctx, M.completeStep, request, (lease, decision) => ({
+        kind: "completeStep",
+        ...lease,
+        now: decision.now,
+      })),
 
-    async failStep(request, ctx) {
-      const lease = leaseOf(request.lease);
-      return onLease(pool, lease, () =>
-        runDeploymentCommand(handler, ctx, M.failStep, request, {
-          output: M.failStep.output,
-          streamId: lease.deploymentId,
-          prepare: requireLiveLease(lease),
-          command: (_state, decision) => ({ kind: "failStep", ...lease, reason: request.reason, now: decision.now }),
-        }),
-      );
-    },
+    failStep: (request, ctx) =>
+      reportOnLease(api, ctx, M.failStep, request, (lease, decision) => ({
+        kind: "failStep",
+        ...lease,
+        reason: request.reason,
+        now: decision.now,
+      })),
 
-    async releaseStep(request, ctx) {
-      const lease = leaseOf(request.lease);
-      return onLease(pool, lease, () =>
-        runDeploymentCommand(handler, ctx, M.releaseStep, request, {
-          output: M.releaseStep.output,
-          streamId: lease.deploymentId,
-          prepare: requireLiveLease(lease),
-          command: () => ({ kind: "releaseStep", ...lease, reason: request.reason }),
-        }),
-      );
-    },
+    releaseStep: (request, ctx) =>
+      reportOnLease(api, ctx, M.releaseStep, request, (lease) => ({
+        kind: "releaseStep",
+        ...lease,
+        reason: request.reason,
+      })),
   } satisfies Partial<Handlers>;
 }
 
