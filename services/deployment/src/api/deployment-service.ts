@@ -11,7 +11,7 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
 import type pg from "pg";
-import type { EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
+import { allTargets, type EnvironmentDefinition as DomainDefinition } from "../domain/index.js";
 import { listDeployments, promotionChain, targetsElsewhere } from "../store/tables.js";
 import { deployments } from "./aggregates.js";
 import { deploymentCommandHandler, notFound, runEnvironmentCommand } from "./commands.js";
@@ -49,8 +49,6 @@ const definition = (request: EnvironmentDefinition | undefined): DomainDefinitio
   };
 };
 
-const definedTargets = (def: DomainDefinition) => def.targetGroups.flatMap((group) => group.ciIds);
-
 function environmentAndQueryHandlers(api: ApiContext) {
   const M = DeploymentService.method;
   const { handler } = api;
@@ -64,7 +62,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
           kind: "registerEnvironment",
           definition: def,
           upstream: await promotionChain(tx, def.promotesFrom),
-          elsewhere: await targetsElsewhere(tx, def.name, definedTargets(def)),
+          elsewhere: await targetsElsewhere(tx, def.name, allTargets(def)),
         }),
       });
     },
@@ -78,7 +76,7 @@ function environmentAndQueryHandlers(api: ApiContext) {
           definition: def,
           reason: request.reason,
           upstream: await promotionChain(tx, def.promotesFrom),
-          elsewhere: await targetsElsewhere(tx, def.name, definedTargets(def)),
+          elsewhere: await targetsElsewhere(tx, def.name, allTargets(def)),
         }),
       });
     },

@@ -187,8 +187,8 @@ export function evolveEnvironment(_state: EnvironmentState, event: EnvironmentEv
   return { environment: event.environment };
 }
 
-/** Every target of the environment, in group order, each once. */
-export const allTargets = (environment: Environment): string[] => [
+/** Every target of the environment (or a definition of it), in group order, each once. */
+export const allTargets = (environment: Pick<Environment, "targetGroups">): string[] => [
   ...new Set(environment.targetGroups.flatMap((group) => group.ciIds)),
 ];
 
