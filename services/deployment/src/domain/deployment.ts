@@ -284,11 +284,9 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       );
       return [create(DeploymentCancelledSchema, { deploymentId, reason: command.reason })];
     case "expireSchedule": {
-      // As its first claim would find it (cancelledWhenDue): the window's end alone is checked.
+      // As its first claim would find it (cancelledWhenDue), the window's end alone checked.
       const cancelled =
-        deployment.state === DeploymentState.SCHEDULED && windowPassed(deployment, command.now).length
-          ? cancelledWhenDue(deployment, [], command.now)
-          : undefined;
+        deployment.state === DeploymentState.SCHEDULED ? cancelledWhenDue(deployment, [], command.now) : undefined;
       return cancelled ? [cancelled] : [];
     }
     case "rollbackDeployment":
