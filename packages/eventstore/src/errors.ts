@@ -34,8 +34,18 @@ export type ExpectedVersion = number | "no_stream" | "any";
  * character, a date out of its range, text that is not a uuid). The input's fault: no retry helps.
  */
 export function isDataException(error: unknown): boolean {
+  return isSqlStateClass(error, "22");
+}
+
+/** A PostgreSQL error (pg's DatabaseError: name "error") whose SQLSTATE is of class `sqlClass`. */
+function isSqlStateClass(error: unknown, sqlClass: string): boolean {
   const code = (error as { code?: unknown } | undefined)?.code;
-  return error instanceof Error && error.name === "error" && typeof code === "string" && /^22[0-9A-Z]{3}$/.test(code);
+  return (
+    error instanceof Error &&
+    error.name === "error" &&
+    typeof code === "string" &&
+    new RegExp(`^${sqlClass}[0-9A-Z]{3}$`).test(code)
+  );
 }
 
 /**
@@ -43,6 +53,5 @@ export function isDataException(error: unknown): boolean {
  * serialization failure (40001). Concurrent transactions collided: the same call again may pass.
  */
 export function isTransactionCollision(error: unknown): boolean {
-  const code = (error as { code?: unknown } | undefined)?.code;
-  return error instanceof Error && error.name === "error" && typeof code === "string" && /^40[0-9A-Z]{3}$/.test(code);
+  return isSqlStateClass(error, "40");
 }
