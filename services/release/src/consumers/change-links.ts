@@ -38,8 +38,9 @@ type LinkReaction = {
  * too (a link made on the change side); a change that answers another release's link with "not
  * linked to you, linked to mine" (ChangeRequestReleaseUnlinked naming both), or with "closed"
  * (refused_closed), is unlinked from that other release; a change whose link is cleared may be
- * linked again where an answer was passed by (reactToChangeLink). The change's other link events mirror the release's own links and unlinks:
- * they ask nothing back, so the two mirrors never feed each other.
+ * linked again where an answer was passed by (reactToChangeLink). The change's other link events
+ * mirror the release's own links and unlinks: they ask nothing back, so the two mirrors never
+ * feed each other.
  */
 function linkReactionOf(event: CloudEvent): LinkReaction | undefined {
   if (event.type === ChangeRequestRaisedSchema.typeName) {
