@@ -1,6 +1,6 @@
 // One release's story on the four topics, as the services publish it: a release with a linked
 // change and a verified artifact, approved, a deadline missed; a canary deployment that succeeds
-// inside a freeze, and a second that fails and is rolled back. Each event is placed on a
+// inside a freeze, a second that fails and is rolled back, and a third planned and cancelled. Each event is placed on a
 // partition the test chooses, so the order across partitions is the test's.
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
@@ -12,6 +12,7 @@ import { ChangeRequestRaisedSchema, FreezeWindowDeclaredSchema } from "@rdm/prot
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { ArtifactRegisteredSchema, ArtifactVerifiedSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
+  DeploymentCancelledSchema,
   DeploymentFailedSchema,
   DeploymentPlannedSchema,
   DeploymentRollbackStartedSchema,
@@ -76,6 +77,7 @@ const newIds = () => ({
   environment: uniqueId("prod"),
   canary: randomUUID(),
   failing: randomUUID(),
+  withdrawn: randomUUID(),
   h1: uniqueId("host"),
   h2: uniqueId("host"),
 });
@@ -272,6 +274,27 @@ function failingEvents(ids: Ids): CloudEvent[] {
   ];
 }
 
+/** A deployment planned after the rollback and cancelled before it began: it changed nothing. */
+function withdrawnEvents(ids: Ids): CloudEvent[] {
+  const { release: releaseId, environment } = ids;
+  return [
+    event(DeploymentPlannedSchema, ids.withdrawn, 1, "03T10:00:00", {
+      deploymentId: ids.withdrawn,
+      releaseId,
+      environment,
+      artifacts: api(ids, "3.0.1", [ids.h1]),
+      strategy: { kind: DeploymentStrategyKind.ALL_AT_ONCE },
+      steps: [step(0, StepKind.DEPLOY, "all", [ids.h1])],
+    }),
+    event(DeploymentCancelledSchema, ids.withdrawn, 2, "03T10:05:00", {
+      deploymentId: ids.withdrawn,
+      reason: "superseded",
+      releaseId,
+      environment,
+    }),
+  ];
+}
+
 /** A deviation the release records later (its 7th event): what a live dashboard sees arrive. */
 export const deviationRecorded = (ids: Ids) =>
   event(ReleaseLogEntryRecordedSchema, ids.release, 7, "03T09:30:00", {
@@ -288,5 +311,6 @@ export function story() {
     configuration: configurationEvents(ids),
     canary: canaryEvents(ids),
     failing: failingEvents(ids),
+    withdrawn: withdrawnEvents(ids),
   };
 }

@@ -45,7 +45,7 @@ async function get(path: string) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-const TOTAL_EVENTS = 22;
+const TOTAL_EVENTS = 24;
 
 beforeAll(async () => {
   const brokers = await testKafkaBrokers();
@@ -71,6 +71,7 @@ beforeAll(async () => {
   // The later deployment first, then the earlier one on another partition; the release, its
   // change and its artifact after the deployments that name them.
   await publishTo(DEPLOYMENT_EVENTS_TOPIC, 1, s.failing);
+  await publishTo(DEPLOYMENT_EVENTS_TOPIC, 2, s.withdrawn);
   await publishTo(DEPLOYMENT_EVENTS_TOPIC, 0, s.canary);
   await publishTo(CONFIGURATION_EVENTS_TOPIC, 2, s.configuration);
   await publishTo(RELEASE_EVENTS_TOPIC, 3, s.release);
@@ -101,11 +102,18 @@ test("the release overview combines the release, its changes, its artifacts and 
   const [production] = body.environments;
   expect(body.environments).toHaveLength(1);
   expect(production.deployments.map((d: { deploymentId: string }) => d.deploymentId)).toEqual([
+    s.ids.withdrawn,
     s.ids.failing,
     s.ids.canary,
   ]);
-  expect(production.current).toMatchObject({ state: "ROLLED_BACK", rollback: { automatic: true } });
-  expect(production.deployments[1]).toMatchObject({
+  // The cancelled plan never began: the rolled-back deployment still stands for production.
+  expect(production.deployments[0]).toMatchObject({ state: "CANCELLED" });
+  expect(production.current).toMatchObject({
+    deploymentId: s.ids.failing,
+    state: "ROLLED_BACK",
+    rollback: { automatic: true },
+  });
+  expect(production.deployments[2]).toMatchObject({
     state: "SUCCEEDED",
     strategy: "CANARY",
     linkedChangeIds: [s.ids.change],
@@ -199,11 +207,11 @@ test("the KPIs of the week, with the counts they came from", async () => {
 
 test("the audit trail filters by release, actor, environment and correlation, and pages by keyset", async () => {
   const count = async (filter: string) => (await get(`/v1/audit?limit=500&${filter}`)).body.entries.length;
-  // The release's 6 events, its change's raise, and both deployments' events (step events name
-  // only their deployment: the plan names the release).
-  expect(await count(`release=${s.ids.release}`)).toBe(19);
+  // The release's 6 events, its change's raise, and the three deployments' events (step events
+  // name only their deployment: the plan names the release).
+  expect(await count(`release=${s.ids.release}`)).toBe(21);
   expect(await count("actor=ann")).toBe(1);
-  expect(await count(`environment=${s.ids.environment}`)).toBe(14);
+  expect(await count(`environment=${s.ids.environment}`)).toBe(16);
   expect(await count(`correlation=corr-${s.ids.canary}`)).toBe(7);
   expect(await count(`change=${s.ids.change}`)).toBe(2);
   const window = `from=${at("02T00:00:00").toISOString()}&to=${at("03T00:00:00").toISOString()}`;
@@ -217,8 +225,8 @@ test("the audit trail filters by release, actor, environment and correlation, an
     if (body.nextAfter === null) break;
     after = body.nextAfter;
   }
-  expect(new Set(walked).size).toBe(19);
-  expect(walked).toHaveLength(19);
+  expect(new Set(walked).size).toBe(21);
+  expect(walked).toHaveLength(21);
   const granted = (await get("/v1/audit?actor=ann")).body.entries[0];
   expect(granted).toMatchObject({
     source: "release",

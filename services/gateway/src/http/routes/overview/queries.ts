@@ -69,7 +69,10 @@ export async function packageVerification(
   });
 }
 
-/** The release's deployments grouped by environment, newest first in each, with their plans and steps. */
+/**
+ * The release's deployments grouped by environment, newest first in each, with their plans and
+ * steps; `current` is the newest not cancelled, since a cancelled one never began and changed nothing.
+ */
 export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string) {
   const { rows } = await pool.query<ListedDeploymentRow>(
     `${LISTED_DEPLOYMENTS} WHERE p.release_id = $1 ORDER BY p.first_event_at DESC, p.deployment_id DESC`,
@@ -82,7 +85,7 @@ export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string)
   }
   return [...environments].map(([environment, deployments]) => ({
     environment,
-    current: deployments[0] ?? null,
+    current: deployments.find((d) => d.state !== "CANCELLED") ?? null,
     deployments,
   }));
 }

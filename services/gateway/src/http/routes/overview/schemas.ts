@@ -102,7 +102,11 @@ export const overviewSchema = {
     environments: arr(
       obj({
         environment: str,
-        current: { ...deploymentDetailSchema, type: ["object", "null"], description: "the newest deployment" },
+        current: {
+          ...deploymentDetailSchema,
+          type: ["object", "null"],
+          description: "the newest deployment not cancelled (a cancelled one never began); null when every one was",
+        },
         deployments: arr(deploymentDetailSchema),
       }),
     ),
