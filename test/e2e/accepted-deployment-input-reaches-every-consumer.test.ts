@@ -2,7 +2,7 @@
 // fast-check): environments, plans and an executor's reports with arbitrary text (any Unicode,
 // now and then what the API refuses) go through the real deployment service over gRPC, each
 // accepted or refused with INVALID_ARGUMENT; the deployments run to their outcome (a failed
-// verification rolls back), and every event the service appended is handled, not dead-lettered,
+// verification rolls back, or its rollback is given up), and every event the service appended is handled, not dead-lettered,
 // by the gateway's projections, the configuration service's baselines and the release service's
 // reactions.
 import { randomUUID } from "node:crypto";
@@ -48,6 +48,8 @@ const cases = fc.record({
   check: text(1, 30),
   detail: text(0, 80),
   verified: fc.boolean(),
+  // A failed verification's rollback given up with this reason rather than run.
+  abandonReason: fc.option(text(1, 80)),
 });
 
 test("arbitrary accepted deployment input reaches every consumer; refusals are INVALID_ARGUMENT", async () => {
@@ -182,6 +184,11 @@ async function runToOutcome(
       if (reported.deployment?.state === DeploymentState.ROLLING_BACK && !step.rollback) break;
     }
     const { deployment: after } = await deployer.getDeployment({ deploymentId });
+    if (after?.state === DeploymentState.ROLLING_BACK && c.abandonReason !== null) {
+      const abandon = (reason: string) => deployer.abandonRollback({ requestId: randomUUID(), deploymentId, reason });
+      if (!(await acceptedOrInvalid(abandon(c.abandonReason)))) await abandon("given up");
+      return;
+    }
     if (after?.state === DeploymentState.ROLLING_BACK && !step.rollback) continue;
     await executor.completeStep({ requestId: randomUUID(), lease });
   }

@@ -569,7 +569,7 @@ describe("execution", () => {
     ]);
   });
 
-  test("a failed rollback step is queued again after a pause doubling from 5 s up to 5 min", () => {
+  test("a failed rollback step is queued again after a pause doubling from 5 s up to 5 min, until it is given up", () => {
     const d = new Deciding();
     d.plan(ALL_AT_ONCE);
     d.start();
@@ -590,9 +590,27 @@ describe("execution", () => {
     const refused = refusal(() => d.run({ kind: "cancelDeployment", reason: "give up" }));
     expect([refused.rule, refused.message]).toEqual([
       "deployment.state",
-      "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps)",
+      "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps), or until AbandonRollback gives it up",
     ]);
+    // Given up: FAILED again, its restore skipped, naming the targets it did not restore.
+    const abandoned = d.run({ kind: "abandonRollback", reason: "host gone" });
+    expect(d.types(abandoned)).toEqual(["DeploymentRollbackAbandoned"]);
+    expect(abandoned[0]).toMatchObject({
+      reason: "host gone",
+      unrestoredTargetCiIds: d.deployment.steps[index]?.targetCiIds,
+      releaseId: d.deployment.releaseId,
+      environment: d.deployment.environment,
+    });
+    expect([DeploymentState[d.deployment.state], d.deployment.rollbackAbandoned, StepState[step(d, index)]]).toEqual([
+      "FAILED",
+      true,
+      "SKIPPED",
+    ]);
+    expect(refusal(() => d.rollback()).rule).toBe("deployment.rollback_abandoned");
+    expect(refusal(() => d.run({ kind: "abandonRollback", reason: "again" })).rule).toBe("deployment.state");
   });
+
+  const step = (d: Deciding, index: number) => d.deployment.steps[index]?.state ?? StepState.UNSPECIFIED;
 
   test("a deployment not begun is cancelled, not rolled back: it changed nothing to back out", () => {
     const d = new Deciding();

@@ -18,6 +18,7 @@ import {
   DeploymentPlannedSchema,
   DeploymentPromotedSchema,
   DeploymentResumedSchema,
+  DeploymentRollbackAbandonedSchema,
   DeploymentRollbackStartedSchema,
   DeploymentScheduledSchema,
   DeploymentStepClaimedSchema,
@@ -357,7 +358,7 @@ test("an older gateway's plans upgraded: PAUSED is the status it was paused in b
     );
 });
 
-test("a failed rollback step is queued again, as the deployment service does", async () => {
+test("a failed rollback step is queued again, as the deployment service does, until the rollback is given up", async () => {
   const { event, step } = otherDeployment();
   const history = [
     event(DeploymentPlannedSchema, { releaseId, environment: "staging", steps: [step(0)] }),
@@ -374,6 +375,24 @@ test("a failed rollback step is queued again, as the deployment service does", a
     .given(history)
     .when(event(DeploymentStepFailedSchema, { stepIndex: 1, reason: "unreachable", retryAt }))
     .then(stepsQuery, [{ status: "ROLLING_BACK", awaiting: "false", paused: "false", steps: ["SKIPPED", "READY"] }]);
+  // Given up: FAILED again, the restore skipped, the rollback naming the targets it left.
+  const failedRestore = event(DeploymentStepFailedSchema, { stepIndex: 1, reason: "unreachable", retryAt });
+  await spec
+    .given([...history, failedRestore])
+    .when(event(DeploymentRollbackAbandonedSchema, { reason: "host gone", unrestoredTargetCiIds: ["ci-1"] }))
+    .then(
+      `SELECT status, plan->'rollback'->'abandoned' AS abandoned, plan->>'reason' AS reason,
+             (SELECT jsonb_agg(s->>'state' ORDER BY (s->>'index')::int) FROM jsonb_array_elements(plan->'steps') s) AS steps
+           FROM deployment_plan_view`,
+      [
+        {
+          status: "FAILED",
+          abandoned: { reason: "host gone", unrestoredTargetCiIds: ["ci-1"] },
+          reason: "host gone",
+          steps: ["SKIPPED", "SKIPPED"],
+        },
+      ],
+    );
 });
 
 test("the audit trail records each event once, with the release and environment its plan names", async () => {

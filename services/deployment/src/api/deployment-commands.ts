@@ -276,6 +276,7 @@ export function deploymentCommandHandlers(api: ApiContext) {
     resumeDeployment: simple("resumeDeployment"),
     promoteDeployment: simple("promoteDeployment"),
     cancelDeployment: simple("cancelDeployment"),
+    abandonRollback: simple("abandonRollback"),
 
     async rollbackDeployment(request, ctx) {
       return runDeploymentCommand(handler, ctx, M.rollbackDeployment, request, {
@@ -287,9 +288,9 @@ export function deploymentCommandHandlers(api: ApiContext) {
   } satisfies Partial<Handlers>;
 }
 
-type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment";
+type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment" | "abandonRollback";
 
-/** A command that needs nothing but the request: pause, resume, promote, cancel. */
+/** A command that needs nothing but the request: pause, resume, promote, cancel, give up a rollback. */
 function simpleCommandHandler<K extends Simple>(handler: ApiContext["handler"], method: K): Handlers[K] {
   return (async (
     request: { requestId: string; deploymentId: string; reason?: string; comment?: string },
@@ -306,6 +307,8 @@ function simpleCommandHandler<K extends Simple>(handler: ApiContext["handler"], 
             return { kind: "resumeDeployment" };
           case "promoteDeployment":
             return { kind: "promoteDeployment", comment: request.comment ?? "" };
+          case "abandonRollback":
+            return { kind: "abandonRollback", reason: request.reason ?? "" };
           default:
             return { kind: "cancelDeployment", reason: request.reason ?? "" };
         }

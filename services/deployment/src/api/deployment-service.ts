@@ -139,6 +139,7 @@ export function deploymentServiceHandlers(deps: DeploymentApiDeps): ServiceRegis
       promoteDeployment: [...PLANNERS],
       cancelDeployment: [...PLANNERS],
       rollbackDeployment: ["deployer", "release-manager"],
+      abandonRollback: ["deployer", "release-manager"],
       getDeployment: [...READER_ROLES, "executor"],
       listDeployments: [...READER_ROLES],
       claimStep: ["executor"],

@@ -94,7 +94,7 @@ const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.Po
 /**
  * A report on a lease (sent once a target's action is over) as a deployment command, refused
  * unless the lease is live. Refused as `step.ended`, the holder has stopped and now knows the
- * service ended its step, so the step holds the deployment's next steps no more (endHeldLease).
+ * service ended its step, so the step holds its environment's next steps no more (endHeldLease).
  */
 async function reportOnLease<R extends DescMessage>(
   { handler, pool }: ApiContext,
@@ -182,7 +182,7 @@ export function executorHandlers(api: ApiContext) {
     async heartbeatStep(request) {
       const lease = leaseOf(request.lease);
       // A heartbeat runs beside the holder's work: hearing step.ended here, the holder has not
-      // stopped yet, so the step keeps holding the deployment's next ones (see reportOnLease).
+      // stopped yet, so the step keeps holding its environment's next ones (see reportOnLease).
       const until = await extendLease(pool, lease, request.leaseSeconds);
       if (!until) throw await leaseRefusal(pool, lease);
       return create(HeartbeatStepResponseSchema, { leaseExpiresAt: timestampFromDate(until) });

@@ -10,6 +10,7 @@ import {
   type DeploymentPlanned,
   type DeploymentPromoted,
   type DeploymentResumed,
+  type DeploymentRollbackAbandoned,
   type DeploymentRollbackStarted,
   type DeploymentRolledBack,
   type DeploymentScheduled,
@@ -49,6 +50,7 @@ export type DeploymentEvent =
   | DeploymentFailed
   | DeploymentRollbackStarted
   | DeploymentRolledBack
+  | DeploymentRollbackAbandoned
   | DeploymentCancelled;
 
 export interface DeploymentAggregateState {
@@ -195,6 +197,10 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
     }
     case "rdm.deployment.v1.DeploymentRolledBack":
       Object.assign(deployment, { state: DeploymentState.ROLLED_BACK, paused: false });
+      break;
+    case "rdm.deployment.v1.DeploymentRollbackAbandoned":
+      skipUnfinished(deployment);
+      Object.assign(deployment, { state: DeploymentState.FAILED, reason: event.reason, rollbackAbandoned: true });
       break;
     case "rdm.deployment.v1.DeploymentCancelled":
       skipUnfinished(deployment);

@@ -21,7 +21,7 @@ import {
 import { baselineTooLarge, packageNames, placedBy, scopedTo } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
-import { type RollbackFacts, requireCurrent, startRollback } from "./rollback.js";
+import { abandonedRollback, type RollbackFacts, requireCurrent, startRollback } from "./rollback.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
 import { expandStrategy, strategyName } from "./strategy.js";
 
@@ -62,6 +62,7 @@ export type DeploymentCommand =
   /** The service's own: a scheduled deployment whose window ended before any executor came is cancelled. */
   | { kind: "expireSchedule"; now: Date }
   | ({ kind: "rollbackDeployment"; reason: string; fast: boolean } & RollbackFacts)
+  | { kind: "abandonRollback"; reason: string }
   | StepCommand;
 
 const existing = (state: DeploymentAggregateState): Deployment =>
@@ -275,7 +276,7 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       if (deployment.state === DeploymentState.ROLLING_BACK)
         refuse(
           "deployment.state",
-          "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps)",
+          "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps), or until AbandonRollback gives it up",
         );
       requireState(
         deployment,
@@ -298,8 +299,18 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
         [DeploymentState.IN_PROGRESS, DeploymentState.VERIFYING, DeploymentState.SUCCEEDED, DeploymentState.FAILED],
         "roll back",
       );
+      // A deployment since may have replaced what this rollback would restore.
+      if (deployment.rollbackAbandoned) {
+        refuse(
+          "deployment.rollback_abandoned",
+          "its rollback was given up: put its targets right with a new deployment (or by hand)",
+        );
+      }
       requireCurrent(deployment, command);
       return startRollback(deployment, command.reason, false, command.fast);
+    case "abandonRollback":
+      requireState(deployment, [DeploymentState.ROLLING_BACK], "give up the rollback of");
+      return [abandonedRollback(deployment, command.reason)];
     default:
       return decideStepCommand(command as StepCommand, deployment);
   }

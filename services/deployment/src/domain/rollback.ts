@@ -3,9 +3,12 @@ import { type Deployment, DeploymentState } from "@rdm/proto/gen/rdm/deployment/
 import {
   type DeployedArtifact,
   DeploymentFailedSchema,
+  DeploymentRollbackAbandonedSchema,
   DeploymentRollbackStartedSchema,
   DeploymentRolledBackSchema,
   DeploymentStrategyKind,
+  StepKind,
+  StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { baselineLeftBy, deployTargets, liveColourAfter, narrowedTo, scopedTo } from "./baseline.js";
 import { refuse } from "./rule-violation.js";
@@ -55,6 +58,20 @@ export const rolledBack = (deployment: Deployment, reason: string) =>
     restoredTargetCiIds: deployTargets(deployment.steps),
     reason,
     liveColour: liveColourAfter(deployment, "rolledBack"),
+  });
+
+/** The rollback given up: the targets of its restore steps not completed are left as the failure left them. */
+export const abandonedRollback = (deployment: Deployment, reason: string) =>
+  create(DeploymentRollbackAbandonedSchema, {
+    deploymentId: deployment.deploymentId,
+    reason,
+    unrestoredTargetCiIds: [
+      ...new Set(
+        deployment.steps
+          .filter((s) => s.rollback && s.kind === StepKind.ROLLBACK && s.state !== StepState.COMPLETED)
+          .flatMap((s) => s.targetCiIds),
+      ),
+    ],
   });
 
 /** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */

@@ -99,4 +99,12 @@ export const deploymentMigrations: Migration[] = [
     // The lease sweep cancels those whose window ended before any executor came (scheduledDeployments).
     sql: `CREATE INDEX deployments_scheduled ON deployments (deployment_id) WHERE state = ${DeploymentState.SCHEDULED};`,
   },
+  {
+    version: 17,
+    name: "steps ended under their holder, by environment",
+    // Such a step holds every step of its environment, not only its deployment's (lockNextStep):
+    // after a rollback is given up, the next deployment there waits for the holder too.
+    sql: `CREATE INDEX step_queue_ended_leases ON step_queue (environment)
+            WHERE status IN ('COMPLETED', 'FAILED', 'SKIPPED') AND lease_expires_at IS NOT NULL;`,
+  },
 ];

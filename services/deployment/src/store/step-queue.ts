@@ -20,8 +20,8 @@ const ENDED = new Set([StepState.COMPLETED, StepState.FAILED, StepState.SKIPPED]
  * service ended under its holder (a rollback, a cancellation: `told` lacks it, the holder's own
  * reports tell it as they end it) keeps that lease: its holder may still be at work on its
  * targets until a report after its work hears `step.ended` (endHeldLease) or the lease runs out,
- * and until then the deployment's next step, a restore of those targets, is not handed out
- * (lockNextStep).
+ * and until then no step of its environment is handed out (lockNextStep): neither the
+ * deployment's restore of those targets nor, after a rollback given up, the next deployment's.
  */
 export async function syncStepQueue(
   tx: Queryable,
@@ -78,8 +78,8 @@ export interface QueuedStep {
 /**
  * Locks the next step this executor may claim, skipping those other claimers hold locked, so
  * concurrent executors never get the same step: a waiting step from its available time, or a
- * claimed one whose lease expired; none of a deployment whose ended step's holder may still be
- * at work (see syncStepQueue).
+ * claimed one whose lease expired; none in an environment where the holder of an ended step may
+ * still be at work (see syncStepQueue).
  */
 export async function lockNextStep(
   tx: Queryable,
@@ -91,7 +91,7 @@ export async function lockNextStep(
        AND ((status = 'READY' AND available_at <= now()) OR (status = 'CLAIMED' AND lease_expires_at < now()))
        AND (cardinality($1::text[]) = 0 OR environment = ANY($1))
        AND required_labels <@ $2::text[]
-       AND NOT EXISTS (SELECT 1 FROM step_queue ended WHERE ended.deployment_id = q.deployment_id
+       AND NOT EXISTS (SELECT 1 FROM step_queue ended WHERE ended.environment = q.environment
                          AND ended.status IN ('COMPLETED', 'FAILED', 'SKIPPED') AND ended.lease_expires_at > now())
      ORDER BY available_at, deployment_id, step_index
      LIMIT 1 FOR UPDATE SKIP LOCKED`,
@@ -132,7 +132,7 @@ export async function leaseIsLive(
 
 /**
  * The holder of a step the service ended said it stopped (a report refused as `step.ended`): the
- * step holds the deployment's next steps no more (see syncStepQueue).
+ * step holds its environment's next steps no more (see syncStepQueue).
  */
 export async function endHeldLease(
   db: Queryable,

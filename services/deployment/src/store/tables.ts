@@ -330,7 +330,8 @@ const RUNNING_STATES = [
   DeploymentState.SCHEDULED,
   DeploymentState.IN_PROGRESS,
   DeploymentState.VERIFYING,
-  DeploymentState.FAILED,
+  // FAILED is not: a failure starts its rollback in the same append, and a FAILED deployment
+  // whose rollback was given up leaves the environment to the next one.
   DeploymentState.ROLLING_BACK,
 ];
 

@@ -12,6 +12,7 @@ import {
   type DeploymentFailed,
   type DeploymentPaused,
   type DeploymentPlanned,
+  type DeploymentRollbackAbandoned,
   type DeploymentRollbackStarted,
   type DeploymentRolledBack,
   type DeploymentScheduled,
@@ -76,7 +77,13 @@ export type DeploymentPlan = {
   steps: PlanStep[];
   /** Per target: the newest outcome an executor reported (IN_PROGRESS, SUCCEEDED, FAILED). */
   targets: Record<string, string>;
-  rollback: { reason: string; automatic: boolean; fast: boolean } | null;
+  rollback: {
+    reason: string;
+    automatic: boolean;
+    fast: boolean;
+    /** Given up (DeploymentRollbackAbandoned): the targets it did not restore (plans stored before: absent). */
+    abandoned?: { reason: string; unrestoredTargetCiIds: string[] };
+  } | null;
   reason: string;
   plannedAt: string | null;
   /** Held by DeploymentPaused until DeploymentResumed; the status stays what it was. */
@@ -240,6 +247,17 @@ const HANDLERS: Record<string, Handler<never>> = {
       ...m.steps.map((s, i) => ({ ...stepOf(s), ...(i === 0 && { state: "READY" }) })),
     ],
   })) satisfies Handler<DeploymentRollbackStarted>,
+  // Failed again, the environment left as the failure left the targets not restored.
+  "rdm.deployment.v1.DeploymentRollbackAbandoned": ((plan, m: DeploymentRollbackAbandoned) => ({
+    ...plan,
+    status: "FAILED",
+    reason: m.reason,
+    rollback: plan.rollback && {
+      ...plan.rollback,
+      abandoned: { reason: m.reason, unrestoredTargetCiIds: m.unrestoredTargetCiIds },
+    },
+    steps: skipOpenSteps(plan.steps),
+  })) satisfies Handler<DeploymentRollbackAbandoned>,
   "rdm.deployment.v1.DeploymentCancelled": ((plan, m: DeploymentCancelled) => ({
     ...plan,
     status: "CANCELLED",

@@ -8,6 +8,7 @@ const SEVERITIES: Record<string, Severity> = {
   "rdm.deployment.v1.DeploymentFailed": Severity.CRITICAL,
   "rdm.deployment.v1.DeploymentRolledBack": Severity.CRITICAL,
   "rdm.deployment.v1.DeploymentRollbackStarted": Severity.CRITICAL,
+  "rdm.deployment.v1.DeploymentRollbackAbandoned": Severity.CRITICAL,
   "rdm.change.v1.ChangeRequestFailed": Severity.CRITICAL,
   "rdm.release.v1.ReleaseDeadlineMissed": Severity.WARNING,
   "rdm.release.v1.ReleaseTaskOverdue": Severity.WARNING,

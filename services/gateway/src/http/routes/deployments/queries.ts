@@ -73,7 +73,7 @@ export function toListedDeployment(r: ListedDeploymentRow) {
 export const toDeploymentDetail = (r: ListedDeploymentRow) => ({
   ...toListedDeployment(r),
   steps: r.plan.steps,
-  rollback: r.plan.rollback,
+  rollback: r.plan.rollback && { abandoned: null, ...r.plan.rollback },
 });
 
 /** The deployments of one release, newest first (the release overview shows them per environment). */

@@ -155,7 +155,18 @@ export const deploymentDetailSchema = obj(
     steps: { ...arr(stepSchema), description: "the strategy expanded into steps, with each one's state" },
     rollback: {
       type: ["object", "null"],
-      properties: { reason: str, automatic: { type: "boolean" }, fast: { type: "boolean" } },
+      properties: {
+        reason: str,
+        automatic: { type: "boolean" },
+        fast: { type: "boolean" },
+        abandoned: {
+          type: ["object", "null"],
+          description:
+            "the rollback was given up (AbandonRollback): the deployment is FAILED again, and the targets it did " +
+            "not restore run what the failure left",
+          properties: { reason: str, unrestoredTargetCiIds: arr(str) },
+        },
+      },
     },
   },
   {
@@ -163,7 +174,7 @@ export const deploymentDetailSchema = obj(
     steps: [
       { index: 0, kind: "DEPLOY", label: "canary 10% (1 of 10 targets)", targetCiIds: ["host-17"], state: "COMPLETED" },
     ],
-    rollback: { reason: "automatic back-out after failed verification", automatic: true, fast: false },
+    rollback: { reason: "automatic back-out after failed verification", automatic: true, fast: false, abandoned: null },
   },
 );
 
