@@ -1,6 +1,7 @@
 // One release's story on the four topics, as the services publish it: a release with a linked
 // change and a verified artifact, approved, a deadline missed; a canary deployment that succeeds
-// inside a freeze, a second that fails and is rolled back, and a third planned and cancelled. Each event is placed on a
+// inside a freeze, a second that fails and is rolled back, a third planned and cancelled, and a
+// fourth waiting for its approval. Each event is placed on a
 // partition the test chooses, so the order across partitions is the test's.
 import { randomUUID } from "node:crypto";
 import { create, type DescMessage, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
@@ -78,6 +79,7 @@ const newIds = () => ({
   canary: randomUUID(),
   failing: randomUUID(),
   withdrawn: randomUUID(),
+  awaiting: randomUUID(),
   h1: uniqueId("host"),
   h2: uniqueId("host"),
 });
@@ -274,7 +276,7 @@ function failingEvents(ids: Ids): CloudEvent[] {
   ];
 }
 
-/** A deployment planned after the rollback and cancelled before it began: it changed nothing. */
+/** Deployments planned after the rollback that have not begun (one cancelled): they changed nothing. */
 function withdrawnEvents(ids: Ids): CloudEvent[] {
   const { release: releaseId, environment } = ids;
   return [
@@ -291,6 +293,17 @@ function withdrawnEvents(ids: Ids): CloudEvent[] {
       reason: "superseded",
       releaseId,
       environment,
+    }),
+    // Planned after it, and waiting for an approval: it has not begun either.
+    event(DeploymentPlannedSchema, ids.awaiting, 1, "03T11:00:00", {
+      deploymentId: ids.awaiting,
+      releaseId,
+      environment,
+      artifacts: api(ids, "3.0.2", [ids.h1]),
+      strategy: { kind: DeploymentStrategyKind.ALL_AT_ONCE },
+      steps: [step(0, StepKind.DEPLOY, "all", [ids.h1])],
+      requiredApprovals: 1,
+      approvalGroup: "cab",
     }),
   ];
 }

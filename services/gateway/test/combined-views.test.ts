@@ -45,7 +45,7 @@ async function get(path: string) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-const TOTAL_EVENTS = 24;
+const TOTAL_EVENTS = 25;
 
 beforeAll(async () => {
   const brokers = await testKafkaBrokers();
@@ -102,18 +102,23 @@ test("the release overview combines the release, its changes, its artifacts and 
   const [production] = body.environments;
   expect(body.environments).toHaveLength(1);
   expect(production.deployments.map((d: { deploymentId: string }) => d.deploymentId)).toEqual([
+    s.ids.awaiting,
     s.ids.withdrawn,
     s.ids.failing,
     s.ids.canary,
   ]);
-  // The cancelled plan never began: the rolled-back deployment still stands for production.
-  expect(production.deployments[0]).toMatchObject({ state: "CANCELLED" });
+  // Neither the plan awaiting approval nor the cancelled one began: the rolled-back deployment
+  // still stands for production.
+  expect(production.deployments.slice(0, 2).map((d: { state: string }) => d.state)).toEqual([
+    "AWAITING_APPROVAL",
+    "CANCELLED",
+  ]);
   expect(production.current).toMatchObject({
     deploymentId: s.ids.failing,
     state: "ROLLED_BACK",
     rollback: { automatic: true },
   });
-  expect(production.deployments[2]).toMatchObject({
+  expect(production.deployments[3]).toMatchObject({
     state: "SUCCEEDED",
     strategy: "CANARY",
     linkedChangeIds: [s.ids.change],
@@ -207,11 +212,11 @@ test("the KPIs of the week, with the counts they came from", async () => {
 
 test("the audit trail filters by release, actor, environment and correlation, and pages by keyset", async () => {
   const count = async (filter: string) => (await get(`/v1/audit?limit=500&${filter}`)).body.entries.length;
-  // The release's 6 events, its change's raise, and the three deployments' events (step events
+  // The release's 6 events, its change's raise, and the four deployments' events (step events
   // name only their deployment: the plan names the release).
-  expect(await count(`release=${s.ids.release}`)).toBe(21);
+  expect(await count(`release=${s.ids.release}`)).toBe(22);
   expect(await count("actor=ann")).toBe(1);
-  expect(await count(`environment=${s.ids.environment}`)).toBe(16);
+  expect(await count(`environment=${s.ids.environment}`)).toBe(17);
   expect(await count(`correlation=corr-${s.ids.canary}`)).toBe(7);
   expect(await count(`change=${s.ids.change}`)).toBe(2);
   const window = `from=${at("02T00:00:00").toISOString()}&to=${at("03T00:00:00").toISOString()}`;
@@ -225,8 +230,8 @@ test("the audit trail filters by release, actor, environment and correlation, an
     if (body.nextAfter === null) break;
     after = body.nextAfter;
   }
-  expect(new Set(walked).size).toBe(21);
-  expect(walked).toHaveLength(21);
+  expect(new Set(walked).size).toBe(22);
+  expect(walked).toHaveLength(22);
   const granted = (await get("/v1/audit?actor=ann")).body.entries[0];
   expect(granted).toMatchObject({
     source: "release",

@@ -70,9 +70,16 @@ export async function packageVerification(
 }
 
 /**
- * The release's deployments grouped by environment, newest first in each, with their plans and
- * steps; `current` is the newest not cancelled, since a cancelled one never began and changed nothing.
+ * What stands for the release in an environment: the deployment that began last (one not begun
+ * changed nothing there), else the newest plan still to begin; none when every plan was cancelled.
  */
+function currentOf(deployments: ReturnType<typeof toDeploymentDetail>[]) {
+  const begun = deployments.filter((d) => d.startedAt !== null);
+  if (begun.length) return begun.reduce((a, b) => ((b.startedAt as Date) > (a.startedAt as Date) ? b : a));
+  return deployments.find((d) => d.state !== "CANCELLED") ?? null;
+}
+
+/** The release's deployments grouped by environment, newest first in each, with their plans and steps. */
 export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string) {
   const { rows } = await pool.query<ListedDeploymentRow>(
     `${LISTED_DEPLOYMENTS} WHERE p.release_id = $1 ORDER BY p.first_event_at DESC, p.deployment_id DESC`,
@@ -85,7 +92,7 @@ export async function deploymentsByEnvironment(pool: pg.Pool, releaseId: string)
   }
   return [...environments].map(([environment, deployments]) => ({
     environment,
-    current: deployments.find((d) => d.state !== "CANCELLED") ?? null,
+    current: currentOf(deployments),
     deployments,
   }));
 }

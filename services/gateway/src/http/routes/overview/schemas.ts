@@ -105,7 +105,8 @@ export const overviewSchema = {
         current: {
           ...deploymentDetailSchema,
           type: ["object", "null"],
-          description: "the newest deployment not cancelled (a cancelled one never began); null when every one was",
+          description:
+            "the deployment that began last (one not begun changed nothing), else the newest plan still to begin; null when every plan was cancelled",
         },
         deployments: arr(deploymentDetailSchema),
       }),
