@@ -2,6 +2,7 @@
 // the view (phase, gate conditions, approvals, tasks, package, deadlines, history) equals what
 // the service answers over gRPC; filters and the Server-Sent Events stream show the same events.
 import { randomUUID } from "node:crypto";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import type { Role } from "@rdm/auth";
 import { createGrpcClient } from "@rdm/grpc";
 import {
@@ -262,7 +263,11 @@ test("a missed deadline shows as overdue with its breach at the gateway", async 
     requestId: randomUUID(),
     model: {
       name,
-      phases: [{ phase: ReleasePhase.REGISTRATION, deadline: { seconds: 1n } }, { phase: ReleasePhase.CLOSED }],
+      phases: [
+        { phase: ReleasePhase.REGISTRATION, deadline: { seconds: 1n } },
+        { phase: ReleasePhase.PLANNING },
+        { phase: ReleasePhase.CLOSED },
+      ],
       escalationGrace: { seconds: 3600n },
     },
   });
@@ -284,8 +289,32 @@ test("a missed deadline shows as overdue with its breach at the gateway", async 
   );
   expect(view).toMatchObject({ overdue: true, deadlineMisses: [{ phase: "REGISTRATION", escalated: false }] });
   await expectGatewayMatches(manager, releaseId);
-  const overdue = (await getJson(`/v1/releases?owner=${owner}&overdue=true`)).body.releases;
-  expect(overdue.map((r: { releaseId: string }) => r.releaseId)).toEqual([releaseId]);
+  const listed = async (query: string) =>
+    ((await getJson(`/v1/releases?owner=${owner}&${query}`)).body.releases as { releaseId: string }[]).map(
+      (r) => r.releaseId,
+    );
+  expect(await listed("overdue=true")).toEqual([releaseId]);
+  // Its model gives it no tasks: none of them is overdue.
+  expect(await listed("overdueTasks=false")).toEqual([releaseId]);
+
+  // An optional task already due is overdue while it can be done, in the phase it belongs to;
+  // once the release has left that phase it cannot be, and the overview lists it no more.
+  const dueAt = timestampFromDate(new Date(Date.now() - 60_000));
+  await manager.addReleaseTask({ ...req(), releaseId, name: "notify support", required: false, dueAt });
+  // The overview once the gateway has the task (the deadline job marks it overdue meanwhile).
+  const overviewIn = (phase: string) =>
+    waitFor(
+      async () => {
+        const { body } = await getJson(`/v1/releases/${releaseId}/overview`);
+        const tasks = body?.tasks ?? [];
+        return body?.phase === phase && tasks.length === 1 ? body : undefined;
+      },
+      { timeoutMs: 30_000, description: `the overview in ${phase} with the task` },
+    );
+  const named = (tasks: { name: string }[]) => tasks.map((t) => t.name);
+  expect(named((await overviewIn("REGISTRATION")).deadlines.overdueTasks)).toEqual(["notify support"]);
+  await manager.advanceReleasePhase({ ...req(), releaseId });
+  expect(named((await overviewIn("PLANNING")).deadlines.overdueTasks)).toEqual([]);
 });
 
 test("more open event streams than database connections: they share one listener and the API still answers", async () => {

@@ -44,8 +44,17 @@ export const overviewRoutes: RoutePlugin = async (app, { pool }) => {
           phaseDueAt: row.phase_due_at,
           overdue: release.overdue ?? false,
           misses: release.deadlineMisses ?? [],
+          // Only tasks that can still be done: those of the phase entry an active release is in
+          // (a task of a phase left cannot be completed, and its overdue flag is cleared).
           overdueTasks: tasks
-            .filter((t) => OPEN_TASK.has(t.status) && t.dueAt !== null && new Date(t.dueAt) < now)
+            .filter(
+              (t) =>
+                release.status === "ACTIVE" &&
+                t.phase === release.phase &&
+                t.phaseEntry === release.phaseEntry &&
+                OPEN_TASK.has(t.status) &&
+                (t.overdue || (t.dueAt !== null && new Date(t.dueAt) < now)),
+            )
             .map((t) => ({ taskId: t.taskId, name: t.name, phase: t.phase, assignee: t.assignee, dueAt: t.dueAt })),
         },
       };

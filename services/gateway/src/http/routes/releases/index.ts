@@ -115,9 +115,10 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
       }
       if (overdue !== undefined)
         where.push(overdue ? "phase_due_at < now()" : "(phase_due_at IS NULL OR phase_due_at >= now())");
-      // The folded snapshot (protobuf JSON) leaves out false flags: a task with "overdue": true is one.
+      // The folded snapshot (protobuf JSON) leaves out false flags and empty lists: a task with
+      // "overdue": true is one, and a release without tasks (or snapshot) has none.
       if (overdueTasks !== undefined)
-        where.push(`${overdueTasks ? "" : "NOT "}(snapshot->'tasks' @> '[{"overdue": true}]')`);
+        where.push(`${overdueTasks ? "" : "NOT "}COALESCE(snapshot->'tasks' @> '[{"overdue": true}]', false)`);
       args.push(pageSize + 1);
       const order = "ORDER BY registered_at DESC, release_id DESC";
       const { rows } = await pool.query<ReleaseRow>(
