@@ -236,8 +236,6 @@ async function projectOutcome(
 /** The feed row of the event (once per event id), and the NOTIFY that wakes the SSE streams. */
 async function recordFeed(tx: pg.PoolClient, event: ProjectedEvent<DeploymentEvent>, inventoryChanged: boolean) {
   const m = event.message;
-  // SSE readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
-  await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [DEPLOYMENT_FEED_CHANNEL]);
   const { rowCount } = await tx.query(
     `INSERT INTO deployment_feed (event_id, deployment_id, release_id, environment, event_type, environment_sequence,
        occurred_at, inventory_changed)
@@ -271,6 +269,10 @@ export const deploymentProjection: Projection<DeploymentEvent> = {
     if (!m.deploymentId || !m.environment) {
       throw new PermanentError(`${envelope.type} ${envelope.id} names no deployment or no environment`);
     }
+    // SSE readers resume after the last seq they saw: seqs commit in order, one transaction at a
+    // time. Taken first, before any environment's inventory lock: a replica holding one of those
+    // while waiting for this lock could wait for another that holds this one and wants its.
+    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [DEPLOYMENT_FEED_CHANNEL]);
     await projectDeployment(tx, m, occurredAt);
     const kind = OUTCOME_KINDS[m.$typeName];
     const inventoryChanged = kind ? await projectOutcome(tx, envelope, m, kind, occurredAt) : false;
