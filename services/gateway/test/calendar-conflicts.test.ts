@@ -29,6 +29,7 @@ const deployment = (id: string, hours: [number, number], more: Partial<CalendarD
   window: w(...hours),
   ciIds: ["host-1"],
   implementedChangeIds: [],
+  overriddenFreezeIds: [],
   ...more,
 });
 const freeze = (id: string, hours: [number, number], more: Partial<CalendarFreeze> = {}): CalendarFreeze => ({
@@ -59,7 +60,7 @@ test("changes sharing CIs collide only while both are booked and their windows o
   ]);
 });
 
-test("a freeze catches the changes and deployments it covers, unless a change overrode it", () => {
+test("a freeze catches the changes and deployments it covers, unless they overrode it", () => {
   const f = freeze("f-prod", [9, 10]);
   const byCi = freeze("f-ci", [9, 10], { environments: [], ciIds: ["host-1"] });
   const elsewhere = freeze("f-test", [9, 10], { environments: ["test"] });
@@ -71,6 +72,9 @@ test("a freeze catches the changes and deployments it covers, unless a change ov
     "DEPLOYMENT_FREEZE d-1+f-prod",
     "DEPLOYMENT_FREEZE d-1+f-ci",
   ]);
+  // A deployment whose start overrode the freeze (an emergency change's justification) is not caught.
+  const emergency = deployment("d-3", [9, 11], { overriddenFreezeIds: ["f-prod"] });
+  expect(kinds(calendarConflicts([], [emergency], [f, byCi]))).toEqual(["DEPLOYMENT_FREEZE d-3+f-ci"]);
   // A target written in capitals is the same CI, as the deployment gates compare targets.
   const inCapitals = deployment("d-2", [9, 11], { ciIds: ["HOST-1"], environment: "test2" });
   expect(calendarConflicts([], [inCapitals], [byCi])).toEqual([
@@ -112,7 +116,11 @@ test("deployments to one environment at once, and a deployment on a change's CIs
 
 test("a deployment implements the changes its start checked as well as its plan's: no conflict with either", () => {
   const hours = w(9, 11);
-  const row = (id: string, environment: string, plan: { linkedChangeIds: string[]; changeRequestIds?: string[] }) => ({
+  const row = (
+    id: string,
+    environment: string,
+    plan: { linkedChangeIds: string[]; changeRequestIds?: string[]; overriddenFreezeWindowIds?: string[] },
+  ) => ({
     deployment_id: id,
     release_id: "r",
     environment,
@@ -146,6 +154,15 @@ test("a deployment implements the changes its start checked as well as its plan'
   expect(kinds(calendarConflicts(inputs.changes, inputs.deployments, inputs.freezes))).toEqual([
     "CHANGE_DEPLOYMENT c-a+d-neither",
   ]);
+  // What its start overrode comes from its plan (none for plans stored before it was kept).
+  expect(inputs.deployments.map((d) => d.overriddenFreezeIds)).toEqual([[], [], []]);
+  const overrode = conflictInputs({
+    changes: [],
+    releases: [],
+    deployments: [row("d-emergency", "prod", { linkedChangeIds: [], overriddenFreezeWindowIds: ["f-1"] })],
+    freezes: [],
+  } as never);
+  expect(overrode.deployments[0]?.overriddenFreezeIds).toEqual(["f-1"]);
 });
 
 test("a deployment implements the changes linked to its release, started or not", () => {

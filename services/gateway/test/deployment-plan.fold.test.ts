@@ -42,18 +42,25 @@ test("a failed verification: its step FAILED, the one after SKIPPED, the rollbac
   expect(plan && progressOf(plan).stepsFailed).toBe(1);
 });
 
-test("the changes a deployment implements: its start's, then those it began with", () => {
+test("the changes a deployment implements: its start's, then those it began with; the freezes its start overrode", () => {
   const deploymentId = "d-2";
   const at = new Date("2026-12-06T12:00:00Z");
   const events = [
     create(DeploymentPlannedSchema, { deploymentId }),
-    create(DeploymentScheduledSchema, { deploymentId, changeRequestIds: ["c-1", "c-2"] }),
+    create(DeploymentScheduledSchema, {
+      deploymentId,
+      changeRequestIds: ["c-1", "c-2"],
+      freezeOverrideJustification: "emergency fix",
+      overriddenFreezeWindowIds: ["f-1"],
+    }),
   ];
   const scheduled = events.reduce(
     (folded, event) => evolvePlan(folded, event, at),
     undefined as ReturnType<typeof evolvePlan> | undefined,
   );
   expect(scheduled?.changeRequestIds).toEqual(["c-1", "c-2"]);
+  // The freeze its start overrode, which the calendar counts no conflict with.
+  expect(scheduled?.overriddenFreezeWindowIds).toEqual(["f-1"]);
   // c-2 unlinked from the release before the deployment began.
   const begun = evolvePlan(scheduled, create(DeploymentStartedSchema, { deploymentId, changeRequestIds: ["c-1"] }), at);
   expect(begun?.changeRequestIds).toEqual(["c-1"]);

@@ -71,6 +71,8 @@ export type DeploymentPlan = {
    * still listed (DeploymentStarted): it implements them too; none before it starts.
    */
   changeRequestIds?: string[];
+  /** The freeze windows its start overrode (DeploymentScheduled); plans stored before: absent. */
+  overriddenFreezeWindowIds?: string[];
   requiredApprovals: number;
   approvalGroup: string;
   approvals: { approver: string; comment: string; at: string }[];
@@ -182,6 +184,7 @@ const HANDLERS: Record<string, Handler<never>> = {
     ...plan,
     status: "SCHEDULED",
     changeRequestIds: [...m.changeRequestIds],
+    overriddenFreezeWindowIds: [...m.overriddenFreezeWindowIds],
     steps: plan.steps.map((s, i) => (i === 0 && s.state === "PENDING" ? { ...s, state: "READY" } : s)),
   })) satisfies Handler<DeploymentScheduled>,
   "rdm.deployment.v1.DeploymentStarted": ((plan, m: DeploymentStarted) => ({

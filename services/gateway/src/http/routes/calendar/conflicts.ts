@@ -28,6 +28,8 @@ export interface CalendarDeployment {
   ciIds: string[];
   /** The changes it implements (its plan's and those its start checked, as it began): no conflict with them. */
   implementedChangeIds: string[];
+  /** The freeze windows its start overrode (an emergency change's justification): no conflict with them. */
+  overriddenFreezeIds: string[];
 }
 export interface CalendarFreeze {
   id: string;
@@ -108,7 +110,7 @@ export function calendarConflicts(
     }
     for (const d of deployments) {
       const covered = covers(f, [d.environment], d.ciIds, environment);
-      if (covered && overlaps(d.window, f.window))
+      if (covered && overlaps(d.window, f.window) && !d.overriddenFreezeIds.includes(f.id))
         conflicts.push({ kind: "DEPLOYMENT_FREEZE", items: [deploymentItem(d), freezeItem(f)], ...covered });
     }
   }

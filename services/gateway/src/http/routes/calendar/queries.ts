@@ -107,6 +107,7 @@ export function conflictInputs(rows: Awaited<ReturnType<typeof calendarOf>>) {
     ],
     // The changes it implements: those of its plan and those its start checked (as it began).
     implementedChangeIds: [...d.plan.linkedChangeIds, ...(d.plan.changeRequestIds ?? [])],
+    overriddenFreezeIds: d.plan.overriddenFreezeWindowIds ?? [],
   }));
   const freezes: CalendarFreeze[] = rows.freezes.map((f) => ({
     id: f.freeze_window_id,
