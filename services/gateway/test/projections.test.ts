@@ -8,7 +8,12 @@ import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { runMigrations, withTransaction } from "@rdm/eventstore";
 import type { CloudEvent } from "@rdm/messaging";
 import type { EventMetadata } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { DeploymentStartedSchema, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentCancelledSchema,
+  DeploymentPlannedSchema,
+  DeploymentStartedSchema,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { ReleasePlanningUpdatedSchema, ReleaseRegisteredSchema } from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { ReleasePhase, ReleaseType } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
 import { openDatabase } from "@rdm/runtime";
@@ -175,6 +180,26 @@ describe("the deployment and inventory streams", () => {
       expect((await resumed.nextEvent()).event).toBe("rdm.deployment.v1.DeploymentSucceeded");
     } finally {
       resumed.close();
+    }
+  });
+
+  test("the deployment stream carries every event of a deployment, named as its plan names it", async () => {
+    const other = uniqueId("env");
+    const id = randomUUID();
+    const planned = { deploymentId: id, releaseId, environment: other, metadata: metadata(1n) };
+    await publish(topic, DeploymentPlannedSchema, create(DeploymentPlannedSchema, planned), id);
+    // Published without its release and environment (as events recorded before they were added).
+    const cancelled = { deploymentId: id, reason: "superseded", metadata: metadata(2n) };
+    await publish(topic, DeploymentCancelledSchema, create(DeploymentCancelledSchema, cancelled), id);
+    const stream = await openStream(`/v1/deployments/events?environment=${other}&after=0`);
+    try {
+      expect(await stream.nextEvent()).toMatchObject({ event: "rdm.deployment.v1.DeploymentPlanned" });
+      expect(await stream.nextEvent()).toMatchObject({
+        event: "rdm.deployment.v1.DeploymentCancelled",
+        data: { deploymentId: id, releaseId, environment: other, environmentSequence: 0 },
+      });
+    } finally {
+      stream.close();
     }
   });
 

@@ -8,7 +8,7 @@ import {
   DeploymentSucceededSchema,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
-import type { ProjectedEvent, Projection } from "../projection.js";
+import type { Projection } from "../projection.js";
 import {
   applyOutcome,
   type EnvironmentSummary,
@@ -233,22 +233,45 @@ async function projectOutcome(
   return true;
 }
 
-/** The feed row of the event (once per event id), and the NOTIFY that wakes the SSE streams. */
-async function recordFeed(tx: pg.PoolClient, event: ProjectedEvent<DeploymentEvent>, inventoryChanged: boolean) {
-  const m = event.message;
+/** One deployment event as the SSE streams serve it. */
+export interface FeedEntry {
+  eventId: string;
+  deploymentId: string;
+  releaseId: string;
+  environment: string;
+  eventType: string;
+  /** Outcomes' and begins' position in the environment; 0 for other events. */
+  environmentSequence: bigint;
+  occurredAt: Date;
+  inventoryChanged: boolean;
+}
+
+/**
+ * SSE readers resume after the last seq they saw: seqs commit in order, one transaction at a time.
+ * Taken before any environment's inventory lock: a replica holding one of those while waiting for
+ * this lock could wait for another that holds this one and wants its.
+ */
+export const lockDeploymentFeed = (tx: pg.PoolClient) =>
+  tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [DEPLOYMENT_FEED_CHANNEL]);
+
+/**
+ * The feed row of the event (once per event id: the first projection of it writes it), and the
+ * NOTIFY that wakes the SSE streams; under lockDeploymentFeed.
+ */
+export async function recordFeed(tx: pg.PoolClient, e: FeedEntry) {
   const { rowCount } = await tx.query(
     `INSERT INTO deployment_feed (event_id, deployment_id, release_id, environment, event_type, environment_sequence,
        occurred_at, inventory_changed)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING`,
     [
-      event.envelope.id,
-      m.deploymentId,
-      m.releaseId,
-      m.environment,
-      m.$typeName,
-      m.environmentSequence.toString(),
-      event.occurredAt,
-      inventoryChanged,
+      e.eventId,
+      e.deploymentId,
+      e.releaseId,
+      e.environment,
+      e.eventType,
+      e.environmentSequence.toString(),
+      e.occurredAt,
+      e.inventoryChanged,
     ],
   );
   if (rowCount) await tx.query("SELECT pg_notify($1, '')", [DEPLOYMENT_FEED_CHANNEL]);
@@ -269,13 +292,19 @@ export const deploymentProjection: Projection<DeploymentEvent> = {
     if (!m.deploymentId || !m.environment) {
       throw new PermanentError(`${envelope.type} ${envelope.id} names no deployment or no environment`);
     }
-    // SSE readers resume after the last seq they saw: seqs commit in order, one transaction at a
-    // time. Taken first, before any environment's inventory lock: a replica holding one of those
-    // while waiting for this lock could wait for another that holds this one and wants its.
-    await tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [DEPLOYMENT_FEED_CHANNEL]);
+    await lockDeploymentFeed(tx);
     await projectDeployment(tx, m, occurredAt);
     const kind = OUTCOME_KINDS[m.$typeName];
     const inventoryChanged = kind ? await projectOutcome(tx, envelope, m, kind, occurredAt) : false;
-    await recordFeed(tx, event, inventoryChanged);
+    await recordFeed(tx, {
+      eventId: envelope.id,
+      deploymentId: m.deploymentId,
+      releaseId: m.releaseId,
+      environment: m.environment,
+      eventType: m.$typeName,
+      environmentSequence: m.environmentSequence,
+      occurredAt,
+      inventoryChanged,
+    });
   },
 };

@@ -6,8 +6,9 @@ import { feedAfter, knownEnvironment, newestFeedSeq, unknownEnvironment } from "
 import { deploymentEventsQuery, environmentName, inventoryEventsQuery } from "./schemas.js";
 
 const streamDescription =
-  "Each event is one projected deployment event (id = seq; data: seq, eventType, deploymentId, releaseId, " +
-  "environment, environmentSequence, occurredAt). Resume with Last-Event-ID, or start after `after`.";
+  "Each event is one projected deployment event, from its plan on (id = seq; data: seq, eventType, deploymentId, " +
+  "releaseId and environment as its plan names them, environmentSequence (0 but for a begin or an outcome), " +
+  "occurredAt). Resume with Last-Event-ID, or start after `after`.";
 
 const deploymentEventStream: RoutePlugin = async (app, { pool, streams }) => {
   app.get(
@@ -15,7 +16,7 @@ const deploymentEventStream: RoutePlugin = async (app, { pool, streams }) => {
     {
       schema: {
         tags: ["deployments"],
-        summary: "Server-Sent Events: deployment events as they are projected, by release or environment",
+        summary: "Server-Sent Events: every deployment event as it is projected, by release or environment",
         description: streamDescription,
         querystring: deploymentEventsQuery,
         response: { 400: problemSchema },
