@@ -11,7 +11,13 @@ import type { CloudEvent } from "@rdm/messaging";
 import { ChangeState } from "@rdm/proto/gen/rdm/change/v1/change_pb.js";
 import { ChangeRequestRaisedSchema, FreezeWindowDeclaredSchema } from "@rdm/proto/gen/rdm/change/v1/events_pb.js";
 import { EventMetadataSchema } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
-import { ArtifactRegisteredSchema, ArtifactVerifiedSchema } from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
+import { CiLifecycleStatus } from "@rdm/proto/gen/rdm/configuration/v1/configuration_pb.js";
+import {
+  ArtifactQuarantinedSchema,
+  ArtifactRegisteredSchema,
+  ArtifactVerifiedSchema,
+  ConfigurationItemStatusChangedSchema,
+} from "@rdm/proto/gen/rdm/configuration/v1/events_pb.js";
 import {
   DeploymentCancelledSchema,
   DeploymentFailedSchema,
@@ -25,6 +31,7 @@ import {
   DeploymentStrategyKind,
   DeploymentSucceededSchema,
   DeploymentTargetProgressedSchema,
+  EnvironmentRegisteredSchema,
   StepKind,
   StepState,
   TargetOutcome,
@@ -306,6 +313,30 @@ function withdrawnEvents(ids: Ids): CloudEvent[] {
       approvalGroup: "cab",
     }),
   ];
+}
+
+/**
+ * Configuration facts a dashboard of the release and one of a staging environment see arrive: the
+ * package's artifact quarantined, and staging's target (registered with it) retiring.
+ */
+export function laterConfigurationFacts(ids: Ids) {
+  const staging = `${ids.environment}-staging`;
+  const target = `${ids.h1}-staging`;
+  return {
+    staging,
+    registered: event(EnvironmentRegisteredSchema, `environment-${staging}`, 1, "03T11:00:00", {
+      environment: { name: staging, promotionRank: 1, targetGroups: [{ name: "rest", ciIds: [target] }] },
+    }),
+    quarantined: event(ArtifactQuarantinedSchema, ids.artifact, 3, "03T12:00:00", {
+      artifactId: ids.artifact,
+      reason: "CVE",
+    }),
+    retiring: event(ConfigurationItemStatusChangedSchema, target, 2, "03T12:05:00", {
+      ciId: target,
+      from: CiLifecycleStatus.ACTIVE,
+      to: CiLifecycleStatus.RETIRING,
+    }),
+  };
 }
 
 /** A deviation the release records later (its 7th event): what a live dashboard sees arrive. */

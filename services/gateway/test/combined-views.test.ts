@@ -19,7 +19,7 @@ import {
 import { createLogger } from "@rdm/observability";
 import { createTestDatabase, testKafkaBrokers, testTopicPrefix, uniqueId, waitFor } from "@rdm/testkit";
 import type { Producer } from "kafkajs";
-import { at, deviationRecorded, story } from "./combined-views.fixtures.js";
+import { at, deviationRecorded, laterConfigurationFacts, story } from "./combined-views.fixtures.js";
 import { openStream } from "./sse-client.js";
 
 const secret = randomUUID() + randomUUID();
@@ -281,6 +281,38 @@ test("a dashboard's view stream receives a release's new event live", async () =
   }
   const { body } = await get(`/v1/releases/${s.ids.release}/overview`);
   expect(body.log).toMatchObject([{ entryId: "dev-1", kind: "DEVIATION", text: "production rollback" }]);
+});
+
+test("a dashboard's view stream receives the configuration facts about its release's package or its environment's targets", async () => {
+  const facts = laterConfigurationFacts(s.ids);
+  await publishTo(DEPLOYMENT_EVENTS_TOPIC, 3, [facts.registered]);
+  await waitFor(async () => (await get(`/v1/environments/${facts.staging}/inventory`)).status === 200 || undefined, {
+    timeoutMs: 30_000,
+    description: "the staging environment defined at the gateway",
+  });
+  const headers = { authorization: `Bearer ${bearer}` };
+  const ofRelease = await openStream(gateway.url, `/v1/views/events?view=overview&release=${s.ids.release}`, headers);
+  const ofStaging = await openStream(
+    gateway.url,
+    `/v1/views/events?view=inventory&environment=${facts.staging}`,
+    headers,
+  );
+  try {
+    await publishTo(CONFIGURATION_EVENTS_TOPIC, 2, [facts.quarantined, facts.retiring]);
+    expect(await ofRelease.nextEvent()).toMatchObject({
+      event: "overview",
+      data: { eventType: "rdm.configuration.v1.ArtifactQuarantined" },
+    });
+    // Its target's status, not the quarantine (about no target of it).
+    expect((await ofStaging.nextEvent()).data).toMatchObject({
+      eventType: "rdm.configuration.v1.ConfigurationItemStatusChanged",
+    });
+  } finally {
+    ofRelease.close();
+    ofStaging.close();
+  }
+  const { body } = await get(`/v1/releases/${s.ids.release}/overview`);
+  expect(body.package).toMatchObject([{ artifactId: s.ids.artifact, dmlStatus: "QUARANTINED", deployable: false }]);
 });
 
 test("a rebuild is refused while a gateway projects; once stopped, the rebuilt views equal the live ones", async () => {

@@ -75,7 +75,9 @@ const auditStreams: RoutePlugin = async (app, { pool, streams }) => {
         description:
           `${streamDescription} One SSE event per projected event, named after the first view it changed ` +
           "(with `view`: that view); data names every view it changed and its release, change, deployment " +
-          "and environments, so a dashboard refetches only what changed.",
+          "and environments, so a dashboard refetches only what changed. With `release`, also the configuration " +
+          "events about its package's artifacts and the CIs they map to; with `environment`, also those about its " +
+          "targets (their status is in its inventory).",
         querystring: viewStreamQuery,
         response: { 400: problemSchema },
       },
@@ -91,7 +93,7 @@ const auditStreams: RoutePlugin = async (app, { pool, streams }) => {
         name: "view stream",
         read: async (from, limit) =>
           asStreamEntries(
-            await auditAfter(pool, from, limit, { view, release, environment }),
+            await auditAfter(pool, from, limit, { view, release, environment, related: true }),
             (e) => view ?? e.views[0] ?? "audit",
           ),
       });

@@ -50,7 +50,23 @@ export interface AuditFilters {
   to?: Date;
   /** One of the combined views (the view stream's filter). */
   view?: string;
+  /**
+   * The view stream's: configuration events count as the release's when about its package (an
+   * artifact, or the CI it maps to), and as the environment's when about one of its targets, as
+   * they change its overview and inventory.
+   */
+  related?: boolean;
 }
+
+/** The configuration streams (bare artifact and CI ids) a release's package names. */
+const PACKAGE_SUBJECTS = (release: string) =>
+  `SELECT p->>k FROM release_view r, jsonb_array_elements(r.snapshot->'package') p,
+     unnest(ARRAY['artifactId', 'configurationItemId']) k WHERE r.release_id::text = lower(${release})`;
+
+/** The CIs an environment's definition targets. */
+const ENVIRONMENT_TARGETS = (environment: string) =>
+  `SELECT ci FROM environment_definition_view e, jsonb_array_elements(e.definition->'targetGroups') g,
+     jsonb_array_elements_text(g->'ciIds') ci WHERE e.environment = ${environment}::text`;
 
 /** Audit entries after `after` in projection order that pass the filters, at most `limit`. */
 export async function auditAfter(pool: pg.Pool, after: number, limit: number, f: AuditFilters) {
@@ -63,14 +79,20 @@ export async function auditAfter(pool: pg.Pool, after: number, limit: number, f:
   };
   add((p) => `actor = ${p}`, f.actor);
   // Ids are stored as the services write them, lower case; a client may send a UUID in either case.
-  add((p) => `release_id = lower(${p})`, f.release);
+  const related = (sql: string, subjects: string) =>
+    f.related ? `(${sql} OR (source = 'configuration' AND subject IN (${subjects})))` : sql;
+  add((p) => related(`release_id = lower(${p})`, PACKAGE_SUBJECTS(p)), f.release);
   add((p) => `change_request_id = lower(${p})`, f.change);
   // A change naming no environment is production's (as the change and deployment services have
   // it): its events are under every environment the gateway knows (defined or deployed to) that
   // is production now, as the environment listing says.
   add(
-    (p) => `(${p}::text = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
+    (p) =>
+      related(
+        `(${p}::text = ANY(environments) OR (source = 'change' AND change_request_id <> '' AND environments = '{}'
       AND (SELECT k.production FROM (${KNOWN_ENVIRONMENTS}) k WHERE k.name = ${p}::text)))`,
+        ENVIRONMENT_TARGETS(p),
+      ),
     f.environment,
   );
   add((p) => `correlation_id = ${p}`, f.correlation);
