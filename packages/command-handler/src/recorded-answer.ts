@@ -58,9 +58,10 @@ export function answerOf<R extends DescMessage>(
   requestId: string,
   command: { response: R; requestHash: string },
 ): MessageShape<R> | undefined {
-  if (!previous?.response) return undefined;
+  if (!previous) return undefined;
+  // Also when the other request's answer was recorded as its stream's version, not as bytes.
   refuseReusedId(previous, requestId, command.requestHash);
-  return fromBinary(command.response, previous.response);
+  return previous.response ? fromBinary(command.response, previous.response) : undefined;
 }
 
 /** What an answer recorded as a version is rebuilt with: the store, its codec, the kept states, a connection. */

@@ -196,3 +196,22 @@ test("a retried ClaimStep replays its first answer, with other steps waiting or 
   await executor.releaseStep({ ...rid(), lease, reason: "given back" });
   expect((await executor.claimStep(empty)).assignment?.deploymentId).toBe(taken?.deploymentId);
 });
+
+test("a ClaimStep whose request id another request used is refused as request.idempotency, a step waiting or none", async () => {
+  const waiting = await started();
+  const paused = await started();
+  // The pause's answer is recorded as its stream's version, not as bytes.
+  const { requestId } = rid();
+  await deployer.pauseDeployment({ requestId, deploymentId: paused.deploymentId, reason: "hold" });
+  for (const { environment } of [waiting, paused]) {
+    const claim = executor.claimStep({
+      requestId,
+      executorId: "agent-1",
+      environments: [environment],
+      leaseSeconds: 30,
+    });
+    expect(await preconditionRules(claim)).toEqual(["request.idempotency"]);
+  }
+  // The waiting step is still there for a claim of its own.
+  expect((await claimIn(waiting.environment)).deploymentId).toBe(waiting.deploymentId);
+});
