@@ -439,6 +439,46 @@ test("protection: the approval is missing until the quorum; only approvers appro
   expect((await startsOnceReady(deploymentId)).deployment?.state).toBe(DeploymentState.SCHEDULED);
 });
 
+test("a protection policy changed since the plan asks for a new plan: added, or moved to another group after the approval", async () => {
+  const define = async (name: string, protection?: { approvalGroup: string; quorum: number }) => {
+    const environment = { name, promotionRank: 1, targetGroups: groups({ rest: [`${name}-host`] }), protection };
+    if (!protection) await deployer.registerEnvironment({ ...rid(), environment });
+    else await deployer.changeEnvironment({ ...rid(), environment });
+  };
+  const planned = async (name: string) => {
+    const releaseId = randomUUID();
+    const artifactId = randomUUID();
+    await harness.releaseReady(releaseId);
+    await harness.artifact(artifactId);
+    return plan(name, { releaseId, artifactId });
+  };
+  const approver = await harness.client("petra", ["approver"], ["prod-approvers"]);
+
+  // Planned unprotected, protected since: its missing approval is not waived.
+  const added = uniqueId("env");
+  await define(added);
+  const unprotected = await planned(added);
+  await define(added, { approvalGroup: "prod-approvers", quorum: 1 });
+  await refusesWith(unprotected, ["gate.protection_changed"]);
+  const { ready, violations } = await deployer.checkDeploymentGates({ deploymentId: unprotected });
+  expect([ready, violations.map((v) => v.description)]).toEqual([
+    false,
+    [`${added} requires 1 approval(s) from prod-approvers now, the plan no approval: plan the deployment again`],
+  ]);
+
+  // Approved by the group it was planned under, which approves there no more.
+  const moved = uniqueId("env");
+  await define(moved);
+  await define(moved, { approvalGroup: "prod-approvers", quorum: 1 });
+  const approved = await planned(moved);
+  await approver.approveDeployment({ ...rid(), deploymentId: approved, comment: "go" });
+  await define(moved, { approvalGroup: "sre", quorum: 1 });
+  await refusesWith(approved, ["gate.protection_changed"]);
+  // Planned again, it waits for the group the environment names now.
+  await deployer.cancelDeployment({ ...rid(), deploymentId: approved, reason: "protection changed" });
+  await refusesWith(await planned(moved), ["deployment.protection_approval"]);
+});
+
 test("bad input is INVALID_ARGUMENT; a retried plan returns the first deployment", async () => {
   const env = await environment();
   await refusedWith(

@@ -48,6 +48,11 @@ export interface GateFacts {
     takenOut?: string[] | undefined;
     /** Targets the plan deploys to that the CMDB lists as retired. */
     retired?: string[] | undefined;
+    /**
+     * The protection policy the environment has now, when it is not the one the plan was made
+     * under (the approvals the deployment asks for are that one's).
+     */
+    protectionChanged?: { planned: Protection; now: Protection } | undefined;
   };
   /** The change calendar's freeze windows not lifted (from rdm.change.events.v1); those in force now apply. */
   freezeWindows: FreezeWindowFact[];
@@ -65,6 +70,12 @@ export interface GateFacts {
   freezeOverride: { justification: string; byChangeManager: boolean };
   /** Another deployment already running in the environment. */
   runningDeploymentId?: string | undefined;
+}
+
+/** An approval group and how many of its members must approve (0: none). */
+export interface Protection {
+  approvalGroup: string;
+  quorum: number;
 }
 
 /** A freeze (blackout) window of the change calendar, as the read model keeps it. */
@@ -332,6 +343,25 @@ function outsideReleaseGate(facts: GateFacts): RuleDetail[] {
     );
 }
 
+const policy = ({ approvalGroup, quorum }: Protection) =>
+  quorum === 0 ? "no approval" : `${quorum} approval(s) from ${approvalGroup}`;
+
+/**
+ * The approvals a deployment collected are those of the protection it was planned under: one
+ * changed since (added, tightened, moved to another group or lifted) asks for a new plan.
+ */
+function protectionGate(facts: GateFacts): RuleDetail[] {
+  const changed = facts.environment.protectionChanged;
+  if (!changed) return [];
+  return [
+    detail(
+      "gate.protection_changed",
+      facts.environment.name,
+      `${facts.environment.name} requires ${policy(changed.now)} now, the plan ${policy(changed.planned)}: plan the deployment again`,
+    ),
+  ];
+}
+
 /** Every unmet condition before a deployment may start (the protection approval is the decider's). */
 export function evaluateGates(facts: GateFacts): RuleDetail[] {
   const previous = facts.previousEnvironment;
@@ -353,6 +383,7 @@ export function evaluateGates(facts: GateFacts): RuleDetail[] {
         ]
       : []),
     ...artifactGates(facts),
+    ...protectionGate(facts),
     ...planTargetsGate(facts),
     ...retiredTargetsGate(facts),
     ...(facts.runningDeploymentId

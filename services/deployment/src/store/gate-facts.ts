@@ -24,6 +24,17 @@ function takenOutSincePlan(deployment: Deployment, environment: Environment): st
   return [...new Set(moved)];
 }
 
+/** The environment's protection now, when it is not the one the deployment was planned under. */
+function protectionChangedSincePlan(deployment: Deployment, environment: Environment) {
+  const planned = { approvalGroup: deployment.approvalGroup, quorum: deployment.requiredApprovals };
+  const now = {
+    approvalGroup: environment.protection?.approvalGroup ?? "",
+    quorum: environment.protection?.quorum ?? 0,
+  };
+  const same = planned.quorum === now.quorum && (now.quorum === 0 || planned.approvalGroup === now.approvalGroup);
+  return same ? undefined : { planned, now };
+}
+
 /** Gathers what the start gates check, from this service's tables and its upstream read models. */
 export async function loadGateFacts(
   tx: Queryable,
@@ -62,6 +73,7 @@ export async function loadGateFacts(
       takenOut,
       // One taken out is gate.plan_targets' alone: "take it out" would say what is done.
       retired: (await retiredTargets(tx, deployment)).filter((ci) => !takenOut.includes(ci)),
+      protectionChanged: protectionChangedSincePlan(deployment, environment),
     },
     freezeWindows,
     previousEnvironment:
