@@ -12,6 +12,7 @@ import {
   TargetGroupSchema,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { baselineLeftBy } from "../src/domain/baseline.js";
 import { type DeploymentEvent, evolve, fold, initialState, type RuleDetail } from "../src/domain/index.js";
 import { baseline, Deciding, environment, NOW, refusal, report, strategy } from "./deciders.js";
 
@@ -549,6 +550,26 @@ describe("execution", () => {
     const events = d.run(report(0, token, "ci-2", failed));
     expect(d.types(events).slice(1, 3)).toEqual(["DeploymentFailed", "DeploymentRollbackStarted"]);
     expect(events[1]).toMatchObject({ failedTargetCiIds: ["ci-1", "ci-2"] });
+  });
+
+  test("a target failed within the limit keeps what it ran: the success and the baseline leave it out", () => {
+    const d = new Deciding();
+    d.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchSize: 4, maxFailedTargets: 1 }));
+    d.start();
+    let events: ReturnType<typeof d.run> = [];
+    for (const step of d.deployment.steps) {
+      const token = d.claim(step.index);
+      for (const ciId of step.targetCiIds) {
+        d.run(report(step.index, token, ciId, ciId === "ci-1" ? { outcome: TargetOutcome.FAILED } : {}));
+      }
+      events = d.complete(step.index, token);
+    }
+    const succeeded = events.find((e) => e.$typeName === "rdm.deployment.v1.DeploymentSucceeded");
+    const others = d.deployment.artifacts[0]?.targetCiIds.filter((ci) => ci !== "ci-1");
+    expect(succeeded).toMatchObject({ failedTargetCiIds: ["ci-1"], artifacts: [{ targetCiIds: others }] });
+    // What a rollback of it finds in place: the package but on ci-1.
+    const left = baselineLeftBy(d.deployment).find((a) => a.artifactId === d.deployment.artifacts[0]?.artifactId);
+    expect(left?.targetCiIds).toEqual(others);
   });
 
   test("a failed step fails the deployment; a fast manual rollback skips verification", () => {

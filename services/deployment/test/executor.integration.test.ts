@@ -46,13 +46,15 @@ const claim = (environment: string, client = executor, executorId = "agent-1", l
 const runStep = async (environment: string, verificationPassed = true) =>
   perform(await claim(environment), verificationPassed);
 
+const leaseOf = (assignment: Awaited<ReturnType<typeof claim>>) => ({
+  deploymentId: assignment.deploymentId,
+  stepIndex: assignment.step?.index ?? 0,
+  fencingToken: assignment.fencingToken,
+});
+
 /** Reports every target of the claimed step succeeded (and verified), completes it. */
 async function perform(assignment: Awaited<ReturnType<typeof claim>>, verificationPassed = true) {
-  const lease = {
-    deploymentId: assignment.deploymentId,
-    stepIndex: assignment.step?.index ?? 0,
-    fencingToken: assignment.fencingToken,
-  };
+  const lease = leaseOf(assignment);
   const verify = assignment.step?.kind === StepKind.VERIFY;
   for (const ciId of assignment.step?.targetCiIds ?? []) {
     const reported = await executor.reportTargetProgress({
@@ -106,6 +108,28 @@ test("all at once: claimed, reported, verified; outcomes numbered per environmen
   );
   const { deployments } = await deployer.listDeployments({ environment, states: [DeploymentState.SUCCEEDED] });
   expect(deployments.map((deployment) => deployment.deploymentId)).toEqual([deploymentId]);
+});
+
+test("a target failed within max_failed_targets keeps what it ran: the success on Kafka and the baseline leave it out", async () => {
+  const [failing, fine] = [uniqueId("ci"), uniqueId("ci")];
+  const { deploymentId, environment, artifactId } = await startedDeployment(
+    strategyOf(DeploymentStrategyKind.ROLLING, { batchSize: 2, maxFailedTargets: 1 }),
+    groups({ rest: [failing, fine] }),
+  );
+  for (let step = 0; step < 2; step++) {
+    const assignment = await claim(environment);
+    const lease = leaseOf(assignment);
+    for (const ciId of assignment.step?.targetCiIds ?? []) {
+      const outcome = ciId === failing ? TargetOutcome.FAILED : TargetOutcome.SUCCEEDED;
+      await executor.reportTargetProgress({ ...rid(), lease, ciId, outcome });
+    }
+    await executor.completeStep({ ...rid(), lease });
+  }
+  expect((await stateOf(deploymentId))?.state).toBe(DeploymentState.SUCCEEDED);
+  const [, succeeded] = await outcomesOf(deploymentId, 2);
+  expect(succeeded).toMatchObject({ failedTargetCiIds: [failing], artifacts: [{ artifactId, targetCiIds: [fine] }] });
+  const listed = (await deployer.listEnvironments({})).environments.find((env) => env.name === environment);
+  expect(listed?.baseline.map((a) => [a.artifactId, a.targetCiIds])).toEqual([[artifactId, [fine]]]);
 });
 
 test("production as the definition says: a side environment nothing follows is not production when it says so; one followed is when it says so", async () => {

@@ -10,6 +10,7 @@ import {
   type DeploymentAggregateState,
   type DeploymentEvent,
   liveColourAfter,
+  placedOnSuccess,
 } from "../domain/index.js";
 import { syncStepQueue } from "../store/step-queue.js";
 import {
@@ -104,7 +105,7 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
  */
 const successChange = (deployment: Deployment): BaselineChange =>
   deployment.baselineArtifactNames.length
-    ? { placed: deployment.artifacts }
+    ? { placed: placedOnSuccess(deployment) }
     : { restored: { artifacts: baselineLeftBy(deployment), restoredArtifactNames: [], restoredTargetCiIds: [] } };
 
 /** A success or rollback: what it does to the environment's baseline, and the rest it records with it. */

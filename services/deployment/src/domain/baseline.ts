@@ -9,6 +9,7 @@ import {
   type DeploymentStep,
   DeploymentStrategyKind,
   StepKind,
+  TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { RuleDetail } from "./rule-violation.js";
 
@@ -19,6 +20,22 @@ import type { RuleDetail } from "./rule-violation.js";
 export function placedBy(artifacts: DeployedArtifact[], steps: DeploymentStep[]): DeployedArtifact[] {
   const targetCiIds = deployTargets(steps);
   return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds }));
+}
+
+/** The targets whose last report failed: within max_failed_targets when the deployment went on. */
+export const failedTargetsOf = (deployment: Deployment): string[] =>
+  deployment.targets.filter((target) => target.outcome === TargetOutcome.FAILED).map((target) => target.ciId);
+
+/**
+ * What a success leaves running: the package on every target it reached but those that failed
+ * (tolerated by max_failed_targets), which are taken to run what they ran before.
+ */
+export function placedOnSuccess(deployment: Deployment): DeployedArtifact[] {
+  const failed = new Set(failedTargetsOf(deployment));
+  if (failed.size === 0) return deployment.artifacts;
+  return deployment.artifacts.map((artifact) =>
+    create(DeployedArtifactSchema, { ...artifact, targetCiIds: artifact.targetCiIds.filter((ci) => !failed.has(ci)) }),
+  );
 }
 
 /** The plan's deploy steps (not its rollback's). */
@@ -78,12 +95,12 @@ const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === De
 /**
  * What the deployment left of its artifact names' baseline when it succeeded: its package over
  * `baseline`, what ran under those names when it started on the targets it has (nothing else
- * runs in the environment meanwhile). The package reached every target, a blue-green one only
- * the idle colour: the live colour keeps what it ran. A deployment scheduled before baselines
- * were scoped holds the whole baseline, and so this is the whole.
+ * runs in the environment meanwhile). The package reached every target but those that failed
+ * (placedOnSuccess), a blue-green one only the idle colour: the live colour keeps what it ran. A
+ * deployment scheduled before baselines were scoped holds the whole baseline, and so this is the whole.
  */
 export const baselineLeftBy = (deployment: Deployment): DeployedArtifact[] =>
-  baselineAfter(deployment.baseline, deployment.artifacts);
+  baselineAfter(deployment.baseline, placedOnSuccess(deployment));
 
 /** The package's artifact names, in plan order, once each: what a start scopes its baseline to. */
 export const packageNames = (artifacts: DeployedArtifact[]): string[] => [...new Set(artifacts.map((a) => a.name))];

@@ -16,7 +16,7 @@ import {
   StepState,
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { liveColourAfter } from "./baseline.js";
+import { failedTargetsOf, liveColourAfter, placedOnSuccess } from "./baseline.js";
 import { cancelledWhenDue, started } from "./deployment.js";
 import type { DeploymentEvent } from "./deployment-evolve.js";
 import { failAndRollBack, rolledBack } from "./rollback.js";
@@ -203,7 +203,8 @@ function complete(command: Extract<StepCommand, { kind: "completeStep" }>, deplo
       deploymentId: deployment.deploymentId,
       releaseId: deployment.releaseId,
       environment: deployment.environment,
-      artifacts: deployment.artifacts,
+      artifacts: placedOnSuccess(deployment),
+      failedTargetCiIds: failedTargetsOf(deployment),
       liveColour: liveColourAfter(deployment, "succeeded"),
     }),
   ];
