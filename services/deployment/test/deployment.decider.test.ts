@@ -59,6 +59,24 @@ describe("strategy expansion", () => {
     ).toBe("strategy.rolling_batch");
   });
 
+  test("CANARY pauses a week at most after a stage: longer waits are manual promotions", () => {
+    const stage = (weightPercent: number, pauseSeconds: number) => ({
+      $typeName: "rdm.deployment.v1.CanaryStage" as const,
+      weightPercent,
+      pauseSeconds,
+      manualPromotion: false,
+    });
+    const planned = (pauseSeconds: number) =>
+      new Deciding().plan(
+        strategy({ kind: DeploymentStrategyKind.CANARY, canaryStages: [stage(25, pauseSeconds), stage(100, 0)] }),
+      );
+    expect(() => planned(604_800)).not.toThrow();
+    const refused = refusal(() => planned(604_801));
+    expect(refused.conditions.map((c) => [c.rule, c.description])).toEqual([
+      ["strategy.canary_pause", "a canary stage pauses at most 604800 s (7 days): wait longer with manual_promotion"],
+    ]);
+  });
+
   test("CANARY weighs stages, each reaching at least one more target, with their pauses", () => {
     const d = new Deciding();
     d.plan(

@@ -440,6 +440,20 @@ describe("environments", () => {
       "environment.promotes_from",
       "environment.protection_group",
     ]);
+    // A quorum no board could reach would hold every deployment there for ever.
+    const unreachable = {
+      ...definition,
+      protection: create(ProtectionPolicySchema, { approvalGroup: "cab", quorum: 101 }),
+    };
+    const quorum = refusal(() =>
+      decideEnvironment(
+        { kind: "registerEnvironment", definition: unreachable, upstream: ["staging"], elsewhere: [] },
+        { environment: undefined },
+      ),
+    );
+    expect(quorum.conditions.map((c) => [c.rule, c.description])).toEqual([
+      ["environment.protection_quorum", "a protection quorum is at most 100"],
+    ]);
     // staging promotes from test, test from production: production after staging closes a circle.
     const circle = refusal(() =>
       decideEnvironment(

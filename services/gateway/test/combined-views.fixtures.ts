@@ -317,7 +317,7 @@ function withdrawnEvents(ids: Ids): CloudEvent[] {
 
 /**
  * Configuration facts a dashboard of the release and one of a staging environment see arrive: the
- * package's artifact quarantined, and staging's target (registered with it) retiring.
+ * package's artifact quarantined, and staging's target (registered with it) going into maintenance.
  */
 export function laterConfigurationFacts(ids: Ids) {
   const staging = `${ids.environment}-staging`;
@@ -331,10 +331,10 @@ export function laterConfigurationFacts(ids: Ids) {
       artifactId: ids.artifact,
       reason: "CVE",
     }),
-    retiring: event(ConfigurationItemStatusChangedSchema, target, 2, "03T12:05:00", {
+    maintenance: event(ConfigurationItemStatusChangedSchema, target, 2, "03T12:05:00", {
       ciId: target,
-      from: CiLifecycleStatus.ACTIVE,
-      to: CiLifecycleStatus.RETIRING,
+      from: CiLifecycleStatus.LIVE,
+      to: CiLifecycleStatus.MAINTENANCE,
     }),
   };
 }

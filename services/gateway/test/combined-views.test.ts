@@ -298,7 +298,7 @@ test("a dashboard's view stream receives the configuration facts about its relea
     headers,
   );
   try {
-    await publishTo(CONFIGURATION_EVENTS_TOPIC, 2, [facts.quarantined, facts.retiring]);
+    await publishTo(CONFIGURATION_EVENTS_TOPIC, 2, [facts.quarantined, facts.maintenance]);
     expect(await ofRelease.nextEvent()).toMatchObject({
       event: "overview",
       data: { eventType: "rdm.configuration.v1.ArtifactQuarantined" },

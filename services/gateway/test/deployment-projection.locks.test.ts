@@ -45,7 +45,7 @@ function succeeded(environment: string, environmentSequence: bigint) {
     data: toBinary(DeploymentSucceededSchema, message),
   });
   if (!event) throw new Error("not decoded");
-  return event;
+  return event as Parameters<typeof deploymentProjection.apply>[0];
 }
 
 test("outcomes of two environments in opposite orders on two replicas both commit", async () => {

@@ -11,6 +11,8 @@ import {
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { type RuleDetail, violation } from "./rule-violation.js";
 
+/** The most approvals a protection policy asks for. */
+const MAX_QUORUM = 100;
 export type EnvironmentEvent = EnvironmentRegistered | EnvironmentChanged;
 
 export interface EnvironmentState {
@@ -115,6 +117,14 @@ function definitionViolations(
       rule: "environment.protection_group",
       subject: definition.name,
       description: "a protection quorum needs an approval group",
+    });
+  }
+  // More approvers than any board has would leave every deployment there waiting for ever.
+  if (protection && protection.quorum > MAX_QUORUM) {
+    violations.push({
+      rule: "environment.protection_quorum",
+      subject: definition.name,
+      description: `a protection quorum is at most ${MAX_QUORUM}`,
     });
   }
   return violations;

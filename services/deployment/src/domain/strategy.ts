@@ -46,12 +46,24 @@ function rolling(strategy: DeploymentStrategy, targets: string[]): StepSpec[] | 
   return [...batches, verify(targets)];
 }
 
+/** The longest pause after a canary stage: a week. */
+const MAX_PAUSE_SECONDS = 7 * 24 * 3600;
+
 function canary(strategy: DeploymentStrategy, targets: string[]): StepSpec[] | RuleDetail[] {
   const stages = strategy.canaryStages;
   const weights = stages.map((stage) => stage.weightPercent);
   const increasing = weights.every((weight, i) => weight > 0 && (i === 0 || weight > (weights[i - 1] ?? 0)));
   if (!stages.length || !increasing || weights.at(-1) !== 100) {
     return [violation("strategy.canary_stages", "CANARY needs stages of increasing weight ending at 100")];
+  }
+  // A longer pause holds the environment past any window; a manual promotion waits as long as needed.
+  if (stages.some((stage) => stage.pauseSeconds > MAX_PAUSE_SECONDS)) {
+    return [
+      violation(
+        "strategy.canary_pause",
+        `a canary stage pauses at most ${MAX_PAUSE_SECONDS} s (7 days): wait longer with manual_promotion`,
+      ),
+    ];
   }
   const specs: StepSpec[] = [];
   let covered = 0;
