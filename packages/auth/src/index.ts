@@ -12,6 +12,7 @@ export {
 export { sameSubject, subjectKey } from "./subjects.js";
 export {
   createTokenVerifier,
+  subjectProblem,
   type TokenVerifier,
   type TokenVerifierOptions,
   Unauthenticated,

@@ -138,18 +138,21 @@ export const MAX_SUBJECT_LENGTH = 200;
 // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
 const NOT_IN_A_SUBJECT = /[\u0000-\u001F\u007F-\u009F]|\p{Surrogate}/u;
 
+/**
+ * Why `sub` names no one the services take, or undefined. The subject is the actor recorded,
+ * exactly, on every event: it must name someone, in text every consumer of the events stores
+ * (see @rdm/proto's input rules), and briefly.
+ */
+export function subjectProblem(sub: unknown): string | undefined {
+  if (typeof sub !== "string" || sub.trim() === "") return 'the "sub" claim must be a non-empty string';
+  if (NOT_IN_A_SUBJECT.test(sub)) return 'the "sub" claim must be well-formed text without control characters';
+  if ([...sub].length > MAX_SUBJECT_LENGTH) return `the "sub" claim must be at most ${MAX_SUBJECT_LENGTH} characters`;
+  return undefined;
+}
+
 function toPrincipal(payload: JWTPayload): Principal {
-  // The subject is the actor recorded, exactly, on every event: it must name someone, in text
-  // every consumer of the events stores (see @rdm/proto's input rules), and briefly.
-  if (typeof payload.sub !== "string" || payload.sub.trim() === "") {
-    throw new Unauthenticated("invalid_claims", 'the "sub" claim must be a non-empty string');
-  }
-  if (NOT_IN_A_SUBJECT.test(payload.sub)) {
-    throw new Unauthenticated("invalid_claims", 'the "sub" claim must be well-formed text without control characters');
-  }
-  if ([...payload.sub].length > MAX_SUBJECT_LENGTH) {
-    throw new Unauthenticated("invalid_claims", `the "sub" claim must be at most ${MAX_SUBJECT_LENGTH} characters`);
-  }
+  const problem = subjectProblem(payload.sub);
+  if (problem) throw new Unauthenticated("invalid_claims", problem);
   const roles = payload.roles;
   if (roles !== undefined && !Array.isArray(roles)) {
     throw new Unauthenticated("invalid_claims", 'the "roles" claim must be an array of strings');
@@ -159,7 +162,7 @@ function toPrincipal(payload: JWTPayload): Principal {
     throw new Unauthenticated("invalid_claims", 'the "groups" claim must be an array of strings');
   }
   const principal: Principal = {
-    subject: payload.sub,
+    subject: payload.sub as string,
     roles: (roles ?? []).filter(isRole),
     groups: groups ?? [],
   };

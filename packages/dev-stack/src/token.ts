@@ -5,7 +5,7 @@ import { existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { isRole, mintDevToken } from "@rdm/auth";
+import { isRole, mintDevToken, subjectProblem } from "@rdm/auth";
 
 const usage = "usage: ./rdm token <subject> <role[,role...]> [--groups g1,g2] [--expires 12h]";
 
@@ -16,6 +16,9 @@ async function main() {
   });
   const [subject, roleList] = positionals;
   if (!subject || !roleList) throw new Error(usage);
+  // A token every service would refuse (UNAUTHENTICATED) is not minted.
+  const problem = subjectProblem(subject);
+  if (problem) throw new Error(`subject: ${problem.replace('the "sub" claim', "it")}\n${usage}`);
   const roles = roleList.split(",").filter(Boolean);
   const unknown = roles.filter((r) => !isRole(r));
   if (unknown.length) throw new Error(`unknown role(s): ${unknown.join(", ")}\n${usage}`);
