@@ -598,6 +598,22 @@ describe("execution", () => {
     const events = failing.run({ kind: "failStep", stepIndex: 0, fencingToken: token, reason: "disk full", now: NOW });
     expect(failing.types(events)).toEqual(["DeploymentStepFailed", "DeploymentFailed", "DeploymentRollbackStarted"]);
 
+    // What a failure may have left running: the package on the targets its steps took up only.
+    const early = new Deciding();
+    early.plan(strategy({ kind: DeploymentStrategyKind.ROLLING, batchSize: 2 }));
+    early.start();
+    const first = early.deployment.steps[0]?.targetCiIds;
+    const firstToken = early.claim(0);
+    const failed = early.run({
+      kind: "failStep",
+      stepIndex: 0,
+      fencingToken: firstToken,
+      reason: "disk full",
+      now: NOW,
+    });
+    expect(failed[1]).toMatchObject({ artifacts: [{ targetCiIds: first }] });
+    expect(first).toHaveLength(2);
+
     const manual = new Deciding();
     manual.plan(ALL_AT_ONCE);
     manual.start();

@@ -42,6 +42,26 @@ export function placedOnSuccess(deployment: Deployment): DeployedArtifact[] {
 export const deploySteps = (steps: DeploymentStep[]): DeploymentStep[] =>
   steps.filter((step) => step.kind === StepKind.DEPLOY && !step.rollback);
 
+/** The targets of the plan's deploy steps an executor took up (claimed), once each: what a failure may have changed. */
+export const touchedTargets = (steps: DeploymentStep[]): string[] => [
+  ...new Set(
+    deploySteps(steps)
+      .filter((step) => step.fencingToken > 0n)
+      .flatMap((step) => step.targetCiIds),
+  ),
+];
+
+/**
+ * What a failure may have left running: the package on the targets its deploy steps took up.
+ * The others were never deployed to and run what they ran.
+ */
+export function placedOnFailure(deployment: Deployment): DeployedArtifact[] {
+  const touched = new Set(touchedTargets(deployment.steps));
+  return deployment.artifacts.map((artifact) =>
+    create(DeployedArtifactSchema, { ...artifact, targetCiIds: artifact.targetCiIds.filter((ci) => touched.has(ci)) }),
+  );
+}
+
 /** The targets the plan's deploy steps reach, once each: what a rollback restores. */
 export const deployTargets = (steps: DeploymentStep[]): string[] => [
   ...new Set(deploySteps(steps).flatMap((step) => step.targetCiIds)),

@@ -10,7 +10,7 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { baselineLeftBy, deployTargets, liveColourAfter, narrowedTo, scopedTo } from "./baseline.js";
+import { baselineLeftBy, deployTargets, liveColourAfter, narrowedTo, placedOnFailure, scopedTo } from "./baseline.js";
 import { refuse } from "./rule-violation.js";
 import { rollbackSteps } from "./strategy.js";
 
@@ -81,7 +81,7 @@ export function failAndRollBack(deployment: Deployment, reason: string, failedTa
       deploymentId: deployment.deploymentId,
       releaseId: deployment.releaseId,
       environment: deployment.environment,
-      artifacts: deployment.artifacts,
+      artifacts: placedOnFailure(deployment),
       reason,
       failedTargetCiIds: failedTargets,
     }),

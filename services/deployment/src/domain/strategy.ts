@@ -8,6 +8,7 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { touchedTargets } from "./baseline.js";
 import { allTargets, groupTargets } from "./environment.js";
 import type { RuleDetail } from "./rule-violation.js";
 
@@ -186,13 +187,7 @@ export function rollbackSteps(
           },
         ]
       : [];
-  const touched = [
-    ...new Set(
-      plan.steps
-        .filter((step) => step.kind === StepKind.DEPLOY && step.fencingToken > 0n)
-        .flatMap((step) => step.targetCiIds),
-    ),
-  ];
+  const touched = touchedTargets(plan.steps);
   const restore: StepSpec = {
     kind: StepKind.ROLLBACK,
     targetCiIds: touched,
