@@ -75,6 +75,11 @@ export class Harness {
     this.topicPrefix = testTopicPrefix(label);
   }
 
+  /** The service's environment: its database, topics and secret (a replica started with it shares them). */
+  serviceEnv() {
+    return this.env();
+  }
+
   private env() {
     return {
       DATABASE_URL: this.databaseUrl,
@@ -141,7 +146,14 @@ export class Harness {
   }
 
   async client(subject: string, roles: Role[], groups: string[] = []) {
-    const token = await mintDevToken({
+    return createGrpcClient(DeploymentService, `127.0.0.1:${this.service.port}`, {
+      token: await this.token(subject, roles, groups),
+    });
+  }
+
+  /** A token the service takes, for `subject` with `roles` (and approval `groups`). */
+  token(subject: string, roles: Role[], groups: string[] = []) {
+    return mintDevToken({
       subject,
       roles,
       groups,
@@ -150,7 +162,6 @@ export class Harness {
       audience: "rdm",
       expiresIn: "10m",
     });
-    return createGrpcClient(DeploymentService, `127.0.0.1:${this.service.port}`, { token });
   }
 
   async publish<S extends DescMessage>(

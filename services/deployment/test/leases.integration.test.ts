@@ -1,12 +1,17 @@
 // Leases through gRPC against real PostgreSQL: a lapsed lease nobody takes over is returned to the
 // queue by the sweep (once, with replicas racing and across a restart), an executor gives a step
 // back with ReleaseStep (a stale token refused), and a retried ClaimStep replays its first answer.
+import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { status } from "@grpc/grpc-js";
-import { errorDetails } from "@rdm/grpc";
+import { createGrpcClient, errorDetails } from "@rdm/grpc";
 import { createLogger } from "@rdm/observability";
+import { DeploymentService } from "@rdm/proto/gen/rdm/deployment/v1/deployment_service_pb.js";
 import { DeploymentStrategyKind, StepState, TargetOutcome } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import { startGrpcService } from "@rdm/runtime";
 import { deploymentCommandHandler } from "../src/api/commands.js";
+import { deploymentServiceHandlers } from "../src/api/deployment-service.js";
 import { startLeaseSweep } from "../src/jobs/lease-sweep.js";
+import { deploymentServiceDefinition } from "../src/service.js";
 import { groups, Harness, preconditionRules, refusedWith, rid, strategyOf, uniqueId, waitFor } from "./harness.js";
 
 const harness = new Harness("deployment-leases");
@@ -214,4 +219,35 @@ test("a ClaimStep whose request id another request used is refused as request.id
   }
   // The waiting step is still there for a claim of its own.
   expect((await claimIn(waiting.environment)).deploymentId).toBe(waiting.deploymentId);
+});
+
+test("a claim's lease is counted by PostgreSQL's clock, which judges it: a service clock a minute behind leaves it whole", async () => {
+  // A second replica on the same database whose clock runs 60 s behind PostgreSQL's.
+  const behind = () => new Date(Date.now() - 60_000);
+  const env = harness.serviceEnv();
+  const definition = deploymentServiceDefinition(env);
+  const replica = await startGrpcService(
+    {
+      ...definition,
+      workers: undefined,
+      services: ({ store, pool }) => [deploymentServiceHandlers({ store, pool, clock: behind })],
+    },
+    { ...env, GRPC_PORT: "0" },
+  );
+  try {
+    const { environment } = await started();
+    const onReplica = createGrpcClient(DeploymentService, `127.0.0.1:${replica.port}`, {
+      token: await harness.token("agent-3", ["executor"]),
+    });
+    const request = { executorId: "agent-3", environments: [environment], leaseSeconds: 30 };
+    const claimed = (await onReplica.claimStep({ ...rid(), ...request })).assignment;
+    expect(claimed?.fencingToken).toBe(1n);
+    const expires = timestampDate(claimed?.leaseExpiresAt ?? timestampFromDate(new Date(0))).getTime();
+    expect(expires).toBeGreaterThan(Date.now() + 20_000);
+    // Another executor finds it held, not lapsed.
+    expect((await executor.claimStep({ ...rid(), ...request, executorId: "agent-1" })).assignment).toBeUndefined();
+    onReplica.close();
+  } finally {
+    await replica.stop();
+  }
 });

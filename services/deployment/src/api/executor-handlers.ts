@@ -146,7 +146,7 @@ function claimStepHandler({ handler, pool, store }: ApiContext): Handlers["claim
           kind: "claimStep",
           stepIndex: queued?.stepIndex ?? -1,
           executorId: request.executorId,
-          leaseExpiresAt: new Date(decision.now.getTime() + request.leaseSeconds * 1000),
+          leaseExpiresAt: new Date((queued?.now ?? decision.now).getTime() + request.leaseSeconds * 1000),
           leaseExpired: queued?.leaseExpired ?? false,
           // Its first claim: the gates are checked again as it begins (see gatesAsItBegins).
           begins:

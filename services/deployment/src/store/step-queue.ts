@@ -73,6 +73,11 @@ export interface QueuedStep {
   stepIndex: number;
   /** The step was claimed, but its holder's lease ran out. */
   leaseExpired: boolean;
+  /**
+   * PostgreSQL's clock as the claim's transaction began: a lease is counted from it, as every
+   * lease is judged and extended by it (the service's clock may be off).
+   */
+  now: Date;
 }
 
 /**
@@ -85,8 +90,8 @@ export async function lockNextStep(
   tx: Queryable,
   executor: { environments: string[]; labels: string[] },
 ): Promise<QueuedStep | undefined> {
-  const { rows } = await tx.query<{ deployment_id: string; step_index: number; status: string }>(
-    `SELECT deployment_id, step_index, status FROM step_queue q
+  const { rows } = await tx.query<{ deployment_id: string; step_index: number; status: string; now: Date }>(
+    `SELECT deployment_id, step_index, status, now() AS now FROM step_queue q
      WHERE NOT held
        AND ((status = 'READY' AND available_at <= now()) OR (status = 'CLAIMED' AND lease_expires_at < now()))
        AND (cardinality($1::text[]) = 0 OR environment = ANY($1))
@@ -98,7 +103,14 @@ export async function lockNextStep(
     [executor.environments, executor.labels],
   );
   const row = rows[0];
-  return row && { deploymentId: row.deployment_id, stepIndex: row.step_index, leaseExpired: row.status === "CLAIMED" };
+  return (
+    row && {
+      deploymentId: row.deployment_id,
+      stepIndex: row.step_index,
+      leaseExpired: row.status === "CLAIMED",
+      now: row.now,
+    }
+  );
 }
 
 /**
