@@ -13,7 +13,7 @@ import {
   TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import { baselineLeftBy } from "../src/domain/baseline.js";
-import { type DeploymentEvent, evolve, fold, initialState, type RuleDetail } from "../src/domain/index.js";
+import { type DeploymentEvent, decide, evolve, fold, initialState, type RuleDetail } from "../src/domain/index.js";
 import { baseline, Deciding, environment, NOW, refusal, report, strategy } from "./deciders.js";
 
 const eventTypes = createRegistry(file_rdm_deployment_v1_events);
@@ -577,8 +577,10 @@ describe("execution", () => {
     let events: ReturnType<typeof d.run> = [];
     for (const step of d.deployment.steps) {
       const token = d.claim(step.index);
+      // Its deploy fails on ci-1; the verification after it passes there (the old version works).
       for (const ciId of step.targetCiIds) {
-        d.run(report(step.index, token, ciId, ciId === "ci-1" ? { outcome: TargetOutcome.FAILED } : {}));
+        const failed = ciId === "ci-1" && step.kind === StepKind.DEPLOY;
+        d.run(report(step.index, token, ciId, failed ? { outcome: TargetOutcome.FAILED } : {}));
       }
       events = d.complete(step.index, token);
     }
@@ -647,10 +649,12 @@ describe("execution", () => {
       "deployment.state",
       "cannot cancel a deployment in state ROLLING_BACK: its rollback restores the baseline and is retried until it does (see its failed rollback steps), or until AbandonRollback gives it up",
     ]);
-    // Given up: FAILED again, its restore skipped, naming the targets it did not restore.
-    const abandoned = d.run({ kind: "abandonRollback", reason: "host gone" });
-    expect(d.types(abandoned)).toEqual(["DeploymentRollbackAbandoned"]);
-    expect(abandoned[0]).toMatchObject({
+    // Given up: FAILED, its restore skipped, naming the targets it did not restore. Rolled back
+    // by hand, it had no failure recorded: the failure comes first, an outcome every consumer takes.
+    const abandoned = d.run({ kind: "abandonRollback", reason: "host gone", environmentLiveColour: "" });
+    expect(d.types(abandoned)).toEqual(["DeploymentFailed", "DeploymentRollbackAbandoned"]);
+    expect(abandoned[0]).toMatchObject({ reason: "rollback given up: host gone" });
+    expect(abandoned[1]).toMatchObject({
       reason: "host gone",
       unrestoredTargetCiIds: d.deployment.steps[index]?.targetCiIds,
       releaseId: d.deployment.releaseId,
@@ -662,7 +666,16 @@ describe("execution", () => {
       "SKIPPED",
     ]);
     expect(refusal(() => d.rollback()).rule).toBe("deployment.rollback_abandoned");
-    expect(refusal(() => d.run({ kind: "abandonRollback", reason: "again" })).rule).toBe("deployment.state");
+    const again = { kind: "abandonRollback", reason: "again", environmentLiveColour: "" } as const;
+    expect(refusal(() => d.run(again)).rule).toBe("deployment.state");
+
+    // An automatic rollback follows its failure: giving it up records no second one.
+    const automatic = new Deciding();
+    automatic.plan(ALL_AT_ONCE);
+    automatic.start();
+    const token = automatic.claim(0);
+    automatic.run({ kind: "failStep", stepIndex: 0, fencingToken: token, reason: "disk full", now: NOW });
+    expect(automatic.types(automatic.run({ ...again, reason: "host gone" }))).toEqual(["DeploymentRollbackAbandoned"]);
   });
 
   const step = (d: Deciding, index: number) => d.deployment.steps[index]?.state ?? StepState.UNSPECIFIED;
@@ -704,8 +717,18 @@ describe("execution", () => {
       ["ROLLBACK", "", ["g-1"]],
       ["VERIFY", "", ["g-1"]],
     ]);
+    // Given up while traffic is still on green, as the environment records it: nothing moved.
+    const giveUp = (environmentLiveColour: string) => () =>
+      decide({ kind: "abandonRollback", reason: "host gone", environmentLiveColour }, { deployment: d.deployment });
+    expect(giveUp("green")).not.toThrow();
     d.pass(back[0]?.index ?? -1);
     expect(d.deployment.switched).toBe(false);
+    // Switched back to blue, which no outcome recorded yet: the next plan would go onto blue.
+    const moved = refusal(giveUp("green"));
+    expect([moved.rule, moved.message]).toEqual([
+      "deployment.colour_moved",
+      "traffic is on blue now, the environment records green live: a rollback given up would leave the next deployment planned onto the colour serving traffic; let the rollback restore its targets",
+    ]);
     d.pass(back[1]?.index ?? -1);
     expect(colourOf(d.pass(back[2]?.index ?? -1))).toEqual(["-", "blue"]);
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);

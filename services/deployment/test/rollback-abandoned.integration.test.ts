@@ -89,6 +89,16 @@ test("a rollback whose restore keeps failing is given up: FAILED again, the envi
     { timeoutMs: 20_000, description: "DeploymentRollbackAbandoned on Kafka" },
   );
   expect(published).toMatchObject({ reason: "hosts restored by hand", unrestoredTargetCiIds: targets, environment });
+  // Rolled back by hand, it had recorded no failure: the outcome comes with the abandonment,
+  // numbered in its environment, naming the targets the deploy step took up.
+  const failure = harness.published
+    .get(deploymentId)
+    ?.find((e) => e.$typeName === "rdm.deployment.v1.DeploymentFailed");
+  expect(failure).toMatchObject({
+    reason: "rollback given up: hosts restored by hand",
+    environmentSequence: 2n,
+    artifacts: [{ targetCiIds: targets }],
+  });
 
   // A deployment since may have replaced what the restore would put back: no second rollback.
   expect(await preconditionRules(deployer.rollbackDeployment({ ...rid(), deploymentId, reason: "again" }))).toEqual([

@@ -276,7 +276,25 @@ export function deploymentCommandHandlers(api: ApiContext) {
     resumeDeployment: simple("resumeDeployment"),
     promoteDeployment: simple("promoteDeployment"),
     cancelDeployment: simple("cancelDeployment"),
-    abandonRollback: simple("abandonRollback"),
+    ...rollbackHandlers(api),
+  } satisfies Partial<Handlers>;
+}
+
+/** Roll back, and give a rollback up. */
+function rollbackHandlers({ handler }: ApiContext) {
+  return {
+    async abandonRollback(request, ctx) {
+      return runDeploymentCommand(handler, ctx, M.abandonRollback, request, {
+        output: M.abandonRollback.output,
+        streamId: request.deploymentId,
+        // In the environment's turn: the colour it records live is the one starts plan against.
+        command: async (state, _decision, tx) => ({
+          kind: "abandonRollback",
+          reason: request.reason,
+          environmentLiveColour: (await inEnvironmentTurn(request.deploymentId, state, tx)).environment.liveColour,
+        }),
+      });
+    },
 
     async rollbackDeployment(request, ctx) {
       return runDeploymentCommand(handler, ctx, M.rollbackDeployment, request, {
@@ -288,9 +306,9 @@ export function deploymentCommandHandlers(api: ApiContext) {
   } satisfies Partial<Handlers>;
 }
 
-type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment" | "abandonRollback";
+type Simple = "pauseDeployment" | "resumeDeployment" | "promoteDeployment" | "cancelDeployment";
 
-/** A command that needs nothing but the request: pause, resume, promote, cancel, give up a rollback. */
+/** A command that needs nothing but the request: pause, resume, promote, cancel. */
 function simpleCommandHandler<K extends Simple>(handler: ApiContext["handler"], method: K): Handlers[K] {
   return (async (
     request: { requestId: string; deploymentId: string; reason?: string; comment?: string },
@@ -307,8 +325,6 @@ function simpleCommandHandler<K extends Simple>(handler: ApiContext["handler"], 
             return { kind: "resumeDeployment" };
           case "promoteDeployment":
             return { kind: "promoteDeployment", comment: request.comment ?? "" };
-          case "abandonRollback":
-            return { kind: "abandonRollback", reason: request.reason ?? "" };
           default:
             return { kind: "cancelDeployment", reason: request.reason ?? "" };
         }

@@ -1,7 +1,11 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Outcome } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { DeploymentStrategyKind, DeploymentSucceededSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  DeploymentStrategyKind,
+  type DeploymentSucceeded,
+  DeploymentSucceededSchema,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import {
   type BaselineChange,
@@ -10,7 +14,6 @@ import {
   type DeploymentAggregateState,
   type DeploymentEvent,
   liveColourAfter,
-  placedOnSuccess,
 } from "../domain/index.js";
 import { syncStepQueue } from "../store/step-queue.js";
 import {
@@ -103,9 +106,9 @@ const setsBaseline = (event: DeploymentEvent): event is BaselineEvent =>
  * A success places its package over what runs. One scheduled before starts recorded their names
  * (its baseline is the whole one it started from) leaves what it left then: that, as before.
  */
-const successChange = (deployment: Deployment): BaselineChange =>
+const successChange = (deployment: Deployment, succeeded: DeploymentSucceeded): BaselineChange =>
   deployment.baselineArtifactNames.length
-    ? { placed: placedOnSuccess(deployment) }
+    ? { placed: succeeded.artifacts }
     : { restored: { artifacts: baselineLeftBy(deployment), restoredArtifactNames: [], restoredTargetCiIds: [] } };
 
 /** A success or rollback: what it does to the environment's baseline, and the rest it records with it. */
@@ -125,7 +128,7 @@ export function baselinesOf(deployment: Deployment, events: DeploymentEvent[]): 
     const succeeded = event.$typeName === SUCCEEDED;
     return {
       sequence: event.environmentSequence,
-      change: succeeded ? successChange(deployment) : { restored: event },
+      change: event.$typeName === SUCCEEDED ? successChange(deployment, event) : { restored: event },
       deploymentId: deployment.deploymentId,
       since: at && timestampDate(at),
       liveColour: blueGreen ? liveColourAfter(deployment, succeeded ? "succeeded" : "rolledBack") : undefined,

@@ -9,7 +9,6 @@ import {
   type DeploymentStep,
   DeploymentStrategyKind,
   StepKind,
-  TargetOutcome,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type { RuleDetail } from "./rule-violation.js";
 
@@ -22,9 +21,12 @@ export function placedBy(artifacts: DeployedArtifact[], steps: DeploymentStep[])
   return artifacts.map((artifact) => create(DeployedArtifactSchema, { ...artifact, targetCiIds }));
 }
 
-/** The targets whose last report failed: within max_failed_targets when the deployment went on. */
-export const failedTargetsOf = (deployment: Deployment): string[] =>
-  deployment.targets.filter((target) => target.outcome === TargetOutcome.FAILED).map((target) => target.ciId);
+/**
+ * The targets whose deploy failed (their last report in a deploy step): within max_failed_targets
+ * when the deployment went on. A verification after it passing says the target still works, not
+ * that the package reached it.
+ */
+export const failedTargetsOf = (deployment: Deployment): string[] => [...deployment.deployFailedCiIds];
 
 /**
  * What a success leaves running: the package on every target it reached but those that failed
@@ -116,11 +118,15 @@ const isBlueGreen = (deployment: Deployment) => deployment.strategy?.kind === De
  * What the deployment left of its artifact names' baseline when it succeeded: its package over
  * `baseline`, what ran under those names when it started on the targets it has (nothing else
  * runs in the environment meanwhile). The package reached every target but those that failed
- * (placedOnSuccess), a blue-green one only the idle colour: the live colour keeps what it ran. A
+ * (placedOnSuccess, as its success recorded it), a blue-green one only the idle colour: the live colour keeps what it ran. A
  * deployment scheduled before baselines were scoped holds the whole baseline, and so this is the whole.
  */
 export const baselineLeftBy = (deployment: Deployment): DeployedArtifact[] =>
-  baselineAfter(deployment.baseline, placedOnSuccess(deployment));
+  baselineAfter(
+    deployment.baseline,
+    // As its DeploymentSucceeded said (one recorded before tolerated failures were left out names them).
+    deployment.succeededArtifacts.length ? deployment.succeededArtifacts : placedOnSuccess(deployment),
+  );
 
 /** The package's artifact names, in plan order, once each: what a start scopes its baseline to. */
 export const packageNames = (artifacts: DeployedArtifact[]): string[] => [...new Set(artifacts.map((a) => a.name))];

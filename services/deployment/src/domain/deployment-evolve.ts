@@ -111,6 +111,11 @@ function applyStepEvent(deployment: Deployment, event: DeploymentEvent, at: Time
       // Its last report counts: a target reported IN_PROGRESS after its outcome is at work again.
       if (!REPORTED.has(event.outcome)) step.reportedCiIds = step.reportedCiIds.filter((ci) => ci !== event.ciId);
       else if (!step.reportedCiIds.includes(event.ciId)) step.reportedCiIds.push(event.ciId);
+      // Whether its deploy failed, whatever a verification says of it later.
+      if (step.kind === StepKind.DEPLOY && !step.rollback) {
+        const others = deployment.deployFailedCiIds.filter((ci) => ci !== event.ciId);
+        deployment.deployFailedCiIds = event.outcome === TargetOutcome.FAILED ? [...others, event.ciId] : others;
+      }
       break;
     }
     case "rdm.deployment.v1.DeploymentStepCompleted":
@@ -175,9 +180,11 @@ function applyLifecycleEvent(deployment: Deployment, event: DeploymentEvent, at:
     // An ended deployment is on hold no more (a pause taken during its last step).
     case "rdm.deployment.v1.DeploymentSucceeded":
       Object.assign(deployment, { state: DeploymentState.SUCCEEDED, paused: false, reason: "" });
+      deployment.succeededArtifacts = structuredClone(event.artifacts);
       break;
     case "rdm.deployment.v1.DeploymentFailed":
       Object.assign(deployment, { state: DeploymentState.FAILED, paused: false, reason: event.reason });
+      deployment.failureRecorded = true;
       // The step the failure came in (a failed verification, too many failed targets) failed; the
       // rollback that follows drops the ones not run.
       for (const step of deployment.steps) {

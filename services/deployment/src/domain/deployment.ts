@@ -21,7 +21,13 @@ import {
 import { baselineTooLarge, packageNames, placedBy, scopedTo } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
-import { abandonedRollback, type RollbackFacts, requireCurrent, startRollback } from "./rollback.js";
+import {
+  abandonRollback,
+  type RollbackFacts,
+  requireColourRecorded,
+  requireCurrent,
+  startRollback,
+} from "./rollback.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
 import { expandStrategy, strategyName } from "./strategy.js";
 
@@ -62,7 +68,8 @@ export type DeploymentCommand =
   /** The service's own: a scheduled deployment whose window ended before any executor came is cancelled. */
   | { kind: "expireSchedule"; now: Date }
   | ({ kind: "rollbackDeployment"; reason: string; fast: boolean } & RollbackFacts)
-  | { kind: "abandonRollback"; reason: string }
+  /** `environmentLiveColour`: the colour the environment records live (blue-green plans start from it). */
+  | { kind: "abandonRollback"; reason: string; environmentLiveColour: string }
   | StepCommand;
 
 const existing = (state: DeploymentAggregateState): Deployment =>
@@ -310,7 +317,8 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       return startRollback(deployment, command.reason, false, command.fast);
     case "abandonRollback":
       requireState(deployment, [DeploymentState.ROLLING_BACK], "give up the rollback of");
-      return [abandonedRollback(deployment, command.reason)];
+      requireColourRecorded(deployment, command.environmentLiveColour);
+      return abandonRollback(deployment, command.reason);
     default:
       return decideStepCommand(command as StepCommand, deployment);
   }

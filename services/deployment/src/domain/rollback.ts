@@ -10,7 +10,15 @@ import {
   StepKind,
   StepState,
 } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
-import { baselineLeftBy, deployTargets, liveColourAfter, narrowedTo, placedOnFailure, scopedTo } from "./baseline.js";
+import {
+  baselineLeftBy,
+  deployTargets,
+  failedTargetsOf,
+  liveColourAfter,
+  narrowedTo,
+  placedOnFailure,
+  scopedTo,
+} from "./baseline.js";
 import { refuse } from "./rule-violation.js";
 import { rollbackSteps } from "./strategy.js";
 
@@ -60,8 +68,38 @@ export const rolledBack = (deployment: Deployment, reason: string) =>
     liveColour: liveColourAfter(deployment, "rolledBack"),
   });
 
-/** The rollback given up: the targets of its restore steps not completed are left as the failure left them. */
-export const abandonedRollback = (deployment: Deployment, reason: string) =>
+/**
+ * The rollback given up: the targets of its restore steps not completed are left as the failure
+ * left them. One taken by hand (no failure recorded) records the failure first, an outcome every
+ * consumer takes (the change fails, the environment is degraded, the KPIs count it).
+ */
+export function abandonRollback(deployment: Deployment, reason: string) {
+  const given = `rollback given up: ${reason}`;
+  return [
+    ...(deployment.failureRecorded ? [] : [failed(deployment, given, failedTargetsOf(deployment))]),
+    abandonedRollback(deployment, reason),
+  ];
+}
+
+/**
+ * A blue-green rollback is given up only while traffic is where the environment records it: its
+ * next deployment goes to the other colour. Once the switch back (or a forward switch the
+ * failure left) moved it elsewhere, only an outcome (the rollback's) records the move.
+ */
+export function requireColourRecorded(deployment: Deployment, environmentLiveColour: string) {
+  if (deployment.strategy?.kind !== DeploymentStrategyKind.BLUE_GREEN) return;
+  // Switched (and not back): the colour it switched to; else the one live before it.
+  const forward = deployment.steps.find((step) => step.kind === StepKind.SWITCH && !step.rollback);
+  const serving = deployment.switched ? (forward?.colour ?? "") : deployment.previousColour;
+  if (serving && serving !== environmentLiveColour) {
+    refuse(
+      "deployment.colour_moved",
+      `traffic is on ${serving} now, the environment records ${environmentLiveColour || "no colour"} live: a rollback given up would leave the next deployment planned onto the colour serving traffic; let the rollback restore its targets`,
+    );
+  }
+}
+
+const abandonedRollback = (deployment: Deployment, reason: string) =>
   create(DeploymentRollbackAbandonedSchema, {
     deploymentId: deployment.deploymentId,
     reason,
@@ -76,18 +114,18 @@ export const abandonedRollback = (deployment: Deployment, reason: string) =>
 
 /** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */
 export function failAndRollBack(deployment: Deployment, reason: string, failedTargets: string[]) {
-  return [
-    create(DeploymentFailedSchema, {
-      deploymentId: deployment.deploymentId,
-      releaseId: deployment.releaseId,
-      environment: deployment.environment,
-      artifacts: placedOnFailure(deployment),
-      reason,
-      failedTargetCiIds: failedTargets,
-    }),
-    ...startRollback(deployment, reason, true, false),
-  ];
+  return [failed(deployment, reason, failedTargets), ...startRollback(deployment, reason, true, false)];
 }
+
+const failed = (deployment: Deployment, reason: string, failedTargets: string[]) =>
+  create(DeploymentFailedSchema, {
+    deploymentId: deployment.deploymentId,
+    releaseId: deployment.releaseId,
+    environment: deployment.environment,
+    artifacts: placedOnFailure(deployment),
+    reason,
+    failedTargetCiIds: failedTargets,
+  });
 
 /**
  * A rollback restores the baseline the deployment found, so the environment must still be as the
