@@ -313,8 +313,25 @@ test("a missed deadline shows as overdue with its breach at the gateway", async 
     );
   const named = (tasks: { name: string }[]) => tasks.map((t) => t.name);
   expect(named((await overviewIn("REGISTRATION")).deadlines.overdueTasks)).toEqual(["notify support"]);
+  // Listed among those with overdue tasks once the deadline job has marked it.
+  const listedOnce = (query: string, expected: string[]) =>
+    waitFor(async () => (JSON.stringify(await listed(query)) === JSON.stringify(expected) ? true : undefined), {
+      timeoutMs: 30_000,
+      description: `${query}: ${expected.join(", ") || "none"}`,
+    });
+  await listedOnce("overdueTasks=true", [releaseId]);
   await manager.advanceReleasePhase({ ...req(), releaseId });
   expect(named((await overviewIn("PLANNING")).deadlines.overdueTasks)).toEqual([]);
+  await listedOnce("overdueTasks=true", []);
+
+  // An abandoned release's overdue task can never be done: neither listed nor in its overview.
+  await manager.addReleaseTask({ ...req(), releaseId, name: "tell the vendor", required: false, dueAt });
+  await listedOnce("overdueTasks=true", [releaseId]);
+  await manager.abandonRelease({ ...req(), releaseId, reason: "superseded by 5.1" });
+  await listedOnce("status=ABANDONED", [releaseId]);
+  expect(await listed("overdueTasks=true")).toEqual([]);
+  expect(await listed("overdueTasks=false")).toEqual([releaseId]);
+  expect((await getJson(`/v1/releases/${releaseId}/overview`)).body.deadlines.overdueTasks).toEqual([]);
 });
 
 test("more open event streams than database connections: they share one listener and the API still answers", async () => {

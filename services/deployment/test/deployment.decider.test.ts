@@ -66,11 +66,13 @@ describe("strategy expansion", () => {
       pauseSeconds,
       manualPromotion: false,
     });
-    const planned = (pauseSeconds: number) =>
+    const planned = (pauseSeconds: number, last = 0) =>
       new Deciding().plan(
-        strategy({ kind: DeploymentStrategyKind.CANARY, canaryStages: [stage(25, pauseSeconds), stage(100, 0)] }),
+        strategy({ kind: DeploymentStrategyKind.CANARY, canaryStages: [stage(25, pauseSeconds), stage(100, last)] }),
       );
     expect(() => planned(604_800)).not.toThrow();
+    // The last stage's pause is never waited: not refused.
+    expect(() => planned(60, 4_294_967_295)).not.toThrow();
     const refused = refusal(() => planned(604_801));
     expect(refused.conditions.map((c) => [c.rule, c.description])).toEqual([
       ["strategy.canary_pause", "a canary stage pauses at most 604800 s (7 days): wait longer with manual_promotion"],

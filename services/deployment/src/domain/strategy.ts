@@ -57,8 +57,10 @@ function canary(strategy: DeploymentStrategy, targets: string[]): StepSpec[] | R
   if (!stages.length || !increasing || weights.at(-1) !== 100) {
     return [violation("strategy.canary_stages", "CANARY needs stages of increasing weight ending at 100")];
   }
-  // A longer pause holds the environment past any window; a manual promotion waits as long as needed.
-  if (stages.some((stage) => stage.pauseSeconds > MAX_PAUSE_SECONDS)) {
+  // A longer pause holds the environment past any window; a manual promotion waits as long as
+  // needed. The last stage's pause, and a manual one's, are never waited.
+  const paused = stages.slice(0, -1).filter((stage) => !stage.manualPromotion);
+  if (paused.some((stage) => stage.pauseSeconds > MAX_PAUSE_SECONDS)) {
     return [
       violation(
         "strategy.canary_pause",

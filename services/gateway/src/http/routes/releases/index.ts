@@ -116,9 +116,12 @@ const releaseList: RoutePlugin = async (app, { pool }) => {
       if (overdue !== undefined)
         where.push(overdue ? "phase_due_at < now()" : "(phase_due_at IS NULL OR phase_due_at >= now())");
       // The folded snapshot (protobuf JSON) leaves out false flags and empty lists: a task with
-      // "overdue": true is one, and a release without tasks (or snapshot) has none.
+      // "overdue": true is one, and a release without tasks (or snapshot) has none. Only an
+      // active release's count, as its overview lists them: an abandoned one's can never be done.
       if (overdueTasks !== undefined)
-        where.push(`${overdueTasks ? "" : "NOT "}COALESCE(snapshot->'tasks' @> '[{"overdue": true}]', false)`);
+        where.push(
+          `${overdueTasks ? "" : "NOT "}(status = 'ACTIVE' AND COALESCE(snapshot->'tasks' @> '[{"overdue": true}]', false))`,
+        );
       args.push(pageSize + 1);
       const order = "ORDER BY registered_at DESC, release_id DESC";
       const { rows } = await pool.query<ReleaseRow>(
