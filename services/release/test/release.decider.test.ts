@@ -892,6 +892,17 @@ describe("Model rules", () => {
         { phase: ReleasePhase.CLOSED },
       ],
     ],
+    // Votes compare subjects folded: "ann", "Ann" and a full-width "ａｎｎ" are one approver.
+    [
+      "model.quorum_reachable",
+      [
+        {
+          phase: ReleasePhase.REGISTRATION,
+          approvals: [{ approverGroup: "a", quorum: 2, members: ["ann", " Ann", "\uff41\uff4e\uff4e"] }],
+        },
+        { phase: ReleasePhase.CLOSED },
+      ],
+    ],
   ])("%s", (expected, phases) => {
     expect(rule(model(phases))).toBe(expected);
   });

@@ -1,4 +1,5 @@
 import { clone } from "@bufbuild/protobuf";
+import { subjectKey } from "@rdm/auth";
 import { CHANGE_STATE_NAMES, changeStateName } from "@rdm/domain-kernel/release";
 import { type PhaseDefinition, type ReleaseModel, ReleaseModelSchema } from "@rdm/proto/gen/rdm/release/v1/model_pb.js";
 import { ReleasePhase } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
@@ -70,8 +71,13 @@ export function validateModel(model: ReleaseModel): void {
     if (new Set(groups).size !== groups.length)
       throw new InvalidModel("model.approver_group_unique", "an approver group appears twice in one phase");
     for (const a of p.approvals) {
-      if (a.members.length && a.members.length < a.quorum)
-        throw new InvalidModel("model.quorum_reachable", `group ${a.approverGroup} has fewer members than its quorum`);
+      // Members as votes count them: "Ann" and "ann" are one approver.
+      const members = new Set(a.members.map(subjectKey)).size;
+      if (a.members.length && members < a.quorum)
+        throw new InvalidModel(
+          "model.quorum_reachable",
+          `group ${a.approverGroup} has fewer members than its quorum (${members} distinct of ${a.quorum}: names are compared without case)`,
+        );
     }
   }
 }
