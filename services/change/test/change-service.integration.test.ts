@@ -481,6 +481,11 @@ test("collisions on the same CIs are reported; strict mode refuses them", async 
   const viewer = await clientAs("vera", ["viewer"]);
   const byCi = await viewer.listChanges({ ciId: shared, window: shifted(0, 1) });
   expect(byCi.changes.map((c) => c.changeRequestId)).toEqual([first]);
+  // A bound left out is open: a start alone, windows ending after it; an end alone, those before.
+  const fromHour3 = await viewer.listChanges({ ciId: shared, window: { start: shifted(3, 4).start } });
+  expect(fromHour3.changes.map((c) => c.changeRequestId)).toEqual([third]);
+  const untilHour1 = await viewer.listChanges({ ciId: shared, window: { end: shifted(0, 1).end } });
+  expect(untilHour1.changes.map((c) => c.changeRequestId)).toEqual([first]);
 });
 
 test("separation of duties: the requester cannot approve their own change (PERMISSION_DENIED)", async () => {

@@ -1,8 +1,9 @@
 import { create } from "@bufbuild/protobuf";
 import { NotFound } from "@rdm/grpc";
+import { instantOf } from "@rdm/proto";
 import { GetChangeResponseSchema, ListChangesResponseSchema } from "@rdm/proto/gen/rdm/change/v1/change_service_pb.js";
+import type { TimeWindow } from "@rdm/proto/gen/rdm/common/v1/common_pb.js";
 import { encodePageToken, isIsoTimestamp, isUuid, pageCursor, pageTokenScope } from "@rdm/runtime";
-import { toInterval } from "../domain/calendar.js";
 import { changeRequests } from "../store/aggregates.js";
 import { listChanges } from "../store/read-model.js";
 
@@ -29,7 +30,7 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
           states: request.states,
           types: request.types,
           ciId: request.ciId,
-          window: toInterval(request.window),
+          window: boundsOf(request.window),
           linkedReleaseId: request.linkedReleaseId,
           text: request.text,
         },
@@ -45,5 +46,14 @@ export function changeQueryHandlers(deps: ChangeRpcDeps): Pick<ChangeHandlers, "
             : "",
       });
     },
+  };
+}
+
+/** A window's bounds as instants; one left unset is open (a change without a window matches neither). */
+function boundsOf(window: TimeWindow | undefined) {
+  if (!window?.start && !window?.end) return undefined;
+  return {
+    ...(window.start ? { start: instantOf(window.start).getTime() } : {}),
+    ...(window.end ? { end: instantOf(window.end).getTime() } : {}),
   };
 }

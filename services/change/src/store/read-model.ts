@@ -218,7 +218,8 @@ export interface ChangeFilter {
   states: ChangeState[];
   types: ChangeType[];
   ciId: string;
-  window: Interval | undefined;
+  /** Overlapping this window; a bound left out is open (a start alone: windows ending after it). */
+  window: Partial<Interval> | undefined;
   linkedReleaseId: string;
   text: string;
 }
@@ -242,10 +243,8 @@ export async function listChanges(
   if (filter.states.length) where.push(`state = ANY(${param(filter.states)})`);
   if (filter.types.length) where.push(`type = ANY(${param(filter.types)})`);
   if (filter.ciId) where.push(`${param(filter.ciId)} = ANY(affected_ci_ids)`);
-  if (filter.window) {
-    where.push(`window_start < ${param(new Date(filter.window.end))}`);
-    where.push(`window_end > ${param(new Date(filter.window.start))}`);
-  }
+  if (filter.window?.end !== undefined) where.push(`window_start < ${param(new Date(filter.window.end))}`);
+  if (filter.window?.start !== undefined) where.push(`window_end > ${param(new Date(filter.window.start))}`);
   if (filter.linkedReleaseId) where.push(`linked_release_id = ${param(filter.linkedReleaseId)}`);
   if (filter.text) {
     const pattern = param(`%${filter.text.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
