@@ -81,6 +81,7 @@ const newIds = () => ({
   change: randomUUID(),
   freeze: randomUUID(),
   artifact: uniqueId("art"),
+  worker: uniqueId("art"),
   service: uniqueId("svc"),
   environment: uniqueId("prod"),
   canary: randomUUID(),
@@ -118,7 +119,14 @@ function releaseEvents(ids: Ids): CloudEvent[] {
     event(ReleaseChangeRequestLinkedSchema, releaseId, 2, "01T08:05:00", { releaseId, changeRequestId: ids.change }),
     event(ReleaseArtifactAttachedSchema, releaseId, 3, "01T08:10:00", {
       releaseId,
-      artifact: { artifactId: ids.artifact, name: "api", version: "2.0.0", configurationItemId: ids.service },
+      // The checksum as the DML has it, written in capitals (hex is hex).
+      artifact: {
+        artifactId: ids.artifact,
+        name: "api",
+        version: "2.0.0",
+        sha256: "A".repeat(64),
+        configurationItemId: ids.service,
+      },
     }),
     event(ReleaseApprovalRequestedSchema, releaseId, 4, "01T09:00:00", {
       releaseId,
@@ -139,6 +147,11 @@ function releaseEvents(ids: Ids): CloudEvent[] {
       releaseId,
       phase: ReleasePhase.PLANNING,
       dueAt: ts("01T12:00:00"),
+    }),
+    // A second artifact, under a version the DML did not register it with.
+    event(ReleaseArtifactAttachedSchema, releaseId, 7, "01T13:00:00", {
+      releaseId,
+      artifact: { artifactId: ids.worker, name: "worker", version: "1.0.0", sha256: "b".repeat(64) },
     }),
   ];
 }
@@ -174,6 +187,12 @@ function configurationEvents(ids: Ids): CloudEvent[] {
       sha256: "a".repeat(64),
     }),
     event(ArtifactVerifiedSchema, ids.artifact, 2, "01T06:05:00", { artifactId: ids.artifact, sha256: "a".repeat(64) }),
+    event(ArtifactRegisteredSchema, ids.worker, 1, "01T06:10:00", {
+      artifactId: ids.worker,
+      name: "worker",
+      version: "1.0.1",
+      sha256: "b".repeat(64),
+    }),
   ];
 }
 
@@ -339,9 +358,9 @@ export function laterConfigurationFacts(ids: Ids) {
   };
 }
 
-/** A deviation the release records later (its 7th event): what a live dashboard sees arrive. */
+/** A deviation the release records later (its 8th event): what a live dashboard sees arrive. */
 export const deviationRecorded = (ids: Ids) =>
-  event(ReleaseLogEntryRecordedSchema, ids.release, 7, "03T09:30:00", {
+  event(ReleaseLogEntryRecordedSchema, ids.release, 8, "03T09:30:00", {
     releaseId: ids.release,
     entry: { entryId: "dev-1", kind: LogEntryKind.DEVIATION, text: "production rollback", recordedBy: "olga" },
   });

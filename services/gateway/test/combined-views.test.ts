@@ -45,7 +45,7 @@ async function get(path: string) {
   return { status: response.status, body: (await response.json()) as Record<string, any> };
 }
 
-const TOTAL_EVENTS = 25;
+const TOTAL_EVENTS = 27;
 
 beforeAll(async () => {
   const brokers = await testKafkaBrokers();
@@ -94,7 +94,14 @@ test("the release overview combines the release, its changes, its artifacts and 
   expect(body.approvals).toMatchObject([{ approvalId: "ap-1", status: "APPROVED", votes: [{ approver: "ann" }] }]);
   expect(body.linkedChanges).toMatchObject([{ changeRequestId: s.ids.change, known: true, state: "SCHEDULED" }]);
   expect(body.package).toMatchObject([
-    { artifactId: s.ids.artifact, dmlStatus: "ACTIVE", integrity: "VERIFIED", deployable: true },
+    { artifactId: s.ids.artifact, dmlStatus: "ACTIVE", integrity: "VERIFIED", identityMismatch: [], deployable: true },
+    // Named otherwise than the DML registered it: no plan of it as the package says passes the gates.
+    {
+      artifactId: s.ids.worker,
+      dmlStatus: "ACTIVE",
+      identityMismatch: [{ field: "version", package: "1.0.0", dml: "1.0.1" }],
+      deployable: false,
+    },
   ]);
   expect(body.deadlines.misses).toEqual([
     { phase: "PLANNING", phaseEntry: 0, dueAt: at("01T12:00:00").toISOString(), escalated: false },
@@ -212,9 +219,9 @@ test("the KPIs of the week, with the counts they came from", async () => {
 
 test("the audit trail filters by release, actor, environment and correlation, and pages by keyset", async () => {
   const count = async (filter: string) => (await get(`/v1/audit?limit=500&${filter}`)).body.entries.length;
-  // The release's 6 events, its change's raise, and the four deployments' events (step events
+  // The release's 7 events, its change's raise, and the four deployments' events (step events
   // name only their deployment: the plan names the release).
-  expect(await count(`release=${s.ids.release}`)).toBe(22);
+  expect(await count(`release=${s.ids.release}`)).toBe(23);
   expect(await count("actor=ann")).toBe(1);
   expect(await count(`environment=${s.ids.environment}`)).toBe(17);
   expect(await count(`correlation=corr-${s.ids.canary}`)).toBe(7);
@@ -230,8 +237,8 @@ test("the audit trail filters by release, actor, environment and correlation, an
     if (body.nextAfter === null) break;
     after = body.nextAfter;
   }
-  expect(new Set(walked).size).toBe(22);
-  expect(walked).toHaveLength(22);
+  expect(new Set(walked).size).toBe(23);
+  expect(walked).toHaveLength(23);
   const granted = (await get("/v1/audit?actor=ann")).body.entries[0];
   expect(granted).toMatchObject({
     source: "release",
@@ -312,7 +319,7 @@ test("a dashboard's view stream receives the configuration facts about its relea
     ofStaging.close();
   }
   const { body } = await get(`/v1/releases/${s.ids.release}/overview`);
-  expect(body.package).toMatchObject([{ artifactId: s.ids.artifact, dmlStatus: "QUARANTINED", deployable: false }]);
+  expect(body.package[0]).toMatchObject({ artifactId: s.ids.artifact, dmlStatus: "QUARANTINED", deployable: false });
 });
 
 test("a rebuild is refused while a gateway projects; once stopped, the rebuilt views equal the live ones", async () => {

@@ -39,32 +39,46 @@ export async function linkedChanges(pool: pg.Pool, ids: string[]) {
 
 interface ArtifactRow {
   artifact_id: string;
+  name: string;
+  version: string;
+  sha256: string;
   status: string;
   integrity: string;
   status_reason: string;
   last_verified_at: Date | null;
 }
 
-/** The package's artifacts with their DML state: integrity (UNVERIFIED, VERIFIED, MISMATCH) and status. */
+/**
+ * The package's artifacts with their DML state: integrity (UNVERIFIED, VERIFIED, MISMATCH) and
+ * status, and whether the package names the artifact as the DML registered it (name, version,
+ * checksum): a package entry naming another is deployed by no plan that passes the gates.
+ */
 export async function packageVerification(
   pool: pg.Pool,
   artifacts: { artifactId: string; name: string; version: string; sha256: string; configurationItemId: string }[],
 ) {
   const { rows } = await pool.query<ArtifactRow>(
-    `SELECT artifact_id, status, integrity, status_reason, last_verified_at FROM dml_artifact_view
+    `SELECT artifact_id, name, version, sha256, status, integrity, status_reason, last_verified_at FROM dml_artifact_view
      WHERE artifact_id = ANY($1)`,
     [artifacts.map((a) => a.artifactId)],
   );
   const byId = new Map(rows.map((r) => [r.artifact_id, r]));
   return artifacts.map((a) => {
     const r = byId.get(a.artifactId);
+    // Names and versions exactly, as the deployment gates compare them; checksums as hex, without case.
+    const same = (field: "name" | "version" | "sha256", x: string, y: string) =>
+      field === "sha256" ? x.toLowerCase() === y.toLowerCase() : x === y;
+    const mismatched = r
+      ? (["name", "version", "sha256"] as const).filter((field) => !same(field, r[field], a[field]))
+      : [];
     return {
       ...a,
       dmlStatus: r?.status ?? "UNKNOWN",
       integrity: r?.integrity ?? "UNKNOWN",
       statusReason: r?.status_reason ?? "",
       lastVerifiedAt: r?.last_verified_at ?? null,
-      deployable: r?.status === "ACTIVE" && r.integrity === "VERIFIED",
+      identityMismatch: mismatched.map((field) => ({ field, package: a[field], dml: r?.[field] ?? "" })),
+      deployable: r?.status === "ACTIVE" && r.integrity === "VERIFIED" && mismatched.length === 0,
     };
   });
 }

@@ -34,6 +34,7 @@ const overviewExample = {
       version: "4.2.0",
       dmlStatus: "ACTIVE",
       integrity: "VERIFIED",
+      identityMismatch: [],
       deployable: true,
     },
   ],
@@ -95,7 +96,16 @@ export const overviewSchema = {
         integrity: { ...str, description: "UNVERIFIED, VERIFIED, MISMATCH or UNKNOWN" },
         statusReason: str,
         lastVerifiedAt: nullableDate,
-        deployable: { type: "boolean", description: "ACTIVE and VERIFIED: the deployment gate's artifact condition" },
+        identityMismatch: {
+          ...arr(obj({ field: str, package: str, dml: str })),
+          description:
+            "where the package names the artifact otherwise than the DML registered it (name, version, sha256): " +
+            "the deployment gates refuse a plan of it as the package says",
+        },
+        deployable: {
+          type: "boolean",
+          description: "ACTIVE, VERIFIED and named as the DML registered it: the deployment gates' artifact conditions",
+        },
       }),
     ),
     packageFrozen: r.packageFrozen,
