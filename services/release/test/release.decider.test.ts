@@ -552,7 +552,7 @@ describe("Tasks", () => {
       name: "Smoke test",
       required,
       assignee: "",
-      dueAt: new Date(T0.getTime() + HOUR),
+      dueAt: timestampFromDate(new Date(T0.getTime() + HOUR)),
     });
     return s;
   };

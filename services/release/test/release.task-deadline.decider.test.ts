@@ -21,7 +21,7 @@ function withTask(dueAt: Date | undefined): ReleaseEvent[] {
     name: "Smoke tests",
     required: false,
     assignee: "tom",
-    dueAt,
+    dueAt: dueAt && timestampFromDate(dueAt),
   });
   return history;
 }

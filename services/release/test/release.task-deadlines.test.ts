@@ -74,3 +74,19 @@ test("an open task past its due time is reported once, to its assignee and the c
   expect((await task())?.overdue).toBe(false);
   expect(await overdueIds()).not.toContain(releaseId);
 });
+
+test("a task's due time is kept to the nanosecond, as given, and reported overdue once it has passed", async () => {
+  const releaseId = (await manager.registerRelease(registration({ coordinator: "carl" }))).release?.releaseId as string;
+  const seconds = BigInt(Math.floor(h.clock.current.getTime() / 1000) + 3600);
+  const dueAt = { seconds, nanos: 123_456_789 };
+  const { release } = await manager.addReleaseTask({ ...req(), releaseId, name: "Exact", required: false, dueAt });
+  const task = release?.tasks.find((t) => t.name === "Exact");
+  expect([task?.dueAt?.seconds, task?.dueAt?.nanos]).toEqual([seconds, 123_456_789]);
+  const { release: read } = await manager.getRelease({ releaseId });
+  expect(read?.tasks.find((t) => t.name === "Exact")?.dueAt?.nanos).toBe(123_456_789);
+  h.clock.advance(2 * HOUR);
+  await waitFor(async () => ((await overdueIds()).includes(releaseId) ? true : undefined), {
+    timeoutMs: 20_000,
+    description: "the task reported overdue",
+  });
+});

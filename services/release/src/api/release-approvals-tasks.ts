@@ -1,5 +1,4 @@
 import { randomUUID } from "node:crypto";
-import { instantOf } from "@rdm/proto";
 import type * as api from "@rdm/proto/gen/rdm/release/v1/release_service_pb.js";
 import { type ReleaseApiDeps, type ReleaseHandlers, releaseCommandRpc } from "./release-rpc.js";
 
@@ -40,7 +39,7 @@ export function releaseApprovalAndTaskHandlers(
       name: r.name,
       required: r.required,
       assignee: r.assignee,
-      dueAt: instantOf(r.dueAt, undefined),
+      dueAt: r.dueAt,
     })),
     assignReleaseTask: cmd("assignReleaseTask", (r: api.AssignReleaseTaskRequest) => ({
       kind: "assignTask",

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
 import * as ev from "@rdm/proto/gen/rdm/release/v1/events_pb.js";
 import { TaskStatus } from "@rdm/proto/gen/rdm/release/v1/release_pb.js";
-import { requireActive, ts } from "./rules.js";
+import { requireActive } from "./rules.js";
 import type { ReleaseCommandOf, ReleaseEvent, ReleaseState } from "./types.js";
 
 export function addTask(command: ReleaseCommandOf<"addTask">, state: ReleaseState): ReleaseEvent[] {
@@ -19,7 +19,7 @@ export function addTask(command: ReleaseCommandOf<"addTask">, state: ReleaseStat
         fromModel: false,
         assignee: command.assignee,
         status: TaskStatus.OPEN,
-        ...(command.dueAt ? { dueAt: ts(command.dueAt) } : {}),
+        ...(command.dueAt ? { dueAt: command.dueAt } : {}),
       },
     }),
   ];

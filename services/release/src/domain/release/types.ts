@@ -1,3 +1,4 @@
+import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import type { DecisionContext } from "@rdm/command-handler";
 // The events, the state and the linked-change view are the shared kernel's: the fold over them
 // is a kernel rule the gateway applies too.
@@ -63,7 +64,8 @@ export type ReleaseCommand =
   | { kind: "requestApproval"; approvalId: string; approverGroup: string }
   | { kind: "approveRelease"; approvalId: string; comment: string }
   | { kind: "rejectRelease"; approvalId: string; reason: string }
-  | { kind: "addTask"; taskId: string; name: string; required: boolean; assignee: string; dueAt: Date | undefined }
+  /** `dueAt` as the request gave it, to the nanosecond. */
+  | { kind: "addTask"; taskId: string; name: string; required: boolean; assignee: string; dueAt: Timestamp | undefined }
   | { kind: "assignTask"; taskId: string; assignee: string }
   | { kind: "startTask"; taskId: string }
   | { kind: "completeTask"; taskId: string }
