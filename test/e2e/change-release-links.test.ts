@@ -211,4 +211,13 @@ test("two releases linking one change at once: the change keeps one, the other r
   await settled(release, change, changeRequestId);
   expect(await linked()).toEqual([winner === first, winner === second]);
   expect((await changes.getChange({ changeRequestId })).change?.linkedReleaseId).toBe(winner);
+  // The other release's history says why the link it took went (when it took one).
+  const loser = winner === first ? second : first;
+  const { entries } = await releases.getReleaseHistory({ releaseId: loser });
+  const unlinked = entries.filter((e) => e.eventType === "rdm.release.v1.ReleaseChangeRequestUnlinked");
+  expect(unlinked.map((e) => e.reason)).toEqual(
+    unlinked.map(
+      () => `change request ${changeRequestId} is linked to release ${winner}: a change implements one release`,
+    ),
+  );
 });

@@ -396,6 +396,15 @@ test("a change raised with a linked release is linked there, caused by it; anoth
       description: `the link refused by the closed change (kept: "${keeper}") removed from the second release`,
     });
   }
+  // The second release's history says why each of those links went.
+  const { entries } = await coordinator.getReleaseHistory({ releaseId: second });
+  expect(
+    entries.filter((e) => e.eventType === "rdm.release.v1.ReleaseChangeRequestUnlinked").map((e) => e.reason),
+  ).toEqual([
+    `change request ${raced} is linked to release ${first}: a change implements one release`,
+    expect.stringMatching(/^change request .* was closed before the link reached it$/),
+    expect.stringMatching(/^change request .* was closed before the link reached it$/),
+  ]);
   // The change's own unlink (the mirror of a release's unlink) asks nothing of any release.
   const kept = randomUUID();
   await coordinator.linkChangeRequest({ ...req(), releaseId: second, changeRequestId: kept });

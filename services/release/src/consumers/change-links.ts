@@ -120,9 +120,14 @@ async function linkCommands(
     }));
   }
   const { releaseId } = reaction;
-  const unlink = [{ releaseId, command: { kind: "unlinkChangeRequest", changeRequestId, mirror: true } as const }];
+  const unlinkFor = (reason: string) => [
+    { releaseId, command: { kind: "unlinkChangeRequest", changeRequestId, mirror: true, reason } as const },
+  ];
   // Closed, the change takes no link again: no answer can be stale, and nothing is noted.
-  if (reaction.command === "refused") return (await releaseLists(tx, releaseId, changeRequestId)) ? unlink : [];
+  if (reaction.command === "refused")
+    return (await releaseLists(tx, releaseId, changeRequestId))
+      ? unlinkFor(`change request ${changeRequestId} was closed before the link reached it`)
+      : [];
   const linkedNow = (await changeAsHeard(tx, changeRequestId)).linkedTo.toLowerCase();
   if (reaction.command === "link")
     return linkedNow === releaseId
@@ -138,7 +143,11 @@ async function linkCommands(
     );
     return [];
   }
-  return unlink;
+  return unlinkFor(
+    reaction.keeper
+      ? `change request ${changeRequestId} is linked to release ${reaction.keeper}: a change implements one release`
+      : `change request ${changeRequestId} is linked to no release now`,
+  );
 }
 
 /** The releases noted to say their link again (see reactToChangeLink), in the order noted; cleared. */

@@ -92,6 +92,8 @@ export type ReleaseCommand =
       changeState?: string | undefined;
       /** Mirrors the change service's word: a link not there is a no-op, not a refusal. */
       mirror?: boolean;
+      /** Why the change service's word unlinks it (ReleaseChangeRequestUnlinked.reason). */
+      reason?: string;
       /**
        * The linked changes' states now, for a release in DEPLOYMENT the change may have held
        * (unset: the release is not in DEPLOYMENT, nothing to re-check).

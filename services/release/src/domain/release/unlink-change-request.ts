@@ -41,7 +41,11 @@ export function unlinkChangeRequest(
       command.changeRequestId,
     );
   }
-  const unlinked = create(ev.ReleaseChangeRequestUnlinkedSchema, { releaseId, changeRequestId: linked });
+  const unlinked = create(ev.ReleaseChangeRequestUnlinkedSchema, {
+    releaseId,
+    changeRequestId: linked,
+    reason: command.reason ?? "",
+  });
   const others = command.changes?.filter((change) => change.changeRequestId !== linked);
   const movesOn = others
     ? moveOnAfterProduction({ kind: "moveOnAfterProduction", changes: others }, evolve(state, unlinked), ctx)
