@@ -653,7 +653,7 @@ describe("execution", () => {
     ]);
     // Given up: FAILED, its restore skipped, naming the targets it did not restore. Rolled back
     // by hand, it had no failure recorded: the failure comes first, an outcome every consumer takes.
-    const abandoned = d.run({ kind: "abandonRollback", reason: "host gone", environmentLiveColour: "" });
+    const abandoned = d.run({ kind: "abandonRollback", reason: "host gone" });
     expect(d.types(abandoned)).toEqual(["DeploymentFailed", "DeploymentRollbackAbandoned"]);
     expect(abandoned[0]).toMatchObject({ reason: "rollback given up: host gone" });
     expect(abandoned[1]).toMatchObject({
@@ -668,8 +668,18 @@ describe("execution", () => {
       "SKIPPED",
     ]);
     expect(refusal(() => d.rollback()).rule).toBe("deployment.rollback_abandoned");
-    const again = { kind: "abandonRollback", reason: "again", environmentLiveColour: "" } as const;
+    const again = { kind: "abandonRollback", reason: "again" } as const;
     expect(refusal(() => d.run(again)).rule).toBe("deployment.state");
+
+    // Its restore done and only the verification after it failing: the failure names no target.
+    const restored = new Deciding();
+    restored.plan(ALL_AT_ONCE);
+    restored.start();
+    restored.pass(0);
+    restored.rollback();
+    restored.pass(restored.deployment.steps.findIndex((s) => s.rollback && s.kind === StepKind.ROLLBACK));
+    const [failure, given] = restored.run({ ...again, reason: "verification flaky" });
+    expect([failure, given]).toMatchObject([{ artifacts: [] }, { unrestoredTargetCiIds: [] }]);
 
     // An automatic rollback follows its failure: giving it up records no second one.
     const automatic = new Deciding();
@@ -719,18 +729,19 @@ describe("execution", () => {
       ["ROLLBACK", "", ["g-1"]],
       ["VERIFY", "", ["g-1"]],
     ]);
-    // Given up while traffic is still on green, as the environment records it: nothing moved.
-    const giveUp = (environmentLiveColour: string) => () =>
-      decide({ kind: "abandonRollback", reason: "host gone", environmentLiveColour }, { deployment: d.deployment });
-    expect(giveUp("green")).not.toThrow();
+    // Given up, it says which colour serves traffic: green before the switch back, blue after.
+    const giveUp = () => decide({ kind: "abandonRollback", reason: "host gone" }, { deployment: d.deployment });
+    const colourGivenUp = () =>
+      giveUp().flatMap((e) => (e.$typeName === "rdm.deployment.v1.DeploymentRollbackAbandoned" ? [e.liveColour] : []));
+    expect(colourGivenUp()).toEqual(["green"]);
     d.pass(back[0]?.index ?? -1);
     expect(d.deployment.switched).toBe(false);
-    // Switched back to blue, which no outcome recorded yet: the next plan would go onto blue.
-    const moved = refusal(giveUp("green"));
-    expect([moved.rule, moved.message]).toEqual([
-      "deployment.colour_moved",
-      "traffic is on blue now, the environment records green live: a rollback given up would leave the next deployment planned onto the colour serving traffic; let the rollback restore its targets",
-    ]);
+    expect(colourGivenUp()).toEqual(["blue"]);
+    // Its failure names the package on green's targets, whose restore has not run.
+    expect(giveUp()[0]).toMatchObject({
+      $typeName: "rdm.deployment.v1.DeploymentFailed",
+      artifacts: [{ targetCiIds: ["g-1"] }],
+    });
     d.pass(back[1]?.index ?? -1);
     expect(colourOf(d.pass(back[2]?.index ?? -1))).toEqual(["-", "blue"]);
     expect(d.deployment.state).toBe(DeploymentState.ROLLED_BACK);

@@ -287,12 +287,11 @@ function rollbackHandlers({ handler }: ApiContext) {
       return runDeploymentCommand(handler, ctx, M.abandonRollback, request, {
         output: M.abandonRollback.output,
         streamId: request.deploymentId,
-        // In the environment's turn: the colour it records live is the one starts plan against.
-        command: async (state, _decision, tx) => ({
-          kind: "abandonRollback",
-          reason: request.reason,
-          environmentLiveColour: (await inEnvironmentTurn(request.deploymentId, state, tx)).environment.liveColour,
-        }),
+        // In the environment's turn, as starts and rollbacks: the failure it may record is an outcome.
+        command: async (state, _decision, tx) => {
+          await inEnvironmentTurn(request.deploymentId, state, tx);
+          return { kind: "abandonRollback", reason: request.reason };
+        },
       });
     },
 

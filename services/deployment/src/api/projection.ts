@@ -2,6 +2,7 @@ import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Outcome } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
 import {
+  type DeploymentRollbackAbandoned,
   DeploymentStrategyKind,
   type DeploymentSucceeded,
   DeploymentSucceededSchema,
@@ -22,6 +23,7 @@ import {
   nextEnvironmentSequence,
   productionEnvironments,
   recordBaseline,
+  recordLiveColour,
   saveDeployment,
   storedBaseline,
 } from "../store/tables.js";
@@ -33,8 +35,22 @@ const OUTCOMES = new Set([
   "rdm.deployment.v1.DeploymentRolledBack",
 ]);
 
-export type OutcomeEvent = Extract<DeploymentEvent, { environmentSequence: bigint }>;
+export type OutcomeEvent = Exclude<
+  Extract<DeploymentEvent, { environmentSequence: bigint }>,
+  DeploymentRollbackAbandoned
+>;
 export const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTCOMES.has(event.$typeName);
+
+/** A rollback given up: numbered among the environment's outcomes, as it may move the live colour. */
+export const isAbandonment = (event: DeploymentEvent): event is DeploymentRollbackAbandoned =>
+  event.$typeName === "rdm.deployment.v1.DeploymentRollbackAbandoned";
+
+/** The colours blue-green rollbacks given up among `events` left serving traffic, by sequence. */
+export const abandonedColours = (events: DeploymentEvent[]) =>
+  events
+    .filter(isAbandonment)
+    .filter((event) => event.liveColour !== "")
+    .map((event) => ({ liveColour: event.liveColour, sequence: event.environmentSequence }));
 
 /**
  * Gives each outcome event its environment's next sequence, in the transaction that appends it:
@@ -46,10 +62,13 @@ export const isOutcome = (event: DeploymentEvent): event is OutcomeEvent => OUTC
  */
 export async function withEnvironmentSequences(tx: pg.PoolClient, events: DeploymentEvent[]) {
   const outcomes = events.filter(isOutcome);
-  if (outcomes.length === 0) return events;
+  if (outcomes.length === 0 && !events.some(isAbandonment)) return events;
   // The environments' definitions, read once for the command's outcomes.
   const production = await productionEnvironments(tx);
-  for (const event of outcomes) {
+  // In the order appended: a failure recorded as a rollback is given up comes before it.
+  for (const event of events) {
+    if (isAbandonment(event)) event.environmentSequence = await nextEnvironmentSequence(tx, event.environment);
+    if (!isOutcome(event)) continue;
     event.environmentSequence = await nextEnvironmentSequence(tx, event.environment);
     event.production = production.isProduction(event.environment);
     if (event.$typeName === DeploymentSucceededSchema.typeName)
@@ -81,6 +100,7 @@ export async function projectDeployment(
     current = baselineChanged(current, change);
     await recordBaseline(tx, deployment.environment, { ...rest, artifacts: current });
   }
+  for (const colour of abandonedColours(outcome.events)) await recordLiveColour(tx, deployment.environment, colour);
 }
 
 /** Events only a step's holder's own calls append: the steps they name were ended in its hearing. */

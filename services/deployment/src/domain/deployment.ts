@@ -21,13 +21,7 @@ import {
 import { baselineTooLarge, packageNames, placedBy, scopedTo } from "./baseline.js";
 import { type DeploymentAggregateState, type DeploymentEvent, isTerminal } from "./deployment-evolve.js";
 import { decideStepCommand, type StepCommand } from "./executor-steps.js";
-import {
-  abandonRollback,
-  type RollbackFacts,
-  requireColourRecorded,
-  requireCurrent,
-  startRollback,
-} from "./rollback.js";
+import { abandonRollback, type RollbackFacts, requireCurrent, startRollback } from "./rollback.js";
 import { naming, type RuleDetail, refuse, violation } from "./rule-violation.js";
 import { expandStrategy, strategyName } from "./strategy.js";
 
@@ -68,8 +62,7 @@ export type DeploymentCommand =
   /** The service's own: a scheduled deployment whose window ended before any executor came is cancelled. */
   | { kind: "expireSchedule"; now: Date }
   | ({ kind: "rollbackDeployment"; reason: string; fast: boolean } & RollbackFacts)
-  /** `environmentLiveColour`: the colour the environment records live (blue-green plans start from it). */
-  | { kind: "abandonRollback"; reason: string; environmentLiveColour: string }
+  | { kind: "abandonRollback"; reason: string }
   | StepCommand;
 
 const existing = (state: DeploymentAggregateState): Deployment =>
@@ -317,7 +310,6 @@ function control(command: DeploymentCommand, deployment: Deployment): Deployment
       return startRollback(deployment, command.reason, false, command.fast);
     case "abandonRollback":
       requireState(deployment, [DeploymentState.ROLLING_BACK], "give up the rollback of");
-      requireColourRecorded(deployment, command.environmentLiveColour);
       return abandonRollback(deployment, command.reason);
     default:
       return decideStepCommand(command as StepCommand, deployment);
@@ -356,7 +348,7 @@ function aboutDeployment(event: DeploymentEvent, deployment: Deployment): Deploy
   }
   // A start names its own (those it begins with); the events after it name the same, the whole
   // list even when empty (change_request_ids_recorded: none, not "from before the field").
-  if ("environmentSequence" in event && event.$typeName !== DeploymentStartedSchema.typeName) {
+  if ("changeRequestIdsRecorded" in event && event.$typeName !== DeploymentStartedSchema.typeName) {
     event.changeRequestIds = [...deployment.changeRequestIds];
     event.changeRequestIdsRecorded = true;
   }

@@ -122,10 +122,26 @@ function claim(command: Extract<StepCommand, { kind: "claimStep" }>, deployment:
   return events;
 }
 
-const failedTargets = (deployment: Deployment, extra?: { ciId: string; outcome: TargetOutcome }) => {
+/**
+ * The targets counted against max_failed_targets: those whose last report failed, and those whose
+ * deploy failed (a passing verification after it does not undo that), with `extra`, a report in
+ * `step`, taken in.
+ */
+const failedTargets = (
+  deployment: Deployment,
+  extra?: { ciId: string; outcome: TargetOutcome; step: DeploymentStep },
+) => {
   const outcomes = new Map(deployment.targets.map((target) => [target.ciId, target.outcome]));
-  if (extra) outcomes.set(extra.ciId, extra.outcome);
-  return [...outcomes].filter(([, outcome]) => outcome === TargetOutcome.FAILED).map(([ci]) => ci);
+  const deployFailed = new Set(failedTargetsOf(deployment));
+  if (extra) {
+    outcomes.set(extra.ciId, extra.outcome);
+    if (extra.step.kind === StepKind.DEPLOY && !extra.step.rollback) {
+      if (extra.outcome === TargetOutcome.FAILED) deployFailed.add(extra.ciId);
+      else deployFailed.delete(extra.ciId);
+    }
+  }
+  const lastFailed = [...outcomes].filter(([, outcome]) => outcome === TargetOutcome.FAILED).map(([ci]) => ci);
+  return [...new Set([...deployFailed, ...lastFailed])];
 };
 
 function report(command: Extract<StepCommand, { kind: "reportTargetProgress" }>, deployment: Deployment) {
@@ -155,7 +171,7 @@ function report(command: Extract<StepCommand, { kind: "reportTargetProgress" }>,
       ...failAndRollBack(deployment, `verification ${failedCheck.check} failed on ${command.ciId}`, [command.ciId]),
     ];
   }
-  const failed = failedTargets(deployment, command);
+  const failed = failedTargets(deployment, { ...command, step });
   const limit = deployment.strategy?.maxFailedTargets ?? 0;
   if (command.outcome === TargetOutcome.FAILED && failed.length > limit) {
     return [...events, ...failAndRollBack(deployment, `${failed.length} target(s) failed (limit ${limit})`, failed)];
@@ -204,7 +220,7 @@ function complete(command: Extract<StepCommand, { kind: "completeStep" }>, deplo
       releaseId: deployment.releaseId,
       environment: deployment.environment,
       artifacts: placedOnSuccess(deployment),
-      failedTargetCiIds: failedTargetsOf(deployment),
+      failedTargetCiIds: failedTargets(deployment),
       liveColour: liveColourAfter(deployment, "succeeded"),
     }),
   ];

@@ -68,49 +68,56 @@ export const rolledBack = (deployment: Deployment, reason: string) =>
     liveColour: liveColourAfter(deployment, "rolledBack"),
   });
 
+/** The targets of the rollback's restore steps not completed: what it leaves as the failure left them. */
+const unrestoredTargets = (deployment: Deployment) => [
+  ...new Set(
+    deployment.steps
+      .filter((s) => s.rollback && s.kind === StepKind.ROLLBACK && s.state !== StepState.COMPLETED)
+      .flatMap((s) => s.targetCiIds),
+  ),
+];
+
 /**
  * The rollback given up: the targets of its restore steps not completed are left as the failure
  * left them. One taken by hand (no failure recorded) records the failure first, an outcome every
- * consumer takes (the change fails, the environment is degraded, the KPIs count it).
+ * consumer takes (the environment is degraded, the KPIs count it): the package on those targets
+ * only (those restored, and those its deploy never reached, run what they ran before). A
+ * blue-green one says which colour serves traffic now (its switch back may have run).
  */
 export function abandonRollback(deployment: Deployment, reason: string) {
+  const unrestored = unrestoredTargets(deployment);
   const given = `rollback given up: ${reason}`;
+  const notReached = new Set(failedTargetsOf(deployment));
+  const left = new Set(unrestored.filter((ci) => !notReached.has(ci)));
+  const failure = create(DeploymentFailedSchema, {
+    ...failed(deployment, given, failedTargetsOf(deployment)),
+    artifacts: narrowedTo(deployment.artifacts, [...left]),
+  });
   return [
-    ...(deployment.failureRecorded ? [] : [failed(deployment, given, failedTargetsOf(deployment))]),
-    abandonedRollback(deployment, reason),
+    ...(deployment.failureRecorded ? [] : [failure]),
+    create(DeploymentRollbackAbandonedSchema, {
+      deploymentId: deployment.deploymentId,
+      reason,
+      unrestoredTargetCiIds: unrestored,
+      liveColour: deployment.strategy?.kind === DeploymentStrategyKind.BLUE_GREEN ? servingColour(deployment) : "",
+    }),
   ];
 }
 
 /**
- * A blue-green rollback is given up only while traffic is where the environment records it: its
- * next deployment goes to the other colour. Once the switch back (or a forward switch the
- * failure left) moved it elsewhere, only an outcome (the rollback's) records the move.
+ * The colour serving a blue-green deployment's traffic now: the one its switch moved traffic to,
+ * unless a switch back completed; the one live before it otherwise. A switch under way (claimed)
+ * is taken as done: the executor may still complete it.
  */
-export function requireColourRecorded(deployment: Deployment, environmentLiveColour: string) {
-  if (deployment.strategy?.kind !== DeploymentStrategyKind.BLUE_GREEN) return;
-  // Switched (and not back): the colour it switched to; else the one live before it.
-  const forward = deployment.steps.find((step) => step.kind === StepKind.SWITCH && !step.rollback);
-  const serving = deployment.switched ? (forward?.colour ?? "") : deployment.previousColour;
-  if (serving && serving !== environmentLiveColour) {
-    refuse(
-      "deployment.colour_moved",
-      `traffic is on ${serving} now, the environment records ${environmentLiveColour || "no colour"} live: a rollback given up would leave the next deployment planned onto the colour serving traffic; let the rollback restore its targets`,
-    );
-  }
+function servingColour(deployment: Deployment): string {
+  const switchOf = (rollback: boolean) =>
+    deployment.steps.find((step) => step.kind === StepKind.SWITCH && step.rollback === rollback);
+  const back = switchOf(true);
+  const forward = switchOf(false);
+  if (back && (back.state === StepState.COMPLETED || back.state === StepState.CLAIMED)) return back.colour;
+  if (forward && (forward.state === StepState.COMPLETED || deployment.switched)) return forward.colour;
+  return deployment.previousColour;
 }
-
-const abandonedRollback = (deployment: Deployment, reason: string) =>
-  create(DeploymentRollbackAbandonedSchema, {
-    deploymentId: deployment.deploymentId,
-    reason,
-    unrestoredTargetCiIds: [
-      ...new Set(
-        deployment.steps
-          .filter((s) => s.rollback && s.kind === StepKind.ROLLBACK && s.state !== StepState.COMPLETED)
-          .flatMap((s) => s.targetCiIds),
-      ),
-    ],
-  });
 
 /** The deployment failed: the outcome, then the automatic back-out to the last known good baseline. */
 export function failAndRollBack(deployment: Deployment, reason: string, failedTargets: string[]) {

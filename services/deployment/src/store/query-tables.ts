@@ -7,10 +7,21 @@ import {
   streamRowsInBatches,
 } from "@rdm/command-handler";
 import type { Deployment } from "@rdm/proto/gen/rdm/deployment/v1/deployment_pb.js";
-import { type DeployedArtifact, DeployedArtifactSchema } from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
+import {
+  type DeployedArtifact,
+  DeployedArtifactSchema,
+  type DeploymentRollbackAbandoned,
+} from "@rdm/proto/gen/rdm/deployment/v1/events_pb.js";
 import type pg from "pg";
 import { deploymentCodec, deployments, environments } from "../api/aggregates.js";
-import { type BaselineOutcome, baselinesOf, isOutcome, type OutcomeEvent } from "../api/projection.js";
+import {
+  abandonedColours,
+  type BaselineOutcome,
+  baselinesOf,
+  isAbandonment,
+  isOutcome,
+  type OutcomeEvent,
+} from "../api/projection.js";
 import { baselineChanged, type DeploymentAggregateState, type DeploymentEvent, fold } from "../domain/index.js";
 import {
   artifactsFromJson,
@@ -27,12 +38,13 @@ const max = (a: bigint | undefined, b: bigint) => (a === undefined || b > a ? b 
 /** A deployment and the outcome events of its stream, which environment_outcomes is made of. */
 interface DeploymentWithOutcomes {
   state: DeploymentAggregateState;
-  outcomes: OutcomeEvent[];
+  /** With the rollbacks given up, numbered among them (they may move the live colour). */
+  outcomes: (OutcomeEvent | DeploymentRollbackAbandoned)[];
 }
 
 const withOutcomes = (events: DeploymentEvent[], { state, outcomes }: DeploymentWithOutcomes) => ({
   state: fold(events, state),
-  outcomes: [...outcomes, ...events.filter(isOutcome)],
+  outcomes: [...outcomes, ...events.filter((event) => isOutcome(event) || isAbandonment(event))],
 });
 
 const deploymentsWithOutcomes: Aggregate<DeploymentWithOutcomes, DeploymentEvent> = {
@@ -146,15 +158,18 @@ export const deploymentQueryTables: QueryTables<DomainEvent> = {
       );
       const sequences = new Map<string, bigint>();
       const kept: { environment: string; outcome: BaselineOutcome }[] = [];
+      const colours: { environment: string; colour: ReturnType<typeof abandonedColours>[number] }[] = [];
       for (const { state, outcomes } of found) {
         const deployment = state.deployment as Deployment;
         for (const { environment, environmentSequence } of outcomes)
           sequences.set(environment, max(sequences.get(environment), environmentSequence));
         for (const outcome of baselinesOf(deployment, outcomes))
           kept.push({ environment: deployment.environment, outcome });
+        for (const colour of abandonedColours(outcomes)) colours.push({ environment: deployment.environment, colour });
       }
       await restoreEnvironmentSequences(client, sequences);
       for (const { environment, outcome } of kept) await recordLiveColour(client, environment, outcome);
+      for (const { environment, colour } of colours) await recordLiveColour(client, environment, colour);
       await keepForFold(client, kept);
       return found.length;
     }),

@@ -278,7 +278,11 @@ const HANDLERS: Record<string, Handler<never>> = {
   // The step the failure came in failed, as the deployment service has it.
   "rdm.deployment.v1.DeploymentFailed": ((plan, m: DeploymentFailed) => ({
     ...plan,
-    steps: plan.steps.map((s) => (s.state === "CLAIMED" ? { ...s, state: "FAILED" } : s)),
+    // Recorded as a rollback is given up, it fails no step: the abandonment skips those not run.
+    steps:
+      plan.status === "ROLLING_BACK"
+        ? plan.steps
+        : plan.steps.map((s) => (s.state === "CLAIMED" ? { ...s, state: "FAILED" } : s)),
     status: plan.status === "ROLLING_BACK" ? plan.status : "FAILED",
     paused: false,
     reason: m.reason,
