@@ -51,7 +51,8 @@ interface ArtifactRow {
 /**
  * The package's artifacts with their DML state: integrity (UNVERIFIED, VERIFIED, MISMATCH) and
  * status, and whether the package names the artifact as the DML registered it (name, version,
- * checksum): a package entry naming another is deployed by no plan that passes the gates.
+ * checksum): a plan made from such an entry as the package says is refused by the deployment
+ * gates (another name or version), or its package records a checksum of other bytes.
  */
 export async function packageVerification(
   pool: pg.Pool,
