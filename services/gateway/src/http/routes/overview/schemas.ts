@@ -100,11 +100,12 @@ export const overviewSchema = {
           ...arr(obj({ field: str, package: str, dml: str })),
           description:
             "where the package names the artifact otherwise than the DML registered it (name, version, sha256): " +
-            "the deployment gates refuse a plan of it as the package says",
+            "the deployment gates refuse a plan naming it as the package does (name, version), or the package " +
+            "records the checksum of other bytes",
         },
         deployable: {
           type: "boolean",
-          description: "ACTIVE, VERIFIED and named as the DML registered it: the deployment gates' artifact conditions",
+          description: "ACTIVE, VERIFIED and named in the package as the DML registered it (name, version, checksum)",
         },
       }),
     ),
