@@ -1219,6 +1219,30 @@ test("an implemented change fails when the deployment that implemented it is bac
   expect(after.map((e) => e.type)).toEqual(["ChangeRequestFailed"]);
 });
 
+test("an implemented change fails when the deployment that implemented it records a failure (its rollback given up); another's leaves it", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const releaseId = randomUUID();
+  const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
+  const production = uniqueId("live");
+  const [implementing, other] = [randomUUID(), randomUUID()];
+  const about = (deploymentId: string) => ({ deploymentId, releaseId, environment: production, production: true });
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentStartedSchema, implementing, about(implementing)),
+    upstream.event("rdm/deployment", DeploymentSucceededSchema, implementing, about(implementing)),
+    upstream.event("rdm/deployment", DeploymentFailedSchema, other, { ...about(other), reason: "disk full" }),
+  ]);
+  expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTED);
+  await publishInTurn([
+    upstream.event("rdm/deployment", DeploymentFailedSchema, implementing, {
+      ...about(implementing),
+      reason: "rollback given up: host gone",
+    }),
+  ]);
+  const failed = (await viewer.getChange({ changeRequestId: id })).change;
+  expect(failed).toMatchObject({ state: ChangeState.FAILED });
+  expect(failed?.failureReason).toContain("rollback given up: host gone");
+});
+
 test("a deployment moves only the changes its start checked: one linked to the release since is left", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
   const releaseId = randomUUID();

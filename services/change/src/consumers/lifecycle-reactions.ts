@@ -86,16 +86,18 @@ const mayBackOut = (change: ChangeRequest, outcome: DeploymentOutcome) =>
   (outcome.production === true || change.environments.length < 2 || change.implementedEnvironments.length > 0);
 
 /**
- * A failed deployment fails the open change (its ChangeRequestFailed carries the back-out plan). A
- * rolled-back one fails the change it was implementing, and the one it implemented once IMPLEMENTED
- * (backed out by hand after its success; another deployment's rollback is refused and skipped); a
- * change still SCHEDULED it never began to implement (rolled back before its begin, its start
- * reaction before this one on the deployment's partition), so that rollback leaves it.
+ * A failed deployment fails the open change (its ChangeRequestFailed carries the back-out plan),
+ * and the one it implemented (a rollback taken by hand after its success, then given up, records
+ * its failure). A rolled-back one fails the change it was implementing, and the one it implemented
+ * once IMPLEMENTED (backed out by hand after its success); another deployment's failure or rollback
+ * of an IMPLEMENTED change is refused and skipped. A change still SCHEDULED a rollback never began
+ * to implement (rolled back before its begin, its start reaction before this one on the
+ * deployment's partition), so that rollback leaves it.
  */
 const failing = (outcome: DeploymentOutcome, what: string, rollback = false): DeploymentReaction => ({
   outcome,
   toCommands: (change) =>
-    (rollback ? change.state === ChangeState.IMPLEMENTING || mayBackOut(change, outcome) : stillOpen(change))
+    (rollback ? change.state === ChangeState.IMPLEMENTING : stillOpen(change)) || mayBackOut(change, outcome)
       ? [
           {
             kind: "failImplementation",
