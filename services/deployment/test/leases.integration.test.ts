@@ -221,7 +221,7 @@ test("a ClaimStep whose request id another request used is refused as request.id
   expect((await claimIn(waiting.environment)).deploymentId).toBe(waiting.deploymentId);
 });
 
-test("a claim's lease is counted by PostgreSQL's clock, which judges it: a service clock a minute behind leaves it whole", async () => {
+test("a claim's lease and a failed restore's pause are counted by PostgreSQL's clock, which judges them: a service clock a minute behind leaves them whole", async () => {
   // A second replica on the same database whose clock runs 60 s behind PostgreSQL's.
   const behind = () => new Date(Date.now() - 60_000);
   const env = harness.serviceEnv();
@@ -245,6 +245,16 @@ test("a claim's lease is counted by PostgreSQL's clock, which judges it: a servi
     const expires = timestampDate(claimed?.leaseExpiresAt ?? timestampFromDate(new Date(0))).getTime();
     expect(expires).toBeGreaterThan(Date.now() + 20_000);
     // Another executor finds it held, not lapsed.
+    expect((await executor.claimStep({ ...rid(), ...request, executorId: "agent-1" })).assignment).toBeUndefined();
+    // A failed restore's pause before it is tried again is counted by the same clock: not over at once.
+    const lease = { deploymentId: claimed?.deploymentId ?? "", stepIndex: 0, fencingToken: 1n };
+    for (const ciId of claimed?.step?.targetCiIds ?? [])
+      await onReplica.reportTargetProgress({ ...rid(), lease, ciId, outcome: TargetOutcome.SUCCEEDED });
+    await onReplica.completeStep({ ...rid(), lease });
+    await deployer.rollbackDeployment({ ...rid(), deploymentId: lease.deploymentId, reason: "bad build", fast: true });
+    const restore = (await onReplica.claimStep({ ...rid(), ...request })).assignment;
+    const restoreLease = { ...lease, stepIndex: restore?.step?.index ?? -1, fencingToken: restore?.fencingToken ?? 0n };
+    await onReplica.failStep({ ...rid(), lease: restoreLease, reason: "target unreachable" });
     expect((await executor.claimStep({ ...rid(), ...request, executorId: "agent-1" })).assignment).toBeUndefined();
     onReplica.close();
   } finally {

@@ -86,10 +86,14 @@ const leaseOf = (lease: StepLease | undefined) => {
 };
 
 /** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
-const requireLiveLease = (lease: ReturnType<typeof leaseOf>) => async (tx: pg.PoolClient) => {
-  if (await leaseIsLive(tx, lease)) return;
-  throw await leaseRefusal(tx, lease);
-};
+/** Refuses a lease no longer held; else keeps PostgreSQL's clock as it judged it (`clock.now`). */
+const requireLiveLease =
+  (lease: ReturnType<typeof leaseOf>, clock: { now?: Date | undefined }) => async (tx: pg.PoolClient) => {
+    const { live, now } = await leaseIsLive(tx, lease);
+    clock.now = now;
+    if (live) return;
+    throw await leaseRefusal(tx, lease);
+  };
 
 /**
  * A report on a lease (sent once a target's action is over) as a deployment command, refused
@@ -104,12 +108,14 @@ async function reportOnLease<R extends DescMessage>(
   command: (lease: ReturnType<typeof leaseOf>, decision: DecisionContext) => DeploymentCommand,
 ): Promise<MessageShape<R>> {
   const lease = leaseOf(request.lease);
+  const database: { now?: Date | undefined } = {};
   try {
     return await runDeploymentCommand(handler, ctx, method, request, {
       output: method.output,
       streamId: lease.deploymentId,
-      prepare: requireLiveLease(lease),
-      command: (_state, decision) => command(lease, decision),
+      prepare: requireLiveLease(lease, database),
+      // The pauses a completion or failure sets are counted by the clock the queue is judged by.
+      command: (_state, decision) => command(lease, { ...decision, now: database.now ?? decision.now }),
     });
   } catch (error) {
     if (error instanceof RuleViolation && error.rule === "step.ended") await endHeldLease(pool, lease);

@@ -129,17 +129,21 @@ export async function lockLapsedLease(
   return row && { deploymentId: row.deployment_id, stepIndex: row.step_index, fencingToken: BigInt(row.fencing_token) };
 }
 
-/** Whether the lease is still held (right token, not expired); locks the row until the command commits. */
+/**
+ * Whether the lease is still held (right token, not expired), and PostgreSQL's clock, by which it
+ * was judged (the pauses a report sets are counted from it too); locks the row until the command
+ * commits.
+ */
 export async function leaseIsLive(
   tx: Queryable,
   lease: { deploymentId: string; stepIndex: number; fencingToken: bigint },
-) {
-  const { rows } = await tx.query<{ live: boolean }>(
-    `SELECT status = 'CLAIMED' AND fencing_token = $3 AND lease_expires_at > now() AS live
+): Promise<{ live: boolean; now: Date | undefined }> {
+  const { rows } = await tx.query<{ live: boolean; now: Date }>(
+    `SELECT status = 'CLAIMED' AND fencing_token = $3 AND lease_expires_at > now() AS live, now() AS now
      FROM step_queue WHERE deployment_id = $1 AND step_index = $2 FOR UPDATE`,
     [lease.deploymentId, lease.stepIndex, lease.fencingToken],
   );
-  return rows[0]?.live === true;
+  return { live: rows[0]?.live === true, now: rows[0]?.now };
 }
 
 /**
