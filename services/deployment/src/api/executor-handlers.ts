@@ -85,8 +85,10 @@ const leaseOf = (lease: StepLease | undefined) => {
   };
 };
 
-/** Refuses a report whose lease ran out or changed hands, before the stream is even loaded (fencing). */
-/** Refuses a lease no longer held; else keeps PostgreSQL's clock as it judged it (`clock.now`). */
+/**
+ * Refuses a report whose lease ran out or changed hands, before the stream is even loaded
+ * (fencing); else keeps PostgreSQL's clock as it judged the lease (`clock.now`).
+ */
 const requireLiveLease =
   (lease: ReturnType<typeof leaseOf>, clock: { now?: Date | undefined }) => async (tx: pg.PoolClient) => {
     const { live, now } = await leaseIsLive(tx, lease);

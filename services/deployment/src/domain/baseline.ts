@@ -35,10 +35,14 @@ export const failedTargetsOf = (deployment: Deployment): string[] => [...deploym
 export function placedOnSuccess(deployment: Deployment): DeployedArtifact[] {
   const failed = new Set(failedTargetsOf(deployment));
   if (failed.size === 0) return deployment.artifacts;
-  return deployment.artifacts.map((artifact) =>
-    create(DeployedArtifactSchema, { ...artifact, targetCiIds: artifact.targetCiIds.filter((ci) => !failed.has(ci)) }),
-  );
+  return onTargets(deployment.artifacts, (ci) => !failed.has(ci));
 }
+
+/** Each artifact on those of its targets `keep` keeps (an artifact left with none stays listed). */
+const onTargets = (artifacts: DeployedArtifact[], keep: (ci: string) => boolean) =>
+  artifacts.map((artifact) =>
+    create(DeployedArtifactSchema, { ...artifact, targetCiIds: artifact.targetCiIds.filter(keep) }),
+  );
 
 /** The plan's deploy steps (not its rollback's). */
 export const deploySteps = (steps: DeploymentStep[]): DeploymentStep[] =>
@@ -59,9 +63,7 @@ export const touchedTargets = (steps: DeploymentStep[]): string[] => [
  */
 export function placedOnFailure(deployment: Deployment): DeployedArtifact[] {
   const touched = new Set(touchedTargets(deployment.steps));
-  return deployment.artifacts.map((artifact) =>
-    create(DeployedArtifactSchema, { ...artifact, targetCiIds: artifact.targetCiIds.filter((ci) => touched.has(ci)) }),
-  );
+  return onTargets(deployment.artifacts, (ci) => touched.has(ci));
 }
 
 /** The targets the plan's deploy steps reach, once each: what a rollback restores. */

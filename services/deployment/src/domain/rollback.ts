@@ -86,15 +86,16 @@ const unrestoredTargets = (deployment: Deployment) => [
  */
 export function abandonRollback(deployment: Deployment, reason: string) {
   const unrestored = unrestoredTargets(deployment);
-  const given = `rollback given up: ${reason}`;
   const notReached = new Set(failedTargetsOf(deployment));
-  const left = new Set(unrestored.filter((ci) => !notReached.has(ci)));
-  const failure = create(DeploymentFailedSchema, {
-    ...failed(deployment, given, failedTargetsOf(deployment)),
-    artifacts: narrowedTo(deployment.artifacts, [...left]),
-  });
+  const left = unrestored.filter((ci) => !notReached.has(ci));
   return [
-    ...(deployment.failureRecorded ? [] : [failure]),
+    ...(deployment.failureRecorded
+      ? []
+      : [
+          failed(deployment, `rollback given up: ${reason}`, failedTargetsOf(deployment), {
+            artifacts: narrowedTo(deployment.artifacts, left),
+          }),
+        ]),
     create(DeploymentRollbackAbandonedSchema, {
       deploymentId: deployment.deploymentId,
       reason,
@@ -124,12 +125,18 @@ export function failAndRollBack(deployment: Deployment, reason: string, failedTa
   return [failed(deployment, reason, failedTargets), ...startRollback(deployment, reason, true, false)];
 }
 
-const failed = (deployment: Deployment, reason: string, failedTargets: string[]) =>
+/** The failure; `artifacts`: what it leaves running, the package on the targets its deploy steps took up unless given. */
+const failed = (
+  deployment: Deployment,
+  reason: string,
+  failedTargets: string[],
+  { artifacts = placedOnFailure(deployment) }: { artifacts?: DeployedArtifact[] } = {},
+) =>
   create(DeploymentFailedSchema, {
     deploymentId: deployment.deploymentId,
     releaseId: deployment.releaseId,
     environment: deployment.environment,
-    artifacts: placedOnFailure(deployment),
+    artifacts,
     reason,
     failedTargetCiIds: failedTargets,
   });
