@@ -1,6 +1,6 @@
 import { DEPLOYMENT_EVENTS_TOPIC } from "@rdm/messaging";
 import type pg from "pg";
-import { lockDeploymentFeed, recordFeed } from "../deployments/projection.js";
+import { feedsOwnRow, lockDeploymentFeed, recordFeed } from "../deployments/projection.js";
 import { type ProjectedEvent, type Projection, versionGuard } from "../projection.js";
 import { deploymentPlanMigrations } from "./migrations.js";
 import { DEPLOYMENT_PLAN_EVENT_TYPES, type DeploymentPlan, evolvePlan } from "./plan.js";
@@ -19,7 +19,9 @@ type DeploymentPlanEvent = ProjectedEvent["message"] & {
 async function applyPlanEvent(event: ProjectedEvent<DeploymentPlanEvent>, tx: pg.PoolClient): Promise<void> {
   const m = event.message;
   if (!m.deploymentId) return;
-  await lockDeploymentFeed(tx);
+  // The begins' and outcomes' feed rows are the deployment view's, which took the lock before.
+  const feeds = !feedsOwnRow(m.$typeName);
+  if (feeds) await lockDeploymentFeed(tx);
   const { rows } = await tx.query<{ plan: DeploymentPlan; version: string }>(
     "SELECT plan, version FROM deployment_plan_view WHERE deployment_id = $1 FOR UPDATE",
     [m.deploymentId],
@@ -48,14 +50,15 @@ async function applyPlanEvent(event: ProjectedEvent<DeploymentPlanEvent>, tx: pg
       event.occurredAt,
     ],
   );
-  // Every event of a deployment is on its stream (an outcome's row, written by the deployment
-  // view first, says whether it changed the inventory), named as its plan names it.
+  // Every event of a deployment is on its stream, named as its plan names it.
+  if (!feeds) return;
   await recordFeed(tx, {
     eventId: event.envelope.id,
     deploymentId: plan.deploymentId,
     releaseId: plan.releaseId,
     environment: plan.environment,
     eventType: m.$typeName,
+    // A rollback given up is numbered among the environment's outcomes; other events are not.
     environmentSequence: "environmentSequence" in m ? (m.environmentSequence as bigint) : 0n,
     occurredAt: event.occurredAt,
     inventoryChanged: false,

@@ -29,6 +29,10 @@ const DEPLOYMENT_EVENT_TYPES = [
   DeploymentRolledBackSchema,
 ];
 
+/** Whether this view records the event's feed row (with whether it changed the inventory); the plan view records the others'. */
+export const feedsOwnRow = (eventType: string) =>
+  DEPLOYMENT_EVENT_TYPES.some((schema) => schema.typeName === eventType);
+
 type DeploymentEvent = ReturnType<
   typeof fromBinary<
     | typeof DeploymentStartedSchema
@@ -240,7 +244,7 @@ export interface FeedEntry {
   releaseId: string;
   environment: string;
   eventType: string;
-  /** Outcomes' and begins' position in the environment; 0 for other events. */
+  /** Its position among the environment's outcomes (begins, outcomes, rollbacks given up); 0 for other events. */
   environmentSequence: bigint;
   occurredAt: Date;
   inventoryChanged: boolean;
@@ -254,10 +258,7 @@ export interface FeedEntry {
 export const lockDeploymentFeed = (tx: pg.PoolClient) =>
   tx.query("SELECT pg_advisory_xact_lock(hashtext($1))", [DEPLOYMENT_FEED_CHANNEL]);
 
-/**
- * The feed row of the event (once per event id: the first projection of it writes it), and the
- * NOTIFY that wakes the SSE streams; under lockDeploymentFeed.
- */
+/** The feed row of the event (once per event id), and the NOTIFY that wakes the SSE streams; under lockDeploymentFeed. */
 export async function recordFeed(tx: pg.PoolClient, e: FeedEntry) {
   const { rowCount } = await tx.query(
     `INSERT INTO deployment_feed (event_id, deployment_id, release_id, environment, event_type, environment_sequence,

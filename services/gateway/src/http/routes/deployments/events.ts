@@ -7,7 +7,7 @@ import { deploymentEventsQuery, environmentName, inventoryEventsQuery } from "./
 
 const streamDescription =
   "Each event is one projected deployment event, from its plan on (id = seq; data: seq, eventType, deploymentId, " +
-  "releaseId and environment as its plan names them, environmentSequence (0 but for a begin or an outcome), " +
+  "releaseId and environment as its plan names them, environmentSequence (0 but for a begin, an outcome or a rollback given up), " +
   "occurredAt). Resume with Last-Event-ID, or start after `after`.";
 
 const deploymentEventStream: RoutePlugin = async (app, { pool, streams }) => {
