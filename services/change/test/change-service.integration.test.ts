@@ -1176,8 +1176,11 @@ test("a change to production whose deployment's start did not say production is 
   expect(after.map((e) => e.type)).toEqual(["ChangeImplementationStarted", "ChangeRequestImplemented"]);
 });
 
-test("an implemented change fails when the deployment that implemented it is backed out by hand; another's rollback leaves it", async () => {
-  const viewer = await clientAs("vera", ["viewer"]);
+/**
+ * A change of a release implemented in production by `implementing`'s success; `about` names a
+ * deployment of that release there (`other` is another one).
+ */
+async function implementedInProduction() {
   const releaseId = randomUUID();
   const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
   const production = uniqueId("live");
@@ -1187,6 +1190,12 @@ test("an implemented change fails when the deployment that implemented it is bac
     upstream.event("rdm/deployment", DeploymentStartedSchema, implementing, about(implementing)),
     upstream.event("rdm/deployment", DeploymentSucceededSchema, implementing, about(implementing)),
   ]);
+  return { id, implementing, other, about };
+}
+
+test("an implemented change fails when the deployment that implemented it is backed out by hand; another's rollback leaves it", async () => {
+  const viewer = await clientAs("vera", ["viewer"]);
+  const { id, implementing, other, about } = await implementedInProduction();
   const implemented = (await viewer.getChange({ changeRequestId: id })).change;
   expect(implemented).toMatchObject({ state: ChangeState.IMPLEMENTED, implementedByDeploymentId: implementing });
   // A later deployment of the release rolled back leaves the change as its own deployment left it.
@@ -1221,14 +1230,8 @@ test("an implemented change fails when the deployment that implemented it is bac
 
 test("an implemented change fails when the deployment that implemented it records a failure (its rollback given up); another's leaves it", async () => {
   const viewer = await clientAs("vera", ["viewer"]);
-  const releaseId = randomUUID();
-  const id = await scheduledChange({ environments: [], linkedReleaseId: releaseId });
-  const production = uniqueId("live");
-  const [implementing, other] = [randomUUID(), randomUUID()];
-  const about = (deploymentId: string) => ({ deploymentId, releaseId, environment: production, production: true });
+  const { id, implementing, other, about } = await implementedInProduction();
   await publishInTurn([
-    upstream.event("rdm/deployment", DeploymentStartedSchema, implementing, about(implementing)),
-    upstream.event("rdm/deployment", DeploymentSucceededSchema, implementing, about(implementing)),
     upstream.event("rdm/deployment", DeploymentFailedSchema, other, { ...about(other), reason: "disk full" }),
   ]);
   expect((await viewer.getChange({ changeRequestId: id })).change?.state).toBe(ChangeState.IMPLEMENTED);
